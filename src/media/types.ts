@@ -1,0 +1,112 @@
+/**
+ * The contracts of the media core. Everything upstream (the RTSP client, the demo camera) produces
+ * `UpstreamSession`s; everything downstream (WebRTC viewers, the loopback re-stream, snapshots,
+ * HomeKit ffmpeg) consumes `MediaFrame`s through a `FrameSink` attached to a camera's `Source`.
+ */
+
+export type VideoCodecName = 'H264' | 'H265';
+export type AudioCodecName = 'PCMU' | 'PCMA' | 'AAC' | 'OPUS';
+export type CodecName = VideoCodecName | AudioCodecName;
+
+/** One media track as described by the camera's SDP. */
+export interface TrackDescription {
+  kind: 'video' | 'audio';
+  /** Upper-case codec name; `undefined` for a codec we do not understand (the track is skipped). */
+  codec: CodecName;
+  payloadType: number;
+  clockRate: number;
+  channels?: number;
+  /** Raw fmtp parameters, keys lower-cased. */
+  fmtp: Record<string, string>;
+  /** Absolute control URL used for SETUP. */
+  controlUrl: string;
+  /** H.264: parameter sets from sprop-parameter-sets (NAL units without start codes). */
+  parameterSets?: Buffer[];
+  /** True when this plugin cannot pass the codec to browsers as is (H.265, AAC). */
+  needsTranscoding?: boolean;
+}
+
+/** An RTP packet as received, parsed. `payload` is a view into the received buffer. */
+export interface RtpPacketView {
+  version: number;
+  padding: boolean;
+  extension: boolean;
+  marker: boolean;
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  ssrc: number;
+  csrcs: number[];
+  payload: Buffer;
+}
+
+/** A packet payload already cut for WebRTC (<= 1200 bytes), shared by every viewer. */
+export interface PacketizedPayload {
+  payload: Buffer;
+  marker: boolean;
+}
+
+/**
+ * One access unit (video) or audio frame, in the Source's own continuous timeline.
+ * Frames are immutable once emitted: every subscriber receives the same object.
+ */
+export interface MediaFrame {
+  kind: 'video' | 'audio';
+  codec: CodecName;
+  /** Clock rate of `timestamp`. */
+  clockRate: number;
+  /** RTP timestamp in the Source's output timeline: continuous across camera reconnects. */
+  timestamp: number;
+  /** Output sequence number base of `packets[0]`: continuous across reconnects. */
+  sequenceNumber: number;
+  /** Video: an IDR access unit that carries (or had prepended) SPS and PPS. Audio: always true. */
+  keyframe: boolean;
+  /** H.264/H.265: NAL units without start codes. Audio: one element, the codec payload. */
+  units: Buffer[];
+  /** The frame cut once for WebRTC; `packets.length` sequence numbers are used from `sequenceNumber`. */
+  packets: PacketizedPayload[];
+  /** performance.now() when the frame's last packet arrived from the camera. */
+  receivedAt: number;
+  /** Wall-clock capture time (ms since epoch) from the camera's RTCP sender reports, when known. */
+  captureTime?: number;
+}
+
+/**
+ * Where a Source delivers frames. `write` is synchronous and must not block. Returning false means
+ * "I am congested": the Source then stops sending this sink video until the next keyframe, counts
+ * the drop, and never lets one slow sink hold back the others.
+ */
+export interface FrameSink {
+  write(frame: MediaFrame): boolean;
+  /** The Source's tracks changed (first connect, or a camera restart with new parameters). */
+  onTracks?(tracks: ReadonlyArray<TrackDescription>): void;
+  /** The Source changed state (live, retrying...). */
+  onState?(state: SourceState): void;
+}
+
+export type SourceStateName = 'idle' | 'connecting' | 'live' | 'retrying' | 'stopped';
+
+export interface SourceState {
+  state: SourceStateName;
+  lastError?: string;
+  /** When retrying: ms until the next attempt. */
+  retryInMs?: number;
+}
+
+/** Callbacks an upstream (an RTSP session) uses to feed a Source. */
+export interface UpstreamHandlers {
+  /** An RTP packet for track `trackIndex` (index into `UpstreamSession.tracks`). */
+  onRtp(trackIndex: number, packet: Buffer): void;
+  /** An RTCP sender report: maps an RTP timestamp of the track to wall-clock time (ms since epoch). */
+  onSenderReport?(trackIndex: number, rtpTimestamp: number, wallClockMs: number): void;
+  /** The session ended, with the reason when it was not asked to. */
+  onClose(error?: Error): void;
+}
+
+export interface UpstreamSession {
+  readonly tracks: ReadonlyArray<TrackDescription>;
+  close(): Promise<void>;
+}
+
+/** Opens one session to the camera. Rejects with a clear, credential-free error. */
+export type UpstreamFactory = (handlers: UpstreamHandlers, signal: AbortSignal) => Promise<UpstreamSession>;

@@ -1,0 +1,28 @@
+/**
+ * Credentials must never reach a log line, an error message or a browser. Every URL that is printed
+ * goes through `redactUrl`, and free text that may quote one (ffmpeg's stderr, a library's error)
+ * goes through `redactText`.
+ */
+
+const URL_WITH_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@]*)@/gi;
+
+/** rtsp://user:pass@host/path -> rtsp://user:***@host/path (the user name stays; it helps debugging). */
+export function redactUrl(url: string): string {
+  return url.replace(URL_WITH_USERINFO, (_all, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(':');
+    const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo;
+    return `${scheme}${user}:***@`;
+  });
+}
+
+/** Redacts URLs with credentials and every literal secret given, wherever they appear in `text`. */
+export function redactText(text: string, secrets: ReadonlyArray<string | undefined> = []): string {
+  let out = redactUrl(text);
+  for (const secret of secrets) {
+    if (!secret || secret.length < 2) continue;
+    out = out.split(secret).join('***');
+    const encoded = encodeURIComponent(secret);
+    if (encoded !== secret) out = out.split(encoded).join('***');
+  }
+  return out;
+}
