@@ -1,0 +1,848 @@
+// The watch page: a grid of camera tiles (snapshots, or live video), a large player, and the client
+// side of the /signal protocol (docs/design.md). Plain modern JavaScript with no framework and no
+// inline script, so the server's strict CSP holds. Text from the server only ever goes through
+// textContent, never innerHTML.
+
+const LIST_REFRESH_MS = 5000;
+const SNAPSHOT_REFRESH_MS = 5000;
+const SNAPSHOT_WIDTH = 640;
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+const TOO_MANY_VIEWERS_RETRY_MS = 30000;
+/** No new frame for this long while the camera is live means the path is broken: reconnect. */
+const STALL_MS = 8000;
+/** A connection that has shown no frame after this long is retried from scratch. */
+const FIRST_FRAME_DEADLINE_MS = 20000;
+/** Backoff starts again from 1 s only after a connection has stayed live this long (no hammering). */
+const STABLE_MS = 10000;
+/** Live tiles stop when the page has been in the background this long (battery, data). */
+const HIDDEN_STOP_MS = 30000;
+/** Close code the server uses when access was revoked: retrying cannot help. */
+const CLOSE_ACCESS_REVOKED = 4001;
+
+const byId = (id) => document.getElementById(id);
+
+function readSetting(key) {
+  try {
+    return window.localStorage.getItem(key);
+  } catch {
+    return null; // storage can be disabled (private browsing); settings then last one visit
+  }
+}
+
+function writeSetting(key, value) {
+  try {
+    window.localStorage.setItem(key, value);
+  } catch {
+    // ignored, see readSetting
+  }
+}
+
+/* ------------------------------------------------------------------ words ---------------------- */
+
+/** Camera states from the API and the signalling `state` message, in words, with a badge tone. */
+const STATE_WORDS = {
+  idle: ['Idle', ''],
+  connecting: ['Connecting', 'warn'],
+  live: ['Live', 'live'],
+  retrying: ['Camera offline, retrying', 'bad'],
+  offline: ['Camera offline, retrying', 'bad'],
+  stopped: ['Stopped', 'bad'],
+};
+
+function stateWords(state) {
+  return STATE_WORDS[state] ?? [String(state ?? 'Unknown'), ''];
+}
+
+function formatBitrate(kbps) {
+  if (typeof kbps !== 'number' || !Number.isFinite(kbps)) return null;
+  return kbps >= 1000 ? `${(kbps / 1000).toFixed(1)} Mbit/s` : `${Math.round(kbps)} kbit/s`;
+}
+
+function formatResolution(width, height) {
+  return width > 0 && height > 0 ? `${width}\u00d7${height}` : null;
+}
+
+/** One line under a tile: resolution, frame rate, bitrate, codec, viewers; whatever is known. */
+function describeCamera(camera) {
+  const parts = [
+    formatResolution(camera.width, camera.height),
+    camera.fps > 0 ? `${Math.round(camera.fps)} fps` : null,
+    formatBitrate(camera.bitrateKbps),
+    camera.codec,
+    camera.viewers > 0 ? `${camera.viewers} watching` : null,
+  ].filter(Boolean);
+  if (camera.state !== 'live' && camera.lastError) parts.push(camera.lastError);
+  return parts.join(' \u00b7 ');
+}
+
+function setBadge(element, text, tone) {
+  element.textContent = text;
+  if (tone) element.dataset.tone = tone;
+  else delete element.dataset.tone;
+}
+
+/* --------------------------------------------------------------- signalling -------------------- */
+
+function signalUrl() {
+  const url = new URL('/signal', window.location.href);
+  url.protocol = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.search = '';
+  url.hash = '';
+  return url.href;
+}
+
+function backoffDelay(attempt) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.max(0, attempt - 1));
+  // Jitter so that every open page does not reconnect in the same instant after a server restart.
+  return Math.round(base * (0.75 + Math.random() * 0.5));
+}
+
+/**
+ * One live view of one camera on one <video>. It speaks the signalling protocol (the server offers,
+ * we answer, trickle ICE both ways), watches that frames keep coming, and reconnects by itself with
+ * exponential backoff after a network drop, a stall or a server restart.
+ *
+ * handlers: onStatus({phase, text, tone}), onInfo(info), onStats(stats)
+ * phases: connecting, live, offline, reconnecting, waiting, failed
+ */
+class LiveSession {
+  constructor(cameraId, video, handlers = {}) {
+    this.cameraId = cameraId;
+    this.video = video;
+    this.handlers = handlers;
+    this.attempt = 0;
+    this.stopped = true;
+    this.ws = null;
+    this.pc = null;
+    this.stream = null;
+    this.retryTimer = 0;
+    this.statsTimer = 0;
+    this.pendingCandidates = [];
+    this.messages = Promise.resolve();
+    this.serverState = 'connecting';
+    this.phase = '';
+    this.previousStats = null;
+    this.onOnline = () => {
+      // The network is back: do not sit out the rest of a long backoff.
+      if (this.retryTimer && !this.stopped) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = 0;
+        this.connect();
+      }
+    };
+  }
+
+  start() {
+    if (!this.stopped) return;
+    this.stopped = false;
+    window.addEventListener('online', this.onOnline);
+    this.connect();
+  }
+
+  stop() {
+    if (this.stopped) return;
+    this.stopped = true;
+    window.removeEventListener('online', this.onOnline);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = 0;
+    this.teardown(true);
+    this.video.srcObject = null;
+  }
+
+  status(phase, text, tone) {
+    this.phase = phase;
+    this.handlers.onStatus?.({ phase, text, tone });
+  }
+
+  send(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  connect() {
+    this.teardown(false);
+    if (this.stopped) return;
+    this.status('connecting', 'Connecting', 'warn');
+    this.serverState = 'connecting';
+    this.connectedAt = performance.now();
+    this.lastProgressAt = 0;
+    this.liveSince = 0;
+    this.framesDecoded = 0;
+    const ws = new WebSocket(signalUrl());
+    this.ws = ws;
+    ws.addEventListener('open', () => this.send({ type: 'watch', camera: this.cameraId }));
+    ws.addEventListener('message', (event) => {
+      if (this.ws !== ws) return;
+      // Handle messages strictly in order: a candidate must not overtake the offer it belongs to.
+      this.messages = this.messages
+        .then(() => this.onMessage(event.data))
+        .catch((error) => this.retry(`Connection failed (${error?.message ?? error})`));
+    });
+    ws.addEventListener('close', (event) => {
+      if (this.ws !== ws || this.stopped) return;
+      this.ws = null;
+      if (event.code === CLOSE_ACCESS_REVOKED) {
+        this.fail('Your access to this camera has ended. Reload the page to sign in again.');
+      } else if (this.phase !== 'failed' && this.phase !== 'waiting') {
+        this.retry('Connection lost');
+      }
+    });
+    this.statsTimer = setInterval(() => this.poll(), 1000);
+  }
+
+  async onMessage(data) {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return; // not ours to crash on; the server never sends this
+    }
+    if (!message || typeof message.type !== 'string') return;
+    switch (message.type) {
+      case 'offer':
+        if (typeof message.sdp === 'string') await this.onOffer(message.sdp);
+        break;
+      case 'candidate':
+        await this.onRemoteCandidate(message.candidate ?? null);
+        break;
+      case 'state':
+        this.onServerState(message.state, message.message);
+        break;
+      case 'info':
+        this.handlers.onInfo?.(message);
+        break;
+      case 'error':
+        this.onServerError(message.code, message.message);
+        break;
+      default:
+        break;
+    }
+  }
+
+  createPeer() {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    this.stream = new MediaStream();
+    pc.addEventListener('track', (event) => {
+      if (this.pc !== pc) return;
+      this.stream.addTrack(event.track);
+      if (this.video.srcObject !== this.stream) this.video.srcObject = this.stream;
+      // Muted autoplay is always allowed; if the browser still refuses, the tile shows the reason.
+      this.video.play().catch(() => undefined);
+    });
+    pc.addEventListener('icecandidate', (event) => {
+      this.send({ type: 'candidate', candidate: event.candidate ? event.candidate.toJSON() : null });
+    });
+    pc.addEventListener('connectionstatechange', () => {
+      if (this.pc !== pc) return;
+      if (pc.connectionState === 'failed') this.retry('Connection lost');
+      // 'disconnected' often heals by itself within seconds; the stall watchdog decides.
+    });
+    return pc;
+  }
+
+  async onOffer(sdp) {
+    // A second offer on a live peer is a renegotiation (the camera's tracks changed): answer it on
+    // the same connection so the picture continues.
+    if (!this.pc || this.pc.signalingState === 'closed') this.pc = this.createPeer();
+    const pc = this.pc;
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    this.send({ type: 'answer', sdp: pc.localDescription.sdp });
+    const queued = this.pendingCandidates;
+    this.pendingCandidates = [];
+    for (const candidate of queued) await this.addCandidate(candidate);
+  }
+
+  async onRemoteCandidate(candidate) {
+    if (!this.pc || !this.pc.remoteDescription) {
+      this.pendingCandidates.push(candidate);
+      return;
+    }
+    await this.addCandidate(candidate);
+  }
+
+  async addCandidate(candidate) {
+    try {
+      // null is "end of candidates".
+      await this.pc.addIceCandidate(candidate === null ? undefined : candidate);
+    } catch {
+      // One unusable candidate (e.g. an address family this device lacks) is not fatal.
+    }
+  }
+
+  onServerState(state, message) {
+    this.serverState = state;
+    if (state === 'live') {
+      // The camera is (back) up: give frames a fresh window before the stall watchdog judges.
+      this.lastProgressAt = performance.now();
+      if (this.framesDecoded > 0) this.status('live', 'Live', 'live');
+      else this.status('connecting', 'Starting video', 'warn');
+    } else if (state === 'offline' || state === 'retrying') {
+      this.liveSince = 0;
+      this.status('offline', message ? `Camera offline, retrying (${message})` : 'Camera offline, retrying', 'bad');
+    } else if (state === 'connecting') {
+      this.status('connecting', 'Connecting to the camera', 'warn');
+    }
+  }
+
+  onServerError(code, message) {
+    switch (code) {
+      case 'unsupported-codec':
+        this.fail(message || "This browser cannot play this camera's video format.");
+        break;
+      case 'too-many-viewers':
+        this.wait(message || 'Too many people are watching this camera right now.', TOO_MANY_VIEWERS_RETRY_MS);
+        break;
+      case 'not-found':
+        this.fail(message || 'This camera does not exist.');
+        break;
+      case 'forbidden':
+        this.fail(message || 'You may not watch this camera.');
+        break;
+      default:
+        this.retry(message || 'The server refused the request');
+        break;
+    }
+  }
+
+  fail(text) {
+    this.teardown(true);
+    this.status('failed', text, 'bad');
+  }
+
+  wait(text, delay) {
+    this.retry(text, delay, 'waiting');
+  }
+
+  retry(reason, delay, phase = 'reconnecting') {
+    if (this.stopped) return;
+    this.teardown(true);
+    this.attempt += 1;
+    const wait = delay ?? backoffDelay(this.attempt);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = 0;
+      this.connect();
+    }, wait);
+    this.status(phase, `${reason}. Trying again in ${Math.ceil(wait / 1000)} s`, 'bad');
+  }
+
+  teardown(sayStop) {
+    clearInterval(this.statsTimer);
+    this.statsTimer = 0;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      if (sayStop && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'stop' }));
+      ws.close(1000);
+    }
+    if (this.pc) {
+      this.pc.close();
+      this.pc = null;
+    }
+    this.pendingCandidates = [];
+    this.messages = Promise.resolve();
+    this.previousStats = null;
+  }
+
+  /** Once a second: progress (frames decoded), the stall watchdog, and the figures for the overlay. */
+  async poll() {
+    const pc = this.pc;
+    const now = performance.now();
+    if (!pc) {
+      if (now - this.connectedAt > FIRST_FRAME_DEADLINE_MS) this.retry('No answer from the server');
+      return;
+    }
+    let report;
+    try {
+      report = await pc.getStats();
+    } catch {
+      return;
+    }
+    if (pc !== this.pc) return;
+    const stats = summarizeStats(report, this.previousStats, now);
+    this.previousStats = stats;
+    if (stats.framesDecoded > this.framesDecoded) {
+      this.framesDecoded = stats.framesDecoded;
+      this.lastProgressAt = now;
+      if (this.phase !== 'live' && this.serverState !== 'offline' && this.serverState !== 'retrying') {
+        this.status('live', 'Live', 'live');
+        this.liveSince = now;
+      }
+      if (this.liveSince && now - this.liveSince > STABLE_MS) this.attempt = 0;
+    }
+    this.handlers.onStats?.(stats);
+    const cameraDown = this.serverState === 'offline' || this.serverState === 'retrying';
+    if (cameraDown) return; // the server is already retrying the camera; nothing to fix here
+    if (this.framesDecoded === 0 && now - this.connectedAt > FIRST_FRAME_DEADLINE_MS) {
+      this.retry('No video arrived');
+    } else if (this.framesDecoded > 0 && now - this.lastProgressAt > STALL_MS) {
+      this.retry('The picture stopped');
+    }
+  }
+}
+
+/**
+ * Turns a getStats() report into the few figures people understand. The latency is an estimate of
+ * what this side adds: half the round trip, the jitter buffer and decoding. It does not include
+ * the camera's own encoding delay, which the browser cannot see.
+ */
+function summarizeStats(report, previous, now) {
+  let video = null;
+  let audio = null;
+  let pair = null;
+  let transport = null;
+  report.forEach((entry) => {
+    if (entry.type === 'inbound-rtp' && entry.kind === 'video') video = entry;
+    else if (entry.type === 'inbound-rtp' && entry.kind === 'audio') audio = entry;
+    else if (entry.type === 'transport') transport = entry;
+  });
+  if (transport?.selectedCandidatePairId) pair = report.get(transport.selectedCandidatePairId) ?? null;
+  if (!pair) {
+    report.forEach((entry) => {
+      if (entry.type === 'candidate-pair' && entry.nominated && entry.state === 'succeeded') pair = entry;
+    });
+  }
+  const codec = video?.codecId ? report.get(video.codecId) : null;
+  const stats = {
+    at: now,
+    framesDecoded: video?.framesDecoded ?? 0,
+    width: video?.frameWidth ?? 0,
+    height: video?.frameHeight ?? 0,
+    codec: codec?.mimeType?.replace(/^video\//, '') ?? null,
+    bytes: (video?.bytesReceived ?? 0) + (audio?.bytesReceived ?? 0),
+    packetsLost: Math.max(0, (video?.packetsLost ?? 0) + (audio?.packetsLost ?? 0)),
+    audioPackets: audio?.packetsReceived ?? 0,
+    freezes: video?.freezeCount ?? 0,
+    jitterBufferDelay: video?.jitterBufferDelay ?? 0,
+    jitterBufferEmitted: video?.jitterBufferEmittedCount ?? 0,
+    totalDecodeTime: video?.totalDecodeTime ?? 0,
+    rttMs: typeof pair?.currentRoundTripTime === 'number' ? pair.currentRoundTripTime * 1000 : null,
+    fps: video?.framesPerSecond ?? null,
+    kbps: null,
+    jitterBufferMs: null,
+    decodeMs: null,
+    latencyMs: null,
+  };
+  if (previous) {
+    const seconds = (now - previous.at) / 1000;
+    if (seconds > 0) {
+      stats.kbps = Math.max(0, ((stats.bytes - previous.bytes) * 8) / seconds / 1000);
+      if (stats.fps === null) stats.fps = (stats.framesDecoded - previous.framesDecoded) / seconds;
+    }
+    const emitted = stats.jitterBufferEmitted - previous.jitterBufferEmitted;
+    if (emitted > 0) stats.jitterBufferMs = ((stats.jitterBufferDelay - previous.jitterBufferDelay) / emitted) * 1000;
+    const decoded = stats.framesDecoded - previous.framesDecoded;
+    if (decoded > 0) stats.decodeMs = ((stats.totalDecodeTime - previous.totalDecodeTime) / decoded) * 1000;
+  }
+  if (stats.jitterBufferMs !== null) {
+    stats.latencyMs = stats.jitterBufferMs + (stats.decodeMs ?? 0) + (stats.rttMs === null ? 0 : stats.rttMs / 2);
+  }
+  return stats;
+}
+
+/* -------------------------------------------------------------------- tiles -------------------- */
+
+const grid = byId('grid');
+const notice = byId('notice');
+const tileTemplate = byId('tile-template');
+const liveTilesButton = byId('live-tiles');
+
+const tiles = new Map();
+let cameras = [];
+let liveTiles = readSetting('liveTiles') === '1';
+let hiddenTimer = 0;
+let pageHidden = document.hidden;
+let listTimer = 0;
+
+const visibility = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    const tile = tiles.get(entry.target.dataset.camera);
+    if (!tile) continue;
+    tile.visible = entry.isIntersecting;
+    if (tile.visible && !liveTiles) refreshSnapshot(tile);
+  }
+});
+
+function showNotice(text) {
+  notice.textContent = text ?? '';
+  notice.hidden = !text;
+}
+
+function createTile(camera) {
+  const element = tileTemplate.content.firstElementChild.cloneNode(true);
+  element.dataset.camera = camera.id;
+  const tile = {
+    id: camera.id,
+    element,
+    button: element.querySelector('.tile-open'),
+    img: element.querySelector('.tile-snapshot'),
+    video: element.querySelector('.tile-video'),
+    placeholder: element.querySelector('.placeholder'),
+    name: element.querySelector('.tile-name'),
+    badge: element.querySelector('.tile-state'),
+    meta: element.querySelector('.tile-meta'),
+    camera,
+    session: null,
+    sessionStatus: null,
+    snapshotUrl: null,
+    snapshotBusy: false,
+    visible: false,
+  };
+  tile.button.addEventListener('click', () => openPlayer(tile.id));
+  visibility.observe(element);
+  return tile;
+}
+
+function updateTile(tile, camera) {
+  tile.camera = camera;
+  tile.name.textContent = camera.name;
+  tile.button.setAttribute('aria-label', `Open ${camera.name} in the large player`);
+  if (tile.session && tile.sessionStatus) {
+    setBadge(tile.badge, tile.sessionStatus.phase === 'live' ? 'Live' : shortPhase(tile.sessionStatus), tile.sessionStatus.tone);
+  } else {
+    const [text, tone] = stateWords(camera.state);
+    setBadge(tile.badge, text, tone);
+  }
+  tile.element.dataset.state = camera.state;
+  tile.meta.textContent = describeCamera(camera);
+}
+
+function shortPhase(status) {
+  if (status.phase === 'offline') return 'Camera offline, retrying';
+  if (status.phase === 'reconnecting') return 'Reconnecting';
+  if (status.phase === 'waiting') return 'Too many viewers';
+  if (status.phase === 'failed') return 'Cannot play';
+  return 'Connecting';
+}
+
+function removeTile(tile) {
+  stopTileLive(tile);
+  visibility.unobserve(tile.element);
+  if (tile.snapshotUrl) URL.revokeObjectURL(tile.snapshotUrl);
+  tile.element.remove();
+  tiles.delete(tile.id);
+}
+
+function renderCameras(list) {
+  cameras = list;
+  grid.setAttribute('aria-busy', 'false');
+  const seen = new Set();
+  for (const camera of list) {
+    seen.add(camera.id);
+    let tile = tiles.get(camera.id);
+    if (!tile) {
+      tile = createTile(camera);
+      tiles.set(camera.id, tile);
+    }
+    updateTile(tile, camera);
+    grid.append(tile.element); // append moves: keeps the server's order
+    if (liveTiles && !pageHidden && !tile.session && player.cameraId !== camera.id) startTileLive(tile);
+  }
+  for (const tile of [...tiles.values()]) if (!seen.has(tile.id)) removeTile(tile);
+  if (list.length === 0) showNotice('No cameras are configured yet.');
+  else if (notice.dataset.kind !== 'error') showNotice('');
+  if (player.cameraId) {
+    const camera = list.find((c) => c.id === player.cameraId);
+    if (camera) byId('player-title').textContent = camera.name;
+  }
+}
+
+async function refreshSnapshot(tile) {
+  if (tile.snapshotBusy || tile.session || pageHidden) return;
+  tile.snapshotBusy = true;
+  try {
+    const response = await fetch(
+      `/api/cameras/${encodeURIComponent(tile.id)}/snapshot.jpg?width=${SNAPSHOT_WIDTH}`,
+      { cache: 'no-store', credentials: 'same-origin' },
+    );
+    // 204: no picture yet; keep the placeholder (or the previous picture).
+    if (response.status !== 200) return;
+    const blob = await response.blob();
+    if (!tiles.has(tile.id) || blob.size === 0) return;
+    const url = URL.createObjectURL(blob);
+    const previous = tile.snapshotUrl;
+    tile.img.addEventListener('load', () => previous && URL.revokeObjectURL(previous), { once: true });
+    tile.img.src = url;
+    tile.img.alt = `Latest picture from ${tile.camera.name}`;
+    tile.snapshotUrl = url;
+    tile.img.hidden = false;
+    tile.placeholder.hidden = true;
+  } catch {
+    // The list refresh reports connectivity problems; a missed snapshot is not worth a message.
+  } finally {
+    tile.snapshotBusy = false;
+  }
+}
+
+function refreshVisibleSnapshots() {
+  if (liveTiles || pageHidden) return;
+  for (const tile of tiles.values()) if (tile.visible) refreshSnapshot(tile);
+}
+
+function startTileLive(tile) {
+  if (tile.session) return;
+  tile.video.hidden = false;
+  tile.img.hidden = true;
+  tile.placeholder.hidden = true;
+  tile.session = new LiveSession(tile.id, tile.video, {
+    onStatus(status) {
+      tile.sessionStatus = status;
+      updateTile(tile, tile.camera);
+    },
+  });
+  tile.session.start();
+}
+
+function stopTileLive(tile) {
+  if (!tile.session) return;
+  tile.session.stop();
+  tile.session = null;
+  tile.sessionStatus = null;
+  tile.video.hidden = true;
+  tile.img.hidden = !tile.snapshotUrl;
+  tile.placeholder.hidden = Boolean(tile.snapshotUrl);
+  updateTile(tile, tile.camera);
+}
+
+function setLiveTiles(on) {
+  liveTiles = on;
+  writeSetting('liveTiles', on ? '1' : '0');
+  liveTilesButton.setAttribute('aria-pressed', String(on));
+  for (const tile of tiles.values()) {
+    if (on && !pageHidden && player.cameraId !== tile.id) startTileLive(tile);
+    else stopTileLive(tile);
+  }
+  if (!on) refreshVisibleSnapshots();
+}
+
+async function refreshList() {
+  clearTimeout(listTimer);
+  try {
+    const response = await fetch('/api/cameras', {
+      cache: 'no-store',
+      credentials: 'same-origin',
+      headers: { Accept: 'application/json' },
+    });
+    if (response.status === 401) {
+      notice.dataset.kind = 'error';
+      showNotice('Your session has ended. Reload the page to sign in again.');
+    } else if (!response.ok) {
+      notice.dataset.kind = 'error';
+      showNotice(`The server answered ${response.status}. Retrying.`);
+    } else {
+      delete notice.dataset.kind;
+      renderCameras(await response.json());
+    }
+  } catch {
+    notice.dataset.kind = 'error';
+    showNotice('Cannot reach the server. Retrying.');
+  } finally {
+    listTimer = setTimeout(refreshList, LIST_REFRESH_MS);
+  }
+}
+
+/* ------------------------------------------------------------------- player -------------------- */
+
+const player = {
+  dialog: byId('player'),
+  stage: byId('player-stage'),
+  video: byId('player-video'),
+  title: byId('player-title'),
+  state: byId('player-state'),
+  message: byId('player-message'),
+  info: byId('player-info'),
+  stats: byId('player-stats'),
+  mute: byId('player-mute'),
+  fullscreen: byId('player-fullscreen'),
+  pip: byId('player-pip'),
+  statsToggle: byId('player-stats-toggle'),
+  close: byId('player-close'),
+  cameraId: null,
+  session: null,
+  hasAudio: true,
+};
+
+function openPlayer(cameraId) {
+  const camera = cameras.find((c) => c.id === cameraId);
+  if (!camera) return;
+  if (player.session) stopPlayerSession();
+  player.cameraId = cameraId;
+  player.title.textContent = camera.name;
+  player.info.textContent = describeCamera(camera);
+  player.message.hidden = true;
+  player.stats.replaceChildren();
+  setMuted(true); // autoplay rules: sound only after a tap
+  setAudioAvailable(camera.audio !== null);
+  // One viewer per camera per page: the tile's own live view pauses while the player shows it.
+  const tile = tiles.get(cameraId);
+  if (tile) stopTileLive(tile);
+  player.session = new LiveSession(cameraId, player.video, {
+    onStatus: showPlayerStatus,
+    onInfo: showPlayerInfo,
+    onStats: showPlayerStats,
+  });
+  player.session.start();
+  if (!player.dialog.open) player.dialog.showModal();
+  history.replaceState(null, '', `#camera=${encodeURIComponent(cameraId)}`);
+}
+
+function stopPlayerSession() {
+  player.session?.stop();
+  player.session = null;
+  const tile = player.cameraId ? tiles.get(player.cameraId) : null;
+  player.cameraId = null;
+  if (tile && liveTiles && !pageHidden) startTileLive(tile);
+}
+
+function onPlayerClosed() {
+  history.replaceState(null, '', window.location.pathname + window.location.search);
+  // Picture-in-picture outlives the dialog: keep the stream until the little window closes.
+  if (document.pictureInPictureElement === player.video) return;
+  stopPlayerSession();
+}
+
+function showPlayerStatus({ phase, text, tone }) {
+  setBadge(player.state, phase === 'live' ? 'Live' : shortPhase({ phase }), tone);
+  player.message.textContent = text;
+  player.message.hidden = phase === 'live';
+}
+
+function showPlayerInfo(info) {
+  const parts = [
+    formatResolution(info.width, info.height),
+    typeof info.codec === 'string' ? info.codec : null,
+    info.audio ? `audio ${info.audio}` : 'no audio',
+  ].filter(Boolean);
+  player.info.textContent = parts.join(' \u00b7 ');
+  setAudioAvailable(Boolean(info.audio));
+}
+
+function showPlayerStats(stats) {
+  if (player.stats.hidden) return;
+  const rows = [
+    ['Resolution', formatResolution(stats.width, stats.height) ?? '\u2013'],
+    ['Frame rate', stats.fps === null ? '\u2013' : `${stats.fps.toFixed(1)} fps`],
+    ['Bitrate', formatBitrate(stats.kbps) ?? '\u2013'],
+    ['Latency (est.)', stats.latencyMs === null ? '\u2013' : `${Math.round(stats.latencyMs)} ms`],
+    ['Jitter buffer', stats.jitterBufferMs === null ? '\u2013' : `${Math.round(stats.jitterBufferMs)} ms`],
+    ['Round trip', stats.rttMs === null ? '\u2013' : `${Math.round(stats.rttMs)} ms`],
+    ['Packets lost', String(stats.packetsLost)],
+    ['Freezes', String(stats.freezes)],
+    ['Codec', stats.codec ?? '\u2013'],
+  ];
+  const children = [];
+  for (const [label, value] of rows) {
+    const dt = document.createElement('dt');
+    dt.textContent = label;
+    const dd = document.createElement('dd');
+    dd.textContent = value;
+    children.push(dt, dd);
+  }
+  player.stats.replaceChildren(...children);
+}
+
+function setMuted(muted) {
+  player.video.muted = muted;
+  player.mute.setAttribute('aria-pressed', String(!muted));
+  player.mute.textContent = muted ? 'Unmute' : 'Mute';
+  player.mute.setAttribute('aria-label', muted ? 'Unmute' : 'Mute');
+}
+
+function setAudioAvailable(available) {
+  player.hasAudio = available;
+  player.mute.disabled = !available;
+  if (!available) {
+    setMuted(true);
+    player.mute.textContent = 'No audio';
+    player.mute.setAttribute('aria-label', 'This camera has no audio');
+  }
+}
+
+function setStatsVisible(visible) {
+  player.stats.hidden = !visible;
+  player.statsToggle.setAttribute('aria-pressed', String(visible));
+  player.statsToggle.setAttribute('aria-label', visible ? 'Hide statistics' : 'Show statistics');
+  writeSetting('stats', visible ? '1' : '0');
+}
+
+function wirePlayer() {
+  player.close.addEventListener('click', () => player.dialog.close());
+  player.dialog.addEventListener('close', onPlayerClosed);
+  player.mute.addEventListener('click', () => {
+    setMuted(!player.video.muted);
+    player.video.play().catch(() => undefined);
+  });
+  player.statsToggle.addEventListener('click', () => setStatsVisible(player.stats.hidden));
+  setStatsVisible(readSetting('stats') === '1');
+
+  const canFullscreen = Boolean(player.stage.requestFullscreen || player.video.webkitEnterFullscreen);
+  player.fullscreen.hidden = !canFullscreen;
+  player.fullscreen.addEventListener('click', () => {
+    if (document.fullscreenElement) {
+      document.exitFullscreen().catch(() => undefined);
+    } else if (player.stage.requestFullscreen) {
+      player.stage.requestFullscreen().catch(() => undefined);
+    } else {
+      player.video.webkitEnterFullscreen(); // iPhone Safari: only the video element can go fullscreen
+    }
+  });
+  document.addEventListener('fullscreenchange', () => {
+    const on = document.fullscreenElement === player.stage;
+    player.fullscreen.textContent = on ? 'Exit fullscreen' : 'Fullscreen';
+    player.fullscreen.setAttribute('aria-label', on ? 'Exit fullscreen' : 'Fullscreen');
+  });
+
+  player.pip.hidden = !document.pictureInPictureEnabled;
+  player.pip.addEventListener('click', () => {
+    if (document.pictureInPictureElement) document.exitPictureInPicture().catch(() => undefined);
+    else player.video.requestPictureInPicture().catch(() => undefined);
+  });
+  player.video.addEventListener('leavepictureinpicture', () => {
+    if (!player.dialog.open) stopPlayerSession();
+  });
+}
+
+/* -------------------------------------------------------------------- start -------------------- */
+
+function onVisibilityChange() {
+  pageHidden = document.hidden;
+  clearTimeout(hiddenTimer);
+  if (pageHidden) {
+    hiddenTimer = setTimeout(() => {
+      for (const tile of tiles.values()) stopTileLive(tile);
+    }, HIDDEN_STOP_MS);
+    return;
+  }
+  refreshList();
+  if (liveTiles) setLiveTiles(true);
+  else refreshVisibleSnapshots();
+}
+
+function cameraFromHash() {
+  const match = /^#camera=([^&]+)$/.exec(window.location.hash);
+  if (!match) return null;
+  try {
+    return decodeURIComponent(match[1]);
+  } catch {
+    return null;
+  }
+}
+
+async function main() {
+  liveTilesButton.setAttribute('aria-pressed', String(liveTiles));
+  liveTilesButton.addEventListener('click', () => setLiveTiles(!liveTiles));
+  wirePlayer();
+  document.addEventListener('visibilitychange', onVisibilityChange);
+  window.addEventListener('online', () => refreshList());
+  await refreshList();
+  const wanted = cameraFromHash();
+  if (wanted) openPlayer(wanted);
+  setInterval(refreshVisibleSnapshots, SNAPSHOT_REFRESH_MS);
+}
+
+main();
+
+// Exposed for tests and for the curious in the console; nothing in the page depends on it.
+window.watchPage = { tiles, player, openPlayer, setLiveTiles, summarizeStats };
