@@ -1,0 +1,648 @@
+import { randomBytes } from 'node:crypto';
+import type dgram from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import type { TrackDescription, UpstreamSession } from '../media/types.js';
+import type { Logger } from '../util/logger.js';
+import { redactUrl } from '../util/redact.js';
+import type { Credentials } from './auth.js';
+import { normalizeAddress, RtspConnection, seconds, type RtspResponse } from './connection.js';
+import { RtspError, RtspErrorFactory } from './errors.js';
+import { buildReceiverReport, looksLikeRtcp, parseRtcp, ReceptionStats } from './rtcp.js';
+import { describeTracks, parseSdp, SdpError, type DescribedTrack } from './sdp.js';
+import { parseTransport, tcpTransport, udpTransport } from './transport-header.js';
+import { bindAddressFor, bindUdpPair, type UdpPair } from './udp.js';
+import { baseUrlFor, parseRtspUrl, resolveControlUrl, type RtspTarget } from './url.js';
+
+/**
+ * One RTSP playback session: OPTIONS, DESCRIBE (following redirects), SETUP per track, PLAY, then
+ * keep-alive, RTCP receiver reports and a no-data watchdog until `close()` or a failure.
+ */
+
+export interface RtspTimeouts {
+  /** TCP connect. */
+  connectMs: number;
+  /** Each request's answer. */
+  requestMs: number;
+  /** TEARDOWN on the way out: best effort, so short. */
+  teardownMs: number;
+  /** No RTP for this long while playing: the camera is declared stalled. */
+  stallMs: number;
+  /** UDP: no packet this long after PLAY means UDP does not get through; fall back to TCP. */
+  udpFirstPacketMs: number;
+  /** Between two RTCP receiver reports. */
+  rtcpIntervalMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: RtspTimeouts = {
+  connectMs: 5000,
+  requestMs: 10_000,
+  teardownMs: 1500,
+  stallMs: 10_000,
+  udpFirstPacketMs: 4000,
+  rtcpIntervalMs: 5000,
+};
+
+export interface RtspSessionOptions {
+  /** Camera URL; may carry credentials (they are taken out and never sent or printed). */
+  url: string;
+  /** Override the URL's credentials. */
+  username?: string;
+  password?: string;
+  cameraName: string;
+  logger: Logger;
+  transport: 'tcp' | 'udp';
+  /** Set up the audio track too (default true). */
+  audio?: boolean;
+  timeouts?: Partial<RtspTimeouts>;
+  /** Redirects followed before giving up (default 5). */
+  maxRedirects?: number;
+  userAgent?: string;
+}
+
+export interface RtspSessionHandlers {
+  onRtp(trackIndex: number, packet: Buffer): void;
+  onSenderReport?(trackIndex: number, rtpTimestamp: number, wallClockMs: number): void;
+  /** Exactly once, only for a session whose `open` resolved; no error when `close()` ended it. */
+  onClose(error?: Error): void;
+}
+
+/** Session `timeout` when the camera does not say (RFC 2326 12.37). */
+const DEFAULT_SESSION_TIMEOUT_S = 60;
+/** Events held between PLAY and the moment the caller has the session object. */
+const MAX_GATED_EVENTS = 5000;
+
+interface TrackState {
+  description: TrackDescription;
+  stats: ReceptionStats;
+  /** TCP: interleaved channels. */
+  channels?: [number, number];
+  /** UDP sockets and the camera's ports. */
+  udp?: UdpPair;
+  serverRtcpPort?: number;
+}
+
+type State = 'opening' | 'playing' | 'closing' | 'closed';
+
+export class RtspSession implements UpstreamSession {
+  private readonly errors: RtspErrorFactory;
+  private readonly log: Logger;
+  private readonly timeouts: RtspTimeouts;
+  private readonly credentials: Credentials | undefined;
+  private readonly ssrc = randomBytes(4).readUInt32BE(0);
+  private readonly cname = `homebridge-${randomBytes(4).toString('hex')}`;
+
+  private target: RtspTarget;
+  private connection: RtspConnection | undefined;
+  private state: State = 'opening';
+  private trackStates: TrackState[] = [];
+  private channelMap = new Map<number, { track: number; rtcp: boolean }>();
+  private sessionId: string | undefined;
+  private sessionTimeoutS = DEFAULT_SESSION_TIMEOUT_S;
+  private aggregateUrl = '';
+  private keepaliveMethod: 'GET_PARAMETER' | 'OPTIONS' = 'OPTIONS';
+  private keepaliveInFlight = false;
+  private timers: NodeJS.Timeout[] = [];
+  private lastRtpAt = 0;
+  private cameraAddresses = new Set<string>();
+  private droppedForeign = 0;
+  private firstPacket: (() => void) | undefined;
+  private lost: ((err: RtspError) => void) | undefined;
+  private gateOpen = false;
+  private gated: Array<() => void> = [];
+  private handlerErrors = 0;
+  private closePromise: Promise<void> | undefined;
+  private abortCleanup: (() => void) | undefined;
+
+  private constructor(
+    private readonly options: RtspSessionOptions,
+    private readonly handlers: RtspSessionHandlers,
+  ) {
+    let target: RtspTarget;
+    try {
+      target = parseRtspUrl(options.url);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new RtspError('unsupported', options.cameraName, redactUrl(options.url), `invalid camera URL: ${reason}`);
+    }
+    this.target = target;
+    const username = options.username ?? target.username;
+    const password = options.password ?? target.password ?? '';
+    this.credentials = username !== undefined ? { username, password } : undefined;
+    // The message shows the user's URL with the password masked, plus the password as a literal
+    // secret in case a camera echoes it.
+    this.errors = new RtspErrorFactory(options.cameraName, options.url, [password, target.password]);
+    this.log = options.logger;
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+  }
+
+  /** Opens a playing session. Rejects with an `RtspError`; on rejection no handler is ever called. */
+  static async open(options: RtspSessionOptions, handlers: RtspSessionHandlers, signal?: AbortSignal): Promise<RtspSession> {
+    const session = new RtspSession(options, handlers);
+    await session.start(signal);
+    return session;
+  }
+
+  get tracks(): ReadonlyArray<TrackDescription> {
+    return this.trackStates.map((t) => t.description);
+  }
+
+  /** Which transport carries the media. */
+  get transport(): 'tcp' | 'udp' {
+    return this.trackStates.some((t) => t.udp) ? 'udp' : 'tcp';
+  }
+
+  /** The session id the camera gave, for diagnostics. */
+  get id(): string | undefined {
+    return this.sessionId;
+  }
+
+  close(): Promise<void> {
+    if (this.closePromise) return this.closePromise;
+    this.closePromise = this.shutdown(undefined);
+    return this.closePromise;
+  }
+
+  // ---------------------------------------------------------------- opening
+
+  private async start(signal?: AbortSignal): Promise<void> {
+    const checkAbort = (): void => {
+      if (signal?.aborted) throw this.errors.create('aborted', 'connecting was aborted');
+    };
+    const onAbort = (): void => {
+      if (this.state === 'opening') this.connection?.destroy(this.errors.create('aborted', 'connecting was aborted'));
+      else void this.close();
+    };
+    signal?.addEventListener('abort', onAbort);
+    this.abortCleanup = () => signal?.removeEventListener('abort', onAbort);
+    try {
+      if (this.target.secure) throw this.errors.create('unsupported', 'rtsps:// (RTSP over TLS) is not supported; use rtsp://');
+      checkAbort();
+      const { publicMethods, describe } = await this.describeFollowingRedirects(signal);
+      checkAbort();
+      const selected = this.selectTracks(describe);
+      this.keepaliveMethod = publicMethods.has('GET_PARAMETER') ? 'GET_PARAMETER' : 'OPTIONS';
+      await this.setupTracks(selected, checkAbort);
+      checkAbort();
+      await this.play();
+      if (this.options.transport === 'udp') await this.awaitFirstUdpPacket();
+      checkAbort();
+    } catch (err) {
+      this.abortCleanup();
+      await this.cleanupAfterFailedOpen();
+      throw err instanceof RtspError ? err : this.errors.create('protocol', `unexpected failure: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    this.state = 'playing';
+    this.lost = undefined;
+    this.startTimers();
+    const tracks = this.trackStates.map((t) => `${t.description.codec} ${t.description.kind}`).join(', ');
+    this.log.info(`playing ${tracks} over ${this.transport.toUpperCase()}${this.connection?.authDescription ? ` (${this.connection.authDescription})` : ''}`);
+    // Media may already have arrived in the same TCP read as the PLAY answer. The caller gets the
+    // session object only after a few promise hops, so deliver from the next macrotask on.
+    setImmediate(() => this.releaseGate());
+  }
+
+  private connectionOptions(target: RtspTarget) {
+    return {
+      target,
+      errors: this.errors,
+      logger: this.log,
+      ...(this.credentials ? { credentials: this.credentials } : {}),
+      connectTimeoutMs: this.timeouts.connectMs,
+      requestTimeoutMs: this.timeouts.requestMs,
+      userAgent: this.options.userAgent ?? 'homebridge-webrtc-cameras',
+      onInterleaved: (channel: number, data: Buffer) => this.onInterleaved(channel, data),
+      onLost: (err: RtspError) => this.onConnectionLost(err),
+    };
+  }
+
+  private async describeFollowingRedirects(signal?: AbortSignal): Promise<{ publicMethods: Set<string>; describe: RtspResponse & { url: string } }> {
+    const maxRedirects = this.options.maxRedirects ?? 5;
+    const visited = new Set<string>([this.target.url]);
+    for (let hop = 0; ; hop++) {
+      this.connection?.close();
+      this.connection = await RtspConnection.open(this.connectionOptions(this.target), signal);
+      const url = this.target.url;
+
+      const options = await this.connection.request('OPTIONS', url);
+      let publicMethods = new Set<string>();
+      let next: string | undefined;
+      if (isRedirect(options.status)) {
+        next = this.redirectTarget('OPTIONS', options, hop, maxRedirects, visited);
+      } else if (options.status >= 200 && options.status < 300) {
+        publicMethods = new Set(
+          (options.headers.get('public') ?? '')
+            .split(',')
+            .map((m) => m.trim().toUpperCase())
+            .filter(Boolean),
+        );
+      } else {
+        // OPTIONS is optional for a camera to implement; DESCRIBE will tell what is wrong.
+        this.log.debug(`OPTIONS answered ${options.status}; continuing with DESCRIBE`);
+      }
+
+      if (next === undefined) {
+        const describe = await this.connection.request('DESCRIBE', url, { headers: { Accept: 'application/sdp' } });
+        if (isRedirect(describe.status)) {
+          next = this.redirectTarget('DESCRIBE', describe, hop, maxRedirects, visited);
+        } else if (describe.status < 200 || describe.status >= 300) {
+          throw this.errors.fromStatus('DESCRIBE', describe.status, describe.reason);
+        } else {
+          return { publicMethods, describe: { ...describe, url } };
+        }
+      }
+      const redirected = parseRtspUrl(next);
+      this.log.info(`redirected to ${redactUrl(next)}`);
+      if (redirected.secure) throw this.errors.create('unsupported', 'redirected to rtsps:// (RTSP over TLS), which is not supported', {});
+      this.target = redirected;
+    }
+  }
+
+  /** Validates a 3xx and returns where it points. */
+  private redirectTarget(method: string, response: RtspResponse, hop: number, max: number, visited: Set<string>): string {
+    const location = response.headers.get('location')?.trim();
+    const d = { status: response.status, method };
+    if (!location) throw this.errors.create('redirect', `${method} answered ${response.status} without a Location`, d);
+    let resolved: string;
+    try {
+      resolved = new URL(location, this.target.url).toString();
+    } catch {
+      throw this.errors.create('redirect', `${method} redirected to an invalid Location "${redactUrl(location)}"`, d);
+    }
+    if (!/^rtsps?:\/\//i.test(resolved)) {
+      throw this.errors.create('redirect', `${method} redirected to a non-RTSP URL ${redactUrl(resolved)}`, d);
+    }
+    let clean: string;
+    try {
+      clean = parseRtspUrl(resolved).url;
+    } catch {
+      throw this.errors.create('redirect', `${method} redirected to an unusable URL ${redactUrl(resolved)}`, d);
+    }
+    if (visited.has(clean)) throw this.errors.create('redirect', `redirect loop: ${redactUrl(clean)} was already visited`, d);
+    if (hop + 1 > max) throw this.errors.create('redirect', `more than ${max} redirects`, d);
+    visited.add(clean);
+    return resolved;
+  }
+
+  private selectTracks(describe: RtspResponse & { url: string }): DescribedTrack[] {
+    const contentType = describe.headers.get('content-type');
+    if (contentType && !/application\/sdp/i.test(contentType)) {
+      this.log.debug(`DESCRIBE answered Content-Type ${contentType}; trying to read it as SDP anyway`);
+    }
+    let sdp;
+    try {
+      sdp = parseSdp(describe.body.toString('utf8'));
+    } catch (err) {
+      if (err instanceof SdpError) throw this.errors.create('protocol', `the camera's SDP is broken: ${err.message}`, { method: 'DESCRIBE', cause: err });
+      throw err;
+    }
+    const base = baseUrlFor(describe.url, describe.headers.get('content-base'), describe.headers.get('content-location'));
+    this.aggregateUrl = sdp.control && sdp.control !== '*' ? resolveControlUrl(base, sdp.control) : base;
+    const { tracks, skipped } = describeTracks(sdp, base);
+    for (const s of skipped) this.log.info(`skipping track ${s.mediaIndex} (${s.format}): ${s.reason}`);
+
+    const wantAudio = this.options.audio !== false;
+    const video = tracks.find((t) => t.kind === 'video');
+    const audio = wantAudio ? tracks.find((t) => t.kind === 'audio') : undefined;
+    for (const t of tracks) {
+      if (t === video || t === audio) continue;
+      const why = t.kind === 'audio' && !wantAudio ? 'audio is turned off' : `only one ${t.kind} track is played`;
+      this.log.info(`skipping track ${t.mediaIndex} (${t.kind}/${t.codec}): ${why}`);
+    }
+    const selected = [video, audio].filter((t): t is DescribedTrack => t !== undefined);
+    if (selected.length === 0) {
+      const offered = [...tracks.map((t) => `${t.kind}/${t.codec}`), ...skipped.map((s) => s.format)].join(', ') || 'nothing';
+      throw this.errors.create('unsupported', `no playable track (the camera offers ${offered})`, { method: 'DESCRIBE' });
+    }
+    return selected;
+  }
+
+  private async setupTracks(selected: DescribedTrack[], checkAbort: () => void): Promise<void> {
+    const conn = this.requireConnection();
+    const bindAddress = bindAddressFor(conn.remoteAddress ?? this.target.hostname);
+    if (conn.remoteAddress) this.cameraAddresses.add(conn.remoteAddress);
+
+    for (let i = 0; i < selected.length; i++) {
+      const track = selected[i]!;
+      const { mediaIndex: _mediaIndex, ...description } = track;
+      const state: TrackState = { description, stats: new ReceptionStats(track.clockRate) };
+      let transport: string;
+      if (this.options.transport === 'udp') {
+        try {
+          state.udp = await bindUdpPair(bindAddress);
+        } catch (err) {
+          throw this.errors.create('transport', err instanceof Error ? err.message : String(err), { cause: err });
+        }
+        transport = udpTransport([state.udp.rtpPort, state.udp.rtcpPort]);
+      } else {
+        state.channels = [2 * i, 2 * i + 1];
+        transport = tcpTransport(state.channels);
+      }
+      const headers: Record<string, string> = { Transport: transport };
+      if (this.sessionId) headers['Session'] = this.sessionId;
+      let response: RtspResponse;
+      try {
+        response = await conn.request('SETUP', track.controlUrl, { headers });
+        checkAbort();
+      } catch (err) {
+        state.udp?.close();
+        throw err;
+      }
+
+      if (response.status < 200 || response.status >= 300) {
+        state.udp?.close();
+        const error = this.errors.fromStatus('SETUP', response.status, response.reason);
+        // A camera whose audio cannot be set up still has video worth showing.
+        if (track.kind === 'audio' && this.trackStates.length > 0 && error.code !== 'unsupported-transport' && error.code !== 'auth') {
+          this.log.warn(`continuing without audio: ${error.message}`);
+          continue;
+        }
+        throw error;
+      }
+      this.takeSession(response);
+      const index = this.trackStates.length;
+      const answered = parseTransport(response.headers.get('transport') ?? '');
+      if (state.udp && answered.tcp) {
+        // The camera chose interleaved TCP although we asked for UDP; follow it.
+        state.udp.close();
+        delete state.udp;
+        state.channels = answered.interleaved ?? [2 * i, 2 * i + 1];
+      } else if (state.udp) {
+        if (answered.serverPort) state.serverRtcpPort = answered.serverPort[1];
+        const source = normalizeAddress(answered.source);
+        if (source) this.cameraAddresses.add(source);
+        this.listenUdp(index, state.udp);
+      } else if (answered.interleaved) {
+        state.channels = answered.interleaved;
+      }
+      if (state.channels) {
+        this.channelMap.set(state.channels[0], { track: index, rtcp: false });
+        this.channelMap.set(state.channels[1], { track: index, rtcp: true });
+      }
+      this.trackStates.push(state);
+    }
+  }
+
+  private takeSession(response: RtspResponse): void {
+    const header = response.headers.get('session');
+    if (!header) {
+      if (!this.sessionId) throw this.errors.create('protocol', 'SETUP answered without a Session header', { method: 'SETUP' });
+      return;
+    }
+    const [id, ...params] = header.split(';').map((p) => p.trim());
+    if (!id) throw this.errors.create('protocol', 'SETUP answered an empty Session header', { method: 'SETUP' });
+    if (this.sessionId && this.sessionId !== id) this.log.debug(`the camera changed the session id on SETUP (${this.sessionId} -> ${id})`);
+    this.sessionId = id;
+    for (const p of params) {
+      const m = /^timeout\s*=\s*(\d+)$/i.exec(p);
+      if (m && Number(m[1]) > 0) this.sessionTimeoutS = Number(m[1]);
+    }
+  }
+
+  private async play(): Promise<void> {
+    const conn = this.requireConnection();
+    const response = await conn.request('PLAY', this.aggregateUrl, {
+      headers: { Session: this.sessionId ?? '', Range: 'npt=0.000-' },
+    });
+    if (response.status < 200 || response.status >= 300) throw this.errors.fromStatus('PLAY', response.status, response.reason);
+    this.lastRtpAt = performance.now();
+    // UDP: a first report from each RTCP port opens NAT and firewall state towards the camera.
+    if (this.trackStates.some((t) => t.udp)) this.sendReceiverReports();
+  }
+
+  private awaitFirstUdpPacket(): Promise<void> {
+    if (!this.trackStates.some((t) => t.udp)) return Promise.resolve();
+    if (this.trackStates.some((t) => t.stats.packetsReceived > 0)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.firstPacket = undefined;
+        reject(
+          this.errors.create(
+            'unsupported-transport',
+            `no UDP packet arrived within ${seconds(this.timeouts.udpFirstPacketMs)} of PLAY (firewall or NAT in the way?)`,
+          ),
+        );
+      }, this.timeouts.udpFirstPacketMs);
+      this.firstPacket = () => {
+        clearTimeout(timer);
+        this.firstPacket = undefined;
+        resolve();
+      };
+      this.lost = (err) => {
+        clearTimeout(timer);
+        reject(err);
+      };
+    });
+  }
+
+  private async cleanupAfterFailedOpen(): Promise<void> {
+    this.state = 'closed';
+    this.stopTimers();
+    await this.teardown();
+    this.closeSockets();
+  }
+
+  private requireConnection(): RtspConnection {
+    if (!this.connection) throw this.errors.create('transport', 'not connected');
+    return this.connection;
+  }
+
+  // ---------------------------------------------------------------- media
+
+  private onInterleaved(channel: number, data: Buffer): void {
+    const entry = this.channelMap.get(channel);
+    if (!entry) return; // a channel we did not set up (some cameras send on extra channels)
+    if (entry.rtcp) this.onRtcp(entry.track, data);
+    else this.onRtpPacket(entry.track, data);
+  }
+
+  private listenUdp(index: number, pair: UdpPair): void {
+    const accept = (rinfo: dgram.RemoteInfo): boolean => {
+      const from = normalizeAddress(rinfo.address) ?? '';
+      if (this.cameraAddresses.has(from)) return true;
+      // Only the camera may feed this session; anyone else on the LAN could inject video.
+      if (this.droppedForeign++ === 0) this.log.warn(`ignoring UDP packets from ${from}, which is not the camera`);
+      return false;
+    };
+    pair.rtp.on('message', (msg, rinfo) => {
+      if (accept(rinfo)) this.onRtpPacket(index, msg);
+    });
+    pair.rtcp.on('message', (msg, rinfo) => {
+      if (accept(rinfo)) this.onRtcp(index, msg);
+    });
+    // A late ICMP error must not crash the process; the watchdog judges the stream.
+    pair.rtp.on('error', (err) => this.log.debug(`UDP RTP socket: ${err.message}`));
+    pair.rtcp.on('error', (err) => this.log.debug(`UDP RTCP socket: ${err.message}`));
+  }
+
+  private onRtpPacket(index: number, packet: Buffer): void {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    if (looksLikeRtcp(packet)) {
+      this.onRtcp(index, packet);
+      return;
+    }
+    if (packet.length < 12 || packet[0]! >> 6 !== 2) return;
+    const now = performance.now();
+    this.lastRtpAt = now;
+    this.trackStates[index]?.stats.onRtp(packet, now);
+    this.firstPacket?.();
+    this.deliver(() => this.handlers.onRtp(index, packet));
+  }
+
+  private onRtcp(index: number, packet: Buffer): void {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    const track = this.trackStates[index];
+    if (!track) return;
+    const summary = parseRtcp(packet);
+    const now = performance.now();
+    for (const sr of summary.senderReports) {
+      track.stats.onSenderReport(sr, now);
+      const onSr = this.handlers.onSenderReport;
+      if (onSr) this.deliver(() => onSr.call(this.handlers, index, sr.rtpTimestamp, sr.wallClockMs));
+    }
+    if (summary.byes.length > 0) this.log.debug(`the camera sent RTCP BYE on track ${index}`);
+  }
+
+  /** `essential` events (onClose) are never dropped, media beyond the gate's bound may be. */
+  private deliver(event: () => void, essential = false): void {
+    if (this.gateOpen) {
+      this.run(event);
+      return;
+    }
+    if (essential || this.gated.length < MAX_GATED_EVENTS) this.gated.push(event);
+  }
+
+  private releaseGate(): void {
+    const events = this.gated;
+    this.gated = [];
+    this.gateOpen = true;
+    for (const e of events) this.run(e);
+  }
+
+  /** A throwing handler is a bug downstream; it must not tear down the socket reader (or Homebridge). */
+  private run(event: () => void): void {
+    try {
+      event();
+    } catch (err) {
+      if (this.handlerErrors++ === 0) {
+        this.log.error(`a media handler threw (further ones are not logged): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- keeping alive
+
+  private startTimers(): void {
+    const keepaliveMs = Math.max(1000, (this.sessionTimeoutS * 1000) / 2);
+    this.timers.push(setInterval(() => void this.keepalive(), keepaliveMs).unref());
+    this.timers.push(setInterval(() => this.sendReceiverReports(), this.timeouts.rtcpIntervalMs).unref());
+    const checkEvery = Math.max(50, Math.min(1000, this.timeouts.stallMs / 4));
+    this.timers.push(
+      setInterval(() => {
+        const silent = performance.now() - this.lastRtpAt;
+        if (silent > this.timeouts.stallMs) {
+          void this.fail(this.errors.create('stalled', `no media from the camera for ${seconds(Math.round(silent))}`));
+        }
+      }, checkEvery).unref(),
+    );
+  }
+
+  private stopTimers(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  private async keepalive(): Promise<void> {
+    const conn = this.connection;
+    if (this.state !== 'playing' || !conn?.alive || this.keepaliveInFlight) return;
+    this.keepaliveInFlight = true;
+    const method = this.keepaliveMethod;
+    try {
+      const response = await conn.request(method, this.aggregateUrl, { headers: { Session: this.sessionId ?? '' } });
+      if (this.state !== 'playing') return;
+      if (response.status === 454) {
+        void this.fail(this.errors.fromStatus(method, response.status, response.reason));
+      } else if (method === 'GET_PARAMETER' && (response.status === 405 || response.status === 501 || response.status === 451)) {
+        this.log.debug(`GET_PARAMETER answered ${response.status}; keeping alive with OPTIONS`);
+        this.keepaliveMethod = 'OPTIONS';
+      } else if (response.status >= 300) {
+        this.log.debug(`keep-alive ${method} answered ${response.status}`);
+      }
+    } catch (err) {
+      // A missed keep-alive is not fatal by itself: the watchdog and the socket decide.
+      if (this.state === 'playing') this.log.debug(`keep-alive ${method} failed: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      this.keepaliveInFlight = false;
+    }
+  }
+
+  private sendReceiverReports(): void {
+    const now = performance.now();
+    for (const track of this.trackStates) {
+      const block = track.stats.reportBlock(now);
+      const packet = buildReceiverReport(this.ssrc, block ? [block] : [], this.cname);
+      if (track.channels) {
+        this.connection?.sendInterleaved(track.channels[1], packet);
+      } else if (track.udp && track.serverRtcpPort !== undefined) {
+        const address = this.connection?.remoteAddress ?? this.target.hostname;
+        track.udp.rtcp.send(packet, track.serverRtcpPort, address, (err) => {
+          if (err) this.log.debug(`RTCP send failed: ${err.message}`);
+        });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- ending
+
+  private onConnectionLost(err: RtspError): void {
+    if (this.state === 'opening') {
+      // Pending requests already fail with this error; a UDP wait needs telling.
+      this.lost?.(err);
+      return;
+    }
+    if (this.state === 'playing') void this.fail(err);
+  }
+
+  private fail(error: RtspError): Promise<void> {
+    if (this.closePromise) return this.closePromise;
+    this.log.warn(`session ended: ${error.message}`);
+    this.closePromise = this.shutdown(error);
+    return this.closePromise;
+  }
+
+  private async shutdown(error: RtspError | undefined): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closing';
+    this.stopTimers();
+    this.abortCleanup?.();
+    // Report first: a failure should not wait for the camera to answer TEARDOWN.
+    if (error) this.deliver(() => this.handlers.onClose(error), true);
+    await this.teardown();
+    this.closeSockets();
+    this.state = 'closed';
+    if (!error) this.deliver(() => this.handlers.onClose(), true);
+  }
+
+  /** TEARDOWN, best effort and briefly: the camera frees its session slot sooner. */
+  private async teardown(): Promise<void> {
+    const conn = this.connection;
+    if (!conn?.alive || !this.sessionId) return;
+    try {
+      await conn.request('TEARDOWN', this.aggregateUrl || this.target.url, {
+        headers: { Session: this.sessionId },
+        timeoutMs: this.timeouts.teardownMs,
+        noAuthRetry: true,
+      });
+    } catch (err) {
+      this.log.debug(`TEARDOWN: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private closeSockets(): void {
+    this.connection?.close();
+    for (const t of this.trackStates) t.udp?.close();
+  }
+}
+
+function isRedirect(status: number): boolean {
+  return status >= 300 && status < 400;
+}

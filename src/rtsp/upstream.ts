@@ -1,0 +1,67 @@
+import type { UpstreamFactory } from '../media/types.js';
+import { prefixedLogger, redactingLogger, type Logger } from '../util/logger.js';
+import { RtspError } from './errors.js';
+import { RtspSession, type RtspTimeouts } from './session.js';
+import { parseRtspUrl } from './url.js';
+
+export interface RtspUpstreamOptions {
+  /** rtsp://[user[:password]@]host[:port]/path; credentials are percent-decoded. */
+  url: string;
+  /** Overrides the URL's user name. */
+  username?: string;
+  /** Overrides the URL's password. */
+  password?: string;
+  /**
+   * 'tcp' (default): interleaved on the control connection; works through every firewall.
+   * 'udp': UDP first on every session; on 461 or no packet within `udpFirstPacketMs`, falls back
+   * to TCP for that session (with a warning).
+   * 'auto': like 'udp', but after one fallback this factory stays on TCP.
+   */
+  transport?: 'tcp' | 'udp' | 'auto';
+  /** Names the camera in every log line and error. */
+  cameraName: string;
+  logger: Logger;
+  /** Set up the camera's audio track (default true). */
+  audio?: boolean;
+  timeouts?: Partial<RtspTimeouts>;
+  /** Redirects followed before giving up (default 5). */
+  maxRedirects?: number;
+  userAgent?: string;
+}
+
+/**
+ * An `UpstreamFactory` for one RTSP camera: each call opens one playing session. The factory
+ * rejects with an `RtspError` (its `code` tells the caller how to back off); `onClose` is called
+ * exactly once for each session it resolved, and never for one it rejected.
+ */
+export function rtspUpstream(options: RtspUpstreamOptions): UpstreamFactory {
+  const secrets = new Set<string>();
+  if (options.password) secrets.add(options.password);
+  try {
+    const urlPassword = parseRtspUrl(options.url).password;
+    if (urlPassword) secrets.add(urlPassword);
+  } catch {
+    // An invalid URL is reported by the session with a clear error.
+  }
+  const log = prefixedLogger(redactingLogger(options.logger, secrets), options.cameraName);
+  const wanted = options.transport ?? 'tcp';
+  let stayOnTcp = false;
+
+  return async (handlers, signal) => {
+    const first = wanted === 'tcp' || stayOnTcp ? 'tcp' : 'udp';
+    const sessionOptions = { ...options, logger: log };
+    try {
+      return await RtspSession.open({ ...sessionOptions, transport: first }, handlers, signal);
+    } catch (err) {
+      if (first !== 'udp' || !(err instanceof RtspError) || err.code !== 'unsupported-transport' || signal.aborted) throw err;
+      const reason = err.message.replace(/^Camera "[^"]*" \([^)]*\): /, '');
+      if (wanted === 'auto') {
+        stayOnTcp = true;
+        log.warn(`UDP does not work (${reason}); using TCP from now on`);
+      } else {
+        log.warn(`UDP does not work (${reason}); falling back to TCP for this session`);
+      }
+      return await RtspSession.open({ ...sessionOptions, transport: 'tcp' }, handlers, signal);
+    }
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * RTSP URL handling: splitting credentials off the camera URL, and resolving the per-track control
+ * URLs of an SDP the way cameras expect (which is not RFC 3986 resolution, see resolveControlUrl).
+ */
+
+export interface RtspTarget {
+  /** The URL without user info: the only form ever sent to the camera or printed. */
+  url: string;
+  /** Host name as written (IPv6 without brackets). */
+  hostname: string;
+  port: number;
+  secure: boolean;
+  username?: string;
+  password?: string;
+}
+
+export const DEFAULT_RTSP_PORT = 554;
+
+/**
+ * Parses a camera URL. Users paste passwords into URLs unencoded ("admin:p@ss#1@cam/"), so the
+ * user info is taken up to the last "@" before the path, and each part is percent-decoded when it
+ * decodes cleanly. Throws a plain Error with a credential-free message when the URL is unusable.
+ */
+export function parseRtspUrl(input: string): RtspTarget {
+  const trimmed = input.trim();
+  const scheme = /^(rtsps?):\/\//i.exec(trimmed);
+  if (!scheme) throw new Error('not an rtsp:// URL');
+  const rest = trimmed.slice(scheme[0].length);
+  let username: string | undefined;
+  let password: string | undefined;
+  let hostAndPath = rest;
+
+  const at = lastUserinfoAt(rest);
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    hostAndPath = rest.slice(at + 1);
+    const colon = userinfo.indexOf(':');
+    username = safeDecode(colon >= 0 ? userinfo.slice(0, colon) : userinfo);
+    if (colon >= 0) password = safeDecode(userinfo.slice(colon + 1));
+  }
+
+  let parsed: URL;
+  try {
+    parsed = new URL(`${scheme[1]!.toLowerCase()}://${hostAndPath}`);
+  } catch {
+    throw new Error('malformed URL');
+  }
+  if (!parsed.hostname) throw new Error('URL without a host');
+  const hostname = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname;
+  const port = parsed.port ? Number(parsed.port) : DEFAULT_RTSP_PORT;
+  const target: RtspTarget = {
+    url: parsed.toString(),
+    hostname,
+    port,
+    secure: scheme[1]!.toLowerCase() === 'rtsps',
+  };
+  if (username !== undefined && username !== '') target.username = username;
+  if (password !== undefined) target.password = password;
+  return target;
+}
+
+/**
+ * Index of the "@" that ends the user info, or -1: the last "@" before the first "/". So a raw "@",
+ * ":", "#" or "?" in a password works; a raw "/" does not (it must be written %2F).
+ */
+function lastUserinfoAt(rest: string): number {
+  const pathStart = rest.indexOf('/');
+  const authority = pathStart < 0 ? rest : rest.slice(0, pathStart);
+  return authority.lastIndexOf('@');
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s; // a raw "%" in a password: take it literally
+  }
+}
+
+/** Removes user info from a URL a camera sent back (Content-Base sometimes echoes it). */
+export function stripCredentials(url: string): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*@)/i.exec(url);
+  if (!m) return url;
+  const authority = url.slice(m[1]!.length);
+  const at = lastUserinfoAt(authority);
+  return at < 0 ? url : m[1]! + authority.slice(at + 1);
+}
+
+/**
+ * The base for relative control URLs: Content-Base, then Content-Location, then the request URL
+ * (RFC 2326 C.1.1).
+ */
+export function baseUrlFor(requestUrl: string, contentBase?: string, contentLocation?: string): string {
+  for (const candidate of [contentBase, contentLocation]) {
+    const v = candidate?.trim();
+    if (!v) continue;
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) return stripCredentials(v);
+    // A relative Content-Location is resolved against the request URL.
+    try {
+      return stripCredentials(new URL(v, requestUrl).toString());
+    } catch {
+      continue;
+    }
+  }
+  return requestUrl;
+}
+
+/**
+ * Resolves an `a=control` value. Absolute URLs are used as they are; `*` (or nothing) means the base
+ * itself; a path starting with "/" replaces the base's path. A relative value is APPENDED to the
+ * base with a "/" rather than resolved by RFC 3986: cameras mean it that way. Dahua, for example,
+ * sends base `rtsp://cam/cam/realmonitor?channel=1&subtype=0/` with `trackID=0`, and Hikvision
+ * omits Content-Base on `rtsp://cam/Streaming/Channels/101` with `trackID=1`; RFC 3986 would drop
+ * the query or the last path segment and the camera would answer 404.
+ */
+export function resolveControlUrl(base: string, control: string | undefined): string {
+  const c = control?.trim();
+  if (!c || c === '*') return stripCredentials(base);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(c)) return stripCredentials(c);
+  if (c.startsWith('/')) {
+    const origin = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(stripCredentials(base));
+    return origin ? origin[0] + c : c;
+  }
+  const b = stripCredentials(base);
+  return b.endsWith('/') ? b + c : `${b}/${c}`;
+}
+
+/** host:port for messages and for comparing redirect targets. */
+export function originOf(target: RtspTarget): string {
+  const host = target.hostname.includes(':') ? `[${target.hostname}]` : target.hostname;
+  return `${host}:${target.port}`;
+}
