@@ -1,0 +1,141 @@
+/**
+ * The plugin's configuration after validation, with every default applied. Only src/config builds
+ * these objects; everything else may rely on their shape without re-checking.
+ */
+
+export type RtspTransport = 'auto' | 'tcp' | 'udp';
+export type ShareLinkExpiry = '1h' | '1d' | '7d' | '30d';
+
+/** ONVIF endpoint of a camera. Credentials fall back to the camera-level ones. */
+export interface OnvifEndpoint {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+}
+
+/**
+ * Where a camera's stream comes from.
+ * - `rtsp`: `url` carries the credentials (from the URL itself or the separate fields), so it must
+ *   only ever be printed through `redactUrl`.
+ * - `onvif`: the stream URL is asked from the camera over ONVIF at run time.
+ * - `demo`: the built-in test picture, used when no camera is configured.
+ */
+export type CameraSource =
+  | { kind: 'rtsp'; url: string }
+  | { kind: 'onvif'; onvif: OnvifEndpoint }
+  | { kind: 'demo' };
+
+export interface CameraConfig {
+  /** Position in the `cameras` array, for messages; -1 for the demo camera. */
+  index: number;
+  name: string;
+  /** Unique slug ([a-z0-9-]); part of URLs and of the HomeKit accessory UUID. */
+  id: string;
+  source: CameraSource;
+  /** Present whenever the user filled in ONVIF, even when `source` is an RTSP URL (motion events). */
+  onvif?: OnvifEndpoint;
+  audio: boolean;
+  transport: RtspTransport;
+  alwaysOn: boolean;
+  motion: boolean;
+  motionResetSeconds: number;
+  maxViewers: number;
+  maxHomeKitStreams: number;
+  snapshotUrl?: string;
+  manufacturer: string;
+  model: string;
+  serialNumber: string;
+}
+
+export interface DiscoveryConfig {
+  enabled: boolean;
+  interfaces: string[];
+}
+
+export interface TlsConfig {
+  selfSigned: boolean;
+  certPath?: string;
+  keyPath?: string;
+}
+
+export interface WebConfig {
+  port: number;
+  bind: string;
+  publicUrl?: string;
+  tls: TlsConfig;
+}
+
+export interface ViewerConfig {
+  username: string;
+  password: string;
+  /** Camera ids this viewer may watch; empty means every camera. */
+  cameras: string[];
+  admin: boolean;
+}
+
+export interface ShareLinksConfig {
+  defaultExpiry: ShareLinkExpiry;
+  defaultExpiryMs: number;
+}
+
+export interface TurnServerConfig {
+  urls: string;
+  username?: string;
+  credential?: string;
+}
+
+export interface IceConfig {
+  stunServers: string[];
+  turnServers: TurnServerConfig[];
+  /** Both set or both undefined (a half-set range is rejected). */
+  udpPortMin?: number;
+  udpPortMax?: number;
+  announcedAddresses: string[];
+  iceTcp: boolean;
+}
+
+export interface FfmpegConfig {
+  videoProcessor?: string;
+  debug: boolean;
+}
+
+export interface RestreamConfig {
+  port: number;
+  /** When false the re-stream listens on 127.0.0.1 only. When true, username and password are set. */
+  lanAccess: boolean;
+  username?: string;
+  password?: string;
+}
+
+export interface PluginConfig {
+  name: string;
+  /** The cameras to run: every valid configured camera, or the demo camera (see `demo`). */
+  cameras: CameraConfig[];
+  /** The `demo` setting as configured. */
+  demo: boolean;
+  discovery: DiscoveryConfig;
+  web: WebConfig;
+  viewers: ViewerConfig[];
+  shareLinks: ShareLinksConfig;
+  ice: IceConfig;
+  ffmpeg: FfmpegConfig;
+  restream: RestreamConfig;
+}
+
+/** A problem found while loading; the loader never logs itself (see `LoadedConfig`). */
+export interface ConfigMessage {
+  level: 'error' | 'warn' | 'info';
+  text: string;
+}
+
+export interface LoadedConfig {
+  config: PluginConfig;
+  /**
+   * Every secret found anywhere in the raw config, valid or not (passwords, URL passwords, TURN
+   * credentials). Wrap the logger with `redactingLogger(log, secrets)` before printing anything.
+   */
+  secrets: Set<string>;
+  /** What to tell the user, in order; print through the redacting logger. */
+  messages: ConfigMessage[];
+}
