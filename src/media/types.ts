@@ -65,6 +65,8 @@ export interface MediaFrame {
   units: Buffer[];
   /** The frame cut once for WebRTC; `packets.length` sequence numbers are used from `sequenceNumber`. */
   packets: PacketizedPayload[];
+  /** Encoded size in bytes (the sum of `units` lengths); set by the Source so sinks need not add it up. */
+  byteLength?: number;
   /** performance.now() when the frame's last packet arrived from the camera. */
   receivedAt: number;
   /** Wall-clock capture time (ms since epoch) from the camera's RTCP sender reports, when known. */
@@ -95,7 +97,10 @@ export interface SourceState {
 
 /** Callbacks an upstream (an RTSP session) uses to feed a Source. */
 export interface UpstreamHandlers {
-  /** An RTP packet for track `trackIndex` (index into `UpstreamSession.tracks`). */
+  /**
+   * An RTP packet for track `trackIndex` (index into `UpstreamSession.tracks`). The Source copies
+   * what it keeps, so the upstream may reuse `packet`'s memory once this returns.
+   */
   onRtp(trackIndex: number, packet: Buffer): void;
   /** An RTCP sender report: maps an RTP timestamp of the track to wall-clock time (ms since epoch). */
   onSenderReport?(trackIndex: number, rtpTimestamp: number, wallClockMs: number): void;
