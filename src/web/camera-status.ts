@@ -27,16 +27,19 @@ export interface CameraStatus {
 }
 
 /**
- * Live figures a Source may publish. The media core owns their exact shape; these are read
- * structurally and only when they are finite numbers, so an absent or renamed figure shows as `null`.
+ * The figures read from a Source's `stats()` (src/media/source.ts `SourceStats`). They are read
+ * structurally and only when they are finite numbers, so a registry entry that is not a full Source
+ * (a transcoded variant, a test fake) simply shows `null` for what it does not know.
  */
 export interface SourceStatsLike {
   width?: unknown;
   height?: unknown;
   fps?: unknown;
   bitrateKbps?: unknown;
-  /** Bits per second, as some stats objects count it. */
-  bitrate?: unknown;
+  /** Bits per second, as src/media's `SourceStats` counts it. */
+  bitrateBps?: unknown;
+  /** The video codec (or audio codec of an audio-only camera), known before `tracks` in some states. */
+  codec?: unknown;
   viewers?: unknown;
   subscribers?: unknown;
 }
@@ -85,18 +88,22 @@ export function toCameraStatus(
   const stats = readSourceStats(source);
   const video = source.tracks.find((track) => track.kind === 'video');
   const audio = source.tracks.find((track) => track.kind === 'audio');
-  const bitrateKbps = finite(stats.bitrateKbps) ?? (finite(stats.bitrate) === null ? null : finite(stats.bitrate)! / 1000);
+  const bps = finite(stats.bitrateBps);
+  const bitrateKbps = finite(stats.bitrateKbps) ?? (bps === null ? null : bps / 1000);
   const state = source.state;
+  const live = state.state === 'live';
   return {
     id: source.id,
     name: displayName(source, extras),
     state: state.state,
     lastError: state.state === 'live' ? null : publicErrorText(state.lastError, secrets),
-    codec: video?.codec ?? null,
+    codec: video?.codec ?? (typeof stats.codec === 'string' && /^H26[45]$/.test(stats.codec) ? stats.codec : null),
     width: finite(stats.width),
     height: finite(stats.height),
-    fps: finite(stats.fps),
-    bitrateKbps: bitrateKbps === null ? null : Math.round(bitrateKbps),
+    // Rates are measured over the last seconds; once the camera is down they only decay, so they are
+    // shown while live and nowhere else (the resolution is the last known one and stays).
+    fps: live ? finite(stats.fps) : null,
+    bitrateKbps: live && bitrateKbps !== null ? Math.round(bitrateKbps) : null,
     audio: audio?.codec ?? null,
     viewers: finite(extras?.viewers) ?? finite(stats.viewers) ?? finite(stats.subscribers) ?? 0,
     retryInMs: state.state === 'retrying' ? finite(state.retryInMs) : null,

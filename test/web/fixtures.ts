@@ -30,7 +30,7 @@ export interface FakeStats {
   width?: number;
   height?: number;
   fps?: number;
-  bitrateKbps?: number;
+  bitrateBps?: number;
   subscribers?: number;
 }
 
@@ -83,7 +83,7 @@ export function sampleCameras(): FakeSource[] {
     new FakeSource('front-door', 'Front door', {
       state: { state: 'live' },
       tracks: [H264_TRACK, PCMU_TRACK],
-      stats: { width: 1280, height: 720, fps: 25, bitrateKbps: 2150, subscribers: 2 },
+      stats: { width: 1280, height: 720, fps: 25, bitrateBps: 2_150_000, subscribers: 2 },
     }),
     new FakeSource('garden', 'Garden', {
       state: {
