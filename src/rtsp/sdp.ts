@@ -180,9 +180,11 @@ export function describeTracks(sdp: SessionDescription, baseUrl: string): TrackL
       skip(`${media.media}/${media.rtpmaps.get(Number(firstFormat))?.encoding ?? firstFormat}`, 'not audio or video');
       return;
     }
-    if (media.direction === 'recvonly' || media.direction === 'inactive') {
-      // recvonly is the camera's backchannel (it wants to receive our audio), not a stream to watch.
-      skip(label(Number(firstFormat)), `the camera marks it ${media.direction}`);
+    // Direction attributes are unreliable: Hikvision marks its video recvonly and ONVIF marks the
+    // backchannel sendonly. Backchannels appear only when a client sends "Require:
+    // www.onvif.org/ver20/backchannel", which this client never does; so only `inactive` is skipped.
+    if (media.direction === 'inactive') {
+      skip(label(Number(firstFormat)), 'the camera marks it inactive');
       return;
     }
     if (!/^RTP\/AVPF?(\/TCP)?$/i.test(media.proto) && !/^RTP\/AVP\/UDP$/i.test(media.proto)) {

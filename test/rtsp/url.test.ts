@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { baseUrlFor, parseRtspUrl, resolveControlUrl, stripCredentials } from '../../src/rtsp/url.js';
+
+describe('parseRtspUrl', () => {
+  it('splits off percent-decoded credentials and keeps the rest', () => {
+    const t = parseRtspUrl('rtsp://ad%20min:p%40ss%3Aword@192.168.1.10:8554/Streaming/Channels/101?transportmode=unicast');
+    assert.equal(t.username, 'ad min');
+    assert.equal(t.password, 'p@ss:word');
+    assert.equal(t.url, 'rtsp://192.168.1.10:8554/Streaming/Channels/101?transportmode=unicast');
+    assert.equal(t.hostname, '192.168.1.10');
+    assert.equal(t.port, 8554);
+    assert.equal(t.secure, false);
+  });
+
+  it('takes unencoded @, #, ? and : in a password as users paste them', () => {
+    const t = parseRtspUrl('rtsp://admin:p@ss#1?x:y@cam.local/live');
+    assert.equal(t.username, 'admin');
+    assert.equal(t.password, 'p@ss#1?x:y');
+    assert.equal(t.url, 'rtsp://cam.local/live');
+    assert.equal(t.port, 554);
+  });
+
+  it('keeps a literal % that does not decode', () => {
+    assert.equal(parseRtspUrl('rtsp://u:100%@cam/').password, '100%');
+  });
+
+  it('handles no credentials, a user without password, IPv6 and rtsps', () => {
+    const plain = parseRtspUrl('rtsp://cam/');
+    assert.equal(plain.username, undefined);
+    assert.equal(plain.password, undefined);
+    assert.equal(parseRtspUrl('rtsp://viewer@cam/').username, 'viewer');
+    assert.equal(parseRtspUrl('rtsp://viewer@cam/').password, undefined);
+    const v6 = parseRtspUrl('rtsp://u:p@[::1]:8554/x');
+    assert.equal(v6.hostname, '::1');
+    assert.equal(v6.url, 'rtsp://[::1]:8554/x');
+    assert.equal(parseRtspUrl('RTSPS://cam/').secure, true);
+  });
+
+  it('rejects what is not an RTSP URL, without echoing it', () => {
+    assert.throws(() => parseRtspUrl('http://admin:secret@cam/'), (e: unknown) => e instanceof Error && !e.message.includes('secret'));
+    assert.throws(() => parseRtspUrl('rtsp://'), /host|malformed/);
+  });
+});
+
+describe('stripCredentials', () => {
+  it('removes user info, including a raw @ in the password', () => {
+    assert.equal(stripCredentials('rtsp://a:b@cam/x'), 'rtsp://cam/x');
+    assert.equal(stripCredentials('rtsp://a:b@c@cam:554/x'), 'rtsp://cam:554/x');
+    assert.equal(stripCredentials('rtsp://cam/x@y'), 'rtsp://cam/x@y');
+  });
+});
+
+describe('baseUrlFor', () => {
+  const req = 'rtsp://cam/live';
+  it('prefers Content-Base, then Content-Location, then the request URL', () => {
+    assert.equal(baseUrlFor(req, 'rtsp://cam/live/', 'rtsp://cam/other/'), 'rtsp://cam/live/');
+    assert.equal(baseUrlFor(req, undefined, 'rtsp://cam/other/'), 'rtsp://cam/other/');
+    assert.equal(baseUrlFor(req, '  ', undefined), req);
+    assert.equal(baseUrlFor(req), req);
+  });
+  it('resolves a relative Content-Location and strips echoed credentials', () => {
+    assert.equal(baseUrlFor(req, undefined, 'sub/'), 'rtsp://cam/sub/');
+    assert.equal(baseUrlFor(req, 'rtsp://admin:secret@cam/live/'), 'rtsp://cam/live/');
+  });
+});
+
+describe('resolveControlUrl', () => {
+  it('uses absolute controls as they are (without credentials)', () => {
+    assert.equal(resolveControlUrl('rtsp://cam/a/', 'rtsp://10.0.0.2:554/a/trackID=1'), 'rtsp://10.0.0.2:554/a/trackID=1');
+    assert.equal(resolveControlUrl('rtsp://cam/a/', 'rtsp://u:p@cam/a/trackID=1'), 'rtsp://cam/a/trackID=1');
+  });
+  it('uses the base for "*" and for no control', () => {
+    assert.equal(resolveControlUrl('rtsp://cam/a', '*'), 'rtsp://cam/a');
+    assert.equal(resolveControlUrl('rtsp://cam/a', undefined), 'rtsp://cam/a');
+    assert.equal(resolveControlUrl('rtsp://cam/a', ''), 'rtsp://cam/a');
+  });
+  it('appends relative controls with one "/" (what cameras mean)', () => {
+    assert.equal(resolveControlUrl('rtsp://cam/live1.sdp/', 'stream=0'), 'rtsp://cam/live1.sdp/stream=0');
+    // Hikvision without Content-Base: RFC 3986 would lose "101".
+    assert.equal(resolveControlUrl('rtsp://cam/Streaming/Channels/101', 'trackID=1'), 'rtsp://cam/Streaming/Channels/101/trackID=1');
+    // Dahua: the base carries a query and a trailing slash.
+    assert.equal(
+      resolveControlUrl('rtsp://cam:554/cam/realmonitor?channel=1&subtype=0/', 'trackID=0'),
+      'rtsp://cam:554/cam/realmonitor?channel=1&subtype=0/trackID=0',
+    );
+  });
+  it('replaces the path for controls starting with "/"', () => {
+    assert.equal(resolveControlUrl('rtsp://cam:8554/a/b/', '/other/track1'), 'rtsp://cam:8554/other/track1');
+  });
+});
