@@ -1,0 +1,394 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DEMO_CAMERA_ID, describeCamera, loadConfig } from '../../src/config/load-config.js';
+import type { CameraConfig, LoadedConfig } from '../../src/config/types.js';
+import { redactingLogger, type Logger } from '../../src/util/logger.js';
+
+const URL_OK = 'rtsp://user:secret@127.0.0.1:1/x';
+
+function load(block: Record<string, unknown>): LoadedConfig {
+  return loadConfig({ platform: 'WebRTCCameras', ...block });
+}
+
+function errors(result: LoadedConfig): string[] {
+  return result.messages.filter((m) => m.level === 'error').map((m) => m.text);
+}
+
+function warnings(result: LoadedConfig): string[] {
+  return result.messages.filter((m) => m.level === 'warn').map((m) => m.text);
+}
+
+function only(result: LoadedConfig): CameraConfig {
+  assert.equal(result.config.cameras.length, 1, JSON.stringify(result.messages));
+  return result.config.cameras[0]!;
+}
+
+describe('loadConfig: cameras', () => {
+  it('applies every default from the schema to a minimal camera', () => {
+    const result = load({ cameras: [{ name: 'Front Door', rtspUrl: URL_OK }] });
+    assert.deepEqual(result.messages, []);
+    const camera = only(result);
+    assert.deepEqual(camera, {
+      index: 0,
+      name: 'Front Door',
+      id: 'front-door',
+      source: { kind: 'rtsp', url: URL_OK },
+      onvif: undefined,
+      audio: true,
+      transport: 'auto',
+      alwaysOn: false,
+      motion: false,
+      motionResetSeconds: 30,
+      maxViewers: 10,
+      maxHomeKitStreams: 4,
+      snapshotUrl: undefined,
+      manufacturer: 'WebRTC Cameras',
+      model: 'RTSP camera',
+      serialNumber: 'front-door',
+    });
+  });
+
+  it('keeps explicit values', () => {
+    const camera = only(load({
+      cameras: [{
+        name: 'Porch', id: 'p1', rtspUrl: URL_OK, audio: false, transport: 'udp', alwaysOn: true, maxViewers: 3,
+        maxHomeKitStreams: 2, snapshotUrl: 'http://127.0.0.1/snap.jpg', manufacturer: 'D-Link', model: 'DCS-7010L', serialNumber: 'SN1',
+      }],
+    }));
+    assert.equal(camera.id, 'p1');
+    assert.equal(camera.audio, false);
+    assert.equal(camera.transport, 'udp');
+    assert.equal(camera.alwaysOn, true);
+    assert.equal(camera.maxViewers, 3);
+    assert.equal(camera.maxHomeKitStreams, 2);
+    assert.equal(camera.snapshotUrl, 'http://127.0.0.1/snap.jpg');
+    assert.deepEqual([camera.manufacturer, camera.model, camera.serialNumber], ['D-Link', 'DCS-7010L', 'SN1']);
+  });
+
+  it('skips a camera whose rtspUrl is not rtsp:// with a message naming camera, field and a fix; the others run', () => {
+    const result = load({
+      cameras: [
+        { name: 'Front', rtspUrl: URL_OK },
+        { name: 'Porch', rtspUrl: 'http://user:hunter22@192.168.0.20/live1.sdp' },
+      ],
+    });
+    assert.deepEqual(result.config.cameras.map((c) => c.name), ['Front']);
+    const [error] = errors(result);
+    assert.match(error!, /^Camera 'Porch' \(cameras\[1\]\): rtspUrl must start with rtsp:\/\//);
+    assert.match(error!, /e\.g\. rtsp:\/\/user:pass@192\.168\.0\.20:554\/live1\.sdp/);
+    assert.match(error!, /skipped/);
+    assert.ok(!error!.includes('hunter22'), error);
+  });
+
+  it('requires a name', () => {
+    const result = load({ cameras: [{ rtspUrl: URL_OK }] });
+    assert.equal(result.config.cameras.length, 0);
+    assert.match(errors(result)[0]!, /^Camera #1 \(cameras\[0\]\): name is required — e\.g\. Front Door/);
+  });
+
+  it('rejects an empty name and a camera that is not an object', () => {
+    const result = load({ cameras: [{ name: '   ', rtspUrl: URL_OK }, 'rtsp://x/y'] });
+    assert.equal(result.config.cameras.length, 0);
+    assert.equal(errors(result).length, 2);
+    assert.match(errors(result)[1]!, /cameras\[1\] must be a group of settings/);
+  });
+
+  it('requires a stream: rtspUrl or onvif.host', () => {
+    const result = load({ cameras: [{ name: 'Nothing', audio: false }] });
+    assert.equal(result.config.cameras.length, 0);
+    assert.match(errors(result)[0]!, /Camera 'Nothing' \(cameras\[0\]\): it has no stream: set rtspUrl .* or the ONVIF camera address onvif\.host/);
+  });
+
+  it('rejects an rtspUrl that does not parse (bad port)', () => {
+    const result = load({ cameras: [{ name: 'X', rtspUrl: 'rtsp://user:pw123@host:99999/x' }] });
+    assert.equal(result.config.cameras.length, 0);
+    assert.match(errors(result)[0]!, /rtspUrl is not a valid address \(it is "rtsp:\/\/user:\*\*\*@host:99999\/x"\)/);
+  });
+
+  it('rejects an rtspUrl without a host', () => {
+    const result = load({ cameras: [{ name: 'X', rtspUrl: 'rtsp:///live' }] });
+    assert.match(errors(result)[0]!, /rtspUrl has no camera address/);
+  });
+
+  it('uses ONVIF when there is no rtspUrl, with the camera log-in as fallback', () => {
+    const camera = only(load({ cameras: [{ name: 'Cam', username: 'admin', password: 'pw-cam', onvif: { host: '192.168.0.20' } }] }));
+    assert.deepEqual(camera.source, { kind: 'onvif', onvif: { host: '192.168.0.20', port: 80, username: 'admin', password: 'pw-cam' } });
+    assert.equal(camera.model, 'ONVIF camera');
+  });
+
+  it('keeps ONVIF next to an rtspUrl (for motion) and lets ONVIF credentials override', () => {
+    const camera = only(load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK, motion: true, onvif: { host: 'cam.local', port: 8000, username: 'o', password: 'opw' } }] }));
+    assert.equal(camera.source.kind, 'rtsp');
+    assert.deepEqual(camera.onvif, { host: 'cam.local', port: 8000, username: 'o', password: 'opw' });
+    assert.equal(camera.motion, true);
+  });
+
+  it('rejects an ONVIF host with a scheme or a port', () => {
+    for (const host of ['http://192.168.0.20', '192.168.0.20:80']) {
+      const result = load({ cameras: [{ name: 'Cam', onvif: { host } }] });
+      assert.equal(result.config.cameras.length, 0, host);
+      assert.match(errors(result)[0]!, /onvif\.host must be the camera's IP address or host name only/);
+    }
+    assert.equal(load({ cameras: [{ name: 'Cam', onvif: { host: 'fe80::1:2' } }] }).config.cameras.length, 1);
+  });
+
+  it('turns motion off (with a warning) when there is no ONVIF', () => {
+    const result = load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK, motion: true }] });
+    assert.equal(only(result).motion, false);
+    assert.match(warnings(result)[0]!, /Camera 'Cam' \(cameras\[0\]\): motion needs ONVIF/);
+  });
+
+  it('merges the separate user name and password into the URL, encoded', () => {
+    const camera = only(load({ cameras: [{ name: 'Cam', rtspUrl: 'rtsp://192.168.0.20:554/live1.sdp', username: 'admin', password: 'p@ss:w/rd' }] }));
+    assert.deepEqual(camera.source, { kind: 'rtsp', url: 'rtsp://admin:p%40ss%3Aw%2Frd@192.168.0.20:554/live1.sdp' });
+  });
+
+  it('lets the separate fields replace a log-in written in the URL, with a warning', () => {
+    const result = load({ cameras: [{ name: 'Cam', rtspUrl: 'rtsp://old:oldpw@h/x', username: 'new', password: 'newpw' }] });
+    assert.deepEqual(only(result).source, { kind: 'rtsp', url: 'rtsp://new:newpw@h/x' });
+    assert.match(warnings(result)[0]!, /replace the log-in written in rtspUrl/);
+  });
+
+  it('adds a lone password to a URL that has the user name', () => {
+    assert.deepEqual(only(load({ cameras: [{ name: 'Cam', rtspUrl: 'rtsp://admin@h/x', password: 'pw' }] })).source, { kind: 'rtsp', url: 'rtsp://admin:pw@h/x' });
+  });
+
+  it('warns about a password without any user name', () => {
+    const result = load({ cameras: [{ name: 'Cam', rtspUrl: 'rtsp://h/x', password: 'pw' }] });
+    assert.deepEqual(only(result).source, { kind: 'rtsp', url: 'rtsp://h/x' });
+    assert.match(warnings(result)[0]!, /password is set without a user name/);
+  });
+
+  it('derives ids from names and rejects duplicates, naming both cameras', () => {
+    const result = load({
+      cameras: [
+        { name: 'Front Door', rtspUrl: URL_OK },
+        { name: 'front door!', rtspUrl: URL_OK },
+        { name: 'Other', id: 'front-door', rtspUrl: URL_OK },
+        { name: 'Another', id: 'another-id', rtspUrl: URL_OK },
+      ],
+    });
+    assert.deepEqual(result.config.cameras.map((c) => c.id), ['front-door', 'another-id']);
+    const errs = errors(result);
+    assert.equal(errs.length, 2);
+    assert.match(errs[0]!, /^Camera 'front door!' \(cameras\[1\]\): its id 'front-door' is already used by Camera 'Front Door' \(cameras\[0\]\)\. .*set a different "id"/);
+    assert.match(errs[1]!, /^Camera 'Other' \(cameras\[2\]\): its id 'front-door' is already used/);
+  });
+
+  it('falls back to camera-<n> for names without Latin letters or digits', () => {
+    assert.equal(only(load({ cameras: [{ name: '玄関', rtspUrl: URL_OK }] })).id, 'camera-1');
+  });
+
+  it('rejects an invalid id with the allowed characters', () => {
+    const result = load({ cameras: [{ name: 'Cam', id: 'Front Door', rtspUrl: URL_OK }] });
+    assert.match(errors(result)[0]!, /id may only use lower-case letters, digits and dashes.* \(it is "Front Door"\) — e\.g\. front-door/);
+  });
+
+  it('explains enum, range and type errors', () => {
+    const result = load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK, transport: 'tcpp', maxHomeKitStreams: 0, audio: 'yes', motionResetSeconds: 1.5 }] });
+    const [error] = errors(result);
+    assert.match(error!, /transport must be one of auto, tcp, udp \(it is "tcpp"\)/);
+    assert.match(error!, /maxHomeKitStreams must be between 1 and 16 \(it is 0\)/);
+    assert.match(error!, /audio must be true or false \(it is "yes"\)/);
+    assert.match(error!, /motionResetSeconds must be a whole number \(it is 1\.5\)/);
+  });
+
+  it('treats empty strings as unset (a cleared form field)', () => {
+    const camera = only(load({ cameras: [{ name: 'Cam', rtspUrl: '', id: '', onvif: { host: '10.0.0.2', username: '' } }] }));
+    assert.equal(camera.source.kind, 'onvif');
+    assert.equal(camera.id, 'cam');
+  });
+
+  it('warns about unknown camera settings with a suggestion, and still runs the camera', () => {
+    const result = load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK, alwayson: true }] });
+    assert.equal(result.config.cameras.length, 1);
+    assert.match(warnings(result)[0]!, /Camera 'Cam' \(cameras\[0\]\): unknown setting 'alwayson' is ignored — did you mean 'alwaysOn'\?/);
+  });
+
+  it('rejects a cameras value that is not a list, and does not show the demo instead', () => {
+    const result = load({ cameras: { name: 'Cam' } });
+    assert.deepEqual(result.config.cameras, []);
+    assert.match(errors(result)[0]!, /cameras must be a list/);
+  });
+
+  it('describes cameras for messages', () => {
+    assert.equal(describeCamera({ name: 'Porch', index: 1 }), "Camera 'Porch' (cameras[1])");
+    assert.equal(describeCamera({ name: 'Demo Camera', index: -1 }), "Camera 'Demo Camera' (demo)");
+  });
+});
+
+describe('loadConfig: the demo camera', () => {
+  it('stands in when no camera is configured', () => {
+    for (const block of [{}, { cameras: [] }]) {
+      const camera = only(load(block));
+      assert.equal(camera.id, DEMO_CAMERA_ID);
+      assert.equal(camera.name, 'Demo Camera');
+      assert.deepEqual(camera.source, { kind: 'demo' });
+      assert.equal(camera.maxHomeKitStreams, 4);
+    }
+  });
+
+  it('is off with demo: false', () => {
+    const result = load({ demo: false });
+    assert.deepEqual(result.config.cameras, []);
+    assert.equal(result.config.demo, false);
+  });
+
+  it('does not replace cameras that are all invalid', () => {
+    assert.deepEqual(load({ cameras: [{ name: 'Bad', rtspUrl: 'http://x' }] }).config.cameras, []);
+  });
+});
+
+describe('loadConfig: global sections', () => {
+  it('gives every section its defaults', () => {
+    const { config, messages } = load({});
+    assert.deepEqual(messages, []);
+    assert.equal(config.name, 'WebRTC Cameras');
+    assert.equal(config.demo, true);
+    assert.deepEqual(config.discovery, { enabled: false, interfaces: [] });
+    assert.deepEqual(config.web, { port: 8090, bind: '0.0.0.0', publicUrl: undefined, tls: { selfSigned: false, certPath: undefined, keyPath: undefined } });
+    assert.deepEqual(config.viewers, []);
+    assert.deepEqual(config.shareLinks, { defaultExpiry: '1d', defaultExpiryMs: 86_400_000 });
+    assert.deepEqual(config.ice, { stunServers: [], turnServers: [], udpPortMin: undefined, udpPortMax: undefined, announcedAddresses: [], iceTcp: false });
+    assert.deepEqual(config.ffmpeg, { videoProcessor: undefined, debug: false });
+    assert.deepEqual(config.restream, { port: 8554, lanAccess: false, username: undefined, password: undefined });
+  });
+
+  it('keeps valid sections', () => {
+    const { config, messages } = load({
+      name: 'Cams',
+      discovery: { enabled: true, interfaces: ['eth0'] },
+      web: { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', tls: { certPath: '/c.pem', keyPath: '/k.pem' } },
+      shareLinks: { defaultExpiry: '7d' },
+      ice: { stunServers: ['stun:stun.example.com:3478'], turnServers: [{ urls: 'turn:t.example.com', username: 'u', credential: 'c' }], udpPortMin: 50000, udpPortMax: 50100, announcedAddresses: ['203.0.113.7'], iceTcp: true },
+      ffmpeg: { videoProcessor: '/opt/ffmpeg', debug: true },
+      restream: { port: 8555, lanAccess: true, username: 'rec', password: 'recpw' },
+    });
+    assert.deepEqual(messages, []);
+    assert.equal(config.name, 'Cams');
+    assert.deepEqual(config.discovery, { enabled: true, interfaces: ['eth0'] });
+    assert.deepEqual(config.web, { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', tls: { selfSigned: false, certPath: '/c.pem', keyPath: '/k.pem' } });
+    assert.equal(config.shareLinks.defaultExpiryMs, 7 * 86_400_000);
+    assert.equal(config.ice.udpPortMax, 50100);
+    assert.equal(config.ice.turnServers[0]?.credential, 'c');
+    assert.deepEqual(config.ffmpeg, { videoProcessor: '/opt/ffmpeg', debug: true });
+    assert.deepEqual(config.restream, { port: 8555, lanAccess: true, username: 'rec', password: 'recpw' });
+  });
+
+  it('falls back to the section defaults, with a warning, when a field is invalid', () => {
+    const result = load({ web: { port: 70000, bind: '127.0.0.1' }, cameras: [{ name: 'Cam', rtspUrl: URL_OK }] });
+    assert.equal(result.config.web.port, 8090);
+    assert.equal(result.config.web.bind, '0.0.0.0');
+    assert.equal(result.config.cameras.length, 1);
+    assert.match(warnings(result)[0]!, /^web\.port must be between 1 and 65535 \(it is 70000\) — e\.g\. 8090\. Using the default 'web' settings/);
+  });
+
+  it('checks rules across fields of a section', () => {
+    const half = load({ ice: { udpPortMin: 50000 } });
+    assert.match(warnings(half)[0]!, /ice\.udpPortMin and ice\.udpPortMax must be set together/);
+    assert.equal(half.config.ice.udpPortMin, undefined);
+    const upside = load({ ice: { udpPortMin: 50100, udpPortMax: 50000 } });
+    assert.match(warnings(upside)[0]!, /ice\.udpPortMin \(50100\) must not be above ice\.udpPortMax \(50000\)/);
+    const tls = load({ web: { tls: { certPath: '/c.pem' } } });
+    assert.match(warnings(tls)[0]!, /web\.tls\.certPath and web\.tls\.keyPath must be set together/);
+    const lan = load({ restream: { lanAccess: true, username: 'rec' } });
+    assert.match(warnings(lan)[0]!, /restream\.lanAccess needs restream\.username and restream\.password/);
+    assert.equal(lan.config.restream.lanAccess, false);
+  });
+
+  it('explains pattern errors in sections', () => {
+    assert.match(warnings(load({ ice: { stunServers: ['stun.example.com'] } }))[0]!, /ice\.stunServers\[0\] must start with stun: \(it is "stun\.example\.com"\) — e\.g\. stun:stun\.l\.google\.com:19302/);
+    assert.match(warnings(load({ web: { bind: 'localhost' } }))[0]!, /web\.bind must be an IP address of this computer/);
+    assert.match(warnings(load({ shareLinks: { defaultExpiry: '2d' } }))[0]!, /shareLinks\.defaultExpiry must be one of 1h, 1d, 7d, 30d/);
+  });
+
+  it('warns about a bad top-level scalar and uses its default', () => {
+    const result = load({ demo: 'no', name: 5 });
+    assert.equal(result.config.demo, true);
+    assert.equal(result.config.name, 'WebRTC Cameras');
+    assert.equal(warnings(result).length, 2);
+    assert.match(warnings(result)[0]!, /name must be text \(it is 5\)/);
+    assert.match(warnings(result)[1]!, /demo must be true or false \(it is "no"\)/);
+  });
+
+  it('warns about unknown top-level settings, with a suggestion, but not about Homebridge\'s own keys', () => {
+    const result = loadConfig({ platform: 'WebRTCCameras', _bridge: { username: '0E:00:00:00:00:01', port: 0 }, camera: [], webb: {}, web: { prot: 1 } });
+    const texts = warnings(result);
+    assert.equal(texts.length, 3, texts.join('\n'));
+    assert.match(texts[0]!, /Unknown setting 'camera' is ignored — did you mean 'cameras'\?/);
+    assert.match(texts[1]!, /Unknown setting 'webb' is ignored — did you mean 'web'\?/);
+    assert.match(texts[2]!, /Unknown setting 'web\.prot' is ignored — did you mean 'port'\?/);
+  });
+
+  it('survives input that is not an object', () => {
+    for (const input of ['text', 42, [], null]) {
+      const result = loadConfig(input);
+      assert.equal(result.config.web.port, 8090);
+      assert.match(errors(result)[0]!, /not a JSON object/);
+    }
+  });
+});
+
+describe('loadConfig: viewers (reserved for access control)', () => {
+  it('keeps valid viewers, skips invalid and duplicate ones, warns about unknown camera ids', () => {
+    const result = load({
+      cameras: [{ name: 'Front', rtspUrl: URL_OK }],
+      viewers: [
+        { username: 'alice', password: 'a-pw', cameras: ['front'], admin: true },
+        { username: 'bob', password: 'b-pw', cameras: ['back'] },
+        { username: 'alice', password: 'other' },
+        { username: 'no pass' },
+      ],
+    });
+    assert.deepEqual(result.config.viewers, [
+      { username: 'alice', password: 'a-pw', cameras: ['front'], admin: true },
+      { username: 'bob', password: 'b-pw', cameras: ['back'], admin: false },
+    ]);
+    assert.match(warnings(result)[0]!, /Viewer 'bob' \(viewers\[1\]\): no camera has the id 'back'; known ids: front/);
+    const errs = errors(result);
+    assert.match(errs[0]!, /Viewer 'alice' \(viewers\[2\]\): the user name 'alice' is used twice/);
+    assert.match(errs[1]!, /Viewer 'no pass' \(viewers\[3\]\): password is required; username must not contain spaces or colons/);
+  });
+});
+
+describe('loadConfig: secrets', () => {
+  const nasty = {
+    platform: 'WebRTCCameras',
+    cameras: [
+      { name: 'Good', rtspUrl: 'rtsp://admin:Url-Secret1@127.0.0.1:1/x' },
+      { name: 'Bad', rtspUrl: 'http://admin:Bad-Secret2@127.0.0.1/x', onvif: { host: 'x y', password: 'Onvif-Secret3' } },
+      { name: 'Field', rtspUrl: 'rtsp://127.0.0.1/x', username: 'u', password: 'F@eld:Secret4' },
+      { name: 'Raw', rtspUrl: 'rtsp://admin:R@w-Secret5@127.0.0.1/x' },
+      { name: 'Snap', rtspUrl: URL_OK, snapshotUrl: 'http://u:Snap-Secret6@127.0.0.1/s.jpg', transport: 7 },
+    ],
+    viewers: [{ username: 'v', password: 'Viewer-Secret7' }, { username: 'w w', password: 'Viewer-Secret8' }],
+    ice: { turnServers: [{ urls: 'turn:x', credential: 'Turn-Secret9' }], udpPortMin: 1 },
+    restream: { lanAccess: true, password: 'Restream-Secret10' },
+  };
+  const all = ['Url-Secret1', 'Bad-Secret2', 'Onvif-Secret3', 'F@eld:Secret4', 'R@w-Secret5', 'Snap-Secret6', 'Viewer-Secret7', 'Viewer-Secret8', 'Turn-Secret9', 'Restream-Secret10'];
+
+  it('registers every secret, including those of invalid entries', () => {
+    const { secrets } = loadConfig(nasty);
+    for (const secret of all) assert.ok(secrets.has(secret), secret);
+  });
+
+  it('never puts a secret in a message, even unredacted', () => {
+    const { messages } = loadConfig(nasty);
+    assert.ok(messages.length >= 4, JSON.stringify(messages));
+    for (const { text } of messages) {
+      for (const secret of all) {
+        assert.ok(!text.includes(secret) && !text.includes(encodeURIComponent(secret)), `${secret} in: ${text}`);
+      }
+    }
+  });
+
+  it('lets a redacting logger hide the camera URLs the rest of the plugin prints', () => {
+    const { config, secrets } = loadConfig(nasty);
+    const lines: string[] = [];
+    const sink: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m), debug: (m) => lines.push(m) };
+    const log = redactingLogger(sink, secrets);
+    for (const camera of config.cameras) if (camera.source.kind === 'rtsp') log.debug(`opening ${camera.source.url}`);
+    assert.equal(lines.length, 3);
+    for (const line of lines) for (const secret of all) assert.ok(!line.includes(secret) && !line.includes(encodeURIComponent(secret)), line);
+  });
+});
