@@ -6,7 +6,7 @@ import { toCameraStatus } from './camera-status.js';
 import { HttpError, isCameraId } from './http-util.js';
 import { canWatch } from './principal.js';
 import type { Route } from './router.js';
-import type { BroadcastSource, CameraExtras, CameraRegistry, RouteContext, SnapshotProvider } from './types.js';
+import type { BroadcastSource, CameraExtras, ClientIceServer, CameraRegistry, RouteContext, SnapshotProvider } from './types.js';
 import { redactText } from '../util/redact.js';
 
 export interface ApiDeps {
@@ -15,6 +15,7 @@ export interface ApiDeps {
   cameraExtras: ((id: string) => CameraExtras | undefined) | undefined;
   secrets: () => Iterable<string>;
   snapshotTimeoutMs: number;
+  clientIceServers: (() => ReadonlyArray<ClientIceServer>) | undefined;
 }
 
 /**
@@ -51,6 +52,16 @@ export function apiRoutes(deps: ApiDeps): Route[] {
     toCameraStatus(source, deps.cameraExtras?.(source.id), deps.secrets());
 
   return [
+    {
+      // What the page needs before it can connect: the ICE servers (TURN credentials for viewers
+      // outside the LAN are for signed-in viewers only, hence not in the static page).
+      method: 'GET',
+      path: '/api/config',
+      auth: 'viewer',
+      handle(ctx) {
+        ctx.sendJson(200, { iceServers: deps.clientIceServers?.() ?? [] });
+      },
+    },
     {
       method: 'GET',
       path: '/api/cameras',

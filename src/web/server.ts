@@ -21,6 +21,7 @@ import type {
   Authorize,
   CameraExtras,
   CameraRegistry,
+  ClientIceServer,
   Principal,
   RouteContext,
   SignallingHandler,
@@ -85,6 +86,8 @@ export interface WebServerOptions {
   snapshots?: SnapshotProvider;
   /** Display name and viewer count per camera, which a Source does not know. */
   cameraExtras?: (id: string) => CameraExtras | undefined;
+  /** ICE servers the page gives its RTCPeerConnection (`/api/config`); default none (LAN). */
+  clientIceServers?: () => ReadonlyArray<ClientIceServer>;
   /** Cross-origin callers allowed to use the API, WHEP and WebSocket (`https://host:port`, or `*`). */
   allowedOrigins?: ReadonlyArray<string>;
   /** Routes other modules add (login, logout, share links). Built-in routes win on conflicts. */
@@ -137,6 +140,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     cameraExtras: options.cameraExtras,
     secrets,
     snapshotTimeoutMs: limits.snapshotTimeoutMs,
+    clientIceServers: options.clientIceServers,
   })) {
     router.add(route);
   }

@@ -88,6 +88,13 @@ export interface SnapshotProvider {
   getSnapshot(cameraId: string, size: { width?: number; height?: number }): Promise<Buffer | undefined>;
 }
 
+/** An ICE server the browser should use too (TURN for viewers outside the LAN); RTCIceServer's shape. */
+export interface ClientIceServer {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
 /** Extra facts about a camera that a `BroadcastSource` does not carry (its display name, viewer count). */
 export interface CameraExtras {
   name?: string;

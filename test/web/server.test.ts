@@ -796,6 +796,24 @@ describe('web server: /signal WebSocket gateway', () => {
   });
 });
 
+describe('web server: client config', () => {
+  it('gives the page its ICE servers, to signed-in viewers only', async () => {
+    const turn = { urls: 'turn:turn.example:3478', username: 'u', credential: 'c' };
+    const open = await start({ clientIceServers: () => [turn] });
+    const closedDoor = await start({ authorize: () => undefined });
+    try {
+      assert.deepEqual(await (await fetch(`${open.base}/api/config`)).json(), { iceServers: [turn] });
+      assert.equal((await fetch(`${closedDoor.base}/api/config`)).status, 401);
+      const none = await start();
+      assert.deepEqual(await (await fetch(`${none.base}/api/config`)).json(), { iceServers: [] });
+      await none.server.close();
+    } finally {
+      await open.server.close();
+      await closedDoor.server.close();
+    }
+  });
+});
+
 describe('web server: listen', () => {
   it('reports a port conflict clearly', async () => {
     const first = await start();

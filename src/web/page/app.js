@@ -22,6 +22,9 @@ const CLOSE_ACCESS_REVOKED = 4001;
 
 const byId = (id) => document.getElementById(id);
 
+/** From /api/config: STUN/TURN servers for viewers outside the LAN (none on a LAN). */
+let iceServers = [];
+
 function readSetting(key) {
   try {
     return window.localStorage.getItem(key);
@@ -220,7 +223,7 @@ class LiveSession {
   }
 
   createPeer() {
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = new RTCPeerConnection({ iceServers });
     this.stream = new MediaStream();
     pc.addEventListener('track', (event) => {
       if (this.pc !== pc) return;
@@ -714,6 +717,7 @@ function showPlayerInfo(info) {
     formatResolution(info.width, info.height),
     typeof info.codec === 'string' ? info.codec : null,
     info.audio ? `audio ${info.audio}` : 'no audio',
+    typeof info.message === 'string' ? info.message : null,
   ].filter(Boolean);
   player.info.textContent = parts.join(' \u00b7 ');
   setAudioAvailable(Boolean(info.audio));
@@ -830,13 +834,24 @@ function cameraFromHash() {
   }
 }
 
+async function loadConfig() {
+  try {
+    const response = await fetch('/api/config', { cache: 'no-store', credentials: 'same-origin' });
+    if (!response.ok) return;
+    const config = await response.json();
+    if (Array.isArray(config.iceServers)) iceServers = config.iceServers;
+  } catch {
+    // Without it the page still works on the LAN; refreshList reports an unreachable server.
+  }
+}
+
 async function main() {
   liveTilesButton.setAttribute('aria-pressed', String(liveTiles));
   liveTilesButton.addEventListener('click', () => setLiveTiles(!liveTiles));
   wirePlayer();
   document.addEventListener('visibilitychange', onVisibilityChange);
   window.addEventListener('online', () => refreshList());
-  await refreshList();
+  await Promise.all([loadConfig(), refreshList()]);
   const wanted = cameraFromHash();
   if (wanted) openPlayer(wanted);
   setInterval(refreshVisibleSnapshots, SNAPSHOT_REFRESH_MS);
