@@ -1,0 +1,408 @@
+/**
+ * ONVIF PullPoint events -> motion. One subscription loop per camera:
+ * CreatePullPointSubscription, then PullMessages (long poll) in a loop, Renew before the camera's
+ * TerminationTime, Unsubscribe on stop. Any failure (fault, timeout, camera reboot, expired
+ * subscription) ends the subscription and a new one is made after an exponential backoff with
+ * jitter, re-reading the camera clock first (a rebooted camera may have lost it). Errors are logged
+ * once per kind and camera; nothing here throws into the caller or emits 'error'.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+
+import type { Logger } from '../util/logger.js';
+import { redactUrl } from '../util/redact.js';
+import type { OnvifDevice } from './device.js';
+import { OnvifError, toOnvifError } from './errors.js';
+import { MotionState, type MotionStateOptions } from './motion.js';
+import { NS } from './soap.js';
+import { attr, child, childrenNamed, escapeXml, serializeXml, textAt, textOf, type XmlElement } from './xml.js';
+
+// ---------------------------------------------------------------------------------------------------
+// Notification parsing and topic mapping (pure, exported for tests)
+
+export type PropertyOperation = 'Initialized' | 'Changed' | 'Deleted';
+
+export interface NotificationMessage {
+  /** Topic as sent, trimmed. */
+  topic: string;
+  /** Prefix-free topic path, e.g. `RuleEngine/CellMotionDetector/Motion`. */
+  topicPath: string;
+  operation: PropertyOperation | undefined;
+  utcTime: string | undefined;
+  source: Map<string, string>;
+  data: Map<string, string>;
+}
+
+export interface MotionEvent {
+  topic: string;
+  active: boolean;
+  operation: PropertyOperation | undefined;
+  /** Identifies the motion source (topic and source items) for `MotionState`. */
+  key: string;
+}
+
+/** Strips prefixes from every topic segment and the ConcreteSet `//.` suffix. */
+export function normalizeTopic(raw: string): string {
+  return raw
+    .trim()
+    .replace(/\/\/\.$/, '')
+    .split('/')
+    .map((segment) => segment.trim().replace(/^[^:]*:/, ''))
+    .filter(Boolean)
+    .join('/');
+}
+
+/**
+ * Motion topics: any segment naming motion (`CellMotionDetector/Motion`, `MotionAlarm`,
+ * `tnsaxis:MotionDetection`, vendor `.../MotionDetector/Motion`), except configuration topics.
+ */
+export function isMotionTopic(topicPath: string): boolean {
+  const segments = topicPath.split('/');
+  if (segments[0]?.toLowerCase() === 'configuration') return false;
+  return segments.some((s) => /motion/i.test(s));
+}
+
+const VALUE_NAMES = ['ismotion', 'state', 'motion', 'active', 'isactive', 'value'];
+
+export function parseBooleanValue(raw: string | undefined): boolean | undefined {
+  const value = raw?.trim().toLowerCase();
+  if (value === undefined) return undefined;
+  if (['true', '1', 'on', 'yes', 'active'].includes(value)) return true;
+  if (['false', '0', 'off', 'no', 'inactive'].includes(value)) return false;
+  return undefined;
+}
+
+function simpleItems(element: XmlElement | undefined): Map<string, string> {
+  const items = new Map<string, string>();
+  for (const item of childrenNamed(element, 'SimpleItem')) {
+    const name = attr(item, 'Name');
+    if (name) items.set(name, attr(item, 'Value') ?? '');
+  }
+  return items;
+}
+
+/** Reads every NotificationMessage of a PullMessagesResponse (or any element containing them). */
+export function parseNotificationMessages(response: XmlElement): NotificationMessage[] {
+  return childrenNamed(response, 'NotificationMessage').map((notification): NotificationMessage => {
+    const topic = textOf(child(notification, 'Topic')) ?? '';
+    // wsnt:Message wraps tt:Message; some firmwares drop the inner level.
+    const outer = child(notification, 'Message');
+    const message = child(outer, 'Message') ?? outer;
+    const operation = attr(message, 'PropertyOperation');
+    return {
+      topic,
+      topicPath: normalizeTopic(topic),
+      operation: operation === 'Initialized' || operation === 'Changed' || operation === 'Deleted' ? operation : undefined,
+      utcTime: attr(message, 'UtcTime'),
+      source: simpleItems(child(message, 'Source')),
+      data: simpleItems(child(message, 'Data')),
+    };
+  });
+}
+
+/** Maps a notification to a motion event, or undefined when it is not about motion. */
+export function motionFromNotification(message: NotificationMessage): MotionEvent | undefined {
+  if (!isMotionTopic(message.topicPath)) return undefined;
+  let raw: string | undefined;
+  for (const wanted of VALUE_NAMES) {
+    for (const [name, value] of message.data) {
+      if (name.toLowerCase() === wanted) {
+        raw = value;
+        break;
+      }
+    }
+    if (raw !== undefined) break;
+  }
+  if (raw === undefined && message.data.size === 1) raw = [...message.data.values()][0];
+  let active = parseBooleanValue(raw);
+  if (message.operation === 'Deleted') active = false;
+  if (active === undefined) return undefined;
+  const sourceKey = [...message.source].map(([k, v]) => `${k}=${v}`).sort().join(',');
+  return { topic: message.topic, active, operation: message.operation, key: `${message.topicPath}|${sourceKey}` };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The subscription loop
+
+export interface OnvifMotionEventsOptions {
+  device: OnvifDevice;
+  /** Defaults to the device's logger (already prefixed with the camera name). */
+  log?: Logger;
+  /** Options for the motion state this creates, or a state to feed. */
+  motion?: MotionStateOptions | MotionState;
+  /** Long-poll duration of one PullMessages. Default 10 s (shortened when the subscription is short). */
+  pullTimeoutSeconds?: number;
+  messageLimit?: number;
+  /** Subscription lifetime requested on create and renew. Default 60 s. */
+  subscriptionSeconds?: number;
+  /** Backoff between re-subscriptions. Default 1 s doubling to 60 s, with jitter. */
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+}
+
+export interface OnvifMotionEventsEvents {
+  /** Every motion notification, after mapping (both property operations and pulses). */
+  motion: [event: MotionEvent];
+  /** A subscription was made (again). */
+  subscribed: [address: string];
+  /** A subscription failed or broke; a retry follows. */
+  failure: [error: OnvifError];
+}
+
+interface Subscription {
+  address: string;
+  referenceHeaders: string;
+  /** Local time at which to renew. */
+  renewAt: number;
+  /** Camera-reported lifetime of the subscription in ms. */
+  lifetimeMs: number;
+  renewUnsupported: boolean;
+}
+
+const EVENTS_ACTIONS = {
+  create: `${NS.tev}/EventPortType/CreatePullPointSubscriptionRequest`,
+  pull: `${NS.tev}/PullPointSubscription/PullMessagesRequest`,
+  renew: 'http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/RenewRequest',
+  unsubscribe: 'http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/UnsubscribeRequest',
+} as const;
+
+function parseTime(text: string | undefined): number | undefined {
+  if (!text) return undefined;
+  const t = Date.parse(text);
+  return Number.isFinite(t) ? t : undefined;
+}
+
+export class OnvifMotionEvents extends EventEmitter<OnvifMotionEventsEvents> {
+  readonly motion: MotionState;
+  private readonly device: OnvifDevice;
+  private readonly log: Logger;
+  private readonly ownsMotion: boolean;
+  private controller: AbortController | undefined;
+  private loop: Promise<void> | undefined;
+  private current: Subscription | undefined;
+  private lastFailureCode: string | undefined;
+
+  constructor(private readonly options: OnvifMotionEventsOptions) {
+    super();
+    this.device = options.device;
+    this.log = options.log ?? options.device.log;
+    if (options.motion instanceof MotionState) {
+      this.motion = options.motion;
+      this.ownsMotion = false;
+    } else {
+      this.motion = new MotionState({ log: this.log, ...options.motion });
+      this.ownsMotion = true;
+    }
+  }
+
+  get running(): boolean {
+    return this.controller !== undefined;
+  }
+
+  start(): void {
+    if (this.controller) return;
+    const controller = new AbortController();
+    this.controller = controller;
+    this.loop = this.run(controller.signal).catch((error: unknown) => {
+      // run() handles its own errors; this is a last guard so nothing escapes as an unhandled rejection.
+      this.log.error(`motion events stopped unexpectedly: ${(error as Error).message}`);
+    });
+  }
+
+  /** Stops pulling and unsubscribes (best effort, short timeout). */
+  async stop(): Promise<void> {
+    const controller = this.controller;
+    if (!controller) return;
+    this.controller = undefined;
+    controller.abort();
+    await this.loop;
+    this.loop = undefined;
+    const subscription = this.current;
+    this.current = undefined;
+    if (subscription) {
+      try {
+        await this.request(subscription, 'Unsubscribe', EVENTS_ACTIONS.unsubscribe, '<wsnt:Unsubscribe/>', 3000);
+        this.log.debug('unsubscribed from motion events');
+      } catch (error) {
+        this.log.debug(`unsubscribe failed (ignored): ${(error as Error).message}`);
+      }
+    }
+    if (this.ownsMotion) this.motion.dispose();
+  }
+
+  private async run(signal: AbortSignal): Promise<void> {
+    const initial = this.options.backoffInitialMs ?? 1000;
+    const max = this.options.backoffMaxMs ?? 60_000;
+    let attempt = 0;
+    while (!signal.aborted) {
+      try {
+        const subscription = await this.subscribe(signal);
+        this.current = subscription;
+        if (this.lastFailureCode) this.log.info('motion events resumed');
+        else this.log.debug(`subscribed to motion events at ${redactUrl(subscription.address)}`);
+        this.lastFailureCode = undefined;
+        attempt = 0;
+        this.emit('subscribed', subscription.address);
+        await this.pullLoop(subscription, signal);
+      } catch (error) {
+        if (signal.aborted) break;
+        const failure = toOnvifError(error, this.device.name, 'motion events');
+        this.reportFailure(failure);
+        // The old subscription is gone or broken; the camera forgets it (or already has).
+        this.current = undefined;
+        // A re-subscription replays current states as "Initialized"; stale sources must not linger.
+        this.motion.clearSources();
+        const delay = Math.min(max, initial * 2 ** attempt) * (0.75 + Math.random() * 0.5);
+        attempt = Math.min(attempt + 1, 30);
+        await sleep(delay, signal);
+        if (signal.aborted) break;
+        if (['NOT_AUTHORIZED', 'UNREACHABLE', 'TIMEOUT'].includes(failure.code)) {
+          await this.device.syncClock().catch(() => undefined);
+        }
+      }
+    }
+  }
+
+  private reportFailure(error: OnvifError): void {
+    this.emit('failure', error);
+    if (this.lastFailureCode !== error.code) {
+      this.log.warn(`${error.message}; retrying`);
+      this.lastFailureCode = error.code;
+    } else {
+      this.log.debug(`${error.message}; retrying`);
+    }
+  }
+
+  private eventsUrl(): string {
+    return this.device.services.events ?? this.device.services.device;
+  }
+
+  private async subscribe(signal: AbortSignal): Promise<Subscription> {
+    const seconds = this.options.subscriptionSeconds ?? 60;
+    const response = await this.device.soap.call({
+      url: this.eventsUrl(),
+      action: 'CreatePullPointSubscription',
+      soapAction: EVENTS_ACTIONS.create,
+      body: `<tev:CreatePullPointSubscription><tev:InitialTerminationTime>PT${seconds}S</tev:InitialTerminationTime></tev:CreatePullPointSubscription>`,
+      header: this.addressingHeader(EVENTS_ACTIONS.create, this.eventsUrl()),
+      signal,
+    });
+    const reference = child(response, 'SubscriptionReference');
+    const announced = textAt(reference, 'Address');
+    if (!announced) {
+      throw new OnvifError({ code: 'BAD_RESPONSE', camera: this.device.name, action: 'CreatePullPointSubscription', detail: 'no subscription address' });
+    }
+    const parameters = child(reference, 'ReferenceParameters');
+    const subscription: Subscription = {
+      address: this.device.rewriteServiceUrl(announced),
+      referenceHeaders: parameters ? parameters.children.map((c) => serializeXml(c)).join('') : '',
+      renewAt: 0,
+      lifetimeMs: seconds * 1000,
+      renewUnsupported: false,
+    };
+    this.updateLifetime(subscription, response, seconds * 1000);
+    return subscription;
+  }
+
+  /** Sets the renewal time from the camera's CurrentTime/TerminationTime (both on the camera clock). */
+  private updateLifetime(subscription: Subscription, response: XmlElement, fallbackMs: number): void {
+    const current = parseTime(textOf(child(response, 'CurrentTime')));
+    const termination = parseTime(textOf(child(response, 'TerminationTime')));
+    const lifetime = current !== undefined && termination !== undefined ? termination - current : termination !== undefined ? termination - (Date.now() + this.device.clockOffsetMs) : fallbackMs;
+    subscription.lifetimeMs = Math.max(1000, lifetime);
+    subscription.renewAt = Date.now() + subscription.lifetimeMs / 2;
+  }
+
+  private addressingHeader(action: string, to: string, referenceHeaders = ''): string {
+    return (
+      `<wsa:Action>${escapeXml(action)}</wsa:Action>` +
+      `<wsa:MessageID>urn:uuid:${randomUUID()}</wsa:MessageID>` +
+      `<wsa:To>${escapeXml(to)}</wsa:To>` +
+      referenceHeaders
+    );
+  }
+
+  private request(subscription: Subscription, action: string, soapAction: string, body: string, timeoutMs?: number, signal?: AbortSignal): Promise<XmlElement> {
+    return this.device.soap.call({
+      url: subscription.address,
+      action,
+      soapAction,
+      body,
+      header: this.addressingHeader(soapAction, subscription.address, subscription.referenceHeaders),
+      timeoutMs,
+      signal,
+    });
+  }
+
+  private async pullLoop(subscription: Subscription, signal: AbortSignal): Promise<void> {
+    const configured = this.options.pullTimeoutSeconds ?? 10;
+    const limit = this.options.messageLimit ?? 16;
+    const requestTimeout = 8000;
+    while (!signal.aborted) {
+      if (!subscription.renewUnsupported && Date.now() >= subscription.renewAt) await this.renew(subscription, signal);
+      // The long poll must end well before the renewal is due, or a short-lived subscription expires.
+      const untilRenew = Math.max(0, subscription.renewAt - Date.now());
+      const pollSeconds = subscription.renewUnsupported ? configured : Math.max(1, Math.min(configured, Math.floor(untilRenew / 1000)));
+      const response = await this.request(
+        subscription,
+        'PullMessages',
+        EVENTS_ACTIONS.pull,
+        `<tev:PullMessages><tev:Timeout>PT${pollSeconds}S</tev:Timeout><tev:MessageLimit>${limit}</tev:MessageLimit></tev:PullMessages>`,
+        pollSeconds * 1000 + requestTimeout,
+        signal,
+      );
+      if (subscription.renewUnsupported) this.updateLifetime(subscription, response, subscription.lifetimeMs);
+      this.handle(response);
+    }
+  }
+
+  private async renew(subscription: Subscription, signal: AbortSignal): Promise<void> {
+    const seconds = this.options.subscriptionSeconds ?? 60;
+    try {
+      const response = await this.request(
+        subscription,
+        'Renew',
+        EVENTS_ACTIONS.renew,
+        `<wsnt:Renew><wsnt:TerminationTime>PT${seconds}S</wsnt:TerminationTime></wsnt:Renew>`,
+        undefined,
+        signal,
+      );
+      this.updateLifetime(subscription, response, seconds * 1000);
+    } catch (error) {
+      if (error instanceof OnvifError && error.code === 'ACTION_NOT_SUPPORTED') {
+        // Such cameras extend the subscription on every PullMessages; keep pulling, track its times.
+        this.log.debug('camera does not support Renew; relying on PullMessages to keep the subscription');
+        subscription.renewUnsupported = true;
+        return;
+      }
+      throw error;
+    }
+  }
+
+  private handle(response: XmlElement): void {
+    for (const message of parseNotificationMessages(response)) {
+      const event = motionFromNotification(message);
+      if (!event) continue;
+      this.log.debug(`motion ${event.active ? 'on' : 'off'} (${event.operation ?? 'event'} ${event.topic})`);
+      // Events without a PropertyOperation are pulses; a pulse "false" carries no information.
+      this.motion.update(event.active, event.key, event.operation === undefined);
+      this.emit('motion', event);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
