@@ -1,0 +1,225 @@
+import type { API, DynamicPlatformPlugin, Logging, PlatformAccessory, PlatformConfig } from 'homebridge';
+import { describeCamera, loadConfig } from './config/load-config.js';
+import { readPluginVersion } from './config/schema-file.js';
+import type { CameraConfig, PluginConfig } from './config/types.js';
+import type { FfmpegCapabilities } from './ffmpeg/capabilities.js';
+import { findFfmpeg } from './ffmpeg/find-ffmpeg.js';
+import { applyAccessoryInformation } from './homekit/accessory-info.js';
+import {
+  createCameraRuntime,
+  createPluginServices,
+  type CameraRuntime,
+  type CameraRuntimeFactory,
+  type PluginServices,
+  type PluginServicesFactory,
+  type RuntimeContext,
+} from './runtime/camera-runtime.js';
+import { PLATFORM_NAME, PLUGIN_NAME } from './settings.js';
+import { prefixedLogger, redactingLogger, type Logger } from './util/logger.js';
+import { redactUrl } from './util/redact.js';
+
+/** What the platform calls out to; tests replace these. */
+export interface PlatformHooks {
+  findFfmpeg: typeof findFfmpeg;
+  createPluginServices: PluginServicesFactory;
+  createCameraRuntime: CameraRuntimeFactory;
+}
+
+export interface CameraAccessoryContext {
+  cameraId: string;
+}
+
+/** The accessory UUID of a camera: stable for as long as the camera id stays the same. */
+export function cameraUuid(api: API, cameraId: string): string {
+  return api.hap.uuid.generate(`webrtc-cameras:${cameraId}`);
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function sourceText(camera: CameraConfig): string {
+  switch (camera.source.kind) {
+    case 'rtsp':
+      return redactUrl(camera.source.url);
+    case 'onvif':
+      return `ONVIF ${camera.source.onvif.host}:${camera.source.onvif.port}`;
+    case 'demo':
+      return 'built-in demo picture';
+  }
+}
+
+/**
+ * The Homebridge glue: config in, accessories registered, runtimes started and stopped. The work
+ * itself lives behind `src/runtime/camera-runtime.ts`. Every Homebridge callback is wrapped so that
+ * nothing thrown here can take Homebridge (and the user's other accessories) down.
+ */
+export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
+  private readonly log: Logger;
+  private readonly config: PluginConfig | undefined;
+  private readonly hooks: PlatformHooks;
+  /** Accessories restored from Homebridge's cache, by UUID, until `didFinishLaunching` sorts them. */
+  private readonly cached = new Map<string, PlatformAccessory>();
+  private readonly runtimes = new Map<string, CameraRuntime>();
+  private services: PluginServices | undefined;
+  private launching: Promise<void> | undefined;
+  private stopping = false;
+
+  constructor(log: Logging, config: PlatformConfig | undefined, private readonly api: API, hooks: Partial<PlatformHooks> = {}) {
+    this.hooks = { findFfmpeg, createPluginServices, createCameraRuntime, ...hooks };
+    let logger: Logger = log;
+    let loaded: PluginConfig | undefined;
+    try {
+      if (!config || Object.keys(config).length === 0) {
+        log.info(`${PLATFORM_NAME} is installed but not configured; add it in the plugin settings. Nothing to do.`);
+      } else {
+        const result = loadConfig(config);
+        // From here on no line may carry a password: every secret in the config is known.
+        logger = redactingLogger(log, result.secrets);
+        for (const message of result.messages) logger[message.level](message.text);
+        loaded = result.config;
+      }
+    } catch (error) {
+      logger.error(`The plugin settings could not be read (${errorText(error)}); the plugin stays idle. Please report this as a bug.`);
+      loaded = undefined;
+    }
+    this.log = logger;
+    this.config = loaded;
+    if (!this.config) return;
+
+    api.on('didFinishLaunching', () => {
+      this.launching = this.launch().catch((error: unknown) => {
+        this.log.error(`Start-up failed: ${errorText(error)}. The cameras stay off; Homebridge keeps running.`);
+      });
+    });
+    api.on('shutdown', () => {
+      void this.shutdown().catch((error: unknown) => this.log.error(`Shutdown failed: ${errorText(error)}`));
+    });
+  }
+
+  /** Homebridge hands over each cached accessory before `didFinishLaunching`. */
+  configureAccessory(accessory: PlatformAccessory): void {
+    try {
+      this.cached.set(accessory.UUID, accessory);
+    } catch (error) {
+      this.log.error(`Could not restore the cached accessory '${accessory.displayName}': ${errorText(error)}`);
+    }
+  }
+
+  private async launch(): Promise<void> {
+    const config = this.config;
+    if (!config) return;
+    const accessories = this.syncAccessories(config.cameras);
+    if (config.cameras.length === 0) {
+      this.log.info('No camera to run: none is configured and the demo camera is off (demo: false).');
+      return;
+    }
+
+    const ffmpeg = await this.hooks.findFfmpeg({ log: this.log, videoProcessor: config.ffmpeg.videoProcessor });
+    if (this.stopping) return;
+    const context: RuntimeContext = { api: this.api, log: this.log, config, ffmpeg, storagePath: this.api.user.storagePath() };
+    const services = this.hooks.createPluginServices(context);
+    this.services = services;
+    await services.start();
+    if (this.stopping) return;
+
+    await Promise.all(config.cameras.map(async (camera) => {
+      const accessory = accessories.get(camera.id);
+      if (!accessory) return;
+      await this.startCamera(camera, accessory, context, services, ffmpeg);
+    }));
+  }
+
+  private async startCamera(
+    camera: CameraConfig,
+    accessory: PlatformAccessory,
+    context: RuntimeContext,
+    services: PluginServices,
+    ffmpeg: FfmpegCapabilities | undefined,
+  ): Promise<void> {
+    const log = prefixedLogger(this.log, camera.name);
+    try {
+      const runtime = this.hooks.createCameraRuntime(camera, { ...context, ffmpeg, log, accessory, services });
+      this.runtimes.set(camera.id, runtime);
+      await runtime.start();
+    } catch (error) {
+      this.log.error(`${describeCamera(camera)} could not start: ${errorText(error)}. The other cameras are not affected.`);
+    }
+  }
+
+  /**
+   * Makes Homebridge's accessories match the cameras: restores cached ones, registers new ones in
+   * one call, and removes those whose camera left the config. Returns the accessory of each camera id.
+   */
+  private syncAccessories(cameras: CameraConfig[]): Map<string, PlatformAccessory> {
+    const byCamera = new Map<string, PlatformAccessory>();
+    const fresh: PlatformAccessory[] = [];
+    const restored: PlatformAccessory[] = [];
+    const version = readPluginVersion().replace(/[^0-9.].*$/, '') || '0.0.0';
+
+    for (const camera of cameras) {
+      try {
+        const uuid = cameraUuid(this.api, camera.id);
+        let accessory = this.cached.get(uuid);
+        if (accessory) {
+          this.cached.delete(uuid);
+          if (accessory.displayName !== camera.name) accessory.updateDisplayName(camera.name);
+          restored.push(accessory);
+        } else {
+          accessory = new this.api.platformAccessory(camera.name, uuid, this.api.hap.Categories.CAMERA);
+          fresh.push(accessory);
+        }
+        (accessory.context as CameraAccessoryContext).cameraId = camera.id;
+        applyAccessoryInformation(this.api.hap, accessory, camera, version);
+        byCamera.set(camera.id, accessory);
+        this.log.info(`${describeCamera(camera)}: ${fresh.includes(accessory) ? 'adding' : 'restored'} accessory, source ${sourceText(camera)}.`);
+      } catch (error) {
+        this.log.error(`${describeCamera(camera)}: its accessory could not be set up: ${errorText(error)}`);
+      }
+    }
+
+    const gone = [...this.cached.values()];
+    this.cached.clear();
+    for (const accessory of gone) {
+      this.log.info(`Removing the accessory '${accessory.displayName}': its camera is no longer in the configuration.`);
+    }
+    this.guard('unregister old accessories', gone.length > 0, () => this.api.unregisterPlatformAccessories(PLUGIN_NAME, PLATFORM_NAME, gone));
+    this.guard('update restored accessories', restored.length > 0, () => this.api.updatePlatformAccessories(restored));
+    this.guard('register new accessories', fresh.length > 0, () => this.api.registerPlatformAccessories(PLUGIN_NAME, PLATFORM_NAME, fresh));
+    return byCamera;
+  }
+
+  private guard(what: string, when: boolean, action: () => void): void {
+    if (!when) return;
+    try {
+      action();
+    } catch (error) {
+      this.log.error(`Could not ${what}: ${errorText(error)}`);
+    }
+  }
+
+  /** Stops every camera, then the shared services. Safe to call more than once. */
+  async shutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    // Let a start-up in progress settle so what it started is stopped too, but never hang
+    // Homebridge's shutdown on a runtime whose start() misbehaves.
+    if (this.launching) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.launching, new Promise<void>((done) => { timer = setTimeout(done, 3000); })]);
+      clearTimeout(timer);
+    }
+    const runtimes = [...this.runtimes.entries()];
+    this.runtimes.clear();
+    const results = await Promise.allSettled(runtimes.map(([, runtime]) => runtime.stop()));
+    results.forEach((result, i) => {
+      if (result.status === 'rejected') this.log.warn(`Camera '${runtimes[i]?.[0]}' did not stop cleanly: ${errorText(result.reason)}`);
+    });
+    try {
+      await this.services?.stop();
+    } catch (error) {
+      this.log.warn(`The shared services did not stop cleanly: ${errorText(error)}`);
+    }
+    this.services = undefined;
+  }
+}

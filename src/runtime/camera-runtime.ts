@@ -1,0 +1,70 @@
+import type { API, PlatformAccessory } from 'homebridge';
+import { redactUrl } from '../util/redact.js';
+import type { CameraConfig, PluginConfig } from '../config/types.js';
+import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
+import type { Logger } from '../util/logger.js';
+
+/**
+ * The seam between the Homebridge glue (src/platform.ts) and the work. The platform validates the
+ * config, registers the accessories and finds ffmpeg, then calls only these two factories:
+ *
+ * - `createPluginServices` once: what all cameras share (the web server, the loopback RTSP
+ *   re-stream, the camera registry). Started before any camera, stopped after the last.
+ * - `createCameraRuntime` once per camera: its `Source`, HomeKit streaming delegate, snapshots,
+ *   motion. Started after its accessory is registered; `start()` must not wait for the camera to
+ *   answer (an unreachable camera retries in the background with backoff, never in a hot loop).
+ *
+ * Later issues replace the bodies below; the platform does not change. Both `stop()`s must be
+ * idempotent and must not throw for "already stopped".
+ */
+
+/** What every part of the runtime may use. */
+export interface RuntimeContext {
+  api: API;
+  /** Plugin-wide logger; it already redacts every configured secret. */
+  log: Logger;
+  config: PluginConfig;
+  /** undefined when no working ffmpeg was found (that was logged once, with how to install it). */
+  ffmpeg: FfmpegCapabilities | undefined;
+  /** Homebridge's storage directory, for files the plugin keeps (certificates, share-link keys). */
+  storagePath: string;
+}
+
+/** Plugin-wide services. Later issues add members (e.g. the camera registry) for cameras to use. */
+export interface PluginServices {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface CameraRuntimeDeps extends RuntimeContext {
+  /** The camera's registered (or restored) HomeKit accessory. */
+  accessory: PlatformAccessory;
+  /** Prefixed with the camera name and redacting. */
+  log: Logger;
+  services: PluginServices;
+}
+
+export interface CameraRuntime {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export type PluginServicesFactory = (context: RuntimeContext) => PluginServices;
+export type CameraRuntimeFactory = (camera: CameraConfig, deps: CameraRuntimeDeps) => CameraRuntime;
+
+/** Placeholder until the web and RTSP issues land: nothing is shared yet. */
+export const createPluginServices: PluginServicesFactory = () => ({
+  start: async () => undefined,
+  stop: async () => undefined,
+});
+
+/** Placeholder until the streaming issues land: the accessory exists, nothing streams yet. */
+export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
+  const where = camera.source.kind === 'rtsp' ? redactUrl(camera.source.url)
+    : camera.source.kind === 'onvif' ? `ONVIF ${camera.source.onvif.host}:${camera.source.onvif.port}`
+      : 'the built-in demo picture';
+  return {
+    start: async () => deps.log.debug(`Camera '${camera.id}' is ready (source: ${where}).`),
+    stop: async () => undefined,
+  };
+};
