@@ -1,0 +1,137 @@
+/**
+ * A scripted camera behind an UpstreamFactory: it replays real H.264 access units (from ffmpeg) as
+ * RTP, plus PCMU audio, and can fail, refuse, hang, stall, reboot (new SSRC, sequence and timestamp
+ * bases), send garbage. Time comes from FakeTime, so the Source under test sees a consistent clock.
+ */
+import type { TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../../../src/media/types.js';
+import { serializeRtp } from '../../../src/media/rtp.js';
+import { packetizeH264 } from '../../../src/media/h264-packetizer.js';
+import type { FakeTime } from './fake-time.js';
+import { encodeStream, groupAccessUnits, splitAnnexB } from './streams.js';
+
+export type ConnectOutcome = { kind: 'ok' } | { kind: 'reject'; error: Error } | { kind: 'hang' };
+
+export function smallH264(gop = 10, seconds = 2): Buffer[][] {
+  return groupAccessUnits('h264', splitAnnexB(encodeStream({ codec: 'h264', width: 320, height: 240, seconds, gop })));
+}
+
+export class ScriptedCamera {
+  attempts = 0;
+  closes = 0;
+  connectDelayMs = 0;
+  /** Outcomes for the next attempts, in order; afterwards every attempt succeeds. */
+  readonly script: ConnectOutcome[] = [];
+  /** Whether SDP carries sprop-parameter-sets. */
+  withSprop = true;
+  withAudio = true;
+  handlers: UpstreamHandlers | undefined;
+  signal: AbortSignal | undefined;
+  /** Every signal an attempt received, to check aborted attempts. */
+  readonly signals: AbortSignal[] = [];
+  frameIndex = 0;
+  ssrc = 0x1000;
+  sequence = 60000; // wraps soon, on purpose
+  timestamp = 0xfff00000;
+  audioSsrc = 0x2000;
+  audioSequence = 100;
+  audioTimestamp = 5000;
+  /** Drop every Nth video packet (0 = none). */
+  dropEvery = 0;
+  private packetCount = 0;
+
+  constructor(private readonly time: FakeTime, readonly accessUnits: Buffer[][]) {}
+
+  get tracks(): TrackDescription[] {
+    const sps = this.accessUnits.flat().find((n) => (n[0]! & 0x1f) === 7)!;
+    const pps = this.accessUnits.flat().find((n) => (n[0]! & 0x1f) === 8)!;
+    const video: TrackDescription = {
+      kind: 'video', codec: 'H264', payloadType: 96, clockRate: 90000, controlUrl: 'rtsp://cam/stream=0',
+      fmtp: { 'packetization-mode': '1' },
+    };
+    if (this.withSprop) video.parameterSets = [sps, pps];
+    const tracks = [video];
+    if (this.withAudio) tracks.push({ kind: 'audio', codec: 'PCMU', payloadType: 0, clockRate: 8000, fmtp: {}, controlUrl: 'rtsp://cam/stream=1' });
+    return tracks;
+  }
+
+  readonly factory: UpstreamFactory = (handlers, signal) => {
+    this.attempts++;
+    this.signals.push(signal);
+    const outcome = this.script.shift() ?? { kind: 'ok' };
+    return new Promise<UpstreamSession>((resolve, reject) => {
+      const settle = (): void => {
+        if (outcome.kind === 'hang') return;
+        if (outcome.kind === 'reject') {
+          reject(outcome.error);
+          return;
+        }
+        this.handlers = handlers;
+        this.signal = signal;
+        resolve({
+          tracks: this.tracks,
+          close: async () => {
+            this.closes++;
+            if (this.handlers === handlers) this.handlers = undefined;
+          },
+        });
+      };
+      if (this.connectDelayMs > 0) this.time.setTimeout(settle, this.connectDelayMs);
+      else settle();
+    });
+  };
+
+  /** Sends the next access unit's packets (and, with audio, 40 ms of PCMU) without moving time. */
+  sendFrame(): void {
+    const handlers = this.handlers;
+    if (!handlers) return;
+    const units = this.accessUnits[this.frameIndex % this.accessUnits.length]!;
+    this.frameIndex++;
+    for (const p of packetizeH264(units, 1400)) {
+      const packet = serializeRtp({ marker: p.marker, payloadType: 96, sequenceNumber: this.sequence, timestamp: this.timestamp, ssrc: this.ssrc }, p.payload);
+      this.sequence = (this.sequence + 1) & 0xffff;
+      this.packetCount++;
+      if (this.dropEvery > 0 && this.packetCount % this.dropEvery === 0) continue;
+      handlers.onRtp(0, packet);
+    }
+    this.timestamp = (this.timestamp + 3600) >>> 0;
+    if (this.withAudio) {
+      for (let i = 0; i < 2; i++) {
+        handlers.onRtp(1, serializeRtp({ marker: false, payloadType: 0, sequenceNumber: this.audioSequence, timestamp: this.audioTimestamp, ssrc: this.audioSsrc }, Buffer.alloc(160, 0xff)));
+        this.audioSequence = (this.audioSequence + 1) & 0xffff;
+        this.audioTimestamp = (this.audioTimestamp + 160) >>> 0;
+      }
+    }
+  }
+
+  /** Plays `frames` frames at 25 fps in fake time. */
+  async play(frames: number): Promise<void> {
+    for (let i = 0; i < frames; i++) {
+      this.sendFrame();
+      await this.time.advance(40);
+    }
+  }
+
+  /** Seeks to the first frame after the next keyframe boundary minus `beforeKeyframe` frames. */
+  seekBeforeKeyframe(beforeKeyframe: number): void {
+    const gop = this.accessUnits.findIndex((au, i) => i > 0 && au.some((n) => (n[0]! & 0x1f) === 5));
+    this.frameIndex = gop - beforeKeyframe;
+  }
+
+  /** The camera reboots: new SSRC and random bases, stream starts at an IDR. */
+  reboot(): void {
+    this.ssrc = (this.ssrc + 0x1111) >>> 0;
+    this.sequence = 12345;
+    this.timestamp = 777;
+    this.audioSsrc = (this.audioSsrc + 0x1111) >>> 0;
+    this.audioSequence = 4242;
+    this.audioTimestamp = 99;
+    this.frameIndex = 0;
+  }
+
+  /** The connection breaks. */
+  drop(error = new Error('connection reset by camera')): void {
+    const handlers = this.handlers;
+    this.handlers = undefined;
+    handlers?.onClose(error);
+  }
+}
