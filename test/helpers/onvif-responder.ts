@@ -429,7 +429,7 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
       }
       case 'GetServices': {
         let xml = render('agsh-onvif-v0.x/GetServices.xml');
-        if (mode === 'media2-only') xml = xml.replace('http://www.onvif.org/ver10/media/wsdl', 'http://www.onvif.org/ver20/media/wsdl');
+        if (mode === 'media2-only') xml = xml.replace('Namespace>http://www.onvif.org/ver10/media/wsdl<', 'Namespace>http://www.onvif.org/ver20/media/wsdl<');
         return soapReply(xml);
       }
       case 'GetDeviceInformation':
