@@ -24,7 +24,7 @@ export interface ApiDeps {
  */
 export function requireCamera(ctx: RouteContext, registry: CameraRegistry, id: string | undefined): BroadcastSource {
   if (id === undefined || !isCameraId(id)) {
-    throw new HttpError(400, 'bad-request', 'A camera id is 1-64 letters, digits, "-" or "_"');
+    throw new HttpError(400, 'bad-request', 'A camera id is up to 40 lower-case letters, digits and "-"');
   }
   if (!ctx.principal || !canWatch(ctx.principal, id)) {
     throw new HttpError(403, 'forbidden', 'You may not watch this camera');

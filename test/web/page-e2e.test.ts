@@ -11,6 +11,7 @@ import { launchChromium, readRtcStats, summarizeRtcStats, waitForRtcStats, type 
 import { SyntheticSource } from '../helpers/synthetic-source.js';
 import { createWebServer, type WebServer } from '../../src/web/server.js';
 import { createSignallingHandler } from '../../src/webrtc/signalling.js';
+import { createWhepHandler, type WhepEndpoint } from '../../src/webrtc/whep.js';
 import { LOOPBACK_ICE_SETTINGS } from '../../src/webrtc/ice-config.js';
 import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
 import { registryOf } from './fixtures.js';
@@ -32,18 +33,22 @@ describe('e2e: the watch page plays a real source through real signalling', () =
   let base: string;
   let browser: ChromiumSession;
   let source: SyntheticSource;
+  let whep: WhepEndpoint;
   const sockets = new Set<WebSocket>();
   const problems: string[] = [];
 
   before(async () => {
     source = await SyntheticSource.create({ id: 'synthetic', width: 640, height: 360, fps: 25, gop: 25 });
     const registry = registryOf([source]);
-    const signalling = createSignallingHandler({ registry, limits: new ViewerLimiter(), ice: LOOPBACK_ICE_SETTINGS });
+    const limits = new ViewerLimiter();
+    const signalling = createSignallingHandler({ registry, limits, ice: LOOPBACK_ICE_SETTINGS });
+    whep = createWhepHandler({ registry, limits, ice: LOOPBACK_ICE_SETTINGS });
     server = createWebServer({
       port: 0,
       host: '127.0.0.1',
       registry,
       cameraExtras: () => ({ name: 'Synthetic camera' }),
+      whep,
       // Keep hold of the sockets so the test can cut them like a network drop would.
       signalling: (ws, ctx) => {
         sockets.add(ws);
@@ -56,6 +61,7 @@ describe('e2e: the watch page plays a real source through real signalling', () =
   });
   after(async () => {
     await browser?.close();
+    await whep?.closeAll();
     await server?.close();
     source?.close();
   });
@@ -141,6 +147,39 @@ describe('e2e: the watch page plays a real source through real signalling', () =
     assert.equal(await page.isVisible('[data-camera="synthetic"] .tile-video'), true);
     await page.screenshot({ path: '.test-artifacts/web/watch-page-live.png' });
     await page.click('#live-tiles'); // leave the setting off for the other pages of this profile
+    await page.close();
+  });
+
+  it('WHEP through this server: a browser offer gets 201, an answer and video; DELETE ends it', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${base}static/icon.svg`); // same origin, without the watch page's own viewers
+    const posted = await page.evaluate(async () => {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise<void>((resolve) => {
+        if (pc.iceGatheringState === 'complete') resolve();
+        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+        setTimeout(resolve, 2000);
+      });
+      const response = await fetch('/whep/synthetic', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp' },
+        body: pc.localDescription!.sdp,
+      });
+      const answer = await response.text();
+      if (response.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      return { status: response.status, location: response.headers.get('Location'), type: response.headers.get('Content-Type') };
+    });
+    assert.equal(posted.status, 201);
+    assert.match(posted.location ?? '', /^\/whep\/synthetic\/[A-Za-z0-9-]+$/);
+    assert.equal(posted.type, 'application/sdp');
+    await waitForRtcStats(page, (all) => (all.at(-1)?.video?.framesDecoded ?? 0) >= 25, { timeoutMs: 20_000 });
+    assert.equal(whep.sessionCount, 1);
+    const deleted = await page.evaluate(async (location) => (await fetch(location, { method: 'DELETE' })).status, posted.location!);
+    assert.equal(deleted, 200);
+    assert.equal(whep.sessionCount, 0);
     await page.close();
   });
 

@@ -279,7 +279,7 @@ describe('web server: camera API', () => {
     const missing = await fetch(`${run.base}/api/cameras/attic`);
     assert.equal(missing.status, 404);
     assert.deepEqual(await missing.json(), { error: 'not-found', message: 'No camera with id "attic"' });
-    for (const bad of ['a%20b', 'x'.repeat(65), '.x', 'rtsp%3A%2F%2Fevil', '-lead', 'a%2Fb']) {
+    for (const bad of ['a%20b', 'x'.repeat(41), 'Front-Door', 'a_b', '.x', 'rtsp%3A%2F%2Fevil', '-lead', 'a%2Fb']) {
       const response = await fetch(`${run.base}/api/cameras/${bad}`);
       assert.equal(response.status, 400, bad);
       assert.equal(((await response.json()) as { error: string }).error, 'bad-request');
