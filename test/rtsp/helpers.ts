@@ -1,0 +1,120 @@
+// Shared bits of the RTSP client tests: short timeouts, a recording logger, and an opener that
+// captures every handler call.
+import assert from 'node:assert/strict';
+import type { UpstreamSession } from '../../src/media/types.js';
+import { RtspError, type RtspErrorCode } from '../../src/rtsp/errors.js';
+import type { RtspTimeouts } from '../../src/rtsp/session.js';
+import { rtspUpstream, type RtspUpstreamOptions } from '../../src/rtsp/upstream.js';
+import type { Logger } from '../../src/util/logger.js';
+
+export const FAST: RtspTimeouts = {
+  connectMs: 1000,
+  requestMs: 600,
+  teardownMs: 300,
+  stallMs: 800,
+  udpFirstPacketMs: 500,
+  rtcpIntervalMs: 200,
+};
+
+export const CAMERA = 'Test cam';
+export const SECRET = 's3cr3t!pw';
+
+export interface RecordingLogger extends Logger {
+  lines: string[];
+  text(): string;
+}
+
+export function recordingLogger(echo = false): RecordingLogger {
+  const lines: string[] = [];
+  const add =
+    (level: string) =>
+    (m: string, ...p: unknown[]): void => {
+      const line = `${level} ${[m, ...p.map(String)].join(' ')}`;
+      lines.push(line);
+      if (echo) console.log(line);
+    };
+  return { lines, text: () => lines.join('\n'), info: add('info'), warn: add('warn'), error: add('error'), debug: add('debug') };
+}
+
+export interface Opened {
+  session: UpstreamSession;
+  rtp: Array<{ track: number; packet: Buffer; at: number }>;
+  senderReports: Array<{ track: number; rtpTimestamp: number; wallClockMs: number }>;
+  closes: Array<Error | undefined>;
+  /** True when onRtp ran before the factory's promise resolved. */
+  rtpBeforeResolve: boolean;
+  log: RecordingLogger;
+  closed: Promise<Error | undefined>;
+}
+
+export type OpenOptions = Partial<Omit<RtspUpstreamOptions, 'timeouts'>> & { timeouts?: Partial<RtspTimeouts>; signal?: AbortSignal };
+
+export async function openUpstream(url: string, options: OpenOptions = {}): Promise<Opened> {
+  const log = (options.logger as RecordingLogger | undefined) ?? recordingLogger();
+  const rtp: Opened['rtp'] = [];
+  const senderReports: Opened['senderReports'] = [];
+  const closes: Opened['closes'] = [];
+  let resolved = false;
+  let rtpBeforeResolve = false;
+  let onClosed: (e: Error | undefined) => void = () => undefined;
+  const closed = new Promise<Error | undefined>((r) => (onClosed = r));
+  const { signal, ...rest } = options;
+  const factory = rtspUpstream({ cameraName: CAMERA, ...rest, url, logger: log, timeouts: { ...FAST, ...options.timeouts } });
+  const session = await factory(
+    {
+      onRtp: (track, packet) => {
+        if (!resolved) rtpBeforeResolve = true;
+        rtp.push({ track, packet, at: performance.now() });
+      },
+      onSenderReport: (track, rtpTimestamp, wallClockMs) => senderReports.push({ track, rtpTimestamp, wallClockMs }),
+      onClose: (e) => {
+        closes.push(e);
+        onClosed(e);
+      },
+    },
+    signal ?? new AbortController().signal,
+  );
+  resolved = true;
+  return {
+    session,
+    rtp,
+    senderReports,
+    closes,
+    log,
+    closed,
+    get rtpBeforeResolve() {
+      return rtpBeforeResolve;
+    },
+  };
+}
+
+/** Asserts an RtspError with the code, naming the camera and free of the password. */
+export function assertRtspError(err: unknown, code: RtspErrorCode, pattern?: RegExp): RtspError {
+  assert.ok(err instanceof RtspError, `expected an RtspError, got ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
+  assert.equal(err.code, code, `code of: ${err.message}`);
+  assert.ok(err.message.includes(`Camera "${CAMERA}"`), err.message);
+  assert.ok(!err.message.includes(SECRET), `password leaked: ${err.message}`);
+  assert.ok(!(err.stack ?? '').includes(SECRET), 'password leaked in the stack');
+  if (pattern) assert.match(err.message, pattern);
+  return err;
+}
+
+export async function expectOpenError(url: string, code: RtspErrorCode, pattern?: RegExp, options: OpenOptions = {}): Promise<RtspError> {
+  try {
+    const opened = await openUpstream(url, options);
+    await opened.session.close();
+  } catch (err) {
+    return assertRtspError(err, code, pattern);
+  }
+  assert.fail(`expected the session to fail with ${code}`);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(predicate: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
