@@ -1,0 +1,123 @@
+/**
+ * Which camera codecs go to a browser as they are, and how they are described in SDP.
+ *
+ * H.264 passes through. It is always *offered* as Constrained Baseline 3.1 (42e01f) with
+ * packetization-mode=1: Chromium refuses an offer whose only H.264 is High (64xxxx) but decodes a
+ * High-profile stream sent under 42e01f (NOTES.md), and the level is not enforced by decoders.
+ * PCMU, PCMA and Opus audio pass through. H.265 video cannot reach a browser without transcoding,
+ * and AAC audio is dropped (the video still plays): both are said plainly, a later issue adds
+ * transcoding by plugging a transcoded variant `BroadcastSource` in front of the same viewers.
+ */
+import { RTCRtpCodecParameters } from 'werift';
+import type { TrackDescription } from '../media/types.js';
+
+export const H264_OFFER_PROFILE = '42e01f';
+export const H264_FMTP = `level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=${H264_OFFER_PROFILE}`;
+export const DEFAULT_H264_PAYLOAD_TYPE = 102;
+
+export type BrowserAudioCodec = 'PCMU' | 'PCMA' | 'OPUS';
+
+export interface AudioPlan {
+  track: TrackDescription;
+  codec: BrowserAudioCodec;
+  mimeType: string;
+  clockRate: number;
+  channels: number;
+  payloadType: number;
+}
+
+export interface VideoPlan {
+  track: TrackDescription;
+  codec: 'H264';
+}
+
+/** What one viewer is sent. At least one of video/audio is present. */
+export interface MediaPlan {
+  video?: VideoPlan;
+  audio?: AudioPlan;
+  /** Plain-language remarks for the viewer and the log (e.g. why audio is missing). */
+  notes: string[];
+}
+
+/** Raised when nothing the camera sends can be played by the viewer. */
+export class UnsupportedCodecError extends Error {
+  readonly code = 'unsupported-codec';
+  constructor(message: string, readonly reason: string) {
+    super(message);
+    this.name = 'UnsupportedCodecError';
+  }
+}
+
+function audioPlan(track: TrackDescription): AudioPlan | string {
+  switch (track.codec) {
+    case 'PCMU':
+      return { track, codec: 'PCMU', mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 };
+    case 'PCMA':
+      return { track, codec: 'PCMA', mimeType: 'audio/PCMA', clockRate: 8000, channels: 1, payloadType: 8 };
+    case 'OPUS':
+      // Opus in WebRTC is always described as 48000/2, whatever the stream carries.
+      return { track, codec: 'OPUS', mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 };
+    case 'AAC':
+      return 'The camera sends AAC audio, which browsers cannot play over WebRTC without transcoding (not available yet); playing video without sound.';
+    default:
+      return `The camera's audio codec (${String(track.codec)}) cannot be sent to a browser; playing video without sound.`;
+  }
+}
+
+/**
+ * Decides what a browser viewer gets from these camera tracks. Throws `UnsupportedCodecError` when
+ * the camera's video cannot be passed through (H.265) or there is nothing playable at all.
+ */
+export function planMedia(tracks: ReadonlyArray<TrackDescription>): MediaPlan {
+  const notes: string[] = [];
+  const videoTrack = tracks.find((t) => t.kind === 'video');
+  const audioTrack = tracks.find((t) => t.kind === 'audio');
+  let video: VideoPlan | undefined;
+  if (videoTrack) {
+    if (videoTrack.codec !== 'H264') {
+      const name = videoTrack.codec === 'H265' ? 'H.265 (HEVC)' : String(videoTrack.codec);
+      throw new UnsupportedCodecError(
+        `This camera sends ${name} video, which browsers cannot play without transcoding, and transcoding is not available yet. Set the camera to H.264 to watch it here.`,
+        `camera video codec ${String(videoTrack.codec)} needs transcoding`,
+      );
+    }
+    video = { track: videoTrack, codec: 'H264' };
+  }
+  let audio: AudioPlan | undefined;
+  if (audioTrack) {
+    const planned = audioPlan(audioTrack);
+    if (typeof planned === 'string') notes.push(planned);
+    else audio = planned;
+  }
+  if (!video && !audio) {
+    throw new UnsupportedCodecError(
+      'This camera sends nothing a browser can play without transcoding.',
+      'no playable track',
+    );
+  }
+  return { ...(video ? { video } : {}), ...(audio ? { audio } : {}), notes };
+}
+
+const VIDEO_FEEDBACK = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }];
+
+/** The werift codec for the video m-line. `fmtp`/`payloadType` follow a client offer on the WHEP path. */
+export function h264Codec(payloadType = DEFAULT_H264_PAYLOAD_TYPE, fmtp = H264_FMTP): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({
+    mimeType: 'video/H264',
+    clockRate: 90000,
+    payloadType,
+    parameters: fmtp,
+    rtcpFeedback: VIDEO_FEEDBACK.map((f) => ({ ...f })),
+  });
+}
+
+export function audioCodec(plan: AudioPlan): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({
+    mimeType: plan.mimeType,
+    clockRate: plan.clockRate,
+    channels: plan.channels,
+    payloadType: plan.payloadType,
+    rtcpFeedback: [],
+    ...(plan.codec === 'OPUS' ? { parameters: 'minptime=10;useinbandfec=1' } : {}),
+  });
+}

@@ -1,0 +1,151 @@
+/**
+ * ICE settings for viewer peers, and how they map onto werift's PeerConfig.
+ *
+ * Defaults suit a home LAN: no STUN (werift would otherwise ask Google's STUN server, which a LAN
+ * viewer never needs and an offline box cannot reach), IPv4 and IPv6 host candidates, UDP only.
+ * For viewers outside the LAN users forward a UDP port range and announce their public address;
+ * werift can only *bind* extra host addresses, so an announced (NAT) address is added by rewriting
+ * candidates instead (`announceCandidates`), the same idea as Janus' nat_1_1_mapping.
+ */
+import { isIP } from 'node:net';
+import type { RTCPeerConnectionConfig } from 'werift';
+
+export interface IceServerSetting {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+export interface IceSettings {
+  /** STUN and TURN servers (`stun:`, `turn:`, `turns:` URLs). Empty by default: a LAN needs none. */
+  iceServers?: IceServerSetting[];
+  /** Host candidates bind in this UDP port range [min, max] (inclusive, min < max); forward it on the router. */
+  portRange?: [number, number];
+  /**
+   * Public addresses to announce (port forwarding / 1:1 NAT). Every IPv4 host candidate is also
+   * advertised with each of these addresses and the same port.
+   */
+  announcedAddresses?: string[];
+  /** Extra local addresses to gather on that werift skips by default (loopback, VPN/tun interfaces). */
+  additionalHostAddresses?: string[];
+  /** Bind only on these local addresses. */
+  interfaceAddresses?: { udp4?: string; udp6?: string };
+  /** Also gather ICE-TCP (passive) host candidates, for networks that block UDP. */
+  useTcp?: boolean;
+  /** Gather IPv6 host candidates (default true). */
+  useIpv6?: boolean;
+  /** Use only relay (TURN) candidates. */
+  relayOnly?: boolean;
+}
+
+/** A LAN-only default. */
+export const DEFAULT_ICE_SETTINGS: Readonly<IceSettings> = Object.freeze({ iceServers: [] });
+
+/** What tests and benches use: loopback candidates, IPv4 only, no STUN. */
+export const LOOPBACK_ICE_SETTINGS: Readonly<IceSettings> = Object.freeze({
+  iceServers: [],
+  additionalHostAddresses: ['127.0.0.1'],
+  interfaceAddresses: { udp4: '127.0.0.1' },
+  useIpv6: false,
+});
+
+const ICE_URL = /^(stun|stuns|turn|turns):[^\s]+$/i;
+
+function isString(value: unknown): value is string {
+  return typeof value === 'string';
+}
+
+function isPort(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65535;
+}
+
+/**
+ * Checks settings that come from the user's config. Returns human-readable problems (empty when
+ * fine); credentials are never echoed.
+ */
+export function validateIceSettings(settings: IceSettings): string[] {
+  const problems: string[] = [];
+  for (const [i, server] of (settings.iceServers ?? []).entries()) {
+    const urls = Array.isArray(server.urls) ? server.urls : [server.urls];
+    if (urls.length === 0 || !urls.every((url) => isString(url) && ICE_URL.test(url))) {
+      problems.push(`iceServers[${i}]: urls must be stun:, stuns:, turn: or turns: URLs`);
+    }
+    const isTurn = urls.some((url) => isString(url) && /^turns?:/i.test(url));
+    if (isTurn && (!isString(server.username) || !isString(server.credential))) {
+      problems.push(`iceServers[${i}]: a TURN server needs a username and a credential`);
+    }
+  }
+  if (settings.portRange !== undefined) {
+    const [min, max] = settings.portRange;
+    if (!isPort(min) || !isPort(max) || min >= max) {
+      problems.push('portRange must be [min, max] with 1 <= min < max <= 65535');
+    }
+  }
+  for (const address of settings.announcedAddresses ?? []) {
+    if (isIP(address) !== 4) problems.push(`announcedAddresses: ${address} is not an IPv4 address`);
+  }
+  for (const address of settings.additionalHostAddresses ?? []) {
+    if (isIP(address) === 0) problems.push(`additionalHostAddresses: ${address} is not an IP address`);
+  }
+  if (settings.relayOnly && !(settings.iceServers ?? []).some((s) => [s.urls].flat().some((u) => /^turns?:/i.test(u)))) {
+    problems.push('relayOnly needs at least one TURN server');
+  }
+  return problems;
+}
+
+/** werift PeerConfig fields for these settings. */
+export function icePeerConfig(settings: IceSettings): RTCPeerConnectionConfig {
+  const config: RTCPeerConnectionConfig = {
+    iceServers: (settings.iceServers ?? []).map((server) => ({
+      urls: server.urls,
+      ...(server.username !== undefined ? { username: server.username } : {}),
+      ...(server.credential !== undefined ? { credential: server.credential } : {}),
+    })),
+    iceUseIpv4: true,
+    iceUseIpv6: settings.useIpv6 ?? true,
+    iceUseTcp: settings.useTcp ?? false,
+    iceTransportPolicy: settings.relayOnly ? 'relay' : 'all',
+  };
+  if (settings.portRange) config.icePortRange = [settings.portRange[0], settings.portRange[1]];
+  if (settings.additionalHostAddresses?.length) config.iceAdditionalHostAddresses = [...settings.additionalHostAddresses];
+  if (settings.interfaceAddresses) config.iceInterfaceAddresses = { ...settings.interfaceAddresses };
+  return config;
+}
+
+/**
+ * For an `a=candidate`/`candidate:` string of a host IPv4 candidate, the same candidate announced at
+ * each public address (same port, foundation suffixed so it stays unique, slightly lower priority so
+ * a LAN viewer still prefers the real address). Other candidates give [].
+ */
+export function announceCandidates(candidate: string, announced: ReadonlyArray<string>): string[] {
+  if (announced.length === 0) return [];
+  const prefix = candidate.startsWith('a=') ? 'a=' : '';
+  const body = prefix ? candidate.slice(2) : candidate;
+  const parts = body.split(' ');
+  // candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> ...
+  if (parts.length < 8 || parts[6] !== 'typ' || parts[7] !== 'host') return [];
+  const address = parts[4] ?? '';
+  if (isIP(address) !== 4 || address.startsWith('127.')) return [];
+  const priority = Number(parts[3]);
+  return announced
+    .filter((publicAddress) => publicAddress !== address)
+    .map((publicAddress, i) => {
+      const copy = [...parts];
+      copy[0] = `${parts[0]}n${i}`;
+      copy[3] = String(Number.isFinite(priority) ? Math.max(0, priority - 1 - i) : 1);
+      copy[4] = publicAddress;
+      return prefix + copy.join(' ');
+    });
+}
+
+/** Adds announced copies of host candidates to every media section of an SDP. */
+export function announceInSdp(sdp: string, announced: ReadonlyArray<string>): string {
+  if (announced.length === 0) return sdp;
+  const lines = sdp.split(/\r?\n/);
+  const out: string[] = [];
+  for (const line of lines) {
+    out.push(line);
+    if (line.startsWith('a=candidate:')) out.push(...announceCandidates(line, announced));
+  }
+  return out.join('\r\n');
+}

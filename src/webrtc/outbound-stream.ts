@@ -1,0 +1,158 @@
+/**
+ * One viewer's outgoing RTP stream (one SSRC): its own sequence numbers and timeline over the
+ * Source's shared, already-cut packets. Nothing here parses media; each packet costs a 12-byte
+ * header write and the SRTP protect.
+ *
+ * Timeline. Output timestamps are `frame.timestamp + offset`, the offset chosen per viewer so its
+ * timeline starts at a random point where it joined. Frames that arrive *late* (the GOP cache the
+ * Source replays on join or on a keyframe request, up to a few seconds old) are squeezed into the
+ * present: each gets `frame.timestamp + offset + age`, kept strictly increasing. A browser then
+ * decodes the replayed GOP at once and shows the live picture, instead of scheduling the old frames
+ * at their original pace and staying seconds behind for good.
+ *
+ * Sequence numbers are a plain per-viewer counter: frames this viewer skipped (congestion cut-back
+ * to the next keyframe) leave no gap, so the browser does not NACK packets that were never sent.
+ */
+import { randomBytes } from 'node:crypto';
+import { RtcpSenderInfo, RtcpSrPacket } from 'werift';
+import type { MediaFrame } from '../media/types.js';
+import type { SrtpStreamWriter } from './srtp-writer.js';
+
+const NTP_EPOCH_OFFSET_S = 2208988800;
+
+/** 64-bit NTP timestamp for a wall-clock time in ms since the Unix epoch. */
+export function ntpFromUnixMs(ms: number): bigint {
+  const seconds = Math.floor(ms / 1000);
+  const fraction = Math.floor(((ms - seconds * 1000) / 1000) * 0x100000000);
+  return (BigInt(seconds + NTP_EPOCH_OFFSET_S) << 32n) | BigInt(Math.min(fraction, 0xffffffff));
+}
+
+export interface OutboundStreamOptions {
+  kind: 'video' | 'audio';
+  ssrc: number;
+  payloadType: number;
+  clockRate: number;
+  /** Encrypts packets; undefined when packets go through werift's own sender instead. */
+  writer?: SrtpStreamWriter;
+  /** Protected packets kept for NACK retransmission (0 = none). */
+  historySize: number;
+}
+
+export class OutboundStream {
+  readonly kind: 'video' | 'audio';
+  readonly ssrc: number;
+  readonly payloadType: number;
+  readonly clockRate: number;
+  private readonly writer: SrtpStreamWriter | undefined;
+  /** Next sequence number to use. */
+  sequenceNumber: number;
+  private offset = 0;
+  private lastTimestamp = 0;
+  private started = false;
+  /** True until a keyframe was sent (and again after a congestion cut-back). */
+  waitingForKeyframe: boolean;
+  packetsSent = 0;
+  /** Payload bytes sent, as RTCP sender reports count them. */
+  octetsSent = 0;
+  framesSent = 0;
+  /** Last frame sent in real time (not a replay), for sender reports. */
+  private lastLiveTimestamp: number | undefined;
+  private lastLiveWallMs = 0;
+  private readonly historySeq: Int32Array;
+  private readonly historyPackets: Array<Buffer | undefined>;
+
+  constructor(options: OutboundStreamOptions) {
+    this.kind = options.kind;
+    this.ssrc = options.ssrc;
+    this.payloadType = options.payloadType;
+    this.clockRate = options.clockRate;
+    this.writer = options.writer;
+    // RFC 3550: random initial sequence number; kept in the lower half so the SRTP rollover
+    // counter the receiver guesses (0) holds for the first ~30 000 packets without ambiguity.
+    this.sequenceNumber = randomBytes(2).readUInt16BE(0) & 0x7fff;
+    this.waitingForKeyframe = options.kind === 'video';
+    this.historySeq = new Int32Array(options.historySize).fill(-1);
+    this.historyPackets = new Array<Buffer | undefined>(options.historySize);
+  }
+
+  /**
+   * The output timestamp for a frame of age `ageMs` (now - frame.receivedAt). Frames older than
+   * `staleMs` are replays and are moved to the present (see the file comment).
+   */
+  timestampFor(frame: MediaFrame, ageMs: number, staleMs: number): number {
+    const stale = ageMs > staleMs;
+    const ageTicks = stale ? Math.round((ageMs * this.clockRate) / 1000) : 0;
+    if (!this.started) {
+      this.started = true;
+      const base = randomBytes(4).readUInt32BE(0);
+      this.offset = (base - frame.timestamp - ageTicks) >>> 0;
+      this.lastTimestamp = base;
+      return base;
+    }
+    let ts = (frame.timestamp + this.offset + ageTicks) >>> 0;
+    if (((ts - this.lastTimestamp) | 0) <= 0) ts = (this.lastTimestamp + 1) >>> 0;
+    this.lastTimestamp = ts;
+    return ts;
+  }
+
+  /** Remembers the wall-clock time of a frame sent live, so sender reports map RTP time to NTP. */
+  noteLive(timestamp: number, wallMs: number): void {
+    this.lastLiveTimestamp = timestamp;
+    this.lastLiveWallMs = wallMs;
+  }
+
+  /** Builds and protects the next packet (direct path). */
+  protect(marker: boolean, timestamp: number, payload: Buffer): Buffer {
+    const seq = this.sequenceNumber;
+    this.sequenceNumber = (seq + 1) & 0xffff;
+    this.packetsSent++;
+    this.octetsSent += payload.length;
+    // Only called when a writer exists (direct path); the caller guarantees it.
+    const packet = (this.writer as SrtpStreamWriter).protect(this.payloadType, marker, seq, timestamp, payload);
+    const size = this.historySeq.length;
+    if (size > 0) {
+      const slot = seq % size;
+      this.historySeq[slot] = seq;
+      this.historyPackets[slot] = packet;
+    }
+    return packet;
+  }
+
+  /** Takes the next sequence number without protecting (werift path). */
+  nextSequence(payloadBytes: number): number {
+    const seq = this.sequenceNumber;
+    this.sequenceNumber = (seq + 1) & 0xffff;
+    this.packetsSent++;
+    this.octetsSent += payloadBytes;
+    return seq;
+  }
+
+  /** The protected bytes of an earlier packet, if still kept (NACK answer). */
+  retransmission(seq: number): Buffer | undefined {
+    const size = this.historySeq.length;
+    if (size === 0) return undefined;
+    const slot = seq % size;
+    return this.historySeq[slot] === seq ? this.historyPackets[slot] : undefined;
+  }
+
+  /** Drops retained packets (on close) so they can be collected at once. */
+  clearHistory(): void {
+    this.historySeq.fill(-1);
+    this.historyPackets.fill(undefined);
+  }
+
+  /** An RTCP sender report for now, or undefined before anything was sent live. */
+  senderReport(nowWallMs: number): RtcpSrPacket | undefined {
+    if (this.lastLiveTimestamp === undefined) return undefined;
+    const elapsedTicks = Math.round(((nowWallMs - this.lastLiveWallMs) * this.clockRate) / 1000);
+    return new RtcpSrPacket({
+      ssrc: this.ssrc,
+      senderInfo: new RtcpSenderInfo({
+        ntpTimestamp: ntpFromUnixMs(nowWallMs),
+        rtpTimestamp: (this.lastLiveTimestamp + elapsedTicks) >>> 0,
+        packetCount: this.packetsSent >>> 0,
+        octetCount: this.octetsSent >>> 0,
+      }),
+    });
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Where a viewer's protected packets go once ICE has picked a pair.
+ *
+ * For a UDP pair the packet goes straight to the pair's dgram socket: werift's `Connection.send`
+ * would add two async hops per packet and nothing else. For TCP/TURN pairs werift's `send` is kept
+ * (framing, relaying), and the bytes still in its promise chain are counted.
+ *
+ * Neither path has backpressure in werift, so `queuedBytes()` reports what is really waiting: the
+ * libuv send queue of the UDP socket (it only grows when the kernel buffer is full), or the bytes
+ * whose send has not completed.
+ */
+import { Socket as UdpSocket } from 'node:dgram';
+import { isIP } from 'node:net';
+
+/** The part of werift's ICE connection used here (structural, so no private types leak). */
+export interface IceConnectionLike {
+  nominated?: { protocol: unknown; remoteAddr: Readonly<[string, number]> } | undefined;
+  send(data: Buffer): Promise<void>;
+}
+
+export interface PacketTransport {
+  readonly kind: 'udp' | 'generic';
+  send(packet: Buffer): void;
+  queuedBytes(): number;
+  /** The pair this transport was built for; a different nominated pair means: resolve again. */
+  readonly pair: unknown;
+}
+
+function udpSocketOf(protocol: unknown): UdpSocket | undefined {
+  if (typeof protocol !== 'object' || protocol === null || !('transport' in protocol)) return undefined;
+  const transport: unknown = protocol.transport;
+  if (typeof transport !== 'object' || transport === null || !('socket' in transport)) return undefined;
+  const socket: unknown = transport.socket;
+  return socket instanceof UdpSocket ? socket : undefined;
+}
+
+export function resolvePacketTransport(connection: IceConnectionLike): PacketTransport | undefined {
+  const pair = connection.nominated;
+  if (!pair) return undefined;
+  const socket = udpSocketOf(pair.protocol);
+  const [host, port] = pair.remoteAddr;
+  if (socket && isIP(host) !== 0) {
+    return {
+      kind: 'udp',
+      pair,
+      send: (packet) => socket.send(packet, port, host),
+      queuedBytes: () => socket.getSendQueueSize(),
+    };
+  }
+  let pending = 0;
+  return {
+    kind: 'generic',
+    pair,
+    send: (packet) => {
+      const size = packet.length;
+      pending += size;
+      const done = (): void => {
+        pending -= size;
+      };
+      connection.send(packet).then(done, done);
+    },
+    queuedBytes: () => pending,
+  };
+}

@@ -1,0 +1,403 @@
+/**
+ * Server side of the WebSocket signalling protocol (docs/design.md): one socket, at most one
+ * viewer session at a time. The server makes the offer; ICE candidates trickle both ways.
+ *
+ * Everything that arrives is untrusted: a frame is size-checked before it is parsed, must be a JSON
+ * object whose `type` we know and whose fields have the right types, and anything else is answered
+ * with `{"type":"error","code":"bad-request"}`; nothing a client sends can throw out of here.
+ *
+ * Messages are handled strictly in order (an answer must not overtake the offer being made), except
+ * `stop`, which acts at once so that a viewer waiting for a slow camera can leave immediately.
+ */
+import type { RawData, WebSocket } from 'ws';
+import type { SourceState } from '../media/types.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { redactText } from '../util/redact.js';
+import { canWatch } from '../web/principal.js';
+import type { CallerContext, SignallingHandler } from '../web/types.js';
+import type { BroadcastSource } from './broadcast-source.js';
+import { UnsupportedCodecError } from './codecs.js';
+import { DEFAULT_ICE_SETTINGS, type IceSettings } from './ice-config.js';
+import type { CameraRegistry, IceCandidateJson, Principal, StreamInfo, ViewerErrorCode } from './types.js';
+import { ViewerLimiter } from './viewer-limits.js';
+import { DEFAULT_TRACKS_TIMEOUT_MS, ViewerPeer, type ViewerCloseReason, type ViewerPeerOptions } from './viewer-peer.js';
+
+export interface SignallingContext {
+  registry: CameraRegistry;
+  principal: Principal;
+  ice?: IceSettings;
+  logger?: Logger;
+  /** Shared with the WHEP handler so that a camera's limit counts every viewer. */
+  limits: ViewerLimiter;
+  /** Largest accepted text frame, in bytes (default 64 KiB; an SDP answer is a few KiB). */
+  maxMessageBytes?: number;
+  /** How long a viewer waits for a camera that has not connected yet (default 15 s). */
+  tracksTimeoutMs?: number;
+  /** Passed to every ViewerPeer (timeouts, queue limits...). */
+  viewerOptions?: Omit<ViewerPeerOptions, 'source' | 'ice' | 'logger'>;
+  /** Called with each viewer created (stats, tests). */
+  onViewer?: (viewer: ViewerPeer) => void;
+}
+
+export type ServerMessage =
+  | { type: 'offer'; sdp: string }
+  | { type: 'candidate'; candidate: IceCandidateJson | null }
+  | { type: 'state'; state: 'connecting' | 'live' | 'offline' | 'retrying'; message?: string }
+  | ({ type: 'info' } & StreamInfo)
+  | { type: 'error'; code: ViewerErrorCode; message: string };
+
+type ClientMessage =
+  | { type: 'watch'; camera: string }
+  | { type: 'answer'; sdp: string }
+  | { type: 'candidate'; candidate: IceCandidateJson | null }
+  | { type: 'stop' };
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024;
+/** A close code in the application range: "the viewer ended on the server; reconnect if you like". */
+export const CLOSE_VIEWER_ENDED = 4002;
+const MAX_CANDIDATES_PER_VIEWER = 256;
+const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$/;
+
+class BadRequest extends Error {}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function rawLength(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((sum, chunk) => sum + chunk.length, 0);
+  return data instanceof ArrayBuffer ? data.byteLength : data.length;
+}
+
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return (data instanceof ArrayBuffer ? Buffer.from(data) : data).toString('utf8');
+}
+
+function parseCandidate(value: unknown): IceCandidateJson | null {
+  if (value === null || value === undefined) return null;
+  if (!isRecord(value)) throw new BadRequest('candidate must be an object or null');
+  const { candidate, sdpMid, sdpMLineIndex, usernameFragment } = value;
+  if (typeof candidate !== 'string' || candidate.length > 1024) throw new BadRequest('candidate.candidate must be a string');
+  if (sdpMid !== undefined && sdpMid !== null && (typeof sdpMid !== 'string' || sdpMid.length > 64)) {
+    throw new BadRequest('candidate.sdpMid must be a string or null');
+  }
+  if (
+    sdpMLineIndex !== undefined &&
+    sdpMLineIndex !== null &&
+    (typeof sdpMLineIndex !== 'number' || !Number.isInteger(sdpMLineIndex) || sdpMLineIndex < 0 || sdpMLineIndex > 64)
+  ) {
+    throw new BadRequest('candidate.sdpMLineIndex must be a small integer or null');
+  }
+  if (usernameFragment !== undefined && usernameFragment !== null && typeof usernameFragment !== 'string') {
+    throw new BadRequest('candidate.usernameFragment must be a string or null');
+  }
+  if (candidate !== '' && !candidate.startsWith('candidate:')) throw new BadRequest('candidate.candidate must start with "candidate:"');
+  return {
+    candidate,
+    sdpMid: typeof sdpMid === 'string' ? sdpMid : null,
+    sdpMLineIndex: typeof sdpMLineIndex === 'number' ? sdpMLineIndex : null,
+  };
+}
+
+/** Validates one decoded message. Throws BadRequest with a short reason. */
+export function parseClientMessage(value: unknown, maxSdpBytes: number): ClientMessage {
+  if (!isRecord(value)) throw new BadRequest('a message must be a JSON object');
+  switch (value.type) {
+    case 'watch': {
+      const camera = value.camera;
+      if (typeof camera !== 'string' || !CAMERA_ID.test(camera)) throw new BadRequest('watch needs a camera id');
+      return { type: 'watch', camera };
+    }
+    case 'answer': {
+      const sdp = value.sdp;
+      if (typeof sdp !== 'string' || !sdp.startsWith('v=0') || Buffer.byteLength(sdp) > maxSdpBytes) {
+        throw new BadRequest('answer needs an SDP string');
+      }
+      return { type: 'answer', sdp };
+    }
+    case 'candidate':
+      return { type: 'candidate', candidate: parseCandidate(value.candidate) };
+    case 'stop':
+      return { type: 'stop' };
+    default:
+      throw new BadRequest(typeof value.type === 'string' ? 'unknown message type' : 'a message needs a string "type"');
+  }
+}
+
+/** The protocol's state for a Source state; `live` only once this viewer's media flows. */
+export function protocolState(state: SourceState, viewerConnected: boolean): Extract<ServerMessage, { type: 'state' }> {
+  switch (state.state) {
+    case 'live':
+      return { type: 'state', state: viewerConnected ? 'live' : 'connecting' };
+    case 'retrying': {
+      const parts: string[] = [];
+      if (state.lastError) parts.push(redactText(state.lastError));
+      if (state.retryInMs !== undefined) parts.push(`next attempt in ${Math.max(1, Math.round(state.retryInMs / 1000))} s`);
+      return parts.length > 0 ? { type: 'state', state: 'retrying', message: parts.join('; ') } : { type: 'state', state: 'retrying' };
+    }
+    case 'stopped':
+      return state.lastError
+        ? { type: 'state', state: 'offline', message: redactText(state.lastError) }
+        : { type: 'state', state: 'offline' };
+    default:
+      return { type: 'state', state: 'connecting' };
+  }
+}
+
+const END_MESSAGES: Partial<Record<ViewerCloseReason, string>> = {
+  'connect-timeout': 'The connection could not be set up in time',
+  'ice-failed': 'The network path to the camera server failed',
+  disconnected: 'The connection was lost',
+  'tracks-changed': 'The camera changed its settings',
+  error: 'The server ended the stream',
+};
+
+/** Takes over one WebSocket for the life of the socket. Never throws. */
+export function handleSignallingSocket(ws: WebSocket, ctx: SignallingContext): void {
+  new SignallingSession(ws, ctx).start();
+}
+
+/** The `SignallingHandler` the web server plugs in (src/web/types.ts). */
+export function createSignallingHandler(
+  deps: Omit<SignallingContext, 'principal' | 'logger'> & { logger?: Logger },
+): SignallingHandler {
+  return (ws: WebSocket, caller: CallerContext) =>
+    handleSignallingSocket(ws, { ...deps, principal: caller.principal, logger: deps.logger ?? caller.log });
+}
+
+class SignallingSession {
+  private readonly log: Logger;
+  private readonly maxBytes: number;
+  private viewer: ViewerPeer | undefined;
+  private source: BroadcastSource | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private lastState = '';
+  private candidates = 0;
+  private closed = false;
+  private readonly onSourceState = (): void => this.sendState();
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly ctx: SignallingContext,
+  ) {
+    this.log = ctx.logger ?? silentLogger;
+    this.maxBytes = ctx.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
+  start(): void {
+    this.ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    this.ws.on('close', () => this.onClose());
+    this.ws.on('error', (error) => this.log.debug(`Signalling socket error: ${error.message}`));
+  }
+
+  private send(message: ServerMessage): void {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(JSON.stringify(message));
+  }
+
+  private error(code: ViewerErrorCode, message: string): void {
+    this.send({ type: 'error', code, message });
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.closed) return;
+    let message: ClientMessage;
+    try {
+      if (isBinary) throw new BadRequest('messages must be JSON text frames');
+      if (rawLength(data) > this.maxBytes) throw new BadRequest(`a message may not exceed ${this.maxBytes} bytes`);
+      let decoded: unknown;
+      try {
+        decoded = JSON.parse(rawText(data));
+      } catch {
+        throw new BadRequest('a message must be valid JSON');
+      }
+      message = parseClientMessage(decoded, this.maxBytes);
+    } catch (error) {
+      this.error('bad-request', error instanceof BadRequest ? error.message : 'malformed message');
+      return;
+    }
+    if (message.type === 'stop') {
+      this.endViewer();
+      return;
+    }
+    this.queue = this.queue
+      .then(() => this.dispatch(message))
+      .catch((error: unknown) => {
+        // dispatch() handles its own errors; this is the last line of defence.
+        this.log.error(`Signalling: unexpected error: ${error instanceof Error ? error.message : String(error)}`);
+      });
+  }
+
+  private async dispatch(message: ClientMessage): Promise<void> {
+    if (this.closed) return;
+    switch (message.type) {
+      case 'watch':
+        await this.watch(message.camera);
+        return;
+      case 'answer':
+        await this.answer(message.sdp);
+        return;
+      case 'candidate':
+        await this.candidate(message.candidate);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private async watch(cameraId: string): Promise<void> {
+    this.endViewer();
+    const { registry, principal, limits } = this.ctx;
+    if (!canWatch(principal, cameraId)) {
+      this.error('forbidden', 'You may not watch this camera.');
+      return;
+    }
+    const source = registry.get(cameraId);
+    if (!source) {
+      this.error('not-found', 'There is no camera with this id.');
+      return;
+    }
+    const release = limits.tryAcquire(cameraId);
+    if (!release) {
+      this.log.info(`Camera ${cameraId}: viewer refused, ${limits.count(cameraId)} already watching (limit ${limits.limitFor(cameraId)})`);
+      this.error('too-many-viewers', `Too many people are watching this camera right now (limit ${limits.limitFor(cameraId)}). Try again later.`);
+      return;
+    }
+    let viewer: ViewerPeer;
+    try {
+      viewer = new ViewerPeer({ ...this.ctx.viewerOptions, source, ice: this.ctx.ice ?? DEFAULT_ICE_SETTINGS, logger: this.log });
+    } catch (error) {
+      release();
+      this.log.error(`Camera ${cameraId}: cannot start a viewer: ${error instanceof Error ? error.message : String(error)}`);
+      this.error('bad-request', 'The server could not start the stream.');
+      return;
+    }
+    this.viewer = viewer;
+    this.source = source;
+    this.candidates = 0;
+    this.lastState = '';
+    source.on('state', this.onSourceState);
+    viewer.on('candidate', (candidate) => {
+      if (this.viewer === viewer) this.send({ type: 'candidate', candidate });
+    });
+    viewer.on('connected', () => {
+      if (this.viewer === viewer) this.sendState();
+    });
+    viewer.on('info', (info) => {
+      if (this.viewer === viewer) this.send({ type: 'info', ...info });
+    });
+    viewer.once('closed', (reason, detail) => {
+      release();
+      source.off('state', this.onSourceState);
+      if (this.viewer !== viewer) return;
+      this.viewer = undefined;
+      this.source = undefined;
+      this.onViewerEnded(reason, detail);
+    });
+    this.ctx.onViewer?.(viewer);
+    this.sendState();
+
+    try {
+      await viewer.waitForTracks(this.ctx.tracksTimeoutMs ?? DEFAULT_TRACKS_TIMEOUT_MS);
+    } catch {
+      if (viewer.closed) return;
+      this.send(protocolState(source.state.state === 'live' ? { state: 'retrying' } : source.state, false));
+      await viewer.close('error', 'the camera did not connect in time');
+      return;
+    }
+    let offer: string;
+    try {
+      offer = await viewer.createOffer();
+    } catch (error) {
+      if (viewer.closed) return;
+      if (error instanceof UnsupportedCodecError) {
+        this.log.warn(`Camera ${cameraId}: cannot stream to this viewer: ${error.reason}`);
+        this.error('unsupported-codec', error.message);
+        await viewer.close('unsupported-codec', error.reason);
+        return;
+      }
+      this.log.error(`Camera ${cameraId}: offer failed: ${error instanceof Error ? error.message : String(error)}`);
+      await viewer.close('error', 'offer failed');
+      return;
+    }
+    if (this.viewer !== viewer) return;
+    this.send({ type: 'offer', sdp: offer });
+    const info = viewer.streamInfo();
+    if (info) {
+      viewer.markInfoSent(info);
+      this.send({ type: 'info', ...info });
+    }
+  }
+
+  private async answer(sdp: string): Promise<void> {
+    const viewer = this.viewer;
+    if (!viewer || viewer.peerConnection?.signalingState !== 'have-local-offer') {
+      this.error('bad-request', 'There is no offer waiting for an answer.');
+      return;
+    }
+    try {
+      await viewer.applyAnswer(sdp);
+    } catch (error) {
+      if (viewer.closed) return;
+      if (error instanceof UnsupportedCodecError) {
+        this.log.warn(`Camera ${viewer.source.id}: cannot stream to this viewer: ${error.reason}`);
+        this.error('unsupported-codec', error.message);
+        await viewer.close('unsupported-codec', error.reason);
+        return;
+      }
+      this.log.debug(`Camera ${viewer.source.id}: bad answer: ${error instanceof Error ? error.message : String(error)}`);
+      this.error('bad-request', 'The answer could not be applied.');
+    }
+  }
+
+  private async candidate(candidate: IceCandidateJson | null): Promise<void> {
+    const viewer = this.viewer;
+    // Late candidates after a stop are normal; they are dropped quietly.
+    if (!viewer) return;
+    if (++this.candidates > MAX_CANDIDATES_PER_VIEWER) {
+      this.error('bad-request', 'Too many ICE candidates.');
+      return;
+    }
+    try {
+      await viewer.addRemoteCandidate(candidate);
+    } catch (error) {
+      this.log.debug(`Camera ${viewer.source.id}: candidate refused: ${error instanceof Error ? error.message : String(error)}`);
+      this.error('bad-request', 'The ICE candidate could not be used.');
+    }
+  }
+
+  private sendState(): void {
+    const source = this.source;
+    if (!source) return;
+    const message = protocolState(source.state, this.viewer?.phase === 'connected');
+    const key = `${message.state}|${message.message ?? ''}`;
+    if (key === this.lastState) return;
+    this.lastState = key;
+    this.send(message);
+  }
+
+  private onViewerEnded(reason: ViewerCloseReason, detail: string | undefined): void {
+    const text = END_MESSAGES[reason];
+    if (!text || this.closed) return;
+    this.log.debug(`Signalling: viewer ended (${reason}${detail ? `: ${detail}` : ''})`);
+    this.send({ type: 'state', state: 'retrying', message: text });
+    // The page reconnects on close, which renegotiates from scratch.
+    this.ws.close(CLOSE_VIEWER_ENDED, reason);
+  }
+
+  private endViewer(): void {
+    const viewer = this.viewer;
+    if (!viewer) return;
+    this.viewer = undefined;
+    this.source?.off('state', this.onSourceState);
+    this.source = undefined;
+    void viewer.close('closed');
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.endViewer();
+    this.closed = true;
+  }
+}

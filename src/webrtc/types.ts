@@ -1,0 +1,37 @@
+/**
+ * Shared shapes of src/webrtc. `CameraRegistry` and `Principal` are the web layer's (src/web/types.ts,
+ * docs/design.md): imported, not duplicated, so both layers always agree.
+ */
+export type { CameraRegistry, Principal } from '../web/types.js';
+
+/** Error codes of the signalling protocol (docs/design.md). */
+export type ViewerErrorCode = 'not-found' | 'too-many-viewers' | 'unsupported-codec' | 'bad-request' | 'forbidden';
+
+/** An error a viewer is told about in plain words (the message goes to the page as is). */
+export class ViewerError extends Error {
+  constructor(
+    readonly code: ViewerErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ViewerError';
+  }
+}
+
+/** An ICE candidate as browsers serialise it (RTCIceCandidateInit). */
+export interface IceCandidateJson {
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+  usernameFragment?: string | null;
+}
+
+/** What the page shows about the stream. */
+export interface StreamInfo {
+  codec: 'H264' | null;
+  width?: number;
+  height?: number;
+  audio: string | null;
+  /** Plain-language remark, e.g. why there is no sound. */
+  message?: string;
+}

@@ -1,0 +1,794 @@
+/**
+ * One browser (or WHEP client) watching one camera: one werift RTCPeerConnection, fed as a
+ * `FrameSink` of the camera's shared Source.
+ *
+ * Cost per viewer is the point of this file. The Source cuts every frame into RTP payloads once;
+ * a viewer only writes a 12-byte header and SRTP-protects each payload with its own keys, then
+ * hands it to the ICE pair's UDP socket (see srtp-writer.ts and packet-transport.ts). werift is
+ * still what negotiates, runs ICE/DTLS and parses RTCP; its per-packet RTP send path and its
+ * MediaStreamTrack fan-out are not used, so there are no track clones to leak.
+ *
+ * Life cycle: created -> (waitForTracks) -> createOffer/applyAnswer or answerOffer -> connected ->
+ * closed. The peer subscribes to the Source at once (that starts the camera pull) and drops
+ * frames until DTLS is up; then it asks the Source for the cached GOP so the picture appears at
+ * once. Every way out (close(), ICE failure, a peer that never connects, the Source's tracks
+ * changing incompatibly) goes through `close()`, which releases everything exactly once.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import {
+  MediaStream,
+  RTCPeerConnection,
+  RtpHeader,
+  RtpPacket,
+  type RTCDtlsTransport,
+  type RTCRtpCodecParameters,
+  type RTCRtpTransceiver,
+  type RtcpPacket,
+} from 'werift';
+import { parseH264Sps } from '../media/h264-sps.js';
+import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../media/types.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import type { BroadcastSource } from './broadcast-source.js';
+import { audioCodec, h264Codec, planMedia, UnsupportedCodecError, type MediaPlan } from './codecs.js';
+import { announceCandidates, announceInSdp, DEFAULT_ICE_SETTINGS, icePeerConfig, type IceSettings } from './ice-config.js';
+import { OutboundStream } from './outbound-stream.js';
+import { resolvePacketTransport, type PacketTransport } from './packet-transport.js';
+import { answerAcceptsVideo, filterOfferForH264 } from './sdp-filter.js';
+import { SrtpStreamWriter } from './srtp-writer.js';
+import type { IceCandidateJson, StreamInfo } from './types.js';
+
+export type ViewerCloseReason =
+  | 'closed'
+  | 'connect-timeout'
+  | 'ice-failed'
+  | 'disconnected'
+  | 'tracks-changed'
+  | 'unsupported-codec'
+  | 'error';
+
+export type ViewerPhase = 'new' | 'negotiating' | 'connected' | 'closed';
+
+export interface ViewerPeerOptions {
+  source: BroadcastSource;
+  ice?: IceSettings;
+  logger?: Logger;
+  /** Shown in logs and stats; random when absent. */
+  id?: string;
+  /** A peer that has not connected this long after the offer/answer is reaped (default 20 s). */
+  connectTimeoutMs?: number;
+  /** A peer that stays `disconnected` this long is released (default 8 s). */
+  disconnectGraceMs?: number;
+  /** Keyframe requests (PLI/FIR) answered at most this often (default 1000 ms). */
+  keyframeRequestIntervalMs?: number;
+  /** Bytes waiting to be sent above which the viewer counts as congested (default 4 MiB). */
+  maxQueuedBytes?: number;
+  /** Video packets kept for NACK retransmission (default 256; 0 disables NACK answers). */
+  nackHistoryPackets?: number;
+  /** A frame older than this is a replay (GOP cache) and is moved to the present (default 300 ms). */
+  staleFrameMs?: number;
+  /**
+   * `direct` (default) protects and sends packets itself; `werift` uses RTCRtpSender.sendRtp, kept
+   * for comparison in the benchmark and as a fallback should werift's internals change.
+   */
+  sendPath?: 'direct' | 'werift';
+}
+
+export interface ViewerStats {
+  id: string;
+  cameraId: string;
+  phase: ViewerPhase;
+  createdAt: number;
+  connectedAt?: number;
+  /** performance.now() when the first video packet was sent. */
+  firstVideoPacketAt?: number;
+  sendPath: 'direct' | 'werift';
+  transport?: 'udp' | 'generic';
+  srtpProfile?: number;
+  packetsSent: number;
+  bytesSent: number;
+  framesSent: number;
+  framesDropped: number;
+  congestionEvents: number;
+  keyframeRequests: number;
+  keyframeRequestsAnswered: number;
+  nacks: number;
+  retransmissions: number;
+  /** Last fraction lost the viewer reported for video (0..1). */
+  videoFractionLost?: number;
+}
+
+interface ViewerPeerEvents {
+  candidate: [IceCandidateJson | null];
+  connected: [];
+  info: [StreamInfo];
+  sourceState: [SourceState];
+  closed: [ViewerCloseReason, string | undefined];
+}
+
+const DEFAULTS = {
+  connectTimeoutMs: 20_000,
+  disconnectGraceMs: 8_000,
+  keyframeRequestIntervalMs: 1_000,
+  maxQueuedBytes: 4 * 1024 * 1024,
+  nackHistoryPackets: 256,
+  staleFrameMs: 300,
+};
+
+const SENDER_REPORT_INTERVAL_MS = 1_000;
+
+/** How long `waitForTracks` waits by default before giving up on a camera that does not answer. */
+export const DEFAULT_TRACKS_TIMEOUT_MS = 15_000;
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
+  readonly id: string;
+  readonly source: BroadcastSource;
+  private readonly log: Logger;
+  private readonly ice: IceSettings;
+  private readonly opts: typeof DEFAULTS & { sendPath: 'direct' | 'werift' };
+  private phaseValue: ViewerPhase = 'new';
+  private pcValue: RTCPeerConnection | undefined;
+  private plan: MediaPlan | undefined;
+  private videoTransceiver: RTCRtpTransceiver | undefined;
+  private audioTransceiver: RTCRtpTransceiver | undefined;
+  private video: OutboundStream | undefined;
+  private audio: OutboundStream | undefined;
+  private transport: PacketTransport | undefined;
+  private dtls: RTCDtlsTransport | undefined;
+  private subscription: { unsubscribe(): void } | undefined;
+  private readonly disposers: Array<() => void> = [];
+  private connectTimer: NodeJS.Timeout | undefined;
+  private disconnectTimer: NodeJS.Timeout | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
+  private lastKeyframeRequestAt = Number.NEGATIVE_INFINITY;
+  private pendingKeyframeTimer: NodeJS.Timeout | undefined;
+  private infoSent: StreamInfo | undefined;
+  private lastSps: Buffer | undefined;
+  private closePromise: Promise<void> | undefined;
+  private readonly statsValue: ViewerStats;
+  /** The sink identity the Source knows this viewer by. */
+  readonly sink: FrameSink;
+
+  constructor(options: ViewerPeerOptions) {
+    super();
+    this.id = options.id ?? randomUUID();
+    this.source = options.source;
+    this.log = options.logger ?? silentLogger;
+    this.ice = options.ice ?? DEFAULT_ICE_SETTINGS;
+    this.opts = {
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+      disconnectGraceMs: options.disconnectGraceMs ?? DEFAULTS.disconnectGraceMs,
+      keyframeRequestIntervalMs: options.keyframeRequestIntervalMs ?? DEFAULTS.keyframeRequestIntervalMs,
+      maxQueuedBytes: options.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes,
+      nackHistoryPackets: options.nackHistoryPackets ?? DEFAULTS.nackHistoryPackets,
+      staleFrameMs: options.staleFrameMs ?? DEFAULTS.staleFrameMs,
+      sendPath: options.sendPath ?? 'direct',
+    };
+    this.statsValue = {
+      id: this.id,
+      cameraId: this.source.id,
+      phase: 'new',
+      createdAt: Date.now(),
+      sendPath: this.opts.sendPath,
+      packetsSent: 0,
+      bytesSent: 0,
+      framesSent: 0,
+      framesDropped: 0,
+      congestionEvents: 0,
+      keyframeRequests: 0,
+      keyframeRequestsAnswered: 0,
+      nacks: 0,
+      retransmissions: 0,
+    };
+    this.sink = {
+      write: (frame) => this.write(frame),
+      onTracks: (tracks) => this.onSourceTracks(tracks),
+      onState: (state) => this.emit('sourceState', state),
+    };
+    // Subscribing now starts the camera pull while signalling runs; frames are dropped until DTLS is up.
+    this.subscription = this.source.subscribe(this.sink);
+  }
+
+  get phase(): ViewerPhase {
+    return this.phaseValue;
+  }
+
+  get closed(): boolean {
+    return this.phaseValue === 'closed';
+  }
+
+  /** The werift peer connection, once negotiation started. */
+  get peerConnection(): RTCPeerConnection | undefined {
+    return this.pcValue;
+  }
+
+  get mediaPlan(): MediaPlan | undefined {
+    return this.plan;
+  }
+
+  stats(): ViewerStats {
+    const s = this.statsValue;
+    s.phase = this.phaseValue;
+    s.packetsSent = (this.video?.packetsSent ?? 0) + (this.audio?.packetsSent ?? 0) + s.retransmissions;
+    s.framesSent = (this.video?.framesSent ?? 0) + (this.audio?.framesSent ?? 0);
+    if (this.transport) s.transport = this.transport.kind;
+    return { ...s };
+  }
+
+  /** Resolves with the Source's tracks once known (the camera connected), or rejects on timeout/close. */
+  waitForTracks(timeoutMs = DEFAULT_TRACKS_TIMEOUT_MS): Promise<ReadonlyArray<TrackDescription>> {
+    if (this.source.tracks.length > 0) return Promise.resolve(this.source.tracks);
+    return new Promise((resolve, reject) => {
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.source.off('tracks', onTracks);
+        this.off('closed', onClosed);
+      };
+      const onTracks = (): void => {
+        if (this.source.tracks.length === 0) return;
+        cleanup();
+        resolve(this.source.tracks);
+      };
+      const onClosed = (): void => {
+        cleanup();
+        reject(new Error('viewer closed'));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`camera ${this.source.id} did not deliver its tracks within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref();
+      this.source.on('tracks', onTracks);
+      this.once('closed', onClosed);
+    });
+  }
+
+  /** What the page is told about the stream, from the plan and the SPS when known. */
+  streamInfo(): StreamInfo | undefined {
+    const plan = this.plan;
+    if (!plan) return undefined;
+    const info: StreamInfo = { codec: plan.video ? 'H264' : null, audio: plan.audio ? plan.audio.codec : null };
+    const sps = plan.video?.track.parameterSets?.find((nal) => nal.length > 0 && (nal[0]! & 0x1f) === 7);
+    const parsed = sps ? safeSps(sps) : undefined;
+    if (parsed) {
+      info.width = parsed.width;
+      info.height = parsed.height;
+    }
+    if (plan.notes.length > 0) info.message = plan.notes.join(' ');
+    return info;
+  }
+
+  // ---------------------------------------------------------------- negotiation
+
+  private decidePlan(): MediaPlan {
+    if (this.plan) return this.plan;
+    const plan = planMedia(this.source.tracks);
+    for (const note of plan.notes) this.log.warn(`Camera ${this.source.id}, viewer ${this.id}: ${note}`);
+    this.plan = plan;
+    return plan;
+  }
+
+  private newPeerConnection(videoCodec: RTCRtpCodecParameters | undefined): RTCPeerConnection {
+    const plan = this.decidePlan();
+    const pc = new RTCPeerConnection({
+      ...icePeerConfig(this.ice),
+      // One transport for audio and video: one ICE check list, one DTLS handshake, one socket.
+      bundlePolicy: 'max-bundle',
+      codecs: {
+        video: videoCodec ? [videoCodec] : [],
+        audio: plan.audio ? [audioCodec(plan.audio)] : [],
+      },
+      headerExtensions: { video: [], audio: [] },
+    });
+    this.pcValue = pc;
+    this.phaseValue = 'negotiating';
+    const candidate = pc.onIceCandidate.subscribe((c) => this.onLocalCandidate(c));
+    const state = pc.connectionStateChange.subscribe((s) => this.onConnectionState(s));
+    this.disposers.push(candidate.unSubscribe, state.unSubscribe);
+    return pc;
+  }
+
+  private startConnectTimer(): void {
+    if (this.connectTimer) return;
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = undefined;
+      if (this.phaseValue !== 'connected') {
+        this.log.info(`Camera ${this.source.id}: viewer ${this.id} never connected; released`);
+        void this.close('connect-timeout');
+      }
+    }, this.opts.connectTimeoutMs);
+  }
+
+  /**
+   * Server-offer path (WebSocket signalling). Needs the Source's tracks. Throws
+   * `UnsupportedCodecError` when the camera's video cannot be passed through.
+   */
+  async createOffer(): Promise<string> {
+    this.assertOpen();
+    const plan = this.decidePlan();
+    const pc = this.newPeerConnection(plan.video ? h264Codec() : undefined);
+    // A shared stream id puts audio and video in one sync group, so the browser lip-syncs them.
+    const stream = new MediaStream({ id: `camera-${this.source.id}` });
+    if (plan.video) this.videoTransceiver = pc.addTransceiver('video', { direction: 'sendonly', streams: [stream] });
+    if (plan.audio) this.audioTransceiver = pc.addTransceiver('audio', { direction: 'sendonly', streams: [stream] });
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    this.assertOpen();
+    this.startConnectTimer();
+    return announceInSdp(pc.localDescription?.sdp ?? offer.sdp, this.ice.announcedAddresses ?? []);
+  }
+
+  /** The browser's answer to `createOffer`. Throws `UnsupportedCodecError` when it refused the video. */
+  async applyAnswer(sdp: string): Promise<void> {
+    this.assertOpen();
+    const pc = this.pcValue;
+    if (!pc || pc.signalingState !== 'have-local-offer') throw new Error('no offer is waiting for an answer');
+    if (this.plan?.video && !answerAcceptsVideo(sdp)) {
+      throw new UnsupportedCodecError(
+        'Your browser cannot play H.264 video, which this camera sends, and transcoding is not available yet. Try Chrome, Edge or Safari.',
+        'browser answer rejected the H.264 video section',
+      );
+    }
+    await pc.setRemoteDescription({ type: 'answer', sdp });
+  }
+
+  /**
+   * Client-offer path (WHEP). Cleans the offer (NOTES.md: werift picks the first H.264 by MIME
+   * alone), answers, and waits up to `gatherTimeoutMs` for ICE gathering so the answer carries
+   * candidates. Throws `UnsupportedCodecError` when the client cannot take H.264.
+   */
+  async answerOffer(offerSdp: string, gatherTimeoutMs = 3_000): Promise<string> {
+    this.assertOpen();
+    const plan = this.decidePlan();
+    const filtered = filterOfferForH264(offerSdp);
+    if (plan.video && !filtered.h264) {
+      if (!plan.audio || !filtered.hasAudio) {
+        throw new UnsupportedCodecError(
+          'The client did not offer H.264 (packetization-mode=1), which this camera sends, and transcoding is not available yet.',
+          'client offer has no H.264 packetization-mode=1',
+        );
+      }
+    }
+    const videoCodec = plan.video && filtered.h264 ? h264Codec(filtered.h264.payloadType, filtered.h264.fmtp) : undefined;
+    const pc = this.newPeerConnection(videoCodec);
+    await pc.setRemoteDescription({ type: 'offer', sdp: filtered.sdp });
+    this.assertOpen();
+    const stream = new MediaStream({ id: `camera-${this.source.id}` });
+    for (const transceiver of pc.getTransceivers()) {
+      const wanted = transceiver.kind === 'video' ? videoCodec !== undefined && !this.videoTransceiver : !!plan.audio && !this.audioTransceiver;
+      if (!wanted) {
+        transceiver.setDirection('inactive');
+        continue;
+      }
+      transceiver.setDirection('sendonly');
+      transceiver.sender.setStreams([stream]);
+      if (transceiver.kind === 'video') this.videoTransceiver = transceiver;
+      else this.audioTransceiver = transceiver;
+    }
+    if (!this.videoTransceiver && !this.audioTransceiver) {
+      throw new UnsupportedCodecError('The client offered nothing this camera can send.', 'no usable section in client offer');
+    }
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    this.assertOpen();
+    this.startConnectTimer();
+    await this.waitForGathering(pc, gatherTimeoutMs);
+    this.assertOpen();
+    return announceInSdp(pc.localDescription?.sdp ?? answer.sdp, this.ice.announcedAddresses ?? []);
+  }
+
+  private waitForGathering(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
+    if (pc.iceGatheringState === 'complete') return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        sub.unSubscribe();
+        resolve();
+      };
+      const sub = pc.iceGatheringStateChange.subscribe((state) => {
+        if (state === 'complete') done();
+      });
+      const timer = setTimeout(done, timeoutMs);
+    });
+  }
+
+  /** A remote ICE candidate (trickle); `null` or an empty candidate means end of candidates. */
+  async addRemoteCandidate(candidate: IceCandidateJson | null): Promise<void> {
+    const pc = this.pcValue;
+    if (!pc || this.closed) return;
+    if (candidate === null || candidate.candidate === '') {
+      await pc.addIceCandidate(null);
+      return;
+    }
+    await pc.addIceCandidate({
+      candidate: candidate.candidate,
+      sdpMid: candidate.sdpMid ?? undefined,
+      sdpMLineIndex: candidate.sdpMLineIndex ?? undefined,
+    });
+  }
+
+  private onLocalCandidate(candidate: { candidate: string; sdpMid?: string; sdpMLineIndex?: number } | undefined): void {
+    if (this.closed) return;
+    if (!candidate) {
+      this.emit('candidate', null);
+      return;
+    }
+    const json: IceCandidateJson = {
+      candidate: candidate.candidate,
+      sdpMid: candidate.sdpMid ?? null,
+      sdpMLineIndex: candidate.sdpMLineIndex ?? null,
+    };
+    this.emit('candidate', json);
+    for (const extra of announceCandidates(candidate.candidate, this.ice.announcedAddresses ?? [])) {
+      this.emit('candidate', { ...json, candidate: extra });
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('viewer closed');
+  }
+
+  // ---------------------------------------------------------------- connection state
+
+  private onConnectionState(state: string): void {
+    if (this.closed) return;
+    switch (state) {
+      case 'connected':
+        if (this.disconnectTimer) {
+          clearTimeout(this.disconnectTimer);
+          this.disconnectTimer = undefined;
+        }
+        if (this.phaseValue !== 'connected') this.onConnected();
+        break;
+      case 'disconnected':
+        // Wi-Fi hiccups recover by themselves; a viewer that stays away is released.
+        this.disconnectTimer ??= setTimeout(() => {
+          this.disconnectTimer = undefined;
+          void this.close('disconnected');
+        }, this.opts.disconnectGraceMs);
+        break;
+      case 'failed':
+        void this.close('ice-failed');
+        break;
+      case 'closed':
+        void this.close('closed');
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onConnected(): void {
+    const pc = this.pcValue;
+    const sender = (this.videoTransceiver ?? this.audioTransceiver)?.sender;
+    const dtls = sender?.dtlsTransport;
+    if (!pc || !dtls) {
+      void this.close('error', 'connected without a transport');
+      return;
+    }
+    this.phaseValue = 'connected';
+    this.dtls = dtls;
+    if (this.connectTimer) {
+      clearTimeout(this.connectTimer);
+      this.connectTimer = undefined;
+    }
+    this.statsValue.connectedAt = Date.now();
+    let profile: number | undefined;
+    try {
+      profile = dtls.srtp.localContext.profile;
+    } catch {
+      profile = undefined;
+    }
+    this.statsValue.srtpProfile = profile;
+    const direct = this.opts.sendPath === 'direct';
+    const makeStream = (transceiver: RTCRtpTransceiver | undefined, kind: 'video' | 'audio'): OutboundStream | undefined => {
+      const codec = transceiver?.sender.codec;
+      if (!transceiver || !codec) return undefined;
+      const ssrc = transceiver.sender.ssrc;
+      return new OutboundStream({
+        kind,
+        ssrc,
+        payloadType: codec.payloadType,
+        clockRate: codec.clockRate,
+        ...(direct ? { writer: new SrtpStreamWriter(dtls.srtp.localContext, ssrc) } : {}),
+        historySize: kind === 'video' ? this.opts.nackHistoryPackets : 0,
+      });
+    };
+    try {
+      this.video = makeStream(this.videoTransceiver, 'video');
+      this.audio = makeStream(this.audioTransceiver, 'audio');
+    } catch (error) {
+      void this.close('error', `cannot set up SRTP: ${errorText(error)}`);
+      return;
+    }
+    const rtcp = dtls.onRtcp.subscribe((packet) => this.onRtcp(packet));
+    this.disposers.push(rtcp.unSubscribe);
+    this.reportTimer = setInterval(() => this.sendReports(), SENDER_REPORT_INTERVAL_MS);
+    this.reportTimer.unref();
+    this.log.debug(`Camera ${this.source.id}: viewer ${this.id} connected (SRTP profile ${String(profile)})`);
+    this.emit('connected');
+    // The picture starts from the Source's GOP cache, not from the camera's next keyframe.
+    this.requestKeyframe(true);
+  }
+
+  // ---------------------------------------------------------------- media out
+
+  private write(frame: MediaFrame): boolean {
+    if (this.phaseValue !== 'connected') return true;
+    const out = frame.kind === 'video' ? this.video : this.audio;
+    if (!out) return true;
+    if (out.waitingForKeyframe && !frame.keyframe) {
+      this.statsValue.framesDropped++;
+      return true;
+    }
+    const transport = this.currentTransport();
+    if (!transport) return true;
+    if (transport.queuedBytes() > this.opts.maxQueuedBytes) {
+      // Congested: the Source skips this viewer's video up to the next keyframe.
+      this.statsValue.congestionEvents++;
+      this.statsValue.framesDropped++;
+      if (frame.kind === 'video') out.waitingForKeyframe = true;
+      return false;
+    }
+    const now = performance.now();
+    const age = now - frame.receivedAt;
+    if (frame.kind === 'audio' && age > this.opts.staleFrameMs) {
+      // Old audio (a replayed cache) would only put sound out of step; the next frame is live.
+      this.statsValue.framesDropped++;
+      return true;
+    }
+    const timestamp = out.timestampFor(frame, age, this.opts.staleFrameMs);
+    if (age <= this.opts.staleFrameMs) {
+      out.noteLive(timestamp, frame.captureTime ?? performance.timeOrigin + frame.receivedAt);
+    }
+    if (frame.keyframe && frame.kind === 'video') {
+      out.waitingForKeyframe = false;
+      this.checkResolution(frame);
+    }
+    const packets = frame.packets;
+    let bytes = 0;
+    try {
+      if (this.opts.sendPath === 'direct') {
+        for (let i = 0; i < packets.length; i++) {
+          const p = packets[i]!;
+          const protectedPacket = out.protect(p.marker, timestamp, p.payload);
+          transport.send(protectedPacket);
+          bytes += protectedPacket.length;
+        }
+      } else {
+        this.writeViaWerift(frame.kind, out, timestamp, packets);
+      }
+    } catch (error) {
+      // The socket went away under us (ICE closing); the connection-state handler finishes the job.
+      this.transport = undefined;
+      this.log.debug(`Camera ${this.source.id}: viewer ${this.id} send failed: ${errorText(error)}`);
+      return true;
+    }
+    if (frame.kind === 'video' && this.statsValue.firstVideoPacketAt === undefined) {
+      this.statsValue.firstVideoPacketAt = now;
+    }
+    this.statsValue.bytesSent += bytes;
+    out.framesSent++;
+    return true;
+  }
+
+  private writeViaWerift(
+    kind: 'video' | 'audio',
+    out: OutboundStream,
+    timestamp: number,
+    packets: MediaFrame['packets'],
+  ): void {
+    const sender = (kind === 'video' ? this.videoTransceiver : this.audioTransceiver)?.sender;
+    if (!sender) return;
+    for (const p of packets) {
+      const header = new RtpHeader({
+        payloadType: out.payloadType,
+        sequenceNumber: out.nextSequence(p.payload.length),
+        timestamp,
+        marker: p.marker,
+        ssrc: out.ssrc,
+      });
+      this.statsValue.bytesSent += p.payload.length + 12;
+      void sender.sendRtp(new RtpPacket(header, p.payload));
+    }
+  }
+
+  private currentTransport(): PacketTransport | undefined {
+    const connection = this.dtls?.iceTransport.connection;
+    if (!connection) return undefined;
+    if (this.transport && this.transport.pair === connection.nominated) return this.transport;
+    this.transport = resolvePacketTransport(connection);
+    return this.transport;
+  }
+
+  private checkResolution(frame: MediaFrame): void {
+    // Cheap: one byte per unit; the SPS is parsed only when its bytes differ from the last one.
+    const sps = frame.units.find((u) => u.length > 0 && (u[0]! & 0x1f) === 7);
+    if (!sps) return;
+    const info = this.infoSent;
+    if (info && this.lastSps && this.lastSps.equals(sps)) return;
+    this.lastSps = sps;
+    const parsed = safeSps(sps);
+    const base = this.streamInfo();
+    if (!parsed || !base) return;
+    if (info && info.width === parsed.width && info.height === parsed.height) return;
+    const next: StreamInfo = { ...base, width: parsed.width, height: parsed.height };
+    this.infoSent = next;
+    this.emit('info', next);
+  }
+
+  /** Records what the page was told, so a resolution change is reported once. */
+  markInfoSent(info: StreamInfo): void {
+    this.infoSent = info;
+  }
+
+  // ---------------------------------------------------------------- RTCP
+
+  private onRtcp(packet: RtcpPacket): void {
+    if (this.closed) return;
+    const video = this.video;
+    switch (packet.type) {
+      case 206: {
+        const fb = packet.feedback;
+        if (!video) return;
+        if ('fir' in fb) {
+          // FIR (RFC 5104): media SSRC is 0, the target is in the FCI entries.
+          if (fb.fir.some((entry) => entry.ssrc === video.ssrc)) this.onKeyframeRequest('FIR');
+        } else if (fb.count === 1 && 'mediaSsrc' in fb && fb.mediaSsrc === video.ssrc) {
+          this.onKeyframeRequest('PLI');
+        }
+        return;
+      }
+      case 205: {
+        const fb = packet.feedback;
+        if (!video || !('lost' in fb) || fb.mediaSourceSsrc !== video.ssrc) return;
+        this.onNack(video, fb.lost);
+        return;
+      }
+      case 200:
+      case 201: {
+        for (const report of packet.reports) {
+          if (video && report.ssrc === video.ssrc) this.statsValue.videoFractionLost = report.fractionLost / 256;
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private onNack(video: OutboundStream, lost: number[]): void {
+    this.statsValue.nacks++;
+    const transport = this.currentTransport();
+    if (!transport || this.opts.sendPath !== 'direct') return;
+    for (const seq of lost) {
+      const packet = video.retransmission(seq);
+      if (!packet) continue;
+      try {
+        transport.send(packet);
+      } catch {
+        return;
+      }
+      this.statsValue.retransmissions++;
+      this.statsValue.bytesSent += packet.length;
+    }
+  }
+
+  private onKeyframeRequest(kind: 'PLI' | 'FIR'): void {
+    this.statsValue.keyframeRequests++;
+    this.log.debug(`Camera ${this.source.id}: viewer ${this.id} sent ${kind}`);
+    this.requestKeyframe(false);
+  }
+
+  /**
+   * Asks the Source to replay its GOP cache to this viewer only. Rate-limited: browsers repeat
+   * PLIs while they wait, and every answer is a burst of a whole GOP. A request inside the quiet
+   * interval is answered once at its end.
+   */
+  private requestKeyframe(force: boolean): void {
+    if (this.closed) return;
+    const now = performance.now();
+    const wait = this.lastKeyframeRequestAt + this.opts.keyframeRequestIntervalMs - now;
+    if (!force && wait > 0) {
+      this.pendingKeyframeTimer ??= setTimeout(() => {
+        this.pendingKeyframeTimer = undefined;
+        this.requestKeyframe(true);
+      }, wait);
+      return;
+    }
+    this.lastKeyframeRequestAt = now;
+    this.statsValue.keyframeRequestsAnswered++;
+    if (this.video) this.video.waitingForKeyframe = true;
+    this.source.requestKeyframe(this.sink);
+  }
+
+  private sendReports(): void {
+    const dtls = this.dtls;
+    if (!dtls || this.phaseValue !== 'connected') return;
+    const now = performance.timeOrigin + performance.now();
+    const reports = [this.video?.senderReport(now), this.audio?.senderReport(now)].filter((r) => r !== undefined);
+    if (reports.length === 0) return;
+    dtls.sendRtcp(reports).catch(() => undefined);
+  }
+
+  // ---------------------------------------------------------------- source changes
+
+  private onSourceTracks(tracks: ReadonlyArray<TrackDescription>): void {
+    const plan = this.plan;
+    if (!plan || this.closed || tracks.length === 0) return;
+    let next: MediaPlan;
+    try {
+      next = planMedia(tracks);
+    } catch (error) {
+      void this.close('tracks-changed', errorText(error));
+      return;
+    }
+    const same = (next.video?.codec ?? null) === (plan.video?.codec ?? null) && (next.audio?.codec ?? null) === (plan.audio?.codec ?? null);
+    if (!same) {
+      // What was negotiated no longer describes the stream; the page reconnects and renegotiates.
+      void this.close('tracks-changed', 'the camera changed its codecs');
+      return;
+    }
+    this.plan = { ...next, notes: plan.notes };
+  }
+
+  // ---------------------------------------------------------------- teardown
+
+  /** Releases everything, once: subscription, timers, werift subscriptions, transceivers, the pc. */
+  close(reason: ViewerCloseReason = 'closed', detail?: string): Promise<void> {
+    if (this.closePromise) return this.closePromise;
+    this.phaseValue = 'closed';
+    this.closePromise = this.teardown(reason, detail);
+    return this.closePromise;
+  }
+
+  private async teardown(reason: ViewerCloseReason, detail: string | undefined): Promise<void> {
+    this.subscription?.unsubscribe();
+    this.subscription = undefined;
+    for (const timer of [this.connectTimer, this.disconnectTimer, this.pendingKeyframeTimer]) {
+      if (timer) clearTimeout(timer);
+    }
+    if (this.reportTimer) clearInterval(this.reportTimer);
+    this.connectTimer = this.disconnectTimer = this.pendingKeyframeTimer = this.reportTimer = undefined;
+    for (const dispose of this.disposers.splice(0)) {
+      try {
+        dispose();
+      } catch {
+        // An already-disposed werift subscription; nothing left to release.
+      }
+    }
+    this.video?.clearHistory();
+    this.audio?.clearHistory();
+    this.transport = undefined;
+    this.dtls = undefined;
+    const pc = this.pcValue;
+    if (pc) {
+      for (const transceiver of pc.getTransceivers()) {
+        // No tracks are attached on the direct path; stop() also ends werift's RTCP loop.
+        transceiver.sender.track?.stop();
+        transceiver.sender.stop();
+      }
+      try {
+        await pc.close();
+      } catch (error) {
+        this.log.debug(`Camera ${this.source.id}: viewer ${this.id} close: ${errorText(error)}`);
+      }
+    }
+    this.videoTransceiver = this.audioTransceiver = undefined;
+    this.log.debug(`Camera ${this.source.id}: viewer ${this.id} closed (${reason}${detail ? `: ${detail}` : ''})`);
+    this.emit('closed', reason, detail);
+    this.removeAllListeners();
+  }
+}
+
+function safeSps(nal: Buffer): { width: number; height: number } | undefined {
+  try {
+    return parseH264Sps(nal);
+  } catch {
+    return undefined;
+  }
+}

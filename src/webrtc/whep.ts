@@ -1,0 +1,190 @@
+/**
+ * WHEP (draft-ietf-wish-whep) without HTTP plumbing: src/web routes `POST /whep/<camera>`,
+ * `DELETE` and `PATCH /whep/<camera>/<session>` here after its own checks (ids, media type, size,
+ * authentication), and writes back the `{status, headers, body}` answers.
+ *
+ * This is the client-offer path, so the offer is cleaned before werift sees it (sdp-filter.ts:
+ * one H.264 packetization-mode=1 payload type per video section). The answer is returned once ICE
+ * gathering completed (bounded wait), so clients without trickle get every candidate. PATCH accepts
+ * trickled candidates (application/trickle-ice-sdpfrag); ICE restarts are refused.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { canWatch } from '../web/principal.js';
+import type { CallerContext, HandlerResponse, WhepHandler } from '../web/types.js';
+import { UnsupportedCodecError } from './codecs.js';
+import { DEFAULT_ICE_SETTINGS, type IceSettings } from './ice-config.js';
+import type { CameraRegistry, IceCandidateJson } from './types.js';
+import type { ViewerLimiter } from './viewer-limits.js';
+import { ViewerPeer, type ViewerPeerOptions } from './viewer-peer.js';
+
+export interface WhepContext {
+  registry: CameraRegistry;
+  limits: ViewerLimiter;
+  ice?: IceSettings;
+  logger?: Logger;
+  /** Path prefix of the Location header (default `/whep`). */
+  basePath?: string;
+  /** How long a POST waits for a camera that has not connected yet (default 10 s). */
+  tracksTimeoutMs?: number;
+  /** How long a POST waits for ICE gathering before answering (default 3 s). */
+  gatherTimeoutMs?: number;
+  viewerOptions?: Omit<ViewerPeerOptions, 'source' | 'ice' | 'logger'>;
+  onViewer?: (viewer: ViewerPeer) => void;
+}
+
+interface WhepSession {
+  id: string;
+  cameraId: string;
+  owner: string;
+  viewer: ViewerPeer;
+  etag: string;
+  remoteUfrag: string | undefined;
+}
+
+export interface WhepEndpoint extends WhepHandler {
+  handlePatch(cameraId: string, sessionId: string, fragment: string, ctx: CallerContext): Promise<HandlerResponse>;
+  /** Open sessions (stats, tests). */
+  readonly sessionCount: number;
+  /** Ends every session (shutdown). */
+  closeAll(): Promise<void>;
+}
+
+function text(status: number, body: string, headers: Record<string, string> = {}): HandlerResponse {
+  return { status, headers: { 'Content-Type': 'text/plain; charset=utf-8', ...headers }, body };
+}
+
+function iceUfrag(sdp: string): string | undefined {
+  return /^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1];
+}
+
+/** Candidates of a trickle-ice-sdpfrag body (RFC 8840), with the mid they follow. */
+export function parseSdpFragment(fragment: string): { ufrag?: string; candidates: IceCandidateJson[]; end: boolean } {
+  let mid: string | null = null;
+  let mLineIndex = -1;
+  let ufrag: string | undefined;
+  let end = false;
+  const candidates: IceCandidateJson[] = [];
+  for (const raw of fragment.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line.startsWith('m=')) {
+      mLineIndex++;
+      mid = null;
+    } else if (line.startsWith('a=mid:')) {
+      mid = line.slice(6);
+    } else if (line.startsWith('a=ice-ufrag:')) {
+      ufrag = line.slice(12);
+    } else if (line.startsWith('a=candidate:')) {
+      candidates.push({ candidate: line.slice(2), sdpMid: mid, sdpMLineIndex: Math.max(mLineIndex, 0) });
+    } else if (line === 'a=end-of-candidates') {
+      end = true;
+    }
+  }
+  return { ...(ufrag !== undefined ? { ufrag } : {}), candidates, end };
+}
+
+export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
+  const log = ctx.logger ?? silentLogger;
+  const basePath = ctx.basePath ?? '/whep';
+  const sessions = new Map<string, WhepSession>();
+
+  const findSession = (cameraId: string, sessionId: string, caller: CallerContext): WhepSession | undefined => {
+    const session = sessions.get(sessionId);
+    if (!session || session.cameraId !== cameraId) return undefined;
+    // Only whoever opened a session (or an admin) may end or change it.
+    if (session.owner !== caller.principal.name && !caller.principal.admin) return undefined;
+    return session;
+  };
+
+  return {
+    get sessionCount() {
+      return sessions.size;
+    },
+
+    async handlePost(cameraId, offer, caller) {
+      if (!canWatch(caller.principal, cameraId)) return text(403, 'You may not watch this camera.');
+      const source = ctx.registry.get(cameraId);
+      if (!source) return text(404, 'There is no camera with this id.');
+      const release = ctx.limits.tryAcquire(cameraId);
+      if (!release) {
+        log.info(`Camera ${cameraId}: WHEP viewer refused, limit ${ctx.limits.limitFor(cameraId)} reached`);
+        return text(503, 'Too many people are watching this camera right now.', { 'Retry-After': '30' });
+      }
+      const viewer = new ViewerPeer({ ...ctx.viewerOptions, source, ice: ctx.ice ?? DEFAULT_ICE_SETTINGS, logger: log });
+      const sessionId = randomUUID();
+      viewer.once('closed', () => {
+        release();
+        sessions.delete(sessionId);
+      });
+      ctx.onViewer?.(viewer);
+      try {
+        await viewer.waitForTracks(ctx.tracksTimeoutMs ?? 10_000);
+      } catch {
+        await viewer.close('error', 'camera not connected');
+        return text(503, 'The camera is not reachable right now.', { 'Retry-After': '10' });
+      }
+      let answer: string;
+      try {
+        answer = await viewer.answerOffer(offer, ctx.gatherTimeoutMs ?? 3_000);
+      } catch (error) {
+        if (error instanceof UnsupportedCodecError) {
+          log.warn(`Camera ${cameraId}: cannot stream to WHEP client: ${error.reason}`);
+          await viewer.close('unsupported-codec', error.reason);
+          return text(406, error.message);
+        }
+        log.debug(`Camera ${cameraId}: WHEP offer refused: ${error instanceof Error ? error.message : String(error)}`);
+        await viewer.close('error', 'bad offer');
+        return text(400, 'The SDP offer could not be used.');
+      }
+      if (viewer.closed) return text(503, 'The stream ended while it was being set up.');
+      const etag = randomBytes(8).toString('hex');
+      sessions.set(sessionId, {
+        id: sessionId,
+        cameraId,
+        owner: caller.principal.name,
+        viewer,
+        etag,
+        remoteUfrag: iceUfrag(offer),
+      });
+      return {
+        status: 201,
+        headers: {
+          'Content-Type': 'application/sdp',
+          Location: `${basePath}/${encodeURIComponent(cameraId)}/${sessionId}`,
+          ETag: `"${etag}"`,
+          'Accept-Patch': 'application/trickle-ice-sdpfrag',
+        },
+        body: answer,
+      };
+    },
+
+    async handleDelete(cameraId, sessionId, caller) {
+      const session = findSession(cameraId, sessionId, caller);
+      if (!session) return text(404, 'No such WHEP session.');
+      sessions.delete(sessionId);
+      await session.viewer.close('closed');
+      return { status: 200 };
+    },
+
+    async handlePatch(cameraId, sessionId, fragment, caller) {
+      const session = findSession(cameraId, sessionId, caller);
+      if (!session) return text(404, 'No such WHEP session.');
+      const parsed = parseSdpFragment(fragment);
+      if (parsed.ufrag !== undefined && session.remoteUfrag !== undefined && parsed.ufrag !== session.remoteUfrag) {
+        return text(422, 'ICE restarts are not supported; start a new session.');
+      }
+      try {
+        for (const candidate of parsed.candidates) await session.viewer.addRemoteCandidate(candidate);
+        if (parsed.end) await session.viewer.addRemoteCandidate(null);
+      } catch {
+        return text(400, 'A candidate could not be used.');
+      }
+      return { status: 204, headers: { ETag: `"${session.etag}"` } };
+    },
+
+    async closeAll() {
+      await Promise.all([...sessions.values()].map((s) => s.viewer.close('closed')));
+      sessions.clear();
+    },
+  };
+}

@@ -1,0 +1,386 @@
+// A real `BroadcastSource` for viewer tests, until src/media/source.ts is wired in: real H.264
+// (libx264, testsrc2) and PCMU (a sine) made once by ffmpeg, cut into access units and
+// RTP payloads with the project's packetizer, then played out in real time on a continuous
+// timeline, looping at a GOP boundary. It keeps a GOP cache (replayed on subscribe and on
+// requestKeyframe, to that sink only), honours `write() === false` (that sink skips video to
+// the next keyframe), and counts what it did so tests can check it.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { packetizeH264 } from '../../src/media/h264-packetizer.js';
+import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../../src/media/types.js';
+import type { BroadcastSource } from '../../src/webrtc/broadcast-source.js';
+
+const run = promisify(execFile);
+
+export interface SyntheticSourceOptions {
+  id?: string;
+  width?: number;
+  height?: number;
+  fps?: number;
+  /** Frames per GOP (keyframe interval). Default 50 (2 s at 25 fps). */
+  gop?: number;
+  /** Seconds of media generated; rounded to whole GOPs. Default 8. */
+  seconds?: number;
+  profile?: 'baseline' | 'main' | 'high';
+  audio?: 'PCMU' | 'PCMA' | false;
+  /** Tracks reported instead of the real ones (e.g. an H.265 camera); media is not sent then. */
+  tracksOverride?: TrackDescription[];
+  /** Delay between the first subscribe and the tracks/live state, like a camera connecting. */
+  connectDelayMs?: number;
+  /** Deliver the GOP cache on subscribe (default true). */
+  replayOnSubscribe?: boolean;
+}
+
+interface Prepared {
+  video: Array<{ units: Buffer[]; keyframe: boolean }>;
+  audio: Buffer[];
+  sps: Buffer;
+  pps: Buffer;
+}
+
+const prepared = new Map<string, Promise<Prepared>>();
+
+function splitAnnexB(data: Buffer): Buffer[] {
+  const units: Buffer[] = [];
+  let start = -1;
+  let i = 0;
+  while (i + 2 < data.length) {
+    if (data[i] === 0 && data[i + 1] === 0 && data[i + 2] === 1) {
+      if (start >= 0) {
+        let end = i;
+        while (end > start && data[end - 1] === 0) end--;
+        units.push(data.subarray(start, end));
+      }
+      i += 3;
+      start = i;
+    } else {
+      i++;
+    }
+  }
+  if (start >= 0 && start < data.length) units.push(data.subarray(start));
+  return units;
+}
+
+async function prepare(o: Required<Pick<SyntheticSourceOptions, 'width' | 'height' | 'fps' | 'gop' | 'seconds' | 'profile' | 'audio'>>): Promise<Prepared> {
+  const key = createHash('sha1').update(JSON.stringify(o)).digest('hex').slice(0, 12);
+  const dir = join(tmpdir(), `wrc-synth-${key}`);
+  await mkdir(dir, { recursive: true });
+  const frames = Math.max(1, Math.round((o.seconds * o.fps) / o.gop)) * o.gop;
+  const h264 = join(dir, 'video.h264');
+  if (!existsSync(h264)) {
+    const tmp = `${h264}.${process.pid}.tmp`;
+    await run('ffmpeg', [
+      '-hide_banner', '-loglevel', 'error', '-y',
+      '-f', 'lavfi', '-i', `testsrc2=size=${o.width}x${o.height}:rate=${o.fps}`,
+      '-frames:v', String(frames),
+      '-c:v', 'libx264', '-profile:v', o.profile, '-preset', 'ultrafast', '-tune', 'zerolatency',
+      '-pix_fmt', 'yuv420p', '-g', String(o.gop), '-keyint_min', String(o.gop), '-sc_threshold', '0', '-bf', '0',
+      '-x264-params', 'aud=1:repeat-headers=1',
+      '-f', 'h264', tmp,
+    ]);
+    await rename(tmp, h264);
+  }
+  const audioFile = join(dir, `audio.${o.audio === 'PCMA' ? 'al' : 'ul'}`);
+  if (o.audio && !existsSync(audioFile)) {
+    const tmp = `${audioFile}.${process.pid}.tmp`;
+    await run('ffmpeg', [
+      '-hide_banner', '-loglevel', 'error', '-y',
+      '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=8000:duration=${frames / o.fps}`,
+      '-ac', '1', '-ar', '8000', '-f', o.audio === 'PCMA' ? 'alaw' : 'mulaw', tmp,
+    ]);
+    await rename(tmp, audioFile);
+  }
+  const units = splitAnnexB(await readFile(h264));
+  const video: Prepared['video'] = [];
+  let current: Buffer[] | undefined;
+  let sps: Buffer | undefined;
+  let pps: Buffer | undefined;
+  for (const unit of units) {
+    const type = unit[0]! & 0x1f;
+    if (type === 9) {
+      current = [];
+      video.push({ units: current, keyframe: false });
+      continue;
+    }
+    if (!current) {
+      current = [];
+      video.push({ units: current, keyframe: false });
+    }
+    if (type === 7) sps ??= unit;
+    if (type === 8) pps ??= unit;
+    if (type === 5) video[video.length - 1]!.keyframe = true;
+    current.push(unit);
+  }
+  if (!sps || !pps) throw new Error('synthetic source: ffmpeg output has no SPS/PPS');
+  const audio: Buffer[] = [];
+  if (o.audio) {
+    const raw = await readFile(audioFile);
+    for (let at = 0; at + 160 <= raw.length; at += 160) audio.push(raw.subarray(at, at + 160));
+  }
+  return { video: video.filter((f) => f.units.length > 0), audio, sps, pps };
+}
+
+interface SinkState {
+  kinds: ReadonlySet<'video' | 'audio'>;
+  /** Skips video until the next keyframe (after write() returned false). */
+  waitKeyframe: boolean;
+}
+
+export class SyntheticSource extends EventEmitter implements BroadcastSource {
+  readonly id: string;
+  tracksValue: ReadonlyArray<TrackDescription> = [];
+  stateValue: SourceState = { state: 'idle' };
+  private readonly sinks = new Map<FrameSink, SinkState>();
+  private readonly gopCache: MediaFrame[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private startedAt = 0;
+  private videoIndex = 0;
+  private audioIndex = 0;
+  private videoSeq = 1000;
+  private audioSeq = 5000;
+  private videoTs = 90_000;
+  private audioTs = 8_000;
+  /** Counters for assertions. */
+  readonly counters = { subscribes: 0, unsubscribes: 0, keyframeRequests: 0, cutBacks: 0, videoFrames: 0, audioFrames: 0 };
+  readonly keyframeRequestsBySink = new Map<FrameSink, number>();
+  /** Video frames written per sink, and how many of them were replays. */
+  readonly framesBySink = new Map<FrameSink, { video: number; replayed: number; keyframes: number }>();
+  /** Called for every frame the source emits live (bench hook). */
+  onLiveFrame?: (frame: MediaFrame) => void;
+
+  private constructor(
+    private readonly media: Prepared,
+    private readonly options: Required<Omit<SyntheticSourceOptions, 'tracksOverride'>> & { tracksOverride?: TrackDescription[] },
+  ) {
+    super();
+    this.id = options.id;
+  }
+
+  static async create(options: SyntheticSourceOptions = {}): Promise<SyntheticSource> {
+    const o = {
+      id: options.id ?? 'synthetic',
+      width: options.width ?? 640,
+      height: options.height ?? 360,
+      fps: options.fps ?? 25,
+      gop: options.gop ?? 50,
+      seconds: options.seconds ?? 8,
+      profile: options.profile ?? 'baseline',
+      audio: options.audio ?? 'PCMU',
+      connectDelayMs: options.connectDelayMs ?? 30,
+      replayOnSubscribe: options.replayOnSubscribe ?? true,
+      ...(options.tracksOverride ? { tracksOverride: options.tracksOverride } : {}),
+    };
+    const key = JSON.stringify([o.width, o.height, o.fps, o.gop, o.seconds, o.profile, o.audio]);
+    let media = prepared.get(key);
+    if (!media) {
+      media = prepare(o);
+      prepared.set(key, media);
+    }
+    return new SyntheticSource(await media, o);
+  }
+
+  get tracks(): ReadonlyArray<TrackDescription> {
+    return this.tracksValue;
+  }
+
+  get state(): SourceState {
+    return this.stateValue;
+  }
+
+  /** Frames in the GOP cache (since the last keyframe). */
+  get gopCacheLength(): number {
+    return this.gopCache.length;
+  }
+
+  get subscriberCount(): number {
+    return this.sinks.size;
+  }
+
+  /** The tracks the camera would report. */
+  describeTracks(): TrackDescription[] {
+    if (this.options.tracksOverride) return this.options.tracksOverride;
+    const profileLevelId = this.media.sps.subarray(1, 4).toString('hex');
+    const tracks: TrackDescription[] = [
+      {
+        kind: 'video',
+        codec: 'H264',
+        payloadType: 96,
+        clockRate: 90000,
+        fmtp: { 'packetization-mode': '1', 'profile-level-id': profileLevelId },
+        controlUrl: 'synthetic://camera/video',
+        parameterSets: [this.media.sps, this.media.pps],
+      },
+    ];
+    if (this.options.audio) {
+      tracks.push({
+        kind: 'audio',
+        codec: this.options.audio,
+        payloadType: this.options.audio === 'PCMA' ? 8 : 0,
+        clockRate: 8000,
+        channels: 1,
+        fmtp: {},
+        controlUrl: 'synthetic://camera/audio',
+      });
+    }
+    return tracks;
+  }
+
+  subscribe(sink: FrameSink, options?: { kinds?: Array<'video' | 'audio'> }): { unsubscribe(): void } {
+    this.counters.subscribes++;
+    this.sinks.set(sink, { kinds: new Set(options?.kinds ?? ['video', 'audio']), waitKeyframe: false });
+    if (this.stateValue.state === 'idle') this.connect();
+    else if (this.options.replayOnSubscribe) this.replay(sink);
+    let done = false;
+    return {
+      unsubscribe: () => {
+        if (done) return;
+        done = true;
+        this.counters.unsubscribes++;
+        this.sinks.delete(sink);
+        this.keyframeRequestsBySink.delete(sink);
+        this.framesBySink.delete(sink);
+      },
+    };
+  }
+
+  requestKeyframe(sink: FrameSink): void {
+    this.counters.keyframeRequests++;
+    this.keyframeRequestsBySink.set(sink, (this.keyframeRequestsBySink.get(sink) ?? 0) + 1);
+    if (this.sinks.has(sink)) this.replay(sink);
+  }
+
+  /** Stops playing out; subscribers stay (as if the camera dropped: state 'retrying'). */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.timer = this.connectTimer = undefined;
+    this.setState({ state: 'stopped' });
+  }
+
+  /** Changes the tracks (as on a camera restart with new settings). */
+  setTracks(tracks: TrackDescription[]): void {
+    this.tracksValue = tracks;
+    this.emit('tracks', tracks);
+    for (const sink of [...this.sinks.keys()]) sink.onTracks?.(tracks);
+  }
+
+  private setState(state: SourceState): void {
+    this.stateValue = state;
+    this.emit('state', state);
+    for (const sink of [...this.sinks.keys()]) sink.onState?.(state);
+  }
+
+  private connect(): void {
+    this.setState({ state: 'connecting' });
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = undefined;
+      this.setTracks(this.describeTracks());
+      this.setState({ state: 'live' });
+      if (this.options.tracksOverride) return;
+      this.startedAt = performance.now();
+      this.timer = setInterval(() => this.tick(), 5);
+      this.tick();
+    }, this.options.connectDelayMs);
+  }
+
+  private replay(sink: FrameSink): void {
+    const state = this.sinks.get(sink);
+    if (!state || !state.kinds.has('video')) return;
+    state.waitKeyframe = false;
+    for (const frame of this.gopCache) {
+      if (!this.sinks.has(sink)) return;
+      this.deliver(sink, state, frame, true);
+    }
+  }
+
+  private deliver(sink: FrameSink, state: SinkState, frame: MediaFrame, replay: boolean): void {
+    if (!state.kinds.has(frame.kind)) return;
+    if (frame.kind === 'video') {
+      if (state.waitKeyframe && !frame.keyframe) return;
+      state.waitKeyframe = false;
+      const counts = this.framesBySink.get(sink) ?? { video: 0, replayed: 0, keyframes: 0 };
+      counts.video++;
+      if (replay) counts.replayed++;
+      if (frame.keyframe) counts.keyframes++;
+      this.framesBySink.set(sink, counts);
+    }
+    const ok = sink.write(frame);
+    if (!ok && frame.kind === 'video') {
+      state.waitKeyframe = true;
+      this.counters.cutBacks++;
+    }
+  }
+
+  private emitFrame(frame: MediaFrame): void {
+    if (frame.kind === 'video') {
+      if (frame.keyframe) this.gopCache.length = 0;
+      this.gopCache.push(frame);
+      this.counters.videoFrames++;
+    } else {
+      this.counters.audioFrames++;
+    }
+    this.onLiveFrame?.(frame);
+    for (const [sink, state] of [...this.sinks]) {
+      if (this.sinks.has(sink)) this.deliver(sink, state, frame, false);
+    }
+  }
+
+  private tick(): void {
+    const elapsed = performance.now() - this.startedAt;
+    const { fps } = this.options;
+    while ((this.videoIndex * 1000) / fps <= elapsed) {
+      const source = this.media.video[this.videoIndex % this.media.video.length]!;
+      const packets = packetizeH264(source.units);
+      const frame: MediaFrame = {
+        kind: 'video',
+        codec: 'H264',
+        clockRate: 90000,
+        timestamp: this.videoTs >>> 0,
+        sequenceNumber: this.videoSeq & 0xffff,
+        keyframe: source.keyframe,
+        units: source.units,
+        packets,
+        receivedAt: performance.now(),
+        captureTime: Date.now(),
+      };
+      this.videoSeq += packets.length;
+      this.videoTs += 90000 / fps;
+      this.videoIndex++;
+      this.emitFrame(frame);
+    }
+    if (this.media.audio.length === 0 || !this.options.audio) return;
+    while (this.audioIndex * 20 <= elapsed) {
+      const payload = this.media.audio[this.audioIndex % this.media.audio.length]!;
+      const frame: MediaFrame = {
+        kind: 'audio',
+        codec: this.options.audio,
+        clockRate: 8000,
+        timestamp: this.audioTs >>> 0,
+        sequenceNumber: this.audioSeq & 0xffff,
+        keyframe: true,
+        units: [payload],
+        packets: [{ payload, marker: false }],
+        receivedAt: performance.now(),
+        captureTime: Date.now(),
+      };
+      this.audioSeq += 1;
+      this.audioTs += 160;
+      this.audioIndex++;
+      this.emitFrame(frame);
+    }
+  }
+
+  /** Stops everything (test teardown). */
+  close(): void {
+    this.stop();
+    this.sinks.clear();
+    this.removeAllListeners();
+  }
+}

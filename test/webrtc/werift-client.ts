@@ -1,0 +1,261 @@
+// A werift receiving peer for viewer tests and the benchmark: it answers the server's offer (or
+// makes a WHEP-style offer), reassembles the H.264 it receives with the project's own
+// depacketizer into Annex-B, and counts what arrived. `watchOverSignalling` drives it through
+// the real WebSocket protocol.
+import { once } from 'node:events';
+import { RTCPeerConnection, RTCRtpCodecParameters, type MediaStreamTrack, type RtpPacket } from 'werift';
+import { WebSocket } from 'ws';
+import { H264Depacketizer } from '../../src/media/h264-depacketizer.js';
+import type { RtpPacketView } from '../../src/media/types.js';
+import { icePeerConfig, LOOPBACK_ICE_SETTINGS } from '../../src/webrtc/ice-config.js';
+import type { IceCandidateJson } from '../../src/webrtc/types.js';
+
+const START_CODE = Buffer.from([0, 0, 0, 1]);
+
+export interface ReceiverOptions {
+  /** Keep the reassembled Annex-B (default true; the bench turns it off). */
+  keepVideo?: boolean;
+  /** Offer only packetization-mode=0 H.264 (to test refusal paths). */
+  h264?: boolean;
+  /** Called for each video RTP packet (bench: latency probes). */
+  onVideoPacket?: (packet: RtpPacket) => void;
+}
+
+export class WeriftReceiver {
+  readonly pc: RTCPeerConnection;
+  videoPackets = 0;
+  audioPackets = 0;
+  videoBytes = 0;
+  accessUnits = 0;
+  keyframes = 0;
+  damaged = 0;
+  videoSsrc: number | undefined;
+  firstVideoAt: number | undefined;
+  firstKeyframeAt: number | undefined;
+  readonly createdAt = performance.now();
+  /** (sequence number, timestamp) of each frame's marker packet, in arrival order. */
+  readonly markers: Array<{ seq: number; ts: number }> = [];
+  private readonly chunks: Buffer[] = [];
+  private lastSeq = -1;
+  private readonly seen = new Set<number>();
+  private readonly depacketizer: H264Depacketizer;
+  private readonly tracks: MediaStreamTrack[] = [];
+  readonly localCandidates: IceCandidateJson[] = [];
+  onCandidate?: (candidate: IceCandidateJson | null) => void;
+
+  constructor(private readonly options: ReceiverOptions = {}) {
+    this.pc = new RTCPeerConnection({
+      ...icePeerConfig(LOOPBACK_ICE_SETTINGS),
+      bundlePolicy: 'max-bundle',
+      codecs: {
+        video:
+          options.h264 === false
+            ? []
+            : [
+                new RTCRtpCodecParameters({
+                  mimeType: 'video/H264',
+                  clockRate: 90000,
+                  payloadType: 102,
+                  parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+                  rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+                }),
+              ],
+        audio: [
+          new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 }),
+          new RTCRtpCodecParameters({ mimeType: 'audio/PCMA', clockRate: 8000, channels: 1, payloadType: 8 }),
+        ],
+      },
+    });
+    this.depacketizer = new H264Depacketizer((au) => {
+      this.accessUnits++;
+      if (au.damaged) this.damaged++;
+      const idr = au.units.some((u) => (u[0]! & 0x1f) === 5);
+      if (idr) {
+        this.keyframes++;
+        this.firstKeyframeAt ??= performance.now();
+      }
+      if (this.options.keepVideo !== false) for (const unit of au.units) this.chunks.push(START_CODE, Buffer.from(unit));
+    });
+    this.pc.onIceCandidate.subscribe((candidate) => {
+      const json = candidate
+        ? { candidate: candidate.candidate, sdpMid: candidate.sdpMid ?? null, sdpMLineIndex: candidate.sdpMLineIndex ?? null }
+        : null;
+      if (json) this.localCandidates.push(json);
+      this.onCandidate?.(json);
+    });
+    this.pc.onTrack.subscribe((track) => {
+      this.tracks.push(track);
+      track.onReceiveRtp.subscribe((rtp) => this.onRtp(track.kind, rtp));
+    });
+  }
+
+  private onRtp(kind: string, rtp: RtpPacket): void {
+    if (kind === 'audio') {
+      this.audioPackets++;
+      return;
+    }
+    const seq = rtp.header.sequenceNumber;
+    // A NACKed packet can arrive twice (original late, then the retransmission); count it once.
+    if (this.seen.has(seq)) return;
+    this.seen.add(seq);
+    if (this.seen.size > 4096) this.seen.delete(this.seen.values().next().value!);
+    this.videoPackets++;
+    this.videoBytes += rtp.payload.length;
+    this.videoSsrc = rtp.header.ssrc;
+    this.firstVideoAt ??= performance.now();
+    this.options.onVideoPacket?.(rtp);
+    const loss = this.lastSeq >= 0 && seq !== ((this.lastSeq + 1) & 0xffff);
+    this.lastSeq = seq;
+    if (rtp.header.marker) this.markers.push({ seq, ts: rtp.header.timestamp });
+    const view: RtpPacketView = {
+      version: 2,
+      padding: false,
+      extension: false,
+      marker: rtp.header.marker,
+      payloadType: rtp.header.payloadType,
+      sequenceNumber: seq,
+      timestamp: rtp.header.timestamp,
+      ssrc: rtp.header.ssrc,
+      csrcs: [],
+      payload: rtp.payload,
+    };
+    this.depacketizer.push(view, loss);
+  }
+
+  /** Answers a server offer. */
+  async answer(offerSdp: string): Promise<string> {
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    return this.pc.localDescription?.sdp ?? answer.sdp;
+  }
+
+  /** A WHEP-style recvonly offer, after ICE gathering. */
+  async offer(): Promise<string> {
+    this.pc.addTransceiver('video', { direction: 'recvonly' });
+    this.pc.addTransceiver('audio', { direction: 'recvonly' });
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    if (this.pc.iceGatheringState !== 'complete') {
+      await new Promise<void>((resolve) => {
+        const sub = this.pc.iceGatheringStateChange.subscribe((s) => {
+          if (s === 'complete') {
+            sub.unSubscribe();
+            resolve();
+          }
+        });
+      });
+    }
+    return this.pc.localDescription?.sdp ?? offer.sdp;
+  }
+
+  async applyAnswer(sdp: string): Promise<void> {
+    await this.pc.setRemoteDescription({ type: 'answer', sdp });
+  }
+
+  async addCandidate(candidate: IceCandidateJson | null): Promise<void> {
+    await this.pc.addIceCandidate(candidate === null ? null : { candidate: candidate.candidate, sdpMid: candidate.sdpMid ?? undefined, sdpMLineIndex: candidate.sdpMLineIndex ?? undefined });
+  }
+
+  /** Sends a PLI for the video it receives. */
+  async sendPli(): Promise<void> {
+    const transceiver = this.pc.getTransceivers().find((t) => t.kind === 'video');
+    if (!transceiver || this.videoSsrc === undefined) throw new Error('no video yet');
+    await transceiver.receiver.sendRtcpPLI(this.videoSsrc);
+  }
+
+  async waitFor(predicate: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for ${what} (video packets ${this.videoPackets}, AUs ${this.accessUnits}, audio ${this.audioPackets}, state ${this.pc.connectionState})`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Frame timestamps in sending order (retransmissions arrive late; order by sequence number). */
+  frameTimestamps(): number[] {
+    if (this.markers.length === 0) return [];
+    const first = this.markers[0]!.seq;
+    const unwrap = (seq: number): number => ((seq - first + 0x8000) & 0xffff) - 0x8000;
+    return [...this.markers].sort((a, b) => unwrap(a.seq) - unwrap(b.seq)).map((m) => m.ts);
+  }
+
+  annexB(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+
+  async close(): Promise<void> {
+    for (const track of this.tracks) track.stop();
+    this.tracks.length = 0;
+    await this.pc.close().catch(() => undefined);
+  }
+}
+
+export interface SignallingClient {
+  ws: WebSocket;
+  receiver: WeriftReceiver;
+  messages: Array<Record<string, unknown>>;
+  /** Resolves with the first message of this type (already received or future). */
+  next(type: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+/** Opens a WebSocket, sends `watch`, answers the offer and trickles candidates both ways. */
+export async function watchOverSignalling(url: string, camera: string, options: ReceiverOptions = {}): Promise<SignallingClient> {
+  const ws = new WebSocket(url);
+  await once(ws, 'open');
+  const receiver = new WeriftReceiver(options);
+  const messages: Array<Record<string, unknown>> = [];
+  const waiters: Array<{ type: string; resolve: (m: Record<string, unknown>) => void }> = [];
+  let chain = Promise.resolve();
+  receiver.onCandidate = (candidate) => {
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'candidate', candidate }));
+  };
+  ws.on('message', (data: Buffer) => {
+    const message = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
+    messages.push(message);
+    for (const waiter of waiters.splice(0)) {
+      if (waiter.type === message.type) waiter.resolve(message);
+      else waiters.push(waiter);
+    }
+    chain = chain
+      .then(async () => {
+        if (message.type === 'offer' && typeof message.sdp === 'string') {
+          const answer = await receiver.answer(message.sdp);
+          ws.send(JSON.stringify({ type: 'answer', sdp: answer }));
+        } else if (message.type === 'candidate') {
+          await receiver.addCandidate((message.candidate as IceCandidateJson | null) ?? null);
+        }
+      })
+      .catch(() => undefined);
+  });
+  ws.send(JSON.stringify({ type: 'watch', camera }));
+  return {
+    ws,
+    receiver,
+    messages,
+    next: (type, timeoutMs = 10_000) => {
+      const found = messages.find((m) => m.type === type);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no "${type}" message; got ${JSON.stringify(messages.map((m) => m.type))}`)), timeoutMs);
+        waiters.push({
+          type,
+          resolve: (m) => {
+            clearTimeout(timer);
+            resolve(m);
+          },
+        });
+      });
+    },
+    close: async () => {
+      if (ws.readyState === ws.OPEN) {
+        ws.send(JSON.stringify({ type: 'stop' }));
+        ws.close();
+      }
+      await receiver.close();
+    },
+  };
+}
