@@ -113,7 +113,7 @@ describe('watch page in Chromium', () => {
     assert.deepEqual(tiles.map((t) => [t.id, t.name, t.state]), [
       ['front-door', 'Front door', 'Live'],
       ['garden', 'Garden', 'Camera offline, retrying'],
-      ['garage', 'Garage', 'Idle'],
+      ['garage', 'Garage', 'Standby'],
     ]);
     assert.match(tiles[0]!.meta ?? '', /1280\u00d7720/);
     assert.match(tiles[0]!.meta ?? '', /2\.\d Mbit\/s/);

@@ -45,7 +45,8 @@ function writeSetting(key, value) {
 
 /** Camera states from the API and the signalling `state` message, in words, with a badge tone. */
 const STATE_WORDS = {
-  idle: ['Idle', ''],
+  // Idle: nobody is watching, so the camera is not being pulled; it starts on the first viewer.
+  idle: ['Standby', ''],
   connecting: ['Connecting', 'warn'],
   live: ['Live', 'live'],
   retrying: ['Camera offline, retrying', 'bad'],
@@ -170,7 +171,7 @@ class LiveSession {
     this.connectedAt = performance.now();
     this.lastProgressAt = 0;
     this.liveSince = 0;
-    this.framesDecoded = 0;
+    this.progress = 0; // decoded frames (or audio packets for a camera without video)
     const ws = new WebSocket(signalUrl());
     this.ws = ws;
     ws.addEventListener('open', () => this.send({ type: 'watch', camera: this.cameraId }));
@@ -187,7 +188,9 @@ class LiveSession {
       if (event.code === CLOSE_ACCESS_REVOKED) {
         this.fail('Your access to this camera has ended. Reload the page to sign in again.');
       } else if (this.phase !== 'failed' && this.phase !== 'waiting') {
-        this.retry('Connection lost');
+        // The server drops viewers of a camera that stays down; say so rather than blame the network.
+        if (this.cameraDown()) this.retry('Camera offline', undefined, 'offline');
+        else this.retry('Connection lost');
       }
     });
     this.statsTimer = setInterval(() => this.poll(), 1000);
@@ -279,7 +282,7 @@ class LiveSession {
     if (state === 'live') {
       // The camera is (back) up: give frames a fresh window before the stall watchdog judges.
       this.lastProgressAt = performance.now();
-      if (this.framesDecoded > 0) this.status('live', 'Live', 'live');
+      if (this.progress > 0) this.status('live', 'Live', 'live');
       else this.status('connecting', 'Starting video', 'warn');
     } else if (state === 'offline' || state === 'retrying') {
       this.liveSince = 0;
@@ -307,6 +310,10 @@ class LiveSession {
         this.retry(message || 'The server refused the request');
         break;
     }
+  }
+
+  cameraDown() {
+    return this.serverState === 'offline' || this.serverState === 'retrying';
   }
 
   fail(text) {
@@ -354,7 +361,8 @@ class LiveSession {
     const pc = this.pc;
     const now = performance.now();
     if (!pc) {
-      if (now - this.connectedAt > FIRST_FRAME_DEADLINE_MS) this.retry('No answer from the server');
+      // Waiting for the offer; while the camera is down the server keeps us posted and decides.
+      if (!this.cameraDown() && now - this.connectedAt > FIRST_FRAME_DEADLINE_MS) this.retry('No answer from the server');
       return;
     }
     let report;
@@ -366,21 +374,22 @@ class LiveSession {
     if (pc !== this.pc) return;
     const stats = summarizeStats(report, this.previousStats, now);
     this.previousStats = stats;
-    if (stats.framesDecoded > this.framesDecoded) {
-      this.framesDecoded = stats.framesDecoded;
+    // Progress is decoded video frames; for a camera without video, received audio packets.
+    const progress = this.stream?.getVideoTracks().length ? stats.framesDecoded : stats.audioPackets;
+    if (progress > this.progress) {
+      this.progress = progress;
       this.lastProgressAt = now;
-      if (this.phase !== 'live' && this.serverState !== 'offline' && this.serverState !== 'retrying') {
+      if (this.phase !== 'live' && !this.cameraDown()) {
         this.status('live', 'Live', 'live');
         this.liveSince = now;
       }
       if (this.liveSince && now - this.liveSince > STABLE_MS) this.attempt = 0;
     }
     this.handlers.onStats?.(stats);
-    const cameraDown = this.serverState === 'offline' || this.serverState === 'retrying';
-    if (cameraDown) return; // the server is already retrying the camera; nothing to fix here
-    if (this.framesDecoded === 0 && now - this.connectedAt > FIRST_FRAME_DEADLINE_MS) {
+    if (this.cameraDown()) return; // the server is already retrying the camera; nothing to fix here
+    if (this.progress === 0 && now - this.connectedAt > FIRST_FRAME_DEADLINE_MS) {
       this.retry('No video arrived');
-    } else if (this.framesDecoded > 0 && now - this.lastProgressAt > STALL_MS) {
+    } else if (this.progress > 0 && now - this.lastProgressAt > STALL_MS) {
       this.retry('The picture stopped');
     }
   }
