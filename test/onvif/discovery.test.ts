@@ -10,14 +10,14 @@ import {
   scopeValue,
 } from '../../src/onvif/discovery.js';
 import { recordingLogger } from '../helpers/onvif-log.js';
-import { startOnvifResponder, type OnvifResponder } from '../helpers/onvif-responder.js';
+import { startOnvifResponder, type OnvifResponder, type OnvifResponderOptions } from '../helpers/onvif-responder.js';
 
 const responders: OnvifResponder[] = [];
 after(async () => {
   await Promise.all(responders.map((r) => r.close()));
 });
 
-async function responder(discovery: Parameters<typeof startOnvifResponder>[0]['discovery']): Promise<OnvifResponder> {
+async function responder(discovery: OnvifResponderOptions['discovery']): Promise<OnvifResponder> {
   const r = await startOnvifResponder({ discovery });
   responders.push(r);
   return r;
