@@ -12,6 +12,11 @@ export function applyAccessoryInformation(hap: HAP, accessory: PlatformAccessory
   info
     .setCharacteristic(Characteristic.Manufacturer, camera.manufacturer || 'WebRTC Cameras')
     .setCharacteristic(Characteristic.Model, camera.model || 'Camera')
-    .setCharacteristic(Characteristic.SerialNumber, camera.serialNumber || camera.id)
+    // HAP ignores (with a warning) a serial number shorter than 2 characters, e.g. camera id "a".
+    .setCharacteristic(Characteristic.SerialNumber, atLeastTwo(camera.serialNumber || camera.id))
     .setCharacteristic(Characteristic.FirmwareRevision, firmwareRevision);
+}
+
+function atLeastTwo(value: string): string {
+  return value.length >= 2 ? value : `SN-${value}`;
 }

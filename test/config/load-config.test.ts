@@ -280,7 +280,7 @@ describe('loadConfig: global sections', () => {
     assert.equal(result.config.web.port, 8090);
     assert.equal(result.config.web.bind, '0.0.0.0');
     assert.equal(result.config.cameras.length, 1);
-    assert.match(warnings(result)[0]!, /^web\.port must be between 1 and 65535 \(it is 70000\) — e\.g\. 8090\. Using the default 'web' settings/);
+    assert.match(warnings(result)[0]!, /^web\.port must be between 0 and 65535 \(it is 70000\) — e\.g\. 8090\. Using the default 'web' settings/);
   });
 
   it('checks rules across fields of a section', () => {

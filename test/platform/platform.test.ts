@@ -157,6 +157,13 @@ describe('WebRTCCamerasPlatform', () => {
     assert.match(h.log.lines.find((l) => l.level === 'error')!.text, /^Camera 'Bad' \(cameras\[1\]\): rtspUrl must start with rtsp:\/\//);
   });
 
+  it('keeps serial numbers at least two characters long, as HAP requires', async () => {
+    const h = harness({ platform: 'WebRTCCameras', cameras: [cam('A')] });
+    await launch(h);
+    const info = h.api.calls.registered[0]![0]!.getService(hap.Service.AccessoryInformation)!;
+    assert.equal(info.getCharacteristic(hap.Characteristic.SerialNumber).value, 'SN-a');
+  });
+
   it('restores cached accessories without duplicates, renames them, and removes cameras that left', async () => {
     const api = new FakeApi();
     const front = new FakeAccessory('Old Front Name', cameraUuid(api.asApi(), 'front'));
