@@ -3,24 +3,16 @@
  * cameras through a `CameraRegistry`, asks `authorize` who is calling, and hands sockets and WHEP
  * requests to handlers the platform plugs in (src/webrtc builds them).
  *
- * `BroadcastSource`, `CameraRegistry` and `Principal` follow docs/design.md. They are structural, so
- * the identically shaped types src/webrtc exports are interchangeable with these.
+ * `CameraRegistry` and `Principal` follow docs/design.md and are defined here (src/webrtc imports
+ * them); `BroadcastSource` is defined in src/webrtc and re-exported, so each type has one home.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
-import type { FrameSink, SourceState, TrackDescription } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
+import type { BroadcastSource } from '../webrtc/broadcast-source.js';
 
-/** What a viewer needs from a camera (docs/design.md, "Viewer-side seam"); `Source` satisfies it. */
-export interface BroadcastSource {
-  readonly id: string;
-  readonly tracks: ReadonlyArray<TrackDescription>;
-  readonly state: SourceState;
-  subscribe(sink: FrameSink, options?: { kinds?: Array<'video' | 'audio'> }): { unsubscribe(): void };
-  requestKeyframe(sink: FrameSink): void;
-  on(event: 'tracks' | 'state', listener: (...args: unknown[]) => void): this;
-  off(event: 'tracks' | 'state', listener: (...args: unknown[]) => void): this;
-}
+/** What a viewer needs from a camera (docs/design.md, "Viewer-side seam"); defined once, in src/webrtc. */
+export type { BroadcastSource } from '../webrtc/broadcast-source.js';
 
 /** How the web layer finds cameras. `list()` is in display order. */
 export interface CameraRegistry {
