@@ -1,0 +1,462 @@
+#!/usr/bin/python3
+"""A fake IP camera for tests: an RTSP server that plays the part of a D-Link DCS-7010L.
+
+It runs gst-rtsp-server through PyGObject. Run it with /usr/bin/python3 (the distribution's
+Python has `gi`; a pyenv Python on PATH usually does not).
+
+Control channel: one JSON object per line on stdin, one JSON object per line on stdout.
+  {"id": 1, "cmd": "sessions"}  -> {"id": 1, "ok": true, "sessions": N}
+  {"cmd": "clients"}            -> {"ok": true, "clients": N}
+  {"cmd": "requests"}           -> {"ok": true, "requests": [{"method", "cseq", "uri", "authorized"}]}
+  {"cmd": "drop"}               -> closes every client connection (a camera dropping its viewers)
+  {"cmd": "keyframe"}           -> asks the encoder for an IDR now
+  {"cmd": "ping"} / {"cmd": "quit"}
+Once listening it prints {"ready": true, "port": N}. Every RTSP request is logged to stderr.
+EOF on stdin ends the process, so a dead parent never leaves a camera running.
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+gi.require_version("GstVideo", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer, GstVideo  # noqa: E402
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Fake RTSP IP camera (gst-rtsp-server)")
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8554)
+    p.add_argument("--path", default="/live1.sdp")
+    p.add_argument("--codec", choices=["h264", "h265"], default="h264")
+    p.add_argument("--profile", choices=["baseline", "main", "high"], default="baseline")
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=360)
+    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--keyint", type=int, default=50, help="frames between keyframes")
+    p.add_argument("--bitrate", type=int, default=1024, help="video bitrate, kbit/s")
+    p.add_argument("--audio", choices=["pcmu", "pcma", "aac", "none"], default="pcmu")
+    p.add_argument("--auth", choices=["none", "basic", "digest"], default="none")
+    p.add_argument("--user", default="admin")
+    p.add_argument("--password", default="")
+    p.add_argument("--realm", default="DCS-7010L")
+    p.add_argument("--transports", choices=["tcp", "udp", "both"], default="both")
+    p.add_argument("--session-timeout", type=int, default=60, help="RTSP session timeout, s")
+    p.add_argument("--no-keyframe-on-play", dest="keyframe_on_play", action="store_false",
+                   help="no IDR for a client that starts playing (it waits for the next one), and ignore "
+                        "clients' keyframe requests")
+    sps = p.add_mutually_exclusive_group()
+    sps.add_argument("--sps-in-band", dest="sps_in_band", action="store_true", default=True,
+                     help="repeat parameter sets in-band before every IDR (default)")
+    sps.add_argument("--sps-sdp-only", dest="sps_in_band", action="store_false",
+                     help="parameter sets only in the SDP (sprop-parameter-sets), never in-band")
+    return p.parse_args(argv)
+
+
+# Parameter-set NAL unit types: H.264 SPS/PPS, H.265 VPS/SPS/PPS.
+PARAMETER_SET_TYPES = {"h264": {7, 8}, "h265": {32, 33, 34}}
+
+
+def video_branch(a):
+    # A scrolling test pattern so P-frames carry real data, like a camera looking at a scene.
+    # I420 because encoders otherwise pick 4:4:4 from videotestsrc (High 4:4:4, Main 4:4:4 12).
+    src = (
+        "videotestsrc is-live=true pattern=smpte horizontal-speed=2 "
+        f"! video/x-raw,format=I420,width={a.width},height={a.height},framerate={a.fps}/1 "
+    )
+    # In-band: byte-stream from the encoder, which writes the parameter sets once before
+    # every keyframe, as most cameras do. (The payloader's config-interval stays 0 in both
+    # modes: -1 or 1 would make it send a second copy next to the encoder's.)
+    # SDP-only: length-prefixed output (avc/hvc1), whose codec_data gives the payloader its
+    # sprop-parameter-sets; the encoder is told not to repeat headers, and the "psfilter"
+    # probe (see strip_parameter_sets) removes any that still slip through (x265enc always
+    # prefixes the first frame with them). test/harness checks that IDRs then arrive bare.
+    if a.codec == "h264":
+        # x264's ultrafast preset turns CABAC and 8x8 transforms off, and the profile x264
+        # writes into the SPS follows the features actually used. So a claimed main/high
+        # profile must switch those features on, or the stream would really be baseline.
+        features = {
+            "baseline": "cabac=false dct8x8=false",
+            "main": "cabac=true dct8x8=false",
+            "high": "cabac=true dct8x8=true",
+        }[a.profile]
+        fmt, repeat = ("byte-stream", "repeat-headers=1") if a.sps_in_band else ("avc", "repeat-headers=0")
+        # threads=1: one slice per picture like most cameras (zerolatency would otherwise
+        # use sliced threads); aud=false: cameras rarely send access unit delimiters.
+        return (
+            src
+            + f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={a.keyint} "
+            f"bitrate={a.bitrate} bframes=0 threads=1 aud=false {features} option-string=\"{repeat}\" "
+            f"! video/x-h264,profile={a.profile},stream-format={fmt},alignment=au "
+            "! identity name=psfilter silent=true "
+            "! rtph264pay name=pay0 pt=96 config-interval=0"
+        )
+    # H.265 is always Main profile here (the --profile values are H.264 names). No open GOP,
+    # so every keyframe is an IDR, as with cameras.
+    fmt, repeat = ("byte-stream", "repeat-headers=1") if a.sps_in_band else ("hvc1", "repeat-headers=0")
+    return (
+        src
+        + f"! x265enc tune=zerolatency speed-preset=ultrafast key-int-max={a.keyint} "
+        f"bitrate={a.bitrate} option-string=\"{repeat}:open-gop=0:bframes=0\" "
+        "! video/x-h265,profile=main "
+        f"! h265parse config-interval=0 ! video/x-h265,stream-format={fmt},alignment=au "
+        "! identity name=psfilter silent=true "
+        "! rtph265pay name=pay0 pt=96 config-interval=0"
+    )
+
+
+def strip_parameter_sets(codec):
+    """Pad probe that removes parameter-set NAL units from length-prefixed access units.
+
+    A probe cannot shrink a buffer in place, so a changed access unit is pushed again as a
+    new buffer (with the original's timestamps and flags) and the original is dropped.
+    """
+    types = PARAMETER_SET_TYPES[codec]
+
+    def nal_type(header):
+        return header & 0x1F if codec == "h264" else (header >> 1) & 0x3F
+
+    def probe(pad, info):
+        buf = info.get_buffer()
+        ok, mapinfo = buf.map(Gst.MapFlags.READ)
+        if not ok:
+            return Gst.PadProbeReturn.OK
+        data = bytes(mapinfo.data)
+        buf.unmap(mapinfo)
+        kept = bytearray()
+        changed = False
+        i = 0
+        while i + 4 < len(data):
+            size = int.from_bytes(data[i:i + 4], "big")
+            if nal_type(data[i + 4]) in types:
+                changed = True
+            else:
+                kept += data[i:i + 4 + size]
+            i += 4 + size
+        if not changed:
+            return Gst.PadProbeReturn.OK
+        if kept:
+            out = Gst.Buffer.new_wrapped(bytes(kept))
+            flags = Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.TIMESTAMPS | Gst.BufferCopyFlags.META
+            out.copy_into(buf, flags, 0, buf.get_size())
+            pad.push(out)
+        return Gst.PadProbeReturn.DROP
+
+    return probe
+
+
+def audio_branch(a):
+    if a.audio == "none":
+        return ""
+    if a.audio in ("pcmu", "pcma"):
+        # 20 ms per buffer, the usual G.711 packet time.
+        enc, pay, pt = ("mulawenc", "rtppcmupay", 0) if a.audio == "pcmu" else ("alawenc", "rtppcmapay", 8)
+        return (
+            " audiotestsrc is-live=true wave=sine freq=440 volume=0.2 samplesperbuffer=160 "
+            f"! audio/x-raw,rate=8000,channels=1 ! {enc} ! {pay} name=pay1 pt={pt}"
+        )
+    # AAC-LC 16 kHz mono in RFC 3640 (mpeg4-generic, AAC-hbr), the usual camera flavour.
+    return (
+        " audiotestsrc is-live=true wave=sine freq=440 volume=0.2 samplesperbuffer=1024 "
+        "! audio/x-raw,rate=16000,channels=1 ! voaacenc bitrate=32000 "
+        "! rtpmp4gpay name=pay1 pt=97"
+    )
+
+
+def not_seekable(_pad, info):
+    query = info.get_query()
+    if query.type != Gst.QueryType.SEEKING:
+        return Gst.PadProbeReturn.OK
+    query.set_seeking(Gst.Format.TIME, False, 0, -1)
+    return Gst.PadProbeReturn.HANDLED
+
+
+def launch_line(a):
+    return "( " + video_branch(a) + audio_branch(a) + " )"
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def log(msg):
+    sys.stderr.write(f"[fake-camera] {msg}\n")
+    sys.stderr.flush()
+
+
+class LoggingAuth(GstRtspServer.RTSPAuth):
+    """RTSPAuth that logs each request; with enforce=False it allows everything."""
+
+    def __init__(self, camera, enforce):
+        super().__init__()
+        self.camera = camera
+        self.enforce = enforce
+
+    def do_check(self, ctx, check):
+        allowed = GstRtspServer.RTSPAuth.do_check(self, ctx, check) if self.enforce else True
+        try:
+            self.camera.record_request(ctx, check, allowed)
+        except Exception as exc:  # logging must never break the server
+            log(f"request log failed: {exc!r}")
+        return allowed
+
+
+class Camera:
+    def __init__(self, a):
+        self.a = a
+        self.loop = GLib.MainLoop()
+        self.server = GstRtspServer.RTSPServer()
+        self.server.set_address(a.address)
+        self.server.set_service(str(a.port))
+        self.pool = self.server.get_session_pool()
+        # client -> sessions it created. gst-rtsp-server forgets a client's sessions before it
+        # emits "closed", so they are remembered here to end them when the client goes away.
+        self.clients = {}
+        self.requests = []
+        self.stdin_buf = b""
+        self.media = None
+        self.media_held = False
+        self.own_keyframe_request = False
+
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(launch_line(a))
+        # One encoder for every viewer, like a real camera. Sessions are still one per
+        # client: the session pool counts them, not the media.
+        factory.set_shared(True)
+        factory.connect("media-configure", self._on_media_configure)
+        protocols = {
+            "tcp": GstRtsp.RTSPLowerTrans.TCP,
+            "udp": GstRtsp.RTSPLowerTrans.UDP,
+            "both": GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP,
+        }[a.transports]
+        factory.set_protocols(protocols)
+        # An RTSPAuth is installed even without authentication: its check hook is the one
+        # place that sees every request (401s included) with its method and CSeq, for the log.
+        self.auth = LoggingAuth(self, enforce=a.auth != "none")
+        self.server.set_auth(self.auth)
+        if a.auth != "none":
+            self._setup_auth(factory)
+        self.server.get_mount_points().add_factory(a.path, factory)
+        self.server.connect("client-connected", self._on_client_connected)
+
+    def _setup_auth(self, factory):
+        a = self.a
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "viewer")
+        if a.auth == "basic":
+            self.auth.add_basic(GstRtspServer.RTSPAuth.make_basic(a.user, a.password), token)
+            self.auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+        else:
+            self.auth.add_digest(a.user, a.password, token)
+            self.auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        self.auth.set_realm(a.realm)
+        role = Gst.Structure.new_from_string(
+            "viewer, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+        )
+        factory.add_role_from_structure(role)
+
+    def record_request(self, ctx, check, allowed):
+        """Called by LoggingAuth for every access check of every request."""
+        if check != GstRtspServer.RTSP_AUTH_CHECK_URL:
+            # Later checks of the same request (factory access/construct) can still deny it.
+            if not allowed and self.requests:
+                self.requests[-1]["authorized"] = False
+            return
+        req = ctx.request
+        method, cseq = "?", None
+        if req is not None:
+            res, m, _u, _v = req.parse_request()
+            if res == GstRtsp.RTSPResult.OK:
+                method = GstRtsp.rtsp_method_as_text(m) or str(m)
+            hres, value = req.get_header(GstRtsp.RTSPHeaderField.CSEQ, 0)
+            if hres == GstRtsp.RTSPResult.OK:
+                cseq = int(value)
+        uri = ctx.uri.get_request_uri() if ctx.uri is not None else None
+        self.requests.append({"method": method, "cseq": cseq, "uri": uri, "authorized": allowed})
+        if len(self.requests) > 1000:
+            del self.requests[:500]
+        log(f"{method} CSeq={cseq} {uri}{'' if allowed else ' -> denied (401)'}")
+        if method == "PLAY" and allowed and self.a.keyframe_on_play:
+            # Start the new viewer on an IDR, as many cameras do, once PLAY is handled.
+            GLib.timeout_add(20, lambda: self.request_keyframe() and False)
+
+
+    def _on_media_configure(self, _factory, media):
+        self.media = media
+        log("new media (encoder pipeline) configured")
+        media.connect("prepared", self._on_media_prepared)
+        # Without --keyframe-on-play, keyframe requests from clients (RTCP PLI/FIR, which
+        # rtpbin turns into force-key-unit events) are dropped too, like on cameras that
+        # ignore them; the control channel's "keyframe" command still gets through.
+        pay_sink = media.get_element().get_by_name("pay0").get_static_pad("sink")
+        pay_sink.add_probe(Gst.PadProbeType.EVENT_UPSTREAM, self._on_upstream_event)
+        # Clients send "Range: npt=0.000-" with PLAY, and gst-rtsp-server then does a flushing
+        # seek on the shared pipeline if it says it is seekable (the test sources do), so
+        # every viewer's timestamps jump back to 0 whenever another one joins. A live camera
+        # is not seekable: say so.
+        for name in ("pay0", "pay1"):
+            pay = media.get_element().get_by_name(name)
+            if pay is not None:
+                pay.get_static_pad("sink").add_probe(Gst.PadProbeType.QUERY_UPSTREAM, not_seekable)
+        if not self.a.sps_in_band:
+            psfilter = media.get_element().get_by_name("psfilter")
+            psfilter.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, strip_parameter_sets(self.a.codec))
+
+    def _on_media_prepared(self, media):
+        # Once started, the encoder keeps running like a real camera's: hold one extra
+        # "prepare" so the media is never unprepared. Besides realism this avoids a
+        # gst-rtsp-server race: a shared media being unprepared as the last client leaves
+        # stays in the factory's cache, and a client arriving right then gets 503.
+        if self.media_held:
+            return
+        self.media_held = True
+        # prepare() of a prepared media only counts, and stops the thread it is given.
+        thread = GstRtspServer.RTSPThread.new(GstRtspServer.RTSPThreadType.MEDIA)
+        if not media.prepare(thread):
+            log("could not hold the media prepared")
+
+    def _on_upstream_event(self, _pad, info):
+        event = info.get_event()
+        if not GstVideo.video_event_is_force_key_unit(event):
+            return Gst.PadProbeReturn.OK
+        if self.own_keyframe_request or self.a.keyframe_on_play:
+            log("keyframe requested")
+            return Gst.PadProbeReturn.OK
+        log("keyframe request dropped (--no-keyframe-on-play)")
+        return Gst.PadProbeReturn.DROP
+
+    def request_keyframe(self):
+        """Asks the encoder for an IDR now (sent upstream from the payloader)."""
+        if self.media is None:
+            return False
+        pay = self.media.get_element().get_by_name("pay0")
+        if pay is None:
+            return False
+        # all-headers would make the payloader re-send the parameter sets, which in SDP-only
+        # mode must never appear in-band.
+        event = GstVideo.video_event_new_upstream_force_key_unit(Gst.CLOCK_TIME_NONE, self.a.sps_in_band, 0)
+        self.own_keyframe_request = True
+        try:
+            return pay.get_static_pad("sink").push_event(event)
+        finally:
+            self.own_keyframe_request = False
+
+    # --- RTSP clients -------------------------------------------------------------------
+    def _on_client_connected(self, _server, client):
+        self.clients[client] = []
+        client.connect("closed", self._on_client_closed)
+        client.connect("new-session", self._on_new_session)
+
+    def _on_new_session(self, client, session):
+        session.set_timeout(self.a.session_timeout)
+        self.clients.setdefault(client, []).append(session)
+
+    def _on_client_closed(self, client):
+        sessions = self.clients.pop(client, [])
+        # gst-rtsp-server keeps a session in the pool until it times out, even after the
+        # client's connection has gone (a client that vanished without TEARDOWN). The
+        # camera we imitate ends the session with the control connection, and tests need
+        # an exact count, so drop this client's sessions from the pool right away.
+        removed = sum(1 for session in sessions if self.pool.remove(session))
+        log(f"client closed ({removed} session(s) ended)")
+
+    def session_count(self):
+        # Expire timed-out sessions first (UDP clients that vanished without TEARDOWN).
+        self.pool.cleanup()
+        return self.pool.get_n_sessions()
+
+    def drop_clients(self):
+        dropped = len(self.clients)
+
+        def _remove(_server, _client, *_user):
+            return GstRtspServer.RTSPFilterResult.REMOVE
+
+        self.server.client_filter(_remove, None)
+        return dropped
+
+    # --- control channel ----------------------------------------------------------------
+    def _on_stdin(self, fd, condition):
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            log("stdin closed; exiting")
+            self.loop.quit()
+            return False
+        self.stdin_buf += chunk
+        while b"\n" in self.stdin_buf:
+            line, self.stdin_buf = self.stdin_buf.split(b"\n", 1)
+            if line.strip():
+                self._handle_command(line)
+        return True
+
+    def _handle_command(self, line):
+        req_id = None
+        try:
+            msg = json.loads(line)
+            req_id = msg.get("id")
+            cmd = msg.get("cmd")
+            if cmd == "sessions":
+                reply = {"sessions": self.session_count()}
+            elif cmd == "clients":
+                reply = {"clients": len(self.clients)}
+            elif cmd == "requests":
+                reply = {"requests": self.requests}
+            elif cmd == "keyframe":
+                reply = {"requested": bool(self.request_keyframe())}
+            elif cmd == "drop":
+                reply = {"dropped": self.drop_clients()}
+            elif cmd == "ping":
+                reply = {}
+            elif cmd == "quit":
+                GLib.idle_add(self.loop.quit)
+                reply = {}
+            else:
+                raise ValueError(f"unknown cmd {cmd!r}")
+            reply["ok"] = True
+        except Exception as exc:
+            reply = {"ok": False, "error": str(exc)}
+        if req_id is not None:
+            reply["id"] = req_id
+        emit(reply)
+
+    def _periodic_cleanup(self):
+        self.pool.cleanup()
+        return True
+
+    def run(self):
+        if self.server.attach(None) == 0:
+            log(f"cannot listen on {self.a.address}:{self.a.port}")
+            emit({"ready": False, "error": f"cannot listen on port {self.a.port}"})
+            return 2
+        port = self.server.get_bound_port()
+        GLib.timeout_add_seconds(1, self._periodic_cleanup)
+        GLib.unix_fd_add_full(GLib.PRIORITY_DEFAULT, sys.stdin.fileno(),
+                              GLib.IOCondition.IN | GLib.IOCondition.HUP, self._on_stdin)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            GLib.unix_signal_add(GLib.PRIORITY_HIGH, sig, self.loop.quit)
+        log(f"serving rtsp://{self.a.address}:{port}{self.a.path} {launch_line(self.a)}")
+        emit({"ready": True, "port": port})
+        self.loop.run()
+        return 0
+
+
+def main(argv):
+    a = parse_args(argv)
+    if not a.path.startswith("/"):
+        a.path = "/" + a.path
+    Gst.init(None)
+    return Camera(a).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
