@@ -108,6 +108,11 @@ export interface OnvifDevice {
   rewriteServiceUrl(url: string): string;
 }
 
+/** A device after `connectOnvifDevice`: reachable, credentials accepted, information read. */
+export interface ConnectedOnvifDevice extends OnvifDevice {
+  readonly info: OnvifDeviceInformation;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Pure helpers (exported for tests)
 
@@ -693,7 +698,7 @@ function formatDuration(ms: number): string {
  * Connects to a camera by host and credentials: reads its clock, finds its services and checks the
  * credentials with GetDeviceInformation (returned as `info`). Throws one `OnvifError` on failure.
  */
-export async function connectOnvifDevice(options: OnvifDeviceOptions): Promise<OnvifDevice & { info: OnvifDeviceInformation }> {
+export async function connectOnvifDevice(options: OnvifDeviceOptions): Promise<ConnectedOnvifDevice> {
   const device = new OnvifDeviceImpl(options);
   await device.syncClock();
   await device.discoverServices();
@@ -701,5 +706,5 @@ export async function connectOnvifDevice(options: OnvifDeviceOptions): Promise<O
   device.log.debug(
     `ONVIF connected at ${options.host}:${device.port}: ${info.manufacturer ?? '?'} ${info.model ?? '?'} firmware ${info.firmwareRevision ?? '?'}`,
   );
-  return Object.assign(device, { info });
+  return Object.assign(device, { info }) satisfies ConnectedOnvifDevice;
 }

@@ -11,6 +11,7 @@ import {
   type OnvifVideoProfile,
 } from '../../src/onvif/device.js';
 import { OnvifError, type OnvifErrorCode } from '../../src/onvif/errors.js';
+import { retryOnvif } from '../../src/onvif/retry.js';
 import { recordingLogger } from '../helpers/onvif-log.js';
 import { makeTestJpeg, probeImage, startOnvifResponder, type OnvifResponder, type OnvifResponderOptions } from '../helpers/onvif-responder.js';
 
@@ -304,5 +305,32 @@ describe('ONVIF failures: one clear error per camera, never a crash', () => {
     const device = (results[1] as PromiseFulfilledResult<Awaited<ReturnType<typeof connectOnvifDevice>>>).value;
     assert.equal((await device.resolveStream()).rtspUrlWithoutCredentials, RTSP);
     assert.deepEqual([...(await device.fetchSnapshot()).subarray(0, 2)], [0xff, 0xd8]);
+  });
+
+  it('retryOnvif: one error line per kind of failure, retries until the camera works, then says so', async () => {
+    const r = await camera({ overrides: { GetDeviceInformation: { kind: 'timeout' } } });
+    const log = recordingLogger();
+    const errors: OnvifError[] = [];
+    const connected = retryOnvif(
+      () => connectOnvifDevice({ name: 'Flaky', host: r.host, port: r.port, username: 'admin', password: PASSWORD, log, timeoutMs: 150 }),
+      { log, camera: 'Flaky', initialDelayMs: 20, maxDelayMs: 50, onError: (e) => errors.push(e) },
+    );
+    while (errors.length < 3) await new Promise((resolve) => setTimeout(resolve, 20));
+    r.setOverride('GetDeviceInformation', undefined);
+    const device = await connected;
+    assert.equal(device.info.model, 'Mockup Model');
+    assert.ok(errors.every((e) => e.code === 'TIMEOUT'));
+    assert.equal(log.lines.filter((l) => l.startsWith('error')).length, 1, log.lines.join('\n'));
+    assert.ok(log.lines.some((l) => /reachable again/.test(l)));
+
+    const controller = new AbortController();
+    const gone = retryOnvif(() => connectOnvifDevice({ name: 'Gone', host: '127.0.0.1', port: 9, log, timeoutMs: 100 }), {
+      log,
+      camera: 'Gone',
+      signal: controller.signal,
+      initialDelayMs: 1000,
+    });
+    setTimeout(() => controller.abort(), 50);
+    await expectOnvifError(gone, 'ABORTED');
   });
 });

@@ -63,7 +63,7 @@ describe('MotionState', () => {
     await sleep(30);
     state.update(false, 'a');
     await sleep(150);
-    assert.deepEqual(changes, []);
+    assert.equal(changes.length, 0);
     state.update(true, 'a');
     await sleep(60);
     assert.equal(state.detected, false);
@@ -86,7 +86,7 @@ describe('MotionState', () => {
     const state = new MotionState({ resetTimeoutMs: 50 });
     const changes = track(state);
     state.update(false, 'x');
-    assert.deepEqual(changes, []);
+    assert.equal(changes.length, 0);
     state.update(true, 'x');
     state.clearSources();
     await sleep(100);
