@@ -273,6 +273,7 @@ class SubscriptionImpl implements Subscription {
 
   /** The fan-out hot path: called once per frame per subscriber. */
   offer(frame: MediaFrame): void {
+    if (!this.active) return; // unsubscribed by an earlier sink's write during this same frame
     if (frame.kind === 'video') {
       if (!this.video) return;
       if (this.waitingKeyframe) {
