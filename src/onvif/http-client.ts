@@ -130,7 +130,9 @@ function exchange(url: URL, options: HttpRequestOptions, authorization: string |
           });
         });
         res.on('error', (error) => finish(new HttpTransportError('unreachable', `connection lost: ${error.message}`, { cause: error })));
-        res.on('aborted', () => finish(new HttpTransportError('unreachable', 'connection closed before the reply was complete')));
+        res.on('close', () => {
+          if (!res.complete) finish(new HttpTransportError('unreachable', 'connection closed before the reply was complete'));
+        });
       },
     );
     const timer = setTimeout(() => {

@@ -158,6 +158,8 @@ export interface OnvifResponderOptions {
   password?: string;
   /** Check WS-Security on everything but GetSystemDateAndTime. Default true. */
   auth?: boolean;
+  /** Also require HTTP Digest on the SOAP endpoint (firmwares that use it instead of, or with, WS-Security). */
+  soapHttpDigest?: boolean;
   /** How a wrong password is answered. Default SOAP 1.2 ter:NotAuthorized. */
   authFailure?: 'soap-fault' | 'soap11-fault' | 'html-401';
   /** The camera clock's offset from the real one (a camera years off). */
@@ -503,6 +505,27 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
     }
   };
 
+  // --- HTTP Digest (snapshots, and SOAP when soapHttpDigest is set) ------------------------------
+
+  const digestChallenge = (): string => {
+    const nonce = randomBytes(12).toString('hex');
+    digestNonces.add(nonce);
+    return `Digest realm="onvif-responder", qop="auth", nonce="${nonce}", opaque="${randomBytes(4).toString('hex')}", algorithm=MD5`;
+  };
+
+  const checkHttpDigest = (req: http.IncomingMessage): boolean => {
+    const header = req.headers.authorization ?? '';
+    if (!header.startsWith('Digest ')) return false;
+    const params = new Map<string, string>();
+    for (const m of header.slice(7).matchAll(/(\w+)=(?:"([^"]*)"|([^\s,]+))/g)) params.set(m[1]!, m[2] ?? m[3] ?? '');
+    const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+    const nonce = params.get('nonce') ?? '';
+    const ha1 = md5(`${options.username}:onvif-responder:${options.password}`);
+    const ha2 = md5(`${req.method ?? 'GET'}:${params.get('uri') ?? ''}`);
+    const expected = md5(`${ha1}:${nonce}:${params.get('nc') ?? ''}:${params.get('cnonce') ?? ''}:${params.get('qop') ?? ''}:${ha2}`);
+    return digestNonces.has(nonce) && params.get('username') === options.username && params.get('response') === expected && params.get('uri') === req.url;
+  };
+
   // --- HTTP snapshot ----------------------------------------------------------------------------
 
   const handleSnapshot = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -519,25 +542,9 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
     if (authMode === 'basic' && header.startsWith('Basic ')) {
       ok = Buffer.from(header.slice(6), 'base64').toString() === `${options.username}:${options.password}`;
     }
-    if (authMode === 'digest' && header.startsWith('Digest ')) {
-      const params = new Map<string, string>();
-      for (const m of header.slice(7).matchAll(/(\w+)=(?:"([^"]*)"|([^\s,]+))/g)) params.set(m[1]!, m[2] ?? m[3] ?? '');
-      const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
-      const nonce = params.get('nonce') ?? '';
-      const ha1 = md5(`${options.username}:onvif-responder:${options.password}`);
-      const ha2 = md5(`GET:${params.get('uri') ?? ''}`);
-      const expected = md5(`${ha1}:${nonce}:${params.get('nc') ?? ''}:${params.get('cnonce') ?? ''}:${params.get('qop') ?? ''}:${ha2}`);
-      ok = digestNonces.has(nonce) && params.get('username') === options.username && params.get('response') === expected && params.get('uri') === req.url;
-    }
+    if (authMode === 'digest') ok = checkHttpDigest(req);
     if (!ok) {
-      const challenge =
-        authMode === 'basic'
-          ? 'Basic realm="onvif-responder"'
-          : (() => {
-              const nonce = randomBytes(12).toString('hex');
-              digestNonces.add(nonce);
-              return `Digest realm="onvif-responder", qop="auth", nonce="${nonce}", opaque="${randomBytes(4).toString('hex')}", algorithm=MD5`;
-            })();
+      const challenge = authMode === 'basic' ? 'Basic realm="onvif-responder"' : digestChallenge();
       res.writeHead(401, { 'content-type': 'text/html', 'www-authenticate': challenge });
       res.end(readFixture('quirks/html-401.html'));
       return;
@@ -565,6 +572,11 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
       const url = new URL(req.url ?? '/', `http://${host}:${port}`);
       if (url.pathname === '/onvif-cgi/jpg/image.cgi') {
         handleSnapshot(req, res);
+        return;
+      }
+      if (options.soapHttpDigest && !checkHttpDigest(req)) {
+        res.writeHead(401, { 'content-type': 'text/html', 'www-authenticate': digestChallenge() });
+        res.end(readFixture('quirks/html-401.html'));
         return;
       }
       const parsed = tryParseXml(Buffer.concat(chunks));

@@ -261,6 +261,16 @@ describe('ONVIF failures: one clear error per camera, never a crash', () => {
     });
   }
 
+  it('tolerates good SOAP labelled text/html, and SOAP behind HTTP Digest instead of WS-Security', async () => {
+    const labelled = await camera({ overrides: { GetDeviceInformation: { kind: 'fixture', file: 'agsh-onvif-v0.x/GetDeviceInformation.xml', contentType: 'text/html' } } });
+    assert.equal((await connectOnvifDevice(deviceOptions(labelled))).info.model, 'Mockup Model');
+    const digest = await camera({ auth: false, soapHttpDigest: true });
+    const device = await connectOnvifDevice(deviceOptions(digest));
+    assert.equal((await device.resolveStream()).rtspUrlWithoutCredentials, RTSP);
+    const wrong = await camera({ auth: false, soapHttpDigest: true });
+    await expectOnvifError(connectOnvifDevice(deviceOptions(wrong, { password: 'nope' })), 'NOT_AUTHORIZED');
+  });
+
   it('a camera that is not there -> UNREACHABLE', async () => {
     const r = await camera();
     const port = r.port;
