@@ -369,7 +369,9 @@ class ClientConnection {
       const idle = Math.min(now - session.lastActivity, now - this.lastActivity);
       if (idle > limits.sessionTimeoutMs) {
         this.log.info(`re-stream session ${session.id} for ${session.cameraId} timed out (no keep-alive from ${this.remote})`);
-        this.endSession(session, 'timed out');
+        // A client silent for a whole session timeout is gone; its connection goes with it.
+        this.destroy('session timed out');
+        return;
       }
     }
     for (const [cameraId, prepared] of this.prepared) {
