@@ -34,7 +34,23 @@ export const CHROMIUM_ARGS: readonly string[] = [
   // host addresses instead of .local names (resolving those needs multicast DNS on the
   // real interface, which these machines must not use).
   '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  `--disable-features=${[
+    'WebRtcHideLocalIpsWithMdns',
+    // Chromium keeps only the last --disable-features, and playwright passes its own list
+    // first; repeat the entries of that list that keep Chromium off the network.
+    'OptimizationHints',
+    'NetworkTimeServiceQuerying',
+    'AimEnabled',
+    'PreconnectToSearch',
+    'MediaRouter',
+    'HttpsUpgrades',
+    'HttpsFirstBalancedModeAutoEnable',
+    'LensOverlay',
+    'PaintHolding',
+    'ThirdPartyStoragePartitioning',
+    'AvoidCorsURLLoaderRestartOnRedirect',
+    'DestroyProfileOnBrowserClose',
+  ].join(',')}`,
 ];
 
 /**
