@@ -227,7 +227,9 @@ interface SessionRuntime {
   upstream: UpstreamSession | undefined;
   tracks: Array<TrackRuntime | undefined>;
   startedAt: number;
+  /** Last video packet (any packet for an audio-only camera): a camera whose video died while audio goes on is stalled too. */
   lastPacketAt: number;
+  hasVideo: boolean;
   firstFrameAt: number;
   /** Video frames are dropped until the session's first keyframe: earlier ones reference frames we never had. */
   awaitingKeyframe: boolean;
@@ -532,6 +534,7 @@ export class Source extends EventEmitter<SourceEvents> {
       tracks: [],
       startedAt,
       lastPacketAt: startedAt,
+      hasVideo: false,
       firstFrameAt: -1,
       awaitingKeyframe: true,
       retry: this.attempt > 0,
@@ -637,7 +640,8 @@ export class Source extends EventEmitter<SourceEvents> {
       session.tracks[index] = runtime;
       result.push(published);
     });
-    session.awaitingKeyframe = used.video === true;
+    session.hasVideo = used.video === true;
+    session.awaitingKeyframe = session.hasVideo;
     return result.length > 0 ? result : undefined;
   }
 
@@ -725,7 +729,8 @@ export class Source extends EventEmitter<SourceEvents> {
       if (!session || session.generation !== generation || this.generation !== generation) return;
       const silentFor = this.now() - session.lastPacketAt;
       if (silentFor >= this.stallTimeoutMs) {
-        this.fail(generation, new Error(`no media from the camera for ${(silentFor / 1000).toFixed(1)} s`));
+        const what = session.hasVideo ? 'video' : 'media';
+        this.fail(generation, new Error(`no ${what} from the camera for ${(silentFor / 1000).toFixed(1)} s`));
         return;
       }
       this.stallTimer = this.timers.setTimeout(check, this.stallTimeoutMs - silentFor);
@@ -741,7 +746,7 @@ export class Source extends EventEmitter<SourceEvents> {
     const track = session.tracks[trackIndex];
     if (!track) return;
     const now = this.now();
-    session.lastPacketAt = now;
+    if (track.kind === 'video' || !session.hasVideo) session.lastPacketAt = now;
     const state = track.state;
     const rtp = parseRtp(packet);
     if (typeof rtp === 'string' || rtp.payloadType !== track.description.payloadType) {

@@ -231,7 +231,7 @@ test('a silent camera (stall) and a hanging connect both lead to a retry', async
   assert.equal(source.state.state, 'live');
   await time.advance(1);
   assert.equal(source.state.state, 'retrying');
-  assert.match(source.state.lastError ?? '', /no media/);
+  assert.match(source.state.lastError ?? '', /no video/);
   camera.script.push({ kind: 'hang' });
   await time.advance(1000);
   assert.equal(source.state.state, 'connecting');
@@ -241,6 +241,20 @@ test('a silent camera (stall) and a hanging connect both lead to a retry', async
   assert.equal(camera.signals.at(-1)!.aborted, true, 'the hanging attempt was aborted');
   await time.advance(2000);
   assert.equal(source.state.state, 'live');
+  await source.close();
+});
+
+test('video that dies while audio goes on counts as a stall', async () => {
+  const { time, camera, source } = setup({ stallTimeoutMs: 3000 });
+  source.subscribe(new RecordingSink());
+  await flush();
+  await camera.play(5);
+  for (let i = 0; i < 80; i++) { // 3.2 s of audio only
+    camera.handlers?.onRtp(1, Buffer.from([0x80, 0, 0, i, 0, 0, 0, i, 0, 0, 0x20, 0, 0xff, 0xff]));
+    await time.advance(40);
+  }
+  assert.equal(source.state.state, 'retrying');
+  assert.match(source.state.lastError ?? '', /no video/);
   await source.close();
 });
 
