@@ -663,11 +663,16 @@ class OnvifDeviceImpl implements OnvifDevice {
         });
       } catch (error) {
         lastError = this.soap.transportError(error, 'snapshot');
-        // Only a refused or unreachable port is worth trying the next candidate for.
+        // A refused port is worth trying the next candidate for; a timeout would blow HomeKit's 5 s.
         if (error instanceof HttpTransportError && error.kind === 'unreachable') continue;
         throw lastError;
       }
-      return this.checkSnapshot(response, candidate);
+      try {
+        return this.checkSnapshot(response, candidate);
+      } catch (error) {
+        // The rewritten URI may reach another web server (a router's page on port 80): try the next.
+        lastError = error instanceof OnvifError ? error : this.fail('BAD_RESPONSE', 'snapshot');
+      }
     }
     throw lastError ?? this.fail('UNREACHABLE', 'snapshot');
   }

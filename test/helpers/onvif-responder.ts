@@ -185,6 +185,8 @@ export interface OnvifResponderOptions {
   discovery?: boolean | DiscoveryResponderOptions;
   /** Lifetime granted to subscriptions (create and renew). Default 5000 ms, the fixture's value. */
   subscriptionTtlMs?: number;
+  /** Axis style: one subscription address for all, the subscription named in ReferenceParameters (echoed as a header). */
+  referenceParameters?: boolean;
   /** Style of the `Initialized` message queued on every new subscription; false for none. Default 'cell'. */
   initialStateStyle?: MotionTopicStyle | false;
   /** Per-command replacements (command = body element local name, e.g. `GetProfiles`). */
@@ -412,7 +414,14 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
     });
   };
 
-  const dispatch = (command: string, service: string, requestElement: NonNullable<ReturnType<typeof child>>, url: URL, res: http.ServerResponse): Reply | undefined => {
+  const dispatch = (
+    command: string,
+    service: string,
+    envelope: NonNullable<ReturnType<typeof child>>,
+    requestElement: NonNullable<ReturnType<typeof child>>,
+    url: URL,
+    res: http.ServerResponse,
+  ): Reply | undefined => {
     const mode = options.profiles ?? 'fixture';
     switch (command) {
       case 'GetSystemDateAndTime': {
@@ -456,14 +465,20 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
         const subscription: ResponderSubscription = { id, expiresAt: cameraNow() + ttl(), queue: [], waiter: undefined };
         subscriptions.set(id, subscription);
         if (options.initialStateStyle !== false) subscription.queue.push(motionMessage(options.initialStateStyle ?? 'cell', motionActive, 'Initialized'));
-        let xml = render('agsh-onvif-v0.x/events.CreatePullPointSubscription.xml', `/onvif/subscription?Idx=${id}`);
+        let xml = render('agsh-onvif-v0.x/events.CreatePullPointSubscription.xml', options.referenceParameters ? '/onvif/services' : `/onvif/subscription?Idx=${id}`);
         xml = replaceElementText(xml, 'TerminationTime', new Date(subscription.expiresAt).toISOString());
+        if (options.referenceParameters) {
+          xml = xml.replace(
+            /(<\/wsa5:Address>)/,
+            `$1<wsa5:ReferenceParameters><dom0:SubscriptionId xmlns:dom0="http://www.axis.com/2009/event">${id}</dom0:SubscriptionId></wsa5:ReferenceParameters>`,
+          );
+        }
         return soapReply(xml);
       }
       case 'PullMessages':
       case 'Renew':
       case 'Unsubscribe': {
-        const id = Number(url.searchParams.get('Idx'));
+        const id = Number(url.searchParams.get('Idx') ?? textAt(envelope, 'Header', 'SubscriptionId'));
         const subscription = subscriptions.get(id);
         if (!subscription || subscription.expiresAt < cameraNow()) {
           if (subscription) {
@@ -598,7 +613,7 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
       } else if (options.auth !== false && command !== 'GetSystemDateAndTime' && !(record.authenticated = checkWsSecurity(envelope))) {
         reply = authFailure();
       } else {
-        reply = dispatch(command, service, requestElement, url, res);
+        reply = dispatch(command, service, envelope, requestElement, url, res);
       }
       if (reply === undefined) return; // answered later (long poll)
       if (reply === 'timeout') return; // never answered; close() destroys the socket

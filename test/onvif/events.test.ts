@@ -223,6 +223,18 @@ describe('PullPoint motion events from the loopback responder', () => {
     await waitFor(() => events.motion.detected, 2000, 'motion on');
   });
 
+  it('echoes ReferenceParameters (Axis style subscription id) on pull, renew and unsubscribe', async () => {
+    const { r, events } = await setup({ referenceParameters: true, subscriptionTtlMs: 1500 }, 100);
+    await sleep(1200);
+    assert.ok(r.counters.renewals >= 1);
+    r.emitMotion(true, { topicStyle: 'vendor' });
+    await waitFor(() => events.motion.detected, 2000, 'motion on');
+    assert.equal(r.counters.subscriptions, 1);
+    await events.stop();
+    assert.equal(r.counters.unsubscribes, 1);
+    assert.ok(r.requests.filter((q) => q.command === 'PullMessages').every((q) => q.path === '/onvif/services'));
+  });
+
   it('stop unsubscribes and makes no more requests', async () => {
     const { r, events } = await setup();
     await events.stop();

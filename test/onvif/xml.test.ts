@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { readFault } from '../../src/onvif/soap.js';
-import { attr, child, decodeXmlBytes, descendant, descendants, parseXml, path, textAt, tryParseXml, XmlParseError } from '../../src/onvif/xml.js';
+import { attr, child, decodeXmlBytes, descendant, descendants, parseXml, path, serializeXml, textAt, tryParseXml, XmlParseError } from '../../src/onvif/xml.js';
 import { renderDotTemplate } from '../helpers/onvif-responder.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -89,6 +89,15 @@ describe('xml reader edge cases', () => {
     assert.equal(thing.namespace, 'urn:d');
     assert.equal(attr(thing, 'k'), 'v');
     assert.equal(child(root, 'Body')!.namespace, 'urn:y');
+  });
+
+  it('serializes reference parameters back with their namespaces (echoed as WS-Addressing headers)', () => {
+    const root = parseXml(
+      '<a:ReferenceParameters xmlns:a="http://www.w3.org/2005/08/addressing" xmlns:dom0="http://www.axis.com/2009/event">' +
+        '<dom0:SubscriptionId kind="x&amp;y">42 &lt;b&gt;</dom0:SubscriptionId></a:ReferenceParameters>',
+    );
+    assert.equal(serializeXml(root.children[0]!), '<dom0:SubscriptionId xmlns:dom0="http://www.axis.com/2009/event" kind="x&amp;y">42 &lt;b&gt;</dom0:SubscriptionId>');
+    assert.equal(parseXml(serializeXml(root)).children[0]!.text, '42 <b>');
   });
 
   it('decodes entities, character references and CDATA; keeps unknown entities literally', () => {
