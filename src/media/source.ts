@@ -559,10 +559,14 @@ export class Source extends EventEmitter<SourceEvents> {
     } catch (error) {
       opening = Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    opening.then(
-      (upstream) => this.onConnected(generation, upstream),
-      (error: unknown) => this.fail(generation, error instanceof Error ? error : new Error(String(error))),
-    );
+    const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
+    opening
+      .then(
+        (upstream) => this.onConnected(generation, upstream),
+        (error: unknown) => this.fail(generation, asError(error)),
+      )
+      // A bug in our own set-up must become a retry with a reason, not an unhandled rejection.
+      .catch((error: unknown) => this.fail(generation, asError(error)));
   }
 
   private onConnected(generation: number, upstream: UpstreamSession): void {
