@@ -1,0 +1,229 @@
+// The RTSP client against a real RTSP server: GStreamer's gst-rtsp-server behind
+// test/helpers/fake-camera.ts (x264 + G.711/AAC, Basic/Digest, TCP and UDP).
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { RtspError } from '../../src/rtsp/errors.js';
+import { FakeCamera } from '../helpers/fake-camera.js';
+import { assertRtspError, openUpstream, sleep, waitFor, type Opened } from './helpers.js';
+
+const PASSWORD = 's3cr3t!pw';
+/** Generous step timeouts: the camera builds its pipeline on the first DESCRIBE. */
+const TIMEOUTS = { connectMs: 3000, requestMs: 8000, teardownMs: 1000, stallMs: 5000, udpFirstPacketMs: 4000, rtcpIntervalMs: 1000 };
+
+/** H.264 NAL unit types seen in RTP payloads (single NAL, STAP-A, FU-A start). */
+function h264NalTypes(packets: Buffer[]): Set<number> {
+  const types = new Set<number>();
+  for (const p of packets) {
+    const cc = p[0]! & 0x0f;
+    const ext = (p[0]! & 0x10) !== 0;
+    let off = 12 + cc * 4;
+    if (ext) off += 4 + p.readUInt16BE(off + 2) * 4;
+    const nal = p[off]! & 0x1f;
+    if (nal === 28) {
+      if (p[off + 1]! & 0x80) types.add(p[off + 1]! & 0x1f);
+    } else if (nal === 24) {
+      let i = off + 1;
+      while (i + 2 < p.length) {
+        const size = p.readUInt16BE(i);
+        types.add(p[i + 2]! & 0x1f);
+        i += 2 + size;
+      }
+    } else {
+      types.add(nal);
+    }
+  }
+  return types;
+}
+
+function packetsOf(opened: Opened, track: number): Buffer[] {
+  return opened.rtp.filter((p) => p.track === track).map((p) => p.packet);
+}
+
+/**
+ * Video and audio both arrive, with a keyframe. Over TCP nothing may be lost; over UDP a loaded
+ * machine may drop a little, which is UDP's nature and not the client's fault.
+ */
+async function assertPlays(opened: Opened, audioPayloadType: number, transport: 'tcp' | 'udp' = 'tcp'): Promise<void> {
+  await waitFor(() => packetsOf(opened, 0).length > 50 && packetsOf(opened, 1).length > 20, 8000, 'video and audio RTP');
+  await waitFor(() => h264NalTypes(packetsOf(opened, 0)).has(5), 5000, 'an IDR');
+  const video = packetsOf(opened, 0);
+  assert.ok(video.every((p) => (p[1]! & 0x7f) === 96));
+  assert.ok(packetsOf(opened, 1).every((p) => (p[1]! & 0x7f) === audioPayloadType));
+  let gaps = 0;
+  const n = Math.min(video.length, 200);
+  for (let i = 1; i < n; i++) {
+    if (video[i]!.readUInt16BE(2) !== ((video[i - 1]!.readUInt16BE(2) + 1) & 0xffff)) gaps++;
+  }
+  if (transport === 'tcp') assert.equal(gaps, 0, 'sequence numbers advance by one over TCP');
+  else assert.ok(gaps <= n / 20, `${gaps} sequence gaps in ${n} UDP packets`);
+}
+
+/** Runs `body` and closes the session whatever happens, so one failure cannot leak into the next test. */
+async function withSession(opened: Opened, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } finally {
+    await opened.session.close();
+  }
+}
+
+describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
+  let digestCam: FakeCamera;
+  let basicCam: FakeCamera;
+  let aacCam: FakeCamera;
+
+  before(async () => {
+    [digestCam, basicCam, aacCam] = await Promise.all([
+      FakeCamera.start({ auth: { method: 'digest', user: 'admin', password: PASSWORD }, audio: 'pcmu', fps: 25 }),
+      FakeCamera.start({ auth: { method: 'basic', user: 'viewer', password: PASSWORD }, audio: 'pcma', path: '/h264/ch1/main' }),
+      FakeCamera.start({ audio: 'aac', codec: 'h264', profile: 'high', parameterSetsInBand: false }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([digestCam?.close(), basicCam?.close(), aacCam?.close()]);
+  });
+
+  it('plays video + audio over TCP with Digest, maps sender reports, and TEARDOWN ends the camera session', async () => {
+    const opened = await openUpstream(digestCam.urlWithCredentials(), { timeouts: TIMEOUTS });
+    const { tracks } = opened.session;
+    assert.deepEqual(
+      tracks.map((t) => [t.kind, t.codec, t.clockRate]),
+      [
+        ['video', 'H264', 90000],
+        ['audio', 'PCMU', 8000],
+      ],
+    );
+    assert.equal(tracks[0]!.fmtp['packetization-mode'], '1');
+    assert.ok((tracks[0]!.parameterSets?.length ?? 0) >= 2);
+    await withSession(opened, async () => {
+      assert.match(opened.log.text(), /over TCP \(Digest MD5\)/);
+      await assertPlays(opened, 0);
+      assert.equal(await digestCam.sessionCount(), 1);
+      // gst-rtsp-server sends an SR about every 5 s per stream.
+      await waitFor(() => opened.senderReports.length > 0, 8000, 'a sender report');
+      const sr = opened.senderReports[0]!;
+      assert.ok(Math.abs(sr.wallClockMs - Date.now()) < 60_000, 'SR wall clock is about now');
+    });
+    assert.deepEqual(opened.closes, [undefined]);
+    await digestCam.waitForSessionCount(0, 3000);
+    const requests = await digestCam.requests();
+    assert.ok(requests.some((r) => r.method === 'TEARDOWN' && r.authorized));
+    assert.ok(requests.every((r) => !(r.uri ?? '').includes(PASSWORD)));
+  });
+
+  it('plays video + audio over UDP', async () => {
+    const opened = await openUpstream(digestCam.urlWithCredentials(), { transport: 'udp', timeouts: TIMEOUTS });
+    await withSession(opened, async () => {
+      assert.match(opened.log.text(), /over UDP/, opened.log.text());
+      await assertPlays(opened, 0, 'udp');
+    });
+    await digestCam.waitForSessionCount(0, 3000);
+  });
+
+  it('plays with Basic auth, credentials given as options, PCMA audio', async () => {
+    const opened = await openUpstream(basicCam.url, { username: 'viewer', password: PASSWORD, timeouts: TIMEOUTS });
+    await withSession(opened, async () => {
+      assert.equal(opened.session.tracks[1]!.codec, 'PCMA');
+      assert.match(opened.log.text(), /\(Basic\)/);
+      await assertPlays(opened, 8);
+    });
+  });
+
+  it('a wrong password gives one clear auth error and only two tries', async () => {
+    const before = (await digestCam.requests()).length;
+    let err: unknown;
+    try {
+      const opened = await openUpstream(digestCam.urlWithCredentials('admin', 'wrong-password'), { timeouts: TIMEOUTS });
+      await opened.session.close();
+    } catch (e) {
+      err = e;
+    }
+    const e = assertRtspError(err, 'auth', /wrong user name or password/);
+    assert.equal(e.status, 401);
+    assert.ok(!e.message.includes('wrong-password'));
+    const tries = (await digestCam.requests()).slice(before);
+    assert.ok(tries.length <= 3, `${tries.length} requests`);
+    assert.equal(await digestCam.sessionCount(), 0);
+  });
+
+  it('a bad path gives a clear not-found error', async () => {
+    let err: unknown;
+    try {
+      await openUpstream(`rtsp://127.0.0.1:${aacCam.port}/no/such/stream`, { timeouts: TIMEOUTS });
+    } catch (e) {
+      err = e;
+    }
+    const e = assertRtspError(err, 'not-found', /DESCRIBE answered 404.*does not exist/);
+    assert.equal(e.status, 404);
+  });
+
+  it('reads AAC (needs transcoding) and SDP-only parameter sets of a High-profile camera', async () => {
+    const opened = await openUpstream(aacCam.url, { timeouts: TIMEOUTS });
+    await withSession(opened, async () => {
+      const [video, audio] = opened.session.tracks;
+      assert.equal(audio!.codec, 'AAC');
+      assert.equal(audio!.needsTranscoding, true);
+      assert.equal(audio!.clockRate, 16000);
+      assert.ok(audio!.fmtp['config']);
+      const sps = video!.parameterSets?.find((b) => (b[0]! & 0x1f) === 7);
+      assert.ok(sps, 'SPS from sprop-parameter-sets');
+      assert.equal(sps[1], 100, 'High profile (profile_idc 100)');
+      await waitFor(() => packetsOf(opened, 1).length > 5, 8000, 'AAC packets');
+    });
+  });
+
+  it('audio off: only the video track is set up', async () => {
+    const opened = await openUpstream(aacCam.url, { audio: false, timeouts: TIMEOUTS });
+    await withSession(opened, async () => {
+      assert.equal(opened.session.tracks.length, 1);
+      await waitFor(() => opened.rtp.length > 20, 8000, 'video');
+      assert.ok(opened.rtp.every((p) => p.track === 0));
+    });
+  });
+
+  it('reports a camera that drops the connection, then reconnects', async () => {
+    const opened = await openUpstream(basicCam.urlWithCredentials('viewer', PASSWORD), { timeouts: TIMEOUTS });
+    await withSession(opened, async () => {
+      await waitFor(() => opened.rtp.length > 10, 8000, 'media');
+      await basicCam.dropClients();
+      const err = await opened.closed;
+      assert.ok(err instanceof RtspError && err.code === 'transport', String(err));
+    });
+    const again = await openUpstream(basicCam.urlWithCredentials('viewer', PASSWORD), { timeouts: TIMEOUTS });
+    await withSession(again, () => waitFor(() => again.rtp.length > 10, 8000, 'media after reconnect'));
+  });
+});
+
+describe('RTSP client against gst-rtsp-server: H.265 and a camera that stops', { timeout: 120_000 }, () => {
+  it('recognises H.265 as needing transcoding and still receives it', async () => {
+    const cam = await FakeCamera.start({ codec: 'h265', audio: 'none' });
+    try {
+      const opened = await openUpstream(cam.url, { timeouts: TIMEOUTS });
+      await withSession(opened, async () => {
+        assert.equal(opened.session.tracks.length, 1);
+        assert.equal(opened.session.tracks[0]!.codec, 'H265');
+        assert.equal(opened.session.tracks[0]!.needsTranscoding, true);
+        await waitFor(() => opened.rtp.length > 10, 10_000, 'H.265 RTP');
+      });
+    } finally {
+      await cam.close();
+    }
+  });
+
+  it('a camera process that dies ends the session with an error', async () => {
+    const cam = await FakeCamera.start({ audio: 'none', transports: 'udp' });
+    try {
+      const opened = await openUpstream(cam.url, { transport: 'udp', timeouts: { ...TIMEOUTS, stallMs: 1500 } });
+      await withSession(opened, async () => {
+        await waitFor(() => opened.rtp.length > 10, 8000, 'media');
+        await cam.stop();
+        const err = await opened.closed;
+        assert.ok(err instanceof RtspError && (err.code === 'transport' || err.code === 'stalled'), String(err));
+        await sleep(10);
+      });
+      assert.equal(opened.closes.length, 1);
+    } finally {
+      await cam.close();
+    }
+  });
+});
