@@ -9,6 +9,7 @@ source scripts/node-env.sh
 
 storage="${DEMO_STORAGE:-$PWD/.demo}"
 web_port="${DEMO_WEB_PORT:-8090}"
+bridge_port="${DEMO_BRIDGE_PORT:-51826}"
 mkdir -p "$storage"
 if [ ! -f "$storage/config.json" ]; then
   cat > "$storage/config.json" <<JSON
@@ -16,7 +17,7 @@ if [ ! -f "$storage/config.json" ]; then
   "bridge": {
     "name": "WebRTC Cameras Demo",
     "username": "0E:C4:7A:3D:51:22",
-    "port": 51826,
+    "port": $bridge_port,
     "pin": "031-45-154",
     "bind": ["127.0.0.1"]
   },
@@ -25,6 +26,7 @@ if [ ! -f "$storage/config.json" ]; then
       "platform": "WebRTCCameras",
       "name": "WebRTC Cameras",
       "web": { "port": $web_port, "bind": "127.0.0.1" },
+      "restream": { "port": 0 },
       "cameras": []
     }
   ]

@@ -3,6 +3,9 @@ import { redactUrl } from '../util/redact.js';
 import type { CameraConfig, PluginConfig } from '../config/types.js';
 import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
 import type { Logger } from '../util/logger.js';
+import { Source } from '../media/source.js';
+import { cameraUpstream, onvifConnector } from './camera-upstream.js';
+import { createSharedServices, type SharedServices } from './plugin-services.js';
 
 /**
  * The seam between the Homebridge glue (src/platform.ts) and the work. The platform validates the
@@ -30,11 +33,8 @@ export interface RuntimeContext {
   storagePath: string;
 }
 
-/** Plugin-wide services. Later issues add members (e.g. the camera registry) for cameras to use. */
-export interface PluginServices {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
+/** Plugin-wide services: the camera registry, the loopback re-stream and the web server. */
+export type PluginServices = SharedServices;
 
 export interface CameraRuntimeDeps extends RuntimeContext {
   /** The camera's registered (or restored) HomeKit accessory. */
@@ -52,19 +52,35 @@ export interface CameraRuntime {
 export type PluginServicesFactory = (context: RuntimeContext) => PluginServices;
 export type CameraRuntimeFactory = (camera: CameraConfig, deps: CameraRuntimeDeps) => CameraRuntime;
 
-/** Placeholder until the web and RTSP issues land: nothing is shared yet. */
-export const createPluginServices: PluginServicesFactory = () => ({
-  start: async () => undefined,
-  stop: async () => undefined,
-});
+export const createPluginServices: PluginServicesFactory = (context) => createSharedServices(context);
 
-/** Placeholder until the streaming issues land: the accessory exists, nothing streams yet. */
+/**
+ * One camera: its single shared `Source` (pulled on demand, or always when `alwaysOn`), registered
+ * with the shared services so that viewers, the re-stream and HomeKit all read the same session.
+ */
 export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
-  const where = camera.source.kind === 'rtsp' ? redactUrl(camera.source.url)
-    : camera.source.kind === 'onvif' ? `ONVIF ${camera.source.onvif.host}:${camera.source.onvif.port}`
-      : 'the built-in demo picture';
+  const onvifDevice = onvifConnector(camera, deps.log);
+  const source = new Source({
+    id: camera.id,
+    name: camera.name,
+    upstream: cameraUpstream(camera, { log: deps.log, ffmpeg: deps.ffmpeg, ...(onvifDevice ? { onvifDevice } : {}) }),
+    logger: deps.log,
+    alwaysOn: camera.alwaysOn,
+  });
   return {
-    start: async () => deps.log.debug(`Camera '${camera.id}' is ready (source: ${where}).`),
-    stop: async () => undefined,
+    start: async () => {
+      deps.services.addCamera({ config: camera, source });
+      deps.log.debug(`Camera '${camera.id}' is ready (source: ${describeSource(camera)}).`);
+    },
+    stop: async () => {
+      deps.services.removeCamera(camera.id);
+      await source.close();
+    },
   };
 };
+
+function describeSource(camera: CameraConfig): string {
+  return camera.source.kind === 'rtsp' ? redactUrl(camera.source.url)
+    : camera.source.kind === 'onvif' ? `ONVIF ${camera.source.onvif.host}:${camera.source.onvif.port}`
+      : 'the built-in demo picture';
+}

@@ -1,0 +1,76 @@
+import { demoUpstream } from '../demo/demo-upstream.js';
+import type { UpstreamFactory } from '../media/types.js';
+import { connectOnvifDevice, type ConnectedOnvifDevice, type ResolvedStream } from '../onvif/device.js';
+import { rtspUpstream } from '../rtsp/upstream.js';
+import type { CameraConfig } from '../config/types.js';
+import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
+import type { Logger } from '../util/logger.js';
+
+/** What a camera's upstream choice needs; the ONVIF device is shared with snapshots and motion. */
+export interface CameraUpstreamDeps {
+  log: Logger;
+  ffmpeg: FfmpegCapabilities | undefined;
+  /** Connects (once, then cached) to the camera's ONVIF service; only for ONVIF-sourced cameras. */
+  onvifDevice?: () => Promise<ConnectedOnvifDevice>;
+}
+
+/**
+ * The one place that decides where a camera's single session comes from: its RTSP URL, the RTSP URL
+ * its ONVIF service names (asked again after every failure, since a camera's stream URI can change
+ * when it reboots or gets a new address), or the demo picture.
+ */
+export function cameraUpstream(camera: CameraConfig, deps: CameraUpstreamDeps): UpstreamFactory {
+  const common = { cameraName: camera.name, logger: deps.log, audio: camera.audio, transport: camera.transport };
+  switch (camera.source.kind) {
+    case 'rtsp':
+      return rtspUpstream({ ...common, url: camera.source.url });
+    case 'demo': {
+      if (!deps.ffmpeg) {
+        return () => Promise.reject(new Error('the demo camera needs ffmpeg, and none was found (see the message above)'));
+      }
+      return demoUpstream({ ffmpegPath: deps.ffmpeg.path, log: deps.log });
+    }
+    case 'onvif': {
+      const connect = deps.onvifDevice;
+      if (!connect) throw new Error(`camera '${camera.id}' is ONVIF-sourced but has no ONVIF connection`);
+      let resolved: { stream: ResolvedStream; factory: UpstreamFactory } | undefined;
+      return async (handlers, signal) => {
+        if (!resolved) {
+          const stream = await (await connect()).resolveStream();
+          deps.log.info(`ONVIF stream: ${stream.rtspUrlForLog} (${stream.width}x${stream.height} ${stream.encoding})`);
+          resolved = { stream, factory: rtspUpstream({ ...common, url: stream.rtspUrl }) };
+        }
+        try {
+          return await resolved.factory(handlers, signal);
+        } catch (error) {
+          resolved = undefined; // ask ONVIF again next attempt
+          throw error;
+        }
+      };
+    }
+  }
+}
+
+/**
+ * Connects to a camera's ONVIF service on first use and keeps the connection for the stream URI,
+ * snapshots and motion events; a failed attempt is forgotten so the next caller tries again.
+ */
+export function onvifConnector(camera: CameraConfig, log: Logger): (() => Promise<ConnectedOnvifDevice>) | undefined {
+  const endpoint = camera.onvif ?? (camera.source.kind === 'onvif' ? camera.source.onvif : undefined);
+  if (!endpoint) return undefined;
+  let pending: Promise<ConnectedOnvifDevice> | undefined;
+  return () => {
+    pending ??= connectOnvifDevice({
+      name: camera.name,
+      host: endpoint.host,
+      port: endpoint.port,
+      ...(endpoint.username !== undefined ? { username: endpoint.username } : {}),
+      ...(endpoint.password !== undefined ? { password: endpoint.password } : {}),
+      log,
+    }).catch((error: unknown) => {
+      pending = undefined;
+      throw error;
+    });
+    return pending;
+  };
+}

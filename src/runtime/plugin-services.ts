@@ -1,0 +1,124 @@
+import type { CameraConfig } from '../config/types.js';
+import type { Source } from '../media/source.js';
+import { createRestreamServer, type RestreamServer } from '../rtsp/server.js';
+import { createWebServer, type WebServer } from '../web/server.js';
+import type { CameraRegistry, ClientIceServer, SnapshotProvider } from '../web/types.js';
+import type { IceSettings } from '../webrtc/ice-config.js';
+import { createSignallingHandler } from '../webrtc/signalling.js';
+import { ViewerLimiter } from '../webrtc/viewer-limits.js';
+import { createWhepHandler } from '../webrtc/whep.js';
+import type { PluginConfig } from '../config/types.js';
+import type { RuntimeContext } from './camera-runtime.js';
+
+/** A camera as the shared services know it. */
+export interface RegisteredCamera {
+  config: CameraConfig;
+  source: Source;
+}
+
+/**
+ * What all cameras share: the registry viewers name cameras through, the loopback re-stream every
+ * plugin ffmpeg reads, and the web server (page, API, signalling, WHEP).
+ */
+export interface SharedServices {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  addCamera(camera: RegisteredCamera): void;
+  removeCamera(id: string): void;
+  /** rtsp://127.0.0.1:<port>/<id>: the only URL the plugin's ffmpeg processes ever read. */
+  restreamUrl(id: string): string;
+  /** The web server's snapshot seam; the HomeKit snapshot service fills it so tiles and Home share one mechanism. */
+  setSnapshotProvider(provider: SnapshotProvider): void;
+  readonly watchUrl: string | undefined;
+}
+
+/** Our ICE settings from the validated config. */
+export function iceSettingsFrom(config: PluginConfig): IceSettings {
+  const servers = [
+    ...config.ice.stunServers.map((urls) => ({ urls })),
+    ...config.ice.turnServers.map((t) => ({ urls: t.urls, ...(t.username ? { username: t.username } : {}), ...(t.credential ? { credential: t.credential } : {}) })),
+  ];
+  return {
+    iceServers: servers,
+    ...(config.ice.udpPortMin !== undefined && config.ice.udpPortMax !== undefined ? { portRange: [config.ice.udpPortMin, config.ice.udpPortMax] as [number, number] } : {}),
+    ...(config.ice.announcedAddresses.length ? { announcedAddresses: config.ice.announcedAddresses } : {}),
+    // A web server bound to loopback (the demo) has viewers on loopback only: gather there too.
+    ...(isLoopback(config.web.bind) ? { additionalHostAddresses: ['127.0.0.1'] } : {}),
+    useTcp: config.ice.iceTcp,
+  };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+export function createSharedServices(context: RuntimeContext): SharedServices {
+  const { config, log } = context;
+  const cameras = new Map<string, RegisteredCamera>();
+  const registry: CameraRegistry = {
+    get: (id) => cameras.get(id)?.source,
+    list: () => [...cameras.values()].map((c) => c.source),
+  };
+  const limits = new ViewerLimiter({
+    perCamera: Object.fromEntries(config.cameras.map((c) => [c.id, c.maxViewers])),
+  });
+  const ice = iceSettingsFrom(config);
+  let snapshots: SnapshotProvider | undefined;
+  let restream: RestreamServer | undefined;
+  let web: WebServer | undefined;
+  let watchUrl: string | undefined;
+
+  return {
+    get watchUrl() {
+      return watchUrl;
+    },
+    async start() {
+      restream = await createRestreamServer({
+        getSource: (id) => cameras.get(id)?.source,
+        port: config.restream.port,
+        lanAccess: config.restream.lanAccess,
+        ...(config.restream.lanAccess && config.restream.username && config.restream.password
+          ? { credentials: { username: config.restream.username, password: config.restream.password } } : {}),
+        log,
+      });
+      log.debug(`Loopback re-stream on rtsp://${restream.host}:${restream.port}/<camera-id>`);
+      web = createWebServer({
+        port: config.web.port,
+        host: config.web.bind,
+        registry,
+        signalling: createSignallingHandler({ registry, limits, ice, logger: log }),
+        whep: createWhepHandler({ registry, limits, ice, logger: log }),
+        snapshots: {
+          getSnapshot: (id, size) => snapshots ? snapshots.getSnapshot(id, size) : Promise.resolve(undefined),
+        },
+        cameraExtras: (id) => {
+          const camera = cameras.get(id);
+          return camera ? { name: camera.config.name, viewers: limits.count(id) } : undefined;
+        },
+        clientIceServers: (): ClientIceServer[] => ice.iceServers ?? [],
+        log,
+      });
+      const { url } = await web.listen();
+      watchUrl = config.web.publicUrl ?? url;
+      log.info(`Watch page: ${watchUrl}`);
+    },
+    async stop() {
+      await Promise.allSettled([web?.close(), restream?.close()]);
+      web = undefined;
+      restream = undefined;
+    },
+    addCamera(camera) {
+      cameras.set(camera.config.id, camera);
+    },
+    removeCamera(id) {
+      cameras.delete(id);
+    },
+    restreamUrl(id) {
+      if (!restream) throw new Error('the re-stream server is not running');
+      return restream.url(id);
+    },
+    setSnapshotProvider(provider) {
+      snapshots = provider;
+    },
+  };
+}
