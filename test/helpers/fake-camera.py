@@ -288,7 +288,6 @@ class Camera:
             # Start the new viewer on an IDR, as many cameras do, once PLAY is handled.
             GLib.timeout_add(20, lambda: self.request_keyframe() and False)
 
-
     def _on_media_configure(self, _factory, media):
         self.media = media
         log("new media (encoder pipeline) configured")
