@@ -20,7 +20,7 @@ import { UnsupportedCodecError } from './codecs.js';
 import { DEFAULT_ICE_SETTINGS, type IceSettings } from './ice-config.js';
 import type { CameraRegistry, IceCandidateJson, Principal, StreamInfo, ViewerErrorCode } from './types.js';
 import { ViewerLimiter } from './viewer-limits.js';
-import { DEFAULT_TRACKS_TIMEOUT_MS, ViewerPeer, type ViewerCloseReason, type ViewerPeerOptions } from './viewer-peer.js';
+import { DEFAULT_TRACKS_TIMEOUT_MS, ViewerPeer, warmUpWebRtc, type ViewerCloseReason, type ViewerPeerOptions } from './viewer-peer.js';
 
 export interface SignallingContext {
   registry: CameraRegistry;
@@ -162,6 +162,7 @@ export function handleSignallingSocket(ws: WebSocket, ctx: SignallingContext): v
 export function createSignallingHandler(
   deps: Omit<SignallingContext, 'principal' | 'logger'> & { logger?: Logger },
 ): SignallingHandler {
+  void warmUpWebRtc();
   return (ws: WebSocket, caller: CallerContext) =>
     handleSignallingSocket(ws, { ...deps, principal: caller.principal, logger: deps.logger ?? caller.log });
 }
@@ -278,8 +279,14 @@ class SignallingSession {
     this.candidates = 0;
     this.lastState = '';
     source.on('state', this.onSourceState);
+    // werift gathers while the offer is being made; candidates wait until the offer is out so that
+    // no client has to buffer candidates for a description it does not have yet.
+    const early: Array<IceCandidateJson | null> = [];
+    let offerSent = false;
     viewer.on('candidate', (candidate) => {
-      if (this.viewer === viewer) this.send({ type: 'candidate', candidate });
+      if (this.viewer !== viewer) return;
+      if (offerSent) this.send({ type: 'candidate', candidate });
+      else early.push(candidate);
     });
     viewer.on('connected', () => {
       if (this.viewer === viewer) this.sendState();
@@ -323,6 +330,8 @@ class SignallingSession {
     }
     if (this.viewer !== viewer) return;
     this.send({ type: 'offer', sdp: offer });
+    offerSent = true;
+    for (const candidate of early.splice(0)) this.send({ type: 'candidate', candidate });
     const info = viewer.streamInfo();
     if (info) {
       viewer.markInfoSent(info);

@@ -18,10 +18,10 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   MediaStream,
+  RTCDtlsTransport,
   RTCPeerConnection,
   RtpHeader,
   RtpPacket,
-  type RTCDtlsTransport,
   type RTCRtpCodecParameters,
   type RTCRtpTransceiver,
   type RtcpPacket,
@@ -78,10 +78,17 @@ export interface ViewerStats {
   id: string;
   cameraId: string;
   phase: ViewerPhase;
+  /** Wall-clock creation time (ms since the epoch). */
   createdAt: number;
-  connectedAt?: number;
-  /** performance.now() when the first video packet was sent. */
-  firstVideoPacketAt?: number;
+  /** Milestones in ms after creation, for time-to-first-frame breakdowns. */
+  timeline: {
+    tracks?: number;
+    offer?: number;
+    answer?: number;
+    iceConnected?: number;
+    connected?: number;
+    firstVideoPacket?: number;
+  };
   sendPath: 'direct' | 'werift';
   transport?: 'udp' | 'generic';
   srtpProfile?: number;
@@ -173,6 +180,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       cameraId: this.source.id,
       phase: 'new',
       createdAt: Date.now(),
+      timeline: {},
       sendPath: this.opts.sendPath,
       packetsSent: 0,
       bytesSent: 0,
@@ -191,6 +199,12 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     };
     // Subscribing now starts the camera pull while signalling runs; frames are dropped until DTLS is up.
     this.subscription = this.source.subscribe(this.sink);
+  }
+
+  private readonly createdAtPerf = performance.now();
+
+  private mark(milestone: keyof ViewerStats['timeline']): void {
+    this.statsValue.timeline[milestone] ??= Math.round((performance.now() - this.createdAtPerf) * 10) / 10;
   }
 
   get phase(): ViewerPhase {
@@ -216,7 +230,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     s.packetsSent = (this.video?.packetsSent ?? 0) + (this.audio?.packetsSent ?? 0) + s.retransmissions;
     s.framesSent = (this.video?.framesSent ?? 0) + (this.audio?.framesSent ?? 0);
     if (this.transport) s.transport = this.transport.kind;
-    return { ...s };
+    return { ...s, timeline: { ...s.timeline } };
   }
 
   /** Resolves with the Source's tracks once known (the camera connected), or rejects on timeout/close. */
@@ -266,6 +280,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
 
   private decidePlan(): MediaPlan {
     if (this.plan) return this.plan;
+    this.mark('tracks');
     const plan = planMedia(this.source.tracks);
     for (const note of plan.notes) this.log.warn(`Camera ${this.source.id}, viewer ${this.id}: ${note}`);
     this.plan = plan;
@@ -288,7 +303,10 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.phaseValue = 'negotiating';
     const candidate = pc.onIceCandidate.subscribe((c) => this.onLocalCandidate(c));
     const state = pc.connectionStateChange.subscribe((s) => this.onConnectionState(s));
-    this.disposers.push(candidate.unSubscribe, state.unSubscribe);
+    const ice = pc.iceConnectionStateChange.subscribe((s) => {
+      if (s === 'connected') this.mark('iceConnected');
+    });
+    this.disposers.push(candidate.unSubscribe, state.unSubscribe, ice.unSubscribe);
     return pc;
   }
 
@@ -318,6 +336,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     this.assertOpen();
+    this.mark('offer');
     this.startConnectTimer();
     return announceInSdp(pc.localDescription?.sdp ?? offer.sdp, this.ice.announcedAddresses ?? []);
   }
@@ -333,6 +352,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
         'browser answer rejected the H.264 video section',
       );
     }
+    this.mark('answer');
     await pc.setRemoteDescription({ type: 'answer', sdp });
   }
 
@@ -476,7 +496,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       clearTimeout(this.connectTimer);
       this.connectTimer = undefined;
     }
-    this.statsValue.connectedAt = Date.now();
+    this.mark('connected');
     let profile: number | undefined;
     try {
       profile = dtls.srtp.localContext.profile;
@@ -568,9 +588,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       this.log.debug(`Camera ${this.source.id}: viewer ${this.id} send failed: ${errorText(error)}`);
       return true;
     }
-    if (frame.kind === 'video' && this.statsValue.firstVideoPacketAt === undefined) {
-      this.statsValue.firstVideoPacketAt = now;
-    }
+    if (frame.kind === 'video' && this.statsValue.timeline.firstVideoPacket === undefined) this.mark('firstVideoPacket');
     this.statsValue.bytesSent += bytes;
     out.framesSent++;
     return true;
@@ -783,6 +801,28 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.emit('closed', reason, detail);
     this.removeAllListeners();
   }
+}
+
+let warmUpPromise: Promise<void> | undefined;
+
+/**
+ * Pays werift's one-time costs (the DTLS certificate, first-use compilation of its SDP and ICE
+ * code: ~70-200 ms) before the first viewer arrives, so that viewer's first frame is not late.
+ * Idempotent; never rejects.
+ */
+export function warmUpWebRtc(): Promise<void> {
+  warmUpPromise ??= (async () => {
+    try {
+      await RTCDtlsTransport.SetupCertificate();
+      const pc = new RTCPeerConnection({ iceServers: [], iceUseIpv6: false, codecs: { video: [h264Codec()], audio: [] } });
+      pc.addTransceiver('video', { direction: 'sendonly' });
+      await pc.setLocalDescription(await pc.createOffer());
+      await pc.close();
+    } catch {
+      // Only an optimisation: the first real viewer pays the cost instead.
+    }
+  })();
+  return warmUpPromise;
 }
 
 function safeSps(nal: Buffer): { width: number; height: number } | undefined {

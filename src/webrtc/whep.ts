@@ -16,7 +16,7 @@ import { UnsupportedCodecError } from './codecs.js';
 import { DEFAULT_ICE_SETTINGS, type IceSettings } from './ice-config.js';
 import type { CameraRegistry, IceCandidateJson } from './types.js';
 import type { ViewerLimiter } from './viewer-limits.js';
-import { ViewerPeer, type ViewerPeerOptions } from './viewer-peer.js';
+import { ViewerPeer, warmUpWebRtc, type ViewerPeerOptions } from './viewer-peer.js';
 
 export interface WhepContext {
   registry: CameraRegistry;
@@ -87,6 +87,7 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
   const log = ctx.logger ?? silentLogger;
   const basePath = ctx.basePath ?? '/whep';
   const sessions = new Map<string, WhepSession>();
+  void warmUpWebRtc();
 
   const findSession = (cameraId: string, sessionId: string, caller: CallerContext): WhepSession | undefined => {
     const session = sessions.get(sessionId);

@@ -8,7 +8,7 @@ import { LOOPBACK_ICE_SETTINGS, type IceSettings } from '../../src/webrtc/ice-co
 import { handleSignallingSocket, type SignallingContext } from '../../src/webrtc/signalling.js';
 import type { CameraRegistry, Principal } from '../../src/webrtc/types.js';
 import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
-import type { ViewerPeer } from '../../src/webrtc/viewer-peer.js';
+import { warmUpWebRtc, type ViewerPeer } from '../../src/webrtc/viewer-peer.js';
 import { registerCleanup } from '../helpers/processes.js';
 
 export const EVERYONE: Principal = { name: 'everyone', cameras: 'all', admin: false };
@@ -40,6 +40,8 @@ export async function startSignallingServer(options: HarnessOptions): Promise<Si
   const limits = options.limits ?? new ViewerLimiter({ maxViewersPerCamera: 1000 });
   const registry = registryOf(options.sources);
   const viewers: ViewerPeer[] = [];
+  // What createSignallingHandler does for the real server.
+  await warmUpWebRtc();
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
   await new Promise<void>((resolve) => wss.once('listening', resolve));
   wss.on('connection', (ws) =>

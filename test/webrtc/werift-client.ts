@@ -15,8 +15,6 @@ const START_CODE = Buffer.from([0, 0, 0, 1]);
 export interface ReceiverOptions {
   /** Keep the reassembled Annex-B (default true; the bench turns it off). */
   keepVideo?: boolean;
-  /** Offer only packetization-mode=0 H.264 (to test refusal paths). */
-  h264?: boolean;
   /** Called for each video RTP packet (bench: latency probes). */
   onVideoPacket?: (packet: RtpPacket) => void;
 }
@@ -36,7 +34,6 @@ export class WeriftReceiver {
   /** (sequence number, timestamp) of each frame's marker packet, in arrival order. */
   readonly markers: Array<{ seq: number; ts: number }> = [];
   private readonly chunks: Buffer[] = [];
-  private lastSeq = -1;
   private readonly seen = new Set<number>();
   private readonly depacketizer: H264Depacketizer;
   private readonly tracks: MediaStreamTrack[] = [];
@@ -48,18 +45,15 @@ export class WeriftReceiver {
       ...icePeerConfig(LOOPBACK_ICE_SETTINGS),
       bundlePolicy: 'max-bundle',
       codecs: {
-        video:
-          options.h264 === false
-            ? []
-            : [
-                new RTCRtpCodecParameters({
-                  mimeType: 'video/H264',
-                  clockRate: 90000,
-                  payloadType: 102,
-                  parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
-                  rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
-                }),
-              ],
+        video: [
+          new RTCRtpCodecParameters({
+            mimeType: 'video/H264',
+            clockRate: 90000,
+            payloadType: 102,
+            parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+            rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+          }),
+        ],
         audio: [
           new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 }),
           new RTCRtpCodecParameters({ mimeType: 'audio/PCMA', clockRate: 8000, channels: 1, payloadType: 8 }),
@@ -104,22 +98,54 @@ export class WeriftReceiver {
     this.videoSsrc = rtp.header.ssrc;
     this.firstVideoAt ??= performance.now();
     this.options.onVideoPacket?.(rtp);
-    const loss = this.lastSeq >= 0 && seq !== ((this.lastSeq + 1) & 0xffff);
-    this.lastSeq = seq;
     if (rtp.header.marker) this.markers.push({ seq, ts: rtp.header.timestamp });
+    // A small reorder buffer, as any real receiver has: NACKed packets come back late, and the
+    // depacketizer must see them in order. A gap that stays open 300 ms is real loss.
+    if (this.nextSeq < 0) this.nextSeq = seq;
+    if (((seq - this.nextSeq) << 16) >> 16 < 0) return; // older than what was released: too late
+    this.pending.set(seq, { rtp, at: performance.now() });
+    this.release();
+  }
+
+  private nextSeq = -1;
+  private readonly pending = new Map<number, { rtp: RtpPacket; at: number }>();
+
+  private release(): void {
+    for (;;) {
+      const entry = this.pending.get(this.nextSeq);
+      if (entry) {
+        this.pending.delete(this.nextSeq);
+        this.push(entry.rtp);
+        this.nextSeq = (this.nextSeq + 1) & 0xffff;
+        continue;
+      }
+      if (this.pending.size === 0) return;
+      const oldest = Math.min(...[...this.pending.values()].map((e) => e.at));
+      if (performance.now() - oldest < 300 && this.pending.size < 1024) return;
+      // Give up on the gap: jump to the oldest waiting packet.
+      const unwrap = (s: number): number => ((s - this.nextSeq) << 16) >> 16;
+      this.nextSeq = [...this.pending.keys()].sort((a, b) => unwrap(a) - unwrap(b))[0]!;
+      this.lossPending = true;
+    }
+  }
+
+  private lossPending = false;
+
+  private push(rtp: RtpPacket): void {
     const view: RtpPacketView = {
       version: 2,
       padding: false,
       extension: false,
       marker: rtp.header.marker,
       payloadType: rtp.header.payloadType,
-      sequenceNumber: seq,
+      sequenceNumber: rtp.header.sequenceNumber,
       timestamp: rtp.header.timestamp,
       ssrc: rtp.header.ssrc,
       csrcs: [],
       payload: rtp.payload,
     };
-    this.depacketizer.push(view, loss);
+    this.depacketizer.push(view, this.lossPending);
+    this.lossPending = false;
   }
 
   /** Answers a server offer. */
