@@ -3,7 +3,6 @@ import type dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import type { TrackDescription, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
-import { redactUrl } from '../util/redact.js';
 import type { Credentials } from './auth.js';
 import { normalizeAddress, RtspConnection, seconds, type RtspResponse } from './connection.js';
 import { RtspError, RtspErrorFactory } from './errors.js';
@@ -11,7 +10,7 @@ import { buildReceiverReport, looksLikeRtcp, parseRtcp, ReceptionStats } from '.
 import { describeTracks, parseSdp, SdpError, type DescribedTrack } from './sdp.js';
 import { parseTransport, tcpTransport, udpTransport } from './transport-header.js';
 import { bindAddressFor, bindUdpPair, type UdpPair } from './udp.js';
-import { baseUrlFor, parseRtspUrl, resolveControlUrl, type RtspTarget } from './url.js';
+import { baseUrlFor, displayUrl, parseRtspUrl, resolveControlUrl, type RtspTarget } from './url.js';
 
 /**
  * One RTSP playback session: OPTIONS, DESCRIBE (following redirects), SETUP per track, PLAY, then
@@ -122,7 +121,7 @@ export class RtspSession implements UpstreamSession {
       target = parseRtspUrl(options.url);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      throw new RtspError('unsupported', options.cameraName, redactUrl(options.url), `invalid camera URL: ${reason}`);
+      throw new RtspError('unsupported', options.cameraName, displayUrl(options.url), `invalid camera URL: ${reason}`);
     }
     this.target = target;
     const username = options.username ?? target.username;
@@ -130,7 +129,7 @@ export class RtspSession implements UpstreamSession {
     this.credentials = username !== undefined ? { username, password } : undefined;
     // The message shows the user's URL with the password masked, plus the password as a literal
     // secret in case a camera echoes it.
-    this.errors = new RtspErrorFactory(options.cameraName, options.url, [password, target.password]);
+    this.errors = new RtspErrorFactory(options.cameraName, displayUrl(options.url), [password, target.password]);
     this.log = options.logger;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
   }
@@ -251,7 +250,7 @@ export class RtspSession implements UpstreamSession {
         }
       }
       const redirected = parseRtspUrl(next);
-      this.log.info(`redirected to ${redactUrl(next)}`);
+      this.log.info(`redirected to ${displayUrl(next)}`);
       if (redirected.secure) throw this.errors.create('unsupported', 'redirected to rtsps:// (RTSP over TLS), which is not supported', {});
       this.target = redirected;
     }
@@ -266,18 +265,18 @@ export class RtspSession implements UpstreamSession {
     try {
       resolved = new URL(location, this.target.url).toString();
     } catch {
-      throw this.errors.create('redirect', `${method} redirected to an invalid Location "${redactUrl(location)}"`, d);
+      throw this.errors.create('redirect', `${method} redirected to an invalid Location "${displayUrl(location)}"`, d);
     }
     if (!/^rtsps?:\/\//i.test(resolved)) {
-      throw this.errors.create('redirect', `${method} redirected to a non-RTSP URL ${redactUrl(resolved)}`, d);
+      throw this.errors.create('redirect', `${method} redirected to a non-RTSP URL ${displayUrl(resolved)}`, d);
     }
     let clean: string;
     try {
       clean = parseRtspUrl(resolved).url;
     } catch {
-      throw this.errors.create('redirect', `${method} redirected to an unusable URL ${redactUrl(resolved)}`, d);
+      throw this.errors.create('redirect', `${method} redirected to an unusable URL ${displayUrl(resolved)}`, d);
     }
-    if (visited.has(clean)) throw this.errors.create('redirect', `redirect loop: ${redactUrl(clean)} was already visited`, d);
+    if (visited.has(clean)) throw this.errors.create('redirect', `redirect loop: ${displayUrl(clean)} was already visited`, d);
     if (hop + 1 > max) throw this.errors.create('redirect', `more than ${max} redirects`, d);
     visited.add(clean);
     return resolved;

@@ -125,6 +125,23 @@ export function resolveControlUrl(base: string, control: string | undefined): st
   return b.endsWith('/') ? b + c : `${b}/${c}`;
 }
 
+/**
+ * The camera URL as it may be shown: user name kept, password masked. Built from parseRtspUrl,
+ * because a generic redaction stops at the first "@" and would print the rest of a password
+ * pasted with a raw "@" in it ("admin:p@ss@cam" -> "admin:***@ss@cam").
+ */
+export function displayUrl(input: string): string {
+  try {
+    const t = parseRtspUrl(input);
+    if (t.username === undefined && t.password === undefined) return t.url;
+    const scheme = t.secure ? 'rtsps://' : 'rtsp://';
+    return `${scheme}${encodeURIComponent(t.username ?? '')}:***@${t.url.slice(scheme.length)}`;
+  } catch {
+    // Not parseable: mask everything between "://" and the last "@" before the path.
+    return input.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/]*)@/i, (_all, scheme: string) => `${scheme}***@`);
+  }
+}
+
 /** host:port for messages and for comparing redirect targets. */
 export function originOf(target: RtspTarget): string {
   const host = target.hostname.includes(':') ? `[${target.hostname}]` : target.hostname;

@@ -297,6 +297,14 @@ describe('hostile camera', () => {
     assert.ok(Date.now() - t0 < 400);
   });
 
+  it('a password pasted with a raw "@" never shows up, not even in part', async () => {
+    const s = await serve(cameraHandler({ override: (req, conn) => (conn.reply(req, 404, 'Not Found'), true) }));
+    const raw = `rtsp://admin:ab@cd#${SECRET}@127.0.0.1:${s.port}/x`;
+    const err = await expectOpenError(raw, 'not-found');
+    assert.ok(!err.message.includes('cd#'), err.message);
+    assert.ok(err.message.includes(`(rtsp://admin:***@127.0.0.1:${s.port}/x)`), err.message);
+  });
+
   it('an invalid URL -> unsupported, without the password', async () => {
     await expectOpenError(`http://admin:${SECRET}@cam/`, 'unsupported', /invalid camera URL/);
     await expectOpenError(`rtsps://admin:${SECRET}@127.0.0.1:1/`, 'unsupported', /rtsps/);

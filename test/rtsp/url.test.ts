@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { baseUrlFor, parseRtspUrl, resolveControlUrl, stripCredentials } from '../../src/rtsp/url.js';
+import { baseUrlFor, displayUrl, parseRtspUrl, resolveControlUrl, stripCredentials } from '../../src/rtsp/url.js';
 
 describe('parseRtspUrl', () => {
   it('splits off percent-decoded credentials and keeps the rest', () => {
@@ -87,5 +87,15 @@ describe('resolveControlUrl', () => {
   });
   it('replaces the path for controls starting with "/"', () => {
     assert.equal(resolveControlUrl('rtsp://cam:8554/a/b/', '/other/track1'), 'rtsp://cam:8554/other/track1');
+  });
+});
+
+describe('displayUrl', () => {
+  it('masks the whole password, even one pasted with raw "@" and "#"', () => {
+    assert.equal(displayUrl('rtsp://admin:p@ss#1@cam:554/live'), 'rtsp://admin:***@cam:554/live');
+    assert.equal(displayUrl('rtsp://admin:p%40ss@cam/live'), 'rtsp://admin:***@cam/live');
+    assert.equal(displayUrl('rtsp://cam/live'), 'rtsp://cam/live');
+    assert.equal(displayUrl('rtsp://viewer@cam/'), 'rtsp://viewer:***@cam/');
+    assert.equal(displayUrl('http://admin:p@ss@cam/x'), 'http://***@cam/x');
   });
 });
