@@ -226,4 +226,56 @@ describe('RTSP client against gst-rtsp-server: H.265 and a camera that stops', {
       await cam.close();
     }
   });
+
+  it('falls back to TCP when a TCP-only camera answers 461 to UDP', async () => {
+    const cam = await FakeCamera.start({ audio: 'pcmu', transports: 'tcp' });
+    try {
+      const opened = await openUpstream(cam.url, { transport: 'udp', timeouts: TIMEOUTS });
+      await withSession(opened, async () => {
+        assert.match(opened.log.text(), /warn .*UDP does not work .*461.*falling back to TCP/);
+        assert.match(opened.log.text(), /over TCP/);
+        await assertPlays(opened, 0);
+      });
+    } finally {
+      await cam.close();
+    }
+  });
+
+  it('a UDP-only camera asked for TCP gives a clear unsupported-transport error', async () => {
+    const cam = await FakeCamera.start({ audio: 'none', transports: 'udp' });
+    try {
+      let err: unknown;
+      try {
+        const opened = await openUpstream(cam.url, { timeouts: TIMEOUTS });
+        await opened.session.close();
+      } catch (e) {
+        err = e;
+      }
+      assertRtspError(err, 'unsupported-transport', /SETUP answered 461/);
+      assert.equal(await cam.sessionCount(), 0);
+    } finally {
+      await cam.close();
+    }
+  });
+
+  it('keep-alives hold a UDP session with a 2 s timeout open', async () => {
+    const cam = await FakeCamera.start({ audio: 'none', sessionTimeoutSec: 2, auth: { method: 'digest', user: 'admin', password: PASSWORD } });
+    try {
+      const opened = await openUpstream(cam.urlWithCredentials(), { transport: 'udp', timeouts: TIMEOUTS });
+      await withSession(opened, async () => {
+        await sleep(4500);
+        assert.equal(await cam.sessionCount(), 1, 'the camera still has the session');
+        assert.deepEqual(opened.closes, []);
+        const keepalives = (await cam.requests()).filter((r) => r.method === 'GET_PARAMETER' || (r.method === 'OPTIONS' && r.cseq !== 1));
+        assert.ok(keepalives.length >= 3, `${keepalives.length} keep-alives in 4.5 s`);
+        assert.ok(keepalives.every((r) => r.authorized));
+        const count = opened.rtp.length;
+        await sleep(200);
+        assert.ok(opened.rtp.length > count, 'media still flowing');
+      });
+      await cam.waitForSessionCount(0, 3000);
+    } finally {
+      await cam.close();
+    }
+  });
 });
