@@ -42,7 +42,7 @@ export interface SessionLimits {
 
 /** What a Source offers for subscribing; structurally a subset of the media core's Source. */
 export interface SubscribableSource {
-  subscribe(sink: FrameSink, options?: { kinds?: Array<'video' | 'audio'> }): { unsubscribe(): void };
+  subscribe(sink: FrameSink, options?: { kinds?: ReadonlyArray<'video' | 'audio'> }): { unsubscribe(): void };
 }
 
 export interface SessionStats {
@@ -101,6 +101,7 @@ export class RestreamSession implements FrameSink {
   private readonly udpQueue: UdpDatagram[] = [];
   private udpQueuedBytes = 0;
   private udpTimer: NodeJS.Timeout | undefined;
+  private udpBudget = 0;
   private readonly cname = `restream-${randomBytes(4).toString('hex')}`;
   private framesSent = 0;
   private framesDropped = 0;
@@ -161,7 +162,13 @@ export class RestreamSession implements FrameSink {
     this.playing = true;
     this.held = [];
     this.videoNeedsKeyframe = true;
-    this.subscription = source.subscribe(this, { kinds: [...this.outputs.keys()] });
+    try {
+      this.subscription = source.subscribe(this, { kinds: [...this.outputs.keys()] });
+    } catch (error) {
+      this.playing = false;
+      this.held = undefined;
+      throw error;
+    }
     const info: string[] = [];
     for (const output of this.outputs.values()) {
       const first = this.held.find((f) => f.kind === output.served.kind && (f.kind === 'audio' || f.keyframe));
@@ -410,27 +417,37 @@ export class RestreamSession implements FrameSink {
     }
   }
 
+  /**
+   * UDP output is paced: at most `udpBytesPerTick` per millisecond tick, so a GOP burst does not
+   * overflow the client's socket buffer (UDP has no flow control; the excess would just be lost).
+   */
   private queueUdp(datagram: UdpDatagram): void {
     if (!this.udp) return;
     this.udpQueue.push(datagram);
     this.udpQueuedBytes += datagram.bytes;
-    if (!this.udpTimer) this.pumpUdp();
+    if (!this.udpTimer) this.startUdpTick();
+    this.drainUdp();
   }
 
-  /** Sends up to one tick's budget now and schedules the rest, so bursts reach the client paced. */
-  private pumpUdp(): void {
-    this.udpTimer = undefined;
+  private startUdpTick(): void {
+    this.udpBudget = this.limits.udpBytesPerTick;
+    this.udpTimer = setTimeout(() => {
+      this.udpTimer = undefined;
+      if (this.closed || this.udpQueue.length === 0) return;
+      this.startUdpTick();
+      this.drainUdp();
+    }, 1);
+    this.udpTimer.unref();
+  }
+
+  private drainUdp(): void {
     const udp = this.udp;
     if (!udp || this.closed) return;
-    let budget = this.limits.udpBytesPerTick;
-    while (this.udpQueue.length > 0 && budget > 0) {
+    while (this.udpQueue.length > 0 && this.udpBudget > 0) {
       const datagram = this.udpQueue.shift()!;
       this.udpQueuedBytes -= datagram.bytes;
-      budget -= datagram.bytes;
+      this.udpBudget -= datagram.bytes;
       udp.send(datagram.parts, datagram.port, datagram.address, datagram.rtcp, () => undefined);
-    }
-    if (this.udpQueue.length > 0) {
-      this.udpTimer = setTimeout(() => this.pumpUdp(), 1);
     }
   }
 }

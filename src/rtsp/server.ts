@@ -33,7 +33,7 @@ export interface RestreamSource {
   /** Empty until the Source has connected once. */
   readonly tracks: ReadonlyArray<TrackDescription>;
   /** Must hand a new sink the GOP cache (from the last keyframe) first; see FrameSink for the rest. */
-  subscribe(sink: FrameSink, options?: { kinds?: Array<'video' | 'audio'> }): { unsubscribe(): void };
+  subscribe(sink: FrameSink, options?: { kinds?: ReadonlyArray<'video' | 'audio'> }): { unsubscribe(): void };
 }
 
 export interface RestreamLimits {
