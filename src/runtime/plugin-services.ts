@@ -9,6 +9,7 @@ import { ViewerLimiter } from '../webrtc/viewer-limits.js';
 import { createWhepHandler } from '../webrtc/whep.js';
 import type { PluginConfig } from '../config/types.js';
 import type { RuntimeContext } from './camera-runtime.js';
+import { createDiscoveryService } from './discovery-service.js';
 
 /** A camera as the shared services know it. */
 export interface RegisteredCamera {
@@ -67,6 +68,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
   let restream: RestreamServer | undefined;
   let web: WebServer | undefined;
   let watchUrl: string | undefined;
+  const discovery = createDiscoveryService(config, context.storagePath, log);
 
   return {
     get watchUrl() {
@@ -96,13 +98,16 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
           return camera ? { name: camera.config.name, viewers: limits.count(id) } : undefined;
         },
         clientIceServers: (): ClientIceServer[] => ice.iceServers ?? [],
+        routes: [discovery.route],
         log,
       });
       const { url } = await web.listen();
       watchUrl = config.web.publicUrl ?? url;
       log.info(`Watch page: ${watchUrl}`);
+      discovery.start();
     },
     async stop() {
+      discovery.stop();
       await Promise.allSettled([web?.close(), restream?.close()]);
       web = undefined;
       restream = undefined;
