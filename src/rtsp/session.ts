@@ -168,8 +168,14 @@ export class RtspSession implements UpstreamSession {
       if (signal?.aborted) throw this.errors.create('aborted', 'connecting was aborted');
     };
     const onAbort = (): void => {
-      if (this.state === 'opening') this.connection?.destroy(this.errors.create('aborted', 'connecting was aborted'));
-      else void this.close();
+      if (this.state !== 'opening') {
+        void this.close();
+        return;
+      }
+      // Fails the pending request, or the wait for the first UDP packet, at once.
+      const aborted = this.errors.create('aborted', 'connecting was aborted');
+      this.connection?.destroy(aborted);
+      this.lost?.(aborted);
     };
     signal?.addEventListener('abort', onAbort);
     this.abortCleanup = () => signal?.removeEventListener('abort', onAbort);

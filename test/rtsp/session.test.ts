@@ -525,6 +525,23 @@ describe('UDP', () => {
     }
   });
 
+  it('an abort while waiting for the first UDP packet ends at once as aborted, without a TCP retry', async () => {
+    const cam = await udpCamera({ silent: true });
+    try {
+      const controller = new AbortController();
+      const t0 = Date.now();
+      setTimeout(() => controller.abort(), 150);
+      await assert.rejects(
+        openUpstream(cam.s.url(), { transport: 'udp', signal: controller.signal, timeouts: { udpFirstPacketMs: 3000 } }),
+        (e: unknown) => e instanceof RtspError && e.code === 'aborted',
+      );
+      assert.ok(Date.now() - t0 < 1000);
+      assert.equal(cam.s.requests.filter((r) => r.method === 'SETUP').length, 2, 'no second (TCP) attempt');
+    } finally {
+      cam.close();
+    }
+  });
+
   it('follows a camera that answers a UDP request with interleaved TCP', async () => {
     const s = await serve(
       cameraHandler({
