@@ -346,13 +346,22 @@ class ClientConnection {
     this.log.debug(`re-stream client ${this.remote} connected`);
   }
 
-  destroy(reason?: string): void {
+  /**
+   * Ends everything this connection holds at once. `graceful` lets a last response (400, 408)
+   * reach the client: the socket is half-closed and destroyed a moment later.
+   */
+  destroy(reason?: string, graceful = false): void {
     if (this.closed) return;
     this.closed = true;
     for (const session of this.sessions.values()) this.endSession(session, reason ?? 'client disconnected');
     for (const prepared of this.prepared.values()) prepared.hold?.release();
     this.prepared.clear();
-    this.socket.destroy();
+    if (graceful) {
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 1000).unref();
+    } else {
+      this.socket.destroy();
+    }
     this.server.forget(this);
     this.log.debug(`re-stream client ${this.remote} disconnected${reason ? `: ${reason}` : ''}`);
   }
@@ -362,7 +371,7 @@ class ClientConnection {
     const limits = this.server.limits;
     if (this.partialSince !== undefined && now - this.partialSince > limits.requestTimeoutMs) {
       this.sendRaw(408, undefined, []);
-      this.destroy('request timed out');
+      this.destroy('request timed out', true);
       return;
     }
     for (const session of [...this.sessions.values()]) {
@@ -396,8 +405,7 @@ class ClientConnection {
         this.log.debug(`re-stream client ${this.remote} sent a malformed request: ${message.reason}`);
         this.sendRaw(message.status, message.cseq, []);
         // The byte stream cannot be resynchronised after a framing error; finish politely.
-        this.socket.end();
-        setTimeout(() => this.destroy('malformed request'), 1000).unref();
+        this.destroy('malformed request', true);
         return;
       }
       if (this.queued >= MAX_QUEUED_REQUESTS) {
@@ -488,8 +496,10 @@ class ClientConnection {
    * its tracks and, for video without parameter sets in its SDP, until a keyframe has shown them.
    */
   private async prepare(cameraId: string): Promise<Prepared> {
+    // Reuse a preparation only while its hold is on (DESCRIBE → SETUP...); later, tracks may have changed.
     const existing = this.prepared.get(cameraId);
-    if (existing) return existing;
+    if (existing?.hold) return existing;
+    this.prepared.delete(cameraId);
     const source = this.server.options.getSource(cameraId);
     if (!source) throw new HttpishError(404, `No camera "${cameraId}"`);
     const hold = new HoldSink();
@@ -653,7 +663,8 @@ class ClientConnection {
     this.reply(request, 200, headers);
     session.startFlow();
     const kind = session.transports.some((t) => t.type === 'udp') ? 'UDP' : 'TCP';
-    this.log.info(`re-stream: ${this.remote} is playing ${session.cameraId} over ${kind} (session ${session.id})`);
+    // Debug, not info: snapshot ffmpegs come and go every few seconds.
+    this.log.debug(`re-stream: ${this.remote} is playing ${session.cameraId} over ${kind} (session ${session.id})`);
   }
 
   private async pause(request: RtspRequest): Promise<void> {

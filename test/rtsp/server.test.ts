@@ -392,6 +392,35 @@ describe('loopback re-stream (rtsp server)', () => {
     assert.ok(frames.audio.length > 0, 'audio decoded too');
   });
 
+  it('audio and video timestamps line up for ffmpeg (RTCP sender reports) and move forward', async () => {
+    const frames = await readFrames(server.url('cam'), { transport: 'tcp', seconds: 3 });
+    // ffmpeg's H.264 parser gives the very first frame of an RTP stream no pts (a camera read
+    // directly shows the same); every later frame must have one.
+    assert.ok(frames.video.slice(1).every((f) => f.time !== undefined) && frames.audio.every((f) => f.time !== undefined));
+    const v = frames.video.slice(1).map((f) => f.time!);
+    const a = frames.audio.map((f) => f.time!);
+    assert.ok(v.length > 50 && a.length > 50, frames.stderr);
+    for (let i = 1; i < v.length; i++) assert.ok(v[i]! > v[i - 1]!, `video time moves forward at ${i}`);
+    for (let i = 1; i < a.length; i++) assert.ok(a[i]! > a[i - 1]!, `audio time moves forward at ${i}`);
+    assert.ok(Math.abs(a[0]! - v[0]!) < 0.1, `first audio ${a[0]} vs first video ${v[0]}`);
+    assert.ok(Math.abs(a.at(-1)! - v.at(-1)!) < 0.2, `last audio ${a.at(-1)} vs last video ${v.at(-1)}`);
+  });
+
+  it('ffmpeg keeps its session alive past the session timeout (TCP and UDP)', async () => {
+    const short = await startServer({ limits: { sessionTimeoutMs: 3000 } });
+    const run = (transport: 'tcp' | 'udp') => runFfmpeg([
+      '-hide_banner', '-nostdin', '-v', 'error', '-nostats', '-progress', 'pipe:1', '-rtsp_transport', transport,
+      '-i', short.url('cam'), '-map', '0:v:0', '-t', '7', '-f', 'null', '-',
+    ], 30_000);
+    const results = await Promise.all([run('tcp'), run('udp')]);
+    for (const r of results) {
+      const frames = Number([...r.stdout.matchAll(/^frame=(\d+)$/gm)].at(-1)?.[1] ?? 0);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(frames >= 170, `decoded ${frames} frames in 7 s: ${r.stderr}`);
+    }
+    assert.ok(!log.lines.some((l) => /timed out/.test(l)), 'no session was reaped');
+  });
+
   it('ffprobe sees H.264 640x360 and PCMU 8 kHz', async () => {
     const result = await probe(server.url('cam'), { transport: 'tcp' });
     assert.equal(result.video?.codecName, 'h264');
