@@ -141,9 +141,3 @@ export function displayUrl(input: string): string {
     return input.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/]*)@/i, (_all, scheme: string) => `${scheme}***@`);
   }
 }
-
-/** host:port for messages and for comparing redirect targets. */
-export function originOf(target: RtspTarget): string {
-  const host = target.hostname.includes(':') ? `[${target.hostname}]` : target.hostname;
-  return `${host}:${target.port}`;
-}
