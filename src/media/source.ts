@@ -360,6 +360,12 @@ export class Source extends EventEmitter<SourceEvents> {
   private attempt = 0;
   private reconnects = 0;
   private timeToFirstFrameMs: number | undefined;
+  /**
+   * The error of the last failed attempt since the camera was last live. Kept apart from the state
+   * because every retry passes through 'connecting', which carries no error: a camera refusing
+   * with the same reason for hours must be one warning, not one per retry.
+   */
+  private lastFailure: string | undefined;
   private closed = false;
   private idleTimer: TimerHandle | undefined;
   private retryTimer: TimerHandle | undefined;
@@ -586,6 +592,7 @@ export class Source extends EventEmitter<SourceEvents> {
     }
     if (session.retry) this.reconnects++;
     this.publishTracks(published);
+    this.lastFailure = undefined;
     this.setState({ state: 'live' });
     this.log.info(`live: ${published.map((t) => `${t.kind} ${t.codec}`).join(', ')}`);
     this.armStallTimer(generation);
@@ -677,7 +684,8 @@ export class Source extends EventEmitter<SourceEvents> {
     const spread = 1 - this.backoffJitter + 2 * this.backoffJitter * this.random();
     const delay = Math.max(0, Math.round(Math.min(this.backoffMaxMs, base * spread)));
     this.attempt++;
-    const repeated = this.currentState.lastError === message && !wasLive;
+    const repeated = this.lastFailure === message && !wasLive;
+    this.lastFailure = message;
     const text = `${wasLive ? 'lost the camera' : 'could not connect'}: ${message}; retrying in ${(delay / 1000).toFixed(1)} s`;
     if (repeated) this.log.debug(text);
     else this.log.warn(text);
@@ -693,6 +701,7 @@ export class Source extends EventEmitter<SourceEvents> {
     if (this.currentState.state === 'idle' || this.closed) return;
     const upstream = this.teardown();
     this.attempt = 0;
+    this.lastFailure = undefined; // the next pull reports its first failure again
     this.setState({ state: 'idle' });
     this.log.debug('idle: stopped pulling');
     void this.closeUpstream(upstream);

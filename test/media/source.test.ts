@@ -433,3 +433,26 @@ test('an upstream that reports close before it resolved is retried once, not twi
   await s2.close();
   await source.close();
 });
+
+test('the same refusal on every retry is one warning, not one per retry; a new reason or a new loss warns again', async () => {
+  const warnings: string[] = [];
+  const logger = { info: () => undefined, debug: () => undefined, error: (m: string) => warnings.push(m), warn: (m: string) => warnings.push(m) };
+  const { time, camera, source } = setup({ logger, backoff: { initialMs: 1000, maxMs: 4000, jitter: 0 } });
+  const wrongPassword = new Error('Camera "Front door" (rtsp://admin:***@cam/): DESCRIBE answered 401: wrong user name or password');
+  for (let i = 0; i < 5; i++) camera.script.push({ kind: 'reject', error: wrongPassword });
+  camera.script.push({ kind: 'reject', error: new Error('connection refused') });
+  source.subscribe(new RecordingSink());
+  await flush();
+  for (let i = 0; i < 5; i++) await time.advance(source.state.retryInMs!);
+  assert.equal(camera.attempts, 6);
+  assert.equal(warnings.length, 2, warnings.join('\n'));
+  assert.match(warnings[0]!, /could not connect: .*wrong user name or password; retrying in 1\.0 s/);
+  assert.match(warnings[1]!, /could not connect: connection refused/);
+  await time.advance(source.state.retryInMs!);
+  assert.equal(source.state.state, 'live');
+  await camera.play(3);
+  camera.drop();
+  assert.equal(warnings.length, 3);
+  assert.match(warnings[2]!, /lost the camera: connection reset by camera/);
+  await source.close();
+});
