@@ -4,7 +4,9 @@
  * goes through `redactText`.
  */
 
-const URL_WITH_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@]*)@/gi;
+// The user info runs to the LAST '@' before the path: a password typed with a raw '@' in it
+// (rtsp://u:p@ss@host/) must be masked whole, not cut at its first '@'.
+const URL_WITH_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#]*)@/gi;
 
 /** rtsp://user:pass@host/path -> rtsp://user:***@host/path (the user name stays; it helps debugging). */
 export function redactUrl(url: string): string {

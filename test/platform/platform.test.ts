@@ -89,6 +89,11 @@ function harness(config: PlatformConfig | undefined, cached: FakeAccessory[] = [
     createPluginServices: () => ({
       start: async () => void events.push('services start'),
       stop: async () => void events.push('services stop'),
+      addCamera: () => undefined,
+      removeCamera: () => undefined,
+      restreamUrl: (id) => `rtsp://127.0.0.1:1/${id}`,
+      setSnapshotProvider: () => undefined,
+      watchUrl: undefined,
     }),
     createCameraRuntime: (camera, deps) => ({
       start: async () => {
