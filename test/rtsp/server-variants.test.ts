@@ -21,7 +21,11 @@ const chains: Chain[] = [];
 
 async function chain(options: FakeCameraOptions): Promise<Chain> {
   const camera = await FakeCamera.start({ width: 640, height: 360, fps: 25, keyframeIntervalFrames: 50, ...options });
-  const source = new Source({ id: 'cam', upstream: rtspUpstream({ url: camera.url, cameraName: 'cam', logger: silentLogger }) });
+  const source = new Source({
+    id: 'cam',
+    upstream: rtspUpstream({ url: camera.url, cameraName: 'cam', logger: silentLogger }),
+    backoff: { initialMs: 500, maxMs: 2000 },
+  });
   const server = await createRestreamServer({ getSource: (id) => (id === 'cam' ? source : undefined) });
   const c = { camera, source, server };
   chains.push(c);
@@ -77,5 +81,25 @@ describe('e2e: re-stream of camera variants', { timeout: 120_000 }, () => {
     await decodes(server.url('cam'), 'tcp');
     const info = await probe(server.url('cam'), { transport: 'tcp' });
     assert.equal(info.audio, undefined);
+  });
+
+  it('a camera reboot does not end re-stream clients: ffmpeg keeps decoding over TCP and UDP', async () => {
+    const { camera, source, server } = await chain({});
+    const run = (transport: 'tcp' | 'udp') => runFfmpeg([
+      '-hide_banner', '-nostdin', '-v', 'error', '-nostats', '-progress', 'pipe:1', '-rtsp_transport', transport,
+      '-i', server.url('cam'), '-map', '0:v:0', '-t', '10', '-f', 'null', '-',
+    ], 60_000);
+    const runs = Promise.all([run('tcp'), run('udp')]);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await camera.stop();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await camera.restart();
+    for (const r of await runs) {
+      const frames = Number([...r.stdout.matchAll(/^frame=(\d+)$/gm)].at(-1)?.[1] ?? 0);
+      assert.equal(r.code, 0, r.stderr);
+      // 10 s of media minus the ~3 s outage, at 25 fps.
+      assert.ok(frames >= 150, `decoded ${frames} frames across the reboot: ${r.stderr}`);
+    }
+    assert.ok(source.stats().reconnects >= 1, 'the Source really reconnected');
   });
 });
