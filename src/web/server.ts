@@ -256,6 +256,8 @@ export function createWebServer(options: WebServerOptions): WebServer {
     try {
       principal = await authorize(req);
     } catch (error) {
+      // A deliberate refusal (403 missing CSRF token, 429 too many wrong tokens) keeps its status.
+      if (error instanceof HttpError) throw error;
       log.error(`authorize failed: ${error instanceof Error ? error.message : String(error)}`);
       throw new HttpError(500, 'internal', 'Internal error');
     }

@@ -3,6 +3,9 @@
 // inline script, so the server's strict CSP holds. Text from the server only ever goes through
 // textContent, never innerHTML.
 
+// Sign-in state, sign-out and the administrators' share-link dialog (does nothing without access control).
+import './account.js';
+
 const LIST_REFRESH_MS = 5000;
 const SNAPSHOT_REFRESH_MS = 5000;
 const SNAPSHOT_WIDTH = 640;
