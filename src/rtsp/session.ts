@@ -106,6 +106,8 @@ export class RtspSession implements UpstreamSession {
   private droppedForeign = 0;
   private firstPacket: (() => void) | undefined;
   private lost: ((err: RtspError) => void) | undefined;
+  /** The connection died while opening; kept because no request may be pending to carry the error. */
+  private lostWhileOpening: RtspError | undefined;
   private gateOpen = false;
   private gated: Array<() => void> = [];
   private handlerErrors = 0;
@@ -191,6 +193,8 @@ export class RtspSession implements UpstreamSession {
       await this.play();
       if (this.options.transport === 'udp') await this.awaitFirstUdpPacket();
       checkAbort();
+      // E.g. a broken first frame in the same read as the PLAY answer: not a playing session.
+      if (this.lostWhileOpening) throw this.lostWhileOpening;
     } catch (err) {
       this.abortCleanup();
       await this.cleanupAfterFailedOpen();
@@ -600,7 +604,9 @@ export class RtspSession implements UpstreamSession {
 
   private onConnectionLost(err: RtspError): void {
     if (this.state === 'opening') {
-      // Pending requests already fail with this error; a UDP wait needs telling.
+      // Pending requests already fail with this error; a UDP wait needs telling; and after the last
+      // answer (PLAY) nothing is pending, so `start` checks this before declaring the session playing.
+      this.lostWhileOpening ??= err;
       this.lost?.(err);
       return;
     }

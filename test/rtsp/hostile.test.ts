@@ -109,6 +109,25 @@ describe('hostile camera', () => {
     await expectOpenError(s.url(), 'protocol', /not RTP\/RTCP: the stream is out of sync/);
   });
 
+  it('a broken frame in the same read as the PLAY answer -> the open fails at once, not a dead session found by the watchdog', async () => {
+    // The camera's PLAY answer and its first (out-of-sync) frame arrive together: the connection is
+    // lost while the session is still opening but no request is pending any more.
+    const s = await serve(
+      cameraHandler({
+        override: (req, conn) => {
+          if (req.method !== 'PLAY') return false;
+          const answer = Buffer.from(`RTSP/1.0 200 OK\r\nCSeq: ${req.cseq}\r\nSession: 12345678\r\n\r\n`);
+          const broken = Buffer.concat([Buffer.from([0x24, 0, 0, 12]), Buffer.alloc(12, 0x11)]);
+          conn.write(Buffer.concat([answer, broken]));
+          return true;
+        },
+      }),
+    );
+    const t0 = Date.now();
+    await expectOpenError(s.url(), 'protocol', /out of sync/, { timeouts: { stallMs: 5000 } });
+    assert.ok(Date.now() - t0 < 1000, `failed after ${Date.now() - t0} ms`);
+  });
+
   it('an interleaved frame with a bad length while playing -> onClose(protocol error), once', async () => {
     const s = await serve(
       cameraHandler({
