@@ -495,7 +495,16 @@ function toIce(s: Dict): IceConfig {
 }
 
 function toFfmpeg(s: Dict): FfmpegConfig {
-  return { videoProcessor: s['videoProcessor'] as string | undefined, debug: s['debug'] === true };
+  // The HomeKit encoder settings appear only when set, so a plain config reads as before.
+  const optional = (key: 'videoEncoder' | 'encoderOptions'): Partial<FfmpegConfig> =>
+    typeof s[key] === 'string' && (s[key] as string).trim() ? { [key]: (s[key] as string).trim() } : {};
+  return {
+    videoProcessor: s['videoProcessor'] as string | undefined,
+    debug: s['debug'] === true,
+    ...optional('videoEncoder'),
+    ...optional('encoderOptions'),
+    ...(typeof s['streamTimeoutSeconds'] === 'number' ? { streamTimeoutSeconds: s['streamTimeoutSeconds'] } : {}),
+  };
 }
 
 function toRestream(s: Dict): RestreamConfig {

@@ -98,6 +98,12 @@ export interface IceConfig {
 export interface FfmpegConfig {
   videoProcessor?: string;
   debug: boolean;
+  /** H.264 encoder for Home app streams that need re-encoding (default libx264), e.g. h264_v4l2m2m. */
+  videoEncoder?: string;
+  /** Extra ffmpeg arguments after the video encoder's own (split like a shell, no expansion). */
+  encoderOptions?: string;
+  /** Stop a Home app stream after this many seconds without RTCP from the viewing device (default 15). */
+  streamTimeoutSeconds?: number;
 }
 
 export interface RestreamConfig {

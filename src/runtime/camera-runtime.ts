@@ -4,6 +4,7 @@ import type { CameraConfig, PluginConfig } from '../config/types.js';
 import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
 import type { Logger } from '../util/logger.js';
 import { Source } from '../media/source.js';
+import { HomeKitCamera } from '../homekit/homekit-camera.js';
 import { cameraUpstream, onvifConnector } from './camera-upstream.js';
 import { createSharedServices, type SharedServices } from './plugin-services.js';
 
@@ -67,12 +68,27 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     logger: deps.log,
     alwaysOn: camera.alwaysOn,
   });
+  // HomeKit: camera controller, streams, snapshots (shared with the web page), motion, ONVIF details.
+  const homekit = new HomeKitCamera({
+    api: deps.api,
+    accessory: deps.accessory,
+    camera,
+    source,
+    services: deps.services,
+    ffmpeg: deps.ffmpeg,
+    ffmpegConfig: deps.config.ffmpeg,
+    log: deps.log,
+    ...(onvifDevice ? { onvifDevice } : {}),
+  });
   return {
     start: async () => {
       deps.services.addCamera({ config: camera, source });
+      homekit.start();
       deps.log.debug(`Camera '${camera.id}' is ready (source: ${describeSource(camera)}).`);
     },
     stop: async () => {
+      // Streams first: their ffmpeg processes read the re-stream of this Source.
+      await homekit.stop();
       deps.services.removeCamera(camera.id);
       await source.close();
     },

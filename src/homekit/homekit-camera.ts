@@ -1,0 +1,276 @@
+/**
+ * Everything HomeKit about one camera, on its (registered or restored) accessory:
+ * - the CameraController, configured once the camera's real picture size is known (read from its
+ *   SPS on a first short pull, remembered in the accessory's context for the next start);
+ * - the streaming delegate (one ffmpeg per Home app viewer, all reading the loopback re-stream);
+ * - the snapshot service, also registered with the web server's provider;
+ * - the MotionSensor (ONVIF motion events) and ONVIF device information.
+ *
+ * `start()` never waits for the camera; everything that needs it happens in the background.
+ */
+import type { API, CameraController, PlatformAccessory, Resolution, Service } from 'homebridge';
+import type { CameraConfig, FfmpegConfig } from '../config/types.js';
+import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
+import { splitArgs } from '../ffmpeg/homekit-args.js';
+import { QueuedSink } from '../media/queued-sink.js';
+import type { SourceStats } from '../media/source.js';
+import type { ConnectedOnvifDevice } from '../onvif/device.js';
+import { httpRequest } from '../onvif/http-client.js';
+import type { Logger } from '../util/logger.js';
+import { redactUrl } from '../util/redact.js';
+import { applyOnvifInformation } from './accessory-info.js';
+import type { SnapshotFrameSource } from './keyframe-snapshot.js';
+import { OnvifLink } from './onvif-link.js';
+import { snapshotRegistryFor, SnapshotService, type SnapshotProviderHost, type StillImageSource } from './snapshot-service.js';
+import { HomeKitStreamingDelegate } from './streaming-delegate.js';
+import { chooseAudio, resolutionsFor, streamingOptions } from './streaming-options.js';
+
+/** What the HomeKit camera needs from the camera's Source (`Source` satisfies it). */
+export interface HomeKitCameraSource extends SnapshotFrameSource {
+  stats(): SourceStats;
+}
+
+export interface HomeKitCameraOptions {
+  api: API;
+  accessory: PlatformAccessory;
+  camera: CameraConfig;
+  source: HomeKitCameraSource;
+  services: SnapshotProviderHost & { restreamUrl(id: string): string };
+  ffmpeg: FfmpegCapabilities | undefined;
+  ffmpegConfig: FfmpegConfig;
+  log: Logger;
+  onvifDevice?: () => Promise<ConnectedOnvifDevice>;
+  /** How long the first start waits for the camera's picture size (default 8000 ms). */
+  probeTimeoutMs?: number;
+}
+
+/** Kept in the accessory's context so the next start knows the picture size at once. */
+interface VideoMemory {
+  width: number;
+  height: number;
+}
+
+interface HomeKitContext {
+  homekitVideo?: VideoMemory;
+}
+
+export const DEFAULT_STREAM_TIMEOUT_SECONDS = 15;
+
+export class HomeKitCamera {
+  readonly snapshots: SnapshotService;
+  readonly delegate: HomeKitStreamingDelegate | undefined;
+  private controller: CameraController | undefined;
+  private motionService: Service | undefined;
+  private readonly onvif: OnvifLink | undefined;
+  private readonly log: Logger;
+  private readonly probe = new AbortController();
+  private unregisterSnapshots: (() => void) | undefined;
+  private stopped = false;
+  private motionDetected = false;
+
+  constructor(private readonly options: HomeKitCameraOptions) {
+    const { camera, ffmpeg, log } = options;
+    this.log = log;
+    this.snapshots = new SnapshotService({
+      cameraName: camera.name,
+      source: options.source,
+      ffmpegPath: ffmpeg?.path,
+      stillSources: this.stillSources(),
+      log,
+      debug: options.ffmpegConfig.debug,
+    });
+    if (ffmpeg) {
+      const audio = chooseAudio(ffmpeg, camera.audio);
+      this.delegate = new HomeKitStreamingDelegate({
+        hap: options.api.hap,
+        maxStreams: camera.maxHomeKitStreams,
+        snapshot: (size) => this.snapshots.getSnapshot(size),
+        ffmpeg,
+        inputUrl: () => options.services.restreamUrl(camera.id),
+        cameraVideo: () => {
+          const stats = options.source.stats();
+          return {
+            ...(stats.codec ? { codec: stats.codec } : {}),
+            ...(stats.width ? { width: stats.width } : {}),
+            ...(stats.height ? { height: stats.height } : {}),
+            ...(stats.video?.bitrateBps ? { bitrateBps: stats.video.bitrateBps } : {}),
+            ...(stats.fps ? { fps: stats.fps } : {}),
+          };
+        },
+        cameraHasAudio: () => options.source.tracks.length === 0 || options.source.tracks.some((t) => t.kind === 'audio'),
+        videoEncoder: this.videoEncoder(ffmpeg),
+        encoderArgs: splitArgs(options.ffmpegConfig.encoderOptions),
+        audioCodecs: audio.codecs,
+        debug: options.ffmpegConfig.debug,
+        log,
+        silenceTimeoutMs: (options.ffmpegConfig.streamTimeoutSeconds ?? DEFAULT_STREAM_TIMEOUT_SECONDS) * 1000,
+      });
+    }
+    const connect = options.onvifDevice;
+    this.onvif = connect
+      ? new OnvifLink({
+          connect,
+          log,
+          motion: camera.motion,
+          motionResetSeconds: camera.motionResetSeconds,
+          onDevice: (device) => {
+            const changed = applyOnvifInformation(options.api.hap, options.accessory, camera, device.info);
+            if (changed.length) log.info(`Accessory details from ONVIF: ${changed.join(', ')}.`);
+          },
+          onMotion: (detected) => this.setMotion(detected),
+        })
+      : undefined;
+  }
+
+  /** Registers snapshots, starts ONVIF, and configures the controller in the background. */
+  start(): void {
+    this.unregisterSnapshots = snapshotRegistryFor(this.options.services).register(this.options.camera.id, this.snapshots);
+    this.onvif?.start();
+    void this.configure().catch((error: unknown) => {
+      this.log.error(`The Home app camera could not be set up: ${error instanceof Error ? error.message : String(error)}`);
+    });
+  }
+
+  /** Stops every stream (and its ffmpeg), motion events and snapshots. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.probe.abort();
+    this.unregisterSnapshots?.();
+    this.snapshots.close();
+    await Promise.allSettled([this.delegate?.close(), this.onvif?.stop()]);
+  }
+
+  /** The controller once configured (tests). */
+  get cameraController(): CameraController | undefined {
+    return this.controller;
+  }
+
+  private videoEncoder(ffmpeg: FfmpegCapabilities): string {
+    const wanted = this.options.ffmpegConfig.videoEncoder?.trim();
+    if (!wanted || wanted === 'libx264') return 'libx264';
+    if (!ffmpeg.encoders.has(wanted)) {
+      this.log.warn(`ffmpeg.videoEncoder "${wanted}" is not in this ffmpeg (${ffmpeg.path}); Home app streams that need encoding use libx264.`);
+      return 'libx264';
+    }
+    return wanted;
+  }
+
+  private stillSources(): StillImageSource[] {
+    const { camera, onvifDevice } = this.options;
+    const sources: StillImageSource[] = [];
+    if (camera.snapshotUrl) {
+      const url = camera.snapshotUrl;
+      const credentials = snapshotCredentials(camera);
+      sources.push({
+        name: `snapshotUrl ${redactUrl(url)}`,
+        fetch: async (signal) => {
+          const response = await httpRequest({ url, timeoutMs: 4000, signal, ...(credentials ? { credentials } : {}), headers: { accept: 'image/jpeg, image/*' } });
+          if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
+          return response.body;
+        },
+      });
+    }
+    if (onvifDevice) {
+      sources.push({ name: 'ONVIF snapshot URI', fetch: async () => (await onvifDevice()).fetchSnapshot() });
+    }
+    return sources;
+  }
+
+  private async configure(): Promise<void> {
+    const { api, accessory, camera, ffmpeg } = this.options;
+    if (!ffmpeg || !this.delegate) {
+      this.log.warn('No Home app video for this camera: ffmpeg was not found (see the message above). Its accessory stays, and the watch page still works.');
+      return;
+    }
+    const context = accessory.context as HomeKitContext;
+    let size: VideoMemory | undefined = context.homekitVideo;
+    if (size) {
+      // Known from the last start: configure at once, and check the size again in the background.
+      void this.measure().then((now) => {
+        if (now && (now.width !== size?.width || now.height !== size?.height)) {
+          context.homekitVideo = now;
+          this.log.info(`The camera's picture is now ${now.width}x${now.height} (was ${size?.width}x${size?.height}); Home app resolutions follow at the next restart.`);
+        }
+      });
+    } else {
+      size = await this.measure();
+      if (this.stopped) return;
+      if (size) context.homekitVideo = size;
+    }
+    const resolutions: Resolution[] = resolutionsFor(size?.width, size?.height);
+    const audio = chooseAudio(ffmpeg, camera.audio);
+    const controller = new api.hap.CameraController({
+      cameraStreamCount: camera.maxHomeKitStreams,
+      delegate: this.delegate,
+      streamingOptions: streamingOptions(api.hap, resolutions, audio.codecs),
+      sensors: { motion: camera.motion },
+    });
+    accessory.configureController(controller);
+    this.delegate.attach(controller);
+    this.controller = controller;
+    if (controller.motionService) {
+      this.motionService = controller.motionService;
+      // Linked from every stream service, so Home treats motion as this camera's (notifications with its picture).
+      for (const management of controller.streamManagements) management.getService().addLinkedService(controller.motionService);
+      controller.motionService.updateCharacteristic(api.hap.Characteristic.MotionDetected, this.motionDetected || (this.onvif?.motionDetected ?? false));
+    }
+    const sizeText = size ? `camera picture ${size.width}x${size.height}` : 'camera picture size unknown (it did not answer in time), offering every standard size';
+    this.log.info(
+      `Home app camera ready: ${sizeText}; resolutions ${resolutions.map(([w, h, f]) => `${w}x${h}@${f}`).join(', ')}; ` +
+        `up to ${camera.maxHomeKitStreams} stream(s); ${audio.message}${camera.motion ? '; motion sensor on' : ''}.`,
+    );
+  }
+
+  /** Pulls briefly (video only) until the Source knows the picture size from the SPS. */
+  private async measure(): Promise<VideoMemory | undefined> {
+    const { source } = this.options;
+    const known = (): VideoMemory | undefined => {
+      const stats = source.stats();
+      return stats.width && stats.height ? { width: stats.width, height: stats.height } : undefined;
+    };
+    const already = known();
+    if (already) return already;
+    const sink = new QueuedSink({ maxFrames: 1 });
+    let subscription: { unsubscribe(): void } | undefined;
+    try {
+      subscription = source.subscribe(sink, { kinds: ['video'] });
+    } catch {
+      return undefined; // the Source is closed (shutting down)
+    }
+    const deadline = Date.now() + (this.options.probeTimeoutMs ?? 8000);
+    try {
+      while (!this.probe.signal.aborted && Date.now() < deadline) {
+        const size = known();
+        if (size) return size;
+        // Frames are not needed, only the SPS the Source parses: drain so the sink never refuses.
+        while (sink.tryRead()) { /* discard */ }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return known();
+    } finally {
+      subscription.unsubscribe();
+      sink.close();
+    }
+  }
+
+  private setMotion(detected: boolean): void {
+    this.motionDetected = detected;
+    this.motionService?.updateCharacteristic(this.options.api.hap.Characteristic.MotionDetected, detected);
+  }
+}
+
+/** The snapshot URL's own credentials, else the camera's (from its RTSP URL). */
+function snapshotCredentials(camera: CameraConfig): { username: string; password: string } | undefined {
+  for (const text of [camera.snapshotUrl, camera.source.kind === 'rtsp' ? camera.source.url : undefined]) {
+    if (!text) continue;
+    try {
+      const url = new URL(text);
+      if (url.username) return { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+    } catch {
+      // not a URL: try the next
+    }
+  }
+  const onvif = camera.onvif;
+  return onvif?.username ? { username: onvif.username, password: onvif.password ?? '' } : undefined;
+}

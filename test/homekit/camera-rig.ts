@@ -1,0 +1,68 @@
+/**
+ * A real camera pipeline without Homebridge, for the HomeKit tests and the bench: the GStreamer
+ * fake camera → RTSP client → Source → loopback re-stream, plus the ffmpeg found on this machine.
+ */
+import { findFfmpeg } from '../../src/ffmpeg/find-ffmpeg.js';
+import type { FfmpegCapabilities } from '../../src/ffmpeg/capabilities.js';
+import { Source } from '../../src/media/source.js';
+import { createRestreamServer, type RestreamServer } from '../../src/rtsp/server.js';
+import { rtspUpstream } from '../../src/rtsp/upstream.js';
+import { silentLogger, type Logger } from '../../src/util/logger.js';
+import { FakeCamera, type FakeCameraOptions } from '../helpers/fake-camera.js';
+
+export interface CameraRig {
+  camera: FakeCamera;
+  source: Source;
+  restream: RestreamServer;
+  ffmpeg: FfmpegCapabilities;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startCameraRig(options: FakeCameraOptions & { id?: string; idleTimeoutMs?: number } = {}): Promise<CameraRig> {
+  const camera = await FakeCamera.start({ width: 640, height: 360, fps: 25, keyframeIntervalFrames: 50, audio: 'pcmu', ...options });
+  const id = options.id ?? 'cam';
+  const source = new Source({
+    id,
+    upstream: rtspUpstream({ url: camera.url, cameraName: id, logger: silentLogger }),
+    idleTimeoutMs: options.idleTimeoutMs ?? 10_000,
+  });
+  const restream = await createRestreamServer({ getSource: (want) => (want === id ? source : undefined) });
+  const ffmpeg = await findFfmpeg({ log: silentLogger, bundledPath: () => Promise.resolve(undefined) });
+  if (!ffmpeg) throw new Error('the tests need ffmpeg on PATH');
+  return {
+    camera,
+    source,
+    restream,
+    ffmpeg,
+    url: restream.url(id),
+    async close() {
+      await restream.close();
+      await source.close();
+      await camera.close();
+    },
+  };
+}
+
+/** A logger that keeps every line, for asserting on messages. */
+export interface MemoryLogger extends Logger {
+  lines: string[];
+  text(): string;
+}
+
+export function memoryLogger(echo = process.env['HK_TEST_LOG'] === '1'): MemoryLogger {
+  const lines: string[] = [];
+  const add = (level: string) => (message: string) => {
+    lines.push(`${level} ${message}`);
+    if (echo) console.log(`${level} ${message}`);
+  };
+  return { lines, text: () => lines.join('\n'), info: add('info'), warn: add('warn'), error: add('error'), debug: add('debug') };
+}
+
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
