@@ -28,6 +28,7 @@ import type {
   UpstreamHandlers,
   UpstreamSession,
   CodecName,
+  RtpPacketView,
 } from './types.js';
 import { parseRtp, seqDelta, timestampDelta } from './rtp.js';
 import { GopCache, DEFAULT_GOP_CACHE_BYTES } from './gop-cache.js';
@@ -123,7 +124,7 @@ export interface TrackStats {
   packetsLost: number;
   /** Duplicated or reordered packets that came too late and were dropped. */
   packetsLate: number;
-  /** RTP that failed to parse, or with an unexpected payload type. */
+  /** RTP that failed to parse, with an unexpected payload type, or a stray far outside the stream's sequence/SSRC. */
   packetsMalformed: number;
   framesOut: number;
   /** Frames emitted with a part missing because of loss. */
@@ -218,6 +219,8 @@ interface TrackRuntime {
   ssrc: number;
   hasSsrc: boolean;
   expectedSequence: number;
+  /** A packet that does not continue the stream (new SSRC, far sequence jump), until the next one confirms it. */
+  held: RtpPacketView | undefined;
   senderReport: { rtpTimestamp: number; wallClockMs: number } | undefined;
 }
 
@@ -645,6 +648,7 @@ export class Source extends EventEmitter<SourceEvents> {
         ssrc: 0,
         hasSsrc: false,
         expectedSequence: -1,
+        held: undefined,
         senderReport: undefined,
       };
       ref.runtime = runtime;
@@ -766,30 +770,54 @@ export class Source extends EventEmitter<SourceEvents> {
       state.packetsMalformed++;
       return;
     }
-    let lossBefore = false;
-    if (!track.hasSsrc || rtp.ssrc !== track.ssrc) {
-      if (track.hasSsrc) {
-        // The camera restarted its stream inside the session: new timeline, new decoder state.
-        this.log.debug(`${track.kind} SSRC changed`);
-        track.pipeline.reset();
-        state.timeline.rebase();
-        track.senderReport = undefined;
-        if (track.kind === 'video') session.awaitingKeyframe = true;
-      }
+    if (!track.hasSsrc) {
       track.ssrc = rtp.ssrc;
       track.hasSsrc = true;
-    } else if (track.expectedSequence >= 0) {
-      const gap = seqDelta(track.expectedSequence, rtp.sequenceNumber);
-      if (gap < 0 && gap > -MAX_SEQUENCE_GAP) {
+      this.accept(track, rtp, false, now);
+      return;
+    }
+    const gap = seqDelta(track.expectedSequence, rtp.sequenceNumber);
+    if (rtp.ssrc === track.ssrc && gap > -MAX_SEQUENCE_GAP && gap < MAX_SEQUENCE_GAP) {
+      if (track.held) {
+        // The stream went on where it was: the packet held below was a stray.
+        track.held = undefined;
+        state.packetsMalformed++;
+      }
+      if (gap < 0) {
         state.packetsLate++; // duplicate or reordered beyond repair: the frame it belonged to is gone
         return;
       }
-      if (gap !== 0) {
-        lossBefore = true;
-        if (gap > 0 && gap < MAX_SEQUENCE_GAP) state.packetsLost += gap;
-        else if (track.kind === 'video') session.awaitingKeyframe = true; // a resync, not loss: restart at a keyframe
-      }
+      if (gap > 0) state.packetsLost += gap;
+      this.accept(track, rtp, gap > 0, now);
+      return;
     }
+    // A new SSRC or a sequence jump too far for loss: either the camera restarted its stream inside
+    // the session, or this is one stray packet (corrupt or hostile), which must not throw every
+    // viewer back to the next keyframe. As in RFC 3550 A.1, believe the jump only when the next
+    // packet follows it; hold this one meanwhile so that a real restart loses nothing.
+    const held = track.held;
+    if (!held || held.ssrc !== rtp.ssrc || rtp.sequenceNumber !== ((held.sequenceNumber + 1) & 0xffff)) {
+      if (held) state.packetsMalformed++;
+      track.held = { ...rtp, payload: Buffer.from(rtp.payload) }; // the upstream may reuse `packet`
+      return;
+    }
+    track.held = undefined;
+    // The camera restarted its stream: drop what was half assembled from the old one.
+    track.pipeline.reset();
+    if (rtp.ssrc !== track.ssrc) {
+      this.log.debug(`${track.kind} SSRC changed`);
+      state.timeline.rebase(); // new timestamp base too
+      track.senderReport = undefined;
+      track.ssrc = rtp.ssrc;
+    }
+    if (track.kind === 'video') session.awaitingKeyframe = true; // a resync, not loss: restart at a keyframe
+    this.accept(track, held, false, now);
+    this.accept(track, rtp, false, now);
+  }
+
+  /** Counts an in-sequence packet and feeds it to the track's depacketizer. */
+  private accept(track: TrackRuntime, rtp: RtpPacketView, lossBefore: boolean, now: number): void {
+    const state = track.state;
     track.expectedSequence = (rtp.sequenceNumber + 1) & 0xffff;
     state.packetsReceived++;
     state.bytes.add(now, rtp.payload.length);

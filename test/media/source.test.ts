@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Source, type SourceOptions } from '../../src/media/source.js';
 import { QueuedSink } from '../../src/media/queued-sink.js';
 import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../../src/media/types.js';
+import { serializeRtp } from '../../src/media/rtp.js';
 import { FakeTime, flush } from './helpers/fake-time.js';
 import { ScriptedCamera, smallH264 } from './helpers/scripted-camera.js';
 
@@ -454,5 +455,40 @@ test('the same refusal on every retry is one warning, not one per retry; a new r
   camera.drop();
   assert.equal(warnings.length, 3);
   assert.match(warnings[2]!, /lost the camera: connection reset by camera/);
+  await source.close();
+});
+
+test('a stray packet far outside the sequence, or from another SSRC, is dropped and counted, not taken for a camera restart', async () => {
+  const { camera, source } = setup();
+  const sink = new RecordingSink();
+  source.subscribe(sink, { kinds: ['video'] });
+  await flush();
+  await camera.play(12);
+  const slice = Buffer.from([0x41, 0x9a, 0x00, 0x11]); // a plausible P-slice NAL
+  const stray = (sequenceNumber: number, ssrc: number): Buffer =>
+    serializeRtp({ marker: true, payloadType: 96, sequenceNumber, timestamp: camera.timestamp + 900_000, ssrc }, slice);
+  camera.handlers!.onRtp(0, stray((camera.sequence + 20_000) & 0xffff, camera.ssrc));
+  await camera.play(3);
+  camera.handlers!.onRtp(0, stray(camera.sequence, 0xdead));
+  await camera.play(5);
+  // Before: each stray reset the stream to "wait for a keyframe" and frames 12..19 were lost.
+  assert.equal(sink.video().length, 20);
+  assertContinuous(sink.video());
+  const video = source.stats().video!;
+  assert.equal(video.packetsMalformed, 2);
+  assert.equal(video.packetsLost, 0);
+  assert.equal(video.framesDamaged, 0);
+
+  // A real renumbering (two packets in a row confirm it) still resyncs, and its first packet, held
+  // until confirmed, is not lost: the keyframe it starts arrives whole.
+  camera.seekBeforeKeyframe(0);
+  camera.frameIndex += 10; // the next frame is a keyframe (every 10th)
+  camera.sequence = (camera.sequence + 30_000) & 0xffff;
+  await camera.play(3);
+  const after = sink.video().slice(20);
+  assert.equal(after.length, 3);
+  assert.equal(after[0]!.keyframe, true);
+  assert.equal(source.stats().video!.framesDamaged, 0, 'the held first packet was delivered');
+  assertContinuous(sink.video());
   await source.close();
 });
