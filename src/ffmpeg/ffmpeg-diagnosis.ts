@@ -108,9 +108,14 @@ const RULES: Rule[] = [
   },
 ];
 
+/** A line ffmpeg tagged as harmless (with `-loglevel level+...`): never the reason it stopped. */
+function isChatter(line: string): boolean {
+  return /\[(warning|info|verbose|debug|trace)\]/.test(line);
+}
+
 /** Lines that carry ffmpeg's reason: errors and fatals, or lines of the known patterns. */
 function errorLines(lines: readonly string[]): string[] {
-  const marked = lines.filter((line) => /\[(error|fatal|panic)\]/.test(line) || RULES.some((r) => r.test.test(line)));
+  const marked = lines.filter((line) => /\[(error|fatal|panic)\]/.test(line) || (!isChatter(line) && RULES.some((r) => r.test.test(line))));
   const chosen = marked.length > 0 ? marked : lines.filter((line) => !/^\s*(frame|size|bitrate|speed)=/.test(line)).slice(-2);
   // Drop the per-instance addresses ("[tee @ 0x55d…]") and the level tag: they help nobody.
   const cleaned = chosen.map((line) => line.replace(/ @ 0x[0-9a-f]+\]/g, ']').replace(/\[(error|fatal|panic|warning|info)\] ?/g, '').trim());
@@ -134,7 +139,7 @@ export function diagnoseFfmpeg(exit: Pick<FfmpegExit, 'lines' | 'code' | 'signal
   }
   // Rules are ordered most specific first; within a rule the newest line wins, since the last
   // error is usually the one that stopped ffmpeg.
-  const newestFirst = [...exit.lines].reverse();
+  const newestFirst = [...exit.lines].reverse().filter((line) => !isChatter(line));
   for (const rule of RULES) {
     for (const line of newestFirst) {
       const match = rule.test.exec(line);

@@ -1,0 +1,122 @@
+// Snapshots from the GOP cache of a real camera pipeline (GStreamer fake camera → Source), with the
+// still-image fallbacks, the shared decode, the cache and the deadline.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Source } from '../../src/media/source.js';
+import { SnapshotRegistry, SnapshotService, snapshotRegistryFor, type StillImageSource } from '../../src/homekit/snapshot-service.js';
+import { silentLogger } from '../../src/util/logger.js';
+import type { SnapshotProvider } from '../../src/web/types.js';
+import { makeTestJpeg } from '../helpers/onvif-responder.js';
+import { startCameraRig, waitFor, type CameraRig } from './camera-rig.js';
+import { checkImage } from './inspect.js';
+
+function service(source: CameraRig['source'] | Source, ffmpegPath: string | undefined, stillSources: StillImageSource[] = [], extra: Partial<ConstructorParameters<typeof SnapshotService>[0]> = {}): SnapshotService {
+  return new SnapshotService({ cameraName: 'test', source, ffmpegPath, stillSources, log: silentLogger, ...extra });
+}
+
+describe('snapshot service', { timeout: 180_000 }, () => {
+  let rig: CameraRig;
+  const closers: Array<() => Promise<void> | void> = [];
+
+  before(async () => {
+    rig = await startCameraRig({ width: 640, height: 360, keyframeIntervalFrames: 50, idleTimeoutMs: 2000 });
+  });
+  after(async () => {
+    for (const close of closers) await close();
+    await rig?.close();
+  });
+
+  it('cold: the first snapshot connects the camera and decodes its first keyframe', async () => {
+    assert.equal(rig.source.state.state, 'idle');
+    const snapshots = service(rig.source, rig.ffmpeg.path);
+    const result = await snapshots.take({ width: 640, height: 360 });
+    assert.ok(result);
+    assert.equal(result.origin, 'stream');
+    const image = await checkImage(result.image);
+    assert.deepEqual([image.width, image.height], [640, 360]);
+    assert.ok(image.variance > 200);
+    console.log(`cold snapshot: ${result.ms.toFixed(0)} ms (camera connect + first keyframe + decode)`);
+    assert.ok(result.ms < 4500);
+  });
+
+  it('warm: the cached keyframe decodes in well under 300 ms, at any requested size', async () => {
+    const hold = rig.source.subscribe({ write: () => true }, { kinds: ['video'] });
+    closers.push(() => hold.unsubscribe());
+    await waitFor(() => rig.source.stats().gopCacheFrames > 0, 10_000, 'a cached GOP');
+    const snapshots = service(rig.source, rig.ffmpeg.path, [], { cacheMs: 0 });
+    const times: number[] = [];
+    for (const [width, height] of [[320, 180], [480, 270], [1280, 720], [320, 240]] as const) {
+      const result = await snapshots.take({ width, height });
+      assert.equal(result?.origin, 'stream');
+      const image = await checkImage(result!.image);
+      assert.deepEqual([image.width, image.height], [width, height]);
+      times.push(result!.ms);
+    }
+    console.log(`warm snapshots: ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
+    assert.ok(Math.max(...times) < 300, `warm snapshot took ${Math.max(...times).toFixed(0)} ms`);
+  });
+
+  it('requests that arrive together share one decode; a repeat within the cache time is free', async () => {
+    const snapshots = service(rig.source, rig.ffmpeg.path, [], { cacheMs: 3000 });
+    const together = await Promise.all(Array.from({ length: 6 }, () => snapshots.take({ width: 320, height: 180 })));
+    assert.ok(together.every((r) => r?.image === together[0]!.image), 'the very same picture object');
+    const again = await snapshots.take({ width: 320, height: 180 });
+    assert.equal(again?.origin, 'cache');
+    assert.ok(again!.ms < 5);
+  });
+
+  it('a camera that is down: the still-image URL answers, scaled to the request', async () => {
+    const down = new Source({ id: 'down', upstream: () => Promise.reject(new Error('connection refused')), logger: silentLogger, backoff: { initialMs: 60_000 } });
+    closers.push(() => down.close());
+    const jpeg = await makeTestJpeg(800, 600);
+    const snapshots = service(down, rig.ffmpeg.path, [{ name: 'ONVIF snapshot URI', fetch: () => Promise.resolve(jpeg) }]);
+    const result = await snapshots.take({ width: 320, height: 240 });
+    assert.equal(result?.origin, 'ONVIF snapshot URI');
+    const image = await checkImage(result!.image);
+    assert.deepEqual([image.width, image.height], [320, 240]);
+    assert.ok(result!.ms < 3000, `${result!.ms} ms`);
+  });
+
+  it('always answers before the deadline: the last good picture beats an error, nothing at all is undefined', async () => {
+    let fetches = 0;
+    const jpeg = await makeTestJpeg(320, 240);
+    const flaky: StillImageSource = {
+      name: 'snapshotUrl',
+      fetch: (signal) => {
+        fetches++;
+        if (fetches === 1) return Promise.resolve(jpeg);
+        return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')))); // hangs
+      },
+    };
+    const down = new Source({ id: 'down2', upstream: () => new Promise(() => undefined), logger: silentLogger });
+    closers.push(() => down.close());
+    const snapshots = service(down, undefined, [flaky], { cacheMs: 0, deadlineMs: 800, fallbackAfterMs: 100 });
+    const first = await snapshots.take();
+    assert.equal(first?.origin, 'snapshotUrl');
+    const second = await snapshots.take();
+    assert.equal(second?.origin, 'last good');
+    assert.ok(second!.ms >= 700 && second!.ms < 1200, `${second!.ms} ms`);
+    assert.equal(second!.image, jpeg);
+
+    const nothing = service(down, undefined, [], { deadlineMs: 300 });
+    const started = performance.now();
+    assert.equal(await nothing.getSnapshot({ width: 100, height: 100 }), undefined);
+    assert.ok(performance.now() - started < 1000);
+  });
+
+  it('one registry per shared services: installed once as the web provider, dispatching by camera id', async () => {
+    const installed: SnapshotProvider[] = [];
+    const host = { setSnapshotProvider: (p: SnapshotProvider) => installed.push(p) };
+    const registry = snapshotRegistryFor(host);
+    assert.equal(snapshotRegistryFor(host), registry);
+    assert.equal(installed.length, 1);
+    assert.ok(installed[0] instanceof SnapshotRegistry);
+    const jpeg = await makeTestJpeg(160, 120);
+    const a = service(new Source({ id: 'a', upstream: () => new Promise(() => undefined) }), undefined, [{ name: 'a', fetch: () => Promise.resolve(jpeg) }], { fallbackAfterMs: 0 });
+    const unregister = registry.register('a', a);
+    assert.equal(await installed[0]!.getSnapshot('a', {}), jpeg);
+    assert.equal(await installed[0]!.getSnapshot('b', {}), undefined);
+    unregister();
+    assert.equal(await installed[0]!.getSnapshot('a', {}), undefined);
+  });
+});
