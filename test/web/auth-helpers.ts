@@ -196,15 +196,26 @@ export async function startSecured(options: SecuredOptions): Promise<SecuredServ
   };
 }
 
+export interface OpenedSocket {
+  ws: WebSocket;
+  status: 101;
+  /** Every message, from the first (a server may answer and close in the same packet as the handshake). */
+  messages: string[];
+  closed: Promise<{ code: number; reason: string; at: number }>;
+}
+
 /** Opens a WebSocket; resolves with it once open, or with the refusal status. */
 export function openSocket(
   url: string,
   headers: Record<string, string> = {},
   extra: { localAddress?: string } = {},
-): Promise<{ ws: WebSocket; status: 101 } | { status: number }> {
+): Promise<OpenedSocket | { status: number }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { headers, rejectUnauthorized: false, localAddress: extra.localAddress });
-    ws.once('open', () => resolve({ ws, status: 101 }));
+    const messages: string[] = [];
+    ws.on('message', (data) => messages.push(String(data)));
+    const closed = closedWith(ws);
+    ws.once('open', () => resolve({ ws, status: 101, messages, closed }));
     ws.once('unexpected-response', (_req, res) => {
       resolve({ status: res.statusCode ?? 0 });
       res.resume();

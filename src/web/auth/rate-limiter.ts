@@ -102,7 +102,8 @@ export class LoginRateLimiter {
     if (now - entry.lastFailureAt > this.settings.forgetAfterMs && now >= entry.blockedUntil) entry.failures = 0;
     entry.failures++;
     entry.lastFailureAt = now;
-    const over = entry.failures - this.settings.freeAttempts;
+    // The failure that uses up the free attempts already starts the first wait.
+    const over = entry.failures - this.settings.freeAttempts + 1;
     if (over > 0) {
       const delay = Math.min(this.settings.maxDelayMs, this.settings.baseDelayMs * 2 ** Math.min(30, over - 1));
       entry.blockedUntil = Math.max(entry.blockedUntil, now + delay);
