@@ -204,12 +204,15 @@ export interface OpenedSocket {
   closed: Promise<{ code: number; reason: string; at: number }>;
 }
 
+/** The statuses a refused handshake can have here (a literal union, so `status === 101` narrows). */
+export type RefusedStatus = 0 | 400 | 401 | 403 | 404 | 429 | 431 | 500 | 503;
+
 /** Opens a WebSocket; resolves with it once open, or with the refusal status. */
 export function openSocket(
   url: string,
   headers: Record<string, string> = {},
   extra: { localAddress?: string } = {},
-): Promise<OpenedSocket | { status: number }> {
+): Promise<OpenedSocket | { status: RefusedStatus }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { headers, rejectUnauthorized: false, localAddress: extra.localAddress });
     const messages: string[] = [];
@@ -217,7 +220,7 @@ export function openSocket(
     const closed = closedWith(ws);
     ws.once('open', () => resolve({ ws, status: 101, messages, closed }));
     ws.once('unexpected-response', (_req, res) => {
-      resolve({ status: res.statusCode ?? 0 });
+      resolve({ status: (res.statusCode ?? 0) as RefusedStatus });
       res.resume();
       ws.terminate();
     });
