@@ -212,6 +212,16 @@ describe('e2e: HomeKit through a real HAP client', { timeout: 600_000 }, () => {
         pages.push(page);
       }
       await Promise.all(pages.map((page) => waitForFramesDecoded(page, 25, 30_000)));
+      // The page's tiles and the Home app share one snapshot mechanism (and its cache).
+      const fromWeb = Buffer.from(await pages[0]!.evaluate(async () => {
+        const response = await fetch('/api/cameras/front/snapshot.jpg?width=400&height=224', { credentials: 'same-origin' });
+        if (!response.ok) throw new Error(`snapshot: HTTP ${response.status}`);
+        return [...new Uint8Array(await response.arrayBuffer())];
+      }));
+      const fromHome = await hap.getImage(400, 224, front.aid);
+      assert.deepEqual(fromHome, fromWeb, 'the same picture from the same cache');
+      const tile = await checkImage(fromWeb);
+      assert.deepEqual([tile.width, tile.height], [400, 224]);
       const counts: number[] = [];
       for (let i = 0; i < 8; i++) {
         counts.push(await camera.sessionCount());
@@ -250,6 +260,13 @@ describe('e2e: HomeKit through a real HAP client', { timeout: 600_000 }, () => {
     const probed = await probeH264(depacketizeH264(stream.video.packets));
     assert.equal(probed.video?.width, 320);
     assert.equal(probed.video?.height, 180);
+    // RECONFIGURE (a lower bitrate) restarts the encoder; the packets keep coming, numbered on.
+    await hap.reconfigure(stream.service, stream.id, { width: 320, height: 180, maxBitrateKbps: 150 });
+    await hb.waitForLog(/Home app stream [0-9a-f]{8}: reconfigured to 320x180@30 150 kbit\/s/, 10_000, { since });
+    const before = stream.video.packets.length;
+    await stream.video.waitForPackets(before + 30, 20_000);
+    const packets = stream.video.packets;
+    for (let i = 1; i < packets.length; i++) assert.equal(packets[i]!.sequenceNumber, (packets[i - 1]!.sequenceNumber + 1) & 0xffff);
     await stream.end();
     await noFfmpegLeft(hb);
   });
