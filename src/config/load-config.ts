@@ -449,6 +449,10 @@ function crossCheck(key: SectionKey, section: Dict): string[] {
     if ((tls['certPath'] === undefined) !== (tls['keyPath'] === undefined)) {
       problems.push('web.tls.certPath and web.tls.keyPath must be set together: a certificate needs its key');
     }
+    const redirect = tls['redirectHttpPort'];
+    if (typeof redirect === 'number' && redirect === section['port']) {
+      problems.push(`web.tls.redirectHttpPort (${redirect}) must differ from web.port: the redirect needs a port of its own`);
+    }
     const publicUrl = section['publicUrl'];
     if (typeof publicUrl === 'string' && !URL.canParse(publicUrl)) {
       problems.push(`web.publicUrl is not a valid address (it is "${printableUrl(publicUrl)}") — e.g. https://cameras.example.com`);
@@ -474,6 +478,7 @@ function toWeb(s: Dict): WebConfig {
       selfSigned: tls['selfSigned'] === true,
       certPath: tls['certPath'] as string | undefined,
       keyPath: tls['keyPath'] as string | undefined,
+      ...(typeof tls['redirectHttpPort'] === 'number' ? { redirectHttpPort: tls['redirectHttpPort'] } : {}),
     },
   };
 }

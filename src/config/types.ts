@@ -57,6 +57,8 @@ export interface TlsConfig {
   selfSigned: boolean;
   certPath?: string;
   keyPath?: string;
+  /** A plain-HTTP port that only redirects to the HTTPS page; present only when set. */
+  redirectHttpPort?: number;
 }
 
 export interface WebConfig {
@@ -68,6 +70,7 @@ export interface WebConfig {
 
 export interface ViewerConfig {
   username: string;
+  /** As typed in the Homebridge UI, or a pre-hashed `scrypt$...` value (src/web/auth/password.ts). */
   password: string;
   /** Camera ids this viewer may watch; empty means every camera. */
   cameras: string[];

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/load-config.js';
 import { AccountStore } from '../../src/web/auth/accounts.js';
 import { clientKey, isLoopbackAddress, isLoopbackHost, normaliseAddress } from '../../src/web/auth/client-address.js';
 import { formatPasswordHash, hashPassword, parsePasswordHash, verifyPassword } from '../../src/web/auth/password.js';
@@ -287,5 +288,27 @@ describe('auth: TLS', () => {
     } finally {
       await redirect.close();
     }
+  });
+});
+
+describe('auth: the config fields access control reads', () => {
+  const camera = { name: 'Front door', rtspUrl: 'rtsp://127.0.0.1:8554/x' };
+
+  it('reads web.tls.redirectHttpPort only when set, and refuses the web port itself', () => {
+    const plain = loadConfig({ cameras: [camera] });
+    assert.equal('redirectHttpPort' in plain.config.web.tls, false);
+    const set = loadConfig({ cameras: [camera], web: { tls: { selfSigned: true, redirectHttpPort: 8080 } } });
+    assert.deepEqual(set.config.web.tls, { selfSigned: true, certPath: undefined, keyPath: undefined, redirectHttpPort: 8080 });
+    const clash = loadConfig({ cameras: [camera], web: { port: 8443, tls: { selfSigned: true, redirectHttpPort: 8443 } } });
+    assert.ok(clash.messages.some((m) => /redirectHttpPort \(8443\) must differ from web\.port/.test(m.text)), JSON.stringify(clash.messages));
+    const range = loadConfig({ cameras: [camera], web: { tls: { redirectHttpPort: 70000 } } });
+    assert.ok(range.messages.some((m) => m.level === 'warn' && /redirectHttpPort/.test(m.text)));
+  });
+
+  it('accepts a pre-hashed viewer password and registers it as a secret like any password', async () => {
+    const hashed = formatPasswordHash(await hashPassword('x', { ln: 10, r: 8, p: 1 }));
+    const loaded = loadConfig({ cameras: [camera], viewers: [{ username: 'ann', password: hashed, admin: true }] });
+    assert.equal(loaded.config.viewers[0]?.password, hashed);
+    assert.ok(loaded.secrets.has(hashed));
   });
 });
