@@ -58,8 +58,16 @@ export class OutboundStream {
   /** Last frame sent in real time (not a replay), for sender reports. */
   private lastLiveTimestamp: number | undefined;
   private lastLiveWallMs = 0;
+  /**
+   * NACK history. It keeps references to the Source's shared payloads, not protected copies:
+   * protecting again with the same (SSRC, ROC, sequence number) gives the same bytes, and a
+   * per-viewer copy of every packet would survive young-generation GC and be promoted, which made
+   * garbage collection as costly as the UDP sends themselves at 50 viewers.
+   */
   private readonly historySeq: Int32Array;
-  private readonly historyPackets: Array<Buffer | undefined>;
+  private readonly historyTimestamp: Uint32Array;
+  private readonly historyMarker: Uint8Array;
+  private readonly historyPayload: Array<Buffer | undefined>;
 
   constructor(options: OutboundStreamOptions) {
     this.kind = options.kind;
@@ -72,7 +80,9 @@ export class OutboundStream {
     this.sequenceNumber = randomBytes(2).readUInt16BE(0) & 0x7fff;
     this.waitingForKeyframe = options.kind === 'video';
     this.historySeq = new Int32Array(options.historySize).fill(-1);
-    this.historyPackets = new Array<Buffer | undefined>(options.historySize);
+    this.historyTimestamp = new Uint32Array(options.historySize);
+    this.historyMarker = new Uint8Array(options.historySize);
+    this.historyPayload = new Array<Buffer | undefined>(options.historySize);
   }
 
   /**
@@ -107,15 +117,16 @@ export class OutboundStream {
     this.sequenceNumber = (seq + 1) & 0xffff;
     this.packetsSent++;
     this.octetsSent += payload.length;
-    // Only called when a writer exists (direct path); the caller guarantees it.
-    const packet = (this.writer as SrtpStreamWriter).protect(this.payloadType, marker, seq, timestamp, payload);
     const size = this.historySeq.length;
     if (size > 0) {
       const slot = seq % size;
       this.historySeq[slot] = seq;
-      this.historyPackets[slot] = packet;
+      this.historyTimestamp[slot] = timestamp;
+      this.historyMarker[slot] = marker ? 1 : 0;
+      this.historyPayload[slot] = payload;
     }
-    return packet;
+    // Only called when a writer exists (direct path); the caller guarantees it.
+    return (this.writer as SrtpStreamWriter).protect(this.payloadType, marker, seq, timestamp, payload);
   }
 
   /** Takes the next sequence number without protecting (werift path). */
@@ -127,18 +138,20 @@ export class OutboundStream {
     return seq;
   }
 
-  /** The protected bytes of an earlier packet, if still kept (NACK answer). */
+  /** An earlier packet protected again (NACK answer), if still in the history. */
   retransmission(seq: number): Buffer | undefined {
     const size = this.historySeq.length;
-    if (size === 0) return undefined;
+    if (size === 0 || !this.writer) return undefined;
     const slot = seq % size;
-    return this.historySeq[slot] === seq ? this.historyPackets[slot] : undefined;
+    const payload = this.historyPayload[slot];
+    if (this.historySeq[slot] !== seq || !payload) return undefined;
+    return this.writer.reprotect(this.payloadType, this.historyMarker[slot] === 1, seq, this.historyTimestamp[slot]!, payload);
   }
 
-  /** Drops retained packets (on close) so they can be collected at once. */
+  /** Drops retained references (on close) so they can be collected at once. */
   clearHistory(): void {
     this.historySeq.fill(-1);
-    this.historyPackets.fill(undefined);
+    this.historyPayload.fill(undefined);
   }
 
   /** An RTCP sender report for now, or undefined before anything was sent live. */

@@ -176,7 +176,6 @@ class SignallingSession {
   private lastState = '';
   private candidates = 0;
   private closed = false;
-  private readonly onSourceState = (): void => this.sendState();
 
   constructor(
     private readonly ws: WebSocket,
@@ -278,7 +277,10 @@ class SignallingSession {
     this.source = source;
     this.candidates = 0;
     this.lastState = '';
-    source.on('state', this.onSourceState);
+    // State comes through the viewer's own sink (no listener on the shared Source per socket).
+    viewer.on('sourceState', () => {
+      if (this.viewer === viewer) this.sendState();
+    });
     // werift gathers while the offer is being made; candidates wait until the offer is out so that
     // no client has to buffer candidates for a description it does not have yet.
     const early: Array<IceCandidateJson | null> = [];
@@ -296,7 +298,6 @@ class SignallingSession {
     });
     viewer.once('closed', (reason, detail) => {
       release();
-      source.off('state', this.onSourceState);
       if (this.viewer !== viewer) return;
       this.viewer = undefined;
       this.source = undefined;
@@ -399,7 +400,6 @@ class SignallingSession {
     const viewer = this.viewer;
     if (!viewer) return;
     this.viewer = undefined;
-    this.source?.off('state', this.onSourceState);
     this.source = undefined;
     void viewer.close('closed');
   }

@@ -82,6 +82,19 @@ export class SrtpStreamWriter {
       this.roc = (this.roc + 1) >>> 0;
     }
     this.lastSeq = sequenceNumber;
+    return this.seal(payloadType, marker, sequenceNumber, timestamp, payload, this.roc);
+  }
+
+  /**
+   * Protects an already-sent sequence number again (a retransmission): same index, so the same
+   * bytes as the first time. Works across a rollover for packets sent just before it.
+   */
+  reprotect(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer): Buffer {
+    const roc = sequenceNumber > this.lastSeq && sequenceNumber - this.lastSeq > 0x8000 ? (this.roc - 1) >>> 0 : this.roc;
+    return this.seal(payloadType, marker, sequenceNumber, timestamp, payload, roc);
+  }
+
+  private seal(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer, roc: number): Buffer {
     const out = Buffer.allocUnsafe(RTP_HEADER_BYTES + payload.length + this.overhead);
     out[0] = 0x80;
     out[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
@@ -92,16 +105,16 @@ export class SrtpStreamWriter {
     const iv = this.iv;
     this.ivBase.copy(iv);
     if (this.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
-      iv.writeUInt32BE((iv.readUInt32BE(8) ^ this.roc) >>> 0, 8);
+      iv.writeUInt32BE((iv.readUInt32BE(8) ^ roc) >>> 0, 8);
       iv.writeUInt16BE(iv.readUInt16BE(12) ^ sequenceNumber, 12);
       const enc = createCipheriv('aes-128-ctr', this.key, iv).update(payload);
       enc.copy(out, RTP_HEADER_BYTES);
       const authEnd = RTP_HEADER_BYTES + payload.length;
-      this.rocBytes.writeUInt32BE(this.roc, 0);
+      this.rocBytes.writeUInt32BE(roc, 0);
       const tag = createHmac('sha1', this.authKey).update(out.subarray(0, authEnd)).update(this.rocBytes).digest();
       tag.copy(out, authEnd, 0, 10);
     } else {
-      iv.writeUInt32BE((iv.readUInt32BE(6) ^ this.roc) >>> 0, 6);
+      iv.writeUInt32BE((iv.readUInt32BE(6) ^ roc) >>> 0, 6);
       iv.writeUInt16BE(iv.readUInt16BE(10) ^ sequenceNumber, 10);
       const cipher = createCipheriv('aes-128-gcm', this.key, iv);
       cipher.setAAD(header);

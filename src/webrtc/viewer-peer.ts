@@ -59,6 +59,12 @@ export interface ViewerPeerOptions {
   connectTimeoutMs?: number;
   /** A peer that stays `disconnected` this long is released (default 8 s). */
   disconnectGraceMs?: number;
+  /**
+   * A connected viewer from which no RTCP arrived for this long is released (default 10 s).
+   * Browsers report every second; werift alone notices a vanished peer only after the 30 s ICE
+   * consent expiry, sending it media all the while.
+   */
+  silenceTimeoutMs?: number;
   /** Keyframe requests (PLI/FIR) answered at most this often (default 1000 ms). */
   keyframeRequestIntervalMs?: number;
   /** Bytes waiting to be sent above which the viewer counts as congested (default 4 MiB). */
@@ -116,6 +122,7 @@ interface ViewerPeerEvents {
 const DEFAULTS = {
   connectTimeoutMs: 20_000,
   disconnectGraceMs: 8_000,
+  silenceTimeoutMs: 10_000,
   keyframeRequestIntervalMs: 1_000,
   maxQueuedBytes: 4 * 1024 * 1024,
   nackHistoryPackets: 256,
@@ -152,6 +159,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   private disconnectTimer: NodeJS.Timeout | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
   private lastKeyframeRequestAt = Number.NEGATIVE_INFINITY;
+  private lastRtcpAt = 0;
   private pendingKeyframeTimer: NodeJS.Timeout | undefined;
   private infoSent: StreamInfo | undefined;
   private lastSps: Buffer | undefined;
@@ -169,6 +177,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.opts = {
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
       disconnectGraceMs: options.disconnectGraceMs ?? DEFAULTS.disconnectGraceMs,
+      silenceTimeoutMs: options.silenceTimeoutMs ?? DEFAULTS.silenceTimeoutMs,
       keyframeRequestIntervalMs: options.keyframeRequestIntervalMs ?? DEFAULTS.keyframeRequestIntervalMs,
       maxQueuedBytes: options.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes,
       nackHistoryPackets: options.nackHistoryPackets ?? DEFAULTS.nackHistoryPackets,
@@ -233,33 +242,38 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     return { ...s, timeline: { ...s.timeline } };
   }
 
-  /** Resolves with the Source's tracks once known (the camera connected), or rejects on timeout/close. */
+  /**
+   * Resolves with the Source's tracks once known (the camera connected), or rejects on timeout or
+   * close. Learns of them through this viewer's own sink (`onTracks`), not a listener on the shared
+   * Source, so a hundred waiting viewers add no listeners there; a slow poll covers Sources that
+   * do not call `onTracks`.
+   */
   waitForTracks(timeoutMs = DEFAULT_TRACKS_TIMEOUT_MS): Promise<ReadonlyArray<TrackDescription>> {
     if (this.source.tracks.length > 0) return Promise.resolve(this.source.tracks);
     return new Promise((resolve, reject) => {
+      const started = performance.now();
+      const check = (): void => {
+        if (this.closed) {
+          cleanup();
+          reject(new Error('viewer closed'));
+        } else if (this.source.tracks.length > 0) {
+          cleanup();
+          resolve(this.source.tracks);
+        } else if (performance.now() - started >= timeoutMs) {
+          cleanup();
+          reject(new Error(`camera ${this.source.id} did not deliver its tracks within ${timeoutMs} ms`));
+        }
+      };
       const cleanup = (): void => {
-        clearTimeout(timer);
-        this.source.off('tracks', onTracks);
-        this.off('closed', onClosed);
+        clearInterval(poll);
+        this.tracksWaiters.delete(check);
       };
-      const onTracks = (): void => {
-        if (this.source.tracks.length === 0) return;
-        cleanup();
-        resolve(this.source.tracks);
-      };
-      const onClosed = (): void => {
-        cleanup();
-        reject(new Error('viewer closed'));
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`camera ${this.source.id} did not deliver its tracks within ${timeoutMs} ms`));
-      }, timeoutMs);
-      timer.unref();
-      this.source.on('tracks', onTracks);
-      this.once('closed', onClosed);
+      const poll = setInterval(check, 250);
+      this.tracksWaiters.add(check);
     });
   }
+
+  private readonly tracksWaiters = new Set<() => void>();
 
   /** What the page is told about the stream, from the plan and the SPS when known. */
   streamInfo(): StreamInfo | undefined {
@@ -525,6 +539,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       void this.close('error', `cannot set up SRTP: ${errorText(error)}`);
       return;
     }
+    this.lastRtcpAt = performance.now();
     const rtcp = dtls.onRtcp.subscribe((packet) => this.onRtcp(packet));
     this.disposers.push(rtcp.unSubscribe);
     this.reportTimer = setInterval(() => this.sendReports(), SENDER_REPORT_INTERVAL_MS);
@@ -648,6 +663,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
 
   private onRtcp(packet: RtcpPacket): void {
     if (this.closed) return;
+    this.lastRtcpAt = performance.now();
     const video = this.video;
     switch (packet.type) {
       case 206: {
@@ -712,21 +728,28 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     const now = performance.now();
     const wait = this.lastKeyframeRequestAt + this.opts.keyframeRequestIntervalMs - now;
     if (!force && wait > 0) {
+      // A little later than our own interval, so the Source's equal per-sink limit has expired too.
       this.pendingKeyframeTimer ??= setTimeout(() => {
         this.pendingKeyframeTimer = undefined;
         this.requestKeyframe(true);
-      }, wait);
+      }, wait + 25);
       return;
     }
     this.lastKeyframeRequestAt = now;
     this.statsValue.keyframeRequestsAnswered++;
-    if (this.video) this.video.waitingForKeyframe = true;
+    // No local "wait for keyframe" here: a replay starts with one, and when the Source has none
+    // cached it holds this sink's video until the next live keyframe itself.
     this.source.requestKeyframe(this.sink);
   }
 
   private sendReports(): void {
     const dtls = this.dtls;
     if (!dtls || this.phaseValue !== 'connected') return;
+    if (performance.now() - this.lastRtcpAt > this.opts.silenceTimeoutMs) {
+      this.log.info(`Camera ${this.source.id}: viewer ${this.id} went silent; released`);
+      void this.close('disconnected', 'no RTCP from the viewer');
+      return;
+    }
     const now = performance.timeOrigin + performance.now();
     const reports = [this.video?.senderReport(now), this.audio?.senderReport(now)].filter((r) => r !== undefined);
     if (reports.length === 0) return;
@@ -736,6 +759,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   // ---------------------------------------------------------------- source changes
 
   private onSourceTracks(tracks: ReadonlyArray<TrackDescription>): void {
+    for (const waiter of [...this.tracksWaiters]) waiter();
     const plan = this.plan;
     if (!plan || this.closed || tracks.length === 0) return;
     let next: MediaPlan;
@@ -765,6 +789,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   }
 
   private async teardown(reason: ViewerCloseReason, detail: string | undefined): Promise<void> {
+    for (const waiter of [...this.tracksWaiters]) waiter();
     this.subscription?.unsubscribe();
     this.subscription = undefined;
     for (const timer of [this.connectTimer, this.disconnectTimer, this.pendingKeyframeTimer]) {

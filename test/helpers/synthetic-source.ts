@@ -28,6 +28,8 @@ export interface SyntheticSourceOptions {
   /** Seconds of media generated; rounded to whole GOPs. Default 8. */
   seconds?: number;
   profile?: 'baseline' | 'main' | 'high';
+  /** Target video bitrate (CBR-ish); default: x264's CRF choice. */
+  bitrateKbps?: number;
   audio?: 'PCMU' | 'PCMA' | false;
   /** Tracks reported instead of the real ones (e.g. an H.265 camera); media is not sent then. */
   tracksOverride?: TrackDescription[];
@@ -67,8 +69,13 @@ function splitAnnexB(data: Buffer): Buffer[] {
   return units;
 }
 
-async function prepare(o: Required<Pick<SyntheticSourceOptions, 'width' | 'height' | 'fps' | 'gop' | 'seconds' | 'profile' | 'audio'>>): Promise<Prepared> {
-  const key = createHash('sha1').update(JSON.stringify(o)).digest('hex').slice(0, 12);
+async function prepare(
+  o: Required<Pick<SyntheticSourceOptions, 'width' | 'height' | 'fps' | 'gop' | 'seconds' | 'profile' | 'audio'>> & { bitrateKbps?: number },
+): Promise<Prepared> {
+  const key = createHash('sha1')
+    .update(JSON.stringify([o.width, o.height, o.fps, o.gop, o.seconds, o.profile, o.audio, o.bitrateKbps]))
+    .digest('hex')
+    .slice(0, 12);
   const dir = join(tmpdir(), `wrc-synth-${key}`);
   await mkdir(dir, { recursive: true });
   const frames = Math.max(1, Math.round((o.seconds * o.fps) / o.gop)) * o.gop;
@@ -82,6 +89,7 @@ async function prepare(o: Required<Pick<SyntheticSourceOptions, 'width' | 'heigh
       '-c:v', 'libx264', '-profile:v', o.profile, '-preset', 'ultrafast', '-tune', 'zerolatency',
       '-pix_fmt', 'yuv420p', '-g', String(o.gop), '-keyint_min', String(o.gop), '-sc_threshold', '0', '-bf', '0',
       '-x264-params', 'aud=1:repeat-headers=1',
+      ...(o.bitrateKbps ? ['-b:v', `${o.bitrateKbps}k`, '-maxrate', `${o.bitrateKbps}k`, '-bufsize', `${o.bitrateKbps}k`] : []),
       '-f', 'h264', tmp,
     ]);
     await rename(tmp, h264);
@@ -157,7 +165,10 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
 
   private constructor(
     private readonly media: Prepared,
-    private readonly options: Required<Omit<SyntheticSourceOptions, 'tracksOverride'>> & { tracksOverride?: TrackDescription[] },
+    private readonly options: Required<Omit<SyntheticSourceOptions, 'tracksOverride' | 'bitrateKbps'>> & {
+      tracksOverride?: TrackDescription[];
+      bitrateKbps?: number;
+    },
   ) {
     super();
     this.id = options.id;
@@ -175,9 +186,10 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
       audio: options.audio ?? 'PCMU',
       connectDelayMs: options.connectDelayMs ?? 30,
       replayOnSubscribe: options.replayOnSubscribe ?? true,
+      ...(options.bitrateKbps ? { bitrateKbps: options.bitrateKbps } : {}),
       ...(options.tracksOverride ? { tracksOverride: options.tracksOverride } : {}),
     };
-    const key = JSON.stringify([o.width, o.height, o.fps, o.gop, o.seconds, o.profile, o.audio]);
+    const key = JSON.stringify([o.width, o.height, o.fps, o.gop, o.seconds, o.profile, o.audio, options.bitrateKbps]);
     let media = prepared.get(key);
     if (!media) {
       media = prepare(o);

@@ -1,0 +1,345 @@
+/**
+ * WebRTC fan-out benchmark: what each viewer costs the server.
+ *
+ * - The server (its own process, pinned to CPU 0 when `taskset` works) runs the viewer code behind
+ *   the real WebSocket signalling handler, fed by a synthetic 720p25 H.264 (~2.4 Mbit/s, 2 s GOP)
+ *   + PCMU camera, packetised once per frame like the Source does.
+ * - Receivers are werift peers in separate child processes (pinned to CPU 1), 10 per process,
+ *   joining one after another over the real protocol.
+ * - Per viewer count (1, 10, 50) and per send path (`direct`: this project's SRTP fan-out;
+ *   `werift`: RTCRtpSender.sendRtp, i.e. werift's own per-packet path) it prints:
+ *   time to first frame (watch -> first keyframe reassembled by the receiver, median), server-added
+ *   latency (frame available -> its last packet handed to the viewer's socket, p50/p99 over all
+ *   viewer-frames), server CPU per viewer-packet (above a no-viewer baseline) and RSS per viewer.
+ *
+ * Run: npm run bench:webrtc   (BENCH_QUICK=1 for a shorter run)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
+import type { FrameSink, MediaFrame } from '../src/media/types.js';
+import { silentLogger } from '../src/util/logger.js';
+import { LOOPBACK_ICE_SETTINGS } from '../src/webrtc/ice-config.js';
+import { handleSignallingSocket } from '../src/webrtc/signalling.js';
+import { ViewerLimiter } from '../src/webrtc/viewer-limits.js';
+import { warmUpWebRtc, type ViewerPeer } from '../src/webrtc/viewer-peer.js';
+import { SyntheticSource } from '../test/helpers/synthetic-source.js';
+import { watchOverSignalling, type SignallingClient } from '../test/webrtc/werift-client.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const QUICK = process.env.BENCH_QUICK === '1';
+const VIEWER_COUNTS = (process.env.BENCH_COUNTS ?? '1,10,50').split(',').map(Number);
+const PATHS = (process.env.BENCH_PATHS ?? 'direct,werift').split(',').filter((p): p is 'direct' | 'werift' => p === 'direct' || p === 'werift');
+const MEASURE_MS = QUICK ? 4_000 : 10_000;
+const SETTLE_MS = 2_000;
+const PER_RECEIVER_PROCESS = 10;
+/** stock werift, NOTES.md: 35-40 µs of CPU per SRTP packet sent (track clone per viewer). */
+const STOCK_WERIFT_US = '35-40';
+
+type Message = Record<string, unknown> & { type: string };
+
+function isMessage(value: unknown): value is Message {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}
+
+function percentile(values: ArrayLike<number>, p: number): number {
+  const sorted = Array.from(values).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function progress(text: string): void {
+  process.stderr.write(`[bench] ${text}\n`);
+}
+
+function send(message: Message): void {
+  process.send?.(message);
+}
+
+// ------------------------------------------------------------------ server role
+
+async function runServer(path: 'direct' | 'werift'): Promise<void> {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const source = await SyntheticSource.create({ id: 'cam', width: 1280, height: 720, gop: 50, seconds: 8, bitrateKbps: 2400 });
+  // A no-op subscriber keeps the camera running, so the baseline includes its own cost.
+  const idle: FrameSink = { write: () => true };
+  source.subscribe(idle);
+  await warmUpWebRtc();
+  const viewers: ViewerPeer[] = [];
+  let measuring = false;
+  const latencies = new Float64Array(2_000_000);
+  let latencyCount = 0;
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  await new Promise<void>((resolve) => wss.once('listening', resolve));
+  const limits = new ViewerLimiter({ maxViewersPerCamera: 1000 });
+  wss.on('connection', (ws) =>
+    handleSignallingSocket(ws, {
+      registry: { get: (id) => (id === 'cam' ? source : undefined), list: () => [source] },
+      principal: { name: 'bench', cameras: 'all', admin: false },
+      ice: LOOPBACK_ICE_SETTINGS,
+      logger: silentLogger,
+      limits,
+      viewerOptions: { sendPath: path },
+      onViewer: (viewer) => {
+        viewers.push(viewer);
+        viewer.once('closed', () => viewers.splice(viewers.indexOf(viewer), 1));
+        // Frame in -> last packet out, measured around the viewer's own write (live frames only).
+        const sink = viewer.sink;
+        const write = sink.write.bind(sink);
+        sink.write = (frame: MediaFrame): boolean => {
+          const accepted = write(frame);
+          if (measuring && viewer.phase === 'connected') {
+            const latency = performance.now() - frame.receivedAt;
+            if (latency < 250 && latencyCount < latencies.length) latencies[latencyCount++] = latency;
+          }
+          return accepted;
+        };
+      },
+    }),
+  );
+  const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/signal`;
+  const totals = (): { packets: number; congestion: number; nacks: number; retransmissions: number; keyframes: number } => {
+    let packets = 0;
+    let congestion = 0;
+    let nacks = 0;
+    let retransmissions = 0;
+    let keyframes = 0;
+    for (const v of viewers) {
+      const s = v.stats();
+      packets += s.packetsSent;
+      congestion += s.congestionEvents;
+      nacks += s.nacks;
+      retransmissions += s.retransmissions;
+      keyframes += s.keyframeRequests;
+    }
+    return { packets, congestion, nacks, retransmissions, keyframes };
+  };
+  process.on('message', (raw: unknown) => {
+    if (!isMessage(raw)) return;
+    if (raw.type === 'measure') {
+      const ms = Number(raw.ms);
+      gc();
+      const before = totals();
+      const cpu = process.cpuUsage();
+      const started = performance.now();
+      latencyCount = 0;
+      measuring = true;
+      setTimeout(() => {
+        measuring = false;
+        const used = process.cpuUsage(cpu);
+        const elapsed = performance.now() - started;
+        const after = totals();
+        gc();
+        send({
+          type: 'measured',
+          cpuUs: used.user + used.system,
+          sysUs: used.system,
+          elapsedMs: elapsed,
+          packets: after.packets - before.packets,
+          congestion: after.congestion - before.congestion,
+          nacks: after.nacks - before.nacks,
+          retransmissions: after.retransmissions - before.retransmissions,
+          keyframeRequests: after.keyframes - before.keyframes,
+          latencyP50: percentile(latencies.subarray(0, latencyCount), 50),
+          latencyP99: percentile(latencies.subarray(0, latencyCount), 99),
+          rss: process.memoryUsage().rss,
+          viewers: viewers.filter((v) => v.phase === 'connected').length,
+          srtpProfiles: [...new Set(viewers.map((v) => v.stats().srtpProfile))].join(','),
+        });
+      }, ms);
+    } else if (raw.type === 'count') {
+      send({ type: 'count', viewers: viewers.length, subscribers: source.subscriberCount - 1 });
+    } else if (raw.type === 'exit') {
+      source.close();
+      wss.close();
+      // A normal exit (not process.exit) lets --cpu-prof write its profile.
+      process.disconnect();
+      setTimeout(() => process.exit(0), 2_000).unref();
+    }
+  });
+  send({ type: 'ready', url });
+}
+
+// ------------------------------------------------------------------ receivers role
+
+async function runReceivers(url: string, count: number): Promise<void> {
+  const clients: SignallingClient[] = [];
+  const ttff: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    const t0 = Date.now();
+    const client = await watchOverSignalling(url, 'cam', { keepVideo: false });
+    await client.receiver.waitFor(() => client.receiver.firstKeyframeAt !== undefined, 20_000, 'first keyframe');
+    ttff.push(client.receiver.firstKeyframeAt! - started);
+    if (process.env.BENCH_VERBOSE) progress(`receiver ${i} joined in ${Date.now() - t0} ms`);
+    clients.push(client);
+  }
+  send({ type: 'joined', ttff });
+  process.on('message', (raw: unknown) => {
+    if (!isMessage(raw) || raw.type !== 'stop') return;
+    void (async () => {
+      const received = clients.reduce((sum, c) => sum + c.receiver.videoPackets + c.receiver.audioPackets, 0);
+      for (const client of clients) await client.close();
+      send({ type: 'stopped', received });
+      setTimeout(() => process.exit(0), 100);
+    })();
+  });
+}
+
+// ------------------------------------------------------------------ orchestrator
+
+interface Child {
+  proc: ChildProcess;
+  next(type: string, timeoutMs?: number): Promise<Message>;
+}
+
+function startChild(cpu: number, args: string[]): Child {
+  const profile = args[0] === 'server' && process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+  const nodeArgs = [...process.execArgv, ...profile, SELF, ...args];
+  const useTaskset = process.env.BENCH_NO_TASKSET !== '1';
+  const proc = useTaskset
+    ? spawn('taskset', ['-c', String(cpu), process.execPath, ...nodeArgs], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    : spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const inbox: Message[] = [];
+  const waiters: Array<{ type: string; resolve: (m: Message) => void }> = [];
+  proc.on('message', (raw: unknown) => {
+    if (!isMessage(raw)) return;
+    const index = waiters.findIndex((w) => w.type === raw.type);
+    if (index >= 0) waiters.splice(index, 1)[0]!.resolve(raw);
+    else inbox.push(raw);
+  });
+  return {
+    proc,
+    next: (type, timeoutMs = 120_000) => {
+      const index = inbox.findIndex((m) => m.type === type);
+      if (index >= 0) return Promise.resolve(inbox.splice(index, 1)[0]!);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`child: no "${type}" within ${timeoutMs} ms`)), timeoutMs);
+        waiters.push({
+          type,
+          resolve: (m) => {
+            clearTimeout(timer);
+            resolve(m);
+          },
+        });
+      });
+    },
+  };
+}
+
+interface Row {
+  path: string;
+  viewers: number;
+  ttffMs: number;
+  latencyP50: number;
+  latencyP99: number;
+  usPerPacket: number;
+  packetsPerSecond: number;
+  cpuPercent: number;
+  rssPerViewerMiB: number;
+  notes: string;
+}
+
+async function measureServer(server: Child, ms: number): Promise<Message> {
+  server.proc.send({ type: 'measure', ms });
+  return server.next('measured', ms + 30_000);
+}
+
+async function runPath(path: 'direct' | 'werift'): Promise<Row[]> {
+  const server = startChild(0, ['server', path]);
+  const ready = await server.next('ready');
+  const url = String(ready.url);
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  const base = await measureServer(server, MEASURE_MS);
+  const baseCpuPerMs = Number(base.cpuUs) / Number(base.elapsedMs);
+  const baseSysPerMs = Number(base.sysUs) / Number(base.elapsedMs);
+  const baseRss = Number(base.rss);
+  const rows: Row[] = [];
+  for (const n of VIEWER_COUNTS) {
+    const receivers: Child[] = [];
+    const ttff: number[] = [];
+    for (let left = n; left > 0; left -= PER_RECEIVER_PROCESS) {
+      const child = startChild(1, ['receivers', url, String(Math.min(PER_RECEIVER_PROCESS, left))]);
+      receivers.push(child);
+      const joined = await child.next('joined', 180_000);
+      progress(`${path}: ${n - Math.max(0, left - PER_RECEIVER_PROCESS)} of ${n} viewers joined`);
+      ttff.push(...(joined.ttff as number[]));
+    }
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const m = await measureServer(server, MEASURE_MS);
+    const elapsed = Number(m.elapsedMs);
+    const extraCpuUs = Number(m.cpuUs) - baseCpuPerMs * elapsed;
+    const packets = Number(m.packets);
+    const sysUs = (Number(m.sysUs) - baseSysPerMs * elapsed) / Math.max(1, packets);
+    rows.push({
+      path,
+      viewers: n,
+      ttffMs: percentile(ttff, 50),
+      latencyP50: Number(m.latencyP50),
+      latencyP99: Number(m.latencyP99),
+      usPerPacket: extraCpuUs / Math.max(1, packets),
+      packetsPerSecond: (packets / elapsed) * 1000,
+      cpuPercent: (Number(m.cpuUs) / (elapsed * 1000)) * 100,
+      rssPerViewerMiB: (Number(m.rss) - baseRss) / n / 1048576,
+      notes: `kernel ${sysUs.toFixed(1)} µs/pkt; srtp=${String(m.srtpProfiles)} nack=${String(m.nacks)} rtx=${String(m.retransmissions)} pli/fir=${String(m.keyframeRequests)} congested=${String(m.congestion)}`,
+    });
+    for (const child of receivers) child.proc.send({ type: 'stop' });
+    await Promise.all(receivers.map((c) => c.next('stopped', 60_000)));
+    for (let i = 0; i < 100; i++) {
+      server.proc.send({ type: 'count' });
+      const count = await server.next('count');
+      if (Number(count.viewers) === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  server.proc.send({ type: 'exit' });
+  await new Promise((r) => server.proc.once('exit', r));
+  return rows;
+}
+
+function printTable(rows: Row[]): void {
+  const header = ['path', 'viewers', 'first frame ms (p50)', 'latency p50 ms', 'latency p99 ms', 'CPU µs/viewer-pkt', 'viewer-pkts/s', 'server CPU %', 'RSS/viewer MiB', 'notes'];
+  const lines = rows.map((r) => [
+    r.path,
+    String(r.viewers),
+    r.ttffMs.toFixed(0),
+    r.latencyP50.toFixed(2),
+    r.latencyP99.toFixed(2),
+    r.usPerPacket.toFixed(1),
+    r.packetsPerSecond.toFixed(0),
+    r.cpuPercent.toFixed(1),
+    r.rssPerViewerMiB.toFixed(2),
+    r.notes,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  console.log(fmt(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const line of lines) console.log(fmt(line));
+  console.log(`\nstock werift (NOTES.md, MediaStreamTrack clone per viewer): ${STOCK_WERIFT_US} µs of CPU per SRTP packet sent.`);
+}
+
+async function main(): Promise<void> {
+  const [role, ...args] = process.argv.slice(2);
+  if (role === 'server') {
+    await runServer(args[0] === 'werift' ? 'werift' : 'direct');
+    return;
+  }
+  if (role === 'receivers') {
+    await runReceivers(args[0]!, Number(args[1]));
+    return;
+  }
+  console.log(`WebRTC fan-out bench: 720p25 H.264 ~2.4 Mbit/s + PCMU, ${MEASURE_MS / 1000} s windows, server on CPU 0, receivers on CPU 1\n`);
+  const rows: Row[] = [];
+  for (const path of PATHS) rows.push(...(await runPath(path)));
+  printTable(rows);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
