@@ -142,6 +142,13 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
       const runtime = this.hooks.createCameraRuntime(camera, { ...context, ffmpeg, log, accessory, services });
       this.runtimes.set(camera.id, runtime);
       await runtime.start();
+      if (camera.external) {
+        // HomeKit reads an external accessory's services once, at publishing: wait for the camera controller.
+        await runtime.homekitReady?.();
+        if (this.stopping) return;
+        this.api.publishExternalAccessories(PLUGIN_NAME, [accessory]);
+        log.info('Published as its own accessory: add it in the Home app with the bridge setup code.');
+      }
     } catch (error) {
       this.log.error(`${describeCamera(camera)} could not start: ${errorText(error)}. The other cameras are not affected.`);
     }
@@ -160,6 +167,16 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
     for (const camera of cameras) {
       try {
         const uuid = cameraUuid(this.api, camera.id);
+        if (camera.external) {
+          // External accessories are never cached or bridged; a cached bridged copy (the camera was
+          // bridged before) stays in `cached` and is unregistered below.
+          const external = new this.api.platformAccessory(camera.name, uuid, this.api.hap.Categories.CAMERA);
+          (external.context as CameraAccessoryContext).cameraId = camera.id;
+          applyAccessoryInformation(this.api.hap, external, camera, version);
+          byCamera.set(camera.id, external);
+          this.log.info(`${describeCamera(camera)}: external accessory, source ${sourceText(camera)}.`);
+          continue;
+        }
         let accessory = this.cached.get(uuid);
         if (accessory) {
           this.cached.delete(uuid);

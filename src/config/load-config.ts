@@ -58,6 +58,7 @@ interface RawCamera {
   audio: boolean;
   transport: RtspTransport;
   alwaysOn: boolean;
+  external: boolean;
   motion: boolean;
   motionResetSeconds: number;
   maxViewers: number;
@@ -322,6 +323,7 @@ class ConfigLoader {
       audio: raw.audio,
       transport: raw.transport,
       alwaysOn: raw.alwaysOn,
+      external: raw.external,
       motion,
       motionResetSeconds: raw.motionResetSeconds,
       maxViewers: raw.maxViewers,
@@ -345,6 +347,7 @@ class ConfigLoader {
       audio: raw.audio,
       transport: raw.transport,
       alwaysOn: raw.alwaysOn,
+      external: false,
       motion: false,
       motionResetSeconds: raw.motionResetSeconds,
       maxViewers: raw.maxViewers,

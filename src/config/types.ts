@@ -38,6 +38,8 @@ export interface CameraConfig {
   audio: boolean;
   transport: RtspTransport;
   alwaysOn: boolean;
+  /** Published as an external accessory (paired on its own) instead of on the bridge. */
+  external: boolean;
   motion: boolean;
   motionResetSeconds: number;
   maxViewers: number;

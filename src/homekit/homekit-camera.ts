@@ -126,10 +126,16 @@ export class HomeKitCamera {
   start(): void {
     this.unregisterSnapshots = snapshotRegistryFor(this.options.services).register(this.options.camera.id, this.snapshots);
     this.onvif?.start();
-    void this.configure().catch((error: unknown) => {
+    this.configured = this.configure().catch((error: unknown) => {
       this.log.error(`The Home app camera could not be set up: ${error instanceof Error ? error.message : String(error)}`);
     });
   }
+
+  /**
+   * Settles once the camera controller is on the accessory (or setting it up failed, which is
+   * logged). An external accessory must not be published before this: HomeKit reads its services once.
+   */
+  configured: Promise<void> = Promise.resolve();
 
   /** Stops every stream (and its ffmpeg), motion events and snapshots. Idempotent. */
   async stop(): Promise<void> {

@@ -21,6 +21,8 @@ export interface RtspUpstreamOptions {
   /** Names the camera in every log line and error. */
   cameraName: string;
   logger: Logger;
+  /** The logger already prefixes each line with the camera's name (the plugin's per-camera logger). */
+  loggerNamesCamera?: boolean;
   /** Set up the camera's audio track (default true). */
   audio?: boolean;
   timeouts?: Partial<RtspTimeouts>;
@@ -43,7 +45,8 @@ export function rtspUpstream(options: RtspUpstreamOptions): UpstreamFactory {
   } catch {
     // An invalid URL is reported by the session with a clear error.
   }
-  const log = prefixedLogger(redactingLogger(options.logger, secrets), options.cameraName);
+  const redacting = redactingLogger(options.logger, secrets);
+  const log = options.loggerNamesCamera ? redacting : prefixedLogger(redacting, options.cameraName);
   const wanted = options.transport ?? 'tcp';
   let stayOnTcp = false;
 

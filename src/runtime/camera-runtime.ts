@@ -48,6 +48,8 @@ export interface CameraRuntimeDeps extends RuntimeContext {
 export interface CameraRuntime {
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Settles when the accessory's HomeKit services are complete (the platform publishes external accessories then). */
+  homekitReady?(): Promise<void>;
 }
 
 export type PluginServicesFactory = (context: RuntimeContext) => PluginServices;
@@ -86,6 +88,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
       homekit.start();
       deps.log.debug(`Camera '${camera.id}' is ready (source: ${describeSource(camera)}).`);
     },
+    homekitReady: () => homekit.configured,
     stop: async () => {
       // Streams first: their ffmpeg processes read the re-stream of this Source.
       await homekit.stop();

@@ -20,7 +20,7 @@ export interface CameraUpstreamDeps {
  * when it reboots or gets a new address), or the demo picture.
  */
 export function cameraUpstream(camera: CameraConfig, deps: CameraUpstreamDeps): UpstreamFactory {
-  const common = { cameraName: camera.name, logger: deps.log, audio: camera.audio, transport: camera.transport };
+  const common = { cameraName: camera.name, logger: deps.log, loggerNamesCamera: true, audio: camera.audio, transport: camera.transport };
   switch (camera.source.kind) {
     case 'rtsp':
       return rtspUpstream({ ...common, url: camera.source.url });
