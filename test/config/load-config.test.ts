@@ -37,6 +37,7 @@ describe('loadConfig: cameras', () => {
       audio: true,
       transport: 'auto',
       alwaysOn: false,
+      external: false,
       motion: false,
       motionResetSeconds: 30,
       maxViewers: 10,
