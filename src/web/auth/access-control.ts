@@ -322,7 +322,12 @@ export async function createAccessControl(options: AccessControlOptions): Promis
       ctx,
       status,
       loginPage({ csrfToken: token, message, username, noAccounts: accounts.size === 0 }),
-      { 'Set-Cookie': serializeCookie(names.login, token, { secure, maxAgeSeconds: LOGIN_FORM_MAX_AGE_MS / 1000 }), ...extra },
+      {
+        'Set-Cookie': serializeCookie(names.login, token, { secure, maxAgeSeconds: LOGIN_FORM_MAX_AGE_MS / 1000 }),
+        // See pages.ts: with no-referrer, browsers send "Origin: null" with the form's POST.
+        'Referrer-Policy': 'same-origin',
+        ...extra,
+      },
     );
   };
 

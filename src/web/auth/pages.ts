@@ -9,14 +9,20 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function shell(title: string, body: string, head = ''): string {
+/**
+ * `referrer` is `no-referrer` like the watch page, except on the sign-in form: a browser sends
+ * `Origin: null` with a form POST from a no-referrer page, and the server (rightly) refuses a null
+ * origin for a state-changing request. `same-origin` keeps the Origin for our own form and still
+ * sends nothing to other sites.
+ */
+function shell(title: string, body: string, head = '', referrer: 'no-referrer' | 'same-origin' = 'no-referrer'): string {
   return `<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
   <meta name="color-scheme" content="dark light">
-  <meta name="referrer" content="no-referrer">
+  <meta name="referrer" content="${referrer}">
   <title>${escapeHtml(title)}</title>
   <link rel="icon" href="/static/icon.svg" type="image/svg+xml">
   <link rel="stylesheet" href="/static/style.css">
@@ -62,7 +68,10 @@ ${setup}${message}      <input type="hidden" name="csrf" value="${escapeHtml(opt
         <input name="password" type="password" autocomplete="current-password" required maxlength="1024">
       </label>
       <button class="button auth-submit" type="submit">Sign in</button>
+      <p class="auth-hint">Someone sent you a link? Open that link again instead.</p>
     </form>`,
+    '',
+    'same-origin',
   );
 }
 
