@@ -103,7 +103,10 @@ describe('access control over HTTP, WebSocket and WHEP', () => {
       assert.match(form.body, /<form[^>]+method="post" action="\/login"/);
       assert.match(String(form.headers['content-security-policy']), /script-src 'self'.*frame-ancestors 'none'/);
       assert.equal(form.headers['x-content-type-options'], 'nosniff');
-      assert.equal(form.headers['referrer-policy'], 'no-referrer');
+      // same-origin, not no-referrer: with no-referrer a browser posts the form with "Origin: null".
+      assert.equal(form.headers['referrer-policy'], 'same-origin');
+      assert.match(form.body, /<meta name="referrer" content="same-origin">/);
+      assert.equal(page.headers['referrer-policy'], 'no-referrer');
       assert.equal(form.headers['cache-control'], 'no-store');
     });
 
@@ -182,6 +185,18 @@ describe('access control over HTTP, WebSocket and WHEP', () => {
       assert.match(page.body, /<title>Cameras<\/title>/);
       // Signed in already: the form sends you back to the page.
       assert.equal((await get(`${run.base}/login`, { jar })).status, 303);
+    });
+
+    it('refuses a sign-in posted from an opaque origin (Origin: null: sandboxed frames, data: pages)', async () => {
+      const jar = new CookieJar();
+      const form = await get(`${run.base}/login`, { jar });
+      const answer = await get(`${run.base}/login`, {
+        method: 'POST',
+        jar,
+        headers: { Origin: 'null', 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf: formToken(form.body), username: 'bob', password: VIEWERS.bob.password }).toString(),
+      });
+      assert.equal(answer.status, 403);
     });
 
     it('refuses a sign-in without the form token (login CSRF) with 403', async () => {
