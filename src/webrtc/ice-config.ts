@@ -7,6 +7,7 @@
  * werift can only *bind* extra host addresses, so an announced (NAT) address is added by rewriting
  * candidates instead (`announceCandidates`), the same idea as Janus' nat_1_1_mapping.
  */
+import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { RTCPeerConnectionConfig } from 'werift';
 
@@ -22,7 +23,8 @@ export interface IceSettings {
   /** Host candidates bind in this UDP port range [min, max] (inclusive, min < max); forward it on the router. */
   portRange?: [number, number];
   /**
-   * Public addresses to announce (port forwarding / 1:1 NAT). Every IPv4 host candidate is also
+   * Public addresses to announce (port forwarding / 1:1 NAT): IPv4 literals or host names (e.g. a
+   * dynamic-DNS name, resolved when a viewer connects). Every IPv4 host candidate is also
    * advertised with each of these addresses and the same port.
    */
   announcedAddresses?: string[];
@@ -50,6 +52,7 @@ export const LOOPBACK_ICE_SETTINGS: Readonly<IceSettings> = Object.freeze({
 });
 
 const ICE_URL = /^(stun|stuns|turn|turns):[^\s]+$/i;
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 function isString(value: unknown): value is string {
   return typeof value === 'string';
@@ -82,7 +85,7 @@ export function validateIceSettings(settings: IceSettings): string[] {
     }
   }
   for (const address of settings.announcedAddresses ?? []) {
-    if (isIP(address) !== 4) problems.push(`announcedAddresses: ${address} is not an IPv4 address`);
+    if (isIP(address) !== 4 && !HOST_NAME.test(address)) problems.push(`announcedAddresses: ${address} is neither an IPv4 address nor a host name`);
   }
   for (const address of settings.additionalHostAddresses ?? []) {
     if (isIP(address) === 0) problems.push(`additionalHostAddresses: ${address} is not an IP address`);
@@ -148,4 +151,38 @@ export function announceInSdp(sdp: string, announced: ReadonlyArray<string>): st
     if (line.startsWith('a=candidate:')) out.push(...announceCandidates(line, announced));
   }
   return out.join('\r\n');
+}
+
+const RESOLVE_TTL_MS = 60_000;
+const resolved = new Map<string, { at: number; addresses: string[] }>();
+
+/**
+ * The announced addresses as IPv4 literals: host names (dynamic DNS) are resolved, cached for a
+ * minute, and dropped with a warning when they do not resolve; a viewer still gets the LAN ones.
+ */
+export async function resolveAnnouncedAddresses(
+  addresses: ReadonlyArray<string>,
+  onProblem: (message: string) => void = () => undefined,
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const address of addresses) {
+    if (isIP(address) === 4) {
+      out.push(address);
+      continue;
+    }
+    if (isIP(address) !== 0) continue;
+    const cached = resolved.get(address);
+    if (cached && performance.now() - cached.at < RESOLVE_TTL_MS) {
+      out.push(...cached.addresses);
+      continue;
+    }
+    try {
+      const found = (await lookup(address, { family: 4, all: true })).map((entry) => entry.address);
+      resolved.set(address, { at: performance.now(), addresses: found });
+      out.push(...found);
+    } catch (error) {
+      onProblem(`announced address ${address} does not resolve: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  return [...new Set(out)];
 }

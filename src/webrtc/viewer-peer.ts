@@ -31,7 +31,14 @@ import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../me
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { BroadcastSource } from './broadcast-source.js';
 import { audioCodec, h264Codec, planMedia, UnsupportedCodecError, type MediaPlan } from './codecs.js';
-import { announceCandidates, announceInSdp, DEFAULT_ICE_SETTINGS, icePeerConfig, type IceSettings } from './ice-config.js';
+import {
+  announceCandidates,
+  announceInSdp,
+  DEFAULT_ICE_SETTINGS,
+  icePeerConfig,
+  resolveAnnouncedAddresses,
+  type IceSettings,
+} from './ice-config.js';
 import { OutboundStream } from './outbound-stream.js';
 import { resolvePacketTransport, type PacketTransport } from './packet-transport.js';
 import { answerAcceptsVideo, filterOfferForH264 } from './sdp-filter.js';
@@ -69,6 +76,11 @@ export interface ViewerPeerOptions {
   keyframeRequestIntervalMs?: number;
   /** Bytes waiting to be sent above which the viewer counts as congested (default 4 MiB). */
   maxQueuedBytes?: number;
+  /**
+   * Bytes waiting to be sent, in place of the ICE transport's own figure: a seam for tests and
+   * benches to simulate a congested viewer (loopback never pushes back).
+   */
+  congestionProbe?: () => number;
   /** Video packets kept for NACK retransmission (default 256; 0 disables NACK answers). */
   nackHistoryPackets?: number;
   /** A frame older than this is a replay (GOP cache) and is moved to the present (default 300 ms). */
@@ -143,7 +155,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   readonly source: BroadcastSource;
   private readonly log: Logger;
   private readonly ice: IceSettings;
-  private readonly opts: typeof DEFAULTS & { sendPath: 'direct' | 'werift' };
+  private readonly opts: typeof DEFAULTS & { sendPath: 'direct' | 'werift'; congestionProbe: (() => number) | undefined };
   private phaseValue: ViewerPhase = 'new';
   private pcValue: RTCPeerConnection | undefined;
   private plan: MediaPlan | undefined;
@@ -163,6 +175,8 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   private pendingKeyframeTimer: NodeJS.Timeout | undefined;
   private infoSent: StreamInfo | undefined;
   private lastSps: Buffer | undefined;
+  /** Announced public addresses, resolved to IPv4 when negotiation starts. */
+  private announced: string[] = [];
   private closePromise: Promise<void> | undefined;
   private readonly statsValue: ViewerStats;
   /** The sink identity the Source knows this viewer by. */
@@ -183,6 +197,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       nackHistoryPackets: options.nackHistoryPackets ?? DEFAULTS.nackHistoryPackets,
       staleFrameMs: options.staleFrameMs ?? DEFAULTS.staleFrameMs,
       sendPath: options.sendPath ?? 'direct',
+      congestionProbe: options.congestionProbe,
     };
     this.statsValue = {
       id: this.id,
@@ -342,6 +357,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   async createOffer(): Promise<string> {
     this.assertOpen();
     const plan = this.decidePlan();
+    await this.resolveAnnounced();
     const pc = this.newPeerConnection(plan.video ? h264Codec() : undefined);
     // A shared stream id puts audio and video in one sync group, so the browser lip-syncs them.
     const stream = new MediaStream({ id: `camera-${this.source.id}` });
@@ -352,7 +368,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.assertOpen();
     this.mark('offer');
     this.startConnectTimer();
-    return announceInSdp(pc.localDescription?.sdp ?? offer.sdp, this.ice.announcedAddresses ?? []);
+    return announceInSdp(pc.localDescription?.sdp ?? offer.sdp, this.announced);
   }
 
   /** The browser's answer to `createOffer`. Throws `UnsupportedCodecError` when it refused the video. */
@@ -378,6 +394,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   async answerOffer(offerSdp: string, gatherTimeoutMs = 3_000): Promise<string> {
     this.assertOpen();
     const plan = this.decidePlan();
+    await this.resolveAnnounced();
     const filtered = filterOfferForH264(offerSdp);
     if (plan.video && !filtered.h264) {
       if (!plan.audio || !filtered.hasAudio) {
@@ -412,7 +429,14 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.startConnectTimer();
     await this.waitForGathering(pc, gatherTimeoutMs);
     this.assertOpen();
-    return announceInSdp(pc.localDescription?.sdp ?? answer.sdp, this.ice.announcedAddresses ?? []);
+    return announceInSdp(pc.localDescription?.sdp ?? answer.sdp, this.announced);
+  }
+
+  private async resolveAnnounced(): Promise<void> {
+    const configured = this.ice.announcedAddresses ?? [];
+    if (configured.length === 0) return;
+    this.announced = await resolveAnnouncedAddresses(configured, (problem) => this.log.warn(problem));
+    this.assertOpen();
   }
 
   private waitForGathering(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
@@ -457,7 +481,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       sdpMLineIndex: candidate.sdpMLineIndex ?? null,
     };
     this.emit('candidate', json);
-    for (const extra of announceCandidates(candidate.candidate, this.ice.announcedAddresses ?? [])) {
+    for (const extra of announceCandidates(candidate.candidate, this.announced)) {
       this.emit('candidate', { ...json, candidate: extra });
     }
   }
@@ -562,7 +586,8 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     }
     const transport = this.currentTransport();
     if (!transport) return true;
-    if (transport.queuedBytes() > this.opts.maxQueuedBytes) {
+    const queued = this.opts.congestionProbe ? this.opts.congestionProbe() : transport.queuedBytes();
+    if (queued > this.opts.maxQueuedBytes) {
       // Congested: the Source skips this viewer's video up to the next keyframe.
       this.statsValue.congestionEvents++;
       this.statsValue.framesDropped++;

@@ -227,3 +227,49 @@ describe('viewer peer with a werift client', () => {
     await new Promise((r) => setTimeout(r, 100));
   });
 });
+
+describe('a congested viewer', () => {
+  let source: SyntheticSource;
+  let harness: SignallingHarness;
+  let congested = false;
+
+  before(async () => {
+    source = await SyntheticSource.create({ id: 'cam1', gop: 25 });
+    harness = await startSignallingServer({
+      sources: [source],
+      viewerOptions: { congestionProbe: () => (congested ? 64 * 1024 * 1024 : 0) },
+    });
+  });
+  after(async () => {
+    await harness.close();
+    source.close();
+  });
+
+  test('is cut back to the next keyframe by the Source, queues nothing, and resumes cleanly', async () => {
+    const client = await watchOverSignalling(harness.url, 'cam1');
+    try {
+      await client.receiver.waitFor(() => client.receiver.accessUnits >= 20, 10_000, 'frames');
+      const viewer = harness.viewers.at(-1)!;
+      const heapBefore = process.memoryUsage().heapUsed;
+      congested = true;
+      await new Promise((r) => setTimeout(r, 1500));
+      const during = client.receiver.accessUnits;
+      const stats = viewer.stats();
+      assert.ok(stats.congestionEvents >= 1, 'congestion was seen');
+      assert.ok(source.counters.cutBacks >= 1, 'the Source cut the viewer back');
+      // Nothing was sent while congested, and nothing piled up in memory for it.
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(client.receiver.accessUnits - during <= 1, `frames still arriving: ${client.receiver.accessUnits - during}`);
+      assert.ok(process.memoryUsage().heapUsed - heapBefore < 20 * 1048576);
+      const keyframes = client.receiver.keyframes;
+      congested = false;
+      // Video resumes at a keyframe (within one 1 s GOP) and decodes.
+      await client.receiver.waitFor(() => client.receiver.keyframes > keyframes && client.receiver.accessUnits > during + 25, 5_000, 'resume');
+      const decoded = await decodeAnnexB(client.receiver.annexB());
+      assert.ok(decoded.frames >= client.receiver.accessUnits - 2, `decoded ${decoded.frames} of ${client.receiver.accessUnits}\n${decoded.errors}`);
+      assert.equal(decoded.errors, '', decoded.errors);
+    } finally {
+      await client.close();
+    }
+  });
+});
