@@ -404,6 +404,10 @@ describe('hardening: anonymous loopback access is explicit', () => {
       assert.equal((await request(`${run.base}/api/share-links`)).status, 403);
       // DNS rebinding: a foreign site's name pointed at 127.0.0.1 does not count as local.
       assert.equal((await request(`${run.base}/api/cameras`, { headers: { Host: `evil.example:${run.port}` } })).status, 401);
+      // A reverse proxy on this machine connects from 127.0.0.1 too; its visitors are not local.
+      for (const header of ['X-Forwarded-For', 'Forwarded', 'X-Real-IP', 'Via']) {
+        assert.equal((await request(`${run.base}/api/cameras`, { headers: { [header]: '203.0.113.9' } })).status, 401, header);
+      }
       const socket = await openSocket(`ws://127.0.0.1:${run.port}/signal`, { Host: `rebind.example:${run.port}` });
       assert.equal(socket.status, 401);
       const local = await openSocket(`ws://127.0.0.1:${run.port}/signal`);

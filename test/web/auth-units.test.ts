@@ -42,12 +42,11 @@ describe('auth: password hashes', () => {
     assert.equal(await verifyPassword('p\u00e4ssword', parsePasswordHash(text)), true);
     // NFC and NFD spellings of the same password are the same password.
     assert.equal(await verifyPassword('pa\u0308ssword', parsePasswordHash(text)), true);
-    // The one-liner from docs/security.md.
-    const { stdout } = await run(process.execPath, [
-      '-e',
-      "const c=require('crypto');const s=c.randomBytes(16);const h=c.scryptSync(process.argv[1].normalize('NFC'),s,32,{N:32768,r:8,p:1,maxmem:64*1024*1024});console.log('scrypt$ln=15,r=8,p=1$'+s.toString('base64url')+'$'+h.toString('base64url'))",
-      'From the docs 1',
-    ]);
+    // The one-liner docs/security.md gives, run as written there.
+    const docs = await readFile(new URL('../../docs/security.md', import.meta.url), 'utf8');
+    const script = /^node -e '([^']+)' 'the password'$/m.exec(docs)?.[1];
+    assert.ok(script, 'docs/security.md has the node -e one-liner');
+    const { stdout } = await run(process.execPath, ['-e', script, 'From the docs 1']);
     assert.equal(await verifyPassword('From the docs 1', parsePasswordHash(stdout.trim())), true);
   });
 

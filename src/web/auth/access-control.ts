@@ -140,6 +140,16 @@ function changesState(req: IncomingMessage): boolean {
   return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
 }
 
+/**
+ * A reverse proxy on the same machine connects from 127.0.0.1 (and nginx even sends the upstream's
+ * loopback Host by default), so its visitors would pass as local: a forwarding header means "not
+ * this computer", whatever the address says.
+ */
+function proxied(req: IncomingMessage): boolean {
+  const h = req.headers;
+  return h['x-forwarded-for'] !== undefined || h['forwarded'] !== undefined || h['x-real-ip'] !== undefined || h['via'] !== undefined;
+}
+
 function pathOf(req: IncomingMessage): string {
   return (req.url ?? '').split('?')[0] ?? '';
 }
@@ -280,7 +290,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
         return session.principal;
       }
     }
-    if (options.allowAnonymousLoopback && isLoopbackAddress(req.socket.remoteAddress) && isLoopbackHost(req.headers.host)) {
+    if (options.allowAnonymousLoopback && isLoopbackAddress(req.socket.remoteAddress) && isLoopbackHost(req.headers.host) && !proxied(req)) {
       return ANONYMOUS_LOOPBACK;
     }
     return undefined;

@@ -1,7 +1,8 @@
 /**
  * Viewer accounts from the config. Plaintext passwords (what the Homebridge UI stores in
- * config.json) are hashed once at start-up and the plaintext is not kept by this module; values
- * already written as `scrypt$...` are used as they are.
+ * config.json) are hashed once at start-up and compared only through the hash; this module does
+ * not keep the plaintext (access control keeps it only to mask it in logs). Values already written
+ * as `scrypt$...` are used as they are.
  *
  * `authenticate` always runs exactly one scrypt, against the account's hash or, for an unknown
  * user, against a dummy hash with the default cost, so the answer time does not tell which user
