@@ -107,13 +107,14 @@ describe('hardening: password guessing', () => {
     };
     const known: number[] = [];
     const unknown: number[] = [];
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 5; i++) {
       known.push(await time('bob', `127.0.1.${i + 1}`));
       unknown.push(await time(`nobody-${i}`, `127.0.2.${i + 1}`));
     }
     const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     const ratio = median(unknown) / median(known);
-    assert.ok(ratio > 0.6 && ratio < 1.6, `known ${median(known).toFixed(1)} ms, unknown ${median(unknown).toFixed(1)} ms`);
+    // Loose bounds (other test files run in parallel); without the dummy hash the ratio would be ~0.01.
+    assert.ok(ratio > 0.5 && ratio < 2, `known ${median(known).toFixed(1)} ms, unknown ${median(unknown).toFixed(1)} ms`);
     assert.ok(median(known) > 10, 'a check runs scrypt');
   });
 });
