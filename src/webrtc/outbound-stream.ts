@@ -68,6 +68,8 @@ export class OutboundStream {
   private readonly historyTimestamp: Uint32Array;
   private readonly historyMarker: Uint8Array;
   private readonly historyPayload: Array<Buffer | undefined>;
+  /** When each kept packet was last retransmitted (a receiver repeats its NACKs). */
+  private readonly historyResentAt: Float64Array;
 
   constructor(options: OutboundStreamOptions) {
     this.kind = options.kind;
@@ -83,6 +85,7 @@ export class OutboundStream {
     this.historyTimestamp = new Uint32Array(options.historySize);
     this.historyMarker = new Uint8Array(options.historySize);
     this.historyPayload = new Array<Buffer | undefined>(options.historySize);
+    this.historyResentAt = new Float64Array(options.historySize);
   }
 
   /**
@@ -111,8 +114,8 @@ export class OutboundStream {
     this.lastLiveWallMs = wallMs;
   }
 
-  /** Builds and protects the next packet (direct path). */
-  protect(marker: boolean, timestamp: number, payload: Buffer): Buffer {
+  /** Builds and protects the next packet (direct path), as header / encrypted payload / tag. */
+  protect(marker: boolean, timestamp: number, payload: Buffer): Buffer[] {
     const seq = this.sequenceNumber;
     this.sequenceNumber = (seq + 1) & 0xffff;
     this.packetsSent++;
@@ -124,9 +127,10 @@ export class OutboundStream {
       this.historyTimestamp[slot] = timestamp;
       this.historyMarker[slot] = marker ? 1 : 0;
       this.historyPayload[slot] = payload;
+      this.historyResentAt[slot] = Number.NEGATIVE_INFINITY;
     }
     // Only called when a writer exists (direct path); the caller guarantees it.
-    return (this.writer as SrtpStreamWriter).protect(this.payloadType, marker, seq, timestamp, payload);
+    return (this.writer as SrtpStreamWriter).protectParts(this.payloadType, marker, seq, timestamp, payload);
   }
 
   /** Takes the next sequence number without protecting (werift path). */
@@ -138,14 +142,20 @@ export class OutboundStream {
     return seq;
   }
 
-  /** An earlier packet protected again (NACK answer), if still in the history. */
-  retransmission(seq: number): Buffer | undefined {
+  /**
+   * An earlier packet protected again (NACK answer), if still in the history and not already
+   * resent within `minIntervalMs`: receivers repeat NACKs, and answering each repeat turns a loss
+   * burst into a retransmission storm that makes the loss worse.
+   */
+  retransmission(seq: number, now: number, minIntervalMs: number): Buffer[] | undefined {
     const size = this.historySeq.length;
     if (size === 0 || !this.writer) return undefined;
     const slot = seq % size;
     const payload = this.historyPayload[slot];
     if (this.historySeq[slot] !== seq || !payload) return undefined;
-    return this.writer.reprotect(this.payloadType, this.historyMarker[slot] === 1, seq, this.historyTimestamp[slot]!, payload);
+    if (now - this.historyResentAt[slot]! < minIntervalMs) return undefined;
+    this.historyResentAt[slot] = now;
+    return this.writer.reprotectParts(this.payloadType, this.historyMarker[slot] === 1, seq, this.historyTimestamp[slot]!, payload);
   }
 
   /** Drops retained references (on close) so they can be collected at once. */

@@ -20,7 +20,8 @@ export interface IceConnectionLike {
 
 export interface PacketTransport {
   readonly kind: 'udp' | 'generic';
-  send(packet: Buffer): void;
+  /** One datagram; given as parts it is sent scatter/gather (UDP) or joined (other transports). */
+  send(packet: Buffer | Buffer[]): void;
   queuedBytes(): number;
   /** The pair this transport was built for; a different nominated pair means: resolve again. */
   readonly pair: unknown;
@@ -51,7 +52,8 @@ export function resolvePacketTransport(connection: IceConnectionLike): PacketTra
   return {
     kind: 'generic',
     pair,
-    send: (packet) => {
+    send: (parts) => {
+      const packet = Array.isArray(parts) ? Buffer.concat(parts) : parts;
       const size = packet.length;
       pending += size;
       const done = (): void => {

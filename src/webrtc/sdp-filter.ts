@@ -114,8 +114,23 @@ function keepPayloads(section: Section, keep: ReadonlySet<number>): void {
 }
 
 /**
+ * JSEP max-bundle offers (GStreamer's webrtcbin, for one) give every m-section after the first port
+ * 0 and `a=bundle-only`. There port 0 means "bundled", not "rejected" (RFC 8843 section 6), but
+ * werift reads it as rejected and answers the section inactive: such a client got no audio, or no
+ * video when its audio came first. The usual placeholder port 9 makes it an ordinary bundled section.
+ */
+function acceptBundleOnly(section: Section): void {
+  if (!section.lines.includes('a=bundle-only')) return;
+  const parts = section.lines[0]!.split(' ');
+  if (parts[1] !== '0') return;
+  parts[1] = '9';
+  section.lines[0] = parts.join(' ');
+}
+
+/**
  * Keeps the best packetization-mode=1 H.264 in every video section and nothing else there. A video
  * section without usable H.264 is left as it is (werift then rejects it, and `h264` is undefined).
+ * Bundle-only sections are accepted as bundled (see `acceptBundleOnly`).
  */
 export function filterOfferForH264(sdp: string): FilteredOffer {
   const { session, media } = splitSections(sdp);
@@ -124,6 +139,7 @@ export function filterOfferForH264(sdp: string): FilteredOffer {
   let hasAudio = false;
   let audioCodecs: string[] = [];
   for (const section of media) {
+    acceptBundleOnly(section);
     const kind = section.lines[0]!.slice(2).split(' ')[0];
     if (kind === 'audio' && !hasAudio) {
       hasAudio = true;

@@ -90,23 +90,77 @@ export class SrtpStreamWriter {
    * bytes as the first time. Works across a rollover for packets sent just before it.
    */
   reprotect(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer): Buffer {
-    const roc = sequenceNumber > this.lastSeq && sequenceNumber - this.lastSeq > 0x8000 ? (this.roc - 1) >>> 0 : this.roc;
-    return this.seal(payloadType, marker, sequenceNumber, timestamp, payload, roc);
+    return this.seal(payloadType, marker, sequenceNumber, timestamp, payload, this.rocFor(sequenceNumber));
   }
 
-  private seal(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer, roc: number): Buffer {
-    const out = Buffer.allocUnsafe(RTP_HEADER_BYTES + payload.length + this.overhead);
-    out[0] = 0x80;
-    out[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
-    out.writeUInt16BE(sequenceNumber, 2);
-    out.writeUInt32BE(timestamp >>> 0, 4);
-    out.writeUInt32BE(this.ssrc, 8);
-    const header = out.subarray(0, RTP_HEADER_BYTES);
+  /**
+   * Like `protect`, but as the three pieces of the packet (header, encrypted payload, tag) for a
+   * scatter/gather datagram send: it saves allocating and copying a whole-packet buffer per viewer
+   * per packet, which mattered for GC at 50 viewers.
+   */
+  protectParts(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer): Buffer[] {
+    if (this.lastSeq >= 0 && sequenceNumber < this.lastSeq && this.lastSeq - sequenceNumber > 0x8000) {
+      this.roc = (this.roc + 1) >>> 0;
+    }
+    this.lastSeq = sequenceNumber;
+    return this.sealParts(payloadType, marker, sequenceNumber, timestamp, payload, this.roc);
+  }
+
+  /** `reprotect` as parts (see `protectParts`). */
+  reprotectParts(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer): Buffer[] {
+    return this.sealParts(payloadType, marker, sequenceNumber, timestamp, payload, this.rocFor(sequenceNumber));
+  }
+
+  private rocFor(sequenceNumber: number): number {
+    // A retransmission of a packet sent just before the last rollover belongs to the previous ROC.
+    return sequenceNumber > this.lastSeq && sequenceNumber - this.lastSeq > 0x8000 ? (this.roc - 1) >>> 0 : this.roc;
+  }
+
+  private writeHeader(target: Buffer, payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number): void {
+    target[0] = 0x80;
+    target[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
+    target.writeUInt16BE(sequenceNumber, 2);
+    target.writeUInt32BE(timestamp >>> 0, 4);
+    target.writeUInt32BE(this.ssrc, 8);
+  }
+
+  /** The IV for this packet, in the reused scratch buffer (createCipheriv copies it). */
+  private ivFor(sequenceNumber: number, roc: number): Buffer {
     const iv = this.iv;
     this.ivBase.copy(iv);
     if (this.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
       iv.writeUInt32BE((iv.readUInt32BE(8) ^ roc) >>> 0, 8);
       iv.writeUInt16BE(iv.readUInt16BE(12) ^ sequenceNumber, 12);
+    } else {
+      iv.writeUInt32BE((iv.readUInt32BE(6) ^ roc) >>> 0, 6);
+      iv.writeUInt16BE(iv.readUInt16BE(10) ^ sequenceNumber, 10);
+    }
+    return iv;
+  }
+
+  private sealParts(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer, roc: number): Buffer[] {
+    const header = Buffer.allocUnsafe(RTP_HEADER_BYTES);
+    this.writeHeader(header, payloadType, marker, sequenceNumber, timestamp);
+    const iv = this.ivFor(sequenceNumber, roc);
+    if (this.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
+      const enc = createCipheriv('aes-128-ctr', this.key, iv).update(payload);
+      this.rocBytes.writeUInt32BE(roc, 0);
+      const tag = createHmac('sha1', this.authKey).update(header).update(enc).update(this.rocBytes).digest().subarray(0, 10);
+      return [header, enc, tag];
+    }
+    const cipher = createCipheriv('aes-128-gcm', this.key, iv);
+    cipher.setAAD(header);
+    const enc = cipher.update(payload);
+    cipher.final();
+    return [header, enc, cipher.getAuthTag()];
+  }
+
+  private seal(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer, roc: number): Buffer {
+    const out = Buffer.allocUnsafe(RTP_HEADER_BYTES + payload.length + this.overhead);
+    this.writeHeader(out, payloadType, marker, sequenceNumber, timestamp);
+    const header = out.subarray(0, RTP_HEADER_BYTES);
+    const iv = this.ivFor(sequenceNumber, roc);
+    if (this.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
       const enc = createCipheriv('aes-128-ctr', this.key, iv).update(payload);
       enc.copy(out, RTP_HEADER_BYTES);
       const authEnd = RTP_HEADER_BYTES + payload.length;
@@ -114,8 +168,6 @@ export class SrtpStreamWriter {
       const tag = createHmac('sha1', this.authKey).update(out.subarray(0, authEnd)).update(this.rocBytes).digest();
       tag.copy(out, authEnd, 0, 10);
     } else {
-      iv.writeUInt32BE((iv.readUInt32BE(6) ^ roc) >>> 0, 6);
-      iv.writeUInt16BE(iv.readUInt16BE(10) ^ sequenceNumber, 10);
       const cipher = createCipheriv('aes-128-gcm', this.key, iv);
       cipher.setAAD(header);
       const enc = cipher.update(payload);

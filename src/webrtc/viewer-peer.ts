@@ -142,6 +142,13 @@ const DEFAULTS = {
 };
 
 const SENDER_REPORT_INTERVAL_MS = 1_000;
+/** The same packet is resent at most this often, however often it is NACKed. */
+const RETRANSMIT_MIN_INTERVAL_MS = 100;
+/**
+ * A viewer that NACKs more than this share of its video packets for two seconds in a row cannot
+ * keep up (slow Wi-Fi, a starved phone): it is cut back to the next keyframe like a congested one.
+ */
+const LOSS_CUTBACK_RATIO = 0.2;
 
 /** How long `waitForTracks` waits by default before giving up on a camera that does not answer. */
 export const DEFAULT_TRACKS_TIMEOUT_MS = 15_000;
@@ -172,6 +179,8 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   private reportTimer: NodeJS.Timeout | undefined;
   private lastKeyframeRequestAt = Number.NEGATIVE_INFINITY;
   private lastRtcpAt = 0;
+  /** NACKed vs sent video packets in the current one-second window, for the loss cut-back. */
+  private readonly lossWindow = { nacked: 0, sentAtStart: 0, heavy: 0, cutBack: false };
   private pendingKeyframeTimer: NodeJS.Timeout | undefined;
   private infoSent: StreamInfo | undefined;
   private lastSps: Buffer | undefined;
@@ -587,7 +596,10 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     const transport = this.currentTransport();
     if (!transport) return true;
     const queued = this.opts.congestionProbe ? this.opts.congestionProbe() : transport.queuedBytes();
-    if (queued > this.opts.maxQueuedBytes) {
+    // A keyframe is already the fresh start a loss cut-back aims for; only cut inside a GOP.
+    const lossCutBack = frame.kind === 'video' && this.lossWindow.cutBack && !frame.keyframe;
+    if (frame.kind === 'video') this.lossWindow.cutBack = false;
+    if (queued > this.opts.maxQueuedBytes || lossCutBack) {
       // Congested: the Source skips this viewer's video up to the next keyframe.
       this.statsValue.congestionEvents++;
       this.statsValue.framesDropped++;
@@ -615,9 +627,9 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       if (this.opts.sendPath === 'direct') {
         for (let i = 0; i < packets.length; i++) {
           const p = packets[i]!;
-          const protectedPacket = out.protect(p.marker, timestamp, p.payload);
-          transport.send(protectedPacket);
-          bytes += protectedPacket.length;
+          const parts = out.protect(p.marker, timestamp, p.payload);
+          transport.send(parts);
+          bytes += parts[0]!.length + parts[1]!.length + parts[2]!.length;
         }
       } else {
         this.writeViaWerift(frame.kind, out, timestamp, packets);
@@ -722,10 +734,12 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
 
   private onNack(video: OutboundStream, lost: number[]): void {
     this.statsValue.nacks++;
+    this.lossWindow.nacked += lost.length;
     const transport = this.currentTransport();
     if (!transport || this.opts.sendPath !== 'direct') return;
+    const now = performance.now();
     for (const seq of lost) {
-      const packet = video.retransmission(seq);
+      const packet = video.retransmission(seq, now, RETRANSMIT_MIN_INTERVAL_MS);
       if (!packet) continue;
       try {
         transport.send(packet);
@@ -733,7 +747,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
         return;
       }
       this.statsValue.retransmissions++;
-      this.statsValue.bytesSent += packet.length;
+      for (const part of packet) this.statsValue.bytesSent += part.length;
     }
   }
 
@@ -767,6 +781,23 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.source.requestKeyframe(this.sink);
   }
 
+  /** Once a second: is this viewer losing so much that it should skip to the next keyframe? */
+  private evaluateLoss(): void {
+    const video = this.video;
+    const window = this.lossWindow;
+    if (!video) return;
+    const sent = video.packetsSent - window.sentAtStart;
+    const heavy = sent > 50 && window.nacked / sent > LOSS_CUTBACK_RATIO;
+    window.heavy = heavy ? window.heavy + 1 : 0;
+    if (window.heavy >= 2) {
+      window.heavy = 0;
+      window.cutBack = true;
+      this.log.debug(`Camera ${this.source.id}: viewer ${this.id} is losing ${Math.round((100 * window.nacked) / sent)}% of video; skipping to the next keyframe`);
+    }
+    window.nacked = 0;
+    window.sentAtStart = video.packetsSent;
+  }
+
   private sendReports(): void {
     const dtls = this.dtls;
     if (!dtls || this.phaseValue !== 'connected') return;
@@ -775,6 +806,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       void this.close('disconnected', 'no RTCP from the viewer');
       return;
     }
+    this.evaluateLoss();
     const now = performance.timeOrigin + performance.now();
     const reports = [this.video?.senderReport(now), this.audio?.senderReport(now)].filter((r) => r !== undefined);
     if (reports.length === 0) return;
