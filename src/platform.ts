@@ -57,6 +57,8 @@ function sourceText(camera: CameraConfig): string {
 export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
   private readonly log: Logger;
   private readonly config: PluginConfig | undefined;
+  /** Every password in the config: masked in anything the plugin logs or sends. */
+  private secrets: ReadonlySet<string> = new Set();
   private readonly hooks: PlatformHooks;
   /** Accessories restored from Homebridge's cache, by UUID, until `didFinishLaunching` sorts them. */
   private readonly cached = new Map<string, PlatformAccessory>();
@@ -76,6 +78,7 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
         const result = loadConfig(config);
         // From here on no line may carry a password: every secret in the config is known.
         logger = redactingLogger(log, result.secrets);
+        this.secrets = result.secrets;
         for (const message of result.messages) logger[message.level](message.text);
         loaded = result.config;
       }
@@ -117,7 +120,7 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
 
     const ffmpeg = await this.hooks.findFfmpeg({ log: this.log, videoProcessor: config.ffmpeg.videoProcessor });
     if (this.stopping) return;
-    const context: RuntimeContext = { api: this.api, log: this.log, config, ffmpeg, storagePath: this.api.user.storagePath() };
+    const context: RuntimeContext = { api: this.api, log: this.log, config, ffmpeg, storagePath: this.api.user.storagePath(), secrets: this.secrets };
     const services = this.hooks.createPluginServices(context);
     this.services = services;
     await services.start();

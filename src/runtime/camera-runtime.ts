@@ -32,6 +32,8 @@ export interface RuntimeContext {
   ffmpeg: FfmpegCapabilities | undefined;
   /** Homebridge's storage directory, for files the plugin keeps (certificates, share-link keys). */
   storagePath: string;
+  /** Every password in the config (cameras, viewers, TURN): masked in anything sent to a browser. */
+  secrets: ReadonlySet<string>;
 }
 
 /** Plugin-wide services: the camera registry, the loopback re-stream and the web server. */

@@ -1,6 +1,7 @@
 import type { CameraConfig } from '../config/types.js';
 import type { Source } from '../media/source.js';
 import { createRestreamServer, type RestreamServer } from '../rtsp/server.js';
+import { createAccessControl, createHttpsRedirect, loadTlsCredentials, type AccessControl } from '../web/auth/index.js';
 import { createWebServer, type WebServer } from '../web/server.js';
 import type { CameraRegistry, ClientIceServer, SnapshotProvider } from '../web/types.js';
 import type { IceSettings } from '../webrtc/ice-config.js';
@@ -67,6 +68,9 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
   let snapshots: SnapshotProvider | undefined;
   let restream: RestreamServer | undefined;
   let web: WebServer | undefined;
+  let access: AccessControl | undefined;
+  let closeWhep: (() => Promise<void>) | undefined;
+  let redirect: { close(): Promise<void> } | undefined;
   let watchUrl: string | undefined;
   const discovery = createDiscoveryService(config, context.storagePath, log);
 
@@ -84,12 +88,33 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         log,
       });
       log.debug(`Loopback re-stream on rtsp://${restream.host}:${restream.port}/<camera-id>`);
+      const tls = await loadTlsCredentials(config.web.tls, { storagePath: context.storagePath, log });
+      // The demo (no camera configured, page on loopback) opens for anyone on this machine; everything
+      // else needs a viewer account or a share link.
+      const demoOnLoopback = config.cameras.every((c) => c.source.kind === 'demo') && isLoopback(config.web.bind);
+      access = await createAccessControl({
+        viewers: config.viewers,
+        storagePath: context.storagePath,
+        log,
+        tls: tls !== undefined,
+        ...(config.web.publicUrl ? { publicUrl: config.web.publicUrl } : {}),
+        defaultLinkExpiryMs: config.shareLinks.defaultExpiryMs,
+        cameraIds: () => cameras.keys(),
+        allowAnonymousLoopback: demoOnLoopback,
+      });
+      const whep = createWhepHandler({ registry, limits, ice, logger: log });
+      closeWhep = () => whep.closeAll();
       web = createWebServer({
         port: config.web.port,
         host: config.web.bind,
+        ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
         registry,
-        signalling: createSignallingHandler({ registry, limits, ice, logger: log }),
-        whep: createWhepHandler({ registry, limits, ice, logger: log }),
+        authorize: access.authorize,
+        loginPath: access.loginPath,
+        routes: [...access.routes, discovery.route],
+        secrets: () => [...context.secrets, ...access!.secrets()],
+        signalling: access.guardSignalling(createSignallingHandler({ registry, limits, ice, logger: log })),
+        whep: access.guardWhep(whep),
         snapshots: {
           getSnapshot: (id, size) => snapshots ? snapshots.getSnapshot(id, size) : Promise.resolve(undefined),
         },
@@ -98,19 +123,32 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
           return camera ? { name: camera.config.name, viewers: limits.count(id) } : undefined;
         },
         clientIceServers: (): ClientIceServer[] => ice.iceServers ?? [],
-        routes: [discovery.route],
         log,
       });
-      const { url } = await web.listen();
+      const server = web;
+      access.onRevoke((predicate, reason) => server.disconnect(predicate, reason));
+      const { port, url } = await web.listen();
+      if (tls && config.web.tls.redirectHttpPort) {
+        const redirector = createHttpsRedirect({ port: config.web.tls.redirectHttpPort, host: config.web.bind, httpsPort: port, log });
+        await redirector.listen();
+        redirect = redirector;
+      }
       watchUrl = config.web.publicUrl ?? url;
       log.info(`Watch page: ${watchUrl}`);
+      if (demoOnLoopback) log.info('The demo page is open to this machine without signing in.');
+      else if (access.accountCount === 0) {
+        log.warn('No viewer account is configured, so nobody can sign in to the watch page yet: add one under "Viewers" in the plugin settings.');
+      }
       discovery.start();
     },
     async stop() {
       discovery.stop();
-      await Promise.allSettled([web?.close(), restream?.close()]);
+      await Promise.allSettled([web?.close(), restream?.close(), redirect?.close()]);
+      await Promise.allSettled([closeWhep?.(), access?.stop()]);
       web = undefined;
       restream = undefined;
+      access = undefined;
+      redirect = undefined;
     },
     addCamera(camera) {
       cameras.set(camera.config.id, camera);
