@@ -1,0 +1,103 @@
+/**
+ * Access control as a user gets it: the real plugin in a real Homebridge, a camera with a Digest
+ * password, one viewer allowed one camera. Everything a stranger can reach answers 401 (or sends the
+ * page to sign-in); the viewer sees exactly its camera; and neither password appears in Homebridge's
+ * full debug log, in any API answer, or in the page.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
+import { FakeCamera } from '../helpers/fake-camera.js';
+import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
+import { getFreePort } from '../helpers/ports.js';
+import { request, signIn } from '../web/auth-helpers.js';
+
+const CAMERA_USER = 'admin';
+const CAMERA_PASSWORD = 'Cam-Secret-7731';
+const VIEWER = { username: 'grandma', password: 'Viewer-Pass-4402' };
+
+function upgradeStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: { Origin: new URL(url.replace(/^ws/, 'http')).origin } });
+    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
+    ws.on('open', () => { resolve(101); ws.close(); });
+    ws.on('error', (error) => reject(error));
+  });
+}
+
+describe('e2e: access control in the plugin under Homebridge', () => {
+  let porch: FakeCamera;
+  let garage: FakeCamera;
+  let hb: HomebridgeProcess;
+  let base: string;
+  const answers: string[] = [];
+
+  before(async () => {
+    porch = await FakeCamera.start({ width: 640, height: 360, auth: { method: 'digest', user: CAMERA_USER, password: CAMERA_PASSWORD } });
+    garage = await FakeCamera.start({ width: 640, height: 360, audio: 'none' });
+    const webPort = await getFreePort();
+    hb = await startHomebridge({
+      platform: {
+        platform: 'WebRTCCameras',
+        name: 'WebRTC Cameras',
+        cameras: [
+          { name: 'Porch', rtspUrl: porch.urlWithCredentials(CAMERA_USER, CAMERA_PASSWORD) },
+          { name: 'Garage', rtspUrl: garage.url },
+        ],
+        web: { port: webPort, bind: '127.0.0.1' },
+        restream: { port: 0 },
+        viewers: [{ ...VIEWER, cameras: ['porch'] }],
+      },
+    });
+    await hb.waitForLog(/Watch page: /, 20_000);
+    base = `http://127.0.0.1:${webPort}`;
+  });
+
+  after(async () => {
+    await hb?.stop({ removeStorage: true });
+    await stopAllHomebridges();
+    await Promise.all([porch?.close(), garage?.close()]);
+  });
+
+  it('refuses a stranger everywhere: page → sign-in, API, snapshot, WHEP and WebSocket → 401', async () => {
+    const page = await request(`${base}/`);
+    assert.ok(page.status === 303 || page.status === 302, `page status ${page.status}`);
+    assert.match(String(page.headers.location), /\/login/);
+    for (const path of ['/api/cameras', '/api/cameras/porch', '/api/cameras/porch/snapshot.jpg']) {
+      const answer = await request(`${base}${path}`);
+      assert.equal(answer.status, 401, path);
+      answers.push(answer.body);
+    }
+    const whep = await request(`${base}/whep/porch`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0\r\n' });
+    assert.equal(whep.status, 401);
+    assert.equal(await upgradeStatus(`ws://127.0.0.1:${new URL(base).port}/signal`), 401);
+  });
+
+  it('lets the viewer in to exactly its camera', async () => {
+    const session = await signIn(base, VIEWER.username, VIEWER.password);
+    assert.equal(session.status, 200);
+    const list = await request(`${base}/api/cameras`, { jar: session.jar });
+    assert.equal(list.status, 200);
+    answers.push(list.body);
+    assert.deepEqual((JSON.parse(list.body) as Array<{ id: string }>).map((c) => c.id), ['porch']);
+    const other = await request(`${base}/api/cameras/garage`, { jar: session.jar });
+    assert.equal(other.status, 403);
+    const detail = await request(`${base}/api/cameras/porch`, { jar: session.jar });
+    answers.push(detail.body);
+    const page = await request(`${base}/`, { jar: session.jar });
+    assert.equal(page.status, 200);
+    answers.push(page.body);
+    // The camera is pulled for the snapshot, so its URL has been used (and could have leaked) by now.
+    const snapshot = await request(`${base}/api/cameras/porch/snapshot.jpg`, { jar: session.jar });
+    assert.ok(snapshot.status === 200 || snapshot.status === 204, `snapshot ${snapshot.status}`);
+  });
+
+  it('never shows either password in the log, the API or the page', async () => {
+    await hb.waitForLog(/\[Porch\].*(live|Home app camera ready)/, 20_000);
+    const everything = [hb.output(), ...answers].join('\n');
+    assert.ok(everything.length > 1000, 'there is output to search');
+    for (const secret of [CAMERA_PASSWORD, VIEWER.password, encodeURIComponent(CAMERA_PASSWORD)]) {
+      assert.ok(!everything.includes(secret), `"${secret}" leaked`);
+    }
+  });
+});
