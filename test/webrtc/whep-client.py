@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """A WHEP client that is not ours: aiortc (Debian's python3-aiortc) POSTs a recvonly offer,
 applies the answer, decodes the video it receives and prints one JSON line with what it got.
-Then it DELETEs the session. Usage: whep-client.py <whep-url> [seconds] [min-frames]"""
+Then it DELETEs the session. Usage: whep-client.py <whep-url> [seconds] [min-frames]
+With WHEP_BEARER_TOKEN set (a share-link token), every request carries it as a bearer token."""
 import asyncio
 import json
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -16,6 +18,8 @@ def http(method, url, body=None, content_type=None):
     req = urllib.request.Request(url, data=body, method=method)
     if content_type:
         req.add_header("Content-Type", content_type)
+    if os.environ.get("WHEP_BEARER_TOKEN"):
+        req.add_header("Authorization", "Bearer " + os.environ["WHEP_BEARER_TOKEN"])
     try:
         with urllib.request.urlopen(req, timeout=20) as res:
             return res.status, dict(res.headers), res.read().decode("utf-8")
