@@ -12,7 +12,7 @@
 import type { RawData, WebSocket } from 'ws';
 import type { SourceState } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { redactText } from '../util/redact.js';
+import { publicErrorText } from '../web/camera-status.js';
 import { canWatch } from '../web/principal.js';
 import type { CallerContext, SignallingHandler } from '../web/types.js';
 import type { BroadcastSource } from './broadcast-source.js';
@@ -125,21 +125,26 @@ export function parseClientMessage(value: unknown, maxSdpBytes: number): ClientM
   }
 }
 
-/** The protocol's state for a Source state; `live` only once this viewer's media flows. */
+/**
+ * The protocol's state for a Source state; `live` only once this viewer's media flows. Error texts
+ * go through the same filter as the camera API's: any viewer (a share link's too) may read them, so
+ * the camera's URL (its LAN host, port and path) is replaced, not only its password.
+ */
 export function protocolState(state: SourceState, viewerConnected: boolean): Extract<ServerMessage, { type: 'state' }> {
   switch (state.state) {
     case 'live':
       return { type: 'state', state: viewerConnected ? 'live' : 'connecting' };
     case 'retrying': {
       const parts: string[] = [];
-      if (state.lastError) parts.push(redactText(state.lastError));
+      const error = publicErrorText(state.lastError);
+      if (error) parts.push(error);
       if (state.retryInMs !== undefined) parts.push(`next attempt in ${Math.max(1, Math.round(state.retryInMs / 1000))} s`);
       return parts.length > 0 ? { type: 'state', state: 'retrying', message: parts.join('; ') } : { type: 'state', state: 'retrying' };
     }
-    case 'stopped':
-      return state.lastError
-        ? { type: 'state', state: 'offline', message: redactText(state.lastError) }
-        : { type: 'state', state: 'offline' };
+    case 'stopped': {
+      const error = publicErrorText(state.lastError);
+      return error ? { type: 'state', state: 'offline', message: error } : { type: 'state', state: 'offline' };
+    }
     default:
       return { type: 'state', state: 'connecting' };
   }
