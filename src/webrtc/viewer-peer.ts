@@ -41,6 +41,7 @@ import {
 } from './ice-config.js';
 import { OutboundStream } from './outbound-stream.js';
 import { resolvePacketTransport, type PacketTransport } from './packet-transport.js';
+import { ReplayPacer } from './replay-pacer.js';
 import { answerAcceptsVideo, filterOfferForH264 } from './sdp-filter.js';
 import { SrtpStreamWriter } from './srtp-writer.js';
 import type { IceCandidateJson, StreamInfo } from './types.js';
@@ -81,8 +82,14 @@ export interface ViewerPeerOptions {
    * benches to simulate a congested viewer (loopback never pushes back).
    */
   congestionProbe?: () => number;
-  /** Video packets kept for NACK retransmission (default 256; 0 disables NACK answers). */
+  /**
+   * Video packets kept for NACK retransmission (default 2048; 0 disables NACK answers). Only
+   * references to the Source's shared payloads are kept, so a long history is cheap, and it must
+   * cover a whole GOP replay.
+   */
   nackHistoryPackets?: number;
+  /** Rate at which a GOP replay (and the live video queued behind it) is sent (default 80 Mbit/s). */
+  replayPaceMbps?: number;
   /** A frame older than this is a replay (GOP cache) and is moved to the present (default 300 ms). */
   staleFrameMs?: number;
   /**
@@ -137,7 +144,8 @@ const DEFAULTS = {
   silenceTimeoutMs: 10_000,
   keyframeRequestIntervalMs: 1_000,
   maxQueuedBytes: 4 * 1024 * 1024,
-  nackHistoryPackets: 256,
+  nackHistoryPackets: 2048,
+  replayPaceMbps: 80,
   staleFrameMs: 300,
 };
 
@@ -171,6 +179,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   private video: OutboundStream | undefined;
   private audio: OutboundStream | undefined;
   private transport: PacketTransport | undefined;
+  private pacer: ReplayPacer | undefined;
   private dtls: RTCDtlsTransport | undefined;
   private subscription: { unsubscribe(): void } | undefined;
   private readonly disposers: Array<() => void> = [];
@@ -204,6 +213,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       keyframeRequestIntervalMs: options.keyframeRequestIntervalMs ?? DEFAULTS.keyframeRequestIntervalMs,
       maxQueuedBytes: options.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes,
       nackHistoryPackets: options.nackHistoryPackets ?? DEFAULTS.nackHistoryPackets,
+      replayPaceMbps: options.replayPaceMbps ?? DEFAULTS.replayPaceMbps,
       staleFrameMs: options.staleFrameMs ?? DEFAULTS.staleFrameMs,
       sendPath: options.sendPath ?? 'direct',
       congestionProbe: options.congestionProbe,
@@ -573,6 +583,10 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       return;
     }
     this.lastRtcpAt = performance.now();
+    if (direct) {
+      const bytesPerMs = (this.opts.replayPaceMbps * 1e6) / 8 / 1000;
+      this.pacer = new ReplayPacer((parts) => this.sendParts(parts), bytesPerMs, 64 * 1024);
+    }
     const rtcp = dtls.onRtcp.subscribe((packet) => this.onRtcp(packet));
     this.disposers.push(rtcp.unSubscribe);
     this.reportTimer = setInterval(() => this.sendReports(), SENDER_REPORT_INTERVAL_MS);
@@ -595,7 +609,9 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     }
     const transport = this.currentTransport();
     if (!transport) return true;
-    const queued = this.opts.congestionProbe ? this.opts.congestionProbe() : transport.queuedBytes();
+    // The pacer's queue counts only beyond a replay's worth: a replay is bounded by the GOP cache.
+    const paced = Math.max(0, (this.pacer?.queuedBytes ?? 0) - this.opts.maxQueuedBytes);
+    const queued = (this.opts.congestionProbe ? this.opts.congestionProbe() : transport.queuedBytes()) + paced;
     // A keyframe is already the fresh start a loss cut-back aims for; only cut inside a GOP.
     const lossCutBack = frame.kind === 'video' && this.lossWindow.cutBack && !frame.keyframe;
     if (frame.kind === 'video') this.lossWindow.cutBack = false;
@@ -625,11 +641,15 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     let bytes = 0;
     try {
       if (this.opts.sendPath === 'direct') {
+        // Replayed video, and live video behind a replay still draining, goes through the pacer.
+        const pacer = frame.kind === 'video' && this.pacer && (age > this.opts.staleFrameMs || this.pacer.active) ? this.pacer : undefined;
         for (let i = 0; i < packets.length; i++) {
           const p = packets[i]!;
           const parts = out.protect(p.marker, timestamp, p.payload);
-          transport.send(parts);
-          bytes += parts[0]!.length + parts[1]!.length + parts[2]!.length;
+          const size = parts[0]!.length + parts[1]!.length + parts[2]!.length;
+          if (pacer) pacer.push(parts, size);
+          else transport.send(parts);
+          bytes += size;
         }
       } else {
         this.writeViaWerift(frame.kind, out, timestamp, packets);
@@ -644,6 +664,16 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.statsValue.bytesSent += bytes;
     out.framesSent++;
     return true;
+  }
+
+  /** Sends one protected packet now (the pacer's output); a vanished socket is not an error here. */
+  private sendParts(parts: Buffer[]): void {
+    if (this.phaseValue !== 'connected') return;
+    try {
+      this.currentTransport()?.send(parts);
+    } catch {
+      this.transport = undefined;
+    }
   }
 
   private writeViaWerift(
@@ -861,6 +891,8 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
         // An already-disposed werift subscription; nothing left to release.
       }
     }
+    this.pacer?.clear();
+    this.pacer = undefined;
     this.video?.clearHistory();
     this.audio?.clearHistory();
     this.transport = undefined;

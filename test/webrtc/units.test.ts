@@ -16,6 +16,7 @@ import {
 } from '../../src/webrtc/ice-config.js';
 import { ntpFromUnixMs, OutboundStream } from '../../src/webrtc/outbound-stream.js';
 import { answerAcceptsVideo, filterOfferForH264, h264ProfileRank } from '../../src/webrtc/sdp-filter.js';
+import { ReplayPacer } from '../../src/webrtc/replay-pacer.js';
 import { parseClientMessage, protocolState } from '../../src/webrtc/signalling.js';
 import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter } from '../../src/webrtc/srtp-writer.js';
 import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
@@ -249,5 +250,32 @@ describe('signalling messages', () => {
     assert.ok(!retrying.message!.includes('hunter2'));
     assert.match(retrying.message!, /next attempt in 4 s/);
     assert.equal(protocolState({ state: 'stopped' }, false).state, 'offline');
+  });
+});
+
+describe('replay pacer', () => {
+  test('sends a burst at once, the rest at the set rate, in order; clear() drops the rest', async () => {
+    const sent: number[] = [];
+    // 10 kB/ms with a 5 kB burst: 100 packets of 1 kB take about 10 ms.
+    const pacer = new ReplayPacer((parts) => sent.push(parts[0]!.readUInt16BE(0)), 10_000, 5_000);
+    const started = performance.now();
+    for (let i = 0; i < 100; i++) {
+      const part = Buffer.alloc(1000);
+      part.writeUInt16BE(i, 0);
+      pacer.push([part], 1000);
+    }
+    assert.ok(sent.length >= 5 && sent.length < 20, `sent at once: ${sent.length}`);
+    assert.ok(pacer.active);
+    while (pacer.active) await new Promise((r) => setTimeout(r, 1));
+    const elapsed = performance.now() - started;
+    assert.deepEqual(sent, Array.from({ length: 100 }, (_, i) => i));
+    assert.ok(elapsed >= 8, `drained in ${elapsed.toFixed(1)} ms`);
+    assert.equal(pacer.queuedBytes, 0);
+    for (let i = 0; i < 50; i++) pacer.push([Buffer.alloc(1000)], 1000);
+    pacer.clear();
+    const count = sent.length;
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(sent.length, count);
+    assert.equal(pacer.active, false);
   });
 });

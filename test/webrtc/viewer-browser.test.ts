@@ -94,6 +94,40 @@ describe('viewer peer in browsers', () => {
     }
   });
 
+  test('instant start with a 4 s GOP: median page-load-to-first-frame < 1 s, and the paced replay loses nothing', async (t) => {
+    const deep = await SyntheticSource.create({ id: 'deep', width: 1280, height: 720, gop: 100, seconds: 8, bitrateKbps: 4000 });
+    const deepHarness = await startSignallingServer({ sources: [deep] });
+    const deepHttp = await serveHttp({ '/': viewerPage(deepHarness.url, 'deep') });
+    // Warm source: someone is already watching, so the GOP cache is full.
+    const warm = deep.subscribe({ write: () => true });
+    try {
+      const firsts: number[] = [];
+      for (let round = 0; round < 5; round++) {
+        // Join late in the 4 s GOP, when the replay is largest (~3.4 s, ~1.7 MB).
+        while (deep.gopCacheLength < 80 || deep.gopCacheLength > 95) await new Promise((r) => setTimeout(r, 5));
+        const page = await chromium.openPage(deepHttp.url('/'));
+        try {
+          const stats = await waitForFramesDecoded(page, 60, 20_000);
+          const video = stats.find((s) => (s.video?.framesDecoded ?? 0) >= 60)!.video!;
+          firsts.push(Number(await page.evaluate('window.__firstFrameMs')));
+          assert.equal(video.packetsLost ?? 0, 0, 'no packet of the replay was lost');
+          assert.equal(video.pliCount ?? 0, 0, 'no keyframe had to be requested');
+          await page.evaluate('window.__stop()');
+        } finally {
+          await page.close();
+        }
+      }
+      const sorted = [...firsts].sort((a, b) => a - b);
+      t.diagnostic(`page load -> first frame (ms): ${firsts.map((f) => Math.round(f)).join(', ')}`);
+      assert.ok(sorted[2]! < 1000, `median ${Math.round(sorted[2]!)} ms`);
+    } finally {
+      warm.unsubscribe();
+      await deepHttp.close();
+      await deepHarness.close();
+      deep.close();
+    }
+  });
+
   test('Firefox without H.264 gets unsupported-codec with a plain message', { skip: !existsSync(FIREFOX_PATH) }, async () => {
     const firefox = await launchFirefox();
     try {

@@ -26,6 +26,8 @@ export class WeriftReceiver {
   videoBytes = 0;
   accessUnits = 0;
   keyframes = 0;
+  /** One letter per access unit: I (IDR), p (other), x (damaged), for diagnostics. */
+  auKinds = '';
   damaged = 0;
   videoSsrc: number | undefined;
   firstVideoAt: number | undefined;
@@ -64,6 +66,7 @@ export class WeriftReceiver {
       this.accessUnits++;
       if (au.damaged) this.damaged++;
       const idr = au.units.some((u) => (u[0]! & 0x1f) === 5);
+      this.auKinds += idr ? 'I' : au.damaged ? 'x' : 'p';
       if (idr) {
         this.keyframes++;
         this.firstKeyframeAt ??= performance.now();
