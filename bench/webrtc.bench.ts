@@ -33,7 +33,9 @@ const SELF = fileURLToPath(import.meta.url);
 const QUICK = process.env.BENCH_QUICK === '1';
 const VIEWER_COUNTS = (process.env.BENCH_COUNTS ?? '1,10,50').split(',').map(Number);
 const PATHS = (process.env.BENCH_PATHS ?? 'direct,werift').split(',').filter((p): p is 'direct' | 'werift' => p === 'direct' || p === 'werift');
-const MEASURE_MS = QUICK ? 4_000 : 10_000;
+const MEASURE_MS = QUICK ? 3_000 : 5_000;
+/** Windows per measurement; the table shows their medians. */
+const WINDOWS = QUICK ? 1 : 3;
 const SETTLE_MS = 2_000;
 const PER_RECEIVER_PROCESS = 10;
 /** stock werift, NOTES.md: 35-40 µs of CPU per SRTP packet sent (track clone per viewer). */
@@ -43,6 +45,10 @@ type Message = Record<string, unknown> & { type: string };
 
 function isMessage(value: unknown): value is Message {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}
+
+function median(values: number[]): number {
+  return percentile(values, 50);
 }
 
 function percentile(values: ArrayLike<number>, p: number): number {
@@ -254,10 +260,11 @@ async function runPath(path: 'direct' | 'werift'): Promise<Row[]> {
   const ready = await server.next('ready');
   const url = String(ready.url);
   await new Promise((r) => setTimeout(r, SETTLE_MS));
-  const base = await measureServer(server, MEASURE_MS);
-  const baseCpuPerMs = Number(base.cpuUs) / Number(base.elapsedMs);
-  const baseSysPerMs = Number(base.sysUs) / Number(base.elapsedMs);
-  const baseRss = Number(base.rss);
+  const bases: Message[] = [];
+  for (let w = 0; w < WINDOWS; w++) bases.push(await measureServer(server, MEASURE_MS));
+  const baseCpuPerMs = median(bases.map((b) => Number(b.cpuUs) / Number(b.elapsedMs)));
+  const baseSysPerMs = median(bases.map((b) => Number(b.sysUs) / Number(b.elapsedMs)));
+  const baseRss = median(bases.map((b) => Number(b.rss)));
   const rows: Row[] = [];
   for (const n of VIEWER_COUNTS) {
     const receivers: Child[] = [];
@@ -270,22 +277,34 @@ async function runPath(path: 'direct' | 'werift'): Promise<Row[]> {
       ttff.push(...(joined.ttff as number[]));
     }
     await new Promise((r) => setTimeout(r, SETTLE_MS));
-    const m = await measureServer(server, MEASURE_MS);
-    const elapsed = Number(m.elapsedMs);
-    const extraCpuUs = Number(m.cpuUs) - baseCpuPerMs * elapsed;
-    const packets = Number(m.packets);
-    const sysUs = (Number(m.sysUs) - baseSysPerMs * elapsed) / Math.max(1, packets);
+    const windows: Message[] = [];
+    for (let w = 0; w < WINDOWS; w++) windows.push(await measureServer(server, MEASURE_MS));
+    const per = windows.map((m) => {
+      const elapsed = Number(m.elapsedMs);
+      const packets = Math.max(1, Number(m.packets));
+      return {
+        usPerPacket: (Number(m.cpuUs) - baseCpuPerMs * elapsed) / packets,
+        sysPerPacket: (Number(m.sysUs) - baseSysPerMs * elapsed) / packets,
+        packetsPerSecond: (packets / elapsed) * 1000,
+        cpuPercent: (Number(m.cpuUs) / (elapsed * 1000)) * 100,
+        latencyP50: Number(m.latencyP50),
+        latencyP99: Number(m.latencyP99),
+        rssPerViewerMiB: (Number(m.rss) - baseRss) / n / 1048576,
+      };
+    });
+    const med = (key: keyof (typeof per)[number]): number => median(per.map((x) => x[key]));
+    const sum = (key: string): number => windows.reduce((total, m) => total + Number(m[key]), 0);
     rows.push({
       path,
       viewers: n,
       ttffMs: percentile(ttff, 50),
-      latencyP50: Number(m.latencyP50),
-      latencyP99: Number(m.latencyP99),
-      usPerPacket: extraCpuUs / Math.max(1, packets),
-      packetsPerSecond: (packets / elapsed) * 1000,
-      cpuPercent: (Number(m.cpuUs) / (elapsed * 1000)) * 100,
-      rssPerViewerMiB: (Number(m.rss) - baseRss) / n / 1048576,
-      notes: `kernel ${sysUs.toFixed(1)} µs/pkt; srtp=${String(m.srtpProfiles)} nack=${String(m.nacks)} rtx=${String(m.retransmissions)} pli/fir=${String(m.keyframeRequests)} congested=${String(m.congestion)}`,
+      latencyP50: med('latencyP50'),
+      latencyP99: med('latencyP99'),
+      usPerPacket: med('usPerPacket'),
+      packetsPerSecond: med('packetsPerSecond'),
+      cpuPercent: med('cpuPercent'),
+      rssPerViewerMiB: med('rssPerViewerMiB'),
+      notes: `kernel ${med('sysPerPacket').toFixed(1)} µs/pkt; srtp=${String(windows[0]!.srtpProfiles)} nack=${sum('nacks')} rtx=${sum('retransmissions')} pli/fir=${sum('keyframeRequests')} congested=${sum('congestion')}`,
     });
     for (const child of receivers) child.proc.send({ type: 'stop' });
     await Promise.all(receivers.map((c) => c.next('stopped', 60_000)));
@@ -333,7 +352,7 @@ async function main(): Promise<void> {
     await runReceivers(args[0]!, Number(args[1]));
     return;
   }
-  console.log(`WebRTC fan-out bench: 720p25 H.264 ~2.4 Mbit/s + PCMU, ${MEASURE_MS / 1000} s windows, server on CPU 0, receivers on CPU 1\n`);
+  console.log(`WebRTC fan-out bench: 720p25 H.264 ~2.4 Mbit/s + PCMU; medians of ${WINDOWS} x ${MEASURE_MS / 1000} s windows; server on CPU 0, receivers on CPU 1\n`);
   const rows: Row[] = [];
   for (const path of PATHS) rows.push(...(await runPath(path)));
   printTable(rows);
