@@ -7,17 +7,6 @@ export type { CameraRegistry, Principal } from '../web/types.js';
 /** Error codes of the signalling protocol (docs/design.md). */
 export type ViewerErrorCode = 'not-found' | 'too-many-viewers' | 'unsupported-codec' | 'bad-request' | 'forbidden';
 
-/** An error a viewer is told about in plain words (the message goes to the page as is). */
-export class ViewerError extends Error {
-  constructor(
-    readonly code: ViewerErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ViewerError';
-  }
-}
-
 /** An ICE candidate as browsers serialise it (RTCIceCandidateInit). */
 export interface IceCandidateJson {
   candidate: string;

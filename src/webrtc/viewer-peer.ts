@@ -837,6 +837,8 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       return;
     }
     this.evaluateLoss();
+    // On the werift path werift's own sender reports (it counts what it sent).
+    if (this.opts.sendPath !== 'direct') return;
     const now = performance.timeOrigin + performance.now();
     const reports = [this.video?.senderReport(now), this.audio?.senderReport(now)].filter((r) => r !== undefined);
     if (reports.length === 0) return;
