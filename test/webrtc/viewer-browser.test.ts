@@ -2,9 +2,8 @@
 // pass-through H.264 and receives PCMU; a High-profile camera plays under the 42e01f offer; and
 // Firefox ESR, which has no H.264 here, is told plainly that it cannot play this camera.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { FIREFOX_PATH, launchChromium, launchFirefox, readRtcStats, waitForFramesDecoded, type ChromiumSession } from '../helpers/browser.js';
+import { launchChromium, launchFirefox, readRtcStats, waitForFramesDecoded, type ChromiumSession } from '../helpers/browser.js';
 import { serveHttp, type TestHttpServer } from '../helpers/http-server.js';
 import { cleanupAll } from '../helpers/processes.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
@@ -128,7 +127,7 @@ describe('viewer peer in browsers', () => {
     }
   });
 
-  test('Firefox without H.264 gets unsupported-codec with a plain message', { skip: !existsSync(FIREFOX_PATH) }, async () => {
+  test('Firefox without H.264 gets unsupported-codec with a plain message', async () => {
     const firefox = await launchFirefox();
     try {
       const page = await firefox.openPage(http.url('/cam1'));
