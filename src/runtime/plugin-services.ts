@@ -3,7 +3,9 @@ import type { Source } from '../media/source.js';
 import { createRestreamServer, type RestreamServer } from '../rtsp/server.js';
 import { createAccessControl, createHttpsRedirect, loadTlsCredentials, type AccessControl } from '../web/auth/index.js';
 import { createWebServer, type WebServer } from '../web/server.js';
-import type { CameraRegistry, ClientIceServer, SnapshotProvider } from '../web/types.js';
+import type { CameraRegistry, ClientIceServer, SnapshotProvider, WebRoute } from '../web/types.js';
+import { renderMetrics } from '../web/metrics.js';
+import { canWatch } from '../web/principal.js';
 import type { IceSettings } from '../webrtc/ice-config.js';
 import { createSignallingHandler } from '../webrtc/signalling.js';
 import { ViewerLimiter } from '../webrtc/viewer-limits.js';
@@ -73,6 +75,18 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
   let redirect: { close(): Promise<void> } | undefined;
   let watchUrl: string | undefined;
   const discovery = createDiscoveryService(config, context.storagePath, log);
+  // Prometheus text for the cameras the caller may watch: a share-link token for all cameras works
+  // as a scraper's bearer token.
+  const metricsRoute: WebRoute = {
+    method: 'GET',
+    path: '/metrics',
+    auth: 'viewer',
+    handle: (ctx) => {
+      const visible = [...cameras.values()].filter((c) => ctx.principal && canWatch(ctx.principal, c.config.id));
+      ctx.res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
+      ctx.res.end(renderMetrics(visible.map((c) => ({ stats: c.source.stats(), viewers: limits.count(c.config.id) }))));
+    },
+  };
 
   return {
     get watchUrl() {
@@ -111,7 +125,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         registry,
         authorize: access.authorize,
         loginPath: access.loginPath,
-        routes: [...access.routes, discovery.route],
+        routes: [...access.routes, discovery.route, metricsRoute],
         secrets: () => [...context.secrets, ...access!.secrets()],
         signalling: access.guardSignalling(createSignallingHandler({ registry, limits, ice, logger: log })),
         whep: access.guardWhep(whep),

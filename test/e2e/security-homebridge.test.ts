@@ -59,11 +59,11 @@ describe('e2e: access control in the plugin under Homebridge', () => {
     await Promise.all([porch?.close(), garage?.close()]);
   });
 
-  it('refuses a stranger everywhere: page → sign-in, API, snapshot, WHEP and WebSocket → 401', async () => {
+  it('refuses a stranger everywhere: page → sign-in, API, snapshot, metrics, WHEP and WebSocket → 401', async () => {
     const page = await request(`${base}/`);
     assert.ok(page.status === 303 || page.status === 302, `page status ${page.status}`);
     assert.match(String(page.headers.location), /\/login/);
-    for (const path of ['/api/cameras', '/api/cameras/porch', '/api/cameras/porch/snapshot.jpg']) {
+    for (const path of ['/api/cameras', '/api/cameras/porch', '/api/cameras/porch/snapshot.jpg', '/metrics']) {
       const answer = await request(`${base}${path}`);
       assert.equal(answer.status, 401, path);
       answers.push(answer.body);
@@ -73,7 +73,7 @@ describe('e2e: access control in the plugin under Homebridge', () => {
     assert.equal(await upgradeStatus(`ws://127.0.0.1:${new URL(base).port}/signal`), 401);
   });
 
-  it('lets the viewer in to exactly its camera', async () => {
+  it('lets the viewer in to exactly its camera (API and Prometheus metrics)', async () => {
     const session = await signIn(base, VIEWER.username, VIEWER.password);
     assert.equal(session.status, 200);
     const list = await request(`${base}/api/cameras`, { jar: session.jar });
@@ -84,6 +84,11 @@ describe('e2e: access control in the plugin under Homebridge', () => {
     assert.equal(other.status, 403);
     const detail = await request(`${base}/api/cameras/porch`, { jar: session.jar });
     answers.push(detail.body);
+    const metrics = await request(`${base}/metrics`, { jar: session.jar });
+    assert.equal(metrics.status, 200);
+    answers.push(metrics.body);
+    assert.match(metrics.body, /^webrtc_cameras_state\{camera="porch",state="\w+"\} 1$/m, metrics.body);
+    assert.doesNotMatch(metrics.body, /camera="garage"/, 'metrics only for the cameras the viewer may watch');
     const page = await request(`${base}/`, { jar: session.jar });
     assert.equal(page.status, 200);
     answers.push(page.body);
