@@ -153,55 +153,41 @@ function numberOf(text: string | undefined): number | undefined {
 
 /** Media1 `GetProfilesResponse`: profiles without a video encoder configuration are skipped. */
 export function parseMedia1Profiles(response: XmlElement): { profiles: OnvifVideoProfile[]; skipped: string[] } {
-  const profiles: OnvifVideoProfile[] = [];
-  const skipped: string[] = [];
-  for (const profile of childrenNamed(response, 'Profiles')) {
-    const token = attr(profile, 'token') ?? '';
-    const name = textAt(profile, 'Name') || token;
-    const encoder = child(profile, 'VideoEncoderConfiguration');
-    const width = numberOf(textAt(encoder, 'Resolution', 'Width'));
-    const height = numberOf(textAt(encoder, 'Resolution', 'Height'));
-    if (!encoder || !token || !width || !height) {
-      skipped.push(name || '(unnamed)');
-      continue;
-    }
-    profiles.push({
-      token,
-      name,
-      encoding: normalizeEncoding(textAt(encoder, 'Encoding')),
-      width,
-      height,
-      frameRate: numberOf(textAt(encoder, 'RateControl', 'FrameRateLimit')),
-      bitrateKbps: numberOf(textAt(encoder, 'RateControl', 'BitrateLimit')),
-      mediaVersion: 1,
-    });
-  }
-  return { profiles, skipped };
+  return parseProfiles(response, 1);
 }
 
 /** Media2 `GetProfilesResponse` (Profiles/Configurations/VideoEncoder). */
 export function parseMedia2Profiles(response: XmlElement): { profiles: OnvifVideoProfile[]; skipped: string[] } {
+  return parseProfiles(response, 2);
+}
+
+/**
+ * Both Media versions list profiles the same way; only where the video encoder configuration sits
+ * differs (Media2 may also carry Encoding as an attribute). Profiles without one are skipped.
+ */
+function parseProfiles(response: XmlElement, mediaVersion: 1 | 2): { profiles: OnvifVideoProfile[]; skipped: string[] } {
   const profiles: OnvifVideoProfile[] = [];
   const skipped: string[] = [];
   for (const profile of childrenNamed(response, 'Profiles')) {
     const token = attr(profile, 'token') ?? '';
     const name = textAt(profile, 'Name') || token;
-    const encoder = path(profile, 'Configurations', 'VideoEncoder');
+    const encoder = mediaVersion === 1 ? child(profile, 'VideoEncoderConfiguration') : path(profile, 'Configurations', 'VideoEncoder');
     const width = numberOf(textAt(encoder, 'Resolution', 'Width'));
     const height = numberOf(textAt(encoder, 'Resolution', 'Height'));
     if (!encoder || !token || !width || !height) {
       skipped.push(name || '(unnamed)');
       continue;
     }
+    const encoding = textAt(encoder, 'Encoding') ?? (mediaVersion === 2 ? attr(encoder, 'Encoding') : undefined);
     profiles.push({
       token,
       name,
-      encoding: normalizeEncoding(textAt(encoder, 'Encoding') ?? attr(encoder, 'Encoding')),
+      encoding: normalizeEncoding(encoding),
       width,
       height,
       frameRate: numberOf(textAt(encoder, 'RateControl', 'FrameRateLimit')),
       bitrateKbps: numberOf(textAt(encoder, 'RateControl', 'BitrateLimit')),
-      mediaVersion: 2,
+      mediaVersion,
     });
   }
   return { profiles, skipped };
