@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { launchChromium, waitForFramesDecoded, type ChromiumSession } from '../helpers/browser.js';
+import { launchChromium, signInWithForm, waitForFramesDecoded, type ChromiumSession } from '../helpers/browser.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
 import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { startOnvifResponder, type OnvifResponder } from '../helpers/onvif-responder.js';
@@ -199,16 +200,14 @@ describe('e2e: HomeKit through a real HAP client', { timeout: 600_000 }, () => {
     try {
       await stream.video.waitForPackets(50, 20_000);
       browser = await launchChromium();
-      const pages = [];
+      // Sign in once through the form (access control is on): the context's cookie serves both tabs.
+      const signIn = await browser.openPage(`http://127.0.0.1:${webPort}/login`);
+      await signInWithForm(signIn, `http://127.0.0.1:${webPort}/`, VIEWER.username, VIEWER.password);
+      await signIn.close();
+      const pages: Page[] = [];
       for (let i = 0; i < 2; i++) {
-        const page = await browser.openPage(`http://127.0.0.1:${webPort}/#camera=front`);
-        // Sign in when the page asks for it (access control): the configured viewer.
-        if (await page.locator('input[name="password"]').count()) {
-          await page.fill('input[name="username"]', VIEWER.username);
-          await page.fill('input[name="password"]', VIEWER.password);
-          await Promise.all([page.waitForLoadState('load'), page.press('input[name="password"]', 'Enter')]);
-          await page.goto(`http://127.0.0.1:${webPort}/#camera=front`);
-        }
+        const page: Page = await browser.openPage(`http://127.0.0.1:${webPort}/#camera=front`);
+        assert.equal(new URL(page.url()).pathname, '/', 'the browser is signed in');
         pages.push(page);
       }
       await Promise.all(pages.map((page) => waitForFramesDecoded(page, 25, 30_000)));

@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { launchChromium, launchFirefox, readRtcStats, summarizeRtcStats, waitForFramesDecoded, type ChromiumSession } from '../helpers/browser.js';
+import { launchChromium, launchFirefox, readRtcStats, signInWithForm, summarizeRtcStats, waitForFramesDecoded, type ChromiumSession } from '../helpers/browser.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
 import { runTool } from '../helpers/ffprobe.js';
 import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
@@ -108,9 +108,7 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
       bearer = (JSON.parse(link.body) as { token: string }).token;
       // The browser signs in through the form, like a person; its context keeps the cookie.
       const page = await chromium.openPage(`${base}login`);
-      await page.fill('input[name=username]', VIEWER.username);
-      await page.fill('input[name=password]', VIEWER.password);
-      await Promise.all([page.waitForURL((url) => url.pathname === '/'), page.click('button[type=submit]')]);
+      await signInWithForm(page, base, VIEWER.username, VIEWER.password);
       await page.close();
     }
   });

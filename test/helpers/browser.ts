@@ -283,7 +283,30 @@ export async function waitForRtcStats(
     if (Date.now() >= deadline) break;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
-  throw new Error(`RTC stats condition not met after ${timeoutMs} ms; last stats:\n${summarizeRtcStats(last)}`);
+  throw new Error(`RTC stats condition not met after ${timeoutMs} ms; last stats:\n${summarizeRtcStats(last)}\n${await describePage(page)}`);
+}
+
+/** Where the page is and what it says, so a failure shows e.g. a sign-in form instead of a player. */
+async function describePage(page: ScriptablePage): Promise<string> {
+  try {
+    const text = await page.evaluate('location.href + " says: " + (document.body ? document.body.innerText : "").replace(/\\s+/g, " ").slice(0, 300)');
+    return `page: ${String(text)}`;
+  } catch (error) {
+    return `page: (unreadable: ${(error as Error).message})`;
+  }
+}
+
+/**
+ * Signs the browser context in through the /login form, like a person, and waits for the redirect
+ * to '/'. The session cookie then serves every tab of the context. (Waiting for the navigation to
+ * finish matters: navigating away while the POST is in flight cancels the sign-in.)
+ */
+export async function signInWithForm(page: PlaywrightPage, base: string, username: string, password: string): Promise<void> {
+  const origin = new URL(base).origin;
+  await page.goto(`${origin}/login`);
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', password);
+  await Promise.all([page.waitForURL((url) => url.pathname === '/', { timeout: 15_000 }), page.click('button[type=submit]')]);
 }
 
 /** Waits until some peer connection on the page has decoded at least `frames` video frames. */
