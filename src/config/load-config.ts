@@ -477,6 +477,7 @@ function toWeb(s: Dict): WebConfig {
     port: s['port'] as number,
     bind: s['bind'] as string,
     publicUrl: s['publicUrl'] as string | undefined,
+    allowedOrigins: ((s['allowedOrigins'] as string[] | undefined) ?? []).map(normalizeOrigin),
     tls: {
       selfSigned: tls['selfSigned'] === true,
       certPath: tls['certPath'] as string | undefined,
@@ -484,6 +485,16 @@ function toWeb(s: Dict): WebConfig {
       ...(typeof tls['redirectHttpPort'] === 'number' ? { redirectHttpPort: tls['redirectHttpPort'] } : {}),
     },
   };
+}
+
+/** As browsers serialise an Origin header: lower-case scheme and host, default port dropped, no slash. */
+function normalizeOrigin(origin: string): string {
+  try {
+    return new URL(origin).origin;
+  } catch {
+    // The schema's pattern already refused it; keep the text so the policy simply never matches.
+    return origin.toLowerCase();
+  }
 }
 
 function toShareLinks(s: Dict): ShareLinksConfig {

@@ -67,6 +67,8 @@ export interface WebConfig {
   port: number;
   bind: string;
   publicUrl?: string;
+  /** Browser origins (`scheme://host[:port]`, lower-case, no slash) allowed to call the API, WHEP and WebSocket. */
+  allowedOrigins: string[];
   tls: TlsConfig;
 }
 

@@ -10,7 +10,7 @@ import type { IceSettings } from '../webrtc/ice-config.js';
 import { createSignallingHandler } from '../webrtc/signalling.js';
 import { ViewerLimiter } from '../webrtc/viewer-limits.js';
 import { createWhepHandler } from '../webrtc/whep.js';
-import type { PluginConfig } from '../config/types.js';
+import type { PluginConfig, WebConfig } from '../config/types.js';
 import type { RuntimeContext } from './camera-runtime.js';
 import { createDiscoveryService } from './discovery-service.js';
 
@@ -123,6 +123,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         host: config.web.bind,
         ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
         registry,
+        allowedOrigins: browserOrigins(config.web),
         authorize: access.authorize,
         loginPath: access.loginPath,
         routes: [...access.routes, discovery.route, metricsRoute],
@@ -178,4 +179,21 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       snapshots = provider;
     },
   };
+}
+
+/**
+ * The origins whose pages may use the API, WHEP and the WebSocket besides the server's own: the
+ * configured ones, and the public address, because behind a TLS-terminating reverse proxy the
+ * browser's Origin (https://cameras.example.com) is not what this server sees as its own.
+ */
+export function browserOrigins(web: Pick<WebConfig, 'allowedOrigins' | 'publicUrl'>): string[] {
+  const origins = new Set(web.allowedOrigins);
+  if (web.publicUrl) {
+    try {
+      origins.add(new URL(web.publicUrl).origin);
+    } catch {
+      // Validation refused a malformed publicUrl already.
+    }
+  }
+  return [...origins];
 }

@@ -10,15 +10,18 @@ import { WebSocket } from 'ws';
 import { FakeCamera } from '../helpers/fake-camera.js';
 import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { getFreePort } from '../helpers/ports.js';
-import { request, signIn } from '../web/auth-helpers.js';
+import { CookieJar, formToken, request, signIn } from '../web/auth-helpers.js';
 
 const CAMERA_USER = 'admin';
 const CAMERA_PASSWORD = 'Cam-Secret-7731';
 const VIEWER = { username: 'grandma', password: 'Viewer-Pass-4402' };
+const PUBLIC_URL = 'https://cameras.example.test/';
+const DASHBOARD = 'https://dashboard.example.test:8443';
+const FOREIGN = 'https://evil.example.test';
 
-function upgradeStatus(url: string): Promise<number> {
+function upgradeStatus(url: string, origin = new URL(url.replace(/^ws/, 'http')).origin): Promise<number> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: { Origin: new URL(url.replace(/^ws/, 'http')).origin } });
+    const ws = new WebSocket(url, { headers: { Origin: origin } });
     ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
     ws.on('open', () => { resolve(101); ws.close(); });
     ws.on('error', (error) => reject(error));
@@ -44,7 +47,8 @@ describe('e2e: access control in the plugin under Homebridge', () => {
           { name: 'Porch', rtspUrl: porch.urlWithCredentials(CAMERA_USER, CAMERA_PASSWORD) },
           { name: 'Garage', rtspUrl: garage.url },
         ],
-        web: { port: webPort, bind: '127.0.0.1' },
+        // As behind a TLS-terminating reverse proxy, with a family dashboard allowed to embed the API.
+        web: { port: webPort, bind: '127.0.0.1', publicUrl: PUBLIC_URL, allowedOrigins: ['https://Dashboard.example.test:8443/'] },
         restream: { port: 0 },
         viewers: [{ ...VIEWER, cameras: ['porch'] }],
       },
@@ -95,6 +99,37 @@ describe('e2e: access control in the plugin under Homebridge', () => {
     // The camera is pulled for the snapshot, so its URL has been used (and could have leaked) by now.
     const snapshot = await request(`${base}/api/cameras/porch/snapshot.jpg`, { jar: session.jar });
     assert.ok(snapshot.status === 200 || snapshot.status === 204, `snapshot ${snapshot.status}`);
+  });
+
+  it('browser origins: the public address (reverse proxy) and the configured dashboard are allowed; any other site is refused', async () => {
+    // Signing in through the proxy: the browser's Origin is the public address, not this server's.
+    const signInFrom = async (origin: string): Promise<number> => {
+      const jar = new CookieJar();
+      const form = await request(`${base}/login`, { jar });
+      const answer = await request(`${base}/login`, {
+        method: 'POST',
+        jar,
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': formToken(form.body), Origin: origin },
+        body: JSON.stringify(VIEWER),
+      });
+      return answer.status;
+    };
+    assert.equal(await signInFrom(new URL(PUBLIC_URL).origin), 200, 'sign-in through the reverse proxy');
+    assert.equal(await signInFrom(FOREIGN), 403, 'sign-in posted from another site');
+    // WHEP preflight: CORS answers only the configured dashboard.
+    const preflight = (origin: string) => request(`${base}/whep/porch`, {
+      method: 'OPTIONS',
+      headers: { Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization, content-type' },
+    });
+    const fromDashboard = await preflight(DASHBOARD);
+    assert.equal(fromDashboard.headers['access-control-allow-origin'], DASHBOARD);
+    assert.match(String(fromDashboard.headers['access-control-allow-headers']), /Authorization/);
+    const fromForeign = await preflight(FOREIGN);
+    assert.equal(fromForeign.headers['access-control-allow-origin'], undefined);
+    // The WebSocket: the dashboard gets as far as authentication (401); another site is refused first (403).
+    const socketUrl = `ws://127.0.0.1:${new URL(base).port}/signal`;
+    assert.equal(await upgradeStatus(socketUrl, DASHBOARD), 401);
+    assert.equal(await upgradeStatus(socketUrl, FOREIGN), 403);
   });
 
   it('never shows either password in the log, the API or the page', async () => {
