@@ -16,6 +16,7 @@ export const PATTERN_HINTS: Readonly<Record<string, string>> = {
   'discovery.interfaces[]': 'must be a network interface name or an IP address — e.g. eth0',
   'web.bind': 'must be an IP address of this computer — e.g. 0.0.0.0 (every device in your home) or 127.0.0.1 (this computer only)',
   'web.publicUrl': 'must start with http:// or https:// — e.g. https://cameras.example.com',
+  'web.trustedProxies[]': 'must be an IP address or a CIDR range — e.g. 127.0.0.1 or 10.0.0.0/8',
   'web.allowedOrigins[]': 'must be a web site\'s origin only — http:// or https://, the host and an optional port, without a path — e.g. https://dashboard.example.com',
   'viewers[].username': 'must not contain spaces or colons — e.g. alice',
   'viewers[].cameras[]': 'must be a camera id: lower-case letters, digits and dashes — e.g. front-door',

@@ -1,3 +1,4 @@
+import { parseAddressRanges } from '../util/address-ranges.js';
 import { cameraIdFromName } from './camera-id.js';
 import { describeErrors, formatPath, printableUrl } from './errors.js';
 import { readSchemaFile, type JsonSchema } from './schema-file.js';
@@ -456,6 +457,14 @@ function crossCheck(key: SectionKey, section: Dict): string[] {
     if (typeof redirect === 'number' && redirect === section['port']) {
       problems.push(`web.tls.redirectHttpPort (${redirect}) must differ from web.port: the redirect needs a port of its own`);
     }
+    const proxies = section['trustedProxies'];
+    if (Array.isArray(proxies)) {
+      try {
+        parseAddressRanges(proxies as string[]);
+      } catch (error) {
+        problems.push(`web.trustedProxies: ${(error as Error).message}`);
+      }
+    }
     const publicUrl = section['publicUrl'];
     if (typeof publicUrl === 'string' && !URL.canParse(publicUrl)) {
       problems.push(`web.publicUrl is not a valid address (it is "${printableUrl(publicUrl)}") — e.g. https://cameras.example.com`);
@@ -478,6 +487,7 @@ function toWeb(s: Dict): WebConfig {
     bind: s['bind'] as string,
     publicUrl: s['publicUrl'] as string | undefined,
     allowedOrigins: ((s['allowedOrigins'] as string[] | undefined) ?? []).map(normalizeOrigin),
+    trustedProxies: (s['trustedProxies'] as string[] | undefined) ?? [],
     tls: {
       selfSigned: tls['selfSigned'] === true,
       certPath: tls['certPath'] as string | undefined,

@@ -69,6 +69,8 @@ export interface WebConfig {
   publicUrl?: string;
   /** Browser origins (`scheme://host[:port]`, lower-case, no slash) allowed to call the API, WHEP and WebSocket. */
   allowedOrigins: string[];
+  /** Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For is believed. */
+  trustedProxies: string[];
   tls: TlsConfig;
 }
 

@@ -1,7 +1,7 @@
 import type { CameraConfig } from '../config/types.js';
 import type { Source } from '../media/source.js';
 import { createRestreamServer, type RestreamServer } from '../rtsp/server.js';
-import { createAccessControl, createHttpsRedirect, loadTlsCredentials, type AccessControl } from '../web/auth/index.js';
+import { createAccessControl, createClientAddressOf, createHttpsRedirect, loadTlsCredentials, type AccessControl } from '../web/auth/index.js';
 import { createWebServer, type WebServer } from '../web/server.js';
 import type { CameraRegistry, ClientIceServer, SnapshotProvider, WebRoute } from '../web/types.js';
 import { renderMetrics } from '../web/metrics.js';
@@ -103,6 +103,8 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       });
       log.debug(`Loopback re-stream on rtsp://${restream.host}:${restream.port}/<camera-id>`);
       const tls = await loadTlsCredentials(config.web.tls, { storagePath: context.storagePath, log });
+      // Validated with the config: a bad entry made the whole web section fall back to defaults.
+      const clientAddress = createClientAddressOf(config.web.trustedProxies);
       // The demo (no camera configured, page on loopback) opens for anyone on this machine; everything
       // else needs a viewer account or a share link.
       const demoOnLoopback = config.cameras.every((c) => c.source.kind === 'demo') && isLoopback(config.web.bind);
@@ -115,6 +117,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         defaultLinkExpiryMs: config.shareLinks.defaultExpiryMs,
         cameraIds: () => cameras.keys(),
         allowAnonymousLoopback: demoOnLoopback,
+        clientAddress,
       });
       const whep = createWhepHandler({ registry, limits, ice, logger: log });
       closeWhep = () => whep.closeAll();
@@ -124,6 +127,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
         registry,
         allowedOrigins: browserOrigins(config.web),
+        clientAddress,
         authorize: access.authorize,
         loginPath: access.loginPath,
         routes: [...access.routes, discovery.route, metricsRoute],

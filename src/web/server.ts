@@ -14,6 +14,7 @@ import { apiRoutes } from './api-routes.js';
 import { applySecurityHeaders, decodeUtf8, HttpError, mediaType, readBody, sendError, sendJson } from './http-util.js';
 import { OriginPolicy } from './origin-policy.js';
 import { allowEveryone } from './principal.js';
+import { socketAddressOf, type ClientAddressOf } from './auth/client-address.js';
 import { Router, type Route } from './router.js';
 import { SignallingGateway } from './signalling-gateway.js';
 import { loadStaticAssets, sendAsset, type StaticAsset } from './static-files.js';
@@ -90,6 +91,8 @@ export interface WebServerOptions {
   clientIceServers?: () => ReadonlyArray<ClientIceServer>;
   /** Cross-origin callers allowed to use the API, WHEP and WebSocket (`https://host:port`, or `*`). */
   allowedOrigins?: ReadonlyArray<string>;
+  /** Who a request comes from (trusted reverse proxies); default the TCP peer. */
+  clientAddress?: ClientAddressOf;
   /** Routes other modules add (login, logout, share links). Built-in routes win on conflicts. */
   routes?: ReadonlyArray<WebRoute>;
   /** Camera and viewer passwords: masked in anything the server sends or logs. */
@@ -120,6 +123,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
   const secrets = options.secrets ?? (() => []);
   const tls = options.tls !== undefined;
   const origins = new OriginPolicy(options.allowedOrigins ?? [], tls);
+  const clientAddress = options.clientAddress ?? socketAddressOf;
   const pageDir = options.pageDir ?? fileURLToPath(new URL('./page/', import.meta.url));
   let assets = new Map<string, StaticAsset>();
 
@@ -153,6 +157,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     handler: options.signalling,
     authorize,
     origins,
+    clientAddress,
     log,
     maxPayload: limits.maxWsPayload,
     maxSockets: limits.maxSignallingSockets,
@@ -280,7 +285,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
       url,
       params,
       principal,
-      remoteAddress: req.socket.remoteAddress ?? 'unknown',
+      remoteAddress: clientAddress(req),
       log,
       readText: async (limit = limits.maxJsonBytes) => decodeUtf8(await readBody(req, limit)),
       readJson: async () => {

@@ -8,6 +8,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../util/logger.js';
+import type { ClientAddressOf } from './auth/client-address.js';
 import type { OriginPolicy } from './origin-policy.js';
 import type { Authorize, Principal, SignallingHandler } from './types.js';
 
@@ -20,6 +21,7 @@ export interface GatewayOptions {
   handler: SignallingHandler | undefined;
   authorize: Authorize;
   origins: OriginPolicy;
+  clientAddress: ClientAddressOf;
   log: Logger;
   maxPayload: number;
   maxSockets: number;
@@ -87,7 +89,7 @@ export class SignallingGateway {
   private accept(ws: WebSocket, req: IncomingMessage, principal: Principal): void {
     const session: Session = { principal, alive: true };
     this.sessions.set(ws, session);
-    const remoteAddress = req.socket.remoteAddress ?? 'unknown';
+    const remoteAddress = this.options.clientAddress(req);
     // Without an 'error' listener, an oversized or malformed frame would be an uncaught exception.
     ws.on('error', (error) => this.options.log.debug(`Signalling socket from ${remoteAddress}: ${error.message}`));
     ws.on('pong', () => {

@@ -247,7 +247,7 @@ describe('loadConfig: global sections', () => {
     assert.equal(config.name, 'WebRTC Cameras');
     assert.equal(config.demo, true);
     assert.deepEqual(config.discovery, { enabled: false, interfaces: [] });
-    assert.deepEqual(config.web, { port: 8090, bind: '0.0.0.0', publicUrl: undefined, allowedOrigins: [], tls: { selfSigned: false, certPath: undefined, keyPath: undefined } });
+    assert.deepEqual(config.web, { port: 8090, bind: '0.0.0.0', publicUrl: undefined, allowedOrigins: [], trustedProxies: [], tls: { selfSigned: false, certPath: undefined, keyPath: undefined } });
     assert.deepEqual(config.viewers, []);
     assert.deepEqual(config.shareLinks, { defaultExpiry: '1d', defaultExpiryMs: 86_400_000 });
     assert.deepEqual(config.ice, { stunServers: [], turnServers: [], udpPortMin: undefined, udpPortMax: undefined, announcedAddresses: [], iceTcp: false });
@@ -259,7 +259,7 @@ describe('loadConfig: global sections', () => {
     const { config, messages } = load({
       name: 'Cams',
       discovery: { enabled: true, interfaces: ['eth0'] },
-      web: { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins: ['https://Dash.Example.com:443/', 'http://10.0.0.5:8123'], tls: { certPath: '/c.pem', keyPath: '/k.pem' } },
+      web: { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins: ['https://Dash.Example.com:443/', 'http://10.0.0.5:8123'], trustedProxies: ['127.0.0.1', 'fd00::/8'], tls: { certPath: '/c.pem', keyPath: '/k.pem' } },
       shareLinks: { defaultExpiry: '7d' },
       ice: { stunServers: ['stun:stun.example.com:3478'], turnServers: [{ urls: 'turn:t.example.com', username: 'u', credential: 'c' }], udpPortMin: 50000, udpPortMax: 50100, announcedAddresses: ['203.0.113.7'], iceTcp: true },
       ffmpeg: { videoProcessor: '/opt/ffmpeg', debug: true },
@@ -270,7 +270,7 @@ describe('loadConfig: global sections', () => {
     assert.deepEqual(config.discovery, { enabled: true, interfaces: ['eth0'] });
     // Origins as a browser writes them: lower-case, default port dropped, no slash.
     const allowedOrigins = ['https://dash.example.com', 'http://10.0.0.5:8123'];
-    assert.deepEqual(config.web, { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins, tls: { selfSigned: false, certPath: '/c.pem', keyPath: '/k.pem' } });
+    assert.deepEqual(config.web, { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins, trustedProxies: ['127.0.0.1', 'fd00::/8'], tls: { selfSigned: false, certPath: '/c.pem', keyPath: '/k.pem' } });
     assert.equal(config.shareLinks.defaultExpiryMs, 7 * 86_400_000);
     assert.equal(config.ice.udpPortMax, 50100);
     assert.equal(config.ice.turnServers[0]?.credential, 'c');
@@ -302,6 +302,9 @@ describe('loadConfig: global sections', () => {
   it('explains pattern errors in sections', () => {
     assert.match(warnings(load({ ice: { stunServers: ['stun.example.com'] } }))[0]!, /ice\.stunServers\[0\] must start with stun: \(it is "stun\.example\.com"\) — e\.g\. stun:stun\.l\.google\.com:19302/);
     assert.match(warnings(load({ web: { bind: 'localhost' } }))[0]!, /web\.bind must be an IP address of this computer/);
+    const proxies = load({ web: { trustedProxies: ['10.0.0.0/33'] } });
+    assert.match(warnings(proxies)[0]!, /web\.trustedProxies: "10\.0\.0\.0\/33" is not an IP address or a CIDR range — e\.g\. 127\.0\.0\.1/);
+    assert.match(warnings(load({ web: { trustedProxies: ['nginx'] } }))[0]!, /web\.trustedProxies\[0\] must be an IP address or a CIDR range/);
     for (const origin of ['https://dash.example.com/page', 'dash.example.com', '*', 'https://user@dash.example.com']) {
       const result = load({ web: { allowedOrigins: [origin] } });
       assert.match(warnings(result)[0]!, /web\.allowedOrigins\[0\] must be a web site's origin only .* e\.g\. https:\/\/dashboard\.example\.com/, origin);

@@ -48,7 +48,7 @@ describe('e2e: access control in the plugin under Homebridge', () => {
           { name: 'Garage', rtspUrl: garage.url },
         ],
         // As behind a TLS-terminating reverse proxy, with a family dashboard allowed to embed the API.
-        web: { port: webPort, bind: '127.0.0.1', publicUrl: PUBLIC_URL, allowedOrigins: ['https://Dashboard.example.test:8443/'] },
+        web: { port: webPort, bind: '127.0.0.1', publicUrl: PUBLIC_URL, allowedOrigins: ['https://Dashboard.example.test:8443/'], trustedProxies: ['127.0.0.1'] },
         restream: { port: 0 },
         viewers: [{ ...VIEWER, cameras: ['porch'] }],
       },
@@ -130,6 +130,29 @@ describe('e2e: access control in the plugin under Homebridge', () => {
     const socketUrl = `ws://127.0.0.1:${new URL(base).port}/signal`;
     assert.equal(await upgradeStatus(socketUrl, DASHBOARD), 401);
     assert.equal(await upgradeStatus(socketUrl, FOREIGN), 403);
+  });
+
+  it('behind a trusted proxy, the lock-out follows X-Forwarded-For: the guesser is blocked, the family is not, and a forged header does not help', async () => {
+    const signInAs = async (forwardedFor: string, password: string): Promise<number> => {
+      const jar = new CookieJar();
+      const form = await request(`${base}/login`, { jar, headers: { 'X-Forwarded-For': forwardedFor } });
+      const answer = await request(`${base}/login`, {
+        method: 'POST',
+        jar,
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': formToken(form.body), 'X-Forwarded-For': forwardedFor },
+        body: JSON.stringify({ username: VIEWER.username, password }),
+      });
+      return answer.status;
+    };
+    const since = hb.lines.length;
+    const statuses: number[] = [];
+    for (let i = 0; i < 20 && !statuses.includes(429); i++) statuses.push(await signInAs('203.0.113.9', 'wrong-guess'));
+    assert.equal(statuses.at(-1), 429, `the guesser is locked out: ${statuses.join(',')}`);
+    assert.ok(statuses.slice(0, -1).every((status) => status === 401), statuses.join(','));
+    await hb.waitForLog(/Sign-in failed for 'grandma' from 203\.0\.113\.9/, 5_000, { since });
+    assert.equal(await signInAs('198.51.100.7', VIEWER.password), 200, 'another visitor behind the same proxy still signs in');
+    assert.equal(await signInAs('198.51.100.7, 203.0.113.9', VIEWER.password), 429, 'a forged left part of the header changes nothing');
+    assert.equal(await signInAs('127.0.0.1', VIEWER.password), 200, 'the proxy itself is not locked out');
   });
 
   it('never shows either password in the log, the API or the page', async () => {

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import type { IncomingMessage } from 'node:http';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,13 +15,14 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/load-config.js';
 import { AccountStore } from '../../src/web/auth/accounts.js';
-import { clientKey, isLoopbackAddress, isLoopbackHost, normaliseAddress } from '../../src/web/auth/client-address.js';
+import { clientKey, createClientAddressOf, isLoopbackAddress, isLoopbackHost, normaliseAddress, socketAddressOf } from '../../src/web/auth/client-address.js';
 import { formatPasswordHash, hashPassword, parsePasswordHash, verifyPassword } from '../../src/web/auth/password.js';
 import { LoginRateLimiter } from '../../src/web/auth/rate-limiter.js';
 import { createSelfSignedCertificate } from '../../src/web/auth/self-signed.js';
 import { ShareLinkStore, parseExpiresIn } from '../../src/web/auth/share-links.js';
 import { ensureStorageDir, readOrCreateSecret } from '../../src/web/auth/storage.js';
 import { createHttpsRedirect, loadTlsCredentials } from '../../src/web/auth/tls.js';
+import { parseAddressRanges } from '../../src/util/address-ranges.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { recordingLogger, request } from './auth-helpers.js';
 
@@ -136,6 +138,41 @@ describe('auth: client addresses', () => {
     for (const a of ['10.0.0.1', '::2', 'fe80::1', '0.0.0.0']) assert.equal(isLoopbackAddress(a), false, a);
     for (const h of ['localhost', 'localhost:8090', '127.0.0.1:1', '[::1]:8090']) assert.equal(isLoopbackHost(h), true, h);
     for (const h of ['evil.example', 'localhost.evil.example', '127.0.0.1.nip.io', undefined]) assert.equal(isLoopbackHost(h), false, String(h));
+  });
+
+  /** A request as the server sees it: the TCP peer and the headers. */
+  const fakeRequest = (peer: string, forwardedFor?: string | string[]): IncomingMessage =>
+    ({ socket: { remoteAddress: peer }, headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor } }) as unknown as IncomingMessage;
+
+  it('ignores X-Forwarded-For unless the peer is a trusted proxy', () => {
+    assert.equal(socketAddressOf(fakeRequest('::ffff:10.0.0.9', '203.0.113.5')), '10.0.0.9');
+    const behindNginx = createClientAddressOf(['127.0.0.1', '10.1.0.0/16']);
+    assert.equal(behindNginx(fakeRequest('10.0.0.9', '203.0.113.5')), '10.0.0.9', 'a client that is not a proxy cannot claim an address');
+    assert.equal(behindNginx(fakeRequest('127.0.0.1', '203.0.113.5')), '203.0.113.5');
+    assert.equal(behindNginx(fakeRequest('::ffff:127.0.0.1', '203.0.113.5')), '203.0.113.5', 'IPv4-mapped peer');
+    assert.equal(behindNginx(fakeRequest('127.0.0.1')), '127.0.0.1', 'no header: the proxy itself');
+  });
+
+  it('walks X-Forwarded-For from the right: a forged left part never changes who the client is', () => {
+    const resolve = createClientAddressOf(['127.0.0.1', '10.1.0.0/16']);
+    assert.equal(resolve(fakeRequest('127.0.0.1', '198.51.100.1, 203.0.113.5')), '203.0.113.5');
+    assert.equal(resolve(fakeRequest('127.0.0.1', '203.0.113.5, 10.1.2.3')), '203.0.113.5', 'through two proxies');
+    assert.equal(resolve(fakeRequest('127.0.0.1', ['198.51.100.1', '203.0.113.5'])), '203.0.113.5', 'repeated headers');
+    assert.equal(resolve(fakeRequest('127.0.0.1', '10.1.0.7, 10.1.2.3')), '10.1.0.7', 'only proxies: the leftmost');
+    assert.equal(resolve(fakeRequest('127.0.0.1', '[2001:db8::5]')), '2001:db8::5', 'bracketed IPv6');
+    // Rubbish in the header stops the walk at the last trusted hop: one attacker stays one address.
+    assert.equal(resolve(fakeRequest('127.0.0.1', 'unknown')), '127.0.0.1');
+    assert.equal(resolve(fakeRequest('127.0.0.1', '203.0.113.5, <script>, 10.1.2.3')), '10.1.2.3');
+    assert.equal(resolve(fakeRequest('127.0.0.1', ' , ')), '127.0.0.1');
+  });
+
+  it('parses addresses and CIDR ranges, and names a bad entry', () => {
+    const ranges = parseAddressRanges(['192.168.1.0/24', '::1', 'fd00::/8']);
+    for (const a of ['192.168.1.77', '::ffff:192.168.1.1', '::1', 'fd12:3456::1']) assert.equal(ranges.has(a), true, a);
+    for (const a of ['192.168.2.1', '::2', 'fe80::1', 'nonsense', '']) assert.equal(ranges.has(a), false, a);
+    for (const bad of ['localhost', '10.0.0.0/33', '::/129', '10.0.0.0/8/8', '10.0.0.0/', '10.0.0.0/x', '1.2.3']) {
+      assert.throws(() => parseAddressRanges([bad]), new RegExp(`"${bad.replace(/[./]/g, '\\$&')}" is not an IP address or a CIDR range`), bad);
+    }
   });
 });
 

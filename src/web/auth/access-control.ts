@@ -21,7 +21,7 @@ import { silentLogger, type Logger } from '../../util/logger.js';
 import { HttpError, isCameraId, mediaType } from '../http-util.js';
 import type { Authorize, Principal, RouteContext, SignallingHandler, WebRoute, WhepHandler } from '../types.js';
 import { AccountStore, LoginBusyError, MAX_PASSWORD_LENGTH, MAX_USERNAME_LENGTH, type ViewerAccountConfig } from './accounts.js';
-import { clientKey, isLoopbackAddress, isLoopbackHost } from './client-address.js';
+import { clientKey, isLoopbackAddress, isLoopbackHost, socketAddressOf, type ClientAddressOf } from './client-address.js';
 import { cookieNames, readCookie, serializeCookie } from './cookies.js';
 import { linkInvalidPage, linkLandingPage, loginPage, tooManyAttemptsPage } from './pages.js';
 import { PeerGuard, type PeerLimitSettings } from './peer-guard.js';
@@ -71,6 +71,8 @@ export interface AccessControlOptions {
   publicUrl?: string;
   /** The camera ids that exist; share links naming others are refused. */
   cameraIds?: () => Iterable<string>;
+  /** Who a request comes from (trusted reverse proxies); default the TCP peer. */
+  clientAddress?: ClientAddressOf;
   sessions?: Partial<SessionSettings>;
   rateLimit?: Partial<RateLimitSettings>;
   peers?: Partial<PeerLimitSettings>;
@@ -256,8 +258,9 @@ export async function createAccessControl(options: AccessControlOptions): Promis
     return principal;
   };
 
+  const clientAddress = options.clientAddress ?? socketAddressOf;
   const authorize: Authorize = (req) => {
-    const ip = clientKey(req.socket.remoteAddress);
+    const ip = clientKey(clientAddress(req));
     const authorization = req.headers.authorization;
     if (authorization !== undefined) {
       const token = /^Bearer +([!-~]{1,256})$/i.exec(authorization.trim())?.[1];
