@@ -169,6 +169,9 @@ export function createWebServer(options: WebServerOptions): WebServer {
     requestTimeout: limits.requestTimeoutMs,
     headersTimeout: limits.headersTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // Node checks the two timeouts above only this often (30 s by default), so a client trickling
+    // its headers one byte at a time (slowloris) would hold a connection far past headersTimeout.
+    connectionsCheckingInterval: Math.max(100, Math.min(1_000, limits.headersTimeoutMs / 4)),
   };
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     void handleRequest(req, res);

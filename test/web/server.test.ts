@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { createWebServer, type WebServer, type WebServerOptions } from '../../src/web/server.js';
 import type { Logger } from '../../src/util/logger.js';
@@ -810,6 +811,47 @@ describe('web server: client config', () => {
     } finally {
       await open.server.close();
       await closedDoor.server.close();
+    }
+  });
+});
+
+describe('web server: slow clients', () => {
+  /** Opens a raw connection, sends `first`, then `drip` every 200 ms; resolves when the server closes it. */
+  function trickle(port: number, first: string, drip: string): Promise<{ afterMs: number; answer: string }> {
+    return new Promise((resolve, reject) => {
+      const started = Date.now();
+      let answer = '';
+      const socket = connect(port, '127.0.0.1', () => socket.write(first));
+      const timer = setInterval(() => socket.writable && socket.write(drip), 200);
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearInterval(timer);
+        resolve({ afterMs: Date.now() - started, answer });
+      });
+      setTimeout(() => {
+        clearInterval(timer);
+        socket.destroy();
+        reject(new Error(`still open after 10 s; received: ${answer.slice(0, 200)}`));
+      }, 10_000);
+    });
+  }
+
+  it('cuts off a client trickling its headers (slowloris) or its body, and serves others meanwhile', async () => {
+    const running = await start({ limits: { headersTimeoutMs: 1_000, requestTimeoutMs: 2_000 } });
+    try {
+      const headers = trickle(running.port, 'GET /api/cameras HTTP/1.1\r\nHost: x\r\n', 'X-Slow: 1\r\n');
+      const body = trickle(running.port, 'POST /whep/cam1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 5000\r\n\r\n', 'v');
+      const meanwhile = await fetch(`${running.base}/api/cameras`);
+      assert.equal(meanwhile.status, 200, 'a normal request is served while the slow ones hang on');
+      const [slowHeaders, slowBody] = await Promise.all([headers, body]);
+      // Node answers 408 when it can; either way the connection is gone soon after the limit.
+      assert.ok(slowHeaders.afterMs >= 900 && slowHeaders.afterMs < 3_000, `headers cut off after ${slowHeaders.afterMs} ms`);
+      assert.match(slowHeaders.answer, /^(HTTP\/1\.1 408|$)/);
+      assert.ok(slowBody.afterMs >= 1_900 && slowBody.afterMs < 4_500, `body cut off after ${slowBody.afterMs} ms`);
+      assert.doesNotMatch(slowBody.answer, /^HTTP\/1\.1 2/, 'the WHEP handler never saw the half offer');
+    } finally {
+      await running.server.close();
     }
   });
 });

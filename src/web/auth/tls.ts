@@ -163,7 +163,7 @@ const HOST_NAME = /^(?:[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*|\[[0-9A-Fa-f:
  */
 export function createHttpsRedirect(options: { port: number; host?: string; httpsPort: number; log?: Logger }): RedirectServer {
   const log = options.log ?? silentLogger;
-  const server = createServer({ maxHeaderSize: 8 * 1024, requestTimeout: 10_000, headersTimeout: 5_000 }, (req: IncomingMessage, res: ServerResponse) => {
+  const server = createServer({ maxHeaderSize: 8 * 1024, requestTimeout: 10_000, headersTimeout: 5_000, connectionsCheckingInterval: 1_000 }, (req: IncomingMessage, res: ServerResponse) => {
     applySecurityHeaders(res);
     req.resume();
     const target = req.url ?? '/';
