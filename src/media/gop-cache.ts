@@ -6,7 +6,9 @@
  *
  * Bounded in encoded bytes. When a GOP outgrows the bound the cache empties and waits for the next
  * keyframe: a keyframe with a tail cut off would be undecodable after the cut, which is worse than
- * no cache.
+ * no cache. For the same reason a keyframe that lost packets is not cached: every viewer who joined
+ * on it would see a smeared picture (and every snapshot would be one) for a whole GOP, while
+ * waiting for the next clean keyframe costs only what a cold start costs.
  */
 import type { MediaFrame } from './types.js';
 import { frameByteLength } from './frame.js';
@@ -21,6 +23,8 @@ export class GopCache {
   private open = false;
   /** How often a GOP outgrew the bound. */
   overflows = 0;
+  /** Keyframes not cached because packets of them were lost. */
+  damagedKeyframes = 0;
 
   constructor(readonly maxBytes = DEFAULT_GOP_CACHE_BYTES) {
     if (!(maxBytes >= 0)) throw new RangeError('GOP cache bound must be >= 0');
@@ -29,6 +33,11 @@ export class GopCache {
   push(frame: MediaFrame): void {
     const size = frameByteLength(frame);
     if (frame.kind === 'video' && frame.keyframe) {
+      if (frame.damaged) {
+        this.damagedKeyframes++;
+        this.clear();
+        return;
+      }
       // A new array rather than truncation: replays in progress keep iterating the old GOP.
       // A keyframe larger than the bound is still kept alone: it is decodable on its own.
       this.cached = [frame];

@@ -863,8 +863,11 @@ export class Source extends EventEmitter<SourceEvents> {
     if (report) {
       frame.captureTime = report.wallClockMs + (timestampDelta(report.rtpTimestamp, input.timestamp) * 1000) / timeline.clockRate;
     }
+    if (input.damaged) {
+      frame.damaged = true;
+      state.framesDamaged++;
+    }
     state.framesOut++;
-    if (input.damaged) state.framesDamaged++;
     state.frames.add(now, 1);
     if (session.firstFrameAt < 0 && (track.kind === 'video' || !session.tracks.some((t) => t?.kind === 'video'))) {
       session.firstFrameAt = now;

@@ -71,6 +71,8 @@ export interface MediaFrame {
   receivedAt: number;
   /** Wall-clock capture time (ms since epoch) from the camera's RTCP sender reports, when known. */
   captureTime?: number;
+  /** Packets were lost inside or just before this frame: some of it may be missing. */
+  damaged?: boolean;
 }
 
 /**

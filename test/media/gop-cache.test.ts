@@ -61,3 +61,20 @@ test('replacing the GOP leaves an array being iterated intact', () => {
   cache.push(frame('video', 10, true));
   assert.equal(view.length, 2);
 });
+
+test('a damaged keyframe is not cached, and empties the cache until a clean one', () => {
+  const cache = new GopCache(10_000);
+  cache.push(frame('video', 500, true));
+  cache.push(frame('video', 100));
+  assert.equal(cache.frameCount, 2);
+  cache.push({ ...frame('video', 500, true), damaged: true });
+  assert.deepEqual([cache.frameCount, cache.hasKeyframe, cache.damagedKeyframes], [0, false, 1]);
+  cache.push(frame('video', 100));
+  cache.push(frame('audio', 10));
+  assert.equal(cache.frameCount, 0, 'the frames after it depend on it');
+  const clean = frame('video', 500, true);
+  cache.push(clean);
+  cache.push({ ...frame('video', 100), damaged: true });
+  assert.equal(cache.frames[0], clean);
+  assert.equal(cache.frameCount, 2, 'a damaged delta frame is kept: live viewers see the same frames');
+});

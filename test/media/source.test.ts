@@ -140,6 +140,27 @@ test('a new subscriber gets the cached GOP at once, from the keyframe, then live
   await source.close();
 });
 
+test('a keyframe that lost a packet is not cached: a new viewer waits for the next clean one instead of a smeared GOP', async () => {
+  const { camera, source } = setup();
+  const first = new RecordingSink();
+  source.subscribe(first);
+  await flush();
+  camera.damageFrames.add(10); // the second IDR loses its first packet
+  await camera.play(15);
+  const damagedKeyframe = first.video().find((frame) => frame.keyframe && frame.damaged);
+  assert.ok(damagedKeyframe, 'live viewers still get the damaged keyframe (it may partly decode), marked damaged');
+  const late = new RecordingSink();
+  source.subscribe(late);
+  assert.equal(late.video().length, 0, 'nothing to replay: no clean keyframe since frame 10');
+  assert.equal(source.stats().gopCacheFrames, 0);
+  await camera.play(10); // frame 20 is the next IDR
+  const replayed = late.video();
+  assert.equal(replayed[0]?.keyframe, true, 'the new viewer starts at the next keyframe');
+  assert.equal(replayed[0]?.damaged, undefined);
+  assert.ok(source.stats().gopCacheFrames > 0, 'the clean GOP is cached again');
+  await source.close();
+});
+
 test('cold start mid-GOP: video starts at the first keyframe; time to first frame is measured', async () => {
   const { time, camera, source } = setup();
   camera.connectDelayMs = 300;

@@ -37,6 +37,8 @@ export class ScriptedCamera {
   audioTimestamp = 5000;
   /** Drop every Nth video packet (0 = none). */
   dropEvery = 0;
+  /** Drop the first video packet of these frames (by index from the start of the stream). */
+  readonly damageFrames = new Set<number>();
   private packetCount = 0;
 
   constructor(private readonly time: FakeTime, readonly accessUnits: Buffer[][]) {}
@@ -85,12 +87,14 @@ export class ScriptedCamera {
     const handlers = this.handlers;
     if (!handlers) return;
     const units = this.accessUnits[this.frameIndex % this.accessUnits.length]!;
+    const damaged = this.damageFrames.has(this.frameIndex);
     this.frameIndex++;
-    for (const p of packetizeH264(units, 1400)) {
+    for (const [index, p] of packetizeH264(units, 1400).entries()) {
       const packet = serializeRtp({ marker: p.marker, payloadType: 96, sequenceNumber: this.sequence, timestamp: this.timestamp, ssrc: this.ssrc }, p.payload);
       this.sequence = (this.sequence + 1) & 0xffff;
       this.packetCount++;
       if (this.dropEvery > 0 && this.packetCount % this.dropEvery === 0) continue;
+      if (damaged && index === 0) continue;
       handlers.onRtp(0, packet);
     }
     this.timestamp = (this.timestamp + 3600) >>> 0;
