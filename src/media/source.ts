@@ -30,6 +30,7 @@ import type {
   CodecName,
   RtpPacketView,
 } from './types.js';
+import { DEFAULT_REORDER_WAIT_MS, ReorderBuffer } from './reorder-buffer.js';
 import { parseRtp, seqDelta, timestampDelta } from './rtp.js';
 import { GopCache, DEFAULT_GOP_CACHE_BYTES } from './gop-cache.js';
 import { OutputTimeline } from './timeline.js';
@@ -72,6 +73,8 @@ export interface SourceOptions {
   backoff?: BackoffOptions;
   /** Reconnect when no packet arrived for this long (default 5000 ms). */
   stallTimeoutMs?: number;
+  /** How long packets after a hole wait for a late (reordered) packet before it counts as lost (default 30 ms; 0 = never wait). */
+  reorderWaitMs?: number;
   /** Give up on a connection attempt after this long (default 15000 ms). */
   connectTimeoutMs?: number;
   /** A session that delivered media this long resets the backoff to `initialMs` (default 10000 ms). */
@@ -176,6 +179,8 @@ const VIDEO_CODECS: ReadonlySet<string> = new Set(['H264', 'H265']);
 const AUDIO_CODECS: ReadonlySet<string> = new Set(['PCMU', 'PCMA', 'AAC', 'OPUS']);
 /** A sequence jump larger than this is a resync (e.g. camera restart on the same SSRC), not loss. */
 const MAX_SEQUENCE_GAP = 3000;
+/** A hole wider than this is loss for sure (a burst, or a camera that skipped): not worth waiting for. */
+const MAX_REORDER_GAP = 64;
 
 const realTimers: TimerSeam = {
   setTimeout: (callback, ms) => {
@@ -221,6 +226,10 @@ interface TrackRuntime {
   expectedSequence: number;
   /** A packet that does not continue the stream (new SSRC, far sequence jump), until the next one confirms it. */
   held: RtpPacketView | undefined;
+  /** Packets that arrived ahead of a hole, waiting for it to be filled (UDP reordering). */
+  reorder: ReorderBuffer;
+  /** Gives up on the hole `reorderWaitMs` after the first packet started waiting. */
+  reorderTimer: TimerHandle | undefined;
   senderReport: { rtpTimestamp: number; wallClockMs: number } | undefined;
 }
 
@@ -343,6 +352,7 @@ export class Source extends EventEmitter<SourceEvents> {
   private readonly backoffMaxMs: number;
   private readonly backoffJitter: number;
   private readonly stallTimeoutMs: number;
+  private readonly reorderWaitMs: number;
   private readonly connectTimeoutMs: number;
   private readonly stableAfterMs: number;
   private readonly keyframeRequestIntervalMs: number;
@@ -389,6 +399,7 @@ export class Source extends EventEmitter<SourceEvents> {
     this.backoffMaxMs = options.backoff?.maxMs ?? 30_000;
     this.backoffJitter = Math.min(1, Math.max(0, options.backoff?.jitter ?? 0.2));
     this.stallTimeoutMs = options.stallTimeoutMs ?? 5000;
+    this.reorderWaitMs = options.reorderWaitMs ?? DEFAULT_REORDER_WAIT_MS;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
     this.stableAfterMs = options.stableAfterMs ?? 10_000;
     this.keyframeRequestIntervalMs = options.keyframeRequestIntervalMs ?? 1000;
@@ -649,6 +660,8 @@ export class Source extends EventEmitter<SourceEvents> {
         hasSsrc: false,
         expectedSequence: -1,
         held: undefined,
+        reorder: new ReorderBuffer(),
+        reorderTimer: undefined,
         senderReport: undefined,
       };
       ref.runtime = runtime;
@@ -725,6 +738,8 @@ export class Source extends EventEmitter<SourceEvents> {
     for (const track of session.tracks) {
       if (!track) continue;
       addCounters(track.state.depacketizerTotals, track.pipeline.counters);
+      this.stopReorderTimer(track);
+      track.reorder.clear();
       track.pipeline.reset();
     }
     return session.upstream;
@@ -784,11 +799,36 @@ export class Source extends EventEmitter<SourceEvents> {
         state.packetsMalformed++;
       }
       if (gap < 0) {
-        state.packetsLate++; // duplicate or reordered beyond repair: the frame it belonged to is gone
+        state.packetsLate++; // duplicate, or later than the reorder window waited: its frame is gone
         return;
       }
-      if (gap > 0) state.packetsLost += gap;
-      this.accept(track, rtp, gap > 0, now);
+      if (gap > 0) {
+        if (gap < MAX_REORDER_GAP && this.reorderWaitMs > 0 && !track.reorder.full) {
+          // Perhaps only reordered: wait a little for the hole to fill.
+          if (!track.reorder.hold(rtp)) state.packetsLate++;
+          else if (track.reorderTimer === undefined) {
+            track.reorderTimer = this.timers.setTimeout(() => this.giveUpReorder(session, track), this.reorderWaitMs);
+          }
+          return;
+        }
+        // Too much is missing to wait for: what waits goes on now, then this packet.
+        this.releaseReordered(track, now);
+        const left = seqDelta(track.expectedSequence, rtp.sequenceNumber);
+        if (left < 0) {
+          state.packetsLate++;
+          return;
+        }
+        if (left > 0) state.packetsLost += left;
+        this.accept(track, rtp, left > 0, now);
+        return;
+      }
+      this.accept(track, rtp, false, now);
+      if (track.reorder.size > 0) {
+        // The hole is filled: the packets that waited behind it follow on.
+        let next: RtpPacketView | undefined;
+        while ((next = track.reorder.take(track.expectedSequence)) !== undefined) this.accept(track, next, false, now);
+        if (track.reorder.size === 0) this.stopReorderTimer(track);
+      }
       return;
     }
     // A new SSRC or a sequence jump too far for loss: either the camera restarted its stream inside
@@ -802,7 +842,9 @@ export class Source extends EventEmitter<SourceEvents> {
       return;
     }
     track.held = undefined;
-    // The camera restarted its stream: drop what was half assembled from the old one.
+    // The camera restarted its stream: what waited from the old one goes on first, then the
+    // half-assembled rest of it is dropped.
+    this.releaseReordered(track, now);
     track.pipeline.reset();
     if (rtp.ssrc !== track.ssrc) {
       this.log.debug(`${track.kind} SSRC changed`);
@@ -813,6 +855,35 @@ export class Source extends EventEmitter<SourceEvents> {
     if (track.kind === 'video') session.awaitingKeyframe = true; // a resync, not loss: restart at a keyframe
     this.accept(track, held, false, now);
     this.accept(track, rtp, false, now);
+  }
+
+  /** The reorder window expired: the hole is a loss, and the packets after it go on. */
+  private giveUpReorder(session: SessionRuntime, track: TrackRuntime): void {
+    track.reorderTimer = undefined;
+    if (this.session !== session) return;
+    this.releaseReordered(track, this.now());
+  }
+
+  /** Feeds every waiting packet in sequence order, counting the holes between them as lost. */
+  private releaseReordered(track: TrackRuntime, now: number): void {
+    this.stopReorderTimer(track);
+    if (track.reorder.size === 0) return;
+    for (const rtp of track.reorder.drain(track.expectedSequence)) {
+      const gap = seqDelta(track.expectedSequence, rtp.sequenceNumber);
+      if (gap < 0) {
+        track.state.packetsLate++;
+        continue;
+      }
+      if (gap > 0) track.state.packetsLost += gap;
+      this.accept(track, rtp, gap > 0, now);
+    }
+  }
+
+  private stopReorderTimer(track: TrackRuntime): void {
+    if (track.reorderTimer !== undefined) {
+      this.timers.clearTimeout(track.reorderTimer);
+      track.reorderTimer = undefined;
+    }
   }
 
   /** Counts an in-sequence packet and feeds it to the track's depacketizer. */

@@ -161,6 +161,73 @@ test('a keyframe that lost a packet is not cached: a new viewer waits for the ne
   await source.close();
 });
 
+test('UDP reordering: packets swapped inside a frame, or a packet late by a frame, lose nothing', async () => {
+  const { time, camera, source } = setup();
+  const sink = new RecordingSink();
+  source.subscribe(sink);
+  await flush();
+  await camera.play(5);
+  camera.swapFrames.add(10); // the IDR: its first two packets arrive swapped
+  camera.lateFrames.add(12); // frame 12's first packet arrives after frame 13's packets
+  for (let i = 5; i < 16; i++) {
+    camera.sendFrame(); // frames 12 and 13 inside one reorder window (no time passes between them)
+    if (i !== 12) await time.advance(40);
+  }
+  await camera.play(10);
+  const stats = source.stats();
+  assert.deepEqual([stats.video!.packetsLost, stats.video!.packetsLate, stats.video!.framesDamaged], [0, 0, 0]);
+  const video = sink.video();
+  assert.equal(video.length, 26, 'every frame arrived');
+  assert.ok(video.every((frame) => !frame.damaged));
+  assertContinuous(video);
+  const idr = video.filter((frame) => frame.keyframe);
+  assert.equal(idr.length, 3, 'IDRs at 0, 10 and 20, the swapped one whole');
+  await source.close();
+});
+
+test('a real loss: the packets after the hole wait at most reorderWaitMs, then go on with the loss counted', async () => {
+  const { time, camera, source } = setup({ reorderWaitMs: 30 });
+  const sink = new RecordingSink();
+  source.subscribe(sink);
+  await flush();
+  await camera.play(10);
+  camera.damageFrames.add(11); // first packet of frame 11 never comes
+  camera.sendFrame(); // frame 10
+  camera.sendFrame(); // frame 11, minus its first packet
+  const before = sink.video().length;
+  await time.advance(29);
+  assert.equal(sink.video().length, before, 'frame 11 still waits for its hole');
+  assert.equal(source.stats().video!.packetsLost, 0);
+  await time.advance(2);
+  assert.equal(source.stats().video!.packetsLost, 1, 'the hole is a loss after 30 ms');
+  const released = sink.video().slice(before);
+  assert.equal(released.length, 1);
+  assert.equal(released[0]!.damaged, true);
+  // Duplicates are counted as late and dropped: frame 12 goes out once, whole.
+  camera.duplicateFrames.add(12);
+  camera.sendFrame();
+  await time.advance(40);
+  assert.ok(source.stats().video!.packetsLate >= 1);
+  const twelve = sink.video().slice(before + 1);
+  assert.equal(twelve.length, 1);
+  assert.equal(twelve[0]!.damaged, undefined);
+  await source.close();
+});
+
+test('reorderWaitMs 0 turns the window off: a hole is a loss at once', async () => {
+  const { camera, source } = setup({ reorderWaitMs: 0 });
+  const sink = new RecordingSink();
+  source.subscribe(sink);
+  await flush();
+  await camera.play(10);
+  camera.swapFrames.add(10);
+  camera.sendFrame();
+  const stats = source.stats();
+  assert.equal(stats.video!.packetsLost, 1, 'the first packet of the pair looked lost');
+  assert.equal(stats.video!.packetsLate, 1, 'and the second then came too late');
+  await source.close();
+});
+
 test('cold start mid-GOP: video starts at the first keyframe; time to first frame is measured', async () => {
   const { time, camera, source } = setup();
   camera.connectDelayMs = 300;

@@ -39,6 +39,13 @@ export class ScriptedCamera {
   dropEvery = 0;
   /** Drop the first video packet of these frames (by index from the start of the stream). */
   readonly damageFrames = new Set<number>();
+  /** Send the first video packet of these frames late: after the next frame's packets (reordering). */
+  readonly lateFrames = new Set<number>();
+  /** Send the first two video packets of these frames swapped. */
+  readonly swapFrames = new Set<number>();
+  /** Send every video packet of these frames twice. */
+  readonly duplicateFrames = new Set<number>();
+  private lateVideoPacket: Buffer | undefined;
   private packetCount = 0;
 
   constructor(private readonly time: FakeTime, readonly accessUnits: Buffer[][]) {}
@@ -87,16 +94,25 @@ export class ScriptedCamera {
     const handlers = this.handlers;
     if (!handlers) return;
     const units = this.accessUnits[this.frameIndex % this.accessUnits.length]!;
-    const damaged = this.damageFrames.has(this.frameIndex);
+    const frame = this.frameIndex;
     this.frameIndex++;
+    const packets: Buffer[] = [];
     for (const [index, p] of packetizeH264(units, 1400).entries()) {
       const packet = serializeRtp({ marker: p.marker, payloadType: 96, sequenceNumber: this.sequence, timestamp: this.timestamp, ssrc: this.ssrc }, p.payload);
       this.sequence = (this.sequence + 1) & 0xffff;
       this.packetCount++;
       if (this.dropEvery > 0 && this.packetCount % this.dropEvery === 0) continue;
-      if (damaged && index === 0) continue;
-      handlers.onRtp(0, packet);
+      if (index === 0 && this.damageFrames.has(frame)) continue;
+      packets.push(packet);
     }
+    const late = this.lateVideoPacket;
+    this.lateVideoPacket = this.lateFrames.has(frame) ? packets.shift() : undefined;
+    if (this.swapFrames.has(frame) && packets.length >= 2) packets.splice(0, 2, packets[1]!, packets[0]!);
+    for (const packet of packets) {
+      handlers.onRtp(0, packet);
+      if (this.duplicateFrames.has(frame)) handlers.onRtp(0, Buffer.from(packet));
+    }
+    if (late) handlers.onRtp(0, late);
     this.timestamp = (this.timestamp + 3600) >>> 0;
     if (this.withAudio) {
       for (let i = 0; i < 2; i++) {
