@@ -49,6 +49,25 @@ export interface BackoffOptions {
   maxMs?: number;
   /** Random spread as a fraction of the delay, 0..1 (default 0.2 = ±20%), so cameras on one NVR do not retry in lockstep. */
   jitter?: number;
+  /**
+   * First retry delay after the camera refused the credentials (default 30000 ms). Many cameras
+   * lock an account after a few wrong log-ins (Hikvision: 5 to 7, for 30 minutes), which also
+   * locks the owner out of the camera's own web page; a wrong password never fixes itself anyway.
+   */
+  credentialInitialMs?: number;
+  /** Largest retry delay after refused credentials (default 30 minutes). */
+  credentialMaxMs?: number;
+}
+
+/**
+ * Error codes that mean the camera refused our credentials (src/rtsp/errors.ts `RtspErrorCode`,
+ * src/onvif/errors.ts `OnvifErrorCode`): retried on the slow credential schedule. Matched by value
+ * so that media/ depends on neither protocol.
+ */
+const CREDENTIAL_ERROR_CODES: ReadonlySet<unknown> = new Set(['auth', 'forbidden', 'NOT_AUTHORIZED']);
+
+function refusedCredentials(error: Error): boolean {
+  return CREDENTIAL_ERROR_CODES.has((error as Error & { code?: unknown }).code);
 }
 
 export type TimerHandle = unknown;
@@ -351,6 +370,8 @@ export class Source extends EventEmitter<SourceEvents> {
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
   private readonly backoffJitter: number;
+  private readonly credentialInitialMs: number;
+  private readonly credentialMaxMs: number;
   private readonly stallTimeoutMs: number;
   private readonly reorderWaitMs: number;
   private readonly connectTimeoutMs: number;
@@ -398,6 +419,8 @@ export class Source extends EventEmitter<SourceEvents> {
     this.backoffInitialMs = options.backoff?.initialMs ?? 1000;
     this.backoffMaxMs = options.backoff?.maxMs ?? 30_000;
     this.backoffJitter = Math.min(1, Math.max(0, options.backoff?.jitter ?? 0.2));
+    this.credentialInitialMs = options.backoff?.credentialInitialMs ?? 30_000;
+    this.credentialMaxMs = options.backoff?.credentialMaxMs ?? 30 * 60_000;
     this.stallTimeoutMs = options.stallTimeoutMs ?? 5000;
     this.reorderWaitMs = options.reorderWaitMs ?? DEFAULT_REORDER_WAIT_MS;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
@@ -697,13 +720,16 @@ export class Source extends EventEmitter<SourceEvents> {
       return;
     }
     if (stable) this.attempt = 0;
-    const base = Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** Math.min(this.attempt, 30));
+    const [initialMs, maxMs] = refusedCredentials(error)
+      ? [this.credentialInitialMs, this.credentialMaxMs]
+      : [this.backoffInitialMs, this.backoffMaxMs];
+    const base = Math.min(maxMs, initialMs * 2 ** Math.min(this.attempt, 30));
     const spread = 1 - this.backoffJitter + 2 * this.backoffJitter * this.random();
-    const delay = Math.max(0, Math.round(Math.min(this.backoffMaxMs, base * spread)));
+    const delay = Math.max(0, Math.round(Math.min(maxMs, base * spread)));
     this.attempt++;
     const repeated = this.lastFailure === message && !wasLive;
     this.lastFailure = message;
-    const text = `${wasLive ? 'lost the camera' : 'could not connect'}: ${message}; retrying in ${(delay / 1000).toFixed(1)} s`;
+    const text = `${wasLive ? 'lost the camera' : 'could not connect'}: ${message}; retrying in ${delay < 60_000 ? `${(delay / 1000).toFixed(1)} s` : `${Math.round(delay / 60_000)} min`}`;
     if (repeated) this.log.debug(text);
     else this.log.warn(text);
     this.setState({ state: 'retrying', lastError: message, retryInMs: delay });

@@ -291,7 +291,7 @@ test('sequence numbers and timestamps also continue across an SSRC change inside
   await source.close();
 });
 
-test('backoff doubles to the cap, with jitter, and an auth error does not hot-loop', async () => {
+test('backoff doubles to the cap, with jitter, and a failing camera does not hot-loop', async () => {
   const { time, camera, source } = setup({ backoff: { initialMs: 1000, maxMs: 8000, jitter: 0.2 }, random: () => 0.99 });
   for (let i = 0; i < 100; i++) camera.script.push({ kind: 'reject', error: new Error('401 Unauthorized (camera Front door)') });
   source.subscribe(new RecordingSink());
@@ -308,6 +308,29 @@ test('backoff doubles to the cap, with jitter, and an auth error does not hot-lo
   await time.advance(60_000);
   assert.ok(camera.attempts - attemptsBefore <= 8, `about one attempt per 8 s (${camera.attempts - attemptsBefore})`);
   assert.match(source.state.lastError ?? '', /401/);
+  await source.close();
+});
+
+test('refused credentials retry on the slow schedule (camera account lock-outs); other errors stay quick', async () => {
+  const { time, camera, source } = setup({ backoff: { initialMs: 1000, maxMs: 8000, jitter: 0 } });
+  const refused = (code: string) => Object.assign(new Error(`401 Unauthorized (${code})`), { code });
+  camera.script.push(
+    { kind: 'reject', error: refused('auth') },
+    { kind: 'reject', error: refused('auth') },
+    { kind: 'reject', error: refused('forbidden') },
+    { kind: 'reject', error: Object.assign(new Error('connection refused'), { code: 'refused' }) },
+  );
+  source.subscribe(new RecordingSink());
+  await flush();
+  const delays: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    assert.equal(source.state.state, 'retrying');
+    delays.push(source.state.retryInMs!);
+    await time.advance(source.state.retryInMs!);
+  }
+  // 30 s, 60 s, 120 s for the credentials; then a network error is back on the quick cap (8 s).
+  assert.deepEqual(delays, [30_000, 60_000, 120_000, 8000]);
+  assert.equal(camera.attempts, 5, 'five attempts in 218 s (the last one connects), not dozens');
   await source.close();
 });
 
