@@ -28,6 +28,8 @@ const FAMILIES: ReadonlyArray<Family> = [
   { name: 'webrtc_cameras_fps', help: 'Measured video frame rate.', type: 'gauge', value: (c) => c.stats.fps },
   { name: 'webrtc_cameras_packets_received_total', help: 'RTP packets received from the camera.', type: 'counter', value: (c) => c.stats.packetsReceived },
   { name: 'webrtc_cameras_packets_lost_total', help: 'RTP packets lost between the camera and the plugin (sequence gaps).', type: 'counter', value: (c) => c.stats.packetsLost },
+  { name: 'webrtc_cameras_video_packets_late_total', help: 'Video packets that arrived after the reorder window gave up on them, or twice, and were dropped.', type: 'counter', value: (c) => c.stats.video?.packetsLate },
+  { name: 'webrtc_cameras_video_frames_damaged_total', help: 'Video frames passed on with a part lost (viewers see artifacts until the next keyframe).', type: 'counter', value: (c) => c.stats.video?.framesDamaged },
   { name: 'webrtc_cameras_reconnects_total', help: 'Camera sessions re-established after a failure.', type: 'counter', value: (c) => c.stats.reconnects },
   { name: 'webrtc_cameras_gop_cache_bytes', help: 'Bytes held in the GOP cache (frames since the last keyframe).', type: 'gauge', value: (c) => c.stats.gopCacheBytes },
   { name: 'webrtc_cameras_time_to_first_frame_seconds', help: 'Latest session: connect start to first keyframe.', type: 'gauge', value: (c) => (c.stats.timeToFirstFrameMs === undefined ? undefined : c.stats.timeToFirstFrameMs / 1000) },
