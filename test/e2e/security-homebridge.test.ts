@@ -28,6 +28,19 @@ function upgradeStatus(url: string, origin = new URL(url.replace(/^ws/, 'http'))
   });
 }
 
+/** The sign-in form's JSON POST as the viewer, with extra headers on both requests; the HTTP status. */
+async function postSignIn(base: string, password: string, headers: Record<string, string>): Promise<number> {
+  const jar = new CookieJar();
+  const form = await request(`${base}/login`, { jar, headers });
+  const answer = await request(`${base}/login`, {
+    method: 'POST',
+    jar,
+    headers: { ...headers, 'Content-Type': 'application/json', 'X-CSRF-Token': formToken(form.body) },
+    body: JSON.stringify({ username: VIEWER.username, password }),
+  });
+  return answer.status;
+}
+
 describe('e2e: access control in the plugin under Homebridge', () => {
   let porch: FakeCamera;
   let garage: FakeCamera;
@@ -103,17 +116,7 @@ describe('e2e: access control in the plugin under Homebridge', () => {
 
   it('browser origins: the public address (reverse proxy) and the configured dashboard are allowed; any other site is refused', async () => {
     // Signing in through the proxy: the browser's Origin is the public address, not this server's.
-    const signInFrom = async (origin: string): Promise<number> => {
-      const jar = new CookieJar();
-      const form = await request(`${base}/login`, { jar });
-      const answer = await request(`${base}/login`, {
-        method: 'POST',
-        jar,
-        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': formToken(form.body), Origin: origin },
-        body: JSON.stringify(VIEWER),
-      });
-      return answer.status;
-    };
+    const signInFrom = (origin: string) => postSignIn(base, VIEWER.password, { Origin: origin });
     assert.equal(await signInFrom(new URL(PUBLIC_URL).origin), 200, 'sign-in through the reverse proxy');
     assert.equal(await signInFrom(FOREIGN), 403, 'sign-in posted from another site');
     // WHEP preflight: CORS answers only the configured dashboard.
@@ -133,17 +136,7 @@ describe('e2e: access control in the plugin under Homebridge', () => {
   });
 
   it('behind a trusted proxy, the lock-out follows X-Forwarded-For: the guesser is blocked, the family is not, and a forged header does not help', async () => {
-    const signInAs = async (forwardedFor: string, password: string): Promise<number> => {
-      const jar = new CookieJar();
-      const form = await request(`${base}/login`, { jar, headers: { 'X-Forwarded-For': forwardedFor } });
-      const answer = await request(`${base}/login`, {
-        method: 'POST',
-        jar,
-        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': formToken(form.body), 'X-Forwarded-For': forwardedFor },
-        body: JSON.stringify({ username: VIEWER.username, password }),
-      });
-      return answer.status;
-    };
+    const signInAs = (forwardedFor: string, password: string) => postSignIn(base, password, { 'X-Forwarded-For': forwardedFor });
     const since = hb.lines.length;
     const statuses: number[] = [];
     for (let i = 0; i < 20 && !statuses.includes(429); i++) statuses.push(await signInAs('203.0.113.9', 'wrong-guess'));
