@@ -31,6 +31,7 @@ import type {
   RtpPacketView,
 } from './types.js';
 import { DEFAULT_REORDER_WAIT_MS, ReorderBuffer } from './reorder-buffer.js';
+import { Vp8Pipeline } from './vp8-pipeline.js';
 import { parseRtp, seqDelta, timestampDelta } from './rtp.js';
 import { GopCache, DEFAULT_GOP_CACHE_BYTES } from './gop-cache.js';
 import { OutputTimeline } from './timeline.js';
@@ -194,7 +195,7 @@ export interface SourceEvents {
   tracks: [ReadonlyArray<TrackDescription>];
 }
 
-const VIDEO_CODECS: ReadonlySet<string> = new Set(['H264', 'H265']);
+const VIDEO_CODECS: ReadonlySet<string> = new Set(['H264', 'H265', 'VP8']);
 const AUDIO_CODECS: ReadonlySet<string> = new Set(['PCMU', 'PCMA', 'AAC', 'OPUS']);
 /** A sequence jump larger than this is a resync (e.g. camera restart on the same SSRC), not loss. */
 const MAX_SEQUENCE_GAP = 3000;
@@ -661,7 +662,9 @@ export class Source extends EventEmitter<SourceEvents> {
       };
       let pipeline: TrackPipeline;
       let published = description;
-      if (kind === 'video') {
+      if (kind === 'video' && description.codec === 'VP8') {
+        pipeline = new Vp8Pipeline(onFrame);
+      } else if (kind === 'video') {
         const video: VideoPipeline = new VideoPipeline(description, onFrame, () => {
           if (ref.runtime) this.onParameterSetsChanged(session, ref.runtime, video);
         });

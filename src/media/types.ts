@@ -4,7 +4,8 @@
  * HomeKit ffmpeg) consumes `MediaFrame`s through a `FrameSink` attached to a camera's `Source`.
  */
 
-export type VideoCodecName = 'H264' | 'H265';
+/** VP8 only ever comes from the plugin's own transcoder (src/transcode/), never from a camera. */
+export type VideoCodecName = 'H264' | 'H265' | 'VP8';
 export type AudioCodecName = 'PCMU' | 'PCMA' | 'AAC' | 'OPUS';
 export type CodecName = VideoCodecName | AudioCodecName;
 

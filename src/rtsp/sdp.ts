@@ -234,6 +234,7 @@ function trackFor(media: SdpMedia, pt: number): Omit<TrackDescription, 'controlU
         ...(sets.length ? { parameterSets: sets } : {}),
       };
     }
+    if (encoding === 'VP8') return { kind: 'video', codec: 'VP8', ...base };
     return `video codec ${map.encoding} is not supported`;
   }
 

@@ -152,6 +152,7 @@ function rtpmap(track: ServedTrack): string {
   switch (track.codec) {
     case 'H264': return `H264/${track.clockRate}`;
     case 'H265': return `H265/${track.clockRate}`;
+    case 'VP8': return `VP8/${track.clockRate}`;
     case 'PCMU': return `PCMU/${track.clockRate}${track.channels > 1 ? `/${track.channels}` : ''}`;
     case 'PCMA': return `PCMA/${track.clockRate}${track.channels > 1 ? `/${track.channels}` : ''}`;
     case 'AAC': return `MPEG4-GENERIC/${track.clockRate}/${track.channels}`;

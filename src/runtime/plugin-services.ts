@@ -2,6 +2,7 @@ import type { CameraConfig } from '../config/types.js';
 import type { Source } from '../media/source.js';
 import { createRestreamServer, type RestreamServer } from '../rtsp/server.js';
 import { createAccessControl, createClientAddressOf, createHttpsRedirect, loadTlsCredentials, type AccessControl } from '../web/auth/index.js';
+import { TranscodedVariants } from '../transcode/variants.js';
 import { createWebServer, type WebServer } from '../web/server.js';
 import type { CameraRegistry, ClientIceServer, SnapshotProvider, WebRoute } from '../web/types.js';
 import { renderMetrics } from '../web/metrics.js';
@@ -59,16 +60,31 @@ function isLoopback(host: string): boolean {
 export function createSharedServices(context: RuntimeContext): SharedServices {
   const { config, log } = context;
   const cameras = new Map<string, RegisteredCamera>();
+  let restream: RestreamServer | undefined;
+  // One VP8 encoder per camera, on first use, for browsers without H.264 and for H.265 cameras.
+  const variants = new TranscodedVariants({
+    ffmpeg: context.ffmpeg,
+    restreamUrl: (id) => {
+      if (!restream) throw new Error('the re-stream server is not running');
+      return restream.url(id);
+    },
+    log,
+    debug: config.ffmpeg.debug,
+  });
   const registry: CameraRegistry = {
     get: (id) => cameras.get(id)?.source,
     list: () => [...cameras.values()].map((c) => c.source),
+    transcoded: (id) => {
+      const camera = cameras.get(id);
+      if (!camera || !restream) return undefined;
+      return variants.vp8For({ id, name: camera.config.name, source: camera.source });
+    },
   };
   const limits = new ViewerLimiter({
     perCamera: Object.fromEntries(config.cameras.map((c) => [c.id, c.maxViewers])),
   });
   const ice = iceSettingsFrom(config);
   let snapshots: SnapshotProvider | undefined;
-  let restream: RestreamServer | undefined;
   let web: WebServer | undefined;
   let access: AccessControl | undefined;
   let closeWhep: (() => Promise<void>) | undefined;
@@ -162,6 +178,8 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     },
     async stop() {
       discovery.stop();
+      // The transcoders read the re-stream: they stop first.
+      await variants.closeAll();
       await Promise.allSettled([web?.close(), restream?.close(), redirect?.close()]);
       await Promise.allSettled([closeWhep?.(), access?.stop()]);
       web = undefined;
@@ -174,6 +192,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     },
     removeCamera(id) {
       cameras.delete(id);
+      void variants.remove(id);
     },
     restreamUrl(id) {
       if (!restream) throw new Error('the re-stream server is not running');

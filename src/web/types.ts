@@ -18,6 +18,11 @@ export type { BroadcastSource } from '../webrtc/broadcast-source.js';
 export interface CameraRegistry {
   get(id: string): BroadcastSource | undefined;
   list(): ReadonlyArray<BroadcastSource>;
+  /**
+   * The camera transcoded to VP8 + Opus, for viewers that cannot take its own video codec;
+   * `undefined` when there is no such camera or ffmpeg cannot transcode. Same id, same limits.
+   */
+  transcoded?(id: string): BroadcastSource | undefined;
 }
 
 /** Who is calling (docs/design.md, "Auth seam"). */

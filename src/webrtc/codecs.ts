@@ -5,8 +5,9 @@
  * packetization-mode=1: Chromium refuses an offer whose only H.264 is High (64xxxx) but decodes a
  * High-profile stream sent under 42e01f (NOTES.md), and the level is not enforced by decoders.
  * PCMU, PCMA and Opus audio pass through. H.265 video cannot reach a browser without transcoding,
- * and AAC audio is dropped (the video still plays): both are said plainly, a later issue adds
- * transcoding by plugging a transcoded variant `BroadcastSource` in front of the same viewers.
+ * and AAC audio is dropped (the video still plays): the signalling then feeds the viewer from the
+ * camera's transcoded VP8 + Opus variant (src/transcode/) when ffmpeg can make one, and VP8 from
+ * that variant passes through here like H.264.
  */
 import { RTCRtpCodecParameters } from 'werift';
 import type { TrackDescription } from '../media/types.js';
@@ -28,7 +29,8 @@ export interface AudioPlan {
 
 export interface VideoPlan {
   track: TrackDescription;
-  codec: 'H264';
+  /** VP8 only comes from the plugin's transcoded variant of a camera (src/transcode/). */
+  codec: 'H264' | 'VP8';
 }
 
 /** What one viewer is sent. At least one of video/audio is present. */
@@ -74,14 +76,14 @@ export function planMedia(tracks: ReadonlyArray<TrackDescription>): MediaPlan {
   const audioTrack = tracks.find((t) => t.kind === 'audio');
   let video: VideoPlan | undefined;
   if (videoTrack) {
-    if (videoTrack.codec !== 'H264') {
+    if (videoTrack.codec !== 'H264' && videoTrack.codec !== 'VP8') {
       const name = videoTrack.codec === 'H265' ? 'H.265 (HEVC)' : String(videoTrack.codec);
       throw new UnsupportedCodecError(
         `This camera sends ${name} video, which browsers cannot play without transcoding, and transcoding is not available yet. Set the camera to H.264 to watch it here.`,
         `camera video codec ${String(videoTrack.codec)} needs transcoding`,
       );
     }
-    video = { track: videoTrack, codec: 'H264' };
+    video = { track: videoTrack, codec: videoTrack.codec };
   }
   let audio: AudioPlan | undefined;
   if (audioTrack) {
@@ -109,6 +111,23 @@ export function h264Codec(payloadType = DEFAULT_H264_PAYLOAD_TYPE, fmtp = H264_F
     parameters: fmtp,
     rtcpFeedback: VIDEO_FEEDBACK.map((f) => ({ ...f })),
   });
+}
+
+export const DEFAULT_VP8_PAYLOAD_TYPE = 96;
+
+/** The werift codec for a VP8 video m-line (the transcoded variant). */
+export function vp8Codec(payloadType = DEFAULT_VP8_PAYLOAD_TYPE): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({
+    mimeType: 'video/VP8',
+    clockRate: 90000,
+    payloadType,
+    rtcpFeedback: VIDEO_FEEDBACK.map((f) => ({ ...f })),
+  });
+}
+
+/** The werift codec for the server's offer of this plan's video. */
+export function offerVideoCodec(plan: VideoPlan): RTCRtpCodecParameters {
+  return plan.codec === 'VP8' ? vp8Codec() : h264Codec();
 }
 
 export function audioCodec(plan: AudioPlan): RTCRtpCodecParameters {

@@ -47,7 +47,7 @@ export type ServerMessage =
   | { type: 'error'; code: ViewerErrorCode; message: string };
 
 type ClientMessage =
-  | { type: 'watch'; camera: string }
+  | { type: 'watch'; camera: string; videoCodecs?: string[] }
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidateJson | null }
   | { type: 'stop' };
@@ -57,6 +57,7 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024;
 export const CLOSE_VIEWER_ENDED = 4002;
 const MAX_CANDIDATES_PER_VIEWER = 256;
 const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$/;
+const VIDEO_CODEC_NAME = /^[A-Za-z0-9-]{1,16}$/;
 
 class BadRequest extends Error {}
 
@@ -107,7 +108,12 @@ export function parseClientMessage(value: unknown, maxSdpBytes: number): ClientM
     case 'watch': {
       const camera = value.camera;
       if (typeof camera !== 'string' || !CAMERA_ID.test(camera)) throw new BadRequest('watch needs a camera id');
-      return { type: 'watch', camera };
+      const codecs = value.videoCodecs;
+      if (codecs === undefined) return { type: 'watch', camera };
+      if (!Array.isArray(codecs) || codecs.length > 32 || !codecs.every((c) => typeof c === 'string' && VIDEO_CODEC_NAME.test(c))) {
+        throw new BadRequest('watch.videoCodecs must be a short list of codec names');
+      }
+      return { type: 'watch', camera, videoCodecs: codecs.map((c: string) => c.toUpperCase()) };
     }
     case 'answer': {
       const sdp = value.sdp;
@@ -238,7 +244,7 @@ class SignallingSession {
     if (this.closed) return;
     switch (message.type) {
       case 'watch':
-        await this.watch(message.camera);
+        await this.watch(message.camera, message.videoCodecs);
         return;
       case 'answer':
         await this.answer(message.sdp);
@@ -251,18 +257,27 @@ class SignallingSession {
     }
   }
 
-  private async watch(cameraId: string): Promise<void> {
+  /**
+   * Starts a viewer of `cameraId`. A browser that says it cannot receive H.264 (`videoCodecs`), or
+   * a camera whose codec no browser takes (found when the offer is made), gets the camera's VP8
+   * variant instead, when there is one.
+   */
+  private async watch(cameraId: string, videoCodecs?: ReadonlyArray<string>, transcode = false): Promise<void> {
     this.endViewer();
     const { registry, principal, limits } = this.ctx;
     if (!canWatch(principal, cameraId)) {
       this.error('forbidden', 'You may not watch this camera.');
       return;
     }
-    const source = registry.get(cameraId);
-    if (!source) {
+    const main = registry.get(cameraId);
+    if (!main) {
       this.error('not-found', 'There is no camera with this id.');
       return;
     }
+    let source = main;
+    const wantsVariant = transcode || (videoCodecs !== undefined && !videoCodecs.includes('H264'));
+    const acceptsVp8 = videoCodecs === undefined || videoCodecs.includes('VP8');
+    if (wantsVariant && acceptsVp8) source = registry.transcoded?.(cameraId) ?? main;
     const release = limits.tryAcquire(cameraId);
     if (!release) {
       this.log.info(`Camera ${cameraId}: viewer refused, ${limits.count(cameraId)} already watching (limit ${limits.limitFor(cameraId)})`);
@@ -325,6 +340,16 @@ class SignallingSession {
     } catch (error) {
       if (viewer.closed) return;
       if (error instanceof UnsupportedCodecError) {
+        if (source === main && !transcode && (videoCodecs === undefined || videoCodecs.includes('VP8')) && registry.transcoded?.(cameraId)) {
+          // An H.265 camera, say: the viewer gets the VP8 variant. Detached first, so that its
+          // closing says nothing to the page, which simply receives the variant's offer.
+          this.log.info(`Camera ${cameraId}: ${error.reason}; sending this viewer the VP8 variant`);
+          this.viewer = undefined;
+          this.source = undefined;
+          await viewer.close('unsupported-codec', error.reason);
+          await this.watch(cameraId, videoCodecs, true);
+          return;
+        }
         this.log.warn(`Camera ${cameraId}: cannot stream to this viewer: ${error.reason}`);
         this.error('unsupported-codec', error.message);
         await viewer.close('unsupported-codec', error.reason);

@@ -30,7 +30,7 @@ import { parseH264Sps } from '../media/h264-sps.js';
 import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { BroadcastSource } from './broadcast-source.js';
-import { audioCodec, h264Codec, planMedia, UnsupportedCodecError, type MediaPlan } from './codecs.js';
+import { audioCodec, h264Codec, offerVideoCodec, planMedia, UnsupportedCodecError, type MediaPlan } from './codecs.js';
 import {
   announceCandidates,
   announceInSdp,
@@ -313,7 +313,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   streamInfo(): StreamInfo | undefined {
     const plan = this.plan;
     if (!plan) return undefined;
-    const info: StreamInfo = { codec: plan.video ? 'H264' : null, audio: plan.audio ? plan.audio.codec : null };
+    const info: StreamInfo = { codec: plan.video ? plan.video.codec : null, audio: plan.audio ? plan.audio.codec : null };
     const sps = plan.video?.track.parameterSets?.find((nal) => nal.length > 0 && (nal[0]! & 0x1f) === 7);
     const parsed = sps ? safeSps(sps) : undefined;
     if (parsed) {
@@ -377,7 +377,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.assertOpen();
     const plan = this.decidePlan();
     await this.resolveAnnounced();
-    const pc = this.newPeerConnection(plan.video ? h264Codec() : undefined);
+    const pc = this.newPeerConnection(plan.video ? offerVideoCodec(plan.video) : undefined);
     // A shared stream id puts audio and video in one sync group, so the browser lip-syncs them.
     const stream = new MediaStream({ id: `camera-${this.source.id}` });
     if (plan.video) this.videoTransceiver = pc.addTransceiver('video', { direction: 'sendonly', streams: [stream] });
@@ -395,10 +395,12 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.assertOpen();
     const pc = this.pcValue;
     if (!pc || pc.signalingState !== 'have-local-offer') throw new Error('no offer is waiting for an answer');
-    if (this.plan?.video && !answerAcceptsVideo(sdp)) {
+    const video = this.plan?.video;
+    if (video && !answerAcceptsVideo(sdp)) {
+      const name = video.codec === 'VP8' ? 'VP8' : 'H.264';
       throw new UnsupportedCodecError(
-        'Your browser cannot play H.264 video, which this camera sends, and transcoding is not available yet. Try Chrome, Edge or Safari.',
-        'browser answer rejected the H.264 video section',
+        `Your browser cannot play ${name} video, which this camera sends. Try Chrome, Edge, Safari or Firefox.`,
+        `browser answer rejected the ${name} video section`,
       );
     }
     this.mark('answer');

@@ -70,6 +70,16 @@ function formatResolution(width, height) {
   return width > 0 && height > 0 ? `${width}\u00d7${height}` : null;
 }
 
+/**
+ * The video codecs this browser can receive ("H264", "VP8"...), so the server can send a browser
+ * without H.264 (Firefox without OpenH264) the camera's VP8 variant instead of an offer it must refuse.
+ */
+function receivableVideoCodecs() {
+  const codecs = (typeof RTCRtpReceiver !== 'undefined' && RTCRtpReceiver.getCapabilities?.('video')?.codecs) || [];
+  const names = codecs.map((codec) => String(codec.mimeType || '').replace(/^video\//i, '').toUpperCase());
+  return [...new Set(names.filter((name) => /^[A-Z0-9-]{1,16}$/.test(name)))].slice(0, 32);
+}
+
 /** One line under a tile: resolution, frame rate, bitrate, codec, viewers; whatever is known. */
 function describeCamera(camera) {
   const parts = [
@@ -177,7 +187,7 @@ class LiveSession {
     this.progress = 0; // decoded frames (or audio packets for a camera without video)
     const ws = new WebSocket(signalUrl());
     this.ws = ws;
-    ws.addEventListener('open', () => this.send({ type: 'watch', camera: this.cameraId }));
+    ws.addEventListener('open', () => this.send({ type: 'watch', camera: this.cameraId, videoCodecs: receivableVideoCodecs() }));
     ws.addEventListener('message', (event) => {
       if (this.ws !== ws) return;
       // Handle messages strictly in order: a candidate must not overtake the offer it belongs to.

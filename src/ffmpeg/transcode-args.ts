@@ -1,0 +1,76 @@
+/**
+ * The ffmpeg command line of a camera's transcoded variant: the loopback re-stream in, VP8 + Opus
+ * RTP out to two loopback UDP ports of the plugin. One such ffmpeg serves every viewer of the
+ * variant (src/transcode/), so its cost is per camera, not per viewer. Every flag says why.
+ */
+
+export interface Vp8VariantArgs {
+  /** The camera's loopback re-stream (rtsp://127.0.0.1:<port>/<id>). */
+  inputUrl: string;
+  videoPort: number;
+  /** Omitted: the camera has no audio (or ffmpeg no libopus); video only. */
+  audioPort?: number;
+  /** Longest side of the picture; larger cameras are scaled down (VP8 encoding is CPU-bound). */
+  maxWidth: number;
+  maxHeight: number;
+  videoBitrateKbps: number;
+  /** More verbose ffmpeg output (the `ffmpeg.debug` setting). */
+  debug?: boolean;
+}
+
+export const VP8_PAYLOAD_TYPE = 96;
+export const OPUS_PAYLOAD_TYPE = 111;
+/** RTP packets the size WebRTC expects: an SRTP tag and the headers still fit in a 1280-byte MTU. */
+export const VARIANT_PACKET_BYTES = 1200;
+
+function rtpUrl(port: number): string {
+  // RTCP to the same port: the receiver drops it; port+1 is not ours and may be someone else's.
+  return `rtp://127.0.0.1:${port}?rtcpport=${port}&pkt_size=${VARIANT_PACKET_BYTES}`;
+}
+
+export function vp8VariantArgs(input: Vp8VariantArgs): string[] {
+  const args = [
+    '-hide_banner',
+    '-nostdin', // never read the terminal; the plugin stops ffmpeg with signals
+    '-loglevel', input.debug ? 'level+verbose' : 'level+warning', // level tags let the diagnosis find the errors
+    // Not +nobuffer: it throws away what probing read, which is the re-stream's cached keyframe.
+    '-fflags', '+genpts', // frames from RTP may lack PTS
+    '-flags', 'low_delay',
+    '-probesize', '32768', // the re-stream starts with parameter sets and a keyframe: little to probe
+    '-analyzeduration', '100000', // 0.1 s finds both tracks; more only delays the first frame
+    '-rtsp_transport', 'tcp', // loopback TCP: no loss, no reordering
+    '-timeout', '10000000', // give up when the re-stream is silent for 10 s (µs): no orphan ffmpeg
+    '-i', input.inputUrl,
+    '-map', '0:v:0', // the camera's video track
+    // Keep the aspect ratio inside the box, never upscale, even sizes (4:2:0 needs them).
+    '-vf', `scale='min(${input.maxWidth},iw)':'min(${input.maxHeight},ih)':force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2`,
+    '-c:v', 'libvpx',
+    '-deadline', 'realtime', // libvpx's live mode: encode as frames come, never look ahead
+    '-cpu-used', '8', // the fastest realtime speed: a Raspberry Pi must keep up
+    '-lag-in-frames', '0', // no frame held back for analysis: each leaves as soon as it is encoded
+    '-auto-alt-ref', '0', // no hidden alt-ref frames (they need look-ahead)
+    '-error-resilient', '1', // a lost packet damages one frame, not everything up to the keyframe
+    '-row-mt', '1', // use the cores within a frame too
+    '-pix_fmt', 'yuv420p', // the chroma format every VP8 decoder takes
+    '-b:v', `${input.videoBitrateKbps}k`,
+    '-maxrate', `${input.videoBitrateKbps}k`, // a ceiling: a busy scene must not flood a phone on Wi-Fi
+    '-bufsize', `${input.videoBitrateKbps}k`, // one second of rate-control slack keeps frames even
+    // A keyframe every 2 s whatever the camera's frame rate: the variant's GOP cache and new viewers
+    // start from it, and a viewer's picture heals within 2 s of a loss.
+    '-force_key_frames', 'expr:gte(t,n_forced*2)',
+    '-f', 'rtp', '-payload_type', String(VP8_PAYLOAD_TYPE), rtpUrl(input.videoPort),
+  ];
+  if (input.audioPort !== undefined) {
+    args.push(
+      '-map', '0:a:0', // the camera's audio (G.711, AAC or Opus: all decode)
+      '-c:a', 'libopus',
+      '-application', 'lowdelay', // the lowest-latency Opus mode; this is live monitoring, not music
+      '-frame_duration', '20', // 20 ms packets, what browsers expect
+      '-b:a', '32k', // speech and street noise; plenty for a camera microphone
+      '-ar', '48000', // Opus in WebRTC is always 48 kHz
+      '-ac', '2', // ...and described as stereo (a mono camera is upmixed, nothing is lost)
+      '-f', 'rtp', '-payload_type', String(OPUS_PAYLOAD_TYPE), rtpUrl(input.audioPort),
+    );
+  }
+  return args;
+}

@@ -1,0 +1,157 @@
+/**
+ * A camera's VP8 + Opus variant, for browsers that cannot take the camera's own codec (Firefox
+ * without OpenH264, any browser and an H.265 camera). It is an ordinary `Source` whose "camera" is
+ * one ffmpeg reading the loopback re-stream: the camera still has exactly one session, the variant
+ * pulls on demand like any Source (ffmpeg starts with its first viewer and stops after the last),
+ * and every viewer of the variant shares that one encoder, its GOP cache and its fan-out.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js';
+import { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
+import { OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE, vp8VariantArgs } from '../ffmpeg/transcode-args.js';
+import type { FrameSink, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
+import type { Logger } from '../util/logger.js';
+
+/** What the variant needs from the camera's own Source. */
+export interface VariantInput {
+  readonly tracks: ReadonlyArray<TrackDescription>;
+  subscribe(sink: FrameSink, options?: { kinds?: Array<'video' | 'audio'>; fromKeyframe?: boolean }): { unsubscribe(): void };
+  on(event: 'tracks', listener: (tracks: ReadonlyArray<TrackDescription>) => void): unknown;
+  off(event: 'tracks', listener: (tracks: ReadonlyArray<TrackDescription>) => void): unknown;
+}
+
+export interface Vp8VariantOptions {
+  ffmpegPath: string;
+  /** The camera's loopback re-stream URL. */
+  inputUrl: string;
+  /** The camera's own Source: its tracks say whether there is audio to encode. */
+  input: VariantInput;
+  /** False when this ffmpeg has no libopus: video only. */
+  withAudio: boolean;
+  log: Logger;
+  debug?: boolean;
+  /** How long to wait for the camera to describe its tracks (default 15 s). */
+  tracksTimeoutMs?: number;
+  maxWidth?: number;
+  maxHeight?: number;
+  videoBitrateKbps?: number;
+}
+
+/** The tracks the variant's ffmpeg is told to send: known in advance, so no SDP to parse. */
+export function variantTracks(withAudio: boolean): TrackDescription[] {
+  const tracks: TrackDescription[] = [
+    { kind: 'video', codec: 'VP8', payloadType: VP8_PAYLOAD_TYPE, clockRate: 90000, fmtp: {}, controlUrl: 'rtp://127.0.0.1/vp8' },
+  ];
+  if (withAudio) {
+    tracks.push({ kind: 'audio', codec: 'OPUS', payloadType: OPUS_PAYLOAD_TYPE, clockRate: 48000, channels: 2, fmtp: {}, controlUrl: 'rtp://127.0.0.1/opus' });
+  }
+  return tracks;
+}
+
+/** RTCP (payload types 200-204 in the second byte) from ffmpeg's muxer: not media. */
+export function isRtcp(packet: Buffer): boolean {
+  return packet.length >= 2 && packet[1]! >= 200 && packet[1]! <= 204;
+}
+
+async function bindLoopbackUdp(): Promise<Socket> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  return socket;
+}
+
+/** Resolves with the camera's tracks once it has described them (starting its pull meanwhile). */
+function waitForInputTracks(input: VariantInput, timeoutMs: number, signal: AbortSignal): Promise<ReadonlyArray<TrackDescription>> {
+  if (input.tracks.length > 0) return Promise.resolve(input.tracks);
+  return new Promise((resolve, reject) => {
+    const onTracks = (tracks: ReadonlyArray<TrackDescription>): void => {
+      if (tracks.length > 0) finish(() => resolve(tracks));
+    };
+    const onAbort = (): void => finish(() => reject(new Error('aborted')));
+    const timer = setTimeout(() => finish(() => reject(new Error(`the camera did not describe its stream within ${Math.round(timeoutMs / 1000)} s`))), timeoutMs);
+    const finish = (settle: () => void): void => {
+      clearTimeout(timer);
+      input.off('tracks', onTracks);
+      signal.removeEventListener('abort', onAbort);
+      settle();
+    };
+    input.on('tracks', onTracks);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export function vp8VariantUpstream(options: Vp8VariantOptions): UpstreamFactory {
+  return (handlers, signal) => openVariantSession(options, handlers, signal);
+}
+
+async function openVariantSession(options: Vp8VariantOptions, handlers: UpstreamHandlers, signal: AbortSignal): Promise<UpstreamSession> {
+  // Hold the camera's Source while ffmpeg starts: its re-stream DESCRIBE then finds the pull
+  // already going, and we learn whether there is audio before choosing ffmpeg's outputs.
+  const hold: FrameSink = { write: () => true };
+  const held = options.input.subscribe(hold, { kinds: [], fromKeyframe: false });
+  const sockets: Socket[] = [];
+  let ffmpeg: FfmpegProcess | undefined;
+  let closed = false;
+  const release = (): boolean => {
+    if (closed) return false;
+    closed = true;
+    held.unsubscribe();
+    for (const socket of sockets) socket.close();
+    void ffmpeg?.stop();
+    return true;
+  };
+  try {
+    const inputTracks = await waitForInputTracks(options.input, options.tracksTimeoutMs ?? 15_000, signal);
+    signal.throwIfAborted();
+    const withAudio = options.withAudio && inputTracks.some((t) => t.kind === 'audio');
+    if (!inputTracks.some((t) => t.kind === 'video')) throw new Error('the camera sends no video to transcode');
+    sockets.push(await bindLoopbackUdp());
+    if (withAudio) sockets.push(await bindLoopbackUdp());
+    signal.throwIfAborted();
+    const ports = sockets.map((s) => (s.address() as AddressInfo).port);
+    sockets.forEach((socket, trackIndex) => {
+      socket.on('message', (packet: Buffer) => {
+        if (!isRtcp(packet)) handlers.onRtp(trackIndex, packet);
+      });
+      socket.on('error', (error) => options.log.debug(`VP8 variant: UDP socket error: ${error.message}`));
+    });
+    const process = new FfmpegProcess({
+      ffmpegPath: options.ffmpegPath,
+      args: vp8VariantArgs({
+        inputUrl: options.inputUrl,
+        videoPort: ports[0]!,
+        ...(withAudio ? { audioPort: ports[1]! } : {}),
+        maxWidth: options.maxWidth ?? 1280,
+        maxHeight: options.maxHeight ?? 720,
+        videoBitrateKbps: options.videoBitrateKbps ?? 1500,
+        ...(options.debug ? { debug: true } : {}),
+      }),
+      label: 'VP8 variant',
+      log: options.log,
+      ...(options.debug ? { debug: true } : {}),
+    });
+    ffmpeg = process;
+    void process.exited.then((exit) => {
+      if (exit.requested || !release()) return;
+      handlers.onClose(new Error(`the VP8 transcoder stopped: ${describeDiagnosis(diagnoseFfmpeg(exit))}`));
+    });
+    options.log.debug(`VP8 variant: ffmpeg ${process.pid ?? '?'} encoding the re-stream to 127.0.0.1:${ports.join(',')}`);
+    return {
+      tracks: variantTracks(withAudio),
+      close: async () => {
+        const stopping = ffmpeg?.stop();
+        if (release()) handlers.onClose();
+        await stopping;
+      },
+    };
+  } catch (error) {
+    release();
+    throw error instanceof Error ? error : new Error(String(error));
+  }
+}
