@@ -59,6 +59,7 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
   let front: FakeCamera;
   let instant: FakeCamera;
   let high: FakeCamera;
+  let hevc: FakeCamera;
   let hb: HomebridgeProcess;
   let chromium: ChromiumSession;
   let base: string;
@@ -70,11 +71,13 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
 
   before(async () => {
     const webPort = await getFreePort();
-    [front, instant, high] = await Promise.all([
+    [front, instant, high, hevc] = await Promise.all([
       FakeCamera.start({ width: 640, height: 360, fps: FPS, keyframeIntervalFrames: FRONT_GOP_FRAMES, audio: 'pcmu' }),
       // No IDR on PLAY, so nothing but the plugin's GOP cache can make the first frame quick.
       FakeCamera.start({ width: 640, height: 360, fps: FPS, keyframeIntervalFrames: INSTANT_GOP_FRAMES, keyframeOnPlay: false, audio: 'pcmu' }),
       FakeCamera.start({ width: 1280, height: 720, fps: FPS, profile: 'high', keyframeIntervalFrames: 50, audio: 'pcma', bitrateKbps: 2000 }),
+      // What no browser takes over WebRTC: H.265 video and AAC audio.
+      FakeCamera.start({ width: 640, height: 360, fps: FPS, codec: 'h265', keyframeIntervalFrames: 50, audio: 'aac' }),
     ]);
     hb = await startHomebridge({
       platform: {
@@ -85,6 +88,7 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
           // Warm: pulled from the start, so its GOP cache is full when a page opens.
           { name: 'Instant', id: 'instant', rtspUrl: instant.url, alwaysOn: true },
           { name: 'High', id: 'high', rtspUrl: high.url },
+          { name: 'Hevc', id: 'hevc', rtspUrl: hevc.url },
         ],
         web: { port: webPort, bind: '127.0.0.1' },
         restream: { port: 0 },
@@ -119,7 +123,7 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
     await chromium?.close();
     await stopAllHomebridges();
     await hb?.stop({ removeStorage: true });
-    await Promise.all([front?.close(), instant?.close(), high?.close()]);
+    await Promise.all([front?.close(), instant?.close(), high?.close(), hevc?.close()]);
   });
 
   /** A new tab on the watch page with the player open on `camera`. */
@@ -333,6 +337,23 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
     } finally {
       await chromiumPage?.close();
       await firefox.close();
+    }
+  });
+
+  it('e2e: an H.265 + AAC camera plays in Chromium as VP8 + Opus from the transcoder, with sound', async (t) => {
+    const since = hb.lines.length;
+    const page = await openWatch('hevc');
+    try {
+      const stats = await waitForFramesDecoded(page, 50, 60_000);
+      const pc = stats.find((p) => (p.video?.framesDecoded ?? 0) >= 50)!;
+      t.diagnostic(`H.265 camera in Chromium: ${summarizeRtcStats(stats)}`);
+      assert.match(pc.video!.mimeType ?? '', /VP8/i);
+      assert.deepEqual([pc.video!.frameWidth, pc.video!.frameHeight], [640, 360]);
+      await waitForRtcStats(page, (all) => all.some((p) => /opus/i.test(p.audio?.mimeType ?? '') && (p.audio?.packetsReceived ?? 0) > 50), { timeoutMs: 10_000 });
+      await hb.waitForLog(/Camera hevc: .*H265 needs transcoding; sending this viewer the VP8 variant/, 5_000, { since });
+      assert.equal(await hevc.sessionCount(), 1, 'the camera has one session: the transcoder reads the re-stream');
+    } finally {
+      await page.close();
     }
   });
 

@@ -236,6 +236,13 @@ describe('viewer admission', () => {
 describe('signalling messages', () => {
   test('valid messages parse; state mapping hides credentials', () => {
     assert.deepEqual(parseClientMessage({ type: 'watch', camera: 'front-door' }, 1000), { type: 'watch', camera: 'front-door' });
+    // The codecs a browser can receive decide between the camera and its VP8 variant.
+    assert.deepEqual(parseClientMessage({ type: 'watch', camera: 'porch', videoCodecs: ['vp8', 'VP9', 'AV1', 'red'] }, 1000), {
+      type: 'watch', camera: 'porch', videoCodecs: ['VP8', 'VP9', 'AV1', 'RED'],
+    });
+    for (const videoCodecs of ['H264', [1], ['H264', 'x'.repeat(17)], ['video/VP8'], Array.from({ length: 33 }, () => 'VP8'), null]) {
+      assert.throws(() => parseClientMessage({ type: 'watch', camera: 'porch', videoCodecs }, 1000), /videoCodecs/, JSON.stringify(videoCodecs));
+    }
     assert.deepEqual(parseClientMessage({ type: 'candidate', candidate: null }, 1000), { type: 'candidate', candidate: null });
     assert.deepEqual(parseClientMessage({ type: 'candidate', candidate: { candidate: '', sdpMid: '0' } }, 1000), {
       type: 'candidate',
