@@ -60,7 +60,7 @@ function audioPlan(track: TrackDescription): AudioPlan | string {
       // Opus in WebRTC is always described as 48000/2, whatever the stream carries.
       return { track, codec: 'OPUS', mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 };
     case 'AAC':
-      return 'The camera sends AAC audio, which browsers cannot play over WebRTC without transcoding (not available yet); playing video without sound.';
+      return 'The camera sends AAC audio, which browsers cannot play over WebRTC; playing its video without sound (browsers that get the transcoded VP8 variant hear it as Opus).';
     default:
       return `The camera's audio codec (${String(track.codec)}) cannot be sent to a browser; playing video without sound.`;
   }
@@ -79,7 +79,7 @@ export function planMedia(tracks: ReadonlyArray<TrackDescription>): MediaPlan {
     if (videoTrack.codec !== 'H264' && videoTrack.codec !== 'VP8') {
       const name = videoTrack.codec === 'H265' ? 'H.265 (HEVC)' : String(videoTrack.codec);
       throw new UnsupportedCodecError(
-        `This camera sends ${name} video, which browsers cannot play without transcoding, and transcoding is not available yet. Set the camera to H.264 to watch it here.`,
+        `This camera sends ${name} video, which browsers cannot play as it is, and it cannot be transcoded here (that needs ffmpeg with libvpx). Set the camera to H.264 to watch it here.`,
         `camera video codec ${String(videoTrack.codec)} needs transcoding`,
       );
     }

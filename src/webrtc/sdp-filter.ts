@@ -17,7 +17,7 @@ export interface H264Choice {
 
 export interface FilteredOffer {
   sdp: string;
-  /** The H.264 kept in the (first) video section; undefined when the offer has no usable H.264. */
+  /** The video payload kept in the (first) video section (H.264, or VP8 for the variant); undefined when none is usable. */
   h264?: H264Choice;
   /** True when the offer has a video section at all. */
   hasVideo: boolean;
@@ -127,12 +127,35 @@ function acceptBundleOnly(section: Section): void {
   section.lines[0] = parts.join(' ');
 }
 
+function chooseVp8(payloads: PayloadInfo[]): H264Choice | undefined {
+  const vp8 = payloads.find((p) => p.codec === 'VP8');
+  return vp8 ? { payloadType: vp8.pt, fmtp: vp8.fmtp, profileLevelId: '' } : undefined;
+}
+
+/** The video codecs a client offer names (upper case, first video section): decides H.264 or the VP8 variant. */
+export function offeredVideoCodecs(sdp: string): string[] {
+  const video = splitSections(sdp).media.find((s) => s.lines[0]!.startsWith('m=video '));
+  if (!video) return [];
+  const payloads = payloadInfo(video);
+  // H.264 counts only in the mode this server sends (packetization-mode=1).
+  return [...new Set(payloads.filter((p) => p.codec !== 'H264' || chooseH264([p])).map((p) => p.codec).filter((c) => c.length > 0))];
+}
+
 /**
  * Keeps the best packetization-mode=1 H.264 in every video section and nothing else there. A video
  * section without usable H.264 is left as it is (werift then rejects it, and `h264` is undefined).
  * Bundle-only sections are accepted as bundled (see `acceptBundleOnly`).
  */
 export function filterOfferForH264(sdp: string): FilteredOffer {
+  return filterOffer(sdp, chooseH264);
+}
+
+/** The same for the VP8 variant: the first VP8 payload type, and nothing else, in every video section. */
+export function filterOfferForVp8(sdp: string): FilteredOffer {
+  return filterOffer(sdp, chooseVp8);
+}
+
+function filterOffer(sdp: string, choose: (payloads: PayloadInfo[]) => H264Choice | undefined): FilteredOffer {
   const { session, media } = splitSections(sdp);
   let h264: H264Choice | undefined;
   let hasVideo = false;
@@ -147,7 +170,7 @@ export function filterOfferForH264(sdp: string): FilteredOffer {
     }
     if (kind !== 'video') continue;
     hasVideo = true;
-    const choice = chooseH264(payloadInfo(section));
+    const choice = choose(payloadInfo(section));
     if (!choice) continue;
     h264 ??= choice;
     keepPayloads(section, new Set([choice.payloadType]));

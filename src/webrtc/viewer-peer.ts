@@ -30,7 +30,7 @@ import { parseH264Sps } from '../media/h264-sps.js';
 import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { BroadcastSource } from './broadcast-source.js';
-import { audioCodec, h264Codec, offerVideoCodec, planMedia, UnsupportedCodecError, type MediaPlan } from './codecs.js';
+import { audioCodec, h264Codec, offerVideoCodec, planMedia, UnsupportedCodecError, vp8Codec, type MediaPlan } from './codecs.js';
 import {
   announceCandidates,
   announceInSdp,
@@ -42,7 +42,7 @@ import {
 import { OutboundStream } from './outbound-stream.js';
 import { resolvePacketTransport, type PacketTransport } from './packet-transport.js';
 import { ReplayPacer } from './replay-pacer.js';
-import { answerAcceptsVideo, filterOfferForH264 } from './sdp-filter.js';
+import { answerAcceptsVideo, filterOfferForH264, filterOfferForVp8 } from './sdp-filter.js';
 import { SrtpStreamWriter } from './srtp-writer.js';
 import type { IceCandidateJson, StreamInfo } from './types.js';
 
@@ -410,22 +410,25 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   /**
    * Client-offer path (WHEP). Cleans the offer (NOTES.md: werift picks the first H.264 by MIME
    * alone), answers, and waits up to `gatherTimeoutMs` for ICE gathering so the answer carries
-   * candidates. Throws `UnsupportedCodecError` when the client cannot take H.264.
+   * candidates. Throws `UnsupportedCodecError` when the client cannot take the stream's video
+   * (H.264 from the camera, or VP8 from its transcoded variant).
    */
   async answerOffer(offerSdp: string, gatherTimeoutMs = 3_000): Promise<string> {
     this.assertOpen();
     const plan = this.decidePlan();
     await this.resolveAnnounced();
-    const filtered = filterOfferForH264(offerSdp);
+    const vp8 = plan.video?.codec === 'VP8';
+    const filtered = vp8 ? filterOfferForVp8(offerSdp) : filterOfferForH264(offerSdp);
     if (plan.video && !filtered.h264) {
       if (!plan.audio || !filtered.hasAudio) {
         throw new UnsupportedCodecError(
-          'The client did not offer H.264 (packetization-mode=1), which this camera sends, and transcoding is not available yet.',
-          'client offer has no H.264 packetization-mode=1',
+          vp8 ? 'The client did not offer VP8, which this stream sends.' : 'The client did not offer H.264 (packetization-mode=1), which this camera sends.',
+          vp8 ? 'client offer has no VP8' : 'client offer has no H.264 packetization-mode=1',
         );
       }
     }
-    const videoCodec = plan.video && filtered.h264 ? h264Codec(filtered.h264.payloadType, filtered.h264.fmtp) : undefined;
+    const chosen = filtered.h264;
+    const videoCodec = plan.video && chosen ? (vp8 ? vp8Codec(chosen.payloadType) : h264Codec(chosen.payloadType, chosen.fmtp)) : undefined;
     const pc = this.newPeerConnection(videoCodec);
     await pc.setRemoteDescription({ type: 'offer', sdp: filtered.sdp });
     this.assertOpen();

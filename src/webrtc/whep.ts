@@ -4,7 +4,8 @@
  * authentication), and writes back the `{status, headers, body}` answers.
  *
  * This is the client-offer path, so the offer is cleaned before werift sees it (sdp-filter.ts:
- * one H.264 packetization-mode=1 payload type per video section). The answer is returned once ICE
+ * one H.264 packetization-mode=1 payload type per video section). A client that offers VP8 but no
+ * usable H.264, or any VP8 client of an H.265 camera, is answered from the camera's VP8 variant. The answer is returned once ICE
  * gathering completed (bounded wait), so clients without trickle get every candidate. PATCH accepts
  * trickled candidates (application/trickle-ice-sdpfrag); ICE restarts are refused.
  */
@@ -14,6 +15,8 @@ import { canWatch } from '../web/principal.js';
 import type { CallerContext, HandlerResponse, WhepHandler } from '../web/types.js';
 import { UnsupportedCodecError } from './codecs.js';
 import { DEFAULT_ICE_SETTINGS, type IceSettings } from './ice-config.js';
+import type { BroadcastSource } from './broadcast-source.js';
+import { offeredVideoCodecs } from './sdp-filter.js';
 import type { CameraRegistry, IceCandidateJson } from './types.js';
 import type { ViewerLimiter } from './viewer-limits.js';
 import { ViewerPeer, warmUpWebRtc, type ViewerPeerOptions } from './viewer-peer.js';
@@ -104,40 +107,72 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
 
     async handlePost(cameraId, offer, caller) {
       if (!canWatch(caller.principal, cameraId)) return text(403, 'You may not watch this camera.');
-      const source = ctx.registry.get(cameraId);
-      if (!source) return text(404, 'There is no camera with this id.');
+      const main = ctx.registry.get(cameraId);
+      if (!main) return text(404, 'There is no camera with this id.');
+      // A client that offers VP8 but no H.264 (packetization-mode=1) gets the camera's VP8 variant.
+      const offered = offeredVideoCodecs(offer);
+      const acceptsVp8 = offered.includes('VP8');
+      const wantsVariant = offered.length > 0 && !offered.includes('H264') && acceptsVp8;
       const release = ctx.limits.tryAcquire(cameraId);
       if (!release) {
         log.info(`Camera ${cameraId}: WHEP viewer refused, limit ${ctx.limits.limitFor(cameraId)} reached`);
         return text(503, 'Too many people are watching this camera right now.', { 'Retry-After': '30' });
       }
-      const viewer = new ViewerPeer({ ...ctx.viewerOptions, source, ice: ctx.ice ?? DEFAULT_ICE_SETTINGS, logger: log });
       const sessionId = randomUUID();
-      viewer.once('closed', () => {
+      let released = false;
+      const releaseOnce = (): void => {
+        if (released) return;
+        released = true;
         release();
-        sessions.delete(sessionId);
-      });
-      ctx.onViewer?.(viewer);
-      try {
-        await viewer.waitForTracks(ctx.tracksTimeoutMs ?? 10_000);
-      } catch {
-        await viewer.close('error', 'camera not connected');
-        return text(503, 'The camera is not reachable right now.', { 'Retry-After': '10' });
-      }
-      let answer: string;
-      try {
-        answer = await viewer.answerOffer(offer, ctx.gatherTimeoutMs ?? 3_000);
-      } catch (error) {
-        if (error instanceof UnsupportedCodecError) {
-          log.warn(`Camera ${cameraId}: cannot stream to WHEP client: ${error.reason}`);
-          await viewer.close('unsupported-codec', error.reason);
-          return text(406, error.message);
+      };
+      /** A viewer of `source` answering the offer: the answer, or the HTTP error to send. */
+      const attempt = async (source: BroadcastSource): Promise<{ viewer: ViewerPeer; answer: string } | { refusal: UnsupportedCodecError } | HandlerResponse> => {
+        const viewer = new ViewerPeer({ ...ctx.viewerOptions, source, ice: ctx.ice ?? DEFAULT_ICE_SETTINGS, logger: log });
+        viewer.once('closed', () => sessions.delete(sessionId));
+        ctx.onViewer?.(viewer);
+        try {
+          await viewer.waitForTracks(ctx.tracksTimeoutMs ?? 10_000);
+        } catch {
+          await viewer.close('error', 'camera not connected');
+          return text(503, 'The camera is not reachable right now.', { 'Retry-After': '10' });
         }
-        log.debug(`Camera ${cameraId}: WHEP offer refused: ${error instanceof Error ? error.message : String(error)}`);
-        await viewer.close('error', 'bad offer');
-        return text(400, 'The SDP offer could not be used.');
+        try {
+          return { viewer, answer: await viewer.answerOffer(offer, ctx.gatherTimeoutMs ?? 3_000) };
+        } catch (error) {
+          if (error instanceof UnsupportedCodecError) {
+            await viewer.close('unsupported-codec', error.reason);
+            return { refusal: error };
+          }
+          log.debug(`Camera ${cameraId}: WHEP offer refused: ${error instanceof Error ? error.message : String(error)}`);
+          await viewer.close('error', 'bad offer');
+          return text(400, 'The SDP offer could not be used.');
+        }
+      };
+      const variant = wantsVariant ? ctx.registry.transcoded?.(cameraId) : undefined;
+      let result = await attempt(variant ?? main);
+      if ('refusal' in result && !variant && acceptsVp8) {
+        // An H.265 camera, say: the VP8 variant, when the client takes VP8.
+        const fallback = ctx.registry.transcoded?.(cameraId);
+        if (fallback) {
+          log.info(`Camera ${cameraId}: ${result.refusal.reason}; answering this WHEP client from the VP8 variant`);
+          result = await attempt(fallback);
+        }
       }
-      if (viewer.closed) return text(503, 'The stream ended while it was being set up.');
+      if ('refusal' in result) {
+        releaseOnce();
+        log.warn(`Camera ${cameraId}: cannot stream to WHEP client: ${result.refusal.reason}`);
+        return text(406, result.refusal.message);
+      }
+      if (!('viewer' in result)) {
+        releaseOnce();
+        return result;
+      }
+      const { viewer, answer } = result;
+      viewer.once('closed', releaseOnce);
+      if (viewer.closed) {
+        releaseOnce();
+        return text(503, 'The stream ended while it was being set up.');
+      }
       const etag = randomBytes(8).toString('hex');
       sessions.set(sessionId, {
         id: sessionId,

@@ -108,7 +108,7 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
         method: 'POST',
         jar: session.jar,
         headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': session.csrf },
-        body: JSON.stringify({ cameras: ['front', 'instant', 'high'], expiresIn: '1d', label: 'e2e WHEP clients' }),
+        body: JSON.stringify({ cameras: ['front', 'instant', 'high', 'hevc'], expiresIn: '1d', label: 'e2e WHEP clients' }),
       });
       assert.equal(link.status, 201, link.body);
       bearer = (JSON.parse(link.body) as { token: string }).token;
@@ -370,6 +370,22 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
     assert.deepEqual([out.width, out.height], [640, 360]);
     assert.ok(Number(out.audioFrames) > 0);
     assert.equal(out.deleteStatus, 200);
+  });
+
+  it('e2e: WHEP: a VP8-only client (aiortc) is answered from the VP8 variant, of an H.264 and of an H.265 camera; an H.265 camera answers an H.264 + VP8 offer with VP8', async (t) => {
+    for (const [camera, only] of [['front', 'VP8'], ['hevc', 'VP8'], ['hevc', '']] as const) {
+      const result = await runTool('env', [`WHEP_BEARER_TOKEN=${bearer ?? ''}`, `WHEP_VIDEO_CODEC=${only}`, '/usr/bin/python3', join(here, '../webrtc/whep-client.py'), `${base}whep/${camera}`, '30', '50'], 60_000);
+      const line = result.stdout.trim().split('\n').pop() ?? '';
+      assert.ok(line.startsWith('{'), `aiortc output: ${result.stdout}\n${result.stderr.slice(-2000)}`);
+      const out = JSON.parse(line) as Record<string, unknown>;
+      t.diagnostic(`aiortc ${only || 'H264+VP8'}, ${camera}: ${line}`);
+      assert.equal(out.status, 201, String(out.error));
+      assert.deepEqual(out.videoCodecs, ['VP8']);
+      assert.ok(Number(out.frames) >= 50, `frames decoded: ${String(out.frames)}`);
+      assert.deepEqual([out.width, out.height], [640, 360]);
+      assert.ok(Number(out.audioFrames) > 0, 'Opus audio too');
+      assert.equal(out.deleteStatus, 200);
+    }
   });
 
   it('e2e: WHEP: GStreamer webrtcbin (gst-plugins-bad; Debian has no whepsrc) decodes video', async (t) => {

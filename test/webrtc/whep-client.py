@@ -2,7 +2,8 @@
 """A WHEP client that is not ours: aiortc (Debian's python3-aiortc) POSTs a recvonly offer,
 applies the answer, decodes the video it receives and prints one JSON line with what it got.
 Then it DELETEs the session. Usage: whep-client.py <whep-url> [seconds] [min-frames]
-With WHEP_BEARER_TOKEN set (a share-link token), every request carries it as a bearer token."""
+With WHEP_BEARER_TOKEN set (a share-link token), every request carries it as a bearer token.
+With WHEP_VIDEO_CODEC set (e.g. VP8), the offer names only that video codec."""
 import asyncio
 import json
 import os
@@ -11,7 +12,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+import re
+
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 
 
 def http(method, url, body=None, content_type=None):
@@ -33,7 +36,11 @@ async def main():
     min_frames = int(sys.argv[3]) if len(sys.argv) > 3 else 50
     result = {"frames": 0, "audioFrames": 0, "width": None, "height": None}
     pc = RTCPeerConnection()
-    pc.addTransceiver("video", direction="recvonly")
+    video = pc.addTransceiver("video", direction="recvonly")
+    only = os.environ.get("WHEP_VIDEO_CODEC")
+    if only:
+        codecs = RTCRtpReceiver.getCapabilities("video").codecs
+        video.setCodecPreferences([c for c in codecs if c.mimeType.lower() == "video/" + only.lower()])
     pc.addTransceiver("audio", direction="recvonly")
     done = asyncio.Event()
 
@@ -71,6 +78,8 @@ async def main():
     result["location"] = location
     result["contentType"] = headers.get("Content-Type") or headers.get("content-type")
     result["etag"] = headers.get("ETag") or headers.get("etag")
+    video_section = body.split("m=video", 1)[1].split("\nm=", 1)[0] if "m=video" in body else ""
+    result["videoCodecs"] = re.findall(r"a=rtpmap:\d+ ([A-Za-z0-9-]+)/", video_section)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
     try:
         await asyncio.wait_for(done.wait(), timeout=seconds)
