@@ -1,0 +1,155 @@
+/**
+ * The VP8 variant's cost and start-up, in process with the real parts: a GStreamer fake camera
+ * (H.264 25 fps, 2 s GOP, PCMU) → the RTSP client → the camera's Source → the loopback re-stream →
+ * one libvpx ffmpeg → the variant Source → a sink.
+ *
+ * - Join → first VP8 keyframe at the sink, median of 5: with the camera's Source already live
+ *   (warm: its GOP cache feeds ffmpeg at once) and idle (cold: the camera session opens first).
+ * - Steady state over 10 s at 640x360 and 1280x720: the transcoder's CPU (utime + stime of the one
+ *   ffmpeg, as % of one core), the variant's frame rate and bitrate, and the camera's session count
+ *   with 20 sinks on the variant (it must stay 1, and so must the number of encoders).
+ *
+ * Run: npm run bench:transcode
+ */
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { probeFfmpeg } from '../src/ffmpeg/find-ffmpeg.js';
+import { runningFfmpegPids } from '../src/ffmpeg/ffmpeg-process.js';
+import { Source } from '../src/media/source.js';
+import type { FrameSink, MediaFrame } from '../src/media/types.js';
+import { createRestreamServer } from '../src/rtsp/server.js';
+import { rtspUpstream } from '../src/rtsp/upstream.js';
+import { TranscodedVariants } from '../src/transcode/variants.js';
+import { silentLogger } from '../src/util/logger.js';
+import { FakeCamera } from '../test/helpers/fake-camera.js';
+
+const RUNS = 5;
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+class FirstKeyframe implements FrameSink {
+  at = -1;
+  frames = 0;
+  write(frame: MediaFrame): boolean {
+    if (frame.kind === 'video') {
+      this.frames++;
+      if (frame.keyframe && this.at < 0) this.at = performance.now();
+    }
+    return true;
+  }
+  async wait(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.at < 0) {
+      if (Date.now() > deadline) throw new Error('no VP8 keyframe in time');
+      await sleep(5);
+    }
+  }
+}
+
+interface Rig {
+  camera: FakeCamera;
+  main: Source;
+  variants: TranscodedVariants;
+  close(): Promise<void>;
+}
+
+async function rig(width: number, height: number): Promise<Rig> {
+  const ffmpeg = await probeFfmpeg('ffmpeg', 'PATH');
+  const camera = await FakeCamera.start({ width, height, fps: 25, keyframeIntervalFrames: 50, audio: 'pcmu', bitrateKbps: width > 1000 ? 2500 : 1000 });
+  const main = new Source({ id: 'cam', name: 'Cam', upstream: rtspUpstream({ url: camera.url, cameraName: 'Cam', logger: silentLogger }), logger: silentLogger, idleTimeoutMs: 500 });
+  const restream = await createRestreamServer({ getSource: (id) => (id === 'cam' ? main : undefined), log: silentLogger });
+  const variants = new TranscodedVariants({ ffmpeg, restreamUrl: (id) => restream.url(id), log: silentLogger, idleTimeoutMs: 500 });
+  return {
+    camera,
+    main,
+    variants,
+    close: async () => {
+      await variants.closeAll();
+      await restream.close();
+      await main.close();
+      await camera.close();
+    },
+  };
+}
+
+async function joins(r: Rig, warm: boolean): Promise<number[]> {
+  const out: number[] = [];
+  const hold: FrameSink = { write: () => true };
+  const held = warm ? r.main.subscribe(hold) : undefined;
+  if (warm) await sleep(3000); // live, GOP cache full
+  for (let i = 0; i < RUNS; i++) {
+    const variant = r.variants.vp8For({ id: 'cam', name: 'Cam', source: r.main })!;
+    const sink = new FirstKeyframe();
+    const started = performance.now();
+    const subscription = variant.subscribe(sink);
+    await sink.wait(30_000);
+    out.push(sink.at - started);
+    subscription.unsubscribe();
+    // Wait for the variant (and, cold, the camera session) to go idle before the next join.
+    while (variant.state.state !== 'idle' || runningFfmpegPids().length > 0) await sleep(50);
+    if (!warm) await r.camera.waitForSessionCount(0, 30_000);
+  }
+  held?.unsubscribe();
+  return out;
+}
+
+async function steady(r: Rig): Promise<{ cpu: number; fps: number; kbps: number; sessions: number; encoders: number }> {
+  const variant = r.variants.vp8For({ id: 'cam', name: 'Cam', source: r.main })!;
+  const sinks = Array.from({ length: 20 }, () => new FirstKeyframe());
+  const subscriptions = sinks.map((sink) => variant.subscribe(sink));
+  await sinks[0]!.wait(30_000);
+  await sleep(3000); // past start-up
+  const pids = runningFfmpegPids();
+  const pid = pids[0]!;
+  const cpuBefore = cpuSeconds(pid);
+  const framesBefore = sinks[0]!.frames;
+  const started = performance.now();
+  await sleep(10_000);
+  const wall = (performance.now() - started) / 1000;
+  const result = {
+    cpu: ((cpuSeconds(pid) - cpuBefore) / wall) * 100,
+    fps: (sinks[0]!.frames - framesBefore) / wall,
+    kbps: variant.stats().bitrateBps / 1000,
+    sessions: await r.camera.sessionCount(),
+    encoders: pids.length,
+  };
+  for (const subscription of subscriptions) subscription.unsubscribe();
+  return result;
+}
+
+async function main(): Promise<void> {
+  const lines: string[] = ['| measurement | median | all runs |', '| --- | --- | --- |'];
+  const small = await rig(640, 360);
+  try {
+    const warm = await joins(small, true);
+    lines.push(`| join → first VP8 keyframe, 640x360, camera Source warm | ${median(warm).toFixed(0)} ms | ${warm.map((v) => v.toFixed(0)).join(', ')} |`);
+    const cold = await joins(small, false);
+    lines.push(`| join → first VP8 keyframe, 640x360, camera idle | ${median(cold).toFixed(0)} ms | ${cold.map((v) => v.toFixed(0)).join(', ')} |`);
+    const s = await steady(small);
+    lines.push(`| transcoder CPU, 640x360 25 fps, 20 sinks | ${s.cpu.toFixed(0)} % of a core | ${s.fps.toFixed(1)} fps, ${s.kbps.toFixed(0)} kbit/s, camera sessions ${s.sessions}, encoders ${s.encoders} |`);
+  } finally {
+    await small.close();
+  }
+  const large = await rig(1280, 720);
+  try {
+    const s = await steady(large);
+    lines.push(`| transcoder CPU, 1280x720 25 fps, 20 sinks | ${s.cpu.toFixed(0)} % of a core | ${s.fps.toFixed(1)} fps, ${s.kbps.toFixed(0)} kbit/s, camera sessions ${s.sessions}, encoders ${s.encoders} |`);
+  } finally {
+    await large.close();
+  }
+  console.log(lines.join('\n'));
+}
+
+await main();
