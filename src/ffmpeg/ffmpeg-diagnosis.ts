@@ -38,7 +38,10 @@ const RULES: Rule[] = [
     test: /Unknown encoder '([^']+)'/,
     explain: (m, c) => isAudio(m[1], c)
       ? { cause: `encoder ${m[1]} not found in this ffmpeg: audio switched off for this stream`, remedy: 'drop-audio' }
-      : { cause: `encoder ${m[1]} not found in this ffmpeg (check ffmpeg.videoEncoder)`, remedy: 'default-video-encoder' },
+      : m[1] === 'libvpx'
+        // The VP8 variant's encoder is not a setting: only another ffmpeg helps.
+        ? { cause: 'this ffmpeg has no VP8 encoder (libvpx), so browsers without H.264 cannot be served; use an ffmpeg built with libvpx (ffmpeg.videoProcessor)', remedy: 'none' }
+        : { cause: `encoder ${m[1]} not found in this ffmpeg (check ffmpeg.videoEncoder)`, remedy: 'default-video-encoder' },
   },
   {
     test: /Unrecognized option '([^']+)'/,

@@ -84,6 +84,10 @@ export interface SourceOptions {
   name?: string;
   upstream: UpstreamFactory;
   logger?: Logger;
+  /** True when `logger` already names the camera in every line (the platform's per-camera logger). */
+  logNamesCamera?: boolean;
+  /** What the upstream is, in log lines ("lost the camera"); a transcoded variant says "the transcoder". */
+  upstreamNoun?: string;
   /** Stop pulling this long after the last subscriber left (default 10000 ms). */
   idleTimeoutMs?: number;
   /** Keep the camera session open with no subscribers (instant start, costs camera bandwidth). */
@@ -375,6 +379,7 @@ export class Source extends EventEmitter<SourceEvents> {
   private readonly credentialMaxMs: number;
   private readonly stallTimeoutMs: number;
   private readonly reorderWaitMs: number;
+  private readonly upstreamNoun: string;
   private readonly connectTimeoutMs: number;
   private readonly stableAfterMs: number;
   private readonly keyframeRequestIntervalMs: number;
@@ -414,7 +419,7 @@ export class Source extends EventEmitter<SourceEvents> {
     this.id = options.id;
     this.name = options.name ?? options.id;
     this.upstream = options.upstream;
-    this.log = prefixedLogger(options.logger ?? silentLogger, this.name);
+    this.log = options.logNamesCamera ? (options.logger ?? silentLogger) : prefixedLogger(options.logger ?? silentLogger, this.name);
     this.idleTimeoutMs = options.idleTimeoutMs ?? 10_000;
     this.alwaysOn = options.alwaysOn ?? false;
     this.backoffInitialMs = options.backoff?.initialMs ?? 1000;
@@ -424,6 +429,7 @@ export class Source extends EventEmitter<SourceEvents> {
     this.credentialMaxMs = options.backoff?.credentialMaxMs ?? 30 * 60_000;
     this.stallTimeoutMs = options.stallTimeoutMs ?? 5000;
     this.reorderWaitMs = options.reorderWaitMs ?? DEFAULT_REORDER_WAIT_MS;
+    this.upstreamNoun = options.upstreamNoun ?? 'the camera';
     this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
     this.stableAfterMs = options.stableAfterMs ?? 10_000;
     this.keyframeRequestIntervalMs = options.keyframeRequestIntervalMs ?? 1000;
@@ -732,7 +738,7 @@ export class Source extends EventEmitter<SourceEvents> {
     this.attempt++;
     const repeated = this.lastFailure === message && !wasLive;
     this.lastFailure = message;
-    const text = `${wasLive ? 'lost the camera' : 'could not connect'}: ${message}; retrying in ${delay < 60_000 ? `${(delay / 1000).toFixed(1)} s` : `${Math.round(delay / 60_000)} min`}`;
+    const text = `${wasLive ? `lost ${this.upstreamNoun}` : 'could not connect'}: ${message}; retrying in ${delay < 60_000 ? `${(delay / 1000).toFixed(1)} s` : `${Math.round(delay / 60_000)} min`}`;
     if (repeated) this.log.debug(text);
     else this.log.warn(text);
     this.setState({ state: 'retrying', lastError: message, retryInMs: delay });

@@ -70,6 +70,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     name: camera.name,
     upstream: cameraUpstream(camera, { log: deps.log, ffmpeg: deps.ffmpeg, ...(onvifDevice ? { onvifDevice } : {}) }),
     logger: deps.log,
+    logNamesCamera: true, // deps.log is the platform's "[camera name]" logger already
     alwaysOn: camera.alwaysOn,
   });
   // HomeKit: camera controller, streams, snapshots (shared with the web page), motion, ONVIF details.

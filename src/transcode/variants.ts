@@ -39,10 +39,11 @@ export class TranscodedVariants {
     if (existing) return existing;
     const ffmpeg = this.options.ffmpeg;
     if (!ffmpeg || !ffmpeg.has.libvpx) return undefined;
-    const log = prefixedLogger(this.options.log, `${camera.name} (VP8)`);
+    const name = `${camera.name} (VP8)`;
+    const log = prefixedLogger(this.options.log, name);
     const variant = new Source({
       id: camera.id,
-      name: `${camera.name} (VP8)`,
+      name,
       upstream: vp8VariantUpstream({
         ffmpegPath: ffmpeg.path,
         inputUrl: this.options.restreamUrl(camera.id),
@@ -52,6 +53,8 @@ export class TranscodedVariants {
         ...(this.options.debug ? { debug: true } : {}),
       }),
       logger: log,
+      logNamesCamera: true,
+      upstreamNoun: 'the transcoder',
       idleTimeoutMs: this.options.idleTimeoutMs ?? 10_000,
     });
     this.vp8.set(camera.id, variant);

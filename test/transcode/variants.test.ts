@@ -1,0 +1,174 @@
+/**
+ * The VP8 variant with real parts: a GStreamer fake camera → the RTSP client → the camera's Source →
+ * the loopback re-stream → libvpx ffmpeg → the variant Source. Plus what happens when ffmpeg cannot
+ * transcode, when the camera never answers, and when there is no libvpx at all.
+ */
+import assert from 'node:assert/strict';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildCapabilities, type FfmpegCapabilities } from '../../src/ffmpeg/capabilities.js';
+import { probeFfmpeg } from '../../src/ffmpeg/find-ffmpeg.js';
+import { runningFfmpegPids } from '../../src/ffmpeg/ffmpeg-process.js';
+import { Source } from '../../src/media/source.js';
+import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../../src/media/types.js';
+import { createRestreamServer, type RestreamServer } from '../../src/rtsp/server.js';
+import { rtspUpstream } from '../../src/rtsp/upstream.js';
+import { TranscodedVariants } from '../../src/transcode/variants.js';
+import { isRtcp, variantTracks } from '../../src/transcode/vp8-variant.js';
+import type { Logger } from '../../src/util/logger.js';
+import { FakeCamera } from '../helpers/fake-camera.js';
+
+class Recorder implements FrameSink {
+  frames: MediaFrame[] = [];
+  tracks: Array<ReadonlyArray<TrackDescription>> = [];
+  states: SourceState[] = [];
+  write(frame: MediaFrame): boolean {
+    this.frames.push(frame);
+    return true;
+  }
+  onTracks(tracks: ReadonlyArray<TrackDescription>): void {
+    this.tracks.push(tracks);
+  }
+  onState(state: SourceState): void {
+    this.states.push(state);
+  }
+  video(): MediaFrame[] {
+    return this.frames.filter((f) => f.kind === 'video');
+  }
+}
+
+function lines(into: string[]): Logger {
+  const record = (level: string) => (message: string) => into.push(`${level} ${message}`);
+  return { info: record('info'), warn: record('warn'), error: record('error'), debug: record('debug') };
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+describe('transcoded VP8 variant (real camera, re-stream and ffmpeg)', { timeout: 120_000 }, () => {
+  let ffmpeg: FfmpegCapabilities;
+  let withAudio: FakeCamera;
+  let silent: FakeCamera;
+  const sources: Source[] = [];
+  const restreams: RestreamServer[] = [];
+  let scratch: string;
+
+  before(async () => {
+    ffmpeg = await probeFfmpeg('ffmpeg', 'PATH');
+    assert.equal(ffmpeg.has.libvpx, true, 'this ffmpeg has libvpx');
+    [withAudio, silent] = await Promise.all([
+      FakeCamera.start({ width: 640, height: 360, fps: 25, keyframeIntervalFrames: 50, audio: 'pcmu' }),
+      FakeCamera.start({ width: 320, height: 240, fps: 25, keyframeIntervalFrames: 50, audio: 'none' }),
+    ]);
+    scratch = await mkdtemp(join(tmpdir(), 'wrc-transcode-'));
+  });
+
+  after(async () => {
+    await Promise.allSettled(sources.map((s) => s.close()));
+    await Promise.allSettled(restreams.map((r) => r.close()));
+    await Promise.allSettled([withAudio?.close(), silent?.close()]);
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  async function chain(camera: FakeCamera, caps: FfmpegCapabilities, log: Logger): Promise<{ main: Source; variants: TranscodedVariants }> {
+    const main = new Source({ id: 'cam', name: 'Cam', upstream: rtspUpstream({ url: camera.url, cameraName: 'Cam', logger: log }), logger: log, idleTimeoutMs: 300 });
+    sources.push(main);
+    const restream = await createRestreamServer({ getSource: (id) => (id === 'cam' ? main : undefined), log });
+    restreams.push(restream);
+    const variants = new TranscodedVariants({ ffmpeg: caps, restreamUrl: (id) => restream.url(id), log, idleTimeoutMs: 300 });
+    return { main, variants };
+  }
+
+  it('three sinks share one encoder and one camera session; VP8 + Opus frames, keyframe first; all of it ends after the last sink', async () => {
+    const logs: string[] = [];
+    const { main, variants } = await chain(withAudio, ffmpeg, lines(logs));
+    const variant = variants.vp8For({ id: 'cam', name: 'Cam', source: main })!;
+    assert.equal(variants.vp8For({ id: 'cam', name: 'Cam', source: main }), variant, 'one variant per camera');
+    const sinks = [new Recorder(), new Recorder(), new Recorder()];
+    const subscriptions = sinks.map((sink) => variant.subscribe(sink));
+    await until('50 VP8 frames at every sink', () => sinks.every((s) => s.video().length >= 50));
+    for (const sink of sinks) {
+      assert.equal(sink.video()[0]!.keyframe, true, 'video starts at a keyframe');
+      assert.ok(sink.video().every((f) => f.codec === 'VP8'));
+      assert.ok(sink.frames.some((f) => f.kind === 'audio' && f.codec === 'OPUS'), 'Opus from the camera\'s PCMU');
+    }
+    assert.deepEqual(sinks[0]!.tracks.at(-1)!.map((t) => `${t.kind} ${t.codec}`), ['video VP8', 'audio OPUS']);
+    assert.equal(await withAudio.sessionCount(), 1, 'camera sessions');
+    assert.equal(runningFfmpegPids().length, 1, 'encoders');
+    const stats = variant.stats();
+    assert.ok(stats.fps! > 20, `fps ${stats.fps}`);
+    assert.equal(stats.packetsLost, 0);
+    assert.equal(stats.video!.packetsMalformed, 0, 'RTCP from ffmpeg is not taken for media');
+    for (const subscription of subscriptions) subscription.unsubscribe();
+    await until('the encoder to stop', () => runningFfmpegPids().length === 0);
+    await until('the variant to idle', () => variant.state.state === 'idle');
+    await withAudio.waitForSessionCount(0, 20_000);
+    assert.equal(main.state.state, 'idle', 'the camera is released too');
+    await variants.closeAll();
+  });
+
+  it('a camera without audio gives a video-only variant', async () => {
+    const { main, variants } = await chain(silent, ffmpeg, lines([]));
+    const variant = variants.vp8For({ id: 'cam', name: 'Cam', source: main })!;
+    const sink = new Recorder();
+    const subscription = variant.subscribe(sink);
+    await until('25 VP8 frames', () => sink.video().length >= 25);
+    assert.deepEqual(variant.tracks.map((t) => t.codec), ['VP8']);
+    assert.ok(sink.frames.every((f) => f.kind === 'video'));
+    subscription.unsubscribe();
+    await variants.closeAll();
+  });
+
+  it('an ffmpeg that cannot transcode: the variant retries with ffmpeg\'s own reason; the camera\'s Source is untouched', async () => {
+    const fake = join(scratch, 'ffmpeg-without-vp8');
+    await writeFile(fake, '#!/bin/sh\necho "[error] Unknown encoder \'libvpx\'" >&2\nexit 1\n');
+    await chmod(fake, 0o755);
+    const caps = buildCapabilities(fake, 'videoProcessor', 'ffmpeg version 6.1', ' ------\n V....D libvpx  libvpx VP8', ' --\n E rtp  RTP output');
+    const logs: string[] = [];
+    const { main, variants } = await chain(withAudio, caps, lines(logs));
+    const direct = new Recorder();
+    const mainSubscription = main.subscribe(direct);
+    const variant = variants.vp8For({ id: 'cam', name: 'Cam', source: main })!;
+    const sink = new Recorder();
+    const subscription = variant.subscribe(sink);
+    await until('the variant to retry', () => variant.state.state === 'retrying');
+    assert.match(variant.state.lastError ?? '', /VP8 transcoder stopped: this ffmpeg has no VP8 encoder \(libvpx\).*ffmpeg said: "Unknown encoder 'libvpx'"/);
+    assert.ok(logs.some((l) => /^warn \[Cam \(VP8\)\] (could not connect|lost the transcoder): the VP8 transcoder stopped/.test(l)), logs.join('\n'));
+    const before = direct.video().length;
+    await sleep(500);
+    assert.ok(direct.video().length > before, 'the camera\'s own viewers still get frames');
+    assert.equal(main.state.state, 'live');
+    assert.equal(sink.video().length, 0);
+    subscription.unsubscribe();
+    mainSubscription.unsubscribe();
+    await variants.closeAll();
+  });
+
+  it('no libvpx: no variant (viewers get the plain refusal instead)', () => {
+    const caps = buildCapabilities('/usr/bin/ffmpeg', 'PATH', 'ffmpeg version 6.1', ' ------\n V....D libx264  H.264', ' --\n E rtp  RTP output');
+    const variants = new TranscodedVariants({ ffmpeg: caps, restreamUrl: () => 'rtsp://127.0.0.1:1/cam', log: lines([]) });
+    assert.equal(variants.available, false);
+    assert.equal(variants.vp8For({ id: 'cam', name: 'Cam', source: { tracks: [], subscribe: () => ({ unsubscribe: () => undefined }), on: () => undefined, off: () => undefined } }), undefined);
+    assert.equal(new TranscodedVariants({ ffmpeg: undefined, restreamUrl: () => '', log: lines([]) }).available, false);
+  });
+});
+
+describe('transcoded VP8 variant: units', () => {
+  it('tells RTCP from RTP, and describes the tracks it asks ffmpeg for', () => {
+    assert.equal(isRtcp(Buffer.from([0x80, 200, 0, 6])), true, 'sender report');
+    assert.equal(isRtcp(Buffer.from([0x81, 204, 0, 1])), true);
+    assert.equal(isRtcp(Buffer.from([0x80, 96, 0, 1])), false, 'VP8 RTP, payload type 96');
+    assert.equal(isRtcp(Buffer.from([0x80, 0xe0, 0, 1])), false, 'marker + payload type 96');
+    assert.equal(isRtcp(Buffer.from([0x80])), false);
+    assert.deepEqual(variantTracks(true).map((t) => [t.codec, t.payloadType, t.clockRate]), [['VP8', 96, 90000], ['OPUS', 111, 48000]]);
+    assert.deepEqual(variantTracks(false).map((t) => t.codec), ['VP8']);
+  });
+});
