@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { describeTracks, parseSdp } from '../rtsp/sdp.js';
 import type { UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
+import { bindLoopbackUdp } from '../util/loopback-udp.js';
 
 export interface DemoUpstreamOptions {
   /** The ffmpeg binary (from findFfmpeg). */
@@ -26,18 +26,6 @@ export interface DemoUpstreamOptions {
  */
 export function demoUpstream(options: DemoUpstreamOptions): UpstreamFactory {
   return (handlers, signal) => openDemoSession(options, handlers, signal);
-}
-
-async function bindLoopbackUdp(): Promise<Socket> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
-  return socket;
 }
 
 function ffmpegArguments(o: Required<Omit<DemoUpstreamOptions, 'log' | 'ffmpegPath' | 'startTimeoutMs'>>,

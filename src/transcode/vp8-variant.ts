@@ -5,13 +5,14 @@
  * pulls on demand like any Source (ffmpeg starts with its first viewer and stops after the last),
  * and every viewer of the variant shares that one encoder, its GOP cache and its fan-out.
  */
-import { createSocket, type Socket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js';
 import { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE, vp8VariantArgs } from '../ffmpeg/transcode-args.js';
 import type { FrameSink, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
+import { bindLoopbackUdp } from '../util/loopback-udp.js';
 
 /** What the variant needs from the camera's own Source. */
 export interface VariantInput {
@@ -52,18 +53,6 @@ export function variantTracks(withAudio: boolean): TrackDescription[] {
 /** RTCP (payload types 200-204 in the second byte) from ffmpeg's muxer: not media. */
 export function isRtcp(packet: Buffer): boolean {
   return packet.length >= 2 && packet[1]! >= 200 && packet[1]! <= 204;
-}
-
-async function bindLoopbackUdp(): Promise<Socket> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
-  return socket;
 }
 
 /** Resolves with the camera's tracks once it has described them (starting its pull meanwhile). */

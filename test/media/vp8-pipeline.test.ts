@@ -4,38 +4,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
 import type { PipelineFrame } from '../../src/media/pipeline.js';
 import { parseRtp, seqDelta } from '../../src/media/rtp.js';
 import type { RtpPacketView } from '../../src/media/types.js';
 import { parseVp8FrameStart, vp8DescriptorLength, Vp8Pipeline } from '../../src/media/vp8-pipeline.js';
+import { captureRtp } from './helpers/ffmpeg-rtp.js';
 
 /** `seconds` of 25 fps testsrc2 encoded by libvpx with a keyframe every `gop` frames, as RTP datagrams. */
-async function libvpxRtp(seconds: number, gop: number): Promise<Buffer[]> {
-  const socket = createSocket({ type: 'udp4', recvBufferSize: 8 * 1024 * 1024 });
-  const packets: Buffer[] = [];
-  socket.on('message', (message) => packets.push(message));
-  socket.bind(0, '127.0.0.1');
-  await once(socket, 'listening');
-  const { port } = socket.address();
-  const child = spawn('ffmpeg', [
-    '-hide_banner', '-loglevel', 'error', '-readrate', '4', '-f', 'lavfi', '-i', `testsrc2=size=320x240:rate=25:duration=${seconds}`,
+function libvpxRtp(seconds: number, gop: number): Promise<Buffer[]> {
+  return captureRtp((port) => [
+    '-readrate', '4', '-f', 'lavfi', '-i', `testsrc2=size=320x240:rate=25:duration=${seconds}`,
     '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-g', String(gop), '-keyint_min', String(gop), '-b:v', '400k',
     '-f', 'rtp', '-payload_type', '96', `rtp://127.0.0.1:${port}?pkt_size=1200`,
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  try {
-    const [code] = (await once(child, 'exit')) as [number | null];
-    if (code !== 0) throw new Error(`ffmpeg exited with ${String(code)}: ${stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  } finally {
-    child.kill('SIGKILL');
-    socket.close();
-  }
-  return packets;
+  ]);
 }
 
 function run(packets: ReadonlyArray<RtpPacketView>, lossAt?: (rtp: RtpPacketView) => boolean): { frames: PipelineFrame[]; pipeline: Vp8Pipeline } {

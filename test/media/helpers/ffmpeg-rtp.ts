@@ -8,17 +8,22 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 
 export async function captureFfmpegRtp(file: string, format: 'h264' | 'hevc', options: { maxPayload?: number; mode0?: boolean } = {}): Promise<Buffer[]> {
+  const flags = options.mode0 ? ['-rtpflags', 'h264_mode0'] : [];
+  return captureRtp((port) => [
+    '-readrate', '4', '-f', format, '-framerate', '25', '-i', file,
+    '-c', 'copy', ...flags, '-f', 'rtp', `rtp://127.0.0.1:${port}?pkt_size=${(options.maxPayload ?? 1188) + 12}`,
+  ]);
+}
+
+/** Every RTP datagram an ffmpeg run sends to a loopback port; `args(port)` is everything after `-loglevel`. */
+export async function captureRtp(args: (port: number) => string[]): Promise<Buffer[]> {
   const socket = createSocket({ type: 'udp4', recvBufferSize: 8 * 1024 * 1024 });
   const packets: Buffer[] = [];
   socket.on('message', (message) => packets.push(message));
   socket.bind(0, '127.0.0.1');
   await once(socket, 'listening');
   const { port } = socket.address();
-  const flags = options.mode0 ? ['-rtpflags', 'h264_mode0'] : [];
-  const child = spawn('ffmpeg', [
-    '-hide_banner', '-loglevel', 'error', '-readrate', '4', '-f', format, '-framerate', '25', '-i', file,
-    '-c', 'copy', ...flags, '-f', 'rtp', `rtp://127.0.0.1:${port}?pkt_size=${(options.maxPayload ?? 1188) + 12}`,
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', ...args(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   try {
