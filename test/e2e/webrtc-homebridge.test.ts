@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -282,6 +282,10 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
   });
 
   it('e2e: Firefox ESR (no H.264 here) plays the camera through one shared VP8 transcoder, next to Chromium on H.264, with one camera session', async (t) => {
+    // Firefox ESR gathers no 127.0.0.1 candidates (whatever its prefs); it reaches the plugin through
+    // this machine's own interface address, which never leaves the machine.
+    const own = Object.values(networkInterfaces()).flat().filter((a) => a && a.family === 'IPv4' && !a.internal);
+    assert.ok(own.length > 0, 'this test needs a non-loopback IPv4 interface (Firefox ESR does not use loopback for ICE)');
     const firefox = await launchFirefox();
     const vp8Transcoders = (): number => ffmpegDescendants(hb.pid!).filter((p) => {
       try {
