@@ -347,7 +347,7 @@ class SignallingSession {
           this.viewer = undefined;
           this.source = undefined;
           await viewer.close('unsupported-codec', error.reason);
-          await this.watch(cameraId, videoCodecs, true);
+          if (!this.closed) await this.watch(cameraId, videoCodecs, true);
           return;
         }
         this.log.warn(`Camera ${cameraId}: cannot stream to this viewer: ${error.reason}`);
