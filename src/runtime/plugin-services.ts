@@ -100,7 +100,11 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     handle: (ctx) => {
       const visible = [...cameras.values()].filter((c) => ctx.principal && canWatch(ctx.principal, c.config.id));
       ctx.res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
-      ctx.res.end(renderMetrics(visible.map((c) => ({ stats: c.source.stats(), viewers: limits.count(c.config.id) }))));
+      ctx.res.end(renderMetrics(visible.map((c) => ({
+        stats: c.source.stats(),
+        viewers: limits.count(c.config.id),
+        transcoders: variants.running(c.config.id) ? 1 : 0,
+      }))));
     },
   };
 

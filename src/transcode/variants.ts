@@ -62,6 +62,12 @@ export class TranscodedVariants {
     return variant;
   }
 
+  /** Whether the camera's encoder is running (or starting) now. */
+  running(id: string): boolean {
+    const state = this.vp8.get(id)?.state.state;
+    return state === 'live' || state === 'connecting';
+  }
+
   /** The variant, if one was made (metrics, tests). */
   existing(id: string): Source | undefined {
     return this.vp8.get(id);

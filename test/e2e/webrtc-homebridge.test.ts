@@ -326,6 +326,8 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
       // One camera session and one transcoder for the three viewers.
       assert.equal(await front.sessionCount(), 1, 'camera sessions');
       assert.equal(vp8Transcoders(), 1, 'VP8 ffmpeg processes');
+      const metrics = await (await fetch(`${base}metrics`, { headers: authHeaders() })).text();
+      assert.match(metrics, /^webrtc_cameras_transcoders\{camera="front"\} 1$/m, 'Prometheus sees the encoder');
       assert.equal(hb.lines.slice(since).filter((l) => /transcoding to VP8/.test(l)).length, 1);
       // The transcoder ends after its last viewer leaves (idle timeout 10 s); H.264 viewers go on.
       await Promise.all([first.close(), second.close()]);

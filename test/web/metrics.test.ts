@@ -15,7 +15,7 @@ const videoStats: TrackStats = {
 
 test('renders every camera in the Prometheus text format with a camera label and no URL', () => {
   const text = renderMetrics([
-    { stats: stats({ lastError: 'rtsp://admin:secret@10.0.0.2/live refused', video: videoStats }), viewers: 2 },
+    { stats: stats({ lastError: 'rtsp://admin:secret@10.0.0.2/live refused', video: videoStats }), viewers: 2, transcoders: 1 },
     { stats: stats({ id: 'gate"x', state: 'retrying', fps: undefined, timeToFirstFrameMs: undefined }), viewers: 0 },
   ]);
   assert.match(text, /^# TYPE webrtc_cameras_state gauge$/m);
@@ -26,6 +26,7 @@ test('renders every camera in the Prometheus text format with a camera label and
   assert.match(text, /^webrtc_cameras_packets_lost_total\{camera="porch"\} 2$/m);
   assert.match(text, /^webrtc_cameras_time_to_first_frame_seconds\{camera="porch"\} 0.35$/m);
   assert.match(text, /^webrtc_cameras_video_packets_late_total\{camera="porch"\} 3$/m);
+  assert.match(text, /^webrtc_cameras_transcoders\{camera="porch"\} 1$/m);
   assert.match(text, /^webrtc_cameras_video_frames_damaged_total\{camera="porch"\} 1$/m);
   assert.doesNotMatch(text, /webrtc_cameras_fps\{camera="gate/, 'an unknown figure is left out, not reported as 0');
   assert.ok(!text.includes('secret') && !text.includes('rtsp://'), 'no error text or URL is exported');
