@@ -18,6 +18,21 @@ export interface Vp8VariantArgs {
   debug?: boolean;
 }
 
+/**
+ * A VP8 bitrate for the variant's picture: about 0.08 bits per pixel per frame, what libvpx's
+ * realtime mode needs for a clean camera picture (640x360 at 25 fps: 460 kbit/s; 1280x720: 1.8
+ * Mbit/s), between 300 kbit/s and 2 Mbit/s. The size is the camera's, fitted into the variant's
+ * box; an unknown size or frame rate counts as 1280x720 at 25 fps.
+ */
+export function variantBitrateKbps(camera: { width?: number; height?: number; fps?: number }, maxWidth = 1280, maxHeight = 720): number {
+  const width = camera.width ?? maxWidth;
+  const height = camera.height ?? maxHeight;
+  const fit = Math.min(1, maxWidth / width, maxHeight / height);
+  const fps = camera.fps && camera.fps > 0 ? Math.min(camera.fps, 30) : 25;
+  const kbps = (width * fit) * (height * fit) * fps * 0.08 / 1000;
+  return Math.round(Math.min(2000, Math.max(300, kbps)));
+}
+
 export const VP8_PAYLOAD_TYPE = 96;
 export const OPUS_PAYLOAD_TYPE = 111;
 /** RTP packets the size WebRTC expects: an SRTP tag and the headers still fit in a 1280-byte MTU. */

@@ -9,7 +9,7 @@ import type { Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js';
 import { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
-import { OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE, vp8VariantArgs } from '../ffmpeg/transcode-args.js';
+import { OPUS_PAYLOAD_TYPE, variantBitrateKbps, VP8_PAYLOAD_TYPE, vp8VariantArgs } from '../ffmpeg/transcode-args.js';
 import type { FrameSink, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
 import { bindLoopbackUdp } from '../util/loopback-udp.js';
@@ -17,6 +17,8 @@ import { bindLoopbackUdp } from '../util/loopback-udp.js';
 /** What the variant needs from the camera's own Source. */
 export interface VariantInput {
   readonly tracks: ReadonlyArray<TrackDescription>;
+  /** The camera's measured picture, to size the variant's bitrate. */
+  stats?(): { width?: number; height?: number; fps?: number; declaredFps?: number };
   subscribe(sink: FrameSink, options?: { kinds?: Array<'video' | 'audio'>; fromKeyframe?: boolean }): { unsubscribe(): void };
   on(event: 'tracks', listener: (tracks: ReadonlyArray<TrackDescription>) => void): unknown;
   off(event: 'tracks', listener: (tracks: ReadonlyArray<TrackDescription>) => void): unknown;
@@ -36,6 +38,7 @@ export interface Vp8VariantOptions {
   tracksTimeoutMs?: number;
   maxWidth?: number;
   maxHeight?: number;
+  /** Default: from the camera's picture size and frame rate (`variantBitrateKbps`). */
   videoBitrateKbps?: number;
 }
 
@@ -104,6 +107,10 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
     if (withAudio) sockets.push(await bindLoopbackUdp());
     signal.throwIfAborted();
     const ports = sockets.map((s) => (s.address() as AddressInfo).port);
+    const maxWidth = options.maxWidth ?? 1280;
+    const maxHeight = options.maxHeight ?? 720;
+    const picture = options.input.stats?.();
+    const videoBitrateKbps = options.videoBitrateKbps ?? variantBitrateKbps({ ...picture, fps: picture?.declaredFps ?? picture?.fps }, maxWidth, maxHeight);
     sockets.forEach((socket, trackIndex) => {
       socket.on('message', (packet: Buffer) => {
         if (!isRtcp(packet)) handlers.onRtp(trackIndex, packet);
@@ -116,9 +123,9 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
         inputUrl: options.inputUrl,
         videoPort: ports[0]!,
         ...(withAudio ? { audioPort: ports[1]! } : {}),
-        maxWidth: options.maxWidth ?? 1280,
-        maxHeight: options.maxHeight ?? 720,
-        videoBitrateKbps: options.videoBitrateKbps ?? 1500,
+        maxWidth,
+        maxHeight,
+        videoBitrateKbps,
         ...(options.debug ? { debug: true } : {}),
       }),
       label: 'VP8 variant',
@@ -130,7 +137,7 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
       if (exit.requested || !release()) return;
       handlers.onClose(new Error(`the VP8 transcoder stopped: ${describeDiagnosis(diagnoseFfmpeg(exit))}`));
     });
-    options.log.debug(`VP8 variant: ffmpeg ${process.pid ?? '?'} encoding the re-stream to 127.0.0.1:${ports.join(',')}`);
+    options.log.debug(`VP8 variant: ffmpeg ${process.pid ?? '?'} encoding the re-stream at ${videoBitrateKbps} kbit/s to 127.0.0.1:${ports.join(',')}`);
     return {
       tracks: variantTracks(withAudio),
       close: async () => {

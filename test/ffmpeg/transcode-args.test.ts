@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { variantBitrateKbps, vp8VariantArgs } from '../../src/ffmpeg/transcode-args.js';
+
+describe('VP8 variant ffmpeg arguments', () => {
+  it('reads the re-stream over TCP and writes VP8 and Opus RTP to the two loopback ports, RTCP to the same ports', () => {
+    const args = vp8VariantArgs({ inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, audioPort: 40002, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
+    const after = (flag: string, from = 0): string => args[args.indexOf(flag, from) + 1]!;
+    assert.equal(after('-i'), 'rtsp://127.0.0.1:8554/porch');
+    assert.equal(after('-rtsp_transport'), 'tcp');
+    assert.equal(after('-c:v'), 'libvpx');
+    assert.equal(after('-deadline'), 'realtime');
+    assert.equal(after('-lag-in-frames'), '0', 'no frame waits for analysis');
+    assert.equal(after('-b:v'), '900k');
+    assert.equal(after('-c:a'), 'libopus');
+    assert.equal(after('-ar'), '48000');
+    const outputs = args.filter((a) => a.startsWith('rtp://'));
+    assert.deepEqual(outputs, [
+      'rtp://127.0.0.1:40000?rtcpport=40000&pkt_size=1200',
+      'rtp://127.0.0.1:40002?rtcpport=40002&pkt_size=1200',
+    ]);
+    assert.ok(!args.some((a) => /0\.0\.0\.0|@/.test(a)), 'nothing but loopback, no credentials');
+  });
+
+  it('video only without an audio port', () => {
+    const args = vp8VariantArgs({ inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
+    assert.ok(!args.includes('libopus'));
+    assert.equal(args.filter((a) => a.startsWith('rtp://')).length, 1);
+  });
+
+  it('sizes the bitrate to the picture: about 0.08 bit per pixel and frame, 300 kbit/s to 2 Mbit/s', () => {
+    assert.equal(variantBitrateKbps({ width: 640, height: 360, fps: 25 }), 461);
+    assert.equal(variantBitrateKbps({ width: 1280, height: 720, fps: 25 }), 1843);
+    assert.equal(variantBitrateKbps({ width: 1920, height: 1080, fps: 25 }), 1843, 'fitted into 1280x720 first');
+    assert.equal(variantBitrateKbps({ width: 2560, height: 1440, fps: 30 }), 2000, 'the ceiling');
+    assert.equal(variantBitrateKbps({ width: 320, height: 240, fps: 10 }), 300, 'the floor');
+    assert.equal(variantBitrateKbps({}), 1843, 'unknown: as 1280x720 at 25 fps');
+    assert.equal(variantBitrateKbps({ width: 640, height: 360, fps: 120 }), 553, 'frame rate capped at 30');
+  });
+});
