@@ -5,6 +5,10 @@
  *
  * - Join → first VP8 keyframe at the sink, median of 5: with the camera's Source already live
  *   (warm: its GOP cache feeds ffmpeg at once) and idle (cold: the camera session opens first).
+ * - What the transcoder holds back: the camera is stopped mid-stream (3 times); how long after the
+ *   camera's last frame reached its Source the variant's last VP8 frame arrived, and how many of
+ *   the frames that went in never came out (frames an encoder keeps are delay; negative: the
+ *   replayed GOP was still draining when the count started).
  * - Steady state over 10 s at 640x360 and 1280x720: the transcoder's CPU (utime + stime of the one
  *   ffmpeg, as % of one core), the variant's frame rate and bitrate, and the camera's session count
  *   with 20 sinks on the variant (it must stay 1, and so must the number of encoders).
@@ -105,6 +109,40 @@ async function joins(r: Rig, warm: boolean): Promise<number[]> {
   return out;
 }
 
+async function holdBack(r: Rig): Promise<{ lagMs: number[]; missing: number[] }> {
+  const lagMs: number[] = [];
+  const missing: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const input = new FirstKeyframe();
+    const output = new FirstKeyframe();
+    const inputLast = { at: 0 };
+    const outputLast = { at: 0 };
+    const track = (sink: FirstKeyframe, last: { at: number }): FrameSink => ({
+      write: (frame) => {
+        if (frame.kind === 'video') last.at = performance.now();
+        return sink.write(frame);
+      },
+    });
+    const inSub = r.main.subscribe(track(input, inputLast));
+    const variant = r.variants.vp8For({ id: 'cam', name: 'Cam', source: r.main })!;
+    const outSub = variant.subscribe(track(output, outputLast));
+    await output.wait(30_000);
+    // Count from the variant's first frame: the camera's frames from then on all went through it.
+    const inputBefore = input.frames;
+    const outputBefore = output.frames;
+    await sleep(4000);
+    await r.camera.stop();
+    await sleep(2000);
+    lagMs.push(outputLast.at - inputLast.at);
+    missing.push((input.frames - inputBefore) - (output.frames - outputBefore));
+    outSub.unsubscribe();
+    inSub.unsubscribe();
+    await r.camera.restart();
+    while (r.main.state.state !== 'idle' || variant.state.state !== 'idle') await sleep(50);
+  }
+  return { lagMs, missing };
+}
+
 async function steady(r: Rig): Promise<{ cpu: number; fps: number; kbps: number; sessions: number; encoders: number }> {
   const variant = r.variants.vp8For({ id: 'cam', name: 'Cam', source: r.main })!;
   const sinks = Array.from({ length: 20 }, () => new FirstKeyframe());
@@ -137,6 +175,8 @@ async function main(): Promise<void> {
     lines.push(`| join → first VP8 keyframe, 640x360, camera Source warm | ${median(warm).toFixed(0)} ms | ${warm.map((v) => v.toFixed(0)).join(', ')} |`);
     const cold = await joins(small, false);
     lines.push(`| join → first VP8 keyframe, 640x360, camera idle | ${median(cold).toFixed(0)} ms | ${cold.map((v) => v.toFixed(0)).join(', ')} |`);
+    const held = await holdBack(small);
+    lines.push(`| camera stops → the variant's last VP8 frame, after the camera's last frame | ${median(held.lagMs).toFixed(0)} ms | ${held.lagMs.map((v) => v.toFixed(0)).join(', ')} ms; frames in minus frames out over those 4 s: ${held.missing.join(', ')} |`);
     const s = await steady(small);
     lines.push(`| transcoder CPU, 640x360 25 fps, 20 sinks | ${s.cpu.toFixed(0)} % of a core | ${s.fps.toFixed(1)} fps, ${s.kbps.toFixed(0)} kbit/s, camera sessions ${s.sessions}, encoders ${s.encoders} |`);
   } finally {

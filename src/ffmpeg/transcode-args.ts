@@ -59,6 +59,9 @@ export function vp8VariantArgs(input: Vp8VariantArgs): string[] {
     '-map', '0:v:0', // the camera's video track
     // Keep the aspect ratio inside the box, never upscale, even sizes (4:2:0 needs them).
     '-vf', `scale='min(${input.maxWidth},iw)':'min(${input.maxHeight},ih)':force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2`,
+    // One frame out per frame in, at its own time: after a camera reconnect the timeline has a gap,
+    // and the default constant-rate mode would fill it with a burst of duplicated frames.
+    '-fps_mode', 'passthrough',
     '-c:v', 'libvpx',
     '-deadline', 'realtime', // libvpx's live mode: encode as frames come, never look ahead
     '-cpu-used', '8', // the fastest realtime speed: a Raspberry Pi must keep up
