@@ -11,6 +11,7 @@ describe('VP8 variant ffmpeg arguments', () => {
     assert.equal(after('-c:v'), 'libvpx');
     assert.equal(after('-deadline'), 'realtime');
     assert.equal(after('-lag-in-frames'), '0', 'no frame waits for analysis');
+    assert.equal(after('-fps_mode'), 'passthrough', 'no duplicated frames to fill a reconnect gap');
     assert.equal(after('-b:v'), '900k');
     assert.equal(after('-c:a'), 'libopus');
     assert.equal(after('-ar'), '48000');
