@@ -16,6 +16,19 @@ export interface Vp8VariantArgs {
   videoBitrateKbps: number;
   /** More verbose ffmpeg output (the `ffmpeg.debug` setting). */
   debug?: boolean;
+  /** The ffmpeg's version ("5.1.6-0+deb12u1"), for flags that were renamed. */
+  ffmpegVersion?: string;
+}
+
+/**
+ * One frame out per frame in, at its own time: after a camera reconnect the timeline has a gap,
+ * and the default constant-rate mode would fill it with a burst of duplicated frames. The flag is
+ * `-fps_mode` since ffmpeg 5.1 and `-vsync` before; git builds ("N-...") are new.
+ */
+export function frameRatePassthrough(version: string | undefined): string[] {
+  const match = /^(\d+)\.(\d+)/.exec(version ?? '');
+  const old = match !== null && (Number(match[1]) < 5 || (Number(match[1]) === 5 && Number(match[2]) < 1));
+  return old ? ['-vsync', 'passthrough'] : ['-fps_mode', 'passthrough'];
 }
 
 /**
@@ -59,9 +72,7 @@ export function vp8VariantArgs(input: Vp8VariantArgs): string[] {
     '-map', '0:v:0', // the camera's video track
     // Keep the aspect ratio inside the box, never upscale, even sizes (4:2:0 needs them).
     '-vf', `scale='min(${input.maxWidth},iw)':'min(${input.maxHeight},ih)':force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2`,
-    // One frame out per frame in, at its own time: after a camera reconnect the timeline has a gap,
-    // and the default constant-rate mode would fill it with a burst of duplicated frames.
-    '-fps_mode', 'passthrough',
+    ...frameRatePassthrough(input.ffmpegVersion), // one frame out per frame in (see above)
     '-c:v', 'libvpx',
     '-deadline', 'realtime', // libvpx's live mode: encode as frames come, never look ahead
     '-cpu-used', '8', // the fastest realtime speed: a Raspberry Pi must keep up

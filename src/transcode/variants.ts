@@ -46,6 +46,7 @@ export class TranscodedVariants {
       name,
       upstream: vp8VariantUpstream({
         ffmpegPath: ffmpeg.path,
+        ffmpegVersion: ffmpeg.version,
         inputUrl: this.options.restreamUrl(camera.id),
         input: camera.source,
         withAudio: ffmpeg.has.libopus,

@@ -26,6 +26,8 @@ export interface VariantInput {
 
 export interface Vp8VariantOptions {
   ffmpegPath: string;
+  /** Its version, for flags that were renamed. */
+  ffmpegVersion?: string;
   /** The camera's loopback re-stream URL. */
   inputUrl: string;
   /** The camera's own Source: its tracks say whether there is audio to encode. */
@@ -126,6 +128,7 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
         maxWidth,
         maxHeight,
         videoBitrateKbps,
+        ...(options.ffmpegVersion ? { ffmpegVersion: options.ffmpegVersion } : {}),
         ...(options.debug ? { debug: true } : {}),
       }),
       label: 'VP8 variant',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { variantBitrateKbps, vp8VariantArgs } from '../../src/ffmpeg/transcode-args.js';
+import { frameRatePassthrough, variantBitrateKbps, vp8VariantArgs } from '../../src/ffmpeg/transcode-args.js';
 
 describe('VP8 variant ffmpeg arguments', () => {
   it('reads the re-stream over TCP and writes VP8 and Opus RTP to the two loopback ports, RTCP to the same ports', () => {
@@ -21,6 +21,17 @@ describe('VP8 variant ffmpeg arguments', () => {
       'rtp://127.0.0.1:40002?rtcpport=40002&pkt_size=1200',
     ]);
     assert.ok(!args.some((a) => /0\.0\.0\.0|@/.test(a)), 'nothing but loopback, no credentials');
+  });
+
+  it('names frame-rate passthrough as the ffmpeg at hand spells it', () => {
+    assert.deepEqual(frameRatePassthrough('5.1.6-0+deb12u1'), ['-fps_mode', 'passthrough']);
+    assert.deepEqual(frameRatePassthrough('7.1'), ['-fps_mode', 'passthrough']);
+    assert.deepEqual(frameRatePassthrough('N-112345-gabcdef'), ['-fps_mode', 'passthrough'], 'git build: new');
+    assert.deepEqual(frameRatePassthrough(undefined), ['-fps_mode', 'passthrough']);
+    assert.deepEqual(frameRatePassthrough('5.0.3'), ['-vsync', 'passthrough']);
+    assert.deepEqual(frameRatePassthrough('4.3.6-0+deb11u1'), ['-vsync', 'passthrough']);
+    const old = vp8VariantArgs({ inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900, ffmpegVersion: '4.4.2' });
+    assert.ok(old.includes('-vsync') && !old.includes('-fps_mode'));
   });
 
   it('video only without an audio port', () => {
