@@ -141,7 +141,7 @@ async function coldWithoutKeyframeOnPlay(rows: Row[]): Promise<void> {
       await rig.camera.waitForSessionCount(0, 10_000);
       // Spread the join over the camera's GOP phase.
       await sleep(300 + i * 400);
-      const snapshots = new SnapshotService({ cameraName: 'bench', source: rig.source, ffmpegPath: rig.ffmpeg.path, stillSources: [], log: silentLogger, cacheMs: 0 });
+      const snapshots = new SnapshotService({ source: rig.source, ffmpegPath: rig.ffmpeg.path, stillSources: [], log: silentLogger, cacheMs: 0 });
       const result = await snapshots.take({ width: 640, height: 360 });
       if (result?.origin !== 'stream') throw new Error(`cold snapshot came from ${result?.origin ?? 'nowhere'}`);
       cold.push(result.ms);

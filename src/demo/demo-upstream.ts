@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { describeTracks, parseSdp } from '../rtsp/sdp.js';
 import type { UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
-import { bindLoopbackUdp } from '../util/loopback-udp.js';
+import { bindLoopbackUdp } from '../util/udp.js';
 
 export interface DemoUpstreamOptions {
   /** The ffmpeg binary (from findFfmpeg). */

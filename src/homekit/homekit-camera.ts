@@ -72,7 +72,6 @@ export class HomeKitCamera {
     const { camera, ffmpeg, log } = options;
     this.log = log;
     this.snapshots = new SnapshotService({
-      cameraName: camera.name,
       source: options.source,
       ffmpegPath: ffmpeg?.path,
       stillSources: this.stillSources(),

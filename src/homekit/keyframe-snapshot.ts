@@ -9,6 +9,8 @@ import { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js';
 import { snapshotArgs } from '../ffmpeg/homekit-args.js';
 import type { Logger } from '../util/logger.js';
+import { h264NalType } from '../media/h264-depacketizer.js';
+import { h265NalType } from '../media/h265-depacketizer.js';
 
 /** What snapshots need from a camera's Source (`Source` satisfies it). */
 export interface SnapshotFrameSource {
@@ -28,7 +30,12 @@ export interface EncodedKeyframe {
 const START_CODE = Buffer.from([0, 0, 0, 1]);
 
 function nalType(codec: 'h264' | 'h265', unit: Buffer): number {
-  return codec === 'h264' ? unit[0]! & 0x1f : (unit[0]! >> 1) & 0x3f;
+  return codec === 'h264' ? h264NalType(unit) : h265NalType(unit);
+}
+
+/** A JPEG starts with FF D8. */
+export function isJpeg(image: Buffer): boolean {
+  return image.length > 2 && image[0] === 0xff && image[1] === 0xd8;
 }
 
 /** Parameter-set NAL types: H.264 SPS 7 / PPS 8; H.265 VPS 32 / SPS 33 / PPS 34. */
@@ -104,8 +111,8 @@ export async function decodeToJpeg(options: DecodeOptions): Promise<Buffer> {
     ffmpeg.stdin?.end(options.input);
     const exit = await ffmpeg.exited;
     const jpeg = ffmpeg.stdoutBuffer();
-    // A JPEG starts with FF D8; anything else is not a picture, whatever the exit code says.
-    if (exit.code === 0 && jpeg.length > 2 && jpeg[0] === 0xff && jpeg[1] === 0xd8) return jpeg;
+    // Anything but a JPEG is not a picture, whatever the exit code says.
+    if (exit.code === 0 && isJpeg(jpeg)) return jpeg;
     throw new Error(exit.requested ? 'decoding took too long' : describeDiagnosis(diagnoseFfmpeg(exit)));
   } finally {
     clearTimeout(timer);

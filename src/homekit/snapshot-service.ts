@@ -12,7 +12,7 @@
  */
 import type { SnapshotProvider } from '../web/types.js';
 import type { Logger } from '../util/logger.js';
-import { decodeToJpeg, takeKeyframe, type EncodedKeyframe, type SnapshotFrameSource } from './keyframe-snapshot.js';
+import { decodeToJpeg, isJpeg, takeKeyframe, type EncodedKeyframe, type SnapshotFrameSource } from './keyframe-snapshot.js';
 
 export interface SnapshotSize {
   width?: number;
@@ -26,7 +26,6 @@ export interface StillImageSource {
 }
 
 export interface SnapshotServiceOptions {
-  cameraName: string;
   source: SnapshotFrameSource;
   /** undefined: no ffmpeg, so only still-image sources (unscaled) and the last picture. */
   ffmpegPath: string | undefined;
@@ -55,10 +54,6 @@ export interface SnapshotResult {
 
 function sizeKey(size: SnapshotSize): string {
   return `${size.width ?? 0}x${size.height ?? 0}`;
-}
-
-function isJpeg(image: Buffer): boolean {
-  return image.length > 2 && image[0] === 0xff && image[1] === 0xd8;
 }
 
 export class SnapshotService {

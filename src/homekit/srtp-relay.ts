@@ -19,7 +19,8 @@ import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
 import { SrtcpSession, SrtpSession } from 'werift';
-import { parseRtp } from '../media/rtp.js';
+import { buildSenderReport, isRtcpPacket, parseRtp, timestampDelta } from '../media/rtp.js';
+import { bindUdpSocket } from '../util/udp.js';
 import { SrtpStreamWriter, SRTP_PROFILE_AES128_CM_SHA1_80 } from '../webrtc/srtp-writer.js';
 
 export type RelayKind = 'video' | 'audio';
@@ -70,26 +71,6 @@ export interface SrtpRelayEvents {
   'controller-silent': [silentForMs: number];
 }
 
-const RTCP_SR = 200;
-const RTCP_SDES = 202;
-
-/** True for an RTCP packet (PT 200..204 sits where RTP's marker bit and payload type are). */
-function isRtcp(packet: Buffer): boolean {
-  return packet.length >= 8 && (packet[0]! & 0xc0) === 0x80 && packet[1]! >= 200 && packet[1]! <= 204;
-}
-
-/** 32-bit signed difference b - a, for RTP timestamps that wrap. */
-function tsDiff(a: number, b: number): number {
-  return ((b - a) | 0);
-}
-
-/** NTP timestamp (seconds since 1900, 32.32 fixed point) for a wall-clock time in ms. */
-function ntpTime(ms: number): [number, number] {
-  const seconds = Math.floor(ms / 1000) + 2_208_988_800;
-  const fraction = Math.floor(((ms % 1000) / 1000) * 0x1_0000_0000);
-  return [seconds >>> 0, fraction >>> 0];
-}
-
 class RelayStream {
   readonly input: dgram.Socket;
   readonly stats: RelayStreamStats = { packetsSent: 0, bytesSent: 0, packetsDropped: 0, framesSqueezed: 0, controllerPackets: 0 };
@@ -99,7 +80,7 @@ class RelayStream {
   private readonly srtcp: SrtcpSession;
   private readonly maxLeadTicks: number;
   private readonly tsBase = randomInt(0, 0x1_0000_0000);
-  private readonly cname: Buffer;
+  private readonly cname: string;
   // Sequence numbers: output = input + offset, re-anchored at every new ffmpeg (epoch).
   private lastOutSeq = randomInt(0, 0x10000);
   private seqOffset = 0;
@@ -124,7 +105,7 @@ class RelayStream {
     );
     this.srtcp = new SrtcpSession({ keys, profile: SRTP_PROFILE_AES128_CM_SHA1_80 });
     this.maxLeadTicks = Math.round((maxLeadMs * options.clockRate) / 1000);
-    this.cname = Buffer.from(`webrtc-cameras-${options.kind}`);
+    this.cname = `webrtc-cameras-${options.kind}`;
     // A GOP burst from ffmpeg arrives faster than the event loop may read it: ask for a large
     // receive buffer (the kernel caps it at net.core.rmem_max).
     this.input = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
@@ -140,15 +121,8 @@ class RelayStream {
     return this.options.kind;
   }
 
-  async bind(): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.input.once('error', reject);
-      this.input.bind(0, '127.0.0.1', () => {
-        this.input.off('error', reject);
-        resolve();
-      });
-    });
-    return this.input.address().port;
+  bind(): Promise<number> {
+    return bindUdpSocket(this.input, '127.0.0.1');
   }
 
   /** ffmpeg is being (re)started: its numbering starts over, ours continues. */
@@ -161,7 +135,7 @@ class RelayStream {
   }
 
   private fromFfmpeg(message: Buffer): void {
-    if (isRtcp(message)) return; // ffmpeg's reports carry its own timestamps; ours replace them
+    if (isRtcpPacket(message)) return; // ffmpeg's reports carry its own timestamps; ours replace them
     const rtp = parseRtp(message);
     if (typeof rtp === 'string') return;
     const nowMs = this.now();
@@ -177,7 +151,7 @@ class RelayStream {
       outU = this.anySent ? Math.max(nowTicks, this.lastOutU + 1) : nowTicks;
       this.offset = outU;
     } else {
-      this.inU += tsDiff(this.lastInTs, rtp.timestamp);
+      this.inU += timestampDelta(this.lastInTs, rtp.timestamp);
       this.lastInTs = rtp.timestamp;
       if (this.inU > this.maxInU) {
         // A new frame (or audio packet). Normally it keeps its spacing from the previous one.
@@ -229,29 +203,15 @@ class RelayStream {
     if (!this.anySent) return;
     const nowMs = this.now();
     const rtpTs = (this.lastOutU + this.ticks(nowMs - this.lastSendNow) + this.tsBase) >>> 0;
-    const [ntpSec, ntpFrac] = ntpTime(Date.now());
-    const sr = Buffer.alloc(28);
-    sr[0] = 0x80; // V=2, no padding, no report blocks (we receive nothing worth reporting)
-    sr[1] = RTCP_SR;
-    sr.writeUInt16BE(6, 2); // length in 32-bit words minus one
-    sr.writeUInt32BE(this.options.ssrc >>> 0, 4);
-    sr.writeUInt32BE(ntpSec, 8);
-    sr.writeUInt32BE(ntpFrac, 12);
-    sr.writeUInt32BE(rtpTs, 16);
-    sr.writeUInt32BE(this.stats.packetsSent >>> 0, 20);
-    sr.writeUInt32BE(this.stats.bytesSent >>> 0, 24);
-    const itemLength = 2 + this.cname.length;
-    const chunkLength = 4 + itemLength + 1; // SSRC, CNAME item, END
-    const padded = Math.ceil(chunkLength / 4) * 4;
-    const sdes = Buffer.alloc(4 + padded);
-    sdes[0] = 0x81; // V=2, one chunk
-    sdes[1] = RTCP_SDES;
-    sdes.writeUInt16BE(padded / 4, 2);
-    sdes.writeUInt32BE(this.options.ssrc >>> 0, 4);
-    sdes[8] = 1; // CNAME
-    sdes[9] = this.cname.length;
-    this.cname.copy(sdes, 10);
-    const packet = this.srtcp.encrypt(Buffer.concat([sr, sdes]));
+    // V=2, no report blocks (we receive nothing worth reporting), then the SDES CNAME.
+    const packet = this.srtcp.encrypt(buildSenderReport({
+      ssrc: this.options.ssrc,
+      ntpMs: Date.now(),
+      rtpTimestamp: rtpTs,
+      packetCount: this.stats.packetsSent,
+      octetCount: this.stats.bytesSent,
+      cname: this.cname,
+    }));
     this.options.socket.send(packet, this.options.target.port, this.options.target.address);
   }
 

@@ -13,6 +13,7 @@ import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js
 import { FfmpegProcess, type FfmpegExit } from '../ffmpeg/ffmpeg-process.js';
 import { homeKitStreamArgs, type AudioArgs, type H264LevelName, type H264ProfileName, type VideoArgs } from '../ffmpeg/homekit-args.js';
 import type { Logger } from '../util/logger.js';
+import { bindUdpSocket } from '../util/udp.js';
 import { SrtpRelay } from './srtp-relay.js';
 import { planVideo, samePlan, type CameraVideoInfo, type RequestedVideo } from './stream-plan.js';
 import type { HomeKitAudioCodec } from './streaming-options.js';
@@ -77,13 +78,7 @@ const RAN_FINE_MS = 5000;
 
 async function bindUdp(address: string): Promise<dgram.Socket> {
   const socket = dgram.createSocket(isIPv6(address) ? 'udp6' : 'udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, address, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
+  await bindUdpSocket(socket, address);
   // A late ICMP "port unreachable" (the Home app left) must not become an uncaught error.
   socket.on('error', () => undefined);
   return socket;
@@ -237,10 +232,6 @@ export class HomeKitStreamSession extends EventEmitter<StreamSessionEvents> {
       const stats = this.relay?.stats();
       this.log.debug(`stopped after ${((Date.now() - this.startedAt) / 1000).toFixed(1)} s, ${stats?.video.packetsSent ?? 0} video and ${stats?.audio?.packetsSent ?? 0} audio packets sent`);
     }
-  }
-
-  relayStats(): ReturnType<SrtpRelay['stats']> | undefined {
-    return this.relay?.stats();
   }
 
   private plan(request: RequestedVideo): VideoArgs {

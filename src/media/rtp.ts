@@ -108,6 +108,14 @@ export function seqBefore(a: number, b: number): boolean {
   return seqDelta(a, b) > 0;
 }
 
+/**
+ * True for RTCP arriving where RTP is expected (an ffmpeg RTP muxer sends its reports to the same
+ * port): packet types 200..204 sit where RTP's marker bit and payload type are.
+ */
+export function isRtcpPacket(packet: Buffer): boolean {
+  return packet.length >= 2 && packet[1]! >= 200 && packet[1]! <= 204;
+}
+
 /** Signed distance b - a in 32-bit RTP timestamp space. */
 export function timestampDelta(a: number, b: number): number {
   return (b - a) | 0;
@@ -152,4 +160,42 @@ export function parseRtcpSenderReport(buf: Buffer): RtcpSenderReport | undefined
     offset += length;
   }
   return undefined;
+}
+
+/**
+ * RTCP compound packet: SR (RFC 3550 §6.4.1) followed by SDES CNAME, which RFC 3550 requires in
+ * every compound packet. ffmpeg (re-stream clients) and the Home app (the SRTP relay) map each
+ * stream's RTP time to NTP time with it, for A/V sync.
+ */
+export function buildSenderReport(options: {
+  ssrc: number;
+  ntpMs: number;
+  rtpTimestamp: number;
+  packetCount: number;
+  octetCount: number;
+  cname: string;
+}): Buffer {
+  const cname = Buffer.from(options.cname.slice(0, 255), 'utf8');
+  const sdesItems = 4 + 2 + cname.length + 1; // SSRC, type+length, text, END
+  const sdesLength = Math.ceil(sdesItems / 4) * 4;
+  const out = Buffer.alloc(28 + 4 + sdesLength);
+  out[0] = 0x80;
+  out[1] = 200;
+  out.writeUInt16BE(6, 2);
+  out.writeUInt32BE(options.ssrc >>> 0, 4);
+  const seconds = Math.floor(options.ntpMs / 1000) + 2_208_988_800; // 1900 → 1970
+  const fraction = Math.floor(((options.ntpMs % 1000) / 1000) * 0x1_0000_0000);
+  out.writeUInt32BE(seconds >>> 0, 8);
+  out.writeUInt32BE(Math.min(fraction, 0xffff_ffff) >>> 0, 12);
+  out.writeUInt32BE(options.rtpTimestamp >>> 0, 16);
+  out.writeUInt32BE(options.packetCount >>> 0, 20);
+  out.writeUInt32BE(options.octetCount >>> 0, 24);
+  out[28] = 0x81;
+  out[29] = 202;
+  out.writeUInt16BE(sdesLength / 4, 30);
+  out.writeUInt32BE(options.ssrc >>> 0, 32);
+  out[36] = 1;
+  out[37] = cname.length;
+  cname.copy(out, 38);
+  return out;
 }

@@ -5,7 +5,8 @@
  * HMAC over their issue time with a per-process secret), so a flood of unauthenticated requests
  * costs no memory, and they expire so a captured one is useful only briefly.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { safeEqual } from '../util/safe-equal.js';
 
 export interface RestreamCredentials {
   username: string;
@@ -130,8 +131,3 @@ function sameResource(digestUri: string, requestUri: string): boolean {
   }
 }
 
-function safeEqual(a: string, b: string): boolean {
-  const x = createHash('sha256').update(a, 'utf8').digest();
-  const y = createHash('sha256').update(b, 'utf8').digest();
-  return timingSafeEqual(x, y);
-}

@@ -13,7 +13,8 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type { FrameSink, MediaFrame, PacketizedPayload, SourceState, TrackDescription } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
-import { buildSenderReport, payloadsFor, RTP_HEADER_BYTES, writeRtpHeader } from './server-rtp.js';
+import { buildSenderReport, RTP_HEADER_LENGTH, writeRtpHeader } from '../media/rtp.js';
+import { payloadsFor } from './server-rtp.js';
 import type { ParameterSets, ServedTrack } from './server-sdp.js';
 
 export type SessionTransport =
@@ -329,17 +330,17 @@ export class RestreamSession implements FrameSink {
     let bytes = 0;
     if (transport.type === 'tcp') {
       let total = 0;
-      for (const p of payloads) total += 4 + RTP_HEADER_BYTES + p.payload.length;
+      for (const p of payloads) total += 4 + RTP_HEADER_LENGTH + p.payload.length;
       // One write per frame: fewer syscalls, and the interleaved stream is never split mid-frame.
       const out = Buffer.allocUnsafe(total);
       let offset = 0;
       for (const p of payloads) {
-        const length = RTP_HEADER_BYTES + p.payload.length;
+        const length = RTP_HEADER_LENGTH + p.payload.length;
         out[offset] = 0x24;
         out[offset + 1] = transport.rtpChannel;
         out.writeUInt16BE(length, offset + 2);
-        writeRtpHeader(out, offset + 4, { payloadType, marker: p.marker, sequenceNumber: output.seq, timestamp, ssrc: output.ssrc });
-        p.payload.copy(out, offset + 4 + RTP_HEADER_BYTES);
+        writeRtpHeader(out, { payloadType, marker: p.marker, sequenceNumber: output.seq, timestamp, ssrc: output.ssrc }, offset + 4);
+        p.payload.copy(out, offset + 4 + RTP_HEADER_LENGTH);
         offset += 4 + length;
         output.seq = (output.seq + 1) & 0xffff;
         bytes += p.payload.length;
@@ -347,11 +348,11 @@ export class RestreamSession implements FrameSink {
       this.tcp.write(out);
     } else {
       for (const p of payloads) {
-        const header = Buffer.allocUnsafe(RTP_HEADER_BYTES);
-        writeRtpHeader(header, 0, { payloadType, marker: p.marker, sequenceNumber: output.seq, timestamp, ssrc: output.ssrc });
+        const header = Buffer.allocUnsafe(RTP_HEADER_LENGTH);
+        writeRtpHeader(header, { payloadType, marker: p.marker, sequenceNumber: output.seq, timestamp, ssrc: output.ssrc });
         output.seq = (output.seq + 1) & 0xffff;
         // The payload is shared with every other client: send it by reference, never modify it.
-        this.queueUdp({ parts: [header, p.payload], bytes: RTP_HEADER_BYTES + p.payload.length, port: transport.rtpPort, address: transport.address, rtcp: false });
+        this.queueUdp({ parts: [header, p.payload], bytes: RTP_HEADER_LENGTH + p.payload.length, port: transport.rtpPort, address: transport.address, rtcp: false });
         bytes += p.payload.length;
       }
     }

@@ -5,6 +5,7 @@
  * the client names, so the server cannot be used to flood a third party.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { bindUdpSocket } from '../util/udp.js';
 import { isIPv6 } from 'node:net';
 
 export interface UdpPairEvents {
@@ -25,13 +26,13 @@ export class UdpPair {
     const type = isIPv6(host) ? 'udp6' : 'udp4';
     for (let attempt = 0; attempt < 32; attempt++) {
       const rtp = createSocket({ type });
-      const port = await bindSocket(rtp, host, 0).catch(() => undefined);
+      const port = await bindUdpSocket(rtp, host, 0).catch(() => undefined);
       if (port === undefined || port % 2 !== 0 || port === 65535) {
         rtp.close();
         continue;
       }
       const rtcp = createSocket({ type });
-      const rtcpPort = await bindSocket(rtcp, host, port + 1).catch(() => undefined);
+      const rtcpPort = await bindUdpSocket(rtcp, host, port + 1).catch(() => undefined);
       if (rtcpPort === undefined) {
         rtp.close();
         rtcp.close();
@@ -67,13 +68,3 @@ export class UdpPair {
   }
 }
 
-function bindSocket(socket: Socket, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error): void => reject(error);
-    socket.once('error', onError);
-    socket.bind(port, host, () => {
-      socket.off('error', onError);
-      resolve(socket.address().port);
-    });
-  });
-}

@@ -11,7 +11,7 @@ import { startCameraRig, waitFor, type CameraRig } from './camera-rig.js';
 import { checkImage } from './inspect.js';
 
 function service(source: CameraRig['source'] | Source, ffmpegPath: string | undefined, stillSources: StillImageSource[] = [], extra: Partial<ConstructorParameters<typeof SnapshotService>[0]> = {}): SnapshotService {
-  return new SnapshotService({ cameraName: 'test', source, ffmpegPath, stillSources, log: silentLogger, ...extra });
+  return new SnapshotService({ source, ffmpegPath, stillSources, log: silentLogger, ...extra });
 }
 
 describe('snapshot service', { timeout: 180_000 }, () => {
