@@ -848,13 +848,7 @@ export class Source extends EventEmitter<SourceEvents> {
         }
         // Too much is missing to wait for: what waits goes on now, then this packet.
         this.releaseReordered(track, now);
-        const left = seqDelta(track.expectedSequence, rtp.sequenceNumber);
-        if (left < 0) {
-          state.packetsLate++;
-          return;
-        }
-        if (left > 0) state.packetsLost += left;
-        this.accept(track, rtp, left > 0, now);
+        this.acceptAfterHole(track, rtp, now);
         return;
       }
       this.accept(track, rtp, false, now);
@@ -903,15 +897,18 @@ export class Source extends EventEmitter<SourceEvents> {
   private releaseReordered(track: TrackRuntime, now: number): void {
     this.stopReorderTimer(track);
     if (track.reorder.size === 0) return;
-    for (const rtp of track.reorder.drain(track.expectedSequence)) {
-      const gap = seqDelta(track.expectedSequence, rtp.sequenceNumber);
-      if (gap < 0) {
-        track.state.packetsLate++;
-        continue;
-      }
-      if (gap > 0) track.state.packetsLost += gap;
-      this.accept(track, rtp, gap > 0, now);
+    for (const rtp of track.reorder.drain(track.expectedSequence)) this.acceptAfterHole(track, rtp, now);
+  }
+
+  /** A packet no longer waited on: later than expected is dropped as late, a hole before it is lost. */
+  private acceptAfterHole(track: TrackRuntime, rtp: RtpPacketView, now: number): void {
+    const gap = seqDelta(track.expectedSequence, rtp.sequenceNumber);
+    if (gap < 0) {
+      track.state.packetsLate++;
+      return;
     }
+    if (gap > 0) track.state.packetsLost += gap;
+    this.accept(track, rtp, gap > 0, now);
   }
 
   private stopReorderTimer(track: TrackRuntime): void {
@@ -975,7 +972,7 @@ export class Source extends EventEmitter<SourceEvents> {
     }
     state.framesOut++;
     state.frames.add(now, 1);
-    if (session.firstFrameAt < 0 && (track.kind === 'video' || !session.tracks.some((t) => t?.kind === 'video'))) {
+    if (session.firstFrameAt < 0 && (track.kind === 'video' || !session.hasVideo)) {
       session.firstFrameAt = now;
       this.timeToFirstFrameMs = now - session.startedAt;
     }

@@ -38,7 +38,7 @@ export class TranscodedVariants {
     const existing = this.vp8.get(camera.id);
     if (existing) return existing;
     const ffmpeg = this.options.ffmpeg;
-    if (!ffmpeg || !ffmpeg.has.libvpx) return undefined;
+    if (!ffmpeg || !this.available) return undefined;
     const name = `${camera.name} (VP8)`;
     const log = prefixedLogger(this.options.log, name);
     const variant = new Source({
@@ -67,11 +67,6 @@ export class TranscodedVariants {
   running(id: string): boolean {
     const state = this.vp8.get(id)?.state.state;
     return state === 'live' || state === 'connecting';
-  }
-
-  /** The variant, if one was made (metrics, tests). */
-  existing(id: string): Source | undefined {
-    return this.vp8.get(id);
   }
 
   async remove(id: string): Promise<void> {

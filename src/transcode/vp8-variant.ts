@@ -10,9 +10,10 @@ import type { AddressInfo } from 'node:net';
 import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js';
 import { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { OPUS_PAYLOAD_TYPE, variantBitrateKbps, VP8_PAYLOAD_TYPE, vp8VariantArgs } from '../ffmpeg/transcode-args.js';
+import { isRtcpPacket } from '../media/rtp.js';
 import type { FrameSink, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
-import { bindLoopbackUdp } from '../util/loopback-udp.js';
+import { bindLoopbackUdp } from '../util/udp.js';
 
 /** What the variant needs from the camera's own Source. */
 export interface VariantInput {
@@ -55,10 +56,8 @@ export function variantTracks(withAudio: boolean): TrackDescription[] {
   return tracks;
 }
 
-/** RTCP (payload types 200-204 in the second byte) from ffmpeg's muxer: not media. */
-export function isRtcp(packet: Buffer): boolean {
-  return packet.length >= 2 && packet[1]! >= 200 && packet[1]! <= 204;
-}
+/** RTCP from ffmpeg's muxer (on the RTP port): not media. */
+export { isRtcpPacket as isRtcp } from '../media/rtp.js';
 
 /** Resolves with the camera's tracks once it has described them (starting its pull meanwhile). */
 function waitForInputTracks(input: VariantInput, timeoutMs: number, signal: AbortSignal): Promise<ReadonlyArray<TrackDescription>> {
@@ -92,12 +91,14 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
   const sockets: Socket[] = [];
   let ffmpeg: FfmpegProcess | undefined;
   let closed = false;
+  /** ffmpeg's exit once `release` asked it to stop. */
+  let stopping: Promise<unknown> | undefined;
   const release = (): boolean => {
     if (closed) return false;
     closed = true;
     held.unsubscribe();
     for (const socket of sockets) socket.close();
-    void ffmpeg?.stop();
+    stopping = ffmpeg?.stop();
     return true;
   };
   try {
@@ -115,7 +116,7 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
     const videoBitrateKbps = options.videoBitrateKbps ?? variantBitrateKbps({ ...picture, fps: picture?.declaredFps ?? picture?.fps }, maxWidth, maxHeight);
     sockets.forEach((socket, trackIndex) => {
       socket.on('message', (packet: Buffer) => {
-        if (!isRtcp(packet)) handlers.onRtp(trackIndex, packet);
+        if (!isRtcpPacket(packet)) handlers.onRtp(trackIndex, packet);
       });
       socket.on('error', (error) => options.log.debug(`VP8 variant: UDP socket error: ${error.message}`));
     });
@@ -144,7 +145,6 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
     return {
       tracks: variantTracks(withAudio),
       close: async () => {
-        const stopping = ffmpeg?.stop();
         if (release()) handlers.onClose();
         await stopping;
       },

@@ -19,12 +19,8 @@ export interface FilteredOffer {
   sdp: string;
   /** The video payload kept in the (first) video section (H.264, or VP8 for the variant); undefined when none is usable. */
   h264?: H264Choice;
-  /** True when the offer has a video section at all. */
-  hasVideo: boolean;
   /** True when the offer has an audio section. */
   hasAudio: boolean;
-  /** Audio codecs offered (upper-case names), first section. */
-  audioCodecs: string[];
 }
 
 interface Section {
@@ -158,25 +154,19 @@ export function filterOfferForVp8(sdp: string): FilteredOffer {
 function filterOffer(sdp: string, choose: (payloads: PayloadInfo[]) => H264Choice | undefined): FilteredOffer {
   const { session, media } = splitSections(sdp);
   let h264: H264Choice | undefined;
-  let hasVideo = false;
   let hasAudio = false;
-  let audioCodecs: string[] = [];
   for (const section of media) {
     acceptBundleOnly(section);
     const kind = section.lines[0]!.slice(2).split(' ')[0];
-    if (kind === 'audio' && !hasAudio) {
-      hasAudio = true;
-      audioCodecs = payloadInfo(section).map((p) => p.codec).filter((c) => c.length > 0);
-    }
+    if (kind === 'audio') hasAudio = true;
     if (kind !== 'video') continue;
-    hasVideo = true;
     const choice = choose(payloadInfo(section));
     if (!choice) continue;
     h264 ??= choice;
     keepPayloads(section, new Set([choice.payloadType]));
   }
   const out = [...session, ...media.flatMap((s) => s.lines)].join('\r\n') + '\r\n';
-  return { sdp: out, ...(h264 ? { h264 } : {}), hasVideo, hasAudio, audioCodecs };
+  return { sdp: out, ...(h264 ? { h264 } : {}), hasAudio };
 }
 
 /** Whether an answer (from a browser) accepted the video section (port != 0 and a payload type left). */

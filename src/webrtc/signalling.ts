@@ -340,7 +340,7 @@ class SignallingSession {
     } catch (error) {
       if (viewer.closed) return;
       if (error instanceof UnsupportedCodecError) {
-        if (source === main && !transcode && (videoCodecs === undefined || videoCodecs.includes('VP8')) && registry.transcoded?.(cameraId)) {
+        if (source === main && !transcode && acceptsVp8 && registry.transcoded?.(cameraId)) {
           // An H.265 camera, say: the viewer gets the VP8 variant. Detached first, so that its
           // closing says nothing to the page, which simply receives the variant's offer.
           this.log.info(`Camera ${cameraId}: ${error.reason}; sending this viewer the VP8 variant`);

@@ -263,10 +263,6 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     return this.pcValue;
   }
 
-  get mediaPlan(): MediaPlan | undefined {
-    return this.plan;
-  }
-
   stats(): ViewerStats {
     const s = this.statsValue;
     s.phase = this.phaseValue;
@@ -315,7 +311,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     if (!plan) return undefined;
     const info: StreamInfo = { codec: plan.video ? plan.video.codec : null, audio: plan.audio ? plan.audio.codec : null };
     const sps = plan.video?.track.parameterSets?.find((nal) => nal.length > 0 && (nal[0]! & 0x1f) === 7);
-    const parsed = sps ? safeSps(sps) : undefined;
+    const parsed = sps ? parseH264Sps(sps) : undefined;
     if (parsed) {
       info.width = parsed.width;
       info.height = parsed.height;
@@ -419,13 +415,11 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     await this.resolveAnnounced();
     const vp8 = plan.video?.codec === 'VP8';
     const filtered = vp8 ? filterOfferForVp8(offerSdp) : filterOfferForH264(offerSdp);
-    if (plan.video && !filtered.h264) {
-      if (!plan.audio || !filtered.hasAudio) {
-        throw new UnsupportedCodecError(
-          vp8 ? 'The client did not offer VP8, which this stream sends.' : 'The client did not offer H.264 (packetization-mode=1), which this camera sends.',
-          vp8 ? 'client offer has no VP8' : 'client offer has no H.264 packetization-mode=1',
-        );
-      }
+    if (plan.video && !filtered.h264 && (!plan.audio || !filtered.hasAudio)) {
+      throw new UnsupportedCodecError(
+        vp8 ? 'The client did not offer VP8, which this stream sends.' : 'The client did not offer H.264 (packetization-mode=1), which this camera sends.',
+        vp8 ? 'client offer has no VP8' : 'client offer has no H.264 packetization-mode=1',
+      );
     }
     const chosen = filtered.h264;
     const videoCodec = plan.video && chosen ? (vp8 ? vp8Codec(chosen.payloadType) : h264Codec(chosen.payloadType, chosen.fmtp)) : undefined;
@@ -717,7 +711,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     const info = this.infoSent;
     if (info && this.lastSps && this.lastSps.equals(sps)) return;
     this.lastSps = sps;
-    const parsed = safeSps(sps);
+    const parsed = parseH264Sps(sps);
     const base = this.streamInfo();
     if (!parsed || !base) return;
     if (info && info.width === parsed.width && info.height === parsed.height) return;
@@ -944,12 +938,4 @@ export function warmUpWebRtc(): Promise<void> {
     }
   })();
   return warmUpPromise;
-}
-
-function safeSps(nal: Buffer): { width: number; height: number } | undefined {
-  try {
-    return parseH264Sps(nal);
-  } catch {
-    return undefined;
-  }
 }

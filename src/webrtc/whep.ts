@@ -112,7 +112,7 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       // A client that offers VP8 but no H.264 (packetization-mode=1) gets the camera's VP8 variant.
       const offered = offeredVideoCodecs(offer);
       const acceptsVp8 = offered.includes('VP8');
-      const wantsVariant = offered.length > 0 && !offered.includes('H264') && acceptsVp8;
+      const wantsVariant = acceptsVp8 && !offered.includes('H264');
       const release = ctx.limits.tryAcquire(cameraId);
       if (!release) {
         log.info(`Camera ${cameraId}: WHEP viewer refused, limit ${ctx.limits.limitFor(cameraId)} reached`);
