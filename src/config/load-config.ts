@@ -41,7 +41,8 @@ type SectionKey = (typeof SECTION_KEYS)[number];
 /** Keys Homebridge itself puts in a platform block. */
 const HOMEBRIDGE_KEYS = new Set(['platform', '_bridge']);
 
-const EXPIRY_MS: Readonly<Record<ShareLinkExpiry, number>> = {
+/** How long a share link made with each expiry choice lasts (the form, the config and the API share it). */
+export const EXPIRY_MS: Readonly<Record<ShareLinkExpiry, number>> = {
   '1h': 3_600_000,
   '1d': 86_400_000,
   '7d': 7 * 86_400_000,

@@ -15,7 +15,7 @@
  * Revocation (a link revoked or expired, a logout) tells every `onRevoke` listener which principals
  * ended (the platform passes them to the web server's `disconnect`), and ends their WHEP sessions.
  */
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import { HttpError, isCameraId, mediaType } from '../http-util.js';
@@ -39,6 +39,7 @@ import {
   type ShareLinkState,
 } from './share-links.js';
 import { ensureStorageDir, readOrCreateSecret } from './storage.js';
+import { safeEqual } from '../../util/safe-equal.js';
 
 export const LOGIN_PATH = '/login';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -129,12 +130,6 @@ export interface AccessControl {
 
 function deriveKey(secret: Buffer, purpose: string): Buffer {
   return Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), `homebridge-webrtc-cameras ${purpose}`, 32));
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 function changesState(req: IncomingMessage): boolean {
@@ -258,11 +253,13 @@ export async function createAccessControl(options: AccessControlOptions): Promis
     return principal;
   };
 
+  const listLinks = (): ShareLinkView[] => links.list().map((link) => view(link, link.state));
   const clientAddress = options.clientAddress ?? socketAddressOf;
   const authorize: Authorize = (req) => {
-    const ip = clientKey(clientAddress(req));
     const authorization = req.headers.authorization;
     if (authorization !== undefined) {
+      // Only wrong tokens are counted, so only this path needs the caller's address.
+      const ip = clientKey(clientAddress(req));
       const token = /^Bearer +([!-~]{1,256})$/i.exec(authorization.trim())?.[1];
       if (!token) return undefined;
       const wait = limiter.blockedFor(ip);
@@ -513,7 +510,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
       path: '/api/share-links',
       auth: 'admin',
       handle(ctx) {
-        ctx.sendJson(200, links.list().map((link) => view(link, link.state)));
+        ctx.sendJson(200, listLinks());
       },
     },
     {
@@ -633,7 +630,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
     guardWhep: (handler) => peers.whep(handler),
     shareLinks: {
       create: (input) => createLink({ cameras: input.cameras, expiresIn: input.expiresIn, label: input.label ?? '', createdBy: input.createdBy }),
-      list: () => links.list().map((link) => view(link, link.state)),
+      list: listLinks,
       revoke: (id) => revokeById(id, 'the plugin'),
     },
     get accountCount() {

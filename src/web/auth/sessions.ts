@@ -96,7 +96,7 @@ export class SessionStore {
     for (const entry of (raw as { sessions: unknown[] }).sessions) {
       if (typeof entry !== 'object' || entry === null) continue;
       const { key, kind, subject, createdAt, lastSeenAt, endsAt } = entry as Record<string, unknown>;
-      if (typeof key !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(key)) continue;
+      if (typeof key !== 'string' || !ID_PATTERN.test(key)) continue;
       if ((kind !== 'user' && kind !== 'link') || typeof subject !== 'string') continue;
       if (typeof createdAt !== 'number' || typeof lastSeenAt !== 'number' || typeof endsAt !== 'number') continue;
       if (now >= endsAt || now - lastSeenAt >= this.options.settings[kind].idleMs) continue;

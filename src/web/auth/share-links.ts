@@ -8,12 +8,14 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
+import { EXPIRY_MS } from '../../config/load-config.js';
+import type { ShareLinkExpiry } from '../../config/types.js';
 import type { Logger } from '../../util/logger.js';
 import { readJsonFile, writeFileAtomic } from './storage.js';
 
 export const SHARE_LINKS_FILE = 'share-links.json';
-export const EXPIRY_PRESETS = { '1h': 3_600_000, '1d': 86_400_000, '7d': 7 * 86_400_000, '30d': 30 * 86_400_000 } as const;
-export type ExpiryPreset = keyof typeof EXPIRY_PRESETS;
+export const EXPIRY_PRESETS = EXPIRY_MS;
+export type ExpiryPreset = ShareLinkExpiry;
 export const MIN_EXPIRY_MS = EXPIRY_PRESETS['1h'];
 export const MAX_EXPIRY_MS = EXPIRY_PRESETS['30d'];
 /** Revoked and expired links stay listed this long (so the admin sees what happened), then go. */

@@ -23,10 +23,10 @@ export async function ensureStorageDir(storagePath: string): Promise<string> {
 }
 
 /**
- * Writes a file so that readers see the old or the new content, never half of it, and so that
- * it is private from its first byte (created 0600, not chmod-ed afterwards).
+ * Writes `data` to a new temp file beside `file`, private from its first byte (created 0600, never
+ * chmod-ed afterwards) and on disk before it is renamed or linked into place; returns its path.
  */
-export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
+async function writePrivateTemp(file: string, data: string | Buffer): Promise<string> {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const handle = await open(tmp, 'wx', 0o600);
   try {
@@ -35,6 +35,15 @@ export async function writeFileAtomic(file: string, data: string | Buffer): Prom
   } finally {
     await handle.close();
   }
+  return tmp;
+}
+
+/**
+ * Writes a file so that readers see the old or the new content, never half of it, and so that
+ * it is private from its first byte (created 0600, not chmod-ed afterwards).
+ */
+export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
+  const tmp = await writePrivateTemp(file, data);
   try {
     await rename(tmp, file);
   } catch (error) {
@@ -66,14 +75,7 @@ export async function readOrCreateSecret(dir: string): Promise<{ key: Buffer; cr
   const existing = await readSecret(file);
   if (existing) return { key: existing, created: false };
   const key = randomBytes(SECRET_BYTES);
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const handle = await open(tmp, 'wx', 0o600);
-  try {
-    await handle.writeFile(key);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  const tmp = await writePrivateTemp(file, key);
   try {
     await link(tmp, file);
     return { key, created: true };
