@@ -88,7 +88,7 @@ export interface ViewerPeerOptions {
    * cover a whole GOP replay.
    */
   nackHistoryPackets?: number;
-  /** Rate at which a GOP replay (and the live video queued behind it) is sent (default 80 Mbit/s). */
+  /** Rate at which a GOP replay (and the live video queued behind it) is sent (default 40 Mbit/s). */
   replayPaceMbps?: number;
   /** A frame older than this is a replay (GOP cache) and is moved to the present (default 300 ms). */
   staleFrameMs?: number;
@@ -145,11 +145,20 @@ const DEFAULTS = {
   keyframeRequestIntervalMs: 1_000,
   maxQueuedBytes: 4 * 1024 * 1024,
   nackHistoryPackets: 2048,
-  replayPaceMbps: 80,
+  replayPaceMbps: 40,
   staleFrameMs: 300,
 };
 
 const SENDER_REPORT_INTERVAL_MS = 1_000;
+/**
+ * What a GOP replay may send in one go after a pause. A receiver's socket holds about 90
+ * full-size datagrams at Linux's default 208 KiB buffer, and a busy receiver reads in turns (libuv
+ * takes at most 32 datagrams per socket per loop turn): bursts of 64 KiB at 80 Mbit/s overflowed
+ * it on a loaded machine (RcvbufErrors rising, damaged frames a few frames into the replay), so a
+ * burst stays below one read turn (13 packets) and the rate below what a starved receiver drains.
+ * A 2 s GOP at 2 Mbit/s still drains in 100 ms, and its keyframe arrives in the first 10-20 ms.
+ */
+const REPLAY_BURST_BYTES = 16 * 1024;
 /** The same packet is resent at most this often, however often it is NACKed. */
 const RETRANSMIT_MIN_INTERVAL_MS = 100;
 /**
@@ -584,7 +593,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.lastRtcpAt = performance.now();
     if (direct) {
       const bytesPerMs = (this.opts.replayPaceMbps * 1e6) / 8 / 1000;
-      this.pacer = new ReplayPacer((parts) => this.sendParts(parts), bytesPerMs, 64 * 1024);
+      this.pacer = new ReplayPacer((parts) => this.sendParts(parts), bytesPerMs, REPLAY_BURST_BYTES);
     }
     const rtcp = dtls.onRtcp.subscribe((packet) => this.onRtcp(packet));
     this.disposers.push(rtcp.unSubscribe);

@@ -167,7 +167,7 @@ describe('WHEP', () => {
       });
       assert.equal(patch.status, 204);
       await receiver.waitFor(() => receiver.accessUnits >= 30, 10_000, '30 access units');
-      assert.equal(receiver.damaged, 0);
+      assert.equal(receiver.damaged, 0, `access units (I: IDR, p: other, x: damaged): ${receiver.auKinds}`);
       const restart = await fetch(`${base}${location}`, { method: 'PATCH', body: 'a=ice-ufrag:zzzz\r\na=ice-pwd:yyyyyyyyyyyyyyyyyyyyyy\r\n' });
       assert.equal(restart.status, 422);
       assert.equal((await fetch(`${base}${location}`, { method: 'DELETE' })).status, 200);
