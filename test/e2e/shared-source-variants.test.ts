@@ -4,7 +4,7 @@
 // serves it to ffmpeg/ffprobe as it is.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Source } from '../../src/media/source.js';
+import { Source, type SourceStats } from '../../src/media/source.js';
 import { createRestreamServer, type RestreamServer } from '../../src/rtsp/server.js';
 import { rtspUpstream } from '../../src/rtsp/upstream.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -46,19 +46,24 @@ describe('e2e: shared source, camera variants', { timeout: 90_000 }, () => {
   });
 
   /** Subscribes until `keyframes` keyframes and 30+ video frames arrived; checks and decodes them. */
-  async function play(variant: Variant, keyframes: number): Promise<{ sink: RecordingSink; source: Source }> {
+  /**
+   * Subscribes until `keyframes` keyframes and 30 frames arrived. `stats` is read while still
+   * subscribed: afterwards the Source may go idle (idleTimeoutMs 500) while a slow machine decodes.
+   */
+  async function play(variant: Variant, keyframes: number): Promise<{ sink: RecordingSink; stats: SourceStats }> {
     const source = sources.get(variant)!;
     const sink = new RecordingSink();
     const subscription = source.subscribe(sink);
     await waitFor(() => sink.of('video').filter((r) => r.frame.keyframe).length >= keyframes && sink.count('video') >= 30, 15_000,
       `${keyframes} keyframes from the ${variant} camera`, () => JSON.stringify(source.state));
+    const stats = source.stats();
     subscription.unsubscribe();
     const video = sink.of('video').map((r) => r.frame);
     assert.equal(video[0]!.keyframe, true);
     for (const frame of video.filter((f) => f.keyframe)) assertKeyframeWithParameterSets(frame, `${variant} keyframe`);
     assertContinuous(video, `${variant} video`);
     await assertDecodes(video, variant);
-    return { sink, source };
+    return { sink, stats };
   }
 
   it('e2e: SPS/PPS only in the SDP (bare IDRs on the wire) still give decodable IDRs, to subscribers and to the re-stream', async () => {
@@ -68,10 +73,10 @@ describe('e2e: shared source, camera variants', { timeout: 90_000 }, () => {
     const onWire = new Set(wire.packets.filter((p) => p.payloadType === 96).flatMap((p) => h264NalTypes(p.payload)));
     assert.ok(onWire.has(5) && !onWire.has(7) && !onWire.has(8), `NAL types on the wire: ${[...onWire].join(',')}`);
 
-    const { sink, source } = await play('sdp-only', 3);
+    const { sink, stats } = await play('sdp-only', 3);
     const keyframes = sink.of('video').filter((r) => r.frame.keyframe).length;
     assert.ok((sink.tracks[0]?.parameterSets?.length ?? 0) >= 2, 'the published track carries the parameter sets');
-    assert.equal(source.stats().profile, 'Main');
+    assert.equal(stats.profile, 'Main');
 
     const decoded = await decodeVideo(server.url('sdp-only'), { videoFrames: 30, timeoutMs: 20_000 });
     assert.equal(decoded.code, 0, decoded.stderr);
@@ -81,8 +86,7 @@ describe('e2e: shared source, camera variants', { timeout: 90_000 }, () => {
   });
 
   it('e2e: a High-profile camera works: stats say High, frames decode, ffprobe sees High on the re-stream', async () => {
-    const { sink, source } = await play('high', 1);
-    const stats = source.stats();
+    const { sink, stats } = await play('high', 1);
     assert.equal(stats.profile, 'High');
     assert.deepEqual([stats.codec, stats.width, stats.height], ['H264', 640, 360]);
     const sps = sink.of('video')[0]!.frame.units.find((u) => (u[0]! & 0x1f) === 7)!;
@@ -100,10 +104,9 @@ describe('e2e: shared source, camera variants', { timeout: 90_000 }, () => {
   });
 
   it('e2e: a camera without audio works: one video track, live, no stall, served video-only', async () => {
-    const { sink, source } = await play('no-audio', 1);
+    const { sink, stats } = await play('no-audio', 1);
     assert.deepEqual(sink.tracks.map((t) => `${t.kind}/${t.codec}`), ['video/H264']);
     assert.equal(sink.count('audio'), 0);
-    const stats = source.stats();
     assert.equal(stats.audio, undefined);
     assert.equal(stats.state, 'live');
     assert.equal(stats.reconnects, 0);
