@@ -40,6 +40,8 @@ import { VideoPipeline, type VideoInfo } from './video-pipeline.js';
 import { AacPipeline, PassthroughAudioPipeline } from './audio.js';
 import type { PipelineFrame, TrackPipeline } from './pipeline.js';
 import { newDepacketizerCounters, type DepacketizerCounters } from './nal-assembler.js';
+import { ReachabilityWatch } from './reachability-watch.js';
+import { realTimers, type TimerHandle, type TimerSeam } from './timers.js';
 
 export type MediaKind = 'video' | 'audio';
 
@@ -71,13 +73,7 @@ function refusedCredentials(error: Error): boolean {
   return CREDENTIAL_ERROR_CODES.has((error as Error & { code?: unknown }).code);
 }
 
-export type TimerHandle = unknown;
-
-/** Seams so tests can drive time; the defaults are the real clock and timers. */
-export interface TimerSeam {
-  setTimeout(callback: () => void, ms: number): TimerHandle;
-  clearTimeout(handle: TimerHandle): void;
-}
+export type { TimerHandle, TimerSeam } from './timers.js';
 
 export interface SourceOptions {
   id: string;
@@ -207,16 +203,6 @@ const AUDIO_CODECS: ReadonlySet<string> = new Set(['PCMU', 'PCMA', 'AAC', 'OPUS'
 const MAX_SEQUENCE_GAP = 3000;
 /** A hole wider than this is loss for sure (a burst, or a camera that skipped): not worth waiting for. */
 const MAX_REORDER_GAP = 64;
-
-const realTimers: TimerSeam = {
-  setTimeout: (callback, ms) => {
-    const handle = setTimeout(callback, ms);
-    // A forgotten Source must not keep the process alive on its own.
-    handle.unref();
-    return handle;
-  },
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
 
 /** Per-kind state that outlives sessions: the output timeline and cumulative counters. */
 class KindState {
@@ -414,6 +400,8 @@ export class Source extends EventEmitter<SourceEvents> {
   private retryTimer: TimerHandle | undefined;
   private connectTimer: TimerHandle | undefined;
   private stallTimer: TimerHandle | undefined;
+  /** While the camera is unreachable: probes it, so the reconnect follows its return at once. */
+  private readonly reachability: ReachabilityWatch | undefined;
   /** `now` of the packet being processed, shared by the frames it completes. */
   private packetNow = 0;
 
@@ -440,6 +428,10 @@ export class Source extends EventEmitter<SourceEvents> {
     this.timers = options.timers ?? realTimers;
     this.random = options.random ?? Math.random;
     this.gop = new GopCache(options.gopCacheBytes ?? DEFAULT_GOP_CACHE_BYTES);
+    const probe = options.upstream.probe;
+    if (probe) {
+      this.reachability = new ReachabilityWatch({ probe, onBack: () => this.onUpstreamBack(), now: this.now, timers: this.timers });
+    }
     if (this.alwaysOn) {
       // Deferred so the creator can attach 'state' listeners first.
       queueMicrotask(() => {
@@ -551,6 +543,7 @@ export class Source extends EventEmitter<SourceEvents> {
     if (this.closed) return;
     this.closed = true;
     this.cancelIdleTimer();
+    this.reachability?.stop();
     const upstream = this.teardown();
     this.setState({ state: 'stopped' });
     for (const subscription of this.subscriptions) subscription.active = false;
@@ -577,6 +570,7 @@ export class Source extends EventEmitter<SourceEvents> {
 
   private connect(): void {
     this.clearTimer('retryTimer');
+    this.reachability?.pause();
     const generation = ++this.generation;
     const controller = new AbortController();
     const startedAt = this.now();
@@ -638,6 +632,7 @@ export class Source extends EventEmitter<SourceEvents> {
       return;
     }
     if (session.retry) this.reconnects++;
+    this.reachability?.stop();
     this.publishTracks(published);
     this.lastFailure = undefined;
     this.setState({ state: 'live' });
@@ -727,6 +722,7 @@ export class Source extends EventEmitter<SourceEvents> {
     const message = redactText(error.message);
     if (this.subscriptions.length === 0 && !this.alwaysOn) {
       this.cancelIdleTimer();
+      this.reachability?.stop();
       this.log.debug(`session ended with nobody watching: ${message}`);
       this.setState({ state: 'idle', lastError: message });
       return;
@@ -749,11 +745,22 @@ export class Source extends EventEmitter<SourceEvents> {
       this.retryTimer = undefined;
       if (!this.closed && this.currentState.state === 'retrying') this.connect();
     }, delay);
+    // A refused password is not fixed by the camera coming back; everything else may be.
+    if (refusedCredentials(error)) this.reachability?.stop();
+    else this.reachability?.start();
+  }
+
+  /** The camera was unreachable and answers again: reconnect now rather than when the backoff ends. */
+  private onUpstreamBack(): void {
+    if (this.closed || this.currentState.state !== 'retrying') return;
+    this.log.debug(`${this.upstreamNoun} answers again; reconnecting now`);
+    this.connect();
   }
 
   /** Stops pulling because nobody watches (idle timeout). */
   private goIdle(): void {
     if (this.currentState.state === 'idle' || this.closed) return;
+    this.reachability?.stop();
     const upstream = this.teardown();
     this.attempt = 0;
     this.lastFailure = undefined; // the next pull reports its first failure again

@@ -117,4 +117,11 @@ export interface UpstreamSession {
 }
 
 /** Opens one session to the camera. Rejects with a clear, credential-free error. */
-export type UpstreamFactory = (handlers: UpstreamHandlers, signal: AbortSignal) => Promise<UpstreamSession>;
+export interface UpstreamFactory {
+  (handlers: UpstreamHandlers, signal: AbortSignal): Promise<UpstreamSession>;
+  /**
+   * Whether the camera answers at all, without logging in (a TCP connect to its RTSP port).
+   * While a camera is down the Source probes with it and reconnects the moment it is back.
+   */
+  probe?: (signal: AbortSignal) => Promise<boolean>;
+}

@@ -1,8 +1,9 @@
 import type { UpstreamFactory } from '../media/types.js';
 import { prefixedLogger, redactingLogger, type Logger } from '../util/logger.js';
+import { tcpReachable } from '../util/tcp-probe.js';
 import { RtspError } from './errors.js';
 import { RtspSession, type RtspTimeouts } from './session.js';
-import { parseRtspUrl } from './url.js';
+import { parseRtspUrl, type RtspTarget } from './url.js';
 
 export interface RtspUpstreamOptions {
   /** rtsp://[user[:password]@]host[:port]/path; credentials are percent-decoded. */
@@ -31,6 +32,9 @@ export interface RtspUpstreamOptions {
   userAgent?: string;
 }
 
+/** A LAN camera that is up answers a TCP connect in milliseconds; longer means not yet. */
+const PROBE_TIMEOUT_MS = 1000;
+
 /**
  * An `UpstreamFactory` for one RTSP camera: each call opens one playing session. The factory
  * rejects with an `RtspError` (its `code` tells the caller how to back off); `onClose` is called
@@ -39,9 +43,10 @@ export interface RtspUpstreamOptions {
 export function rtspUpstream(options: RtspUpstreamOptions): UpstreamFactory {
   const secrets = new Set<string>();
   if (options.password) secrets.add(options.password);
+  let target: RtspTarget | undefined;
   try {
-    const urlPassword = parseRtspUrl(options.url).password;
-    if (urlPassword) secrets.add(urlPassword);
+    target = parseRtspUrl(options.url);
+    if (target.password) secrets.add(target.password);
   } catch {
     // An invalid URL is reported by the session with a clear error.
   }
@@ -50,7 +55,7 @@ export function rtspUpstream(options: RtspUpstreamOptions): UpstreamFactory {
   const wanted = options.transport ?? 'tcp';
   let stayOnTcp = false;
 
-  return async (handlers, signal) => {
+  const factory: UpstreamFactory = async (handlers, signal) => {
     const first = wanted === 'tcp' || stayOnTcp ? 'tcp' : 'udp';
     const sessionOptions = { ...options, logger: log };
     try {
@@ -67,4 +72,10 @@ export function rtspUpstream(options: RtspUpstreamOptions): UpstreamFactory {
       return await RtspSession.open({ ...sessionOptions, transport: 'tcp' }, handlers, signal);
     }
   };
+  if (target) {
+    const { hostname, port } = target;
+    // The camera's RTSP port accepting a connection is the cheapest sign that it is back up.
+    factory.probe = (signal) => tcpReachable(hostname, port, PROBE_TIMEOUT_MS, signal);
+  }
+  return factory;
 }

@@ -34,11 +34,14 @@ export function cameraUpstream(camera: CameraConfig, deps: CameraUpstreamDeps): 
       const connect = deps.onvifDevice;
       if (!connect) throw new Error(`camera '${camera.id}' is ONVIF-sourced but has no ONVIF connection`);
       let resolved: { stream: ResolvedStream; factory: UpstreamFactory } | undefined;
-      return async (handlers, signal) => {
+      /** The last stream's probe: kept after a failure, which is exactly when it is needed. */
+      let lastProbe: UpstreamFactory['probe'];
+      const factory: UpstreamFactory = async (handlers, signal) => {
         if (!resolved) {
           const stream = await (await connect()).resolveStream();
           deps.log.info(`ONVIF stream: ${stream.rtspUrlForLog} (${stream.width}x${stream.height} ${stream.encoding})`);
           resolved = { stream, factory: rtspUpstream({ ...common, url: stream.rtspUrl }) };
+          lastProbe = resolved.factory.probe;
         }
         try {
           return await resolved.factory(handlers, signal);
@@ -47,6 +50,8 @@ export function cameraUpstream(camera: CameraConfig, deps: CameraUpstreamDeps): 
           throw error;
         }
       };
+      factory.probe = (signal) => (lastProbe ? lastProbe(signal) : Promise.resolve(false));
+      return factory;
     }
   }
 }

@@ -277,6 +277,63 @@ test('camera reboot: reconnect with backoff; the subscriber stays attached and t
   await source.close();
 });
 
+test('camera reboot with a probe: reconnects on the first probe that reaches the camera, not when the backoff ends', async () => {
+  const time = new FakeTime();
+  const camera = new ScriptedCamera(time, accessUnits);
+  let up = true;
+  let probes = 0;
+  const upstream = Object.assign((handlers: Parameters<typeof camera.factory>[0], signal: AbortSignal) => camera.factory(handlers, signal), {
+    probe: () => {
+      probes++;
+      return Promise.resolve(up);
+    },
+  });
+  const refused = (): Error => Object.assign(new Error('connection refused'), { code: 'refused' });
+  const source = new Source({ id: 'cam1', upstream, now: time.clock, timers: time, random: () => 0.5, backoff: { initialMs: 1000, maxMs: 30_000, jitter: 0 } });
+  const sink = new RecordingSink();
+  source.subscribe(sink);
+  await flush();
+  await camera.play(12);
+  // The camera goes down for 3 s: the backoff alone would try at 1, 3 and 7 s.
+  up = false;
+  camera.script.push({ kind: 'reject', error: refused() }, { kind: 'reject', error: refused() }); // the attempts at 1 and 3 s
+  camera.drop();
+  const downAt = time.now;
+  await time.advance(3_000);
+  assert.equal(source.state.state, 'retrying');
+  const attemptsWhileDown = camera.attempts;
+  up = true;
+  camera.reboot();
+  await time.advance(500);
+  assert.equal(source.state.state, 'live', `live ${time.now - downAt} ms after the drop (probes: ${probes})`);
+  assert.equal(camera.attempts, attemptsWhileDown + 1, 'one log-in when it is back');
+  await camera.play(12);
+  const probesWhenLive = probes;
+  await time.advance(2_000); // less than the 5 s stall timeout
+  assert.equal(source.state.state, 'live');
+  assert.equal(probes, probesWhenLive, 'no probing while live');
+  await source.close();
+});
+
+test('refused credentials are not probed past: the slow credential schedule stands', async () => {
+  const time = new FakeTime();
+  const camera = new ScriptedCamera(time, accessUnits);
+  let probes = 0;
+  const upstream = Object.assign((handlers: Parameters<typeof camera.factory>[0], signal: AbortSignal) => camera.factory(handlers, signal), {
+    probe: () => {
+      probes++;
+      return Promise.resolve(probes > 2);
+    },
+  });
+  camera.script.push({ kind: 'reject', error: Object.assign(new Error('401 Unauthorized'), { code: 'auth' }) });
+  const source = new Source({ id: 'cam1', upstream, now: time.clock, timers: time, random: () => 0.5, backoff: { jitter: 0 } });
+  source.subscribe(new RecordingSink());
+  await time.advance(20_000);
+  assert.equal(probes, 0);
+  assert.equal(camera.attempts, 1, 'still waiting out the 30 s credential delay');
+  await source.close();
+});
+
 test('sequence numbers and timestamps also continue across an SSRC change inside one session', async () => {
   const { camera, source } = setup();
   const sink = new RecordingSink();
