@@ -445,50 +445,45 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
     }
   });
 
-  it('e2e: reconnect: the camera is off for 5 s; the open page plays again by itself, without reload, within backoff + 1 GOP', async (t) => {
+  it('e2e: reboot: the camera is off for 3 s, three times; each time the open page plays again within 1.5 s of the camera, without reload', async (t) => {
     const page = await openWatch('front');
     try {
       await waitForFramesDecoded(page, 25, 20_000);
       const { pageId } = await readProbe(page);
       const pcsBefore = (await readRtcStats(page)).length;
-      const decodedBefore = (await readRtcStats(page)).at(-1)!.video!.framesDecoded ?? 0;
       const pageNow = (): Promise<number> => page.evaluate(() => performance.now());
-      const stoppedAt = await pageNow();
-      await front.stop();
-      // The page samples itself every 100 ms: through the 5 s outage, then until frames come again.
-      const outage = await sampleFrames(page, 5_000, 100);
-      const offlineText = await textOf(page, '#player-message');
-      await front.restart();
-      const upAt = await pageNow();
-      const lastBefore = outage.at(-1)!;
-      const samples = [...outage, ...(await sampleFrames(page, 15_000, 100, lastBefore.framesDecoded))];
-      const probe = await readProbe(page);
-      const stats = await readRtcStats(page);
-
-      // The server's own schedule, as it told the page: "next attempt in N s" before the restart.
-      const retrying = probe.log.filter((e) => e.type === 'state' && (e.state === 'retrying' || e.state === 'offline') && e.at > stoppedAt);
-      const lastRetry = retrying.filter((e) => e.at <= upAt).at(-1);
-      const nextIn = Number(/next attempt in (\d+) s/.exec(lastRetry?.message ?? '')?.[1] ?? 0) * 1000;
-      // The message rounds to whole seconds (±0.5 s).
-      const pendingMs = Math.max(0, (lastRetry?.at ?? upAt) + nextIn + 500 - upAt);
-      const boundMs = pendingMs + FRONT_GOP_FRAMES * (1000 / FPS) + 1500; // + 1 GOP + RTSP connect/DESCRIBE/SETUP/PLAY on a busy machine
-      const resumed = samples.find((s) => s.at > upAt && (s.pc !== lastBefore.pc || s.framesDecoded > lastBefore.framesDecoded));
-      const frozen = samples.filter((s) => s.at > stoppedAt && s.at < upAt);
-      const recoveryMs = resumed ? resumed.at - upAt : Infinity;
-      const pcsAfter = stats.length;
-      t.diagnostic(
-        `camera off ${((upAt - stoppedAt) / 1000).toFixed(1)} s; server said: ${retrying.map((e) => `${e.state}${e.message ? ` (${e.message})` : ''}@+${((e.at - stoppedAt) / 1000).toFixed(1)}s`).join(', ')}; ` +
-          `pending backoff at restart ≈ ${pendingMs.toFixed(0)} ms; frames again ${recoveryMs.toFixed(0)} ms after the restart (bound ${boundMs.toFixed(0)} ms); ` +
-          `peer connections ${pcsBefore} → ${pcsAfter}; decoded ${decodedBefore} → ${stats.at(-1)?.video?.framesDecoded ?? 0}; the page said: ${offlineText}`,
-      );
-      assert.ok(retrying.length >= 1, `the page was told the camera is down: ${JSON.stringify(probe.log.map((e) => [e.type, e.state]))}`);
-      assert.ok(retrying.every((e) => !/rtsp:|127\.0\.0\.1/.test(e.message ?? '')), 'viewers are not told the camera URL');
-      assert.ok(frozen.length > 10, 'sampled during the outage');
+      const reports: string[] = [];
+      let offlineText = '';
+      let retryingSeen = 0;
+      for (let round = 1; round <= 3; round++) {
+        const stoppedAt = await pageNow();
+        await front.stop();
+        // The page samples itself every 100 ms: through the 3 s outage, then until frames come again.
+        const outage = await sampleFrames(page, 3_000, 100);
+        offlineText = (await textOf(page, '#player-message')) || offlineText;
+        await front.restart();
+        const upAt = await pageNow();
+        const lastBefore = outage.at(-1)!;
+        const samples = [...outage, ...(await sampleFrames(page, 10_000, 100, lastBefore.framesDecoded))];
+        const probe = await readProbe(page);
+        const retrying = probe.log.filter((e) => e.type === 'state' && (e.state === 'retrying' || e.state === 'offline') && e.at > stoppedAt);
+        retryingSeen += retrying.length;
+        assert.ok(retrying.every((e) => !/rtsp:|127\.0\.0\.1/.test(e.message ?? '')), 'viewers are not told the camera URL');
+        // The freeze: from the last frame decoded before the stop to the first one after the restart.
+        const lastFrameAt = samples.filter((s) => s.at <= upAt && s.framesDecoded === lastBefore.framesDecoded)[0]?.at ?? stoppedAt;
+        const resumed = samples.find((s) => s.at > upAt && (s.pc !== lastBefore.pc || s.framesDecoded > lastBefore.framesDecoded));
+        assert.ok(resumed, `round ${round}: no frame after the restart: ${summarizeRtcStats(await readRtcStats(page))}`);
+        const outageMs = upAt - stoppedAt;
+        const freezeMs = resumed.at - Math.min(lastFrameAt, stoppedAt);
+        reports.push(`round ${round}: camera off ${(outageMs / 1000).toFixed(1)} s, picture frozen ${(freezeMs / 1000).toFixed(1)} s, frames again ${(resumed.at - upAt).toFixed(0)} ms after the camera`);
+        assert.ok(resumed.at - upAt <= 1_500, `round ${round}: frames again ${(resumed.at - upAt).toFixed(0)} ms after the camera came back (outage ${outageMs.toFixed(0)} ms, freeze ${freezeMs.toFixed(0)} ms)`);
+        // Playing between the reboots, so each round starts from a live picture.
+        await waitForFramesDecoded(page, resumed.framesDecoded + 25, 20_000);
+      }
+      t.diagnostic(`${reports.join('; ')}; peer connections ${pcsBefore} → ${(await readRtcStats(page)).length}; the page said: ${offlineText}`);
+      assert.ok(retryingSeen >= 1, 'the page was told the camera is down');
       assert.match(offlineText, /^Camera offline, retrying/, 'the page says so in words');
-      assert.ok(resumed, `no frame after the restart: ${summarizeRtcStats(stats)}`);
-      assert.ok(recoveryMs <= boundMs, `frames again after ${recoveryMs.toFixed(0)} ms (bound ${boundMs.toFixed(0)} ms)`);
       assert.equal((await readProbe(page)).pageId, pageId, 'the page was not reloaded');
-      // Still playing afterwards, and says so.
       const later = await sampleFrames(page, 2_000, 200);
       assert.ok(longestStall(later).frames >= 30, `${longestStall(later).frames} frames in the 2 s after recovery`);
       assert.equal(await textOf(page, '#player-state'), 'Live');
