@@ -141,10 +141,12 @@ describe('e2e: access control in the plugin under Homebridge', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 20 && !statuses.includes(429); i++) statuses.push(await signInAs('203.0.113.9', 'wrong-guess'));
     assert.equal(statuses.at(-1), 429, `the guesser is locked out: ${statuses.join(',')}`);
+    // Right after the lock-out, while it lasts (the first one is 1 s: a scrypt check of another
+    // visitor's password on a busy machine can take longer than that, so this comes first).
+    assert.equal(await signInAs('198.51.100.7, 203.0.113.9', VIEWER.password), 429, 'a forged left part of the header changes nothing');
     assert.ok(statuses.slice(0, -1).every((status) => status === 401), statuses.join(','));
     await hb.waitForLog(/Sign-in failed for 'grandma' from 203\.0\.113\.9/, 5_000, { since });
     assert.equal(await signInAs('198.51.100.7', VIEWER.password), 200, 'another visitor behind the same proxy still signs in');
-    assert.equal(await signInAs('198.51.100.7, 203.0.113.9', VIEWER.password), 429, 'a forged left part of the header changes nothing');
     assert.equal(await signInAs('127.0.0.1', VIEWER.password), 200, 'the proxy itself is not locked out');
   });
 
