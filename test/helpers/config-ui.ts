@@ -314,8 +314,8 @@ export async function startConfigUi(options: ConfigUiOptions = {}): Promise<Conf
     signIn: async (page) => {
       await page.goto(`${url}/login`);
       await page.fill('#form-username', admin.username);
-      await page.fill('#form-password', admin.password);
-      await page.locator('button[type=submit]').click();
+      await page.fill('#form-pass', admin.password);
+      await page.locator('#submit-button').click();
       await page.waitForURL((u) => !u.pathname.startsWith('/login'));
     },
     openPluginSettings: async (page) => openPluginSettings(page, url),
