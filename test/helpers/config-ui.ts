@@ -118,7 +118,10 @@ export interface ConfigUi {
    * UI's button to it when the plugin has `customUi`). Resolves with the dialog.
    */
   openSchemaForm(page: Page): Promise<Locator>;
-  /** Clicks the dialog's Save and waits for the UI's answer (sent once config.json is written). */
+  /**
+   * Clicks the dialog's Save, waits for the UI's answer (sent once config.json is written) and
+   * dismisses the UI's follow-up dialog (child bridge, restart), changing nothing.
+   */
   saveSettings(page: Page, dialog: Locator): Promise<void>;
   /** Stops the UI and Homebridge and removes the temporary folder. */
   stop(): Promise<void>;
@@ -341,6 +344,19 @@ export async function startConfigUi(options: ConfigUiOptions = {}): Promise<Conf
       // The UI answers after config.json is written.
       const response = await saved;
       if (!response.ok()) throw new Error(`saving the plugin settings failed: HTTP ${response.status()} ${await response.text()}`);
+      // (`dialog` itself would now find the next dialog: wait for the form to go.)
+      await page.locator('json-schema-form').first().waitFor({ state: 'detached' });
+      // Then the UI offers a follow-up: a child bridge after the first save, a restart after the
+      // others. Dismiss it without accepting, so the next step starts from the plugin list.
+      const next = page.locator('.modal-content');
+      const shown = await next.first().waitFor({ timeout: 5000 }).then(() => true, () => false);
+      if (shown) {
+        // The restart prompt has a Close button; the child bridge offer closes on Escape.
+        const close = next.first().getByRole('button', { name: 'Close', exact: true });
+        if ((await close.count()) > 0) await close.first().click();
+        else await page.keyboard.press('Escape');
+        await next.first().waitFor({ state: 'detached', timeout: 5000 });
+      }
     },
     stop,
   };
