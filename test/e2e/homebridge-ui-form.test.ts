@@ -70,8 +70,12 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
 
   it('saves one camera typed by hand and one admin viewer as exactly one entry each', async () => {
     const dialog = await ui.openSchemaForm(page);
+    const invalid = dialog.locator('.modal-footer .fa-circle-exclamation');
     await dialog.getByLabel('Camera name', { exact: true }).fill('Porch');
+    // A camera with a name but neither an RTSP address nor ONVIF fails the schema, in the UI too.
+    await invalid.waitFor();
     await dialog.getByLabel('RTSP address', { exact: true }).fill(`rtsp://127.0.0.1:${cameraPort}/live1.sdp`);
+    await invalid.waitFor({ state: 'detached' });
     await dialog.getByLabel('Camera user name', { exact: true }).fill('admin');
     await dialog.getByLabel('Camera password', { exact: true }).fill(CAMERA_PASSWORD);
     // The entry is titled with the camera's name as soon as it has one.
@@ -89,7 +93,7 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     await dialog.getByLabel('Password', { exact: true }).fill(VIEWER_PASSWORD);
     await dialog.getByLabel('Administrator', { exact: true }).check();
     await dialog.locator('label.legend', { hasText: /^family$/ }).waitFor();
-    assert.equal(await dialog.locator('.modal-footer .fa-circle-exclamation').count(), 0);
+    await invalid.waitFor({ state: 'detached' });
     // For docs/screenshots/: the viewer, then the camera in the light and the dark theme.
     await page.screenshot({ path: join(ARTIFACTS, 'settings-form-viewer.png') });
     await dialog.locator('label.legend', { hasText: /^Porch$/ }).scrollIntoViewIfNeeded();
