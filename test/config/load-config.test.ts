@@ -97,7 +97,9 @@ describe('loadConfig: cameras', () => {
   it('requires a stream: rtspUrl or onvif.host', () => {
     const result = load({ cameras: [{ name: 'Nothing', audio: false }] });
     assert.equal(result.config.cameras.length, 0);
-    assert.match(errors(result)[0]!, /Camera 'Nothing' \(cameras\[0\]\): it has no stream: set rtspUrl .* or the ONVIF camera address onvif\.host/);
+    assert.deepEqual(errors(result), [
+      "Camera 'Nothing' (cameras[0]): it has no stream: set rtspUrl, the RTSP address (e.g. rtsp://192.168.0.20:554/live1.sdp), or onvif.host, the ONVIF camera address (e.g. 192.168.0.20). This camera is skipped until that is fixed; the other cameras run.",
+    ]);
   });
 
   it('rejects an rtspUrl that does not parse (bad port)', () => {
