@@ -57,6 +57,31 @@ function text(status: number, body: string, headers: Record<string, string> = {}
   return { status, headers: { 'Content-Type': 'text/plain; charset=utf-8', ...headers }, body };
 }
 
+/**
+ * WebRTC media is DTLS-SRTP only: an offer without `a=fingerprint` (session level or in every media
+ * section) cannot complete DTLS, so it would only hold a viewer slot until the connect timeout.
+ * werift accepts such an offer and answers 201, so the check is ours.
+ */
+export function offerHasFingerprint(sdp: string): boolean {
+  const lines = sdp.split(/\r?\n/);
+  const fingerprint = /^a=fingerprint:\S+ [0-9A-Fa-f:]+\s*$/;
+  const firstMedia = lines.findIndex((l) => l.startsWith('m='));
+  const sessionLines = firstMedia < 0 ? lines : lines.slice(0, firstMedia);
+  if (sessionLines.some((l) => fingerprint.test(l))) return true;
+  if (firstMedia < 0) return false;
+  let sectionHas = false;
+  for (let i = firstMedia; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.startsWith('m=')) {
+      if (i !== firstMedia && !sectionHas) return false;
+      sectionHas = false;
+    } else if (fingerprint.test(line)) {
+      sectionHas = true;
+    }
+  }
+  return sectionHas;
+}
+
 function iceUfrag(sdp: string): string | undefined {
   return /^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1];
 }
@@ -109,6 +134,9 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       if (!canWatch(caller.principal, cameraId)) return text(403, 'You may not watch this camera.');
       const main = ctx.registry.get(cameraId);
       if (!main) return text(404, 'There is no camera with this id.');
+      if (!offerHasFingerprint(offer)) {
+        return text(400, 'The SDP offer has no DTLS fingerprint (a=fingerprint); WebRTC media needs DTLS-SRTP.');
+      }
       // A client that offers VP8 but no H.264 (packetization-mode=1) gets the camera's VP8 variant.
       const offered = offeredVideoCodecs(offer);
       const acceptsVp8 = offered.includes('VP8');
