@@ -168,7 +168,10 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       access.onRevoke((predicate, reason) => server.disconnect(predicate, reason));
       const { port, url } = await web.listen();
       if (tls && config.web.tls.redirectHttpPort) {
-        const redirector = createHttpsRedirect({ port: config.web.tls.redirectHttpPort, host: config.web.bind, httpsPort: port, log });
+        const redirector = createHttpsRedirect({
+          port: config.web.tls.redirectHttpPort, host: config.web.bind, httpsPort: port, log,
+          ...(config.web.publicUrl !== undefined ? { publicUrl: config.web.publicUrl } : {}),
+        });
         await redirector.listen();
         redirect = redirector;
       }
