@@ -181,6 +181,9 @@ export async function createAccessControl(options: AccessControlOptions): Promis
   const links = new ShareLinkStore({ dir, key: deriveKey(secret, 'share links'), now, log, maxLinks: options.maxShareLinks ?? 500 });
   await links.load();
   const limiter = new LoginRateLimiter(options.rateLimit, now);
+  // Wrong share-link and bearer tokens count apart from wrong passwords: a stale share link
+  // retried by a family tablet must not lock the family's password sign-ins out of that address.
+  const tokenLimiter = new LoginRateLimiter(options.rateLimit, now);
   const peers = new PeerGuard(options.peers, log);
   const revokeListeners = new Set<RevokeListener>();
   const linkPrincipals = new Map<string, AccessPrincipal>();
@@ -262,7 +265,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
       const ip = clientKey(clientAddress(req));
       const token = /^Bearer +([!-~]{1,256})$/i.exec(authorization.trim())?.[1];
       if (!token) return undefined;
-      const wait = limiter.blockedFor(ip);
+      const wait = tokenLimiter.blockedFor(ip);
       // An upgrade cannot carry a JSON 429; it simply gets 401.
       if (wait > 0) {
         if (req.headers.upgrade) return undefined;
@@ -270,7 +273,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
       }
       const result = links.verify(token);
       if (!result.ok) {
-        limiter.fail(ip);
+        tokenLimiter.fail(ip);
         log.debug(`A bearer token was refused (${result.reason}) from ${ip}`);
         return undefined;
       }
@@ -552,7 +555,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
       auth: 'public',
       handle(ctx) {
         const ip = clientKey(ctx.remoteAddress);
-        const wait = limiter.blockedFor(ip);
+        const wait = tokenLimiter.blockedFor(ip);
         if (wait > 0) {
           const seconds = Math.ceil(wait / 1000);
           sendHtml(ctx, 429, tooManyAttemptsPage(seconds), { 'Retry-After': String(seconds) });
@@ -561,7 +564,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
         const token = ctx.params['token'] ?? '';
         const result = token.length <= MAX_TOKEN_LENGTH ? links.verify(token) : ({ ok: false, reason: 'malformed' } as const);
         if (!result.ok) {
-          limiter.fail(ip);
+          tokenLimiter.fail(ip);
           log.debug(`A share link was refused (${result.reason}) from ${ip}`);
           sendHtml(ctx, 401, linkInvalidPage());
           return;
