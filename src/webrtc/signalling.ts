@@ -12,6 +12,7 @@
 import type { RawData, WebSocket } from 'ws';
 import type { SourceState } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { refusalLog } from '../util/summary-log.js';
 import { publicErrorText } from '../web/camera-status.js';
 import { canWatch } from '../web/principal.js';
 import type { CallerContext, SignallingHandler } from '../web/types.js';
@@ -280,7 +281,7 @@ class SignallingSession {
     if (wantsVariant && acceptsVp8) source = registry.transcoded?.(cameraId) ?? main;
     const release = limits.tryAcquire(cameraId);
     if (!release) {
-      this.log.info(`Camera ${cameraId}: viewer refused, ${limits.count(cameraId)} already watching (limit ${limits.limitFor(cameraId)})`);
+      refusalLog(this.log).note('info', `Camera ${cameraId}: viewers refused at the viewer limit`, `Camera ${cameraId}: viewer refused, ${limits.count(cameraId)} already watching (limit ${limits.limitFor(cameraId)})`);
       this.error('too-many-viewers', `Too many people are watching this camera right now (limit ${limits.limitFor(cameraId)}). Try again later.`);
       return;
     }
@@ -350,7 +351,7 @@ class SignallingSession {
           if (!this.closed) await this.watch(cameraId, videoCodecs, true);
           return;
         }
-        this.log.warn(`Camera ${cameraId}: cannot stream to this viewer: ${error.reason}`);
+        refusalLog(this.log).note('warn', `Camera ${cameraId}: cannot stream to a viewer: ${error.reason}`, `Camera ${cameraId}: cannot stream to this viewer: ${error.reason}`);
         this.error('unsupported-codec', error.message);
         await viewer.close('unsupported-codec', error.reason);
         return;
@@ -381,7 +382,7 @@ class SignallingSession {
     } catch (error) {
       if (viewer.closed) return;
       if (error instanceof UnsupportedCodecError) {
-        this.log.warn(`Camera ${viewer.source.id}: cannot stream to this viewer: ${error.reason}`);
+        refusalLog(this.log).note('warn', `Camera ${viewer.source.id}: cannot stream to a viewer: ${error.reason}`, `Camera ${viewer.source.id}: cannot stream to this viewer: ${error.reason}`);
         this.error('unsupported-codec', error.message);
         await viewer.close('unsupported-codec', error.reason);
         return;

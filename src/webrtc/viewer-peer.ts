@@ -29,6 +29,7 @@ import {
 import { parseH264Sps } from '../media/h264-sps.js';
 import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { refusalLog } from '../util/summary-log.js';
 import type { BroadcastSource } from './broadcast-source.js';
 import { audioCodec, h264Codec, offerVideoCodec, planMedia, UnsupportedCodecError, vp8Codec, type MediaPlan } from './codecs.js';
 import {
@@ -359,7 +360,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.connectTimer = setTimeout(() => {
       this.connectTimer = undefined;
       if (this.phaseValue !== 'connected') {
-        this.log.info(`Camera ${this.source.id}: viewer ${this.id} never connected; released`);
+        refusalLog(this.log).note('info', `Camera ${this.source.id}: viewers that never connected were released`, `Camera ${this.source.id}: viewer ${this.id} never connected; released`);
         void this.close('connect-timeout');
       }
     }, this.opts.connectTimeoutMs);

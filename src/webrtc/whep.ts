@@ -11,6 +11,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { refusalLog } from '../util/summary-log.js';
 import { canWatch } from '../web/principal.js';
 import type { CallerContext, HandlerResponse, WhepHandler } from '../web/types.js';
 import { UnsupportedCodecError } from './codecs.js';
@@ -143,7 +144,7 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       const wantsVariant = acceptsVp8 && !offered.includes('H264');
       const release = ctx.limits.tryAcquire(cameraId);
       if (!release) {
-        log.info(`Camera ${cameraId}: WHEP viewer refused, limit ${ctx.limits.limitFor(cameraId)} reached`);
+        refusalLog(log).note('info', `Camera ${cameraId}: WHEP viewers refused at the viewer limit`, `Camera ${cameraId}: WHEP viewer refused, limit ${ctx.limits.limitFor(cameraId)} reached`);
         return text(503, 'Too many people are watching this camera right now.', { 'Retry-After': '30' });
       }
       const sessionId = randomUUID();
@@ -188,7 +189,7 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       }
       if ('refusal' in result) {
         releaseOnce();
-        log.warn(`Camera ${cameraId}: cannot stream to WHEP client: ${result.refusal.reason}`);
+        refusalLog(log).note('warn', `Camera ${cameraId}: cannot stream to a WHEP client: ${result.refusal.reason}`, `Camera ${cameraId}: cannot stream to WHEP client: ${result.refusal.reason}`);
         return text(406, result.refusal.message);
       }
       if (!('viewer' in result)) {

@@ -18,6 +18,7 @@
 import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { silentLogger, type Logger } from '../../util/logger.js';
+import { refusalLog } from '../../util/summary-log.js';
 import { HttpError, isCameraId, mediaType } from '../http-util.js';
 import type { Authorize, Principal, RouteContext, SignallingHandler, WebRoute, WhepHandler } from '../types.js';
 import { AccountStore, LoginBusyError, MAX_PASSWORD_LENGTH, MAX_USERNAME_LENGTH, type ViewerAccountConfig } from './accounts.js';
@@ -448,7 +449,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
         if (!account) {
           // Never the typed name when it is not an account: it may be a password typed in the wrong field.
           const who = accounts.get(username) ? `'${username}'` : 'an unknown user name';
-          log.warn(`Sign-in failed for ${who} from ${ip}`);
+          refusalLog(log).note('warn', `Sign-in failed from ${ip}`, `Sign-in failed for ${who} from ${ip}`);
           return fail(401, 'unauthorized', 'Wrong user name or password.');
         }
         // A fresh id at every sign-in (no session fixation); the old session, if any, ends.
