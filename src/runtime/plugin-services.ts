@@ -30,7 +30,10 @@ export interface SharedServices {
   stop(): Promise<void>;
   addCamera(camera: RegisteredCamera): void;
   removeCamera(id: string): void;
-  /** rtsp://127.0.0.1:<port>/<id>: the only URL the plugin's ffmpeg processes ever read. */
+  /**
+   * rtsp://127.0.0.1:<port>/<token>/<id>: the only URL the plugin's ffmpeg processes ever read.
+   * Each call issues a fresh single-use token: call it once per process start.
+   */
   restreamUrl(id: string): string;
   /** The web server's snapshot seam; the HomeKit snapshot service fills it so tiles and Home share one mechanism. */
   setSnapshotProvider(provider: SnapshotProvider): void;
@@ -66,7 +69,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     ffmpeg: context.ffmpeg,
     restreamUrl: (id) => {
       if (!restream) throw new Error('the re-stream server is not running');
-      return restream.url(id);
+      return restream.issueUrl(id);
     },
     log,
     debug: config.ffmpeg.debug,
@@ -117,7 +120,11 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         getSource: (id) => cameras.get(id)?.source,
         port: config.restream.port,
         lanAccess: config.restream.lanAccess,
-        ...(config.restream.lanAccess && config.restream.username && config.restream.password
+        // Loopback is not trusted either: the plugin's own ffmpeg processes get single-use tokens
+        // (restreamUrl), and anything else (an NVR, VLC, another local user) the configured
+        // credentials, which are then required whether or not lanAccess is on.
+        requireAuthOnLoopback: true,
+        ...(config.restream.username && config.restream.password
           ? { credentials: { username: config.restream.username, password: config.restream.password } } : {}),
         log,
       });
@@ -203,7 +210,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     },
     restreamUrl(id) {
       if (!restream) throw new Error('the re-stream server is not running');
-      return restream.url(id);
+      return restream.issueUrl(id);
     },
     setSnapshotProvider(provider) {
       snapshots = provider;
