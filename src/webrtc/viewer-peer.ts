@@ -64,7 +64,7 @@ export interface ViewerPeerOptions {
   logger?: Logger;
   /** Shown in logs and stats; random when absent. */
   id?: string;
-  /** A peer that has not connected this long after the offer/answer is reaped (default 20 s). */
+  /** A peer that has not connected this long after the offer/answer is reaped (default `CONNECT_TIMEOUT_MS`). */
   connectTimeoutMs?: number;
   /** A peer that stays `disconnected` this long is released (default 8 s). */
   disconnectGraceMs?: number;
@@ -139,8 +139,16 @@ interface ViewerPeerEvents {
   closed: [ViewerCloseReason, string | undefined];
 }
 
+/**
+ * ICE and DTLS finish in well under a second on a LAN and in a second or two through TURN; an
+ * unconnected viewer holds one of the camera's few slots, and offers that never connect are free
+ * to send, so they are reaped after a few seconds rather than the 20 s this once was. The page
+ * simply retries a viewer that was reaped.
+ */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
 const DEFAULTS = {
-  connectTimeoutMs: 20_000,
+  connectTimeoutMs: CONNECT_TIMEOUT_MS,
   disconnectGraceMs: 8_000,
   silenceTimeoutMs: 10_000,
   keyframeRequestIntervalMs: 1_000,

@@ -142,7 +142,12 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       const offered = offeredVideoCodecs(offer);
       const acceptsVp8 = offered.includes('VP8');
       const wantsVariant = acceptsVp8 && !offered.includes('H264');
-      const release = ctx.limits.tryAcquire(cameraId);
+      const admission = ctx.limits.admit(cameraId, { principal: caller.principal.name, address: caller.remoteAddress });
+      if ('refused' in admission && admission.refused === 'too-many-pending') {
+        refusalLog(log).note('info', 'WHEP viewers refused: too many still connecting from one user or address', `Camera ${cameraId}: WHEP viewer refused, '${caller.principal.name}' or its address has too many viewers still connecting`);
+        return text(429, 'Several of your camera views are still connecting. Wait a few seconds and try again.', { 'Retry-After': '5' });
+      }
+      const release = 'slot' in admission ? admission.slot : undefined;
       if (!release) {
         refusalLog(log).note('info', `Camera ${cameraId}: WHEP viewers refused at the viewer limit`, `Camera ${cameraId}: WHEP viewer refused, limit ${ctx.limits.limitFor(cameraId)} reached`);
         return text(503, 'Too many people are watching this camera right now.', { 'Retry-After': '30' });
@@ -198,6 +203,7 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       }
       const { viewer, answer } = result;
       viewer.once('closed', releaseOnce);
+      viewer.once('connected', () => release.connected());
       if (viewer.closed) {
         releaseOnce();
         return text(503, 'The stream ended while it was being set up.');
