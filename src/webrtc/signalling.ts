@@ -296,7 +296,13 @@ class SignallingSession {
     }
     let viewer: ViewerPeer;
     try {
-      viewer = new ViewerPeer({ ...this.ctx.viewerOptions, source, ice: this.ctx.ice ?? DEFAULT_ICE_SETTINGS, logger: this.log });
+      viewer = new ViewerPeer({
+        ...this.ctx.viewerOptions,
+        source,
+        ice: this.ctx.ice ?? DEFAULT_ICE_SETTINGS,
+        logger: this.log,
+        ...(this.ctx.remoteAddress !== undefined ? { remoteAddress: this.ctx.remoteAddress } : {}),
+      });
     } catch (error) {
       release();
       this.log.error(`Camera ${cameraId}: cannot start a viewer: ${error instanceof Error ? error.message : String(error)}`);

@@ -30,6 +30,7 @@ import { parseH264Sps } from '../media/h264-sps.js';
 import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { refusalLog } from '../util/summary-log.js';
+import { RemoteCandidateFilter } from './remote-candidates.js';
 import type { BroadcastSource } from './broadcast-source.js';
 import { audioCodec, h264Codec, offerVideoCodec, planMedia, UnsupportedCodecError, vp8Codec, type MediaPlan } from './codecs.js';
 import {
@@ -64,6 +65,11 @@ export interface ViewerPeerOptions {
   logger?: Logger;
   /** Shown in logs and stats; random when absent. */
   id?: string;
+  /**
+   * The address the viewer's HTTP/WebSocket connection came from: its remote ICE candidates may
+   * name that address even when it is loopback or one of the server's own (remote-candidates.ts).
+   */
+  remoteAddress?: string;
   /** A peer that has not connected this long after the offer/answer is reaped (default `CONNECT_TIMEOUT_MS`). */
   connectTimeoutMs?: number;
   /** A peer that stays `disconnected` this long is released (default 8 s). */
@@ -181,6 +187,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   private readonly ice: IceSettings;
   private readonly opts: typeof DEFAULTS & { sendPath: 'direct' | 'werift'; congestionProbe: (() => number) | undefined };
   private phaseValue: ViewerPhase = 'new';
+  private readonly remoteCandidates: RemoteCandidateFilter;
   private pcValue: RTCPeerConnection | undefined;
   private plan: MediaPlan | undefined;
   private videoTransceiver: RTCRtpTransceiver | undefined;
@@ -212,6 +219,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   constructor(options: ViewerPeerOptions) {
     super();
     this.id = options.id ?? randomUUID();
+    this.remoteCandidates = new RemoteCandidateFilter(options.remoteAddress);
     this.source = options.source;
     this.log = options.logger ?? silentLogger;
     this.ice = options.ice ?? DEFAULT_ICE_SETTINGS;
@@ -409,7 +417,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       );
     }
     this.mark('answer');
-    await pc.setRemoteDescription({ type: 'answer', sdp });
+    await pc.setRemoteDescription({ type: 'answer', sdp: this.remoteCandidates.filterSdp(sdp) });
   }
 
   /**
@@ -433,7 +441,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     const chosen = filtered.h264;
     const videoCodec = plan.video && chosen ? (vp8 ? vp8Codec(chosen.payloadType) : h264Codec(chosen.payloadType, chosen.fmtp)) : undefined;
     const pc = this.newPeerConnection(videoCodec);
-    await pc.setRemoteDescription({ type: 'offer', sdp: filtered.sdp });
+    await pc.setRemoteDescription({ type: 'offer', sdp: this.remoteCandidates.filterSdp(filtered.sdp) });
     this.assertOpen();
     const stream = new MediaStream({ id: `camera-${this.source.id}` });
     for (const transceiver of pc.getTransceivers()) {
@@ -487,6 +495,11 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     if (!pc || this.closed) return;
     if (candidate === null || candidate.candidate === '') {
       await pc.addIceCandidate(null);
+      return;
+    }
+    const verdict = this.remoteCandidates.admit(candidate.candidate);
+    if (!verdict.ok) {
+      this.log.debug(`Camera ${this.source.id}, viewer ${this.id}: remote candidate ignored (${verdict.reason})`);
       return;
     }
     await pc.addIceCandidate({

@@ -161,7 +161,7 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       };
       /** A viewer of `source` answering the offer: the answer, or the HTTP error to send. */
       const attempt = async (source: BroadcastSource): Promise<{ viewer: ViewerPeer; answer: string } | { refusal: UnsupportedCodecError } | HandlerResponse> => {
-        const viewer = new ViewerPeer({ ...ctx.viewerOptions, source, ice: ctx.ice ?? DEFAULT_ICE_SETTINGS, logger: log });
+        const viewer = new ViewerPeer({ ...ctx.viewerOptions, source, ice: ctx.ice ?? DEFAULT_ICE_SETTINGS, logger: log, remoteAddress: caller.remoteAddress });
         viewer.once('closed', () => sessions.delete(sessionId));
         ctx.onViewer?.(viewer);
         try {
