@@ -3,13 +3,15 @@
  * STUN binding requests to that address and port, so without a filter a visitor chooses where the
  * server sends packets: to a service on the server's own loopback, to link-local or multicast
  * addresses, or to the server's other interfaces. Refused, unless the viewer itself connects from
- * that very address (the demo on 127.0.0.1, a browser on the Homebridge computer):
+ * that very address, or over loopback for loopback and this machine's addresses (the demo on
+ * 127.0.0.1, a browser on the Homebridge computer):
  * loopback, link-local, multicast, unspecified and broadcast addresses, host names other than
  * mDNS `.local` names, and the server's own interface addresses. Ordinary unicast addresses pass
  * (LAN viewers and NAT'd peers need them). At most `MAX_REMOTE_CANDIDATES` distinct candidates per
  * viewer are passed on, so one viewer cannot make the server probe a list of addresses.
  *
- * What remains: a `.local` name is resolved by werift over mDNS, and whoever answers on the LAN
+ * What remains: a reverse proxy on this machine that is not listed as trusted makes every viewer
+ * look local, so set `web.trustedProxies`; a `.local` name is resolved by werift over mDNS, and whoever answers on the LAN
  * chooses the address; ordinary unicast LAN addresses stay reachable for checks (up to the cap).
  */
 import { isIPv4, isIPv6 } from 'node:net';
@@ -92,6 +94,9 @@ export function judgeCandidate(candidate: string, viewerAddress: string | undefi
   const viewer = viewerAddress !== undefined ? normalise(viewerAddress) : undefined;
   if (viewer !== undefined && address === viewer) return { ok: true, key };
   const kind = specialAddressKind(address);
+  // A viewer connecting over loopback runs on this machine: this machine's addresses are its own
+  // too (Firefox and aiortc gather no loopback candidates and offer the LAN address instead).
+  if (viewer !== undefined && specialAddressKind(viewer) === 'loopback' && (kind === 'loopback' || own.has(address))) return { ok: true, key };
   if (kind) return { ok: false, reason: kind };
   if (own.has(address)) return { ok: false, reason: "the server's own address" };
   return { ok: true, key };

@@ -109,6 +109,8 @@ describe('remote ICE candidates', () => {
       assert.equal(judgeCandidate(line(address), ELSEWHERE, own).ok, true, address);
     }
     assert.equal(judgeCandidate(line('127.0.0.1'), '127.0.0.1', own).ok, true, 'a viewer on this machine names its own address');
+    assert.equal(judgeCandidate(line('192.168.1.5'), '127.0.0.1', own).ok, true, 'a viewer on this machine offers its LAN address (Firefox)');
+    assert.equal(judgeCandidate(line('169.254.1.1'), '127.0.0.1', own).ok, false);
     assert.equal(judgeCandidate(line('192.168.1.5'), '::ffff:192.168.1.5', own).ok, true);
     assert.equal(judgeCandidate(line('127.0.0.1'), undefined, own).ok, false, 'unknown viewer address: nothing special passes');
     const filter = new RemoteCandidateFilter(ELSEWHERE);
