@@ -155,6 +155,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         registry,
         allowedOrigins: browserOrigins(config.web),
         clientAddress,
+        trustedProxies: config.web.trustedProxies,
         authorize: access.authorize,
         loginPath: access.loginPath,
         routes: [...access.routes, discovery.route, metricsRoute],
