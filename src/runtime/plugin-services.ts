@@ -50,14 +50,23 @@ export function iceSettingsFrom(config: PluginConfig): IceSettings {
     iceServers: servers,
     ...(config.ice.udpPortMin !== undefined && config.ice.udpPortMax !== undefined ? { portRange: [config.ice.udpPortMin, config.ice.udpPortMax] as [number, number] } : {}),
     ...(config.ice.announcedAddresses.length ? { announcedAddresses: config.ice.announcedAddresses } : {}),
-    // A web server bound to loopback (the demo) has viewers on loopback only: gather there too.
-    ...(isLoopback(config.web.bind) ? { additionalHostAddresses: ['127.0.0.1'] } : {}),
+    // A web server bound to loopback (the demo) has viewers on this machine only: its ICE sockets
+    // bind to loopback too, so no UDP port opens on the LAN and no LAN address is offered.
+    ...(isLoopback(config.web.bind) ? loopbackIce(config.web.bind) : {}),
     useTcp: config.ice.iceTcp,
   };
 }
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+function loopbackIce(bind: string): Pick<IceSettings, 'additionalHostAddresses' | 'interfaceAddresses' | 'useIpv6' | 'onlyHostAddresses'> {
+  if (bind === '::1') {
+    return { additionalHostAddresses: ['::1', '127.0.0.1'], interfaceAddresses: { udp4: '127.0.0.1', udp6: '::1' }, onlyHostAddresses: ['::1', '127.0.0.1'] };
+  }
+  const address = bind === 'localhost' ? '127.0.0.1' : bind;
+  return { additionalHostAddresses: [address], interfaceAddresses: { udp4: address }, useIpv6: false, onlyHostAddresses: [address] };
 }
 
 export function createSharedServices(context: RuntimeContext): SharedServices {

@@ -36,6 +36,8 @@ import { audioCodec, h264Codec, offerVideoCodec, planMedia, UnsupportedCodecErro
 import {
   announceCandidates,
   announceInSdp,
+  localCandidateAllowed,
+  restrictSdpCandidates,
   DEFAULT_ICE_SETTINGS,
   icePeerConfig,
   resolveAnnouncedAddresses,
@@ -400,7 +402,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.assertOpen();
     this.mark('offer');
     this.startConnectTimer();
-    return announceInSdp(pc.localDescription?.sdp ?? offer.sdp, this.announced);
+    return restrictSdpCandidates(announceInSdp(pc.localDescription?.sdp ?? offer.sdp, this.announced), this.ice);
   }
 
   /** The browser's answer to `createOffer`. Throws `UnsupportedCodecError` when it refused the video. */
@@ -464,7 +466,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.startConnectTimer();
     await this.waitForGathering(pc, gatherTimeoutMs);
     this.assertOpen();
-    return announceInSdp(pc.localDescription?.sdp ?? answer.sdp, this.announced);
+    return restrictSdpCandidates(announceInSdp(pc.localDescription?.sdp ?? answer.sdp, this.announced), this.ice);
   }
 
   private async resolveAnnounced(): Promise<void> {
@@ -515,6 +517,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       this.emit('candidate', null);
       return;
     }
+    if (!localCandidateAllowed(candidate.candidate, this.ice)) return;
     const json: IceCandidateJson = {
       candidate: candidate.candidate,
       sdpMid: candidate.sdpMid ?? null,
