@@ -86,6 +86,7 @@ async function runServer(path: 'direct' | 'werift'): Promise<void> {
     handleSignallingSocket(ws, {
       registry: { get: (id) => (id === 'cam' ? source : undefined), list: () => [source] },
       principal: { name: 'bench', cameras: 'all', admin: false },
+      remoteAddress: '127.0.0.1',
       ice: LOOPBACK_ICE_SETTINGS,
       logger: silentLogger,
       limits,

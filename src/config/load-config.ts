@@ -1,3 +1,4 @@
+import { parseRtspUrl, type RtspTarget } from '../rtsp/url.js';
 import { parseAddressRanges } from '../util/address-ranges.js';
 import { cameraIdFromName } from './camera-id.js';
 import { describeErrors, formatPath, printableUrl } from './errors.js';
@@ -472,33 +473,41 @@ function capitalise(text: string): string {
 
 /**
  * The camera URL with the separate user name/password fields merged in (the fields win, since they
- * are what the user typed last in the form). `new URL` percent-encodes them, so a password with '@'
- * or ':' survives the trip.
+ * are what the user typed last in the form). The text is split by `parseRtspUrl` first, the same
+ * reader the RTSP client uses: a raw '#', '?', '@' or ':' typed into a password is common, and
+ * `new URL` alone either refuses it or, worse, reads part of the password as the host. The result
+ * carries the credentials percent-encoded (the URL setters encode '#', '?', '@', ':', '/'), which
+ * `parseRtspUrl` decodes again.
  */
 function rtspUrlWithCredentials(raw: RawCamera, problems: string[], warnings: string[]): string | undefined {
   const text = raw.rtspUrl ?? '';
-  let url: URL;
+  let target: RtspTarget;
   try {
-    url = new URL(text);
-  } catch {
-    problems.push(`rtspUrl is not a valid address (it is "${printableUrl(text)}"); check the port number and the characters — e.g. rtsp://user:pass@192.168.0.20:554/live1.sdp`);
+    target = parseRtspUrl(text);
+  } catch (error) {
+    if (error instanceof Error && error.message === 'URL without a host') {
+      problems.push('rtspUrl has no camera address after rtsp:// — e.g. rtsp://192.168.0.20:554/live1.sdp');
+    } else {
+      problems.push(`rtspUrl is not a valid address (it is "${printableUrl(text)}"); check the port number and the characters — e.g. rtsp://user:pass@192.168.0.20:554/live1.sdp`);
+    }
     return undefined;
   }
-  if (!url.hostname) {
-    problems.push('rtspUrl has no camera address after rtsp:// — e.g. rtsp://192.168.0.20:554/live1.sdp');
-    return undefined;
-  }
+  const url = new URL(target.url);
+  let username = target.username ?? '';
+  let password = target.password ?? '';
   if (raw.username !== undefined) {
-    if (url.username || url.password) warnings.push('the user name and password fields replace the log-in written in rtspUrl');
-    url.username = raw.username;
-    url.password = raw.password ?? '';
+    if (username || password) warnings.push('the user name and password fields replace the log-in written in rtspUrl');
+    username = raw.username;
+    password = raw.password ?? '';
   } else if (raw.password !== undefined) {
-    if (url.username) {
-      url.password = raw.password;
+    if (username) {
+      password = raw.password;
     } else {
       warnings.push('a password is set without a user name; set "username" too, or the camera will not accept it');
     }
   }
+  url.username = encodeURIComponent(username);
+  url.password = encodeURIComponent(password);
   return url.toString();
 }
 

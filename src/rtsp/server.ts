@@ -8,12 +8,21 @@
  * LAN (for an NVR) is opt-in and then requires Digest credentials; Basic is refused from the LAN.
  * Every input is bounded (connections, sessions, header and body sizes, request and session
  * timeouts) and malformed requests get a 4xx answer, never a crash.
+ *
+ * With `requireAuthOnLoopback` (what the plugin runs) loopback is not trusted either: any local
+ * process or container on host networking could otherwise read every camera. The plugin's own
+ * ffmpeg processes then read a URL from `issueUrl`, whose first path segment is a random token
+ * valid for one connection and a few seconds: it is on ffmpeg's command line (visible in `ps`), so
+ * it is consumed by the first connection that presents it and useless afterwards. Everyone else
+ * needs the configured Digest credentials (Basic too, on loopback).
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, isIPv6, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { RemoteInfo } from 'node:dgram';
 import type { FrameSink, MediaFrame, TrackDescription } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { redactUrl } from '../util/redact.js';
+import { refusalLog } from '../util/summary-log.js';
 import { RtspDigestAuthenticator, type RestreamCredentials } from './server-auth.js';
 import { RtspRequestParser, type RtspRequest } from './server-parser.js';
 import { buildSdp, parameterSetsFromTrack, parameterSetsFromUnits, planTracks, type ParameterSets, type ServedTrack } from './server-sdp.js';
@@ -85,7 +94,10 @@ export interface RestreamServerOptions {
   lanAccess?: boolean;
   /** Required from LAN clients (Digest only); from loopback clients only with `requireAuthOnLoopback`. */
   credentials?: RestreamCredentials;
+  /** Loopback clients need a token from `issueUrl` or the credentials too (without credentials: a token). */
   requireAuthOnLoopback?: boolean;
+  /** How long an issued token waits for its connection (default `TOKEN_TTL_MS`). */
+  tokenTtlMs?: number;
   /** Offer UDP transport (default true); TCP interleaved is always offered. */
   udp?: boolean;
   limits?: Partial<RestreamLimits>;
@@ -102,9 +114,23 @@ export interface RestreamServer {
   readonly port: number;
   /** The URL a local consumer (the plugin's ffmpeg) reads a camera from; credentials only when asked. */
   url(cameraId: string, options?: { withCredentials?: boolean }): string;
+  /**
+   * A loopback URL for one of the plugin's own processes: it carries a fresh single-use token, so
+   * it works for exactly one connection, opened within `tokenTtlMs`. Call it per process start.
+   */
+  issueUrl(cameraId: string): string;
   stats(): RestreamStats;
   close(): Promise<void>;
 }
+
+/**
+ * A token only has to survive from ffmpeg's spawn to its first request (well under a second, a few
+ * seconds on a loaded Raspberry Pi); the first connection that presents it consumes it, so the TTL
+ * only bounds tokens of processes that never connected.
+ */
+export const TOKEN_TTL_MS = 10_000;
+const MAX_TOKENS = 256;
+const TOKEN_SEGMENT = /^tk_[A-Za-z0-9_-]{22}$/;
 
 const PUBLIC_METHODS = 'OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER';
 const SERVER_NAME = 'homebridge-webrtc-cameras';
@@ -135,6 +161,8 @@ export async function createRestreamServer(options: RestreamServerOptions): Prom
 /** Where a request points: a camera, and a track when the URL ends in `trackID=N`. */
 interface Target {
   cameraId: string;
+  /** The single-use token segment in front of the camera id, if any. */
+  token?: string;
   trackId?: number;
   /** The request URL without credentials, query or trailing slash, for Content-Base. */
   base: string;
@@ -201,6 +229,7 @@ class RestreamServerImpl implements RestreamServer {
   readonly auth: RtspDigestAuthenticator | undefined;
   private readonly net: Server;
   private readonly connections = new Set<ClientConnection>();
+  private readonly tokens = new Map<string, { cameraId: string; expiresAt: number }>();
   private udp: UdpPair | undefined;
   private reaper: NodeJS.Timeout | undefined;
   private boundPort = 0;
@@ -252,6 +281,25 @@ class RestreamServerImpl implements RestreamServer {
       ? `${encodeURIComponent(this.options.credentials.username)}:${encodeURIComponent(this.options.credentials.password)}@`
       : '';
     return `rtsp://${credentials}${formatHost(host)}:${this.boundPort}/${encodeURIComponent(cameraId)}`;
+  }
+
+  issueUrl(cameraId: string): string {
+    const now = performance.now();
+    for (const [token, entry] of this.tokens) if (entry.expiresAt <= now) this.tokens.delete(token);
+    // Bounded: the oldest unused token goes first (a process that never connected).
+    while (this.tokens.size >= MAX_TOKENS) this.tokens.delete(this.tokens.keys().next().value!);
+    const token = `tk_${randomBytes(16).toString('base64url')}`;
+    this.tokens.set(token, { cameraId, expiresAt: now + (this.options.tokenTtlMs ?? TOKEN_TTL_MS) });
+    const host = this.lanAccess || this.host === '0.0.0.0' ? '127.0.0.1' : this.host === '::' ? '::1' : this.host;
+    return `rtsp://${formatHost(host)}:${this.boundPort}/${token}/${encodeURIComponent(cameraId)}`;
+  }
+
+  /** Consumes `token` when it is live and names `cameraId`; true when the connection may proceed. */
+  redeem(token: string, cameraId: string): boolean {
+    const entry = this.tokens.get(token);
+    if (!entry) return false;
+    this.tokens.delete(token);
+    return entry.expiresAt > performance.now() && entry.cameraId === cameraId;
   }
 
   stats(): RestreamStats {
@@ -328,6 +376,8 @@ class ClientConnection {
   private partialSince: number | undefined;
   private closed = false;
   private authWarned = false;
+  /** The camera a single-use token opened this connection for; it may read only that camera. */
+  private tokenCamera: string | undefined;
 
   constructor(private readonly server: RestreamServerImpl, private readonly socket: Socket) {
     this.remoteAddress = normalizeAddress(socket.remoteAddress ?? '');
@@ -460,9 +510,30 @@ class ClientConnection {
 
   /** Answers 401 and returns false unless the request may proceed. */
   private authorize(request: RtspRequest): boolean {
+    const target = tryParseTarget(request.uri);
+    if (this.tokenCamera !== undefined) {
+      // Opened by a token: this connection reads its own camera and nothing else.
+      if (!target || target.cameraId === this.tokenCamera) return true;
+      this.reply(request, 403, []);
+      return false;
+    }
+    if (target?.token !== undefined) {
+      if (this.server.redeem(target.token, target.cameraId)) {
+        this.tokenCamera = target.cameraId;
+        return true;
+      }
+      refusalLog(this.log).note('warn', 're-stream: clients with an unknown, used or expired token refused', `re-stream client ${this.remote} gave an unknown, used or expired token`);
+      this.reply(request, 401, []);
+      return false;
+    }
     const auth = this.server.auth;
-    if (!auth) return true;
-    if (this.loopback && !this.server.options.requireAuthOnLoopback) return true;
+    const requireAuth = !this.loopback || this.server.options.requireAuthOnLoopback === true;
+    if (!requireAuth) return true;
+    if (!auth) {
+      refusalLog(this.log).note('warn', 're-stream: clients without a token refused', `re-stream client ${this.remote} refused: set restream.username and restream.password for programs other than the plugin`);
+      this.reply(request, 401, []);
+      return false;
+    }
     // Basic sends the password in clear: acceptable on loopback, never across the LAN.
     const allowBasic = this.loopback;
     const result = auth.check(request.method, request.uri, request.headers.get('authorization'), { allowBasic });
@@ -752,6 +823,7 @@ function parseTarget(uri: string): Target {
     throw new HttpishError(400, 'Malformed URL');
   }
   const segments = path.split('/').filter((s) => s.length > 0);
+  const token = segments.length > 1 && TOKEN_SEGMENT.test(segments[0]!) ? segments.shift() : undefined;
   let trackId: number | undefined;
   const last = segments[segments.length - 1];
   const track = last !== undefined ? /^trackID=(\d{1,3})$/i.exec(last) : null;
@@ -768,7 +840,16 @@ function parseTarget(uri: string): Target {
     throw new HttpishError(400, 'Malformed URL');
   }
   if (cameraId.length === 0) throw new HttpishError(404, 'No camera in the URL');
-  return trackId === undefined ? { cameraId, base } : { cameraId, trackId, base };
+  return { cameraId, base, ...(trackId !== undefined ? { trackId } : {}), ...(token !== undefined ? { token } : {}) };
+}
+
+/** `parseTarget` for the auth check, which also sees `*` and other camera-less URLs. */
+function tryParseTarget(uri: string): Target | undefined {
+  try {
+    return parseTarget(uri);
+  } catch {
+    return undefined;
+  }
 }
 
 type TransportChoice = { type: 'tcp'; channels?: [number, number] } | { type: 'udp'; ports: [number, number] };

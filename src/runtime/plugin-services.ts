@@ -30,7 +30,10 @@ export interface SharedServices {
   stop(): Promise<void>;
   addCamera(camera: RegisteredCamera): void;
   removeCamera(id: string): void;
-  /** rtsp://127.0.0.1:<port>/<id>: the only URL the plugin's ffmpeg processes ever read. */
+  /**
+   * rtsp://127.0.0.1:<port>/<token>/<id>: the only URL the plugin's ffmpeg processes ever read.
+   * Each call issues a fresh single-use token: call it once per process start.
+   */
   restreamUrl(id: string): string;
   /** The web server's snapshot seam; the HomeKit snapshot service fills it so tiles and Home share one mechanism. */
   setSnapshotProvider(provider: SnapshotProvider): void;
@@ -47,14 +50,23 @@ export function iceSettingsFrom(config: PluginConfig): IceSettings {
     iceServers: servers,
     ...(config.ice.udpPortMin !== undefined && config.ice.udpPortMax !== undefined ? { portRange: [config.ice.udpPortMin, config.ice.udpPortMax] as [number, number] } : {}),
     ...(config.ice.announcedAddresses.length ? { announcedAddresses: config.ice.announcedAddresses } : {}),
-    // A web server bound to loopback (the demo) has viewers on loopback only: gather there too.
-    ...(isLoopback(config.web.bind) ? { additionalHostAddresses: ['127.0.0.1'] } : {}),
+    // A web server bound to loopback (the demo) has viewers on this machine only: its ICE sockets
+    // bind to loopback too, so no UDP port opens on the LAN and no LAN address is offered.
+    ...(isLoopback(config.web.bind) ? loopbackIce(config.web.bind) : {}),
     useTcp: config.ice.iceTcp,
   };
 }
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+function loopbackIce(bind: string): Pick<IceSettings, 'additionalHostAddresses' | 'interfaceAddresses' | 'useIpv6' | 'onlyHostAddresses'> {
+  if (bind === '::1') {
+    return { additionalHostAddresses: ['::1', '127.0.0.1'], interfaceAddresses: { udp4: '127.0.0.1', udp6: '::1' }, onlyHostAddresses: ['::1', '127.0.0.1'] };
+  }
+  const address = bind === 'localhost' ? '127.0.0.1' : bind;
+  return { additionalHostAddresses: [address], interfaceAddresses: { udp4: address }, useIpv6: false, onlyHostAddresses: [address] };
 }
 
 export function createSharedServices(context: RuntimeContext): SharedServices {
@@ -66,7 +78,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     ffmpeg: context.ffmpeg,
     restreamUrl: (id) => {
       if (!restream) throw new Error('the re-stream server is not running');
-      return restream.url(id);
+      return restream.issueUrl(id);
     },
     log,
     debug: config.ffmpeg.debug,
@@ -117,7 +129,11 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         getSource: (id) => cameras.get(id)?.source,
         port: config.restream.port,
         lanAccess: config.restream.lanAccess,
-        ...(config.restream.lanAccess && config.restream.username && config.restream.password
+        // Loopback is not trusted either: the plugin's own ffmpeg processes get single-use tokens
+        // (restreamUrl), and anything else (an NVR, VLC, another local user) the configured
+        // credentials, which are then required whether or not lanAccess is on.
+        requireAuthOnLoopback: true,
+        ...(config.restream.username && config.restream.password
           ? { credentials: { username: config.restream.username, password: config.restream.password } } : {}),
         log,
       });
@@ -148,6 +164,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         registry,
         allowedOrigins: browserOrigins(config.web),
         clientAddress,
+        trustedProxies: config.web.trustedProxies,
         authorize: access.authorize,
         loginPath: access.loginPath,
         routes: [...access.routes, discovery.route, metricsRoute],
@@ -168,7 +185,10 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       access.onRevoke((predicate, reason) => server.disconnect(predicate, reason));
       const { port, url } = await web.listen();
       if (tls && config.web.tls.redirectHttpPort) {
-        const redirector = createHttpsRedirect({ port: config.web.tls.redirectHttpPort, host: config.web.bind, httpsPort: port, log });
+        const redirector = createHttpsRedirect({
+          port: config.web.tls.redirectHttpPort, host: config.web.bind, httpsPort: port, log,
+          ...(config.web.publicUrl !== undefined ? { publicUrl: config.web.publicUrl } : {}),
+        });
         await redirector.listen();
         redirect = redirector;
       }
@@ -200,7 +220,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     },
     restreamUrl(id) {
       if (!restream) throw new Error('the re-stream server is not running');
-      return restream.url(id);
+      return restream.issueUrl(id);
     },
     setSnapshotProvider(provider) {
       snapshots = provider;

@@ -47,7 +47,7 @@ export class TranscodedVariants {
       upstream: vp8VariantUpstream({
         ffmpegPath: ffmpeg.path,
         ffmpegVersion: ffmpeg.version,
-        inputUrl: this.options.restreamUrl(camera.id),
+        inputUrl: () => this.options.restreamUrl(camera.id),
         input: camera.source,
         withAudio: ffmpeg.has.libopus,
         log,

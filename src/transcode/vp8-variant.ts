@@ -29,8 +29,8 @@ export interface Vp8VariantOptions {
   ffmpegPath: string;
   /** Its version, for flags that were renamed. */
   ffmpegVersion?: string;
-  /** The camera's loopback re-stream URL. */
-  inputUrl: string;
+  /** The camera's loopback re-stream URL, or a function issuing one (with a fresh token) per ffmpeg start. */
+  inputUrl: string | (() => string);
   /** The camera's own Source: its tracks say whether there is audio to encode. */
   input: VariantInput;
   /** False when this ffmpeg has no libopus: video only. */
@@ -123,7 +123,8 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
     const process = new FfmpegProcess({
       ffmpegPath: options.ffmpegPath,
       args: vp8VariantArgs({
-        inputUrl: options.inputUrl,
+        // A function gives each ffmpeg start its own single-use re-stream token.
+        inputUrl: typeof options.inputUrl === 'function' ? options.inputUrl() : options.inputUrl,
         videoPort: ports[0]!,
         ...(withAudio ? { audioPort: ports[1]! } : {}),
         maxWidth,

@@ -8,13 +8,19 @@
 // (rtsp://u:p@ss@host/) must be masked whole, not cut at its first '@'.
 const URL_WITH_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#]*)@/gi;
 
-/** rtsp://user:pass@host/path -> rtsp://user:***@host/path (the user name stays; it helps debugging). */
+// The re-stream's single-use access tokens (src/rtsp/server.ts `issueUrl`), a path segment.
+const RESTREAM_TOKEN = /\btk_[A-Za-z0-9_-]{22}(?![A-Za-z0-9_-])/g;
+
+/**
+ * rtsp://user:pass@host/path -> rtsp://user:***@host/path (the user name stays; it helps debugging),
+ * and a re-stream token in the path becomes tk_***.
+ */
 export function redactUrl(url: string): string {
   return url.replace(URL_WITH_USERINFO, (_all, scheme: string, userinfo: string) => {
     const colon = userinfo.indexOf(':');
     const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo;
     return `${scheme}${user}:***@`;
-  });
+  }).replace(RESTREAM_TOKEN, 'tk_***');
 }
 
 /** Redacts URLs with credentials and every literal secret given, wherever they appear in `text`. */

@@ -5,12 +5,15 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { parseAddressRanges } from '../util/address-ranges.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import { apiRoutes } from './api-routes.js';
+import { ConnectionGuard } from './connection-guard.js';
 import { applySecurityHeaders, decodeUtf8, HttpError, mediaType, readBody, sendError, sendJson } from './http-util.js';
 import { OriginPolicy } from './origin-policy.js';
 import { allowEveryone } from './principal.js';
@@ -50,6 +53,10 @@ export interface WebLimits {
   snapshotTimeoutMs: number;
   /** Open TCP connections, all clients together. */
   maxConnections: number;
+  /** Open TCP connections from one address (IPv6: one /64); trusted proxies are exempt. */
+  maxConnectionsPerAddress: number;
+  /** Of `maxConnections`, the last this many only for addresses that made an authorised request. */
+  reservedForSignedIn: number;
   /** Open signalling WebSockets, all clients together. */
   maxSignallingSockets: number;
   /** Ping interval; a socket that missed one pong is dropped at the next. */
@@ -66,6 +73,8 @@ export const DEFAULT_LIMITS: Readonly<WebLimits> = Object.freeze({
   keepAliveTimeoutMs: 5_000,
   snapshotTimeoutMs: 10_000,
   maxConnections: 1024,
+  maxConnectionsPerAddress: 64,
+  reservedForSignedIn: 128,
   maxSignallingSockets: 256,
   wsHeartbeatMs: 30_000,
 });
@@ -93,6 +102,8 @@ export interface WebServerOptions {
   allowedOrigins?: ReadonlyArray<string>;
   /** Who a request comes from (trusted reverse proxies); default the TCP peer. */
   clientAddress?: ClientAddressOf;
+  /** Reverse proxies (`web.trustedProxies`): not capped per address, since they carry many visitors. */
+  trustedProxies?: ReadonlyArray<string>;
   /** Routes other modules add (login, logout, share links). Built-in routes win on conflicts. */
   routes?: ReadonlyArray<WebRoute>;
   /** Camera and viewer passwords: masked in anything the server sends or logs. */
@@ -119,7 +130,19 @@ const STATIC_PREFIX = '/static/';
 export function createWebServer(options: WebServerOptions): WebServer {
   const log = options.log ?? silentLogger;
   const limits: WebLimits = { ...DEFAULT_LIMITS, ...options.limits };
-  const authorize = options.authorize ?? allowEveryone;
+  const proxies = parseAddressRanges(options.trustedProxies ?? []);
+  const connections = new ConnectionGuard(
+    { maxConnections: limits.maxConnections, maxConnectionsPerAddress: limits.maxConnectionsPerAddress, reservedForKnown: limits.reservedForSignedIn },
+    (address) => proxies.has(address),
+    log,
+  );
+  const innerAuthorize = options.authorize ?? allowEveryone;
+  // An address that made an authorised request may use the connections kept in reserve.
+  const authorize: Authorize = async (req) => {
+    const principal = await innerAuthorize(req);
+    if (principal) connections.markKnown(req.socket.remoteAddress);
+    return principal;
+  };
   const secrets = options.secrets ?? (() => []);
   const tls = options.tls !== undefined;
   const origins = new OriginPolicy(options.allowedOrigins ?? [], tls);
@@ -180,6 +203,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     ? createHttpsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key }, onRequest)
     : createHttpServer(serverOptions, onRequest);
   server.maxConnections = limits.maxConnections;
+  server.on('connection', (socket: Socket) => connections.admit(socket));
   server.maxHeadersCount = 100;
   server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => gateway.handleUpgrade(req, socket, head));
   // TLS handshake failures and garbage from port scanners are routine; they must not surface as crashes.

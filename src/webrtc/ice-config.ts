@@ -32,6 +32,12 @@ export interface IceSettings {
   additionalHostAddresses?: string[];
   /** Bind only on these local addresses. */
   interfaceAddresses?: { udp4?: string; udp6?: string };
+  /**
+   * Offer only host candidates on these addresses. werift binds its sockets to `interfaceAddresses`
+   * but, when none of them is a "real" interface (loopback), still lists every LAN address as a
+   * host candidate; a server on loopback (the demo) must not advertise them.
+   */
+  onlyHostAddresses?: string[];
   /** Also gather ICE-TCP (passive) host candidates, for networks that block UDP. */
   useTcp?: boolean;
   /** Gather IPv6 host candidates (default true). */
@@ -139,6 +145,24 @@ export function announceCandidates(candidate: string, announced: ReadonlyArray<s
       copy[4] = publicAddress;
       return prefix + copy.join(' ');
     });
+}
+
+/** Whether a local candidate may be sent, under `onlyHostAddresses`. */
+export function localCandidateAllowed(candidate: string, settings: Pick<IceSettings, 'onlyHostAddresses'>): boolean {
+  const only = settings.onlyHostAddresses;
+  if (!only) return true;
+  const parts = (candidate.startsWith('a=') ? candidate.slice(2) : candidate).split(' ');
+  if (parts.length < 8 || parts[6] !== 'typ' || parts[7] !== 'host') return true;
+  return only.includes(parts[4] ?? '');
+}
+
+/** Removes the host candidates `onlyHostAddresses` does not allow from an SDP. */
+export function restrictSdpCandidates(sdp: string, settings: Pick<IceSettings, 'onlyHostAddresses'>): string {
+  if (!settings.onlyHostAddresses) return sdp;
+  return sdp
+    .split(/\r?\n/)
+    .filter((line) => !line.startsWith('a=candidate:') || localCandidateAllowed(line, settings))
+    .join('\r\n');
 }
 
 /** Adds announced copies of host candidates to every media section of an SDP. */

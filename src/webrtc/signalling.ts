@@ -12,6 +12,7 @@
 import type { RawData, WebSocket } from 'ws';
 import type { SourceState } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { refusalLog } from '../util/summary-log.js';
 import { publicErrorText } from '../web/camera-status.js';
 import { canWatch } from '../web/principal.js';
 import type { CallerContext, SignallingHandler } from '../web/types.js';
@@ -29,6 +30,8 @@ export interface SignallingContext {
   logger?: Logger;
   /** Shared with the WHEP handler so that a camera's limit counts every viewer. */
   limits: ViewerLimiter;
+  /** The caller's address: with the principal, whose budget of unconnected viewers this uses. */
+  remoteAddress?: string;
   /** Largest accepted text frame, in bytes (default 64 KiB; an SDP answer is a few KiB). */
   maxMessageBytes?: number;
   /** How long a viewer waits for a camera that has not connected yet (default 15 s). */
@@ -175,7 +178,7 @@ export function createSignallingHandler(
 ): SignallingHandler {
   void warmUpWebRtc();
   return (ws: WebSocket, caller: CallerContext) =>
-    handleSignallingSocket(ws, { ...deps, principal: caller.principal, logger: deps.logger ?? caller.log });
+    handleSignallingSocket(ws, { ...deps, principal: caller.principal, remoteAddress: caller.remoteAddress, logger: deps.logger ?? caller.log });
 }
 
 class SignallingSession {
@@ -278,15 +281,28 @@ class SignallingSession {
     const wantsVariant = transcode || (videoCodecs !== undefined && !videoCodecs.includes('H264'));
     const acceptsVp8 = videoCodecs === undefined || videoCodecs.includes('VP8');
     if (wantsVariant && acceptsVp8) source = registry.transcoded?.(cameraId) ?? main;
-    const release = limits.tryAcquire(cameraId);
+    const owner = this.ctx.remoteAddress !== undefined ? { principal: this.ctx.principal.name, address: this.ctx.remoteAddress } : undefined;
+    const admission = limits.admit(cameraId, owner);
+    if ('refused' in admission && admission.refused === 'too-many-pending') {
+      refusalLog(this.log).note('info', 'Viewers refused: too many still connecting from one user or address', `Camera ${cameraId}: viewer refused, '${this.ctx.principal.name}' or its address has too many viewers still connecting`);
+      this.error('too-many-viewers', 'Several of your camera views are still connecting. Wait a few seconds and try again.');
+      return;
+    }
+    const release = 'slot' in admission ? admission.slot : undefined;
     if (!release) {
-      this.log.info(`Camera ${cameraId}: viewer refused, ${limits.count(cameraId)} already watching (limit ${limits.limitFor(cameraId)})`);
+      refusalLog(this.log).note('info', `Camera ${cameraId}: viewers refused at the viewer limit`, `Camera ${cameraId}: viewer refused, ${limits.count(cameraId)} already watching (limit ${limits.limitFor(cameraId)})`);
       this.error('too-many-viewers', `Too many people are watching this camera right now (limit ${limits.limitFor(cameraId)}). Try again later.`);
       return;
     }
     let viewer: ViewerPeer;
     try {
-      viewer = new ViewerPeer({ ...this.ctx.viewerOptions, source, ice: this.ctx.ice ?? DEFAULT_ICE_SETTINGS, logger: this.log });
+      viewer = new ViewerPeer({
+        ...this.ctx.viewerOptions,
+        source,
+        ice: this.ctx.ice ?? DEFAULT_ICE_SETTINGS,
+        logger: this.log,
+        ...(this.ctx.remoteAddress !== undefined ? { remoteAddress: this.ctx.remoteAddress } : {}),
+      });
     } catch (error) {
       release();
       this.log.error(`Camera ${cameraId}: cannot start a viewer: ${error instanceof Error ? error.message : String(error)}`);
@@ -311,6 +327,7 @@ class SignallingSession {
       else early.push(candidate);
     });
     viewer.on('connected', () => {
+      release.connected();
       if (this.viewer === viewer) this.sendState();
     });
     viewer.on('info', (info) => {
@@ -350,7 +367,7 @@ class SignallingSession {
           if (!this.closed) await this.watch(cameraId, videoCodecs, true);
           return;
         }
-        this.log.warn(`Camera ${cameraId}: cannot stream to this viewer: ${error.reason}`);
+        refusalLog(this.log).note('warn', `Camera ${cameraId}: cannot stream to a viewer: ${error.reason}`, `Camera ${cameraId}: cannot stream to this viewer: ${error.reason}`);
         this.error('unsupported-codec', error.message);
         await viewer.close('unsupported-codec', error.reason);
         return;
@@ -381,7 +398,7 @@ class SignallingSession {
     } catch (error) {
       if (viewer.closed) return;
       if (error instanceof UnsupportedCodecError) {
-        this.log.warn(`Camera ${viewer.source.id}: cannot stream to this viewer: ${error.reason}`);
+        refusalLog(this.log).note('warn', `Camera ${viewer.source.id}: cannot stream to a viewer: ${error.reason}`, `Camera ${viewer.source.id}: cannot stream to this viewer: ${error.reason}`);
         this.error('unsupported-codec', error.message);
         await viewer.close('unsupported-codec', error.reason);
         return;

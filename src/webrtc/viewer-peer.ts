@@ -29,11 +29,15 @@ import {
 import { parseH264Sps } from '../media/h264-sps.js';
 import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { refusalLog } from '../util/summary-log.js';
+import { RemoteCandidateFilter } from './remote-candidates.js';
 import type { BroadcastSource } from './broadcast-source.js';
 import { audioCodec, h264Codec, offerVideoCodec, planMedia, UnsupportedCodecError, vp8Codec, type MediaPlan } from './codecs.js';
 import {
   announceCandidates,
   announceInSdp,
+  localCandidateAllowed,
+  restrictSdpCandidates,
   DEFAULT_ICE_SETTINGS,
   icePeerConfig,
   resolveAnnouncedAddresses,
@@ -63,7 +67,12 @@ export interface ViewerPeerOptions {
   logger?: Logger;
   /** Shown in logs and stats; random when absent. */
   id?: string;
-  /** A peer that has not connected this long after the offer/answer is reaped (default 20 s). */
+  /**
+   * The address the viewer's HTTP/WebSocket connection came from: its remote ICE candidates may
+   * name that address even when it is loopback or one of the server's own (remote-candidates.ts).
+   */
+  remoteAddress?: string;
+  /** A peer that has not connected this long after the offer/answer is reaped (default `CONNECT_TIMEOUT_MS`). */
   connectTimeoutMs?: number;
   /** A peer that stays `disconnected` this long is released (default 8 s). */
   disconnectGraceMs?: number;
@@ -138,8 +147,16 @@ interface ViewerPeerEvents {
   closed: [ViewerCloseReason, string | undefined];
 }
 
+/**
+ * ICE and DTLS finish in well under a second on a LAN and in a second or two through TURN; an
+ * unconnected viewer holds one of the camera's few slots, and offers that never connect are free
+ * to send, so they are reaped after a few seconds rather than the 20 s this once was. The page
+ * simply retries a viewer that was reaped.
+ */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
 const DEFAULTS = {
-  connectTimeoutMs: 20_000,
+  connectTimeoutMs: CONNECT_TIMEOUT_MS,
   disconnectGraceMs: 8_000,
   silenceTimeoutMs: 10_000,
   keyframeRequestIntervalMs: 1_000,
@@ -181,6 +198,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   private readonly ice: IceSettings;
   private readonly opts: typeof DEFAULTS & { sendPath: 'direct' | 'werift'; congestionProbe: (() => number) | undefined };
   private phaseValue: ViewerPhase = 'new';
+  private readonly remoteCandidates: RemoteCandidateFilter;
   private pcValue: RTCPeerConnection | undefined;
   private plan: MediaPlan | undefined;
   private videoTransceiver: RTCRtpTransceiver | undefined;
@@ -212,6 +230,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   constructor(options: ViewerPeerOptions) {
     super();
     this.id = options.id ?? randomUUID();
+    this.remoteCandidates = new RemoteCandidateFilter(options.remoteAddress);
     this.source = options.source;
     this.log = options.logger ?? silentLogger;
     this.ice = options.ice ?? DEFAULT_ICE_SETTINGS;
@@ -368,7 +387,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.connectTimer = setTimeout(() => {
       this.connectTimer = undefined;
       if (this.phaseValue !== 'connected') {
-        this.log.info(`Camera ${this.source.id}: viewer ${this.id} never connected; released`);
+        refusalLog(this.log).note('info', `Camera ${this.source.id}: viewers that never connected were released`, `Camera ${this.source.id}: viewer ${this.id} never connected; released`);
         void this.close('connect-timeout');
       }
     }, this.opts.connectTimeoutMs);
@@ -392,7 +411,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.assertOpen();
     this.mark('offer');
     this.startConnectTimer();
-    return announceInSdp(pc.localDescription?.sdp ?? offer.sdp, this.announced);
+    return restrictSdpCandidates(announceInSdp(pc.localDescription?.sdp ?? offer.sdp, this.announced), this.ice);
   }
 
   /** The browser's answer to `createOffer`. Throws `UnsupportedCodecError` when it refused the video. */
@@ -409,7 +428,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       );
     }
     this.mark('answer');
-    await pc.setRemoteDescription({ type: 'answer', sdp });
+    await pc.setRemoteDescription({ type: 'answer', sdp: this.remoteCandidates.filterSdp(sdp) });
   }
 
   /**
@@ -433,7 +452,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     const chosen = filtered.h264;
     const videoCodec = plan.video && chosen ? (vp8 ? vp8Codec(chosen.payloadType) : h264Codec(chosen.payloadType, chosen.fmtp)) : undefined;
     const pc = this.newPeerConnection(videoCodec);
-    await pc.setRemoteDescription({ type: 'offer', sdp: filtered.sdp });
+    await pc.setRemoteDescription({ type: 'offer', sdp: this.remoteCandidates.filterSdp(filtered.sdp) });
     this.assertOpen();
     const stream = new MediaStream({ id: `camera-${this.source.id}` });
     for (const transceiver of pc.getTransceivers()) {
@@ -456,7 +475,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.startConnectTimer();
     await this.waitForGathering(pc, gatherTimeoutMs);
     this.assertOpen();
-    return announceInSdp(pc.localDescription?.sdp ?? answer.sdp, this.announced);
+    return restrictSdpCandidates(announceInSdp(pc.localDescription?.sdp ?? answer.sdp, this.announced), this.ice);
   }
 
   private async resolveAnnounced(): Promise<void> {
@@ -489,6 +508,11 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       await pc.addIceCandidate(null);
       return;
     }
+    const verdict = this.remoteCandidates.admit(candidate.candidate);
+    if (!verdict.ok) {
+      this.log.debug(`Camera ${this.source.id}, viewer ${this.id}: remote candidate ignored (${verdict.reason})`);
+      return;
+    }
     await pc.addIceCandidate({
       candidate: candidate.candidate,
       sdpMid: candidate.sdpMid ?? undefined,
@@ -502,6 +526,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       this.emit('candidate', null);
       return;
     }
+    if (!localCandidateAllowed(candidate.candidate, this.ice)) return;
     const json: IceCandidateJson = {
       candidate: candidate.candidate,
       sdpMid: candidate.sdpMid ?? null,

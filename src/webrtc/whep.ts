@@ -11,6 +11,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { refusalLog } from '../util/summary-log.js';
 import { canWatch } from '../web/principal.js';
 import type { CallerContext, HandlerResponse, WhepHandler } from '../web/types.js';
 import { UnsupportedCodecError } from './codecs.js';
@@ -55,6 +56,31 @@ export interface WhepEndpoint extends WhepHandler {
 
 function text(status: number, body: string, headers: Record<string, string> = {}): HandlerResponse {
   return { status, headers: { 'Content-Type': 'text/plain; charset=utf-8', ...headers }, body };
+}
+
+/**
+ * WebRTC media is DTLS-SRTP only: an offer without `a=fingerprint` (session level or in every media
+ * section) cannot complete DTLS, so it would only hold a viewer slot until the connect timeout.
+ * werift accepts such an offer and answers 201, so the check is ours.
+ */
+export function offerHasFingerprint(sdp: string): boolean {
+  const lines = sdp.split(/\r?\n/);
+  const fingerprint = /^a=fingerprint:\S+ [0-9A-Fa-f:]+\s*$/;
+  const firstMedia = lines.findIndex((l) => l.startsWith('m='));
+  const sessionLines = firstMedia < 0 ? lines : lines.slice(0, firstMedia);
+  if (sessionLines.some((l) => fingerprint.test(l))) return true;
+  if (firstMedia < 0) return false;
+  let sectionHas = false;
+  for (let i = firstMedia; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.startsWith('m=')) {
+      if (i !== firstMedia && !sectionHas) return false;
+      sectionHas = false;
+    } else if (fingerprint.test(line)) {
+      sectionHas = true;
+    }
+  }
+  return sectionHas;
 }
 
 function iceUfrag(sdp: string): string | undefined {
@@ -109,13 +135,21 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       if (!canWatch(caller.principal, cameraId)) return text(403, 'You may not watch this camera.');
       const main = ctx.registry.get(cameraId);
       if (!main) return text(404, 'There is no camera with this id.');
+      if (!offerHasFingerprint(offer)) {
+        return text(400, 'The SDP offer has no DTLS fingerprint (a=fingerprint); WebRTC media needs DTLS-SRTP.');
+      }
       // A client that offers VP8 but no H.264 (packetization-mode=1) gets the camera's VP8 variant.
       const offered = offeredVideoCodecs(offer);
       const acceptsVp8 = offered.includes('VP8');
       const wantsVariant = acceptsVp8 && !offered.includes('H264');
-      const release = ctx.limits.tryAcquire(cameraId);
+      const admission = ctx.limits.admit(cameraId, { principal: caller.principal.name, address: caller.remoteAddress });
+      if ('refused' in admission && admission.refused === 'too-many-pending') {
+        refusalLog(log).note('info', 'WHEP viewers refused: too many still connecting from one user or address', `Camera ${cameraId}: WHEP viewer refused, '${caller.principal.name}' or its address has too many viewers still connecting`);
+        return text(429, 'Several of your camera views are still connecting. Wait a few seconds and try again.', { 'Retry-After': '5' });
+      }
+      const release = 'slot' in admission ? admission.slot : undefined;
       if (!release) {
-        log.info(`Camera ${cameraId}: WHEP viewer refused, limit ${ctx.limits.limitFor(cameraId)} reached`);
+        refusalLog(log).note('info', `Camera ${cameraId}: WHEP viewers refused at the viewer limit`, `Camera ${cameraId}: WHEP viewer refused, limit ${ctx.limits.limitFor(cameraId)} reached`);
         return text(503, 'Too many people are watching this camera right now.', { 'Retry-After': '30' });
       }
       const sessionId = randomUUID();
@@ -127,7 +161,7 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       };
       /** A viewer of `source` answering the offer: the answer, or the HTTP error to send. */
       const attempt = async (source: BroadcastSource): Promise<{ viewer: ViewerPeer; answer: string } | { refusal: UnsupportedCodecError } | HandlerResponse> => {
-        const viewer = new ViewerPeer({ ...ctx.viewerOptions, source, ice: ctx.ice ?? DEFAULT_ICE_SETTINGS, logger: log });
+        const viewer = new ViewerPeer({ ...ctx.viewerOptions, source, ice: ctx.ice ?? DEFAULT_ICE_SETTINGS, logger: log, remoteAddress: caller.remoteAddress });
         viewer.once('closed', () => sessions.delete(sessionId));
         ctx.onViewer?.(viewer);
         try {
@@ -160,7 +194,7 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       }
       if ('refusal' in result) {
         releaseOnce();
-        log.warn(`Camera ${cameraId}: cannot stream to WHEP client: ${result.refusal.reason}`);
+        refusalLog(log).note('warn', `Camera ${cameraId}: cannot stream to a WHEP client: ${result.refusal.reason}`, `Camera ${cameraId}: cannot stream to WHEP client: ${result.refusal.reason}`);
         return text(406, result.refusal.message);
       }
       if (!('viewer' in result)) {
@@ -169,6 +203,7 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       }
       const { viewer, answer } = result;
       viewer.once('closed', releaseOnce);
+      viewer.once('connected', () => release.connected());
       if (viewer.closed) {
         releaseOnce();
         return text(503, 'The stream ended while it was being set up.');

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEMO_CAMERA_ID, describeCamera, loadConfig } from '../../src/config/load-config.js';
 import type { CameraConfig, LoadedConfig } from '../../src/config/types.js';
+import { parseRtspUrl } from '../../src/rtsp/url.js';
 import { redactingLogger, type Logger } from '../../src/util/logger.js';
 
 const URL_OK = 'rtsp://user:secret@127.0.0.1:1/x';
@@ -144,6 +145,26 @@ describe('loadConfig: cameras', () => {
   it('merges the separate user name and password into the URL, encoded', () => {
     const camera = only(load({ cameras: [{ name: 'Cam', rtspUrl: 'rtsp://192.168.0.20:554/live1.sdp', username: 'admin', password: 'p@ss:w/rd' }] }));
     assert.deepEqual(camera.source, { kind: 'rtsp', url: 'rtsp://admin:p%40ss%3Aw%2Frd@192.168.0.20:554/live1.sdp' });
+  });
+
+  it('accepts a password with a raw # or ? typed into rtspUrl, and reads the right host (issue 12, item 10)', () => {
+    for (const [typed, password] of [
+      ['rtsp://admin:pa#ss?w0rd@192.168.0.20:554/live1.sdp', 'pa#ss?w0rd'],
+      // Digits after the ':' once made `new URL` read "admin" as the host and "12" as the port.
+      ['rtsp://admin:12#34@192.168.0.20/live1.sdp', '12#34'],
+      ['rtsp://admin:?x@y#@192.168.0.20:554/cam/realmonitor?channel=1&subtype=0', '?x@y#'],
+    ] as const) {
+      const result = load({ cameras: [{ name: 'Cam', rtspUrl: typed }] });
+      assert.deepEqual(errors(result), [], typed);
+      const source = only(result).source;
+      assert.equal(source.kind, 'rtsp');
+      const target = parseRtspUrl(source.kind === 'rtsp' ? source.url : '');
+      assert.equal(target.hostname, '192.168.0.20', typed);
+      assert.equal(target.username, 'admin');
+      assert.equal(target.password, password, typed);
+    }
+    const query = only(load({ cameras: [{ name: 'Cam', rtspUrl: 'rtsp://admin:a#b@192.168.0.20:554/cam/realmonitor?channel=1&subtype=0' }] })).source;
+    assert.deepEqual(query, { kind: 'rtsp', url: 'rtsp://admin:a%23b@192.168.0.20:554/cam/realmonitor?channel=1&subtype=0' });
   });
 
   it('lets the separate fields replace a log-in written in the URL, with a warning', () => {

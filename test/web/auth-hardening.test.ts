@@ -91,6 +91,24 @@ describe('hardening: password guessing', () => {
     assert.equal(bearer.status, 429);
   });
 
+  it('counts wrong tokens apart from wrong passwords, so a stale share link does not lock out sign-in (issue 12, item 8)', async () => {
+    const address = '127.0.0.6';
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      statuses.push((await request(`${run.base}/api/cameras`, { headers: { Authorization: `Bearer stale-${i}` }, localAddress: address })).status);
+      statuses.push((await request(`${run.base}/s/wrc1.${randomBytes(16).toString('base64url')}.0.${randomBytes(32).toString('base64url')}`, { localAddress: address })).status);
+    }
+    assert.equal(statuses.at(-1), 429, `tokens are still throttled: ${statuses.join(',')}`);
+    // The family's password still works from that address...
+    assert.equal((await attempt(VIEWERS.bob.password, address)).status, 303);
+    // ...and wrong passwords there do not push the token counter further either way.
+    const other = '127.0.0.7';
+    for (let i = 0; i < 8; i++) await attempt(`wrong-${i}`, other);
+    assert.equal((await attempt(VIEWERS.bob.password, other)).status, 429);
+    const bearer = await request(`${run.base}/api/cameras`, { headers: { Authorization: 'Bearer one-guess' }, localAddress: other });
+    assert.equal(bearer.status, 401, 'a token from an address locked for passwords is checked, not 429');
+  });
+
   it('takes about as long for an unknown user name as for a known one (no user enumeration by timing)', async () => {
     const time = async (username: string, localAddress: string): Promise<number> => {
       const jar = new CookieJar();

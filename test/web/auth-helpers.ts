@@ -142,6 +142,8 @@ export interface SecuredServer {
 
 export interface SecuredOptions {
   registry: CameraRegistry;
+  /** Where the server and access control log (default: recorded into `logs`). */
+  log?: Logger;
   signalling?: SignallingHandler;
   whep?: WhepHandler;
   access?: Partial<AccessControlOptions>;
@@ -152,7 +154,7 @@ export interface SecuredOptions {
 /** A web server wired to access control exactly as the platform does it. */
 export async function startSecured(options: SecuredOptions): Promise<SecuredServer> {
   const logs: string[] = [];
-  const log = recordingLogger(logs);
+  const log = options.log ?? recordingLogger(logs);
   const storage = options.storage ?? (await mkdtemp(join(tmpdir(), 'wrc-auth-')));
   const clock = { now: Date.now() };
   const access = await createAccessControl({

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -316,8 +316,10 @@ describe('auth: TLS', () => {
       assert.equal(answer.status, 308);
       assert.equal(answer.headers.location, 'https://127.0.0.1:8443/api/cameras?x=1');
       assert.match(String(answer.headers['content-security-policy']), /frame-ancestors 'none'/);
-      const named = await request(`http://127.0.0.1:${port}//evil.example/x`, { headers: { Host: 'cams.home:80' } });
-      assert.equal(named.headers.location, 'https://cams.home:8443/evil.example/x');
+      const named = await request(`http://127.0.0.1:${port}//evil.example/x`, { headers: { Host: `${hostname()}:80` } });
+      assert.equal(named.headers.location, `https://${hostname()}:8443/evil.example/x`);
+      const local = await request(`http://127.0.0.1:${port}/x`, { headers: { Host: 'localhost' } });
+      assert.equal(local.headers.location, 'https://localhost:8443/x');
       const bad = await request(`http://127.0.0.1:${port}/`, { headers: { Host: 'a b' } });
       assert.equal(bad.status, 400);
       const posted = await request(`http://127.0.0.1:${port}/login`, { method: 'POST', body: 'username=x&password=y' });
@@ -325,6 +327,30 @@ describe('auth: TLS', () => {
       assert.equal(posted.body, '', 'nothing is served in clear');
     } finally {
       await redirect.close();
+    }
+  });
+
+  it('never redirects to a host named by the Host header that this machine does not answer for (issue 12, item 5)', async () => {
+    const redirect = createHttpsRedirect({ port: 0, host: '127.0.0.1', httpsPort: 8443 });
+    const { port } = await redirect.listen();
+    try {
+      const forged = await request(`http://127.0.0.1:${port}/login?next=1`, { headers: { Host: 'evil.example' } });
+      assert.equal(forged.status, 308);
+      assert.equal(forged.headers.location, 'https://127.0.0.1:8443/login?next=1', 'the address the connection arrived on');
+      const forgedPort = await request(`http://127.0.0.1:${port}/`, { headers: { Host: 'evil.example:8443' } });
+      assert.equal(forgedPort.headers.location, 'https://127.0.0.1:8443/');
+    } finally {
+      await redirect.close();
+    }
+    const viaPublic = createHttpsRedirect({ port: 0, host: '127.0.0.1', httpsPort: 8443, publicUrl: 'https://cams.example.net/watch/' });
+    const listening = await viaPublic.listen();
+    try {
+      const forged = await request(`http://127.0.0.1:${listening.port}/s/abc`, { headers: { Host: 'evil.example' } });
+      assert.equal(forged.headers.location, 'https://cams.example.net/watch/s/abc', 'web.publicUrl wins');
+      const own = await request(`http://127.0.0.1:${listening.port}/`, { headers: { Host: 'localhost' } });
+      assert.equal(own.headers.location, 'https://cams.example.net/watch/');
+    } finally {
+      await viaPublic.close();
     }
   });
 });

@@ -47,6 +47,8 @@ export async function startSignallingServer(options: HarnessOptions): Promise<Si
   wss.on('connection', (ws) =>
     handleSignallingSocket(ws, {
       registry,
+      // The clients are on this machine: their loopback candidates are their own address.
+      remoteAddress: '127.0.0.1',
       principal: options.principal ?? EVERYONE,
       ice: options.ice ?? LOOPBACK_ICE_SETTINGS,
       logger: options.logger ?? silentLogger,

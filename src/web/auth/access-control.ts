@@ -18,6 +18,7 @@
 import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { silentLogger, type Logger } from '../../util/logger.js';
+import { refusalLog } from '../../util/summary-log.js';
 import { HttpError, isCameraId, mediaType } from '../http-util.js';
 import type { Authorize, Principal, RouteContext, SignallingHandler, WebRoute, WhepHandler } from '../types.js';
 import { AccountStore, LoginBusyError, MAX_PASSWORD_LENGTH, MAX_USERNAME_LENGTH, type ViewerAccountConfig } from './accounts.js';
@@ -181,6 +182,9 @@ export async function createAccessControl(options: AccessControlOptions): Promis
   const links = new ShareLinkStore({ dir, key: deriveKey(secret, 'share links'), now, log, maxLinks: options.maxShareLinks ?? 500 });
   await links.load();
   const limiter = new LoginRateLimiter(options.rateLimit, now);
+  // Wrong share-link and bearer tokens count apart from wrong passwords: a stale share link
+  // retried by a family tablet must not lock the family's password sign-ins out of that address.
+  const tokenLimiter = new LoginRateLimiter(options.rateLimit, now);
   const peers = new PeerGuard(options.peers, log);
   const revokeListeners = new Set<RevokeListener>();
   const linkPrincipals = new Map<string, AccessPrincipal>();
@@ -262,7 +266,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
       const ip = clientKey(clientAddress(req));
       const token = /^Bearer +([!-~]{1,256})$/i.exec(authorization.trim())?.[1];
       if (!token) return undefined;
-      const wait = limiter.blockedFor(ip);
+      const wait = tokenLimiter.blockedFor(ip);
       // An upgrade cannot carry a JSON 429; it simply gets 401.
       if (wait > 0) {
         if (req.headers.upgrade) return undefined;
@@ -270,7 +274,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
       }
       const result = links.verify(token);
       if (!result.ok) {
-        limiter.fail(ip);
+        tokenLimiter.fail(ip);
         log.debug(`A bearer token was refused (${result.reason}) from ${ip}`);
         return undefined;
       }
@@ -445,7 +449,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
         if (!account) {
           // Never the typed name when it is not an account: it may be a password typed in the wrong field.
           const who = accounts.get(username) ? `'${username}'` : 'an unknown user name';
-          log.warn(`Sign-in failed for ${who} from ${ip}`);
+          refusalLog(log).note('warn', `Sign-in failed from ${ip}`, `Sign-in failed for ${who} from ${ip}`);
           return fail(401, 'unauthorized', 'Wrong user name or password.');
         }
         // A fresh id at every sign-in (no session fixation); the old session, if any, ends.
@@ -552,7 +556,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
       auth: 'public',
       handle(ctx) {
         const ip = clientKey(ctx.remoteAddress);
-        const wait = limiter.blockedFor(ip);
+        const wait = tokenLimiter.blockedFor(ip);
         if (wait > 0) {
           const seconds = Math.ceil(wait / 1000);
           sendHtml(ctx, 429, tooManyAttemptsPage(seconds), { 'Retry-After': String(seconds) });
@@ -561,7 +565,7 @@ export async function createAccessControl(options: AccessControlOptions): Promis
         const token = ctx.params['token'] ?? '';
         const result = token.length <= MAX_TOKEN_LENGTH ? links.verify(token) : ({ ok: false, reason: 'malformed' } as const);
         if (!result.ok) {
-          limiter.fail(ip);
+          tokenLimiter.fail(ip);
           log.debug(`A share link was refused (${result.reason}) from ${ip}`);
           sendHtml(ctx, 401, linkInvalidPage());
           return;

@@ -11,6 +11,7 @@
  */
 import type { WebSocket } from 'ws';
 import { silentLogger, type Logger } from '../../util/logger.js';
+import { refusalLog } from '../../util/summary-log.js';
 import type { CallerContext, HandlerResponse, Principal, SignallingHandler, WhepHandler } from '../types.js';
 import { clientKey } from './client-address.js';
 
@@ -96,7 +97,7 @@ export class PeerGuard {
     return (ws: WebSocket, ctx: CallerContext) => {
       const release = this.acquire(ctx);
       if (!release) {
-        this.log.info(`Viewer connection refused: '${ctx.principal.name}' or its address has ${this.settings.maxPeersPerPrincipal} open already`);
+        refusalLog(this.log).note('info', 'Viewer connections refused over the per-user or per-address limit', `Viewer connection refused: '${ctx.principal.name}' or its address has too many open already`);
         ws.send(
           JSON.stringify({ type: 'error', code: 'too-many-viewers', message: 'You have too many camera views open at once. Close some and try again.' }),
         );

@@ -157,12 +157,45 @@ export interface RedirectServer {
 const HOST_NAME = /^(?:[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*|\[[0-9A-Fa-f:.]{2,45}\])$/;
 
 /**
- * A plain-HTTP listener that answers everything with 308 to the same host and path on HTTPS, and
- * serves nothing else (no page, no API, so nothing is ever sent in clear). The Host header only
- * chooses the host name of the redirect, and only when it is a plain name or address.
+ * The names this machine answers for: its host name (and `.local`), `localhost`, and the
+ * addresses of its interfaces. Read per request, because interfaces come and go (DHCP, VPN).
  */
-export function createHttpsRedirect(options: { port: number; host?: string; httpsPort: number; log?: Logger }): RedirectServer {
+function isOwnHostName(name: string): boolean {
+  const lower = name.toLowerCase();
+  const bare = lower.startsWith('[') ? lower.slice(1, -1) : lower;
+  const own = hostname().toLowerCase();
+  if (bare === 'localhost' || bare === own || bare === `${own}.local`) return true;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const info of list ?? []) {
+      if (info.address.toLowerCase() === bare) return true;
+    }
+  }
+  return false;
+}
+
+function formatHost(address: string): string {
+  const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+  return plain.includes(':') ? `[${plain}]` : plain;
+}
+
+/**
+ * A plain-HTTP listener that answers everything with 308 to HTTPS, and serves nothing else (no
+ * page, no API, so nothing is ever sent in clear). The target is `publicUrl` when it is an https
+ * address; otherwise the Host header's name only when this machine answers for it (its host name,
+ * `localhost`, an interface address), else the address the connection arrived on. A forged
+ * `Host: evil.example` therefore never becomes a redirect to another site.
+ */
+export function createHttpsRedirect(options: { port: number; host?: string; httpsPort: number; publicUrl?: string; log?: Logger }): RedirectServer {
   const log = options.log ?? silentLogger;
+  const publicBase = (() => {
+    if (options.publicUrl === undefined) return undefined;
+    try {
+      const url = new URL(options.publicUrl);
+      return url.protocol === 'https:' ? `${url.origin}${url.pathname.replace(/\/+$/, '')}` : undefined;
+    } catch {
+      return undefined;
+    }
+  })();
   const server = createServer({ maxHeaderSize: 8 * 1024, requestTimeout: 10_000, headersTimeout: 5_000, connectionsCheckingInterval: 1_000 }, (req: IncomingMessage, res: ServerResponse) => {
     applySecurityHeaders(res);
     req.resume();
@@ -177,8 +210,13 @@ export function createHttpsRedirect(options: { port: number; host?: string; http
     }
     // "//evil" would be read as a host by a browser; collapse leading slashes so it stays a path.
     const pathPart = `/${target.replace(/^\/+/, '')}`;
+    let base = publicBase;
+    if (base === undefined) {
+      const host = isOwnHostName(hostName) ? hostName : formatHost(req.socket.localAddress ?? '127.0.0.1');
+      base = `https://${host}:${options.httpsPort}`;
+    }
     res.statusCode = 308;
-    res.setHeader('Location', `https://${hostName}:${options.httpsPort}${pathPart}`);
+    res.setHeader('Location', `${base}${pathPart}`);
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Connection', 'close');
     res.end();
