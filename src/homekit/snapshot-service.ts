@@ -10,6 +10,7 @@
  * `SnapshotRegistry` is the one provider the web server gets (`setSnapshotProvider` is called once
  * per plugin); each camera registers its service into it by id.
  */
+import type { SourceStateName } from '../media/types.js';
 import type { SnapshotProvider } from '../web/types.js';
 import type { Logger } from '../util/logger.js';
 import { decodeToJpeg, isJpeg, takeKeyframe, type EncodedKeyframe, type SnapshotFrameSource } from './keyframe-snapshot.js';
@@ -134,10 +135,16 @@ export class SnapshotService {
       let pending = 0;
       let fallbackStarted = false;
       let fallbackTimer: NodeJS.Timeout | undefined;
+      const source = this.options.source;
+      const onState = (next: { state: SourceStateName }): void => {
+        // The camera just failed to connect (it was idle when asked): it will not give a keyframe soon.
+        if (next.state === 'retrying') startFallback();
+      };
       const finish = (result: Omit<SnapshotResult, 'ms'> | undefined): void => {
         if (settled) return;
         settled = true;
         clearTimeout(fallbackTimer);
+        source.off?.('state', onState);
         resolve(result);
       };
       const track = (work: Promise<Omit<SnapshotResult, 'ms'> | undefined>): void => {
@@ -172,7 +179,10 @@ export class SnapshotService {
       if (streamUsable) track(this.fromStream(size, signal));
       // A camera that is failing right now will not give a keyframe soon: ask the still URL at once.
       if (!streamUsable || state === 'retrying') startFallback();
-      else fallbackTimer = setTimeout(startFallback, this.fallbackAfterMs);
+      else {
+        fallbackTimer = setTimeout(startFallback, this.fallbackAfterMs);
+        source.on?.('state', onState);
+      }
     });
   }
 
