@@ -58,11 +58,25 @@ export function spawnTracked(command: string, args: readonly string[], options: 
   // A child that is killed while we write to it raises EPIPE on stdin; that is expected.
   child.stdin?.on('error', () => undefined);
 
+  // 'exit' can come before the last of the output has been read (Node's docs say so, and on a
+  // loaded machine ffprobe's whole JSON was still in the pipe): wait for both pipes to end too,
+  // but not for ever, since a grandchild in the process group may hold them open.
+  const drained = Promise.all(
+    [child.stdout, child.stderr].map((stream) => (stream ? new Promise<void>((done) => stream.once('close', () => done())) : Promise.resolve())),
+  );
   let info: ExitInfo | undefined;
   const exited = new Promise<ExitInfo>((resolve) => {
     child.once('exit', (code, signal) => {
-      info = { code, signal };
-      resolve(info);
+      const finished = { code, signal };
+      let timer: NodeJS.Timeout | undefined;
+      const cap = new Promise<void>((done) => {
+        timer = setTimeout(done, 2000);
+      });
+      void Promise.race([drained, cap]).then(() => {
+        clearTimeout(timer);
+        info = finished;
+        resolve(finished);
+      });
     });
     child.once('error', (err) => {
       stderr += `\n[spawn error] ${err.message}`;
