@@ -339,7 +339,7 @@ class RestreamServerImpl implements RestreamServer {
       return;
     }
     if (this.connections.size >= this.limits.maxConnections) {
-      this.log.warn(`re-stream refused a client from ${remote}: ${this.limits.maxConnections} connections already open`);
+      refusalLog(this.log).note('warn', 're-stream: clients refused at the connection limit', `re-stream refused a client from ${remote}: ${this.limits.maxConnections} connections already open`);
       socket.on('error', () => undefined);
       socket.end(`RTSP/1.0 503 Service Unavailable\r\nServer: ${SERVER_NAME}\r\nContent-Length: 0\r\n\r\n`);
       setTimeout(() => socket.destroy(), 1000).unref();
@@ -653,7 +653,7 @@ class ClientConnection {
     }
     if (!session) {
       if (this.server.sessionCount() >= this.server.limits.maxSessions) {
-        this.log.warn(`re-stream refused a session for ${target.cameraId}: ${this.server.limits.maxSessions} sessions already open`);
+        refusalLog(this.log).note('warn', 're-stream: sessions refused at the session limit', `re-stream refused a session for ${target.cameraId}: ${this.server.limits.maxSessions} sessions already open`);
         throw new HttpishError(453, 'Too many sessions');
       }
       session = this.createSession(target.cameraId, prepared);

@@ -472,9 +472,10 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     this.assertOpen();
-    this.startConnectTimer();
     await this.waitForGathering(pc, gatherTimeoutMs);
     this.assertOpen();
+    // From when the client gets the answer: gathering must not eat into its few seconds.
+    this.startConnectTimer();
     return restrictSdpCandidates(announceInSdp(pc.localDescription?.sdp ?? answer.sdp, this.announced), this.ice);
   }
 

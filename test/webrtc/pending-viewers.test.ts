@@ -16,7 +16,8 @@ import { createWhepHandler, type WhepEndpoint } from '../../src/webrtc/whep.js';
 import type { CallerContext } from '../../src/web/types.js';
 import { cleanupAll } from '../helpers/processes.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
-import { registryOf } from './harness.js';
+import { WebSocket } from 'ws';
+import { registryOf, startSignallingServer } from './harness.js';
 import { WeriftReceiver } from './werift-client.js';
 
 after(cleanupAll);
@@ -78,7 +79,7 @@ describe('unconnected WHEP viewers cannot lock a camera', () => {
     await mum.waitFor(() => mum.accessUnits >= 25, 15_000, 'frames for the real viewer');
 
     // The dead ones are reaped after the connect timeout; the playing viewer stays.
-    await until(() => limits.count('cam1') === 1, CONNECT_TIMEOUT_MS * 4, 'the pending viewers to be reaped');
+    await until(() => limits.count('cam1') === 1, CONNECT_TIMEOUT_MS + 8_000, 'the pending viewers to be reaped');
     // The attack again, repeatedly: the playing viewer keeps its slot and keeps receiving.
     for (let round = 0; round < 3; round++) {
       const again: number[] = [];
@@ -94,5 +95,39 @@ describe('unconnected WHEP viewers cannot lock a camera', () => {
     await mum.waitFor(() => mum.accessUnits >= before + 25, 10_000, 'the first viewer still receiving');
     assert.equal(mum.damaged, 0);
     assert.equal(mum.pc.connectionState, 'connected');
+  });
+});
+
+describe('unconnected signalling viewers cannot lock a camera', () => {
+  it('ten sockets that never answer the offer get at most the pending budget; the rest are told why', async () => {
+    const source = await SyntheticSource.create({ id: 'cam1', gop: 25, seconds: 2 });
+    const limits = new ViewerLimiter({ maxViewersPerCamera: 10 });
+    const server = await startSignallingServer({ sources: [source], limits, viewerOptions: { connectTimeoutMs: CONNECT_TIMEOUT_MS } });
+    const sockets: WebSocket[] = [];
+    try {
+      const firsts = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          new Promise<{ type: string; code?: string }>((resolve, reject) => {
+            const ws = new WebSocket(server.url);
+            sockets.push(ws);
+            ws.once('open', () => ws.send(JSON.stringify({ type: 'watch', camera: 'cam1' })));
+            ws.on('message', (data) => {
+              const message = JSON.parse(String(data)) as { type: string; code?: string };
+              if (message.type === 'offer' || message.type === 'error') resolve(message);
+            });
+            ws.once('error', reject);
+          }),
+        ),
+      );
+      const offers = firsts.filter((m) => m.type === 'offer').length;
+      assert.equal(offers, DEFAULT_MAX_PENDING_PER_OWNER, JSON.stringify(firsts));
+      assert.ok(firsts.filter((m) => m.type === 'error').every((m) => m.code === 'too-many-viewers'));
+      // Nobody answers: the offers are reaped and the camera is free again.
+      await until(() => limits.count('cam1') === 0, CONNECT_TIMEOUT_MS + 8_000, 'the unanswered viewers to be reaped');
+    } finally {
+      for (const ws of sockets) ws.terminate();
+      await server.close();
+      source.close();
+    }
   });
 });

@@ -7,9 +7,11 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../../util/logger.js';
+import { ConnectionGuard } from '../connection-guard.js';
 import { applySecurityHeaders } from '../http-util.js';
 import { createSelfSignedCertificate } from './self-signed.js';
 import { ensureStorageDir, writeFileAtomic } from './storage.js';
@@ -223,6 +225,9 @@ export function createHttpsRedirect(options: { port: number; host?: string; http
   });
   server.on('clientError', (_error, socket) => socket.destroy());
   server.maxConnections = 256;
+  // The same per-address share as the page (connection-guard.ts), so one machine cannot fill it.
+  const guard = new ConnectionGuard({ maxConnections: 256, maxConnectionsPerAddress: 32, reservedForKnown: 0 }, () => false, log);
+  server.on('connection', (socket: Socket) => guard.admit(socket));
   return {
     listen: () =>
       new Promise((resolve, reject) => {
