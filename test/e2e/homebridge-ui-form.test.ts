@@ -1,8 +1,8 @@
 /**
  * Issue 11: the plugin's settings form in the real Homebridge UI (homebridge-config-ui-x 5.28, in
  * Chromium) round-trips. A fresh install: first-run admin set-up in the page, an untouched form
- * saves no camera and no viewer, one camera typed by hand and one admin viewer save as exactly one
- * entry each with the typed values (and Homebridge then runs them without a config complaint),
+ * saves no camera and no viewer, one camera typed by hand, one admin viewer and one TURN server save
+ * as exactly one entry each with the typed values (and Homebridge then runs them without a config complaint),
  * and reopening and saving unchanged leaves config.json byte-for-byte the same.
  */
 import assert from 'node:assert/strict';
@@ -19,6 +19,7 @@ import { getFreePort } from '../helpers/ports.js';
 const ARTIFACTS = join(PLUGIN_DIR, '.test-artifacts/ui-form');
 const CAMERA_PASSWORD = 'porch-Secret-77';
 const VIEWER_PASSWORD = 'a long passphrase 42';
+const TURN_PASSWORD = 'relay-pass-9';
 
 /** Opens a collapsed section of the form by its title, like a person clicking it. */
 async function expand(dialog: Locator, title: string): Promise<void> {
@@ -88,6 +89,11 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     await dialog.getByLabel('Listen on address (advanced)', { exact: true }).fill('127.0.0.1');
     await expand(dialog, 'RTSP re-stream');
     await dialog.getByLabel('Re-stream port', { exact: true }).fill('0');
+    await expand(dialog, 'Connections from outside your home');
+    await dialog.getByLabel('TURN address', { exact: true }).fill('turn:127.0.0.1:3478');
+    await dialog.getByLabel('TURN user name', { exact: true }).fill('relay');
+    await dialog.getByLabel('TURN password', { exact: true }).fill(TURN_PASSWORD);
+    await dialog.locator('label.legend', { hasText: /^turn:127\.0\.0\.1:3478$/ }).waitFor();
     await expand(dialog, 'Viewers and share links');
     await dialog.getByLabel('User name', { exact: true }).fill('family');
     await dialog.getByLabel('Password', { exact: true }).fill(VIEWER_PASSWORD);
@@ -114,6 +120,7 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     for (const [key, value] of Object.entries(rest)) assert.equal(value, defaults[key], `cameras[0].${key}`);
     assert.deepEqual(block?.['viewers'], [{ username: 'family', password: VIEWER_PASSWORD, admin: true }]);
     assert.deepEqual(block?.['web'], { port: 0, bind: '127.0.0.1', tls: { selfSigned: false } });
+    assert.deepEqual(block?.['ice'], { turnServers: [{ urls: 'turn:127.0.0.1:3478', username: 'relay', credential: TURN_PASSWORD }], iceTcp: false });
   });
 
   it('runs what the form saved: Homebridge starts the camera and the viewer without a config message', async () => {
@@ -125,6 +132,7 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     assert.doesNotMatch(log, /is required|skipped|unknown setting|is ignored|Using the default/);
     assert.equal(log.includes(CAMERA_PASSWORD), false);
     assert.equal(log.includes(VIEWER_PASSWORD), false);
+    assert.equal(log.includes(TURN_PASSWORD), false);
   });
 
   it('reopens with the saved values and saves them back byte-for-byte', async () => {
