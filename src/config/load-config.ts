@@ -481,7 +481,7 @@ function rtspUrlWithCredentials(raw: RawCamera, problems: string[], warnings: st
   try {
     url = new URL(text);
   } catch {
-    problems.push(`rtspUrl is not a valid address (it is "${printableUrl(text)}"); check the port number and the characters — e.g. rtsp://user:pass@192.168.0.20:554/live1.sdp`);
+    problems.push(`rtspUrl is not a valid address (it is "${printableUrl(text)}"); check the port number and the characters — e.g. rtsp://192.168.0.20:554/live1.sdp`);
     return undefined;
   }
   if (!url.hostname) {
