@@ -403,7 +403,7 @@ class ConfigLoader {
     };
   }
 
-  /** The built-in test camera; its settings are the schema's camera defaults. */
+  /** The built-in test camera; its settings are the camera defaults (CAMERA_DEFAULTS). */
   private demoCamera(): CameraConfig {
     const raw = CAMERA_DEFAULTS;
     return {
@@ -488,7 +488,7 @@ function rtspUrlWithCredentials(raw: RawCamera, problems: string[], warnings: st
     if (error instanceof Error && error.message === 'URL without a host') {
       problems.push('rtspUrl has no camera address after rtsp:// — e.g. rtsp://192.168.0.20:554/live1.sdp');
     } else {
-      problems.push(`rtspUrl is not a valid address (it is "${printableUrl(text)}"); check the port number and the characters — e.g. rtsp://user:pass@192.168.0.20:554/live1.sdp`);
+      problems.push(`rtspUrl is not a valid address (it is "${printableUrl(text)}"); check the port number and the characters — e.g. rtsp://192.168.0.20:554/live1.sdp`);
     }
     return undefined;
   }

@@ -77,7 +77,7 @@ describe('loadConfig: cameras', () => {
     assert.deepEqual(result.config.cameras.map((c) => c.name), ['Front']);
     const [error] = errors(result);
     assert.match(error!, /^Camera 'Porch' \(cameras\[1\]\): rtspUrl must start with rtsp:\/\//);
-    assert.match(error!, /e\.g\. rtsp:\/\/user:pass@192\.168\.0\.20:554\/live1\.sdp/);
+    assert.match(error!, /\(it is "http:\/\/user:\*\*\*@192\.168\.0\.20\/live1\.sdp"\) — e\.g\. rtsp:\/\/192\.168\.0\.20:554\/live1\.sdp, with the log-in in username and password/);
     assert.match(error!, /skipped/);
     assert.ok(!error!.includes('hunter22'), error);
   });

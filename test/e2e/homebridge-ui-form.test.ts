@@ -1,8 +1,8 @@
 /**
  * Issue 11: the plugin's settings form in the real Homebridge UI (homebridge-config-ui-x 5.28, in
  * Chromium) round-trips. A fresh install: first-run admin set-up in the page, an untouched form
- * saves no camera and no viewer, one camera typed by hand and one admin viewer save as exactly one
- * entry each with the typed values (and Homebridge then runs them without a config complaint),
+ * saves no camera and no viewer, one camera typed by hand, one admin viewer and one TURN server save
+ * as exactly one entry each with the typed values (and Homebridge then runs them without a config complaint),
  * and reopening and saving unchanged leaves config.json byte-for-byte the same.
  */
 import assert from 'node:assert/strict';
@@ -19,6 +19,7 @@ import { getFreePort } from '../helpers/ports.js';
 const ARTIFACTS = join(PLUGIN_DIR, '.test-artifacts/ui-form');
 const CAMERA_PASSWORD = 'porch-Secret-77';
 const VIEWER_PASSWORD = 'a long passphrase 42';
+const TURN_PASSWORD = 'relay-pass-9';
 
 /** Opens a collapsed section of the form by its title, like a person clicking it. */
 async function expand(dialog: Locator, title: string): Promise<void> {
@@ -53,12 +54,16 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     assert.deepEqual(ui.pluginBlocks(), []);
   });
 
-  it('saves an untouched form without any camera or viewer, and shows it valid', async () => {
+  it('saves a form with only a global tick and no camera or viewer touched, and shows it valid', async () => {
     const dialog = await ui.openSchemaForm(page);
     // The form starts with one empty camera and one empty viewer.
     assert.equal(await dialog.getByLabel('Camera name', { exact: true }).count(), 1);
     // Config-ui-x marks a form that fails the schema with this icon beside Save.
     assert.equal(await dialog.locator('.modal-footer .fa-circle-exclamation').count(), 0);
+    // As in the issue, one global checkbox is ticked (not discovery: Homebridge runs this config
+    // later, and discovery would probe the real network).
+    await expand(dialog, 'Connections from outside your home');
+    await dialog.getByLabel('Also offer TCP', { exact: true }).check();
     await ui.saveSettings(page, dialog);
     const blocks = ui.pluginBlocks();
     assert.equal(blocks.length, 1);
@@ -66,6 +71,7 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     assert.equal(block?.['cameras'], undefined, JSON.stringify(block));
     assert.equal(block?.['viewers'], undefined, JSON.stringify(block));
     assert.equal(block?.['demo'], true);
+    assert.equal((block?.['ice'] as Record<string, unknown> | undefined)?.['iceTcp'], true);
   });
 
   it('saves one camera typed by hand and one admin viewer as exactly one entry each', async () => {
@@ -88,6 +94,11 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     await dialog.getByLabel('Listen on address (advanced)', { exact: true }).fill('127.0.0.1');
     await expand(dialog, 'RTSP re-stream');
     await dialog.getByLabel('Re-stream port', { exact: true }).fill('0');
+    await expand(dialog, 'Connections from outside your home');
+    await dialog.getByLabel('TURN address', { exact: true }).fill('turn:127.0.0.1:3478');
+    await dialog.getByLabel('TURN user name', { exact: true }).fill('relay');
+    await dialog.getByLabel('TURN password', { exact: true }).fill(TURN_PASSWORD);
+    await dialog.locator('label.legend', { hasText: /^turn:127\.0\.0\.1:3478$/ }).waitFor();
     await expand(dialog, 'Viewers and share links');
     await dialog.getByLabel('User name', { exact: true }).fill('family');
     await dialog.getByLabel('Password', { exact: true }).fill(VIEWER_PASSWORD);
@@ -114,6 +125,7 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     for (const [key, value] of Object.entries(rest)) assert.equal(value, defaults[key], `cameras[0].${key}`);
     assert.deepEqual(block?.['viewers'], [{ username: 'family', password: VIEWER_PASSWORD, admin: true }]);
     assert.deepEqual(block?.['web'], { port: 0, bind: '127.0.0.1', tls: { selfSigned: false } });
+    assert.deepEqual(block?.['ice'], { turnServers: [{ urls: 'turn:127.0.0.1:3478', username: 'relay', credential: TURN_PASSWORD }], iceTcp: true });
   });
 
   it('runs what the form saved: Homebridge starts the camera and the viewer without a config message', async () => {
@@ -125,6 +137,7 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     assert.doesNotMatch(log, /is required|skipped|unknown setting|is ignored|Using the default/);
     assert.equal(log.includes(CAMERA_PASSWORD), false);
     assert.equal(log.includes(VIEWER_PASSWORD), false);
+    assert.equal(log.includes(TURN_PASSWORD), false);
   });
 
   it('reopens with the saved values and saves them back byte-for-byte', async () => {
