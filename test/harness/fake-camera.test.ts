@@ -95,7 +95,7 @@ describe('fake camera: default H.264 + PCMU', () => {
   });
 });
 
-describe('fake camera: authentication', { concurrency: true }, () => {
+describe('fake camera: authentication', { concurrency: 2 }, () => {
   for (const method of ['digest', 'basic'] as const) {
     test(`${method}: 401 without or with a wrong password, 200 with the right one`, async () => {
       const cam = await FakeCamera.start({ auth: { method, user: 'admin', password: 's3cret:/@' }, audio: 'none' });
@@ -145,7 +145,9 @@ function nalsBeforeEachKeyframe(packets: RtpPacket[], codec: 'h264' | 'h265'): n
   return out;
 }
 
-describe('fake camera: variants', { concurrency: true }, () => {
+// Two at a time: each test runs its own GStreamer encoder and ffprobe, and seven at once overloaded
+// the 2-core machine they check (ffprobe timed out under the suite's own load).
+describe('fake camera: variants', { concurrency: 2 }, () => {
   test('profile high at 1280x720 is really High profile', async () => {
     const cam = await FakeCamera.start({ profile: 'high', width: 1280, height: 720, audio: 'none' });
     try {
@@ -264,7 +266,7 @@ const firstIdrDelayMs = (cap: RtpCapture): number | undefined => {
   return idr === undefined ? undefined : (idr.timestamp - cap.packets[0]!.timestamp) / 90;
 };
 
-describe('fake camera: one shared encoder', { concurrency: true }, () => {
+describe('fake camera: one shared encoder', { concurrency: 2 }, () => {
   test('a viewer joining does not disturb the others (no restart, timestamps keep going)', async () => {
     const cam = await FakeCamera.start({ audio: 'none', keyframeIntervalFrames: 100 });
     try {
