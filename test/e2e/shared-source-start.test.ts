@@ -114,21 +114,32 @@ describe('e2e: shared source, instant start from the GOP cache (keyframes every 
   });
 
   it('e2e: an ffmpeg reading the loopback re-stream starts at the cached keyframe, not the camera\'s next one', async () => {
-    // Join late in the GOP so the camera's next keyframe is seconds away.
-    await waitFor(() => cachedKeyframeAgeMs(source) >= 2000, 5000, 'a cached keyframe at least 2 s old');
-    const cacheAgeS = cachedKeyframeAgeMs(source) / 1000;
-    const started = performance.now();
-    const r = await runFfmpeg([
-      '-hide_banner', '-nostdin', '-v', 'error', '-nostats', '-progress', 'pipe:1', '-rtsp_transport', 'tcp',
-      '-i', server.url(source.id), '-map', '0:v:0', '-frames:v', '10', '-f', 'null', '-',
-    ], 20_000);
-    const tookMs = performance.now() - started;
-    const frames = Number([...r.stdout.matchAll(/^frame=(\d+)$/gm)].at(-1)?.[1] ?? 0);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(frames, 10);
-    assert.doesNotMatch(r.stderr, /non-existing PPS|no frame!|decode_slice_header/, r.stderr);
-    // Connect, DESCRIBE/SETUP/PLAY, ffmpeg's own probing, and 10 frames: far less than a GOP wait.
-    assert.ok(tookMs < 2500, `ffmpeg needed ${tookMs.toFixed(0)} ms`);
-    console.log(`# re-stream client joined ~${cacheAgeS.toFixed(1)} s into the GOP; ffmpeg decoded 10 frames in ${tookMs.toFixed(0)} ms in total (camera keyframes every ${KEYFRAME_INTERVAL_S} s)`);
+    // A decoder needs a keyframe: when ffmpeg decoded its 10 frames before the camera sent its next
+    // one (the Source's keyframe counter did not move), they started from the cached keyframe. A
+    // run slow enough to straddle the camera's next keyframe proves nothing and is repeated; how
+    // fast it is belongs to the benchmarks.
+    const keyframes = (): number => source.stats().video?.keyframes ?? 0;
+    const runs: string[] = [];
+    for (let attempt = 1; ; attempt++) {
+      // Join late in the GOP so the camera's next keyframe is seconds away.
+      await waitFor(() => cachedKeyframeAgeMs(source) >= 1000 && cachedKeyframeAgeMs(source) < 2000, 10_000, 'a cached keyframe 1-2 s old');
+      const cacheAgeS = cachedKeyframeAgeMs(source) / 1000;
+      const before = keyframes();
+      const started = performance.now();
+      const r = await runFfmpeg([
+        '-hide_banner', '-nostdin', '-v', 'error', '-nostats', '-progress', 'pipe:1', '-rtsp_transport', 'tcp',
+        '-i', server.url(source.id), '-map', '0:v:0', '-frames:v', '10', '-f', 'null', '-',
+      ], 20_000);
+      const tookMs = performance.now() - started;
+      const frames = Number([...r.stdout.matchAll(/^frame=(\d+)$/gm)].at(-1)?.[1] ?? 0);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(frames, 10);
+      assert.doesNotMatch(r.stderr, /non-existing PPS|no frame!|decode_slice_header/, r.stderr);
+      const straddled = keyframes() !== before;
+      runs.push(`joined ~${cacheAgeS.toFixed(1)} s into the GOP, 10 frames in ${tookMs.toFixed(0)} ms${straddled ? ' (a camera keyframe came meanwhile)' : ''}`);
+      if (!straddled) break;
+      assert.ok(attempt < 5, `every run straddled a camera keyframe: ${runs.join('; ')}`);
+    }
+    console.log(`# re-stream client: ${runs.join('; ')} (camera keyframes every ${KEYFRAME_INTERVAL_S} s)`);
   });
 });

