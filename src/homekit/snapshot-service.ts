@@ -13,6 +13,7 @@
 import type { SnapshotProvider } from '../web/types.js';
 import type { Logger } from '../util/logger.js';
 import { decodeToJpeg, isJpeg, takeKeyframe, type EncodedKeyframe, type SnapshotFrameSource } from './keyframe-snapshot.js';
+import type { SavedSnapshot, SnapshotStore } from './snapshot-store.js';
 
 export interface SnapshotSize {
   width?: number;
@@ -38,6 +39,11 @@ export interface SnapshotServiceOptions {
   deadlineMs?: number;
   /** Try the still-image sources when the stream has not given a picture after this long (default 2500 ms). */
   fallbackAfterMs?: number;
+  /**
+   * Where fresh pictures are kept across restarts, for the page's tiles (shown at once, with their
+   * age). Only the tiles read it back: the Home app has no way to show a picture's age.
+   */
+  store?: SnapshotStore;
 }
 
 interface CachedImage {
@@ -92,8 +98,15 @@ export class SnapshotService {
     return promise;
   }
 
-  close(): void {
+  /** The last good picture kept across restarts, with its capture time; undefined without a store. */
+  saved(): Promise<SavedSnapshot | undefined> {
+    return this.options.store ? this.options.store.last() : Promise.resolve(undefined);
+  }
+
+  /** Stops work in flight; resolves when a picture still waiting to be saved is on disk. */
+  close(): Promise<void> {
     this.closing.abort();
+    return this.options.store ? this.options.store.close() : Promise.resolve();
   }
 
   private async produce(size: SnapshotSize, started: number): Promise<SnapshotResult | undefined> {
@@ -108,6 +121,7 @@ export class SnapshotService {
       const fresh = await Promise.race([this.firstSuccess(size, attempt.signal), deadline]);
       if (fresh) {
         this.lastGood = fresh.image;
+        this.options.store?.offer(fresh.image);
         this.cache.set(sizeKey(size), { image: fresh.image, at: Date.now() });
         return { ...fresh, ms: performance.now() - started };
       }
@@ -239,6 +253,12 @@ export class SnapshotRegistry implements SnapshotProvider {
   getSnapshot(cameraId: string, size: { width?: number; height?: number }): Promise<Buffer | undefined> {
     const service = this.services.get(cameraId);
     return service ? service.getSnapshot(size) : Promise.resolve(undefined);
+  }
+
+  /** Only registered (configured, running) cameras: a removed camera's file is never served. */
+  savedSnapshot(cameraId: string): Promise<SavedSnapshot | undefined> {
+    const service = this.services.get(cameraId);
+    return service ? service.saved() : Promise.resolve(undefined);
   }
 }
 

@@ -156,6 +156,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         whep: access.guardWhep(whep),
         snapshots: {
           getSnapshot: (id, size) => snapshots ? snapshots.getSnapshot(id, size) : Promise.resolve(undefined),
+          savedSnapshot: (id) => snapshots?.savedSnapshot ? snapshots.savedSnapshot(id) : Promise.resolve(undefined),
         },
         cameraExtras: (id) => {
           const camera = cameras.get(id);
