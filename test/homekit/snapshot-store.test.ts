@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import { SnapshotStore } from '../../src/homekit/snapshot-store.js';
 import type { Logger } from '../../src/util/logger.js';
 import { makeTestJpeg } from '../helpers/onvif-responder.js';
-import { FakeTime } from '../media/helpers/fake-time.js';
+import { FakeTime } from '../helpers/fake-time.js';
 
 const START = Date.UTC(2026, 0, 2, 3, 4, 5);
 
