@@ -9,7 +9,7 @@
  * in between is written when the interval is over, so the disk sees one small write per camera per
  * half minute at most, however often the tiles and the Home app ask.
  */
-import { mkdir, readFile, stat, utimes } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { CAMERA_ID_MAX_LENGTH, CAMERA_ID_PATTERN } from '../config/camera-id.js';
 import { realTimers, type TimerHandle, type TimerSeam } from '../media/timers.js';
@@ -154,4 +154,34 @@ export class SnapshotStore {
       return undefined;
     }
   }
+}
+
+/**
+ * Deletes the saved pictures of cameras no longer in the config (and their temp files a crash left), so a
+ * removed camera's picture of someone's home does not stay on disk. Only names this store writes are
+ * touched; anything else in the folder is left alone. Failures are debug lines, never errors.
+ */
+export async function pruneSavedSnapshots(storagePath: string, cameraIds: Iterable<string>, log: Logger): Promise<string[]> {
+  const folder = path.join(storagePath, STORAGE_FOLDER, SNAPSHOT_FOLDER);
+  const keep = new Set([...cameraIds].map((id) => `${id}.jpg`));
+  let names: string[];
+  try {
+    names = await readdir(folder);
+  } catch {
+    return []; // no folder yet: nothing was ever saved
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const id = /^(.+)\.jpg(?:\.[0-9]+\.[0-9a-f]+\.tmp)?$/.exec(name)?.[1];
+    // A configured camera's temp file may be a write in progress: left alone.
+    if (id === undefined || id.length > CAMERA_ID_MAX_LENGTH || !CAMERA_ID_PATTERN.test(id) || keep.has(`${id}.jpg`)) continue;
+    try {
+      await unlink(path.join(folder, name));
+      removed.push(name);
+    } catch (error) {
+      log.debug(`snapshot: could not delete ${name} (no camera uses it): ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  if (removed.length) log.debug(`snapshot: deleted saved pictures no configured camera uses: ${removed.join(', ')}`);
+  return removed;
 }

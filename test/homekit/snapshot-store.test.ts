@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { SnapshotStore } from '../../src/homekit/snapshot-store.js';
+import { pruneSavedSnapshots, SnapshotStore } from '../../src/homekit/snapshot-store.js';
 import type { Logger } from '../../src/util/logger.js';
 import { makeTestJpeg } from '../helpers/onvif-responder.js';
 import { FakeTime } from '../helpers/fake-time.js';
@@ -143,5 +143,26 @@ describe('snapshot store', () => {
     s.offer(await makeTestJpeg(32, 32));
     await s.written();
     assert.ok(log.debugLines.some((l) => l.startsWith('snapshot: could not save the last good picture')), log.debugLines.join('\n'));
+  });
+});
+
+describe('pruning saved snapshots', () => {
+  it('deletes the pictures (and crash leftovers) of cameras no longer configured, and nothing else', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'snap-prune-'));
+    try {
+      const folder = path.join(dir, 'webrtc-cameras', 'snapshots');
+      await mkdir(folder, { recursive: true });
+      const names = ['front.jpg', 'front.jpg.9.00aa11bb.tmp', 'garden.jpg', 'garden.jpg.123.0a1b2c3d.tmp', 'notes.txt', 'Upper.jpg', 'back.jpg'];
+      for (const name of names) await writeFile(path.join(folder, name), 'x');
+      const log = recordingLog();
+      const removed = await pruneSavedSnapshots(dir, ['front', 'back'], log);
+      assert.deepEqual(removed.sort(), ['garden.jpg', 'garden.jpg.123.0a1b2c3d.tmp']);
+      assert.deepEqual((await readdir(folder)).sort(), ['Upper.jpg', 'back.jpg', 'front.jpg', 'front.jpg.9.00aa11bb.tmp', 'notes.txt'], 'a configured camera\'s temp file may be a write in progress');
+      assert.ok(log.debugLines.some((l) => l.includes('deleted saved pictures no configured camera uses: ')));
+      // No folder at all: nothing to do.
+      assert.deepEqual(await pruneSavedSnapshots(path.join(dir, 'none'), [], log), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
