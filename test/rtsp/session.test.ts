@@ -598,7 +598,7 @@ describe('lifecycle', () => {
       },
       new AbortController().signal,
     );
-    await sleep(100);
+    await waitFor(() => log.lines.some((l) => l.includes('downstream bug')), 2000, 'the throwing handler to run');
     await Promise.all([session.close(), session.close()]);
     await sleep(50);
     assert.equal(closes, 1);
