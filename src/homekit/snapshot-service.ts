@@ -58,6 +58,12 @@ export interface SnapshotResult {
   ms: number;
 }
 
+/**
+ * Pictures asked for narrower than this (the Apple Watch's, notification thumbnails) are not kept on
+ * disk: the saved picture fills a page tile, and a 320-pixel one would replace a sharp 640-pixel one.
+ */
+export const MIN_SAVED_WIDTH = 480;
+
 function sizeKey(size: SnapshotSize): string {
   return `${size.width ?? 0}x${size.height ?? 0}`;
 }
@@ -121,7 +127,7 @@ export class SnapshotService {
       const fresh = await Promise.race([this.firstSuccess(size, attempt.signal), deadline]);
       if (fresh) {
         this.lastGood = fresh.image;
-        this.options.store?.offer(fresh.image);
+        if (size.width === undefined || size.width >= MIN_SAVED_WIDTH) this.options.store?.offer(fresh.image);
         this.cache.set(sizeKey(size), { image: fresh.image, at: Date.now() });
         return { ...fresh, ms: performance.now() - started };
       }

@@ -124,12 +124,16 @@ describe('snapshot service', { timeout: 180_000 }, () => {
     assert.equal(await installed[0]!.getSnapshot('a', {}), undefined);
   });
 
-  it('keeps the stream\'s fresh picture in the store; the registry serves it only for a registered camera', async () => {
+  it('keeps the stream\'s fresh tile-sized picture in the store; the registry serves it only for a registered camera', async () => {
     const storagePath = await mkdtemp(path.join(tmpdir(), 'snap-service-'));
     closers.push(() => rm(storagePath, { recursive: true, force: true }));
     const store = new SnapshotStore({ storagePath, cameraId: 'front', log: silentLogger });
     const snapshots = service(rig.source, rig.ffmpeg.path, [], { store, cacheMs: 0 });
-    const result = await snapshots.take({ width: 320, height: 180 });
+    // A small picture (Apple Watch, notification) is not kept: it would blur the page's tile.
+    const small = await snapshots.take({ width: 320, height: 180 });
+    assert.equal(small?.origin, 'stream');
+    assert.equal(await store.last(), undefined);
+    const result = await snapshots.take({ width: 640, height: 360 });
     assert.equal(result?.origin, 'stream');
     await store.written();
     assert.deepEqual(await readFile(store.file), result!.image, 'the decoded keyframe, byte for byte, on disk');
