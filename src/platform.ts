@@ -66,6 +66,7 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
   private services: PluginServices | undefined;
   private launching: Promise<void> | undefined;
   private stopping = false;
+  private shuttingDown: Promise<void> | undefined;
 
   constructor(log: Logging, config: PlatformConfig | undefined, private readonly api: API, hooks: Partial<PlatformHooks> = {}) {
     this.hooks = { findFfmpeg, createPluginServices, createCameraRuntime, ...hooks };
@@ -98,6 +99,11 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
     api.on('shutdown', () => {
       void this.shutdown().catch((error: unknown) => this.log.error(`Shutdown failed: ${errorText(error)}`));
     });
+  }
+
+  /** Settles when the start-up that `didFinishLaunching` began has finished (its errors are logged, never thrown). */
+  whenLaunched(): Promise<void> {
+    return this.launching ?? Promise.resolve();
   }
 
   /** Homebridge hands over each cached accessory before `didFinishLaunching`. */
@@ -218,9 +224,13 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
     }
   }
 
-  /** Stops every camera, then the shared services. Safe to call more than once. */
-  async shutdown(): Promise<void> {
-    if (this.stopping) return;
+  /** Stops every camera, then the shared services. Safe to call more than once: every call settles when the one shutdown has. */
+  shutdown(): Promise<void> {
+    this.shuttingDown ??= this.stopAll();
+    return this.shuttingDown;
+  }
+
+  private async stopAll(): Promise<void> {
     this.stopping = true;
     // Let a start-up in progress settle so what it started is stopped too, but never hang
     // Homebridge's shutdown on a runtime whose start() misbehaves.

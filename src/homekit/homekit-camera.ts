@@ -22,6 +22,7 @@ import { applyOnvifInformation } from './accessory-info.js';
 import type { SnapshotFrameSource } from './keyframe-snapshot.js';
 import { OnvifLink } from './onvif-link.js';
 import { snapshotRegistryFor, SnapshotService, type SnapshotProviderHost, type StillImageSource } from './snapshot-service.js';
+import { SnapshotStore } from './snapshot-store.js';
 import { HomeKitStreamingDelegate } from './streaming-delegate.js';
 import { chooseAudio, resolutionsFor, streamingOptions } from './streaming-options.js';
 
@@ -42,6 +43,8 @@ export interface HomeKitCameraOptions {
   onvifDevice?: () => Promise<ConnectedOnvifDevice>;
   /** How long the first start waits for the camera's picture size (default 8000 ms). */
   probeTimeoutMs?: number;
+  /** Homebridge's storage path: the last good snapshot is kept there across restarts. Without it, it is not. */
+  storagePath?: string;
 }
 
 /** Kept in the accessory's context so the next start knows the picture size at once. */
@@ -65,18 +68,21 @@ export class HomeKitCamera {
   private readonly log: Logger;
   private readonly probe = new AbortController();
   private unregisterSnapshots: (() => void) | undefined;
+  private readonly store: SnapshotStore | undefined;
   private stopped = false;
   private motionDetected = false;
 
   constructor(private readonly options: HomeKitCameraOptions) {
     const { camera, ffmpeg, log } = options;
     this.log = log;
+    this.store = options.storagePath ? makeStore(options.storagePath, camera.id, log) : undefined;
     this.snapshots = new SnapshotService({
       source: options.source,
       ffmpegPath: ffmpeg?.path,
       stillSources: this.stillSources(),
       log,
       debug: options.ffmpegConfig.debug,
+      ...(this.store ? { store: this.store } : {}),
     });
     if (ffmpeg) {
       const audio = chooseAudio(ffmpeg, camera.audio);
@@ -124,6 +130,8 @@ export class HomeKitCamera {
   /** Registers snapshots, starts ONVIF, and configures the controller in the background. */
   start(): void {
     this.unregisterSnapshots = snapshotRegistryFor(this.options.services).register(this.options.camera.id, this.snapshots);
+    // Into memory now, so the page's first tile request is answered from memory.
+    void this.store?.load();
     this.onvif?.start();
     this.configured = this.configure().catch((error: unknown) => {
       this.log.error(`The Home app camera could not be set up: ${error instanceof Error ? error.message : String(error)}`);
@@ -142,8 +150,7 @@ export class HomeKitCamera {
     this.stopped = true;
     this.probe.abort();
     this.unregisterSnapshots?.();
-    this.snapshots.close();
-    await Promise.allSettled([this.delegate?.close(), this.onvif?.stop()]);
+    await Promise.allSettled([this.snapshots.close(), this.delegate?.close(), this.onvif?.stop()]);
   }
 
   /** The controller once configured (tests). */
@@ -262,6 +269,16 @@ export class HomeKitCamera {
   private setMotion(detected: boolean): void {
     this.motionDetected = detected;
     this.motionService?.updateCharacteristic(this.options.api.hap.Characteristic.MotionDetected, detected);
+  }
+}
+
+/** The camera's snapshot store; a camera the config let through with an odd id simply has none. */
+function makeStore(storagePath: string, cameraId: string, log: Logger): SnapshotStore | undefined {
+  try {
+    return new SnapshotStore({ storagePath, cameraId, log });
+  } catch (error) {
+    log.warn(`The last snapshot will not be kept across restarts: ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
   }
 }
 

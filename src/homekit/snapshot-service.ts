@@ -14,6 +14,7 @@ import type { SourceStateName } from '../media/types.js';
 import type { SnapshotProvider } from '../web/types.js';
 import type { Logger } from '../util/logger.js';
 import { decodeToJpeg, isJpeg, takeKeyframe, type EncodedKeyframe, type SnapshotFrameSource } from './keyframe-snapshot.js';
+import type { SavedSnapshot, SnapshotStore } from './snapshot-store.js';
 
 export interface SnapshotSize {
   width?: number;
@@ -39,6 +40,11 @@ export interface SnapshotServiceOptions {
   deadlineMs?: number;
   /** Try the still-image sources when the stream has not given a picture after this long (default 2500 ms). */
   fallbackAfterMs?: number;
+  /**
+   * Where fresh pictures are kept across restarts, for the page's tiles (shown at once, with their
+   * age). Only the tiles read it back: the Home app has no way to show a picture's age.
+   */
+  store?: SnapshotStore;
 }
 
 interface CachedImage {
@@ -52,6 +58,12 @@ export interface SnapshotResult {
   origin: string;
   ms: number;
 }
+
+/**
+ * Pictures asked for narrower than this (the Apple Watch's, notification thumbnails) are not kept on
+ * disk: the saved picture fills a page tile, and a 320-pixel one would replace a sharp 640-pixel one.
+ */
+export const MIN_SAVED_WIDTH = 480;
 
 function sizeKey(size: SnapshotSize): string {
   return `${size.width ?? 0}x${size.height ?? 0}`;
@@ -93,8 +105,15 @@ export class SnapshotService {
     return promise;
   }
 
-  close(): void {
+  /** The last good picture kept across restarts, with its capture time; undefined without a store. */
+  saved(): Promise<SavedSnapshot | undefined> {
+    return this.options.store ? this.options.store.last() : Promise.resolve(undefined);
+  }
+
+  /** Stops work in flight; resolves when a picture still waiting to be saved is on disk. */
+  close(): Promise<void> {
     this.closing.abort();
+    return this.options.store ? this.options.store.close() : Promise.resolve();
   }
 
   private async produce(size: SnapshotSize, started: number): Promise<SnapshotResult | undefined> {
@@ -109,6 +128,7 @@ export class SnapshotService {
       const fresh = await Promise.race([this.firstSuccess(size, attempt.signal), deadline]);
       if (fresh) {
         this.lastGood = fresh.image;
+        if (size.width === undefined || size.width >= MIN_SAVED_WIDTH) this.options.store?.offer(fresh.image);
         this.cache.set(sizeKey(size), { image: fresh.image, at: Date.now() });
         return { ...fresh, ms: performance.now() - started };
       }
@@ -249,6 +269,12 @@ export class SnapshotRegistry implements SnapshotProvider {
   getSnapshot(cameraId: string, size: { width?: number; height?: number }): Promise<Buffer | undefined> {
     const service = this.services.get(cameraId);
     return service ? service.getSnapshot(size) : Promise.resolve(undefined);
+  }
+
+  /** Only registered (configured, running) cameras: a removed camera's file is never served. */
+  savedSnapshot(cameraId: string): Promise<SavedSnapshot | undefined> {
+    const service = this.services.get(cameraId);
+    return service ? service.saved() : Promise.resolve(undefined);
   }
 }
 

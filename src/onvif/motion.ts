@@ -12,6 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 
+import { plainTimers, type TimerHandle, type TimerSeam } from '../media/timers.js';
 import type { Logger } from '../util/logger.js';
 
 export interface MotionStateOptions {
@@ -24,6 +25,9 @@ export interface MotionStateOptions {
   log?: Logger;
   /** Camera name for log lines. */
   name?: string;
+  /** Clock in ms (default Date.now) and timers (default the real ones): tests drive time. */
+  now?: () => number;
+  timers?: TimerSeam;
 }
 
 export interface MotionStateEvents {
@@ -38,15 +42,19 @@ export class MotionState extends EventEmitter<MotionStateEvents> {
   private readonly active = new Map<string, number>();
   private lastSeenAt = 0;
   private state = false;
-  private offTimer: NodeJS.Timeout | undefined;
-  private debounceTimer: NodeJS.Timeout | undefined;
+  private offTimer: TimerHandle | undefined;
+  private debounceTimer: TimerHandle | undefined;
   private disposed = false;
+  private readonly now: () => number;
+  private readonly timers: TimerSeam;
 
   constructor(private readonly options: MotionStateOptions = {}) {
     super();
     this.resetTimeoutMs = Math.max(0, options.resetTimeoutMs ?? 10_000);
     this.debounceMs = Math.max(0, options.debounceMs ?? 0);
     this.maxActiveMs = Math.max(0, options.maxActiveMs ?? 300_000);
+    this.now = options.now ?? Date.now;
+    this.timers = options.timers ?? plainTimers;
   }
 
   get detected(): boolean {
@@ -59,7 +67,7 @@ export class MotionState extends EventEmitter<MotionStateEvents> {
    */
   update(active: boolean, key = 'default', pulse = false): void {
     if (this.disposed) return;
-    const now = Date.now();
+    const now = this.now();
     if (active) {
       this.lastSeenAt = now;
       if (!pulse) this.active.set(key, now);
@@ -76,7 +84,7 @@ export class MotionState extends EventEmitter<MotionStateEvents> {
   clearSources(): void {
     if (this.active.size === 0) return;
     this.active.clear();
-    this.lastSeenAt = Date.now();
+    this.lastSeenAt = this.now();
     if (this.state) this.scheduleOff();
     else this.cancelDebounce();
   }
@@ -84,7 +92,7 @@ export class MotionState extends EventEmitter<MotionStateEvents> {
   /** Stops all timers; no further `change` events. */
   dispose(): void {
     this.disposed = true;
-    clearTimeout(this.offTimer);
+    this.clearOffTimer();
     this.cancelDebounce();
     this.removeAllListeners();
   }
@@ -97,8 +105,13 @@ export class MotionState extends EventEmitter<MotionStateEvents> {
   }
 
   private cancelDebounce(): void {
-    clearTimeout(this.debounceTimer);
+    if (this.debounceTimer !== undefined) this.timers.clearTimeout(this.debounceTimer);
     this.debounceTimer = undefined;
+  }
+
+  private clearOffTimer(): void {
+    if (this.offTimer !== undefined) this.timers.clearTimeout(this.offTimer);
+    this.offTimer = undefined;
   }
 
   private turnOnAfterDebounce(): void {
@@ -107,9 +120,9 @@ export class MotionState extends EventEmitter<MotionStateEvents> {
       this.scheduleOff();
       return;
     }
-    if (this.debounceTimer) return;
+    if (this.debounceTimer !== undefined) return;
     const pulseAt = this.lastSeenAt;
-    this.debounceTimer = setTimeout(() => {
+    this.debounceTimer = this.timers.setTimeout(() => {
       this.debounceTimer = undefined;
       // Still asserted (a property still true, or a new pulse arrived during the wait)?
       if (this.active.size > 0 || this.lastSeenAt > pulseAt) {
@@ -120,8 +133,8 @@ export class MotionState extends EventEmitter<MotionStateEvents> {
   }
 
   private scheduleOff(): void {
-    clearTimeout(this.offTimer);
-    const now = Date.now();
+    this.clearOffTimer();
+    const now = this.now();
     let at: number;
     if (this.active.size === 0) {
       at = this.lastSeenAt + this.resetTimeoutMs;
@@ -130,11 +143,11 @@ export class MotionState extends EventEmitter<MotionStateEvents> {
     } else {
       return;
     }
-    this.offTimer = setTimeout(() => this.evaluate(), Math.max(0, at - now));
+    this.offTimer = this.timers.setTimeout(() => this.evaluate(), Math.max(0, at - now));
   }
 
   private evaluate(): void {
-    const now = Date.now();
+    const now = this.now();
     if (this.maxActiveMs > 0) {
       for (const [key, since] of this.active) {
         if (now - since >= this.maxActiveMs) {

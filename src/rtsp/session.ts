@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
+import { every, realTimers, type TimerSeam } from '../media/timers.js';
 import type { TrackDescription, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
 import type { Credentials } from './auth.js';
@@ -56,6 +57,13 @@ export interface RtspSessionOptions {
   /** Redirects followed before giving up (default 5). */
   maxRedirects?: number;
   userAgent?: string;
+  /**
+   * Monotonic clock in ms (default performance.now) and timers (default the real ones, not keeping
+   * the process alive) for keep-alive, receiver reports, the stall watchdog and the first UDP packet.
+   * The connection's own socket timeouts (connect, request, teardown) stay on the real clock.
+   */
+  now?: () => number;
+  timers?: TimerSeam;
 }
 
 export interface RtspSessionHandlers {
@@ -100,7 +108,9 @@ export class RtspSession implements UpstreamSession {
   private aggregateUrl = '';
   private keepaliveMethod: 'GET_PARAMETER' | 'OPTIONS' = 'OPTIONS';
   private keepaliveInFlight = false;
-  private timers: NodeJS.Timeout[] = [];
+  private stopRepeating: Array<() => void> = [];
+  private readonly now: () => number;
+  private readonly clock: TimerSeam;
   private lastRtpAt = 0;
   private cameraAddresses = new Set<string>();
   private droppedForeign = 0;
@@ -126,6 +136,8 @@ export class RtspSession implements UpstreamSession {
       throw new RtspError('unsupported', options.cameraName, displayUrl(options.url), `invalid camera URL: ${reason}`);
     }
     this.target = target;
+    this.now = options.now ?? (() => performance.now());
+    this.clock = options.timers ?? realTimers;
     const username = options.username ?? target.username;
     const password = options.password ?? target.password ?? '';
     this.credentials = username !== undefined ? { username, password } : undefined;
@@ -413,7 +425,7 @@ export class RtspSession implements UpstreamSession {
       headers: { Session: this.sessionId ?? '', Range: 'npt=0.000-' },
     });
     if (response.status < 200 || response.status >= 300) throw this.errors.fromStatus('PLAY', response.status, response.reason);
-    this.lastRtpAt = performance.now();
+    this.lastRtpAt = this.now();
     // UDP: a first report from each RTCP port opens NAT and firewall state towards the camera.
     if (this.trackStates.some((t) => t.udp)) this.sendReceiverReports();
   }
@@ -422,7 +434,7 @@ export class RtspSession implements UpstreamSession {
     if (!this.trackStates.some((t) => t.udp)) return Promise.resolve();
     if (this.trackStates.some((t) => t.stats.packetsReceived > 0)) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.firstPacket = undefined;
         reject(
           this.errors.create(
@@ -432,12 +444,12 @@ export class RtspSession implements UpstreamSession {
         );
       }, this.timeouts.udpFirstPacketMs);
       this.firstPacket = () => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         this.firstPacket = undefined;
         resolve();
       };
       this.lost = (err) => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         reject(err);
       };
     });
@@ -490,7 +502,7 @@ export class RtspSession implements UpstreamSession {
       return;
     }
     if (packet.length < 12 || packet[0]! >> 6 !== 2) return;
-    const now = performance.now();
+    const now = this.now();
     this.lastRtpAt = now;
     this.trackStates[index]?.stats.onRtp(packet, now);
     this.firstPacket?.();
@@ -502,7 +514,7 @@ export class RtspSession implements UpstreamSession {
     const track = this.trackStates[index];
     if (!track) return;
     const summary = parseRtcp(packet);
-    const now = performance.now();
+    const now = this.now();
     for (const sr of summary.senderReports) {
       track.stats.onSenderReport(sr, now);
       const onSr = this.handlers.onSenderReport;
@@ -542,22 +554,22 @@ export class RtspSession implements UpstreamSession {
 
   private startTimers(): void {
     const keepaliveMs = Math.max(1000, (this.sessionTimeoutS * 1000) / 2);
-    this.timers.push(setInterval(() => void this.keepalive(), keepaliveMs).unref());
-    this.timers.push(setInterval(() => this.sendReceiverReports(), this.timeouts.rtcpIntervalMs).unref());
+    this.stopRepeating.push(every(this.clock, keepaliveMs, () => void this.keepalive()));
+    this.stopRepeating.push(every(this.clock, this.timeouts.rtcpIntervalMs, () => this.sendReceiverReports()));
     const checkEvery = Math.max(50, Math.min(1000, this.timeouts.stallMs / 4));
-    this.timers.push(
-      setInterval(() => {
-        const silent = performance.now() - this.lastRtpAt;
+    this.stopRepeating.push(
+      every(this.clock, checkEvery, () => {
+        const silent = this.now() - this.lastRtpAt;
         if (silent > this.timeouts.stallMs) {
           void this.fail(this.errors.create('stalled', `no media from the camera for ${seconds(Math.round(silent))}`));
         }
-      }, checkEvery).unref(),
+      }),
     );
   }
 
   private stopTimers(): void {
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
+    for (const stop of this.stopRepeating) stop();
+    this.stopRepeating = [];
   }
 
   private async keepalive(): Promise<void> {
@@ -585,7 +597,7 @@ export class RtspSession implements UpstreamSession {
   }
 
   private sendReceiverReports(): void {
-    const now = performance.now();
+    const now = this.now();
     for (const track of this.trackStates) {
       const block = track.stats.reportBlock(now);
       const packet = buildReceiverReport(this.ssrc, block ? [block] : [], this.cname);

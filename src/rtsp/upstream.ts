@@ -1,3 +1,4 @@
+import type { TimerSeam } from '../media/timers.js';
 import type { UpstreamFactory } from '../media/types.js';
 import { prefixedLogger, redactingLogger, type Logger } from '../util/logger.js';
 import { tcpReachable } from '../util/tcp-probe.js';
@@ -30,6 +31,9 @@ export interface RtspUpstreamOptions {
   /** Redirects followed before giving up (default 5). */
   maxRedirects?: number;
   userAgent?: string;
+  /** Each session's clock and timers (keep-alive, receiver reports, stall watchdog, first UDP packet); tests drive time. */
+  now?: () => number;
+  timers?: TimerSeam;
 }
 
 /** A LAN camera that is up answers a TCP connect in milliseconds; longer means not yet. */

@@ -83,6 +83,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     ffmpeg: deps.ffmpeg,
     ffmpegConfig: deps.config.ffmpeg,
     log: deps.log,
+    storagePath: deps.storagePath,
     ...(onvifDevice ? { onvifDevice } : {}),
   });
   return {

@@ -14,6 +14,7 @@ import { createWhepHandler } from '../webrtc/whep.js';
 import type { PluginConfig, WebConfig } from '../config/types.js';
 import type { RuntimeContext } from './camera-runtime.js';
 import { createDiscoveryService } from './discovery-service.js';
+import { pruneSavedSnapshots } from '../homekit/snapshot-store.js';
 
 /** A camera as the shared services know it. */
 export interface RegisteredCamera {
@@ -173,6 +174,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         whep: access.guardWhep(whep),
         snapshots: {
           getSnapshot: (id, size) => snapshots ? snapshots.getSnapshot(id, size) : Promise.resolve(undefined),
+          savedSnapshot: (id) => snapshots?.savedSnapshot ? snapshots.savedSnapshot(id) : Promise.resolve(undefined),
         },
         cameraExtras: (id) => {
           const camera = cameras.get(id);
@@ -199,6 +201,9 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         log.warn('No viewer account is configured, so nobody can sign in to the watch page yet: add one under "Viewers" in the plugin settings.');
       }
       discovery.start();
+      // In the background: a removed camera's saved picture is not served anyway (only configured
+      // cameras are looked up); this takes it off the disk too.
+      void pruneSavedSnapshots(context.storagePath, config.cameras.map((c) => c.id), log);
     },
     async stop() {
       discovery.stop();

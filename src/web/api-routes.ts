@@ -1,5 +1,5 @@
 /**
- * The JSON API (`/api/cameras`, one camera, its snapshot). Cameras are named by id only, filtered by
+ * The JSON API (`/api/cameras`, one camera, its snapshot, its last saved snapshot). Cameras are named by id only, filtered by
  * what the caller may watch, and described through `toCameraStatus`'s allow-list.
  */
 import { toCameraStatus } from './camera-status.js';
@@ -99,6 +99,32 @@ export function apiRoutes(deps: ApiDeps): Route[] {
         ctx.res.setHeader('Content-Type', 'image/jpeg');
         ctx.res.setHeader('Content-Length', image.length);
         ctx.res.end(ctx.req.method === 'HEAD' ? undefined : image);
+      },
+    },
+    {
+      // The last good picture, kept across restarts, answered from memory at once: the page shows it
+      // (marked with its age) while the live snapshot above wakes an idle camera. Same permission
+      // checks as the live one; only configured cameras are looked up.
+      method: 'GET',
+      path: '/api/cameras/:id/last-snapshot.jpg',
+      auth: 'viewer',
+      async handle(ctx) {
+        const source = requireCamera(ctx, deps.registry, ctx.params.id);
+        const saved = await deps.snapshots?.savedSnapshot?.(source.id);
+        ctx.res.setHeader('Cache-Control', 'no-store');
+        if (!saved || saved.image.length === 0) {
+          ctx.res.statusCode = 204;
+          ctx.res.end();
+          return;
+        }
+        // The server's own clock says how old it is, so a browser with a wrong clock still shows the right age.
+        const ageSeconds = Math.max(0, Math.floor((Date.now() - saved.capturedAt) / 1000));
+        ctx.res.statusCode = 200;
+        ctx.res.setHeader('Content-Type', 'image/jpeg');
+        ctx.res.setHeader('Content-Length', saved.image.length);
+        ctx.res.setHeader('Last-Modified', new Date(saved.capturedAt).toUTCString());
+        ctx.res.setHeader('X-Snapshot-Age-Seconds', String(ageSeconds));
+        ctx.res.end(ctx.req.method === 'HEAD' ? undefined : saved.image);
       },
     },
   ];

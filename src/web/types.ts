@@ -83,6 +83,11 @@ export interface WhepHandler {
  */
 export interface SnapshotProvider {
   getSnapshot(cameraId: string, size: { width?: number; height?: number }): Promise<Buffer | undefined>;
+  /**
+   * The last good picture kept across restarts and when it was taken (ms since the epoch), from
+   * memory: answers at once, so a tile is never empty while a fresh picture is on its way.
+   */
+  savedSnapshot?(cameraId: string): Promise<{ image: Buffer; capturedAt: number } | undefined>;
 }
 
 /** An ICE server the browser should use too (TURN for viewers outside the LAN); RTCIceServer's shape. */

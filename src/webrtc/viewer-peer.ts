@@ -27,6 +27,7 @@ import {
   type RtcpPacket,
 } from 'werift';
 import { parseH264Sps } from '../media/h264-sps.js';
+import { every, plainTimers, realTimers, type TimerHandle, type TimerSeam } from '../media/timers.js';
 import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { refusalLog } from '../util/summary-log.js';
@@ -106,6 +107,14 @@ export interface ViewerPeerOptions {
    * for comparison in the benchmark and as a fallback should werift's internals change.
    */
   sendPath?: 'direct' | 'werift';
+  /**
+   * Monotonic clock in ms (default performance.now; frame ages compare it with the Source's
+   * `receivedAt`, so both must use the same clock) and timers (default the real ones) for the
+   * connect timeout, disconnect grace, silence check, sender reports, keyframe-request spacing and
+   * the tracks wait. Tests drive time with them. Sender reports still carry the real wall clock.
+   */
+  now?: () => number;
+  timers?: TimerSeam;
 }
 
 export interface ViewerStats {
@@ -210,14 +219,19 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   private dtls: RTCDtlsTransport | undefined;
   private subscription: { unsubscribe(): void } | undefined;
   private readonly disposers: Array<() => void> = [];
-  private connectTimer: NodeJS.Timeout | undefined;
-  private disconnectTimer: NodeJS.Timeout | undefined;
-  private reportTimer: NodeJS.Timeout | undefined;
+  private connectTimer: TimerHandle | undefined;
+  private disconnectTimer: TimerHandle | undefined;
+  private stopReports: (() => void) | undefined;
   private lastKeyframeRequestAt = Number.NEGATIVE_INFINITY;
   private lastRtcpAt = 0;
   /** NACKed vs sent video packets in the current one-second window, for the loss cut-back. */
   private readonly lossWindow = { nacked: 0, sentAtStart: 0, heavy: 0, cutBack: false };
-  private pendingKeyframeTimer: NodeJS.Timeout | undefined;
+  private pendingKeyframeTimer: TimerHandle | undefined;
+  private readonly now: () => number;
+  /** One-shot timers (default: plain ones, as before) and the repeating ones (default: not keeping the process alive, as before). */
+  private readonly timers: TimerSeam;
+  private readonly repeatTimers: TimerSeam;
+  private readonly createdAtPerf: number;
   private infoSent: StreamInfo | undefined;
   private lastSps: Buffer | undefined;
   /** Announced public addresses, resolved to IPv4 when negotiation starts. */
@@ -234,6 +248,10 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.source = options.source;
     this.log = options.logger ?? silentLogger;
     this.ice = options.ice ?? DEFAULT_ICE_SETTINGS;
+    this.now = options.now ?? (() => performance.now());
+    this.timers = options.timers ?? plainTimers;
+    this.repeatTimers = options.timers ?? realTimers;
+    this.createdAtPerf = this.now();
     this.opts = {
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
       disconnectGraceMs: options.disconnectGraceMs ?? DEFAULTS.disconnectGraceMs,
@@ -272,10 +290,8 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.subscription = this.source.subscribe(this.sink);
   }
 
-  private readonly createdAtPerf = performance.now();
-
   private mark(milestone: keyof ViewerStats['timeline']): void {
-    this.statsValue.timeline[milestone] ??= Math.round((performance.now() - this.createdAtPerf) * 10) / 10;
+    this.statsValue.timeline[milestone] ??= Math.round((this.now() - this.createdAtPerf) * 10) / 10;
   }
 
   get phase(): ViewerPhase {
@@ -309,7 +325,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   waitForTracks(timeoutMs = DEFAULT_TRACKS_TIMEOUT_MS): Promise<ReadonlyArray<TrackDescription>> {
     if (this.source.tracks.length > 0) return Promise.resolve(this.source.tracks);
     return new Promise((resolve, reject) => {
-      const started = performance.now();
+      const started = this.now();
       const check = (): void => {
         if (this.closed) {
           cleanup();
@@ -317,16 +333,16 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
         } else if (this.source.tracks.length > 0) {
           cleanup();
           resolve(this.source.tracks);
-        } else if (performance.now() - started >= timeoutMs) {
+        } else if (this.now() - started >= timeoutMs) {
           cleanup();
           reject(new Error(`camera ${this.source.id} did not deliver its tracks within ${timeoutMs} ms`));
         }
       };
       const cleanup = (): void => {
-        clearInterval(poll);
+        stopPolling();
         this.tracksWaiters.delete(check);
       };
-      const poll = setInterval(check, 250);
+      const stopPolling = every(this.timers, 250, check);
       this.tracksWaiters.add(check);
     });
   }
@@ -384,7 +400,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
 
   private startConnectTimer(): void {
     if (this.connectTimer) return;
-    this.connectTimer = setTimeout(() => {
+    this.connectTimer = this.timers.setTimeout(() => {
       this.connectTimer = undefined;
       if (this.phaseValue !== 'connected') {
         refusalLog(this.log).note('info', `Camera ${this.source.id}: viewers that never connected were released`, `Camera ${this.source.id}: viewer ${this.id} never connected; released`);
@@ -490,14 +506,14 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     if (pc.iceGatheringState === 'complete') return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
-        clearTimeout(timer);
+        this.timers.clearTimeout(timer);
         sub.unSubscribe();
         resolve();
       };
       const sub = pc.iceGatheringStateChange.subscribe((state) => {
         if (state === 'complete') done();
       });
-      const timer = setTimeout(done, timeoutMs);
+      const timer = this.timers.setTimeout(done, timeoutMs);
     });
   }
 
@@ -549,15 +565,15 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     if (this.closed) return;
     switch (state) {
       case 'connected':
-        if (this.disconnectTimer) {
-          clearTimeout(this.disconnectTimer);
+        if (this.disconnectTimer !== undefined) {
+          this.timers.clearTimeout(this.disconnectTimer);
           this.disconnectTimer = undefined;
         }
         if (this.phaseValue !== 'connected') this.onConnected();
         break;
       case 'disconnected':
         // Wi-Fi hiccups recover by themselves; a viewer that stays away is released.
-        this.disconnectTimer ??= setTimeout(() => {
+        this.disconnectTimer ??= this.timers.setTimeout(() => {
           this.disconnectTimer = undefined;
           void this.close('disconnected');
         }, this.opts.disconnectGraceMs);
@@ -583,8 +599,8 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     }
     this.phaseValue = 'connected';
     this.dtls = dtls;
-    if (this.connectTimer) {
-      clearTimeout(this.connectTimer);
+    if (this.connectTimer !== undefined) {
+      this.timers.clearTimeout(this.connectTimer);
       this.connectTimer = undefined;
     }
     this.mark('connected');
@@ -616,15 +632,14 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       void this.close('error', `cannot set up SRTP: ${errorText(error)}`);
       return;
     }
-    this.lastRtcpAt = performance.now();
+    this.lastRtcpAt = this.now();
     if (direct) {
       const bytesPerMs = (this.opts.replayPaceMbps * 1e6) / 8 / 1000;
       this.pacer = new ReplayPacer((parts) => this.sendParts(parts), bytesPerMs, REPLAY_BURST_BYTES);
     }
     const rtcp = dtls.onRtcp.subscribe((packet) => this.onRtcp(packet));
     this.disposers.push(rtcp.unSubscribe);
-    this.reportTimer = setInterval(() => this.sendReports(), SENDER_REPORT_INTERVAL_MS);
-    this.reportTimer.unref();
+    this.stopReports = every(this.repeatTimers, SENDER_REPORT_INTERVAL_MS, () => this.sendReports());
     this.log.debug(`Camera ${this.source.id}: viewer ${this.id} connected (SRTP profile ${String(profile)})`);
     this.emit('connected');
     // The picture starts from the Source's GOP cache, not from the camera's next keyframe.
@@ -656,7 +671,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       if (frame.kind === 'video') out.waitingForKeyframe = true;
       return false;
     }
-    const now = performance.now();
+    const now = this.now();
     const age = now - frame.receivedAt;
     if (frame.kind === 'audio' && age > this.opts.staleFrameMs) {
       // Old audio (a replayed cache) would only put sound out of step; the next frame is live.
@@ -764,7 +779,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
 
   private onRtcp(packet: RtcpPacket): void {
     if (this.closed) return;
-    this.lastRtcpAt = performance.now();
+    this.lastRtcpAt = this.now();
     const video = this.video;
     switch (packet.type) {
       case 206: {
@@ -801,7 +816,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.lossWindow.nacked += lost.length;
     const transport = this.currentTransport();
     if (!transport || this.opts.sendPath !== 'direct') return;
-    const now = performance.now();
+    const now = this.now();
     for (const seq of lost) {
       const packet = video.retransmission(seq, now, RETRANSMIT_MIN_INTERVAL_MS);
       if (!packet) continue;
@@ -828,11 +843,11 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
    */
   private requestKeyframe(force: boolean): void {
     if (this.closed) return;
-    const now = performance.now();
+    const now = this.now();
     const wait = this.lastKeyframeRequestAt + this.opts.keyframeRequestIntervalMs - now;
     if (!force && wait > 0) {
       // A little later than our own interval, so the Source's equal per-sink limit has expired too.
-      this.pendingKeyframeTimer ??= setTimeout(() => {
+      this.pendingKeyframeTimer ??= this.timers.setTimeout(() => {
         this.pendingKeyframeTimer = undefined;
         this.requestKeyframe(true);
       }, wait + 25);
@@ -865,7 +880,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   private sendReports(): void {
     const dtls = this.dtls;
     if (!dtls || this.phaseValue !== 'connected') return;
-    if (performance.now() - this.lastRtcpAt > this.opts.silenceTimeoutMs) {
+    if (this.now() - this.lastRtcpAt > this.opts.silenceTimeoutMs) {
       this.log.info(`Camera ${this.source.id}: viewer ${this.id} went silent; released`);
       void this.close('disconnected', 'no RTCP from the viewer');
       return;
@@ -873,7 +888,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.evaluateLoss();
     // On the werift path werift's own sender reports (it counts what it sent).
     if (this.opts.sendPath !== 'direct') return;
-    const now = performance.timeOrigin + performance.now();
+    const now = performance.timeOrigin + performance.now(); // the real wall clock: SRs map RTP time to NTP
     const reports = [this.video?.senderReport(now), this.audio?.senderReport(now)].filter((r) => r !== undefined);
     if (reports.length === 0) return;
     dtls.sendRtcp(reports).catch(() => undefined);
@@ -916,10 +931,10 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.subscription?.unsubscribe();
     this.subscription = undefined;
     for (const timer of [this.connectTimer, this.disconnectTimer, this.pendingKeyframeTimer]) {
-      if (timer) clearTimeout(timer);
+      if (timer !== undefined) this.timers.clearTimeout(timer);
     }
-    if (this.reportTimer) clearInterval(this.reportTimer);
-    this.connectTimer = this.disconnectTimer = this.pendingKeyframeTimer = this.reportTimer = undefined;
+    this.stopReports?.();
+    this.connectTimer = this.disconnectTimer = this.pendingKeyframeTimer = this.stopReports = undefined;
     for (const dispose of this.disposers.splice(0)) {
       try {
         dispose();

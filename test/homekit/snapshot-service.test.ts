@@ -3,7 +3,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Source } from '../../src/media/source.js';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { SnapshotRegistry, SnapshotService, snapshotRegistryFor, type StillImageSource } from '../../src/homekit/snapshot-service.js';
+import { SnapshotStore } from '../../src/homekit/snapshot-store.js';
 import { silentLogger } from '../../src/util/logger.js';
 import type { SnapshotProvider } from '../../src/web/types.js';
 import { makeTestJpeg } from '../helpers/onvif-responder.js';
@@ -119,5 +123,33 @@ describe('snapshot service', { timeout: 180_000 }, () => {
     assert.equal(await installed[0]!.getSnapshot('b', {}), undefined);
     unregister();
     assert.equal(await installed[0]!.getSnapshot('a', {}), undefined);
+  });
+
+  it('keeps the stream\'s fresh tile-sized picture in the store; the registry serves it only for a registered camera', async () => {
+    const storagePath = await mkdtemp(path.join(tmpdir(), 'snap-service-'));
+    closers.push(() => rm(storagePath, { recursive: true, force: true }));
+    const store = new SnapshotStore({ storagePath, cameraId: 'front', log: silentLogger });
+    const snapshots = service(rig.source, rig.ffmpeg.path, [], { store, cacheMs: 0 });
+    // A small picture (Apple Watch, notification) is not kept: it would blur the page's tile.
+    const small = await snapshots.take({ width: 320, height: 180 });
+    assert.equal(small?.origin, 'stream');
+    assert.equal(await store.last(), undefined);
+    const result = await snapshots.take({ width: 640, height: 360 });
+    assert.equal(result?.origin, 'stream');
+    await store.written();
+    assert.deepEqual(await readFile(store.file), result!.image, 'the decoded keyframe, byte for byte, on disk');
+    await snapshots.close();
+
+    // The next start: a new store reads it; the registry hands it out for registered cameras only.
+    const registry = new SnapshotRegistry();
+    const next = service(rig.source, rig.ffmpeg.path, [], { store: new SnapshotStore({ storagePath, cameraId: 'front', log: silentLogger }) });
+    assert.equal(await registry.savedSnapshot('front'), undefined, 'not registered (removed from the config): not served');
+    const unregister = registry.register('front', next);
+    const saved = await registry.savedSnapshot('front');
+    assert.deepEqual(saved?.image, result!.image);
+    assert.ok(Date.now() - saved!.capturedAt < 60_000);
+    unregister();
+    assert.equal(await registry.savedSnapshot('front'), undefined);
+    await next.close();
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ReachabilityWatch } from '../../src/media/reachability-watch.js';
-import { FakeTime } from './helpers/fake-time.js';
+import { FakeTime } from '../helpers/fake-time.js';
 
 function watch(time: FakeTime, answers: () => boolean): { watch: ReachabilityWatch; probes: number[]; backs: number[] } {
   const probes: number[] = [];

@@ -4,7 +4,7 @@ import { Source, type SourceOptions } from '../../src/media/source.js';
 import { QueuedSink } from '../../src/media/queued-sink.js';
 import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../../src/media/types.js';
 import { serializeRtp } from '../../src/media/rtp.js';
-import { FakeTime, flush } from './helpers/fake-time.js';
+import { FakeTime, flush } from '../helpers/fake-time.js';
 import { ScriptedCamera, smallH264 } from './helpers/scripted-camera.js';
 
 const accessUnits = smallH264(10, 2); // 50 frames, an IDR every 10

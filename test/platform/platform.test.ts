@@ -111,10 +111,10 @@ function harness(config: PlatformConfig | undefined, cached: FakeAccessory[] = [
   return { api, log, platform, started, stopped, events };
 }
 
-/** Fires didFinishLaunching and waits for the launch to settle. */
+/** Fires didFinishLaunching and waits for the launch to finish (not for a guessed time). */
 async function launch(h: Harness): Promise<void> {
   h.api.emit('didFinishLaunching');
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await h.platform.whenLaunched();
 }
 
 const cam = (name: string, extra: Record<string, unknown> = {}) => ({ name, rtspUrl: 'rtsp://user:topsecret@127.0.0.1:1/x', ...extra });
@@ -270,8 +270,8 @@ describe('WebRTCCamerasPlatform', () => {
     const h = harness({ platform: 'WebRTCCameras', cameras: [cam('A'), cam('B')] });
     await launch(h);
     h.api.emit('shutdown');
+    // The event's shutdown and this one are the same, single shutdown.
     await h.platform.shutdown();
-    await new Promise((resolve) => setTimeout(resolve, 10));
     assert.deepEqual(h.events, ['services start', 'start a', 'start b', 'stop a', 'stop b', 'services stop']);
   });
 

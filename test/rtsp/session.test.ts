@@ -6,6 +6,7 @@ import dgram from 'node:dgram';
 import { after, describe, it } from 'node:test';
 import { RtspError } from '../../src/rtsp/errors.js';
 import { rtspUpstream } from '../../src/rtsp/upstream.js';
+import { FakeTime } from '../helpers/fake-time.js';
 import { CAMERA, FAST, openUpstream, recordingLogger, SECRET, sleep, waitFor } from './helpers.js';
 import {
   cameraHandler,
@@ -311,17 +312,27 @@ describe('authentication', () => {
 });
 
 describe('keep-alive', () => {
+  // A 60 s session timeout: keep-alives every 30 s of the fake clock, which real time never reaches
+  // in a test, so each one seen here was sent because the test advanced the clock. The watchdog is
+  // set beyond the advanced time (media arrives in real time, all at fake time 0).
+  const LONG = { stallMs: 600_000 };
+
   function requestsAfterPlay(s: ScriptedRtspServer): ReceivedRequest[] {
     const i = s.requests.findIndex((r) => r.method === 'PLAY');
     return s.requests.slice(i + 1);
   }
 
   it('sends GET_PARAMETER with the session at half the session timeout', async () => {
-    const s = await serve(cameraHandler({ sessionHeader: '777;timeout=2', onPlay: (c) => streamMedia(c) }));
-    const opened = await openUpstream(s.url(), { timeouts: { stallMs: 5000 } });
-    await sleep(2300);
+    const s = await serve(cameraHandler({ sessionHeader: '777;timeout=60', onPlay: (c) => streamMedia(c) }));
+    const time = new FakeTime();
+    const opened = await openUpstream(s.url(), { timeouts: LONG, now: time.clock, timers: time });
+    await time.advance(29_999);
+    assert.equal(requestsAfterPlay(s).length, 0, 'nothing before 30 s');
+    await time.advance(1);
+    await waitFor(() => requestsAfterPlay(s).length === 1, 2000, 'the first keep-alive at 30 s');
+    await time.advance(30_000);
+    await waitFor(() => requestsAfterPlay(s).length === 2, 2000, 'the second keep-alive at 60 s');
     const ka = requestsAfterPlay(s);
-    assert.ok(ka.length >= 2 && ka.length <= 3, `${ka.length} keep-alives in 2.3 s`);
     for (const r of ka) {
       assert.equal(r.method, 'GET_PARAMETER');
       assert.equal(r.headers['session'], '777');
@@ -332,12 +343,13 @@ describe('keep-alive', () => {
 
   it('uses OPTIONS when GET_PARAMETER is not in Public', async () => {
     const s = await serve(
-      cameraHandler({ sessionHeader: '778;timeout=2', publicMethods: 'OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN', onPlay: (c) => streamMedia(c) }),
+      cameraHandler({ sessionHeader: '778;timeout=60', publicMethods: 'OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN', onPlay: (c) => streamMedia(c) }),
     );
-    const opened = await openUpstream(s.url(), { timeouts: { stallMs: 5000 } });
-    await sleep(1300);
+    const time = new FakeTime();
+    const opened = await openUpstream(s.url(), { timeouts: LONG, now: time.clock, timers: time });
+    await time.advance(30_000);
+    await waitFor(() => requestsAfterPlay(s).length === 1, 2000, 'a keep-alive');
     const ka = requestsAfterPlay(s);
-    assert.ok(ka.length >= 1);
     assert.ok(ka.every((r) => r.method === 'OPTIONS' && r.headers['session'] === '778'));
     await opened.session.close();
   });
@@ -345,7 +357,7 @@ describe('keep-alive', () => {
   it('switches to OPTIONS when GET_PARAMETER is refused', async () => {
     const s = await serve(
       cameraHandler({
-        sessionHeader: '779;timeout=1',
+        sessionHeader: '779;timeout=60',
         onPlay: (c) => streamMedia(c),
         override: (req, conn) => {
           if (req.method !== 'GET_PARAMETER') return false;
@@ -354,19 +366,22 @@ describe('keep-alive', () => {
         },
       }),
     );
-    const opened = await openUpstream(s.url(), { timeouts: { stallMs: 5000 } });
-    await sleep(2300);
-    assert.deepEqual(
-      requestsAfterPlay(s).map((r) => r.method).slice(0, 2),
-      ['GET_PARAMETER', 'OPTIONS'],
-    );
+    const time = new FakeTime();
+    const opened = await openUpstream(s.url(), { timeouts: LONG, now: time.clock, timers: time });
+    await time.advance(30_000);
+    await waitFor(() => requestsAfterPlay(s).length === 1, 2000, 'the first keep-alive');
+    // Let the 501 answer reach the client before the next keep-alive is due.
+    await waitFor(() => opened.log.lines.some((l) => l.includes('GET_PARAMETER answered 501')), 2000, 'the switch');
+    await time.advance(30_000);
+    await waitFor(() => requestsAfterPlay(s).length === 2, 2000, 'the second keep-alive');
+    assert.deepEqual(requestsAfterPlay(s).map((r) => r.method), ['GET_PARAMETER', 'OPTIONS']);
     await opened.session.close();
   });
 
   it('ends the session when a keep-alive gets 454', async () => {
     const s = await serve(
       cameraHandler({
-        sessionHeader: '780;timeout=1',
+        sessionHeader: '780;timeout=60',
         onPlay: (c) => streamMedia(c),
         override: (req, conn) => {
           if (req.method !== 'GET_PARAMETER') return false;
@@ -375,7 +390,9 @@ describe('keep-alive', () => {
         },
       }),
     );
-    const opened = await openUpstream(s.url(), { timeouts: { stallMs: 5000 } });
+    const time = new FakeTime();
+    const opened = await openUpstream(s.url(), { timeouts: LONG, now: time.clock, timers: time });
+    await time.advance(30_000);
     const err = await opened.closed;
     assert.ok(err instanceof RtspError && err.code === 'session', String(err));
   });
@@ -394,14 +411,19 @@ describe('RTCP', () => {
         },
       }),
     );
-    const opened = await openUpstream(s.url(), { timeouts: { rtcpIntervalMs: 150 } });
+    const time = new FakeTime();
+    // An interval real time never reaches in a test: every report seen was sent because the clock was advanced.
+    const opened = await openUpstream(s.url(), { timeouts: { rtcpIntervalMs: 60_000, stallMs: 600_000 }, now: time.clock, timers: time });
     await waitFor(() => opened.senderReports.length === 2, 1000, 'sender reports');
     assert.deepEqual(opened.senderReports[0], { track: 0, rtpTimestamp: 123456, wallClockMs: wall });
     assert.equal(opened.senderReports[1]!.track, 1);
     assert.ok(Math.abs(opened.senderReports[1]!.wallClockMs - (wall + 1000)) < 0.001);
-    await sleep(400);
-    await opened.session.close();
+    await waitFor(() => opened.rtp.filter((p) => p.track === 0).length >= 10, 1000, 'the video packets');
     const rtcp = s.connections[0]!.interleaved;
+    assert.equal(rtcp.length, 0, 'no receiver report before the interval');
+    await time.advance(60_000);
+    await waitFor(() => new Set(rtcp.map((f) => f.channel)).size === 2, 1000, 'receiver reports on both RTCP channels');
+    await opened.session.close();
     const channels = new Set(rtcp.map((f) => f.channel));
     assert.deepEqual([...channels].sort(), [1, 3]);
     const withBlock = rtcp.find((f) => f.channel === 1 && (f.data[0]! & 0x1f) === 1)!;
@@ -576,7 +598,7 @@ describe('lifecycle', () => {
       },
       new AbortController().signal,
     );
-    await sleep(100);
+    await waitFor(() => log.lines.some((l) => l.includes('downstream bug')), 2000, 'the throwing handler to run');
     await Promise.all([session.close(), session.close()]);
     await sleep(50);
     assert.equal(closes, 1);

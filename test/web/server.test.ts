@@ -213,7 +213,8 @@ describe('web server: page, static files and headers', () => {
 
 describe('web server: camera API', () => {
   let run: Running;
-  const snapshots = new Map<string, Buffer | Error | 'slow'>();
+  const snapshots = new Map<string, Buffer | Error | 'slow' | Promise<Buffer>>();
+  const saved = new Map<string, { image: Buffer; capturedAt: number }>();
   before(async () => {
     run = await start({
       secrets: () => [SECRET],
@@ -226,6 +227,7 @@ describe('web server: camera API', () => {
           if (entry instanceof Error) throw entry;
           return entry;
         },
+        savedSnapshot: (id) => Promise.resolve(saved.get(id)),
       },
     });
   });
@@ -301,6 +303,44 @@ describe('web server: camera API', () => {
     const missing = await fetch(`${run.base}/api/cameras/attic/snapshot.jpg`);
     assert.equal(missing.status, 404);
     await missing.arrayBuffer();
+  });
+
+  it('serves the saved snapshot at once, with its capture time and age, while the live one is still being taken', async () => {
+    const live = Buffer.from([0xff, 0xd8, 0x01, 0xff, 0xd9]);
+    const old = Buffer.from([0xff, 0xd8, 0x02, 0xff, 0xd9]);
+    const capturedAt = Date.now() - 2 * 3600_000 - 5000;
+    saved.set('front-door', { image: old, capturedAt });
+    let release!: (image: Buffer) => void;
+    snapshots.set('front-door', new Promise<Buffer>((resolve) => (release = resolve)));
+    let liveDone = false;
+    const liveRequest = fetch(`${run.base}/api/cameras/front-door/snapshot.jpg?width=640`).then((response) => {
+      liveDone = true;
+      return response;
+    });
+    const cached = await fetch(`${run.base}/api/cameras/front-door/last-snapshot.jpg`);
+    assert.equal(liveDone, false, 'the saved picture does not wait for the live one');
+    assert.equal(cached.status, 200);
+    assert.equal(cached.headers.get('content-type'), 'image/jpeg');
+    assert.equal(cached.headers.get('cache-control'), 'no-store');
+    assert.equal(cached.headers.get('last-modified'), new Date(capturedAt).toUTCString());
+    const age = Number(cached.headers.get('x-snapshot-age-seconds'));
+    assert.ok(age >= 7205 && age <= 7205 + 60, `age ${age}`);
+    assert.deepEqual(Buffer.from(await cached.arrayBuffer()), old);
+    release(live);
+    const fresh = await liveRequest;
+    assert.deepEqual(Buffer.from(await fresh.arrayBuffer()), live);
+    // HEAD: the headers, no body.
+    const head = await fetch(`${run.base}/api/cameras/front-door/last-snapshot.jpg`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), String(old.length));
+    // Nothing saved: 204, like the live snapshot's "no picture yet"; unknown 404; malformed 400.
+    assert.equal((await fetch(`${run.base}/api/cameras/garage/last-snapshot.jpg`)).status, 204);
+    const missing = await fetch(`${run.base}/api/cameras/attic/last-snapshot.jpg`);
+    assert.equal(missing.status, 404);
+    await missing.arrayBuffer();
+    const bad = await fetch(`${run.base}/api/cameras/..%2Fsecret/last-snapshot.jpg`);
+    assert.equal(bad.status, 400);
+    await bad.arrayBuffer();
   });
 
   it('validates snapshot sizes and bounds the provider', async () => {
@@ -570,6 +610,7 @@ describe('web server: auth seam and extra routes', () => {
       ['GET', '/api/cameras'],
       ['GET', '/api/cameras/front-door'],
       ['GET', '/api/cameras/front-door/snapshot.jpg'],
+      ['GET', '/api/cameras/front-door/last-snapshot.jpg'],
       ['DELETE', '/whep/front-door/s1'],
     ] as const) {
       const response = await fetch(`${run.base}${path}`, { method });
@@ -605,6 +646,8 @@ describe('web server: auth seam and extra routes', () => {
     // Permission is decided before existence, so ids cannot be probed.
     assert.equal((await fetch(`${run.base}/api/cameras/attic`, { headers })).status, 403);
     assert.equal((await fetch(`${run.base}/api/cameras/garden/snapshot.jpg`, { headers })).status, 403);
+    assert.equal((await fetch(`${run.base}/api/cameras/garden/last-snapshot.jpg`, { headers })).status, 403);
+    assert.equal((await fetch(`${run.base}/api/cameras/attic/last-snapshot.jpg`, { headers })).status, 403);
     const whep = await fetch(`${run.base}/whep/garden`, {
       method: 'POST',
       headers: { ...headers, 'Content-Type': 'application/sdp' },

@@ -508,11 +508,15 @@ function createTile(camera) {
     name: element.querySelector('.tile-name'),
     badge: element.querySelector('.tile-state'),
     meta: element.querySelector('.tile-meta'),
+    age: element.querySelector('.tile-age'),
     camera,
     session: null,
     sessionStatus: null,
     snapshotUrl: null,
     snapshotBusy: false,
+    /** Set while the tile shows the saved picture: when it was taken, in this browser's clock. */
+    savedAt: null,
+    savedAsked: false,
     visible: false,
   };
   tile.button.addEventListener('click', () => openPlayer(tile.id));
@@ -574,8 +578,64 @@ function renderCameras(list) {
   }
 }
 
+/** "just now", "40 s ago", "5 min ago", "2 h ago", "3 days ago". */
+function formatAge(ms) {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 10) return 'just now';
+  if (seconds < 60) return `${seconds} s ago`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h ago`;
+  return `${Math.floor(hours / 24)} days ago`;
+}
+
+function showPicture(tile, blob, alt) {
+  const url = URL.createObjectURL(blob);
+  const previous = tile.snapshotUrl;
+  tile.img.addEventListener('load', () => previous && URL.revokeObjectURL(previous), { once: true });
+  tile.img.src = url;
+  tile.img.alt = alt;
+  tile.snapshotUrl = url;
+  tile.img.hidden = Boolean(tile.session);
+  tile.placeholder.hidden = true;
+}
+
+function updateAgeLabel(tile) {
+  tile.age.hidden = tile.savedAt === null || Boolean(tile.session);
+  if (tile.savedAt !== null) tile.age.textContent = `Saved picture, ${formatAge(Date.now() - tile.savedAt)}`;
+}
+
+/**
+ * The last good picture the server kept (across restarts too), answered at once: shown, with its
+ * age, until the live snapshot arrives, so an idle camera's tile is not empty while it wakes up.
+ */
+async function showSavedSnapshot(tile) {
+  try {
+    const response = await fetch(`/api/cameras/${encodeURIComponent(tile.id)}/last-snapshot.jpg`, {
+      cache: 'no-store',
+      credentials: 'same-origin',
+    });
+    if (response.status !== 200) return;
+    const age = Number(response.headers.get('X-Snapshot-Age-Seconds'));
+    const blob = await response.blob();
+    // A live picture that came first wins.
+    if (!tiles.has(tile.id) || blob.size === 0 || tile.snapshotUrl) return;
+    tile.savedAt = Date.now() - (Number.isFinite(age) && age >= 0 ? age * 1000 : 0);
+    showPicture(tile, blob, `Saved picture from ${tile.camera.name}, ${formatAge(Date.now() - tile.savedAt)}`);
+    updateAgeLabel(tile);
+  } catch {
+    // Only a head start: the live snapshot follows anyway.
+  }
+}
+
 async function refreshSnapshot(tile) {
+  if (tile.savedAt !== null) updateAgeLabel(tile);
   if (tile.snapshotBusy || tile.session || pageHidden) return;
+  if (!tile.savedAsked && !tile.snapshotUrl) {
+    tile.savedAsked = true;
+    showSavedSnapshot(tile);
+  }
   tile.snapshotBusy = true;
   try {
     const response = await fetch(
@@ -586,14 +646,9 @@ async function refreshSnapshot(tile) {
     if (response.status !== 200) return;
     const blob = await response.blob();
     if (!tiles.has(tile.id) || blob.size === 0) return;
-    const url = URL.createObjectURL(blob);
-    const previous = tile.snapshotUrl;
-    tile.img.addEventListener('load', () => previous && URL.revokeObjectURL(previous), { once: true });
-    tile.img.src = url;
-    tile.img.alt = `Latest picture from ${tile.camera.name}`;
-    tile.snapshotUrl = url;
-    tile.img.hidden = false;
-    tile.placeholder.hidden = true;
+    showPicture(tile, blob, `Latest picture from ${tile.camera.name}`);
+    tile.savedAt = null;
+    updateAgeLabel(tile);
   } catch {
     // The list refresh reports connectivity problems; a missed snapshot is not worth a message.
   } finally {
@@ -611,6 +666,7 @@ function startTileLive(tile) {
   tile.video.hidden = false;
   tile.img.hidden = true;
   tile.placeholder.hidden = true;
+  tile.age.hidden = true;
   tile.session = new LiveSession(tile.id, tile.video, {
     onStatus(status) {
       tile.sessionStatus = status;
@@ -628,6 +684,7 @@ function stopTileLive(tile) {
   tile.video.hidden = true;
   tile.img.hidden = !tile.snapshotUrl;
   tile.placeholder.hidden = Boolean(tile.snapshotUrl);
+  updateAgeLabel(tile);
   updateTile(tile, tile.camera);
 }
 

@@ -6,7 +6,7 @@
 import type { TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../../../src/media/types.js';
 import { serializeRtp } from '../../../src/media/rtp.js';
 import { packetizeH264 } from '../../../src/media/h264-packetizer.js';
-import type { FakeTime } from './fake-time.js';
+import type { FakeTime } from '../../helpers/fake-time.js';
 import { encodeStream, groupAccessUnits, splitAnnexB } from './streams.js';
 
 export type ConnectOutcome = { kind: 'ok' } | { kind: 'reject'; error: Error } | { kind: 'hang' };

@@ -1,5 +1,5 @@
-/** A manual clock and timer queue implementing the Source's TimerSeam, so tests control time. */
-import type { TimerSeam } from '../../../src/media/source.js';
+/** A manual clock and timer queue implementing the TimerSeam (src/media/timers.ts), so tests control time. */
+import type { TimerSeam } from '../../src/media/timers.js';
 
 interface Timer {
   id: number;
