@@ -32,11 +32,26 @@ export class OriginPolicy {
     return this.anyOrigin || this.allowed.has(origin.toLowerCase());
   }
 
+  /**
+   * A cross-origin request that carries its own bearer token (a WHEP player, the Homebridge UI's
+   * preview). It is no CSRF risk: a foreign page cannot make the browser attach a token it does not
+   * know, and cookies are never honoured cross-origin (no Allow-Credentials), so any origin may use
+   * WHEP this way. The preflight for it asks for the Authorization header.
+   */
+  static carriesBearer(req: IncomingMessage): boolean {
+    if (req.method === 'OPTIONS') {
+      const asked = req.headers['access-control-request-headers'];
+      return typeof asked === 'string' && asked.toLowerCase().split(',').some((h) => h.trim() === 'authorization');
+    }
+    return /^Bearer +\S/i.test(req.headers.authorization ?? '');
+  }
+
   /** Adds the CORS answer for a permitted cross-origin request (nothing for same-origin ones). */
-  applyCors(req: IncomingMessage, res: ServerResponse, preflight?: { methods: ReadonlyArray<string> }): void {
+  applyCors(req: IncomingMessage, res: ServerResponse, preflight?: { methods: ReadonlyArray<string> }, bearerAllowed = false): void {
     const origin = this.crossOrigin(req);
     res.appendHeader('Vary', 'Origin');
-    if (origin === undefined || !this.permits(req)) return;
+    if (origin === undefined) return;
+    if (!this.permits(req) && !(bearerAllowed && OriginPolicy.carriesBearer(req))) return;
     res.setHeader('Access-Control-Allow-Origin', origin);
     // WHEP clients need Location (the session) and ETag (for PATCH If-Match) from the answer.
     res.setHeader('Access-Control-Expose-Headers', 'Location, ETag, Link, Accept-Patch, Accept-Post');

@@ -217,7 +217,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
         label = 'OPTIONS';
         const methods = router.methodsFor(pathname);
         if (methods.length === 0) throw new HttpError(404, 'not-found', 'Nothing here');
-        origins.applyCors(req, res, { methods });
+        origins.applyCors(req, res, { methods }, pathname.startsWith('/whep/'));
         res.setHeader('Allow', methods.join(', '));
         if (pathname.startsWith('/whep/')) res.setHeader('Accept-Post', 'application/sdp');
         res.statusCode = 204;
@@ -232,7 +232,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
       }
       const { route, params } = match;
       label = `${route.method} ${route.path}`;
-      origins.applyCors(req, res);
+      origins.applyCors(req, res, undefined, route.bearerCrossOrigin === true);
       await runRoute(route, params, url, req, res);
     } catch (error) {
       if (error instanceof HttpError) {
@@ -257,7 +257,8 @@ export function createWebServer(options: WebServerOptions): WebServer {
   ): Promise<void> {
     const method = req.method ?? 'GET';
     const changesState = method !== 'GET' && method !== 'HEAD';
-    if ((route.sameOriginOnly ?? changesState) && !origins.permits(req)) {
+    const bearerPass = route.bearerCrossOrigin === true && OriginPolicy.carriesBearer(req);
+    if ((route.sameOriginOnly ?? changesState) && !origins.permits(req) && !bearerPass) {
       throw new HttpError(403, 'forbidden-origin', 'This origin is not allowed');
     }
     let principal: Principal | undefined;

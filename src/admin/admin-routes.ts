@@ -1,0 +1,163 @@
+/**
+ * `/api/admin/*`: what the Homebridge UI's custom page needs from the running plugin. Every route
+ * is for the local admin only (the UI server with the admin.json secret, on loopback); watch-page
+ * administrators get 403, because a Test connects to an address the caller names, and only the
+ * Homebridge UI admin's own configuration input may make the server do that.
+ */
+import { toCameraStatus, type CameraStatus } from '../web/camera-status.js';
+import { HttpError, isCameraId } from '../web/http-util.js';
+import type { CameraExtras, CameraRegistry, RouteContext, WebRoute } from '../web/types.js';
+import type { CameraConfig } from '../config/types.js';
+import { testConnection, type TestDeps, type TestRequest } from './connection-test.js';
+import { isLocalAdmin, type LocalAdmin } from './local-admin.js';
+
+export interface AdminCameraStatus extends CameraStatus {
+  /** Home app streams running now. */
+  homekitStreams: number;
+  /** Where the stream comes from, without credentials. */
+  source: string;
+}
+
+export interface AdminRouteDeps {
+  registry: CameraRegistry;
+  localAdmin: LocalAdmin;
+  cameraExtras: (id: string) => CameraExtras | undefined;
+  cameraConfig: (id: string) => CameraConfig | undefined;
+  homekitStreams: (id: string) => number;
+  secrets: () => Iterable<string>;
+  ffmpegPath: string | undefined;
+  /** Test deadlines (tests shorten them). */
+  testOptions?: Pick<TestDeps, 'keyframeTimeoutMs' | 'measureMs'>;
+}
+
+const MAX_FIELD = 256;
+const HOST = /^[A-Za-z0-9.-]{1,253}$|^\[?[0-9A-Fa-f:.]{2,45}\]?$/;
+
+function requireLocalAdmin(ctx: RouteContext): void {
+  if (!isLocalAdmin(ctx.principal)) throw new HttpError(403, 'forbidden', 'Only the Homebridge UI may do this');
+}
+
+function field(record: Record<string, unknown>, name: string, required: boolean): string | undefined {
+  const value = record[name];
+  if (value === undefined || value === '') {
+    if (required) throw new HttpError(400, 'bad-request', `${name} is required`);
+    return undefined;
+  }
+  if (typeof value !== 'string' || value.length > MAX_FIELD) throw new HttpError(400, 'bad-request', `${name} must be text of at most ${MAX_FIELD} characters`);
+  return value;
+}
+
+/** Parses a Test request; anything unexpected is refused with a reason, never ignored. */
+export function parseTestRequest(body: unknown): TestRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'bad-request', 'Send a JSON object');
+  const record = body as Record<string, unknown>;
+  const allowed: Record<'onvif' | 'rtsp' | 'camera', string[]> = {
+    onvif: ['kind', 'host', 'port', 'username', 'password'],
+    rtsp: ['kind', 'url', 'username', 'password'],
+    camera: ['kind', 'id'],
+  };
+  const kind = record['kind'];
+  if (kind !== 'onvif' && kind !== 'rtsp' && kind !== 'camera') throw new HttpError(400, 'bad-request', 'kind must be "onvif", "rtsp" or "camera"');
+  const extra = Object.keys(record).filter((k) => !allowed[kind].includes(k));
+  if (extra.length > 0) throw new HttpError(400, 'bad-request', `Unknown field "${extra[0]!.slice(0, 40)}"`);
+  if (kind === 'camera') {
+    const id = field(record, 'id', true)!;
+    if (!isCameraId(id)) throw new HttpError(400, 'bad-request', 'id must be a camera id');
+    return { kind, id };
+  }
+  const username = field(record, 'username', false);
+  const password = field(record, 'password', false);
+  if (kind === 'onvif') {
+    const host = field(record, 'host', true)!.trim();
+    if (!HOST.test(host)) throw new HttpError(400, 'bad-request', 'host must be a host name or an IP address (no scheme, no path)');
+    const port = record['port'] ?? 80;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw new HttpError(400, 'bad-request', 'port must be a whole number from 1 to 65535');
+    return { kind, host, port, username: username ?? '', password: password ?? '' };
+  }
+  const url = field(record, 'url', true)!.trim();
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new HttpError(400, 'bad-request', 'url is not a valid address; it looks like rtsp://192.168.0.20:554/stream');
+  }
+  if (parsed.protocol !== 'rtsp:') throw new HttpError(400, 'bad-request', 'url must start with rtsp://');
+  return { kind, url, ...(username ? { username } : {}), ...(password ? { password } : {}) };
+}
+
+function describeSource(config: CameraConfig | undefined): string {
+  if (!config) return '';
+  switch (config.source.kind) {
+    case 'rtsp': {
+      try {
+        const url = new URL(config.source.url);
+        return `RTSP ${url.host}`;
+      } catch {
+        return 'RTSP';
+      }
+    }
+    case 'onvif':
+      return `ONVIF ${config.source.onvif.host}:${config.source.onvif.port}`;
+    case 'demo':
+      return 'built-in demo picture';
+  }
+}
+
+export function adminRoutes(deps: AdminRouteDeps): WebRoute[] {
+  // One Test at a time: a camera (and a 2-core Homebridge host) should never see a burst of them.
+  let testing = false;
+  return [
+    {
+      method: 'GET',
+      path: '/api/admin/status',
+      auth: 'admin',
+      handle(ctx) {
+        requireLocalAdmin(ctx);
+        const cameras: AdminCameraStatus[] = deps.registry.list().map((source) => ({
+          ...toCameraStatus(source, deps.cameraExtras(source.id), deps.secrets()),
+          homekitStreams: deps.homekitStreams(source.id),
+          source: describeSource(deps.cameraConfig(source.id)),
+        }));
+        ctx.sendJson(200, { cameras });
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/admin/test',
+      auth: 'admin',
+      async handle(ctx) {
+        requireLocalAdmin(ctx);
+        const request = parseTestRequest(await ctx.readJson());
+        if (request.kind === 'camera' && !deps.registry.get(request.id)) throw new HttpError(404, 'not-found', `No camera with id "${request.id}"`);
+        if (testing) throw new HttpError(409, 'busy', 'Another test is running; try again when it has finished');
+        testing = true;
+        try {
+          const result = await testConnection(request, {
+            ffmpegPath: deps.ffmpegPath,
+            source: (id) => deps.registry.get(id),
+            config: deps.cameraConfig,
+            log: ctx.log,
+            ...deps.testOptions,
+          });
+          ctx.sendJson(200, result);
+        } finally {
+          testing = false;
+        }
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/admin/preview',
+      auth: 'admin',
+      async handle(ctx) {
+        requireLocalAdmin(ctx);
+        const body = await ctx.readJson();
+        const camera = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['camera'] : undefined;
+        if (typeof camera !== 'string' || !isCameraId(camera)) throw new HttpError(400, 'bad-request', 'Send {"camera": "<camera id>"}');
+        if (!deps.registry.get(camera)) throw new HttpError(404, 'not-found', `No camera with id "${camera}"`);
+        const { token, expiresAt } = deps.localAdmin.mintPreview(camera);
+        ctx.sendJson(200, { token, expiresAt: new Date(expiresAt).toISOString(), whepPath: `/whep/${camera}` });
+      },
+    },
+  ];
+}
