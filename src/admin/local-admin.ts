@@ -36,6 +36,8 @@ export interface AdminFile {
   tls: boolean;
   secret: string;
   pid: number;
+  /** SHA-256 fingerprint of the web server's certificate (HTTPS), which the UI server pins. */
+  fingerprint256?: string;
 }
 
 /** The principal of the Homebridge UI (through its custom-UI server). */
@@ -76,7 +78,7 @@ export interface LocalAdmin {
   /** A bearer token for `cameraId` alone, valid `ttlMs` (at most 5 minutes). */
   mintPreview(cameraId: string, ttlMs?: number): { token: string; expiresAt: number };
   /** Writes admin.json once the web server's port is known. */
-  publish(port: number, tls: boolean): Promise<void>;
+  publish(port: number, tls: boolean, fingerprint256?: string): Promise<void>;
   /** Removes admin.json (only if it is still ours). */
   close(): Promise<void>;
 }
@@ -124,8 +126,8 @@ export async function createLocalAdmin(options: { storagePath: string; now?: () 
       const expiry = (expiresAt / 1000).toString(36);
       return { token: `${PREVIEW_PREFIX}${cameraId}.${expiry}.${previewMac(cameraId, expiry)}`, expiresAt };
     },
-    async publish(port, tls) {
-      const content: AdminFile = { version: 1, port, tls, secret, pid: process.pid };
+    async publish(port, tls, fingerprint256) {
+      const content: AdminFile = { version: 1, port, tls, secret, pid: process.pid, ...(fingerprint256 ? { fingerprint256 } : {}) };
       await writeFileAtomic(file, `${JSON.stringify(content)}\n`);
       published = true;
     },

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import type { CameraConfig } from '../config/types.js';
 import type { Source } from '../media/source.js';
 import { createRestreamServer, type RestreamServer } from '../rtsp/server.js';
@@ -198,7 +199,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         await redirector.listen();
         redirect = redirector;
       }
-      await admin.publish(port, tls !== undefined).catch((error: unknown) => {
+      await admin.publish(port, tls !== undefined, tls ? new X509Certificate(tls.cert).fingerprint256 : undefined).catch((error: unknown) => {
         log.warn(`The Homebridge UI page cannot reach the plugin: admin.json could not be written (${error instanceof Error ? error.message : String(error)}).`);
       });
       watchUrl = config.web.publicUrl ?? url;
