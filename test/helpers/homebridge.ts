@@ -45,6 +45,16 @@ export interface HomebridgeOptions {
    * (their `_bridge.name`, or the platform's `name`).
    */
   waitForBridges?: string[];
+  /**
+   * Where Homebridge looks for plugins (`-P`, with `--strict-plugin-resolution`). Default: this
+   * checkout itself. A folder of installed (or symlinked) plugins works too (see config-ui.ts).
+   */
+  pluginPath?: string;
+  /**
+   * `false`: use the config.json already in `storagePath` as it is, never write one (for a
+   * config.json that another program, such as the Homebridge UI, owns). Default true.
+   */
+  writeConfig?: boolean;
 }
 
 export interface CachedAccessory {
@@ -124,9 +134,10 @@ export class HomebridgeProcess {
   async start(): Promise<void> {
     if (this.running) throw new Error('Homebridge is already running');
     ensurePluginBuilt();
-    this.writeConfig();
+    if (this.options.writeConfig !== false) this.writeConfig();
     this.runStart = this.lines.length;
-    const args = [HOMEBRIDGE_BIN, '-U', this.storagePath, '-P', PLUGIN_DIR, '--strict-plugin-resolution', '-I', '-Q', '-T'];
+    const pluginPath = this.options.pluginPath ?? PLUGIN_DIR;
+    const args = [HOMEBRIDGE_BIN, '-U', this.storagePath, '-P', pluginPath, '--strict-plugin-resolution', '-I', '-Q', '-T'];
     if (this.options.debug !== false) args.push('-D');
     const env = { ...process.env };
     // The test runner's markers would make a child Node think it is a test file.
