@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { discoverCameras, reportUnconfiguredCameras, type DiscoveredCamera, type DiscoveryOptions } from '../onvif/index.js';
+import { discoverCameras, reportUnconfiguredCameras, WS_DISCOVERY_MULTICAST, type DiscoveredCamera, type DiscoveryOptions } from '../onvif/index.js';
 import type { PluginConfig } from '../config/types.js';
 import type { Logger } from '../util/logger.js';
 import type { WebRoute } from '../web/types.js';
@@ -53,7 +53,9 @@ export function createDiscoveryService(config: PluginConfig, storagePath: string
         log.warn(`Camera discovery: none of the interfaces ${config.discovery.interfaces.join(', ')} has an IPv4 address.`);
         return;
       }
-      const cameras = await discoverCameras({ log, signal: abort.signal, ...probe, ...(interfaces ? { interfaces } : {}) });
+      // Multicast for the LAN, plus any addresses the user listed (other subnets).
+      const targets = config.discovery.probeAddresses.length > 0 ? [WS_DISCOVERY_MULTICAST, ...config.discovery.probeAddresses] : undefined;
+      const cameras = await discoverCameras({ log, signal: abort.signal, ...(targets ? { targets } : {}), ...probe, ...(interfaces ? { interfaces } : {}) });
       reportUnconfiguredCameras(cameras, configuredHosts, log, seen);
       const configured = new Set(configuredHosts.map((h) => h.toLowerCase()));
       found = cameras.filter((c) => ![c.host, ...c.addresses].some((h) => h && configured.has(h.toLowerCase())));
