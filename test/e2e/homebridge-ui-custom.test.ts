@@ -148,7 +148,11 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
     // The same tab in the dark theme, on a phone too (the UI themes the frame at load).
     const dark = await openCustomUi('dark');
     await tab(dark, 'discovered');
-    await dark.waitForSelector('[data-discovered="127.0.0.1"]');
+    await dark.click('[data-discovered="127.0.0.1"] [data-action="add"]');
+    await dark.fill('[data-form="onvif"] input[name="username"]', USER);
+    await dark.fill('[data-form="onvif"] input[name="password"]', PASSWORD);
+    await dark.click('[data-form="onvif"] [data-action="test"]');
+    await dark.waitForSelector('[data-form="onvif"] img[data-test-snapshot]');
     await shoot('discovered-dark');
     await page.setViewportSize(PHONE);
     await shoot('discovered-dark-phone');
@@ -188,6 +192,7 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
     await (await frame.$('.wrc-qr'))!.screenshot({ path: qr });
     assert.equal((await run('zbarimg', ['-q', '--raw', qr])).stdout.trim(), url);
     await frame.waitForSelector('[data-link][data-state="active"]');
+    assert.match(await frame.innerText('[data-link][data-state="active"]'), /Grandma[\s\S]*Gate/);
     await shoot('share-light');
 
     const viewerContext = await browser.newContext();

@@ -352,7 +352,8 @@ $('#share-form').addEventListener('submit', async (event) => {
   const data = new FormData(form);
   try {
     const link = await hb.request('/share-links/create', {
-      cameras: picked.length === 0 || picked.length === state.cameras.length ? 'all' : picked,
+      // The ticked cameras exactly: "all" would also open cameras added later.
+      cameras: picked.length === 0 ? 'all' : picked,
       expiresIn: data.get('expiresIn'),
       label: String(data.get('label') ?? '').trim(),
     });
