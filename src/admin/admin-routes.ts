@@ -6,7 +6,7 @@
  */
 import { toCameraStatus, type CameraStatus } from '../web/camera-status.js';
 import { HttpError, isCameraId } from '../web/http-util.js';
-import type { CameraExtras, CameraRegistry, RouteContext, WebRoute } from '../web/types.js';
+import type { BroadcastSource, CameraExtras, CameraRegistry, RouteContext, WebRoute } from '../web/types.js';
 import type { CameraConfig } from '../config/types.js';
 import { testConnection, type TestDeps, type TestRequest } from './connection-test.js';
 import { isLocalAdmin, type LocalAdmin } from './local-admin.js';
@@ -85,6 +85,38 @@ export function parseTestRequest(body: unknown): TestRequest {
   return { kind, url, ...(username ? { username } : {}), ...(password ? { password } : {}) };
 }
 
+/** Host, port, path and log-in of an RTSP URL, for "is this the same stream?". */
+function rtspKey(url: string, username?: string, password?: string): string | undefined {
+  try {
+    const u = new URL(url);
+    const user = username ?? decodeURIComponent(u.username);
+    const pass = password ?? decodeURIComponent(u.password);
+    return JSON.stringify([u.hostname.toLowerCase(), u.port || '554', u.pathname, u.search, user, pass]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The running camera that streams from this address with this log-in (its config says so). */
+export function runningCameraFor(
+  request: Exclude<TestRequest, { kind: 'camera' }>,
+  cameras: ReadonlyArray<{ config: CameraConfig | undefined; source: BroadcastSource }>,
+): BroadcastSource | undefined {
+  for (const { config, source } of cameras) {
+    if (!config) continue;
+    if (request.kind === 'rtsp' && config.source.kind === 'rtsp') {
+      const wanted = rtspKey(request.url, request.username, request.password);
+      if (wanted !== undefined && wanted === rtspKey(config.source.url)) return source;
+    }
+    if (request.kind === 'onvif' && config.onvif && config.source.kind === 'onvif') {
+      const o = config.onvif;
+      if (o.host.toLowerCase() === request.host.toLowerCase() && o.port === request.port
+        && (o.username ?? '') === request.username && (o.password ?? '') === request.password) return source;
+    }
+  }
+  return undefined;
+}
+
 function describeSource(config: CameraConfig | undefined): string {
   if (!config) return '';
   switch (config.source.kind) {
@@ -136,6 +168,7 @@ export function adminRoutes(deps: AdminRouteDeps): WebRoute[] {
             ffmpegPath: deps.ffmpegPath,
             source: (id) => deps.registry.get(id),
             config: deps.cameraConfig,
+            running: (wanted) => runningCameraFor(wanted, deps.registry.list().map((source) => ({ config: deps.cameraConfig(source.id), source }))),
             log: ctx.log,
             ...deps.testOptions,
           });

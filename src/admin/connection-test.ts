@@ -61,6 +61,11 @@ export interface TestDeps {
   /** A configured, running camera by id. */
   source(id: string): BroadcastSource | undefined;
   config(id: string): CameraConfig | undefined;
+  /**
+   * The running camera this address and log-in already stream from, if any: its shared Source is
+   * then tested instead of opening a second session to the camera.
+   */
+  running?(request: Exclude<TestRequest, { kind: 'camera' }>): BroadcastSource | undefined;
   log?: Logger;
   /** Deadline for the first keyframe (default 10 s). */
   keyframeTimeoutMs?: number;
@@ -200,10 +205,8 @@ export async function testConnection(request: TestRequest, deps: TestDeps): Prom
     return result;
   };
 
-  if (request.kind === 'camera') {
-    const source = deps.source(request.id);
-    if (!source) return fail({ code: 'bad-input', text: `No running camera has the id "${request.id}".` }, 'stream');
-    // The camera's own shared Source: the test is one more subscriber, never a second session.
+  /** The camera's own shared Source: the test is one more subscriber, never a second session. */
+  const viaShared = async (source: BroadcastSource): Promise<TestResult> => {
     const jpeg = await snapshotFrom(source, deps, keyframeTimeoutMs, result, log);
     if (jpeg === undefined) {
       const why = source.state.lastError ? `: ${redactText(source.state.lastError, [])}` : '';
@@ -217,7 +220,14 @@ export async function testConnection(request: TestRequest, deps: TestDeps): Prom
     }
     result.ok = true;
     return result;
+  };
+
+  if (request.kind === 'camera') {
+    const source = deps.source(request.id);
+    if (!source) return fail({ code: 'bad-input', text: `No running camera has the id "${request.id}".` }, 'stream');
+    return await viaShared(source);
   }
+  const shared = deps.running?.(request);
 
   let rtsp: { url: string; username?: string; password?: string };
   let device: ConnectedOnvifDevice | undefined;
@@ -233,6 +243,7 @@ export async function testConnection(request: TestRequest, deps: TestDeps): Prom
     result.device = { manufacturer: device.info.manufacturer ?? null, model: device.info.model ?? null, firmware: device.info.firmwareRevision ?? null };
     const what = [device.info.manufacturer, device.info.model].filter(Boolean).join(' ') || 'an ONVIF camera';
     result.steps.push({ step: 'onvif', ok: true, text: `ONVIF reached: ${what}${device.info.firmwareRevision ? `, firmware ${device.info.firmwareRevision}` : ''}.` });
+    if (shared) return await viaShared(shared);
     try {
       const stream = await device.resolveStream();
       rtsp = { url: stream.rtspUrl };
@@ -240,6 +251,7 @@ export async function testConnection(request: TestRequest, deps: TestDeps): Prom
       return fail(classifyOnvifError(error), 'stream');
     }
   } else {
+    if (shared) return await viaShared(shared);
     rtsp = { url: request.url, ...(request.username ? { username: request.username } : {}), ...(request.password ? { password: request.password } : {}) };
   }
 

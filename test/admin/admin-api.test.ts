@@ -23,6 +23,7 @@ import { FakeCamera } from '../helpers/fake-camera.js';
 import { probeImage, startOnvifResponder, type OnvifResponder } from '../helpers/onvif-responder.js';
 import { getFreePort } from '../helpers/ports.js';
 import { WeriftReceiver } from '../webrtc/werift-client.js';
+import { request as webRequest, signIn } from '../web/auth-helpers.js';
 
 const USER = 'admin';
 const PASSWORD = 'cam-Secret-77';
@@ -199,6 +200,29 @@ describe('admin API for the Homebridge UI page (real web server, camera and ONVI
     assert.ok(result.snapshot);
     const sessions = await camera.sessionCount();
     assert.ok(sessions <= 1, `sessions at the camera: ${sessions}`);
+  });
+
+  it('a hand-entered address and log-in of a running camera is tested through its shared Source', async () => {
+    await runTest({ kind: 'camera', id: 'porch' }); // the camera is live
+    const describesBefore = (await camera.requests()).filter((r) => r.method === 'DESCRIBE').length;
+    const result = await runTest({ kind: 'rtsp', url: camera.url, username: USER, password: PASSWORD });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.equal(result.stream?.width, 640);
+    const describesAfter = (await camera.requests()).filter((r) => r.method === 'DESCRIBE').length;
+    assert.equal(describesAfter, describesBefore, 'no new session at the camera');
+  });
+
+  it('a watch-page administrator cannot use the admin routes (Test connects where the caller says)', async () => {
+    const family = await signIn(base, 'family', 'a long passphrase');
+    assert.equal(family.status, 200);
+    const status = await webRequest(`${base}/api/admin/status`, { jar: family.jar });
+    assert.equal(status.status, 403);
+    const test = await webRequest(`${base}/api/admin/test`, {
+      method: 'POST', jar: family.jar,
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': family.csrf },
+      body: JSON.stringify({ kind: 'rtsp', url: 'rtsp://192.168.0.1/' }),
+    });
+    assert.equal(test.status, 403);
   });
 
   it('refuses malformed Test requests with a reason', async () => {

@@ -42,6 +42,7 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
   let webPort: number;
   let shots: string;
   let ownShots = false;
+  let scratch: string;
 
   const openCustomUi = async (theme: Theme = 'light', viewport = DESKTOP): Promise<Frame> => {
     await page.setViewportSize(viewport);
@@ -65,6 +66,7 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
   before(async () => {
     shots = process.env['WRC_SCREENSHOTS_DIR'] ? resolve(process.env['WRC_SCREENSHOTS_DIR']) : await mkdtemp(join(tmpdir(), 'wrc-shots-'));
     ownShots = !process.env['WRC_SCREENSHOTS_DIR'];
+    scratch = await mkdtemp(join(tmpdir(), 'wrc-ui-e2e-'));
     camera = await FakeCamera.start({ width: 640, height: 360, audio: 'pcmu', auth: { method: 'digest', user: USER, password: PASSWORD } });
     responder = await startOnvifResponder({ username: USER, password: PASSWORD, streamUrl: camera.url, discovery: { name: 'Acme', hardware: 'Gate-Cam-2000' } });
     let restreamPort: number;
@@ -101,6 +103,7 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
     await responder?.close();
     await camera?.close();
     if (ownShots && shots) await rm(shots, { recursive: true, force: true });
+    if (scratch) await rm(scratch, { recursive: true, force: true });
   });
 
   it('lists the discovered camera; a wrong password is named after one log-in attempt; Test shows the stream and a snapshot; Save writes one entry', async () => {
@@ -188,7 +191,7 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
     await frame.click('#share-form button[type="submit"]');
     const url = await (await frame.waitForSelector('[data-share-url]')).inputValue();
     assert.match(url, new RegExp(`^http://127\\.0\\.0\\.1:${webPort}/s/wrc1\\.`));
-    const qr = join(shots, 'qr.png');
+    const qr = join(scratch, 'qr.png');
     await (await frame.$('.wrc-qr'))!.screenshot({ path: qr });
     assert.equal((await run('zbarimg', ['-q', '--raw', qr])).stdout.trim(), url);
     await frame.waitForSelector('[data-link][data-state="active"]');
