@@ -98,6 +98,37 @@ async function loadCameras() {
   for (const camera of status.cameras) list.append(cameraCard(camera));
 }
 
+/** Every 5 s while the Cameras tab shows: states, reasons and figures change in place (the picture stays). */
+async function refreshCameras() {
+  if ($('[data-panel="cameras"]').hidden || document.hidden) return;
+  const status = await hb.request('/status');
+  banner(status.running ? '' : status.message);
+  const cards = new Map([...document.querySelectorAll('#cameras-list article[data-camera]')].map((el) => [el.dataset.camera, el]));
+  const ids = status.cameras.map((c) => c.id);
+  // A different set of cameras (a restart with a new config): draw the list again.
+  if (ids.length !== cards.size || ids.some((id) => !cards.has(id))) return loadCameras();
+  for (const camera of status.cameras) {
+    const card = cards.get(camera.id);
+    const badge = $('.wrc-state', card);
+    badge.className = `wrc-state wrc-state-${camera.state}`;
+    badge.dataset.state = camera.state;
+    badge.textContent = STATE_WORDS[camera.state] ?? camera.state;
+    $('.wrc-facts', card).replaceWith(facts(camera));
+    const reason = $('.wrc-reason', card);
+    const text = reasonText(camera);
+    if (text && reason) reason.textContent = text;
+    else if (text) $('.wrc-facts', card).before(h('p', { class: 'wrc-reason' }, text));
+    else reason?.remove();
+  }
+  state.cameras = status.cameras;
+}
+setInterval(() => { refreshCameras().catch(() => undefined); }, 5000);
+
+function reasonText(camera) {
+  if (!camera.lastError) return '';
+  return camera.state === 'retrying' && camera.retryInMs ? `${camera.lastError} (next try in ${Math.ceil(camera.retryInMs / 1000)} s)` : camera.lastError;
+}
+
 function cameraCard(camera) {
   const media = h('div', { class: 'wrc-media' }, h('span', { class: 'wrc-placeholder' }, 'Loading snapshot…'));
   const result = h('div', { class: 'wrc-result' });
@@ -105,7 +136,7 @@ function cameraCard(camera) {
   const card = h('article', { class: 'wrc-card', dataset: { camera: camera.id } },
     h('h3', {}, camera.name, h('span', { class: `wrc-state wrc-state-${camera.state}`, dataset: { state: camera.state } }, STATE_WORDS[camera.state] ?? camera.state)),
     camera.source ? h('div', { class: 'wrc-muted' }, camera.source) : null,
-    camera.lastError ? h('p', { class: 'wrc-reason' }, camera.state === 'retrying' && camera.retryInMs ? `${camera.lastError} (next try in ${Math.ceil(camera.retryInMs / 1000)} s)` : camera.lastError) : null,
+    camera.lastError ? h('p', { class: 'wrc-reason' }, reasonText(camera)) : null,
     facts(camera),
     media,
     h('div', { class: 'wrc-actions' },
