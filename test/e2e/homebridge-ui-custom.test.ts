@@ -118,11 +118,13 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
 
     await frame.fill('[data-form="onvif"] input[name="password"]', 'not-the-password');
     const seen = responder.requests.length;
+    const rtspSeen = (await camera.requests()).length;
     await frame.click('[data-form="onvif"] [data-action="test"]');
     const reason = await frame.waitForSelector('[data-form="onvif"] li.wrc-fail');
     assert.match(await reason.innerText(), /Wrong user name or password/);
     const logins = responder.requests.slice(seen).filter((r) => r.authenticated !== undefined);
     assert.deepEqual(logins.map((r) => r.authenticated), [false], 'one refused log-in at the camera, no retry');
+    assert.deepEqual((await camera.requests()).slice(rtspSeen), [], 'and no RTSP log-in with the wrong password');
     assert.equal(await frame.isDisabled('[data-form="onvif"] [data-action="save"]'), true);
 
     await frame.fill('[data-form="onvif"] input[name="password"]', PASSWORD);
