@@ -49,7 +49,26 @@ export const EXPIRY_MS: Readonly<Record<ShareLinkExpiry, number>> = {
   '30d': 30 * 86_400_000,
 };
 
-/** A camera entry after schema validation (defaults applied); the schema guarantees this shape. */
+/**
+ * Defaults of the fields of one camera, viewer or ONVIF block. They are not in config.schema.json:
+ * the Homebridge UI form starts with one empty camera and one empty viewer and would write every
+ * schema default into them, so that saving an untouched form stored a nameless camera. The schema's
+ * descriptions name these values ("Empty: 30").
+ */
+export const CAMERA_DEFAULTS = {
+  audio: true,
+  transport: 'auto',
+  alwaysOn: false,
+  external: false,
+  motion: false,
+  motionResetSeconds: 30,
+  maxViewers: 10,
+  maxHomeKitStreams: 4,
+} as const satisfies Partial<RawCamera>;
+export const ONVIF_DEFAULTS = { port: 80 } as const;
+export const VIEWER_DEFAULTS = { admin: false } as const satisfies Partial<RawViewer>;
+
+/** A camera entry after schema validation and `CAMERA_DEFAULTS`; the schema guarantees this shape. */
 interface RawCamera {
   name: string;
   id?: string;
@@ -89,7 +108,7 @@ function isDict(value: unknown): value is Dict {
  * must not fail a pattern ("rtspUrl must start with rtsp://" for a camera that uses ONVIF).
  */
 function dropEmptyStrings(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(dropEmptyStrings);
+  if (Array.isArray(value)) return value.filter((child) => child !== '' && child !== null).map(dropEmptyStrings);
   if (!isDict(value)) return value;
   const out: Dict = {};
   for (const [key, child] of Object.entries(value)) {
@@ -97,6 +116,43 @@ function dropEmptyStrings(value: unknown): unknown {
     out[key] = dropEmptyStrings(child);
   }
   return out;
+}
+
+/**
+ * True for an array entry with nothing in it: only absent values, empty objects and lists, and
+ * values equal to their defaults (what the UI form saves for an item nobody filled in). Such an
+ * entry is not a camera (or viewer, or TURN server), so it is ignored without a word.
+ */
+export function isBlankEntry(value: unknown, defaults: Readonly<Record<string, unknown>> = {}): boolean {
+  if (value === undefined || value === null || value === '') return true;
+  if (Array.isArray(value)) return value.every((child) => isBlankEntry(child));
+  if (!isDict(value)) return false;
+  return Object.entries(value).every(([key, child]) => {
+    const fallback = defaults[key];
+    if (isDict(child) || Array.isArray(child)) return isBlankEntry(child, isDict(fallback) ? fallback : {});
+    return isBlankEntry(child) || (fallback !== undefined && child === fallback);
+  });
+}
+
+const CAMERA_BLANK_DEFAULTS: Readonly<Record<string, unknown>> = { ...CAMERA_DEFAULTS, onvif: ONVIF_DEFAULTS };
+
+/** The defaults filled in under what the user set (the user's values win). */
+function cameraWithDefaults(entry: unknown): unknown {
+  if (!isDict(entry)) return entry;
+  const onvif = isDict(entry['onvif']) ? { onvif: { ...ONVIF_DEFAULTS, ...entry['onvif'] } } : {};
+  return { ...CAMERA_DEFAULTS, ...entry, ...onvif };
+}
+
+function viewerWithDefaults(entry: unknown): unknown {
+  return isDict(entry) ? { ...VIEWER_DEFAULTS, ...entry } : entry;
+}
+
+/**
+ * Errors of the schema's "an RTSP address or an ONVIF host" rule. The loader says that in one
+ * sentence of its own (see `camera()`), which is clearer than ajv's alternatives.
+ */
+function isStreamRuleError(error: { schemaPath: string }): boolean {
+  return error.schemaPath.includes('/then/anyOf');
 }
 
 function levenshtein(a: string, b: string): number {
@@ -182,6 +238,11 @@ class ConfigLoader {
     }
     // Camera and viewer typos are reported below, with the camera's or viewer's label.
     const { cameras: rawCameras, viewers: rawViewers, ...globals } = raw;
+    // An empty TURN entry left by the form is not a server.
+    if (isDict(globals['ice']) && Array.isArray(globals['ice']['turnServers'])) {
+      globals['ice'] = { ...globals['ice'], turnServers: globals['ice']['turnServers'].filter((entry) => !isBlankEntry(entry)) };
+      raw['ice'] = globals['ice'];
+    }
     for (const text of unknownSettings(globals, this.root, [], HOMEBRIDGE_KEYS)) this.say('warn', sentenceEnd(capitalise(text)));
 
     const name = this.scalar(raw, 'name', 'string') as string;
@@ -189,7 +250,7 @@ class ConfigLoader {
     const sections = Object.fromEntries(SECTION_KEYS.map((key) => [key, this.section(raw, key)])) as Record<SectionKey, Dict>;
     const configured = this.cameras(rawCameras);
     // The demo stands in only when no camera is configured at all, never for cameras that failed.
-    const noneConfigured = rawCameras === undefined || (Array.isArray(rawCameras) && rawCameras.length === 0);
+    const noneConfigured = rawCameras === undefined || (Array.isArray(rawCameras) && rawCameras.every((entry) => isBlankEntry(entry, CAMERA_BLANK_DEFAULTS)));
     const cameras = noneConfigured && demo ? [this.demoCamera()] : configured;
     const viewers = this.viewers(rawViewers, new Set(cameras.map((c) => c.id)));
 
@@ -248,9 +309,13 @@ class ConfigLoader {
     const cameras: CameraConfig[] = [];
     const ids = new Map<string, string>();
     value.forEach((entry, index) => {
+      if (isBlankEntry(entry, CAMERA_BLANK_DEFAULTS)) return;
       const label = cameraLabel(entry, index);
       for (const text of unknownSettings(entry, schema, [])) this.say('warn', `${label}: ${sentenceEnd(text)}`);
-      const result = check(entry);
+      const checked = check(cameraWithDefaults(entry));
+      // A missing stream is said by camera() in one sentence; other errors skip the camera here.
+      const errors = checked.errors.filter((e) => !isStreamRuleError(e));
+      const result = { ...checked, valid: errors.length === 0, errors };
       if (!result.valid) {
         const where = isDict(entry) ? { printBase: [] } : { printBase: ['cameras', index] };
         const problems = describeErrors(result.errors, { root: schema, data: entry, schemaBase: ['cameras', index], ...where });
@@ -297,7 +362,7 @@ class ConfigLoader {
     } else if (onvif) {
       source = { kind: 'onvif', onvif };
     } else {
-      problems.push('it has no stream: set rtspUrl (e.g. rtsp://user:pass@192.168.0.20:554/live1.sdp) or the ONVIF camera address onvif.host (e.g. 192.168.0.20)');
+      problems.push('it has no stream: set rtspUrl, the RTSP address (e.g. rtsp://192.168.0.20:554/live1.sdp), or onvif.host, the ONVIF camera address (e.g. 192.168.0.20)');
     }
 
     let motion = raw.motion;
@@ -339,8 +404,7 @@ class ConfigLoader {
 
   /** The built-in test camera; its settings are the schema's camera defaults. */
   private demoCamera(): CameraConfig {
-    const result = this.validator.check(this.cameraSchema())({ name: DEMO_CAMERA_NAME, id: DEMO_CAMERA_ID });
-    const raw = result.value as RawCamera;
+    const raw = CAMERA_DEFAULTS;
     return {
       index: -1,
       name: DEMO_CAMERA_NAME,
@@ -372,9 +436,10 @@ class ConfigLoader {
     const viewers: ViewerConfig[] = [];
     const names = new Set<string>();
     value.forEach((entry, index) => {
+      if (isBlankEntry(entry, VIEWER_DEFAULTS)) return;
       const label = viewerLabel(entry, index);
       for (const text of unknownSettings(entry, schema, [])) this.say('warn', `${label}: ${sentenceEnd(text)}`);
-      const result = check(entry);
+      const result = check(viewerWithDefaults(entry));
       if (!result.valid) {
         const problems = describeErrors(result.errors, { root: schema, data: entry, schemaBase: ['viewers', index] });
         this.say('error', `${label}: ${problems.join('; ')}. This viewer cannot log in until that is fixed.`);
@@ -416,7 +481,7 @@ function rtspUrlWithCredentials(raw: RawCamera, problems: string[], warnings: st
   try {
     url = new URL(text);
   } catch {
-    problems.push(`rtspUrl is not a valid address (it is "${printableUrl(text)}"); check the port number and the characters — e.g. rtsp://user:pass@192.168.0.20:554/live1.sdp`);
+    problems.push(`rtspUrl is not a valid address (it is "${printableUrl(text)}"); check the port number and the characters — e.g. rtsp://192.168.0.20:554/live1.sdp`);
     return undefined;
   }
   if (!url.hostname) {
@@ -513,8 +578,8 @@ function normalizeOrigin(origin: string): string {
 }
 
 function toShareLinks(s: Dict): ShareLinksConfig {
-  const defaultExpiry = s['defaultExpiry'] as ShareLinkExpiry;
-  return { defaultExpiry, defaultExpiryMs: EXPIRY_MS[defaultExpiry] };
+  const defaultExpiry = s['defaultExpiry'] as ShareLinkExpiry | 'never';
+  return { defaultExpiry, defaultExpiryMs: defaultExpiry === 'never' ? null : EXPIRY_MS[defaultExpiry] };
 }
 
 function toIce(s: Dict): IceConfig {

@@ -86,8 +86,9 @@ export interface ViewerConfig {
 }
 
 export interface ShareLinksConfig {
-  defaultExpiry: ShareLinkExpiry;
-  defaultExpiryMs: number;
+  defaultExpiry: ShareLinkExpiry | 'never';
+  /** `null`: new links never expire unless the request names an expiry. */
+  defaultExpiryMs: number | null;
 }
 
 export interface TurnServerConfig {

@@ -46,9 +46,11 @@ export class SchemaValidator {
       // Defaults are written into the data; work on a copy so the caller's config is untouched.
       const wrapper: { v?: unknown } = data === undefined ? {} : { v: structuredClone(data) };
       const valid = fn(wrapper);
+      // An `if` error only says "must match the then schema"; the errors of the `then` itself
+      // follow it and name the field.
       const errors = valid
         ? []
-        : (fn.errors ?? []).map((e) => ({ ...e, instancePath: e.instancePath.replace(/^\/v/, '') }));
+        : (fn.errors ?? []).filter((e) => e.keyword !== 'if').map((e) => ({ ...e, instancePath: e.instancePath.replace(/^\/v/, '') }));
       return { valid, value: wrapper.v, errors };
     };
   }

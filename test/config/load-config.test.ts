@@ -76,7 +76,7 @@ describe('loadConfig: cameras', () => {
     assert.deepEqual(result.config.cameras.map((c) => c.name), ['Front']);
     const [error] = errors(result);
     assert.match(error!, /^Camera 'Porch' \(cameras\[1\]\): rtspUrl must start with rtsp:\/\//);
-    assert.match(error!, /e\.g\. rtsp:\/\/user:pass@192\.168\.0\.20:554\/live1\.sdp/);
+    assert.match(error!, /\(it is "http:\/\/user:\*\*\*@192\.168\.0\.20\/live1\.sdp"\) — e\.g\. rtsp:\/\/192\.168\.0\.20:554\/live1\.sdp, with the log-in in username and password/);
     assert.match(error!, /skipped/);
     assert.ok(!error!.includes('hunter22'), error);
   });
@@ -97,7 +97,9 @@ describe('loadConfig: cameras', () => {
   it('requires a stream: rtspUrl or onvif.host', () => {
     const result = load({ cameras: [{ name: 'Nothing', audio: false }] });
     assert.equal(result.config.cameras.length, 0);
-    assert.match(errors(result)[0]!, /Camera 'Nothing' \(cameras\[0\]\): it has no stream: set rtspUrl .* or the ONVIF camera address onvif\.host/);
+    assert.deepEqual(errors(result), [
+      "Camera 'Nothing' (cameras[0]): it has no stream: set rtspUrl, the RTSP address (e.g. rtsp://192.168.0.20:554/live1.sdp), or onvif.host, the ONVIF camera address (e.g. 192.168.0.20). This camera is skipped until that is fixed; the other cameras run.",
+    ]);
   });
 
   it('rejects an rtspUrl that does not parse (bad port)', () => {

@@ -2,8 +2,10 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
+import { launchChromium } from '../helpers/browser.js';
 import { PLUGIN_NAME, startConfigUi } from '../helpers/config-ui.js';
+import { PLUGIN_DIR } from '../helpers/homebridge.js';
 import { isPortOpen } from '../helpers/ports.js';
 
 interface InstalledPlugin {
@@ -40,5 +42,35 @@ describe('e2e: Homebridge UI helper', () => {
     assert.equal(await isPortOpen(ui.port), false);
     assert.equal(ui.homebridge?.running, false);
     assert.equal(existsSync(ui.root), false);
+  });
+
+  describe('with a plugin that has a custom settings page', () => {
+    let close: (() => Promise<void>) | undefined;
+    after(async () => close?.());
+
+    it('openSchemaForm() passes the custom page and reaches the schema form', async () => {
+      // Behind a custom UI the form needs an existing block (see openSchemaForm).
+      const ui = await startConfigUi({
+        pluginDir: join(PLUGIN_DIR, 'test/fixtures/custom-ui-plugin'),
+        homebridge: false,
+        platform: { platform: 'WebRTCCameras', name: 'Fixture' },
+      });
+      const browser = await launchChromium();
+      close = async () => {
+        await browser.close();
+        await ui.stop();
+      };
+      const page = await browser.context.newPage();
+      await ui.signIn(page);
+      const settings = await ui.openPluginSettings(page);
+      // The dialog shows the plugin's own page first, and no form.
+      await settings.frameLocator('iframe').first().getByText('Fixture custom settings page.').waitFor();
+      assert.equal(await settings.locator('form.json-schema-form').count(), 0);
+      await settings.getByRole('button', { name: 'Close', exact: true }).first().click();
+      await settings.waitFor({ state: 'detached' });
+
+      const dialog = await ui.openSchemaForm(page);
+      assert.equal(await dialog.getByLabel('Name', { exact: true }).inputValue(), 'Fixture');
+    });
   });
 });

@@ -71,6 +71,12 @@ export interface ConfigUiOptions {
   uiConfig?: Record<string, unknown>;
   /** Start Homebridge too (default true). The settings page works without it. */
   homebridge?: boolean;
+  /**
+   * The folder installed as homebridge-webrtc-cameras (default: this checkout). The helper's own
+   * test uses a fixture plugin with a custom UI; Homebridge cannot run such a fixture, so pair it
+   * with `homebridge: false`.
+   */
+  pluginDir?: string;
   /** How long to wait for the UI to listen (default 30 s; it takes about 3 s on the test machine). */
   startTimeoutMs?: number;
 }
@@ -115,10 +121,15 @@ export interface ConfigUi {
   openPluginSettings(page: Page): Promise<Locator>;
   /**
    * Opens the settings dialog and makes sure it shows the schema form (clicking through the custom
-   * UI's button to it when the plugin has `customUi`). Resolves with the dialog.
+   * UI's button to it when the plugin has `customUi`). Resolves with the dialog. Behind a custom UI,
+   * config-ui-x 5.28 shows the form only when config.json already has a block for the plugin (a
+   * custom UI makes one with `homebridge.updatePluginConfig()`).
    */
   openSchemaForm(page: Page): Promise<Locator>;
-  /** Clicks the dialog's Save and waits for the UI's answer (sent once config.json is written). */
+  /**
+   * Clicks the dialog's Save, waits for the UI's answer (sent once config.json is written) and
+   * dismisses the UI's follow-up dialog (child bridge, restart), changing nothing.
+   */
   saveSettings(page: Page, dialog: Locator): Promise<void>;
   /** Stops the UI and Homebridge and removes the temporary folder. */
   stop(): Promise<void>;
@@ -139,7 +150,7 @@ export async function startConfigUi(options: ConfigUiOptions = {}): Promise<Conf
   mkdirSync(storagePath, { recursive: true });
   mkdirSync(pluginPath, { recursive: true });
   // As `npm install` would lay them out; the UI lists the plugin from here and reads its schema.
-  symlinkSync(PLUGIN_DIR, join(pluginPath, PLUGIN_NAME), 'dir');
+  symlinkSync(options.pluginDir ?? PLUGIN_DIR, join(pluginPath, PLUGIN_NAME), 'dir');
   symlinkSync(CONFIG_UI_DIR, join(pluginPath, 'homebridge-config-ui-x'), 'dir');
 
   const admin = options.admin ?? { username: 'admin', password: `pw-${randomBytes(9).toString('base64url')}` };
@@ -314,8 +325,8 @@ export async function startConfigUi(options: ConfigUiOptions = {}): Promise<Conf
     signIn: async (page) => {
       await page.goto(`${url}/login`);
       await page.fill('#form-username', admin.username);
-      await page.fill('#form-password', admin.password);
-      await page.locator('button[type=submit]').click();
+      await page.fill('#form-pass', admin.password);
+      await page.locator('#submit-button').click();
       await page.waitForURL((u) => !u.pathname.startsWith('/login'));
     },
     openPluginSettings: async (page) => openPluginSettings(page, url),
@@ -324,9 +335,10 @@ export async function startConfigUi(options: ConfigUiOptions = {}): Promise<Conf
       const form = dialog.locator('form.json-schema-form');
       // A custom UI (config.schema.json "customUi": true) shows the plugin's page in an iframe
       // first; its button to the full settings form calls homebridge.showSchemaForm().
+      // The loser of the race times out later; its rejection is expected and dropped.
       const shown = await Promise.race([
-        form.first().waitFor().then(() => 'form' as const),
-        dialog.locator('iframe').first().waitFor().then(() => 'custom' as const),
+        form.first().waitFor().then(() => 'form' as const, () => 'none' as const),
+        dialog.locator('iframe').first().waitFor().then(() => 'custom' as const, () => 'none' as const),
       ]);
       if (shown === 'custom' && (await form.count()) === 0) {
         const frame = dialog.frameLocator('iframe').first();
@@ -341,6 +353,19 @@ export async function startConfigUi(options: ConfigUiOptions = {}): Promise<Conf
       // The UI answers after config.json is written.
       const response = await saved;
       if (!response.ok()) throw new Error(`saving the plugin settings failed: HTTP ${response.status()} ${await response.text()}`);
+      // (`dialog` itself would now find the next dialog: wait for the form to go.)
+      await page.locator('json-schema-form').first().waitFor({ state: 'detached' });
+      // Then the UI offers a follow-up: a child bridge after the first save, a restart after the
+      // others. Dismiss it without accepting, so the next step starts from the plugin list.
+      const next = page.locator('.modal-content');
+      const shown = await next.first().waitFor({ timeout: 5000 }).then(() => true, () => false);
+      if (shown) {
+        // The restart prompt has a Close button; the child bridge offer closes on Escape.
+        const close = next.first().getByRole('button', { name: 'Close', exact: true });
+        if ((await close.count()) > 0) await close.first().click();
+        else await page.keyboard.press('Escape');
+        await next.first().waitFor({ state: 'detached', timeout: 5000 });
+      }
     },
     stop,
   };

@@ -233,6 +233,8 @@ describe('auth: storage, secret and share-link store', () => {
 
   it('parses expiresIn presets, never, and seconds within 1 h .. 30 d', () => {
     assert.equal(parseExpiresIn(undefined, 5), 5);
+    // shareLinks.defaultExpiry "never": a link made without an expiry never ends.
+    assert.equal(parseExpiresIn(undefined, null), null);
     assert.equal(parseExpiresIn('never', 5), null);
     assert.equal(parseExpiresIn('7d', 5), 7 * 86_400_000);
     assert.equal(parseExpiresIn(3600, 5), 3_600_000);

@@ -66,8 +66,8 @@ export interface AccessControlOptions {
    * proxy on the same machine every visitor would look local.
    */
   allowAnonymousLoopback?: boolean;
-  /** Expiry of a new share link when the request names none (config `shareLinks.defaultExpiryMs`). */
-  defaultLinkExpiryMs?: number;
+  /** Expiry of a new share link when the request names none (config `shareLinks.defaultExpiryMs`; `null`: never). */
+  defaultLinkExpiryMs?: number | null;
   /** The page's public address (config `web.publicUrl`), to return absolute share-link URLs. */
   publicUrl?: string;
   /** The camera ids that exist; share links naming others are refused. */
@@ -593,7 +593,8 @@ export async function createAccessControl(options: AccessControlOptions): Promis
     }
     let expiresInMs: number | null;
     try {
-      expiresInMs = parseExpiresIn(input.expiresIn, options.defaultLinkExpiryMs ?? EXPIRY_PRESETS['1d']);
+      // `null` is a setting ("never"), so `??` would lose it.
+      expiresInMs = parseExpiresIn(input.expiresIn, options.defaultLinkExpiryMs === undefined ? EXPIRY_PRESETS['1d'] : options.defaultLinkExpiryMs);
     } catch (error) {
       throw new HttpError(400, 'bad-request', (error as Error).message);
     }

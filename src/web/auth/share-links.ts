@@ -241,7 +241,7 @@ function expiryField(link: ShareLink): string {
 }
 
 /** `expiresIn` as the API takes it: a preset, `never`, or seconds from 1 h to 30 days. */
-export function parseExpiresIn(value: unknown, fallbackMs: number): number | null {
+export function parseExpiresIn(value: unknown, fallbackMs: number | null): number | null {
   if (value === undefined) return fallbackMs;
   if (value === 'never') return null;
   if (typeof value === 'string' && value in EXPIRY_PRESETS) return EXPIRY_PRESETS[value as ExpiryPreset];
