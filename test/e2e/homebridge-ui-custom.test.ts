@@ -87,13 +87,7 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
     adminContext = await browser.newContext();
     await adminContext.addInitScript({ content: RTC_RECORDER_SCRIPT });
     page = await adminContext.newPage();
-    // The UI's log-in form (its password field is #form-pass; the shared helper's signIn looks for
-    // #form-password, which 5.28 does not have).
-    await page.goto(`${ui.url}/login`);
-    await page.fill('#form-username', ui.admin.username);
-    await page.fill('#form-pass', ui.admin.password);
-    await page.locator('button[type=submit]').click();
-    await page.waitForURL((u) => !u.pathname.startsWith('/login'));
+    await ui.signIn(page);
     await ui.homebridge!.waitForLog(/ONVIF camera found but not configured/, 20_000);
   });
 

@@ -45,14 +45,27 @@ async function configBlock() {
 async function saveBlock(blocks, block) {
   await hb.updatePluginConfig([block, ...blocks.slice(1)]);
   await hb.savePluginConfig();
+  unsavedBlock = false;
 }
 
 /* ------------------------------------------------------------------------------------- tabs */
 
 let formShown = false;
-$('#wrc-form-toggle').addEventListener('click', () => {
+/** True while the platform block exists only in the UI's memory (a fresh install). */
+let unsavedBlock = false;
+$('#wrc-form-toggle').addEventListener('click', async () => {
   formShown = !formShown;
-  if (formShown) hb.showSchemaForm(); else hb.hideSchemaForm();
+  if (formShown) {
+    // The UI (5.28) draws its settings form only for a block it has saved: save the new, empty
+    // block first (the plugin then runs its demo camera until a camera is added).
+    if (unsavedBlock) {
+      unsavedBlock = false;
+      await hb.savePluginConfig().catch((error) => hb.toast.error(errorText(error)));
+    }
+    hb.showSchemaForm();
+  } else {
+    hb.hideSchemaForm();
+  }
   $('#wrc-form-toggle').textContent = formShown ? 'Hide all settings' : 'All settings';
 });
 
@@ -483,4 +496,16 @@ $('#viewer-form').addEventListener('submit', async (event) => {
   }
 });
 
-hb.addEventListener('ready', () => showTab('cameras'));
+hb.addEventListener('ready', async () => {
+  // A fresh install has no platform block yet, and the UI shows its settings form (All settings)
+  // only for an existing block: start one in memory (saved only when the user saves).
+  try {
+    if ((await hb.getPluginConfig()).length === 0) {
+      await hb.updatePluginConfig([{ platform: PLATFORM }]);
+      unsavedBlock = true;
+    }
+  } catch (error) {
+    hb.toast.error(errorText(error));
+  }
+  showTab('cameras');
+});
