@@ -158,6 +158,8 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
   });
 
   it('after a restart the new camera runs, and its live preview decodes 50 frames in the UI page', async () => {
+    // Every Test closed its session at the camera: nothing lingers to load it.
+    await camera.waitForSessionCount(0);
     await ui.homebridge!.restart();
     await ui.homebridge!.waitForLog(/Watch page: /, 20_000);
     const frame = await openCustomUi();
