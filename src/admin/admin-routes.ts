@@ -117,6 +117,16 @@ export function runningCameraFor(
   return undefined;
 }
 
+function isOrigin(value: string): boolean {
+  if (value.length > 200) return false;
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
 function describeSource(config: CameraConfig | undefined): string {
   if (!config) return '';
   switch (config.source.kind) {
@@ -185,10 +195,16 @@ export function adminRoutes(deps: AdminRouteDeps): WebRoute[] {
       async handle(ctx) {
         requireLocalAdmin(ctx);
         const body = await ctx.readJson();
-        const camera = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['camera'] : undefined;
-        if (typeof camera !== 'string' || !isCameraId(camera)) throw new HttpError(400, 'bad-request', 'Send {"camera": "<camera id>"}');
+        const record = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
+        const camera = record['camera'];
+        if (typeof camera !== 'string' || !isCameraId(camera)) throw new HttpError(400, 'bad-request', 'Send {"camera": "<camera id>", "origin": "<the page\'s origin>"}');
         if (!deps.registry.get(camera)) throw new HttpError(404, 'not-found', `No camera with id "${camera}"`);
-        const { token, expiresAt } = deps.localAdmin.mintPreview(camera);
+        // The Homebridge UI page's own origin, which may then use WHEP cross-origin while the token lives.
+        const origin = record['origin'];
+        if (origin !== undefined && (typeof origin !== 'string' || !isOrigin(origin))) {
+          throw new HttpError(400, 'bad-request', 'origin must look like http://host:port');
+        }
+        const { token, expiresAt } = deps.localAdmin.mintPreview(camera, undefined, origin);
         ctx.sendJson(200, { token, expiresAt: new Date(expiresAt).toISOString(), whepPath: `/whep/${camera}` });
       },
     },

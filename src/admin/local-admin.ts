@@ -75,8 +75,14 @@ export interface LocalAdmin {
    * wrong (or from the wrong place); `'not-mine'` for anything else, which access control judges.
    */
   authorize(req: IncomingMessage): Principal | undefined | 'not-mine';
-  /** A bearer token for `cameraId` alone, valid `ttlMs` (at most 5 minutes). */
-  mintPreview(cameraId: string, ttlMs?: number): { token: string; expiresAt: number };
+  /**
+   * A bearer token for `cameraId` alone, valid `ttlMs` (at most 5 minutes). `origin` is the
+   * Homebridge UI page's origin: it may then use WHEP cross-origin (with a bearer token) as long as
+   * the token lives.
+   */
+  mintPreview(cameraId: string, ttlMs?: number, origin?: string): { token: string; expiresAt: number };
+  /** True while a preview minted for this browser origin is valid. */
+  allowsOrigin(origin: string): boolean;
   /** Writes admin.json once the web server's port is known. */
   publish(port: number, tls: boolean, fingerprint256?: string): Promise<void>;
   /** Removes admin.json (only if it is still ours). */
@@ -91,6 +97,7 @@ export async function createLocalAdmin(options: { storagePath: string; now?: () 
   const previewKey = randomBytes(32);
   const adminToken = `${ADMIN_PREFIX}${secret}`;
   let published = false;
+  const previewOrigins = new Map<string, number>();
 
   const previewMac = (camera: string, expiry: string): string =>
     createHmac('sha256', previewKey).update(`wrcpv1|${camera}|${expiry}`).digest('base64url');
@@ -119,12 +126,21 @@ export async function createLocalAdmin(options: { storagePath: string; now?: () 
       }
       return 'not-mine';
     },
-    mintPreview(cameraId, ttlMs = DEFAULT_PREVIEW_TTL_MS) {
+    mintPreview(cameraId, ttlMs = DEFAULT_PREVIEW_TTL_MS, origin) {
       const ttl = Math.min(Math.max(ttlMs, 10_000), MAX_PREVIEW_TTL_MS);
       // Whole seconds, rounded down, so the token never lives longer than asked.
       const expiresAt = Math.floor((now() + ttl) / 1000) * 1000;
+      if (origin) {
+        const key = origin.toLowerCase();
+        previewOrigins.set(key, Math.max(previewOrigins.get(key) ?? 0, expiresAt));
+        for (const [known, until] of previewOrigins) if (until <= now()) previewOrigins.delete(known);
+      }
       const expiry = (expiresAt / 1000).toString(36);
       return { token: `${PREVIEW_PREFIX}${cameraId}.${expiry}.${previewMac(cameraId, expiry)}`, expiresAt };
+    },
+    allowsOrigin(origin) {
+      const until = previewOrigins.get(origin.toLowerCase());
+      return until !== undefined && until > now();
     },
     async publish(port, tls, fingerprint256) {
       const content: AdminFile = { version: 1, port, tls, secret, pid: process.pid, ...(fingerprint256 ? { fingerprint256 } : {}) };

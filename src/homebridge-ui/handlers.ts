@@ -48,7 +48,11 @@ export function createUiHandlers(options: { storagePath: string; client?: Plugin
     '/test': async (body) => plugin.json('POST', '/api/admin/test', body, 60_000),
     '/preview': async (body) => {
       const info = await plugin.info();
-      const preview = await plugin.json<{ token: string; expiresAt: string; whepPath: string }>('POST', '/api/admin/preview', { camera: cameraId(body) });
+      const origin = record(body)['origin'];
+      const preview = await plugin.json<{ token: string; expiresAt: string; whepPath: string }>('POST', '/api/admin/preview', {
+        camera: cameraId(body),
+        ...(typeof origin === 'string' ? { origin } : {}),
+      });
       return { ...preview, port: info.port, tls: info.tls };
     },
     /** The camera's snapshot as a data URL (the page cannot send the admin secret itself). */

@@ -163,6 +163,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
         registry,
         allowedOrigins: browserOrigins(config.web),
+        bearerOrigins: (origin) => admin.allowsOrigin(origin),
         clientAddress,
         authorize,
         loginPath: access.loginPath,

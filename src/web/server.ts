@@ -91,6 +91,8 @@ export interface WebServerOptions {
   clientIceServers?: () => ReadonlyArray<ClientIceServer>;
   /** Cross-origin callers allowed to use the API, WHEP and WebSocket (`https://host:port`, or `*`). */
   allowedOrigins?: ReadonlyArray<string>;
+  /** Origins allowed, for now, to use WHEP with a bearer token (the Homebridge UI's preview). */
+  bearerOrigins?: (origin: string) => boolean;
   /** Who a request comes from (trusted reverse proxies); default the TCP peer. */
   clientAddress?: ClientAddressOf;
   /** Routes other modules add (login, logout, share links). Built-in routes win on conflicts. */
@@ -122,7 +124,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
   const authorize = options.authorize ?? allowEveryone;
   const secrets = options.secrets ?? (() => []);
   const tls = options.tls !== undefined;
-  const origins = new OriginPolicy(options.allowedOrigins ?? [], tls);
+  const origins = new OriginPolicy(options.allowedOrigins ?? [], tls, options.bearerOrigins);
   const clientAddress = options.clientAddress ?? socketAddressOf;
   const pageDir = options.pageDir ?? fileURLToPath(new URL('./page/', import.meta.url));
   let assets = new Map<string, StaticAsset>();
@@ -257,7 +259,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
   ): Promise<void> {
     const method = req.method ?? 'GET';
     const changesState = method !== 'GET' && method !== 'HEAD';
-    const bearerPass = route.bearerCrossOrigin === true && OriginPolicy.carriesBearer(req);
+    const bearerPass = route.bearerCrossOrigin === true && origins.permitsBearer(req);
     if ((route.sameOriginOnly ?? changesState) && !origins.permits(req) && !bearerPass) {
       throw new HttpError(403, 'forbidden-origin', 'This origin is not allowed');
     }

@@ -103,17 +103,24 @@ describe('admin API for the Homebridge UI page (real web server, camera and ONVI
   });
 
   it('mints a preview token for one camera; WHEP works with it cross-origin, for that camera only', async () => {
-    const res = await call('/api/admin/preview', { method: 'POST', body: JSON.stringify({ camera: 'porch' }) });
+    const origin = 'http://127.0.0.1:8581';
+    const res = await call('/api/admin/preview', { method: 'POST', body: JSON.stringify({ camera: 'porch', origin }) });
     assert.equal(res.status, 200);
     const { token, expiresAt, whepPath } = (await res.json()) as { token: string; expiresAt: string; whepPath: string };
     const ttl = Date.parse(expiresAt) - Date.now();
     assert.ok(ttl > 60_000 && ttl <= 300_000, `expires within 5 minutes (${ttl} ms)`);
     assert.equal(whepPath, '/whep/porch');
-    const origin = 'http://127.0.0.1:8581';
     const preflight = await fetch(`${base}/whep/porch`, { method: 'OPTIONS', headers: { Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization,content-type' } });
     assert.equal(preflight.status, 204);
     assert.equal(preflight.headers.get('access-control-allow-origin'), origin);
     assert.equal(preflight.headers.get('access-control-allow-credentials'), null, 'never credentialed CORS');
+    // Any other site gets no CORS answer and no WHEP, even holding the token.
+    const foreign = 'https://evil.example.test';
+    const foreignPreflight = await fetch(`${base}/whep/porch`, { method: 'OPTIONS', headers: { Origin: foreign, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization,content-type' } });
+    assert.equal(foreignPreflight.headers.get('access-control-allow-origin'), null);
+    const foreignPost = await fetch(`${base}/whep/porch`, { method: 'POST', headers: { Origin: foreign, Authorization: `Bearer ${token}`, 'Content-Type': 'application/sdp' }, body: 'v=0\r\n' });
+    assert.equal(foreignPost.status, 403);
+    assert.equal((await call('/api/admin/preview', { method: 'POST', body: JSON.stringify({ camera: 'porch', origin: 'http://x/path' }) })).status, 400);
     // Cookie-authenticated routes stay closed to that origin.
     const shareFromUi = await fetch(`${base}/api/share-links`, { method: 'POST', headers: { Origin: origin, 'Content-Type': 'application/json' }, body: '{"cameras":"all"}' });
     assert.equal(shareFromUi.status, 403);

@@ -55,5 +55,12 @@ describe('local admin secret and preview tokens', () => {
     assert.equal(admin.authorize(request(`Bearer ${prefix}.${camera}.${later}.${mac}`)), undefined);
     now = expiresAt;
     assert.equal(admin.authorize(request(`Bearer ${token}`)), undefined, 'expired');
+    // The UI page's origin may use bearer WHEP cross-origin while its preview token lives, no longer.
+    now = 1_700_000_000_000;
+    const minted = admin.mintPreview('porch', 60_000, 'http://127.0.0.1:8581');
+    assert.equal(admin.allowsOrigin('http://127.0.0.1:8581'), true);
+    assert.equal(admin.allowsOrigin('http://127.0.0.1:8582'), false);
+    now = minted.expiresAt;
+    assert.equal(admin.allowsOrigin('http://127.0.0.1:8581'), false);
   });
 });

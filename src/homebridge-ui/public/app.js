@@ -195,7 +195,8 @@ async function loadSnapshot(id, media) {
 
 /** WHEP to the plugin's web server with a preview token (one camera, a few minutes). */
 async function startPreview(id, media) {
-  const preview = await hb.request('/preview', { camera: id });
+  // Our origin: the plugin lets it use WHEP with the preview token (and only while the token lives).
+  const preview = await hb.request('/preview', { camera: id, origin: location.origin });
   const base = `${preview.tls ? 'https' : 'http'}://${location.hostname}:${preview.port}`;
   const pc = new RTCPeerConnection({ iceServers: [] });
   pc.addTransceiver('video', { direction: 'recvonly' });
