@@ -26,6 +26,8 @@ export interface AdminRouteDeps {
   homekitStreams: (id: string) => number;
   secrets: () => Iterable<string>;
   ffmpegPath: string | undefined;
+  /** Runs a camera search now; false when discovery is off. */
+  discoverNow?: () => Promise<boolean>;
   /** Test deadlines (tests shorten them). */
   testOptions?: Pick<TestDeps, 'keyframeTimeoutMs' | 'measureMs'>;
 }
@@ -186,6 +188,18 @@ export function adminRoutes(deps: AdminRouteDeps): WebRoute[] {
         } finally {
           testing = false;
         }
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/admin/discover',
+      auth: 'admin',
+      async handle(ctx) {
+        requireLocalAdmin(ctx);
+        if (!deps.discoverNow || !(await deps.discoverNow())) {
+          throw new HttpError(409, 'discovery-off', 'Camera discovery is off: turn it on under All settings, Camera discovery, save and restart Homebridge');
+        }
+        ctx.sendJson(200, { searched: true });
       },
     },
     {

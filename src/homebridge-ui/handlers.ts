@@ -44,6 +44,11 @@ export function createUiHandlers(options: { storagePath: string; client?: Plugin
       }
     },
     '/discovered': async () => plugin.json('GET', '/api/discovered'),
+    /** A WS-Discovery search now (a few seconds), then the list. */
+    '/discover': async () => {
+      await plugin.json('POST', '/api/admin/discover', {}, 30_000);
+      return plugin.json('GET', '/api/discovered');
+    },
     /** ONVIF, RTSP or a configured camera; the plugin validates the fields and runs it. */
     '/test': async (body) => plugin.json('POST', '/api/admin/test', body, 60_000),
     '/preview': async (body) => {

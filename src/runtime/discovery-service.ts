@@ -16,6 +16,8 @@ export interface DiscoveryService {
   list(): ReadonlyArray<DiscoveredCamera>;
   /** Settles when the first search has finished. */
   searched(): Promise<void>;
+  /** Searches now (joining a search in progress); false when discovery is off. */
+  searchNow(): Promise<boolean>;
   /** `GET /api/discovered` for admins: what the Homebridge UI page and the watch page can offer to add. */
   readonly route: WebRoute;
 }
@@ -37,6 +39,7 @@ export function createDiscoveryService(config: PluginConfig, storagePath: string
   const seen = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let ready: Promise<void> = Promise.resolve();
+  let running: Promise<void> | undefined;
   const abort = new AbortController();
   const configuredHosts = config.cameras.flatMap((c) => {
     const hosts = [c.onvif?.host];
@@ -67,11 +70,14 @@ export function createDiscoveryService(config: PluginConfig, storagePath: string
     }
   };
 
+  /** One search at a time: a "Search again" during the periodic search waits for that one. */
+  const searchOnce = (): Promise<void> => (running ??= search().finally(() => { running = undefined; }));
+
   return {
     start() {
       if (!config.discovery.enabled) return;
-      ready = search();
-      timer = setInterval(() => void search(), REPEAT_MS);
+      ready = searchOnce();
+      timer = setInterval(() => void searchOnce(), REPEAT_MS);
       timer.unref();
     },
     stop() {
@@ -80,6 +86,11 @@ export function createDiscoveryService(config: PluginConfig, storagePath: string
     },
     list: () => found,
     searched: () => ready,
+    async searchNow() {
+      if (!config.discovery.enabled || abort.signal.aborted) return false;
+      await searchOnce();
+      return true;
+    },
     route: {
       method: 'GET',
       path: '/api/discovered',

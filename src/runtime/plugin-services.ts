@@ -178,6 +178,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
           homekitStreams: (id) => cameras.get(id)?.homekitStreams?.() ?? 0,
           secrets: () => [...context.secrets, ...accessControl.secrets()],
           ffmpegPath: context.ffmpeg?.path,
+          discoverNow: () => discovery.searchNow(),
         })],
         secrets: () => [...context.secrets, ...access!.secrets()],
         signalling: access.guardSignalling(createSignallingHandler({ registry, limits, ice, logger: log })),

@@ -232,6 +232,12 @@ describe('admin API for the Homebridge UI page (real web server, camera and ONVI
     assert.equal(test.status, 403);
   });
 
+  it('"Search again" says in words that discovery is off', async () => {
+    const res = await call('/api/admin/discover', { method: 'POST', body: '{}' });
+    assert.equal(res.status, 409);
+    assert.match(((await res.json()) as { message: string }).message, /Camera discovery is off/);
+  });
+
   it('refuses malformed Test requests with a reason', async () => {
     const bad = await call('/api/admin/test', { method: 'POST', body: JSON.stringify({ kind: 'rtsp', url: 'http://example.com/' }) });
     assert.equal(bad.status, 400);

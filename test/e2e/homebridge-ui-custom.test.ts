@@ -104,6 +104,11 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
     const frame = await openCustomUi();
     await shoot('cameras-light');
     await tab(frame, 'discovered');
+    await frame.waitForSelector('[data-discovered="127.0.0.1"]');
+    // "Search again" asks the network once more and lists the same camera once.
+    await frame.click('#discover-again');
+    await frame.waitForSelector('#discover-again:not([disabled])');
+    assert.equal(await frame.locator('[data-discovered="127.0.0.1"]').count(), 1);
     const card = await frame.waitForSelector('[data-discovered="127.0.0.1"]');
     assert.match(await card.innerText(), /Acme Gate-Cam-2000[\s\S]*127\.0\.0\.1:\d+/);
     await (await card.$('[data-action="add"]'))!.click();

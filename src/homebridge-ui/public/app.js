@@ -69,7 +69,7 @@ $('#wrc-form-toggle').addEventListener('click', async () => {
   $('#wrc-form-toggle').textContent = formShown ? 'Hide all settings' : 'All settings';
 });
 
-const loaders = { cameras: loadCameras, discovered: loadDiscovered, share: loadShare, viewers: loadViewers };
+const loaders = { cameras: loadCameras, discovered: () => loadDiscovered(), share: loadShare, viewers: loadViewers };
 function showTab(name) {
   for (const tab of document.querySelectorAll('.wrc-tabs button')) tab.setAttribute('aria-selected', String(tab.dataset.tab === name));
   for (const panel of document.querySelectorAll('[data-panel]')) panel.hidden = panel.dataset.panel !== name;
@@ -304,13 +304,27 @@ wireAddForm($('[data-form="rtsp"]'), (form) => {
 
 /* --------------------------------------------------------------------------------- discovered */
 
-async function loadDiscovered() {
+async function loadDiscovered(found) {
   const list = $('#discovered-list');
-  const found = await hb.request('/discovered');
+  found ??= await hb.request('/discovered');
   list.replaceChildren();
   if (found.length === 0) list.append(h('p', { class: 'wrc-muted' }, 'No unconfigured ONVIF camera found (yet).'));
   for (const camera of found) list.append(discoveredCard(camera));
 }
+
+$('#discover-again').addEventListener('click', async () => {
+  const button = $('#discover-again');
+  button.disabled = true;
+  button.textContent = 'Searching…';
+  try {
+    await loadDiscovered(await hb.request('/discover'));
+  } catch (error) {
+    hb.toast.error(errorText(error));
+  } finally {
+    button.disabled = false;
+    button.textContent = 'Search again';
+  }
+});
 
 function discoveredCard(camera) {
   const title = [camera.name, camera.hardware].filter(Boolean).join(' ') || 'ONVIF camera';
