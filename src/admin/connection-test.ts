@@ -162,11 +162,14 @@ function oneShot(inner: UpstreamFactory, onError: (error: unknown) => void): Ups
 }
 
 /** Reads stream facts from a Source after a keyframe; waits `measureMs` for a frame rate when it has none yet. */
-async function streamFacts(source: BroadcastSource & { stats?: () => { width?: number; height?: number; fps?: number } }, measureMs: number): Promise<StreamFacts> {
+async function streamFacts(source: BroadcastSource & { stats?: () => { width?: number; height?: number; fps?: number; declaredFps?: number } }, measureMs: number): Promise<StreamFacts> {
   const video = source.tracks.find((t) => t.kind === 'video');
   const audio = source.tracks.find((t) => t.kind === 'audio');
   let stats = source.stats?.() ?? {};
-  if (stats.fps === undefined && measureMs > 0) {
+  // The rate the stream declares (SPS timing) beats one measured over a second or two that
+  // includes the burst of frames a camera sends right after PLAY.
+  if (stats.declaredFps !== undefined) stats = { ...stats, fps: stats.declaredFps };
+  else if (stats.fps === undefined && measureMs > 0) {
     await new Promise((resolve) => setTimeout(resolve, measureMs));
     stats = source.stats?.() ?? {};
   }
@@ -212,7 +215,7 @@ export async function testConnection(request: TestRequest, deps: TestDeps): Prom
       const why = source.state.lastError ? `: ${redactText(source.state.lastError, [])}` : '';
       return fail({ code: 'timeout', text: `No picture from the camera within ${keyframeTimeoutMs / 1000} s (it is ${source.state.state}${why}).` }, 'stream');
     }
-    result.stream = await streamFacts(source as BroadcastSource & { stats?: () => { fps?: number } }, measureMs);
+    result.stream = await streamFacts(source as BroadcastSource & { stats?: () => { fps?: number; declaredFps?: number } }, measureMs);
     result.steps.push({ step: 'stream', ok: true, text: describeStream(result.stream) });
     if (jpeg.length > 0) {
       result.snapshot = jpeg.toString('base64');
