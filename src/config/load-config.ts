@@ -402,7 +402,7 @@ class ConfigLoader {
     };
   }
 
-  /** The built-in test camera; its settings are the schema's camera defaults. */
+  /** The built-in test camera; its settings are the camera defaults (CAMERA_DEFAULTS). */
   private demoCamera(): CameraConfig {
     const raw = CAMERA_DEFAULTS;
     return {

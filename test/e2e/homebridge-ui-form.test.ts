@@ -54,12 +54,16 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     assert.deepEqual(ui.pluginBlocks(), []);
   });
 
-  it('saves an untouched form without any camera or viewer, and shows it valid', async () => {
+  it('saves a form with only a global tick and no camera or viewer touched, and shows it valid', async () => {
     const dialog = await ui.openSchemaForm(page);
     // The form starts with one empty camera and one empty viewer.
     assert.equal(await dialog.getByLabel('Camera name', { exact: true }).count(), 1);
     // Config-ui-x marks a form that fails the schema with this icon beside Save.
     assert.equal(await dialog.locator('.modal-footer .fa-circle-exclamation').count(), 0);
+    // As in the issue, one global checkbox is ticked (not discovery: Homebridge runs this config
+    // later, and discovery would probe the real network).
+    await expand(dialog, 'Connections from outside your home');
+    await dialog.getByLabel('Also offer TCP', { exact: true }).check();
     await ui.saveSettings(page, dialog);
     const blocks = ui.pluginBlocks();
     assert.equal(blocks.length, 1);
@@ -67,6 +71,7 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     assert.equal(block?.['cameras'], undefined, JSON.stringify(block));
     assert.equal(block?.['viewers'], undefined, JSON.stringify(block));
     assert.equal(block?.['demo'], true);
+    assert.equal((block?.['ice'] as Record<string, unknown> | undefined)?.['iceTcp'], true);
   });
 
   it('saves one camera typed by hand and one admin viewer as exactly one entry each', async () => {
@@ -120,7 +125,7 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     for (const [key, value] of Object.entries(rest)) assert.equal(value, defaults[key], `cameras[0].${key}`);
     assert.deepEqual(block?.['viewers'], [{ username: 'family', password: VIEWER_PASSWORD, admin: true }]);
     assert.deepEqual(block?.['web'], { port: 0, bind: '127.0.0.1', tls: { selfSigned: false } });
-    assert.deepEqual(block?.['ice'], { turnServers: [{ urls: 'turn:127.0.0.1:3478', username: 'relay', credential: TURN_PASSWORD }], iceTcp: false });
+    assert.deepEqual(block?.['ice'], { turnServers: [{ urls: 'turn:127.0.0.1:3478', username: 'relay', credential: TURN_PASSWORD }], iceTcp: true });
   });
 
   it('runs what the form saved: Homebridge starts the camera and the viewer without a config message', async () => {

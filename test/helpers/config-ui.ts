@@ -358,13 +358,13 @@ export async function startConfigUi(options: ConfigUiOptions = {}): Promise<Conf
       // Then the UI offers a follow-up: a child bridge after the first save, a restart after the
       // others. Dismiss it without accepting, so the next step starts from the plugin list.
       const next = page.locator('.modal-content');
-      const shown = await next.first().waitFor({ timeout: 5000 }).then(() => true, () => false);
+      const shown = await next.first().waitFor({ timeout: 10_000 }).then(() => true, () => false);
       if (shown) {
         // The restart prompt has a Close button; the child bridge offer closes on Escape.
         const close = next.first().getByRole('button', { name: 'Close', exact: true });
         if ((await close.count()) > 0) await close.first().click();
         else await page.keyboard.press('Escape');
-        await next.first().waitFor({ state: 'detached', timeout: 5000 });
+        await next.first().waitFor({ state: 'detached', timeout: 10_000 });
       }
     },
     stop,
