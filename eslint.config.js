@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.tools/**', 'src/web/page/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.tools/**', 'src/web/page/**', 'src/homebridge-ui/public/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,7 +1,7 @@
 // Copies the non-TypeScript runtime assets (the watch page, helper scripts) into dist/.
 import { cpSync, existsSync } from 'node:fs';
 
-const assets = [['src/web/page', 'dist/web/page']];
+const assets = [['src/web/page', 'dist/web/page'], ['src/homebridge-ui/public', 'dist/homebridge-ui/public']];
 for (const [from, to] of assets) {
   if (existsSync(from)) cpSync(from, to, { recursive: true });
 }

@@ -119,9 +119,13 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
     const config = this.config;
     if (!config) return;
     const accessories = this.syncAccessories(config.cameras);
-    if (config.cameras.length === 0) {
+    if (config.cameras.length === 0 && !config.discovery.enabled) {
       this.log.info('No camera to run: none is configured and the demo camera is off (demo: false).');
       return;
+    }
+    if (config.cameras.length === 0) {
+      // Discovery and the Homebridge UI page (which adds the cameras it finds) need the services.
+      this.log.info('No camera configured yet: camera discovery runs, and the plugin page in the Homebridge UI can add the cameras it finds.');
     }
 
     const ffmpeg = await this.hooks.findFfmpeg({ log: this.log, videoProcessor: config.ffmpeg.videoProcessor });

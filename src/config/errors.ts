@@ -14,6 +14,7 @@ export const PATTERN_HINTS: Readonly<Record<string, string>> = {
   'cameras[].onvif.host': 'must be the camera\'s IP address or host name only, without http:// and without a port — e.g. 192.168.0.20',
   'cameras[].snapshotUrl': 'must start with http:// or https:// and contain no spaces — e.g. http://192.168.0.20/image.jpg',
   'discovery.interfaces[]': 'must be a network interface name or an IP address — e.g. eth0',
+  'discovery.probeAddresses[]': 'must be an IP address or host name, optionally with :port — e.g. 10.0.5.20 or 10.0.5.20:3702',
   'web.bind': 'must be an IP address of this computer — e.g. 0.0.0.0 (every device in your home) or 127.0.0.1 (this computer only)',
   'web.publicUrl': 'must start with http:// or https:// — e.g. https://cameras.example.com',
   'web.trustedProxies[]': 'must be an IP address or a CIDR range — e.g. 127.0.0.1 or 10.0.0.0/8',

@@ -552,7 +552,11 @@ function crossCheck(key: SectionKey, section: Dict): string[] {
 }
 
 function toDiscovery(s: Dict): DiscoveryConfig {
-  return { enabled: s['enabled'] === true, interfaces: (s['interfaces'] as string[] | undefined) ?? [] };
+  const probeAddresses = ((s['probeAddresses'] as string[] | undefined) ?? []).map((entry) => {
+    const [address, port] = entry.split(':');
+    return { address: address!, port: port ? Number(port) : 3702 };
+  });
+  return { enabled: s['enabled'] === true, interfaces: (s['interfaces'] as string[] | undefined) ?? [], probeAddresses };
 }
 
 function toWeb(s: Dict): WebConfig {

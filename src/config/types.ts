@@ -53,6 +53,8 @@ export interface CameraConfig {
 export interface DiscoveryConfig {
   enabled: boolean;
   interfaces: string[];
+  /** Addresses probed directly (unicast WS-Discovery), for cameras multicast does not reach. */
+  probeAddresses: Array<{ address: string; port: number }>;
 }
 
 export interface TlsConfig {

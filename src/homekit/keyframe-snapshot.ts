@@ -18,8 +18,8 @@ export interface SnapshotFrameSource {
   readonly tracks: ReadonlyArray<TrackDescription>;
   subscribe(sink: FrameSink, options?: { kinds?: ReadonlyArray<'video' | 'audio'> }): { unsubscribe(): void };
   /** State changes (a camera that starts refusing sends the snapshot to its still image at once). */
-  on?(event: 'state', listener: (state: { state: SourceStateName }) => void): unknown;
-  off?(event: 'state', listener: (state: { state: SourceStateName }) => void): unknown;
+  on?(event: 'state', listener: (...args: unknown[]) => void): unknown;
+  off?(event: 'state', listener: (...args: unknown[]) => void): unknown;
 }
 
 export interface EncodedKeyframe {

@@ -156,9 +156,9 @@ export class SnapshotService {
       let fallbackStarted = false;
       let fallbackTimer: NodeJS.Timeout | undefined;
       const source = this.options.source;
-      const onState = (next: { state: SourceStateName }): void => {
+      const onState = (...args: unknown[]): void => {
         // The camera just failed to connect (it was idle when asked): it will not give a keyframe soon.
-        if (next.state === 'retrying') startFallback();
+        if ((args[0] as { state?: SourceStateName } | undefined)?.state === 'retrying') startFallback();
       };
       const finish = (result: Omit<SnapshotResult, 'ms'> | undefined): void => {
         if (settled) return;

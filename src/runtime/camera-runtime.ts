@@ -88,7 +88,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
   });
   return {
     start: async () => {
-      deps.services.addCamera({ config: camera, source });
+      deps.services.addCamera({ config: camera, source, homekitStreams: () => homekit.delegate?.sessionCount ?? 0 });
       homekit.start();
       deps.log.debug(`Camera '${camera.id}' is ready (source: ${describeSource(camera)}).`);
     },

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { discoverCameras, reportUnconfiguredCameras, type DiscoveredCamera, type DiscoveryOptions } from '../onvif/index.js';
+import { discoverCameras, reportUnconfiguredCameras, WS_DISCOVERY_MULTICAST, type DiscoveredCamera, type DiscoveryOptions } from '../onvif/index.js';
 import type { PluginConfig } from '../config/types.js';
 import type { Logger } from '../util/logger.js';
 import type { WebRoute } from '../web/types.js';
@@ -16,6 +16,8 @@ export interface DiscoveryService {
   list(): ReadonlyArray<DiscoveredCamera>;
   /** Settles when the first search has finished. */
   searched(): Promise<void>;
+  /** Searches now (joining a search in progress); false when discovery is off. */
+  searchNow(): Promise<boolean>;
   /** `GET /api/discovered` for admins: what the Homebridge UI page and the watch page can offer to add. */
   readonly route: WebRoute;
 }
@@ -37,6 +39,7 @@ export function createDiscoveryService(config: PluginConfig, storagePath: string
   const seen = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let ready: Promise<void> = Promise.resolve();
+  let running: Promise<void> | undefined;
   const abort = new AbortController();
   const configuredHosts = config.cameras.flatMap((c) => {
     const hosts = [c.onvif?.host];
@@ -53,7 +56,9 @@ export function createDiscoveryService(config: PluginConfig, storagePath: string
         log.warn(`Camera discovery: none of the interfaces ${config.discovery.interfaces.join(', ')} has an IPv4 address.`);
         return;
       }
-      const cameras = await discoverCameras({ log, signal: abort.signal, ...probe, ...(interfaces ? { interfaces } : {}) });
+      // Multicast for the LAN, plus any addresses the user listed (other subnets).
+      const targets = config.discovery.probeAddresses.length > 0 ? [WS_DISCOVERY_MULTICAST, ...config.discovery.probeAddresses] : undefined;
+      const cameras = await discoverCameras({ log, signal: abort.signal, ...(targets ? { targets } : {}), ...probe, ...(interfaces ? { interfaces } : {}) });
       reportUnconfiguredCameras(cameras, configuredHosts, log, seen);
       const configured = new Set(configuredHosts.map((h) => h.toLowerCase()));
       found = cameras.filter((c) => ![c.host, ...c.addresses].some((h) => h && configured.has(h.toLowerCase())));
@@ -65,11 +70,14 @@ export function createDiscoveryService(config: PluginConfig, storagePath: string
     }
   };
 
+  /** One search at a time: a "Search again" during the periodic search waits for that one. */
+  const searchOnce = (): Promise<void> => (running ??= search().finally(() => { running = undefined; }));
+
   return {
     start() {
       if (!config.discovery.enabled) return;
-      ready = search();
-      timer = setInterval(() => void search(), REPEAT_MS);
+      ready = searchOnce();
+      timer = setInterval(() => void searchOnce(), REPEAT_MS);
       timer.unref();
     },
     stop() {
@@ -78,6 +86,11 @@ export function createDiscoveryService(config: PluginConfig, storagePath: string
     },
     list: () => found,
     searched: () => ready,
+    async searchNow() {
+      if (!config.discovery.enabled || abort.signal.aborted) return false;
+      await searchOnce();
+      return true;
+    },
     route: {
       method: 'GET',
       path: '/api/discovered',

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import type { CameraConfig } from '../config/types.js';
 import type { Source } from '../media/source.js';
 import { createRestreamServer, type RestreamServer } from '../rtsp/server.js';
@@ -15,11 +16,16 @@ import type { PluginConfig, WebConfig } from '../config/types.js';
 import type { RuntimeContext } from './camera-runtime.js';
 import { createDiscoveryService } from './discovery-service.js';
 import { pruneSavedSnapshots } from '../homekit/snapshot-store.js';
+import { adminRoutes } from '../admin/admin-routes.js';
+import { createLocalAdmin, type LocalAdmin } from '../admin/local-admin.js';
+import type { Authorize } from '../web/types.js';
 
 /** A camera as the shared services know it. */
 export interface RegisteredCamera {
   config: CameraConfig;
   source: Source;
+  /** Home app streams running now (for the Homebridge UI page). */
+  homekitStreams?: () => number;
 }
 
 /**
@@ -100,6 +106,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
   let snapshots: SnapshotProvider | undefined;
   let web: WebServer | undefined;
   let access: AccessControl | undefined;
+  let localAdmin: LocalAdmin | undefined;
   let closeWhep: (() => Promise<void>) | undefined;
   let redirect: { close(): Promise<void> } | undefined;
   let watchUrl: string | undefined;
@@ -156,6 +163,15 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         allowAnonymousLoopback: demoOnLoopback,
         clientAddress,
       });
+      // The Homebridge UI's custom page reaches the plugin through a secret in the storage folder
+      // (src/admin): its admin token and preview tokens are judged first, everything else by access.
+      const admin = await createLocalAdmin({ storagePath: context.storagePath });
+      localAdmin = admin;
+      const accessControl = access;
+      const authorize: Authorize = (req) => {
+        const decided = admin.authorize(req);
+        return decided === 'not-mine' ? accessControl.authorize(req) : decided;
+      };
       const whep = createWhepHandler({ registry, limits, ice, logger: log });
       closeWhep = () => whep.closeAll();
       web = createWebServer({
@@ -164,11 +180,24 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
         registry,
         allowedOrigins: browserOrigins(config.web),
+        bearerOrigins: (origin) => admin.allowsOrigin(origin),
         clientAddress,
         trustedProxies: config.web.trustedProxies,
-        authorize: access.authorize,
+        authorize,
         loginPath: access.loginPath,
-        routes: [...access.routes, discovery.route, metricsRoute],
+        routes: [...access.routes, discovery.route, metricsRoute, ...adminRoutes({
+          registry,
+          localAdmin: admin,
+          cameraExtras: (id) => {
+            const camera = cameras.get(id);
+            return camera ? { name: camera.config.name, viewers: limits.count(id) } : undefined;
+          },
+          cameraConfig: (id) => cameras.get(id)?.config,
+          homekitStreams: (id) => cameras.get(id)?.homekitStreams?.() ?? 0,
+          secrets: () => [...context.secrets, ...accessControl.secrets()],
+          ffmpegPath: context.ffmpeg?.path,
+          discoverNow: () => discovery.searchNow(),
+        })],
         secrets: () => [...context.secrets, ...access!.secrets()],
         signalling: access.guardSignalling(createSignallingHandler({ registry, limits, ice, logger: log })),
         whep: access.guardWhep(whep),
@@ -194,6 +223,9 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         await redirector.listen();
         redirect = redirector;
       }
+      await admin.publish(port, tls !== undefined, tls ? new X509Certificate(tls.cert).fingerprint256 : undefined).catch((error: unknown) => {
+        log.warn(`The Homebridge UI page cannot reach the plugin: admin.json could not be written (${error instanceof Error ? error.message : String(error)}).`);
+      });
       watchUrl = config.web.publicUrl ?? url;
       log.info(`Watch page: ${watchUrl}`);
       if (demoOnLoopback) log.info('The demo page is open to this machine without signing in.');
@@ -210,7 +242,8 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       // The transcoders read the re-stream: they stop first.
       await variants.closeAll();
       await Promise.allSettled([web?.close(), restream?.close(), redirect?.close()]);
-      await Promise.allSettled([closeWhep?.(), access?.stop()]);
+      await Promise.allSettled([closeWhep?.(), access?.stop(), localAdmin?.close()]);
+      localAdmin = undefined;
       web = undefined;
       restream = undefined;
       access = undefined;

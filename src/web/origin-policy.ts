@@ -10,7 +10,12 @@ export class OriginPolicy {
   private readonly allowed: ReadonlySet<string>;
   private readonly anyOrigin: boolean;
 
-  constructor(allowedOrigins: ReadonlyArray<string>, private readonly tls: boolean) {
+  constructor(
+    allowedOrigins: ReadonlyArray<string>,
+    private readonly tls: boolean,
+    /** Origins allowed for a while, for bearer-token WHEP only (the Homebridge UI's preview). */
+    private readonly bearerOrigins: (origin: string) => boolean = () => false,
+  ) {
     this.anyOrigin = allowedOrigins.includes('*');
     // Origins compare as the browser serialises them: scheme://host[:port], lower-case, no slash.
     this.allowed = new Set(allowedOrigins.filter((o) => o !== '*').map((o) => o.trim().replace(/\/+$/, '').toLowerCase()));
@@ -32,11 +37,28 @@ export class OriginPolicy {
     return this.anyOrigin || this.allowed.has(origin.toLowerCase());
   }
 
+  /**
+   * A cross-origin WHEP request with its own bearer token from an origin that is allowed for that
+   * (the Homebridge UI page while its preview token lives). It is no CSRF risk: a foreign page
+   * cannot make the browser attach a token it does not know, and cookies are never honoured this
+   * way (no Allow-Credentials). The preflight asks for the Authorization header.
+   */
+  permitsBearer(req: IncomingMessage): boolean {
+    const origin = this.crossOrigin(req);
+    if (origin === undefined || !this.bearerOrigins(origin)) return false;
+    if (req.method === 'OPTIONS') {
+      const asked = req.headers['access-control-request-headers'];
+      return typeof asked === 'string' && asked.toLowerCase().split(',').some((h) => h.trim() === 'authorization');
+    }
+    return /^Bearer +\S/i.test(req.headers.authorization ?? '');
+  }
+
   /** Adds the CORS answer for a permitted cross-origin request (nothing for same-origin ones). */
-  applyCors(req: IncomingMessage, res: ServerResponse, preflight?: { methods: ReadonlyArray<string> }): void {
+  applyCors(req: IncomingMessage, res: ServerResponse, preflight?: { methods: ReadonlyArray<string> }, bearerAllowed = false): void {
     const origin = this.crossOrigin(req);
     res.appendHeader('Vary', 'Origin');
-    if (origin === undefined || !this.permits(req)) return;
+    if (origin === undefined) return;
+    if (!this.permits(req) && !(bearerAllowed && this.permitsBearer(req))) return;
     res.setHeader('Access-Control-Allow-Origin', origin);
     // WHEP clients need Location (the session) and ETag (for PATCH If-Match) from the answer.
     res.setHeader('Access-Control-Expose-Headers', 'Location, ETag, Link, Accept-Patch, Accept-Post');

@@ -13,6 +13,8 @@ export interface Route {
   auth: Auth;
   /** Refuse cross-origin callers the origin policy does not allow (default: true unless GET/HEAD). */
   sameOriginOnly?: boolean;
+  /** Cross-origin requests with their own bearer token pass the origin check and get CORS (WHEP). */
+  bearerCrossOrigin?: boolean;
   handle(ctx: RouteContext): Promise<void> | void;
 }
 

@@ -100,6 +100,8 @@ export interface WebServerOptions {
   clientIceServers?: () => ReadonlyArray<ClientIceServer>;
   /** Cross-origin callers allowed to use the API, WHEP and WebSocket (`https://host:port`, or `*`). */
   allowedOrigins?: ReadonlyArray<string>;
+  /** Origins allowed, for now, to use WHEP with a bearer token (the Homebridge UI's preview). */
+  bearerOrigins?: (origin: string) => boolean;
   /** Who a request comes from (trusted reverse proxies); default the TCP peer. */
   clientAddress?: ClientAddressOf;
   /** Reverse proxies (`web.trustedProxies`): not capped per address, since they carry many visitors. */
@@ -145,7 +147,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
   };
   const secrets = options.secrets ?? (() => []);
   const tls = options.tls !== undefined;
-  const origins = new OriginPolicy(options.allowedOrigins ?? [], tls);
+  const origins = new OriginPolicy(options.allowedOrigins ?? [], tls, options.bearerOrigins);
   const clientAddress = options.clientAddress ?? socketAddressOf;
   const pageDir = options.pageDir ?? fileURLToPath(new URL('./page/', import.meta.url));
   let assets = new Map<string, StaticAsset>();
@@ -241,7 +243,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
         label = 'OPTIONS';
         const methods = router.methodsFor(pathname);
         if (methods.length === 0) throw new HttpError(404, 'not-found', 'Nothing here');
-        origins.applyCors(req, res, { methods });
+        origins.applyCors(req, res, { methods }, pathname.startsWith('/whep/'));
         res.setHeader('Allow', methods.join(', '));
         if (pathname.startsWith('/whep/')) res.setHeader('Accept-Post', 'application/sdp');
         res.statusCode = 204;
@@ -256,7 +258,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
       }
       const { route, params } = match;
       label = `${route.method} ${route.path}`;
-      origins.applyCors(req, res);
+      origins.applyCors(req, res, undefined, route.bearerCrossOrigin === true);
       await runRoute(route, params, url, req, res);
     } catch (error) {
       if (error instanceof HttpError) {
@@ -281,7 +283,8 @@ export function createWebServer(options: WebServerOptions): WebServer {
   ): Promise<void> {
     const method = req.method ?? 'GET';
     const changesState = method !== 'GET' && method !== 'HEAD';
-    if ((route.sameOriginOnly ?? changesState) && !origins.permits(req)) {
+    const bearerPass = route.bearerCrossOrigin === true && origins.permitsBearer(req);
+    if ((route.sameOriginOnly ?? changesState) && !origins.permits(req) && !bearerPass) {
       throw new HttpError(403, 'forbidden-origin', 'This origin is not allowed');
     }
     let principal: Principal | undefined;

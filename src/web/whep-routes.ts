@@ -63,6 +63,7 @@ export function whepRoutes(deps: WhepDeps): Route[] {
       method: 'POST',
       path: '/whep/:id',
       auth: 'viewer',
+      bearerCrossOrigin: true,
       async handle(ctx) {
         const whep = handlerOrThrow(deps);
         const source = requireCamera(ctx, deps.registry, ctx.params.id);
@@ -76,6 +77,7 @@ export function whepRoutes(deps: WhepDeps): Route[] {
       method: 'DELETE',
       path: '/whep/:id/:session',
       auth: 'viewer',
+      bearerCrossOrigin: true,
       async handle(ctx) {
         const whep = handlerOrThrow(deps);
         const source = requireCamera(ctx, deps.registry, ctx.params.id);
@@ -86,6 +88,7 @@ export function whepRoutes(deps: WhepDeps): Route[] {
       method: 'PATCH',
       path: '/whep/:id/:session',
       auth: 'viewer',
+      bearerCrossOrigin: true,
       async handle(ctx) {
         const whep = handlerOrThrow(deps);
         if (!whep.handlePatch) {

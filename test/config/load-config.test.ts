@@ -269,7 +269,7 @@ describe('loadConfig: global sections', () => {
     assert.deepEqual(messages, []);
     assert.equal(config.name, 'WebRTC Cameras');
     assert.equal(config.demo, true);
-    assert.deepEqual(config.discovery, { enabled: false, interfaces: [] });
+    assert.deepEqual(config.discovery, { enabled: false, interfaces: [], probeAddresses: [] });
     assert.deepEqual(config.web, { port: 8090, bind: '0.0.0.0', publicUrl: undefined, allowedOrigins: [], trustedProxies: [], tls: { selfSigned: false, certPath: undefined, keyPath: undefined } });
     assert.deepEqual(config.viewers, []);
     assert.deepEqual(config.shareLinks, { defaultExpiry: '1d', defaultExpiryMs: 86_400_000 });
@@ -281,7 +281,7 @@ describe('loadConfig: global sections', () => {
   it('keeps valid sections', () => {
     const { config, messages } = load({
       name: 'Cams',
-      discovery: { enabled: true, interfaces: ['eth0'] },
+      discovery: { enabled: true, interfaces: ['eth0'], probeAddresses: ['10.0.5.20', '10.0.6.7:3703'] },
       web: { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins: ['https://Dash.Example.com:443/', 'http://10.0.0.5:8123'], trustedProxies: ['127.0.0.1', 'fd00::/8'], tls: { certPath: '/c.pem', keyPath: '/k.pem' } },
       shareLinks: { defaultExpiry: '7d' },
       ice: { stunServers: ['stun:stun.example.com:3478'], turnServers: [{ urls: 'turn:t.example.com', username: 'u', credential: 'c' }], udpPortMin: 50000, udpPortMax: 50100, announcedAddresses: ['203.0.113.7'], iceTcp: true },
@@ -290,7 +290,7 @@ describe('loadConfig: global sections', () => {
     });
     assert.deepEqual(messages, []);
     assert.equal(config.name, 'Cams');
-    assert.deepEqual(config.discovery, { enabled: true, interfaces: ['eth0'] });
+    assert.deepEqual(config.discovery, { enabled: true, interfaces: ['eth0'], probeAddresses: [{ address: '10.0.5.20', port: 3702 }, { address: '10.0.6.7', port: 3703 }] });
     // Origins as a browser writes them: lower-case, default port dropped, no slash.
     const allowedOrigins = ['https://dash.example.com', 'http://10.0.0.5:8123'];
     assert.deepEqual(config.web, { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins, trustedProxies: ['127.0.0.1', 'fd00::/8'], tls: { selfSigned: false, certPath: '/c.pem', keyPath: '/k.pem' } });

@@ -13,7 +13,9 @@ test('npm pack contains the build, config.schema.json, the README and the page, 
   const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: PLUGIN_DIR, encoding: 'utf8' });
   const [report] = JSON.parse(out) as Array<{ files: Array<{ path: string }> }>;
   const files = report!.files.map((f) => f.path);
-  for (const wanted of ['dist/index.js', 'dist/platform.js', 'config.schema.json', 'README.md', 'LICENSE', 'package.json', 'dist/web/page/index.html', 'dist/web/page/app.js']) {
+  for (const wanted of ['dist/index.js', 'dist/platform.js', 'config.schema.json', 'README.md', 'LICENSE', 'package.json', 'dist/web/page/index.html', 'dist/web/page/app.js',
+    // The Homebridge UI page (config.schema.json customUiPath) and its server.
+    'dist/homebridge-ui/server.js', 'dist/homebridge-ui/public/index.html', 'dist/homebridge-ui/public/app.js', 'dist/homebridge-ui/public/qr.js']) {
     assert.ok(files.includes(wanted), `${wanted} is in the package`);
   }
   const strays = files.filter((f) => /^(test|bench|src|scripts|\.ci)\//.test(f) || /\.test\.[jt]s$/.test(f));

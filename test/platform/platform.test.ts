@@ -199,6 +199,14 @@ describe('WebRTCCamerasPlatform', () => {
     assert.ok(off.log.lines.some((l) => /No camera to run/.test(l.text)));
   });
 
+  it('with no camera but discovery on, still starts the shared services (discovery, the Homebridge UI page)', async () => {
+    const h = harness({ platform: 'WebRTCCameras', demo: false, discovery: { enabled: true } });
+    await launch(h);
+    assert.deepEqual(h.events, ['services start']);
+    assert.equal(h.started.length, 0);
+    assert.ok(h.log.lines.some((l) => /No camera configured yet: camera discovery runs/.test(l.text)));
+  });
+
   it('never logs a configured password', async () => {
     const h = harness({
       platform: 'WebRTCCameras',

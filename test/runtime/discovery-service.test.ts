@@ -29,6 +29,10 @@ describe('discovery service (WS-Discovery on loopback against the ONVIF responde
     const service = createDiscoveryService(config, storage, log, { targets: [target], timeoutMs: 800 });
     service.start();
     await service.searched();
+    // "Search again" from the Homebridge UI: one more search, the same camera, not logged twice.
+    const probes = responder.counters.probes;
+    assert.equal(await service.searchNow(), true);
+    assert.ok(responder.counters.probes > probes, 'it probed again');
     service.stop();
     assert.equal(service.list().length, 1, lines.join('\n'));
     assert.equal(service.list()[0]!.name, 'PREDATOR');
