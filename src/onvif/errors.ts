@@ -23,6 +23,8 @@ export type OnvifErrorCode =
   | 'BAD_RESPONSE'
   /** The camera has no usable video profile. */
   | 'NO_VIDEO_PROFILE'
+  /** Every stream URI the camera gives is multicast although unicast was asked. */
+  | 'MULTICAST_STREAM'
   /** The camera has no snapshot URI (the platform should grab a frame from the stream instead). */
   | 'NO_SNAPSHOT_URI'
   /** The snapshot URL did not return a JPEG. */
@@ -40,6 +42,8 @@ const HINTS: Record<OnvifErrorCode, string> = {
   UNREACHABLE: 'the camera cannot be reached; check its address and port',
   BAD_RESPONSE: 'the camera sent a reply that could not be understood',
   NO_VIDEO_PROFILE: 'the camera reports no usable video profile',
+  MULTICAST_STREAM:
+    'the camera only hands out a multicast stream although unicast was asked; turn on unicast RTSP in the camera settings, or give the RTSP URL by hand',
   NO_SNAPSHOT_URI: 'the camera offers no snapshot URL',
   NOT_A_JPEG: 'the snapshot URL did not return a JPEG image',
   ABORTED: 'the operation was cancelled',
@@ -50,6 +54,7 @@ const PERMANENT: ReadonlySet<OnvifErrorCode> = new Set([
   'NOT_AUTHORIZED',
   'ACTION_NOT_SUPPORTED',
   'NO_VIDEO_PROFILE',
+  'MULTICAST_STREAM',
   'NO_SNAPSHOT_URI',
   'ABORTED',
 ]);
