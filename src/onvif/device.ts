@@ -47,6 +47,8 @@ export interface OnvifServiceAddresses {
   media: string | undefined;
   media2: string | undefined;
   events: string | undefined;
+  /** PTZ service, when GetServices or GetCapabilities lists one. */
+  ptz: string | undefined;
 }
 
 export type VideoEncoding = 'H264' | 'H265' | 'JPEG' | 'MPEG4' | 'OTHER';
@@ -315,6 +317,7 @@ const SERVICE_KEYS: Record<string, keyof Omit<OnvifServiceAddresses, 'device'> |
   'http://www.onvif.org/ver10/media/wsdl': 'media',
   'http://www.onvif.org/ver20/media/wsdl': 'media2',
   'http://www.onvif.org/ver10/events/wsdl': 'events',
+  'http://www.onvif.org/ver20/ptz/wsdl': 'ptz',
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -342,7 +345,7 @@ class OnvifDeviceImpl implements OnvifDevice {
       timeoutMs: options.timeoutMs ?? 8000,
     });
     const device = `${this.origin}${options.devicePath ?? '/onvif/device_service'}`;
-    this.services = { device, media: undefined, media2: undefined, events: undefined };
+    this.services = { device, media: undefined, media2: undefined, events: undefined, ptz: undefined };
   }
 
   get clockOffsetMs(): number {
@@ -436,6 +439,8 @@ class OnvifDeviceImpl implements OnvifDevice {
       const capabilities = child(response, 'Capabilities');
       const media = textAt(capabilities, 'Media', 'XAddr');
       const events = textAt(capabilities, 'Events', 'XAddr');
+      const ptz = textAt(capabilities, 'PTZ', 'XAddr');
+      if (ptz) this.services.ptz = this.rewriteServiceUrl(ptz);
       if (media) this.services.media = this.rewriteServiceUrl(media);
       if (events) this.services.events = this.rewriteServiceUrl(events);
     } catch (error) {

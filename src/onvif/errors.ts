@@ -25,6 +25,8 @@ export type OnvifErrorCode =
   | 'NO_VIDEO_PROFILE'
   /** Every stream URI the camera gives is multicast although unicast was asked. */
   | 'MULTICAST_STREAM'
+  /** The camera has no PTZ (no PTZ service, node or PTZ-capable profile). */
+  | 'NO_PTZ'
   /** The camera has no snapshot URI (the platform should grab a frame from the stream instead). */
   | 'NO_SNAPSHOT_URI'
   /** The snapshot URL did not return a JPEG. */
@@ -44,6 +46,7 @@ const HINTS: Record<OnvifErrorCode, string> = {
   NO_VIDEO_PROFILE: 'the camera reports no usable video profile',
   MULTICAST_STREAM:
     'the camera only hands out a multicast stream although unicast was asked; turn on unicast RTSP in the camera settings, or give the RTSP URL by hand',
+  NO_PTZ: 'this camera has no PTZ (pan/tilt/zoom)',
   NO_SNAPSHOT_URI: 'the camera offers no snapshot URL',
   NOT_A_JPEG: 'the snapshot URL did not return a JPEG image',
   ABORTED: 'the operation was cancelled',
@@ -55,6 +58,7 @@ const PERMANENT: ReadonlySet<OnvifErrorCode> = new Set([
   'ACTION_NOT_SUPPORTED',
   'NO_VIDEO_PROFILE',
   'MULTICAST_STREAM',
+  'NO_PTZ',
   'NO_SNAPSHOT_URI',
   'ABORTED',
 ]);

@@ -18,6 +18,7 @@ export const NS = {
   tr2: 'http://www.onvif.org/ver20/media/wsdl',
   tt: 'http://www.onvif.org/ver10/schema',
   tev: 'http://www.onvif.org/ver10/events/wsdl',
+  tptz: 'http://www.onvif.org/ver20/ptz/wsdl',
   wsnt: 'http://docs.oasis-open.org/wsn/b-2',
   wsa: 'http://www.w3.org/2005/08/addressing',
   wsse: 'http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd',

@@ -474,6 +474,32 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
         if (options.ptz === false) xml = xml.replace(/<tt:PTZ>[\s\S]*?<\/tt:PTZ>/, '');
         return soapReply(xml);
       }
+      case 'GetNodes':
+      case 'GetConfigurationOptions': {
+        if (service !== 'ptz') return upstreamReply(command, service);
+        if (options.ptz === false) return fixtureReply('quirks/fault.PTZNotSupported.xml', 500);
+        let xml = render(`agsh-onvif-v0.x/${command}.xml`);
+        const ptz = options.ptz ?? {};
+        if (ptz.continuous === false) xml = xml.replace(/<tt:Continuous(PanTilt|Zoom)VelocitySpace>[\s\S]*?<\/tt:Continuous\1VelocitySpace>/g, '');
+        if (ptz.maxVelocity !== undefined) {
+          const v = String(ptz.maxVelocity);
+          xml = xml.replace(/<tt:Continuous(PanTilt|Zoom)VelocitySpace>[\s\S]*?<\/tt:Continuous\1VelocitySpace>/g, (block) =>
+            block.replace(/<tt:Min>-1<\/tt:Min>/g, `<tt:Min>-${v}</tt:Min>`).replace(/<tt:Max>1<\/tt:Max>/g, `<tt:Max>${v}</tt:Max>`),
+          );
+        }
+        return soapReply(xml);
+      }
+      case 'ContinuousMove':
+      case 'RelativeMove':
+      case 'Stop':
+      case 'GetPresets':
+      case 'GotoPreset':
+      case 'GotoHomePosition': {
+        if (service !== 'ptz') return upstreamReply(command, service);
+        if (options.ptz === false) return fixtureReply('quirks/fault.PTZNotSupported.xml', 500);
+        if (command === 'ContinuousMove' && options.ptz?.continuous === false) return fixtureReply('quirks/fault.ActionNotSupported.xml', 500);
+        return fixtureReply(`agsh-onvif-v0.x/ptz.${command}.xml`);
+      }
       case 'GetVideoEncoderConfigurations': {
         if (service !== 'media2') return fixtureReply('agsh-onvif-v0.x/media.GetVideoEncoderConfigurations.xml');
         const token = textAt(requestElement, 'ProfileToken') ?? '';
@@ -547,17 +573,21 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
         subscriptions.delete(id);
         return fixtureReply('agsh-onvif-v0.x/Unsubscribe.xml');
       }
-      default: {
-        for (const file of [`${service}.${command}.xml`, `${command}.xml`, `${service}.${command}`]) {
-          try {
-            return { status: 200, contentType: 'application/soap+xml; charset=utf-8', body: render(`agsh-onvif-v0.x/${file}`) };
-          } catch {
-            // next candidate
-          }
-        }
-        return fixtureReply('agsh-onvif-v0.x/Error.xml', 500);
+      default:
+        return upstreamReply(command, service);
+    }
+  };
+
+  /** The upstream mock's rule: `<service>.<Command>.xml`, then `<Command>.xml`, else its generic fault. */
+  const upstreamReply = (command: string, service: string): Reply => {
+    for (const file of [`${service}.${command}.xml`, `${command}.xml`, `${service}.${command}`]) {
+      try {
+        return { status: 200, contentType: 'application/soap+xml; charset=utf-8', body: render(`agsh-onvif-v0.x/${file}`) };
+      } catch {
+        // next candidate
       }
     }
+    return fixtureReply('agsh-onvif-v0.x/Error.xml', 500);
   };
 
   // --- HTTP Digest (snapshots, and SOAP when soapHttpDigest is set) ------------------------------
