@@ -440,6 +440,11 @@ export class PtzController extends EventEmitter<PtzControllerEvents> {
     else this.emitState();
   }
 
+  /** Resolves once every command handed to the camera so far has been answered (or has failed). */
+  async idle(): Promise<void> {
+    await this.queue;
+  }
+
   /** Stops any move and refuses further commands (camera removed, plugin shutting down). */
   async dispose(): Promise<void> {
     if (this.moving) await this.sendStop('shutdown');

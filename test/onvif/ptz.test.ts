@@ -172,9 +172,11 @@ describe('PTZ moves', () => {
     }
     assert.equal(ptzCalls(r, 'ContinuousMove').length, 1);
     assert.equal(ptzCalls(r, 'Stop').length, 0, 'no stop while keep-alives arrive');
-    const stopped = r.nextRequest('Stop');
-    clock.advance(1000);
-    await stopped;
+    clock.advance(999);
+    await controller.idle();
+    assert.equal(ptzCalls(r, 'Stop').length, 0, 'not before the dead-man delay');
+    clock.advance(1);
+    await controller.idle();
     assert.deepEqual(ptzCalls(r).map((q) => q.command), ['ContinuousMove', 'Stop']);
     assert.equal(controller.state.moving, false);
     assert.equal(clock.pending(), 0);
@@ -190,9 +192,9 @@ describe('PTZ moves', () => {
   it('the Stop is sent even when the move itself failed (the camera may have started)', async () => {
     const { r, controller, clock } = await setup({ serviceOverrides: { 'ptz.ContinuousMove': { kind: 'close' } } });
     await assert.rejects(controller.move(ADMIN, { pan: 1, tilt: 0, zoom: 0 }), OnvifError);
-    const stopped = r.nextRequest('Stop');
     clock.advance(1000);
-    await stopped;
+    await controller.idle();
+    assert.deepEqual(ptzCalls(r).map((q) => q.command), ['ContinuousMove', 'Stop']);
   });
 
   it('rate limit: a new move within the interval is refused without reaching the camera', async () => {
