@@ -776,7 +776,17 @@ export async function connectOnvifDevice(options: OnvifDeviceOptions): Promise<C
   const device = new OnvifDeviceImpl(options);
   await device.syncClock();
   await device.discoverServices();
-  const info = await device.getDeviceInformation();
+  let info: OnvifDeviceInformation;
+  try {
+    info = await device.getDeviceInformation();
+  } catch (error) {
+    // GetDeviceInformation is mandatory for every ONVIF device: an HTML page refusing it means this is
+    // some other web server (wrong port or path), not a camera lacking an optional call.
+    if (error instanceof OnvifError && error.code === 'ACTION_NOT_SUPPORTED' && error.htmlBody) {
+      throw new OnvifError({ code: 'HTML_RESPONSE', camera: options.name, action: 'GetDeviceInformation', detail: error.detail, httpStatus: error.httpStatus, htmlBody: true, cause: error });
+    }
+    throw error;
+  }
   device.log.debug(
     `ONVIF connected at ${options.host}:${device.port}: ${info.manufacturer ?? '?'} ${info.model ?? '?'} firmware ${info.firmwareRevision ?? '?'}`,
   );

@@ -72,6 +72,8 @@ export interface OnvifErrorInit {
   /** What the camera said (fault reason, HTTP status line, parse error); redacted before use. */
   detail?: string;
   httpStatus?: number;
+  /** The reply was an HTML page, not SOAP (lets a caller tell a wrong port from a refusing camera). */
+  htmlBody?: boolean;
   /** Secrets to mask in the detail (the camera password), should a camera echo them back. */
   secrets?: ReadonlyArray<string | undefined>;
   cause?: unknown;
@@ -83,6 +85,7 @@ export class OnvifError extends Error {
   readonly action: string;
   readonly detail: string | undefined;
   readonly httpStatus: number | undefined;
+  readonly htmlBody: boolean;
   /** False when retrying without a configuration change is pointless (the caller may still retry slowly). */
   readonly retryable: boolean;
 
@@ -99,6 +102,7 @@ export class OnvifError extends Error {
     this.action = init.action;
     this.detail = detail;
     this.httpStatus = init.httpStatus;
+    this.htmlBody = init.htmlBody ?? false;
     this.retryable = !PERMANENT.has(init.code);
   }
 }

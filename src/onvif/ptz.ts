@@ -395,9 +395,12 @@ export class PtzController extends EventEmitter<PtzControllerEvents> {
     return this.enqueue(() => this.options.ptz.relativeMove({ pan: clean.pan * step, tilt: clean.tilt * step, zoom: clean.zoom * step }));
   }
 
-  /** Ends a continuous move. Never rate-limited; refused only to viewers without the right or the lease. */
+  /** Ends a move. Refused to viewers without the right or the lease; rate-limited only when nothing is moving. */
   async stop(viewer: PtzViewer): Promise<void> {
     this.admit(viewer);
+    // A stop that ends a move always goes out; one with nothing moving (a preset's travel, a double
+    // click) counts against the rate limit like any other command, so stops cannot flood the camera.
+    if (!this.moving) this.rateLimit();
     this.touch(viewer);
     await this.sendStop('requested');
   }

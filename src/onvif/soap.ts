@@ -150,13 +150,14 @@ export class SoapClient {
     return this.interpret(response, request.action);
   }
 
-  private fail(code: OnvifErrorCode, action: string, detail?: string, httpStatus?: number, cause?: unknown): OnvifError {
+  private fail(code: OnvifErrorCode, action: string, detail?: string, httpStatus?: number, cause?: unknown, htmlBody?: boolean): OnvifError {
     return new OnvifError({
       code,
       camera: this.options.camera,
       action,
       detail,
       httpStatus,
+      htmlBody,
       secrets: [this.options.credentials?.password],
       cause,
     });
@@ -186,10 +187,10 @@ export class SoapClient {
           return throwIt(this.fail('NOT_AUTHORIZED', action, `HTTP ${status} with an HTML login page`, status));
         }
         if (REJECTED_REQUEST_STATUS.has(status)) {
-          return throwIt(this.fail('ACTION_NOT_SUPPORTED', action, `HTTP ${status} with an HTML page instead of a SOAP fault, ${htmlTitle(text)}`, status));
+          return throwIt(this.fail('ACTION_NOT_SUPPORTED', action, `HTTP ${status} with an HTML page instead of a SOAP fault, ${htmlTitle(text)}`, status, undefined, true));
         }
-        if (status >= 400) return throwIt(this.fail('HTTP_ERROR', action, `HTTP ${status} with an HTML page, ${htmlTitle(text)}`, status));
-        return throwIt(this.fail('HTML_RESPONSE', action, `HTTP ${status}, content type ${contentType || 'none'}, ${htmlTitle(text)}`, status));
+        if (status >= 400) return throwIt(this.fail('HTTP_ERROR', action, `HTTP ${status} with an HTML page, ${htmlTitle(text)}`, status, undefined, true));
+        return throwIt(this.fail('HTML_RESPONSE', action, `HTTP ${status}, content type ${contentType || 'none'}, ${htmlTitle(text)}`, status, undefined, true));
       }
       if (status === 401 || status === 403) return throwIt(this.fail('NOT_AUTHORIZED', action, `HTTP ${status}`, status));
       if (REJECTED_REQUEST_STATUS.has(status)) return throwIt(this.fail('ACTION_NOT_SUPPORTED', action, `HTTP ${status} without a SOAP fault`, status));

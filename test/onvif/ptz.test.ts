@@ -204,7 +204,8 @@ describe('PTZ moves', () => {
     await refused(controller.move(ADMIN, { pan: -1, tilt: 0, zoom: 0 }), 'rate-limited');
     await refused(controller.gotoHome(ADMIN), 'rate-limited');
     assert.equal(ptzCalls(r, 'ContinuousMove').length, 1);
-    await controller.stop(ADMIN); // a stop is never rate-limited
+    await controller.stop(ADMIN); // a stop that ends a move is never rate-limited
+    await refused(controller.stop(ADMIN), 'rate-limited'); // a stop with nothing moving is
     clock.advance(150);
     await controller.move(ADMIN, { pan: -1, tilt: 0, zoom: 0 });
     assert.deepEqual(ptzCalls(r).map((q) => q.command), ['ContinuousMove', 'Stop', 'ContinuousMove']);

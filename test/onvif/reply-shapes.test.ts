@@ -99,6 +99,14 @@ describe('faults are classified by code and HTTP status, not by their words', ()
     });
   }
 
+  it('an HTML 400/404 page refusing GetDeviceInformation (mandatory on every ONVIF device) is a wrong port, not a missing feature', async () => {
+    for (const status of [400, 404]) {
+      const r = await camera({ overrides: { GetDeviceInformation: { kind: 'fixture', file: 'quirks/html-400.html', status } } });
+      const error = await expectCode(connectOnvifDevice(deviceOptions(r)), 'HTML_RESPONSE');
+      assert.match(error.message, /is this the ONVIF port\?.*HTTP \d+ with an HTML page/);
+    }
+  });
+
   it('a call the device never supports is sent once per connection, across re-resolves and retries; a passing fault is asked again', async () => {
     const r = await camera({
       media2: true,
