@@ -106,7 +106,9 @@ export class SoapClient {
 
   /** Posts the request and returns the first element inside the SOAP Body of a non-fault reply. */
   async call(request: SoapCall): Promise<XmlElement> {
-    const key = `${request.url} ${request.soapAction ?? request.action}`;
+    // Signed and unsigned requests are remembered apart: a camera may refuse an unsigned call (in any
+    // wording) that it performs once signed, and syncClock tries exactly that order.
+    const key = `${request.url} ${request.soapAction ?? request.action} ${request.authenticate === false ? 'unsigned' : 'signed'}`;
     const known = this.unsupported.get(key);
     if (known) throw known;
     try {
@@ -119,8 +121,8 @@ export class SoapClient {
   }
 
   /** True when `action` at `url` was refused as not supported on this connection (no request is sent). */
-  isKnownUnsupported(url: string, soapActionOrAction: string): boolean {
-    return this.unsupported.has(`${url} ${soapActionOrAction}`);
+  isKnownUnsupported(url: string, soapActionOrAction: string, authenticate = true): boolean {
+    return this.unsupported.has(`${url} ${soapActionOrAction} ${authenticate ? 'signed' : 'unsigned'}`);
   }
 
   private async send(request: SoapCall): Promise<XmlElement> {

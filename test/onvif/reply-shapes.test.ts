@@ -150,6 +150,19 @@ describe('faults are classified by code and HTTP status, not by their words', ()
   });
 });
 
+it('an unsigned call refused as "not supported" is still tried signed (syncClock), and each is asked once', async () => {
+  const r = await camera({ overrides: { GetSystemDateAndTime: { kind: 'fixture', file: 'quirks/fault.Sender-bare.xml', status: 400 } } });
+  const device = await connectOnvifDevice(deviceOptions(r));
+  const clockCalls = (): string[] => r.requests.filter((q) => q.command === 'GetSystemDateAndTime').map((q) => q.path);
+  assert.deepEqual(clockCalls(), ['/onvif/device_service', '/onvif/device_service'], 'unsigned, then signed');
+  // GetServices moved the device service to the address it announces: a new endpoint is asked (once).
+  await device.syncClock();
+  await device.syncClock();
+  assert.deepEqual(clockCalls().slice(2), ['/onvif/services', '/onvif/services']);
+  assert.equal(device.soap.isKnownUnsupported(device.services.device, 'http://www.onvif.org/ver10/device/wsdl/GetSystemDateAndTime', false), true);
+  assert.equal(device.soap.isKnownUnsupported(device.services.device, 'http://www.onvif.org/ver10/device/wsdl/GetSystemDateAndTime', true), true);
+});
+
 it('the list of refused calls is forgotten once the camera drops off the network (it may come back with other firmware)', async () => {
   const r = await camera({
     media2: true,
