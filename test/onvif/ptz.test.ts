@@ -100,6 +100,23 @@ describe('PTZ capabilities', () => {
     assert.ok(r.requests.some((q) => q.command === 'GetConfigurationOptions' && textAt(q.element, 'ConfigurationToken') === 'default'));
   });
 
+  it('a Media2-only camera: the profile carrying the PTZ configuration is used, and its options are asked for', async () => {
+    const r = await startOnvifResponder({
+      password: PASSWORD,
+      profiles: 'media2-only',
+      serviceOverrides: { 'media2.GetProfiles': { kind: 'fixture', file: 'quirks/media2.GetProfiles.ptz.xml' } },
+    });
+    responders.push(r);
+    const device = await connectOnvifDevice({ name: 'Dome 2', host: r.host, port: r.port, username: 'admin', password: PASSWORD, log: recordingLogger() });
+    const ptz = await discoverPtz(device);
+    assert.equal(ptz.capabilities.profileToken, 'Profile_PTZ');
+    const asked = r.requests.find((q) => q.service === 'media2' && q.command === 'GetProfiles');
+    assert.equal(textAt(asked?.element, 'Type'), 'PTZ');
+    assert.ok(r.requests.some((q) => q.command === 'GetConfigurationOptions' && textAt(q.element, 'ConfigurationToken') === 'PTZConf_7'));
+    await ptz.gotoHome();
+    assert.equal(textAt(r.requests.find((q) => q.command === 'GotoHomePosition')?.element, 'ProfileToken'), 'Profile_PTZ');
+  });
+
   it('a camera without PTZ: a clear "this camera has no PTZ", and no PTZ call is sent', async () => {
     const r = await startOnvifResponder({ password: PASSWORD, ptz: false });
     responders.push(r);
