@@ -354,6 +354,8 @@ export class PtzController extends EventEmitter<PtzControllerEvents> {
   private queue: Promise<unknown> = Promise.resolve();
   private presets: PtzPreset[] | undefined;
   private disposed = false;
+  /** Set when the camera refused ContinuousMove as not supported although its node lists velocities. */
+  private continuousRefused = false;
 
   constructor(private readonly options: PtzControllerOptions) {
     super();
@@ -369,7 +371,7 @@ export class PtzController extends EventEmitter<PtzControllerEvents> {
     const clean = this.checkVector(vector);
     this.admit(viewer);
     const caps = this.options.ptz.capabilities;
-    if (caps.continuous) {
+    if (caps.continuous && !this.continuousRefused) {
       if (this.moving && sameVector(this.moving.vector, clean)) {
         // A keep-alive for the move already running: no camera round trip, so no rate limit.
         this.touch(viewer);
@@ -383,12 +385,27 @@ export class PtzController extends EventEmitter<PtzControllerEvents> {
       this.last = 'move';
       this.armDeadMan();
       this.emitState();
-      return this.enqueue(() => this.options.ptz.continuousMove(clean, (this.options.deadManMs ?? 1000) * 2));
+      try {
+        return await this.enqueue(() => this.options.ptz.continuousMove(clean, (this.options.deadManMs ?? 1000) * 2));
+      } catch (error) {
+        // Some firmwares list velocity spaces yet refuse ContinuousMove: step with RelativeMove from now on.
+        if (!(error instanceof OnvifError) || error.code !== 'ACTION_NOT_SUPPORTED' || !caps.relative) throw error;
+        this.continuousRefused = true;
+        this.options.log.debug(`[${this.options.camera}] ContinuousMove refused; using RelativeMove steps`);
+        // Stop now rather than at the dead-man delay: the state must not say "moving", and a Stop after a
+        // failed move is the rule (harmless if nothing moved).
+        await this.sendStop('continuous move refused');
+        return this.relativeStep(clean);
+      }
     }
     if (!caps.relative) throw new PtzRefusedError('unsupported', 'this camera cannot be moved');
     if (isZero(clean)) return;
     this.rateLimit();
     this.touch(viewer);
+    return this.relativeStep(clean);
+  }
+
+  private relativeStep(clean: PtzVector): Promise<void> {
     this.last = 'move';
     this.emitState();
     const step = this.options.relativeStep ?? 0.1;

@@ -277,6 +277,19 @@ describe('PTZ moves', () => {
     assert.equal(textAt(ptzCalls(r, 'GotoHomePosition')[0]?.element, 'ProfileToken'), 'main');
   });
 
+  it('a camera that lists velocities but refuses ContinuousMove is moved with RelativeMove steps instead', async () => {
+    const { r, controller, clock } = await setup({ serviceOverrides: { 'ptz.ContinuousMove': { kind: 'fixture', file: 'quirks/fault.ActionNotSupported.xml', status: 500 } } });
+    await controller.move(ADMIN, { pan: 1, tilt: 0, zoom: 0 });
+    assert.equal(controller.state.moving, false);
+    assert.equal(clock.pending(), 0, 'no dead-man timer for a move that never started');
+    clock.advance(300);
+    await controller.move(ADMIN, { pan: 0, tilt: -1, zoom: 0 });
+    const calls = ptzCalls(r);
+    assert.deepEqual(calls.map((q) => q.command), ['ContinuousMove', 'Stop', 'RelativeMove', 'RelativeMove']);
+    assert.deepEqual(velocity(calls[2]), { x: '0.1', y: '0', zoom: undefined });
+    assert.deepEqual(velocity(calls[3]), { x: '0', y: '-0.1', zoom: undefined });
+  });
+
   it('a camera without continuous moves gets one RelativeMove step per move, and no Stop is needed', async () => {
     const { r, controller, clock } = await setup({ ptz: { continuous: false } });
     await controller.move(ADMIN, { pan: 1, tilt: -1, zoom: 0 });
