@@ -47,6 +47,8 @@ export interface OnvifServiceAddresses {
   media: string | undefined;
   media2: string | undefined;
   events: string | undefined;
+  /** PTZ service, when GetServices or GetCapabilities lists one. */
+  ptz: string | undefined;
 }
 
 export type VideoEncoding = 'H264' | 'H265' | 'JPEG' | 'MPEG4' | 'OTHER';
@@ -152,12 +154,20 @@ function numberOf(text: string | undefined): number | undefined {
 }
 
 /** Media1 `GetProfilesResponse`: profiles without a video encoder configuration are skipped. */
-export function parseMedia1Profiles(response: XmlElement): { profiles: OnvifVideoProfile[]; skipped: string[] } {
+export function parseMedia1Profiles(response: XmlElement): ParsedProfiles {
   return parseProfiles(response, 1);
 }
 
+export interface ParsedProfiles {
+  profiles: OnvifVideoProfile[];
+  /** Names of profiles left out (no video encoder, no token, no resolution). */
+  skipped: string[];
+  /** Profiles that carry no video encoder configuration at all (Media2 may leave it out of GetProfiles). */
+  withoutEncoder: Array<{ token: string; name: string }>;
+}
+
 /** Media2 `GetProfilesResponse` (Profiles/Configurations/VideoEncoder). */
-export function parseMedia2Profiles(response: XmlElement): { profiles: OnvifVideoProfile[]; skipped: string[] } {
+export function parseMedia2Profiles(response: XmlElement): ParsedProfiles {
   return parseProfiles(response, 2);
 }
 
@@ -165,32 +175,59 @@ export function parseMedia2Profiles(response: XmlElement): { profiles: OnvifVide
  * Both Media versions list profiles the same way; only where the video encoder configuration sits
  * differs (Media2 may also carry Encoding as an attribute). Profiles without one are skipped.
  */
-function parseProfiles(response: XmlElement, mediaVersion: 1 | 2): { profiles: OnvifVideoProfile[]; skipped: string[] } {
+function parseProfiles(response: XmlElement, mediaVersion: 1 | 2): ParsedProfiles {
   const profiles: OnvifVideoProfile[] = [];
   const skipped: string[] = [];
+  const withoutEncoder: Array<{ token: string; name: string }> = [];
   for (const profile of childrenNamed(response, 'Profiles')) {
     const token = attr(profile, 'token') ?? '';
     const name = textAt(profile, 'Name') || token;
     const encoder = mediaVersion === 1 ? child(profile, 'VideoEncoderConfiguration') : path(profile, 'Configurations', 'VideoEncoder');
-    const width = numberOf(textAt(encoder, 'Resolution', 'Width'));
-    const height = numberOf(textAt(encoder, 'Resolution', 'Height'));
-    if (!encoder || !token || !width || !height) {
-      skipped.push(name || '(unnamed)');
-      continue;
-    }
-    const encoding = textAt(encoder, 'Encoding') ?? (mediaVersion === 2 ? attr(encoder, 'Encoding') : undefined);
-    profiles.push({
-      token,
-      name,
-      encoding: normalizeEncoding(encoding),
-      width,
-      height,
-      frameRate: numberOf(textAt(encoder, 'RateControl', 'FrameRateLimit')),
-      bitrateKbps: numberOf(textAt(encoder, 'RateControl', 'BitrateLimit')),
-      mediaVersion,
-    });
+    if (!encoder && token) withoutEncoder.push({ token, name });
+    const parsed = encoder && token ? profileFromEncoder(token, name, encoder, mediaVersion) : undefined;
+    if (parsed) profiles.push(parsed);
+    else skipped.push(name || '(unnamed)');
   }
-  return { profiles, skipped };
+  return { profiles, skipped, withoutEncoder };
+}
+
+/** A profile from a video encoder configuration (Media1 `VideoEncoderConfiguration`, Media2 `VideoEncoder2Configuration`). */
+export function profileFromEncoder(token: string, name: string, encoder: XmlElement, mediaVersion: 1 | 2): OnvifVideoProfile | undefined {
+  const width = numberOf(textAt(encoder, 'Resolution', 'Width'));
+  const height = numberOf(textAt(encoder, 'Resolution', 'Height'));
+  if (!width || !height) return undefined;
+  const encoding = textAt(encoder, 'Encoding') ?? (mediaVersion === 2 ? attr(encoder, 'Encoding') : undefined);
+  return {
+    token,
+    name,
+    encoding: normalizeEncoding(encoding),
+    width,
+    height,
+    frameRate: numberOf(textAt(encoder, 'RateControl', 'FrameRateLimit')),
+    bitrateKbps: numberOf(textAt(encoder, 'RateControl', 'BitrateLimit')),
+    mediaVersion,
+  };
+}
+
+/**
+ * True for a stream URI that is multicast: a group address (IPv4 224.0.0.0/4, IPv6 ff00::/8) or the
+ * `transportmode=mcast` query some firmwares add on their own address. Checked before the host is
+ * rewritten to the address reached, which would hide the group address.
+ */
+export function isMulticastStreamUri(uri: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(uri.trim());
+  } catch {
+    return false;
+  }
+  for (const [key, value] of url.searchParams) {
+    if (key.toLowerCase() === 'transportmode' && /^(mcast|multicast)$/i.test(value.trim())) return true;
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const v4 = /^(\d{1,3})\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.exec(host);
+  if (v4) return Number(v4[1]) >= 224 && Number(v4[1]) <= 239;
+  return /^ff[0-9a-f]{2}:/.test(host);
 }
 
 /**
@@ -280,6 +317,7 @@ const SERVICE_KEYS: Record<string, keyof Omit<OnvifServiceAddresses, 'device'> |
   'http://www.onvif.org/ver10/media/wsdl': 'media',
   'http://www.onvif.org/ver20/media/wsdl': 'media2',
   'http://www.onvif.org/ver10/events/wsdl': 'events',
+  'http://www.onvif.org/ver20/ptz/wsdl': 'ptz',
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -307,7 +345,7 @@ class OnvifDeviceImpl implements OnvifDevice {
       timeoutMs: options.timeoutMs ?? 8000,
     });
     const device = `${this.origin}${options.devicePath ?? '/onvif/device_service'}`;
-    this.services = { device, media: undefined, media2: undefined, events: undefined };
+    this.services = { device, media: undefined, media2: undefined, events: undefined, ptz: undefined };
   }
 
   get clockOffsetMs(): number {
@@ -401,6 +439,8 @@ class OnvifDeviceImpl implements OnvifDevice {
       const capabilities = child(response, 'Capabilities');
       const media = textAt(capabilities, 'Media', 'XAddr');
       const events = textAt(capabilities, 'Events', 'XAddr');
+      const ptz = textAt(capabilities, 'PTZ', 'XAddr');
+      if (ptz) this.services.ptz = this.rewriteServiceUrl(ptz);
       if (media) this.services.media = this.rewriteServiceUrl(media);
       if (events) this.services.events = this.rewriteServiceUrl(events);
     } catch (error) {
@@ -456,9 +496,41 @@ class OnvifDeviceImpl implements OnvifDevice {
       soapAction: `${NS.tr2}/GetProfiles`,
       body: '<tr2:GetProfiles><tr2:Type>All</tr2:Type></tr2:GetProfiles>',
     });
-    const { profiles, skipped } = parseMedia2Profiles(response);
-    if (skipped.length) this.log.debug(`skipped Media2 profiles without a video encoder: ${skipped.join(', ')}`);
+    const { profiles, skipped, withoutEncoder } = parseMedia2Profiles(response);
+    if (withoutEncoder.length > 0) profiles.push(...(await this.media2EncodersFor(this.services.media2, withoutEncoder)));
+    const left = skipped.filter((name) => !profiles.some((p) => p.name === name));
+    if (left.length) this.log.debug(`skipped Media2 profiles without a video encoder: ${left.join(', ')}`);
     return profiles;
+  }
+
+  /**
+   * Some Media2 firmwares leave the encoder out of GetProfiles even with Type=All; the profile still
+   * has one, which GetVideoEncoderConfigurations(ProfileToken) returns. Without this such a camera
+   * would look like it had "no video profile".
+   */
+  private async media2EncodersFor(url: string, missing: ReadonlyArray<{ token: string; name: string }>): Promise<OnvifVideoProfile[]> {
+    const found: OnvifVideoProfile[] = [];
+    for (const { token, name } of missing) {
+      let response: XmlElement;
+      try {
+        response = await this.soap.call({
+          url,
+          action: 'GetVideoEncoderConfigurations',
+          soapAction: `${NS.tr2}/GetVideoEncoderConfigurations`,
+          body: `<tr2:GetVideoEncoderConfigurations><tr2:ProfileToken>${escapeXml(token)}</tr2:ProfileToken></tr2:GetVideoEncoderConfigurations>`,
+        });
+      } catch (error) {
+        if (!(error instanceof OnvifError) || ['TIMEOUT', 'UNREACHABLE', 'NOT_AUTHORIZED', 'ABORTED'].includes(error.code)) throw error;
+        this.log.debug(`no video encoder for Media2 profile ${name} (${error.code})`);
+        // Not supported is answered once per connection by the SOAP client; the other profiles would get the same.
+        if (error.code === 'ACTION_NOT_SUPPORTED') break;
+        continue;
+      }
+      const encoder = childrenNamed(response, 'Configurations')[0];
+      const profile = encoder ? profileFromEncoder(token, name, encoder, 2) : undefined;
+      if (profile) found.push(profile);
+    }
+    return found;
   }
 
   private async streamUriFor(profile: OnvifVideoProfile): Promise<string> {
@@ -487,14 +559,25 @@ class OnvifDeviceImpl implements OnvifDevice {
     };
     const order = profile.mediaVersion === 2 ? [media2, media1] : [media1, media2];
     let lastError: unknown;
+    const multicast: string[] = [];
     for (const attempt of order) {
       try {
         const uri = await attempt();
+        if (uri && isMulticastStreamUri(uri)) {
+          // Asked for unicast, given multicast (a firmware setting overrides the request): our RTSP client
+          // pulls over TCP, so ask the other media service before giving up.
+          multicast.push(redactUrl(uri));
+          this.log.debug(`stream URI ${redactUrl(uri)} is multicast although unicast was asked; asking the other media service`);
+          continue;
+        }
         if (uri) return uri;
       } catch (error) {
         if (error instanceof OnvifError && ['TIMEOUT', 'UNREACHABLE', 'NOT_AUTHORIZED', 'ABORTED'].includes(error.code)) throw error;
         lastError = error;
       }
+    }
+    if (multicast.length > 0) {
+      throw this.fail('MULTICAST_STREAM', 'GetStreamUri', `profile ${profile.name} gave only multicast URIs: ${multicast.join(', ')}`);
     }
     if (lastError) throw lastError;
     throw this.fail('BAD_RESPONSE', 'GetStreamUri', `no URI for profile ${profile.token}`);
@@ -693,7 +776,17 @@ export async function connectOnvifDevice(options: OnvifDeviceOptions): Promise<C
   const device = new OnvifDeviceImpl(options);
   await device.syncClock();
   await device.discoverServices();
-  const info = await device.getDeviceInformation();
+  let info: OnvifDeviceInformation;
+  try {
+    info = await device.getDeviceInformation();
+  } catch (error) {
+    // GetDeviceInformation is mandatory for every ONVIF device: an HTML page refusing it means this is
+    // some other web server (wrong port or path), not a camera lacking an optional call.
+    if (error instanceof OnvifError && error.code === 'ACTION_NOT_SUPPORTED' && error.htmlBody) {
+      throw new OnvifError({ code: 'HTML_RESPONSE', camera: options.name, action: 'GetDeviceInformation', detail: error.detail, httpStatus: error.httpStatus, htmlBody: true, cause: error });
+    }
+    throw error;
+  }
   device.log.debug(
     `ONVIF connected at ${options.host}:${device.port}: ${info.manufacturer ?? '?'} ${info.model ?? '?'} firmware ${info.firmwareRevision ?? '?'}`,
   );

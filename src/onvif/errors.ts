@@ -23,6 +23,10 @@ export type OnvifErrorCode =
   | 'BAD_RESPONSE'
   /** The camera has no usable video profile. */
   | 'NO_VIDEO_PROFILE'
+  /** Every stream URI the camera gives is multicast although unicast was asked. */
+  | 'MULTICAST_STREAM'
+  /** The camera has no PTZ (no PTZ service, node or PTZ-capable profile). */
+  | 'NO_PTZ'
   /** The camera has no snapshot URI (the platform should grab a frame from the stream instead). */
   | 'NO_SNAPSHOT_URI'
   /** The snapshot URL did not return a JPEG. */
@@ -40,6 +44,9 @@ const HINTS: Record<OnvifErrorCode, string> = {
   UNREACHABLE: 'the camera cannot be reached; check its address and port',
   BAD_RESPONSE: 'the camera sent a reply that could not be understood',
   NO_VIDEO_PROFILE: 'the camera reports no usable video profile',
+  MULTICAST_STREAM:
+    'the camera only hands out a multicast stream although unicast was asked; turn on unicast RTSP in the camera settings, or give the RTSP URL by hand',
+  NO_PTZ: 'this camera has no PTZ (pan/tilt/zoom)',
   NO_SNAPSHOT_URI: 'the camera offers no snapshot URL',
   NOT_A_JPEG: 'the snapshot URL did not return a JPEG image',
   ABORTED: 'the operation was cancelled',
@@ -50,6 +57,8 @@ const PERMANENT: ReadonlySet<OnvifErrorCode> = new Set([
   'NOT_AUTHORIZED',
   'ACTION_NOT_SUPPORTED',
   'NO_VIDEO_PROFILE',
+  'MULTICAST_STREAM',
+  'NO_PTZ',
   'NO_SNAPSHOT_URI',
   'ABORTED',
 ]);
@@ -63,6 +72,8 @@ export interface OnvifErrorInit {
   /** What the camera said (fault reason, HTTP status line, parse error); redacted before use. */
   detail?: string;
   httpStatus?: number;
+  /** The reply was an HTML page, not SOAP (lets a caller tell a wrong port from a refusing camera). */
+  htmlBody?: boolean;
   /** Secrets to mask in the detail (the camera password), should a camera echo them back. */
   secrets?: ReadonlyArray<string | undefined>;
   cause?: unknown;
@@ -74,6 +85,7 @@ export class OnvifError extends Error {
   readonly action: string;
   readonly detail: string | undefined;
   readonly httpStatus: number | undefined;
+  readonly htmlBody: boolean;
   /** False when retrying without a configuration change is pointless (the caller may still retry slowly). */
   readonly retryable: boolean;
 
@@ -90,6 +102,7 @@ export class OnvifError extends Error {
     this.action = init.action;
     this.detail = detail;
     this.httpStatus = init.httpStatus;
+    this.htmlBody = init.htmlBody ?? false;
     this.retryable = !PERMANENT.has(init.code);
   }
 }

@@ -21,3 +21,5 @@ export { MotionState } from './motion.js';
 export type { MotionStateEvents, MotionStateOptions } from './motion.js';
 export { retryOnvif } from './retry.js';
 export type { OnvifRetryOptions } from './retry.js';
+export { PtzController, PtzRefusedError, discoverPtz, OnvifPtz } from './ptz.js';
+export type { PtzCapabilities, PtzClient, PtzControllerOptions, PtzPreset, PtzRefusalReason, PtzState, PtzVector, PtzViewer } from './ptz.js';

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 
 import { OnvifError, type OnvifErrorCode } from './errors.js';
 import { HttpTransportError, httpRequest, type HttpCredentials, type HttpResponse } from './http-client.js';
-import { child, childrenNamed, decodeXmlBytes, descendant, escapeXml, textOf, tryParseXml, type XmlElement } from './xml.js';
+import { child, childrenNamed, decodeXmlBytes, escapeXml, textOf, tryParseXml, type XmlElement } from './xml.js';
 
 /** Namespace prefixes available to every request body. */
 export const NS = {
@@ -18,6 +18,7 @@ export const NS = {
   tr2: 'http://www.onvif.org/ver20/media/wsdl',
   tt: 'http://www.onvif.org/ver10/schema',
   tev: 'http://www.onvif.org/ver10/events/wsdl',
+  tptz: 'http://www.onvif.org/ver20/ptz/wsdl',
   wsnt: 'http://docs.oasis-open.org/wsn/b-2',
   wsa: 'http://www.w3.org/2005/08/addressing',
   wsse: 'http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd',
@@ -83,6 +84,15 @@ export interface SoapClientOptions {
 export class SoapClient {
   /** Camera clock minus local clock, in ms; applied to WS-Security `Created`. */
   clockOffsetMs = 0;
+  /**
+   * Calls this device said it will never perform (service address + action), with the error it gave.
+   * One client serves one device connection, so an unsupported optional call is sent once per
+   * connection; every later attempt (a stream re-resolve, a retry loop, a fallback chain) gets the same
+   * error at once instead of another round trip the camera must refuse again. The device connection is
+   * long-lived, so the list is forgotten when the camera drops off the network (unreachable, no answer):
+   * it may come back rebooted with other firmware.
+   */
+  private readonly unsupported = new Map<string, OnvifError>();
 
   constructor(private readonly options: SoapClientOptions) {}
 
@@ -96,6 +106,26 @@ export class SoapClient {
 
   /** Posts the request and returns the first element inside the SOAP Body of a non-fault reply. */
   async call(request: SoapCall): Promise<XmlElement> {
+    // Signed and unsigned requests are remembered apart: a camera may refuse an unsigned call (in any
+    // wording) that it performs once signed, and syncClock tries exactly that order.
+    const key = `${request.url} ${request.soapAction ?? request.action} ${request.authenticate === false ? 'unsigned' : 'signed'}`;
+    const known = this.unsupported.get(key);
+    if (known) throw known;
+    try {
+      return await this.send(request);
+    } catch (error) {
+      if (error instanceof OnvifError && error.code === 'ACTION_NOT_SUPPORTED') this.unsupported.set(key, error);
+      if (error instanceof OnvifError && (error.code === 'UNREACHABLE' || error.code === 'TIMEOUT')) this.unsupported.clear();
+      throw error;
+    }
+  }
+
+  /** True when `action` at `url` was refused as not supported on this connection (no request is sent). */
+  isKnownUnsupported(url: string, soapActionOrAction: string, authenticate = true): boolean {
+    return this.unsupported.has(`${url} ${soapActionOrAction} ${authenticate ? 'signed' : 'unsigned'}`);
+  }
+
+  private async send(request: SoapCall): Promise<XmlElement> {
     const credentials = this.options.credentials;
     const security =
       request.authenticate !== false && credentials && credentials.username
@@ -122,13 +152,14 @@ export class SoapClient {
     return this.interpret(response, request.action);
   }
 
-  private fail(code: OnvifErrorCode, action: string, detail?: string, httpStatus?: number, cause?: unknown): OnvifError {
+  private fail(code: OnvifErrorCode, action: string, detail?: string, httpStatus?: number, cause?: unknown, htmlBody?: boolean): OnvifError {
     return new OnvifError({
       code,
       camera: this.options.camera,
       action,
       detail,
       httpStatus,
+      htmlBody,
       secrets: [this.options.credentials?.password],
       cause,
     });
@@ -157,9 +188,14 @@ export class SoapClient {
         if (status === 401 || status === 403) {
           return throwIt(this.fail('NOT_AUTHORIZED', action, `HTTP ${status} with an HTML login page`, status));
         }
-        return throwIt(this.fail('HTML_RESPONSE', action, `HTTP ${status}, content type ${contentType || 'none'}, ${htmlTitle(text)}`, status));
+        if (REJECTED_REQUEST_STATUS.has(status)) {
+          return throwIt(this.fail('ACTION_NOT_SUPPORTED', action, `HTTP ${status} with an HTML page instead of a SOAP fault, ${htmlTitle(text)}`, status, undefined, true));
+        }
+        if (status >= 400) return throwIt(this.fail('HTTP_ERROR', action, `HTTP ${status} with an HTML page, ${htmlTitle(text)}`, status, undefined, true));
+        return throwIt(this.fail('HTML_RESPONSE', action, `HTTP ${status}, content type ${contentType || 'none'}, ${htmlTitle(text)}`, status, undefined, true));
       }
       if (status === 401 || status === 403) return throwIt(this.fail('NOT_AUTHORIZED', action, `HTTP ${status}`, status));
+      if (REJECTED_REQUEST_STATUS.has(status)) return throwIt(this.fail('ACTION_NOT_SUPPORTED', action, `HTTP ${status} without a SOAP fault`, status));
       if (status >= 400) return throwIt(this.fail('HTTP_ERROR', action, `HTTP ${status}`, status));
       const why = parsed.ok ? `reply is <${parsed.root.name}>, not a SOAP envelope` : `unreadable reply: ${parsed.error.message}`;
       return throwIt(this.fail('BAD_RESPONSE', action, why, status));
@@ -176,6 +212,13 @@ export class SoapClient {
     return first;
   }
 }
+
+/**
+ * HTTP statuses that, without a SOAP fault to say more, mean the web server refused the request itself
+ * (no such path, method or operation). Our requests are fixed, so asking again cannot change that;
+ * 5xx other than 501 (and 408/429) are the device being busy or broken and stay retryable `HTTP_ERROR`s.
+ */
+const REJECTED_REQUEST_STATUS: ReadonlySet<number> = new Set([400, 404, 405, 415, 501]);
 
 function throwIt(error: OnvifError): never {
   throw error;
@@ -198,25 +241,77 @@ export interface FaultInfo {
   detail: string;
 }
 
-const AUTH_FAULT = /NotAuthori[sz]ed|FailedAuthentication|InvalidSecurity|FailedCheck|SecurityTokenUnavailable|Unauthori[sz]ed|not authori[sz]ed|authentication failed|wrong password/i;
-const UNSUPPORTED_FAULT = /ActionNotSupported|ActionNotImplemented|OptionalActionNotImplemented|NotImplemented|not supported|not implemented|no such (operation|action)|UnknownAction|InvalidAction/i;
+/**
+ * Fault subcodes (local names) that mean the credentials or the WS-Security token were refused: ONVIF's
+ * `ter:NotAuthorized` and the WS-Security 1.0 fault codes (`wsse:FailedAuthentication`, ...).
+ */
+const AUTH_CODES: ReadonlySet<string> = new Set([
+  'NotAuthorized',
+  'FailedAuthentication',
+  'InvalidSecurity',
+  'InvalidSecurityToken',
+  'FailedCheck',
+  'SecurityTokenUnavailable',
+  'MessageExpired',
+]);
 
-/** Reads a SOAP 1.2 (Code/Subcode/Reason) or SOAP 1.1 (faultcode/faultstring) fault. */
+/**
+ * Fault subcodes that mean the device will never perform this request, whatever we send: ONVIF Core's
+ * `ter:ActionNotSupported` (Receiver, "optional action not implemented") and `ter:UnknownAction` /
+ * `ter:Namespace` (Sender: action or service namespace not recognised), WS-Addressing's
+ * `wsa:ActionNotSupported`, and the service-specific refinements (`ter:PTZNotSupported`, ...).
+ */
+const UNSUPPORTED_CODES: ReadonlySet<string> = new Set([
+  'ActionNotSupported',
+  'UnknownAction',
+  'Namespace',
+  'ActionNotImplemented',
+  'OptionalActionNotImplemented',
+  'NotImplemented',
+  'PTZNotSupported',
+  'AudioNotSupported',
+  'AudioOutputNotSupported',
+  'NoImagingForSource',
+]);
+
+/** The SOAP 1.2 top-level code for "your request is wrong" and its SOAP 1.1 name. */
+const SENDER_CODES: ReadonlySet<string> = new Set(['Sender', 'Client']);
+
+function localName(qname: string): string {
+  const trimmed = qname.trim();
+  const colon = trimmed.lastIndexOf(':');
+  return colon >= 0 ? trimmed.slice(colon + 1) : trimmed;
+}
+
+/**
+ * Reads a SOAP 1.2 (Code/Subcode/Reason) or SOAP 1.1 (faultcode/faultstring) fault and classifies it by
+ * its codes only. The reason text is kept for the message but never decides anything: firmwares word
+ * the same fault in many ways and languages ("Optional Action Not Implemented", "method name or
+ * namespace not recognized", ...), and a text match once turned a busy camera into "not supported".
+ *
+ * A Sender (SOAP 1.1: Client) fault without any subcode is what gSOAP-based firmwares send for an
+ * operation they do not know. Our requests are fixed, schema-valid bodies, so the same request can only
+ * be refused the same way again: it is classed as not supported. Sender faults with a subcode we do not
+ * know (`ter:InvalidArgVal`, `wsrf-rw:ResourceUnknownFault`) depend on arguments or state and stay
+ * ordinary `SOAP_FAULT`s, as do all Receiver faults other than the "not supported" ones.
+ */
 export function readFault(fault: XmlElement): FaultInfo {
   const codes: string[] = [];
   // SOAP 1.2: Code/Value, then nested Subcode/Value.
   for (let code = child(fault, 'Code'); code; code = child(code, 'Subcode')) {
-    const value = textOf(child(code, 'Value'));
+    const value = textOf(child(code, 'Value'))?.trim();
     if (value) codes.push(value);
   }
   // SOAP 1.1.
-  const faultcode = textOf(child(fault, 'faultcode'));
+  const faultcode = textOf(child(fault, 'faultcode'))?.trim();
   if (faultcode) codes.push(faultcode);
   const reasons = childrenNamed(child(fault, 'Reason'), 'Text').map((t) => textOf(t) ?? '');
   const reason = [...reasons, textOf(child(fault, 'faultstring')) ?? ''].filter(Boolean).join(' / ');
-  const detailText = textOf(descendant(child(fault, 'Detail') ?? child(fault, 'detail'), 'Text')) ?? '';
-  const all = `${codes.join(' ')} ${reason} ${detailText}`;
-  const code: OnvifErrorCode = AUTH_FAULT.test(all) ? 'NOT_AUTHORIZED' : UNSUPPORTED_FAULT.test(all) ? 'ACTION_NOT_SUPPORTED' : 'SOAP_FAULT';
+  const names = codes.map(localName);
+  let code: OnvifErrorCode = 'SOAP_FAULT';
+  if (names.some((n) => AUTH_CODES.has(n))) code = 'NOT_AUTHORIZED';
+  else if (names.some((n) => UNSUPPORTED_CODES.has(n))) code = 'ACTION_NOT_SUPPORTED';
+  else if (names.length === 1 && SENDER_CODES.has(names[0]!)) code = 'ACTION_NOT_SUPPORTED';
   const detail = `SOAP fault ${codes.join(' ') || '(no code)'}${reason ? `: ${reason}` : ''}`;
   return { code, detail };
 }

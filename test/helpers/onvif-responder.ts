@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { passwordDigest } from '../../src/onvif/soap.js';
-import { child, descendant, escapeXml, path, textAt, textOf, tryParseXml } from '../../src/onvif/xml.js';
+import { child, descendant, escapeXml, path, textAt, textOf, tryParseXml, type XmlElement } from '../../src/onvif/xml.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ONVIF_FIXTURES = join(here, '..', 'fixtures', 'onvif');
@@ -191,6 +191,19 @@ export interface OnvifResponderOptions {
   initialStateStyle?: MotionTopicStyle | false;
   /** Per-command replacements (command = body element local name, e.g. `GetProfiles`). */
   overrides?: Record<string, ResponderOverride>;
+  /** Per-service replacements keyed `service.Command` (e.g. `media.GetStreamUri`, `media2.GetProfiles`); after `overrides`. */
+  serviceOverrides?: Record<string, ResponderOverride>;
+  /** List a Media2 service next to Media1 in GetServices (the fixture lists Media1 only). */
+  media2?: boolean;
+  /** PTZ behaviour; `false` for a camera without PTZ (no PTZ service, PTZ calls refused). Default: the fixture's node. */
+  ptz?: false | ResponderPtzOptions;
+}
+
+export interface ResponderPtzOptions {
+  /** Offer ContinuousMove (velocity spaces in GetNodes/GetConfigurationOptions). Default true. */
+  continuous?: boolean;
+  /** Narrow the continuous velocity ranges to ±this (the fixture's are ±1). */
+  maxVelocity?: number;
 }
 
 export interface RecordedRequest {
@@ -198,6 +211,8 @@ export interface RecordedRequest {
   service: string;
   path: string;
   authenticated: boolean | undefined;
+  /** The request's body element, to check what was asked (PTZ velocities, preset tokens). */
+  element: XmlElement;
 }
 
 export interface EmitMotionOptions {
@@ -217,6 +232,8 @@ export interface OnvifResponder {
   activeSubscriptions(): number;
   emitMotion(active: boolean, options?: EmitMotionOptions): void;
   setOverride(command: string, override: ResponderOverride | undefined): void;
+  /** Resolves with the next request for `command` (already recorded ones do not count). */
+  nextRequest(command: string): Promise<RecordedRequest>;
   /** Changes options at run time (password, stream URL, clock, ...). */
   configure(changes: Partial<OnvifResponderOptions>): void;
   /** Simulates a reboot: drops every connection and subscription, refuses connections for `downMs`. */
@@ -266,6 +283,7 @@ function replaceElementText(xml: string, localName: string, value: string): stri
 export async function startOnvifResponder(initial: OnvifResponderOptions = {}): Promise<OnvifResponder> {
   const options: OnvifResponderOptions = { username: 'admin', password: 'password', ...initial };
   const overrides = new Map(Object.entries(options.overrides ?? {}));
+  const requestWaiters: Array<{ command: string; resolve: (request: RecordedRequest) => void }> = [];
   const requests: RecordedRequest[] = [];
   const counters = { subscriptions: 0, renewals: 0, unsubscribes: 0, pulls: 0, probes: 0 };
   const subscriptions = new Map<number, ResponderSubscription>();
@@ -441,7 +459,55 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
       case 'GetServices': {
         let xml = render('agsh-onvif-v0.x/GetServices.xml');
         if (mode === 'media2-only') xml = xml.replace('Namespace>http://www.onvif.org/ver10/media/wsdl<', 'Namespace>http://www.onvif.org/ver20/media/wsdl<');
+        if (options.media2 && mode !== 'media2-only') {
+          xml = xml.replace(
+            /(<\/(?:[\w-]+:)?Service>)/,
+            '$1<tds:Service><tds:Namespace>http://www.onvif.org/ver20/media/wsdl</tds:Namespace><tds:XAddr>http://192.168.68.111/onvif/media2</tds:XAddr>' +
+              '<tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version></tds:Service>',
+          );
+        }
+        if (options.ptz === false) xml = xml.replace(/<tds:Service>(?:(?!<\/tds:Service>)[\s\S])*?ver20\/ptz\/wsdl[\s\S]*?<\/tds:Service>/, '');
         return soapReply(xml);
+      }
+      case 'GetCapabilities': {
+        let xml = render('agsh-onvif-v0.x/GetCapabilities.xml');
+        if (options.ptz === false) xml = xml.replace(/<tt:PTZ>[\s\S]*?<\/tt:PTZ>/, '');
+        return soapReply(xml);
+      }
+      case 'GetNodes':
+      case 'GetConfigurationOptions': {
+        if (service !== 'ptz') return upstreamReply(command, service);
+        if (options.ptz === false) return fixtureReply('quirks/fault.PTZNotSupported.xml', 500);
+        let xml = render(`agsh-onvif-v0.x/${command}.xml`);
+        const ptz = options.ptz ?? {};
+        if (ptz.continuous === false) xml = xml.replace(/<tt:Continuous(PanTilt|Zoom)VelocitySpace>[\s\S]*?<\/tt:Continuous\1VelocitySpace>/g, '');
+        if (ptz.maxVelocity !== undefined) {
+          const v = String(ptz.maxVelocity);
+          xml = xml.replace(/<tt:Continuous(PanTilt|Zoom)VelocitySpace>[\s\S]*?<\/tt:Continuous\1VelocitySpace>/g, (block) =>
+            block.replace(/<tt:Min>-1<\/tt:Min>/g, `<tt:Min>-${v}</tt:Min>`).replace(/<tt:Max>1<\/tt:Max>/g, `<tt:Max>${v}</tt:Max>`),
+          );
+        }
+        return soapReply(xml);
+      }
+      case 'ContinuousMove':
+      case 'RelativeMove':
+      case 'Stop':
+      case 'GetPresets':
+      case 'GotoPreset':
+      case 'GotoHomePosition': {
+        if (service !== 'ptz') return upstreamReply(command, service);
+        if (options.ptz === false) return fixtureReply('quirks/fault.PTZNotSupported.xml', 500);
+        if (command === 'ContinuousMove' && options.ptz?.continuous === false) return fixtureReply('quirks/fault.ActionNotSupported.xml', 500);
+        return fixtureReply(`agsh-onvif-v0.x/ptz.${command}.xml`);
+      }
+      case 'GetVideoEncoderConfigurations': {
+        if (service !== 'media2') return fixtureReply('agsh-onvif-v0.x/media.GetVideoEncoderConfigurations.xml');
+        const token = textAt(requestElement, 'ProfileToken') ?? '';
+        try {
+          return fixtureReply(`quirks/media2.GetVideoEncoderConfigurations.${token.replace(/[^\w-]/g, '')}.xml`);
+        } catch {
+          return fixtureReply('quirks/fault.Sender-InvalidArgVal-NoProfile.xml', 400);
+        }
       }
       case 'GetDeviceInformation':
         return fixtureReply(options.deviceInformation === 'placeholders' ? 'quirks/GetDeviceInformation.placeholders.xml' : 'agsh-onvif-v0.x/GetDeviceInformation.xml');
@@ -507,17 +573,21 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
         subscriptions.delete(id);
         return fixtureReply('agsh-onvif-v0.x/Unsubscribe.xml');
       }
-      default: {
-        for (const file of [`${service}.${command}.xml`, `${command}.xml`, `${service}.${command}`]) {
-          try {
-            return { status: 200, contentType: 'application/soap+xml; charset=utf-8', body: render(`agsh-onvif-v0.x/${file}`) };
-          } catch {
-            // next candidate
-          }
-        }
-        return fixtureReply('agsh-onvif-v0.x/Error.xml', 500);
+      default:
+        return upstreamReply(command, service);
+    }
+  };
+
+  /** The upstream mock's rule: `<service>.<Command>.xml`, then `<Command>.xml`, else its generic fault. */
+  const upstreamReply = (command: string, service: string): Reply => {
+    for (const file of [`${service}.${command}.xml`, `${command}.xml`, `${service}.${command}`]) {
+      try {
+        return { status: 200, contentType: 'application/soap+xml; charset=utf-8', body: render(`agsh-onvif-v0.x/${file}`) };
+      } catch {
+        // next candidate
       }
     }
+    return fixtureReply('agsh-onvif-v0.x/Error.xml', 500);
   };
 
   // --- HTTP Digest (snapshots, and SOAP when soapHttpDigest is set) ------------------------------
@@ -604,10 +674,16 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
       }
       const command = requestElement.name;
       const service = SERVICE_BY_NAMESPACE[requestElement.namespace ?? ''] ?? '';
-      const record: RecordedRequest = { command, service, path: url.pathname + url.search, authenticated: undefined };
+      const record: RecordedRequest = { command, service, path: url.pathname + url.search, authenticated: undefined, element: requestElement };
       requests.push(record);
+      for (let i = requestWaiters.length - 1; i >= 0; i--) {
+        const waiter = requestWaiters[i]!;
+        if (waiter.command !== command) continue;
+        requestWaiters.splice(i, 1);
+        waiter.resolve(record);
+      }
       let reply: Reply | undefined;
-      const override = overrides.get(command);
+      const override = overrides.get(command) ?? options.serviceOverrides?.[`${service}.${command}`];
       if (override) {
         reply = fromOverride(override);
       } else if (options.auth !== false && command !== 'GetSystemDateAndTime' && !(record.authenticated = checkWsSecurity(envelope))) {
@@ -741,6 +817,9 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
         for (const style of styles) subscription.queue.push(motionMessage(style, active, emitOptions.operation));
         subscription.waiter?.respond();
       }
+    },
+    nextRequest(command) {
+      return new Promise<RecordedRequest>((resolve) => requestWaiters.push({ command, resolve }));
     },
     setOverride(command, override) {
       if (override) overrides.set(command, override);

@@ -184,10 +184,29 @@ describe('PullPoint motion events from the loopback responder', () => {
     assert.ok(warnings.length <= failures.length && warnings.length >= 1);
   });
 
-  it('keeps retrying with backoff when subscriptions fail, and recovers', async () => {
+  it('a CreatePullPointSubscription the camera does not support is sent once per connection, not on every retry', async () => {
     const r = await startOnvifResponder({
       password: 'secret',
       overrides: { CreatePullPointSubscription: { kind: 'fixture', file: 'quirks/fault.ActionNotSupported.xml' } },
+    });
+    responders.push(r);
+    const device = await connectOnvifDevice({ name: 'Attic', host: r.host, port: r.port, username: 'admin', password: 'secret', log: recordingLogger() });
+    const events = new OnvifMotionEvents({ device, motion: { resetTimeoutMs: 100 }, backoffInitialMs: 20, backoffMaxMs: 50 });
+    running.push(events);
+    const failures: OnvifError[] = [];
+    events.on('failure', (e) => failures.push(e));
+    events.start();
+    await waitFor(() => failures.length >= 4, 3000, 'four failures');
+    await events.stop();
+    assert.ok(failures.every((f) => f.code === 'ACTION_NOT_SUPPORTED' && !f.retryable));
+    assert.equal(r.requests.filter((q) => q.command === 'CreatePullPointSubscription').length, 1);
+  });
+
+  it('keeps retrying with backoff when subscriptions fail, and recovers', async () => {
+    // A passing fault (env:Receiver ter:Action): asked again on every retry, unlike "not supported".
+    const r = await startOnvifResponder({
+      password: 'secret',
+      overrides: { CreatePullPointSubscription: { kind: 'fixture', file: 'quirks/fault.Receiver-Action.xml', status: 500 } },
     });
     responders.push(r);
     const log = recordingLogger();
@@ -198,7 +217,8 @@ describe('PullPoint motion events from the loopback responder', () => {
     events.on('failure', (e) => failures.push(e));
     events.start();
     await waitFor(() => failures.length >= 3, 3000, 'three failures');
-    assert.equal(failures[0]!.code, 'ACTION_NOT_SUPPORTED');
+    assert.equal(failures[0]!.code, 'SOAP_FAULT');
+    assert.ok(r.requests.filter((q) => q.command === 'CreatePullPointSubscription').length >= 3);
     assert.match(failures[0]!.message, /"Attic".*CreatePullPointSubscription/);
     assert.equal(log.lines.filter((l) => l.startsWith('warn')).length, 1, 'logged once');
     r.setOverride('CreatePullPointSubscription', undefined);
