@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { Request } from 'playwright-core';
 import { launchChromium, signInWithForm, type ChromiumSession } from '../helpers/browser.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
 import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
@@ -73,9 +74,19 @@ describe('e2e: the last good snapshot survives a restart and fills the tile at o
     const page = await chromium.openPage(`${base}/login`);
     await signInWithForm(page, base, VIEWER.username, VIEWER.password);
     // A fresh load to time: the page after sign-in may have shown the picture before it was watched.
+    // Only requests the reloaded page makes count: the page shown after sign-in makes its own,
+    // which can still be under way. Once the reload has committed, the old document is gone.
     const savedAnswers: Array<{ status: number; age: string | undefined }> = [];
+    const savedRequests = new Set<Request>();
+    let reloadCommitted = false;
+    page.on('framenavigated', (frame) => {
+      if (frame === page.mainFrame()) reloadCommitted = true;
+    });
+    page.on('request', (r) => {
+      if (reloadCommitted && r.url().includes('/api/cameras/porch/last-snapshot.jpg')) savedRequests.add(r);
+    });
     page.on('response', (r) => {
-      if (r.url().includes('/api/cameras/porch/last-snapshot.jpg')) savedAnswers.push({ status: r.status(), age: r.headers()['x-snapshot-age-seconds'] });
+      if (savedRequests.has(r.request())) savedAnswers.push({ status: r.status(), age: r.headers()['x-snapshot-age-seconds'] });
     });
     await page.reload();
     // The live snapshot of the unreachable camera (it takes seconds), to see that the saved picture outlives its answer.
