@@ -7,7 +7,7 @@
 import type { FfmpegExit } from './ffmpeg-process.js';
 
 /** What a retry could change to get past the failure. */
-export type FfmpegRemedy = 'default-video-encoder' | 'drop-audio' | 'none';
+export type FfmpegRemedy = 'default-video-encoder' | 'drop-audio' | 'longer-probe' | 'none';
 
 export interface FfmpegDiagnosis {
   /** The likely cause, one short clause ("encoder h264_vaapi not found in this ffmpeg"). */
@@ -34,6 +34,13 @@ interface Rule {
 const isAudio = (name: string | undefined, context: DiagnosisContext): boolean => !!name && name === context.audioEncoder;
 
 const RULES: Rule[] = [
+  {
+    // ffmpeg stopped probing (its short -analyzeduration ran out on the audio track) before a video
+    // frame decoded, so the muxer has no picture size. Seen on busy machines when the re-stream's
+    // cached GOP was short. Another start that probes longer gets past it.
+    test: /dimensions not set/,
+    explain: () => ({ cause: 'ffmpeg stopped probing the re-stream before it knew the video\'s picture size', remedy: 'longer-probe' }),
+  },
   {
     test: /Unknown encoder '([^']+)'/,
     explain: (m, c) => isAudio(m[1], c)

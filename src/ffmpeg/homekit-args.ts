@@ -53,6 +53,11 @@ export interface HomeKitStreamArgs {
   audio?: AudioArgs;
   /** The `ffmpeg.debug` setting: more verbose output (it is logged line by line then). */
   debug?: boolean;
+  /**
+   * 'fast' (default): probe 0.1 s, for the quickest first packet. 'thorough': probe up to 1 s, the
+   * retry after a fast probe ended before it knew the picture size.
+   */
+  probe?: 'fast' | 'thorough';
 }
 
 /** libopus accepts only these frame durations (ms); HomeKit may ask for 30 or 60. */
@@ -161,8 +166,15 @@ export function homeKitStreamArgs(input: HomeKitStreamArgs): string[] {
     // and the picture would then wait for the camera's next one.
     '-fflags', '+genpts', // copied frames from RTP may lack PTS
     '-flags', 'low_delay',
-    '-probesize', '32768', // the re-stream starts with parameter sets and a keyframe: little to probe
-    '-analyzeduration', '100000', // 0.1 s of media finds both tracks; more only delays the first packet
+    ...(input.probe === 'thorough'
+      ? [
+        '-probesize', '1000000', // the retry: room for a whole keyframe and the frames around it
+        '-analyzeduration', '1000000', // 1 s: the video's size is known by then even on a busy machine
+      ]
+      : [
+        '-probesize', '32768', // the re-stream starts with parameter sets and a keyframe: little to probe
+        '-analyzeduration', '100000', // 0.1 s of media finds both tracks; more only delays the first packet
+      ]),
     '-rtsp_transport', 'tcp', // loopback TCP: no loss, no reordering, no UDP port pairs to find
     '-timeout', '10000000', // give up when the re-stream is silent for 10 s (µs): no orphan ffmpeg
     '-i', input.inputUrl,

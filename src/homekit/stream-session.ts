@@ -100,6 +100,8 @@ export class HomeKitStreamSession extends EventEmitter<StreamSessionEvents> {
   private encoder: string;
   private encoderArgs: readonly string[];
   private transientRestarts = 0;
+  /** Set after a start whose short probe ended before ffmpeg knew the picture size. */
+  private probe: 'fast' | 'thorough' = 'fast';
   private stopped = false;
   private startedAt = 0;
   private readonly log: Logger;
@@ -278,6 +280,7 @@ export class HomeKitStreamSession extends EventEmitter<StreamSessionEvents> {
       },
       ...(audio ? { audio } : {}),
       debug: this.deps.debug,
+      probe: this.probe,
     });
     const ffmpeg = new FfmpegProcess({
       ffmpegPath: this.deps.ffmpeg.path,
@@ -310,6 +313,12 @@ export class HomeKitStreamSession extends EventEmitter<StreamSessionEvents> {
       userOptions: video.mode === 'transcode' && video.extraArgs.length > 0,
     });
     const said = describeDiagnosis(diagnosis);
+    if (diagnosis.remedy === 'longer-probe' && this.probe === 'fast') {
+      this.log.info(`${diagnosis.cause}; starting it again with a longer probe.`);
+      this.probe = 'thorough';
+      this.launch();
+      return;
+    }
     if (diagnosis.remedy === 'drop-audio' && audio) {
       this.log.warn(`${said} Continuing with video only.`);
       this.audioOn = false;

@@ -68,7 +68,7 @@ def video_branch(a):
     # A scrolling test pattern so P-frames carry real data, like a camera looking at a scene.
     # I420 because encoders otherwise pick 4:4:4 from videotestsrc (High 4:4:4, Main 4:4:4 12).
     src = (
-        "videotestsrc is-live=true pattern=smpte horizontal-speed=2 "
+        "videotestsrc name=vsrc is-live=true pattern=smpte horizontal-speed=2 "
         f"! video/x-raw,format=I420,width={a.width},height={a.height},framerate={a.fps}/1 "
     )
     # In-band: byte-stream from the encoder, which writes the parameter sets once before
@@ -225,6 +225,10 @@ class Camera:
         self.media = None
         self.media_held = False
         self.own_keyframe_request = False
+        # Buffers seen at each stage of the video branch, for the stall watch (see _watch_flow).
+        self.flow = {"source": 0, "encoder": 0, "audio": 0}
+        self.flow_seen = dict(self.flow)
+        self.stalled_for = 0
 
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch_line(a))
@@ -305,9 +309,42 @@ class Camera:
             pay = media.get_element().get_by_name(name)
             if pay is not None:
                 pay.get_static_pad("sink").add_probe(Gst.PadProbeType.QUERY_UPSTREAM, not_seekable)
+        self._count_flow(media)
         if not self.a.sps_in_band:
             psfilter = media.get_element().get_by_name("psfilter")
             psfilter.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, strip_parameter_sets(self.a.codec))
+
+    def _count_flow(self, media):
+        element = media.get_element()
+
+        def counter(stage):
+            def probe(_pad, _info):
+                self.flow[stage] += 1
+                return Gst.PadProbeReturn.OK
+            return probe
+
+        for stage, name, pad in (("source", "vsrc", "src"), ("encoder", "psfilter", "sink"), ("audio", "pay1", "sink")):
+            found = element.get_by_name(name)
+            if found is not None:
+                found.get_static_pad(pad).add_probe(Gst.PadProbeType.BUFFER, counter(stage))
+
+    def _watch_flow(self):
+        """Logs when the video branch stops while audio goes on: says which stage stopped."""
+        if self.media is None:
+            return True
+        moved = {k: self.flow[k] - self.flow_seen[k] for k in self.flow}
+        self.flow_seen = dict(self.flow)
+        if moved["encoder"] == 0 and self.flow["encoder"] > 0:
+            self.stalled_for += 1
+            if self.stalled_for == 2:
+                log(f"video stalled for 2 s: in the last second {moved['source']} raw frames, "
+                    f"0 encoded, {moved['audio']} audio buffers; clients {len(self.clients)}, "
+                    f"sessions {self.pool.get_n_sessions()}")
+        else:
+            if self.stalled_for >= 2:
+                log(f"video flows again after {self.stalled_for} s")
+            self.stalled_for = 0
+        return True
 
     def _on_media_prepared(self, media):
         # Once started, the encoder keeps running like a real camera's: hold one extra
@@ -439,6 +476,7 @@ class Camera:
             return 2
         port = self.server.get_bound_port()
         GLib.timeout_add_seconds(1, self._periodic_cleanup)
+        GLib.timeout_add_seconds(1, self._watch_flow)
         GLib.unix_fd_add_full(GLib.PRIORITY_DEFAULT, sys.stdin.fileno(),
                               GLib.IOCondition.IN | GLib.IOCondition.HUP, self._on_stdin)
         for sig in (signal.SIGTERM, signal.SIGINT):

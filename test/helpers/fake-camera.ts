@@ -2,6 +2,7 @@
 // The camera runs as a tracked child process (see processes.ts) and is controlled through
 // JSON lines on its stdin/stdout.
 import { once } from 'node:events';
+import { afterEach, beforeEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { getFreePort, LOOPBACK } from './ports.js';
@@ -75,6 +76,27 @@ function parseRequestRecord(v: unknown): RtspRequestRecord {
   };
 }
 
+/** Every camera of this test file: a failed test prints what each one logged during it. */
+const everyCamera = new Set<FakeCamera>();
+const stderrAtTestStart = new Map<FakeCamera, number>();
+const FAILURE_LOG_CHARS = 20_000;
+
+beforeEach(() => {
+  stderrAtTestStart.clear();
+  for (const camera of everyCamera) stderrAtTestStart.set(camera, camera.stderr().length);
+});
+
+afterEach((context) => {
+  // `passed` is newer than this @types/node; Node 22's test runner has it.
+  if ((context as { passed?: boolean }).passed !== false) return;
+  for (const camera of everyCamera) {
+    const text = camera.stderr().slice(stderrAtTestStart.get(camera) ?? 0);
+    if (!text.trim()) continue;
+    const shown = text.length > FAILURE_LOG_CHARS ? `…${text.slice(-FAILURE_LOG_CHARS)}` : text;
+    console.log(`----- fake camera :${camera.port} log during the failed test "${context.name}" -----\n${shown.trimEnd()}\n----- end of fake camera log -----`);
+  }
+});
+
 export class FakeCamera {
   readonly port: number;
   readonly path: string;
@@ -90,6 +112,7 @@ export class FakeCamera {
     const path = options.path ?? '/live1.sdp';
     this.path = path.startsWith('/') ? path : `/${path}`;
     this.unregister = registerCleanup(() => this.close());
+    everyCamera.add(this);
   }
 
   /** Starts a camera and waits until it listens. */
@@ -238,7 +261,8 @@ export class FakeCamera {
     const proc = spawnTracked(SYSTEM_PYTHON, [FAKE_CAMERA_SCRIPT, ...this.args()], {
       name: `fake-camera:${this.port}`,
       // Unbuffered so every log line reaches stderr at once.
-      env: { ...process.env, PYTHONUNBUFFERED: '1', GST_DEBUG_NO_COLOR: '1' },
+      // GStreamer's warnings too: they name the element when a pipeline stalls.
+      env: { ...process.env, PYTHONUNBUFFERED: '1', GST_DEBUG_NO_COLOR: '1', GST_DEBUG: process.env['GST_DEBUG'] ?? '2' },
     });
     this.proc = proc;
     const lines = createInterface({ input: proc.child.stdout! });

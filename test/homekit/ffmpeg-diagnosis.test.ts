@@ -35,6 +35,17 @@ describe('ffmpeg diagnosis', () => {
     assert.doesNotMatch(d.quote, /Timestamps|frames left/);
   });
 
+  it('a probe that ended before the picture size was known asks for a longer probe, not a new encoder', () => {
+    // What ffmpeg 5.1 printed in a loaded CI run (copy mode, Opus audio through the tee muxer).
+    const d = diagnoseFfmpeg(exit([
+      '[tee @ 0x55d02ff9ffc0] [error] dimensions not set',
+      '[error] Could not write header for output file #0 (incorrect codec parameters ?): Invalid argument',
+      '[error] Error initializing output stream 0:1 -- ',
+    ]), { videoEncoder: 'copy', audioEncoder: 'libopus' });
+    assert.equal(d.remedy, 'longer-probe');
+    assert.match(d.cause, /stopped probing the re-stream before it knew the video's picture size/);
+  });
+
   it('an unknown option', () => {
     const d = diagnoseFfmpeg(exit(['[error] Unrecognized option \'bogus\'.', '[fatal] Error splitting the argument list: Option not found']), { userOptions: true });
     assert.equal(d.cause, 'this ffmpeg does not know the option -bogus (check ffmpeg.encoderOptions)');

@@ -3,6 +3,9 @@
 // loopback re-stream of the GStreamer fake camera, and the test plays the Home app: it receives the
 // SRTP, decrypts it with the key it chose, and hands the H.264 inside to ffprobe.
 import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runningFfmpegCount } from '../../src/ffmpeg/ffmpeg-process.js';
 import { HomeKitStreamSession, type StartParameters, type StreamSessionDeps } from '../../src/homekit/stream-session.js';
@@ -194,6 +197,33 @@ describe('HomeKit stream session (real ffmpeg, fake camera, loopback re-stream)'
     assert.doesNotMatch(line, /exited with code/);
     assert.match(line, /Retrying with libx264 and no extra encoder options/);
     await viewer.video.waitForPackets(30, 20_000);
+    await viewer.close();
+  });
+
+  it('a fast probe that ended before the picture size was known: started again with a longer probe, and the video flows', async (t) => {
+    // A wrapper in ffmpeg's place fails the fast probe exactly as ffmpeg does on a busy machine
+    // (the re-stream's cached GOP was short), and runs the real ffmpeg for any other start.
+    const dir = mkdtempSync(join(tmpdir(), 'ffmpeg-probe-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const wrapper = join(dir, 'ffmpeg');
+    writeFileSync(wrapper, [
+      '#!/bin/sh',
+      'case " $* " in',
+      `  *" -analyzeduration 100000 "*) echo "[tee @ 0x55d02ff9ffc0] [error] dimensions not set" >&2; echo "[error] Could not write header for output file #0 (incorrect codec parameters ?): Invalid argument" >&2; exit 1;;`,
+      'esac',
+      `exec ${rig.ffmpeg.path} "$@"`,
+      '',
+    ].join('\n'));
+    chmodSync(wrapper, 0o755);
+    const viewer = await openViewer(rig, { ffmpeg: { ...rig.ffmpeg, path: wrapper } });
+    viewers.push(viewer);
+    t.after(() => viewer.close());
+    await viewer.session.begin(startParameters({ width: 640, height: 360 }));
+    await viewer.video.waitForPackets(50, 20_000);
+    assert.match(viewer.log.text(), /stopped probing the re-stream before it knew the video's picture size; starting it again with a longer probe/);
+    assert.doesNotMatch(viewer.log.text(), /failed:/);
+    const probed = await probeH264(depacketizeH264(viewer.video.packets));
+    assert.equal(probed.video?.width, 640);
     await viewer.close();
   });
 
