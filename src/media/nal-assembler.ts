@@ -7,7 +7,9 @@
  * scratch buffer; a finished access unit is copied once into an exactly-sized buffer whose
  * subarrays are the NAL units, so a frame costs one allocation however many NALs it has.
  */
-import type { RtpPacketView } from './types.js';
+import type { DepacketizerCounters, RtpPacketView } from './types.js';
+
+export type { DepacketizerCounters } from './types.js';
 
 export interface AccessUnit {
   /** The camera's RTP timestamp (input timeline). */
@@ -17,23 +19,6 @@ export interface AccessUnit {
   byteLength: number;
   /** A packet inside (or just before) this access unit was lost; some NAL may be missing. */
   damaged: boolean;
-}
-
-export interface DepacketizerCounters {
-  packets: number;
-  accessUnits: number;
-  /** Access units closed by a timestamp change because their marker packet never came. */
-  accessUnitsWithoutMarker: number;
-  /** Fragments (FU) that arrived without their start fragment; dropped until the next start. */
-  fragmentsWithoutStart: number;
-  /** Partly received fragmented NAL units discarded because a fragment was lost. */
-  fragmentedNalsLost: number;
-  /** Payloads that contradict their own structure (bad sizes, forbidden bit...). */
-  malformed: number;
-  /** Valid RTP payload formats we do not implement (interleaved mode, PACI...). */
-  unsupported: number;
-  /** Access units dropped because they exceeded the size limit. */
-  oversized: number;
 }
 
 export function newDepacketizerCounters(): DepacketizerCounters {

@@ -19,10 +19,17 @@ import type { Logger } from '../util/logger.js';
 import { prefixedLogger, silentLogger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import type {
+  BroadcastSource,
+  DepacketizerCounters,
+  MediaKind,
+  SourceStats,
+  SubscribeOptions,
+  Subscription,
+  SubscriptionStats,
+  TrackStats,
   FrameSink,
   MediaFrame,
   SourceState,
-  SourceStateName,
   TrackDescription,
   UpstreamFactory,
   UpstreamHandlers,
@@ -39,11 +46,13 @@ import { RateMeter } from './rate-meter.js';
 import { VideoPipeline, type VideoInfo } from './video-pipeline.js';
 import { AacPipeline, PassthroughAudioPipeline } from './audio.js';
 import type { PipelineFrame, TrackPipeline } from './pipeline.js';
-import { newDepacketizerCounters, type DepacketizerCounters } from './nal-assembler.js';
+import { newDepacketizerCounters } from './nal-assembler.js';
+
+// Moved to types.ts (what outputs see of a camera); re-exported for the modules that import them from here.
+export type { MediaKind, SourceStats, SubscribeOptions, Subscription, SubscriptionStats, TrackStats } from './types.js';
 import { ReachabilityWatch } from './reachability-watch.js';
 import { realTimers, type TimerHandle, type TimerSeam } from './timers.js';
 
-export type MediaKind = 'video' | 'audio';
 
 export interface BackoffOptions {
   /** First retry delay (default 1000 ms). */
@@ -106,90 +115,6 @@ export interface SourceOptions {
   timers?: TimerSeam;
   /** Random number in [0, 1) for jitter and initial sequence numbers (default Math.random). */
   random?: () => number;
-}
-
-export interface SubscribeOptions {
-  /** Which kinds to deliver (default both). */
-  kinds?: ReadonlyArray<MediaKind>;
-  /**
-   * true (default): deliver the cached GOP at once, so video starts with the last keyframe.
-   * false: no replay; video starts at the next live keyframe.
-   */
-  fromKeyframe?: boolean;
-}
-
-export interface SubscriptionStats {
-  /** Frames accepted by the sink. */
-  delivered: number;
-  /** Frames refused by the sink or skipped while cut back to a keyframe. */
-  dropped: number;
-  /** Times the sink refused a video frame and was cut back to the next keyframe. */
-  dropsToKeyframe: number;
-  /** GOP replays done for `requestKeyframe`. */
-  replays: number;
-  /** Video is currently held back until the next keyframe. */
-  waitingForKeyframe: boolean;
-}
-
-export interface Subscription {
-  readonly sink: FrameSink;
-  /** False once unsubscribed or the Source is closed. */
-  readonly active: boolean;
-  unsubscribe(): void;
-  stats(): SubscriptionStats;
-}
-
-export interface TrackStats {
-  codec: CodecName;
-  clockRate: number;
-  packetsReceived: number;
-  /** From sequence-number gaps. */
-  packetsLost: number;
-  /** Duplicated or reordered packets that came too late and were dropped. */
-  packetsLate: number;
-  /** RTP that failed to parse, with an unexpected payload type, or a stray far outside the stream's sequence/SSRC. */
-  packetsMalformed: number;
-  framesOut: number;
-  /** Keyframes received from the camera (video). */
-  keyframes: number;
-  /** Frames emitted with a part missing because of loss. */
-  framesDamaged: number;
-  /** Measured over the last 5 s. */
-  bitrateBps: number;
-  fps: number;
-  depacketizer: DepacketizerCounters;
-}
-
-export interface SourceStats {
-  id: string;
-  name: string;
-  state: SourceStateName;
-  lastError?: string;
-  subscribers: number;
-  /** Sessions established after a failure. */
-  reconnects: number;
-  /** The video codec, or the audio codec for an audio-only camera. */
-  codec?: CodecName;
-  width?: number;
-  height?: number;
-  profile?: string;
-  level?: number;
-  /** Measured frame rate (video). */
-  fps?: number;
-  /** Frame rate the SPS declares, when it does. */
-  declaredFps?: number;
-  /** Measured keyframe interval. */
-  keyframeIntervalMs?: number;
-  /** All tracks, measured over the last 5 s. */
-  bitrateBps: number;
-  packetsReceived: number;
-  packetsLost: number;
-  gopCacheBytes: number;
-  gopCacheFrames: number;
-  /** Latest session: from starting to connect to the first video keyframe (first frame if audio-only). */
-  timeToFirstFrameMs?: number;
-  video?: TrackStats;
-  audio?: TrackStats;
 }
 
 export interface SourceEvents {
@@ -354,7 +279,7 @@ class SubscriptionImpl implements Subscription {
   }
 }
 
-export class Source extends EventEmitter<SourceEvents> {
+export class Source extends EventEmitter<SourceEvents> implements BroadcastSource {
   readonly id: string;
   readonly name: string;
   private readonly upstream: UpstreamFactory;

@@ -8,6 +8,7 @@
 export type VideoCodecName = 'H264' | 'H265' | 'VP8';
 export type AudioCodecName = 'PCMU' | 'PCMA' | 'AAC' | 'OPUS';
 export type CodecName = VideoCodecName | AudioCodecName;
+export type MediaKind = 'video' | 'audio';
 
 /** One media track as described by the camera's SDP. */
 export interface TrackDescription {
@@ -124,4 +125,130 @@ export interface UpstreamFactory {
    * While a camera is down the Source probes with it and reconnects the moment it is back.
    */
   probe?: (signal: AbortSignal) => Promise<boolean>;
+}
+
+// ---- What outputs see of a camera ----
+
+export interface DepacketizerCounters {
+  packets: number;
+  accessUnits: number;
+  /** Access units closed by a timestamp change because their marker packet never came. */
+  accessUnitsWithoutMarker: number;
+  /** Fragments (FU) that arrived without their start fragment; dropped until the next start. */
+  fragmentsWithoutStart: number;
+  /** Partly received fragmented NAL units discarded because a fragment was lost. */
+  fragmentedNalsLost: number;
+  /** Payloads that contradict their own structure (bad sizes, forbidden bit...). */
+  malformed: number;
+  /** Valid RTP payload formats we do not implement (interleaved mode, PACI...). */
+  unsupported: number;
+  /** Access units dropped because they exceeded the size limit. */
+  oversized: number;
+}
+
+export interface SubscribeOptions {
+  /** Which kinds to deliver (default both). */
+  kinds?: ReadonlyArray<MediaKind>;
+  /**
+   * true (default): deliver the cached GOP at once, so video starts with the last keyframe.
+   * false: no replay; video starts at the next live keyframe.
+   */
+  fromKeyframe?: boolean;
+}
+
+export interface SubscriptionStats {
+  /** Frames accepted by the sink. */
+  delivered: number;
+  /** Frames refused by the sink or skipped while cut back to a keyframe. */
+  dropped: number;
+  /** Times the sink refused a video frame and was cut back to the next keyframe. */
+  dropsToKeyframe: number;
+  /** GOP replays done for `requestKeyframe`. */
+  replays: number;
+  /** Video is currently held back until the next keyframe. */
+  waitingForKeyframe: boolean;
+}
+
+export interface Subscription {
+  readonly sink: FrameSink;
+  /** False once unsubscribed or the Source is closed. */
+  readonly active: boolean;
+  unsubscribe(): void;
+  stats(): SubscriptionStats;
+}
+
+export interface TrackStats {
+  codec: CodecName;
+  clockRate: number;
+  packetsReceived: number;
+  /** From sequence-number gaps. */
+  packetsLost: number;
+  /** Duplicated or reordered packets that came too late and were dropped. */
+  packetsLate: number;
+  /** RTP that failed to parse, with an unexpected payload type, or a stray far outside the stream's sequence/SSRC. */
+  packetsMalformed: number;
+  framesOut: number;
+  /** Keyframes received from the camera (video). */
+  keyframes: number;
+  /** Frames emitted with a part missing because of loss. */
+  framesDamaged: number;
+  /** Measured over the last 5 s. */
+  bitrateBps: number;
+  fps: number;
+  depacketizer: DepacketizerCounters;
+}
+
+export interface SourceStats {
+  id: string;
+  name: string;
+  state: SourceStateName;
+  lastError?: string;
+  subscribers: number;
+  /** Sessions established after a failure. */
+  reconnects: number;
+  /** The video codec, or the audio codec for an audio-only camera. */
+  codec?: CodecName;
+  width?: number;
+  height?: number;
+  profile?: string;
+  level?: number;
+  /** Measured frame rate (video). */
+  fps?: number;
+  /** Frame rate the SPS declares, when it does. */
+  declaredFps?: number;
+  /** Measured keyframe interval. */
+  keyframeIntervalMs?: number;
+  /** All tracks, measured over the last 5 s. */
+  bitrateBps: number;
+  packetsReceived: number;
+  packetsLost: number;
+  gopCacheBytes: number;
+  gopCacheFrames: number;
+  /** Latest session: from starting to connect to the first video keyframe (first frame if audio-only). */
+  timeToFirstFrameMs?: number;
+  video?: TrackStats;
+  audio?: TrackStats;
+}
+
+/** The one subscribe call every output makes; narrower than `BroadcastSource` for outputs that need no more. */
+export interface Subscribable {
+  subscribe(sink: FrameSink, options?: SubscribeOptions): Pick<Subscription, 'unsubscribe'>;
+}
+
+/**
+ * What every output (WebRTC viewers, the re-stream, HomeKit, snapshots, transcoded variants) needs
+ * from a camera. `Source` satisfies it, and so does a transcoded variant: an output never knows
+ * which one it is fed from.
+ */
+export interface BroadcastSource extends Subscribable {
+  /** The camera id, the only name a viewer ever uses. */
+  readonly id: string;
+  /** Empty until the first connect. */
+  readonly tracks: ReadonlyArray<TrackDescription>;
+  readonly state: SourceState;
+  /** Re-send the cached GOP to that sink (the answer to a viewer's PLI/FIR). */
+  requestKeyframe(sink: FrameSink): void;
+  stats(): SourceStats;
+  on(event: 'tracks' | 'state', listener: (...args: unknown[]) => void): this;
+  off(event: 'tracks' | 'state', listener: (...args: unknown[]) => void): this;
 }
