@@ -22,7 +22,7 @@ import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../sr
 import { rtspUpstream } from '../src/rtsp/upstream.js';
 import { silentLogger } from '../src/util/logger.js';
 import { createWebServer } from '../src/web/server.js';
-import type { BroadcastSource } from '../src/webrtc/broadcast-source.js';
+import type { BroadcastSource } from '../src/media/types.js';
 import { LOOPBACK_ICE_SETTINGS } from '../src/webrtc/ice-config.js';
 import { createSignallingHandler } from '../src/webrtc/signalling.js';
 import { ViewerLimiter } from '../src/webrtc/viewer-limits.js';
@@ -60,6 +60,7 @@ function withoutCache(source: Source): BroadcastSource {
     },
     subscribe: (sink, options) => source.subscribe(sink, { ...options, fromKeyframe: false }),
     requestKeyframe: () => undefined,
+    stats: () => source.stats(),
     on(event, listener) {
       source.on(event, listener);
       return this;

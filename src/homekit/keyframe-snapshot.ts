@@ -3,7 +3,7 @@
  * latest keyframe at once (warm), or the first keyframe after connecting (cold). That one access
  * unit, as Annex-B with its parameter sets, is all ffmpeg needs to decode one picture.
  */
-import type { SourceStateName, FrameSink, MediaFrame, TrackDescription } from '../media/types.js';
+import type { MediaFrame, SourceState, Subscribable, TrackDescription } from '../media/types.js';
 import { QueuedSink } from '../media/queued-sink.js';
 import { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js';
@@ -13,10 +13,9 @@ import { h264NalType } from '../media/h264-depacketizer.js';
 import { h265NalType } from '../media/h265-depacketizer.js';
 
 /** What snapshots need from a camera's Source (`Source` satisfies it). */
-export interface SnapshotFrameSource {
-  readonly state: { state: SourceStateName };
+export interface SnapshotFrameSource extends Subscribable {
+  readonly state: Pick<SourceState, 'state'>;
   readonly tracks: ReadonlyArray<TrackDescription>;
-  subscribe(sink: FrameSink, options?: { kinds?: ReadonlyArray<'video' | 'audio'> }): { unsubscribe(): void };
   /** State changes (a camera that starts refusing sends the snapshot to its still image at once). */
   on?(event: 'state', listener: (...args: unknown[]) => void): unknown;
   off?(event: 'state', listener: (...args: unknown[]) => void): unknown;

@@ -7,7 +7,7 @@ import { TranscodedVariants } from '../transcode/variants.js';
 import { createWebServer, type WebServer } from '../web/server.js';
 import type { CameraRegistry, ClientIceServer, SnapshotProvider, WebRoute } from '../web/types.js';
 import { renderMetrics } from '../web/metrics.js';
-import { canWatch } from '../web/principal.js';
+import { canWatch } from '../access/principal.js';
 import type { IceSettings } from '../webrtc/ice-config.js';
 import { createSignallingHandler } from '../webrtc/signalling.js';
 import { ViewerLimiter } from '../webrtc/viewer-limits.js';

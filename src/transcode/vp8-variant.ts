@@ -11,16 +11,15 @@ import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js
 import { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { OPUS_PAYLOAD_TYPE, variantBitrateKbps, VP8_PAYLOAD_TYPE, vp8VariantArgs } from '../ffmpeg/transcode-args.js';
 import { isRtcpPacket } from '../media/rtp.js';
-import type { FrameSink, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
+import type { FrameSink, SourceStats, Subscribable, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
 import { bindLoopbackUdp } from '../util/udp.js';
 
 /** What the variant needs from the camera's own Source. */
-export interface VariantInput {
+export interface VariantInput extends Subscribable {
   readonly tracks: ReadonlyArray<TrackDescription>;
   /** The camera's measured picture, to size the variant's bitrate. */
-  stats?(): { width?: number; height?: number; fps?: number; declaredFps?: number };
-  subscribe(sink: FrameSink, options?: { kinds?: Array<'video' | 'audio'>; fromKeyframe?: boolean }): { unsubscribe(): void };
+  stats?(): Pick<SourceStats, 'width' | 'height' | 'fps' | 'declaredFps'>;
   on(event: 'tracks', listener: (tracks: ReadonlyArray<TrackDescription>) => void): unknown;
   off(event: 'tracks', listener: (tracks: ReadonlyArray<TrackDescription>) => void): unknown;
 }

@@ -4,7 +4,7 @@
  */
 import { toCameraStatus } from './camera-status.js';
 import { HttpError, isCameraId } from './http-util.js';
-import { canWatch } from './principal.js';
+import { canWatch } from '../access/principal.js';
 import type { Route } from './router.js';
 import type { BroadcastSource, CameraExtras, ClientIceServer, CameraRegistry, RouteContext, SnapshotProvider } from './types.js';
 import { redactText } from '../util/redact.js';

@@ -10,7 +10,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../util/logger.js';
 import { refusalLog } from '../util/summary-log.js';
-import { clientKey, normaliseAddress } from './auth/client-address.js';
+import { clientKey, normaliseAddress } from '../access/client-address.js';
 
 export interface ConnectionLimits {
   maxConnections: number;

@@ -8,7 +8,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../util/logger.js';
-import type { ClientAddressOf } from './auth/client-address.js';
+import type { ClientAddressOf } from '../access/client-address.js';
 import type { OriginPolicy } from './origin-policy.js';
 import type { Authorize, Principal, SignallingHandler } from './types.js';
 

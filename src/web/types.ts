@@ -1,81 +1,20 @@
 /**
- * The seams of the web layer. The web server knows nothing about WebRTC, RTSP or accounts: it finds
- * cameras through a `CameraRegistry`, asks `authorize` who is calling, and hands sockets and WHEP
- * requests to handlers the platform plugs in (src/webrtc builds them).
+ * The seams of the web layer. The web server knows nothing about RTSP or accounts: it finds cameras
+ * through a `CameraRegistry`, asks `authorize` who is calling, and hands sockets and WHEP requests to
+ * handlers the platform plugs in (src/webrtc builds them).
  *
- * `CameraRegistry` and `Principal` follow docs/design.md and are defined here (src/webrtc imports
- * them); `BroadcastSource` is defined in src/webrtc and re-exported, so each type has one home.
+ * Each type has one home, re-exported here for the web layer's own files: `BroadcastSource` is the
+ * media core's (src/media/types.ts); `Principal`, `Authorize` and `CallerContext` are src/access's,
+ * which src/webrtc imports too; `CameraRegistry` and the signalling and WHEP handler shapes are
+ * src/webrtc's, the layer below that implements them.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { WebSocket } from 'ws';
+import type { Principal } from '../access/principal.js';
 import type { Logger } from '../util/logger.js';
-import type { BroadcastSource } from '../webrtc/broadcast-source.js';
 
-/** What a viewer needs from a camera (docs/design.md, "Viewer-side seam"); defined once, in src/webrtc. */
-export type { BroadcastSource } from '../webrtc/broadcast-source.js';
-
-/** How the web layer finds cameras. `list()` is in display order. */
-export interface CameraRegistry {
-  get(id: string): BroadcastSource | undefined;
-  list(): ReadonlyArray<BroadcastSource>;
-  /**
-   * The camera transcoded to VP8 + Opus, for viewers that cannot take its own video codec;
-   * `undefined` when there is no such camera or ffmpeg cannot transcode. Same id, same limits.
-   */
-  transcoded?(id: string): BroadcastSource | undefined;
-}
-
-/** Who is calling (docs/design.md, "Auth seam"). */
-export interface Principal {
-  readonly name: string;
-  readonly cameras: 'all' | ReadonlyArray<string>;
-  readonly admin: boolean;
-}
-
-/**
- * Decides who is calling, from the request alone (cookie, bearer token, share link...).
- * `undefined` means "not authenticated": 401 (or a redirect to `loginPath` for the page).
- * It may be async so that access control can look sessions up or verify tokens without blocking.
- */
-export type Authorize = (req: IncomingMessage) => Principal | undefined | Promise<Principal | undefined>;
-
-/** Everything a handler learns about the caller. */
-export interface CallerContext {
-  principal: Principal;
-  /** The peer address of the TCP connection (proxies are not trusted). */
-  remoteAddress: string;
-  /** The request that opened the socket or carried the WHEP call; read-only by convention. */
-  request: IncomingMessage;
-  log: Logger;
-}
-
-/**
- * Takes over one accepted `/signal` WebSocket (docs/design.md, "WebSocket signalling protocol").
- * The server has already authenticated the caller, checked Origin and set `maxPayload`; the handler
- * must check `canWatch(ctx.principal, camera)` itself, because the camera is named in a message.
- */
-export type SignallingHandler = (ws: WebSocket, ctx: CallerContext) => void;
-
-/** A framework-agnostic HTTP answer, as the WHEP handler gives it. */
-export interface HandlerResponse {
-  status: number;
-  headers?: Record<string, string>;
-  body?: string | Buffer;
-}
-
-/** WHEP (draft-ietf-wish-whep) without HTTP plumbing: the server validates ids, types and sizes first. */
-export interface WhepHandler {
-  /** `offer` is the client's SDP (`application/sdp`, size-limited). Expected: 201 + Location + answer. */
-  handlePost(cameraId: string, offer: string, ctx: CallerContext): Promise<HandlerResponse> | HandlerResponse;
-  handleDelete(cameraId: string, sessionId: string, ctx: CallerContext): Promise<HandlerResponse> | HandlerResponse;
-  /** Trickle ICE / ICE restart (`application/trickle-ice-sdpfrag`). Optional: 405 when missing. */
-  handlePatch?(
-    cameraId: string,
-    sessionId: string,
-    fragment: string,
-    ctx: CallerContext,
-  ): Promise<HandlerResponse> | HandlerResponse;
-}
+export type { BroadcastSource } from '../media/types.js';
+export type { Authorize, CallerContext, Principal } from '../access/principal.js';
+export type { CameraRegistry, HandlerResponse, SignallingHandler, WhepHandler } from '../webrtc/types.js';
 
 /**
  * One mechanism for snapshots, shared with HomeKit. Resolves `undefined` when no picture is available

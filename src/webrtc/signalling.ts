@@ -10,16 +10,14 @@
  * `stop`, which acts at once so that a viewer waiting for a slow camera can leave immediately.
  */
 import type { RawData, WebSocket } from 'ws';
-import type { SourceState } from '../media/types.js';
+import { canWatch, type CallerContext } from '../access/principal.js';
+import { publicErrorText } from '../access/public-error.js';
+import type { BroadcastSource, SourceState } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { refusalLog } from '../util/summary-log.js';
-import { publicErrorText } from '../web/camera-status.js';
-import { canWatch } from '../web/principal.js';
-import type { CallerContext, SignallingHandler } from '../web/types.js';
-import type { BroadcastSource } from './broadcast-source.js';
 import { UnsupportedCodecError } from './codecs.js';
 import { DEFAULT_ICE_SETTINGS, type IceSettings } from './ice-config.js';
-import type { CameraRegistry, IceCandidateJson, Principal, StreamInfo, ViewerErrorCode } from './types.js';
+import type { CameraRegistry, IceCandidateJson, Principal, SignallingHandler, StreamInfo, ViewerErrorCode } from './types.js';
 import { ViewerLimiter } from './viewer-limits.js';
 import { DEFAULT_TRACKS_TIMEOUT_MS, ViewerPeer, warmUpWebRtc, type ViewerCloseReason, type ViewerPeerOptions } from './viewer-peer.js';
 

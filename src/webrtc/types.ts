@@ -1,8 +1,52 @@
 /**
- * Shared shapes of src/webrtc. `CameraRegistry` and `Principal` are the web layer's (src/web/types.ts,
- * docs/design.md): imported, not duplicated, so both layers always agree.
+ * Shared shapes of src/webrtc, and the seams it offers the web server above it: `CameraRegistry`
+ * (how a viewer names cameras), and the signalling and WHEP handlers src/web routes requests to.
+ * Who is calling (`Principal`, `CallerContext`) comes from src/access, which both layers import.
  */
-export type { CameraRegistry, Principal } from '../web/types.js';
+import type { WebSocket } from 'ws';
+import type { CallerContext } from '../access/principal.js';
+import type { BroadcastSource } from '../media/types.js';
+
+export type { Principal } from '../access/principal.js';
+
+/** How viewers (and the web layer) find cameras. `list()` is in display order. */
+export interface CameraRegistry {
+  get(id: string): BroadcastSource | undefined;
+  list(): ReadonlyArray<BroadcastSource>;
+  /**
+   * The camera transcoded to VP8 + Opus, for viewers that cannot take its own video codec;
+   * `undefined` when there is no such camera or ffmpeg cannot transcode. Same id, same limits.
+   */
+  transcoded?(id: string): BroadcastSource | undefined;
+}
+
+/**
+ * Takes over one accepted `/signal` WebSocket (docs/design.md, "WebSocket signalling protocol").
+ * The server has already authenticated the caller, checked Origin and set `maxPayload`; the handler
+ * must check `canWatch(ctx.principal, camera)` itself, because the camera is named in a message.
+ */
+export type SignallingHandler = (ws: WebSocket, ctx: CallerContext) => void;
+
+/** A framework-agnostic HTTP answer, as the WHEP handler gives it. */
+export interface HandlerResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+}
+
+/** WHEP (draft-ietf-wish-whep) without HTTP plumbing: the server validates ids, types and sizes first. */
+export interface WhepHandler {
+  /** `offer` is the client's SDP (`application/sdp`, size-limited). Expected: 201 + Location + answer. */
+  handlePost(cameraId: string, offer: string, ctx: CallerContext): Promise<HandlerResponse> | HandlerResponse;
+  handleDelete(cameraId: string, sessionId: string, ctx: CallerContext): Promise<HandlerResponse> | HandlerResponse;
+  /** Trickle ICE / ICE restart (`application/trickle-ice-sdpfrag`). Optional: 405 when missing. */
+  handlePatch?(
+    cameraId: string,
+    sessionId: string,
+    fragment: string,
+    ctx: CallerContext,
+  ): Promise<HandlerResponse> | HandlerResponse;
+}
 
 /** Error codes of the signalling protocol (docs/design.md). */
 export type ViewerErrorCode = 'not-found' | 'too-many-viewers' | 'unsupported-codec' | 'bad-request' | 'forbidden';

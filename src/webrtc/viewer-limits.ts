@@ -9,7 +9,7 @@
  * slots and lock the family out. Pending viewers are reaped by the viewer's connect timeout
  * (`CONNECT_TIMEOUT_MS` in viewer-peer.ts); a connected viewer is never displaced.
  */
-import { clientKey } from '../web/auth/client-address.js';
+import { clientKey } from '../access/client-address.js';
 
 export interface ViewerLimitSettings {
   /** Default maximum viewers per camera (default 20). */

@@ -32,7 +32,7 @@ import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../me
 import { silentLogger, type Logger } from '../util/logger.js';
 import { refusalLog } from '../util/summary-log.js';
 import { RemoteCandidateFilter } from './remote-candidates.js';
-import type { BroadcastSource } from './broadcast-source.js';
+import type { BroadcastSource } from '../media/types.js';
 import { audioCodec, h264Codec, offerVideoCodec, planMedia, UnsupportedCodecError, vp8Codec, type MediaPlan } from './codecs.js';
 import {
   announceCandidates,

@@ -10,15 +10,14 @@
  * trickled candidates (application/trickle-ice-sdpfrag); ICE restarts are refused.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { canWatch, type CallerContext } from '../access/principal.js';
+import type { BroadcastSource } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { refusalLog } from '../util/summary-log.js';
-import { canWatch } from '../web/principal.js';
-import type { CallerContext, HandlerResponse, WhepHandler } from '../web/types.js';
 import { UnsupportedCodecError } from './codecs.js';
 import { DEFAULT_ICE_SETTINGS, type IceSettings } from './ice-config.js';
-import type { BroadcastSource } from './broadcast-source.js';
 import { offeredVideoCodecs } from './sdp-filter.js';
-import type { CameraRegistry, IceCandidateJson } from './types.js';
+import type { CameraRegistry, HandlerResponse, IceCandidateJson, WhepHandler } from './types.js';
 import type { ViewerLimiter } from './viewer-limits.js';
 import { ViewerPeer, warmUpWebRtc, type ViewerPeerOptions } from './viewer-peer.js';
 

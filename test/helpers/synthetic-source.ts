@@ -13,8 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packetizeH264 } from '../../src/media/h264-packetizer.js';
-import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../../src/media/types.js';
-import type { BroadcastSource } from '../../src/webrtc/broadcast-source.js';
+import type { BroadcastSource, FrameSink, MediaFrame, SourceState, SourceStats, TrackDescription } from '../../src/media/types.js';
 
 const run = promisify(execFile);
 
@@ -213,6 +212,24 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
 
   get subscriberCount(): number {
     return this.sinks.size;
+  }
+
+  /** What the page and the metrics read: the picture and the subscribers; no network counters. */
+  stats(): SourceStats {
+    const live = this.stateValue.state === 'live' && !this.options.tracksOverride;
+    return {
+      id: this.id,
+      name: this.id,
+      state: this.stateValue.state,
+      subscribers: this.sinks.size,
+      reconnects: 0,
+      ...(live ? { codec: 'H264' as const, width: this.options.width, height: this.options.height, fps: this.options.fps } : {}),
+      bitrateBps: 0,
+      packetsReceived: 0,
+      packetsLost: 0,
+      gopCacheBytes: 0,
+      gopCacheFrames: this.gopCache.length,
+    };
   }
 
   /** The tracks the camera would report. */

@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/load-config.js';
 import { AccountStore } from '../../src/web/auth/accounts.js';
-import { clientKey, createClientAddressOf, isLoopbackAddress, isLoopbackHost, normaliseAddress, socketAddressOf } from '../../src/web/auth/client-address.js';
+import { clientKey, createClientAddressOf, isLoopbackAddress, isLoopbackHost, normaliseAddress, socketAddressOf } from '../../src/access/client-address.js';
 import { formatPasswordHash, hashPassword, parsePasswordHash, verifyPassword } from '../../src/web/auth/password.js';
 import { LoginRateLimiter } from '../../src/web/auth/rate-limiter.js';
 import { createSelfSignedCertificate } from '../../src/web/auth/self-signed.js';

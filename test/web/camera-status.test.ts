@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Source } from '../../src/media/source.js';
-import { publicErrorText, toCameraStatus } from '../../src/web/camera-status.js';
+import { publicErrorText } from '../../src/access/public-error.js';
+import { toCameraStatus } from '../../src/web/camera-status.js';
 import { FakeSource, H264_TRACK, PCMU_TRACK } from './fixtures.js';
 
 describe('camera status JSON', () => {

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { connect } from 'node:net';
-import type { FrameSink, SourceState, TrackDescription } from '../../src/media/types.js';
+import type { FrameSink, SourceState, SourceStats, TrackDescription } from '../../src/media/types.js';
 import type { BroadcastSource, CameraRegistry } from '../../src/web/types.js';
 
 export const H264_TRACK: TrackDescription = {
@@ -54,8 +54,21 @@ export class FakeSource extends EventEmitter implements BroadcastSource {
     this.url = 'rtsp://admin:hunter2-secret@192.168.77.10:554/stream1';
   }
 
-  stats(): FakeStats {
-    return this.currentStats;
+  /** A full `SourceStats`: what the fake was given, over the figures of a camera that sends nothing. */
+  stats(): SourceStats {
+    return {
+      id: this.id,
+      name: this.name,
+      state: this.state.state,
+      subscribers: 0,
+      reconnects: 0,
+      bitrateBps: 0,
+      packetsReceived: 0,
+      packetsLost: 0,
+      gopCacheBytes: 0,
+      gopCacheFrames: 0,
+      ...this.currentStats,
+    };
   }
 
   subscribe(_sink: FrameSink): { unsubscribe(): void } {

@@ -3,7 +3,7 @@
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { silentLogger, type Logger } from '../../src/util/logger.js';
-import type { BroadcastSource } from '../../src/webrtc/broadcast-source.js';
+import type { BroadcastSource } from '../../src/media/types.js';
 import { LOOPBACK_ICE_SETTINGS, type IceSettings } from '../../src/webrtc/ice-config.js';
 import { handleSignallingSocket, type SignallingContext } from '../../src/webrtc/signalling.js';
 import type { CameraRegistry, Principal } from '../../src/webrtc/types.js';

@@ -22,7 +22,7 @@ import { refusalLog } from '../../util/summary-log.js';
 import { HttpError, isCameraId, mediaType } from '../http-util.js';
 import type { Authorize, Principal, RouteContext, SignallingHandler, WebRoute, WhepHandler } from '../types.js';
 import { AccountStore, LoginBusyError, MAX_PASSWORD_LENGTH, MAX_USERNAME_LENGTH, type ViewerAccountConfig } from './accounts.js';
-import { clientKey, isLoopbackAddress, isLoopbackHost, socketAddressOf, type ClientAddressOf } from './client-address.js';
+import { clientKey, isLoopbackAddress, isLoopbackHost, socketAddressOf, type ClientAddressOf } from '../../access/client-address.js';
 import { cookieNames, readCookie, serializeCookie } from './cookies.js';
 import { linkInvalidPage, linkLandingPage, loginPage, tooManyAttemptsPage } from './pages.js';
 import { PeerGuard, type PeerLimitSettings } from './peer-guard.js';

@@ -10,7 +10,7 @@ export {
   type ShareLinkView,
 } from './access-control.js';
 export type { ViewerAccountConfig } from './accounts.js';
-export { createClientAddressOf, socketAddressOf, type ClientAddressOf } from './client-address.js';
+export { createClientAddressOf, socketAddressOf, type ClientAddressOf } from '../../access/client-address.js';
 export { CLOSE_TOO_MANY_PEERS, DEFAULT_PEER_LIMITS, type PeerLimitSettings } from './peer-guard.js';
 export { hashPassword, formatPasswordHash, parsePasswordHash, verifyPassword, DEFAULT_SCRYPT } from './password.js';
 export { isAccessPrincipal, type AccessPrincipal, type PrincipalKind } from './principals.js';

@@ -13,7 +13,7 @@ import type { WebSocket } from 'ws';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import { refusalLog } from '../../util/summary-log.js';
 import type { CallerContext, HandlerResponse, Principal, SignallingHandler, WhepHandler } from '../types.js';
-import { clientKey } from './client-address.js';
+import { clientKey } from '../../access/client-address.js';
 
 export interface PeerLimitSettings {
   maxPeersPerPrincipal: number;

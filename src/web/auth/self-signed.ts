@@ -10,7 +10,7 @@
  */
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { isIPv4 } from 'node:net';
-import { ipv6Bytes } from './client-address.js';
+import { ipv6Bytes } from '../../access/client-address.js';
 
 export const MAX_VALIDITY_DAYS = 825;
 

@@ -4,7 +4,7 @@
 // and trailing punctuation stays in the text, without letting any part of the URL through.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { publicErrorText } from '../../src/web/camera-status.js';
+import { publicErrorText } from '../../src/access/public-error.js';
 
 test('a URL in parentheses or before punctuation is replaced and the sentence keeps its shape', () => {
   assert.equal(

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { isIPv4, isIPv6 } from 'node:net';
-import { parseAddressRanges } from '../../util/address-ranges.js';
+import { parseAddressRanges } from '../util/address-ranges.js';
 
 /** Expands an IPv6 address to eight 16-bit groups; `undefined` when it is not one. */
 function ipv6Groups(address: string): number[] | undefined {
