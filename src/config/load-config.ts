@@ -4,6 +4,7 @@ import { cameraIdFromName } from './camera-id.js';
 import { describeErrors, formatPath, printableUrl } from './errors.js';
 import { readSchemaFile, type JsonSchema } from './schema-file.js';
 import { collectSecrets } from './secrets.js';
+import { EXPIRY_MS } from './share-link-expiry.js';
 import type {
   CameraConfig,
   CameraSource,
@@ -41,14 +42,6 @@ type SectionKey = (typeof SECTION_KEYS)[number];
 
 /** Keys Homebridge itself puts in a platform block. */
 const HOMEBRIDGE_KEYS = new Set(['platform', '_bridge']);
-
-/** How long a share link made with each expiry choice lasts (the form, the config and the API share it). */
-export const EXPIRY_MS: Readonly<Record<ShareLinkExpiry, number>> = {
-  '1h': 3_600_000,
-  '1d': 86_400_000,
-  '7d': 7 * 86_400_000,
-  '30d': 30 * 86_400_000,
-};
 
 /**
  * Defaults of the fields of one camera, viewer or ONVIF block. They are not in config.schema.json:

@@ -8,7 +8,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
-import { EXPIRY_MS } from '../../config/load-config.js';
+import { EXPIRY_MS } from '../../config/share-link-expiry.js';
 import type { ShareLinkExpiry } from '../../config/types.js';
 import type { Logger } from '../../util/logger.js';
 import { readJsonFile, writeFileAtomic } from './storage.js';
