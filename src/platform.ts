@@ -5,15 +5,8 @@ import type { CameraConfig, PluginConfig } from './config/types.js';
 import type { FfmpegCapabilities } from './ffmpeg/capabilities.js';
 import { findFfmpeg } from './ffmpeg/find-ffmpeg.js';
 import { applyAccessoryInformation } from './homekit/accessory-info.js';
-import {
-  createCameraRuntime,
-  createPluginServices,
-  type CameraRuntime,
-  type CameraRuntimeFactory,
-  type PluginServices,
-  type PluginServicesFactory,
-  type RuntimeContext,
-} from './runtime/camera-runtime.js';
+import { createCameraRuntime, createPluginServices } from './runtime/camera-runtime.js';
+import type { CameraRuntime, CameraRuntimeFactory, PluginServices, PluginServicesFactory, RuntimeContext } from './runtime/types.js';
 import { PLATFORM_NAME, PLUGIN_NAME } from './settings.js';
 import { prefixedLogger, redactingLogger, type Logger } from './util/logger.js';
 import { redactUrl } from './util/redact.js';

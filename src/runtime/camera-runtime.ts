@@ -1,12 +1,10 @@
-import type { API, PlatformAccessory } from 'homebridge';
-import { redactUrl } from '../util/redact.js';
-import type { CameraConfig, PluginConfig } from '../config/types.js';
-import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
-import type { Logger } from '../util/logger.js';
-import { Source } from '../media/source.js';
+import type { CameraConfig } from '../config/types.js';
 import { HomeKitCamera } from '../homekit/homekit-camera.js';
+import { Source } from '../media/source.js';
+import { redactUrl } from '../util/redact.js';
 import { cameraUpstream, onvifConnector } from './camera-upstream.js';
-import { createSharedServices, type SharedServices } from './plugin-services.js';
+import { createSharedServices } from './plugin-services.js';
+import type { CameraRuntimeFactory, PluginServicesFactory } from './types.js';
 
 /**
  * The seam between the Homebridge glue (src/platform.ts) and the work. The platform validates the
@@ -21,41 +19,6 @@ import { createSharedServices, type SharedServices } from './plugin-services.js'
  * Later issues replace the bodies below; the platform does not change. Both `stop()`s must be
  * idempotent and must not throw for "already stopped".
  */
-
-/** What every part of the runtime may use. */
-export interface RuntimeContext {
-  api: API;
-  /** Plugin-wide logger; it already redacts every configured secret. */
-  log: Logger;
-  config: PluginConfig;
-  /** undefined when no working ffmpeg was found (that was logged once, with how to install it). */
-  ffmpeg: FfmpegCapabilities | undefined;
-  /** Homebridge's storage directory, for files the plugin keeps (certificates, share-link keys). */
-  storagePath: string;
-  /** Every password in the config (cameras, viewers, TURN): masked in anything sent to a browser. */
-  secrets: ReadonlySet<string>;
-}
-
-/** Plugin-wide services: the camera registry, the loopback re-stream and the web server. */
-export type PluginServices = SharedServices;
-
-export interface CameraRuntimeDeps extends RuntimeContext {
-  /** The camera's registered (or restored) HomeKit accessory. */
-  accessory: PlatformAccessory;
-  /** Prefixed with the camera name and redacting. */
-  log: Logger;
-  services: PluginServices;
-}
-
-export interface CameraRuntime {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  /** Settles when the accessory's HomeKit services are complete (the platform publishes external accessories then). */
-  homekitReady?(): Promise<void>;
-}
-
-export type PluginServicesFactory = (context: RuntimeContext) => PluginServices;
-export type CameraRuntimeFactory = (camera: CameraConfig, deps: CameraRuntimeDeps) => CameraRuntime;
 
 export const createPluginServices: PluginServicesFactory = (context) => createSharedServices(context);
 

@@ -1,6 +1,4 @@
 import { X509Certificate } from 'node:crypto';
-import type { CameraConfig } from '../config/types.js';
-import type { Source } from '../media/source.js';
 import { createRestreamServer, type RestreamServer } from '../rtsp/server.js';
 import { createAccessControl, createClientAddressOf, createHttpsRedirect, loadTlsCredentials, type AccessControl } from '../web/auth/index.js';
 import { TranscodedVariants } from '../transcode/variants.js';
@@ -13,39 +11,14 @@ import { createSignallingHandler } from '../webrtc/signalling.js';
 import { ViewerLimiter } from '../webrtc/viewer-limits.js';
 import { createWhepHandler } from '../webrtc/whep.js';
 import type { PluginConfig, WebConfig } from '../config/types.js';
-import type { RuntimeContext } from './camera-runtime.js';
+import type { RegisteredCamera, RuntimeContext, SharedServices } from './types.js';
 import { createDiscoveryService } from './discovery-service.js';
 import { pruneSavedSnapshots } from '../homekit/snapshot-store.js';
 import { adminRoutes } from '../admin/admin-routes.js';
 import { createLocalAdmin, type LocalAdmin } from '../admin/local-admin.js';
 import type { Authorize } from '../web/types.js';
 
-/** A camera as the shared services know it. */
-export interface RegisteredCamera {
-  config: CameraConfig;
-  source: Source;
-  /** Home app streams running now (for the Homebridge UI page). */
-  homekitStreams?: () => number;
-}
-
-/**
- * What all cameras share: the registry viewers name cameras through, the loopback re-stream every
- * plugin ffmpeg reads, and the web server (page, API, signalling, WHEP).
- */
-export interface SharedServices {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  addCamera(camera: RegisteredCamera): void;
-  removeCamera(id: string): void;
-  /**
-   * rtsp://127.0.0.1:<port>/<token>/<id>: the only URL the plugin's ffmpeg processes ever read.
-   * Each call issues a fresh single-use token: call it once per process start.
-   */
-  restreamUrl(id: string): string;
-  /** The web server's snapshot seam; the HomeKit snapshot service fills it so tiles and Home share one mechanism. */
-  setSnapshotProvider(provider: SnapshotProvider): void;
-  readonly watchUrl: string | undefined;
-}
+export type { RegisteredCamera, SharedServices } from './types.js';
 
 /** Our ICE settings from the validated config. */
 export function iceSettingsFrom(config: PluginConfig): IceSettings {

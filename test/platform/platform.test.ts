@@ -5,7 +5,7 @@ import hap from '@homebridge/hap-nodejs';
 import type { API, Logging, PlatformAccessory, PlatformConfig } from 'homebridge';
 import { cameraUuid, WebRTCCamerasPlatform, type PlatformHooks } from '../../src/platform.js';
 import type { CameraConfig } from '../../src/config/types.js';
-import type { CameraRuntimeDeps } from '../../src/runtime/camera-runtime.js';
+import type { CameraRuntimeDeps } from '../../src/runtime/types.js';
 import pluginInit from '../../src/index.js';
 
 /** A stand-in for Homebridge's PlatformAccessory, with real HAP services behind it. */

@@ -1,0 +1,73 @@
+/**
+ * The shared shapes of src/runtime, in a module of their own so that camera-runtime.ts (which builds
+ * each camera) and plugin-services.ts (what all cameras share) both import them without importing
+ * each other: the platform passes a `RuntimeContext` to both factories.
+ */
+import type { API, PlatformAccessory } from 'homebridge';
+import type { CameraConfig, PluginConfig } from '../config/types.js';
+import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
+import type { Source } from '../media/source.js';
+import type { Logger } from '../util/logger.js';
+import type { SnapshotProvider } from '../web/types.js';
+
+/** What every part of the runtime may use. */
+export interface RuntimeContext {
+  api: API;
+  /** Plugin-wide logger; it already redacts every configured secret. */
+  log: Logger;
+  config: PluginConfig;
+  /** undefined when no working ffmpeg was found (that was logged once, with how to install it). */
+  ffmpeg: FfmpegCapabilities | undefined;
+  /** Homebridge's storage directory, for files the plugin keeps (certificates, share-link keys). */
+  storagePath: string;
+  /** Every password in the config (cameras, viewers, TURN): masked in anything sent to a browser. */
+  secrets: ReadonlySet<string>;
+}
+
+export interface CameraRuntimeDeps extends RuntimeContext {
+  /** The camera's registered (or restored) HomeKit accessory. */
+  accessory: PlatformAccessory;
+  /** Prefixed with the camera name and redacting. */
+  log: Logger;
+  services: PluginServices;
+}
+
+export interface CameraRuntime {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Settles when the accessory's HomeKit services are complete (the platform publishes external accessories then). */
+  homekitReady?(): Promise<void>;
+}
+
+export type PluginServicesFactory = (context: RuntimeContext) => PluginServices;
+export type CameraRuntimeFactory = (camera: CameraConfig, deps: CameraRuntimeDeps) => CameraRuntime;
+
+/** A camera as the shared services know it. */
+export interface RegisteredCamera {
+  config: CameraConfig;
+  source: Source;
+  /** Home app streams running now (for the Homebridge UI page). */
+  homekitStreams?: () => number;
+}
+
+/**
+ * What all cameras share: the registry viewers name cameras through, the loopback re-stream every
+ * plugin ffmpeg reads, and the web server (page, API, signalling, WHEP).
+ */
+export interface SharedServices {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  addCamera(camera: RegisteredCamera): void;
+  removeCamera(id: string): void;
+  /**
+   * rtsp://127.0.0.1:<port>/<token>/<id>: the only URL the plugin's ffmpeg processes ever read.
+   * Each call issues a fresh single-use token: call it once per process start.
+   */
+  restreamUrl(id: string): string;
+  /** The web server's snapshot seam; the HomeKit snapshot service fills it so tiles and Home share one mechanism. */
+  setSnapshotProvider(provider: SnapshotProvider): void;
+  readonly watchUrl: string | undefined;
+}
+
+/** Plugin-wide services: the camera registry, the loopback re-stream and the web server. */
+export type PluginServices = SharedServices;
