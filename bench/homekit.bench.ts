@@ -19,7 +19,7 @@ import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../
 import { HapCameraClient, newSessionId, type CameraAccessory, type StartOptions } from '../test/homekit/hap-camera-client.js';
 import { SrtpReceiver } from '../test/homekit/srtp-receiver.js';
 import { startCameraRig } from '../test/homekit/camera-rig.js';
-import { SnapshotService } from '../src/homekit/snapshot-service.js';
+import { SnapshotService } from '../src/snapshots/snapshot-service.js';
 import { silentLogger } from '../src/util/logger.js';
 
 const RUNS = 5;

@@ -10,7 +10,7 @@
  * The snapshot is the stream's own keyframe decoded by ffmpeg (or the ONVIF snapshot without ffmpeg).
  */
 import type { CameraConfig } from '../config/types.js';
-import { takeKeyframe, decodeToJpeg } from '../homekit/keyframe-snapshot.js';
+import { takeKeyframe, decodeToJpeg } from '../snapshots/keyframe-snapshot.js';
 import { Source } from '../media/source.js';
 import type { UpstreamFactory } from '../media/types.js';
 import { connectOnvifDevice, isOnvifError, type ConnectedOnvifDevice } from '../onvif/index.js';

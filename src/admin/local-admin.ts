@@ -17,7 +17,7 @@ import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { unlink } from 'node:fs/promises';
 import { isLoopbackAddress } from '../access/client-address.js';
-import { ensureStorageDir, readJsonFile, writeFileAtomic } from '../web/auth/storage.js';
+import { ensureStorageDir, readJsonFile, writeFileAtomic } from '../util/storage.js';
 import type { Principal } from '../web/types.js';
 import { safeEqual } from '../util/safe-equal.js';
 

@@ -3,7 +3,8 @@
  * - the CameraController, configured once the camera's real picture size is known (read from its
  *   SPS on a first short pull, remembered in the accessory's context for the next start);
  * - the streaming delegate (one ffmpeg per Home app viewer, all reading the loopback re-stream);
- * - the snapshot service, also registered with the web server's provider;
+ * - Home app snapshots, answered by the camera's snapshot service (src/snapshots, built and
+ *   registered with the web server by src/runtime, handed in here);
  * - the MotionSensor (ONVIF motion events) and ONVIF device information.
  *
  * `start()` never waits for the camera; everything that needs it happens in the background.
@@ -13,22 +14,24 @@ import type { CameraConfig, FfmpegConfig } from '../config/types.js';
 import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
 import { splitArgs } from '../ffmpeg/homekit-args.js';
 import { QueuedSink } from '../media/queued-sink.js';
-import type { SourceStats } from '../media/source.js';
+import type { SourceState, SourceStats, Subscribable, TrackDescription } from '../media/types.js';
 import type { ConnectedOnvifDevice } from '../onvif/device.js';
-import { httpRequest } from '../onvif/http-client.js';
 import type { Logger } from '../util/logger.js';
-import { redactUrl } from '../util/redact.js';
 import { applyOnvifInformation } from './accessory-info.js';
-import type { SnapshotFrameSource } from './keyframe-snapshot.js';
 import { OnvifLink } from './onvif-link.js';
-import { snapshotRegistryFor, SnapshotService, type SnapshotProviderHost, type StillImageSource } from './snapshot-service.js';
-import { SnapshotStore } from './snapshot-store.js';
 import { HomeKitStreamingDelegate } from './streaming-delegate.js';
 import { chooseAudio, resolutionsFor, streamingOptions } from './streaming-options.js';
 
 /** What the HomeKit camera needs from the camera's Source (`Source` satisfies it). */
-export interface HomeKitCameraSource extends SnapshotFrameSource {
+export interface HomeKitCameraSource extends Subscribable {
+  readonly state: Pick<SourceState, 'state'>;
+  readonly tracks: ReadonlyArray<TrackDescription>;
   stats(): SourceStats;
+}
+
+/** Where Home app snapshots come from (src/snapshots' `SnapshotService` satisfies it). */
+export interface HomeKitSnapshots {
+  getSnapshot(size: { width?: number; height?: number }): Promise<Buffer | undefined>;
 }
 
 export interface HomeKitCameraOptions {
@@ -36,15 +39,15 @@ export interface HomeKitCameraOptions {
   accessory: PlatformAccessory;
   camera: CameraConfig;
   source: HomeKitCameraSource;
-  services: SnapshotProviderHost & { restreamUrl(id: string): string };
+  services: { restreamUrl(id: string): string };
+  /** The camera's snapshot service, shared with the web page's tiles. */
+  snapshots: HomeKitSnapshots;
   ffmpeg: FfmpegCapabilities | undefined;
   ffmpegConfig: FfmpegConfig;
   log: Logger;
   onvifDevice?: () => Promise<ConnectedOnvifDevice>;
   /** How long the first start waits for the camera's picture size (default 8000 ms). */
   probeTimeoutMs?: number;
-  /** Homebridge's storage path: the last good snapshot is kept there across restarts. Without it, it is not. */
-  storagePath?: string;
 }
 
 /** Kept in the accessory's context so the next start knows the picture size at once. */
@@ -60,36 +63,24 @@ interface HomeKitContext {
 export const DEFAULT_STREAM_TIMEOUT_SECONDS = 15;
 
 export class HomeKitCamera {
-  readonly snapshots: SnapshotService;
   readonly delegate: HomeKitStreamingDelegate | undefined;
   private controller: CameraController | undefined;
   private motionService: Service | undefined;
   private readonly onvif: OnvifLink | undefined;
   private readonly log: Logger;
   private readonly probe = new AbortController();
-  private unregisterSnapshots: (() => void) | undefined;
-  private readonly store: SnapshotStore | undefined;
   private stopped = false;
   private motionDetected = false;
 
   constructor(private readonly options: HomeKitCameraOptions) {
     const { camera, ffmpeg, log } = options;
     this.log = log;
-    this.store = options.storagePath ? makeStore(options.storagePath, camera.id, log) : undefined;
-    this.snapshots = new SnapshotService({
-      source: options.source,
-      ffmpegPath: ffmpeg?.path,
-      stillSources: this.stillSources(),
-      log,
-      debug: options.ffmpegConfig.debug,
-      ...(this.store ? { store: this.store } : {}),
-    });
     if (ffmpeg) {
       const audio = chooseAudio(ffmpeg, camera.audio);
       this.delegate = new HomeKitStreamingDelegate({
         hap: options.api.hap,
         maxStreams: camera.maxHomeKitStreams,
-        snapshot: (size) => this.snapshots.getSnapshot(size),
+        snapshot: (size) => options.snapshots.getSnapshot(size),
         ffmpeg,
         inputUrl: () => options.services.restreamUrl(camera.id),
         cameraVideo: () => {
@@ -127,11 +118,8 @@ export class HomeKitCamera {
       : undefined;
   }
 
-  /** Registers snapshots, starts ONVIF, and configures the controller in the background. */
+  /** Starts ONVIF, and configures the controller in the background. */
   start(): void {
-    this.unregisterSnapshots = snapshotRegistryFor(this.options.services).register(this.options.camera.id, this.snapshots);
-    // Into memory now, so the page's first tile request is answered from memory.
-    void this.store?.load();
     this.onvif?.start();
     this.configured = this.configure().catch((error: unknown) => {
       this.log.error(`The Home app camera could not be set up: ${error instanceof Error ? error.message : String(error)}`);
@@ -144,13 +132,12 @@ export class HomeKitCamera {
    */
   configured: Promise<void> = Promise.resolve();
 
-  /** Stops every stream (and its ffmpeg), motion events and snapshots. Idempotent. */
+  /** Stops every stream (and its ffmpeg) and motion events. Idempotent. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.probe.abort();
-    this.unregisterSnapshots?.();
-    await Promise.allSettled([this.snapshots.close(), this.delegate?.close(), this.onvif?.stop()]);
+    await Promise.allSettled([this.delegate?.close(), this.onvif?.stop()]);
   }
 
   /** The controller once configured (tests). */
@@ -166,27 +153,6 @@ export class HomeKitCamera {
       return 'libx264';
     }
     return wanted;
-  }
-
-  private stillSources(): StillImageSource[] {
-    const { camera, onvifDevice } = this.options;
-    const sources: StillImageSource[] = [];
-    if (camera.snapshotUrl) {
-      const url = camera.snapshotUrl;
-      const credentials = snapshotCredentials(camera);
-      sources.push({
-        name: `snapshotUrl ${redactUrl(url)}`,
-        fetch: async (signal) => {
-          const response = await httpRequest({ url, timeoutMs: 4000, signal, ...(credentials ? { credentials } : {}), headers: { accept: 'image/jpeg, image/*' } });
-          if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
-          return response.body;
-        },
-      });
-    }
-    if (onvifDevice) {
-      sources.push({ name: 'ONVIF snapshot URI', fetch: async () => (await onvifDevice()).fetchSnapshot() });
-    }
-    return sources;
   }
 
   private async configure(): Promise<void> {
@@ -270,29 +236,4 @@ export class HomeKitCamera {
     this.motionDetected = detected;
     this.motionService?.updateCharacteristic(this.options.api.hap.Characteristic.MotionDetected, detected);
   }
-}
-
-/** The camera's snapshot store; a camera the config let through with an odd id simply has none. */
-function makeStore(storagePath: string, cameraId: string, log: Logger): SnapshotStore | undefined {
-  try {
-    return new SnapshotStore({ storagePath, cameraId, log });
-  } catch (error) {
-    log.warn(`The last snapshot will not be kept across restarts: ${error instanceof Error ? error.message : String(error)}`);
-    return undefined;
-  }
-}
-
-/** The snapshot URL's own credentials, else the camera's (from its RTSP URL). */
-function snapshotCredentials(camera: CameraConfig): { username: string; password: string } | undefined {
-  for (const text of [camera.snapshotUrl, camera.source.kind === 'rtsp' ? camera.source.url : undefined]) {
-    if (!text) continue;
-    try {
-      const url = new URL(text);
-      if (url.username) return { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
-    } catch {
-      // not a URL: try the next
-    }
-  }
-  const onvif = camera.onvif;
-  return onvif?.username ? { username: onvif.username, password: onvif.password ?? '' } : undefined;
 }

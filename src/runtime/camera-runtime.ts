@@ -2,6 +2,7 @@ import type { CameraConfig } from '../config/types.js';
 import { HomeKitCamera } from '../homekit/homekit-camera.js';
 import { Source } from '../media/source.js';
 import { redactUrl } from '../util/redact.js';
+import { createCameraSnapshots } from './camera-snapshots.js';
 import { cameraUpstream, onvifConnector } from './camera-upstream.js';
 import { createSharedServices } from './plugin-services.js';
 import type { CameraRuntimeFactory, PluginServicesFactory } from './types.js';
@@ -12,7 +13,8 @@ import type { CameraRuntimeFactory, PluginServicesFactory } from './types.js';
  *
  * - `createPluginServices` once: what all cameras share (the web server, the loopback RTSP
  *   re-stream, the camera registry). Started before any camera, stopped after the last.
- * - `createCameraRuntime` once per camera: its `Source`, HomeKit streaming delegate, snapshots,
+ * - `createCameraRuntime` once per camera: its `Source`, snapshot service (registered with the
+ *   shared services' `SnapshotRegistry`, which the web server reads), HomeKit streaming delegate,
  *   motion. Started after its accessory is registered; `start()` must not wait for the camera to
  *   answer (an unreachable camera retries in the background with backoff, never in a hot loop).
  *
@@ -36,29 +38,44 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     logNamesCamera: true, // deps.log is the platform's "[camera name]" logger already
     alwaysOn: camera.alwaysOn,
   });
-  // HomeKit: camera controller, streams, snapshots (shared with the web page), motion, ONVIF details.
-  const homekit = new HomeKitCamera({
-    api: deps.api,
-    accessory: deps.accessory,
+  // Snapshots: one service per camera, for the Home app and the web page's tiles alike.
+  const snapshots = createCameraSnapshots({
     camera,
     source,
-    services: deps.services,
     ffmpeg: deps.ffmpeg,
     ffmpegConfig: deps.config.ffmpeg,
     log: deps.log,
     storagePath: deps.storagePath,
     ...(onvifDevice ? { onvifDevice } : {}),
   });
+  let unregisterSnapshots: (() => void) | undefined;
+  // HomeKit: camera controller, streams, motion, ONVIF details.
+  const homekit = new HomeKitCamera({
+    api: deps.api,
+    accessory: deps.accessory,
+    camera,
+    source,
+    services: deps.services,
+    snapshots: snapshots.service,
+    ffmpeg: deps.ffmpeg,
+    ffmpegConfig: deps.config.ffmpeg,
+    log: deps.log,
+    ...(onvifDevice ? { onvifDevice } : {}),
+  });
   return {
     start: async () => {
       deps.services.addCamera({ config: camera, source, homekitStreams: () => homekit.delegate?.sessionCount ?? 0 });
+      unregisterSnapshots = deps.services.snapshots.register(camera.id, snapshots.service);
+      // Into memory now, so the page's first tile request is answered from memory.
+      void snapshots.store?.load();
       homekit.start();
       deps.log.debug(`Camera '${camera.id}' is ready (source: ${describeSource(camera)}).`);
     },
     homekitReady: () => homekit.configured,
     stop: async () => {
       // Streams first: their ffmpeg processes read the re-stream of this Source.
-      await homekit.stop();
+      unregisterSnapshots?.();
+      await Promise.allSettled([homekit.stop(), snapshots.service.close()]);
       deps.services.removeCamera(camera.id);
       await source.close();
     },

@@ -3,7 +3,7 @@ import { createRestreamServer, type RestreamServer } from '../rtsp/server.js';
 import { createAccessControl, createClientAddressOf, createHttpsRedirect, loadTlsCredentials, type AccessControl } from '../web/auth/index.js';
 import { TranscodedVariants } from '../transcode/variants.js';
 import { createWebServer, type WebServer } from '../web/server.js';
-import type { CameraRegistry, ClientIceServer, SnapshotProvider, WebRoute } from '../web/types.js';
+import type { CameraRegistry, ClientIceServer, WebRoute } from '../web/types.js';
 import { renderMetrics } from '../web/metrics.js';
 import { canWatch } from '../access/principal.js';
 import type { IceSettings } from '../webrtc/ice-config.js';
@@ -13,7 +13,8 @@ import { createWhepHandler } from '../webrtc/whep.js';
 import type { PluginConfig, WebConfig } from '../config/types.js';
 import type { RegisteredCamera, RuntimeContext, SharedServices } from './types.js';
 import { createDiscoveryService } from './discovery-service.js';
-import { pruneSavedSnapshots } from '../homekit/snapshot-store.js';
+import { SnapshotRegistry } from '../snapshots/snapshot-service.js';
+import { pruneSavedSnapshots } from '../snapshots/snapshot-store.js';
 import { adminRoutes } from '../admin/admin-routes.js';
 import { createLocalAdmin, type LocalAdmin } from '../admin/local-admin.js';
 import type { Authorize } from '../web/types.js';
@@ -76,7 +77,8 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     perCamera: Object.fromEntries(config.cameras.map((c) => [c.id, c.maxViewers])),
   });
   const ice = iceSettingsFrom(config);
-  let snapshots: SnapshotProvider | undefined;
+  // Every camera registers its snapshot service here (camera-runtime.ts); the web server reads it.
+  const snapshots = new SnapshotRegistry();
   let web: WebServer | undefined;
   let access: AccessControl | undefined;
   let localAdmin: LocalAdmin | undefined;
@@ -102,6 +104,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
   };
 
   return {
+    snapshots,
     get watchUrl() {
       return watchUrl;
     },
@@ -174,10 +177,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         secrets: () => [...context.secrets, ...access!.secrets()],
         signalling: access.guardSignalling(createSignallingHandler({ registry, limits, ice, logger: log })),
         whep: access.guardWhep(whep),
-        snapshots: {
-          getSnapshot: (id, size) => snapshots ? snapshots.getSnapshot(id, size) : Promise.resolve(undefined),
-          savedSnapshot: (id) => snapshots?.savedSnapshot ? snapshots.savedSnapshot(id) : Promise.resolve(undefined),
-        },
+        snapshots,
         cameraExtras: (id) => {
           const camera = cameras.get(id);
           return camera ? { name: camera.config.name, viewers: limits.count(id) } : undefined;
@@ -232,9 +232,6 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     restreamUrl(id) {
       if (!restream) throw new Error('the re-stream server is not running');
       return restream.issueUrl(id);
-    },
-    setSnapshotProvider(provider) {
-      snapshots = provider;
     },
   };
 }

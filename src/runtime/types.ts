@@ -7,8 +7,8 @@ import type { API, PlatformAccessory } from 'homebridge';
 import type { CameraConfig, PluginConfig } from '../config/types.js';
 import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
 import type { Source } from '../media/source.js';
+import type { SnapshotRegistry } from '../snapshots/snapshot-service.js';
 import type { Logger } from '../util/logger.js';
-import type { SnapshotProvider } from '../web/types.js';
 
 /** What every part of the runtime may use. */
 export interface RuntimeContext {
@@ -64,8 +64,8 @@ export interface SharedServices {
    * Each call issues a fresh single-use token: call it once per process start.
    */
   restreamUrl(id: string): string;
-  /** The web server's snapshot seam; the HomeKit snapshot service fills it so tiles and Home share one mechanism. */
-  setSnapshotProvider(provider: SnapshotProvider): void;
+  /** The web server's snapshot provider: each camera registers its snapshot service here, so tiles and Home share one mechanism. */
+  readonly snapshots: SnapshotRegistry;
   readonly watchUrl: string | undefined;
 }
 

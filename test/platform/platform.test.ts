@@ -6,6 +6,7 @@ import type { API, Logging, PlatformAccessory, PlatformConfig } from 'homebridge
 import { cameraUuid, WebRTCCamerasPlatform, type PlatformHooks } from '../../src/platform.js';
 import type { CameraConfig } from '../../src/config/types.js';
 import type { CameraRuntimeDeps } from '../../src/runtime/types.js';
+import { SnapshotRegistry } from '../../src/snapshots/snapshot-service.js';
 import pluginInit from '../../src/index.js';
 
 /** A stand-in for Homebridge's PlatformAccessory, with real HAP services behind it. */
@@ -92,7 +93,7 @@ function harness(config: PlatformConfig | undefined, cached: FakeAccessory[] = [
       addCamera: () => undefined,
       removeCamera: () => undefined,
       restreamUrl: (id) => `rtsp://127.0.0.1:1/${id}`,
-      setSnapshotProvider: () => undefined,
+      snapshots: new SnapshotRegistry(),
       watchUrl: undefined,
     }),
     createCameraRuntime: (camera, deps) => ({

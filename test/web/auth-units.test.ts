@@ -20,7 +20,7 @@ import { formatPasswordHash, hashPassword, parsePasswordHash, verifyPassword } f
 import { LoginRateLimiter } from '../../src/web/auth/rate-limiter.js';
 import { createSelfSignedCertificate } from '../../src/web/auth/self-signed.js';
 import { ShareLinkStore, parseExpiresIn } from '../../src/web/auth/share-links.js';
-import { ensureStorageDir, readOrCreateSecret } from '../../src/web/auth/storage.js';
+import { ensureStorageDir, readOrCreateSecret } from '../../src/util/storage.js';
 import { createHttpsRedirect, loadTlsCredentials } from '../../src/web/auth/tls.js';
 import { parseAddressRanges } from '../../src/util/address-ranges.js';
 import { silentLogger } from '../../src/util/logger.js';

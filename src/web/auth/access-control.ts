@@ -39,7 +39,7 @@ import {
   type ShareLink,
   type ShareLinkState,
 } from './share-links.js';
-import { ensureStorageDir, readOrCreateSecret } from './storage.js';
+import { ensureStorageDir, readOrCreateSecret } from '../../util/storage.js';
 import { safeEqual } from '../../util/safe-equal.js';
 
 export const LOGIN_PATH = '/login';

@@ -17,5 +17,5 @@ export { isAccessPrincipal, type AccessPrincipal, type PrincipalKind } from './p
 export { DEFAULT_RATE_LIMIT, type RateLimitSettings } from './rate-limiter.js';
 export { DEFAULT_SESSION_SETTINGS, type SessionSettings } from './sessions.js';
 export { createSelfSignedCertificate } from './self-signed.js';
-export { STORAGE_FOLDER } from './storage.js';
+export { STORAGE_FOLDER } from '../../util/storage.js';
 export { createHttpsRedirect, loadTlsCredentials, type RedirectServer, type TlsCredentials, type TlsSettings } from './tls.js';

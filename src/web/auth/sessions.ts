@@ -12,7 +12,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from '../../util/logger.js';
 import type { AccessPrincipal } from './principals.js';
-import { readJsonFile, writeFileAtomic } from './storage.js';
+import { readJsonFile, writeFileAtomic } from '../../util/storage.js';
 
 export const SESSIONS_FILE = 'sessions.json';
 const ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;

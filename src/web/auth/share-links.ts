@@ -11,7 +11,7 @@ import path from 'node:path';
 import { EXPIRY_MS } from '../../config/share-link-expiry.js';
 import type { ShareLinkExpiry } from '../../config/types.js';
 import type { Logger } from '../../util/logger.js';
-import { readJsonFile, writeFileAtomic } from './storage.js';
+import { readJsonFile, writeFileAtomic } from '../../util/storage.js';
 
 export const SHARE_LINKS_FILE = 'share-links.json';
 export const EXPIRY_PRESETS = EXPIRY_MS;

@@ -14,7 +14,7 @@ import { silentLogger, type Logger } from '../../util/logger.js';
 import { ConnectionGuard } from '../connection-guard.js';
 import { applySecurityHeaders } from '../http-util.js';
 import { createSelfSignedCertificate } from './self-signed.js';
-import { ensureStorageDir, writeFileAtomic } from './storage.js';
+import { ensureStorageDir, writeFileAtomic } from '../../util/storage.js';
 
 export interface TlsSettings {
   selfSigned?: boolean;

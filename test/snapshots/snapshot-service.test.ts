@@ -6,13 +6,13 @@ import { Source } from '../../src/media/source.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { SnapshotRegistry, SnapshotService, snapshotRegistryFor, type StillImageSource } from '../../src/homekit/snapshot-service.js';
-import { SnapshotStore } from '../../src/homekit/snapshot-store.js';
+import { SnapshotRegistry, SnapshotService, type StillImageSource } from '../../src/snapshots/snapshot-service.js';
+import { SnapshotStore } from '../../src/snapshots/snapshot-store.js';
 import { silentLogger } from '../../src/util/logger.js';
 import type { SnapshotProvider } from '../../src/web/types.js';
 import { makeTestJpeg } from '../helpers/onvif-responder.js';
-import { startCameraRig, waitFor, type CameraRig } from './camera-rig.js';
-import { checkImage } from './inspect.js';
+import { startCameraRig, waitFor, type CameraRig } from '../homekit/camera-rig.js';
+import { checkImage } from '../homekit/inspect.js';
 
 function service(source: CameraRig['source'] | Source, ffmpegPath: string | undefined, stillSources: StillImageSource[] = [], extra: Partial<ConstructorParameters<typeof SnapshotService>[0]> = {}): SnapshotService {
   return new SnapshotService({ source, ffmpegPath, stillSources, log: silentLogger, ...extra });
@@ -109,12 +109,11 @@ describe('snapshot service', { timeout: 180_000 }, () => {
     assert.ok(performance.now() - started < 1000);
   });
 
-  it('one registry per shared services: installed once as the web provider, dispatching by camera id', async () => {
-    const installed: SnapshotProvider[] = [];
-    const host = { setSnapshotProvider: (p: SnapshotProvider) => installed.push(p) };
-    const registry = snapshotRegistryFor(host);
-    assert.equal(snapshotRegistryFor(host), registry);
-    assert.equal(installed.length, 1);
+  it('one registry per shared services: the web provider, dispatching by camera id', async () => {
+    // src/runtime makes one registry with the shared services and hands that object to the web
+    // server as its provider (no module-level lookup): the web server's seam takes it as is.
+    const registry = new SnapshotRegistry();
+    const installed: SnapshotProvider[] = [registry];
     assert.ok(installed[0] instanceof SnapshotRegistry);
     const jpeg = await makeTestJpeg(160, 120);
     const a = service(new Source({ id: 'a', upstream: () => new Promise(() => undefined) }), undefined, [{ name: 'a', fetch: () => Promise.resolve(jpeg) }], { fallbackAfterMs: 0 });

@@ -7,11 +7,10 @@
  * result is reused for a few seconds, and an answer always comes before HomeKit's 5 s limit: a
  * stale picture beats an error tile.
  *
- * `SnapshotRegistry` is the one provider the web server gets (`setSnapshotProvider` is called once
- * per plugin); each camera registers its service into it by id.
+ * `SnapshotRegistry` is the one provider the web server gets: src/runtime makes one with the shared
+ * services, hands it to the web server, and registers each camera's service into it by id.
  */
 import type { SourceStateName } from '../media/types.js';
-import type { SnapshotProvider } from '../web/types.js';
 import type { Logger } from '../util/logger.js';
 import { decodeToJpeg, isJpeg, takeKeyframe, type EncodedKeyframe, type SnapshotFrameSource } from './keyframe-snapshot.js';
 import type { SavedSnapshot, SnapshotStore } from './snapshot-store.js';
@@ -251,8 +250,11 @@ export class SnapshotService {
   }
 }
 
-/** One provider for the web server, dispatching by camera id to each camera's service. */
-export class SnapshotRegistry implements SnapshotProvider {
+/**
+ * One provider for the web server (it satisfies src/web's `SnapshotProvider`), dispatching by camera
+ * id to each camera's service.
+ */
+export class SnapshotRegistry {
   private readonly services = new Map<string, SnapshotService>();
 
   register(cameraId: string, service: SnapshotService): () => void {
@@ -276,22 +278,4 @@ export class SnapshotRegistry implements SnapshotProvider {
     const service = this.services.get(cameraId);
     return service ? service.saved() : Promise.resolve(undefined);
   }
-}
-
-/** What the registry needs from the shared services. */
-export interface SnapshotProviderHost {
-  setSnapshotProvider(provider: SnapshotProvider): void;
-}
-
-const registries = new WeakMap<SnapshotProviderHost, SnapshotRegistry>();
-
-/** The registry of these shared services; the first camera installs it as the web server's provider. */
-export function snapshotRegistryFor(host: SnapshotProviderHost): SnapshotRegistry {
-  let registry = registries.get(host);
-  if (!registry) {
-    registry = new SnapshotRegistry();
-    registries.set(host, registry);
-    host.setSnapshotProvider(registry);
-  }
-  return registry;
 }

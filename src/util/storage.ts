@@ -1,8 +1,10 @@
 /**
- * The only place access control touches the disk: one folder under Homebridge's storage path,
- * `<storage>/webrtc-cameras/` (mode 0700), holding the signing secret, the share-link list, the
- * session list and the self-signed certificate, each file mode 0600. File names are constants;
- * nothing a client sends ever becomes part of a path.
+ * The plugin's private folder under Homebridge's storage path, `<storage>/webrtc-cameras/` (mode
+ * 0700), and its atomic private writer: access control keeps the signing secret, the share-link list,
+ * the session list and the self-signed certificate there, the local admin its secret, and the
+ * snapshot store the last pictures, each file mode 0600. It is a leaf (src/util) because those three
+ * live in different layers. File names are constants; nothing a client sends ever becomes part of a
+ * path.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';

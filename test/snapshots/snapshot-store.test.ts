@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { pruneSavedSnapshots, SnapshotStore } from '../../src/homekit/snapshot-store.js';
+import { pruneSavedSnapshots, SnapshotStore } from '../../src/snapshots/snapshot-store.js';
 import type { Logger } from '../../src/util/logger.js';
 import { makeTestJpeg } from '../helpers/onvif-responder.js';
 import { FakeTime } from '../helpers/fake-time.js';

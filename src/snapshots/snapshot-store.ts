@@ -14,7 +14,7 @@ import path from 'node:path';
 import { CAMERA_ID_MAX_LENGTH, CAMERA_ID_PATTERN } from '../config/camera-id.js';
 import { realTimers, type TimerHandle, type TimerSeam } from '../media/timers.js';
 import type { Logger } from '../util/logger.js';
-import { STORAGE_FOLDER, ensureStorageDir, writeFileAtomic } from '../web/auth/storage.js';
+import { STORAGE_FOLDER, ensureStorageDir, writeFileAtomic } from '../util/storage.js';
 import { isJpeg } from './keyframe-snapshot.js';
 
 export const SNAPSHOT_FOLDER = 'snapshots';
