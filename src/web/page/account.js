@@ -23,6 +23,10 @@ function element(tag, properties = {}, children = []) {
   return node;
 }
 
+/**
+ * @param {string} path
+ * @param {{ method?: string, body?: unknown, csrf?: string }} [options]
+ */
 async function api(path, { method = 'GET', body, csrf } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';

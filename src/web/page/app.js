@@ -23,9 +23,16 @@ const HIDDEN_STOP_MS = 30000;
 /** Close code the server uses when access was revoked: retrying cannot help. */
 const CLOSE_ACCESS_REVOKED = 4001;
 
-const byId = (id) => document.getElementById(id);
+/**
+ * One of the page's fixed elements (index.html): always there, so a missing one is a bug in the page.
+ * @template {HTMLElement} [T=HTMLElement]
+ * @param {string} id
+ * @returns {T}
+ */
+const byId = (id) => /** @type {T} */ (document.getElementById(id));
 
 /** From /api/config: STUN/TURN servers for viewers outside the LAN (none on a LAN). */
+/** @type {RTCIceServer[]} */
 let iceServers = [];
 
 function readSetting(key) {
@@ -130,16 +137,28 @@ class LiveSession {
     this.handlers = handlers;
     this.attempt = 0;
     this.stopped = true;
+    /** @type {WebSocket | null} */
     this.ws = null;
+    /** @type {RTCPeerConnection | null} */
     this.pc = null;
+    /** @type {MediaStream | null} */
     this.stream = null;
     this.retryTimer = 0;
     this.statsTimer = 0;
+    /** Candidates that arrived before the offer; null is "end of candidates". */
+    /** @type {Array<RTCIceCandidateInit | null>} */
     this.pendingCandidates = [];
+    /** @type {Promise<void>} */
     this.messages = Promise.resolve();
     this.serverState = 'connecting';
     this.phase = '';
+    /** @type {PageStats | null} */
     this.previousStats = null;
+    // Set again by every connect(); poll() runs only after one.
+    this.connectedAt = 0;
+    this.lastProgressAt = 0;
+    this.liveSince = 0;
+    this.progress = 0;
     this.onOnline = () => {
       // The network is back: do not sit out the rest of a long backoff.
       if (this.retryTimer && !this.stopped) {
@@ -240,11 +259,13 @@ class LiveSession {
 
   createPeer() {
     const pc = new RTCPeerConnection({ iceServers });
-    this.stream = new MediaStream();
+    // While `pc` is the current peer, `stream` is the current stream too (both are replaced together).
+    const stream = new MediaStream();
+    this.stream = stream;
     pc.addEventListener('track', (event) => {
       if (this.pc !== pc) return;
-      this.stream.addTrack(event.track);
-      if (this.video.srcObject !== this.stream) this.video.srcObject = this.stream;
+      stream.addTrack(event.track);
+      if (this.video.srcObject !== stream) this.video.srcObject = stream;
       // Muted autoplay is always allowed; if the browser still refuses, the tile shows the reason.
       this.video.play().catch(() => undefined);
     });
@@ -267,7 +288,8 @@ class LiveSession {
     await pc.setRemoteDescription({ type: 'offer', sdp });
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
-    this.send({ type: 'answer', sdp: pc.localDescription.sdp });
+    // Set by setLocalDescription just above.
+    this.send({ type: 'answer', sdp: /** @type {RTCSessionDescription} */ (pc.localDescription).sdp });
     const queued = this.pendingCandidates;
     this.pendingCandidates = [];
     for (const candidate of queued) await this.addCandidate(candidate);
@@ -283,8 +305,8 @@ class LiveSession {
 
   async addCandidate(candidate) {
     try {
-      // null is "end of candidates".
-      await this.pc.addIceCandidate(candidate === null ? undefined : candidate);
+      // null is "end of candidates". A peer torn down meanwhile throws here, and is caught like a bad candidate.
+      await /** @type {RTCPeerConnection} */ (this.pc).addIceCandidate(candidate === null ? undefined : candidate);
     } catch {
       // One unusable candidate (e.g. an address family this device lacks) is not fatal.
     }
@@ -409,15 +431,43 @@ class LiveSession {
 }
 
 /**
+ * What the player's statistics overlay shows; null where the browser does not (yet) know.
+ * @typedef {object} PageStats
+ * @property {number} at
+ * @property {number} framesDecoded
+ * @property {number} width
+ * @property {number} height
+ * @property {string | null} codec
+ * @property {number} bytes
+ * @property {number} packetsLost
+ * @property {number} audioPackets
+ * @property {number} freezes
+ * @property {number} jitterBufferDelay
+ * @property {number} jitterBufferEmitted
+ * @property {number} totalDecodeTime
+ * @property {number | null} rttMs
+ * @property {number | null} fps
+ * @property {number | null} kbps
+ * @property {number | null} jitterBufferMs
+ * @property {number | null} decodeMs
+ * @property {number | null} latencyMs
+ */
+
+/**
  * Turns a getStats() report into the few figures people understand. The latency is an estimate of
  * what this side adds: half the round trip, the jitter buffer and decoding. It does not include
  * the camera's own encoding delay, which the browser cannot see.
+ * @param {RTCStatsReport} report
+ * @param {PageStats | null} previous
+ * @param {number} now
+ * @returns {PageStats}
  */
 function summarizeStats(report, previous, now) {
-  let video = null;
-  let audio = null;
-  let pair = null;
-  let transport = null;
+  // Typed by the cast, not the initializer: the forEach callbacks below assign them.
+  let video = /** @type {RTCInboundRtpStreamStats | null} */ (null);
+  let audio = /** @type {RTCInboundRtpStreamStats | null} */ (null);
+  let pair = /** @type {RTCIceCandidatePairStats | null} */ (null);
+  let transport = /** @type {RTCTransportStats | null} */ (null);
   report.forEach((entry) => {
     if (entry.type === 'inbound-rtp' && entry.kind === 'video') video = entry;
     else if (entry.type === 'inbound-rtp' && entry.kind === 'audio') audio = entry;
@@ -430,6 +480,7 @@ function summarizeStats(report, previous, now) {
     });
   }
   const codec = video?.codecId ? report.get(video.codecId) : null;
+  /** @type {PageStats} */
   const stats = {
     at: now,
     framesDecoded: video?.framesDecoded ?? 0,
@@ -471,9 +522,10 @@ function summarizeStats(report, previous, now) {
 
 const grid = byId('grid');
 const notice = byId('notice');
-const tileTemplate = byId('tile-template');
+const tileTemplate = /** @type {HTMLTemplateElement} */ (byId('tile-template'));
 const liveTilesButton = byId('live-tiles');
 
+/** @type {Map<string, Tile>} */
 const tiles = new Map();
 let cameras = [];
 let liveTiles = readSetting('liveTiles') === '1';
@@ -483,7 +535,8 @@ let listTimer = 0;
 
 const visibility = new IntersectionObserver((entries) => {
   for (const entry of entries) {
-    const tile = tiles.get(entry.target.dataset.camera);
+    // Every observed element is a tile, stamped with its camera id by createTile.
+    const tile = tiles.get(/** @type {string} */ (/** @type {HTMLElement} */ (entry.target).dataset.camera));
     if (!tile) continue;
     tile.visible = entry.isIntersecting;
     if (tile.visible && !liveTiles) refreshSnapshot(tile);
@@ -495,26 +548,59 @@ function showNotice(text) {
   notice.hidden = !text;
 }
 
+/**
+ * One camera's tile in the grid: its elements (from the template in index.html) and its state.
+ * @typedef {object} Tile
+ * @property {string} id
+ * @property {HTMLElement} element
+ * @property {HTMLButtonElement} button
+ * @property {HTMLImageElement} img
+ * @property {HTMLVideoElement} video
+ * @property {HTMLElement} placeholder
+ * @property {HTMLElement} name
+ * @property {HTMLElement} badge
+ * @property {HTMLElement} meta
+ * @property {HTMLElement} age
+ * @property {{ id: string, name: string, state: string }} camera the camera as /api/cameras lists it
+ * @property {LiveSession | null} session
+ * @property {{ phase: string, text: string, tone: string } | null} sessionStatus
+ * @property {string | null} snapshotUrl
+ * @property {boolean} snapshotBusy
+ * @property {number | null} savedAt set while the tile shows the saved picture: when it was taken, in this browser's clock
+ * @property {boolean} savedAsked
+ * @property {boolean} visible
+ */
+
+/**
+ * A part of a tile: the template always has it.
+ * @template {HTMLElement} [T=HTMLElement]
+ * @param {HTMLElement} element
+ * @param {string} selector
+ * @returns {T}
+ */
+const tilePart = (element, selector) => /** @type {T} */ (element.querySelector(selector));
+
+/** @returns {Tile} */
 function createTile(camera) {
-  const element = tileTemplate.content.firstElementChild.cloneNode(true);
+  const element = /** @type {HTMLElement} */ (/** @type {Element} */ (tileTemplate.content.firstElementChild).cloneNode(true));
   element.dataset.camera = camera.id;
+  /** @type {Tile} */
   const tile = {
     id: camera.id,
     element,
-    button: element.querySelector('.tile-open'),
-    img: element.querySelector('.tile-snapshot'),
-    video: element.querySelector('.tile-video'),
-    placeholder: element.querySelector('.placeholder'),
-    name: element.querySelector('.tile-name'),
-    badge: element.querySelector('.tile-state'),
-    meta: element.querySelector('.tile-meta'),
-    age: element.querySelector('.tile-age'),
+    button: tilePart(element, '.tile-open'),
+    img: tilePart(element, '.tile-snapshot'),
+    video: tilePart(element, '.tile-video'),
+    placeholder: tilePart(element, '.placeholder'),
+    name: tilePart(element, '.tile-name'),
+    badge: tilePart(element, '.tile-state'),
+    meta: tilePart(element, '.tile-meta'),
+    age: tilePart(element, '.tile-age'),
     camera,
     session: null,
     sessionStatus: null,
     snapshotUrl: null,
     snapshotBusy: false,
-    /** Set while the tile shows the saved picture: when it was taken, in this browser's clock. */
     savedAt: null,
     savedAsked: false,
     visible: false,
@@ -524,6 +610,7 @@ function createTile(camera) {
   return tile;
 }
 
+/** @param {Tile} tile */
 function updateTile(tile, camera) {
   tile.camera = camera;
   tile.name.textContent = camera.name;
@@ -546,6 +633,7 @@ function shortPhase(status) {
   return 'Connecting';
 }
 
+/** @param {Tile} tile */
 function removeTile(tile) {
   stopTileLive(tile);
   visibility.unobserve(tile.element);
@@ -590,6 +678,7 @@ function formatAge(ms) {
   return `${Math.floor(hours / 24)} days ago`;
 }
 
+/** @param {Tile} tile */
 function showPicture(tile, blob, alt) {
   const url = URL.createObjectURL(blob);
   const previous = tile.snapshotUrl;
@@ -601,6 +690,7 @@ function showPicture(tile, blob, alt) {
   tile.placeholder.hidden = true;
 }
 
+/** @param {Tile} tile */
 function updateAgeLabel(tile) {
   tile.age.hidden = tile.savedAt === null || Boolean(tile.session);
   if (tile.savedAt !== null) tile.age.textContent = `Saved picture, ${formatAge(Date.now() - tile.savedAt)}`;
@@ -609,6 +699,7 @@ function updateAgeLabel(tile) {
 /**
  * The last good picture the server kept (across restarts too), answered at once: shown, with its
  * age, until the live snapshot arrives, so an idle camera's tile is not empty while it wakes up.
+ * @param {Tile} tile
  */
 async function showSavedSnapshot(tile) {
   try {
@@ -629,6 +720,7 @@ async function showSavedSnapshot(tile) {
   }
 }
 
+/** @param {Tile} tile */
 async function refreshSnapshot(tile) {
   if (tile.savedAt !== null) updateAgeLabel(tile);
   if (tile.snapshotBusy || tile.session || pageHidden) return;
@@ -661,6 +753,7 @@ function refreshVisibleSnapshots() {
   for (const tile of tiles.values()) if (tile.visible) refreshSnapshot(tile);
 }
 
+/** @param {Tile} tile */
 function startTileLive(tile) {
   if (tile.session) return;
   tile.video.hidden = false;
@@ -676,6 +769,7 @@ function startTileLive(tile) {
   tile.session.start();
 }
 
+/** @param {Tile} tile */
 function stopTileLive(tile) {
   if (!tile.session) return;
   tile.session.stop();
@@ -728,21 +822,22 @@ async function refreshList() {
 /* ------------------------------------------------------------------- player -------------------- */
 
 const player = {
-  dialog: byId('player'),
+  dialog: /** @type {HTMLDialogElement} */ (byId('player')),
   stage: byId('player-stage'),
-  video: byId('player-video'),
+  /** webkitEnterFullscreen: iPhone Safari's only way to fullscreen; absent elsewhere. */
+  video: /** @type {HTMLVideoElement & { webkitEnterFullscreen?: () => void }} */ (byId('player-video')),
   title: byId('player-title'),
   state: byId('player-state'),
   message: byId('player-message'),
   info: byId('player-info'),
   stats: byId('player-stats'),
-  mute: byId('player-mute'),
+  mute: /** @type {HTMLButtonElement} */ (byId('player-mute')),
   fullscreen: byId('player-fullscreen'),
   pip: byId('player-pip'),
   statsToggle: byId('player-stats-toggle'),
   close: byId('player-close'),
-  cameraId: null,
-  session: null,
+  cameraId: /** @type {string | null} */ (null),
+  session: /** @type {LiveSession | null} */ (null),
   hasAudio: true,
 };
 
@@ -760,12 +855,13 @@ function openPlayer(cameraId) {
   // One viewer per camera per page: the tile's own live view pauses while the player shows it.
   const tile = tiles.get(cameraId);
   if (tile) stopTileLive(tile);
-  player.session = new LiveSession(cameraId, player.video, {
+  const session = new LiveSession(cameraId, player.video, {
     onStatus: showPlayerStatus,
     onInfo: showPlayerInfo,
     onStats: showPlayerStats,
   });
-  player.session.start();
+  player.session = session;
+  session.start();
   if (!player.dialog.open) player.dialog.showModal();
   history.replaceState(null, '', `#camera=${encodeURIComponent(cameraId)}`);
 }
@@ -868,7 +964,8 @@ function wirePlayer() {
     } else if (player.stage.requestFullscreen) {
       player.stage.requestFullscreen().catch(() => undefined);
     } else {
-      player.video.webkitEnterFullscreen(); // iPhone Safari: only the video element can go fullscreen
+      // iPhone Safari: only the video element can go fullscreen (the button is hidden where neither API exists).
+      player.video.webkitEnterFullscreen?.();
     }
   });
   document.addEventListener('fullscreenchange', () => {
@@ -939,4 +1036,4 @@ async function main() {
 main();
 
 // Exposed for tests and for the curious in the console; nothing in the page depends on it.
-window.watchPage = { tiles, player, openPlayer, setLiveTiles, summarizeStats };
+/** @type {Window & { watchPage?: object }} */ (window).watchPage = { tiles, player, openPlayer, setLiveTiles, summarizeStats };
