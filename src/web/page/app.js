@@ -24,6 +24,41 @@ const HIDDEN_STOP_MS = 30000;
 const CLOSE_ACCESS_REVOKED = 4001;
 
 /**
+ * A camera as /api/cameras lists it (src/web/camera-status.ts); null where the server does not know.
+ * @typedef {object} Camera
+ * @property {string} id
+ * @property {string} name
+ * @property {string} state
+ * @property {string | null} lastError
+ * @property {string | null} codec
+ * @property {number | null} width
+ * @property {number | null} height
+ * @property {number | null} fps
+ * @property {number | null} bitrateKbps
+ * @property {string | null} audio
+ * @property {number} viewers
+ */
+
+/**
+ * What a LiveSession reports to whoever shows it.
+ * @typedef {{ phase: string, text: string, tone: string }} SessionStatus
+ * @typedef {object} SessionHandlers
+ * @property {(status: SessionStatus) => void} [onStatus]
+ * @property {(info: ServerInfo) => void} [onInfo]
+ * @property {(stats: PageStats) => void} [onStats]
+ */
+
+/**
+ * The server's `info` signalling message: what it sends of this camera's stream.
+ * @typedef {object} ServerInfo
+ * @property {number} [width]
+ * @property {number} [height]
+ * @property {unknown} [codec]
+ * @property {string | null} [audio]
+ * @property {unknown} [message]
+ */
+
+/**
  * One of the page's fixed elements (index.html): always there, so a missing one is a bug in the page.
  * @template {HTMLElement} [T=HTMLElement]
  * @param {string} id
@@ -31,10 +66,13 @@ const CLOSE_ACCESS_REVOKED = 4001;
  */
 const byId = (id) => /** @type {T} */ (document.getElementById(id));
 
-/** From /api/config: STUN/TURN servers for viewers outside the LAN (none on a LAN). */
-/** @type {RTCIceServer[]} */
+/**
+ * From /api/config: STUN/TURN servers for viewers outside the LAN (none on a LAN).
+ * @type {RTCIceServer[]}
+ */
 let iceServers = [];
 
+/** @param {string} key */
 function readSetting(key) {
   try {
     return window.localStorage.getItem(key);
@@ -43,6 +81,10 @@ function readSetting(key) {
   }
 }
 
+/**
+ * @param {string} key
+ * @param {string} value
+ */
 function writeSetting(key, value) {
   try {
     window.localStorage.setItem(key, value);
@@ -53,7 +95,10 @@ function writeSetting(key, value) {
 
 /* ------------------------------------------------------------------ words ---------------------- */
 
-/** Camera states from the API and the signalling `state` message, in words, with a badge tone. */
+/**
+ * Camera states from the API and the signalling `state` message, in words, with a badge tone.
+ * @type {Record<string, [string, string]>}
+ */
 const STATE_WORDS = {
   // Idle: nobody is watching, so the camera is not being pulled; it starts on the first viewer.
   idle: ['Standby', ''],
@@ -64,17 +109,27 @@ const STATE_WORDS = {
   stopped: ['Stopped', 'bad'],
 };
 
+/**
+ * @param {string} state
+ * @returns {[string, string]}
+ */
 function stateWords(state) {
   return STATE_WORDS[state] ?? [String(state ?? 'Unknown'), ''];
 }
 
+/** @param {unknown} kbps */
 function formatBitrate(kbps) {
   if (typeof kbps !== 'number' || !Number.isFinite(kbps)) return null;
   return kbps >= 1000 ? `${(kbps / 1000).toFixed(1)} Mbit/s` : `${Math.round(kbps)} kbit/s`;
 }
 
+/**
+ * @param {number | null | undefined} width
+ * @param {number | null | undefined} height
+ */
 function formatResolution(width, height) {
-  return width > 0 && height > 0 ? `${width}\u00d7${height}` : null;
+  // (null and undefined are not > 0: written out so the type checker sees it.)
+  return width != null && height != null && width > 0 && height > 0 ? `${width}\u00d7${height}` : null;
 }
 
 /**
@@ -87,11 +142,14 @@ function receivableVideoCodecs() {
   return [...new Set(names.filter((name) => /^[A-Z0-9-]{1,16}$/.test(name)))].slice(0, 32);
 }
 
-/** One line under a tile: resolution, frame rate, bitrate, codec, viewers; whatever is known. */
+/**
+ * One line under a tile: resolution, frame rate, bitrate, codec, viewers; whatever is known.
+ * @param {Camera} camera
+ */
 function describeCamera(camera) {
   const parts = [
     formatResolution(camera.width, camera.height),
-    camera.fps > 0 ? `${Math.round(camera.fps)} fps` : null,
+    camera.fps != null && camera.fps > 0 ? `${Math.round(camera.fps)} fps` : null,
     formatBitrate(camera.bitrateKbps),
     camera.codec,
     camera.viewers > 0 ? `${camera.viewers} watching` : null,
@@ -100,6 +158,11 @@ function describeCamera(camera) {
   return parts.join(' \u00b7 ');
 }
 
+/**
+ * @param {HTMLElement} element
+ * @param {string} text
+ * @param {string} [tone]
+ */
 function setBadge(element, text, tone) {
   element.textContent = text;
   if (tone) element.dataset.tone = tone;
@@ -116,6 +179,7 @@ function signalUrl() {
   return url.href;
 }
 
+/** @param {number} attempt */
 function backoffDelay(attempt) {
   const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.max(0, attempt - 1));
   // Jitter so that every open page does not reconnect in the same instant after a server restart.
@@ -131,6 +195,11 @@ function backoffDelay(attempt) {
  * phases: connecting, live, offline, reconnecting, waiting, failed
  */
 class LiveSession {
+  /**
+   * @param {string} cameraId
+   * @param {HTMLVideoElement} video
+   * @param {SessionHandlers} [handlers]
+   */
   constructor(cameraId, video, handlers = {}) {
     this.cameraId = cameraId;
     this.video = video;
@@ -145,8 +214,10 @@ class LiveSession {
     this.stream = null;
     this.retryTimer = 0;
     this.statsTimer = 0;
-    /** Candidates that arrived before the offer; null is "end of candidates". */
-    /** @type {Array<RTCIceCandidateInit | null>} */
+    /**
+     * Candidates that arrived before the offer; null is "end of candidates".
+     * @type {Array<RTCIceCandidateInit | null>}
+     */
     this.pendingCandidates = [];
     /** @type {Promise<void>} */
     this.messages = Promise.resolve();
@@ -186,11 +257,17 @@ class LiveSession {
     this.video.srcObject = null;
   }
 
+  /**
+   * @param {string} phase
+   * @param {string} text
+   * @param {string} tone
+   */
   status(phase, text, tone) {
     this.phase = phase;
     this.handlers.onStatus?.({ phase, text, tone });
   }
 
+  /** @param {object} message */
   send(message) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
   }
@@ -228,6 +305,7 @@ class LiveSession {
     this.statsTimer = setInterval(() => this.poll(), 1000);
   }
 
+  /** @param {string} data */
   async onMessage(data) {
     let message;
     try {
@@ -280,6 +358,7 @@ class LiveSession {
     return pc;
   }
 
+  /** @param {string} sdp */
   async onOffer(sdp) {
     // A second offer on a live peer is a renegotiation (the camera's tracks changed): answer it on
     // the same connection so the picture continues.
@@ -295,6 +374,7 @@ class LiveSession {
     for (const candidate of queued) await this.addCandidate(candidate);
   }
 
+  /** @param {RTCIceCandidateInit | null} candidate */
   async onRemoteCandidate(candidate) {
     if (!this.pc || !this.pc.remoteDescription) {
       this.pendingCandidates.push(candidate);
@@ -303,6 +383,7 @@ class LiveSession {
     await this.addCandidate(candidate);
   }
 
+  /** @param {RTCIceCandidateInit | null} candidate */
   async addCandidate(candidate) {
     try {
       // null is "end of candidates". A peer torn down meanwhile throws here, and is caught like a bad candidate.
@@ -312,6 +393,10 @@ class LiveSession {
     }
   }
 
+  /**
+   * @param {string} state
+   * @param {string} [message]
+   */
   onServerState(state, message) {
     this.serverState = state;
     if (state === 'live') {
@@ -327,6 +412,10 @@ class LiveSession {
     }
   }
 
+  /**
+   * @param {unknown} code
+   * @param {string} [message]
+   */
   onServerError(code, message) {
     switch (code) {
       case 'unsupported-codec':
@@ -351,15 +440,25 @@ class LiveSession {
     return this.serverState === 'offline' || this.serverState === 'retrying';
   }
 
+  /** @param {string} text */
   fail(text) {
     this.teardown(true);
     this.status('failed', text, 'bad');
   }
 
+  /**
+   * @param {string} text
+   * @param {number} delay
+   */
   wait(text, delay) {
     this.retry(text, delay, 'waiting');
   }
 
+  /**
+   * @param {string} reason
+   * @param {number} [delay]
+   * @param {string} [phase]
+   */
   retry(reason, delay, phase = 'reconnecting') {
     if (this.stopped) return;
     this.teardown(true);
@@ -373,6 +472,7 @@ class LiveSession {
     this.status(phase, `${reason}. Trying again in ${Math.ceil(wait / 1000)} s`, 'bad');
   }
 
+  /** @param {boolean} sayStop */
   teardown(sayStop) {
     clearInterval(this.statsTimer);
     this.statsTimer = 0;
@@ -527,6 +627,7 @@ const liveTilesButton = byId('live-tiles');
 
 /** @type {Map<string, Tile>} */
 const tiles = new Map();
+/** @type {Camera[]} */
 let cameras = [];
 let liveTiles = readSetting('liveTiles') === '1';
 let hiddenTimer = 0;
@@ -543,6 +644,7 @@ const visibility = new IntersectionObserver((entries) => {
   }
 });
 
+/** @param {string} [text] */
 function showNotice(text) {
   notice.textContent = text ?? '';
   notice.hidden = !text;
@@ -561,9 +663,9 @@ function showNotice(text) {
  * @property {HTMLElement} badge
  * @property {HTMLElement} meta
  * @property {HTMLElement} age
- * @property {{ id: string, name: string, state: string }} camera the camera as /api/cameras lists it
+ * @property {Camera} camera
  * @property {LiveSession | null} session
- * @property {{ phase: string, text: string, tone: string } | null} sessionStatus
+ * @property {SessionStatus | null} sessionStatus
  * @property {string | null} snapshotUrl
  * @property {boolean} snapshotBusy
  * @property {number | null} savedAt set while the tile shows the saved picture: when it was taken, in this browser's clock
@@ -580,7 +682,10 @@ function showNotice(text) {
  */
 const tilePart = (element, selector) => /** @type {T} */ (element.querySelector(selector));
 
-/** @returns {Tile} */
+/**
+ * @returns {Tile}
+ * @param {Camera} camera
+ */
 function createTile(camera) {
   const element = /** @type {HTMLElement} */ (/** @type {Element} */ (tileTemplate.content.firstElementChild).cloneNode(true));
   element.dataset.camera = camera.id;
@@ -610,7 +715,10 @@ function createTile(camera) {
   return tile;
 }
 
-/** @param {Tile} tile */
+/**
+ * @param {Tile} tile
+ * @param {Camera} camera
+ */
 function updateTile(tile, camera) {
   tile.camera = camera;
   tile.name.textContent = camera.name;
@@ -625,6 +733,7 @@ function updateTile(tile, camera) {
   tile.meta.textContent = describeCamera(camera);
 }
 
+/** @param {{ phase: string }} status */
 function shortPhase(status) {
   if (status.phase === 'offline') return 'Camera offline, retrying';
   if (status.phase === 'reconnecting') return 'Reconnecting';
@@ -642,6 +751,7 @@ function removeTile(tile) {
   tiles.delete(tile.id);
 }
 
+/** @param {Camera[]} list */
 function renderCameras(list) {
   cameras = list;
   grid.setAttribute('aria-busy', 'false');
@@ -666,7 +776,10 @@ function renderCameras(list) {
   }
 }
 
-/** "just now", "40 s ago", "5 min ago", "2 h ago", "3 days ago". */
+/**
+ * "just now", "40 s ago", "5 min ago", "2 h ago", "3 days ago".
+ * @param {number} ms
+ */
 function formatAge(ms) {
   const seconds = Math.max(0, Math.round(ms / 1000));
   if (seconds < 10) return 'just now';
@@ -678,7 +791,11 @@ function formatAge(ms) {
   return `${Math.floor(hours / 24)} days ago`;
 }
 
-/** @param {Tile} tile */
+/**
+ * @param {Tile} tile
+ * @param {Blob} blob
+ * @param {string} alt
+ */
 function showPicture(tile, blob, alt) {
   const url = URL.createObjectURL(blob);
   const previous = tile.snapshotUrl;
@@ -782,6 +899,7 @@ function stopTileLive(tile) {
   updateTile(tile, tile.camera);
 }
 
+/** @param {boolean} on */
 function setLiveTiles(on) {
   liveTiles = on;
   writeSetting('liveTiles', on ? '1' : '0');
@@ -841,6 +959,7 @@ const player = {
   hasAudio: true,
 };
 
+/** @param {string} cameraId */
 function openPlayer(cameraId) {
   const camera = cameras.find((c) => c.id === cameraId);
   if (!camera) return;
@@ -881,12 +1000,14 @@ function onPlayerClosed() {
   stopPlayerSession();
 }
 
+/** @param {SessionStatus} status */
 function showPlayerStatus({ phase, text, tone }) {
   setBadge(player.state, phase === 'live' ? 'Live' : shortPhase({ phase }), tone);
   player.message.textContent = text;
   player.message.hidden = phase === 'live';
 }
 
+/** @param {ServerInfo} info */
 function showPlayerInfo(info) {
   const parts = [
     formatResolution(info.width, info.height),
@@ -898,6 +1019,7 @@ function showPlayerInfo(info) {
   setAudioAvailable(Boolean(info.audio));
 }
 
+/** @param {PageStats} stats */
 function showPlayerStats(stats) {
   if (player.stats.hidden) return;
   const rows = [
@@ -922,6 +1044,7 @@ function showPlayerStats(stats) {
   player.stats.replaceChildren(...children);
 }
 
+/** @param {boolean} muted */
 function setMuted(muted) {
   player.video.muted = muted;
   player.mute.setAttribute('aria-pressed', String(!muted));
@@ -929,6 +1052,7 @@ function setMuted(muted) {
   player.mute.setAttribute('aria-label', muted ? 'Unmute' : 'Mute');
 }
 
+/** @param {boolean} available */
 function setAudioAvailable(available) {
   player.hasAudio = available;
   player.mute.disabled = !available;
@@ -939,6 +1063,7 @@ function setAudioAvailable(available) {
   }
 }
 
+/** @param {boolean} visible */
 function setStatsVisible(visible) {
   player.stats.hidden = !visible;
   player.statsToggle.setAttribute('aria-pressed', String(visible));
