@@ -1,9 +1,9 @@
-// Flat config: typescript-eslint's strict rules for src/, test/ and bench/.
+// Flat config: typescript-eslint's strict rules for src/, test/ and bench/, and the watch page's browser JavaScript.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.tools/**', 'src/web/page/**', 'src/homebridge-ui/public/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.tools/**', 'src/homebridge-ui/public/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -18,5 +18,12 @@ export default tseslint.config(
     // and allow it nowhere else either, but let tests use non-null assertions freely.
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
+  },
+  {
+    // The watch page: browser modules. Names are checked by `tsc -p tsconfig.page.json` (checkJs against
+    // the DOM lib), which knows every browser global, so ESLint's own global list would only duplicate it.
+    files: ['src/web/page/**/*.js'],
+    languageOptions: { sourceType: 'module', ecmaVersion: 2023 },
+    rules: { 'no-undef': 'off' },
   },
 );

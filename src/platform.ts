@@ -5,6 +5,7 @@ import type { CameraConfig, PluginConfig } from './config/types.js';
 import type { FfmpegCapabilities } from './ffmpeg/capabilities.js';
 import { findFfmpeg } from './ffmpeg/find-ffmpeg.js';
 import { applyAccessoryInformation } from './homekit/accessory-info.js';
+import { plainTimers, type TimerSeam } from './media/timers.js';
 import { createCameraRuntime, createPluginServices } from './runtime/camera-runtime.js';
 import type { CameraRuntime, CameraRuntimeFactory, PluginServices, PluginServicesFactory, RuntimeContext } from './runtime/types.js';
 import { PLATFORM_NAME, PLUGIN_NAME } from './settings.js';
@@ -16,6 +17,8 @@ export interface PlatformHooks {
   findFfmpeg: typeof findFfmpeg;
   createPluginServices: PluginServicesFactory;
   createCameraRuntime: CameraRuntimeFactory;
+  /** The timer of shutdown's wait for a start-up in progress; tests drive it with a manual clock. */
+  timers: TimerSeam;
 }
 
 export interface CameraAccessoryContext {
@@ -62,7 +65,7 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
   private shuttingDown: Promise<void> | undefined;
 
   constructor(log: Logging, config: PlatformConfig | undefined, private readonly api: API, hooks: Partial<PlatformHooks> = {}) {
-    this.hooks = { findFfmpeg, createPluginServices, createCameraRuntime, ...hooks };
+    this.hooks = { findFfmpeg, createPluginServices, createCameraRuntime, timers: plainTimers, ...hooks };
     let logger: Logger = log;
     let loaded: PluginConfig | undefined;
     try {
@@ -232,9 +235,10 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
     // Let a start-up in progress settle so what it started is stopped too, but never hang
     // Homebridge's shutdown on a runtime whose start() misbehaves.
     if (this.launching) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.launching, new Promise<void>((done) => { timer = setTimeout(done, 3000); })]);
-      clearTimeout(timer);
+      const { timers } = this.hooks;
+      let timer: unknown;
+      await Promise.race([this.launching, new Promise<void>((done) => { timer = timers.setTimeout(done, 3000); })]);
+      timers.clearTimeout(timer);
     }
     const runtimes = [...this.runtimes.entries()];
     this.runtimes.clear();

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { describeTracks, parseSdp } from '../rtsp/sdp.js';
+import { plainTimers, type TimerSeam } from '../media/timers.js';
 import type { UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
 import { bindLoopbackUdp } from '../util/udp.js';
@@ -17,6 +18,8 @@ export interface DemoUpstreamOptions {
   log: Logger;
   /** How long ffmpeg may take to describe its output before the attempt fails. */
   startTimeoutMs?: number;
+  /** The timer of that start timeout (default the real one); tests drive it with a manual clock. */
+  timers?: TimerSeam;
 }
 
 /**
@@ -28,7 +31,7 @@ export function demoUpstream(options: DemoUpstreamOptions): UpstreamFactory {
   return (handlers, signal) => openDemoSession(options, handlers, signal);
 }
 
-function ffmpegArguments(o: Required<Omit<DemoUpstreamOptions, 'log' | 'ffmpegPath' | 'startTimeoutMs'>>,
+function ffmpegArguments(o: Required<Omit<DemoUpstreamOptions, 'log' | 'ffmpegPath' | 'startTimeoutMs' | 'timers'>>,
   videoPort: number, audioPort: number): string[] {
   return [
     '-hide_banner',
@@ -88,12 +91,13 @@ async function openDemoSession(options: DemoUpstreamOptions, handlers: UpstreamH
     signal.throwIfAborted();
     child = spawn(options.ffmpegPath, ffmpegArguments(settings, ports[0]!, ports[1]!), { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stderr?.on('data', (d: Buffer) => { stderrTail = (stderrTail + d.toString()).slice(-2000); });
+    const timers = options.timers ?? plainTimers;
     const sdpText = await new Promise<string>((resolve, reject) => {
       let text = '';
-      const timer = setTimeout(() => reject(new Error('the demo ffmpeg did not start in time')), options.startTimeoutMs ?? 10_000);
+      const timer = timers.setTimeout(() => reject(new Error('the demo ffmpeg did not start in time')), options.startTimeoutMs ?? 10_000);
       const onAbort = () => reject(new Error('aborted'));
       signal.addEventListener('abort', onAbort, { once: true });
-      const done = (fn: () => void) => { clearTimeout(timer); signal.removeEventListener('abort', onAbort); fn(); };
+      const done = (fn: () => void) => { timers.clearTimeout(timer); signal.removeEventListener('abort', onAbort); fn(); };
       child!.stdout?.on('data', (d: Buffer) => {
         text += d.toString();
         // Both media sections are written at once; wait for the audio one.

@@ -15,6 +15,7 @@ import {
   type MotionEvent,
 } from '../../src/onvif/events.js';
 import { parseXml, path } from '../../src/onvif/xml.js';
+import { FakeTime } from '../helpers/fake-time.js';
 import { recordingLogger } from '../helpers/onvif-log.js';
 import {
   ONVIF_FIXTURES,
@@ -78,12 +79,17 @@ describe('motion topic mapping', () => {
   });
 });
 
+/**
+ * The camera is a real loopback responder, so its requests run in real time; the motion state's
+ * reset timeout runs on a manual clock, so "held for the reset timeout" is checked to the millisecond.
+ */
 async function setup(options: OnvifResponderOptions = {}, resetTimeoutMs = 250, extra: Partial<ConstructorParameters<typeof OnvifMotionEvents>[0]> = {}) {
   const r = await startOnvifResponder({ password: 'secret', ...options });
   responders.push(r);
   const log = recordingLogger();
+  const time = new FakeTime();
   const device = await connectOnvifDevice({ name: 'Porch', host: r.host, port: r.port, username: 'admin', password: 'secret', log, timeoutMs: 2000 });
-  const events = new OnvifMotionEvents({ device, motion: { resetTimeoutMs }, backoffInitialMs: 100, backoffMaxMs: 400, ...extra });
+  const events = new OnvifMotionEvents({ device, motion: { resetTimeoutMs, now: time.clock, timers: time }, backoffInitialMs: 100, backoffMaxMs: 400, ...extra });
   running.push(events);
   const changes: boolean[] = [];
   events.motion.on('change', (d) => changes.push(d));
@@ -92,7 +98,19 @@ async function setup(options: OnvifResponderOptions = {}, resetTimeoutMs = 250, 
   await subscribed;
   // Let the first PullMessages reach the responder.
   await waitFor(() => r.counters.pulls > 0, 2000);
-  return { r, events, changes, log };
+  return { r, events, changes, log, time };
+}
+
+/** Resolves on the next motion notification from the camera saying `active`. */
+function nextMotion(events: OnvifMotionEvents, active: boolean): Promise<MotionEvent> {
+  return new Promise((resolve) => {
+    const listener = (e: MotionEvent): void => {
+      if (e.active !== active) return;
+      events.off('motion', listener);
+      resolve(e);
+    };
+    events.on('motion', listener);
+  });
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number, label = 'condition'): Promise<number> {
@@ -107,14 +125,18 @@ async function waitFor(condition: () => boolean, timeoutMs: number, label = 'con
 describe('PullPoint motion events from the loopback responder', () => {
   for (const style of ['cell', 'alarm', 'vendor', 'suffix'] as MotionTopicStyle[]) {
     it(`${style} topic: motion turns the state on, then off after the reset timeout`, async () => {
-      const { r, events, changes } = await setup({ initialStateStyle: style });
+      const { r, events, changes, time } = await setup({ initialStateStyle: style });
       r.emitMotion(true, { topicStyle: style });
       await waitFor(() => events.motion.detected, 2000, 'motion on');
+      const noMotion = nextMotion(events, false);
       r.emitMotion(false, { topicStyle: style });
-      await sleep(150);
+      await noMotion;
+      await time.advance(150);
       assert.equal(events.motion.detected, true, 'held for the reset timeout');
-      const offAfter = await waitFor(() => !events.motion.detected, 2000, 'motion off');
-      assert.ok(offAfter < 500, `off ${offAfter} ms later`);
+      await time.advance(99);
+      assert.equal(events.motion.detected, true, 'held until the last millisecond of the reset timeout');
+      await time.advance(1);
+      assert.equal(events.motion.detected, false, 'off exactly the reset timeout later');
       assert.deepEqual(changes, [true, false]);
       await events.stop();
       assert.equal(r.counters.unsubscribes, 1);
@@ -122,10 +144,13 @@ describe('PullPoint motion events from the loopback responder', () => {
   }
 
   it('a pulse without a property operation turns motion on, and off after the reset timeout', async () => {
-    const { r, events, changes } = await setup();
+    const { r, events, changes, time } = await setup();
     r.emitMotion(true, { operation: 'none' });
     await waitFor(() => events.motion.detected, 2000, 'motion on');
-    await waitFor(() => !events.motion.detected, 1000, 'motion off');
+    await time.advance(249);
+    assert.equal(events.motion.detected, true);
+    await time.advance(1);
+    assert.equal(events.motion.detected, false, 'off the reset timeout after the pulse');
     assert.deepEqual(changes, [true, false]);
   });
 
@@ -145,14 +170,21 @@ describe('PullPoint motion events from the loopback responder', () => {
   });
 
   it('motion as both topics: stays on until both topics say no motion', async () => {
-    const { r, events, changes } = await setup({}, 100);
+    const { r, events, changes, time } = await setup({}, 100);
     r.emitMotion(true, { topicStyle: 'both' });
     await waitFor(() => events.motion.detected, 2000, 'motion on');
+    const cellOff = nextMotion(events, false);
     r.emitMotion(false, { topicStyle: 'cell' });
-    await sleep(300);
+    await cellOff;
+    await time.advance(300);
     assert.equal(events.motion.detected, true, 'MotionAlarm still says motion');
+    const alarmOff = nextMotion(events, false);
     r.emitMotion(false, { topicStyle: 'alarm' });
-    await waitFor(() => !events.motion.detected, 1000, 'motion off');
+    await alarmOff;
+    await time.advance(99);
+    assert.equal(events.motion.detected, true, 'held for the reset timeout');
+    await time.advance(1);
+    assert.equal(events.motion.detected, false, 'off once both topics said no motion and the reset timeout ran out');
     assert.deepEqual(changes, [true, false]);
   });
 

@@ -8,6 +8,7 @@ import type { CameraConfig } from '../../src/config/types.js';
 import type { CameraRuntimeDeps } from '../../src/runtime/types.js';
 import { SnapshotRegistry } from '../../src/snapshots/snapshot-service.js';
 import pluginInit from '../../src/index.js';
+import { FakeTime } from '../helpers/fake-time.js';
 
 /** A stand-in for Homebridge's PlatformAccessory, with real HAP services behind it. */
 class FakeAccessory {
@@ -296,5 +297,29 @@ describe('WebRTCCamerasPlatform', () => {
     release();
     await stopping;
     assert.deepEqual(h.events, []);
+  });
+
+  it('waits at most 3 s for a camera start that never settles, then stops everything', async () => {
+    const time = new FakeTime();
+    const h = harness({ platform: 'WebRTCCameras', cameras: [cam('A')] }, [], {
+      timers: time,
+      createCameraRuntime: (camera) => ({
+        start: () => new Promise<void>(() => undefined),
+        stop: async () => void h.events.push(`stop ${camera.id}`),
+      }),
+    });
+    h.api.emit('didFinishLaunching');
+    // Let the start-up reach the camera whose start() hangs.
+    await time.advance(0);
+    assert.deepEqual(h.events, ['services start']);
+    let stopped = false;
+    const stopping = h.platform.shutdown().then(() => { stopped = true; });
+    await time.advance(2999);
+    assert.equal(stopped, false, 'still waiting for the start-up 1 ms before the limit');
+    assert.deepEqual(h.events, ['services start']);
+    await time.advance(1);
+    await stopping;
+    assert.deepEqual(h.events, ['services start', 'stop a', 'services stop']);
+    assert.equal(time.pending, 0);
   });
 });

@@ -500,7 +500,13 @@ describe('UDP', () => {
     const log = recordingLogger();
     const cam2 = await udpCamera({ sendFrom: '127.0.0.2' });
     try {
-      const opened = await openUpstream(cam2.s.url(), { transport: 'udp', logger: log });
+      const time = new FakeTime();
+      const opening = openUpstream(cam2.s.url(), { transport: 'udp', logger: log, now: time.clock, timers: time });
+      // While opening, the first-packet wait is the session's only timer.
+      await waitFor(() => time.pending === 1, 2000, 'the wait for the first UDP packet');
+      await waitFor(() => /ignoring UDP packets from 127\.0\.0\.2/.test(log.text()), 2000, 'a packet from the stranger');
+      await time.advance(FAST.udpFirstPacketMs);
+      const opened = await opening;
       assert.match(log.text(), /ignoring UDP packets from 127\.0\.0\.2, which is not the camera/);
       assert.match(log.text(), /UDP does not work .*falling back to TCP/);
       await opened.session.close();
@@ -529,9 +535,17 @@ describe('UDP', () => {
     const cam = await udpCamera({ silent: true });
     try {
       const log = recordingLogger();
-      const factory = rtspUpstream({ url: cam.s.url(), cameraName: CAMERA, logger: log, transport: 'auto', timeouts: { ...FAST, udpFirstPacketMs: 300 } });
+      const time = new FakeTime();
+      const factory = rtspUpstream({
+        url: cam.s.url(), cameraName: CAMERA, logger: log, transport: 'auto', timeouts: { ...FAST, udpFirstPacketMs: 300 }, now: time.clock, timers: time,
+      });
       const handlers = { onRtp: () => undefined, onClose: () => undefined };
-      const first = await factory(handlers, new AbortController().signal);
+      const opening = factory(handlers, new AbortController().signal);
+      await waitFor(() => time.pending === 1, 2000, 'the wait for the first UDP packet');
+      await time.advance(299);
+      assert.doesNotMatch(log.text(), /no UDP packet arrived/, 'still waiting 1 ms before the limit');
+      await time.advance(1);
+      const first = await opening;
       assert.match(log.text(), /no UDP packet arrived within 0\.3 s of PLAY.*using TCP from now on/);
       // The failed UDP session was torn down before TCP was tried.
       const methods = cam.s.methods();
@@ -551,13 +565,14 @@ describe('UDP', () => {
     const cam = await udpCamera({ silent: true });
     try {
       const controller = new AbortController();
+      const time = new FakeTime();
+      const opening = openUpstream(cam.s.url(), { transport: 'udp', signal: controller.signal, timeouts: { udpFirstPacketMs: 3000 }, now: time.clock, timers: time });
+      await waitFor(() => time.pending === 1, 2000, 'the wait for the first UDP packet');
       const t0 = Date.now();
-      setTimeout(() => controller.abort(), 150);
-      await assert.rejects(
-        openUpstream(cam.s.url(), { transport: 'udp', signal: controller.signal, timeouts: { udpFirstPacketMs: 3000 } }),
-        (e: unknown) => e instanceof RtspError && e.code === 'aborted',
-      );
+      controller.abort();
+      await assert.rejects(opening, (e: unknown) => e instanceof RtspError && e.code === 'aborted');
       assert.ok(Date.now() - t0 < 1000);
+      assert.equal(time.now, 0, 'ended without the first-packet timeout running out');
       assert.equal(cam.s.requests.filter((r) => r.method === 'SETUP').length, 2, 'no second (TCP) attempt');
     } finally {
       cam.close();

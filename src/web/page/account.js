@@ -11,19 +11,55 @@ const EXPIRY_CHOICES = [
   ['never', 'Never'],
 ];
 
+/**
+ * The signed-in session as /api/session describes it.
+ * @typedef {object} AccountSession
+ * @property {string} name
+ * @property {string} kind 'user', 'link' or 'anonymous'
+ * @property {boolean} admin
+ * @property {string} [csrfToken]
+ */
+
+/**
+ * A share link as /api/share-links lists it.
+ * @typedef {object} ShareLink
+ * @property {string} id
+ * @property {string} [label]
+ * @property {'all' | string[]} cameras
+ * @property {string} state 'active', 'revoked' or 'expired'
+ * @property {string | null} [expiresAt]
+ */
+
+/**
+ * A new element: `class`, `text`, data-/aria- attributes and `for`/`role` are set as such, any
+ * other key as the element's property of that name.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, unknown>} [properties]
+ * @param {Array<Node | string>} [children]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 function element(tag, properties = {}, children = []) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(properties)) {
-    if (key === 'class') node.className = value;
-    else if (key === 'text') node.textContent = value;
-    else if (key.startsWith('data-') || key.startsWith('aria-') || key === 'for' || key === 'role') node.setAttribute(key, value);
-    else node[key] = value;
+    // Every caller passes strings for these; the casts only tell the type checker so.
+    if (key === 'class') node.className = /** @type {string} */ (value);
+    else if (key === 'text') node.textContent = /** @type {string} */ (value);
+    else if (key.startsWith('data-') || key.startsWith('aria-') || key === 'for' || key === 'role') node.setAttribute(key, /** @type {string} */ (value));
+    else /** @type {Record<string, unknown>} */ (/** @type {unknown} */ (node))[key] = value;
   }
   for (const child of children) node.append(child);
   return node;
 }
 
+/**
+ * A JSON call to the server; rejects with the server's message on an error status.
+ * @param {string} path
+ * @param {{ method?: string, body?: unknown, csrf?: string }} [options]
+ * @returns {Promise<unknown>} the parsed answer (null for 204 or a body that is not JSON)
+ */
 async function api(path, { method = 'GET', body, csrf } = {}) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (csrf) headers['X-CSRF-Token'] = csrf;
@@ -34,10 +70,11 @@ async function api(path, { method = 'GET', body, csrf } = {}) {
     credentials: 'same-origin',
     cache: 'no-store',
   });
+  /** @type {{ message?: string } | null} */
   let data = null;
   if (response.status !== 204) {
     try {
-      data = await response.json();
+      data = /** @type {{ message?: string } | null} */ (await response.json());
     } catch {
       data = null;
     }
@@ -46,6 +83,7 @@ async function api(path, { method = 'GET', body, csrf } = {}) {
   return data;
 }
 
+/** @param {string | null | undefined} iso */
 function formatWhen(iso) {
   if (!iso) return 'never expires';
   return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
@@ -57,6 +95,7 @@ function addStyleSheet() {
 }
 
 class ShareDialog {
+  /** @param {AccountSession} session */
   constructor(session) {
     this.session = session;
     this.dialog = element('dialog', { id: 'share-dialog', class: 'player share-dialog', 'aria-labelledby': 'share-title' });
@@ -98,6 +137,10 @@ class ShareDialog {
     document.body.append(this.dialog);
   }
 
+  /**
+   * @param {string} text
+   * @param {string} [tone]
+   */
   say(text, tone) {
     this.message.textContent = text;
     if (tone) this.message.dataset.tone = tone;
@@ -108,7 +151,7 @@ class ShareDialog {
     this.say('');
     this.resultRow.hidden = true;
     if (!this.dialog.open) this.dialog.showModal();
-    const cameras = await api('/api/cameras');
+    const cameras = /** @type {Array<{ id: string, name: string }>} */ (await api('/api/cameras'));
     this.cameraList.replaceChildren(
       ...cameras.map((camera) =>
         element('label', { class: 'share-camera' }, [
@@ -121,16 +164,18 @@ class ShareDialog {
   }
 
   async create() {
-    const chosen = [...this.cameraList.querySelectorAll('input[type=checkbox]:checked')].map((box) => box.value);
+    /** @type {NodeListOf<HTMLInputElement>} */
+    const boxes = this.cameraList.querySelectorAll('input[type=checkbox]:checked');
+    const chosen = [...boxes].map((box) => box.value);
     if (chosen.length === 0) {
       this.say('Choose at least one camera.', 'bad');
       return;
     }
-    const link = await api('/api/share-links', {
+    const link = /** @type {{ url?: string, path: string }} */ (await api('/api/share-links', {
       method: 'POST',
       csrf: this.session.csrfToken,
       body: { cameras: chosen, expiresIn: this.expiry.value, label: this.label.value.trim() },
-    });
+    }));
     this.result.value = link.url ?? new URL(link.path, window.location.origin).href;
     this.resultRow.hidden = false;
     this.result.select();
@@ -139,7 +184,7 @@ class ShareDialog {
   }
 
   async refresh() {
-    const links = await api('/api/share-links');
+    const links = /** @type {ShareLink[]} */ (await api('/api/share-links'));
     const items = links.map((link) => {
       const cameras = link.cameras === 'all' ? 'all cameras' : link.cameras.join(', ');
       const state =
@@ -171,11 +216,12 @@ function signedIn() {
 async function main() {
   // The server sets this marker with the session cookie; without it there is nothing to show.
   if (!signedIn()) return;
+  /** @type {AccountSession} */
   let session;
   try {
     const response = await fetch('/api/session', { credentials: 'same-origin', cache: 'no-store' });
     if (!response.ok) return; // no access control on this server, or not signed in (app.js says so)
-    session = await response.json();
+    session = /** @type {AccountSession} */ (await response.json());
   } catch {
     return;
   }

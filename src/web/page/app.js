@@ -23,11 +23,56 @@ const HIDDEN_STOP_MS = 30000;
 /** Close code the server uses when access was revoked: retrying cannot help. */
 const CLOSE_ACCESS_REVOKED = 4001;
 
-const byId = (id) => document.getElementById(id);
+/**
+ * A camera as /api/cameras lists it (src/web/camera-status.ts); null where the server does not know.
+ * @typedef {object} Camera
+ * @property {string} id
+ * @property {string} name
+ * @property {string} state
+ * @property {string | null} lastError
+ * @property {string | null} codec
+ * @property {number | null} width
+ * @property {number | null} height
+ * @property {number | null} fps
+ * @property {number | null} bitrateKbps
+ * @property {string | null} audio
+ * @property {number} viewers
+ */
 
-/** From /api/config: STUN/TURN servers for viewers outside the LAN (none on a LAN). */
+/**
+ * What a LiveSession reports to whoever shows it.
+ * @typedef {{ phase: string, text: string, tone: string }} SessionStatus
+ * @typedef {object} SessionHandlers
+ * @property {(status: SessionStatus) => void} [onStatus]
+ * @property {(info: ServerInfo) => void} [onInfo]
+ * @property {(stats: PageStats) => void} [onStats]
+ */
+
+/**
+ * The server's `info` signalling message: what it sends of this camera's stream.
+ * @typedef {object} ServerInfo
+ * @property {number} [width]
+ * @property {number} [height]
+ * @property {unknown} [codec]
+ * @property {string | null} [audio]
+ * @property {unknown} [message]
+ */
+
+/**
+ * One of the page's fixed elements (index.html): always there, so a missing one is a bug in the page.
+ * @template {HTMLElement} [T=HTMLElement]
+ * @param {string} id
+ * @returns {T}
+ */
+const byId = (id) => /** @type {T} */ (document.getElementById(id));
+
+/**
+ * From /api/config: STUN/TURN servers for viewers outside the LAN (none on a LAN).
+ * @type {RTCIceServer[]}
+ */
 let iceServers = [];
 
+/** @param {string} key */
 function readSetting(key) {
   try {
     return window.localStorage.getItem(key);
@@ -36,6 +81,10 @@ function readSetting(key) {
   }
 }
 
+/**
+ * @param {string} key
+ * @param {string} value
+ */
 function writeSetting(key, value) {
   try {
     window.localStorage.setItem(key, value);
@@ -46,7 +95,10 @@ function writeSetting(key, value) {
 
 /* ------------------------------------------------------------------ words ---------------------- */
 
-/** Camera states from the API and the signalling `state` message, in words, with a badge tone. */
+/**
+ * Camera states from the API and the signalling `state` message, in words, with a badge tone.
+ * @type {Record<string, [string, string]>}
+ */
 const STATE_WORDS = {
   // Idle: nobody is watching, so the camera is not being pulled; it starts on the first viewer.
   idle: ['Standby', ''],
@@ -57,17 +109,27 @@ const STATE_WORDS = {
   stopped: ['Stopped', 'bad'],
 };
 
+/**
+ * @param {string} state
+ * @returns {[string, string]}
+ */
 function stateWords(state) {
   return STATE_WORDS[state] ?? [String(state ?? 'Unknown'), ''];
 }
 
+/** @param {unknown} kbps */
 function formatBitrate(kbps) {
   if (typeof kbps !== 'number' || !Number.isFinite(kbps)) return null;
   return kbps >= 1000 ? `${(kbps / 1000).toFixed(1)} Mbit/s` : `${Math.round(kbps)} kbit/s`;
 }
 
+/**
+ * @param {number | null | undefined} width
+ * @param {number | null | undefined} height
+ */
 function formatResolution(width, height) {
-  return width > 0 && height > 0 ? `${width}\u00d7${height}` : null;
+  // (null and undefined are not > 0: written out so the type checker sees it.)
+  return width != null && height != null && width > 0 && height > 0 ? `${width}\u00d7${height}` : null;
 }
 
 /**
@@ -80,11 +142,14 @@ function receivableVideoCodecs() {
   return [...new Set(names.filter((name) => /^[A-Z0-9-]{1,16}$/.test(name)))].slice(0, 32);
 }
 
-/** One line under a tile: resolution, frame rate, bitrate, codec, viewers; whatever is known. */
+/**
+ * One line under a tile: resolution, frame rate, bitrate, codec, viewers; whatever is known.
+ * @param {Camera} camera
+ */
 function describeCamera(camera) {
   const parts = [
     formatResolution(camera.width, camera.height),
-    camera.fps > 0 ? `${Math.round(camera.fps)} fps` : null,
+    camera.fps != null && camera.fps > 0 ? `${Math.round(camera.fps)} fps` : null,
     formatBitrate(camera.bitrateKbps),
     camera.codec,
     camera.viewers > 0 ? `${camera.viewers} watching` : null,
@@ -93,6 +158,11 @@ function describeCamera(camera) {
   return parts.join(' \u00b7 ');
 }
 
+/**
+ * @param {HTMLElement} element
+ * @param {string} text
+ * @param {string} [tone]
+ */
 function setBadge(element, text, tone) {
   element.textContent = text;
   if (tone) element.dataset.tone = tone;
@@ -109,6 +179,7 @@ function signalUrl() {
   return url.href;
 }
 
+/** @param {number} attempt */
 function backoffDelay(attempt) {
   const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.max(0, attempt - 1));
   // Jitter so that every open page does not reconnect in the same instant after a server restart.
@@ -124,22 +195,41 @@ function backoffDelay(attempt) {
  * phases: connecting, live, offline, reconnecting, waiting, failed
  */
 class LiveSession {
+  /**
+   * @param {string} cameraId
+   * @param {HTMLVideoElement} video
+   * @param {SessionHandlers} [handlers]
+   */
   constructor(cameraId, video, handlers = {}) {
     this.cameraId = cameraId;
     this.video = video;
     this.handlers = handlers;
     this.attempt = 0;
     this.stopped = true;
+    /** @type {WebSocket | null} */
     this.ws = null;
+    /** @type {RTCPeerConnection | null} */
     this.pc = null;
+    /** @type {MediaStream | null} */
     this.stream = null;
     this.retryTimer = 0;
     this.statsTimer = 0;
+    /**
+     * Candidates that arrived before the offer; null is "end of candidates".
+     * @type {Array<RTCIceCandidateInit | null>}
+     */
     this.pendingCandidates = [];
+    /** @type {Promise<void>} */
     this.messages = Promise.resolve();
     this.serverState = 'connecting';
     this.phase = '';
+    /** @type {PageStats | null} */
     this.previousStats = null;
+    // Set again by every connect(); poll() runs only after one.
+    this.connectedAt = 0;
+    this.lastProgressAt = 0;
+    this.liveSince = 0;
+    this.progress = 0;
     this.onOnline = () => {
       // The network is back: do not sit out the rest of a long backoff.
       if (this.retryTimer && !this.stopped) {
@@ -167,11 +257,17 @@ class LiveSession {
     this.video.srcObject = null;
   }
 
+  /**
+   * @param {string} phase
+   * @param {string} text
+   * @param {string} tone
+   */
   status(phase, text, tone) {
     this.phase = phase;
     this.handlers.onStatus?.({ phase, text, tone });
   }
 
+  /** @param {object} message */
   send(message) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
   }
@@ -209,6 +305,7 @@ class LiveSession {
     this.statsTimer = setInterval(() => this.poll(), 1000);
   }
 
+  /** @param {string} data */
   async onMessage(data) {
     let message;
     try {
@@ -240,11 +337,13 @@ class LiveSession {
 
   createPeer() {
     const pc = new RTCPeerConnection({ iceServers });
-    this.stream = new MediaStream();
+    // While `pc` is the current peer, `stream` is the current stream too (both are replaced together).
+    const stream = new MediaStream();
+    this.stream = stream;
     pc.addEventListener('track', (event) => {
       if (this.pc !== pc) return;
-      this.stream.addTrack(event.track);
-      if (this.video.srcObject !== this.stream) this.video.srcObject = this.stream;
+      stream.addTrack(event.track);
+      if (this.video.srcObject !== stream) this.video.srcObject = stream;
       // Muted autoplay is always allowed; if the browser still refuses, the tile shows the reason.
       this.video.play().catch(() => undefined);
     });
@@ -259,6 +358,7 @@ class LiveSession {
     return pc;
   }
 
+  /** @param {string} sdp */
   async onOffer(sdp) {
     // A second offer on a live peer is a renegotiation (the camera's tracks changed): answer it on
     // the same connection so the picture continues.
@@ -267,12 +367,14 @@ class LiveSession {
     await pc.setRemoteDescription({ type: 'offer', sdp });
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
-    this.send({ type: 'answer', sdp: pc.localDescription.sdp });
+    // Set by setLocalDescription just above.
+    this.send({ type: 'answer', sdp: /** @type {RTCSessionDescription} */ (pc.localDescription).sdp });
     const queued = this.pendingCandidates;
     this.pendingCandidates = [];
     for (const candidate of queued) await this.addCandidate(candidate);
   }
 
+  /** @param {RTCIceCandidateInit | null} candidate */
   async onRemoteCandidate(candidate) {
     if (!this.pc || !this.pc.remoteDescription) {
       this.pendingCandidates.push(candidate);
@@ -281,15 +383,20 @@ class LiveSession {
     await this.addCandidate(candidate);
   }
 
+  /** @param {RTCIceCandidateInit | null} candidate */
   async addCandidate(candidate) {
     try {
-      // null is "end of candidates".
-      await this.pc.addIceCandidate(candidate === null ? undefined : candidate);
+      // null is "end of candidates". A peer torn down meanwhile throws here, and is caught like a bad candidate.
+      await /** @type {RTCPeerConnection} */ (this.pc).addIceCandidate(candidate === null ? undefined : candidate);
     } catch {
       // One unusable candidate (e.g. an address family this device lacks) is not fatal.
     }
   }
 
+  /**
+   * @param {string} state
+   * @param {string} [message]
+   */
   onServerState(state, message) {
     this.serverState = state;
     if (state === 'live') {
@@ -305,6 +412,10 @@ class LiveSession {
     }
   }
 
+  /**
+   * @param {unknown} code
+   * @param {string} [message]
+   */
   onServerError(code, message) {
     switch (code) {
       case 'unsupported-codec':
@@ -329,15 +440,25 @@ class LiveSession {
     return this.serverState === 'offline' || this.serverState === 'retrying';
   }
 
+  /** @param {string} text */
   fail(text) {
     this.teardown(true);
     this.status('failed', text, 'bad');
   }
 
+  /**
+   * @param {string} text
+   * @param {number} delay
+   */
   wait(text, delay) {
     this.retry(text, delay, 'waiting');
   }
 
+  /**
+   * @param {string} reason
+   * @param {number} [delay]
+   * @param {string} [phase]
+   */
   retry(reason, delay, phase = 'reconnecting') {
     if (this.stopped) return;
     this.teardown(true);
@@ -351,6 +472,7 @@ class LiveSession {
     this.status(phase, `${reason}. Trying again in ${Math.ceil(wait / 1000)} s`, 'bad');
   }
 
+  /** @param {boolean} sayStop */
   teardown(sayStop) {
     clearInterval(this.statsTimer);
     this.statsTimer = 0;
@@ -409,15 +531,43 @@ class LiveSession {
 }
 
 /**
+ * What the player's statistics overlay shows; null where the browser does not (yet) know.
+ * @typedef {object} PageStats
+ * @property {number} at
+ * @property {number} framesDecoded
+ * @property {number} width
+ * @property {number} height
+ * @property {string | null} codec
+ * @property {number} bytes
+ * @property {number} packetsLost
+ * @property {number} audioPackets
+ * @property {number} freezes
+ * @property {number} jitterBufferDelay
+ * @property {number} jitterBufferEmitted
+ * @property {number} totalDecodeTime
+ * @property {number | null} rttMs
+ * @property {number | null} fps
+ * @property {number | null} kbps
+ * @property {number | null} jitterBufferMs
+ * @property {number | null} decodeMs
+ * @property {number | null} latencyMs
+ */
+
+/**
  * Turns a getStats() report into the few figures people understand. The latency is an estimate of
  * what this side adds: half the round trip, the jitter buffer and decoding. It does not include
  * the camera's own encoding delay, which the browser cannot see.
+ * @param {RTCStatsReport} report
+ * @param {PageStats | null} previous
+ * @param {number} now
+ * @returns {PageStats}
  */
 function summarizeStats(report, previous, now) {
-  let video = null;
-  let audio = null;
-  let pair = null;
-  let transport = null;
+  // Typed by the cast, not the initializer: the forEach callbacks below assign them.
+  let video = /** @type {RTCInboundRtpStreamStats | null} */ (null);
+  let audio = /** @type {RTCInboundRtpStreamStats | null} */ (null);
+  let pair = /** @type {RTCIceCandidatePairStats | null} */ (null);
+  let transport = /** @type {RTCTransportStats | null} */ (null);
   report.forEach((entry) => {
     if (entry.type === 'inbound-rtp' && entry.kind === 'video') video = entry;
     else if (entry.type === 'inbound-rtp' && entry.kind === 'audio') audio = entry;
@@ -430,6 +580,7 @@ function summarizeStats(report, previous, now) {
     });
   }
   const codec = video?.codecId ? report.get(video.codecId) : null;
+  /** @type {PageStats} */
   const stats = {
     at: now,
     framesDecoded: video?.framesDecoded ?? 0,
@@ -471,10 +622,12 @@ function summarizeStats(report, previous, now) {
 
 const grid = byId('grid');
 const notice = byId('notice');
-const tileTemplate = byId('tile-template');
+const tileTemplate = /** @type {HTMLTemplateElement} */ (byId('tile-template'));
 const liveTilesButton = byId('live-tiles');
 
+/** @type {Map<string, Tile>} */
 const tiles = new Map();
+/** @type {Camera[]} */
 let cameras = [];
 let liveTiles = readSetting('liveTiles') === '1';
 let hiddenTimer = 0;
@@ -483,38 +636,76 @@ let listTimer = 0;
 
 const visibility = new IntersectionObserver((entries) => {
   for (const entry of entries) {
-    const tile = tiles.get(entry.target.dataset.camera);
+    // Every observed element is a tile, stamped with its camera id by createTile.
+    const tile = tiles.get(/** @type {string} */ (/** @type {HTMLElement} */ (entry.target).dataset.camera));
     if (!tile) continue;
     tile.visible = entry.isIntersecting;
     if (tile.visible && !liveTiles) refreshSnapshot(tile);
   }
 });
 
+/** @param {string} [text] */
 function showNotice(text) {
   notice.textContent = text ?? '';
   notice.hidden = !text;
 }
 
+/**
+ * One camera's tile in the grid: its elements (from the template in index.html) and its state.
+ * @typedef {object} Tile
+ * @property {string} id
+ * @property {HTMLElement} element
+ * @property {HTMLButtonElement} button
+ * @property {HTMLImageElement} img
+ * @property {HTMLVideoElement} video
+ * @property {HTMLElement} placeholder
+ * @property {HTMLElement} name
+ * @property {HTMLElement} badge
+ * @property {HTMLElement} meta
+ * @property {HTMLElement} age
+ * @property {Camera} camera
+ * @property {LiveSession | null} session
+ * @property {SessionStatus | null} sessionStatus
+ * @property {string | null} snapshotUrl
+ * @property {boolean} snapshotBusy
+ * @property {number | null} savedAt set while the tile shows the saved picture: when it was taken, in this browser's clock
+ * @property {boolean} savedAsked
+ * @property {boolean} visible
+ */
+
+/**
+ * A part of a tile: the template always has it.
+ * @template {HTMLElement} [T=HTMLElement]
+ * @param {HTMLElement} element
+ * @param {string} selector
+ * @returns {T}
+ */
+const tilePart = (element, selector) => /** @type {T} */ (element.querySelector(selector));
+
+/**
+ * @returns {Tile}
+ * @param {Camera} camera
+ */
 function createTile(camera) {
-  const element = tileTemplate.content.firstElementChild.cloneNode(true);
+  const element = /** @type {HTMLElement} */ (/** @type {Element} */ (tileTemplate.content.firstElementChild).cloneNode(true));
   element.dataset.camera = camera.id;
+  /** @type {Tile} */
   const tile = {
     id: camera.id,
     element,
-    button: element.querySelector('.tile-open'),
-    img: element.querySelector('.tile-snapshot'),
-    video: element.querySelector('.tile-video'),
-    placeholder: element.querySelector('.placeholder'),
-    name: element.querySelector('.tile-name'),
-    badge: element.querySelector('.tile-state'),
-    meta: element.querySelector('.tile-meta'),
-    age: element.querySelector('.tile-age'),
+    button: tilePart(element, '.tile-open'),
+    img: tilePart(element, '.tile-snapshot'),
+    video: tilePart(element, '.tile-video'),
+    placeholder: tilePart(element, '.placeholder'),
+    name: tilePart(element, '.tile-name'),
+    badge: tilePart(element, '.tile-state'),
+    meta: tilePart(element, '.tile-meta'),
+    age: tilePart(element, '.tile-age'),
     camera,
     session: null,
     sessionStatus: null,
     snapshotUrl: null,
     snapshotBusy: false,
-    /** Set while the tile shows the saved picture: when it was taken, in this browser's clock. */
     savedAt: null,
     savedAsked: false,
     visible: false,
@@ -524,6 +715,10 @@ function createTile(camera) {
   return tile;
 }
 
+/**
+ * @param {Tile} tile
+ * @param {Camera} camera
+ */
 function updateTile(tile, camera) {
   tile.camera = camera;
   tile.name.textContent = camera.name;
@@ -538,6 +733,7 @@ function updateTile(tile, camera) {
   tile.meta.textContent = describeCamera(camera);
 }
 
+/** @param {{ phase: string }} status */
 function shortPhase(status) {
   if (status.phase === 'offline') return 'Camera offline, retrying';
   if (status.phase === 'reconnecting') return 'Reconnecting';
@@ -546,6 +742,7 @@ function shortPhase(status) {
   return 'Connecting';
 }
 
+/** @param {Tile} tile */
 function removeTile(tile) {
   stopTileLive(tile);
   visibility.unobserve(tile.element);
@@ -554,6 +751,7 @@ function removeTile(tile) {
   tiles.delete(tile.id);
 }
 
+/** @param {Camera[]} list */
 function renderCameras(list) {
   cameras = list;
   grid.setAttribute('aria-busy', 'false');
@@ -578,7 +776,10 @@ function renderCameras(list) {
   }
 }
 
-/** "just now", "40 s ago", "5 min ago", "2 h ago", "3 days ago". */
+/**
+ * "just now", "40 s ago", "5 min ago", "2 h ago", "3 days ago".
+ * @param {number} ms
+ */
 function formatAge(ms) {
   const seconds = Math.max(0, Math.round(ms / 1000));
   if (seconds < 10) return 'just now';
@@ -590,6 +791,11 @@ function formatAge(ms) {
   return `${Math.floor(hours / 24)} days ago`;
 }
 
+/**
+ * @param {Tile} tile
+ * @param {Blob} blob
+ * @param {string} alt
+ */
 function showPicture(tile, blob, alt) {
   const url = URL.createObjectURL(blob);
   const previous = tile.snapshotUrl;
@@ -601,6 +807,7 @@ function showPicture(tile, blob, alt) {
   tile.placeholder.hidden = true;
 }
 
+/** @param {Tile} tile */
 function updateAgeLabel(tile) {
   tile.age.hidden = tile.savedAt === null || Boolean(tile.session);
   if (tile.savedAt !== null) tile.age.textContent = `Saved picture, ${formatAge(Date.now() - tile.savedAt)}`;
@@ -609,6 +816,7 @@ function updateAgeLabel(tile) {
 /**
  * The last good picture the server kept (across restarts too), answered at once: shown, with its
  * age, until the live snapshot arrives, so an idle camera's tile is not empty while it wakes up.
+ * @param {Tile} tile
  */
 async function showSavedSnapshot(tile) {
   try {
@@ -629,6 +837,7 @@ async function showSavedSnapshot(tile) {
   }
 }
 
+/** @param {Tile} tile */
 async function refreshSnapshot(tile) {
   if (tile.savedAt !== null) updateAgeLabel(tile);
   if (tile.snapshotBusy || tile.session || pageHidden) return;
@@ -661,6 +870,7 @@ function refreshVisibleSnapshots() {
   for (const tile of tiles.values()) if (tile.visible) refreshSnapshot(tile);
 }
 
+/** @param {Tile} tile */
 function startTileLive(tile) {
   if (tile.session) return;
   tile.video.hidden = false;
@@ -676,6 +886,7 @@ function startTileLive(tile) {
   tile.session.start();
 }
 
+/** @param {Tile} tile */
 function stopTileLive(tile) {
   if (!tile.session) return;
   tile.session.stop();
@@ -688,6 +899,7 @@ function stopTileLive(tile) {
   updateTile(tile, tile.camera);
 }
 
+/** @param {boolean} on */
 function setLiveTiles(on) {
   liveTiles = on;
   writeSetting('liveTiles', on ? '1' : '0');
@@ -728,24 +940,26 @@ async function refreshList() {
 /* ------------------------------------------------------------------- player -------------------- */
 
 const player = {
-  dialog: byId('player'),
+  dialog: /** @type {HTMLDialogElement} */ (byId('player')),
   stage: byId('player-stage'),
-  video: byId('player-video'),
+  /** webkitEnterFullscreen: iPhone Safari's only way to fullscreen; absent elsewhere. */
+  video: /** @type {HTMLVideoElement & { webkitEnterFullscreen?: () => void }} */ (byId('player-video')),
   title: byId('player-title'),
   state: byId('player-state'),
   message: byId('player-message'),
   info: byId('player-info'),
   stats: byId('player-stats'),
-  mute: byId('player-mute'),
+  mute: /** @type {HTMLButtonElement} */ (byId('player-mute')),
   fullscreen: byId('player-fullscreen'),
   pip: byId('player-pip'),
   statsToggle: byId('player-stats-toggle'),
   close: byId('player-close'),
-  cameraId: null,
-  session: null,
+  cameraId: /** @type {string | null} */ (null),
+  session: /** @type {LiveSession | null} */ (null),
   hasAudio: true,
 };
 
+/** @param {string} cameraId */
 function openPlayer(cameraId) {
   const camera = cameras.find((c) => c.id === cameraId);
   if (!camera) return;
@@ -760,12 +974,13 @@ function openPlayer(cameraId) {
   // One viewer per camera per page: the tile's own live view pauses while the player shows it.
   const tile = tiles.get(cameraId);
   if (tile) stopTileLive(tile);
-  player.session = new LiveSession(cameraId, player.video, {
+  const session = new LiveSession(cameraId, player.video, {
     onStatus: showPlayerStatus,
     onInfo: showPlayerInfo,
     onStats: showPlayerStats,
   });
-  player.session.start();
+  player.session = session;
+  session.start();
   if (!player.dialog.open) player.dialog.showModal();
   history.replaceState(null, '', `#camera=${encodeURIComponent(cameraId)}`);
 }
@@ -785,12 +1000,14 @@ function onPlayerClosed() {
   stopPlayerSession();
 }
 
+/** @param {SessionStatus} status */
 function showPlayerStatus({ phase, text, tone }) {
   setBadge(player.state, phase === 'live' ? 'Live' : shortPhase({ phase }), tone);
   player.message.textContent = text;
   player.message.hidden = phase === 'live';
 }
 
+/** @param {ServerInfo} info */
 function showPlayerInfo(info) {
   const parts = [
     formatResolution(info.width, info.height),
@@ -802,6 +1019,7 @@ function showPlayerInfo(info) {
   setAudioAvailable(Boolean(info.audio));
 }
 
+/** @param {PageStats} stats */
 function showPlayerStats(stats) {
   if (player.stats.hidden) return;
   const rows = [
@@ -826,6 +1044,7 @@ function showPlayerStats(stats) {
   player.stats.replaceChildren(...children);
 }
 
+/** @param {boolean} muted */
 function setMuted(muted) {
   player.video.muted = muted;
   player.mute.setAttribute('aria-pressed', String(!muted));
@@ -833,6 +1052,7 @@ function setMuted(muted) {
   player.mute.setAttribute('aria-label', muted ? 'Unmute' : 'Mute');
 }
 
+/** @param {boolean} available */
 function setAudioAvailable(available) {
   player.hasAudio = available;
   player.mute.disabled = !available;
@@ -843,6 +1063,7 @@ function setAudioAvailable(available) {
   }
 }
 
+/** @param {boolean} visible */
 function setStatsVisible(visible) {
   player.stats.hidden = !visible;
   player.statsToggle.setAttribute('aria-pressed', String(visible));
@@ -868,7 +1089,8 @@ function wirePlayer() {
     } else if (player.stage.requestFullscreen) {
       player.stage.requestFullscreen().catch(() => undefined);
     } else {
-      player.video.webkitEnterFullscreen(); // iPhone Safari: only the video element can go fullscreen
+      // iPhone Safari: only the video element can go fullscreen (the button is hidden where neither API exists).
+      player.video.webkitEnterFullscreen?.();
     }
   });
   document.addEventListener('fullscreenchange', () => {
@@ -939,4 +1161,4 @@ async function main() {
 main();
 
 // Exposed for tests and for the curious in the console; nothing in the page depends on it.
-window.watchPage = { tiles, player, openPlayer, setLiveTiles, summarizeStats };
+/** @type {Window & { watchPage?: object }} */ (window).watchPage = { tiles, player, openPlayer, setLiveTiles, summarizeStats };

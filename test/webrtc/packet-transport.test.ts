@@ -1,0 +1,67 @@
+// Where a viewer's packets go once ICE picked a pair: straight to the UDP socket, or through
+// werift's send (counted until it completes).
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { describe, it } from 'node:test';
+
+import { resolvePacketTransport, type IceConnectionLike } from '../../src/webrtc/packet-transport.js';
+
+describe('resolvePacketTransport', () => {
+  it('is undefined before a pair is nominated', () => {
+    assert.equal(resolvePacketTransport({ nominated: undefined, send: async () => undefined }), undefined);
+  });
+
+  it('a UDP pair with an IP address sends straight to the socket, scatter/gather', async () => {
+    const socket = dgram.createSocket('udp4');
+    const receiver = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
+    try {
+      let viaWerift = 0;
+      const pair = { protocol: { transport: { socket } }, remoteAddr: ['127.0.0.1', receiver.address().port] as const };
+      const transport = resolvePacketTransport({ nominated: pair, send: async () => void viaWerift++ })!;
+      assert.equal(transport.kind, 'udp');
+      assert.equal(transport.pair, pair);
+      const got = new Promise<Buffer>((resolve) => receiver.once('message', resolve));
+      transport.send([Buffer.from('he'), Buffer.from('llo')]);
+      assert.equal((await got).toString(), 'hello', 'the parts arrive as one datagram');
+      assert.equal(viaWerift, 0);
+      assert.equal(typeof transport.queuedBytes(), 'number');
+    } finally {
+      socket.close();
+      receiver.close();
+    }
+  });
+
+  it('a pair that is not plain UDP (TCP, TURN, a host name) goes through werift, counting bytes in flight', async () => {
+    const sent: Buffer[] = [];
+    const completions: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+    const connection: IceConnectionLike = {
+      nominated: { protocol: { transport: { socket: {} } }, remoteAddr: ['turn.example', 3478] },
+      send: (data) => {
+        sent.push(data);
+        return new Promise<void>((resolve, reject) => completions.push({ resolve, reject }));
+      },
+    };
+    const transport = resolvePacketTransport(connection)!;
+    assert.equal(transport.kind, 'generic');
+    transport.send([Buffer.alloc(3), Buffer.alloc(4)]);
+    transport.send(Buffer.alloc(10));
+    assert.deepEqual(sent.map((b) => b.length), [7, 10], 'parts joined');
+    assert.equal(transport.queuedBytes(), 17);
+    completions[0]!.resolve();
+    completions[1]!.reject(new Error('TURN allocation gone'));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(transport.queuedBytes(), 0, 'a failed send is no longer waiting either');
+  });
+
+  it('a UDP socket with a host name that is not an IP address is not sent to directly', () => {
+    const socket = dgram.createSocket('udp4');
+    try {
+      const transport = resolvePacketTransport({ nominated: { protocol: { transport: { socket } }, remoteAddr: ['peer.local', 5000] }, send: async () => undefined })!;
+      assert.equal(transport.kind, 'generic');
+    } finally {
+      socket.close();
+    }
+  });
+});
