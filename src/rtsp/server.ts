@@ -17,9 +17,10 @@
  * needs the configured Digest credentials (Basic too, on loopback).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, isIPv6, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { RemoteInfo } from 'node:dgram';
 import type { FrameSink, MediaFrame, TrackDescription } from '../media/types.js';
+import { formatHost, isLoopback, normalizeAddress, stripCredentials } from '../util/address.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { redactUrl } from '../util/redact.js';
 import { refusalLog } from '../util/summary-log.js';
@@ -892,21 +893,3 @@ function sessionIdOf(request: RtspRequest): string | undefined {
   return header.split(';')[0]!.trim();
 }
 
-function stripCredentials(uri: string): string {
-  if (!/^rtsps?:\/\//i.test(uri)) return uri;
-  return uri.replace(/^(rtsps?:\/\/)[^/@]*@/i, '$1');
-}
-
-function isLoopback(address: string): boolean {
-  const a = normalizeAddress(address);
-  return a === '::1' || a === 'localhost' || /^127\./.test(a);
-}
-
-/** `::ffff:127.0.0.1` → `127.0.0.1`, so IPv4 clients of a dual-stack socket compare as IPv4. */
-function normalizeAddress(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
-
-function formatHost(host: string): string {
-  return isIPv6(host) ? `[${host}]` : host;
-}

@@ -2,6 +2,7 @@
  * RTSP URL handling: splitting credentials off the camera URL, and resolving the per-track control
  * URLs of an SDP the way cameras expect (which is not RFC 3986 resolution, see resolveControlUrl).
  */
+import { lastUserinfoAt, stripCredentials } from '../util/address.js';
 
 export interface RtspTarget {
   /** The URL without user info: the only form ever sent to the camera or printed. */
@@ -59,31 +60,12 @@ export function parseRtspUrl(input: string): RtspTarget {
   return target;
 }
 
-/**
- * Index of the "@" that ends the user info, or -1: the last "@" before the first "/". So a raw "@",
- * ":", "#" or "?" in a password works; a raw "/" does not (it must be written %2F).
- */
-function lastUserinfoAt(rest: string): number {
-  const pathStart = rest.indexOf('/');
-  const authority = pathStart < 0 ? rest : rest.slice(0, pathStart);
-  return authority.lastIndexOf('@');
-}
-
 function safeDecode(s: string): string {
   try {
     return decodeURIComponent(s);
   } catch {
     return s; // a raw "%" in a password: take it literally
   }
-}
-
-/** Removes user info from a URL a camera sent back (Content-Base sometimes echoes it). */
-export function stripCredentials(url: string): string {
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*@)/i.exec(url);
-  if (!m) return url;
-  const authority = url.slice(m[1]!.length);
-  const at = lastUserinfoAt(authority);
-  return at < 0 ? url : m[1]! + authority.slice(at + 1);
 }
 
 /**

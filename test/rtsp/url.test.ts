@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { baseUrlFor, displayUrl, parseRtspUrl, resolveControlUrl, stripCredentials } from '../../src/rtsp/url.js';
+import { baseUrlFor, displayUrl, parseRtspUrl, resolveControlUrl } from '../../src/rtsp/url.js';
 
 describe('parseRtspUrl', () => {
   it('splits off percent-decoded credentials and keeps the rest', () => {
@@ -40,14 +40,6 @@ describe('parseRtspUrl', () => {
   it('rejects what is not an RTSP URL, without echoing it', () => {
     assert.throws(() => parseRtspUrl('http://admin:secret@cam/'), (e: unknown) => e instanceof Error && !e.message.includes('secret'));
     assert.throws(() => parseRtspUrl('rtsp://'), /host|malformed/);
-  });
-});
-
-describe('stripCredentials', () => {
-  it('removes user info, including a raw @ in the password', () => {
-    assert.equal(stripCredentials('rtsp://a:b@cam/x'), 'rtsp://cam/x');
-    assert.equal(stripCredentials('rtsp://a:b@c@cam:554/x'), 'rtsp://cam:554/x');
-    assert.equal(stripCredentials('rtsp://cam/x@y'), 'rtsp://cam/x@y');
   });
 });
 
