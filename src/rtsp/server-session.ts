@@ -13,7 +13,8 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type { FrameSink, MediaFrame, PacketizedPayload, SourceState, TrackDescription } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
-import { buildSenderReport, RTP_HEADER_LENGTH, writeRtpHeader } from '../media/rtp.js';
+import { RTP_HEADER_LENGTH, writeRtpHeader } from '../media/rtp.js';
+import { buildSenderReport } from '../rtp/rtcp.js';
 import { payloadsFor } from './server-rtp.js';
 import type { ParameterSets, ServedTrack } from './server-sdp.js';
 

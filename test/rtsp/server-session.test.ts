@@ -1,7 +1,7 @@
 // RestreamSession in isolation: what goes on the wire for given frames, with fake outputs.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseRtcpSenderReport } from '../../src/media/rtp.js';
+import { parseRtcpSenderReport } from '../../src/rtp/rtcp.js';
 import type { FrameSink, MediaFrame } from '../../src/media/types.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { RestreamSession, type SessionLimits, type TcpOutput, type UdpOutput } from '../../src/rtsp/server-session.js';
