@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { CameraConfig } from '../config/types.js';
 import type { Source } from '../media/source.js';
-import { createRestreamServer, type RestreamServer } from '../rtsp/server.js';
+import { createRestreamServer, type RestreamServer } from '../restream/server.js';
 import { isLoopback } from '../util/address.js';
 import { createAccessControl, createClientAddressOf, createHttpsRedirect, loadTlsCredentials, type AccessControl } from '../web/auth/index.js';
 import { TranscodedVariants } from '../transcode/variants.js';

@@ -11,12 +11,12 @@
  * because cutting it would throw away the very keyframe the client is meant to start from.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import type { FrameSink, MediaFrame, PacketizedPayload, SourceState, TrackDescription } from '../media/types.js';
+import type { FrameSink, MediaFrame, PacketizedPayload, SourceState, Subscribable, TrackDescription } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
 import { RTP_HEADER_LENGTH, writeRtpHeader } from '../media/rtp.js';
 import { buildSenderReport } from '../rtp/rtcp.js';
-import { payloadsFor } from './server-rtp.js';
-import type { ParameterSets, ServedTrack } from './server-sdp.js';
+import { payloadsFor } from './payloads.js';
+import type { ParameterSets, ServedTrack } from './sdp.js';
 
 export type SessionTransport =
   | { type: 'tcp'; rtpChannel: number; rtcpChannel: number }
@@ -40,11 +40,6 @@ export interface SessionLimits {
   burstGraceMs: number;
   /** UDP pacing: bytes sent per timer tick, so a GOP burst does not overflow the client's socket buffer. */
   udpBytesPerTick: number;
-}
-
-/** What a Source offers for subscribing; structurally a subset of the media core's Source. */
-export interface SubscribableSource {
-  subscribe(sink: FrameSink, options?: { kinds?: ReadonlyArray<'video' | 'audio'> }): { unsubscribe(): void };
 }
 
 export interface SessionStats {
@@ -159,7 +154,7 @@ export class RestreamSession implements FrameSink {
    * held back until `startFlow()`, so the PLAY response, which must come first on the wire, can
    * carry RTP-Info naming the very first packet of each track. Returns that RTP-Info value.
    */
-  play(source: SubscribableSource): string {
+  play(source: Subscribable): string {
     if (this.closed || this.playing) return '';
     this.playing = true;
     this.held = [];

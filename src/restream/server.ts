@@ -19,32 +19,26 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { RemoteInfo } from 'node:dgram';
-import type { FrameSink, MediaFrame, TrackDescription } from '../media/types.js';
+import type { BroadcastSource, FrameSink, MediaFrame, Subscribable } from '../media/types.js';
 import { formatHost, isLoopback, normalizeAddress, stripCredentials } from '../util/address.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { redactUrl } from '../util/redact.js';
 import { refusalLog } from '../util/summary-log.js';
-import { RtspDigestAuthenticator, type RestreamCredentials } from './server-auth.js';
-import { RtspRequestParser, type RtspRequest } from './server-parser.js';
-import { buildSdp, parameterSetsFromTrack, parameterSetsFromUnits, planTracks, type ParameterSets, type ServedTrack } from './server-sdp.js';
-import { RestreamSession, type SessionStats, type SessionTransport } from './server-session.js';
-import { UdpPair } from './server-udp.js';
+import { RtspDigestAuthenticator, type RestreamCredentials } from './auth.js';
+import { RtspRequestParser, type RtspRequest } from './request-parser.js';
+import { buildSdp, parameterSetsFromTrack, parameterSetsFromUnits, planTracks, type ParameterSets, type ServedTrack } from './sdp.js';
+import { RestreamSession, type SessionStats, type SessionTransport } from './session.js';
+import { UdpPair } from './udp.js';
 
-export type { RestreamCredentials } from './server-auth.js';
-export type { SessionStats as RestreamSessionStats } from './server-session.js';
+export type { RestreamCredentials } from './auth.js';
+export type { SessionStats as RestreamSessionStats } from './session.js';
 
 /**
  * What the re-stream needs from a camera's Source; the media core's `Source` satisfies it as is.
  * Tracks are learnt while the Source connects: the server subscribes (which starts the pull) and
  * waits for the sink's `onTracks` or for `tracks` to fill in.
  */
-export interface RestreamSource {
-  readonly id: string;
-  /** Empty until the Source has connected once. */
-  readonly tracks: ReadonlyArray<TrackDescription>;
-  /** Must hand a new sink the GOP cache (from the last keyframe) first; see FrameSink for the rest. */
-  subscribe(sink: FrameSink, options?: { kinds?: ReadonlyArray<'video' | 'audio'> }): { unsubscribe(): void };
-}
+export type RestreamSource = Pick<BroadcastSource, 'id' | 'tracks'> & Subscribable;
 
 export interface RestreamLimits {
   /** Open RTSP connections; more are refused with 503. */
