@@ -12,7 +12,7 @@ import { buildReceiverReport, looksLikeRtcp, parseRtcp, ReceptionStats } from '.
 import { describeTracks, parseSdp, SdpError, type DescribedTrack } from './sdp.js';
 import { parseTransport, tcpTransport, udpTransport } from './transport-header.js';
 import { bindAddressFor, bindUdpPair, type UdpPair } from './udp.js';
-import { baseUrlFor, displayUrl, parseRtspUrl, resolveControlUrl, type RtspTarget } from './url.js';
+import { baseUrlFor, displayUrl, parseRtspUrl, resolveControlUrl, type RtspEndpoint, type RtspTarget } from './url.js';
 
 /**
  * One RTSP playback session: OPTIONS, DESCRIBE (following redirects), SETUP per track, PLAY, then
@@ -44,11 +44,8 @@ export const DEFAULT_TIMEOUTS: RtspTimeouts = {
 };
 
 export interface RtspSessionOptions {
-  /** Camera URL; may carry credentials (they are taken out and never sent or printed). */
-  url: string;
-  /** Override the URL's credentials. */
-  username?: string;
-  password?: string;
+  /** The camera URL without credentials, and the credentials as separate fields (`rtspEndpoint`). */
+  endpoint: RtspEndpoint;
   cameraName: string;
   logger: Logger;
   transport: 'tcp' | 'udp';
@@ -129,22 +126,14 @@ export class RtspSession implements UpstreamSession {
     private readonly options: RtspSessionOptions,
     private readonly handlers: RtspSessionHandlers,
   ) {
-    let target: RtspTarget;
-    try {
-      target = parseRtspUrl(options.url);
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new RtspError('unsupported', options.cameraName, displayUrl(options.url), `invalid camera URL: ${reason}`);
-    }
-    this.target = target;
+    const { endpoint } = options;
+    this.target = endpoint.target;
     this.now = options.now ?? (() => performance.now());
     this.clock = options.timers ?? realTimers;
-    const username = options.username ?? target.username;
-    const password = options.password ?? target.password ?? '';
-    this.credentials = username !== undefined ? { username, password } : undefined;
+    this.credentials = endpoint.credentials;
     // The message shows the user's URL with the password masked, plus the password as a literal
     // secret in case a camera echoes it.
-    this.errors = new RtspErrorFactory(options.cameraName, displayUrl(options.url), [password, target.password]);
+    this.errors = new RtspErrorFactory(options.cameraName, endpoint.shownUrl, endpoint.secrets);
     this.log = options.logger;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
   }

@@ -4,14 +4,17 @@ import { prefixedLogger, redactingLogger, type Logger } from '../util/logger.js'
 import { tcpReachable } from '../util/tcp-probe.js';
 import { RtspError } from './errors.js';
 import { RtspSession, type RtspTimeouts } from './session.js';
-import { parseRtspUrl, type RtspTarget } from './url.js';
+import { displayUrl, rtspEndpoint, type RtspEndpoint } from './url.js';
 
 export interface RtspUpstreamOptions {
-  /** rtsp://[user[:password]@]host[:port]/path; credentials are percent-decoded. */
+  /**
+   * rtsp://host[:port]/path. User info in it (rtsp://user:password@...) is still accepted,
+   * percent-decoded, and split off once here; the fields below are the preferred way.
+   */
   url: string;
-  /** Overrides the URL's user name. */
+  /** The camera's user name (overrides the URL's). */
   username?: string;
-  /** Overrides the URL's password. */
+  /** The camera's password (overrides the URL's). */
   password?: string;
   /**
    * 'tcp' (default): interleaved on the control connection; works through every firewall.
@@ -45,23 +48,28 @@ const PROBE_TIMEOUT_MS = 1000;
  * exactly once for each session it resolved, and never for one it rejected.
  */
 export function rtspUpstream(options: RtspUpstreamOptions): UpstreamFactory {
-  const secrets = new Set<string>();
-  if (options.password) secrets.add(options.password);
-  let target: RtspTarget | undefined;
+  // The one place a URL's credentials are split off; sessions get them as separate fields.
+  let endpoint: RtspEndpoint | undefined;
+  let invalid: string | undefined;
   try {
-    target = parseRtspUrl(options.url);
-    if (target.password) secrets.add(target.password);
-  } catch {
-    // An invalid URL is reported by the session with a clear error.
+    endpoint = rtspEndpoint(options.url, options.username, options.password);
+  } catch (err) {
+    invalid = err instanceof Error ? err.message : String(err);
   }
+  const secrets = new Set<string>(endpoint?.secrets ?? []);
+  if (options.password) secrets.add(options.password);
   const redacting = redactingLogger(options.logger, secrets);
   const log = options.loggerNamesCamera ? redacting : prefixedLogger(redacting, options.cameraName);
   const wanted = options.transport ?? 'tcp';
   let stayOnTcp = false;
 
   const factory: UpstreamFactory = async (handlers, signal) => {
+    if (!endpoint) {
+      throw new RtspError('unsupported', options.cameraName, displayUrl(options.url), `invalid camera URL: ${invalid ?? '?'}`);
+    }
     const first = wanted === 'tcp' || stayOnTcp ? 'tcp' : 'udp';
-    const sessionOptions = { ...options, logger: log };
+    const { url: _url, username: _username, password: _password, ...rest } = options;
+    const sessionOptions = { ...rest, endpoint, logger: log };
     try {
       return await RtspSession.open({ ...sessionOptions, transport: first }, handlers, signal);
     } catch (err) {
@@ -76,8 +84,8 @@ export function rtspUpstream(options: RtspUpstreamOptions): UpstreamFactory {
       return await RtspSession.open({ ...sessionOptions, transport: 'tcp' }, handlers, signal);
     }
   };
-  if (target) {
-    const { hostname, port } = target;
+  if (endpoint) {
+    const { hostname, port } = endpoint.target;
     // The camera's RTSP port accepting a connection is the cheapest sign that it is back up.
     factory.probe = (signal) => tcpReachable(hostname, port, PROBE_TIMEOUT_MS, signal);
   }

@@ -3,6 +3,7 @@
  * URLs of an SDP the way cameras expect (which is not RFC 3986 resolution, see resolveControlUrl).
  */
 import { lastUserinfoAt, stripCredentials } from '../util/address.js';
+import type { Credentials } from '../util/http-digest.js';
 
 export interface RtspTarget {
   /** The URL without user info: the only form ever sent to the camera or printed. */
@@ -122,4 +123,36 @@ export function displayUrl(input: string): string {
     // Not parseable: mask everything between "://" and the last "@" before the path.
     return input.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/]*)@/i, (_all, scheme: string) => `${scheme}***@`);
   }
+}
+
+/**
+ * A camera as the client uses it: the URL without credentials, and the credentials beside it as
+ * separate fields. The URL's user info is split off exactly once, here, when the upstream factory
+ * is made; sessions, connections and redirects never read credentials out of a URL again.
+ */
+export interface RtspEndpoint {
+  /** The parsed URL; its `username` and `password` are never set. */
+  target: RtspTarget;
+  /** The fields given, else the URL's user info. */
+  credentials?: Credentials;
+  /** The URL as it may be shown: user name kept, password masked. */
+  shownUrl: string;
+  /** Literal secrets to remove from anything a camera sends back (both passwords when a field overrode the URL's). */
+  secrets: ReadonlyArray<string>;
+}
+
+/**
+ * Splits a camera URL into its target and credentials; `username`/`password` override the URL's.
+ * Throws a plain Error with a credential-free message when the URL is unusable (see parseRtspUrl).
+ */
+export function rtspEndpoint(url: string, username?: string, password?: string): RtspEndpoint {
+  const { username: urlUsername, password: urlPassword, ...target } = parseRtspUrl(url);
+  const user = username ?? urlUsername;
+  const secret = password ?? urlPassword ?? '';
+  return {
+    target,
+    ...(user !== undefined ? { credentials: { username: user, password: secret } } : {}),
+    shownUrl: displayUrl(url),
+    secrets: [...new Set([secret, urlPassword ?? ''])].filter((s) => s !== ''),
+  };
 }
