@@ -55,6 +55,7 @@ export const DEFAULT_TIMEOUTS: RtspTimeouts = {
 export interface RtspSessionOptions {
   /** The camera URL without credentials, and the credentials as separate fields (`rtspEndpoint`). */
   endpoint: RtspEndpoint;
+  /** Names the camera in every log line and error. */
   cameraName: string;
   logger: Logger;
   transport: 'tcp' | 'udp';

@@ -1,12 +1,14 @@
-import type { TimerSeam } from '../media/timers.js';
 import type { UpstreamFactory } from '../media/types.js';
-import { prefixedLogger, redactingLogger, type Logger } from '../util/logger.js';
+import { prefixedLogger, redactingLogger } from '../util/logger.js';
 import { tcpReachable } from '../util/tcp-probe.js';
 import { RtspError } from './errors.js';
-import { RtspSession, type RtspTimeouts } from './session.js';
+import { RtspSession, type RtspSessionOptions } from './session.js';
 import { displayUrl, rtspEndpoint, type RtspEndpoint } from './url.js';
 
-export interface RtspUpstreamOptions {
+/** Per-session settings the factory passes through unchanged (see `RtspSessionOptions`). */
+type PassedToSessions = Pick<RtspSessionOptions, 'cameraName' | 'logger' | 'audio' | 'timeouts' | 'maxRedirects' | 'userAgent' | 'now' | 'timers'>;
+
+export interface RtspUpstreamOptions extends PassedToSessions {
   /**
    * rtsp://host[:port]/path. User info in it (rtsp://user:password@...) is still accepted,
    * percent-decoded, and split off once here; the fields below are the preferred way.
@@ -23,20 +25,8 @@ export interface RtspUpstreamOptions {
    * 'auto': like 'udp', but after one fallback this factory stays on TCP.
    */
   transport?: 'tcp' | 'udp' | 'auto';
-  /** Names the camera in every log line and error. */
-  cameraName: string;
-  logger: Logger;
   /** The logger already prefixes each line with the camera's name (the plugin's per-camera logger). */
   loggerNamesCamera?: boolean;
-  /** Set up the camera's audio track (default true). */
-  audio?: boolean;
-  timeouts?: Partial<RtspTimeouts>;
-  /** Redirects followed before giving up (default 5). */
-  maxRedirects?: number;
-  userAgent?: string;
-  /** Each session's clock and timers (keep-alive, receiver reports, stall watchdog, first UDP packet); tests drive time. */
-  now?: () => number;
-  timers?: TimerSeam;
 }
 
 /** A LAN camera that is up answers a TCP connect in milliseconds; longer means not yet. */
