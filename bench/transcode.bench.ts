@@ -21,7 +21,7 @@ import { probeFfmpeg } from '../src/ffmpeg/find-ffmpeg.js';
 import { runningFfmpegPids } from '../src/ffmpeg/ffmpeg-process.js';
 import { Source } from '../src/media/source.js';
 import type { FrameSink, MediaFrame } from '../src/media/types.js';
-import { createRestreamServer } from '../src/rtsp/server.js';
+import { createRestreamServer } from '../src/restream/server.js';
 import { rtspUpstream } from '../src/rtsp/upstream.js';
 import { TranscodedVariants } from '../src/transcode/variants.js';
 import { silentLogger } from '../src/util/logger.js';

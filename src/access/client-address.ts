@@ -5,67 +5,24 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { isIPv4, isIPv6 } from 'node:net';
+import { clientKey as sharedClientKey, ipv6Bytes, isLoopback, normalizeAddress } from '../util/address.js';
 import { parseAddressRanges } from '../util/address-ranges.js';
-
-/** Expands an IPv6 address to eight 16-bit groups; `undefined` when it is not one. */
-function ipv6Groups(address: string): number[] | undefined {
-  const bare = address.split('%')[0]!;
-  if (!isIPv6(bare)) return undefined;
-  let text = bare;
-  const tail: number[] = [];
-  // An embedded IPv4 (::ffff:1.2.3.4) becomes two groups.
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const bytes = v4[1]!.split('.').map(Number);
-    tail.push((bytes[0]! << 8) | bytes[1]!, (bytes[2]! << 8) | bytes[3]!);
-    text = text.slice(0, -v4[1]!.length);
-    if (text.endsWith(':') && !text.endsWith('::')) text = text.slice(0, -1);
-  }
-  const [head, rest] = text.split('::') as [string, string | undefined];
-  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((group) => parseInt(group, 16)));
-  const left = parse(head);
-  const right = [...(rest === undefined ? [] : parse(rest)), ...tail];
-  if (rest === undefined) return [...left, ...right];
-  const missing = 8 - left.length - right.length;
-  return [...left, ...new Array<number>(Math.max(0, missing)).fill(0), ...right];
-}
 
 /** IPv4 as written; an IPv4-mapped IPv6 address as its IPv4. */
 export function normaliseAddress(address: string | undefined): string {
-  if (!address) return 'unknown';
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return mapped[1]!;
-  return address;
+  return address ? normalizeAddress(address) : 'unknown';
 }
 
-/**
- * The key a client is counted under: its IPv4 address, or its IPv6 /64. One household or phone
- * gets a whole /64, so counting single IPv6 addresses would let one attacker look like billions.
- */
+/** The key a client is counted under (`util/address.ts`); an unknown peer is one client. */
 export function clientKey(address: string | undefined): string {
-  const normal = normaliseAddress(address);
-  if (isIPv4(normal)) return normal;
-  const groups = ipv6Groups(normal);
-  if (!groups || groups.length !== 8) return normal;
-  if (groups.every((g, i) => (i < 7 ? g === 0 : g === 1))) return '::1';
-  return `${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`;
+  return sharedClientKey(normaliseAddress(address));
 }
 
 export function isLoopbackAddress(address: string | undefined): boolean {
-  const normal = normaliseAddress(address);
-  if (isIPv4(normal)) return normal.startsWith('127.');
-  const groups = ipv6Groups(normal);
-  return groups !== undefined && groups.every((g, i) => (i < 7 ? g === 0 : g === 1));
+  return address !== undefined && isLoopback(address);
 }
 
-/** The 16 bytes of an IPv6 address (for certificates); `undefined` when it is not one. */
-export function ipv6Bytes(address: string): Buffer | undefined {
-  const groups = ipv6Groups(address);
-  if (!groups || groups.length !== 8) return undefined;
-  const out = Buffer.alloc(16);
-  groups.forEach((group, i) => out.writeUInt16BE(group, i * 2));
-  return out;
-}
+export { ipv6Bytes };
 
 /**
  * True when a Host header names this machine's loopback (localhost, 127.x, [::1]). Anonymous

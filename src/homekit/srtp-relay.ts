@@ -19,9 +19,10 @@ import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
 import { SrtcpSession, SrtpSession } from 'werift';
-import { buildSenderReport, isRtcpPacket, parseRtp, timestampDelta } from '../media/rtp.js';
+import { parseRtp, timestampDelta } from '../media/rtp.js';
+import { buildSenderReport, isRtcpPacket } from '../rtp/rtcp.js';
 import { bindUdpSocket } from '../util/udp.js';
-import { SrtpStreamWriter, SRTP_PROFILE_AES128_CM_SHA1_80 } from '../webrtc/srtp-writer.js';
+import { SrtpStreamWriter, SRTP_PROFILE_AES128_CM_SHA1_80 } from '../rtp/srtp-writer.js';
 
 export type RelayKind = 'video' | 'audio';
 

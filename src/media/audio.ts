@@ -9,7 +9,7 @@
 import type { CodecName, PacketizedPayload, RtpPacketView, TrackDescription } from './types.js';
 import { newDepacketizerCounters, type DepacketizerCounters } from './nal-assembler.js';
 import type { FrameCallback, TrackPipeline } from './pipeline.js';
-import { DEFAULT_MAX_PAYLOAD } from './h264-packetizer.js';
+import { DEFAULT_MAX_PAYLOAD } from './nal-packetizer.js';
 
 /** fmtp parameters describing `MediaFrame.packets` of an AAC track (the re-stream's SDP uses them). */
 export const AAC_OUTPUT_FMTP = { mode: 'AAC-hbr', sizelength: '13', indexlength: '3', indexdeltalength: '3' } as const;

@@ -86,11 +86,6 @@ export class H264Depacketizer extends NalAssembler {
       if (end) this.endFragment(); // not allowed by the RFC, but harmless to accept
       return;
     }
-    if (!this.inFragment) {
-      this.counters.fragmentsWithoutStart++;
-      return;
-    }
-    this.appendFragment(payload, 2);
-    if (end) this.endFragment();
+    this.continueFragment(payload, 2, end);
   }
 }

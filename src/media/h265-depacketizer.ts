@@ -97,11 +97,6 @@ export class H265Depacketizer extends NalAssembler {
       if (end) this.endFragment();
       return;
     }
-    if (!this.inFragment) {
-      this.counters.fragmentsWithoutStart++;
-      return;
-    }
-    this.appendFragment(payload, 3);
-    if (end) this.endFragment();
+    this.continueFragment(payload, 3, end);
   }
 }

@@ -125,6 +125,19 @@ export abstract class NalAssembler {
     this.length += source.copy(this.scratch, this.length, start);
   }
 
+  /**
+   * A middle or end fragment (FU-A / FU without the start bit), the same for both codecs: one that
+   * arrives with no fragment under way lost its start and is counted and dropped.
+   */
+  protected continueFragment(source: Buffer, start: number, end: boolean): void {
+    if (!this.inFragment) {
+      this.counters.fragmentsWithoutStart++;
+      return;
+    }
+    this.appendFragment(source, start);
+    if (end) this.endFragment();
+  }
+
   protected endFragment(): void {
     if (this.fragmentStart < 0) return;
     this.nalStarts.push(this.fragmentStart);

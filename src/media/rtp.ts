@@ -82,11 +82,19 @@ export interface RtpHeaderFields {
  * Returns the offset just past the header, where the payload goes.
  */
 export function writeRtpHeader(target: Buffer, fields: RtpHeaderFields, offset = 0): number {
+  return writeRtpHeaderAt(target, offset, fields.marker, fields.payloadType, fields.sequenceNumber, fields.timestamp, fields.ssrc);
+}
+
+/**
+ * `writeRtpHeader` with the fields as arguments: the one header writer, for the per-viewer SRTP
+ * path (`rtp/srtp-writer.ts`), which must not build a fields object per packet per viewer.
+ */
+export function writeRtpHeaderAt(target: Buffer, offset: number, marker: boolean, payloadType: number, sequenceNumber: number, timestamp: number, ssrc: number): number {
   target[offset] = 0x80;
-  target[offset + 1] = (fields.marker ? 0x80 : 0) | (fields.payloadType & 0x7f);
-  target.writeUInt16BE(fields.sequenceNumber & 0xffff, offset + 2);
-  target.writeUInt32BE(fields.timestamp >>> 0, offset + 4);
-  target.writeUInt32BE(fields.ssrc >>> 0, offset + 8);
+  target[offset + 1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
+  target.writeUInt16BE(sequenceNumber & 0xffff, offset + 2);
+  target.writeUInt32BE(timestamp >>> 0, offset + 4);
+  target.writeUInt32BE(ssrc >>> 0, offset + 8);
   return offset + RTP_HEADER_LENGTH;
 }
 
@@ -108,94 +116,7 @@ export function seqBefore(a: number, b: number): boolean {
   return seqDelta(a, b) > 0;
 }
 
-/**
- * True for RTCP arriving where RTP is expected (an ffmpeg RTP muxer sends its reports to the same
- * port): packet types 200..204 sit where RTP's marker bit and payload type are.
- */
-export function isRtcpPacket(packet: Buffer): boolean {
-  return packet.length >= 2 && packet[1]! >= 200 && packet[1]! <= 204;
-}
-
 /** Signed distance b - a in 32-bit RTP timestamp space. */
 export function timestampDelta(a: number, b: number): number {
   return (b - a) | 0;
-}
-
-export interface RtcpSenderReport {
-  ssrc: number;
-  /** NTP time converted to ms since the Unix epoch. */
-  wallClockMs: number;
-  rtpTimestamp: number;
-  packetCount: number;
-  octetCount: number;
-}
-
-/** Seconds between the NTP epoch (1900) and the Unix epoch (1970). */
-const NTP_UNIX_OFFSET_S = 2_208_988_800;
-
-/**
- * Finds the sender report in an RTCP (possibly compound) packet. Returns undefined when there is
- * none or the packet is malformed; upstreams use it to feed `UpstreamHandlers.onSenderReport`.
- */
-export function parseRtcpSenderReport(buf: Buffer): RtcpSenderReport | undefined {
-  let offset = 0;
-  while (offset + 4 <= buf.length) {
-    if (buf[offset]! >> 6 !== 2) return undefined;
-    const packetType = buf[offset + 1]!;
-    const length = (buf.readUInt16BE(offset + 2) + 1) * 4;
-    if (offset + length > buf.length) return undefined;
-    if (packetType === 200 && length >= 28) {
-      const seconds = buf.readUInt32BE(offset + 8);
-      const fraction = buf.readUInt32BE(offset + 12);
-      // NTP seconds wrap in February 2036; values below the 1970 offset belong to the next era.
-      const unixSeconds = seconds >= NTP_UNIX_OFFSET_S ? seconds - NTP_UNIX_OFFSET_S : seconds + 0x1_0000_0000 - NTP_UNIX_OFFSET_S;
-      return {
-        ssrc: buf.readUInt32BE(offset + 4),
-        wallClockMs: unixSeconds * 1000 + (fraction / 0x1_0000_0000) * 1000,
-        rtpTimestamp: buf.readUInt32BE(offset + 16),
-        packetCount: buf.readUInt32BE(offset + 20),
-        octetCount: buf.readUInt32BE(offset + 24),
-      };
-    }
-    offset += length;
-  }
-  return undefined;
-}
-
-/**
- * RTCP compound packet: SR (RFC 3550 §6.4.1) followed by SDES CNAME, which RFC 3550 requires in
- * every compound packet. ffmpeg (re-stream clients) and the Home app (the SRTP relay) map each
- * stream's RTP time to NTP time with it, for A/V sync.
- */
-export function buildSenderReport(options: {
-  ssrc: number;
-  ntpMs: number;
-  rtpTimestamp: number;
-  packetCount: number;
-  octetCount: number;
-  cname: string;
-}): Buffer {
-  const cname = Buffer.from(options.cname.slice(0, 255), 'utf8');
-  const sdesItems = 4 + 2 + cname.length + 1; // SSRC, type+length, text, END
-  const sdesLength = Math.ceil(sdesItems / 4) * 4;
-  const out = Buffer.alloc(28 + 4 + sdesLength);
-  out[0] = 0x80;
-  out[1] = 200;
-  out.writeUInt16BE(6, 2);
-  out.writeUInt32BE(options.ssrc >>> 0, 4);
-  const seconds = Math.floor(options.ntpMs / 1000) + 2_208_988_800; // 1900 → 1970
-  const fraction = Math.floor(((options.ntpMs % 1000) / 1000) * 0x1_0000_0000);
-  out.writeUInt32BE(seconds >>> 0, 8);
-  out.writeUInt32BE(Math.min(fraction, 0xffff_ffff) >>> 0, 12);
-  out.writeUInt32BE(options.rtpTimestamp >>> 0, 16);
-  out.writeUInt32BE(options.packetCount >>> 0, 20);
-  out.writeUInt32BE(options.octetCount >>> 0, 24);
-  out[28] = 0x81;
-  out[29] = 202;
-  out.writeUInt16BE(sdesLength / 4, 30);
-  out.writeUInt32BE(options.ssrc >>> 0, 32);
-  out[36] = 1;
-  out[37] = cname.length;
-  cname.copy(out, 38);
-  return out;
 }

@@ -1,13 +1,13 @@
 /**
- * A minimal HTTP client with Basic and Digest authentication (RFC 7616: MD5, SHA-256, the -sess
- * variants, qop=auth or none). Cameras protect snapshot URLs (and sometimes the SOAP endpoint itself)
+ * A minimal HTTP client with Basic and Digest authentication (`util/http-digest.ts`, shared with
+ * the RTSP client: MD5, SHA-256, the -sess variants, qop=auth, auth-int or none). Cameras protect snapshot URLs (and sometimes the SOAP endpoint itself)
  * with HTTP authentication; Node has no built-in Digest support and `fetch` hides the 401 exchange,
  * so this does the one round trip itself. Failures are reported as `HttpTransportError` with a kind,
  * which the ONVIF layer turns into a per-camera `OnvifError`.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
+import { authorizationFor } from '../util/http-digest.js';
 
 export interface HttpCredentials {
   username: string;
@@ -69,7 +69,9 @@ export async function httpRequest(options: HttpRequestOptions): Promise<HttpResp
 
   const first = await exchange(url, options, undefined, deadline);
   if (first.status !== 401 || !options.credentials) return first;
-  const authorization = authorizationFor(first.challenges, options.credentials, options.method ?? 'GET', url);
+  // Digest's qop=auth-int hashes the body, so it goes along (as text; SOAP bodies are UTF-8).
+  const body = options.body === undefined ? undefined : Buffer.isBuffer(options.body) ? options.body.toString('utf8') : options.body;
+  const authorization = authorizationFor(first.challenges, options.credentials, options.method ?? 'GET', `${url.pathname}${url.search}`, body);
   if (!authorization) return first;
   return exchange(url, options, authorization, deadline);
 }
@@ -150,105 +152,4 @@ function exchange(url: URL, options: HttpRequestOptions, authorization: string |
     });
     req.end(body);
   });
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Authentication
-
-interface Challenge {
-  scheme: string;
-  params: Map<string, string>;
-}
-
-/** Parses `Digest realm="x", nonce="y", qop="auth,auth-int"` (and Basic) challenges, several per header. */
-export function parseChallenges(headers: readonly string[]): Challenge[] {
-  const out: Challenge[] = [];
-  const isTokenChar = (ch: string | undefined): boolean => ch !== undefined && /[A-Za-z0-9!#$%&'*+.^_`|~-]/.test(ch);
-  for (const header of headers) {
-    let current: Challenge | undefined;
-    let i = 0;
-    while (i < header.length) {
-      while (i < header.length && (header[i] === ' ' || header[i] === ',' || header[i] === '\t')) i++;
-      const start = i;
-      while (isTokenChar(header[i])) i++;
-      if (i === start) {
-        i++; // an unexpected character: skip it rather than loop forever
-        continue;
-      }
-      const token = header.slice(start, i);
-      let j = i;
-      while (header[j] === ' ' || header[j] === '\t') j++;
-      if (header[j] !== '=') {
-        current = { scheme: token.toLowerCase(), params: new Map() };
-        out.push(current);
-        continue;
-      }
-      i = j + 1;
-      while (header[i] === ' ' || header[i] === '\t') i++;
-      let value = '';
-      if (header[i] === '"') {
-        i++;
-        while (i < header.length && header[i] !== '"') {
-          if (header[i] === '\\' && i + 1 < header.length) i++;
-          value += header[i];
-          i++;
-        }
-        i++;
-      } else {
-        const valueStart = i;
-        while (i < header.length && header[i] !== ',') i++;
-        value = header.slice(valueStart, i).trim();
-      }
-      current?.params.set(token.toLowerCase(), value);
-    }
-  }
-  return out;
-}
-
-function hashHex(algorithm: string, value: string): string {
-  return createHash(algorithm).update(value, 'utf8').digest('hex');
-}
-
-/** Builds the Authorization header answering the strongest challenge we support, or undefined. */
-export function authorizationFor(challengeHeaders: readonly string[], credentials: HttpCredentials, method: string, url: URL): string | undefined {
-  const challenges = parseChallenges(challengeHeaders);
-  const digest = challenges.find((c) => c.scheme === 'digest' && /^(md5|sha-256)(-sess)?$/i.test(c.params.get('algorithm') ?? 'MD5'));
-  if (digest) return digestAuthorization(digest.params, credentials, method, `${url.pathname}${url.search}`);
-  if (challenges.some((c) => c.scheme === 'basic')) {
-    return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`, 'utf8').toString('base64')}`;
-  }
-  return undefined;
-}
-
-function digestAuthorization(params: Map<string, string>, credentials: HttpCredentials, method: string, uri: string): string {
-  const realm = params.get('realm') ?? '';
-  const nonce = params.get('nonce') ?? '';
-  const opaque = params.get('opaque');
-  const algorithmName = params.get('algorithm') ?? 'MD5';
-  const sess = /-sess$/i.test(algorithmName);
-  const hash = /^sha-256/i.test(algorithmName) ? 'sha256' : 'md5';
-  const qopOffered = (params.get('qop') ?? '').split(',').map((q) => q.trim().toLowerCase());
-  const qop = qopOffered.includes('auth') ? 'auth' : undefined;
-  const cnonce = randomBytes(8).toString('hex');
-  const nc = '00000001';
-
-  let ha1 = hashHex(hash, `${credentials.username}:${realm}:${credentials.password}`);
-  if (sess) ha1 = hashHex(hash, `${ha1}:${nonce}:${cnonce}`);
-  const ha2 = hashHex(hash, `${method}:${uri}`);
-  const response = qop
-    ? hashHex(hash, `${ha1}:${nonce}:${nc}:${cnonce}:${qop}:${ha2}`)
-    : hashHex(hash, `${ha1}:${nonce}:${ha2}`);
-
-  const quote = (v: string): string => `"${v.replace(/(["\\])/g, '\\$1')}"`;
-  const fields = [
-    `username=${quote(credentials.username)}`,
-    `realm=${quote(realm)}`,
-    `nonce=${quote(nonce)}`,
-    `uri=${quote(uri)}`,
-    `algorithm=${algorithmName}`,
-    `response=${quote(response)}`,
-  ];
-  if (qop) fields.push(`qop=${qop}`, `nc=${nc}`, `cnonce=${quote(cnonce)}`);
-  if (opaque !== undefined) fields.push(`opaque=${quote(opaque)}`);
-  return `Digest ${fields.join(', ')}`;
 }

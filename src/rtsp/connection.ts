@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { Logger } from '../util/logger.js';
-import { Authorizer, chooseChallenge, isStale, parseChallenges, type Credentials } from './auth.js';
+import { normalizeAddress } from '../util/address.js';
+import { Authorizer, chooseChallenge, isStale, parseChallenges, type Credentials } from '../util/http-digest.js';
 import { describeSocketError, RtspError, type RtspErrorFactory } from './errors.js';
 import type { RtspHeaders } from './headers.js';
 import { RtspStreamParser, StreamParseError, type ParsedRequest, type StreamItem, type StreamParserLimits } from './stream-parser.js';
@@ -308,11 +309,6 @@ export class RtspConnection {
     if (this.ended || !/^\d+$/.test(cseq)) return;
     this.socket.write(`RTSP/1.0 ${ok ? '200 OK' : '501 Not Implemented'}\r\nCSeq: ${cseq}\r\nUser-Agent: ${this.options.userAgent}\r\n\r\n`);
   }
-}
-
-export function normalizeAddress(address: string | undefined): string | undefined {
-  if (!address) return undefined;
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
 export function seconds(ms: number): string {

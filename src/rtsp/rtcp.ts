@@ -3,35 +3,18 @@
  * reception statistics per track, and write receiver reports. Cameras such as live555-based ones
  * end a session that sends no RTCP, and the reports tell the camera's encoder about packet loss.
  */
+import { RTCP_BYE, RTCP_RR, RTCP_SDES, RTCP_SR, readSenderReport, type RtcpSenderReport } from '../rtp/rtcp.js';
 
-export const RTCP_SR = 200;
-export const RTCP_RR = 201;
-export const RTCP_SDES = 202;
-export const RTCP_BYE = 203;
+export { RTCP_BYE, RTCP_RR, RTCP_SDES, RTCP_SR };
+/** Telling RTCP from RTP on an interleaved RTP channel: the one rule, in `rtp/rtcp.ts`. */
+export { isRtcpPacket as looksLikeRtcp } from '../rtp/rtcp.js';
 
-/** Seconds between 1900 (NTP epoch) and 1970 (Unix epoch). */
-const NTP_UNIX_OFFSET = 2208988800;
-
-export interface SenderReport {
-  ssrc: number;
-  /** The NTP time of the report as ms since the Unix epoch. */
-  wallClockMs: number;
-  /** Middle 32 bits of the NTP timestamp: echoed as LSR in our receiver reports. */
-  ntpMiddle: number;
-  rtpTimestamp: number;
-  packetCount: number;
-  octetCount: number;
-}
+export type SenderReport = RtcpSenderReport;
 
 export interface RtcpSummary {
   senderReports: SenderReport[];
   /** SSRCs that said goodbye. */
   byes: number[];
-}
-
-/** True when a packet on an RTP channel is really RTCP (rtcp-mux, RFC 5761: PT 200-204 with marker). */
-export function looksLikeRtcp(packet: Buffer): boolean {
-  return packet.length >= 8 && packet[1]! >= 192 && packet[1]! <= 223;
 }
 
 /** Walks a compound RTCP packet; stops quietly at the first malformed part. */
@@ -45,16 +28,7 @@ export function parseRtcp(buf: Buffer): RtcpSummary {
     const size = (buf.readUInt16BE(off + 2) + 1) * 4;
     if (off + size > buf.length) break;
     if (pt === RTCP_SR && size >= 28) {
-      const msw = buf.readUInt32BE(off + 8);
-      const lsw = buf.readUInt32BE(off + 12);
-      out.senderReports.push({
-        ssrc: buf.readUInt32BE(off + 4),
-        wallClockMs: (msw - NTP_UNIX_OFFSET) * 1000 + (lsw / 0x100000000) * 1000,
-        ntpMiddle: ((msw & 0xffff) << 16 | lsw >>> 16) >>> 0,
-        rtpTimestamp: buf.readUInt32BE(off + 16),
-        packetCount: buf.readUInt32BE(off + 20),
-        octetCount: buf.readUInt32BE(off + 24),
-      });
+      out.senderReports.push(readSenderReport(buf, off));
     } else if (pt === RTCP_BYE) {
       for (let i = 0; i < count && off + 8 + i * 4 <= off + size; i++) out.byes.push(buf.readUInt32BE(off + 4 + i * 4));
     }

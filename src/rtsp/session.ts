@@ -4,18 +4,28 @@ import { performance } from 'node:perf_hooks';
 import { every, realTimers, type TimerSeam } from '../media/timers.js';
 import type { TrackDescription, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
-import type { Credentials } from './auth.js';
-import { normalizeAddress, RtspConnection, seconds, type RtspResponse } from './connection.js';
+import type { Credentials } from '../util/http-digest.js';
+import { RtspConnection, seconds, type RtspResponse } from './connection.js';
+import { normalizeAddress } from '../util/address.js';
 import { RtspError, RtspErrorFactory } from './errors.js';
 import { buildReceiverReport, looksLikeRtcp, parseRtcp, ReceptionStats } from './rtcp.js';
-import { describeTracks, parseSdp, SdpError, type DescribedTrack } from './sdp.js';
+import { isRedirect, publicMethodsOf, redirectTarget, selectTracks } from './describe.js';
+import { EventGate } from './event-gate.js';
+import type { DescribedTrack } from './sdp.js';
 import { parseTransport, tcpTransport, udpTransport } from './transport-header.js';
 import { bindAddressFor, bindUdpPair, type UdpPair } from './udp.js';
-import { baseUrlFor, displayUrl, parseRtspUrl, resolveControlUrl, type RtspTarget } from './url.js';
+import { displayUrl, parseRtspUrl, type RtspEndpoint, type RtspTarget } from './url.js';
 
 /**
  * One RTSP playback session: OPTIONS, DESCRIBE (following redirects), SETUP per track, PLAY, then
  * keep-alive, RTCP receiver reports and a no-data watchdog until `close()` or a failure.
+ *
+ * Why this file stays near 570 lines: it is one state machine (opening, playing, closing) whose
+ * steps share the connection, the per-track transports and statistics, the session id and the
+ * abort/lost hooks; a packet can arrive while SETUP and PLAY are still being answered, and a
+ * failure in any step must release everything the earlier steps took. What reads answers without
+ * that state lives in `describe.ts`, the delivery gate in `event-gate.ts`, the wire formats in
+ * `transport-header.ts`, `rtcp.ts` and `sdp.ts`.
  */
 
 export interface RtspTimeouts {
@@ -43,11 +53,9 @@ export const DEFAULT_TIMEOUTS: RtspTimeouts = {
 };
 
 export interface RtspSessionOptions {
-  /** Camera URL; may carry credentials (they are taken out and never sent or printed). */
-  url: string;
-  /** Override the URL's credentials. */
-  username?: string;
-  password?: string;
+  /** The camera URL without credentials, and the credentials as separate fields (`rtspEndpoint`). */
+  endpoint: RtspEndpoint;
+  /** Names the camera in every log line and error. */
   cameraName: string;
   logger: Logger;
   transport: 'tcp' | 'udp';
@@ -118,9 +126,7 @@ export class RtspSession implements UpstreamSession {
   private lost: ((err: RtspError) => void) | undefined;
   /** The connection died while opening; kept because no request may be pending to carry the error. */
   private lostWhileOpening: RtspError | undefined;
-  private gateOpen = false;
-  private gated: Array<() => void> = [];
-  private handlerErrors = 0;
+  private readonly gate: EventGate;
   private closePromise: Promise<void> | undefined;
   private abortCleanup: (() => void) | undefined;
 
@@ -128,23 +134,16 @@ export class RtspSession implements UpstreamSession {
     private readonly options: RtspSessionOptions,
     private readonly handlers: RtspSessionHandlers,
   ) {
-    let target: RtspTarget;
-    try {
-      target = parseRtspUrl(options.url);
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new RtspError('unsupported', options.cameraName, displayUrl(options.url), `invalid camera URL: ${reason}`);
-    }
-    this.target = target;
+    const { endpoint } = options;
+    this.target = endpoint.target;
     this.now = options.now ?? (() => performance.now());
     this.clock = options.timers ?? realTimers;
-    const username = options.username ?? target.username;
-    const password = options.password ?? target.password ?? '';
-    this.credentials = username !== undefined ? { username, password } : undefined;
+    this.credentials = endpoint.credentials;
     // The message shows the user's URL with the password masked, plus the password as a literal
     // secret in case a camera echoes it.
-    this.errors = new RtspErrorFactory(options.cameraName, displayUrl(options.url), [password, target.password]);
+    this.errors = new RtspErrorFactory(options.cameraName, endpoint.shownUrl, endpoint.secrets);
     this.log = options.logger;
+    this.gate = new EventGate(MAX_GATED_EVENTS, this.log);
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
   }
 
@@ -198,7 +197,8 @@ export class RtspSession implements UpstreamSession {
       checkAbort();
       const { publicMethods, describe } = await this.describeFollowingRedirects(signal);
       checkAbort();
-      const selected = this.selectTracks(describe);
+      const { selected, aggregateUrl } = selectTracks(describe, this.options.audio !== false, this.errors, this.log);
+      this.aggregateUrl = aggregateUrl;
       this.keepaliveMethod = publicMethods.has('GET_PARAMETER') ? 'GET_PARAMETER' : 'OPTIONS';
       await this.setupTracks(selected, checkAbort);
       checkAbort();
@@ -219,7 +219,7 @@ export class RtspSession implements UpstreamSession {
     this.log.info(`playing ${tracks} over ${this.transport.toUpperCase()}${this.connection?.authDescription ? ` (${this.connection.authDescription})` : ''}`);
     // Media may already have arrived in the same TCP read as the PLAY answer. The caller gets the
     // session object only after a few promise hops, so deliver from the next macrotask on.
-    setImmediate(() => this.releaseGate());
+    setImmediate(() => this.gate.open());
   }
 
   private connectionOptions(target: RtspTarget) {
@@ -248,14 +248,9 @@ export class RtspSession implements UpstreamSession {
       let publicMethods = new Set<string>();
       let next: string | undefined;
       if (isRedirect(options.status)) {
-        next = this.redirectTarget('OPTIONS', options, hop, maxRedirects, visited);
+        next = redirectTarget(this.errors, 'OPTIONS', options, this.target.url, { hop, max: maxRedirects, visited });
       } else if (options.status >= 200 && options.status < 300) {
-        publicMethods = new Set(
-          (options.headers.get('public') ?? '')
-            .split(',')
-            .map((m) => m.trim().toUpperCase())
-            .filter(Boolean),
-        );
+        publicMethods = publicMethodsOf(options);
       } else {
         // OPTIONS is optional for a camera to implement; DESCRIBE will tell what is wrong.
         this.log.debug(`OPTIONS answered ${options.status}; continuing with DESCRIBE`);
@@ -264,7 +259,7 @@ export class RtspSession implements UpstreamSession {
       if (next === undefined) {
         const describe = await this.connection.request('DESCRIBE', url, { headers: { Accept: 'application/sdp' } });
         if (isRedirect(describe.status)) {
-          next = this.redirectTarget('DESCRIBE', describe, hop, maxRedirects, visited);
+          next = redirectTarget(this.errors, 'DESCRIBE', describe, this.target.url, { hop, max: maxRedirects, visited });
         } else if (describe.status < 200 || describe.status >= 300) {
           throw this.errors.fromStatus('DESCRIBE', describe.status, describe.reason);
         } else {
@@ -276,65 +271,6 @@ export class RtspSession implements UpstreamSession {
       if (redirected.secure) throw this.errors.create('unsupported', 'redirected to rtsps:// (RTSP over TLS), which is not supported', {});
       this.target = redirected;
     }
-  }
-
-  /** Validates a 3xx and returns where it points. */
-  private redirectTarget(method: string, response: RtspResponse, hop: number, max: number, visited: Set<string>): string {
-    const location = response.headers.get('location')?.trim();
-    const d = { status: response.status, method };
-    if (!location) throw this.errors.create('redirect', `${method} answered ${response.status} without a Location`, d);
-    let resolved: string;
-    try {
-      resolved = new URL(location, this.target.url).toString();
-    } catch {
-      throw this.errors.create('redirect', `${method} redirected to an invalid Location "${displayUrl(location)}"`, d);
-    }
-    if (!/^rtsps?:\/\//i.test(resolved)) {
-      throw this.errors.create('redirect', `${method} redirected to a non-RTSP URL ${displayUrl(resolved)}`, d);
-    }
-    let clean: string;
-    try {
-      clean = parseRtspUrl(resolved).url;
-    } catch {
-      throw this.errors.create('redirect', `${method} redirected to an unusable URL ${displayUrl(resolved)}`, d);
-    }
-    if (visited.has(clean)) throw this.errors.create('redirect', `redirect loop: ${displayUrl(clean)} was already visited`, d);
-    if (hop + 1 > max) throw this.errors.create('redirect', `more than ${max} redirects`, d);
-    visited.add(clean);
-    return resolved;
-  }
-
-  private selectTracks(describe: RtspResponse & { url: string }): DescribedTrack[] {
-    const contentType = describe.headers.get('content-type');
-    if (contentType && !/application\/sdp/i.test(contentType)) {
-      this.log.debug(`DESCRIBE answered Content-Type ${contentType}; trying to read it as SDP anyway`);
-    }
-    let sdp;
-    try {
-      sdp = parseSdp(describe.body.toString('utf8'));
-    } catch (err) {
-      if (err instanceof SdpError) throw this.errors.create('protocol', `the camera's SDP is broken: ${err.message}`, { method: 'DESCRIBE', cause: err });
-      throw err;
-    }
-    const base = baseUrlFor(describe.url, describe.headers.get('content-base'), describe.headers.get('content-location'));
-    this.aggregateUrl = sdp.control && sdp.control !== '*' ? resolveControlUrl(base, sdp.control) : base;
-    const { tracks, skipped } = describeTracks(sdp, base);
-    for (const s of skipped) this.log.info(`skipping track ${s.mediaIndex} (${s.format}): ${s.reason}`);
-
-    const wantAudio = this.options.audio !== false;
-    const video = tracks.find((t) => t.kind === 'video');
-    const audio = wantAudio ? tracks.find((t) => t.kind === 'audio') : undefined;
-    for (const t of tracks) {
-      if (t === video || t === audio) continue;
-      const why = t.kind === 'audio' && !wantAudio ? 'audio is turned off' : `only one ${t.kind} track is played`;
-      this.log.info(`skipping track ${t.mediaIndex} (${t.kind}/${t.codec}): ${why}`);
-    }
-    const selected = [video, audio].filter((t): t is DescribedTrack => t !== undefined);
-    if (selected.length === 0) {
-      const offered = [...tracks.map((t) => `${t.kind}/${t.codec}`), ...skipped.map((s) => s.format)].join(', ') || 'nothing';
-      throw this.errors.create('unsupported', `no playable track (the camera offers ${offered})`, { method: 'DESCRIBE' });
-    }
-    return selected;
   }
 
   private async setupTracks(selected: DescribedTrack[], checkAbort: () => void): Promise<void> {
@@ -523,31 +459,8 @@ export class RtspSession implements UpstreamSession {
     if (summary.byes.length > 0) this.log.debug(`the camera sent RTCP BYE on track ${index}`);
   }
 
-  /** `essential` events (onClose) are never dropped, media beyond the gate's bound may be. */
   private deliver(event: () => void, essential = false): void {
-    if (this.gateOpen) {
-      this.run(event);
-      return;
-    }
-    if (essential || this.gated.length < MAX_GATED_EVENTS) this.gated.push(event);
-  }
-
-  private releaseGate(): void {
-    const events = this.gated;
-    this.gated = [];
-    this.gateOpen = true;
-    for (const e of events) this.run(e);
-  }
-
-  /** A throwing handler is a bug downstream; it must not tear down the socket reader (or Homebridge). */
-  private run(event: () => void): void {
-    try {
-      event();
-    } catch (err) {
-      if (this.handlerErrors++ === 0) {
-        this.log.error(`a media handler threw (further ones are not logged): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      }
-    }
+    this.gate.deliver(event, essential);
   }
 
   // ---------------------------------------------------------------- keeping alive
@@ -664,8 +577,4 @@ export class RtspSession implements UpstreamSession {
     this.connection?.close();
     for (const t of this.trackStates) t.udp?.close();
   }
-}
-
-function isRedirect(status: number): boolean {
-  return status >= 300 && status < 400;
 }

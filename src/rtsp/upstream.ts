@@ -1,17 +1,22 @@
-import type { TimerSeam } from '../media/timers.js';
 import type { UpstreamFactory } from '../media/types.js';
-import { prefixedLogger, redactingLogger, type Logger } from '../util/logger.js';
+import { prefixedLogger, redactingLogger } from '../util/logger.js';
 import { tcpReachable } from '../util/tcp-probe.js';
 import { RtspError } from './errors.js';
-import { RtspSession, type RtspTimeouts } from './session.js';
-import { parseRtspUrl, type RtspTarget } from './url.js';
+import { RtspSession, type RtspSessionOptions } from './session.js';
+import { displayUrl, rtspEndpoint, type RtspEndpoint } from './url.js';
 
-export interface RtspUpstreamOptions {
-  /** rtsp://[user[:password]@]host[:port]/path; credentials are percent-decoded. */
+/** Per-session settings the factory passes through unchanged (see `RtspSessionOptions`). */
+type PassedToSessions = Pick<RtspSessionOptions, 'cameraName' | 'logger' | 'audio' | 'timeouts' | 'maxRedirects' | 'userAgent' | 'now' | 'timers'>;
+
+export interface RtspUpstreamOptions extends PassedToSessions {
+  /**
+   * rtsp://host[:port]/path. User info in it (rtsp://user:password@...) is still accepted,
+   * percent-decoded, and split off once here; the fields below are the preferred way.
+   */
   url: string;
-  /** Overrides the URL's user name. */
+  /** The camera's user name (overrides the URL's). */
   username?: string;
-  /** Overrides the URL's password. */
+  /** The camera's password (overrides the URL's). */
   password?: string;
   /**
    * 'tcp' (default): interleaved on the control connection; works through every firewall.
@@ -20,20 +25,8 @@ export interface RtspUpstreamOptions {
    * 'auto': like 'udp', but after one fallback this factory stays on TCP.
    */
   transport?: 'tcp' | 'udp' | 'auto';
-  /** Names the camera in every log line and error. */
-  cameraName: string;
-  logger: Logger;
   /** The logger already prefixes each line with the camera's name (the plugin's per-camera logger). */
   loggerNamesCamera?: boolean;
-  /** Set up the camera's audio track (default true). */
-  audio?: boolean;
-  timeouts?: Partial<RtspTimeouts>;
-  /** Redirects followed before giving up (default 5). */
-  maxRedirects?: number;
-  userAgent?: string;
-  /** Each session's clock and timers (keep-alive, receiver reports, stall watchdog, first UDP packet); tests drive time. */
-  now?: () => number;
-  timers?: TimerSeam;
 }
 
 /** A LAN camera that is up answers a TCP connect in milliseconds; longer means not yet. */
@@ -45,23 +38,28 @@ const PROBE_TIMEOUT_MS = 1000;
  * exactly once for each session it resolved, and never for one it rejected.
  */
 export function rtspUpstream(options: RtspUpstreamOptions): UpstreamFactory {
-  const secrets = new Set<string>();
-  if (options.password) secrets.add(options.password);
-  let target: RtspTarget | undefined;
+  // The one place a URL's credentials are split off; sessions get them as separate fields.
+  let endpoint: RtspEndpoint | undefined;
+  let invalid: string | undefined;
   try {
-    target = parseRtspUrl(options.url);
-    if (target.password) secrets.add(target.password);
-  } catch {
-    // An invalid URL is reported by the session with a clear error.
+    endpoint = rtspEndpoint(options.url, options.username, options.password);
+  } catch (err) {
+    invalid = err instanceof Error ? err.message : String(err);
   }
+  const secrets = new Set<string>(endpoint?.secrets ?? []);
+  if (options.password) secrets.add(options.password);
   const redacting = redactingLogger(options.logger, secrets);
   const log = options.loggerNamesCamera ? redacting : prefixedLogger(redacting, options.cameraName);
   const wanted = options.transport ?? 'tcp';
   let stayOnTcp = false;
 
   const factory: UpstreamFactory = async (handlers, signal) => {
+    if (!endpoint) {
+      throw new RtspError('unsupported', options.cameraName, displayUrl(options.url), `invalid camera URL: ${invalid ?? '?'}`);
+    }
     const first = wanted === 'tcp' || stayOnTcp ? 'tcp' : 'udp';
-    const sessionOptions = { ...options, logger: log };
+    const { url: _url, username: _username, password: _password, ...rest } = options;
+    const sessionOptions = { ...rest, endpoint, logger: log };
     try {
       return await RtspSession.open({ ...sessionOptions, transport: first }, handlers, signal);
     } catch (err) {
@@ -76,8 +74,8 @@ export function rtspUpstream(options: RtspUpstreamOptions): UpstreamFactory {
       return await RtspSession.open({ ...sessionOptions, transport: 'tcp' }, handlers, signal);
     }
   };
-  if (target) {
-    const { hostname, port } = target;
+  if (endpoint) {
+    const { hostname, port } = endpoint.target;
     // The camera's RTSP port accepting a connection is the cheapest sign that it is back up.
     factory.probe = (signal) => tcpReachable(hostname, port, PROBE_TIMEOUT_MS, signal);
   }

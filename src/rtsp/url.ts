@@ -2,6 +2,8 @@
  * RTSP URL handling: splitting credentials off the camera URL, and resolving the per-track control
  * URLs of an SDP the way cameras expect (which is not RFC 3986 resolution, see resolveControlUrl).
  */
+import { lastUserinfoAt, stripCredentials } from '../util/address.js';
+import type { Credentials } from '../util/http-digest.js';
 
 export interface RtspTarget {
   /** The URL without user info: the only form ever sent to the camera or printed. */
@@ -59,31 +61,12 @@ export function parseRtspUrl(input: string): RtspTarget {
   return target;
 }
 
-/**
- * Index of the "@" that ends the user info, or -1: the last "@" before the first "/". So a raw "@",
- * ":", "#" or "?" in a password works; a raw "/" does not (it must be written %2F).
- */
-function lastUserinfoAt(rest: string): number {
-  const pathStart = rest.indexOf('/');
-  const authority = pathStart < 0 ? rest : rest.slice(0, pathStart);
-  return authority.lastIndexOf('@');
-}
-
 function safeDecode(s: string): string {
   try {
     return decodeURIComponent(s);
   } catch {
     return s; // a raw "%" in a password: take it literally
   }
-}
-
-/** Removes user info from a URL a camera sent back (Content-Base sometimes echoes it). */
-export function stripCredentials(url: string): string {
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*@)/i.exec(url);
-  if (!m) return url;
-  const authority = url.slice(m[1]!.length);
-  const at = lastUserinfoAt(authority);
-  return at < 0 ? url : m[1]! + authority.slice(at + 1);
 }
 
 /**
@@ -140,4 +123,36 @@ export function displayUrl(input: string): string {
     // Not parseable: mask everything between "://" and the last "@" before the path.
     return input.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/]*)@/i, (_all, scheme: string) => `${scheme}***@`);
   }
+}
+
+/**
+ * A camera as the client uses it: the URL without credentials, and the credentials beside it as
+ * separate fields. The URL's user info is split off exactly once, here, when the upstream factory
+ * is made; sessions, connections and redirects never read credentials out of a URL again.
+ */
+export interface RtspEndpoint {
+  /** The parsed URL; its `username` and `password` are never set. */
+  target: RtspTarget;
+  /** The fields given, else the URL's user info. */
+  credentials?: Credentials;
+  /** The URL as it may be shown: user name kept, password masked. */
+  shownUrl: string;
+  /** Literal secrets to remove from anything a camera sends back (both passwords when a field overrode the URL's). */
+  secrets: ReadonlyArray<string>;
+}
+
+/**
+ * Splits a camera URL into its target and credentials; `username`/`password` override the URL's.
+ * Throws a plain Error with a credential-free message when the URL is unusable (see parseRtspUrl).
+ */
+export function rtspEndpoint(url: string, username?: string, password?: string): RtspEndpoint {
+  const { username: urlUsername, password: urlPassword, ...target } = parseRtspUrl(url);
+  const user = username ?? urlUsername;
+  const secret = password ?? urlPassword ?? '';
+  return {
+    target,
+    ...(user !== undefined ? { credentials: { username: user, password: secret } } : {}),
+    shownUrl: displayUrl(url),
+    secrets: [...new Set([secret, urlPassword ?? ''])].filter((s) => s !== ''),
+  };
 }

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { createRestreamServer, type RestreamServer } from '../rtsp/server.js';
+import { createRestreamServer, type RestreamServer } from '../restream/server.js';
+import { isLoopback } from '../util/address.js';
 import { createAccessControl, createClientAddressOf, createHttpsRedirect, loadTlsCredentials, type AccessControl } from '../web/auth/index.js';
 import { TranscodedVariants } from '../transcode/variants.js';
 import { createWebServer, type WebServer } from '../web/server.js';
@@ -36,10 +37,6 @@ export function iceSettingsFrom(config: PluginConfig): IceSettings {
     ...(isLoopback(config.web.bind) ? loopbackIce(config.web.bind) : {}),
     useTcp: config.ice.iceTcp,
   };
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 function loopbackIce(bind: string): Pick<IceSettings, 'additionalHostAddresses' | 'interfaceAddresses' | 'useIpv6' | 'onlyHostAddresses'> {

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js';
 import { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { OPUS_PAYLOAD_TYPE, variantBitrateKbps, VP8_PAYLOAD_TYPE, vp8VariantArgs } from '../ffmpeg/transcode-args.js';
-import { isRtcpPacket } from '../media/rtp.js';
+import { isRtcpPacket } from '../rtp/rtcp.js';
 import type { FrameSink, SourceStats, Subscribable, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
 import { bindLoopbackUdp } from '../util/udp.js';
@@ -56,7 +56,7 @@ export function variantTracks(withAudio: boolean): TrackDescription[] {
 }
 
 /** RTCP from ffmpeg's muxer (on the RTP port): not media. */
-export { isRtcpPacket as isRtcp } from '../media/rtp.js';
+export { isRtcpPacket as isRtcp } from '../rtp/rtcp.js';
 
 /** Resolves with the camera's tracks once it has described them (starting its pull meanwhile). */
 function waitForInputTracks(input: VariantInput, timeoutMs: number, signal: AbortSignal): Promise<ReadonlyArray<TrackDescription>> {

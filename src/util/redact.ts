@@ -8,7 +8,7 @@
 // (rtsp://u:p@ss@host/) must be masked whole, not cut at its first '@'.
 const URL_WITH_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#]*)@/gi;
 
-// The re-stream's single-use access tokens (src/rtsp/server.ts `issueUrl`), a path segment.
+// The re-stream's single-use access tokens (src/restream/server.ts `issueUrl`), a path segment.
 const RESTREAM_TOKEN = /\btk_[A-Za-z0-9_-]{22}(?![A-Za-z0-9_-])/g;
 
 /**

@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { parseAddressRanges } from '../util/address-ranges.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
+import { formatHost } from '../util/address.js';
 import { apiRoutes } from './api-routes.js';
 import { ConnectionGuard } from './connection-guard.js';
 import { applySecurityHeaders, decodeUtf8, HttpError, mediaType, readBody, sendError, sendJson } from './http-util.js';
@@ -387,6 +388,3 @@ function publicHost(bindHost: string): string {
   return '127.0.0.1';
 }
 
-function formatHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
-}

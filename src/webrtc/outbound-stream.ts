@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { RtcpSenderInfo, RtcpSrPacket } from 'werift';
 import type { MediaFrame } from '../media/types.js';
-import type { SrtpStreamWriter } from './srtp-writer.js';
+import type { SrtpStreamWriter } from '../rtp/srtp-writer.js';
 
 const NTP_EPOCH_OFFSET_S = 2208988800;
 

@@ -48,7 +48,7 @@ import { OutboundStream } from './outbound-stream.js';
 import { resolvePacketTransport, type PacketTransport } from './packet-transport.js';
 import { ReplayPacer } from './replay-pacer.js';
 import { answerAcceptsVideo, filterOfferForH264, filterOfferForVp8 } from './sdp-filter.js';
-import { SrtpStreamWriter } from './srtp-writer.js';
+import { SrtpStreamWriter } from '../rtp/srtp-writer.js';
 import type { IceCandidateJson, StreamInfo } from './types.js';
 
 export type ViewerCloseReason =

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Source, type SourceStats } from '../../src/media/source.js';
-import { createRestreamServer, type RestreamServer } from '../../src/rtsp/server.js';
+import { createRestreamServer, type RestreamServer } from '../../src/restream/server.js';
 import { rtspUpstream } from '../../src/rtsp/upstream.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { FakeCamera, type FakeCameraOptions } from '../helpers/fake-camera.js';

@@ -5,7 +5,7 @@
 import { findFfmpeg } from '../../src/ffmpeg/find-ffmpeg.js';
 import type { FfmpegCapabilities } from '../../src/ffmpeg/capabilities.js';
 import { Source } from '../../src/media/source.js';
-import { createRestreamServer, type RestreamServer } from '../../src/rtsp/server.js';
+import { createRestreamServer, type RestreamServer } from '../../src/restream/server.js';
 import { rtspUpstream } from '../../src/rtsp/upstream.js';
 import { silentLogger, type Logger } from '../../src/util/logger.js';
 import { FakeCamera, type FakeCameraOptions } from '../helpers/fake-camera.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { baseUrlFor, displayUrl, parseRtspUrl, resolveControlUrl, stripCredentials } from '../../src/rtsp/url.js';
+import { baseUrlFor, displayUrl, parseRtspUrl, resolveControlUrl, rtspEndpoint } from '../../src/rtsp/url.js';
 
 describe('parseRtspUrl', () => {
   it('splits off percent-decoded credentials and keeps the rest', () => {
@@ -40,14 +40,6 @@ describe('parseRtspUrl', () => {
   it('rejects what is not an RTSP URL, without echoing it', () => {
     assert.throws(() => parseRtspUrl('http://admin:secret@cam/'), (e: unknown) => e instanceof Error && !e.message.includes('secret'));
     assert.throws(() => parseRtspUrl('rtsp://'), /host|malformed/);
-  });
-});
-
-describe('stripCredentials', () => {
-  it('removes user info, including a raw @ in the password', () => {
-    assert.equal(stripCredentials('rtsp://a:b@cam/x'), 'rtsp://cam/x');
-    assert.equal(stripCredentials('rtsp://a:b@c@cam:554/x'), 'rtsp://cam:554/x');
-    assert.equal(stripCredentials('rtsp://cam/x@y'), 'rtsp://cam/x@y');
   });
 });
 
@@ -97,5 +89,32 @@ describe('displayUrl', () => {
     assert.equal(displayUrl('rtsp://cam/live'), 'rtsp://cam/live');
     assert.equal(displayUrl('rtsp://viewer@cam/'), 'rtsp://viewer:***@cam/');
     assert.equal(displayUrl('http://admin:p@ss@cam/x'), 'http://***@cam/x');
+  });
+});
+
+describe('rtspEndpoint', () => {
+  it('splits the URL credentials off once: a bare target and the credentials beside it', () => {
+    const e = rtspEndpoint('rtsp://admin:p@ss#1@cam:8554/live');
+    assert.deepEqual(e.target, { url: 'rtsp://cam:8554/live', hostname: 'cam', port: 8554, secure: false });
+    assert.deepEqual(e.credentials, { username: 'admin', password: 'p@ss#1' });
+    assert.equal(e.shownUrl, 'rtsp://admin:***@cam:8554/live');
+    assert.deepEqual(e.secrets, ['p@ss#1']);
+    assert.ok(!JSON.stringify(e.target).includes('p@ss'));
+  });
+
+  it('takes separate fields over the URL, and keeps both passwords secret', () => {
+    const e = rtspEndpoint('rtsp://old:oldpw@cam/live', 'new', 'newpw');
+    assert.deepEqual(e.credentials, { username: 'new', password: 'newpw' });
+    assert.deepEqual(e.secrets, ['newpw', 'oldpw']);
+    const fields = rtspEndpoint('rtsp://cam/live', 'viewer', 'pw');
+    assert.equal(fields.target.url, 'rtsp://cam/live');
+    assert.deepEqual(fields.credentials, { username: 'viewer', password: 'pw' });
+    const none = rtspEndpoint('rtsp://cam/live');
+    assert.equal(none.credentials, undefined);
+    assert.deepEqual(none.secrets, []);
+  });
+
+  it('throws a credential-free error for an unusable URL', () => {
+    assert.throws(() => rtspEndpoint('http://admin:secret@cam/'), (e: unknown) => e instanceof Error && !e.message.includes('secret'));
   });
 });

@@ -14,7 +14,7 @@ import { probeFfmpeg } from '../../src/ffmpeg/find-ffmpeg.js';
 import { runningFfmpegPids } from '../../src/ffmpeg/ffmpeg-process.js';
 import { Source } from '../../src/media/source.js';
 import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../../src/media/types.js';
-import { createRestreamServer, type RestreamServer } from '../../src/rtsp/server.js';
+import { createRestreamServer, type RestreamServer } from '../../src/restream/server.js';
 import { rtspUpstream } from '../../src/rtsp/upstream.js';
 import { TranscodedVariants } from '../../src/transcode/variants.js';
 import { isRtcp, variantTracks } from '../../src/transcode/vp8-variant.js';

@@ -18,7 +18,7 @@ import { ntpFromUnixMs, OutboundStream } from '../../src/webrtc/outbound-stream.
 import { answerAcceptsVideo, filterOfferForH264, h264ProfileRank } from '../../src/webrtc/sdp-filter.js';
 import { ReplayPacer } from '../../src/webrtc/replay-pacer.js';
 import { parseClientMessage, protocolState } from '../../src/webrtc/signalling.js';
-import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter } from '../../src/webrtc/srtp-writer.js';
+import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter } from '../../src/rtp/srtp-writer.js';
 import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
 
 function sessions(profile: number): { sender: SrtpSession; receiver: SrtpSession } {

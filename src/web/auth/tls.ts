@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../../util/logger.js';
+import { formatHost } from '../../util/address.js';
 import { ConnectionGuard } from '../connection-guard.js';
 import { applySecurityHeaders } from '../http-util.js';
 import { createSelfSignedCertificate } from './self-signed.js';
@@ -173,11 +174,6 @@ function isOwnHostName(name: string): boolean {
     }
   }
   return false;
-}
-
-function formatHost(address: string): string {
-  const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
-  return plain.includes(':') ? `[${plain}]` : plain;
 }
 
 /**

@@ -12,6 +12,7 @@
  * AEAD_AES_128_GCM (RFC 7714, werift's preference, so what Chromium and werift peers get).
  */
 import { createCipheriv, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { RTP_HEADER_LENGTH as RTP_HEADER_BYTES, writeRtpHeaderAt } from '../media/rtp.js';
 
 export const SRTP_PROFILE_AES128_CM_SHA1_80 = 1;
 export const SRTP_PROFILE_AEAD_AES_128_GCM = 7;
@@ -23,8 +24,6 @@ export interface SrtpKeyMaterial {
   srtpSessionSalt: Buffer;
   srtpSessionAuthTag: Buffer;
 }
-
-export const RTP_HEADER_BYTES = 12;
 
 /**
  * One outgoing RTP stream (one SSRC) of one viewer. It owns the rollover counter, so it must see
@@ -116,14 +115,6 @@ export class SrtpStreamWriter {
     return sequenceNumber > this.lastSeq && sequenceNumber - this.lastSeq > 0x8000 ? (this.roc - 1) >>> 0 : this.roc;
   }
 
-  private writeHeader(target: Buffer, payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number): void {
-    target[0] = 0x80;
-    target[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
-    target.writeUInt16BE(sequenceNumber, 2);
-    target.writeUInt32BE(timestamp >>> 0, 4);
-    target.writeUInt32BE(this.ssrc, 8);
-  }
-
   /** The IV for this packet, in the reused scratch buffer (createCipheriv copies it). */
   private ivFor(sequenceNumber: number, roc: number): Buffer {
     const iv = this.iv;
@@ -140,7 +131,7 @@ export class SrtpStreamWriter {
 
   private sealParts(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer, roc: number): Buffer[] {
     const header = Buffer.allocUnsafe(RTP_HEADER_BYTES);
-    this.writeHeader(header, payloadType, marker, sequenceNumber, timestamp);
+    writeRtpHeaderAt(header, 0, marker, payloadType, sequenceNumber, timestamp, this.ssrc);
     const iv = this.ivFor(sequenceNumber, roc);
     if (this.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
       const enc = createCipheriv('aes-128-ctr', this.key, iv).update(payload);
@@ -157,7 +148,7 @@ export class SrtpStreamWriter {
 
   private seal(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer, roc: number): Buffer {
     const out = Buffer.allocUnsafe(RTP_HEADER_BYTES + payload.length + this.overhead);
-    this.writeHeader(out, payloadType, marker, sequenceNumber, timestamp);
+    writeRtpHeaderAt(out, 0, marker, payloadType, sequenceNumber, timestamp, this.ssrc);
     const header = out.subarray(0, RTP_HEADER_BYTES);
     const iv = this.ivFor(sequenceNumber, roc);
     if (this.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {

@@ -1,11 +1,11 @@
 // RestreamSession in isolation: what goes on the wire for given frames, with fake outputs.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseRtcpSenderReport } from '../../src/media/rtp.js';
+import { parseRtcpSenderReport } from '../../src/rtp/rtcp.js';
 import type { FrameSink, MediaFrame } from '../../src/media/types.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { RestreamSession, type SessionLimits, type TcpOutput, type UdpOutput } from '../../src/rtsp/server-session.js';
-import { planTracks, type ParameterSets } from '../../src/rtsp/server-sdp.js';
+import { RestreamSession, type SessionLimits, type TcpOutput, type UdpOutput } from '../../src/restream/session.js';
+import { planTracks, type ParameterSets } from '../../src/restream/sdp.js';
 
 const SPS = Buffer.from([0x67, 0x42, 0xc0, 0x1e, 0xd9]);
 const PPS = Buffer.from([0x68, 0xcb, 0x83]);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Authorizer, basicAuthorization, chooseChallenge, digestResponse, isStale, parseChallenges } from '../../src/rtsp/auth.js';
+import { Authorizer, authorizationFor, basicAuthorization, chooseChallenge, digestResponse, isStale, parseChallenges } from '../../src/util/http-digest.js';
 
 // RFC 7616 section 3.9.1: the same request answered with SHA-256 and with MD5.
 const rfc7616 = {
@@ -160,5 +160,34 @@ describe('Authorizer', () => {
     assert.equal(basicAuthorization({ username: 'Aladdin', password: 'open sesame' }), 'Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==');
     const [basic] = parseChallenges(['Basic realm="r"']);
     assert.equal(new Authorizer(basic!, { username: 'test', password: '123£' }).authorization('DESCRIBE', 'x'), 'Basic dGVzdDoxMjPCow==');
+  });
+});
+
+// The one-shot answer the HTTP client (ONVIF SOAP, snapshot URLs) sends after a 401.
+describe('authorizationFor', () => {
+  const creds = { username: 'admin', password: 'pw' };
+
+  it('answers the strongest challenge of several headers, Digest before Basic', () => {
+    const value = authorizationFor(['Basic realm="cam"', 'Digest realm="cam", nonce="n1", qop="auth"'], creds, 'GET', '/snap.jpg?x=1');
+    const f = fields(value!);
+    assert.equal(f['uri'], '/snap.jpg?x=1');
+    assert.equal(f['qop'], 'auth');
+    assert.equal(f['nc'], '00000001');
+    assert.equal(
+      f['response'],
+      digestResponse({ algorithm: 'MD5', username: 'admin', password: 'pw', realm: 'cam', nonce: 'n1', method: 'GET', uri: '/snap.jpg?x=1', qop: 'auth', nc: '00000001', cnonce: f['cnonce']! }),
+    );
+    assert.equal(authorizationFor(['Basic realm="cam"'], creds, 'GET', '/'), basicAuthorization(creds));
+  });
+
+  it('hashes the body for qop=auth-int, and gives up on schemes it cannot answer', () => {
+    const body = '<s:Envelope/>';
+    const f = fields(authorizationFor(['Digest realm="cam", nonce="n2", qop="auth-int", algorithm=SHA-256'], creds, 'POST', '/onvif/device_service', body)!);
+    assert.equal(f['qop'], 'auth-int');
+    assert.equal(
+      f['response'],
+      digestResponse({ algorithm: 'SHA-256', username: 'admin', password: 'pw', realm: 'cam', nonce: 'n2', method: 'POST', uri: '/onvif/device_service', qop: 'auth-int', nc: '00000001', cnonce: f['cnonce']!, body }),
+    );
+    assert.equal(authorizationFor(['Negotiate abc==', 'Digest realm="cam", nonce="n", algorithm=SHA-512-256'], creds, 'GET', '/'), undefined);
   });
 });

@@ -4,7 +4,7 @@ import type { CodecName, TrackDescription } from '../../src/media/types.js';
 import { parseSdp, describeTracks } from '../../src/rtsp/sdp.js';
 import {
   audioSpecificConfig, buildSdp, parameterSetsFromTrack, parameterSetsFromUnits, planTracks,
-} from '../../src/rtsp/server-sdp.js';
+} from '../../src/restream/sdp.js';
 
 // Baseline 640x360 SPS/PPS as x264 writes them (profile_idc 66, constraint flags 0xc0, level 30).
 const SPS = Buffer.from('Z0LAHtkAoC/5ZYQAAAMABAAAAwDIPFi5IA==', 'base64');

@@ -5,7 +5,8 @@
  * HMAC over their issue time with a per-process secret), so a flood of unauthenticated requests
  * costs no memory, and they expire so a captured one is useful only briefly.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { digestResponse } from '../util/http-digest.js';
 import { safeEqual } from '../util/safe-equal.js';
 
 export interface RestreamCredentials {
@@ -61,21 +62,20 @@ export class RtspDigestAuthenticator {
     const response = p.get('response');
     if (!username || realm === undefined || !nonce || !uri || !response) return 'denied';
     if (!sameResource(uri, requestUri)) return 'denied';
-    const algorithm = (p.get('algorithm') ?? 'MD5').toUpperCase();
-    const hashName = algorithm === 'MD5' ? 'md5' : algorithm === 'SHA-256' ? 'sha256' : undefined;
-    if (!hashName) return 'denied';
-    const h = (text: string): string => createHash(hashName).update(text, 'utf8').digest('hex');
-    const ha1 = h(`${this.credentials.username}:${this.realm}:${this.credentials.password}`);
-    const ha2 = h(`${method}:${uri}`);
+    const algorithmName = (p.get('algorithm') ?? 'MD5').toUpperCase();
+    const algorithm = algorithmName === 'MD5' ? 'MD5' : algorithmName === 'SHA-256' ? 'SHA-256' : undefined;
+    if (!algorithm) return 'denied';
+    // The expected answer, computed by the same code the plugin's own clients use (RFC 7616 3.4.1).
+    const secret = { algorithm, username: this.credentials.username, password: this.credentials.password, realm: this.realm, nonce, method, uri } as const;
     const qop = p.get('qop');
     let expected: string;
     if (qop === undefined) {
-      expected = h(`${ha1}:${nonce}:${ha2}`);
+      expected = digestResponse(secret);
     } else if (qop === 'auth') {
       const nc = p.get('nc');
       const cnonce = p.get('cnonce');
       if (!nc || !cnonce) return 'denied';
-      expected = h(`${ha1}:${nonce}:${nc}:${cnonce}:${qop}:${ha2}`);
+      expected = digestResponse({ ...secret, qop, nc, cnonce });
     } else {
       return 'denied';
     }

@@ -11,25 +11,19 @@
  * because cutting it would throw away the very keyframe the client is meant to start from.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import type { FrameSink, MediaFrame, PacketizedPayload, SourceState, TrackDescription } from '../media/types.js';
+import type { FrameSink, MediaFrame, SourceState, Subscribable, TrackDescription } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
-import { buildSenderReport, RTP_HEADER_LENGTH, writeRtpHeader } from '../media/rtp.js';
-import { payloadsFor } from './server-rtp.js';
-import type { ParameterSets, ServedTrack } from './server-sdp.js';
+import { RTP_HEADER_LENGTH, writeRtpHeader } from '../media/rtp.js';
+import { payloadsFor } from './payloads.js';
+import type { ParameterSets, ServedTrack } from './sdp.js';
+import { anchorClock, senderReportFor, UdpPacer, withParameterSets, type SessionTransport, type TrackOutput, type UdpOutput } from './track-output.js';
 
-export type SessionTransport =
-  | { type: 'tcp'; rtpChannel: number; rtcpChannel: number }
-  | { type: 'udp'; address: string; rtpPort: number; rtcpPort: number };
+export type { SessionTransport, UdpOutput } from './track-output.js';
 
 /** The RTSP connection's socket, as far as the session needs it. */
 export interface TcpOutput {
   write(data: Buffer): void;
   readonly writableLength: number;
-}
-
-/** The server's shared UDP sockets. */
-export interface UdpOutput {
-  send(parts: ReadonlyArray<Buffer>, port: number, address: string, rtcp: boolean, done: () => void): void;
 }
 
 export interface SessionLimits {
@@ -39,11 +33,6 @@ export interface SessionLimits {
   burstGraceMs: number;
   /** UDP pacing: bytes sent per timer tick, so a GOP burst does not overflow the client's socket buffer. */
   udpBytesPerTick: number;
-}
-
-/** What a Source offers for subscribing; structurally a subset of the media core's Source. */
-export interface SubscribableSource {
-  subscribe(sink: FrameSink, options?: { kinds?: ReadonlyArray<'video' | 'audio'> }): { unsubscribe(): void };
 }
 
 export interface SessionStats {
@@ -59,33 +48,6 @@ export interface SessionStats {
   queuedBytes: number;
 }
 
-interface TrackOutput {
-  served: ServedTrack;
-  transport: SessionTransport;
-  controlUrl: string;
-  ssrc: number;
-  /** Next RTP sequence number this client gets. */
-  seq: number;
-  tsOffset: number;
-  packets: number;
-  octets: number;
-  /** The Source sequence number expected next; a jump means frames were skipped (shown to the client as loss). */
-  nextSourceSeq?: number;
-  /** Anchor mapping this track's RTP time to wall-clock time, for sender reports. */
-  clock?: { timestamp: number; wallMs: number };
-  lastTimestamp?: number;
-}
-
-interface UdpDatagram {
-  parts: Buffer[];
-  bytes: number;
-  port: number;
-  address: string;
-  rtcp: boolean;
-}
-
-const CLOCK_REANCHOR_MS = 1000;
-
 export class RestreamSession implements FrameSink {
   readonly id = randomBytes(8).toString('hex');
   readonly startedAt = performance.now();
@@ -99,10 +61,7 @@ export class RestreamSession implements FrameSink {
   private burstAllowance = 0;
   private burstDeadline = 0;
   private srTimer: NodeJS.Timeout | undefined;
-  private readonly udpQueue: UdpDatagram[] = [];
-  private udpQueuedBytes = 0;
-  private udpTimer: NodeJS.Timeout | undefined;
-  private udpBudget = 0;
+  private readonly pacer: UdpPacer | undefined;
   private readonly cname = `restream-${randomBytes(4).toString('hex')}`;
   private framesSent = 0;
   private framesDropped = 0;
@@ -113,12 +72,14 @@ export class RestreamSession implements FrameSink {
     readonly remote: string,
     private readonly videoSets: ParameterSets | undefined,
     private readonly tcp: TcpOutput,
-    private readonly udp: UdpOutput | undefined,
+    udp: UdpOutput | undefined,
     private readonly limits: SessionLimits,
     private readonly log: Logger,
     /** Called once when the session ends on its own (source gone, tracks changed); not on `close()`. */
     private readonly onEnd: (reason: string) => void,
-  ) {}
+  ) {
+    this.pacer = udp ? new UdpPacer(udp, limits.udpBytesPerTick) : undefined;
+  }
 
   get isPlaying(): boolean {
     return this.playing;
@@ -158,7 +119,7 @@ export class RestreamSession implements FrameSink {
    * held back until `startFlow()`, so the PLAY response, which must come first on the wire, can
    * carry RTP-Info naming the very first packet of each track. Returns that RTP-Info value.
    */
-  play(source: SubscribableSource): string {
+  play(source: Subscribable): string {
     if (this.closed || this.playing) return '';
     this.playing = true;
     this.held = [];
@@ -207,10 +168,7 @@ export class RestreamSession implements FrameSink {
     if (this.closed) return;
     this.pause();
     this.closed = true;
-    if (this.udpTimer) clearTimeout(this.udpTimer);
-    this.udpTimer = undefined;
-    this.udpQueue.length = 0;
-    this.udpQueuedBytes = 0;
+    this.pacer?.clear();
   }
 
   touch(): void {
@@ -294,7 +252,7 @@ export class RestreamSession implements FrameSink {
   private queuedBytes(): number {
     let tcp = false;
     for (const { transport } of this.outputs.values()) if (transport.type === 'tcp') tcp = true;
-    return (tcp ? this.tcp.writableLength : 0) + this.udpQueuedBytes;
+    return (tcp ? this.tcp.writableLength : 0) + (this.pacer?.queuedBytes ?? 0);
   }
 
   private congested(): boolean {
@@ -313,7 +271,7 @@ export class RestreamSession implements FrameSink {
       if (frame.keyframe) this.videoNeedsKeyframe = false;
     }
     let payloads = payloadsFor(frame);
-    if (frame.kind === 'video' && frame.keyframe) payloads = this.withParameterSets(frame, payloads);
+    if (frame.kind === 'video' && frame.keyframe) payloads = withParameterSets(frame, payloads, this.videoSets);
 
     if (output.nextSourceSeq !== undefined) {
       // Frames the Source skipped for us (or that we dropped) show up as a sequence gap: honest loss.
@@ -321,7 +279,7 @@ export class RestreamSession implements FrameSink {
       if (gap > 0 && gap < 0x8000) output.seq = (output.seq + gap) & 0xffff;
     }
     output.nextSourceSeq = (frame.sequenceNumber + frame.packets.length) & 0xffff;
-    this.updateClock(output, frame);
+    anchorClock(output, frame);
     const timestamp = (frame.timestamp + output.tsOffset) >>> 0;
     if (output.packets === 0) this.sendSenderReport(output);
 
@@ -352,7 +310,7 @@ export class RestreamSession implements FrameSink {
         writeRtpHeader(header, { payloadType, marker: p.marker, sequenceNumber: output.seq, timestamp, ssrc: output.ssrc });
         output.seq = (output.seq + 1) & 0xffff;
         // The payload is shared with every other client: send it by reference, never modify it.
-        this.queueUdp({ parts: [header, p.payload], bytes: RTP_HEADER_LENGTH + p.payload.length, port: transport.rtpPort, address: transport.address, rtcp: false });
+        this.pacer?.push({ parts: [header, p.payload], bytes: RTP_HEADER_LENGTH + p.payload.length, port: transport.rtpPort, address: transport.address, rtcp: false });
         bytes += p.payload.length;
       }
     }
@@ -364,47 +322,13 @@ export class RestreamSession implements FrameSink {
     if (kind === 'video' && this.framesSent === 1) this.log.debug(`re-stream session ${this.id} sent its first keyframe`);
   }
 
-  /** A keyframe must carry SPS/PPS for a client to start on it; add them when the Source did not. */
-  private withParameterSets(frame: MediaFrame, payloads: ReadonlyArray<PacketizedPayload>): ReadonlyArray<PacketizedPayload> {
-    const sets = this.videoSets;
-    if (!sets) return payloads;
-    if (frame.codec === 'H264' && frame.units.some((u) => (u[0]! & 0x1f) === 7)) return payloads;
-    if (frame.codec === 'H265' && frame.units.some((u) => ((u[0]! >> 1) & 0x3f) === 33)) return payloads;
-    const extra = [...sets.vps, ...sets.sps, ...sets.pps].map((payload) => ({ payload, marker: false }));
-    return [...extra, ...payloads];
-  }
-
-  private updateClock(output: TrackOutput, frame: MediaFrame): void {
-    const wallMs = frame.captureTime ?? performance.timeOrigin + frame.receivedAt;
-    const rate = output.served.clockRate;
-    const anchor = output.clock;
-    if (anchor) {
-      const delta = (frame.timestamp - anchor.timestamp) | 0;
-      const predicted = anchor.wallMs + (delta / rate) * 1000;
-      // Keep the mapping fixed (so reports agree with the RTP clock exactly) unless it has drifted
-      // far, e.g. after a camera reconnect or a 32-bit wrap of the signed difference.
-      if (Math.abs(predicted - wallMs) <= CLOCK_REANCHOR_MS && Math.abs(delta) < rate * 3600) return;
-    }
-    output.clock = { timestamp: frame.timestamp, wallMs };
-  }
-
   private sendSenderReports(): void {
     for (const output of this.outputs.values()) if (output.packets > 0) this.sendSenderReport(output);
   }
 
   private sendSenderReport(output: TrackOutput): void {
-    const anchor = output.clock;
-    const last = output.lastTimestamp ?? anchor?.timestamp;
-    if (!anchor || last === undefined) return;
-    const ntpMs = anchor.wallMs + (((last - anchor.timestamp) | 0) / output.served.clockRate) * 1000;
-    const report = buildSenderReport({
-      ssrc: output.ssrc,
-      ntpMs,
-      rtpTimestamp: (last + output.tsOffset) >>> 0,
-      packetCount: output.packets,
-      octetCount: output.octets,
-      cname: this.cname,
-    });
+    const report = senderReportFor(output, this.cname);
+    if (!report) return;
     const transport = output.transport;
     if (transport.type === 'tcp') {
       const frame = Buffer.allocUnsafe(4 + report.length);
@@ -414,41 +338,7 @@ export class RestreamSession implements FrameSink {
       report.copy(frame, 4);
       this.tcp.write(frame);
     } else {
-      this.queueUdp({ parts: [report], bytes: report.length, port: transport.rtcpPort, address: transport.address, rtcp: true });
-    }
-  }
-
-  /**
-   * UDP output is paced: at most `udpBytesPerTick` per millisecond tick, so a GOP burst does not
-   * overflow the client's socket buffer (UDP has no flow control; the excess would just be lost).
-   */
-  private queueUdp(datagram: UdpDatagram): void {
-    if (!this.udp) return;
-    this.udpQueue.push(datagram);
-    this.udpQueuedBytes += datagram.bytes;
-    if (!this.udpTimer) this.startUdpTick();
-    this.drainUdp();
-  }
-
-  private startUdpTick(): void {
-    this.udpBudget = this.limits.udpBytesPerTick;
-    this.udpTimer = setTimeout(() => {
-      this.udpTimer = undefined;
-      if (this.closed || this.udpQueue.length === 0) return;
-      this.startUdpTick();
-      this.drainUdp();
-    }, 1);
-    this.udpTimer.unref();
-  }
-
-  private drainUdp(): void {
-    const udp = this.udp;
-    if (!udp || this.closed) return;
-    while (this.udpQueue.length > 0 && this.udpBudget > 0) {
-      const datagram = this.udpQueue.shift()!;
-      this.udpQueuedBytes -= datagram.bytes;
-      this.udpBudget -= datagram.bytes;
-      udp.send(datagram.parts, datagram.port, datagram.address, datagram.rtcp, () => undefined);
+      this.pacer?.push({ parts: [report], bytes: report.length, port: transport.rtcpPort, address: transport.address, rtcp: true });
     }
   }
 }

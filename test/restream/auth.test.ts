@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { parseAuthParams, RtspDigestAuthenticator } from '../../src/rtsp/server-auth.js';
+import { parseAuthParams, RtspDigestAuthenticator } from '../../src/restream/auth.js';
 
 const credentials = { username: 'nvr', password: 'p@ss, "word"' };
 const uri = 'rtsp://192.168.1.5:8554/cam';

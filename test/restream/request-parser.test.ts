@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RtspRequestParser, type ClientMessage } from '../../src/rtsp/server-parser.js';
-import { chooseTransport } from '../../src/rtsp/server.js';
+import { RtspRequestParser, type ClientMessage } from '../../src/restream/request-parser.js';
+import { chooseTransport } from '../../src/restream/protocol.js';
 
 const limits = { maxHeaderBytes: 1024, maxBodyBytes: 256, maxHeaderLines: 16 };
 

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { packetizeH264 } from '../../src/media/h264-packetizer.js';
 import type { FrameSink, MediaFrame, TrackDescription } from '../../src/media/types.js';
 import type { Logger } from '../../src/util/logger.js';
-import { createRestreamServer, type RestreamServer, type RestreamServerOptions, type RestreamSource } from '../../src/rtsp/server.js';
+import { createRestreamServer, type RestreamServer, type RestreamServerOptions, type RestreamSource } from '../../src/restream/server.js';
 import { probe, readFrames, runFfmpeg, type RunResult } from '../helpers/ffprobe.js';
 import { captureRtp, h264NalTypes } from '../helpers/rtsp-client.js';
 

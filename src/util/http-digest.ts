@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 /**
- * RTSP authentication: Basic (RFC 7617) and Digest (RFC 7616, also the older RFC 2617/2069 forms
- * cameras still answer with). Only the pure parts live here; the retry logic is in connection.ts.
+ * The one client-side HTTP authentication implementation, shared by RTSP (`rtsp/connection.ts`)
+ * and HTTP (`onvif/http-client.ts`, snapshot URLs and SOAP): Basic (RFC 7617) and Digest (RFC 7616,
+ * also the older RFC 2617/2069 forms cameras still answer with). Only the pure parts live here;
+ * each protocol keeps its own retry logic.
  */
 
 export interface AuthChallenge {
@@ -202,7 +204,8 @@ export class Authorizer {
     return this.scheme === 'basic' ? 'Basic' : `Digest ${digestAlgorithmOf(this.challenge) ?? '?'}`;
   }
 
-  authorization(method: string, uri: string): string {
+  /** `body` is hashed only for qop=auth-int (RTSP requests carry none; an HTTP POST may). */
+  authorization(method: string, uri: string, body?: string): string {
     if (this.scheme === 'basic') return basicAuthorization(this.credentials);
     const p = this.challenge.params;
     const algorithm = digestAlgorithmOf(this.challenge) ?? 'MD5';
@@ -221,6 +224,7 @@ export class Authorizer {
       method,
       uri,
       ...(qop ? { qop, nc, cnonce: this.cnonce } : algorithm.endsWith('-sess') ? { cnonce: this.cnonce } : {}),
+      ...(qop === 'auth-int' && body !== undefined ? { body } : {}),
     });
     const parts: string[] = [];
     const user = this.credentials.username;
@@ -236,4 +240,13 @@ export class Authorizer {
     if (userhash) parts.push('userhash=true');
     return `Digest ${parts.join(', ')}`;
   }
+}
+
+/**
+ * The Authorization value answering the strongest challenge of a 401 (`WWW-Authenticate` values),
+ * for a one-shot retry; undefined when none is supported.
+ */
+export function authorizationFor(challengeHeaders: ReadonlyArray<string>, credentials: Credentials, method: string, uri: string, body?: string): string | undefined {
+  const challenge = chooseChallenge(parseChallenges(challengeHeaders));
+  return challenge ? new Authorizer(challenge, credentials).authorization(method, uri, body) : undefined;
 }

@@ -4,12 +4,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { redactText } from '../../src/util/redact.js';
-import { createRestreamServer, type RestreamServer } from '../../src/rtsp/server.js';
+import { createRestreamServer, type RestreamServer } from '../../src/restream/server.js';
 import { decodeVideo } from '../helpers/ffprobe.js';
 import { cleanupAll } from '../helpers/processes.js';
 import { rtspDescribe } from '../helpers/rtsp-client.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
-import { recordingLogger } from './helpers.js';
+import { recordingLogger } from '../rtsp/helpers.js';
 
 after(cleanupAll);
 

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { packetizeH264 } from '../../src/media/h264-packetizer.js';
+import { packetizeH265 } from '../../src/media/h265-packetizer.js';
+import { DEFAULT_MAX_PAYLOAD } from '../../src/media/nal-packetizer.js';
+
+// The shared algorithm seen through both codecs: what differs is only the header size.
+describe('NAL packetizer (H.264 and H.265 through one algorithm)', () => {
+  const h264Idr = (size: number): Buffer => Buffer.concat([Buffer.from([0x65]), Buffer.alloc(size - 1, 0xab)]);
+  const h265Idr = (size: number): Buffer => Buffer.concat([Buffer.from([0x26, 0x01]), Buffer.alloc(size - 2, 0xcd)]);
+
+  it('fragments with near-equal sizes and reassembles to the original unit, for both header sizes', () => {
+    for (const [nal, packetize, h] of [[h264Idr(5000), packetizeH264, 1], [h265Idr(5000), packetizeH265, 2]] as const) {
+      const packets = packetize([nal], 1000);
+      const sizes = packets.map((p) => p.payload.length);
+      assert.ok(Math.max(...sizes) <= 1000, `${sizes}`);
+      assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `${sizes}`);
+      assert.deepEqual(packets.map((p) => p.marker), packets.map((_, i) => i === packets.length - 1));
+      const body = Buffer.concat(packets.map((p) => p.payload.subarray(h + 1)));
+      assert.deepEqual(body, nal.subarray(h));
+      const first = packets[0]!.payload[h]!;
+      const last = packets.at(-1)!.payload[h]!;
+      assert.equal(first & 0xc0, 0x80, 'start bit on the first');
+      assert.equal(last & 0xc0, 0x40, 'end bit on the last');
+    }
+  });
+
+  it('skips units too short for a NAL header, also inside an aggregate', () => {
+    const sps = Buffer.from([0x67, 1, 2, 3]);
+    const pps = Buffer.from([0x68, 4]);
+    const stap = packetizeH264([sps, Buffer.alloc(0), pps]);
+    assert.equal(stap.length, 1);
+    assert.equal(stap[0]!.payload[0]! & 0x1f, 24);
+    assert.equal(stap[0]!.payload.length, 1 + 2 + sps.length + 2 + pps.length);
+
+    const vps = Buffer.from([0x40, 0x01, 9]);
+    const hsps = Buffer.from([0x42, 0x01, 8, 7]);
+    const ap = packetizeH265([vps, Buffer.from([0x44]), hsps]);
+    assert.equal(ap.length, 1);
+    assert.equal((ap[0]!.payload[0]! >> 1) & 0x3f, 48);
+    assert.equal(ap[0]!.payload.length, 2 + 2 + vps.length + 2 + hsps.length);
+    assert.deepEqual(packetizeH265([Buffer.from([0x26])]), []);
+  });
+
+  it('refuses a maxPayload that cannot hold a fragment header and one byte', () => {
+    assert.throws(() => packetizeH264([h264Idr(10)], 2), /FU-A header/);
+    assert.doesNotThrow(() => packetizeH264([h264Idr(10)], 3));
+    assert.throws(() => packetizeH265([h265Idr(10)], 3), /FU header/);
+    assert.doesNotThrow(() => packetizeH265([h265Idr(10)], 4));
+    assert.equal(DEFAULT_MAX_PAYLOAD, 1200);
+  });
+});
