@@ -10,11 +10,6 @@ import { parseRtp, seqDelta } from './rtp.js';
 import { ReorderBuffer } from './reorder-buffer.js';
 import type { TimerHandle, TimerSeam } from './timers.js';
 
-/** A sequence jump larger than this is a resync (e.g. camera restart on the same SSRC), not loss. */
-export const MAX_SEQUENCE_GAP = 3000;
-/** A hole wider than this is loss for sure (a burst, or a camera that skipped): not worth waiting for. */
-const MAX_REORDER_GAP = 64;
-
 /** The counters a receiver adds to; they outlive the session (the Source's per-kind state). */
 export interface ReceptionCounters {
   packetsReceived: number;
@@ -40,6 +35,11 @@ export interface TrackReceiverOptions {
    */
   onRestart(ssrcChanged: boolean): void;
 }
+
+/** A sequence jump larger than this is a resync (e.g. camera restart on the same SSRC), not loss. */
+export const MAX_SEQUENCE_GAP = 3000;
+/** A hole wider than this is loss for sure (a burst, or a camera that skipped): not worth waiting for. */
+const MAX_REORDER_GAP = 64;
 
 export class TrackReceiver {
   private ssrc = 0;

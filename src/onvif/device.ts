@@ -28,17 +28,7 @@ import { hostForUrl, rewriteStreamUri, snapshotCandidates, withCredentials, with
 import { child, childrenNamed, path, textAt, type XmlElement } from './xml.js';
 
 // Moved beside this file; re-exported for the modules that import them from here.
-export type {
-  ConnectedOnvifDevice,
-  OnvifDevice,
-  OnvifDeviceInformation,
-  OnvifDeviceOptions,
-  OnvifServiceAddresses,
-  OnvifVideoProfile,
-  ResolvedStream,
-  ResolvedStreamVariant,
-  VideoEncoding,
-} from './device-types.js';
+export type * from './device-types.js';
 export { chooseProfiles, normalizeEncoding, parseMedia1Profiles, parseMedia2Profiles, profileFromEncoder, type ParsedProfiles } from './profiles.js';
 export { isMulticastStreamUri, rewriteStreamUri, snapshotCandidates } from './stream-uri.js';
 

@@ -23,16 +23,6 @@ import { LOGIN_PATH, type AccessControl, type AccessControlOptions } from './acc
 import { accessRoutes } from './access-routes.js';
 import { AccessState } from './access-state.js';
 
-export {
-  CSRF_HEADER,
-  LOGIN_PATH,
-  type AccessControl,
-  type AccessControlOptions,
-  type CreatedShareLink,
-  type RevokeListener,
-  type ShareLinkView,
-} from './access-contract.js';
-
 /** Builds access control: reads or makes the secret, hashes the passwords, loads links and sessions. */
 export async function createAccessControl(options: AccessControlOptions): Promise<AccessControl> {
   const state = await AccessState.create(options);
