@@ -17,25 +17,15 @@
  * This file is the facade and the lifecycle across sessions (connect, stall, retry, idle, close).
  * The parts are beside it: `reconnect-policy.ts` (backoff), `source-session.ts` (one session's
  * tracks and packet path), `track-receiver.ts` (sequence, reorder, SSRC), `kind-state.ts`
- * (timeline, counters, stats) and `subscriber-set.ts` (fan-out, backpressure, GOP replay).
+ * (timeline, counters, stats), `subscriber-set.ts` (fan-out, backpressure, GOP replay) and
+ * `source-options.ts`. What is left stays together, at about 400 lines, because connect, fail,
+ * stall, idle and close all turn on one session generation and its timers.
  */
 import { EventEmitter } from 'node:events';
-import type { Logger } from '../util/logger.js';
-import { prefixedLogger, silentLogger } from '../util/logger.js';
+import { prefixedLogger, silentLogger, type Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
-import type {
-  BroadcastSource,
-  MediaKind,
-  SourceStats,
-  SubscribeOptions,
-  Subscription,
-  FrameSink,
-  SourceState,
-  TrackDescription,
-  UpstreamFactory,
-  UpstreamHandlers,
-  UpstreamSession,
-} from './types.js';
+import type { BroadcastSource, FrameSink, MediaKind, SourceState, SourceStats, SubscribeOptions, Subscription, TrackDescription } from './types.js';
+import type { UpstreamFactory, UpstreamHandlers, UpstreamSession } from './types.js';
 import { DEFAULT_REORDER_WAIT_MS } from './reorder-buffer.js';
 import { GopCache, DEFAULT_GOP_CACHE_BYTES } from './gop-cache.js';
 import { ReachabilityWatch } from './reachability-watch.js';
@@ -43,50 +33,14 @@ import { realTimers, type TimerHandle, type TimerSeam } from './timers.js';
 import { buildSourceStats, sameTracks, type KindState } from './kind-state.js';
 import { SourceSession } from './source-session.js';
 import { SubscriberSet } from './subscriber-set.js';
-import { ReconnectPolicy, describeDelay, refusedCredentials, type BackoffOptions } from './reconnect-policy.js';
+import { ReconnectPolicy, describeDelay, refusedCredentials } from './reconnect-policy.js';
+import type { SourceEvents, SourceOptions } from './source-options.js';
 
 // Moved to types.ts (what outputs see of a camera); re-exported for the modules that import them from here.
 export type { MediaKind, SourceStats, SubscribeOptions, Subscription, SubscriptionStats, TrackStats } from './types.js';
 export type { TimerHandle, TimerSeam } from './timers.js';
 export type { BackoffOptions } from './reconnect-policy.js';
-
-export interface SourceOptions {
-  id: string;
-  name?: string;
-  upstream: UpstreamFactory;
-  logger?: Logger;
-  /** True when `logger` already names the camera in every line (the platform's per-camera logger). */
-  logNamesCamera?: boolean;
-  /** What the upstream is, in log lines ("lost the camera"); a transcoded variant says "the transcoder". */
-  upstreamNoun?: string;
-  /** Stop pulling this long after the last subscriber left (default 10000 ms). */
-  idleTimeoutMs?: number;
-  /** Keep the camera session open with no subscribers (instant start, costs camera bandwidth). */
-  alwaysOn?: boolean;
-  /** GOP cache bound in encoded bytes (default 4 MiB: 4 s at 8 Mbit/s). */
-  gopCacheBytes?: number;
-  backoff?: BackoffOptions;
-  /** Reconnect when no packet arrived for this long (default 5000 ms). */
-  stallTimeoutMs?: number;
-  /** How long packets after a hole wait for a late (reordered) packet before it counts as lost (default 30 ms; 0 = never wait). */
-  reorderWaitMs?: number;
-  /** Give up on a connection attempt after this long (default 15000 ms). */
-  connectTimeoutMs?: number;
-  /** A session that delivered media this long resets the backoff to `initialMs` (default 10000 ms). */
-  stableAfterMs?: number;
-  /** At most one GOP replay per sink per this interval, so PLI storms cannot multiply traffic (default 1000 ms). */
-  keyframeRequestIntervalMs?: number;
-  /** Monotonic clock in ms (default performance.now). */
-  now?: () => number;
-  timers?: TimerSeam;
-  /** Random number in [0, 1) for jitter and initial sequence numbers (default Math.random). */
-  random?: () => number;
-}
-
-export interface SourceEvents {
-  state: [SourceState];
-  tracks: [ReadonlyArray<TrackDescription>];
-}
+export type { SourceEvents, SourceOptions } from './source-options.js';
 
 export class Source extends EventEmitter<SourceEvents> implements BroadcastSource {
   readonly id: string;
