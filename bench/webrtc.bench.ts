@@ -7,7 +7,8 @@
  * - Receivers are werift peers in separate child processes (pinned to CPU 1), 10 per process,
  *   joining one after another over the real protocol.
  * - Per viewer count (1, 10, 50) and per send path (`direct`: this project's SRTP fan-out;
- *   `werift`: RTCRtpSender.sendRtp, i.e. werift's own per-packet path) it prints:
+ *   `werift`: RTCRtpSender.sendRtp, i.e. werift's own per-packet path, which only this bench has:
+ *   see `weriftSendPath`) it prints:
  *   time to first frame (watch -> first keyframe reassembled by the receiver, median), server-added
  *   latency (frame available -> its last packet handed to the viewer's socket, p50/p99 over all
  *   viewer-frames), server CPU per viewer-packet (above a no-viewer baseline) and RSS per viewer.
@@ -20,11 +21,13 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
+import { RtpHeader, RtpPacket, type RTCRtpSender } from 'werift';
 import type { FrameSink, MediaFrame } from '../src/media/types.js';
 import { silentLogger } from '../src/util/logger.js';
 import { LOOPBACK_ICE_SETTINGS } from '../src/webrtc/ice-config.js';
 import { handleSignallingSocket } from '../src/webrtc/signalling.js';
 import { ViewerLimiter } from '../src/webrtc/viewer-limits.js';
+import { OutboundStream } from '../src/webrtc/outbound-stream.js';
 import { warmUpWebRtc, type ViewerPeer } from '../src/webrtc/viewer-peer.js';
 import { SyntheticSource } from '../test/helpers/synthetic-source.js';
 import { watchOverSignalling, type SignallingClient } from '../test/webrtc/werift-client.js';
@@ -65,6 +68,61 @@ function send(message: Message): void {
   process.send?.(message);
 }
 
+// ------------------------------------------------------------------ werift's own send path
+
+/** The viewer's default: a frame older than this is a replay and is moved to the present. */
+const STALE_FRAME_MS = 300;
+
+/**
+ * werift's own per-packet send path (RTCRtpSender.sendRtp), kept here for comparison with the
+ * plugin's direct SRTP path, which is the only one the plugin has. It takes the place of the
+ * viewer's `write` (its negotiation, ICE/DTLS and RTCP handling stay the viewer's), numbers and
+ * times packets with an `OutboundStream` of its own as the plugin once did, and counts what it
+ * hands werift, since the viewer's own counters then see nothing.
+ */
+function weriftSendPath(viewer: ViewerPeer): { write(frame: MediaFrame): boolean; packets(): number } {
+  const streams = new Map<'video' | 'audio', { out: OutboundStream; sender: RTCRtpSender }>();
+  let packets = 0;
+  const streamFor = (kind: 'video' | 'audio'): { out: OutboundStream; sender: RTCRtpSender } | undefined => {
+    const known = streams.get(kind);
+    if (known) return known;
+    const transceiver = viewer.peerConnection?.getTransceivers().find((t) => t.kind === kind && t.sender.codec !== undefined);
+    const codec = transceiver?.sender.codec;
+    if (!transceiver || !codec) return undefined;
+    const out = new OutboundStream({ kind, ssrc: transceiver.sender.ssrc, payloadType: codec.payloadType, clockRate: codec.clockRate, historySize: 0 });
+    const entry = { out, sender: transceiver.sender };
+    streams.set(kind, entry);
+    return entry;
+  };
+  return {
+    packets: () => packets,
+    write: (frame) => {
+      if (viewer.phase !== 'connected') return true;
+      const entry = streamFor(frame.kind);
+      if (!entry) return true;
+      const out = entry.out;
+      if (out.waitingForKeyframe && !frame.keyframe) return true;
+      const age = performance.now() - frame.receivedAt;
+      // Old audio (a replayed cache) would only put sound out of step, as in the viewer.
+      if (frame.kind === 'audio' && age > STALE_FRAME_MS) return true;
+      const timestamp = out.timestampFor(frame, age, STALE_FRAME_MS);
+      if (frame.keyframe && frame.kind === 'video') out.waitingForKeyframe = false;
+      for (const p of frame.packets) {
+        const header = new RtpHeader({
+          payloadType: out.payloadType,
+          sequenceNumber: out.nextSequence(p.payload.length),
+          timestamp,
+          marker: p.marker,
+          ssrc: out.ssrc,
+        });
+        packets++;
+        void entry.sender.sendRtp(new RtpPacket(header, p.payload));
+      }
+      return true;
+    },
+  };
+}
+
 // ------------------------------------------------------------------ server role
 
 async function runServer(path: 'direct' | 'werift'): Promise<void> {
@@ -76,6 +134,8 @@ async function runServer(path: 'direct' | 'werift'): Promise<void> {
   source.subscribe(idle);
   await warmUpWebRtc();
   const viewers: ViewerPeer[] = [];
+  /** Packets handed to werift by the bench's own send path (werift path only), per viewer. */
+  const weriftPackets = new Map<ViewerPeer, () => number>();
   let measuring = false;
   const latencies = new Float64Array(2_000_000);
   let latencyCount = 0;
@@ -90,13 +150,20 @@ async function runServer(path: 'direct' | 'werift'): Promise<void> {
       ice: LOOPBACK_ICE_SETTINGS,
       logger: silentLogger,
       limits,
-      viewerOptions: { sendPath: path },
       onViewer: (viewer) => {
         viewers.push(viewer);
-        viewer.once('closed', () => viewers.splice(viewers.indexOf(viewer), 1));
+        viewer.once('closed', () => {
+          viewers.splice(viewers.indexOf(viewer), 1);
+          weriftPackets.delete(viewer);
+        });
         // Frame in -> last packet out, measured around the viewer's own write (live frames only).
         const sink = viewer.sink;
-        const write = sink.write.bind(sink);
+        let write = sink.write.bind(sink);
+        if (path === 'werift') {
+          const werift = weriftSendPath(viewer);
+          write = werift.write;
+          weriftPackets.set(viewer, werift.packets);
+        }
         sink.write = (frame: MediaFrame): boolean => {
           const accepted = write(frame);
           if (measuring && viewer.phase === 'connected') {
@@ -117,7 +184,7 @@ async function runServer(path: 'direct' | 'werift'): Promise<void> {
     let keyframes = 0;
     for (const v of viewers) {
       const s = v.stats();
-      packets += s.packetsSent;
+      packets += s.packetsSent + (weriftPackets.get(v)?.() ?? 0);
       congestion += s.congestionEvents;
       nacks += s.nacks;
       retransmissions += s.retransmissions;

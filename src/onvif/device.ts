@@ -2,118 +2,35 @@
  * A typed ONVIF device for a camera configured by host, port and credentials: clock offset, device
  * information, profile choice, stream and snapshot URIs (rewritten to the address actually reached),
  * and the snapshot itself. Every failure is an `OnvifError` naming the camera.
+ *
+ * Beside it: device-types.ts (the types), media-service.ts (the Media1/Media2 calls), profiles.ts
+ * (reading and choosing profiles), stream-uri.ts (announced addresses made usable).
  */
 import type { Logger } from '../util/logger.js';
 import { prefixedLogger, redactingLogger } from '../util/logger.js';
 import { redactUrl } from '../util/redact.js';
+import type {
+  ConnectedOnvifDevice,
+  OnvifDevice,
+  OnvifDeviceInformation,
+  OnvifDeviceOptions,
+  OnvifServiceAddresses,
+  OnvifVideoProfile,
+  ResolvedStream,
+  ResolvedStreamVariant,
+} from './device-types.js';
 import { OnvifError } from './errors.js';
 import { HttpTransportError, httpRequest, type HttpResponse } from './http-client.js';
+import { OnvifMediaService } from './media-service.js';
+import { chooseProfiles } from './profiles.js';
 import { NS, SoapClient } from './soap.js';
-import { attr, child, childrenNamed, escapeXml, path, textAt, type XmlElement } from './xml.js';
+import { hostForUrl, rewriteStreamUri, snapshotCandidates, withCredentials, withoutCredentials } from './stream-uri.js';
+import { child, childrenNamed, path, textAt, type XmlElement } from './xml.js';
 
-export interface OnvifDeviceOptions {
-  /** Camera name for every message. */
-  name: string;
-  host: string;
-  /** ONVIF HTTP port. Default 80. */
-  port?: number;
-  username?: string;
-  password?: string;
-  log: Logger;
-  /** Per-request deadline. Default 8000 ms. */
-  timeoutMs?: number;
-  /** Snapshot download deadline. Default 4000 ms (HomeKit gives a snapshot 5 s in all). */
-  snapshotTimeoutMs?: number;
-  /** Use HTTPS for the device service. Default false. */
-  https?: boolean;
-  /** Device service path. Default `/onvif/device_service`. */
-  devicePath?: string;
-  /** RTSP port to use instead of the one in the camera's stream URI (port forwarding, NAT). */
-  rtspPort?: number;
-  /** Profile token or name to use as the main stream instead of the automatic choice. */
-  profile?: string;
-}
-
-export interface OnvifDeviceInformation {
-  manufacturer: string | undefined;
-  model: string | undefined;
-  firmwareRevision: string | undefined;
-  serialNumber: string | undefined;
-  hardwareId: string | undefined;
-}
-
-export interface OnvifServiceAddresses {
-  device: string;
-  media: string | undefined;
-  media2: string | undefined;
-  events: string | undefined;
-  /** PTZ service, when GetServices or GetCapabilities lists one. */
-  ptz: string | undefined;
-}
-
-export type VideoEncoding = 'H264' | 'H265' | 'JPEG' | 'MPEG4' | 'OTHER';
-
-export interface OnvifVideoProfile {
-  token: string;
-  name: string;
-  encoding: VideoEncoding;
-  width: number;
-  height: number;
-  frameRate: number | undefined;
-  bitrateKbps: number | undefined;
-  /** Which media service described it (and must be asked for its URIs). */
-  mediaVersion: 1 | 2;
-}
-
-export interface ResolvedStreamVariant {
-  /** RTSP URL for the RTSP client, credentials included (percent-encoded). Never log it: use `rtspUrlForLog`. */
-  rtspUrl: string;
-  /** The same URL without credentials. */
-  rtspUrlWithoutCredentials: string;
-  /** Safe to log. */
-  rtspUrlForLog: string;
-  profileToken: string;
-  profileName: string;
-  encoding: VideoEncoding;
-  width: number;
-  height: number;
-  frameRate: number | undefined;
-  /** True when the camera's URI named another host or port and was rewritten. */
-  rewritten: boolean;
-}
-
-export interface ResolvedStream extends ResolvedStreamVariant {
-  username: string | undefined;
-  password: string | undefined;
-  /** A lower-resolution profile for low-bandwidth uses, when the camera has one. */
-  subStream: ResolvedStreamVariant | undefined;
-}
-
-export interface OnvifDevice {
-  readonly name: string;
-  readonly host: string;
-  readonly port: number;
-  readonly services: Readonly<OnvifServiceAddresses>;
-  /** Camera clock minus local clock (ms), used for WS-Security. */
-  readonly clockOffsetMs: number;
-  /** The SOAP client (credentials, clock) for other ONVIF services such as events. */
-  readonly soap: SoapClient;
-  readonly log: Logger;
-  /** Re-reads the camera clock (after a reboot it may have changed); returns the offset. */
-  syncClock(): Promise<number>;
-  getDeviceInformation(): Promise<OnvifDeviceInformation>;
-  getProfiles(): Promise<OnvifVideoProfile[]>;
-  resolveStream(): Promise<ResolvedStream>;
-  getSnapshotUri(): Promise<string>;
-  fetchSnapshot(): Promise<Buffer>;
-  /** Maps an address the camera announced (subscription, service) to the host and port actually reached. */
-  rewriteServiceUrl(url: string): string;
-}
-
-/** A device after `connectOnvifDevice`: reachable, credentials accepted, information read. */
-export interface ConnectedOnvifDevice extends OnvifDevice {
-  readonly info: OnvifDeviceInformation;
-}
+// Moved beside this file; re-exported for the modules that import them from here.
+export type * from './device-types.js';
+export { chooseProfiles, normalizeEncoding, parseMedia1Profiles, parseMedia2Profiles, profileFromEncoder, type ParsedProfiles } from './profiles.js';
+export { isMulticastStreamUri, rewriteStreamUri, snapshotCandidates } from './stream-uri.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Pure helpers (exported for tests)
@@ -138,180 +55,6 @@ export function cleanInfoValue(value: string | undefined): string | undefined {
   return cleaned.slice(0, 64);
 }
 
-export function normalizeEncoding(raw: string | undefined): VideoEncoding {
-  const value = (raw ?? '').trim().toUpperCase().replace(/[^A-Z0-9]/g, '');
-  if (value === 'H264' || value === 'AVC') return 'H264';
-  if (value === 'H265' || value === 'HEVC') return 'H265';
-  if (value === 'JPEG' || value === 'MJPEG') return 'JPEG';
-  if (value === 'MPEG4' || value === 'MP4V') return 'MPEG4';
-  return 'OTHER';
-}
-
-function numberOf(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  return Number.isFinite(n) ? n : undefined;
-}
-
-/** Media1 `GetProfilesResponse`: profiles without a video encoder configuration are skipped. */
-export function parseMedia1Profiles(response: XmlElement): ParsedProfiles {
-  return parseProfiles(response, 1);
-}
-
-export interface ParsedProfiles {
-  profiles: OnvifVideoProfile[];
-  /** Names of profiles left out (no video encoder, no token, no resolution). */
-  skipped: string[];
-  /** Profiles that carry no video encoder configuration at all (Media2 may leave it out of GetProfiles). */
-  withoutEncoder: Array<{ token: string; name: string }>;
-}
-
-/** Media2 `GetProfilesResponse` (Profiles/Configurations/VideoEncoder). */
-export function parseMedia2Profiles(response: XmlElement): ParsedProfiles {
-  return parseProfiles(response, 2);
-}
-
-/**
- * Both Media versions list profiles the same way; only where the video encoder configuration sits
- * differs (Media2 may also carry Encoding as an attribute). Profiles without one are skipped.
- */
-function parseProfiles(response: XmlElement, mediaVersion: 1 | 2): ParsedProfiles {
-  const profiles: OnvifVideoProfile[] = [];
-  const skipped: string[] = [];
-  const withoutEncoder: Array<{ token: string; name: string }> = [];
-  for (const profile of childrenNamed(response, 'Profiles')) {
-    const token = attr(profile, 'token') ?? '';
-    const name = textAt(profile, 'Name') || token;
-    const encoder = mediaVersion === 1 ? child(profile, 'VideoEncoderConfiguration') : path(profile, 'Configurations', 'VideoEncoder');
-    if (!encoder && token) withoutEncoder.push({ token, name });
-    const parsed = encoder && token ? profileFromEncoder(token, name, encoder, mediaVersion) : undefined;
-    if (parsed) profiles.push(parsed);
-    else skipped.push(name || '(unnamed)');
-  }
-  return { profiles, skipped, withoutEncoder };
-}
-
-/** A profile from a video encoder configuration (Media1 `VideoEncoderConfiguration`, Media2 `VideoEncoder2Configuration`). */
-export function profileFromEncoder(token: string, name: string, encoder: XmlElement, mediaVersion: 1 | 2): OnvifVideoProfile | undefined {
-  const width = numberOf(textAt(encoder, 'Resolution', 'Width'));
-  const height = numberOf(textAt(encoder, 'Resolution', 'Height'));
-  if (!width || !height) return undefined;
-  const encoding = textAt(encoder, 'Encoding') ?? (mediaVersion === 2 ? attr(encoder, 'Encoding') : undefined);
-  return {
-    token,
-    name,
-    encoding: normalizeEncoding(encoding),
-    width,
-    height,
-    frameRate: numberOf(textAt(encoder, 'RateControl', 'FrameRateLimit')),
-    bitrateKbps: numberOf(textAt(encoder, 'RateControl', 'BitrateLimit')),
-    mediaVersion,
-  };
-}
-
-/**
- * True for a stream URI that is multicast: a group address (IPv4 224.0.0.0/4, IPv6 ff00::/8) or the
- * `transportmode=mcast` query some firmwares add on their own address. Checked before the host is
- * rewritten to the address reached, which would hide the group address.
- */
-export function isMulticastStreamUri(uri: string): boolean {
-  let url: URL;
-  try {
-    url = new URL(uri.trim());
-  } catch {
-    return false;
-  }
-  for (const [key, value] of url.searchParams) {
-    if (key.toLowerCase() === 'transportmode' && /^(mcast|multicast)$/i.test(value.trim())) return true;
-  }
-  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  const v4 = /^(\d{1,3})\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.exec(host);
-  if (v4) return Number(v4[1]) >= 224 && Number(v4[1]) <= 239;
-  return /^ff[0-9a-f]{2}:/.test(host);
-}
-
-/**
- * Main stream: the largest H.264 profile (H.265 only when there is no H.264: it needs transcoding for
- * browsers). Sub-stream: the smallest other profile of the same codec with fewer pixels than the main.
- */
-export function chooseProfiles(
-  profiles: readonly OnvifVideoProfile[],
-  preferred?: string,
-): { main: OnvifVideoProfile; sub: OnvifVideoProfile | undefined } | undefined {
-  const pixels = (p: OnvifVideoProfile): number => p.width * p.height;
-  const byQuality = (a: OnvifVideoProfile, b: OnvifVideoProfile): number =>
-    pixels(b) - pixels(a) || (b.frameRate ?? 0) - (a.frameRate ?? 0);
-  const h264 = profiles.filter((p) => p.encoding === 'H264');
-  const h265 = profiles.filter((p) => p.encoding === 'H265');
-  const pool = h264.length > 0 ? h264 : h265;
-  const wanted = preferred ? profiles.find((p) => p.token === preferred || p.name === preferred) : undefined;
-  const main = wanted ?? [...pool].sort(byQuality)[0];
-  if (!main) return undefined;
-  const sub = pool
-    .filter((p) => p.token !== main.token && pixels(p) < pixels(main))
-    .sort((a, b) => pixels(a) - pixels(b))[0];
-  return { main, sub };
-}
-
-function sameHost(a: string, b: string): boolean {
-  const norm = (h: string): string => h.replace(/^\[|\]$/g, '').toLowerCase();
-  return norm(a) === norm(b);
-}
-
-function hostForUrl(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-}
-
-/**
- * Points a stream URI the camera gave at the host actually reached (cameras behind NAT, in Docker, or
- * with a stale DHCP address report an internal IP), and at `rtspPort` when configured.
- */
-export function rewriteStreamUri(uri: string, reachedHost: string, rtspPort?: number): { url: URL; rewritten: boolean } {
-  let url: URL;
-  try {
-    url = new URL(uri.trim());
-  } catch {
-    // A bare path (seen on a few cameras): resolve against the reached host.
-    url = new URL(`rtsp://${hostForUrl(reachedHost)}${uri.trim().startsWith('/') ? '' : '/'}${uri.trim()}`);
-  }
-  let rewritten = false;
-  if (!url.hostname || !sameHost(url.hostname, reachedHost) || url.hostname === '0.0.0.0') {
-    url.hostname = hostForUrl(reachedHost);
-    rewritten = true;
-  }
-  if (rtspPort !== undefined && url.port !== String(rtspPort)) {
-    url.port = String(rtspPort);
-    rewritten = true;
-  }
-  return { url, rewritten };
-}
-
-/** Candidate snapshot URLs: as given, or, when it names another host, that path on the reached host. */
-export function snapshotCandidates(uri: string, reachedHost: string, onvifPort: number): URL[] {
-  const url = new URL(uri.trim());
-  if (sameHost(url.hostname, reachedHost)) return [url];
-  const sameOrigin = new URL(url.href);
-  sameOrigin.hostname = hostForUrl(reachedHost);
-  const onOnvifPort = new URL(sameOrigin.href);
-  onOnvifPort.port = String(onvifPort);
-  return sameOrigin.href === onOnvifPort.href ? [sameOrigin] : [sameOrigin, onOnvifPort];
-}
-
-function withCredentials(url: URL, username: string | undefined, password: string | undefined): string {
-  if (!username) return url.href;
-  const copy = new URL(url.href);
-  copy.username = encodeURIComponent(username);
-  copy.password = encodeURIComponent(password ?? '');
-  return copy.href;
-}
-
-function withoutCredentials(url: URL): URL {
-  const copy = new URL(url.href);
-  copy.username = '';
-  copy.password = '';
-  return copy;
-}
-
 const SERVICE_KEYS: Record<string, keyof Omit<OnvifServiceAddresses, 'device'> | 'device'> = {
   'http://www.onvif.org/ver10/device/wsdl': 'device',
   'http://www.onvif.org/ver10/media/wsdl': 'media',
@@ -332,6 +75,7 @@ class OnvifDeviceImpl implements OnvifDevice {
   private readonly origin: string;
   private snapshotUri: string | undefined;
   private mainProfile: OnvifVideoProfile | undefined;
+  private readonly media: OnvifMediaService;
 
   constructor(private readonly options: OnvifDeviceOptions) {
     this.name = options.name;
@@ -346,6 +90,7 @@ class OnvifDeviceImpl implements OnvifDevice {
     });
     const device = `${this.origin}${options.devicePath ?? '/onvif/device_service'}`;
     this.services = { device, media: undefined, media2: undefined, events: undefined, ptz: undefined };
+    this.media = new OnvifMediaService(this.soap, this.services, this.log, (code, action, detail) => this.fail(code, action, detail));
   }
 
   get clockOffsetMs(): number {
@@ -453,6 +198,10 @@ class OnvifDeviceImpl implements OnvifDevice {
     this.services.events ??= this.services.device;
   }
 
+  getProfiles(): Promise<OnvifVideoProfile[]> {
+    return this.media.getProfiles();
+  }
+
   async getDeviceInformation(): Promise<OnvifDeviceInformation> {
     const response = await this.soap.call({
       url: this.services.device,
@@ -469,122 +218,8 @@ class OnvifDeviceImpl implements OnvifDevice {
     };
   }
 
-  async getProfiles(): Promise<OnvifVideoProfile[]> {
-    let firstError: OnvifError | undefined;
-    if (this.services.media) {
-      try {
-        const response = await this.soap.call({
-          url: this.services.media,
-          action: 'GetProfiles',
-          soapAction: `${NS.trt}/GetProfiles`,
-          body: '<trt:GetProfiles/>',
-        });
-        const { profiles, skipped } = parseMedia1Profiles(response);
-        if (skipped.length) this.log.debug(`skipped profiles without a video encoder: ${skipped.join(', ')}`);
-        if (profiles.length > 0 || !this.services.media2) return profiles;
-      } catch (error) {
-        if (!(error instanceof OnvifError)) throw error;
-        if (!this.services.media2 || ['TIMEOUT', 'UNREACHABLE', 'NOT_AUTHORIZED', 'ABORTED'].includes(error.code)) throw error;
-        firstError = error;
-        this.log.debug(`Media1 GetProfiles failed (${error.code}); trying Media2`);
-      }
-    }
-    if (!this.services.media2) throw firstError ?? this.fail('NO_VIDEO_PROFILE', 'GetProfiles', 'no media service');
-    const response = await this.soap.call({
-      url: this.services.media2,
-      action: 'GetProfiles',
-      soapAction: `${NS.tr2}/GetProfiles`,
-      body: '<tr2:GetProfiles><tr2:Type>All</tr2:Type></tr2:GetProfiles>',
-    });
-    const { profiles, skipped, withoutEncoder } = parseMedia2Profiles(response);
-    if (withoutEncoder.length > 0) profiles.push(...(await this.media2EncodersFor(this.services.media2, withoutEncoder)));
-    const left = skipped.filter((name) => !profiles.some((p) => p.name === name));
-    if (left.length) this.log.debug(`skipped Media2 profiles without a video encoder: ${left.join(', ')}`);
-    return profiles;
-  }
-
-  /**
-   * Some Media2 firmwares leave the encoder out of GetProfiles even with Type=All; the profile still
-   * has one, which GetVideoEncoderConfigurations(ProfileToken) returns. Without this such a camera
-   * would look like it had "no video profile".
-   */
-  private async media2EncodersFor(url: string, missing: ReadonlyArray<{ token: string; name: string }>): Promise<OnvifVideoProfile[]> {
-    const found: OnvifVideoProfile[] = [];
-    for (const { token, name } of missing) {
-      let response: XmlElement;
-      try {
-        response = await this.soap.call({
-          url,
-          action: 'GetVideoEncoderConfigurations',
-          soapAction: `${NS.tr2}/GetVideoEncoderConfigurations`,
-          body: `<tr2:GetVideoEncoderConfigurations><tr2:ProfileToken>${escapeXml(token)}</tr2:ProfileToken></tr2:GetVideoEncoderConfigurations>`,
-        });
-      } catch (error) {
-        if (!(error instanceof OnvifError) || ['TIMEOUT', 'UNREACHABLE', 'NOT_AUTHORIZED', 'ABORTED'].includes(error.code)) throw error;
-        this.log.debug(`no video encoder for Media2 profile ${name} (${error.code})`);
-        // Not supported is answered once per connection by the SOAP client; the other profiles would get the same.
-        if (error.code === 'ACTION_NOT_SUPPORTED') break;
-        continue;
-      }
-      const encoder = childrenNamed(response, 'Configurations')[0];
-      const profile = encoder ? profileFromEncoder(token, name, encoder, 2) : undefined;
-      if (profile) found.push(profile);
-    }
-    return found;
-  }
-
-  private async streamUriFor(profile: OnvifVideoProfile): Promise<string> {
-    const token = escapeXml(profile.token);
-    const media1 = async (): Promise<string | undefined> => {
-      if (!this.services.media) return undefined;
-      const response = await this.soap.call({
-        url: this.services.media,
-        action: 'GetStreamUri',
-        soapAction: `${NS.trt}/GetStreamUri`,
-        body:
-          '<trt:GetStreamUri><trt:StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport>' +
-          `</trt:StreamSetup><trt:ProfileToken>${token}</trt:ProfileToken></trt:GetStreamUri>`,
-      });
-      return textAt(response, 'MediaUri', 'Uri') || undefined;
-    };
-    const media2 = async (): Promise<string | undefined> => {
-      if (!this.services.media2) return undefined;
-      const response = await this.soap.call({
-        url: this.services.media2,
-        action: 'GetStreamUri',
-        soapAction: `${NS.tr2}/GetStreamUri`,
-        body: `<tr2:GetStreamUri><tr2:Protocol>RTSP</tr2:Protocol><tr2:ProfileToken>${token}</tr2:ProfileToken></tr2:GetStreamUri>`,
-      });
-      return textAt(response, 'Uri') || undefined;
-    };
-    const order = profile.mediaVersion === 2 ? [media2, media1] : [media1, media2];
-    let lastError: unknown;
-    const multicast: string[] = [];
-    for (const attempt of order) {
-      try {
-        const uri = await attempt();
-        if (uri && isMulticastStreamUri(uri)) {
-          // Asked for unicast, given multicast (a firmware setting overrides the request): our RTSP client
-          // pulls over TCP, so ask the other media service before giving up.
-          multicast.push(redactUrl(uri));
-          this.log.debug(`stream URI ${redactUrl(uri)} is multicast although unicast was asked; asking the other media service`);
-          continue;
-        }
-        if (uri) return uri;
-      } catch (error) {
-        if (error instanceof OnvifError && ['TIMEOUT', 'UNREACHABLE', 'NOT_AUTHORIZED', 'ABORTED'].includes(error.code)) throw error;
-        lastError = error;
-      }
-    }
-    if (multicast.length > 0) {
-      throw this.fail('MULTICAST_STREAM', 'GetStreamUri', `profile ${profile.name} gave only multicast URIs: ${multicast.join(', ')}`);
-    }
-    if (lastError) throw lastError;
-    throw this.fail('BAD_RESPONSE', 'GetStreamUri', `no URI for profile ${profile.token}`);
-  }
-
   private async variant(profile: OnvifVideoProfile): Promise<ResolvedStreamVariant> {
-    const uri = await this.streamUriFor(profile);
+    const uri = await this.media.streamUriFor(profile);
     let rewrite: { url: URL; rewritten: boolean };
     try {
       rewrite = rewriteStreamUri(uri, this.host, this.options.rtspPort);
@@ -661,53 +296,8 @@ class OnvifDeviceImpl implements OnvifDevice {
       profile = choice.main;
       this.mainProfile = profile;
     }
-    const token = escapeXml(profile.token);
-    const attempts: Array<() => Promise<string | undefined>> = [];
-    const media1 = this.services.media;
-    const media2 = this.services.media2;
-    if (media1) {
-      attempts.push(async () =>
-        textAt(
-          await this.soap.call({
-            url: media1,
-            action: 'GetSnapshotUri',
-            soapAction: `${NS.trt}/GetSnapshotUri`,
-            body: `<trt:GetSnapshotUri><trt:ProfileToken>${token}</trt:ProfileToken></trt:GetSnapshotUri>`,
-          }),
-          'MediaUri',
-          'Uri',
-        ),
-      );
-    }
-    if (media2) {
-      const call = async (): Promise<string | undefined> =>
-        textAt(
-          await this.soap.call({
-            url: media2,
-            action: 'GetSnapshotUri',
-            soapAction: `${NS.tr2}/GetSnapshotUri`,
-            body: `<tr2:GetSnapshotUri><tr2:ProfileToken>${token}</tr2:ProfileToken></tr2:GetSnapshotUri>`,
-          }),
-          'Uri',
-        );
-      if (profile.mediaVersion === 2) attempts.unshift(call);
-      else attempts.push(call);
-    }
-    let lastError: OnvifError | undefined;
-    for (const attempt of attempts) {
-      try {
-        const uri = await attempt();
-        if (uri) {
-          this.snapshotUri = uri;
-          return uri;
-        }
-      } catch (error) {
-        if (!(error instanceof OnvifError)) throw error;
-        if (['TIMEOUT', 'UNREACHABLE', 'NOT_AUTHORIZED', 'ABORTED'].includes(error.code)) throw error;
-        lastError = error;
-      }
-    }
-    throw this.fail('NO_SNAPSHOT_URI', 'GetSnapshotUri', lastError?.detail ?? 'the camera returned no URI');
+    this.snapshotUri = await this.media.snapshotUriFor(profile);
+    return this.snapshotUri;
   }
 
   async fetchSnapshot(): Promise<Buffer> {

@@ -2,17 +2,7 @@
 export { discoverCameras, reportUnconfiguredCameras, defaultProbeInterfaces, WS_DISCOVERY_MULTICAST } from './discovery.js';
 export type { DiscoveredCamera, DiscoveryOptions, ProbeTarget } from './discovery.js';
 export { connectOnvifDevice, cleanInfoValue, chooseProfiles, rewriteStreamUri } from './device.js';
-export type {
-  ConnectedOnvifDevice,
-  OnvifDevice,
-  OnvifDeviceInformation,
-  OnvifDeviceOptions,
-  OnvifServiceAddresses,
-  OnvifVideoProfile,
-  ResolvedStream,
-  ResolvedStreamVariant,
-  VideoEncoding,
-} from './device.js';
+export type * from './device-types.js';
 export { OnvifError, isOnvifError } from './errors.js';
 export type { OnvifErrorCode } from './errors.js';
 export { OnvifMotionEvents, isMotionTopic, motionFromNotification, normalizeTopic, parseNotificationMessages } from './events.js';

@@ -4,6 +4,7 @@
  * end a session that sends no RTCP, and the reports tell the camera's encoder about packet loss.
  */
 import { RTCP_BYE, RTCP_RR, RTCP_SDES, RTCP_SR, readSenderReport, type RtcpSenderReport } from '../rtp/rtcp.js';
+import { MAX_SEQUENCE_GAP } from '../media/track-receiver.js';
 
 export { RTCP_BYE, RTCP_RR, RTCP_SDES, RTCP_SR };
 /** Telling RTCP from RTP on an interleaved RTP channel: the one rule, in `rtp/rtcp.ts`. */
@@ -37,7 +38,12 @@ export function parseRtcp(buf: Buffer): RtcpSummary {
   return out;
 }
 
-const MAX_DROPOUT = 3000;
+/**
+ * The same bound as the Source's receiver: a jump this far is a resync, believed only when the next
+ * packet follows it. The counting itself stays here: receiver reports need RFC 3550's extended
+ * sequence numbers and a reset on a new SSRC, where the Source holds the packet until confirmed.
+ */
+const MAX_DROPOUT = MAX_SEQUENCE_GAP;
 const MAX_MISORDER = 100;
 const SEQ_MOD = 0x10000;
 

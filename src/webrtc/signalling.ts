@@ -3,8 +3,9 @@
  * viewer session at a time. The server makes the offer; ICE candidates trickle both ways.
  *
  * Everything that arrives is untrusted: a frame is size-checked before it is parsed, must be a JSON
- * object whose `type` we know and whose fields have the right types, and anything else is answered
- * with `{"type":"error","code":"bad-request"}`; nothing a client sends can throw out of here.
+ * object whose `type` we know and whose fields have the right types (signalling-messages.ts), and
+ * anything else is answered with `{"type":"error","code":"bad-request"}`; nothing a client sends
+ * can throw out of here.
  *
  * Messages are handled strictly in order (an answer must not overtake the offer being made), except
  * `stop`, which acts at once so that a viewer waiting for a slow camera can leave immediately.
@@ -20,6 +21,10 @@ import { DEFAULT_ICE_SETTINGS, type IceSettings } from './ice-config.js';
 import type { CameraRegistry, IceCandidateJson, Principal, SignallingHandler, StreamInfo, ViewerErrorCode } from './types.js';
 import { ViewerLimiter } from './viewer-limits.js';
 import { DEFAULT_TRACKS_TIMEOUT_MS, ViewerPeer, warmUpWebRtc, type ViewerCloseReason, type ViewerPeerOptions } from './viewer-peer.js';
+
+// Checking what clients send is in signalling-messages.ts; `parseClientMessage` is re-exported for its importers.
+import { BadRequest, decodeClientMessage, type ClientMessage } from './signalling-messages.js';
+export { parseClientMessage } from './signalling-messages.js';
 
 export interface SignallingContext {
   registry: CameraRegistry;
@@ -47,91 +52,10 @@ export type ServerMessage =
   | ({ type: 'info' } & StreamInfo)
   | { type: 'error'; code: ViewerErrorCode; message: string };
 
-type ClientMessage =
-  | { type: 'watch'; camera: string; videoCodecs?: string[] }
-  | { type: 'answer'; sdp: string }
-  | { type: 'candidate'; candidate: IceCandidateJson | null }
-  | { type: 'stop' };
-
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024;
 /** A close code in the application range: "the viewer ended on the server; reconnect if you like". */
 export const CLOSE_VIEWER_ENDED = 4002;
 const MAX_CANDIDATES_PER_VIEWER = 256;
-const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$/;
-const VIDEO_CODEC_NAME = /^[A-Za-z0-9-]{1,16}$/;
-
-class BadRequest extends Error {}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function rawLength(data: RawData): number {
-  if (Array.isArray(data)) return data.reduce((sum, chunk) => sum + chunk.length, 0);
-  return data instanceof ArrayBuffer ? data.byteLength : data.length;
-}
-
-function rawText(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return (data instanceof ArrayBuffer ? Buffer.from(data) : data).toString('utf8');
-}
-
-function parseCandidate(value: unknown): IceCandidateJson | null {
-  if (value === null || value === undefined) return null;
-  if (!isRecord(value)) throw new BadRequest('candidate must be an object or null');
-  const { candidate, sdpMid, sdpMLineIndex, usernameFragment } = value;
-  if (typeof candidate !== 'string' || candidate.length > 1024) throw new BadRequest('candidate.candidate must be a string');
-  if (sdpMid !== undefined && sdpMid !== null && (typeof sdpMid !== 'string' || sdpMid.length > 64)) {
-    throw new BadRequest('candidate.sdpMid must be a string or null');
-  }
-  if (
-    sdpMLineIndex !== undefined &&
-    sdpMLineIndex !== null &&
-    (typeof sdpMLineIndex !== 'number' || !Number.isInteger(sdpMLineIndex) || sdpMLineIndex < 0 || sdpMLineIndex > 64)
-  ) {
-    throw new BadRequest('candidate.sdpMLineIndex must be a small integer or null');
-  }
-  if (usernameFragment !== undefined && usernameFragment !== null && typeof usernameFragment !== 'string') {
-    throw new BadRequest('candidate.usernameFragment must be a string or null');
-  }
-  if (candidate !== '' && !candidate.startsWith('candidate:')) throw new BadRequest('candidate.candidate must start with "candidate:"');
-  return {
-    candidate,
-    sdpMid: typeof sdpMid === 'string' ? sdpMid : null,
-    sdpMLineIndex: typeof sdpMLineIndex === 'number' ? sdpMLineIndex : null,
-  };
-}
-
-/** Validates one decoded message. Throws BadRequest with a short reason. */
-export function parseClientMessage(value: unknown, maxSdpBytes: number): ClientMessage {
-  if (!isRecord(value)) throw new BadRequest('a message must be a JSON object');
-  switch (value.type) {
-    case 'watch': {
-      const camera = value.camera;
-      if (typeof camera !== 'string' || !CAMERA_ID.test(camera)) throw new BadRequest('watch needs a camera id');
-      const codecs = value.videoCodecs;
-      if (codecs === undefined) return { type: 'watch', camera };
-      if (!Array.isArray(codecs) || codecs.length > 32 || !codecs.every((c) => typeof c === 'string' && VIDEO_CODEC_NAME.test(c))) {
-        throw new BadRequest('watch.videoCodecs must be a short list of codec names');
-      }
-      return { type: 'watch', camera, videoCodecs: codecs.map((c: string) => c.toUpperCase()) };
-    }
-    case 'answer': {
-      const sdp = value.sdp;
-      if (typeof sdp !== 'string' || !sdp.startsWith('v=0') || Buffer.byteLength(sdp) > maxSdpBytes) {
-        throw new BadRequest('answer needs an SDP string');
-      }
-      return { type: 'answer', sdp };
-    }
-    case 'candidate':
-      return { type: 'candidate', candidate: parseCandidate(value.candidate) };
-    case 'stop':
-      return { type: 'stop' };
-    default:
-      throw new BadRequest(typeof value.type === 'string' ? 'unknown message type' : 'a message needs a string "type"');
-  }
-}
-
 /**
  * The protocol's state for a Source state; `live` only once this viewer's media flows. Error texts
  * go through the same filter as the camera API's: any viewer (a share link's too) may read them, so
@@ -216,15 +140,7 @@ class SignallingSession {
     if (this.closed) return;
     let message: ClientMessage;
     try {
-      if (isBinary) throw new BadRequest('messages must be JSON text frames');
-      if (rawLength(data) > this.maxBytes) throw new BadRequest(`a message may not exceed ${this.maxBytes} bytes`);
-      let decoded: unknown;
-      try {
-        decoded = JSON.parse(rawText(data));
-      } catch {
-        throw new BadRequest('a message must be valid JSON');
-      }
-      message = parseClientMessage(decoded, this.maxBytes);
+      message = decodeClientMessage(data, isBinary, this.maxBytes);
     } catch (error) {
       this.error('bad-request', error instanceof BadRequest ? error.message : 'malformed message');
       return;

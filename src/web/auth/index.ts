@@ -1,6 +1,6 @@
 /** Access control for the web server (accounts, sessions, share links, TLS); see README.md. */
+export { createAccessControl } from './access-control.js';
 export {
-  createAccessControl,
   CSRF_HEADER,
   LOGIN_PATH,
   type AccessControl,
@@ -8,7 +8,7 @@ export {
   type CreatedShareLink,
   type RevokeListener,
   type ShareLinkView,
-} from './access-control.js';
+} from './access-contract.js';
 export type { ViewerAccountConfig } from './accounts.js';
 export { createClientAddressOf, socketAddressOf, type ClientAddressOf } from '../../access/client-address.js';
 export { CLOSE_TOO_MANY_PEERS, DEFAULT_PEER_LIMITS, type PeerLimitSettings } from './peer-guard.js';

@@ -1,0 +1,149 @@
+/**
+ * One camera entry that passed the schema, turned into a `CameraConfig`: the rules across its
+ * fields (a stream from rtspUrl or ONVIF, motion only with ONVIF, the log-in merged into the RTSP
+ * address), its id and HomeKit names; and the demo camera.
+ */
+import { parseRtspUrl, type RtspTarget } from '../rtsp/url.js';
+import { cameraIdFromName } from './camera-id.js';
+import { printableUrl } from './errors.js';
+import { CAMERA_DEFAULTS, DEMO_CAMERA_ID, DEMO_CAMERA_NAME, isDict, type RawCamera } from './defaults.js';
+import type { CameraConfig, CameraSource, ConfigMessage, OnvifEndpoint } from './types.js';
+
+/** How the loader collects a message. */
+export type Say = (level: ConfigMessage['level'], text: string) => void;
+
+export function cameraLabel(raw: unknown, index: number): string {
+  const name = isDict(raw) && typeof raw['name'] === 'string' && raw['name'].trim() ? raw['name'].trim() : undefined;
+  return `Camera ${name ? `'${name}'` : `#${index + 1}`} (cameras[${index}])`;
+}
+
+export function viewerLabel(raw: unknown, index: number): string {
+  const name = isDict(raw) && typeof raw['username'] === 'string' ? raw['username'] : undefined;
+  return `Viewer ${name ? `'${name}'` : `#${index + 1}`} (viewers[${index}])`;
+}
+
+/** Cross-field rules of one schema-valid camera; undefined (and an error said) when unusable. */
+export function cameraFromEntry(raw: RawCamera, index: number, label: string, say: Say): CameraConfig | undefined {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+
+  let onvif: OnvifEndpoint | undefined;
+  if (raw.onvif?.host) {
+    onvif = {
+      host: raw.onvif.host,
+      port: raw.onvif.port,
+      username: raw.onvif.username ?? raw.username,
+      password: raw.onvif.password ?? raw.password,
+    };
+  } else if (raw.onvif && (raw.onvif.username !== undefined || raw.onvif.password !== undefined)) {
+    warnings.push('the ONVIF log-in is ignored because onvif.host (the camera address) is empty');
+  }
+
+  let source: CameraSource | undefined;
+  if (raw.rtspUrl) {
+    const url = rtspUrlWithCredentials(raw, problems, warnings);
+    if (url) source = { kind: 'rtsp', url };
+  } else if (onvif) {
+    source = { kind: 'onvif', onvif };
+  } else {
+    problems.push('it has no stream: set rtspUrl, the RTSP address (e.g. rtsp://192.168.0.20:554/live1.sdp), or onvif.host, the ONVIF camera address (e.g. 192.168.0.20)');
+  }
+
+  let motion = raw.motion;
+  if (motion && !onvif) {
+    warnings.push('motion needs ONVIF (set onvif.host); the motion sensor is off');
+    motion = false;
+  }
+  if (raw.snapshotUrl && !URL.canParse(raw.snapshotUrl)) {
+    problems.push(`snapshotUrl is not a valid address (it is "${printableUrl(raw.snapshotUrl)}") — e.g. http://192.168.0.20/image.jpg`);
+  }
+
+  for (const warning of warnings) say('warn', `${label}: ${warning}.`);
+  if (problems.length > 0 || !source) {
+    say('error', `${label}: ${problems.join('; ')}. This camera is skipped until that is fixed; the other cameras run.`);
+    return undefined;
+  }
+
+  const id = raw.id ?? cameraIdFromName(raw.name, `camera-${index + 1}`);
+  return {
+    index,
+    name: raw.name.trim(),
+    id,
+    source,
+    onvif,
+    audio: raw.audio,
+    transport: raw.transport,
+    alwaysOn: raw.alwaysOn,
+    external: raw.external,
+    motion,
+    motionResetSeconds: raw.motionResetSeconds,
+    maxViewers: raw.maxViewers,
+    maxHomeKitStreams: raw.maxHomeKitStreams,
+    snapshotUrl: raw.snapshotUrl,
+    manufacturer: raw.manufacturer ?? 'WebRTC Cameras',
+    model: raw.model ?? (source.kind === 'onvif' ? 'ONVIF camera' : 'RTSP camera'),
+    serialNumber: raw.serialNumber ?? id,
+  };
+}
+
+/** The built-in test camera; its settings are the camera defaults (CAMERA_DEFAULTS). */
+export function demoCamera(): CameraConfig {
+  const raw = CAMERA_DEFAULTS;
+  return {
+    index: -1,
+    name: DEMO_CAMERA_NAME,
+    id: DEMO_CAMERA_ID,
+    source: { kind: 'demo' },
+    audio: raw.audio,
+    transport: raw.transport,
+    alwaysOn: raw.alwaysOn,
+    external: false,
+    motion: false,
+    motionResetSeconds: raw.motionResetSeconds,
+    maxViewers: raw.maxViewers,
+    maxHomeKitStreams: raw.maxHomeKitStreams,
+    manufacturer: 'WebRTC Cameras',
+    model: 'Demo camera',
+    serialNumber: DEMO_CAMERA_ID,
+  };
+}
+
+/**
+ * The camera URL with the separate user name/password fields merged in (the fields win, since they
+ * are what the user typed last in the form). The text is split by `parseRtspUrl` first, the same
+ * reader the RTSP client uses: a raw '#', '?', '@' or ':' typed into a password is common, and
+ * `new URL` alone either refuses it or, worse, reads part of the password as the host. The result
+ * carries the credentials percent-encoded (the URL setters encode '#', '?', '@', ':', '/'), which
+ * `parseRtspUrl` decodes again.
+ */
+function rtspUrlWithCredentials(raw: RawCamera, problems: string[], warnings: string[]): string | undefined {
+  const text = raw.rtspUrl ?? '';
+  let target: RtspTarget;
+  try {
+    target = parseRtspUrl(text);
+  } catch (error) {
+    if (error instanceof Error && error.message === 'URL without a host') {
+      problems.push('rtspUrl has no camera address after rtsp:// — e.g. rtsp://192.168.0.20:554/live1.sdp');
+    } else {
+      problems.push(`rtspUrl is not a valid address (it is "${printableUrl(text)}"); check the port number and the characters — e.g. rtsp://192.168.0.20:554/live1.sdp`);
+    }
+    return undefined;
+  }
+  const url = new URL(target.url);
+  let username = target.username ?? '';
+  let password = target.password ?? '';
+  if (raw.username !== undefined) {
+    if (username || password) warnings.push('the user name and password fields replace the log-in written in rtspUrl');
+    username = raw.username;
+    password = raw.password ?? '';
+  } else if (raw.password !== undefined) {
+    if (username) {
+      password = raw.password;
+    } else {
+      warnings.push('a password is set without a user name; set "username" too, or the camera will not accept it');
+    }
+  }
+  url.username = encodeURIComponent(username);
+  url.password = encodeURIComponent(password);
+  return url.toString();
+}
