@@ -166,6 +166,9 @@ class RelayStream {
             this.maxInU = this.inU;
             this.droppedSinceSend = true;
             this.stats.packetsDropped++;
+            // The next packet sent takes this one's sequence number too, or the Home app would
+            // count every dropped packet as lost.
+            this.seqOffset = (this.seqOffset - 1) & 0xffff;
             return;
           }
           // Video cannot drop frames (later ones reference them): squeeze them towards now.

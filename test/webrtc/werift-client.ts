@@ -197,7 +197,7 @@ export class WeriftReceiver {
     const deadline = Date.now() + timeoutMs;
     while (!predicate()) {
       if (Date.now() > deadline) {
-        throw new Error(`timed out waiting for ${what} (video packets ${this.videoPackets}, AUs ${this.accessUnits}, audio ${this.audioPackets}, state ${this.pc.connectionState})`);
+        throw new Error(`timed out waiting for ${what} (video packets ${this.videoPackets}, AUs ${this.accessUnits}, last AUs ${this.auKinds.slice(-40)}, audio ${this.audioPackets}, state ${this.pc.connectionState})`);
       }
       await new Promise((r) => setTimeout(r, 20));
     }
