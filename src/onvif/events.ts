@@ -5,11 +5,13 @@
  * subscription) ends the subscription and a new one is made after an exponential backoff with
  * jitter, re-reading the camera clock first (a rebooted camera may have lost it). Errors are logged
  * once per kind and camera; nothing here throws into the caller or emits 'error'. Reading the
- * notifications is in notifications.ts.
+ * notifications is in notifications.ts. Renewal times and the backoff run on an injectable clock
+ * and timers (media/timers.ts), so tests move time instead of sleeping.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
+import { plainTimers, type TimerHandle, type TimerSeam } from '../media/timers.js';
 import type { Logger } from '../util/logger.js';
 import { redactUrl } from '../util/redact.js';
 import type { OnvifDevice } from './device.js';
@@ -48,6 +50,10 @@ export interface OnvifMotionEventsOptions {
   /** Backoff between re-subscriptions. Default 1 s doubling to 60 s, with jitter. */
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /** The local clock for renewal times. Default Date.now. */
+  now?: () => number;
+  /** Timers for the backoff. Default the real ones (a pending retry keeps the process alive, as before). */
+  timers?: TimerSeam;
 }
 
 export interface OnvifMotionEventsEvents {
@@ -91,9 +97,13 @@ export class OnvifMotionEvents extends EventEmitter<OnvifMotionEventsEvents> {
   private loop: Promise<void> | undefined;
   private current: Subscription | undefined;
   private lastFailureCode: string | undefined;
+  private readonly now: () => number;
+  private readonly timers: TimerSeam;
 
   constructor(private readonly options: OnvifMotionEventsOptions) {
     super();
+    this.now = options.now ?? Date.now;
+    this.timers = options.timers ?? plainTimers;
     this.device = options.device;
     this.log = options.log ?? options.device.log;
     if (options.motion instanceof MotionState) {
@@ -164,7 +174,7 @@ export class OnvifMotionEvents extends EventEmitter<OnvifMotionEventsEvents> {
         this.motion.clearSources();
         const delay = Math.min(max, initial * 2 ** attempt) * (0.75 + Math.random() * 0.5);
         attempt = Math.min(attempt + 1, 30);
-        await sleep(delay, signal);
+        await sleep(this.timers, delay, signal);
         if (signal.aborted) break;
         if (['NOT_AUTHORIZED', 'UNREACHABLE', 'TIMEOUT'].includes(failure.code)) {
           await this.device.syncClock().catch(() => undefined);
@@ -218,9 +228,9 @@ export class OnvifMotionEvents extends EventEmitter<OnvifMotionEventsEvents> {
   private updateLifetime(subscription: Subscription, response: XmlElement, fallbackMs: number): void {
     const current = parseTime(textOf(child(response, 'CurrentTime')));
     const termination = parseTime(textOf(child(response, 'TerminationTime')));
-    const lifetime = current !== undefined && termination !== undefined ? termination - current : termination !== undefined ? termination - (Date.now() + this.device.clockOffsetMs) : fallbackMs;
+    const lifetime = current !== undefined && termination !== undefined ? termination - current : termination !== undefined ? termination - (this.now() + this.device.clockOffsetMs) : fallbackMs;
     subscription.lifetimeMs = Math.max(1000, lifetime);
-    subscription.renewAt = Date.now() + subscription.lifetimeMs / 2;
+    subscription.renewAt = this.now() + subscription.lifetimeMs / 2;
   }
 
   private addressingHeader(action: string, to: string, referenceHeaders = ''): string {
@@ -249,9 +259,9 @@ export class OnvifMotionEvents extends EventEmitter<OnvifMotionEventsEvents> {
     const limit = this.options.messageLimit ?? 16;
     const requestTimeout = 8000;
     while (!signal.aborted) {
-      if (!subscription.renewUnsupported && Date.now() >= subscription.renewAt) await this.renew(subscription, signal);
+      if (!subscription.renewUnsupported && this.now() >= subscription.renewAt) await this.renew(subscription, signal);
       // The long poll must end well before the renewal is due, or a short-lived subscription expires.
-      const untilRenew = Math.max(0, subscription.renewAt - Date.now());
+      const untilRenew = Math.max(0, subscription.renewAt - this.now());
       const pollSeconds = subscription.renewUnsupported ? configured : Math.max(1, Math.min(configured, Math.floor(untilRenew / 1000)));
       const response = await this.request(
         subscription,
@@ -301,15 +311,15 @@ export class OnvifMotionEvents extends EventEmitter<OnvifMotionEventsEvents> {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function sleep(timers: TimerSeam, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) {
       resolve();
       return;
     }
-    const timer = setTimeout(done, ms);
+    const timer: TimerHandle = timers.setTimeout(done, ms);
     function done(): void {
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       signal.removeEventListener('abort', done);
       resolve();
     }

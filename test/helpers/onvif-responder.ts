@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { plainTimers, type TimerHandle, type TimerSeam } from '../../src/media/timers.js';
 import { passwordDigest } from '../../src/onvif/soap.js';
 import { child, descendant, escapeXml, path, textAt, textOf, tryParseXml, type XmlElement } from '../../src/onvif/xml.js';
 
@@ -165,6 +166,9 @@ export interface OnvifResponderOptions {
   /** The camera clock's offset from the real one (a camera years off). */
   clockOffsetMs?: number;
   clockToleranceMs?: number;
+  /** The real clock the camera's is offset from, and the timers its long polls wait on. Default the real ones; a test's FakeTime for both moves the camera's time with the plugin's. */
+  now?: () => number;
+  timers?: TimerSeam;
   /** The RTSP URL handed out for the main profile. */
   streamUrl?: string;
   /** For the sub-stream profile (multi-profile and Media2 modes). Default: streamUrl with `/sub`. */
@@ -255,7 +259,7 @@ const SUB_TOKENS = new Set(['Profile_sub', 'Profile_2']);
 
 interface PullWaiter {
   respond: () => void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
 }
 
 interface ResponderSubscription {
@@ -292,7 +296,8 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
   let motionActive = false;
   let port = 0;
   const host = '127.0.0.1';
-  const cameraNow = (): number => Date.now() + (options.clockOffsetMs ?? 0);
+  const cameraNow = (): number => (options.now ?? Date.now)() + (options.clockOffsetMs ?? 0);
+  const timers = (): TimerSeam => options.timers ?? plainTimers;
   const ttl = (): number => options.subscriptionTtlMs ?? 5000;
   const templateValues = (pullPointUrl = '/onvif/subscription?Idx=0'): Record<string, unknown> => ({ hostname: host, port, pullPointUrl });
   const render = (file: string, pullPointUrl?: string): string => renderDotTemplate(readFixture(file), templateValues(pullPointUrl), { now: cameraNow });
@@ -408,7 +413,7 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
     const limit = Number(textAt(request, 'MessageLimit') ?? 16) || 16;
     const respond = (): void => {
       if (subscription.waiter) {
-        clearTimeout(subscription.waiter.timer);
+        timers().clearTimeout(subscription.waiter.timer);
         subscription.waiter = undefined;
       }
       if (res.writableEnded || res.destroyed) return;
@@ -423,10 +428,10 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
       // A second concurrent pull replaces the first (the camera answers the old one empty).
       subscription.waiter.respond();
     }
-    subscription.waiter = { respond, timer: setTimeout(respond, Math.min(timeout, 60_000)) };
+    subscription.waiter = { respond, timer: timers().setTimeout(respond, Math.min(timeout, 60_000)) };
     res.on('close', () => {
       if (subscription.waiter?.respond === respond) {
-        clearTimeout(subscription.waiter.timer);
+        timers().clearTimeout(subscription.waiter.timer);
         subscription.waiter = undefined;
       }
     });
@@ -787,7 +792,7 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
 
   const dropSubscriptions = (): void => {
     for (const subscription of subscriptions.values()) {
-      if (subscription.waiter) clearTimeout(subscription.waiter.timer);
+      if (subscription.waiter) timers().clearTimeout(subscription.waiter.timer);
     }
     subscriptions.clear();
   };

@@ -80,16 +80,28 @@ describe('motion topic mapping', () => {
 });
 
 /**
- * The camera is a real loopback responder, so its requests run in real time; the motion state's
- * reset timeout runs on a manual clock, so "held for the reset timeout" is checked to the millisecond.
+ * The camera is a real loopback responder, so its requests travel in real time; everything that
+ * waits runs on one manual clock: the motion state's reset timeout (so "held for the reset timeout"
+ * is checked to the millisecond), the subscription's renewal and backoff, and the camera's clock and
+ * long polls. Time moves only when a test advances it.
  */
 async function setup(options: OnvifResponderOptions = {}, resetTimeoutMs = 250, extra: Partial<ConstructorParameters<typeof OnvifMotionEvents>[0]> = {}) {
-  const r = await startOnvifResponder({ password: 'secret', ...options });
+  const time = new FakeTime();
+  // Near the real time: the device stamps WS-Security headers from the real clock plus the offset it read.
+  time.now = Date.now();
+  const r = await startOnvifResponder({ password: 'secret', now: time.clock, timers: time, ...options });
   responders.push(r);
   const log = recordingLogger();
-  const time = new FakeTime();
   const device = await connectOnvifDevice({ name: 'Porch', host: r.host, port: r.port, username: 'admin', password: 'secret', log, timeoutMs: 2000 });
-  const events = new OnvifMotionEvents({ device, motion: { resetTimeoutMs, now: time.clock, timers: time }, backoffInitialMs: 100, backoffMaxMs: 400, ...extra });
+  const events = new OnvifMotionEvents({
+    device,
+    motion: { resetTimeoutMs, now: time.clock, timers: time },
+    backoffInitialMs: 100,
+    backoffMaxMs: 400,
+    now: time.clock,
+    timers: time,
+    ...extra,
+  });
   running.push(events);
   const changes: boolean[] = [];
   events.motion.on('change', (d) => changes.push(d));
@@ -113,6 +125,15 @@ function nextMotion(events: OnvifMotionEvents, active: boolean): Promise<MotionE
   });
 }
 
+/** Resolves on the next failure of the subscription loop (its backoff timer is set by then). */
+function nextFailure(events: OnvifMotionEvents): Promise<OnvifError> {
+  return new Promise((resolve) => events.once('failure', resolve));
+}
+
+/** The longest first backoff in setup(): 100 ms with +25 % jitter. */
+const FIRST_BACKOFF_MS = 125;
+
+/** Waits for a real peer's reply (the loopback camera), not for time to pass. */
 async function waitFor(condition: () => boolean, timeoutMs: number, label = 'condition'): Promise<number> {
   const start = Date.now();
   while (!condition()) {
@@ -189,8 +210,12 @@ describe('PullPoint motion events from the loopback responder', () => {
   });
 
   it('renews a short-lived subscription instead of losing it', async () => {
-    const { r, events } = await setup({ subscriptionTtlMs: 1500 });
-    await sleep(3500);
+    const { r, events, time } = await setup({ subscriptionTtlMs: 1500 });
+    // A 1.5 s subscription is renewed at half its life; each long poll is cut to 1 s so it ends first.
+    for (let i = 1; i <= 3; i++) {
+      await time.advance(1000);
+      await waitFor(() => r.counters.renewals >= i && r.counters.pulls > i, 2000, `renewal ${i} and the pull after it`);
+    }
     assert.ok(r.counters.renewals >= 2, `renewals ${r.counters.renewals}`);
     assert.equal(r.counters.subscriptions, 1, 'never had to re-subscribe');
     r.emitMotion(true);
@@ -198,11 +223,14 @@ describe('PullPoint motion events from the loopback responder', () => {
   });
 
   it('re-subscribes after a camera reboot, and motion works again', async () => {
-    const { r, events, log } = await setup({}, 100);
+    const { r, events, log, time } = await setup({}, 100);
     const failures: OnvifError[] = [];
     events.on('failure', (e) => failures.push(e));
+    const failed = nextFailure(events);
     const resubscribed = new Promise<void>((resolve) => events.once('subscribed', () => resolve()));
     await r.reboot(400);
+    await failed;
+    await time.advance(FIRST_BACKOFF_MS);
     await resubscribed;
     assert.ok(failures.length >= 1);
     assert.ok(failures.every((f) => f instanceof OnvifError && f.camera === 'Porch'));
@@ -261,23 +289,32 @@ describe('PullPoint motion events from the loopback responder', () => {
   });
 
   it('PullMessages failures (fault, dropped connection, timeout) lead to a new subscription', async () => {
-    const { r, events } = await setup({}, 100);
+    const { r, events, time } = await setup({}, 100);
     r.setOverride('PullMessages', { kind: 'fixture', file: 'agsh-onvif-v0.x/Error.xml', status: 500 });
+    let failed = nextFailure(events);
     r.emitMotion(false); // wake the pending pull so the next one hits the override
-    await waitFor(() => r.counters.subscriptions >= 2, 3000, 're-subscription after a fault');
+    await failed;
+    // The next subscription's first pull finds its connection dropped.
     r.setOverride('PullMessages', { kind: 'close' });
-    await waitFor(() => r.counters.subscriptions >= 3, 3000, 're-subscription after a dropped connection');
+    failed = nextFailure(events);
+    await time.advance(FIRST_BACKOFF_MS);
+    await waitFor(() => r.counters.subscriptions >= 2, 3000, 're-subscription after a fault');
+    await failed;
     r.setOverride('PullMessages', undefined);
-    await waitFor(() => r.activeSubscriptions() >= 1 && !!events.running, 3000);
     const pulls = r.counters.pulls;
+    await time.advance(FIRST_BACKOFF_MS);
+    await waitFor(() => r.counters.subscriptions >= 3, 3000, 're-subscription after a dropped connection');
+    await waitFor(() => r.activeSubscriptions() >= 1 && !!events.running, 3000);
     await waitFor(() => r.counters.pulls > pulls, 3000, 'pulling again');
     r.emitMotion(true);
     await waitFor(() => events.motion.detected, 2000, 'motion on');
   });
 
   it('echoes ReferenceParameters (Axis style subscription id) on pull, renew and unsubscribe', async () => {
-    const { r, events } = await setup({ referenceParameters: true, subscriptionTtlMs: 1500 }, 100);
-    await sleep(1200);
+    const { r, events, time } = await setup({ referenceParameters: true, subscriptionTtlMs: 1500 }, 100);
+    // The first 1 s long poll ends past the renewal time (half of 1.5 s).
+    await time.advance(1000);
+    await waitFor(() => r.counters.renewals >= 1, 2000, 'renewal');
     assert.ok(r.counters.renewals >= 1);
     r.emitMotion(true, { topicStyle: 'vendor' });
     await waitFor(() => events.motion.detected, 2000, 'motion on');
@@ -288,12 +325,13 @@ describe('PullPoint motion events from the loopback responder', () => {
   });
 
   it('stop unsubscribes and makes no more requests', async () => {
-    const { r, events } = await setup();
+    const { r, events, time } = await setup();
     await events.stop();
     assert.equal(r.counters.unsubscribes, 1);
     assert.equal(r.activeSubscriptions(), 0);
     const count = r.requests.length;
-    await sleep(300);
+    await time.advance(60_000);
+    assert.equal(time.pending, 0, 'no renewal or retry left waiting');
     assert.equal(r.requests.length, count);
     await events.stop(); // idempotent
   });
