@@ -6,11 +6,11 @@ import type { FfmpegCapabilities } from './ffmpeg/capabilities.js';
 import { findFfmpeg } from './ffmpeg/find-ffmpeg.js';
 import { applyAccessoryInformation } from './homekit/accessory-info.js';
 import { plainTimers, type TimerSeam } from './media/timers.js';
+import { displayRtspUrl } from './rtsp/url.js';
 import { createCameraRuntime, createPluginServices } from './runtime/camera-runtime.js';
 import type { CameraRuntime, CameraRuntimeFactory, PluginServices, PluginServicesFactory, RuntimeContext } from './runtime/types.js';
 import { PLATFORM_NAME, PLUGIN_NAME } from './settings.js';
 import { prefixedLogger, redactingLogger, type Logger } from './util/logger.js';
-import { redactUrl } from './util/redact.js';
 
 /** What the platform calls out to; tests replace these. */
 export interface PlatformHooks {
@@ -37,7 +37,7 @@ function errorText(error: unknown): string {
 function sourceText(camera: CameraConfig): string {
   switch (camera.source.kind) {
     case 'rtsp':
-      return redactUrl(camera.source.url);
+      return displayRtspUrl(camera.source.url, camera.source.username);
     case 'onvif':
       return `ONVIF ${camera.source.onvif.host}:${camera.source.onvif.port}`;
     case 'demo':

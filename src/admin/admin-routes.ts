@@ -108,7 +108,7 @@ export function runningCameraFor(
     if (!config) continue;
     if (request.kind === 'rtsp' && config.source.kind === 'rtsp') {
       const wanted = rtspKey(request.url, request.username, request.password);
-      if (wanted !== undefined && wanted === rtspKey(config.source.url)) return source;
+      if (wanted !== undefined && wanted === rtspKey(config.source.url, config.source.username, config.source.password)) return source;
     }
     if (request.kind === 'onvif' && config.onvif && config.source.kind === 'onvif') {
       const o = config.onvif;

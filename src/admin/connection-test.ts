@@ -249,7 +249,7 @@ export async function testConnection(request: TestRequest, deps: TestDeps): Prom
     if (shared) return await viaShared(shared);
     try {
       const stream = await device.resolveStream();
-      rtsp = { url: stream.rtspUrl };
+      rtsp = { url: stream.rtspUrl, ...(stream.username !== undefined ? { username: stream.username, password: stream.password ?? '' } : {}) };
     } catch (error) {
       return fail(classifyOnvifError(error), 'stream');
     }

@@ -1,7 +1,7 @@
 /**
  * One camera entry that passed the schema, turned into a `CameraConfig`: the rules across its
- * fields (a stream from rtspUrl or ONVIF, motion only with ONVIF, the log-in merged into the RTSP
- * address), its id and HomeKit names; and the demo camera.
+ * fields (a stream from rtspUrl or ONVIF, motion only with ONVIF, the RTSP log-in taken from the
+ * fields or split off the typed URL), its id and HomeKit names; and the demo camera.
  */
 import { parseRtspUrl, type RtspTarget } from '../rtsp/url.js';
 import { cameraIdFromName } from './camera-id.js';
@@ -41,8 +41,7 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
 
   let source: CameraSource | undefined;
   if (raw.rtspUrl) {
-    const url = rtspUrlWithCredentials(raw, problems, warnings);
-    if (url) source = { kind: 'rtsp', url };
+    source = rtspSource(raw, problems, warnings);
   } else if (onvif) {
     source = { kind: 'onvif', onvif };
   } else {
@@ -109,14 +108,14 @@ export function demoCamera(): CameraConfig {
 }
 
 /**
- * The camera URL with the separate user name/password fields merged in (the fields win, since they
- * are what the user typed last in the form). The text is split by `parseRtspUrl` first, the same
- * reader the RTSP client uses: a raw '#', '?', '@' or ':' typed into a password is common, and
- * `new URL` alone either refuses it or, worse, reads part of the password as the host. The result
- * carries the credentials percent-encoded (the URL setters encode '#', '?', '@', ':', '/'), which
- * `parseRtspUrl` decodes again.
+ * The camera URL without user info, and the log-in as separate fields: the user name/password
+ * settings win over a log-in typed into the URL (they are what the user typed last in the form).
+ * This is the one place a URL's user info is split off; from here the fields travel as they are to
+ * the RTSP session. The text is split by `parseRtspUrl`, the same reader the RTSP client uses: a raw
+ * '#', '?', '@' or ':' typed into a password is common, and `new URL` alone either refuses it or,
+ * worse, reads part of the password as the host.
  */
-function rtspUrlWithCredentials(raw: RawCamera, problems: string[], warnings: string[]): string | undefined {
+function rtspSource(raw: RawCamera, problems: string[], warnings: string[]): Extract<CameraSource, { kind: 'rtsp' }> | undefined {
   const text = raw.rtspUrl ?? '';
   let target: RtspTarget;
   try {
@@ -129,7 +128,6 @@ function rtspUrlWithCredentials(raw: RawCamera, problems: string[], warnings: st
     }
     return undefined;
   }
-  const url = new URL(target.url);
   let username = target.username ?? '';
   let password = target.password ?? '';
   if (raw.username !== undefined) {
@@ -143,7 +141,6 @@ function rtspUrlWithCredentials(raw: RawCamera, problems: string[], warnings: st
       warnings.push('a password is set without a user name; set "username" too, or the camera will not accept it');
     }
   }
-  url.username = encodeURIComponent(username);
-  url.password = encodeURIComponent(password);
-  return url.toString();
+  // Without a user name there is no log-in (a URL with only a password never sent one either).
+  return { kind: 'rtsp', url: target.url, ...(username ? { username, password } : {}) };
 }

@@ -16,13 +16,14 @@ export interface OnvifEndpoint {
 
 /**
  * Where a camera's stream comes from.
- * - `rtsp`: `url` carries the credentials (from the URL itself or the separate fields), so it must
- *   only ever be printed through `redactUrl`.
+ * - `rtsp`: `url` is the camera address without user info; the log-in travels beside it as separate
+ *   fields (from the username/password settings, else from a log-in typed into the URL, split off
+ *   once by the loader) all the way to the RTSP session. `password` is set whenever `username` is.
  * - `onvif`: the stream URL is asked from the camera over ONVIF at run time.
  * - `demo`: the built-in test picture, used when no camera is configured.
  */
 export type CameraSource =
-  | { kind: 'rtsp'; url: string }
+  | { kind: 'rtsp'; url: string; username?: string; password?: string }
   | { kind: 'onvif'; onvif: OnvifEndpoint }
   | { kind: 'demo' };
 

@@ -60,11 +60,13 @@ export interface OnvifVideoProfile {
 }
 
 export interface ResolvedStreamVariant {
-  /** RTSP URL for the RTSP client, credentials included (percent-encoded). Never log it: use `rtspUrlForLog`. */
+  /** RTSP URL for the RTSP client, without credentials: they travel beside it as the fields below. */
   rtspUrl: string;
-  /** The same URL without credentials. */
-  rtspUrlWithoutCredentials: string;
-  /** Safe to log. */
+  /** The log-in for this URL: the configured one, else the one the camera wrote into its URI; none when neither has a user name. */
+  username: string | undefined;
+  /** Set (possibly empty) whenever `username` is. */
+  password: string | undefined;
+  /** Safe to log: the user name kept, the password masked. */
   rtspUrlForLog: string;
   profileToken: string;
   profileName: string;
@@ -77,8 +79,6 @@ export interface ResolvedStreamVariant {
 }
 
 export interface ResolvedStream extends ResolvedStreamVariant {
-  username: string | undefined;
-  password: string | undefined;
   /** A lower-resolution profile for low-bandwidth uses, when the camera has one. */
   subStream: ResolvedStreamVariant | undefined;
 }

@@ -230,15 +230,17 @@ class OnvifDeviceImpl implements OnvifDevice {
       throw this.fail('BAD_RESPONSE', 'GetStreamUri', `not an RTSP URI: ${redactUrl(uri)}`);
     }
     const bare = withoutCredentials(rewrite.url);
-    // The camera's own credentials in the URI (a few embed them) give way to the configured ones.
+    // The camera's own credentials in the URI (a few embed them) give way to the configured ones;
+    // either way they leave here as fields beside the bare URL. Without a user name there is no log-in.
     const username = this.options.username ?? (decodeURIComponent(rewrite.url.username) || undefined);
-    const password = this.options.username ? this.options.password : decodeURIComponent(rewrite.url.password) || undefined;
+    const password = username ? ((this.options.username ? this.options.password : decodeURIComponent(rewrite.url.password)) ?? '') : undefined;
     if (rewrite.rewritten) {
       this.log.debug(`stream URI ${redactUrl(uri)} rewritten to ${bare.href} (the address reached)`);
     }
     return {
-      rtspUrl: withCredentials(bare, username, password),
-      rtspUrlWithoutCredentials: bare.href,
+      rtspUrl: bare.href,
+      username: username || undefined,
+      password,
       rtspUrlForLog: redactUrl(withCredentials(bare, username, password)),
       profileToken: profile.token,
       profileName: profile.name,
@@ -278,13 +280,7 @@ class OnvifDeviceImpl implements OnvifDevice {
       `stream ${main.rtspUrlForLog} (${main.profileName}, ${main.width}x${main.height})` +
         (subStream ? `, sub-stream ${subStream.rtspUrlForLog} (${subStream.width}x${subStream.height})` : ''),
     );
-    const configured = !!this.options.username;
-    return {
-      ...main,
-      username: configured ? this.options.username : undefined,
-      password: configured ? (this.options.password ?? '') : undefined,
-      subStream,
-    };
+    return { ...main, subStream };
   }
 
   async getSnapshotUri(): Promise<string> {

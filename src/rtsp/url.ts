@@ -117,12 +117,24 @@ export function displayUrl(input: string): string {
   try {
     const t = parseRtspUrl(input);
     if (t.username === undefined && t.password === undefined) return t.url;
-    const scheme = t.secure ? 'rtsps://' : 'rtsp://';
-    return `${scheme}${encodeURIComponent(t.username ?? '')}:***@${t.url.slice(scheme.length)}`;
+    return shownWithLogin(t.url, t.username ?? '');
   } catch {
     // Not parseable: mask everything between "://" and the last "@" before the path.
     return input.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/]*)@/i, (_all, scheme: string) => `${scheme}***@`);
   }
+}
+
+/**
+ * A camera URL without user info, shown with its separate log-in the way `displayUrl` shows a URL
+ * that carries one: `rtsp://user:***@host/path`, or the URL as it is when there is no user name.
+ */
+export function displayRtspUrl(url: string, username: string | undefined): string {
+  return username === undefined ? url : shownWithLogin(url, username);
+}
+
+function shownWithLogin(url: string, username: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? '';
+  return `${scheme}${encodeURIComponent(username)}:***@${url.slice(scheme.length)}`;
 }
 
 /**
@@ -143,6 +155,9 @@ export interface RtspEndpoint {
 
 /**
  * Splits a camera URL into its target and credentials; `username`/`password` override the URL's.
+ * The plugin's own cameras arrive here with a URL that has no user info (the config loader split it
+ * off, or ONVIF handed the log-in beside its URI), so only the fields count; a URL that still carries
+ * one (a typed address in the admin connection test, test rigs) is accepted the same way.
  * Throws a plain Error with a credential-free message when the URL is unusable (see parseRtspUrl).
  */
 export function rtspEndpoint(url: string, username?: string, password?: string): RtspEndpoint {

@@ -1,7 +1,7 @@
 import type { CameraConfig } from '../config/types.js';
 import { HomeKitCamera } from '../homekit/homekit-camera.js';
 import { Source } from '../media/source.js';
-import { redactUrl } from '../util/redact.js';
+import { displayRtspUrl } from '../rtsp/url.js';
 import { createCameraSnapshots } from './camera-snapshots.js';
 import { cameraUpstream, onvifConnector } from './camera-upstream.js';
 import { createSharedServices } from './plugin-services.js';
@@ -83,7 +83,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
 };
 
 function describeSource(camera: CameraConfig): string {
-  return camera.source.kind === 'rtsp' ? redactUrl(camera.source.url)
+  return camera.source.kind === 'rtsp' ? displayRtspUrl(camera.source.url, camera.source.username)
     : camera.source.kind === 'onvif' ? `ONVIF ${camera.source.onvif.host}:${camera.source.onvif.port}`
       : 'the built-in demo picture';
 }

@@ -76,16 +76,18 @@ function makeStore(storagePath: string, cameraId: string, log: Logger): Snapshot
   }
 }
 
-/** The snapshot URL's own credentials, else the camera's (from its RTSP URL). */
+/** The snapshot URL's own credentials, else the camera's (its RTSP log-in, then its ONVIF one). */
 function snapshotCredentials(camera: CameraConfig): { username: string; password: string } | undefined {
-  for (const text of [camera.snapshotUrl, camera.source.kind === 'rtsp' ? camera.source.url : undefined]) {
-    if (!text) continue;
+  if (camera.snapshotUrl) {
     try {
-      const url = new URL(text);
+      const url = new URL(camera.snapshotUrl);
       if (url.username) return { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
     } catch {
       // not a URL: try the next
     }
+  }
+  if (camera.source.kind === 'rtsp' && camera.source.username) {
+    return { username: camera.source.username, password: camera.source.password ?? '' };
   }
   const onvif = camera.onvif;
   return onvif?.username ? { username: onvif.username, password: onvif.password ?? '' } : undefined;

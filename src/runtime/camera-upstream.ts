@@ -23,7 +23,7 @@ export function cameraUpstream(camera: CameraConfig, deps: CameraUpstreamDeps): 
   const common = { cameraName: camera.name, logger: deps.log, loggerNamesCamera: true, audio: camera.audio, transport: camera.transport };
   switch (camera.source.kind) {
     case 'rtsp':
-      return rtspUpstream({ ...common, url: camera.source.url });
+      return rtspUpstream({ ...common, ...login(camera.source) });
     case 'demo': {
       if (!deps.ffmpeg) {
         return () => Promise.reject(new Error('the demo camera needs ffmpeg, and none was found (see the message above)'));
@@ -40,7 +40,7 @@ export function cameraUpstream(camera: CameraConfig, deps: CameraUpstreamDeps): 
         if (!resolved) {
           const stream = await (await connect()).resolveStream();
           deps.log.info(`ONVIF stream: ${stream.rtspUrlForLog} (${stream.width}x${stream.height} ${stream.encoding})`);
-          resolved = { stream, factory: rtspUpstream({ ...common, url: stream.rtspUrl }) };
+          resolved = { stream, factory: rtspUpstream({ ...common, ...login({ url: stream.rtspUrl, username: stream.username, password: stream.password }) }) };
           lastProbe = resolved.factory.probe;
         }
         try {
@@ -54,6 +54,15 @@ export function cameraUpstream(camera: CameraConfig, deps: CameraUpstreamDeps): 
       return factory;
     }
   }
+}
+
+/** The camera address and its log-in as the separate fields `rtspUpstream` takes (never merged into the URL). */
+function login(from: { url: string; username?: string | undefined; password?: string | undefined }): { url: string; username?: string; password?: string } {
+  return {
+    url: from.url,
+    ...(from.username !== undefined ? { username: from.username } : {}),
+    ...(from.password !== undefined ? { password: from.password } : {}),
+  };
 }
 
 /**

@@ -33,7 +33,7 @@ describe('loadConfig: cameras', () => {
       index: 0,
       name: 'Front Door',
       id: 'front-door',
-      source: { kind: 'rtsp', url: URL_OK },
+      source: { kind: 'rtsp', url: 'rtsp://127.0.0.1:1/x', username: 'user', password: 'secret' },
       onvif: undefined,
       audio: true,
       transport: 'auto',
@@ -142,9 +142,9 @@ describe('loadConfig: cameras', () => {
     assert.match(warnings(result)[0]!, /Camera 'Cam' \(cameras\[0\]\): motion needs ONVIF/);
   });
 
-  it('merges the separate user name and password into the URL, encoded', () => {
+  it('carries the separate user name and password beside the URL, as typed', () => {
     const camera = only(load({ cameras: [{ name: 'Cam', rtspUrl: 'rtsp://192.168.0.20:554/live1.sdp', username: 'admin', password: 'p@ss:w/rd' }] }));
-    assert.deepEqual(camera.source, { kind: 'rtsp', url: 'rtsp://admin:p%40ss%3Aw%2Frd@192.168.0.20:554/live1.sdp' });
+    assert.deepEqual(camera.source, { kind: 'rtsp', url: 'rtsp://192.168.0.20:554/live1.sdp', username: 'admin', password: 'p@ss:w/rd' });
   });
 
   it('accepts a password with a raw # or ? typed into rtspUrl, and reads the right host (issue 12, item 10)', () => {
@@ -160,21 +160,24 @@ describe('loadConfig: cameras', () => {
       assert.equal(source.kind, 'rtsp');
       const target = parseRtspUrl(source.kind === 'rtsp' ? source.url : '');
       assert.equal(target.hostname, '192.168.0.20', typed);
-      assert.equal(target.username, 'admin');
-      assert.equal(target.password, password, typed);
+      // The log-in is split off the typed URL once, here, and travels beside it.
+      assert.equal(target.username, undefined);
+      assert.equal(target.password, undefined);
+      assert.equal(source.kind === 'rtsp' ? source.username : undefined, 'admin');
+      assert.equal(source.kind === 'rtsp' ? source.password : undefined, password, typed);
     }
     const query = only(load({ cameras: [{ name: 'Cam', rtspUrl: 'rtsp://admin:a#b@192.168.0.20:554/cam/realmonitor?channel=1&subtype=0' }] })).source;
-    assert.deepEqual(query, { kind: 'rtsp', url: 'rtsp://admin:a%23b@192.168.0.20:554/cam/realmonitor?channel=1&subtype=0' });
+    assert.deepEqual(query, { kind: 'rtsp', url: 'rtsp://192.168.0.20:554/cam/realmonitor?channel=1&subtype=0', username: 'admin', password: 'a#b' });
   });
 
   it('lets the separate fields replace a log-in written in the URL, with a warning', () => {
     const result = load({ cameras: [{ name: 'Cam', rtspUrl: 'rtsp://old:oldpw@h/x', username: 'new', password: 'newpw' }] });
-    assert.deepEqual(only(result).source, { kind: 'rtsp', url: 'rtsp://new:newpw@h/x' });
+    assert.deepEqual(only(result).source, { kind: 'rtsp', url: 'rtsp://h/x', username: 'new', password: 'newpw' });
     assert.match(warnings(result)[0]!, /replace the log-in written in rtspUrl/);
   });
 
   it('adds a lone password to a URL that has the user name', () => {
-    assert.deepEqual(only(load({ cameras: [{ name: 'Cam', rtspUrl: 'rtsp://admin@h/x', password: 'pw' }] })).source, { kind: 'rtsp', url: 'rtsp://admin:pw@h/x' });
+    assert.deepEqual(only(load({ cameras: [{ name: 'Cam', rtspUrl: 'rtsp://admin@h/x', password: 'pw' }] })).source, { kind: 'rtsp', url: 'rtsp://h/x', username: 'admin', password: 'pw' });
   });
 
   it('warns about a password without any user name', () => {
@@ -416,12 +419,13 @@ describe('loadConfig: secrets', () => {
     }
   });
 
-  it('lets a redacting logger hide the camera URLs the rest of the plugin prints', () => {
+  it('lets a redacting logger hide the camera URLs and log-ins the rest of the plugin prints', () => {
     const { config, secrets } = loadConfig(nasty);
     const lines: string[] = [];
     const sink: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m), debug: (m) => lines.push(m) };
     const log = redactingLogger(sink, secrets);
-    for (const camera of config.cameras) if (camera.source.kind === 'rtsp') log.debug(`opening ${camera.source.url}`);
+    // Even printed carelessly, URL and log-in fields together: the secrets list covers the fields.
+    for (const camera of config.cameras) if (camera.source.kind === 'rtsp') log.debug(`opening ${camera.source.url} as ${camera.source.username ?? ''}:${camera.source.password ?? ''}`);
     assert.equal(lines.length, 3);
     for (const line of lines) for (const secret of all) assert.ok(!line.includes(secret) && !line.includes(encodeURIComponent(secret)), line);
   });

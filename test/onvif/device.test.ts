@@ -117,14 +117,14 @@ describe('ONVIF device against the loopback responder', () => {
     assertNoSecret(options.log.lines);
   });
 
-  it('resolves the stream: main profile, URI pointing at the given RTSP URL, credentials attached, not logged', async () => {
+  it('resolves the stream: main profile, URI pointing at the given RTSP URL, credentials beside it, not logged', async () => {
     const r = await camera();
     const options = deviceOptions(r);
     const device = await connectOnvifDevice(options);
     const stream = await device.resolveStream();
-    assert.equal(stream.rtspUrlWithoutCredentials, RTSP);
-    assert.equal(stream.rtspUrl, `rtsp://admin:${encodeURIComponent(PASSWORD)}@127.0.0.1:8554/cam1`);
-    assert.equal(decodeURIComponent(new URL(stream.rtspUrl).password), PASSWORD);
+    // The URL carries no log-in; the credentials travel as fields (issue 13).
+    assert.equal(stream.rtspUrl, RTSP);
+    assert.equal(new URL(stream.rtspUrl).password, '');
     assert.equal(stream.rtspUrlForLog, 'rtsp://admin:***@127.0.0.1:8554/cam1');
     assert.equal(stream.username, 'admin');
     assert.equal(stream.password, PASSWORD);
@@ -141,12 +141,12 @@ describe('ONVIF device against the loopback responder', () => {
   it('rewrites a stream URI with the camera\'s internal IP (and a wrong port) to the address reached', async () => {
     const r = await camera({ streamUriHost: '192.168.1.64' });
     const stream = await (await connectOnvifDevice(deviceOptions(r))).resolveStream();
-    assert.equal(stream.rtspUrlWithoutCredentials, 'rtsp://127.0.0.1:8554/cam1');
+    assert.equal(stream.rtspUrl, 'rtsp://127.0.0.1:8554/cam1');
     assert.equal(stream.rewritten, true);
 
     const forwarded = await camera({ streamUriHost: '10.0.0.7', streamUriPort: 554 });
     const viaPort = await (await connectOnvifDevice(deviceOptions(forwarded, { rtspPort: 8554 }))).resolveStream();
-    assert.equal(viaPort.rtspUrlWithoutCredentials, 'rtsp://127.0.0.1:8554/cam1');
+    assert.equal(viaPort.rtspUrl, 'rtsp://127.0.0.1:8554/cam1');
   });
 
   it('cleans placeholder device information (vendor quirk)', async () => {
@@ -172,7 +172,7 @@ describe('ONVIF device against the loopback responder', () => {
     assert.equal(stream.width, 1280);
     assert.equal(stream.subStream?.profileToken, 'Profile_sub');
     assert.equal(stream.subStream?.width, 640);
-    assert.equal(stream.subStream?.rtspUrlWithoutCredentials, 'rtsp://127.0.0.1:8554/cam1-sub');
+    assert.equal(stream.subStream?.rtspUrl, 'rtsp://127.0.0.1:8554/cam1-sub');
     assert.ok(options.log.lines.some((l) => /skipped profiles without a video encoder: audio only, metadata/.test(l)));
   });
 
@@ -185,7 +185,7 @@ describe('ONVIF device against the loopback responder', () => {
     assert.equal(stream.profileToken, 'Profile_1');
     assert.equal(stream.width, 1920);
     assert.equal(stream.subStream?.profileToken, 'Profile_2');
-    assert.equal(stream.rtspUrlWithoutCredentials, 'rtsp://127.0.0.1:8554/cam1');
+    assert.equal(stream.rtspUrl, 'rtsp://127.0.0.1:8554/cam1');
     assert.ok(r.requests.some((q) => q.service === 'media2' && q.command === 'GetStreamUri'));
     const snapshot = await device.fetchSnapshot();
     assert.deepEqual([...snapshot.subarray(0, 2)], [0xff, 0xd8]);
@@ -266,7 +266,7 @@ describe('ONVIF failures: one clear error per camera, never a crash', () => {
     assert.equal((await connectOnvifDevice(deviceOptions(labelled))).info.model, 'Mockup Model');
     const digest = await camera({ auth: false, soapHttpDigest: true });
     const device = await connectOnvifDevice(deviceOptions(digest));
-    assert.equal((await device.resolveStream()).rtspUrlWithoutCredentials, RTSP);
+    assert.equal((await device.resolveStream()).rtspUrl, RTSP);
     const wrong = await camera({ auth: false, soapHttpDigest: true });
     await expectOnvifError(connectOnvifDevice(deviceOptions(wrong, { password: 'nope' })), 'NOT_AUTHORIZED');
   });
@@ -313,7 +313,7 @@ describe('ONVIF failures: one clear error per camera, never a crash', () => {
     assert.match((results[0] as PromiseRejectedResult).reason.message as string, /"Broken".*did not answer in time/);
     assert.equal(results[1].status, 'fulfilled');
     const device = (results[1] as PromiseFulfilledResult<Awaited<ReturnType<typeof connectOnvifDevice>>>).value;
-    assert.equal((await device.resolveStream()).rtspUrlWithoutCredentials, RTSP);
+    assert.equal((await device.resolveStream()).rtspUrl, RTSP);
     assert.deepEqual([...(await device.fetchSnapshot()).subarray(0, 2)], [0xff, 0xd8]);
   });
 

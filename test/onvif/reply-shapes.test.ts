@@ -194,7 +194,7 @@ describe('stream URIs that are multicast although unicast was asked', () => {
     const options = deviceOptions(r);
     const device = await connectOnvifDevice(options);
     const stream = await device.resolveStream();
-    assert.equal(stream.rtspUrlWithoutCredentials, RTSP, 'the unicast URI from Media2, not the multicast group rewritten to the camera');
+    assert.equal(stream.rtspUrl, RTSP, 'the unicast URI from Media2, not the multicast group rewritten to the camera');
     const asked = r.requests.filter((q) => q.command === 'GetStreamUri').map((q) => q.service);
     assert.deepEqual(asked, ['media', 'media2']);
     assert.ok(options.log.lines.some((l) => /239\.255\.42\.42.*multicast/.test(l)), options.log.lines.join('\n'));
