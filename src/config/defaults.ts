@@ -3,7 +3,7 @@
  * the schema does not carry, dropping the empty strings a cleared form leaves, and recognising an
  * entry nobody filled in. Also the raw shapes the schema guarantees, and share-link expiry times.
  */
-import type { RtspTransport } from './types.js';
+import type { CameraConfig } from './types.js';
 
 export const DEMO_CAMERA_ID = 'demo';
 export const DEMO_CAMERA_NAME = 'Demo Camera';
@@ -28,26 +28,22 @@ export const ONVIF_DEFAULTS = { port: 80 } as const;
 export const VIEWER_DEFAULTS = { admin: false } as const satisfies Partial<RawViewer>;
 
 /** A camera entry after schema validation and `CAMERA_DEFAULTS`; the schema guarantees this shape. */
-export interface RawCamera {
+export interface RawCamera extends Pick<CameraConfig, PassedThroughCameraSetting> {
   name: string;
   id?: string;
   rtspUrl?: string;
   username?: string;
   password?: string;
   onvif?: { host?: string; port: number; username?: string; password?: string };
-  audio: boolean;
-  transport: RtspTransport;
-  alwaysOn: boolean;
-  external: boolean;
   motion: boolean;
-  motionResetSeconds: number;
-  maxViewers: number;
-  maxHomeKitStreams: number;
-  snapshotUrl?: string;
   manufacturer?: string;
   model?: string;
   serialNumber?: string;
 }
+
+/** The camera settings the loader copies into `CameraConfig` unchanged (their type is CameraConfig's). */
+type PassedThroughCameraSetting =
+  'audio' | 'transport' | 'alwaysOn' | 'external' | 'motionResetSeconds' | 'maxViewers' | 'maxHomeKitStreams' | 'snapshotUrl';
 
 export interface RawViewer {
   username: string;

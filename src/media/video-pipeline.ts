@@ -43,6 +43,11 @@ interface CodecTraits {
   depacketizer(onAccessUnit: (au: AccessUnit) => void, track: TrackDescription): NalAssembler;
 }
 
+/** The SPS fields both codecs report, copied out of the parser's result. */
+function spsInfo(sps: Pick<VideoInfo, 'width' | 'height' | 'profileName' | 'profileIdc' | 'levelIdc' | 'level'>): VideoInfo {
+  return { width: sps.width, height: sps.height, profileName: sps.profileName, profileIdc: sps.profileIdc, levelIdc: sps.levelIdc, level: sps.level };
+}
+
 const H264_TRAITS: CodecTraits = {
   codec: 'H264',
   nalType: (nal) => nal[0]! & 0x1f,
@@ -53,15 +58,7 @@ const H264_TRAITS: CodecTraits = {
   parseSps: (nal) => {
     const sps = parseH264Sps(nal);
     if (!sps) return undefined;
-    const info: VideoInfo = {
-      width: sps.width,
-      height: sps.height,
-      profileName: sps.profileName,
-      profileIdc: sps.profileIdc,
-      levelIdc: sps.levelIdc,
-      level: sps.level,
-      profileLevelId: sps.profileLevelId,
-    };
+    const info: VideoInfo = { ...spsInfo(sps), profileLevelId: sps.profileLevelId };
     if (sps.fps !== undefined) info.fps = sps.fps;
     return info;
   },
@@ -78,14 +75,7 @@ const H265_TRAITS: CodecTraits = {
   required: [0, 1, 2],
   parseSps: (nal) => {
     const sps = parseH265Sps(nal);
-    return sps && {
-      width: sps.width,
-      height: sps.height,
-      profileName: sps.profileName,
-      profileIdc: sps.profileIdc,
-      levelIdc: sps.levelIdc,
-      level: sps.level,
-    };
+    return sps && spsInfo(sps);
   },
   packetize: (units) => packetizeH265(units),
   depacketizer: (onAccessUnit, track) =>

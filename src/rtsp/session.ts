@@ -20,7 +20,7 @@ import { displayUrl, parseRtspUrl, type RtspEndpoint, type RtspTarget } from './
  * One RTSP playback session: OPTIONS, DESCRIBE (following redirects), SETUP per track, PLAY, then
  * keep-alive, RTCP receiver reports and a no-data watchdog until `close()` or a failure.
  *
- * Why this file stays near 570 lines: it is one state machine (opening, playing, closing) whose
+ * Why this file stays near 580 lines: it is one state machine (opening, playing, closing) whose
  * steps share the connection, the per-track transports and statistics, the session id and the
  * abort/lost hooks; a packet can arrive while SETUP and PLAY are still being answered, and a
  * failure in any step must release everything the earlier steps took. What reads answers without

@@ -58,6 +58,11 @@ export function writeHandlerResponse(ctx: RouteContext, answer: HandlerResponse,
 }
 
 export function whepRoutes(deps: WhepDeps): Route[] {
+  /** The WHEP handler (501 without one) and the camera the path names (requireCamera's checks). */
+  const target = (ctx: RouteContext): { whep: WhepHandler; source: ReturnType<typeof requireCamera> } => ({
+    whep: handlerOrThrow(deps),
+    source: requireCamera(ctx, deps.registry, ctx.params.id),
+  });
   return [
     {
       method: 'POST',
@@ -65,8 +70,7 @@ export function whepRoutes(deps: WhepDeps): Route[] {
       auth: 'viewer',
       bearerCrossOrigin: true,
       async handle(ctx) {
-        const whep = handlerOrThrow(deps);
-        const source = requireCamera(ctx, deps.registry, ctx.params.id);
+        const { whep, source } = target(ctx);
         const offer = await readSdp(ctx, WHEP_SDP_TYPE, deps.maxSdpBytes);
         // A cheap sanity check keeps obvious garbage away from the SDP parser.
         if (!offer.startsWith('v=0')) throw new HttpError(400, 'bad-request', 'The body is not an SDP offer');
@@ -79,8 +83,7 @@ export function whepRoutes(deps: WhepDeps): Route[] {
       auth: 'viewer',
       bearerCrossOrigin: true,
       async handle(ctx) {
-        const whep = handlerOrThrow(deps);
-        const source = requireCamera(ctx, deps.registry, ctx.params.id);
+        const { whep, source } = target(ctx);
         writeHandlerResponse(ctx, await whep.handleDelete(source.id, sessionParam(ctx), caller(ctx)), 'text/plain');
       },
     },
