@@ -4,27 +4,113 @@
  * (parameter sets, SEI, small slices) are aggregated (STAP-A / AP), a unit that fits alone goes as a
  * single NAL unit packet (zero-copy: the payload is the unit itself), and large ones are cut into
  * fragmentation units (FU-A / FU) of near-equal size so that no tiny trailing packet is sent. The
- * two codecs differ only in their payload header (1 or 2 bytes) and in how an aggregate's and a
- * fragment's headers are derived from the units, which `NalFormat` supplies.
+ * two codecs differ only in the layout of their NAL unit header (1 or 2 bytes) and in the packet
+ * type numbers, which each declares as a `NalHeaderLayout`; every header written here (aggregate,
+ * fragment) is derived from that layout.
  */
 import type { PacketizedPayload } from './types.js';
 
 /** Keeps SRTP + RTP header + extensions under a 1280-byte path MTU (what browsers assume for IPv6). */
 export const DEFAULT_MAX_PAYLOAD = 1200;
 
-/** What a codec tells the packetizer; every copied payload goes into one arena per frame. */
-export interface NalFormat {
-  /** NAL unit (and payload) header size: 1 for H.264, 2 for H.265. */
+/**
+ * How an aggregation packet's header takes a field from its units: `'max'` the highest value (for
+ * the one-bit F field that is the OR), `'min'` the lowest; `'type'` marks the NAL unit type field,
+ * which aggregates and fragments replace with their own type.
+ */
+export type NalFieldRule = 'type' | 'max' | 'min';
+
+/** A codec's NAL unit header, declared once; the packetizer derives every header it writes from it. */
+export interface NalHeaderLayout {
+  /** The header's fields from the most significant bit: width in bits and rule; 8 or 16 bits in all. */
+  fields: ReadonlyArray<readonly [bits: number, rule: NalFieldRule]>;
+  /** The NAL unit type an aggregation packet carries (STAP-A, AP). */
+  aggregateType: number;
+  /** The NAL unit type a fragmentation unit carries (FU-A, FU); also its name in the error. */
+  fragment: readonly [type: number, name: string];
+}
+
+/** Packetizes one access unit: at most `maxPayload` bytes a payload, `marker` on the last. */
+export type NalPacketizer = (units: ReadonlyArray<Buffer>, maxPayload?: number) => PacketizedPayload[];
+
+/** A field of the header as shift and mask, and how an aggregate combines it. */
+interface Field {
+  shift: number;
+  mask: number;
+  highest: boolean;
+}
+
+/** The layout worked out once into what the per-packet code needs. */
+interface NalFormat {
   headerBytes: number;
-  /** The error thrown when `maxPayload` cannot hold a fragment with at least one payload byte. */
+  type: Field;
+  /** Every field but the type, which an aggregate takes from its units. */
+  combined: Field[];
+  aggregateType: number;
+  fragmentType: number;
   tooSmall: string;
-  /**
-   * Writes the fragmentation unit's payload header (`headerBytes` bytes) for `nal` at `at` and
-   * returns the NAL type the FU header carries.
-   */
-  writeFragmentHeader(nal: Buffer, arena: Buffer, at: number): number;
-  /** Writes the aggregation packet's payload header at `at` for the (valid) units `from..to-1`. */
-  writeAggregateHeader(units: ReadonlyArray<Buffer>, from: number, to: number, arena: Buffer, at: number): void;
+}
+
+function compile(layout: NalHeaderLayout): NalFormat {
+  const bits = layout.fields.reduce((sum, [width]) => sum + width, 0);
+  if (bits !== 8 && bits !== 16) throw new RangeError(`a NAL unit header has 8 or 16 bits, not ${bits}`);
+  let shift = bits;
+  let type: Field | undefined;
+  const combined: Field[] = [];
+  for (const [width, rule] of layout.fields) {
+    shift -= width;
+    const field = { shift, mask: (1 << width) - 1, highest: rule === 'max' };
+    if (rule === 'type') type = field;
+    else combined.push(field);
+  }
+  if (!type) throw new RangeError('a NAL unit header layout needs a type field');
+  const [fragmentType, fragmentName] = layout.fragment;
+  return {
+    headerBytes: bits / 8,
+    type,
+    combined,
+    aggregateType: layout.aggregateType,
+    fragmentType,
+    tooSmall: `maxPayload must leave room for an ${fragmentName} header`,
+  };
+}
+
+/**
+ * Writes the fragmentation unit's payload header for `nal` at `at` (the unit's own header with the
+ * FU type in place of its type) and returns the unit's type, which the FU header carries.
+ */
+function writeFragmentHeader(format: NalFormat, nal: Buffer, arena: Buffer, at: number): number {
+  const { headerBytes, type } = format;
+  const header = nal.readUIntBE(0, headerBytes);
+  arena.writeUIntBE((header & ~(type.mask << type.shift)) | (format.fragmentType << type.shift), at, headerBytes);
+  return (header >> type.shift) & type.mask;
+}
+
+/**
+ * Writes the aggregation packet's payload header at `at` for the units `from..to-1`: the aggregate
+ * type, and each other field combined over the units long enough to hold a header (RFC 6184 5.7.1:
+ * F is the OR, NRI the highest; RFC 7798 4.4.2: F is the OR, LayerId and TID the lowest).
+ */
+function writeAggregateHeader(format: NalFormat, units: ReadonlyArray<Buffer>, from: number, to: number, arena: Buffer, at: number): void {
+  const { headerBytes } = format;
+  let header = format.aggregateType << format.type.shift;
+  for (const field of format.combined) {
+    let value = field.highest ? 0 : field.mask;
+    for (let j = from; j < to; j++) {
+      const unit = units[j]!;
+      if (unit.length < headerBytes) continue;
+      const own = (unit.readUIntBE(0, headerBytes) >> field.shift) & field.mask;
+      value = field.highest ? Math.max(value, own) : Math.min(value, own);
+    }
+    header |= value << field.shift;
+  }
+  arena.writeUIntBE(header, at, headerBytes);
+}
+
+/** The packetizer for a codec whose NAL unit header is `layout`. */
+export function nalPacketizer(layout: NalHeaderLayout): NalPacketizer {
+  const format = compile(layout);
+  return (units, maxPayload = DEFAULT_MAX_PAYLOAD) => packetizeNal(units, maxPayload, format);
 }
 
 /**
@@ -51,7 +137,7 @@ function aggregateCount(units: ReadonlyArray<Buffer>, from: number, maxPayload: 
  * Cuts one access unit into RTP payloads of at most `maxPayload` bytes; `marker` is set on the last
  * one. Units are NAL units without start codes; units shorter than a NAL header are dropped.
  */
-export function packetizeNal(units: ReadonlyArray<Buffer>, maxPayload: number, format: NalFormat): PacketizedPayload[] {
+function packetizeNal(units: ReadonlyArray<Buffer>, maxPayload: number, format: NalFormat): PacketizedPayload[] {
   const h = format.headerBytes;
   const fuOverhead = h + 1;
   if (maxPayload < fuOverhead + 1) throw new RangeError(format.tooSmall);
@@ -96,7 +182,7 @@ export function packetizeNal(units: ReadonlyArray<Buffer>, maxPayload: number, f
         const chunk = base + (extra > 0 ? 1 : 0);
         if (extra > 0) extra--;
         const start = at;
-        const type = format.writeFragmentHeader(nal, arena!, at);
+        const type = writeFragmentHeader(format, nal, arena!, at);
         at += h;
         arena![at++] = (f === 0 ? 0x80 : 0) | (f === fragments - 1 ? 0x40 : 0) | type;
         at += nal.copy(arena!, at, offset, offset + chunk);
@@ -110,7 +196,7 @@ export function packetizeNal(units: ReadonlyArray<Buffer>, maxPayload: number, f
     if (count >= 2) {
       const start = at;
       // The aggregate's header is written once every member is known.
-      format.writeAggregateHeader(units, i, i + count, arena!, start);
+      writeAggregateHeader(format, units, i, i + count, arena!, start);
       at += h;
       for (let j = i; j < i + count; j++) {
         const unit = units[j]!;
