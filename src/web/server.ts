@@ -22,6 +22,7 @@ import { socketAddressOf, type ClientAddressOf } from '../access/client-address.
 import { Router, type Route } from './router.js';
 import { SignallingGateway } from './signalling-gateway.js';
 import { loadStaticAssets, sendAsset, type StaticAsset } from './static-files.js';
+import { watchPageAsset } from './page-head.js';
 import type {
   Authorize,
   CameraExtras,
@@ -152,6 +153,8 @@ export function createWebServer(options: WebServerOptions): WebServer {
   const clientAddress = options.clientAddress ?? socketAddressOf;
   const pageDir = options.pageDir ?? fileURLToPath(new URL('./page/', import.meta.url));
   let assets = new Map<string, StaticAsset>();
+  // The watch page: index.html's body under the shared head (page-head.ts), made once at start.
+  let watchPage: StaticAsset | undefined;
 
   const router = new Router();
   router.add({
@@ -159,7 +162,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     path: '/',
     auth: 'viewer',
     handle(ctx) {
-      const page = assets.get('index.html');
+      const page = watchPage;
       if (!page) throw new HttpError(500, 'internal', 'The watch page is missing from this installation');
       sendAsset(ctx.req, ctx.res, page);
     },
@@ -343,6 +346,8 @@ export function createWebServer(options: WebServerOptions): WebServer {
     disconnect: (predicate, reason) => gateway.disconnect(predicate, reason),
     async listen() {
       assets = await loadStaticAssets(pageDir);
+      const body = assets.get('index.html');
+      watchPage = body && watchPageAsset(body);
       const host = options.host ?? '0.0.0.0';
       await new Promise<void>((resolve, reject) => {
         const onError = (error: NodeJS.ErrnoException): void => {

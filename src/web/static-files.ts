@@ -28,6 +28,11 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
+/** An asset with its ETag: a hash of the content, so it changes exactly when the content does. */
+export function assetOf(body: Buffer, contentType: string): StaticAsset {
+  return { body, contentType, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+}
+
 const MAX_FILES = 200;
 const MAX_DEPTH = 3;
 
@@ -47,9 +52,7 @@ export async function loadStaticAssets(dir: string): Promise<Map<string, StaticA
       } else if (info.isFile()) {
         const contentType = CONTENT_TYPES[path.extname(entry.name).toLowerCase()];
         if (!contentType) continue;
-        const body = await readFile(childAbsolute);
-        const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`;
-        assets.set(childRelative, { body, contentType, etag });
+        assets.set(childRelative, assetOf(await readFile(childAbsolute), contentType));
       }
     }
   };

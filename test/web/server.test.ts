@@ -162,6 +162,22 @@ describe('web server: page, static files and headers', () => {
     assert.equal(again.status, 304);
   });
 
+  it('the watch page is its body file under the shared head, one asset that revalidates', async () => {
+    const response = await fetch(`${run.base}/`);
+    const html = await response.text();
+    assert.match(html, /^<!doctype html>\n<html lang="en">\n<head>\n/);
+    assert.match(html, /<meta name="referrer" content="no-referrer">\n {2}<title>Cameras<\/title>/);
+    assert.match(html, /<link rel="stylesheet" href="\/static\/style\.css">\n {2}<script type="module" src="\/static\/app\.js"><\/script>\n<\/head>/);
+    assert.equal(html.match(/<head>/g)?.length, 1);
+    assert.match(html, /<body>[\s\S]*id="grid"[\s\S]*<\/body>\n<\/html>\n$/);
+    assert.equal(response.headers.get('cache-control'), 'no-cache');
+    const etag = response.headers.get('etag');
+    assert.ok(etag);
+    assert.equal(Number(response.headers.get('content-length')), Buffer.byteLength(html));
+    const again = await fetch(`${run.base}/`, { headers: { 'If-None-Match': etag } });
+    assert.equal(again.status, 304);
+  });
+
   it('HEAD answers without a body', async () => {
     const response = await fetch(`${run.base}/`, { method: 'HEAD' });
     assert.equal(response.status, 200);

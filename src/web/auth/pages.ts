@@ -2,12 +2,11 @@
  * The two small HTML pages access control serves itself: the sign-in form and the share-link
  * landing page. They are generated (the sign-in form carries its CSRF token in a hidden field, so
  * it works without JavaScript) and contain no script at all, inline or not; every dynamic value is
- * HTML-escaped. They use the watch page's style sheets.
+ * HTML-escaped. They use the watch page's head (web/page-head.ts) and style sheets.
  */
+import { escapeHtml, htmlDocument, type PageHead } from '../page-head.js';
 
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+export { escapeHtml };
 
 /**
  * `referrer` is `no-referrer` like the watch page, except on the sign-in form: a browser sends
@@ -15,27 +14,17 @@ export function escapeHtml(text: string): string {
  * origin for a state-changing request. `same-origin` keeps the Origin for our own form and still
  * sends nothing to other sites.
  */
-function shell(title: string, body: string, head = '', referrer: 'no-referrer' | 'same-origin' = 'no-referrer'): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
-  <meta name="color-scheme" content="dark light">
-  <meta name="referrer" content="${referrer}">
-  <title>${escapeHtml(title)}</title>
-  <link rel="icon" href="/static/icon.svg" type="image/svg+xml">
-  <link rel="stylesheet" href="/static/style.css">
-  <link rel="stylesheet" href="/static/account.css">${head}
-</head>
-<body>
+function shell(title: string, body: string, { referrer = 'no-referrer', refreshTo }: Partial<Pick<PageHead, 'referrer' | 'refreshTo'>> = {}): string {
+  return htmlDocument(
+    { title, referrer, styles: ['account.css'], refreshTo },
+    `<body>
   <header class="bar"><h1 class="bar-title">Cameras</h1></header>
   <main class="content auth-content">
 ${body}
   </main>
 </body>
-</html>
-`;
+`,
+  );
 }
 
 export interface LoginPageOptions {
@@ -70,8 +59,7 @@ ${setup}${message}      <input type="hidden" name="csrf" value="${escapeHtml(opt
       <button class="button auth-submit" type="submit">Sign in</button>
       <p class="auth-hint">Someone sent you a link? Open that link again instead.</p>
     </form>`,
-    '',
-    'same-origin',
+    { referrer: 'same-origin' },
   );
 }
 
@@ -87,7 +75,7 @@ export function linkLandingPage(): string {
       <h2 class="auth-title">Opening the cameras&hellip;</h2>
       <p><a class="button" href="/">Open the cameras</a></p>
     </div>`,
-    '\n  <meta http-equiv="refresh" content="0; url=/">',
+    { refreshTo: '/' },
   );
 }
 
