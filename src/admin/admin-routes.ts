@@ -8,6 +8,7 @@ import { toCameraStatus, type CameraStatus } from '../web/camera-status.js';
 import { HttpError, isCameraId } from '../web/http-util.js';
 import type { BroadcastSource, CameraExtras, CameraRegistry, RouteContext, WebRoute } from '../web/types.js';
 import type { CameraConfig } from '../config/types.js';
+import { splitRtspLogin } from '../rtsp/url.js';
 import { testConnection, type TestDeps, type TestRequest } from './connection-test.js';
 import { isLocalAdmin, type LocalAdmin } from './local-admin.js';
 
@@ -76,24 +77,22 @@ export function parseTestRequest(body: unknown): TestRequest {
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw new HttpError(400, 'bad-request', 'port must be a whole number from 1 to 65535');
     return { kind, host, port, username: username ?? '', password: password ?? '' };
   }
-  const url = field(record, 'url', true)!.trim();
-  let parsed: URL;
+  const text = field(record, 'url', true)!.trim();
+  if (!/^rtsp:\/\//i.test(text)) throw new HttpError(400, 'bad-request', 'url must start with rtsp://');
+  // A log-in typed into the address is split off here, as the config loader does for a configured
+  // camera; from here on the test, like the plugin, carries it only as fields.
   try {
-    parsed = new URL(url);
+    return { kind, ...splitRtspLogin(text, { username, password }).login };
   } catch {
     throw new HttpError(400, 'bad-request', 'url is not a valid address; it looks like rtsp://192.168.0.20:554/stream');
   }
-  if (parsed.protocol !== 'rtsp:') throw new HttpError(400, 'bad-request', 'url must start with rtsp://');
-  return { kind, url, ...(username ? { username } : {}), ...(password ? { password } : {}) };
 }
 
-/** Host, port, path and log-in of an RTSP URL, for "is this the same stream?". */
+/** Host, port, path and log-in of a bare RTSP URL and its log-in fields, for "is this the same stream?". */
 function rtspKey(url: string, username?: string, password?: string): string | undefined {
   try {
     const u = new URL(url);
-    const user = username ?? decodeURIComponent(u.username);
-    const pass = password ?? decodeURIComponent(u.password);
-    return JSON.stringify([u.hostname.toLowerCase(), u.port || '554', u.pathname, u.search, user, pass]);
+    return JSON.stringify([u.hostname.toLowerCase(), u.port || '554', u.pathname, u.search, username ?? '', password ?? '']);
   } catch {
     return undefined;
   }

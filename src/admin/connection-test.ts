@@ -22,6 +22,7 @@ import type { BroadcastSource } from '../web/types.js';
 
 export type TestRequest =
   | { kind: 'onvif'; host: string; port: number; username: string; password: string }
+  /** The URL without user info (parseTestRequest split a typed log-in off into the fields). */
   | { kind: 'rtsp'; url: string; username?: string; password?: string }
   | { kind: 'camera'; id: string };
 
@@ -255,7 +256,8 @@ export async function testConnection(request: TestRequest, deps: TestDeps): Prom
     }
   } else {
     if (shared) return await viaShared(shared);
-    rtsp = { url: request.url, ...(request.username ? { username: request.username } : {}), ...(request.password ? { password: request.password } : {}) };
+    const { kind: _kind, ...login } = request;
+    rtsp = login;
   }
 
   let streamError: unknown;

@@ -3,7 +3,7 @@
  * fields (a stream from rtspUrl or ONVIF, motion only with ONVIF, the RTSP log-in taken from the
  * fields or split off the typed URL), its id and HomeKit names; and the demo camera.
  */
-import { parseRtspUrl, type RtspTarget } from '../rtsp/url.js';
+import { splitRtspLogin, type RtspLoginSplit } from '../rtsp/url.js';
 import { cameraIdFromName } from './camera-id.js';
 import { printableUrl } from './errors.js';
 import { CAMERA_DEFAULTS, DEMO_CAMERA_ID, DEMO_CAMERA_NAME, isDict, type RawCamera } from './defaults.js';
@@ -110,16 +110,14 @@ export function demoCamera(): CameraConfig {
 /**
  * The camera URL without user info, and the log-in as separate fields: the user name/password
  * settings win over a log-in typed into the URL (they are what the user typed last in the form).
- * This is the one place a URL's user info is split off; from here the fields travel as they are to
- * the RTSP session. The text is split by `parseRtspUrl`, the same reader the RTSP client uses: a raw
- * '#', '?', '@' or ':' typed into a password is common, and `new URL` alone either refuses it or,
- * worse, reads part of the password as the host.
+ * `splitRtspLogin` is the one split of a URL's user info; from here the fields travel as they are
+ * to the RTSP session.
  */
 function rtspSource(raw: RawCamera, problems: string[], warnings: string[]): Extract<CameraSource, { kind: 'rtsp' }> | undefined {
   const text = raw.rtspUrl ?? '';
-  let target: RtspTarget;
+  let split: RtspLoginSplit;
   try {
-    target = parseRtspUrl(text);
+    split = splitRtspLogin(text, { username: raw.username, password: raw.password });
   } catch (error) {
     if (error instanceof Error && error.message === 'URL without a host') {
       problems.push('rtspUrl has no camera address after rtsp:// — e.g. rtsp://192.168.0.20:554/live1.sdp');
@@ -128,19 +126,7 @@ function rtspSource(raw: RawCamera, problems: string[], warnings: string[]): Ext
     }
     return undefined;
   }
-  let username = target.username ?? '';
-  let password = target.password ?? '';
-  if (raw.username !== undefined) {
-    if (username || password) warnings.push('the user name and password fields replace the log-in written in rtspUrl');
-    username = raw.username;
-    password = raw.password ?? '';
-  } else if (raw.password !== undefined) {
-    if (username) {
-      password = raw.password;
-    } else {
-      warnings.push('a password is set without a user name; set "username" too, or the camera will not accept it');
-    }
-  }
-  // Without a user name there is no log-in (a URL with only a password never sent one either).
-  return { kind: 'rtsp', url: target.url, ...(username ? { username, password } : {}) };
+  if (split.replacedUrlLogin) warnings.push('the user name and password fields replace the log-in written in rtspUrl');
+  if (split.passwordWithoutUser) warnings.push('a password is set without a user name; set "username" too, or the camera will not accept it');
+  return { kind: 'rtsp', ...split.login };
 }

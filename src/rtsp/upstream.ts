@@ -10,13 +10,13 @@ type PassedToSessions = Pick<RtspSessionOptions, 'cameraName' | 'logger' | 'audi
 
 export interface RtspUpstreamOptions extends PassedToSessions {
   /**
-   * rtsp://host[:port]/path. User info in it (rtsp://user:password@...) is still accepted,
-   * percent-decoded, and split off once here; the fields below are the preferred way.
+   * rtsp://host[:port]/path, without user info: a URL with a log-in in it makes every session fail
+   * (`unsupported`, see rtspEndpoint); a typed URL is split once where it comes in (splitRtspLogin).
    */
   url: string;
-  /** The camera's user name (overrides the URL's). */
+  /** The camera's user name. */
   username?: string;
-  /** The camera's password (overrides the URL's). */
+  /** The camera's password. */
   password?: string;
   /**
    * 'tcp' (default): interleaved on the control connection; works through every firewall.
@@ -38,7 +38,7 @@ const PROBE_TIMEOUT_MS = 1000;
  * exactly once for each session it resolved, and never for one it rejected.
  */
 export function rtspUpstream(options: RtspUpstreamOptions): UpstreamFactory {
-  // The one place a URL's credentials are split off; sessions get them as separate fields.
+  // The target and the log-in fields, worked out once for every session of this camera.
   let endpoint: RtspEndpoint | undefined;
   let invalid: string | undefined;
   try {

@@ -1,5 +1,6 @@
 /**
- * RTSP URL handling: splitting credentials off the camera URL, and resolving the per-track control
+ * RTSP URL handling: splitting a typed log-in off the camera URL (once, where it is typed), the
+ * endpoint the client uses (a bare URL and credentials as fields), and resolving the per-track control
  * URLs of an SDP the way cameras expect (which is not RFC 3986 resolution, see resolveControlUrl).
  */
 import { lastUserinfoAt, stripCredentials } from '../util/address.js';
@@ -138,36 +139,85 @@ function shownWithLogin(url: string, username: string): string {
 }
 
 /**
+ * A camera address as everything below the config loader takes it: the URL without user info, and
+ * the log-in beside it as fields.
+ */
+export interface RtspLogin {
+  url: string;
+  /** Set only when there is a log-in: without a user name there is none. */
+  username?: string;
+  /** Set (possibly empty) whenever `username` is. */
+  password?: string;
+}
+
+/** A split camera address, and what the split had to decide (the config loader warns about both). */
+export interface RtspLoginSplit {
+  login: RtspLogin;
+  /** The user name field replaced a log-in written into the URL. */
+  replacedUrlLogin: boolean;
+  /** A password field came without any user name, so it was dropped. */
+  passwordWithoutUser: boolean;
+}
+
+/**
+ * Splits a log-in typed into a camera URL off into fields: the one split, made where a person's
+ * text comes in (the config loader for configured cameras, the admin connection test for an
+ * address typed into the UI). The user name/password fields win over the URL's log-in (they are
+ * what was typed last); a password field alone completes a user name written in the URL. The text
+ * is read by `parseRtspUrl`, so a raw '#', '?', '@' or ':' pasted into a password works. Throws
+ * parseRtspUrl's credential-free errors.
+ */
+export function splitRtspLogin(text: string, fields: { username?: string | undefined; password?: string | undefined }): RtspLoginSplit {
+  const target = parseRtspUrl(text);
+  let username = target.username ?? '';
+  let password = target.password ?? '';
+  let replacedUrlLogin = false;
+  let passwordWithoutUser = false;
+  if (fields.username !== undefined) {
+    replacedUrlLogin = username !== '' || password !== '';
+    username = fields.username;
+    password = fields.password ?? '';
+  } else if (fields.password !== undefined) {
+    if (username) password = fields.password;
+    else passwordWithoutUser = true;
+  }
+  // Without a user name there is no log-in (a URL with only a password never sent one either).
+  return { login: { url: target.url, ...(username ? { username, password } : {}) }, replacedUrlLogin, passwordWithoutUser };
+}
+
+/** Why `rtspEndpoint` refuses a URL with user info; says nothing of what the user info was. */
+export const URL_WITH_LOGIN =
+  'the camera URL carries a log-in (user info); pass the user name and password as separate fields (splitRtspLogin splits a typed URL once)';
+
+/**
  * A camera as the client uses it: the URL without credentials, and the credentials beside it as
- * separate fields. The URL's user info is split off exactly once, here, when the upstream factory
- * is made; sessions, connections and redirects never read credentials out of a URL again.
+ * separate fields. Sessions, connections and redirects never read credentials out of a URL.
  */
 export interface RtspEndpoint {
   /** The parsed URL; its `username` and `password` are never set. */
   target: RtspTarget;
-  /** The fields given, else the URL's user info. */
+  /** The fields given. */
   credentials?: Credentials;
   /** The URL as it may be shown: user name kept, password masked. */
   shownUrl: string;
-  /** Literal secrets to remove from anything a camera sends back (both passwords when a field overrode the URL's). */
+  /** Literal secrets to remove from anything a camera sends back. */
   secrets: ReadonlyArray<string>;
 }
 
 /**
- * Splits a camera URL into its target and credentials; `username`/`password` override the URL's.
- * The plugin's own cameras arrive here with a URL that has no user info (the config loader split it
- * off, or ONVIF handed the log-in beside its URI), so only the fields count; a URL that still carries
- * one (a typed address in the admin connection test, test rigs) is accepted the same way.
- * Throws a plain Error with a credential-free message when the URL is unusable (see parseRtspUrl).
+ * The target and credentials of a camera URL without user info and its log-in fields. A URL that
+ * still carries user info is refused (`URL_WITH_LOGIN`): the log-in is split off once, where it
+ * was typed (`splitRtspLogin`), and travels as fields from there, so no second reader can disagree
+ * about where a pasted password ends. Throws a plain Error with a credential-free message when the
+ * URL is unusable (see parseRtspUrl).
  */
 export function rtspEndpoint(url: string, username?: string, password?: string): RtspEndpoint {
   const { username: urlUsername, password: urlPassword, ...target } = parseRtspUrl(url);
-  const user = username ?? urlUsername;
-  const secret = password ?? urlPassword ?? '';
+  if (urlUsername !== undefined || urlPassword !== undefined) throw new Error(URL_WITH_LOGIN);
   return {
     target,
-    ...(user !== undefined ? { credentials: { username: user, password: secret } } : {}),
-    shownUrl: displayUrl(url),
-    secrets: [...new Set([secret, urlPassword ?? ''])].filter((s) => s !== ''),
+    ...(username !== undefined ? { credentials: { username, password: password ?? '' } } : {}),
+    shownUrl: displayRtspUrl(target.url, username),
+    secrets: password ? [password] : [],
   };
 }

@@ -34,12 +34,12 @@ describe('e2e: shared source, transports and auth (real camera, real RTSP client
    * arrived, checks the camera saw exactly one session meanwhile, and returns what an operator and
    * a viewer would see.
    */
-  async function play(camera: FakeCamera, url: string, transport: 'tcp' | 'udp', audioCodec: 'PCMU' | 'PCMA') {
+  async function play(camera: FakeCamera, login: { username: string; password: string }, transport: 'tcp' | 'udp', audioCodec: 'PCMU' | 'PCMA') {
     const log = recordingLogger();
     const source = new Source({
       id: `cam-${transport}`,
       name: `Porch ${transport}`,
-      upstream: rtspUpstream({ url, cameraName: `Porch ${transport}`, transport, logger: log, timeouts: TIMEOUTS }),
+      upstream: rtspUpstream({ url: camera.url, ...login, cameraName: `Porch ${transport}`, transport, logger: log, timeouts: TIMEOUTS }),
       logger: log,
       idleTimeoutMs: 200,
     });
@@ -73,21 +73,21 @@ describe('e2e: shared source, transports and auth (real camera, real RTSP client
   }
 
   it('e2e: live video and audio over TCP, Digest', async () => {
-    const { text, elapsedMs, lost } = await play(digest, digest.urlWithCredentials(), 'tcp', 'PCMU');
+    const { text, elapsedMs, lost } = await play(digest, digest.credentials(), 'tcp', 'PCMU');
     assert.match(text, /playing H264 video, PCMU audio over TCP \(Digest MD5\)/);
     assert.equal(lost, 0, 'nothing lost over TCP');
     console.log(`# TCP + Digest: 30 video + 30 audio frames after ${elapsedMs.toFixed(0)} ms`);
   });
 
   it('e2e: live video and audio over UDP, Digest', async () => {
-    const { text, elapsedMs, lost } = await play(digest, digest.urlWithCredentials(), 'udp', 'PCMU');
+    const { text, elapsedMs, lost } = await play(digest, digest.credentials(), 'udp', 'PCMU');
     assert.match(text, /playing H264 video, PCMU audio over UDP \(Digest MD5\)/);
     assert.doesNotMatch(text, /falling back to TCP/);
     console.log(`# UDP + Digest: 30 video + 30 audio frames after ${elapsedMs.toFixed(0)} ms, ${lost} packets lost`);
   });
 
   it('e2e: Basic auth (credentials from the URL, percent-decoded)', async () => {
-    const { text } = await play(basic, basic.urlWithCredentials('viewer', PASSWORD), 'tcp', 'PCMA');
+    const { text } = await play(basic, basic.credentials('viewer', PASSWORD), 'tcp', 'PCMA');
     assert.match(text, /playing H264 video, PCMA audio over TCP \(Basic\)/);
   });
 
@@ -97,7 +97,7 @@ describe('e2e: shared source, transports and auth (real camera, real RTSP client
       id: 'porch',
       name: 'Porch',
       // Default backoff, as in production: 30 s (±20 %) doubling to 30 min for refused credentials.
-      upstream: rtspUpstream({ url: digest.urlWithCredentials('admin', WRONG), cameraName: 'Porch', logger: log, timeouts: TIMEOUTS }),
+      upstream: rtspUpstream({ url: digest.url, ...digest.credentials('admin', WRONG), cameraName: 'Porch', logger: log, timeouts: TIMEOUTS }),
       logger: log,
     });
     sources.push(source);
@@ -143,7 +143,7 @@ describe('e2e: shared source, transports and auth (real camera, real RTSP client
     const source = new Source({
       id: 'porch-404',
       name: 'Porch',
-      upstream: rtspUpstream({ url: basic.urlWithCredentials('viewer', PASSWORD).replace('/h264/ch1/main', '/no/such/stream'), cameraName: 'Porch', logger: recordingLogger(), timeouts: TIMEOUTS }),
+      upstream: rtspUpstream({ url: basic.url.replace('/h264/ch1/main', '/no/such/stream'), ...basic.credentials('viewer', PASSWORD), cameraName: 'Porch', logger: recordingLogger(), timeouts: TIMEOUTS }),
     });
     sources.push(source);
     const sink = new RecordingSink();

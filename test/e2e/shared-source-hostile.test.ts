@@ -156,7 +156,7 @@ describe('e2e: shared source, hostile input through the whole chain', { timeout:
     const source = new Source({
       id: 'hostile',
       name: 'Hostile',
-      upstream: rtspUpstream({ url: server.url('/stream', `admin:${SECRET}`), cameraName: 'Hostile', logger: silentLogger, timeouts: TIMEOUTS }),
+      upstream: rtspUpstream({ url: server.url('/stream'), username: 'admin', password: SECRET, cameraName: 'Hostile', logger: silentLogger, timeouts: TIMEOUTS }),
       stallTimeoutMs: 5000,
     });
     const states = recordStates(source);
@@ -300,7 +300,7 @@ describe('e2e: shared source, hostile input through the whole chain', { timeout:
     const source = new Source({
       id: 'hostile-rtsp',
       name: 'Hostile',
-      upstream: rtspUpstream({ url: server.url('/stream', `admin:${SECRET}`), cameraName: 'Hostile', logger: silentLogger, timeouts: TIMEOUTS }),
+      upstream: rtspUpstream({ url: server.url('/stream'), username: 'admin', password: SECRET, cameraName: 'Hostile', logger: silentLogger, timeouts: TIMEOUTS }),
       backoff: { initialMs: 20, maxMs: 80, jitter: 0 }, // fast, so every case comes round several times
       stableAfterMs: 60_000,
     });

@@ -140,7 +140,12 @@ export class FakeCamera {
     return `rtsp://${LOOPBACK}:${this.port}${this.path}`;
   }
 
-  /** The URL with user:password (defaults: the camera's own credentials), percent-encoded. */
+  /** A log-in as the RTSP client takes it, beside the bare `url` (defaults: the camera's own credentials). */
+  credentials(user?: string, password?: string): { username: string; password: string } {
+    return { username: user ?? this.options.auth?.user ?? 'admin', password: password ?? this.options.auth?.password ?? '' };
+  }
+
+  /** The URL with user:password (defaults: the camera's own credentials), percent-encoded: for ffmpeg and ffprobe. */
   urlWithCredentials(user?: string, password?: string): string {
     const u = user ?? this.options.auth?.user ?? 'admin';
     const p = password ?? this.options.auth?.password ?? '';

@@ -48,7 +48,7 @@ describe('e2e: Source with the RTSP client and the GStreamer camera', { timeout:
     source = new Source({
       id: 'e2e',
       name: 'e2e camera',
-      upstream: rtspUpstream({ url: camera.urlWithCredentials(), cameraName: 'e2e camera', logger: silentLogger }),
+      upstream: rtspUpstream({ url: camera.url, ...camera.credentials(), cameraName: 'e2e camera', logger: silentLogger }),
       idleTimeoutMs: 2000,
       backoff: { initialMs: 500, maxMs: 2000 },
     });

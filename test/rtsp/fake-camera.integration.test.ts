@@ -84,7 +84,7 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
   });
 
   it('plays video + audio over TCP with Digest, maps sender reports, and TEARDOWN ends the camera session', async () => {
-    const opened = await openUpstream(digestCam.urlWithCredentials(), { timeouts: TIMEOUTS });
+    const opened = await openUpstream(digestCam.url, { ...digestCam.credentials(), timeouts: TIMEOUTS });
     const { tracks } = opened.session;
     assert.deepEqual(
       tracks.map((t) => [t.kind, t.codec, t.clockRate]),
@@ -112,7 +112,7 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
   });
 
   it('plays video + audio over UDP', async () => {
-    const opened = await openUpstream(digestCam.urlWithCredentials(), { transport: 'udp', timeouts: TIMEOUTS });
+    const opened = await openUpstream(digestCam.url, { ...digestCam.credentials(), transport: 'udp', timeouts: TIMEOUTS });
     await withSession(opened, async () => {
       assert.match(opened.log.text(), /over UDP/, opened.log.text());
       await assertPlays(opened, 0, 'udp');
@@ -133,7 +133,7 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
     const before = (await digestCam.requests()).length;
     let err: unknown;
     try {
-      const opened = await openUpstream(digestCam.urlWithCredentials('admin', 'wrong-password'), { timeouts: TIMEOUTS });
+      const opened = await openUpstream(digestCam.url, { ...digestCam.credentials('admin', 'wrong-password'), timeouts: TIMEOUTS });
       await opened.session.close();
     } catch (e) {
       err = e;
@@ -182,14 +182,14 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
   });
 
   it('reports a camera that drops the connection, then reconnects', async () => {
-    const opened = await openUpstream(basicCam.urlWithCredentials('viewer', PASSWORD), { timeouts: TIMEOUTS });
+    const opened = await openUpstream(basicCam.url, { ...basicCam.credentials('viewer', PASSWORD), timeouts: TIMEOUTS });
     await withSession(opened, async () => {
       await waitFor(() => opened.rtp.length > 10, 8000, 'media');
       await basicCam.dropClients();
       const err = await opened.closed;
       assert.ok(err instanceof RtspError && err.code === 'transport', String(err));
     });
-    const again = await openUpstream(basicCam.urlWithCredentials('viewer', PASSWORD), { timeouts: TIMEOUTS });
+    const again = await openUpstream(basicCam.url, { ...basicCam.credentials('viewer', PASSWORD), timeouts: TIMEOUTS });
     await withSession(again, () => waitFor(() => again.rtp.length > 10, 8000, 'media after reconnect'));
   });
 });
@@ -261,7 +261,7 @@ describe('RTSP client against gst-rtsp-server: H.265 and a camera that stops', {
   it('keep-alives hold a UDP session with a 2 s timeout open', async () => {
     const cam = await FakeCamera.start({ audio: 'none', sessionTimeoutSec: 2, auth: { method: 'digest', user: 'admin', password: PASSWORD } });
     try {
-      const opened = await openUpstream(cam.urlWithCredentials(), { transport: 'udp', timeouts: TIMEOUTS });
+      const opened = await openUpstream(cam.url, { ...cam.credentials(), transport: 'udp', timeouts: TIMEOUTS });
       await withSession(opened, async () => {
         await sleep(4500);
         assert.equal(await cam.sessionCount(), 1, 'the camera still has the session');

@@ -5,6 +5,7 @@ import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { assertRtspError, CAMERA, expectOpenError, openUpstream, SECRET, sleep } from './helpers.js';
 import { cameraHandler, rtpPacket, ScriptedRtspServer, streamMedia, type Handler } from './scripted-server.js';
+import { splitRtspLogin } from '../../src/rtsp/url.js';
 
 const servers: ScriptedRtspServer[] = [];
 after(async () => {
@@ -221,7 +222,7 @@ describe('hostile camera', () => {
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     const port = (probe.address() as net.AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
-    await expectOpenError(`rtsp://admin:${SECRET}@127.0.0.1:${port}/x`, 'refused', /connection refused/);
+    await expectOpenError(`rtsp://127.0.0.1:${port}/x`, 'refused', /connection refused/, { username: 'admin', password: SECRET });
   });
 
   it('a camera that hangs up on connect -> transport error', async () => {
@@ -235,14 +236,14 @@ describe('hostile camera', () => {
     await expectOpenError(s.url(), 'auth', /requires a user name and password, and none is configured/);
 
     const before = s.requests.length;
-    const err = await expectOpenError(s.url('/stream', `admin:${SECRET}`), 'auth', /401 again after authenticating \(Digest MD5\): wrong user name or password/);
+    const err = await expectOpenError(s.url('/stream'), 'auth', /401 again after authenticating \(Digest MD5\): wrong user name or password/, { username: 'admin', password: SECRET });
     assert.equal(err.status, 401);
     assert.equal(err.method, 'OPTIONS');
     // One try without, one with credentials: no hammering of the camera.
     assert.equal(s.requests.length - before, 2);
 
     const s2 = await serve((req, conn) => conn.reply(req, 401, 'Unauthorized', { 'WWW-Authenticate': 'NTLM' }));
-    await expectOpenError(s2.url('/x', `admin:${SECRET}`), 'auth', /does not support \(ntlm\)/);
+    await expectOpenError(s2.url('/x'), 'auth', /does not support \(ntlm\)/, { username: 'admin', password: SECRET });
   });
 
   for (const [status, reason, method, code, pattern] of [
@@ -264,7 +265,7 @@ describe('hostile camera', () => {
           },
         }),
       );
-      const err = await expectOpenError(s.url('/stream', `admin:${SECRET}`), code, pattern);
+      const err = await expectOpenError(s.url('/stream'), code, pattern, { username: 'admin', password: SECRET });
       assert.equal(err.status, status);
       assert.equal(err.method, method);
       assert.ok(err.message.startsWith(`Camera "${CAMERA}" (rtsp://admin:***@127.0.0.1:${s.port}/stream)`), err.message);
@@ -318,14 +319,23 @@ describe('hostile camera', () => {
 
   it('a password pasted with a raw "@" never shows up, not even in part', async () => {
     const s = await serve(cameraHandler({ override: (req, conn) => (conn.reply(req, 404, 'Not Found'), true) }));
-    const raw = `rtsp://admin:ab@cd#${SECRET}@127.0.0.1:${s.port}/x`;
-    const err = await expectOpenError(raw, 'not-found');
+    // As a configured camera gets there: the loader's one split of the typed URL, then the fields.
+    const { login } = splitRtspLogin(`rtsp://admin:ab@cd#${SECRET}@127.0.0.1:${s.port}/x`, {});
+    assert.equal(login.password, `ab@cd#${SECRET}`);
+    const err = await expectOpenError(login.url, 'not-found', undefined, { username: login.username, password: login.password });
     assert.ok(!err.message.includes('cd#'), err.message);
     assert.ok(err.message.includes(`(rtsp://admin:***@127.0.0.1:${s.port}/x)`), err.message);
   });
 
   it('an invalid URL -> unsupported, without the password', async () => {
     await expectOpenError(`http://admin:${SECRET}@cam/`, 'unsupported', /invalid camera URL/);
-    await expectOpenError(`rtsps://admin:${SECRET}@127.0.0.1:1/`, 'unsupported', /rtsps/);
+    await expectOpenError('rtsps://127.0.0.1:1/', 'unsupported', /rtsps/, { username: 'admin', password: SECRET });
+  });
+
+  it('a URL that still carries a log-in -> unsupported, saying so, without the password, before any connection', async () => {
+    const s = await serve(cameraHandler({}));
+    const err = await expectOpenError(s.url('/stream', `admin:${SECRET}`), 'unsupported', /carries a log-in \(user info\); pass the user name and password as separate fields/);
+    assert.ok(!err.message.includes(SECRET), err.message);
+    assert.equal(s.requests.length, 0, 'nothing was sent to the camera');
   });
 });

@@ -179,7 +179,7 @@ describe('RTSP session over TCP', () => {
     const auth = { method: 'digest' as const, user: 'admin', password: SECRET };
     const target = await serve(cameraHandler({ auth }));
     const front = await serve((req, conn) => conn.reply(req, 302, 'Found', { Location: target.url('/moved') }));
-    const opened = await openUpstream(front.url('/old', `admin:${encodeURIComponent(SECRET)}`));
+    const opened = await openUpstream(front.url('/old'), { username: 'admin', password: SECRET });
     assert.equal(opened.session.tracks.length, 2);
     assert.deepEqual(front.methods(), ['OPTIONS']);
     assert.equal(target.requests[0]!.uri, target.url('/moved'));
@@ -222,9 +222,9 @@ describe('authentication', () => {
     { method: 'digest', user: 'admin', password: SECRET, algorithm: 'SHA-256', qop: true },
   ] as const) {
     const label = `${auth.method}${'algorithm' in auth ? ` ${auth.algorithm}` : ''}${'qop' in auth ? ' qop=auth' : ''}`;
-    it(`works with ${label}, credentials from the URL, never on the wire in clear`, async () => {
+    it(`works with ${label}, credentials as fields, never on the wire in clear`, async () => {
       const s = await authCamera(auth);
-      const opened = await openUpstream(s.url('/stream', `admin:${encodeURIComponent(SECRET)}`));
+      const opened = await openUpstream(s.url('/stream'), { username: 'admin', password: SECRET });
       assert.equal(opened.session.tracks.length, 2);
       await opened.session.close();
       // One 401 on the first request; every later request authorised preemptively.
@@ -234,9 +234,12 @@ describe('authentication', () => {
     });
   }
 
-  it('takes credentials from the options over the URL', async () => {
+  it('takes the credentials from the options only: a URL with a log-in is refused, even beside fields', async () => {
     const s = await authCamera({ method: 'digest', user: 'viewer', password: SECRET });
-    const opened = await openUpstream(s.url('/stream', 'wrong:wrong'), { username: 'viewer', password: SECRET });
+    await assert.rejects(openUpstream(s.url('/stream', 'wrong:wrong'), { username: 'viewer', password: SECRET }),
+      (e: unknown) => e instanceof RtspError && e.code === 'unsupported' && /carries a log-in/.test(e.message) && !e.message.includes(SECRET));
+    assert.equal(s.requests.length, 0);
+    const opened = await openUpstream(s.url('/stream'), { username: 'viewer', password: SECRET });
     await opened.session.close();
     assertNoCredentialsOnTheWire(s);
   });
@@ -631,7 +634,7 @@ describe('lifecycle', () => {
 
   it('prefixes log lines with the camera name and never logs the password', async () => {
     const s = await serve(cameraHandler({ auth: { method: 'basic', user: 'admin', password: SECRET } }));
-    const opened = await openUpstream(s.url('/stream', `admin:${encodeURIComponent(SECRET)}`));
+    const opened = await openUpstream(s.url('/stream'), { username: 'admin', password: SECRET });
     await opened.session.close();
     assert.ok(opened.log.lines.length > 5);
     for (const line of opened.log.lines) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { baseUrlFor, displayUrl, parseRtspUrl, resolveControlUrl, rtspEndpoint } from '../../src/rtsp/url.js';
+import { baseUrlFor, displayUrl, parseRtspUrl, resolveControlUrl, rtspEndpoint, splitRtspLogin, URL_WITH_LOGIN } from '../../src/rtsp/url.js';
 
 describe('parseRtspUrl', () => {
   it('splits off percent-decoded credentials and keeps the rest', () => {
@@ -92,20 +92,55 @@ describe('displayUrl', () => {
   });
 });
 
+describe('splitRtspLogin', () => {
+  it('splits a typed log-in off once: a bare URL and the log-in beside it', () => {
+    const { login, replacedUrlLogin, passwordWithoutUser } = splitRtspLogin('rtsp://admin:p@ss#1@cam:8554/live', {});
+    assert.deepEqual(login, { url: 'rtsp://cam:8554/live', username: 'admin', password: 'p@ss#1' });
+    assert.equal(replacedUrlLogin, false);
+    assert.equal(passwordWithoutUser, false);
+    assert.deepEqual(splitRtspLogin('rtsp://ad%20min:p%40ss@cam/', {}).login, { url: 'rtsp://cam/', username: 'ad min', password: 'p@ss' });
+    assert.deepEqual(splitRtspLogin('rtsp://viewer@cam/', {}).login, { url: 'rtsp://cam/', username: 'viewer', password: '' });
+    assert.deepEqual(splitRtspLogin('rtsp://:pw@cam/', {}).login, { url: 'rtsp://cam/' }, 'no user name, no log-in');
+  });
+
+  it('takes the fields over the URL, and a password field alone completes the URL user name', () => {
+    const over = splitRtspLogin('rtsp://old:oldpw@cam/live', { username: 'new', password: 'newpw' });
+    assert.deepEqual(over.login, { url: 'rtsp://cam/live', username: 'new', password: 'newpw' });
+    assert.equal(over.replacedUrlLogin, true);
+    assert.deepEqual(splitRtspLogin('rtsp://old:oldpw@cam/live', { username: 'new' }).login, { url: 'rtsp://cam/live', username: 'new', password: '' });
+    assert.deepEqual(splitRtspLogin('rtsp://admin@cam/live', { password: 'pw' }).login, { url: 'rtsp://cam/live', username: 'admin', password: 'pw' });
+    const orphan = splitRtspLogin('rtsp://cam/live', { password: 'pw' });
+    assert.deepEqual(orphan.login, { url: 'rtsp://cam/live' });
+    assert.equal(orphan.passwordWithoutUser, true);
+    assert.equal(splitRtspLogin('rtsp://cam/live', { username: 'v', password: 'pw' }).replacedUrlLogin, false);
+  });
+
+  it('throws a credential-free error for an unusable URL', () => {
+    assert.throws(() => splitRtspLogin('http://admin:secret@cam/', {}), (e: unknown) => e instanceof Error && !e.message.includes('secret'));
+  });
+});
+
 describe('rtspEndpoint', () => {
-  it('splits the URL credentials off once: a bare target and the credentials beside it', () => {
-    const e = rtspEndpoint('rtsp://admin:p@ss#1@cam:8554/live');
+  it('refuses a URL that still carries a log-in, without the password in the error', () => {
+    for (const url of ['rtsp://admin:p@ss#1@cam:8554/live', 'rtsp://admin:s3cret@cam/', 'rtsp://admin@cam/', 'rtsp://:s3cret@cam/']) {
+      assert.throws(() => rtspEndpoint(url, 'admin', 'other'), (e: unknown) => {
+        assert.ok(e instanceof Error);
+        assert.equal(e.message, URL_WITH_LOGIN);
+        assert.match(e.message, /carries a log-in/);
+        for (const secret of ['p@ss', 's3cret', 'other']) assert.ok(!e.message.includes(secret), e.message);
+        return true;
+      }, url);
+    }
+  });
+
+  it('takes the log-in as fields beside a bare URL, and keeps the password secret', () => {
+    const e = rtspEndpoint('rtsp://cam:8554/live', 'admin', 'p@ss#1');
     assert.deepEqual(e.target, { url: 'rtsp://cam:8554/live', hostname: 'cam', port: 8554, secure: false });
     assert.deepEqual(e.credentials, { username: 'admin', password: 'p@ss#1' });
     assert.equal(e.shownUrl, 'rtsp://admin:***@cam:8554/live');
     assert.deepEqual(e.secrets, ['p@ss#1']);
     assert.ok(!JSON.stringify(e.target).includes('p@ss'));
-  });
-
-  it('takes separate fields over the URL, and keeps both passwords secret', () => {
-    const e = rtspEndpoint('rtsp://old:oldpw@cam/live', 'new', 'newpw');
-    assert.deepEqual(e.credentials, { username: 'new', password: 'newpw' });
-    assert.deepEqual(e.secrets, ['newpw', 'oldpw']);
+    assert.deepEqual(rtspEndpoint('rtsp://cam/live', 'viewer').credentials, { username: 'viewer', password: '' });
     const fields = rtspEndpoint('rtsp://cam/live', 'viewer', 'pw');
     assert.equal(fields.target.url, 'rtsp://cam/live');
     assert.deepEqual(fields.credentials, { username: 'viewer', password: 'pw' });
