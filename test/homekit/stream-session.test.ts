@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runningFfmpegCount } from '../../src/ffmpeg/ffmpeg-process.js';
 import { HomeKitStreamSession, type StartParameters, type StreamSessionDeps } from '../../src/homekit/stream-session.js';
-import { startCameraRig, memoryLogger, waitFor, type CameraRig, type MemoryLogger } from './camera-rig.js';
+import { memoryLogger, rigCamera, startCameraRig, streamSessionDeps, waitFor, type CameraRig, type MemoryLogger } from './camera-rig.js';
 import { depacketizeH264, nalTypes, probeH264, SrtpReceiver } from './srtp-receiver.js';
 
 function startParameters(overrides: Partial<StartParameters['video']> = {}, audio: Partial<StartParameters['audio']> = {}): StartParameters {
@@ -31,22 +31,7 @@ async function openViewer(rig: CameraRig, overrides: Partial<StreamSessionDeps> 
   const video = await SrtpReceiver.open();
   const audio = await SrtpReceiver.open();
   const log = memoryLogger();
-  const deps: StreamSessionDeps = {
-    ffmpeg: rig.ffmpeg,
-    inputUrl: () => rig.url,
-    cameraVideo: () => {
-      const stats = rig.source.stats();
-      return { codec: stats.codec, width: stats.width, height: stats.height, bitrateBps: stats.video?.bitrateBps };
-    },
-    cameraHasAudio: () => rig.source.tracks.length === 0 || rig.source.tracks.some((t) => t.kind === 'audio'),
-    videoEncoder: 'libx264',
-    encoderArgs: [],
-    audioCodecs: ['opus'],
-    debug: false,
-    log,
-    silenceTimeoutMs: 15_000,
-    ...overrides,
-  };
+  const deps = streamSessionDeps(rigCamera(rig), log, overrides);
   const session = await HomeKitStreamSession.prepare({
     sessionID: crypto.randomUUID(),
     sourceAddress: '127.0.0.1',
