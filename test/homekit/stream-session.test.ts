@@ -3,12 +3,13 @@
 // loopback re-stream of the GStreamer fake camera, and the test plays the Home app: it receives the
 // SRTP, decrypts it with the key it chose, and hands the H.264 inside to ffprobe.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runningFfmpegCount } from '../../src/ffmpeg/ffmpeg-process.js';
 import { HomeKitStreamSession, type StartParameters, type StreamSessionDeps } from '../../src/homekit/stream-session.js';
+import { shortProbeFfmpeg } from '../helpers/fake-ffmpeg.js';
 import { memoryLogger, rigCamera, startCameraRig, streamSessionDeps, waitFor, type CameraRig, type MemoryLogger } from './camera-rig.js';
 import { depacketizeH264, nalTypes, probeH264, SrtpReceiver } from './srtp-receiver.js';
 
@@ -190,17 +191,8 @@ describe('HomeKit stream session (real ffmpeg, fake camera, loopback re-stream)'
     // (the re-stream's cached GOP was short), and runs the real ffmpeg for any other start.
     const dir = mkdtempSync(join(tmpdir(), 'ffmpeg-probe-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const wrapper = join(dir, 'ffmpeg');
-    writeFileSync(wrapper, [
-      '#!/bin/sh',
-      'case " $* " in',
-      `  *" -analyzeduration 100000 "*) echo "[tee @ 0x55d02ff9ffc0] [error] dimensions not set" >&2; echo "[error] Could not write header for output file #0 (incorrect codec parameters ?): Invalid argument" >&2; exit 1;;`,
-      'esac',
-      `exec ${rig.ffmpeg.path} "$@"`,
-      '',
-    ].join('\n'));
-    chmodSync(wrapper, 0o755);
-    const viewer = await openViewer(rig, { ffmpeg: { ...rig.ffmpeg, path: wrapper } });
+    const wrapper = shortProbeFfmpeg(dir, `exec ${rig.ffmpeg.path} "$@"`);
+    const viewer = await openViewer(rig, { ffmpeg: { ...rig.ffmpeg, path: wrapper.path } });
     viewers.push(viewer);
     t.after(() => viewer.close());
     await viewer.session.begin(startParameters({ width: 640, height: 360 }));
