@@ -2,9 +2,19 @@
  * Turns ffmpeg's last stderr lines into a sentence a user can act on: what ffmpeg itself said
  * (quoted, at most a few lines) and the likely cause, e.g. "encoder libfdk_aac not found". The
  * stream code also uses `remedy` to retry once without the failing part (another video encoder,
- * no audio) instead of leaving the Home app with a black tile.
+ * no audio) instead of leaving the Home app with a black tile; `RestreamFfmpeg` (ffmpeg-process.ts)
+ * uses the 'longer-probe' remedy to start an ffmpeg again with a longer probe.
  */
-import type { FfmpegExit } from './ffmpeg-process.js';
+
+/** How an ffmpeg run ended, as far as the diagnosis reads it; ffmpeg-process.ts's `FfmpegExit` is one. */
+export interface FfmpegEnding {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The child could not be started at all (ENOENT, EACCES...). */
+  spawnError?: Error;
+  /** ffmpeg's last stderr lines, oldest first. */
+  lines: string[];
+}
 
 /** What a retry could change to get past the failure. */
 export type FfmpegRemedy = 'default-video-encoder' | 'drop-audio' | 'longer-probe' | 'none';
@@ -137,7 +147,7 @@ function clip(text: string, max = 220): string {
 }
 
 /** Reads the lines (and how the process ended) into a cause, a quote and a remedy. */
-export function diagnoseFfmpeg(exit: Pick<FfmpegExit, 'lines' | 'code' | 'signal' | 'spawnError'>, context: DiagnosisContext = {}): FfmpegDiagnosis {
+export function diagnoseFfmpeg(exit: FfmpegEnding, context: DiagnosisContext = {}): FfmpegDiagnosis {
   const quoteLines = errorLines(exit.lines);
   const quote = quoteLines.map((line) => `"${clip(line)}"`).join(' / ');
   if (exit.spawnError) {

@@ -7,22 +7,20 @@
  *   has really exited (Node reaps it then: no zombie);
  * - every child still running when the Homebridge process exits (shutdown, child-bridge restart,
  *   plugin reload, even a crash) is SIGKILLed synchronously by one process-wide `exit` hook.
+ * Every ffmpeg that reads the loopback re-stream (HomeKit streams, the VP8 variant) runs as a
+ * `RestreamFfmpeg`: the same, plus the one restart all of them need (a probe that was too short).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
+import { diagnoseFfmpeg, type FfmpegEnding } from './ffmpeg-diagnosis.js';
+import type { InputProbe } from './input-probe.js';
 
-export interface FfmpegExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
+export interface FfmpegExit extends FfmpegEnding {
   /** True when `stop()` asked for it: not a failure. */
   requested: boolean;
-  /** The child could not be started at all (ENOENT, EACCES...). */
-  spawnError?: Error;
-  /** ffmpeg's last stderr lines, oldest first. */
-  lines: string[];
   /** How long it ran, ms. */
   ranMs: number;
 }
@@ -210,5 +208,67 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
     if (this.tail.length > this.keep) this.tail.shift();
     if (this.options.debug) this.options.log.info(`${this.label} ffmpeg: ${line}`);
     this.emit('line', line);
+  }
+}
+
+export interface RestreamFfmpegOptions extends Omit<FfmpegProcessOptions, 'args'> {
+  /** The command line with this input probe; asked at every start (each may need a fresh URL). */
+  args(probe: InputProbe): readonly string[];
+  /** The first start's probe (default 'fast'); a caller that needed the thorough one keeps it. */
+  probe?: InputProbe;
+}
+
+interface RestreamFfmpegEvents {
+  /** The last run's exit: a run that is started again is not reported. */
+  exit: [FfmpegExit];
+}
+
+/**
+ * An ffmpeg reading the loopback re-stream, supervised like `FfmpegProcess`. When its fast probe
+ * ended before it knew the video's picture size ("dimensions not set": the re-stream's cached GOP
+ * was short on a busy machine), it is started once more with the thorough probe. This is the one
+ * place that decides it, for every such ffmpeg; their own retries (another encoder, no audio) build
+ * on the exit it reports.
+ */
+export class RestreamFfmpeg extends EventEmitter<RestreamFfmpegEvents> {
+  /** The probe of the current (or last) run. */
+  probe: InputProbe;
+  readonly exited: Promise<FfmpegExit>;
+  private current: FfmpegProcess;
+
+  constructor(private readonly options: RestreamFfmpegOptions) {
+    super();
+    this.probe = options.probe ?? 'fast';
+    this.exited = new Promise((resolve) => this.once('exit', resolve));
+    this.current = this.run();
+  }
+
+  get pid(): number | undefined {
+    return this.current.pid;
+  }
+
+  get running(): boolean {
+    return this.current.running;
+  }
+
+  /** Stops the current run (see `FfmpegProcess.stop`); a stopped run is never started again. */
+  stop(graceMs?: number): Promise<FfmpegExit> {
+    return this.current.stop(graceMs);
+  }
+
+  private run(): FfmpegProcess {
+    const options = this.options;
+    const ffmpeg = new FfmpegProcess({ ...options, args: options.args(this.probe) });
+    ffmpeg.once('exit', (exit) => {
+      const diagnosis = exit.requested || this.probe !== 'fast' ? undefined : diagnoseFfmpeg(exit);
+      if (diagnosis?.remedy === 'longer-probe') {
+        options.log.info(`${options.label}: ${diagnosis.cause}; starting it again with a longer probe.`);
+        this.probe = 'thorough';
+        this.current = this.run();
+        return;
+      }
+      this.emit('exit', exit);
+    });
+    return ffmpeg;
   }
 }

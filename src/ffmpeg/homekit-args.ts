@@ -3,6 +3,7 @@
  * snapshot decode. Every flag is commented with why it is there. Inputs are always the plugin's
  * loopback re-stream or a pipe, never the camera.
  */
+import { inputProbeArgs, type InputProbe } from './input-probe.js';
 
 export type H264ProfileName = 'baseline' | 'main' | 'high';
 export type H264LevelName = '3.1' | '3.2' | '4.0';
@@ -57,7 +58,7 @@ export interface HomeKitStreamArgs {
    * 'fast' (default): probe 0.1 s, for the quickest first packet. 'thorough': probe up to 1 s, the
    * retry after a fast probe ended before it knew the picture size.
    */
-  probe?: 'fast' | 'thorough';
+  probe?: InputProbe;
 }
 
 /** libopus accepts only these frame durations (ms); HomeKit may ask for 30 or 60. */
@@ -166,15 +167,7 @@ export function homeKitStreamArgs(input: HomeKitStreamArgs): string[] {
     // and the picture would then wait for the camera's next one.
     '-fflags', '+genpts', // copied frames from RTP may lack PTS
     '-flags', 'low_delay',
-    ...(input.probe === 'thorough'
-      ? [
-        '-probesize', '1000000', // the retry: room for a whole keyframe and the frames around it
-        '-analyzeduration', '1000000', // 1 s: the video's size is known by then even on a busy machine
-      ]
-      : [
-        '-probesize', '32768', // the re-stream starts with parameter sets and a keyframe: little to probe
-        '-analyzeduration', '100000', // 0.1 s of media finds both tracks; more only delays the first packet
-      ]),
+    ...inputProbeArgs(input.probe ?? 'fast'), // 0.1 s, or up to 1 s for the retry (input-probe.ts)
     '-rtsp_transport', 'tcp', // loopback TCP: no loss, no reordering, no UDP port pairs to find
     '-timeout', '10000000', // give up when the re-stream is silent for 10 s (µs): no orphan ffmpeg
     '-i', input.inputUrl,

@@ -3,6 +3,7 @@
  * RTP out to two loopback UDP ports of the plugin. One such ffmpeg serves every viewer of the
  * variant (src/transcode/), so its cost is per camera, not per viewer. Every flag says why.
  */
+import { inputProbeArgs, type InputProbe } from './input-probe.js';
 
 export interface Vp8VariantArgs {
   /** The camera's loopback re-stream (rtsp://127.0.0.1:<port>/<id>). */
@@ -18,6 +19,11 @@ export interface Vp8VariantArgs {
   debug?: boolean;
   /** The ffmpeg's version ("5.1.6-0+deb12u1"), for flags that were renamed. */
   ffmpegVersion?: string;
+  /**
+   * 'fast' (default): probe 0.1 s, for the quickest first frame. 'thorough': probe up to 1 s, the
+   * retry after a fast probe ended before it knew the picture size.
+   */
+  probe?: InputProbe;
 }
 
 /**
@@ -64,8 +70,7 @@ export function vp8VariantArgs(input: Vp8VariantArgs): string[] {
     // Not +nobuffer: it throws away what probing read, which is the re-stream's cached keyframe.
     '-fflags', '+genpts', // frames from RTP may lack PTS
     '-flags', 'low_delay',
-    '-probesize', '32768', // the re-stream starts with parameter sets and a keyframe: little to probe
-    '-analyzeduration', '100000', // 0.1 s finds both tracks; more only delays the first frame
+    ...inputProbeArgs(input.probe ?? 'fast'), // 0.1 s, or up to 1 s for the retry (input-probe.ts)
     '-rtsp_transport', 'tcp', // loopback TCP: no loss, no reordering
     '-timeout', '10000000', // give up when the re-stream is silent for 10 s (µs): no orphan ffmpeg
     '-i', input.inputUrl,

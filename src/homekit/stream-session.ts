@@ -1,8 +1,9 @@
 /**
  * One Home app viewer: the UDP sockets advertised in SetupEndpoints, the SRTP relay, and the
  * ffmpeg that reads the camera's loopback re-stream. It restarts its ffmpeg when that helps (a new
- * bitrate on RECONFIGURE, a failed hardware encoder or audio encoder, a re-stream hiccup) and
- * otherwise ends with one log line that says why, in ffmpeg's own words.
+ * bitrate on RECONFIGURE, a failed hardware encoder or audio encoder, a re-stream hiccup; a probe
+ * that was too short is RestreamFfmpeg's to retry) and otherwise ends with one log line that says
+ * why, in ffmpeg's own words.
  */
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -10,8 +11,9 @@ import { randomInt } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
 import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js';
-import { FfmpegProcess, type FfmpegExit } from '../ffmpeg/ffmpeg-process.js';
+import { RestreamFfmpeg, type FfmpegExit } from '../ffmpeg/ffmpeg-process.js';
 import { homeKitStreamArgs, type AudioArgs, type H264LevelName, type H264ProfileName, type VideoArgs } from '../ffmpeg/homekit-args.js';
+import type { InputProbe } from '../ffmpeg/input-probe.js';
 import type { Logger } from '../util/logger.js';
 import { bindUdpSocket } from '../util/udp.js';
 import { SrtpRelay } from './srtp-relay.js';
@@ -93,15 +95,15 @@ export class HomeKitStreamSession extends EventEmitter<StreamSessionEvents> {
   readonly id: string;
   readonly shortId: string;
   private relay: SrtpRelay | undefined;
-  private ffmpeg: FfmpegProcess | undefined;
+  private ffmpeg: RestreamFfmpeg | undefined;
   private start: StartParameters | undefined;
   private video: VideoArgs | undefined;
   private audioOn = true;
   private encoder: string;
   private encoderArgs: readonly string[];
   private transientRestarts = 0;
-  /** Set after a start whose short probe ended before ffmpeg knew the picture size. */
-  private probe: 'fast' | 'thorough' = 'fast';
+  /** The last start's probe: once ffmpeg needed the thorough one, later starts keep it. */
+  private probe: InputProbe = 'fast';
   private stopped = false;
   private startedAt = 0;
   private readonly log: Logger;
@@ -267,24 +269,29 @@ export class HomeKitStreamSession extends EventEmitter<StreamSessionEvents> {
     const relay = this.relay;
     const video = this.video;
     if (!start || !relay || !video || this.stopped) return;
-    relay.newEpoch();
     const audio = this.audioArgs();
-    const args = homeKitStreamArgs({
-      inputUrl: this.deps.inputUrl(),
-      video,
-      videoTarget: {
-        port: relay.videoPort,
-        payloadType: start.video.payloadType,
-        ssrc: this.answer.video.ssrc,
-        packetSize: Math.max(576, start.video.mtu - SRTP_TAG_BYTES),
-      },
-      ...(audio ? { audio } : {}),
-      debug: this.deps.debug,
-      probe: this.probe,
-    });
-    const ffmpeg = new FfmpegProcess({
+    // Asked at every start, the restart with a longer probe (RestreamFfmpeg's) included.
+    const args = (probe: InputProbe): string[] => {
+      this.probe = probe;
+      relay.newEpoch();
+      return homeKitStreamArgs({
+        inputUrl: this.deps.inputUrl(),
+        video,
+        videoTarget: {
+          port: relay.videoPort,
+          payloadType: start.video.payloadType,
+          ssrc: this.answer.video.ssrc,
+          packetSize: Math.max(576, start.video.mtu - SRTP_TAG_BYTES),
+        },
+        ...(audio ? { audio } : {}),
+        debug: this.deps.debug,
+        probe,
+      });
+    };
+    const ffmpeg = new RestreamFfmpeg({
       ffmpegPath: this.deps.ffmpeg.path,
       args,
+      probe: this.probe,
       label: `Home app stream ${this.shortId}`,
       log: this.deps.log,
       debug: this.deps.debug,
@@ -313,12 +320,6 @@ export class HomeKitStreamSession extends EventEmitter<StreamSessionEvents> {
       userOptions: video.mode === 'transcode' && video.extraArgs.length > 0,
     });
     const said = describeDiagnosis(diagnosis);
-    if (diagnosis.remedy === 'longer-probe' && this.probe === 'fast') {
-      this.log.info(`${diagnosis.cause}; starting it again with a longer probe.`);
-      this.probe = 'thorough';
-      this.launch();
-      return;
-    }
     if (diagnosis.remedy === 'drop-audio' && audio) {
       this.log.warn(`${said} Continuing with video only.`);
       this.audioOn = false;

@@ -8,7 +8,7 @@
 import type { Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js';
-import { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
+import { RestreamFfmpeg } from '../ffmpeg/ffmpeg-process.js';
 import { OPUS_PAYLOAD_TYPE, variantBitrateKbps, VP8_PAYLOAD_TYPE, vp8VariantArgs } from '../ffmpeg/transcode-args.js';
 import { isRtcpPacket } from '../rtp/rtcp.js';
 import type { FrameSink, SourceStats, Subscribable, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
@@ -88,7 +88,7 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
   const hold: FrameSink = { write: () => true };
   const held = options.input.subscribe(hold, { kinds: [], fromKeyframe: false });
   const sockets: Socket[] = [];
-  let ffmpeg: FfmpegProcess | undefined;
+  let ffmpeg: RestreamFfmpeg | undefined;
   let closed = false;
   /** ffmpeg's exit once `release` asked it to stop. */
   let stopping: Promise<unknown> | undefined;
@@ -119,9 +119,10 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
       });
       socket.on('error', (error) => options.log.debug(`VP8 variant: UDP socket error: ${error.message}`));
     });
-    const process = new FfmpegProcess({
+    const process = new RestreamFfmpeg({
       ffmpegPath: options.ffmpegPath,
-      args: vp8VariantArgs({
+      // Asked at every start, the restart with a longer probe included.
+      args: (probe) => vp8VariantArgs({
         // A function gives each ffmpeg start its own single-use re-stream token.
         inputUrl: typeof options.inputUrl === 'function' ? options.inputUrl() : options.inputUrl,
         videoPort: ports[0]!,
@@ -131,6 +132,7 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
         videoBitrateKbps,
         ...(options.ffmpegVersion ? { ffmpegVersion: options.ffmpegVersion } : {}),
         ...(options.debug ? { debug: true } : {}),
+        probe,
       }),
       label: 'VP8 variant',
       log: options.log,

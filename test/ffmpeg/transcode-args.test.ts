@@ -34,6 +34,18 @@ describe('VP8 variant ffmpeg arguments', () => {
     assert.ok(old.includes('-vsync') && !old.includes('-fps_mode'));
   });
 
+  it('probes the re-stream 0.1 s by default and up to 1 s with the thorough probe, before -i', () => {
+    const base = { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 };
+    for (const [probe, probesize, analyzeduration] of [[undefined, '32768', '100000'], ['fast', '32768', '100000'], ['thorough', '1000000', '1000000']] as const) {
+      const args = vp8VariantArgs({ ...base, ...(probe ? { probe } : {}) });
+      const after = (flag: string): string => args[args.indexOf(flag) + 1]!;
+      assert.equal(after('-probesize'), probesize, String(probe));
+      assert.equal(after('-analyzeduration'), analyzeduration, String(probe));
+      assert.equal(args.filter((a) => a === '-analyzeduration').length, 1);
+      assert.ok(args.indexOf('-analyzeduration') < args.indexOf('-i'), 'an input option');
+    }
+  });
+
   it('video only without an audio port', () => {
     const args = vp8VariantArgs({ inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
     assert.ok(!args.includes('libopus'));

@@ -2,10 +2,10 @@
 // The camera runs as a tracked child process (see processes.ts) and is controlled through
 // JSON lines on its stdin/stdout.
 import { once } from 'node:events';
-import { afterEach, beforeEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { getFreePort, LOOPBACK } from './ports.js';
+import { printLogsOnFailure } from './print-on-failure.js';
 import { registerCleanup, spawnTracked, type TrackedProcess } from './processes.js';
 
 export const FAKE_CAMERA_SCRIPT = fileURLToPath(new URL('./fake-camera.py', import.meta.url));
@@ -78,23 +78,16 @@ function parseRequestRecord(v: unknown): RtspRequestRecord {
 
 /** Every camera of this test file: a failed test prints what each one logged during it. */
 const everyCamera = new Set<FakeCamera>();
-const stderrAtTestStart = new Map<FakeCamera, number>();
 const FAILURE_LOG_CHARS = 20_000;
 
-beforeEach(() => {
-  stderrAtTestStart.clear();
-  for (const camera of everyCamera) stderrAtTestStart.set(camera, camera.stderr().length);
-});
-
-afterEach((context) => {
-  // `passed` is newer than this @types/node; Node 22's test runner has it.
-  if ((context as { passed?: boolean }).passed !== false) return;
-  for (const camera of everyCamera) {
-    const text = camera.stderr().slice(stderrAtTestStart.get(camera) ?? 0);
-    if (!text.trim()) continue;
+printLogsOnFailure(everyCamera, {
+  logged: (camera) => camera.stderr().length,
+  report: (camera, since, testName) => {
+    const text = camera.stderr().slice(since);
+    if (!text.trim()) return undefined;
     const shown = text.length > FAILURE_LOG_CHARS ? `…${text.slice(-FAILURE_LOG_CHARS)}` : text;
-    console.log(`----- fake camera :${camera.port} log during the failed test "${context.name}" -----\n${shown.trimEnd()}\n----- end of fake camera log -----`);
-  }
+    return `----- fake camera :${camera.port} log during the failed test "${testName}" -----\n${shown.trimEnd()}\n----- end of fake camera log -----`;
+  },
 });
 
 export class FakeCamera {

@@ -12,17 +12,18 @@
  * helper builds it once if dist/ is missing. Every Homebridge started here is killed when the test
  * process exits, even after a failed test; call `stopAllHomebridges()` in `after()` to do it sooner.
  *
- * Importing this helper also registers file-wide test hooks: when a test fails, the Homebridge log
- * lines written during that test (plugin debug lines and ffmpeg's complaints included) are printed
- * under it, so a failure on CI names its cause instead of only its symptom.
+ * Importing this helper also registers file-wide test hooks (print-on-failure.ts): when a test
+ * fails, the Homebridge log lines written during that test (plugin debug lines and ffmpeg's
+ * complaints included) are printed under it, so a failure on CI names its cause instead of only its
+ * symptom.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { afterEach, beforeEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { printLogsOnFailure } from './print-on-failure.js';
 
 export const PLUGIN_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const HOMEBRIDGE_BIN = join(PLUGIN_DIR, 'node_modules/homebridge/bin/homebridge.js');
@@ -296,30 +297,19 @@ const live = new Set<HomebridgeProcess>();
 /** Every instance of this test file, running or not: a failed test prints what each one logged. */
 const everyInstance = new Set<HomebridgeProcess>();
 const FAILURE_LOG_LINES = 400;
-const linesAtTestStart = new Map<HomebridgeProcess, number>();
-
-beforeEach(() => {
-  linesAtTestStart.clear();
-  for (const hb of everyInstance) linesAtTestStart.set(hb, hb.lines.length);
-});
-
-afterEach((context) => {
-  // `passed` is newer than this @types/node; Node 22's test runner has it.
-  if ((context as { passed?: boolean }).passed !== false) return;
-  for (const hb of everyInstance) {
-    // An instance started inside the failed test logged everything during it.
-    const lines = hb.lines.slice(linesAtTestStart.get(hb) ?? 0);
-    if (lines.length === 0) continue;
+printLogsOnFailure(everyInstance, {
+  logged: (hb) => hb.lines.length,
+  report: (hb, since, testName) => {
+    const lines = hb.lines.slice(since);
+    if (lines.length === 0) return undefined;
     const shown = lines.slice(-FAILURE_LOG_LINES);
     const cut = lines.length - shown.length;
-    console.log(
-      [
-        `----- Homebridge log (${hb.storagePath}) during the failed test "${context.name}"${cut ? `, last ${shown.length} of ${lines.length} lines` : ''} -----`,
-        ...shown,
-        '----- end of Homebridge log -----',
-      ].join('\n'),
-    );
-  }
+    return [
+      `----- Homebridge log (${hb.storagePath}) during the failed test "${testName}"${cut ? `, last ${shown.length} of ${lines.length} lines` : ''} -----`,
+      ...shown,
+      '----- end of Homebridge log -----',
+    ].join('\n');
+  },
 });
 
 /** Stops every Homebridge this helper started; for `after()`. */

@@ -103,7 +103,10 @@ export function h265NalTypes(payload: Buffer): number[] {
 /** One RTSP connection. Handles Basic and Digest (RFC 2617 without qop) on a 401. */
 export class RtspTestClient {
   private readonly socket: Socket;
-  private buffer = Buffer.alloc(0);
+  private readonly reader = new RtspWireReader({
+    onInterleaved: (channel, data) => this.onInterleaved(channel, data),
+    onResponse: (response) => this.onResponse(response),
+  });
   private cseq = 0;
   private session: string | undefined;
   private authHeader: ((method: string, uri: string) => string) | undefined;
@@ -121,7 +124,7 @@ export class RtspTestClient {
     this.user = user;
     this.password = password;
     this.timeoutMs = timeoutMs;
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
     socket.on('error', (err) => (this.failure = err));
     socket.on('close', () => {
       this.failure ??= new Error('RTSP connection closed');
@@ -227,7 +230,32 @@ export class RtspTestClient {
     return response;
   }
 
-  private onData(chunk: Buffer): void {
+  private onInterleaved(channel: number, data: Buffer): void {
+    if (channel % 2 === 0 && data.length >= 12) this.packets.push(parseRtp(channel, data));
+  }
+
+  private onResponse(response: RtspResponse): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.resolve(response);
+  }
+}
+
+/**
+ * Splits what an RTSP server sends into interleaved packets ('$', channel, 16-bit length, data) and
+ * responses (status line, headers, Content-Length body), however the bytes arrive. A request from
+ * the server (not expected) is skipped.
+ */
+export class RtspWireReader {
+  private buffer = Buffer.alloc(0);
+
+  constructor(
+    private readonly handlers: { onInterleaved(channel: number, data: Buffer): void; onResponse(response: RtspResponse): void },
+    /** A header sent more than once: 'last' keeps the last value, 'join' all of them, one per line. */
+    private readonly repeatedHeaders: 'last' | 'join' = 'last',
+  ) {}
+
+  push(chunk: Buffer): void {
     this.buffer = Buffer.concat([this.buffer, chunk]);
     for (;;) {
       if (this.buffer.length === 0) return;
@@ -239,7 +267,7 @@ export class RtspTestClient {
         const channel = this.buffer[1]!;
         const data = this.buffer.subarray(4, 4 + len);
         this.buffer = this.buffer.subarray(4 + len);
-        if (channel % 2 === 0 && data.length >= 12) this.packets.push(parseRtp(channel, data));
+        this.handlers.onInterleaved(channel, data);
         continue;
       }
       const end = this.buffer.indexOf('\r\n\r\n');
@@ -249,7 +277,11 @@ export class RtspTestClient {
       const [statusLine = '', ...rest] = head.split('\r\n');
       for (const line of rest) {
         const i = line.indexOf(':');
-        if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+        if (i <= 0) continue;
+        const name = line.slice(0, i).trim().toLowerCase();
+        const value = line.slice(i + 1).trim();
+        const earlier = headers[name];
+        headers[name] = earlier !== undefined && this.repeatedHeaders === 'join' ? `${earlier}\n${value}` : value;
       }
       const length = Number(headers['content-length'] ?? 0);
       if (this.buffer.length < end + 4 + length) return;
@@ -257,9 +289,7 @@ export class RtspTestClient {
       this.buffer = this.buffer.subarray(end + 4 + length);
       const m = /^RTSP\/1\.0 (\d+) ?(.*)$/.exec(statusLine);
       if (!m) continue; // a request from the server (not expected); ignore it
-      const waiter = this.waiter;
-      this.waiter = undefined;
-      waiter?.resolve({ status: Number(m[1]), reason: m[2] ?? '', headers, body });
+      this.handlers.onResponse({ status: Number(m[1]), reason: m[2] ?? '', headers, body });
     }
   }
 }

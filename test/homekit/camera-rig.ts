@@ -4,6 +4,7 @@
  */
 import { findFfmpeg } from '../../src/ffmpeg/find-ffmpeg.js';
 import type { FfmpegCapabilities } from '../../src/ffmpeg/capabilities.js';
+import type { StreamSessionDeps } from '../../src/homekit/stream-session.js';
 import { Source } from '../../src/media/source.js';
 import { createRestreamServer, type RestreamServer } from '../../src/restream/server.js';
 import { rtspUpstream } from '../../src/rtsp/upstream.js';
@@ -41,6 +42,39 @@ export async function startCameraRig(options: FakeCameraOptions & { id?: string;
       await source.close();
       await camera.close();
     },
+  };
+}
+
+/** The camera's side of a HomeKit stream: which ffmpeg, what it reads, what the Source knows. */
+export type SessionCamera = Pick<StreamSessionDeps, 'ffmpeg' | 'inputUrl' | 'cameraVideo' | 'cameraHasAudio'>;
+
+/** This rig as a stream's camera: its ffmpeg, its re-stream URL, and its Source's picture and tracks. */
+export function rigCamera(rig: CameraRig): SessionCamera {
+  return {
+    ffmpeg: rig.ffmpeg,
+    inputUrl: () => rig.url,
+    cameraVideo: () => {
+      const stats = rig.source.stats();
+      return { codec: stats.codec, width: stats.width, height: stats.height, bitrateBps: stats.video?.bitrateBps };
+    },
+    cameraHasAudio: () => rig.source.tracks.length === 0 || rig.source.tracks.some((t) => t.kind === 'audio'),
+  };
+}
+
+/**
+ * A HomeKit stream's settings as the tests use them: libx264 without extra options, Opus, no ffmpeg
+ * debug output, 15 s without RTCP ends a stream. `overrides` replace any of it.
+ */
+export function streamSessionDeps(camera: SessionCamera, log: Logger, overrides: Partial<StreamSessionDeps> = {}): StreamSessionDeps {
+  return {
+    ...camera,
+    videoEncoder: 'libx264',
+    encoderArgs: [],
+    audioCodecs: ['opus'],
+    debug: false,
+    log,
+    silenceTimeoutMs: 15_000,
+    ...overrides,
   };
 }
 

@@ -3,13 +3,14 @@
 // loopback re-stream of the GStreamer fake camera, and the test plays the Home app: it receives the
 // SRTP, decrypts it with the key it chose, and hands the H.264 inside to ffprobe.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runningFfmpegCount } from '../../src/ffmpeg/ffmpeg-process.js';
 import { HomeKitStreamSession, type StartParameters, type StreamSessionDeps } from '../../src/homekit/stream-session.js';
-import { startCameraRig, memoryLogger, waitFor, type CameraRig, type MemoryLogger } from './camera-rig.js';
+import { shortProbeFfmpeg } from '../helpers/fake-ffmpeg.js';
+import { memoryLogger, rigCamera, startCameraRig, streamSessionDeps, waitFor, type CameraRig, type MemoryLogger } from './camera-rig.js';
 import { depacketizeH264, nalTypes, probeH264, SrtpReceiver } from './srtp-receiver.js';
 
 function startParameters(overrides: Partial<StartParameters['video']> = {}, audio: Partial<StartParameters['audio']> = {}): StartParameters {
@@ -31,22 +32,7 @@ async function openViewer(rig: CameraRig, overrides: Partial<StreamSessionDeps> 
   const video = await SrtpReceiver.open();
   const audio = await SrtpReceiver.open();
   const log = memoryLogger();
-  const deps: StreamSessionDeps = {
-    ffmpeg: rig.ffmpeg,
-    inputUrl: () => rig.url,
-    cameraVideo: () => {
-      const stats = rig.source.stats();
-      return { codec: stats.codec, width: stats.width, height: stats.height, bitrateBps: stats.video?.bitrateBps };
-    },
-    cameraHasAudio: () => rig.source.tracks.length === 0 || rig.source.tracks.some((t) => t.kind === 'audio'),
-    videoEncoder: 'libx264',
-    encoderArgs: [],
-    audioCodecs: ['opus'],
-    debug: false,
-    log,
-    silenceTimeoutMs: 15_000,
-    ...overrides,
-  };
+  const deps = streamSessionDeps(rigCamera(rig), log, overrides);
   const session = await HomeKitStreamSession.prepare({
     sessionID: crypto.randomUUID(),
     sourceAddress: '127.0.0.1',
@@ -205,17 +191,8 @@ describe('HomeKit stream session (real ffmpeg, fake camera, loopback re-stream)'
     // (the re-stream's cached GOP was short), and runs the real ffmpeg for any other start.
     const dir = mkdtempSync(join(tmpdir(), 'ffmpeg-probe-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const wrapper = join(dir, 'ffmpeg');
-    writeFileSync(wrapper, [
-      '#!/bin/sh',
-      'case " $* " in',
-      `  *" -analyzeduration 100000 "*) echo "[tee @ 0x55d02ff9ffc0] [error] dimensions not set" >&2; echo "[error] Could not write header for output file #0 (incorrect codec parameters ?): Invalid argument" >&2; exit 1;;`,
-      'esac',
-      `exec ${rig.ffmpeg.path} "$@"`,
-      '',
-    ].join('\n'));
-    chmodSync(wrapper, 0o755);
-    const viewer = await openViewer(rig, { ffmpeg: { ...rig.ffmpeg, path: wrapper } });
+    const wrapper = shortProbeFfmpeg(dir, `exec ${rig.ffmpeg.path} "$@"`);
+    const viewer = await openViewer(rig, { ffmpeg: { ...rig.ffmpeg, path: wrapper.path } });
     viewers.push(viewer);
     t.after(() => viewer.close());
     await viewer.session.begin(startParameters({ width: 640, height: 360 }));

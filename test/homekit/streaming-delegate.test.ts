@@ -11,26 +11,23 @@ import type { CameraController, HAP, PrepareStreamRequest, PrepareStreamResponse
 import type { FfmpegCapabilities } from '../../src/ffmpeg/capabilities.js';
 import { HomeKitStreamingDelegate, type StreamingDelegateOptions } from '../../src/homekit/streaming-delegate.js';
 import type { StartParameters } from '../../src/homekit/stream-session.js';
-import { memoryLogger, type MemoryLogger } from './camera-rig.js';
+import { memoryLogger, streamSessionDeps, type MemoryLogger, type SessionCamera } from './camera-rig.js';
 
 const HAP_API = hap as unknown as HAP;
 
 function delegate(overrides: Partial<StreamingDelegateOptions> = {}): { delegate: HomeKitStreamingDelegate; log: MemoryLogger } {
   const log = memoryLogger();
-  const options: StreamingDelegateOptions = {
-    hap: HAP_API,
-    maxStreams: 2,
-    snapshot: async () => Buffer.from('jpeg'),
+  const camera: SessionCamera = {
     ffmpeg: {} as FfmpegCapabilities,
     inputUrl: () => 'rtsp://127.0.0.1:1/cam',
     cameraVideo: () => ({ codec: 'H264', width: 1280, height: 720, bitrateBps: undefined }),
     cameraHasAudio: () => true,
-    videoEncoder: 'libx264',
-    encoderArgs: [],
-    audioCodecs: ['opus'],
-    debug: false,
-    log,
-    silenceTimeoutMs: 15_000,
+  };
+  const options: StreamingDelegateOptions = {
+    hap: HAP_API,
+    maxStreams: 2,
+    snapshot: async () => Buffer.from('jpeg'),
+    ...streamSessionDeps(camera, log),
     ...overrides,
   };
   return { delegate: new HomeKitStreamingDelegate(options), log };

@@ -12,7 +12,7 @@ import type { FrameSink, MediaFrame, TrackDescription } from '../../src/media/ty
 import type { Logger } from '../../src/util/logger.js';
 import { createRestreamServer, type RestreamServer, type RestreamServerOptions, type RestreamSource } from '../../src/restream/server.js';
 import { probe, readFrames, runFfmpeg, type RunResult } from '../helpers/ffprobe.js';
-import { captureRtp, h264NalTypes } from '../helpers/rtsp-client.js';
+import { captureRtp, h264NalTypes, RtspWireReader, type RtspResponse } from '../helpers/rtsp-client.js';
 
 // ---------------------------------------------------------------------------------------------
 // A synthetic camera Source
@@ -223,23 +223,29 @@ class SyntheticSource implements RestreamSource {
 // A raw RTSP connection, for what ffmpeg will not do (malformed input, a client that stops reading)
 // ---------------------------------------------------------------------------------------------
 
-interface RawResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
 class RawClient {
-  private buffer = Buffer.alloc(0);
-  private waiters: Array<(r: RawResponse) => void> = [];
+  private readonly reader = new RtspWireReader(
+    {
+      onInterleaved: (channel, data) => {
+        if (channel === 0) this.rtpSeqs.push(data.readUInt16BE(2));
+      },
+      onResponse: (response) => {
+        const waiter = this.waiters.shift();
+        if (waiter) waiter(response);
+        else this.unclaimed.push(response);
+      },
+    },
+    // WWW-Authenticate comes twice (Digest, then Basic): the tests see both.
+    'join',
+  );
+  private waiters: Array<(r: RtspResponse) => void> = [];
   /** Responses that arrived before anyone asked (e.g. a 503 sent right on connect). */
-  private unclaimed: RawResponse[] = [];
+  private unclaimed: RtspResponse[] = [];
   readonly closed: Promise<void>;
-  interleavedBytes = 0;
   readonly rtpSeqs: number[] = [];
 
   private constructor(readonly socket: Socket) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
     socket.on('error', () => undefined);
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
   }
@@ -257,7 +263,7 @@ class RawClient {
     this.socket.write(data);
   }
 
-  next(timeoutMs = 5000): Promise<RawResponse> {
+  next(timeoutMs = 5000): Promise<RtspResponse> {
     const early = this.unclaimed.shift();
     if (early) return Promise.resolve(early);
     return new Promise((resolve, reject) => {
@@ -269,7 +275,7 @@ class RawClient {
     });
   }
 
-  request(method: string, uri: string, cseq: number, headers: Record<string, string> = {}): Promise<RawResponse> {
+  request(method: string, uri: string, cseq: number, headers: Record<string, string> = {}): Promise<RtspResponse> {
     const lines = [`${method} ${uri} RTSP/1.0`, `CSeq: ${cseq}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
     const response = this.next();
     this.sendRaw(`${lines.join('\r\n')}\r\n\r\n`);
@@ -278,39 +284,6 @@ class RawClient {
 
   close(): void {
     this.socket.destroy();
-  }
-
-  private onData(chunk: Buffer): void {
-    this.buffer = Buffer.concat([this.buffer, chunk]);
-    for (;;) {
-      if (this.buffer.length === 0) return;
-      if (this.buffer[0] === 0x24) {
-        if (this.buffer.length < 4) return;
-        const length = this.buffer.readUInt16BE(2);
-        if (this.buffer.length < 4 + length) return;
-        if (this.buffer[1] === 0) this.rtpSeqs.push(this.buffer.readUInt16BE(4 + 2));
-        this.interleavedBytes += 4 + length;
-        this.buffer = this.buffer.subarray(4 + length);
-        continue;
-      }
-      const end = this.buffer.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const [statusLine = '', ...lines] = this.buffer.subarray(0, end).toString('latin1').split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const line of lines) {
-        const colon = line.indexOf(':');
-        const name = line.slice(0, colon).trim().toLowerCase();
-        headers[name] = headers[name] === undefined ? line.slice(colon + 1).trim() : `${headers[name]}\n${line.slice(colon + 1).trim()}`;
-      }
-      const length = Number(headers['content-length'] ?? 0);
-      if (this.buffer.length < end + 4 + length) return;
-      const body = this.buffer.subarray(end + 4, end + 4 + length).toString('utf8');
-      this.buffer = this.buffer.subarray(end + 4 + length);
-      const status = Number(/^RTSP\/1\.0 (\d{3})/.exec(statusLine)?.[1] ?? 0);
-      const waiter = this.waiters.shift();
-      if (waiter) waiter({ status, headers, body });
-      else this.unclaimed.push({ status, headers, body });
-    }
   }
 }
 
