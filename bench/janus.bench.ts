@@ -36,6 +36,8 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { PLATFORM_NAME } from '../src/settings.js';
 import { AccessState } from '../src/web/auth/access-state.js';
+import { DEFAULT_PEER_LIMITS } from '../src/web/auth/peer-guard.js';
+import { DEFAULT_MAX_PENDING_PER_OWNER } from '../src/webrtc/viewer-limits.js';
 import { pluginBuildState } from '../test/helpers/plugin-build.js';
 
 const PROJECT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -43,8 +45,6 @@ const HARNESS_SOURCE = resolve(PROJECT, '../shared/tools/fanout-bench');
 const SCRATCH = join(PROJECT, '.bench');
 const HARNESS = join(SCRATCH, 'fanout-bench');
 const CAMERA_ID = 'cam';
-/** Two links: 50 viewers round-robin stay under the default 32 per principal. */
-const SHARE_LINKS = 2;
 
 type Server = 'janus' | 'project';
 
@@ -75,6 +75,17 @@ const bitrateFor = (n: number): number => Number(n >= LOW_FROM ? args['low-bitra
 /** bench.mjs windows (s): the harness defaults, shorter for --quick and for storms (their point is the join). */
 const WINDOWS = QUICK ? { idle: 3, warmup: 2, duration: 5 } : { idle: 5, warmup: 5, duration: 15 };
 const STORM_WINDOWS = { idle: WINDOWS.idle, warmup: 2, duration: 5 };
+/**
+ * Share links to make, used round-robin: enough that no link holds more than the default
+ * per-principal cap (32) of viewers, nor, in a storm, more than the default 4 viewers still
+ * connecting (viewer-limits.ts; a fifth would get 429). Fifty people joining at once are fifty
+ * principals, not two, so this measures the storm rather than the guard.
+ */
+const SHARE_LINKS = Math.max(
+  2,
+  Math.ceil(Math.max(0, ...STEADY, ...STORM) / DEFAULT_PEER_LIMITS.maxPeersPerPrincipal),
+  Math.ceil(Math.max(0, ...STORM) / DEFAULT_MAX_PENDING_PER_OWNER),
+);
 
 interface Case {
   name: string;
