@@ -310,24 +310,28 @@ interface Metric {
 const rssPerViewer = (s: Step): number | undefined =>
   s.window?.serverRssMaxMB != null && s.idle?.serverRssMB != null ? (s.window.serverRssMaxMB - s.idle.serverRssMB) / s.viewers : undefined;
 
+const SERVER_CPU: Metric = { label: 'server CPU %', of: (s) => s.window?.serverCpuPct, digits: 1 };
+const TTFK_P50: Metric = { label: 'first keyframe p50 ms', of: (s) => s.timeToFirstKeyframeMs?.p50, digits: 0 };
+const LOSS: Metric = { label: 'sequence loss %', of: (s) => s.window?.seqLossPct, digits: 2 };
+
 const STEADY_METRICS: Metric[] = [
-  { label: 'server CPU %', of: (s) => s.window?.serverCpuPct, digits: 1 },
+  SERVER_CPU,
   { label: 'µs per delivered viewer-packet', of: (s) => s.window?.serverCpuUsPerDeliveredPkt, digits: 1 },
   { label: 'ingest only (0 viewers) %', of: (s) => s.idle?.serverCpuPct, digits: 1 },
   { label: 'connect-all s (one by one)', of: (s) => s.connectAllSeconds, digits: 2 },
-  { label: 'first keyframe p50 ms', of: (s) => s.timeToFirstKeyframeMs?.p50, digits: 0 },
-  { label: 'sequence loss %', of: (s) => s.window?.seqLossPct, digits: 2 },
+  TTFK_P50,
+  LOSS,
   { label: 'RSS per viewer MB', of: rssPerViewer, digits: 2 },
 ];
 
 const STORM_METRICS: Metric[] = [
   { label: 'connect-all s (all at once)', of: (s) => s.connectAllSeconds, digits: 2 },
   { label: 'signalling max ms', of: (s) => s.signalingMs?.max, digits: 0 },
-  { label: 'first keyframe p50 ms', of: (s) => s.timeToFirstKeyframeMs?.p50, digits: 0 },
+  TTFK_P50,
   { label: 'first keyframe max ms', of: (s) => s.timeToFirstKeyframeMs?.max, digits: 0 },
   { label: 'viewers without video', of: (s) => s.viewersWithoutVideo, digits: 0 },
-  { label: 'server CPU %', of: (s) => s.window?.serverCpuPct, digits: 1 },
-  { label: 'sequence loss %', of: (s) => s.window?.seqLossPct, digits: 2 },
+  SERVER_CPU,
+  LOSS,
 ];
 
 interface Row {
