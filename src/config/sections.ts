@@ -67,6 +67,8 @@ export function toWeb(s: Dict): WebConfig {
     publicUrl: s['publicUrl'] as string | undefined,
     allowedOrigins: ((s['allowedOrigins'] as string[] | undefined) ?? []).map(normalizeOrigin),
     trustedProxies: (s['trustedProxies'] as string[] | undefined) ?? [],
+    maxViewsPerUser: s['maxViewsPerUser'] as number,
+    maxViewsPerAddress: s['maxViewsPerAddress'] as number,
     tls: {
       selfSigned: tls['selfSigned'] === true,
       certPath: tls['certPath'] as string | undefined,

@@ -74,6 +74,10 @@ export interface WebConfig {
   allowedOrigins: string[];
   /** Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For is believed. */
   trustedProxies: string[];
+  /** Viewer connections one account or share link may hold at once (the peer guard's per-principal cap). */
+  maxViewsPerUser: number;
+  /** Viewer connections one client address may hold at once (the peer guard's per-address cap). */
+  maxViewsPerAddress: number;
   tls: TlsConfig;
 }
 

@@ -19,6 +19,7 @@ import { pruneSavedSnapshots } from '../snapshots/snapshot-store.js';
 import { adminRoutes } from '../admin/admin-routes.js';
 import { createLocalAdmin, type LocalAdmin } from '../admin/local-admin.js';
 import type { Authorize } from '../web/types.js';
+import type { PeerLimitSettings } from '../web/auth/peer-guard.js';
 
 export type { RegisteredCamera, SharedServices } from './types.js';
 
@@ -135,6 +136,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         cameraIds: () => cameras.keys(),
         allowAnonymousLoopback: demoOnLoopback,
         clientAddress,
+        peers: peerLimits(config.web),
       });
       // The Homebridge UI's custom page reaches the plugin through a secret in the storage folder
       // (src/admin): its admin token and preview tokens are judged first, everything else by access.
@@ -231,6 +233,11 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       return restream.issueUrl(id);
     },
   };
+}
+
+/** The viewer caps access control enforces per account or share link and per client address, as configured. */
+export function peerLimits(web: Pick<WebConfig, 'maxViewsPerUser' | 'maxViewsPerAddress'>): Pick<PeerLimitSettings, 'maxPeersPerPrincipal' | 'maxPeersPerAddress'> {
+  return { maxPeersPerPrincipal: web.maxViewsPerUser, maxPeersPerAddress: web.maxViewsPerAddress };
 }
 
 /**

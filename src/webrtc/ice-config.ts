@@ -102,6 +102,14 @@ export function validateIceSettings(settings: IceSettings): string[] {
   return problems;
 }
 
+/**
+ * werift asks the STUN servers inside `setLocalDescription`, so every viewer's offer (WebSocket) or
+ * answer (WHEP) waits for them, and werift's own limit is 5 s per peer when a server does not
+ * answer: longer than the WHEP answer's whole gathering budget (3 s), and paid again by each viewer
+ * of a burst. A STUN server that answers at all does so well within this.
+ */
+export const STUN_GATHER_TIMEOUT_S = 2;
+
 /** werift PeerConfig fields for these settings. */
 export function icePeerConfig(settings: IceSettings): RTCPeerConnectionConfig {
   const config: RTCPeerConnectionConfig = {
@@ -114,6 +122,7 @@ export function icePeerConfig(settings: IceSettings): RTCPeerConnectionConfig {
     iceUseIpv6: settings.useIpv6 ?? true,
     iceUseTcp: settings.useTcp ?? false,
     iceTransportPolicy: settings.relayOnly ? 'relay' : 'all',
+    iceStunGatherTimeout: STUN_GATHER_TIMEOUT_S,
   };
   if (settings.portRange) config.icePortRange = [settings.portRange[0], settings.portRange[1]];
   if (settings.additionalHostAddresses?.length) config.iceAdditionalHostAddresses = [...settings.additionalHostAddresses];

@@ -273,7 +273,10 @@ describe('loadConfig: global sections', () => {
     assert.equal(config.name, 'WebRTC Cameras');
     assert.equal(config.demo, true);
     assert.deepEqual(config.discovery, { enabled: false, interfaces: [], probeAddresses: [] });
-    assert.deepEqual(config.web, { port: 8090, bind: '0.0.0.0', publicUrl: undefined, allowedOrigins: [], trustedProxies: [], tls: { selfSigned: false, certPath: undefined, keyPath: undefined } });
+    assert.deepEqual(config.web, {
+      port: 8090, bind: '0.0.0.0', publicUrl: undefined, allowedOrigins: [], trustedProxies: [], maxViewsPerUser: 32, maxViewsPerAddress: 32,
+      tls: { selfSigned: false, certPath: undefined, keyPath: undefined },
+    });
     assert.deepEqual(config.viewers, []);
     assert.deepEqual(config.shareLinks, { defaultExpiry: '1d', defaultExpiryMs: 86_400_000 });
     assert.deepEqual(config.ice, { stunServers: [], turnServers: [], udpPortMin: undefined, udpPortMax: undefined, announcedAddresses: [], iceTcp: false });
@@ -285,7 +288,7 @@ describe('loadConfig: global sections', () => {
     const { config, messages } = load({
       name: 'Cams',
       discovery: { enabled: true, interfaces: ['eth0'], probeAddresses: ['10.0.5.20', '10.0.6.7:3703'] },
-      web: { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins: ['https://Dash.Example.com:443/', 'http://10.0.0.5:8123'], trustedProxies: ['127.0.0.1', 'fd00::/8'], tls: { certPath: '/c.pem', keyPath: '/k.pem' } },
+      web: { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins: ['https://Dash.Example.com:443/', 'http://10.0.0.5:8123'], trustedProxies: ['127.0.0.1', 'fd00::/8'], maxViewsPerUser: 100, maxViewsPerAddress: 60, tls: { certPath: '/c.pem', keyPath: '/k.pem' } },
       shareLinks: { defaultExpiry: '7d' },
       ice: { stunServers: ['stun:stun.example.com:3478'], turnServers: [{ urls: 'turn:t.example.com', username: 'u', credential: 'c' }], udpPortMin: 50000, udpPortMax: 50100, announcedAddresses: ['203.0.113.7'], iceTcp: true },
       ffmpeg: { videoProcessor: '/opt/ffmpeg', debug: true },
@@ -296,7 +299,10 @@ describe('loadConfig: global sections', () => {
     assert.deepEqual(config.discovery, { enabled: true, interfaces: ['eth0'], probeAddresses: [{ address: '10.0.5.20', port: 3702 }, { address: '10.0.6.7', port: 3703 }] });
     // Origins as a browser writes them: lower-case, default port dropped, no slash.
     const allowedOrigins = ['https://dash.example.com', 'http://10.0.0.5:8123'];
-    assert.deepEqual(config.web, { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins, trustedProxies: ['127.0.0.1', 'fd00::/8'], tls: { selfSigned: false, certPath: '/c.pem', keyPath: '/k.pem' } });
+    assert.deepEqual(config.web, {
+      port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins, trustedProxies: ['127.0.0.1', 'fd00::/8'],
+      maxViewsPerUser: 100, maxViewsPerAddress: 60, tls: { selfSigned: false, certPath: '/c.pem', keyPath: '/k.pem' },
+    });
     assert.equal(config.shareLinks.defaultExpiryMs, 7 * 86_400_000);
     assert.equal(config.ice.udpPortMax, 50100);
     assert.equal(config.ice.turnServers[0]?.credential, 'c');
@@ -310,6 +316,22 @@ describe('loadConfig: global sections', () => {
     assert.equal(result.config.web.bind, '0.0.0.0');
     assert.equal(result.config.cameras.length, 1);
     assert.match(warnings(result)[0]!, /^web\.port must be between 0 and 65535 \(it is 70000\) — e\.g\. 8090\. Using the default 'web' settings/);
+  });
+
+  it('explains a bad viewer limit (web.maxViewsPerUser / maxViewsPerAddress) and keeps the default limits', () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ maxViewsPerUser: 0 }, /^web\.maxViewsPerUser must be between 1 and 1000 \(it is 0\) — e\.g\. 32\. Using the default 'web' settings/],
+      [{ maxViewsPerAddress: 5000 }, /^web\.maxViewsPerAddress must be between 1 and 1000 \(it is 5000\) — e\.g\. 32\. Using the default 'web' settings/],
+      [{ maxViewsPerUser: 2.5 }, /^web\.maxViewsPerUser must be a whole number/],
+      [{ maxViewsPerAddress: '40' }, /^web\.maxViewsPerAddress must be a whole number/],
+    ];
+    for (const [web, message] of cases) {
+      const result = load({ web: { port: 9000, ...web } });
+      assert.match(warnings(result)[0]!, message, JSON.stringify(web));
+      assert.equal(result.config.web.port, 8090, 'the whole section falls back, as for every bad web field');
+      assert.equal(result.config.web.maxViewsPerUser, 32);
+      assert.equal(result.config.web.maxViewsPerAddress, 32);
+    }
   });
 
   it('checks rules across fields of a section', () => {

@@ -19,10 +19,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pluginBuildState } from './plugin-build.js';
 import { printLogsOnFailure } from './print-on-failure.js';
 
 export const PLUGIN_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -354,7 +355,8 @@ let buildChecked = false;
 export function ensurePluginBuilt(): void {
   if (buildChecked) return;
   const entry = join(PLUGIN_DIR, 'dist/index.js');
-  if (!existsSync(entry)) {
+  const state = pluginBuildState(PLUGIN_DIR);
+  if (state === 'missing') {
     process.stderr.write('homebridge helper: dist/index.js is missing; running `npm run build` once\n');
     const result = spawnSync('npm', ['run', 'build'], { cwd: PLUGIN_DIR, encoding: 'utf8', timeout: 180_000 });
     if (!existsSync(entry)) {
@@ -363,18 +365,9 @@ export function ensurePluginBuilt(): void {
           `${(result.stdout ?? '').slice(-3000)}${(result.stderr ?? '').slice(-3000)}`,
       );
     }
-  } else if (newestMtime(join(PLUGIN_DIR, 'src')) > statSync(entry).mtimeMs) {
+  } else if (state === 'stale') {
     process.stderr.write('homebridge helper: warning: src/ is newer than dist/; run `npm run build` so Homebridge tests the current code\n');
   }
   buildChecked = true;
 }
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
-  }
-  return newest;
-}

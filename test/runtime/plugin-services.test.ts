@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { API } from 'homebridge';
 import { loadConfig } from '../../src/config/load-config.js';
-import { browserOrigins, createSharedServices } from '../../src/runtime/plugin-services.js';
+import { browserOrigins, createSharedServices, peerLimits } from '../../src/runtime/plugin-services.js';
+import { createAccessControl } from '../../src/web/auth/index.js';
+import type { CallerContext, WhepHandler } from '../../src/web/types.js';
 import { SnapshotRegistry } from '../../src/snapshots/snapshot-service.js';
 import { silentLogger } from '../../src/util/logger.js';
 
@@ -18,6 +24,35 @@ describe('browserOrigins', () => {
   it('is only the configured origins without a public address, and nothing by default', () => {
     assert.deepEqual(browserOrigins({ allowedOrigins: ['http://10.0.0.5:8123'] }), ['http://10.0.0.5:8123']);
     assert.deepEqual(browserOrigins({ allowedOrigins: [] }), []);
+  });
+});
+
+describe('peerLimits', () => {
+  it('gives access control the configured viewer caps, and the defaults (32, 32) when unset', () => {
+    assert.deepEqual(peerLimits(loadConfig({}).config.web), { maxPeersPerPrincipal: 32, maxPeersPerAddress: 32 });
+    assert.deepEqual(peerLimits(loadConfig({ web: { maxViewsPerUser: 3, maxViewsPerAddress: 70 } }).config.web), { maxPeersPerPrincipal: 3, maxPeersPerAddress: 70 });
+  });
+
+  it('is what the guarded WHEP handler enforces: one view more than web.maxViewsPerUser is refused', async () => {
+    const storage = await mkdtemp(join(tmpdir(), 'wrc-peers-'));
+    const access = await createAccessControl({ viewers: [], storagePath: storage, peers: peerLimits(loadConfig({ web: { maxViewsPerUser: 3 } }).config.web) });
+    try {
+      let next = 0;
+      const inner: WhepHandler = {
+        handlePost: (cameraId) => ({ status: 201, headers: { Location: `/whep/${cameraId}/s${++next}` }, body: 'answer' }),
+        handleDelete: () => ({ status: 200 }),
+      };
+      const guarded = access.guardWhep(inner);
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const ctx = { principal: { name: 'link:x', cameras: 'all', admin: false }, remoteAddress: `10.0.0.${i + 1}`, request: {} as IncomingMessage, log: silentLogger } as CallerContext;
+        statuses.push((await guarded.handlePost('cam', 'offer', ctx)).status);
+      }
+      assert.deepEqual(statuses, [201, 201, 201, 429]);
+    } finally {
+      await access.stop();
+      await rm(storage, { recursive: true, force: true });
+    }
   });
 });
 

@@ -7,7 +7,7 @@ import { afterEach, describe, it } from 'node:test';
 import type { WebSocket } from 'ws';
 
 import { silentLogger } from '../../src/util/logger.js';
-import { CLOSE_TOO_MANY_PEERS, PeerGuard, type PeerLimitSettings } from '../../src/web/auth/peer-guard.js';
+import { CLOSE_TOO_MANY_PEERS, DEFAULT_PEER_LIMITS, PeerGuard, type PeerLimitSettings } from '../../src/web/auth/peer-guard.js';
 import type { CallerContext, HandlerResponse, Principal, WhepHandler } from '../../src/web/types.js';
 
 class FakeWs extends EventEmitter {
@@ -140,6 +140,30 @@ describe('PeerGuard', () => {
     whep.live.delete('s1'); // the tab closed: the session ended on the server without a DELETE
     assert.equal((await guarded.handlePost('cam', 'sdp', ctx('ann'))).status, 201);
     assert.equal(g.whepSessionCount, 2);
+  });
+
+  it('honours configured limits (web.maxViewsPerUser / maxViewsPerAddress) above and below the default of 32', async () => {
+    const fill = async (g: PeerGuard, who: (i: number) => CallerContext, n: number): Promise<number[]> => {
+      const guarded = g.whep(fakeWhep().handler);
+      const statuses: number[] = [];
+      for (let i = 0; i < n; i++) statuses.push((await guarded.handlePost('cam', 'sdp', who(i))).status);
+      return statuses;
+    };
+    const created = (statuses: number[]): number => statuses.filter((s) => s === 201).length;
+    assert.equal(DEFAULT_PEER_LIMITS.maxPeersPerPrincipal, 32);
+    assert.equal(DEFAULT_PEER_LIMITS.maxPeersPerAddress, 32);
+    const byDefault = new PeerGuard();
+    guards.push(byDefault);
+    // One link from many addresses (the bench's share link), then many users from one address.
+    assert.equal(created(await fill(byDefault, (i) => ctx('link', `10.0.0.${i + 1}`), 40)), 32);
+    assert.equal(created(await fill(byDefault, (i) => ctx(`user${i}`, '192.168.1.50'), 40)), 32);
+    const raised = guard({ maxPeersPerPrincipal: 50, maxPeersPerAddress: 45 });
+    const perUser = await fill(raised, (i) => ctx('link', `10.0.0.${i + 1}`), 60);
+    assert.equal(created(perUser), 50);
+    assert.equal(perUser[50], 429);
+    assert.equal(created(await fill(raised, (i) => ctx(`user${i}`, '192.168.1.50'), 60)), 45);
+    const lowered = guard({ maxPeersPerPrincipal: 1, maxPeersPerAddress: 100 });
+    assert.deepEqual(await fill(lowered, () => ctx('ann'), 2), [201, 429]);
   });
 
   it('without PATCH support a WHEP session is held until its DELETE', async () => {

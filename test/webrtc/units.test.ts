@@ -11,6 +11,7 @@ import {
   announceCandidates,
   announceInSdp,
   icePeerConfig,
+  STUN_GATHER_TIMEOUT_S,
   resolveAnnouncedAddresses,
   validateIceSettings,
 } from '../../src/webrtc/ice-config.js';
@@ -148,6 +149,13 @@ describe('ICE settings', () => {
     assert.equal(config.iceUseIpv6, false);
     assert.equal(config.iceTransportPolicy, 'relay');
     assert.deepEqual(config.iceServers, [{ urls: 'turn:turn.example:3478', username: 'u', credential: 'c' }]);
+  });
+
+  test('STUN gathering is bounded below the 5 s werift default and within the 3 s WHEP gathering budget', () => {
+    const config = icePeerConfig({ iceServers: [{ urls: 'stun:stun.example:3478' }] });
+    assert.equal(config.iceStunGatherTimeout, STUN_GATHER_TIMEOUT_S);
+    assert.ok(STUN_GATHER_TIMEOUT_S > 0 && STUN_GATHER_TIMEOUT_S * 1000 < 3_000);
+    assert.equal(icePeerConfig({}).iceStunGatherTimeout, STUN_GATHER_TIMEOUT_S);
   });
 
   test('validation names problems without echoing credentials', () => {
