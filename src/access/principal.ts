@@ -13,6 +13,11 @@ export interface Principal {
   readonly name: string;
   readonly cameras: 'all' | ReadonlyArray<string>;
   readonly admin: boolean;
+  /**
+   * May move PTZ cameras (among those it may watch). Absent means no: share links, previews and
+   * anonymous viewers never carry it; admins have the right whatever this says (`canMoveCamera`).
+   */
+  readonly ptz?: boolean;
 }
 
 /**
@@ -39,4 +44,13 @@ export const allowEveryone: Authorize = () => EVERYONE;
 
 export function canWatch(principal: Principal, cameraId: string): boolean {
   return principal.cameras === 'all' || principal.cameras.includes(cameraId);
+}
+
+/**
+ * The PTZ right (issue 17): pan/tilt/zoom, presets and home move a camera for everyone watching it,
+ * so watching is not enough; an admin or a viewer granted `ptz` in the config may, for the cameras
+ * it may watch. The one place that decides it, like `canWatch` for watching.
+ */
+export function canMoveCamera(principal: Principal, cameraId: string): boolean {
+  return canWatch(principal, cameraId) && (principal.admin || principal.ptz === true);
 }

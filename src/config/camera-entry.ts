@@ -53,6 +53,11 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
     warnings.push('motion needs ONVIF (set onvif.host); the motion sensor is off');
     motion = false;
   }
+  let ptzPresetSwitches = raw.ptzPresetSwitches?.map((p) => p.trim()).filter((p) => p.length > 0);
+  if (ptzPresetSwitches?.length && !onvif) {
+    warnings.push('ptzPresetSwitches needs ONVIF (set onvif.host); no preset switches are added');
+    ptzPresetSwitches = undefined;
+  }
   if (raw.snapshotUrl && !URL.canParse(raw.snapshotUrl)) {
     problems.push(`snapshotUrl is not a valid address (it is "${printableUrl(raw.snapshotUrl)}") — e.g. http://192.168.0.20/image.jpg`);
   }
@@ -82,6 +87,7 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
     manufacturer: raw.manufacturer ?? 'WebRTC Cameras',
     model: raw.model ?? (source.kind === 'onvif' ? 'ONVIF camera' : 'RTSP camera'),
     serialNumber: raw.serialNumber ?? id,
+    ...(ptzPresetSwitches?.length ? { ptzPresetSwitches: [...new Set(ptzPresetSwitches)] } : {}),
   };
 }
 

@@ -25,7 +25,7 @@ export const CAMERA_DEFAULTS = {
   maxHomeKitStreams: 4,
 } as const satisfies Partial<RawCamera>;
 export const ONVIF_DEFAULTS = { port: 80 } as const;
-export const VIEWER_DEFAULTS = { admin: false } as const satisfies Partial<RawViewer>;
+export const VIEWER_DEFAULTS = { admin: false, ptz: false } as const satisfies Partial<RawViewer>;
 
 /** A camera entry after schema validation and `CAMERA_DEFAULTS`; the schema guarantees this shape. */
 export interface RawCamera extends Pick<CameraConfig, PassedThroughCameraSetting> {
@@ -39,6 +39,7 @@ export interface RawCamera extends Pick<CameraConfig, PassedThroughCameraSetting
   manufacturer?: string;
   model?: string;
   serialNumber?: string;
+  ptzPresetSwitches?: string[];
 }
 
 /** The camera settings the loader copies into `CameraConfig` unchanged (their type is CameraConfig's). */
@@ -50,6 +51,7 @@ export interface RawViewer {
   password: string;
   cameras?: string[];
   admin: boolean;
+  ptz: boolean;
 }
 
 export type Dict = Record<string, unknown>;

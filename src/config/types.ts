@@ -49,6 +49,11 @@ export interface CameraConfig {
   manufacturer: string;
   model: string;
   serialNumber: string;
+  /**
+   * PTZ presets (tokens or names, as the camera lists them) published as Home app switches; present
+   * only when set (and the camera has ONVIF).
+   */
+  ptzPresetSwitches?: string[];
 }
 
 export interface DiscoveryConfig {
@@ -88,6 +93,8 @@ export interface ViewerConfig {
   /** Camera ids this viewer may watch; empty means every camera. */
   cameras: string[];
   admin: boolean;
+  /** May pan, tilt and zoom PTZ cameras it may watch (admins may anyway). Default false. */
+  ptz: boolean;
 }
 
 export interface ShareLinksConfig {

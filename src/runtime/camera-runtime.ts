@@ -1,7 +1,9 @@
 import type { CameraConfig } from '../config/types.js';
 import { HomeKitCamera } from '../homekit/homekit-camera.js';
+import { PtzPresetSwitches } from '../homekit/ptz-switches.js';
 import { Source } from '../media/source.js';
 import { displayRtspUrl } from '../rtsp/url.js';
+import { CameraPtz } from './camera-ptz.js';
 import { createCameraSnapshots } from './camera-snapshots.js';
 import { cameraUpstream, onvifConnector } from './camera-upstream.js';
 import { createSharedServices } from './plugin-services.js';
@@ -62,20 +64,40 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     log: deps.log,
     ...(onvifDevice ? { onvifDevice } : {}),
   });
+  // PTZ (issue 17): found once ONVIF answers; shared by the web page and the Home app's preset switches.
+  const ptz = onvifDevice ? new CameraPtz({ camera: camera.name, connect: onvifDevice, log: deps.log }) : undefined;
+  let presetSwitches: PtzPresetSwitches | undefined;
   return {
     start: async () => {
-      deps.services.addCamera({ config: camera, source, homekitStreams: () => homekit.delegate?.sessionCount ?? 0 });
+      deps.services.addCamera({
+        config: camera,
+        source,
+        homekitStreams: () => homekit.delegate?.sessionCount ?? 0,
+        ...(ptz ? { ptz: () => ptz.control() } : {}),
+      });
       unregisterSnapshots = deps.services.snapshots.register(camera.id, snapshots.service);
       // Into memory now, so the page's first tile request is answered from memory.
       void snapshots.store?.load();
       homekit.start();
+      ptz?.start();
+      if (ptz && camera.ptzPresetSwitches?.length) {
+        presetSwitches = new PtzPresetSwitches({
+          hap: deps.api.hap,
+          accessory: deps.accessory,
+          cameraName: camera.name,
+          presets: camera.ptzPresetSwitches,
+          goto: (entry) => ptz.gotoConfiguredPreset(entry),
+          log: deps.log,
+        });
+      }
       deps.log.debug(`Camera '${camera.id}' is ready (source: ${describeSource(camera)}).`);
     },
     homekitReady: () => homekit.configured,
     stop: async () => {
       // Streams first: their ffmpeg processes read the re-stream of this Source.
       unregisterSnapshots?.();
-      await Promise.allSettled([homekit.stop(), snapshots.service.close()]);
+      presetSwitches?.stop();
+      await Promise.allSettled([homekit.stop(), snapshots.service.close(), ptz?.stop()]);
       deps.services.removeCamera(camera.id);
       await source.close();
     },

@@ -182,6 +182,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
           return camera ? { name: camera.config.name, viewers: limits.count(id) } : undefined;
         },
         clientIceServers: (): ClientIceServer[] => ice.iceServers ?? [],
+        ptz: (id) => cameras.get(id)?.ptz?.(),
         log,
       });
       const server = web;

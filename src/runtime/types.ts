@@ -9,6 +9,7 @@ import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
 import type { Source } from '../media/source.js';
 import type { SnapshotRegistry } from '../snapshots/snapshot-service.js';
 import type { Logger } from '../util/logger.js';
+import type { CameraPtzControl } from '../web/ptz-types.js';
 
 /** What every part of the runtime may use. */
 export interface RuntimeContext {
@@ -48,6 +49,8 @@ export interface RegisteredCamera {
   source: Source;
   /** Home app streams running now (for the Homebridge UI page). */
   homekitStreams?: () => number;
+  /** Its pan/tilt/zoom for the web page, once known; undefined for a camera without PTZ. */
+  ptz?: () => CameraPtzControl | undefined;
 }
 
 /**

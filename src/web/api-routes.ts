@@ -1,6 +1,8 @@
 /**
  * The JSON API (`/api/cameras`, one camera, its snapshot, its last saved snapshot). Cameras are named by id only, filtered by
- * what the caller may watch, and described through `toCameraStatus`'s allow-list.
+ * what the caller may watch, and described through `toCameraStatus`'s allow-list. A camera's `ptz`
+ * (presets, home, who moves it) is added only for callers with the PTZ right (ptz-routes.ts): the
+ * others see the camera move in the picture, and its preset names are none of their business.
  */
 import { toCameraStatus } from './camera-status.js';
 import { HttpError, isCameraId } from './http-util.js';
@@ -8,6 +10,7 @@ import { canWatch } from '../access/principal.js';
 import type { Route } from './router.js';
 import type { BroadcastSource, CameraExtras, ClientIceServer, CameraRegistry, RouteContext, SnapshotProvider } from './types.js';
 import { redactText } from '../util/redact.js';
+import { ptzViewFor, type PtzLookup } from './ptz-types.js';
 
 export interface ApiDeps {
   registry: CameraRegistry;
@@ -16,6 +19,8 @@ export interface ApiDeps {
   secrets: () => Iterable<string>;
   snapshotTimeoutMs: number;
   clientIceServers: (() => ReadonlyArray<ClientIceServer>) | undefined;
+  /** Cameras' PTZ, for the `ptz` entry of callers with the right. */
+  ptz?: PtzLookup | undefined;
 }
 
 /**
@@ -48,8 +53,10 @@ function sizeParam(url: URL, name: 'width' | 'height'): number | undefined {
 }
 
 export function apiRoutes(deps: ApiDeps): Route[] {
-  const status = (source: BroadcastSource) =>
-    toCameraStatus(source, deps.cameraExtras?.(source.id), deps.secrets());
+  const status = (source: BroadcastSource, ctx: RouteContext) => {
+    const view = ptzViewFor(deps.ptz, ctx.principal, source.id);
+    return { ...toCameraStatus(source, deps.cameraExtras?.(source.id), deps.secrets()), ...(view ? { ptz: view } : {}) };
+  };
 
   return [
     {
@@ -68,7 +75,7 @@ export function apiRoutes(deps: ApiDeps): Route[] {
       auth: 'viewer',
       handle(ctx) {
         const visible = deps.registry.list().filter((source) => canWatch(ctx.principal!, source.id));
-        ctx.sendJson(200, visible.map(status));
+        ctx.sendJson(200, visible.map((source) => status(source, ctx)));
       },
     },
     {
@@ -76,7 +83,7 @@ export function apiRoutes(deps: ApiDeps): Route[] {
       path: '/api/cameras/:id',
       auth: 'viewer',
       handle(ctx) {
-        ctx.sendJson(200, status(requireCamera(ctx, deps.registry, ctx.params.id)));
+        ctx.sendJson(200, status(requireCamera(ctx, deps.registry, ctx.params.id), ctx));
       },
     },
     {

@@ -36,6 +36,8 @@ import type {
   WhepHandler,
 } from './types.js';
 import { whepRoutes } from './whep-routes.js';
+import { ptzRoutes } from './ptz-routes.js';
+import type { PtzLookup } from './ptz-types.js';
 
 export interface WebLimits {
   /** Largest JSON request body (login forms, admin calls). */
@@ -98,6 +100,8 @@ export interface WebServerOptions {
   snapshots?: SnapshotProvider;
   /** Display name and viewer count per camera, which a Source does not know. */
   cameraExtras?: (id: string) => CameraExtras | undefined;
+  /** Cameras' pan/tilt/zoom (the runtime's, over ONVIF); without it no camera offers PTZ. */
+  ptz?: PtzLookup;
   /** ICE servers the page gives its RTCPeerConnection (`/api/config`); default none (LAN). */
   clientIceServers?: () => ReadonlyArray<ClientIceServer>;
   /** Cross-origin callers allowed to use the API, WHEP and WebSocket (`https://host:port`, or `*`). */
@@ -174,12 +178,14 @@ export function createWebServer(options: WebServerOptions): WebServer {
     secrets,
     snapshotTimeoutMs: limits.snapshotTimeoutMs,
     clientIceServers: options.clientIceServers,
+    ptz: options.ptz,
   })) {
     router.add(route);
   }
   for (const route of whepRoutes({ registry: options.registry, whep: options.whep, maxSdpBytes: limits.maxSdpBytes })) {
     router.add(route);
   }
+  for (const route of ptzRoutes({ registry: options.registry, ptz: options.ptz, secrets })) router.add(route);
   for (const route of options.routes ?? []) router.add(route);
 
   const gateway = new SignallingGateway({

@@ -19,6 +19,8 @@ export interface ViewerAccountConfig {
   /** Camera ids; empty means every camera. */
   cameras: ReadonlyArray<string>;
   admin: boolean;
+  /** May move PTZ cameras (the config's `ptz`); absent means no. */
+  ptz?: boolean;
 }
 
 export interface Account {
@@ -26,6 +28,8 @@ export interface Account {
   /** Admins see every camera, whatever their list says. */
   readonly cameras: 'all' | ReadonlyArray<string>;
   readonly admin: boolean;
+  /** May move PTZ cameras; admins may anyway (`canMoveCamera`). */
+  readonly ptz: boolean;
 }
 
 interface StoredAccount extends Account {
@@ -100,7 +104,7 @@ export class AccountStore {
         hash = await hashPassword(viewer.password);
       }
       const cameras = viewer.admin || viewer.cameras.length === 0 ? 'all' : Object.freeze([...viewer.cameras]);
-      store.accounts.set(username, Object.freeze({ username, cameras, admin: viewer.admin, hash }));
+      store.accounts.set(username, Object.freeze({ username, cameras, admin: viewer.admin, ptz: viewer.admin || viewer.ptz === true, hash }));
     }
     return store;
   }
@@ -111,7 +115,7 @@ export class AccountStore {
 
   get(username: string): Account | undefined {
     const account = this.accounts.get(username);
-    return account ? { username: account.username, cameras: account.cameras, admin: account.admin } : undefined;
+    return account ? { username: account.username, cameras: account.cameras, admin: account.admin, ptz: account.ptz } : undefined;
   }
 
   /** The account when user name and password match; `undefined` otherwise (same cost either way). */
