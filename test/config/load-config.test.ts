@@ -244,6 +244,22 @@ describe('loadConfig: cameras', () => {
   });
 });
 
+describe('loadConfig: PTZ preset switches', () => {
+  it('kept (trimmed, without repeats) for an ONVIF camera; absent when not set', () => {
+    const camera = only(load({ cameras: [{ name: 'Dome', onvif: { host: '192.168.0.30' }, ptzPresetSwitches: [' Driveway ', 'P002', 'Driveway'] }] }));
+    assert.deepEqual(camera.ptzPresetSwitches, ['Driveway', 'P002']);
+    assert.equal('ptzPresetSwitches' in only(load({ cameras: [{ name: 'Dome', onvif: { host: '192.168.0.30' } }] })), false);
+  });
+  it('ignored with a warning without ONVIF; refused when not a list of short texts', () => {
+    const result = load({ cameras: [{ name: 'Fixed', rtspUrl: URL_OK, ptzPresetSwitches: ['Driveway'] }] });
+    assert.equal(only(result).ptzPresetSwitches, undefined);
+    assert.match(warnings(result)[0]!, /Camera 'Fixed' \(cameras\[0\]\): ptzPresetSwitches needs ONVIF/);
+    const bad = load({ cameras: [{ name: 'Dome', onvif: { host: '192.168.0.30' }, ptzPresetSwitches: ['x'.repeat(65)] }] });
+    assert.equal(bad.config.cameras.length, 0);
+    assert.match(errors(bad)[0]!, /ptzPresetSwitches/);
+  });
+});
+
 describe('loadConfig: the demo camera', () => {
   it('stands in when no camera is configured', () => {
     for (const block of [{}, { cameras: [] }]) {
@@ -400,13 +416,28 @@ describe('loadConfig: viewers (reserved for access control)', () => {
       ],
     });
     assert.deepEqual(result.config.viewers, [
-      { username: 'alice', password: 'a-pw', cameras: ['front'], admin: true },
-      { username: 'bob', password: 'b-pw', cameras: ['back'], admin: false },
+      { username: 'alice', password: 'a-pw', cameras: ['front'], admin: true, ptz: false },
+      { username: 'bob', password: 'b-pw', cameras: ['back'], admin: false, ptz: false },
     ]);
     assert.match(warnings(result)[0]!, /Viewer 'bob' \(viewers\[1\]\): no camera has the id 'back'; known ids: front/);
     const errs = errors(result);
     assert.match(errs[0]!, /Viewer 'alice' \(viewers\[2\]\): the user name 'alice' is used twice/);
     assert.match(errs[1]!, /Viewer 'no pass' \(viewers\[3\]\): password is required; username must not contain spaces or colons/);
+  });
+
+  it('ptz: the PTZ right is off unless granted, and must be true or false', () => {
+    const result = load({
+      cameras: [{ name: 'Dome', rtspUrl: URL_OK }],
+      viewers: [
+        { username: 'carol', password: 'c-pw', ptz: true },
+        { username: 'dave', password: 'd-pw' },
+        { username: 'erin', password: 'e-pw', ptz: 'yes' },
+      ],
+    });
+    assert.deepEqual(result.config.viewers.map((v) => [v.username, v.ptz]), [['carol', true], ['dave', false]]);
+    assert.match(errors(result)[0]!, /Viewer 'erin' \(viewers\[2\]\): ptz must be/);
+    // A blank form entry with the default ticked off is not a viewer.
+    assert.deepEqual(load({ viewers: [{ admin: false, ptz: false }] }).config.viewers, []);
   });
 });
 
