@@ -73,3 +73,12 @@ export async function startPtzRig(options: { responder?: OnvifResponderOptions; 
     },
   };
 }
+
+/** Polls `check` every 25 ms until it holds; fails after `ms` naming `what`. */
+export async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

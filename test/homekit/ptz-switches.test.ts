@@ -12,7 +12,7 @@ import type { HAP, PlatformAccessory } from 'homebridge';
 import { PtzPresetSwitches } from '../../src/homekit/ptz-switches.js';
 import { textAt } from '../../src/onvif/xml.js';
 import { recordingLogger } from '../helpers/onvif-log.js';
-import { startPtzRig, type PtzRig } from '../helpers/ptz-rig.js';
+import { startPtzRig, until, type PtzRig } from '../helpers/ptz-rig.js';
 
 const HAP_API = hap as unknown as HAP;
 const { Characteristic, Service } = hap;
@@ -35,14 +35,6 @@ after(async () => {
   await Promise.all(rigs.map((r) => r.close()));
 });
 
-const until = async (check: () => boolean, ms = 3000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-};
-
 describe('PTZ preset switches', () => {
   it('one switch per preset; on → GotoPreset with the token (by token or by name), then off by itself', async () => {
     const rig = await startPtzRig();
@@ -64,14 +56,14 @@ describe('PTZ preset switches', () => {
 
     const byToken = switches.service('P004')!;
     await byToken.getCharacteristic(Characteristic.On).handleSetRequest(true);
-    await until(() => rig.ptzCalls('GotoPreset').length === 1);
+    await until(() => rig.ptzCalls('GotoPreset').length === 1, 'the switch');
     assert.equal(textAt(rig.ptzCalls('GotoPreset')[0]?.element, 'PresetToken'), 'P004');
-    await until(() => byToken.getCharacteristic(Characteristic.On).value === false);
+    await until(() => byToken.getCharacteristic(Characteristic.On).value === false, 'the switch');
     assert.equal(await byToken.getCharacteristic(Characteristic.On).handleGetRequest(), false, 'reads as off: a button, not a state');
 
     // "home" is a name ("Home", token Home): found case-insensitively (the rig sets no rate limit).
     await switches.service('home')!.getCharacteristic(Characteristic.On).handleSetRequest(true);
-    await until(() => rig.ptzCalls('GotoPreset').length === 2);
+    await until(() => rig.ptzCalls('GotoPreset').length === 2, 'the switch');
     assert.equal(textAt(rig.ptzCalls('GotoPreset')[1]?.element, 'PresetToken'), 'Home');
     switches.stop();
   });
@@ -83,7 +75,7 @@ describe('PTZ preset switches', () => {
     const log = recordingLogger();
     const first = new PtzPresetSwitches({ hap: HAP_API, accessory: a, cameraName: 'Dome', presets: ['Nowhere', 'P001'], goto: (e) => rig.ptz.gotoConfiguredPreset(e), log, resetMs: 20 });
     await first.service('Nowhere')!.getCharacteristic(Characteristic.On).handleSetRequest(true);
-    await until(() => log.lines.some((l) => /preset "Nowhere" from the Home app failed: the camera has no preset "Nowhere"; it lists "P001"/.test(l)));
+    await until(() => log.lines.some((l) => /preset "Nowhere" from the Home app failed: the camera has no preset "Nowhere"; it lists "P001"/.test(l)), 'the log line');
     assert.equal(rig.ptzCalls('GotoPreset').length, 0);
     first.stop();
 

@@ -67,12 +67,14 @@ describe('auth: password hashes', () => {
         { username: 'ben', password: prehashed, cameras: ['a'], admin: true },
         { username: 'cy', password: 'scrypt$broken', cameras: [], admin: false },
         { username: 'ann', password: 'dup', cameras: [], admin: false },
+        { username: 'dee', password: 'Plain-Pass-2', cameras: ['a'], admin: false, ptz: true },
       ],
       recordingLogger(logs),
     );
-    assert.equal(store.size, 2);
-    assert.deepEqual(await store.authenticate('ann', 'Plain-Pass-1'), { username: 'ann', cameras: ['a'], admin: false });
-    assert.deepEqual(await store.authenticate('ben', 'Pre-Hashed-9'), { username: 'ben', cameras: 'all', admin: true });
+    assert.equal(store.size, 3);
+    assert.deepEqual(await store.authenticate('ann', 'Plain-Pass-1'), { username: 'ann', cameras: ['a'], admin: false, ptz: false });
+    assert.deepEqual(await store.authenticate('ben', 'Pre-Hashed-9'), { username: 'ben', cameras: 'all', admin: true, ptz: true }, 'admins have the PTZ right');
+    assert.deepEqual(await store.authenticate('dee', 'Plain-Pass-2'), { username: 'dee', cameras: ['a'], admin: false, ptz: true });
     assert.equal(await store.authenticate('ann', 'Pre-Hashed-9'), undefined);
     assert.equal(await store.authenticate('nobody', 'Plain-Pass-1'), undefined);
     assert.equal(await store.authenticate('ann', `Plain-Pass-1${'x'.repeat(2000)}`), undefined);

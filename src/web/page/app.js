@@ -5,6 +5,7 @@
 
 // Sign-in state, sign-out and the administrators' share-link dialog (does nothing without access control).
 import './account.js';
+import { PtzControls } from './ptz.js';
 
 const LIST_REFRESH_MS = 5000;
 const SNAPSHOT_REFRESH_MS = 5000;
@@ -37,6 +38,7 @@ const CLOSE_ACCESS_REVOKED = 4001;
  * @property {number | null} bitrateKbps
  * @property {string | null} audio
  * @property {number} viewers
+ * @property {import('./ptz.js').PtzView} [ptz] only for viewers who may move this camera
  */
 
 /**
@@ -671,6 +673,7 @@ function showNotice(text) {
  * @property {number | null} savedAt set while the tile shows the saved picture: when it was taken, in this browser's clock
  * @property {boolean} savedAsked
  * @property {boolean} visible
+ * @property {PtzControls | null} ptz pan/tilt/zoom controls, once the list offers them
  */
 
 /**
@@ -709,6 +712,7 @@ function createTile(camera) {
     savedAt: null,
     savedAsked: false,
     visible: false,
+    ptz: null,
   };
   tile.button.addEventListener('click', () => openPlayer(tile.id));
   visibility.observe(element);
@@ -731,6 +735,8 @@ function updateTile(tile, camera) {
   }
   tile.element.dataset.state = camera.state;
   tile.meta.textContent = describeCamera(camera);
+  if (camera.ptz && !tile.ptz) tile.ptz = new PtzControls(tile.element, tile.id);
+  tile.ptz?.update(camera.name, camera.ptz);
 }
 
 /** @param {{ phase: string }} status */
@@ -745,6 +751,7 @@ function shortPhase(status) {
 /** @param {Tile} tile */
 function removeTile(tile) {
   stopTileLive(tile);
+  tile.ptz?.remove();
   visibility.unobserve(tile.element);
   if (tile.snapshotUrl) URL.revokeObjectURL(tile.snapshotUrl);
   tile.element.remove();
