@@ -41,6 +41,8 @@ describe('loadConfig: cameras', () => {
       external: false,
       motion: false,
       motionResetSeconds: 30,
+      tamperSensor: false,
+      crossingSensor: false,
       maxViewers: 10,
       maxHomeKitStreams: 4,
       snapshotUrl: undefined,
