@@ -77,7 +77,7 @@ export class OnvifLink {
         return;
       } catch (error) {
         attempt++;
-        const text = `ONVIF is not reachable (${error instanceof Error ? error.message : String(error)}); ${this.wantsEvents ? 'events wait' : 'accessory details wait'}, retrying in ${Math.round(delay / 1000)} s`;
+        const text = `ONVIF is not reachable (${error instanceof Error ? error.message : String(error)}); ${this.options.motion ? 'the motion sensor waits' : this.wantsEvents ? 'ONVIF events wait' : 'accessory details wait'}, retrying in ${Math.round(delay / 1000)} s`;
         // Say it once loudly, then quietly: the camera may simply be off.
         if (attempt === 1) this.options.log.warn(text);
         else this.options.log.debug(text);
