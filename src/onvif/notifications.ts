@@ -190,7 +190,12 @@ export function eventFromNotification(message: NotificationMessage, doorbellTopi
   let raw = namedState(message.data);
   if (raw === undefined && kind !== 'crossing' && message.data.size === 1) raw = [...message.data.values()][0];
   let active = parseBooleanValue(raw);
-  if (active === undefined && kind === 'crossing' && message.operation === undefined) active = true;
+  let pulse = message.operation === undefined;
+  if (active === undefined && kind === 'crossing') {
+    // Something crossed the line; some firmwares mark even this with a PropertyOperation.
+    active = true;
+    pulse = true;
+  }
   if (message.operation === 'Deleted') active = false;
   if (active === undefined) return undefined;
   const sourceKey = [...message.source].map(([k, v]) => `${k}=${v}`).sort().join(',');
@@ -200,7 +205,7 @@ export function eventFromNotification(message: NotificationMessage, doorbellTopi
     topicPath: message.topicPath,
     active,
     operation: message.operation,
-    pulse: message.operation === undefined,
+    pulse,
     key: `${message.topicPath}|${sourceKey}`,
   };
 }
