@@ -179,7 +179,7 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
         if (camera.external) {
           // External accessories are never cached or bridged; a cached bridged copy (the camera was
           // bridged before) stays in `cached` and is unregistered below.
-          const external = new this.api.platformAccessory(camera.name, uuid, this.api.hap.Categories.CAMERA);
+          const external = new this.api.platformAccessory(camera.name, uuid, cameraCategory(this.api, camera));
           (external.context as CameraAccessoryContext).cameraId = camera.id;
           applyAccessoryInformation(this.api.hap, external, camera, version);
           byCamera.set(camera.id, external);
@@ -192,9 +192,11 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
           if (accessory.displayName !== camera.name) accessory.updateDisplayName(camera.name);
           restored.push(accessory);
         } else {
-          accessory = new this.api.platformAccessory(camera.name, uuid, this.api.hap.Categories.CAMERA);
+          accessory = new this.api.platformAccessory(camera.name, uuid, cameraCategory(this.api, camera));
           fresh.push(accessory);
         }
+        // A camera that became a doorbell (or stopped being one) changes category with its setting.
+        accessory.category = cameraCategory(this.api, camera);
         (accessory.context as CameraAccessoryContext).cameraId = camera.id;
         applyAccessoryInformation(this.api.hap, accessory, camera, version);
         byCamera.set(camera.id, accessory);
@@ -253,4 +255,9 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
     }
     this.services = undefined;
   }
+}
+
+/** VIDEO_DOORBELL for a doorbell camera (the Home app's doorbell tile and chime), else CAMERA. */
+function cameraCategory(api: API, camera: CameraConfig): PlatformAccessory['category'] {
+  return camera.doorbell ? api.hap.Categories.VIDEO_DOORBELL : api.hap.Categories.CAMERA;
 }

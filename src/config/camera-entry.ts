@@ -7,7 +7,7 @@ import { splitRtspLogin, type RtspLoginSplit } from '../rtsp/url.js';
 import { cameraIdFromName } from './camera-id.js';
 import { printableUrl } from './errors.js';
 import { CAMERA_DEFAULTS, DEMO_CAMERA_ID, DEMO_CAMERA_NAME, isDict, type RawCamera } from './defaults.js';
-import type { CameraConfig, CameraSource, ConfigMessage, OnvifEndpoint } from './types.js';
+import type { CameraConfig, CameraSource, ConfigMessage, DoorbellConfig, OnvifEndpoint } from './types.js';
 
 /** How the loader collects a message. */
 export type Say = (level: ConfigMessage['level'], text: string) => void;
@@ -58,6 +58,9 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
     warnings.push('ptzPresetSwitches needs ONVIF (set onvif.host); no preset switches are added');
     ptzPresetSwitches = undefined;
   }
+  const doorbell = doorbellFrom(raw, onvif !== undefined, warnings);
+  const tamperSensor = raw.tamperSensor && sensorAllowed('tamperSensor', 'it shows as "tampered" on the motion sensor, so set motion too', onvif !== undefined, motion, warnings);
+  const crossingSensor = raw.crossingSensor && sensorAllowed('crossingSensor', undefined, onvif !== undefined, true, warnings);
   if (raw.snapshotUrl && !URL.canParse(raw.snapshotUrl)) {
     problems.push(`snapshotUrl is not a valid address (it is "${printableUrl(raw.snapshotUrl)}") — e.g. http://192.168.0.20/image.jpg`);
   }
@@ -81,6 +84,9 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
     external: raw.external,
     motion,
     motionResetSeconds: raw.motionResetSeconds,
+    ...(doorbell ? { doorbell } : {}),
+    tamperSensor,
+    crossingSensor,
     maxViewers: raw.maxViewers,
     maxHomeKitStreams: raw.maxHomeKitStreams,
     snapshotUrl: raw.snapshotUrl,
@@ -105,6 +111,8 @@ export function demoCamera(): CameraConfig {
     external: false,
     motion: false,
     motionResetSeconds: raw.motionResetSeconds,
+    tamperSensor: false,
+    crossingSensor: false,
     maxViewers: raw.maxViewers,
     maxHomeKitStreams: raw.maxHomeKitStreams,
     manufacturer: 'WebRTC Cameras',
@@ -135,4 +143,36 @@ function rtspSource(raw: RawCamera, problems: string[], warnings: string[]): Ext
   if (split.replacedUrlLogin) warnings.push('the user name and password fields replace the log-in written in rtspUrl');
   if (split.passwordWithoutUser) warnings.push('a password is set without a user name; set "username" too, or the camera will not accept it');
   return { kind: 'rtsp', ...split.login };
+}
+
+/**
+ * The doorbell setting: presses come from ONVIF events (needs onvif.host) and/or the HTTP trigger.
+ * A doorbell with neither is still published as one (so the accessory does not change kind when
+ * ONVIF is added later), with a warning that nothing can ring it yet.
+ */
+function doorbellFrom(raw: RawCamera, hasOnvif: boolean, warnings: string[]): DoorbellConfig | undefined {
+  const setting = raw.doorbell;
+  if (!setting?.enabled) {
+    if (setting?.topic !== undefined || setting?.httpTrigger) warnings.push('doorbell.topic and doorbell.httpTrigger are ignored because the doorbell is off (set doorbell.enabled)');
+    return undefined;
+  }
+  const httpTrigger = setting.httpTrigger === true;
+  if (!hasOnvif && setting.topic !== undefined) warnings.push('doorbell.topic is an ONVIF event topic and needs onvif.host; it is ignored');
+  if (!hasOnvif && !httpTrigger) {
+    warnings.push('nothing can ring the doorbell yet: set onvif.host (the camera\'s ONVIF doorbell events) or doorbell.httpTrigger (the camera calls a web address)');
+  }
+  return { topics: hasOnvif && setting.topic !== undefined ? [setting.topic] : [], httpTrigger, onvif: hasOnvif };
+}
+
+/** An ONVIF event sensor is only offered when the camera has ONVIF (and what else it needs). */
+function sensorAllowed(name: string, needsMotion: string | undefined, hasOnvif: boolean, motion: boolean, warnings: string[]): boolean {
+  if (!hasOnvif) {
+    warnings.push(`${name} needs ONVIF (set onvif.host); it is off`);
+    return false;
+  }
+  if (needsMotion && !motion) {
+    warnings.push(`${name} needs the motion sensor: ${needsMotion}; it is off`);
+    return false;
+  }
+  return true;
 }

@@ -21,6 +21,8 @@ export const CAMERA_DEFAULTS = {
   external: false,
   motion: false,
   motionResetSeconds: 30,
+  tamperSensor: false,
+  crossingSensor: false,
   maxViewers: 10,
   maxHomeKitStreams: 4,
 } as const satisfies Partial<RawCamera>;
@@ -36,6 +38,10 @@ export interface RawCamera extends Pick<CameraConfig, PassedThroughCameraSetting
   password?: string;
   onvif?: { host?: string; port: number; username?: string; password?: string };
   motion: boolean;
+  /** `doorbell: true` is turned into `{ enabled: true }` before the schema sees it (cameraWithDefaults). */
+  doorbell?: { enabled?: boolean; topic?: string; httpTrigger?: boolean };
+  tamperSensor: boolean;
+  crossingSensor: boolean;
   manufacturer?: string;
   model?: string;
   serialNumber?: string;
@@ -91,13 +97,15 @@ export function isBlankEntry(value: unknown, defaults: Readonly<Record<string, u
   });
 }
 
-export const CAMERA_BLANK_DEFAULTS: Readonly<Record<string, unknown>> = { ...CAMERA_DEFAULTS, onvif: ONVIF_DEFAULTS };
+export const CAMERA_BLANK_DEFAULTS: Readonly<Record<string, unknown>> = { ...CAMERA_DEFAULTS, onvif: ONVIF_DEFAULTS, doorbell: { enabled: false, httpTrigger: false } };
 
 /** The defaults filled in under what the user set (the user's values win). */
 export function cameraWithDefaults(entry: unknown): unknown {
   if (!isDict(entry)) return entry;
   const onvif = isDict(entry['onvif']) ? { onvif: { ...ONVIF_DEFAULTS, ...entry['onvif'] } } : {};
-  return { ...CAMERA_DEFAULTS, ...entry, ...onvif };
+  // The short form `doorbell: true` (hand-written configs) is the object the form writes.
+  const doorbell = typeof entry['doorbell'] === 'boolean' ? { doorbell: { enabled: entry['doorbell'] } } : {};
+  return { ...CAMERA_DEFAULTS, ...entry, ...onvif, ...doorbell };
 }
 
 export function viewerWithDefaults(entry: unknown): unknown {

@@ -43,6 +43,12 @@ export interface CameraConfig {
   external: boolean;
   motion: boolean;
   motionResetSeconds: number;
+  /** Published as a HomeKit Video Doorbell; undefined when the `doorbell` setting is off. */
+  doorbell?: DoorbellConfig;
+  /** ONVIF tamper events as StatusTampered on the motion sensor (only with `motion` and ONVIF). */
+  tamperSensor: boolean;
+  /** ONVIF line crossing / field detection as a second motion sensor (only with ONVIF). */
+  crossingSensor: boolean;
   maxViewers: number;
   maxHomeKitStreams: number;
   snapshotUrl?: string;
@@ -54,6 +60,16 @@ export interface CameraConfig {
    * only when set (and the camera has ONVIF).
    */
   ptzPresetSwitches?: string[];
+}
+
+/** What rings a doorbell camera. */
+export interface DoorbellConfig {
+  /** The user's own ONVIF doorbell topics, besides the built-in ones; empty without ONVIF. */
+  topics: string[];
+  /** Presses also come from an authenticated HTTP POST (cameras that push instead of ONVIF). */
+  httpTrigger: boolean;
+  /** ONVIF events are followed for presses (the camera has ONVIF). */
+  onvif: boolean;
 }
 
 export interface DiscoveryConfig {

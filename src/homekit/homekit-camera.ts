@@ -5,7 +5,11 @@
  * - the streaming delegate (one ffmpeg per Home app viewer, all reading the loopback re-stream);
  * - Home app snapshots, answered by the camera's snapshot service (src/snapshots, built and
  *   registered with the web server by src/runtime, handed in here);
- * - the MotionSensor (ONVIF motion events) and ONVIF device information.
+ * - the MotionSensor (ONVIF motion events) and ONVIF device information;
+ * - for a doorbell (issue 17), a DoorbellController instead of the CameraController (HAP adds the
+ *   Doorbell service, whose ProgrammableSwitchEvent SINGLE_PRESS rings the Home app with the
+ *   camera's snapshot), tamper as StatusTampered on the MotionSensor, and line crossing / field
+ *   detection as a second MotionSensor.
  *
  * `start()` never waits for the camera; everything that needs it happens in the background.
  */
@@ -48,7 +52,12 @@ export interface HomeKitCameraOptions {
   onvifDevice?: () => Promise<ConnectedOnvifDevice>;
   /** How long the first start waits for the camera's picture size (default 8000 ms). */
   probeTimeoutMs?: number;
+  /** An ONVIF doorbell press (doorbell cameras): the runtime debounces it and calls `ringDoorbell()`. */
+  onDoorbellPress?: () => void;
 }
+
+/** Subtype of the second MotionSensor (line crossing / field detection), so a restart finds it again. */
+export const CROSSING_SENSOR_SUBTYPE = 'crossing';
 
 /** Kept in the accessory's context so the next start knows the picture size at once. */
 interface VideoMemory {
@@ -71,6 +80,8 @@ export class HomeKitCamera {
   private readonly probe = new AbortController();
   private stopped = false;
   private motionDetected = false;
+  private tampered = false;
+  private readonly crossingService: Service | undefined;
 
   constructor(private readonly options: HomeKitCameraOptions) {
     const { camera, ffmpeg, log } = options;
@@ -114,8 +125,38 @@ export class HomeKitCamera {
             if (changed.length) log.info(`Accessory details from ONVIF: ${changed.join(', ')}.`);
           },
           onMotion: (detected) => this.setMotion(detected),
+          ...(camera.doorbell?.onvif ? { doorbell: { topics: camera.doorbell.topics }, onDoorbell: () => options.onDoorbellPress?.() } : {}),
+          tamper: camera.tamperSensor,
+          onTamper: (tampered) => this.setTampered(tampered),
+          crossing: camera.crossingSensor,
+          onCrossing: (detected) => this.crossingService?.updateCharacteristic(options.api.hap.Characteristic.MotionDetected, detected),
         })
       : undefined;
+    this.crossingService = this.crossingSensor();
+  }
+
+  /**
+   * Rings the Home app (ProgrammableSwitchEvent SINGLE_PRESS on the Doorbell service). False when
+   * the camera is no doorbell or its controller is not configured yet (no ffmpeg, still starting).
+   */
+  ringDoorbell(): boolean {
+    const controller = this.controller;
+    if (!controller || !(controller instanceof this.options.api.hap.DoorbellController)) return false;
+    controller.ringDoorbell();
+    return true;
+  }
+
+  /** The second MotionSensor when `crossingSensor` is on; a cached one is removed when it is off. */
+  private crossingSensor(): Service | undefined {
+    const { api, accessory, camera } = this.options;
+    const existing = accessory.getServiceById(api.hap.Service.MotionSensor, CROSSING_SENSOR_SUBTYPE);
+    if (!camera.crossingSensor) {
+      if (existing) accessory.removeService(existing);
+      return undefined;
+    }
+    const service = existing ?? accessory.addService(api.hap.Service.MotionSensor, `${camera.name} Crossing`, CROSSING_SENSOR_SUBTYPE);
+    service.updateCharacteristic(api.hap.Characteristic.MotionDetected, false);
+    return service;
   }
 
   /** Starts ONVIF, and configures the controller in the background. */
@@ -178,12 +219,14 @@ export class HomeKitCamera {
     }
     const resolutions: Resolution[] = resolutionsFor(size?.width, size?.height);
     const audio = chooseAudio(ffmpeg, camera.audio);
-    const controller = new api.hap.CameraController({
+    const controllerOptions = {
       cameraStreamCount: camera.maxHomeKitStreams,
       delegate: this.delegate,
       streamingOptions: streamingOptions(api.hap, resolutions, audio.codecs),
       sensors: { motion: camera.motion },
-    });
+    };
+    // A doorbell is a camera controller with the Doorbell service; the Home app rings with its snapshot.
+    const controller = camera.doorbell ? new api.hap.DoorbellController(controllerOptions) : new api.hap.CameraController(controllerOptions);
     accessory.configureController(controller);
     this.delegate.attach(controller);
     this.controller = controller;
@@ -192,11 +235,12 @@ export class HomeKitCamera {
       // Linked from every stream service, so Home treats motion as this camera's (notifications with its picture).
       for (const management of controller.streamManagements) management.getService().addLinkedService(controller.motionService);
       controller.motionService.updateCharacteristic(api.hap.Characteristic.MotionDetected, this.motionDetected || (this.onvif?.motionDetected ?? false));
+      if (camera.tamperSensor) this.setTampered(this.tampered);
     }
     const sizeText = size ? `camera picture ${size.width}x${size.height}` : 'camera picture size unknown (it did not answer in time), offering every standard size';
     this.log.info(
       `Home app camera ready: ${sizeText}; resolutions ${resolutions.map(([w, h, f]) => `${w}x${h}@${f}`).join(', ')}; ` +
-        `up to ${camera.maxHomeKitStreams} stream(s); ${audio.message}${camera.motion ? '; motion sensor on' : ''}.`,
+        `up to ${camera.maxHomeKitStreams} stream(s); ${audio.message}${camera.motion ? '; motion sensor on' : ''}${camera.doorbell ? '; video doorbell' : ''}.`,
     );
   }
 
@@ -230,6 +274,13 @@ export class HomeKitCamera {
       subscription.unsubscribe();
       sink.close();
     }
+  }
+
+  /** StatusTampered (an optional characteristic of the MotionSensor, added on first use). */
+  private setTampered(tampered: boolean): void {
+    this.tampered = tampered;
+    const { Characteristic } = this.options.api.hap;
+    this.motionService?.updateCharacteristic(Characteristic.StatusTampered, tampered ? Characteristic.StatusTampered.TAMPERED : Characteristic.StatusTampered.NOT_TAMPERED);
   }
 
   private setMotion(detected: boolean): void {

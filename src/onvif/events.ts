@@ -1,5 +1,5 @@
 /**
- * ONVIF PullPoint events -> motion. One subscription loop per camera:
+ * ONVIF PullPoint events -> motion (and doorbell, tamper and crossing events for whoever listens). One subscription loop per camera:
  * CreatePullPointSubscription, then PullMessages (long poll) in a loop, Renew before the camera's
  * TerminationTime, Unsubscribe on stop. Any failure (fault, timeout, camera reboot, expired
  * subscription) ends the subscription and a new one is made after an exponential backoff with
@@ -18,11 +18,14 @@ import type { OnvifDevice } from './device.js';
 import { OnvifError, toOnvifError } from './errors.js';
 import { MotionState, type MotionStateOptions } from './motion.js';
 import { NS } from './soap.js';
-import { motionFromNotification, parseNotificationMessages, type MotionEvent } from './notifications.js';
+import { eventFromNotification, parseNotificationMessages, type MotionEvent, type OnvifEvent } from './notifications.js';
 import { child, escapeXml, serializeXml, textAt, textOf, type XmlElement } from './xml.js';
 
 // Moved to notifications.ts; re-exported for the modules that import them from here.
 export {
+  classifyTopic,
+  eventFromNotification,
+  isDoorbellPress,
   isMotionTopic,
   motionFromNotification,
   normalizeTopic,
@@ -30,6 +33,8 @@ export {
   parseNotificationMessages,
   type MotionEvent,
   type NotificationMessage,
+  type OnvifEvent,
+  type OnvifEventKind,
   type PropertyOperation,
 } from './notifications.js';
 
@@ -54,11 +59,15 @@ export interface OnvifMotionEventsOptions {
   now?: () => number;
   /** Timers for the backoff. Default the real ones (a pending retry keeps the process alive, as before). */
   timers?: TimerSeam;
+  /** The user's own doorbell topics (`doorbell.topic`), besides the built-in ones (notifications.ts). */
+  doorbellTopics?: ReadonlyArray<string>;
 }
 
 export interface OnvifMotionEventsEvents {
   /** Every motion notification, after mapping (both property operations and pulses). */
   motion: [event: MotionEvent];
+  /** Every notification the plugin understands (motion too): doorbell, tamper, crossing. */
+  event: [event: OnvifEvent];
   /** A subscription was made (again). */
   subscribed: [address: string];
   /** A subscription failed or broke; a retry follows. */
@@ -97,6 +106,8 @@ export class OnvifMotionEvents extends EventEmitter<OnvifMotionEventsEvents> {
   private loop: Promise<void> | undefined;
   private current: Subscription | undefined;
   private lastFailureCode: string | undefined;
+  /** Topics already logged: each is said once, so users see what their camera sends. */
+  private readonly seenTopics = new Set<string>();
   private readonly now: () => number;
   private readonly timers: TimerSeam;
 
@@ -301,13 +312,24 @@ export class OnvifMotionEvents extends EventEmitter<OnvifMotionEventsEvents> {
 
   private handle(response: XmlElement): void {
     for (const message of parseNotificationMessages(response)) {
-      const event = motionFromNotification(message);
+      const event = eventFromNotification(message, this.options.doorbellTopics);
+      this.noteTopic(message.topicPath, event?.kind);
       if (!event) continue;
-      this.log.debug(`motion ${event.active ? 'on' : 'off'} (${event.operation ?? 'event'} ${event.topic})`);
-      // Events without a PropertyOperation are pulses; a pulse "false" carries no information.
-      this.motion.update(event.active, event.key, event.operation === undefined);
-      this.emit('motion', event);
+      if (event.kind === 'motion') {
+        this.log.debug(`motion ${event.active ? 'on' : 'off'} (${event.operation ?? 'event'} ${event.topic})`);
+        // Events without a PropertyOperation are pulses; a pulse "false" carries no information.
+        this.motion.update(event.active, event.key, event.pulse);
+        this.emit('motion', { topic: event.topic, active: event.active, operation: event.operation, key: event.key });
+      }
+      this.emit('event', event);
     }
+  }
+
+  /** Logs each topic the camera sends once (bounded: a chatty camera cannot fill the log). */
+  private noteTopic(topicPath: string, kind: string | undefined): void {
+    if (!topicPath || this.seenTopics.has(topicPath) || this.seenTopics.size >= 64) return;
+    this.seenTopics.add(topicPath);
+    this.log.info(`ONVIF event topic from the camera: ${topicPath} (${kind ?? 'not used by the plugin'})`);
   }
 }
 

@@ -5,8 +5,8 @@ export { connectOnvifDevice, cleanInfoValue, chooseProfiles, rewriteStreamUri } 
 export type * from './device-types.js';
 export { OnvifError, isOnvifError } from './errors.js';
 export type { OnvifErrorCode } from './errors.js';
-export { OnvifMotionEvents, isMotionTopic, motionFromNotification, normalizeTopic, parseNotificationMessages } from './events.js';
-export type { MotionEvent, OnvifMotionEventsEvents, OnvifMotionEventsOptions } from './events.js';
+export { OnvifMotionEvents, classifyTopic, eventFromNotification, isDoorbellPress, isMotionTopic, motionFromNotification, normalizeTopic, parseNotificationMessages } from './events.js';
+export type { MotionEvent, OnvifEvent, OnvifEventKind, OnvifMotionEventsEvents, OnvifMotionEventsOptions } from './events.js';
 export { MotionState } from './motion.js';
 export type { MotionStateEvents, MotionStateOptions } from './motion.js';
 export { retryOnvif } from './retry.js';

@@ -1,7 +1,8 @@
 /**
- * ONVIF event notifications read and mapped to motion (pure, so tests feed them answers): the
- * messages of a PullMessages answer, topics normalised across vendors' prefixes, which topics mean
- * motion, and the boolean a message carries (whatever the vendor called it).
+ * ONVIF event notifications read and mapped (pure, so tests feed them answers): the messages of a
+ * PullMessages answer, topics normalised across vendors' prefixes, which topics mean motion, a
+ * doorbell press, tamper or a line crossing, and the boolean a message carries (whatever the vendor
+ * called it).
  */
 import { attr, child, childrenNamed, textOf, type XmlElement } from './xml.js';
 
@@ -48,7 +49,12 @@ export function isMotionTopic(topicPath: string): boolean {
   return segments.some((s) => /motion/i.test(s));
 }
 
-const VALUE_NAMES = ['ismotion', 'state', 'motion', 'active', 'isactive', 'value'];
+/**
+ * Names of the data item that carries the state, in order of preference: motion (`IsMotion`,
+ * `State`, Axis `motion`), the digital input's `LogicalState`, the field detector's `IsInside`, the
+ * tamper detector's `IsTamper`.
+ */
+const VALUE_NAMES = ['ismotion', 'state', 'motion', 'logicalstate', 'isinside', 'istamper', 'active', 'isactive', 'value'];
 
 export function parseBooleanValue(raw: string | undefined): boolean | undefined {
   const value = raw?.trim().toLowerCase();
@@ -88,21 +94,127 @@ export function parseNotificationMessages(response: XmlElement): NotificationMes
 
 /** Maps a notification to a motion event, or undefined when it is not about motion. */
 export function motionFromNotification(message: NotificationMessage): MotionEvent | undefined {
-  if (!isMotionTopic(message.topicPath)) return undefined;
-  let raw: string | undefined;
+  const event = eventFromNotification(message);
+  if (event?.kind !== 'motion') return undefined;
+  return { topic: event.topic, active: event.active, operation: event.operation, key: event.key };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Events beyond motion (issue 17): doorbell presses, tamper, line crossing / field detection
+
+/** What a notification means to the plugin. */
+export type OnvifEventKind = 'motion' | 'doorbell' | 'tamper' | 'crossing';
+
+export interface OnvifEvent {
+  kind: OnvifEventKind;
+  topic: string;
+  topicPath: string;
+  active: boolean;
+  operation: PropertyOperation | undefined;
+  /** Without a PropertyOperation the message is a pulse: it says something happened, not a state. */
+  pulse: boolean;
+  /** Topic and source items, so two inputs (or two rules) are tracked apart. */
+  key: string;
+}
+
+/**
+ * Doorbell topics recognised without configuration, prefix-free and compared case-insensitively:
+ * - `Device/Trigger/DigitalInput`: the ONVIF Device IO digital input (`LogicalState`); door stations
+ *   and cameras wire the bell button to it.
+ * - `RuleEngine/MyRuleDetector/Visitor`: Reolink's Video Doorbell (WiFi and PoE) reports its button as
+ *   this topic with `State` true/false (seen in users' ONVIF captures: JimStar/reolink_cctv#49,
+ *   berfenger/cam2mqtt#15).
+ * Hikvision and Dahua door stations announce a call through their own HTTP event APIs (e.g. Dahua's
+ * `CallNoAnswered`), not through ONVIF: those use the HTTP trigger, or `doorbell.topic` for a
+ * firmware that does send one.
+ */
+export const DOORBELL_TOPICS: ReadonlyArray<string> = ['Device/Trigger/DigitalInput', 'RuleEngine/MyRuleDetector/Visitor'];
+
+/**
+ * Tamper topics: the ONVIF Video Source events for a camera that was turned, covered or blinded
+ * (`VideoSource/GlobalSceneChange/...`, `ImageTooBlurry`, `ImageTooDark`, `ImageTooBright`, each
+ * under `/ImagingService`, `/AnalyticsService` or `/RecordingService`, data `State`), and the
+ * analytics `RuleEngine/TamperDetector/Tamper` (`IsTamper`). Matched by their first two segments.
+ */
+export const TAMPER_TOPICS: ReadonlyArray<string> = [
+  'VideoSource/GlobalSceneChange',
+  'VideoSource/ImageTooBlurry',
+  'VideoSource/ImageTooDark',
+  'VideoSource/ImageTooBright',
+  'RuleEngine/TamperDetector',
+];
+
+/**
+ * Line crossing and field (intrusion) detection, the ONVIF analytics rules: `LineDetector/Crossed`
+ * is a pulse (data `ObjectId`), `FieldDetector/ObjectsInside` a property (`IsInside`).
+ */
+export const CROSSING_TOPICS: ReadonlyArray<string> = ['RuleEngine/LineDetector/Crossed', 'RuleEngine/FieldDetector/ObjectsInside'];
+
+function startsWithTopic(topicPath: string, prefix: string): boolean {
+  const path = topicPath.toLowerCase();
+  const wanted = prefix.toLowerCase();
+  return path === wanted || path.startsWith(`${wanted}/`);
+}
+
+/**
+ * What a topic means. `doorbellTopics` are the user's own (`doorbell.topic`), written with or
+ * without prefixes; they win over everything, then the built-in doorbell, tamper and crossing
+ * topics, then motion (a vendor's `FieldDetector/MotionDetector/Motion` is motion, not a field).
+ */
+export function classifyTopic(topicPath: string, doorbellTopics: ReadonlyArray<string> = []): OnvifEventKind | undefined {
+  if (doorbellTopics.some((t) => startsWithTopic(topicPath, normalizeTopic(t)))) return 'doorbell';
+  if (DOORBELL_TOPICS.some((t) => startsWithTopic(topicPath, t))) return 'doorbell';
+  if (TAMPER_TOPICS.some((t) => startsWithTopic(topicPath, t))) return 'tamper';
+  if (CROSSING_TOPICS.some((t) => startsWithTopic(topicPath, t))) return 'crossing';
+  return isMotionTopic(topicPath) ? 'motion' : undefined;
+}
+
+/** The boolean a message carries, under whichever name the vendor gave it. */
+function namedState(data: ReadonlyMap<string, string>): string | undefined {
   for (const wanted of VALUE_NAMES) {
-    for (const [name, value] of message.data) {
-      if (name.toLowerCase() === wanted) {
-        raw = value;
-        break;
-      }
+    for (const [name, value] of data) {
+      if (name.toLowerCase() === wanted) return value;
     }
-    if (raw !== undefined) break;
   }
-  if (raw === undefined && message.data.size === 1) raw = [...message.data.values()][0];
+  return undefined;
+}
+
+/**
+ * Maps a notification to the event it means (motion, doorbell, tamper, crossing), or undefined when
+ * it is none of those or carries no state. A line crossing is a pulse whatever its data (its only
+ * item, `ObjectId`, is a number, not a state: object "0" must not read as "false").
+ */
+export function eventFromNotification(message: NotificationMessage, doorbellTopics: ReadonlyArray<string> = []): OnvifEvent | undefined {
+  const kind = classifyTopic(message.topicPath, doorbellTopics);
+  if (!kind) return undefined;
+  let raw = namedState(message.data);
+  if (raw === undefined && kind !== 'crossing' && message.data.size === 1) raw = [...message.data.values()][0];
   let active = parseBooleanValue(raw);
+  let pulse = message.operation === undefined;
+  if (active === undefined && kind === 'crossing') {
+    // Something crossed the line; some firmwares mark even this with a PropertyOperation.
+    active = true;
+    pulse = true;
+  }
   if (message.operation === 'Deleted') active = false;
   if (active === undefined) return undefined;
   const sourceKey = [...message.source].map(([k, v]) => `${k}=${v}`).sort().join(',');
-  return { topic: message.topic, active, operation: message.operation, key: `${message.topicPath}|${sourceKey}` };
+  return {
+    kind,
+    topic: message.topic,
+    topicPath: message.topicPath,
+    active,
+    operation: message.operation,
+    pulse,
+    key: `${message.topicPath}|${sourceKey}`,
+  };
+}
+
+/**
+ * A doorbell event that is a press: the input went true (`Changed`, or a pulse). `Initialized` is
+ * the state replayed on every new subscription, so a bell input stuck at true would otherwise ring
+ * after each reconnect.
+ */
+export function isDoorbellPress(event: OnvifEvent): boolean {
+  return event.kind === 'doorbell' && event.active && event.operation !== 'Initialized';
 }

@@ -4,10 +4,12 @@ import { PtzPresetSwitches } from '../homekit/ptz-switches.js';
 import { Source } from '../media/source.js';
 import { displayRtspUrl } from '../rtsp/url.js';
 import { CameraPtz } from './camera-ptz.js';
+import { doorbellTriggerPath, type DoorbellTrigger } from '../web/doorbell-trigger.js';
 import { createCameraSnapshots } from './camera-snapshots.js';
+import { DoorbellPresses } from './doorbell.js';
 import { cameraUpstream, onvifConnector } from './camera-upstream.js';
 import { createSharedServices } from './plugin-services.js';
-import type { CameraRuntimeFactory, PluginServicesFactory } from './types.js';
+import type { CameraRuntimeDeps, CameraRuntimeFactory, PluginServicesFactory } from './types.js';
 
 /**
  * The seam between the Homebridge glue (src/platform.ts) and the work. The platform validates the
@@ -51,6 +53,18 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     ...(onvifDevice ? { onvifDevice } : {}),
   });
   let unregisterSnapshots: (() => void) | undefined;
+  // Doorbell presses (ONVIF and the web trigger), debounced: a press warms the snapshot first (the
+  // Home app asks for one as it rings), rings the Home app and tells the watch pages.
+  const presses = camera.doorbell
+    ? new DoorbellPresses({
+        log: deps.log,
+        ring: () => {
+          void snapshots.service.getSnapshot({});
+          if (!homekit.ringDoorbell()) deps.log.warn('Doorbell pressed, but the Home app doorbell is not ready (no ffmpeg, or still starting).');
+          deps.services.publishDoorbell({ type: 'doorbell', camera: camera.id, name: camera.name, at: Date.now() });
+        },
+      })
+    : undefined;
   // HomeKit: camera controller, streams, motion, ONVIF details.
   const homekit = new HomeKitCamera({
     api: deps.api,
@@ -63,17 +77,20 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     ffmpegConfig: deps.config.ffmpeg,
     log: deps.log,
     ...(onvifDevice ? { onvifDevice } : {}),
+    ...(presses ? { onDoorbellPress: () => presses.press('onvif') } : {}),
   });
   // PTZ (issue 17): found once ONVIF answers; shared by the web page and the Home app's preset switches.
   const ptz = onvifDevice ? new CameraPtz({ camera: camera.name, connect: onvifDevice, log: deps.log }) : undefined;
   let presetSwitches: PtzPresetSwitches | undefined;
   return {
     start: async () => {
+      const doorbell = presses && camera.doorbell?.httpTrigger ? await doorbellTrigger(camera, deps.services, deps.log, () => presses.press('http')) : undefined;
       deps.services.addCamera({
         config: camera,
         source,
         homekitStreams: () => homekit.delegate?.sessionCount ?? 0,
         ...(ptz ? { ptz: () => ptz.control() } : {}),
+        ...(doorbell ? { doorbell } : {}),
       });
       unregisterSnapshots = deps.services.snapshots.register(camera.id, snapshots.service);
       // Into memory now, so the page's first tile request is answered from memory.
@@ -103,6 +120,27 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     },
   };
 };
+
+/**
+ * The camera's HTTP trigger: its token from the storage path, and the address written to the log
+ * only when the token is new (it is a secret; afterwards the log says where to find or renew it).
+ */
+async function doorbellTrigger(camera: CameraConfig, services: CameraRuntimeDeps['services'], log: CameraRuntimeDeps['log'], press: () => boolean): Promise<DoorbellTrigger | undefined> {
+  try {
+    const { token, created } = await services.doorbellToken(camera.id);
+    const path = doorbellTriggerPath(camera.id, token);
+    if (created) {
+      const base = services.watchUrl?.replace(/\/$/, '') ?? '';
+      log.info(`Doorbell web trigger made: let the doorbell POST to ${base}${path} when pressed. This address is shown only now; keep it secret (it rings the doorbell).`);
+    } else {
+      log.info('Doorbell web trigger on (its address was logged when it was made; delete this camera\'s entry in webrtc-cameras/doorbell-tokens.json to make a new one).');
+    }
+    return { token, press };
+  } catch (error) {
+    log.error(`The doorbell web trigger is off: its secret could not be read or saved (${error instanceof Error ? error.message : String(error)}).`);
+    return undefined;
+  }
+}
 
 function describeSource(camera: CameraConfig): string {
   return camera.source.kind === 'rtsp' ? displayRtspUrl(camera.source.url, camera.source.username)

@@ -20,6 +20,9 @@ import { adminRoutes } from '../admin/admin-routes.js';
 import { createLocalAdmin, type LocalAdmin } from '../admin/local-admin.js';
 import type { Authorize } from '../web/types.js';
 import type { PeerLimitSettings } from '../web/auth/peer-guard.js';
+import { doorbellTriggerRoute } from '../web/doorbell-trigger.js';
+import { EventStream } from '../web/event-stream.js';
+import { DoorbellTokens } from './doorbell-tokens.js';
 
 export type { RegisteredCamera, SharedServices } from './types.js';
 
@@ -84,6 +87,10 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
   let redirect: { close(): Promise<void> } | undefined;
   let watchUrl: string | undefined;
   const discovery = createDiscoveryService(config, context.storagePath, log);
+  // Doorbells (issue 17): the page's event stream, the trigger secrets, and the trigger route.
+  const doorbellTokens = new DoorbellTokens(context.storagePath);
+  let events: EventStream | undefined;
+  const doorbellRoute = doorbellTriggerRoute({ trigger: (id) => cameras.get(id)?.doorbell });
   // Prometheus text for the cameras the caller may watch: a share-link token for all cameras works
   // as a scraper's bearer token.
   const metricsRoute: WebRoute = {
@@ -105,6 +112,10 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     snapshots,
     get watchUrl() {
       return watchUrl;
+    },
+    doorbellToken: (cameraId) => doorbellTokens.tokenFor(cameraId),
+    publishDoorbell(event) {
+      events?.publish(event);
     },
     async start() {
       restream = await createRestreamServer({
@@ -148,6 +159,8 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         return decided === 'not-mine' ? accessControl.authorize(req) : decided;
       };
       const whep = createWhepHandler({ registry, limits, ice, logger: log });
+      const eventStream = new EventStream();
+      events = eventStream;
       closeWhep = () => whep.closeAll();
       web = createWebServer({
         port: config.web.port,
@@ -160,7 +173,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         trustedProxies: config.web.trustedProxies,
         authorize,
         loginPath: access.loginPath,
-        routes: [...access.routes, discovery.route, metricsRoute, ...adminRoutes({
+        routes: [...access.routes, discovery.route, metricsRoute, eventStream.route, doorbellRoute, ...adminRoutes({
           registry,
           localAdmin: admin,
           cameraExtras: (id) => {
@@ -186,7 +199,10 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         log,
       });
       const server = web;
-      access.onRevoke((predicate, reason) => server.disconnect(predicate, reason));
+      access.onRevoke((predicate, reason) => {
+        eventStream.disconnect(predicate);
+        return server.disconnect(predicate, reason);
+      });
       const { port, url } = await web.listen();
       if (tls && config.web.tls.redirectHttpPort) {
         const redirector = createHttpsRedirect({
@@ -212,6 +228,8 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     },
     async stop() {
       discovery.stop();
+      events?.close();
+      events = undefined;
       // The transcoders read the re-stream: they stop first.
       await variants.closeAll();
       await Promise.allSettled([web?.close(), restream?.close(), redirect?.close()]);

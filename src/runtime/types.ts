@@ -10,6 +10,9 @@ import type { Source } from '../media/source.js';
 import type { SnapshotRegistry } from '../snapshots/snapshot-service.js';
 import type { Logger } from '../util/logger.js';
 import type { CameraPtzControl } from '../web/ptz-types.js';
+import type { DoorbellTrigger } from '../web/doorbell-trigger.js';
+import type { DoorbellEvent } from '../web/event-stream.js';
+import type { DoorbellToken } from './doorbell-tokens.js';
 
 /** What every part of the runtime may use. */
 export interface RuntimeContext {
@@ -51,6 +54,8 @@ export interface RegisteredCamera {
   homekitStreams?: () => number;
   /** Its pan/tilt/zoom for the web page, once known; undefined for a camera without PTZ. */
   ptz?: () => CameraPtzControl | undefined;
+  /** A doorbell camera's HTTP trigger (`doorbell.httpTrigger`). */
+  doorbell?: DoorbellTrigger;
 }
 
 /**
@@ -70,6 +75,10 @@ export interface SharedServices {
   /** The web server's snapshot provider: each camera registers its snapshot service here, so tiles and Home share one mechanism. */
   readonly snapshots: SnapshotRegistry;
   readonly watchUrl: string | undefined;
+  /** The secret of a doorbell camera's HTTP trigger, kept in the storage path (made on first use). */
+  doorbellToken(cameraId: string): Promise<DoorbellToken>;
+  /** Tells the watch pages of viewers who may watch the camera that someone is at the door. */
+  publishDoorbell(event: DoorbellEvent): void;
 }
 
 /** Plugin-wide services: the camera registry, the loopback re-stream and the web server. */

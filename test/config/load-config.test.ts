@@ -41,6 +41,8 @@ describe('loadConfig: cameras', () => {
       external: false,
       motion: false,
       motionResetSeconds: 30,
+      tamperSensor: false,
+      crossingSensor: false,
       maxViewers: 10,
       maxHomeKitStreams: 4,
       snapshotUrl: undefined,
@@ -481,5 +483,47 @@ describe('loadConfig: secrets', () => {
     for (const camera of config.cameras) if (camera.source.kind === 'rtsp') log.debug(`opening ${camera.source.url} as ${camera.source.username ?? ''}:${camera.source.password ?? ''}`);
     assert.equal(lines.length, 3);
     for (const line of lines) for (const secret of all) assert.ok(!line.includes(secret) && !line.includes(encodeURIComponent(secret)), line);
+  });
+});
+
+describe('loadConfig: doorbell and ONVIF event sensors (issue 17)', () => {
+  const ONVIF = { host: '192.168.0.20', username: 'admin', password: 'pw' };
+
+  it('takes doorbell: true as {enabled: true}, and a topic and the HTTP trigger from the object', () => {
+    const short = only(load({ cameras: [{ name: 'Door', rtspUrl: URL_OK, onvif: ONVIF, doorbell: true }] }));
+    assert.deepEqual(short.doorbell, { topics: [], httpTrigger: false, onvif: true });
+    const full = load({ cameras: [{ name: 'Door', rtspUrl: URL_OK, onvif: ONVIF, doorbell: { enabled: true, topic: 'tns1:RuleEngine/Bell', httpTrigger: true } }] });
+    assert.deepEqual(full.messages, []);
+    assert.deepEqual(only(full).doorbell, { topics: ['tns1:RuleEngine/Bell'], httpTrigger: true, onvif: true });
+    assert.equal(only(load({ cameras: [{ name: 'Door', rtspUrl: URL_OK, doorbell: false }] })).doorbell, undefined);
+  });
+
+  it('warns when nothing can ring the doorbell, and when a topic needs ONVIF', () => {
+    const result = load({ cameras: [{ name: 'Door', rtspUrl: URL_OK, doorbell: { enabled: true, topic: 'tns1:X/Y' } }] });
+    assert.deepEqual(only(result).doorbell, { topics: [], httpTrigger: false, onvif: false });
+    const text = warnings(result).join('\n');
+    assert.match(text, /doorbell\.topic is an ONVIF event topic and needs onvif\.host/);
+    assert.match(text, /nothing can ring the doorbell yet: set onvif\.host .* or doorbell\.httpTrigger/);
+    const pushOnly = load({ cameras: [{ name: 'Door', rtspUrl: URL_OK, doorbell: { enabled: true, httpTrigger: true } }] });
+    assert.deepEqual(warnings(pushOnly), []);
+    const off = load({ cameras: [{ name: 'Door', rtspUrl: URL_OK, doorbell: { httpTrigger: true } }] });
+    assert.equal(only(off).doorbell, undefined);
+    assert.match(warnings(off).join('\n'), /ignored because the doorbell is off/);
+  });
+
+  it('refuses a doorbell topic with spaces or markup, naming the field and an example', () => {
+    const result = load({ cameras: [{ name: 'Door', rtspUrl: URL_OK, onvif: ONVIF, doorbell: { enabled: true, topic: '<x> y' } }] });
+    assert.match(errors(result).join('\n'), /doorbell\.topic.*must be an ONVIF topic.*tns1:RuleEngine\/MyRuleDetector\/Visitor/);
+  });
+
+  it('turns tamperSensor off without the motion sensor or ONVIF, and crossingSensor without ONVIF, saying why', () => {
+    const both = only(load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, motion: true, tamperSensor: true, crossingSensor: true }] }));
+    assert.deepEqual([both.tamperSensor, both.crossingSensor], [true, true]);
+    const noMotion = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, tamperSensor: true, crossingSensor: true }] });
+    assert.deepEqual([only(noMotion).tamperSensor, only(noMotion).crossingSensor], [false, true]);
+    assert.match(warnings(noMotion).join('\n'), /tamperSensor needs the motion sensor/);
+    const noOnvif = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, crossingSensor: true }] });
+    assert.equal(only(noOnvif).crossingSensor, false);
+    assert.match(warnings(noOnvif).join('\n'), /crossingSensor needs ONVIF \(set onvif\.host\)/);
   });
 });

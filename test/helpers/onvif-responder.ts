@@ -225,6 +225,18 @@ export interface EmitMotionOptions {
   operation?: 'Changed' | 'Initialized' | 'none';
 }
 
+/** Any event a camera may send (issue 17: doorbell inputs, tamper, line crossing, vendor topics). */
+export interface EmitEventOptions {
+  /** As the camera writes it, e.g. `tns1:Device/Trigger/DigitalInput`. */
+  topic: string;
+  /** Namespace declarations the topic's vendor prefixes need (`xmlns:tnsvendor="..."`). */
+  topicNamespaces?: string;
+  source?: Record<string, string>;
+  data?: Record<string, string>;
+  /** Default 'Changed'; 'none' sends an event without a PropertyOperation (a pulse). */
+  operation?: 'Changed' | 'Initialized' | 'Deleted' | 'none';
+}
+
 export interface OnvifResponder {
   readonly host: string;
   readonly port: number;
@@ -235,6 +247,10 @@ export interface OnvifResponder {
   readonly counters: { subscriptions: number; renewals: number; unsubscribes: number; pulls: number; probes: number };
   activeSubscriptions(): number;
   emitMotion(active: boolean, options?: EmitMotionOptions): void;
+  /** Queues one notification with any topic on every subscription. */
+  emitEvent(event: EmitEventOptions): void;
+  /** A doorbell press as a digital input: LogicalState true (then, with `release`, false). */
+  emitDoorbell(options?: { release?: boolean; input?: string }): void;
   setOverride(command: string, override: ResponderOverride | undefined): void;
   /** Resolves with the next request for `command` (already recorded ones do not count). */
   nextRequest(command: string): Promise<RecordedRequest>;
@@ -360,43 +376,51 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
   const snapshotUrl = (): string =>
     `http://${options.snapshot?.uriHost ?? host}:${port}/onvif-cgi/jpg/image.cgi?resolution=800x600&compression=20&camera=1`;
 
-  const motionMessage = (style: MotionTopicStyle, active: boolean, operation: EmitMotionOptions['operation']): string => {
-    const op = operation === 'none' ? '' : ` PropertyOperation="${operation ?? 'Changed'}"`;
+  /** One wsnt:NotificationMessage, as a camera writes it. */
+  const notificationMessage = (event: EmitEventOptions): string => {
+    const op = event.operation === 'none' ? '' : ` PropertyOperation="${event.operation ?? 'Changed'}"`;
     const utc = new Date(cameraNow()).toISOString();
-    const item = (name: string, value: string): string => `<tt:SimpleItem Name="${name}" Value="${value}"/>`;
-    let topic: string;
-    let source: string;
-    let data: string;
-    let topicNs = '';
-    switch (style) {
-      case 'cell':
-        topic = 'tns1:RuleEngine/CellMotionDetector/Motion';
-        source = item('VideoSourceConfigurationToken', '000') + item('VideoAnalyticsConfigurationToken', '000') + item('Rule', '000');
-        data = item('IsMotion', String(active));
-        break;
-      case 'alarm':
-        topic = 'tns1:VideoSource/MotionAlarm';
-        source = item('Source', '000');
-        data = item('State', String(active));
-        break;
-      case 'vendor':
-        topic = 'tns1:VideoAnalytics/tnsaxis:MotionDetection';
-        source = item('window', '0');
-        data = item('motion', active ? '1' : '0');
-        break;
-      case 'suffix':
-        topic = 'tnsvendor:RuleEngine/FieldDetector/MotionDetector/Motion';
-        topicNs = ' xmlns:tnsvendor="http://www.example.com/vendor/topics"';
-        source = item('Rule', 'MotionRule1');
-        data = item('IsMotion', String(active));
-        break;
-    }
+    const items = (values: Record<string, string> | undefined): string =>
+      Object.entries(values ?? {}).map(([name, value]) => `<tt:SimpleItem Name="${escapeXml(name)}" Value="${escapeXml(value)}"/>`).join('');
+    const topicNs = event.topicNamespaces ? ` ${event.topicNamespaces}` : '';
     return (
       `<wsnt:NotificationMessage><wsnt:SubscriptionReference><wsa5:Address>http://${host}:${port}/onvif/subscription</wsa5:Address></wsnt:SubscriptionReference>` +
-      `<wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet"${topicNs}>${topic}</wsnt:Topic>` +
-      `<wsnt:Message><tt:Message UtcTime="${utc}"${op}><tt:Source>${source}</tt:Source><tt:Data>${data}</tt:Data></tt:Message></wsnt:Message>` +
+      `<wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet"${topicNs}>${event.topic}</wsnt:Topic>` +
+      `<wsnt:Message><tt:Message UtcTime="${utc}"${op}><tt:Source>${items(event.source)}</tt:Source><tt:Data>${items(event.data)}</tt:Data></tt:Message></wsnt:Message>` +
       `</wsnt:NotificationMessage>`
     );
+  };
+
+  const motionMessage = (style: MotionTopicStyle, active: boolean, operation: EmitMotionOptions['operation']): string => {
+    const state = String(active);
+    switch (style) {
+      case 'cell':
+        return notificationMessage({
+          topic: 'tns1:RuleEngine/CellMotionDetector/Motion',
+          source: { VideoSourceConfigurationToken: '000', VideoAnalyticsConfigurationToken: '000', Rule: '000' },
+          data: { IsMotion: state },
+          ...(operation ? { operation } : {}),
+        });
+      case 'alarm':
+        return notificationMessage({ topic: 'tns1:VideoSource/MotionAlarm', source: { Source: '000' }, data: { State: state }, ...(operation ? { operation } : {}) });
+      case 'vendor':
+        return notificationMessage({ topic: 'tns1:VideoAnalytics/tnsaxis:MotionDetection', source: { window: '0' }, data: { motion: active ? '1' : '0' }, ...(operation ? { operation } : {}) });
+      case 'suffix':
+        return notificationMessage({
+          topic: 'tnsvendor:RuleEngine/FieldDetector/MotionDetector/Motion',
+          topicNamespaces: 'xmlns:tnsvendor="http://www.example.com/vendor/topics"',
+          source: { Rule: 'MotionRule1' },
+          data: { IsMotion: state },
+          ...(operation ? { operation } : {}),
+        });
+    }
+  };
+
+  const queueMessages = (messages: string[]): void => {
+    for (const subscription of subscriptions.values()) {
+      subscription.queue.push(...messages);
+      subscription.waiter?.respond();
+    }
   };
 
   const pullResponse = (subscription: ResponderSubscription, limit: number): string => {
@@ -818,10 +842,17 @@ export async function startOnvifResponder(initial: OnvifResponderOptions = {}): 
     emitMotion(active, emitOptions = {}) {
       motionActive = active;
       const styles: MotionTopicStyle[] = emitOptions.topicStyle === 'both' ? ['cell', 'alarm'] : [emitOptions.topicStyle ?? 'cell'];
-      for (const subscription of subscriptions.values()) {
-        for (const style of styles) subscription.queue.push(motionMessage(style, active, emitOptions.operation));
-        subscription.waiter?.respond();
-      }
+      queueMessages(styles.map((style) => motionMessage(style, active, emitOptions.operation)));
+    },
+    emitEvent(event) {
+      queueMessages([notificationMessage(event)]);
+    },
+    emitDoorbell(doorbellOptions = {}) {
+      const input = { topic: 'tns1:Device/Trigger/DigitalInput', source: { InputToken: doorbellOptions.input ?? 'DIGIT_IN_0' } };
+      queueMessages([
+        notificationMessage({ ...input, data: { LogicalState: 'true' } }),
+        ...(doorbellOptions.release ? [notificationMessage({ ...input, data: { LogicalState: 'false' } })] : []),
+      ]);
     },
     nextRequest(command) {
       return new Promise<RecordedRequest>((resolve) => requestWaiters.push({ command, resolve }));

@@ -96,6 +96,8 @@ function harness(config: PlatformConfig | undefined, cached: FakeAccessory[] = [
       restreamUrl: (id) => `rtsp://127.0.0.1:1/${id}`,
       snapshots: new SnapshotRegistry(),
       watchUrl: undefined,
+      doorbellToken: () => Promise.reject(new Error('no doorbells in these tests')),
+      publishDoorbell: () => undefined,
     }),
     createCameraRuntime: (camera, deps) => ({
       start: async () => {

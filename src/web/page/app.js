@@ -775,6 +775,7 @@ function renderCameras(list) {
     if (liveTiles && !pageHidden && !tile.session && player.cameraId !== camera.id) startTileLive(tile);
   }
   for (const tile of [...tiles.values()]) if (!seen.has(tile.id)) removeTile(tile);
+  keepRingingTileFirst();
   if (list.length === 0) showNotice('No cameras are configured yet.');
   else if (notice.dataset.kind !== 'error') showNotice('');
   if (player.cameraId) {
@@ -1116,6 +1117,99 @@ function wirePlayer() {
   });
 }
 
+/* --------------------------------------------------------- doorbell alerts -------------------- */
+
+// Opt-in per browser (localStorage): a viewer who turned alerts on gets the server's doorbell
+// events over GET /api/events (server-sent events, signed-in viewers only, only the cameras they
+// may watch), and sees a banner with the ringing camera's tile brought to the front and played live.
+const doorbellButton = byId('doorbell-alerts');
+const doorbellBanner = byId('doorbell-banner');
+const BANNER_MS = 60_000;
+let doorbellAlerts = readSetting('doorbellAlerts') === '1';
+/** @type {EventSource | null} */
+let doorbellEvents = null;
+let bannerTimer = 0;
+
+/** @param {boolean} on */
+function setDoorbellAlerts(on) {
+  doorbellAlerts = on;
+  writeSetting('doorbellAlerts', on ? '1' : '0');
+  doorbellButton.setAttribute('aria-pressed', String(on));
+  if (on && !doorbellEvents) {
+    doorbellEvents = new EventSource('/api/events');
+    doorbellEvents.addEventListener('doorbell', onDoorbellEvent);
+  } else if (!on && doorbellEvents) {
+    doorbellEvents.close();
+    doorbellEvents = null;
+    hideDoorbellBanner();
+  }
+}
+
+/** @param {MessageEvent} event */
+function onDoorbellEvent(event) {
+  /** @type {unknown} */
+  let data;
+  try {
+    data = JSON.parse(String(event.data));
+  } catch {
+    return;
+  }
+  if (typeof data !== 'object' || data === null) return;
+  const { camera, name } = /** @type {{ camera?: unknown, name?: unknown }} */ (data);
+  if (typeof camera !== 'string') return;
+  showDoorbell(camera, typeof name === 'string' ? name : camera);
+}
+
+/**
+ * @param {string} cameraId
+ * @param {string} name
+ */
+function showDoorbell(cameraId, name) {
+  const previous = doorbellBanner.dataset.camera;
+  if (previous && previous !== cameraId) tiles.get(previous)?.element.classList.remove('ringing');
+  byId('doorbell-text').textContent = `Someone is at the door: ${name}`;
+  doorbellBanner.dataset.camera = cameraId;
+  doorbellBanner.hidden = false;
+  const tile = tiles.get(cameraId);
+  if (tile) {
+    tile.element.classList.add('ringing');
+    keepRingingTileFirst();
+    if (!pageHidden && player.cameraId !== cameraId) startTileLive(tile);
+    tile.element.scrollIntoView({ block: 'nearest' });
+  }
+  clearTimeout(bannerTimer);
+  bannerTimer = setTimeout(hideDoorbellBanner, BANNER_MS);
+}
+
+/** The ringing camera's tile stays first, also when the list is refreshed (which keeps the server's order). */
+function keepRingingTileFirst() {
+  const id = doorbellBanner.hidden ? undefined : doorbellBanner.dataset.camera;
+  const tile = id ? tiles.get(id) : undefined;
+  if (tile) grid.prepend(tile.element);
+}
+
+function hideDoorbellBanner() {
+  clearTimeout(bannerTimer);
+  const id = doorbellBanner.dataset.camera;
+  doorbellBanner.hidden = true;
+  delete doorbellBanner.dataset.camera;
+  const tile = id ? tiles.get(id) : undefined;
+  if (!tile) return;
+  tile.element.classList.remove('ringing');
+  if (!liveTiles) stopTileLive(tile);
+}
+
+function wireDoorbell() {
+  doorbellButton.addEventListener('click', () => setDoorbellAlerts(!doorbellAlerts));
+  byId('doorbell-open').addEventListener('click', () => {
+    const id = doorbellBanner.dataset.camera;
+    hideDoorbellBanner();
+    if (id) openPlayer(id);
+  });
+  byId('doorbell-dismiss').addEventListener('click', hideDoorbellBanner);
+  setDoorbellAlerts(doorbellAlerts);
+}
+
 /* -------------------------------------------------------------------- start -------------------- */
 
 function onVisibilityChange() {
@@ -1157,6 +1251,7 @@ async function main() {
   liveTilesButton.setAttribute('aria-pressed', String(liveTiles));
   liveTilesButton.addEventListener('click', () => setLiveTiles(!liveTiles));
   wirePlayer();
+  wireDoorbell();
   document.addEventListener('visibilitychange', onVisibilityChange);
   window.addEventListener('online', () => refreshList());
   await Promise.all([loadConfig(), refreshList()]);
@@ -1168,4 +1263,4 @@ async function main() {
 main();
 
 // Exposed for tests and for the curious in the console; nothing in the page depends on it.
-/** @type {Window & { watchPage?: object }} */ (window).watchPage = { tiles, player, openPlayer, setLiveTiles, summarizeStats };
+/** @type {Window & { watchPage?: object }} */ (window).watchPage = { tiles, player, openPlayer, setLiveTiles, setDoorbellAlerts, summarizeStats };

@@ -1,0 +1,100 @@
+/**
+ * Server-sent events for the watch page (issue 17): `GET /api/events` stays open and carries
+ * `doorbell` events for the cameras the caller may watch, so a viewer who turned doorbell alerts on
+ * sees "Someone is at the door" without watching that camera. The page's other channel, the
+ * `/signal` WebSocket, exists only while a camera is being watched, so it cannot carry this. Signed-in
+ * viewers only (the route's `auth: 'viewer'`); a revoked session's stream is closed with its sockets.
+ * A comment line every `heartbeatMs` keeps proxies from closing an idle stream.
+ */
+import type { ServerResponse } from 'node:http';
+import { canWatch, type Principal } from '../access/principal.js';
+import type { WebRoute } from './types.js';
+
+export const EVENTS_PATH = '/api/events';
+
+export interface DoorbellEvent {
+  type: 'doorbell';
+  camera: string;
+  name: string;
+  /** ms since the epoch. */
+  at: number;
+}
+
+export interface EventStreamOptions {
+  /** Streams open at once, all viewers together; more get 503. Default 256. */
+  maxClients?: number;
+  heartbeatMs?: number;
+}
+
+interface Client {
+  res: ServerResponse;
+  principal: Principal;
+}
+
+export class EventStream {
+  private readonly clients = new Set<Client>();
+  private readonly heartbeat: NodeJS.Timeout;
+  readonly route: WebRoute;
+
+  constructor(private readonly options: EventStreamOptions = {}) {
+    this.heartbeat = setInterval(() => this.write(() => true, ': keep-alive\n\n'), options.heartbeatMs ?? 25_000);
+    this.heartbeat.unref();
+    this.route = {
+      method: 'GET',
+      path: EVENTS_PATH,
+      auth: 'viewer',
+      handle: (ctx) => {
+        if (this.clients.size >= (this.options.maxClients ?? 256)) {
+          ctx.sendJson(503, { error: 'unavailable', message: 'Too many event streams' });
+          return;
+        }
+        const client: Client = { res: ctx.res, principal: ctx.principal! };
+        ctx.res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+        // Reconnect after 5 s when the stream drops (EventSource does it by itself).
+        ctx.res.write('retry: 5000\n\n');
+        this.clients.add(client);
+        const forget = (): void => {
+          this.clients.delete(client);
+        };
+        ctx.res.on('close', forget);
+        ctx.req.on('close', forget);
+      },
+    };
+  }
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  /** Sends the event to every open stream whose viewer may watch the camera. */
+  publish(event: DoorbellEvent): number {
+    return this.write((principal) => canWatch(principal, event.camera), `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+  }
+
+  /** Ends the streams of matching principals (revoked links, logouts); returns how many. */
+  disconnect(predicate: (principal: Principal) => boolean): number {
+    let closed = 0;
+    for (const client of [...this.clients]) {
+      if (!predicate(client.principal)) continue;
+      this.clients.delete(client);
+      client.res.end();
+      closed++;
+    }
+    return closed;
+  }
+
+  close(): void {
+    clearInterval(this.heartbeat);
+    this.disconnect(() => true);
+  }
+
+  private write(filter: (principal: Principal) => boolean, text: string): number {
+    let sent = 0;
+    for (const client of this.clients) {
+      if (!filter(client.principal) || client.res.writableEnded) continue;
+      client.res.write(text);
+      sent++;
+    }
+    return sent;
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Issue 17: the doorbell HTTP trigger and the page's event stream on a real web server (loopback).
+ * Wrong token or unknown camera: 403 and no press, the same answer for both; right token: a press;
+ * a flood: one press (debounced) and then 429; wrong tokens from one address: 429 after a few. The
+ * event stream: signed-in viewers only, and only the cameras they may watch.
+ */
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { after, describe, it } from 'node:test';
+
+import type { Principal } from '../../src/access/principal.js';
+import { DoorbellPresses } from '../../src/runtime/doorbell.js';
+import { doorbellTriggerPath, doorbellTriggerRoute, type DoorbellTrigger } from '../../src/web/doorbell-trigger.js';
+import { EVENTS_PATH, EventStream } from '../../src/web/event-stream.js';
+import { createWebServer, type WebServer } from '../../src/web/server.js';
+import { recordingLogger } from '../helpers/onvif-log.js';
+import { registryOf, sampleCameras } from './fixtures.js';
+
+const TOKEN = 'A'.repeat(20) + 'b'.repeat(12);
+const servers: WebServer[] = [];
+after(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+async function start(options: Partial<Parameters<typeof createWebServer>[0]>): Promise<string> {
+  const server = createWebServer({ port: 0, host: '127.0.0.1', registry: registryOf(sampleCameras()), log: recordingLogger(), ...options });
+  servers.push(server);
+  const { port } = await server.listen();
+  return `http://127.0.0.1:${port}`;
+}
+
+function post(base: string, path: string): Promise<number> {
+  return fetch(`${base}${path}`, { method: 'POST', body: '<EventNotificationAlert/>', headers: { 'content-type': 'application/xml' } }).then(async (r) => {
+    await r.arrayBuffer();
+    return r.status;
+  });
+}
+
+describe('doorbell HTTP trigger', () => {
+  it('refuses a wrong token and an unknown camera alike (403, no press), rings with the right one', async () => {
+    let presses = 0;
+    const trigger: DoorbellTrigger = { token: TOKEN, press: () => (++presses, true) };
+    const base = await start({ routes: [doorbellTriggerRoute({ trigger: (id) => (id === 'front' ? trigger : undefined) })] });
+    assert.equal(await post(base, doorbellTriggerPath('front', 'A'.repeat(20) + 'b'.repeat(11) + 'c')), 403);
+    assert.equal(await post(base, doorbellTriggerPath('front', TOKEN.slice(0, -1))), 403);
+    assert.equal(await post(base, doorbellTriggerPath('back', TOKEN)), 403);
+    assert.equal(presses, 0);
+    const response = await fetch(`${base}${doorbellTriggerPath('front', TOKEN)}`, { method: 'POST' });
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), { rang: true });
+    assert.equal(presses, 1);
+    // Only POST rings: a link preview or prefetch (GET) must not.
+    const get = await fetch(`${base}${doorbellTriggerPath('front', TOKEN)}`);
+    assert.equal(get.status, 405);
+    assert.equal(presses, 1);
+  });
+
+  it('a flood with the right token rings once (debounced) and is then refused with 429', async () => {
+    let rings = 0;
+    const presses = new DoorbellPresses({ ring: () => rings++, log: recordingLogger() });
+    const trigger: DoorbellTrigger = { token: TOKEN, press: () => presses.press('http') };
+    const base = await start({ routes: [doorbellTriggerRoute({ trigger: () => trigger, maxPerWindow: 5, windowMs: 60_000 })] });
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) statuses.push(await post(base, doorbellTriggerPath('front', TOKEN)));
+    assert.equal(rings, 1);
+    assert.deepEqual(statuses.slice(0, 5), [200, 200, 200, 200, 200]);
+    assert.ok(statuses.slice(5).every((s) => s === 429), statuses.join(','));
+  });
+
+  it('throttles an address that keeps guessing: 429 after a few wrong tokens, even for the right one', async () => {
+    let presses = 0;
+    const trigger: DoorbellTrigger = { token: TOKEN, press: () => (++presses, true) };
+    const base = await start({ routes: [doorbellTriggerRoute({ trigger: () => trigger })] });
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) statuses.push(await post(base, doorbellTriggerPath('front', `guess-${i}-${'x'.repeat(30)}`)));
+    assert.deepEqual(statuses.slice(0, 4), [403, 403, 403, 403]);
+    assert.equal(statuses.at(-1), 429);
+    assert.equal(await post(base, doorbellTriggerPath('front', TOKEN)), 429);
+    assert.equal(presses, 0);
+  });
+});
+
+/** Opens the event stream and collects its text until `until` matches (or the timeout). */
+function readEvents(base: string, user: string | undefined, until: RegExp, timeoutMs = 1500): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${EVENTS_PATH}`, { headers: user ? { authorization: `Bearer ${user}` } : {} }, (res) => {
+      let text = '';
+      const done = (): void => {
+        clearTimeout(timer);
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, text });
+      };
+      const timer = setTimeout(done, timeoutMs);
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+        if (until.test(text)) done();
+      });
+      res.on('end', done);
+    });
+    req.on('error', (error) => (error.message === 'socket hang up' ? undefined : reject(error)));
+    req.end();
+  });
+}
+
+describe('watch page event stream', () => {
+  it('delivers a doorbell event to signed-in viewers of that camera only; anonymous callers get 401', async () => {
+    const stream = new EventStream();
+    const principals: Record<string, Principal> = {
+      alice: { name: 'alice', cameras: 'all', admin: false },
+      bob: { name: 'bob', cameras: ['back'], admin: false },
+    };
+    const base = await start({
+      routes: [stream.route],
+      authorize: (req) => principals[(req.headers.authorization ?? '').replace(/^Bearer /, '')],
+    });
+    after(() => stream.close());
+    const anonymous = await readEvents(base, undefined, /never/, 500);
+    assert.equal(anonymous.status, 401);
+    const alice = readEvents(base, 'alice', /event: doorbell/);
+    const bob = readEvents(base, 'bob', /event: doorbell/, 800);
+    const deadline = Date.now() + 2000;
+    while (stream.size < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(stream.size, 2);
+    assert.equal(stream.publish({ type: 'doorbell', camera: 'front', name: 'Front', at: 1 }), 1);
+    const [a, b] = await Promise.all([alice, bob]);
+    assert.equal(a.status, 200);
+    assert.match(a.text, /event: doorbell\ndata: \{"type":"doorbell","camera":"front","name":"Front","at":1\}/);
+    assert.equal(b.status, 200);
+    assert.doesNotMatch(b.text, /doorbell/);
+  });
+
+  it('ends the streams of a revoked principal', async () => {
+    const stream = new EventStream();
+    after(() => stream.close());
+    const base = await start({ routes: [stream.route], authorize: () => ({ name: 'carol', cameras: 'all', admin: false }) });
+    const carol = readEvents(base, 'carol', /never/, 3000);
+    const deadline = Date.now() + 2000;
+    while (stream.size < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const started = Date.now();
+    assert.equal(stream.disconnect((p) => p.name === 'carol'), 1);
+    const result = await carol;
+    assert.ok(Date.now() - started < 2000, 'the stream ended at once');
+    assert.equal(stream.size, 0);
+    assert.equal(stream.publish({ type: 'doorbell', camera: 'front', name: 'Front', at: 2 }), 0);
+    assert.doesNotMatch(result.text, /doorbell/);
+  });
+});
