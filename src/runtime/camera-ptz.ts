@@ -61,11 +61,16 @@ export class CameraPtz implements CameraPtzControl {
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
+  /**
+   * Does not wait for the run: an in-flight SOAP call (connect, discovery, presets) can take its
+   * whole timeout at shutdown, and the camera's stop must not. The run checks the signal after each
+   * await; a controller it makes after this point is disposed when it settles (`ready`).
+   */
   async stop(): Promise<void> {
     this.abort.abort();
-    await this.running;
-    await this.controllerInstance?.dispose().catch(() => undefined);
+    const controller = this.controllerInstance;
     this.controllerInstance = undefined;
+    await controller?.dispose().catch(() => undefined);
   }
 
   view(viewerId: string): PtzView {
@@ -137,6 +142,8 @@ export class CameraPtz implements CameraPtzControl {
           await this.ready(client);
           return;
         } catch (error) {
+          // Stopped while the call was pending: its failure is the shutdown's, not worth a warning.
+          if (signal.aborted) return;
           if (error instanceof OnvifError && error.code === 'NO_PTZ') {
             log.debug(`No PTZ controls: ${error.detail ?? error.message}`);
             return;
@@ -164,6 +171,11 @@ export class CameraPtz implements CameraPtzControl {
       // Moving works without presets; the page then shows none.
       this.options.log.debug(`PTZ presets unavailable: ${error instanceof Error ? error.message : String(error)}`);
     }
+    if (this.abort.signal.aborted) {
+      // stop() came while the presets were asked for: nobody will dispose this controller later.
+      await controller.dispose().catch(() => undefined);
+      return;
+    }
     this.client = client;
     this.controllerInstance = controller;
     const caps = client.capabilities;
@@ -180,9 +192,12 @@ function listPresets(presets: ReadonlyArray<PtzPreset>): string {
   return `${named.join(', ')}${presets.length > 20 ? ` and ${presets.length - 20} more` : ''}`;
 }
 
+/** Waits `ms`, or less when the signal aborts (at once when it already has); never keeps the process alive. */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const timer = setTimeout(done, ms);
+    timer.unref();
     function done(): void {
       clearTimeout(timer);
       signal.removeEventListener('abort', done);

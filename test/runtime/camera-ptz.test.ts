@@ -84,4 +84,41 @@ describe('CameraPtz', () => {
     assert.equal(warnings.filter((l) => /^warn/i.test(l)).length, 1, warnings.join('\n'));
     await ptz.stop();
   });
+
+  it('stop() while a failing connect is pending: returns at once, no warning, no backoff wait', async () => {
+    const log = recordingLogger();
+    let fail: (error: Error) => void = () => undefined;
+    const ptz = new CameraPtz({
+      camera: 'Cam',
+      connect: () => new Promise<ConnectedOnvifDevice>((_resolve, reject) => { fail = reject; }),
+      log,
+      retryMs: 60_000,
+    });
+    ptz.start();
+    const stopped = ptz.stop();
+    fail(new Error('socket closed at shutdown'));
+    assert.equal(await withinMs(stopped, 1000), 'done');
+    assert.equal(await withinMs(ptz.settled(), 1000), 'done', 'the run ends without waiting out the 60 s backoff');
+    assert.ok(!log.lines.some((l) => /^warn/i.test(l)), log.lines.join('\n'));
+    assert.equal(ptz.control(), undefined);
+  });
+
+  it('stop() does not wait for an ONVIF call that never answers', async () => {
+    const ptz = new CameraPtz({ camera: 'Cam', connect: () => new Promise<ConnectedOnvifDevice>(() => undefined), log: recordingLogger() });
+    ptz.start();
+    assert.equal(await withinMs(ptz.stop(), 1000), 'done');
+  });
 });
+
+/** 'done' when the promise settles within `ms`, else 'timeout' (the timer does not hold the process). */
+async function withinMs(promise: Promise<unknown>, ms: number): Promise<'done' | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => 'done' as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
