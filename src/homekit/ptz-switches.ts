@@ -35,10 +35,7 @@ export class PtzPresetSwitches {
   constructor(private readonly options: PtzPresetSwitchesOptions) {
     const { hap, accessory, cameraName, presets } = options;
     const { Service: S, Characteristic: C } = hap;
-    const wanted = new Set(presets.map((entry) => SUBTYPE_PREFIX + entry));
-    for (const service of [...accessory.services]) {
-      if (service.UUID === S.Switch.UUID && service.subtype?.startsWith(SUBTYPE_PREFIX) && !wanted.has(service.subtype)) accessory.removeService(service);
-    }
+    PtzPresetSwitches.removeStale(hap, accessory, presets);
     for (const entry of presets) {
       const subtype = SUBTYPE_PREFIX + entry;
       const name = `${cameraName} ${entry}`;
@@ -51,6 +48,18 @@ export class PtzPresetSwitches {
         .onSet((value: CharacteristicValue) => this.press(entry, service, value));
       service.updateCharacteristic(C.On, false);
       this.services.set(entry, service);
+    }
+  }
+
+  /**
+   * Removes the cached accessory's preset switches whose entry is not in `keep`. The runtime calls it
+   * with nothing to keep when the camera has no switches (the list emptied, or ONVIF removed): no
+   * switches are made then, but those of a previous config must still go.
+   */
+  static removeStale(hap: HAP, accessory: PlatformAccessory, keep: ReadonlyArray<string> = []): void {
+    const wanted = new Set(keep.map((entry) => SUBTYPE_PREFIX + entry));
+    for (const service of [...accessory.services]) {
+      if (service.UUID === hap.Service.Switch.UUID && service.subtype?.startsWith(SUBTYPE_PREFIX) && !wanted.has(service.subtype)) accessory.removeService(service);
     }
   }
 

@@ -106,6 +106,9 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
           goto: (entry) => ptz.gotoConfiguredPreset(entry),
           log: deps.log,
         });
+      } else {
+        // No switches wanted now (the list emptied, or no ONVIF): a previous config's cached ones go.
+        PtzPresetSwitches.removeStale(deps.api.hap, deps.accessory);
       }
       deps.log.debug(`Camera '${camera.id}' is ready (source: ${describeSource(camera)}).`);
     },

@@ -84,5 +84,9 @@ describe('PTZ preset switches', () => {
     const left = inner.services.filter((s) => s.UUID === Service.Switch.UUID).map((s) => s.subtype);
     assert.deepEqual(left, ['ptz-preset:P001']);
     second.stop();
+
+    // The list emptied (or ONVIF removed): the runtime makes no switches, and the cached one goes too.
+    PtzPresetSwitches.removeStale(HAP_API, a);
+    assert.deepEqual(inner.services.filter((s) => s.UUID === Service.Switch.UUID), []);
   });
 });
