@@ -59,7 +59,10 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     ? new DoorbellPresses({
         log: deps.log,
         ring: () => {
-          void snapshots.service.getSnapshot({});
+          // Only warming: the Home app's own request reports a failure; unhandled, it would end Homebridge.
+          snapshots.service.getSnapshot({}).catch((error: unknown) => {
+            deps.log.debug(`Doorbell snapshot not ready: ${error instanceof Error ? error.message : String(error)}`);
+          });
           if (!homekit.ringDoorbell()) deps.log.warn('Doorbell pressed, but the Home app doorbell is not ready (no ffmpeg, or still starting).');
           deps.services.publishDoorbell({ type: 'doorbell', camera: camera.id, name: camera.name, at: Date.now() });
         },
