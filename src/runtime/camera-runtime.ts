@@ -85,9 +85,12 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
   // PTZ (issue 17): found once ONVIF answers; shared by the web page and the Home app's preset switches.
   const ptz = onvifDevice ? new CameraPtz({ camera: camera.name, connect: onvifDevice, log: deps.log }) : undefined;
   let presetSwitches: PtzPresetSwitches | undefined;
+  // Set by stop(): a start() still waiting for the trigger's secret then starts nothing.
+  let stopped = false;
   return {
     start: async () => {
       const doorbell = presses && camera.doorbell?.httpTrigger ? await doorbellTrigger(camera, deps.services, deps.log, () => presses.press('http')) : undefined;
+      if (stopped) return;
       deps.services.addCamera({
         config: camera,
         source,
@@ -117,6 +120,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     },
     homekitReady: () => homekit.configured,
     stop: async () => {
+      stopped = true;
       // Streams first: their ffmpeg processes read the re-stream of this Source.
       unregisterSnapshots?.();
       presetSwitches?.stop();
