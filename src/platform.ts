@@ -53,8 +53,8 @@ function sourceText(camera: CameraConfig): string {
 export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
   private readonly log: Logger;
   private readonly config: PluginConfig | undefined;
-  /** Every password in the config: masked in anything the plugin logs or sends. */
-  private secrets: ReadonlySet<string> = new Set();
+  /** Every password in the config, and secrets the runtime makes (doorbell tokens): masked in anything the plugin logs or sends. */
+  private secrets: Set<string> = new Set();
   private readonly hooks: PlatformHooks;
   /** Accessories restored from Homebridge's cache, by UUID, until `didFinishLaunching` sorts them. */
   private readonly cached = new Map<string, PlatformAccessory>();

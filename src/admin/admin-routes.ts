@@ -19,6 +19,14 @@ export interface AdminCameraStatus extends CameraStatus {
   source: string;
 }
 
+/** A doorbell camera's trigger address, for the Homebridge UI admin only (the log never shows it). */
+export interface AdminDoorbellTrigger {
+  camera: string;
+  name: string;
+  /** `/doorbell/<camera>/<secret>`: POST to it on the plugin's web server to ring. */
+  path: string;
+}
+
 export interface AdminRouteDeps {
   registry: CameraRegistry;
   localAdmin: LocalAdmin;
@@ -27,6 +35,8 @@ export interface AdminRouteDeps {
   homekitStreams: (id: string) => number;
   secrets: () => Iterable<string>;
   ffmpegPath: string | undefined;
+  /** The HTTP trigger of each doorbell camera that has one (its path carries the secret). */
+  doorbellTriggers: () => AdminDoorbellTrigger[];
   /** Runs a camera search now; false when discovery is off. */
   discoverNow?: () => Promise<boolean>;
   /** Test deadlines (tests shorten them). */
@@ -162,6 +172,17 @@ export function adminRoutes(deps: AdminRouteDeps): WebRoute[] {
           source: describeSource(deps.cameraConfig(source.id)),
         }));
         ctx.sendJson(200, { cameras });
+      },
+    },
+    {
+      // The doorbell trigger addresses: secrets, so never logged; this route is how the Homebridge
+      // UI admin (and nobody else: a watch-page administrator gets 403 too) reads them.
+      method: 'GET',
+      path: '/api/admin/doorbells',
+      auth: 'admin',
+      handle(ctx) {
+        requireLocalAdmin(ctx);
+        ctx.sendJson(200, { doorbells: deps.doorbellTriggers() });
       },
     },
     {

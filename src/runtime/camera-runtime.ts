@@ -132,19 +132,18 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
 };
 
 /**
- * The camera's HTTP trigger: its token from the storage path, and the address written to the log
- * only when the token is new (it is a secret; afterwards the log says where to find or renew it).
+ * The camera's HTTP trigger: its token from the storage path. The address is never logged (anyone
+ * who reads the Homebridge log, in the UI or a pasted bug report, could ring): the log says where to
+ * find it, the token file (0600) or the plugin's page in the Homebridge UI (`/api/admin/doorbells`).
  */
 async function doorbellTrigger(camera: CameraConfig, services: CameraRuntimeDeps['services'], log: CameraRuntimeDeps['log'], press: () => boolean): Promise<DoorbellTrigger | undefined> {
   try {
-    const { token, created } = await services.doorbellToken(camera.id);
-    const path = doorbellTriggerPath(camera.id, token);
-    if (created) {
-      const base = services.watchUrl?.replace(/\/$/, '') ?? '';
-      log.info(`Doorbell web trigger made: let the doorbell POST to ${base}${path} when pressed. This address is shown only now; keep it secret (it rings the doorbell).`);
-    } else {
-      log.info('Doorbell web trigger on (its address was logged when it was made; delete this camera\'s entry in webrtc-cameras/doorbell-tokens.json to make a new one).');
-    }
+    const { token, created, file } = await services.doorbellToken(camera.id);
+    const base = services.watchUrl?.replace(/\/$/, '') ?? '';
+    const where = `${base}${doorbellTriggerPath(camera.id, '<secret>')}, the secret being this camera's entry ("${camera.id}") in ${file} (readable by the Homebridge user only), or "Doorbell address" on the plugin's page in the Homebridge UI`;
+    log.info(created
+      ? `Doorbell web trigger made: let the doorbell POST to ${where}. Keep it secret (it rings the doorbell).`
+      : `Doorbell web trigger on: POST to ${where}. Delete the camera's entry in that file to make a new one.`);
     return { token, press };
   } catch (error) {
     log.error(`The doorbell web trigger is off: its secret could not be read or saved (${error instanceof Error ? error.message : String(error)}).`);

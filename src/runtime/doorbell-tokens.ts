@@ -3,7 +3,9 @@
  * and kept in `<storage>/webrtc-cameras/doorbell-tokens.json` (mode 0600), so the address the user
  * typed into the camera keeps working across restarts. One store per plugin: cameras start in
  * parallel, and the file is read and written by one queue so two new tokens cannot overwrite each
- * other. Delete a camera's entry to make a new address (the old one then stops working).
+ * other. Delete a camera's entry to make a new address (the old one then stops working). At start the
+ * entries of cameras no longer configured with a trigger are removed (`prune`): a camera deleted, or
+ * its trigger turned off, and later added again gets a new address, not the one it had.
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -14,8 +16,10 @@ const TOKEN = /^[A-Za-z0-9_-]{32,128}$/;
 
 export interface DoorbellToken {
   token: string;
-  /** Made just now: the only time the address is written to the log. */
+  /** Made just now (the log says so, and where to find it; never the token itself). */
   created: boolean;
+  /** The file it is kept in, for the log line that tells the user where to find the address. */
+  file: string;
 }
 
 export class DoorbellTokens {
@@ -23,14 +27,43 @@ export class DoorbellTokens {
 
   constructor(private readonly storagePath: string) {}
 
+  /**
+   * Forgets the tokens of every camera not in `keep` (the ids configured with `doorbell.httpTrigger`);
+   * resolves to how many went. The file is rewritten only when something went, and never made.
+   */
+  prune(keep: Iterable<string>): Promise<number> {
+    const wanted = new Set(keep);
+    return this.enqueue(async () => {
+      const { file, tokens } = await this.load();
+      const stale = [...tokens.keys()].filter((id) => !wanted.has(id));
+      if (stale.length === 0) return 0;
+      for (const id of stale) tokens.delete(id);
+      await save(file, tokens);
+      return stale.length;
+    });
+  }
+
   /** The camera's token, made (and saved) when it has none. */
   tokenFor(cameraId: string): Promise<DoorbellToken> {
-    const next = this.queue.then(() => this.readOrCreate(cameraId));
+    return this.enqueue(async () => {
+      const { file, tokens } = await this.load();
+      const existing = tokens.get(cameraId);
+      if (existing) return { token: existing, created: false, file };
+      const token = randomBytes(24).toString('base64url');
+      tokens.set(cameraId, token);
+      await save(file, tokens);
+      return { token, created: true, file };
+    });
+  }
+
+  /** One read-modify-write at a time, so parallel cameras cannot overwrite each other's tokens. */
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work);
     this.queue = next.catch(() => undefined);
     return next;
   }
 
-  private async readOrCreate(cameraId: string): Promise<DoorbellToken> {
+  private async load(): Promise<{ file: string; tokens: Map<string, string> }> {
     const file = path.join(await ensureStorageDir(this.storagePath), DOORBELL_TOKEN_FILE);
     const stored = await readJsonFile(file);
     const tokens = new Map<string, string>();
@@ -38,11 +71,10 @@ export class DoorbellTokens {
       if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) throw new Error(`${file} is damaged (not an object); delete it to make new doorbell addresses`);
       for (const [id, token] of Object.entries(stored)) if (typeof token === 'string' && TOKEN.test(token)) tokens.set(id, token);
     }
-    const existing = tokens.get(cameraId);
-    if (existing) return { token: existing, created: false };
-    const token = randomBytes(24).toString('base64url');
-    tokens.set(cameraId, token);
-    await writeFileAtomic(file, `${JSON.stringify(Object.fromEntries(tokens), null, 2)}\n`);
-    return { token, created: true };
+    return { file, tokens };
   }
+}
+
+function save(file: string, tokens: Map<string, string>): Promise<void> {
+  return writeFileAtomic(file, `${JSON.stringify(Object.fromEntries(tokens), null, 2)}\n`);
 }

@@ -20,7 +20,7 @@ import { adminRoutes } from '../admin/admin-routes.js';
 import { createLocalAdmin, type LocalAdmin } from '../admin/local-admin.js';
 import type { Authorize } from '../web/types.js';
 import type { PeerLimitSettings } from '../web/auth/peer-guard.js';
-import { doorbellTriggerRoute } from '../web/doorbell-trigger.js';
+import { doorbellTriggerPath, doorbellTriggerRoute } from '../web/doorbell-trigger.js';
 import { EventStream } from '../web/event-stream.js';
 import { DoorbellTokens } from './doorbell-tokens.js';
 
@@ -113,11 +113,23 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     get watchUrl() {
       return watchUrl;
     },
-    doorbellToken: (cameraId) => doorbellTokens.tokenFor(cameraId),
+    async doorbellToken(cameraId) {
+      const token = await doorbellTokens.tokenFor(cameraId);
+      // From now on no log line can carry it (the redacting logger reads this set at every line).
+      context.secrets.add(token.token);
+      return token;
+    },
     publishDoorbell(event) {
       events?.publish(event);
     },
     async start() {
+      // Before any camera asks for its token (one queue): a camera deleted, or its trigger turned
+      // off, loses its secret, so adding it again later makes a new address.
+      void doorbellTokens.prune(config.cameras.filter((c) => c.doorbell?.httpTrigger).map((c) => c.id)).then((removed) => {
+        if (removed > 0) log.debug(`Doorbell web trigger secrets of ${removed} camera(s) no longer configured with one were removed.`);
+      }, (error: unknown) => {
+        log.warn(`The doorbell web trigger secrets could not be tidied: ${error instanceof Error ? error.message : String(error)}`);
+      });
       restream = await createRestreamServer({
         getSource: (id) => cameras.get(id)?.source,
         port: config.restream.port,
@@ -185,6 +197,8 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
           secrets: () => [...context.secrets, ...accessControl.secrets()],
           ffmpegPath: context.ffmpeg?.path,
           discoverNow: () => discovery.searchNow(),
+          doorbellTriggers: () => [...cameras.values()].flatMap((c) => (c.doorbell
+            ? [{ camera: c.config.id, name: c.config.name, path: doorbellTriggerPath(c.config.id, c.doorbell.token) }] : [])),
         })],
         secrets: () => [...context.secrets, ...access!.secrets()],
         signalling: access.guardSignalling(createSignallingHandler({ registry, limits, ice, logger: log })),

@@ -24,8 +24,12 @@ export interface RuntimeContext {
   ffmpeg: FfmpegCapabilities | undefined;
   /** Homebridge's storage directory, for files the plugin keeps (certificates, share-link keys). */
   storagePath: string;
-  /** Every password in the config (cameras, viewers, TURN): masked in anything sent to a browser. */
-  secrets: ReadonlySet<string>;
+  /**
+   * Every password in the config (cameras, viewers, TURN): masked in anything sent to a browser and
+   * by the plugin's redacting logger, which reads this same set at every line, so the secrets the
+   * plugin makes later (doorbell trigger tokens) are added here.
+   */
+  secrets: Set<string>;
 }
 
 export interface CameraRuntimeDeps extends RuntimeContext {
@@ -75,7 +79,7 @@ export interface SharedServices {
   /** The web server's snapshot provider: each camera registers its snapshot service here, so tiles and Home share one mechanism. */
   readonly snapshots: SnapshotRegistry;
   readonly watchUrl: string | undefined;
-  /** The secret of a doorbell camera's HTTP trigger, kept in the storage path (made on first use). */
+  /** The secret of a doorbell camera's HTTP trigger, kept in the storage path (made on first use); masked in the log from then on. */
   doorbellToken(cameraId: string): Promise<DoorbellToken>;
   /** Tells the watch pages of viewers who may watch the camera that someone is at the door. */
   publishDoorbell(event: DoorbellEvent): void;

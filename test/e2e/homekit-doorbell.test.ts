@@ -3,9 +3,12 @@
  * configured as a doorbell is a Video Doorbell accessory; a DigitalInput press from the loopback ONVIF
  * responder reaches the paired controller as a ProgrammableSwitchEvent SINGLE_PRESS event on the
  * Doorbell service, the snapshot the Home app then asks for is a real picture, and the HTTP trigger
- * (its address taken from the log line written once) rings too, after the debounce time.
+ * (its secret read from the token file the log names; the log never carries it) rings too, after
+ * the debounce time.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FakeCamera } from '../helpers/fake-camera.js';
@@ -108,9 +111,15 @@ describe('e2e: a doorbell camera rings a paired HomeKit controller', { timeout: 
     assert.match(hb.output(), /\[Door\] ONVIF event topic from the camera: Device\/Trigger\/DigitalInput \(doorbell\)/);
   });
 
-  it('the HTTP trigger from the log rings after the debounce time; a wrong token does not', async () => {
-    const line = await hb.waitForLog(/\[Door\] Doorbell web trigger made: let the doorbell POST to (\S+) when pressed/, 5000);
-    const url = /POST to (\S+) when pressed/.exec(line)![1]!;
+  it('the HTTP trigger (secret from the token file the log names, never from the log) rings after the debounce time; a wrong token does not', async () => {
+    const line = await hb.waitForLog(/\[Door\] Doorbell web trigger made: let the doorbell POST to (\S+)<secret>, the secret being this camera's entry \("door"\) in (\S+) \(/, 5000);
+    const [, base, file] = /POST to (\S+)<secret>, .* in (\S+) \(/.exec(line)!;
+    assert.equal(file, join(hb.storagePath, 'webrtc-cameras', 'doorbell-tokens.json'));
+    const tokens = JSON.parse(await readFile(file!, 'utf8')) as Record<string, string>;
+    const token = tokens['door']!;
+    assert.ok(token);
+    assert.equal(hb.output().includes(token), false, 'the secret is never in the Homebridge log');
+    const url = `${base}${token}`;
     assert.doesNotMatch(url, new RegExp(ONVIF_PASSWORD), 'no camera credentials in the address');
     const wrong = await fetch(url.replace(/\/[^/]+$/, '/' + 'x'.repeat(32)), { method: 'POST' });
     assert.equal(wrong.status, 403);

@@ -21,6 +21,7 @@ import { createSelfSignedCertificate } from '../../src/web/auth/self-signed.js';
 import { createServer } from 'node:https';
 import { FakeCamera } from '../helpers/fake-camera.js';
 import { getFreePort } from '../helpers/ports.js';
+import { request } from '../web/auth-helpers.js';
 
 const PASSWORD = 'porch-Secret-9';
 
@@ -30,16 +31,19 @@ describe('UI server handlers against the plugin over HTTPS', () => {
   let services: SharedServices;
   let source: Source;
   let handlers: ReturnType<typeof createUiHandlers>;
+  let secrets: Set<string>;
 
   before(async () => {
     camera = await FakeCamera.start({ width: 640, height: 360, audio: 'none', auth: { method: 'basic', user: 'admin', password: PASSWORD } });
     storage = await mkdtemp(join(tmpdir(), 'wrc-ui-handlers-'));
-    const { config, secrets } = loadConfig({
+    const loaded = loadConfig({
       platform: 'WebRTCCameras',
       web: { port: await getFreePort(), bind: '127.0.0.1', tls: { selfSigned: true } },
       restream: { port: await getFreePort() },
       cameras: [{ name: 'Porch', rtspUrl: camera.url, username: 'admin', password: PASSWORD }],
     });
+    const { config } = loaded;
+    secrets = loaded.secrets;
     services = createSharedServices({ api: {} as API, log: silentLogger, config, ffmpeg: undefined, storagePath: storage, secrets });
     const porch = config.cameras[0]!;
     source = new Source({ id: porch.id, name: porch.name, upstream: cameraUpstream(porch, { log: silentLogger, ffmpeg: undefined }), logger: silentLogger });
@@ -61,6 +65,26 @@ describe('UI server handlers against the plugin over HTTPS', () => {
     assert.equal(status.web.tls, true);
     assert.deepEqual(status.cameras.map((c) => c.id), ['porch']);
     assert.equal(JSON.stringify(status).includes(PASSWORD), false);
+  });
+
+  it('doorbells: each trigger path, for the UI admin only (the log never shows it); its secret joins the masked ones', async () => {
+    const door = loadConfig({ platform: 'WebRTCCameras', cameras: [{ name: 'Door', rtspUrl: camera.url, doorbell: { enabled: true, httpTrigger: true } }] }).config.cameras[0]!;
+    const { token, file } = await services.doorbellToken(door.id);
+    assert.equal(file, join(storage, 'webrtc-cameras', 'doorbell-tokens.json'));
+    assert.ok(secrets.has(token), 'the redacting logger masks it from now on');
+    const doorSource = new Source({ id: door.id, name: door.name, upstream: cameraUpstream(door, { log: silentLogger, ffmpeg: undefined }), logger: silentLogger });
+    services.addCamera({ config: door, source: doorSource, doorbell: { token, press: () => true } });
+    try {
+      assert.deepEqual(await handlers['/doorbells']!(undefined), { doorbells: [{ camera: 'door', name: 'Door', path: `/doorbell/door/${token}` }] });
+      // Anyone else, a watch-page administrator included, is refused.
+      const info = JSON.parse(await readFile(join(storage, 'webrtc-cameras', 'admin.json'), 'utf8')) as { port: number };
+      const anonymous = await request(`https://127.0.0.1:${info.port}/api/admin/doorbells`);
+      assert.notEqual(anonymous.status, 200);
+      assert.equal(anonymous.body.includes(token), false);
+    } finally {
+      services.removeCamera(door.id);
+      await doorSource.close();
+    }
   });
 
   it('share links: create, list, revoke through the plugin', async () => {

@@ -1,7 +1,7 @@
 /**
  * One camera's runtime (createCameraRuntime) with fake shared services: a stop() while start() still
  * waits for the doorbell trigger's secret starts nothing afterwards (nothing registered, HomeKit not
- * set up), and a preset switch of an earlier config goes when the camera has none now.
+ * set up), and the trigger's secret never reaches the log, which says where to find it instead.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -76,6 +76,20 @@ describe('createCameraRuntime', () => {
     assert.deepEqual(added, [], 'not added to the shared services');
     assert.equal(services.snapshots.get(camera.id), undefined, 'no snapshot service registered');
     assert.ok(!log.lines.some((l) => /Home app|is ready/.test(l)), `HomeKit was set up after stop:\n${log.lines.join('\n')}`);
+  });
+
+  it('the trigger secret is never logged; the log says where it is kept', async () => {
+    for (const created of [true, false]) {
+      const file = '/storage/webrtc-cameras/doorbell-tokens.json';
+      const { runtime, log, added } = await runtimeFor(Promise.resolve({ token: TOKEN, created, file }));
+      await runtime.start();
+      await runtime.stop();
+      assert.equal(added[0]?.doorbell?.token, TOKEN, 'the trigger has its secret');
+      assert.ok(!log.lines.some((l) => l.includes(TOKEN)), log.lines.join('\n'));
+      const line = log.lines.find((l) => /Doorbell web trigger/.test(l));
+      assert.ok(line?.includes(file), `the line names the file: ${line}`);
+      assert.ok(line?.includes('http://192.168.0.2:8080/doorbell/door/<secret>'), line);
+    }
   });
 
   it('a preset switch cached from an earlier config goes when the camera now has none (list emptied, or no ONVIF)', async () => {

@@ -20,7 +20,7 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-const state = { web: undefined, cameras: [], running: false, previews: new Map() };
+const state = { web: undefined, cameras: [], running: false, previews: new Map(), doorbells: new Map() };
 
 function errorText(error) {
   if (!error) return 'Unknown error';
@@ -102,6 +102,9 @@ async function loadCameras() {
   state.running = status.running;
   state.web = status.web;
   state.cameras = status.cameras;
+  // Doorbell trigger paths (secrets): shown on a card only when its button is pressed.
+  const { doorbells } = status.running ? await hb.request('/doorbells').catch(() => ({ doorbells: [] })) : { doorbells: [] };
+  state.doorbells = new Map(doorbells.map((d) => [d.camera, d.path]));
   banner(status.running ? '' : status.message);
   const list = $('#cameras-list');
   for (const preview of state.previews.values()) preview.stop();
@@ -156,6 +159,12 @@ function cameraCard(camera) {
       previewButton,
       h('button', { type: 'button', class: 'wrc-btn', dataset: { action: 'test' }, onclick: () => runTest({ kind: 'camera', id: camera.id }, result) }, 'Test'),
       h('a', { class: 'wrc-btn wrc-btn-quiet', href: `${pageBase()}/#camera=${encodeURIComponent(camera.id)}`, target: '_blank', rel: 'noopener' }, 'Watch page ↗'),
+      state.doorbells.has(camera.id)
+        ? h('button', { type: 'button', class: 'wrc-btn wrc-btn-quiet', dataset: { action: 'doorbell' }, onclick: () => {
+          result.replaceChildren(h('p', {}, 'Let the doorbell POST to this address when pressed (keep it secret: it rings the doorbell): ',
+            h('code', {}, `${pageBase()}${state.doorbells.get(camera.id)}`)));
+        } }, 'Doorbell address')
+        : null,
     ),
     result,
   );
