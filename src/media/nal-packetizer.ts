@@ -114,23 +114,24 @@ export function nalPacketizer(layout: NalHeaderLayout): NalPacketizer {
 }
 
 /**
- * How many consecutive units starting at `from` fit in one aggregation packet (1 = no aggregation
- * possible). Units too short to hold a NAL header are skipped and do not end the aggregate.
+ * How many consecutive units starting at `from` one aggregation packet takes, up to its last member,
+ * or 1 when fewer than two units fit (no aggregation). Units too short to hold a NAL header are
+ * skipped: they neither end the aggregate nor count as members, so [A, <short>] is a single NAL unit
+ * packet, not an aggregate of one (RFC 7798 4.4.2 requires two or more; RFC 6184 STAP-A of one is waste).
  */
 function aggregateCount(units: ReadonlyArray<Buffer>, from: number, maxPayload: number, headerBytes: number): number {
   let size = headerBytes;
-  let count = 0;
+  let members = 0;
+  let span = 0;
   for (let j = from; j < units.length; j++) {
     const length = units[j]!.length;
-    if (length < headerBytes) {
-      if (count > 0) count++;
-      continue;
-    }
+    if (length < headerBytes) continue;
     if (size + 2 + length > maxPayload) break;
     size += 2 + length;
-    count++;
+    members++;
+    span = j - from + 1;
   }
-  return count;
+  return members >= 2 ? span : 1;
 }
 
 /**

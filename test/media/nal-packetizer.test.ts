@@ -42,6 +42,23 @@ describe('NAL packetizer (H.264 and H.265 through one algorithm)', () => {
     assert.deepEqual(packetizeH265([Buffer.from([0x26])]), []);
   });
 
+  it('one real unit and a too-short one: a single NAL unit packet, never an aggregate of one', () => {
+    const sps = Buffer.from([0x67, 1, 2, 3]);
+    const h264 = packetizeH264([sps, Buffer.alloc(0)]);
+    assert.equal(h264.length, 1);
+    assert.deepEqual(h264[0]!.payload, sps, 'the unit itself, not a STAP-A');
+    assert.equal(h264[0]!.marker, true);
+    const vps = Buffer.from([0x40, 0x01, 9]);
+    for (const short of [Buffer.alloc(0), Buffer.from([0x44])]) {
+      const packets = packetizeH265([vps, short]);
+      assert.equal(packets.length, 1);
+      assert.deepEqual(packets[0]!.payload, vps, 'the unit itself, not an AP');
+      assert.equal(packets[0]!.marker, true);
+    }
+    // A short unit first, then one real unit: the same.
+    assert.deepEqual(packetizeH264([Buffer.alloc(0), sps]).map((p) => p.payload), [sps]);
+  });
+
   it('refuses a maxPayload that cannot hold a fragment header and one byte', () => {
     assert.throws(() => packetizeH264([h264Idr(10)], 2), /FU-A header/);
     assert.doesNotThrow(() => packetizeH264([h264Idr(10)], 3));
