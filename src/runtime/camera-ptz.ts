@@ -26,8 +26,11 @@ export interface CameraPtzOptions {
   controller?: Partial<Omit<PtzControllerOptions, 'ptz' | 'camera' | 'log'>>;
 }
 
-/** The Home app moves the camera under this viewer id, with the right (the user chose these switches). */
-export const HOMEKIT_VIEWER = { id: 'Home app', ptz: true } as const;
+/**
+ * The Home app moves the camera under this viewer id, with the right (the user chose these switches).
+ * Web callers' ids carry their kind (`user:`, `link:`: web/ptz-types.ts `ptzViewerId`), so no account can take it.
+ */
+export const HOMEKIT_VIEWER = { id: 'homekit:Home app', ptz: true } as const;
 
 export class CameraPtz implements CameraPtzControl {
   private readonly abort = new AbortController();

@@ -4,6 +4,7 @@
  * src/onvif's `PtzController`; ptz-routes.ts and the camera list (api-routes.ts) use it.
  */
 import { canMoveCamera } from '../access/principal.js';
+import { isAccessPrincipal } from './auth/principals.js';
 import type { Principal } from './types.js';
 
 /** Why the controller refused a command (src/onvif's `PtzRefusalReason`). */
@@ -38,9 +39,13 @@ export interface CameraPtzControl {
 /** The PTZ of a camera, or undefined when it has none (or it is not known yet). */
 export type PtzLookup = (cameraId: string) => CameraPtzControl | undefined;
 
-/** The id a principal moves a camera under: one lease per account or share link. */
+/**
+ * The id a principal moves a camera under: one lease per account or share link. Prefixed by kind
+ * (`user:`, `link:`, ...; the Home app is `homekit:`, runtime/camera-ptz.ts), so that an account
+ * named like a link or "Home app" cannot share another mover's lease.
+ */
 export function ptzViewerId(principal: Principal): string {
-  return principal.name;
+  return `${isAccessPrincipal(principal) ? principal.kind : 'other'}:${principal.name}`;
 }
 
 /** The camera's PTZ view for this caller, when it has the right; undefined otherwise (nothing is shown). */

@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 
 import { attr, child, textAt } from '../../src/onvif/xml.js';
 import { parseMove, parsePreset } from '../../src/web/ptz-routes.js';
-import type { PtzView } from '../../src/web/ptz-types.js';
+import { ptzViewerId, type PtzView } from '../../src/web/ptz-types.js';
+import { HOMEKIT_VIEWER } from '../../src/runtime/camera-ptz.js';
 import { HttpError } from '../../src/web/http-util.js';
 import { PTZ_CAMERA_ID, startPtzRig, type PtzRig } from '../helpers/ptz-rig.js';
 import type { RecordedRequest } from '../helpers/onvif-responder.js';
@@ -115,6 +116,14 @@ describe('PTZ web API', () => {
     assert.equal((await call(rig, 'mover', 'preset', { token: 'http://evil.example/' })).status, 400, 'a token the camera did not list');
     assert.equal((await call(rig, 'mover', 'move', { pan: 0.5 }, { Origin: 'https://evil.example' })).status, 403, 'the origin policy applies');
     assert.equal(rig.responder.requests.length, before);
+  });
+
+  it('unit: lease ids carry the principal\u2019s kind: an account named "Home app" (or like a link) gets its own lease', () => {
+    const account = { name: 'Home app', kind: 'user' as const, cameras: 'all' as const, admin: false, ptz: true };
+    assert.equal(ptzViewerId(account), 'user:Home app');
+    assert.notEqual(ptzViewerId(account), HOMEKIT_VIEWER.id);
+    const link = { name: 'link:abc', kind: 'link' as const, cameras: 'all' as const, admin: false };
+    assert.notEqual(ptzViewerId({ ...account, name: 'link:abc' }), ptzViewerId(link));
   });
 
   it('unit: parseMove and parsePreset accept only the documented shapes', () => {
