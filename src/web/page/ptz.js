@@ -28,12 +28,51 @@ const BUSY_MS = 4000;
 /** @type {Promise<string | null> | null} */
 let csrfToken = null;
 
-/** The session's CSRF token (null without access control, where none is needed). */
-function csrf() {
-  csrfToken ??= fetch('/api/session', { cache: 'no-store', credentials: 'same-origin', headers: { Accept: 'application/json' } })
-    .then(async (response) => (response.ok ? /** @type {{ csrfToken?: string | null }} */ (await response.json()).csrfToken ?? null : null))
-    .catch(() => null);
-  return csrfToken;
+/**
+ * The session's CSRF token (null without access control, where none is needed). Kept for the page's
+ * life only when /api/session answered: a failed ask (a server restart, a network blip) is asked
+ * again next time instead of leaving every later command without a token until a reload.
+ * @returns {Promise<string | null>}
+ */
+export function csrf() {
+  if (csrfToken) return csrfToken;
+  const asked = fetch('/api/session', { cache: 'no-store', credentials: 'same-origin', headers: { Accept: 'application/json' } })
+    .then(async (response) => (response.ok ? /** @type {{ csrfToken?: string | null }} */ (await response.json()).csrfToken ?? null : undefined))
+    .catch(() => undefined);
+  const token = asked.then((value) => {
+    if (value === undefined && csrfToken === token) csrfToken = null;
+    return value ?? null;
+  });
+  csrfToken = token;
+  return token;
+}
+
+/**
+ * POSTs JSON with the session's CSRF token. A 403 whose code says the token was wrong (the session
+ * was renewed, the server restarted) forgets the token and tries once more with a fresh one.
+ * @param {string} url
+ * @param {object} body
+ * @returns {Promise<Response>}
+ */
+export async function postWithCsrf(url, body) {
+  for (let attempt = 0; ; attempt++) {
+    const token = await csrf();
+    /** @type {Record<string, string>} */
+    const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
+    if (token) headers['X-CSRF-Token'] = token;
+    const response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), credentials: 'same-origin', cache: 'no-store' });
+    if (response.status !== 403 || attempt > 0 || !(await isCsrfRefusal(response))) return response;
+    csrfToken = null;
+  }
+}
+
+/** @param {Response} response */
+async function isCsrfRefusal(response) {
+  try {
+    return /** @type {{ error?: string }} */ (await response.clone().json()).error === 'csrf';
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -261,18 +300,8 @@ export class PtzControls {
    * @param {object} body
    */
   async post(action, body) {
-    const token = await csrf();
-    /** @type {Record<string, string>} */
-    const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
-    if (token) headers['X-CSRF-Token'] = token;
     try {
-      const response = await fetch(`/api/cameras/${encodeURIComponent(this.cameraId)}/ptz/${action}`, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify(body),
-        credentials: 'same-origin',
-        cache: 'no-store',
-      });
+      const response = await postWithCsrf(`/api/cameras/${encodeURIComponent(this.cameraId)}/ptz/${action}`, body);
       if (response.status === 409) {
         this.showBusy();
         this.release();
