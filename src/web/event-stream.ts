@@ -3,10 +3,14 @@
  * `doorbell` events for the cameras the caller may watch, so a viewer who turned doorbell alerts on
  * sees "Someone is at the door" without watching that camera. The page's other channel, the
  * `/signal` WebSocket, exists only while a camera is being watched, so it cannot carry this. Signed-in
- * viewers only (the route's `auth: 'viewer'`); a revoked session's stream is closed with its sockets.
+ * viewers only (the route's `auth: 'viewer'`); a revoked or expired session's stream is closed with its
+ * sockets (access control's revoke listeners). Besides the global cap, one account or share link and
+ * one client address may hold only a few streams (429 with Retry-After, which EventSource answers by
+ * retrying later, unlike the 503 of the global cap), so one share link cannot take every slot.
  * A comment line every `heartbeatMs` keeps proxies from closing an idle stream.
  */
 import type { ServerResponse } from 'node:http';
+import { clientKey } from '../access/client-address.js';
 import { canWatch, type Principal } from '../access/principal.js';
 import type { WebRoute } from './types.js';
 
@@ -23,12 +27,16 @@ export interface DoorbellEvent {
 export interface EventStreamOptions {
   /** Streams open at once, all viewers together; more get 503. Default 256. */
   maxClients?: number;
+  /** Streams one account or share link (default 4), and one client address (default 16: a household behind one NAT), may hold at once. */
+  maxPerPrincipal?: number;
+  maxPerAddress?: number;
   heartbeatMs?: number;
 }
 
 interface Client {
   res: ServerResponse;
   principal: Principal;
+  address: string;
 }
 
 export class EventStream {
@@ -48,7 +56,14 @@ export class EventStream {
           ctx.sendJson(503, { error: 'unavailable', message: 'Too many event streams' });
           return;
         }
-        const client: Client = { res: ctx.res, principal: ctx.principal! };
+        const principal = ctx.principal!;
+        const address = clientKey(ctx.remoteAddress);
+        if (this.count((c) => c.principal.name === principal.name) >= (this.options.maxPerPrincipal ?? 4)
+          || this.count((c) => c.address === address) >= (this.options.maxPerAddress ?? 16)) {
+          ctx.sendJson(429, { error: 'too-many-requests', message: 'Too many event streams open for you; close a tab' }, { 'Retry-After': '30' });
+          return;
+        }
+        const client: Client = { res: ctx.res, principal, address };
         ctx.res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
         // Reconnect after 5 s when the stream drops (EventSource does it by itself).
         ctx.res.write('retry: 5000\n\n');
@@ -64,6 +79,12 @@ export class EventStream {
 
   get size(): number {
     return this.clients.size;
+  }
+
+  private count(match: (client: Client) => boolean): number {
+    let n = 0;
+    for (const client of this.clients) if (match(client)) n++;
+    return n;
   }
 
   /** Sends the event to every open stream whose viewer may watch the camera. */

@@ -289,6 +289,16 @@ describe('access control over HTTP, WebSocket and WHEP', () => {
       assert.equal(theirs.ws.readyState, theirs.ws.OPEN);
     });
 
+    it('a session that expires has its open WebSocket closed by the sweep, as a sign-out does (the event stream ends the same way)', async () => {
+      const bob = await signIn(run.base, 'bob', VIEWERS.bob.password);
+      const mine = await openSocket(`ws://127.0.0.1:${run.port}/signal`, { Cookie: bob.jar.header() });
+      assert.equal(mine.status, 101);
+      const closed = closedWith(mine.ws);
+      run.clock.now += 13 * 3_600_000; // past the 12 h idle limit
+      assert.equal((await closed).code, 4001);
+      assert.equal((await get(`${run.base}/api/cameras`, { jar: bob.jar })).status, 401);
+    });
+
     it('gives a new session id at every sign-in and ends the session after 12 h idle', async () => {
       const first = await signIn(run.base, 'carol', VIEWERS.carol.password);
       const oldCookie = first.jar.header();

@@ -81,14 +81,14 @@ describe('doorbell HTTP trigger', () => {
 });
 
 /** Opens the event stream and collects its text until `until` matches (or the timeout). */
-function readEvents(base: string, user: string | undefined, until: RegExp, timeoutMs = 1500): Promise<{ status: number; text: string }> {
+function readEvents(base: string, user: string | undefined, until: RegExp, timeoutMs = 1500): Promise<{ status: number; text: string; retryAfter: string | undefined }> {
   return new Promise((resolve, reject) => {
     const req = request(`${base}${EVENTS_PATH}`, { headers: user ? { authorization: `Bearer ${user}` } : {} }, (res) => {
       let text = '';
       const done = (): void => {
         clearTimeout(timer);
         req.destroy();
-        resolve({ status: res.statusCode ?? 0, text });
+        resolve({ status: res.statusCode ?? 0, text, retryAfter: res.headers['retry-after'] });
       };
       const timer = setTimeout(done, timeoutMs);
       res.setEncoding('utf8');
@@ -144,5 +144,24 @@ describe('watch page event stream', () => {
     assert.equal(stream.size, 0);
     assert.equal(stream.publish({ type: 'doorbell', camera: 'front', name: 'Front', at: 2 }), 0);
     assert.doesNotMatch(result.text, /doorbell/);
+  });
+
+  it('caps streams per principal and per client address: 429 with Retry-After, so one share link cannot take every slot', async () => {
+    const stream = new EventStream({ maxPerPrincipal: 2, maxPerAddress: 3 });
+    after(() => stream.close());
+    const base = await start({ routes: [stream.route], authorize: (req) => ({ name: (req.headers.authorization ?? '').replace(/^Bearer /, ''), cameras: 'all', admin: false }) });
+    const open = [readEvents(base, 'link:a', /never/, 1500), readEvents(base, 'link:a', /never/, 1500)];
+    const deadline = Date.now() + 2000;
+    while (stream.size < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(stream.size, 2);
+    const third = await readEvents(base, 'link:a', /never/, 500);
+    assert.equal(third.status, 429);
+    assert.equal(third.retryAfter, '30');
+    // Someone else from the same address gets the address's last slot, then the address is full.
+    open.push(readEvents(base, 'bob', /never/, 1500));
+    while (stream.size < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(stream.size, 3);
+    assert.equal((await readEvents(base, 'carol', /never/, 500)).status, 429);
+    for (const result of await Promise.all(open)) assert.equal(result.status, 200);
   });
 });

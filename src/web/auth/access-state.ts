@@ -172,7 +172,10 @@ export class AccessState {
 
     this.sweepTimer = setInterval(() => {
       for (const link of this.links.takeNewlyExpired()) this.revokeLink(link.id, 'Share link expired');
-      this.sessions.sweep();
+      // An expired session's long-lived connections (the page's event stream, its sockets) end with it,
+      // as a logout's do: they were authorised once, at their start.
+      const expired = new Set(this.sessions.sweep().map((s) => s.key));
+      if (expired.size > 0) this.revoke((p) => isAccessPrincipal(p) && p.sessionKey !== undefined && expired.has(p.sessionKey), 'Session expired');
     }, options.sweepIntervalMs ?? 1000);
     this.sweepTimer.unref();
   }

@@ -183,12 +183,13 @@ export class SessionStore {
     return removed;
   }
 
-  /** Drops expired sessions (called by the periodic sweep). */
-  sweep(): void {
+  /** Drops expired sessions (called by the periodic sweep); returns them, so their open streams can be closed. */
+  sweep(): Session[] {
     const now = this.options.now();
-    this.deleteWhere((s) => this.ended(s, now));
+    const removed = this.deleteWhere((s) => this.ended(s, now));
     // Sliding deadlines are saved lazily, at most once a minute.
     if (this.dirty && !this.saveTimer) this.scheduleSave(false);
+    return removed;
   }
 
   async flush(): Promise<void> {
