@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoUpstream } from '../../src/demo/demo-upstream.js';
@@ -58,6 +58,11 @@ test('an ffmpeg that never describes its output fails after the start timeout, a
     // The sockets are real: wait (on real I/O, not on a timer) until the start timeout is armed.
     for (let i = 0; i < 200 && time.pending === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     assert.equal(time.pending, 1, 'the start timeout is armed');
+    // The stand-in must have run far enough to write its pid before the (fake) timeout stops it: on a
+    // busy machine the timeout is otherwise reached before the shell ran its first line.
+    const writtenPid = (): string => (existsSync(pidFile) ? readFileSync(pidFile, 'utf8') : '');
+    for (let i = 0; i < 1000 && !writtenPid().endsWith('\n'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(writtenPid().endsWith('\n'), 'the stand-in ffmpeg started');
     await time.advance(4999);
     assert.equal(settled, false, 'still waiting 1 ms before the limit');
     await time.advance(1);
