@@ -1,6 +1,11 @@
 // The WebRTC Cameras page inside the Homebridge UI. `homebridge` (plugin-ui-utils) is injected by
 // the UI: requests go to our UI server, the plugin config is read and saved through the UI. Every
 // text from a camera or the network goes in with textContent (a discovered camera names itself).
+//
+// Why one module of about 540 lines: every screen of this page (camera cards, discovery, the add and
+// edit forms, status, share links) edits the one plugin config object the UI loaded and saves it
+// through one path, so that a save always writes the whole, valid platform block; qr.js, which has
+// no such state, is its own module.
 import { qrSvg } from './qr.js';
 
 const hb = window.homebridge;

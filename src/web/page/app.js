@@ -2,6 +2,12 @@
 // side of the /signal protocol (docs/design.md). Plain modern JavaScript with no framework and no
 // inline script, so the server's strict CSP holds. Text from the server only ever goes through
 // textContent, never innerHTML.
+//
+// Why one module of about 1,300 lines: the tiles, the large player, the doorbell banner and the
+// live sessions share page-wide state (the tile map, the open player, the stored settings) that
+// lives in this module's scope; the parts with no such state are already modules of their own
+// (account.js, ptz.js). LiveSession (the /signal client and its RTCPeerConnection) is the next to
+// move out, once it takes its settings as arguments instead of reading this module's constants.
 
 // Sign-in state, sign-out and the administrators' share-link dialog (does nothing without access control).
 import './account.js';
