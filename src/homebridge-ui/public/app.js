@@ -2,10 +2,10 @@
 // the UI: requests go to our UI server, the plugin config is read and saved through the UI. Every
 // text from a camera or the network goes in with textContent (a discovered camera names itself).
 //
-// Why one module of about 540 lines: every screen of this page (camera cards, discovery, the add and
-// edit forms, status, share links) edits the one plugin config object the UI loaded and saves it
-// through one path, so that a save always writes the whole, valid platform block; qr.js, which has
-// no such state, is its own module.
+// Why one module of about 540 lines: its tabs (cameras, discovered, share links, viewers) share the
+// loaded platform block, the tab loaders and the DOM helper h(), and the config is saved through one
+// path (saveBlock) so a save always writes the whole platform block; qr.js, which shares none of
+// that, is its own module.
 import { qrSvg } from './qr.js';
 
 const hb = window.homebridge;
