@@ -4,7 +4,7 @@
  */
 import { parseAddressRanges } from '../util/address-ranges.js';
 import { printableUrl } from './errors.js';
-import { isDict, type Dict } from './defaults.js';
+import { WEB_DEFAULT_VIEWS_LIMIT, isDict, type Dict } from './defaults.js';
 import { EXPIRY_MS } from './share-link-expiry.js';
 import type { DiscoveryConfig, FfmpegConfig, IceConfig, RestreamConfig, ShareLinkExpiry, ShareLinksConfig, TurnServerConfig, WebConfig } from './types.js';
 
@@ -67,8 +67,8 @@ export function toWeb(s: Dict): WebConfig {
     publicUrl: s['publicUrl'] as string | undefined,
     allowedOrigins: ((s['allowedOrigins'] as string[] | undefined) ?? []).map(normalizeOrigin),
     trustedProxies: (s['trustedProxies'] as string[] | undefined) ?? [],
-    maxViewsPerUser: s['maxViewsPerUser'] as number,
-    maxViewsPerAddress: s['maxViewsPerAddress'] as number,
+    maxViewsPerUser: (s['maxViewsPerUser'] as number | undefined) ?? WEB_DEFAULT_VIEWS_LIMIT,
+    maxViewsPerAddress: (s['maxViewsPerAddress'] as number | undefined) ?? WEB_DEFAULT_VIEWS_LIMIT,
     tls: {
       selfSigned: tls['selfSigned'] === true,
       certPath: tls['certPath'] as string | undefined,

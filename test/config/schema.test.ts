@@ -105,7 +105,7 @@ describe('config.schema.json', () => {
       assert.ok(schema, key);
       assert.equal(typeof validator.defaults(schema), 'object');
     }
-    assert.deepEqual(validator.defaults(file.schema.properties!['web']!), { port: 8090, bind: '0.0.0.0', maxViewsPerUser: 32, maxViewsPerAddress: 32, tls: { selfSigned: false } });
+    assert.deepEqual(validator.defaults(file.schema.properties!['web']!), { port: 8090, bind: '0.0.0.0', tls: { selfSigned: false } });
   });
 
   it('is found from a build directory too (walks up to the package root)', () => {

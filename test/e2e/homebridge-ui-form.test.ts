@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Locator, Page } from 'playwright-core';
-import { CAMERA_DEFAULTS } from '../../src/config/load-config.js';
+import { CAMERA_BLANK_DEFAULTS, isBlankEntry } from '../../src/config/defaults.js';
 import { launchChromium, type ChromiumSession } from '../helpers/browser.js';
 import { startConfigUi, type ConfigUi } from '../helpers/config-ui.js';
 import { PLUGIN_DIR } from '../helpers/homebridge.js';
@@ -120,10 +120,11 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     assert.equal(cameras.length, 1, JSON.stringify(cameras));
     const { name, rtspUrl, username, password, ...rest } = cameras[0] ?? {};
     assert.deepEqual({ name, rtspUrl, username, password }, { name: 'Porch', rtspUrl: `rtsp://127.0.0.1:${cameraPort}/live1.sdp`, username: 'admin', password: CAMERA_PASSWORD });
-    // Whatever else the form saved is a default value (its checkboxes save false once shown).
-    const defaults: Record<string, unknown> = CAMERA_DEFAULTS;
-    for (const [key, value] of Object.entries(rest)) assert.equal(value, defaults[key], `cameras[0].${key}`);
-    assert.deepEqual(block?.['viewers'], [{ username: 'family', password: VIEWER_PASSWORD, admin: true }]);
+    // Whatever else the form saved is a default value (its checkboxes save false once shown, the
+    // doorbell's inside its object), the same defaults the loader reads as "not set".
+    for (const [key, value] of Object.entries(rest)) assert.ok(isBlankEntry({ [key]: value }, CAMERA_BLANK_DEFAULTS), `cameras[0].${key} = ${JSON.stringify(value)}`);
+    // The PTZ right's checkbox is shown beside Administrator, so it saves its default (false) too.
+    assert.deepEqual(block?.['viewers'], [{ username: 'family', password: VIEWER_PASSWORD, admin: true, ptz: false }]);
     assert.deepEqual(block?.['web'], { port: 0, bind: '127.0.0.1', tls: { selfSigned: false } });
     assert.deepEqual(block?.['ice'], { turnServers: [{ urls: 'turn:127.0.0.1:3478', username: 'relay', credential: TURN_PASSWORD }], iceTcp: true });
   });
