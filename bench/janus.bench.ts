@@ -9,10 +9,11 @@
  *   needs is built with gcc, as its setup.sh does.
  * - The project runs as a user would run it: Homebridge from node_modules with the built plugin
  *   (dist/ is rebuilt first when src/ is newer), one always-on camera pulling the fake camera, the
- *   web page on 127.0.0.1 trusting 127.0.0.1 as a reverse proxy. Viewers authenticate with real
- *   share-link tokens, made here with the plugin's own access state in the Homebridge storage
- *   folder, used round-robin and with a distinct X-Forwarded-For per viewer, so that the
- *   per-principal and per-address viewer caps stay on and are not what is measured.
+ *   web page on 127.0.0.1. Viewers authenticate with real share-link tokens, made here with the
+ *   plugin's own access state in the Homebridge storage folder, used round-robin; the per-address
+ *   cap is raised with its setting (web.maxViewsPerAddress), because every bench viewer is on
+ *   127.0.0.1. (A per-viewer X-Forwarded-For through a trusted proxy would make each viewer look
+ *   remote, and the server rightly refuses a remote viewer's loopback ICE candidates.)
  * - Each sweep runs every case on both servers, the server order alternating from sweep to sweep:
  *   steady N (default 10, 25 at 2000 kbit/s; 50 at 600 kbit/s, where the viewer core does not
  *   saturate) and connect storms (N viewers joining at once, `--connect-concurrency N`).
@@ -212,7 +213,7 @@ async function prepareProject(cameraPort: number, webPort: number): Promise<{ st
         platform: PLATFORM_NAME,
         name: 'WebRTC Cameras',
         cameras: [{ id: CAMERA_ID, name: 'Bench camera', rtspUrl: `rtsp://127.0.0.1:${cameraPort}/cam`, alwaysOn: true, maxViewers: 100 }],
-        web: { port: webPort, bind: '127.0.0.1', trustedProxies: ['127.0.0.1'] },
+        web: { port: webPort, bind: '127.0.0.1', maxViewsPerAddress: 1000 },
         restream: { port: 0 },
       },
     ],
@@ -245,14 +246,13 @@ function serverOptions(server: Server, ctx: Context, profileDir: string | undefi
   const quote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
   const node = [quote(process.execPath), ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${quote(profileDir)}`] : [])];
   const homebridge = join(PROJECT, 'node_modules/homebridge/bin/homebridge.js');
-  const cmd = [...node, quote(homebridge), '-U', quote(ctx.storage), '-P', quote(PROJECT), '--strict-plugin-resolution', '-Q'].join(' ');
+  const cmd = [...node, quote(homebridge), '-U', quote(ctx.storage), '-P', quote(PROJECT), '--strict-plugin-resolution', '-Q', ...(process.env.BENCH_HB_DEBUG ? ['-D'] : [])].join(' ');
   const base = `http://127.0.0.1:${ctx.webPort}`;
   return [
     `cmd=${cmd}`,
     `cwd=${PROJECT}`,
     `url=${base}/whep/${CAMERA_ID}`,
     `token=${ctx.tokens.join(',')}`,
-    'header=X-Forwarded-For: {ip}',
     `readyUrl=${base}/metrics`,
     'readyMatch=state="live"} 1',
     'readyTimeout=60',
