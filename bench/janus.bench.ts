@@ -37,7 +37,7 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { PLATFORM_NAME } from '../src/settings.js';
 import { AccessState } from '../src/web/auth/access-state.js';
-import { DEFAULT_PEER_LIMITS } from '../src/web/auth/peer-guard.js';
+import { WEB_DEFAULT_VIEWS_LIMIT } from '../src/config/view-limits.js';
 import { DEFAULT_MAX_PENDING_PER_OWNER } from '../src/webrtc/viewer-limits.js';
 import { pluginBuildState } from '../test/helpers/plugin-build.js';
 
@@ -84,7 +84,7 @@ const STORM_WINDOWS = { idle: WINDOWS.idle, warmup: 2, duration: 5 };
  */
 const SHARE_LINKS = Math.max(
   2,
-  Math.ceil(Math.max(0, ...STEADY, ...STORM) / DEFAULT_PEER_LIMITS.maxPeersPerPrincipal),
+  Math.ceil(Math.max(0, ...STEADY, ...STORM) / WEB_DEFAULT_VIEWS_LIMIT),
   Math.ceil(Math.max(0, ...STORM) / DEFAULT_MAX_PENDING_PER_OWNER),
 );
 

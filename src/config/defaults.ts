@@ -27,11 +27,8 @@ export const CAMERA_DEFAULTS = {
   maxHomeKitStreams: 4,
 } as const satisfies Partial<RawCamera>;
 export const ONVIF_DEFAULTS = { port: 80 } as const;
-/**
- * web.maxViewsPerUser and web.maxViewsPerAddress when not set. Applied here, not as a schema
- * "default", because the settings form saves every schema default it shows into the config.
- */
-export const WEB_DEFAULT_VIEWS_LIMIT = 32;
+/** The web section's viewer caps when not set: a leaf module, because access control falls back to them too. */
+export { WEB_DEFAULT_VIEWS_LIMIT } from './view-limits.js';
 export const VIEWER_DEFAULTS = { admin: false, ptz: false } as const satisfies Partial<RawViewer>;
 
 /** A camera entry after schema validation and `CAMERA_DEFAULTS`; the schema guarantees this shape. */

@@ -6,8 +6,8 @@
  * util ← media ← rtp ← (rtsp client, demo, restream, onvif, webrtc, homekit, transcode, snapshots)
  *   ← runtime ← platform, with access just above util (web and webrtc both import it), web above
  *   webrtc and below runtime, and config's leaf modules (types, the camera-id rule, the share-link
- *   expiry choices) importable from below while the config loader is read by runtime and the
- *   platform only.
+ *   expiry choices, the default viewer caps) importable from below while the config loader is read
+ *   by runtime and the platform only.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -50,7 +50,7 @@ export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
 };
 
 /** The config files lower layers may import; the rest of src/config is the loader. */
-const CONFIG_LEAVES = new Set(['config/types.ts', 'config/camera-id.ts', 'config/share-link-expiry.ts']);
+const CONFIG_LEAVES = new Set(['config/types.ts', 'config/camera-id.ts', 'config/share-link-expiry.ts', 'config/view-limits.ts']);
 
 /**
  * Edges allowed against the table for a while, each with the reason. Empty since the shared wire

@@ -14,6 +14,7 @@ import { silentLogger, type Logger } from '../../util/logger.js';
 import { refusalLog } from '../../util/summary-log.js';
 import type { CallerContext, HandlerResponse, Principal, SignallingHandler, WhepHandler } from '../types.js';
 import { clientKey } from '../../access/client-address.js';
+import { WEB_DEFAULT_VIEWS_LIMIT } from '../../config/view-limits.js';
 
 export interface PeerLimitSettings {
   maxPeersPerPrincipal: number;
@@ -24,9 +25,10 @@ export interface PeerLimitSettings {
   whepReapIntervalMs: number;
 }
 
+/** The caps the config loader fills in for empty web.maxViewsPerUser / maxViewsPerAddress, and the guard's own. */
 export const DEFAULT_PEER_LIMITS: Readonly<PeerLimitSettings> = Object.freeze({
-  maxPeersPerPrincipal: 32,
-  maxPeersPerAddress: 32,
+  maxPeersPerPrincipal: WEB_DEFAULT_VIEWS_LIMIT,
+  maxPeersPerAddress: WEB_DEFAULT_VIEWS_LIMIT,
   firstMessageTimeoutMs: 15_000,
   whepReapIntervalMs: 60_000,
 });
