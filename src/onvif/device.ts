@@ -6,6 +6,7 @@
  * Beside it: device-types.ts (the types), media-service.ts (the Media1/Media2 calls), profiles.ts
  * (reading and choosing profiles), stream-uri.ts (announced addresses made usable).
  */
+import { withCredentials, withoutCredentials } from '../util/address.js';
 import type { Logger } from '../util/logger.js';
 import { prefixedLogger, redactingLogger } from '../util/logger.js';
 import { redactUrl } from '../util/redact.js';
@@ -24,7 +25,7 @@ import { HttpTransportError, httpRequest, type HttpResponse } from './http-clien
 import { OnvifMediaService } from './media-service.js';
 import { chooseProfiles } from './profiles.js';
 import { NS, SoapClient } from './soap.js';
-import { hostForUrl, rewriteStreamUri, snapshotCandidates, withCredentials, withoutCredentials } from './stream-uri.js';
+import { hostForUrl, rewriteStreamUri, snapshotCandidates } from './stream-uri.js';
 import { child, childrenNamed, path, textAt, type XmlElement } from './xml.js';
 
 // Moved beside this file; re-exported for the modules that import them from here.

@@ -1,6 +1,7 @@
 /**
  * Addresses a camera announces for its streams and snapshots, made usable: multicast recognised,
- * the host (and RTSP port) pointed at the address actually reached, credentials put in or taken out.
+ * the host (and RTSP port) pointed at the address actually reached. Credentials are put in or taken
+ * out by util/address.ts (`withCredentials`, `withoutCredentials`), the one place for a URL's log-in.
  */
 
 /**
@@ -66,19 +67,4 @@ export function snapshotCandidates(uri: string, reachedHost: string, onvifPort: 
   const onOnvifPort = new URL(sameOrigin.href);
   onOnvifPort.port = String(onvifPort);
   return sameOrigin.href === onOnvifPort.href ? [sameOrigin] : [sameOrigin, onOnvifPort];
-}
-
-export function withCredentials(url: URL, username: string | undefined, password: string | undefined): string {
-  if (!username) return url.href;
-  const copy = new URL(url.href);
-  copy.username = encodeURIComponent(username);
-  copy.password = encodeURIComponent(password ?? '');
-  return copy.href;
-}
-
-export function withoutCredentials(url: URL): URL {
-  const copy = new URL(url.href);
-  copy.username = '';
-  copy.password = '';
-  return copy;
 }

@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { RemoteInfo } from 'node:dgram';
-import { formatHost, isLoopback, normalizeAddress } from '../util/address.js';
+import { formatHost, isLoopback, normalizeAddress, withCredentials } from '../util/address.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { refusalLog } from '../util/summary-log.js';
 import { RtspDigestAuthenticator, type RestreamCredentials } from './auth.js';
@@ -157,10 +157,9 @@ class RestreamServerImpl implements RestreamServer, ConnectionHost {
 
   url(cameraId: string, options?: { withCredentials?: boolean }): string {
     const host = this.lanAccess || this.host === '0.0.0.0' ? '127.0.0.1' : this.host === '::' ? '::1' : this.host;
-    const credentials = options?.withCredentials && this.options.credentials
-      ? `${encodeURIComponent(this.options.credentials.username)}:${encodeURIComponent(this.options.credentials.password)}@`
-      : '';
-    return `rtsp://${credentials}${formatHost(host)}:${this.boundPort}/${encodeURIComponent(cameraId)}`;
+    const url = new URL(`rtsp://${formatHost(host)}:${this.boundPort}/${encodeURIComponent(cameraId)}`);
+    const credentials = options?.withCredentials ? this.options.credentials : undefined;
+    return withCredentials(url, credentials?.username, credentials?.password);
   }
 
   issueUrl(cameraId: string): string {

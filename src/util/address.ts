@@ -99,3 +99,27 @@ export function stripCredentials(url: string): string {
   const at = lastUserinfoAt(authority);
   return at < 0 ? url : m[1]! + authority.slice(at + 1);
 }
+
+/**
+ * A parsed URL without its user info (a copy): the `URL` form of `stripCredentials`, for an address
+ * that parses (an ONVIF stream URI some cameras return with their own log-in in it).
+ */
+export function withoutCredentials(url: URL): URL {
+  const copy = new URL(url.href);
+  copy.username = '';
+  copy.password = '';
+  return copy;
+}
+
+/**
+ * The URL with this log-in as its user info, each part percent-encoded (so "@", ":" and "/" in a
+ * password survive); the URL as it is without a user name. For a URL handed to a program that
+ * takes its log-in only that way (an NVR reading the re-stream) or masked for the log.
+ */
+export function withCredentials(url: URL, username: string | undefined, password: string | undefined): string {
+  if (!username) return url.href;
+  const copy = new URL(url.href);
+  copy.username = encodeURIComponent(username);
+  copy.password = encodeURIComponent(password ?? '');
+  return copy.href;
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { clientKey, formatHost, ipv6Bytes, isLoopback, normalizeAddress, stripCredentials } from '../../src/util/address.js';
+import { clientKey, formatHost, ipv6Bytes, isLoopback, normalizeAddress, stripCredentials, withCredentials, withoutCredentials } from '../../src/util/address.js';
 
 // Moved from test/rtsp/url.test.ts with the function (util/address.ts is its one home now).
 describe('stripCredentials', () => {
@@ -15,6 +15,36 @@ describe('stripCredentials', () => {
     assert.equal(stripCredentials('rtsp://u@[::1]:8554/cam'), 'rtsp://[::1]:8554/cam');
     assert.equal(stripCredentials('/cam/trackID=0'), '/cam/trackID=0');
     assert.equal(stripCredentials('*'), '*');
+  });
+});
+
+describe('withoutCredentials / withCredentials (the URL form)', () => {
+  it('takes the user info off a parsed URL, as a copy, keeping host, port, path and query', () => {
+    const given = new URL('rtsp://admin:s%40cret@[fd00::7]:8554/Streaming/Channels/101?transportmode=unicast');
+    const bare = withoutCredentials(given);
+    assert.equal(bare.href, 'rtsp://[fd00::7]:8554/Streaming/Channels/101?transportmode=unicast');
+    assert.equal(given.username, 'admin', 'the URL given is not changed');
+    assert.equal(withoutCredentials(new URL('rtsp://cam/x')).href, 'rtsp://cam/x');
+    // Agrees with the string form wherever the string parses.
+    assert.equal(withoutCredentials(new URL('rtsps://u:p@127.0.0.1:8554/cam/trackID=0')).href, stripCredentials('rtsps://u:p@127.0.0.1:8554/cam/trackID=0'));
+  });
+
+  it('puts a log-in in percent-encoded, so reserved characters in a password survive a round trip', () => {
+    const url = new URL('rtsp://127.0.0.1:8554/cam');
+    const withLogin = withCredentials(url, 'nvr user', 'p@ss:w/rd#1?');
+    assert.equal(withLogin, 'rtsp://nvr%20user:p%40ss%3Aw%2Frd%231%3F@127.0.0.1:8554/cam');
+    const parsed = new URL(withLogin);
+    assert.equal(decodeURIComponent(parsed.username), 'nvr user');
+    assert.equal(decodeURIComponent(parsed.password), 'p@ss:w/rd#1?');
+    assert.equal(withoutCredentials(parsed).href, url.href);
+    assert.equal(url.username, '', 'the URL given is not changed');
+  });
+
+  it('without a user name the URL stays as it is; a user name alone gets an empty password', () => {
+    const url = new URL('rtsp://cam:554/x');
+    assert.equal(withCredentials(url, undefined, 'ignored'), 'rtsp://cam:554/x');
+    assert.equal(withCredentials(url, '', 'ignored'), 'rtsp://cam:554/x');
+    assert.equal(withCredentials(url, 'admin', undefined), 'rtsp://admin@cam:554/x');
   });
 });
 
