@@ -27,8 +27,8 @@ export const CAMERA_DEFAULTS = {
   maxHomeKitStreams: 4,
 } as const satisfies Partial<RawCamera>;
 export const ONVIF_DEFAULTS = { port: 80 } as const;
-/** The web section's viewer caps when not set: a leaf module, because access control falls back to them too. */
-export { WEB_DEFAULT_VIEWS_LIMIT } from './view-limits.js';
+/** The web section's viewer caps when not set: a leaf module, because access control and webrtc fall back to them too. */
+export { WEB_DEFAULT_CONNECTING_LIMIT, WEB_DEFAULT_VIEWS_LIMIT } from './view-limits.js';
 export const VIEWER_DEFAULTS = { admin: false, ptz: false } as const satisfies Partial<RawViewer>;
 
 /** A camera entry after schema validation and `CAMERA_DEFAULTS`; the schema guarantees this shape. */

@@ -4,7 +4,7 @@
  */
 import { parseAddressRanges } from '../util/address-ranges.js';
 import { printableUrl } from './errors.js';
-import { WEB_DEFAULT_VIEWS_LIMIT, isDict, type Dict } from './defaults.js';
+import { WEB_DEFAULT_CONNECTING_LIMIT, WEB_DEFAULT_VIEWS_LIMIT, isDict, type Dict } from './defaults.js';
 import { EXPIRY_MS } from './share-link-expiry.js';
 import type { DiscoveryConfig, FfmpegConfig, IceConfig, RestreamConfig, ShareLinkExpiry, ShareLinksConfig, TurnServerConfig, WebConfig } from './types.js';
 
@@ -69,6 +69,7 @@ export function toWeb(s: Dict): WebConfig {
     trustedProxies: (s['trustedProxies'] as string[] | undefined) ?? [],
     maxViewsPerUser: (s['maxViewsPerUser'] as number | undefined) ?? WEB_DEFAULT_VIEWS_LIMIT,
     maxViewsPerAddress: (s['maxViewsPerAddress'] as number | undefined) ?? WEB_DEFAULT_VIEWS_LIMIT,
+    maxConnectingViews: (s['maxConnectingViews'] as number | undefined) ?? WEB_DEFAULT_CONNECTING_LIMIT,
     tls: {
       selfSigned: tls['selfSigned'] === true,
       certPath: tls['certPath'] as string | undefined,

@@ -99,6 +99,8 @@ export interface WebConfig {
   maxViewsPerUser: number;
   /** Viewer connections one client address may hold at once (the peer guard's per-address cap). */
   maxViewsPerAddress: number;
+  /** Views one account or share link, and one client address, may have still connecting at once (webrtc's pending budget). */
+  maxConnectingViews: number;
   tls: TlsConfig;
 }
 

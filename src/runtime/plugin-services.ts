@@ -9,7 +9,7 @@ import { renderMetrics } from '../web/metrics.js';
 import { canWatch } from '../access/principal.js';
 import type { IceSettings } from '../webrtc/ice-config.js';
 import { createSignallingHandler } from '../webrtc/signalling.js';
-import { ViewerLimiter } from '../webrtc/viewer-limits.js';
+import { ViewerLimiter, type ViewerLimitSettings } from '../webrtc/viewer-limits.js';
 import { createWhepHandler } from '../webrtc/whep.js';
 import type { PluginConfig, WebConfig } from '../config/types.js';
 import type { RegisteredCamera, RuntimeContext, SharedServices } from './types.js';
@@ -74,9 +74,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       return variants.vp8For({ id, name: camera.config.name, source: camera.source });
     },
   };
-  const limits = new ViewerLimiter({
-    perCamera: Object.fromEntries(config.cameras.map((c) => [c.id, c.maxViewers])),
-  });
+  const limits = new ViewerLimiter(viewerLimitSettings(config));
   const ice = iceSettingsFrom(config);
   // Every camera registers its snapshot service here (camera-runtime.ts); the web server reads it.
   const snapshots = new SnapshotRegistry();
@@ -265,6 +263,14 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       if (!restream) throw new Error('the re-stream server is not running');
       return restream.issueUrl(id);
     },
+  };
+}
+
+/** What the one viewer limiter enforces, as configured: each camera's maxViewers, and web.maxConnectingViews as the pending budget. */
+export function viewerLimitSettings(config: Pick<PluginConfig, 'cameras' | 'web'>): ViewerLimitSettings {
+  return {
+    perCamera: Object.fromEntries(config.cameras.map((c) => [c.id, c.maxViewers])),
+    maxPendingPerOwner: config.web.maxConnectingViews,
   };
 }
 

@@ -198,7 +198,7 @@ class SignallingSession {
     const owner = this.ctx.remoteAddress !== undefined ? { principal: this.ctx.principal.name, address: this.ctx.remoteAddress } : undefined;
     const admission = limits.admit(cameraId, owner);
     if ('refused' in admission && admission.refused === 'too-many-pending') {
-      refusalLog(this.log).note('info', 'Viewers refused: too many still connecting from one user or address', `Camera ${cameraId}: viewer refused, '${this.ctx.principal.name}' or its address has too many viewers still connecting`);
+      refusalLog(this.log).note('info', 'Viewers refused: too many still connecting from one user or address', `Camera ${cameraId}: viewer refused, '${this.ctx.principal.name}' or its address has ${limits.pendingLimit} viewers still connecting (web.maxConnectingViews)`);
       this.error('too-many-viewers', 'Several of your camera views are still connecting. Wait a few seconds and try again.');
       return;
     }

@@ -3,13 +3,20 @@
  * counts every viewer, however it came in. A slot is taken before any peer connection is built (so
  * a flood costs nothing) and given back exactly once when the viewer ends.
  *
- * A slot is pending until its viewer's ICE and DTLS connect (`connected()`). Pending slots are cheap
- * to make and cost an attacker nothing (an offer that never completes ICE), so each principal and
- * each client address may hold only a few at once: offers that never connect cannot fill a camera's
- * slots and lock the family out. Pending viewers are reaped by the viewer's connect timeout
- * (`CONNECT_TIMEOUT_MS` in viewer-peer.ts); a connected viewer is never displaced.
+ * A slot is pending until its viewer's ICE and DTLS connect (`connected()`). Pending slots cost an
+ * attacker nothing (an offer that never completes ICE) but cost the server a peer connection doing
+ * ICE checks and a DTLS handshake (CPU for the key exchange and signature, memory and UDP sockets),
+ * and each holds one of the camera's places until the viewer's connect timeout reaps it
+ * (`CONNECT_TIMEOUT_MS` in viewer-peer.ts). So each principal and each client address may hold only
+ * a budget of them at once (web.maxConnectingViews, default 4): offers that never connect cannot
+ * fill a camera's slots and lock the family out, and a connected viewer is never displaced. The
+ * budget is a setting because a connect storm from one address (many screens behind one router, a
+ * bench of 50 viewers joining at once) is legitimate; whatever it is set to, it is clamped to
+ * `CONNECTING_LIMIT_CEILING`. A guarded caller's pending views also count against its live views
+ * limits (web/auth/peer-guard.ts), so the budget never lets anyone hold more views than those allow.
  */
 import { clientKey } from '../access/client-address.js';
+import { CONNECTING_LIMIT_CEILING, WEB_DEFAULT_CONNECTING_LIMIT } from '../config/view-limits.js';
 
 export interface ViewerLimitSettings {
   /** Default maximum viewers per camera (default 20). */
@@ -18,16 +25,14 @@ export interface ViewerLimitSettings {
   perCamera?: Readonly<Record<string, number>>;
   /** Maximum viewers over all cameras (default unlimited). */
   maxViewersTotal?: number;
-  /** Unconnected viewers one principal, and one address, may have at once (default 4). */
+  /**
+   * Unconnected viewers one principal, and one address, may have at once: web.maxConnectingViews
+   * (default `WEB_DEFAULT_CONNECTING_LIMIT`, 4; never more than `CONNECTING_LIMIT_CEILING`).
+   */
   maxPendingPerOwner?: number;
 }
 
 export const DEFAULT_MAX_VIEWERS_PER_CAMERA = 20;
-/**
- * A page opens one viewer at a time per camera tile and a family shares an address; 4 leaves room
- * for a few tabs connecting at once while keeping most of a 10-viewer camera for connected people.
- */
-export const DEFAULT_MAX_PENDING_PER_OWNER = 4;
 
 /** Who asks for a slot: the principal's name and the client address (IPv6 counted per /64). */
 export interface SlotOwner {
@@ -60,6 +65,11 @@ export class ViewerLimiter {
     return this.total;
   }
 
+  /** How many unconnected viewers one principal, and one address, may have at once (the setting, clamped). */
+  get pendingLimit(): number {
+    return Math.min(this.settings.maxPendingPerOwner ?? WEB_DEFAULT_CONNECTING_LIMIT, CONNECTING_LIMIT_CEILING);
+  }
+
   /** Unconnected slots of this owner: the more of its principal and its address. */
   pendingOf(owner: SlotOwner): number {
     return Math.max(this.pendingByPrincipal.get(owner.principal) ?? 0, this.pendingByAddress.get(clientKey(owner.address)) ?? 0);
@@ -75,8 +85,7 @@ export class ViewerLimiter {
   admit(cameraId: string, owner?: SlotOwner): Admission {
     const current = this.count(cameraId);
     const address = owner ? clientKey(owner.address) : undefined;
-    const budget = this.settings.maxPendingPerOwner ?? DEFAULT_MAX_PENDING_PER_OWNER;
-    if (owner && this.pendingOf(owner) >= budget) return { refused: 'too-many-pending' };
+    if (owner && this.pendingOf(owner) >= this.pendingLimit) return { refused: 'too-many-pending' };
     if (current >= this.limitFor(cameraId)) return { refused: 'camera-full' };
     if (this.settings.maxViewersTotal !== undefined && this.total >= this.settings.maxViewersTotal) return { refused: 'camera-full' };
     this.counts.set(cameraId, current + 1);

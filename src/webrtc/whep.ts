@@ -143,7 +143,7 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       const wantsVariant = acceptsVp8 && !offered.includes('H264');
       const admission = ctx.limits.admit(cameraId, { principal: caller.principal.name, address: caller.remoteAddress });
       if ('refused' in admission && admission.refused === 'too-many-pending') {
-        refusalLog(log).note('info', 'WHEP viewers refused: too many still connecting from one user or address', `Camera ${cameraId}: WHEP viewer refused, '${caller.principal.name}' or its address has too many viewers still connecting`);
+        refusalLog(log).note('info', 'WHEP viewers refused: too many still connecting from one user or address', `Camera ${cameraId}: WHEP viewer refused, '${caller.principal.name}' or its address has ${ctx.limits.pendingLimit} viewers still connecting (web.maxConnectingViews)`);
         return text(429, 'Several of your camera views are still connecting. Wait a few seconds and try again.', { 'Retry-After': '5' });
       }
       const release = 'slot' in admission ? admission.slot : undefined;

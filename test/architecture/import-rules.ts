@@ -27,7 +27,8 @@ export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
   restream: ['util', 'media', 'rtp', 'rtsp'],
   onvif: ['util', 'media'],
   transcode: ['util', 'media', 'rtp', 'ffmpeg'],
-  webrtc: ['util', 'media', 'rtp', 'access'],
+  // config: its leaf view-limits.ts, the default (and ceiling) of the pending budget the loader also fills in.
+  webrtc: ['util', 'media', 'rtp', 'access', 'config'],
   snapshots: ['util', 'media', 'config', 'ffmpeg'],
   homekit: ['util', 'media', 'rtp', 'config', 'ffmpeg', 'onvif', 'snapshots'],
   // web serves the pages and routes signalling to src/webrtc's handlers: it sits above webrtc.

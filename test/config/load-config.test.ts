@@ -292,7 +292,7 @@ describe('loadConfig: global sections', () => {
     assert.equal(config.demo, true);
     assert.deepEqual(config.discovery, { enabled: false, interfaces: [], probeAddresses: [] });
     assert.deepEqual(config.web, {
-      port: 8090, bind: '0.0.0.0', publicUrl: undefined, allowedOrigins: [], trustedProxies: [], maxViewsPerUser: 32, maxViewsPerAddress: 32,
+      port: 8090, bind: '0.0.0.0', publicUrl: undefined, allowedOrigins: [], trustedProxies: [], maxViewsPerUser: 32, maxViewsPerAddress: 32, maxConnectingViews: 4,
       tls: { selfSigned: false, certPath: undefined, keyPath: undefined },
     });
     assert.deepEqual(config.viewers, []);
@@ -306,7 +306,7 @@ describe('loadConfig: global sections', () => {
     const { config, messages } = load({
       name: 'Cams',
       discovery: { enabled: true, interfaces: ['eth0'], probeAddresses: ['10.0.5.20', '10.0.6.7:3703'] },
-      web: { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins: ['https://Dash.Example.com:443/', 'http://10.0.0.5:8123'], trustedProxies: ['127.0.0.1', 'fd00::/8'], maxViewsPerUser: 100, maxViewsPerAddress: 60, tls: { certPath: '/c.pem', keyPath: '/k.pem' } },
+      web: { port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins: ['https://Dash.Example.com:443/', 'http://10.0.0.5:8123'], trustedProxies: ['127.0.0.1', 'fd00::/8'], maxViewsPerUser: 100, maxViewsPerAddress: 60, maxConnectingViews: 50, tls: { certPath: '/c.pem', keyPath: '/k.pem' } },
       shareLinks: { defaultExpiry: '7d' },
       ice: { stunServers: ['stun:stun.example.com:3478'], turnServers: [{ urls: 'turn:t.example.com', username: 'u', credential: 'c' }], udpPortMin: 50000, udpPortMax: 50100, announcedAddresses: ['203.0.113.7'], iceTcp: true },
       ffmpeg: { videoProcessor: '/opt/ffmpeg', debug: true },
@@ -319,7 +319,7 @@ describe('loadConfig: global sections', () => {
     const allowedOrigins = ['https://dash.example.com', 'http://10.0.0.5:8123'];
     assert.deepEqual(config.web, {
       port: 9000, bind: '127.0.0.1', publicUrl: 'https://cams.example.com', allowedOrigins, trustedProxies: ['127.0.0.1', 'fd00::/8'],
-      maxViewsPerUser: 100, maxViewsPerAddress: 60, tls: { selfSigned: false, certPath: '/c.pem', keyPath: '/k.pem' },
+      maxViewsPerUser: 100, maxViewsPerAddress: 60, maxConnectingViews: 50, tls: { selfSigned: false, certPath: '/c.pem', keyPath: '/k.pem' },
     });
     assert.equal(config.shareLinks.defaultExpiryMs, 7 * 86_400_000);
     assert.equal(config.ice.udpPortMax, 50100);
@@ -350,6 +350,21 @@ describe('loadConfig: global sections', () => {
       assert.equal(result.config.web.maxViewsPerUser, 32);
       assert.equal(result.config.web.maxViewsPerAddress, 32);
     }
+  });
+
+  it('explains a bad web.maxConnectingViews (1 to the hard ceiling of 100) and keeps the default of 4', () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [0, /^web\.maxConnectingViews must be between 1 and 100 \(it is 0\) — e\.g\. 4\. Using the default 'web' settings/],
+      [101, /^web\.maxConnectingViews must be between 1 and 100 \(it is 101\) — e\.g\. 4\. Using the default 'web' settings/],
+      [1.5, /^web\.maxConnectingViews must be a whole number/],
+    ];
+    for (const [maxConnectingViews, message] of cases) {
+      const result = load({ web: { port: 9000, maxConnectingViews } });
+      assert.match(warnings(result)[0]!, message, String(maxConnectingViews));
+      assert.equal(result.config.web.port, 8090, 'the whole section falls back, as for every bad web field');
+      assert.equal(result.config.web.maxConnectingViews, 4);
+    }
+    assert.equal(load({ web: { maxConnectingViews: 100 } }).config.web.maxConnectingViews, 100);
   });
 
   it('checks rules across fields of a section', () => {

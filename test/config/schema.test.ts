@@ -8,6 +8,7 @@ import { Ajv } from 'ajv';
 import { PATTERN_HINTS, genericPath } from '../../src/config/errors.js';
 import { findSchemaFile, readPluginVersion, readSchemaFile, type JsonSchema } from '../../src/config/schema-file.js';
 import { FORM_KEYWORDS, SchemaValidator } from '../../src/config/validator.js';
+import { CONNECTING_LIMIT_CEILING, WEB_DEFAULT_CONNECTING_LIMIT, WEB_DEFAULT_VIEWS_LIMIT } from '../../src/config/view-limits.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const file = readSchemaFile();
@@ -106,6 +107,22 @@ describe('config.schema.json', () => {
       assert.equal(typeof validator.defaults(schema), 'object');
     }
     assert.deepEqual(validator.defaults(file.schema.properties!['web']!), { port: 8090, bind: '0.0.0.0', tls: { selfSigned: false } });
+  });
+
+  it('says the viewer caps the loader fills in, and stops web.maxConnectingViews at the limiter\'s ceiling', () => {
+    const web = file.schema.properties!['web']!.properties!;
+    for (const key of ['maxViewsPerUser', 'maxViewsPerAddress', 'maxConnectingViews']) {
+      assert.equal(web[key]!['default'], undefined, `${key}: no schema default (the settings form would save it)`);
+    }
+    for (const key of ['maxViewsPerUser', 'maxViewsPerAddress']) {
+      assert.equal(web[key]!['placeholder'], String(WEB_DEFAULT_VIEWS_LIMIT), key);
+      assert.match(String(web[key]!['description']), new RegExp(`Empty: ${WEB_DEFAULT_VIEWS_LIMIT}\\.$`), key);
+    }
+    const connecting = web['maxConnectingViews']!;
+    assert.equal(connecting['placeholder'], String(WEB_DEFAULT_CONNECTING_LIMIT));
+    assert.match(String(connecting['description']), new RegExp(`At most ${CONNECTING_LIMIT_CEILING}\\. Empty: ${WEB_DEFAULT_CONNECTING_LIMIT}\\.$`));
+    assert.equal(connecting['minimum'], 1);
+    assert.equal(connecting['maximum'], CONNECTING_LIMIT_CEILING);
   });
 
   it('is found from a build directory too (walks up to the package root)', () => {

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { API } from 'homebridge';
 import { loadConfig } from '../../src/config/load-config.js';
-import { browserOrigins, createSharedServices, peerLimits } from '../../src/runtime/plugin-services.js';
+import { browserOrigins, createSharedServices, peerLimits, viewerLimitSettings } from '../../src/runtime/plugin-services.js';
+import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
 import { createAccessControl } from '../../src/web/auth/index.js';
 import type { CallerContext, WhepHandler } from '../../src/web/types.js';
 import { SnapshotRegistry } from '../../src/snapshots/snapshot-service.js';
@@ -53,6 +54,24 @@ describe('peerLimits', () => {
       await access.stop();
       await rm(storage, { recursive: true, force: true });
     }
+  });
+});
+
+describe('viewerLimitSettings', () => {
+  const cameras = [{ name: 'Porch', rtspUrl: 'rtsp://192.0.2.1/stream', maxViewers: 60 }];
+
+  it('gives the viewer limiter web.maxConnectingViews as its pending budget (4 when unset) and each camera\'s maxViewers', () => {
+    assert.deepEqual(viewerLimitSettings(loadConfig({ cameras }).config), { perCamera: { porch: 60 }, maxPendingPerOwner: 4 });
+    assert.deepEqual(viewerLimitSettings(loadConfig({ cameras, web: { maxConnectingViews: 50 } }).config), { perCamera: { porch: 60 }, maxPendingPerOwner: 50 });
+  });
+
+  it('is what the limiter enforces: 50 viewers from one address start at once with the setting, 4 without', () => {
+    const admitted = (config: Parameters<typeof loadConfig>[0]): number => {
+      const limits = new ViewerLimiter(viewerLimitSettings(loadConfig(config).config));
+      return Array.from({ length: 50 }, (_, i) => limits.admit('porch', { principal: `member-${i}`, address: '192.168.1.20' })).filter((a) => 'slot' in a).length;
+    };
+    assert.equal(admitted({ cameras }), 4);
+    assert.equal(admitted({ cameras, web: { maxConnectingViews: 50 } }), 50);
   });
 });
 

@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/util/logger.js';
 import { LOOPBACK_ICE_SETTINGS } from '../../src/webrtc/ice-config.js';
 import type { Principal } from '../../src/webrtc/types.js';
-import { DEFAULT_MAX_PENDING_PER_OWNER, ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
+import { WEB_DEFAULT_CONNECTING_LIMIT } from '../../src/config/view-limits.js';
+import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
 import { createWhepHandler, type WhepEndpoint } from '../../src/webrtc/whep.js';
 import type { CallerContext } from '../../src/web/types.js';
 import { cleanupAll } from '../helpers/processes.js';
@@ -19,6 +20,7 @@ import { SyntheticSource } from '../helpers/synthetic-source.js';
 import { WebSocket } from 'ws';
 import { registryOf, startSignallingServer } from './harness.js';
 import { WeriftReceiver } from './werift-client.js';
+import { recordingLogger } from '../helpers/onvif-log.js';
 
 after(cleanupAll);
 
@@ -69,11 +71,11 @@ describe('unconnected WHEP viewers cannot lock a camera', () => {
   it('ten dead offers take at most the pending budget; a real viewer still plays, and is never displaced', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 10; i++) statuses.push((await whep.handlePost('cam1', DEAD_OFFER, caller('mallory', '127.0.0.9'))).status);
-    assert.equal(statuses.filter((s) => s === 201).length, DEFAULT_MAX_PENDING_PER_OWNER, statuses.join(','));
-    assert.ok(statuses.slice(DEFAULT_MAX_PENDING_PER_OWNER).every((s) => s === 429), statuses.join(','));
+    assert.equal(statuses.filter((s) => s === 201).length, WEB_DEFAULT_CONNECTING_LIMIT, statuses.join(','));
+    assert.ok(statuses.slice(WEB_DEFAULT_CONNECTING_LIMIT).every((s) => s === 429), statuses.join(','));
     // Another share link from the same address does not get a fresh budget.
     assert.equal((await whep.handlePost('cam1', DEAD_OFFER, caller('mallory-2', '127.0.0.9'))).status, 429);
-    assert.equal(limits.count('cam1'), DEFAULT_MAX_PENDING_PER_OWNER);
+    assert.equal(limits.count('cam1'), WEB_DEFAULT_CONNECTING_LIMIT);
 
     const mum = await family('family', '127.0.0.1');
     await mum.waitFor(() => mum.accessUnits >= 25, 15_000, 'frames for the real viewer');
@@ -84,8 +86,8 @@ describe('unconnected WHEP viewers cannot lock a camera', () => {
     for (let round = 0; round < 3; round++) {
       const again: number[] = [];
       for (let i = 0; i < 10; i++) again.push((await whep.handlePost('cam1', DEAD_OFFER, caller('mallory', '127.0.0.9'))).status);
-      assert.ok(again.filter((s) => s === 201).length <= DEFAULT_MAX_PENDING_PER_OWNER, `round ${round}: ${again.join(',')}`);
-      assert.ok(limits.pendingOf({ principal: 'mallory', address: '127.0.0.9' }) <= DEFAULT_MAX_PENDING_PER_OWNER);
+      assert.ok(again.filter((s) => s === 201).length <= WEB_DEFAULT_CONNECTING_LIMIT, `round ${round}: ${again.join(',')}`);
+      assert.ok(limits.pendingOf({ principal: 'mallory', address: '127.0.0.9' }) <= WEB_DEFAULT_CONNECTING_LIMIT);
       // A second family member still gets in while the attack is on.
       const dad = await family(`family-${round}`, '127.0.0.1');
       await dad.waitFor(() => dad.accessUnits >= 5, 15_000, 'frames for a second viewer');
@@ -95,6 +97,29 @@ describe('unconnected WHEP viewers cannot lock a camera', () => {
     await mum.waitFor(() => mum.accessUnits >= before + 25, 10_000, 'the first viewer still receiving');
     assert.equal(mum.damaged, 0);
     assert.equal(mum.pc.connectionState, 'connected');
+  });
+});
+
+describe('a raised web.maxConnectingViews over WHEP (issue 14: a connect storm from one address)', () => {
+  it('admits a storm of offers from one address at once; one more is refused with the reason and the setting', async () => {
+    const source = await SyntheticSource.create({ id: 'cam1', gop: 25, seconds: 2 });
+    const limits = new ViewerLimiter({ maxViewersPerCamera: 20, maxPendingPerOwner: 12 });
+    const logger = recordingLogger();
+    const whep = createWhepHandler({ registry: registryOf([source]), limits, ice: LOOPBACK_ICE_SETTINGS, logger, viewerOptions: { connectTimeoutMs: CONNECT_TIMEOUT_MS } });
+    try {
+      // Twelve people behind one router open the page together (offers that have not connected yet).
+      const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => whep.handlePost('cam1', DEAD_OFFER, caller(`member-${i}`, '127.0.0.5'))));
+      assert.deepEqual(answers.map((a) => a.status), Array<number>(12).fill(201), answers.map((a) => String(a.body)).join(' | '));
+      const refused = await whep.handlePost('cam1', DEAD_OFFER, caller('member-12', '127.0.0.5'));
+      assert.equal(refused.status, 429);
+      assert.match(String(refused.body), /still connecting/);
+      assert.equal(refused.headers?.['Retry-After'], '5');
+      assert.ok(logger.lines.some((line) => /has 12 viewers still connecting \(web\.maxConnectingViews\)/.test(line)), logger.lines.join('\n'));
+      assert.equal(limits.count('cam1'), 12);
+    } finally {
+      await whep.closeAll();
+      source.close();
+    }
   });
 });
 
@@ -120,7 +145,7 @@ describe('unconnected signalling viewers cannot lock a camera', () => {
         ),
       );
       const offers = firsts.filter((m) => m.type === 'offer').length;
-      assert.equal(offers, DEFAULT_MAX_PENDING_PER_OWNER, JSON.stringify(firsts));
+      assert.equal(offers, WEB_DEFAULT_CONNECTING_LIMIT, JSON.stringify(firsts));
       assert.ok(firsts.filter((m) => m.type === 'error').every((m) => m.code === 'too-many-viewers'));
       // Nobody answers: the offers are reaped and the camera is free again.
       await until(() => limits.count('cam1') === 0, CONNECT_TIMEOUT_MS + 8_000, 'the unanswered viewers to be reaped');
