@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { launchChromium, signInWithForm, summarizeRtcStats, waitForFramesDecoded, type ChromiumSession } from '../helpers/browser.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
-import { PLUGIN_DIR, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
+import { platformConfig, PLUGIN_DIR, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { getFreePorts } from '../helpers/ports.js';
 import { rtspDescribe } from '../helpers/rtsp-client.js';
 import { CookieJar, formToken, openSocket, request, signIn } from '../web/auth-helpers.js';
@@ -41,14 +41,12 @@ describe('e2e: attacks on the plugin under Homebridge while the family watches',
     camera = await FakeCamera.start({ width: 640, height: 360, keyframeIntervalFrames: 25, auth: { method: 'digest', user: CAMERA_USER, password: CAMERA_PASSWORD } });
     [webPort, redirectPort, restreamPort] = (await getFreePorts(3)) as [number, number, number];
     hb = await startHomebridge({
-      platform: {
-        platform: 'WebRTCCameras',
-        name: 'WebRTC Cameras',
+      platform: platformConfig({
         cameras: [{ name: 'Porch', id: 'porch', rtspUrl: camera.urlWithCredentials(CAMERA_USER, CAMERA_PASSWORD), maxViewers: 10 }],
-        web: { port: webPort, bind: '127.0.0.1', tls: { selfSigned: true, redirectHttpPort: redirectPort }, trustedProxies: ['127.0.0.1'] },
+        web: { port: webPort, tls: { selfSigned: true, redirectHttpPort: redirectPort }, trustedProxies: ['127.0.0.1'] },
         restream: { port: restreamPort },
         viewers: [FAMILY],
-      },
+      }),
     });
     await hb.waitForLog(/Watch page: /, 30_000);
     base = `https://127.0.0.1:${webPort}`;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FakeCamera } from '../helpers/fake-camera.js';
-import { randomBridgeUsername, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
+import { platformConfig, randomBridgeUsername, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { HapCameraClient, newSessionId } from '../homekit/hap-camera-client.js';
 import { checkImage, ffmpegDescendants } from '../homekit/inspect.js';
 import { depacketizeH264, probeH264, SrtpReceiver } from '../homekit/srtp-receiver.js';
@@ -22,14 +22,10 @@ describe('e2e: HomeKit camera in a child bridge', { timeout: 300_000 }, () => {
   before(async () => {
     camera = await FakeCamera.start({ width: 640, height: 360, audio: 'pcmu' });
     hb = await startHomebridge({
-      platform: {
-        platform: 'WebRTCCameras',
-        name: 'WebRTC Cameras',
+      platform: platformConfig({
         _bridge: { username: randomBridgeUsername(), port: 0, name: CHILD_NAME },
         cameras: [{ name: 'Porch', rtspUrl: camera.url, maxHomeKitStreams: 2 }],
-        web: { port: 0, bind: '127.0.0.1' },
-        restream: { port: 0 },
-      },
+      }),
       waitForBridges: [CHILD_NAME],
     });
     await hb.waitForLog(/\[Porch\] Home app camera ready/, 30_000);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FakeCamera } from '../helpers/fake-camera.js';
-import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
+import { platformConfig, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { startOnvifResponder, type OnvifResponder } from '../helpers/onvif-responder.js';
 import { getFreePort } from '../helpers/ports.js';
 import { HapCameraClient, type CameraAccessory, type ServiceRef } from '../homekit/hap-camera-client.js';
@@ -42,9 +42,7 @@ describe('e2e: a doorbell camera rings a paired HomeKit controller', { timeout: 
     onvif = await startOnvifResponder({ password: ONVIF_PASSWORD, streamUrl: camera.url });
     const webPort = await getFreePort();
     hb = await startHomebridge({
-      platform: {
-        platform: 'WebRTCCameras',
-        name: 'WebRTC Cameras',
+      platform: platformConfig({
         cameras: [
           {
             name: 'Door',
@@ -53,9 +51,8 @@ describe('e2e: a doorbell camera rings a paired HomeKit controller', { timeout: 
             doorbell: { enabled: true, httpTrigger: true },
           },
         ],
-        web: { port: webPort, bind: '127.0.0.1' },
-        restream: { port: 0 },
-      },
+        web: { port: webPort },
+      }),
     });
     await hb.waitForLog(/\[Door\] Home app camera ready: .*; video doorbell\./, 30_000);
     hap = await HapCameraClient.pair(hb.bridgePort, hb.pin);

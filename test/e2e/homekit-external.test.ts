@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { FakeCamera } from '../helpers/fake-camera.js';
-import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
+import { platformConfig, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { getFreePorts } from '../helpers/ports.js';
 import { HapCameraClient } from '../homekit/hap-camera-client.js';
 
@@ -23,17 +23,14 @@ describe('e2e: a camera published as an external accessory', () => {
     hb = await startHomebridge({
       // External accessories get ports from this range; one port makes it predictable.
       extraConfig: { ports: { start: externalPort, end: externalPort } },
-      platform: {
-        platform: 'WebRTCCameras',
-        name: 'WebRTC Cameras',
+      platform: platformConfig({
         cameras: [
           { name: 'Drive', rtspUrl: camera.url, external: true },
           { name: 'Hall', rtspUrl: camera.url },
         ],
-        web: { port: webPort, bind: '127.0.0.1' },
-        restream: { port: 0 },
+        web: { port: webPort },
         viewers: [{ username: 'family', password: 'family-password-1' }],
-      },
+      }),
     });
     await hb.waitForLog(/\[Drive\] Published as its own accessory/, 30_000);
     await hb.waitForLog(/Drive \S+ is running on port/, 10_000);

@@ -11,7 +11,7 @@ import type { Page } from 'playwright-core';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { launchChromium, signInWithForm, waitForFramesDecoded, type ChromiumSession } from '../helpers/browser.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
-import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
+import { platformConfig, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { startOnvifResponder, type OnvifResponder } from '../helpers/onvif-responder.js';
 import { getFreePort } from '../helpers/ports.js';
 import { CHARACTERISTIC, HapCameraClient, newSessionId, type CameraAccessory, type ServiceRef, type StartOptions } from '../homekit/hap-camera-client.js';
@@ -98,9 +98,7 @@ describe('e2e: HomeKit through a real HAP client', { timeout: 600_000 }, () => {
     onvif = await startOnvifResponder({ password: ONVIF_PASSWORD, streamUrl: camera.url });
     webPort = await getFreePort();
     hb = await startHomebridge({
-      platform: {
-        platform: 'WebRTCCameras',
-        name: 'WebRTC Cameras',
+      platform: platformConfig({
         cameras: [
           {
             name: 'Front',
@@ -111,12 +109,11 @@ describe('e2e: HomeKit through a real HAP client', { timeout: 600_000 }, () => {
           },
           { name: 'Quiet', rtspUrl: quiet.url },
         ],
-        web: { port: webPort, bind: '127.0.0.1' },
-        restream: { port: 0 },
+        web: { port: webPort },
         viewers: [VIEWER],
         // A deliberately broken encoder setting: it only matters when a stream must be re-encoded.
         ffmpeg: { encoderOptions: '-preset warp-speed' },
-      },
+      }),
     });
     await hb.waitForLog(/\[Front\] Home app camera ready/, 30_000);
     await hb.waitForLog(/\[Quiet\] Home app camera ready/, 30_000);

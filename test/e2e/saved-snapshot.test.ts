@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Request } from 'playwright-core';
 import { launchChromium, signInWithForm, type ChromiumSession } from '../helpers/browser.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
-import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
+import { platformConfig, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { getFreePort } from '../helpers/ports.js';
 import { cleanupAll } from '../helpers/processes.js';
 import { signIn } from '../web/auth-helpers.js';
@@ -30,14 +30,11 @@ describe('e2e: the last good snapshot survives a restart and fills the tile at o
   before(async () => {
     camera = await FakeCamera.start({ width: 640, height: 360, fps: 25, keyframeIntervalFrames: 50, audio: 'none' });
     hb = await startHomebridge({
-      platform: {
-        platform: 'WebRTCCameras',
-        name: 'WebRTC Cameras',
+      platform: platformConfig({
         cameras: [{ name: 'Porch', id: 'porch', rtspUrl: camera.url }],
-        web: { port: await getFreePort(), bind: '127.0.0.1' },
-        restream: { port: 0 },
+        web: { port: await getFreePort() },
         viewers: [VIEWER],
-      },
+      }),
     });
     const line = await hb.waitForLog(/Watch page: (\S+)/, 20_000);
     base = /Watch page: (\S+)/.exec(line)![1]!.replace(/\/$/, '');

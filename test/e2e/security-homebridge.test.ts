@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { FakeCamera } from '../helpers/fake-camera.js';
-import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
+import { platformConfig, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { getFreePort } from '../helpers/ports.js';
 import { CookieJar, formToken, request, signIn } from '../web/auth-helpers.js';
 
@@ -53,18 +53,15 @@ describe('e2e: access control in the plugin under Homebridge', () => {
     garage = await FakeCamera.start({ width: 640, height: 360, audio: 'none' });
     const webPort = await getFreePort();
     hb = await startHomebridge({
-      platform: {
-        platform: 'WebRTCCameras',
-        name: 'WebRTC Cameras',
+      platform: platformConfig({
         cameras: [
           { name: 'Porch', rtspUrl: porch.urlWithCredentials(CAMERA_USER, CAMERA_PASSWORD) },
           { name: 'Garage', rtspUrl: garage.url },
         ],
         // As behind a TLS-terminating reverse proxy, with a family dashboard allowed to embed the API.
-        web: { port: webPort, bind: '127.0.0.1', publicUrl: PUBLIC_URL, allowedOrigins: ['https://Dashboard.example.test:8443/'], trustedProxies: ['127.0.0.1'] },
-        restream: { port: 0 },
+        web: { port: webPort, publicUrl: PUBLIC_URL, allowedOrigins: ['https://Dashboard.example.test:8443/'], trustedProxies: ['127.0.0.1'] },
         viewers: [{ ...VIEWER, cameras: ['porch'] }],
-      },
+      }),
     });
     await hb.waitForLog(/Watch page: /, 20_000);
     base = `http://127.0.0.1:${webPort}`;

@@ -26,7 +26,7 @@ import { launchChromium, launchFirefox, readRtcStats, signInWithForm, summarizeR
 import { ffmpegDescendants } from '../homekit/inspect.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
 import { runTool } from '../helpers/ffprobe.js';
-import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
+import { platformConfig, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { getFreePort } from '../helpers/ports.js';
 import { cleanupAll } from '../helpers/processes.js';
 import { parseSdp, rtspDescribe } from '../helpers/rtsp-client.js';
@@ -79,9 +79,7 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
       FakeCamera.start({ width: 640, height: 360, fps: FPS, codec: 'h265', keyframeIntervalFrames: 50, audio: 'aac' }),
     ]);
     hb = await startHomebridge({
-      platform: {
-        platform: 'WebRTCCameras',
-        name: 'WebRTC Cameras',
+      platform: platformConfig({
         cameras: [
           { name: 'Front', id: 'front', rtspUrl: front.url },
           // Warm: pulled from the start, so its GOP cache is full when a page opens.
@@ -89,10 +87,9 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
           { name: 'High', id: 'high', rtspUrl: high.url },
           { name: 'Hevc', id: 'hevc', rtspUrl: hevc.url },
         ],
-        web: { port: webPort, bind: '127.0.0.1' },
-        restream: { port: 0 },
+        web: { port: webPort },
         viewers: [VIEWER],
-      },
+      }),
     });
     const line = await hb.waitForLog(/Watch page: (\S+)/, 20_000);
     base = /Watch page: (\S+)/.exec(line)![1]!;

@@ -2,7 +2,7 @@
  * Starts a real Homebridge 2.x with this plugin, in a temporary storage directory, bound to
  * 127.0.0.1 (the bridge and its mDNS advertiser: the test machines may only talk to loopback).
  *
- *   const hb = await startHomebridge({ platform: { platform: 'WebRTCCameras', cameras: [...] } });
+ *   const hb = await startHomebridge({ platform: platformConfig({ cameras: [...], web: { port } }) });
  *   await hb.waitForLog(/adding accessory/);
  *   hb.cachedAccessories();            // what Homebridge saved for the next start
  *   await hb.restart({ ...newPlatformBlock });   // same storage: cached accessories persist
@@ -23,6 +23,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PLATFORM_NAME } from '../../src/settings.js';
 import { pluginBuildState } from './plugin-build.js';
 import { printLogsOnFailure } from './print-on-failure.js';
 
@@ -35,6 +36,23 @@ const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 const RUNNING_LINE = /Homebridge v\S+ \(HAP v\S+\) \((.*)\) is running on port (\d+)/;
 
 export type PlatformBlock = Record<string, unknown>;
+
+/** Settings of the plugin's block beyond what `platformConfig` fills in; `web` is merged over its loopback defaults. */
+export interface PlatformSettings {
+  web?: Record<string, unknown>;
+  [setting: string]: unknown;
+}
+
+/**
+ * The plugin's platform block as the e2e files start it: the platform and its name, the web page on
+ * 127.0.0.1 (port 0 unless `web.port` says which; the machines may only talk to loopback), and the
+ * re-stream on any free port. `settings` adds the rest (cameras, viewers, ...) and overrides any of
+ * these; its `web` fields join the loopback bind rather than replace it.
+ */
+export function platformConfig(settings: PlatformSettings = {}): PlatformBlock {
+  const { web, ...rest } = settings;
+  return { platform: PLATFORM_NAME, name: 'WebRTC Cameras', restream: { port: 0 }, ...rest, web: { port: 0, bind: '127.0.0.1', ...web } };
+}
 
 export interface HomebridgeOptions {
   /** The plugin's platform block, `null` for a config.json without one. Default: a bare block. */
