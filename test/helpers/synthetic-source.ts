@@ -1,7 +1,7 @@
 // A real `BroadcastSource` for viewer tests, until src/media/source.ts is wired in: real H.264
 // (libx264, testsrc2) and PCMU (a sine) made once by ffmpeg, cut into access units and
-// RTP payloads with the project's packetizer, then played out in real time on a continuous
-// timeline, looping at a GOP boundary. It keeps a GOP cache (replayed on subscribe and on
+// RTP payloads with the project's packetizer, then played out in real time (or in a test's
+// `FakeTime`, through the `timers`/`now` options) on a continuous timeline, looping at a GOP boundary. It keeps a GOP cache (replayed on subscribe and on
 // requestKeyframe, to that sink only), honours `write() === false` (that sink skips video to
 // the next keyframe), and counts what it did so tests can check it.
 import { execFile } from 'node:child_process';
@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packetizeH264 } from '../../src/media/h264-packetizer.js';
+import { every, plainTimers, type TimerHandle, type TimerSeam } from '../../src/media/timers.js';
 import type { BroadcastSource, FrameSink, MediaFrame, SourceState, SourceStats, TrackDescription } from '../../src/media/types.js';
 
 const run = promisify(execFile);
@@ -36,6 +37,10 @@ export interface SyntheticSourceOptions {
   connectDelayMs?: number;
   /** Deliver the GOP cache on subscribe (default true). */
   replayOnSubscribe?: boolean;
+  /** The clock seam (src/media/timers.ts): a test's `FakeTime` plays the media out in fake time. */
+  timers?: TimerSeam;
+  /** Milliseconds clock paired with `timers` (default performance.now). */
+  now?: () => number;
 }
 
 interface Prepared {
@@ -145,8 +150,10 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
   stateValue: SourceState = { state: 'idle' };
   private readonly sinks = new Map<FrameSink, SinkState>();
   private readonly gopCache: MediaFrame[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private connectTimer: NodeJS.Timeout | undefined;
+  private stopTicking: (() => void) | undefined;
+  private connectTimer: TimerHandle | undefined;
+  private readonly timers: TimerSeam;
+  private readonly now: () => number;
   private startedAt = 0;
   private videoIndex = 0;
   private audioIndex = 0;
@@ -164,13 +171,16 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
 
   private constructor(
     private readonly media: Prepared,
-    private readonly options: Required<Omit<SyntheticSourceOptions, 'tracksOverride' | 'bitrateKbps'>> & {
+    private readonly options: Required<Omit<SyntheticSourceOptions, 'tracksOverride' | 'bitrateKbps' | 'timers' | 'now'>> & {
       tracksOverride?: TrackDescription[];
       bitrateKbps?: number;
     },
+    clock: Pick<SyntheticSourceOptions, 'timers' | 'now'>,
   ) {
     super();
     this.id = options.id;
+    this.timers = clock.timers ?? plainTimers;
+    this.now = clock.now ?? (() => performance.now());
   }
 
   static async create(options: SyntheticSourceOptions = {}): Promise<SyntheticSource> {
@@ -194,7 +204,7 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
       media = prepare(o);
       prepared.set(key, media);
     }
-    return new SyntheticSource(await media, o);
+    return new SyntheticSource(await media, o, { timers: options.timers, now: options.now });
   }
 
   get tracks(): ReadonlyArray<TrackDescription> {
@@ -287,9 +297,9 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
 
   /** Stops playing out; subscribers stay (as if the camera dropped: state 'retrying'). */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    if (this.connectTimer) clearTimeout(this.connectTimer);
-    this.timer = this.connectTimer = undefined;
+    this.stopTicking?.();
+    if (this.connectTimer !== undefined) this.timers.clearTimeout(this.connectTimer);
+    this.stopTicking = this.connectTimer = undefined;
     this.setState({ state: 'stopped' });
   }
 
@@ -308,13 +318,13 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
 
   private connect(): void {
     this.setState({ state: 'connecting' });
-    this.connectTimer = setTimeout(() => {
+    this.connectTimer = this.timers.setTimeout(() => {
       this.connectTimer = undefined;
       this.setTracks(this.describeTracks());
       this.setState({ state: 'live' });
       if (this.options.tracksOverride) return;
-      this.startedAt = performance.now();
-      this.timer = setInterval(() => this.tick(), 5);
+      this.startedAt = this.now();
+      this.stopTicking = every(this.timers, 5, () => this.tick());
       this.tick();
     }, this.options.connectDelayMs);
   }
@@ -362,7 +372,7 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
   }
 
   private tick(): void {
-    const elapsed = performance.now() - this.startedAt;
+    const elapsed = this.now() - this.startedAt;
     const { fps } = this.options;
     while ((this.videoIndex * 1000) / fps <= elapsed) {
       const source = this.media.video[this.videoIndex % this.media.video.length]!;
@@ -376,7 +386,7 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
         keyframe: source.keyframe,
         units: source.units,
         packets,
-        receivedAt: performance.now(),
+        receivedAt: this.now(),
         captureTime: Date.now(),
       };
       this.videoSeq += packets.length;
@@ -396,7 +406,7 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
         keyframe: true,
         units: [payload],
         packets: [{ payload, marker: false }],
-        receivedAt: performance.now(),
+        receivedAt: this.now(),
         captureTime: Date.now(),
       };
       this.audioSeq += 1;
