@@ -22,12 +22,9 @@ export interface TrackRun {
 }
 
 const TFHD_DEFAULT_BASE_IS_MOOF = 0x020000;
-const TRUN_DATA_OFFSET = 0x000001;
-const TRUN_SAMPLE_DURATION = 0x000100;
-const TRUN_SAMPLE_SIZE = 0x000200;
-const TRUN_SAMPLE_FLAGS = 0x000400;
-const TRUN_COMPOSITION_OFFSET = 0x000800;
-const TRUN_FLAGS = TRUN_DATA_OFFSET | TRUN_SAMPLE_DURATION | TRUN_SAMPLE_SIZE | TRUN_SAMPLE_FLAGS | TRUN_COMPOSITION_OFFSET;
+/** The `trun` flags (14496-12 8.8.8.1) this writer sets: a data offset and all four per-sample fields. */
+const TRUN = { dataOffset: 0x000001, sampleDuration: 0x000100, sampleSize: 0x000200, sampleFlags: 0x000400, compositionOffset: 0x000800 };
+const TRUN_FLAGS = Object.values(TRUN).reduce((flags, flag) => flags | flag, 0);
 
 /** sample_depends_on = 2 (depends on no other sample). */
 const SYNC_SAMPLE_FLAGS = 0x02000000;
