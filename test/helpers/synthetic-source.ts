@@ -1,9 +1,11 @@
 // A real `BroadcastSource` for viewer tests, until src/media/source.ts is wired in: real H.264
-// (libx264, testsrc2) and PCMU (a sine) made once by ffmpeg, cut into access units and
-// RTP payloads with the project's packetizer, then played out in real time (or in a test's
-// `FakeTime`, through the `timers`/`now` options) on a continuous timeline, looping at a GOP boundary. It keeps a GOP cache (replayed on subscribe and on
-// requestKeyframe, to that sink only), honours `write() === false` (that sink skips video to
-// the next keyframe), and counts what it did so tests can check it.
+// (libx264, testsrc2) and PCMU, PCMA or AAC-LC (a sine) made once by ffmpeg, cut into access
+// units and RTP payloads with the project's packetizer, then played out in real time (or in a
+// test's `FakeTime`, through the `timers`/`now` options) on a continuous timeline, looping at a GOP
+// boundary. AAC frames carry raw access units (as the Source's do) but their `packets` are not
+// AAC-hbr: use it for frame consumers (recording), not the re-stream. It keeps a GOP cache
+// (replayed on subscribe and on requestKeyframe, to that sink only), honours `write() === false`
+// (that sink skips video to the next keyframe), and counts what it did so tests can check it.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -13,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packetizeH264 } from '../../src/media/h264-packetizer.js';
+import { splitAdts } from './adts.js';
 import { every, plainTimers, type TimerHandle, type TimerSeam } from '../../src/media/timers.js';
 import type { BroadcastSource, FrameSink, MediaFrame, SourceState, SourceStats, TrackDescription } from '../../src/media/types.js';
 
@@ -30,7 +33,8 @@ export interface SyntheticSourceOptions {
   profile?: 'baseline' | 'main' | 'high';
   /** Target video bitrate (CBR-ish); default: x264's CRF choice. */
   bitrateKbps?: number;
-  audio?: 'PCMU' | 'PCMA' | false;
+  /** AAC: AAC-LC 16 kHz mono (ffmpeg's native encoder), 1024 samples a frame, `config` in the fmtp. */
+  audio?: 'PCMU' | 'PCMA' | 'AAC' | false;
   /** Tracks reported instead of the real ones (e.g. an H.265 camera); media is not sent then. */
   tracksOverride?: TrackDescription[];
   /** Delay between the first subscribe and the tracks/live state, like a camera connecting. */
@@ -46,6 +50,11 @@ export interface SyntheticSourceOptions {
 interface Prepared {
   video: Array<{ units: Buffer[]; keyframe: boolean }>;
   audio: Buffer[];
+  /** Samples per audio frame and the audio clock: 160 at 8 kHz for G.711, 1024 at 16 kHz for AAC. */
+  audioFrameSamples: number;
+  audioClockRate: number;
+  /** AAC: the AudioSpecificConfig, hex, as an SDP's fmtp `config`. */
+  aacConfig?: string;
   sps: Buffer;
   pps: Buffer;
 }
@@ -98,13 +107,16 @@ async function prepare(
     ]);
     await rename(tmp, h264);
   }
-  const audioFile = join(dir, `audio.${o.audio === 'PCMA' ? 'al' : 'ul'}`);
+  const aac = o.audio === 'AAC';
+  const audioFile = join(dir, `audio.${aac ? 'adts' : o.audio === 'PCMA' ? 'al' : 'ul'}`);
+  const audioRate = aac ? 16000 : 8000;
   if (o.audio && !existsSync(audioFile)) {
     const tmp = `${audioFile}.${process.pid}.tmp`;
     await run('ffmpeg', [
       '-hide_banner', '-loglevel', 'error', '-y',
-      '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=8000:duration=${frames / o.fps}`,
-      '-ac', '1', '-ar', '8000', '-f', o.audio === 'PCMA' ? 'alaw' : 'mulaw', tmp,
+      '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=${audioRate}:duration=${frames / o.fps}`,
+      '-ac', '1', '-ar', String(audioRate),
+      ...(aac ? ['-c:a', 'aac', '-b:a', '48k', '-f', 'adts'] : ['-f', o.audio === 'PCMA' ? 'alaw' : 'mulaw']), tmp,
     ]);
     await rename(tmp, audioFile);
   }
@@ -130,12 +142,18 @@ async function prepare(
     current.push(unit);
   }
   if (!sps || !pps) throw new Error('synthetic source: ffmpeg output has no SPS/PPS');
-  const audio: Buffer[] = [];
-  if (o.audio) {
+  let audio: Buffer[] = [];
+  let aacConfig: string | undefined;
+  if (aac) {
+    const adts = splitAdts(await readFile(audioFile));
+    audio = adts.frames;
+    aacConfig = adts.audioSpecificConfig.toString('hex');
+  } else if (o.audio) {
     const raw = await readFile(audioFile);
     for (let at = 0; at + 160 <= raw.length; at += 160) audio.push(raw.subarray(at, at + 160));
   }
-  return { video: video.filter((f) => f.units.length > 0), audio, sps, pps };
+  const media = { video: video.filter((f) => f.units.length > 0), audio, sps, pps, audioFrameSamples: aac ? 1024 : 160, audioClockRate: audioRate };
+  return aacConfig ? { ...media, aacConfig } : media;
 }
 
 interface SinkState {
@@ -160,7 +178,7 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
   private videoSeq = 1000;
   private audioSeq = 5000;
   private videoTs = 90_000;
-  private audioTs = 8_000;
+  private audioTs: number;
   /** Counters for assertions. */
   readonly counters = { subscribes: 0, unsubscribes: 0, keyframeRequests: 0, cutBacks: 0, videoFrames: 0, audioFrames: 0 };
   readonly keyframeRequestsBySink = new Map<FrameSink, number>();
@@ -179,6 +197,7 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
   ) {
     super();
     this.id = options.id;
+    this.audioTs = media.audioClockRate; // one second in, like the video's 90_000
     this.timers = clock.timers ?? plainTimers;
     this.now = clock.now ?? (() => performance.now());
   }
@@ -261,10 +280,13 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
       tracks.push({
         kind: 'audio',
         codec: this.options.audio,
-        payloadType: this.options.audio === 'PCMA' ? 8 : 0,
-        clockRate: 8000,
+        payloadType: { PCMA: 8, PCMU: 0, AAC: 97 }[this.options.audio],
+        clockRate: this.media.audioClockRate,
         channels: 1,
-        fmtp: {},
+        // AAC as an RTSP camera announces it (RFC 3640); frames carry one raw access unit each.
+        fmtp: this.media.aacConfig
+          ? { mode: 'AAC-hbr', sizelength: '13', indexlength: '3', indexdeltalength: '3', config: this.media.aacConfig }
+          : {},
         controlUrl: 'synthetic://camera/audio',
       });
     }
@@ -395,12 +417,13 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
       this.emitFrame(frame);
     }
     if (this.media.audio.length === 0 || !this.options.audio) return;
-    while (this.audioIndex * 20 <= elapsed) {
+    const frameMs = (this.media.audioFrameSamples * 1000) / this.media.audioClockRate;
+    while (this.audioIndex * frameMs <= elapsed) {
       const payload = this.media.audio[this.audioIndex % this.media.audio.length]!;
       const frame: MediaFrame = {
         kind: 'audio',
         codec: this.options.audio,
-        clockRate: 8000,
+        clockRate: this.media.audioClockRate,
         timestamp: this.audioTs >>> 0,
         sequenceNumber: this.audioSeq & 0xffff,
         keyframe: true,
@@ -410,7 +433,7 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
         captureTime: Date.now(),
       };
       this.audioSeq += 1;
-      this.audioTs += 160;
+      this.audioTs += this.media.audioFrameSamples;
       this.audioIndex++;
       this.emitFrame(frame);
     }
