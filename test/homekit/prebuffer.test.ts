@@ -107,7 +107,7 @@ test('off unsubscribes from the Source and releases every frame; on again starts
   prebuffer.stop();
   assert.deepEqual(
     { ...prebuffer.stats() },
-    { active: false, frames: 0, bytes: 0, gops: 0, seconds: 0, trimmedForBytes: 0, oversizedGops: 0 },
+    { active: false, frames: 0, bytes: 0, gops: 0, seconds: 0, trimmedForBytes: 0, oversizedGops: 0, followers: 0 },
   );
   assert.equal(source.subscriberCount, 0, 'no subscription left on the Source');
   assert.equal(source.counters.unsubscribes, 1);

@@ -118,6 +118,8 @@ test('a recording pulled as a hub does: init segment, the pre-buffer from a keyf
   const trigger = seen.at(-1)!.timestamp;
   const chunks = await pull(r, 1, 6_000);
   assert.equal(delegate.streamCount, 0);
+  assert.equal(delegate.prebuffer.stats().followers, 0, 'the closed recording stopped following the live frames');
+  assert.equal(delegate.prebuffer.active, true, 'recording stays on after one event');
 
   assert.ok(chunks.length >= 3, `${chunks.length} chunks`);
   assert.ok(chunks.every((c) => !c.isLast));
@@ -188,6 +190,21 @@ test('an AAC-LC camera records its audio as is (mp4a/esds), decodable; with Reco
   assert.equal(silent.video?.codecName, 'h264');
 });
 
+test('HAP-NodeJS closing a stream with generator.return() while a fragment is held releases the follower', async () => {
+  const r = await rig('PCMU');
+  await r.time.advance(6_000);
+  const generator = r.delegate.handleRecordingStreamRequest(4, new AbortController().signal);
+  const init = await generator.next();
+  assert.equal(init.done, false);
+  assert.deepEqual(topLevelBoxes(init.value!.data).map((b) => b.type), ['ftyp', 'moov']);
+  assert.equal(r.delegate.prebuffer.stats().followers, 1);
+  // The hub reads nothing more for a while; live frames wait in the bounded queue meanwhile.
+  await r.time.advance(2_000);
+  await generator.return(undefined);
+  assert.equal(r.delegate.prebuffer.stats().followers, 0);
+  assert.equal(r.delegate.streamCount, 0);
+});
+
 test('a camera that does not send H.264 is refused by name; the recording options offer H.264 Main/High and AAC-LC', async () => {
   const time = new FakeTime();
   const source = await SyntheticSource.create({
@@ -198,11 +215,18 @@ test('a camera that does not send H.264 is refused by name; the recording option
   const log = recordingLogger();
   const delegate = new HomeKitRecordingDelegate({ hap: HAP_API, source, log });
   cleanup.push(() => delegate.close());
+  await assert.rejects(
+    delegate.handleRecordingStreamRequest(6).next(),
+    (error: unknown) => error instanceof hap.HDSProtocolError && error.reason === hap.HDSProtocolSpecificErrorReason.INVALID_CONFIGURATION,
+  );
   delegate.updateRecordingConfiguration(configuration());
   delegate.updateRecordingActive(true);
   await time.advance(100);
-  await assert.rejects(delegate.handleRecordingStreamRequest(7).next(), /camera sends H265; recordings need H\.264/);
-  assert.ok(log.lines.some((l) => l.startsWith('error') && l.includes('H265')));
+  await assert.rejects(
+    delegate.handleRecordingStreamRequest(7).next(),
+    (error: unknown) => error instanceof hap.HDSProtocolError && error.reason === hap.HDSProtocolSpecificErrorReason.UNSUPPORTED,
+  );
+  assert.ok(log.lines.some((l) => l.startsWith('error') && l.includes('the camera sends H265; recordings need H.264')), log.lines.join('\n'));
 
   const options = recordingOptions(HAP_API, { resolutions: resolutionsFor(1920, 1080), prebufferSeconds: 4, aacSampleRate: 16000 });
   assert.equal(options.prebufferLength, 4000);

@@ -67,6 +67,8 @@ export interface PrebufferStats {
   trimmedForBytes: number;
   /** Single GOPs larger than the whole cap (dropped until the next keyframe). */
   oversizedGops: number;
+  /** Recordings following the live frames right now. */
+  followers: number;
 }
 
 /** A live view of the frames: what was buffered, then every frame after it, with no gap or overlap. */
@@ -167,6 +169,7 @@ export class Prebuffer implements FrameSink {
       seconds: oldest ? ((this.newestVideoTimestamp - oldest.keyTimestamp) >>> 0) / 90000 : 0,
       trimmedForBytes: this.trimmedForBytes,
       oversizedGops: this.oversizedGops,
+      followers: this.followers.size,
     };
   }
 

@@ -85,13 +85,17 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
   }
 
   async *handleRecordingStreamRequest(streamId: number, signal?: AbortSignal): AsyncGenerator<RecordingPacket> {
+    const { hap } = this.options;
     const configuration = this.configuration;
-    if (!configuration) throw new Error('HomeKit Secure Video: a recording was requested before any recording configuration');
+    // HDSProtocolError tells the hub why (HAP-NodeJS closes the stream with that reason, no stack trace).
+    if (!configuration) {
+      this.log.warn('HomeKit Secure Video: a recording was requested before the hub chose a recording configuration.');
+      throw new hap.HDSProtocolError(hap.HDSProtocolSpecificErrorReason.INVALID_CONFIGURATION);
+    }
     const video = this.options.source.tracks.find((t) => t.kind === 'video');
     if (video && video.codec !== 'H264') {
-      const message = `HomeKit Secure Video: the camera sends ${video.codec}; recordings need H.264 and re-encoding for recordings is not built yet`;
-      this.log.error(message);
-      throw new Error(message);
+      this.log.error(`HomeKit Secure Video: the camera sends ${video.codec}; recordings need H.264, and re-encoding for recordings is not built yet.`);
+      throw new hap.HDSProtocolError(hap.HDSProtocolSpecificErrorReason.UNSUPPORTED);
     }
     if (!this.prebuffer.active) {
       // HAP-NodeJS only asks while recording is active; if the order ever differs, record from now.
