@@ -236,4 +236,11 @@ test('a camera that does not send H.264 is refused by name; the recording option
   assert.ok(options.video.resolutions.some(([w, h, fps]) => w === 1280 && h === 720 && fps === 30));
   assert.deepEqual(options.audio.codecs, [{ type: hap.AudioRecordingCodecType.AAC_LC, audioChannels: 1, samplerate: hap.AudioRecordingSamplerate.KHZ_16 }]);
   assert.equal(recordingOptions(HAP_API, { resolutions: [], prebufferSeconds: 20 }).prebufferLength, 8000);
+  assert.deepEqual(
+    recordingOptions(HAP_API, { resolutions: [], prebufferSeconds: 4, aacSampleRate: 48000, aacChannels: 2 }).audio.codecs,
+    [{ type: hap.AudioRecordingCodecType.AAC_LC, audioChannels: 2, samplerate: hap.AudioRecordingSamplerate.KHZ_48 }],
+  );
+  // The resolutions list has each size at 30 and 15 fps once, even where the input already had a 15 fps entry.
+  const sizes = options.video.resolutions.map((r) => r.join('x'));
+  assert.equal(new Set(sizes).size, sizes.length);
 });

@@ -31,6 +31,8 @@ export interface RecordingOptionsInput {
   prebufferSeconds: number;
   /** The camera's AAC sample rate, when it sends AAC; otherwise the common rates are offered. */
   aacSampleRate?: number;
+  /** The camera's AAC channel count (default 1). */
+  aacChannels?: number;
 }
 
 export function recordingOptions(hap: HAP, input: RecordingOptionsInput): CameraRecordingOptions {
@@ -55,7 +57,7 @@ export function recordingOptions(hap: HAP, input: RecordingOptionsInput): Camera
     audio: {
       codecs: [{
         type: hap.AudioRecordingCodecType.AAC_LC,
-        audioChannels: 1,
+        audioChannels: input.aacChannels ?? 1,
         samplerate: cameraRate !== undefined
           ? cameraRate
           : [hap.AudioRecordingSamplerate.KHZ_16, hap.AudioRecordingSamplerate.KHZ_24, hap.AudioRecordingSamplerate.KHZ_32],
