@@ -8,12 +8,14 @@ import type { CameraRecordingConfiguration, HAP, RecordingPacket } from 'homebri
 import { HomeKitRecordingDelegate } from '../../src/homekit/recording/recording-delegate.js';
 import { recordingOptions } from '../../src/homekit/recording/recording-options.js';
 import { resolutionsFor } from '../../src/homekit/streaming-options.js';
+import { Source } from '../../src/media/source.js';
 import type { MediaFrame } from '../../src/media/types.js';
 import { FakeTime } from '../helpers/fake-time.js';
 import { decodeVideo, probe, readFrames, runFfmpeg } from '../helpers/ffprobe.js';
 import { findBox, topLevelBoxes } from '../helpers/mp4.js';
 import { recordingLogger } from '../helpers/onvif-log.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
+import { ScriptedCamera, smallH264 } from '../media/helpers/scripted-camera.js';
 
 const HAP_API = hap as unknown as HAP;
 const FPS = 25;
@@ -188,6 +190,42 @@ test('an AAC-LC camera records its audio as is (mp4a/esds), decodable; with Reco
   const silent = await probe(await saved(await pull(r, 3, 2_000)));
   assert.equal(silent.audio, undefined);
   assert.equal(silent.video?.codecName, 'h264');
+});
+
+test('with the real Source: one camera session feeds a viewer and the pre-buffer, and the recording decodes', async () => {
+  const time = new FakeTime();
+  // SPS/PPS only in the stream's first access unit: the Source puts them in front of every later IDR.
+  const camera = new ScriptedCamera(time, smallH264(25, 4));
+  const source = new Source({ id: 'cam', name: 'Cam', upstream: camera.factory, now: time.clock, timers: time, random: () => 0.5 });
+  cleanup.push(() => source.close());
+  let viewerFrames = 0;
+  source.subscribe({ write: () => (viewerFrames++, true) });
+  const log = recordingLogger();
+  const delegate = new HomeKitRecordingDelegate({ hap: HAP_API, source, log, prebufferSeconds: 4 });
+  cleanup.push(() => delegate.close());
+  delegate.updateRecordingConfiguration(configuration());
+  delegate.updateRecordingActive(true);
+  await time.advance(10);
+  await camera.play(6 * FPS);
+
+  const chunks: RecordingPacket[] = [];
+  const pulled = (async () => {
+    for await (const packet of delegate.handleRecordingStreamRequest(5, new AbortController().signal)) chunks.push(packet);
+  })();
+  await camera.play(5 * FPS);
+  delegate.closeRecordingStream(5, hap.HDSProtocolSpecificErrorReason.NORMAL);
+  await pulled;
+  assert.equal(camera.attempts, 1, 'the viewer and the recording share one camera session');
+  assert.ok(viewerFrames > 11 * FPS);
+
+  const file = await saved(chunks);
+  const info = await probe(file);
+  assert.deepEqual([info.video?.codecName, info.video?.width, info.video?.height], ['h264', 320, 240]);
+  const frames = chunks.slice(1).reduce((n, c) => n + sampleCount(c.data), 0);
+  assert.ok(frames >= 8 * FPS, `${frames} frames recorded`);
+  const decoded = await decodeVideo(file, { timeoutMs: 60_000 });
+  assert.deepEqual(decoded.errors, []);
+  assert.equal(decoded.videoFrames, frames);
 });
 
 test('HAP-NodeJS closing a stream with generator.return() while a fragment is held releases the follower', async () => {
