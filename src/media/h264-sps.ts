@@ -19,6 +19,7 @@ export interface H264SpsInfo {
   profileLevelId: string;
   chromaFormatIdc: number;
   bitDepthLuma: number;
+  bitDepthChroma: number;
   /** Displayed size, after frame cropping. */
   width: number;
   height: number;
@@ -86,11 +87,12 @@ function parseSpsRbsp(rbsp: Buffer): H264SpsInfo {
   let chromaFormatIdc = 1;
   let separateColourPlane = false;
   let bitDepthLuma = 8;
+  let bitDepthChroma = 8;
   if (HIGH_PROFILES.has(profileIdc)) {
     chromaFormatIdc = r.ue();
     if (chromaFormatIdc === 3) separateColourPlane = r.flag();
     bitDepthLuma = r.ue() + 8;
-    r.ue(); // bit_depth_chroma_minus8
+    bitDepthChroma = r.ue() + 8;
     r.skip(1); // qpprime_y_zero_transform_bypass_flag
     if (r.flag()) {
       const lists = chromaFormatIdc !== 3 ? 8 : 12;
@@ -144,6 +146,7 @@ function parseSpsRbsp(rbsp: Buffer): H264SpsInfo {
     profileLevelId: [profileIdc, constraintFlags, levelIdc].map((v) => v.toString(16).padStart(2, '0')).join(''),
     chromaFormatIdc,
     bitDepthLuma,
+    bitDepthChroma,
     width,
     height,
     frameMbsOnly,

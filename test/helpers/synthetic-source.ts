@@ -1,9 +1,11 @@
 // A real `BroadcastSource` for viewer tests, until src/media/source.ts is wired in: real H.264
-// (libx264, testsrc2) and PCMU (a sine) made once by ffmpeg, cut into access units and
-// RTP payloads with the project's packetizer, then played out in real time on a continuous
-// timeline, looping at a GOP boundary. It keeps a GOP cache (replayed on subscribe and on
-// requestKeyframe, to that sink only), honours `write() === false` (that sink skips video to
-// the next keyframe), and counts what it did so tests can check it.
+// (libx264, testsrc2) and PCMU, PCMA or AAC-LC (a sine) made once by ffmpeg, cut into access
+// units and RTP payloads with the project's packetizer, then played out in real time (or in a
+// test's `FakeTime`, through the `timers`/`now` options) on a continuous timeline, looping at a GOP
+// boundary. AAC frames carry raw access units (as the Source's do) but their `packets` are not
+// AAC-hbr: use it for frame consumers (recording), not the re-stream. It keeps a GOP cache
+// (replayed on subscribe and on requestKeyframe, to that sink only), honours `write() === false`
+// (that sink skips video to the next keyframe), and counts what it did so tests can check it.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -13,6 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packetizeH264 } from '../../src/media/h264-packetizer.js';
+import { splitAdts } from './adts.js';
+import { every, plainTimers, type TimerHandle, type TimerSeam } from '../../src/media/timers.js';
 import type { BroadcastSource, FrameSink, MediaFrame, SourceState, SourceStats, TrackDescription } from '../../src/media/types.js';
 
 const run = promisify(execFile);
@@ -29,18 +33,28 @@ export interface SyntheticSourceOptions {
   profile?: 'baseline' | 'main' | 'high';
   /** Target video bitrate (CBR-ish); default: x264's CRF choice. */
   bitrateKbps?: number;
-  audio?: 'PCMU' | 'PCMA' | false;
+  /** AAC: AAC-LC 16 kHz mono (ffmpeg's native encoder), 1024 samples a frame, `config` in the fmtp. */
+  audio?: 'PCMU' | 'PCMA' | 'AAC' | false;
   /** Tracks reported instead of the real ones (e.g. an H.265 camera); media is not sent then. */
   tracksOverride?: TrackDescription[];
   /** Delay between the first subscribe and the tracks/live state, like a camera connecting. */
   connectDelayMs?: number;
   /** Deliver the GOP cache on subscribe (default true). */
   replayOnSubscribe?: boolean;
+  /** The clock seam (src/media/timers.ts): a test's `FakeTime` plays the media out in fake time. */
+  timers?: TimerSeam;
+  /** Milliseconds clock paired with `timers` (default performance.now). */
+  now?: () => number;
 }
 
 interface Prepared {
   video: Array<{ units: Buffer[]; keyframe: boolean }>;
   audio: Buffer[];
+  /** Samples per audio frame and the audio clock: 160 at 8 kHz for G.711, 1024 at 16 kHz for AAC. */
+  audioFrameSamples: number;
+  audioClockRate: number;
+  /** AAC: the AudioSpecificConfig, hex, as an SDP's fmtp `config`. */
+  aacConfig?: string;
   sps: Buffer;
   pps: Buffer;
 }
@@ -93,13 +107,16 @@ async function prepare(
     ]);
     await rename(tmp, h264);
   }
-  const audioFile = join(dir, `audio.${o.audio === 'PCMA' ? 'al' : 'ul'}`);
+  const aac = o.audio === 'AAC';
+  const audioFile = join(dir, `audio.${aac ? 'adts' : o.audio === 'PCMA' ? 'al' : 'ul'}`);
+  const audioRate = aac ? 16000 : 8000;
   if (o.audio && !existsSync(audioFile)) {
     const tmp = `${audioFile}.${process.pid}.tmp`;
     await run('ffmpeg', [
       '-hide_banner', '-loglevel', 'error', '-y',
-      '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=8000:duration=${frames / o.fps}`,
-      '-ac', '1', '-ar', '8000', '-f', o.audio === 'PCMA' ? 'alaw' : 'mulaw', tmp,
+      '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=${audioRate}:duration=${frames / o.fps}`,
+      '-ac', '1', '-ar', String(audioRate),
+      ...(aac ? ['-c:a', 'aac', '-b:a', '48k', '-f', 'adts'] : ['-f', o.audio === 'PCMA' ? 'alaw' : 'mulaw']), tmp,
     ]);
     await rename(tmp, audioFile);
   }
@@ -125,12 +142,18 @@ async function prepare(
     current.push(unit);
   }
   if (!sps || !pps) throw new Error('synthetic source: ffmpeg output has no SPS/PPS');
-  const audio: Buffer[] = [];
-  if (o.audio) {
+  let audio: Buffer[] = [];
+  let aacConfig: string | undefined;
+  if (aac) {
+    const adts = splitAdts(await readFile(audioFile));
+    audio = adts.frames;
+    aacConfig = adts.audioSpecificConfig.toString('hex');
+  } else if (o.audio) {
     const raw = await readFile(audioFile);
     for (let at = 0; at + 160 <= raw.length; at += 160) audio.push(raw.subarray(at, at + 160));
   }
-  return { video: video.filter((f) => f.units.length > 0), audio, sps, pps };
+  const media = { video: video.filter((f) => f.units.length > 0), audio, sps, pps, audioFrameSamples: aac ? 1024 : 160, audioClockRate: audioRate };
+  return aacConfig ? { ...media, aacConfig } : media;
 }
 
 interface SinkState {
@@ -145,15 +168,17 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
   stateValue: SourceState = { state: 'idle' };
   private readonly sinks = new Map<FrameSink, SinkState>();
   private readonly gopCache: MediaFrame[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private connectTimer: NodeJS.Timeout | undefined;
+  private stopTicking: (() => void) | undefined;
+  private connectTimer: TimerHandle | undefined;
+  private readonly timers: TimerSeam;
+  private readonly now: () => number;
   private startedAt = 0;
   private videoIndex = 0;
   private audioIndex = 0;
   private videoSeq = 1000;
   private audioSeq = 5000;
   private videoTs = 90_000;
-  private audioTs = 8_000;
+  private audioTs: number;
   /** Counters for assertions. */
   readonly counters = { subscribes: 0, unsubscribes: 0, keyframeRequests: 0, cutBacks: 0, videoFrames: 0, audioFrames: 0 };
   readonly keyframeRequestsBySink = new Map<FrameSink, number>();
@@ -164,13 +189,17 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
 
   private constructor(
     private readonly media: Prepared,
-    private readonly options: Required<Omit<SyntheticSourceOptions, 'tracksOverride' | 'bitrateKbps'>> & {
+    private readonly options: Required<Omit<SyntheticSourceOptions, 'tracksOverride' | 'bitrateKbps' | 'timers' | 'now'>> & {
       tracksOverride?: TrackDescription[];
       bitrateKbps?: number;
     },
+    clock: Pick<SyntheticSourceOptions, 'timers' | 'now'>,
   ) {
     super();
     this.id = options.id;
+    this.audioTs = media.audioClockRate; // one second in, like the video's 90_000
+    this.timers = clock.timers ?? plainTimers;
+    this.now = clock.now ?? (() => performance.now());
   }
 
   static async create(options: SyntheticSourceOptions = {}): Promise<SyntheticSource> {
@@ -194,7 +223,7 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
       media = prepare(o);
       prepared.set(key, media);
     }
-    return new SyntheticSource(await media, o);
+    return new SyntheticSource(await media, o, { timers: options.timers, now: options.now });
   }
 
   get tracks(): ReadonlyArray<TrackDescription> {
@@ -251,10 +280,13 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
       tracks.push({
         kind: 'audio',
         codec: this.options.audio,
-        payloadType: this.options.audio === 'PCMA' ? 8 : 0,
-        clockRate: 8000,
+        payloadType: { PCMA: 8, PCMU: 0, AAC: 97 }[this.options.audio],
+        clockRate: this.media.audioClockRate,
         channels: 1,
-        fmtp: {},
+        // AAC as an RTSP camera announces it (RFC 3640); frames carry one raw access unit each.
+        fmtp: this.media.aacConfig
+          ? { mode: 'AAC-hbr', sizelength: '13', indexlength: '3', indexdeltalength: '3', config: this.media.aacConfig }
+          : {},
         controlUrl: 'synthetic://camera/audio',
       });
     }
@@ -287,9 +319,9 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
 
   /** Stops playing out; subscribers stay (as if the camera dropped: state 'retrying'). */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    if (this.connectTimer) clearTimeout(this.connectTimer);
-    this.timer = this.connectTimer = undefined;
+    this.stopTicking?.();
+    if (this.connectTimer !== undefined) this.timers.clearTimeout(this.connectTimer);
+    this.stopTicking = this.connectTimer = undefined;
     this.setState({ state: 'stopped' });
   }
 
@@ -308,13 +340,13 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
 
   private connect(): void {
     this.setState({ state: 'connecting' });
-    this.connectTimer = setTimeout(() => {
+    this.connectTimer = this.timers.setTimeout(() => {
       this.connectTimer = undefined;
       this.setTracks(this.describeTracks());
       this.setState({ state: 'live' });
       if (this.options.tracksOverride) return;
-      this.startedAt = performance.now();
-      this.timer = setInterval(() => this.tick(), 5);
+      this.startedAt = this.now();
+      this.stopTicking = every(this.timers, 5, () => this.tick());
       this.tick();
     }, this.options.connectDelayMs);
   }
@@ -362,7 +394,7 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
   }
 
   private tick(): void {
-    const elapsed = performance.now() - this.startedAt;
+    const elapsed = this.now() - this.startedAt;
     const { fps } = this.options;
     while ((this.videoIndex * 1000) / fps <= elapsed) {
       const source = this.media.video[this.videoIndex % this.media.video.length]!;
@@ -376,7 +408,7 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
         keyframe: source.keyframe,
         units: source.units,
         packets,
-        receivedAt: performance.now(),
+        receivedAt: this.now(),
         captureTime: Date.now(),
       };
       this.videoSeq += packets.length;
@@ -385,22 +417,23 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
       this.emitFrame(frame);
     }
     if (this.media.audio.length === 0 || !this.options.audio) return;
-    while (this.audioIndex * 20 <= elapsed) {
+    const frameMs = (this.media.audioFrameSamples * 1000) / this.media.audioClockRate;
+    while (this.audioIndex * frameMs <= elapsed) {
       const payload = this.media.audio[this.audioIndex % this.media.audio.length]!;
       const frame: MediaFrame = {
         kind: 'audio',
         codec: this.options.audio,
-        clockRate: 8000,
+        clockRate: this.media.audioClockRate,
         timestamp: this.audioTs >>> 0,
         sequenceNumber: this.audioSeq & 0xffff,
         keyframe: true,
         units: [payload],
         packets: [{ payload, marker: false }],
-        receivedAt: performance.now(),
+        receivedAt: this.now(),
         captureTime: Date.now(),
       };
       this.audioSeq += 1;
-      this.audioTs += 160;
+      this.audioTs += this.media.audioFrameSamples;
       this.audioIndex++;
       this.emitFrame(frame);
     }

@@ -10,6 +10,8 @@ import { serializeRtp } from '../../../src/media/rtp.js';
 import { packetizeH264 } from '../../../src/media/h264-packetizer.js';
 import { packetizeH265 } from '../../../src/media/h265-packetizer.js';
 
+export { splitAdts, type AdtsStream } from '../../helpers/adts.js';
+
 const cacheDir = join(tmpdir(), `media-test-streams-${process.getuid?.() ?? 0}`);
 
 export interface EncodeOptions {
@@ -148,4 +150,16 @@ export function toRtp(codec: 'h264' | 'h265', accessUnits: Buffer[][], options: 
     timestamp += step;
   }
   return frames;
+}
+
+/** AAC-LC (ffmpeg's native encoder, a sine) as ADTS, made once per process like `encodeStream`. */
+export function encodeAacAdts(options: { sampleRate: number; channels: number; seconds: number }): Buffer {
+  const file = join(cacheDir, `aac_${options.sampleRate}_${options.channels}_${options.seconds}.adts`);
+  if (existsSync(file)) return readFileSync(file);
+  mkdirSync(cacheDir, { recursive: true });
+  const result = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i',
+    `sine=frequency=440:sample_rate=${options.sampleRate}:duration=${options.seconds}`, '-ac', String(options.channels),
+    '-c:a', 'aac', '-b:a', '64k', '-f', 'adts', file], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`ffmpeg failed: ${result.stderr}`);
+  return readFileSync(file);
 }

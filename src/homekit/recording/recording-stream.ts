@@ -1,0 +1,107 @@
+/**
+ * One recording as HomeKit pulls it: the init segment, then the pre-buffer as fragments, then live
+ * fragments until the hub closes the stream. Frames come from the pre-buffer's `follow`, so the
+ * recording continues exactly where the buffered frames end. The camera's H.264 (and AAC, when it
+ * sends AAC) passes through; the init segment is built from the first keyframe's own SPS and PPS.
+ */
+import type { Logger } from '../../util/logger.js';
+import { Fmp4Muxer, avcConfigFromKeyframe } from '../../media/fmp4/muxer.js';
+import type { AacTrackConfig } from '../../media/fmp4/sample-entries.js';
+import { QueuedSink } from '../../media/queued-sink.js';
+import type { MediaFrame } from '../../media/types.js';
+import { FragmentCutter } from './fragment-cutter.js';
+import type { Prebuffer } from './prebuffer.js';
+
+/** What HAP-NodeJS's `RecordingPacket` is; declared here so this module needs no HAP import. */
+export interface RecordingChunk {
+  data: Buffer;
+  isLast: boolean;
+}
+
+export interface RecordingStreamOptions {
+  prebuffer: Prebuffer;
+  /** The hub's selected pre-buffer length. */
+  prebufferMs: number;
+  /** The hub's selected fragment length. */
+  fragmentMs: number;
+  /** The AAC track to pass through; undefined for a video-only recording. */
+  audio: AacTrackConfig | undefined;
+  log: Logger;
+  /** Aborted when the hub closes the stream (or the connection drops). */
+  signal: AbortSignal;
+}
+
+/** Live frames waiting for the hub to take the previous fragment: 16 MiB, several fragments. */
+const LIVE_QUEUE_BYTES = 16 * 1024 * 1024;
+const LIVE_QUEUE_FRAMES = 8192;
+
+/**
+ * Where the recording begins among the buffered frames: the newest keyframe at least `prebufferMs`
+ * before the newest video frame (or the oldest buffered keyframe when less is buffered).
+ */
+export function prebufferStart(frames: ReadonlyArray<MediaFrame>, prebufferMs: number): number {
+  const newest = frames.findLast((f) => f.kind === 'video');
+  if (!newest) return frames.length;
+  const ticks = (prebufferMs * 90000) / 1000;
+  let start = frames.findIndex((f) => f.kind === 'video' && f.keyframe);
+  if (start < 0) return frames.length;
+  frames.forEach((f, i) => {
+    if (f.kind === 'video' && f.keyframe && ((newest.timestamp - f.timestamp) >>> 0) >= ticks) start = i;
+  });
+  return start;
+}
+
+export async function* recordingStream(options: RecordingStreamOptions): AsyncGenerator<RecordingChunk> {
+  const { log, signal } = options;
+  const queue = new QueuedSink({ maxBytes: LIVE_QUEUE_BYTES, maxFrames: LIVE_QUEUE_FRAMES, closeOnStop: false });
+  let skipToKeyframe = false;
+  let skipped = 0;
+  const follower = options.prebuffer.follow((frame) => {
+    // A hub far behind: drop to the next keyframe rather than grow without bound or send a hole.
+    if (skipToKeyframe && !(frame.kind === 'video' && frame.keyframe)) return;
+    skipToKeyframe = !queue.write(frame);
+    if (skipToKeyframe) skipped++;
+  });
+  try {
+    const buffered = follower.frames.slice(prebufferStart(follower.frames, options.prebufferMs));
+    const newest = buffered.findLast((f) => f.kind === 'video');
+    const seconds = newest ? ((newest.timestamp - buffered[0]!.timestamp) >>> 0) / 90000 : 0;
+    log.debug(`Recording: ${seconds.toFixed(1)} s of pre-buffer from a keyframe, then live ${options.fragmentMs} ms fragments.`);
+    const cutter = new FragmentCutter(options.fragmentMs);
+    let muxer: Fmp4Muxer | undefined;
+    let warnedOverlong = false;
+    /** What one more frame lets us send: the init segment at the first keyframe, then each finished fragment. */
+    const chunksFor = (frame: MediaFrame): RecordingChunk[] => {
+      const chunks: RecordingChunk[] = [];
+      if (!muxer) {
+        if (frame.kind !== 'video' || !frame.keyframe) return chunks;
+        muxer = new Fmp4Muxer({ video: avcConfigFromKeyframe(frame), ...(options.audio ? { audio: options.audio } : {}) });
+        chunks.push({ data: muxer.initSegment(), isLast: false });
+      }
+      const fragment = cutter.push(frame);
+      if (!fragment) return chunks;
+      if (cutter.overlongFragments > 0 && !warnedOverlong) {
+        warnedOverlong = true;
+        log.warn(
+          `Recording: the camera's keyframe interval is longer than the ${options.fragmentMs} ms fragments the hub asked for, ` +
+            "so fragments are longer than asked; set the camera's I-frame interval to at most that",
+        );
+      }
+      chunks.push({ data: muxer.fragment(fragment), isLast: false });
+      return chunks;
+    };
+    for (const frame of buffered) {
+      if (signal.aborted) return;
+      yield* chunksFor(frame);
+    }
+    for (;;) {
+      const frame = await queue.read(signal);
+      if (!frame || signal.aborted) return;
+      yield* chunksFor(frame);
+    }
+  } finally {
+    follower.stop();
+    queue.close();
+    if (skipped > 0) log.warn(`Recording: the hub fell behind; ${skipped} times the stream skipped to the next keyframe`);
+  }
+}
