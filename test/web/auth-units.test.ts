@@ -216,6 +216,16 @@ describe('auth: storage, secret and share-link store', () => {
       const other = new ShareLinkStore({ dir, key: Buffer.alloc(32, 8), now: Date.now, log: silentLogger, maxLinks: 10 });
       await other.load();
       assert.deepEqual(other.verify(token), { ok: false, reason: 'bad-signature' });
+      // Every other spelling of the signature is refused, including the ones that decode to the same
+      // bytes (the last base64url character of a 32-byte MAC has 2 unused bits).
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      const sameBytes = [...alphabet].filter((c) => c !== token.at(-1)).map((c) => `${token.slice(0, -1)}${c}`)
+        .filter((t) => Buffer.from(t.slice(t.lastIndexOf('.') + 1), 'base64url').equals(Buffer.from(token.slice(token.lastIndexOf('.') + 1), 'base64url')));
+      assert.equal(sameBytes.length, 3, 'three other spellings decode to the same MAC');
+      for (const [i, c] of [...alphabet].entries()) {
+        if (c === token.at(-1)) continue;
+        assert.deepEqual(store.verify(`${token.slice(0, -1)}${c}`), { ok: false, reason: 'bad-signature' }, `last character ${c} (${i})`);
+      }
       // Editing the stored camera list breaks the MAC over it.
       const file = join(dir, 'share-links.json');
       await writeFile(file, (await readFile(file, 'utf8')).replace('"a"', '"b"'));

@@ -177,8 +177,11 @@ export class ShareLinkStore {
     const [, id, expiry, mac] = match as unknown as [string, string, string, string];
     const link = this.links.get(id);
     if (!link) return { ok: false, reason: 'unknown' };
-    const expected = this.mac(link);
-    const given = Buffer.from(mac, 'base64url');
+    // The signature is compared as the text the link was issued with, not as decoded bytes: a 32-byte
+    // MAC's last base64url character carries 2 unused bits, so decoding would accept 4 spellings of
+    // every token (a "tampered" token that still works, and a link that is not one fixed string).
+    const expected = Buffer.from(this.mac(link).toString('base64url'));
+    const given = Buffer.from(mac);
     if (expiry !== expiryField(link) || given.length !== expected.length || !timingSafeEqual(given, expected)) {
       return { ok: false, reason: 'bad-signature' };
     }
