@@ -99,6 +99,33 @@ export const RTC_RECORDER_SCRIPT = `(() => {
   if ('webkitRTCPeerConnection' in window) window.webkitRTCPeerConnection = RecordedRTCPeerConnection;
 })();`;
 
+/**
+ * Init script for one page (`page.addInitScript({ content })`): keeps every EventSource the page
+ * opens in `window.__eventSources`, so a test can count them (readEventSources).
+ */
+export const EVENT_SOURCE_RECORDER_SCRIPT = `(() => {
+  if (window.__eventSources) return;
+  const opened = [];
+  Object.defineProperty(window, '__eventSources', { value: opened });
+  const Original = window.EventSource;
+  if (typeof Original !== 'function') return;
+  class RecordedEventSource extends Original {
+    constructor(...args) {
+      super(...args);
+      opened.push(this);
+    }
+  }
+  Object.defineProperty(RecordedEventSource, 'name', { value: 'EventSource' });
+  window.EventSource = RecordedEventSource;
+})();`;
+
+/** The EventSources a page with EVENT_SOURCE_RECORDER_SCRIPT opened, in order: path and readyState (2 = closed). */
+export async function readEventSources(page: ScriptablePage): Promise<Array<{ path: string; readyState: number }>> {
+  const value = await page.evaluate('(window.__eventSources || []).map((s) => ({ path: new URL(s.url).pathname, readyState: s.readyState }))');
+  if (!Array.isArray(value)) throw new Error('readEventSources: the page did not return an array');
+  return value as Array<{ path: string; readyState: number }>;
+}
+
 /** Runs in the page: getStats() of every recorded peer connection, as plain JSON. */
 const READ_STATS_SCRIPT = `(async () => {
   const out = [];
