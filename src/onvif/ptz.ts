@@ -118,6 +118,16 @@ export class PtzController extends EventEmitter<PtzControllerEvents> {
     return { mover: this.currentMover(), moving: this.moving !== undefined, last: this.last };
   }
 
+  /**
+   * How long the current mover's lease has left (0 when nobody holds it, or it ran out while a move
+   * still holds control). A lease runs out without any call, so no `state` event says so: whoever
+   * shows the mover (runtime/camera-ptz.ts) looks again at this time instead of the controller
+   * keeping a timer per lease.
+   */
+  get leaseRemainingMs(): number {
+    return this.currentMover() === undefined ? 0 : Math.max(0, this.leaseUntil - this.clock.now());
+  }
+
   /** Starts (or changes, or keeps alive) a move. Continuous when the camera can, else one relative step. */
   async move(viewer: PtzViewer, vector: PtzVector): Promise<void> {
     const clean = this.checkVector(vector);

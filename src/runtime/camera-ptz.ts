@@ -22,6 +22,12 @@ export interface CameraPtzOptions {
   maxRetryMs?: number;
   /** Replaceable in tests. */
   discover?: (device: ConnectedOnvifDevice) => Promise<PtzClient>;
+  /**
+   * Called when the camera's mover changes: someone took control (their `ptzViewerId`), or nobody
+   * holds it any more (undefined: released, or the lease ran out). The watch pages hear it at once
+   * (web/event-stream.ts `ptz` events) instead of at their next camera-list refresh.
+   */
+  onMover?: (moverId: string | undefined) => void;
   /** Controller settings (lease, rate limit, dead-man), for tests. */
   controller?: Partial<Omit<PtzControllerOptions, 'ptz' | 'camera' | 'log'>>;
 }
@@ -32,6 +38,9 @@ export interface CameraPtzOptions {
  */
 export const HOMEKIT_VIEWER = { id: 'homekit:Home app', ptz: true } as const;
 
+/** Least wait before looking again whether the mover's lease ran out. */
+const LEASE_RECHECK_MS = 250;
+
 export class CameraPtz implements CameraPtzControl {
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
@@ -40,6 +49,9 @@ export class CameraPtz implements CameraPtzControl {
   private presets: PtzPreset[] = [];
   private done = false;
   private readyWaiters: Array<() => void> = [];
+  /** The mover last reported to `onMover`, and the timer that looks again when their lease should end. */
+  private reportedMover: string | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: CameraPtzOptions) {}
 
@@ -73,6 +85,7 @@ export class CameraPtz implements CameraPtzControl {
     this.abort.abort();
     const controller = this.controllerInstance;
     this.controllerInstance = undefined;
+    clearTimeout(this.leaseTimer);
     await controller?.dispose().catch(() => undefined);
   }
 
@@ -181,10 +194,32 @@ export class CameraPtz implements CameraPtzControl {
     }
     this.client = client;
     this.controllerInstance = controller;
+    controller.on('state', () => this.noteMover());
     const caps = client.capabilities;
     this.options.log.info(
       `PTZ: ${caps.continuous ? 'continuous' : 'step'} moves${caps.home ? ', home' : ''}; presets: ${listPresets(this.presets)}.`,
     );
+  }
+
+  /**
+   * Reports a change of mover once. The controller says when someone takes or gives up control, but
+   * a lease runs out silently, so while someone holds it this looks again when it should end (a
+   * keep-alive or a new command may have renewed it meanwhile: then it waits for the new end).
+   */
+  private noteMover(): void {
+    clearTimeout(this.leaseTimer);
+    this.leaseTimer = undefined;
+    const controller = this.controllerInstance;
+    const mover = controller?.state.mover;
+    if (mover !== this.reportedMover) {
+      this.reportedMover = mover;
+      this.options.onMover?.(mover);
+    }
+    if (controller && mover !== undefined) {
+      // At least LEASE_RECHECK_MS: a move still running holds control past its lease (0 left).
+      this.leaseTimer = setTimeout(() => this.noteMover(), Math.max(LEASE_RECHECK_MS, controller.leaseRemainingMs + 20));
+      this.leaseTimer.unref();
+    }
   }
 }
 

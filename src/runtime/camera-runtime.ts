@@ -83,7 +83,12 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     ...(presses ? { onDoorbellPress: () => presses.press('onvif') } : {}),
   });
   // PTZ (issue 17): found once ONVIF answers; shared by the web page and the Home app's preset switches.
-  const ptz = onvifDevice ? new CameraPtz({ camera: camera.name, connect: onvifDevice, log: deps.log }) : undefined;
+  const ptz = onvifDevice ? new CameraPtz({
+    camera: camera.name,
+    connect: onvifDevice,
+    log: deps.log,
+    onMover: (moverId) => deps.services.publishPtzMover(camera.id, moverId),
+  }) : undefined;
   let presetSwitches: PtzPresetSwitches | undefined;
   // Set by stop(): a start() still waiting for the trigger's secret then starts nothing.
   let stopped = false;

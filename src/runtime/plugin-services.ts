@@ -22,6 +22,7 @@ import type { Authorize } from '../web/types.js';
 import type { PeerLimitSettings } from '../web/auth/peer-guard.js';
 import { doorbellTriggerPath, doorbellTriggerRoute } from '../web/doorbell-trigger.js';
 import { EventStream } from '../web/event-stream.js';
+import { ptzMoverEvent } from '../web/ptz-types.js';
 import { DoorbellTokens } from './doorbell-tokens.js';
 
 export type { RegisteredCamera, SharedServices } from './types.js';
@@ -119,6 +120,10 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     },
     publishDoorbell(event) {
       events?.publish(event);
+    },
+    publishPtzMover(cameraId, moverId) {
+      const at = Date.now();
+      events?.publishFor(cameraId, (principal) => ptzMoverEvent(cameraId, moverId, principal, at));
     },
     async start() {
       // Before any camera asks for its token (one queue): a camera deleted, or its trigger turned

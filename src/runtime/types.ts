@@ -83,6 +83,11 @@ export interface SharedServices {
   doorbellToken(cameraId: string): Promise<DoorbellToken>;
   /** Tells the watch pages of viewers who may watch the camera that someone is at the door. */
   publishDoorbell(event: DoorbellEvent): void;
+  /**
+   * Tells the watch pages of viewers who may watch the camera that its PTZ mover changed (a mover's
+   * `ptzViewerId`, or undefined: nobody); each page is told it as web/ptz-types.ts `ptzMoverEvent` says.
+   */
+  publishPtzMover(cameraId: string, moverId: string | undefined): void;
 }
 
 /** Plugin-wide services: the camera registry, the loopback re-stream and the web server. */

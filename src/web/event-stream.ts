@@ -1,7 +1,9 @@
 /**
  * Server-sent events for the watch page (issue 17): `GET /api/events` stays open and carries
  * `doorbell` events for the cameras the caller may watch, so a viewer who turned doorbell alerts on
- * sees "Someone is at the door" without watching that camera. The page's other channel, the
+ * sees "Someone is at the door" without watching that camera, and `ptz` events (a camera's mover
+ * changed), so another viewer's PTZ controls say at once that someone else is moving it. The page
+ * opens one stream for both (src/web/page/events.js). The page's other channel, the
  * `/signal` WebSocket, exists only while a camera is being watched, so it cannot carry this. Signed-in
  * viewers only (the route's `auth: 'viewer'`); a revoked or expired session's stream is closed with its
  * sockets (access control's revoke listeners). Besides the global cap, one account or share link and
@@ -12,6 +14,7 @@
 import type { ServerResponse } from 'node:http';
 import { clientKey } from '../access/client-address.js';
 import { canWatch, type Principal } from '../access/principal.js';
+import type { PtzMoverEvent } from './ptz-types.js';
 import type { WebRoute } from './types.js';
 
 export const EVENTS_PATH = '/api/events';
@@ -23,6 +26,9 @@ export interface DoorbellEvent {
   /** ms since the epoch. */
   at: number;
 }
+
+/** What the stream carries; each has a `camera`, and only viewers who may watch it get the event. */
+export type PageEvent = DoorbellEvent | PtzMoverEvent;
 
 export interface EventStreamOptions {
   /** Streams open at once, all viewers together; more get 503. Default 256. */
@@ -45,7 +51,7 @@ export class EventStream {
   readonly route: WebRoute;
 
   constructor(private readonly options: EventStreamOptions = {}) {
-    this.heartbeat = setInterval(() => this.write(() => true, ': keep-alive\n\n'), options.heartbeatMs ?? 25_000);
+    this.heartbeat = setInterval(() => this.write(() => true, () => ': keep-alive\n\n'), options.heartbeatMs ?? 25_000);
     this.heartbeat.unref();
     this.route = {
       method: 'GET',
@@ -89,7 +95,18 @@ export class EventStream {
 
   /** Sends the event to every open stream whose viewer may watch the camera. */
   publish(event: DoorbellEvent): number {
-    return this.write((principal) => canWatch(principal, event.camera), `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+    return this.publishFor(event.camera, () => event);
+  }
+
+  /**
+   * Sends every open stream whose viewer may watch `camera` the event made for that viewer (a `ptz`
+   * event tells the mover "you", and names the mover to some viewers only).
+   */
+  publishFor(camera: string, eventFor: (principal: Principal) => PageEvent): number {
+    return this.write((principal) => canWatch(principal, camera), (principal) => {
+      const event = eventFor(principal);
+      return `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+    });
   }
 
   /** Ends the streams of matching principals (revoked links, logouts); returns how many. */
@@ -109,11 +126,11 @@ export class EventStream {
     this.disconnect(() => true);
   }
 
-  private write(filter: (principal: Principal) => boolean, text: string): number {
+  private write(filter: (principal: Principal) => boolean, text: (principal: Principal) => string): number {
     let sent = 0;
     for (const client of this.clients) {
       if (!filter(client.principal) || client.res.writableEnded) continue;
-      client.res.write(text);
+      client.res.write(text(client.principal));
       sent++;
     }
     return sent;

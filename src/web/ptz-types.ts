@@ -30,6 +30,38 @@ export interface PtzView {
   moving: boolean;
 }
 
+/**
+ * The `ptz` event of the page's event stream (web/event-stream.ts): a camera's mover changed (someone
+ * took control, let it go, or their lease ran out), as this viewer may be told it.
+ */
+export interface PtzMoverEvent {
+  type: 'ptz';
+  camera: string;
+  mover: PtzView['mover'];
+  /**
+   * Who moves it, for the page to name; null means "someone else". Only administrators (who manage
+   * the accounts anyway) are told an account's name; the Home app is named to everyone, being nobody;
+   * a share link is never named (its id is half of its address).
+   */
+  name: string | null;
+  /** ms since the epoch. */
+  at: number;
+}
+
+/** The Home app's mover id starts so (runtime/camera-ptz.ts `HOMEKIT_VIEWER`). */
+const HOMEKIT_MOVER = 'homekit:';
+const ACCOUNT_MOVER = 'user:';
+
+/** The `ptz` event for one viewer, from the mover's id (`ptzViewerId`, or undefined: nobody). */
+export function ptzMoverEvent(camera: string, moverId: string | undefined, viewer: Principal, at = Date.now()): PtzMoverEvent {
+  if (moverId === undefined) return { type: 'ptz', camera, mover: null, name: null, at };
+  if (moverId === ptzViewerId(viewer)) return { type: 'ptz', camera, mover: 'you', name: null, at };
+  let name: string | null = null;
+  if (moverId.startsWith(HOMEKIT_MOVER)) name = 'The Home app';
+  else if (viewer.admin && moverId.startsWith(ACCOUNT_MOVER)) name = moverId.slice(ACCOUNT_MOVER.length);
+  return { type: 'ptz', camera, mover: 'other', name, at };
+}
+
 /** One camera's PTZ as the runtime provides it. */
 export interface CameraPtzControl {
   view(viewerId: string): PtzView;

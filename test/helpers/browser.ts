@@ -79,25 +79,43 @@ export const FIREFOX_PREFS: Readonly<Record<string, unknown>> = {
 };
 
 /**
- * Init script: wraps RTCPeerConnection so every instance the page creates is kept in
- * `window.__pcs` (in creation order), without changing how the page uses it.
+ * Init script text: wraps the page's `constructorName` so every instance the page creates is kept in
+ * `window[listName]` (in creation order), without changing how the page uses it.
  */
-export const RTC_RECORDER_SCRIPT = `(() => {
-  if (window.__pcs) return;
-  const pcs = [];
-  Object.defineProperty(window, '__pcs', { value: pcs });
-  const Original = window.RTCPeerConnection;
+function instanceRecorderScript(constructorName: string, listName: string, alias?: string): string {
+  return `(() => {
+  if (window.${listName}) return;
+  const made = [];
+  Object.defineProperty(window, '${listName}', { value: made });
+  const Original = window.${constructorName};
   if (typeof Original !== 'function') return;
-  class RecordedRTCPeerConnection extends Original {
+  class Recorded extends Original {
     constructor(...args) {
       super(...args);
-      pcs.push(this);
+      made.push(this);
     }
   }
-  Object.defineProperty(RecordedRTCPeerConnection, 'name', { value: 'RTCPeerConnection' });
-  window.RTCPeerConnection = RecordedRTCPeerConnection;
-  if ('webkitRTCPeerConnection' in window) window.webkitRTCPeerConnection = RecordedRTCPeerConnection;
+  Object.defineProperty(Recorded, 'name', { value: '${constructorName}' });
+  window.${constructorName} = Recorded;${alias ? `
+  if ('${alias}' in window) window.${alias} = Recorded;` : ''}
 })();`;
+}
+
+/** Init script (every page): every RTCPeerConnection the page creates, in `window.__pcs`. */
+export const RTC_RECORDER_SCRIPT = instanceRecorderScript('RTCPeerConnection', '__pcs', 'webkitRTCPeerConnection');
+
+/**
+ * Init script for one page (`page.addInitScript({ content })`): every EventSource the page opens, in
+ * `window.__eventSources`, so a test can count them (readEventSources).
+ */
+export const EVENT_SOURCE_RECORDER_SCRIPT = instanceRecorderScript('EventSource', '__eventSources');
+
+/** The EventSources a page with EVENT_SOURCE_RECORDER_SCRIPT opened, in order: path and readyState (2 = closed). */
+export async function readEventSources(page: ScriptablePage): Promise<Array<{ path: string; readyState: number }>> {
+  const value = await page.evaluate('(window.__eventSources || []).map((s) => ({ path: new URL(s.url).pathname, readyState: s.readyState }))');
+  if (!Array.isArray(value)) throw new Error('readEventSources: the page did not return an array');
+  return value as Array<{ path: string; readyState: number }>;
+}
 
 /** Runs in the page: getStats() of every recorded peer connection, as plain JSON. */
 const READ_STATS_SCRIPT = `(async () => {

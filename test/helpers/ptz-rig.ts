@@ -1,13 +1,17 @@
 /**
  * The PTZ path end to end without Homebridge: the loopback ONVIF responder (which records every SOAP
  * call), the runtime's `CameraPtz` over a real ONVIF connection, and the project's web server with a
- * fake camera tile. Who calls is chosen per request by the `x-test-user` header (a test-only
- * `authorize`), so one server serves an admin, a viewer with the PTZ right and one without.
+ * fake camera tile, with the page's event stream carrying the camera's mover changes (`ptz` events,
+ * as plugin-services.ts wires them). Who calls is chosen per request by the `x-test-user` header (a
+ * test-only `authorize`), so one server serves an admin, a viewer with the PTZ right and one without,
+ * a share link, and an account that may not watch this camera at all.
  */
 import { connectOnvifDevice } from '../../src/onvif/device.js';
 import { CameraPtz } from '../../src/runtime/camera-ptz.js';
+import { EventStream } from '../../src/web/event-stream.js';
+import { ptzMoverEvent } from '../../src/web/ptz-types.js';
 import { createWebServer, type WebServer } from '../../src/web/server.js';
-import type { Principal } from '../../src/web/types.js';
+import { linkPrincipalName, type AccessPrincipal } from '../../src/web/auth/principals.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { FakeSource, registryOf } from '../web/fixtures.js';
 import { startOnvifResponder, type OnvifResponder, type OnvifResponderOptions, type RecordedRequest } from './onvif-responder.js';
@@ -16,17 +20,21 @@ export const PTZ_CAMERA_ID = 'dome';
 const PASSWORD = 'ptz-rig-pass';
 
 /** The callers a test picks with `x-test-user`; `mover` is the default (the browser test's page). */
-export const PTZ_USERS: Readonly<Record<string, Principal>> = {
-  admin: Object.freeze({ name: 'admin', cameras: 'all', admin: true }),
-  mover: Object.freeze({ name: 'mover', cameras: [PTZ_CAMERA_ID], admin: false, ptz: true }),
-  other: Object.freeze({ name: 'other', cameras: [PTZ_CAMERA_ID], admin: false, ptz: true }),
-  watcher: Object.freeze({ name: 'watcher', cameras: [PTZ_CAMERA_ID], admin: false }),
+export const PTZ_USERS: Readonly<Record<string, AccessPrincipal>> = {
+  admin: Object.freeze({ name: 'admin', kind: 'user', cameras: 'all', admin: true }),
+  mover: Object.freeze({ name: 'mover', kind: 'user', cameras: [PTZ_CAMERA_ID], admin: false, ptz: true }),
+  other: Object.freeze({ name: 'other', kind: 'user', cameras: [PTZ_CAMERA_ID], admin: false, ptz: true }),
+  watcher: Object.freeze({ name: 'watcher', kind: 'user', cameras: [PTZ_CAMERA_ID], admin: false }),
+  link: Object.freeze({ name: linkPrincipalName('guest-link-id'), kind: 'link', linkId: 'guest-link-id', cameras: [PTZ_CAMERA_ID], admin: false }),
+  outsider: Object.freeze({ name: 'outsider', kind: 'user', cameras: ['garage'], admin: false, ptz: true }),
 };
 
 export interface PtzRig {
   responder: OnvifResponder;
   ptz: CameraPtz;
   server: WebServer;
+  /** The page's `/api/events` stream. */
+  events: EventStream;
   /** http://127.0.0.1:<port>/ */
   base: string;
   /** PTZ commands the camera received (discovery's GetNodes/GetConfigurationOptions left out). */
@@ -34,14 +42,16 @@ export interface PtzRig {
   close(): Promise<void>;
 }
 
-export async function startPtzRig(options: { responder?: OnvifResponderOptions; minIntervalMs?: number; allowedOrigins?: string[] } = {}): Promise<PtzRig> {
+export async function startPtzRig(options: { responder?: OnvifResponderOptions; minIntervalMs?: number; leaseMs?: number; allowedOrigins?: string[] } = {}): Promise<PtzRig> {
   const responder = await startOnvifResponder({ password: PASSWORD, ...options.responder });
   const device = connectOnvifDevice({ name: 'Dome', host: responder.host, port: responder.port, username: 'admin', password: PASSWORD, log: silentLogger, timeoutMs: 3000 });
+  const events = new EventStream();
   const ptz = new CameraPtz({
     camera: 'Dome',
     connect: () => device,
     log: silentLogger,
-    controller: { minIntervalMs: options.minIntervalMs ?? 0, deadManMs: 5000, leaseMs: 5000 },
+    onMover: (moverId) => events.publishFor(PTZ_CAMERA_ID, (principal) => ptzMoverEvent(PTZ_CAMERA_ID, moverId, principal)),
+    controller: { minIntervalMs: options.minIntervalMs ?? 0, deadManMs: 5000, leaseMs: options.leaseMs ?? 5000 },
   });
   ptz.start();
   await ptz.settled();
@@ -56,6 +66,7 @@ export async function startPtzRig(options: { responder?: OnvifResponderOptions; 
     },
     ptz: (id) => (id === PTZ_CAMERA_ID ? ptz.control() : undefined),
     secrets: () => [PASSWORD],
+    routes: [events.route],
     ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
   });
   const base = (await server.listen()).url;
@@ -64,10 +75,12 @@ export async function startPtzRig(options: { responder?: OnvifResponderOptions; 
     responder,
     ptz,
     server,
+    events,
     base,
     ptzCalls: (command) => responder.requests.filter((q) => q.service === 'ptz' && !discovery.has(q.command) && (command === undefined || q.command === command)),
     async close() {
       await ptz.stop();
+      events.close();
       await server.close();
       await responder.close();
     },

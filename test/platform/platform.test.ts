@@ -98,6 +98,7 @@ function harness(config: PlatformConfig | undefined, cached: FakeAccessory[] = [
       watchUrl: undefined,
       doorbellToken: () => Promise.reject(new Error('no doorbells in these tests')),
       publishDoorbell: () => undefined,
+      publishPtzMover: () => undefined,
     }),
     createCameraRuntime: (camera, deps) => ({
       start: async () => {

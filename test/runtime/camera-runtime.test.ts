@@ -43,6 +43,7 @@ function fakeServices(token: Promise<DoorbellToken>): { services: PluginServices
     watchUrl: 'http://192.168.0.2:8080',
     doorbellToken: () => token,
     publishDoorbell: () => undefined,
+    publishPtzMover: () => undefined,
   };
   return { services, added };
 }

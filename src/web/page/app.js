@@ -11,6 +11,7 @@
 
 // Sign-in state, sign-out and the administrators' share-link dialog (does nothing without access control).
 import './account.js';
+import { subscribe } from './events.js';
 import { PtzControls } from './ptz.js';
 
 const LIST_REFRESH_MS = 5000;
@@ -1127,12 +1128,13 @@ function wirePlayer() {
 
 // Opt-in per browser (localStorage): a viewer who turned alerts on gets the server's doorbell
 // events over GET /api/events (server-sent events, signed-in viewers only, only the cameras they
-// may watch), and sees a banner with the ringing camera's tile brought to the front and played live.
+// may watch; the page's one stream, events.js, shared with the PTZ controls), and sees a banner with
+// the ringing camera's tile brought to the front and played live.
 const doorbellButton = byId('doorbell-alerts');
 const doorbellBanner = byId('doorbell-banner');
 const BANNER_MS = 60_000;
 let doorbellAlerts = readSetting('doorbellAlerts') === '1';
-/** @type {EventSource | null} */
+/** @type {(() => void) | null} ends the doorbell subscription */
 let doorbellEvents = null;
 let bannerTimer = 0;
 
@@ -1142,26 +1144,16 @@ function setDoorbellAlerts(on) {
   writeSetting('doorbellAlerts', on ? '1' : '0');
   doorbellButton.setAttribute('aria-pressed', String(on));
   if (on && !doorbellEvents) {
-    doorbellEvents = new EventSource('/api/events');
-    doorbellEvents.addEventListener('doorbell', onDoorbellEvent);
+    doorbellEvents = subscribe('doorbell', onDoorbellEvent);
   } else if (!on && doorbellEvents) {
-    doorbellEvents.close();
+    doorbellEvents();
     doorbellEvents = null;
     hideDoorbellBanner();
   }
 }
 
-/** @param {MessageEvent} event */
-function onDoorbellEvent(event) {
-  /** @type {unknown} */
-  let data;
-  try {
-    data = JSON.parse(String(event.data));
-  } catch {
-    return;
-  }
-  if (typeof data !== 'object' || data === null) return;
-  const { camera, name } = /** @type {{ camera?: unknown, name?: unknown }} */ (data);
+/** @param {Record<string, unknown>} data */
+function onDoorbellEvent({ camera, name }) {
   if (typeof camera !== 'string') return;
   showDoorbell(camera, typeof name === 'string' ? name : camera);
 }

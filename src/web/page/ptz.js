@@ -4,13 +4,23 @@
 // and stops on release, cancel or leave; the wheel zooms; arrow keys and +/- do the same while the pad
 // has focus. Preset and Home buttons send the camera's own tokens. The page sends numbers in [-1, 1]
 // and tokens, never addresses; the server holds the one-mover lease and the rate limit.
+// While someone else holds the lease the pad is greyed and takes no input, and the panel says who
+// (or "someone else"): the server's `ptz` events (the page's one event stream, events.js) say so the
+// moment they take control and when it is free again; the camera list refresh backs them up.
+
+import { subscribe } from './events.js';
 
 /** How often a held move is repeated (the server stops the camera after 1 s without one). */
 const KEEPALIVE_MS = 300;
 /** A wheel turn zooms this long after its last notch. */
 const WHEEL_MS = 400;
-/** How long "someone else is moving this camera" stays after a refusal. */
+/** How long "someone else is moving this camera" stays after a refusal no event explained. */
 const BUSY_MS = 4000;
+/**
+ * A camera list answer may have been made before the last live event it contradicts (the list is
+ * refreshed every 5 s): for this long after a live event, the list's mover is not believed.
+ */
+const LIVE_TRUST_MS = 6000;
 
 /**
  * The `ptz` entry of a camera in /api/cameras (src/web/ptz-types.ts `PtzView`).
@@ -141,7 +151,14 @@ export class PtzControls {
     /** @type {{ id: number, x: number, y: number } | null} */
     this.drag = null;
     this.presetKey = '';
+    /** When the last live `ptz` event for this camera came (performance.now()). */
+    this.liveAt = Number.NEGATIVE_INFINITY;
     this.wire();
+    this.unsubscribe = subscribe('ptz', ({ camera, mover, name }) => {
+      if (camera !== this.cameraId) return;
+      this.liveAt = performance.now();
+      this.setMover(mover === 'other' ? 'other' : null, typeof name === 'string' ? name : null);
+    });
   }
 
   /**
@@ -159,7 +176,7 @@ export class PtzControls {
     this.root.setAttribute('aria-label', `Pan, tilt and zoom: ${name}`);
     this.toggle.setAttribute('aria-label', `Move ${name}`);
     this.pad.setAttribute('aria-label', `Move ${name}: drag, or arrow keys; wheel or + and - to zoom`);
-    if (view.mover === 'other') this.showBusy();
+    if (performance.now() - this.liveAt > LIVE_TRUST_MS) this.setMover(view.mover === 'other' ? 'other' : null, null);
     const key = JSON.stringify([view.home, view.presets]);
     if (key !== this.presetKey) {
       this.presetKey = key;
@@ -202,8 +219,8 @@ export class PtzControls {
     });
     const pad = this.pad;
     pad.addEventListener('pointerdown', (event) => {
-      if (this.drag) return;
       event.preventDefault();
+      if (this.drag || this.isBusy()) return;
       pad.setPointerCapture(event.pointerId);
       this.drag = { id: event.pointerId, x: event.clientX, y: event.clientY };
     });
@@ -256,6 +273,7 @@ export class PtzControls {
    * @param {Vector} vector
    */
   hold(vector) {
+    if (this.isBusy()) return;
     this.held = vector;
     if (isZero(vector)) return;
     if (!this.keepAlive) {
@@ -285,14 +303,38 @@ export class PtzControls {
     }
   }
 
-  showBusy() {
-    this.busy.hidden = false;
-    this.root.dataset.busy = 'true';
+  isBusy() {
+    return this.root.dataset.busy === 'true';
+  }
+
+  /**
+   * Who holds control as the server said it (a live event, or the camera list): while someone else
+   * does, the panel names them (or says "someone else") and the pad is greyed and takes no input.
+   * @param {'other' | null} mover null: nobody else (free, or this viewer)
+   * @param {string | null} name
+   */
+  setMover(mover, name) {
     clearTimeout(this.busyTimer);
-    this.busyTimer = setTimeout(() => {
+    this.busyTimer = undefined;
+    if (mover !== 'other') {
       this.busy.hidden = true;
       delete this.root.dataset.busy;
-    }, BUSY_MS);
+      this.pad.removeAttribute('aria-disabled');
+      return;
+    }
+    this.busy.textContent = name ? `${name} is moving this camera` : 'Someone else is moving this camera';
+    this.busy.hidden = false;
+    this.root.dataset.busy = 'true';
+    this.pad.setAttribute('aria-disabled', 'true');
+    this.drag = null;
+    this.release();
+  }
+
+  /** A command was refused as busy with no event saying so (the stream is down): busy for a while. */
+  showBusy() {
+    if (this.isBusy()) return;
+    this.setMover('other', null);
+    this.busyTimer = setTimeout(() => this.setMover(null, null), BUSY_MS);
   }
 
   /**
@@ -315,6 +357,7 @@ export class PtzControls {
   /** The tile is going away. */
   remove() {
     this.release();
+    this.unsubscribe();
     clearTimeout(this.busyTimer);
     this.root.remove();
     this.pad.remove();
