@@ -9,7 +9,7 @@ import type { ConnectedOnvifDevice } from '../onvif/device.js';
 import { OnvifError } from '../onvif/errors.js';
 import { PtzController, PtzRefusedError, discoverPtz, type PtzClient, type PtzControllerOptions, type PtzPreset } from '../onvif/ptz.js';
 import type { Logger } from '../util/logger.js';
-import type { CameraPtzControl, PtzCommand, PtzOutcome, PtzView } from '../web/ptz-types.js';
+import { HOMEKIT_PTZ_VIEWER_ID, type CameraPtzControl, type PtzCommand, type PtzOutcome, type PtzView } from '../web/ptz-types.js';
 
 export interface CameraPtzOptions {
   /** Camera name for log lines (the logger already names the camera). */
@@ -36,7 +36,7 @@ export interface CameraPtzOptions {
  * The Home app moves the camera under this viewer id, with the right (the user chose these switches).
  * Web callers' ids carry their kind (`user:`, `link:`: web/ptz-types.ts `ptzViewerId`), so no account can take it.
  */
-export const HOMEKIT_VIEWER = { id: 'homekit:Home app', ptz: true } as const;
+export const HOMEKIT_VIEWER = { id: HOMEKIT_PTZ_VIEWER_ID, ptz: true } as const;
 
 /** Least wait before looking again whether the mover's lease ran out. */
 const LEASE_RECHECK_MS = 250;

@@ -48,17 +48,14 @@ export interface PtzMoverEvent {
   at: number;
 }
 
-/** The Home app's mover id starts so (runtime/camera-ptz.ts `HOMEKIT_VIEWER`). */
-const HOMEKIT_MOVER = 'homekit:';
-const ACCOUNT_MOVER = 'user:';
-
 /** The `ptz` event for one viewer, from the mover's id (`ptzViewerId`, or undefined: nobody). */
 export function ptzMoverEvent(camera: string, moverId: string | undefined, viewer: Principal, at = Date.now()): PtzMoverEvent {
   if (moverId === undefined) return { type: 'ptz', camera, mover: null, name: null, at };
   if (moverId === ptzViewerId(viewer)) return { type: 'ptz', camera, mover: 'you', name: null, at };
+  const mover = parsePtzViewerId(moverId);
   let name: string | null = null;
-  if (moverId.startsWith(HOMEKIT_MOVER)) name = 'The Home app';
-  else if (viewer.admin && moverId.startsWith(ACCOUNT_MOVER)) name = moverId.slice(ACCOUNT_MOVER.length);
+  if (mover.kind === HOMEKIT_PTZ_KIND) name = 'The Home app';
+  else if (viewer.admin && mover.kind === 'user') name = mover.name;
   return { type: 'ptz', camera, mover: 'other', name, at };
 }
 
@@ -73,11 +70,22 @@ export type PtzLookup = (cameraId: string) => CameraPtzControl | undefined;
 
 /**
  * The id a principal moves a camera under: one lease per account or share link. Prefixed by kind
- * (`user:`, `link:`, ...; the Home app is `homekit:`, runtime/camera-ptz.ts), so that an account
+ * (`user:`, `link:`, ...; the Home app is `HOMEKIT_PTZ_VIEWER_ID`), so that an account
  * named like a link or "Home app" cannot share another mover's lease.
  */
 export function ptzViewerId(principal: Principal): string {
   return `${isAccessPrincipal(principal) ? principal.kind : 'other'}:${principal.name}`;
+}
+
+/** The kind the Home app's preset switches move a camera under (no principal has it). */
+const HOMEKIT_PTZ_KIND = 'homekit';
+/** The Home app's mover id, in `ptzViewerId`'s form (runtime/camera-ptz.ts `HOMEKIT_VIEWER`). */
+export const HOMEKIT_PTZ_VIEWER_ID = `${HOMEKIT_PTZ_KIND}:Home app`;
+
+/** A mover id (`ptzViewerId`, or the Home app's) read back as its kind and name. */
+function parsePtzViewerId(id: string): { kind: string; name: string } {
+  const colon = id.indexOf(':');
+  return colon < 0 ? { kind: '', name: id } : { kind: id.slice(0, colon), name: id.slice(colon + 1) };
 }
 
 /** The camera's PTZ view for this caller, when it has the right; undefined otherwise (nothing is shown). */
