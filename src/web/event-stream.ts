@@ -95,7 +95,9 @@ export class EventStream {
 
   /** Sends the event to every open stream whose viewer may watch the camera. */
   publish(event: DoorbellEvent): number {
-    return this.publishFor(event.camera, () => event);
+    // The same event for every viewer: written out once, not once per open stream.
+    const text = eventText(event);
+    return this.write((principal) => canWatch(principal, event.camera), () => text);
   }
 
   /**
@@ -103,10 +105,7 @@ export class EventStream {
    * event tells the mover "you", and names the mover to some viewers only).
    */
   publishFor(camera: string, eventFor: (principal: Principal) => PageEvent): number {
-    return this.write((principal) => canWatch(principal, camera), (principal) => {
-      const event = eventFor(principal);
-      return `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
-    });
+    return this.write((principal) => canWatch(principal, camera), (principal) => eventText(eventFor(principal)));
   }
 
   /** Ends the streams of matching principals (revoked links, logouts); returns how many. */
@@ -135,4 +134,9 @@ export class EventStream {
     }
     return sent;
   }
+}
+
+/** One event in the server-sent-events wire form. */
+function eventText(event: PageEvent): string {
+  return `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
 }
