@@ -51,7 +51,8 @@ export interface PrebufferOptions {
   source: Subscribable;
   /** The camera's logger (prefixed with its name, as every HomeKit part's is). */
   log: Logger;
-  seconds: number;
+  /** The `prebufferSeconds` setting; clamped here (`prebufferSecondsFrom`), default 4. */
+  seconds?: number;
   /** Default `prebufferByteCap(seconds)`. */
   maxBytes?: number;
 }

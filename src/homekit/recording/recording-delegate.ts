@@ -18,7 +18,7 @@ import type { Logger } from '../../util/logger.js';
 import type { AacTrackConfig } from '../../media/fmp4/sample-entries.js';
 import type { Subscribable, TrackDescription } from '../../media/types.js';
 import { levelName, profileName } from '../stream-session.js';
-import { Prebuffer, prebufferSecondsFrom } from './prebuffer.js';
+import { Prebuffer } from './prebuffer.js';
 import { recordingStream } from './recording-stream.js';
 
 export interface RecordingDelegateOptions {
@@ -49,7 +49,7 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
     this.prebuffer = new Prebuffer({
       source: options.source,
       log: options.log,
-      seconds: prebufferSecondsFrom(options.prebufferSeconds),
+      ...(options.prebufferSeconds !== undefined ? { seconds: options.prebufferSeconds } : {}),
       ...(options.prebufferMaxBytes !== undefined ? { maxBytes: options.prebufferMaxBytes } : {}),
     });
   }
