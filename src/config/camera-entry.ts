@@ -1,13 +1,14 @@
 /**
  * One camera entry that passed the schema, turned into a `CameraConfig`: the rules across its
- * fields (a stream from rtspUrl or ONVIF, motion only with ONVIF, the RTSP log-in taken from the
- * fields or split off the typed URL), its id and HomeKit names; and the demo camera.
+ * fields (a stream from rtspUrl or ONVIF, motion only with ONVIF, what starts a HomeKit Secure Video
+ * recording, the RTSP log-in taken from the fields or split off the typed URL), its id and HomeKit
+ * names; and the demo camera.
  */
 import { splitRtspLogin, type RtspLoginSplit } from '../rtsp/url.js';
 import { cameraIdFromName } from './camera-id.js';
 import { printableUrl } from './errors.js';
 import { CAMERA_DEFAULTS, DEMO_CAMERA_ID, DEMO_CAMERA_NAME, isDict, type RawCamera } from './defaults.js';
-import type { CameraConfig, CameraSource, ConfigMessage, DoorbellConfig, OnvifEndpoint } from './types.js';
+import type { CameraConfig, CameraSource, ConfigMessage, DoorbellConfig, OnvifEndpoint, RecordingConfig } from './types.js';
 
 /** How the loader collects a message. */
 export type Say = (level: ConfigMessage['level'], text: string) => void;
@@ -59,6 +60,9 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
     ptzPresetSwitches = undefined;
   }
   const doorbell = doorbellFrom(raw, onvif !== undefined, warnings);
+  const recording = recordingFrom(raw, onvif !== undefined, motion || doorbell !== undefined, warnings);
+  // Recording on ONVIF motion needs the motion sensor: HAP starts a recording when it detects motion.
+  if (recording?.motionSource === 'onvif') motion = true;
   const tamperSensor = raw.tamperSensor && sensorAllowed('tamperSensor', 'it shows as "tampered" on the motion sensor, so set motion too', onvif !== undefined, motion, warnings);
   const crossingSensor = raw.crossingSensor && sensorAllowed('crossingSensor', undefined, onvif !== undefined, true, warnings);
   if (raw.snapshotUrl && !URL.canParse(raw.snapshotUrl)) {
@@ -85,6 +89,7 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
     motion,
     motionResetSeconds: raw.motionResetSeconds,
     ...(doorbell ? { doorbell } : {}),
+    ...(recording ? { recording } : {}),
     tamperSensor,
     crossingSensor,
     maxViewers: raw.maxViewers,
@@ -162,6 +167,31 @@ function doorbellFrom(raw: RawCamera, hasOnvif: boolean, warnings: string[]): Do
     warnings.push('nothing can ring the doorbell yet: set onvif.host (the camera\'s ONVIF doorbell events) or doorbell.httpTrigger (the camera calls a web address)');
   }
   return { topics: hasOnvif && setting.topic !== undefined ? [setting.topic] : [], httpTrigger, onvif: hasOnvif };
+}
+
+/**
+ * The recording setting (HomeKit Secure Video). Unset, the motion source is the camera's ONVIF motion
+ * when it has ONVIF. A recording camera that nothing can start a recording for (no ONVIF motion, no
+ * doorbell) still offers recording, so the accessory does not change when ONVIF is added later,
+ * with a warning that nothing starts one yet. `triggered`: a motion sensor or doorbell is on anyway.
+ */
+function recordingFrom(raw: RawCamera, hasOnvif: boolean, triggered: boolean, warnings: string[]): RecordingConfig | undefined {
+  const setting = raw.recording;
+  if (!setting?.enabled) {
+    if (setting?.prebufferSeconds !== undefined || setting?.motionSource !== undefined) {
+      warnings.push('recording.prebufferSeconds and recording.motionSource are ignored because recording is off (set recording.enabled)');
+    }
+    return undefined;
+  }
+  let motionSource = setting.motionSource ?? (hasOnvif ? 'onvif' : 'none');
+  if (motionSource === 'onvif' && !hasOnvif) {
+    warnings.push('recording.motionSource "onvif" needs ONVIF (set onvif.host); no motion sensor is added for recordings');
+    motionSource = 'none';
+  }
+  if (motionSource === 'none' && !triggered) {
+    warnings.push('nothing starts a HomeKit Secure Video recording yet: set onvif.host (the camera\'s ONVIF motion events start one) or make the camera a doorbell (a press starts one)');
+  }
+  return { ...(setting.prebufferSeconds !== undefined ? { prebufferSeconds: setting.prebufferSeconds } : {}), motionSource };
 }
 
 /** An ONVIF event sensor is only offered when the camera has ONVIF (and what else it needs). */

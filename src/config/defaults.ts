@@ -3,7 +3,7 @@
  * the schema does not carry, dropping the empty strings a cleared form leaves, and recognising an
  * entry nobody filled in. Also the raw shapes the schema guarantees, and share-link expiry times.
  */
-import type { CameraConfig } from './types.js';
+import type { CameraConfig, RecordingMotionSource } from './types.js';
 
 export const DEMO_CAMERA_ID = 'demo';
 export const DEMO_CAMERA_NAME = 'Demo Camera';
@@ -42,6 +42,8 @@ export interface RawCamera extends Pick<CameraConfig, PassedThroughCameraSetting
   motion: boolean;
   /** `doorbell: true` is turned into `{ enabled: true }` before the schema sees it (cameraWithDefaults). */
   doorbell?: { enabled?: boolean; topic?: string; httpTrigger?: boolean };
+  /** `recording: true` likewise becomes `{ enabled: true }`. */
+  recording?: { enabled?: boolean; prebufferSeconds?: number; motionSource?: RecordingMotionSource };
   tamperSensor: boolean;
   crossingSensor: boolean;
   manufacturer?: string;
@@ -99,15 +101,24 @@ export function isBlankEntry(value: unknown, defaults: Readonly<Record<string, u
   });
 }
 
-export const CAMERA_BLANK_DEFAULTS: Readonly<Record<string, unknown>> = { ...CAMERA_DEFAULTS, onvif: ONVIF_DEFAULTS, doorbell: { enabled: false, httpTrigger: false } };
+/** What the form saves for a camera's checkboxes nobody ticked (the doorbell's, recording's) counts as blank. */
+export const CAMERA_BLANK_DEFAULTS: Readonly<Record<string, unknown>> = {
+  ...CAMERA_DEFAULTS,
+  onvif: ONVIF_DEFAULTS,
+  doorbell: { enabled: false, httpTrigger: false },
+  recording: { enabled: false },
+};
+
+/** Settings that are an object with `enabled`, for which a hand-written `true`/`false` is short for it. */
+const SWITCH_OBJECTS = ['doorbell', 'recording'] as const;
 
 /** The defaults filled in under what the user set (the user's values win). */
 export function cameraWithDefaults(entry: unknown): unknown {
   if (!isDict(entry)) return entry;
   const onvif = isDict(entry['onvif']) ? { onvif: { ...ONVIF_DEFAULTS, ...entry['onvif'] } } : {};
   // The short form `doorbell: true` (hand-written configs) is the object the form writes.
-  const doorbell = typeof entry['doorbell'] === 'boolean' ? { doorbell: { enabled: entry['doorbell'] } } : {};
-  return { ...CAMERA_DEFAULTS, ...entry, ...onvif, ...doorbell };
+  const switches = Object.fromEntries(SWITCH_OBJECTS.flatMap((key) => (typeof entry[key] === 'boolean' ? [[key, { enabled: entry[key] }]] : [])));
+  return { ...CAMERA_DEFAULTS, ...entry, ...onvif, ...switches };
 }
 
 export function viewerWithDefaults(entry: unknown): unknown {

@@ -45,6 +45,8 @@ export interface CameraConfig {
   motionResetSeconds: number;
   /** Published as a HomeKit Video Doorbell; undefined when the `doorbell` setting is off. */
   doorbell?: DoorbellConfig;
+  /** HomeKit Secure Video is offered; undefined when the `recording` setting is off. */
+  recording?: RecordingConfig;
   /** ONVIF tamper events as StatusTampered on the motion sensor (only with `motion` and ONVIF). */
   tamperSensor: boolean;
   /** ONVIF line crossing / field detection as a second motion sensor (only with ONVIF). */
@@ -70,6 +72,20 @@ export interface DoorbellConfig {
   httpTrigger: boolean;
   /** ONVIF events are followed for presses (the camera has ONVIF). */
   onvif: boolean;
+}
+
+/**
+ * What starts a HomeKit Secure Video recording, besides a doorbell press (HAP adds that trigger to
+ * every doorbell): `onvif`, the camera's ONVIF motion events through the motion sensor (which
+ * recording then turns on); `none`, no motion sensor is added for recordings.
+ */
+export type RecordingMotionSource = 'onvif' | 'none';
+
+/** HomeKit Secure Video for one camera (`recording.enabled`). */
+export interface RecordingConfig {
+  /** As set (4-8); undefined means the pre-buffer's default (src/homekit/recording/prebuffer.ts). */
+  prebufferSeconds?: number;
+  motionSource: RecordingMotionSource;
 }
 
 export interface DiscoveryConfig {

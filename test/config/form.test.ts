@@ -9,10 +9,12 @@ import { dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
+import { CAMERA_BLANK_DEFAULTS } from '../../src/config/defaults.js';
 import { CAMERA_DEFAULTS, ONVIF_DEFAULTS, VIEWER_DEFAULTS, isBlankEntry, loadConfig } from '../../src/config/load-config.js';
 import { readSchemaFile, type JsonSchema } from '../../src/config/schema-file.js';
 import type { LoadedConfig } from '../../src/config/types.js';
 import { FORM_KEYWORDS } from '../../src/config/validator.js';
+import { PREBUFFER_SECONDS } from '../../src/homekit/recording/prebuffer.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const file = readSchemaFile();
@@ -157,6 +159,15 @@ describe('config form: array entries', () => {
     assert.match(result.messages[0]?.text ?? '', /^Camera #1 \(cameras\[0\]\): name is required/);
   });
 
+  it('reads the recording box the form shows but nobody ticked as blank, and a ticked one as content', () => {
+    assert.equal(isBlankEntry({ recording: { enabled: false } }, CAMERA_BLANK_DEFAULTS), true);
+    assert.equal(isBlankEntry({ recording: { enabled: true } }, CAMERA_BLANK_DEFAULTS), false);
+    assert.equal(isBlankEntry({ recording: { enabled: false, prebufferSeconds: 6 } }, CAMERA_BLANK_DEFAULTS), false);
+    const untouched = load({ cameras: [{ audio: true, doorbell: { enabled: false }, recording: { enabled: false } }] });
+    assert.deepEqual(untouched.messages, []);
+    assert.deepEqual(untouched.config.cameras.map((c) => c.id), ['demo']);
+  });
+
   it('still applies the defaults the schema no longer holds', () => {
     const [camera] = load({ cameras: [{ name: 'Porch', onvif: { host: '192.168.0.20' } }], viewers: [{ username: 'family', password: 'a long passphrase' }] }).config.cameras;
     assert.ok(camera);
@@ -200,6 +211,16 @@ describe('config form: fields', () => {
     const url = prop(root, 'cameras.[].rtspUrl');
     for (const text of [header, String(url.description), String(url.placeholder)]) assert.doesNotMatch(text, /rtsps?:\/\/[^\s/]*@/);
     assert.match(String(url.description), /user name and password fields/);
+  });
+
+  it('offers the pre-buffer HomeKit accepts, names its default, and explains every motion source', () => {
+    const seconds = prop(root, 'cameras.[].recording.prebufferSeconds');
+    assert.deepEqual([seconds['minimum'], seconds['maximum']], [PREBUFFER_SECONDS.min, PREBUFFER_SECONDS.max]);
+    assert.equal(seconds.placeholder, String(PREBUFFER_SECONDS.default));
+    assert.match(String(seconds.description), new RegExp(`Empty: ${PREBUFFER_SECONDS.default}\\.$`));
+    const source = prop(root, 'cameras.[].recording.motionSource');
+    assert.deepEqual(source.enum, ['onvif', 'none']);
+    for (const value of source.enum) assert.match(String(source.description), new RegExp(`\\b${String(value)}: `), String(value));
   });
 
   it('accepts a share-link expiry of "never" and gives new links no end', () => {

@@ -542,3 +542,55 @@ describe('loadConfig: doorbell and ONVIF event sensors (issue 17)', () => {
     assert.match(warnings(noOnvif).join('\n'), /crossingSensor needs ONVIF \(set onvif\.host\)/);
   });
 });
+
+describe('loadConfig: HomeKit Secure Video recording (issue 16)', () => {
+  const ONVIF = { host: '192.168.0.20', username: 'admin', password: 'pw' };
+
+  it('is off unless enabled, and says so when its other fields are set while off', () => {
+    assert.equal(only(load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK }] })).recording, undefined);
+    assert.equal(only(load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: false }] })).recording, undefined);
+    const off = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, recording: { prebufferSeconds: 6 } }] });
+    assert.equal(only(off).recording, undefined);
+    assert.equal(only(off).motion, false, 'recording off does not turn the motion sensor on');
+    assert.match(warnings(off).join('\n'), /recording\.prebufferSeconds and recording\.motionSource are ignored because recording is off \(set recording\.enabled\)/);
+  });
+
+  it('records on ONVIF motion by default when the camera has ONVIF, turning the motion sensor on', () => {
+    const result = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, recording: true }] });
+    assert.deepEqual(result.messages, []);
+    const camera = only(result);
+    assert.deepEqual(camera.recording, { motionSource: 'onvif' });
+    assert.equal(camera.motion, true);
+    const full = only(load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, recording: { enabled: true, prebufferSeconds: 8, motionSource: 'onvif' } }] }));
+    assert.deepEqual(full.recording, { prebufferSeconds: 8, motionSource: 'onvif' });
+  });
+
+  it('keeps the motion sensor as set with motionSource "none"', () => {
+    const none = only(load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, recording: { enabled: true, motionSource: 'none' } }] }));
+    assert.deepEqual([none.recording, none.motion], [{ motionSource: 'none' }, false]);
+    const withSensor = only(load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, motion: true, recording: { enabled: true, motionSource: 'none' } }] }));
+    assert.equal(withSensor.motion, true);
+  });
+
+  it('without ONVIF: no motion source, and a warning when nothing can start a recording (none for a doorbell)', () => {
+    const plain = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: true } }] });
+    assert.deepEqual([only(plain).recording, only(plain).motion], [{ motionSource: 'none' }, false]);
+    assert.match(warnings(plain).join('\n'), /nothing starts a HomeKit Secure Video recording yet: set onvif\.host .* or make the camera a doorbell/);
+    const asked = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: true, motionSource: 'onvif' } }] });
+    assert.deepEqual(only(asked).recording, { motionSource: 'none' });
+    assert.match(warnings(asked).join('\n'), /recording\.motionSource "onvif" needs ONVIF \(set onvif\.host\)/);
+    const doorbell = load({ cameras: [{ name: 'Door', rtspUrl: URL_OK, doorbell: { enabled: true, httpTrigger: true }, recording: { enabled: true } }] });
+    assert.deepEqual(warnings(doorbell), []);
+    assert.deepEqual(only(doorbell).recording, { motionSource: 'none' });
+  });
+
+  it('refuses a pre-buffer outside 4-8 s and an unknown motion source, naming the field and the choices', () => {
+    const long = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: true, prebufferSeconds: 12 } }] });
+    assert.deepEqual(long.config.cameras, []);
+    assert.match(errors(long).join('\n'), /recording\.prebufferSeconds must be between 4 and 8 \(it is 12\) — e\.g\. 4/);
+    const source = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: true, motionSource: 'video' } }] });
+    assert.match(errors(source).join('\n'), /recording\.motionSource must be one of onvif, none \(it is "video"\)/);
+    const typo = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: 'yes' } }] });
+    assert.match(errors(typo).join('\n'), /recording\.enabled must be true or false/);
+  });
+});
