@@ -6,6 +6,11 @@
  * - Home app snapshots, answered by the camera's snapshot service (src/snapshots, built and
  *   registered with the web server by src/runtime, handed in here);
  * - the MotionSensor (ONVIF motion events) and ONVIF device information;
+ * - HomeKit Secure Video when `recording` is on (issue 16): HAP's recording options and the
+ *   recording delegate (src/homekit/recording) fed by the camera's one shared Source, with the
+ *   MotionSensor above as the trigger that starts a recording (HAP adds CameraOperatingMode,
+ *   CameraRecordingManagement and DataStreamTransportManagement); not offered for a camera that
+ *   does not send H.264;
  * - for a doorbell (issue 17), a DoorbellController instead of the CameraController (HAP adds the
  *   Doorbell service, whose ProgrammableSwitchEvent SINGLE_PRESS rings the Home app with the
  *   camera's snapshot), tamper as StatusTampered on the MotionSensor, and line crossing / field
@@ -13,16 +18,19 @@
  *
  * `start()` never waits for the camera; everything that needs it happens in the background.
  */
-import type { API, CameraController, PlatformAccessory, Resolution, Service } from 'homebridge';
+import type { API, CameraController, CameraControllerOptions, PlatformAccessory, Resolution, Service } from 'homebridge';
 import type { CameraConfig, FfmpegConfig } from '../config/types.js';
 import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
 import { splitArgs } from '../ffmpeg/homekit-args.js';
 import { QueuedSink } from '../media/queued-sink.js';
-import type { SourceState, SourceStats, Subscribable, TrackDescription } from '../media/types.js';
+import type { CodecName, SourceState, SourceStats, Subscribable, TrackDescription } from '../media/types.js';
 import type { ConnectedOnvifDevice } from '../onvif/device.js';
 import type { Logger } from '../util/logger.js';
 import { applyOnvifInformation } from './accessory-info.js';
 import { OnvifLink } from './onvif-link.js';
+import { prebufferSecondsFrom } from './recording/prebuffer.js';
+import { HomeKitRecordingDelegate } from './recording/recording-delegate.js';
+import { recordingOptions } from './recording/recording-options.js';
 import { HomeKitStreamingDelegate } from './streaming-delegate.js';
 import { chooseAudio, resolutionsFor, streamingOptions } from './streaming-options.js';
 
@@ -59,10 +67,17 @@ export interface HomeKitCameraOptions {
 /** Subtype of the second MotionSensor (line crossing / field detection), so a restart finds it again. */
 export const CROSSING_SENSOR_SUBTYPE = 'crossing';
 
-/** Kept in the accessory's context so the next start knows the picture size at once. */
+/**
+ * Kept in the accessory's context so the next start knows the picture at once: its size for the
+ * stream resolutions, and for HomeKit Secure Video the video codec (recording is offered for H.264
+ * only) and the AAC track (the recording options name its rate, and must not change between starts
+ * without reason: HAP forgets the hub's recording choice when they do).
+ */
 interface VideoMemory {
   width: number;
   height: number;
+  codec?: CodecName;
+  aac?: { sampleRate: number; channels: number };
 }
 
 interface HomeKitContext {
@@ -73,6 +88,7 @@ export const DEFAULT_STREAM_TIMEOUT_SECONDS = 15;
 
 export class HomeKitCamera {
   readonly delegate: HomeKitStreamingDelegate | undefined;
+  private recordingDelegate: HomeKitRecordingDelegate | undefined;
   private controller: CameraController | undefined;
   private motionService: Service | undefined;
   private readonly onvif: OnvifLink | undefined;
@@ -178,12 +194,19 @@ export class HomeKitCamera {
     if (this.stopped) return;
     this.stopped = true;
     this.probe.abort();
+    // Ends the hub's recording streams and releases the pre-buffer's subscription of the Source.
+    this.recordingDelegate?.close();
     await Promise.allSettled([this.delegate?.close(), this.onvif?.stop()]);
   }
 
   /** The controller once configured (tests). */
   get cameraController(): CameraController | undefined {
     return this.controller;
+  }
+
+  /** The HomeKit Secure Video delegate, when recording is offered (tests). */
+  get recording(): HomeKitRecordingDelegate | undefined {
+    return this.recordingDelegate;
   }
 
   private videoEncoder(ffmpeg: FfmpegCapabilities): string {
@@ -207,10 +230,15 @@ export class HomeKitCamera {
     if (size) {
       // Known from the last start: configure at once, and check the size again in the background.
       void this.measure().then((now) => {
-        if (now && (now.width !== size?.width || now.height !== size?.height)) {
-          context.homekitVideo = now;
+        if (!now) return;
+        if (now.width !== size?.width || now.height !== size?.height) {
           this.log.info(`The camera's picture is now ${now.width}x${now.height} (was ${size?.width}x${size?.height}); Home app resolutions follow at the next restart.`);
+        } else if (now.codec !== size.codec || JSON.stringify(now.aac) !== JSON.stringify(size.aac)) {
+          this.log.debug('The camera\'s codecs changed since the last start; HomeKit Secure Video options follow at the next restart.');
+        } else {
+          return;
         }
+        context.homekitVideo = now;
       });
     } else {
       size = await this.measure();
@@ -219,11 +247,15 @@ export class HomeKitCamera {
     }
     const resolutions: Resolution[] = resolutionsFor(size?.width, size?.height);
     const audio = chooseAudio(ffmpeg, camera.audio);
-    const controllerOptions = {
+    const recording = this.recordingFor(resolutions, size);
+    const controllerOptions: CameraControllerOptions = {
       cameraStreamCount: camera.maxHomeKitStreams,
       delegate: this.delegate,
       streamingOptions: streamingOptions(api.hap, resolutions, audio.codecs),
+      // One MotionSensor, made and restored by HAP: ONVIF motion sets it, and with recording it is
+      // also the trigger that starts a recording (HAP links it to CameraRecordingManagement).
       sensors: { motion: camera.motion },
+      ...(recording ? { recording } : {}),
     };
     // A doorbell is a camera controller with the Doorbell service; the Home app rings with its snapshot.
     const controller = camera.doorbell ? new api.hap.DoorbellController(controllerOptions) : new api.hap.CameraController(controllerOptions);
@@ -240,8 +272,56 @@ export class HomeKitCamera {
     const sizeText = size ? `camera picture ${size.width}x${size.height}` : 'camera picture size unknown (it did not answer in time), offering every standard size';
     this.log.info(
       `Home app camera ready: ${sizeText}; resolutions ${resolutions.map(([w, h, f]) => `${w}x${h}@${f}`).join(', ')}; ` +
-        `up to ${camera.maxHomeKitStreams} stream(s); ${audio.message}${camera.motion ? '; motion sensor on' : ''}${camera.doorbell ? '; video doorbell' : ''}.`,
+        `up to ${camera.maxHomeKitStreams} stream(s); ${audio.message}${camera.motion ? '; motion sensor on' : ''}${camera.doorbell ? '; video doorbell' : ''}` +
+        `${recording ? `; ${this.recordingSummary(recording.options.prebufferLength)}` : ''}.`,
     );
+  }
+
+  /**
+   * HAP's `recording` options and the delegate when `recording` is on and the camera's video can be
+   * recorded: its H.264 passes through, so a camera known to send anything else is not offered
+   * recording at all (said once, here), rather than accepting a hub that would then get nothing.
+   */
+  private recordingFor(resolutions: Resolution[], memory: VideoMemory | undefined): CameraControllerOptions['recording'] {
+    const { api, camera, source } = this.options;
+    if (!camera.recording) return undefined;
+    const codec = memory?.codec ?? source.tracks.find((t) => t.kind === 'video')?.codec;
+    if (codec !== undefined && codec !== 'H264') {
+      this.log.warn(`HomeKit Secure Video is not offered: recording needs H.264 and this camera sends ${codec}. Set the camera's stream to H.264 to record.`);
+      return undefined;
+    }
+    const prebufferSeconds = prebufferSecondsFrom(camera.recording.prebufferSeconds);
+    const aac = memory?.aac ?? aacOf(source.tracks);
+    this.recordingDelegate = new HomeKitRecordingDelegate({
+      hap: api.hap,
+      source,
+      log: this.log,
+      prebufferSeconds,
+      // `audio: false` keeps the camera's sound out of recordings as out of live streams.
+      recordingAudioActive: () => camera.audio && this.recordingAudioActive(),
+    });
+    return {
+      options: recordingOptions(api.hap, {
+        resolutions,
+        prebufferSeconds,
+        ...(aac ? { aacSampleRate: aac.sampleRate, aacChannels: aac.channels } : {}),
+      }),
+      delegate: this.recordingDelegate,
+    };
+  }
+
+  /** The log's words for what was offered and what starts a recording. */
+  private recordingSummary(prebufferMs: number): string {
+    const { camera } = this.options;
+    const triggers = [...(camera.motion ? ['motion'] : []), ...(camera.doorbell ? ['doorbell presses'] : [])];
+    return `HomeKit Secure Video offered (${prebufferMs / 1000} s pre-buffer; ` +
+      `${triggers.length ? `recordings start on ${triggers.join(' and ')}` : 'nothing starts a recording yet'})`;
+  }
+
+  /** HomeKit's RecordingAudioActive (the Home app's "record audio" switch); off until the hub says. */
+  private recordingAudioActive(): boolean {
+    const service = this.controller?.recordingManagement?.recordingManagementService;
+    return Boolean(service?.getCharacteristic(this.options.api.hap.Characteristic.RecordingAudioActive).value);
   }
 
   /** Pulls briefly (video only) until the Source knows the picture size from the SPS. */
@@ -249,7 +329,10 @@ export class HomeKitCamera {
     const { source } = this.options;
     const known = (): VideoMemory | undefined => {
       const stats = source.stats();
-      return stats.width && stats.height ? { width: stats.width, height: stats.height } : undefined;
+      if (!stats.width || !stats.height) return undefined;
+      const codec = source.tracks.find((t) => t.kind === 'video')?.codec;
+      const aac = aacOf(source.tracks);
+      return { width: stats.width, height: stats.height, ...(codec ? { codec } : {}), ...(aac ? { aac } : {}) };
     };
     const already = known();
     if (already) return already;
@@ -287,4 +370,10 @@ export class HomeKitCamera {
     this.motionDetected = detected;
     this.motionService?.updateCharacteristic(this.options.api.hap.Characteristic.MotionDetected, detected);
   }
+}
+
+/** The camera's AAC track as the recording options name it, if it sends AAC. */
+function aacOf(tracks: ReadonlyArray<TrackDescription>): VideoMemory['aac'] {
+  const audio = tracks.find((t) => t.kind === 'audio');
+  return audio?.codec === 'AAC' ? { sampleRate: audio.clockRate, channels: audio.channels ?? 1 } : undefined;
 }

@@ -1,8 +1,23 @@
 /**
- * Shell scripts in ffmpeg's place, for the retries the plugin makes after ffmpeg fails a known way.
+ * Shell scripts in ffmpeg's place, for the retries the plugin makes after ffmpeg fails a known way;
+ * and the capabilities of an ffmpeg that is never started, for code that only reads them.
  */
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { FfmpegCapabilities } from '../../src/ffmpeg/capabilities.js';
+
+/** Debian's ffmpeg 5.1 as `findFfmpeg` would read it (libx264, no libopus or libfdk_aac), with `has` changed. */
+export function ffmpegCapabilities(has: Partial<FfmpegCapabilities['has']> = {}): FfmpegCapabilities {
+  return {
+    path: '/usr/bin/ffmpeg',
+    source: 'PATH',
+    version: '5.1',
+    encoders: new Set(),
+    muxers: new Set(),
+    has: { libx264: true, libopus: false, libvpx: false, libvpxVp9: false, libfdkAac: false, aac: true, pcmMulaw: true, pcmAlaw: true, tee: true, rtp: true, ...has },
+    hardwareH264Encoders: [],
+  };
+}
 
 export interface FakeFfmpeg {
   /** The script, for `ffmpegPath` / `FfmpegCapabilities.path`. */

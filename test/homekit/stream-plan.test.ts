@@ -1,25 +1,15 @@
 // What HomeKit is offered (resolutions, audio) and how each request is served (copy or transcode).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { FfmpegCapabilities } from '../../src/ffmpeg/capabilities.js';
 import { homeKitStreamArgs, opusFrameDuration, snapshotArgs, splitArgs } from '../../src/ffmpeg/homekit-args.js';
 import { planVideo, samePlan, type RequestedVideo } from '../../src/homekit/stream-plan.js';
 import { chooseAudio, resolutionsFor } from '../../src/homekit/streaming-options.js';
+import { ffmpegCapabilities } from '../helpers/fake-ffmpeg.js';
 
 const request = (width: number, height: number, maxBitrateKbps = 299): RequestedVideo => ({ width, height, fps: 30, maxBitrateKbps, profile: 'main', level: '4.0' });
 const x264 = { encoder: 'libx264', extraArgs: [] };
 
-function caps(has: Partial<FfmpegCapabilities['has']>): FfmpegCapabilities {
-  return {
-    path: '/usr/bin/ffmpeg',
-    source: 'PATH',
-    version: '5.1',
-    encoders: new Set(),
-    muxers: new Set(),
-    has: { libx264: true, libopus: false, libvpx: false, libvpxVp9: false, libfdkAac: false, aac: true, pcmMulaw: true, pcmAlaw: true, tee: true, rtp: true, ...has },
-    hardwareH264Encoders: [],
-  };
-}
+const caps = ffmpegCapabilities;
 
 describe('HomeKit resolutions', () => {
   it('a 640x360 camera: standard sizes up to its own, the Watch sizes, nothing bigger', () => {

@@ -1,0 +1,176 @@
+/**
+ * The camera's accessory as HAP builds it from `HomeKitCamera`, without Homebridge: hap-nodejs's own
+ * Accessory and CameraController, a scripted Source (its picture size and tracks; subscriptions
+ * counted) and ffmpeg capabilities that are only read. With `recording` on, HAP must publish HomeKit
+ * Secure Video (CameraOperatingMode, CameraRecordingManagement, DataStreamTransportManagement) with
+ * the ONE motion sensor as its trigger; off, none of it; a camera that does not send H.264 is not
+ * offered recording at all.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import hap from '@homebridge/hap-nodejs';
+import type { API, PlatformAccessory } from 'homebridge';
+
+import { loadConfig } from '../../src/config/load-config.js';
+import type { CameraConfig } from '../../src/config/types.js';
+import { CROSSING_SENSOR_SUBTYPE, HomeKitCamera, type HomeKitCameraSource } from '../../src/homekit/homekit-camera.js';
+import type { CodecName, SourceStats, TrackDescription } from '../../src/media/types.js';
+import { ffmpegCapabilities } from '../helpers/fake-ffmpeg.js';
+import { memoryLogger, type MemoryLogger } from './camera-rig.js';
+
+const { Characteristic, Service } = hap;
+const ONVIF = { host: '192.168.0.20', username: 'admin', password: 'pw' };
+const HKSV_SERVICES = [Service.CameraOperatingMode.UUID, Service.CameraRecordingManagement.UUID, Service.DataStreamTransportManagement.UUID];
+/** HAP's EventTriggerOption bits in SupportedCameraRecordingConfiguration. */
+const TRIGGER = { motion: 1, doorbell: 2 } as const;
+
+function cameraFrom(entry: Record<string, unknown>): CameraConfig {
+  const { config, messages } = loadConfig({ platform: 'WebRTCCameras', cameras: [{ name: 'Yard', rtspUrl: 'rtsp://127.0.0.1:1/x', ...entry }] });
+  assert.equal(config.cameras.length, 1, JSON.stringify(messages));
+  return config.cameras[0]!;
+}
+
+function track(kind: TrackDescription['kind'], codec: CodecName, clockRate: number, channels?: number): TrackDescription {
+  return { kind, codec, payloadType: 96, clockRate, ...(channels ? { channels } : {}), fmtp: {}, controlUrl: 'rtsp://127.0.0.1:1/x/track' };
+}
+
+/** A Source that already knows a 1280x720 picture; counts its live subscriptions. */
+function scriptedSource(tracks: TrackDescription[]): HomeKitCameraSource & { subscribed: number } {
+  const source = {
+    subscribed: 0,
+    state: { state: 'idle' as const },
+    tracks,
+    stats: (): SourceStats => ({
+      id: 'yard', name: 'Yard', state: 'idle', subscribers: source.subscribed, reconnects: 0, codec: tracks[0]?.codec, width: 1280, height: 720,
+      bitrateBps: 0, packetsReceived: 0, packetsLost: 0, gopCacheBytes: 0, gopCacheFrames: 0,
+    }),
+    subscribe: () => {
+      source.subscribed++;
+      let live = true;
+      return { unsubscribe: () => { if (live) source.subscribed--; live = false; } };
+    },
+  };
+  return source;
+}
+
+function newAccessory(): hap.Accessory {
+  return Object.assign(new hap.Accessory('Yard', hap.uuid.generate('homekit-camera-test')), { context: {} });
+}
+
+interface Built {
+  homekit: HomeKitCamera;
+  accessory: hap.Accessory;
+  source: ReturnType<typeof scriptedSource>;
+  log: MemoryLogger;
+}
+
+async function build(camera: CameraConfig, options: { accessory?: hap.Accessory; tracks?: TrackDescription[] } = {}): Promise<Built> {
+  const accessory = options.accessory ?? newAccessory();
+  const source = scriptedSource(options.tracks ?? [track('video', 'H264', 90_000), track('audio', 'AAC', 16_000, 1)]);
+  const log = memoryLogger();
+  const homekit = new HomeKitCamera({
+    api: { hap } as unknown as API,
+    accessory: accessory as unknown as PlatformAccessory,
+    camera,
+    source,
+    services: { restreamUrl: (id) => `rtsp://127.0.0.1:1/${id}` },
+    snapshots: { getSnapshot: () => Promise.resolve(undefined) },
+    ffmpeg: ffmpegCapabilities({ libopus: true }),
+    ffmpegConfig: { debug: false },
+    log,
+  });
+  homekit.start();
+  await homekit.configured;
+  return { homekit, accessory, source, log };
+}
+
+function count(accessory: hap.Accessory, uuid: string): number {
+  return accessory.services.filter((s) => s.UUID === uuid).length;
+}
+
+/** The motion sensors HAP keeps for the camera (the crossing sensor, a second one by design, aside). */
+function motionSensors(accessory: hap.Accessory): hap.Service[] {
+  return accessory.services.filter((s) => s.UUID === Service.MotionSensor.UUID && s.subtype !== CROSSING_SENSOR_SUBTYPE);
+}
+
+/** SupportedCameraRecordingConfiguration as the hub reads it: pre-buffer ms and the trigger bits. */
+function supportedRecording(accessory: hap.Accessory): { prebufferMs: number; triggers: number } {
+  const service = accessory.getService(Service.CameraRecordingManagement);
+  assert.ok(service, 'no CameraRecordingManagement');
+  const value = service.getCharacteristic(Characteristic.SupportedCameraRecordingConfiguration).value;
+  const fields = hap.decode(Buffer.from(String(value), 'base64'));
+  return { prebufferMs: fields[1]!.readInt32LE(0), triggers: fields[2]!.readInt32LE(0) };
+}
+
+describe('HomeKitCamera: HomeKit Secure Video on the accessory', () => {
+  it('recording on: HAP adds the three HKSV services, with the one motion sensor as the trigger', async () => {
+    const { homekit, accessory, source, log } = await build(cameraFrom({ onvif: ONVIF, recording: { enabled: true, prebufferSeconds: 6 } }));
+    for (const uuid of HKSV_SERVICES) assert.equal(count(accessory, uuid), 1, uuid);
+    const sensors = motionSensors(accessory);
+    assert.equal(sensors.length, 1, 'one MotionSensor, not a second one for recording');
+    const controller = homekit.cameraController;
+    assert.ok(controller?.recordingManagement);
+    assert.equal(controller.motionService, sensors[0]);
+    const management = controller.recordingManagement.recordingManagementService;
+    assert.ok(management.linkedServices.includes(sensors[0]!), 'the motion sensor is linked to CameraRecordingManagement');
+    assert.equal(sensors[0]!.getCharacteristic(Characteristic.StatusActive).value, true);
+    assert.deepEqual(supportedRecording(accessory), { prebufferMs: 6000, triggers: TRIGGER.motion });
+    assert.equal(controller.recordingManagement.delegate, homekit.recording);
+    assert.match(log.text(), /HomeKit Secure Video offered \(6 s pre-buffer; recordings start on motion\)/);
+
+    // The hub turns recording on: the pre-buffer subscribes to the shared Source; stop() lets go.
+    assert.equal(source.subscribed, 0);
+    await management.getCharacteristic(Characteristic.Active).handleSetRequest(Characteristic.Active.ACTIVE);
+    assert.equal(homekit.recording?.prebuffer.active, true);
+    assert.equal(source.subscribed, 1);
+    await homekit.stop();
+    assert.equal(homekit.recording?.prebuffer.active, false);
+    assert.equal(source.subscribed, 0);
+  });
+
+  it('recording off: no HKSV service, and the motion sensor is still one', async () => {
+    const { homekit, accessory, log } = await build(cameraFrom({ onvif: ONVIF, motion: true }));
+    for (const uuid of HKSV_SERVICES) assert.equal(count(accessory, uuid), 0, uuid);
+    assert.equal(motionSensors(accessory).length, 1);
+    assert.equal(homekit.cameraController?.recordingManagement, undefined);
+    assert.equal(homekit.recording, undefined);
+    assert.doesNotMatch(log.text(), /Secure Video/);
+    await homekit.stop();
+  });
+
+  it('turning recording on for a cached accessory with a motion sensor keeps that sensor (no second one)', async () => {
+    const first = await build(cameraFrom({ onvif: ONVIF, motion: true }));
+    const sensor = motionSensors(first.accessory)[0];
+    assert.ok(sensor);
+    await first.homekit.stop();
+    // What Homebridge keeps between starts: the accessory and its controller's service map.
+    const cached = Object.assign(hap.Accessory.deserialize(hap.Accessory.serialize(first.accessory)), { context: {} });
+    const again = await build(cameraFrom({ onvif: ONVIF, recording: true }), { accessory: cached });
+    const sensors = motionSensors(cached);
+    assert.equal(sensors.length, 1);
+    assert.equal(sensors[0]!.iid, sensor.iid, 'the same MotionSensor, restored');
+    for (const uuid of HKSV_SERVICES) assert.equal(count(cached, uuid), 1, uuid);
+    assert.equal(supportedRecording(cached).triggers, TRIGGER.motion);
+    await again.homekit.stop();
+  });
+
+  it('a doorbell that records without a motion sensor: HAP triggers on presses only', async () => {
+    const { homekit, accessory, log } = await build(cameraFrom({ doorbell: { enabled: true, httpTrigger: true }, recording: true }));
+    assert.equal(motionSensors(accessory).length, 0);
+    assert.equal(count(accessory, Service.Doorbell.UUID), 1);
+    for (const uuid of HKSV_SERVICES) assert.equal(count(accessory, uuid), 1, uuid);
+    assert.deepEqual(supportedRecording(accessory), { prebufferMs: 4000, triggers: TRIGGER.doorbell });
+    assert.match(log.text(), /recordings start on doorbell presses/);
+    await homekit.stop();
+  });
+
+  it('a camera that sends H.265: recording is not offered, said once by codec', async () => {
+    const { homekit, accessory, log } = await build(cameraFrom({ onvif: ONVIF, recording: true }), { tracks: [track('video', 'H265', 90_000)] });
+    for (const uuid of HKSV_SERVICES) assert.equal(count(accessory, uuid), 0, uuid);
+    assert.equal(homekit.recording, undefined);
+    assert.equal(motionSensors(accessory).length, 1, 'the motion sensor stays for notifications');
+    const said = log.lines.filter((line) => /Secure Video/.test(line));
+    assert.deepEqual(said, ['warn HomeKit Secure Video is not offered: recording needs H.264 and this camera sends H265. Set the camera\'s stream to H.264 to record.']);
+    await homekit.stop();
+  });
+});
