@@ -1,7 +1,7 @@
 /**
  * One camera entry that passed the schema, turned into a `CameraConfig`: the rules across its
- * fields (a stream from rtspUrl or ONVIF, motion only with ONVIF, what starts a HomeKit Secure Video
- * recording, the RTSP log-in taken from the fields or split off the typed URL), its id and HomeKit
+ * fields (a stream from rtspUrl or ONVIF, ONVIF motion only with ONVIF, motion from a web address,
+ * what starts a HomeKit Secure Video recording, the RTSP log-in taken from the fields or split off the typed URL), its id and HomeKit
  * names; and the demo camera.
  */
 import { splitRtspLogin, type RtspLoginSplit } from '../rtsp/url.js';
@@ -50,8 +50,11 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
   }
 
   let motion = raw.motion;
+  let motionHttpTrigger = raw.motionHttpTrigger;
   if (motion && !onvif) {
-    warnings.push('motion needs ONVIF (set onvif.host); the motion sensor is off');
+    warnings.push(motionHttpTrigger
+      ? 'motion (the camera\'s ONVIF motion events) needs ONVIF (set onvif.host); the motion sensor follows only the camera\'s calls of its web address (motionHttpTrigger)'
+      : 'motion needs ONVIF (set onvif.host); the motion sensor is off. A camera that can call a web address on motion can drive it with motionHttpTrigger');
     motion = false;
   }
   let ptzPresetSwitches = raw.ptzPresetSwitches?.map((p) => p.trim()).filter((p) => p.length > 0);
@@ -60,10 +63,11 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
     ptzPresetSwitches = undefined;
   }
   const doorbell = doorbellFrom(raw, onvif !== undefined, warnings);
-  const recording = recordingFrom(raw, onvif !== undefined, motion || doorbell !== undefined, warnings);
-  // Recording on ONVIF motion needs the motion sensor: HAP starts a recording when it detects motion.
+  const recording = recordingFrom(raw, onvif !== undefined, motion || motionHttpTrigger || doorbell !== undefined, warnings);
+  // Recording on motion needs the motion sensor: HAP starts a recording when it detects motion.
   if (recording?.motionSource === 'onvif') motion = true;
-  const tamperSensor = raw.tamperSensor && sensorAllowed('tamperSensor', 'it shows as "tampered" on the motion sensor, so set motion too', onvif !== undefined, motion, warnings);
+  if (recording?.motionSource === 'http') motionHttpTrigger = true;
+  const tamperSensor = raw.tamperSensor && sensorAllowed('tamperSensor', 'it shows as "tampered" on the motion sensor, so set motion (or motionHttpTrigger) too', onvif !== undefined, motion || motionHttpTrigger, warnings);
   const crossingSensor = raw.crossingSensor && sensorAllowed('crossingSensor', undefined, onvif !== undefined, true, warnings);
   if (raw.snapshotUrl && !URL.canParse(raw.snapshotUrl)) {
     problems.push(`snapshotUrl is not a valid address (it is "${printableUrl(raw.snapshotUrl)}") — e.g. http://192.168.0.20/image.jpg`);
@@ -87,6 +91,7 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
     alwaysOn: raw.alwaysOn,
     external: raw.external,
     motion,
+    motionHttpTrigger,
     motionResetSeconds: raw.motionResetSeconds,
     ...(doorbell ? { doorbell } : {}),
     ...(recording ? { recording } : {}),
@@ -115,6 +120,7 @@ export function demoCamera(): CameraConfig {
     alwaysOn: raw.alwaysOn,
     external: false,
     motion: false,
+    motionHttpTrigger: false,
     motionResetSeconds: raw.motionResetSeconds,
     tamperSensor: false,
     crossingSensor: false,
@@ -170,9 +176,10 @@ function doorbellFrom(raw: RawCamera, hasOnvif: boolean, warnings: string[]): Do
 }
 
 /**
- * The recording setting (HomeKit Secure Video). Unset, the motion source is the camera's ONVIF motion
- * when it has ONVIF. A recording camera that nothing can start a recording for (no ONVIF motion, no
- * doorbell) still offers recording, so the accessory does not change when ONVIF is added later,
+ * The recording setting (HomeKit Secure Video). Unset, the motion source is the motion web address
+ * when `motionHttpTrigger` asks for one (the user chose it for this camera), else the camera's ONVIF
+ * motion when it has ONVIF. A recording camera that nothing can start a recording for (no motion
+ * source, no doorbell) still offers recording, so the accessory does not change when ONVIF is added later,
  * with a warning that nothing starts one yet. `triggered`: a motion sensor or doorbell is on anyway.
  */
 function recordingFrom(raw: RawCamera, hasOnvif: boolean, triggered: boolean, warnings: string[]): RecordingConfig | undefined {
@@ -183,13 +190,13 @@ function recordingFrom(raw: RawCamera, hasOnvif: boolean, triggered: boolean, wa
     }
     return undefined;
   }
-  let motionSource = setting.motionSource ?? (hasOnvif ? 'onvif' : 'none');
+  let motionSource = setting.motionSource ?? (raw.motionHttpTrigger ? 'http' : hasOnvif ? 'onvif' : 'none');
   if (motionSource === 'onvif' && !hasOnvif) {
-    warnings.push('recording.motionSource "onvif" needs ONVIF (set onvif.host); no motion sensor is added for recordings');
+    warnings.push('recording.motionSource "onvif" needs ONVIF (set onvif.host); no motion sensor is added for recordings (a camera that calls a web address on motion can use "http")');
     motionSource = 'none';
   }
   if (motionSource === 'none' && !triggered) {
-    warnings.push('nothing starts a HomeKit Secure Video recording yet: set onvif.host (the camera\'s ONVIF motion events start one) or make the camera a doorbell (a press starts one)');
+    warnings.push('nothing starts a HomeKit Secure Video recording yet: set onvif.host (the camera\'s ONVIF motion events start one), recording.motionSource "http" (the camera calls a web address on motion) or make the camera a doorbell (a press starts one)');
   }
   return { ...(setting.prebufferSeconds !== undefined ? { prebufferSeconds: setting.prebufferSeconds } : {}), motionSource };
 }

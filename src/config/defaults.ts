@@ -20,6 +20,7 @@ export const CAMERA_DEFAULTS = {
   alwaysOn: false,
   external: false,
   motion: false,
+  motionHttpTrigger: false,
   motionResetSeconds: 30,
   tamperSensor: false,
   crossingSensor: false,
@@ -40,6 +41,7 @@ export interface RawCamera extends Pick<CameraConfig, PassedThroughCameraSetting
   password?: string;
   onvif?: { host?: string; port: number; username?: string; password?: string };
   motion: boolean;
+  motionHttpTrigger: boolean;
   /** `doorbell: true` is turned into `{ enabled: true }` before the schema sees it (cameraWithDefaults). */
   doorbell?: { enabled?: boolean; topic?: string; httpTrigger?: boolean };
   /** `recording: true` likewise becomes `{ enabled: true }`. */

@@ -41,7 +41,14 @@ export interface CameraConfig {
   alwaysOn: boolean;
   /** Published as an external accessory (paired on its own) instead of on the bridge. */
   external: boolean;
+  /** The camera's ONVIF motion events drive the Home app motion sensor (only with ONVIF). */
   motion: boolean;
+  /**
+   * `POST /motion/<camera>/<secret>` drives the motion sensor (cameras that call a web address on
+   * motion). The sensor is on the accessory when this or `motion` is; both may drive it.
+   */
+  motionHttpTrigger: boolean;
+  /** How long the motion sensor stays on after the last motion event, from either source. */
   motionResetSeconds: number;
   /** Published as a HomeKit Video Doorbell; undefined when the `doorbell` setting is off. */
   doorbell?: DoorbellConfig;
@@ -77,9 +84,11 @@ export interface DoorbellConfig {
 /**
  * What starts a HomeKit Secure Video recording, besides a doorbell press (HAP adds that trigger to
  * every doorbell): `onvif`, the camera's ONVIF motion events through the motion sensor (which
- * recording then turns on); `none`, no motion sensor is added for recordings.
+ * recording then turns on: `motion`); `http`, the camera's calls of its motion web address through
+ * the same sensor (which recording turns on: `motionHttpTrigger`); `none`, no motion sensor is added
+ * for recordings.
  */
-export type RecordingMotionSource = 'onvif' | 'none';
+export type RecordingMotionSource = 'onvif' | 'http' | 'none';
 
 /** HomeKit Secure Video for one camera (`recording.enabled`). */
 export interface RecordingConfig {

@@ -163,7 +163,7 @@ describe('config form: array entries', () => {
     assert.equal(isBlankEntry({ recording: { enabled: false } }, CAMERA_BLANK_DEFAULTS), true);
     assert.equal(isBlankEntry({ recording: { enabled: true } }, CAMERA_BLANK_DEFAULTS), false);
     assert.equal(isBlankEntry({ recording: { enabled: false, prebufferSeconds: 6 } }, CAMERA_BLANK_DEFAULTS), false);
-    const untouched = load({ cameras: [{ audio: true, doorbell: { enabled: false }, recording: { enabled: false } }] });
+    const untouched = load({ cameras: [{ audio: true, motion: false, motionHttpTrigger: false, doorbell: { enabled: false }, recording: { enabled: false } }] });
     assert.deepEqual(untouched.messages, []);
     assert.deepEqual(untouched.config.cameras.map((c) => c.id), ['demo']);
   });
@@ -173,8 +173,8 @@ describe('config form: array entries', () => {
     assert.ok(camera);
     assert.equal(camera.onvif?.port, 80);
     assert.deepEqual(
-      [camera.audio, camera.transport, camera.alwaysOn, camera.external, camera.motion, camera.motionResetSeconds, camera.maxViewers, camera.maxHomeKitStreams],
-      [true, 'auto', false, false, false, 30, 10, 4],
+      [camera.audio, camera.transport, camera.alwaysOn, camera.external, camera.motion, camera.motionHttpTrigger, camera.motionResetSeconds, camera.maxViewers, camera.maxHomeKitStreams],
+      [true, 'auto', false, false, false, false, 30, 10, 4],
     );
     const viewers = load({ viewers: [{ username: 'family', password: 'a long passphrase' }] }).config.viewers;
     assert.deepEqual(viewers, [{ username: 'family', password: 'a long passphrase', cameras: [], admin: false, ptz: false }]);
@@ -219,7 +219,7 @@ describe('config form: fields', () => {
     assert.equal(seconds.placeholder, String(PREBUFFER_SECONDS.default));
     assert.match(String(seconds.description), new RegExp(`Empty: ${PREBUFFER_SECONDS.default}\\.$`));
     const source = prop(root, 'cameras.[].recording.motionSource');
-    assert.deepEqual(source.enum, ['onvif', 'none']);
+    assert.deepEqual(source.enum, ['onvif', 'http', 'none']);
     for (const value of source.enum) assert.match(String(source.description), new RegExp(`\\b${String(value)}: `), String(value));
   });
 

@@ -40,6 +40,7 @@ describe('loadConfig: cameras', () => {
       alwaysOn: false,
       external: false,
       motion: false,
+      motionHttpTrigger: false,
       motionResetSeconds: 30,
       tamperSensor: false,
       crossingSensor: false,
@@ -141,7 +142,23 @@ describe('loadConfig: cameras', () => {
   it('turns motion off (with a warning) when there is no ONVIF', () => {
     const result = load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK, motion: true }] });
     assert.equal(only(result).motion, false);
-    assert.match(warnings(result)[0]!, /Camera 'Cam' \(cameras\[0\]\): motion needs ONVIF/);
+    assert.match(warnings(result)[0]!, /Camera 'Cam' \(cameras\[0\]\): motion needs ONVIF .*the motion sensor is off\. .*motionHttpTrigger/);
+  });
+
+  it('takes motion from a web address (motionHttpTrigger) with or without ONVIF, off unless set', () => {
+    assert.equal(only(load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK }] })).motionHttpTrigger, false);
+    const plain = load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK, motionHttpTrigger: true, motionResetSeconds: 5 }] });
+    assert.deepEqual(plain.messages, []);
+    assert.deepEqual([only(plain).motionHttpTrigger, only(plain).motion, only(plain).motionResetSeconds], [true, false, 5]);
+    const both = only(load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK, onvif: { host: '192.168.0.20' }, motion: true, motionHttpTrigger: true }] }));
+    assert.deepEqual([both.motion, both.motionHttpTrigger], [true, true]);
+    // ONVIF motion asked for without ONVIF: the sensor still follows the web address, and the warning says so.
+    const noOnvif = load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK, motion: true, motionHttpTrigger: true }] });
+    assert.deepEqual([only(noOnvif).motion, only(noOnvif).motionHttpTrigger], [false, true]);
+    assert.match(warnings(noOnvif).join('\n'), /motion \(the camera's ONVIF motion events\) needs ONVIF \(set onvif\.host\); the motion sensor follows only the camera's calls of its web address \(motionHttpTrigger\)/);
+    const typo = load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK, motionHttpTrigger: 'yes' }] });
+    assert.deepEqual(typo.config.cameras, []);
+    assert.match(errors(typo).join('\n'), /motionHttpTrigger must be true or false/);
   });
 
   it('carries the separate user name and password beside the URL, as typed', () => {
@@ -534,6 +551,8 @@ describe('loadConfig: doorbell and ONVIF event sensors (issue 17)', () => {
   it('turns tamperSensor off without the motion sensor or ONVIF, and crossingSensor without ONVIF, saying why', () => {
     const both = only(load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, motion: true, tamperSensor: true, crossingSensor: true }] }));
     assert.deepEqual([both.tamperSensor, both.crossingSensor], [true, true]);
+    // The sensor the tamper flag sits on may be driven by the web address alone.
+    assert.equal(only(load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, motionHttpTrigger: true, tamperSensor: true }] })).tamperSensor, true);
     const noMotion = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, tamperSensor: true, crossingSensor: true }] });
     assert.deepEqual([only(noMotion).tamperSensor, only(noMotion).crossingSensor], [false, true]);
     assert.match(warnings(noMotion).join('\n'), /tamperSensor needs the motion sensor/);
@@ -584,12 +603,27 @@ describe('loadConfig: HomeKit Secure Video recording (issue 16)', () => {
     assert.deepEqual(only(doorbell).recording, { motionSource: 'none' });
   });
 
+  it('records on the motion web address: "http" turns motionHttpTrigger on, with or without ONVIF, and is the default when it is on', () => {
+    const asked = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: true, motionSource: 'http' } }] });
+    assert.deepEqual(asked.messages, []);
+    assert.deepEqual([only(asked).recording, only(asked).motionHttpTrigger, only(asked).motion], [{ motionSource: 'http' }, true, false]);
+    const onvif = only(load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, recording: { enabled: true, motionSource: 'http' } }] }));
+    assert.deepEqual([onvif.motionHttpTrigger, onvif.motion], [true, false], 'ONVIF motion stays as set');
+    const byDefault = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, motionHttpTrigger: true, recording: true }] });
+    assert.deepEqual(byDefault.messages, []);
+    assert.deepEqual([only(byDefault).recording, only(byDefault).motion], [{ motionSource: 'http' }, false]);
+    // Recording on 'none' with the web address on: the sensor it drives starts recordings anyway, no warning.
+    const none = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, motionHttpTrigger: true, recording: { enabled: true, motionSource: 'none' } }] });
+    assert.deepEqual(warnings(none), []);
+    assert.equal(only(none).motionHttpTrigger, true);
+  });
+
   it('refuses a pre-buffer outside 4-8 s and an unknown motion source, naming the field and the choices', () => {
     const long = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: true, prebufferSeconds: 12 } }] });
     assert.deepEqual(long.config.cameras, []);
     assert.match(errors(long).join('\n'), /recording\.prebufferSeconds must be between 4 and 8 \(it is 12\) — e\.g\. 4/);
     const source = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: true, motionSource: 'video' } }] });
-    assert.match(errors(source).join('\n'), /recording\.motionSource must be one of onvif, none \(it is "video"\)/);
+    assert.match(errors(source).join('\n'), /recording\.motionSource must be one of onvif, http, none \(it is "video"\)/);
     const typo = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: 'yes' } }] });
     assert.match(errors(typo).join('\n'), /recording\.enabled must be true or false/);
   });
