@@ -7,6 +7,7 @@
 import { toCameraStatus, type CameraStatus } from '../web/camera-status.js';
 import { HttpError, isCameraId } from '../web/http-util.js';
 import type { BroadcastSource, CameraExtras, CameraRegistry, RouteContext, WebRoute } from '../web/types.js';
+import type { WebTriggerKind } from '../web/web-trigger.js';
 import type { CameraConfig } from '../config/types.js';
 import { splitRtspLogin } from '../rtsp/url.js';
 import { testConnection, type TestDeps, type TestRequest } from './connection-test.js';
@@ -19,11 +20,12 @@ export interface AdminCameraStatus extends CameraStatus {
   source: string;
 }
 
-/** A doorbell camera's trigger address, for the Homebridge UI admin only (the log never shows it). */
-export interface AdminDoorbellTrigger {
+/** A camera's web trigger address, for the Homebridge UI admin only (the log never shows it). */
+export interface AdminWebTrigger {
   camera: string;
   name: string;
-  /** `/doorbell/<camera>/<secret>`: POST to it on the plugin's web server to ring. */
+  kind: WebTriggerKind;
+  /** `/<kind>/<camera>/<secret>`: POST to it on the plugin's web server to ring, or to report motion. */
   path: string;
 }
 
@@ -35,8 +37,8 @@ export interface AdminRouteDeps {
   homekitStreams: (id: string) => number;
   secrets: () => Iterable<string>;
   ffmpegPath: string | undefined;
-  /** The HTTP trigger of each doorbell camera that has one (its path carries the secret). */
-  doorbellTriggers: () => AdminDoorbellTrigger[];
+  /** Every web trigger of every camera (their paths carry the secrets). */
+  webTriggers: () => AdminWebTrigger[];
   /** Runs a camera search now; false when discovery is off. */
   discoverNow?: () => Promise<boolean>;
   /** Test deadlines (tests shorten them). */
@@ -175,14 +177,14 @@ export function adminRoutes(deps: AdminRouteDeps): WebRoute[] {
       },
     },
     {
-      // The doorbell trigger addresses: secrets, so never logged; this route is how the Homebridge
-      // UI admin (and nobody else: a watch-page administrator gets 403 too) reads them.
+      // The web trigger addresses (doorbell, motion): secrets, so never logged; this route is how the
+      // Homebridge UI admin (and nobody else: a watch-page administrator gets 403 too) reads them.
       method: 'GET',
-      path: '/api/admin/doorbells',
+      path: '/api/admin/triggers',
       auth: 'admin',
       handle(ctx) {
         requireLocalAdmin(ctx);
-        ctx.sendJson(200, { doorbells: deps.doorbellTriggers() });
+        ctx.sendJson(200, { triggers: deps.webTriggers() });
       },
     },
     {

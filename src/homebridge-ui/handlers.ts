@@ -43,8 +43,8 @@ export function createUiHandlers(options: { storagePath: string; client?: Plugin
         throw error;
       }
     },
-    /** Each doorbell camera's trigger path (a secret: the log never shows it; the page shows it on request). */
-    '/doorbells': async () => plugin.json('GET', '/api/admin/doorbells'),
+    /** Each camera's web trigger paths, doorbell and motion (secrets: the log never shows them; the page shows one on request). */
+    '/triggers': async () => plugin.json('GET', '/api/admin/triggers'),
     '/discovered': async () => plugin.json('GET', '/api/discovered'),
     /** A WS-Discovery search now (a few seconds), then the list. */
     '/discover': async () => {

@@ -4,7 +4,7 @@ import { PtzPresetSwitches } from '../homekit/ptz-switches.js';
 import { Source } from '../media/source.js';
 import { displayRtspUrl } from '../rtsp/url.js';
 import { CameraPtz } from './camera-ptz.js';
-import { doorbellTriggerPath, type DoorbellTrigger } from '../web/doorbell-trigger.js';
+import { WEB_TRIGGER_KINDS, webTriggerPath, type WebTrigger, type WebTriggerKind } from '../web/web-trigger.js';
 import { createCameraSnapshots } from './camera-snapshots.js';
 import { DoorbellPresses } from './doorbell.js';
 import { cameraUpstream, onvifConnector } from './camera-upstream.js';
@@ -94,14 +94,16 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
   let stopped = false;
   return {
     start: async () => {
-      const doorbell = presses && camera.doorbell?.httpTrigger ? await doorbellTrigger(camera, deps.services, deps.log, () => presses.press('http')) : undefined;
+      const triggers = await webTriggers(camera, deps.services, deps.log, {
+        ...(presses && camera.doorbell?.httpTrigger ? { doorbell: () => ({ rang: presses.press('http') }) } : {}),
+      });
       if (stopped) return;
       deps.services.addCamera({
         config: camera,
         source,
         homekitStreams: () => homekit.delegate?.sessionCount ?? 0,
         ...(ptz ? { ptz: () => ptz.control() } : {}),
-        ...(doorbell ? { doorbell } : {}),
+        ...(Object.keys(triggers).length ? { triggers } : {}),
       });
       unregisterSnapshots = deps.services.snapshots.register(camera.id, snapshots.service);
       // Into memory now, so the page's first tile request is answered from memory.
@@ -136,24 +138,43 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
   };
 };
 
+/** How the log names each kind of web trigger, who calls it and what it does. */
+const TRIGGER_WORDS: Readonly<Record<WebTriggerKind, { name: string; caller: string; does: string; button: string }>> = {
+  doorbell: { name: 'Doorbell', caller: 'the doorbell', does: 'it rings the doorbell', button: 'Doorbell address' },
+  motion: { name: 'Motion', caller: 'the camera', does: 'it sets off the motion sensor', button: 'Motion address' },
+};
+
 /**
- * The camera's HTTP trigger: its token from the storage path. The address is never logged (anyone
- * who reads the Homebridge log, in the UI or a pasted bug report, could ring): the log says where to
- * find it, the token file (0600) or the plugin's page in the Homebridge UI (`/api/admin/doorbells`).
+ * The camera's web triggers, one for each kind in `fires` (what a call with the right token does),
+ * their tokens from the storage path. An address is never logged (anyone who reads the Homebridge
+ * log, in the UI or a pasted bug report, could ring or set off motion): the log says where to find
+ * it, the token file (0600) or the plugin's page in the Homebridge UI (`/api/admin/triggers`). A
+ * kind whose secret cannot be read or saved is off (said once), the others work.
  */
-async function doorbellTrigger(camera: CameraConfig, services: CameraRuntimeDeps['services'], log: CameraRuntimeDeps['log'], press: () => boolean): Promise<DoorbellTrigger | undefined> {
-  try {
-    const { token, created, file } = await services.doorbellToken(camera.id);
-    const base = services.watchUrl?.replace(/\/$/, '') ?? '';
-    const where = `${base}${doorbellTriggerPath(camera.id, '<secret>')}, the secret being this camera's entry ("${camera.id}") in ${file} (readable by the Homebridge user only), or "Doorbell address" on the plugin's page in the Homebridge UI`;
-    log.info(created
-      ? `Doorbell web trigger made: let the doorbell POST to ${where}. Keep it secret (it rings the doorbell).`
-      : `Doorbell web trigger on: POST to ${where}. Delete the camera's entry in that file to make a new one.`);
-    return { token, press };
-  } catch (error) {
-    log.error(`The doorbell web trigger is off: its secret could not be read or saved (${error instanceof Error ? error.message : String(error)}).`);
-    return undefined;
-  }
+async function webTriggers(
+  camera: CameraConfig,
+  services: CameraRuntimeDeps['services'],
+  log: CameraRuntimeDeps['log'],
+  fires: Partial<Record<WebTriggerKind, WebTrigger['fire']>>,
+): Promise<Partial<Record<WebTriggerKind, WebTrigger>>> {
+  const made = await Promise.all(WEB_TRIGGER_KINDS.map(async (kind) => {
+    const fire = fires[kind];
+    if (!fire) return [];
+    const words = TRIGGER_WORDS[kind];
+    try {
+      const { token, created, file } = await services.triggerToken(kind, camera.id);
+      const base = services.watchUrl?.replace(/\/$/, '') ?? '';
+      const where = `${base}${webTriggerPath(kind, camera.id, '<secret>')}, the secret being this camera's entry ("${camera.id}") in ${file} (readable by the Homebridge user only), or "${words.button}" on the plugin's page in the Homebridge UI`;
+      log.info(created
+        ? `${words.name} web trigger made: let ${words.caller} POST to ${where}. Keep it secret (${words.does}).`
+        : `${words.name} web trigger on: POST to ${where}. Delete the camera's entry in that file to make a new one.`);
+      return [[kind, { token, fire }] as const];
+    } catch (error) {
+      log.error(`The ${words.name.toLowerCase()} web trigger is off: its secret could not be read or saved (${error instanceof Error ? error.message : String(error)}).`);
+      return [];
+    }
+  }));
+  return Object.fromEntries(made.flat());
 }
 
 function describeSource(camera: CameraConfig): string {

@@ -20,10 +20,10 @@ import { adminRoutes } from '../admin/admin-routes.js';
 import { createLocalAdmin, type LocalAdmin } from '../admin/local-admin.js';
 import type { Authorize } from '../web/types.js';
 import type { PeerLimitSettings } from '../web/auth/peer-guard.js';
-import { doorbellTriggerPath, doorbellTriggerRoute } from '../web/doorbell-trigger.js';
 import { EventStream } from '../web/event-stream.js';
 import { ptzMoverEvent } from '../web/ptz-types.js';
-import { DoorbellTokens } from './doorbell-tokens.js';
+import { WEB_TRIGGER_KINDS, webTriggerPath, webTriggerRoutes, type WebTriggerKind } from '../web/web-trigger.js';
+import { TriggerTokens, wantsWebTrigger } from './trigger-tokens.js';
 
 export type { RegisteredCamera, SharedServices } from './types.js';
 
@@ -86,10 +86,11 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
   let redirect: { close(): Promise<void> } | undefined;
   let watchUrl: string | undefined;
   const discovery = createDiscoveryService(config, context.storagePath, log);
-  // Doorbells (issue 17): the page's event stream, the trigger secrets, and the trigger route.
-  const doorbellTokens = new DoorbellTokens(context.storagePath);
+  // Doorbells (issue 17): the page's event stream. Web triggers (doorbell presses, motion): one store
+  // of secrets per kind, and the routes.
   let events: EventStream | undefined;
-  const doorbellRoute = doorbellTriggerRoute({ trigger: (id) => cameras.get(id)?.doorbell });
+  const triggerTokens = Object.fromEntries(WEB_TRIGGER_KINDS.map((kind) => [kind, new TriggerTokens(context.storagePath, kind)])) as Record<WebTriggerKind, TriggerTokens>;
+  const triggerRoutes = webTriggerRoutes({ trigger: (kind, id) => cameras.get(id)?.triggers?.[kind] });
   // Prometheus text for the cameras the caller may watch: a share-link token for all cameras works
   // as a scraper's bearer token.
   const metricsRoute: WebRoute = {
@@ -112,8 +113,8 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     get watchUrl() {
       return watchUrl;
     },
-    async doorbellToken(cameraId) {
-      const token = await doorbellTokens.tokenFor(cameraId);
+    async triggerToken(kind, cameraId) {
+      const token = await triggerTokens[kind].tokenFor(cameraId);
       // From now on no log line can carry it (the redacting logger reads this set at every line).
       context.secrets.add(token.token);
       return token;
@@ -126,13 +127,15 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       events?.publishFor(cameraId, (principal) => ptzMoverEvent(cameraId, moverId, principal, at));
     },
     async start() {
-      // Before any camera asks for its token (one queue): a camera deleted, or its trigger turned
-      // off, loses its secret, so adding it again later makes a new address.
-      void doorbellTokens.prune(config.cameras.filter((c) => c.doorbell?.httpTrigger).map((c) => c.id)).then((removed) => {
-        if (removed > 0) log.debug(`Doorbell web trigger secrets of ${removed} camera(s) no longer configured with one were removed.`);
-      }, (error: unknown) => {
-        log.warn(`The doorbell web trigger secrets could not be tidied: ${error instanceof Error ? error.message : String(error)}`);
-      });
+      // Before any camera asks for its token (one queue per kind): a camera deleted, or its trigger
+      // turned off, loses its secret, so adding it again later makes a new address.
+      for (const kind of WEB_TRIGGER_KINDS) {
+        void triggerTokens[kind].prune(config.cameras.filter((c) => wantsWebTrigger(c, kind)).map((c) => c.id)).then((removed) => {
+          if (removed > 0) log.debug(`${kind} web trigger secrets of ${removed} camera(s) no longer configured with one were removed.`);
+        }, (error: unknown) => {
+          log.warn(`The ${kind} web trigger secrets could not be tidied: ${error instanceof Error ? error.message : String(error)}`);
+        });
+      }
       restream = await createRestreamServer({
         getSource: (id) => cameras.get(id)?.source,
         port: config.restream.port,
@@ -188,7 +191,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         trustedProxies: config.web.trustedProxies,
         authorize,
         loginPath: access.loginPath,
-        routes: [...access.routes, discovery.route, metricsRoute, eventStream.route, doorbellRoute, ...adminRoutes({
+        routes: [...access.routes, discovery.route, metricsRoute, eventStream.route, ...triggerRoutes, ...adminRoutes({
           registry,
           localAdmin: admin,
           cameraExtras: (id) => {
@@ -200,8 +203,10 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
           secrets: () => [...context.secrets, ...accessControl.secrets()],
           ffmpegPath: context.ffmpeg?.path,
           discoverNow: () => discovery.searchNow(),
-          doorbellTriggers: () => [...cameras.values()].flatMap((c) => (c.doorbell
-            ? [{ camera: c.config.id, name: c.config.name, path: doorbellTriggerPath(c.config.id, c.doorbell.token) }] : [])),
+          webTriggers: () => [...cameras.values()].flatMap((c) => WEB_TRIGGER_KINDS.flatMap((kind) => {
+            const trigger = c.triggers?.[kind];
+            return trigger ? [{ camera: c.config.id, name: c.config.name, kind, path: webTriggerPath(kind, c.config.id, trigger.token) }] : [];
+          })),
         })],
         secrets: () => [...context.secrets, ...access!.secrets()],
         signalling: access.guardSignalling(createSignallingHandler({ registry, limits, ice, logger: log })),

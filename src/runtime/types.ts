@@ -10,9 +10,9 @@ import type { Source } from '../media/source.js';
 import type { SnapshotRegistry } from '../snapshots/snapshot-service.js';
 import type { Logger } from '../util/logger.js';
 import type { CameraPtzControl } from '../web/ptz-types.js';
-import type { DoorbellTrigger } from '../web/doorbell-trigger.js';
 import type { DoorbellEvent } from '../web/event-stream.js';
-import type { DoorbellToken } from './doorbell-tokens.js';
+import type { WebTrigger, WebTriggerKind } from '../web/web-trigger.js';
+import type { TriggerToken } from './trigger-tokens.js';
 
 /** What every part of the runtime may use. */
 export interface RuntimeContext {
@@ -27,7 +27,7 @@ export interface RuntimeContext {
   /**
    * Every password in the config (cameras, viewers, TURN): masked in anything sent to a browser and
    * by the plugin's redacting logger, which reads this same set at every line, so the secrets the
-   * plugin makes later (doorbell trigger tokens) are added here.
+   * plugin makes later (the web triggers' tokens) are added here.
    */
   secrets: Set<string>;
 }
@@ -58,8 +58,8 @@ export interface RegisteredCamera {
   homekitStreams?: () => number;
   /** Its pan/tilt/zoom for the web page, once known; undefined for a camera without PTZ. */
   ptz?: () => CameraPtzControl | undefined;
-  /** A doorbell camera's HTTP trigger (`doorbell.httpTrigger`). */
-  doorbell?: DoorbellTrigger;
+  /** The camera's web triggers: a doorbell's (`doorbell.httpTrigger`), its motion sensor's (`motionHttpTrigger`). */
+  triggers?: Partial<Record<WebTriggerKind, WebTrigger>>;
 }
 
 /**
@@ -79,8 +79,8 @@ export interface SharedServices {
   /** The web server's snapshot provider: each camera registers its snapshot service here, so tiles and Home share one mechanism. */
   readonly snapshots: SnapshotRegistry;
   readonly watchUrl: string | undefined;
-  /** The secret of a doorbell camera's HTTP trigger, kept in the storage path (made on first use); masked in the log from then on. */
-  doorbellToken(cameraId: string): Promise<DoorbellToken>;
+  /** The secret of a camera's web trigger of one kind, kept in the storage path (made on first use); masked in the log from then on. */
+  triggerToken(kind: WebTriggerKind, cameraId: string): Promise<TriggerToken>;
   /** Tells the watch pages of viewers who may watch the camera that someone is at the door. */
   publishDoorbell(event: DoorbellEvent): void;
   /**

@@ -67,18 +67,18 @@ describe('UI server handlers against the plugin over HTTPS', () => {
     assert.equal(JSON.stringify(status).includes(PASSWORD), false);
   });
 
-  it('doorbells: each trigger path, for the UI admin only (the log never shows it); its secret joins the masked ones', async () => {
+  it('triggers: each web trigger path, for the UI admin only (the log never shows it); its secret joins the masked ones', async () => {
     const door = loadConfig({ platform: 'WebRTCCameras', cameras: [{ name: 'Door', rtspUrl: camera.url, doorbell: { enabled: true, httpTrigger: true } }] }).config.cameras[0]!;
-    const { token, file } = await services.doorbellToken(door.id);
+    const { token, file } = await services.triggerToken('doorbell', door.id);
     assert.equal(file, join(storage, 'webrtc-cameras', 'doorbell-tokens.json'));
     assert.ok(secrets.has(token), 'the redacting logger masks it from now on');
     const doorSource = new Source({ id: door.id, name: door.name, upstream: cameraUpstream(door, { log: silentLogger, ffmpeg: undefined }), logger: silentLogger });
-    services.addCamera({ config: door, source: doorSource, doorbell: { token, press: () => true } });
+    services.addCamera({ config: door, source: doorSource, triggers: { doorbell: { token, fire: () => ({ rang: true }) } } });
     try {
-      assert.deepEqual(await handlers['/doorbells']!(undefined), { doorbells: [{ camera: 'door', name: 'Door', path: `/doorbell/door/${token}` }] });
+      assert.deepEqual(await handlers['/triggers']!(undefined), { triggers: [{ camera: 'door', name: 'Door', kind: 'doorbell', path: `/doorbell/door/${token}` }] });
       // Anyone else, a watch-page administrator included, is refused.
       const info = JSON.parse(await readFile(join(storage, 'webrtc-cameras', 'admin.json'), 'utf8')) as { port: number };
-      const anonymous = await request(`https://127.0.0.1:${info.port}/api/admin/doorbells`);
+      const anonymous = await request(`https://127.0.0.1:${info.port}/api/admin/triggers`);
       assert.notEqual(anonymous.status, 200);
       assert.equal(anonymous.body.includes(token), false);
     } finally {

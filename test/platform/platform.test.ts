@@ -96,7 +96,7 @@ function harness(config: PlatformConfig | undefined, cached: FakeAccessory[] = [
       restreamUrl: (id) => `rtsp://127.0.0.1:1/${id}`,
       snapshots: new SnapshotRegistry(),
       watchUrl: undefined,
-      doorbellToken: () => Promise.reject(new Error('no doorbells in these tests')),
+      triggerToken: () => Promise.reject(new Error('no web triggers in these tests')),
       publishDoorbell: () => undefined,
       publishPtzMover: () => undefined,
     }),

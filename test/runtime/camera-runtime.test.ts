@@ -14,7 +14,7 @@ import type { API, PlatformAccessory } from 'homebridge';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { CameraConfig } from '../../src/config/types.js';
 import { createCameraRuntime } from '../../src/runtime/camera-runtime.js';
-import type { DoorbellToken } from '../../src/runtime/doorbell-tokens.js';
+import type { TriggerToken } from '../../src/runtime/trigger-tokens.js';
 import type { PluginServices, RegisteredCamera } from '../../src/runtime/types.js';
 import { SnapshotRegistry } from '../../src/snapshots/snapshot-service.js';
 import { recordingLogger } from '../helpers/onvif-log.js';
@@ -31,7 +31,7 @@ function doorCamera(): CameraConfig {
 }
 
 /** Shared services that record what the camera registers; the token arrives when the test says. */
-function fakeServices(token: Promise<DoorbellToken>): { services: PluginServices; added: RegisteredCamera[] } {
+function fakeServices(token: Promise<TriggerToken>): { services: PluginServices; added: RegisteredCamera[] } {
   const added: RegisteredCamera[] = [];
   const services: PluginServices = {
     start: () => Promise.resolve(),
@@ -41,7 +41,7 @@ function fakeServices(token: Promise<DoorbellToken>): { services: PluginServices
     restreamUrl: (id) => `rtsp://127.0.0.1:1/${id}`,
     snapshots: new SnapshotRegistry(),
     watchUrl: 'http://192.168.0.2:8080',
-    doorbellToken: () => token,
+    triggerToken: () => token,
     publishDoorbell: () => undefined,
     publishPtzMover: () => undefined,
   };
@@ -53,7 +53,7 @@ function accessory(): PlatformAccessory {
   return Object.assign(inner, { context: {} }) as unknown as PlatformAccessory;
 }
 
-async function runtimeFor(token: Promise<DoorbellToken>, cached = accessory()) {
+async function runtimeFor(token: Promise<TriggerToken>, cached = accessory()) {
   const storagePath = await mkdtemp(path.join(tmpdir(), 'camera-runtime-'));
   dirs.push(storagePath);
   const camera = doorCamera();
@@ -68,8 +68,8 @@ async function runtimeFor(token: Promise<DoorbellToken>, cached = accessory()) {
 
 describe('createCameraRuntime', () => {
   it('stop() while start() waits for the doorbell secret: nothing is registered or started afterwards', async () => {
-    let give: (token: DoorbellToken) => void = () => undefined;
-    const { runtime, log, services, added, camera } = await runtimeFor(new Promise<DoorbellToken>((resolve) => { give = resolve; }));
+    let give: (token: TriggerToken) => void = () => undefined;
+    const { runtime, log, services, added, camera } = await runtimeFor(new Promise<TriggerToken>((resolve) => { give = resolve; }));
     const starting = runtime.start();
     await runtime.stop();
     give({ token: TOKEN, created: false, file: '/storage/webrtc-cameras/doorbell-tokens.json' });
@@ -85,7 +85,7 @@ describe('createCameraRuntime', () => {
       const { runtime, log, added } = await runtimeFor(Promise.resolve({ token: TOKEN, created, file }));
       await runtime.start();
       await runtime.stop();
-      assert.equal(added[0]?.doorbell?.token, TOKEN, 'the trigger has its secret');
+      assert.equal(added[0]?.triggers?.doorbell?.token, TOKEN, 'the trigger has its secret');
       assert.ok(!log.lines.some((l) => l.includes(TOKEN)), log.lines.join('\n'));
       const line = log.lines.find((l) => /Doorbell web trigger/.test(l));
       assert.ok(line?.includes(file), `the line names the file: ${line}`);

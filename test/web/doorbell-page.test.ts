@@ -12,7 +12,7 @@ import type { Page } from 'playwright-core';
 
 import { DoorbellPresses } from '../../src/runtime/doorbell.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { doorbellTriggerPath, doorbellTriggerRoute, type DoorbellTrigger } from '../../src/web/doorbell-trigger.js';
+import { webTriggerPath, webTriggerRoutes, type WebTrigger } from '../../src/web/web-trigger.js';
 import { EventStream } from '../../src/web/event-stream.js';
 import { createWebServer, type WebServer } from '../../src/web/server.js';
 import { LOOPBACK_ICE_SETTINGS } from '../../src/webrtc/ice-config.js';
@@ -52,14 +52,14 @@ describe('e2e: the doorbell banner on the watch page (Chromium)', () => {
         stream.publish({ type: 'doorbell', camera: CAMERA, name: 'Front door', at: Date.now() });
       },
     });
-    const trigger: DoorbellTrigger = { token: TOKEN, press: () => presses.press('http') };
+    const trigger: WebTrigger = { token: TOKEN, fire: () => ({ rang: presses.press('http') }) };
     server = createWebServer({
       port: 0,
       host: '127.0.0.1',
       registry,
       cameraExtras: () => ({ name: 'Front door' }),
       signalling: createSignallingHandler({ registry, limits: new ViewerLimiter(), ice: LOOPBACK_ICE_SETTINGS }),
-      routes: [stream.route, doorbellTriggerRoute({ trigger: (id) => (id === CAMERA ? trigger : undefined) })],
+      routes: [stream.route, ...webTriggerRoutes({ trigger: (kind, id) => (kind === 'doorbell' && id === CAMERA ? trigger : undefined) })],
       log: silentLogger,
     });
     base = (await server.listen()).url;
@@ -87,7 +87,7 @@ describe('e2e: the doorbell banner on the watch page (Chromium)', () => {
     assert.equal(await page.getAttribute('#doorbell-alerts', 'aria-pressed'), 'true');
     await until(() => stream.size === 1, 'the page\u2019s event stream', BOUND_MS);
 
-    const response = await fetch(new URL(doorbellTriggerPath(CAMERA, TOKEN).slice(1), base), { method: 'POST' });
+    const response = await fetch(new URL(webTriggerPath('doorbell', CAMERA, TOKEN).slice(1), base), { method: 'POST' });
     assert.equal(response.status, 200);
     assert.deepEqual(await response.json(), { rang: true });
     assert.equal(rings, 1);

@@ -25,7 +25,7 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-const state = { web: undefined, cameras: [], running: false, previews: new Map(), doorbells: new Map() };
+const state = { web: undefined, cameras: [], running: false, previews: new Map(), triggers: new Map() };
 
 function errorText(error) {
   if (!error) return 'Unknown error';
@@ -107,9 +107,10 @@ async function loadCameras() {
   state.running = status.running;
   state.web = status.web;
   state.cameras = status.cameras;
-  // Doorbell trigger paths (secrets): shown on a card only when its button is pressed.
-  const { doorbells } = status.running ? await hb.request('/doorbells').catch(() => ({ doorbells: [] })) : { doorbells: [] };
-  state.doorbells = new Map(doorbells.map((d) => [d.camera, d.path]));
+  // Web trigger paths (secrets), per camera and kind: shown on a card only when its button is pressed.
+  const { triggers } = status.running ? await hb.request('/triggers').catch(() => ({ triggers: [] })) : { triggers: [] };
+  state.triggers = new Map();
+  for (const t of triggers) state.triggers.set(t.camera, [...(state.triggers.get(t.camera) ?? []), t]);
   banner(status.running ? '' : status.message);
   const list = $('#cameras-list');
   for (const preview of state.previews.values()) preview.stop();
@@ -150,6 +151,15 @@ function reasonText(camera) {
   return camera.state === 'retrying' && camera.retryInMs ? `${camera.lastError} (next try in ${Math.ceil(camera.retryInMs / 1000)} s)` : camera.lastError;
 }
 
+/** What each web trigger's button is called and says next to its address. */
+const TRIGGER_WORDS = {
+  doorbell: { button: 'Doorbell address', text: 'Let the doorbell POST to this address when pressed (keep it secret: it rings the doorbell): ' },
+  motion: {
+    button: 'Motion address',
+    text: 'Let the camera POST (or GET) this address on motion (keep it secret: it sets off the motion sensor); the sensor turns off by itself after the motion reset time, or at once with ?state=off added: ',
+  },
+};
+
 function cameraCard(camera) {
   const media = h('div', { class: 'wrc-media' }, h('span', { class: 'wrc-placeholder' }, 'Loading snapshot…'));
   const result = h('div', { class: 'wrc-result' });
@@ -164,12 +174,12 @@ function cameraCard(camera) {
       previewButton,
       h('button', { type: 'button', class: 'wrc-btn', dataset: { action: 'test' }, onclick: () => runTest({ kind: 'camera', id: camera.id }, result) }, 'Test'),
       h('a', { class: 'wrc-btn wrc-btn-quiet', href: `${pageBase()}/#camera=${encodeURIComponent(camera.id)}`, target: '_blank', rel: 'noopener' }, 'Watch page ↗'),
-      state.doorbells.has(camera.id)
-        ? h('button', { type: 'button', class: 'wrc-btn wrc-btn-quiet', dataset: { action: 'doorbell' }, onclick: () => {
-          result.replaceChildren(h('p', {}, 'Let the doorbell POST to this address when pressed (keep it secret: it rings the doorbell): ',
-            h('code', {}, `${pageBase()}${state.doorbells.get(camera.id)}`)));
-        } }, 'Doorbell address')
-        : null,
+      ...(state.triggers.get(camera.id) ?? []).map((trigger) => {
+        const words = TRIGGER_WORDS[trigger.kind];
+        return words ? h('button', { type: 'button', class: 'wrc-btn wrc-btn-quiet', dataset: { action: trigger.kind }, onclick: () => {
+          result.replaceChildren(h('p', {}, words.text, h('code', {}, `${pageBase()}${trigger.path}`)));
+        } }, words.button) : null;
+      }),
     ),
     result,
   );
