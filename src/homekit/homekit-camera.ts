@@ -5,7 +5,9 @@
  * - the streaming delegate (one ffmpeg per Home app viewer, all reading the loopback re-stream);
  * - Home app snapshots, answered by the camera's snapshot service (src/snapshots, built and
  *   registered with the web server by src/runtime, handed in here);
- * - the MotionSensor (ONVIF motion events) and ONVIF device information;
+ * - the MotionSensor, driven by ONVIF motion events (`motion`) and/or the camera's calls of its
+ *   motion web address (`motionHttpTrigger`, issue 16: `motionFromWeb()`, which the runtime's web
+ *   trigger calls), on while either says motion; and ONVIF device information;
  * - HomeKit Secure Video when `recording` is on (issue 16): HAP's recording options and the
  *   recording delegate (src/homekit/recording) fed by the camera's one shared Source, with the
  *   MotionSensor above as the trigger that starts a recording (HAP adds CameraOperatingMode,
@@ -23,8 +25,10 @@ import type { CameraConfig, FfmpegConfig } from '../config/types.js';
 import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
 import { splitArgs } from '../ffmpeg/homekit-args.js';
 import { QueuedSink } from '../media/queued-sink.js';
+import type { TimerSeam } from '../media/timers.js';
 import type { CodecName, SourceState, SourceStats, Subscribable, TrackDescription } from '../media/types.js';
 import type { ConnectedOnvifDevice } from '../onvif/device.js';
+import { MotionState } from '../onvif/motion.js';
 import type { Logger } from '../util/logger.js';
 import { applyOnvifInformation } from './accessory-info.js';
 import { OnvifLink } from './onvif-link.js';
@@ -62,6 +66,8 @@ export interface HomeKitCameraOptions {
   probeTimeoutMs?: number;
   /** An ONVIF doorbell press (doorbell cameras): the runtime debounces it and calls `ringDoorbell()`. */
   onDoorbellPress?: () => void;
+  /** Clock and timers of the web motion's reset time (tests); default the real ones. */
+  clock?: { now: () => number; timers: TimerSeam };
 }
 
 /** Subtype of the second MotionSensor (line crossing / field detection), so a restart finds it again. */
@@ -95,7 +101,9 @@ export class HomeKitCamera {
   private readonly log: Logger;
   private readonly probe = new AbortController();
   private stopped = false;
-  private motionDetected = false;
+  /** What ONVIF says (`motion`), and the web trigger's state (`motionHttpTrigger`); the sensor shows either. */
+  private onvifMotion = false;
+  private readonly webMotion: MotionState | undefined;
   private tampered = false;
   private readonly crossingService: Service | undefined;
 
@@ -149,6 +157,29 @@ export class HomeKitCamera {
         })
       : undefined;
     this.crossingService = this.crossingSensor();
+    if (camera.motionHttpTrigger) {
+      // Each call is a pulse: motion until motionResetSeconds after the last one (the sender may
+      // never say it ended), or until a call says it ended (`end()`).
+      this.webMotion = new MotionState({
+        resetTimeoutMs: camera.motionResetSeconds * 1000,
+        log,
+        name: 'web trigger',
+        ...(options.clock ? { now: options.clock.now, timers: options.clock.timers } : {}),
+      });
+      this.webMotion.on('change', () => this.showMotion());
+    }
+  }
+
+  /**
+   * A call of the camera's motion web address: motion now (`on`, held until the reset time has
+   * passed since the last call), or motion over at once. Answers what the sensor shows afterwards
+   * (still on after an "off" while ONVIF reports motion). Nothing happens for a camera without
+   * `motionHttpTrigger` (the runtime offers no route then).
+   */
+  motionFromWeb(on: boolean): { motion: boolean } {
+    if (on) this.webMotion?.update(true, 'web', true);
+    else this.webMotion?.end();
+    return { motion: this.motionNow() };
   }
 
   /**
@@ -196,6 +227,7 @@ export class HomeKitCamera {
     this.probe.abort();
     // Ends the hub's recording streams and releases the pre-buffer's subscription of the Source.
     this.recordingDelegate?.close();
+    this.webMotion?.dispose();
     await Promise.allSettled([this.delegate?.close(), this.onvif?.stop()]);
   }
 
@@ -252,9 +284,10 @@ export class HomeKitCamera {
       cameraStreamCount: camera.maxHomeKitStreams,
       delegate: this.delegate,
       streamingOptions: streamingOptions(api.hap, resolutions, audio.codecs),
-      // One MotionSensor, made and restored by HAP: ONVIF motion sets it, and with recording it is
-      // also the trigger that starts a recording (HAP links it to CameraRecordingManagement).
-      sensors: { motion: camera.motion },
+      // One MotionSensor, made and restored by HAP: ONVIF motion and the motion web address set it,
+      // and with recording it is also the trigger that starts a recording (HAP links it to
+      // CameraRecordingManagement).
+      sensors: { motion: motionSensorOn(camera) },
       ...(recording ? { recording } : {}),
     };
     // A doorbell is a camera controller with the Doorbell service; the Home app rings with its snapshot.
@@ -266,13 +299,13 @@ export class HomeKitCamera {
       this.motionService = controller.motionService;
       // Linked from every stream service, so Home treats motion as this camera's (notifications with its picture).
       for (const management of controller.streamManagements) management.getService().addLinkedService(controller.motionService);
-      controller.motionService.updateCharacteristic(api.hap.Characteristic.MotionDetected, this.motionDetected || (this.onvif?.motionDetected ?? false));
+      controller.motionService.updateCharacteristic(api.hap.Characteristic.MotionDetected, this.motionNow());
       if (camera.tamperSensor) this.setTampered(this.tampered);
     }
     const sizeText = size ? `camera picture ${size.width}x${size.height}` : 'camera picture size unknown (it did not answer in time), offering every standard size';
     this.log.info(
       `Home app camera ready: ${sizeText}; resolutions ${resolutions.map(([w, h, f]) => `${w}x${h}@${f}`).join(', ')}; ` +
-        `up to ${camera.maxHomeKitStreams} stream(s); ${audio.message}${camera.motion ? '; motion sensor on' : ''}${camera.doorbell ? '; video doorbell' : ''}` +
+        `up to ${camera.maxHomeKitStreams} stream(s); ${audio.message}${motionSensorOn(camera) ? `; motion sensor on (${motionSources(camera)})` : ''}${camera.doorbell ? '; video doorbell' : ''}` +
         `${recording ? `; ${this.recordingSummary(recording.options.prebufferLength)}` : ''}.`,
     );
   }
@@ -313,7 +346,7 @@ export class HomeKitCamera {
   /** The log's words for what was offered and what starts a recording. */
   private recordingSummary(prebufferMs: number): string {
     const { camera } = this.options;
-    const triggers = [...(camera.motion ? ['motion'] : []), ...(camera.doorbell ? ['doorbell presses'] : [])];
+    const triggers = [...(motionSensorOn(camera) ? ['motion'] : []), ...(camera.doorbell ? ['doorbell presses'] : [])];
     return `HomeKit Secure Video offered (${prebufferMs / 1000} s pre-buffer; ` +
       `${triggers.length ? `recordings start on ${triggers.join(' and ')}` : 'nothing starts a recording yet'})`;
   }
@@ -367,9 +400,26 @@ export class HomeKitCamera {
   }
 
   private setMotion(detected: boolean): void {
-    this.motionDetected = detected;
-    this.motionService?.updateCharacteristic(this.options.api.hap.Characteristic.MotionDetected, detected);
+    this.onvifMotion = detected;
+    this.showMotion();
   }
+
+  private motionNow(): boolean {
+    return this.onvifMotion || (this.onvif?.motionDetected ?? false) || (this.webMotion?.detected ?? false);
+  }
+
+  private showMotion(): void {
+    this.motionService?.updateCharacteristic(this.options.api.hap.Characteristic.MotionDetected, this.motionNow());
+  }
+}
+
+/** The accessory has a motion sensor when ONVIF motion or the motion web address drives it. */
+function motionSensorOn(camera: CameraConfig): boolean {
+  return camera.motion || camera.motionHttpTrigger;
+}
+
+function motionSources(camera: CameraConfig): string {
+  return [camera.motion ? 'ONVIF events' : undefined, camera.motionHttpTrigger ? 'web trigger' : undefined].filter(Boolean).join(' and ');
 }
 
 /** The camera's AAC track as the recording options name it, if it sends AAC. */

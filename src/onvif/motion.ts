@@ -1,6 +1,6 @@
 /**
- * The motion state of one camera, fed by ONVIF events (or anything else) and read by the HomeKit
- * MotionSensor. Cameras differ: some report a property that goes true and later false, some send
+ * The motion state of one camera, fed by ONVIF events (or anything else: the motion web trigger
+ * uses one too) and read by the HomeKit MotionSensor. Cameras differ: some report a property that goes true and later false, some send
  * the same motion on two topics at once, some only send "true" pulses. So:
  *
  * - Each source (topic + source items) is tracked separately; motion is detected while any is active.
@@ -87,6 +87,18 @@ export class MotionState extends EventEmitter<MotionStateEvents> {
     this.lastSeenAt = this.now();
     if (this.state) this.scheduleOff();
     else this.cancelDebounce();
+  }
+
+  /**
+   * Motion over at once, without waiting out the reset time: every source is forgotten and the state
+   * turns off now (a sender that says its motion ended, e.g. a web trigger called with `state=off`).
+   */
+  end(): void {
+    if (this.disposed) return;
+    this.active.clear();
+    this.cancelDebounce();
+    this.clearOffTimer();
+    this.set(false);
   }
 
   /** Stops all timers; no further `change` events. */

@@ -4,7 +4,7 @@ import { PtzPresetSwitches } from '../homekit/ptz-switches.js';
 import { Source } from '../media/source.js';
 import { displayRtspUrl } from '../rtsp/url.js';
 import { CameraPtz } from './camera-ptz.js';
-import { WEB_TRIGGER_KINDS, webTriggerPath, type WebTrigger, type WebTriggerKind } from '../web/web-trigger.js';
+import { WEB_TRIGGER_KINDS, motionStateOf, webTriggerPath, type WebTrigger, type WebTriggerKind } from '../web/web-trigger.js';
 import { createCameraSnapshots } from './camera-snapshots.js';
 import { DoorbellPresses } from './doorbell.js';
 import { cameraUpstream, onvifConnector } from './camera-upstream.js';
@@ -19,7 +19,7 @@ import type { CameraRuntimeDeps, CameraRuntimeFactory, PluginServicesFactory } f
  *   re-stream, the camera registry). Started before any camera, stopped after the last.
  * - `createCameraRuntime` once per camera: its `Source`, snapshot service (registered with the
  *   shared services' `SnapshotRegistry`, which the web server reads), HomeKit streaming delegate,
- *   motion. Started after its accessory is registered; `start()` must not wait for the camera to
+ *   motion (ONVIF events, the motion web trigger), doorbell presses. Started after its accessory is registered; `start()` must not wait for the camera to
  *   answer (an unreachable camera retries in the background with backoff, never in a hot loop).
  *
  * Later issues replace the bodies below; the platform does not change. Both `stop()`s must be
@@ -96,6 +96,8 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     start: async () => {
       const triggers = await webTriggers(camera, deps.services, deps.log, {
         ...(presses && camera.doorbell?.httpTrigger ? { doorbell: () => ({ rang: presses.press('http') }) } : {}),
+        // The motion sensor (issue 16): on until the reset time after the last call, or off at once.
+        ...(camera.motionHttpTrigger ? { motion: (query: URLSearchParams) => homekit.motionFromWeb(motionStateOf(query)) } : {}),
       });
       if (stopped) return;
       deps.services.addCamera({

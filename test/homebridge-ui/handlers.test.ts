@@ -68,19 +68,27 @@ describe('UI server handlers against the plugin over HTTPS', () => {
   });
 
   it('triggers: each web trigger path, for the UI admin only (the log never shows it); its secret joins the masked ones', async () => {
-    const door = loadConfig({ platform: 'WebRTCCameras', cameras: [{ name: 'Door', rtspUrl: camera.url, doorbell: { enabled: true, httpTrigger: true } }] }).config.cameras[0]!;
+    const door = loadConfig({ platform: 'WebRTCCameras', cameras: [{ name: 'Door', rtspUrl: camera.url, doorbell: { enabled: true, httpTrigger: true }, motionHttpTrigger: true }] }).config.cameras[0]!;
     const { token, file } = await services.triggerToken('doorbell', door.id);
     assert.equal(file, join(storage, 'webrtc-cameras', 'doorbell-tokens.json'));
     assert.ok(secrets.has(token), 'the redacting logger masks it from now on');
+    const motion = await services.triggerToken('motion', door.id);
+    assert.equal(motion.file, join(storage, 'webrtc-cameras', 'motion-tokens.json'));
+    assert.notEqual(motion.token, token);
+    assert.ok(secrets.has(motion.token), 'the motion secret is masked too');
     const doorSource = new Source({ id: door.id, name: door.name, upstream: cameraUpstream(door, { log: silentLogger, ffmpeg: undefined }), logger: silentLogger });
-    services.addCamera({ config: door, source: doorSource, triggers: { doorbell: { token, fire: () => ({ rang: true }) } } });
+    services.addCamera({ config: door, source: doorSource, triggers: { doorbell: { token, fire: () => ({ rang: true }) }, motion: { token: motion.token, fire: () => ({ motion: true }) } } });
     try {
-      assert.deepEqual(await handlers['/triggers']!(undefined), { triggers: [{ camera: 'door', name: 'Door', kind: 'doorbell', path: `/doorbell/door/${token}` }] });
+      assert.deepEqual(await handlers['/triggers']!(undefined), { triggers: [
+        { camera: 'door', name: 'Door', kind: 'doorbell', path: `/doorbell/door/${token}` },
+        { camera: 'door', name: 'Door', kind: 'motion', path: `/motion/door/${motion.token}` },
+      ] });
       // Anyone else, a watch-page administrator included, is refused.
       const info = JSON.parse(await readFile(join(storage, 'webrtc-cameras', 'admin.json'), 'utf8')) as { port: number };
       const anonymous = await request(`https://127.0.0.1:${info.port}/api/admin/triggers`);
       assert.notEqual(anonymous.status, 200);
       assert.equal(anonymous.body.includes(token), false);
+      assert.equal(anonymous.body.includes(motion.token), false);
     } finally {
       services.removeCamera(door.id);
       await doorSource.close();

@@ -4,10 +4,11 @@
  * counted) and ffmpeg capabilities that are only read. With `recording` on, HAP must publish HomeKit
  * Secure Video (CameraOperatingMode, CameraRecordingManagement, DataStreamTransportManagement) with
  * the ONE motion sensor as its trigger; off, none of it; a camera that does not send H.264 is not
- * offered recording at all.
+ * offered recording at all. Motion from a web address (issue 16): the same one sensor, driven through
+ * the real trigger route on a real web server, on a manual clock.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import hap from '@homebridge/hap-nodejs';
 import type { API, PlatformAccessory } from 'homebridge';
 
@@ -15,7 +16,11 @@ import { loadConfig } from '../../src/config/load-config.js';
 import type { CameraConfig } from '../../src/config/types.js';
 import { CROSSING_SENSOR_SUBTYPE, HomeKitCamera, type HomeKitCameraSource } from '../../src/homekit/homekit-camera.js';
 import type { CodecName, SourceStats, TrackDescription } from '../../src/media/types.js';
+import { createWebServer, type WebServer } from '../../src/web/server.js';
+import { motionStateOf, webTriggerPath, webTriggerRoutes, type WebTrigger } from '../../src/web/web-trigger.js';
 import { ffmpegCapabilities } from '../helpers/fake-ffmpeg.js';
+import { FakeTime } from '../helpers/fake-time.js';
+import { registryOf, sampleCameras } from '../web/fixtures.js';
 import { memoryLogger, type MemoryLogger } from './camera-rig.js';
 
 const { Characteristic, Service } = hap;
@@ -64,7 +69,7 @@ interface Built {
   log: MemoryLogger;
 }
 
-async function build(camera: CameraConfig, options: { accessory?: hap.Accessory; tracks?: TrackDescription[] } = {}): Promise<Built> {
+async function build(camera: CameraConfig, options: { accessory?: hap.Accessory; tracks?: TrackDescription[]; time?: FakeTime } = {}): Promise<Built> {
   const accessory = options.accessory ?? newAccessory();
   const source = scriptedSource(options.tracks ?? [track('video', 'H264', 90_000), track('audio', 'AAC', 16_000, 1)]);
   const log = memoryLogger();
@@ -78,6 +83,7 @@ async function build(camera: CameraConfig, options: { accessory?: hap.Accessory;
     ffmpeg: ffmpegCapabilities({ libopus: true }),
     ffmpegConfig: { debug: false },
     log,
+    ...(options.time ? { clock: { now: options.time.clock, timers: options.time } } : {}),
   });
   homekit.start();
   await homekit.configured;
@@ -171,6 +177,86 @@ describe('HomeKitCamera: HomeKit Secure Video on the accessory', () => {
     assert.equal(motionSensors(accessory).length, 1, 'the motion sensor stays for notifications');
     const said = log.lines.filter((line) => /Secure Video/.test(line));
     assert.deepEqual(said, ['warn HomeKit Secure Video is not offered: recording needs H.264 and this camera sends H265. Set the camera\'s stream to H.264 to record.']);
+    await homekit.stop();
+  });
+});
+
+describe('HomeKitCamera: motion from a web address (issue 16)', () => {
+  const TOKEN = 'W'.repeat(16) + 'e'.repeat(16);
+  const servers: WebServer[] = [];
+  after(async () => {
+    await Promise.all(servers.map((server) => server.close()));
+  });
+
+  /** The camera 'yard' built on a manual clock, and the real trigger routes on a real web server calling it as the runtime does. */
+  async function withRoute(entry: Record<string, unknown>, maxPerWindow?: number): Promise<Built & { time: FakeTime; call: (path: string, method?: string) => Promise<number>; detected: () => unknown }> {
+    const time = new FakeTime();
+    const built = await build(cameraFrom(entry), { time });
+    const trigger: WebTrigger = { token: TOKEN, fire: (query) => built.homekit.motionFromWeb(motionStateOf(query)) };
+    const server = createWebServer({
+      port: 0, host: '127.0.0.1', registry: registryOf(sampleCameras()), log: memoryLogger(),
+      routes: webTriggerRoutes({ trigger: (kind, id) => (kind === 'motion' && id === 'yard' ? trigger : undefined), ...(maxPerWindow ? { maxPerWindow } : {}) }),
+    });
+    servers.push(server);
+    const { port } = await server.listen();
+    const call = async (path: string, method = 'POST'): Promise<number> => {
+      const response = await fetch(`http://127.0.0.1:${port}${path}`, { method });
+      await response.arrayBuffer();
+      return response.status;
+    };
+    const detected = (): unknown => motionSensors(built.accessory)[0]?.getCharacteristic(Characteristic.MotionDetected).value;
+    return { ...built, time, call, detected };
+  }
+
+  it('without ONVIF: one motion sensor, on at a call, held motionResetSeconds after the last call, then off', async () => {
+    const { homekit, accessory, time, call, detected, log } = await withRoute({ motionHttpTrigger: true, motionResetSeconds: 30 });
+    assert.equal(motionSensors(accessory).length, 1);
+    assert.equal(detected(), false);
+    assert.match(log.text(), /motion sensor on \(web trigger\)/);
+    const path = webTriggerPath('motion', 'yard', TOKEN);
+    assert.equal(await call(path), 200);
+    assert.equal(detected(), true);
+    await time.advance(20_000);
+    // Each new call extends it: 30 s from this one, not from the first.
+    assert.equal(await call(path, 'GET'), 200);
+    await time.advance(29_999);
+    assert.equal(detected(), true, '49.999 s after the first call, 29.999 s after the last');
+    await time.advance(1);
+    assert.equal(detected(), false);
+    await homekit.stop();
+    assert.equal(time.pending, 0, 'stop() leaves no reset timer');
+  });
+
+  it('state=off turns it off at once; wrong token and unknown camera get the same 403 and change nothing', async () => {
+    const { homekit, time, call, detected } = await withRoute({ motionHttpTrigger: true, motionResetSeconds: 30 });
+    const path = webTriggerPath('motion', 'yard', TOKEN);
+    assert.equal(await call(path), 200);
+    assert.equal(detected(), true);
+    assert.equal(await call(`${path}?state=off`), 200);
+    assert.equal(detected(), false, 'off without waiting for the reset time');
+    assert.equal(time.pending, 0);
+    assert.equal(await call(webTriggerPath('motion', 'yard', TOKEN.slice(0, -1) + 'x')), 403);
+    assert.equal(await call(webTriggerPath('motion', 'porch', TOKEN)), 403);
+    assert.equal(await call(webTriggerPath('doorbell', 'yard', TOKEN)), 403);
+    assert.equal(detected(), false);
+    await homekit.stop();
+  });
+
+  it('throttling: past the per-camera cap the call is refused (429) and the sensor is not set off', async () => {
+    const { homekit, call, detected } = await withRoute({ motionHttpTrigger: true }, 2);
+    const path = webTriggerPath('motion', 'yard', TOKEN);
+    assert.deepEqual([await call(path), await call(`${path}?state=off`), await call(path)], [200, 200, 429]);
+    assert.equal(detected(), false, 'the refused call did not turn it on');
+    await homekit.stop();
+  });
+
+  it('with ONVIF motion too: one sensor for both sources; recording on "http" starts clips from that same sensor', async () => {
+    const { homekit, accessory, call, detected, log } = await withRoute({ onvif: ONVIF, motion: true, motionHttpTrigger: true, recording: { enabled: true, motionSource: 'http' } });
+    assert.equal(motionSensors(accessory).length, 1, 'one sensor for both sources');
+    assert.equal(supportedRecording(accessory).triggers, TRIGGER.motion);
+    assert.match(log.text(), /motion sensor on \(ONVIF events and web trigger\)/);
+    assert.equal(await call(webTriggerPath('motion', 'yard', TOKEN)), 200);
+    assert.equal(detected(), true);
     await homekit.stop();
   });
 });

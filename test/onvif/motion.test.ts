@@ -101,6 +101,24 @@ describe('MotionState', () => {
     assert.equal(time.pending, 0);
   });
 
+  it('end() turns motion off at once, whatever was active or pending, and a later pulse starts it again', async () => {
+    const { state, time, changes } = setup({ resetTimeoutMs: 100 });
+    state.update(true, 'web', true);
+    state.update(true, 'topic');
+    await time.advance(10);
+    state.end();
+    assert.equal(state.detected, false);
+    assert.equal(time.pending, 0, 'no reset timer left behind');
+    state.end();
+    assert.equal(changes.length, 2, 'a second end() says nothing new');
+    state.update(true, 'web', true);
+    await time.advance(99);
+    assert.equal(state.detected, true);
+    await time.advance(1);
+    assert.deepEqual(changes, [{ detected: true, at: 0 }, { detected: false, at: 10 }, { detected: true, at: 10 }, { detected: false, at: 110 }]);
+    state.dispose();
+  });
+
   it('uses the real clock and timers by default', async () => {
     const state = new MotionState({ resetTimeoutMs: 20 });
     const off = new Promise<boolean>((resolve) => state.on('change', (detected) => !detected && resolve(detected)));

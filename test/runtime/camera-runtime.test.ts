@@ -1,7 +1,9 @@
 /**
  * One camera's runtime (createCameraRuntime) with fake shared services: a stop() while start() still
  * waits for the doorbell trigger's secret starts nothing afterwards (nothing registered, HomeKit not
- * set up), and the trigger's secret never reaches the log, which says where to find it instead.
+ * set up), and the trigger's secret never reaches the log, which says where to find it instead. The
+ * motion web trigger (issue 16): the runtime's own trigger, called through the real route on a real
+ * web server, sets the accessory's motion sensor (hap-nodejs) and lets it go after the reset time.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -17,6 +19,11 @@ import { createCameraRuntime } from '../../src/runtime/camera-runtime.js';
 import type { TriggerToken } from '../../src/runtime/trigger-tokens.js';
 import type { PluginServices, RegisteredCamera } from '../../src/runtime/types.js';
 import { SnapshotRegistry } from '../../src/snapshots/snapshot-service.js';
+import { createWebServer } from '../../src/web/server.js';
+import { webTriggerPath, webTriggerRoutes } from '../../src/web/web-trigger.js';
+import { ffmpegCapabilities } from '../helpers/fake-ffmpeg.js';
+import { until } from '../helpers/ptz-rig.js';
+import { registryOf, sampleCameras } from '../web/fixtures.js';
 import { recordingLogger } from '../helpers/onvif-log.js';
 
 const TOKEN = 'T0ken-of-the-doorbell-trigger-0123456789';
@@ -31,7 +38,7 @@ function doorCamera(): CameraConfig {
 }
 
 /** Shared services that record what the camera registers; the token arrives when the test says. */
-function fakeServices(token: Promise<TriggerToken>): { services: PluginServices; added: RegisteredCamera[] } {
+function fakeServices(token: Promise<TriggerToken>, asked: string[] = []): { services: PluginServices; added: RegisteredCamera[] } {
   const added: RegisteredCamera[] = [];
   const services: PluginServices = {
     start: () => Promise.resolve(),
@@ -41,7 +48,7 @@ function fakeServices(token: Promise<TriggerToken>): { services: PluginServices;
     restreamUrl: (id) => `rtsp://127.0.0.1:1/${id}`,
     snapshots: new SnapshotRegistry(),
     watchUrl: 'http://192.168.0.2:8080',
-    triggerToken: () => token,
+    triggerToken: (kind) => (asked.push(kind), token),
     publishDoorbell: () => undefined,
     publishPtzMover: () => undefined,
   };
@@ -100,5 +107,65 @@ describe('createCameraRuntime', () => {
     await runtime.start();
     await runtime.stop();
     assert.deepEqual(cached.services.filter((s) => s.UUID === hap.Service.Switch.UUID).map((s) => s.subtype), []);
+  });
+});
+
+describe('createCameraRuntime: motion from a web address (issue 16)', () => {
+  it('its motion trigger, called through the real route, sets the motion sensor; off at state=off, and by itself after motionResetSeconds', async () => {
+    const storagePath = await mkdtemp(path.join(tmpdir(), 'camera-runtime-'));
+    dirs.push(storagePath);
+    const camera = loadConfig({ platform: 'WebRTCCameras', cameras: [{ name: 'Yard', rtspUrl: 'rtsp://127.0.0.1:1/x', motionHttpTrigger: true, motionResetSeconds: 1 }] }).config.cameras[0]!;
+    const file = '/storage/webrtc-cameras/motion-tokens.json';
+    const asked: string[] = [];
+    const { services, added } = fakeServices(Promise.resolve({ token: TOKEN, created: true, file }), asked);
+    // A picture size remembered from an earlier start: the camera controller is configured at once.
+    const cached = accessory();
+    (cached.context as Record<string, unknown>)['homekitVideo'] = { width: 1280, height: 720, codec: 'H264' };
+    const log = recordingLogger();
+    const runtime = createCameraRuntime(camera, {
+      api: { hap } as unknown as API, log, config: loadConfig({ platform: 'WebRTCCameras', cameras: [] }).config,
+      ffmpeg: ffmpegCapabilities(), storagePath, secrets: new Set(), accessory: cached, services,
+    });
+    const server = createWebServer({
+      port: 0, host: '127.0.0.1', registry: registryOf(sampleCameras()), log: recordingLogger(),
+      routes: webTriggerRoutes({ trigger: (kind, id) => added.find((c) => c.config.id === id)?.triggers?.[kind] }),
+    });
+    try {
+      await runtime.start();
+      await runtime.homekitReady?.();
+      assert.deepEqual(asked, ['motion'], 'a motion secret only (no doorbell)');
+      assert.deepEqual(Object.keys(added[0]?.triggers ?? {}), ['motion']);
+      const sensor = (cached as unknown as hap.Accessory).getService(hap.Service.MotionSensor);
+      assert.ok(sensor, 'a motion sensor without ONVIF');
+      const detected = (): unknown => sensor.getCharacteristic(hap.Characteristic.MotionDetected).value;
+      const { port } = await server.listen();
+      const url = `http://127.0.0.1:${port}${webTriggerPath('motion', camera.id, TOKEN)}`;
+
+      const on = await fetch(url, { method: 'POST' });
+      assert.deepEqual([on.status, await on.json()], [200, { motion: true }]);
+      assert.equal(detected(), true);
+      const off = await fetch(`${url}?state=off`, { method: 'POST' });
+      assert.deepEqual([off.status, await off.json()], [200, { motion: false }]);
+      assert.equal(detected(), false);
+
+      const wrong = await fetch(url.replace(TOKEN, 'x'.repeat(TOKEN.length)), { method: 'POST' });
+      assert.equal(wrong.status, 403);
+      assert.equal(detected(), false);
+
+      const again = await fetch(url);
+      assert.equal(again.status, 200);
+      const calledAt = Date.now();
+      assert.equal(detected(), true);
+      await until(() => detected() === false, 'the motion sensor to reset by itself', 5000);
+      assert.ok(Date.now() - calledAt >= 950, `held about motionResetSeconds (1 s), not ${Date.now() - calledAt} ms`);
+
+      assert.ok(!log.lines.some((l) => l.includes(TOKEN)), log.lines.join('\n'));
+      const line = log.lines.find((l) => /Motion web trigger made/.test(l));
+      assert.ok(line?.includes(file), `the line names the file: ${line}`);
+      assert.ok(line?.includes('http://192.168.0.2:8080/motion/yard/<secret>'), line);
+    } finally {
+      await runtime.stop();
+      await server.close();
+    }
   });
 });
