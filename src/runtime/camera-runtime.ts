@@ -19,8 +19,9 @@ import type { CameraRuntimeDeps, CameraRuntimeFactory, PluginServicesFactory } f
  *   re-stream, the camera registry). Started before any camera, stopped after the last.
  * - `createCameraRuntime` once per camera: its `Source`, snapshot service (registered with the
  *   shared services' `SnapshotRegistry`, which the web server reads), HomeKit streaming delegate,
- *   motion (ONVIF events, the motion web trigger), doorbell presses. Started after its accessory is registered; `start()` must not wait for the camera to
- *   answer (an unreachable camera retries in the background with backoff, never in a hot loop).
+ *   motion (ONVIF events, the motion web trigger), doorbell presses. Started after its accessory is
+ *   registered; `start()` must not wait for the camera to answer (an unreachable camera retries in
+ *   the background with backoff, never in a hot loop).
  *
  * Later issues replace the bodies below; the platform does not change. Both `stop()`s must be
  * idempotent and must not throw for "already stopped".
