@@ -16,12 +16,14 @@ import { loadConfig } from '../../src/config/load-config.js';
 import type { CameraConfig } from '../../src/config/types.js';
 import { CROSSING_SENSOR_SUBTYPE, HomeKitCamera, type HomeKitCameraSource } from '../../src/homekit/homekit-camera.js';
 import type { CodecName, SourceStats, TrackDescription } from '../../src/media/types.js';
+import { connectOnvifDevice, type ConnectedOnvifDevice } from '../../src/onvif/device.js';
 import { createWebServer, type WebServer } from '../../src/web/server.js';
 import { motionStateOf, webTriggerPath, webTriggerRoutes, type WebTrigger } from '../../src/web/web-trigger.js';
 import { ffmpegCapabilities } from '../helpers/fake-ffmpeg.js';
 import { FakeTime } from '../helpers/fake-time.js';
+import { startOnvifResponder, type OnvifResponder } from '../helpers/onvif-responder.js';
 import { registryOf, sampleCameras } from '../web/fixtures.js';
-import { memoryLogger, type MemoryLogger } from './camera-rig.js';
+import { memoryLogger, waitFor, type MemoryLogger } from './camera-rig.js';
 
 const { Characteristic, Service } = hap;
 const ONVIF = { host: '192.168.0.20', username: 'admin', password: 'pw' };
@@ -69,7 +71,7 @@ interface Built {
   log: MemoryLogger;
 }
 
-async function build(camera: CameraConfig, options: { accessory?: hap.Accessory; tracks?: TrackDescription[]; time?: FakeTime } = {}): Promise<Built> {
+async function build(camera: CameraConfig, options: { accessory?: hap.Accessory; tracks?: TrackDescription[]; time?: FakeTime; onvifDevice?: () => Promise<ConnectedOnvifDevice> } = {}): Promise<Built> {
   const accessory = options.accessory ?? newAccessory();
   const source = scriptedSource(options.tracks ?? [track('video', 'H264', 90_000), track('audio', 'AAC', 16_000, 1)]);
   const log = memoryLogger();
@@ -84,6 +86,7 @@ async function build(camera: CameraConfig, options: { accessory?: hap.Accessory;
     ffmpegConfig: { debug: false },
     log,
     ...(options.time ? { clock: { now: options.time.clock, timers: options.time } } : {}),
+    ...(options.onvifDevice ? { onvifDevice: options.onvifDevice } : {}),
   });
   homekit.start();
   await homekit.configured;
@@ -258,5 +261,41 @@ describe('HomeKitCamera: motion from a web address (issue 16)', () => {
     assert.equal(await call(webTriggerPath('motion', 'yard', TOKEN)), 200);
     assert.equal(detected(), true);
     await homekit.stop();
+  });
+});
+
+describe('HomeKitCamera: ONVIF and web motion on the one sensor (issue 16)', () => {
+  const responders: OnvifResponder[] = [];
+  after(async () => {
+    await Promise.all(responders.map((r) => r.close()));
+  });
+
+  it('shows motion while either source has it: a web "off" does not clear ONVIF motion, ONVIF ending does not clear web motion', async () => {
+    const r = await startOnvifResponder({ password: 'secret' });
+    responders.push(r);
+    const camera = cameraFrom({ onvif: { host: r.host, port: r.port, username: 'admin', password: 'secret' }, motion: true, motionHttpTrigger: true, motionResetSeconds: 1 });
+    // The web motion on a manual clock (it only changes when told); ONVIF on the real one.
+    const time = new FakeTime();
+    const { homekit, accessory, log } = await build(camera, {
+      time,
+      onvifDevice: () => connectOnvifDevice({ name: 'Yard', host: r.host, port: r.port, username: 'admin', password: 'secret', log: memoryLogger(), timeoutMs: 2000 }),
+    });
+    try {
+      const detected = (): unknown => motionSensors(accessory)[0]?.getCharacteristic(Characteristic.MotionDetected).value;
+      await waitFor(() => r.activeSubscriptions() > 0, 5000, 'the ONVIF subscription');
+      r.emitMotion(true);
+      await waitFor(() => detected() === true, 5000, 'ONVIF motion on the sensor');
+      assert.deepEqual(homekit.motionFromWeb(false), { motion: true }, 'ONVIF still reports motion');
+      assert.equal(detected(), true);
+      assert.deepEqual(homekit.motionFromWeb(true), { motion: true });
+      r.emitMotion(false);
+      // ONVIF's own state runs out its 1 s reset (its MotionState logs it); the web motion holds the sensor.
+      await waitFor(() => /^debug motion cleared$/m.test(log.text()), 5000, 'ONVIF motion to clear');
+      assert.equal(detected(), true, 'the web motion still holds it');
+      assert.deepEqual(homekit.motionFromWeb(false), { motion: false });
+      assert.equal(detected(), false);
+    } finally {
+      await homekit.stop();
+    }
   });
 });
