@@ -8,6 +8,7 @@ import { toCameraStatus, type CameraStatus } from '../web/camera-status.js';
 import { HttpError, isCameraId } from '../web/http-util.js';
 import type { BroadcastSource, CameraExtras, CameraRegistry, RouteContext, WebRoute } from '../web/types.js';
 import type { CameraConfig } from '../config/types.js';
+import type { RecordingStatus } from '../homekit/recording/recording-status.js';
 import { splitRtspLogin } from '../rtsp/url.js';
 import { testConnection, type TestDeps, type TestRequest } from './connection-test.js';
 import { isLocalAdmin, type LocalAdmin } from './local-admin.js';
@@ -17,6 +18,10 @@ export interface AdminCameraStatus extends CameraStatus {
   homekitStreams: number;
   /** Where the stream comes from, without credentials. */
   source: string;
+  /** The camera's place in the config's `cameras` list (-1: the demo camera), so the page can edit that entry. */
+  configIndex: number;
+  /** HomeKit Secure Video; absent when the camera's `recording` setting is off. */
+  recording?: RecordingStatus;
 }
 
 /** A doorbell camera's trigger address, for the Homebridge UI admin only (the log never shows it). */
@@ -33,6 +38,8 @@ export interface AdminRouteDeps {
   cameraExtras: (id: string) => CameraExtras | undefined;
   cameraConfig: (id: string) => CameraConfig | undefined;
   homekitStreams: (id: string) => number;
+  /** HomeKit Secure Video of a camera; undefined when its `recording` setting is off. */
+  recording?: (id: string) => RecordingStatus | undefined;
   secrets: () => Iterable<string>;
   ffmpegPath: string | undefined;
   /** The HTTP trigger of each doorbell camera that has one (its path carries the secret). */
@@ -166,11 +173,17 @@ export function adminRoutes(deps: AdminRouteDeps): WebRoute[] {
       auth: 'admin',
       handle(ctx) {
         requireLocalAdmin(ctx);
-        const cameras: AdminCameraStatus[] = deps.registry.list().map((source) => ({
-          ...toCameraStatus(source, deps.cameraExtras(source.id), deps.secrets()),
-          homekitStreams: deps.homekitStreams(source.id),
-          source: describeSource(deps.cameraConfig(source.id)),
-        }));
+        const cameras: AdminCameraStatus[] = deps.registry.list().map((source) => {
+          const config = deps.cameraConfig(source.id);
+          const recording = deps.recording?.(source.id);
+          return {
+            ...toCameraStatus(source, deps.cameraExtras(source.id), deps.secrets()),
+            homekitStreams: deps.homekitStreams(source.id),
+            source: describeSource(config),
+            configIndex: config?.index ?? -1,
+            ...(recording ? { recording } : {}),
+          };
+        });
         ctx.sendJson(200, { cameras });
       },
     },

@@ -100,6 +100,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
         config: camera,
         source,
         homekitStreams: () => homekit.delegate?.sessionCount ?? 0,
+        recording: () => homekit.recordingStatus(),
         ...(ptz ? { ptz: () => ptz.control() } : {}),
         ...(doorbell ? { doorbell } : {}),
       });
