@@ -9,6 +9,7 @@ import { HttpError, isCameraId } from '../web/http-util.js';
 import type { BroadcastSource, CameraExtras, CameraRegistry, RouteContext, WebRoute } from '../web/types.js';
 import type { WebTriggerKind } from '../web/web-trigger.js';
 import type { CameraConfig } from '../config/types.js';
+import type { RecordingStatus } from '../homekit/recording/recording-status.js';
 import { splitRtspLogin } from '../rtsp/url.js';
 import { testConnection, type TestDeps, type TestRequest } from './connection-test.js';
 import { isLocalAdmin, type LocalAdmin } from './local-admin.js';
@@ -18,6 +19,10 @@ export interface AdminCameraStatus extends CameraStatus {
   homekitStreams: number;
   /** Where the stream comes from, without credentials. */
   source: string;
+  /** The camera's place in the config's `cameras` list (-1: the demo camera), so the page can edit that entry. */
+  configIndex: number;
+  /** HomeKit Secure Video; absent when the camera's `recording` setting is off. */
+  recording?: RecordingStatus;
 }
 
 /** A camera's web trigger address, for the Homebridge UI admin only (the log never shows it). */
@@ -35,6 +40,8 @@ export interface AdminRouteDeps {
   cameraExtras: (id: string) => CameraExtras | undefined;
   cameraConfig: (id: string) => CameraConfig | undefined;
   homekitStreams: (id: string) => number;
+  /** HomeKit Secure Video of a camera; undefined when its `recording` setting is off. */
+  recording?: (id: string) => RecordingStatus | undefined;
   secrets: () => Iterable<string>;
   ffmpegPath: string | undefined;
   /** Every web trigger of every camera (their paths carry the secrets). */
@@ -168,11 +175,17 @@ export function adminRoutes(deps: AdminRouteDeps): WebRoute[] {
       auth: 'admin',
       handle(ctx) {
         requireLocalAdmin(ctx);
-        const cameras: AdminCameraStatus[] = deps.registry.list().map((source) => ({
-          ...toCameraStatus(source, deps.cameraExtras(source.id), deps.secrets()),
-          homekitStreams: deps.homekitStreams(source.id),
-          source: describeSource(deps.cameraConfig(source.id)),
-        }));
+        const cameras: AdminCameraStatus[] = deps.registry.list().map((source) => {
+          const config = deps.cameraConfig(source.id);
+          const recording = deps.recording?.(source.id);
+          return {
+            ...toCameraStatus(source, deps.cameraExtras(source.id), deps.secrets()),
+            homekitStreams: deps.homekitStreams(source.id),
+            source: describeSource(config),
+            configIndex: config?.index ?? -1,
+            ...(recording ? { recording } : {}),
+          };
+        });
         ctx.sendJson(200, { cameras });
       },
     },

@@ -185,7 +185,9 @@ function doorbellFrom(raw: RawCamera, hasOnvif: boolean, warnings: string[]): Do
 function recordingFrom(raw: RawCamera, hasOnvif: boolean, triggered: boolean, warnings: string[]): RecordingConfig | undefined {
   const setting = raw.recording;
   if (!setting?.enabled) {
-    if (setting?.prebufferSeconds !== undefined || setting?.motionSource !== undefined) {
+    // An explicit `enabled: false` (the UI's "Stop HomeKit recording") keeps the other choices for
+    // the next time on, on purpose; only fields set without `enabled` at all look like a mistake.
+    if (setting?.enabled === undefined && (setting?.prebufferSeconds !== undefined || setting?.motionSource !== undefined)) {
       warnings.push('recording.prebufferSeconds and recording.motionSource are ignored because recording is off (set recording.enabled)');
     }
     return undefined;

@@ -35,6 +35,7 @@ import { OnvifLink } from './onvif-link.js';
 import { prebufferSecondsFrom } from './recording/prebuffer.js';
 import { HomeKitRecordingDelegate } from './recording/recording-delegate.js';
 import { recordingOptions } from './recording/recording-options.js';
+import type { RecordingStatus } from './recording/recording-status.js';
 import { HomeKitStreamingDelegate } from './streaming-delegate.js';
 import { chooseAudio, resolutionsFor, streamingOptions } from './streaming-options.js';
 
@@ -95,6 +96,8 @@ export const DEFAULT_STREAM_TIMEOUT_SECONDS = 15;
 export class HomeKitCamera {
   readonly delegate: HomeKitStreamingDelegate | undefined;
   private recordingDelegate: HomeKitRecordingDelegate | undefined;
+  /** Why recording, though configured, was not offered (the camera's codec). */
+  private recordingRefusal: string | undefined;
   private controller: CameraController | undefined;
   private motionService: Service | undefined;
   private readonly onvif: OnvifLink | undefined;
@@ -236,6 +239,21 @@ export class HomeKitCamera {
     return this.controller;
   }
 
+  /**
+   * HomeKit Secure Video as the Homebridge UI shows it; undefined when the camera's `recording`
+   * setting is off. Before the accessory is set up (the camera's codec not known yet) it reads 'off'.
+   */
+  recordingStatus(): RecordingStatus | undefined {
+    const { camera } = this.options;
+    if (!camera.recording) return undefined;
+    if (this.recordingDelegate) return this.recordingDelegate.status();
+    const prebufferSeconds = prebufferSecondsFrom(camera.recording.prebufferSeconds);
+    const idle = { prebufferSeconds, bufferedSeconds: 0, bufferedBytes: 0, recordings: 0 };
+    if (this.recordingRefusal) return { state: 'unavailable', ...idle, problem: this.recordingRefusal };
+    if (!this.options.ffmpeg) return { state: 'unavailable', ...idle, problem: 'ffmpeg was not found, so this camera has no Home app video and no recordings' };
+    return { state: 'off', ...idle };
+  }
+
   /** The HomeKit Secure Video delegate, when recording is offered (tests). */
   get recording(): HomeKitRecordingDelegate | undefined {
     return this.recordingDelegate;
@@ -320,6 +338,7 @@ export class HomeKitCamera {
     if (!camera.recording) return undefined;
     const codec = memory?.codec ?? source.tracks.find((t) => t.kind === 'video')?.codec;
     if (codec !== undefined && codec !== 'H264') {
+      this.recordingRefusal = `not offered: recording needs H.264 and this camera sends ${codec}; set the camera's stream to H.264 to record`;
       this.log.warn(`HomeKit Secure Video is not offered: recording needs H.264 and this camera sends ${codec}. Set the camera's stream to H.264 to record.`);
       return undefined;
     }

@@ -105,6 +105,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
         config: camera,
         source,
         homekitStreams: () => homekit.delegate?.sessionCount ?? 0,
+        recording: () => homekit.recordingStatus(),
         ...(ptz ? { ptz: () => ptz.control() } : {}),
         ...(Object.keys(triggers).length ? { triggers } : {}),
       });

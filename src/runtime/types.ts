@@ -13,6 +13,7 @@ import type { CameraPtzControl } from '../web/ptz-types.js';
 import type { DoorbellEvent } from '../web/event-stream.js';
 import type { WebTrigger, WebTriggerKind } from '../web/web-trigger.js';
 import type { TriggerToken } from './trigger-tokens.js';
+import type { RecordingStatus } from '../homekit/recording/recording-status.js';
 
 /** What every part of the runtime may use. */
 export interface RuntimeContext {
@@ -56,6 +57,8 @@ export interface RegisteredCamera {
   source: Source;
   /** Home app streams running now (for the Homebridge UI page). */
   homekitStreams?: () => number;
+  /** HomeKit Secure Video now (for the Homebridge UI page); undefined when `recording` is off. */
+  recording?: () => RecordingStatus | undefined;
   /** Its pan/tilt/zoom for the web page, once known; undefined for a camera without PTZ. */
   ptz?: () => CameraPtzControl | undefined;
   /** The camera's web triggers: a doorbell's (`doorbell.httpTrigger`), its motion sensor's (`motionHttpTrigger`). */

@@ -70,7 +70,8 @@ describe('admin API for the Homebridge UI page (real web server, camera and ONVI
     services = createSharedServices({ api: {} as API, log: silentLogger, config, ffmpeg, storagePath: storage, secrets });
     const porch = config.cameras[0]!;
     source = new Source({ id: porch.id, name: porch.name, upstream: cameraUpstream(porch, { log: silentLogger, ffmpeg }), logger: silentLogger });
-    services.addCamera({ config: porch, source });
+    // HomeKit Secure Video's status comes from the camera's HomeKit side; here its plumbing to the page.
+    services.addCamera({ config: porch, source, recording: () => ({ state: 'buffering', prebufferSeconds: 4, bufferedSeconds: 4.5, bufferedBytes: 900_000, recordings: 0, problem: 'the hub asked for AAC-ELD audio, which needs an encoder; recordings are video-only' }) });
     await services.start();
     base = `http://127.0.0.1:${port}`;
     admin = JSON.parse(await readFile(join(storage, 'webrtc-cameras', 'admin.json'), 'utf8')) as AdminFile;
@@ -93,8 +94,12 @@ describe('admin API for the Homebridge UI page (real web server, camera and ONVI
     assert.match(admin.secret, /^[A-Za-z0-9_-]{43}$/);
     const ok = await call('/api/admin/status');
     assert.equal(ok.status, 200);
-    const body = (await ok.json()) as { cameras: Array<{ id: string; name: string; source: string; homekitStreams: number }> };
+    const body = (await ok.json()) as { cameras: Array<{ id: string; name: string; source: string; homekitStreams: number; configIndex: number; recording?: { state: string; problem?: string } }> };
     assert.deepEqual(body.cameras.map((c) => [c.id, c.name, c.source, c.homekitStreams]), [['porch', 'Porch', `RTSP 127.0.0.1:${camera.url.split(':')[2]!.split('/')[0]}`, 0]]);
+    // Its place in the config's list (the page edits that entry) and its HomeKit Secure Video state by name.
+    assert.equal(body.cameras[0]!.configIndex, 0);
+    assert.equal(body.cameras[0]!.recording?.state, 'buffering');
+    assert.match(body.cameras[0]!.recording?.problem ?? '', /AAC-ELD/);
     assert.ok(!JSON.stringify(body).includes(PASSWORD), 'no camera password in the status');
     assert.equal((await call('/api/admin/status', {}, 'wrcadmin.wrong')).status, 401);
     assert.equal((await call('/api/admin/status', {}, null)).status, 401);

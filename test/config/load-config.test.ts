@@ -572,6 +572,10 @@ describe('loadConfig: HomeKit Secure Video recording (issue 16)', () => {
     assert.equal(only(off).recording, undefined);
     assert.equal(only(off).motion, false, 'recording off does not turn the motion sensor on');
     assert.match(warnings(off).join('\n'), /recording\.prebufferSeconds and recording\.motionSource are ignored because recording is off \(set recording\.enabled\)/);
+    // Turned off on purpose (the Homebridge UI's button): the kept choices are not a mistake.
+    const stopped = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, recording: { enabled: false, prebufferSeconds: 6, motionSource: 'onvif' } }] });
+    assert.equal(only(stopped).recording, undefined);
+    assert.deepEqual(warnings(stopped), []);
   });
 
   it('records on ONVIF motion by default when the camera has ONVIF, turning the motion sensor on', () => {

@@ -7,7 +7,9 @@
  * one log-in attempt at the camera; the right one shows ONVIF, codec, resolution and a snapshot;
  * Save writes one camera entry; after a Homebridge restart the camera's live preview decodes 50
  * frames inside the UI's page; a share link made there (QR code read back by zbarimg) plays in a
- * second browser context and stops within 2 s of Revoke. Screenshots of every tab, light and dark,
+ * second browser context and stops within 2 s of Revoke; the card's "Record to HomeKit" turns
+ * HomeKit Secure Video on in that camera's own entry and, after a restart, says it is offered.
+ * Screenshots of every tab, light and dark,
  * desktop and phone, are taken on the way (into WRC_SCREENSHOTS_DIR when set, e.g. docs/screenshots).
  */
 import assert from 'node:assert/strict';
@@ -181,6 +183,33 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
     await shoot('cameras-light');
     await page.setViewportSize(PHONE);
     await shoot('cameras-light-phone');
+  });
+
+  it('HomeKit Secure Video from the card: "Record to HomeKit" writes recording.enabled into that camera\'s entry; after a restart the card says it is offered; "Stop" turns it off and keeps the entry', async () => {
+    const saveResponse = (): Promise<unknown> => page.waitForResponse((r) => r.url().includes('/api/config-editor/plugin/homebridge-webrtc-cameras') && r.request().method() === 'POST');
+    let frame = await openCustomUi();
+    assert.equal(await frame.locator('article[data-camera="gate"] .wrc-recording').count(), 0, 'no recording line while recording is off');
+    let saved = saveResponse();
+    await frame.click('article[data-camera="gate"] [data-action="recording"]');
+    await saved;
+    await frame.waitForSelector('article[data-camera="gate"] [data-recording-saved="true"]');
+    const gate = (): Record<string, unknown> => (ui.pluginBlocks()[0]?.['cameras'] as Array<Record<string, unknown>>)[0]!;
+    assert.deepEqual(gate()['recording'], { enabled: true });
+    assert.equal(gate()['name'], 'Gate', 'the same entry, not a new one');
+    assert.equal((ui.pluginBlocks()[0]?.['cameras'] as unknown[]).length, 1);
+
+    await ui.homebridge!.restart();
+    await ui.homebridge!.waitForLog(/\[Gate\] Home app camera ready: .*HomeKit Secure Video offered \(4 s pre-buffer; recordings start on motion\)/, 30_000);
+    frame = await openCustomUi();
+    const line = await frame.waitForSelector('article[data-camera="gate"] .wrc-recording[data-recording="off"]', { timeout: 15_000 });
+    assert.match(await line.innerText(), /HomeKit Secure Video offered: turn on recording for this camera in the Home app/);
+    assert.equal(await frame.innerText('article[data-camera="gate"] [data-action="recording"]'), 'Stop HomeKit recording');
+
+    saved = saveResponse();
+    await frame.click('article[data-camera="gate"] [data-action="recording"]');
+    await saved;
+    await frame.waitForSelector('article[data-camera="gate"] [data-recording-saved="false"]');
+    assert.deepEqual(gate()['recording'], { enabled: false });
   });
 
   it('a share link made in the UI (QR code readable) plays in a second browser context and stops within 2 s of Revoke', async () => {

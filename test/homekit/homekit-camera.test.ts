@@ -129,9 +129,12 @@ describe('HomeKitCamera: HomeKit Secure Video on the accessory', () => {
 
     // The hub turns recording on: the pre-buffer subscribes to the shared Source; stop() lets go.
     assert.equal(source.subscribed, 0);
+    assert.equal(homekit.recordingStatus()?.state, 'off', 'offered, not yet on at the hub');
     await management.getCharacteristic(Characteristic.Active).handleSetRequest(Characteristic.Active.ACTIVE);
     assert.equal(homekit.recording?.prebuffer.active, true);
     assert.equal(source.subscribed, 1);
+    assert.equal(homekit.recordingStatus()?.state, 'buffering');
+    assert.equal(homekit.recordingStatus()?.prebufferSeconds, 6);
     await homekit.stop();
     assert.equal(homekit.recording?.prebuffer.active, false);
     assert.equal(source.subscribed, 0);
@@ -144,6 +147,7 @@ describe('HomeKitCamera: HomeKit Secure Video on the accessory', () => {
     assert.equal(homekit.cameraController?.recordingManagement, undefined);
     assert.equal(homekit.recording, undefined);
     assert.doesNotMatch(log.text(), /Secure Video/);
+    assert.equal(homekit.recordingStatus(), undefined, 'the UI shows no recording line');
     await homekit.stop();
   });
 
@@ -180,6 +184,11 @@ describe('HomeKitCamera: HomeKit Secure Video on the accessory', () => {
     assert.equal(motionSensors(accessory).length, 1, 'the motion sensor stays for notifications');
     const said = log.lines.filter((line) => /Secure Video/.test(line));
     assert.deepEqual(said, ['warn HomeKit Secure Video is not offered: recording needs H.264 and this camera sends H265. Set the camera\'s stream to H.264 to record.']);
+    // The Homebridge UI's card says it too.
+    assert.deepEqual(homekit.recordingStatus(), {
+      state: 'unavailable', prebufferSeconds: 4, bufferedSeconds: 0, bufferedBytes: 0, recordings: 0,
+      problem: 'not offered: recording needs H.264 and this camera sends H265; set the camera\'s stream to H.264 to record',
+    });
     await homekit.stop();
   });
 });

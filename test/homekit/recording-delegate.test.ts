@@ -265,6 +265,7 @@ test('a camera that does not send H.264 is refused by name; the recording option
     (error: unknown) => error instanceof hap.HDSProtocolError && error.reason === hap.HDSProtocolSpecificErrorReason.UNSUPPORTED,
   );
   assert.ok(log.lines.some((l) => l.startsWith('error') && l.includes('the camera sends H265; recordings need H.264')), log.lines.join('\n'));
+  assert.match(delegate.status().problem ?? '', /^the camera sends H265; recordings need H\.264/, 'the Homebridge UI names it too');
 
   const options = recordingOptions(HAP_API, { resolutions: resolutionsFor(1920, 1080), prebufferSeconds: 4, aacSampleRate: 16000 });
   assert.equal(options.prebufferLength, 4000);
@@ -281,4 +282,37 @@ test('a camera that does not send H.264 is refused by name; the recording option
   // The resolutions list has each size at 30 and 15 fps once, even where the input already had a 15 fps entry.
   const sizes = options.video.resolutions.map((r) => r.join('x'));
   assert.equal(new Set(sizes).size, sizes.length);
+});
+
+test('status() for the Homebridge UI: off, buffering with the pre-buffer held, recording while pulled, the count, and the newest problem by name', async () => {
+  const r = await rig('AAC');
+  r.delegate.updateRecordingActive(false);
+  assert.deepEqual(r.delegate.status(), { state: 'off', prebufferSeconds: 4, bufferedSeconds: 0, bufferedBytes: 0, recordings: 0 });
+  r.delegate.updateRecordingActive(true);
+  await r.time.advance(7_000);
+  const buffering = r.delegate.status();
+  assert.equal(buffering.state, 'buffering');
+  assert.ok(buffering.bufferedSeconds >= 4 && buffering.bufferedSeconds <= 5.1, `${buffering.bufferedSeconds} s held (4 s plus at most one 1 s GOP)`);
+  assert.equal(buffering.bufferedBytes, r.delegate.prebuffer.stats().bytes);
+  assert.ok(buffering.bufferedBytes > 0);
+
+  const abort = new AbortController();
+  const generator = r.delegate.handleRecordingStreamRequest(9, abort.signal);
+  await generator.next();
+  const recording = r.delegate.status();
+  assert.equal(recording.state, 'recording');
+  assert.equal(recording.recordings, 1);
+  assert.equal(typeof recording.lastRecordingAt, 'number');
+  assert.equal(recording.problem, undefined, 'an AAC-LC camera records with nothing missing');
+  await generator.return(undefined);
+  assert.equal(r.delegate.status().state, 'buffering');
+  // A hub asking for AAC-ELD: the next recording is video-only, and the UI is told why in the log's words.
+  r.delegate.updateRecordingConfiguration(configuration({ audioCodec: { type: hap.AudioRecordingCodecType.AAC_ELD, samplerate: hap.AudioRecordingSamplerate.KHZ_16, bitrate: 64, audioChannels: 1 } }));
+  const eld = r.delegate.handleRecordingStreamRequest(10, abort.signal);
+  await eld.next();
+  const problem = r.delegate.status().problem;
+  assert.match(problem ?? '', /the hub asked for AAC-ELD audio/);
+  assert.ok(r.log.lines.some((l) => l.includes(`HomeKit Secure Video: ${problem!}.`)), r.log.lines.join('\n'));
+  await eld.return(undefined);
+  assert.equal(r.delegate.status().recordings, 2);
 });

@@ -2,7 +2,7 @@
 // the UI: requests go to our UI server, the plugin config is read and saved through the UI. Every
 // text from a camera or the network goes in with textContent (a discovered camera names itself).
 //
-// Why one module of about 540 lines: its tabs (cameras, discovered, share links, viewers) share the
+// Why one module of about 600 lines: its tabs (cameras, discovered, share links, viewers) share the
 // loaded platform block, the tab loaders and the DOM helper h(), and the config is saved through one
 // path (saveBlock) so a save always writes the whole platform block; qr.js, which shares none of
 // that, is its own module.
@@ -141,10 +141,61 @@ async function refreshCameras() {
     if (text && reason) reason.textContent = text;
     else if (text) $('.wrc-facts', card).before(h('p', { class: 'wrc-reason' }, text));
     else reason?.remove();
+    const line = recordingLine(camera);
+    const shown = $('.wrc-recording', card);
+    if (shown && line) shown.replaceWith(line);
+    else if (line) $('.wrc-facts', card).after(line);
+    else shown?.remove();
   }
   state.cameras = status.cameras;
 }
 setInterval(() => { refreshCameras().catch(() => undefined); }, 5000);
+
+/* ----------------------------------------------------------------- HomeKit Secure Video */
+
+const RECORDING_WORDS = {
+  off: 'HomeKit Secure Video offered: turn on recording for this camera in the Home app',
+  buffering: 'HomeKit Secure Video on: waiting for motion',
+  recording: 'HomeKit Secure Video: recording now',
+  unavailable: 'HomeKit Secure Video unavailable',
+};
+
+/** One line on a camera card: what the hub has on, the pre-buffer held, recordings so far, and the newest problem by name. */
+function recordingLine(camera) {
+  const rec = camera.recording;
+  if (!rec) return null;
+  const parts = [RECORDING_WORDS[rec.state] ?? rec.state];
+  if (rec.state === 'buffering' || rec.state === 'recording') parts.push(`${rec.bufferedSeconds.toFixed(1)} s of pre-buffer held (${(rec.bufferedBytes / 1e6).toFixed(1)} MB)`);
+  if (rec.recordings > 0) parts.push(`${rec.recordings} recording${rec.recordings === 1 ? '' : 's'}, the last at ${new Date(rec.lastRecordingAt).toLocaleTimeString()}`);
+  return h('div', { class: 'wrc-recording', dataset: { recording: rec.state } },
+    h('span', {}, parts.join(' · ')),
+    rec.problem ? h('p', { class: 'wrc-reason', dataset: { recordingProblem: '' } }, `Recording: ${rec.problem}.`) : null);
+}
+
+/**
+ * Turns the camera's `recording` setting on or off in its own config entry (found by its place in
+ * the list, checked by name: a list edited since Homebridge started is not guessed at). Turning off
+ * keeps the entry's other recording choices, so turning on again restores them.
+ */
+async function setRecording(camera, enabled, button, result) {
+  button.disabled = true;
+  try {
+    const { blocks, block } = await configBlock();
+    const cameras = Array.isArray(block.cameras) ? [...block.cameras] : [];
+    const entry = cameras[camera.configIndex];
+    if (!entry || String(entry.name ?? '').trim() !== camera.name) {
+      throw new Error('The saved cameras differ from the running ones: restart Homebridge first, or use All settings.');
+    }
+    const kept = entry.recording && typeof entry.recording === 'object' ? entry.recording : {};
+    cameras[camera.configIndex] = { ...entry, recording: { ...kept, enabled } };
+    await saveBlock(blocks, { ...block, cameras });
+    result.replaceChildren(h('p', { dataset: { recordingSaved: String(enabled) } }, enabled
+      ? 'Saved: HomeKit Secure Video is on for this camera. Restart Homebridge (or this plugin\'s child bridge), then turn on recording for it in the Home app (camera settings, Recording & notifications).'
+      : 'Saved: HomeKit Secure Video is off for this camera. Restart Homebridge (or this plugin\'s child bridge) to apply.'));
+  } finally {
+    button.disabled = false;
+  }
+}
 
 function reasonText(camera) {
   if (!camera.lastError) return '';
@@ -169,6 +220,7 @@ function cameraCard(camera) {
     camera.source ? h('div', { class: 'wrc-muted' }, camera.source) : null,
     camera.lastError ? h('p', { class: 'wrc-reason' }, reasonText(camera)) : null,
     facts(camera),
+    recordingLine(camera),
     media,
     h('div', { class: 'wrc-actions' },
       previewButton,
@@ -180,6 +232,12 @@ function cameraCard(camera) {
           result.replaceChildren(h('p', {}, words.text, h('code', {}, `${pageBase()}${trigger.path}`)));
         } }, words.button) : null;
       }),
+      // The demo camera has no entry to edit (configIndex -1).
+      camera.configIndex >= 0
+        ? h('button', { type: 'button', class: 'wrc-btn wrc-btn-quiet', dataset: { action: 'recording' }, onclick: (event) => {
+          setRecording(camera, !camera.recording, event.currentTarget, result).catch((error) => hb.toast.error(errorText(error), camera.name));
+        } }, camera.recording ? 'Stop HomeKit recording' : 'Record to HomeKit')
+        : null,
     ),
     result,
   );

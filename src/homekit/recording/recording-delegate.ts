@@ -20,6 +20,7 @@ import type { Subscribable, TrackDescription } from '../../media/types.js';
 import { levelName, profileName } from '../stream-session.js';
 import { Prebuffer } from './prebuffer.js';
 import { recordingStream } from './recording-stream.js';
+import type { RecordingStatus } from './recording-status.js';
 
 export interface RecordingDelegateOptions {
   hap: HAP;
@@ -43,6 +44,10 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
   private readonly streams = new Map<number, AbortController>();
   private readonly said = new Set<string>();
   private readonly log: Logger;
+  private recordings = 0;
+  private lastRecordingAt: number | undefined;
+  /** The newest refusal or shortfall, for the Homebridge UI (the log has said it too). */
+  private problem: string | undefined;
 
   constructor(private readonly options: RecordingDelegateOptions) {
     this.log = options.log;
@@ -57,6 +62,20 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
   /** Recording streams in progress. */
   get streamCount(): number {
     return this.streams.size;
+  }
+
+  /** For the Homebridge UI: recording on or off at the hub, the pre-buffer held, the newest problem. */
+  status(): RecordingStatus {
+    const buffer = this.prebuffer.stats();
+    return {
+      state: this.streams.size > 0 ? 'recording' : buffer.active ? 'buffering' : 'off',
+      prebufferSeconds: this.prebuffer.seconds,
+      bufferedSeconds: buffer.seconds,
+      bufferedBytes: buffer.bytes,
+      recordings: this.recordings,
+      ...(this.lastRecordingAt !== undefined ? { lastRecordingAt: this.lastRecordingAt } : {}),
+      ...(this.problem !== undefined ? { problem: this.problem } : {}),
+    };
   }
 
   updateRecordingActive(active: boolean): void {
@@ -87,6 +106,8 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
   async *handleRecordingStreamRequest(streamId: number, signal?: AbortSignal): AsyncGenerator<RecordingPacket> {
     const { hap } = this.options;
     const configuration = this.configuration;
+    // Each request checks again; what it finds wrong now is what the UI shows.
+    this.problem = undefined;
     // HDSProtocolError tells the hub why (HAP-NodeJS closes the stream with that reason, no stack trace).
     if (!configuration) {
       this.log.warn('HomeKit Secure Video: a recording was requested before the hub chose a recording configuration.');
@@ -94,7 +115,8 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
     }
     const video = this.options.source.tracks.find((t) => t.kind === 'video');
     if (video && video.codec !== 'H264') {
-      this.log.error(`HomeKit Secure Video: the camera sends ${video.codec}; recordings need H.264, and re-encoding for recordings is not built yet.`);
+      this.problem = `the camera sends ${video.codec}; recordings need H.264, and re-encoding for recordings is not built yet`;
+      this.log.error(`HomeKit Secure Video: ${this.problem}.`);
       throw new hap.HDSProtocolError(hap.HDSProtocolSpecificErrorReason.UNSUPPORTED);
     }
     if (!this.prebuffer.active) {
@@ -108,6 +130,8 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
     const onOuterAbort = (): void => stop.abort();
     signal?.addEventListener('abort', onOuterAbort, { once: true });
     if (signal?.aborted) stop.abort();
+    this.recordings++;
+    this.lastRecordingAt = Date.now();
     this.log.debug(`Recording stream ${streamId} started.`);
     try {
       yield* recordingStream({
@@ -153,28 +177,30 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
     if (!audio) return undefined;
     if (this.options.recordingAudioActive && !this.options.recordingAudioActive()) return undefined;
     if (configuration.audioCodec.type !== this.options.hap.AudioRecordingCodecType.AAC_LC) {
-      this.sayOnce('eld', 'HomeKit Secure Video: the hub asked for AAC-ELD audio, which needs an encoder; recordings are video-only.');
+      this.sayOnce('eld', 'the hub asked for AAC-ELD audio, which needs an encoder; recordings are video-only');
       return undefined;
     }
     if (audio.codec !== 'AAC') {
       const name = AUDIO_NAMES[audio.codec] ?? audio.codec;
       this.sayOnce(
         `codec:${audio.codec}`,
-        `HomeKit Secure Video: the camera's audio is ${name}; recordings are video-only for now (HomeKit records AAC, and ${name} to AAC is not built yet).`,
+        `the camera's audio is ${name}; recordings are video-only for now (HomeKit records AAC, and ${name} to AAC is not built yet)`,
       );
       return undefined;
     }
     const config = audio.fmtp['config'];
     if (!config || !/^([0-9a-f]{2})+$/i.test(config)) {
-      this.sayOnce('aac-config', "HomeKit Secure Video: the camera's AAC track has no AudioSpecificConfig in its SDP; recordings are video-only.");
+      this.sayOnce('aac-config', "the camera's AAC track has no AudioSpecificConfig in its SDP; recordings are video-only");
       return undefined;
     }
     return { audioSpecificConfig: Buffer.from(config, 'hex'), sampleRate: audio.clockRate, channels: audio.channels ?? 1 };
   }
 
-  private sayOnce(key: string, message: string): void {
+  /** Logs a shortfall once per reason (every recording would repeat it) and keeps it for the UI. */
+  private sayOnce(key: string, problem: string): void {
+    this.problem = problem;
     if (this.said.has(key)) return;
     this.said.add(key);
-    this.log.info(message);
+    this.log.info(`HomeKit Secure Video: ${problem}.`);
   }
 }
