@@ -1,35 +1,24 @@
-// The watch page: a grid of camera tiles (snapshots, or live video), a large player, and the client
-// side of the /signal protocol (docs/design.md). Plain modern JavaScript with no framework and no
+// The watch page: a grid of camera tiles (snapshots, or live video) and a large player, each live
+// view a LiveSession (live-session.js). Plain modern JavaScript with no framework and no
 // inline script, so the server's strict CSP holds. Text from the server only ever goes through
 // textContent, never innerHTML.
 //
-// Why one module of about 1,300 lines: the tiles, the large player, the doorbell banner and the
-// live sessions share page-wide state (the tile map, the open player, the stored settings) that
-// lives in this module's scope; the parts with no such state are already modules of their own
-// (account.js, ptz.js). LiveSession (the /signal client and its RTCPeerConnection) is the next to
-// move out, once it takes its settings as arguments instead of reading this module's constants.
+// Why one module of about 800 lines: the tiles, the large player and the doorbell banner share
+// page-wide state (the tile map, the open player, the stored settings) that lives in this module's
+// scope; the parts with no such state are modules of their own (account.js, ptz.js, events.js, and
+// live-session.js, the /signal client and its RTCPeerConnection).
 
 // Sign-in state, sign-out and the administrators' share-link dialog (does nothing without access control).
 import './account.js';
 import { subscribe } from './events.js';
 import { PtzControls } from './ptz.js';
+import { LiveSession, summarizeStats, useIceServers } from './live-session.js';
 
 const LIST_REFRESH_MS = 5000;
 const SNAPSHOT_REFRESH_MS = 5000;
 const SNAPSHOT_WIDTH = 640;
-const BACKOFF_MIN_MS = 1000;
-const BACKOFF_MAX_MS = 30000;
-const TOO_MANY_VIEWERS_RETRY_MS = 30000;
-/** No new frame for this long while the camera is live means the path is broken: reconnect. */
-const STALL_MS = 8000;
-/** A connection that has shown no frame after this long is retried from scratch. */
-const FIRST_FRAME_DEADLINE_MS = 20000;
-/** Backoff starts again from 1 s only after a connection has stayed live this long (no hammering). */
-const STABLE_MS = 10000;
 /** Live tiles stop when the page has been in the background this long (battery, data). */
 const HIDDEN_STOP_MS = 30000;
-/** Close code the server uses when access was revoked: retrying cannot help. */
-const CLOSE_ACCESS_REVOKED = 4001;
 
 /**
  * A camera as /api/cameras lists it (src/web/camera-status.ts); null where the server does not know.
@@ -48,24 +37,6 @@ const CLOSE_ACCESS_REVOKED = 4001;
  * @property {import('./ptz.js').PtzView} [ptz] only for viewers who may move this camera
  */
 
-/**
- * What a LiveSession reports to whoever shows it.
- * @typedef {{ phase: string, text: string, tone: string }} SessionStatus
- * @typedef {object} SessionHandlers
- * @property {(status: SessionStatus) => void} [onStatus]
- * @property {(info: ServerInfo) => void} [onInfo]
- * @property {(stats: PageStats) => void} [onStats]
- */
-
-/**
- * The server's `info` signalling message: what it sends of this camera's stream.
- * @typedef {object} ServerInfo
- * @property {number} [width]
- * @property {number} [height]
- * @property {unknown} [codec]
- * @property {string | null} [audio]
- * @property {unknown} [message]
- */
 
 /**
  * One of the page's fixed elements (index.html): always there, so a missing one is a bug in the page.
@@ -75,11 +46,6 @@ const CLOSE_ACCESS_REVOKED = 4001;
  */
 const byId = (id) => /** @type {T} */ (document.getElementById(id));
 
-/**
- * From /api/config: STUN/TURN servers for viewers outside the LAN (none on a LAN).
- * @type {RTCIceServer[]}
- */
-let iceServers = [];
 
 /** @param {string} key */
 function readSetting(key) {
@@ -141,15 +107,6 @@ function formatResolution(width, height) {
   return width != null && height != null && width > 0 && height > 0 ? `${width}\u00d7${height}` : null;
 }
 
-/**
- * The video codecs this browser can receive ("H264", "VP8"...), so the server can send a browser
- * without H.264 (Firefox without OpenH264) the camera's VP8 variant instead of an offer it must refuse.
- */
-function receivableVideoCodecs() {
-  const codecs = (typeof RTCRtpReceiver !== 'undefined' && RTCRtpReceiver.getCapabilities?.('video')?.codecs) || [];
-  const names = codecs.map((codec) => String(codec.mimeType || '').replace(/^video\//i, '').toUpperCase());
-  return [...new Set(names.filter((name) => /^[A-Z0-9-]{1,16}$/.test(name)))].slice(0, 32);
-}
 
 /**
  * One line under a tile: resolution, frame rate, bitrate, codec, viewers; whatever is known.
@@ -176,455 +133,6 @@ function setBadge(element, text, tone) {
   element.textContent = text;
   if (tone) element.dataset.tone = tone;
   else delete element.dataset.tone;
-}
-
-/* --------------------------------------------------------------- signalling -------------------- */
-
-function signalUrl() {
-  const url = new URL('/signal', window.location.href);
-  url.protocol = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
-  url.search = '';
-  url.hash = '';
-  return url.href;
-}
-
-/** @param {number} attempt */
-function backoffDelay(attempt) {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.max(0, attempt - 1));
-  // Jitter so that every open page does not reconnect in the same instant after a server restart.
-  return Math.round(base * (0.75 + Math.random() * 0.5));
-}
-
-/**
- * One live view of one camera on one <video>. It speaks the signalling protocol (the server offers,
- * we answer, trickle ICE both ways), watches that frames keep coming, and reconnects by itself with
- * exponential backoff after a network drop, a stall or a server restart.
- *
- * handlers: onStatus({phase, text, tone}), onInfo(info), onStats(stats)
- * phases: connecting, live, offline, reconnecting, waiting, failed
- */
-class LiveSession {
-  /**
-   * @param {string} cameraId
-   * @param {HTMLVideoElement} video
-   * @param {SessionHandlers} [handlers]
-   */
-  constructor(cameraId, video, handlers = {}) {
-    this.cameraId = cameraId;
-    this.video = video;
-    this.handlers = handlers;
-    this.attempt = 0;
-    this.stopped = true;
-    /** @type {WebSocket | null} */
-    this.ws = null;
-    /** @type {RTCPeerConnection | null} */
-    this.pc = null;
-    /** @type {MediaStream | null} */
-    this.stream = null;
-    this.retryTimer = 0;
-    this.statsTimer = 0;
-    /**
-     * Candidates that arrived before the offer; null is "end of candidates".
-     * @type {Array<RTCIceCandidateInit | null>}
-     */
-    this.pendingCandidates = [];
-    /** @type {Promise<void>} */
-    this.messages = Promise.resolve();
-    this.serverState = 'connecting';
-    this.phase = '';
-    /** @type {PageStats | null} */
-    this.previousStats = null;
-    // Set again by every connect(); poll() runs only after one.
-    this.connectedAt = 0;
-    this.lastProgressAt = 0;
-    this.liveSince = 0;
-    this.progress = 0;
-    this.onOnline = () => {
-      // The network is back: do not sit out the rest of a long backoff.
-      if (this.retryTimer && !this.stopped) {
-        clearTimeout(this.retryTimer);
-        this.retryTimer = 0;
-        this.connect();
-      }
-    };
-  }
-
-  start() {
-    if (!this.stopped) return;
-    this.stopped = false;
-    window.addEventListener('online', this.onOnline);
-    this.connect();
-  }
-
-  stop() {
-    if (this.stopped) return;
-    this.stopped = true;
-    window.removeEventListener('online', this.onOnline);
-    clearTimeout(this.retryTimer);
-    this.retryTimer = 0;
-    this.teardown(true);
-    this.video.srcObject = null;
-  }
-
-  /**
-   * @param {string} phase
-   * @param {string} text
-   * @param {string} tone
-   */
-  status(phase, text, tone) {
-    this.phase = phase;
-    this.handlers.onStatus?.({ phase, text, tone });
-  }
-
-  /** @param {object} message */
-  send(message) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
-  }
-
-  connect() {
-    this.teardown(false);
-    if (this.stopped) return;
-    this.status('connecting', 'Connecting', 'warn');
-    this.serverState = 'connecting';
-    this.connectedAt = performance.now();
-    this.lastProgressAt = 0;
-    this.liveSince = 0;
-    this.progress = 0; // decoded frames (or audio packets for a camera without video)
-    const ws = new WebSocket(signalUrl());
-    this.ws = ws;
-    ws.addEventListener('open', () => this.send({ type: 'watch', camera: this.cameraId, videoCodecs: receivableVideoCodecs() }));
-    ws.addEventListener('message', (event) => {
-      if (this.ws !== ws) return;
-      // Handle messages strictly in order: a candidate must not overtake the offer it belongs to.
-      this.messages = this.messages
-        .then(() => this.onMessage(event.data))
-        .catch((error) => this.retry(`Connection failed (${error?.message ?? error})`));
-    });
-    ws.addEventListener('close', (event) => {
-      if (this.ws !== ws || this.stopped) return;
-      this.ws = null;
-      if (event.code === CLOSE_ACCESS_REVOKED) {
-        this.fail('Your access to this camera has ended. Reload the page to sign in again.');
-      } else if (this.phase !== 'failed' && this.phase !== 'waiting') {
-        // The server drops viewers of a camera that stays down; say so rather than blame the network.
-        if (this.cameraDown()) this.retry('Camera offline', undefined, 'offline');
-        else this.retry('Connection lost');
-      }
-    });
-    this.statsTimer = setInterval(() => this.poll(), 1000);
-  }
-
-  /** @param {string} data */
-  async onMessage(data) {
-    let message;
-    try {
-      message = JSON.parse(data);
-    } catch {
-      return; // not ours to crash on; the server never sends this
-    }
-    if (!message || typeof message.type !== 'string') return;
-    switch (message.type) {
-      case 'offer':
-        if (typeof message.sdp === 'string') await this.onOffer(message.sdp);
-        break;
-      case 'candidate':
-        await this.onRemoteCandidate(message.candidate ?? null);
-        break;
-      case 'state':
-        this.onServerState(message.state, message.message);
-        break;
-      case 'info':
-        this.handlers.onInfo?.(message);
-        break;
-      case 'error':
-        this.onServerError(message.code, message.message);
-        break;
-      default:
-        break;
-    }
-  }
-
-  createPeer() {
-    const pc = new RTCPeerConnection({ iceServers });
-    // While `pc` is the current peer, `stream` is the current stream too (both are replaced together).
-    const stream = new MediaStream();
-    this.stream = stream;
-    pc.addEventListener('track', (event) => {
-      if (this.pc !== pc) return;
-      stream.addTrack(event.track);
-      if (this.video.srcObject !== stream) this.video.srcObject = stream;
-      // Muted autoplay is always allowed; if the browser still refuses, the tile shows the reason.
-      this.video.play().catch(() => undefined);
-    });
-    pc.addEventListener('icecandidate', (event) => {
-      this.send({ type: 'candidate', candidate: event.candidate ? event.candidate.toJSON() : null });
-    });
-    pc.addEventListener('connectionstatechange', () => {
-      if (this.pc !== pc) return;
-      if (pc.connectionState === 'failed') this.retry('Connection lost');
-      // 'disconnected' often heals by itself within seconds; the stall watchdog decides.
-    });
-    return pc;
-  }
-
-  /** @param {string} sdp */
-  async onOffer(sdp) {
-    // A second offer on a live peer is a renegotiation (the camera's tracks changed): answer it on
-    // the same connection so the picture continues.
-    if (!this.pc || this.pc.signalingState === 'closed') this.pc = this.createPeer();
-    const pc = this.pc;
-    await pc.setRemoteDescription({ type: 'offer', sdp });
-    const answer = await pc.createAnswer();
-    await pc.setLocalDescription(answer);
-    // Set by setLocalDescription just above.
-    this.send({ type: 'answer', sdp: /** @type {RTCSessionDescription} */ (pc.localDescription).sdp });
-    const queued = this.pendingCandidates;
-    this.pendingCandidates = [];
-    for (const candidate of queued) await this.addCandidate(candidate);
-  }
-
-  /** @param {RTCIceCandidateInit | null} candidate */
-  async onRemoteCandidate(candidate) {
-    if (!this.pc || !this.pc.remoteDescription) {
-      this.pendingCandidates.push(candidate);
-      return;
-    }
-    await this.addCandidate(candidate);
-  }
-
-  /** @param {RTCIceCandidateInit | null} candidate */
-  async addCandidate(candidate) {
-    try {
-      // null is "end of candidates". A peer torn down meanwhile throws here, and is caught like a bad candidate.
-      await /** @type {RTCPeerConnection} */ (this.pc).addIceCandidate(candidate === null ? undefined : candidate);
-    } catch {
-      // One unusable candidate (e.g. an address family this device lacks) is not fatal.
-    }
-  }
-
-  /**
-   * @param {string} state
-   * @param {string} [message]
-   */
-  onServerState(state, message) {
-    this.serverState = state;
-    if (state === 'live') {
-      // The camera is (back) up: give frames a fresh window before the stall watchdog judges.
-      this.lastProgressAt = performance.now();
-      if (this.progress > 0) this.status('live', 'Live', 'live');
-      else this.status('connecting', 'Starting video', 'warn');
-    } else if (state === 'offline' || state === 'retrying') {
-      this.liveSince = 0;
-      this.status('offline', message ? `Camera offline, retrying (${message})` : 'Camera offline, retrying', 'bad');
-    } else if (state === 'connecting') {
-      this.status('connecting', 'Connecting to the camera', 'warn');
-    }
-  }
-
-  /**
-   * @param {unknown} code
-   * @param {string} [message]
-   */
-  onServerError(code, message) {
-    switch (code) {
-      case 'unsupported-codec':
-        this.fail(message || "This browser cannot play this camera's video format.");
-        break;
-      case 'too-many-viewers':
-        this.wait(message || 'Too many people are watching this camera right now.', TOO_MANY_VIEWERS_RETRY_MS);
-        break;
-      case 'not-found':
-        this.fail(message || 'This camera does not exist.');
-        break;
-      case 'forbidden':
-        this.fail(message || 'You may not watch this camera.');
-        break;
-      default:
-        this.retry(message || 'The server refused the request');
-        break;
-    }
-  }
-
-  cameraDown() {
-    return this.serverState === 'offline' || this.serverState === 'retrying';
-  }
-
-  /** @param {string} text */
-  fail(text) {
-    this.teardown(true);
-    this.status('failed', text, 'bad');
-  }
-
-  /**
-   * @param {string} text
-   * @param {number} delay
-   */
-  wait(text, delay) {
-    this.retry(text, delay, 'waiting');
-  }
-
-  /**
-   * @param {string} reason
-   * @param {number} [delay]
-   * @param {string} [phase]
-   */
-  retry(reason, delay, phase = 'reconnecting') {
-    if (this.stopped) return;
-    this.teardown(true);
-    this.attempt += 1;
-    const wait = delay ?? backoffDelay(this.attempt);
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = 0;
-      this.connect();
-    }, wait);
-    this.status(phase, `${reason}. Trying again in ${Math.ceil(wait / 1000)} s`, 'bad');
-  }
-
-  /** @param {boolean} sayStop */
-  teardown(sayStop) {
-    clearInterval(this.statsTimer);
-    this.statsTimer = 0;
-    const ws = this.ws;
-    this.ws = null;
-    if (ws) {
-      if (sayStop && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'stop' }));
-      ws.close(1000);
-    }
-    if (this.pc) {
-      this.pc.close();
-      this.pc = null;
-    }
-    this.pendingCandidates = [];
-    this.messages = Promise.resolve();
-    this.previousStats = null;
-  }
-
-  /** Once a second: progress (frames decoded), the stall watchdog, and the figures for the overlay. */
-  async poll() {
-    const pc = this.pc;
-    const now = performance.now();
-    if (!pc) {
-      // Waiting for the offer; while the camera is down the server keeps us posted and decides.
-      if (!this.cameraDown() && now - this.connectedAt > FIRST_FRAME_DEADLINE_MS) this.retry('No answer from the server');
-      return;
-    }
-    let report;
-    try {
-      report = await pc.getStats();
-    } catch {
-      return;
-    }
-    if (pc !== this.pc) return;
-    const stats = summarizeStats(report, this.previousStats, now);
-    this.previousStats = stats;
-    // Progress is decoded video frames; for a camera without video, received audio packets.
-    const progress = this.stream?.getVideoTracks().length ? stats.framesDecoded : stats.audioPackets;
-    if (progress > this.progress) {
-      this.progress = progress;
-      this.lastProgressAt = now;
-      if (this.phase !== 'live' && !this.cameraDown()) {
-        this.status('live', 'Live', 'live');
-        this.liveSince = now;
-      }
-      if (this.liveSince && now - this.liveSince > STABLE_MS) this.attempt = 0;
-    }
-    this.handlers.onStats?.(stats);
-    if (this.cameraDown()) return; // the server is already retrying the camera; nothing to fix here
-    if (this.progress === 0 && now - this.connectedAt > FIRST_FRAME_DEADLINE_MS) {
-      this.retry('No video arrived');
-    } else if (this.progress > 0 && now - this.lastProgressAt > STALL_MS) {
-      this.retry('The picture stopped');
-    }
-  }
-}
-
-/**
- * What the player's statistics overlay shows; null where the browser does not (yet) know.
- * @typedef {object} PageStats
- * @property {number} at
- * @property {number} framesDecoded
- * @property {number} width
- * @property {number} height
- * @property {string | null} codec
- * @property {number} bytes
- * @property {number} packetsLost
- * @property {number} audioPackets
- * @property {number} freezes
- * @property {number} jitterBufferDelay
- * @property {number} jitterBufferEmitted
- * @property {number} totalDecodeTime
- * @property {number | null} rttMs
- * @property {number | null} fps
- * @property {number | null} kbps
- * @property {number | null} jitterBufferMs
- * @property {number | null} decodeMs
- * @property {number | null} latencyMs
- */
-
-/**
- * Turns a getStats() report into the few figures people understand. The latency is an estimate of
- * what this side adds: half the round trip, the jitter buffer and decoding. It does not include
- * the camera's own encoding delay, which the browser cannot see.
- * @param {RTCStatsReport} report
- * @param {PageStats | null} previous
- * @param {number} now
- * @returns {PageStats}
- */
-function summarizeStats(report, previous, now) {
-  // Typed by the cast, not the initializer: the forEach callbacks below assign them.
-  let video = /** @type {RTCInboundRtpStreamStats | null} */ (null);
-  let audio = /** @type {RTCInboundRtpStreamStats | null} */ (null);
-  let pair = /** @type {RTCIceCandidatePairStats | null} */ (null);
-  let transport = /** @type {RTCTransportStats | null} */ (null);
-  report.forEach((entry) => {
-    if (entry.type === 'inbound-rtp' && entry.kind === 'video') video = entry;
-    else if (entry.type === 'inbound-rtp' && entry.kind === 'audio') audio = entry;
-    else if (entry.type === 'transport') transport = entry;
-  });
-  if (transport?.selectedCandidatePairId) pair = report.get(transport.selectedCandidatePairId) ?? null;
-  if (!pair) {
-    report.forEach((entry) => {
-      if (entry.type === 'candidate-pair' && entry.nominated && entry.state === 'succeeded') pair = entry;
-    });
-  }
-  const codec = video?.codecId ? report.get(video.codecId) : null;
-  /** @type {PageStats} */
-  const stats = {
-    at: now,
-    framesDecoded: video?.framesDecoded ?? 0,
-    width: video?.frameWidth ?? 0,
-    height: video?.frameHeight ?? 0,
-    codec: codec?.mimeType?.replace(/^video\//, '') ?? null,
-    bytes: (video?.bytesReceived ?? 0) + (audio?.bytesReceived ?? 0),
-    packetsLost: Math.max(0, (video?.packetsLost ?? 0) + (audio?.packetsLost ?? 0)),
-    audioPackets: audio?.packetsReceived ?? 0,
-    freezes: video?.freezeCount ?? 0,
-    jitterBufferDelay: video?.jitterBufferDelay ?? 0,
-    jitterBufferEmitted: video?.jitterBufferEmittedCount ?? 0,
-    totalDecodeTime: video?.totalDecodeTime ?? 0,
-    rttMs: typeof pair?.currentRoundTripTime === 'number' ? pair.currentRoundTripTime * 1000 : null,
-    fps: video?.framesPerSecond ?? null,
-    kbps: null,
-    jitterBufferMs: null,
-    decodeMs: null,
-    latencyMs: null,
-  };
-  if (previous) {
-    const seconds = (now - previous.at) / 1000;
-    if (seconds > 0) {
-      stats.kbps = Math.max(0, ((stats.bytes - previous.bytes) * 8) / seconds / 1000);
-      if (stats.fps === null) stats.fps = (stats.framesDecoded - previous.framesDecoded) / seconds;
-    }
-    const emitted = stats.jitterBufferEmitted - previous.jitterBufferEmitted;
-    if (emitted > 0) stats.jitterBufferMs = ((stats.jitterBufferDelay - previous.jitterBufferDelay) / emitted) * 1000;
-    const decoded = stats.framesDecoded - previous.framesDecoded;
-    if (decoded > 0) stats.decodeMs = ((stats.totalDecodeTime - previous.totalDecodeTime) / decoded) * 1000;
-  }
-  if (stats.jitterBufferMs !== null) {
-    stats.latencyMs = stats.jitterBufferMs + (stats.decodeMs ?? 0) + (stats.rttMs === null ? 0 : stats.rttMs / 2);
-  }
-  return stats;
 }
 
 /* -------------------------------------------------------------------- tiles -------------------- */
@@ -674,7 +182,7 @@ function showNotice(text) {
  * @property {HTMLElement} age
  * @property {Camera} camera
  * @property {LiveSession | null} session
- * @property {SessionStatus | null} sessionStatus
+ * @property {import('./live-session.js').SessionStatus | null} sessionStatus
  * @property {string | null} snapshotUrl
  * @property {boolean} snapshotBusy
  * @property {number | null} savedAt set while the tile shows the saved picture: when it was taken, in this browser's clock
@@ -1015,14 +523,14 @@ function onPlayerClosed() {
   stopPlayerSession();
 }
 
-/** @param {SessionStatus} status */
+/** @param {import('./live-session.js').SessionStatus} status */
 function showPlayerStatus({ phase, text, tone }) {
   setBadge(player.state, phase === 'live' ? 'Live' : shortPhase({ phase }), tone);
   player.message.textContent = text;
   player.message.hidden = phase === 'live';
 }
 
-/** @param {ServerInfo} info */
+/** @param {import('./live-session.js').ServerInfo} info */
 function showPlayerInfo(info) {
   const parts = [
     formatResolution(info.width, info.height),
@@ -1034,7 +542,7 @@ function showPlayerInfo(info) {
   setAudioAvailable(Boolean(info.audio));
 }
 
-/** @param {PageStats} stats */
+/** @param {import('./live-session.js').PageStats} stats */
 function showPlayerStats(stats) {
   if (player.stats.hidden) return;
   const rows = [
@@ -1239,7 +747,7 @@ async function loadConfig() {
     const response = await fetch('/api/config', { cache: 'no-store', credentials: 'same-origin' });
     if (!response.ok) return;
     const config = await response.json();
-    if (Array.isArray(config.iceServers)) iceServers = config.iceServers;
+    if (Array.isArray(config.iceServers)) useIceServers(config.iceServers);
   } catch {
     // Without it the page still works on the LAN; refreshList reports an unreachable server.
   }
