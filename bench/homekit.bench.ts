@@ -10,15 +10,28 @@
  *   keyframe on PLAY, next to that camera's own connect + first keyframe time (the target is
  *   "under connect + 1 GOP").
  *
+ * - HomeKit Secure Video, in process against a GStreamer camera at 720p (2 Mbit/s) and 1080p
+ *   (4 Mbit/s), 1 s GOP, PCMU, through the real RTSP client, Source, Prebuffer and recording
+ *   delegate: the pre-buffer's bytes (and the process's Buffer memory it adds), recording request
+ *   → init segment and → first fragment (what the plugin adds after HomeKit's motion event; the
+ *   hub's own Data Stream set-up is not in it, as no HomeKit hub runs here), the media seconds the
+ *   first fragment starts before the request, and this process's CPU while a recording is pulled,
+ *   next to the same camera with the pre-buffer alone. Recordings copy the camera's H.264 (there
+ *   is no re-encode path yet), so there is no re-encode row.
+ *
  * Cold runs wait for the plugin to close the idle camera session (10 s idle timeout) in between.
  * Run: npm run build && npm run bench:homekit
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import hapNodejs from '@homebridge/hap-nodejs';
+import type { CameraRecordingConfiguration, HAP } from 'homebridge';
+import { HomeKitRecordingDelegate } from '../src/homekit/recording/recording-delegate.js';
 import { FakeCamera } from '../test/helpers/fake-camera.js';
 import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../test/helpers/homebridge.js';
 import { HapCameraClient, newSessionId, type CameraAccessory, type StartOptions } from '../test/homekit/hap-camera-client.js';
 import { SrtpReceiver } from '../test/homekit/srtp-receiver.js';
 import { startCameraRig } from '../test/homekit/camera-rig.js';
+import { findBox } from '../test/helpers/mp4.js';
 import { SnapshotService } from '../src/snapshots/snapshot-service.js';
 import { silentLogger } from '../src/util/logger.js';
 
@@ -154,17 +167,139 @@ async function coldWithoutKeyframeOnPlay(rows: Row[]): Promise<void> {
   }
 }
 
-async function main(): Promise<void> {
-  const rows: Row[] = [];
-  console.log('HomeKit benchmark: Homebridge + hap-controller + GStreamer fake camera (640x360 H.264 25 fps, 2 s GOP, PCMU).\n');
-  await throughHomebridge(rows);
-  await coldWithoutKeyframeOnPlay(rows);
-  const header = ['measurement', 'median ms', 'min', 'max', 'runs', 'note'];
+/** What a hub typically selects: 4 s pre-buffer, 4 s fragments, 1080p/720p H.264 High, AAC-LC 16 kHz. */
+function hubConfiguration(width: number, height: number): CameraRecordingConfiguration {
+  return {
+    prebufferLength: 4000,
+    eventTriggerTypes: [hapNodejs.EventTriggerOption.MOTION],
+    mediaContainerConfiguration: { type: hapNodejs.MediaContainerType.FRAGMENTED_MP4, fragmentLength: 4000 },
+    videoCodec: {
+      type: hapNodejs.VideoCodecType.H264,
+      parameters: { profile: hapNodejs.H264Profile.HIGH, level: hapNodejs.H264Level.LEVEL4_0, bitRate: 2000, iFrameInterval: 4000 },
+      resolution: [width, height, 25],
+    },
+    audioCodec: { type: hapNodejs.AudioRecordingCodecType.AAC_LC, samplerate: hapNodejs.AudioRecordingSamplerate.KHZ_16, bitrate: 64, audioChannels: 1 },
+  };
+}
+
+/**
+ * Where a fragment's video run ends, in 90 kHz ticks from the start of the recording: the first
+ * traf's tfdt plus its trun's sample durations (the muxer writes one duration per sample).
+ */
+function fragmentEnd(chunk: Buffer): number | undefined {
+  const traf = findBox(chunk, ['moof', 'traf']);
+  const tfdt = traf && findBox(traf, ['tfdt']);
+  const trun = traf && findBox(traf, ['trun']);
+  if (!tfdt || !trun) return undefined;
+  // findBox gives a leaf box with its 8-byte header.
+  let end = tfdt[8] === 1 ? Number(tfdt.readBigUInt64BE(12)) : tfdt.readUInt32BE(12);
+  const flags = trun.readUInt32BE(8) & 0xffffff;
+  const count = trun.readUInt32BE(12);
+  let at = 16 + (flags & 0x1 ? 4 : 0) + (flags & 0x4 ? 4 : 0);
+  const perSample = [0x100, 0x200, 0x400, 0x800].filter((bit) => flags & bit).length * 4;
+  if (!(flags & 0x100)) return undefined;
+  for (let i = 0; i < count; i++, at += perSample) end += trun.readUInt32BE(at);
+  return end;
+}
+
+function cpuMsOver(ms: number): Promise<number> {
+  const before = process.cpuUsage();
+  return sleep(ms).then(() => {
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / 1000;
+  });
+}
+
+async function secureVideo(rows: Row[], memory: Array<[string, number[], string]>): Promise<void> {
+  const HAP_API = hapNodejs as unknown as HAP;
+  for (const [width, height, kbps] of [[1280, 720, 2000], [1920, 1080, 4000]] as const) {
+    const label = `${height}p ${kbps / 1000} Mbit/s`;
+    const rig = await startCameraRig({ width, height, fps: 25, keyframeIntervalFrames: 25, bitrateKbps: kbps, audio: 'pcmu', idleTimeoutMs: 60_000 });
+    const delegate = new HomeKitRecordingDelegate({ hap: HAP_API, source: rig.source, log: silentLogger });
+    // The newest video and keyframe timestamps: a live fragment is cut when the next keyframe
+    // arrives, so its end (from the recording's start) against that keyframe's timestamp tells
+    // where the recording began on the camera's clock.
+    let newest: number | undefined;
+    let newestKey: number | undefined;
+    const clock = rig.source.subscribe({
+      write: (frame) => {
+        if (frame.kind === 'video') {
+          newest = frame.timestamp;
+          if (frame.keyframe) newestKey = frame.timestamp;
+        }
+        return true;
+      },
+    });
+    try {
+      delegate.updateRecordingConfiguration(hubConfiguration(width, height));
+      global.gc?.();
+      const buffersBefore = process.memoryUsage().arrayBuffers;
+      delegate.updateRecordingActive(true);
+      // Fill: 4 s plus one GOP, then sample the steady state once a second.
+      await sleep(7_000);
+      const bytes: number[] = [];
+      const seconds: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        await sleep(1_000);
+        const stats = delegate.prebuffer.stats();
+        bytes.push(stats.bytes / 1e6);
+        seconds.push(stats.seconds);
+      }
+      global.gc?.();
+      memory.push([`pre-buffer, ${label} (MB of frames)`, bytes, `holds ${median(seconds).toFixed(1)} s (4 s + up to 1 GOP)`]);
+      memory.push([`pre-buffer, ${label} (MB Buffer memory added)`, [(process.memoryUsage().arrayBuffers - buffersBefore) / 1e6], 'process arrayBuffers after - before; includes the RTSP client\'s own buffers']);
+
+      const idleCpu = await cpuMsOver(10_000);
+      const toInit: number[] = [];
+      const toFragment: number[] = [];
+      const lead: number[] = [];
+      let recordingCpu = 0;
+      for (let run = 0; run < RUNS; run++) {
+        const abort = new AbortController();
+        const started = performance.now();
+        const requestedAt = newest;
+        const stream = delegate.handleRecordingStreamRequest(run + 1, abort.signal);
+        const init = await stream.next();
+        toInit.push(performance.now() - started);
+        const first = await stream.next();
+        toFragment.push(performance.now() - started);
+        if (init.done || first.done) throw new Error('the recording ended before its first fragment');
+        // Keep pulling as a hub would; the last run measures the CPU of a running recording. The
+        // first fragment that had to wait for the camera is a live one: it gives the lead.
+        const pulling = (async () => {
+          for (;;) {
+            const next = await stream.next();
+            if (next.done) return;
+            if (performance.now() - started < 200 || requestedAt === undefined || newestKey === undefined) continue;
+            const end = fragmentEnd(next.value.data);
+            if (end !== undefined && lead.length === run) lead.push(((requestedAt - (newestKey - end)) >>> 0) / 90);
+          }
+        })();
+        if (run === RUNS - 1) recordingCpu = await cpuMsOver(10_000);
+        else await sleep(1_000);
+        delegate.closeRecordingStream(run + 1, undefined);
+        abort.abort();
+        await pulling;
+      }
+      rows.push([`HKSV ${label}: request → init segment`, toInit, 'in process; the hub\'s Data Stream set-up is not included']);
+      rows.push([`HKSV ${label}: request → first fragment`, toFragment, 'the pre-buffer, muxed at once']);
+      if (lead.length > 0) rows.push([`HKSV ${label}: first fragment starts before the request`, lead, 'media ms; at least the 4000 ms asked']);
+      memory.push([`CPU, ${label}: pre-buffer only (% of one core)`, [idleCpu / 100], 'RTSP client + Source + Prebuffer, this process']);
+      memory.push([`CPU, ${label}: + one recording, copy (% of one core)`, [recordingCpu / 100], 'plus fMP4 muxing of every frame']);
+    } finally {
+      clock.unsubscribe();
+      delegate.close();
+      await rig.close();
+    }
+  }
+}
+
+function printTable(header: string[], rows: Array<[string, number[], string]>, digits: number): void {
   const table = rows.map(([name, values, note]) => [
     name,
-    median(values).toFixed(0),
-    Math.min(...values).toFixed(0),
-    Math.max(...values).toFixed(0),
+    median(values).toFixed(digits),
+    Math.min(...values).toFixed(digits),
+    Math.max(...values).toFixed(digits),
     String(values.length),
     note,
   ]);
@@ -173,6 +308,21 @@ async function main(): Promise<void> {
   console.log(line(header));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const row of table) console.log(line(row));
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  const memory: Array<[string, number[], string]> = [];
+  const only = process.argv[2];
+  console.log('HomeKit benchmark: Homebridge + hap-controller + GStreamer fake camera (640x360 H.264 25 fps, 2 s GOP, PCMU).\n');
+  if (only !== 'hksv') {
+    await throughHomebridge(rows);
+    await coldWithoutKeyframeOnPlay(rows);
+  }
+  await secureVideo(rows, memory);
+  printTable(['measurement', 'median ms', 'min', 'max', 'runs', 'note'], rows, 0);
+  console.log('');
+  printTable(['HomeKit Secure Video cost', 'median', 'min', 'max', 'samples', 'note'], memory, 1);
   console.log('\nhomebridge-camera-ffmpeg users report about 6 s from START to picture; HomeKit gives a snapshot 5 s.');
 }
 
