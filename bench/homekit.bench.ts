@@ -20,7 +20,7 @@
  *   is no re-encode path yet), so there is no re-encode row.
  *
  * Cold runs wait for the plugin to close the idle camera session (10 s idle timeout) in between.
- * Run: npm run build && npm run bench:homekit
+ * Run: npm run build && npm run bench:homekit   (npm run bench:homekit -- hksv: the Secure Video part alone)
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import hapNodejs from '@homebridge/hap-nodejs';
