@@ -510,3 +510,19 @@ test('an encoder that falls behind (an ffmpeg that reads but never answers): vid
   assert.equal(decoded.videoFrames, chunks.slice(1).reduce((n, c) => n + sampleCount(c.data), 0));
   assert.ok(decoded.videoFrames >= 8 * FPS, `${decoded.videoFrames} frames recorded`);
 });
+
+test('a hub asking for AAC-ELD gets video only, and the log says why once (with and without libfdk_aac)', async () => {
+  const eld = configuration({ audioCodec: { type: hap.AudioRecordingCodecType.AAC_ELD, samplerate: hap.AudioRecordingSamplerate.KHZ_16, bitrate: 32, audioChannels: 1 } });
+  for (const libfdkAac of [false, true]) {
+    const r = await rig('PCMU', { ffmpeg: ffmpegCapabilities({ libfdkAac }), configuration: eld });
+    await r.time.advance(6_000);
+    for (const id of [51, 52]) {
+      const info = await probe(await saved(await pull(r, id, 2_000)));
+      assert.equal(info.video?.codecName, 'h264');
+      assert.equal(info.audio, undefined);
+    }
+    const said = r.log.lines.filter((l) => l.includes('AAC-ELD'));
+    assert.equal(said.length, 1, said.join('\n'));
+    assert.match(said[0]!, libfdkAac ? /this ffmpeg has libfdk_aac, but encoding AAC-ELD for recordings is not built/ : /it needs libfdk_aac, which this ffmpeg lacks/);
+  }
+});

@@ -165,8 +165,12 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
     if (this.options.recordingAudioActive && !this.options.recordingAudioActive()) return undefined;
     const name = AUDIO_NAMES[audio.codec] ?? audio.codec;
     if (configuration.audioCodec.type !== hap.AudioRecordingCodecType.AAC_LC) {
-      // AAC-ELD would need libfdk_aac and a container that carries ELD (ADTS cannot); only AAC-LC is offered.
-      this.sayOnce('eld', 'HomeKit Secure Video: the hub asked for AAC-ELD audio, which needs an encoder; recordings are video-only.');
+      // Only AAC-LC is offered, so a hub should never ask. Encoding ELD would need libfdk_aac and a
+      // container from ffmpeg that carries ELD (ADTS cannot); that path is not built.
+      const encoder = ffmpeg?.has.libfdkAac
+        ? `this ffmpeg has libfdk_aac, but encoding AAC-ELD for recordings is not built`
+        : ffmpeg ? 'it needs libfdk_aac, which this ffmpeg lacks' : 'it needs an ffmpeg with libfdk_aac';
+      this.sayOnce('eld', `HomeKit Secure Video: the hub asked for AAC-ELD audio (${encoder}); recordings are video-only.`);
       return undefined;
     }
     if (audio.codec === 'PCMU' || audio.codec === 'PCMA') {
