@@ -59,8 +59,13 @@ export interface RecordingAudioEncoderOptions {
   plan: RecordingAudioPlan;
   ffmpeg: FfmpegCapabilities;
   log: Logger;
-  /** For ffmpeg's log lines: "recording audio 3". */
+  /** For ffmpeg's log lines: "recording 3 audio". */
   label: string;
+  /**
+   * Says why the encoder stopped (`kind`: 'exit', 'spawn', 'behind', 'stuck', 'clock', 'output');
+   * the delegate warns once per kind and keeps later recordings' repeats at debug. Default: warn.
+   */
+  report?: (kind: string, message: string) => void;
   debug?: boolean;
 }
 
@@ -108,7 +113,7 @@ export class RecordingAudioEncoder {
       if (exit.requested || this.closed) return;
       const diagnosis = diagnoseFfmpeg(exit);
       const said = exit.spawnError ? `could not be started (${exit.spawnError.message})` : `exited (${diagnosis.cause}${diagnosis.quote ? `: ${diagnosis.quote}` : ''})`;
-      this.fail(said);
+      this.fail(exit.spawnError ? 'spawn' : 'exit', said);
     });
   }
 
@@ -151,7 +156,7 @@ export class RecordingAudioEncoder {
     const gap = (frame.timestamp - this.nextInputTimestamp) | 0;
     if (gap > 0) {
       if (gap > MAX_GAP_SECONDS * this.plan.inputSampleRate) {
-        this.fail(`saw the camera's audio clock jump ${(gap / this.plan.inputSampleRate).toFixed(0)} s`);
+        this.fail('clock', `saw the camera's audio clock jump ${(gap / this.plan.inputSampleRate).toFixed(0)} s`);
         return;
       }
       this.write(Buffer.alloc(gap * channels * 2), gap);
@@ -254,7 +259,7 @@ export class RecordingAudioEncoder {
     const stdin = this.ffmpeg.stdin;
     if (!stdin || !this.ffmpeg.running) return;
     if (stdin.writableLength > MAX_PIPE_BYTES) {
-      this.fail(`stopped reading its input (${(stdin.writableLength / 1024).toFixed(0)} KiB unread)`);
+      this.fail('stuck', `stopped reading its input (${(stdin.writableLength / 1024).toFixed(0)} KiB unread)`);
       return;
     }
     stdin.write(pcm);
@@ -268,7 +273,7 @@ export class RecordingAudioEncoder {
     const covered = start + this.encodedFrames * AAC_FRAME_SAMPLES;
     // Only audio that was fed by the fragment's end counts: ffmpeg cannot encode what it never got.
     const lag = (Math.min(end, fedUntil) - covered) / this.plan.outputSampleRate;
-    if (lag > MAX_LAG_SECONDS) this.fail(`fell ${lag.toFixed(1)} s behind`);
+    if (lag > MAX_LAG_SECONDS) this.fail('behind', `fell ${lag.toFixed(1)} s behind`);
   }
 
   private onAdts(chunk: Buffer): void {
@@ -277,7 +282,7 @@ export class RecordingAudioEncoder {
     try {
       frames = this.reader.push(chunk);
     } catch (error) {
-      this.fail(`wrote something that is not ADTS (${error instanceof Error ? error.message : String(error)})`);
+      this.fail('output', `wrote something that is not ADTS (${error instanceof Error ? error.message : String(error)})`);
       return;
     }
     for (const frame of frames) {
@@ -292,14 +297,15 @@ export class RecordingAudioEncoder {
     for (const waiter of [...this.waiters]) waiter();
   }
 
-  private fail(reason: string): void {
+  private fail(kind: string, reason: string): void {
     if (this.failure || this.closed) return;
     this.failure = reason;
     this.ready = [];
-    this.options.log.warn(
+    const message =
       `HomeKit Secure Video: the ${G711_NAMES[this.plan.codec]} to AAC-LC encoder (ffmpeg ${this.options.ffmpeg.path}) ${reason}; ` +
-        'this recording continues without sound.',
-    );
+      'this recording continues without sound.';
+    if (this.options.report) this.options.report(kind, message);
+    else this.options.log.warn(message);
     this.wake();
     void this.ffmpeg.stop(1000);
   }

@@ -199,7 +199,13 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
       return {
         mode: 'encode',
         start: () => new RecordingAudioEncoder({
-          plan, ffmpeg, log: this.log, label: `recording ${streamId} audio`, ...(this.options.ffmpegDebug ? { debug: true } : {}),
+          plan,
+          ffmpeg,
+          log: this.log,
+          label: `recording ${streamId} audio`,
+          // Each way of failing is a warning once; a broken ffmpeg must not warn at every motion event.
+          report: (kind, message) => this.sayOnce(`encoder:${kind}`, message, 'warn'),
+          ...(this.options.ffmpegDebug ? { debug: true } : {}),
         }),
       };
     }
@@ -218,9 +224,13 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
     return { mode: 'copy', track: { audioSpecificConfig: Buffer.from(config, 'hex'), sampleRate: audio.clockRate, channels: audio.channels ?? 1 } };
   }
 
-  private sayOnce(key: string, message: string): void {
-    if (this.said.has(key)) return;
+  /** Logs `message` the first time `key` comes up (at `level`); repeats go to debug. */
+  private sayOnce(key: string, message: string, level: 'info' | 'warn' = 'info'): void {
+    if (this.said.has(key)) {
+      this.log.debug(message);
+      return;
+    }
     this.said.add(key);
-    this.log.info(message);
+    this.log[level](message);
   }
 }
