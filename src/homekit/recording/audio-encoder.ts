@@ -117,16 +117,6 @@ export class RecordingAudioEncoder {
     });
   }
 
-  /** Why the encoder stopped early (undefined while it works). */
-  get failed(): string | undefined {
-    return this.failure;
-  }
-
-  /** The ffmpeg's process id (tests check it is gone after the recording). */
-  get pid(): number | undefined {
-    return this.ffmpeg.pid;
-  }
-
   /** AAC frames ffmpeg has returned so far (after the priming frame). */
   get encodedFrames(): number {
     return Math.max(0, this.framesOut - PRIMING_FRAMES);

@@ -189,7 +189,8 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
         inputSampleRate: audio.clockRate,
         inputChannels: audio.channels ?? 1,
         outputSampleRate,
-        outputChannels: Math.max(1, configuration.audioCodec.audioChannels ?? 1),
+        // Mono or stereo: HomeKit offers and asks no more, and a camera microphone has no more.
+        outputChannels: Math.min(2, Math.max(1, configuration.audioCodec.audioChannels ?? 1)),
         bitrateKbps: configuration.audioCodec.bitrate,
       };
       this.sayOnce(
