@@ -9,8 +9,10 @@
  * Timing. Sample counting keeps the sound on the video's clock: a gap in the camera's RTP timestamps
  * (lost packets, a camera that skips silence) is filled with that many samples of silence, and an
  * overlap is cut, so input sample n is always `n / rate` after the first G.711 frame. That first
- * frame is anchored to the video frame it arrived after (the same rule the pass-through AAC track
- * follows, within one video frame). AAC frame k then starts at anchor + k * 1024 output samples.
+ * frame is anchored to the video frame it arrived after, corrected by the two frames' capture times
+ * when the camera's RTCP sender reports give them (`anchorFor`); without them within one video
+ * frame, the rule the pass-through AAC track follows. AAC frame k then starts at anchor + k * 1024
+ * output samples.
  * The encoder's priming delay: ffmpeg's AAC encoder puts out one frame of priming (1024 samples,
  * pts -1024) before the first input sample, so that first ADTS frame is dropped and frame 1 is
  * counted as starting at the anchor; its decoder output lacks the overlap from the dropped frame,
@@ -41,6 +43,22 @@ export const MAX_LAG_SECONDS = 2;
 const MAX_PIPE_BYTES = 1024 * 1024;
 /** A gap longer than this is not a gap but a broken clock; filling it would be minutes of silence. */
 const MAX_GAP_SECONDS = 30;
+
+/** A capture-time difference beyond this is a broken sender report, not the camera's A/V offset. */
+const MAX_CAPTURE_SKEW_MS = 1000;
+
+/**
+ * The video timestamp (90 kHz) at which the first G.711 frame's sound was captured: the video frame
+ * it arrived after, moved by the difference of their capture times when the camera's RTCP sender
+ * reports gave both (a camera that sends its audio earlier or later than its video then still
+ * records in sync); within one video frame otherwise.
+ */
+export function anchorFor(videoTimestamp: number, videoCaptureTime: number | undefined, audioCaptureTime: number | undefined): number {
+  if (videoCaptureTime === undefined || audioCaptureTime === undefined) return videoTimestamp;
+  const skewMs = audioCaptureTime - videoCaptureTime;
+  if (!(Math.abs(skewMs) <= MAX_CAPTURE_SKEW_MS)) return videoTimestamp;
+  return (videoTimestamp + Math.round(skewMs * 90)) >>> 0;
+}
 
 export const G711_NAMES: Record<G711Codec, string> = { PCMU: 'G.711 µ-law (PCMU)', PCMA: 'G.711 A-law (PCMA)' };
 
@@ -87,6 +105,7 @@ export class RecordingAudioEncoder {
   private ready: Array<{ index: number; data: Buffer }> = [];
   private framesOut = 0;
   private lastVideoTimestamp: number | undefined;
+  private lastVideoCaptureTime: number | undefined;
   private sawKeyframe = false;
   /** The video timestamp (90 kHz) the first G.711 frame arrived after. */
   private anchorVideoTimestamp: number | undefined;
@@ -129,7 +148,10 @@ export class RecordingAudioEncoder {
   observe(frame: MediaFrame): void {
     if (frame.kind === 'video') {
       if (frame.keyframe) this.sawKeyframe = true;
-      if (this.sawKeyframe) this.lastVideoTimestamp = frame.timestamp;
+      if (this.sawKeyframe) {
+        this.lastVideoTimestamp = frame.timestamp;
+        this.lastVideoCaptureTime = frame.captureTime;
+      }
       return;
     }
     if (this.failure || this.closed || this.lastVideoTimestamp === undefined) return;
@@ -139,7 +161,7 @@ export class RecordingAudioEncoder {
     const frameSamples = Math.floor(payload.length / channels);
     let samples = frameSamples;
     if (this.anchorVideoTimestamp === undefined) {
-      this.anchorVideoTimestamp = this.lastVideoTimestamp;
+      this.anchorVideoTimestamp = anchorFor(this.lastVideoTimestamp, this.lastVideoCaptureTime, frame.captureTime);
       this.nextInputTimestamp = frame.timestamp;
     }
     // Signed distance on the 32-bit RTP clock: positive is a gap, negative an overlap.
