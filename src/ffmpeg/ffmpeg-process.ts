@@ -37,6 +37,11 @@ export interface FfmpegProcessOptions {
   stdin?: boolean;
   /** Collect stdout (snapshots read the JPEG from it). Default: discard. */
   stdout?: boolean;
+  /**
+   * Hand each stdout chunk to this callback as it arrives instead of collecting it (a recording's
+   * audio encoder streams AAC for as long as the recording lasts). Implies a stdout pipe.
+   */
+  onStdout?: (chunk: Buffer) => void;
   /** stderr lines kept for the diagnosis (default 40). */
   keepLines?: number;
   /** Largest stdout kept, bytes (default 16 MiB; a JPEG is far smaller). */
@@ -98,7 +103,7 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
     this.keep = options.keepLines ?? 40;
     options.log.debug(`${options.label}: ${options.ffmpegPath} ${redactText(options.args.join(' '))}`);
     this.child = spawn(options.ffmpegPath, options.args, {
-      stdio: [options.stdin ? 'pipe' : 'ignore', options.stdout ? 'pipe' : 'ignore', 'pipe'],
+      stdio: [options.stdin ? 'pipe' : 'ignore', options.stdout || options.onStdout ? 'pipe' : 'ignore', 'pipe'],
       windowsHide: true,
     });
     const child = this.child;
@@ -129,6 +134,10 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
     });
     this.readLines(child.stderr);
     child.stdout?.on('data', (chunk: Buffer) => {
+      if (options.onStdout) {
+        options.onStdout(chunk);
+        return;
+      }
       const max = options.maxStdoutBytes ?? 16 * 1024 * 1024;
       if (this.stdoutBytes + chunk.length > max) return;
       this.stdoutChunks.push(chunk);

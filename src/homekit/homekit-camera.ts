@@ -351,6 +351,9 @@ export class HomeKitCamera {
       prebufferSeconds,
       // `audio: false` keeps the camera's sound out of recordings as out of live streams.
       recordingAudioActive: () => camera.audio && this.recordingAudioActive(),
+      // A G.711 camera's sound is encoded to AAC for recordings by this ffmpeg.
+      ffmpeg: this.options.ffmpeg,
+      ...(this.options.ffmpegConfig.debug ? { ffmpegDebug: true } : {}),
     });
     return {
       options: recordingOptions(api.hap, {

@@ -1,15 +1,21 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import hap from '@homebridge/hap-nodejs';
 import type { CameraRecordingConfiguration, HAP, RecordingPacket } from 'homebridge';
 import { HomeKitRecordingDelegate } from '../../src/homekit/recording/recording-delegate.js';
 import { recordingOptions } from '../../src/homekit/recording/recording-options.js';
 import { resolutionsFor } from '../../src/homekit/streaming-options.js';
 import { Source } from '../../src/media/source.js';
-import type { MediaFrame } from '../../src/media/types.js';
+import type { FfmpegCapabilities } from '../../src/ffmpeg/capabilities.js';
+import { runningFfmpegPids } from '../../src/ffmpeg/ffmpeg-process.js';
+import { findFfmpeg } from '../../src/ffmpeg/find-ffmpeg.js';
+import type { MediaFrame, Subscribable, TrackDescription } from '../../src/media/types.js';
+import { ffmpegCapabilities } from '../helpers/fake-ffmpeg.js';
 import { FakeTime } from '../helpers/fake-time.js';
 import { decodeVideo, probe, readFrames, runFfmpeg } from '../helpers/ffprobe.js';
 import { findBox, topLevelBoxes } from '../helpers/mp4.js';
@@ -75,7 +81,29 @@ interface Rig {
   seen: MediaFrame[];
 }
 
-async function rig(audio: 'PCMU' | 'AAC', recordingAudioActive?: () => boolean): Promise<Rig> {
+interface RigOptions {
+  recordingAudioActive?: () => boolean;
+  /** The ffmpeg that encodes G.711 for recordings (none by default). */
+  ffmpeg?: FfmpegCapabilities | undefined;
+  /** The hub's selected recording configuration (default `configuration()`). */
+  configuration?: CameraRecordingConfiguration;
+  /** Audio frames with timestamps in [from, to) never reach the recording (a hole in the camera's audio). */
+  audioGap?: { from: number; to: number };
+}
+
+/** The Source as the delegate sees it, less the audio frames inside `gap`. */
+function withAudioGap(source: SyntheticSource, gap: { from: number; to: number }): Subscribable & { readonly tracks: ReadonlyArray<TrackDescription> } {
+  const inGap = (frame: MediaFrame): boolean => frame.kind === 'audio' && frame.timestamp >= gap.from && frame.timestamp < gap.to;
+  return {
+    get tracks() {
+      return source.tracks;
+    },
+    subscribe: (sink, options) =>
+      source.subscribe({ ...sink, write: (frame) => inGap(frame) || sink.write(frame) }, options?.kinds ? { kinds: [...options.kinds] } : undefined),
+  };
+}
+
+async function rig(audio: 'PCMU' | 'PCMA' | 'AAC', options: RigOptions = {}): Promise<Rig> {
   const time = new FakeTime();
   // 16 s of distinct pictures (1 s GOPs) so each IDR is found again by its bytes.
   const source = await SyntheticSource.create({ fps: FPS, gop: FPS, seconds: 16, audio, timers: time, now: time.clock, connectDelayMs: 0 });
@@ -83,9 +111,16 @@ async function rig(audio: 'PCMU' | 'AAC', recordingAudioActive?: () => boolean):
   const seen: MediaFrame[] = [];
   source.subscribe({ write: (frame) => (frame.kind === 'video' && seen.push(frame), true) });
   const log = recordingLogger();
-  const delegate = new HomeKitRecordingDelegate({ hap: HAP_API, source, log, prebufferSeconds: 4, ...(recordingAudioActive ? { recordingAudioActive } : {}) });
+  const delegate = new HomeKitRecordingDelegate({
+    hap: HAP_API,
+    source: options.audioGap ? withAudioGap(source, options.audioGap) : source,
+    log,
+    prebufferSeconds: 4,
+    ...(options.recordingAudioActive ? { recordingAudioActive: options.recordingAudioActive } : {}),
+    ...('ffmpeg' in options ? { ffmpeg: options.ffmpeg } : {}),
+  });
   cleanup.push(() => delegate.close());
-  delegate.updateRecordingConfiguration(configuration());
+  delegate.updateRecordingConfiguration(options.configuration ?? configuration());
   delegate.updateRecordingActive(true);
   return { time, source, delegate, log, seen };
 }
@@ -167,7 +202,7 @@ test('a recording pulled as a hub does: init segment, the pre-buffer from a keyf
 
 test('an AAC-LC camera records its audio as is (mp4a/esds), decodable; with RecordingAudioActive off, video only', async () => {
   let audioActive = true;
-  const r = await rig('AAC', () => audioActive);
+  const r = await rig('AAC', { recordingAudioActive: () => audioActive });
   await r.time.advance(6_000);
   const chunks = await pull(r, 2, 5_000);
   const init = chunks[0]!.data;
@@ -315,4 +350,214 @@ test('status() for the Homebridge UI: off, buffering with the pre-buffer held, r
   assert.ok(r.log.lines.some((l) => l.includes(`HomeKit Secure Video: ${problem!}.`)), r.log.lines.join('\n'));
   await eld.return(undefined);
   assert.equal(r.delegate.status().recordings, 2);
+});
+
+/**
+ * Like `pull`, but paced so the recording's real ffmpeg (real time) keeps step with the fake clock:
+ * 100 ms of fake time, then `realMs` of real time; before the hub closes the stream, the last
+ * fragment gets `settleMs` of real time to take its audio.
+ */
+async function pullPaced(r: Rig, id: number, ms: number, during?: (elapsedMs: number) => void): Promise<RecordingPacket[]> {
+  const abort = new AbortController();
+  const chunks: RecordingPacket[] = [];
+  const pulled = (async () => {
+    for await (const packet of r.delegate.handleRecordingStreamRequest(id, abort.signal)) chunks.push(packet);
+  })();
+  for (let t = 0; t < ms; t += 100) {
+    await r.time.advance(100);
+    await delay(25);
+    during?.(t);
+  }
+  await delay(800);
+  r.delegate.closeRecordingStream(id, hap.HDSProtocolSpecificErrorReason.NORMAL);
+  await pulled;
+  return chunks;
+}
+
+/** The recording's sound decoded to mono 16-bit PCM at `rate` by ffmpeg. */
+function decodedSound(file: string, rate: number): Int16Array {
+  const result = spawnSync('ffmpeg', ['-hide_banner', '-v', 'error', '-i', file, '-map', '0:a:0', '-ac', '1', '-ar', String(rate), '-f', 's16le', 'pipe:1'], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  assert.equal(result.status, 0, result.stderr.toString());
+  const pcm = result.stdout;
+  return new Int16Array(pcm.buffer, pcm.byteOffset, Math.floor(pcm.length / 2));
+}
+
+/** Sign changes in [from, to) seconds: twice the tone's frequency per second. */
+function zeroCrossings(pcm: Int16Array, rate: number, from: number, to: number): number {
+  let crossings = 0;
+  for (let i = Math.round(from * rate) + 1; i < Math.round(to * rate); i++) if ((pcm[i - 1]! < 0) !== (pcm[i]! < 0)) crossings++;
+  return crossings;
+}
+
+function rms(pcm: Int16Array, rate: number, from: number, to: number): number {
+  let sum = 0;
+  const start = Math.round(from * rate);
+  const end = Math.round(to * rate);
+  for (let i = start; i < end; i++) sum += pcm[i]! * pcm[i]!;
+  return Math.sqrt(sum / Math.max(1, end - start));
+}
+
+/** The synthetic camera's audio clock (8 kHz) starts at 8000 at the same moment its video clock (90 kHz) is at 90000. */
+const SYNTH_AUDIO_START = 8000;
+/** A hole in the camera's G.711: 0.5 s of audio, 5 s after the camera started. */
+const GAP = { from: SYNTH_AUDIO_START + 5 * 8000, to: SYNTH_AUDIO_START + 5.5 * 8000 };
+
+/**
+ * A G.711 camera recorded with the real ffmpeg at the hub's `rate`: AAC-LC at that rate, decodable,
+ * the 440 Hz tone where it was, silence where the camera's audio had a hole, audio as long as the
+ * video; ffmpeg gone after the stream. Returns the measured audio-video offsets.
+ */
+async function recordG711(codec: 'PCMU' | 'PCMA', samplerate: number, rate: number): Promise<{ startOffset: number; endOffset: number }> {
+  const ffmpeg = await findFfmpeg({ log: recordingLogger() });
+  assert.ok(ffmpeg, 'the test needs a real ffmpeg (system or ffmpeg-for-homebridge)');
+  const r = await rig(codec, {
+    ffmpeg,
+    audioGap: GAP,
+    configuration: configuration({ audioCodec: { type: hap.AudioRecordingCodecType.AAC_LC, samplerate, bitrate: 32, audioChannels: 1 } }),
+  });
+  await r.time.advance(7_000);
+  const before = new Set(runningFfmpegPids());
+  let encoderPids: number[] = [];
+  const chunks = await pullPaced(r, 11, 6_000, () => {
+    if (encoderPids.length === 0) encoderPids = runningFfmpegPids().filter((pid) => !before.has(pid));
+  });
+  assert.equal(encoderPids.length, 1, 'one ffmpeg for the recording stream');
+  assert.ok(!runningFfmpegPids().includes(encoderPids[0]!), 'the recording ended its ffmpeg');
+  assert.throws(() => process.kill(encoderPids[0]!, 0), { code: 'ESRCH' }, 'no ffmpeg process is left');
+
+  const file = await saved(chunks);
+  const info = await probe(file);
+  assert.deepEqual([info.audio?.codecName, info.audio?.profile, info.audio?.sampleRate, info.audio?.channels], ['aac', 'LC', rate, 1]);
+  const all = await runFfmpeg(['-hide_banner', '-v', 'error', '-i', file, '-map', '0', '-f', 'null', '-'], 60_000);
+  assert.equal(all.code, 0, all.stderr);
+  assert.equal(all.stderr.trim(), '', 'ffmpeg reported errors decoding the recording');
+
+  const read = await readFrames(file, { seconds: 30 });
+  const videoStart = read.video[0]!.time!;
+  const videoEnd = read.video.at(-1)!.time! + 1 / FPS;
+  const audioStart = read.audio[0]!.time!;
+  const audioEnd = read.audio.at(-1)!.time! + read.audio.at(-1)!.nbSamples! / rate;
+  const offsets = { startOffset: audioStart - videoStart, endOffset: audioEnd - videoEnd };
+  assert.ok(videoEnd - videoStart >= 8, `${videoEnd - videoStart} s of video`);
+  assert.ok(Math.abs(offsets.startOffset) <= 0.1, `audio starts ${offsets.startOffset} s after the video`);
+  assert.ok(Math.abs(offsets.endOffset) <= 0.1, `audio ends ${offsets.endOffset} s after the video`);
+
+  // Where the camera's clocks put the hole, in the recording's time: its first video frame is its origin.
+  const originIdr = idrOf(firstSample(chunks[1]!.data));
+  const origin = r.seen.find((f) => f.keyframe && f.units.some((u) => originIdr && u.equals(originIdr)));
+  assert.ok(origin);
+  const originSeconds = (origin.timestamp - 90000) / 90000;
+  const gapAt = (GAP.from - SYNTH_AUDIO_START) / 8000 - originSeconds + videoStart;
+  assert.ok(gapAt > 1.5 && gapAt < 4, `the hole is ${gapAt} s into the recording`);
+  const pcm = decodedSound(file, rate);
+  const before1s = zeroCrossings(pcm, rate, gapAt - 1.2, gapAt - 0.2);
+  const after1s = zeroCrossings(pcm, rate, gapAt + 0.7, gapAt + 1.7);
+  for (const crossings of [before1s, after1s]) assert.ok(Math.abs(crossings - 880) <= 10, `${crossings} zero crossings in 1 s: not a 440 Hz tone`);
+  const tone = rms(pcm, rate, gapAt - 1.2, gapAt - 0.2);
+  const hole = rms(pcm, rate, gapAt + 0.1, gapAt + 0.4);
+  assert.ok(tone > 1000, `tone RMS ${tone}`);
+  assert.ok(hole < tone / 20, `the hole is silence (RMS ${hole} against the tone's ${tone}): the gap was filled in place`);
+  // Its edges are where the camera's clock puts them, within 20 ms.
+  const edges = [rms(pcm, rate, gapAt - 0.1, gapAt - 0.02), rms(pcm, rate, gapAt + 0.02, gapAt + 0.1), rms(pcm, rate, gapAt + 0.52, gapAt + 0.6)];
+  assert.ok(edges[0]! > tone / 2 && edges[1]! < tone / 20 && edges[2]! > tone / 2, `RMS around the hole's edges: ${edges.join(', ')}`);
+
+  assert.equal(r.log.lines.filter((l) => l.includes(`audio is encoded to AAC-LC ${rate / 1000} kHz`)).length, 1, r.log.lines.join('\n'));
+  assert.deepEqual(r.log.lines.filter((l) => l.startsWith('warn')), [], 'no encoder failure');
+  return offsets;
+}
+
+test('a G.711 µ-law camera records with sound: AAC-LC at the hub\'s 16 kHz, the tone and the hole in place, as long as the video, ffmpeg gone after', async (t) => {
+  const offsets = await recordG711('PCMU', hap.AudioRecordingSamplerate.KHZ_16, 16000);
+  t.diagnostic(`PCMU -> AAC-LC 16 kHz: audio starts ${(offsets.startOffset * 1000).toFixed(0)} ms, ends ${(offsets.endOffset * 1000).toFixed(0)} ms after the video`);
+});
+
+test('a G.711 A-law camera records with sound at the hub\'s 24 kHz (resampled by ffmpeg)', async (t) => {
+  const offsets = await recordG711('PCMA', hap.AudioRecordingSamplerate.KHZ_24, 24000);
+  t.diagnostic(`PCMA -> AAC-LC 24 kHz: audio starts ${(offsets.startOffset * 1000).toFixed(0)} ms, ends ${(offsets.endOffset * 1000).toFixed(0)} ms after the video`);
+});
+
+test('no ffmpeg: a G.711 camera records video only, and the log says why once', async () => {
+  const found = await findFfmpeg({ log: recordingLogger(), searchPath: '', bundledPath: () => Promise.resolve(undefined) });
+  assert.equal(found, undefined);
+  const r = await rig('PCMU', { ffmpeg: found });
+  await r.time.advance(6_000);
+  const before = runningFfmpegPids().length;
+  for (const id of [21, 22]) {
+    const info = await probe(await saved(await pull(r, id, 3_000)));
+    assert.equal(info.video?.codecName, 'h264');
+    assert.equal(info.audio, undefined, 'video only');
+  }
+  assert.equal(runningFfmpegPids().length, before, 'no ffmpeg was started');
+  const message = "HomeKit Secure Video: the camera's audio is G.711 µ-law (PCMU); recordings are video-only because ffmpeg was not found (see the message above), and it encodes the sound to AAC.";
+  // Said once; the second recording repeats it only at debug level.
+  assert.deepEqual(r.log.lines.filter((l) => l.includes('G.711 µ-law (PCMU)')), [`info ${message}`, `debug ${message}`]);
+});
+
+test('the encoder\'s ffmpeg dying mid-recording: the recording goes on video-only, the log says why once', async () => {
+  const ffmpeg = await findFfmpeg({ log: recordingLogger() });
+  assert.ok(ffmpeg);
+  const r = await rig('PCMU', { ffmpeg });
+  await r.time.advance(6_000);
+  const before = new Set(runningFfmpegPids());
+  let killed: number | undefined;
+  const chunks = await pullPaced(r, 31, 8_000, (elapsed) => {
+    if (killed !== undefined || elapsed < 2_000) return;
+    killed = runningFfmpegPids().find((pid) => !before.has(pid));
+    if (killed !== undefined) process.kill(killed, 'SIGKILL');
+  });
+  assert.ok(killed !== undefined, 'the encoder ran');
+  const warnings = r.log.lines.filter((l) => l.startsWith('warn'));
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0]!, /G\.711 µ-law \(PCMU\) to AAC-LC encoder \(ffmpeg .*\) exited .*; this recording continues without sound\./);
+  const file = await saved(chunks);
+  const read = await readFrames(file, { seconds: 30 });
+  const frames = chunks.slice(1).reduce((n, c) => n + sampleCount(c.data), 0);
+  assert.equal(read.video.length, frames, 'every recorded video frame decodes');
+  // The pre-buffer and about 2 s live had sound; the video went on for the whole 8 s.
+  const videoEnd = read.video.at(-1)!.time!;
+  const audioEnd = read.audio.at(-1)!.time!;
+  assert.ok(videoEnd - audioEnd > 3, `video runs ${videoEnd - audioEnd} s past the sound`);
+  assert.ok(frames >= 10 * FPS, `${frames} frames recorded`);
+});
+
+test('an encoder that falls behind (an ffmpeg that reads but never answers): video-only from then on, said once, the process ended', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'hksv-slow-ffmpeg-'));
+  cleanup.push(() => rm(dir, { recursive: true, force: true }));
+  const script = join(dir, 'ffmpeg');
+  await writeFile(script, '#!/bin/sh\nexec cat > /dev/null\n', { mode: 0o755 });
+  const r = await rig('PCMU', { ffmpeg: { ...ffmpegCapabilities(), path: script } });
+  await r.time.advance(6_000);
+  const before = new Set(runningFfmpegPids());
+  let stuck: number | undefined;
+  const chunks = await pullPaced(r, 41, 5_000, () => {
+    stuck ??= runningFfmpegPids().find((pid) => !before.has(pid));
+  });
+  assert.ok(stuck !== undefined, 'the stand-in encoder ran');
+  assert.throws(() => process.kill(stuck!, 0), { code: 'ESRCH' }, 'the stuck encoder was ended');
+  const warnings = r.log.lines.filter((l) => l.startsWith('warn'));
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0]!, /G\.711 µ-law \(PCMU\) to AAC-LC encoder \(ffmpeg .*\) fell \d+\.\d s behind; this recording continues without sound\./);
+  const file = await saved(chunks);
+  const decoded = await decodeVideo(file, { timeoutMs: 60_000 });
+  assert.deepEqual(decoded.errors, []);
+  assert.equal(decoded.videoFrames, chunks.slice(1).reduce((n, c) => n + sampleCount(c.data), 0));
+  assert.ok(decoded.videoFrames >= 8 * FPS, `${decoded.videoFrames} frames recorded`);
+});
+
+test('a hub asking for AAC-ELD gets video only, and the log says why once (with and without libfdk_aac)', async () => {
+  const eld = configuration({ audioCodec: { type: hap.AudioRecordingCodecType.AAC_ELD, samplerate: hap.AudioRecordingSamplerate.KHZ_16, bitrate: 32, audioChannels: 1 } });
+  for (const libfdkAac of [false, true]) {
+    const r = await rig('PCMU', { ffmpeg: ffmpegCapabilities({ libfdkAac }), configuration: eld });
+    await r.time.advance(6_000);
+    for (const id of [51, 52]) {
+      const info = await probe(await saved(await pull(r, id, 2_000)));
+      assert.equal(info.video?.codecName, 'h264');
+      assert.equal(info.audio, undefined);
+    }
+    const said = r.log.lines.filter((l) => l.includes('AAC-ELD') && !l.startsWith('debug'));
+    assert.equal(said.length, 1, said.join('\n'));
+    assert.match(said[0]!, libfdkAac ? /this ffmpeg has libfdk_aac, but encoding AAC-ELD for recordings is not built/ : /it needs libfdk_aac, which this ffmpeg lacks/);
+  }
 });

@@ -3,9 +3,10 @@
  * (`updateRecordingActive(true)`) starts the pre-buffer on the camera's one shared Source; off
  * releases it. A hub's recording stream is `recordingStream`: the init segment, the pre-buffer as
  * fragments, then live fragments of the hub's fragment length, each on a keyframe, until the hub
- * closes the stream. The camera's H.264 passes through; AAC audio passes as is; any other audio
- * (G.711, Opus) is left out for now, which the log says once, by codec name. A camera that does not
- * send H.264 cannot record yet, and each refused stream says so.
+ * closes the stream. The camera's H.264 passes through; AAC audio passes as is; G.711 (PCMU/PCMA)
+ * is encoded to AAC-LC at the hub's rate by one ffmpeg per recording stream (audio-encoder.ts);
+ * Opus, or G.711 without a usable ffmpeg, records video only, which the log says once, by name. A
+ * camera that does not send H.264 cannot record yet, and each refused stream says so.
  */
 import type {
   CameraRecordingConfiguration,
@@ -14,12 +15,14 @@ import type {
   HDSProtocolSpecificErrorReason,
   RecordingPacket,
 } from 'homebridge';
+import type { FfmpegCapabilities } from '../../ffmpeg/capabilities.js';
 import type { Logger } from '../../util/logger.js';
-import type { AacTrackConfig } from '../../media/fmp4/sample-entries.js';
 import type { Subscribable, TrackDescription } from '../../media/types.js';
 import { levelName, profileName } from '../stream-session.js';
+import { G711_NAMES, RecordingAudioEncoder } from './audio-encoder.js';
 import { Prebuffer } from './prebuffer.js';
-import { recordingStream } from './recording-stream.js';
+import { recordingSampleRateHz } from './recording-options.js';
+import { recordingStream, type RecordingAudio } from './recording-stream.js';
 import type { RecordingStatus } from './recording-status.js';
 
 export interface RecordingDelegateOptions {
@@ -34,9 +37,13 @@ export interface RecordingDelegateOptions {
   recordingAudioActive?: () => boolean;
   /** Pre-buffer byte cap (tests); default `prebufferByteCap`. */
   prebufferMaxBytes?: number;
+  /** The ffmpeg `findFfmpeg` chose (undefined: none found); it encodes a G.711 camera's sound to AAC. */
+  ffmpeg?: FfmpegCapabilities | undefined;
+  /** The `ffmpeg.debug` setting: log the encoder's ffmpeg output line by line. */
+  ffmpegDebug?: boolean;
 }
 
-const AUDIO_NAMES: Partial<Record<string, string>> = { PCMU: 'G.711 µ-law (PCMU)', PCMA: 'G.711 A-law (PCMA)', OPUS: 'Opus' };
+const AUDIO_NAMES: Partial<Record<string, string>> = { ...G711_NAMES, OPUS: 'Opus' };
 
 export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
   readonly prebuffer: Prebuffer;
@@ -138,7 +145,7 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
         prebuffer: this.prebuffer,
         prebufferMs: configuration.prebufferLength,
         fragmentMs: configuration.mediaContainerConfiguration.fragmentLength,
-        audio: this.audioFor(configuration),
+        audio: this.audioFor(configuration, streamId),
         log: this.log,
         signal: stop.signal,
       });
@@ -171,36 +178,90 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
     this.streams.delete(streamId);
   }
 
-  /** The AAC track to pass through, or undefined for video only (said once per reason). */
-  private audioFor(configuration: CameraRecordingConfiguration): AacTrackConfig | undefined {
+  /**
+   * The camera's AAC to pass through, its G.711 to encode, or undefined for video only (said once
+   * per reason).
+   */
+  private audioFor(configuration: CameraRecordingConfiguration, streamId: number): RecordingAudio | undefined {
+    const { hap, ffmpeg } = this.options;
     const audio = this.options.source.tracks.find((t) => t.kind === 'audio');
     if (!audio) return undefined;
     if (this.options.recordingAudioActive && !this.options.recordingAudioActive()) return undefined;
-    if (configuration.audioCodec.type !== this.options.hap.AudioRecordingCodecType.AAC_LC) {
-      this.sayOnce('eld', 'the hub asked for AAC-ELD audio, which needs an encoder; recordings are video-only');
+    const name = AUDIO_NAMES[audio.codec] ?? audio.codec;
+    if (configuration.audioCodec.type !== hap.AudioRecordingCodecType.AAC_LC) {
+      // Only AAC-LC is offered, so a hub should never ask. Encoding ELD would need libfdk_aac and a
+      // container from ffmpeg that carries ELD (ADTS cannot); that path is not built.
+      const encoder = ffmpeg?.has.libfdkAac
+        ? `this ffmpeg has libfdk_aac, but encoding AAC-ELD for recordings is not built`
+        : ffmpeg ? 'it needs libfdk_aac, which this ffmpeg lacks' : 'it needs an ffmpeg with libfdk_aac';
+      this.sayOnce('eld', `HomeKit Secure Video: the hub asked for AAC-ELD audio (${encoder}); recordings are video-only.`);
       return undefined;
     }
+    if (audio.codec === 'PCMU' || audio.codec === 'PCMA') {
+      const outputSampleRate = recordingSampleRateHz(hap, configuration.audioCodec.samplerate);
+      if (!ffmpeg || !ffmpeg.has.aac || outputSampleRate === undefined) {
+        const why = !ffmpeg
+          ? 'ffmpeg was not found (see the message above), and it encodes the sound to AAC'
+          : !ffmpeg.has.aac
+            ? `this ffmpeg (${ffmpeg.path}) has no aac encoder`
+            : `the hub asked for an unknown sample rate (${String(configuration.audioCodec.samplerate)})`;
+        this.sayOnce(`encode:${audio.codec}`, `HomeKit Secure Video: the camera's audio is ${name}; recordings are video-only because ${why}.`);
+        return undefined;
+      }
+      const plan = {
+        codec: audio.codec,
+        inputSampleRate: audio.clockRate,
+        inputChannels: audio.channels ?? 1,
+        outputSampleRate,
+        // Mono or stereo: HomeKit offers and asks no more, and a camera microphone has no more.
+        outputChannels: Math.min(2, Math.max(1, configuration.audioCodec.audioChannels ?? 1)),
+        bitrateKbps: configuration.audioCodec.bitrate,
+      };
+      this.sayOnce(
+        `encode-on:${audio.codec}:${outputSampleRate}`,
+        `HomeKit Secure Video: the camera's ${name} audio is encoded to AAC-LC ${outputSampleRate / 1000} kHz for recordings (one ffmpeg while a recording runs).`,
+        'info',
+        false,
+      );
+      return {
+        mode: 'encode',
+        start: () => new RecordingAudioEncoder({
+          plan,
+          ffmpeg,
+          log: this.log,
+          label: `recording ${streamId} audio`,
+          // Each way of failing is a warning once; a broken ffmpeg must not warn at every motion event.
+          report: (kind, message) => this.sayOnce(`encoder:${kind}`, message, 'warn'),
+          ...(this.options.ffmpegDebug ? { debug: true } : {}),
+        }),
+      };
+    }
     if (audio.codec !== 'AAC') {
-      const name = AUDIO_NAMES[audio.codec] ?? audio.codec;
       this.sayOnce(
         `codec:${audio.codec}`,
-        `the camera's audio is ${name}; recordings are video-only for now (HomeKit records AAC, and ${name} to AAC is not built yet)`,
+        `HomeKit Secure Video: the camera's audio is ${name}; recordings are video-only (HomeKit records AAC, and ${name} to AAC is not built).`,
       );
       return undefined;
     }
     const config = audio.fmtp['config'];
     if (!config || !/^([0-9a-f]{2})+$/i.test(config)) {
-      this.sayOnce('aac-config', "the camera's AAC track has no AudioSpecificConfig in its SDP; recordings are video-only");
+      this.sayOnce('aac-config', "HomeKit Secure Video: the camera's AAC track has no AudioSpecificConfig in its SDP; recordings are video-only.");
       return undefined;
     }
-    return { audioSpecificConfig: Buffer.from(config, 'hex'), sampleRate: audio.clockRate, channels: audio.channels ?? 1 };
+    return { mode: 'copy', track: { audioSpecificConfig: Buffer.from(config, 'hex'), sampleRate: audio.clockRate, channels: audio.channels ?? 1 } };
   }
 
-  /** Logs a shortfall once per reason (every recording would repeat it) and keeps it for the UI. */
-  private sayOnce(key: string, problem: string): void {
-    this.problem = problem;
-    if (this.said.has(key)) return;
+  /**
+   * Logs `message` the first time `key` comes up (at `level`); repeats go to debug. A shortfall
+   * (`problem`, the default) is also kept, without the log's prefix, for the Homebridge UI's card.
+   */
+  private sayOnce(key: string, message: string, level: 'info' | 'warn' = 'info', problem = true): void {
+    if (problem) this.problem = message.replace(/^HomeKit Secure Video: /, '').replace(/\.$/, '');
+    if (this.said.has(key)) {
+      this.log.debug(message);
+      return;
+    }
     this.said.add(key);
-    this.log.info(`HomeKit Secure Video: ${problem}.`);
+    this.log[level](message);
   }
 }

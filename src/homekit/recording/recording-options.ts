@@ -2,8 +2,9 @@
  * What a camera tells HomeKit it can record (the `recording.options` of the CameraController).
  * Recordings pass the camera's own H.264 through, so the sizes are the HomeKit sizes up to the
  * camera's (the same list the live stream offers) and the hub's choice among them is informational.
- * Audio is AAC-LC only: an AAC camera's audio passes as is; AAC-ELD would need an encoder
- * (libfdk_aac) this plugin's ffmpeg usually lacks, and nothing here re-encodes yet.
+ * Audio is AAC-LC only: an AAC camera's audio passes as is (at its own rate), a G.711 camera's is
+ * encoded by ffmpeg's native AAC encoder at the rate the hub picks among 16, 24 and 32 kHz. AAC-ELD
+ * would need libfdk_aac, which most ffmpeg builds lack, and is not offered.
  */
 import type { AudioRecordingSamplerate, CameraRecordingOptions, HAP, Resolution } from 'homebridge';
 import { PREBUFFER_SECONDS } from './prebuffer.js';
@@ -11,17 +12,26 @@ import { PREBUFFER_SECONDS } from './prebuffer.js';
 /** HomeKit's usual fragment length; the hub selects it from this list. */
 export const FRAGMENT_LENGTH_MS = 4000;
 
+/** HomeKit's recording sample rates: HAP's enum value and the rate in Hz. */
+function recordingSamplerates(hap: HAP): Array<[AudioRecordingSamplerate, number]> {
+  return [
+    [hap.AudioRecordingSamplerate.KHZ_8, 8000],
+    [hap.AudioRecordingSamplerate.KHZ_16, 16000],
+    [hap.AudioRecordingSamplerate.KHZ_24, 24000],
+    [hap.AudioRecordingSamplerate.KHZ_32, 32000],
+    [hap.AudioRecordingSamplerate.KHZ_44_1, 44100],
+    [hap.AudioRecordingSamplerate.KHZ_48, 48000],
+  ];
+}
+
 /** The HAP sample-rate enum for a rate in Hz, when HomeKit has one. */
 export function recordingSamplerate(hap: HAP, hz: number): AudioRecordingSamplerate | undefined {
-  const rates: Record<number, AudioRecordingSamplerate> = {
-    8000: hap.AudioRecordingSamplerate.KHZ_8,
-    16000: hap.AudioRecordingSamplerate.KHZ_16,
-    24000: hap.AudioRecordingSamplerate.KHZ_24,
-    32000: hap.AudioRecordingSamplerate.KHZ_32,
-    44100: hap.AudioRecordingSamplerate.KHZ_44_1,
-    48000: hap.AudioRecordingSamplerate.KHZ_48,
-  };
-  return rates[hz];
+  return recordingSamplerates(hap).find(([, rate]) => rate === hz)?.[0];
+}
+
+/** The rate in Hz of the hub's selected sample rate (undefined for a value HAP does not define). */
+export function recordingSampleRateHz(hap: HAP, samplerate: AudioRecordingSamplerate): number | undefined {
+  return recordingSamplerates(hap).find(([value]) => value === samplerate)?.[1];
 }
 
 export interface RecordingOptionsInput {

@@ -5,7 +5,8 @@
  * `avcC` only); AAC access units pass as they are. Decode times come from the frames' timestamps
  * (90 kHz video, the sample rate for audio) on one running clock per track, so a gap between two
  * fragments stays a gap; a sample's duration is the distance to the next one, and a track's last
- * sample in a fragment repeats the delta before it.
+ * sample in a fragment repeats the delta before it. Each track has its own `tfdt`, so audio that
+ * arrives late (an encoder's output) simply goes into a later fragment.
  */
 import { h264NalType, H264_NAL } from '../h264-depacketizer.js';
 import { parseH264Sps } from '../h264-sps.js';
@@ -43,7 +44,13 @@ export class Fmp4Muxer {
   private video: TrackClock | undefined;
   private audio: TrackClock | undefined;
 
-  constructor(readonly config: { video: AvcTrackConfig; audio?: AacTrackConfig }) {}
+  /**
+   * `audioFromStart`: the audio frames' timestamps already count samples from the recording's first
+   * video frame (audio encoded for the recording, see src/homekit/recording/audio-encoder.ts), so
+   * they are decode times as they are; otherwise (a camera's AAC passed through) the audio joins
+   * the video's clock at the video frame it arrived after.
+   */
+  constructor(readonly config: { video: AvcTrackConfig; audio?: AacTrackConfig; audioFromStart?: boolean }) {}
 
   initSegment(): Buffer {
     return initSegment(this.config);
@@ -94,7 +101,9 @@ export class Fmp4Muxer {
       if (f.codec !== 'AAC') throw new Error(`fMP4: the audio track is AAC, got a ${f.codec} frame`);
       return { data: f.units[0] ?? Buffer.alloc(0), duration: 0, sync: true };
     });
-    const clock = this.audio ?? { lastTimestamp: frames[0]!.timestamp, decodeTime: Math.round((videoJoinTime / VIDEO_TIMESCALE) * rate) };
+    const clock = this.audio ?? (this.config.audioFromStart
+      ? { lastTimestamp: 0, decodeTime: 0 }
+      : { lastTimestamp: frames[0]!.timestamp, decodeTime: Math.round((videoJoinTime / VIDEO_TIMESCALE) * rate) });
     const advanced = this.advance(clock, frames, rate, FALLBACK_AAC_DURATION, samples);
     this.audio = advanced.clock;
     return { trackId: AUDIO_TRACK_ID, baseDecodeTime: advanced.base, samples };
