@@ -89,6 +89,7 @@ interface RigOptions {
   configuration?: CameraRecordingConfiguration;
   /** Audio frames with timestamps in [from, to) never reach the recording (a hole in the camera's audio). */
   audioGap?: { from: number; to: number };
+  encoderStartupGraceMs?: number;
 }
 
 /** The Source as the delegate sees it, less the audio frames inside `gap`. */
@@ -118,6 +119,7 @@ async function rig(audio: 'PCMU' | 'PCMA' | 'AAC', options: RigOptions = {}): Pr
     prebufferSeconds: 4,
     ...(options.recordingAudioActive ? { recordingAudioActive: options.recordingAudioActive } : {}),
     ...('ffmpeg' in options ? { ffmpeg: options.ffmpeg } : {}),
+    ...(options.encoderStartupGraceMs !== undefined ? { encoderStartupGraceMs: options.encoderStartupGraceMs } : {}),
   });
   cleanup.push(() => delegate.close());
   delegate.updateRecordingConfiguration(options.configuration ?? configuration());
@@ -527,7 +529,8 @@ test('an encoder that falls behind (an ffmpeg that reads but never answers): vid
   cleanup.push(() => rm(dir, { recursive: true, force: true }));
   const script = join(dir, 'ffmpeg');
   await writeFile(script, '#!/bin/sh\nexec cat > /dev/null\n', { mode: 0o755 });
-  const r = await rig('PCMU', { ffmpeg: { ...ffmpegCapabilities(), path: script } });
+  // No start-up grace: this stand-in never answers, so its lag is real from the start.
+  const r = await rig('PCMU', { ffmpeg: { ...ffmpegCapabilities(), path: script }, encoderStartupGraceMs: 0 });
   await r.time.advance(6_000);
   const before = new Set(runningFfmpegPids());
   let stuck: number | undefined;
@@ -560,4 +563,23 @@ test('a hub asking for AAC-ELD gets video only, and the log says why once (with 
     assert.equal(said.length, 1, said.join('\n'));
     assert.match(said[0]!, libfdkAac ? /this ffmpeg has libfdk_aac, but encoding AAC-ELD for recordings is not built/ : /it needs libfdk_aac, which this ffmpeg lacks/);
   }
+});
+
+test('an encoder slow to start (1.5 s, a busy Raspberry Pi) keeps the recording\'s sound: its lag counts only after the start-up grace', async () => {
+  const real = await findFfmpeg({ log: recordingLogger() });
+  assert.ok(real);
+  const dir = await mkdtemp(join(tmpdir(), 'hksv-slow-start-'));
+  cleanup.push(() => rm(dir, { recursive: true, force: true }));
+  const script = join(dir, 'ffmpeg');
+  await writeFile(script, `#!/bin/sh\nsleep 1.5\nexec '${real.path}' "$@"\n`, { mode: 0o755 });
+  const r = await rig('PCMU', { ffmpeg: { ...real, path: script } });
+  await r.time.advance(6_000);
+  const chunks = await pullPaced(r, 61, 8_000);
+  const warnings = r.log.lines.filter((l) => l.startsWith('warn'));
+  assert.deepEqual(warnings, [], 'no "fell behind": the pre-buffer\'s sound waited for ffmpeg to start');
+  const read = await readFrames(await saved(chunks), { seconds: 30 });
+  assert.ok(read.audio.length > 0, 'the recording has sound');
+  const videoEnd = read.video.at(-1)!.time!;
+  const audioEnd = read.audio.at(-1)!.time!;
+  assert.ok(Math.abs(videoEnd - audioEnd) < 1, `sound runs to the end (video ${videoEnd} s, audio ${audioEnd} s)`);
 });

@@ -20,7 +20,7 @@
  * (a few samples) is not corrected.
  *
  * Failures never stop the video: no ffmpeg, ffmpeg exiting, or ffmpeg falling more than
- * `MAX_LAG_SECONDS` behind the audio fed to it ends the encoder, says why once (by name), and the
+ * `MAX_LAG_SECONDS` behind the audio fed to it (once `STARTUP_GRACE_MS` has passed) ends the encoder, says why once (by name), and the
  * recording continues without sound. `close()` ends the ffmpeg with the recording.
  */
 import type { FfmpegCapabilities } from '../../ffmpeg/capabilities.js';
@@ -39,6 +39,13 @@ export const AAC_FRAME_SAMPLES = 1024;
 const PRIMING_FRAMES = 1;
 /** How far ffmpeg may fall behind the audio fed to it before the recording goes on without sound. */
 export const MAX_LAG_SECONDS = 2;
+/**
+ * Wall-clock time ffmpeg gets to start and work through the pre-buffer before its lag counts: the
+ * whole pre-buffer (4-8 s of sound) is fed at once, and on a busy Raspberry Pi starting ffmpeg alone
+ * can take a second; a recording must not lose its sound for that. Sound that comes late meanwhile
+ * goes into the next fragment.
+ */
+export const STARTUP_GRACE_MS = 5000;
 /** PCM waiting in the pipe to ffmpeg, at most: far more than ffmpeg ever leaves unread when it keeps up. */
 const MAX_PIPE_BYTES = 1024 * 1024;
 /** A gap longer than this is not a gap but a broken clock; filling it would be minutes of silence. */
@@ -85,6 +92,8 @@ export interface RecordingAudioEncoderOptions {
    */
   report?: (kind: string, message: string) => void;
   debug?: boolean;
+  /** Default `STARTUP_GRACE_MS` (tests shorten it). */
+  startupGraceMs?: number;
 }
 
 /** The `mp4a` track a plan produces: AAC-LC at the hub's rate and channels. */
@@ -115,6 +124,7 @@ export class RecordingAudioEncoder {
   private failure: string | undefined;
   private closed = false;
   private waiters: Array<() => void> = [];
+  private readonly startedAt = performance.now();
 
   constructor(private readonly options: RecordingAudioEncoderOptions) {
     this.plan = options.plan;
@@ -281,6 +291,7 @@ export class RecordingAudioEncoder {
   private checkLag(origin: number, end: number): void {
     const start = this.startSample(origin);
     if (this.failure || this.closed || start === undefined) return;
+    if (performance.now() - this.startedAt < (this.options.startupGraceMs ?? STARTUP_GRACE_MS)) return;
     const fedUntil = start + Math.floor((this.inputSamples * this.plan.outputSampleRate) / this.plan.inputSampleRate);
     const covered = start + this.encodedFrames * AAC_FRAME_SAMPLES;
     // Only audio that was fed by the fragment's end counts: ffmpeg cannot encode what it never got.

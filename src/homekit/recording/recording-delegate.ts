@@ -41,6 +41,8 @@ export interface RecordingDelegateOptions {
   ffmpeg?: FfmpegCapabilities | undefined;
   /** The `ffmpeg.debug` setting: log the encoder's ffmpeg output line by line. */
   ffmpegDebug?: boolean;
+  /** The sound encoder's start-up grace before its lag counts (tests); default `STARTUP_GRACE_MS`. */
+  encoderStartupGraceMs?: number;
 }
 
 const AUDIO_NAMES: Partial<Record<string, string>> = { ...G711_NAMES, OPUS: 'Opus' };
@@ -233,6 +235,7 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
           // Each way of failing is a warning once; a broken ffmpeg must not warn at every motion event.
           report: (kind, message) => this.sayOnce(`encoder:${kind}`, message, 'warn'),
           ...(this.options.ffmpegDebug ? { debug: true } : {}),
+          ...(this.options.encoderStartupGraceMs !== undefined ? { startupGraceMs: this.options.encoderStartupGraceMs } : {}),
         }),
       };
     }
