@@ -12,7 +12,7 @@ import { Source } from '../../src/media/source.js';
 import type { MediaFrame } from '../../src/media/types.js';
 import { FakeTime } from '../helpers/fake-time.js';
 import { decodeVideo, probe, readFrames, runFfmpeg } from '../helpers/ffprobe.js';
-import { findBox, topLevelBoxes } from '../helpers/mp4.js';
+import { findBox, firstSample, idrOf, sampleCount, topLevelBoxes } from '../helpers/mp4.js';
 import { recordingLogger } from '../helpers/onvif-log.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
 import { ScriptedCamera, smallH264 } from '../media/helpers/scripted-camera.js';
@@ -37,33 +37,6 @@ function configuration(overrides: Partial<CameraRecordingConfiguration> = {}): C
     audioCodec: { type: hap.AudioRecordingCodecType.AAC_LC, samplerate: hap.AudioRecordingSamplerate.KHZ_16, bitrate: 64, audioChannels: 1 },
     ...overrides,
   };
-}
-
-interface Sample {
-  data: Buffer;
-}
-
-/** The first video sample of a moof+mdat chunk, read through the trun's data offset and size. */
-function firstSample(chunk: Buffer): Sample {
-  const trun = findBox(chunk, ['moof', 'traf', 'trun'])!;
-  const dataOffset = trun.readInt32BE(16);
-  const size = trun.readUInt32BE(20 + 4);
-  return { data: chunk.subarray(dataOffset, dataOffset + size) };
-}
-
-function sampleCount(chunk: Buffer): number {
-  return findBox(chunk, ['moof', 'traf', 'trun'])!.readUInt32BE(12);
-}
-
-/** The IDR slice NAL of an AVCC sample. */
-function idrOf(sample: Sample): Buffer | undefined {
-  for (let at = 0; at + 4 <= sample.data.length;) {
-    const length = sample.data.readUInt32BE(at);
-    const nal = sample.data.subarray(at + 4, at + 4 + length);
-    if ((nal[0]! & 0x1f) === 5) return nal;
-    at += 4 + length;
-  }
-  return undefined;
 }
 
 interface Rig {
