@@ -158,6 +158,7 @@ export class HomeKitCamera {
   ringDoorbell(): boolean {
     const controller = this.controller;
     if (!controller || !(controller instanceof this.options.api.hap.DoorbellController)) return false;
+    this.recordingDelegate?.markEvent();
     controller.ringDoorbell();
     return true;
   }
@@ -367,6 +368,8 @@ export class HomeKitCamera {
   }
 
   private setMotion(detected: boolean): void {
+    // The start of motion is the event a recording's pre-buffer counts back from.
+    if (detected && !this.motionDetected) this.recordingDelegate?.markEvent();
     this.motionDetected = detected;
     this.motionService?.updateCharacteristic(this.options.api.hap.Characteristic.MotionDetected, detected);
   }

@@ -5,8 +5,9 @@
  * motion event from the ONVIF responder through HomeKitCamera's own ONVIF motion path. The hub
  * (hds-client.ts) reads the recording options, selects a configuration and enables recording, sets
  * up the HomeKit Data Stream (keys from its pair-verify session), subscribes to the motion sensor,
- * and on the motion event opens a dataSend stream, pulls about 6 s and closes it. Nothing here
- * drives the recording delegate directly: every byte the test checks crossed HAP and HDS.
+ * and a moment after the motion event opens a dataSend stream, pulls about 6 s and closes it.
+ * Nothing here drives the recording delegate directly: every byte the test checks crossed HAP and
+ * HDS.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -34,6 +35,11 @@ const PREBUFFER_SECONDS = 4;
 const FPS = 25;
 const GOP_SECONDS = 2;
 const PULL_MS = 6000;
+/**
+ * A hub opens its recording stream a moment after it saw the motion event. One whole GOP later, a
+ * pre-buffer counted from the hub's request (not from the event) would always start short.
+ */
+const HUB_OPEN_DELAY_MS = GOP_SECONDS * 1000;
 
 describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data Stream', () => {
   const cleanup: Array<() => Promise<void> | void> = [];
@@ -133,6 +139,7 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     onvif.emitMotion(true);
     await waitFor(() => motionEvents.includes(true), 10_000, 'the hub\'s MotionDetected event');
     const eventMs = Date.now() - motionAt;
+    await new Promise((resolve) => setTimeout(resolve, HUB_OPEN_DELAY_MS));
 
     const receiver = new RecordingReceiver(connection, 1);
     const opened = await receiver.open('motion');

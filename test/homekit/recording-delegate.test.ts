@@ -138,6 +138,21 @@ test('a recording pulled as a hub does: init segment, the pre-buffer from a keyf
   assert.equal(delegate.prebuffer.stats().bytes, 0);
 });
 
+test('the hub opens the stream 1 s after the motion event: the recording still reaches >= 4 s before the event, not before the request', async () => {
+  const r = await rig('PCMU');
+  await r.time.advance(7_000);
+  const trigger = r.seen.at(-1)!.timestamp;
+  r.delegate.markEvent();
+  // The hub sees the event and asks a second later (1 s GOPs: a keyframe passes the 4 s mark meanwhile).
+  await r.time.advance(1_000);
+  const chunks = await pull(r, 8, 2_000);
+  const firstIdr = idrOf(firstSample(chunks[1]!.data));
+  const origin = r.seen.find((f) => f.keyframe && firstIdr && f.units.some((u) => u.equals(firstIdr)));
+  assert.ok(origin, 'the first IDR is one the camera sent');
+  const lead = ((trigger - origin.timestamp) >>> 0) / 90000;
+  assert.ok(lead >= 4 && lead < 5, `the recording starts ${lead} s before the event`);
+});
+
 test('an AAC-LC camera records its audio as is (mp4a/esds), decodable; with RecordingAudioActive off, video only', async () => {
   let audioActive = true;
   const r = await rig('AAC', () => audioActive);
