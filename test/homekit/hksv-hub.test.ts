@@ -6,8 +6,8 @@
  * (hds-client.ts) reads the recording options, selects a configuration and enables recording, sets
  * up the HomeKit Data Stream (keys from its pair-verify session), subscribes to the motion sensor,
  * and a moment after the motion event opens a dataSend stream, pulls about 6 s and closes it.
- * Nothing here drives the recording delegate directly: every byte the test checks crossed HAP and
- * HDS.
+ * A Home app live view runs all along. Nothing here drives the recording delegate directly: every
+ * byte the test checks crossed HAP and HDS.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -28,6 +28,7 @@ import { startOnvifResponder, type OnvifResponder } from '../helpers/onvif-respo
 import { memoryLogger, startCameraRig, waitFor, type CameraRig } from './camera-rig.js';
 import { CHARACTERISTIC, HapCameraClient } from './hap-camera-client.js';
 import { chooseRecordingConfiguration, hksvServices, HksvHub, RecordingReceiver } from './hds-client.js';
+import { startLiveStream } from './live-stream.js';
 
 const PIN = '031-45-154';
 const ONVIF_PASSWORD = 'secret';
@@ -56,7 +57,7 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     await rm(storage, { recursive: true, force: true });
   });
 
-  it('select, enable, motion, pull 6 s: init segment with avcC and esds, IDR-started fragments, the pre-buffer before the event, decodable, one camera session', async (t) => {
+  it('select, enable, motion, pull 6 s: init segment with avcC and esds, IDR-started fragments, the pre-buffer before the event, decodable, one camera session with a viewer and a live view', async (t) => {
     const log = memoryLogger();
     const rig: CameraRig = await startCameraRig({ audio: 'aac', keyframeIntervalFrames: GOP_SECONDS * FPS });
     cleanup.push(() => rig.close());
@@ -130,6 +131,11 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     await client.client.subscribeCharacteristics([`${motionRef.aid}.${motionRef.iid}`]);
     await waitFor(() => onvif.activeSubscriptions() > 0, 20_000, 'the ONVIF event subscription');
 
+    // Someone watches the camera in the Home app meanwhile (an ffmpeg reading the loopback re-stream).
+    const live = await startLiveStream(client, found.streamManagements[0]!, { width: 640, height: 360, fps: 25, maxBitrateKbps: 1000 });
+    cleanup.push(() => live.end());
+    await live.video.waitForPackets(25, 20_000);
+
     // Enough pre-buffer that the recording can reach PREBUFFER_SECONDS back.
     await waitFor(() => homekit.recording!.prebuffer.stats().seconds >= PREBUFFER_SECONDS + 0.5, 30_000, 'a full pre-buffer');
 
@@ -142,6 +148,7 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     await new Promise((resolve) => setTimeout(resolve, HUB_OPEN_DELAY_MS));
 
     const receiver = new RecordingReceiver(connection, 1);
+    const liveBefore = live.video.packets.length;
     const opened = await receiver.open('motion');
     assert.equal(opened.status, 0, JSON.stringify(opened));
     assert.equal(opened.body['status'], 0, JSON.stringify(opened.body));
@@ -150,6 +157,8 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     const firstFragmentMs = Date.now() - motionAt;
     await new Promise((resolve) => setTimeout(resolve, PULL_MS));
     receiver.close(0);
+    const liveDuring = live.video.packets.length - liveBefore;
+    await live.end();
     onvif.emitMotion(false);
     await waitFor(() => homekit.recording!.streamCount === 0, 5000, 'the recording stream to end');
     assert.equal(homekit.recording.prebuffer.stats().followers, 0);
@@ -181,7 +190,8 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     assert.ok(origin, 'the first IDR is one the camera sent');
     const lead = ((trigger - origin.timestamp) >>> 0) / 90000;
     t.diagnostic(`motion → hub event ${eventMs} ms; stream opened ${openedAfter.toFixed(2)} s of media after the event; ` +
-      `first fragment ${firstFragmentMs} ms after the event; recording starts ${lead.toFixed(2)} s before the event; ${segments.length} segments, ${receiver.chunks.length} chunks`);
+      `first fragment ${firstFragmentMs} ms after the event; recording starts ${lead.toFixed(2)} s before the event; ${segments.length} segments, ${receiver.chunks.length} chunks; ` +
+      `${liveDuring} live-view video packets meanwhile`);
     assert.ok(lead >= PREBUFFER_SECONDS && lead < PREBUFFER_SECONDS + GOP_SECONDS, `the recording starts ${lead} s before the motion event`);
 
     // Decodable, frame for frame, audio too.
@@ -207,7 +217,8 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
       index += sampleCount(fragment.data);
     }
 
-    // One camera session for the viewer, the pre-buffer and the recording.
+    // One camera session for the viewer, the Home app's live view, the pre-buffer and the recording.
+    assert.ok(liveDuring >= 100, `the live view went on during the recording (${liveDuring} video packets)`);
     assert.equal(await rig.camera.sessionCount(), 1);
     assert.equal((await rig.camera.requests()).filter((r) => r.method === 'PLAY').length, 1, 'one PLAY: one camera session all along');
     await hub.disableRecording();
