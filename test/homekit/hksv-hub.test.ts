@@ -170,6 +170,9 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     const segments = receiver.segments;
     assert.ok(segments.length >= 3, `${segments.length} segments`);
     assert.deepEqual(segments.map((s) => s.dataSequenceNumber), segments.map((_, i) => i + 1));
+    // HAP-NodeJS sends at most 256 KiB a chunk; a 4 s fragment at 1 Mbit/s is larger, so reassembly is exercised.
+    assert.ok(receiver.chunks.every((c) => c.data.length <= 0x40000));
+    assert.ok(segments.some((s) => s.chunks > 1), 'a fragment came in more than one chunk');
     const [init, ...fragments] = segments;
     assert.equal(init!.dataType, 'mediaInitialization');
     assert.deepEqual(topLevelBoxes(init!.data).map((b) => b.type), ['ftyp', 'moov']);
