@@ -106,6 +106,8 @@ export class HomeKitCamera {
   private stopped = false;
   /** What ONVIF says (`motion`), and the web trigger's state (`motionHttpTrigger`); the sensor shows either. */
   private onvifMotion = false;
+  /** What the sensor shows now: ONVIF or web motion. */
+  private motionShown = false;
   private readonly webMotion: MotionState | undefined;
   private tampered = false;
   private readonly crossingService: Service | undefined;
@@ -192,6 +194,7 @@ export class HomeKitCamera {
   ringDoorbell(): boolean {
     const controller = this.controller;
     if (!controller || !(controller instanceof this.options.api.hap.DoorbellController)) return false;
+    this.recordingDelegate?.markEvent();
     controller.ringDoorbell();
     return true;
   }
@@ -431,7 +434,11 @@ export class HomeKitCamera {
   }
 
   private showMotion(): void {
-    this.motionService?.updateCharacteristic(this.options.api.hap.Characteristic.MotionDetected, this.motionNow());
+    const now = this.motionNow();
+    // The start of motion (from any source) is the event a recording's pre-buffer counts back from.
+    if (now && !this.motionShown) this.recordingDelegate?.markEvent();
+    this.motionShown = now;
+    this.motionService?.updateCharacteristic(this.options.api.hap.Characteristic.MotionDetected, now);
   }
 }
 

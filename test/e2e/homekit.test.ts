@@ -14,50 +14,13 @@ import { FakeCamera } from '../helpers/fake-camera.js';
 import { platformConfig, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { startOnvifResponder, type OnvifResponder } from '../helpers/onvif-responder.js';
 import { getFreePort } from '../helpers/ports.js';
-import { CHARACTERISTIC, HapCameraClient, newSessionId, type CameraAccessory, type ServiceRef, type StartOptions } from '../homekit/hap-camera-client.js';
+import { CHARACTERISTIC, HapCameraClient, type CameraAccessory } from '../homekit/hap-camera-client.js';
 import { checkImage, ffmpegDescendants } from '../homekit/inspect.js';
-import { depacketizeH264, newSrtpKeys, nalTypes, probeH264, SrtpReceiver } from '../homekit/srtp-receiver.js';
+import { startLiveStream, type LiveStream } from '../homekit/live-stream.js';
+import { depacketizeH264, nalTypes, probeH264 } from '../homekit/srtp-receiver.js';
 
 const ONVIF_PASSWORD = 'Onvif-Pass-9';
 const VIEWER = { username: 'viewer', password: 'Viewer-Pass-8' };
-
-interface LiveStream {
-  id: string;
-  service: ServiceRef;
-  video: SrtpReceiver;
-  audio: SrtpReceiver;
-  startedAt: number;
-  end(): Promise<void>;
-}
-
-/** SetupEndpoints + START on one of the camera's stream services, with RTCP keep-alives like the Home app. */
-async function startStream(hap: HapCameraClient, service: ServiceRef, options: StartOptions): Promise<LiveStream> {
-  const video = await SrtpReceiver.open(newSrtpKeys());
-  const audio = await SrtpReceiver.open(newSrtpKeys());
-  const id = newSessionId();
-  const answer = await hap.setupEndpoints(service, { id, videoPort: video.port, audioPort: audio.port, video: video.keys, audio: audio.keys });
-  assert.equal(answer.status, 0, 'SetupEndpoints status: success');
-  assert.equal(answer.address, '127.0.0.1');
-  video.keepAlive({ address: answer.address, port: answer.videoPort });
-  audio.keepAlive({ address: answer.address, port: answer.audioPort });
-  const startedAt = performance.now();
-  await hap.start(service, id, options);
-  let ended = false;
-  return {
-    id,
-    service,
-    video,
-    audio,
-    startedAt,
-    async end() {
-      if (ended) return;
-      ended = true;
-      await hap.end(service, id).catch(() => undefined);
-      video.close();
-      audio.close();
-    },
-  };
-}
 
 async function waitForValue(read: () => Promise<unknown>, expected: unknown, timeoutMs: number): Promise<number> {
   const started = performance.now();
@@ -165,7 +128,7 @@ describe('e2e: HomeKit through a real HAP client', { timeout: 600_000 }, () => {
   });
 
   it('live stream: SRTP arrives and decrypts, ffprobe reads the H.264 at the requested size, Opus on the audio port; END stops it and leaves no ffmpeg', async () => {
-    const stream = await startStream(hap, front.streamManagements[0]!, { width: 640, height: 360, fps: 30, maxBitrateKbps: 2000 });
+    const stream = await startLiveStream(hap, front.streamManagements[0]!, { width: 640, height: 360, fps: 30, maxBitrateKbps: 2000 });
     streams.push(stream);
     await stream.video.waitForPackets(1, 15_000);
     const firstPacketMs = stream.video.packets[0]!.at - stream.startedAt;
@@ -191,7 +154,7 @@ describe('e2e: HomeKit through a real HAP client', { timeout: 600_000 }, () => {
   });
 
   it('one camera session: a Home app stream and two Chromium viewers together', async () => {
-    const stream = await startStream(hap, front.streamManagements[1]!, { width: 640, height: 360 });
+    const stream = await startLiveStream(hap, front.streamManagements[1]!, { width: 640, height: 360 });
     streams.push(stream);
     let browser: ChromiumSession | undefined;
     try {
@@ -235,7 +198,7 @@ describe('e2e: HomeKit through a real HAP client', { timeout: 600_000 }, () => {
 
   it('a camera without audio still streams video', async () => {
     const quietCamera = await hap.camera('Quiet');
-    const stream = await startStream(hap, quietCamera.streamManagements[0]!, { width: 640, height: 360 });
+    const stream = await startLiveStream(hap, quietCamera.streamManagements[0]!, { width: 640, height: 360 });
     streams.push(stream);
     await stream.video.waitForPackets(100, 20_000);
     const probed = await probeH264(depacketizeH264(stream.video.packets));
@@ -246,7 +209,7 @@ describe('e2e: HomeKit through a real HAP client', { timeout: 600_000 }, () => {
 
   it('a broken ffmpeg setting: the log quotes ffmpeg\'s reason (and the stream recovers)', async () => {
     const since = hb.lines.length;
-    const stream = await startStream(hap, front.streamManagements[2]!, { width: 320, height: 180, maxBitrateKbps: 300, profile: 0, level: 0 });
+    const stream = await startLiveStream(hap, front.streamManagements[2]!, { width: 320, height: 180, maxBitrateKbps: 300, profile: 0, level: 0 });
     streams.push(stream);
     const line = await hb.waitForLog(/ffmpeg said:/, 20_000, { since });
     assert.match(line, /\[Front\] Home app stream [0-9a-f]{8}: libx264 rejected its preset \(check ffmpeg\.encoderOptions\)\. ffmpeg said: ".*"/);

@@ -62,3 +62,35 @@ export function audioFrame(codec: 'AAC' | 'PCMU', payload: Buffer, timestamp: nu
     units: [payload], packets: [], receivedAt: 0, byteLength: payload.length,
   };
 }
+
+/** One sample's bytes (AVCC: 4-byte length-prefixed NAL units). */
+export interface Sample {
+  data: Buffer;
+}
+
+/**
+ * The first sample of a moof+mdat fragment's first track (video, in this muxer's files), read
+ * through the trun's data offset (from the moof) and its first sample size (after the duration).
+ */
+export function firstSample(fragment: Buffer): Sample {
+  const trun = findBox(fragment, ['moof', 'traf', 'trun'])!;
+  const dataOffset = trun.readInt32BE(16);
+  const size = trun.readUInt32BE(20 + 4);
+  return { data: fragment.subarray(dataOffset, dataOffset + size) };
+}
+
+/** The sample count of a fragment's first track. */
+export function sampleCount(fragment: Buffer): number {
+  return findBox(fragment, ['moof', 'traf', 'trun'])!.readUInt32BE(12);
+}
+
+/** The IDR slice NAL of an AVCC sample. */
+export function idrOf(sample: Sample): Buffer | undefined {
+  for (let at = 0; at + 4 <= sample.data.length;) {
+    const length = sample.data.readUInt32BE(at);
+    const nal = sample.data.subarray(at + 4, at + 4 + length);
+    if ((nal[0]! & 0x1f) === 5) return nal;
+    at += 4 + length;
+  }
+  return undefined;
+}

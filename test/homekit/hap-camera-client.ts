@@ -148,8 +148,12 @@ export interface StartOptions {
 export class HapCameraClient {
   private constructor(readonly client: HttpClient) {}
 
-  /** Pairs by setup code (pair-setup, SRP) and keeps one persistent, verified connection. */
-  static async pair(port: number, pin: string, address = '127.0.0.1'): Promise<HapCameraClient> {
+  /**
+   * Pairs by setup code (pair-setup, SRP) and keeps one persistent, verified connection.
+   * `sameConnectionEvents` puts event subscriptions on that connection too, as a home hub does (and
+   * as the data stream needs: its keys come from the one pair-verify session, see hds-client.ts).
+   */
+  static async pair(port: number, pin: string, address = '127.0.0.1', options: { sameConnectionEvents?: boolean } = {}): Promise<HapCameraClient> {
     const deviceId = Array.from(randomBytes(6)).map((b) => b.toString(16).padStart(2, '0')).join(':').toUpperCase();
     const pairing = new HttpClient(deviceId, address, port);
     await pairing.pairSetup(pin);
@@ -157,7 +161,7 @@ export class HapCameraClient {
     await pairing.close();
     if (!data) throw new Error('pairing produced no long-term keys');
     // A new client for the verified session: HAP-NodeJS ties stream sessions to that connection.
-    return new HapCameraClient(new HttpClient(deviceId, address, port, data, { usePersistentConnections: true }));
+    return new HapCameraClient(new HttpClient(deviceId, address, port, data, { usePersistentConnections: true, subscriptionsUseSameConnection: options.sameConnectionEvents ?? false }));
   }
 
   async close(): Promise<void> {

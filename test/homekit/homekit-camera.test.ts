@@ -174,6 +174,13 @@ describe('HomeKitCamera: HomeKit Secure Video on the accessory', () => {
     for (const uuid of HKSV_SERVICES) assert.equal(count(accessory, uuid), 1, uuid);
     assert.deepEqual(supportedRecording(accessory), { prebufferMs: 4000, triggers: TRIGGER.doorbell });
     assert.match(log.text(), /recordings start on doorbell presses/);
+    // A press is the event the recording's pre-buffer counts back from.
+    const recording = homekit.recording;
+    assert.ok(recording);
+    let marked = 0;
+    recording.markEvent = () => { marked++; };
+    assert.equal(homekit.ringDoorbell(), true);
+    assert.equal(marked, 1);
     await homekit.stop();
   });
 

@@ -148,3 +148,26 @@ function groupGops(frames: MediaFrame[]): MediaFrame[][] {
   }
   return gops;
 }
+
+test('a marked event holds the GOP that reaches N s before it until the hub can ask, then at most EVENT_HOLD_SECONDS', async () => {
+  const { time, source, prebuffer } = await rig();
+  let newest = 0;
+  afterEveryFrame(source, (frame) => { if (frame.kind === 'video') newest = frame.timestamp; });
+  await time.advance(7_000);
+  prebuffer.markEvent();
+  const event = newest;
+  assert.equal(prebuffer.eventTimestamp, event);
+  // Long after a pre-buffer counted from the newest frame would have dropped it, the GOP that
+  // reaches 4 s before the event is still the first one kept.
+  await time.advance(3_000);
+  const keyframes = prebuffer.frames().filter((f) => f.kind === 'video' && f.keyframe);
+  assert.ok(age(event, keyframes[0]!.timestamp) >= 4, `first kept keyframe ${age(event, keyframes[0]!.timestamp)} s before the event`);
+  assert.ok(age(event, keyframes[1]!.timestamp) < 4, 'and nothing older than needed');
+  // Released EVENT_HOLD_SECONDS (5 s) after the event: back to N s from the newest frame.
+  await time.advance(2_500);
+  assert.equal(prebuffer.eventTimestamp, undefined);
+  const stats = prebuffer.stats();
+  assert.ok(stats.seconds >= 4 && stats.seconds < 5, `pre-buffer spans ${stats.seconds} s after the hold`);
+  prebuffer.stop();
+  assert.equal(prebuffer.eventTimestamp, undefined);
+});

@@ -18,7 +18,7 @@ import type { MediaFrame, Subscribable, TrackDescription } from '../../src/media
 import { ffmpegCapabilities } from '../helpers/fake-ffmpeg.js';
 import { FakeTime } from '../helpers/fake-time.js';
 import { decodeVideo, probe, readFrames, runFfmpeg } from '../helpers/ffprobe.js';
-import { findBox, topLevelBoxes } from '../helpers/mp4.js';
+import { findBox, firstSample, idrOf, sampleCount, topLevelBoxes } from '../helpers/mp4.js';
 import { recordingLogger } from '../helpers/onvif-log.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
 import { ScriptedCamera, smallH264 } from '../media/helpers/scripted-camera.js';
@@ -43,33 +43,6 @@ function configuration(overrides: Partial<CameraRecordingConfiguration> = {}): C
     audioCodec: { type: hap.AudioRecordingCodecType.AAC_LC, samplerate: hap.AudioRecordingSamplerate.KHZ_16, bitrate: 64, audioChannels: 1 },
     ...overrides,
   };
-}
-
-interface Sample {
-  data: Buffer;
-}
-
-/** The first video sample of a moof+mdat chunk, read through the trun's data offset and size. */
-function firstSample(chunk: Buffer): Sample {
-  const trun = findBox(chunk, ['moof', 'traf', 'trun'])!;
-  const dataOffset = trun.readInt32BE(16);
-  const size = trun.readUInt32BE(20 + 4);
-  return { data: chunk.subarray(dataOffset, dataOffset + size) };
-}
-
-function sampleCount(chunk: Buffer): number {
-  return findBox(chunk, ['moof', 'traf', 'trun'])!.readUInt32BE(12);
-}
-
-/** The IDR slice NAL of an AVCC sample. */
-function idrOf(sample: Sample): Buffer | undefined {
-  for (let at = 0; at + 4 <= sample.data.length;) {
-    const length = sample.data.readUInt32BE(at);
-    const nal = sample.data.subarray(at + 4, at + 4 + length);
-    if ((nal[0]! & 0x1f) === 5) return nal;
-    at += 4 + length;
-  }
-  return undefined;
 }
 
 interface Rig {
@@ -200,6 +173,21 @@ test('a recording pulled as a hub does: init segment, the pre-buffer from a keyf
   delegate.updateRecordingActive(false);
   assert.equal(source.subscriberCount, 1, 'recording off: the pre-buffer left the Source');
   assert.equal(delegate.prebuffer.stats().bytes, 0);
+});
+
+test('the hub opens the stream 1 s after the motion event: the recording still reaches >= 4 s before the event, not before the request', async () => {
+  const r = await rig('PCMU');
+  await r.time.advance(7_000);
+  const trigger = r.seen.at(-1)!.timestamp;
+  r.delegate.markEvent();
+  // The hub sees the event and asks a second later (1 s GOPs: a keyframe passes the 4 s mark meanwhile).
+  await r.time.advance(1_000);
+  const chunks = await pull(r, 8, 2_000);
+  const firstIdr = idrOf(firstSample(chunks[1]!.data));
+  const origin = r.seen.find((f) => f.keyframe && firstIdr && f.units.some((u) => u.equals(firstIdr)));
+  assert.ok(origin, 'the first IDR is one the camera sent');
+  const lead = ((trigger - origin.timestamp) >>> 0) / 90000;
+  assert.ok(lead >= 4 && lead < 5, `the recording starts ${lead} s before the event`);
 });
 
 test('an AAC-LC camera records its audio as is (mp4a/esds), decodable; with RecordingAudioActive off, video only', async () => {

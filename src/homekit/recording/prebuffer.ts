@@ -9,12 +9,19 @@
  * that far back (never a cut inside a GOP, which would not decode). Times come from the frames'
  * own 90 kHz timestamps, not the wall clock, so a stall in delivery does not shorten it.
  *
+ * HomeKit wants the seconds before the *event*, but the hub opens the recording stream only after
+ * it saw the event (a fraction of a second to a second or two later). `markEvent()` holds the
+ * event's moment for up to `EVENT_HOLD_SECONDS`: trimming then counts from it instead of from the
+ * newest frame, so the GOP that reaches `seconds` before the event is still there when the hub
+ * asks, and the recording starts from it (`eventTimestamp`).
+ *
  * Memory: a 1080p camera at 4 Mbit/s sends about 0.5 MB/s, so 4 s is about 2 MB, plus up to one
  * GOP more (the oldest keyframe sits up to a GOP before the 4 s mark): 2-2.5 MB with a 1 s GOP,
  * about 4 MB with a 4 s GOP. The byte cap (`prebufferByteCap`: the seconds plus a 4 s GOP at
  * 8 Mbit/s, 8 MiB for 4 s) bounds a camera that sends far more; past it the oldest GOPs go first,
  * and a single GOP larger than the cap is dropped whole until the next keyframe. When recording
- * is turned off the subscription ends and every frame is released.
+ * is turned off the subscription ends and every frame is released. An event held adds the frames
+ * since the event, at most `EVENT_HOLD_SECONDS` (about 2.5 MB more at 4 Mbit/s), within the cap.
  */
 import type { Logger } from '../../util/logger.js';
 import { frameByteLength } from '../../media/frame.js';
@@ -28,6 +35,8 @@ const MIB = 1024 * 1024;
 const HIGH_RATE_BYTES_PER_SECOND = MIB;
 /** The longest GOP planned for, beyond the pre-buffer's own seconds. */
 const LONGEST_PLANNED_GOP_SECONDS = 4;
+/** How long (media time) an event's pre-buffer is held for the hub to open its recording stream. */
+export const EVENT_HOLD_SECONDS = 5;
 
 /** The default byte cap: `seconds` plus one 4 s GOP at 8 Mbit/s (8 MiB for 4 s). */
 export function prebufferByteCap(seconds: number): number {
@@ -86,6 +95,8 @@ export class Prebuffer implements FrameSink {
   private gops: Gop[] = [];
   private bytes = 0;
   private newestVideoTimestamp = 0;
+  /** The newest video timestamp when the last event was marked, while it is held. */
+  private event: number | undefined;
   private readonly followers = new Set<(frame: MediaFrame) => void>();
   private trimmedForBytes = 0;
   private oversizedGops = 0;
@@ -120,10 +131,25 @@ export class Prebuffer implements FrameSink {
     this.followers.clear();
   }
 
+  /**
+   * A recording trigger (motion, a doorbell press) happened now: keep what reaches `seconds` before
+   * this moment until the hub opens its stream (at most `EVENT_HOLD_SECONDS`). Nothing to mark
+   * before the first video frame.
+   */
+  markEvent(): void {
+    if (this.running && this.gops.length > 0) this.event = this.newestVideoTimestamp;
+  }
+
+  /** The marked event's timestamp (90 kHz) while it is held, for a recording to count back from. */
+  get eventTimestamp(): number | undefined {
+    return this.event;
+  }
+
   write(frame: MediaFrame): boolean {
     if (!this.running) return true;
     if (frame.kind === 'video') {
       this.newestVideoTimestamp = frame.timestamp;
+      if (this.event !== undefined && mediaSeconds(frame.timestamp, this.event) > EVENT_HOLD_SECONDS) this.event = undefined;
       if (frame.keyframe) this.gops.push({ frames: [], bytes: 0, keyTimestamp: frame.timestamp });
     }
     const gop = this.gops.at(-1);
@@ -174,13 +200,11 @@ export class Prebuffer implements FrameSink {
     };
   }
 
-  private ageOf(gop: Gop): number {
-    return ((this.newestVideoTimestamp - gop.keyTimestamp) >>> 0) / 90000;
-  }
-
   private trim(): void {
-    // By time: drop the oldest GOP while the next one alone already reaches back far enough.
-    while (this.gops.length >= 2 && this.ageOf(this.gops[1]!) >= this.seconds) this.dropOldest();
+    // By time: drop the oldest GOP while the next one alone already reaches back far enough (from
+    // the held event, if any: a GOP after the event has a negative age there and is never enough).
+    const reference = this.event ?? this.newestVideoTimestamp;
+    while (this.gops.length >= 2 && mediaSeconds(reference, this.gops[1]!.keyTimestamp) >= this.seconds) this.dropOldest();
     // By bytes: the oldest GOPs go first; a lone GOP over the cap goes whole.
     while (this.bytes > this.maxBytes && this.gops.length > 1) {
       this.dropOldest();
@@ -207,5 +231,14 @@ export class Prebuffer implements FrameSink {
   private clear(): void {
     this.gops = [];
     this.bytes = 0;
+    this.event = undefined;
   }
+}
+
+/**
+ * Seconds from 90 kHz timestamp `from` to `to` (later minus earlier), negative when `to` is
+ * earlier; the 32-bit timestamps wrap, so the difference is taken as a signed 32-bit number.
+ */
+export function mediaSeconds(to: number, from: number): number {
+  return ((to - from) | 0) / 90000;
 }

@@ -87,6 +87,14 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
     };
   }
 
+  /**
+   * A recording trigger happened now (the motion sensor turned on, a doorbell press): the stream the
+   * hub opens next reaches the pre-buffer length back from this moment, not from when it asks.
+   */
+  markEvent(): void {
+    this.prebuffer.markEvent();
+  }
+
   updateRecordingActive(active: boolean): void {
     if (active === this.prebuffer.active) return;
     if (active) {
@@ -146,6 +154,7 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
       yield* recordingStream({
         prebuffer: this.prebuffer,
         prebufferMs: configuration.prebufferLength,
+        ...(this.prebuffer.eventTimestamp !== undefined ? { eventTimestamp: this.prebuffer.eventTimestamp } : {}),
         fragmentMs: configuration.mediaContainerConfiguration.fragmentLength,
         audio: this.audioFor(configuration, streamId),
         log: this.log,

@@ -14,7 +14,7 @@ import type { AacTrackConfig } from '../../media/fmp4/sample-entries.js';
 import { QueuedSink } from '../../media/queued-sink.js';
 import type { MediaFrame } from '../../media/types.js';
 import { FragmentCutter } from './fragment-cutter.js';
-import type { Prebuffer } from './prebuffer.js';
+import { mediaSeconds, type Prebuffer } from './prebuffer.js';
 import type { RecordingAudioEncoder } from './audio-encoder.js';
 
 /** What HAP-NodeJS's `RecordingPacket` is; declared here so this module needs no HAP import. */
@@ -27,6 +27,8 @@ export interface RecordingStreamOptions {
   prebuffer: Prebuffer;
   /** The hub's selected pre-buffer length. */
   prebufferMs: number;
+  /** The trigger's moment (90 kHz, `Prebuffer.eventTimestamp`): the pre-buffer counts back from it. */
+  eventTimestamp?: number;
   /** The hub's selected fragment length. */
   fragmentMs: number;
   /** The camera's AAC passed through, G.711 encoded to AAC, or undefined for a video-only recording. */
@@ -54,16 +56,17 @@ const LIVE_QUEUE_FRAMES = 8192;
 
 /**
  * Where the recording begins among the buffered frames: the newest keyframe at least `prebufferMs`
- * before the newest video frame (or the oldest buffered keyframe when less is buffered).
+ * before the event (`eventTimestamp`, when one is held) or else before the newest video frame, or
+ * the oldest buffered keyframe when less is buffered.
  */
-export function prebufferStart(frames: ReadonlyArray<MediaFrame>, prebufferMs: number): number {
+export function prebufferStart(frames: ReadonlyArray<MediaFrame>, prebufferMs: number, eventTimestamp?: number): number {
   const newest = frames.findLast((f) => f.kind === 'video');
   if (!newest) return frames.length;
-  const ticks = (prebufferMs * 90000) / 1000;
+  const reference = eventTimestamp ?? newest.timestamp;
   let start = frames.findIndex((f) => f.kind === 'video' && f.keyframe);
   if (start < 0) return frames.length;
   frames.forEach((f, i) => {
-    if (f.kind === 'video' && f.keyframe && ((newest.timestamp - f.timestamp) >>> 0) >= ticks) start = i;
+    if (f.kind === 'video' && f.keyframe && mediaSeconds(reference, f.timestamp) * 1000 >= prebufferMs) start = i;
   });
   return start;
 }
@@ -87,7 +90,7 @@ export async function* recordingStream(options: RecordingStreamOptions): AsyncGe
     if (skipToKeyframe) skipped++;
   });
   try {
-    const buffered = follower.frames.slice(prebufferStart(follower.frames, options.prebufferMs));
+    const buffered = follower.frames.slice(prebufferStart(follower.frames, options.prebufferMs, options.eventTimestamp));
     if (encoder) for (const frame of buffered) encoder.observe(frame);
     const newest = buffered.findLast((f) => f.kind === 'video');
     const seconds = newest ? ((newest.timestamp - buffered[0]!.timestamp) >>> 0) / 90000 : 0;
