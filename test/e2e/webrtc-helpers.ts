@@ -91,10 +91,15 @@ export async function readProbe(page: Page): Promise<PageProbe> {
   });
 }
 
+/** The watch page's STALL_MS (src/web/page/live-session.js): this long without a new frame, it reconnects. */
+export const PAGE_STALL_MS = 8000;
+
 export interface FrameSample {
   /** Page time (ms since navigation start). */
   at: number;
   framesDecoded: number;
+  /** Video RTP packets received: what the server delivered, whether or not the browser kept up decoding. */
+  packetsReceived: number;
   freezeCount: number;
   totalFreezesDuration: number;
   /** Which recorded RTCPeerConnection the figures are from (a reconnect makes a new one). */
@@ -114,13 +119,14 @@ export async function sampleFrames(page: Page, durationMs: number, intervalMs = 
       const end = performance.now() + durationMs;
       while (performance.now() < end) {
         const index = pcs.length - 1;
-        const sample: FrameSample = { at: performance.now(), framesDecoded: 0, freezeCount: 0, totalFreezesDuration: 0, pc: index };
+        const sample: FrameSample = { at: performance.now(), framesDecoded: 0, packetsReceived: 0, freezeCount: 0, totalFreezesDuration: 0, pc: index };
         if (index >= 0) {
           try {
             const report = await pcs[index]!.getStats();
             report.forEach((s: Record<string, unknown>) => {
               if (s.type === 'inbound-rtp' && s.kind === 'video') {
                 sample.framesDecoded = Number(s.framesDecoded ?? 0);
+                sample.packetsReceived = Number(s.packetsReceived ?? 0);
                 sample.freezeCount = Number(s.freezeCount ?? 0);
                 sample.totalFreezesDuration = Number(s.totalFreezesDuration ?? 0);
               }
@@ -140,12 +146,15 @@ export async function sampleFrames(page: Page, durationMs: number, intervalMs = 
   );
 }
 
-/** The longest time (ms) between two samples at which framesDecoded went up, and the frames decoded. */
-export function longestStall(samples: FrameSample[]): { stallMs: number; frames: number; spanMs: number } {
+/**
+ * The longest time (ms) between two samples at which `progress` went up (decoded frames by default;
+ * `packetsReceived`: what the server delivered), and the frames decoded over the samples.
+ */
+export function longestStall(samples: FrameSample[], progress: 'framesDecoded' | 'packetsReceived' = 'framesDecoded'): { stallMs: number; frames: number; spanMs: number } {
   let lastProgressAt = samples[0]?.at ?? 0;
   let stallMs = 0;
   for (let i = 1; i < samples.length; i++) {
-    if (samples[i]!.framesDecoded > samples[i - 1]!.framesDecoded || samples[i]!.pc !== samples[i - 1]!.pc) {
+    if (samples[i]![progress] > samples[i - 1]![progress] || samples[i]!.pc !== samples[i - 1]!.pc) {
       stallMs = Math.max(stallMs, samples[i]!.at - lastProgressAt);
       lastProgressAt = samples[i]!.at;
     }
