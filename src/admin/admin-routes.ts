@@ -9,10 +9,24 @@ import { HttpError, isCameraId } from '../web/http-util.js';
 import type { BroadcastSource, CameraExtras, CameraRegistry, RouteContext, WebRoute } from '../web/types.js';
 import type { WebTriggerKind } from '../web/web-trigger.js';
 import type { CameraConfig } from '../config/types.js';
-import type { RecordingStatus } from '../homekit/recording/recording-status.js';
 import { splitRtspLogin } from '../rtsp/url.js';
 import { testConnection, type TestDeps, type TestRequest } from './connection-test.js';
 import { isLocalAdmin, type LocalAdmin } from './local-admin.js';
+
+/**
+ * A camera's HomeKit Secure Video as the page reads it. Declared here because admin may not import
+ * homekit (test/architecture); the runtime hands HomeKitRecordingDelegate.status()
+ * (src/homekit/recording/recording-status.ts) to this route, so the compiler checks that it fits.
+ */
+export interface AdminRecordingStatus {
+  state: 'off' | 'buffering' | 'recording' | 'unavailable';
+  prebufferSeconds: number;
+  bufferedSeconds: number;
+  bufferedBytes: number;
+  recordings: number;
+  lastRecordingAt?: number;
+  problem?: string;
+}
 
 export interface AdminCameraStatus extends CameraStatus {
   /** Home app streams running now. */
@@ -22,7 +36,7 @@ export interface AdminCameraStatus extends CameraStatus {
   /** The camera's place in the config's `cameras` list (-1: the demo camera), so the page can edit that entry. */
   configIndex: number;
   /** HomeKit Secure Video; absent when the camera's `recording` setting is off. */
-  recording?: RecordingStatus;
+  recording?: AdminRecordingStatus;
 }
 
 /** A camera's web trigger address, for the Homebridge UI admin only (the log never shows it). */
@@ -41,7 +55,7 @@ export interface AdminRouteDeps {
   cameraConfig: (id: string) => CameraConfig | undefined;
   homekitStreams: (id: string) => number;
   /** HomeKit Secure Video of a camera; undefined when its `recording` setting is off. */
-  recording?: (id: string) => RecordingStatus | undefined;
+  recording?: (id: string) => AdminRecordingStatus | undefined;
   secrets: () => Iterable<string>;
   ffmpegPath: string | undefined;
   /** Every web trigger of every camera (their paths carry the secrets). */
