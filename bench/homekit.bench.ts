@@ -12,7 +12,7 @@
  *
  * - HomeKit Secure Video, in process against a GStreamer camera at 720p (2 Mbit/s) and 1080p
  *   (4 Mbit/s), 1 s GOP, PCMU, through the real RTSP client, Source, Prebuffer and recording
- *   delegate: the pre-buffer's bytes (and the process's Buffer memory it adds), recording request
+ *   delegate: the pre-buffer's bytes of frames held, recording request
  *   → init segment and → first fragment (what the plugin adds after HomeKit's motion event; the
  *   hub's own Data Stream set-up is not in it, as no HomeKit hub runs here), the media seconds the
  *   first fragment starts before the request, and this process's CPU while a recording is pulled,
@@ -232,8 +232,6 @@ async function secureVideo(rows: Row[], memory: Array<[string, number[], string]
     });
     try {
       delegate.updateRecordingConfiguration(hubConfiguration(width, height));
-      global.gc?.();
-      const buffersBefore = process.memoryUsage().arrayBuffers;
       delegate.updateRecordingActive(true);
       // Fill: 4 s plus one GOP, then sample the steady state once a second.
       await sleep(7_000);
@@ -245,9 +243,7 @@ async function secureVideo(rows: Row[], memory: Array<[string, number[], string]
         bytes.push(stats.bytes / 1e6);
         seconds.push(stats.seconds);
       }
-      global.gc?.();
       memory.push([`pre-buffer, ${label} (MB of frames)`, bytes, `holds ${median(seconds).toFixed(1)} s (4 s + up to 1 GOP)`]);
-      memory.push([`pre-buffer, ${label} (MB Buffer memory added)`, [(process.memoryUsage().arrayBuffers - buffersBefore) / 1e6], 'process arrayBuffers after - before; includes the RTSP client\'s own buffers']);
 
       const idleCpu = await cpuMsOver(10_000);
       const toInit: number[] = [];
@@ -266,17 +262,22 @@ async function secureVideo(rows: Row[], memory: Array<[string, number[], string]
         if (init.done || first.done) throw new Error('the recording ended before its first fragment');
         // Keep pulling as a hub would; the last run measures the CPU of a running recording. The
         // first fragment that had to wait for the camera is a live one: it gives the lead.
+        let leadTaken = false;
         const pulling = (async () => {
           for (;;) {
             const next = await stream.next();
             if (next.done) return;
             if (performance.now() - started < 200 || requestedAt === undefined || newestKey === undefined) continue;
             const end = fragmentEnd(next.value.data);
-            if (end !== undefined && lead.length === run) lead.push(((requestedAt - (newestKey - end)) >>> 0) / 90);
+            if (end !== undefined && !leadTaken) {
+              leadTaken = true;
+              lead.push(((requestedAt - (newestKey - end)) >>> 0) / 90);
+            }
           }
         })();
+        // A live fragment comes once the hub's 4 s fragment is full (up to 5 s with a 1 s GOP).
         if (run === RUNS - 1) recordingCpu = await cpuMsOver(10_000);
-        else await sleep(1_000);
+        else await sleep(6_000);
         delegate.closeRecordingStream(run + 1, undefined);
         abort.abort();
         await pulling;
