@@ -35,6 +35,7 @@ import { OnvifLink } from './onvif-link.js';
 import { prebufferSecondsFrom } from './recording/prebuffer.js';
 import { HomeKitRecordingDelegate } from './recording/recording-delegate.js';
 import { recordingOptions } from './recording/recording-options.js';
+import { guardDataStreamConnections } from './hap-guards.js';
 import type { RecordingStatus } from './recording/recording-status.js';
 import { HomeKitStreamingDelegate } from './streaming-delegate.js';
 import { chooseAudio, resolutionsFor, streamingOptions } from './streaming-options.js';
@@ -347,6 +348,8 @@ export class HomeKitCamera {
     }
     const prebufferSeconds = prebufferSecondsFrom(camera.recording.prebufferSeconds);
     const aac = memory?.aac ?? aacOf(source.tracks);
+    // Recording keeps a data-stream port open to the network: a stranger's bad frame must not end Homebridge.
+    guardDataStreamConnections(api.hap, this.log);
     this.recordingDelegate = new HomeKitRecordingDelegate({
       hap: api.hap,
       source,

@@ -10,6 +10,9 @@
  * byte the test checks crossed HAP and HDS.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +44,21 @@ const PULL_MS = 6000;
  * pre-buffer counted from the hub's request (not from the event) would always start short.
  */
 const HUB_OPEN_DELAY_MS = GOP_SECONDS * 1000;
+
+/** Sends one HDS frame (type 1, 1 byte of payload, a 16-byte tag) that no session's keys open; the accessory must close the connection. */
+async function assertClosedAfterBadFrame(port: number): Promise<void> {
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  const closed = once(socket, 'close');
+  socket.write(Buffer.concat([Buffer.from([1, 0, 0, 1]), randomBytes(17)]));
+  const timer = setTimeout(() => socket.destroy(new Error('the data-stream port kept a connection whose first frame did not decrypt')), 5000);
+  try {
+    await closed;
+  } finally {
+    clearTimeout(timer);
+  }
+  assert.equal(socket.errored, null, 'closed by the accessory');
+}
 
 describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data Stream', () => {
   const cleanup: Array<() => Promise<void> | void> = [];
@@ -118,6 +136,10 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     assert.equal(homekit.recording.prebuffer.active, true, 'Active = 1 turned the pre-buffer on');
 
     // The hub keeps a data stream open and listens for motion, as it does for every HKSV camera.
+    // A stranger's frame on the data-stream port (21 bytes that decrypt with no session's keys) made
+    // hap-nodejs 2.2.3 throw from its socket handler and end the process: now only that connection closes.
+    const stranger = await hub.setupDataStream();
+    await assertClosedAfterBadFrame(stranger.port);
     const { connection, hello } = await hub.connectDataStream();
     cleanup.push(() => connection.close());
     assert.equal(hello.status, 0, JSON.stringify(hello));
