@@ -185,31 +185,39 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
     await shoot('cameras-light-phone');
   });
 
-  it('HomeKit Secure Video from the card: "Record to HomeKit" writes recording.enabled into that camera\'s entry; after a restart the card says it is offered; "Stop" turns it off and keeps the entry', async () => {
+  it('HomeKit Secure Video from the card: "Record to HomeKit" asks the pre-buffer and what starts a clip and writes them into that camera\'s entry; after a restart the card says it is offered; "Stop" turns it off and keeps the choices', async () => {
     const saveResponse = (): Promise<unknown> => page.waitForResponse((r) => r.url().includes('/api/config-editor/plugin/homebridge-webrtc-cameras') && r.request().method() === 'POST');
     let frame = await openCustomUi();
     assert.equal(await frame.locator('article[data-camera="gate"] .wrc-recording').count(), 0, 'no recording line while recording is off');
-    let saved = saveResponse();
+    // "Record to HomeKit" asks the two choices first: 6 s before the motion, what starts a clip left automatic.
     await frame.click('article[data-camera="gate"] [data-action="recording"]');
+    await frame.waitForSelector('article[data-camera="gate"] form[data-recording-form="gate"]');
+    await frame.selectOption('article[data-camera="gate"] select[name="prebufferSeconds"]', '6');
+    assert.equal(await frame.$eval('article[data-camera="gate"] select[name="motionSource"]', (select: HTMLSelectElement) => select.value), '');
+    let saved = saveResponse();
+    await frame.click('article[data-camera="gate"] [data-action="recording-save"]');
     await saved;
     await frame.waitForSelector('article[data-camera="gate"] [data-recording-saved="true"]');
     const gate = (): Record<string, unknown> => (ui.pluginBlocks()[0]?.['cameras'] as Array<Record<string, unknown>>)[0]!;
-    assert.deepEqual(gate()['recording'], { enabled: true });
+    assert.deepEqual(gate()['recording'], { enabled: true, prebufferSeconds: 6 });
     assert.equal(gate()['name'], 'Gate', 'the same entry, not a new one');
     assert.equal((ui.pluginBlocks()[0]?.['cameras'] as unknown[]).length, 1);
 
     await ui.homebridge!.restart();
-    await ui.homebridge!.waitForLog(/\[Gate\] Home app camera ready: .*HomeKit Secure Video offered \(4 s pre-buffer; recordings start on motion\)/, 30_000);
+    await ui.homebridge!.waitForLog(/\[Gate\] Home app camera ready: .*HomeKit Secure Video offered \(6 s pre-buffer; recordings start on motion\)/, 30_000);
     frame = await openCustomUi();
     const line = await frame.waitForSelector('article[data-camera="gate"] .wrc-recording[data-recording="off"]', { timeout: 15_000 });
     assert.match(await line.innerText(), /HomeKit Secure Video offered: turn on recording for this camera in the Home app/);
     assert.equal(await frame.innerText('article[data-camera="gate"] [data-action="recording"]'), 'Stop HomeKit recording');
+    // Its settings open with the saved choices.
+    await frame.click('article[data-camera="gate"] [data-action="recording-settings"]');
+    assert.equal(await frame.$eval('article[data-camera="gate"] select[name="prebufferSeconds"]', (select: HTMLSelectElement) => select.value), '6');
 
     saved = saveResponse();
     await frame.click('article[data-camera="gate"] [data-action="recording"]');
     await saved;
     await frame.waitForSelector('article[data-camera="gate"] [data-recording-saved="false"]');
-    assert.deepEqual(gate()['recording'], { enabled: false });
+    assert.deepEqual(gate()['recording'], { enabled: false, prebufferSeconds: 6 }, 'off, with the choice kept for next time');
   });
 
   it('a share link made in the UI (QR code readable) plays in a second browser context and stops within 2 s of Revoke', async () => {

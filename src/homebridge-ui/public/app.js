@@ -172,24 +172,58 @@ function recordingLine(camera) {
     rec.problem ? h('p', { class: 'wrc-reason', dataset: { recordingProblem: '' } }, `Recording: ${rec.problem}.`) : null);
 }
 
+/** The camera's own entry in the saved list (found by its place, checked by name: a list edited since Homebridge started is not guessed at). */
+function savedEntry(block, camera) {
+  const cameras = Array.isArray(block.cameras) ? [...block.cameras] : [];
+  const entry = cameras[camera.configIndex];
+  if (!entry || String(entry.name ?? '').trim() !== camera.name) {
+    throw new Error('The saved cameras differ from the running ones: restart Homebridge first, or use All settings.');
+  }
+  return { cameras, entry, kept: entry.recording && typeof entry.recording === 'object' ? entry.recording : {} };
+}
+
+/** What starts a clip, in words; '' leaves the plugin's default (the camera's ONVIF motion when it has ONVIF). */
+const MOTION_SOURCES = [
+  ['', 'Automatic: the camera\'s ONVIF motion when it has ONVIF'],
+  ['onvif', 'The camera\'s ONVIF motion events'],
+  ['http', 'Calls of the camera\'s motion web address'],
+  ['none', 'Nothing but doorbell presses'],
+];
+
+/** The two recording choices (seconds before the motion, what starts a clip), then Save turns recording on with them. */
+async function showRecordingForm(camera, button, result) {
+  const { block } = await configBlock();
+  const { kept } = savedEntry(block, camera);
+  const seconds = Number.isInteger(kept.prebufferSeconds) ? kept.prebufferSeconds : 4;
+  const form = h('form', { class: 'wrc-recording-form', dataset: { recordingForm: camera.id } },
+    h('label', {}, 'Seconds before the motion in each clip ',
+      h('select', { name: 'prebufferSeconds' }, [4, 5, 6, 7, 8].map((n) => h('option', { value: String(n), selected: n === seconds }, String(n))))),
+    h('label', {}, 'What starts a clip ',
+      h('select', { name: 'motionSource' }, MOTION_SOURCES.map(([value, words]) => h('option', { value, selected: (kept.motionSource ?? '') === value }, words)))),
+    h('button', { type: 'submit', class: 'wrc-btn wrc-btn-primary', dataset: { action: 'recording-save' } }, camera.recording ? 'Save' : 'Save and turn on'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const motionSource = form.elements.namedItem('motionSource').value;
+    setRecording(camera, { enabled: true, prebufferSeconds: Number(form.elements.namedItem('prebufferSeconds').value), motionSource: motionSource || undefined }, button, result)
+      .catch((error) => hb.toast.error(errorText(error), camera.name));
+  });
+  result.replaceChildren(form);
+}
+
 /**
- * Turns the camera's `recording` setting on or off in its own config entry (found by its place in
- * the list, checked by name: a list edited since Homebridge started is not guessed at). Turning off
- * keeps the entry's other recording choices, so turning on again restores them.
+ * Writes the camera's `recording` setting into its own config entry. Turning off keeps the entry's
+ * other recording choices, so turning on again restores them; a choice left automatic is removed.
  */
-async function setRecording(camera, enabled, button, result) {
+async function setRecording(camera, choices, button, result) {
   button.disabled = true;
   try {
     const { blocks, block } = await configBlock();
-    const cameras = Array.isArray(block.cameras) ? [...block.cameras] : [];
-    const entry = cameras[camera.configIndex];
-    if (!entry || String(entry.name ?? '').trim() !== camera.name) {
-      throw new Error('The saved cameras differ from the running ones: restart Homebridge first, or use All settings.');
-    }
-    const kept = entry.recording && typeof entry.recording === 'object' ? entry.recording : {};
-    cameras[camera.configIndex] = { ...entry, recording: { ...kept, enabled } };
+    const { cameras, entry, kept } = savedEntry(block, camera);
+    const recording = { ...kept, ...choices };
+    if ('motionSource' in choices && choices.motionSource === undefined) delete recording.motionSource;
+    cameras[camera.configIndex] = { ...entry, recording };
     await saveBlock(blocks, { ...block, cameras });
-    result.replaceChildren(h('p', { dataset: { recordingSaved: String(enabled) } }, enabled
+    result.replaceChildren(h('p', { dataset: { recordingSaved: String(choices.enabled) } }, choices.enabled
       ? 'Saved: HomeKit Secure Video is on for this camera. Restart Homebridge (or this plugin\'s child bridge), then turn on recording for it in the Home app (camera settings, Recording & notifications).'
       : 'Saved: HomeKit Secure Video is off for this camera. Restart Homebridge (or this plugin\'s child bridge) to apply.'));
   } finally {
@@ -232,11 +266,19 @@ function cameraCard(camera) {
           result.replaceChildren(h('p', {}, words.text, h('code', {}, `${pageBase()}${trigger.path}`)));
         } }, words.button) : null;
       }),
-      // The demo camera has no entry to edit (configIndex -1).
+      // The demo camera has no entry to edit (configIndex -1). Turning recording on (or changing it)
+      // asks its two choices first; turning it off is one press.
       camera.configIndex >= 0
         ? h('button', { type: 'button', class: 'wrc-btn wrc-btn-quiet', dataset: { action: 'recording' }, onclick: (event) => {
-          setRecording(camera, !camera.recording, event.currentTarget, result).catch((error) => hb.toast.error(errorText(error), camera.name));
+          const button = event.currentTarget;
+          const done = camera.recording ? setRecording(camera, { enabled: false }, button, result) : showRecordingForm(camera, button, result);
+          done.catch((error) => hb.toast.error(errorText(error), camera.name));
         } }, camera.recording ? 'Stop HomeKit recording' : 'Record to HomeKit')
+        : null,
+      camera.configIndex >= 0 && camera.recording
+        ? h('button', { type: 'button', class: 'wrc-btn wrc-btn-quiet', dataset: { action: 'recording-settings' }, onclick: (event) => {
+          showRecordingForm(camera, event.currentTarget, result).catch((error) => hb.toast.error(errorText(error), camera.name));
+        } }, 'Recording settings')
         : null,
     ),
     result,
