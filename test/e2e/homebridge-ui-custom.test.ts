@@ -211,6 +211,8 @@ describe('e2e: the custom UI page in the real Homebridge UI', () => {
     assert.equal(await frame.innerText('article[data-camera="gate"] [data-action="recording"]'), 'Stop HomeKit recording');
     // Its settings open with the saved choices.
     await frame.click('article[data-camera="gate"] [data-action="recording-settings"]');
+    // The form appears once the saved entry has been read (an await in the page): wait for it.
+    await frame.waitForSelector('article[data-camera="gate"] form[data-recording-form="gate"]');
     assert.equal(await frame.$eval('article[data-camera="gate"] select[name="prebufferSeconds"]', (select: HTMLSelectElement) => select.value), '6');
 
     saved = saveResponse();
