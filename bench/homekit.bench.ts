@@ -24,8 +24,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import hapNodejs from '@homebridge/hap-nodejs';
-import type { CameraRecordingConfiguration, HAP } from 'homebridge';
+import type { HAP } from 'homebridge';
 import { HomeKitRecordingDelegate } from '../src/homekit/recording/recording-delegate.js';
+import { hubRecordingConfiguration } from '../test/homekit/hub-configuration.js';
 import { FakeCamera } from '../test/helpers/fake-camera.js';
 import { startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../test/helpers/homebridge.js';
 import { HapCameraClient, newSessionId, type CameraAccessory, type StartOptions } from '../test/homekit/hap-camera-client.js';
@@ -167,20 +168,6 @@ async function coldWithoutKeyframeOnPlay(rows: Row[]): Promise<void> {
   }
 }
 
-/** What a hub typically selects: 4 s pre-buffer, 4 s fragments, 1080p/720p H.264 High, AAC-LC 16 kHz. */
-function hubConfiguration(width: number, height: number): CameraRecordingConfiguration {
-  return {
-    prebufferLength: 4000,
-    eventTriggerTypes: [hapNodejs.EventTriggerOption.MOTION],
-    mediaContainerConfiguration: { type: hapNodejs.MediaContainerType.FRAGMENTED_MP4, fragmentLength: 4000 },
-    videoCodec: {
-      type: hapNodejs.VideoCodecType.H264,
-      parameters: { profile: hapNodejs.H264Profile.HIGH, level: hapNodejs.H264Level.LEVEL4_0, bitRate: 2000, iFrameInterval: 4000 },
-      resolution: [width, height, 25],
-    },
-    audioCodec: { type: hapNodejs.AudioRecordingCodecType.AAC_LC, samplerate: hapNodejs.AudioRecordingSamplerate.KHZ_16, bitrate: 64, audioChannels: 1 },
-  };
-}
 
 /**
  * Where a fragment's video run ends, in 90 kHz ticks from the start of the recording: the first
@@ -231,7 +218,7 @@ async function secureVideo(rows: Row[], memory: Array<[string, number[], string]
       },
     });
     try {
-      delegate.updateRecordingConfiguration(hubConfiguration(width, height));
+      delegate.updateRecordingConfiguration(hubRecordingConfiguration({}, [width, height, 25]));
       delegate.updateRecordingActive(true);
       // Fill: 4 s plus one GOP, then sample the steady state once a second.
       await sleep(7_000);

@@ -3,6 +3,7 @@
  * come from the newest keyframe seen when one is available, so a camera that changed resolution
  * since its SDP was read is still described correctly; the camera's own SDP values are the fallback.
  */
+import { AAC_LC_OBJECT_TYPE, AAC_SAMPLE_RATES, audioSpecificConfig as aacConfig } from '../media/adts.js';
 import { AAC_OUTPUT_FMTP } from '../media/audio.js';
 import type { CodecName, TrackDescription } from '../media/types.js';
 
@@ -138,14 +139,13 @@ function fmtpFor(track: TrackDescription, channels: number, sets: ParameterSets 
   }
 }
 
-const AAC_RATES = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
-
-/** AAC-LC AudioSpecificConfig (ISO 14496-3) as hex, for cameras whose SDP did not carry `config`. */
+/**
+ * AAC-LC AudioSpecificConfig (ISO 14496-3) as hex, for cameras whose SDP did not carry `config`:
+ * media/adts.ts writes it; a rate without a sampling-frequency index is announced as 8 kHz.
+ */
 export function audioSpecificConfig(sampleRate: number, channels: number): string {
-  const index = AAC_RATES.indexOf(sampleRate);
-  const freqIndex = index >= 0 ? index : 11;
-  const value = (2 << 11) | (freqIndex << 7) | ((channels & 0x0f) << 3);
-  return value.toString(16).padStart(4, '0');
+  const rate = (AAC_SAMPLE_RATES as readonly number[]).includes(sampleRate) ? sampleRate : 8000;
+  return aacConfig(AAC_LC_OBJECT_TYPE, rate, Math.min(6, Math.max(1, channels))).toString('hex');
 }
 
 function rtpmap(track: ServedTrack): string {

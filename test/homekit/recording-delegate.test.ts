@@ -17,6 +17,7 @@ import { findFfmpeg } from '../../src/ffmpeg/find-ffmpeg.js';
 import type { MediaFrame, Subscribable, TrackDescription } from '../../src/media/types.js';
 import { ffmpegCapabilities } from '../helpers/fake-ffmpeg.js';
 import { FakeTime } from '../helpers/fake-time.js';
+import { hubRecordingConfiguration } from './hub-configuration.js';
 import { decodeVideo, probe, readFrames, runFfmpeg } from '../helpers/ffprobe.js';
 import { findBox, firstSample, idrOf, sampleCount, topLevelBoxes } from '../helpers/mp4.js';
 import { recordingLogger } from '../helpers/onvif-log.js';
@@ -30,20 +31,7 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-function configuration(overrides: Partial<CameraRecordingConfiguration> = {}): CameraRecordingConfiguration {
-  return {
-    prebufferLength: 4000,
-    eventTriggerTypes: [hap.EventTriggerOption.MOTION],
-    mediaContainerConfiguration: { type: hap.MediaContainerType.FRAGMENTED_MP4, fragmentLength: 4000 },
-    videoCodec: {
-      type: hap.VideoCodecType.H264,
-      parameters: { profile: hap.H264Profile.HIGH, level: hap.H264Level.LEVEL4_0, bitRate: 2000, iFrameInterval: 4000 },
-      resolution: [1280, 720, 30],
-    },
-    audioCodec: { type: hap.AudioRecordingCodecType.AAC_LC, samplerate: hap.AudioRecordingSamplerate.KHZ_16, bitrate: 64, audioChannels: 1 },
-    ...overrides,
-  };
-}
+const configuration = hubRecordingConfiguration;
 
 interface Rig {
   time: FakeTime;
