@@ -108,3 +108,40 @@ export function vp8VariantArgs(input: Vp8VariantArgs): string[] {
   }
   return args;
 }
+
+export interface OpusAudioArgs {
+  /** More verbose ffmpeg output (the `ffmpeg.debug` setting). */
+  debug?: boolean;
+  /** Opus bitrate, kbit/s (default 32). */
+  bitrateKbps?: number;
+}
+
+/**
+ * The camera's AAC sound as Opus for browsers (src/transcode/opus-audio.ts): the plugin writes the
+ * camera's access units as ADTS to stdin, ffmpeg decodes them and writes Opus in Ogg to stdout, one
+ * page per packet. Reading a pipe the plugin feeds (not the re-stream) keeps the sound's timing
+ * exact: the plugin knows which camera sample every Opus sample came from.
+ */
+export function opusAudioArgs(input: OpusAudioArgs = {}): string[] {
+  return [
+    '-hide_banner',
+    '-nostdin', // stdin carries the AAC: ffmpeg must never read it as keyboard commands
+    '-loglevel', input.debug ? 'level+verbose' : 'level+warning', // level tags let the diagnosis find the errors
+    // Not +nobuffer: it throws away the frame the probe read, and every later sample would be
+    // counted one frame early (the timing below counts samples).
+    '-probesize', '32', // every ADTS header says rate and channels: the first frame is enough...
+    '-analyzeduration', '0', // ...so no waiting for more before the first packet
+    '-f', 'aac', // the camera's AAC access units, each behind the ADTS header the plugin wrote
+    '-i', 'pipe:0',
+    '-map', '0:a:0', // the one input stream
+    '-c:a', 'libopus',
+    '-application', 'lowdelay', // the lowest-latency Opus mode; this is live monitoring, not music
+    '-frame_duration', '20', // 20 ms packets, what browsers expect
+    '-b:a', `${input.bitrateKbps ?? 32}k`, // speech and street noise; plenty for a camera microphone
+    '-ar', '48000', // Opus in WebRTC is always 48 kHz (the camera's channel count is kept)
+    '-flush_packets', '1', // write each page to the pipe at once: a viewer is waiting for it
+    '-page_duration', '20000', // one Opus packet per Ogg page (µs): no page waits for the next packet
+    '-f', 'ogg',
+    'pipe:1',
+  ];
+}

@@ -69,3 +69,87 @@ export class AdtsReader {
     return this.pending.length;
   }
 }
+
+/** What an AudioSpecificConfig (ISO/IEC 14496-3 1.6.2.1) says, as far as a decoder needs it. */
+export interface AudioSpecificConfigInfo {
+  /** The core coder's object type (2 for AAC-LC); for explicit SBR/PS this is the type under it. */
+  objectType: number;
+  /** The core coder's sampling_frequency_index (15 when the rate was written out). */
+  sampleRateIndex: number;
+  /** The core coder's rate, Hz. */
+  sampleRate: number;
+  channelConfiguration: number;
+  /** Explicit SBR (5) or PS (29) signalling: the decoder's output runs at twice the core rate. */
+  sbr: boolean;
+  /** Samples per access unit at the RTP clock (which runs at the output rate with SBR). */
+  frameSamples: number;
+}
+
+/**
+ * Reads an AudioSpecificConfig, as hex (the SDP fmtp `config`) or bytes. Throws a RangeError that
+ * says what is wrong when it is absent, not hex, or too short.
+ */
+export function parseAudioSpecificConfig(config: string | Buffer): AudioSpecificConfigInfo {
+  let bytes: Buffer;
+  if (typeof config === 'string') {
+    if (!/^[0-9a-f]{4,}$/i.test(config)) throw new RangeError(`AAC: the AudioSpecificConfig '${config.slice(0, 40)}' is not hex of at least 2 bytes`);
+    bytes = Buffer.from(config.length % 2 ? `${config}0` : config, 'hex');
+  } else {
+    bytes = config;
+  }
+  let bit = 0;
+  const read = (count: number): number => {
+    let value = 0;
+    for (let i = 0; i < count; i++, bit++) {
+      if (bit >= bytes.length * 8) throw new RangeError('AAC: the AudioSpecificConfig is too short');
+      value = value * 2 + ((bytes[bit >> 3]! >> (7 - (bit & 7))) & 1);
+    }
+    return value;
+  };
+  const objectType = (): number => {
+    const type = read(5);
+    return type === 31 ? 32 + read(6) : type;
+  };
+  const frequency = (): { index: number; rate: number } => {
+    const index = read(4);
+    return { index, rate: index === 15 ? read(24) : (AAC_SAMPLE_RATES[index] ?? 0) };
+  };
+  let type = objectType();
+  const rate = frequency();
+  const channelConfiguration = read(4);
+  let sbr = false;
+  if (type === 5 || type === 29) {
+    // Explicit SBR/PS: the extension rate comes first, then the core's object type; the core's
+    // rate is the one read above.
+    sbr = true;
+    frequency();
+    type = objectType();
+  }
+  // GASpecificConfig's frameLengthFlag: 960/480-sample frames instead of 1024/512.
+  const frameLengthFlag = read(1);
+  const coreSamples = type === 23 || type === 39 ? (frameLengthFlag ? 480 : 512) : frameLengthFlag ? 960 : 1024;
+  return { objectType: type, sampleRateIndex: rate.index, sampleRate: rate.rate, channelConfiguration, sbr, frameSamples: sbr ? coreSamples * 2 : coreSamples };
+}
+
+/**
+ * The 7-byte ADTS header (no CRC) for one access unit of `payloadBytes`, so that an ffmpeg reading
+ * a pipe can decode RFC 3640 access units. ADTS has a 2-bit profile: only object types 1-4 fit
+ * (explicit SBR/PS is written as its core AAC-LC, which decoders upgrade implicitly); AAC-LD/ELD
+ * have no ADTS form and throw.
+ */
+export function adtsHeader(config: AudioSpecificConfigInfo, payloadBytes: number): Buffer {
+  if (!(config.objectType >= 1 && config.objectType <= 4)) throw new RangeError(`AAC: object type ${config.objectType} cannot be carried in ADTS`);
+  if (!(config.sampleRateIndex >= 0 && config.sampleRateIndex <= 12)) throw new RangeError(`AAC: ${config.sampleRate} Hz has no ADTS sampling frequency index`);
+  if (!(config.channelConfiguration >= 1 && config.channelConfiguration <= 7)) throw new RangeError(`AAC: channel configuration ${config.channelConfiguration} cannot be carried in ADTS`);
+  const length = payloadBytes + 7;
+  if (length > 0x1fff) throw new RangeError(`AAC: an access unit of ${payloadBytes} bytes is too long for ADTS`);
+  const header = Buffer.alloc(7);
+  header[0] = 0xff;
+  header[1] = 0xf1; // sync word end, MPEG-4, layer 0, no CRC
+  header[2] = ((config.objectType - 1) << 6) | (config.sampleRateIndex << 2) | (config.channelConfiguration >> 2);
+  header[3] = ((config.channelConfiguration & 3) << 6) | (length >> 11);
+  header[4] = (length >> 3) & 0xff;
+  header[5] = ((length & 7) << 5) | 0x1f; // buffer fullness 0x7FF: variable rate
+  header[6] = 0xfc; // ...and one raw data block
+  return header;
+}

@@ -10,6 +10,7 @@ import type { CodecName, PacketizedPayload, RtpPacketView, TrackDescription } fr
 import { newDepacketizerCounters, type DepacketizerCounters } from './nal-assembler.js';
 import type { FrameCallback, TrackPipeline } from './pipeline.js';
 import { DEFAULT_MAX_PAYLOAD } from './nal-packetizer.js';
+import { parseAudioSpecificConfig } from './adts.js';
 
 /** fmtp parameters describing `MediaFrame.packets` of an AAC track (the re-stream's SDP uses them). */
 export const AAC_OUTPUT_FMTP = { mode: 'AAC-hbr', sizelength: '13', indexlength: '3', indexdeltalength: '3' } as const;
@@ -52,40 +53,9 @@ export interface AacConfig {
  * Falls back to 1024 (AAC-LC) when the config is absent or unreadable.
  */
 export function aacFrameDuration(configHex: string | undefined): number {
-  if (!configHex || !/^[0-9a-f]+$/i.test(configHex) || configHex.length < 4) return 1024;
-  const bytes = Buffer.from(configHex.length % 2 ? `${configHex}0` : configHex, 'hex');
-  let bit = 0;
-  const read = (count: number): number => {
-    let value = 0;
-    for (let i = 0; i < count; i++, bit++) {
-      if (bit >= bytes.length * 8) throw new RangeError('short AudioSpecificConfig');
-      value = value * 2 + ((bytes[bit >> 3]! >> (7 - (bit & 7))) & 1);
-    }
-    return value;
-  };
-  const objectType = (): number => {
-    const type = read(5);
-    return type === 31 ? 32 + read(6) : type;
-  };
-  const frequency = (): void => {
-    if (read(4) === 15) read(24);
-  };
+  if (configHex === undefined) return 1024;
   try {
-    let type = objectType();
-    frequency();
-    read(4); // channel configuration
-    let sbr = false;
-    if (type === 5 || type === 29) {
-      // Explicit SBR/PS signalling: the RTP clock runs at the output rate, twice the core's frames.
-      sbr = true;
-      frequency();
-      type = objectType();
-    }
-    const frameLengthFlag = read(1);
-    let samples: number;
-    if (type === 23 || type === 39) samples = frameLengthFlag ? 480 : 512;
-    else samples = frameLengthFlag ? 960 : 1024;
-    return sbr ? samples * 2 : samples;
+    return parseAudioSpecificConfig(configHex).frameSamples;
   } catch {
     return 1024;
   }

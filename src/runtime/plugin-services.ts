@@ -74,6 +74,10 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       if (!camera || !restream) return undefined;
       return variants.vp8For({ id, name: camera.config.name, source: camera.source });
     },
+    withOpusSound: (id) => {
+      const camera = cameras.get(id);
+      return camera ? variants.withOpusSound({ id, name: camera.config.name, source: camera.source }) : undefined;
+    },
   };
   const limits = new ViewerLimiter(viewerLimitSettings(config));
   const ice = iceSettingsFrom(config);
@@ -103,7 +107,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       ctx.res.end(renderMetrics(visible.map((c) => ({
         stats: c.source.stats(),
         viewers: limits.count(c.config.id),
-        transcoders: variants.running(c.config.id) ? 1 : 0,
+        transcoders: variants.running(c.config.id),
       }))));
     },
   };

@@ -1,11 +1,15 @@
 /**
  * The transcoded variants of the plugin's cameras, made on first use: at most one VP8 variant
- * Source per camera, whatever the number of viewers, and none at all until a browser needs one.
+ * Source and one Opus sound Source per camera, whatever the number of viewers, and none at all
+ * until a browser needs one.
  */
 import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
 import { Source } from '../media/source.js';
+import type { BroadcastSource } from '../media/types.js';
 import { prefixedLogger, type Logger } from '../util/logger.js';
 import { vp8VariantUpstream, type VariantInput } from './vp8-variant.js';
+import { opusAudioUpstream } from './opus-audio.js';
+import { OpusDubbedSource } from './opus-dubbed-source.js';
 
 export interface VariantCamera {
   id: string;
@@ -25,6 +29,9 @@ export interface TranscodedVariantsOptions {
 
 export class TranscodedVariants {
   private readonly vp8 = new Map<string, Source>();
+  /** Each camera's Opus sound, and the camera as H.264 browsers get it (its video, that sound). */
+  private readonly opus = new Map<string, Source>();
+  private readonly dubbed = new Map<string, OpusDubbedSource>();
 
   constructor(private readonly options: TranscodedVariantsOptions) {}
 
@@ -63,21 +70,59 @@ export class TranscodedVariants {
     return variant;
   }
 
-  /** Whether the camera's encoder is running (or starting) now. */
-  running(id: string): boolean {
-    const state = this.vp8.get(id)?.state.state;
-    return state === 'live' || state === 'connecting';
+  /**
+   * The camera as browsers that take its video get it: its own video, and its sound as Opus when it
+   * is AAC (one encoder per camera, started by the first viewer that needs it, stopped 10 s after
+   * the last). `undefined` without libopus: such viewers get the video alone, as before.
+   */
+  withOpusSound(camera: VariantCamera & { source: VariantInput & BroadcastSource }): BroadcastSource | undefined {
+    const existing = this.dubbed.get(camera.id);
+    if (existing) return existing;
+    const ffmpeg = this.options.ffmpeg;
+    if (!ffmpeg?.has.libopus) return undefined;
+    const dubbed = new OpusDubbedSource(camera.source, () => this.opusFor(camera, ffmpeg));
+    this.dubbed.set(camera.id, dubbed);
+    return dubbed;
+  }
+
+  private opusFor(camera: VariantCamera, ffmpeg: FfmpegCapabilities): Source {
+    const existing = this.opus.get(camera.id);
+    if (existing) return existing;
+    const name = `${camera.name} (Opus sound)`;
+    const log = prefixedLogger(this.options.log, name);
+    const source = new Source({
+      id: camera.id,
+      name,
+      upstream: opusAudioUpstream({ ffmpeg, input: camera.source, log, ...(this.options.debug ? { debug: true } : {}) }),
+      logger: log,
+      logNamesCamera: true,
+      upstreamNoun: 'the sound encoder',
+      idleTimeoutMs: this.options.idleTimeoutMs ?? 10_000,
+    });
+    this.opus.set(camera.id, source);
+    log.info("turning the camera's AAC sound into Opus for browsers (one encoder for all of them)");
+    return source;
+  }
+
+  /** How many of the camera's encoders (VP8 variant, Opus sound) are running or starting now. */
+  running(id: string): number {
+    const busy = (source: Source | undefined): number => (source?.state.state === 'live' || source?.state.state === 'connecting' ? 1 : 0);
+    return busy(this.vp8.get(id)) + busy(this.opus.get(id));
   }
 
   async remove(id: string): Promise<void> {
-    const variant = this.vp8.get(id);
+    const closing = [this.vp8.get(id), this.opus.get(id)];
     this.vp8.delete(id);
-    await variant?.close();
+    this.opus.delete(id);
+    this.dubbed.delete(id);
+    await Promise.allSettled(closing.map((source) => source?.close()));
   }
 
   async closeAll(): Promise<void> {
-    const all = [...this.vp8.values()];
+    const all = [...this.vp8.values(), ...this.opus.values()];
     this.vp8.clear();
+    this.opus.clear();
+    this.dubbed.clear();
     await Promise.allSettled(all.map((variant) => variant.close()));
   }
 }

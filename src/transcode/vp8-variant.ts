@@ -59,7 +59,7 @@ export function variantTracks(withAudio: boolean): TrackDescription[] {
 export { isRtcpPacket as isRtcp } from '../rtp/rtcp.js';
 
 /** Resolves with the camera's tracks once it has described them (starting its pull meanwhile). */
-function waitForInputTracks(input: VariantInput, timeoutMs: number, signal: AbortSignal): Promise<ReadonlyArray<TrackDescription>> {
+export function waitForInputTracks(input: VariantInput, timeoutMs: number, signal: AbortSignal): Promise<ReadonlyArray<TrackDescription>> {
   if (input.tracks.length > 0) return Promise.resolve(input.tracks);
   return new Promise((resolve, reject) => {
     const onTracks = (tracks: ReadonlyArray<TrackDescription>): void => {

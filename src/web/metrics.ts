@@ -33,7 +33,7 @@ const FAMILIES: ReadonlyArray<Family> = [
   { name: 'webrtc_cameras_video_packets_late_total', help: 'Video packets that arrived after the reorder window gave up on them, or twice, and were dropped.', type: 'counter', value: (c) => c.stats.video?.packetsLate },
   { name: 'webrtc_cameras_video_keyframes_total', help: 'Keyframes received from the camera (their spacing is how long a viewer without the GOP cache would wait).', type: 'counter', value: (c) => c.stats.video?.keyframes },
   { name: 'webrtc_cameras_video_frames_damaged_total', help: 'Video frames passed on with a part lost (viewers see artifacts until the next keyframe).', type: 'counter', value: (c) => c.stats.video?.framesDamaged },
-  { name: 'webrtc_cameras_transcoders', help: 'VP8 encoders running for the camera (browsers without H.264, H.265 cameras): one at most, whatever the viewer count.', type: 'gauge', value: (c) => c.transcoders },
+  { name: 'webrtc_cameras_transcoders', help: 'Encoders running for the camera: the VP8 variant (browsers without H.264, H.265 cameras) and the Opus sound (AAC cameras); one of each at most, whatever the viewer count.', type: 'gauge', value: (c) => c.transcoders },
   { name: 'webrtc_cameras_reconnects_total', help: 'Camera sessions re-established after a failure.', type: 'counter', value: (c) => c.stats.reconnects },
   { name: 'webrtc_cameras_gop_cache_bytes', help: 'Bytes held in the GOP cache (frames since the last keyframe).', type: 'gauge', value: (c) => c.stats.gopCacheBytes },
   { name: 'webrtc_cameras_time_to_first_frame_seconds', help: 'Latest session: connect start to first keyframe.', type: 'gauge', value: (c) => (c.stats.timeToFirstFrameMs === undefined ? undefined : c.stats.timeToFirstFrameMs / 1000) },

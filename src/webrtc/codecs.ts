@@ -4,10 +4,12 @@
  * H.264 passes through. It is always *offered* as Constrained Baseline 3.1 (42e01f) with
  * packetization-mode=1: Chromium refuses an offer whose only H.264 is High (64xxxx) but decodes a
  * High-profile stream sent under 42e01f (NOTES.md), and the level is not enforced by decoders.
- * PCMU, PCMA and Opus audio pass through. H.265 video cannot reach a browser without transcoding,
- * and AAC audio is dropped (the video still plays): the signalling then feeds the viewer from the
- * camera's transcoded VP8 + Opus variant (src/transcode/) when ffmpeg can make one, and VP8 from
- * that variant passes through here like H.264.
+ * PCMU, PCMA and Opus audio pass through. H.265 video cannot reach a browser without transcoding:
+ * the signalling then feeds the viewer from the camera's transcoded VP8 + Opus variant
+ * (src/transcode/) when ffmpeg can make one, and VP8 from that variant passes through here like
+ * H.264. AAC audio reaches this plan only when ffmpeg has no libopus or the AAC has no ADTS form
+ * (AAC-LD/ELD); otherwise the viewer's Source already says Opus (src/transcode/opus-dubbed-source.ts).
+ * Here it is dropped and the video still plays.
  */
 import { RTCRtpCodecParameters } from 'werift';
 import type { TrackDescription } from '../media/types.js';
@@ -60,7 +62,7 @@ function audioPlan(track: TrackDescription): AudioPlan | string {
       // Opus in WebRTC is always described as 48000/2, whatever the stream carries.
       return { track, codec: 'OPUS', mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 };
     case 'AAC':
-      return 'The camera sends AAC audio, which browsers cannot play over WebRTC; playing its video without sound (browsers that get the transcoded VP8 variant hear it as Opus).';
+      return "The camera sends AAC audio that browsers cannot play over WebRTC and the plugin cannot turn into Opus (ffmpeg without libopus, or AAC-LD/ELD); playing its video without sound.";
     default:
       return `The camera's audio codec (${String(track.codec)}) cannot be sent to a browser; playing video without sound.`;
   }

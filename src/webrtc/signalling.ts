@@ -191,10 +191,11 @@ class SignallingSession {
       this.error('not-found', 'There is no camera with this id.');
       return;
     }
-    let source = main;
     const wantsVariant = transcode || (videoCodecs !== undefined && !videoCodecs.includes('H264'));
     const acceptsVp8 = videoCodecs === undefined || videoCodecs.includes('VP8');
-    if (wantsVariant && acceptsVp8) source = registry.transcoded?.(cameraId) ?? main;
+    const variant = wantsVariant && acceptsVp8 ? registry.transcoded?.(cameraId) : undefined;
+    // The camera's own video; its AAC sound (if that is what it sends) as Opus.
+    const source = variant ?? registry.withOpusSound?.(cameraId) ?? main;
     const owner = this.ctx.remoteAddress !== undefined ? { principal: this.ctx.principal.name, address: this.ctx.remoteAddress } : undefined;
     const admission = limits.admit(cameraId, owner);
     if ('refused' in admission && admission.refused === 'too-many-pending') {
@@ -271,7 +272,7 @@ class SignallingSession {
     } catch (error) {
       if (viewer.closed) return;
       if (error instanceof UnsupportedCodecError) {
-        if (source === main && !transcode && acceptsVp8 && registry.transcoded?.(cameraId)) {
+        if (!variant && !transcode && acceptsVp8 && registry.transcoded?.(cameraId)) {
           // An H.265 camera, say: the viewer gets the VP8 variant. Detached first, so that its
           // closing says nothing to the page, which simply receives the variant's offer.
           this.log.info(`Camera ${cameraId}: ${error.reason}; sending this viewer the VP8 variant`);

@@ -18,6 +18,12 @@ export interface CameraRegistry {
    * `undefined` when there is no such camera or ffmpeg cannot transcode. Same id, same limits.
    */
   transcoded?(id: string): BroadcastSource | undefined;
+  /**
+   * The camera as a browser that takes its video gets it: that video, and its AAC sound (which no
+   * browser plays over WebRTC) as Opus from one encoder per camera; other sound passes as it is.
+   * `undefined` when ffmpeg has no libopus: such viewers get `get(id)`.
+   */
+  withOpusSound?(id: string): BroadcastSource | undefined;
 }
 
 /**

@@ -182,7 +182,8 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
         }
       };
       const variant = wantsVariant ? ctx.registry.transcoded?.(cameraId) : undefined;
-      let result = await attempt(variant ?? main);
+      // The camera's own video; its AAC sound (if that is what it sends) as Opus.
+      let result = await attempt(variant ?? ctx.registry.withOpusSound?.(cameraId) ?? main);
       if ('refusal' in result && !variant && acceptsVp8) {
         // An H.265 camera, say: the VP8 variant, when the client takes VP8.
         const fallback = ctx.registry.transcoded?.(cameraId);

@@ -74,7 +74,8 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
       FakeCamera.start({ width: 640, height: 360, fps: FPS, keyframeIntervalFrames: FRONT_GOP_FRAMES, audio: 'pcmu' }),
       // No IDR on PLAY, so nothing but the plugin's GOP cache can make the first frame quick.
       FakeCamera.start({ width: 640, height: 360, fps: FPS, keyframeIntervalFrames: INSTANT_GOP_FRAMES, keyframeOnPlay: false, audio: 'pcmu' }),
-      FakeCamera.start({ width: 1280, height: 720, fps: FPS, profile: 'high', keyframeIntervalFrames: 50, audio: 'pcma', bitrateKbps: 2000 }),
+      // High profile and AAC sound, like most current cameras: no browser plays AAC over WebRTC.
+      FakeCamera.start({ width: 1280, height: 720, fps: FPS, profile: 'high', keyframeIntervalFrames: 50, audio: 'aac', bitrateKbps: 2000 }),
       // What no browser takes over WebRTC: H.265 video and AAC audio.
       FakeCamera.start({ width: 640, height: 360, fps: FPS, codec: 'h265', keyframeIntervalFrames: 50, audio: 'aac' }),
     ]);
@@ -243,7 +244,8 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
     );
   });
 
-  it('e2e: a High-profile camera plays in Chromium without transcoding: offered as 42e01f, decoded at 1280x720', async (t) => {
+  it('e2e: a High-profile + AAC camera plays in Chromium: video not transcoded (offered as 42e01f, decoded at 1280x720), sound as Opus from one encoder, in step with the video', async (t) => {
+    const since = hb.lines.length;
     // The camera really is High profile: in its SDP and in the SPS it sends.
     const describe = await rtspDescribe(high.url);
     const cameraVideo = parseSdp(describe.body).find((m) => m.kind === 'video')!;
@@ -266,7 +268,37 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
       assert.equal(pc.video!.frameWidth, 1280, summarizeRtcStats(stats));
       assert.equal(pc.video!.frameHeight, 720);
       assert.match(pc.video!.sdpFmtpLine ?? '', /profile-level-id=42e01f/);
-      assert.match(pc.audio?.mimeType ?? '', /PCMA/i);
+      // The sound: the camera's AAC as Opus, decoded by Chromium (samples keep coming).
+      assert.match(pc.audio?.mimeType ?? '', /opus/i, summarizeRtcStats(stats));
+      const heard = pc.audio!.totalSamplesReceived ?? 0;
+      const later = await waitForRtcStats(page, (all) => all.some((p) => (p.audio?.totalSamplesReceived ?? 0) >= heard + 48_000), { timeoutMs: 15_000 });
+      const audio = later.find((p) => (p.audio?.totalSamplesReceived ?? 0) >= heard + 48_000)!.audio!;
+      // A/V offset as Chromium plays it: both tracks' estimated playout positions on the sender's
+      // clock (set by the plugin's sender reports, in which the Opus packets carry the capture times
+      // of the AAC frames they came from), read in one getStats() a few times.
+      const offsets: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const now = (await readRtcStats(page)).find((p) => p.audio && p.video);
+        const a = now?.audio?.estimatedPlayoutTimestamp;
+        const v = now?.video?.estimatedPlayoutTimestamp;
+        if (a !== undefined && v !== undefined) offsets.push(Math.round(a - v));
+        await sleep(400);
+      }
+      const encoders = ffmpegDescendants(hb.pid!).filter((p) => {
+        try {
+          return readFileSync(`/proc/${p.pid}/cmdline`, 'latin1').includes('libopus');
+        } catch {
+          return false; // exited meanwhile
+        }
+      }).length;
+      t.diagnostic(`AAC camera: Chromium decoded ${audio.totalSamplesReceived} Opus samples (${audio.concealedSamples ?? '?'} concealed, ${audio.packetsReceived} packets); ` +
+        `A/V offset (audio - video playout, ms): ${offsets.join(', ')} (median ${median(offsets)}); Opus encoders: ${encoders}`);
+      assert.equal(encoders, 1, 'one Opus encoder for the camera, with two viewers');
+      assert.equal(hb.lines.slice(since).filter((l) => /turning the camera's AAC sound into Opus/.test(l)).length, 1);
+      assert.equal(await high.sessionCount(), 1, 'the encoder is fed from the shared Source: still one camera session');
+      assert.ok(offsets.length >= 3, 'Chromium reports both playout positions');
+      // Lip sync is lost beyond about 45 ms of sound ahead or 125 ms behind (ITU-R BT.1359).
+      assert.ok(median(offsets) > -125 && median(offsets) < 45, `A/V offset ${median(offsets)} ms`);
       const offer = (await readProbe(page)).log.find((e) => e.type === 'offer')?.sdp ?? '';
       const offered = parseSdp(offer).find((m) => m.kind === 'video')!;
       const h264 = Object.entries(offered.rtpmap).filter(([, codec]) => /^H264\//i.test(codec)).map(([pt]) => offered.fmtp[Number(pt)] ?? '');

@@ -200,6 +200,8 @@ export interface InboundRtpStats {
   concealedSamples?: number;
   audioLevel?: number;
   totalAudioEnergy?: number;
+  /** The sender-clock (NTP, ms) time of the media playing out now: audio and video equal when in step. */
+  estimatedPlayoutTimestamp?: number;
   /** Every field the browser reported. */
   raw: Record<string, unknown>;
 }
@@ -240,7 +242,7 @@ const NUMERIC_INBOUND_FIELDS = [
   'keyFramesDecoded', 'framesDropped', 'frameWidth', 'frameHeight', 'framesPerSecond', 'jitterBufferDelay',
   'jitterBufferEmittedCount', 'jitterBufferTargetDelay', 'freezeCount', 'totalFreezesDuration', 'pauseCount',
   'totalPausesDuration', 'nackCount', 'pliCount', 'firCount', 'totalDecodeTime', 'totalSamplesReceived',
-  'concealedSamples', 'audioLevel', 'totalAudioEnergy',
+  'concealedSamples', 'audioLevel', 'totalAudioEnergy', 'estimatedPlayoutTimestamp',
 ] as const;
 
 function toInbound(s: Record<string, unknown>): InboundRtpStats {

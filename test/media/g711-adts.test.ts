@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { AdtsReader, audioSpecificConfig } from '../../src/media/adts.js';
+import { adtsHeader, AdtsReader, audioSpecificConfig, parseAudioSpecificConfig } from '../../src/media/adts.js';
 import { g711ToPcm } from '../../src/media/g711.js';
 
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
@@ -43,4 +43,24 @@ test('ADTS from ffmpeg, fed a byte at a time or whole, gives the same access uni
   assert.equal(audioSpecificConfig(2, 24000, 1).toString('hex'), '1308');
   assert.equal(audioSpecificConfig(2, 32000, 2).toString('hex'), '1290');
   assert.throws(() => audioSpecificConfig(2, 22000, 1), /no sampling frequency index/);
+});
+
+test('adtsHeader rebuilds ffmpeg\'s own ADTS byte for byte from the AudioSpecificConfig, and refuses what ADTS cannot carry', () => {
+  const encoded = spawnSync('ffmpeg', [
+    '-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100:duration=0.5',
+    '-ac', '2', '-c:a', 'aac', '-b:a', '64k', '-f', 'adts', 'pipe:1',
+  ]);
+  assert.equal(encoded.status, 0, encoded.stderr.toString());
+  const frames = new AdtsReader().push(encoded.stdout);
+  const config = parseAudioSpecificConfig(audioSpecificConfig(2, 44100, 2).toString('hex'));
+  assert.deepEqual([config.objectType, config.sampleRate, config.sampleRateIndex, config.channelConfiguration, config.frameSamples, config.sbr], [2, 44100, 4, 2, 1024, false]);
+  const rebuilt = Buffer.concat(frames.map((f) => Buffer.concat([adtsHeader(config, f.data.length), f.data])));
+  // ffmpeg writes buffer fullness 0x7FF too, so the rebuilt stream is the same bytes.
+  assert.deepEqual(rebuilt, encoded.stdout);
+  // Explicit SBR (HE-AAC) is written as its AAC-LC core; its frames are 2048 samples at the RTP clock.
+  const he = parseAudioSpecificConfig('2B0A0800');
+  assert.deepEqual([he.objectType, he.sbr, he.frameSamples, he.sampleRate], [2, true, 2048, 24000]);
+  assert.throws(() => adtsHeader(parseAudioSpecificConfig('F8F0212C00BC00'), 10), /object type 39 cannot be carried in ADTS/);
+  assert.throws(() => parseAudioSpecificConfig('14'), /not hex of at least 2 bytes/);
+  assert.throws(() => parseAudioSpecificConfig(Buffer.from([0x14])), /too short/);
 });
