@@ -94,7 +94,7 @@ async function joins(r: Rig, warm: boolean): Promise<number[]> {
   const held = warm ? r.main.subscribe(hold) : undefined;
   if (warm) await sleep(3000); // live, GOP cache full
   for (let i = 0; i < RUNS; i++) {
-    const variant = r.variants.vp8For({ id: 'cam', name: 'Cam', source: r.main })!;
+    const variant = r.variants.variantFor('VP8', { id: 'cam', name: 'Cam', source: r.main })!;
     const sink = new FirstKeyframe();
     const started = performance.now();
     const subscription = variant.subscribe(sink);
@@ -124,7 +124,7 @@ async function holdBack(r: Rig): Promise<{ lagMs: number[]; missing: number[] }>
       },
     });
     const inSub = r.main.subscribe(track(input, inputLast));
-    const variant = r.variants.vp8For({ id: 'cam', name: 'Cam', source: r.main })!;
+    const variant = r.variants.variantFor('VP8', { id: 'cam', name: 'Cam', source: r.main })!;
     const outSub = variant.subscribe(track(output, outputLast));
     await output.wait(30_000);
     // Count from the variant's first frame: the camera's frames from then on all went through it.
@@ -144,7 +144,7 @@ async function holdBack(r: Rig): Promise<{ lagMs: number[]; missing: number[] }>
 }
 
 async function steady(r: Rig): Promise<{ cpu: number; fps: number; kbps: number; sessions: number; encoders: number }> {
-  const variant = r.variants.vp8For({ id: 'cam', name: 'Cam', source: r.main })!;
+  const variant = r.variants.variantFor('VP8', { id: 'cam', name: 'Cam', source: r.main })!;
   const sinks = Array.from({ length: 20 }, () => new FirstKeyframe());
   const subscriptions = sinks.map((sink) => variant.subscribe(sink));
   await sinks[0]!.wait(30_000);

@@ -1,11 +1,11 @@
 /**
- * The ffmpeg command line of a camera's transcoded variant: the loopback re-stream in, VP8 + Opus
- * RTP out to two loopback UDP ports of the plugin. One such ffmpeg serves every viewer of the
- * variant (src/transcode/), so its cost is per camera, not per viewer. Every flag says why.
+ * The ffmpeg command line of a camera's transcoded variant: the loopback re-stream in, VP8 (or
+ * H.264) + Opus RTP out to two loopback UDP ports of the plugin. One such ffmpeg serves every viewer
+ * of the variant (src/transcode/), so its cost is per camera, not per viewer. Every flag says why.
  */
 import { inputProbeArgs, type InputProbe } from './input-probe.js';
 
-export interface Vp8VariantArgs {
+export interface VariantArgs {
   /** The camera's loopback re-stream (rtsp://127.0.0.1:<port>/<id>). */
   inputUrl: string;
   videoPort: number;
@@ -53,6 +53,10 @@ export function variantBitrateKbps(camera: { width?: number; height?: number; fp
 }
 
 export const VP8_PAYLOAD_TYPE = 96;
+/** The H.264 variant's payload type (ffmpeg's RTP muxer writes what it is told). */
+export const H264_VARIANT_PAYLOAD_TYPE = 102;
+/** What a variant encodes video to: VP8 for browsers without H.264, H.264 for an H.265 camera's H.264 viewers. */
+export type VariantCodec = 'VP8' | 'H264';
 export const OPUS_PAYLOAD_TYPE = 111;
 /** RTP packets the size WebRTC expects: an SRTP tag and the headers still fit in a 1280-byte MTU. */
 export const VARIANT_PACKET_BYTES = 1200;
@@ -62,7 +66,39 @@ function rtpUrl(port: number): string {
   return `rtp://127.0.0.1:${port}?rtcpport=${port}&pkt_size=${VARIANT_PACKET_BYTES}`;
 }
 
-export function vp8VariantArgs(input: Vp8VariantArgs): string[] {
+/** The encoder flags of each variant codec, for the picture already scaled into the variant's box. */
+function videoEncoderArgs(codec: VariantCodec, kbps: number): string[] {
+  if (codec === 'H264') {
+    return [
+      '-c:v', 'libx264',
+      '-preset', 'ultrafast', // the fastest preset: a Raspberry Pi must keep up
+      '-tune', 'zerolatency', // no B-frames, no look-ahead: each frame leaves as soon as it is encoded
+      '-profile:v', 'baseline', // Constrained Baseline: what every WebRTC H.264 decoder takes (the plugin offers 42e01f)
+      '-level:v', '3.1', // enough for 1280x720 at 30 fps, the variant's largest picture
+      '-pix_fmt', 'yuv420p', // the chroma format Baseline allows
+      '-b:v', `${kbps}k`,
+      '-maxrate', `${kbps}k`, // a ceiling: a busy scene must not flood a phone on Wi-Fi
+      '-bufsize', `${kbps}k`, // one second of rate-control slack keeps frames even
+      // SPS/PPS come in band before every keyframe (the RTP muxer asks for no global header), which
+      // the Source needs: the variant's track has no sprop-parameter-sets.
+    ];
+  }
+  return [
+    '-c:v', 'libvpx',
+    '-deadline', 'realtime', // libvpx's live mode: encode as frames come, never look ahead
+    '-cpu-used', '8', // the fastest realtime speed: a Raspberry Pi must keep up
+    '-lag-in-frames', '0', // no frame held back for analysis: each leaves as soon as it is encoded
+    '-auto-alt-ref', '0', // no hidden alt-ref frames (they need look-ahead)
+    '-error-resilient', '1', // a lost packet damages one frame, not everything up to the keyframe
+    '-row-mt', '1', // use the cores within a frame too
+    '-pix_fmt', 'yuv420p', // the chroma format every VP8 decoder takes
+    '-b:v', `${kbps}k`,
+    '-maxrate', `${kbps}k`, // a ceiling: a busy scene must not flood a phone on Wi-Fi
+    '-bufsize', `${kbps}k`, // one second of rate-control slack keeps frames even
+  ];
+}
+
+export function variantArgs(codec: VariantCodec, input: VariantArgs): string[] {
   const args = [
     '-hide_banner',
     '-nostdin', // never read the terminal; the plugin stops ffmpeg with signals
@@ -78,21 +114,11 @@ export function vp8VariantArgs(input: Vp8VariantArgs): string[] {
     // Keep the aspect ratio inside the box, never upscale, even sizes (4:2:0 needs them).
     '-vf', `scale='min(${input.maxWidth},iw)':'min(${input.maxHeight},ih)':force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2`,
     ...frameRatePassthrough(input.ffmpegVersion), // one frame out per frame in (see above)
-    '-c:v', 'libvpx',
-    '-deadline', 'realtime', // libvpx's live mode: encode as frames come, never look ahead
-    '-cpu-used', '8', // the fastest realtime speed: a Raspberry Pi must keep up
-    '-lag-in-frames', '0', // no frame held back for analysis: each leaves as soon as it is encoded
-    '-auto-alt-ref', '0', // no hidden alt-ref frames (they need look-ahead)
-    '-error-resilient', '1', // a lost packet damages one frame, not everything up to the keyframe
-    '-row-mt', '1', // use the cores within a frame too
-    '-pix_fmt', 'yuv420p', // the chroma format every VP8 decoder takes
-    '-b:v', `${input.videoBitrateKbps}k`,
-    '-maxrate', `${input.videoBitrateKbps}k`, // a ceiling: a busy scene must not flood a phone on Wi-Fi
-    '-bufsize', `${input.videoBitrateKbps}k`, // one second of rate-control slack keeps frames even
+    ...videoEncoderArgs(codec, input.videoBitrateKbps),
     // A keyframe every 2 s whatever the camera's frame rate: the variant's GOP cache and new viewers
     // start from it, and a viewer's picture heals within 2 s of a loss.
     '-force_key_frames', 'expr:gte(t,n_forced*2)',
-    '-f', 'rtp', '-payload_type', String(VP8_PAYLOAD_TYPE), rtpUrl(input.videoPort),
+    '-f', 'rtp', '-payload_type', String(codec === 'H264' ? H264_VARIANT_PAYLOAD_TYPE : VP8_PAYLOAD_TYPE), rtpUrl(input.videoPort),
   ];
   if (input.audioPort !== undefined) {
     args.push(

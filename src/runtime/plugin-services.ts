@@ -69,10 +69,10 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
   const registry: CameraRegistry = {
     get: (id) => cameras.get(id)?.source,
     list: () => [...cameras.values()].map((c) => c.source),
-    transcoded: (id) => {
+    transcoded: (id, codec = 'VP8') => {
       const camera = cameras.get(id);
       if (!camera || !restream) return undefined;
-      return variants.vp8For({ id, name: camera.config.name, source: camera.source });
+      return variants.variantFor(codec, { id, name: camera.config.name, source: camera.source });
     },
     withOpusSound: (id) => {
       const camera = cameras.get(id);

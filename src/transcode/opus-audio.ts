@@ -30,7 +30,7 @@ import { serializeRtp } from '../media/rtp.js';
 import { isOpusTags, OggReader, opusPacketSamples, parseOpusHead } from '../media/ogg.js';
 import type { FrameSink, MediaFrame, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
-import { waitForInputTracks, type VariantInput } from './vp8-variant.js';
+import { waitForInputTracks, type VariantInput } from './variant-upstream.js';
 
 /** The one track the Opus upstream gives: what browsers are offered (48000/2 whatever the channels). */
 export const OPUS_AUDIO_TRACK: TrackDescription = {

@@ -1,13 +1,14 @@
 /**
- * The transcoded variants of the plugin's cameras, made on first use: at most one VP8 variant
- * Source and one Opus sound Source per camera, whatever the number of viewers, and none at all
- * until a browser needs one.
+ * The transcoded variants of the plugin's cameras, made on first use: at most one VP8 variant, one
+ * H.264 variant and one Opus sound Source per camera, whatever the number of viewers, and none at
+ * all until a viewer needs one.
  */
 import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
 import { Source } from '../media/source.js';
 import type { BroadcastSource } from '../media/types.js';
 import { prefixedLogger, type Logger } from '../util/logger.js';
-import { vp8VariantUpstream, type VariantInput } from './vp8-variant.js';
+import type { VariantCodec } from '../ffmpeg/transcode-args.js';
+import { variantCodecName, variantUpstream, type VariantInput } from './variant-upstream.js';
 import { opusAudioUpstream } from './opus-audio.js';
 import { OpusDubbedSource } from './opus-dubbed-source.js';
 
@@ -28,30 +29,36 @@ export interface TranscodedVariantsOptions {
 }
 
 export class TranscodedVariants {
-  private readonly vp8 = new Map<string, Source>();
+  /** Each camera's variants, by codec. */
+  private readonly encoded: Record<VariantCodec, Map<string, Source>> = { VP8: new Map(), H264: new Map() };
   /** Each camera's Opus sound, and the camera as H.264 browsers get it (its video, that sound). */
   private readonly opus = new Map<string, Source>();
   private readonly dubbed = new Map<string, OpusDubbedSource>();
 
   constructor(private readonly options: TranscodedVariantsOptions) {}
 
-  /** Whether this ffmpeg can make VP8 at all (libvpx); without it browsers lacking H.264 get a plain refusal. */
-  get available(): boolean {
-    return this.options.ffmpeg?.has.libvpx === true;
+  /**
+   * Whether this ffmpeg can encode `codec` at all (libvpx, libx264); without it the viewers that
+   * need that variant get a plain refusal.
+   */
+  available(codec: VariantCodec = 'VP8'): boolean {
+    const has = this.options.ffmpeg?.has;
+    return codec === 'H264' ? has?.libx264 === true : has?.libvpx === true;
   }
 
-  /** The camera's VP8 + Opus variant, created on first use; `undefined` when ffmpeg cannot make one. */
-  vp8For(camera: VariantCamera): Source | undefined {
-    const existing = this.vp8.get(camera.id);
+  /** The camera's `codec` + Opus variant, created on first use; `undefined` when ffmpeg cannot make one. */
+  variantFor(codec: VariantCodec, camera: VariantCamera): Source | undefined {
+    const existing = this.encoded[codec].get(camera.id);
     if (existing) return existing;
     const ffmpeg = this.options.ffmpeg;
-    if (!ffmpeg || !this.available) return undefined;
-    const name = `${camera.name} (VP8)`;
+    if (!ffmpeg || !this.available(codec)) return undefined;
+    const name = `${camera.name} (${variantCodecName(codec)})`;
     const log = prefixedLogger(this.options.log, name);
     const variant = new Source({
       id: camera.id,
       name,
-      upstream: vp8VariantUpstream({
+      upstream: variantUpstream({
+        codec,
         ffmpegPath: ffmpeg.path,
         ffmpegVersion: ffmpeg.version,
         inputUrl: () => this.options.restreamUrl(camera.id),
@@ -65,8 +72,10 @@ export class TranscodedVariants {
       upstreamNoun: 'the transcoder',
       idleTimeoutMs: this.options.idleTimeoutMs ?? 10_000,
     });
-    this.vp8.set(camera.id, variant);
-    log.info('transcoding to VP8 for browsers without H.264 (one encoder for all of them)');
+    this.encoded[codec].set(camera.id, variant);
+    log.info(codec === 'H264'
+      ? "transcoding to H.264 for viewers that cannot take the camera's own codec (one encoder for all of them)"
+      : 'transcoding to VP8 for browsers without H.264 (one encoder for all of them)');
     return variant;
   }
 
@@ -104,25 +113,21 @@ export class TranscodedVariants {
     return source;
   }
 
-  /** How many of the camera's encoders (VP8 variant, Opus sound) are running or starting now. */
+  /** How many of the camera's encoders (VP8 and H.264 variants, Opus sound) are running or starting now. */
   running(id: string): number {
     const busy = (source: Source | undefined): number => (source?.state.state === 'live' || source?.state.state === 'connecting' ? 1 : 0);
-    return busy(this.vp8.get(id)) + busy(this.opus.get(id));
+    return busy(this.encoded.VP8.get(id)) + busy(this.encoded.H264.get(id)) + busy(this.opus.get(id));
   }
 
   async remove(id: string): Promise<void> {
-    const closing = [this.vp8.get(id), this.opus.get(id)];
-    this.vp8.delete(id);
-    this.opus.delete(id);
-    this.dubbed.delete(id);
+    const closing = [this.encoded.VP8.get(id), this.encoded.H264.get(id), this.opus.get(id)];
+    for (const map of [this.encoded.VP8, this.encoded.H264, this.opus, this.dubbed]) map.delete(id);
     await Promise.allSettled(closing.map((source) => source?.close()));
   }
 
   async closeAll(): Promise<void> {
-    const all = [...this.vp8.values(), ...this.opus.values()];
-    this.vp8.clear();
-    this.opus.clear();
-    this.dubbed.clear();
+    const all = [...this.encoded.VP8.values(), ...this.encoded.H264.values(), ...this.opus.values()];
+    for (const map of [this.encoded.VP8, this.encoded.H264, this.opus, this.dubbed]) map.clear();
     await Promise.allSettled(all.map((variant) => variant.close()));
   }
 }

@@ -175,11 +175,12 @@ class SignallingSession {
   }
 
   /**
-   * Starts a viewer of `cameraId`. A browser that says it cannot receive H.264 (`videoCodecs`), or
-   * a camera whose codec no browser takes (found when the offer is made), gets the camera's VP8
-   * variant instead, when there is one.
+   * Starts a viewer of `cameraId`. A browser that says it cannot receive H.264 (`videoCodecs`) gets
+   * the camera's VP8 variant, when there is one. A camera whose codec no browser takes (H.265, found
+   * when the offer is made) sends the viewer its H.264 variant when the browser takes H.264, else
+   * its VP8 one (`variantCodec` is then the one chosen).
    */
-  private async watch(cameraId: string, videoCodecs?: ReadonlyArray<string>, transcode = false): Promise<void> {
+  private async watch(cameraId: string, videoCodecs?: ReadonlyArray<string>, variantCodec?: 'VP8' | 'H264'): Promise<void> {
     this.endViewer();
     const { registry, principal, limits } = this.ctx;
     if (!canWatch(principal, cameraId)) {
@@ -191,9 +192,10 @@ class SignallingSession {
       this.error('not-found', 'There is no camera with this id.');
       return;
     }
-    const wantsVariant = transcode || (videoCodecs !== undefined && !videoCodecs.includes('H264'));
+    const takesH264 = videoCodecs === undefined || videoCodecs.includes('H264');
     const acceptsVp8 = videoCodecs === undefined || videoCodecs.includes('VP8');
-    const variant = wantsVariant && acceptsVp8 ? registry.transcoded?.(cameraId) : undefined;
+    const codec = variantCodec ?? (!takesH264 && acceptsVp8 ? 'VP8' : undefined);
+    const variant = codec ? registry.transcoded?.(cameraId, codec) : undefined;
     // The camera's own video; its AAC sound (if that is what it sends) as Opus.
     const source = variant ?? registry.withOpusSound?.(cameraId) ?? main;
     const owner = this.ctx.remoteAddress !== undefined ? { principal: this.ctx.principal.name, address: this.ctx.remoteAddress } : undefined;
@@ -272,14 +274,16 @@ class SignallingSession {
     } catch (error) {
       if (viewer.closed) return;
       if (error instanceof UnsupportedCodecError) {
-        if (!variant && !transcode && acceptsVp8 && registry.transcoded?.(cameraId)) {
-          // An H.265 camera, say: the viewer gets the VP8 variant. Detached first, so that its
-          // closing says nothing to the page, which simply receives the variant's offer.
-          this.log.info(`Camera ${cameraId}: ${error.reason}; sending this viewer the VP8 variant`);
+        // An H.265 camera, say: the viewer gets the H.264 variant if it takes H.264, else VP8.
+        const fallback = variantCodec ? undefined : takesH264 && registry.transcoded?.(cameraId, 'H264') ? 'H264' : acceptsVp8 && registry.transcoded?.(cameraId, 'VP8') ? 'VP8' : undefined;
+        if (fallback) {
+          // Detached first, so that its closing says nothing to the page, which simply receives the
+          // variant's offer.
+          this.log.info(`Camera ${cameraId}: ${error.reason}; sending this viewer the ${fallback === 'H264' ? 'H.264' : 'VP8'} variant`);
           this.viewer = undefined;
           this.source = undefined;
           await viewer.close('unsupported-codec', error.reason);
-          if (!this.closed) await this.watch(cameraId, videoCodecs, true);
+          if (!this.closed) await this.watch(cameraId, videoCodecs, fallback);
           return;
         }
         refusalLog(this.log).note('warn', `Camera ${cameraId}: cannot stream to a viewer: ${error.reason}`, `Camera ${cameraId}: cannot stream to this viewer: ${error.reason}`);

@@ -14,10 +14,11 @@ export interface CameraRegistry {
   get(id: string): BroadcastSource | undefined;
   list(): ReadonlyArray<BroadcastSource>;
   /**
-   * The camera transcoded to VP8 + Opus, for viewers that cannot take its own video codec;
-   * `undefined` when there is no such camera or ffmpeg cannot transcode. Same id, same limits.
+   * The camera transcoded to `codec` (default VP8) + Opus, for viewers that cannot take its own
+   * video codec: VP8 for browsers without H.264, H.264 for an H.265 camera's viewers that take it;
+   * `undefined` when there is no such camera or ffmpeg cannot encode it. Same id, same limits.
    */
-  transcoded?(id: string): BroadcastSource | undefined;
+  transcoded?(id: string, codec?: 'VP8' | 'H264'): BroadcastSource | undefined;
   /**
    * The camera as a browser that takes its video gets it: that video, and its AAC sound (which no
    * browser plays over WebRTC) as Opus from one encoder per camera; other sound passes as it is.

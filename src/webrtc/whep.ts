@@ -140,7 +140,8 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       // A client that offers VP8 but no H.264 (packetization-mode=1) gets the camera's VP8 variant.
       const offered = offeredVideoCodecs(offer);
       const acceptsVp8 = offered.includes('VP8');
-      const wantsVariant = acceptsVp8 && !offered.includes('H264');
+      const takesH264 = offered.includes('H264');
+      const wantsVariant = acceptsVp8 && !takesH264;
       const admission = ctx.limits.admit(cameraId, { principal: caller.principal.name, address: caller.remoteAddress });
       if ('refused' in admission && admission.refused === 'too-many-pending') {
         refusalLog(log).note('info', 'WHEP viewers refused: too many still connecting from one user or address', `Camera ${cameraId}: WHEP viewer refused, '${caller.principal.name}' or its address has ${ctx.limits.pendingLimit} viewers still connecting (web.maxConnectingViews)`);
@@ -181,14 +182,15 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
           return text(400, 'The SDP offer could not be used.');
         }
       };
-      const variant = wantsVariant ? ctx.registry.transcoded?.(cameraId) : undefined;
+      const variant = wantsVariant ? ctx.registry.transcoded?.(cameraId, 'VP8') : undefined;
       // The camera's own video; its AAC sound (if that is what it sends) as Opus.
       let result = await attempt(variant ?? ctx.registry.withOpusSound?.(cameraId) ?? main);
-      if ('refusal' in result && !variant && acceptsVp8) {
-        // An H.265 camera, say: the VP8 variant, when the client takes VP8.
-        const fallback = ctx.registry.transcoded?.(cameraId);
+      if ('refusal' in result && !variant) {
+        // An H.265 camera, say: the H.264 variant when the client takes H.264, else the VP8 one.
+        const h264 = takesH264 ? ctx.registry.transcoded?.(cameraId, 'H264') : undefined;
+        const fallback = h264 ?? (acceptsVp8 ? ctx.registry.transcoded?.(cameraId, 'VP8') : undefined);
         if (fallback) {
-          log.info(`Camera ${cameraId}: ${result.refusal.reason}; answering this WHEP client from the VP8 variant`);
+          log.info(`Camera ${cameraId}: ${result.refusal.reason}; answering this WHEP client from the ${h264 ? 'H.264' : 'VP8'} variant`);
           result = await attempt(fallback);
         }
       }

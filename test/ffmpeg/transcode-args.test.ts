@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { frameRatePassthrough, variantBitrateKbps, vp8VariantArgs } from '../../src/ffmpeg/transcode-args.js';
+import { frameRatePassthrough, variantArgs, variantBitrateKbps } from '../../src/ffmpeg/transcode-args.js';
 
 describe('VP8 variant ffmpeg arguments', () => {
   it('reads the re-stream over TCP and writes VP8 and Opus RTP to the two loopback ports, RTCP to the same ports', () => {
-    const args = vp8VariantArgs({ inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, audioPort: 40002, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
+    const args = variantArgs('VP8', { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, audioPort: 40002, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
     const after = (flag: string, from = 0): string => args[args.indexOf(flag, from) + 1]!;
     assert.equal(after('-i'), 'rtsp://127.0.0.1:8554/porch');
     assert.equal(after('-rtsp_transport'), 'tcp');
@@ -30,14 +30,14 @@ describe('VP8 variant ffmpeg arguments', () => {
     assert.deepEqual(frameRatePassthrough(undefined), ['-fps_mode', 'passthrough']);
     assert.deepEqual(frameRatePassthrough('5.0.3'), ['-vsync', 'passthrough']);
     assert.deepEqual(frameRatePassthrough('4.3.6-0+deb11u1'), ['-vsync', 'passthrough']);
-    const old = vp8VariantArgs({ inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900, ffmpegVersion: '4.4.2' });
+    const old = variantArgs('VP8', { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900, ffmpegVersion: '4.4.2' });
     assert.ok(old.includes('-vsync') && !old.includes('-fps_mode'));
   });
 
   it('probes the re-stream 0.1 s by default and up to 1 s with the thorough probe, before -i', () => {
     const base = { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 };
     for (const [probe, probesize, analyzeduration] of [[undefined, '32768', '100000'], ['fast', '32768', '100000'], ['thorough', '1000000', '1000000']] as const) {
-      const args = vp8VariantArgs({ ...base, ...(probe ? { probe } : {}) });
+      const args = variantArgs('VP8', { ...base, ...(probe ? { probe } : {}) });
       const after = (flag: string): string => args[args.indexOf(flag) + 1]!;
       assert.equal(after('-probesize'), probesize, String(probe));
       assert.equal(after('-analyzeduration'), analyzeduration, String(probe));
@@ -46,8 +46,26 @@ describe('VP8 variant ffmpeg arguments', () => {
     }
   });
 
+  it('the H.264 variant: Constrained Baseline from libx264 with nothing held back, payload type 102, the same input, keyframes and Opus', () => {
+    const args = variantArgs('H264', { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, audioPort: 40002, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
+    const after = (flag: string, from = 0): string => args[args.indexOf(flag, from) + 1]!;
+    assert.equal(after('-c:v'), 'libx264');
+    assert.equal(after('-tune'), 'zerolatency', 'no B-frames, no look-ahead');
+    assert.equal(after('-profile:v'), 'baseline', 'what the plugin offers browsers (42e01f)');
+    assert.equal(after('-b:v'), '900k');
+    assert.ok(!args.includes('libvpx') && !args.includes('-deadline'));
+    assert.equal(after('-force_key_frames'), 'expr:gte(t,n_forced*2)');
+    assert.equal(after('-payload_type'), '102');
+    assert.equal(after('-payload_type', args.indexOf('-payload_type') + 1), '111');
+    assert.equal(after('-i'), 'rtsp://127.0.0.1:8554/porch');
+    // Apart from the encoder, the command line is the VP8 one.
+    const vp8 = variantArgs('VP8', { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, audioPort: 40002, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
+    assert.deepEqual(args.slice(0, args.indexOf('-c:v')), vp8.slice(0, vp8.indexOf('-c:v')));
+    assert.deepEqual(args.slice(args.indexOf('-force_key_frames')).filter((a) => a !== '102'), vp8.slice(vp8.indexOf('-force_key_frames')).filter((a) => a !== '96'));
+  });
+
   it('video only without an audio port', () => {
-    const args = vp8VariantArgs({ inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
+    const args = variantArgs('VP8', { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
     assert.ok(!args.includes('libopus'));
     assert.equal(args.filter((a) => a.startsWith('rtp://')).length, 1);
   });

@@ -14,7 +14,7 @@ import { adtsHeader, audioSpecificConfig, parseAudioSpecificConfig } from '../..
 import { parseRtp } from '../../src/media/rtp.js';
 import type { FrameSink, MediaFrame, TrackDescription } from '../../src/media/types.js';
 import { aacInputConfig, opusAudioUpstream, OpusTimeline } from '../../src/transcode/opus-audio.js';
-import type { VariantInput } from '../../src/transcode/vp8-variant.js';
+import type { VariantInput } from '../../src/transcode/variant-upstream.js';
 import { splitAdts } from '../helpers/adts.js';
 import { oggOpusFile } from '../helpers/ogg.js';
 import { recordingLogger } from '../helpers/onvif-log.js';

@@ -4,44 +4,16 @@
  * encoder is in opus-audio.test.ts and the whole chain in a browser in test/e2e/.
  */
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import type { BroadcastSource, FrameSink, MediaFrame, SourceState, SourceStats, SubscribeOptions, TrackDescription } from '../../src/media/types.js';
+import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../../src/media/types.js';
 import { OPUS_AUDIO_TRACK } from '../../src/transcode/opus-audio.js';
 import { OpusDubbedSource } from '../../src/transcode/opus-dubbed-source.js';
+import { AAC_TRACK, H264_TRACK, PCMU_TRACK, StandInSource } from '../helpers/stand-in-source.js';
 
-const H264: TrackDescription = { kind: 'video', codec: 'H264', payloadType: 96, clockRate: 90_000, fmtp: {}, controlUrl: 'v' };
-const AAC: TrackDescription = { kind: 'audio', codec: 'AAC', payloadType: 97, clockRate: 16_000, fmtp: { config: '1408' }, controlUrl: 'a' };
+const H264 = H264_TRACK;
+const AAC = AAC_TRACK;
 const AAC_ELD: TrackDescription = { ...AAC, fmtp: { config: 'F8F0212C00BC00' } };
-const PCMU: TrackDescription = { kind: 'audio', codec: 'PCMU', payloadType: 0, clockRate: 8000, fmtp: {}, controlUrl: 'a' };
-
-class StandIn extends EventEmitter implements BroadcastSource {
-  readonly sinks = new Map<FrameSink, SubscribeOptions>();
-  readonly keyframeRequests: FrameSink[] = [];
-  tracks: ReadonlyArray<TrackDescription> = [];
-  state: SourceState = { state: 'idle' };
-  constructor(readonly id: string) {
-    super();
-  }
-  subscribe(sink: FrameSink, options: SubscribeOptions = {}): { unsubscribe(): void } {
-    this.sinks.set(sink, options);
-    return { unsubscribe: () => this.sinks.delete(sink) };
-  }
-  requestKeyframe(sink: FrameSink): void {
-    this.keyframeRequests.push(sink);
-  }
-  stats(): SourceStats {
-    return { id: this.id } as SourceStats;
-  }
-  describe(tracks: TrackDescription[]): void {
-    this.tracks = tracks;
-    for (const sink of [...this.sinks.keys()]) sink.onTracks?.(tracks);
-    this.emit('tracks', tracks);
-  }
-  push(frame: Partial<MediaFrame> & Pick<MediaFrame, 'kind' | 'codec'>): void {
-    for (const sink of [...this.sinks.keys()]) sink.write({ clockRate: 1, timestamp: 0, sequenceNumber: 0, keyframe: true, units: [], packets: [], receivedAt: 0, ...frame });
-  }
-}
+const PCMU = PCMU_TRACK;
 
 class Viewer implements FrameSink {
   frames: string[] = [];
@@ -60,8 +32,8 @@ class Viewer implements FrameSink {
 }
 
 function setup() {
-  const camera = new StandIn('cam');
-  const opus = new StandIn('cam');
+  const camera = new StandInSource('cam');
+  const opus = new StandInSource('cam');
   let opusMade = 0;
   const dubbed = new OpusDubbedSource(camera, () => {
     opusMade++;

@@ -1,6 +1,7 @@
 /**
- * The VP8 variant with real parts: a GStreamer fake camera → the RTSP client → the camera's Source →
- * the loopback re-stream → libvpx ffmpeg → the variant Source. Plus what happens when ffmpeg cannot
+ * The VP8 and H.264 variants with real parts: a GStreamer fake camera → the RTSP client → the
+ * camera's Source → the loopback re-stream → libvpx or libx264 ffmpeg → the variant Source; and an
+ * AAC camera's sound as Opus (the camera's Source → a pipe → libopus ffmpeg). Plus what happens when ffmpeg cannot
  * transcode, when the camera never answers, and when there is no libvpx at all.
  */
 import assert from 'node:assert/strict';
@@ -17,9 +18,10 @@ import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../..
 import { createRestreamServer, type RestreamServer } from '../../src/restream/server.js';
 import { rtspUpstream } from '../../src/rtsp/upstream.js';
 import { TranscodedVariants } from '../../src/transcode/variants.js';
-import { isRtcp, variantTracks } from '../../src/transcode/vp8-variant.js';
+import { isRtcp, variantTracks } from '../../src/transcode/variant-upstream.js';
 import type { Logger } from '../../src/util/logger.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
+import { assertDecodes, assertKeyframeWithParameterSets } from '../e2e/shared-source-helpers.js';
 
 class Recorder implements FrameSink {
   frames: MediaFrame[] = [];
@@ -53,10 +55,12 @@ async function until(what: string, check: () => boolean, timeoutMs = 45_000): Pr
   }
 }
 
-describe('transcoded VP8 variant (real camera, re-stream and ffmpeg)', { timeout: 200_000 }, () => {
+describe('transcoded variants (real camera, re-stream and ffmpeg)', { timeout: 200_000 }, () => {
   let ffmpeg: FfmpegCapabilities;
   let withAudio: FakeCamera;
   let silent: FakeCamera;
+  let hevc: FakeCamera;
+  let aac: FakeCamera;
   const sources: Source[] = [];
   const restreams: RestreamServer[] = [];
   let scratch: string;
@@ -64,9 +68,11 @@ describe('transcoded VP8 variant (real camera, re-stream and ffmpeg)', { timeout
   before(async () => {
     ffmpeg = await probeFfmpeg('ffmpeg', 'PATH');
     assert.equal(ffmpeg.has.libvpx, true, 'this ffmpeg has libvpx');
-    [withAudio, silent] = await Promise.all([
+    [withAudio, silent, hevc, aac] = await Promise.all([
       FakeCamera.start({ width: 640, height: 360, fps: 25, keyframeIntervalFrames: 50, audio: 'pcmu' }),
       FakeCamera.start({ width: 320, height: 240, fps: 25, keyframeIntervalFrames: 50, audio: 'none' }),
+      FakeCamera.start({ width: 640, height: 360, fps: 25, keyframeIntervalFrames: 50, codec: 'h265', audio: 'aac' }),
+      FakeCamera.start({ width: 320, height: 240, fps: 25, keyframeIntervalFrames: 50, audio: 'aac' }),
     ]);
     scratch = await mkdtemp(join(tmpdir(), 'wrc-transcode-'));
   });
@@ -74,7 +80,7 @@ describe('transcoded VP8 variant (real camera, re-stream and ffmpeg)', { timeout
   after(async () => {
     await Promise.allSettled(sources.map((s) => s.close()));
     await Promise.allSettled(restreams.map((r) => r.close()));
-    await Promise.allSettled([withAudio?.close(), silent?.close()]);
+    await Promise.allSettled([withAudio?.close(), silent?.close(), hevc?.close(), aac?.close()]);
     await rm(scratch, { recursive: true, force: true });
   });
 
@@ -90,8 +96,8 @@ describe('transcoded VP8 variant (real camera, re-stream and ffmpeg)', { timeout
   it('three sinks share one encoder and one camera session; VP8 + Opus frames, keyframe first; all of it ends after the last sink', async () => {
     const logs: string[] = [];
     const { main, variants } = await chain(withAudio, ffmpeg, lines(logs));
-    const variant = variants.vp8For({ id: 'cam', name: 'Cam', source: main })!;
-    assert.equal(variants.vp8For({ id: 'cam', name: 'Cam', source: main }), variant, 'one variant per camera');
+    const variant = variants.variantFor('VP8', { id: 'cam', name: 'Cam', source: main })!;
+    assert.equal(variants.variantFor('VP8', { id: 'cam', name: 'Cam', source: main }), variant, 'one variant per camera');
     const sinks = [new Recorder(), new Recorder(), new Recorder()];
     const subscriptions = sinks.map((sink) => variant.subscribe(sink));
     await until('50 VP8 frames at every sink', () => sinks.every((s) => s.video().length >= 50));
@@ -118,9 +124,63 @@ describe('transcoded VP8 variant (real camera, re-stream and ffmpeg)', { timeout
     await variants.closeAll();
   });
 
+  it('an H.265 + AAC camera: an H.264 variant (Constrained Baseline, SPS/PPS with every keyframe, decodes) and a VP8 one at once, one encoder each, one camera session', async () => {
+    const logs: string[] = [];
+    const { main, variants } = await chain(hevc, ffmpeg, lines(logs));
+    const h264 = variants.variantFor('H264', { id: 'cam', name: 'Cam', source: main })!;
+    const vp8 = variants.variantFor('VP8', { id: 'cam', name: 'Cam', source: main })!;
+    assert.notEqual(h264, vp8);
+    assert.equal(variants.variantFor('H264', { id: 'cam', name: 'Cam', source: main }), h264, 'one H.264 variant per camera');
+    const [h264Sink, vp8Sink] = [new Recorder(), new Recorder()];
+    const subscriptions = [h264.subscribe(h264Sink), vp8.subscribe(vp8Sink)];
+    await until('75 frames of each variant', () => h264Sink.video().length >= 75 && vp8Sink.video().length >= 25);
+    assert.deepEqual(h264Sink.tracks.at(-1)!.map((t) => `${t.kind} ${t.codec}`), ['video H264', 'audio OPUS']);
+    const video = h264Sink.video();
+    assert.ok(video.every((f) => f.codec === 'H264'));
+    const keyframes = video.filter((f) => f.keyframe);
+    assert.ok(keyframes.length >= 2, `${keyframes.length} keyframes in 3 s (one every 2 s)`);
+    for (const keyframe of keyframes) assertKeyframeWithParameterSets(keyframe, 'H.264 variant keyframe');
+    const sps = keyframes[0]!.units.find((u) => (u[0]! & 0x1f) === 7)!;
+    assert.equal(sps[1], 66, 'profile_idc 66: Baseline');
+    assert.ok((sps[2]! & 0x40) !== 0, 'constraint_set1: Constrained Baseline, what browsers are offered (42e01f)');
+    await assertDecodes(video, 'H.264 variant');
+    assert.ok(h264Sink.frames.some((f) => f.kind === 'audio' && f.codec === 'OPUS'), "Opus from the camera's AAC");
+    assert.equal(runningFfmpegPids().length, 2, 'one encoder per variant');
+    assert.equal(await hevc.sessionCount(), 1, 'camera sessions');
+    assert.equal(logs.filter((l) => /transcoding to H\.264/.test(l)).length, 1);
+    for (const subscription of subscriptions) subscription.unsubscribe();
+    await until('both encoders to stop', () => runningFfmpegPids().length === 0);
+    await variants.closeAll();
+  });
+
+  it("an H.264 + AAC camera seen through withOpusSound: the camera's own H.264 frames and Opus sound with capture times, one sound encoder for two viewers, one camera session", async () => {
+    const logs: string[] = [];
+    const { main, variants } = await chain(aac, ffmpeg, lines(logs));
+    const dubbed = variants.withOpusSound({ id: 'cam', name: 'Cam', source: main })!;
+    assert.equal(variants.withOpusSound({ id: 'cam', name: 'Cam', source: main }), dubbed);
+    const sinks = [new Recorder(), new Recorder()];
+    const direct = new Recorder();
+    const subscriptions = [...sinks.map((sink) => dubbed.subscribe(sink)), main.subscribe(direct)];
+    await until('2 s of Opus at both viewers', () => sinks.every((s) => s.frames.filter((f) => f.codec === 'OPUS').length >= 100));
+    for (const sink of sinks) {
+      assert.ok(sink.frames.every((f) => f.codec === 'H264' || f.codec === 'OPUS'), 'no AAC reaches a dubbed viewer');
+      assert.deepEqual(sink.tracks.at(-1)!.map((t) => t.codec), ['H264', 'OPUS']);
+      assert.ok(sink.frames.filter((f) => f.codec === 'OPUS').every((f) => f.captureTime !== undefined), 'every Opus frame carries its capture time');
+    }
+    // The video is the camera's own frame objects, not a copy or a re-encode.
+    const shared = sinks[0]!.video().filter((f) => direct.video().includes(f));
+    assert.ok(shared.length >= 25, `${shared.length} identical video frames`);
+    assert.ok(direct.frames.some((f) => f.codec === 'AAC'), 'the camera itself still gives AAC to who wants it');
+    assert.equal(runningFfmpegPids().length, 1, 'one sound encoder for both viewers');
+    assert.equal(await aac.sessionCount(), 1, 'the encoder is fed from the Source, not a second session');
+    for (const subscription of subscriptions) subscription.unsubscribe();
+    await until('the sound encoder to stop', () => runningFfmpegPids().length === 0);
+    await variants.closeAll();
+  });
+
   it('a camera without audio gives a video-only variant', async () => {
     const { main, variants } = await chain(silent, ffmpeg, lines([]));
-    const variant = variants.vp8For({ id: 'cam', name: 'Cam', source: main })!;
+    const variant = variants.variantFor('VP8', { id: 'cam', name: 'Cam', source: main })!;
     const sink = new Recorder();
     const subscription = variant.subscribe(sink);
     await until('25 VP8 frames', () => sink.video().length >= 25);
@@ -139,7 +199,7 @@ describe('transcoded VP8 variant (real camera, re-stream and ffmpeg)', { timeout
     const { main, variants } = await chain(withAudio, caps, lines(logs));
     const direct = new Recorder();
     const mainSubscription = main.subscribe(direct);
-    const variant = variants.vp8For({ id: 'cam', name: 'Cam', source: main })!;
+    const variant = variants.variantFor('VP8', { id: 'cam', name: 'Cam', source: main })!;
     const sink = new Recorder();
     const subscription = variant.subscribe(sink);
     await until('the variant to retry', () => variant.state.state === 'retrying');
@@ -158,9 +218,10 @@ describe('transcoded VP8 variant (real camera, re-stream and ffmpeg)', { timeout
   it('no libvpx: no variant (viewers get the plain refusal instead)', () => {
     const caps = buildCapabilities('/usr/bin/ffmpeg', 'PATH', 'ffmpeg version 6.1', ' ------\n V....D libx264  H.264', ' --\n E rtp  RTP output');
     const variants = new TranscodedVariants({ ffmpeg: caps, restreamUrl: () => 'rtsp://127.0.0.1:1/cam', log: lines([]) });
-    assert.equal(variants.available, false);
-    assert.equal(variants.vp8For({ id: 'cam', name: 'Cam', source: { tracks: [], subscribe: () => ({ unsubscribe: () => undefined }), on: () => undefined, off: () => undefined } }), undefined);
-    assert.equal(new TranscodedVariants({ ffmpeg: undefined, restreamUrl: () => '', log: lines([]) }).available, false);
+    assert.equal(variants.available('VP8'), false);
+    assert.equal(variants.available('H264'), true, 'libx264 makes the H.264 variant');
+    assert.equal(variants.variantFor('VP8', { id: 'cam', name: 'Cam', source: { tracks: [], subscribe: () => ({ unsubscribe: () => undefined }), on: () => undefined, off: () => undefined } }), undefined);
+    assert.equal(new TranscodedVariants({ ffmpeg: undefined, restreamUrl: () => '', log: lines([]) }).available('H264'), false);
   });
 });
 
@@ -171,7 +232,7 @@ describe('transcoded VP8 variant: units', () => {
     assert.equal(isRtcp(Buffer.from([0x80, 96, 0, 1])), false, 'VP8 RTP, payload type 96');
     assert.equal(isRtcp(Buffer.from([0x80, 0xe0, 0, 1])), false, 'marker + payload type 96');
     assert.equal(isRtcp(Buffer.from([0x80])), false);
-    assert.deepEqual(variantTracks(true).map((t) => [t.codec, t.payloadType, t.clockRate]), [['VP8', 96, 90000], ['OPUS', 111, 48000]]);
-    assert.deepEqual(variantTracks(false).map((t) => t.codec), ['VP8']);
+    assert.deepEqual(variantTracks('VP8', true).map((t) => [t.codec, t.payloadType, t.clockRate]), [['VP8', 96, 90000], ['OPUS', 111, 48000]]);
+    assert.deepEqual(variantTracks('VP8', false).map((t) => t.codec), ['VP8']);
   });
 });

@@ -20,6 +20,8 @@ export function registryOf(sources: BroadcastSource[]): CameraRegistry {
 
 export interface HarnessOptions {
   sources: BroadcastSource[];
+  /** Instead of `registryOf(sources)`: a registry with transcoded variants, say. */
+  registry?: CameraRegistry;
   limits?: ViewerLimiter;
   principal?: Principal;
   ice?: IceSettings;
@@ -38,7 +40,7 @@ export interface SignallingHarness {
 
 export async function startSignallingServer(options: HarnessOptions): Promise<SignallingHarness> {
   const limits = options.limits ?? new ViewerLimiter({ maxViewersPerCamera: 1000 });
-  const registry = registryOf(options.sources);
+  const registry = options.registry ?? registryOf(options.sources);
   const viewers: ViewerPeer[] = [];
   // What createSignallingHandler does for the real server.
   await warmUpWebRtc();

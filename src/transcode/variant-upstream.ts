@@ -1,7 +1,8 @@
 /**
- * A camera's VP8 + Opus variant, for browsers that cannot take the camera's own codec (Firefox
- * without OpenH264, any browser and an H.265 camera). It is an ordinary `Source` whose "camera" is
- * one ffmpeg reading the loopback re-stream: the camera still has exactly one session, the variant
+ * A camera's transcoded variant, for viewers that cannot take the camera's own codec: VP8 + Opus
+ * (Firefox without OpenH264; a VP8-only client), or H.264 + Opus (an H.265 camera's viewers that
+ * take H.264: Chromium, Safari, most players). It is an ordinary `Source` whose "camera" is one
+ * ffmpeg reading the loopback re-stream: the camera still has exactly one session, the variant
  * pulls on demand like any Source (ffmpeg starts with its first viewer and stops after the last),
  * and every viewer of the variant shares that one encoder, its GOP cache and its fan-out.
  */
@@ -9,7 +10,7 @@ import type { Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js';
 import { RestreamFfmpeg } from '../ffmpeg/ffmpeg-process.js';
-import { OPUS_PAYLOAD_TYPE, variantBitrateKbps, VP8_PAYLOAD_TYPE, vp8VariantArgs } from '../ffmpeg/transcode-args.js';
+import { H264_VARIANT_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, variantArgs, variantBitrateKbps, VP8_PAYLOAD_TYPE, type VariantCodec } from '../ffmpeg/transcode-args.js';
 import { isRtcpPacket } from '../rtp/rtcp.js';
 import type { FrameSink, SourceStats, Subscribable, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
@@ -24,7 +25,9 @@ export interface VariantInput extends Subscribable {
   off(event: 'tracks', listener: (tracks: ReadonlyArray<TrackDescription>) => void): unknown;
 }
 
-export interface Vp8VariantOptions {
+export interface VariantOptions {
+  /** What the variant's video is encoded to. */
+  codec: VariantCodec;
   ffmpegPath: string;
   /** Its version, for flags that were renamed. */
   ffmpegVersion?: string;
@@ -44,10 +47,18 @@ export interface Vp8VariantOptions {
   videoBitrateKbps?: number;
 }
 
+/** How a variant codec is named in log lines and errors. */
+export function variantCodecName(codec: VariantCodec): string {
+  return codec === 'H264' ? 'H.264' : 'VP8';
+}
+
 /** The tracks the variant's ffmpeg is told to send: known in advance, so no SDP to parse. */
-export function variantTracks(withAudio: boolean): TrackDescription[] {
+export function variantTracks(codec: VariantCodec, withAudio: boolean): TrackDescription[] {
   const tracks: TrackDescription[] = [
-    { kind: 'video', codec: 'VP8', payloadType: VP8_PAYLOAD_TYPE, clockRate: 90000, fmtp: {}, controlUrl: 'rtp://127.0.0.1/vp8' },
+    codec === 'H264'
+      // Constrained Baseline (x264 -profile baseline); no sprop-parameter-sets: x264 puts SPS/PPS before every keyframe.
+      ? { kind: 'video', codec: 'H264', payloadType: H264_VARIANT_PAYLOAD_TYPE, clockRate: 90000, fmtp: { 'packetization-mode': '1', 'profile-level-id': '42e01f' }, controlUrl: 'rtp://127.0.0.1/h264' }
+      : { kind: 'video', codec: 'VP8', payloadType: VP8_PAYLOAD_TYPE, clockRate: 90000, fmtp: {}, controlUrl: 'rtp://127.0.0.1/vp8' },
   ];
   if (withAudio) {
     tracks.push({ kind: 'audio', codec: 'OPUS', payloadType: OPUS_PAYLOAD_TYPE, clockRate: 48000, channels: 2, fmtp: {}, controlUrl: 'rtp://127.0.0.1/opus' });
@@ -78,13 +89,14 @@ export function waitForInputTracks(input: VariantInput, timeoutMs: number, signa
   });
 }
 
-export function vp8VariantUpstream(options: Vp8VariantOptions): UpstreamFactory {
+export function variantUpstream(options: VariantOptions): UpstreamFactory {
   return (handlers, signal) => openVariantSession(options, handlers, signal);
 }
 
-async function openVariantSession(options: Vp8VariantOptions, handlers: UpstreamHandlers, signal: AbortSignal): Promise<UpstreamSession> {
+async function openVariantSession(options: VariantOptions, handlers: UpstreamHandlers, signal: AbortSignal): Promise<UpstreamSession> {
   // Hold the camera's Source while ffmpeg starts: its re-stream DESCRIBE then finds the pull
   // already going, and we learn whether there is audio before choosing ffmpeg's outputs.
+  const name = variantCodecName(options.codec);
   const hold: FrameSink = { write: () => true };
   const held = options.input.subscribe(hold, { kinds: [], fromKeyframe: false });
   const sockets: Socket[] = [];
@@ -117,12 +129,12 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
       socket.on('message', (packet: Buffer) => {
         if (!isRtcpPacket(packet)) handlers.onRtp(trackIndex, packet);
       });
-      socket.on('error', (error) => options.log.debug(`VP8 variant: UDP socket error: ${error.message}`));
+      socket.on('error', (error) => options.log.debug(`${name} variant: UDP socket error: ${error.message}`));
     });
     const process = new RestreamFfmpeg({
       ffmpegPath: options.ffmpegPath,
       // Asked at every start, the restart with a longer probe included.
-      args: (probe) => vp8VariantArgs({
+      args: (probe) => variantArgs(options.codec, {
         // A function gives each ffmpeg start its own single-use re-stream token.
         inputUrl: typeof options.inputUrl === 'function' ? options.inputUrl() : options.inputUrl,
         videoPort: ports[0]!,
@@ -134,18 +146,18 @@ async function openVariantSession(options: Vp8VariantOptions, handlers: Upstream
         ...(options.debug ? { debug: true } : {}),
         probe,
       }),
-      label: 'VP8 variant',
+      label: `${name} variant`,
       log: options.log,
       ...(options.debug ? { debug: true } : {}),
     });
     ffmpeg = process;
     void process.exited.then((exit) => {
       if (exit.requested || !release()) return;
-      handlers.onClose(new Error(`the VP8 transcoder stopped: ${describeDiagnosis(diagnoseFfmpeg(exit))}`));
+      handlers.onClose(new Error(`the ${name} transcoder stopped: ${describeDiagnosis(diagnoseFfmpeg(exit))}`));
     });
-    options.log.debug(`VP8 variant: ffmpeg ${process.pid ?? '?'} encoding the re-stream at ${videoBitrateKbps} kbit/s to 127.0.0.1:${ports.join(',')}`);
+    options.log.debug(`${name} variant: ffmpeg ${process.pid ?? '?'} encoding the re-stream at ${videoBitrateKbps} kbit/s to 127.0.0.1:${ports.join(',')}`);
     return {
-      tracks: variantTracks(withAudio),
+      tracks: variantTracks(options.codec, withAudio),
       close: async () => {
         if (release()) handlers.onClose();
         await stopping;

@@ -10,7 +10,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runningFfmpegCount } from '../../src/ffmpeg/ffmpeg-process.js';
 import type { TrackDescription } from '../../src/media/types.js';
-import { vp8VariantUpstream, type VariantInput } from '../../src/transcode/vp8-variant.js';
+import { variantUpstream, type VariantInput } from '../../src/transcode/variant-upstream.js';
 import { recordingLogger } from '../helpers/onvif-log.js';
 import { shortProbeFfmpeg, type FakeFfmpeg } from '../helpers/fake-ffmpeg.js';
 
@@ -42,7 +42,7 @@ async function openVariant(t: TestContext, makeFfmpeg: (dir: string) => FakeFfmp
   const log = recordingLogger();
   const closes: Array<Error | undefined> = [];
   let urls = 0;
-  const open = vp8VariantUpstream({ ffmpegPath: ffmpeg.path, inputUrl: () => `rtsp://127.0.0.1:1/token${++urls}/cam`, input, withAudio: true, log });
+  const open = variantUpstream({ codec: 'VP8', ffmpegPath: ffmpeg.path, inputUrl: () => `rtsp://127.0.0.1:1/token${++urls}/cam`, input, withAudio: true, log });
   const session = await open({ onRtp: () => undefined, onClose: (error) => closes.push(error) }, new AbortController().signal);
   t.after(() => session.close());
   return { ffmpeg, log, closes, session };
