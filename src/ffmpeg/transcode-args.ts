@@ -11,9 +11,11 @@ export interface VariantArgs {
   videoPort: number;
   /** Omitted: the camera has no audio (or ffmpeg no libopus); video only. */
   audioPort?: number;
-  /** Longest side of the picture; larger cameras are scaled down (VP8 encoding is CPU-bound). */
+  /** Longest side of the picture; larger cameras are scaled down (encoding is CPU-bound). */
   maxWidth: number;
   maxHeight: number;
+  /** A frame-rate cap, for an encoder that could not keep up at full rate (src/transcode/keep-up.ts). */
+  maxFps?: number;
   videoBitrateKbps: number;
   /** More verbose ffmpeg output (the `ffmpeg.debug` setting). */
   debug?: boolean;
@@ -112,7 +114,8 @@ export function variantArgs(codec: VariantCodec, input: VariantArgs): string[] {
     '-i', input.inputUrl,
     '-map', '0:v:0', // the camera's video track
     // Keep the aspect ratio inside the box, never upscale, even sizes (4:2:0 needs them).
-    '-vf', `scale='min(${input.maxWidth},iw)':'min(${input.maxHeight},ih)':force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2`,
+    // A frame-rate cap first, when there is one: fewer frames to scale and encode.
+    '-vf', `${input.maxFps ? `fps=${input.maxFps},` : ''}scale='min(${input.maxWidth},iw)':'min(${input.maxHeight},ih)':force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2`,
     ...frameRatePassthrough(input.ffmpegVersion), // one frame out per frame in (see above)
     ...videoEncoderArgs(codec, input.videoBitrateKbps),
     // A keyframe every 2 s whatever the camera's frame rate: the variant's GOP cache and new viewers

@@ -108,6 +108,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         stats: c.source.stats(),
         viewers: limits.count(c.config.id),
         transcoders: variants.running(c.config.id),
+        transcoderStepsDown: variants.reducedSteps(c.config.id),
       }))));
     },
   };

@@ -15,6 +15,7 @@ import { isRtcpPacket } from '../rtp/rtcp.js';
 import type { FrameSink, SourceStats, Subscribable, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
 import { bindLoopbackUdp } from '../util/udp.js';
+import { firstStep, KeepUpWatch, VARIANT_STEPS, type KeepUpSettings, type VariantStep } from './keep-up.js';
 
 /** What the variant needs from the camera's own Source. */
 export interface VariantInput extends Subscribable {
@@ -41,10 +42,15 @@ export interface VariantOptions {
   debug?: boolean;
   /** How long to wait for the camera to describe its tracks (default 15 s). */
   tracksTimeoutMs?: number;
+  /** The largest picture the variant sends (default 1280x720); a slow encoder steps down from it. */
   maxWidth?: number;
   maxHeight?: number;
-  /** Default: from the camera's picture size and frame rate (`variantBitrateKbps`). */
+  /** Default: from the picture size and frame rate of each step (`variantBitrateKbps`). */
   videoBitrateKbps?: number;
+  /** When to step down (or back up): tests shorten the windows. */
+  keepUp?: Partial<KeepUpSettings>;
+  /** The encoder now runs at `step` of `VARIANT_STEPS` (said at start and at every change). */
+  onStep?(step: number, first: number): void;
 }
 
 /** How a variant codec is named in log lines and errors. */
@@ -93,14 +99,40 @@ export function variantUpstream(options: VariantOptions): UpstreamFactory {
   return (handlers, signal) => openVariantSession(options, handlers, signal);
 }
 
+/**
+ * What a step makes of the camera's picture ("640x360@15"): the scale filter never enlarges, so a
+ * small camera looks the same in every box that holds it. Unknown picture: the box itself.
+ */
+export function effectivePicture(step: VariantStep, picture?: { width?: number; height?: number }): string {
+  const width = picture?.width;
+  const height = picture?.height;
+  const fit = width && height ? Math.min(1, step.maxWidth / width, step.maxHeight / height) : undefined;
+  const size = fit !== undefined && width && height ? `${Math.round(width * fit)}x${Math.round(height * fit)}` : `${step.maxWidth}x${step.maxHeight}`;
+  return `${size}@${step.maxFps ?? 'full'}`;
+}
+
+/** "960x540", or "640x360 at 15 fps". */
+export function describeStep(step: VariantStep): string {
+  return `${step.maxWidth}x${step.maxHeight}${step.maxFps ? ` at ${step.maxFps} fps` : ''}`;
+}
+
 async function openVariantSession(options: VariantOptions, handlers: UpstreamHandlers, signal: AbortSignal): Promise<UpstreamSession> {
   // Hold the camera's Source while ffmpeg starts: its re-stream DESCRIBE then finds the pull
-  // already going, and we learn whether there is audio before choosing ffmpeg's outputs.
+  // already going, and we learn whether there is audio before choosing ffmpeg's outputs. The hold
+  // also counts the camera's video frames, which the encoder must keep up with.
   const name = variantCodecName(options.codec);
-  const hold: FrameSink = { write: () => true };
-  const held = options.input.subscribe(hold, { kinds: [], fromKeyframe: false });
+  let inputFrames = 0;
+  let outputFrames = 0;
+  const hold: FrameSink = {
+    write: (frame) => {
+      if (frame.kind === 'video') inputFrames++;
+      return true;
+    },
+  };
+  const held = options.input.subscribe(hold, { kinds: ['video'], fromKeyframe: false });
   const sockets: Socket[] = [];
   let ffmpeg: RestreamFfmpeg | undefined;
+  let stopWatching: (() => void) | undefined;
   let closed = false;
   /** ffmpeg's exit once `release` asked it to stop. */
   let stopping: Promise<unknown> | undefined;
@@ -108,6 +140,7 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
     if (closed) return false;
     closed = true;
     held.unsubscribe();
+    stopWatching?.();
     for (const socket of sockets) socket.close();
     stopping = ffmpeg?.stop();
     return true;
@@ -121,41 +154,80 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
     if (withAudio) sockets.push(await bindLoopbackUdp());
     signal.throwIfAborted();
     const ports = sockets.map((s) => (s.address() as AddressInfo).port);
-    const maxWidth = options.maxWidth ?? 1280;
-    const maxHeight = options.maxHeight ?? 720;
     const picture = options.input.stats?.();
-    const videoBitrateKbps = options.videoBitrateKbps ?? variantBitrateKbps({ ...picture, fps: picture?.declaredFps ?? picture?.fps }, maxWidth, maxHeight);
+    const first = firstStep(options.maxWidth ?? 1280, options.maxHeight ?? 720, picture);
     sockets.forEach((socket, trackIndex) => {
       socket.on('message', (packet: Buffer) => {
-        if (!isRtcpPacket(packet)) handlers.onRtp(trackIndex, packet);
+        if (isRtcpPacket(packet)) return;
+        // The marker bit ends a video frame (VP8 and H.264 alike).
+        if (trackIndex === 0 && packet.length > 1 && (packet[1]! & 0x80) !== 0) outputFrames++;
+        handlers.onRtp(trackIndex, packet);
       });
       socket.on('error', (error) => options.log.debug(`${name} variant: UDP socket error: ${error.message}`));
     });
-    const process = new RestreamFfmpeg({
-      ffmpegPath: options.ffmpegPath,
-      // Asked at every start, the restart with a longer probe included.
-      args: (probe) => variantArgs(options.codec, {
-        // A function gives each ffmpeg start its own single-use re-stream token.
-        inputUrl: typeof options.inputUrl === 'function' ? options.inputUrl() : options.inputUrl,
-        videoPort: ports[0]!,
-        ...(withAudio ? { audioPort: ports[1]! } : {}),
-        maxWidth,
-        maxHeight,
-        videoBitrateKbps,
-        ...(options.ffmpegVersion ? { ffmpegVersion: options.ffmpegVersion } : {}),
+
+    /** One ffmpeg at `stepIndex`; its unrequested exit ends the session. */
+    const start = (stepIndex: number): RestreamFfmpeg => {
+      const step = VARIANT_STEPS[stepIndex]!;
+      const fps = picture?.declaredFps ?? picture?.fps;
+      const videoBitrateKbps = options.videoBitrateKbps ?? variantBitrateKbps({ ...picture, fps: step.maxFps && fps ? Math.min(fps, step.maxFps) : step.maxFps ?? fps }, step.maxWidth, step.maxHeight);
+      const process = new RestreamFfmpeg({
+        ffmpegPath: options.ffmpegPath,
+        // Asked at every start, the restart with a longer probe included.
+        args: (probe) => variantArgs(options.codec, {
+          // A function gives each ffmpeg start its own single-use re-stream token.
+          inputUrl: typeof options.inputUrl === 'function' ? options.inputUrl() : options.inputUrl,
+          videoPort: ports[0]!,
+          ...(withAudio ? { audioPort: ports[1]! } : {}),
+          maxWidth: step.maxWidth,
+          maxHeight: step.maxHeight,
+          ...(step.maxFps ? { maxFps: step.maxFps } : {}),
+          videoBitrateKbps,
+          ...(options.ffmpegVersion ? { ffmpegVersion: options.ffmpegVersion } : {}),
+          ...(options.debug ? { debug: true } : {}),
+          probe,
+        }),
+        label: `${name} variant`,
+        log: options.log,
         ...(options.debug ? { debug: true } : {}),
-        probe,
-      }),
-      label: `${name} variant`,
-      log: options.log,
-      ...(options.debug ? { debug: true } : {}),
-    });
-    ffmpeg = process;
-    void process.exited.then((exit) => {
-      if (exit.requested || !release()) return;
-      handlers.onClose(new Error(`the ${name} transcoder stopped: ${describeDiagnosis(diagnoseFfmpeg(exit))}`));
-    });
-    options.log.debug(`${name} variant: ffmpeg ${process.pid ?? '?'} encoding the re-stream at ${videoBitrateKbps} kbit/s to 127.0.0.1:${ports.join(',')}`);
+      });
+      void process.exited.then((exit) => {
+        // A run stopped for a step change (or by close) is not the session ending.
+        if (exit.requested || ffmpeg !== process || !release()) return;
+        handlers.onClose(new Error(`the ${name} transcoder stopped: ${describeDiagnosis(diagnoseFfmpeg(exit))}`));
+      });
+      options.log.debug(`${name} variant: ffmpeg ${process.pid ?? '?'} encoding the re-stream at ${describeStep(step)}, ${videoBitrateKbps} kbit/s, to 127.0.0.1:${ports.join(',')}`);
+      return process;
+    };
+
+    ffmpeg = start(first);
+    options.onStep?.(first, first);
+    const watch = new KeepUpWatch(first, performance.now(), options.keepUp);
+    let switching = false;
+    const timer = setInterval(() => {
+      if (closed || switching) return;
+      const decision = watch.check(performance.now(), inputFrames, outputFrames, (a, b) => effectivePicture(VARIANT_STEPS[a]!, options.input.stats?.()) === effectivePicture(VARIANT_STEPS[b]!, options.input.stats?.()));
+      if (decision.action !== 'step') return;
+      const step = VARIANT_STEPS[decision.to]!;
+      if (decision.reason === 'behind') {
+        options.log.warn(`the ${name} encoder gave ${Math.round(decision.inRatio * 100)}% of the camera's frames (the machine is too busy for it); encoding at ${describeStep(step)} from now on`);
+      } else {
+        options.log.info(`the ${name} encoder has kept up for a while; trying ${describeStep(step)} again`);
+      }
+      // The old run ends before the new one starts: two on the same sockets would interleave their
+      // streams. The viewers' picture pauses about a second and comes back from a keyframe.
+      switching = true;
+      const old = ffmpeg;
+      void (old ? old.stop() : Promise.resolve()).then(() => {
+        switching = false;
+        if (closed) return;
+        ffmpeg = start(decision.to);
+        watch.restarted(performance.now());
+        options.onStep?.(decision.to, first);
+      });
+    }, Math.min(1000, options.keepUp?.windowMs ?? 1000));
+    timer.unref();
+    stopWatching = () => clearInterval(timer);
     return {
       tracks: variantTracks(options.codec, withAudio),
       close: async () => {

@@ -11,6 +11,7 @@ import type { VariantCodec } from '../ffmpeg/transcode-args.js';
 import { variantCodecName, variantUpstream, type VariantInput } from './variant-upstream.js';
 import { opusAudioUpstream } from './opus-audio.js';
 import { OpusDubbedSource } from './opus-dubbed-source.js';
+import type { KeepUpSettings } from './keep-up.js';
 
 export interface VariantCamera {
   id: string;
@@ -26,11 +27,15 @@ export interface TranscodedVariantsOptions {
   debug?: boolean;
   /** Stop the transcoder this long after its last viewer left (default 10 s). */
   idleTimeoutMs?: number;
+  /** When a slow encoder steps down (tests shorten it). */
+  keepUp?: Partial<KeepUpSettings>;
 }
 
 export class TranscodedVariants {
   /** Each camera's variants, by codec. */
   private readonly encoded: Record<VariantCodec, Map<string, Source>> = { VP8: new Map(), H264: new Map() };
+  /** How many steps below its first picture each variant's encoder runs now (src/transcode/keep-up.ts). */
+  private readonly stepsDown: Record<VariantCodec, Map<string, number>> = { VP8: new Map(), H264: new Map() };
   /** Each camera's Opus sound, and the camera as H.264 browsers get it (its video, that sound). */
   private readonly opus = new Map<string, Source>();
   private readonly dubbed = new Map<string, OpusDubbedSource>();
@@ -66,6 +71,8 @@ export class TranscodedVariants {
         withAudio: ffmpeg.has.libopus,
         log,
         ...(this.options.debug ? { debug: true } : {}),
+        ...(this.options.keepUp ? { keepUp: this.options.keepUp } : {}),
+        onStep: (step, first) => this.stepsDown[codec].set(camera.id, step - first),
       }),
       logger: log,
       logNamesCamera: true,
@@ -119,15 +126,27 @@ export class TranscodedVariants {
     return busy(this.encoded.VP8.get(id)) + busy(this.encoded.H264.get(id)) + busy(this.opus.get(id));
   }
 
+  /**
+   * How far the camera's busiest variant encoder has stepped down to keep up (0: its full picture;
+   * each step about halves its work), while one runs; undefined when none does.
+   */
+  reducedSteps(id: string): number | undefined {
+    const steps = (['VP8', 'H264'] as const).filter((codec) => {
+      const state = this.encoded[codec].get(id)?.state.state;
+      return state === 'live' || state === 'connecting';
+    }).map((codec) => this.stepsDown[codec].get(id) ?? 0);
+    return steps.length ? Math.max(...steps) : undefined;
+  }
+
   async remove(id: string): Promise<void> {
     const closing = [this.encoded.VP8.get(id), this.encoded.H264.get(id), this.opus.get(id)];
-    for (const map of [this.encoded.VP8, this.encoded.H264, this.opus, this.dubbed]) map.delete(id);
+    for (const map of [this.encoded.VP8, this.encoded.H264, this.opus, this.dubbed, this.stepsDown.VP8, this.stepsDown.H264]) map.delete(id);
     await Promise.allSettled(closing.map((source) => source?.close()));
   }
 
   async closeAll(): Promise<void> {
     const all = [...this.encoded.VP8.values(), ...this.encoded.H264.values(), ...this.opus.values()];
-    for (const map of [this.encoded.VP8, this.encoded.H264, this.opus, this.dubbed]) map.clear();
+    for (const map of [this.encoded.VP8, this.encoded.H264, this.opus, this.dubbed, this.stepsDown.VP8, this.stepsDown.H264]) map.clear();
     await Promise.allSettled(all.map((variant) => variant.close()));
   }
 }

@@ -5,8 +5,10 @@ import type { SourceStateName } from '../media/types.js';
 export interface CameraMetricsInput {
   stats: SourceStats;
   viewers: number;
-  /** Transcoders (the VP8 variant's ffmpeg) running for this camera: 0 or 1. */
+  /** Encoders running for this camera (VP8 and H.264 variants, Opus sound): 0 to 3. */
   transcoders?: number;
+  /** Steps a variant encoder went down to keep up (0: full picture), while one runs. */
+  transcoderStepsDown?: number;
 }
 
 const STATES: ReadonlyArray<SourceStateName> = ['idle', 'connecting', 'live', 'retrying', 'stopped'];
@@ -33,7 +35,8 @@ const FAMILIES: ReadonlyArray<Family> = [
   { name: 'webrtc_cameras_video_packets_late_total', help: 'Video packets that arrived after the reorder window gave up on them, or twice, and were dropped.', type: 'counter', value: (c) => c.stats.video?.packetsLate },
   { name: 'webrtc_cameras_video_keyframes_total', help: 'Keyframes received from the camera (their spacing is how long a viewer without the GOP cache would wait).', type: 'counter', value: (c) => c.stats.video?.keyframes },
   { name: 'webrtc_cameras_video_frames_damaged_total', help: 'Video frames passed on with a part lost (viewers see artifacts until the next keyframe).', type: 'counter', value: (c) => c.stats.video?.framesDamaged },
-  { name: 'webrtc_cameras_transcoders', help: 'Encoders running for the camera: the VP8 variant (browsers without H.264, H.265 cameras) and the Opus sound (AAC cameras); one of each at most, whatever the viewer count.', type: 'gauge', value: (c) => c.transcoders },
+  { name: 'webrtc_cameras_transcoders', help: 'Encoders running for the camera: the VP8 variant (browsers without H.264), the H.264 variant (H.265 cameras) and the Opus sound (AAC cameras); one of each at most, whatever the viewer count.', type: 'gauge', value: (c) => c.transcoders },
+  { name: 'webrtc_cameras_transcoder_steps_down', help: 'How many steps a variant encoder of the camera went down to keep up with it (0: its full picture; each step a smaller picture or fewer frames a second, about half the work), while one runs.', type: 'gauge', value: (c) => c.transcoderStepsDown },
   { name: 'webrtc_cameras_reconnects_total', help: 'Camera sessions re-established after a failure.', type: 'counter', value: (c) => c.stats.reconnects },
   { name: 'webrtc_cameras_gop_cache_bytes', help: 'Bytes held in the GOP cache (frames since the last keyframe).', type: 'gauge', value: (c) => c.stats.gopCacheBytes },
   { name: 'webrtc_cameras_time_to_first_frame_seconds', help: 'Latest session: connect start to first keyframe.', type: 'gauge', value: (c) => (c.stats.timeToFirstFrameMs === undefined ? undefined : c.stats.timeToFirstFrameMs / 1000) },

@@ -5,6 +5,7 @@
  * transcode, when the camera never answers, and when there is no libvpx at all.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -175,6 +176,55 @@ describe('transcoded variants (real camera, re-stream and ffmpeg)', { timeout: 2
     assert.equal(await aac.sessionCount(), 1, 'the encoder is fed from the Source, not a second session');
     for (const subscription of subscriptions) subscription.unsubscribe();
     await until('the sound encoder to stop', () => runningFfmpegPids().length === 0);
+    await variants.closeAll();
+  });
+
+  it('a slow encoder steps down: fewer frames than the camera for two windows, then it runs again at 640x360 and 15 fps, says so in the log and the counters, and keeps delivering', async () => {
+    // A real ffmpeg that reads the re-stream at half speed while it encodes the full frame rate:
+    // what an encoder too slow for its machine looks like from outside (half the frames, later and later).
+    const slow = join(scratch, 'ffmpeg-slow-at-full-rate');
+    await writeFile(slow, [
+      '#!/bin/sh',
+      `printf '%s\\n' "$*" >> '${slow}.starts'`,
+      'case " $* " in',
+      '  *fps=15*) exec ffmpeg "$@";;',
+      'esac',
+      'exec ffmpeg -readrate 0.5 "$@"',
+      '',
+    ].join('\n'));
+    await chmod(slow, 0o755);
+    const logs: string[] = [];
+    const log = lines(logs);
+    const main = new Source({ id: 'cam', name: 'Cam', upstream: rtspUpstream({ url: withAudio.url, cameraName: 'Cam', logger: log }), logger: log, idleTimeoutMs: 300 });
+    sources.push(main);
+    const restream = await createRestreamServer({ getSource: (id) => (id === 'cam' ? main : undefined), log });
+    restreams.push(restream);
+    const variants = new TranscodedVariants({
+      ffmpeg: { ...ffmpeg, path: slow },
+      restreamUrl: (id) => restream.url(id),
+      log,
+      idleTimeoutMs: 300,
+      keepUp: { windowMs: 1000, warmUpMs: 3000, windowsBehind: 2 },
+    });
+    const variant = variants.variantFor('VP8', { id: 'cam', name: 'Cam', source: main })!;
+    const sink = new Recorder();
+    const subscription = variant.subscribe(sink);
+    await until('the encoder to step down', () => logs.some((l) => /gave \d+% of the camera's frames/.test(l)), 60_000);
+    const stepped = logs.find((l) => /gave \d+% of the camera's frames/.test(l))!;
+    assert.match(stepped, /^warn \[Cam \(VP8\)\] the VP8 encoder gave \d+% of the camera's frames \(the machine is too busy for it\); encoding at 640x360 at 15 fps from now on$/);
+    const percent = Number(/gave (\d+)%/.exec(stepped)![1]);
+    assert.ok(percent < 80, `${percent}% of the frames`);
+    const atStep = sink.video().length;
+    await until('30 more frames after the step', () => sink.video().length >= atStep + 30, 30_000);
+    const starts = readFileSync(`${slow}.starts`, 'utf8').trim().split('\n');
+    assert.equal(starts.length, 2, 'one restart');
+    assert.ok(!starts[0]!.includes('fps=15') && starts[1]!.includes("-vf fps=15,scale='min(640,iw)':'min(360,ih)'"), starts.join('\n'));
+    assert.equal(variants.reducedSteps('cam'), 1);
+    assert.equal(runningFfmpegPids().length, 1, 'the slow run ended before the new one started');
+    assert.equal(await withAudio.sessionCount(), 1);
+    subscription.unsubscribe();
+    await until('the encoder to stop', () => runningFfmpegPids().length === 0);
+    assert.equal(variants.reducedSteps('cam'), undefined, 'no encoder, no figure');
     await variants.closeAll();
   });
 
