@@ -3,6 +3,7 @@
  * H.264) + Opus RTP out to two loopback UDP ports of the plugin. One such ffmpeg serves every viewer
  * of the variant (src/transcode/), so its cost is per camera, not per viewer. Every flag says why.
  */
+import type { HardwareEncoder } from './hardware-encoders.js';
 import { inputProbeArgs, type InputProbe } from './input-probe.js';
 
 export interface VariantArgs {
@@ -16,6 +17,8 @@ export interface VariantArgs {
   maxHeight: number;
   /** A frame-rate cap, for an encoder that could not keep up at full rate (src/transcode/keep-up.ts). */
   maxFps?: number;
+  /** A hardware encoder whose trial worked (hardware-encoders.ts); software when absent. */
+  hardware?: HardwareEncoder;
   videoBitrateKbps: number;
   /** More verbose ffmpeg output (the `ffmpeg.debug` setting). */
   debug?: boolean;
@@ -111,13 +114,14 @@ export function variantArgs(codec: VariantCodec, input: VariantArgs): string[] {
     ...inputProbeArgs(input.probe ?? 'fast'), // 0.1 s, or up to 1 s for the retry (input-probe.ts)
     '-rtsp_transport', 'tcp', // loopback TCP: no loss, no reordering
     '-timeout', '10000000', // give up when the re-stream is silent for 10 s (µs): no orphan ffmpeg
+    ...(input.hardware?.inputArgs ?? []), // a hardware encoder's device
     '-i', input.inputUrl,
     '-map', '0:v:0', // the camera's video track
     // Keep the aspect ratio inside the box, never upscale, even sizes (4:2:0 needs them).
     // A frame-rate cap first, when there is one: fewer frames to scale and encode.
-    '-vf', `${input.maxFps ? `fps=${input.maxFps},` : ''}scale='min(${input.maxWidth},iw)':'min(${input.maxHeight},ih)':force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2`,
+    '-vf', `${input.maxFps ? `fps=${input.maxFps},` : ''}scale='min(${input.maxWidth},iw)':'min(${input.maxHeight},ih)':force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2${input.hardware ? `,${input.hardware.filter}` : ''}`,
     ...frameRatePassthrough(input.ffmpegVersion), // one frame out per frame in (see above)
-    ...videoEncoderArgs(codec, input.videoBitrateKbps),
+    ...(input.hardware ? input.hardware.encoderArgs(input.videoBitrateKbps) : videoEncoderArgs(codec, input.videoBitrateKbps)),
     // A keyframe every 2 s whatever the camera's frame rate: the variant's GOP cache and new viewers
     // start from it, and a viewer's picture heals within 2 s of a loss.
     '-force_key_frames', 'expr:gte(t,n_forced*2)',

@@ -15,6 +15,7 @@ import { isRtcpPacket } from '../rtp/rtcp.js';
 import type { FrameSink, SourceStats, Subscribable, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
 import { bindLoopbackUdp } from '../util/udp.js';
+import type { HardwareEncoder } from '../ffmpeg/hardware-encoders.js';
 import { firstStep, KeepUpWatch, VARIANT_STEPS, type KeepUpSettings, type VariantStep } from './keep-up.js';
 
 /** What the variant needs from the camera's own Source. */
@@ -51,6 +52,11 @@ export interface VariantOptions {
   keepUp?: Partial<KeepUpSettings>;
   /** The encoder now runs at `step` of `VARIANT_STEPS` (said at start and at every change). */
   onStep?(step: number, first: number): void;
+  /** Which hardware encoder to use (one whose trial worked), and where to report one that failed. */
+  hardware?: {
+    choose(): Promise<HardwareEncoder | undefined>;
+    failed(encoder: HardwareEncoder, reason: string): void;
+  };
 }
 
 /** How a variant codec is named in log lines and errors. */
@@ -166,8 +172,17 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
       socket.on('error', (error) => options.log.debug(`${name} variant: UDP socket error: ${error.message}`));
     });
 
-    /** One ffmpeg at `stepIndex`; its unrequested exit ends the session. */
+    let hardware = await options.hardware?.choose();
+    signal.throwIfAborted();
+    let currentStep = first;
+
+    /**
+     * One ffmpeg at `stepIndex`. Its unrequested exit ends the session, except a hardware encoder's
+     * failure (its device gone, a driver error): that run is started again in software.
+     */
     const start = (stepIndex: number): RestreamFfmpeg => {
+      currentStep = stepIndex;
+      const encoder = hardware;
       const step = VARIANT_STEPS[stepIndex]!;
       const fps = picture?.declaredFps ?? picture?.fps;
       const videoBitrateKbps = options.videoBitrateKbps ?? variantBitrateKbps({ ...picture, fps: step.maxFps && fps ? Math.min(fps, step.maxFps) : step.maxFps ?? fps }, step.maxWidth, step.maxHeight);
@@ -182,6 +197,7 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
           maxWidth: step.maxWidth,
           maxHeight: step.maxHeight,
           ...(step.maxFps ? { maxFps: step.maxFps } : {}),
+          ...(encoder ? { hardware: encoder } : {}),
           videoBitrateKbps,
           ...(options.ffmpegVersion ? { ffmpegVersion: options.ffmpegVersion } : {}),
           ...(options.debug ? { debug: true } : {}),
@@ -193,16 +209,25 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
       });
       void process.exited.then((exit) => {
         // A run stopped for a step change (or by close) is not the session ending.
-        if (exit.requested || ffmpeg !== process || !release()) return;
-        handlers.onClose(new Error(`the ${name} transcoder stopped: ${describeDiagnosis(diagnoseFfmpeg(exit))}`));
+        if (exit.requested || ffmpeg !== process || closed) return;
+        const diagnosis = diagnoseFfmpeg(exit, encoder ? { videoEncoder: encoder.name } : {});
+        if (encoder && diagnosis.remedy === 'default-video-encoder') {
+          options.hardware?.failed(encoder, describeDiagnosis(diagnosis));
+          hardware = undefined;
+          ffmpeg = start(currentStep);
+          watch.restarted(performance.now());
+          return;
+        }
+        if (!release()) return;
+        handlers.onClose(new Error(`the ${name} transcoder stopped: ${describeDiagnosis(diagnosis)}`));
       });
-      options.log.debug(`${name} variant: ffmpeg ${process.pid ?? '?'} encoding the re-stream at ${describeStep(step)}, ${videoBitrateKbps} kbit/s, to 127.0.0.1:${ports.join(',')}`);
+      options.log.debug(`${name} variant: ffmpeg ${process.pid ?? '?'} encoding the re-stream with ${encoder?.name ?? 'software'} at ${describeStep(step)}, ${videoBitrateKbps} kbit/s, to 127.0.0.1:${ports.join(',')}`);
       return process;
     };
 
+    const watch = new KeepUpWatch(first, performance.now(), options.keepUp);
     ffmpeg = start(first);
     options.onStep?.(first, first);
-    const watch = new KeepUpWatch(first, performance.now(), options.keepUp);
     let switching = false;
     const timer = setInterval(() => {
       if (closed || switching) return;

@@ -12,6 +12,7 @@ import { variantCodecName, variantUpstream, type VariantInput } from './variant-
 import { opusAudioUpstream } from './opus-audio.js';
 import { OpusDubbedSource } from './opus-dubbed-source.js';
 import type { KeepUpSettings } from './keep-up.js';
+import { HardwareEncoderChoice, hardwareCandidates, type HardwareEncoder, type TrialResult } from '../ffmpeg/hardware-encoders.js';
 
 export interface VariantCamera {
   id: string;
@@ -29,6 +30,8 @@ export interface TranscodedVariantsOptions {
   idleTimeoutMs?: number;
   /** When a slow encoder steps down (tests shorten it). */
   keepUp?: Partial<KeepUpSettings>;
+  /** How a hardware encoder is tried (default: a one-second encode with this ffmpeg). */
+  hardwareTrial?: (encoder: HardwareEncoder) => Promise<TrialResult>;
 }
 
 export class TranscodedVariants {
@@ -39,6 +42,7 @@ export class TranscodedVariants {
   /** Each camera's Opus sound, and the camera as H.264 browsers get it (its video, that sound). */
   private readonly opus = new Map<string, Source>();
   private readonly dubbed = new Map<string, OpusDubbedSource>();
+  private hardware: HardwareEncoderChoice | undefined;
 
   constructor(private readonly options: TranscodedVariantsOptions) {}
 
@@ -47,8 +51,16 @@ export class TranscodedVariants {
    * need that variant get a plain refusal.
    */
   available(codec: VariantCodec = 'VP8'): boolean {
-    const has = this.options.ffmpeg?.has;
-    return codec === 'H264' ? has?.libx264 === true : has?.libvpx === true;
+    const ffmpeg = this.options.ffmpeg;
+    if (!ffmpeg) return false;
+    const software = codec === 'H264' ? ffmpeg.has.libx264 : ffmpeg.has.libvpx;
+    return software || hardwareCandidates(ffmpeg, codec).length > 0;
+  }
+
+  /** The hardware encoders' trials, run once on first need (none at all without a variant). */
+  private hardwareChoice(ffmpeg: FfmpegCapabilities): HardwareEncoderChoice {
+    this.hardware ??= new HardwareEncoderChoice(ffmpeg, this.options.log, this.options.hardwareTrial);
+    return this.hardware;
   }
 
   /** The camera's `codec` + Opus variant, created on first use; `undefined` when ffmpeg cannot make one. */
@@ -73,6 +85,10 @@ export class TranscodedVariants {
         ...(this.options.debug ? { debug: true } : {}),
         ...(this.options.keepUp ? { keepUp: this.options.keepUp } : {}),
         onStep: (step, first) => this.stepsDown[codec].set(camera.id, step - first),
+        hardware: {
+          choose: () => this.hardwareChoice(ffmpeg).choose(codec),
+          failed: (encoder, reason) => this.hardwareChoice(ffmpeg).failed(encoder, reason),
+        },
       }),
       logger: log,
       logNamesCamera: true,

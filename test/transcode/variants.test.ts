@@ -18,7 +18,7 @@ import { Source } from '../../src/media/source.js';
 import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../../src/media/types.js';
 import { createRestreamServer, type RestreamServer } from '../../src/restream/server.js';
 import { rtspUpstream } from '../../src/rtsp/upstream.js';
-import { TranscodedVariants } from '../../src/transcode/variants.js';
+import { TranscodedVariants, type TranscodedVariantsOptions } from '../../src/transcode/variants.js';
 import { isRtcp, variantTracks } from '../../src/transcode/variant-upstream.js';
 import type { Logger } from '../../src/util/logger.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
@@ -85,12 +85,13 @@ describe('transcoded variants (real camera, re-stream and ffmpeg)', { timeout: 2
     await rm(scratch, { recursive: true, force: true });
   });
 
-  async function chain(camera: FakeCamera, caps: FfmpegCapabilities, log: Logger): Promise<{ main: Source; variants: TranscodedVariants }> {
+  async function chain(camera: FakeCamera, caps: FfmpegCapabilities, log: Logger, more: Partial<TranscodedVariantsOptions> = {}): Promise<{ main: Source; variants: TranscodedVariants }> {
     const main = new Source({ id: 'cam', name: 'Cam', upstream: rtspUpstream({ url: camera.url, cameraName: 'Cam', logger: log }), logger: log, idleTimeoutMs: 300 });
     sources.push(main);
-    const restream = await createRestreamServer({ getSource: (id) => (id === 'cam' ? main : undefined), log });
+    // Every camera id the test names is this one camera.
+    const restream = await createRestreamServer({ getSource: () => main, log });
     restreams.push(restream);
-    const variants = new TranscodedVariants({ ffmpeg: caps, restreamUrl: (id) => restream.url(id), log, idleTimeoutMs: 300 });
+    const variants = new TranscodedVariants({ ffmpeg: caps, restreamUrl: (id) => restream.url(id), log, idleTimeoutMs: 300, ...more });
     return { main, variants };
   }
 
@@ -225,6 +226,58 @@ describe('transcoded variants (real camera, re-stream and ffmpeg)', { timeout: 2
     subscription.unsubscribe();
     await until('the encoder to stop', () => runningFfmpegPids().length === 0);
     assert.equal(variants.reducedSteps('cam'), undefined, 'no encoder, no figure');
+    await variants.closeAll();
+  });
+
+  it('a hardware encoder whose trial worked is used; when it fails while encoding, the variant goes on in libx264 and later variants skip it', async () => {
+    // No GPU here. This ffmpeg "has" h264_vaapi: in a variant run with it, it fails as a machine
+    // whose render node went away does; everything else is the real ffmpeg.
+    const gpu = join(scratch, 'ffmpeg-with-vaapi');
+    await writeFile(gpu, [
+      '#!/bin/sh',
+      `printf '%s\\n' "$*" >> '${gpu}.starts'`,
+      'case " $* " in',
+      '  *" h264_vaapi "*) echo "[AVHWDeviceContext @ 0x55d0] [error] No VA display found for device /dev/dri/renderD128." >&2; exit 1;;',
+      'esac',
+      'exec ffmpeg "$@"',
+      '',
+    ].join('\n'));
+    await chmod(gpu, 0o755);
+    const logs: string[] = [];
+    const log = lines(logs);
+    const caps: FfmpegCapabilities = { ...ffmpeg, path: gpu, encoders: new Set([...ffmpeg.encoders, 'h264_vaapi']), hardwareH264Encoders: ['h264_vaapi'] };
+    const trials: string[] = [];
+    const { main, variants } = await chain(hevc, caps, log, {
+      hardwareTrial: async (encoder) => {
+        trials.push(encoder.name);
+        return { ok: true };
+      },
+    });
+    const variant = variants.variantFor('H264', { id: 'cam', name: 'Cam', source: main })!;
+    const sink = new Recorder();
+    const subscription = variant.subscribe(sink);
+    await until('50 H.264 frames', () => sink.video().length >= 50);
+    assert.deepEqual(trials, ['h264_vaapi']);
+    const starts = readFileSync(`${gpu}.starts`, 'utf8').trim().split('\n');
+    assert.ok(starts[0]!.includes('-vaapi_device /dev/dri/renderD128') && starts[0]!.includes('-c:v h264_vaapi'), starts[0]);
+    assert.ok(starts[1]!.includes('-c:v libx264') && !starts[1]!.includes('vaapi'), starts[1]);
+    assert.ok(logs.some((l) => /^info using the hardware encoder h264_vaapi for H\.264 variants/.test(l)), logs.join('\n'));
+    assert.ok(logs.some((l) => /^warn the hardware encoder h264_vaapi failed \(.*cannot reach its device.*\); libx264 encodes from now on$/.test(l)), logs.join('\n'));
+    assert.equal(variant.state.state, 'live', 'the viewers never saw the variant fail');
+    await assertDecodes(sink.video().slice(sink.video().findIndex((f) => f.keyframe)), 'H.264 variant after the fallback');
+    subscription.unsubscribe();
+    await until('the encoder to stop', () => runningFfmpegPids().length === 0);
+    // A variant started after that goes straight to software, without another trial.
+    const again = variants.variantFor('H264', { id: 'other', name: 'Other', source: main })!;
+    const second = new Recorder();
+    const otherSubscription = again.subscribe(second);
+    await until('25 H.264 frames', () => second.video().length >= 25);
+    const later = readFileSync(`${gpu}.starts`, 'utf8').trim().split('\n');
+    assert.equal(later.length, 3);
+    assert.ok(later[2]!.includes('-c:v libx264'));
+    assert.deepEqual(trials, ['h264_vaapi']);
+    otherSubscription.unsubscribe();
+    await until('the encoder to stop', () => runningFfmpegPids().length === 0);
     await variants.closeAll();
   });
 
