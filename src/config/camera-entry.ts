@@ -63,11 +63,13 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
     ptzPresetSwitches = undefined;
   }
   const doorbell = doorbellFrom(raw, onvif !== undefined, warnings);
-  const recording = recordingFrom(raw, onvif !== undefined, motion || motionHttpTrigger || doorbell !== undefined, warnings);
+  let videoMotion = raw.videoMotion;
+  const recording = recordingFrom(raw, onvif !== undefined, motion || motionHttpTrigger || videoMotion || doorbell !== undefined, warnings);
   // Recording on motion needs the motion sensor: HAP starts a recording when it detects motion.
   if (recording?.motionSource === 'onvif') motion = true;
   if (recording?.motionSource === 'http') motionHttpTrigger = true;
-  const tamperSensor = raw.tamperSensor && sensorAllowed('tamperSensor', 'it shows as "tampered" on the motion sensor, so set motion (or motionHttpTrigger) too', onvif !== undefined, motion || motionHttpTrigger, warnings);
+  if (recording?.motionSource === 'video') videoMotion = true;
+  const tamperSensor = raw.tamperSensor && sensorAllowed('tamperSensor', 'it shows as "tampered" on the motion sensor, so set motion (or motionHttpTrigger) too', onvif !== undefined, motion || motionHttpTrigger || videoMotion, warnings);
   const crossingSensor = raw.crossingSensor && sensorAllowed('crossingSensor', undefined, onvif !== undefined, true, warnings);
   if (raw.snapshotUrl && !URL.canParse(raw.snapshotUrl)) {
     problems.push(`snapshotUrl is not a valid address (it is "${printableUrl(raw.snapshotUrl)}") — e.g. http://192.168.0.20/image.jpg`);
@@ -92,6 +94,8 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
     external: raw.external,
     motion,
     motionHttpTrigger,
+    videoMotion,
+    videoMotionSensitivity: raw.videoMotionSensitivity,
     motionResetSeconds: raw.motionResetSeconds,
     ...(doorbell ? { doorbell } : {}),
     ...(recording ? { recording } : {}),
@@ -121,6 +125,8 @@ export function demoCamera(): CameraConfig {
     external: false,
     motion: false,
     motionHttpTrigger: false,
+    videoMotion: false,
+    videoMotionSensitivity: raw.videoMotionSensitivity,
     motionResetSeconds: raw.motionResetSeconds,
     tamperSensor: false,
     crossingSensor: false,
@@ -177,7 +183,8 @@ function doorbellFrom(raw: RawCamera, hasOnvif: boolean, warnings: string[]): Do
 
 /**
  * The recording setting (HomeKit Secure Video). Unset, the motion source is the motion web address
- * when `motionHttpTrigger` asks for one (the user chose it for this camera), else the camera's ONVIF
+ * when `motionHttpTrigger` asks for one (the user chose it for this camera), else the picture when
+ * `videoMotion` is on, else the camera's ONVIF
  * motion when it has ONVIF. A recording camera that nothing can start a recording for (no motion
  * source, no doorbell) still offers recording, so the accessory does not change when ONVIF is added later,
  * with a warning that nothing starts one yet. `triggered`: a motion sensor or doorbell is on anyway.
@@ -192,13 +199,13 @@ function recordingFrom(raw: RawCamera, hasOnvif: boolean, triggered: boolean, wa
     }
     return undefined;
   }
-  let motionSource = setting.motionSource ?? (raw.motionHttpTrigger ? 'http' : hasOnvif ? 'onvif' : 'none');
+  let motionSource = setting.motionSource ?? (raw.motionHttpTrigger ? 'http' : raw.videoMotion ? 'video' : hasOnvif ? 'onvif' : 'none');
   if (motionSource === 'onvif' && !hasOnvif) {
     warnings.push('recording.motionSource "onvif" needs ONVIF (set onvif.host); no motion sensor is added for recordings (a camera that calls a web address on motion can use "http")');
     motionSource = 'none';
   }
   if (motionSource === 'none' && !triggered) {
-    warnings.push('nothing starts a HomeKit Secure Video recording yet: set onvif.host (the camera\'s ONVIF motion events start one), recording.motionSource "http" (the camera calls a web address on motion) or make the camera a doorbell (a press starts one)');
+    warnings.push('nothing starts a HomeKit Secure Video recording yet: set onvif.host (the camera\'s ONVIF motion events start one), recording.motionSource "http" (the camera calls a web address on motion), recording.motionSource "video" (the plugin watches the picture) or make the camera a doorbell (a press starts one)');
   }
   return { ...(setting.prebufferSeconds !== undefined ? { prebufferSeconds: setting.prebufferSeconds } : {}), motionSource };
 }

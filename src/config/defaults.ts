@@ -21,6 +21,8 @@ export const CAMERA_DEFAULTS = {
   external: false,
   motion: false,
   motionHttpTrigger: false,
+  videoMotion: false,
+  videoMotionSensitivity: 50,
   motionResetSeconds: 30,
   tamperSensor: false,
   crossingSensor: false,
@@ -42,6 +44,7 @@ export interface RawCamera extends Pick<CameraConfig, PassedThroughCameraSetting
   onvif?: { host?: string; port: number; username?: string; password?: string };
   motion: boolean;
   motionHttpTrigger: boolean;
+  videoMotion: boolean;
   /** `doorbell: true` is turned into `{ enabled: true }` before the schema sees it (cameraWithDefaults). */
   doorbell?: { enabled?: boolean; topic?: string; httpTrigger?: boolean };
   /** `recording: true` likewise becomes `{ enabled: true }`. */
@@ -56,7 +59,7 @@ export interface RawCamera extends Pick<CameraConfig, PassedThroughCameraSetting
 
 /** The camera settings the loader copies into `CameraConfig` unchanged (their type is CameraConfig's). */
 type PassedThroughCameraSetting =
-  'audio' | 'transport' | 'alwaysOn' | 'external' | 'motionResetSeconds' | 'maxViewers' | 'maxHomeKitStreams' | 'snapshotUrl';
+  'audio' | 'transport' | 'alwaysOn' | 'external' | 'motionResetSeconds' | 'videoMotionSensitivity' | 'maxViewers' | 'maxHomeKitStreams' | 'snapshotUrl';
 
 export interface RawViewer {
   username: string;

@@ -48,7 +48,14 @@ export interface CameraConfig {
    * motion). The sensor is on the accessory when this or `motion` is; both may drive it.
    */
   motionHttpTrigger: boolean;
-  /** How long the motion sensor stays on after the last motion event, from either source. */
+  /**
+   * The plugin watches the picture for motion (src/motion/): for cameras without motion events. The
+   * sensor is on the accessory when this, `motion` or `motionHttpTrigger` is; all may drive it.
+   */
+  videoMotion: boolean;
+  /** How little change counts as motion in the picture, 1-100 (src/motion/frame-difference.ts). */
+  videoMotionSensitivity: number;
+  /** How long the motion sensor stays on after the last motion event, from any source. */
   motionResetSeconds: number;
   /** Published as a HomeKit Video Doorbell; undefined when the `doorbell` setting is off. */
   doorbell?: DoorbellConfig;
@@ -85,10 +92,11 @@ export interface DoorbellConfig {
  * What starts a HomeKit Secure Video recording, besides a doorbell press (HAP adds that trigger to
  * every doorbell): `onvif`, the camera's ONVIF motion events through the motion sensor (which
  * recording then turns on: `motion`); `http`, the camera's calls of its motion web address through
- * the same sensor (which recording turns on: `motionHttpTrigger`); `none`, no motion sensor is added
+ * the same sensor (which recording turns on: `motionHttpTrigger`); `video`, motion the plugin sees in
+ * the picture (which recording turns on: `videoMotion`); `none`, no motion sensor is added
  * for recordings.
  */
-export type RecordingMotionSource = 'onvif' | 'http' | 'none';
+export type RecordingMotionSource = 'onvif' | 'http' | 'video' | 'none';
 
 /** HomeKit Secure Video for one camera (`recording.enabled`). */
 export interface RecordingConfig {

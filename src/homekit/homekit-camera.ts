@@ -105,11 +105,13 @@ export class HomeKitCamera {
   private readonly log: Logger;
   private readonly probe = new AbortController();
   private stopped = false;
-  /** What ONVIF says (`motion`), and the web trigger's state (`motionHttpTrigger`); the sensor shows either. */
+  /** What ONVIF says (`motion`); the web trigger's and the picture's states are below; the sensor shows any. */
   private onvifMotion = false;
   /** What the sensor shows now: ONVIF or web motion. */
   private motionShown = false;
   private readonly webMotion: MotionState | undefined;
+  /** Motion the plugin sees in the picture (`videoMotion`, src/motion/), pulses like the web trigger's. */
+  private readonly videoMotion: MotionState | undefined;
   private tampered = false;
   private readonly crossingService: Service | undefined;
 
@@ -174,6 +176,20 @@ export class HomeKitCamera {
       });
       this.webMotion.on('change', () => this.showMotion());
     }
+    if (camera.videoMotion) {
+      this.videoMotion = new MotionState({
+        resetTimeoutMs: camera.motionResetSeconds * 1000,
+        log,
+        name: 'picture',
+        ...(options.clock ? { now: options.clock.now, timers: options.clock.timers } : {}),
+      });
+      this.videoMotion.on('change', () => this.showMotion());
+    }
+  }
+
+  /** A picture in which the detector (src/motion/) saw motion: on until the reset time after the last. */
+  motionFromVideo(): void {
+    this.videoMotion?.update(true, 'picture', true);
   }
 
   /**
@@ -235,6 +251,7 @@ export class HomeKitCamera {
     // Ends the hub's recording streams and releases the pre-buffer's subscription of the Source.
     this.recordingDelegate?.close();
     this.webMotion?.dispose();
+    this.videoMotion?.dispose();
     await Promise.allSettled([this.delegate?.close(), this.onvif?.stop()]);
   }
 
@@ -433,7 +450,7 @@ export class HomeKitCamera {
   }
 
   private motionNow(): boolean {
-    return this.onvifMotion || (this.onvif?.motionDetected ?? false) || (this.webMotion?.detected ?? false);
+    return this.onvifMotion || (this.onvif?.motionDetected ?? false) || (this.webMotion?.detected ?? false) || (this.videoMotion?.detected ?? false);
   }
 
   private showMotion(): void {
@@ -445,13 +462,14 @@ export class HomeKitCamera {
   }
 }
 
-/** The accessory has a motion sensor when ONVIF motion or the motion web address drives it. */
+/** The accessory has a motion sensor when ONVIF motion, the motion web address or the picture drives it. */
 function motionSensorOn(camera: CameraConfig): boolean {
-  return camera.motion || camera.motionHttpTrigger;
+  return camera.motion || camera.motionHttpTrigger || camera.videoMotion;
 }
 
 function motionSources(camera: CameraConfig): string {
-  return [camera.motion ? 'ONVIF events' : undefined, camera.motionHttpTrigger ? 'web trigger' : undefined].filter(Boolean).join(' and ');
+  const sources = [camera.motion ? 'ONVIF events' : undefined, camera.motionHttpTrigger ? 'web trigger' : undefined, camera.videoMotion ? 'the picture' : undefined].filter(Boolean);
+  return sources.length > 1 ? `${sources.slice(0, -1).join(', ')} and ${sources.at(-1)}` : sources.join('');
 }
 
 /** The camera's AAC track as the recording options name it, if it sends AAC. */

@@ -1,4 +1,5 @@
 import type { CameraConfig } from '../config/types.js';
+import { VideoMotionDetector } from '../motion/video-motion.js';
 import { HomeKitCamera } from '../homekit/homekit-camera.js';
 import { PtzPresetSwitches } from '../homekit/ptz-switches.js';
 import { Source } from '../media/source.js';
@@ -90,6 +91,18 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     log: deps.log,
     onMover: (moverId) => deps.services.publishPtzMover(camera.id, moverId),
   }) : undefined;
+  // Motion from the picture (issue 16): one small ffmpeg on the re-stream, pulsing the motion sensor.
+  const pictureMotion = camera.videoMotion && deps.ffmpeg
+    ? new VideoMotionDetector({
+        ffmpegPath: deps.ffmpeg.path,
+        inputUrl: () => deps.services.restreamUrl(camera.id),
+        sensitivity: camera.videoMotionSensitivity,
+        onMotion: () => homekit.motionFromVideo(),
+        log: deps.log,
+        debug: deps.config.ffmpeg.debug,
+      })
+    : undefined;
+  if (camera.videoMotion && !deps.ffmpeg) deps.log.warn('Motion from the picture needs ffmpeg, which was not found; the motion sensor only follows the other motion sources.');
   let presetSwitches: PtzPresetSwitches | undefined;
   // Set by stop(): a start() still waiting for the trigger's secret then starts nothing.
   let stopped = false;
@@ -113,6 +126,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
       // Into memory now, so the page's first tile request is answered from memory.
       void snapshots.store?.load();
       homekit.start();
+      pictureMotion?.start();
       ptz?.start();
       if (ptz && camera.ptzPresetSwitches?.length) {
         presetSwitches = new PtzPresetSwitches({
@@ -135,7 +149,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
       // Streams first: their ffmpeg processes read the re-stream of this Source.
       unregisterSnapshots?.();
       presetSwitches?.stop();
-      await Promise.allSettled([homekit.stop(), snapshots.service.close(), ptz?.stop()]);
+      await Promise.allSettled([homekit.stop(), snapshots.service.close(), ptz?.stop(), pictureMotion?.stop()]);
       deps.services.removeCamera(camera.id);
       await source.close();
     },

@@ -41,6 +41,8 @@ describe('loadConfig: cameras', () => {
       external: false,
       motion: false,
       motionHttpTrigger: false,
+      videoMotion: false,
+      videoMotionSensitivity: 50,
       motionResetSeconds: 30,
       tamperSensor: false,
       crossingSensor: false,
@@ -607,6 +609,20 @@ describe('loadConfig: HomeKit Secure Video recording (issue 16)', () => {
     assert.deepEqual(only(doorbell).recording, { motionSource: 'none' });
   });
 
+  it('motion from the picture: off unless set, sensitivity 50 unless set, works without ONVIF; recording on "video" turns it on and is the default when it is on', () => {
+    assert.deepEqual([only(load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK }] })).videoMotion, only(load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK }] })).videoMotionSensitivity], [false, 50]);
+    const set = load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK, videoMotion: true, videoMotionSensitivity: 80 }] });
+    assert.deepEqual(warnings(set), []);
+    assert.deepEqual([only(set).videoMotion, only(set).videoMotionSensitivity, only(set).motion], [true, 80, false]);
+    const recording = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: true, motionSource: 'video' } }] });
+    assert.deepEqual(warnings(recording), []);
+    assert.deepEqual([only(recording).recording, only(recording).videoMotion], [{ motionSource: 'video' }, true]);
+    const byDefault = only(load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, onvif: ONVIF, videoMotion: true, recording: { enabled: true } }] }));
+    assert.deepEqual(byDefault.recording, { motionSource: 'video' }, 'the picture, chosen for this camera, before ONVIF');
+    const bad = load({ cameras: [{ name: 'Cam', rtspUrl: URL_OK, videoMotion: true, videoMotionSensitivity: 0 }] });
+    assert.equal(bad.config.cameras.length, 0, 'a sensitivity outside 1-100 is refused by the schema');
+  });
+
   it('records on the motion web address: "http" turns motionHttpTrigger on, with or without ONVIF, and is the default when it is on', () => {
     const asked = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: true, motionSource: 'http' } }] });
     assert.deepEqual(asked.messages, []);
@@ -626,8 +642,8 @@ describe('loadConfig: HomeKit Secure Video recording (issue 16)', () => {
     const long = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: true, prebufferSeconds: 12 } }] });
     assert.deepEqual(long.config.cameras, []);
     assert.match(errors(long).join('\n'), /recording\.prebufferSeconds must be between 4 and 8 \(it is 12\) — e\.g\. 4/);
-    const source = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: true, motionSource: 'video' } }] });
-    assert.match(errors(source).join('\n'), /recording\.motionSource must be one of onvif, http, none \(it is "video"\)/);
+    const source = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: true, motionSource: 'camera' } }] });
+    assert.match(errors(source).join('\n'), /recording\.motionSource must be one of onvif, http, video, none \(it is "camera"\)/);
     const typo = load({ cameras: [{ name: 'Yard', rtspUrl: URL_OK, recording: { enabled: 'yes' } }] });
     assert.match(errors(typo).join('\n'), /recording\.enabled must be true or false/);
   });

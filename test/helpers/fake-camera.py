@@ -294,6 +294,10 @@ class Camera:
 
     def _on_media_configure(self, _factory, media):
         self.media = media
+        if not getattr(self, "moving", True):
+            vsrc = media.get_element().get_by_name("vsrc")
+            if vsrc is not None:
+                vsrc.set_property("horizontal-speed", 0)
         log("new media (encoder pipeline) configured")
         media.connect("prepared", self._on_media_prepared)
         # Without --keyframe-on-play, keyframe requests from clients (RTCP PLI/FIR, which
@@ -368,6 +372,17 @@ class Camera:
             return Gst.PadProbeReturn.OK
         log("keyframe request dropped (--no-keyframe-on-play)")
         return Gst.PadProbeReturn.DROP
+
+    def set_moving(self, moving):
+        """Scrolls the test pattern (a scene with motion) or stops it (a still scene)."""
+        self.moving = moving
+        if self.media is None:
+            return False
+        vsrc = self.media.get_element().get_by_name("vsrc")
+        if vsrc is None:
+            return False
+        vsrc.set_property("horizontal-speed", 2 if moving else 0)
+        return True
 
     def request_keyframe(self):
         """Asks the encoder for an IDR now (sent upstream from the payloader)."""
@@ -449,6 +464,8 @@ class Camera:
                 reply = {"requests": self.requests}
             elif cmd == "keyframe":
                 reply = {"requested": bool(self.request_keyframe())}
+            elif cmd == "scene":
+                reply = {"applied": self.set_moving(bool(msg.get("moving", True)))}
             elif cmd == "drop":
                 reply = {"dropped": self.drop_clients()}
             elif cmd == "ping":

@@ -187,6 +187,15 @@ export class FakeCamera {
     return r.requested === true;
   }
 
+  /**
+   * Whether the scene moves: the test pattern scrolls (the default), or stands still, as a camera
+   * looking at an empty room. False before the first client started the pipeline.
+   */
+  async setMoving(moving: boolean): Promise<boolean> {
+    const r = await this.command('scene', 5000, { moving });
+    return r.applied === true;
+  }
+
   /** Closes every client connection without stopping the camera (a network drop). */
   async dropClients(): Promise<number> {
     const r = await this.command('drop');
@@ -310,13 +319,13 @@ export class FakeCamera {
     this.pending.clear();
   }
 
-  private async command(cmd: string, timeoutMs = 5000): Promise<Reply> {
+  private async command(cmd: string, timeoutMs = 5000, args: Record<string, unknown> = {}): Promise<Reply> {
     const proc = this.proc;
     if (!proc || proc.exitInfo()) throw new Error(`fake camera on port ${this.port} is not running`);
     const id = this.nextId++;
     const reply = new Promise<Reply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     const stdin = proc.child.stdin!;
-    if (!stdin.write(`${JSON.stringify({ id, cmd })}\n`)) await once(stdin, 'drain');
+    if (!stdin.write(`${JSON.stringify({ ...args, id, cmd })}\n`)) await once(stdin, 'drain');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {

@@ -187,6 +187,7 @@ const MOTION_SOURCES = [
   ['', 'Automatic: the camera\'s ONVIF motion when it has ONVIF'],
   ['onvif', 'The camera\'s ONVIF motion events'],
   ['http', 'Calls of the camera\'s motion web address'],
+  ['video', 'Motion the plugin sees in the picture (for cameras without motion events)'],
   ['none', 'Nothing but doorbell presses'],
 ];
 
