@@ -70,7 +70,10 @@ export class OpusDubbedSource implements BroadcastSource {
     // The Opus Source's frames go straight to the sink; its tracks and state are not the camera's.
     const opusSink: FrameSink = { write: (frame) => sink.write(frame) };
     const followTracks = (tracks: ReadonlyArray<TrackDescription>): void => {
-      const dub = active && wantsAudio && tracks.some(opusCanDub);
+      // A camera whose video no browser takes as it is (H.265) sends its viewers to a variant,
+      // which has its own Opus: no sound encoder for the moment before that.
+      const videoPasses = tracks.every((t) => t.kind !== 'video' || t.codec === 'H264');
+      const dub = active && wantsAudio && videoPasses && tracks.some(opusCanDub);
       if (dub && !opusSubscription) opusSubscription = this.opus().subscribe(opusSink, { kinds: ['audio'], fromKeyframe: false });
       else if (!dub && opusSubscription) {
         opusSubscription.unsubscribe();

@@ -286,7 +286,9 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
       }
       const encoders = ffmpegDescendants(hb.pid!).filter((p) => {
         try {
-          return readFileSync(`/proc/${p.pid}/cmdline`, 'latin1').includes('libopus');
+          // The sound encoder reads AAC from a pipe (the VP8 variant's ffmpeg uses libopus too).
+          const args = readFileSync(`/proc/${p.pid}/cmdline`, 'latin1').split('\0');
+          return args.includes('libopus') && args.includes('pipe:0');
         } catch {
           return false; // exited meanwhile
         }

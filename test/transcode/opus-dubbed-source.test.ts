@@ -77,6 +77,14 @@ describe('OpusDubbedSource', () => {
     assert.deepEqual(dubbed.tracks, [H264, PCMU]);
   });
 
+  it('an H.265 + AAC camera starts no sound encoder: its viewers are about to move to a variant with its own Opus', () => {
+    const { camera, opus, dubbed, made } = setup();
+    camera.describe([{ ...H264, codec: 'H265' }, AAC]);
+    dubbed.subscribe(new Viewer());
+    assert.equal(opus.sinks.size, 0);
+    assert.equal(made(), 0);
+  });
+
   it('a video-only viewer, and AAC that cannot be read from a pipe (ELD), start no encoder; the ELD track stays AAC for the plan to drop', () => {
     const { camera, opus, dubbed } = setup();
     camera.describe([H264, AAC]);
