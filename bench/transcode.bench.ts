@@ -1,5 +1,5 @@
 /**
- * The VP8 variant's cost and start-up, in process with the real parts: a GStreamer fake camera
+ * The transcoded variants' cost and start-up (VP8; H.264 and the AAC camera's Opus sound beside it), in process with the real parts: a GStreamer fake camera
  * (H.264 25 fps, 2 s GOP, PCMU) → the RTSP client → the camera's Source → the loopback re-stream →
  * one libvpx ffmpeg → the variant Source → a sink.
  *
@@ -69,9 +69,9 @@ interface Rig {
   close(): Promise<void>;
 }
 
-async function rig(width: number, height: number): Promise<Rig> {
+async function rig(width: number, height: number, audio: 'pcmu' | 'aac' = 'pcmu'): Promise<Rig> {
   const ffmpeg = await probeFfmpeg('ffmpeg', 'PATH');
-  const camera = await FakeCamera.start({ width, height, fps: 25, keyframeIntervalFrames: 50, audio: 'pcmu', bitrateKbps: width > 1000 ? 2500 : 1000 });
+  const camera = await FakeCamera.start({ width, height, fps: 25, keyframeIntervalFrames: 50, audio, bitrateKbps: width > 1000 ? 2500 : 1000 });
   const main = new Source({ id: 'cam', name: 'Cam', upstream: rtspUpstream({ url: camera.url, cameraName: 'Cam', logger: silentLogger }), logger: silentLogger, idleTimeoutMs: 500 });
   const restream = await createRestreamServer({ getSource: (id) => (id === 'cam' ? main : undefined), log: silentLogger });
   const variants = new TranscodedVariants({ ffmpeg, restreamUrl: (id) => restream.url(id), log: silentLogger, idleTimeoutMs: 500 });
@@ -143,8 +143,8 @@ async function holdBack(r: Rig): Promise<{ lagMs: number[]; missing: number[] }>
   return { lagMs, missing };
 }
 
-async function steady(r: Rig): Promise<{ cpu: number; fps: number; kbps: number; sessions: number; encoders: number }> {
-  const variant = r.variants.variantFor('VP8', { id: 'cam', name: 'Cam', source: r.main })!;
+async function steady(r: Rig, codec: 'VP8' | 'H264' = 'VP8'): Promise<{ cpu: number; fps: number; kbps: number; sessions: number; encoders: number }> {
+  const variant = r.variants.variantFor(codec, { id: 'cam', name: 'Cam', source: r.main })!;
   const sinks = Array.from({ length: 20 }, () => new FirstKeyframe());
   const subscriptions = sinks.map((sink) => variant.subscribe(sink));
   await sinks[0]!.wait(30_000);
@@ -164,6 +164,32 @@ async function steady(r: Rig): Promise<{ cpu: number; fps: number; kbps: number;
     encoders: pids.length,
   };
   for (const subscription of subscriptions) subscription.unsubscribe();
+  while (runningFfmpegPids().length > 0) await sleep(50);
+  return result;
+}
+
+/** The Opus sound encoder of an AAC camera (its one ffmpeg), with 20 viewers' sinks on the dubbed camera. */
+async function opusSound(r: Rig): Promise<{ cpu: number; packetsPerSecond: number; encoders: number; sessions: number }> {
+  const dubbed = r.variants.withOpusSound({ id: 'cam', name: 'Cam', source: r.main })!;
+  let packets = 0;
+  const sinks: FrameSink[] = Array.from({ length: 20 }, (_, i) => ({
+    write: (frame) => {
+      if (i === 0 && frame.codec === 'OPUS') packets++;
+      return true;
+    },
+  }));
+  const subscriptions = sinks.map((sink) => dubbed.subscribe(sink, { kinds: ['audio'] }));
+  while (packets < 50) await sleep(20);
+  await sleep(2000);
+  const pids = runningFfmpegPids();
+  const cpuBefore = cpuSeconds(pids[0]!);
+  const packetsBefore = packets;
+  const started = performance.now();
+  await sleep(10_000);
+  const wall = (performance.now() - started) / 1000;
+  const result = { cpu: ((cpuSeconds(pids[0]!) - cpuBefore) / wall) * 100, packetsPerSecond: (packets - packetsBefore) / wall, encoders: pids.length, sessions: await r.camera.sessionCount() };
+  for (const subscription of subscriptions) subscription.unsubscribe();
+  while (runningFfmpegPids().length > 0) await sleep(50);
   return result;
 }
 
@@ -179,6 +205,8 @@ async function main(): Promise<void> {
     lines.push(`| camera stops → the variant's last VP8 frame, after the camera's last frame | ${median(held.lagMs).toFixed(0)} ms | ${held.lagMs.map((v) => v.toFixed(0)).join(', ')} ms; frames in minus frames out over those 4 s: ${held.missing.join(', ')} |`);
     const s = await steady(small);
     lines.push(`| transcoder CPU, 640x360 25 fps, 20 sinks | ${s.cpu.toFixed(0)} % of a core | ${s.fps.toFixed(1)} fps, ${s.kbps.toFixed(0)} kbit/s, camera sessions ${s.sessions}, encoders ${s.encoders} |`);
+    const h = await steady(small, 'H264');
+    lines.push(`| H.264 variant (libx264) CPU, 640x360 25 fps, 20 sinks | ${h.cpu.toFixed(0)} % of a core | ${h.fps.toFixed(1)} fps, ${h.kbps.toFixed(0)} kbit/s, camera sessions ${h.sessions}, encoders ${h.encoders} |`);
   } finally {
     await small.close();
   }
@@ -186,8 +214,17 @@ async function main(): Promise<void> {
   try {
     const s = await steady(large);
     lines.push(`| transcoder CPU, 1280x720 25 fps, 20 sinks | ${s.cpu.toFixed(0)} % of a core | ${s.fps.toFixed(1)} fps, ${s.kbps.toFixed(0)} kbit/s, camera sessions ${s.sessions}, encoders ${s.encoders} |`);
+    const h = await steady(large, 'H264');
+    lines.push(`| H.264 variant (libx264) CPU, 1280x720 25 fps, 20 sinks | ${h.cpu.toFixed(0)} % of a core | ${h.fps.toFixed(1)} fps, ${h.kbps.toFixed(0)} kbit/s, camera sessions ${h.sessions}, encoders ${h.encoders} |`);
   } finally {
     await large.close();
+  }
+  const aac = await rig(640, 360, 'aac');
+  try {
+    const o = await opusSound(aac);
+    lines.push(`| AAC → Opus sound encoder CPU (16 kHz mono camera), 20 sinks | ${o.cpu.toFixed(1)} % of a core | ${o.packetsPerSecond.toFixed(1)} Opus packets/s, camera sessions ${o.sessions}, encoders ${o.encoders} |`);
+  } finally {
+    await aac.close();
   }
   console.log(lines.join('\n'));
 }
