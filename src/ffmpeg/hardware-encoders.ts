@@ -144,8 +144,10 @@ export function tryEncoder(ffmpegPath: string, encoder: HardwareEncoder, timeout
     }, timeoutMs);
     child.once('error', (error) => finish({ ok: false, reason: error.message }));
     child.once('close', (code) => {
-      const last = stderr.trim().split('\n').filter((line) => line.trim() !== '').at(-1);
-      finish(code === 0 ? { ok: true } : { ok: false, reason: last ?? `exit code ${String(code)}` });
+      // The first line names the cause ("No VA display found", "Could not find a valid device");
+      // the ones after it are ffmpeg giving up in general words.
+      const first = stderr.trim().split('\n').map((line) => line.replace(/^\[[^\]]+\] /, '').trim()).find((line) => line !== '');
+      finish(code === 0 ? { ok: true } : { ok: false, reason: first ?? `exit code ${String(code)}` });
     });
   });
 }

@@ -297,7 +297,7 @@ class Camera:
         if not getattr(self, "moving", True):
             vsrc = media.get_element().get_by_name("vsrc")
             if vsrc is not None:
-                vsrc.set_property("horizontal-speed", 0)
+                self._apply_scene(vsrc)
         log("new media (encoder pipeline) configured")
         media.connect("prepared", self._on_media_prepared)
         # Without --keyframe-on-play, keyframe requests from clients (RTCP PLI/FIR, which
@@ -381,8 +381,14 @@ class Camera:
         vsrc = self.media.get_element().get_by_name("vsrc")
         if vsrc is None:
             return False
-        vsrc.set_property("horizontal-speed", 2 if moving else 0)
+        self._apply_scene(vsrc)
         return True
+
+    def _apply_scene(self, vsrc):
+        # The smpte pattern has a patch of random snow in its bottom right corner: a still scene
+        # is the 75 % bars, which have none, standing still.
+        vsrc.set_property("pattern", "smpte" if self.moving else "smpte75")
+        vsrc.set_property("horizontal-speed", 2 if self.moving else 0)
 
     def request_keyframe(self):
         """Asks the encoder for an IDR now (sent upstream from the payloader)."""

@@ -217,9 +217,13 @@ describe('transcoded variants (real camera, re-stream and ffmpeg)', { timeout: 2
     assert.ok(percent < 80, `${percent}% of the frames`);
     const atStep = sink.video().length;
     await until('30 more frames after the step', () => sink.video().length >= atStep + 30, 30_000);
+    // Starts: the full-rate one (perhaps twice, when its fast probe missed the picture size), then
+    // the one at 15 fps; one step only.
     const starts = readFileSync(`${slow}.starts`, 'utf8').trim().split('\n');
-    assert.equal(starts.length, 2, 'one restart');
-    assert.ok(!starts[0]!.includes('fps=15') && starts[1]!.includes("-vf fps=15,scale='min(640,iw)':'min(360,ih)'"), starts.join('\n'));
+    assert.ok(!starts[0]!.includes('-vf fps='), starts.join('\n'));
+    assert.ok(starts.at(-1)!.includes("-vf fps=15,scale='min(640,iw)':'min(360,ih)'"), starts.join('\n'));
+    assert.equal(starts.filter((line) => line.includes('-vf fps=')).length, 1, starts.join('\n'));
+    assert.equal(logs.filter((l) => /gave \d+% of the camera's frames/.test(l)).length, 1, 'one step down');
     assert.equal(variants.reducedSteps('cam'), 1);
     assert.equal(runningFfmpegPids().length, 1, 'the slow run ended before the new one started');
     assert.equal(await withAudio.sessionCount(), 1);
@@ -248,16 +252,18 @@ describe('transcoded variants (real camera, re-stream and ffmpeg)', { timeout: 2
     const caps: FfmpegCapabilities = { ...ffmpeg, path: gpu, encoders: new Set([...ffmpeg.encoders, 'h264_vaapi']), hardwareH264Encoders: ['h264_vaapi'] };
     const trials: string[] = [];
     const { main, variants } = await chain(hevc, caps, log, {
+      // Debian's ffmpeg also lists h264_v4l2m2m (a Raspberry Pi's), tried first: it fails here.
       hardwareTrial: async (encoder) => {
         trials.push(encoder.name);
-        return { ok: true };
+        return encoder.name === 'h264_vaapi' ? { ok: true } : { ok: false, reason: 'no such device' };
       },
     });
     const variant = variants.variantFor('H264', { id: 'cam', name: 'Cam', source: main })!;
     const sink = new Recorder();
     const subscription = variant.subscribe(sink);
     await until('50 H.264 frames', () => sink.video().length >= 50);
-    assert.deepEqual(trials, ['h264_vaapi']);
+    assert.equal(trials.at(-1), 'h264_vaapi');
+    assert.equal(new Set(trials).size, trials.length, 'each tried once');
     const starts = readFileSync(`${gpu}.starts`, 'utf8').trim().split('\n');
     assert.ok(starts[0]!.includes('-vaapi_device /dev/dri/renderD128') && starts[0]!.includes('-c:v h264_vaapi'), starts[0]);
     assert.ok(starts[1]!.includes('-c:v libx264') && !starts[1]!.includes('vaapi'), starts[1]);
@@ -275,7 +281,7 @@ describe('transcoded variants (real camera, re-stream and ffmpeg)', { timeout: 2
     const later = readFileSync(`${gpu}.starts`, 'utf8').trim().split('\n');
     assert.equal(later.length, 3);
     assert.ok(later[2]!.includes('-c:v libx264'));
-    assert.deepEqual(trials, ['h264_vaapi']);
+    assert.equal(trials.filter((t) => t === 'h264_vaapi').length, 1, 'no second trial');
     otherSubscription.unsubscribe();
     await until('the encoder to stop', () => runningFfmpegPids().length === 0);
     await variants.closeAll();
