@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { FfmpegCapabilities } from './capabilities.js';
-import type { VariantCodec } from './transcode-args.js';
+import type { VariantCodec } from './variant-codec.js';
 
 export interface HardwareEncoder {
   /** ffmpeg's encoder name. */

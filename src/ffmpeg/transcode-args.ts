@@ -4,6 +4,7 @@
  * of the variant (src/transcode/), so its cost is per camera, not per viewer. Every flag says why.
  */
 import type { HardwareEncoder } from './hardware-encoders.js';
+import type { VariantCodec } from './variant-codec.js';
 import { inputProbeArgs, type InputProbe } from './input-probe.js';
 
 export interface VariantArgs {
@@ -60,8 +61,7 @@ export function variantBitrateKbps(camera: { width?: number; height?: number; fp
 export const VP8_PAYLOAD_TYPE = 96;
 /** The H.264 variant's payload type (ffmpeg's RTP muxer writes what it is told). */
 export const H264_VARIANT_PAYLOAD_TYPE = 102;
-/** What a variant encodes video to: VP8 for browsers without H.264, H.264 for an H.265 camera's H.264 viewers. */
-export type VariantCodec = 'VP8' | 'H264';
+export type { VariantCodec } from './variant-codec.js';
 export const OPUS_PAYLOAD_TYPE = 111;
 /** RTP packets the size WebRTC expects: an SRTP tag and the headers still fit in a 1280-byte MTU. */
 export const VARIANT_PACKET_BYTES = 1200;

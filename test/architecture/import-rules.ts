@@ -27,6 +27,8 @@ export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
   restream: ['util', 'media', 'rtp', 'rtsp'],
   onvif: ['util', 'media'],
   transcode: ['util', 'media', 'rtp', 'ffmpeg'],
+  // Motion seen in the picture: an ffmpeg on the re-stream and arithmetic on its pixels.
+  motion: ['util', 'ffmpeg'],
   // config: its leaf view-limits.ts, the default (and ceiling) of the pending budget the loader also fills in.
   webrtc: ['util', 'media', 'rtp', 'access', 'config'],
   snapshots: ['util', 'media', 'config', 'ffmpeg'],
@@ -39,14 +41,14 @@ export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
   'config-loader': ['util', 'config', 'rtsp'],
   runtime: [
     'util', 'config', 'config-loader', 'media', 'access', 'rtp', 'ffmpeg', 'rtsp', 'demo', 'restream', 'onvif',
-    'transcode', 'webrtc', 'snapshots', 'homekit', 'web', 'admin',
+    'transcode', 'motion', 'webrtc', 'snapshots', 'homekit', 'web', 'admin',
   ],
   // The Homebridge UI's server runs in the UI's own process: it hashes passwords like access control.
   'homebridge-ui': ['util', 'config', 'config-loader', 'web'],
   // src/index.ts, src/platform.ts, src/settings.ts: the Homebridge glue on top.
   platform: [
     'util', 'config', 'config-loader', 'media', 'access', 'rtp', 'ffmpeg', 'rtsp', 'demo', 'restream', 'onvif',
-    'transcode', 'webrtc', 'snapshots', 'homekit', 'web', 'admin', 'runtime',
+    'transcode', 'motion', 'webrtc', 'snapshots', 'homekit', 'web', 'admin', 'runtime',
   ],
 };
 

@@ -219,7 +219,7 @@ describe('config form: fields', () => {
     assert.equal(seconds.placeholder, String(PREBUFFER_SECONDS.default));
     assert.match(String(seconds.description), new RegExp(`Empty: ${PREBUFFER_SECONDS.default}\\.$`));
     const source = prop(root, 'cameras.[].recording.motionSource');
-    assert.deepEqual(source.enum, ['onvif', 'http', 'none']);
+    assert.deepEqual(source.enum, ['onvif', 'http', 'video', 'none']);
     for (const value of source.enum) assert.match(String(source.description), new RegExp(`\\b${String(value)}: `), String(value));
   });
 
