@@ -130,16 +130,23 @@ export function variantArgs(codec: VariantCodec, input: VariantArgs): string[] {
   if (input.audioPort !== undefined) {
     args.push(
       '-map', '0:a:0', // the camera's audio (G.711, AAC or Opus: all decode)
-      '-c:a', 'libopus',
-      '-application', 'lowdelay', // the lowest-latency Opus mode; this is live monitoring, not music
-      '-frame_duration', '20', // 20 ms packets, what browsers expect
-      '-b:a', '32k', // speech and street noise; plenty for a camera microphone
-      '-ar', '48000', // Opus in WebRTC is always 48 kHz
-      '-ac', '2', // ...and described as stereo (a mono camera is upmixed, nothing is lost)
+      ...opusEncoderArgs(32),
+      '-ac', '2', // described as stereo in WebRTC (a mono camera is upmixed, nothing is lost)
       '-f', 'rtp', '-payload_type', String(OPUS_PAYLOAD_TYPE), rtpUrl(input.audioPort),
     );
   }
   return args;
+}
+
+/** The Opus encoder as browsers want it, for the variants' sound and an AAC camera's. */
+function opusEncoderArgs(kbps: number): string[] {
+  return [
+    '-c:a', 'libopus',
+    '-application', 'lowdelay', // the lowest-latency Opus mode; this is live monitoring, not music
+    '-frame_duration', '20', // 20 ms packets, what browsers expect
+    '-b:a', `${kbps}k`, // 32k: speech and street noise; plenty for a camera microphone
+    '-ar', '48000', // Opus in WebRTC is always 48 kHz
+  ];
 }
 
 export interface OpusAudioArgs {
@@ -167,11 +174,7 @@ export function opusAudioArgs(input: OpusAudioArgs = {}): string[] {
     '-f', 'aac', // the camera's AAC access units, each behind the ADTS header the plugin wrote
     '-i', 'pipe:0',
     '-map', '0:a:0', // the one input stream
-    '-c:a', 'libopus',
-    '-application', 'lowdelay', // the lowest-latency Opus mode; this is live monitoring, not music
-    '-frame_duration', '20', // 20 ms packets, what browsers expect
-    '-b:a', `${input.bitrateKbps ?? 32}k`, // speech and street noise; plenty for a camera microphone
-    '-ar', '48000', // Opus in WebRTC is always 48 kHz (the camera's channel count is kept)
+    ...opusEncoderArgs(input.bitrateKbps ?? 32), // (the camera's channel count is kept)
     '-flush_packets', '1', // write each page to the pipe at once: a viewer is waiting for it
     '-page_duration', '20000', // one Opus packet per Ogg page (µs): no page waits for the next packet
     '-f', 'ogg',

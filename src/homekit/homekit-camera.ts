@@ -168,23 +168,22 @@ export class HomeKitCamera {
     if (camera.motionHttpTrigger) {
       // Each call is a pulse: motion until motionResetSeconds after the last one (the sender may
       // never say it ended), or until a call says it ended (`end()`).
-      this.webMotion = new MotionState({
-        resetTimeoutMs: camera.motionResetSeconds * 1000,
-        log,
-        name: 'web trigger',
-        ...(options.clock ? { now: options.clock.now, timers: options.clock.timers } : {}),
-      });
-      this.webMotion.on('change', () => this.showMotion());
+      this.webMotion = this.pulsedMotion('web trigger');
     }
-    if (camera.videoMotion) {
-      this.videoMotion = new MotionState({
-        resetTimeoutMs: camera.motionResetSeconds * 1000,
-        log,
-        name: 'picture',
-        ...(options.clock ? { now: options.clock.now, timers: options.clock.timers } : {}),
-      });
-      this.videoMotion.on('change', () => this.showMotion());
-    }
+    if (camera.videoMotion) this.videoMotion = this.pulsedMotion('picture');
+  }
+
+  /** A motion source whose events are pulses: on until the reset time after the last one. */
+  private pulsedMotion(name: string): MotionState {
+    const { camera, log, clock } = this.options;
+    const state = new MotionState({
+      resetTimeoutMs: camera.motionResetSeconds * 1000,
+      log,
+      name,
+      ...(clock ? { now: clock.now, timers: clock.timers } : {}),
+    });
+    state.on('change', () => this.showMotion());
+    return state;
   }
 
   /** A picture in which the detector (src/motion/) saw motion: on until the reset time after the last. */

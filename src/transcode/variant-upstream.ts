@@ -231,7 +231,8 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
     let switching = false;
     const timer = setInterval(() => {
       if (closed || switching) return;
-      const decision = watch.check(performance.now(), inputFrames, outputFrames, (a, b) => effectivePicture(VARIANT_STEPS[a]!, options.input.stats?.()) === effectivePicture(VARIANT_STEPS[b]!, options.input.stats?.()));
+      const now = options.input.stats?.();
+      const decision = watch.check(performance.now(), inputFrames, outputFrames, (a, b) => effectivePicture(VARIANT_STEPS[a]!, now) === effectivePicture(VARIANT_STEPS[b]!, now));
       if (decision.action !== 'step') return;
       const step = VARIANT_STEPS[decision.to]!;
       if (decision.reason === 'behind') {
