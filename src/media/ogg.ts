@@ -117,3 +117,80 @@ export function opusPacketSamples(packet: Buffer): number {
   if (packet.length < 2) throw new RangeError('Opus: a code-3 packet without its frame count');
   return (packet[1]! & 0x3f) * frameSamples;
 }
+
+/** CRC-32 of Ogg pages (RFC 3533 6): polynomial 0x04c11db7, not reflected, starting from 0. */
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let r = i << 24;
+    for (let bit = 0; bit < 8; bit++) r = r & 0x80000000 ? (r << 1) ^ 0x04c11db7 : r << 1;
+    table[i] = r >>> 0;
+  }
+  return table;
+})();
+
+function oggCrc(page: Buffer): number {
+  let crc = 0;
+  for (const byte of page) crc = ((crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ byte) & 0xff]!) >>> 0;
+  return crc;
+}
+
+/**
+ * Writes one Ogg Opus stream (RFC 7845), a page per packet, for feeding received Opus to ffmpeg
+ * (`-f ogg -i pipe:0`): a page per packet, so ffmpeg never waits for a page to fill, which would
+ * add up to a second of delay to a talker's voice.
+ */
+export class OggOpusWriter {
+  private sequence = 0;
+  private granule = 0n;
+
+  constructor(private readonly serial = 0x54414c4b /* "TALK" */) {}
+
+  /** The two header pages: OpusHead (48 kHz, `channels`, no pre-skip) and an empty OpusTags. */
+  headers(channels = 1): Buffer {
+    const head = Buffer.alloc(19);
+    head.write('OpusHead', 0, 'latin1');
+    head[8] = 1; // version
+    head[9] = channels;
+    head.writeUInt16LE(0, 10); // pre-skip: packets come from a live encoder already primed
+    head.writeUInt32LE(48_000, 12);
+    head.writeInt16LE(0, 16); // output gain
+    head[18] = 0; // channel mapping family 0: mono or stereo
+    // No vendor string and no comments: 16 bytes.
+    const tags = Buffer.alloc(16);
+    tags.write('OpusTags', 0, 'latin1');
+    return Buffer.concat([this.page(head, 0x02, 0n), this.page(tags, 0, 0n)]);
+  }
+
+  /**
+   * One audio packet on its own page; the granule position advances by what it plays (read from
+   * its TOC byte unless `samples` says). `last` marks the end of the stream.
+   */
+  packet(data: Buffer, options: { samples?: number; last?: boolean } = {}): Buffer {
+    this.granule += BigInt(options.samples ?? opusPacketSamples(data));
+    return this.page(data, options.last ? 0x04 : 0, this.granule);
+  }
+
+  private page(body: Buffer, flags: number, granule: bigint): Buffer {
+    if (body.length > 255 * 255) throw new RangeError('Ogg: a packet this large does not fit one page');
+    const lacing: number[] = [];
+    let left = body.length;
+    while (left >= 255) {
+      lacing.push(255);
+      left -= 255;
+    }
+    lacing.push(left);
+    const page = Buffer.alloc(HEADER_BYTES + lacing.length + body.length);
+    page.writeUInt32BE(CAPTURE_PATTERN, 0);
+    page[4] = 0;
+    page[5] = flags;
+    page.writeBigInt64LE(granule, 6);
+    page.writeUInt32LE(this.serial, 14);
+    page.writeUInt32LE(this.sequence++, 18);
+    page[26] = lacing.length;
+    Buffer.from(lacing).copy(page, HEADER_BYTES);
+    body.copy(page, HEADER_BYTES + lacing.length);
+    page.writeUInt32LE(oggCrc(page), 22);
+    return page;
+  }
+}

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { isOpusTags, OggReader, opusPacketSamples, parseOpusHead } from '../../src/media/ogg.js';
+import { isOpusTags, OggOpusWriter, OggReader, opusPacketSamples, parseOpusHead } from '../../src/media/ogg.js';
 import { oggOpusFile } from '../helpers/ogg.js';
 
 test("ffmpeg's Ogg Opus, fed whole or a byte at a time: OpusHead, OpusTags, then 20 ms packets adding up to the sound", () => {
@@ -66,4 +66,27 @@ test('Opus TOC durations (RFC 6716 3.1): frame sizes by configuration, and the f
   assert.equal(opusPacketSamples(Buffer.from([(31 << 3) | 3, 3])), 2880); // code 3, three frames
   assert.throws(() => opusPacketSamples(Buffer.from([(31 << 3) | 3])), /without its frame count/);
   assert.throws(() => opusPacketSamples(Buffer.alloc(0)), /empty/);
+});
+
+test('OggOpusWriter: ffmpeg decodes what it writes (a 1 kHz tone from libopus, re-paged a packet per page), and the reader reads it back', () => {
+  const encoded = spawnSync('ffmpeg', [
+    '-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'sine=frequency=1000:sample_rate=48000:duration=1',
+    '-c:a', 'libopus', '-frame_duration', '20', '-f', 'ogg', 'pipe:1',
+  ]);
+  assert.equal(encoded.status, 0, encoded.stderr.toString());
+  const audio = new OggReader().push(encoded.stdout).slice(2).map((p) => p.data);
+  const writer = new OggOpusWriter();
+  const file = Buffer.concat([writer.headers(1), ...audio.map((packet) => writer.packet(packet))]);
+  const back = new OggReader().push(file);
+  assert.equal(parseOpusHead(back[0]!.data)?.channels, 1);
+  assert.ok(isOpusTags(back[1]!.data));
+  assert.deepEqual(back.slice(2).map((p) => p.data), audio);
+  const decoded = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'ogg', '-i', 'pipe:0', '-f', 's16le', '-ar', '8000', '-ac', '1', 'pipe:1'], { input: file });
+  assert.equal(decoded.status, 0, `ffmpeg refused the pages (a CRC or header fault): ${decoded.stderr.toString()}`);
+  const samples = new Int16Array(decoded.stdout.buffer, decoded.stdout.byteOffset, decoded.stdout.length / 2);
+  assert.ok(samples.length > 7000, `${samples.length} samples`);
+  // Zero crossings of the middle half second: a 1 kHz tone crosses 2000 times a second.
+  let crossings = 0;
+  for (let i = 2001; i < 6000; i++) if ((samples[i - 1]! < 0) !== (samples[i]! < 0)) crossings++;
+  assert.ok(Math.abs(crossings - 1000) < 20, `${crossings} crossings in 0.5 s`);
 });
