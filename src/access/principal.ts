@@ -18,6 +18,11 @@ export interface Principal {
    * anonymous viewers never carry it; admins have the right whatever this says (`canMoveCamera`).
    */
   readonly ptz?: boolean;
+  /**
+   * May talk through cameras with a speaker (two-way audio), among those it may watch. Absent means
+   * no, as for `ptz`: a share link never carries it; admins have it (`canTalk`).
+   */
+  readonly talk?: boolean;
 }
 
 /**
@@ -53,4 +58,12 @@ export function canWatch(principal: Principal, cameraId: string): boolean {
  */
 export function canMoveCamera(principal: Principal, cameraId: string): boolean {
   return canWatch(principal, cameraId) && (principal.admin || principal.ptz === true);
+}
+
+/**
+ * The talk right (two-way audio): a voice out of the camera's speaker reaches whoever stands at
+ * the door, so watching is not enough; an admin or a viewer granted `talk` in the config may.
+ */
+export function canTalk(principal: Principal, cameraId: string): boolean {
+  return canWatch(principal, cameraId) && (principal.admin || principal.talk === true);
 }

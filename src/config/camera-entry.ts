@@ -89,6 +89,7 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
     source,
     onvif,
     audio: raw.audio,
+    twoWayAudio: raw.twoWayAudio,
     transport: raw.transport,
     alwaysOn: raw.alwaysOn,
     external: raw.external,
@@ -120,6 +121,8 @@ export function demoCamera(): CameraConfig {
     id: DEMO_CAMERA_ID,
     source: { kind: 'demo' },
     audio: raw.audio,
+    // The demo camera has no speaker.
+    twoWayAudio: false,
     transport: raw.transport,
     alwaysOn: raw.alwaysOn,
     external: false,

@@ -23,6 +23,7 @@ export const CAMERA_DEFAULTS = {
   motionHttpTrigger: false,
   videoMotion: false,
   videoMotionSensitivity: 50,
+  twoWayAudio: false,
   motionResetSeconds: 30,
   tamperSensor: false,
   crossingSensor: false,
@@ -32,7 +33,7 @@ export const CAMERA_DEFAULTS = {
 export const ONVIF_DEFAULTS = { port: 80 } as const;
 /** The web section's viewer caps when not set: a leaf module, because access control and webrtc fall back to them too. */
 export { WEB_DEFAULT_CONNECTING_LIMIT, WEB_DEFAULT_VIEWS_LIMIT } from './view-limits.js';
-export const VIEWER_DEFAULTS = { admin: false, ptz: false } as const satisfies Partial<RawViewer>;
+export const VIEWER_DEFAULTS = { admin: false, ptz: false, talk: false } as const satisfies Partial<RawViewer>;
 
 /** A camera entry after schema validation and `CAMERA_DEFAULTS`; the schema guarantees this shape. */
 export interface RawCamera extends Pick<CameraConfig, PassedThroughCameraSetting> {
@@ -59,7 +60,7 @@ export interface RawCamera extends Pick<CameraConfig, PassedThroughCameraSetting
 
 /** The camera settings the loader copies into `CameraConfig` unchanged (their type is CameraConfig's). */
 type PassedThroughCameraSetting =
-  'audio' | 'transport' | 'alwaysOn' | 'external' | 'motionResetSeconds' | 'videoMotionSensitivity' | 'maxViewers' | 'maxHomeKitStreams' | 'snapshotUrl';
+  'audio' | 'twoWayAudio' | 'transport' | 'alwaysOn' | 'external' | 'motionResetSeconds' | 'videoMotionSensitivity' | 'maxViewers' | 'maxHomeKitStreams' | 'snapshotUrl';
 
 export interface RawViewer {
   username: string;
@@ -67,6 +68,7 @@ export interface RawViewer {
   cameras?: string[];
   admin: boolean;
   ptz: boolean;
+  talk: boolean;
 }
 
 export type Dict = Record<string, unknown>;

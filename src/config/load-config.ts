@@ -207,7 +207,7 @@ class ConfigLoader {
       if (unknown.length > 0) {
         this.say('warn', `${label}: no camera has the id ${unknown.map((id) => `'${id}'`).join(', ')}; known ids: ${[...cameraIds].join(', ') || 'none'}.`);
       }
-      viewers.push({ username: raw.username, password: raw.password, cameras, admin: raw.admin, ptz: raw.ptz });
+      viewers.push({ username: raw.username, password: raw.password, cameras, admin: raw.admin, ptz: raw.ptz, talk: raw.talk });
     });
     return viewers;
   }

@@ -37,6 +37,8 @@ export interface CameraConfig {
   /** Present whenever the user filled in ONVIF, even when `source` is an RTSP URL (motion events). */
   onvif?: OnvifEndpoint;
   audio: boolean;
+  /** Viewers with the talk right may talk through the camera's speaker (its ONVIF back-channel). */
+  twoWayAudio: boolean;
   transport: RtspTransport;
   alwaysOn: boolean;
   /** Published as an external accessory (paired on its own) instead of on the bridge. */
@@ -146,6 +148,8 @@ export interface ViewerConfig {
   admin: boolean;
   /** May pan, tilt and zoom PTZ cameras it may watch (admins may anyway). Default false. */
   ptz: boolean;
+  /** May talk through the speaker of cameras it may watch that have `twoWayAudio` (admins may anyway). Default false. */
+  talk: boolean;
 }
 
 export interface ShareLinksConfig {

@@ -8,7 +8,10 @@ import { CameraPtz } from './camera-ptz.js';
 import { WEB_TRIGGER_KINDS, motionStateOf, webTriggerPath, type WebTrigger, type WebTriggerKind } from '../web/web-trigger.js';
 import { createCameraSnapshots } from './camera-snapshots.js';
 import { DoorbellPresses } from './doorbell.js';
-import { cameraUpstream, onvifConnector } from './camera-upstream.js';
+import { cameraTalkAddress, cameraUpstream, onvifConnector } from './camera-upstream.js';
+import { CameraTalk } from '../talk/camera-talk.js';
+import { RtspBackchannel } from '../rtsp/backchannel.js';
+import { rtspEndpoint } from '../rtsp/url.js';
 import { createSharedServices } from './plugin-services.js';
 import type { CameraRuntimeDeps, CameraRuntimeFactory, PluginServicesFactory } from './types.js';
 
@@ -103,6 +106,21 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
       })
     : undefined;
   if (camera.videoMotion && !deps.ffmpeg) deps.log.warn('Motion from the picture needs ffmpeg, which was not found; the motion sensor only follows the other motion sources.');
+  // Two-way audio: the camera's speaker through its ONVIF back-channel, opened with the first word.
+  const talkAddress = camera.twoWayAudio ? cameraTalkAddress(camera, { log: deps.log, ffmpeg: deps.ffmpeg, ...(onvifDevice ? { onvifDevice } : {}) }) : undefined;
+  const talk = talkAddress && deps.ffmpeg
+    ? new CameraTalk({
+        cameraName: camera.name,
+        openOutput: async () => {
+          const address = await talkAddress();
+          return RtspBackchannel.open({ endpoint: rtspEndpoint(address.url, address.username, address.password), cameraName: camera.name, logger: deps.log });
+        },
+        ffmpegPath: deps.ffmpeg.path,
+        log: deps.log,
+        debug: deps.config.ffmpeg.debug,
+      })
+    : undefined;
+  if (camera.twoWayAudio && !deps.ffmpeg) deps.log.warn('Talking through the camera needs ffmpeg, which was not found; the talk button stays off.');
   let presetSwitches: PtzPresetSwitches | undefined;
   // Set by stop(): a start() still waiting for the trigger's secret then starts nothing.
   let stopped = false;
@@ -120,6 +138,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
         homekitStreams: () => homekit.delegate?.sessionCount ?? 0,
         recording: () => homekit.recordingStatus(),
         ...(ptz ? { ptz: () => ptz.control() } : {}),
+        ...(talk ? { talk } : {}),
         ...(Object.keys(triggers).length ? { triggers } : {}),
       });
       unregisterSnapshots = deps.services.snapshots.register(camera.id, snapshots.service);
@@ -149,7 +168,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
       // Streams first: their ffmpeg processes read the re-stream of this Source.
       unregisterSnapshots?.();
       presetSwitches?.stop();
-      await Promise.allSettled([homekit.stop(), snapshots.service.close(), ptz?.stop(), pictureMotion?.stop()]);
+      await Promise.allSettled([homekit.stop(), snapshots.service.close(), ptz?.stop(), pictureMotion?.stop(), talk?.close()]);
       deps.services.removeCamera(camera.id);
       await source.close();
     },

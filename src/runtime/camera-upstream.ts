@@ -56,8 +56,38 @@ export function cameraUpstream(camera: CameraConfig, deps: CameraUpstreamDeps): 
   }
 }
 
+/**
+ * Where a camera's speaker is reached (two-way audio): the same RTSP URL as its picture, which ONVIF
+ * cameras answer with the back-channel when asked for it. For an ONVIF-sourced camera the URL is
+ * asked for at each use, like the picture's. Undefined for the demo camera, which has no speaker.
+ */
+export function cameraTalkAddress(camera: CameraConfig, deps: CameraUpstreamDeps): (() => Promise<RtspLogin>) | undefined {
+  switch (camera.source.kind) {
+    case 'rtsp': {
+      const address = login(camera.source);
+      return () => Promise.resolve(address);
+    }
+    case 'onvif': {
+      const connect = deps.onvifDevice;
+      if (!connect) return undefined;
+      return async () => {
+        const stream = await (await connect()).resolveStream();
+        return login({ url: stream.rtspUrl, username: stream.username, password: stream.password });
+      };
+    }
+    default:
+      return undefined;
+  }
+}
+
+export interface RtspLogin {
+  url: string;
+  username?: string;
+  password?: string;
+}
+
 /** The camera address and its log-in as the separate fields `rtspUpstream` takes (never merged into the URL). */
-function login(from: { url: string; username?: string | undefined; password?: string | undefined }): { url: string; username?: string; password?: string } {
+function login(from: { url: string; username?: string | undefined; password?: string | undefined }): RtspLogin {
   return {
     url: from.url,
     ...(from.username !== undefined ? { username: from.username } : {}),

@@ -78,6 +78,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       const camera = cameras.get(id);
       return camera ? variants.withOpusSound({ id, name: camera.config.name, source: camera.source }) : undefined;
     },
+    talk: (id) => cameras.get(id)?.talk,
   };
   const limits = new ViewerLimiter(viewerLimitSettings(config));
   const ice = iceSettingsFrom(config);

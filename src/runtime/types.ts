@@ -14,6 +14,7 @@ import type { DoorbellEvent } from '../web/event-stream.js';
 import type { WebTrigger, WebTriggerKind } from '../web/web-trigger.js';
 import type { TriggerToken } from './trigger-tokens.js';
 import type { RecordingStatus } from '../homekit/recording/recording-status.js';
+import type { TalkChannel } from '../webrtc/types.js';
 
 /** What every part of the runtime may use. */
 export interface RuntimeContext {
@@ -61,6 +62,8 @@ export interface RegisteredCamera {
   recording?: () => RecordingStatus | undefined;
   /** Its pan/tilt/zoom for the web page, once known; undefined for a camera without PTZ. */
   ptz?: () => CameraPtzControl | undefined;
+  /** Its speaker (two-way audio), when `twoWayAudio` is on and ffmpeg is there. */
+  talk?: TalkChannel;
   /** The camera's web triggers: a doorbell's (`doorbell.httpTrigger`), its motion sensor's (`motionHttpTrigger`). */
   triggers?: Partial<Record<WebTriggerKind, WebTrigger>>;
 }

@@ -142,3 +142,18 @@ export function audioCodec(plan: AudioPlan): RTCRtpCodecParameters {
     ...(plan.codec === 'OPUS' ? { parameters: 'minptime=10;useinbandfec=1' } : {}),
   });
 }
+
+/**
+ * The viewer's microphone: Opus, which every browser sends. Payload type 111 like the camera's own
+ * Opus, so that when the camera's sound is Opus too both sections share one codec entry.
+ */
+export function talkCodec(): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({
+    mimeType: 'audio/opus',
+    clockRate: 48000,
+    channels: 2,
+    payloadType: 111,
+    rtcpFeedback: [],
+    parameters: 'minptime=10;useinbandfec=1',
+  });
+}

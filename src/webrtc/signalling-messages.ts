@@ -10,7 +10,9 @@ export type ClientMessage =
   | { type: 'watch'; camera: string; videoCodecs?: string[] }
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidateJson | null }
-  | { type: 'stop' };
+  | { type: 'stop' }
+  /** Press-to-talk: take the floor (`start`) or let go (`stop`). */
+  | { type: 'talk'; action: 'start' | 'stop' };
 
 const CAMERA_ID = /^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$/;
 const VIDEO_CODEC_NAME = /^[A-Za-z0-9-]{1,16}$/;
@@ -83,6 +85,9 @@ export function parseClientMessage(value: unknown, maxSdpBytes: number): ClientM
       return { type: 'candidate', candidate: parseCandidate(value.candidate) };
     case 'stop':
       return { type: 'stop' };
+    case 'talk':
+      if (value.action !== 'start' && value.action !== 'stop') throw new BadRequest('talk.action must be "start" or "stop"');
+      return { type: 'talk', action: value.action };
     default:
       throw new BadRequest(typeof value.type === 'string' ? 'unknown message type' : 'a message needs a string "type"');
   }

@@ -11,14 +11,14 @@
  * `stop`, which acts at once so that a viewer waiting for a slow camera can leave immediately.
  */
 import type { RawData, WebSocket } from 'ws';
-import { canWatch, type CallerContext } from '../access/principal.js';
+import { canTalk, canWatch, type CallerContext } from '../access/principal.js';
 import { publicErrorText } from '../access/public-error.js';
 import type { BroadcastSource, SourceState } from '../media/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { refusalLog } from '../util/summary-log.js';
 import { UnsupportedCodecError } from './codecs.js';
 import { DEFAULT_ICE_SETTINGS, type IceSettings } from './ice-config.js';
-import type { CameraRegistry, IceCandidateJson, Principal, SignallingHandler, StreamInfo, ViewerErrorCode } from './types.js';
+import type { CameraRegistry, IceCandidateJson, Principal, SignallingHandler, StreamInfo, TalkChannel, TalkTurn, ViewerErrorCode } from './types.js';
 import { ViewerLimiter } from './viewer-limits.js';
 import { DEFAULT_TRACKS_TIMEOUT_MS, ViewerPeer, warmUpWebRtc, type ViewerCloseReason, type ViewerPeerOptions } from './viewer-peer.js';
 
@@ -46,7 +46,10 @@ export interface SignallingContext {
 }
 
 export type ServerMessage =
-  | { type: 'offer'; sdp: string }
+  /** `talk`: the viewer may talk; `mid` is the section its microphone goes out on. */
+  | { type: 'offer'; sdp: string; talk?: { mid: string } }
+  /** Who talks through the camera (`holder`, null: nobody), `you` when it is this viewer. */
+  | { type: 'talk'; holder: string | null; you: boolean; message?: string }
   | { type: 'candidate'; candidate: IceCandidateJson | null }
   | { type: 'state'; state: 'connecting' | 'live' | 'offline' | 'retrying'; message?: string }
   | ({ type: 'info' } & StreamInfo)
@@ -112,6 +115,10 @@ class SignallingSession {
   private lastState = '';
   private candidates = 0;
   private closed = false;
+  /** The camera's talk channel, when this viewer may talk; its turn while it holds the floor. */
+  private talkChannel: TalkChannel | undefined;
+  private talkTurn: TalkTurn | undefined;
+  private unwatchTalk: (() => void) | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -147,6 +154,11 @@ class SignallingSession {
     }
     if (message.type === 'stop') {
       this.endViewer();
+      return;
+    }
+    if (message.type === 'talk') {
+      // At once, like stop: a press must not wait behind a viewer still being set up.
+      this.talk(message.action);
       return;
     }
     this.queue = this.queue
@@ -205,6 +217,7 @@ class SignallingSession {
       this.error('too-many-viewers', 'Several of your camera views are still connecting. Wait a few seconds and try again.');
       return;
     }
+    const talkChannel = canTalk(principal, cameraId) ? registry.talk?.(cameraId) : undefined;
     const release = 'slot' in admission ? admission.slot : undefined;
     if (!release) {
       refusalLog(this.log).note('info', `Camera ${cameraId}: viewers refused at the viewer limit`, `Camera ${cameraId}: viewer refused, ${limits.count(cameraId)} already watching (limit ${limits.limitFor(cameraId)})`);
@@ -218,6 +231,7 @@ class SignallingSession {
         source,
         ice: this.ctx.ice ?? DEFAULT_ICE_SETTINGS,
         logger: this.log,
+        ...(talkChannel ? { talk: true } : {}),
         ...(this.ctx.remoteAddress !== undefined ? { remoteAddress: this.ctx.remoteAddress } : {}),
       });
     } catch (error) {
@@ -253,9 +267,13 @@ class SignallingSession {
     viewer.once('closed', (reason, detail) => {
       release();
       if (this.viewer !== viewer) return;
+      this.leaveTalk();
       this.viewer = undefined;
       this.source = undefined;
       this.onViewerEnded(reason, detail);
+    });
+    viewer.on('talkVoice', (payload, timestamp) => {
+      if (this.viewer === viewer) this.talkTurn?.voice(payload, timestamp);
     });
     this.ctx.onViewer?.(viewer);
     this.sendState();
@@ -296,8 +314,10 @@ class SignallingSession {
       return;
     }
     if (this.viewer !== viewer) return;
-    this.send({ type: 'offer', sdp: offer });
+    const talkMid = talkChannel ? viewer.talkMid : undefined;
+    this.send(talkMid !== undefined ? { type: 'offer', sdp: offer, talk: { mid: talkMid } } : { type: 'offer', sdp: offer });
     offerSent = true;
+    if (talkChannel && talkMid !== undefined) this.followTalk(talkChannel);
     for (const candidate of early.splice(0)) this.send({ type: 'candidate', candidate });
     const info = viewer.streamInfo();
     if (info) {
@@ -343,6 +363,48 @@ class SignallingSession {
     }
   }
 
+  /** Tells the page who talks, now and on every change, for as long as this viewer lasts. */
+  private followTalk(channel: TalkChannel): void {
+    this.talkChannel = channel;
+    const tell = (holder: string | undefined): void => this.send({ type: 'talk', holder: holder ?? null, you: this.talkTurn !== undefined && holder !== undefined });
+    this.unwatchTalk = channel.watch(tell);
+    tell(channel.holderName);
+  }
+
+  /** Press-to-talk: take the floor or let go. */
+  private talk(action: 'start' | 'stop'): void {
+    const viewer = this.viewer;
+    const channel = this.talkChannel;
+    if (action === 'stop') {
+      this.endTalk();
+      return;
+    }
+    if (!viewer || !channel) {
+      this.error('forbidden', 'You may not talk through this camera.');
+      return;
+    }
+    if (this.talkTurn) return;
+    const result = channel.take({ id: viewer.id, name: this.ctx.principal.name }, (message) => {
+      if (this.talkTurn !== turn) return;
+      this.talkTurn = undefined;
+      this.send({ type: 'talk', holder: channel.holderName ?? null, you: false, message });
+    });
+    if ('busy' in result) {
+      this.send({ type: 'talk', holder: result.busy, you: false, message: `${result.busy} is talking.` });
+      return;
+    }
+    const turn = result;
+    this.talkTurn = turn;
+    this.log.info(`Camera ${viewer.source.id}: ${this.ctx.principal.name} is talking`);
+    this.send({ type: 'talk', holder: this.ctx.principal.name, you: true });
+  }
+
+  private endTalk(): void {
+    const turn = this.talkTurn;
+    this.talkTurn = undefined;
+    turn?.release();
+  }
+
   private sendState(): void {
     const source = this.source;
     if (!source) return;
@@ -362,7 +424,16 @@ class SignallingSession {
     this.ws.close(CLOSE_VIEWER_ENDED, reason);
   }
 
+  /** The viewer is gone: its turn ends and it stops following who talks. */
+  private leaveTalk(): void {
+    this.endTalk();
+    this.unwatchTalk?.();
+    this.unwatchTalk = undefined;
+    this.talkChannel = undefined;
+  }
+
   private endViewer(): void {
+    this.leaveTalk();
     const viewer = this.viewer;
     if (!viewer) return;
     this.viewer = undefined;

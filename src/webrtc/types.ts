@@ -25,6 +25,30 @@ export interface CameraRegistry {
    * `undefined` when ffmpeg has no libopus: such viewers get `get(id)`.
    */
   withOpusSound?(id: string): BroadcastSource | undefined;
+  /**
+   * The camera's talk channel (two-way audio), when it is set up for one (`twoWayAudio`); whether
+   * the caller may use it is `canTalk`'s to say.
+   */
+  talk?(id: string): TalkChannel | undefined;
+}
+
+/** A camera's speaker, one talker at a time (src/talk/camera-talk.ts implements it). */
+export interface TalkChannel {
+  /** Who talks now; undefined when nobody does. */
+  readonly holderName: string | undefined;
+  /**
+   * Takes the floor for a viewer. `onEnd` is called once, with a plain message, when the turn ends
+   * other than by `release()`; `{ busy }` names who talks now.
+   */
+  take(holder: { id: string; name: string }, onEnd: (message: string) => void): TalkTurn | { busy: string };
+  /** Told the talker's name (undefined: nobody) on every change; returns the unsubscribe. */
+  watch(listener: (holderName: string | undefined) => void): () => void;
+}
+
+export interface TalkTurn {
+  /** One Opus payload from the talker's microphone, with its 48 kHz RTP timestamp. */
+  voice(payload: Buffer, timestamp: number): void;
+  release(): void;
 }
 
 /**

@@ -8,7 +8,7 @@ import { MediaStream, RTCPeerConnection, type RTCRtpCodecParameters, type RTCRtp
 import type { TimerSeam } from '../media/timers.js';
 import type { Logger } from '../util/logger.js';
 import type { BroadcastSource } from '../media/types.js';
-import { audioCodec, h264Codec, offerVideoCodec, planMedia, UnsupportedCodecError, vp8Codec, type MediaPlan } from './codecs.js';
+import { audioCodec, talkCodec, h264Codec, offerVideoCodec, planMedia, UnsupportedCodecError, vp8Codec, type MediaPlan } from './codecs.js';
 import {
   announceCandidates,
   announceInSdp,
@@ -42,6 +42,10 @@ export interface ViewerNegotiationOptions {
   startConnectTimer(): void;
   /** A werift subscription to release at close. */
   addDisposer(dispose: () => void): void;
+  /** Offer a receive-only Opus section for the viewer's microphone (`ViewerPeerOptions.talk`). */
+  talk?: boolean;
+  /** One RTP packet of the viewer's microphone: its Opus payload and 48 kHz timestamp. */
+  onTalkVoice?(payload: Buffer, timestamp: number): void;
 }
 
 export class ViewerNegotiation {
@@ -49,6 +53,8 @@ export class ViewerNegotiation {
   private planValue: MediaPlan | undefined;
   videoTransceiver: RTCRtpTransceiver | undefined;
   audioTransceiver: RTCRtpTransceiver | undefined;
+  /** The viewer's microphone, when it may talk (server-offer path only). */
+  talkTransceiver: RTCRtpTransceiver | undefined;
   /** Announced public addresses, resolved to IPv4 when negotiation starts. */
   private announced: string[] = [];
 
@@ -80,12 +86,36 @@ export class ViewerNegotiation {
     const stream = new MediaStream({ id: `camera-${this.options.source.id}` });
     if (plan.video) this.videoTransceiver = pc.addTransceiver('video', { direction: 'sendonly', streams: [stream] });
     if (plan.audio) this.audioTransceiver = pc.addTransceiver('audio', { direction: 'sendonly', streams: [stream] });
+    if (this.options.talk) this.addTalkTransceiver(pc);
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     this.assertOpen();
     this.options.mark('offer');
     this.options.startConnectTimer();
     return restrictSdpCandidates(announceInSdp(pc.localDescription?.sdp ?? offer.sdp, this.announced), this.options.ice);
+  }
+
+  /** The talk section's mid, once the offer is made. */
+  get talkMid(): string | undefined {
+    return this.talkTransceiver?.mid ?? undefined;
+  }
+
+  /**
+   * The microphone's section: receive-only Opus whatever the camera's own sound is (each section
+   * keeps its own codec, so a PCMU camera's sound stays PCMU beside it).
+   */
+  private addTalkTransceiver(pc: RTCPeerConnection): void {
+    const transceiver = pc.addTransceiver('audio', { direction: 'recvonly' });
+    transceiver.setCodecPreferences([talkCodec()]);
+    if (this.audioTransceiver && this.planValue?.audio) this.audioTransceiver.setCodecPreferences([audioCodec(this.planValue.audio)]);
+    const onTrack = transceiver.onTrack.subscribe((track) => {
+      const rtp = track.onReceiveRtp.subscribe((packet) => {
+        if (!this.options.closed()) this.options.onTalkVoice?.(packet.payload, packet.header.timestamp);
+      });
+      this.options.addDisposer(rtp.unSubscribe);
+    });
+    this.options.addDisposer(onTrack.unSubscribe);
+    this.talkTransceiver = transceiver;
   }
 
   /** The browser's answer to `createOffer`. Throws `UnsupportedCodecError` when it refused the video. */
@@ -190,7 +220,10 @@ export class ViewerNegotiation {
       bundlePolicy: 'max-bundle',
       codecs: {
         video: videoCodec ? [videoCodec] : [],
-        audio: plan.audio ? [audioCodec(plan.audio)] : [],
+        audio: [
+          ...(plan.audio ? [audioCodec(plan.audio)] : []),
+          ...(this.options.talk && plan.audio?.codec !== 'OPUS' ? [talkCodec()] : []),
+        ],
       },
       headerExtensions: { video: [], audio: [] },
     });

@@ -30,6 +30,11 @@ export interface ViewerPeerOptions {
    * name that address even when it is loopback or one of the server's own (remote-candidates.ts).
    */
   remoteAddress?: string;
+  /**
+   * The viewer may talk through the camera (the `talk` right, and a camera with a speaker): the
+   * server's offer carries one more audio section, receive-only Opus, for its microphone.
+   */
+  talk?: boolean;
   /** A peer that has not connected this long after the offer/answer is reaped (default `CONNECT_TIMEOUT_MS`). */
   connectTimeoutMs?: number;
   /** A peer that stays `disconnected` this long is released (default 8 s). */

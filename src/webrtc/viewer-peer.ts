@@ -53,6 +53,8 @@ interface ViewerPeerEvents {
   info: [StreamInfo];
   sourceState: [SourceState];
   closed: [ViewerCloseReason, string | undefined];
+  /** The viewer's microphone (`talk`): one Opus payload and its 48 kHz RTP timestamp. */
+  talkVoice: [Buffer, number];
 }
 
 export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
@@ -126,6 +128,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       onCandidate: (candidate) => this.emit('candidate', candidate),
       startConnectTimer: () => this.startConnectTimer(),
       addDisposer: (dispose) => this.disposers.push(dispose),
+      ...(options.talk ? { talk: true, onTalkVoice: (payload: Buffer, timestamp: number) => this.emit('talkVoice', payload, timestamp) } : {}),
     });
     this.media = new ViewerMedia({
       id: this.id,
@@ -185,6 +188,11 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   streamInfo(): StreamInfo | undefined {
     const plan = this.negotiation.plan;
     return plan ? streamInfoFor(plan) : undefined;
+  }
+
+  /** The offer's section for the viewer's microphone, when it may talk. */
+  get talkMid(): string | undefined {
+    return this.negotiation.talkMid;
   }
 
   /** Records what the page was told, so a resolution change is reported once. */

@@ -29,6 +29,8 @@ export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
   transcode: ['util', 'media', 'rtp', 'ffmpeg'],
   // Motion seen in the picture: an ffmpeg on the re-stream and arithmetic on its pixels.
   motion: ['util', 'ffmpeg'],
+  // Two-way audio: the talker's Opus through ffmpeg into the camera's RTSP back-channel.
+  talk: ['util', 'media', 'ffmpeg', 'rtsp'],
   // config: its leaf view-limits.ts, the default (and ceiling) of the pending budget the loader also fills in.
   webrtc: ['util', 'media', 'rtp', 'access', 'config'],
   snapshots: ['util', 'media', 'config', 'ffmpeg'],
@@ -41,14 +43,14 @@ export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
   'config-loader': ['util', 'config', 'rtsp'],
   runtime: [
     'util', 'config', 'config-loader', 'media', 'access', 'rtp', 'ffmpeg', 'rtsp', 'demo', 'restream', 'onvif',
-    'transcode', 'motion', 'webrtc', 'snapshots', 'homekit', 'web', 'admin',
+    'transcode', 'motion', 'talk', 'webrtc', 'snapshots', 'homekit', 'web', 'admin',
   ],
   // The Homebridge UI's server runs in the UI's own process: it hashes passwords like access control.
   'homebridge-ui': ['util', 'config', 'config-loader', 'web'],
   // src/index.ts, src/platform.ts, src/settings.ts: the Homebridge glue on top.
   platform: [
     'util', 'config', 'config-loader', 'media', 'access', 'rtp', 'ffmpeg', 'rtsp', 'demo', 'restream', 'onvif',
-    'transcode', 'motion', 'webrtc', 'snapshots', 'homekit', 'web', 'admin', 'runtime',
+    'transcode', 'motion', 'talk', 'webrtc', 'snapshots', 'homekit', 'web', 'admin', 'runtime',
   ],
 };
 

@@ -257,6 +257,12 @@ describe('signalling messages', () => {
       candidate: { candidate: '', sdpMid: '0', sdpMLineIndex: null },
     });
     assert.throws(() => parseClientMessage({ type: 'answer', sdp: 'v=0' + 'x'.repeat(2000) }, 1000));
+    // Press-to-talk: start or stop, nothing else.
+    assert.deepEqual(parseClientMessage({ type: 'talk', action: 'start' }, 1000), { type: 'talk', action: 'start' });
+    assert.deepEqual(parseClientMessage({ type: 'talk', action: 'stop' }, 1000), { type: 'talk', action: 'stop' });
+    for (const action of [undefined, 'shout', 1, null]) {
+      assert.throws(() => parseClientMessage({ type: 'talk', action }, 1000), /talk.action/, String(action));
+    }
     assert.deepEqual(protocolState({ state: 'live' }, true), { type: 'state', state: 'live' });
     assert.deepEqual(protocolState({ state: 'live' }, false), { type: 'state', state: 'connecting' });
     assert.deepEqual(protocolState({ state: 'idle' }, false), { type: 'state', state: 'connecting' });

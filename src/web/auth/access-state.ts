@@ -120,7 +120,7 @@ export class AccessState {
       if (kind === 'user') {
         const account = accounts.get(subject);
         if (!account) return undefined;
-        return Object.freeze({ name: account.username, kind, cameras: account.cameras, admin: account.admin, ptz: account.ptz, sessionKey });
+        return Object.freeze({ name: account.username, kind, cameras: account.cameras, admin: account.admin, ptz: account.ptz, talk: account.talk, sessionKey });
       }
       const link = links.get(subject);
       if (!link || links.stateOf(link) !== 'active') return undefined;

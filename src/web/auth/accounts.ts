@@ -21,6 +21,8 @@ export interface ViewerAccountConfig {
   admin: boolean;
   /** May move PTZ cameras (the config's `ptz`); absent means no. */
   ptz?: boolean;
+  /** May talk through cameras with a speaker (the config's `talk`); absent means no. */
+  talk?: boolean;
 }
 
 export interface Account {
@@ -30,6 +32,8 @@ export interface Account {
   readonly admin: boolean;
   /** May move PTZ cameras; admins may anyway (`canMoveCamera`). */
   readonly ptz: boolean;
+  /** May talk through cameras with a speaker; admins may anyway (`canTalk`). */
+  readonly talk: boolean;
 }
 
 interface StoredAccount extends Account {
@@ -104,7 +108,7 @@ export class AccountStore {
         hash = await hashPassword(viewer.password);
       }
       const cameras = viewer.admin || viewer.cameras.length === 0 ? 'all' : Object.freeze([...viewer.cameras]);
-      store.accounts.set(username, Object.freeze({ username, cameras, admin: viewer.admin, ptz: viewer.admin || viewer.ptz === true, hash }));
+      store.accounts.set(username, Object.freeze({ username, cameras, admin: viewer.admin, ptz: viewer.admin || viewer.ptz === true, talk: viewer.admin || viewer.talk === true, hash }));
     }
     return store;
   }
@@ -115,7 +119,7 @@ export class AccountStore {
 
   get(username: string): Account | undefined {
     const account = this.accounts.get(username);
-    return account ? { username: account.username, cameras: account.cameras, admin: account.admin, ptz: account.ptz } : undefined;
+    return account ? { username: account.username, cameras: account.cameras, admin: account.admin, ptz: account.ptz, talk: account.talk } : undefined;
   }
 
   /** The account when user name and password match; `undefined` otherwise (same cost either way). */

@@ -473,6 +473,8 @@ const player = {
   info: byId('player-info'),
   stats: byId('player-stats'),
   mute: /** @type {HTMLButtonElement} */ (byId('player-mute')),
+  talk: /** @type {HTMLButtonElement} */ (byId('player-talk')),
+  talkState: byId('player-talk-state'),
   fullscreen: byId('player-fullscreen'),
   pip: byId('player-pip'),
   statsToggle: byId('player-stats-toggle'),
@@ -501,7 +503,9 @@ function openPlayer(cameraId) {
     onStatus: showPlayerStatus,
     onInfo: showPlayerInfo,
     onStats: showPlayerStats,
+    onTalk: showPlayerTalk,
   });
+  showPlayerTalk({ available: false, holder: null, you: false });
   player.session = session;
   session.start();
   if (!player.dialog.open) player.dialog.showModal();
@@ -540,6 +544,37 @@ function showPlayerInfo(info) {
   ].filter(Boolean);
   player.info.textContent = parts.join(' \u00b7 ');
   setAudioAvailable(Boolean(info.audio));
+}
+
+/**
+ * Press-to-talk: shown only to viewers the server offered a talk section (the talk right, and a
+ * camera with a speaker); says who talks when someone else does.
+ * @param {import('./live-session.js').TalkStatus} talk
+ */
+function showPlayerTalk(talk) {
+  player.talk.hidden = !talk.available;
+  const busy = talk.holder !== null && !talk.you;
+  player.talk.disabled = busy;
+  player.talk.setAttribute('aria-pressed', String(talk.you));
+  player.talk.textContent = talk.you ? 'Talking…' : 'Hold to talk';
+  const text = talk.message ?? (busy ? `${talk.holder} is talking` : '');
+  player.talkState.textContent = text;
+  player.talkState.hidden = text === '' || !talk.available && !talk.message;
+}
+
+/** Starts talking while the button is held; a refusal (no microphone, no HTTPS) is shown beside it. */
+function pressTalk() {
+  const session = player.session;
+  if (!session || player.talk.disabled) return;
+  // Sound from the camera is muted while talking would only echo; unmuting stays the viewer's choice.
+  session.startTalking().catch((error) => {
+    player.talkState.textContent = error?.message ?? String(error);
+    player.talkState.hidden = false;
+  });
+}
+
+function releaseTalk() {
+  player.session?.stopTalking();
 }
 
 /** @param {import('./live-session.js').PageStats} stats */
@@ -602,6 +637,22 @@ function wirePlayer() {
     player.video.play().catch(() => undefined);
   });
   player.statsToggle.addEventListener('click', () => setStatsVisible(player.stats.hidden));
+  // Hold to talk: pointer (mouse, touch, pen) and keyboard (Space or Enter held on the button).
+  player.talk.addEventListener('pointerdown', (event) => {
+    player.talk.setPointerCapture(event.pointerId);
+    pressTalk();
+  });
+  for (const type of ['pointerup', 'pointercancel', 'lostpointercapture']) player.talk.addEventListener(type, releaseTalk);
+  player.talk.addEventListener('keydown', (event) => {
+    if ((event.key === ' ' || event.key === 'Enter') && !event.repeat) {
+      event.preventDefault();
+      pressTalk();
+    }
+  });
+  player.talk.addEventListener('keyup', (event) => {
+    if (event.key === ' ' || event.key === 'Enter') releaseTalk();
+  });
+  player.talk.addEventListener('contextmenu', (event) => event.preventDefault());
   setStatsVisible(readSetting('stats') === '1');
 
   const canFullscreen = Boolean(player.stage.requestFullscreen || player.video.webkitEnterFullscreen);

@@ -22,6 +22,12 @@ const CLOSE_ACCESS_REVOKED = 4001;
  * @property {(status: SessionStatus) => void} [onStatus]
  * @property {(info: ServerInfo) => void} [onInfo]
  * @property {(stats: PageStats) => void} [onStats]
+ * @property {(talk: TalkStatus) => void} [onTalk] the viewer may talk: who talks now, or why not
+ */
+
+/**
+ * Press-to-talk as the page shows it. `holder`: who talks (null: nobody); `you`: this page does.
+ * @typedef {{ available: boolean, holder: string | null, you: boolean, message?: string }} TalkStatus
  */
 
 /**
@@ -101,6 +107,11 @@ export class LiveSession {
     this.pc = null;
     /** @type {MediaStream | null} */
     this.stream = null;
+    /** The sender for the microphone, when the server offered a talk section. @type {RTCRtpSender | null} */
+    this.talkSender = null;
+    /** The microphone, asked for at the first press and kept until the session stops. @type {MediaStream | null} */
+    this.microphone = null;
+    this.talking = false;
     this.retryTimer = 0;
     this.statsTimer = 0;
     /**
@@ -205,7 +216,16 @@ export class LiveSession {
     if (!message || typeof message.type !== 'string') return;
     switch (message.type) {
       case 'offer':
-        if (typeof message.sdp === 'string') await this.onOffer(message.sdp);
+        if (typeof message.sdp === 'string') await this.onOffer(message.sdp, typeof message.talk?.mid === 'string' ? message.talk.mid : null);
+        break;
+      case 'talk':
+        this.handlers.onTalk?.({
+          available: this.talkSender !== null,
+          holder: typeof message.holder === 'string' ? message.holder : null,
+          you: message.you === true,
+          ...(typeof message.message === 'string' ? { message: message.message } : {}),
+        });
+        if (message.you !== true && this.talking) this.silenceMicrophone();
         break;
       case 'candidate':
         await this.onRemoteCandidate(message.candidate ?? null);
@@ -247,13 +267,24 @@ export class LiveSession {
     return pc;
   }
 
-  /** @param {string} sdp */
-  async onOffer(sdp) {
+  /**
+   * @param {string} sdp
+   * @param {string | null} talkMid the section for this viewer's microphone, when it may talk
+   */
+  async onOffer(sdp, talkMid) {
     // A second offer on a live peer is a renegotiation (the camera's tracks changed): answer it on
     // the same connection so the picture continues.
     if (!this.pc || this.pc.signalingState === 'closed') this.pc = this.createPeer();
     const pc = this.pc;
     await pc.setRemoteDescription({ type: 'offer', sdp });
+    // The talk section sends, without a track until the first press: no microphone is opened (and
+    // no permission asked) for a viewer who never talks.
+    const talk = talkMid === null ? undefined : pc.getTransceivers().find((t) => t.mid === talkMid);
+    if (talk) {
+      talk.direction = 'sendonly';
+      this.talkSender = talk.sender;
+      if (this.talking && this.microphone) await talk.sender.replaceTrack(this.microphone.getAudioTracks()[0] ?? null);
+    }
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     // Set by setLocalDescription just above.
@@ -261,6 +292,42 @@ export class LiveSession {
     const queued = this.pendingCandidates;
     this.pendingCandidates = [];
     for (const candidate of queued) await this.addCandidate(candidate);
+  }
+
+  /**
+   * Press-to-talk, pressed: asks for the floor and opens the microphone (asking permission the
+   * first time). Throws a plain message when the browser gives no microphone.
+   */
+  async startTalking() {
+    if (!this.talkSender || this.talking) return;
+    if (!navigator.mediaDevices?.getUserMedia) {
+      throw new Error('This browser gives web pages a microphone only over HTTPS.');
+    }
+    this.talking = true;
+    this.send({ type: 'talk', action: 'start' });
+    try {
+      this.microphone ??= await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      });
+    } catch (error) {
+      this.stopTalking();
+      throw new Error(`No microphone: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    // Released while permission was being asked: stay silent.
+    if (!this.talking || !this.talkSender) return;
+    await this.talkSender.replaceTrack(this.microphone.getAudioTracks()[0] ?? null);
+  }
+
+  /** Press-to-talk, released. */
+  stopTalking() {
+    if (!this.talking) return;
+    this.send({ type: 'talk', action: 'stop' });
+    this.silenceMicrophone();
+  }
+
+  silenceMicrophone() {
+    this.talking = false;
+    this.talkSender?.replaceTrack(null).catch(() => undefined);
   }
 
   /** @param {RTCIceCandidateInit | null} candidate */
@@ -378,6 +445,15 @@ export class LiveSession {
     this.pendingCandidates = [];
     this.messages = Promise.resolve();
     this.previousStats = null;
+    // The server ends a turn with its viewer; a press still held talks again on the next offer.
+    if (this.talkSender) this.handlers.onTalk?.({ available: false, holder: null, you: false });
+    this.talkSender = null;
+    if (sayStop) {
+      // The session is over: the microphone (and the browser's "in use" light) goes off.
+      this.talking = false;
+      for (const track of this.microphone?.getTracks() ?? []) track.stop();
+      this.microphone = null;
+    }
   }
 
   /** Once a second: progress (frames decoded), the stall watchdog, and the figures for the overlay. */

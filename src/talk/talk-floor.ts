@@ -1,0 +1,74 @@
+/**
+ * Who may talk through a camera right now: one talker at a time (two voices mixed into one small
+ * speaker help nobody), the others told who has it. A holder that stops sending voice without
+ * letting go (a closed laptop, a lost connection) is released after `idleMs`, so one frozen page
+ * cannot keep the family from the doorbell.
+ */
+import type { TimerHandle, TimerSeam } from '../media/timers.js';
+
+export interface TalkHolder {
+  /** The viewer's id: one viewer holds the floor, not one person (who may have two tabs open). */
+  id: string;
+  /** Shown to the others: "Alice is talking". */
+  name: string;
+}
+
+export type FloorListener = (holder: TalkHolder | undefined) => void;
+
+export class TalkFloor {
+  private current: TalkHolder | undefined;
+  private idleTimer: TimerHandle | undefined;
+  private readonly listeners = new Set<FloorListener>();
+
+  constructor(
+    private readonly timers: TimerSeam,
+    private readonly idleMs: number,
+  ) {}
+
+  get holder(): TalkHolder | undefined {
+    return this.current;
+  }
+
+  /** Takes the floor; a holder taking it again keeps it. The current holder when it is taken. */
+  take(holder: TalkHolder): { taken: true } | { taken: false; holder: TalkHolder } {
+    if (this.current && this.current.id !== holder.id) return { taken: false, holder: this.current };
+    const changed = this.current === undefined;
+    this.current = holder;
+    this.heardFrom(holder.id);
+    if (changed) this.tell();
+    return { taken: true };
+  }
+
+  /** The holder's voice arrived: the idle clock starts again. */
+  heardFrom(id: string): void {
+    if (this.current?.id !== id) return;
+    if (this.idleTimer !== undefined) this.timers.clearTimeout(this.idleTimer);
+    this.idleTimer = this.timers.setTimeout(() => this.release(id), this.idleMs);
+  }
+
+  /** Lets go if `id` holds the floor; true when it did. */
+  release(id: string): boolean {
+    if (this.current?.id !== id) return false;
+    this.current = undefined;
+    if (this.idleTimer !== undefined) this.timers.clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    this.tell();
+    return true;
+  }
+
+  /** Called on every change of holder; returns the unsubscribe. */
+  watch(listener: FloorListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private tell(): void {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(this.current);
+      } catch {
+        // One listener's fault must not keep the others from hearing of the change.
+      }
+    }
+  }
+}

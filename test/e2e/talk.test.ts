@@ -1,0 +1,115 @@
+/**
+ * Two-way audio end to end (issue 15): Chromium's fake microphone plays a 1 kHz tone; a viewer with
+ * the talk right holds the watch page's "Hold to talk" button; the plugin (a real Homebridge) takes
+ * the Opus from the peer connection, turns it into G.711 with ffmpeg and sends it through the ONVIF
+ * back-channel of a GStreamer camera (gst-rtsp-server's ONVIF factory, digest auth), which decodes
+ * it and reports the tone it hears. A viewer without the right sees no button; one talker at a time.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { launchChromium, signInWithForm, type ChromiumSession } from '../helpers/browser.js';
+import { FakeCamera } from '../helpers/fake-camera.js';
+import { platformConfig, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
+import { getFreePort } from '../helpers/ports.js';
+import { cleanupAll } from '../helpers/processes.js';
+
+after(cleanupAll);
+
+const CAMERA_LOGIN = { user: 'admin', password: 'Speaker-Cam-Secret-5' };
+const ALICE = { username: 'alice', password: 'Alice-Talks-Secret-1', talk: true };
+const BOB = { username: 'bob', password: 'Bob-Listens-Secret-2' };
+const CAROL = { username: 'carol', password: 'Carol-Admin-Secret-3', admin: true };
+
+describe('e2e: talking through the camera from the watch page (Chromium microphone -> ONVIF back-channel)', { timeout: 180_000 }, () => {
+  let camera: FakeCamera;
+  let hb: HomebridgeProcess;
+  let base: string;
+  const browsers: ChromiumSession[] = [];
+  let toneDir: string;
+
+  before(async () => {
+    // The fake microphone: 1 kHz, looped by Chromium for as long as the page listens.
+    toneDir = mkdtempSync(join(tmpdir(), 'wrc-tone-'));
+    const made = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'sine=frequency=1000:sample_rate=48000:duration=10', '-ac', '1', join(toneDir, 'tone.wav')]);
+    assert.equal(made.status, 0, made.stderr.toString());
+    camera = await FakeCamera.start({ backchannel: 'pcmu', audio: 'pcmu', auth: { method: 'digest', user: CAMERA_LOGIN.user, password: CAMERA_LOGIN.password } });
+    hb = await startHomebridge({
+      platform: platformConfig({
+        cameras: [{ name: 'Door', id: 'door', rtspUrl: camera.url, username: CAMERA_LOGIN.user, password: CAMERA_LOGIN.password, twoWayAudio: true }],
+        web: { port: await getFreePort() },
+        viewers: [ALICE, BOB, CAROL],
+      }),
+    });
+    const line = await hb.waitForLog(/Watch page: (\S+)/, 20_000);
+    base = /Watch page: (\S+)/.exec(line)![1]!.replace(/\/$/, '');
+  });
+
+  after(async () => {
+    await Promise.all(browsers.map((b) => b.close()));
+    await stopAllHomebridges();
+    await hb?.stop({ removeStorage: true });
+    await camera?.close();
+    if (toneDir) rmSync(toneDir, { recursive: true, force: true });
+  });
+
+  /** A browser of its own (its own cookie and microphone) signed in as `user`, on the player of the door camera. */
+  async function playerAs(user: { username: string; password: string }): Promise<Page> {
+    const browser = await launchChromium({ extraArgs: [`--use-file-for-fake-audio-capture=${join(toneDir, 'tone.wav')}`] });
+    browsers.push(browser);
+    const page = await browser.openPage(`${base}/login`);
+    await signInWithForm(page, base, user.username, user.password);
+    await page.goto(`${base}/#camera=door`);
+    return page;
+  }
+
+  it('alice holds the button: the camera hears 1 kHz; bob has no button; carol is told alice talks; released, the camera hears nothing and the back-channel closes', async () => {
+    const alice = await playerAs(ALICE);
+    const talk = alice.locator('#player-talk');
+    await talk.waitFor({ state: 'visible', timeout: 30_000 });
+    assert.equal(await camera.talkSessionCount(), 0, 'no back-channel before anyone talks');
+
+    const bob = await playerAs(BOB);
+    // Bob's player plays (its state badge says Live) but offers no talk button.
+    await bob.locator('#player-state', { hasText: 'Live' }).waitFor({ timeout: 30_000 });
+    assert.equal(await bob.locator('#player-talk').isVisible(), false, 'no talk right, no button');
+
+    // Hold to talk (the pointer stays down until mouse.up).
+    const box = (await talk.boundingBox())!;
+    await alice.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    const pressedAt = Date.now();
+    await alice.mouse.down();
+    const heard = await camera.waitForTalk((r) => r.rms > 0.02 && Math.abs(r.frequency - 1000) <= 20, 20_000);
+    const firstHeardMs = Date.now() - pressedAt;
+    assert.equal(await talk.getAttribute('aria-pressed'), 'true');
+    assert.equal(await camera.talkSessionCount(), 1, 'one back-channel session');
+    // Several half-second reports of the tone in a row: the voice flows, not a burst.
+    camera.clearTalkReports();
+    await camera.waitForTalk(() => camera.talkReports().filter((r) => Math.abs(r.frequency - 1000) <= 20 && r.rms > 0.02).length >= 4, 10_000);
+    const steady = camera.talkReports();
+
+    // Carol (an admin) may talk, but alice holds the floor: her page says so and her button is off.
+    const carol = await playerAs(CAROL);
+    await carol.locator('#player-talk-state', { hasText: 'alice is talking' }).waitFor({ timeout: 30_000 });
+    assert.equal(await carol.locator('#player-talk').isDisabled(), true);
+
+    await alice.mouse.up();
+    await carol.locator('#player-talk:not([disabled])').waitFor({ timeout: 10_000 });
+    // After the release the camera hears silence or nothing: no more of the tone after a second.
+    await new Promise((r) => setTimeout(r, 1500));
+    camera.clearTalkReports();
+    await new Promise((r) => setTimeout(r, 2000));
+    const afterRelease = camera.talkReports().filter((r) => r.rms > 0.02);
+    assert.deepEqual(afterRelease, [], 'nothing audible after letting go');
+    // The back-channel is kept a little for the next press, then closed.
+    await camera.waitForTalkSessionCount(0, 20_000);
+    const packets = Math.max(...steady.map((r) => r.packets));
+    console.log(`# press -> camera heard 1 kHz after ${firstHeardMs} ms (${heard.frequency} Hz, rms ${heard.rms.toFixed(3)}); ${packets} RTP packets; steady reports: ${steady.map((r) => `${r.frequency}Hz/${r.rms.toFixed(2)}`).join(' ')}`);
+    const logs = hb.output();
+    assert.ok(!logs.includes(CAMERA_LOGIN.password), 'the camera password never reaches a log line');
+  });
+});

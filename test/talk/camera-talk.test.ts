@@ -1,0 +1,119 @@
+/**
+ * One camera's talk channel (src/talk/camera-talk.ts) against the real pieces: Opus from libopus,
+ * the real ffmpeg, the plugin's RTSP back-channel client and a GStreamer ONVIF camera that decodes
+ * what it gets and reports the tone.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { after, describe, it } from 'node:test';
+import { OggReader } from '../../src/media/ogg.js';
+import { RtspBackchannel } from '../../src/rtsp/backchannel.js';
+import { rtspEndpoint } from '../../src/rtsp/url.js';
+import { CameraTalk } from '../../src/talk/camera-talk.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { FakeCamera } from '../helpers/fake-camera.js';
+import { cleanupAll } from '../helpers/processes.js';
+
+after(cleanupAll);
+
+/** 20 ms Opus packets of a `hz` tone, as a browser would send them. */
+function opusTone(hz: number, seconds: number): Buffer[] {
+  const encoded = spawnSync('ffmpeg', [
+    '-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', `sine=frequency=${hz}:sample_rate=48000:duration=${seconds}`,
+    '-c:a', 'libopus', '-frame_duration', '20', '-f', 'ogg', 'pipe:1',
+  ]);
+  assert.equal(encoded.status, 0, encoded.stderr.toString());
+  return new OggReader().push(encoded.stdout).slice(2).map((p) => p.data);
+}
+
+/** Sends `packets` in real time (20 ms apart) with RTP timestamps from `start`. */
+async function speak(voice: (payload: Buffer, timestamp: number) => void, packets: Buffer[], start = 12345): Promise<void> {
+  const began = Date.now();
+  for (let i = 0; i < packets.length; i++) {
+    voice(packets[i]!, (start + i * 960) >>> 0);
+    const wait = began + (i + 1) * 20 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
+function talkFor(camera: FakeCamera, lingerMs = 1000): CameraTalk {
+  return new CameraTalk({
+    cameraName: 'Door',
+    openOutput: () => RtspBackchannel.open({ endpoint: rtspEndpoint(camera.url), cameraName: 'Door', logger: silentLogger }),
+    ffmpegPath: 'ffmpeg',
+    log: silentLogger,
+    lingerMs,
+  });
+}
+
+describe('talk channel (real ffmpeg, back-channel client and ONVIF camera)', { timeout: 60_000 }, () => {
+  it('a talker’s 1 kHz Opus arrives at the camera as 1 kHz G.711; another viewer is told who talks; the back-channel closes after the linger', async () => {
+    const camera = await FakeCamera.start({ backchannel: 'pcma', audio: 'none' });
+    try {
+      const talk = talkFor(camera);
+      const seen: Array<string | undefined> = [];
+      talk.watch((holder) => seen.push(holder));
+      const ended: string[] = [];
+      const turn = talk.take({ id: 'v1', name: 'alice' }, (message) => ended.push(message));
+      assert.ok(!('busy' in turn));
+      assert.deepEqual(talk.take({ id: 'v2', name: 'bob' }, () => undefined), { busy: 'alice' });
+      await speak(turn.voice, opusTone(1000, 3));
+      const heard = camera.talkReports().filter((r) => Math.abs(r.frequency - 1000) <= 20 && r.rms > 0.05);
+      assert.ok(heard.length >= 3, `the camera heard 1 kHz in ${heard.length} half-second reports: ${JSON.stringify(camera.talkReports())}`);
+      turn.release();
+      assert.deepEqual(seen, ['alice', undefined]);
+      assert.deepEqual(ended, [], 'a released turn is not "ended"');
+      await camera.waitForTalkSessionCount(0, 10_000);
+      await talk.close();
+    } finally {
+      await camera.close();
+    }
+  });
+
+  it('a camera without a back-channel: the turn ends with a plain message and the floor is free again', async () => {
+    const camera = await FakeCamera.start({ audio: 'pcmu' });
+    try {
+      const talk = talkFor(camera);
+      const ended = new Promise<string>((resolve) => {
+        const turn = talk.take({ id: 'v1', name: 'alice' }, resolve);
+        assert.ok(!('busy' in turn));
+      });
+      const message = await ended;
+      assert.match(message, /speaker cannot be reached/i);
+      assert.ok(!message.includes('rtsp://'), message);
+      assert.equal(talk.holderName, undefined);
+      await talk.close();
+    } finally {
+      await camera.close();
+    }
+  });
+
+  it('a talker who stops sending loses the floor after the idle time and is told why', async () => {
+    const camera = await FakeCamera.start({ backchannel: 'pcmu', audio: 'none' });
+    try {
+      const talk = new CameraTalk({
+        cameraName: 'Door',
+        openOutput: () => RtspBackchannel.open({ endpoint: rtspEndpoint(camera.url), cameraName: 'Door', logger: silentLogger }),
+        ffmpegPath: 'ffmpeg',
+        log: silentLogger,
+        idleMs: 800,
+        lingerMs: 500,
+      });
+      const ended: string[] = [];
+      const turn = talk.take({ id: 'v1', name: 'alice' }, (message) => ended.push(message));
+      assert.ok(!('busy' in turn));
+      await speak(turn.voice, opusTone(440, 0.4));
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(talk.holderName, undefined);
+      assert.equal(ended.length, 1);
+      assert.match(ended[0]!, /no sound arrived/);
+      const next = talk.take({ id: 'v2', name: 'bob' }, () => undefined);
+      assert.ok(!('busy' in next), 'bob may talk now');
+      next.release();
+      await talk.close();
+      await camera.waitForTalkSessionCount(0, 10_000);
+    } finally {
+      await camera.close();
+    }
+  });
+});
