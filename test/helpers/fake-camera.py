@@ -30,6 +30,7 @@ import cmath
 import json
 import math
 import os
+import re
 import signal
 import sys
 
@@ -193,7 +194,14 @@ def not_seekable(_pad, info):
 
 
 def launch_line(a):
-    return "( " + video_branch(a) + audio_branch(a) + " )"
+    line = video_branch(a) + audio_branch(a)
+    if a.backchannel != "none":
+        # A back-channel client has a media of its own and may set up the back-channel alone. The
+        # streams it leaves out stay unlinked, and a live source whose push fails "not-linked"
+        # posts an error that stops the whole media, back-channel included. A tee that allows
+        # not-linked in front of each payloader keeps those branches quietly running instead.
+        line = re.sub(r"! (rtp\w+pay name=pay\d)", r"! tee allow-not-linked=true ! \1", line)
+    return "( " + line + " )"
 
 
 # --- ONVIF back-channel (the camera's speaker) -------------------------------------------
