@@ -30,12 +30,13 @@ import type { RtspEndpoint, RtspTarget } from './url.js';
  * One RTSP playback session: OPTIONS, DESCRIBE (following redirects), SETUP per track, PLAY, then
  * keep-alive, RTCP receiver reports and a no-data watchdog until `close()` or a failure.
  *
- * Why this file stays near 580 lines: it is one state machine (opening, playing, closing) whose
+ * Why this file stays near 540 lines: it is one state machine (opening, playing, closing) whose
  * steps share the connection, the per-track transports and statistics, the session id and the
  * abort/lost hooks; a packet can arrive while SETUP and PLAY are still being answered, and a
  * failure in any step must release everything the earlier steps took. What reads answers without
- * that state lives in `describe.ts`, the delivery gate in `event-gate.ts`, the wire formats in
- * `transport-header.ts`, `rtcp.ts` and `sdp.ts`.
+ * that state lives in `describe.ts`, the steps the back-channel client shares (DESCRIBE following
+ * redirects, the Session header, keep-alive, TEARDOWN) in `session-steps.ts`, the delivery gate in
+ * `event-gate.ts`, the wire formats in `transport-header.ts`, `rtcp.ts` and `sdp.ts`.
  */
 
 export interface RtspTimeouts {
