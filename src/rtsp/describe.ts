@@ -6,7 +6,7 @@
 import type { Logger } from '../util/logger.js';
 import type { RtspResponse } from './connection.js';
 import type { RtspErrorFactory } from './errors.js';
-import { describeTracks, parseSdp, SdpError, type DescribedTrack } from './sdp.js';
+import { describeTracks, parseSdp, SdpError, type DescribedTrack, type SessionDescription } from './sdp.js';
 import { baseUrlFor, displayUrl, parseRtspUrl, resolveControlUrl } from './url.js';
 
 export function isRedirect(status: number): boolean {
@@ -55,13 +55,16 @@ export function redirectTarget(
   return resolved;
 }
 
-/** The tracks to set up from a DESCRIBE answer, and the aggregate control URL for PLAY. */
-export function selectTracks(
+/**
+ * The SDP of a DESCRIBE answer, the base for its relative control URLs (Content-Base, then
+ * Content-Location, then the request URL) and the aggregate control URL for PLAY. A broken SDP is
+ * a 'protocol' RtspError.
+ */
+export function readDescribedSdp(
   describe: RtspResponse & { url: string },
-  wantAudio: boolean,
   errors: RtspErrorFactory,
   log: Logger,
-): { selected: DescribedTrack[]; aggregateUrl: string } {
+): { sdp: SessionDescription; baseUrl: string; aggregateUrl: string } {
   const contentType = describe.headers.get('content-type');
   if (contentType && !/application\/sdp/i.test(contentType)) {
     log.debug(`DESCRIBE answered Content-Type ${contentType}; trying to read it as SDP anyway`);
@@ -73,9 +76,20 @@ export function selectTracks(
     if (err instanceof SdpError) throw errors.create('protocol', `the camera's SDP is broken: ${err.message}`, { method: 'DESCRIBE', cause: err });
     throw err;
   }
-  const base = baseUrlFor(describe.url, describe.headers.get('content-base'), describe.headers.get('content-location'));
-  const aggregateUrl = sdp.control && sdp.control !== '*' ? resolveControlUrl(base, sdp.control) : base;
-  const { tracks, skipped } = describeTracks(sdp, base);
+  const baseUrl = baseUrlFor(describe.url, describe.headers.get('content-base'), describe.headers.get('content-location'));
+  const aggregateUrl = sdp.control && sdp.control !== '*' ? resolveControlUrl(baseUrl, sdp.control) : baseUrl;
+  return { sdp, baseUrl, aggregateUrl };
+}
+
+/** The tracks to set up from a DESCRIBE answer, and the aggregate control URL for PLAY. */
+export function selectTracks(
+  describe: RtspResponse & { url: string },
+  wantAudio: boolean,
+  errors: RtspErrorFactory,
+  log: Logger,
+): { selected: DescribedTrack[]; aggregateUrl: string } {
+  const { sdp, baseUrl, aggregateUrl } = readDescribedSdp(describe, errors, log);
+  const { tracks, skipped } = describeTracks(sdp, baseUrl);
   for (const s of skipped) log.info(`skipping track ${s.mediaIndex} (${s.format}): ${s.reason}`);
 
   const video = tracks.find((t) => t.kind === 'video');

@@ -136,7 +136,7 @@ export function parseFmtp(text: string): Record<string, string> {
 }
 
 /** Static payload types a camera may use without a=rtpmap (RFC 3551). */
-const STATIC_PAYLOAD_TYPES: ReadonlyMap<number, RtpMap> = new Map([
+export const STATIC_PAYLOAD_TYPES: ReadonlyMap<number, RtpMap> = new Map([
   [0, { encoding: 'PCMU', clockRate: 8000, channels: 1 }],
   [8, { encoding: 'PCMA', clockRate: 8000, channels: 1 }],
 ]);
@@ -182,7 +182,8 @@ export function describeTracks(sdp: SessionDescription, baseUrl: string): TrackL
     }
     // Direction attributes are unreliable: Hikvision marks its video recvonly and ONVIF marks the
     // backchannel sendonly. Backchannels appear only when a client sends "Require:
-    // www.onvif.org/ver20/backchannel", which this client never does; so only `inactive` is skipped.
+    // www.onvif.org/ver20/backchannel", which playback never sends (backchannel.ts does, and picks
+    // its section with chooseBackchannel); so only `inactive` is skipped.
     if (media.direction === 'inactive') {
       skip(label(Number(firstFormat)), 'the camera marks it inactive');
       return;

@@ -9,23 +9,34 @@ import { RtspConnection, seconds, type RtspResponse } from './connection.js';
 import { normalizeAddress } from '../util/address.js';
 import { RtspError, RtspErrorFactory } from './errors.js';
 import { buildReceiverReport, looksLikeRtcp, parseRtcp, ReceptionStats } from './rtcp.js';
-import { isRedirect, publicMethodsOf, redirectTarget, selectTracks } from './describe.js';
+import { selectTracks } from './describe.js';
 import { EventGate } from './event-gate.js';
 import type { DescribedTrack } from './sdp.js';
 import { parseTransport, tcpTransport, udpTransport } from './transport-header.js';
 import { bindAddressFor, bindUdpPair, type UdpPair } from './udp.js';
-import { displayUrl, parseRtspUrl, type RtspEndpoint, type RtspTarget } from './url.js';
+import {
+  DEFAULT_SESSION_TIMEOUT_S,
+  describeFollowingRedirects,
+  keepaliveIntervalMs,
+  keepaliveMethodFor,
+  sendKeepalive,
+  sessionFromSetup,
+  teardownBestEffort,
+  type KeepaliveMethod,
+} from './session-steps.js';
+import type { RtspEndpoint, RtspTarget } from './url.js';
 
 /**
  * One RTSP playback session: OPTIONS, DESCRIBE (following redirects), SETUP per track, PLAY, then
  * keep-alive, RTCP receiver reports and a no-data watchdog until `close()` or a failure.
  *
- * Why this file stays near 580 lines: it is one state machine (opening, playing, closing) whose
+ * Why this file stays near 540 lines: it is one state machine (opening, playing, closing) whose
  * steps share the connection, the per-track transports and statistics, the session id and the
  * abort/lost hooks; a packet can arrive while SETUP and PLAY are still being answered, and a
  * failure in any step must release everything the earlier steps took. What reads answers without
- * that state lives in `describe.ts`, the delivery gate in `event-gate.ts`, the wire formats in
- * `transport-header.ts`, `rtcp.ts` and `sdp.ts`.
+ * that state lives in `describe.ts`, the steps the back-channel client shares (DESCRIBE following
+ * redirects, the Session header, keep-alive, TEARDOWN) in `session-steps.ts`, the delivery gate in
+ * `event-gate.ts`, the wire formats in `transport-header.ts`, `rtcp.ts` and `sdp.ts`.
  */
 
 export interface RtspTimeouts {
@@ -81,8 +92,6 @@ export interface RtspSessionHandlers {
   onClose(error?: Error): void;
 }
 
-/** Session `timeout` when the camera does not say (RFC 2326 12.37). */
-const DEFAULT_SESSION_TIMEOUT_S = 60;
 /** Events held between PLAY and the moment the caller has the session object. */
 const MAX_GATED_EVENTS = 5000;
 
@@ -114,7 +123,7 @@ export class RtspSession implements UpstreamSession {
   private sessionId: string | undefined;
   private sessionTimeoutS = DEFAULT_SESSION_TIMEOUT_S;
   private aggregateUrl = '';
-  private keepaliveMethod: 'GET_PARAMETER' | 'OPTIONS' = 'OPTIONS';
+  private keepaliveMethod: KeepaliveMethod = 'OPTIONS';
   private keepaliveInFlight = false;
   private stopRepeating: Array<() => void> = [];
   private readonly now: () => number;
@@ -195,11 +204,23 @@ export class RtspSession implements UpstreamSession {
     try {
       if (this.target.secure) throw this.errors.create('unsupported', 'rtsps:// (RTSP over TLS) is not supported; use rtsp://');
       checkAbort();
-      const { publicMethods, describe } = await this.describeFollowingRedirects(signal);
+      const { target, publicMethods, describe } = await describeFollowingRedirects(this.target, {
+        errors: this.errors,
+        log: this.log,
+        maxRedirects: this.options.maxRedirects ?? 5,
+        connect: async (next) => {
+          this.connection?.close();
+          this.connection = undefined;
+          this.target = next;
+          this.connection = await RtspConnection.open(this.connectionOptions(next), signal);
+          return this.connection;
+        },
+      });
+      this.target = target;
       checkAbort();
       const { selected, aggregateUrl } = selectTracks(describe, this.options.audio !== false, this.errors, this.log);
       this.aggregateUrl = aggregateUrl;
-      this.keepaliveMethod = publicMethods.has('GET_PARAMETER') ? 'GET_PARAMETER' : 'OPTIONS';
+      this.keepaliveMethod = keepaliveMethodFor(publicMethods);
       await this.setupTracks(selected, checkAbort);
       checkAbort();
       await this.play();
@@ -234,43 +255,6 @@ export class RtspSession implements UpstreamSession {
       onInterleaved: (channel: number, data: Buffer) => this.onInterleaved(channel, data),
       onLost: (err: RtspError) => this.onConnectionLost(err),
     };
-  }
-
-  private async describeFollowingRedirects(signal?: AbortSignal): Promise<{ publicMethods: Set<string>; describe: RtspResponse & { url: string } }> {
-    const maxRedirects = this.options.maxRedirects ?? 5;
-    const visited = new Set<string>([this.target.url]);
-    for (let hop = 0; ; hop++) {
-      this.connection?.close();
-      this.connection = await RtspConnection.open(this.connectionOptions(this.target), signal);
-      const url = this.target.url;
-
-      const options = await this.connection.request('OPTIONS', url);
-      let publicMethods = new Set<string>();
-      let next: string | undefined;
-      if (isRedirect(options.status)) {
-        next = redirectTarget(this.errors, 'OPTIONS', options, this.target.url, { hop, max: maxRedirects, visited });
-      } else if (options.status >= 200 && options.status < 300) {
-        publicMethods = publicMethodsOf(options);
-      } else {
-        // OPTIONS is optional for a camera to implement; DESCRIBE will tell what is wrong.
-        this.log.debug(`OPTIONS answered ${options.status}; continuing with DESCRIBE`);
-      }
-
-      if (next === undefined) {
-        const describe = await this.connection.request('DESCRIBE', url, { headers: { Accept: 'application/sdp' } });
-        if (isRedirect(describe.status)) {
-          next = redirectTarget(this.errors, 'DESCRIBE', describe, this.target.url, { hop, max: maxRedirects, visited });
-        } else if (describe.status < 200 || describe.status >= 300) {
-          throw this.errors.fromStatus('DESCRIBE', describe.status, describe.reason);
-        } else {
-          return { publicMethods, describe: { ...describe, url } };
-        }
-      }
-      const redirected = parseRtspUrl(next);
-      this.log.info(`redirected to ${displayUrl(next)}`);
-      if (redirected.secure) throw this.errors.create('unsupported', 'redirected to rtsps:// (RTSP over TLS), which is not supported', {});
-      this.target = redirected;
-    }
   }
 
   private async setupTracks(selected: DescribedTrack[], checkAbort: () => void): Promise<void> {
@@ -340,19 +324,9 @@ export class RtspSession implements UpstreamSession {
   }
 
   private takeSession(response: RtspResponse): void {
-    const header = response.headers.get('session');
-    if (!header) {
-      if (!this.sessionId) throw this.errors.create('protocol', 'SETUP answered without a Session header', { method: 'SETUP' });
-      return;
-    }
-    const [id, ...params] = header.split(';').map((p) => p.trim());
-    if (!id) throw this.errors.create('protocol', 'SETUP answered an empty Session header', { method: 'SETUP' });
-    if (this.sessionId && this.sessionId !== id) this.log.debug(`the camera changed the session id on SETUP (${this.sessionId} -> ${id})`);
+    const { id, timeoutS } = sessionFromSetup(response, this.sessionId, this.errors, this.log);
     this.sessionId = id;
-    for (const p of params) {
-      const m = /^timeout\s*=\s*(\d+)$/i.exec(p);
-      if (m && Number(m[1]) > 0) this.sessionTimeoutS = Number(m[1]);
-    }
+    if (timeoutS !== undefined) this.sessionTimeoutS = timeoutS;
   }
 
   private async play(): Promise<void> {
@@ -466,7 +440,7 @@ export class RtspSession implements UpstreamSession {
   // ---------------------------------------------------------------- keeping alive
 
   private startTimers(): void {
-    const keepaliveMs = Math.max(1000, (this.sessionTimeoutS * 1000) / 2);
+    const keepaliveMs = keepaliveIntervalMs(this.sessionTimeoutS);
     this.stopRepeating.push(every(this.clock, keepaliveMs, () => void this.keepalive()));
     this.stopRepeating.push(every(this.clock, this.timeouts.rtcpIntervalMs, () => this.sendReceiverReports()));
     const checkEvery = Math.max(50, Math.min(1000, this.timeouts.stallMs / 4));
@@ -489,21 +463,13 @@ export class RtspSession implements UpstreamSession {
     const conn = this.connection;
     if (this.state !== 'playing' || !conn?.alive || this.keepaliveInFlight) return;
     this.keepaliveInFlight = true;
-    const method = this.keepaliveMethod;
     try {
-      const response = await conn.request(method, this.aggregateUrl, { headers: { Session: this.sessionId ?? '' } });
+      const outcome = await sendKeepalive(conn, this.keepaliveMethod, this.aggregateUrl, { Session: this.sessionId ?? '' }, this.errors, this.log);
       if (this.state !== 'playing') return;
-      if (response.status === 454) {
-        void this.fail(this.errors.fromStatus(method, response.status, response.reason));
-      } else if (method === 'GET_PARAMETER' && (response.status === 405 || response.status === 501 || response.status === 451)) {
-        this.log.debug(`GET_PARAMETER answered ${response.status}; keeping alive with OPTIONS`);
-        this.keepaliveMethod = 'OPTIONS';
-      } else if (response.status >= 300) {
-        this.log.debug(`keep-alive ${method} answered ${response.status}`);
-      }
-    } catch (err) {
+      this.keepaliveMethod = outcome.next;
       // A missed keep-alive is not fatal by itself: the watchdog and the socket decide.
-      if (this.state === 'playing') this.log.debug(`keep-alive ${method} failed: ${err instanceof Error ? err.message : String(err)}`);
+      if (outcome.failed) this.log.debug(outcome.failed);
+      if (outcome.sessionLost) void this.fail(outcome.sessionLost);
     } finally {
       this.keepaliveInFlight = false;
     }
@@ -560,17 +526,8 @@ export class RtspSession implements UpstreamSession {
 
   /** TEARDOWN, best effort and briefly: the camera frees its session slot sooner. */
   private async teardown(): Promise<void> {
-    const conn = this.connection;
-    if (!conn?.alive || !this.sessionId) return;
-    try {
-      await conn.request('TEARDOWN', this.aggregateUrl || this.target.url, {
-        headers: { Session: this.sessionId },
-        timeoutMs: this.timeouts.teardownMs,
-        noAuthRetry: true,
-      });
-    } catch (err) {
-      this.log.debug(`TEARDOWN: ${err instanceof Error ? err.message : String(err)}`);
-    }
+    if (!this.sessionId) return;
+    await teardownBestEffort(this.connection, this.aggregateUrl || this.target.url, { Session: this.sessionId }, this.timeouts.teardownMs, this.log);
   }
 
   private closeSockets(): void {

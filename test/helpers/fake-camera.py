@@ -10,14 +10,27 @@ Control channel: one JSON object per line on stdin, one JSON object per line on 
   {"cmd": "requests"}           -> {"ok": true, "requests": [{"method", "cseq", "uri", "authorized"}]}
   {"cmd": "drop"}               -> closes every client connection (a camera dropping its viewers)
   {"cmd": "keyframe"}           -> asks the encoder for an IDR now
+  {"cmd": "talk-sessions"}      -> {"ok": true, "sessions": N}: open ONVIF back-channel sessions
   {"cmd": "ping"} / {"cmd": "quit"}
 Once listening it prints {"ready": true, "port": N}. Every RTSP request is logged to stderr.
+
+With --backchannel pcmu|pcma the server is an ONVIF one (RTSPOnvifServer): a client that sends
+"Require: www.onvif.org/ver20/backchannel" gets its own media with an extra sendonly audio section
+it can send G.711 to (the camera's speaker). What arrives is decoded, and for every 0.5 s of audio
+the camera prints an event line (no "id"):
+  {"event": "talk", "frequency": Hz, "rms": 0..1, "packets": N}
+frequency is the strongest tone between 100 and 3900 Hz (0 when silent); packets counts the RTP
+packets that reached the back-channel of that media so far.
 EOF on stdin ends the process, so a dead parent never leaves a camera running.
 """
 
 import argparse
+import array
+import cmath
 import json
+import math
 import os
+import re
 import signal
 import sys
 
@@ -48,6 +61,8 @@ def parse_args(argv):
     p.add_argument("--password", default="")
     p.add_argument("--realm", default="DCS-7010L")
     p.add_argument("--transports", choices=["tcp", "udp", "both"], default="both")
+    p.add_argument("--backchannel", choices=["none", "pcmu", "pcma"], default="none",
+                   help="ONVIF audio back-channel (two-way audio) in this G.711 law")
     p.add_argument("--session-timeout", type=int, default=60, help="RTSP session timeout, s")
     p.add_argument("--no-keyframe-on-play", dest="keyframe_on_play", action="store_false",
                    help="no IDR for a client that starts playing (it waits for the next one), and ignore "
@@ -179,7 +194,125 @@ def not_seekable(_pad, info):
 
 
 def launch_line(a):
-    return "( " + video_branch(a) + audio_branch(a) + " )"
+    line = video_branch(a) + audio_branch(a)
+    if a.backchannel != "none":
+        # A back-channel client has a media of its own and may set up the back-channel alone. The
+        # streams it leaves out stay unlinked, and a live source whose push fails "not-linked"
+        # posts an error that stops the whole media, back-channel included. A tee that allows
+        # not-linked in front of each payloader keeps those branches quietly running instead.
+        line = re.sub(r"! (rtp\w+pay name=pay\d)", r"! tee allow-not-linked=true ! \1", line)
+    return "( " + line + " )"
+
+
+# --- ONVIF back-channel (the camera's speaker) -------------------------------------------
+TALK_RATE = 8000
+TALK_WINDOW = TALK_RATE // 2  # one report per 0.5 s of audio
+FFT_SIZE = 4096
+BACKCHANNEL_BIN = "onvif-backchannel"  # the name gst-rtsp-server gives the back-channel bin
+
+
+def backchannel_launch(a):
+    # gst-rtsp-server takes the RTP caps of the SDP's back-channel section from the element
+    # named depay_backchannel; sinks must not wait for preroll (async=false).
+    if a.backchannel == "pcmu":
+        caps, depay, dec = "payload=0,encoding-name=PCMU", "rtppcmudepay", "mulawdec"
+    else:
+        caps, depay, dec = "payload=8,encoding-name=PCMA", "rtppcmadepay", "alawdec"
+    return (
+        f'( capsfilter name=depay_backchannel caps="application/x-rtp,media=audio,clock-rate=8000,{caps}" '
+        f"! {depay} ! {dec} ! audioconvert ! audioresample "
+        f"! audio/x-raw,format=S16LE,rate={TALK_RATE},channels=1 "
+        "! appsink name=talksink emit-signals=true sync=false async=false )"
+    )
+
+
+def _fft(values):
+    """In-place iterative radix-2 FFT of a list of complex numbers (length a power of two)."""
+    n = len(values)
+    j = 0
+    for i in range(1, n):
+        bit = n >> 1
+        while j & bit:
+            j ^= bit
+            bit >>= 1
+        j |= bit
+        if i < j:
+            values[i], values[j] = values[j], values[i]
+    size = 2
+    while size <= n:
+        half = size >> 1
+        twiddles = [cmath.exp(-2j * math.pi * k / size) for k in range(half)]
+        for start in range(0, n, size):
+            for k in range(half):
+                a = start + k
+                t = twiddles[k] * values[a + half]
+                values[a + half] = values[a] - t
+                values[a] = values[a] + t
+        size <<= 1
+    return values
+
+
+def analyse_talk(samples):
+    """(dominant frequency in Hz between 100 and 3900, rms 0..1) of signed 16-bit samples.
+
+    Pure Python (numpy may be absent): a Hann-windowed 4096-point FFT (about 2 Hz per bin at
+    8 kHz) and a parabola through the peak bin and its neighbours, well inside +/-1 Hz for a tone.
+    """
+    n = len(samples)
+    if n == 0:
+        return 0.0, 0.0
+    rms = math.sqrt(sum(x * x for x in samples) / n) / 32768.0
+    if rms < 1e-3:
+        return 0.0, rms
+    mean = sum(samples) / n
+    values = [complex((samples[i] - mean) * (0.5 - 0.5 * math.cos(2 * math.pi * i / (n - 1)))) for i in range(min(n, FFT_SIZE))]
+    values += [0j] * (FFT_SIZE - len(values))
+    spectrum = [abs(v) for v in _fft(values)[: FFT_SIZE // 2]]
+    lo = int(100 * FFT_SIZE / TALK_RATE)
+    hi = int(3900 * FFT_SIZE / TALK_RATE)
+    k = max(range(lo, hi + 1), key=lambda i: spectrum[i])
+    left, mid, right = (math.log(spectrum[i] + 1e-9) for i in (k - 1, k, k + 1))
+    denominator = left - 2 * mid + right
+    delta = 0.5 * (left - right) / denominator if denominator != 0 else 0.0
+    return (k + delta) * TALK_RATE / FFT_SIZE, rms
+
+
+class TalkMeter:
+    """Listens to one media's back-channel: counts RTP packets and reports every 0.5 s of audio."""
+
+    def __init__(self, element):
+        self.packets = 0
+        self.samples = array.array("h")
+        depay = element.get_by_name("depay_backchannel")
+        depay.get_static_pad("sink").add_probe(
+            Gst.PadProbeType.BUFFER | Gst.PadProbeType.BUFFER_LIST, self._count)
+        element.get_by_name("talksink").connect("new-sample", self._on_sample)
+
+    def _count(self, _pad, info):
+        if info.type & Gst.PadProbeType.BUFFER_LIST:
+            self.packets += info.get_buffer_list().length()
+        else:
+            self.packets += 1
+        return Gst.PadProbeReturn.OK
+
+    def _on_sample(self, sink):
+        # The streaming thread: analyse here, print from the main loop (stdout carries replies).
+        sample = sink.emit("pull-sample")
+        if sample is None:
+            return Gst.FlowReturn.OK
+        buf = sample.get_buffer()
+        ok, mapinfo = buf.map(Gst.MapFlags.READ)
+        if ok:
+            data = bytes(mapinfo.data)
+            buf.unmap(mapinfo)
+            self.samples.frombytes(data[: len(data) - len(data) % 2])
+        while len(self.samples) >= TALK_WINDOW:
+            window = self.samples[:TALK_WINDOW]
+            del self.samples[:TALK_WINDOW]
+            frequency, rms = analyse_talk(window)
+            report = {"event": "talk", "frequency": round(frequency, 1), "rms": round(rms, 4), "packets": self.packets}
+            GLib.idle_add(lambda r=report: emit(r) and False)
+        return Gst.FlowReturn.OK
 
 
 def emit(obj):
@@ -213,7 +346,9 @@ class Camera:
     def __init__(self, a):
         self.a = a
         self.loop = GLib.MainLoop()
-        self.server = GstRtspServer.RTSPServer()
+        # Without a back-channel nothing differs from before: a plain RTSPServer and factory.
+        onvif = a.backchannel != "none"
+        self.server = GstRtspServer.RTSPOnvifServer() if onvif else GstRtspServer.RTSPServer()
         self.server.set_address(a.address)
         self.server.set_service(str(a.port))
         self.pool = self.server.get_session_pool()
@@ -230,9 +365,16 @@ class Camera:
         self.flow_seen = dict(self.flow)
         self.stalled_for = 0
 
-        factory = GstRtspServer.RTSPMediaFactory()
+        factory = GstRtspServer.RTSPOnvifMediaFactory() if onvif else GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch_line(a))
-        # One encoder for every viewer, like a real camera. Sessions are still one per
+        if onvif:
+            factory.set_backchannel_launch(backchannel_launch(a))
+            # The ONVIF factory builds only ONVIF medias (it returns none for plain ones).
+            factory.set_media_gtype(GstRtspServer.RTSPOnvifMedia)
+        # The back-channel media of each talking client: it is never shared (gst-rtsp-server
+        # builds one per back-channel DESCRIBE), and talk-sessions counts the sessions using one.
+        self.talk_meters = []
+        # One encoder for every viewer, like a real camera (except back-channel clients, above). Sessions are still one per
         # client: the session pool counts them, not the media.
         factory.set_shared(True)
         factory.connect("media-configure", self._on_media_configure)
@@ -293,6 +435,9 @@ class Camera:
             GLib.timeout_add(20, lambda: self.request_keyframe() and False)
 
     def _on_media_configure(self, _factory, media):
+        if media.get_element().get_by_name(BACKCHANNEL_BIN) is not None:
+            self._configure_backchannel_media(media)
+            return
         self.media = media
         if not getattr(self, "moving", True):
             vsrc = media.get_element().get_by_name("vsrc")
@@ -317,6 +462,29 @@ class Camera:
         if not self.a.sps_in_band:
             psfilter = media.get_element().get_by_name("psfilter")
             psfilter.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, strip_parameter_sets(self.a.codec))
+
+    def _configure_backchannel_media(self, media):
+        # A talking client's own media: not the shared encoder the commands act on, not held
+        # prepared (it goes with its session), and not part of the stall watch.
+        log("new back-channel media configured")
+        for name in ("pay0", "pay1"):
+            pay = media.get_element().get_by_name(name)
+            if pay is not None:
+                pay.get_static_pad("sink").add_probe(Gst.PadProbeType.QUERY_UPSTREAM, not_seekable)
+        self.talk_meters.append(TalkMeter(media.get_element()))
+        del self.talk_meters[:-20]
+
+    def talk_session_count(self):
+        """Sessions with a back-channel media (the client sent the ONVIF Require header)."""
+        self.pool.cleanup()
+        count = 0
+        for session in self.pool.filter(None, None):
+            for session_media in session.filter(None, None):
+                element = session_media.get_media().get_element()
+                if element is not None and element.get_by_name(BACKCHANNEL_BIN) is not None:
+                    count += 1
+                    break
+        return count
 
     def _count_flow(self, media):
         element = media.get_element()
@@ -464,6 +632,8 @@ class Camera:
             cmd = msg.get("cmd")
             if cmd == "sessions":
                 reply = {"sessions": self.session_count()}
+            elif cmd == "talk-sessions":
+                reply = {"sessions": self.talk_session_count()}
             elif cmd == "clients":
                 reply = {"clients": len(self.clients)}
             elif cmd == "requests":

@@ -43,6 +43,13 @@ export interface FakeCameraOptions {
   keyframeOnPlay?: boolean;
   /** Digest/Basic realm. Default 'DCS-7010L'. */
   realm?: string;
+  /**
+   * ONVIF audio back-channel (two-way audio) in this G.711 law: the camera becomes an ONVIF RTSP
+   * server, and a client that DESCRIBEs with `Require: www.onvif.org/ver20/backchannel` gets a
+   * sendonly audio section to talk into. What arrives is decoded and reported (`talkReports()`).
+   * Default 'none': a plain server, which answers that Require with 551 Option not supported.
+   */
+  backchannel?: 'none' | 'pcmu' | 'pcma';
   /** How long to wait for the camera to listen. Default 15000 ms. */
   startTimeoutMs?: number;
 }
@@ -55,7 +62,22 @@ export interface RtspRequestRecord {
   authorized: boolean;
 }
 
+/** What the camera heard on its back-channel: one report per 0.5 s of decoded audio. */
+export interface TalkReport {
+  /** The strongest tone between 100 and 3900 Hz; 0 when the audio is silent. */
+  frequency: number;
+  /** Root mean square level, 0..1 of full scale. */
+  rms: number;
+  /** RTP packets that reached this back-channel media so far. */
+  packets: number;
+}
+
 type Reply = Record<string, unknown>;
+
+interface TalkWaiter {
+  predicate: (report: TalkReport) => boolean;
+  resolve: (report: TalkReport) => void;
+}
 
 interface Pending {
   resolve: (r: Reply) => void;
@@ -97,6 +119,8 @@ export class FakeCamera {
   private proc: TrackedProcess | undefined;
   private pending = new Map<number, Pending>();
   private nextId = 1;
+  private readonly talk: TalkReport[] = [];
+  private talkWaiters = new Set<TalkWaiter>();
   private readonly unregister: () => void;
 
   private constructor(options: FakeCameraOptions, port: number) {
@@ -202,6 +226,60 @@ export class FakeCamera {
     return typeof r.dropped === 'number' ? r.dropped : 0;
   }
 
+  /** Sessions that use the ONVIF back-channel (a client talking, or set up to). */
+  async talkSessionCount(): Promise<number> {
+    const r = await this.command('talk-sessions');
+    if (typeof r.sessions !== 'number') throw new Error('fake camera: bad talk-sessions reply');
+    return r.sessions;
+  }
+
+  /** Polls until the back-channel session count equals `n`; throws with the last value on timeout. */
+  async waitForTalkSessionCount(n: number, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = -1;
+    while (Date.now() < deadline) {
+      last = await this.talkSessionCount();
+      if (last === n) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`fake camera: expected ${n} back-channel session(s), still ${last} after ${timeoutMs} ms`);
+  }
+
+  /** Every back-channel report since start (or since `clearTalkReports()`), oldest first. */
+  talkReports(): TalkReport[] {
+    return [...this.talk];
+  }
+
+  /** Forgets the reports so far, e.g. between two talk sessions of one test. */
+  clearTalkReports(): void {
+    this.talk.length = 0;
+  }
+
+  /**
+   * The first report, among those kept so far and those still to come, that satisfies `predicate`.
+   * Rejects after `timeoutMs` with the last few reports in the message.
+   */
+  waitForTalk(predicate: (report: TalkReport) => boolean, timeoutMs = 10_000): Promise<TalkReport> {
+    const found = this.talk.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const waiter: TalkWaiter = {
+        predicate,
+        resolve: (report) => {
+          clearTimeout(timer);
+          this.talkWaiters.delete(waiter);
+          resolve(report);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.talkWaiters.delete(waiter);
+        const last = this.talk.slice(-5).map((r) => JSON.stringify(r)).join(', ') || 'none';
+        reject(new Error(`fake camera: no matching talk report within ${timeoutMs} ms (${this.talk.length} reports; last: ${last})`));
+      }, timeoutMs);
+      this.talkWaiters.add(waiter);
+    });
+  }
+
   /** Polls until the session count equals `n`; throws with the last value on timeout. */
   async waitForSessionCount(n: number, timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -260,6 +338,7 @@ export class FakeCamera {
     if (o.auth) args.push('--auth', o.auth.method, '--user', o.auth.user, '--password', o.auth.password);
     if (o.parameterSetsInBand === false) args.push('--sps-sdp-only');
     if (o.keyframeOnPlay === false) args.push('--no-keyframe-on-play');
+    opt('--backchannel', o.backchannel);
     return args;
   }
 
@@ -282,7 +361,9 @@ export class FakeCamera {
           return; // not ours (GStreamer sometimes prints to stdout)
         }
         if (!isRecord(msg)) return;
-        if (msg.ready === true) resolve();
+        // Events carry no id: they are never a command's reply.
+        if (msg.event === 'talk') this.onTalk(msg);
+        else if (msg.ready === true) resolve();
         else if (msg.ready === false) reject(new Error(String(msg.error ?? 'not ready')));
         else if (typeof msg.id === 'number') this.settle(msg.id, msg);
       });
@@ -304,6 +385,15 @@ export class FakeCamera {
       clearTimeout(timer);
     }
     void proc.exited.then(() => this.rejectPending(new Error(`fake camera on port ${this.port} exited`)));
+  }
+
+  private onTalk(msg: Reply): void {
+    const { frequency, rms, packets } = msg;
+    if (typeof frequency !== 'number' || typeof rms !== 'number' || typeof packets !== 'number') return;
+    const report: TalkReport = { frequency, rms, packets };
+    this.talk.push(report);
+    if (this.talk.length > 10_000) this.talk.splice(0, 5000);
+    for (const waiter of [...this.talkWaiters]) if (waiter.predicate(report)) waiter.resolve(report);
   }
 
   private settle(id: number, msg: Reply): void {
