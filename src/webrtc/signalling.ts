@@ -119,6 +119,8 @@ class SignallingSession {
   private talkChannel: TalkChannel | undefined;
   private talkTurn: TalkTurn | undefined;
   private unwatchTalk: (() => void) | undefined;
+  /** Inside `take()`: the floor's change it announces is this viewer's own. */
+  private takingTalk = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -366,7 +368,7 @@ class SignallingSession {
   /** Tells the page who talks, now and on every change, for as long as this viewer lasts. */
   private followTalk(channel: TalkChannel): void {
     this.talkChannel = channel;
-    const tell = (holder: string | undefined): void => this.send({ type: 'talk', holder: holder ?? null, you: this.talkTurn !== undefined && holder !== undefined });
+    const tell = (holder: string | undefined): void => this.send({ type: 'talk', holder: holder ?? null, you: (this.talkTurn !== undefined || this.takingTalk) && holder !== undefined });
     this.unwatchTalk = channel.watch(tell);
     tell(channel.holderName);
   }
@@ -384,11 +386,13 @@ class SignallingSession {
       return;
     }
     if (this.talkTurn) return;
+    this.takingTalk = true;
     const result = channel.take({ id: viewer.id, name: this.ctx.principal.name }, (message) => {
       if (this.talkTurn !== turn) return;
       this.talkTurn = undefined;
       this.send({ type: 'talk', holder: channel.holderName ?? null, you: false, message });
     });
+    this.takingTalk = false;
     if ('busy' in result) {
       this.send({ type: 'talk', holder: result.busy, you: false, message: `${result.busy} is talking.` });
       return;
@@ -396,7 +400,6 @@ class SignallingSession {
     const turn = result;
     this.talkTurn = turn;
     this.log.info(`Camera ${viewer.source.id}: ${this.ctx.principal.name} is talking`);
-    this.send({ type: 'talk', holder: this.ctx.principal.name, you: true });
   }
 
   private endTalk(): void {

@@ -177,7 +177,7 @@ describe('config form: array entries', () => {
       [true, 'auto', false, false, false, false, 30, 10, 4],
     );
     const viewers = load({ viewers: [{ username: 'family', password: 'a long passphrase' }] }).config.viewers;
-    assert.deepEqual(viewers, [{ username: 'family', password: 'a long passphrase', cameras: [], admin: false, ptz: false }]);
+    assert.deepEqual(viewers, [{ username: 'family', password: 'a long passphrase', cameras: [], admin: false, ptz: false, talk: false }]);
   });
 });
 

@@ -36,6 +36,7 @@ describe('loadConfig: cameras', () => {
       source: { kind: 'rtsp', url: 'rtsp://127.0.0.1:1/x', username: 'user', password: 'secret' },
       onvif: undefined,
       audio: true,
+      twoWayAudio: false,
       transport: 'auto',
       alwaysOn: false,
       external: false,
@@ -452,8 +453,8 @@ describe('loadConfig: viewers (reserved for access control)', () => {
       ],
     });
     assert.deepEqual(result.config.viewers, [
-      { username: 'alice', password: 'a-pw', cameras: ['front'], admin: true, ptz: false },
-      { username: 'bob', password: 'b-pw', cameras: ['back'], admin: false, ptz: false },
+      { username: 'alice', password: 'a-pw', cameras: ['front'], admin: true, ptz: false, talk: false },
+      { username: 'bob', password: 'b-pw', cameras: ['back'], admin: false, ptz: false, talk: false },
     ]);
     assert.match(warnings(result)[0]!, /Viewer 'bob' \(viewers\[1\]\): no camera has the id 'back'; known ids: front/);
     const errs = errors(result);

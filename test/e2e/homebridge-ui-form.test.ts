@@ -123,8 +123,8 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     // Whatever else the form saved is a default value (its checkboxes save false once shown, the
     // doorbell's inside its object), the same defaults the loader reads as "not set".
     for (const [key, value] of Object.entries(rest)) assert.ok(isBlankEntry({ [key]: value }, CAMERA_BLANK_DEFAULTS), `cameras[0].${key} = ${JSON.stringify(value)}`);
-    // The PTZ right's checkbox is shown beside Administrator, so it saves its default (false) too.
-    assert.deepEqual(block?.['viewers'], [{ username: 'family', password: VIEWER_PASSWORD, admin: true, ptz: false }]);
+    // The PTZ and talk rights' checkboxes are shown beside Administrator, so they save their default (false) too.
+    assert.deepEqual(block?.['viewers'], [{ username: 'family', password: VIEWER_PASSWORD, admin: true, ptz: false, talk: false }]);
     assert.deepEqual(block?.['web'], { port: 0, bind: '127.0.0.1', tls: { selfSigned: false } });
     assert.deepEqual(block?.['ice'], { turnServers: [{ urls: 'turn:127.0.0.1:3478', username: 'relay', credential: TURN_PASSWORD }], iceTcp: true });
   });

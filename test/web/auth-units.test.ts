@@ -72,9 +72,9 @@ describe('auth: password hashes', () => {
       recordingLogger(logs),
     );
     assert.equal(store.size, 3);
-    assert.deepEqual(await store.authenticate('ann', 'Plain-Pass-1'), { username: 'ann', cameras: ['a'], admin: false, ptz: false });
-    assert.deepEqual(await store.authenticate('ben', 'Pre-Hashed-9'), { username: 'ben', cameras: 'all', admin: true, ptz: true }, 'admins have the PTZ right');
-    assert.deepEqual(await store.authenticate('dee', 'Plain-Pass-2'), { username: 'dee', cameras: ['a'], admin: false, ptz: true });
+    assert.deepEqual(await store.authenticate('ann', 'Plain-Pass-1'), { username: 'ann', cameras: ['a'], admin: false, ptz: false, talk: false });
+    assert.deepEqual(await store.authenticate('ben', 'Pre-Hashed-9'), { username: 'ben', cameras: 'all', admin: true, ptz: true, talk: true }, 'admins have the PTZ and talk rights');
+    assert.deepEqual(await store.authenticate('dee', 'Plain-Pass-2'), { username: 'dee', cameras: ['a'], admin: false, ptz: true, talk: false });
     assert.equal(await store.authenticate('ann', 'Pre-Hashed-9'), undefined);
     assert.equal(await store.authenticate('nobody', 'Plain-Pass-1'), undefined);
     assert.equal(await store.authenticate('ann', `Plain-Pass-1${'x'.repeat(2000)}`), undefined);
