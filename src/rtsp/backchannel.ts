@@ -61,6 +61,8 @@ export interface RtspBackchannelOptions {
   now?: () => number;
   /** Timers for the keep-alive (default the real ones, not keeping the process alive). */
   timers?: TimerSeam;
+  /** Called once if the camera ends the open session or the connection fails (not after `close()`). */
+  onClosed?: (error: Error) => void;
 }
 
 /** Thrown by `open()` when the camera has no back-channel this client can talk into. */
@@ -143,10 +145,6 @@ export class RtspBackchannel {
   private stopKeepalive: (() => void) | undefined;
   private lostWhileOpening: RtspError | undefined;
   private closePromise: Promise<void> | undefined;
-  private closedHandler: ((error?: Error) => void) | undefined;
-  /** An end the caller could not be told of yet (no handler set): told when one is. */
-  private untoldEnd: { error: Error } | undefined;
-  private endReported = false;
 
   // RTP
   private readonly ssrc = randomBytes(4).readUInt32BE(0);
@@ -192,21 +190,6 @@ export class RtspBackchannel {
   /** RTP packets written to the camera so far. */
   get packetsSent(): number {
     return this.sent;
-  }
-
-  /** Called once if the camera ends the session or the connection fails (not after `close()`). */
-  get onClosed(): ((error?: Error) => void) | undefined {
-    return this.closedHandler;
-  }
-
-  set onClosed(handler: ((error?: Error) => void) | undefined) {
-    this.closedHandler = handler;
-    // The session may have ended between `open()` resolving and the caller setting its handler.
-    const untold = this.untoldEnd;
-    if (handler && untold) {
-      this.untoldEnd = undefined;
-      queueMicrotask(() => handler(untold.error));
-    }
   }
 
   /**
@@ -399,11 +382,8 @@ export class RtspBackchannel {
     if (this.state !== 'open') return;
     this.log.warn(`back-channel ended: ${error.message}`);
     this.closePromise = this.release();
-    if (this.endReported) return;
-    this.endReported = true;
-    const handler = this.closedHandler;
-    if (handler) handler(error);
-    else this.untoldEnd = { error };
+    // Once: `release()` leaves the 'open' state, which the check above requires.
+    this.options.onClosed?.(error);
   }
 
   private async shutdown(): Promise<void> {

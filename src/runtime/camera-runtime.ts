@@ -111,9 +111,9 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
   const talk = talkAddress && deps.ffmpeg
     ? new CameraTalk({
         cameraName: camera.name,
-        openOutput: async () => {
+        openOutput: async (onClosed) => {
           const address = await talkAddress();
-          return RtspBackchannel.open({ endpoint: rtspEndpoint(address.url, address.username, address.password), cameraName: camera.name, logger: deps.log });
+          return RtspBackchannel.open({ endpoint: rtspEndpoint(address.url, address.username, address.password), cameraName: camera.name, logger: deps.log, onClosed });
         },
         ffmpegPath: deps.ffmpeg.path,
         log: deps.log,

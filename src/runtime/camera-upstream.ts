@@ -40,7 +40,7 @@ export function cameraUpstream(camera: CameraConfig, deps: CameraUpstreamDeps): 
         if (!resolved) {
           const stream = await (await connect()).resolveStream();
           deps.log.info(`ONVIF stream: ${stream.rtspUrlForLog} (${stream.width}x${stream.height} ${stream.encoding})`);
-          resolved = { stream, factory: rtspUpstream({ ...common, ...login({ url: stream.rtspUrl, username: stream.username, password: stream.password }) }) };
+          resolved = { stream, factory: rtspUpstream({ ...common, ...streamLogin(stream) }) };
           lastProbe = resolved.factory.probe;
         }
         try {
@@ -72,7 +72,7 @@ export function cameraTalkAddress(camera: CameraConfig, deps: CameraUpstreamDeps
       if (!connect) return undefined;
       return async () => {
         const stream = await (await connect()).resolveStream();
-        return login({ url: stream.rtspUrl, username: stream.username, password: stream.password });
+        return streamLogin(stream);
       };
     }
     default:
@@ -84,6 +84,11 @@ export interface RtspLogin {
   url: string;
   username?: string;
   password?: string;
+}
+
+/** The RTSP address and log-in an ONVIF camera named for its stream. */
+function streamLogin(stream: ResolvedStream): RtspLogin {
+  return login({ url: stream.rtspUrl, username: stream.username, password: stream.password });
 }
 
 /** The camera address and its log-in as the separate fields `rtspUpstream` takes (never merged into the URL). */

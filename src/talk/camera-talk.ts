@@ -21,13 +21,15 @@ export interface TalkOutput {
   readonly format: { encoding: 'PCMU' | 'PCMA' };
   sendAudio(g711: Buffer): void;
   close(): Promise<void>;
-  onClosed?: (error?: Error) => void;
 }
 
 export interface CameraTalkOptions {
   cameraName: string;
-  /** Opens the camera's back-channel. Rejects with a plain message when the camera has none. */
-  openOutput(): Promise<TalkOutput>;
+  /**
+   * Opens the camera's back-channel, which calls `onClosed` if the camera ends it. Rejects with a
+   * plain message when the camera has none.
+   */
+  openOutput(onClosed: (error: Error) => void): Promise<TalkOutput>;
   ffmpegPath: string;
   log: Logger;
   debug?: boolean;
@@ -57,7 +59,6 @@ export class CameraTalk {
   private readonly timers: TimerSeam;
   private pipeline: TalkPipeline | undefined;
   private lingerTimer: TimerHandle | undefined;
-  private endTurn: ((message: string) => void) | undefined;
   private closed = false;
 
   constructor(private readonly options: CameraTalkOptions) {
@@ -69,13 +70,14 @@ export class CameraTalk {
     });
   }
 
-  get holderName(): string | undefined {
-    return this.floor.holder?.name;
+  /** Who talks now; undefined when nobody does. */
+  get holder(): TalkHolder | undefined {
+    return this.floor.holder;
   }
 
   /** Who talks (undefined: nobody), told on every change. */
-  watch(listener: (holderName: string | undefined) => void): () => void {
-    return this.floor.watch((holder) => listener(holder?.name));
+  watch(listener: (holder: TalkHolder | undefined) => void): () => void {
+    return this.floor.watch(listener);
   }
 
   /**
@@ -85,22 +87,9 @@ export class CameraTalk {
    */
   take(holder: TalkHolder, onEnd: (message: string) => void): TalkTurn | { busy: string } {
     if (this.closed) return { busy: 'nobody (the camera is being removed)' };
-    const verdict = this.floor.take(holder);
+    const verdict = this.floor.take(holder, onEnd);
     if (!verdict.taken) return { busy: verdict.holder.name };
     let released = false;
-    let ended = false;
-    const finish = (message: string): void => {
-      if (ended || released) return;
-      ended = true;
-      onEnd(message);
-    };
-    this.endTurn = finish;
-    const unwatch = this.floor.watch((now) => {
-      if (now?.id === holder.id) return;
-      unwatch();
-      if (this.endTurn === finish) this.endTurn = undefined;
-      finish('You stopped talking: no sound arrived from your microphone for a few seconds.');
-    });
     const pipeline = this.ensurePipeline();
     return {
       voice: (payload, timestamp) => {
@@ -130,12 +119,7 @@ export class CameraTalk {
     if (this.pipeline && !this.pipeline.ended) return this.pipeline;
     const pipeline = new TalkPipeline(this.options, (message) => {
       if (this.pipeline === pipeline) this.pipeline = undefined;
-      // Told first, so that the floor's release below does not also tell it "you went quiet".
-      const end = this.endTurn;
-      this.endTurn = undefined;
-      end?.(message);
-      const holder = this.floor.holder;
-      if (holder) this.floor.release(holder.id);
+      this.floor.revoke(message);
     });
     this.pipeline = pipeline;
     return pipeline;
@@ -204,7 +188,11 @@ class TalkPipeline {
     const { cameraName, log } = this.options;
     let output: TalkOutput;
     try {
-      output = await this.options.openOutput();
+      output = await this.options.openOutput((error) => {
+        if (this.endedValue) return;
+        log.warn(`Camera ${cameraName}: the camera ended the talk channel: ${error.message}`);
+        this.fail('The camera ended the talk channel.');
+      });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       log.warn(`Camera ${cameraName}: talking to the camera failed: ${reason}`);
@@ -216,11 +204,6 @@ class TalkPipeline {
       return;
     }
     this.output = output;
-    output.onClosed = (error) => {
-      if (this.endedValue) return;
-      log.warn(`Camera ${cameraName}: the camera ended the talk channel${error ? `: ${error.message}` : ''}`);
-      this.fail('The camera ended the talk channel.');
-    };
     const ffmpeg = new FfmpegProcess({
       ffmpegPath: this.options.ffmpegPath,
       args: talkArgs({ encoding: output.format.encoding, ...(this.options.debug ? { debug: true } : {}) }),

@@ -52,6 +52,9 @@ export class UnsupportedCodecError extends Error {
   }
 }
 
+/** Opus in WebRTC is always described as 48000/2, whatever the stream carries. */
+const OPUS_FORMAT = { codec: 'OPUS', mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 } as const satisfies Omit<AudioPlan, 'track'>;
+
 function audioPlan(track: TrackDescription): AudioPlan | string {
   switch (track.codec) {
     case 'PCMU':
@@ -59,8 +62,7 @@ function audioPlan(track: TrackDescription): AudioPlan | string {
     case 'PCMA':
       return { track, codec: 'PCMA', mimeType: 'audio/PCMA', clockRate: 8000, channels: 1, payloadType: 8 };
     case 'OPUS':
-      // Opus in WebRTC is always described as 48000/2, whatever the stream carries.
-      return { track, codec: 'OPUS', mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 };
+      return { track, ...OPUS_FORMAT };
     case 'AAC':
       return "The camera sends AAC audio that browsers cannot play over WebRTC and the plugin cannot turn into Opus (ffmpeg without libopus, or AAC-LD/ELD); playing its video without sound.";
     default:
@@ -132,7 +134,7 @@ export function offerVideoCodec(plan: VideoPlan): RTCRtpCodecParameters {
   return plan.codec === 'VP8' ? vp8Codec() : h264Codec();
 }
 
-export function audioCodec(plan: AudioPlan): RTCRtpCodecParameters {
+export function audioCodec(plan: Omit<AudioPlan, 'track'>): RTCRtpCodecParameters {
   return new RTCRtpCodecParameters({
     mimeType: plan.mimeType,
     clockRate: plan.clockRate,
@@ -144,16 +146,9 @@ export function audioCodec(plan: AudioPlan): RTCRtpCodecParameters {
 }
 
 /**
- * The viewer's microphone: Opus, which every browser sends. Payload type 111 like the camera's own
- * Opus, so that when the camera's sound is Opus too both sections share one codec entry.
+ * The viewer's microphone: Opus, which every browser sends, described as the camera's own Opus is,
+ * so that when the camera's sound is Opus too both sections share one codec entry.
  */
 export function talkCodec(): RTCRtpCodecParameters {
-  return new RTCRtpCodecParameters({
-    mimeType: 'audio/opus',
-    clockRate: 48000,
-    channels: 2,
-    payloadType: 111,
-    rtcpFeedback: [],
-    parameters: 'minptime=10;useinbandfec=1',
-  });
+  return audioCodec(OPUS_FORMAT);
 }

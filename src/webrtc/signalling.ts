@@ -18,7 +18,7 @@ import { silentLogger, type Logger } from '../util/logger.js';
 import { refusalLog } from '../util/summary-log.js';
 import { UnsupportedCodecError } from './codecs.js';
 import { DEFAULT_ICE_SETTINGS, type IceSettings } from './ice-config.js';
-import type { CameraRegistry, IceCandidateJson, Principal, SignallingHandler, StreamInfo, TalkChannel, TalkTurn, ViewerErrorCode } from './types.js';
+import type { CameraRegistry, IceCandidateJson, Principal, SignallingHandler, StreamInfo, TalkChannel, TalkHolder, TalkTurn, ViewerErrorCode } from './types.js';
 import { ViewerLimiter } from './viewer-limits.js';
 import { DEFAULT_TRACKS_TIMEOUT_MS, ViewerPeer, warmUpWebRtc, type ViewerCloseReason, type ViewerPeerOptions } from './viewer-peer.js';
 
@@ -119,8 +119,6 @@ class SignallingSession {
   private talkChannel: TalkChannel | undefined;
   private talkTurn: TalkTurn | undefined;
   private unwatchTalk: (() => void) | undefined;
-  /** Inside `take()`: the floor's change it announces is this viewer's own. */
-  private takingTalk = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -368,9 +366,11 @@ class SignallingSession {
   /** Tells the page who talks, now and on every change, for as long as this viewer lasts. */
   private followTalk(channel: TalkChannel): void {
     this.talkChannel = channel;
-    const tell = (holder: string | undefined): void => this.send({ type: 'talk', holder: holder ?? null, you: (this.talkTurn !== undefined || this.takingTalk) && holder !== undefined });
+    const tell = (holder: TalkHolder | undefined): void => {
+      this.send({ type: 'talk', holder: holder?.name ?? null, you: holder !== undefined && holder.id === this.viewer?.id });
+    };
     this.unwatchTalk = channel.watch(tell);
-    tell(channel.holderName);
+    tell(channel.holder);
   }
 
   /** Press-to-talk: take the floor or let go. */
@@ -386,13 +386,11 @@ class SignallingSession {
       return;
     }
     if (this.talkTurn) return;
-    this.takingTalk = true;
     const result = channel.take({ id: viewer.id, name: this.ctx.principal.name }, (message) => {
       if (this.talkTurn !== turn) return;
       this.talkTurn = undefined;
-      this.send({ type: 'talk', holder: channel.holderName ?? null, you: false, message });
+      this.send({ type: 'talk', holder: channel.holder?.name ?? null, you: false, message });
     });
-    this.takingTalk = false;
     if ('busy' in result) {
       this.send({ type: 'talk', holder: result.busy, you: false, message: `${result.busy} is talking.` });
       return;

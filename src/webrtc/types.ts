@@ -34,15 +34,21 @@ export interface CameraRegistry {
 
 /** A camera's speaker, one talker at a time (src/talk/camera-talk.ts implements it). */
 export interface TalkChannel {
-  /** Who talks now; undefined when nobody does. */
-  readonly holderName: string | undefined;
+  /** Who talks now (a viewer's id and its user's name); undefined when nobody does. */
+  readonly holder: TalkHolder | undefined;
   /**
    * Takes the floor for a viewer. `onEnd` is called once, with a plain message, when the turn ends
    * other than by `release()`; `{ busy }` names who talks now.
    */
-  take(holder: { id: string; name: string }, onEnd: (message: string) => void): TalkTurn | { busy: string };
-  /** Told the talker's name (undefined: nobody) on every change; returns the unsubscribe. */
-  watch(listener: (holderName: string | undefined) => void): () => void;
+  take(holder: TalkHolder, onEnd: (message: string) => void): TalkTurn | { busy: string };
+  /** Told who talks (undefined: nobody) on every change; returns the unsubscribe. */
+  watch(listener: (holder: TalkHolder | undefined) => void): () => void;
+}
+
+/** A talker: one viewer (its id), shown to the others by its user's name. */
+export interface TalkHolder {
+  id: string;
+  name: string;
 }
 
 export interface TalkTurn {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { g711ToPcm, pcmToG711, type G711Codec } from '../../src/media/g711.js';
+import { g711ToPcm, type G711Codec } from '../../src/media/g711.js';
+import { pcmToG711 } from '../helpers/g711-encode.js';
 
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 const LAWS: G711Codec[] = ['PCMU', 'PCMA'];

@@ -3,7 +3,7 @@
 // test/helpers/fake-camera.ts, which decodes what arrives and reports the tone it hears.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { pcmToG711 } from '../../src/media/g711.js';
+import { pcmToG711 } from '../helpers/g711-encode.js';
 import { chooseBackchannel, NoBackchannelError, RtspBackchannel } from '../../src/rtsp/backchannel.js';
 import { RtspError } from '../../src/rtsp/errors.js';
 import { rtspEndpoint } from '../../src/rtsp/url.js';
@@ -232,9 +232,9 @@ interface Opened {
   log: RecordingLogger;
 }
 
-async function openOn(camera: FakeCamera, password = SECRET): Promise<Opened> {
+async function openOn(camera: FakeCamera, password = SECRET, onClosed?: (error: Error) => void): Promise<Opened> {
   const log = recordingLogger();
-  const channel = await RtspBackchannel.open({ endpoint: rtspEndpoint(camera.url, USER, password), cameraName: CAMERA, logger: log, timeouts: TIMEOUTS });
+  const channel = await RtspBackchannel.open({ endpoint: rtspEndpoint(camera.url, USER, password), cameraName: CAMERA, logger: log, timeouts: TIMEOUTS, ...(onClosed ? { onClosed } : {}) });
   return { channel, log };
 }
 
@@ -314,11 +314,10 @@ describe('RtspBackchannel against gst-rtsp-server (ONVIF back-channel)', { timeo
   });
 
   it('PCMA: a 1 kHz tone arrives as 1000 +/- 20 Hz; keep-alives (GET_PARAMETER with the Require) go out at half a 2 s session timeout and are answered 2xx; close() leaves no session', async () => {
-    const { channel, log } = await openOn(pcmaCam);
     let closedByCamera: Error | undefined;
-    channel.onClosed = (error) => {
-      closedByCamera = error ?? new Error('onClosed without an error');
-    };
+    const { channel, log } = await openOn(pcmaCam, SECRET, (error) => {
+      closedByCamera = error;
+    });
     try {
       assert.deepEqual(channel.format, { encoding: 'PCMA', payloadType: 8, clockRate: 8000 });
       await talk(channel, 1000, 0.3, 2000);
@@ -349,9 +348,8 @@ describe('RtspBackchannel against gst-rtsp-server (ONVIF back-channel)', { timeo
   });
 
   it('a camera that drops the connection: onClosed reports it once', async () => {
-    const { channel, log } = await openOn(pcmuCam);
     const ends: Array<Error | undefined> = [];
-    channel.onClosed = (error) => ends.push(error);
+    const { channel, log } = await openOn(pcmuCam, SECRET, (error) => ends.push(error));
     await talk(channel, 1000, 0.3, 300);
     await pcmuCam.dropClients();
     await waitFor(() => ends.length > 0, 5000, 'onClosed');

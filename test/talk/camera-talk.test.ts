@@ -39,7 +39,7 @@ async function speak(voice: (payload: Buffer, timestamp: number) => void, packet
 function talkFor(camera: FakeCamera, lingerMs = 1000): CameraTalk {
   return new CameraTalk({
     cameraName: 'Door',
-    openOutput: () => RtspBackchannel.open({ endpoint: rtspEndpoint(camera.url), cameraName: 'Door', logger: silentLogger }),
+    openOutput: (onClosed) => RtspBackchannel.open({ endpoint: rtspEndpoint(camera.url), cameraName: 'Door', logger: silentLogger, onClosed }),
     ffmpegPath: 'ffmpeg',
     log: silentLogger,
     lingerMs,
@@ -52,7 +52,7 @@ describe('talk channel (real ffmpeg, back-channel client and ONVIF camera)', { t
     try {
       const talk = talkFor(camera);
       const seen: Array<string | undefined> = [];
-      talk.watch((holder) => seen.push(holder));
+      talk.watch((holder) => seen.push(holder?.name));
       const ended: string[] = [];
       const turn = talk.take({ id: 'v1', name: 'alice' }, (message) => ended.push(message));
       assert.ok(!('busy' in turn));
@@ -81,7 +81,7 @@ describe('talk channel (real ffmpeg, back-channel client and ONVIF camera)', { t
       const message = await ended;
       assert.match(message, /speaker cannot be reached/i);
       assert.ok(!message.includes('rtsp://'), message);
-      assert.equal(talk.holderName, undefined);
+      assert.equal(talk.holder, undefined);
       await talk.close();
     } finally {
       await camera.close();
@@ -93,7 +93,7 @@ describe('talk channel (real ffmpeg, back-channel client and ONVIF camera)', { t
     try {
       const talk = new CameraTalk({
         cameraName: 'Door',
-        openOutput: () => RtspBackchannel.open({ endpoint: rtspEndpoint(camera.url), cameraName: 'Door', logger: silentLogger }),
+        openOutput: (onClosed) => RtspBackchannel.open({ endpoint: rtspEndpoint(camera.url), cameraName: 'Door', logger: silentLogger, onClosed }),
         ffmpegPath: 'ffmpeg',
         log: silentLogger,
         idleMs: 800,
@@ -104,7 +104,7 @@ describe('talk channel (real ffmpeg, back-channel client and ONVIF camera)', { t
       assert.ok(!('busy' in turn));
       await speak(turn.voice, opusTone(440, 0.4));
       await new Promise((r) => setTimeout(r, 1500));
-      assert.equal(talk.holderName, undefined);
+      assert.equal(talk.holder, undefined);
       assert.equal(ended.length, 1);
       assert.match(ended[0]!, /no sound arrived/);
       const next = talk.take({ id: 'v2', name: 'bob' }, () => undefined);

@@ -566,7 +566,6 @@ function showPlayerTalk(talk) {
 function pressTalk() {
   const session = player.session;
   if (!session || player.talk.disabled) return;
-  // Sound from the camera is muted while talking would only echo; unmuting stays the viewer's choice.
   session.startTalking().catch((error) => {
     player.talkState.textContent = error?.message ?? String(error);
     player.talkState.hidden = false;
