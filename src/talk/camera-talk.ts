@@ -14,7 +14,8 @@ import { talkArgs } from '../ffmpeg/talk-args.js';
 import { OggOpusWriter, opusPacketSamples } from '../media/ogg.js';
 import { realTimers, type TimerHandle, type TimerSeam } from '../media/timers.js';
 import type { Logger } from '../util/logger.js';
-import { TalkFloor, type TalkHolder } from './talk-floor.js';
+import type { TalkChannel, TalkHolder, TalkTurn } from '../media/talk-channel.js';
+import { TalkFloor } from './talk-floor.js';
 
 /** Where the G.711 goes: the camera's back-channel (`RtspBackchannel` fits). */
 export interface TalkOutput {
@@ -40,13 +41,6 @@ export interface CameraTalkOptions {
   lingerMs?: number;
 }
 
-/** A turn at talking: the talker's voice, and letting go. */
-export interface TalkTurn {
-  /** One Opus payload from the talker's RTP, with its 48 kHz RTP timestamp. */
-  voice(payload: Buffer, timestamp: number): void;
-  release(): void;
-}
-
 /** Voice packets held while the back-channel opens: 1 s of 20 ms packets. */
 const MAX_QUEUED_PACKETS = 50;
 /** Longest pause (48 kHz samples) filled with silence; a longer one starts a new talk spurt. */
@@ -54,7 +48,7 @@ const MAX_FILLED_GAP = 9600;
 /** ffmpeg's stdin may hold this much before the talker is cut off as too fast for it. */
 const MAX_PIPE_BYTES = 256 * 1024;
 
-export class CameraTalk {
+export class CameraTalk implements TalkChannel {
   private readonly floor: TalkFloor;
   private readonly timers: TimerSeam;
   private pipeline: TalkPipeline | undefined;

@@ -5,14 +5,8 @@
  * cannot keep the family from the doorbell. A holder that loses the floor other than by letting go
  * (gone quiet, or `revoke` because the camera hung up) is told why, once.
  */
+import type { TalkHolder } from '../media/talk-channel.js';
 import type { TimerHandle, TimerSeam } from '../media/timers.js';
-
-export interface TalkHolder {
-  /** The viewer's id: one viewer holds the floor, not one person (who may have two tabs open). */
-  id: string;
-  /** Shown to the others: "Alice is talking". */
-  name: string;
-}
 
 export type FloorListener = (holder: TalkHolder | undefined) => void;
 

@@ -6,8 +6,10 @@
 import type { WebSocket } from 'ws';
 import type { CallerContext } from '../access/principal.js';
 import type { BroadcastSource } from '../media/types.js';
+import type { TalkChannel } from '../media/talk-channel.js';
 
 export type { Principal } from '../access/principal.js';
+export type { TalkChannel, TalkHolder, TalkTurn } from '../media/talk-channel.js';
 
 /** How viewers (and the web layer) find cameras. `list()` is in display order. */
 export interface CameraRegistry {
@@ -30,31 +32,6 @@ export interface CameraRegistry {
    * the caller may use it is `canTalk`'s to say.
    */
   talk?(id: string): TalkChannel | undefined;
-}
-
-/** A camera's speaker, one talker at a time (src/talk/camera-talk.ts implements it). */
-export interface TalkChannel {
-  /** Who talks now (a viewer's id and its user's name); undefined when nobody does. */
-  readonly holder: TalkHolder | undefined;
-  /**
-   * Takes the floor for a viewer. `onEnd` is called once, with a plain message, when the turn ends
-   * other than by `release()`; `{ busy }` names who talks now.
-   */
-  take(holder: TalkHolder, onEnd: (message: string) => void): TalkTurn | { busy: string };
-  /** Told who talks (undefined: nobody) on every change; returns the unsubscribe. */
-  watch(listener: (holder: TalkHolder | undefined) => void): () => void;
-}
-
-/** A talker: one viewer (its id), shown to the others by its user's name. */
-export interface TalkHolder {
-  id: string;
-  name: string;
-}
-
-export interface TalkTurn {
-  /** One Opus payload from the talker's microphone, with its 48 kHz RTP timestamp. */
-  voice(payload: Buffer, timestamp: number): void;
-  release(): void;
 }
 
 /**

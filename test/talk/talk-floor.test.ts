@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TalkFloor, type TalkHolder } from '../../src/talk/talk-floor.js';
+import type { TalkHolder } from '../../src/media/talk-channel.js';
+import { TalkFloor } from '../../src/talk/talk-floor.js';
 import { FakeTime } from '../helpers/fake-time.js';
 
 const alice: TalkHolder = { id: 'viewer-a', name: 'alice' };
