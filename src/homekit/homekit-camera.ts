@@ -25,6 +25,7 @@ import type { CameraConfig, FfmpegConfig } from '../config/types.js';
 import type { FfmpegCapabilities } from '../ffmpeg/capabilities.js';
 import { splitArgs } from '../ffmpeg/homekit-args.js';
 import { QueuedSink } from '../media/queued-sink.js';
+import type { TalkChannel } from '../media/talk-channel.js';
 import type { TimerSeam } from '../media/timers.js';
 import type { CodecName, SourceState, SourceStats, Subscribable, TrackDescription } from '../media/types.js';
 import type { ConnectedOnvifDevice } from '../onvif/device.js';
@@ -64,6 +65,8 @@ export interface HomeKitCameraOptions {
   ffmpegConfig: FfmpegConfig;
   log: Logger;
   onvifDevice?: () => Promise<ConnectedOnvifDevice>;
+  /** The camera's speaker (two-way audio): Home app live views may talk through it, with Opus. */
+  talk?: TalkChannel;
   /** How long the first start waits for the camera's picture size (default 8000 ms). */
   probeTimeoutMs?: number;
   /** An ONVIF doorbell press (doorbell cameras): the runtime debounces it and calls `ringDoorbell()`. */
@@ -143,7 +146,11 @@ export class HomeKitCamera {
         debug: options.ffmpegConfig.debug,
         log,
         silenceTimeoutMs: (options.ffmpegConfig.streamTimeoutSeconds ?? DEFAULT_STREAM_TIMEOUT_SECONDS) * 1000,
+        ...(options.talk && audio.codecs.includes('opus') ? { talk: options.talk } : {}),
       });
+      if (options.talk && !audio.codecs.includes('opus')) {
+        log.warn(`The Home app cannot talk through this camera: its microphone needs Opus, and ${camera.audio ? 'this ffmpeg has no libopus' : 'the camera\'s audio is off (audio: false)'}. The watch page's Hold to talk still works.`);
+      }
     }
     const connect = options.onvifDevice;
     this.onvif = connect
@@ -321,7 +328,7 @@ export class HomeKitCamera {
     const controllerOptions: CameraControllerOptions = {
       cameraStreamCount: camera.maxHomeKitStreams,
       delegate: this.delegate,
-      streamingOptions: streamingOptions(api.hap, resolutions, audio.codecs),
+      streamingOptions: streamingOptions(api.hap, resolutions, audio.codecs, this.options.talk !== undefined),
       // One MotionSensor, made and restored by HAP: ONVIF motion and the motion web address set it,
       // and with recording it is also the trigger that starts a recording (HAP links it to
       // CameraRecordingManagement).

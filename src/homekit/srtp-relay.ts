@@ -40,6 +40,20 @@ export interface RelayStreamOptions {
   ssrc: number;
   payloadType: number;
   clockRate: number;
+  /**
+   * RTP the controller sends on this port (the Home app's microphone, two-way audio), decrypted
+   * with the same key. Without it such packets are only counted as signs of life.
+   */
+  onIncomingRtp?: (packet: IncomingRtp) => void;
+}
+
+/** One decrypted RTP packet from the controller; `payload` is a copy the receiver may keep. */
+export interface IncomingRtp {
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  ssrc: number;
+  payload: Buffer;
 }
 
 export interface SrtpRelayOptions {
@@ -63,6 +77,10 @@ export interface RelayStreamStats {
   /** Video frames whose timestamps were pulled forward (part of the start burst). */
   framesSqueezed: number;
   controllerPackets: number;
+  /** RTP from the controller that was decrypted and handed on (two-way audio). */
+  incomingRtp: number;
+  /** RTP from the controller that failed SRTP authentication or parsing: dropped. */
+  incomingRejected: number;
 }
 
 export interface SrtpRelayEvents {
@@ -74,7 +92,7 @@ export interface SrtpRelayEvents {
 
 class RelayStream {
   readonly input: dgram.Socket;
-  readonly stats: RelayStreamStats = { packetsSent: 0, bytesSent: 0, packetsDropped: 0, framesSqueezed: 0, controllerPackets: 0 };
+  readonly stats: RelayStreamStats = { packetsSent: 0, bytesSent: 0, packetsDropped: 0, framesSqueezed: 0, controllerPackets: 0, incomingRtp: 0, incomingRejected: 0 };
   firstPacketAt = -1;
   lastControllerPacketAt = -1;
   private readonly writer: SrtpStreamWriter;
@@ -112,9 +130,12 @@ class RelayStream {
     this.input = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
     this.input.on('message', (message) => this.fromFfmpeg(message));
     this.input.on('error', () => undefined);
-    options.socket.on('message', () => {
+    // The controller's SRTP, when it sends any: the same key as ours, its own SSRC.
+    const incoming = options.onIncomingRtp ? new SrtpSession({ keys, profile: SRTP_PROFILE_AES128_CM_SHA1_80 }) : undefined;
+    options.socket.on('message', (message) => {
       this.stats.controllerPackets++;
       this.lastControllerPacketAt = this.now();
+      if (incoming && options.onIncomingRtp && !isRtcpPacket(message)) this.fromController(incoming, message, options.onIncomingRtp);
     });
   }
 
@@ -124,6 +145,24 @@ class RelayStream {
 
   bind(): Promise<number> {
     return bindUdpSocket(this.input, '127.0.0.1');
+  }
+
+  private fromController(srtp: SrtpSession, message: Buffer, deliver: (packet: IncomingRtp) => void): void {
+    let plain: Buffer;
+    try {
+      plain = srtp.decrypt(message);
+    } catch {
+      // Not the controller's key (a stranger on the port) or a damaged packet.
+      this.stats.incomingRejected++;
+      return;
+    }
+    const rtp = parseRtp(plain);
+    if (typeof rtp === 'string') {
+      this.stats.incomingRejected++;
+      return;
+    }
+    this.stats.incomingRtp++;
+    deliver({ payloadType: rtp.payloadType, sequenceNumber: rtp.sequenceNumber, timestamp: rtp.timestamp, ssrc: rtp.ssrc, payload: Buffer.from(rtp.payload) });
   }
 
   /** ffmpeg is being (re)started: its numbering starts over, ours continues. */

@@ -14,8 +14,10 @@ import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js
 import { RestreamFfmpeg, type FfmpegExit } from '../ffmpeg/ffmpeg-process.js';
 import { homeKitStreamArgs, type AudioArgs, type H264LevelName, type H264ProfileName, type VideoArgs } from '../ffmpeg/homekit-args.js';
 import type { InputProbe } from '../ffmpeg/input-probe.js';
+import type { TalkChannel } from '../media/talk-channel.js';
 import type { Logger } from '../util/logger.js';
 import { bindUdpSocket } from '../util/udp.js';
+import { ReturnAudio } from './return-audio.js';
 import { SrtpRelay } from './srtp-relay.js';
 import { planVideo, samePlan, type CameraVideoInfo, type RequestedVideo } from './stream-plan.js';
 import type { HomeKitAudioCodec } from './streaming-options.js';
@@ -65,6 +67,11 @@ export interface StreamSessionDeps {
   log: Logger;
   /** No RTCP from the Home app for this long stops the stream. */
   silenceTimeoutMs: number;
+  /**
+   * The camera's speaker (two-way audio, `twoWayAudio`): the Opus a live view sends back goes to
+   * it. Without it, what the Home app sends is only a sign of life.
+   */
+  talk?: TalkChannel;
 }
 
 export interface StreamSessionEvents {
@@ -95,6 +102,7 @@ export class HomeKitStreamSession extends EventEmitter<StreamSessionEvents> {
   readonly id: string;
   readonly shortId: string;
   private relay: SrtpRelay | undefined;
+  private returnAudio: ReturnAudio | undefined;
   private ffmpeg: RestreamFfmpeg | undefined;
   private start: StartParameters | undefined;
   private video: VideoArgs | undefined;
@@ -163,6 +171,12 @@ export class HomeKitStreamSession extends EventEmitter<StreamSessionEvents> {
     const audioCodec = parameters.audio.codec;
     this.audioOn = audioCodec !== 'other' && this.deps.audioCodecs.includes(audioCodec) && this.deps.cameraHasAudio();
     const audioClock = audioCodec === 'opus' ? 48_000 : parameters.audio.sampleRateHz; // RFC 7587: Opus RTP always runs at 48 kHz
+    // The Home app's microphone, when the camera has a speaker: Opus only (what the talk channel takes).
+    const talk = this.deps.talk;
+    const returnAudio = talk && audioCodec === 'opus'
+      ? new ReturnAudio({ talk, holder: { id: `homekit-${this.id}`, name: 'the Home app' }, sampleRateHz: parameters.audio.sampleRateHz, log: this.log })
+      : undefined;
+    this.returnAudio = returnAudio;
     this.relay = await SrtpRelay.create({
       video: {
         kind: 'video',
@@ -183,6 +197,7 @@ export class HomeKitStreamSession extends EventEmitter<StreamSessionEvents> {
         ssrc: this.answer.audio.ssrc,
         payloadType: parameters.audio.payloadType,
         clockRate: audioClock,
+        ...(returnAudio ? { onIncomingRtp: (packet) => returnAudio.packet(packet) } : {}),
       },
       rtcpIntervalMs: parameters.video.rtcpIntervalMs,
       silenceTimeoutMs: this.deps.silenceTimeoutMs,
@@ -225,6 +240,7 @@ export class HomeKitStreamSession extends EventEmitter<StreamSessionEvents> {
     this.ffmpeg = undefined;
     if (ffmpeg) await ffmpeg.stop();
     this.relay?.close();
+    this.returnAudio?.close();
     for (const socket of [this.sockets.video, this.sockets.audio]) {
       try {
         socket.close();

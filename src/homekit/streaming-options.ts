@@ -70,8 +70,11 @@ export function chooseAudio(ffmpeg: FfmpegCapabilities | undefined, cameraAudio:
   return { codecs, message: `Home app audio: ${used}${missing}` };
 }
 
-/** The CameraController's streaming options. */
-export function streamingOptions(hap: HAP, resolutions: Resolution[], audio: HomeKitAudioCodec[]): CameraStreamingOptions {
+/**
+ * The CameraController's streaming options. `twoWayAudio`: the Home app may send its microphone
+ * back (HAP then adds a Speaker service); only with Opus, the codec the talk channel takes.
+ */
+export function streamingOptions(hap: HAP, resolutions: Resolution[], audio: HomeKitAudioCodec[], twoWayAudio = false): CameraStreamingOptions {
   const codecs = audio.map((codec) => codec === 'opus'
     ? {
         type: hap.AudioStreamingCodecType.OPUS,
@@ -90,6 +93,6 @@ export function streamingOptions(hap: HAP, resolutions: Resolution[], audio: Hom
         levels: [hap.H264Level.LEVEL3_1, hap.H264Level.LEVEL3_2, hap.H264Level.LEVEL4_0],
       },
     },
-    ...(codecs.length > 0 ? { audio: { twoWayAudio: false, codecs } } : {}),
+    ...(codecs.length > 0 ? { audio: { twoWayAudio: twoWayAudio && audio.includes('opus'), codecs } } : {}),
   };
 }

@@ -73,6 +73,22 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
         },
       })
     : undefined;
+  // Two-way audio: the camera's speaker through its ONVIF back-channel, opened with the first word;
+  // one floor for the watch page's Hold to talk and the Home app's microphone.
+  const talkAddress = camera.twoWayAudio ? cameraTalkAddress(camera, { log: deps.log, ffmpeg: deps.ffmpeg, ...(onvifDevice ? { onvifDevice } : {}) }) : undefined;
+  const talk = talkAddress && deps.ffmpeg
+    ? new CameraTalk({
+        cameraName: camera.name,
+        openOutput: async (onClosed) => {
+          const address = await talkAddress();
+          return RtspBackchannel.open({ endpoint: rtspEndpoint(address.url, address.username, address.password), cameraName: camera.name, logger: deps.log, onClosed });
+        },
+        ffmpegPath: deps.ffmpeg.path,
+        log: deps.log,
+        debug: deps.config.ffmpeg.debug,
+      })
+    : undefined;
+  if (camera.twoWayAudio && !deps.ffmpeg) deps.log.warn('Talking through the camera needs ffmpeg, which was not found; the talk button stays off.');
   // HomeKit: camera controller, streams, motion, ONVIF details.
   const homekit = new HomeKitCamera({
     api: deps.api,
@@ -86,6 +102,7 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     log: deps.log,
     ...(onvifDevice ? { onvifDevice } : {}),
     ...(presses ? { onDoorbellPress: () => presses.press('onvif') } : {}),
+    ...(talk ? { talk } : {}),
   });
   // PTZ (issue 17): found once ONVIF answers; shared by the web page and the Home app's preset switches.
   const ptz = onvifDevice ? new CameraPtz({
@@ -106,21 +123,6 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
       })
     : undefined;
   if (camera.videoMotion && !deps.ffmpeg) deps.log.warn('Motion from the picture needs ffmpeg, which was not found; the motion sensor only follows the other motion sources.');
-  // Two-way audio: the camera's speaker through its ONVIF back-channel, opened with the first word.
-  const talkAddress = camera.twoWayAudio ? cameraTalkAddress(camera, { log: deps.log, ffmpeg: deps.ffmpeg, ...(onvifDevice ? { onvifDevice } : {}) }) : undefined;
-  const talk = talkAddress && deps.ffmpeg
-    ? new CameraTalk({
-        cameraName: camera.name,
-        openOutput: async (onClosed) => {
-          const address = await talkAddress();
-          return RtspBackchannel.open({ endpoint: rtspEndpoint(address.url, address.username, address.password), cameraName: camera.name, logger: deps.log, onClosed });
-        },
-        ffmpegPath: deps.ffmpeg.path,
-        log: deps.log,
-        debug: deps.config.ffmpeg.debug,
-      })
-    : undefined;
-  if (camera.twoWayAudio && !deps.ffmpeg) deps.log.warn('Talking through the camera needs ffmpeg, which was not found; the talk button stays off.');
   let presetSwitches: PtzPresetSwitches | undefined;
   // Set by stop(): a start() still waiting for the trigger's secret then starts nothing.
   let stopped = false;

@@ -103,6 +103,7 @@ describe('e2e: HomeKit through a real HAP client', { timeout: 600_000 }, () => {
     assert.ok(resolutions.some((r) => r.width === 480 && r.height === 270), 'the Apple Watch size');
     assert.deepEqual(await hap.supportedAudioCodecs(front.streamManagements[0]!), [3], 'Opus only (this ffmpeg has no libfdk_aac)');
     assert.match(hb.output(), /Home app audio: Opus \(libopus\); AAC-ELD is not offered because this ffmpeg has no libfdk_aac/);
+    assert.ok(!front.services.some((s) => s.type === 0x113), 'no Speaker service without twoWayAudio');
     // The motion sensor sits on the camera accessory, linked from its stream services.
     assert.ok(front.motionSensor, 'a MotionSensor service');
     assert.ok(front.streamManagements.every((s) => s.linked.includes(front.motionSensor!.iid)), 'linked to the camera');

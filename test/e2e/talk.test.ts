@@ -4,6 +4,8 @@
  * the Opus from the peer connection, turns it into G.711 with ffmpeg and sends it through the ONVIF
  * back-channel of a GStreamer camera (gst-rtsp-server's ONVIF factory, digest auth), which decodes
  * it and reports the tone it hears. A viewer without the right sees no button; one talker at a time.
+ * The Home app's microphone takes the same path: hap-controller pairs like an iPhone, opens a live
+ * view and sends Opus back on its audio port, as the Home app does in a two-way audio call.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -17,6 +19,9 @@ import { FakeCamera } from '../helpers/fake-camera.js';
 import { platformConfig, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { getFreePort } from '../helpers/ports.js';
 import { cleanupAll } from '../helpers/processes.js';
+import { opusTone } from '../helpers/opus-tone.js';
+import { HapCameraClient } from '../homekit/hap-camera-client.js';
+import { startLiveStream } from '../homekit/live-stream.js';
 
 after(cleanupAll);
 
@@ -38,6 +43,7 @@ describe('e2e: talking through the camera from the watch page (Chromium micropho
   let base: string;
   const browsers: ChromiumSession[] = [];
   let toneDir: string;
+  let hap: HapCameraClient | undefined;
 
   before(async () => {
     // The fake microphone: 1 kHz, looped by Chromium for as long as the page listens.
@@ -57,6 +63,7 @@ describe('e2e: talking through the camera from the watch page (Chromium micropho
   });
 
   after(async () => {
+    await hap?.close().catch(() => undefined);
     await Promise.all(browsers.map((b) => b.close()));
     await stopAllHomebridges();
     await hb?.stop({ removeStorage: true });
@@ -121,5 +128,53 @@ describe('e2e: talking through the camera from the watch page (Chromium micropho
     console.log(`# press -> camera heard 1 kHz after ${firstHeardMs} ms (${heard.frequency} Hz, rms ${heard.rms.toFixed(3)}); ${packets} RTP packets; steady reports: ${steady.map((r) => `${r.frequency}Hz/${r.rms.toFixed(2)}`).join(' ')}`);
     const logs = hb.output();
     assert.ok(!logs.includes(CAMERA_LOGIN.password), 'the camera password never reaches a log line');
+  });
+
+  it('the Home app\'s microphone: a paired HAP client\'s live view sends 1 kHz Opus back and the camera hears it; the watch page says the Home app is talking', async () => {
+    hap = await HapCameraClient.pair(hb.bridgePort, hb.pin);
+    const door = await hap.camera('Door');
+    // Two-way audio in HAP: the camera accessory gets a Speaker service, and Opus is offered.
+    assert.ok(door.services.some((service) => service.type === 0x113), 'a Speaker service');
+    assert.deepEqual(await hap.supportedAudioCodecs(door.streamManagements[0]!), [3], 'Opus');
+    // Opus at 24 kHz (HAP sample-rate index 2), its RTP clock at 24 kHz as HomeKit stamps it.
+    const stream = await startLiveStream(hap, door.streamManagements[0]!, { width: 640, height: 360, audioCodec: 3, audioSampleRate: 2 });
+    try {
+      await stream.video.waitForPackets(25, 30_000);
+      const carol = await playerAs(CAROL);
+      await carol.locator('#player-talk').waitFor({ state: 'visible', timeout: 30_000 });
+      // The Home app's microphone: 4 s of tone, 20 ms packets in real time, then silence packets.
+      const tone = opusTone(1000, 4, 24_000);
+      const silence = opusTone(0, 0.2, 24_000).slice(0, 1);
+      const target = { address: stream.accessory.address, port: stream.accessory.audioPort };
+      const began = Date.now();
+      let heardAt = 0;
+      const heard = camera.waitForTalk(isTone, 20_000).then((report) => {
+        heardAt = Date.now();
+        return report;
+      });
+      let carolSaw = false;
+      const carolSees = carol.locator('#player-talk-state', { hasText: 'the Home app is talking' }).waitFor({ timeout: 20_000 }).then(() => (carolSaw = true));
+      for (let i = 0; i < tone.length + 100; i++) {
+        const payload = i < tone.length ? tone[i]! : silence[0]!;
+        stream.audio.sendRtp(target, { payloadType: 110, sequenceNumber: 4000 + i, timestamp: 777_000 + i * 480, ssrc: 0x2345_6789, payload });
+        const wait = began + (i + 1) * 20 - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (i === tone.length - 1) {
+          await heard;
+          await carolSees;
+          assert.equal(await carol.locator('#player-talk').isDisabled(), true, 'carol cannot talk over the Home app');
+        }
+      }
+      const report = await heard;
+      assert.ok(carolSaw);
+      assert.equal(await camera.talkSessionCount(), 1, 'one back-channel session');
+      // Silence packets do not hold the floor: 5 s after the last word it is free again.
+      await carol.locator('#player-talk:not([disabled])').waitFor({ timeout: 15_000 });
+      console.log(`# Home app microphone -> camera heard 1 kHz after ${heardAt - began} ms (${report.frequency} Hz, rms ${report.rms.toFixed(3)})`);
+      assert.match(hb.output(), /the Home app talks through the camera/);
+      assert.match(hb.output(), /Opus RTP clock 24000 Hz/);
+    } finally {
+      await stream.end();
+    }
   });
 });

@@ -11,6 +11,8 @@ export interface LiveStream {
   service: ServiceRef;
   video: SrtpReceiver;
   audio: SrtpReceiver;
+  /** The accessory's end: where the Home app's RTCP, and its microphone (`audio.sendRtp`), go. */
+  accessory: { address: string; videoPort: number; audioPort: number };
   startedAt: number;
   end(): Promise<void>;
 }
@@ -33,6 +35,7 @@ export async function startLiveStream(hap: HapCameraClient, service: ServiceRef,
     service,
     video,
     audio,
+    accessory: { address: answer.address, videoPort: answer.videoPort, audioPort: answer.audioPort },
     startedAt,
     async end() {
       if (ended) return;

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SrtcpSession, SrtpSession } from 'werift';
+import { RtpHeader, SrtcpSession, SrtpSession } from 'werift';
 import { probe, type ProbeResult } from '../helpers/ffprobe.js';
 
 export interface ReceivedPacket {
@@ -116,6 +116,21 @@ export class SrtpReceiver {
     };
     send();
     this.rtcpTimer = setInterval(send, intervalMs);
+  }
+
+  /**
+   * Sends one SRTP packet to the accessory from this port, as the Home app sends its microphone
+   * (two-way audio): the stream's own key, the controller's own SSRC.
+   */
+  sendRtp(target: { address: string; port: number }, packet: { payloadType: number; sequenceNumber: number; timestamp: number; ssrc: number; payload: Buffer; marker?: boolean }): void {
+    const header = new RtpHeader({
+      payloadType: packet.payloadType,
+      sequenceNumber: packet.sequenceNumber & 0xffff,
+      timestamp: packet.timestamp >>> 0,
+      ssrc: packet.ssrc,
+      marker: packet.marker ?? false,
+    });
+    this.socket.send(this.srtp.encrypt(packet.payload, header), target.port, target.address);
   }
 
   stopKeepAlive(): void {

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, describe, it } from 'node:test';
 import { serializeRtp } from '../../src/media/rtp.js';
-import { SrtpRelay, type RelayKind } from '../../src/homekit/srtp-relay.js';
-import { SrtpReceiver } from './srtp-receiver.js';
+import { SrtpRelay, type IncomingRtp, type RelayKind } from '../../src/homekit/srtp-relay.js';
+import { newSrtpKeys, SrtpReceiver } from './srtp-receiver.js';
 
 interface Rig {
   relay: SrtpRelay;
@@ -23,14 +23,14 @@ async function bound(): Promise<dgram.Socket> {
   return socket;
 }
 
-async function rig(silenceTimeoutMs = 60_000): Promise<Rig> {
+async function rig(silenceTimeoutMs = 60_000, onIncomingRtp?: (packet: IncomingRtp) => void): Promise<Rig> {
   const video = await SrtpReceiver.open();
   const audio = await SrtpReceiver.open();
   const controller = { video: await bound(), audio: await bound() };
   const clock = { now: 1000 };
   const relay = await SrtpRelay.create({
     video: { kind: 'video', socket: controller.video, target: { address: '127.0.0.1', port: video.port }, key: video.keys.key, salt: video.keys.salt, ssrc: 0x11111111, payloadType: 99, clockRate: 90_000 },
-    audio: { kind: 'audio', socket: controller.audio, target: { address: '127.0.0.1', port: audio.port }, key: audio.keys.key, salt: audio.keys.salt, ssrc: 0x22222222, payloadType: 110, clockRate: 48_000 },
+    audio: { kind: 'audio', socket: controller.audio, target: { address: '127.0.0.1', port: audio.port }, key: audio.keys.key, salt: audio.keys.salt, ssrc: 0x22222222, payloadType: 110, clockRate: 48_000, ...(onIncomingRtp ? { onIncomingRtp } : {}) },
     rtcpIntervalMs: 200,
     silenceTimeoutMs,
     now: () => clock.now,
@@ -187,5 +187,30 @@ describe('SRTP relay', () => {
     }
     assert.equal(silent, false);
     assert.ok(r.relay.stats().video.controllerPackets > 5);
+  });
+
+  it('the Home app\'s microphone (SRTP on the audio port, same key) is decrypted and handed on; a stranger\'s key is rejected', async () => {
+    const received: IncomingRtp[] = [];
+    const r = await rig(60_000, (packet) => received.push(packet));
+    rigs.push(r);
+    const target = { address: '127.0.0.1', port: r.controller.audio.address().port };
+    for (let i = 0; i < 5; i++) {
+      r.audio.sendRtp(target, { payloadType: 110, sequenceNumber: 65_534 + i, timestamp: 1000 + i * 480, ssrc: 0x5151, payload: Buffer.from([0x78, i, i, i]) });
+    }
+    const stranger = await SrtpReceiver.open(newSrtpKeys());
+    stranger.sendRtp(target, { payloadType: 110, sequenceNumber: 7, timestamp: 7, ssrc: 0x5151, payload: Buffer.from([0x78, 9, 9, 9]) });
+    // Plain RTP, unprotected: no tag to check, so it is rejected too.
+    r.controller.audio.send(serializeRtp({ payloadType: 110, marker: false, sequenceNumber: 8, timestamp: 8, ssrc: 0x5151 }, Buffer.from([0x78, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])), target.port, target.address);
+    const deadline = Date.now() + 5000;
+    while ((received.length < 5 || r.relay.stats().audio!.incomingRejected < 2) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    stranger.close();
+    assert.deepEqual(received.map((p) => p.sequenceNumber), [65_534, 65_535, 0, 1, 2], 'in order, across the sequence wrap');
+    assert.deepEqual(received.map((p) => p.timestamp), [1000, 1480, 1960, 2440, 2920]);
+    assert.deepEqual(received[3]!.payload, Buffer.from([0x78, 3, 3, 3]));
+    assert.equal(received[0]!.ssrc, 0x5151);
+    const stats = r.relay.stats().audio!;
+    assert.equal(stats.incomingRtp, 5);
+    assert.equal(stats.incomingRejected, 2);
+    assert.equal(r.relay.stats().video.incomingRtp, 0);
   });
 });

@@ -4,27 +4,16 @@
  * what it gets and reports the tone.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
-import { OggReader } from '../../src/media/ogg.js';
 import { RtspBackchannel } from '../../src/rtsp/backchannel.js';
 import { rtspEndpoint } from '../../src/rtsp/url.js';
 import { CameraTalk } from '../../src/talk/camera-talk.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
+import { opusTone } from '../helpers/opus-tone.js';
 import { cleanupAll } from '../helpers/processes.js';
 
 after(cleanupAll);
-
-/** 20 ms Opus packets of a `hz` tone, as a browser would send them. */
-function opusTone(hz: number, seconds: number): Buffer[] {
-  const encoded = spawnSync('ffmpeg', [
-    '-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', `sine=frequency=${hz}:sample_rate=48000:duration=${seconds}`,
-    '-c:a', 'libopus', '-frame_duration', '20', '-f', 'ogg', 'pipe:1',
-  ]);
-  assert.equal(encoded.status, 0, encoded.stderr.toString());
-  return new OggReader().push(encoded.stdout).slice(2).map((p) => p.data);
-}
 
 /** Sends `packets` in real time (20 ms apart) with RTP timestamps from `start`. */
 async function speak(voice: (payload: Buffer, timestamp: number) => void, packets: Buffer[], start = 12345): Promise<void> {
