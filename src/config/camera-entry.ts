@@ -71,6 +71,10 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
   if (recording?.motionSource === 'video') videoMotion = true;
   const tamperSensor = raw.tamperSensor && sensorAllowed('tamperSensor', 'it shows as "tampered" on the motion sensor, so set motion (or motionHttpTrigger) too', onvif !== undefined, motion || motionHttpTrigger || videoMotion, warnings);
   const crossingSensor = raw.crossingSensor && sensorAllowed('crossingSensor', undefined, onvif !== undefined, true, warnings);
+  if (raw.talkUrl && !URL.canParse(raw.talkUrl)) {
+    problems.push(`talkUrl is not a valid address (it is "${printableUrl(raw.talkUrl)}") — e.g. http://192.168.0.20/axis-cgi/audio/transmit.cgi`);
+  }
+  if (raw.talkUrl && !raw.twoWayAudio) warnings.push('talkUrl is set but twoWayAudio is off, so nobody can talk through the camera');
   if (raw.snapshotUrl && !URL.canParse(raw.snapshotUrl)) {
     problems.push(`snapshotUrl is not a valid address (it is "${printableUrl(raw.snapshotUrl)}") — e.g. http://192.168.0.20/image.jpg`);
   }
@@ -90,6 +94,8 @@ export function cameraFromEntry(raw: RawCamera, index: number, label: string, sa
     onvif,
     audio: raw.audio,
     twoWayAudio: raw.twoWayAudio,
+    ...(raw.talkUrl ? { talkUrl: raw.talkUrl } : {}),
+    talkFormat: raw.talkFormat,
     transport: raw.transport,
     alwaysOn: raw.alwaysOn,
     external: raw.external,
@@ -123,6 +129,7 @@ export function demoCamera(): CameraConfig {
     audio: raw.audio,
     // The demo camera has no speaker.
     twoWayAudio: false,
+    talkFormat: raw.talkFormat,
     transport: raw.transport,
     alwaysOn: raw.alwaysOn,
     external: false,

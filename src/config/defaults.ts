@@ -24,6 +24,7 @@ export const CAMERA_DEFAULTS = {
   videoMotion: false,
   videoMotionSensitivity: 50,
   twoWayAudio: false,
+  talkFormat: 'PCMA',
   motionResetSeconds: 30,
   tamperSensor: false,
   crossingSensor: false,
@@ -60,7 +61,7 @@ export interface RawCamera extends Pick<CameraConfig, PassedThroughCameraSetting
 
 /** The camera settings the loader copies into `CameraConfig` unchanged (their type is CameraConfig's). */
 type PassedThroughCameraSetting =
-  'audio' | 'twoWayAudio' | 'transport' | 'alwaysOn' | 'external' | 'motionResetSeconds' | 'videoMotionSensitivity' | 'maxViewers' | 'maxHomeKitStreams' | 'snapshotUrl';
+  'audio' | 'twoWayAudio' | 'talkUrl' | 'talkFormat' | 'transport' | 'alwaysOn' | 'external' | 'motionResetSeconds' | 'videoMotionSensitivity' | 'maxViewers' | 'maxHomeKitStreams' | 'snapshotUrl';
 
 export interface RawViewer {
   username: string;

@@ -13,6 +13,7 @@ export const PATTERN_HINTS: Readonly<Record<string, string>> = {
   'cameras[].rtspUrl': 'must start with rtsp:// (or rtsps://) and contain no spaces — e.g. rtsp://192.168.0.20:554/live1.sdp, with the log-in in username and password',
   'cameras[].onvif.host': 'must be the camera\'s IP address or host name only, without http:// and without a port — e.g. 192.168.0.20',
   'cameras[].doorbell.topic': 'must be an ONVIF topic: letters, digits and : / . _ - only, no spaces — e.g. tns1:RuleEngine/MyRuleDetector/Visitor',
+  'cameras[].talkUrl': 'must start with http:// or https:// and contain no spaces — e.g. http://192.168.0.20/axis-cgi/audio/transmit.cgi',
   'cameras[].snapshotUrl': 'must start with http:// or https:// and contain no spaces — e.g. http://192.168.0.20/image.jpg',
   'discovery.interfaces[]': 'must be a network interface name or an IP address — e.g. eth0',
   'discovery.probeAddresses[]': 'must be an IP address or host name, optionally with :port — e.g. 10.0.5.20 or 10.0.5.20:3702',

@@ -37,8 +37,15 @@ export interface CameraConfig {
   /** Present whenever the user filled in ONVIF, even when `source` is an RTSP URL (motion events). */
   onvif?: OnvifEndpoint;
   audio: boolean;
-  /** Viewers with the talk right may talk through the camera's speaker (its ONVIF back-channel). */
+  /** Viewers with the talk right may talk through the camera's speaker (its ONVIF back-channel, or `talkUrl`). */
   twoWayAudio: boolean;
+  /**
+   * The camera's speaker as a web address taking a G.711 stream (cameras without the ONVIF
+   * back-channel: Axis, Dahua, Amcrest); used instead of the back-channel when set.
+   */
+  talkUrl?: string;
+  /** The G.711 law `talkUrl` takes (default PCMA). */
+  talkFormat: 'PCMU' | 'PCMA';
   transport: RtspTransport;
   alwaysOn: boolean;
   /** Published as an external accessory (paired on its own) instead of on the bridge. */

@@ -1,4 +1,6 @@
 import type { CameraConfig } from '../config/types.js';
+import type { ConnectedOnvifDevice } from '../onvif/device.js';
+import type { Logger } from '../util/logger.js';
 import { VideoMotionDetector } from '../motion/video-motion.js';
 import { HomeKitCamera } from '../homekit/homekit-camera.js';
 import { PtzPresetSwitches } from '../homekit/ptz-switches.js';
@@ -8,8 +10,9 @@ import { CameraPtz } from './camera-ptz.js';
 import { WEB_TRIGGER_KINDS, motionStateOf, webTriggerPath, type WebTrigger, type WebTriggerKind } from '../web/web-trigger.js';
 import { createCameraSnapshots } from './camera-snapshots.js';
 import { DoorbellPresses } from './doorbell.js';
-import { cameraTalkAddress, cameraUpstream, onvifConnector } from './camera-upstream.js';
-import { CameraTalk } from '../talk/camera-talk.js';
+import { cameraTalkAddress, cameraUpstream, onvifConnector, webAddressCredentials } from './camera-upstream.js';
+import { CameraTalk, type TalkOutput } from '../talk/camera-talk.js';
+import { openHttpSpeaker } from '../talk/http-speaker.js';
 import { RtspBackchannel } from '../rtsp/backchannel.js';
 import { rtspEndpoint } from '../rtsp/url.js';
 import { createSharedServices } from './plugin-services.js';
@@ -75,14 +78,11 @@ export const createCameraRuntime: CameraRuntimeFactory = (camera, deps) => {
     : undefined;
   // Two-way audio: the camera's speaker through its ONVIF back-channel, opened with the first word;
   // one floor for the watch page's Hold to talk and the Home app's microphone.
-  const talkAddress = camera.twoWayAudio ? cameraTalkAddress(camera, { log: deps.log, ffmpeg: deps.ffmpeg, ...(onvifDevice ? { onvifDevice } : {}) }) : undefined;
-  const talk = talkAddress && deps.ffmpeg
+  const openSpeaker = camera.twoWayAudio ? speakerOf(camera, deps.log, onvifDevice) : undefined;
+  const talk = openSpeaker && deps.ffmpeg
     ? new CameraTalk({
         cameraName: camera.name,
-        openOutput: async (onClosed) => {
-          const address = await talkAddress();
-          return RtspBackchannel.open({ endpoint: rtspEndpoint(address.url, address.username, address.password), cameraName: camera.name, logger: deps.log, onClosed });
-        },
+        openOutput: openSpeaker,
         ffmpegPath: deps.ffmpeg.path,
         log: deps.log,
         debug: deps.config.ffmpeg.debug,
@@ -220,4 +220,22 @@ function describeSource(camera: CameraConfig): string {
   return camera.source.kind === 'rtsp' ? displayRtspUrl(camera.source.url, camera.source.username)
     : camera.source.kind === 'onvif' ? `ONVIF ${camera.source.onvif.host}:${camera.source.onvif.port}`
       : 'the built-in demo picture';
+}
+
+/**
+ * How a camera's speaker is opened: its `talkUrl` (an HTTP sound stream) when set, else the ONVIF
+ * back-channel of its RTSP address. Undefined when it has neither (the demo camera).
+ */
+function speakerOf(camera: CameraConfig, log: Logger, onvifDevice: (() => Promise<ConnectedOnvifDevice>) | undefined): ((onClosed: (error: Error) => void) => Promise<TalkOutput>) | undefined {
+  const talkUrl = camera.talkUrl;
+  if (talkUrl) {
+    const credentials = webAddressCredentials(camera, talkUrl);
+    return (onClosed) => openHttpSpeaker({ url: talkUrl, encoding: camera.talkFormat, ...(credentials ? { credentials } : {}), cameraName: camera.name, log, onClosed });
+  }
+  const talkAddress = cameraTalkAddress(camera, onvifDevice ? { onvifDevice } : {});
+  if (!talkAddress) return undefined;
+  return async (onClosed) => {
+    const address = await talkAddress();
+    return RtspBackchannel.open({ endpoint: rtspEndpoint(address.url, address.username, address.password), cameraName: camera.name, logger: log, onClosed });
+  };
 }

@@ -14,6 +14,7 @@ import { SnapshotService, type StillImageSource } from '../snapshots/snapshot-se
 import { SnapshotStore } from '../snapshots/snapshot-store.js';
 import type { Logger } from '../util/logger.js';
 import { redactUrl } from '../util/redact.js';
+import { webAddressCredentials } from './camera-upstream.js';
 
 export interface CameraSnapshotsOptions {
   camera: CameraConfig;
@@ -50,7 +51,7 @@ function stillSources(camera: CameraConfig, onvifDevice: (() => Promise<Connecte
   const sources: StillImageSource[] = [];
   if (camera.snapshotUrl) {
     const url = camera.snapshotUrl;
-    const credentials = snapshotCredentials(camera);
+    const credentials = webAddressCredentials(camera, url);
     sources.push({
       name: `snapshotUrl ${redactUrl(url)}`,
       fetch: async (signal) => {
@@ -74,21 +75,4 @@ function makeStore(storagePath: string, cameraId: string, log: Logger): Snapshot
     log.warn(`The last snapshot will not be kept across restarts: ${error instanceof Error ? error.message : String(error)}`);
     return undefined;
   }
-}
-
-/** The snapshot URL's own credentials, else the camera's (its RTSP log-in, then its ONVIF one). */
-function snapshotCredentials(camera: CameraConfig): { username: string; password: string } | undefined {
-  if (camera.snapshotUrl) {
-    try {
-      const url = new URL(camera.snapshotUrl);
-      if (url.username) return { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
-    } catch {
-      // not a URL: try the next
-    }
-  }
-  if (camera.source.kind === 'rtsp' && camera.source.username) {
-    return { username: camera.source.username, password: camera.source.password ?? '' };
-  }
-  const onvif = camera.onvif;
-  return onvif?.username ? { username: onvif.username, password: onvif.password ?? '' } : undefined;
 }

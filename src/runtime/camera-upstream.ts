@@ -61,7 +61,7 @@ export function cameraUpstream(camera: CameraConfig, deps: CameraUpstreamDeps): 
  * cameras answer with the back-channel when asked for it. For an ONVIF-sourced camera the URL is
  * asked for at each use, like the picture's. Undefined for the demo camera, which has no speaker.
  */
-export function cameraTalkAddress(camera: CameraConfig, deps: CameraUpstreamDeps): (() => Promise<RtspLogin>) | undefined {
+export function cameraTalkAddress(camera: CameraConfig, deps: Pick<CameraUpstreamDeps, 'onvifDevice'>): (() => Promise<RtspLogin>) | undefined {
   switch (camera.source.kind) {
     case 'rtsp': {
       const address = login(camera.source);
@@ -78,6 +78,24 @@ export function cameraTalkAddress(camera: CameraConfig, deps: CameraUpstreamDeps
     default:
       return undefined;
   }
+}
+
+/**
+ * The log-in for one of a camera's web addresses (its snapshot or speaker address): the address's
+ * own, else the camera's (its RTSP log-in, then its ONVIF one).
+ */
+export function webAddressCredentials(camera: CameraConfig, address: string): { username: string; password: string } | undefined {
+  try {
+    const url = new URL(address);
+    if (url.username) return { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+  } catch {
+    // not a URL: the camera's own log-in
+  }
+  if (camera.source.kind === 'rtsp' && camera.source.username) {
+    return { username: camera.source.username, password: camera.source.password ?? '' };
+  }
+  const onvif = camera.onvif;
+  return onvif?.username ? { username: onvif.username, password: onvif.password ?? '' } : undefined;
 }
 
 export interface RtspLogin {

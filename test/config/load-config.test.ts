@@ -37,6 +37,7 @@ describe('loadConfig: cameras', () => {
       onvif: undefined,
       audio: true,
       twoWayAudio: false,
+      talkFormat: 'PCMA',
       transport: 'auto',
       alwaysOn: false,
       external: false,

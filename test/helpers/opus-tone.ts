@@ -13,3 +13,13 @@ export function opusTone(hz: number, seconds: number, sampleRate = 48_000): Buff
   // The first two pages are the Opus headers.
   return new OggReader().push(encoded.stdout).slice(2).map((p) => p.data);
 }
+
+/** Sends `packets` in real time (20 ms apart) with RTP timestamps from `start`. */
+export async function speak(voice: (payload: Buffer, timestamp: number) => void, packets: Buffer[], start = 12345): Promise<void> {
+  const began = Date.now();
+  for (let i = 0; i < packets.length; i++) {
+    voice(packets[i]!, (start + i * 960) >>> 0);
+    const wait = began + (i + 1) * 20 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+}

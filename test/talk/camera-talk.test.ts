@@ -10,20 +10,10 @@ import { rtspEndpoint } from '../../src/rtsp/url.js';
 import { CameraTalk } from '../../src/talk/camera-talk.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
-import { opusTone } from '../helpers/opus-tone.js';
+import { opusTone, speak } from '../helpers/opus-tone.js';
 import { cleanupAll } from '../helpers/processes.js';
 
 after(cleanupAll);
-
-/** Sends `packets` in real time (20 ms apart) with RTP timestamps from `start`. */
-async function speak(voice: (payload: Buffer, timestamp: number) => void, packets: Buffer[], start = 12345): Promise<void> {
-  const began = Date.now();
-  for (let i = 0; i < packets.length; i++) {
-    voice(packets[i]!, (start + i * 960) >>> 0);
-    const wait = began + (i + 1) * 20 - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  }
-}
 
 function talkFor(camera: FakeCamera, lingerMs = 1000): CameraTalk {
   return new CameraTalk({
