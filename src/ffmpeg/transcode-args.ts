@@ -1,7 +1,12 @@
 /**
- * The ffmpeg command line of a camera's transcoded variant: the loopback re-stream in, VP8 (or
- * H.264) + Opus RTP out to two loopback UDP ports of the plugin. One such ffmpeg serves every viewer
- * of the variant (src/transcode/), so its cost is per camera, not per viewer. Every flag says why.
+ * The ffmpeg command lines of a camera's transcoded variant: the loopback re-stream in, VP8 (or
+ * H.264) RTP out to a loopback UDP port of the plugin, and the sound as Opus from a second, small
+ * ffmpeg to another. One such pair serves every viewer of the variant (src/transcode/), so its cost
+ * is per camera, not per viewer. Every flag says why.
+ *
+ * Why the sound has its own process: in one ffmpeg, a video encoder starved of CPU (a busy Raspberry
+ * Pi, a 1080p camera) held the sound up with it, and Firefox heard a third of it concealed. Alone,
+ * the sound needs about 1 % of a core and gets it even when the video cannot keep up.
  */
 import type { HardwareEncoder } from './hardware-encoders.js';
 import type { VariantCodec } from './variant-codec.js';
@@ -11,8 +16,6 @@ export interface VariantArgs {
   /** The camera's loopback re-stream (rtsp://127.0.0.1:<port>/<id>). */
   inputUrl: string;
   videoPort: number;
-  /** Omitted: the camera has no audio (or ffmpeg no libopus); video only. */
-  audioPort?: number;
   /** Longest side of the picture; larger cameras are scaled down (encoding is CPU-bound). */
   maxWidth: number;
   maxHeight: number;
@@ -113,6 +116,7 @@ export function variantArgs(codec: VariantCodec, input: VariantArgs): string[] {
     '-flags', 'low_delay',
     ...inputProbeArgs(input.probe ?? 'fast'), // 0.1 s, or up to 1 s for the retry (input-probe.ts)
     '-rtsp_transport', 'tcp', // loopback TCP: no loss, no reordering
+    '-allowed_media_types', 'video', // set up the picture only: the sound has its own ffmpeg (see above)
     '-timeout', '10000000', // give up when the re-stream is silent for 10 s (µs): no orphan ffmpeg
     ...(input.hardware?.inputArgs ?? []), // a hardware encoder's device
     '-i', input.inputUrl,
@@ -127,15 +131,34 @@ export function variantArgs(codec: VariantCodec, input: VariantArgs): string[] {
     '-force_key_frames', 'expr:gte(t,n_forced*2)',
     '-f', 'rtp', '-payload_type', String(codec === 'H264' ? H264_VARIANT_PAYLOAD_TYPE : VP8_PAYLOAD_TYPE), rtpUrl(input.videoPort),
   ];
-  if (input.audioPort !== undefined) {
-    args.push(
-      '-map', '0:a:0', // the camera's audio (G.711, AAC or Opus: all decode)
-      ...opusEncoderArgs(32),
-      '-ac', '2', // described as stereo in WebRTC (a mono camera is upmixed, nothing is lost)
-      '-f', 'rtp', '-payload_type', String(OPUS_PAYLOAD_TYPE), rtpUrl(input.audioPort),
-    );
-  }
   return args;
+}
+
+export interface VariantAudioArgs {
+  /** The camera's loopback re-stream (rtsp://127.0.0.1:<port>/<id>). */
+  inputUrl: string;
+  audioPort: number;
+  debug?: boolean;
+  probe?: InputProbe;
+}
+
+/** The variant's sound: the camera's audio track alone, as Opus, from its own small ffmpeg. */
+export function variantAudioArgs(input: VariantAudioArgs): string[] {
+  return [
+    '-hide_banner',
+    '-nostdin', // never read the terminal; the plugin stops ffmpeg with signals
+    '-loglevel', input.debug ? 'level+verbose' : 'level+warning', // level tags let the diagnosis find the errors
+    '-fflags', '+genpts', // packets from RTP may lack PTS
+    ...inputProbeArgs(input.probe ?? 'fast'), // 0.1 s, or up to 1 s for the retry (input-probe.ts)
+    '-rtsp_transport', 'tcp', // loopback TCP: no loss, no reordering
+    '-allowed_media_types', 'audio', // set up the sound only: the picture is the other process's
+    '-timeout', '10000000', // give up when the re-stream is silent for 10 s (µs): no orphan ffmpeg
+    '-i', input.inputUrl,
+    '-map', '0:a:0', // the camera's audio (G.711, AAC or Opus: all decode)
+    ...opusEncoderArgs(32),
+    '-ac', '2', // described as stereo in WebRTC (a mono camera is upmixed, nothing is lost)
+    '-f', 'rtp', '-payload_type', String(OPUS_PAYLOAD_TYPE), rtpUrl(input.audioPort),
+  ];
 }
 
 /** The Opus encoder as browsers want it, for the variants' sound and an AAC camera's. */

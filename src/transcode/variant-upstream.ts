@@ -10,7 +10,7 @@ import type { Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js';
 import { RestreamFfmpeg } from '../ffmpeg/ffmpeg-process.js';
-import { H264_VARIANT_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, variantArgs, variantBitrateKbps, VP8_PAYLOAD_TYPE, type VariantCodec } from '../ffmpeg/transcode-args.js';
+import { H264_VARIANT_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, variantArgs, variantAudioArgs, variantBitrateKbps, VP8_PAYLOAD_TYPE, type VariantCodec } from '../ffmpeg/transcode-args.js';
 import { isRtcpPacket } from '../rtp/rtcp.js';
 import type { FrameSink, SourceStats, Subscribable, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
@@ -138,6 +138,8 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
   const held = options.input.subscribe(hold, { kinds: ['video'], fromKeyframe: false });
   const sockets: Socket[] = [];
   let ffmpeg: RestreamFfmpeg | undefined;
+  /** The sound's own ffmpeg (transcode-args.ts says why): it runs across the picture's step changes. */
+  let sound: RestreamFfmpeg | undefined;
   let stopWatching: (() => void) | undefined;
   let closed = false;
   /** ffmpeg's exit once `release` asked it to stop. */
@@ -148,7 +150,7 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
     held.unsubscribe();
     stopWatching?.();
     for (const socket of sockets) socket.close();
-    stopping = ffmpeg?.stop();
+    stopping = Promise.all([ffmpeg?.stop(), sound?.stop()]);
     return true;
   };
   try {
@@ -193,7 +195,6 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
           // A function gives each ffmpeg start its own single-use re-stream token.
           inputUrl: typeof options.inputUrl === 'function' ? options.inputUrl() : options.inputUrl,
           videoPort: ports[0]!,
-          ...(withAudio ? { audioPort: ports[1]! } : {}),
           maxWidth: step.maxWidth,
           maxHeight: step.maxHeight,
           ...(step.maxFps ? { maxFps: step.maxFps } : {}),
@@ -225,6 +226,26 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
       return process;
     };
 
+    if (withAudio) {
+      const process = new RestreamFfmpeg({
+        ffmpegPath: options.ffmpegPath,
+        args: (probe) => variantAudioArgs({
+          inputUrl: typeof options.inputUrl === 'function' ? options.inputUrl() : options.inputUrl,
+          audioPort: ports[1]!,
+          ...(options.debug ? { debug: true } : {}),
+          probe,
+        }),
+        label: `${name} variant sound`,
+        log: options.log,
+        ...(options.debug ? { debug: true } : {}),
+      });
+      sound = process;
+      void process.exited.then((exit) => {
+        if (exit.requested || closed) return;
+        if (!release()) return;
+        handlers.onClose(new Error(`the ${name} variant's sound encoder stopped: ${describeDiagnosis(diagnoseFfmpeg(exit, { audioEncoder: 'libopus' }))}`));
+      });
+    }
     const watch = new KeepUpWatch(first, performance.now(), options.keepUp);
     ffmpeg = start(first);
     options.onStep?.(first, first);

@@ -1,26 +1,34 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { frameRatePassthrough, variantArgs, variantBitrateKbps } from '../../src/ffmpeg/transcode-args.js';
+import { frameRatePassthrough, variantArgs, variantAudioArgs, variantBitrateKbps } from '../../src/ffmpeg/transcode-args.js';
 
 describe('VP8 variant ffmpeg arguments', () => {
-  it('reads the re-stream over TCP and writes VP8 and Opus RTP to the two loopback ports, RTCP to the same ports', () => {
-    const args = variantArgs('VP8', { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, audioPort: 40002, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
+  it('reads only the picture of the re-stream over TCP and writes VP8 RTP to its loopback port, RTCP to the same port; the sound is a second ffmpeg', () => {
+    const args = variantArgs('VP8', { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
     const after = (flag: string, from = 0): string => args[args.indexOf(flag, from) + 1]!;
     assert.equal(after('-i'), 'rtsp://127.0.0.1:8554/porch');
     assert.equal(after('-rtsp_transport'), 'tcp');
+    assert.equal(after('-allowed_media_types'), 'video');
     assert.equal(after('-c:v'), 'libvpx');
     assert.equal(after('-deadline'), 'realtime');
     assert.equal(after('-lag-in-frames'), '0', 'no frame waits for analysis');
     assert.equal(after('-fps_mode'), 'passthrough', 'no duplicated frames to fill a reconnect gap');
     assert.equal(after('-b:v'), '900k');
-    assert.equal(after('-c:a'), 'libopus');
-    assert.equal(after('-ar'), '48000');
-    const outputs = args.filter((a) => a.startsWith('rtp://'));
-    assert.deepEqual(outputs, [
-      'rtp://127.0.0.1:40000?rtcpport=40000&pkt_size=1200',
-      'rtp://127.0.0.1:40002?rtcpport=40002&pkt_size=1200',
-    ]);
+    assert.ok(!args.includes('libopus') && !args.includes('0:a:0'), 'no sound in the picture\'s process');
+    assert.deepEqual(args.filter((a) => a.startsWith('rtp://')), ['rtp://127.0.0.1:40000?rtcpport=40000&pkt_size=1200']);
     assert.ok(!args.some((a) => /0\.0\.0\.0|@/.test(a)), 'nothing but loopback, no credentials');
+
+    const sound = variantAudioArgs({ inputUrl: 'rtsp://127.0.0.1:8554/porch', audioPort: 40002 });
+    const soundAfter = (flag: string): string => sound[sound.indexOf(flag) + 1]!;
+    assert.equal(soundAfter('-i'), 'rtsp://127.0.0.1:8554/porch');
+    assert.equal(soundAfter('-allowed_media_types'), 'audio', 'the sound alone: no picture to decode');
+    assert.ok(sound.indexOf('-allowed_media_types') < sound.indexOf('-i'), 'an input option');
+    assert.equal(soundAfter('-map'), '0:a:0');
+    assert.equal(soundAfter('-c:a'), 'libopus');
+    assert.equal(soundAfter('-ar'), '48000');
+    assert.equal(soundAfter('-payload_type'), '111');
+    assert.deepEqual(sound.filter((a) => a.startsWith('rtp://')), ['rtp://127.0.0.1:40002?rtcpport=40002&pkt_size=1200']);
+    assert.ok(!sound.some((a) => /libvpx|libx264|-vf/.test(a)));
   });
 
   it('names frame-rate passthrough as the ffmpeg at hand spells it', () => {
@@ -46,8 +54,8 @@ describe('VP8 variant ffmpeg arguments', () => {
     }
   });
 
-  it('the H.264 variant: Constrained Baseline from libx264 with nothing held back, payload type 102, the same input, keyframes and Opus', () => {
-    const args = variantArgs('H264', { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, audioPort: 40002, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
+  it('the H.264 variant: Constrained Baseline from libx264 with nothing held back, payload type 102, the same input and keyframes', () => {
+    const args = variantArgs('H264', { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
     const after = (flag: string, from = 0): string => args[args.indexOf(flag, from) + 1]!;
     assert.equal(after('-c:v'), 'libx264');
     assert.equal(after('-tune'), 'zerolatency', 'no B-frames, no look-ahead');
@@ -56,18 +64,11 @@ describe('VP8 variant ffmpeg arguments', () => {
     assert.ok(!args.includes('libvpx') && !args.includes('-deadline'));
     assert.equal(after('-force_key_frames'), 'expr:gte(t,n_forced*2)');
     assert.equal(after('-payload_type'), '102');
-    assert.equal(after('-payload_type', args.indexOf('-payload_type') + 1), '111');
     assert.equal(after('-i'), 'rtsp://127.0.0.1:8554/porch');
     // Apart from the encoder, the command line is the VP8 one.
-    const vp8 = variantArgs('VP8', { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, audioPort: 40002, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
+    const vp8 = variantArgs('VP8', { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
     assert.deepEqual(args.slice(0, args.indexOf('-c:v')), vp8.slice(0, vp8.indexOf('-c:v')));
     assert.deepEqual(args.slice(args.indexOf('-force_key_frames')).filter((a) => a !== '102'), vp8.slice(vp8.indexOf('-force_key_frames')).filter((a) => a !== '96'));
-  });
-
-  it('video only without an audio port', () => {
-    const args = variantArgs('VP8', { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 });
-    assert.ok(!args.includes('libopus'));
-    assert.equal(args.filter((a) => a.startsWith('rtp://')).length, 1);
   });
 
   it('sizes the bitrate to the picture: about 0.08 bit per pixel and frame, 300 kbit/s to 2 Mbit/s', () => {

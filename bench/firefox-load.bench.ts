@@ -1,0 +1,201 @@
+/**
+ * A 1080p camera watched in Firefox (no H.264 here, so the VP8 + Opus variant) on a busy machine:
+ * the product's whole chain in a real Homebridge (GStreamer camera 1920x1080 25 fps H.264 + PCMU →
+ * RTSP client → Source → re-stream → one VP8 ffmpeg → its Source → werift peer → Firefox ESR),
+ * first on the machine as it is, then with `stress-ng --cpu N` taking N cores beside it.
+ *
+ * Each phase waits `--settle` seconds (the variant's keep-up rule needs two 5 s windows to step
+ * down), then samples Firefox's own stats every second for `--seconds`: frames decoded per second
+ * (median and the lowest second), the picture size it got, Opus packets per second (50 is every
+ * packet) and audio concealment where Firefox reports it. The log lines of any step down are
+ * quoted. The camera runs on the same machine and takes its share too: this is the pessimistic
+ * case of a Raspberry Pi doing everything.
+ *
+ * Run: npm run bench:firefox-load [-- --stress 1 --seconds 30 --settle 20]
+ * Needs stress-ng (apt install stress-ng) for the loaded phase.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { launchFirefox, readRtcStats, waitForFramesDecoded, type PeerConnectionStats } from '../test/helpers/browser.js';
+import { FakeCamera } from '../test/helpers/fake-camera.js';
+import { platformConfig, startHomebridge, stopAllHomebridges } from '../test/helpers/homebridge.js';
+import { getFreePort } from '../test/helpers/ports.js';
+import { cleanupAll } from '../test/helpers/processes.js';
+
+function argument(name: string, fallback: number): number {
+  const index = process.argv.indexOf(`--${name}`);
+  return index >= 0 ? Number(process.argv[index + 1]) : fallback;
+}
+
+const STRESS_CPUS = argument('stress', 1);
+const SECONDS = argument('seconds', 30);
+const SETTLE_SECONDS = argument('settle', 20);
+const VIEWER = { username: 'bench', password: 'Bench-Viewer-Pass-4' };
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+interface Sample {
+  at: number;
+  frames: number;
+  audioPackets: number;
+  concealed?: number;
+  samples?: number;
+  width?: number;
+  height?: number;
+}
+
+function sampleOf(stats: PeerConnectionStats[]): Sample {
+  const pc = stats.find((p) => (p.video?.framesDecoded ?? 0) > 0) ?? stats[0];
+  return {
+    at: performance.now(),
+    frames: pc?.video?.framesDecoded ?? 0,
+    audioPackets: pc?.audio?.packetsReceived ?? 0,
+    ...(pc?.audio?.concealedSamples !== undefined ? { concealed: pc.audio.concealedSamples } : {}),
+    ...(pc?.audio?.totalSamplesReceived !== undefined ? { samples: pc.audio.totalSamplesReceived } : {}),
+    ...(pc?.video?.frameWidth ? { width: pc.video.frameWidth, height: pc.video.frameHeight ?? 0 } : {}),
+  };
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** utime + stime (s) of every process, by pid, with its command and parent. */
+function processTimes(): Map<number, { command: string; parent: number; seconds: number }> {
+  const all = new Map<number, { command: string; parent: number; seconds: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      all.set(Number(entry), { command, parent: Number(fields[1]), seconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return all;
+}
+
+/** Whom a process belongs to: the plugin's ffmpeg, the plugin (Homebridge), Firefox, the camera, stress-ng, other. */
+function ownerOf(pid: number, all: ReturnType<typeof processTimes>, roots: { homebridge: number; camera: number }): string {
+  const command = all.get(pid)?.command ?? '';
+  let at: number | undefined = pid;
+  for (let hops = 0; at && hops < 20; hops++) {
+    if (at === roots.homebridge) return command === 'ffmpeg' ? 'the variant ffmpeg' : 'Homebridge + plugin (node)';
+    if (at === roots.camera) return 'the camera (GStreamer, its own encoder)';
+    at = all.get(at)?.parent;
+  }
+  if (/firefox|Web Content|WebExtensions|Socket Process|RDD|Isolated|Privileged/i.test(command)) return 'Firefox';
+  if (/stress-ng/.test(command)) return 'stress-ng';
+  return 'other';
+}
+
+/** CPU (% of one core) by owner between two snapshots taken `seconds` apart. */
+function cpuByOwner(before: ReturnType<typeof processTimes>, after: ReturnType<typeof processTimes>, seconds: number, roots: { homebridge: number; camera: number }): string {
+  const shares = new Map<string, number>();
+  for (const [pid, now] of after) {
+    const used = now.seconds - (before.get(pid)?.seconds ?? 0);
+    if (used <= 0) continue;
+    const owner = ownerOf(pid, after, roots);
+    shares.set(owner, (shares.get(owner) ?? 0) + used);
+  }
+  return [...shares.entries()].sort((a, b) => b[1] - a[1]).map(([owner, used]) => `${owner} ${((100 * used) / seconds).toFixed(0)} %`).join(', ');
+}
+
+interface PhaseResult {
+  name: string;
+  fpsMedian: number;
+  fpsLowest: number;
+  fpsMean: number;
+  size: string;
+  audioPerSecond: number;
+  concealedPercent: string;
+  load: string;
+}
+
+async function main(): Promise<void> {
+  const own = Object.values(networkInterfaces()).flat().filter((a) => a && a.family === 'IPv4' && !a.internal);
+  if (own.length === 0) throw new Error('Firefox ESR gathers no loopback candidates: this bench needs a non-loopback IPv4 interface');
+  const haveStress = spawnSync('stress-ng', ['--version']).status === 0;
+  if (STRESS_CPUS > 0 && !haveStress) throw new Error('stress-ng is not installed (apt-get install stress-ng), or run with --stress 0');
+  const camera = await FakeCamera.start({ width: 1920, height: 1080, fps: 25, keyframeIntervalFrames: 50, audio: 'pcmu', bitrateKbps: 4000 });
+  const hb = await startHomebridge({
+    platform: platformConfig({ cameras: [{ name: 'Big', id: 'big', rtspUrl: camera.url }], web: { port: await getFreePort() }, viewers: [VIEWER] }),
+    debug: false,
+  });
+  const line = await hb.waitForLog(/Watch page: (\S+)/, 20_000);
+  const base = /Watch page: (\S+)/.exec(line)![1]!.replace(/\/$/, '');
+  const firefox = await launchFirefox();
+  let stress: ChildProcess | undefined;
+  const results: PhaseResult[] = [];
+  try {
+    const page = await firefox.openPage(`${base}/#camera=big`);
+    if (new URL(page.url()).pathname === '/login') {
+      await page.type('input[name=username]', VIEWER.username);
+      await page.type('input[name=password]', VIEWER.password);
+      await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+      await page.goto('about:blank');
+      await page.goto(`${base}/#camera=big`);
+    }
+    await waitForFramesDecoded(page, 25, 60_000);
+    for (const phase of STRESS_CPUS > 0 ? ['as it is', `stress-ng --cpu ${STRESS_CPUS}`] : ['as it is']) {
+      if (phase !== 'as it is') {
+        stress = spawn('stress-ng', ['--cpu', String(STRESS_CPUS), '--timeout', `${SETTLE_SECONDS + SECONDS + 30}s`], { stdio: 'ignore' });
+      }
+      const since = hb.lines.length;
+      await sleep(SETTLE_SECONDS * 1000);
+      const timesBefore = processTimes();
+      const samples: Sample[] = [sampleOf(await readRtcStats(page))];
+      for (let i = 0; i < SECONDS; i++) {
+        await sleep(1000);
+        samples.push(sampleOf(await readRtcStats(page)));
+      }
+      const cpu = cpuByOwner(timesBefore, processTimes(), (samples.at(-1)!.at - samples[0]!.at) / 1000, { homebridge: hb.pid!, camera: camera.pid! });
+      const fps = samples.slice(1).map((s, i) => ((s.frames - samples[i]!.frames) * 1000) / (s.at - samples[i]!.at));
+      const first = samples[0]!;
+      const last = samples.at(-1)!;
+      const seconds = (last.at - first.at) / 1000;
+      const concealed = last.concealed !== undefined && first.concealed !== undefined && last.samples !== undefined && first.samples !== undefined && last.samples > first.samples
+        ? `${((100 * (last.concealed - first.concealed)) / (last.samples - first.samples)).toFixed(1)} %`
+        : 'not reported';
+      const steps = hb.lines.slice(since).filter((l) => /encoder gave|kept up for a while/.test(l)).map((l) => l.replace(/^.*?\] /, ''));
+      results.push({
+        name: phase,
+        fpsMedian: median(fps),
+        fpsLowest: Math.min(...fps),
+        fpsMean: (last.frames - first.frames) / seconds,
+        size: last.width ? `${last.width}x${last.height}` : '?',
+        audioPerSecond: (last.audioPackets - first.audioPackets) / seconds,
+        concealedPercent: concealed,
+        load: (await import('node:os')).loadavg()[0]!.toFixed(1),
+      });
+      console.log(`# ${phase}: CPU by process (% of one core): ${cpu}`);
+      if (steps.length) console.log(`# ${phase}: ${steps.join(' | ')}`);
+      stress?.kill();
+      stress = undefined;
+    }
+  } finally {
+    stress?.kill();
+    await firefox.close();
+    await hb.stop({ removeStorage: true });
+    await stopAllHomebridges();
+    await camera.close();
+    await cleanupAll();
+  }
+  console.log(`\nFirefox ESR on a 1920x1080 25 fps camera (VP8 + Opus variant), ${SECONDS} s per phase after ${SETTLE_SECONDS} s to settle\n`);
+  console.log('| machine | fps median | lowest second | mean | picture | Opus packets/s (50 = all) | audio concealed | load (1 min) |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of results) {
+    console.log(`| ${r.name} | ${r.fpsMedian.toFixed(1)} | ${r.fpsLowest.toFixed(1)} | ${r.fpsMean.toFixed(1)} | ${r.size} | ${r.audioPerSecond.toFixed(1)} | ${r.concealedPercent} | ${r.load} |`);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
