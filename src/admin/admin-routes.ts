@@ -37,6 +37,15 @@ export interface AdminCameraStatus extends CameraStatus {
   configIndex: number;
   /** HomeKit Secure Video; absent when the camera's `recording` setting is off. */
   recording?: AdminRecordingStatus;
+  /** Variant encoders running now (viewers that cannot take the camera's codec); absent when none. */
+  transcoders?: AdminTranscoderStatus[];
+}
+
+/** One running variant encoder: its codec, the picture it encodes, and how far it stepped down to keep up. */
+export interface AdminTranscoderStatus {
+  codec: 'VP8' | 'H264';
+  picture: string;
+  stepsDown: number;
 }
 
 /** A camera's web trigger address, for the Homebridge UI admin only (the log never shows it). */
@@ -56,6 +65,8 @@ export interface AdminRouteDeps {
   homekitStreams: (id: string) => number;
   /** HomeKit Secure Video of a camera; undefined when its `recording` setting is off. */
   recording?: (id: string) => AdminRecordingStatus | undefined;
+  /** The camera's running variant encoders. */
+  transcoders?: (id: string) => AdminTranscoderStatus[];
   secrets: () => Iterable<string>;
   ffmpegPath: string | undefined;
   /** Every web trigger of every camera (their paths carry the secrets). */
@@ -192,12 +203,14 @@ export function adminRoutes(deps: AdminRouteDeps): WebRoute[] {
         const cameras: AdminCameraStatus[] = deps.registry.list().map((source) => {
           const config = deps.cameraConfig(source.id);
           const recording = deps.recording?.(source.id);
+          const transcoders = deps.transcoders?.(source.id) ?? [];
           return {
             ...toCameraStatus(source, deps.cameraExtras(source.id), deps.secrets()),
             homekitStreams: deps.homekitStreams(source.id),
             source: describeSource(config),
             configIndex: config?.index ?? -1,
             ...(recording ? { recording } : {}),
+            ...(transcoders.length ? { transcoders } : {}),
           };
         });
         ctx.sendJson(200, { cameras });

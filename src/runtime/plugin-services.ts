@@ -207,6 +207,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
           cameraConfig: (id) => cameras.get(id)?.config,
           homekitStreams: (id) => cameras.get(id)?.homekitStreams?.() ?? 0,
           recording: (id) => cameras.get(id)?.recording?.(),
+          transcoders: (id) => variants.encoders(id),
           secrets: () => [...context.secrets, ...accessControl.secrets()],
           ffmpegPath: context.ffmpeg?.path,
           discoverNow: () => discovery.searchNow(),

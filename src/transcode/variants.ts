@@ -8,10 +8,10 @@ import { Source } from '../media/source.js';
 import type { BroadcastSource } from '../media/types.js';
 import { prefixedLogger, type Logger } from '../util/logger.js';
 import type { VariantCodec } from '../ffmpeg/transcode-args.js';
-import { variantCodecName, variantUpstream, type VariantInput } from './variant-upstream.js';
+import { describeStep, variantCodecName, variantUpstream, type VariantInput } from './variant-upstream.js';
 import { opusAudioUpstream } from './opus-audio.js';
 import { OpusDubbedSource } from './opus-dubbed-source.js';
-import type { KeepUpSettings } from './keep-up.js';
+import { VARIANT_STEPS, type KeepUpSettings } from './keep-up.js';
 import { HardwareEncoderChoice, hardwareCandidates, type HardwareEncoder, type TrialResult } from '../ffmpeg/hardware-encoders.js';
 
 export interface VariantCamera {
@@ -37,8 +37,8 @@ export interface TranscodedVariantsOptions {
 export class TranscodedVariants {
   /** Each camera's variants, by codec. */
   private readonly encoded: Record<VariantCodec, Map<string, Source>> = { VP8: new Map(), H264: new Map() };
-  /** How many steps below its first picture each variant's encoder runs now (src/transcode/keep-up.ts). */
-  private readonly stepsDown: Record<VariantCodec, Map<string, number>> = { VP8: new Map(), H264: new Map() };
+  /** The step each variant's encoder runs at now, and the one it started at (src/transcode/keep-up.ts). */
+  private readonly steps: Record<VariantCodec, Map<string, { step: number; first: number }>> = { VP8: new Map(), H264: new Map() };
   /** Each camera's Opus sound, and the camera as H.264 browsers get it (its video, that sound). */
   private readonly opus = new Map<string, Source>();
   private readonly dubbed = new Map<string, OpusDubbedSource>();
@@ -84,7 +84,7 @@ export class TranscodedVariants {
         log,
         ...(this.options.debug ? { debug: true } : {}),
         ...(this.options.keepUp ? { keepUp: this.options.keepUp } : {}),
-        onStep: (step, first) => this.stepsDown[codec].set(camera.id, step - first),
+        onStep: (step, first) => this.steps[codec].set(camera.id, { step, first }),
         hardware: {
           choose: () => this.hardwareChoice(ffmpeg).choose(codec),
           failed: (encoder, reason) => this.hardwareChoice(ffmpeg).failed(encoder, reason),
@@ -147,22 +147,33 @@ export class TranscodedVariants {
    * each step about halves its work), while one runs; undefined when none does.
    */
   reducedSteps(id: string): number | undefined {
-    const steps = (['VP8', 'H264'] as const).filter((codec) => {
+    const running = this.encoders(id);
+    return running.length ? Math.max(...running.map((r) => r.stepsDown)) : undefined;
+  }
+
+  /**
+   * The camera's variant encoders running now: codec, the picture they encode at (the largest box,
+   * "640x360 at 15 fps") and how many steps down they went to keep up (the Homebridge UI shows it).
+   */
+  encoders(id: string): Array<{ codec: VariantCodec; picture: string; stepsDown: number }> {
+    return (['VP8', 'H264'] as const).flatMap((codec) => {
       const state = this.encoded[codec].get(id)?.state.state;
-      return state === 'live' || state === 'connecting';
-    }).map((codec) => this.stepsDown[codec].get(id) ?? 0);
-    return steps.length ? Math.max(...steps) : undefined;
+      if (state !== 'live' && state !== 'connecting') return [];
+      const at = this.steps[codec].get(id);
+      const step = at ? VARIANT_STEPS[at.step] : undefined;
+      return [{ codec, picture: step ? describeStep(step) : 'starting', stepsDown: at ? at.step - at.first : 0 }];
+    });
   }
 
   async remove(id: string): Promise<void> {
     const closing = [this.encoded.VP8.get(id), this.encoded.H264.get(id), this.opus.get(id)];
-    for (const map of [this.encoded.VP8, this.encoded.H264, this.opus, this.dubbed, this.stepsDown.VP8, this.stepsDown.H264]) map.delete(id);
+    for (const map of [this.encoded.VP8, this.encoded.H264, this.opus, this.dubbed, this.steps.VP8, this.steps.H264]) map.delete(id);
     await Promise.allSettled(closing.map((source) => source?.close()));
   }
 
   async closeAll(): Promise<void> {
     const all = [...this.encoded.VP8.values(), ...this.encoded.H264.values(), ...this.opus.values()];
-    for (const map of [this.encoded.VP8, this.encoded.H264, this.opus, this.dubbed, this.stepsDown.VP8, this.stepsDown.H264]) map.clear();
+    for (const map of [this.encoded.VP8, this.encoded.H264, this.opus, this.dubbed, this.steps.VP8, this.steps.H264]) map.clear();
     await Promise.allSettled(all.map((variant) => variant.close()));
   }
 }

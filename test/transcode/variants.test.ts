@@ -247,11 +247,13 @@ describe('transcoded variants (real camera, re-stream and ffmpeg)', { timeout: 2
     assert.equal(starts.filter((line) => line.includes('-vf fps=')).length, 1, starts.join('\n'));
     assert.equal(logs.filter((l) => /gave \d+% of the camera's frames/.test(l)).length, 1, 'one step down');
     assert.equal(variants.reducedSteps('cam'), 1);
+    assert.deepEqual(variants.encoders('cam'), [{ codec: 'VP8', picture: '640x360 at 15 fps', stepsDown: 1 }], 'what the Homebridge UI card shows');
     assert.deepEqual(encoders(), { picture: ['libvpx'], sound: 1, other: 0 }, 'the slow run ended before the new one started; the sound ran on');
     assert.equal(await withAudio.sessionCount(), 1);
     subscription.unsubscribe();
     await until('the encoder to stop', () => runningFfmpegPids().length === 0);
     assert.equal(variants.reducedSteps('cam'), undefined, 'no encoder, no figure');
+    assert.deepEqual(variants.encoders('cam'), []);
     await variants.closeAll();
   });
 

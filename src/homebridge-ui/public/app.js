@@ -99,7 +99,13 @@ function facts(camera) {
   list.push(camera.audio ? `audio ${camera.audio}` : 'no audio');
   list.push(`${camera.viewers} viewer${camera.viewers === 1 ? '' : 's'}`);
   list.push(`${camera.homekitStreams} HomeKit stream${camera.homekitStreams === 1 ? '' : 's'}`);
-  return h('ul', { class: 'wrc-facts' }, list.map((f) => h('li', {}, f)));
+  for (const t of camera.transcoders ?? []) {
+    const codec = t.codec === 'H264' ? 'H.264' : t.codec;
+    list.push(t.stepsDown > 0
+      ? `${codec} copy at ${t.picture}: ${t.stepsDown} step${t.stepsDown === 1 ? '' : 's'} down, the machine is too busy for more`
+      : `${codec} copy at ${t.picture}`);
+  }
+  return h('ul', { class: 'wrc-facts' }, list.map((f) => h('li', { dataset: { fact: '' } }, f)));
 }
 
 async function loadCameras() {
