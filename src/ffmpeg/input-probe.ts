@@ -20,3 +20,17 @@ export function inputProbeArgs(probe: InputProbe): string[] {
       '-analyzeduration', '100000', // 0.1 s of media finds both tracks; more only delays the first frame
     ];
 }
+
+/**
+ * How an ffmpeg reads one kind of the camera's loopback re-stream (`-i` and its URL follow): over
+ * TCP, setting up only the tracks it uses (the others are never sent to it), and giving up when the
+ * re-stream goes silent, so no ffmpeg outlives its camera.
+ */
+export function restreamTrackArgs(media: 'video' | 'audio', probe: InputProbe): string[] {
+  return [
+    ...inputProbeArgs(probe),
+    '-rtsp_transport', 'tcp', // loopback TCP: no loss, no reordering
+    '-allowed_media_types', media, // set up this kind only: nothing else is decoded or even sent
+    '-timeout', '10000000', // give up when the re-stream is silent for 10 s (µs): no orphan ffmpeg
+  ];
+}

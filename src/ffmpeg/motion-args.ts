@@ -2,7 +2,7 @@
  * The ffmpeg command line of a camera's motion detector (src/motion/): the loopback re-stream in,
  * small grey pictures out on stdout, a few a second. Every flag says why.
  */
-import { inputProbeArgs } from './input-probe.js';
+import { restreamTrackArgs } from './input-probe.js';
 
 export const MOTION_PICTURE_WIDTH = 160;
 export const MOTION_PICTURE_HEIGHT = 90;
@@ -20,10 +20,7 @@ export function videoMotionArgs(input: MotionArgs): string[] {
     '-hide_banner',
     '-nostdin', // never read the terminal; the plugin stops ffmpeg with signals
     '-loglevel', input.debug ? 'level+verbose' : 'level+warning', // level tags let the diagnosis find the errors
-    ...inputProbeArgs('fast'), // the re-stream starts with parameter sets and a keyframe
-    '-rtsp_transport', 'tcp', // loopback TCP: no loss, no reordering
-    '-allowed_media_types', 'video', // set up the video track only: the sound is not looked at
-    '-timeout', '10000000', // give up when the re-stream is silent for 10 s (µs): no orphan ffmpeg
+    ...restreamTrackArgs('video', 'fast'), // the picture only (the sound is not looked at); the re-stream starts with a keyframe
     '-threads', '1', // one decoding thread: a background task on a Raspberry Pi must not take every core
     '-i', input.inputUrl,
     '-map', '0:v:0',

@@ -10,7 +10,7 @@
  */
 import type { HardwareEncoder } from './hardware-encoders.js';
 import type { VariantCodec } from './variant-codec.js';
-import { inputProbeArgs, type InputProbe } from './input-probe.js';
+import { restreamTrackArgs, type InputProbe } from './input-probe.js';
 
 export interface VariantArgs {
   /** The camera's loopback re-stream (rtsp://127.0.0.1:<port>/<id>). */
@@ -114,10 +114,7 @@ export function variantArgs(codec: VariantCodec, input: VariantArgs): string[] {
     // Not +nobuffer: it throws away what probing read, which is the re-stream's cached keyframe.
     '-fflags', '+genpts', // frames from RTP may lack PTS
     '-flags', 'low_delay',
-    ...inputProbeArgs(input.probe ?? 'fast'), // 0.1 s, or up to 1 s for the retry (input-probe.ts)
-    '-rtsp_transport', 'tcp', // loopback TCP: no loss, no reordering
-    '-allowed_media_types', 'video', // set up the picture only: the sound has its own ffmpeg (see above)
-    '-timeout', '10000000', // give up when the re-stream is silent for 10 s (µs): no orphan ffmpeg
+    ...restreamTrackArgs('video', input.probe ?? 'fast'), // the picture only: the sound has its own ffmpeg (see above); probe 0.1 s, or 1 s on the retry
     ...(input.hardware?.inputArgs ?? []), // a hardware encoder's device
     '-i', input.inputUrl,
     '-map', '0:v:0', // the camera's video track
@@ -149,10 +146,7 @@ export function variantAudioArgs(input: VariantAudioArgs): string[] {
     '-nostdin', // never read the terminal; the plugin stops ffmpeg with signals
     '-loglevel', input.debug ? 'level+verbose' : 'level+warning', // level tags let the diagnosis find the errors
     '-fflags', '+genpts', // packets from RTP may lack PTS
-    ...inputProbeArgs(input.probe ?? 'fast'), // 0.1 s, or up to 1 s for the retry (input-probe.ts)
-    '-rtsp_transport', 'tcp', // loopback TCP: no loss, no reordering
-    '-allowed_media_types', 'audio', // set up the sound only: the picture is the other process's
-    '-timeout', '10000000', // give up when the re-stream is silent for 10 s (µs): no orphan ffmpeg
+    ...restreamTrackArgs('audio', input.probe ?? 'fast'), // the sound only: the picture is the other process's
     '-i', input.inputUrl,
     '-map', '0:a:0', // the camera's audio (G.711, AAC or Opus: all decode)
     ...opusEncoderArgs(32),
