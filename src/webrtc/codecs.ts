@@ -4,10 +4,11 @@
  * H.264 passes through. It is always *offered* as Constrained Baseline 3.1 (42e01f) with
  * packetization-mode=1: Chromium refuses an offer whose only H.264 is High (64xxxx) but decodes a
  * High-profile stream sent under 42e01f (NOTES.md), and the level is not enforced by decoders.
- * PCMU, PCMA and Opus audio pass through. H.265 video cannot reach a browser without transcoding:
- * the signalling then feeds the viewer from the camera's transcoded VP8 + Opus variant
- * (src/transcode/) when ffmpeg can make one, and VP8 from that variant passes through here like
- * H.264. AAC audio reaches this plan only when ffmpeg has no libopus or the AAC has no ADTS form
+ * PCMU, PCMA and Opus audio pass through. H.265 passes through to a viewer that decodes it (Safari
+ * 18 and later, Chrome with a hardware decoder: `planMedia`'s `h265`), described with the camera's
+ * own profile, tier and level; other viewers of an H.265 camera are fed from its transcoded H.264
+ * or VP8 variant (src/transcode/) when ffmpeg can make one, and those pass through here like the
+ * camera's own. AAC audio reaches this plan only when ffmpeg has no libopus or the AAC has no ADTS form
  * (AAC-LD/ELD); otherwise the viewer's Source already says Opus (src/transcode/opus-dubbed-source.ts).
  * Here it is dropped and the video still plays.
  */
@@ -31,8 +32,8 @@ export interface AudioPlan {
 
 export interface VideoPlan {
   track: TrackDescription;
-  /** VP8 only comes from the plugin's transcoded variant of a camera (src/transcode/). */
-  codec: 'H264' | 'VP8';
+  /** VP8 only comes from the plugin's transcoded variant of a camera (src/transcode/); H.265 only to a viewer that decodes it. */
+  codec: 'H264' | 'VP8' | 'H265';
 }
 
 /** What one viewer is sent. At least one of video/audio is present. */
@@ -74,12 +75,14 @@ function audioPlan(track: TrackDescription): AudioPlan | string {
  * Decides what a browser viewer gets from these camera tracks. Throws `UnsupportedCodecError` when
  * the camera's video cannot be passed through (H.265) or there is nothing playable at all.
  */
-export function planMedia(tracks: ReadonlyArray<TrackDescription>): MediaPlan {
+export function planMedia(tracks: ReadonlyArray<TrackDescription>, viewer: { h265?: boolean } = {}): MediaPlan {
   const notes: string[] = [];
   const videoTrack = tracks.find((t) => t.kind === 'video');
   const audioTrack = tracks.find((t) => t.kind === 'audio');
   let video: VideoPlan | undefined;
-  if (videoTrack) {
+  if (videoTrack?.codec === 'H265' && viewer.h265) {
+    video = { track: videoTrack, codec: 'H265' };
+  } else if (videoTrack) {
     if (videoTrack.codec !== 'H264' && videoTrack.codec !== 'VP8') {
       const name = videoTrack.codec === 'H265' ? 'H.265 (HEVC)' : String(videoTrack.codec);
       throw new UnsupportedCodecError(
@@ -129,9 +132,33 @@ export function vp8Codec(payloadType = DEFAULT_VP8_PAYLOAD_TYPE): RTCRtpCodecPar
   });
 }
 
+export const DEFAULT_H265_PAYLOAD_TYPE = 104;
+
+/**
+ * How an H.265 stream is described (RFC 7798 section 7.1): the camera's own profile, tier and
+ * level when its SDP names them, else Main profile, Main tier, level 3.1 (what browsers list first;
+ * as with H.264, decoders do not enforce the level). One stream, one RTP session: tx-mode SRST.
+ */
+export function h265Fmtp(track?: Pick<TrackDescription, 'fmtp'>): string {
+  const fmtp = track?.fmtp ?? {};
+  const pick = (key: string, fallback: string): string => (/^\d{1,3}$/.test(fmtp[key] ?? '') ? fmtp[key]! : fallback);
+  return `level-id=${pick('level-id', '93')};profile-id=${pick('profile-id', '1')};tier-flag=${pick('tier-flag', '0')};tx-mode=SRST`;
+}
+
+/** The werift codec for an H.265 video m-line. `fmtp`/`payloadType` follow a client offer on the WHEP path. */
+export function h265Codec(payloadType = DEFAULT_H265_PAYLOAD_TYPE, fmtp = h265Fmtp()): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({
+    mimeType: 'video/H265',
+    clockRate: 90000,
+    payloadType,
+    parameters: fmtp,
+    rtcpFeedback: VIDEO_FEEDBACK.map((f) => ({ ...f })),
+  });
+}
+
 /** The werift codec for the server's offer of this plan's video. */
 export function offerVideoCodec(plan: VideoPlan): RTCRtpCodecParameters {
-  return plan.codec === 'VP8' ? vp8Codec() : h264Codec();
+  return plan.codec === 'VP8' ? vp8Codec() : plan.codec === 'H265' ? h265Codec(DEFAULT_H265_PAYLOAD_TYPE, h265Fmtp(plan.track)) : h264Codec();
 }
 
 export function audioCodec(plan: Omit<AudioPlan, 'track'>): RTCRtpCodecParameters {

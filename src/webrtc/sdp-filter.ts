@@ -128,6 +128,16 @@ function chooseVp8(payloads: PayloadInfo[]): H264Choice | undefined {
   return vp8 ? { payloadType: vp8.pt, fmtp: vp8.fmtp, profileLevelId: '' } : undefined;
 }
 
+/**
+ * The client's H.265 in Main profile (profile-id 1, or none named: RFC 7798's default), else any
+ * H.265 it offers; cameras send Main, and a Main 10 decoder takes Main too.
+ */
+function chooseH265(payloads: PayloadInfo[]): H264Choice | undefined {
+  const h265 = payloads.filter((p) => p.codec === 'H265');
+  const main = h265.find((p) => (/(?:^|;)\s*profile-id=(\d+)/.exec(p.fmtp)?.[1] ?? '1') === '1') ?? h265[0];
+  return main ? { payloadType: main.pt, fmtp: main.fmtp, profileLevelId: '' } : undefined;
+}
+
 /** The video codecs a client offer names (upper case, first video section): decides H.264 or the VP8 variant. */
 export function offeredVideoCodecs(sdp: string): string[] {
   const video = splitSections(sdp).media.find((s) => s.lines[0]!.startsWith('m=video '));
@@ -167,6 +177,11 @@ function filterOffer(sdp: string, choose: (payloads: PayloadInfo[]) => H264Choic
   }
   const out = [...session, ...media.flatMap((s) => s.lines)].join('\r\n') + '\r\n';
   return { sdp: out, ...(h264 ? { h264 } : {}), hasAudio };
+}
+
+/** The same for an H.265 camera's own video: the client's H.265 (`chooseH265`), and nothing else. */
+export function filterOfferForH265(sdp: string): FilteredOffer {
+  return filterOffer(sdp, chooseH265);
 }
 
 /** Whether an answer (from a browser) accepted the video section (port != 0 and a payload type left). */

@@ -188,9 +188,9 @@ class SignallingSession {
 
   /**
    * Starts a viewer of `cameraId`. A browser that says it cannot receive H.264 (`videoCodecs`) gets
-   * the camera's VP8 variant, when there is one. A camera whose codec no browser takes (H.265, found
-   * when the offer is made) sends the viewer its H.264 variant when the browser takes H.264, else
-   * its VP8 one (`variantCodec` is then the one chosen).
+   * the camera's VP8 variant, when there is one. An H.265 camera goes as it is to a browser that
+   * says it decodes H.265; to another (found when the offer is made) it sends its H.264 variant when
+   * the browser takes H.264, else its VP8 one (`variantCodec` is then the one chosen).
    */
   private async watch(cameraId: string, videoCodecs?: ReadonlyArray<string>, variantCodec?: 'VP8' | 'H264'): Promise<void> {
     this.endViewer();
@@ -232,6 +232,8 @@ class SignallingSession {
         ice: this.ctx.ice ?? DEFAULT_ICE_SETTINGS,
         logger: this.log,
         ...(talkChannel ? { talk: true } : {}),
+        // An H.265 camera's own video, untranscoded, to a browser that decodes H.265.
+        ...(videoCodecs?.includes('H265') ? { receivesH265: true } : {}),
         ...(this.ctx.remoteAddress !== undefined ? { remoteAddress: this.ctx.remoteAddress } : {}),
       });
     } catch (error) {

@@ -75,7 +75,7 @@ export interface IceCandidateJson {
 
 /** What the page shows about the stream. */
 export interface StreamInfo {
-  codec: 'H264' | 'VP8' | null;
+  codec: 'H264' | 'VP8' | 'H265' | null;
   width?: number;
   height?: number;
   audio: string | null;

@@ -8,7 +8,7 @@ import { MediaStream, RTCPeerConnection, type RTCRtpCodecParameters, type RTCRtp
 import type { TimerSeam } from '../media/timers.js';
 import type { Logger } from '../util/logger.js';
 import type { BroadcastSource } from '../media/types.js';
-import { audioCodec, talkCodec, h264Codec, offerVideoCodec, planMedia, UnsupportedCodecError, vp8Codec, type MediaPlan } from './codecs.js';
+import { audioCodec, talkCodec, h264Codec, h265Codec, offerVideoCodec, planMedia, UnsupportedCodecError, vp8Codec, type MediaPlan } from './codecs.js';
 import {
   announceCandidates,
   announceInSdp,
@@ -19,7 +19,7 @@ import {
   type IceSettings,
 } from './ice-config.js';
 import type { RemoteCandidateFilter } from './remote-candidates.js';
-import { answerAcceptsVideo, filterOfferForH264, filterOfferForVp8 } from './sdp-filter.js';
+import { answerAcceptsVideo, filterOfferForH264, filterOfferForH265, filterOfferForVp8 } from './sdp-filter.js';
 import type { IceCandidateJson } from './types.js';
 import type { ViewerStats } from './viewer-options.js';
 
@@ -46,6 +46,8 @@ export interface ViewerNegotiationOptions {
   talk?: boolean;
   /** One RTP packet of the viewer's microphone: its Opus payload and 48 kHz timestamp. */
   onTalkVoice?(payload: Buffer, timestamp: number): void;
+  /** The viewer decodes H.265: an H.265 camera's video goes to it as it is (`ViewerPeerOptions.receivesH265`). */
+  receivesH265?: boolean;
 }
 
 export class ViewerNegotiation {
@@ -145,16 +147,16 @@ export class ViewerNegotiation {
     this.assertOpen();
     const plan = this.decidePlan();
     await this.resolveAnnounced();
-    const vp8 = plan.video?.codec === 'VP8';
-    const filtered = vp8 ? filterOfferForVp8(offerSdp) : filterOfferForH264(offerSdp);
+    const codec = plan.video?.codec ?? 'H264';
+    const filtered = codec === 'VP8' ? filterOfferForVp8(offerSdp) : codec === 'H265' ? filterOfferForH265(offerSdp) : filterOfferForH264(offerSdp);
     if (plan.video && !filtered.h264 && (!plan.audio || !filtered.hasAudio)) {
-      throw new UnsupportedCodecError(
-        vp8 ? 'The client did not offer VP8, which this stream sends.' : 'The client did not offer H.264 (packetization-mode=1), which this camera sends.',
-        vp8 ? 'client offer has no VP8' : 'client offer has no H.264 packetization-mode=1',
-      );
+      const wanted = codec === 'VP8' ? 'VP8, which this stream sends' : codec === 'H265' ? 'H.265, which this camera sends' : 'H.264 (packetization-mode=1), which this camera sends';
+      throw new UnsupportedCodecError(`The client did not offer ${wanted}.`, `client offer has no ${codec === 'H264' ? 'H.264 packetization-mode=1' : codec === 'H265' ? 'H.265' : 'VP8'}`);
     }
     const chosen = filtered.h264;
-    const videoCodec = plan.video && chosen ? (vp8 ? vp8Codec(chosen.payloadType) : h264Codec(chosen.payloadType, chosen.fmtp)) : undefined;
+    const videoCodec = plan.video && chosen
+      ? codec === 'VP8' ? vp8Codec(chosen.payloadType) : codec === 'H265' ? h265Codec(chosen.payloadType, chosen.fmtp) : h264Codec(chosen.payloadType, chosen.fmtp)
+      : undefined;
     const pc = this.newPeerConnection(videoCodec);
     await pc.setRemoteDescription({ type: 'offer', sdp: this.options.remoteCandidates.filterSdp(filtered.sdp) });
     this.assertOpen();
@@ -206,7 +208,7 @@ export class ViewerNegotiation {
   private decidePlan(): MediaPlan {
     if (this.planValue) return this.planValue;
     this.options.mark('tracks');
-    const plan = planMedia(this.options.source.tracks);
+    const plan = planMedia(this.options.source.tracks, { h265: this.options.receivesH265 === true });
     for (const note of plan.notes) this.options.log.warn(`Camera ${this.options.source.id}, viewer ${this.options.id}: ${note}`);
     this.planValue = plan;
     return plan;

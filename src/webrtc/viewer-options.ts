@@ -35,6 +35,12 @@ export interface ViewerPeerOptions {
    * server's offer carries one more audio section, receive-only Opus, for its microphone.
    */
   talk?: boolean;
+  /**
+   * The viewer decodes H.265 over WebRTC (its browser's capabilities or its WHEP offer say so:
+   * Safari 18 and later, Chrome with a hardware decoder): an H.265 camera's video then goes to it as
+   * it is, with no transcoding.
+   */
+  receivesH265?: boolean;
   /** A peer that has not connected this long after the offer/answer is reaped (default `CONNECT_TIMEOUT_MS`). */
   connectTimeoutMs?: number;
   /** A peer that stays `disconnected` this long is released (default 8 s). */

@@ -129,6 +129,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       startConnectTimer: () => this.startConnectTimer(),
       addDisposer: (dispose) => this.disposers.push(dispose),
       ...(options.talk ? { talk: true, onTalkVoice: (payload: Buffer, timestamp: number) => this.emit('talkVoice', payload, timestamp) } : {}),
+      ...(options.receivesH265 ? { receivesH265: true } : {}),
     });
     this.media = new ViewerMedia({
       id: this.id,

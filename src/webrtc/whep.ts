@@ -137,11 +137,13 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       if (!offerHasFingerprint(offer)) {
         return text(400, 'The SDP offer has no DTLS fingerprint (a=fingerprint); WebRTC media needs DTLS-SRTP.');
       }
-      // A client that offers VP8 but no H.264 (packetization-mode=1) gets the camera's VP8 variant.
+      // A client that offers VP8 but no H.264 (packetization-mode=1) nor H.265 gets the camera's VP8 variant.
       const offered = offeredVideoCodecs(offer);
       const acceptsVp8 = offered.includes('VP8');
       const takesH264 = offered.includes('H264');
-      const wantsVariant = acceptsVp8 && !takesH264;
+      // An H.265 camera's own video goes as it is to a client that offers H.265.
+      const takesH265 = offered.includes('H265');
+      const wantsVariant = acceptsVp8 && !takesH264 && !takesH265;
       const admission = ctx.limits.admit(cameraId, { principal: caller.principal.name, address: caller.remoteAddress });
       if ('refused' in admission && admission.refused === 'too-many-pending') {
         refusalLog(log).note('info', 'WHEP viewers refused: too many still connecting from one user or address', `Camera ${cameraId}: WHEP viewer refused, '${caller.principal.name}' or its address has ${ctx.limits.pendingLimit} viewers still connecting (web.maxConnectingViews)`);
@@ -161,7 +163,7 @@ export function createWhepHandler(ctx: WhepContext): WhepEndpoint {
       };
       /** A viewer of `source` answering the offer: the answer, or the HTTP error to send. */
       const attempt = async (source: BroadcastSource): Promise<{ viewer: ViewerPeer; answer: string } | { refusal: UnsupportedCodecError } | HandlerResponse> => {
-        const viewer = new ViewerPeer({ ...ctx.viewerOptions, source, ice: ctx.ice ?? DEFAULT_ICE_SETTINGS, logger: log, remoteAddress: caller.remoteAddress });
+        const viewer = new ViewerPeer({ ...ctx.viewerOptions, source, ice: ctx.ice ?? DEFAULT_ICE_SETTINGS, logger: log, remoteAddress: caller.remoteAddress, ...(takesH265 ? { receivesH265: true } : {}) });
         viewer.once('closed', () => sessions.delete(sessionId));
         ctx.onViewer?.(viewer);
         try {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { RtpPacket, SrtpSession } from 'werift';
 import type { MediaFrame, TrackDescription } from '../../src/media/types.js';
-import { planMedia, UnsupportedCodecError } from '../../src/webrtc/codecs.js';
+import { h265Fmtp, planMedia, UnsupportedCodecError } from '../../src/webrtc/codecs.js';
 import {
   announceCandidates,
   announceInSdp,
@@ -16,7 +16,7 @@ import {
   validateIceSettings,
 } from '../../src/webrtc/ice-config.js';
 import { ntpFromUnixMs, OutboundStream } from '../../src/webrtc/outbound-stream.js';
-import { answerAcceptsVideo, filterOfferForH264, h264ProfileRank } from '../../src/webrtc/sdp-filter.js';
+import { answerAcceptsVideo, filterOfferForH264, filterOfferForH265, h264ProfileRank, offeredVideoCodecs } from '../../src/webrtc/sdp-filter.js';
 import { ReplayPacer } from '../../src/webrtc/replay-pacer.js';
 import { parseClientMessage, protocolState } from '../../src/webrtc/signalling.js';
 import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter } from '../../src/rtp/srtp-writer.js';
@@ -207,6 +207,17 @@ describe('codec planning', () => {
     assert.equal(planMedia([audio('PCMU')]).video, undefined, 'an audio-only camera is still playable');
     assert.throws(() => planMedia([audio('AAC')]), UnsupportedCodecError);
   });
+  test('H.265 passes through to a viewer that decodes it, described with the camera\'s own profile, tier and level', () => {
+    const hevc: TrackDescription = { ...video, codec: 'H265', fmtp: { 'profile-id': '1', 'level-id': '120', 'tier-flag': '0' } };
+    const plan = planMedia([hevc, audio('PCMU')], { h265: true });
+    assert.equal(plan.video?.codec, 'H265');
+    assert.equal(plan.audio?.codec, 'PCMU');
+    assert.throws(() => planMedia([hevc], { h265: false }), UnsupportedCodecError);
+    assert.equal(planMedia([video], { h265: true }).video?.codec, 'H264', 'an H.264 camera stays H.264');
+    assert.equal(h265Fmtp(hevc), 'level-id=120;profile-id=1;tier-flag=0;tx-mode=SRST');
+    assert.equal(h265Fmtp({ fmtp: {} }), 'level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST', 'Main, Main tier, level 3.1 when the camera names none');
+    assert.equal(h265Fmtp({ fmtp: { 'profile-id': '1;x=y' } }), 'level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST', 'a malformed value is not copied into SDP');
+  });
 });
 
 describe('SDP clean-up', () => {
@@ -220,6 +231,25 @@ describe('SDP clean-up', () => {
     assert.equal(filterOfferForH264(offer).h264, undefined);
     assert.equal(answerAcceptsVideo('v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF 102\r\n'), false);
     assert.equal(answerAcceptsVideo('v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n'), true);
+  });
+
+  test('an H.265 offer: the client\'s Main-profile H.265 is kept and nothing else; offeredVideoCodecs names it', () => {
+    const offer = [
+      'v=0', 'm=video 9 UDP/TLS/RTP/SAVPF 96 104 106 108',
+      'a=rtpmap:96 VP8/90000',
+      'a=rtpmap:104 H265/90000', 'a=fmtp:104 level-id=93;profile-id=2;tier-flag=0;tx-mode=SRST',
+      'a=rtpmap:106 H265/90000', 'a=fmtp:106 level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST', 'a=rtcp-fb:106 nack pli',
+      'a=rtpmap:108 H264/90000', 'a=fmtp:108 packetization-mode=1;profile-level-id=42e01f',
+      'm=audio 9 UDP/TLS/RTP/SAVPF 0', 'a=rtpmap:0 PCMU/8000', '',
+    ].join('\r\n');
+    const filtered = filterOfferForH265(offer);
+    assert.equal(filtered.h264?.payloadType, 106, 'Main (profile-id 1) before Main 10');
+    assert.match(filtered.sdp, /m=video 9 UDP\/TLS\/RTP\/SAVPF 106\r\n/);
+    assert.ok(!/a=rtpmap:(96|104|108) /.test(filtered.sdp));
+    assert.ok(filtered.sdp.includes('a=rtcp-fb:106 nack pli'));
+    assert.equal(filtered.hasAudio, true);
+    assert.deepEqual(offeredVideoCodecs(offer).sort(), ['H264', 'H265', 'VP8']);
+    assert.equal(filterOfferForH265(offer.replace(/a=rtpmap:10[46] H265/g, 'a=rtpmap:110 X')).h264, undefined, 'no H.265 offered');
   });
 });
 

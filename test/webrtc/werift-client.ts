@@ -1,11 +1,12 @@
 // A werift receiving peer for viewer tests and the benchmark: it answers the server's offer (or
-// makes a WHEP-style offer), reassembles the H.264 it receives with the project's own
-// depacketizer into Annex-B, and counts what arrived. `watchOverSignalling` drives it through
+// makes a WHEP-style offer), reassembles the H.264 (or, with `videoCodec: 'H265'`, the H.265) it
+// receives with the project's own depacketizer into Annex-B, and counts what arrived. `watchOverSignalling` drives it through
 // the real WebSocket protocol.
 import { once } from 'node:events';
 import { RTCPeerConnection, RTCRtpCodecParameters, type MediaStreamTrack, type RtpPacket } from 'werift';
 import { WebSocket } from 'ws';
 import { H264Depacketizer } from '../../src/media/h264-depacketizer.js';
+import { H265Depacketizer, isH265Irap } from '../../src/media/h265-depacketizer.js';
 import type { RtpPacketView } from '../../src/media/types.js';
 import { icePeerConfig, LOOPBACK_ICE_SETTINGS } from '../../src/webrtc/ice-config.js';
 import type { IceCandidateJson } from '../../src/webrtc/types.js';
@@ -17,7 +18,14 @@ export interface ReceiverOptions {
   keepVideo?: boolean;
   /** Called for each video RTP packet (bench: latency probes). */
   onVideoPacket?: (packet: RtpPacket) => void;
+  /** What it receives, as a browser that decodes H.265 (Safari 18 and later) would (default H264). */
+  videoCodec?: 'H264' | 'H265';
+  /** What `watchOverSignalling` says the browser decodes (the page's `videoCodecs`); default: nothing said. */
+  videoCodecs?: string[];
 }
+
+/** The H.265 a Safari 18 offers: Main profile, Main tier, level 3.1, one RTP stream. */
+export const H265_RECEIVE_FMTP = 'level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST';
 
 export class WeriftReceiver {
   readonly pc: RTCPeerConnection;
@@ -37,7 +45,7 @@ export class WeriftReceiver {
   readonly markers: Array<{ seq: number; ts: number }> = [];
   private readonly chunks: Buffer[] = [];
   private readonly seen = new Set<number>();
-  private readonly depacketizer: H264Depacketizer;
+  private readonly depacketizer: H264Depacketizer | H265Depacketizer;
   private readonly tracks: MediaStreamTrack[] = [];
   readonly localCandidates: IceCandidateJson[] = [];
   onCandidate?: (candidate: IceCandidateJson | null) => void;
@@ -48,13 +56,21 @@ export class WeriftReceiver {
       bundlePolicy: 'max-bundle',
       codecs: {
         video: [
-          new RTCRtpCodecParameters({
-            mimeType: 'video/H264',
-            clockRate: 90000,
-            payloadType: 102,
-            parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
-            rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
-          }),
+          options.videoCodec === 'H265'
+            ? new RTCRtpCodecParameters({
+              mimeType: 'video/H265',
+              clockRate: 90000,
+              payloadType: 106,
+              parameters: H265_RECEIVE_FMTP,
+              rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+            })
+            : new RTCRtpCodecParameters({
+              mimeType: 'video/H264',
+              clockRate: 90000,
+              payloadType: 102,
+              parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+              rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+            }),
         ],
         audio: [
           new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 }),
@@ -62,17 +78,19 @@ export class WeriftReceiver {
         ],
       },
     });
-    this.depacketizer = new H264Depacketizer((au) => {
+    const h265 = options.videoCodec === 'H265';
+    const onAccessUnit = (au: { units: Buffer[]; damaged: boolean }): void => {
       this.accessUnits++;
       if (au.damaged) this.damaged++;
-      const idr = au.units.some((u) => (u[0]! & 0x1f) === 5);
+      const idr = h265 ? au.units.some((u) => isH265Irap((u[0]! >> 1) & 0x3f)) : au.units.some((u) => (u[0]! & 0x1f) === 5);
       this.auKinds += idr ? 'I' : au.damaged ? 'x' : 'p';
       if (idr) {
         this.keyframes++;
         this.firstKeyframeAt ??= performance.now();
       }
       if (this.options.keepVideo !== false) for (const unit of au.units) this.chunks.push(START_CODE, Buffer.from(unit));
-    });
+    };
+    this.depacketizer = h265 ? new H265Depacketizer(onAccessUnit) : new H264Depacketizer(onAccessUnit);
     this.pc.onIceCandidate.subscribe((candidate) => {
       const json = candidate
         ? { candidate: candidate.candidate, sdpMid: candidate.sdpMid ?? null, sdpMLineIndex: candidate.sdpMLineIndex ?? null }
@@ -260,7 +278,7 @@ export async function watchOverSignalling(url: string, camera: string, options: 
       })
       .catch(() => undefined);
   });
-  ws.send(JSON.stringify({ type: 'watch', camera }));
+  ws.send(JSON.stringify({ type: 'watch', camera, ...(options.videoCodecs ? { videoCodecs: options.videoCodecs } : {}) }));
   return {
     ws,
     receiver,
