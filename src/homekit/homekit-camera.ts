@@ -122,7 +122,7 @@ export class HomeKitCamera {
     const { camera, ffmpeg, log } = options;
     this.log = log;
     if (ffmpeg) {
-      const audio = chooseAudio(ffmpeg, camera.audio);
+      const audio = chooseAudio(ffmpeg, camera.audio, options.talk !== undefined);
       this.delegate = new HomeKitStreamingDelegate({
         hap: options.api.hap,
         maxStreams: camera.maxHomeKitStreams,
@@ -323,7 +323,7 @@ export class HomeKitCamera {
       if (size) context.homekitVideo = size;
     }
     const resolutions: Resolution[] = resolutionsFor(size?.width, size?.height);
-    const audio = chooseAudio(ffmpeg, camera.audio);
+    const audio = chooseAudio(ffmpeg, camera.audio, this.options.talk !== undefined);
     const recording = this.recordingFor(resolutions, size);
     const controllerOptions: CameraControllerOptions = {
       cameraStreamCount: camera.maxHomeKitStreams,

@@ -55,13 +55,20 @@ export interface AudioChoice {
   message: string;
 }
 
-/** Opus through libopus when available; AAC-ELD only with libfdk_aac (Debian's ffmpeg lacks it). */
-export function chooseAudio(ffmpeg: FfmpegCapabilities | undefined, cameraAudio: boolean): AudioChoice {
+/**
+ * Opus through libopus when available; AAC-ELD only with libfdk_aac (Debian's ffmpeg lacks it).
+ * A camera the Home app may talk through (`talks`) offers Opus alone when it can: the Home app
+ * sends its microphone in the codec it picked for the stream, and the talk channel takes Opus.
+ */
+export function chooseAudio(ffmpeg: FfmpegCapabilities | undefined, cameraAudio: boolean, talks = false): AudioChoice {
   if (!cameraAudio) return { codecs: [], message: 'Home app audio is off (audio: false for this camera)' };
   if (!ffmpeg) return { codecs: [], message: 'Home app audio is off: no ffmpeg' };
   const codecs: HomeKitAudioCodec[] = [];
   if (ffmpeg.has.libopus) codecs.push('opus');
-  if (ffmpeg.has.libfdkAac) codecs.push('aac-eld');
+  if (ffmpeg.has.libfdkAac && !(talks && ffmpeg.has.libopus)) codecs.push('aac-eld');
+  if (talks && ffmpeg.has.libopus && ffmpeg.has.libfdkAac) {
+    return { codecs, message: 'Home app audio: Opus (libopus) only, so that the Home app\'s microphone can reach the camera\'s speaker (its sound comes back in the same codec)' };
+  }
   if (codecs.length === 0) {
     return { codecs, message: 'Home app audio is off: this ffmpeg has neither libopus (Opus) nor libfdk_aac (AAC-ELD)' };
   }

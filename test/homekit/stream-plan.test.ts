@@ -40,6 +40,10 @@ describe('HomeKit audio choice', () => {
     assert.deepEqual(chooseAudio(caps({ libopus: true }), true).codecs, ['opus']);
     assert.match(chooseAudio(caps({ libopus: true }), true).message, /Opus \(libopus\); AAC-ELD is not offered because this ffmpeg has no libfdk_aac/);
     assert.deepEqual(chooseAudio(caps({ libopus: true, libfdkAac: true }), true).codecs, ['opus', 'aac-eld']);
+    // A camera the Home app may talk through: Opus alone, the codec its microphone then comes back in.
+    assert.deepEqual(chooseAudio(caps({ libopus: true, libfdkAac: true }), true, true).codecs, ['opus']);
+    assert.match(chooseAudio(caps({ libopus: true, libfdkAac: true }), true, true).message, /Opus \(libopus\) only, so that the Home app's microphone/);
+    assert.deepEqual(chooseAudio(caps({ libfdkAac: true }), true, true).codecs, ['aac-eld'], 'without libopus: AAC-ELD still, for the camera\'s sound');
     assert.deepEqual(chooseAudio(caps({}), true).codecs, []);
     assert.match(chooseAudio(caps({}), true).message, /neither libopus/);
     assert.deepEqual(chooseAudio(caps({ libopus: true }), false).codecs, []);
