@@ -7,6 +7,7 @@
  * werift can only *bind* extra host addresses, so an announced (NAT) address is added by rewriting
  * candidates instead (`announceCandidates`), the same idea as Janus' nat_1_1_mapping.
  */
+import { guardDefaultStunServer } from './werift-stun.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { RTCPeerConnectionConfig } from 'werift';
@@ -110,8 +111,12 @@ export function validateIceSettings(settings: IceSettings): string[] {
  */
 export const STUN_GATHER_TIMEOUT_S = 2;
 
-/** werift PeerConfig fields for these settings. */
+/**
+ * werift PeerConfig fields for these settings. Every werift peer is configured here, so this is
+ * also where werift's own fallback to Google's STUN server is turned off (werift-stun.ts).
+ */
 export function icePeerConfig(settings: IceSettings): RTCPeerConnectionConfig {
+  guardDefaultStunServer();
   const config: RTCPeerConnectionConfig = {
     iceServers: (settings.iceServers ?? []).map((server) => ({
       urls: server.urls,

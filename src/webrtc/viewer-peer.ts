@@ -42,6 +42,7 @@ import { ViewerMedia, errorText } from './viewer-media.js';
 import { dispatchViewerRtcp } from './viewer-rtcp.js';
 import { ResolutionWatch, streamInfoFor } from './stream-info.js';
 import { TracksWait } from './tracks-wait.js';
+import { guardDefaultStunServer } from './werift-stun.js';
 
 // Moved to viewer-options.ts; re-exported for the modules that import them from here.
 export { CONNECT_TIMEOUT_MS, DEFAULT_TRACKS_TIMEOUT_MS } from './viewer-options.js';
@@ -401,6 +402,7 @@ let warmUpPromise: Promise<void> | undefined;
  */
 export function warmUpWebRtc(): Promise<void> {
   warmUpPromise ??= (async () => {
+    guardDefaultStunServer();
     try {
       await RTCDtlsTransport.SetupCertificate();
       const pc = new RTCPeerConnection({ iceServers: [], iceUseIpv6: false, codecs: { video: [h264Codec()], audio: [] } });
