@@ -58,7 +58,15 @@ async function saveBlock(blocks, block) {
 let formShown = false;
 /** True while the platform block exists only in the UI's memory (a fresh install). */
 let unsavedBlock = false;
+/**
+ * Settles once 'ready' has put a fresh install's block in the UI's memory. The settings form must
+ * not open before: the UI redraws an open form when the page updates the config, and that redraw
+ * dropped whatever the user had ticked meanwhile. Until then the button is disabled.
+ */
+let markBlockReady;
+const blockReady = new Promise((resolve) => { markBlockReady = resolve; });
 $('#wrc-form-toggle').addEventListener('click', async () => {
+  await blockReady;
   formShown = !formShown;
   if (formShown) {
     // The UI (5.28) draws its settings form only for a block it has saved: save the new, empty
@@ -653,5 +661,7 @@ hb.addEventListener('ready', async () => {
   } catch (error) {
     hb.toast.error(errorText(error));
   }
+  markBlockReady();
+  $('#wrc-form-toggle').disabled = false;
   showTab('cameras');
 });
