@@ -109,27 +109,27 @@ export function planMedia(tracks: ReadonlyArray<TrackDescription>, viewer: { h26
 
 const VIDEO_FEEDBACK = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }];
 
-/** The werift codec for the video m-line. `fmtp`/`payloadType` follow a client offer on the WHEP path. */
-export function h264Codec(payloadType = DEFAULT_H264_PAYLOAD_TYPE, fmtp = H264_FMTP): RTCRtpCodecParameters {
+/** A werift video codec with the feedback every video m-line asks for (NACK, PLI, FIR). */
+function videoCodec(mimeType: string, payloadType: number, fmtp?: string): RTCRtpCodecParameters {
   return new RTCRtpCodecParameters({
-    mimeType: 'video/H264',
+    mimeType,
     clockRate: 90000,
     payloadType,
-    parameters: fmtp,
+    ...(fmtp === undefined ? {} : { parameters: fmtp }),
     rtcpFeedback: VIDEO_FEEDBACK.map((f) => ({ ...f })),
   });
+}
+
+/** The werift codec for the video m-line. `fmtp`/`payloadType` follow a client offer on the WHEP path. */
+export function h264Codec(payloadType = DEFAULT_H264_PAYLOAD_TYPE, fmtp = H264_FMTP): RTCRtpCodecParameters {
+  return videoCodec('video/H264', payloadType, fmtp);
 }
 
 export const DEFAULT_VP8_PAYLOAD_TYPE = 96;
 
 /** The werift codec for a VP8 video m-line (the transcoded variant). */
 export function vp8Codec(payloadType = DEFAULT_VP8_PAYLOAD_TYPE): RTCRtpCodecParameters {
-  return new RTCRtpCodecParameters({
-    mimeType: 'video/VP8',
-    clockRate: 90000,
-    payloadType,
-    rtcpFeedback: VIDEO_FEEDBACK.map((f) => ({ ...f })),
-  });
+  return videoCodec('video/VP8', payloadType);
 }
 
 export const DEFAULT_H265_PAYLOAD_TYPE = 104;
@@ -147,13 +147,7 @@ export function h265Fmtp(track?: Pick<TrackDescription, 'fmtp'>): string {
 
 /** The werift codec for an H.265 video m-line. `fmtp`/`payloadType` follow a client offer on the WHEP path. */
 export function h265Codec(payloadType = DEFAULT_H265_PAYLOAD_TYPE, fmtp = h265Fmtp()): RTCRtpCodecParameters {
-  return new RTCRtpCodecParameters({
-    mimeType: 'video/H265',
-    clockRate: 90000,
-    payloadType,
-    parameters: fmtp,
-    rtcpFeedback: VIDEO_FEEDBACK.map((f) => ({ ...f })),
-  });
+  return videoCodec('video/H265', payloadType, fmtp);
 }
 
 /** The werift codec for the server's offer of this plan's video. */
