@@ -12,7 +12,7 @@ demo_packages=(ffmpeg python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-tools)
 test_packages=(chromium firefox-esr janus python3-aiortc iproute2 zbar-tools
-  gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1)
+  gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 gcc libc6-dev)
 
 packages=("${demo_packages[@]}")
 [ "${1:-}" = "--demo" ] || packages+=("${test_packages[@]}")

@@ -14,12 +14,14 @@ import type { RawData, WebSocket } from 'ws';
 import { canTalk, canWatch, type CallerContext } from '../access/principal.js';
 import { publicErrorText } from '../access/public-error.js';
 import type { BroadcastSource, SourceState } from '../media/types.js';
+import type { ViewerRelays } from '../scaleout/scale-out.js';
+import type { RelayedViewer } from '../scaleout/janus-viewer.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { refusalLog } from '../util/summary-log.js';
 import { UnsupportedCodecError } from './codecs.js';
 import { DEFAULT_ICE_SETTINGS, type IceSettings } from './ice-config.js';
 import type { CameraRegistry, IceCandidateJson, Principal, SignallingHandler, StreamInfo, TalkChannel, TalkHolder, TalkTurn, ViewerErrorCode } from './types.js';
-import { ViewerLimiter } from './viewer-limits.js';
+import { ViewerLimiter, type ViewerSlot } from './viewer-limits.js';
 import { DEFAULT_TRACKS_TIMEOUT_MS, ViewerPeer, warmUpWebRtc, type ViewerCloseReason, type ViewerPeerOptions } from './viewer-peer.js';
 
 // Checking what clients send is in signalling-messages.ts; `parseClientMessage` is re-exported for its importers.
@@ -43,6 +45,8 @@ export interface SignallingContext {
   viewerOptions?: Omit<ViewerPeerOptions, 'source' | 'ice' | 'logger'>;
   /** Called with each viewer created (stats, tests). */
   onViewer?: (viewer: ViewerPeer) => void;
+  /** Scale-out: a gateway that serves viewers of some cameras instead of this process. */
+  relays?: ViewerRelays;
 }
 
 export type ServerMessage =
@@ -110,6 +114,8 @@ class SignallingSession {
   private readonly log: Logger;
   private readonly maxBytes: number;
   private viewer: ViewerPeer | undefined;
+  /** A viewer a scale-out gateway serves (then `viewer` is undefined). */
+  private relayed: RelayedViewer | undefined;
   private source: BroadcastSource | undefined;
   private queue: Promise<void> = Promise.resolve();
   private lastState = '';
@@ -224,6 +230,13 @@ class SignallingSession {
       this.error('too-many-viewers', `Too many people are watching this camera right now (limit ${limits.limitFor(cameraId)}). Try again later.`);
       return;
     }
+    // Scale-out: a gateway serves the camera's own H.264 (not a variant; no talking through it).
+    const relay = !variantCodec && takesH264 && !videoCodecs?.includes('H265') ? this.ctx.relays?.relay(cameraId) : undefined;
+    if (relay && (await this.watchRelayed(cameraId, relay, release, source))) return;
+    if (this.closed) {
+      release();
+      return;
+    }
     let viewer: ViewerPeer;
     try {
       viewer = new ViewerPeer({
@@ -328,7 +341,59 @@ class SignallingSession {
     }
   }
 
+  /**
+   * Hands the viewer to a scale-out gateway: its offer goes to the page, the page's answer and
+   * candidates go back to it, and its media never passes through this process. Resolves false when
+   * the gateway could not take the viewer, which the plugin then serves itself.
+   */
+  private async watchRelayed(cameraId: string, pending: Promise<RelayedViewer>, release: ViewerSlot, source: BroadcastSource): Promise<boolean> {
+    this.source = source;
+    this.lastState = '';
+    this.send({ type: 'state', state: 'connecting' });
+    let relayed: RelayedViewer;
+    try {
+      relayed = await pending;
+    } catch (error) {
+      this.source = undefined;
+      this.log.debug(`Camera ${cameraId}: the scale-out gateway could not take a viewer (${error instanceof Error ? error.message : String(error)}); serving it here`);
+      return false;
+    }
+    if (this.closed) {
+      void relayed.close();
+      release();
+      return true;
+    }
+    this.relayed = relayed;
+    this.candidates = 0;
+    relayed.on('connected', () => {
+      release.connected();
+      if (this.relayed === relayed) this.send({ type: 'state', state: 'live' });
+    });
+    relayed.once('closed', (reason) => {
+      release();
+      if (this.relayed !== relayed) return;
+      this.relayed = undefined;
+      this.source = undefined;
+      this.log.debug(`Camera ${cameraId}: the gateway's viewer ended (${reason})`);
+      this.onViewerEnded('disconnected', reason);
+    });
+    this.send({ type: 'offer', sdp: relayed.offer });
+    // The gateway's candidates are in its offer.
+    this.send({ type: 'candidate', candidate: null });
+    return true;
+  }
+
   private async answer(sdp: string): Promise<void> {
+    const relayed = this.relayed;
+    if (relayed) {
+      try {
+        await relayed.answer(sdp);
+      } catch (error) {
+        this.log.debug(`Signalling: the gateway refused the answer: ${error instanceof Error ? error.message : String(error)}`);
+        this.error('bad-request', 'The answer could not be applied.');
+      }
+      return;
+    }
     const viewer = this.viewer;
     if (!viewer || viewer.peerConnection?.signalingState !== 'have-local-offer') {
       this.error('bad-request', 'There is no offer waiting for an answer.');
@@ -350,6 +415,18 @@ class SignallingSession {
   }
 
   private async candidate(candidate: IceCandidateJson | null): Promise<void> {
+    const relayed = this.relayed;
+    if (relayed) {
+      if (++this.candidates > MAX_CANDIDATES_PER_VIEWER) {
+        this.error('bad-request', 'Too many ICE candidates.');
+        return;
+      }
+      const { candidate: line, sdpMid, sdpMLineIndex } = candidate ?? { candidate: '' };
+      await relayed.candidate(candidate ? { candidate: line, sdpMid: sdpMid ?? null, sdpMLineIndex: sdpMLineIndex ?? null } : null).catch((error: unknown) => {
+        this.log.debug(`Signalling: the gateway refused a candidate: ${error instanceof Error ? error.message : String(error)}`);
+      });
+      return;
+    }
     const viewer = this.viewer;
     // Late candidates after a stop are normal; they are dropped quietly.
     if (!viewer) return;
@@ -437,6 +514,12 @@ class SignallingSession {
 
   private endViewer(): void {
     this.leaveTalk();
+    const relayed = this.relayed;
+    if (relayed) {
+      this.relayed = undefined;
+      this.source = undefined;
+      void relayed.close();
+    }
     const viewer = this.viewer;
     if (!viewer) return;
     this.viewer = undefined;

@@ -28,6 +28,8 @@ export interface HarnessOptions {
   logger?: Logger;
   viewerOptions?: SignallingContext['viewerOptions'];
   tracksTimeoutMs?: number;
+  /** Scale-out gateways that serve some cameras' viewers. */
+  relays?: SignallingContext['relays'];
 }
 
 export interface SignallingHarness {
@@ -57,6 +59,7 @@ export async function startSignallingServer(options: HarnessOptions): Promise<Si
       limits,
       ...(options.viewerOptions ? { viewerOptions: options.viewerOptions } : {}),
       ...(options.tracksTimeoutMs !== undefined ? { tracksTimeoutMs: options.tracksTimeoutMs } : {}),
+      ...(options.relays ? { relays: options.relays } : {}),
       onViewer: (viewer) => viewers.push(viewer),
     }),
   );

@@ -1,0 +1,283 @@
+/**
+ * One Janus gateway in the scale-out: its session, a mountpoint and one forwarded copy per camera,
+ * and its health.
+ *
+ * While the gateway answers, each published camera has a mountpoint there and one `RtpForwarder`
+ * on the camera's shared Source. When the gateway stops answering (its long poll fails twice, or it
+ * says the session is gone after a restart) the forwarders stop at once, new viewers go to the
+ * other gateways, and the gateway is tried again with a growing pause (1 s doubling to 15 s); when it
+ * is back, every mountpoint is made again. One camera that cannot be published (no tracks yet, a
+ * codec Janus cannot relay) never holds up the others.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { AudioCodecName, BroadcastSource, TrackDescription } from '../media/types.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { JanusError, JanusSession, printableJanusUrl, type JanusEndpoint, type JanusHandle } from './janus-api.js';
+import { createMountpoint, destroyMountpoint, janusAudioFormat, janusCarriesVideo, JANUS_VIDEO_PAYLOAD_TYPE, STREAMING_PLUGIN, type MountpointPorts } from './janus-mountpoint.js';
+import { JanusViewer } from './janus-viewer.js';
+import { RtpForwarder, type ForwarderStats } from './rtp-forwarder.js';
+
+export interface JanusGatewayOptions extends JanusEndpoint {
+  /** Janus's streaming `admin_key`, when it is set. */
+  adminKey?: string;
+  /** Keys mountpoint ids and secrets to this plugin (see janus-mountpoint.ts). */
+  instanceKey: string;
+  logger?: Logger;
+  /** First pause before trying a gateway again; doubles up to `maxRetryMs`. */
+  retryMs?: number;
+  maxRetryMs?: number;
+}
+
+export type GatewayState = 'connecting' | 'up' | 'down' | 'stopped';
+
+export interface PublishedCamera {
+  id: string;
+  name: string;
+  /** What goes to the gateway: the camera's Source, or the variant a browser can play. */
+  source: BroadcastSource;
+}
+
+interface Mount {
+  camera: PublishedCamera;
+  ports?: MountpointPorts;
+  forwarder?: RtpForwarder;
+  unsubscribe?: () => void;
+  /** Why it is not published, when it is not. */
+  problem?: string;
+  onTracks: () => void;
+}
+
+export interface GatewayStats {
+  url: string;
+  state: GatewayState;
+  viewers: number;
+  cameras: Record<string, { published: boolean; problem?: string; forwarded?: ForwarderStats }>;
+}
+
+export interface JanusGatewayEvents {
+  state: [state: GatewayState];
+}
+
+/** The tracks a mountpoint can carry: video Janus relays as it is, and G.711 or Opus sound. */
+function relayable(tracks: ReadonlyArray<TrackDescription>): { video?: TrackDescription; audio?: TrackDescription } {
+  const video = tracks.find((t) => t.kind === 'video' && (t.codec === 'H264' || t.codec === 'H265' || t.codec === 'VP8') && janusCarriesVideo(t.codec));
+  const audio = tracks.find((t) => t.kind === 'audio' && (t.codec === 'PCMU' || t.codec === 'PCMA' || t.codec === 'OPUS') && janusAudioFormat(t.codec) !== undefined);
+  return { ...(video ? { video } : {}), ...(audio ? { audio } : {}) };
+}
+
+export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
+  readonly name: string;
+  private readonly log: Logger;
+  private readonly mounts = new Map<string, Mount>();
+  private session: JanusSession | undefined;
+  private admin: JanusHandle | undefined;
+  private current: GatewayState = 'connecting';
+  private retryTimer: NodeJS.Timeout | undefined;
+  private nextRetryMs: number;
+  private viewerCount = 0;
+  /** SRTP to a gateway on another machine; plain RTP on loopback. */
+  private readonly secureMedia: boolean;
+  private readonly host: string;
+
+  constructor(private readonly options: JanusGatewayOptions) {
+    super();
+    this.log = options.logger ?? silentLogger;
+    this.name = printableJanusUrl(options.url);
+    this.nextRetryMs = options.retryMs ?? 1000;
+    this.host = new URL(options.url).hostname;
+    this.secureMedia = !['127.0.0.1', 'localhost', '[::1]', '::1'].includes(this.host);
+  }
+
+  get state(): GatewayState {
+    return this.current;
+  }
+
+  get viewers(): number {
+    return this.viewerCount;
+  }
+
+  start(): void {
+    void this.connect();
+  }
+
+  /** Publishes a camera on this gateway (now if it is up, else when it comes up). */
+  publish(camera: PublishedCamera): void {
+    if (this.mounts.has(camera.id)) return;
+    const mount: Mount = {
+      camera,
+      onTracks: () => {
+        // A camera that came up, or restarted with other parameters: its mountpoint follows.
+        if (this.current === 'up') void this.remount(mount);
+      },
+    };
+    camera.source.on('tracks', mount.onTracks);
+    this.mounts.set(camera.id, mount);
+    if (this.current === 'up') void this.mount(mount);
+  }
+
+  /** Whether a viewer of this camera can be served here now. */
+  serves(cameraId: string): boolean {
+    return this.current === 'up' && this.mounts.get(cameraId)?.ports !== undefined;
+  }
+
+  /** A viewer of `cameraId` on this gateway: Janus's offer, and the handle to answer it. */
+  async watch(cameraId: string): Promise<JanusViewer> {
+    const mount = this.mounts.get(cameraId);
+    const session = this.session;
+    if (this.current !== 'up' || !session || !mount?.ports) throw new JanusError(`${this.name} does not serve camera ${cameraId} now`);
+    // Counted from the request on, so that a burst of viewers spreads over the gateways.
+    this.viewerCount++;
+    let viewer: JanusViewer;
+    try {
+      viewer = await JanusViewer.watch(session, mount.ports.id, this.name);
+    } catch (error) {
+      this.viewerCount--;
+      throw error;
+    }
+    viewer.once('closed', () => {
+      this.viewerCount--;
+    });
+    return viewer;
+  }
+
+  stats(): GatewayStats {
+    const cameras: GatewayStats['cameras'] = {};
+    for (const [id, mount] of this.mounts) {
+      cameras[id] = { published: mount.forwarder !== undefined, ...(mount.problem ? { problem: mount.problem } : {}), ...(mount.forwarder ? { forwarded: { ...mount.forwarder.counters } } : {}) };
+    }
+    return { url: this.name, state: this.current, viewers: this.viewerCount, cameras };
+  }
+
+  /** Takes the mountpoints down and ends the session. */
+  async stop(): Promise<void> {
+    if (this.current === 'stopped') return;
+    clearTimeout(this.retryTimer);
+    const admin = this.admin;
+    const wasUp = this.current === 'up';
+    this.setState('stopped');
+    for (const mount of this.mounts.values()) {
+      mount.camera.source.off('tracks', mount.onTracks);
+      this.unmountLocal(mount);
+      if (wasUp && admin && mount.ports) await destroyMountpoint(admin, this.mountRequest(mount.camera)).catch(() => undefined);
+      mount.ports = undefined;
+    }
+    await this.session?.destroy();
+    this.session = undefined;
+  }
+
+  /** (A method, so that TypeScript does not narrow `current` across an await.) */
+  private stopped(): boolean {
+    return this.current === 'stopped';
+  }
+
+  private setState(state: GatewayState): void {
+    if (this.current === state) return;
+    this.current = state;
+    this.emit('state', state);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.current === 'stopped') return;
+    try {
+      const session = await JanusSession.create(this.options);
+      if (this.stopped()) {
+        await session.destroy();
+        return;
+      }
+      const admin = await session.attach(STREAMING_PLUGIN);
+      this.session = session;
+      this.admin = admin;
+      session.once('lost', (error) => this.onLost(error));
+      this.nextRetryMs = this.options.retryMs ?? 1000;
+      this.setState('up');
+      this.log.info(`Scale-out: ${this.name} is up; publishing ${this.mounts.size} camera(s)`);
+      for (const mount of this.mounts.values()) await this.mount(mount);
+    } catch (error) {
+      this.onLost(error instanceof JanusError ? error : new JanusError(String(error)));
+    }
+  }
+
+  private onLost(error: JanusError): void {
+    if (this.current === 'stopped') return;
+    const wasUp = this.current === 'up';
+    this.session = undefined;
+    this.admin = undefined;
+    for (const mount of this.mounts.values()) {
+      this.unmountLocal(mount);
+      mount.ports = undefined;
+    }
+    this.setState('down');
+    if (wasUp || this.nextRetryMs === (this.options.retryMs ?? 1000)) this.log.warn(`Scale-out: ${this.name} is down (${error.message}); new viewers go elsewhere, trying it again`);
+    const delay = this.nextRetryMs;
+    this.nextRetryMs = Math.min(this.nextRetryMs * 2, this.options.maxRetryMs ?? 15_000);
+    this.retryTimer = setTimeout(() => void this.connect(), delay);
+    this.retryTimer.unref();
+  }
+
+  private mountRequest(camera: PublishedCamera, tracks: { video?: TrackDescription; audio?: TrackDescription } = {}, srtpKey?: string) {
+    return {
+      cameraId: camera.id,
+      description: camera.name,
+      instanceKey: this.options.instanceKey,
+      ...(tracks.video ? { video: tracks.video.codec as 'H264' | 'VP8' } : {}),
+      ...(tracks.audio ? { audio: tracks.audio.codec as 'PCMU' | 'PCMA' | 'OPUS' } : {}),
+      ...(this.options.adminKey ? { adminKey: this.options.adminKey } : {}),
+      ...(srtpKey ? { srtpKey } : {}),
+    };
+  }
+
+  private async mount(mount: Mount): Promise<void> {
+    const admin = this.admin;
+    if (!admin || mount.ports) return;
+    const tracks = relayable(mount.camera.source.tracks);
+    if (!tracks.video && !tracks.audio) {
+      if (mount.camera.source.tracks.length === 0) {
+        // Not pulled yet (cameras are pulled on demand): a sink that keeps nothing starts the pull,
+        // and the camera's tracks then publish it (onTracks).
+        mount.problem = 'waiting for the camera';
+        if (!mount.unsubscribe) {
+          const subscription = mount.camera.source.subscribe({ write: () => true }, { fromKeyframe: false });
+          mount.unsubscribe = () => subscription.unsubscribe();
+        }
+      } else {
+        mount.problem = 'nothing Janus can relay as it is';
+      }
+      return;
+    }
+    const srtp = this.secureMedia ? randomBytes(30) : undefined;
+    try {
+      const ports = await createMountpoint(admin, this.mountRequest(mount.camera, tracks, srtp?.toString('base64')));
+      if (this.admin !== admin || this.current !== 'up') return;
+      const forwarder = await RtpForwarder.open({
+        host: this.host,
+        ...(tracks.video && ports.video ? { video: { ...ports.video, payloadType: JANUS_VIDEO_PAYLOAD_TYPE, clockRate: tracks.video.clockRate } } : {}),
+        ...(tracks.audio && ports.audio ? { audio: { port: ports.audio.port, payloadType: janusAudioFormat(tracks.audio.codec as AudioCodecName)?.payloadType ?? 0, clockRate: tracks.audio.clockRate } } : {}),
+        ...(srtp ? { srtpKey: srtp } : {}),
+      });
+      mount.ports = ports;
+      mount.forwarder = forwarder;
+      mount.problem = undefined;
+      mount.unsubscribe?.();
+      const subscription = mount.camera.source.subscribe(forwarder, { fromKeyframe: true });
+      mount.unsubscribe = () => subscription.unsubscribe();
+      this.log.info(`Scale-out: camera ${mount.camera.id} published on ${this.name}${srtp ? ' (SRTP)' : ''}`);
+    } catch (error) {
+      mount.problem = error instanceof Error ? error.message : String(error);
+      this.log.warn(`Scale-out: camera ${mount.camera.id} cannot be published on ${this.name}: ${mount.problem}`);
+    }
+  }
+
+  private async remount(mount: Mount): Promise<void> {
+    this.unmountLocal(mount);
+    mount.ports = undefined;
+    await this.mount(mount);
+  }
+
+  private unmountLocal(mount: Mount): void {
+    mount.unsubscribe?.();
+    mount.unsubscribe = undefined;
+    mount.forwarder?.close();
+    mount.forwarder = undefined;
+  }
+}
