@@ -19,6 +19,7 @@ export const CAMERA_DEFAULTS = {
   transport: 'auto',
   alwaysOn: false,
   external: false,
+  scaleOut: false,
   motion: false,
   motionHttpTrigger: false,
   videoMotion: false,
@@ -61,7 +62,7 @@ export interface RawCamera extends Pick<CameraConfig, PassedThroughCameraSetting
 
 /** The camera settings the loader copies into `CameraConfig` unchanged (their type is CameraConfig's). */
 type PassedThroughCameraSetting =
-  'audio' | 'twoWayAudio' | 'talkUrl' | 'talkFormat' | 'transport' | 'alwaysOn' | 'external' | 'motionResetSeconds' | 'videoMotionSensitivity' | 'maxViewers' | 'maxHomeKitStreams' | 'snapshotUrl';
+  'audio' | 'twoWayAudio' | 'talkUrl' | 'talkFormat' | 'transport' | 'alwaysOn' | 'external' | 'scaleOut' | 'motionResetSeconds' | 'videoMotionSensitivity' | 'maxViewers' | 'maxHomeKitStreams' | 'snapshotUrl';
 
 export interface RawViewer {
   username: string;

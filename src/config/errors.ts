@@ -27,6 +27,7 @@ export const PATTERN_HINTS: Readonly<Record<string, string>> = {
   'ice.turnServers[].urls': 'must start with turn: or turns: — e.g. turn:turn.example.com:3478',
   'ice.announcedAddresses[]': 'must be an IP address or host name — e.g. 203.0.113.7',
   'restream.username': 'must not contain spaces, colons, @ or / — e.g. recorder',
+  'scaleOut.janus[].url': 'must start with http:// or https:// and contain no spaces — e.g. http://192.168.0.30:8088/janus',
 };
 
 const TYPE_WORDS: Readonly<Record<string, string>> = {

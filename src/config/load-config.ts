@@ -27,7 +27,7 @@ import {
   type RawViewer,
 } from './defaults.js';
 import { unknownSettings } from './unknown-settings.js';
-import { SECTION_KEYS, crossCheck, toDiscovery, toFfmpeg, toIce, toRestream, toShareLinks, toWeb, type SectionKey } from './sections.js';
+import { SECTION_KEYS, crossCheck, toDiscovery, toFfmpeg, toIce, toRestream, toScaleOut, toShareLinks, toWeb, type SectionKey } from './sections.js';
 import { cameraFromEntry, cameraLabel, demoCamera, viewerLabel } from './camera-entry.js';
 
 // Moved to defaults.ts; re-exported for the modules that import them from here.
@@ -80,6 +80,11 @@ class ConfigLoader {
       globals['ice'] = { ...globals['ice'], turnServers: globals['ice']['turnServers'].filter((entry) => !isBlankEntry(entry)) };
       raw['ice'] = globals['ice'];
     }
+    // Nor is an empty gateway entry.
+    if (isDict(globals['scaleOut']) && Array.isArray(globals['scaleOut']['janus'])) {
+      globals['scaleOut'] = { ...globals['scaleOut'], janus: globals['scaleOut']['janus'].filter((entry) => !isBlankEntry(entry)) };
+      raw['scaleOut'] = globals['scaleOut'];
+    }
     for (const text of unknownSettings(globals, this.root, [], HOMEBRIDGE_KEYS)) this.say('warn', sentenceEnd(capitalise(text)));
 
     const name = this.scalar(raw, 'name', 'string') as string;
@@ -102,6 +107,7 @@ class ConfigLoader {
       ice: toIce(sections.ice),
       ffmpeg: toFfmpeg(sections.ffmpeg),
       restream: toRestream(sections.restream),
+      scaleOut: toScaleOut(sections.scaleOut),
     };
   }
 

@@ -3,7 +3,7 @@
  * is skipped, but its password must still never reach a log line (the error about it included).
  */
 
-const SECRET_KEY = /pass(word)?|credential|secret|token/i;
+const SECRET_KEY = /pass(word)?|credential|secret|token|adminkey/i;
 
 /** The password inside a URL's userinfo, decoded, or undefined. Works on malformed URLs too. */
 export function urlPassword(text: string): string[] {

@@ -6,9 +6,9 @@ import { parseAddressRanges } from '../util/address-ranges.js';
 import { printableUrl } from './errors.js';
 import { WEB_DEFAULT_CONNECTING_LIMIT, WEB_DEFAULT_VIEWS_LIMIT, isDict, type Dict } from './defaults.js';
 import { EXPIRY_MS } from './share-link-expiry.js';
-import type { DiscoveryConfig, FfmpegConfig, IceConfig, RestreamConfig, ShareLinkExpiry, ShareLinksConfig, TurnServerConfig, WebConfig } from './types.js';
+import type { DiscoveryConfig, FfmpegConfig, IceConfig, JanusGatewayConfig, RestreamConfig, ScaleOutConfig, ShareLinkExpiry, ShareLinksConfig, TurnServerConfig, WebConfig } from './types.js';
 
-export const SECTION_KEYS = ['discovery', 'web', 'shareLinks', 'ice', 'ffmpeg', 'restream'] as const;
+export const SECTION_KEYS = ['discovery', 'web', 'shareLinks', 'ice', 'ffmpeg', 'restream', 'scaleOut'] as const;
 export type SectionKey = (typeof SECTION_KEYS)[number];
 
 /** Rules spanning several fields of a section; each returned sentence invalidates the section. */
@@ -47,6 +47,15 @@ export function crossCheck(key: SectionKey, section: Dict): string[] {
   }
   if (key === 'restream' && section['lanAccess'] === true && (section['username'] === undefined || section['password'] === undefined)) {
     problems.push('restream.lanAccess needs restream.username and restream.password, so that nobody on your network watches without them');
+  }
+  if (key === 'scaleOut' && Array.isArray(section['janus'])) {
+    const seen = new Set<string>();
+    for (const [index, entry] of (section['janus'] as Dict[]).entries()) {
+      const url = typeof entry['url'] === 'string' ? entry['url'] : '';
+      if (!URL.canParse(url)) problems.push(`scaleOut.janus[${index}].url is not a valid address (it is "${printableUrl(url)}") — e.g. http://192.168.0.30:8088/janus`);
+      else if (seen.has(url)) problems.push(`scaleOut.janus[${index}].url names the same gateway twice (${printableUrl(url)})`);
+      seen.add(url);
+    }
   }
   return problems;
 }
@@ -125,4 +134,14 @@ export function toRestream(s: Dict): RestreamConfig {
     username: s['username'] as string | undefined,
     password: s['password'] as string | undefined,
   };
+}
+
+export function toScaleOut(s: Dict): ScaleOutConfig {
+  const janus = ((s['janus'] as Dict[] | undefined) ?? []).map((entry): JanusGatewayConfig => ({
+    url: entry['url'] as string,
+    ...(typeof entry['apiSecret'] === 'string' ? { apiSecret: entry['apiSecret'] } : {}),
+    ...(typeof entry['token'] === 'string' ? { token: entry['token'] } : {}),
+    ...(typeof entry['adminKey'] === 'string' ? { adminKey: entry['adminKey'] } : {}),
+  }));
+  return { allCameras: s['allCameras'] === true, janus };
 }

@@ -50,6 +50,8 @@ export interface CameraConfig {
   alwaysOn: boolean;
   /** Published as an external accessory (paired on its own) instead of on the bridge. */
   external: boolean;
+  /** Its viewers are served by the scale-out gateways (this, or `scaleOut.allCameras`). */
+  scaleOut: boolean;
   /** The camera's ONVIF motion events drive the Home app motion sensor (only with ONVIF). */
   motion: boolean;
   /**
@@ -213,6 +215,21 @@ export interface PluginConfig {
   ice: IceConfig;
   ffmpeg: FfmpegConfig;
   restream: RestreamConfig;
+  scaleOut: ScaleOutConfig;
+}
+
+/** One Janus gateway of the scale-out (src/scaleout/). */
+export interface JanusGatewayConfig {
+  url: string;
+  apiSecret?: string;
+  token?: string;
+  adminKey?: string;
+}
+
+export interface ScaleOutConfig {
+  /** Every camera goes through the gateways, not only those with `scaleOut`. */
+  allCameras: boolean;
+  janus: JanusGatewayConfig[];
 }
 
 /** A problem found while loading; the loader never logs itself (see `LoadedConfig`). */

@@ -24,6 +24,7 @@ import { EventStream } from '../web/event-stream.js';
 import { ptzMoverEvent } from '../web/ptz-types.js';
 import { WEB_TRIGGER_KINDS, webTriggerPath, webTriggerRoutes, type WebTriggerKind } from '../web/web-trigger.js';
 import { TriggerTokens, wantsWebTrigger } from './trigger-tokens.js';
+import { ScaleOut } from '../scaleout/scale-out.js';
 
 export type { RegisteredCamera, SharedServices } from './types.js';
 
@@ -91,6 +92,8 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
   let redirect: { close(): Promise<void> } | undefined;
   let watchUrl: string | undefined;
   const discovery = createDiscoveryService(config, context.storagePath, log);
+  // Issue 18: the Janus gateways that serve scaled-out cameras' viewers (none configured: undefined).
+  const scaleOut = ScaleOut.fromConfig(config.scaleOut, { storagePath: context.storagePath, platformName: config.name, logger: log });
   // Doorbells (issue 17): the page's event stream. Web triggers (doorbell presses, motion): one store
   // of secrets per kind, and the routes.
   let events: EventStream | undefined;
@@ -217,7 +220,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
           })),
         })],
         secrets: () => [...context.secrets, ...access!.secrets()],
-        signalling: access.guardSignalling(createSignallingHandler({ registry, limits, ice, logger: log })),
+        signalling: access.guardSignalling(createSignallingHandler({ registry, limits, ice, logger: log, ...(scaleOut ? { relays: scaleOut } : {}) })),
         whep: access.guardWhep(whep),
         snapshots,
         cameraExtras: (id) => {
@@ -252,12 +255,15 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         log.warn('No viewer account is configured, so nobody can sign in to the watch page yet: add one under "Viewers" in the plugin settings.');
       }
       discovery.start();
+      scaleOut?.start();
       // In the background: a removed camera's saved picture is not served anyway (only configured
       // cameras are looked up); this takes it off the disk too.
       void pruneSavedSnapshots(context.storagePath, config.cameras.map((c) => c.id), log);
     },
     async stop() {
       discovery.stop();
+      // Its mountpoints go first, while the cameras still run.
+      await scaleOut?.stop();
       events?.close();
       events = undefined;
       // The transcoders read the re-stream: they stop first.
@@ -272,9 +278,11 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     },
     addCamera(camera) {
       cameras.set(camera.config.id, camera);
+      if (scaleOut && (camera.config.scaleOut || config.scaleOut.allCameras)) scaleOut.publish({ id: camera.config.id, name: camera.config.name, source: camera.source });
     },
     removeCamera(id) {
       cameras.delete(id);
+      scaleOut?.unpublish(id);
       void variants.remove(id);
     },
     restreamUrl(id) {

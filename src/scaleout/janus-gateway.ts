@@ -116,6 +116,18 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
     if (this.current === 'up') void this.mount(mount);
   }
 
+  /** Takes a camera off this gateway (its mountpoint too, when the gateway is up). */
+  async unpublish(cameraId: string): Promise<void> {
+    const mount = this.mounts.get(cameraId);
+    if (!mount) return;
+    this.mounts.delete(cameraId);
+    mount.camera.source.off('tracks', mount.onTracks);
+    this.unmountLocal(mount);
+    const admin = this.admin;
+    if (mount.ports && admin && this.current === 'up') await destroyMountpoint(admin, this.mountRequest(mount.camera)).catch(() => undefined);
+    mount.ports = undefined;
+  }
+
   /** Whether a viewer of this camera can be served here now. */
   serves(cameraId: string): boolean {
     return this.current === 'up' && this.mounts.get(cameraId)?.ports !== undefined;

@@ -1,14 +1,18 @@
 /**
- * The scale-out: which gateway serves a new viewer of a camera.
+ * The scale-out: the configured gateways, the cameras published on them, and which gateway serves
+ * a new viewer.
  *
- * A camera that is scaled out is published on every configured gateway (one copy each), and each
- * new viewer goes to the healthy gateway with the fewest viewers, so viewers spread. When no gateway
- * can serve the camera (all down, or the camera is not up there yet), `relay` returns undefined and
- * the plugin serves the viewer itself, within its own viewer limits: the family still watches while
- * the gateways are away.
+ * A camera that is scaled out is published on every gateway (one copy each), and each new viewer
+ * goes to the healthy gateway with the fewest viewers, so viewers spread. When no gateway can serve
+ * the camera (all down, or the camera not up there yet), `relay` returns undefined and the plugin
+ * serves the viewer itself, within its own viewer limits: the family still watches while the
+ * gateways are away.
  */
+import { createHmac } from 'node:crypto';
+import type { ScaleOutConfig } from '../config/types.js';
+import type { Logger } from '../util/logger.js';
+import { JanusGateway, type GatewayStats, type PublishedCamera } from './janus-gateway.js';
 import type { RelayedViewer } from './janus-viewer.js';
-import type { GatewayStats, JanusGateway } from './janus-gateway.js';
 
 /** What the signalling asks: a gateway's viewer for this camera, or undefined to serve it here. */
 export interface ViewerRelays {
@@ -16,11 +20,37 @@ export interface ViewerRelays {
 }
 
 export class ScaleOut implements ViewerRelays {
-  constructor(
-    readonly gateways: ReadonlyArray<JanusGateway>,
-    /** The cameras that go through the gateways. */
-    private readonly cameras: ReadonlySet<string>,
-  ) {}
+  private readonly cameras = new Set<string>();
+
+  constructor(readonly gateways: ReadonlyArray<JanusGateway>) {}
+
+  /**
+   * The configured gateways, or undefined when there are none. Mountpoint ids and secrets are keyed
+   * to this Homebridge (its storage folder and platform name) and to the gateway's own secrets, so
+   * that two plugins sharing a Janus never touch each other's mountpoints.
+   */
+  static fromConfig(config: ScaleOutConfig, options: { storagePath: string; platformName: string; logger: Logger }): ScaleOut | undefined {
+    if (config.janus.length === 0) return undefined;
+    return new ScaleOut(config.janus.map((gateway) => new JanusGateway({
+      ...gateway,
+      instanceKey: createHmac('sha256', `${gateway.apiSecret ?? ''}\0${gateway.token ?? ''}\0${gateway.adminKey ?? ''}`).update(`${options.storagePath}\0${options.platformName}`).digest('base64url'),
+      logger: options.logger,
+    })));
+  }
+
+  start(): void {
+    for (const gateway of this.gateways) gateway.start();
+  }
+
+  publish(camera: PublishedCamera): void {
+    this.cameras.add(camera.id);
+    for (const gateway of this.gateways) gateway.publish(camera);
+  }
+
+  unpublish(cameraId: string): void {
+    this.cameras.delete(cameraId);
+    for (const gateway of this.gateways) void gateway.unpublish(cameraId);
+  }
 
   relay(cameraId: string): Promise<RelayedViewer> | undefined {
     if (!this.cameras.has(cameraId)) return undefined;

@@ -66,7 +66,7 @@ describe('config form: array entries', () => {
   const arrays = schemaPaths(root).filter(([, s]) => s.type === 'array' && s.items?.type === 'object');
 
   it('lays out each array of objects as one container keyed "<array>[]", so one item saves as one entry', () => {
-    assert.deepEqual(arrays.map(([path]) => path).sort(), ['cameras', 'ice.turnServers', 'viewers']);
+    assert.deepEqual(arrays.map(([path]) => path).sort(), ['cameras', 'ice.turnServers', 'scaleOut.janus', 'viewers']);
     const found = new Map<string, LayoutItem[]>();
     walkLayout((file.layout ?? []) as LayoutItem[], (item) => {
       if (typeof item === 'object' && item.type === 'array' && typeof item.key === 'string') found.set(item.key, item.items ?? []);

@@ -41,6 +41,7 @@ describe('loadConfig: cameras', () => {
       transport: 'auto',
       alwaysOn: false,
       external: false,
+      scaleOut: false,
       motion: false,
       motionHttpTrigger: false,
       videoMotion: false,
@@ -399,6 +400,23 @@ describe('loadConfig: global sections', () => {
     const lan = load({ restream: { lanAccess: true, username: 'rec' } });
     assert.match(warnings(lan)[0]!, /restream\.lanAccess needs restream\.username and restream\.password/);
     assert.equal(lan.config.restream.lanAccess, false);
+  });
+
+  it('reads the scale-out gateways; a blank form entry is no gateway; a bad or repeated address keeps scale-out off with a clear reason; their secrets are redacted', () => {
+    const good = load({
+      cameras: [{ name: 'Yard', rtspUrl: URL_OK, scaleOut: true }],
+      scaleOut: { janus: [{ url: 'http://10.0.0.30:8088/janus', apiSecret: 'api-Secret-9', adminKey: 'admin-Key-9' }, {}], allCameras: false },
+    });
+    assert.deepEqual(warnings(good), []);
+    assert.deepEqual(good.config.scaleOut, { allCameras: false, janus: [{ url: 'http://10.0.0.30:8088/janus', apiSecret: 'api-Secret-9', adminKey: 'admin-Key-9' }] });
+    assert.equal(good.config.cameras[0]?.scaleOut, true);
+    assert.ok(good.secrets.has('api-Secret-9') && good.secrets.has('admin-Key-9'), 'both go to the redacting logger');
+    assert.deepEqual(load({}).config.scaleOut, { allCameras: false, janus: [] });
+    const bad = load({ scaleOut: { janus: [{ url: 'janus.local:8088' }] } });
+    assert.match(warnings(bad)[0]!, /scaleOut\.janus\[0\]\.url must start with http:\/\/ or https:\/\//);
+    assert.deepEqual(bad.config.scaleOut.janus, []);
+    const twice = load({ scaleOut: { janus: [{ url: 'http://10.0.0.30:8088/janus' }, { url: 'http://10.0.0.30:8088/janus' }] } });
+    assert.match(warnings(twice)[0]!, /scaleOut\.janus\[1\]\.url names the same gateway twice/);
   });
 
   it('explains pattern errors in sections', () => {

@@ -67,11 +67,9 @@ describe('scale-out: viewers served by real Janus gateways', { timeout: 180_000 
       new JanusGateway({ url: janus.url, apiSecret: janus.apiSecret, adminKey: janus.adminKey, instanceKey: 'test-instance', logger: recordingLogger, retryMs: 200, maxRetryMs: 1000 });
     gatewayA = gateway(janusA);
     gatewayB = gateway(janusB);
-    for (const g of [gatewayA, gatewayB]) {
-      g.publish({ id: 'yard', name: 'Yard', source });
-      g.start();
-    }
-    scaleOut = new ScaleOut([gatewayA, gatewayB], new Set(['yard']));
+    scaleOut = new ScaleOut([gatewayA, gatewayB]);
+    scaleOut.publish({ id: 'yard', name: 'Yard', source });
+    scaleOut.start();
     // Every viewer here is on 127.0.0.1: the budget of views still connecting per address is raised (web.maxConnectingViews).
     server = await startSignallingServer({ sources: [source as BroadcastSource], relays: scaleOut, logger: recordingLogger, limits: new ViewerLimiter({ maxViewersPerCamera: 1000, maxPendingPerOwner: 50 }) });
     await until('the camera published on both gateways', () => gatewayA.serves('yard') && gatewayB.serves('yard'));

@@ -250,8 +250,8 @@ export interface SignallingClient {
 }
 
 /** Opens a WebSocket, sends `watch`, answers the offer and trickles candidates both ways. */
-export async function watchOverSignalling(url: string, camera: string, options: ReceiverOptions = {}): Promise<SignallingClient> {
-  const ws = new WebSocket(url);
+export async function watchOverSignalling(url: string, camera: string, options: ReceiverOptions = {}, connect: { headers?: Record<string, string>; localAddress?: string } = {}): Promise<SignallingClient> {
+  const ws = new WebSocket(url, { ...(connect.headers ? { headers: connect.headers } : {}), ...(connect.localAddress ? { localAddress: connect.localAddress } : {}) });
   await once(ws, 'open');
   const receiver = new WeriftReceiver(options);
   const messages: Array<Record<string, unknown>> = [];

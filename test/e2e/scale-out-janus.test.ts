@@ -1,0 +1,160 @@
+/**
+ * Issue 18 end to end: Homebridge runs the plugin with `scaleOut.janus` naming a real Janus
+ * (Debian's 1.1.2, started on loopback with an API secret and a streaming admin key). Two real
+ * GStreamer cameras are scaled out. What is checked:
+ * - the plugin publishes each camera on the gateway (one mountpoint, one copy) and logs neither
+ *   Janus secret;
+ * - Chromium opens a share link for camera A and plays it, with sound, from Janus (Janus's offer:
+ *   its SDP names the mountpoint), through the plugin's own page and signalling;
+ * - that link cannot watch camera B: the plugin refuses before any gateway is asked;
+ * - 100 werift viewers (the plugin's WebSocket signalling, the share link as bearer) all receive
+ *   the camera from Janus while Homebridge's CPU stays near its level with no viewer (quoted), the
+ *   camera has one session, and the plugin runs no viewer peer of its own.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { launchChromium, readRtcStats, summarizeRtcStats, waitForFramesDecoded, type ChromiumSession } from '../helpers/browser.js';
+import { FakeCamera } from '../helpers/fake-camera.js';
+import { platformConfig, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
+import { startJanus, type JanusGatewayProcess } from '../helpers/janus.js';
+import { getFreePort } from '../helpers/ports.js';
+import { request, signIn } from '../web/auth-helpers.js';
+import { watchOverSignalling, type SignallingClient } from '../webrtc/werift-client.js';
+import { PAGE_PROBE_SCRIPT, readProbe } from './webrtc-helpers.js';
+
+const ADMIN = { username: 'family', password: 'a long family passphrase', admin: true };
+const VIEWERS = 100;
+
+/** utime + stime of a process, in seconds (Linux: 100 ticks per second). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function cpuPercent(pid: number, ms: number): Promise<number> {
+  const start = cpuSeconds(pid);
+  const t0 = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return ((cpuSeconds(pid) - start) / ((performance.now() - t0) / 1000)) * 100;
+}
+
+describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000 }, () => {
+  let yard: FakeCamera;
+  let gate: FakeCamera;
+  let janus: JanusGatewayProcess;
+  let hb: HomebridgeProcess;
+  let chromium: ChromiumSession;
+  let base: string;
+  let yardLink: string;
+  const clients: SignallingClient[] = [];
+
+  before(async () => {
+    const webPort = await getFreePort();
+    [yard, gate, janus] = await Promise.all([
+      FakeCamera.start({ width: 640, height: 360, fps: 15, keyframeIntervalFrames: 30, audio: 'pcmu', bitrateKbps: 300 }),
+      FakeCamera.start({ width: 320, height: 180, fps: 15, keyframeIntervalFrames: 30, audio: 'pcma', bitrateKbps: 200 }),
+      startJanus({ apiSecret: 'janus-API-secret-e2e', adminKey: 'janus-ADMIN-key-e2e' }),
+    ]);
+    hb = await startHomebridge({
+      platform: platformConfig({
+        cameras: [
+          { name: 'Yard', id: 'yard', rtspUrl: yard.url, scaleOut: true, maxViewers: VIEWERS + 10 },
+          { name: 'Gate', id: 'gate', rtspUrl: gate.url, scaleOut: true },
+        ],
+        viewers: [ADMIN],
+        // Every viewer here is on 127.0.0.1 and holds the same link: the per-address and per-link caps are raised.
+        web: { port: webPort, maxViewsPerUser: 200, maxViewsPerAddress: 200, maxConnectingViews: 100 },
+        scaleOut: { janus: [{ url: janus.url, apiSecret: janus.apiSecret, adminKey: janus.adminKey }] },
+      }),
+    });
+    await hb.waitForLog(/Watch page: /, 20_000);
+    base = `http://127.0.0.1:${webPort}`;
+    await hb.waitForLog(/camera yard published on http:\/\/127\.0\.0\.1:\d+\/janus/, 30_000);
+    await hb.waitForLog(/camera gate published on http:\/\/127\.0\.0\.1:\d+\/janus/, 30_000);
+    const admin = await signIn(base, ADMIN.username, ADMIN.password);
+    assert.equal(admin.status, 200);
+    const link = await request(`${base}/api/share-links`, {
+      method: 'POST',
+      jar: admin.jar,
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': admin.csrf },
+      body: JSON.stringify({ cameras: ['yard'], expiresIn: '1d', label: 'the neighbours' }),
+    });
+    assert.equal(link.status, 201, link.body);
+    yardLink = (JSON.parse(link.body) as { token: string }).token;
+    chromium = await launchChromium();
+    await chromium.context.addInitScript({ content: PAGE_PROBE_SCRIPT });
+  });
+
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await chromium?.close();
+    await stopAllHomebridges();
+    await hb?.stop({ removeStorage: true });
+    await janus?.stop();
+    await Promise.all([yard?.close(), gate?.close()]);
+  });
+
+  it('Chromium opens a share link and plays camera A with sound from Janus, through the plugin\'s page', async () => {
+    const page = await chromium.openPage(`${base}/s/${yardLink}`);
+    try {
+      if (!page.url().includes('#camera=')) await page.goto(`${base}/#camera=yard`);
+      const stats = await waitForFramesDecoded(page, 30, 30_000);
+      const video = stats.flatMap((pc) => pc.inbound).find((s) => s.kind === 'video');
+      assert.ok((video?.framesDecoded ?? 0) >= 30, summarizeRtcStats(stats));
+      assert.equal(video?.frameWidth, 640);
+      // Sound: the camera's PCMU, played (packets and samples received).
+      let audio = stats.flatMap((pc) => pc.inbound).find((s) => s.kind === 'audio');
+      for (let i = 0; i < 50 && (audio?.packetsReceived ?? 0) < 50; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        audio = (await readRtcStats(page)).flatMap((pc) => pc.inbound).find((s) => s.kind === 'audio');
+      }
+      assert.ok((audio?.packetsReceived ?? 0) >= 50, `audio packets: ${audio?.packetsReceived}`);
+      // The offer the page answered is Janus's (its streaming plugin names the mountpoint).
+      const probe = await readProbe(page);
+      const offer = probe.log.find((entry) => entry.type === 'offer')?.sdp ?? '';
+      assert.match(offer, /^s=Mountpoint \d+\r?$/m, 'the page was offered by Janus');
+      assert.match(offer, /a=rtpmap:0 PCMU\/8000/);
+      assert.ok(!offer.includes(janus.apiSecret) && !offer.includes(janus.adminKey));
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('the share link for camera A cannot watch camera B: refused by the plugin, no gateway asked', async () => {
+    const signal = `${base.replace(/^http/, 'ws')}/signal`;
+    const client = await watchOverSignalling(signal, 'gate', { keepVideo: false }, { headers: { Authorization: `Bearer ${yardLink}` } });
+    try {
+      const error = await client.next('error', 10_000);
+      assert.equal(error.code, 'forbidden');
+      assert.ok(!client.messages.some((m) => m.type === 'offer'), 'no offer, from Janus or anyone');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it(`${VIEWERS} werift viewers are served by Janus: the plugin sends one copy, its CPU stays near its no-viewer level, the camera has one session`, async () => {
+    const pid = hb.pid;
+    assert.ok(pid, 'Homebridge runs');
+    const idle = await cpuPercent(pid, 5000);
+    const signal = `${base.replace(/^http/, 'ws')}/signal`;
+    for (let batch = 0; batch < VIEWERS; batch += 20) {
+      // From four loopback addresses: the web server takes at most 64 connections from one.
+      const joined = await Promise.all(Array.from({ length: Math.min(20, VIEWERS - batch) }, (_, i) =>
+        watchOverSignalling(signal, 'yard', { keepVideo: false }, { headers: { Authorization: `Bearer ${yardLink}` }, localAddress: `127.0.0.${2 + ((batch + i) % 4)}` })));
+      clients.push(...joined);
+      await Promise.all(joined.map((c) => c.next('state', 20_000)));
+    }
+    await Promise.all(clients.map((c, i) => c.receiver.waitFor(() => c.receiver.keyframes >= 1 && c.receiver.accessUnits >= 15 && c.receiver.audioPackets >= 25, 60_000, `viewer ${i}: a keyframe, pictures and sound`)));
+    for (const c of clients) assert.match(c.messages.find((m) => m.type === 'offer')?.sdp as string, /^s=Mountpoint/m, 'offered by Janus');
+    const loaded = await cpuPercent(pid, 10_000);
+    const received = clients.reduce((sum, c) => sum + c.receiver.videoPackets, 0);
+    console.log(`scale-out: Homebridge CPU ${idle.toFixed(1)} % with no viewer, ${loaded.toFixed(1)} % with ${VIEWERS} viewers on Janus (${received} video packets received by them in all)`);
+    // What does not depend on the machine: one camera session, and every viewer on Janus.
+    assert.equal(await yard.sessionCount(), 1);
+    // What does, loosely: a plugin that served them itself would spend about a core on 100 viewers.
+    assert.ok(loaded < idle + 15, `Homebridge CPU ${loaded.toFixed(1)} % with ${VIEWERS} viewers against ${idle.toFixed(1)} % with none`);
+    assert.ok(!hb.lines.some((l) => l.includes(janus.apiSecret) || l.includes(janus.adminKey)), 'no Janus secret in the log');
+  });
+});
