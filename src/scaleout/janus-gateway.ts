@@ -24,6 +24,8 @@ export interface JanusGatewayOptions extends JanusEndpoint {
   /** Keys mountpoint ids and secrets to this plugin (see janus-mountpoint.ts). */
   instanceKey: string;
   logger?: Logger;
+  /** SRTP to the mountpoint (default: unless the gateway is on this machine). */
+  srtp?: boolean;
   /** First pause before trying a gateway again; doubles up to `maxRetryMs`. */
   retryMs?: number;
   maxRetryMs?: number;
@@ -86,7 +88,7 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
     this.name = printableJanusUrl(options.url);
     this.nextRetryMs = options.retryMs ?? 1000;
     this.host = new URL(options.url).hostname;
-    this.secureMedia = !['127.0.0.1', 'localhost', '[::1]', '::1'].includes(this.host);
+    this.secureMedia = options.srtp ?? !['127.0.0.1', 'localhost', '[::1]', '::1'].includes(this.host);
   }
 
   get state(): GatewayState {

@@ -5,26 +5,9 @@
  * with it who may watch what.
  */
 import { EventEmitter } from 'node:events';
-import { JanusError, type JanusHandle, type JanusIceCandidate, type JanusSession } from './janus-api.js';
+import type { IceCandidateJson, RelayedViewer, RelayedViewerEvents } from '../webrtc/types.js';
+import { JanusError, type JanusHandle, type JanusSession } from './janus-api.js';
 import { STREAMING_PLUGIN } from './janus-mountpoint.js';
-
-export interface RelayedViewerEvents {
-  /** Janus's PeerConnection with the viewer is up. */
-  connected: [];
-  /** Ended on Janus's side (hang-up, the gateway went away) or by `close()`. */
-  closed: [reason: string];
-}
-
-/** A viewer whose media comes from a gateway instead of this process. */
-export interface RelayedViewer extends EventEmitter<RelayedViewerEvents> {
-  /** Which gateway serves it (for logs and stats; no secret). */
-  readonly gateway: string;
-  /** The gateway's offer (its ICE candidates are in it). */
-  readonly offer: string;
-  answer(sdp: string): Promise<void>;
-  candidate(candidate: JanusIceCandidate | null): Promise<void>;
-  close(): Promise<void>;
-}
 
 export class JanusViewer extends EventEmitter<RelayedViewerEvents> implements RelayedViewer {
   private ended = false;
@@ -57,9 +40,9 @@ export class JanusViewer extends EventEmitter<RelayedViewerEvents> implements Re
     await this.handle.message({ request: 'start' }, { type: 'answer', sdp });
   }
 
-  async candidate(candidate: JanusIceCandidate | null): Promise<void> {
+  async candidate(candidate: IceCandidateJson | null): Promise<void> {
     if (this.ended) return;
-    await this.handle.trickle(candidate);
+    await this.handle.trickle(candidate ? { candidate: candidate.candidate, sdpMid: candidate.sdpMid ?? null, sdpMLineIndex: candidate.sdpMLineIndex ?? null } : null);
   }
 
   async close(): Promise<void> {

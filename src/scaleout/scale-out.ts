@@ -11,13 +11,8 @@
 import { createHmac } from 'node:crypto';
 import type { ScaleOutConfig } from '../config/types.js';
 import type { Logger } from '../util/logger.js';
+import type { RelayedViewer, ViewerRelays } from '../webrtc/types.js';
 import { JanusGateway, type GatewayStats, type PublishedCamera } from './janus-gateway.js';
-import type { RelayedViewer } from './janus-viewer.js';
-
-/** What the signalling asks: a gateway's viewer for this camera, or undefined to serve it here. */
-export interface ViewerRelays {
-  relay(cameraId: string): Promise<RelayedViewer> | undefined;
-}
 
 export class ScaleOut implements ViewerRelays {
   private readonly cameras = new Set<string>();

@@ -14,13 +14,11 @@ import type { RawData, WebSocket } from 'ws';
 import { canTalk, canWatch, type CallerContext } from '../access/principal.js';
 import { publicErrorText } from '../access/public-error.js';
 import type { BroadcastSource, SourceState } from '../media/types.js';
-import type { ViewerRelays } from '../scaleout/scale-out.js';
-import type { RelayedViewer } from '../scaleout/janus-viewer.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { refusalLog } from '../util/summary-log.js';
 import { UnsupportedCodecError } from './codecs.js';
 import { DEFAULT_ICE_SETTINGS, type IceSettings } from './ice-config.js';
-import type { CameraRegistry, IceCandidateJson, Principal, SignallingHandler, StreamInfo, TalkChannel, TalkHolder, TalkTurn, ViewerErrorCode } from './types.js';
+import type { CameraRegistry, IceCandidateJson, Principal, RelayedViewer, SignallingHandler, StreamInfo, TalkChannel, TalkHolder, TalkTurn, ViewerErrorCode, ViewerRelays } from './types.js';
 import { ViewerLimiter, type ViewerSlot } from './viewer-limits.js';
 import { DEFAULT_TRACKS_TIMEOUT_MS, ViewerPeer, warmUpWebRtc, type ViewerCloseReason, type ViewerPeerOptions } from './viewer-peer.js';
 
@@ -421,8 +419,7 @@ class SignallingSession {
         this.error('bad-request', 'Too many ICE candidates.');
         return;
       }
-      const { candidate: line, sdpMid, sdpMLineIndex } = candidate ?? { candidate: '' };
-      await relayed.candidate(candidate ? { candidate: line, sdpMid: sdpMid ?? null, sdpMLineIndex: sdpMLineIndex ?? null } : null).catch((error: unknown) => {
+      await relayed.candidate(candidate).catch((error: unknown) => {
         this.log.debug(`Signalling: the gateway refused a candidate: ${error instanceof Error ? error.message : String(error)}`);
       });
       return;

@@ -3,6 +3,7 @@
  * (how a viewer names cameras), and the signalling and WHEP handlers src/web routes requests to.
  * Who is calling (`Principal`, `CallerContext`) comes from src/access, which both layers import.
  */
+import type { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
 import type { CallerContext } from '../access/principal.js';
 import type { BroadcastSource } from '../media/types.js';
@@ -81,4 +82,28 @@ export interface StreamInfo {
   audio: string | null;
   /** Plain-language remark, e.g. why there is no sound. */
   message?: string;
+}
+
+/** Events of a viewer a scale-out gateway serves. */
+export interface RelayedViewerEvents {
+  /** The gateway's PeerConnection with the viewer is up. */
+  connected: [];
+  /** Ended on the gateway's side (hang-up, the gateway went away) or by `close()`. */
+  closed: [reason: string];
+}
+
+/** A viewer whose media a scale-out gateway serves instead of this process (src/scaleout/). */
+export interface RelayedViewer extends EventEmitter<RelayedViewerEvents> {
+  /** Which gateway serves it (for logs; no secret). */
+  readonly gateway: string;
+  /** The gateway's offer (its ICE candidates are in it). */
+  readonly offer: string;
+  answer(sdp: string): Promise<void>;
+  candidate(candidate: IceCandidateJson | null): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What the signalling asks the scale-out: a gateway's viewer of this camera, or undefined to serve it here. */
+export interface ViewerRelays {
+  relay(cameraId: string): Promise<RelayedViewer> | undefined;
 }

@@ -35,6 +35,9 @@ export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
   webrtc: ['util', 'media', 'rtp', 'access', 'config'],
   snapshots: ['util', 'media', 'config', 'ffmpeg'],
   homekit: ['util', 'media', 'rtp', 'config', 'ffmpeg', 'onvif', 'snapshots'],
+  // Scale-out: one copy of a camera to each gateway, which then serves the viewers that
+  // src/webrtc's signalling hands it (the seam, RelayedViewer and ViewerRelays, is webrtc's).
+  scaleout: ['util', 'media', 'rtp', 'config', 'webrtc'],
   // web serves the pages and routes signalling to src/webrtc's handlers: it sits above webrtc.
   web: ['util', 'media', 'access', 'config', 'webrtc'],
   // The admin API (the Homebridge UI's page): web routes that test a camera before it is saved.
@@ -43,14 +46,14 @@ export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
   'config-loader': ['util', 'config', 'rtsp'],
   runtime: [
     'util', 'config', 'config-loader', 'media', 'access', 'rtp', 'ffmpeg', 'rtsp', 'demo', 'restream', 'onvif',
-    'transcode', 'motion', 'talk', 'webrtc', 'snapshots', 'homekit', 'web', 'admin',
+    'transcode', 'motion', 'talk', 'webrtc', 'snapshots', 'homekit', 'web', 'admin', 'scaleout',
   ],
   // The Homebridge UI's server runs in the UI's own process: it hashes passwords like access control.
   'homebridge-ui': ['util', 'config', 'config-loader', 'web'],
   // src/index.ts, src/platform.ts, src/settings.ts: the Homebridge glue on top.
   platform: [
     'util', 'config', 'config-loader', 'media', 'access', 'rtp', 'ffmpeg', 'rtsp', 'demo', 'restream', 'onvif',
-    'transcode', 'motion', 'talk', 'webrtc', 'snapshots', 'homekit', 'web', 'admin', 'runtime',
+    'transcode', 'motion', 'talk', 'webrtc', 'snapshots', 'homekit', 'web', 'admin', 'scaleout', 'runtime',
   ],
 };
 
