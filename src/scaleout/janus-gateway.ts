@@ -245,6 +245,15 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
     const admin = this.admin;
     if (!admin || mount.ports) return;
     const tracks = relayable(mount.camera.source.tracks);
+    const video = mount.camera.source.tracks.find((t) => t.kind === 'video');
+    if (video && !tracks.video) {
+      // Never a mountpoint with the sound alone: its viewers would get no picture. The plugin serves them.
+      const problem = `${video.codec} video is served by the plugin`;
+      if (mount.problem !== problem) this.log.warn(`Scale-out: camera ${mount.camera.id} sends ${video.codec} video, which Janus cannot relay as it is; the plugin serves its viewers itself`);
+      mount.problem = problem;
+      this.unmountLocal(mount);
+      return;
+    }
     if (!tracks.video && !tracks.audio) {
       if (mount.camera.source.tracks.length === 0) {
         // Not pulled yet (cameras are pulled on demand): a sink that keeps nothing starts the pull,

@@ -160,6 +160,22 @@ describe('scale-out: viewers served by real Janus gateways', { timeout: 180_000 
     }
   });
 
+  it('an H.265 camera is not published (Janus would relay its sound alone): the plugin serves its viewers', async () => {
+    const hevc = await FakeCamera.start({ width: 320, height: 180, fps: 15, codec: 'h265', audio: 'pcmu', bitrateKbps: 200 });
+    const hevcSource = new Source({ id: 'hevc', name: 'Hevc', upstream: rtspUpstream({ url: hevc.url, cameraName: 'Hevc', logger: recordingLogger }), logger: recordingLogger, idleTimeoutMs: 500 });
+    try {
+      scaleOut.publish({ id: 'hevc', name: 'Hevc', source: hevcSource });
+      await until('the H.265 camera looked at', () => gatewayB.stats().cameras['hevc']?.problem === 'H265 video is served by the plugin', 20_000);
+      assert.equal(gatewayB.serves('hevc'), false);
+      assert.equal(scaleOut.relay('hevc'), undefined, 'its viewers stay with the plugin');
+      assert.ok(lines.some((l) => l.includes('camera hevc sends H265 video, which Janus cannot relay as it is')));
+    } finally {
+      scaleOut.unpublish('hevc');
+      await hevcSource.close();
+      await hevc.close();
+    }
+  });
+
   it('never logs the API secrets or admin keys', () => {
     const text = lines.join('\n');
     for (const secret of [janusA.apiSecret, janusA.adminKey, janusB.apiSecret, janusB.adminKey]) assert.ok(!text.includes(secret), `a log line carries ${secret}`);
