@@ -113,6 +113,7 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         viewers: limits.count(c.config.id),
         transcoders: variants.running(c.config.id),
         transcoderStepsDown: variants.reducedSteps(c.config.id),
+        ...(scaleOut?.cameraStats(c.config.id) ? { scaleOut: scaleOut.cameraStats(c.config.id) } : {}),
       }))));
     },
   };
@@ -278,7 +279,21 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     },
     addCamera(camera) {
       cameras.set(camera.config.id, camera);
-      if (scaleOut && (camera.config.scaleOut || config.scaleOut.allCameras)) scaleOut.publish({ id: camera.config.id, name: camera.config.name, source: camera.source });
+      if (scaleOut && (camera.config.scaleOut || config.scaleOut.allCameras)) {
+        const id = camera.config.id;
+        scaleOut.publish({
+          id,
+          name: camera.config.name,
+          source: camera.source,
+          // What browsers cannot take goes to the gateways as the variant they can: H.265 as the
+          // H.264 variant, AAC sound as Opus (one encoder each, shared with the plugin's own viewers).
+          feed: (tracks) => {
+            if (tracks.some((t) => t.kind === 'video' && t.codec === 'H265')) return registry.transcoded?.(id, 'H264');
+            if (tracks.some((t) => t.kind === 'audio' && t.codec === 'AAC')) return registry.withOpusSound?.(id);
+            return undefined;
+          },
+        });
+      }
     },
     removeCamera(id) {
       cameras.delete(id);

@@ -36,12 +36,23 @@ export type GatewayState = 'connecting' | 'up' | 'down' | 'stopped';
 export interface PublishedCamera {
   id: string;
   name: string;
-  /** What goes to the gateway: the camera's Source, or the variant a browser can play. */
+  /** The camera's shared Source. */
   source: BroadcastSource;
+  /**
+   * Given the camera's tracks, the variant to forward instead (an H.265 camera's H.264, an AAC
+   * camera's Opus sound), or undefined for the camera's own.
+   */
+  feed?: (tracks: ReadonlyArray<TrackDescription>) => BroadcastSource | undefined;
 }
 
 interface Mount {
   camera: PublishedCamera;
+  /** The variant fed to the gateway instead of the camera's own Source, when there is one. */
+  feed?: BroadcastSource;
+  /** Mount and re-mount calls, one at a time. */
+  queue: Promise<void>;
+  /** What the mountpoint carries ("H264/PCMU"), once made. */
+  codecs?: string;
   ports?: MountpointPorts;
   forwarder?: RtpForwarder;
   unsubscribe?: () => void;
@@ -54,7 +65,7 @@ export interface GatewayStats {
   url: string;
   state: GatewayState;
   viewers: number;
-  cameras: Record<string, { published: boolean; problem?: string; forwarded?: ForwarderStats }>;
+  cameras: Record<string, { published: boolean; viewers: number; problem?: string; forwarded?: ForwarderStats }>;
 }
 
 export interface JanusGatewayEvents {
@@ -78,6 +89,7 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
   private retryTimer: NodeJS.Timeout | undefined;
   private nextRetryMs: number;
   private viewerCount = 0;
+  private readonly viewersByCamera = new Map<string, number>();
   /** SRTP to a gateway on another machine; plain RTP on loopback. */
   private readonly secureMedia: boolean;
   private readonly host: string;
@@ -108,9 +120,14 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
     if (this.mounts.has(camera.id)) return;
     const mount: Mount = {
       camera,
+      queue: Promise.resolve(),
       onTracks: () => {
-        // A camera that came up, or restarted with other parameters: its mountpoint follows.
-        if (this.current === 'up') void this.remount(mount);
+        // A camera that came up, or came back with other codecs: its mountpoint follows. Back with
+        // the same ones, the forwarder simply carries on (the Source's timeline is continuous), and
+        // the gateway's viewers never notice.
+        if (this.current !== 'up') return;
+        if (mount.ports && mount.codecs === this.codecsOf(mount)) return;
+        void this.remount(mount);
       },
     };
     camera.source.on('tracks', mount.onTracks);
@@ -124,6 +141,7 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
     if (!mount) return;
     this.mounts.delete(cameraId);
     mount.camera.source.off('tracks', mount.onTracks);
+    mount.feed?.off('tracks', mount.onTracks);
     this.unmountLocal(mount);
     const admin = this.admin;
     if (mount.ports && admin && this.current === 'up') await destroyMountpoint(admin, this.mountRequest(mount.camera)).catch(() => undefined);
@@ -141,24 +159,26 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
     const session = this.session;
     if (this.current !== 'up' || !session || !mount?.ports) throw new JanusError(`${this.name} does not serve camera ${cameraId} now`);
     // Counted from the request on, so that a burst of viewers spreads over the gateways.
-    this.viewerCount++;
+    const count = (delta: number): void => {
+      this.viewerCount += delta;
+      this.viewersByCamera.set(cameraId, (this.viewersByCamera.get(cameraId) ?? 0) + delta);
+    };
+    count(1);
     let viewer: JanusViewer;
     try {
       viewer = await JanusViewer.watch(session, mount.ports.id, this.name);
     } catch (error) {
-      this.viewerCount--;
+      count(-1);
       throw error;
     }
-    viewer.once('closed', () => {
-      this.viewerCount--;
-    });
+    viewer.once('closed', () => count(-1));
     return viewer;
   }
 
   stats(): GatewayStats {
     const cameras: GatewayStats['cameras'] = {};
     for (const [id, mount] of this.mounts) {
-      cameras[id] = { published: mount.forwarder !== undefined, ...(mount.problem ? { problem: mount.problem } : {}), ...(mount.forwarder ? { forwarded: { ...mount.forwarder.counters } } : {}) };
+      cameras[id] = { published: mount.forwarder !== undefined, viewers: this.viewersByCamera.get(id) ?? 0, ...(mount.problem ? { problem: mount.problem } : {}), ...(mount.forwarder ? { forwarded: { ...mount.forwarder.counters } } : {}) };
     }
     return { url: this.name, state: this.current, viewers: this.viewerCount, cameras };
   }
@@ -172,6 +192,8 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
     this.setState('stopped');
     for (const mount of this.mounts.values()) {
       mount.camera.source.off('tracks', mount.onTracks);
+      mount.feed?.off('tracks', mount.onTracks);
+    mount.feed?.off('tracks', mount.onTracks);
       this.unmountLocal(mount);
       if (wasUp && admin && mount.ports) await destroyMountpoint(admin, this.mountRequest(mount.camera)).catch(() => undefined);
       mount.ports = undefined;
@@ -241,11 +263,59 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
     };
   }
 
-  private async mount(mount: Mount): Promise<void> {
+  /** What the mountpoint would carry now, e.g. "H264/PCMU". */
+  private codecsOf(mount: Mount): string {
+    const main = mount.camera.source;
+    const feed = main.tracks.length > 0 ? (mount.camera.feed?.(main.tracks) ?? main) : main;
+    const tracks = relayable(feed.tracks);
+    return `${tracks.video?.codec ?? '-'}/${tracks.audio?.codec ?? '-'}`;
+  }
+
+  /** Mounts (or re-mounts) one camera; calls for one camera run one after the other. */
+  private mount(mount: Mount, again = false): Promise<void> {
+    mount.queue = mount.queue.then(async () => {
+      if (again) {
+        this.unmountLocal(mount);
+        mount.ports = undefined;
+      }
+      await this.mountNow(mount);
+    }).catch((error: unknown) => {
+      this.log.warn(`Scale-out: camera ${mount.camera.id} on ${this.name}: ${error instanceof Error ? error.message : String(error)}`);
+    });
+    return mount.queue;
+  }
+
+  private remount(mount: Mount): Promise<void> {
+    return this.mount(mount, true);
+  }
+
+  /** Keeps `source` pulled with a sink that keeps nothing, until its tracks are known (then onTracks). */
+  private hold(mount: Mount, source: BroadcastSource, problem: string): void {
+    mount.problem = problem;
+    if (mount.unsubscribe) return;
+    const subscription = source.subscribe({ write: () => true }, { fromKeyframe: false });
+    mount.unsubscribe = () => subscription.unsubscribe();
+  }
+
+  private async mountNow(mount: Mount): Promise<void> {
     const admin = this.admin;
-    if (!admin || mount.ports) return;
-    const tracks = relayable(mount.camera.source.tracks);
-    const video = mount.camera.source.tracks.find((t) => t.kind === 'video');
+    if (!admin || mount.ports || this.current !== 'up') return;
+    const main = mount.camera.source;
+    // Cameras are pulled on demand: until the camera has connected, hold it.
+    if (main.tracks.length === 0) {
+      this.hold(mount, main, 'waiting for the camera');
+      return;
+    }
+    // What goes to the gateway: the camera itself, or the variant a browser can play (an H.265
+    // camera's H.264, an AAC camera's Opus sound), which is then held until its encoder runs.
+    const feed = mount.camera.feed?.(main.tracks) ?? main;
+    this.follow(mount, feed);
+    if (feed.tracks.length === 0) {
+      this.hold(mount, feed, 'waiting for its encoder');
+      return;
+    }
+    const tracks = relayable(feed.tracks);
+    const video = feed.tracks.find((t) => t.kind === 'video');
     if (video && !tracks.video) {
       // Never a mountpoint with the sound alone: its viewers would get no picture. The plugin serves them.
       const problem = `${video.codec} video is served by the plugin`;
@@ -255,17 +325,8 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
       return;
     }
     if (!tracks.video && !tracks.audio) {
-      if (mount.camera.source.tracks.length === 0) {
-        // Not pulled yet (cameras are pulled on demand): a sink that keeps nothing starts the pull,
-        // and the camera's tracks then publish it (onTracks).
-        mount.problem = 'waiting for the camera';
-        if (!mount.unsubscribe) {
-          const subscription = mount.camera.source.subscribe({ write: () => true }, { fromKeyframe: false });
-          mount.unsubscribe = () => subscription.unsubscribe();
-        }
-      } else {
-        mount.problem = 'nothing Janus can relay as it is';
-      }
+      mount.problem = 'nothing Janus can relay as it is';
+      this.unmountLocal(mount);
       return;
     }
     const srtp = this.secureMedia ? randomBytes(30) : undefined;
@@ -280,21 +341,25 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
       });
       mount.ports = ports;
       mount.forwarder = forwarder;
+      mount.codecs = `${tracks.video?.codec ?? '-'}/${tracks.audio?.codec ?? '-'}`;
       mount.problem = undefined;
       mount.unsubscribe?.();
-      const subscription = mount.camera.source.subscribe(forwarder, { fromKeyframe: true });
+      const subscription = feed.subscribe(forwarder, { fromKeyframe: true });
       mount.unsubscribe = () => subscription.unsubscribe();
-      this.log.info(`Scale-out: camera ${mount.camera.id} published on ${this.name}${srtp ? ' (SRTP)' : ''}`);
+      const what = feed === main ? '' : ` (${[tracks.video?.codec, tracks.audio?.codec].filter(Boolean).join(' and ')} from the plugin's encoder)`;
+      this.log.info(`Scale-out: camera ${mount.camera.id} published on ${this.name}${what}${srtp ? ' (SRTP)' : ''}`);
     } catch (error) {
       mount.problem = error instanceof Error ? error.message : String(error);
       this.log.warn(`Scale-out: camera ${mount.camera.id} cannot be published on ${this.name}: ${mount.problem}`);
     }
   }
 
-  private async remount(mount: Mount): Promise<void> {
-    this.unmountLocal(mount);
-    mount.ports = undefined;
-    await this.mount(mount);
+  /** Re-mounts when the fed variant's tracks change too (its encoder started, or restarted). */
+  private follow(mount: Mount, feed: BroadcastSource): void {
+    if (mount.feed === feed) return;
+    mount.feed?.off('tracks', mount.onTracks);
+    mount.feed = feed === mount.camera.source ? undefined : feed;
+    mount.feed?.on('tracks', mount.onTracks);
   }
 
   private unmountLocal(mount: Mount): void {

@@ -56,6 +56,22 @@ export class ScaleOut implements ViewerRelays {
     return best?.watch(cameraId);
   }
 
+  /** One camera across the gateways, for the metrics page (no gateway address: share-link holders read it). */
+  cameraStats(cameraId: string): { gateways: number; viewers: number; packetsForwarded: number } | undefined {
+    if (!this.cameras.has(cameraId)) return undefined;
+    let gateways = 0;
+    let viewers = 0;
+    let packetsForwarded = 0;
+    for (const gateway of this.gateways) {
+      const camera = gateway.stats().cameras[cameraId];
+      if (!camera) continue;
+      if (camera.published) gateways++;
+      viewers += camera.viewers;
+      packetsForwarded += (camera.forwarded?.videoPackets ?? 0) + (camera.forwarded?.audioPackets ?? 0);
+    }
+    return { gateways, viewers, packetsForwarded };
+  }
+
   stats(): GatewayStats[] {
     return this.gateways.map((g) => g.stats());
   }

@@ -9,6 +9,8 @@ export interface CameraMetricsInput {
   transcoders?: number;
   /** Steps a variant encoder went down to keep up (0: full picture), while one runs. */
   transcoderStepsDown?: number;
+  /** A scaled-out camera: gateways it is published on, viewers they serve, packets sent to them (all gateways). */
+  scaleOut?: { gateways: number; viewers: number; packetsForwarded: number };
 }
 
 const STATES: ReadonlyArray<SourceStateName> = ['idle', 'connecting', 'live', 'retrying', 'stopped'];
@@ -37,6 +39,9 @@ const FAMILIES: ReadonlyArray<Family> = [
   { name: 'webrtc_cameras_video_frames_damaged_total', help: 'Video frames passed on with a part lost (viewers see artifacts until the next keyframe).', type: 'counter', value: (c) => c.stats.video?.framesDamaged },
   { name: 'webrtc_cameras_transcoders', help: 'Encoders running for the camera: the VP8 variant (browsers without H.264), the H.264 variant (H.265 cameras) and the Opus sound (AAC cameras); one of each at most, whatever the viewer count.', type: 'gauge', value: (c) => c.transcoders },
   { name: 'webrtc_cameras_transcoder_steps_down', help: 'How many steps a variant encoder of the camera went down to keep up with it (0: its full picture; each step a smaller picture or fewer frames a second, about half the work), while one runs.', type: 'gauge', value: (c) => c.transcoderStepsDown },
+  { name: 'webrtc_cameras_scale_out_gateways', help: 'Scale-out gateways the camera is published on now.', type: 'gauge', value: (c) => c.scaleOut?.gateways },
+  { name: 'webrtc_cameras_scale_out_viewers', help: 'Viewers of the camera served by the scale-out gateways (they count in webrtc_cameras_viewers too).', type: 'gauge', value: (c) => c.scaleOut?.viewers },
+  { name: 'webrtc_cameras_scale_out_packets_forwarded', help: 'RTP packets sent to the scale-out gateways by the current forwarders (one copy per gateway; restarts from 0 when a gateway comes back).', type: 'gauge', value: (c) => c.scaleOut?.packetsForwarded },
   { name: 'webrtc_cameras_reconnects_total', help: 'Camera sessions re-established after a failure.', type: 'counter', value: (c) => c.stats.reconnects },
   { name: 'webrtc_cameras_gop_cache_bytes', help: 'Bytes held in the GOP cache (frames since the last keyframe).', type: 'gauge', value: (c) => c.stats.gopCacheBytes },
   { name: 'webrtc_cameras_time_to_first_frame_seconds', help: 'Latest session: connect start to first keyframe.', type: 'gauge', value: (c) => (c.stats.timeToFirstFrameMs === undefined ? undefined : c.stats.timeToFirstFrameMs / 1000) },

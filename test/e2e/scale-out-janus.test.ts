@@ -43,6 +43,7 @@ async function cpuPercent(pid: number, ms: number): Promise<number> {
 describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000 }, () => {
   let yard: FakeCamera;
   let gate: FakeCamera;
+  let hevc: FakeCamera;
   let janus: JanusGatewayProcess;
   let hb: HomebridgeProcess;
   let chromium: ChromiumSession;
@@ -52,9 +53,11 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
 
   before(async () => {
     const webPort = await getFreePort();
-    [yard, gate, janus] = await Promise.all([
+    [yard, gate, hevc, janus] = await Promise.all([
       FakeCamera.start({ width: 640, height: 360, fps: 15, keyframeIntervalFrames: 30, audio: 'pcmu', bitrateKbps: 300 }),
       FakeCamera.start({ width: 320, height: 180, fps: 15, keyframeIntervalFrames: 30, audio: 'pcma', bitrateKbps: 200 }),
+      // What no browser takes over WebRTC: H.265 video and AAC sound.
+      FakeCamera.start({ width: 320, height: 180, fps: 15, keyframeIntervalFrames: 30, codec: 'h265', audio: 'aac', bitrateKbps: 200 }),
       startJanus({ apiSecret: 'janus-API-secret-e2e', adminKey: 'janus-ADMIN-key-e2e' }),
     ]);
     hb = await startHomebridge({
@@ -62,6 +65,7 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
         cameras: [
           { name: 'Yard', id: 'yard', rtspUrl: yard.url, scaleOut: true, maxViewers: VIEWERS + 10 },
           { name: 'Gate', id: 'gate', rtspUrl: gate.url, scaleOut: true },
+          { name: 'Hevc', id: 'hevc', rtspUrl: hevc.url, scaleOut: true },
         ],
         viewers: [ADMIN],
         // Every viewer here is on 127.0.0.1 and holds the same link: the per-address and per-link caps are raised.
@@ -93,7 +97,7 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
     await stopAllHomebridges();
     await hb?.stop({ removeStorage: true });
     await janus?.stop();
-    await Promise.all([yard?.close(), gate?.close()]);
+    await Promise.all([yard?.close(), gate?.close(), hevc?.close()]);
   });
 
   it('Chromium opens a share link and plays camera A with sound from Janus, through the plugin\'s page', async () => {
@@ -129,6 +133,29 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
       const error = await client.next('error', 10_000);
       assert.equal(error.code, 'forbidden');
       assert.ok(!client.messages.some((m) => m.type === 'offer'), 'no offer, from Janus or anyone');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('an H.265 camera with AAC sound goes to Janus as the plugin\'s H.264 and Opus (one encoder each), and plays there', async () => {
+    await hb.waitForLog(/camera hevc published on http:\/\/127\.0\.0\.1:\d+\/janus \(H264 and OPUS from the plugin's encoder\)/, 60_000);
+    const admin = await signIn(base, ADMIN.username, ADMIN.password);
+    const link = await request(`${base}/api/share-links`, {
+      method: 'POST',
+      jar: admin.jar,
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': admin.csrf },
+      body: JSON.stringify({ cameras: ['hevc'], expiresIn: '1h', label: 'hevc' }),
+    });
+    const token = (JSON.parse(link.body) as { token: string }).token;
+    const client = await watchOverSignalling(`${base.replace(/^http/, 'ws')}/signal`, 'hevc', { keepVideo: false, opus: true }, { headers: { Authorization: `Bearer ${token}` } });
+    try {
+      await client.receiver.waitFor(() => client.receiver.keyframes >= 1 && client.receiver.accessUnits >= 15 && client.receiver.audioPackets >= 25, 30_000, 'H.264 pictures and Opus sound from Janus');
+      const offer = client.messages.find((m) => m.type === 'offer')?.sdp as string;
+      assert.match(offer, /^s=Mountpoint/m);
+      assert.match(offer, /a=rtpmap:96 H264\/90000/);
+      assert.match(offer, /a=rtpmap:111 opus\/48000\/2/);
+      assert.equal(await hevc.sessionCount(), 1, 'the encoders read the re-stream: one camera session');
     } finally {
       await client.close();
     }

@@ -90,6 +90,8 @@ describe('scale-out: viewers served by real Janus gateways', { timeout: 180_000 
     await Promise.all(clients.map((c) => c.receiver.waitFor(() => c.receiver.keyframes >= 1 && c.receiver.accessUnits >= 50 && c.receiver.audioPackets >= 50, 30_000, 'a keyframe, 50 pictures and sound')));
     assert.equal(server.viewers.length, 0, 'no viewer peer in the plugin: Janus serves them all');
     assert.deepEqual([gatewayA.viewers, gatewayB.viewers], [viewers / 2, viewers / 2], 'spread evenly');
+    assert.deepEqual({ ...scaleOut.cameraStats('yard'), packetsForwarded: 0 }, { gateways: 2, viewers, packetsForwarded: 0 }, 'what /metrics reads');
+    assert.ok((scaleOut.cameraStats('yard')?.packetsForwarded ?? 0) > 0);
     for (const c of clients) assert.ok(c.messages.some((m) => m.type === 'state' && m.state === 'live'), 'the page is told it is live');
 
     // One copy per gateway: over the same window, each forwarder sends exactly the packets of the

@@ -15,7 +15,7 @@ const videoStats: TrackStats = {
 
 test('renders every camera in the Prometheus text format with a camera label and no URL', () => {
   const text = renderMetrics([
-    { stats: stats({ lastError: 'rtsp://admin:secret@10.0.0.2/live refused', video: videoStats }), viewers: 2, transcoders: 1 },
+    { stats: stats({ lastError: 'rtsp://admin:secret@10.0.0.2/live refused', video: videoStats }), viewers: 2, transcoders: 1, scaleOut: { gateways: 2, viewers: 40, packetsForwarded: 9000 } },
     { stats: stats({ id: 'gate"x', state: 'retrying', fps: undefined, timeToFirstFrameMs: undefined }), viewers: 0 },
   ]);
   assert.match(text, /^# TYPE webrtc_cameras_state gauge$/m);
@@ -29,6 +29,10 @@ test('renders every camera in the Prometheus text format with a camera label and
   assert.match(text, /^webrtc_cameras_transcoders\{camera="porch"\} 1$/m);
   assert.match(text, /^webrtc_cameras_video_frames_damaged_total\{camera="porch"\} 1$/m);
   assert.match(text, /^webrtc_cameras_video_keyframes_total\{camera="porch"\} 5$/m);
+  assert.match(text, /^webrtc_cameras_scale_out_gateways\{camera="porch"\} 2$/m);
+  assert.match(text, /^webrtc_cameras_scale_out_viewers\{camera="porch"\} 40$/m);
+  assert.match(text, /^webrtc_cameras_scale_out_packets_forwarded\{camera="porch"\} 9000$/m);
+  assert.doesNotMatch(text, /scale_out_[a-z_]+\{camera="gate/, 'a camera that is not scaled out has no scale-out lines');
   assert.doesNotMatch(text, /webrtc_cameras_fps\{camera="gate/, 'an unknown figure is left out, not reported as 0');
   assert.ok(!text.includes('secret') && !text.includes('rtsp://'), 'no error text or URL is exported');
   // Every sample line is `name{labels} number`.

@@ -20,6 +20,8 @@ export interface ReceiverOptions {
   onVideoPacket?: (packet: RtpPacket) => void;
   /** What it receives, as a browser that decodes H.265 (Safari 18 and later) would (default H264). */
   videoCodec?: 'H264' | 'H265';
+  /** Also receive Opus sound, as browsers do (default: G.711 only). */
+  opus?: boolean;
   /** What `watchOverSignalling` says the browser decodes (the page's `videoCodecs`); default: nothing said. */
   videoCodecs?: string[];
 }
@@ -75,6 +77,7 @@ export class WeriftReceiver {
         audio: [
           new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 }),
           new RTCRtpCodecParameters({ mimeType: 'audio/PCMA', clockRate: 8000, channels: 1, payloadType: 8 }),
+          ...(options.opus ? [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 })] : []),
         ],
       },
     });
