@@ -33,6 +33,22 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** Progress lines with the time since the file started, so that a slow or stuck step names itself in CI's log. */
+const started = performance.now();
+function step(what: string): void {
+  console.log(`scale-out e2e +${((performance.now() - started) / 1000).toFixed(1)} s: ${what}`);
+}
+
+/** `promise`, or an error naming `what` after `ms`. */
+async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no result in ${ms / 1000} s`)), ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function cpuPercent(pid: number, ms: number): Promise<number> {
   const start = cpuSeconds(pid);
   const t0 = performance.now();
@@ -40,7 +56,9 @@ async function cpuPercent(pid: number, ms: number): Promise<number> {
   return ((cpuSeconds(pid) - start) / ((performance.now() - t0) / 1000)) * 100;
 }
 
-describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000 }, () => {
+// The file has 240 s in the suite (--test-timeout); each step has a budget of its own, so that a
+// step that is stuck fails its test, with the step's name, instead of timing the whole file out.
+describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 230_000 }, () => {
   let yard: FakeCamera;
   let gate: FakeCamera;
   let hevc: FakeCamera;
@@ -52,6 +70,7 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
   const clients: SignallingClient[] = [];
 
   before(async () => {
+    step('starting the cameras and Janus');
     const webPort = await getFreePort();
     [yard, gate, hevc, janus] = await Promise.all([
       FakeCamera.start({ width: 640, height: 360, fps: 15, keyframeIntervalFrames: 30, audio: 'pcmu', bitrateKbps: 300 }),
@@ -60,6 +79,7 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
       FakeCamera.start({ width: 320, height: 180, fps: 15, keyframeIntervalFrames: 30, codec: 'h265', audio: 'aac', bitrateKbps: 200 }),
       startJanus({ apiSecret: 'janus-API-secret-e2e', adminKey: 'janus-ADMIN-key-e2e' }),
     ]);
+    step('starting Homebridge');
     hb = await startHomebridge({
       platform: platformConfig({
         cameras: [
@@ -74,10 +94,11 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
       }),
     });
     await hb.waitForLog(/Watch page: /, 20_000);
+    step('waiting for the cameras on the gateway');
     base = `http://127.0.0.1:${webPort}`;
     await hb.waitForLog(/camera yard published on http:\/\/127\.0\.0\.1:\d+\/janus/, 30_000);
     await hb.waitForLog(/camera gate published on http:\/\/127\.0\.0\.1:\d+\/janus/, 30_000);
-    const admin = await signIn(base, ADMIN.username, ADMIN.password);
+    const admin = await within('signing in', 20_000, signIn(base, ADMIN.username, ADMIN.password));
     assert.equal(admin.status, 200);
     const link = await request(`${base}/api/share-links`, {
       method: 'POST',
@@ -87,23 +108,33 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
     });
     assert.equal(link.status, 201, link.body);
     yardLink = (JSON.parse(link.body) as { token: string }).token;
-    chromium = await launchChromium();
+    step('starting Chromium');
+    chromium = await within('starting Chromium', 30_000, launchChromium());
     await chromium.context.addInitScript({ content: PAGE_PROBE_SCRIPT });
-  });
+    step('ready');
+  }, { timeout: 150_000 });
 
   after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await chromium?.close();
+    step('closing');
+    for (const c of clients) c.ws.terminate();
+    await within('closing the werift viewers', 20_000, Promise.all(clients.map((c) => c.receiver.close()))).catch((error: unknown) => step(String(error)));
+    await within('closing Chromium', 15_000, chromium?.close() ?? Promise.resolve()).catch((error: unknown) => step(String(error)));
     await stopAllHomebridges();
     await hb?.stop({ removeStorage: true });
     await janus?.stop();
     await Promise.all([yard?.close(), gate?.close(), hevc?.close()]);
-  });
+    step('closed');
+  }, { timeout: 60_000 });
 
-  it('Chromium opens a share link and plays camera A with sound from Janus, through the plugin\'s page', async () => {
-    const page = await chromium.openPage(`${base}/s/${yardLink}`);
+  it('Chromium opens a share link and plays camera A with sound from Janus, through the plugin\'s page', { timeout: 60_000 }, async () => {
+    step('Chromium test');
+    // The link's landing page sets the session cookie, then moves on to the watch page by itself;
+    // once it has, the camera opens in a tab of its own (no navigation racing the landing page's).
+    const landing = await chromium.openPage(`${base}/s/${yardLink}`);
+    await landing.waitForURL((url) => url.pathname === '/', { timeout: 20_000 });
+    await landing.close();
+    const page = await chromium.openPage(`${base}/#camera=yard`);
     try {
-      if (!page.url().includes('#camera=')) await page.goto(`${base}/#camera=yard`);
       const stats = await waitForFramesDecoded(page, 30, 30_000);
       const video = stats.flatMap((pc) => pc.inbound).find((s) => s.kind === 'video');
       assert.ok((video?.framesDecoded ?? 0) >= 30, summarizeRtcStats(stats));
@@ -116,7 +147,7 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
       }
       assert.ok((audio?.packetsReceived ?? 0) >= 50, `audio packets: ${audio?.packetsReceived}`);
       // The offer the page answered is Janus's (its streaming plugin names the mountpoint).
-      const probe = await readProbe(page);
+      const probe = await within('reading the page probe', 15_000, readProbe(page));
       const offer = probe.log.find((entry) => entry.type === 'offer')?.sdp ?? '';
       assert.match(offer, /^s=Mountpoint \d+\r?$/m, 'the page was offered by Janus');
       assert.match(offer, /a=rtpmap:0 PCMU\/8000/);
@@ -126,7 +157,7 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
     }
   });
 
-  it('the share link for camera A cannot watch camera B: refused by the plugin, no gateway asked', async () => {
+  it('the share link for camera A cannot watch camera B: refused by the plugin, no gateway asked', { timeout: 30_000 }, async () => {
     const signal = `${base.replace(/^http/, 'ws')}/signal`;
     const client = await watchOverSignalling(signal, 'gate', { keepVideo: false }, { headers: { Authorization: `Bearer ${yardLink}` } });
     try {
@@ -138,9 +169,10 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
     }
   });
 
-  it('an H.265 camera with AAC sound goes to Janus as the plugin\'s H.264 and Opus (one encoder each), and plays there', async () => {
+  it('an H.265 camera with AAC sound goes to Janus as the plugin\'s H.264 and Opus (one encoder each), and plays there', { timeout: 90_000 }, async () => {
+    step('H.265 test');
     await hb.waitForLog(/camera hevc published on http:\/\/127\.0\.0\.1:\d+\/janus \(H264 and OPUS from the plugin's encoder\)/, 60_000);
-    const admin = await signIn(base, ADMIN.username, ADMIN.password);
+    const admin = await within('signing in', 20_000, signIn(base, ADMIN.username, ADMIN.password));
     const link = await request(`${base}/api/share-links`, {
       method: 'POST',
       jar: admin.jar,
@@ -161,7 +193,8 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
     }
   });
 
-  it(`${VIEWERS} werift viewers are served by Janus: the plugin sends one copy, its CPU stays near its no-viewer level, the camera has one session`, async () => {
+  it(`${VIEWERS} werift viewers are served by Janus: the plugin sends one copy, its CPU stays near its no-viewer level, the camera has one session`, { timeout: 150_000 }, async () => {
+    step('100 viewers test');
     const pid = hb.pid;
     assert.ok(pid, 'Homebridge runs');
     const idle = await cpuPercent(pid, 5000);
@@ -172,9 +205,11 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 300_000
         watchOverSignalling(signal, 'yard', { keepVideo: false }, { headers: { Authorization: `Bearer ${yardLink}` }, localAddress: `127.0.0.${2 + ((batch + i) % 4)}` })));
       clients.push(...joined);
       await Promise.all(joined.map((c) => c.next('state', 20_000)));
+      step(`${clients.length} viewers signalled`);
     }
     await Promise.all(clients.map((c, i) => c.receiver.waitFor(() => c.receiver.keyframes >= 1 && c.receiver.accessUnits >= 15 && c.receiver.audioPackets >= 25, 60_000, `viewer ${i}: a keyframe, pictures and sound`)));
     for (const c of clients) assert.match(c.messages.find((m) => m.type === 'offer')?.sdp as string, /^s=Mountpoint/m, 'offered by Janus');
+    step('all viewers play; measuring');
     const loaded = await cpuPercent(pid, 10_000);
     const received = clients.reduce((sum, c) => sum + c.receiver.videoPackets, 0);
     console.log(`scale-out: Homebridge CPU ${idle.toFixed(1)} % with no viewer, ${loaded.toFixed(1)} % with ${VIEWERS} viewers on Janus (${received} video packets received by them in all)`);

@@ -255,7 +255,11 @@ export interface SignallingClient {
 /** Opens a WebSocket, sends `watch`, answers the offer and trickles candidates both ways. */
 export async function watchOverSignalling(url: string, camera: string, options: ReceiverOptions = {}, connect: { headers?: Record<string, string>; localAddress?: string } = {}): Promise<SignallingClient> {
   const ws = new WebSocket(url, { ...(connect.headers ? { headers: connect.headers } : {}), ...(connect.localAddress ? { localAddress: connect.localAddress } : {}) });
-  await once(ws, 'open');
+  // Bounded, so that a server that never upgrades fails the test that asked instead of hanging its file.
+  await once(ws, 'open', { signal: AbortSignal.timeout(15_000) }).catch((error: unknown) => {
+    ws.terminate();
+    throw new Error(`the signalling socket did not open: ${error instanceof Error ? error.message : String(error)}`);
+  });
   const receiver = new WeriftReceiver(options);
   const messages: Array<Record<string, unknown>> = [];
   const waiters: Array<{ type: string; resolve: (m: Record<string, unknown>) => void }> = [];
