@@ -108,13 +108,16 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
     handle: (ctx) => {
       const visible = [...cameras.values()].filter((c) => ctx.principal && canWatch(ctx.principal, c.config.id));
       ctx.res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
-      ctx.res.end(renderMetrics(visible.map((c) => ({
+      ctx.res.end(renderMetrics(visible.map((c) => {
+        const scaled = scaleOut?.cameraStats(c.config.id);
+        return {
         stats: c.source.stats(),
         viewers: limits.count(c.config.id),
         transcoders: variants.running(c.config.id),
         transcoderStepsDown: variants.reducedSteps(c.config.id),
-        ...(scaleOut?.cameraStats(c.config.id) ? { scaleOut: scaleOut.cameraStats(c.config.id) } : {}),
-      }))));
+        ...(scaled ? { scaleOut: scaled } : {}),
+        };
+      })));
     },
   };
 

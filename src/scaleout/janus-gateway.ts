@@ -140,11 +140,15 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
     const mount = this.mounts.get(cameraId);
     if (!mount) return;
     this.mounts.delete(cameraId);
+    await this.release(mount, this.current === 'up' ? this.admin : undefined);
+  }
+
+  /** Stops following and forwarding a camera; with `admin`, its mountpoint goes too. */
+  private async release(mount: Mount, admin: JanusHandle | undefined): Promise<void> {
     mount.camera.source.off('tracks', mount.onTracks);
     mount.feed?.off('tracks', mount.onTracks);
     this.unmountLocal(mount);
-    const admin = this.admin;
-    if (mount.ports && admin && this.current === 'up') await destroyMountpoint(admin, this.mountRequest(mount.camera)).catch(() => undefined);
+    if (mount.ports && admin) await destroyMountpoint(admin, this.mountRequest(mount.camera)).catch(() => undefined);
     mount.ports = undefined;
   }
 
@@ -177,10 +181,15 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
 
   stats(): GatewayStats {
     const cameras: GatewayStats['cameras'] = {};
-    for (const [id, mount] of this.mounts) {
-      cameras[id] = { published: mount.forwarder !== undefined, viewers: this.viewersByCamera.get(id) ?? 0, ...(mount.problem ? { problem: mount.problem } : {}), ...(mount.forwarder ? { forwarded: { ...mount.forwarder.counters } } : {}) };
-    }
+    for (const id of this.mounts.keys()) cameras[id] = this.cameraStats(id)!;
     return { url: this.name, state: this.current, viewers: this.viewerCount, cameras };
+  }
+
+  /** One camera's part of `stats()`, or undefined when it is not published here. */
+  cameraStats(id: string): GatewayStats['cameras'][string] | undefined {
+    const mount = this.mounts.get(id);
+    if (!mount) return undefined;
+    return { published: mount.forwarder !== undefined, viewers: this.viewersByCamera.get(id) ?? 0, ...(mount.problem ? { problem: mount.problem } : {}), ...(mount.forwarder ? { forwarded: { ...mount.forwarder.counters } } : {}) };
   }
 
   /** Takes the mountpoints down and ends the session. */
@@ -190,14 +199,7 @@ export class JanusGateway extends EventEmitter<JanusGatewayEvents> {
     const admin = this.admin;
     const wasUp = this.current === 'up';
     this.setState('stopped');
-    for (const mount of this.mounts.values()) {
-      mount.camera.source.off('tracks', mount.onTracks);
-      mount.feed?.off('tracks', mount.onTracks);
-    mount.feed?.off('tracks', mount.onTracks);
-      this.unmountLocal(mount);
-      if (wasUp && admin && mount.ports) await destroyMountpoint(admin, this.mountRequest(mount.camera)).catch(() => undefined);
-      mount.ports = undefined;
-    }
+    for (const mount of this.mounts.values()) await this.release(mount, wasUp ? admin : undefined);
     await this.session?.destroy();
     this.session = undefined;
   }

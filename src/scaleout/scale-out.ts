@@ -63,7 +63,7 @@ export class ScaleOut implements ViewerRelays {
     let viewers = 0;
     let packetsForwarded = 0;
     for (const gateway of this.gateways) {
-      const camera = gateway.stats().cameras[cameraId];
+      const camera = gateway.cameraStats(cameraId);
       if (!camera) continue;
       if (camera.published) gateways++;
       viewers += camera.viewers;

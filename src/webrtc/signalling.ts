@@ -415,10 +415,7 @@ class SignallingSession {
   private async candidate(candidate: IceCandidateJson | null): Promise<void> {
     const relayed = this.relayed;
     if (relayed) {
-      if (++this.candidates > MAX_CANDIDATES_PER_VIEWER) {
-        this.error('bad-request', 'Too many ICE candidates.');
-        return;
-      }
+      if (!this.withinCandidateBudget()) return;
       await relayed.candidate(candidate).catch((error: unknown) => {
         this.log.debug(`Signalling: the gateway refused a candidate: ${error instanceof Error ? error.message : String(error)}`);
       });
@@ -427,16 +424,20 @@ class SignallingSession {
     const viewer = this.viewer;
     // Late candidates after a stop are normal; they are dropped quietly.
     if (!viewer) return;
-    if (++this.candidates > MAX_CANDIDATES_PER_VIEWER) {
-      this.error('bad-request', 'Too many ICE candidates.');
-      return;
-    }
+    if (!this.withinCandidateBudget()) return;
     try {
       await viewer.addRemoteCandidate(candidate);
     } catch (error) {
       this.log.debug(`Camera ${viewer.source.id}: candidate refused: ${error instanceof Error ? error.message : String(error)}`);
       this.error('bad-request', 'The ICE candidate could not be used.');
     }
+  }
+
+  /** Counts one more candidate from the page; false (and the page told) past the budget. */
+  private withinCandidateBudget(): boolean {
+    if (++this.candidates <= MAX_CANDIDATES_PER_VIEWER) return true;
+    this.error('bad-request', 'Too many ICE candidates.');
+    return false;
   }
 
   /** Tells the page who talks, now and on every change, for as long as this viewer lasts. */
