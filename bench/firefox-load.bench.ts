@@ -15,13 +15,14 @@
  * Needs stress-ng (apt install stress-ng) for the loaded phase.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { launchFirefox, readRtcStats, waitForFramesDecoded, type PeerConnectionStats } from '../test/helpers/browser.js';
 import { FakeCamera } from '../test/helpers/fake-camera.js';
 import { platformConfig, startHomebridge, stopAllHomebridges } from '../test/helpers/homebridge.js';
 import { getFreePort } from '../test/helpers/ports.js';
+import { readProcStat } from '../test/helpers/proc-stat.js';
 import { cleanupAll } from '../test/helpers/processes.js';
 
 function argument(name: string, fallback: number): number {
@@ -62,21 +63,13 @@ function sampleOf(stats: PeerConnectionStats[]): Sample {
   };
 }
 
-const CLOCK_TICKS = 100; // USER_HZ on Linux
-
 /** utime + stime (s) of every process, by pid, with its command and parent. */
 function processTimes(): Map<number, { command: string; parent: number; seconds: number }> {
   const all = new Map<number, { command: string; parent: number; seconds: number }>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      all.set(Number(entry), { command, parent: Number(fields[1]), seconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS });
-    } catch {
-      // gone meanwhile
-    }
+    const stat = readProcStat(Number(entry));
+    if (stat) all.set(stat.pid, { command: stat.command, parent: stat.parent, seconds: stat.cpuSeconds });
   }
   return all;
 }

@@ -15,7 +15,6 @@
  *
  * Run: npm run bench:transcode
  */
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { probeFfmpeg } from '../src/ffmpeg/find-ffmpeg.js';
 import { runningFfmpegPids } from '../src/ffmpeg/ffmpeg-process.js';
@@ -26,21 +25,14 @@ import { rtspUpstream } from '../src/rtsp/upstream.js';
 import { TranscodedVariants } from '../src/transcode/variants.js';
 import { silentLogger } from '../src/util/logger.js';
 import { FakeCamera } from '../test/helpers/fake-camera.js';
+import { cpuSeconds } from '../test/helpers/proc-stat.js';
 
 const RUNS = 5;
-const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 class FirstKeyframe implements FrameSink {

@@ -9,16 +9,9 @@ import type { FrameSink, MediaFrame, SourceState, TrackDescription } from '../..
 import type { Logger } from '../../src/util/logger.js';
 import { spawnTracked } from '../helpers/processes.js';
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { sleep } from '../helpers/wait.js';
 
-/** Polls `predicate` every 20 ms; fails with `what` (and the optional details) on timeout. */
-export async function waitFor(predicate: () => boolean, timeoutMs: number, what: string, details?: () => string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!predicate()) {
-    if (performance.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}${details ? `: ${details()}` : ''}`);
-    await sleep(20);
-  }
-}
+export { sleep, waitFor } from '../helpers/wait.js';
 
 export interface RecordedFrame {
   frame: MediaFrame;

@@ -186,4 +186,4 @@ export function spsProfileIdc(annexB: Buffer): number | undefined {
   return undefined;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep } from '../helpers/wait.js';

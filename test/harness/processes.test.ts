@@ -1,22 +1,18 @@
 // The process registry and port helpers that every other test relies on for cleanup.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { getFreePort, getFreePorts, getFreeUdpPort, isPortOpen, waitForPort } from '../helpers/ports.js';
+import { readProcStat } from '../helpers/proc-stat.js';
 import { cleanupAll, registerCleanup, runningProcesses, spawnTracked } from '../helpers/processes.js';
 
 /** Running, or at least not yet a zombie (a killed orphan may wait unreaped for a while). */
 const alive = (pid: number): boolean => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
+  const state = readProcStat(pid)?.state;
+  return state !== undefined && state !== 'Z';
 };
 
 describe('processes', () => {

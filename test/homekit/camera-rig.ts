@@ -93,10 +93,4 @@ export function memoryLogger(echo = process.env['HK_TEST_LOG'] === '1'): MemoryL
   return { lines, text: () => lines.join('\n'), info: add('info'), warn: add('warn'), error: add('error'), debug: add('debug') };
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+export { waitFor } from '../helpers/wait.js';

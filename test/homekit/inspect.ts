@@ -2,9 +2,10 @@
  * What the HomeKit tests look at from outside: the process tree of a Homebridge (is any ffmpeg
  * left?), and a JPEG's size and how much its pixels vary (a blank picture does not).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { probeImage } from '../helpers/onvif-responder.js';
+import { readProcStat } from '../helpers/proc-stat.js';
 
 export interface ProcessInfo {
   pid: number;
@@ -13,16 +14,8 @@ export interface ProcessInfo {
 }
 
 function readProcess(pid: number): ProcessInfo | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) state ppid ...": comm may contain spaces and parentheses, so split at the last ')'.
-    const close = stat.lastIndexOf(')');
-    const fields = stat.slice(close + 2).split(' ');
-    const command = stat.slice(stat.indexOf('(') + 1, close);
-    return { pid, ppid: Number(fields[1]), command };
-  } catch {
-    return undefined; // exited meanwhile
-  }
+  const stat = readProcStat(pid);
+  return stat ? { pid, ppid: stat.parent, command: stat.command } : undefined; // undefined: exited meanwhile
 }
 
 /** Every live descendant of `root` (children, grandchildren: a child bridge's ffmpeg too). */

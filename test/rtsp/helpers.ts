@@ -109,12 +109,4 @@ export async function expectOpenError(url: string, code: RtspErrorCode, pattern?
   assert.fail(`expected the session to fail with ${code}`);
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor(predicate: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+export { sleep, waitFor } from '../helpers/wait.js';

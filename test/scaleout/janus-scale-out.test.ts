@@ -24,6 +24,7 @@ import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
 import { startJanus, type JanusGatewayProcess } from '../helpers/janus.js';
 import { cleanupAll } from '../helpers/processes.js';
+import { waitFor } from '../helpers/wait.js';
 import { startSignallingServer, type SignallingHarness } from '../webrtc/harness.js';
 import { watchOverSignalling, type SignallingClient } from '../webrtc/werift-client.js';
 
@@ -37,13 +38,6 @@ const recordingLogger: Logger = {
   debug: (m) => lines.push(`debug ${m}`),
 };
 
-async function until(what: string, predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('scale-out: viewers served by real Janus gateways', { timeout: 180_000 }, () => {
   let camera: FakeCamera;
@@ -72,7 +66,7 @@ describe('scale-out: viewers served by real Janus gateways', { timeout: 180_000 
     scaleOut.start();
     // Every viewer here is on 127.0.0.1: the budget of views still connecting per address is raised (web.maxConnectingViews).
     server = await startSignallingServer({ sources: [source as BroadcastSource], relays: scaleOut, logger: recordingLogger, limits: new ViewerLimiter({ maxViewersPerCamera: 1000, maxPendingPerOwner: 50 }) });
-    await until('the camera published on both gateways', () => gatewayA.serves('yard') && gatewayB.serves('yard'));
+    await waitFor(() => gatewayA.serves('yard') && gatewayB.serves('yard'), 20_000, 'the camera published on both gateways');
   });
 
   after(async () => {
@@ -100,7 +94,7 @@ describe('scale-out: viewers served by real Janus gateways', { timeout: 180_000 
     let framePackets = 0;
     const counter = source.subscribe({ write: (frame) => ((framePackets += frame.kind === 'video' ? frame.packets.length : 0), true) }, { fromKeyframe: false });
     // (A sink subscribed without replay starts at the next keyframe; from then on it sees what the forwarders see.)
-    await until('the counting sink at a keyframe', () => framePackets > 0);
+    await waitFor(() => framePackets > 0, 20_000, 'the counting sink at a keyframe');
     const start = { a: forwarded(gatewayA), b: forwarded(gatewayB), frames: framePackets };
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const sent = { a: forwarded(gatewayA) - start.a, b: forwarded(gatewayB) - start.b, frames: framePackets - start.frames };
@@ -117,9 +111,9 @@ describe('scale-out: viewers served by real Janus gateways', { timeout: 180_000 
     const onA = gatewayA.viewers;
     assert.ok(onA > 0);
     await janusA.kill();
-    await until('gateway A marked down', () => gatewayA.state === 'down', 10_000);
+    await waitFor(() => gatewayA.state === 'down', 10_000, 'gateway A marked down');
     // Exactly the viewers that were on A are told to reconnect (the page does it on close).
-    await until('the viewers on A told to reconnect', () => clients.filter((c) => c.ws.readyState !== c.ws.OPEN).length >= onA, 10_000);
+    await waitFor(() => clients.filter((c) => c.ws.readyState !== c.ws.OPEN).length >= onA, 10_000, 'the viewers on A told to reconnect');
     const dropped = clients.filter((c) => c.ws.readyState !== c.ws.OPEN);
     assert.equal(dropped.length, onA, `${dropped.length} viewers dropped, ${onA} were on the gateway that died`);
     for (const c of dropped) {
@@ -131,7 +125,7 @@ describe('scale-out: viewers served by real Janus gateways', { timeout: 180_000 
     assert.equal(gatewayA.stats().cameras['yard']?.published, false, 'nothing is sent to the dead gateway (its forwarder is closed)');
 
     await janusA.restart();
-    await until('gateway A back with the camera published again', () => gatewayA.serves('yard'), 20_000);
+    await waitFor(() => gatewayA.serves('yard'), 20_000, 'gateway A back with the camera published again');
     const late = await watchOverSignalling(server.url, 'yard', { keepVideo: false });
     clients.push(late);
     await late.receiver.waitFor(() => late.receiver.keyframes >= 1 && late.receiver.accessUnits >= 25, 30_000, 'a viewer on the restarted gateway');
@@ -146,7 +140,7 @@ describe('scale-out: viewers served by real Janus gateways', { timeout: 180_000 
     only.start();
     const server2 = await startSignallingServer({ sources: [source as BroadcastSource], relays: only, logger: recordingLogger });
     try {
-      await until('the camera published with SRTP', () => secure.serves('yard'));
+      await waitFor(() => secure.serves('yard'), 20_000, 'the camera published with SRTP');
       assert.ok(lines.some((l) => l.includes(`published on ${janusC.url} (SRTP)`)));
       const viewer = await watchOverSignalling(server2.url, 'yard', { keepVideo: false });
       try {
@@ -167,7 +161,7 @@ describe('scale-out: viewers served by real Janus gateways', { timeout: 180_000 
     const hevcSource = new Source({ id: 'hevc', name: 'Hevc', upstream: rtspUpstream({ url: hevc.url, cameraName: 'Hevc', logger: recordingLogger }), logger: recordingLogger, idleTimeoutMs: 500 });
     try {
       scaleOut.publish({ id: 'hevc', name: 'Hevc', source: hevcSource });
-      await until('the H.265 camera looked at', () => gatewayB.stats().cameras['hevc']?.problem === 'H265 video is served by the plugin', 20_000);
+      await waitFor(() => gatewayB.stats().cameras['hevc']?.problem === 'H265 video is served by the plugin', 20_000, 'the H.265 camera looked at');
       assert.equal(gatewayB.serves('hevc'), false);
       assert.equal(scaleOut.relay('hevc'), undefined, 'its viewers stay with the plugin');
       assert.ok(lines.some((l) => l.includes('camera hevc sends H265 video, which Janus cannot relay as it is')));

@@ -1,0 +1,53 @@
+/**
+ * What Linux's /proc/<pid>/stat says of a process, for tests and benchmarks: its command, state,
+ * parent and CPU time. One parser, because the format has a trap: the command sits in parentheses
+ * and may itself contain spaces and parentheses, so the fields are counted from the last ')'.
+ */
+import { readFileSync } from 'node:fs';
+
+/** USER_HZ: the unit of utime and stime (100 on every Linux this runs on). */
+const CLOCK_TICKS = 100;
+
+export interface ProcStat {
+  pid: number;
+  command: string;
+  /** R, S, D, Z (zombie), T... */
+  state: string;
+  parent: number;
+  /** utime + stime, seconds. */
+  cpuSeconds: number;
+}
+
+/** The process's stat line, parsed; undefined once it is gone. */
+export function readProcStat(pid: number): ProcStat | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  return {
+    pid,
+    command: stat.slice(stat.indexOf('(') + 1, close),
+    state: fields[0] ?? '',
+    parent: Number(fields[1]),
+    cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS,
+  };
+}
+
+/** utime + stime of a running process, seconds; throws when it is gone (a measurement would be wrong). */
+export function cpuSeconds(pid: number): number {
+  const stat = readProcStat(pid);
+  if (!stat) throw new Error(`process ${pid} is gone`);
+  return stat.cpuSeconds;
+}
+
+/** The share of one core a process used over the next `ms` (100 = one core). */
+export async function cpuPercentOver(pid: number, ms: number): Promise<number> {
+  const start = cpuSeconds(pid);
+  const t0 = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return ((cpuSeconds(pid) - start) / ((performance.now() - t0) / 1000)) * 100;
+}
