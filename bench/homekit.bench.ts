@@ -16,15 +16,20 @@
  *   → init segment and → first fragment (what the plugin adds after HomeKit's motion event; the
  *   hub's own Data Stream set-up is not in it, as no HomeKit hub runs here), the media seconds the
  *   first fragment starts before the request, and this process's CPU while a recording is pulled,
- *   next to the same camera with the pre-buffer alone. Recordings copy the camera's H.264 (there
- *   is no re-encode path yet), so there is no re-encode row.
+ *   next to the same camera with the pre-buffer alone. Recordings copy the camera's H.264.
+ * - HomeKit Secure Video of an H.265 camera (720p 2 Mbit/s and 1080p 4 Mbit/s, 1 s GOP, AAC), whose
+ *   video is re-encoded to H.264 while recording is on (h264-recording-feed.ts): the encoder
+ *   ffmpeg's CPU and this process's, in 2 s windows with the pre-buffer running, the pre-buffer's
+ *   bytes, and the frames the encoder lost or skipped.
  *
  * Cold runs wait for the plugin to close the idle camera session (10 s idle timeout) in between.
- * Run: npm run build && npm run bench:homekit   (npm run bench:homekit -- hksv: the Secure Video part alone)
+ * Run: npm run build && npm run bench:homekit   (npm run bench:homekit -- hksv: the Secure Video part alone;
+ * -- hksv-h265: the H.265 re-encode part alone)
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import hapNodejs from '@homebridge/hap-nodejs';
 import type { HAP } from 'homebridge';
+import { runningFfmpegPids } from '../src/ffmpeg/ffmpeg-process.js';
 import { HomeKitRecordingDelegate } from '../src/homekit/recording/recording-delegate.js';
 import { hubRecordingConfiguration } from '../test/homekit/hub-configuration.js';
 import { FakeCamera } from '../test/helpers/fake-camera.js';
@@ -33,6 +38,7 @@ import { HapCameraClient, newSessionId, type CameraAccessory, type StartOptions 
 import { SrtpReceiver } from '../test/homekit/srtp-receiver.js';
 import { startCameraRig } from '../test/homekit/camera-rig.js';
 import { findBox } from '../test/helpers/mp4.js';
+import { cpuSeconds } from '../test/helpers/proc-stat.js';
 import { SnapshotService } from '../src/snapshots/snapshot-service.js';
 import { silentLogger } from '../src/util/logger.js';
 
@@ -282,6 +288,47 @@ async function secureVideo(rows: Row[], memory: Array<[string, number[], string]
   }
 }
 
+/** An H.265 camera's recordings: the one H.264 encoder's cost while the pre-buffer runs. */
+async function reencodedSecureVideo(memory: Array<[string, number[], string]>): Promise<void> {
+  const HAP_API = hapNodejs as unknown as HAP;
+  for (const [width, height, kbps] of [[1280, 720, 2000], [1920, 1080, 4000]] as const) {
+    const label = `H.265 ${height}p ${kbps / 1000} Mbit/s`;
+    const rig = await startCameraRig({ codec: 'h265', width, height, fps: 25, keyframeIntervalFrames: 25, bitrateKbps: kbps, audio: 'aac', idleTimeoutMs: 60_000 });
+    const before = new Set(runningFfmpegPids());
+    const delegate = new HomeKitRecordingDelegate({ hap: HAP_API, source: rig.source, reencode: true, ffmpeg: rig.ffmpeg, log: silentLogger });
+    try {
+      delegate.updateRecordingConfiguration(hubRecordingConfiguration({}, [width, height, 25]));
+      delegate.updateRecordingActive(true);
+      await sleep(7_000);
+      const feed = delegate.feed;
+      if (!feed) throw new Error(`${label}: no H.264 feed`);
+      const pid = runningFfmpegPids().find((p) => !before.has(p));
+      if (pid === undefined) throw new Error(`${label}: the H.264 encoder is not running`);
+      const encoder: number[] = [];
+      const plugin: number[] = [];
+      const bytes: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const startEncoder = cpuSeconds(pid);
+        const own = process.cpuUsage();
+        const t0 = performance.now();
+        await sleep(2_000);
+        const wall = (performance.now() - t0) / 1000;
+        encoder.push(((cpuSeconds(pid) - startEncoder) / wall) * 100);
+        const used = process.cpuUsage(own);
+        plugin.push(((used.user + used.system) / 1e6 / wall) * 100);
+        bytes.push(delegate.prebuffer.stats().bytes / 1e6);
+      }
+      const stats = feed.stats();
+      memory.push([`CPU, ${label}: the H.264 encoder (% of one core)`, encoder, `libx264 superfast ${width}x${height} at the hub's ${delegate.selectedBitrateKbps()} kbit/s; ${stats.framesLost} frames lost, ${stats.framesSkipped} skipped of ${stats.framesIn}`]);
+      memory.push([`CPU, ${label}: this process (% of one core)`, plugin, 'RTSP client + Source + feed + Prebuffer']);
+      memory.push([`pre-buffer, ${label} re-encoded (MB of frames)`, bytes, `H.264 at the hub's ${delegate.selectedBitrateKbps()} kbit/s`]);
+    } finally {
+      delegate.close();
+      await rig.close();
+    }
+  }
+}
+
 function printTable(header: string[], rows: Array<[string, number[], string]>, digits: number): void {
   const table = rows.map(([name, values, note]) => [
     name,
@@ -303,13 +350,16 @@ async function main(): Promise<void> {
   const memory: Array<[string, number[], string]> = [];
   const only = process.argv[2];
   console.log('HomeKit benchmark: Homebridge + hap-controller + GStreamer fake camera (640x360 H.264 25 fps, 2 s GOP, PCMU).\n');
-  if (only !== 'hksv') {
+  if (only !== 'hksv' && only !== 'hksv-h265') {
     await throughHomebridge(rows);
     await coldWithoutKeyframeOnPlay(rows);
   }
-  await secureVideo(rows, memory);
-  printTable(['measurement', 'median ms', 'min', 'max', 'runs', 'note'], rows, 0);
-  console.log('');
+  if (only !== 'hksv-h265') await secureVideo(rows, memory);
+  await reencodedSecureVideo(memory);
+  if (rows.length > 0) {
+    printTable(['measurement', 'median ms', 'min', 'max', 'runs', 'note'], rows, 0);
+    console.log('');
+  }
   printTable(['HomeKit Secure Video cost', 'median', 'min', 'max', 'samples', 'note'], memory, 1);
   console.log('\nhomebridge-camera-ffmpeg users report about 6 s from START to picture; HomeKit gives a snapshot 5 s.');
 }

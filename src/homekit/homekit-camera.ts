@@ -357,16 +357,22 @@ export class HomeKitCamera {
 
   /**
    * HAP's `recording` options and the delegate when `recording` is on and the camera's video can be
-   * recorded: its H.264 passes through, so a camera known to send anything else is not offered
-   * recording at all (said once, here), rather than accepting a hub that would then get nothing.
+   * recorded: its H.264 passes through, its H.265 is re-encoded to H.264 (when ffmpeg has libx264),
+   * and a camera known to send anything else is not offered recording at all (said once, here),
+   * rather than accepting a hub that would then get nothing.
    */
   private recordingFor(resolutions: Resolution[], memory: VideoMemory | undefined): CameraControllerOptions['recording'] {
     const { api, camera, source } = this.options;
     if (!camera.recording) return undefined;
     const codec = memory?.codec ?? source.tracks.find((t) => t.kind === 'video')?.codec;
-    if (codec !== undefined && codec !== 'H264') {
-      this.recordingRefusal = `not offered: recording needs H.264 and this camera sends ${codec}; set the camera's stream to H.264 to record`;
-      this.log.warn(`HomeKit Secure Video is not offered: recording needs H.264 and this camera sends ${codec}. Set the camera's stream to H.264 to record.`);
+    // An H.265 camera records through one H.264 encoder (h264-recording-feed.ts), when ffmpeg has libx264.
+    const reencode = codec === 'H265' && this.options.ffmpeg?.has.libx264 === true;
+    if (codec !== undefined && codec !== 'H264' && !reencode) {
+      const why = codec === 'H265'
+        ? 'this camera sends H.265 and this ffmpeg has no libx264 to re-encode it; use an ffmpeg with libx264 (ffmpeg.videoProcessor) or set the camera\'s stream to H.264'
+        : `recording needs H.264 and this camera sends ${codec}; set the camera's stream to H.264 to record`;
+      this.recordingRefusal = `not offered: ${why}`;
+      this.log.warn(`HomeKit Secure Video is not offered: ${why}.`);
       return undefined;
     }
     const prebufferSeconds = prebufferSecondsFrom(camera.recording.prebufferSeconds);
@@ -376,11 +382,12 @@ export class HomeKitCamera {
     this.recordingDelegate = new HomeKitRecordingDelegate({
       hap: api.hap,
       source,
+      ...(reencode ? { reencode: true } : {}),
       log: this.log,
       prebufferSeconds,
       // `audio: false` keeps the camera's sound out of recordings as out of live streams.
       recordingAudioActive: () => camera.audio && this.recordingAudioActive(),
-      // A G.711 camera's sound is encoded to AAC for recordings by this ffmpeg.
+      // A G.711 camera's sound is encoded to AAC for recordings by this ffmpeg, and an H.265 camera's video to H.264.
       ffmpeg: this.options.ffmpeg,
       ...(this.options.ffmpegConfig.debug ? { ffmpegDebug: true } : {}),
     });

@@ -16,7 +16,7 @@ import { connect } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import hap from '@homebridge/hap-nodejs';
 import type { API, PlatformAccessory } from 'homebridge';
 
@@ -75,9 +75,13 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     await rm(storage, { recursive: true, force: true });
   });
 
-  it('select, enable, motion, pull 6 s: init segment with avcC and esds, IDR-started fragments, the pre-buffer before the event, decodable, one camera session with a viewer and a live view', async (t) => {
+  /**
+   * The whole of it for one camera: `h264` passes the camera's H.264 through, `h265` records the
+   * H.264 that the plugin re-encodes from it (h264-recording-feed.ts), on the camera's clock.
+   */
+  async function hubRecords(t: TestContext, codec: 'h264' | 'h265', username: string): Promise<void> {
     const log = memoryLogger();
-    const rig: CameraRig = await startCameraRig({ audio: 'aac', keyframeIntervalFrames: GOP_SECONDS * FPS });
+    const rig: CameraRig = await startCameraRig({ codec, audio: 'aac', keyframeIntervalFrames: GOP_SECONDS * FPS });
     cleanup.push(() => rig.close());
     const onvif: OnvifResponder = await startOnvifResponder({ password: ONVIF_PASSWORD, streamUrl: rig.camera.url });
     cleanup.push(() => onvif.close());
@@ -98,7 +102,7 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     });
     const camera: CameraConfig | undefined = config.cameras[0];
     assert.ok(camera, JSON.stringify(messages));
-    const accessory = Object.assign(new hap.Accessory('Yard', hap.uuid.generate('hksv-hub-test')), { context: {} });
+    const accessory = Object.assign(new hap.Accessory('Yard', hap.uuid.generate(`hksv-hub-test-${codec}`)), { context: {} });
     const homekit = new HomeKitCamera({
       api: { hap } as unknown as API,
       accessory: accessory as unknown as PlatformAccessory,
@@ -115,9 +119,14 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     cleanup.push(() => homekit.stop());
     await homekit.configured;
     assert.ok(homekit.recording, log.text());
+    assert.equal(homekit.recording.reencodes, codec === 'h265');
+    // What the recording is made from: the camera's frames, or the re-encoded ones (same clock).
+    const recorded: MediaFrame[] = [];
+    const tap = homekit.recording.source.subscribe({ write: (frame) => (frame.kind === 'video' && recorded.push(frame), true) });
+    cleanup.push(() => tap.unsubscribe());
 
     const listening = new Promise<number>((resolve) => accessory.once(hap.AccessoryEventTypes.LISTENING, (port: number) => resolve(port)));
-    await accessory.publish({ username: '0E:4B:53:56:48:55', pincode: PIN, port: 0, bind: '127.0.0.1', category: hap.Categories.IP_CAMERA, addIdentifyingMaterial: false });
+    await accessory.publish({ username, pincode: PIN, port: 0, bind: '127.0.0.1', category: hap.Categories.IP_CAMERA, addIdentifyingMaterial: false });
     cleanup.push(() => accessory.destroy());
     const port = await listening;
 
@@ -211,8 +220,9 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
 
     // The first picture is the camera's keyframe at least the pre-buffer (and under one GOP more) before the event.
     const firstIdr = idrOf(firstSample(fragments[0]!.data))!;
-    const origin = seen.find((f) => f.keyframe && f.units.some((u) => u.equals(firstIdr)));
-    assert.ok(origin, 'the first IDR is one the camera sent');
+    const origin = recorded.find((f) => f.keyframe && f.units.some((u) => u.equals(firstIdr)));
+    assert.ok(origin, `the first IDR is one the ${codec === 'h264' ? 'camera' : 'encoder'} sent`);
+    if (codec === 'h265') assert.ok(seen.some((f) => f.keyframe && f.timestamp === origin.timestamp), "the re-encoded keyframe has a camera keyframe's timestamp");
     const lead = ((trigger - origin.timestamp) >>> 0) / 90000;
     t.diagnostic(`motion → hub event ${eventMs} ms; stream opened ${openedAfter.toFixed(2)} s of media after the event; ` +
       `first fragment ${firstFragmentMs} ms after the event; recording starts ${lead.toFixed(2)} s before the event; ${segments.length} segments, ${receiver.chunks.length} chunks; ` +
@@ -250,5 +260,14 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     assert.equal(homekit.recording.prebuffer.active, false);
     // The data stream outlives one recording, as a hub's does.
     assert.equal(connection.isClosed, false, 'the data stream is still open after the recording');
+    tap.unsubscribe();
+  }
+
+  it('select, enable, motion, pull 6 s: init segment with avcC and esds, IDR-started fragments, the pre-buffer before the event, decodable, one camera session with a viewer and a live view', async (t) => {
+    await hubRecords(t, 'h264', '0E:4B:53:56:48:55');
+  });
+
+  it('the same for an H.265 camera: one H.264 encoder on the camera\'s clock, its keyframes the camera\'s, the AAC passed through', async (t) => {
+    await hubRecords(t, 'h265', '0E:4B:53:56:48:56');
   });
 });

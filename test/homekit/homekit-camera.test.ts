@@ -14,6 +14,7 @@ import type { API, PlatformAccessory } from 'homebridge';
 
 import { loadConfig } from '../../src/config/load-config.js';
 import type { CameraConfig } from '../../src/config/types.js';
+import type { FfmpegCapabilities } from '../../src/ffmpeg/capabilities.js';
 import { CROSSING_SENSOR_SUBTYPE, HomeKitCamera, type HomeKitCameraSource } from '../../src/homekit/homekit-camera.js';
 import type { CodecName, SourceStats, TrackDescription } from '../../src/media/types.js';
 import { connectOnvifDevice, type ConnectedOnvifDevice } from '../../src/onvif/device.js';
@@ -71,7 +72,7 @@ interface Built {
   log: MemoryLogger;
 }
 
-async function build(camera: CameraConfig, options: { accessory?: hap.Accessory; tracks?: TrackDescription[]; time?: FakeTime; onvifDevice?: () => Promise<ConnectedOnvifDevice> } = {}): Promise<Built> {
+async function build(camera: CameraConfig, options: { accessory?: hap.Accessory; tracks?: TrackDescription[]; time?: FakeTime; onvifDevice?: () => Promise<ConnectedOnvifDevice>; ffmpeg?: FfmpegCapabilities } = {}): Promise<Built> {
   const accessory = options.accessory ?? newAccessory();
   const source = scriptedSource(options.tracks ?? [track('video', 'H264', 90_000), track('audio', 'AAC', 16_000, 1)]);
   const log = memoryLogger();
@@ -82,7 +83,7 @@ async function build(camera: CameraConfig, options: { accessory?: hap.Accessory;
     source,
     services: { restreamUrl: (id) => `rtsp://127.0.0.1:1/${id}` },
     snapshots: { getSnapshot: () => Promise.resolve(undefined) },
-    ffmpeg: ffmpegCapabilities({ libopus: true }),
+    ffmpeg: options.ffmpeg ?? ffmpegCapabilities({ libopus: true }),
     ffmpegConfig: { debug: false },
     log,
     ...(options.time ? { clock: { now: options.time.clock, timers: options.time } } : {}),
@@ -184,17 +185,32 @@ describe('HomeKitCamera: HomeKit Secure Video on the accessory', () => {
     await homekit.stop();
   });
 
-  it('a camera that sends H.265: recording is not offered, said once by codec', async () => {
-    const { homekit, accessory, log } = await build(cameraFrom({ onvif: ONVIF, recording: true }), { tracks: [track('video', 'H265', 90_000)] });
+  it('a camera that sends H.265: recording is offered, made from one H.264 encoder on the camera\'s clock', async () => {
+    const { homekit, accessory } = await build(cameraFrom({ onvif: ONVIF, recording: true }), { tracks: [track('video', 'H265', 90_000), track('audio', 'AAC', 16_000, 1)] });
+    for (const uuid of HKSV_SERVICES) assert.equal(count(accessory, uuid), 1, uuid);
+    const recording = homekit.recording;
+    assert.ok(recording);
+    assert.equal(recording.reencodes, true);
+    assert.deepEqual(recording.source.tracks.map((t) => [t.kind, t.codec]), [['video', 'H264'], ['audio', 'AAC']], 'the recording sees H.264 and the camera\'s own AAC');
+    assert.equal(homekit.recordingStatus()?.state, 'off');
+    await homekit.stop();
+  });
+
+  it('a camera that sends H.265 with an ffmpeg that has no libx264: recording is not offered, said once, with the way out', async () => {
+    const { homekit, accessory, log } = await build(cameraFrom({ onvif: ONVIF, recording: true }), {
+      tracks: [track('video', 'H265', 90_000)],
+      ffmpeg: ffmpegCapabilities({ libopus: true, libx264: false }),
+    });
     for (const uuid of HKSV_SERVICES) assert.equal(count(accessory, uuid), 0, uuid);
     assert.equal(homekit.recording, undefined);
     assert.equal(motionSensors(accessory).length, 1, 'the motion sensor stays for notifications');
+    const why = 'this camera sends H.265 and this ffmpeg has no libx264 to re-encode it; use an ffmpeg with libx264 (ffmpeg.videoProcessor) or set the camera\'s stream to H.264';
     const said = log.lines.filter((line) => /Secure Video/.test(line));
-    assert.deepEqual(said, ['warn HomeKit Secure Video is not offered: recording needs H.264 and this camera sends H265. Set the camera\'s stream to H.264 to record.']);
+    assert.deepEqual(said, [`warn HomeKit Secure Video is not offered: ${why}.`]);
     // The Homebridge UI's card says it too.
     assert.deepEqual(homekit.recordingStatus(), {
       state: 'unavailable', prebufferSeconds: 4, bufferedSeconds: 0, bufferedBytes: 0, recordings: 0,
-      problem: 'not offered: recording needs H.264 and this camera sends H265; set the camera\'s stream to H.264 to record',
+      problem: `not offered: ${why}`,
     });
     await homekit.stop();
   });

@@ -5,8 +5,9 @@
  * fragments, then live fragments of the hub's fragment length, each on a keyframe, until the hub
  * closes the stream. The camera's H.264 passes through; AAC audio passes as is; G.711 (PCMU/PCMA)
  * is encoded to AAC-LC at the hub's rate by one ffmpeg per recording stream (audio-encoder.ts);
- * Opus, or G.711 without a usable ffmpeg, records video only, which the log says once, by name. A
- * camera that does not send H.264 cannot record yet, and each refused stream says so.
+ * Opus, or G.711 without a usable ffmpeg, records video only, which the log says once, by name. An
+ * H.265 camera's video comes re-encoded to H.264 (`source` is then h264-recording-feed.ts); a
+ * camera whose video reaches here as anything but H.264 is refused, and each refused stream says so.
  */
 import type {
   CameraRecordingConfiguration,
@@ -20,6 +21,7 @@ import type { Logger } from '../../util/logger.js';
 import type { Subscribable, TrackDescription } from '../../media/types.js';
 import { levelName, profileName } from '../stream-session.js';
 import { G711_NAMES, RecordingAudioEncoder } from './audio-encoder.js';
+import { DEFAULT_RECORDING_VIDEO_KBPS, H264RecordingFeed } from './h264-recording-feed.js';
 import { Prebuffer } from './prebuffer.js';
 import { recordingSampleRateHz } from './recording-options.js';
 import { recordingStream, type RecordingAudio } from './recording-stream.js';
@@ -29,6 +31,11 @@ export interface RecordingDelegateOptions {
   hap: HAP;
   /** The camera's shared Source (or anything that subscribes like it and knows its tracks). */
   source: Subscribable & { readonly tracks: ReadonlyArray<TrackDescription> };
+  /**
+   * The camera sends H.265: recordings are made from one H.264 encoder on it (h264-recording-feed.ts),
+   * run by `ffmpeg` (which must have libx264) at the hub's selected bitrate.
+   */
+  reencode?: boolean;
   /** The camera's logger (prefixed with its name). */
   log: Logger;
   /** The `prebufferSeconds` setting; clamped to 4-8, default 4. */
@@ -49,6 +56,8 @@ const AUDIO_NAMES: Partial<Record<string, string>> = { ...G711_NAMES, OPUS: 'Opu
 
 export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
   readonly prebuffer: Prebuffer;
+  /** An H.265 camera's H.264 for recordings; undefined when the camera's own video is recorded. */
+  readonly feed: H264RecordingFeed | undefined;
   private configuration: CameraRecordingConfiguration | undefined;
   private readonly streams = new Map<number, AbortController>();
   private readonly said = new Set<string>();
@@ -60,12 +69,39 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
 
   constructor(private readonly options: RecordingDelegateOptions) {
     this.log = options.log;
+    const ffmpeg = options.ffmpeg;
+    this.feed = options.reencode && ffmpeg
+      ? new H264RecordingFeed({
+        source: options.source,
+        ffmpeg,
+        log: options.log,
+        // The hub's choice once it made one; until then what HomeKit usually asks of 1080p.
+        bitrateKbps: () => this.selectedBitrateKbps() ?? DEFAULT_RECORDING_VIDEO_KBPS,
+        ...(options.ffmpegDebug ? { debug: true } : {}),
+      })
+      : undefined;
     this.prebuffer = new Prebuffer({
-      source: options.source,
+      source: this.source,
       log: options.log,
       ...(options.prebufferSeconds !== undefined ? { seconds: options.prebufferSeconds } : {}),
       ...(options.prebufferMaxBytes !== undefined ? { maxBytes: options.prebufferMaxBytes } : {}),
     });
+  }
+
+  /** What recordings are made from: the camera's Source, or its H.264 re-encoding (an H.265 camera). */
+  get source(): Subscribable & { readonly tracks: ReadonlyArray<TrackDescription> } {
+    return this.feed ?? this.options.source;
+  }
+
+  /** Whether recordings re-encode the camera's video. */
+  get reencodes(): boolean {
+    return this.feed !== undefined;
+  }
+
+  /** The video bitrate the hub selected (kbit/s), once it has chosen a configuration. */
+  selectedBitrateKbps(): number | undefined {
+    const bitRate = this.configuration?.videoCodec.parameters.bitRate;
+    return bitRate !== undefined && bitRate > 0 ? bitRate : undefined;
   }
 
   /** Recording streams in progress. */
@@ -76,6 +112,7 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
   /** For the Homebridge UI: recording on or off at the hub, the pre-buffer held, the newest problem. */
   status(): RecordingStatus {
     const buffer = this.prebuffer.stats();
+    const problem = this.problem ?? this.feed?.problem;
     return {
       state: this.streams.size > 0 ? 'recording' : buffer.active ? 'buffering' : 'off',
       prebufferSeconds: this.prebuffer.seconds,
@@ -83,7 +120,7 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
       bufferedBytes: buffer.bytes,
       recordings: this.recordings,
       ...(this.lastRecordingAt !== undefined ? { lastRecordingAt: this.lastRecordingAt } : {}),
-      ...(this.problem !== undefined ? { problem: this.problem } : {}),
+      ...(problem !== undefined ? { problem } : {}),
     };
   }
 
@@ -116,7 +153,7 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
     this.log.info(
       `HomeKit Secure Video configuration: H.264 ${profileName(parameters.profile)} ${levelName(parameters.level)} ` +
         `${resolution[0]}x${resolution[1]}@${resolution[2]}, ${configuration.mediaContainerConfiguration.fragmentLength} ms fragments, ` +
-        `${configuration.prebufferLength} ms pre-buffer; the camera's own H.264 is passed through.`,
+        `${configuration.prebufferLength} ms pre-buffer; ${this.feed ? "the camera's video is re-encoded to H.264" : "the camera's own H.264 is passed through"}.`,
     );
   }
 
@@ -130,9 +167,9 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
       this.log.warn('HomeKit Secure Video: a recording was requested before the hub chose a recording configuration.');
       throw new hap.HDSProtocolError(hap.HDSProtocolSpecificErrorReason.INVALID_CONFIGURATION);
     }
-    const video = this.options.source.tracks.find((t) => t.kind === 'video');
+    const video = this.source.tracks.find((t) => t.kind === 'video');
     if (video && video.codec !== 'H264') {
-      this.problem = `the camera sends ${video.codec}; recordings need H.264, and re-encoding for recordings is not built yet`;
+      this.problem = `the camera sends ${video.codec}; recordings need H.264, and this camera's video has no H.264 encoder`;
       this.log.error(`HomeKit Secure Video: ${this.problem}.`);
       throw new hap.HDSProtocolError(hap.HDSProtocolSpecificErrorReason.UNSUPPORTED);
     }
@@ -195,7 +232,7 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
    */
   private audioFor(configuration: CameraRecordingConfiguration, streamId: number): RecordingAudio | undefined {
     const { hap, ffmpeg } = this.options;
-    const audio = this.options.source.tracks.find((t) => t.kind === 'audio');
+    const audio = this.source.tracks.find((t) => t.kind === 'audio');
     if (!audio) return undefined;
     if (this.options.recordingAudioActive && !this.options.recordingAudioActive()) return undefined;
     const name = AUDIO_NAMES[audio.codec] ?? audio.codec;
