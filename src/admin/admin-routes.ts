@@ -39,6 +39,19 @@ export interface AdminCameraStatus extends CameraStatus {
   recording?: AdminRecordingStatus;
   /** Variant encoders running now (viewers that cannot take the camera's codec); absent when none. */
   transcoders?: AdminTranscoderStatus[];
+  /** A camera served through the scale-out gateways: on how many it is up, and their viewers; absent otherwise. */
+  scaleOut?: { gateways: number; viewers: number };
+}
+
+/** One scale-out gateway as the Homebridge UI shows it (its address, never its secrets). */
+export interface AdminGatewayStatus {
+  url: string;
+  state: 'connecting' | 'up' | 'down' | 'stopped';
+  viewers: number;
+  /** Cameras published on it now. */
+  cameras: number;
+  /** Why a camera is not published there, by camera id (a codec the gateway cannot relay...). */
+  problems: Record<string, string>;
 }
 
 /** One running variant encoder: its codec, the picture it encodes, and how far it stepped down to keep up. */
@@ -67,6 +80,11 @@ export interface AdminRouteDeps {
   recording?: (id: string) => AdminRecordingStatus | undefined;
   /** The camera's running variant encoders. */
   transcoders?: (id: string) => AdminTranscoderStatus[];
+  /** The scale-out gateways and each camera's part in them; absent when none is configured. */
+  scaleOut?: {
+    camera: (id: string) => { gateways: number; viewers: number } | undefined;
+    gateways: () => AdminGatewayStatus[];
+  };
   secrets: () => Iterable<string>;
   ffmpegPath: string | undefined;
   /** Every web trigger of every camera (their paths carry the secrets). */
@@ -204,6 +222,7 @@ export function adminRoutes(deps: AdminRouteDeps): WebRoute[] {
           const config = deps.cameraConfig(source.id);
           const recording = deps.recording?.(source.id);
           const transcoders = deps.transcoders?.(source.id) ?? [];
+          const scaleOut = deps.scaleOut?.camera(source.id);
           return {
             ...toCameraStatus(source, deps.cameraExtras(source.id), deps.secrets()),
             homekitStreams: deps.homekitStreams(source.id),
@@ -211,9 +230,10 @@ export function adminRoutes(deps: AdminRouteDeps): WebRoute[] {
             configIndex: config?.index ?? -1,
             ...(recording ? { recording } : {}),
             ...(transcoders.length ? { transcoders } : {}),
+            ...(scaleOut ? { scaleOut } : {}),
           };
         });
-        ctx.sendJson(200, { cameras });
+        ctx.sendJson(200, { cameras, ...(deps.scaleOut ? { gateways: deps.scaleOut.gateways() } : {}) });
       },
     },
     {

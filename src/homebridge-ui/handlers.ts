@@ -36,8 +36,8 @@ export function createUiHandlers(options: { storagePath: string; client?: Plugin
     '/status': async () => {
       try {
         const info = await plugin.info();
-        const { cameras } = await plugin.json<{ cameras: unknown[] }>('GET', '/api/admin/status');
-        return { running: true, web: { port: info.port, tls: info.tls }, cameras };
+        const { cameras, gateways } = await plugin.json<{ cameras: unknown[]; gateways?: unknown[] }>('GET', '/api/admin/status');
+        return { running: true, web: { port: info.port, tls: info.tls }, cameras, ...(gateways ? { gateways } : {}) };
       } catch (error) {
         if (error instanceof PluginUnavailableError) return { running: false, message: error.message, cameras: [] };
         throw error;

@@ -215,6 +215,15 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
           homekitStreams: (id) => cameras.get(id)?.homekitStreams?.() ?? 0,
           recording: (id) => cameras.get(id)?.recording?.(),
           transcoders: (id) => variants.encoders(id),
+          ...(scaleOut ? {
+            scaleOut: {
+              camera: (id: string) => {
+                const scaled = scaleOut.cameraStats(id);
+                return scaled ? { gateways: scaled.gateways, viewers: scaled.viewers } : undefined;
+              },
+              gateways: () => scaleOut.summaries(),
+            },
+          } : {}),
           secrets: () => [...context.secrets, ...accessControl.secrets()],
           ffmpegPath: context.ffmpeg?.path,
           discoverNow: () => discovery.searchNow(),

@@ -12,7 +12,18 @@ import { createHmac } from 'node:crypto';
 import type { ScaleOutConfig } from '../config/types.js';
 import type { Logger } from '../util/logger.js';
 import type { RelayedViewer, ViewerRelays } from '../webrtc/types.js';
-import { JanusGateway, type GatewayStats, type PublishedCamera } from './janus-gateway.js';
+import { JanusGateway, type GatewayState, type GatewayStats, type PublishedCamera } from './janus-gateway.js';
+
+/** One gateway in a line (`ScaleOut.summaries`). */
+export interface GatewaySummary {
+  url: string;
+  state: GatewayState;
+  viewers: number;
+  /** Cameras published on it now. */
+  cameras: number;
+  /** Why a camera is not published there, by camera id. */
+  problems: Record<string, string>;
+}
 
 export class ScaleOut implements ViewerRelays {
   private readonly cameras = new Set<string>();
@@ -74,6 +85,24 @@ export class ScaleOut implements ViewerRelays {
 
   stats(): GatewayStats[] {
     return this.gateways.map((g) => g.stats());
+  }
+
+  /**
+   * Each gateway in a line, for the Homebridge UI: its address (never a secret), whether it is up,
+   * its viewers, the cameras published on it, and why any camera is not.
+   */
+  summaries(): GatewaySummary[] {
+    return this.gateways.map((gateway) => {
+      const stats = gateway.stats();
+      const cameras = Object.entries(stats.cameras);
+      return {
+        url: stats.url,
+        state: stats.state,
+        viewers: stats.viewers,
+        cameras: cameras.filter(([, camera]) => camera.published).length,
+        problems: Object.fromEntries(cameras.flatMap(([id, camera]) => (camera.problem ? [[id, camera.problem]] : []))),
+      };
+    });
   }
 
   async stop(): Promise<void> {

@@ -101,6 +101,8 @@ describe('admin API for the Homebridge UI page (real web server, camera and ONVI
     assert.equal(body.cameras[0]!.recording?.state, 'buffering');
     assert.match(body.cameras[0]!.recording?.problem ?? '', /AAC-ELD/);
     assert.ok(!JSON.stringify(body).includes(PASSWORD), 'no camera password in the status');
+    assert.equal('gateways' in body, false, 'no scale-out configured: no gateway line on the page');
+    assert.equal('scaleOut' in body.cameras[0]!, false);
     assert.equal((await call('/api/admin/status', {}, 'wrcadmin.wrong')).status, 401);
     assert.equal((await call('/api/admin/status', {}, null)).status, 401);
     // Through a proxy on this machine the caller is not this machine: refused.

@@ -12,26 +12,20 @@
  *   camera has one session, and the plugin runs no viewer peer of its own.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { createUiHandlers } from '../../src/homebridge-ui/handlers.js';
 import { launchChromium, readRtcStats, summarizeRtcStats, waitForFramesDecoded, type ChromiumSession } from '../helpers/browser.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
 import { platformConfig, startHomebridge, stopAllHomebridges, type HomebridgeProcess } from '../helpers/homebridge.js';
 import { startJanus, type JanusGatewayProcess } from '../helpers/janus.js';
 import { getFreePort } from '../helpers/ports.js';
+import { cpuPercentOver } from '../helpers/proc-stat.js';
 import { request, signIn } from '../web/auth-helpers.js';
 import { watchOverSignalling, type SignallingClient } from '../webrtc/werift-client.js';
 import { PAGE_PROBE_SCRIPT, readProbe } from './webrtc-helpers.js';
 
 const ADMIN = { username: 'family', password: 'a long family passphrase', admin: true };
 const VIEWERS = 100;
-
-/** utime + stime of a process, in seconds (Linux: 100 ticks per second). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 /** Progress lines with the time since the file started, so that a slow or stuck step names itself in CI's log. */
 const started = performance.now();
@@ -47,13 +41,6 @@ async function within<T>(what: string, ms: number, promise: Promise<T>): Promise
   } finally {
     clearTimeout(timer);
   }
-}
-
-async function cpuPercent(pid: number, ms: number): Promise<number> {
-  const start = cpuSeconds(pid);
-  const t0 = performance.now();
-  await new Promise((resolve) => setTimeout(resolve, ms));
-  return ((cpuSeconds(pid) - start) / ((performance.now() - t0) / 1000)) * 100;
 }
 
 // The file has 240 s in the suite (--test-timeout); each step has a budget of its own, so that a
@@ -197,7 +184,7 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 230_000
     step('100 viewers test');
     const pid = hb.pid;
     assert.ok(pid, 'Homebridge runs');
-    const idle = await cpuPercent(pid, 5000);
+    const idle = await cpuPercentOver(pid, 5000);
     const signal = `${base.replace(/^http/, 'ws')}/signal`;
     for (let batch = 0; batch < VIEWERS; batch += 20) {
       // From four loopback addresses: the web server takes at most 64 connections from one.
@@ -210,7 +197,7 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 230_000
     await Promise.all(clients.map((c, i) => c.receiver.waitFor(() => c.receiver.keyframes >= 1 && c.receiver.accessUnits >= 15 && c.receiver.audioPackets >= 25, 60_000, `viewer ${i}: a keyframe, pictures and sound`)));
     for (const c of clients) assert.match(c.messages.find((m) => m.type === 'offer')?.sdp as string, /^s=Mountpoint/m, 'offered by Janus');
     step('all viewers play; measuring');
-    const loaded = await cpuPercent(pid, 10_000);
+    const loaded = await cpuPercentOver(pid, 10_000);
     const received = clients.reduce((sum, c) => sum + c.receiver.videoPackets, 0);
     console.log(`scale-out: Homebridge CPU ${idle.toFixed(1)} % with no viewer, ${loaded.toFixed(1)} % with ${VIEWERS} viewers on Janus (${received} video packets received by them in all)`);
     // What does not depend on the machine: one camera session, and every viewer on Janus.
@@ -218,5 +205,21 @@ describe('e2e: scale-out to a real Janus through Homebridge', { timeout: 230_000
     // What does, loosely: a plugin that served them itself would spend about a core on 100 viewers.
     assert.ok(loaded < idle + 15, `Homebridge CPU ${loaded.toFixed(1)} % with ${VIEWERS} viewers against ${idle.toFixed(1)} % with none`);
     assert.ok(!hb.lines.some((l) => l.includes(janus.apiSecret) || l.includes(janus.adminKey)), 'no Janus secret in the log');
+
+    // What the Homebridge UI's page shows, through its own server side: the gateway up with these
+    // viewers and the three cameras, and each camera's part; never a Janus secret.
+    const status = (await createUiHandlers({ storagePath: hb.storagePath })['/status']!(undefined)) as {
+      cameras: Array<{ id: string; scaleOut?: { gateways: number; viewers: number } }>;
+      gateways?: Array<{ url: string; state: string; viewers: number; cameras: number; problems: Record<string, string> }>;
+    };
+    const [gateway, ...others] = status.gateways ?? [];
+    assert.equal(others.length, 0);
+    assert.deepEqual([gateway?.url, gateway?.state, gateway?.cameras, gateway?.problems], [janus.url, 'up', 3, {}]);
+    assert.ok((gateway?.viewers ?? 0) >= VIEWERS, `the gateway's viewers: ${gateway?.viewers}`);
+    const yardPart = status.cameras.find((c) => c.id === 'yard')?.scaleOut;
+    assert.ok(yardPart?.gateways === 1 && yardPart.viewers >= VIEWERS, JSON.stringify(yardPart));
+    assert.deepEqual(status.cameras.find((c) => c.id === 'gate')?.scaleOut, { gateways: 1, viewers: 0 }, 'nobody may watch the gate through Janus here');
+    const text = JSON.stringify(status);
+    assert.ok(!text.includes(janus.apiSecret) && !text.includes(janus.adminKey), 'no Janus secret on the UI page');
   });
 });

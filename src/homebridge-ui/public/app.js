@@ -107,6 +107,11 @@ function facts(camera) {
   list.push(camera.audio ? `audio ${camera.audio}` : 'no audio');
   list.push(`${camera.viewers} viewer${camera.viewers === 1 ? '' : 's'}`);
   list.push(`${camera.homekitStreams} HomeKit stream${camera.homekitStreams === 1 ? '' : 's'}`);
+  if (camera.scaleOut) {
+    list.push(camera.scaleOut.gateways > 0
+      ? `served by ${camera.scaleOut.gateways} scale-out gateway${camera.scaleOut.gateways === 1 ? '' : 's'}: ${camera.scaleOut.viewers} viewer${camera.scaleOut.viewers === 1 ? '' : 's'} there`
+      : 'no scale-out gateway up: viewers are served here');
+  }
   for (const t of camera.transcoders ?? []) {
     const codec = t.codec === 'H264' ? 'H.264' : t.codec;
     list.push(t.stepsDown > 0
@@ -116,8 +121,23 @@ function facts(camera) {
   return h('ul', { class: 'wrc-facts' }, list.map((f) => h('li', { dataset: { fact: '' } }, f)));
 }
 
+const GATEWAY_WORDS = { up: 'up', down: 'down, trying again', connecting: 'connecting', stopped: 'stopped' };
+
+/** The scale-out gateways, a line each (hidden without scale-out): up or down, viewers, cameras, and why a camera is not there. */
+function showGateways(gateways) {
+  const list = $('#wrc-gateways');
+  list.hidden = !gateways?.length;
+  list.replaceChildren(...(gateways ?? []).map((g) => {
+    const problems = Object.entries(g.problems ?? {}).map(([id, why]) => `${id}: ${why}`);
+    return h('li', { dataset: { gateway: g.url, state: g.state } },
+      `Scale-out gateway ${g.url}: ${GATEWAY_WORDS[g.state] ?? g.state}; ${g.viewers} viewer${g.viewers === 1 ? '' : 's'}, ` +
+        `${g.cameras} camera${g.cameras === 1 ? '' : 's'}${problems.length ? ` (not there: ${problems.join('; ')})` : ''}`);
+  }));
+}
+
 async function loadCameras() {
   const status = await hb.request('/status');
+  showGateways(status.gateways);
   state.running = status.running;
   state.web = status.web;
   state.cameras = status.cameras;
@@ -139,6 +159,7 @@ async function refreshCameras() {
   if ($('[data-panel="cameras"]').hidden || document.hidden) return;
   const status = await hb.request('/status');
   banner(status.running ? '' : status.message);
+  showGateways(status.gateways);
   const cards = new Map([...document.querySelectorAll('#cameras-list article[data-camera]')].map((el) => [el.dataset.camera, el]));
   const ids = status.cameras.map((c) => c.id);
   // A different set of cameras (a restart with a new config): draw the list again.
