@@ -13,6 +13,9 @@ import type { PipelineFrame } from './pipeline.js';
 import { newDepacketizerCounters } from './nal-assembler.js';
 import type { ReceptionCounters } from './track-receiver.js';
 
+/** A bitrate is known once the meter has this much of the camera's stream. */
+export const MIN_BITRATE_SPAN_MS = 1000;
+
 /** Per-kind state that outlives sessions: the output timeline and cumulative counters. */
 export class KindState implements ReceptionCounters {
   readonly timeline: OutputTimeline;
@@ -90,7 +93,9 @@ export class KindState implements ReceptionCounters {
       framesOut: this.framesOut,
       keyframes: this.keyframes,
       framesDamaged: this.framesDamaged,
-      bitrateBps: Math.round(this.bytes.perSecond(now) * 8),
+      // Over its first moments a camera's rate is its first keyframe's burst (a 640x360 camera read
+      // as 10 Mbit/s 0.05 s in, and the Home app's stream was transcoded for it): 0, unknown, until then.
+      bitrateBps: this.bytes.spanMs(now) >= MIN_BITRATE_SPAN_MS ? Math.round(this.bytes.perSecond(now) * 8) : 0,
       fps: Math.round(this.frames.perSecond(now) * 10) / 10,
       depacketizer,
     };

@@ -21,11 +21,16 @@ export class RateMeter {
 
   /** Amount per second over the window (or since the first sample, when that is shorter). */
   perSecond(now: number): number {
+    const span = this.spanMs(now);
+    return span > 0 ? Math.max(0, this.total * 1000) / span : 0;
+  }
+
+  /** The time the rate is taken over: the window, or since the first sample when that is shorter. */
+  spanMs(now: number): number {
     if (this.firstAt < 0) return 0;
     this.advance(now);
     const covered = (this.buckets.length - 1) * this.bucketMs + (now - this.current * this.bucketMs);
-    const span = Math.min(now - this.firstAt, covered);
-    return span > 0 ? Math.max(0, this.total * 1000) / span : 0;
+    return Math.min(now - this.firstAt, covered);
   }
 
   reset(): void {

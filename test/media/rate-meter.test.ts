@@ -20,8 +20,10 @@ describe('RateMeter', () => {
     const meter = new RateMeter(5000, 250);
     meter.add(0, 100);
     meter.add(500, 100);
+    assert.equal(meter.spanMs(1000), 1000);
     assert.equal(meter.perSecond(1000), 200);
     assert.equal(meter.perSecond(2000), 100);
+    assert.equal(meter.spanMs(60_000), 4750, 'the window once the meter has run longer: 19 whole buckets, the current one just begun');
   });
 
   it('a steady rate reads as that rate once the window is full, and stays there', () => {

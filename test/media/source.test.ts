@@ -504,6 +504,17 @@ test('hostile RTP never crashes the Source; good packets still get through', asy
   await source.close();
 });
 
+test("stats: the bitrate is 0 (unknown) until a second of the camera's stream is in, not its first keyframe's burst", async () => {
+  const { camera, source } = setup();
+  source.subscribe(new RecordingSink());
+  await flush();
+  await camera.play(3); // 0.12 s: the keyframe and two frames after it
+  assert.equal(source.stats().bitrateBps, 0);
+  await camera.play(25); // past 1 s
+  const known = source.stats().bitrateBps;
+  assert.ok(known > 0, `${known} bit/s after 1.12 s`);
+});
+
 test('stats: resolution, profile, measured fps and bitrate, loss from sequence gaps', async () => {
   const { camera, source } = setup();
   source.subscribe(new RecordingSink());
