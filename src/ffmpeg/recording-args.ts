@@ -52,8 +52,14 @@ export const RECORDING_MAX_WIDTH = 1920;
 export const RECORDING_MAX_HEIGHT = 1080;
 
 export interface RecordingVideoArgs {
-  /** ffmpeg's raw-stream demuxer for what the plugin writes: 'hevc' for an H.265 camera. */
-  inputFormat: 'hevc';
+  /** ffmpeg's raw-stream demuxer for what the plugin writes: 'hevc' for an H.265 camera, 'h264' for an H.264 one. */
+  inputFormat: 'hevc' | 'h264';
+  /**
+   * Where keyframes go: 'source', exactly where the camera has one (an H.265 camera: its keyframes
+   * already suit the hub's fragments); or every `everyFrames` frames from the first (an H.264
+   * camera whose keyframes are too far apart for them).
+   */
+  keyframes: 'source' | { everyFrames: number };
   /** The camera's frame rate: a raw stream carries no timestamps, and rate control needs it. */
   fps: number;
   /** The hub's selected bitrate, kbit/s. */
@@ -95,11 +101,22 @@ export function recordingVideoArgs(input: RecordingVideoArgs): string[] {
     '-b:v', `${kbps}k`, // the hub's selected bitrate
     '-maxrate', `${kbps}k`, // a ceiling: a busy scene must not outgrow what the hub asked for
     '-bufsize', `${kbps * 2}k`, // two seconds of rate-control slack keeps frames even
-    '-force_key_frames', 'source', // a keyframe exactly where the camera has one (fragments start there)...
-    '-g', '100000', // ...and nowhere else, so each keyframe out is a keyframe in
+    ...keyframeArgs(input.keyframes),
+    '-g', '100000', // ...and nowhere else, so the plugin knows which frame out is a keyframe
     '-sc_threshold', '0', // (no scene-cut keyframes either)
     '-aud', '1', // an access unit delimiter before every frame: where one frame ends on the pipe
     '-f', 'h264', // Annex-B, the parameter sets repeated before every keyframe
     'pipe:1',
   ];
+}
+
+/** The keyframe flag, commented per choice (see `RecordingVideoArgs.keyframes`). */
+function keyframeArgs(keyframes: RecordingVideoArgs['keyframes']): string[] {
+  if (keyframes === 'source') {
+    return ['-force_key_frames', 'source']; // a keyframe exactly where the camera has one (fragments start there)...
+  }
+  const every = Math.max(1, Math.round(keyframes.everyFrames));
+  // A keyframe on frame 0, every-th, 2 x every-th... counted by frame (`n`), not by time, so the
+  // plugin can tell from the count alone which frame out is one...
+  return ['-force_key_frames', `expr:eq(mod(n,${every}),0)`];
 }

@@ -357,7 +357,8 @@ export class HomeKitCamera {
 
   /**
    * HAP's `recording` options and the delegate when `recording` is on and the camera's video can be
-   * recorded: its H.264 passes through, its H.265 is re-encoded to H.264 (when ffmpeg has libx264),
+   * recorded: its H.264 passes through (re-encoded, when ffmpeg has libx264, should its keyframes
+   * turn out too far apart for the hub's fragments), its H.265 is re-encoded to H.264 (likewise),
    * and a camera known to send anything else is not offered recording at all (said once, here),
    * rather than accepting a hub that would then get nothing.
    */
@@ -367,6 +368,8 @@ export class HomeKitCamera {
     const codec = memory?.codec ?? source.tracks.find((t) => t.kind === 'video')?.codec;
     // An H.265 camera records through one H.264 encoder (h264-recording-feed.ts), when ffmpeg has libx264.
     const reencode = codec === 'H265' && this.options.ffmpeg?.has.libx264 === true;
+    // An H.264 camera whose keyframes are further apart than the hub's fragments, likewise.
+    const reencodeLongGop = codec !== 'H265' && this.options.ffmpeg?.has.libx264 === true;
     if (codec !== undefined && codec !== 'H264' && !reencode) {
       const why = codec === 'H265'
         ? 'this camera sends H.265 and this ffmpeg has no libx264 to re-encode it; use an ffmpeg with libx264 (ffmpeg.videoProcessor) or set the camera\'s stream to H.264'
@@ -383,6 +386,7 @@ export class HomeKitCamera {
       hap: api.hap,
       source,
       ...(reencode ? { reencode: true } : {}),
+      ...(reencodeLongGop ? { reencodeLongGop: true, cameraKeyframeIntervalMs: () => source.stats().keyframeIntervalMs } : {}),
       log: this.log,
       prebufferSeconds,
       // `audio: false` keeps the camera's sound out of recordings as out of live streams.

@@ -56,6 +56,42 @@ class Camera {
   }
 }
 
+const H264_TRACKS: TrackDescription[] = [
+  { kind: 'video', codec: 'H264', payloadType: 96, clockRate: 90000, fmtp: { 'packetization-mode': '1' }, controlUrl: 'rtsp://cam/track1' },
+  TRACKS[1]!,
+];
+
+/**
+ * An H.264 camera as a Source: a subscription is told the tracks at once, then, asking
+ * `fromKeyframe`, gets the frames from the newest keyframe (the GOP cache) first.
+ */
+class H264Camera extends Camera {
+  override readonly tracks = H264_TRACKS;
+  private cache: MediaFrame[] = [];
+  private h264Index = 0;
+
+  override subscribe(sink: FrameSink, options?: { fromKeyframe?: boolean }): { unsubscribe(): void } {
+    const subscription = super.subscribe(sink);
+    sink.onTracks?.(this.tracks);
+    if (options?.fromKeyframe) for (const frame of this.cache) sink.write(frame);
+    return subscription;
+  }
+
+  /** H.264 frame n (25 fps); a keyframe carries SPS and PPS. */
+  h264(keyframe: boolean): MediaFrame {
+    const n = this.h264Index++;
+    const slice = Buffer.from([keyframe ? 0x65 : 0x41, 0x9a, 0x80 | (n & 0x7f)]);
+    const frame: MediaFrame = { kind: 'video', codec: 'H264', clockRate: 90000, timestamp: 1000 + n * 3600, sequenceNumber: n, keyframe, units: keyframe ? [H264_SPS, H264_PPS, slice] : [slice], packets: [], receivedAt: n };
+    if (keyframe) this.cache = [];
+    if (this.cache.length > 0 || keyframe) this.cache.push(frame);
+    this.sink?.write(frame);
+    return frame;
+  }
+}
+
+/** What the test's subscriber records when it is told the stream changed. */
+const TRACKS_CHANGED: MediaFrame = { kind: 'audio', codec: 'AAC', clockRate: 16000, timestamp: 0, sequenceNumber: -1, keyframe: false, units: [], packets: [], receivedAt: -1 };
+
 /** The scripted ffmpeg: records what it is given, answers with the H.264 the test asks for. */
 class ScriptedEncoder implements FeedEncoder {
   running = true;
@@ -68,8 +104,8 @@ class ScriptedEncoder implements FeedEncoder {
 
   readonly stdin = {
     write: (chunk: Buffer): boolean => {
-      // One write per frame: its NAL units, the trailing H.265 delimiter apart.
-      const units = [...this.reader.push(chunk), ...this.reader.flush()].filter((u) => ((u[0]! >> 1) & 0x3f) !== 35);
+      // One write per frame: its NAL units, the trailing H.265 or H.264 delimiter apart.
+      const units = [...this.reader.push(chunk), ...this.reader.flush()].filter((u) => ((u[0]! >> 1) & 0x3f) !== 35 && !u.equals(H264_AUD));
       this.written.push(units);
       return true;
     },
@@ -107,7 +143,7 @@ class ScriptedEncoder implements FeedEncoder {
   }
 }
 
-function rig(options: { restartDelayMs?: number } = {}): {
+function rig(options: { restartDelayMs?: number; camera?: Camera; longGop?: { maxKeyframeIntervalMs: () => number; knownKeyframeIntervalMs?: () => number | undefined } } = {}): {
   camera: Camera;
   feed: H264RecordingFeed;
   encoders: ScriptedEncoder[];
@@ -116,7 +152,7 @@ function rig(options: { restartDelayMs?: number } = {}): {
   log: ReturnType<typeof memoryLogger>;
   unsubscribe: () => void;
 } {
-  const camera = new Camera();
+  const camera = options.camera ?? new Camera();
   const encoders: ScriptedEncoder[] = [];
   const clock = { now: 0 };
   const log = memoryLogger();
@@ -132,14 +168,16 @@ function rig(options: { restartDelayMs?: number } = {}): {
       return encoder;
     },
     ...(options.restartDelayMs !== undefined ? { restartDelayMs: options.restartDelayMs } : {}),
+    ...(options.longGop ? { longGop: options.longGop } : {}),
   });
   const out: MediaFrame[] = [];
-  const subscription = feed.subscribe({ write: (frame) => (out.push(frame), true) });
+  const subscription = feed.subscribe({ write: (frame) => (out.push(frame), true), onTracks: () => out.push(TRACKS_CHANGED) });
   return { camera, feed, encoders, out, clock, log, unsubscribe: () => subscription.unsubscribe() };
 }
 
 const tag = (frame: MediaFrame): number => frame.units.at(-1)!.at(-1)! & 0x7f;
-const describeOut = (frames: MediaFrame[]): string[] => frames.map((f) => (f.kind === 'audio' ? `a${f.sequenceNumber}` : `${f.keyframe ? 'K' : 'P'}${(f.timestamp - 1000) / 3600}#${tag(f)}`));
+const describeOut = (frames: MediaFrame[]): string[] =>
+  frames.map((f) => (f === TRACKS_CHANGED ? 'tracks' : f.kind === 'audio' ? `a${f.sequenceNumber}` : `${f.keyframe ? 'K' : 'P'}${(f.timestamp - 1000) / 3600}#${tag(f)}`));
 
 describe('the H.264 recording feed, with a scripted encoder', () => {
   it("maps each H.264 frame to the camera frame it came from, keeps the camera's order, and starts at a keyframe once the rate is known", () => {
@@ -168,7 +206,7 @@ describe('the H.264 recording feed, with a scripted encoder', () => {
     assert.deepEqual(key.units.map((u) => u[0]! & 0x1f), [7, 8, 5], 'no delimiter in the frame; SPS and PPS on the keyframe');
     assert.equal(key.captureTime, k0.captureTime);
     assert.ok(key.packets.length > 0 && key.byteLength === key.units.reduce((n, u) => n + u.length, 0));
-    assert.deepEqual(feed.stats(), { encoding: true, starts: 1, framesIn: 3, framesOut: 3, framesLost: 0, framesSkipped: 1 });
+    assert.deepEqual(feed.stats(), { encoding: true, longGop: false, starts: 1, framesIn: 3, framesOut: 3, framesLost: 0, framesSkipped: 1 });
   });
 
   it("a frame the encoder drops: the next H.264 keyframe goes to the camera's next keyframe, and the frames between are counted lost", () => {
@@ -296,5 +334,100 @@ describe('the H.264 recording feed, with a scripted encoder', () => {
     assert.equal(encoder.stopped, true);
     assert.equal(camera.sink, undefined, "the camera's Source is let go");
     assert.deepEqual(feed.tracks.map((t) => t.codec), ['H264', 'AAC']);
+  });
+});
+
+describe('the H.264 recording feed for an H.264 camera with long GOPs (longGop)', () => {
+  /** The hub's 4 s fragments: keyframes more than 4.4 s apart are too long; the encoder's come every 2 s (50 frames). */
+  const longGop = { maxKeyframeIntervalMs: (): number => 4000 };
+  /** The frames the subscriber got, and how often it was told the stream changed. */
+  const split = (out: MediaFrame[]): { frames: MediaFrame[]; told: number } => ({ frames: out.filter((f) => f !== TRACKS_CHANGED), told: out.filter((f) => f === TRACKS_CHANGED).length });
+
+  it('keyframes 2 s apart: passed through untouched, no encoder', () => {
+    const camera = new H264Camera();
+    const { feed, encoders, out } = rig({ camera, longGop });
+    const sent: MediaFrame[] = [];
+    for (let n = 0; n < 300; n++) sent.push(camera.h264(n % 50 === 0));
+    assert.equal(encoders.length, 0);
+    assert.deepEqual(split(out), { frames: sent, told: 1 }, 'the same frame objects, in order; the tracks told once, at the start');
+    assert.equal(feed.stats().longGop, false);
+    assert.deepEqual(feed.tracks, H264_TRACKS, "the camera's own track");
+  });
+
+  it('keyframes 8 s apart: passed through until a frame is 4.4 s past the keyframe; then the subscriber is told, and the camera is re-encoded from its cached keyframe with a keyframe every 50 frames, going on where it was', async () => {
+    const camera = new H264Camera();
+    const { feed, encoders, out, log } = rig({ camera, longGop });
+    for (let n = 0; n <= 110; n++) camera.h264(n % 200 === 0); // 110: 4.40 s after the keyframe, not more
+    assert.equal(encoders.length, 0);
+    assert.deepEqual([split(out).frames.length, split(out).told], [111, 1]);
+    camera.h264(false); // 111: 4.44 s
+    assert.equal(describeOut(out).at(-1), 'tracks', 'told before anything of the new stream, and 111 not passed through');
+    assert.equal(split(out).told, 2);
+    assert.equal(feed.stats().longGop, true);
+    assert.match(log.text(), /keyframes are more than 4\.0 s apart .* a keyframe every 2\.0 s/);
+    assert.equal(feed.tracks[0]!.codec, 'H264');
+    assert.equal(feed.tracks[0]!.fmtp['sprop-parameter-sets'], undefined, "no longer the camera's parameter sets");
+    await Promise.resolve(); // the fresh subscription, after the Source's delivery
+    assert.equal(camera.subscribed, 2);
+    assert.equal(feed.stats().longGop, true, 'the tracks the fresh subscription is told are no change');
+    assert.equal(encoders.length, 1, 'started on the cached keyframe');
+    const encoder = encoders[0]!;
+    assert.equal(encoder.args[encoder.args.indexOf('-f') + 1], 'h264', 'H.264 in');
+    assert.equal(encoder.args[encoder.args.indexOf('-force_key_frames') + 1], 'expr:eq(mod(n,50),0)');
+    assert.equal(encoder.written.length, 112, 'the cached GOP, 0 to 111');
+    assert.deepEqual(encoder.written[0]!.map((u) => u[0]! & 0x1f), [7, 8, 5], 'SPS, PPS and the IDR first');
+    for (let n = 112; n < 160; n++) camera.h264(false);
+    for (let n = 0; n < 160; n++) encoder.emit(n % 50 === 0, n & 0x7f);
+    encoder.flush();
+    const after = describeOut(split(out).frames).slice(111);
+    assert.equal(after[0], 'K150#22', 'from the first keyframe after what was handed on (frame 110), not back in time');
+    assert.deepEqual(after.slice(1, 4), ['P151#23', 'P152#24', 'P153#25']);
+    assert.equal(after.length, 10);
+    assert.equal(feed.stats().framesLost, 0);
+  });
+
+  it("a camera whose cached GOP shows it already: found during the first subscription's replay, then re-encoded from that same cache", async () => {
+    const camera = new H264Camera();
+    for (let n = 0; n < 120; n++) camera.h264(n === 0); // before anyone subscribes: the cache holds 0 to 119
+    const { feed, encoders, out } = rig({ camera, longGop });
+    assert.deepEqual([split(out).frames.length, split(out).told], [111, 2], '0 to 110 passed through, then told');
+    assert.equal(describeOut(out).at(-1), 'tracks');
+    assert.equal(encoders.length, 0);
+    await Promise.resolve();
+    assert.equal(camera.subscribed, 2);
+    assert.equal(encoders.length, 1);
+    assert.equal(encoders[0]!.written.length, 120, 'the whole cache, from its keyframe');
+    assert.equal(feed.stats().longGop, true);
+  });
+
+  it('a long GOP the Source measured already: re-encoded from the first frame, the subscriber never told of a change', () => {
+    const camera = new H264Camera();
+    const { encoders, out } = rig({ camera, longGop: { ...longGop, knownKeyframeIntervalMs: () => 8000 } });
+    camera.h264(true);
+    camera.h264(false);
+    assert.equal(encoders.length, 1);
+    assert.equal(encoders[0]!.args[encoders[0]!.args.indexOf('-f') + 1], 'h264');
+    encoders[0]!.emit(true, 0);
+    encoders[0]!.emit(false, 1);
+    encoders[0]!.flush();
+    assert.deepEqual(describeOut(out), ['tracks', 'K0#0', 'P1#1'], 'told the tracks once, at the start');
+  });
+
+  it('an H.264 keyframe out where none was to be: the frames up to the next one that was are lost, and the count is right again', () => {
+    const camera = new H264Camera();
+    const { feed, encoders, out } = rig({ camera, longGop: { ...longGop, knownKeyframeIntervalMs: () => 8000 } });
+    for (let n = 0; n < 55; n++) camera.h264(n === 0);
+    const encoder = encoders[0]!;
+    encoder.emit(true, 0);
+    for (let n = 1; n < 48; n++) encoder.emit(false, n);
+    // The encoder loses frame 48: its 49 takes 48's place (nothing tells them apart), and its
+    // keyframe goes to 50, the next frame that was to be one, so 49 is counted lost.
+    encoder.emit(false, 49);
+    encoder.emit(true, 50);
+    encoder.flush();
+    const described = describeOut(out);
+    assert.equal(described.at(-1), 'K50#50');
+    assert.equal(described.at(-2), 'P48#49');
+    assert.equal(feed.stats().framesLost, 1, 'frame 49 never came back');
   });
 });

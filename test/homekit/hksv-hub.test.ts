@@ -77,11 +77,14 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
 
   /**
    * The whole of it for one camera: `h264` passes the camera's H.264 through, `h265` records the
-   * H.264 that the plugin re-encodes from it (h264-recording-feed.ts), on the camera's clock.
+   * H.264 that the plugin re-encodes from it (h264-recording-feed.ts), on the camera's clock. An
+   * H.264 camera whose keyframes are `cameraGopSeconds` apart, more than the hub's 4 s fragments, is
+   * re-encoded too, with a keyframe every GOP_SECONDS.
    */
-  async function hubRecords(t: TestContext, codec: 'h264' | 'h265', username: string): Promise<void> {
+  async function hubRecords(t: TestContext, codec: 'h264' | 'h265', username: string, cameraGopSeconds = GOP_SECONDS): Promise<void> {
     const log = memoryLogger();
-    const rig: CameraRig = await startCameraRig({ codec, audio: 'aac', keyframeIntervalFrames: GOP_SECONDS * FPS });
+    const longGop = codec === 'h264' && cameraGopSeconds > 4;
+    const rig: CameraRig = await startCameraRig({ codec, audio: 'aac', keyframeIntervalFrames: cameraGopSeconds * FPS });
     cleanup.push(() => rig.close());
     const onvif: OnvifResponder = await startOnvifResponder({ password: ONVIF_PASSWORD, streamUrl: rig.camera.url });
     cleanup.push(() => onvif.close());
@@ -102,7 +105,7 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     });
     const camera: CameraConfig | undefined = config.cameras[0];
     assert.ok(camera, JSON.stringify(messages));
-    const accessory = Object.assign(new hap.Accessory('Yard', hap.uuid.generate(`hksv-hub-test-${codec}`)), { context: {} });
+    const accessory = Object.assign(new hap.Accessory('Yard', hap.uuid.generate(`hksv-hub-test-${codec}-${cameraGopSeconds}`)), { context: {} });
     const homekit = new HomeKitCamera({
       api: { hap } as unknown as API,
       accessory: accessory as unknown as PlatformAccessory,
@@ -119,6 +122,7 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     cleanup.push(() => homekit.stop());
     await homekit.configured;
     assert.ok(homekit.recording, log.text());
+    // A long GOP is found once the pre-buffer watches the camera; until then it is passed through.
     assert.equal(homekit.recording.reencodes, codec === 'h265');
     // What the recording is made from: the camera's frames, or the re-encoded ones (same clock).
     const recorded: MediaFrame[] = [];
@@ -168,7 +172,8 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     await live.video.waitForPackets(25, 20_000);
 
     // Enough pre-buffer that the recording can reach PREBUFFER_SECONDS back.
-    await waitFor(() => homekit.recording!.prebuffer.stats().seconds >= PREBUFFER_SECONDS + 0.5, 30_000, 'a full pre-buffer');
+    await waitFor(() => homekit.recording!.prebuffer.stats().seconds >= PREBUFFER_SECONDS + 0.5, 30_000, 'a full pre-buffer', () =>
+      `pre-buffer ${JSON.stringify(homekit.recording!.prebuffer.stats())}; feed ${JSON.stringify(homekit.recording!.feed?.stats())}; log:\n${log.text()}`);
 
     // ---- motion: the camera's ONVIF event, the newest frame the viewer had at that moment.
     const trigger = seen.at(-1)!.timestamp;
@@ -221,8 +226,16 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
     // The first picture is the camera's keyframe at least the pre-buffer (and under one GOP more) before the event.
     const firstIdr = idrOf(firstSample(fragments[0]!.data))!;
     const origin = recorded.find((f) => f.keyframe && f.units.some((u) => u.equals(firstIdr)));
-    assert.ok(origin, `the first IDR is one the ${codec === 'h264' ? 'camera' : 'encoder'} sent`);
+    assert.ok(origin, `the first IDR is one the ${codec === 'h264' && !longGop ? 'camera' : 'encoder'} sent`);
     if (codec === 'h265') assert.ok(seen.some((f) => f.keyframe && f.timestamp === origin.timestamp), "the re-encoded keyframe has a camera keyframe's timestamp");
+    if (longGop) {
+      assert.equal(homekit.recording.reencodes, true, 'the long GOP was found');
+      assert.ok(seen.some((f) => f.timestamp === origin.timestamp), "the re-encoded keyframe has a camera frame's timestamp");
+      // Each fragment within the hub's 4 s (its keyframes 2 s apart), where the camera's 8 s GOPs would make 8 s ones.
+      const lengths = fragments.map((f) => sampleCount(f.data));
+      assert.ok(lengths.every((n) => n <= 4 * FPS), `video frames per fragment: ${lengths.join(', ')}`);
+      assert.match(log.text(), /keyframes are more than 4\.0 s apart .* re-encoded to H\.264/);
+    }
     const lead = ((trigger - origin.timestamp) >>> 0) / 90000;
     t.diagnostic(`motion → hub event ${eventMs} ms; stream opened ${openedAfter.toFixed(2)} s of media after the event; ` +
       `first fragment ${firstFragmentMs} ms after the event; recording starts ${lead.toFixed(2)} s before the event; ${segments.length} segments, ${receiver.chunks.length} chunks; ` +
@@ -269,5 +282,9 @@ describe('HomeKit Secure Video, pulled by a hub over HAP and the HomeKit Data St
 
   it('the same for an H.265 camera: one H.264 encoder on the camera\'s clock, its keyframes the camera\'s, the AAC passed through', async (t) => {
     await hubRecords(t, 'h265', '0E:4B:53:56:48:56');
+  });
+
+  it('the same for an H.264 camera with keyframes 8 s apart: found too long for 4 s fragments, re-encoded with a keyframe every 2 s on the camera\'s clock', async (t) => {
+    await hubRecords(t, 'h264', '0E:4B:53:56:48:57', 8);
   });
 });

@@ -1,17 +1,23 @@
 /**
- * What HomeKit Secure Video records of a camera that does not send H.264 (an H.265 camera): the
+ * What HomeKit Secure Video records of a camera whose video cannot go into a clip as it is: the
  * camera's frames from its one shared Source, with its video re-encoded to H.264 by one ffmpeg per
  * camera, for as long as the pre-buffer subscribes (recording on). It subscribes like a Source, so
- * the pre-buffer, the recording stream and the sound encoder work on it unchanged.
+ * the pre-buffer, the recording stream and the sound encoder work on it unchanged. Two cameras
+ * need it: one that sends H.265 (always re-encoded), and, with `longGop`, one that sends H.264 with
+ * keyframes further apart than the hub's fragments (each fragment must start on one). The second
+ * passes through untouched until its keyframe interval is seen to be too long; then the
+ * subscribers are told the stream changed (`onTracks`), and it is re-encoded from the camera's
+ * newest keyframe (the Source's GOP cache), with a keyframe every `LONG_GOP_KEYFRAME_MS`.
  *
  * Frames keep the camera's clock. ffmpeg reads the camera's access units as Annex-B on stdin, in
  * order, and writes one H.264 access unit per frame in, in the same order (no B-frames, no frame
  * dropped or repeated, an access unit delimiter before each: ../../ffmpeg/recording-args.ts). The
  * n-th frame out takes the n-th camera frame's timestamp, capture time and damage flag. So the
  * camera's own sound (AAC passed through, G.711 encoded) stays in sync, and a motion event's
- * moment still points at the same pictures. Keyframes out are exactly the camera's keyframes
- * (`-force_key_frames source`), which also puts the count right again should ffmpeg ever drop a
- * frame: an H.264 keyframe is matched to the next camera keyframe, and the frames between are lost.
+ * moment still points at the same pictures. Which frames out are keyframes is known in advance:
+ * exactly the camera's keyframes (H.265, `-force_key_frames source`), or every n-th frame written
+ * (long-GOP H.264). That also puts the count right again should ffmpeg ever drop a frame: an
+ * H.264 keyframe is matched to the next frame that was to be one, and the frames between are lost.
  *
  * Order is the camera's too. An audio frame waits until the video frame that came before it is
  * back from the encoder (about 1-2 frames), so subscribers see the frames interleaved as the camera
@@ -22,7 +28,8 @@
  * pictures, never its sync. One that exits is started again at the next keyframe after a pause
  * (1 s, doubling to 30 s), and the log says why in ffmpeg's words, once per cause.
  *
- * A camera that sends H.264 after all (its settings changed) passes through untouched.
+ * Without `longGop`, a camera that sends H.264 after all (its settings changed) passes through
+ * untouched.
  */
 import { FfmpegProcess, type FfmpegExit } from '../../ffmpeg/ffmpeg-process.js';
 import { diagnoseFfmpeg } from '../../ffmpeg/ffmpeg-diagnosis.js';
@@ -48,6 +55,10 @@ const RESTART_MAX_MS = 30_000;
 const RESTART_RESET_AFTER_MS = 60_000;
 /** A camera whose frame rate cannot be read from two frames' timestamps counts as this. */
 const DEFAULT_FPS = 25;
+/** A long-GOP H.264 camera's re-encoding has a keyframe this often (at most half a fragment). */
+export const LONG_GOP_KEYFRAME_MS = 2000;
+/** A camera keyframe interval this much over the fragment length is long (not frame-timing jitter). */
+const LONG_GOP_TOLERANCE = 1.1;
 
 const NAL_AUD = 9;
 const NAL_IDR = 5;
@@ -57,6 +68,8 @@ const NAL_IDR = 5;
  * instead of one camera frame later.
  */
 const HEVC_AUD_NEXT = Buffer.from([0, 0, 0, 1, 0x46, 0x01, 0x50]);
+/** The same for an H.264 camera (type 9, primary_pic_type 7: any slice type). */
+const H264_AUD_NEXT = Buffer.from([0, 0, 0, 1, 0x09, 0xf0]);
 
 /** What the feed needs of its encoder process (`FfmpegProcess` is one; tests give a scripted one). */
 export interface FeedEncoder {
@@ -82,6 +95,16 @@ export interface H264RecordingFeedOptions {
   startEncoder?: (args: string[], onStdout: (chunk: Buffer) => void) => FeedEncoder;
   /** The clock, ms (tests); default performance.now. */
   now?: () => number;
+  /**
+   * Re-encode an H.264 camera too once its keyframes are seen further apart than
+   * `maxKeyframeIntervalMs()` (the hub's fragment length, read at each keyframe); absent, H.264
+   * always passes through.
+   */
+  longGop?: {
+    maxKeyframeIntervalMs: () => number;
+    /** The camera's keyframe interval as its Source measured it already (ms), to decide at once. */
+    knownKeyframeIntervalMs?: () => number | undefined;
+  };
 }
 
 export interface H264RecordingFeedStats {
@@ -99,6 +122,8 @@ export interface H264RecordingFeedStats {
    * pausing after a failure, or waiting for a keyframe to start on.
    */
   framesSkipped: number;
+  /** An H.264 camera's video is re-encoded now (its keyframes are too far apart). */
+  longGop: boolean;
 }
 
 /** One camera frame in arrival order: audio as it is, video waiting for (or given) its H.264. */
@@ -108,6 +133,8 @@ interface Slot {
   writtenAt: number;
   /** Video: the H.264 frame, once back; `null` when it never will be. */
   encoded?: MediaFrame | null;
+  /** Video written to the encoder: its frame out is to be a keyframe. */
+  keyframeOut?: boolean;
 }
 
 interface FeedSink {
@@ -149,7 +176,24 @@ export class H264RecordingFeed implements Subscribable {
   private readonly said = new Set<string>();
   /** What is wrong now, for the Homebridge UI's card (the log said it once). */
   private current: string | undefined;
-  private readonly counters: Omit<H264RecordingFeedStats, 'encoding'> = { starts: 0, framesIn: 0, framesOut: 0, framesLost: 0, framesSkipped: 0 };
+  private readonly counters: Omit<H264RecordingFeedStats, 'encoding' | 'longGop'> = { starts: 0, framesIn: 0, framesOut: 0, framesLost: 0, framesSkipped: 0 };
+  /** An H.264 camera's keyframes were seen too far apart: its video is re-encoded (until the stream changes). */
+  private encodesH264 = false;
+  /** Frames of the subscription being replaced (the switch to re-encoding) are not used. */
+  private switching = false;
+  /** The newest H.264 camera keyframe's timestamp, while passing through (the interval check). */
+  private lastCameraKeyframe: number | undefined;
+  /** The running encoder's keyframe spacing in frames, when it is not the camera's own ('source'). */
+  private keyframeEvery: number | undefined;
+  /** Frames written to the running encoder, which counts them the same way for its keyframes. */
+  private writtenToEncoder = 0;
+  /** The arrival time of the newest frame handed on, and after a switch the one to go on from. */
+  private lastDeliveredAt: number | undefined;
+  private deliveredUntil: number | undefined;
+  /** Counts the camera subscription's ends and stream changes: a switch planned before one is off. */
+  private epoch = 0;
+  /** Inside the Source's subscribe call. */
+  private subscribing = false;
 
   private readonly now: () => number;
 
@@ -160,7 +204,12 @@ export class H264RecordingFeed implements Subscribable {
 
   /** The camera's tracks as recordings see them: its video as H.264. */
   get tracks(): ReadonlyArray<TrackDescription> {
-    return this.options.source.tracks.map((t) => (t.kind === 'video' && t.codec !== 'H264' ? h264Track(t) : t));
+    return this.mapTracks(this.options.source.tracks);
+  }
+
+  /** The encoder's H.264 in place of the camera's video, when it is re-encoded. */
+  private mapTracks(tracks: ReadonlyArray<TrackDescription>): TrackDescription[] {
+    return tracks.map((t) => (t.kind === 'video' && (t.codec !== 'H264' || this.encodesH264) ? h264Track(t) : t));
   }
 
   /** The encoder's trouble now (behind, or exited and not yet back), in the log's words; undefined when it is fine. */
@@ -169,36 +218,57 @@ export class H264RecordingFeed implements Subscribable {
   }
 
   stats(): H264RecordingFeedStats {
-    return { encoding: this.encoder?.running === true, ...this.counters };
+    return { encoding: this.encoder?.running === true, longGop: this.encodesH264, ...this.counters };
   }
 
   subscribe(sink: FrameSink): { unsubscribe(): void } {
     const entry: FeedSink = { sink, waitingForKeyframe: this.subscription !== undefined };
     this.sinks.add(entry);
     if (!this.subscription) {
+      // An H.264 camera already known to have long GOPs is re-encoded from the start.
+      const known = this.options.longGop?.knownKeyframeIntervalMs?.();
+      if (known !== undefined && this.isLongGop(known * 90)) this.encodesH264 = true;
       // The camera's GOP cache first: the encoder starts on its newest keyframe at once.
-      this.subscription = this.options.source.subscribe(this.cameraSink, { fromKeyframe: true });
+      this.subscription = this.subscribeToCamera();
     }
     return {
       unsubscribe: () => {
         if (!this.sinks.delete(entry) || this.sinks.size > 0) return;
         this.subscription?.unsubscribe();
         this.subscription = undefined;
+        this.epoch++;
         this.reset();
+        this.encodesH264 = false;
       },
     };
+  }
+
+  /** Subscribes to the camera's Source from its cached GOP (the tracks it tells at once are no change). */
+  private subscribeToCamera(): { unsubscribe(): void } {
+    this.subscribing = true;
+    try {
+      return this.options.source.subscribe(this.cameraSink, { fromKeyframe: true });
+    } finally {
+      this.subscribing = false;
+    }
   }
 
   /** What the camera's Source delivers to. */
   private readonly cameraSink: FrameSink = {
     write: (frame) => {
-      this.onCameraFrame(frame);
+      if (!this.switching) this.onCameraFrame(frame);
       return true;
     },
     onTracks: (tracks) => {
-      // New stream parameters: what the encoder holds belongs to the old stream.
-      this.reset();
-      const mapped = tracks.map((t) => (t.kind === 'video' && t.codec !== 'H264' ? h264Track(t) : t));
+      if (!this.subscribing) {
+        // New stream parameters: what the encoder holds belongs to the old stream, and a camera
+        // whose settings changed may have short GOPs now. (A subscription is told the tracks at
+        // once too: that is no change.)
+        this.epoch++;
+        this.reset();
+        this.encodesH264 = false;
+      }
+      const mapped = this.mapTracks(tracks);
       for (const { sink } of this.sinks) sink.onTracks?.(mapped);
     },
     onState: (state: SourceState) => {
@@ -207,13 +277,18 @@ export class H264RecordingFeed implements Subscribable {
   };
 
   private onCameraFrame(frame: MediaFrame): void {
-    if (frame.kind === 'audio' || frame.codec === 'H264') {
-      // Sound, or a camera that sends H.264 now: in order, behind the video still being encoded.
+    const passThrough = frame.kind === 'audio' || (frame.codec === 'H264' && !this.encodesH264);
+    if (passThrough && frame.kind === 'video' && this.longGopSeen(frame)) {
+      this.switchToReencoding();
+      return;
+    }
+    if (passThrough) {
+      // Sound, or H.264 that needs no encoder: in order, behind the video still being encoded.
       this.slots.push({ frame, writtenAt: 0, ...(frame.kind === 'video' ? { encoded: frame } : {}) });
       this.deliverReady();
       return;
     }
-    if (frame.codec !== 'H265') return;
+    if (frame.codec !== 'H265' && frame.codec !== 'H264') return;
     const now = this.now();
     this.checkEncoder(now);
     if (this.catchingUp) {
@@ -235,6 +310,70 @@ export class H264RecordingFeed implements Subscribable {
     }
     this.waitForKeyframe = false;
     this.writeFrame(this.encoder, frame, now);
+  }
+
+  /** Whether keyframes `ticks` (90 kHz) apart are too far apart for the hub's fragments. */
+  private isLongGop(ticks: number): boolean {
+    const longGop = this.options.longGop;
+    return longGop !== undefined && ticks > longGop.maxKeyframeIntervalMs() * 90 * LONG_GOP_TOLERANCE;
+  }
+
+  /** The re-encoding's keyframe spacing: `LONG_GOP_KEYFRAME_MS`, or half a shorter fragment. */
+  private longGopKeyframeMs(): number {
+    const fragmentMs = this.options.longGop?.maxKeyframeIntervalMs() ?? LONG_GOP_KEYFRAME_MS * 2;
+    return Math.min(LONG_GOP_KEYFRAME_MS, fragmentMs / 2);
+  }
+
+  /**
+   * A passed-through H.264 camera frame: is the camera's keyframe interval too long? Known at the
+   * keyframe that ends a long GOP, or sooner: as soon as a frame is that far past the last one.
+   */
+  private longGopSeen(frame: MediaFrame): boolean {
+    if (!this.options.longGop || frame.kind !== 'video') return false;
+    const last = this.lastCameraKeyframe;
+    if (frame.keyframe) this.lastCameraKeyframe = frame.timestamp;
+    return last !== undefined && this.isLongGop((frame.timestamp - last) >>> 0);
+  }
+
+  /**
+   * The camera's keyframes are too far apart for the hub's fragments: from now on its video is
+   * re-encoded, starting again from its newest keyframe (the Source's GOP cache, after a fresh
+   * subscription), so that the encoder need not wait a whole long GOP for the next one. The
+   * subscribers are told the stream changed first: what they hold is the camera's own H.264, whose
+   * parameter sets are not the encoder's.
+   */
+  private switchToReencoding(): void {
+    this.encodesH264 = true;
+    this.switching = true;
+    this.lastCameraKeyframe = undefined;
+    const fragmentMs = this.options.longGop?.maxKeyframeIntervalMs() ?? 0;
+    this.options.log.info(
+      `HomeKit Secure Video: the camera's keyframes are more than ${(fragmentMs / 1000).toFixed(1)} s apart (the hub's fragment length), ` +
+        `so recordings are re-encoded to H.264 by one ffmpeg (libx264, a keyframe every ${(this.longGopKeyframeMs() / 1000).toFixed(1)} s) while recording is on; ` +
+        "setting the camera's I-frame interval to 1-2 s saves that CPU.",
+    );
+    const handedOnUntil = this.lastDeliveredAt;
+    this.reset();
+    // The encoder starts on the cached keyframe (it cannot start between keyframes), but the
+    // subscribers go on from where they are, at its first keyframe after that: a recording in
+    // progress must not go back in time.
+    this.deliveredUntil = handedOnUntil;
+    const tracks = this.tracks;
+    for (const entry of this.sinks) {
+      entry.waitingForKeyframe = true;
+      entry.sink.onTracks?.(tracks);
+    }
+    // Not from inside the Source's delivery of the frame that told (which may be the replay inside
+    // our own first subscribe): subscribing again replays its cache. Unless, meanwhile, the last
+    // subscriber left or the stream changed.
+    const epoch = this.epoch;
+    queueMicrotask(() => {
+      this.switching = false;
+      const current = this.subscription;
+      if (epoch !== this.epoch || !current) return;
+      current.unsubscribe();
+      this.subscription = this.subscribeToCamera();
+    });
   }
 
   /**
@@ -261,7 +400,7 @@ export class H264RecordingFeed implements Subscribable {
     const ticks = (second.frame.timestamp - first.frame.timestamp) >>> 0;
     const measured = ticks > 0 ? 90000 / ticks : 0;
     const fps = measured >= 1 && measured <= 120 ? Math.round(measured * 100) / 100 : DEFAULT_FPS;
-    const encoder = this.launch(fps, now);
+    const encoder = this.launch(fps, first.frame.codec === 'H264' ? 'H264' : 'H265', now);
     for (const waiting of this.startFrames) this.writeFrame(encoder, waiting.frame, now, waiting);
     this.startFrames = [];
     this.waitForKeyframe = false;
@@ -275,16 +414,29 @@ export class H264RecordingFeed implements Subscribable {
       return;
     }
     // Written whatever the pipe's buffer says: the backlog check (checkEncoder) is what bounds it.
-    encoder.stdin.write(Buffer.concat([annexB.annexB, HEVC_AUD_NEXT]));
-    if (slot) slot.writtenAt = now;
-    else this.slots.push({ frame, writtenAt: now });
+    encoder.stdin.write(Buffer.concat([annexB.annexB, frame.codec === 'H264' ? H264_AUD_NEXT : HEVC_AUD_NEXT]));
+    // Which frame out is to be a keyframe: the camera's keyframes, or every n-th frame written.
+    const keyframeOut = this.keyframeEvery ? this.writtenToEncoder % this.keyframeEvery === 0 : frame.keyframe === true;
+    this.writtenToEncoder++;
+    if (slot) Object.assign(slot, { writtenAt: now, keyframeOut });
+    else this.slots.push({ frame, writtenAt: now, keyframeOut });
     this.counters.framesIn++;
   }
 
-  private launch(fps: number, now: number): FeedEncoder {
+  private launch(fps: number, codec: 'H264' | 'H265', now: number): FeedEncoder {
     const { ffmpeg, log } = this.options;
     const bitrateKbps = this.options.bitrateKbps();
-    const args = recordingVideoArgs({ inputFormat: 'hevc', fps, bitrateKbps, ...(ffmpeg.version ? { ffmpegVersion: ffmpeg.version } : {}), ...(this.options.debug ? { debug: true } : {}) });
+    // An H.265 camera's keyframes suit the fragments; a long-GOP H.264 camera's do not.
+    this.keyframeEvery = codec === 'H264' ? Math.max(1, Math.round((fps * this.longGopKeyframeMs()) / 1000)) : undefined;
+    this.writtenToEncoder = 0;
+    const args = recordingVideoArgs({
+      inputFormat: codec === 'H264' ? 'h264' : 'hevc',
+      keyframes: this.keyframeEvery ? { everyFrames: this.keyframeEvery } : 'source',
+      fps,
+      bitrateKbps,
+      ...(ffmpeg.version ? { ffmpegVersion: ffmpeg.version } : {}),
+      ...(this.options.debug ? { debug: true } : {}),
+    });
     const onStdout = (chunk: Buffer): void => {
       if (this.encoder === encoder) this.onOutput(chunk);
     };
@@ -311,7 +463,7 @@ export class H264RecordingFeed implements Subscribable {
       if (this.encoder !== encoder) return;
       this.onEncoderExit(exit, this.now() - startedAt);
     });
-    if (this.counters.starts === 1) {
+    if (this.counters.starts === 1 && codec === 'H265') {
       log.info(`HomeKit Secure Video: the camera sends H.265, so recordings are re-encoded to H.264 by one ffmpeg (libx264, ${fps} fps, ${bitrateKbps} kbit/s) while recording is on.`);
     }
     return encoder;
@@ -344,9 +496,9 @@ export class H264RecordingFeed implements Subscribable {
     this.encoderOutput++;
     const keyframe = units.some((u) => h264NalType(u) === NAL_IDR);
     const waiting = this.slots.filter(isWaiting);
-    // A keyframe out is the next camera keyframe in, and frames before it that never came back are
-    // lost; a frame out that is not a keyframe cannot be a camera keyframe's (nor one nobody wrote).
-    const index = keyframe ? waiting.findIndex((s) => s.frame.keyframe) : waiting.length > 0 && !waiting[0]!.frame.keyframe ? 0 : -1;
+    // A keyframe out is the next frame that was to be one, and frames before it that never came back
+    // are lost; a frame out that is not a keyframe cannot be one that was (nor one nobody wrote).
+    const index = keyframe ? waiting.findIndex((s) => s.keyframeOut) : waiting.length > 0 && !waiting[0]!.keyframeOut ? 0 : -1;
     if (index < 0) return;
     for (const lost of waiting.slice(0, index)) {
       lost.encoded = null;
@@ -382,6 +534,12 @@ export class H264RecordingFeed implements Subscribable {
       this.slots.shift();
       const frame = head.frame.kind === 'audio' ? head.frame : head.encoded;
       if (!frame) continue;
+      if (this.deliveredUntil !== undefined) {
+        // The camera's cached GOP, encoded after a switch: what was handed on already is not again.
+        if (frame.receivedAt <= this.deliveredUntil) continue;
+        this.deliveredUntil = undefined;
+      }
+      this.lastDeliveredAt = frame.receivedAt;
       if (frame.kind === 'video') this.counters.framesOut++;
       for (const entry of this.sinks) {
         if (entry.waitingForKeyframe) {
@@ -446,6 +604,9 @@ export class H264RecordingFeed implements Subscribable {
     this.dropEncoder();
     this.slots.length = 0;
     this.restartAt = 0;
+    this.lastCameraKeyframe = undefined;
+    this.lastDeliveredAt = undefined;
+    this.deliveredUntil = undefined;
   }
 
   private sayOnce(key: string, message: string): void {

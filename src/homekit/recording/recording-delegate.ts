@@ -6,7 +6,8 @@
  * closes the stream. The camera's H.264 passes through; AAC audio passes as is; G.711 (PCMU/PCMA)
  * is encoded to AAC-LC at the hub's rate by one ffmpeg per recording stream (audio-encoder.ts);
  * Opus, or G.711 without a usable ffmpeg, records video only, which the log says once, by name. An
- * H.265 camera's video comes re-encoded to H.264 (`source` is then h264-recording-feed.ts); a
+ * H.265 camera's video comes re-encoded to H.264 (`source` is then h264-recording-feed.ts), and so
+ * does an H.264 camera's whose keyframes are further apart than the hub's fragments (`longGop`); a
  * camera whose video reaches here as anything but H.264 is refused, and each refused stream says so.
  */
 import type {
@@ -36,6 +37,13 @@ export interface RecordingDelegateOptions {
    * run by `ffmpeg` (which must have libx264) at the hub's selected bitrate.
    */
   reencode?: boolean;
+  /**
+   * The camera sends H.264: should its keyframes turn out further apart than the hub's fragments,
+   * its video is re-encoded by `ffmpeg` too (h264-recording-feed.ts's `longGop`).
+   */
+  reencodeLongGop?: boolean;
+  /** The camera's keyframe interval as its Source measured it (ms), so a long one is known at once. */
+  cameraKeyframeIntervalMs?: () => number | undefined;
   /** The camera's logger (prefixed with its name). */
   log: Logger;
   /** The `prebufferSeconds` setting; clamped to 4-8, default 4. */
@@ -53,10 +61,15 @@ export interface RecordingDelegateOptions {
 }
 
 const AUDIO_NAMES: Partial<Record<string, string>> = { ...G711_NAMES, OPUS: 'Opus' };
+/** The fragment length HomeKit hubs ask for, until this one has chosen. */
+const DEFAULT_FRAGMENT_MS = 4000;
 
 export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
   readonly prebuffer: Prebuffer;
-  /** An H.265 camera's H.264 for recordings; undefined when the camera's own video is recorded. */
+  /**
+   * What recordings are made from when the camera's video may need re-encoding (an H.265 camera, or
+   * an H.264 one whose GOP may be too long); undefined when the camera's own video is always recorded.
+   */
   readonly feed: H264RecordingFeed | undefined;
   private configuration: CameraRecordingConfiguration | undefined;
   private readonly streams = new Map<number, AbortController>();
@@ -70,13 +83,21 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
   constructor(private readonly options: RecordingDelegateOptions) {
     this.log = options.log;
     const ffmpeg = options.ffmpeg;
-    this.feed = options.reencode && ffmpeg
+    this.feed = (options.reencode || options.reencodeLongGop) && ffmpeg
       ? new H264RecordingFeed({
         source: options.source,
         ffmpeg,
         log: options.log,
         // The hub's choice once it made one; until then what HomeKit usually asks of 1080p.
         bitrateKbps: () => this.selectedBitrateKbps() ?? DEFAULT_RECORDING_VIDEO_KBPS,
+        ...(options.reencodeLongGop
+          ? {
+            longGop: {
+              maxKeyframeIntervalMs: () => this.configuration?.mediaContainerConfiguration.fragmentLength ?? DEFAULT_FRAGMENT_MS,
+              ...(options.cameraKeyframeIntervalMs ? { knownKeyframeIntervalMs: options.cameraKeyframeIntervalMs } : {}),
+            },
+          }
+          : {}),
         ...(options.ffmpegDebug ? { debug: true } : {}),
       })
       : undefined;
@@ -93,9 +114,9 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
     return this.feed ?? this.options.source;
   }
 
-  /** Whether recordings re-encode the camera's video. */
+  /** Whether recordings re-encode the camera's video: an H.265 camera's always, an H.264 camera's once its GOP was seen too long. */
   get reencodes(): boolean {
-    return this.feed !== undefined;
+    return this.feed !== undefined && (this.options.reencode === true || this.feed.stats().longGop);
   }
 
   /** The video bitrate the hub selected (kbit/s), once it has chosen a configuration. */
@@ -153,7 +174,7 @@ export class HomeKitRecordingDelegate implements CameraRecordingDelegate {
     this.log.info(
       `HomeKit Secure Video configuration: H.264 ${profileName(parameters.profile)} ${levelName(parameters.level)} ` +
         `${resolution[0]}x${resolution[1]}@${resolution[2]}, ${configuration.mediaContainerConfiguration.fragmentLength} ms fragments, ` +
-        `${configuration.prebufferLength} ms pre-buffer; ${this.feed ? "the camera's video is re-encoded to H.264" : "the camera's own H.264 is passed through"}.`,
+        `${configuration.prebufferLength} ms pre-buffer; ${this.options.reencode && this.feed ? "the camera's video is re-encoded to H.264" : "the camera's own H.264 is passed through"}.`,
     );
   }
 
