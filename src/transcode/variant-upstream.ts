@@ -198,6 +198,8 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
           maxWidth: step.maxWidth,
           maxHeight: step.maxHeight,
           ...(step.maxFps ? { maxFps: step.maxFps } : {}),
+          // Stepped down: the camera's decoding and scaling are the cheap kind too (they do not shrink with the box).
+          ...(stepIndex > first ? { fastDecode: true } : {}),
           ...(encoder ? { hardware: encoder } : {}),
           videoBitrateKbps,
           ...(options.ffmpegVersion ? { ffmpegVersion: options.ffmpegVersion } : {}),

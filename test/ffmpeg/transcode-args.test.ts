@@ -42,6 +42,19 @@ describe('VP8 variant ffmpeg arguments', () => {
     assert.ok(old.includes('-vsync') && !old.includes('-fps_mode'));
   });
 
+  it('stepped down: the camera is decoded without deblocking and with the fast flags (input options), and scaled bilinear; not before', () => {
+    const base = { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 960, maxHeight: 540, videoBitrateKbps: 900 };
+    const full = variantArgs('VP8', base);
+    assert.ok(!full.includes('-skip_loop_filter') && !full.includes('-flags2'));
+    assert.ok(!full[full.indexOf('-vf') + 1]!.includes('bilinear'), 'bicubic (the default) at the first step');
+    const fast = variantArgs('VP8', { ...base, fastDecode: true });
+    const after = (flag: string): string => fast[fast.indexOf(flag) + 1]!;
+    assert.equal(after('-skip_loop_filter'), 'all');
+    assert.equal(after('-flags2'), '+fast');
+    assert.ok(fast.indexOf('-skip_loop_filter') < fast.indexOf('-i') && fast.indexOf('-flags2') < fast.indexOf('-i'), 'decoder options go before -i');
+    assert.match(after('-vf'), /force_original_aspect_ratio=decrease:flags=bilinear,scale=trunc/);
+  });
+
   it('probes the re-stream 0.1 s by default and up to 1 s with the thorough probe, before -i', () => {
     const base = { inputUrl: 'rtsp://127.0.0.1:8554/porch', videoPort: 40000, maxWidth: 1280, maxHeight: 720, videoBitrateKbps: 900 };
     for (const [probe, probesize, analyzeduration] of [[undefined, '32768', '100000'], ['fast', '32768', '100000'], ['thorough', '1000000', '1000000']] as const) {
