@@ -2,7 +2,9 @@
  * How the UI server talks to the running plugin: it reads `<storage>/webrtc-cameras/admin.json`
  * (written by the plugin at every start, 0600) and calls the plugin's web server on 127.0.0.1 with
  * the admin secret as a bearer token. Over HTTPS the plugin's certificate is pinned by the SHA-256
- * fingerprint in that file, so the secret only ever goes to the plugin that wrote it.
+ * fingerprint in that file, so the secret only ever goes to the plugin that wrote it: each request
+ * has a connection of its own, checked before a byte of the request is written (a pooled keep-alive
+ * connection, checked for another request's pin, once carried the secret to a server it was not pinned to).
  */
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -49,6 +51,34 @@ export interface PluginClient {
   json<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T>;
 }
 
+/**
+ * A TLS connection to the plugin's port whose certificate is the one admin.json names. The
+ * plugin's certificate is usually self-signed, and never for "127.0.0.1": it is pinned instead of
+ * verified. Resolves only once the handshake is done and the pin matched.
+ */
+function pinnedConnection(info: AdminInfo, timeoutMs: number): Promise<tls.TLSSocket> {
+  return new Promise<tls.TLSSocket>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: info.port, rejectUnauthorized: false });
+    const fail = (error: Error): void => {
+      socket.destroy();
+      reject(error);
+    };
+    socket.setTimeout(timeoutMs, () => fail(new Error('The plugin did not answer in time')));
+    socket.once('error', (error: NodeJS.ErrnoException) => fail(error.code === 'ECONNREFUSED' ? new PluginUnavailableError(NOT_RUNNING) : error));
+    socket.once('secureConnect', () => {
+      const fingerprint = socket.getPeerCertificate().fingerprint256;
+      if (!info.fingerprint256 || fingerprint !== info.fingerprint256) {
+        fail(new PluginUnavailableError('The server on the plugin\u2019s port is not the plugin (certificate mismatch).'));
+        return;
+      }
+      // Its error and timeout listeners stay: once the request owns the socket, they only destroy it
+      // and reject a promise that is settled already; the request's own handlers report.
+      socket.setTimeout(0);
+      resolve(socket);
+    });
+  });
+}
+
 export function createPluginClient(storagePath: string): PluginClient {
   const request = async (method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<PluginResponse> => {
     // Read every time: the plugin writes a new secret (and maybe port) at each restart.
@@ -59,21 +89,12 @@ export function createPluginClient(storagePath: string): PluginClient {
       headers['Content-Type'] = 'application/json';
       headers['Content-Length'] = payload.length;
     }
+    // Over HTTPS: a connection of its own, its certificate checked before the request goes out.
+    const pinned = info.tls ? await pinnedConnection(info, timeoutMs) : undefined;
     return await new Promise<PluginResponse>((resolve, reject) => {
       const options: https.RequestOptions = { host: '127.0.0.1', port: info.port, method, path, headers, timeout: timeoutMs };
-      if (info.tls) {
-        // The plugin's certificate is usually self-signed, and never for "127.0.0.1": pin it instead.
-        options.createConnection = (): tls.TLSSocket => {
-          const socket = tls.connect({ host: '127.0.0.1', port: info.port, rejectUnauthorized: false });
-          socket.once('secureConnect', () => {
-            const fingerprint = socket.getPeerCertificate().fingerprint256;
-            if (!info.fingerprint256 || fingerprint !== info.fingerprint256) {
-              socket.destroy(new PluginUnavailableError('The server on the plugin\u2019s port is not the plugin (certificate mismatch).'));
-            }
-          });
-          return socket;
-        };
-      }
+      // (With createConnection and no agent, Node pools nothing: this connection serves this request only.)
+      if (pinned) options.createConnection = (): tls.TLSSocket => pinned;
       const req = (info.tls ? https : http).request(options, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));

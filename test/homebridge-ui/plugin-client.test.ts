@@ -124,5 +124,7 @@ describe('createPluginClient', () => {
     const unpinned = createPluginClient(storage({ port: p.port, tls: true, secret: 'must-not-leak' }));
     await assert.rejects(unpinned.request('GET', '/admin/status'), /certificate mismatch/);
     assert.ok(p.seen.every((s) => s.authorization === 'Bearer wrcadmin.s'), 'the secret went to the pinned server only');
+    // Not a byte of a request before the pin matched: the server saw the pinned client's one request only.
+    assert.equal(p.seen.length, 1);
   });
 });
