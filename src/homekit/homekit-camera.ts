@@ -367,9 +367,10 @@ export class HomeKitCamera {
     if (!camera.recording) return undefined;
     const codec = memory?.codec ?? source.tracks.find((t) => t.kind === 'video')?.codec;
     // An H.265 camera records through one H.264 encoder (h264-recording-feed.ts), when ffmpeg has libx264.
-    const reencode = codec === 'H265' && this.options.ffmpeg?.has.libx264 === true;
+    const hasLibx264 = this.options.ffmpeg?.has.libx264 === true;
+    const reencode = codec === 'H265' && hasLibx264;
     // An H.264 camera whose keyframes are further apart than the hub's fragments, likewise.
-    const reencodeLongGop = codec !== 'H265' && this.options.ffmpeg?.has.libx264 === true;
+    const reencodeLongGop = codec !== 'H265' && hasLibx264;
     if (codec !== undefined && codec !== 'H264' && !reencode) {
       const why = codec === 'H265'
         ? 'this camera sends H.265 and this ffmpeg has no libx264 to re-encode it; use an ffmpeg with libx264 (ffmpeg.videoProcessor) or set the camera\'s stream to H.264'
