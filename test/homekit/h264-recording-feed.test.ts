@@ -46,7 +46,14 @@ describe('an H.265 camera recorded as H.264, from the real camera and the real f
     assert.deepEqual(feed.tracks.map((track) => [track.kind, track.codec]), [['video', 'H264'], ['audio', 'AAC']]);
     const out: MediaFrame[] = [];
     const subscription = feed.subscribe({ write: (frame) => (out.push(frame), true) });
+    cleanup.push(() => subscription.unsubscribe());
     await waitFor(() => out.filter((f) => f.kind === 'video' && f.keyframe).length >= 3, 30_000, 'three H.264 keyframes from the feed');
+    // And 2 s of sound after the first GOP out (under load the keyframes alone can come sooner).
+    const liveSound = (): number => {
+      const gopEnd = out.filter((f) => f.kind === 'video')[GOP_FRAMES];
+      return gopEnd ? out.slice(out.indexOf(gopEnd)).filter((f) => f.kind === 'audio').length : 0;
+    };
+    await waitFor(() => liveSound() >= 25, 30_000, 'two seconds of sound after the first GOP');
     assert.equal(runningFfmpegCount(), ffmpegBefore + 1, 'one encoder');
 
     const video = out.filter((f) => f.kind === 'video');
