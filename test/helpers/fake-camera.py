@@ -189,7 +189,9 @@ def not_seekable(_pad, info):
     query = info.get_query()
     if query.type != Gst.QueryType.SEEKING:
         return Gst.PadProbeReturn.OK
-    query.set_seeking(Gst.Format.TIME, False, 0, -1)
+    # The query arrives read-only in a probe (set_seeking on it only printed a GStreamer-CRITICAL
+    # and changed nothing); a new SEEKING query already says "not seekable", so answering it
+    # untouched is the answer wanted.
     return Gst.PadProbeReturn.HANDLED
 
 
@@ -511,12 +513,46 @@ class Camera:
             if self.stalled_for == 2:
                 log(f"video stalled for 2 s: in the last second {moved['source']} raw frames, "
                     f"0 encoded, {moved['audio']} audio buffers; clients {len(self.clients)}, "
-                    f"sessions {self.pool.get_n_sessions()}")
+                    f"sessions {self.pool.get_n_sessions()}; pipeline {self._pipeline_state()}")
+            if moved["source"] == 0 and moved["audio"] == 0 and self.pool.get_n_sessions() > 0:
+                self._restart_stopped_media()
         else:
             if self.stalled_for >= 2:
                 log(f"video flows again after {self.stalled_for} s")
             self.stalled_for = 0
         return True
+
+    def _pipeline_state(self):
+        pipeline = self.media.get_element().get_parent()
+        if pipeline is None:
+            return "none"
+        _res, current, pending = pipeline.get_state(0)
+        return f"{current.value_nick} (pending {pending.value_nick})"
+
+    def _restart_stopped_media(self):
+        """A real camera's encoder never stops while somebody watches. gst-rtsp-server 1.22's
+        shared media can: once in about a dozen clean runs, after a client vanished while
+        another arrived, the whole pipeline (test source and audio too) stood still with a
+        client PLAYing, and every reconnect got the same stopped media. The plugin did the
+        right thing (lost the camera, reconnected) but could never recover, so this test
+        camera repairs itself the way a camera reboots: first the pipeline is set playing
+        again; if that does not move it, the media is dropped with its clients, and the next
+        client gets a new one."""
+        if self.stalled_for == 2:
+            pipeline = self.media.get_element().get_parent()
+            if pipeline is not None:
+                log("restarting the stopped pipeline")
+                pipeline.set_state(Gst.State.PLAYING)
+        elif self.stalled_for == 4:
+            log(f"the pipeline is still stopped ({self._pipeline_state()}): dropping the media and its clients")
+            media, self.media, self.media_held = self.media, None, False
+            self.flow = {"source": 0, "encoder": 0, "audio": 0}
+            self.flow_seen = dict(self.flow)
+            self.stalled_for = 0
+            self.drop_clients()
+            # The extra "prepare" held in _on_media_prepared: without it the media is
+            # unprepared as its sessions end, and leaves the factory's cache.
+            media.unprepare()
 
     def _on_media_prepared(self, media):
         # Once started, the encoder keeps running like a real camera's: hold one extra
