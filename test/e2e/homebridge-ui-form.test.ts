@@ -64,6 +64,7 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     // later, and discovery would probe the real network).
     await expand(dialog, 'Connections from outside your home');
     await dialog.getByLabel('Also offer TCP', { exact: true }).check();
+    await ui.waitForFormData(page, (block) => (block['ice'] as Record<string, unknown> | undefined)?.['iceTcp'] === true, 'ice.iceTcp true');
     await ui.saveSettings(page, dialog);
     const blocks = ui.pluginBlocks();
     assert.equal(blocks.length, 1);
@@ -112,6 +113,14 @@ describe('e2e: the settings form in the real Homebridge UI', () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.screenshot({ path: join(ARTIFACTS, 'settings-form-dark.png') });
     await page.emulateMedia({ colorScheme: 'light' });
+    await ui.waitForFormData(
+      page,
+      (block) => {
+        const viewer = (block['viewers'] as Array<Record<string, unknown>> | undefined)?.[0];
+        return viewer?.['admin'] === true && viewer['password'] === VIEWER_PASSWORD;
+      },
+      'the admin viewer with its password',
+    );
     await ui.saveSettings(page, dialog);
 
     const [block, ...others] = ui.pluginBlocks();

@@ -34,10 +34,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Locator, Page } from 'playwright-core';
+import type { Frame, Locator, Page } from 'playwright-core';
 import { DEFAULT_PIN, HomebridgeProcess, PLUGIN_DIR, randomBridgeUsername, type PlatformBlock } from './homebridge.js';
 import { getFreePorts, LOOPBACK, waitForPort } from './ports.js';
 import { registerCleanup } from './processes.js';
+import { waitFor } from './wait.js';
 
 export const PLUGIN_NAME = 'homebridge-webrtc-cameras';
 export const PLUGIN_ALIAS = 'WebRTCCameras';
@@ -131,6 +132,14 @@ export interface ConfigUi {
    * dismisses the UI's follow-up dialog (child bridge, restart), changing nothing.
    */
   saveSettings(page: Page, dialog: Locator): Promise<void>;
+  /**
+   * Waits until the open settings form has handed its data to the UI with `check` true of it.
+   * A tick in the form reaches the data Save posts only through the form's change event; config-ui-x
+   * then tells the plugin's page (a `configChanged` message, 250 ms later) the same object. A Save
+   * clicked in between posts the form without the tick: a person never clicks that fast, a test
+   * on a busy machine did. Needs the form opened by `openSchemaForm` through the custom page.
+   */
+  waitForFormData(page: Page, check: (block: PlatformBlock) => boolean, what: string): Promise<void>;
   /** Stops the UI and Homebridge and removes the temporary folder. */
   stop(): Promise<void>;
 }
@@ -340,9 +349,21 @@ export async function startConfigUi(options: ConfigUiOptions = {}): Promise<Conf
         form.first().waitFor().then(() => 'form' as const, () => 'none' as const),
         dialog.locator('iframe').first().waitFor().then(() => 'custom' as const, () => 'none' as const),
       ]);
-      if (shown === 'custom' && (await form.count()) === 0) {
-        const frame = dialog.frameLocator('iframe').first();
-        await frame.getByRole('button', { name: SCHEMA_FORM_BUTTON }).first().click();
+      if (shown === 'custom') {
+        // The plugin's page must have loaded (the iframe starts as about:blank) before the watch goes in.
+        const button = dialog.frameLocator('iframe').first().getByRole('button', { name: SCHEMA_FORM_BUTTON }).first();
+        await button.waitFor();
+        const frame = await pluginFrame(dialog);
+        await frame.evaluate(() => {
+          const w = window as unknown as { wrcFormData?: unknown; wrcFormDataWatched?: boolean };
+          w.wrcFormData = undefined;
+          if (w.wrcFormDataWatched) return;
+          w.wrcFormDataWatched = true;
+          window.addEventListener('message', (event: MessageEvent<{ action?: string; event?: string; data?: unknown }>) => {
+            if (event.data?.action === 'stream' && event.data.event === 'configChanged') w.wrcFormData = event.data.data;
+          });
+        });
+        if ((await form.count()) === 0) await button.click();
       }
       await form.first().waitFor();
       return dialog;
@@ -367,10 +388,31 @@ export async function startConfigUi(options: ConfigUiOptions = {}): Promise<Conf
         await next.first().waitFor({ state: 'detached', timeout: 10_000 });
       }
     },
+    waitForFormData: async (page, check, what) => {
+      const frame = await pluginFrame(page.locator('.modal-content').last());
+      let last: unknown;
+      await waitFor(
+        async () => {
+          last = await frame.evaluate(() => (window as unknown as { wrcFormData?: unknown }).wrcFormData);
+          const block = Array.isArray(last) ? (last[0] as PlatformBlock | undefined) : undefined;
+          return block !== undefined && check(block);
+        },
+        10_000,
+        `the settings form's data to have ${what}`,
+        () => JSON.stringify(last),
+      );
+    },
     stop,
   };
   if ((options.setup ?? 'api') === 'api') await ui.createAdminWithApi();
   return ui;
+}
+
+/** The plugin's own page inside the settings dialog (its iframe). */
+async function pluginFrame(dialog: Locator): Promise<Frame> {
+  const frame = await (await dialog.locator('iframe').first().elementHandle())?.contentFrame();
+  if (!frame) throw new Error("the settings dialog has no plugin page (iframe)");
+  return frame;
 }
 
 /** Plugins page → the plugin's card → its ⋮ menu → Plugin Config; resolves with the dialog. */
