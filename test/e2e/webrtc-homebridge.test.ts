@@ -277,9 +277,12 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
       // clock (set by the plugin's sender reports, in which the Opus packets carry the capture times
       // of the AAC frames they came from), read in one getStats() a few times.
       // Chromium lines the tracks up gradually after the sound starts (it moves the video's delay a
-      // step at a time), so the figure that counts is the settled one: the last five of 12 s.
+      // step at a time), and on a busy machine a late frame can knock them apart for a few seconds
+      // before they settle again. So the readings go on until five in a row are within lip sync
+      // (45 ms of sound ahead, 125 ms behind; ITU-R BT.1359), for up to 40 s.
+      const inSync = (readings: number[]): boolean => readings.length === 5 && median(readings) > -125 && median(readings) < 45;
       const offsets: number[] = [];
-      for (let i = 0; i < 30; i++) {
+      for (let i = 0; i < 100 && !inSync(offsets.slice(-5)); i++) {
         const now = (await readRtcStats(page)).find((p) => p.audio && p.video);
         const a = now?.audio?.estimatedPlayoutTimestamp;
         const v = now?.video?.estimatedPlayoutTimestamp;
@@ -304,12 +307,8 @@ describe('e2e: WebRTC broadcast through the plugin in a real Homebridge', { time
       // Both tracks have playout positions on the sender's clock: the plugin's sender reports reach
       // Chromium for the Opus track too. (Where the sound really sits against the camera's is
       // checked on the decoded sound in test/transcode/opus-audio.test.ts.)
-      assert.ok(offsets.length >= 20, 'Chromium reports both playout positions');
-      // Chromium is lining them up: within lip sync (45 ms of sound ahead, 125 ms behind; ITU-R
-      // BT.1359), or at least closer than when the sound started (it moves in steps on a slow machine).
-      const first = offsets[0]!;
-      assert.ok((median(settled) > -125 && median(settled) < 45) || Math.abs(median(settled)) < Math.abs(first),
-        `A/V offset ${first} ms at the start, ${median(settled)} ms after 12 s`);
+      assert.ok(offsets.length >= 5, 'Chromium reports both playout positions');
+      assert.ok(inSync(settled), `A/V never within lip sync for 2 s: offsets ${offsets.join(', ')} ms`);
       const offer = (await readProbe(page)).log.find((e) => e.type === 'offer')?.sdp ?? '';
       const offered = parseSdp(offer).find((m) => m.kind === 'video')!;
       const h264 = Object.entries(offered.rtpmap).filter(([, codec]) => /^H264\//i.test(codec)).map(([pt]) => offered.fmtp[Number(pt)] ?? '');
