@@ -6,9 +6,10 @@
  *   + PCMU camera, packetised once per frame like the Source does.
  * - Receivers are werift peers in separate child processes (pinned to CPU 1), 10 per process,
  *   joining one after another over the real protocol.
- * - Per viewer count (1, 10, 50) and per send path (`direct`: this project's SRTP fan-out;
- *   `werift`: RTCRtpSender.sendRtp, i.e. werift's own per-packet path, which only this bench has:
- *   see `weriftSendPath`) it prints:
+ * - Per viewer count (1, 10, 50) and per send path (`native`: this project's fan-out with the
+ *   native addon, a frame per sendmmsg; `direct`: the same fan-out with the JavaScript SRTP writer
+ *   and a send per packet, the fallback; `werift`: RTCRtpSender.sendRtp, i.e. werift's own
+ *   per-packet path, which only this bench has: see `weriftSendPath`) it prints:
  *   time to first frame (watch -> first keyframe reassembled by the receiver, median), server-added
  *   latency (frame available -> its last packet handed to the viewer's socket, p50/p99 over all
  *   viewer-frames), server CPU per viewer-packet (above a no-viewer baseline) and RSS per viewer.
@@ -35,7 +36,8 @@ import { watchOverSignalling, type SignallingClient } from '../test/webrtc/werif
 const SELF = fileURLToPath(import.meta.url);
 const QUICK = process.env.BENCH_QUICK === '1';
 const VIEWER_COUNTS = (process.env.BENCH_COUNTS ?? '1,10,50').split(',').map(Number);
-const PATHS = (process.env.BENCH_PATHS ?? 'direct,werift').split(',').filter((p): p is 'direct' | 'werift' => p === 'direct' || p === 'werift');
+type SendPath = 'native' | 'direct' | 'werift';
+const PATHS = (process.env.BENCH_PATHS ?? 'native,direct,werift').split(',').filter((p): p is SendPath => p === 'native' || p === 'direct' || p === 'werift');
 const MEASURE_MS = QUICK ? 3_000 : 5_000;
 /** Windows per measurement; the table shows their medians. */
 const WINDOWS = QUICK ? 1 : 3;
@@ -125,7 +127,7 @@ function weriftSendPath(viewer: ViewerPeer): { write(frame: MediaFrame): boolean
 
 // ------------------------------------------------------------------ server role
 
-async function runServer(path: 'direct' | 'werift'): Promise<void> {
+async function runServer(path: SendPath): Promise<void> {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
   const source = await SyntheticSource.create({ id: 'cam', width: 1280, height: 720, gop: 50, seconds: 8, bitrateKbps: 2400 });
@@ -150,6 +152,8 @@ async function runServer(path: 'direct' | 'werift'): Promise<void> {
       ice: LOOPBACK_ICE_SETTINGS,
       logger: silentLogger,
       limits,
+      // `direct` is the same fan-out with the JavaScript SRTP writer and one send per packet.
+      ...(path === 'direct' ? { viewerOptions: { nativeFanout: { loaded: false, reason: 'bench path direct' } } } : {}),
       onViewer: (viewer) => {
         viewers.push(viewer);
         viewer.once('closed', () => {
@@ -323,7 +327,7 @@ async function measureServer(server: Child, ms: number): Promise<Message> {
   return server.next('measured', ms + 30_000);
 }
 
-async function runPath(path: 'direct' | 'werift'): Promise<Row[]> {
+async function runPath(path: SendPath): Promise<Row[]> {
   const server = startChild(0, ['server', path]);
   const ready = await server.next('ready');
   const url = String(ready.url);
@@ -413,7 +417,7 @@ function printTable(rows: Row[]): void {
 async function main(): Promise<void> {
   const [role, ...args] = process.argv.slice(2);
   if (role === 'server') {
-    await runServer(args[0] === 'werift' ? 'werift' : 'direct');
+    await runServer(args[0] === 'werift' || args[0] === 'direct' ? args[0] : 'native');
     return;
   }
   if (role === 'receivers') {

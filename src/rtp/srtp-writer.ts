@@ -25,11 +25,19 @@ export interface SrtpKeyMaterial {
   srtpSessionAuthTag: Buffer;
 }
 
+/** Protects one outgoing RTP stream's packets: this JavaScript writer, or the native one (native-fanout.ts). */
+export interface RtpProtector {
+  /** A new packet as the pieces of one datagram; sequence numbers in sending order. */
+  protectParts(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer): Buffer[];
+  /** An already-sent sequence number again (a retransmission): the same bytes as the first time. */
+  reprotectParts(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer): Buffer[];
+}
+
 /**
  * One outgoing RTP stream (one SSRC) of one viewer. It owns the rollover counter, so it must see
  * every packet of that SSRC in sequence order; retransmissions reuse already-protected bytes.
  */
-export class SrtpStreamWriter {
+export class SrtpStreamWriter implements RtpProtector {
   private readonly profile: number;
   private readonly key: KeyObject;
   /** HMAC-SHA1 key (AES-CM profile only; unused for GCM). */

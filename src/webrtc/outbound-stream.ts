@@ -15,8 +15,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { RtcpSenderInfo, RtcpSrPacket } from 'werift';
-import type { MediaFrame } from '../media/types.js';
-import type { SrtpStreamWriter } from '../rtp/srtp-writer.js';
+import type { MediaFrame, PacketizedPayload } from '../media/types.js';
+import { frameBatch, NativeStreamWriter, type NativeTarget, type SendFrameResult } from '../rtp/native-fanout.js';
+import type { RtpProtector } from '../rtp/srtp-writer.js';
 
 const NTP_EPOCH_OFFSET_S = 2208988800;
 
@@ -33,7 +34,7 @@ export interface OutboundStreamOptions {
   payloadType: number;
   clockRate: number;
   /** Encrypts packets; undefined when packets go through werift's own sender instead. */
-  writer?: SrtpStreamWriter;
+  writer?: RtpProtector;
   /** Protected packets kept for NACK retransmission (0 = none). */
   historySize: number;
 }
@@ -43,7 +44,7 @@ export class OutboundStream {
   readonly ssrc: number;
   readonly payloadType: number;
   readonly clockRate: number;
-  private readonly writer: SrtpStreamWriter | undefined;
+  private readonly writer: RtpProtector | undefined;
   /** Next sequence number to use. */
   sequenceNumber: number;
   private offset = 0;
@@ -116,6 +117,29 @@ export class OutboundStream {
 
   /** Builds and protects the next packet (direct path), as header / encrypted payload / tag. */
   protect(marker: boolean, timestamp: number, payload: Buffer): Buffer[] {
+    const seq = this.take(marker, timestamp, payload);
+    // Only called when a writer exists (direct path); the caller guarantees it.
+    return (this.writer as RtpProtector).protectParts(this.payloadType, marker, seq, timestamp, payload);
+  }
+
+  /** True when whole frames can go out in one native call (`sendFrame`). */
+  get sendsFrames(): boolean {
+    return this.writer instanceof NativeStreamWriter;
+  }
+
+  /**
+   * Protects a frame's packets and sends them in one sendmmsg (native path; check `sendsFrames`).
+   * Every packet takes its sequence number and its place in the NACK history even if the socket
+   * refused it, as with a datagram lost on the way.
+   */
+  sendFrame(target: NativeTarget, timestamp: number, packets: readonly PacketizedPayload[]): SendFrameResult {
+    const first = this.sequenceNumber;
+    for (let i = 0; i < packets.length; i++) this.take(packets[i]!.marker, timestamp, packets[i]!.payload);
+    return (this.writer as NativeStreamWriter).sendFrame(target, this.payloadType, timestamp, first, frameBatch(packets));
+  }
+
+  /** The next sequence number, counted and remembered for NACKs. */
+  private take(marker: boolean, timestamp: number, payload: Buffer): number {
     const seq = this.sequenceNumber;
     this.sequenceNumber = (seq + 1) & 0xffff;
     this.packetsSent++;
@@ -129,8 +153,7 @@ export class OutboundStream {
       this.historyPayload[slot] = payload;
       this.historyResentAt[slot] = Number.NEGATIVE_INFINITY;
     }
-    // Only called when a writer exists (direct path); the caller guarantees it.
-    return (this.writer as SrtpStreamWriter).protectParts(this.payloadType, marker, seq, timestamp, payload);
+    return seq;
   }
 
   /** Takes the next sequence number without protecting (werift path). */

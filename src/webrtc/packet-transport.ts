@@ -11,6 +11,8 @@
  */
 import { Socket as UdpSocket } from 'node:dgram';
 import { isIP } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { nativeFanout, udpSocketFd, type NativeFanoutStatus, type NativeTarget } from '../rtp/native-fanout.js';
 
 /** The part of werift's ICE connection used here (structural, so no private types leak). */
 export interface IceConnectionLike {
@@ -25,6 +27,11 @@ export interface PacketTransport {
   queuedBytes(): number;
   /** The pair this transport was built for; a different nominated pair means: resolve again. */
   readonly pair: unknown;
+  /**
+   * For a UDP pair when the native fan-out loaded: the socket's descriptor and the pair's address,
+   * so a frame's packets leave in one sendmmsg instead of one send each.
+   */
+  readonly native?: NativeTarget;
 }
 
 function udpSocketOf(protocol: unknown): UdpSocket | undefined {
@@ -35,12 +42,30 @@ function udpSocketOf(protocol: unknown): UdpSocket | undefined {
   return socket instanceof UdpSocket ? socket : undefined;
 }
 
-export function resolvePacketTransport(connection: IceConnectionLike): PacketTransport | undefined {
+export function resolvePacketTransport(connection: IceConnectionLike, native: NativeFanoutStatus = nativeFanout()): PacketTransport | undefined {
   const pair = connection.nominated;
   if (!pair) return undefined;
   const socket = udpSocketOf(pair.protocol);
   const [host, port] = pair.remoteAddr;
   if (socket && isIP(host) !== 0) {
+    const fd = native.loaded ? udpSocketFd(socket) : undefined;
+    if (native.loaded && fd !== undefined) {
+      // Every packet of this viewer then leaves natively and at once: Node's dgram send defers to
+      // the next tick, so a frame sent by sendmmsg meanwhile would overtake paced or resent
+      // packets queued before it, and a receiver drops what arrives behind a later sequence number.
+      const destination = native.fanout.createDestination(host, port);
+      return {
+        kind: 'udp',
+        pair,
+        native: { fd, destination },
+        send: (packet) => {
+          const result = native.fanout.sendDatagram(fd, destination, Array.isArray(packet) ? packet : [packet]);
+          // A full socket buffer drops the datagram, as the network would; anything else is the socket gone.
+          if (result < 0 && -result !== osConstants.errno.EAGAIN && -result !== osConstants.errno.ENOBUFS) throw new Error(`send failed (errno ${-result})`);
+        },
+        queuedBytes: () => socket.getSendQueueSize(),
+      };
+    }
     return {
       kind: 'udp',
       pair,

@@ -5,6 +5,7 @@
  * cut-back to the next keyframe. The RTCP the viewer sends back (keyframe requests, NACKs, loss
  * reports) acts on these streams, so it is read here too (`viewer-rtcp.ts` decides what it asks).
  */
+import { constants as osConstants } from 'node:os';
 import type { RTCDtlsTransport, RTCRtpTransceiver } from 'werift';
 import type { FrameSink, MediaFrame } from '../media/types.js';
 import { every, type TimerHandle, type TimerSeam } from '../media/timers.js';
@@ -13,7 +14,7 @@ import type { BroadcastSource } from '../media/types.js';
 import { OutboundStream } from './outbound-stream.js';
 import { resolvePacketTransport, type PacketTransport } from './packet-transport.js';
 import { ReplayPacer } from './replay-pacer.js';
-import { SrtpStreamWriter } from '../rtp/srtp-writer.js';
+import { createRtpProtector } from '../rtp/native-fanout.js';
 import type { ViewerSettings, ViewerStats } from './viewer-options.js';
 
 const SENDER_REPORT_INTERVAL_MS = 1_000;
@@ -97,7 +98,7 @@ export class ViewerMedia {
         ssrc,
         payloadType: codec.payloadType,
         clockRate: codec.clockRate,
-        writer: new SrtpStreamWriter(dtls.srtp.localContext, ssrc),
+        writer: createRtpProtector(dtls.srtp.localContext, ssrc, this.options.settings.nativeFanout),
         historySize: kind === 'video' ? this.options.settings.nackHistoryPackets : 0,
       });
     };
@@ -117,7 +118,10 @@ export class ViewerMedia {
   fillStats(s: ViewerStats): void {
     s.packetsSent = (this.video?.packetsSent ?? 0) + (this.audio?.packetsSent ?? 0) + s.retransmissions;
     s.framesSent = (this.video?.framesSent ?? 0) + (this.audio?.framesSent ?? 0);
-    if (this.transport) s.transport = this.transport.kind;
+    if (this.transport) {
+      s.transport = this.transport.kind;
+      s.sendPath = this.transport.native && (this.video ?? this.audio)?.sendsFrames ? 'native' : 'javascript';
+    }
   }
 
   /** The Source's frame, as the viewer's sink gets it. False means congested (see FrameSink). */
@@ -165,13 +169,27 @@ export class ViewerMedia {
     try {
       // Replayed video, and live video behind a replay still draining, goes through the pacer.
       const pacer = frame.kind === 'video' && this.pacer && (age > settings.staleFrameMs || this.pacer.active) ? this.pacer : undefined;
-      for (let i = 0; i < packets.length; i++) {
-        const p = packets[i]!;
-        const parts = out.protect(p.marker, timestamp, p.payload);
-        const size = parts[0]!.length + parts[1]!.length + parts[2]!.length;
-        if (pacer) pacer.push(parts, size);
-        else transport.send(parts);
-        bytes += size;
+      if (!pacer && transport.native && out.sendsFrames) {
+        // Native fan-out: the whole frame protected and sent in one call (one sendmmsg).
+        const result = out.sendFrame(transport.native, timestamp, packets);
+        bytes = result.bytes;
+        if (result.errno !== 0) {
+          if (result.errno !== osConstants.errno.EAGAIN && result.errno !== osConstants.errno.ENOBUFS) throw new Error(`sendmmsg failed (errno ${result.errno})`);
+          // The socket buffer is full: the rest of the frame was dropped here rather than queued,
+          // so this viewer is congested; its video skips to the next keyframe.
+          stats.congestionEvents++;
+          if (frame.kind === 'video') out.waitingForKeyframe = true;
+        }
+      } else {
+        for (let i = 0; i < packets.length; i++) {
+          const p = packets[i]!;
+          const parts = out.protect(p.marker, timestamp, p.payload);
+          let size = 0;
+          for (let j = 0; j < parts.length; j++) size += parts[j]!.length;
+          if (pacer) pacer.push(parts, size);
+          else transport.send(parts);
+          bytes += size;
+        }
       }
     } catch (error) {
       // The socket went away under us (ICE closing); the connection-state handler finishes the job.
@@ -266,7 +284,7 @@ export class ViewerMedia {
     const connection = this.dtls?.iceTransport.connection;
     if (!connection) return undefined;
     if (this.transport && this.transport.pair === connection.nominated) return this.transport;
-    this.transport = resolvePacketTransport(connection);
+    this.transport = resolvePacketTransport(connection, this.options.settings.nativeFanout);
     return this.transport;
   }
 

@@ -7,6 +7,7 @@ import type { TimerSeam } from '../media/timers.js';
 import type { BroadcastSource } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
 import type { IceSettings } from './ice-config.js';
+import { nativeFanout, type NativeFanoutStatus } from '../rtp/native-fanout.js';
 
 export type ViewerCloseReason =
   | 'closed'
@@ -78,6 +79,11 @@ export interface ViewerPeerOptions {
    */
   now?: () => number;
   timers?: TimerSeam;
+  /**
+   * The native fan-out (default: this process's, loaded once by `nativeFanout()`). Tests and
+   * benches pass `{ loaded: false, reason }` to run the JavaScript path beside it.
+   */
+  nativeFanout?: NativeFanoutStatus;
 }
 
 export interface ViewerStats {
@@ -96,6 +102,8 @@ export interface ViewerStats {
     firstVideoPacket?: number;
   };
   transport?: 'udp' | 'generic';
+  /** How live packets leave: `native`, a frame per sendmmsg (native-fanout.ts), or `javascript`, a send per packet. */
+  sendPath?: 'native' | 'javascript';
   srtpProfile?: number;
   packetsSent: number;
   bytesSent: number;
@@ -134,7 +142,7 @@ export const DEFAULT_TRACKS_TIMEOUT_MS = 15_000;
 
 
 /** The options with their defaults filled in. */
-export type ViewerSettings = typeof DEFAULTS & { congestionProbe: (() => number) | undefined };
+export type ViewerSettings = typeof DEFAULTS & { congestionProbe: (() => number) | undefined; nativeFanout: NativeFanoutStatus };
 
 export function viewerSettings(options: ViewerPeerOptions): ViewerSettings {
   return {
@@ -147,5 +155,6 @@ export function viewerSettings(options: ViewerPeerOptions): ViewerSettings {
     replayPaceMbps: options.replayPaceMbps ?? DEFAULTS.replayPaceMbps,
     staleFrameMs: options.staleFrameMs ?? DEFAULTS.staleFrameMs,
     congestionProbe: options.congestionProbe,
+    nativeFanout: options.nativeFanout ?? nativeFanout(),
   };
 }

@@ -315,8 +315,13 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.disposers.push(rtcp.unSubscribe);
     this.log.debug(`Camera ${this.source.id}: viewer ${this.id} connected (SRTP profile ${String(profile)})`);
     this.emit('connected');
-    // The picture starts from the Source's GOP cache, not from the camera's next keyframe.
-    this.media.requestKeyframe(true);
+    // The picture starts from the Source's GOP cache, not from the camera's next keyframe. Asked
+    // for once this turn of the event loop is over: werift is still handing DTLS's last flight to
+    // the socket (through promises and Node's next-tick send), and a replay sent natively now
+    // (native-fanout.ts sends at once) would reach the viewer before its DTLS is up, and be dropped.
+    setImmediate(() => {
+      if (!this.closed) this.media.requestKeyframe(true);
+    });
   }
 
   private onKeyframeRequest(kind: 'PLI' | 'FIR'): void {

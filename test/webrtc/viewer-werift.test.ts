@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
+import { nativeFanout } from '../../src/rtp/native-fanout.js';
 import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
 import { runFfmpeg } from '../helpers/ffprobe.js';
 import { cleanupAll } from '../helpers/processes.js';
@@ -278,4 +279,35 @@ describe('a congested viewer', () => {
       await client.close();
     }
   });
+});
+
+describe('both send paths: one sendmmsg per frame (native fan-out) and one send per packet (JavaScript)', () => {
+  for (const path of ['native', 'javascript'] as const) {
+    test(`${path}: a werift peer decodes every frame of the H.264, and gets the PCMU`, async () => {
+      const native = nativeFanout();
+      if (path === 'native') assert.ok(native.loaded, `the native fan-out must load on this machine: ${native.loaded ? '' : native.reason}`);
+      const source = await SyntheticSource.create({ id: 'cam1', gop: 25 });
+      const harness = await startSignallingServer({
+        sources: [source],
+        viewerOptions: { nativeFanout: path === 'native' ? native : { loaded: false, reason: 'this test' } },
+      });
+      const client = await watchOverSignalling(harness.url, 'cam1');
+      try {
+        await client.receiver.waitFor(() => client.receiver.accessUnits >= 60 && client.receiver.audioPackets >= 50, 15_000, '60 access units and 50 audio packets');
+        const stats = harness.viewers.at(-1)!.stats();
+        assert.equal(stats.transport, 'udp');
+        assert.equal(stats.sendPath, path);
+        const received = client.receiver.accessUnits;
+        const decoded = await decodeAnnexB(client.receiver.annexB());
+        assert.ok(decoded.frames >= received - 1, `decoded ${decoded.frames} of ${received}\n${decoded.errors}`);
+        assert.equal(decoded.errors, '', decoded.errors);
+        assert.equal(client.receiver.damaged, 0);
+        assert.equal(stats.congestionEvents, 0);
+      } finally {
+        await client.close();
+        await harness.close();
+        source.close();
+      }
+    });
+  }
 });

@@ -1,0 +1,464 @@
+/*
+ * srtp-fanout: SRTP protection and batched UDP sends for the viewer fan-out.
+ *
+ * Why native: in JavaScript each protected packet costs a new OpenSSL cipher object
+ * (createCipheriv cannot change its IV) and one dgram send through libuv; together they were
+ * about half of the plugin's CPU per viewer-packet. Here each outgoing stream keeps one cipher
+ * context, keyed once, whose IV is reset per packet, and a viewer's packets of one frame leave in
+ * one sendmmsg(2) call.
+ *
+ * The bytes are exactly those of src/rtp/srtp-writer.ts (the pure-JavaScript writer, which stays
+ * the fallback and the reference the tests compare against): a 12-byte RTP header (V=2, no
+ * padding, extension or CSRC), the encrypted payload, and the tag, for AES_CM_128_HMAC_SHA1_80
+ * (RFC 3711) and AEAD_AES_128_GCM (RFC 7714).
+ *
+ * It links against nothing: N-API (node_api.h, ABI-stable across Node versions) and the OpenSSL
+ * that Node itself exports. Built by scripts/build-native.sh.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#define PROFILE_AES128_CM_SHA1_80 1
+#define PROFILE_AEAD_AES_128_GCM 7
+#define RTP_HEADER_BYTES 12
+#define MAX_PAYLOAD_BYTES 1500
+/* sendmmsg() batch: a 1080p keyframe is a few hundred packets, sent in chunks of this many. */
+#define BATCH 64
+
+#ifndef SOURCE_HASH
+#define SOURCE_HASH "unknown"
+#endif
+
+typedef struct {
+  int profile;
+  uint32_t ssrc;
+  /* IV with salt and SSRC folded in; ROC and sequence number are XORed in per packet. */
+  uint8_t iv_base[16];
+  int tag_bytes;
+  EVP_CIPHER_CTX *cipher;
+  EVP_MAC_CTX *mac; /* HMAC-SHA1, AES-CM profile only */
+  uint32_t roc;
+  int32_t last_seq;
+} srtp_stream;
+
+typedef struct {
+  struct sockaddr_storage addr;
+  socklen_t len;
+} destination;
+
+/* ----------------------------------------------------------------------------- N-API helpers */
+
+#define CHECK(call)                                                        \
+  do {                                                                     \
+    if ((call) != napi_ok) {                                               \
+      napi_throw_error(env, NULL, "srtp-fanout: N-API call failed: " #call); \
+      return NULL;                                                         \
+    }                                                                      \
+  } while (0)
+
+static napi_value throw_error(napi_env env, const char *message) {
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+static int get_u32(napi_env env, napi_value value, uint32_t *out) {
+  return napi_get_value_uint32(env, value, out) == napi_ok;
+}
+
+static int get_buffer(napi_env env, napi_value value, uint8_t **data, size_t *length) {
+  bool is_buffer = false;
+  if (napi_is_buffer(env, value, &is_buffer) != napi_ok || !is_buffer) return 0;
+  return napi_get_buffer_info(env, value, (void **)data, length) == napi_ok;
+}
+
+/* Each handle is tagged with its kind, so a destination passed as a stream is refused, not used. */
+static const napi_type_tag STREAM_TAG = {0x5a1f6c0e2b9d4c71ULL, 0x8e3b0a4d6f215c97ULL};
+static const napi_type_tag DESTINATION_TAG = {0x0c7d2e9b4f1a6358ULL, 0xa2e5f80b3c6d1947ULL};
+
+static int get_external(napi_env env, napi_value value, const napi_type_tag *tag, void **out) {
+  napi_valuetype type;
+  bool tagged = false;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external) return 0;
+  if (napi_check_object_type_tag(env, value, tag, &tagged) != napi_ok || !tagged) return 0;
+  return napi_get_value_external(env, value, out) == napi_ok && *out != NULL;
+}
+
+static napi_value tagged_external(napi_env env, void *data, napi_finalize finalize, const napi_type_tag *tag) {
+  napi_value result;
+  if (napi_create_external(env, data, finalize, NULL, &result) != napi_ok) {
+    finalize(env, data, NULL);
+    return throw_error(env, "srtp-fanout: N-API call failed");
+  }
+  if (napi_type_tag_object(env, result, tag) != napi_ok) return throw_error(env, "srtp-fanout: N-API call failed");
+  return result;
+}
+
+/* ---------------------------------------------------------------------------------- streams */
+
+static void free_stream(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  srtp_stream *s = data;
+  if (s->cipher) EVP_CIPHER_CTX_free(s->cipher);
+  if (s->mac) EVP_MAC_CTX_free(s->mac);
+  free(s);
+}
+
+/* createStream(profile, key, salt, authKey, ssrc) -> external */
+static napi_value create_stream(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) return throw_error(env, "createStream(profile, key, salt, authKey, ssrc)");
+  uint32_t profile, ssrc;
+  uint8_t *key, *salt, *auth;
+  size_t key_len, salt_len, auth_len;
+  if (!get_u32(env, argv[0], &profile) || !get_buffer(env, argv[1], &key, &key_len) ||
+      !get_buffer(env, argv[2], &salt, &salt_len) || !get_buffer(env, argv[3], &auth, &auth_len) ||
+      !get_u32(env, argv[4], &ssrc)) {
+    return throw_error(env, "createStream: bad arguments");
+  }
+  if (profile != PROFILE_AES128_CM_SHA1_80 && profile != PROFILE_AEAD_AES_128_GCM) {
+    return throw_error(env, "createStream: unsupported SRTP profile");
+  }
+  if (key_len != 16) return throw_error(env, "createStream: the key must be 16 bytes");
+  if (salt_len < (profile == PROFILE_AES128_CM_SHA1_80 ? 14u : 12u)) return throw_error(env, "createStream: salt too short");
+
+  srtp_stream *s = calloc(1, sizeof(srtp_stream));
+  if (!s) return throw_error(env, "createStream: out of memory");
+  s->profile = (int)profile;
+  s->ssrc = ssrc;
+  s->last_seq = -1;
+  s->cipher = EVP_CIPHER_CTX_new();
+  int ok = s->cipher != NULL;
+  if (profile == PROFILE_AES128_CM_SHA1_80) {
+    /* RFC 3711 4.1.1: IV = (salt << 16) XOR (SSRC << 64) XOR (index << 16). */
+    memcpy(s->iv_base, salt, 14);
+    s->iv_base[4] ^= (uint8_t)(ssrc >> 24);
+    s->iv_base[5] ^= (uint8_t)(ssrc >> 16);
+    s->iv_base[6] ^= (uint8_t)(ssrc >> 8);
+    s->iv_base[7] ^= (uint8_t)ssrc;
+    s->tag_bytes = 10;
+    ok = ok && EVP_EncryptInit_ex(s->cipher, EVP_aes_128_ctr(), NULL, key, s->iv_base) == 1;
+    EVP_MAC *hmac = ok ? EVP_MAC_fetch(NULL, "HMAC", NULL) : NULL;
+    s->mac = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+    if (hmac) EVP_MAC_free(hmac);
+    OSSL_PARAM params[2] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA1", 0), OSSL_PARAM_construct_end()};
+    ok = ok && s->mac != NULL && EVP_MAC_init(s->mac, auth, auth_len, params) == 1;
+  } else {
+    /* RFC 7714 8.1: IV = (00 00 || SSRC || ROC || SEQ) XOR salt, 12 bytes. */
+    memcpy(s->iv_base, salt, 12);
+    s->iv_base[2] ^= (uint8_t)(ssrc >> 24);
+    s->iv_base[3] ^= (uint8_t)(ssrc >> 16);
+    s->iv_base[4] ^= (uint8_t)(ssrc >> 8);
+    s->iv_base[5] ^= (uint8_t)ssrc;
+    s->tag_bytes = 16;
+    ok = ok && EVP_EncryptInit_ex(s->cipher, EVP_aes_128_gcm(), NULL, key, s->iv_base) == 1;
+  }
+  if (!ok) {
+    free_stream(env, s, NULL);
+    return throw_error(env, "createStream: OpenSSL refused the key");
+  }
+  return tagged_external(env, s, free_stream, &STREAM_TAG);
+}
+
+/* The rollover counter for a new packet (advances on a wrap) or for a retransmission. */
+static uint32_t roc_for(srtp_stream *s, uint32_t seq, int retransmission) {
+  if (retransmission) {
+    /* A packet sent just before the last rollover belongs to the previous ROC. */
+    return ((int32_t)seq > s->last_seq && (int32_t)seq - s->last_seq > 0x8000) ? s->roc - 1 : s->roc;
+  }
+  if (s->last_seq >= 0 && (int32_t)seq < s->last_seq && s->last_seq - (int32_t)seq > 0x8000) s->roc++;
+  s->last_seq = (int32_t)seq;
+  return s->roc;
+}
+
+/* Writes header, encrypted payload and tag into out; returns the packet's length, 0 on failure. */
+static size_t seal(srtp_stream *s, uint32_t payload_type, int marker, uint32_t seq, uint32_t timestamp,
+                   const uint8_t *payload, size_t payload_len, uint32_t roc, uint8_t *out) {
+  out[0] = 0x80;
+  out[1] = (uint8_t)((marker ? 0x80 : 0) | (payload_type & 0x7f));
+  out[2] = (uint8_t)(seq >> 8);
+  out[3] = (uint8_t)seq;
+  out[4] = (uint8_t)(timestamp >> 24);
+  out[5] = (uint8_t)(timestamp >> 16);
+  out[6] = (uint8_t)(timestamp >> 8);
+  out[7] = (uint8_t)timestamp;
+  out[8] = (uint8_t)(s->ssrc >> 24);
+  out[9] = (uint8_t)(s->ssrc >> 16);
+  out[10] = (uint8_t)(s->ssrc >> 8);
+  out[11] = (uint8_t)s->ssrc;
+  uint8_t iv[16];
+  int len = 0;
+  uint8_t *body = out + RTP_HEADER_BYTES;
+  if (s->profile == PROFILE_AES128_CM_SHA1_80) {
+    memcpy(iv, s->iv_base, 16);
+    iv[8] ^= (uint8_t)(roc >> 24);
+    iv[9] ^= (uint8_t)(roc >> 16);
+    iv[10] ^= (uint8_t)(roc >> 8);
+    iv[11] ^= (uint8_t)roc;
+    iv[12] ^= (uint8_t)(seq >> 8);
+    iv[13] ^= (uint8_t)seq;
+    if (EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) != 1) return 0;
+    if (EVP_EncryptUpdate(s->cipher, body, &len, payload, (int)payload_len) != 1) return 0;
+    uint8_t roc_bytes[4] = {(uint8_t)(roc >> 24), (uint8_t)(roc >> 16), (uint8_t)(roc >> 8), (uint8_t)roc};
+    uint8_t tag[64];
+    size_t tag_len = 0;
+    /* A NULL key re-initialises HMAC with the key already set. */
+    if (EVP_MAC_init(s->mac, NULL, 0, NULL) != 1) return 0;
+    if (EVP_MAC_update(s->mac, out, RTP_HEADER_BYTES + payload_len) != 1) return 0;
+    if (EVP_MAC_update(s->mac, roc_bytes, 4) != 1) return 0;
+    if (EVP_MAC_final(s->mac, tag, &tag_len, sizeof(tag)) != 1 || tag_len < 10) return 0;
+    memcpy(body + payload_len, tag, 10);
+    return RTP_HEADER_BYTES + payload_len + 10;
+  }
+  memcpy(iv, s->iv_base, 12);
+  iv[6] ^= (uint8_t)(roc >> 24);
+  iv[7] ^= (uint8_t)(roc >> 16);
+  iv[8] ^= (uint8_t)(roc >> 8);
+  iv[9] ^= (uint8_t)roc;
+  iv[10] ^= (uint8_t)(seq >> 8);
+  iv[11] ^= (uint8_t)seq;
+  if (EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) != 1) return 0;
+  if (EVP_EncryptUpdate(s->cipher, NULL, &len, out, RTP_HEADER_BYTES) != 1) return 0;
+  if (EVP_EncryptUpdate(s->cipher, body, &len, payload, (int)payload_len) != 1) return 0;
+  if (EVP_EncryptFinal_ex(s->cipher, body + len, &len) != 1) return 0;
+  if (EVP_CIPHER_CTX_ctrl(s->cipher, EVP_CTRL_GCM_GET_TAG, 16, body + payload_len) != 1) return 0;
+  return RTP_HEADER_BYTES + payload_len + 16;
+}
+
+/* protect(stream, payloadType, marker, seq, timestamp, payload, retransmission) -> Buffer */
+static napi_value protect(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  srtp_stream *s;
+  uint32_t payload_type, seq, timestamp;
+  bool marker = false, retransmission = false;
+  uint8_t *payload;
+  size_t payload_len;
+  if (argc < 7 || !get_external(env, argv[0], &STREAM_TAG, (void **)&s) || !get_u32(env, argv[1], &payload_type) ||
+      napi_get_value_bool(env, argv[2], &marker) != napi_ok || !get_u32(env, argv[3], &seq) ||
+      !get_u32(env, argv[4], &timestamp) || !get_buffer(env, argv[5], &payload, &payload_len) ||
+      napi_get_value_bool(env, argv[6], &retransmission) != napi_ok) {
+    return throw_error(env, "protect: bad arguments");
+  }
+  if (payload_len > MAX_PAYLOAD_BYTES) return throw_error(env, "protect: payload larger than 1500 bytes");
+  seq &= 0xffff;
+  uint32_t roc = roc_for(s, seq, retransmission);
+  uint8_t *out;
+  napi_value result;
+  CHECK(napi_create_buffer(env, RTP_HEADER_BYTES + payload_len + (size_t)s->tag_bytes, (void **)&out, &result));
+  if (seal(s, payload_type, marker, seq, timestamp, payload, payload_len, roc, out) == 0) {
+    return throw_error(env, "protect: OpenSSL failed");
+  }
+  return result;
+}
+
+/* ----------------------------------------------------------------------------- destinations */
+
+static void free_destination(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+/* createDestination(ip, port) -> external; ip is a literal IPv4 or IPv6 address. */
+static napi_value create_destination(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char ip[64];
+  size_t ip_len = 0;
+  uint32_t port;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], ip, sizeof(ip), &ip_len) != napi_ok ||
+      !get_u32(env, argv[1], &port) || port == 0 || port > 65535) {
+    return throw_error(env, "createDestination(ip, port): bad arguments");
+  }
+  destination *d = calloc(1, sizeof(destination));
+  if (!d) return throw_error(env, "createDestination: out of memory");
+  struct sockaddr_in *v4 = (struct sockaddr_in *)&d->addr;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&d->addr;
+  if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    d->len = sizeof(struct sockaddr_in);
+  } else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    d->len = sizeof(struct sockaddr_in6);
+  } else {
+    free(d);
+    return throw_error(env, "createDestination: not an IP address");
+  }
+  return tagged_external(env, d, free_destination, &DESTINATION_TAG);
+}
+
+/* ------------------------------------------------------------------------------ batch sends */
+
+/*
+ * sendFrame(stream, fd, destination, payloadType, timestamp, firstSeq, payloads, markers)
+ *   -> { sent, bytes, errno }
+ *
+ * Protects payloads[i] as sequence number firstSeq + i (mod 2^16), with marker markers[i]
+ * (a Uint8Array, one byte per packet), and sends them to the destination in sendmmsg() chunks.
+ * Every packet is protected (so the rollover counter sees every sequence number) even when the
+ * socket refuses some: `sent` says how many left; `errno` is the reason the rest did not (EAGAIN:
+ * the socket buffer is full, which the caller treats as congestion), 0 when all left.
+ */
+static napi_value send_frame(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  srtp_stream *s;
+  destination *d;
+  int32_t fd;
+  uint32_t payload_type, timestamp, first_seq, count;
+  bool is_array = false, is_typed = false;
+  if (argc < 8 || !get_external(env, argv[0], &STREAM_TAG, (void **)&s) || napi_get_value_int32(env, argv[1], &fd) != napi_ok ||
+      !get_external(env, argv[2], &DESTINATION_TAG, (void **)&d) || !get_u32(env, argv[3], &payload_type) ||
+      !get_u32(env, argv[4], &timestamp) || !get_u32(env, argv[5], &first_seq) ||
+      napi_is_array(env, argv[6], &is_array) != napi_ok || !is_array ||
+      napi_is_typedarray(env, argv[7], &is_typed) != napi_ok || !is_typed) {
+    return throw_error(env, "sendFrame: bad arguments");
+  }
+  CHECK(napi_get_array_length(env, argv[6], &count));
+  napi_typedarray_type marker_type;
+  size_t marker_count;
+  uint8_t *markers;
+  CHECK(napi_get_typedarray_info(env, argv[7], &marker_type, &marker_count, (void **)&markers, NULL, NULL));
+  if (marker_type != napi_uint8_array || marker_count < count) return throw_error(env, "sendFrame: markers must be a Uint8Array, one per payload");
+
+  const size_t slot = RTP_HEADER_BYTES + MAX_PAYLOAD_BYTES + 16;
+  uint8_t *scratch = malloc(slot * BATCH);
+  if (!scratch) return throw_error(env, "sendFrame: out of memory");
+  struct mmsghdr msgs[BATCH];
+  struct iovec iov[BATCH];
+  uint32_t sent = 0;
+  double bytes = 0;
+  int error = 0;
+  for (uint32_t start = 0; start < count; start += BATCH) {
+    uint32_t n = count - start < BATCH ? count - start : BATCH;
+    for (uint32_t i = 0; i < n; i++) {
+      napi_value element;
+      uint8_t *payload;
+      size_t payload_len;
+      if (napi_get_element(env, argv[6], start + i, &element) != napi_ok || !get_buffer(env, element, &payload, &payload_len) ||
+          payload_len > MAX_PAYLOAD_BYTES) {
+        free(scratch);
+        return throw_error(env, "sendFrame: each payload must be a Buffer of at most 1500 bytes");
+      }
+      uint32_t seq = (first_seq + start + i) & 0xffff;
+      uint32_t roc = roc_for(s, seq, 0);
+      size_t len = seal(s, payload_type, markers[start + i] != 0, seq, timestamp, payload, payload_len, roc, scratch + i * slot);
+      if (len == 0) {
+        free(scratch);
+        return throw_error(env, "sendFrame: OpenSSL failed");
+      }
+      iov[i].iov_base = scratch + i * slot;
+      iov[i].iov_len = len;
+      memset(&msgs[i], 0, sizeof(msgs[i]));
+      msgs[i].msg_hdr.msg_name = &d->addr;
+      msgs[i].msg_hdr.msg_namelen = d->len;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    /* Once the socket refused, the rest of the frame is only protected (see above). */
+    uint32_t done = 0;
+    while (error == 0 && done < n) {
+      int r = sendmmsg(fd, msgs + done, n - done, MSG_DONTWAIT);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        error = errno;
+        break;
+      }
+      for (int i = 0; i < r; i++) bytes += (double)iov[done + i].iov_len;
+      done += (uint32_t)r;
+    }
+    sent += done;
+  }
+  free(scratch);
+  napi_value result, value;
+  CHECK(napi_create_object(env, &result));
+  CHECK(napi_create_uint32(env, sent, &value));
+  CHECK(napi_set_named_property(env, result, "sent", value));
+  CHECK(napi_create_double(env, bytes, &value));
+  CHECK(napi_set_named_property(env, result, "bytes", value));
+  CHECK(napi_create_int32(env, error, &value));
+  CHECK(napi_set_named_property(env, result, "errno", value));
+  return result;
+}
+
+/*
+ * sendDatagram(fd, destination, parts) -> bytes sent, or -errno
+ *
+ * One datagram made of the given Buffers (scatter/gather), sent now. Everything else a viewer gets
+ * (paced GOP replays, retransmissions, RTCP) goes this way once its frames go by sendFrame: Node's
+ * dgram send defers to the next tick, and a frame sent natively in the meantime would overtake
+ * packets queued before it.
+ */
+static napi_value send_datagram(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  destination *d;
+  bool is_array = false;
+  uint32_t count = 0;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || !get_external(env, argv[1], &DESTINATION_TAG, (void **)&d) ||
+      napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[2], &count) != napi_ok ||
+      count == 0 || count > 8) {
+    return throw_error(env, "sendDatagram: bad arguments");
+  }
+  struct iovec iov[8];
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    uint8_t *data;
+    size_t length;
+    if (napi_get_element(env, argv[2], i, &element) != napi_ok || !get_buffer(env, element, &data, &length)) {
+      return throw_error(env, "sendDatagram: each part must be a Buffer");
+    }
+    iov[i].iov_base = data;
+    iov[i].iov_len = length;
+  }
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_name = &d->addr;
+  msg.msg_namelen = d->len;
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  ssize_t r;
+  do {
+    r = sendmsg(fd, &msg, MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  napi_value result;
+  CHECK(napi_create_double(env, r < 0 ? -(double)errno : (double)r, &result));
+  return result;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor properties[] = {
+      {"createStream", NULL, create_stream, NULL, NULL, NULL, napi_default, NULL},
+      {"createDestination", NULL, create_destination, NULL, NULL, NULL, napi_default, NULL},
+      {"protect", NULL, protect, NULL, NULL, NULL, napi_default, NULL},
+      {"sendFrame", NULL, send_frame, NULL, NULL, NULL, napi_default, NULL},
+      {"sendDatagram", NULL, send_datagram, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties) != napi_ok) return NULL;
+  napi_value hash;
+  if (napi_create_string_utf8(env, SOURCE_HASH, NAPI_AUTO_LENGTH, &hash) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "sourceHash", hash) != napi_ok) return NULL;
+  return exports;
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the native fan-out addon (native/srtp-fanout.c) into prebuilds/linux-<arch>/, for each
+# architecture whose compiler is installed: gcc for this machine, aarch64-linux-gnu-gcc for 64-bit
+# Raspberry Pis (apt: gcc-aarch64-linux-gnu). The binaries are committed: users never compile, and
+# the plugin falls back to its JavaScript SRTP writer wherever a binary does not load.
+#
+# The source's SHA-256 is compiled in; test/rtp/native-fanout.test.ts fails when a committed
+# binary was built from another source.
+#
+# usage: scripts/build-native.sh [x64|arm64 ...]   (default: every one with a compiler)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/node-env.sh >/dev/null
+node_include="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node"
+[ -f "$node_include/node_api.h" ] || { echo "no Node headers at $node_include" >&2; exit 1; }
+source_file=native/srtp-fanout.c
+hash=$(sha256sum "$source_file" | cut -d' ' -f1)
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(x64 arm64)
+for arch in "${targets[@]}"; do
+  case "$arch" in
+    x64) cc=x86_64-linux-gnu-gcc; command -v "$cc" >/dev/null || cc=gcc; strip=strip ;;
+    arm64) cc=aarch64-linux-gnu-gcc; strip=aarch64-linux-gnu-strip ;;
+    *) echo "unknown architecture $arch" >&2; exit 2 ;;
+  esac
+  if ! command -v "$cc" >/dev/null; then echo "skipping $arch: no $cc"; continue; fi
+  out=prebuilds/linux-$arch/srtp-fanout.node
+  mkdir -p "$(dirname "$out")"
+  # -O2, position-independent, only the module's init exported, every warning an error.
+  # Node's own OpenSSL and N-API symbols are left undefined: the node process provides them.
+  "$cc" -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -std=c11 \
+    -DSOURCE_HASH="\"$hash\"" -I"$node_include" -o "$out" "$source_file"
+  "$strip" --strip-unneeded "$out"
+  echo "built $out ($(stat -c %s "$out") bytes, source $hash)"
+done

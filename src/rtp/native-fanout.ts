@@ -1,0 +1,196 @@
+/**
+ * The native fan-out (native/srtp-fanout.c, prebuilt per architecture under prebuilds/): SRTP
+ * protection with one OpenSSL context per stream, and a viewer's packets of a frame sent in one
+ * sendmmsg(2). Loaded once per process; wherever it does not load (another OS or architecture,
+ * musl, a Node without OpenSSL symbols, `WEBRTC_CAMERAS_NATIVE=0`) the JavaScript writer
+ * (srtp-writer.ts) does the same job, byte for byte, more slowly. Before it is used, the loaded
+ * binary protects a few packets of each profile and must match the JavaScript writer exactly.
+ */
+import { randomBytes } from 'node:crypto';
+import { Socket as UdpSocket } from 'node:dgram';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter, type RtpProtector, type SrtpKeyMaterial } from './srtp-writer.js';
+
+/** Opaque handles owned by the addon (freed by the garbage collector). */
+declare const nativeStreamBrand: unique symbol;
+declare const nativeDestinationBrand: unique symbol;
+export type NativeStreamHandle = { readonly [nativeStreamBrand]: true };
+export type NativeDestinationHandle = { readonly [nativeDestinationBrand]: true };
+
+export interface SendFrameResult {
+  /** Packets the socket took. */
+  sent: number;
+  /** Their bytes. */
+  bytes: number;
+  /** Why the rest were not sent (EAGAIN = 11: the socket buffer is full); 0 when all were. */
+  errno: number;
+}
+
+/** The addon's exports, as native/srtp-fanout.c defines them. */
+export interface NativeFanout {
+  readonly sourceHash: string;
+  createStream(profile: number, key: Buffer, salt: Buffer, authKey: Buffer, ssrc: number): NativeStreamHandle;
+  createDestination(ip: string, port: number): NativeDestinationHandle;
+  protect(stream: NativeStreamHandle, payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer, retransmission: boolean): Buffer;
+  sendFrame(
+    stream: NativeStreamHandle,
+    fd: number,
+    destination: NativeDestinationHandle,
+    payloadType: number,
+    timestamp: number,
+    firstSequenceNumber: number,
+    payloads: Buffer[],
+    markers: Uint8Array,
+  ): SendFrameResult;
+  /** One datagram of these parts, sent now: its bytes, or minus the errno. */
+  sendDatagram(fd: number, destination: NativeDestinationHandle, parts: Buffer[]): number;
+}
+
+export type NativeFanoutStatus = { loaded: true; fanout: NativeFanout; path: string } | { loaded: false; reason: string };
+
+const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Where this machine's prebuilt binary is (whether or not it exists). */
+export function nativeFanoutPath(arch: string = process.arch): string {
+  return join(PACKAGE_ROOT, 'prebuilds', `linux-${arch}`, 'srtp-fanout.node');
+}
+
+function isNativeFanout(value: unknown): value is NativeFanout {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v['sourceHash'] === 'string' && ['createStream', 'createDestination', 'protect', 'sendFrame', 'sendDatagram'].every((name) => typeof v[name] === 'function');
+}
+
+/** Protects the same packets with the binary and with srtp-writer.ts; says what differs. */
+export function nativeSelfTestError(fanout: NativeFanout): string | undefined {
+  for (const profile of [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM]) {
+    const keys: SrtpKeyMaterial = {
+      profile,
+      srtpSessionKey: randomBytes(16),
+      srtpSessionSalt: randomBytes(profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14),
+      srtpSessionAuthTag: randomBytes(20),
+    };
+    const ssrc = 0x1234abcd;
+    const reference = new SrtpStreamWriter(keys, ssrc);
+    const stream = fanout.createStream(profile, keys.srtpSessionKey, keys.srtpSessionSalt, keys.srtpSessionAuthTag, ssrc);
+    // Across a sequence-number rollover, with and without the marker.
+    for (let i = 0; i < 4; i++) {
+      const seq = (0xfffe + i) & 0xffff;
+      const payload = randomBytes(50 + i * 400);
+      const expected = reference.protect(96, i === 1, seq, 90_000 * i, payload);
+      const actual = fanout.protect(stream, 96, i === 1, seq, 90_000 * i, payload, false);
+      if (!actual.equals(expected)) return `profile ${profile}, packet ${i}: the binary's bytes differ from the JavaScript writer's`;
+    }
+  }
+  return undefined;
+}
+
+let status: NativeFanoutStatus | undefined;
+
+/**
+ * The native fan-out for this process, loaded and checked once. `WEBRTC_CAMERAS_NATIVE=0` turns it
+ * off (the JavaScript path is then used everywhere).
+ */
+export function nativeFanout(): NativeFanoutStatus {
+  status ??= loadNativeFanout(nativeFanoutPath(), process.env['WEBRTC_CAMERAS_NATIVE']);
+  return status;
+}
+
+export function loadNativeFanout(path: string, setting: string | undefined): NativeFanoutStatus {
+  if (setting === '0' || setting === 'false' || setting === 'off') return { loaded: false, reason: 'turned off (WEBRTC_CAMERAS_NATIVE)' };
+  if (process.platform !== 'linux') return { loaded: false, reason: `no binary for ${process.platform}` };
+  if (!existsSync(path)) return { loaded: false, reason: `no binary for linux-${process.arch}` };
+  const module: { exports: unknown } = { exports: {} };
+  try {
+    process.dlopen(module, path);
+  } catch (error) {
+    return { loaded: false, reason: `the binary did not load: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  if (!isNativeFanout(module.exports)) return { loaded: false, reason: 'the binary lacks its functions' };
+  try {
+    const error = nativeSelfTestError(module.exports);
+    if (error) return { loaded: false, reason: error };
+  } catch (error) {
+    return { loaded: false, reason: `the binary failed its self-test: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  return { loaded: true, fanout: module.exports, path };
+}
+
+/**
+ * The file descriptor under a bound dgram socket, for sendmmsg. Node keeps it on an internal
+ * handle (`socket._handle` is deprecated and warns): found by its symbol's description, and
+ * undefined when a Node version stores it differently (the caller then sends through the socket).
+ */
+export function udpSocketFd(socket: UdpSocket): number | undefined {
+  const stateSymbol = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === 'state symbol');
+  if (!stateSymbol) return undefined;
+  const state: unknown = (socket as unknown as Record<symbol, unknown>)[stateSymbol];
+  if (typeof state !== 'object' || state === null || !('handle' in state)) return undefined;
+  const handle: unknown = state.handle;
+  if (typeof handle !== 'object' || handle === null || !('fd' in handle)) return undefined;
+  const fd: unknown = handle.fd;
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
+}
+
+/** Where one viewer's datagrams go, for the native send: its socket and its ICE pair's address. */
+export interface NativeTarget {
+  readonly fd: number;
+  readonly destination: NativeDestinationHandle;
+}
+
+/** A frame's packets as the native send takes them, built once per frame for every viewer. */
+export interface FrameBatch {
+  readonly payloads: Buffer[];
+  readonly markers: Uint8Array;
+}
+
+const batches = new WeakMap<readonly { payload: Buffer; marker: boolean }[], FrameBatch>();
+
+/** The batch form of a frame's shared packets (cached on the packets array, which the Source shares). */
+export function frameBatch(packets: readonly { payload: Buffer; marker: boolean }[]): FrameBatch {
+  let batch = batches.get(packets);
+  if (!batch) {
+    const markers = new Uint8Array(packets.length);
+    const payloads = new Array<Buffer>(packets.length);
+    for (let i = 0; i < packets.length; i++) {
+      payloads[i] = packets[i]!.payload;
+      markers[i] = packets[i]!.marker ? 1 : 0;
+    }
+    batch = { payloads, markers };
+    batches.set(packets, batch);
+  }
+  return batch;
+}
+
+/** One outgoing stream protected by the addon; it owns the stream's rollover counter. */
+export class NativeStreamWriter implements RtpProtector {
+  private readonly stream: NativeStreamHandle;
+
+  constructor(
+    private readonly fanout: NativeFanout,
+    keys: SrtpKeyMaterial,
+    readonly ssrc: number,
+  ) {
+    this.stream = fanout.createStream(keys.profile, keys.srtpSessionKey, keys.srtpSessionSalt, keys.srtpSessionAuthTag, ssrc);
+  }
+
+  protectParts(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer): Buffer[] {
+    return [this.fanout.protect(this.stream, payloadType, marker, sequenceNumber, timestamp, payload, false)];
+  }
+
+  reprotectParts(payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer): Buffer[] {
+    return [this.fanout.protect(this.stream, payloadType, marker, sequenceNumber, timestamp, payload, true)];
+  }
+
+  /** Protects a frame's packets as `firstSequenceNumber`, +1, ... and sends them in one sendmmsg. */
+  sendFrame(target: NativeTarget, payloadType: number, timestamp: number, firstSequenceNumber: number, batch: FrameBatch): SendFrameResult {
+    return this.fanout.sendFrame(this.stream, target.fd, target.destination, payloadType, timestamp, firstSequenceNumber, batch.payloads, batch.markers);
+  }
+}
+
+/** The protector for a new outgoing stream: native when the addon loaded, else JavaScript. */
+export function createRtpProtector(keys: SrtpKeyMaterial, ssrc: number, native: NativeFanoutStatus = nativeFanout()): RtpProtector {
+  return native.loaded ? new NativeStreamWriter(native.fanout, keys, ssrc) : new SrtpStreamWriter(keys, ssrc);
+}

@@ -1,0 +1,35 @@
+// Run by a Node of another architecture (arm64 under qemu-aarch64, from native-fanout.test.ts):
+// loads that architecture's prebuilt fan-out, protects the given packets, and sends a 70-packet
+// frame over loopback UDP to itself (70 small packets: more than one sendmmsg batch, and few
+// enough bytes for the receiving socket's default buffer while qemu is slow to read it). Plain JavaScript: no loader or compiler runs under qemu.
+// usage: node native-check.mjs <binary> <vectors JSON>; prints one JSON line.
+import { createSocket } from 'node:dgram';
+
+const [binary, vectorsJson] = process.argv.slice(2);
+const addon = { exports: {} };
+process.dlopen(addon, binary);
+const fanout = addon.exports;
+const vectors = JSON.parse(vectorsJson);
+const hex = (s) => Buffer.from(s, 'hex');
+const protectedPackets = vectors.map((v) => {
+  const stream = fanout.createStream(v.profile, hex(v.key), hex(v.salt), hex(v.auth), v.ssrc);
+  return v.packets.map((p) => fanout.protect(stream, 96, p.marker, p.seq, p.ts, hex(p.payload), false).toString('hex'));
+});
+
+const bound = (socket) => new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
+const rx = createSocket('udp4');
+const tx = createSocket('udp4');
+await Promise.all([bound(rx), bound(tx)]);
+let received = 0;
+rx.on('message', () => received++);
+const stateSymbol = Object.getOwnPropertySymbols(tx).find((s) => s.description === 'state symbol');
+const fd = tx[stateSymbol].handle.fd;
+const v = vectors[0];
+const stream = fanout.createStream(v.profile, hex(v.key), hex(v.salt), hex(v.auth), v.ssrc);
+const payloads = Array.from({ length: 70 }, (_, i) => Buffer.alloc(200, i));
+const result = fanout.sendFrame(stream, fd, fanout.createDestination('127.0.0.1', rx.address().port), 96, 1, 1, payloads, new Uint8Array(70));
+const deadline = Date.now() + 10_000;
+while (received < 70 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+rx.close();
+tx.close();
+console.log(JSON.stringify({ arch: process.arch, sourceHash: fanout.sourceHash, protected: protectedPackets, result, received }));

