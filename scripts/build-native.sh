@@ -28,7 +28,9 @@ for arch in "${targets[@]}"; do
   mkdir -p "$(dirname "$out")"
   # -O2, position-independent, only the module's init exported, every warning an error.
   # Node's own OpenSSL and N-API symbols are left undefined: the node process provides them.
-  "$cc" -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -std=c11 \
+  # -z now binds them all when Node loads the file, so a Node without one of them refuses the
+  # binary at load (and the plugin uses JavaScript) instead of crashing at the first call.
+  "$cc" -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -std=c11 -Wl,-z,now \
     -DSOURCE_HASH="\"$hash\"" -I"$node_include" -o "$out" "$source_file"
   "$strip" --strip-unneeded "$out"
   echo "built $out ($(stat -c %s "$out") bytes, source $hash)"
