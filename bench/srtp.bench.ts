@@ -6,8 +6,9 @@
  * - `javascript`: srtp-writer.ts (a new OpenSSL cipher per packet) and one dgram send per packet,
  *   the fallback wherever the native binary does not load;
  * - `native, per packet`: the addon's protect and one sendmsg per packet (the pacer's and NACK path);
- * - `native, per frame`: the addon's sendFrame, the frame protected and sent in one sendmmsg
- *   (the live path).
+ * - `native, per frame`: the addon's sendFrame, the frame protected and sent in one sendmmsg;
+ * - `native, per frame, UDP GSO`: the same with segmentation offload, the frame's equal-size
+ *   packets as one message the kernel cuts up (the live path).
  *
  * CPU time is the process's own (user + system, process.cpuUsage), so the kernel's loopback
  * delivery up to the receiver's socket counts, as it does for a real viewer. Medians of 5 windows,
@@ -101,6 +102,15 @@ async function main(): Promise<void> {
       [
         'native, per frame',
         (seq) => {
+          native.fanout.setSegmentationOffload(false);
+          for (const writer of nat) writer.sendFrame(target, 96, 0, seq, batch);
+          return VIEWERS * PACKETS_PER_FRAME;
+        },
+      ],
+      [
+        'native, per frame, UDP GSO',
+        (seq) => {
+          native.fanout.setSegmentationOffload(true);
           for (const writer of nat) writer.sendFrame(target, 96, 0, seq, batch);
           return VIEWERS * PACKETS_PER_FRAME;
         },

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 
 #define NAPI_VERSION 8
@@ -309,6 +310,69 @@ static napi_value create_destination(napi_env env, napi_callback_info info) {
 /* ------------------------------------------------------------------------------ batch sends */
 
 /*
+ * UDP segmentation offload (Linux 4.18+): a run of equal-size packets, and one shorter packet
+ * after it, goes to the kernel as one message that it cuts into datagrams (on the network card
+ * when it can). A frame's RTP packets are such runs: the packetiser cuts full-size pieces and a
+ * remainder. On by default; turned off for good at the first refusal, and by setSegmentationOffload.
+ */
+static int segmentation_offload = 1;
+/* The kernel's limit on segments per message, and the 64 KiB a UDP datagram may carry in all. */
+#define MAX_SEGMENTS 64
+#define MAX_SEGMENTED_BYTES 65000
+
+/* Fills msgs for the n packets in iov; returns how many messages; packets_in[k] per message. */
+static uint32_t build_messages(struct mmsghdr *msgs, struct iovec *iov, uint32_t n, uint32_t *packets_in,
+                               void *control_buffers, destination *d, int segment) {
+  union control_buffer {
+    char buffer[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } *control = control_buffers;
+  uint32_t m = 0;
+  for (uint32_t i = 0; i < n;) {
+    size_t size = iov[i].iov_len;
+    uint32_t j = i + 1;
+    if (segment) {
+      uint32_t limit = MAX_SEGMENTED_BYTES / (uint32_t)size;
+      if (limit > MAX_SEGMENTS) limit = MAX_SEGMENTS;
+      while (j < n && j - i < limit && iov[j].iov_len == size) j++;
+      if (j < n && j - i < limit && iov[j].iov_len < size) j++;
+    }
+    struct msghdr *h = &msgs[m].msg_hdr;
+    memset(&msgs[m], 0, sizeof(msgs[m]));
+    h->msg_name = &d->addr;
+    h->msg_namelen = d->len;
+    h->msg_iov = &iov[i];
+    h->msg_iovlen = j - i;
+    if (j - i > 1) {
+      h->msg_control = control[m].buffer;
+      h->msg_controllen = sizeof(control[m].buffer);
+      struct cmsghdr *c = CMSG_FIRSTHDR(h);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t gso_size = (uint16_t)size;
+      memcpy(CMSG_DATA(c), &gso_size, sizeof(gso_size));
+    }
+    packets_in[m++] = j - i;
+    i = j;
+  }
+  return m;
+}
+
+/* setSegmentationOffload(enabled) -> whether it was on (for tests and the benchmark). */
+static napi_value set_segmentation_offload(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  bool enabled = true;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_bool(env, argv[0], &enabled) != napi_ok) return throw_error(env, "setSegmentationOffload(enabled)");
+  napi_value result;
+  CHECK(napi_get_boolean(env, segmentation_offload != 0, &result));
+  segmentation_offload = enabled ? 1 : 0;
+  return result;
+}
+
+/*
  * sendFrame(stream, fd, destination, payloadType, timestamp, firstSeq, payloads, markers)
  *   -> { sent, bytes, errno }
  *
@@ -346,6 +410,11 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
   if (!scratch) return throw_error(env, "sendFrame: out of memory");
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
+  uint32_t packets_in[BATCH]; /* packets carried by each message */
+  union {
+    char buffer[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } control[BATCH];
   uint32_t sent = 0;
   double bytes = 0;
   int error = 0;
@@ -369,23 +438,28 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
       }
       iov[i].iov_base = scratch + i * slot;
       iov[i].iov_len = len;
-      memset(&msgs[i], 0, sizeof(msgs[i]));
-      msgs[i].msg_hdr.msg_name = &d->addr;
-      msgs[i].msg_hdr.msg_namelen = d->len;
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
     }
     /* Once the socket refused, the rest of the frame is only protected (see above). */
-    uint32_t done = 0;
+    uint32_t done = 0; /* packets of this chunk handled */
     while (error == 0 && done < n) {
-      int r = sendmmsg(fd, msgs + done, n - done, MSG_DONTWAIT);
+      uint32_t m = build_messages(msgs, iov + done, n - done, packets_in, control, d, segmentation_offload);
+      int r;
+      do {
+        r = sendmmsg(fd, msgs, m, MSG_DONTWAIT);
+      } while (r < 0 && errno == EINTR);
+      if (r < 0 && segmentation_offload && m > 0 && packets_in[0] > 1 && (errno == EIO || errno == EINVAL || errno == EMSGSIZE || errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
+        /* This kernel or route cannot segment: one datagram per packet from now on. */
+        segmentation_offload = 0;
+        continue;
+      }
       if (r < 0) {
-        if (errno == EINTR) continue;
         error = errno;
         break;
       }
-      for (int i = 0; i < r; i++) bytes += (double)iov[done + i].iov_len;
-      done += (uint32_t)r;
+      for (int k = 0; k < r; k++) {
+        for (uint32_t q = 0; q < packets_in[k]; q++) bytes += (double)iov[done + q].iov_len;
+        done += packets_in[k];
+      }
     }
     sent += done;
   }
@@ -455,6 +529,7 @@ NAPI_MODULE_INIT() {
       {"protect", NULL, protect, NULL, NULL, NULL, napi_default, NULL},
       {"sendFrame", NULL, send_frame, NULL, NULL, NULL, napi_default, NULL},
       {"sendDatagram", NULL, send_datagram, NULL, NULL, NULL, napi_default, NULL},
+      {"setSegmentationOffload", NULL, set_segmentation_offload, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties) != napi_ok) return NULL;
   napi_value hash;

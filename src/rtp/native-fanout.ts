@@ -46,6 +46,11 @@ export interface NativeFanout {
   ): SendFrameResult;
   /** One datagram of these parts, sent now: its bytes, or minus the errno. */
   sendDatagram(fd: number, destination: NativeDestinationHandle, parts: Buffer[]): number;
+  /**
+   * UDP segmentation offload for sendFrame (on by default; off for good once the kernel refuses
+   * it): runs of equal-size packets leave as one message the kernel cuts up. Returns the old setting.
+   */
+  setSegmentationOffload(enabled: boolean): boolean;
 }
 
 export type NativeFanoutStatus = { loaded: true; fanout: NativeFanout; path: string } | { loaded: false; reason: string };
@@ -60,7 +65,7 @@ export function nativeFanoutPath(arch: string = process.arch): string {
 function isNativeFanout(value: unknown): value is NativeFanout {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
-  return typeof v['sourceHash'] === 'string' && ['createStream', 'createDestination', 'protect', 'sendFrame', 'sendDatagram'].every((name) => typeof v[name] === 'function');
+  return typeof v['sourceHash'] === 'string' && ['createStream', 'createDestination', 'protect', 'sendFrame', 'sendDatagram', 'setSegmentationOffload'].every((name) => typeof v[name] === 'function');
 }
 
 /** Protects the same packets with the binary and with srtp-writer.ts; says what differs. */

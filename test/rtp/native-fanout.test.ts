@@ -93,6 +93,7 @@ describe('native fan-out', () => {
     const rx = createSocket('udp4');
     const tx = createSocket('udp4');
     await Promise.all([bound(rx), bound(tx)]);
+    // The whole frame is in the receiver's buffer before this process can read any of it.
     rx.setRecvBufferSize(4 * 1024 * 1024);
     const got: Buffer[] = [];
     rx.on('message', (message) => got.push(message));
@@ -122,6 +123,40 @@ describe('native fan-out', () => {
       tx.close();
     }
   });
+
+  for (const offload of [true, false]) {
+    test(`sendFrame ${offload ? 'with' : 'without'} UDP segmentation offload: runs of full-size packets and their remainders arrive as separate datagrams, in order and intact`, async () => {
+      const { sender, receiver } = sessions(SRTP_PROFILE_AES128_CM_SHA1_80);
+      const rx = createSocket('udp4');
+      const tx = createSocket('udp4');
+      await Promise.all([bound(rx), bound(tx)]);
+      // The whole frame is in the receiver's buffer before this process can read any of it.
+      rx.setRecvBufferSize(4 * 1024 * 1024);
+      const got: Buffer[] = [];
+      rx.on('message', (message) => got.push(message));
+      const before = fanout.setSegmentationOffload(offload);
+      try {
+        const target = { fd: udpSocketFd(tx)!, destination: fanout.createDestination('127.0.0.1', rx.address().port) };
+        const writer = new NativeStreamWriter(fanout, sender.localContext, 42);
+        // As the packetiser cuts a frame: NAL units of full 1200-byte pieces and a remainder, and
+        // small units alone (parameter sets); 90 full pieces in a row exceed one message's 64 segments.
+        const sizes = [20, 8, ...Array<number>(90).fill(1200), 700, ...Array<number>(5).fill(1200), 1200, 3, 1200];
+        const packets = sizes.map((size, i) => ({ payload: randomBytes(size), marker: i === sizes.length - 1 }));
+        const result = writer.sendFrame(target, 96, 9, 100, frameBatch(packets));
+        assert.deepEqual(result, { sent: packets.length, bytes: packets.reduce((sum, p) => sum + 12 + p.payload.length + 10, 0), errno: 0 });
+        await waitFor(() => got.length === packets.length, 5000, `${packets.length} datagrams`, () => `${got.length}`);
+        got.forEach((datagram, i) => {
+          const rtp = RtpPacket.deSerialize(receiver.decrypt(datagram));
+          assert.equal(rtp.header.sequenceNumber, 100 + i);
+          assert.ok(rtp.payload.equals(packets[i]!.payload), `payload ${i}`);
+        });
+      } finally {
+        fanout.setSegmentationOffload(before);
+        rx.close();
+        tx.close();
+      }
+    });
+  }
 
   test('sendFrame on a closed socket: nothing sent, the reason given, and the stream still counted every packet', () => {
     const { sender } = sessions(SRTP_PROFILE_AES128_CM_SHA1_80);
