@@ -3,7 +3,10 @@
 // frame over loopback UDP to itself (70 small packets: more than one sendmmsg batch, and few
 // enough bytes for the receiving socket's default buffer while qemu is slow to read it). Plain JavaScript: no loader or compiler runs under qemu.
 // usage: node native-check.mjs <binary> <vectors JSON>; prints one JSON line.
+import { Buffer } from 'node:buffer';
 import { createSocket } from 'node:dgram';
+import process from 'node:process';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const [binary, vectorsJson] = process.argv.slice(2);
 const addon = { exports: {} };
@@ -29,7 +32,7 @@ const stream = fanout.createStream(v.profile, hex(v.key), hex(v.salt), hex(v.aut
 const payloads = Array.from({ length: 70 }, (_, i) => Buffer.alloc(200, i));
 const result = fanout.sendFrame(stream, fd, fanout.createDestination('127.0.0.1', rx.address().port), 96, 1, 1, payloads, new Uint8Array(70));
 const deadline = Date.now() + 10_000;
-while (received < 70 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+while (received < 70 && Date.now() < deadline) await sleep(20);
 rx.close();
 tx.close();
-console.log(JSON.stringify({ arch: process.arch, sourceHash: fanout.sourceHash, protected: protectedPackets, result, received }));
+process.stdout.write(`${JSON.stringify({ arch: process.arch, sourceHash: fanout.sourceHash, protected: protectedPackets, result, received })}\n`);
