@@ -9,6 +9,7 @@ import { renderMetrics } from '../web/metrics.js';
 import { canWatch } from '../access/principal.js';
 import type { IceSettings } from '../webrtc/ice-config.js';
 import { createSignallingHandler } from '../webrtc/signalling.js';
+import { nativeFanout } from '../rtp/native-fanout.js';
 import { ViewerLimiter, type ViewerLimitSettings } from '../webrtc/viewer-limits.js';
 import { createWhepHandler } from '../webrtc/whep.js';
 import type { PluginConfig, WebConfig } from '../config/types.js';
@@ -244,6 +245,9 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
         ptz: (id) => cameras.get(id)?.ptz?.(),
         log,
       });
+      const fanout = nativeFanout();
+      if (fanout.loaded) log.debug(`Viewer packets leave through the native fan-out (${fanout.path})`);
+      else log.info(`Viewer packets leave through the JavaScript fan-out (the native one: ${fanout.reason}); it works the same at a higher CPU cost per viewer`);
       const server = web;
       access.onRevoke((predicate, reason) => {
         eventStream.disconnect(predicate);
