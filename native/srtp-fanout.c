@@ -59,6 +59,32 @@ typedef struct {
   socklen_t len;
 } destination;
 
+/* ------------------------------------------------------------------------- big-endian bytes */
+
+static void put_u16(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+
+static void put_u32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static void xor_u16(uint8_t *p, uint32_t v) {
+  p[0] ^= (uint8_t)(v >> 8);
+  p[1] ^= (uint8_t)v;
+}
+
+static void xor_u32(uint8_t *p, uint32_t v) {
+  p[0] ^= (uint8_t)(v >> 24);
+  p[1] ^= (uint8_t)(v >> 16);
+  p[2] ^= (uint8_t)(v >> 8);
+  p[3] ^= (uint8_t)v;
+}
+
 /* ----------------------------------------------------------------------------- N-API helpers */
 
 #define CHECK(call)                                                        \
@@ -147,10 +173,7 @@ static napi_value create_stream(napi_env env, napi_callback_info info) {
   if (profile == PROFILE_AES128_CM_SHA1_80) {
     /* RFC 3711 4.1.1: IV = (salt << 16) XOR (SSRC << 64) XOR (index << 16). */
     memcpy(s->iv_base, salt, 14);
-    s->iv_base[4] ^= (uint8_t)(ssrc >> 24);
-    s->iv_base[5] ^= (uint8_t)(ssrc >> 16);
-    s->iv_base[6] ^= (uint8_t)(ssrc >> 8);
-    s->iv_base[7] ^= (uint8_t)ssrc;
+    xor_u32(s->iv_base + 4, ssrc);
     s->tag_bytes = 10;
     ok = ok && EVP_EncryptInit_ex(s->cipher, EVP_aes_128_ctr(), NULL, key, s->iv_base) == 1;
     EVP_MAC *hmac = ok ? EVP_MAC_fetch(NULL, "HMAC", NULL) : NULL;
@@ -161,10 +184,7 @@ static napi_value create_stream(napi_env env, napi_callback_info info) {
   } else {
     /* RFC 7714 8.1: IV = (00 00 || SSRC || ROC || SEQ) XOR salt, 12 bytes. */
     memcpy(s->iv_base, salt, 12);
-    s->iv_base[2] ^= (uint8_t)(ssrc >> 24);
-    s->iv_base[3] ^= (uint8_t)(ssrc >> 16);
-    s->iv_base[4] ^= (uint8_t)(ssrc >> 8);
-    s->iv_base[5] ^= (uint8_t)ssrc;
+    xor_u32(s->iv_base + 2, ssrc);
     s->tag_bytes = 16;
     ok = ok && EVP_EncryptInit_ex(s->cipher, EVP_aes_128_gcm(), NULL, key, s->iv_base) == 1;
   }
@@ -191,30 +211,20 @@ static size_t seal(srtp_stream *s, uint32_t payload_type, int marker, uint32_t s
                    const uint8_t *payload, size_t payload_len, uint32_t roc, uint8_t *out) {
   out[0] = 0x80;
   out[1] = (uint8_t)((marker ? 0x80 : 0) | (payload_type & 0x7f));
-  out[2] = (uint8_t)(seq >> 8);
-  out[3] = (uint8_t)seq;
-  out[4] = (uint8_t)(timestamp >> 24);
-  out[5] = (uint8_t)(timestamp >> 16);
-  out[6] = (uint8_t)(timestamp >> 8);
-  out[7] = (uint8_t)timestamp;
-  out[8] = (uint8_t)(s->ssrc >> 24);
-  out[9] = (uint8_t)(s->ssrc >> 16);
-  out[10] = (uint8_t)(s->ssrc >> 8);
-  out[11] = (uint8_t)s->ssrc;
+  put_u16(out + 2, seq);
+  put_u32(out + 4, timestamp);
+  put_u32(out + 8, s->ssrc);
   uint8_t iv[16];
   int len = 0;
   uint8_t *body = out + RTP_HEADER_BYTES;
   if (s->profile == PROFILE_AES128_CM_SHA1_80) {
     memcpy(iv, s->iv_base, 16);
-    iv[8] ^= (uint8_t)(roc >> 24);
-    iv[9] ^= (uint8_t)(roc >> 16);
-    iv[10] ^= (uint8_t)(roc >> 8);
-    iv[11] ^= (uint8_t)roc;
-    iv[12] ^= (uint8_t)(seq >> 8);
-    iv[13] ^= (uint8_t)seq;
+    xor_u32(iv + 8, roc);
+    xor_u16(iv + 12, seq);
     if (EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) != 1) return 0;
     if (EVP_EncryptUpdate(s->cipher, body, &len, payload, (int)payload_len) != 1) return 0;
-    uint8_t roc_bytes[4] = {(uint8_t)(roc >> 24), (uint8_t)(roc >> 16), (uint8_t)(roc >> 8), (uint8_t)roc};
+    uint8_t roc_bytes[4];
+    put_u32(roc_bytes, roc);
     uint8_t tag[64];
     size_t tag_len = 0;
     /* A NULL key re-initialises HMAC with the key already set. */
@@ -226,12 +236,8 @@ static size_t seal(srtp_stream *s, uint32_t payload_type, int marker, uint32_t s
     return RTP_HEADER_BYTES + payload_len + 10;
   }
   memcpy(iv, s->iv_base, 12);
-  iv[6] ^= (uint8_t)(roc >> 24);
-  iv[7] ^= (uint8_t)(roc >> 16);
-  iv[8] ^= (uint8_t)(roc >> 8);
-  iv[9] ^= (uint8_t)roc;
-  iv[10] ^= (uint8_t)(seq >> 8);
-  iv[11] ^= (uint8_t)seq;
+  xor_u32(iv + 6, roc);
+  xor_u16(iv + 10, seq);
   if (EVP_EncryptInit_ex(s->cipher, NULL, NULL, NULL, iv) != 1) return 0;
   if (EVP_EncryptUpdate(s->cipher, NULL, &len, out, RTP_HEADER_BYTES) != 1) return 0;
   if (EVP_EncryptUpdate(s->cipher, body, &len, payload, (int)payload_len) != 1) return 0;

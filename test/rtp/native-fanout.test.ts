@@ -46,6 +46,26 @@ function bound(socket: Socket): Promise<void> {
   return new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
 }
 
+/** A sending socket and a receiving one on loopback; `got` collects what the receiver reads. */
+async function udpPair(): Promise<{ tx: Socket; port: number; got: Buffer[]; close(): void }> {
+  const rx = createSocket('udp4');
+  const tx = createSocket('udp4');
+  await Promise.all([bound(rx), bound(tx)]);
+  // The whole frame is in the receiver's buffer before this process can read any of it.
+  rx.setRecvBufferSize(4 * 1024 * 1024);
+  const got: Buffer[] = [];
+  rx.on('message', (message) => got.push(message));
+  return {
+    tx,
+    port: rx.address().port,
+    got,
+    close: () => {
+      rx.close();
+      tx.close();
+    },
+  };
+}
+
 describe('native fan-out', () => {
   let fanout: NativeFanout;
 
@@ -90,17 +110,11 @@ describe('native fan-out', () => {
 
   test('sendFrame: 150 packets (more than one sendmmsg batch) arrive at a real UDP socket in order, decrypted by werift', async () => {
     const { sender, receiver } = sessions(SRTP_PROFILE_AEAD_AES_128_GCM);
-    const rx = createSocket('udp4');
-    const tx = createSocket('udp4');
-    await Promise.all([bound(rx), bound(tx)]);
-    // The whole frame is in the receiver's buffer before this process can read any of it.
-    rx.setRecvBufferSize(4 * 1024 * 1024);
-    const got: Buffer[] = [];
-    rx.on('message', (message) => got.push(message));
+    const { tx, port, got, close } = await udpPair();
     try {
       const fd = udpSocketFd(tx);
       assert.ok(fd !== undefined && fd > 2, `fd ${fd}`);
-      const target = { fd, destination: fanout.createDestination('127.0.0.1', rx.address().port) };
+      const target = { fd, destination: fanout.createDestination('127.0.0.1', port) };
       const writer = createRtpProtector(sender.localContext, 0x01020304, { loaded: true, fanout, path: nativeFanoutPath() });
       assert.ok(writer instanceof NativeStreamWriter);
       const packets = Array.from({ length: 150 }, (_, i) => ({ payload: randomBytes(1100 + (i % 7)), marker: i === 149 }));
@@ -119,24 +133,17 @@ describe('native fan-out', () => {
       // The batch form is built once per frame and shared by every viewer.
       assert.equal(frameBatch(packets), frameBatch(packets));
     } finally {
-      rx.close();
-      tx.close();
+      close();
     }
   });
 
   for (const offload of [true, false]) {
     test(`sendFrame ${offload ? 'with' : 'without'} UDP segmentation offload: runs of full-size packets and their remainders arrive as separate datagrams, in order and intact`, async () => {
       const { sender, receiver } = sessions(SRTP_PROFILE_AES128_CM_SHA1_80);
-      const rx = createSocket('udp4');
-      const tx = createSocket('udp4');
-      await Promise.all([bound(rx), bound(tx)]);
-      // The whole frame is in the receiver's buffer before this process can read any of it.
-      rx.setRecvBufferSize(4 * 1024 * 1024);
-      const got: Buffer[] = [];
-      rx.on('message', (message) => got.push(message));
+      const { tx, port, got, close } = await udpPair();
       const before = fanout.setSegmentationOffload(offload);
       try {
-        const target = { fd: udpSocketFd(tx)!, destination: fanout.createDestination('127.0.0.1', rx.address().port) };
+        const target = { fd: udpSocketFd(tx)!, destination: fanout.createDestination('127.0.0.1', port) };
         const writer = new NativeStreamWriter(fanout, sender.localContext, 42);
         // As the packetiser cuts a frame: NAL units of full 1200-byte pieces and a remainder, and
         // small units alone (parameter sets); 90 full pieces in a row exceed one message's 64 segments.
@@ -152,8 +159,7 @@ describe('native fan-out', () => {
         });
       } finally {
         fanout.setSegmentationOffload(before);
-        rx.close();
-        tx.close();
+        close();
       }
     });
   }
