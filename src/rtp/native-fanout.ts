@@ -124,19 +124,28 @@ export function loadNativeFanout(path: string, setting: string | undefined): Nat
 }
 
 /**
- * The file descriptor under a bound dgram socket, for sendmmsg. Node keeps it on an internal
- * handle (`socket._handle` is deprecated and warns): found by its symbol's description, and
- * undefined when a Node version stores it differently (the caller then sends through the socket).
+ * Reads the file descriptor under a dgram socket, for sendmmsg, each time it is called: undefined
+ * once the socket is closed (Node drops its handle then), so a descriptor number the kernel has
+ * since given to another socket or file is never written to. Node keeps the handle internally
+ * (`socket._handle` is deprecated and warns): found by its symbol's description. Undefined when a
+ * Node version stores it differently (the caller then sends through the socket).
  */
-export function udpSocketFd(socket: UdpSocket): number | undefined {
+export function udpSocketFdReader(socket: UdpSocket): (() => number | undefined) | undefined {
   const stateSymbol = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === 'state symbol');
   if (!stateSymbol) return undefined;
   const state: unknown = (socket as unknown as Record<symbol, unknown>)[stateSymbol];
   if (typeof state !== 'object' || state === null || !('handle' in state)) return undefined;
-  const handle: unknown = state.handle;
-  if (typeof handle !== 'object' || handle === null || !('fd' in handle)) return undefined;
-  const fd: unknown = handle.fd;
-  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
+  return () => {
+    const handle: unknown = (state as { handle: unknown }).handle;
+    if (typeof handle !== 'object' || handle === null || !('fd' in handle)) return undefined;
+    const fd: unknown = handle.fd;
+    return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
+  };
+}
+
+/** The descriptor under a dgram socket now (see `udpSocketFdReader`). */
+export function udpSocketFd(socket: UdpSocket): number | undefined {
+  return udpSocketFdReader(socket)?.();
 }
 
 /** Where one viewer's datagrams go, for the native send: its socket and its ICE pair's address. */

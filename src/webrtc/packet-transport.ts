@@ -12,7 +12,7 @@
 import { Socket as UdpSocket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { nativeFanout, udpSocketFd, type NativeFanoutStatus, type NativeTarget } from '../rtp/native-fanout.js';
+import { nativeFanout, udpSocketFdReader, type NativeFanoutStatus, type NativeTarget } from '../rtp/native-fanout.js';
 
 /** The part of werift's ICE connection used here (structural, so no private types leak). */
 export interface IceConnectionLike {
@@ -48,18 +48,24 @@ export function resolvePacketTransport(connection: IceConnectionLike, native: Na
   const socket = udpSocketOf(pair.protocol);
   const [host, port] = pair.remoteAddr;
   if (socket && isIP(host) !== 0) {
-    const fd = native.loaded ? udpSocketFd(socket) : undefined;
-    if (native.loaded && fd !== undefined) {
+    const currentFd = native.loaded ? udpSocketFdReader(socket) : undefined;
+    const fd = currentFd?.();
+    if (native.loaded && currentFd && fd !== undefined) {
       // Every packet of this viewer then leaves natively and at once: Node's dgram send defers to
       // the next tick, so a frame sent by sendmmsg meanwhile would overtake paced or resent
       // packets queued before it, and a receiver drops what arrives behind a later sequence number.
-      const destination = native.fanout.createDestination(host, port);
+      // Each send first checks that werift has not closed the socket: the kernel reuses a closed
+      // descriptor's number, and a frame must never be written into another socket or file.
+      const target: NativeTarget = { fd, destination: native.fanout.createDestination(host, port) };
       return {
         kind: 'udp',
         pair,
-        native: { fd, destination },
+        get native() {
+          return currentFd() === fd ? target : undefined;
+        },
         send: (packet) => {
-          const result = native.fanout.sendDatagram(fd, destination, Array.isArray(packet) ? packet : [packet]);
+          if (currentFd() !== fd) throw new Error('the socket is closed');
+          const result = native.fanout.sendDatagram(fd, target.destination, Array.isArray(packet) ? packet : [packet]);
           // A full socket buffer drops the datagram, as the network would; anything else is the socket gone.
           if (result < 0 && -result !== osConstants.errno.EAGAIN && -result !== osConstants.errno.ENOBUFS) throw new Error(`send failed (errno ${-result})`);
         },

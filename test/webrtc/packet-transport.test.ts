@@ -4,32 +4,65 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { describe, it } from 'node:test';
 
+import { nativeFanout, udpSocketFd } from '../../src/rtp/native-fanout.js';
 import { resolvePacketTransport, type IceConnectionLike } from '../../src/webrtc/packet-transport.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 describe('resolvePacketTransport', () => {
   it('is undefined before a pair is nominated', () => {
     assert.equal(resolvePacketTransport({ nominated: undefined, send: async () => undefined }), undefined);
   });
 
-  it('a UDP pair with an IP address sends straight to the socket, scatter/gather', async () => {
+  for (const path of ['native', 'javascript'] as const) {
+    it(`a UDP pair with an IP address sends straight to the socket, scatter/gather (${path})`, async () => {
+      const socket = dgram.createSocket('udp4');
+      const receiver = dgram.createSocket('udp4');
+      await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+      await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
+      try {
+        let viaWerift = 0;
+        const pair = { protocol: { transport: { socket } }, remoteAddr: ['127.0.0.1', receiver.address().port] as const };
+        const status = path === 'native' ? nativeFanout() : { loaded: false as const, reason: 'this test' };
+        const transport = resolvePacketTransport({ nominated: pair, send: async () => void viaWerift++ }, status)!;
+        assert.equal(transport.kind, 'udp');
+        assert.equal(transport.pair, pair);
+        assert.equal(transport.native !== undefined, path === 'native');
+        const got = new Promise<Buffer>((resolve) => receiver.once('message', resolve));
+        transport.send([Buffer.from('he'), Buffer.from('llo')]);
+        assert.equal((await got).toString(), 'hello', 'the parts arrive as one datagram');
+        assert.equal(viaWerift, 0);
+        assert.equal(typeof transport.queuedBytes(), 'number');
+      } finally {
+        socket.close();
+        receiver.close();
+      }
+    });
+  }
+
+  it('native: once werift closes the socket nothing is written to its descriptor again, even when the kernel has given the number to a new socket', async (t) => {
+    const bind = (s: dgram.Socket): Promise<void> => new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
     const socket = dgram.createSocket('udp4');
-    const receiver = dgram.createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
+    const watcher = dgram.createSocket('udp4');
+    await Promise.all([bind(socket), bind(watcher)]);
+    let received = 0;
+    watcher.on('message', () => received++);
+    const reuse = dgram.createSocket('udp4');
     try {
-      let viaWerift = 0;
-      const pair = { protocol: { transport: { socket } }, remoteAddr: ['127.0.0.1', receiver.address().port] as const };
-      const transport = resolvePacketTransport({ nominated: pair, send: async () => void viaWerift++ })!;
-      assert.equal(transport.kind, 'udp');
-      assert.equal(transport.pair, pair);
-      const got = new Promise<Buffer>((resolve) => receiver.once('message', resolve));
-      transport.send([Buffer.from('he'), Buffer.from('llo')]);
-      assert.equal((await got).toString(), 'hello', 'the parts arrive as one datagram');
-      assert.equal(viaWerift, 0);
-      assert.equal(typeof transport.queuedBytes(), 'number');
-    } finally {
+      const transport = resolvePacketTransport({ nominated: { protocol: { transport: { socket } }, remoteAddr: ['127.0.0.1', watcher.address().port] }, send: async () => undefined }, nativeFanout())!;
+      const fd = transport.native?.fd;
+      assert.ok(fd !== undefined);
+      transport.send(Buffer.from('before'));
+      await waitFor(() => received === 1, 2000, 'the first datagram');
       socket.close();
-      receiver.close();
+      await bind(reuse);
+      t.diagnostic(`closed descriptor ${fd}; the new socket got ${String(udpSocketFd(reuse))}`);
+      assert.equal(transport.native, undefined, 'no native target for a closed socket');
+      assert.throws(() => transport.send(Buffer.from('after')), /the socket is closed/);
+      await sleep(100);
+      assert.equal(received, 1, 'nothing more left through the old descriptor number');
+    } finally {
+      watcher.close();
+      reuse.close();
     }
   });
 
