@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
@@ -34,7 +35,8 @@
 #define PROFILE_AES128_CM_SHA1_80 1
 #define PROFILE_AEAD_AES_128_GCM 7
 #define RTP_HEADER_BYTES 12
-#define MAX_PAYLOAD_BYTES 1500
+/* The largest payload whose SRTP packet still fits a UDP datagram: 65507 - 12 (header) - 16 (tag). */
+#define MAX_PAYLOAD_BYTES 65479
 /* sendmmsg() batch: a 1080p keyframe is a few hundred packets, sent in chunks of this many. */
 #define BATCH 64
 
@@ -262,7 +264,7 @@ static napi_value protect(napi_env env, napi_callback_info info) {
       napi_get_value_bool(env, argv[6], &retransmission) != napi_ok) {
     return throw_error(env, "protect: bad arguments");
   }
-  if (payload_len > MAX_PAYLOAD_BYTES) return throw_error(env, "protect: payload larger than 1500 bytes");
+  if (payload_len > MAX_PAYLOAD_BYTES) return throw_error(env, "protect: payload larger than a UDP datagram can carry");
   seq &= 0xffff;
   uint32_t roc = roc_for(s, seq, retransmission);
   uint8_t *out;
@@ -282,7 +284,29 @@ static void free_destination(napi_env env, void *data, void *hint) {
   free(data);
 }
 
-/* createDestination(ip, port) -> external; ip is a literal IPv4 or IPv6 address. */
+/*
+ * An IPv6 literal, with the zone Node gives link-local addresses ("fe80::1%eth0", or a number
+ * after the %) as the scope id. Returns 0 when it is not one, or names no interface here.
+ */
+static int parse_ipv6(const char *text, struct sockaddr_in6 *out) {
+  char address[64];
+  const char *zone = strchr(text, '%');
+  size_t length = zone ? (size_t)(zone - text) : strlen(text);
+  if (length >= sizeof(address)) return 0;
+  memcpy(address, text, length);
+  address[length] = '\0';
+  if (inet_pton(AF_INET6, address, &out->sin6_addr) != 1) return 0;
+  if (zone) {
+    char *end = NULL;
+    unsigned long number = strtoul(zone + 1, &end, 10);
+    unsigned int index = (zone[1] != '\0' && *end == '\0') ? (unsigned int)number : if_nametoindex(zone + 1);
+    if (index == 0) return 0;
+    out->sin6_scope_id = index;
+  }
+  return 1;
+}
+
+/* createDestination(ip, port) -> external; ip is a literal IPv4 or IPv6 address (with a zone or not). */
 static napi_value create_destination(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -294,6 +318,8 @@ static napi_value create_destination(napi_env env, napi_callback_info info) {
       !get_u32(env, argv[1], &port) || port == 0 || port > 65535) {
     return throw_error(env, "createDestination(ip, port): bad arguments");
   }
+  /* A longer string was cut to fit: it is no address, whatever its first 63 bytes say. */
+  if (ip_len >= sizeof(ip) - 1) return throw_error(env, "createDestination: not an IP address");
   destination *d = calloc(1, sizeof(destination));
   if (!d) return throw_error(env, "createDestination: out of memory");
   struct sockaddr_in *v4 = (struct sockaddr_in *)&d->addr;
@@ -302,7 +328,7 @@ static napi_value create_destination(napi_env env, napi_callback_info info) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons((uint16_t)port);
     d->len = sizeof(struct sockaddr_in);
-  } else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+  } else if (parse_ipv6(ip, v6)) {
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons((uint16_t)port);
     d->len = sizeof(struct sockaddr_in6);
@@ -325,6 +351,8 @@ static int segmentation_offload = 1;
 /* The kernel's limit on segments per message, and the 64 KiB a UDP datagram may carry in all. */
 #define MAX_SEGMENTS 64
 #define MAX_SEGMENTED_BYTES 65000
+/* Larger packets (none the packetiser makes) go alone: a segment must fit a 1500-byte network. */
+#define MAX_SEGMENT_BYTES 1472
 
 /* Fills msgs for the n packets in iov; returns how many messages; packets_in[k] per message. */
 static uint32_t build_messages(struct mmsghdr *msgs, struct iovec *iov, uint32_t n, uint32_t *packets_in,
@@ -337,7 +365,7 @@ static uint32_t build_messages(struct mmsghdr *msgs, struct iovec *iov, uint32_t
   for (uint32_t i = 0; i < n;) {
     size_t size = iov[i].iov_len;
     uint32_t j = i + 1;
-    if (segment) {
+    if (segment && size <= MAX_SEGMENT_BYTES) {
       uint32_t limit = MAX_SEGMENTED_BYTES / (uint32_t)size;
       if (limit > MAX_SEGMENTS) limit = MAX_SEGMENTS;
       while (j < n && j - i < limit && iov[j].iov_len == size) j++;
@@ -411,9 +439,33 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
   CHECK(napi_get_typedarray_info(env, argv[7], &marker_type, &marker_count, (void **)&markers, NULL, NULL));
   if (marker_type != napi_uint8_array || marker_count < count) return throw_error(env, "sendFrame: markers must be a Uint8Array, one per payload");
 
-  const size_t slot = RTP_HEADER_BYTES + MAX_PAYLOAD_BYTES + 16;
-  uint8_t *scratch = malloc(slot * BATCH);
-  if (!scratch) return throw_error(env, "sendFrame: out of memory");
+  /* Every payload is checked before any is protected, so a bad one changes no stream state. */
+  uint8_t **payloads = malloc((count ? count : 1) * sizeof(uint8_t *));
+  size_t *lengths = malloc((count ? count : 1) * sizeof(size_t));
+  if (!payloads || !lengths) {
+    free(payloads);
+    free(lengths);
+    return throw_error(env, "sendFrame: out of memory");
+  }
+  size_t total = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    if (napi_get_element(env, argv[6], i, &element) != napi_ok || !get_buffer(env, element, &payloads[i], &lengths[i]) ||
+        lengths[i] > MAX_PAYLOAD_BYTES) {
+      free(payloads);
+      free(lengths);
+      return throw_error(env, "sendFrame: each payload must be a Buffer a UDP datagram can carry");
+    }
+    total += RTP_HEADER_BYTES + lengths[i] + 16;
+  }
+  /* The protected packets back to back: a P-frame's few kilobytes, a keyframe's few hundred. */
+  uint8_t *scratch = malloc(total ? total : 1);
+  if (!scratch) {
+    free(payloads);
+    free(lengths);
+    return throw_error(env, "sendFrame: out of memory");
+  }
+  size_t offset = 0;
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   uint32_t packets_in[BATCH]; /* packets carried by each message */
@@ -427,23 +479,18 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
   for (uint32_t start = 0; start < count; start += BATCH) {
     uint32_t n = count - start < BATCH ? count - start : BATCH;
     for (uint32_t i = 0; i < n; i++) {
-      napi_value element;
-      uint8_t *payload;
-      size_t payload_len;
-      if (napi_get_element(env, argv[6], start + i, &element) != napi_ok || !get_buffer(env, element, &payload, &payload_len) ||
-          payload_len > MAX_PAYLOAD_BYTES) {
-        free(scratch);
-        return throw_error(env, "sendFrame: each payload must be a Buffer of at most 1500 bytes");
-      }
       uint32_t seq = (first_seq + start + i) & 0xffff;
       uint32_t roc = roc_for(s, seq, 0);
-      size_t len = seal(s, payload_type, markers[start + i] != 0, seq, timestamp, payload, payload_len, roc, scratch + i * slot);
+      size_t len = seal(s, payload_type, markers[start + i] != 0, seq, timestamp, payloads[start + i], lengths[start + i], roc, scratch + offset);
       if (len == 0) {
         free(scratch);
+        free(payloads);
+        free(lengths);
         return throw_error(env, "sendFrame: OpenSSL failed");
       }
-      iov[i].iov_base = scratch + i * slot;
+      iov[i].iov_base = scratch + offset;
       iov[i].iov_len = len;
+      offset += len;
     }
     /* Once the socket refused, the rest of the frame is only protected (see above). */
     uint32_t done = 0; /* packets of this chunk handled */
@@ -470,6 +517,8 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
     sent += done;
   }
   free(scratch);
+  free(payloads);
+  free(lengths);
   napi_value result, value;
   CHECK(napi_create_object(env, &result));
   CHECK(napi_create_uint32(env, sent, &value));

@@ -12,7 +12,7 @@
 import { Socket as UdpSocket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { nativeFanout, udpSocketFdReader, type NativeFanoutStatus, type NativeTarget } from '../rtp/native-fanout.js';
+import { nativeFanout, udpSocketFdReader, type NativeDestinationHandle, type NativeFanout, type NativeFanoutStatus, type NativeTarget } from '../rtp/native-fanout.js';
 
 /** The part of werift's ICE connection used here (structural, so no private types leak). */
 export interface IceConnectionLike {
@@ -42,6 +42,15 @@ function udpSocketOf(protocol: unknown): UdpSocket | undefined {
   return socket instanceof UdpSocket ? socket : undefined;
 }
 
+/** The addon's form of the pair's address; undefined (so the socket is used) for one it cannot take. */
+function nativeDestination(fanout: NativeFanout, host: string, port: number): NativeDestinationHandle | undefined {
+  try {
+    return fanout.createDestination(host, port);
+  } catch {
+    return undefined;
+  }
+}
+
 export function resolvePacketTransport(connection: IceConnectionLike, native: NativeFanoutStatus = nativeFanout()): PacketTransport | undefined {
   const pair = connection.nominated;
   if (!pair) return undefined;
@@ -50,13 +59,14 @@ export function resolvePacketTransport(connection: IceConnectionLike, native: Na
   if (socket && isIP(host) !== 0) {
     const currentFd = native.loaded ? udpSocketFdReader(socket) : undefined;
     const fd = currentFd?.();
-    if (native.loaded && currentFd && fd !== undefined) {
+    const destination = native.loaded && fd !== undefined ? nativeDestination(native.fanout, host, port) : undefined;
+    if (native.loaded && currentFd && fd !== undefined && destination) {
       // Every packet of this viewer then leaves natively and at once: Node's dgram send defers to
       // the next tick, so a frame sent by sendmmsg meanwhile would overtake paced or resent
       // packets queued before it, and a receiver drops what arrives behind a later sequence number.
       // Each send first checks that werift has not closed the socket: the kernel reuses a closed
       // descriptor's number, and a frame must never be written into another socket or file.
-      const target: NativeTarget = { fd, destination: native.fanout.createDestination(host, port) };
+      const target: NativeTarget = { fd, destination };
       return {
         kind: 'udp',
         pair,

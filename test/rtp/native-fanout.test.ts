@@ -164,6 +164,24 @@ describe('native fan-out', () => {
     });
   }
 
+  test('payloads larger than a network packet (9000 and 1600 bytes) and link-local IPv6 with a zone work too', async () => {
+    const { sender, receiver } = sessions(SRTP_PROFILE_AEAD_AES_128_GCM);
+    const { tx, port, got, close } = await udpPair();
+    try {
+      const writer = new NativeStreamWriter(fanout, sender.localContext, 5);
+      const packets = [9000, 1600, 1600, 100].map((size, i) => ({ payload: randomBytes(size), marker: i === 3 }));
+      const result = writer.sendFrame({ fd: udpSocketFd(tx)!, destination: fanout.createDestination('127.0.0.1', port) }, 96, 1, 10, frameBatch(packets));
+      assert.equal(result.sent, 4);
+      await waitFor(() => got.length === 4, 5000, '4 datagrams', () => `${got.length}`);
+      got.forEach((datagram, i) => assert.ok(RtpPacket.deSerialize(receiver.decrypt(datagram)).payload.equals(packets[i]!.payload), `payload ${i}`));
+    } finally {
+      close();
+    }
+    // Node gives a link-local sender's address with its zone; by name or by number.
+    assert.ok(fanout.createDestination('fe80::1%lo', 5000));
+    assert.ok(fanout.createDestination('fe80::1%1', 5000));
+  });
+
   test('sendFrame on a closed socket: nothing sent, the reason given, and the stream still counted every packet', () => {
     const { sender } = sessions(SRTP_PROFILE_AES128_CM_SHA1_80);
     const writer = new NativeStreamWriter(fanout, sender.localContext, 7);
@@ -190,13 +208,16 @@ describe('native fan-out', () => {
     assert.throws(() => fanout.createDestination('camera.local', 5000), /not an IP address/);
     assert.throws(() => fanout.createDestination('127.0.0.1', 0), /bad arguments/);
     const stream = fanout.createStream(7, keys.srtpSessionKey, keys.srtpSessionSalt, keys.srtpSessionAuthTag, 1);
-    assert.throws(() => fanout.protect(stream, 96, false, 1, 1, Buffer.alloc(1501), false), /1500 bytes/);
+    assert.throws(() => fanout.protect(stream, 96, false, 1, 1, Buffer.alloc(65480), false), /larger than a UDP datagram can carry/);
+    assert.throws(() => fanout.createDestination('fe80::1%no-such-interface9', 5000), /not an IP address/);
+    assert.throws(() => fanout.createDestination(`127.0.0.1${' '.repeat(80)}`, 5000), /not an IP address/);
     const destination = fanout.createDestination('127.0.0.1', 9);
     const call = (payloads: unknown, markers: unknown): unknown =>
       (fanout.sendFrame as (...args: unknown[]) => unknown)(stream, 0, destination, 96, 1, 1, payloads, markers);
     assert.throws(() => call([Buffer.alloc(1)], [1]), /bad arguments/);
     assert.throws(() => call([Buffer.alloc(1), Buffer.alloc(1)], new Uint8Array(1)), /one per payload/);
-    assert.throws(() => call(['not a buffer'], new Uint8Array(1)), /Buffer of at most 1500 bytes/);
+    assert.throws(() => call(['not a buffer'], new Uint8Array(1)), /a Buffer a UDP datagram can carry/);
+    assert.throws(() => call([Buffer.alloc(1), Buffer.alloc(65480)], new Uint8Array(2)), /a Buffer a UDP datagram can carry/);
     // A destination is not a stream.
     assert.throws(() => fanout.protect(destination as never, 96, false, 1, 1, Buffer.alloc(1), false), /bad arguments/);
   });

@@ -88,6 +88,17 @@ describe('resolvePacketTransport', () => {
     assert.equal(transport.queuedBytes(), 0, 'a failed send is no longer waiting either');
   });
 
+  it('an address the native fan-out cannot take (a zone naming no interface here) is sent to through the socket', () => {
+    const socket = dgram.createSocket('udp6');
+    try {
+      const transport = resolvePacketTransport({ nominated: { protocol: { transport: { socket } }, remoteAddr: ['fe80::1%no-such-interface9', 5000] }, send: async () => undefined }, nativeFanout())!;
+      assert.equal(transport.kind, 'udp');
+      assert.equal(transport.native, undefined);
+    } finally {
+      socket.close();
+    }
+  });
+
   it('a UDP socket with a host name that is not an IP address is not sent to directly', () => {
     const socket = dgram.createSocket('udp4');
     try {
