@@ -22,7 +22,7 @@ import { launchFirefox, readRtcStats, waitForFramesDecoded, type PeerConnectionS
 import { FakeCamera } from '../test/helpers/fake-camera.js';
 import { platformConfig, startHomebridge, stopAllHomebridges } from '../test/helpers/homebridge.js';
 import { getFreePort } from '../test/helpers/ports.js';
-import { readProcStat } from '../test/helpers/proc-stat.js';
+import { readProcStat, readSchedTimes } from '../test/helpers/proc-stat.js';
 import { cleanupAll } from '../test/helpers/processes.js';
 
 function argument(name: string, fallback: number): number {
@@ -44,6 +44,13 @@ function median(values: number[]): number {
 interface Sample {
   at: number;
   frames: number;
+  /** Firefox's video counters, to tell frames the server never sent from frames Firefox lost or dropped. */
+  framesReceived?: number;
+  framesDropped?: number;
+  packetsLost?: number;
+  nacks?: number;
+  plis?: number;
+  freezes?: number;
   audioPackets: number;
   concealed?: number;
   samples?: number;
@@ -56,6 +63,12 @@ function sampleOf(stats: PeerConnectionStats[]): Sample {
   return {
     at: performance.now(),
     frames: pc?.video?.framesDecoded ?? 0,
+    ...(pc?.video?.framesReceived !== undefined ? { framesReceived: pc.video.framesReceived } : {}),
+    ...(pc?.video?.framesDropped !== undefined ? { framesDropped: pc.video.framesDropped } : {}),
+    ...(pc?.video?.packetsLost !== undefined ? { packetsLost: pc.video.packetsLost } : {}),
+    ...(pc?.video?.nackCount !== undefined ? { nacks: pc.video.nackCount } : {}),
+    ...(pc?.video?.pliCount !== undefined ? { plis: pc.video.pliCount } : {}),
+    ...(pc?.video?.freezeCount !== undefined ? { freezes: pc.video.freezeCount } : {}),
     audioPackets: pc?.audio?.packetsReceived ?? 0,
     ...(pc?.audio?.concealedSamples !== undefined ? { concealed: pc.audio.concealedSamples } : {}),
     ...(pc?.audio?.totalSamplesReceived !== undefined ? { samples: pc.audio.totalSamplesReceived } : {}),
@@ -63,13 +76,22 @@ function sampleOf(stats: PeerConnectionStats[]): Sample {
   };
 }
 
-/** utime + stime (s) of every process, by pid, with its command and parent. */
-function processTimes(): Map<number, { command: string; parent: number; seconds: number }> {
-  const all = new Map<number, { command: string; parent: number; seconds: number }>();
+interface ProcessTimes {
+  command: string;
+  parent: number;
+  /** utime + stime. */
+  seconds: number;
+  /** Time its threads were ready to run but waited for a CPU. */
+  waitSeconds: number;
+}
+
+/** CPU and run-queue time (s) of every process, by pid, with its command and parent. */
+function processTimes(): Map<number, ProcessTimes> {
+  const all = new Map<number, ProcessTimes>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = readProcStat(Number(entry));
-    if (stat) all.set(stat.pid, { command: stat.command, parent: stat.parent, seconds: stat.cpuSeconds });
+    if (stat) all.set(stat.pid, { command: stat.command, parent: stat.parent, seconds: stat.cpuSeconds, waitSeconds: readSchedTimes(stat.pid)?.waitSeconds ?? 0 });
   }
   return all;
 }
@@ -88,16 +110,33 @@ function ownerOf(pid: number, all: ReturnType<typeof processTimes>, roots: { hom
   return 'other';
 }
 
-/** CPU (% of one core) by owner between two snapshots taken `seconds` apart. */
+/**
+ * CPU by owner between two snapshots taken `seconds` apart, as % of one core, with the time its
+ * threads spent ready but waiting for a CPU (summed over threads, so it may pass 100 %): a process
+ * short of frames with a long wait is starved of CPU; one with a short wait was waiting on its input.
+ */
 function cpuByOwner(before: ReturnType<typeof processTimes>, after: ReturnType<typeof processTimes>, seconds: number, roots: { homebridge: number; camera: number }): string {
-  const shares = new Map<string, number>();
+  const shares = new Map<string, { used: number; waited: number }>();
   for (const [pid, now] of after) {
-    const used = now.seconds - (before.get(pid)?.seconds ?? 0);
-    if (used <= 0) continue;
+    const earlier = before.get(pid);
+    const used = now.seconds - (earlier?.seconds ?? 0);
+    const waited = now.waitSeconds - (earlier?.waitSeconds ?? 0);
+    if (used <= 0 && waited <= 0) continue;
     const owner = ownerOf(pid, after, roots);
-    shares.set(owner, (shares.get(owner) ?? 0) + used);
+    const share = shares.get(owner) ?? { used: 0, waited: 0 };
+    share.used += Math.max(0, used);
+    share.waited += Math.max(0, waited);
+    shares.set(owner, share);
   }
-  return [...shares.entries()].sort((a, b) => b[1] - a[1]).map(([owner, used]) => `${owner} ${((100 * used) / seconds).toFixed(0)} %`).join(', ');
+  return [...shares.entries()].sort((a, b) => b[1].used - a[1].used)
+    .map(([owner, { used, waited }]) => `${owner} ${((100 * used) / seconds).toFixed(0)} % (waited for a CPU ${((100 * waited) / seconds).toFixed(0)} %)`).join(', ');
+}
+
+/** The camera's frame rate as the plugin receives it (`webrtc_cameras_fps` in /metrics, read with the page's session). */
+async function cameraFps(page: Awaited<ReturnType<Awaited<ReturnType<typeof launchFirefox>>['openPage']>>): Promise<number | undefined> {
+  const text = await page.evaluate("fetch('/metrics').then((r) => r.text())");
+  const match = /^webrtc_cameras_fps\{[^}]*camera="big"[^}]*\} ([\d.]+)/m.exec(String(text));
+  return match ? Number(match[1]) : undefined;
 }
 
 interface PhaseResult {
@@ -109,6 +148,15 @@ interface PhaseResult {
   audioPerSecond: number;
   concealedPercent: string;
   load: string;
+  /** The camera's own frame rate at the plugin, median of the phase's seconds. */
+  cameraFps?: number;
+  /** Firefox's video counters over the phase. */
+  video: string;
+}
+
+/** The change of an optional counter over the phase, or '?' where Firefox does not report it. */
+function delta(first: number | undefined, last: number | undefined): string {
+  return first !== undefined && last !== undefined ? String(last - first) : '?';
 }
 
 async function main(): Promise<void> {
@@ -144,9 +192,12 @@ async function main(): Promise<void> {
       await sleep(SETTLE_SECONDS * 1000);
       const timesBefore = processTimes();
       const samples: Sample[] = [sampleOf(await readRtcStats(page))];
+      const cameraRates: number[] = [];
       for (let i = 0; i < SECONDS; i++) {
         await sleep(1000);
         samples.push(sampleOf(await readRtcStats(page)));
+        const rate = await cameraFps(page).catch(() => undefined);
+        if (rate !== undefined) cameraRates.push(rate);
       }
       const cpu = cpuByOwner(timesBefore, processTimes(), (samples.at(-1)!.at - samples[0]!.at) / 1000, { homebridge: hb.pid!, camera: camera.pid! });
       const fps = samples.slice(1).map((s, i) => ((s.frames - samples[i]!.frames) * 1000) / (s.at - samples[i]!.at));
@@ -166,6 +217,9 @@ async function main(): Promise<void> {
         audioPerSecond: (last.audioPackets - first.audioPackets) / seconds,
         concealedPercent: concealed,
         load: (await import('node:os')).loadavg()[0]!.toFixed(1),
+        ...(cameraRates.length ? { cameraFps: median(cameraRates) } : {}),
+        video: `received ${delta(first.framesReceived, last.framesReceived)}, decoded ${last.frames - first.frames}, dropped ${delta(first.framesDropped, last.framesDropped)}; ` +
+          `packets lost ${delta(first.packetsLost, last.packetsLost)}, NACKs ${delta(first.nacks, last.nacks)}, PLIs ${delta(first.plis, last.plis)}, freezes ${delta(first.freezes, last.freezes)}`,
       });
       console.log(`# ${phase}: CPU by process (% of one core): ${cpu}`);
       if (steps.length) console.log(`# ${phase}: ${steps.join(' | ')}`);
@@ -181,11 +235,12 @@ async function main(): Promise<void> {
     await cleanupAll();
   }
   console.log(`\nFirefox ESR on a 1920x1080 25 fps camera (VP8 + Opus variant), ${SECONDS} s per phase after ${SETTLE_SECONDS} s to settle\n`);
-  console.log('| machine | fps median | lowest second | mean | picture | Opus packets/s (50 = all) | audio concealed | load (1 min) |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| machine | camera fps at the plugin | fps median | lowest second | mean | picture | Opus packets/s (50 = all) | audio concealed | load (1 min) |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of results) {
-    console.log(`| ${r.name} | ${r.fpsMedian.toFixed(1)} | ${r.fpsLowest.toFixed(1)} | ${r.fpsMean.toFixed(1)} | ${r.size} | ${r.audioPerSecond.toFixed(1)} | ${r.concealedPercent} | ${r.load} |`);
+    console.log(`| ${r.name} | ${r.cameraFps?.toFixed(1) ?? '?'} | ${r.fpsMedian.toFixed(1)} | ${r.fpsLowest.toFixed(1)} | ${r.fpsMean.toFixed(1)} | ${r.size} | ${r.audioPerSecond.toFixed(1)} | ${r.concealedPercent} | ${r.load} |`);
   }
+  for (const r of results) console.log(`# ${r.name}: Firefox video over the phase: ${r.video}`);
 }
 
 main().catch((error: unknown) => {

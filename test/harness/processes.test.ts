@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { getFreePort, getFreePorts, getFreeUdpPort, isPortOpen, waitForPort } from '../helpers/ports.js';
-import { readProcStat } from '../helpers/proc-stat.js';
+import { readProcStat, readSchedTimes } from '../helpers/proc-stat.js';
 import { cleanupAll, registerCleanup, runningProcesses, spawnTracked } from '../helpers/processes.js';
 
 /** Running, or at least not yet a zombie (a killed orphan may wait unreaped for a while). */
@@ -69,6 +69,28 @@ describe('processes', () => {
     const pids = match.slice(1).map(Number);
     await new Promise((r) => setTimeout(r, 200));
     for (const pid of pids) assert.ok(!alive(pid), `pid ${pid} survived the test file`);
+  });
+});
+
+describe('proc-stat', () => {
+  test('readSchedTimes counts a busy thread as running and a sleeping one as neither', async () => {
+    const busy = spawnTracked('sh', ['-c', 'while :; do :; done']);
+    const idle = spawnTracked('sleep', ['30']);
+    try {
+      const busyBefore = readSchedTimes(busy.child.pid!)!;
+      const idleBefore = readSchedTimes(idle.child.pid!)!;
+      await new Promise((r) => setTimeout(r, 600));
+      const busyAfter = readSchedTimes(busy.child.pid!)!;
+      const idleAfter = readSchedTimes(idle.child.pid!)!;
+      // Run + wait: a thread that always wants a CPU is on one or queued for one the whole time.
+      const busyWanted = busyAfter.runSeconds - busyBefore.runSeconds + busyAfter.waitSeconds - busyBefore.waitSeconds;
+      assert.ok(busyWanted > 0.3, `busy loop ran or waited ${busyWanted.toFixed(3)} s of 0.6`);
+      assert.ok(idleAfter.runSeconds - idleBefore.runSeconds < 0.05, 'sleep ran');
+      assert.ok(idleAfter.waitSeconds - idleBefore.waitSeconds < 0.05, 'sleep waited for a CPU');
+    } finally {
+      await Promise.all([busy.kill(), idle.kill()]);
+    }
+    assert.equal(readSchedTimes(busy.child.pid!), undefined, 'a process that is gone has no times');
   });
 });
 
