@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { Socket as UdpSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter, type RtpProtector, type SrtpKeyMaterial } from './srtp-writer.js';
@@ -26,6 +27,14 @@ export interface SendFrameResult {
   bytes: number;
   /** Why the rest were not sent (EAGAIN = 11: the socket buffer is full); 0 when all were. */
   errno: number;
+}
+
+/**
+ * A send refused because the socket's buffer is full (EAGAIN, ENOBUFS): the datagram is dropped as
+ * the network would drop it. Any other errno means the socket is gone.
+ */
+export function isSocketFull(errno: number): boolean {
+  return errno === osConstants.errno.EAGAIN || errno === osConstants.errno.ENOBUFS;
 }
 
 /** The addon's exports, as native/srtp-fanout.c defines them. */

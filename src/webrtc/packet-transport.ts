@@ -11,8 +11,7 @@
  */
 import { Socket as UdpSocket } from 'node:dgram';
 import { isIP } from 'node:net';
-import { constants as osConstants } from 'node:os';
-import { nativeFanout, udpSocketFdReader, type NativeDestinationHandle, type NativeFanout, type NativeFanoutStatus, type NativeTarget } from '../rtp/native-fanout.js';
+import { isSocketFull, nativeFanout, udpSocketFdReader, type NativeDestinationHandle, type NativeFanout, type NativeFanoutStatus, type NativeTarget } from '../rtp/native-fanout.js';
 
 /** The part of werift's ICE connection used here (structural, so no private types leak). */
 export interface IceConnectionLike {
@@ -77,7 +76,7 @@ export function resolvePacketTransport(connection: IceConnectionLike, native: Na
           if (currentFd() !== fd) throw new Error('the socket is closed');
           const result = native.fanout.sendDatagram(fd, target.destination, Array.isArray(packet) ? packet : [packet]);
           // A full socket buffer drops the datagram, as the network would; anything else is the socket gone.
-          if (result < 0 && -result !== osConstants.errno.EAGAIN && -result !== osConstants.errno.ENOBUFS) throw new Error(`send failed (errno ${-result})`);
+          if (result < 0 && !isSocketFull(-result)) throw new Error(`send failed (errno ${-result})`);
         },
         queuedBytes: () => socket.getSendQueueSize(),
       };

@@ -5,7 +5,6 @@
  * cut-back to the next keyframe. The RTCP the viewer sends back (keyframe requests, NACKs, loss
  * reports) acts on these streams, so it is read here too (`viewer-rtcp.ts` decides what it asks).
  */
-import { constants as osConstants } from 'node:os';
 import type { RTCDtlsTransport, RTCRtpTransceiver } from 'werift';
 import type { FrameSink, MediaFrame } from '../media/types.js';
 import { every, type TimerHandle, type TimerSeam } from '../media/timers.js';
@@ -14,7 +13,7 @@ import type { BroadcastSource } from '../media/types.js';
 import { OutboundStream } from './outbound-stream.js';
 import { resolvePacketTransport, type PacketTransport } from './packet-transport.js';
 import { ReplayPacer } from './replay-pacer.js';
-import { createRtpProtector } from '../rtp/native-fanout.js';
+import { createRtpProtector, isSocketFull } from '../rtp/native-fanout.js';
 import type { ViewerSettings, ViewerStats } from './viewer-options.js';
 
 const SENDER_REPORT_INTERVAL_MS = 1_000;
@@ -174,7 +173,7 @@ export class ViewerMedia {
         const result = out.sendFrame(transport.native, timestamp, packets);
         bytes = result.bytes;
         if (result.errno !== 0) {
-          if (result.errno !== osConstants.errno.EAGAIN && result.errno !== osConstants.errno.ENOBUFS) throw new Error(`sendmmsg failed (errno ${result.errno})`);
+          if (!isSocketFull(result.errno)) throw new Error(`sendmmsg failed (errno ${result.errno})`);
           // The socket buffer is full: the rest of the frame was dropped here rather than queued,
           // so this viewer is congested; its video skips to the next keyframe.
           stats.congestionEvents++;

