@@ -12,13 +12,15 @@
  *   per-packet path, which only this bench has: see `weriftSendPath`) it prints:
  *   time to first frame (watch -> first keyframe reassembled by the receiver, median), server-added
  *   latency (frame available -> its last packet handed to the viewer's socket, p50/p99 over all
- *   viewer-frames), server CPU per viewer-packet (above a no-viewer baseline) and RSS per viewer.
+ *   viewer-frames), server CPU per viewer-packet (above a no-viewer baseline) and RSS per viewer,
+ *   with what of it is V8's young generation (grown with the allocation rate, nobody's state) and
+ *   what the process still holds per viewer after a full GC (the state a viewer keeps).
  *
  * Run: npm run bench:webrtc   (BENCH_QUICK=1 for a shorter run)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
@@ -225,6 +227,7 @@ async function runServer(path: SendPath): Promise<void> {
           latencyP50: percentile(latencies.subarray(0, latencyCount), 50),
           latencyP99: percentile(latencies.subarray(0, latencyCount), 99),
           rss: process.memoryUsage().rss,
+          ...keptMemory(),
           viewers: viewers.filter((v) => v.phase === 'connected').length,
           srtpProfiles: [...new Set(viewers.map((v) => v.stats().srtpProfile))].join(','),
         });
@@ -319,7 +322,23 @@ interface Row {
   packetsPerSecond: number;
   cpuPercent: number;
   rssPerViewerMiB: number;
+  /** Of the RSS: V8's young generation grown since no viewer watched, per viewer. */
+  youngPerViewerMiB: number;
+  /** Heap and Buffers still held after a full GC, per viewer: the state a viewer keeps. */
+  keptPerViewerMiB: number;
   notes: string;
+}
+
+/**
+ * Memory after a full GC, split the way RSS hides: `kept` is what the process still holds (V8's
+ * live heap plus Buffers outside it), the state viewers keep; `youngGeneration` is the space V8
+ * reserves for new objects, which it grows with the allocation rate and which counts in RSS without
+ * being anybody's state.
+ */
+function keptMemory(): { kept: number; youngGeneration: number } {
+  const usage = process.memoryUsage();
+  const young = getHeapSpaceStatistics().filter((s) => s.space_name === 'new_space' || s.space_name === 'new_large_object_space');
+  return { kept: usage.heapUsed + usage.external, youngGeneration: young.reduce((total, s) => total + s.space_size, 0) };
 }
 
 async function measureServer(server: Child, ms: number): Promise<Message> {
@@ -337,6 +356,8 @@ async function runPath(path: SendPath): Promise<Row[]> {
   const baseCpuPerMs = median(bases.map((b) => Number(b.cpuUs) / Number(b.elapsedMs)));
   const baseSysPerMs = median(bases.map((b) => Number(b.sysUs) / Number(b.elapsedMs)));
   const baseRss = median(bases.map((b) => Number(b.rss)));
+  const baseKept = median(bases.map((b) => Number(b.kept)));
+  const baseYoung = median(bases.map((b) => Number(b.youngGeneration)));
   const rows: Row[] = [];
   for (const n of VIEWER_COUNTS) {
     const receivers: Child[] = [];
@@ -362,6 +383,8 @@ async function runPath(path: SendPath): Promise<Row[]> {
         latencyP50: Number(m.latencyP50),
         latencyP99: Number(m.latencyP99),
         rssPerViewerMiB: (Number(m.rss) - baseRss) / n / 1048576,
+        youngPerViewerMiB: (Number(m.youngGeneration) - baseYoung) / n / 1048576,
+        keptPerViewerMiB: (Number(m.kept) - baseKept) / n / 1048576,
       };
     });
     const med = (key: keyof (typeof per)[number]): number => median(per.map((x) => x[key]));
@@ -376,6 +399,8 @@ async function runPath(path: SendPath): Promise<Row[]> {
       packetsPerSecond: med('packetsPerSecond'),
       cpuPercent: med('cpuPercent'),
       rssPerViewerMiB: med('rssPerViewerMiB'),
+      youngPerViewerMiB: med('youngPerViewerMiB'),
+      keptPerViewerMiB: med('keptPerViewerMiB'),
       notes: `kernel ${med('sysPerPacket').toFixed(1)} µs/pkt; srtp=${String(windows[0]!.srtpProfiles)} nack=${sum('nacks')} rtx=${sum('retransmissions')} pli/fir=${sum('keyframeRequests')} congested=${sum('congestion')}`,
     });
     for (const child of receivers) child.proc.send({ type: 'stop' });
@@ -393,7 +418,7 @@ async function runPath(path: SendPath): Promise<Row[]> {
 }
 
 function printTable(rows: Row[]): void {
-  const header = ['path', 'viewers', 'first frame ms (p50)', 'latency p50 ms', 'latency p99 ms', 'CPU µs/viewer-pkt', 'viewer-pkts/s', 'server CPU %', 'RSS/viewer MiB', 'notes'];
+  const header = ['path', 'viewers', 'first frame ms (p50)', 'latency p50 ms', 'latency p99 ms', 'CPU µs/viewer-pkt', 'viewer-pkts/s', 'server CPU %', 'RSS/viewer MiB', 'of it young gen. MiB', 'kept/viewer MiB', 'notes'];
   const lines = rows.map((r) => [
     r.path,
     String(r.viewers),
@@ -404,6 +429,8 @@ function printTable(rows: Row[]): void {
     r.packetsPerSecond.toFixed(0),
     r.cpuPercent.toFixed(1),
     r.rssPerViewerMiB.toFixed(2),
+    r.youngPerViewerMiB.toFixed(2),
+    r.keptPerViewerMiB.toFixed(2),
     r.notes,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
