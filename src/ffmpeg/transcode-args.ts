@@ -104,7 +104,11 @@ function videoEncoderArgs(codec: VariantCodec, kbps: number): string[] {
     '-lag-in-frames', '0', // no frame held back for analysis: each leaves as soon as it is encoded
     '-auto-alt-ref', '0', // no hidden alt-ref frames (they need look-ahead)
     '-error-resilient', '1', // a lost packet damages one frame, not everything up to the keyframe
-    '-row-mt', '1', // use the cores within a frame too
+    // One encoder thread. libvpx's VP8 threads wait for each other by spinning, so on a busy machine
+    // (the case the variant must survive) they burn the CPU the picture needs: 250 frames of 1080p
+    // to 640x360 took 10.6 s of CPU with ffmpeg's default threads beside `stress-ng --cpu 2`, and
+    // 1.3 s with one. One thread encodes 1280x720 at about 100 fps on the 2-core test machine.
+    '-threads', '1',
     '-pix_fmt', 'yuv420p', // the chroma format every VP8 decoder takes
     '-b:v', `${kbps}k`,
     '-maxrate', `${kbps}k`, // a ceiling: a busy scene must not flood a phone on Wi-Fi

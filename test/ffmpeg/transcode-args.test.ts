@@ -12,6 +12,7 @@ describe('VP8 variant ffmpeg arguments', () => {
     assert.equal(after('-c:v'), 'libvpx');
     assert.equal(after('-deadline'), 'realtime');
     assert.equal(after('-lag-in-frames'), '0', 'no frame waits for analysis');
+    assert.equal(after('-threads', args.indexOf('-i')), '1', 'one encoder thread: libvpx\'s VP8 threads spin while they wait, eating a busy machine\'s CPU');
     assert.equal(after('-fps_mode'), 'passthrough', 'no duplicated frames to fill a reconnect gap');
     assert.equal(after('-b:v'), '900k');
     assert.ok(!args.includes('libopus') && !args.includes('0:a:0'), 'no sound in the picture\'s process');
