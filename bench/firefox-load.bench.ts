@@ -18,7 +18,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { launchFirefox, readRtcStats, waitForFramesDecoded, type PeerConnectionStats } from '../test/helpers/browser.js';
+import { launchFirefox, readRtcStats, waitForFramesDecoded, type InboundRtpStats, type PeerConnectionStats, type ScriptablePage } from '../test/helpers/browser.js';
 import { FakeCamera } from '../test/helpers/fake-camera.js';
 import { platformConfig, startHomebridge, stopAllHomebridges } from '../test/helpers/homebridge.js';
 import { getFreePort } from '../test/helpers/ports.js';
@@ -44,13 +44,8 @@ function median(values: number[]): number {
 interface Sample {
   at: number;
   frames: number;
-  /** Firefox's video counters, to tell frames the server never sent from frames Firefox lost or dropped. */
-  framesReceived?: number;
-  framesDropped?: number;
-  packetsLost?: number;
-  nacks?: number;
-  plis?: number;
-  freezes?: number;
+  /** Firefox's video report, to tell frames the server never sent from frames Firefox lost or dropped. */
+  video?: InboundRtpStats;
   audioPackets: number;
   concealed?: number;
   samples?: number;
@@ -63,12 +58,7 @@ function sampleOf(stats: PeerConnectionStats[]): Sample {
   return {
     at: performance.now(),
     frames: pc?.video?.framesDecoded ?? 0,
-    ...(pc?.video?.framesReceived !== undefined ? { framesReceived: pc.video.framesReceived } : {}),
-    ...(pc?.video?.framesDropped !== undefined ? { framesDropped: pc.video.framesDropped } : {}),
-    ...(pc?.video?.packetsLost !== undefined ? { packetsLost: pc.video.packetsLost } : {}),
-    ...(pc?.video?.nackCount !== undefined ? { nacks: pc.video.nackCount } : {}),
-    ...(pc?.video?.pliCount !== undefined ? { plis: pc.video.pliCount } : {}),
-    ...(pc?.video?.freezeCount !== undefined ? { freezes: pc.video.freezeCount } : {}),
+    ...(pc?.video ? { video: pc.video } : {}),
     audioPackets: pc?.audio?.packetsReceived ?? 0,
     ...(pc?.audio?.concealedSamples !== undefined ? { concealed: pc.audio.concealedSamples } : {}),
     ...(pc?.audio?.totalSamplesReceived !== undefined ? { samples: pc.audio.totalSamplesReceived } : {}),
@@ -133,7 +123,7 @@ function cpuByOwner(before: ReturnType<typeof processTimes>, after: ReturnType<t
 }
 
 /** The camera's frame rate as the plugin receives it (`webrtc_cameras_fps` in /metrics, read with the page's session). */
-async function cameraFps(page: Awaited<ReturnType<Awaited<ReturnType<typeof launchFirefox>>['openPage']>>): Promise<number | undefined> {
+async function cameraFps(page: ScriptablePage): Promise<number | undefined> {
   const text = await page.evaluate("fetch('/metrics').then((r) => r.text())");
   const match = /^webrtc_cameras_fps\{[^}]*camera="big"[^}]*\} ([\d.]+)/m.exec(String(text));
   return match ? Number(match[1]) : undefined;
@@ -154,9 +144,19 @@ interface PhaseResult {
   video: string;
 }
 
-/** The change of an optional counter over the phase, or '?' where Firefox does not report it. */
-function delta(first: number | undefined, last: number | undefined): string {
-  return first !== undefined && last !== undefined ? String(last - first) : '?';
+/** Firefox's video counters the phase reports, with their labels. */
+const VIDEO_COUNTERS: ReadonlyArray<[keyof InboundRtpStats, string]> = [
+  ['framesReceived', 'received'], ['framesDecoded', 'decoded'], ['framesDropped', 'dropped'],
+  ['packetsLost', 'packets lost'], ['nackCount', 'NACKs'], ['pliCount', 'PLIs'], ['freezeCount', 'freezes'],
+];
+
+/** Each counter's change over the phase, or '?' where Firefox does not report it. */
+function videoCounters(first: InboundRtpStats | undefined, last: InboundRtpStats | undefined): string {
+  return VIDEO_COUNTERS.map(([field, label]) => {
+    const a = first?.[field];
+    const b = last?.[field];
+    return `${label} ${typeof a === 'number' && typeof b === 'number' ? b - a : '?'}`;
+  }).join(', ');
 }
 
 async function main(): Promise<void> {
@@ -218,8 +218,7 @@ async function main(): Promise<void> {
         concealedPercent: concealed,
         load: (await import('node:os')).loadavg()[0]!.toFixed(1),
         ...(cameraRates.length ? { cameraFps: median(cameraRates) } : {}),
-        video: `received ${delta(first.framesReceived, last.framesReceived)}, decoded ${last.frames - first.frames}, dropped ${delta(first.framesDropped, last.framesDropped)}; ` +
-          `packets lost ${delta(first.packetsLost, last.packetsLost)}, NACKs ${delta(first.nacks, last.nacks)}, PLIs ${delta(first.plis, last.plis)}, freezes ${delta(first.freezes, last.freezes)}`,
+        video: videoCounters(first.video, last.video),
       });
       console.log(`# ${phase}: CPU by process (% of one core): ${cpu}`);
       if (steps.length) console.log(`# ${phase}: ${steps.join(' | ')}`);

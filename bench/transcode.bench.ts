@@ -135,6 +135,11 @@ async function holdBack(r: Rig): Promise<{ lagMs: number[]; missing: number[] }>
   return { lagMs, missing };
 }
 
+/** utime + stime (s) of these ffmpegs together. */
+function cpuOf(pids: readonly number[]): number {
+  return pids.reduce((total, pid) => total + cpuSeconds(pid), 0);
+}
+
 async function steady(r: Rig, codec: 'VP8' | 'H264' = 'VP8'): Promise<{ cpu: number; fps: number; kbps: number; sessions: number; encoders: number }> {
   const variant = r.variants.variantFor(codec, { id: 'cam', name: 'Cam', source: r.main })!;
   const sinks = Array.from({ length: 20 }, () => new FirstKeyframe());
@@ -144,14 +149,13 @@ async function steady(r: Rig, codec: 'VP8' | 'H264' = 'VP8'): Promise<{ cpu: num
   // The variant's ffmpegs: its picture's and its sound's (two processes since the sound got its own).
   // All of them count; measuring only the first found measured the sound alone.
   const pids = runningFfmpegPids();
-  const totalCpu = (): number => pids.reduce((total, pid) => total + cpuSeconds(pid), 0);
-  const cpuBefore = totalCpu();
+  const cpuBefore = cpuOf(pids);
   const framesBefore = sinks[0]!.frames;
   const started = performance.now();
   await sleep(10_000);
   const wall = (performance.now() - started) / 1000;
   const result = {
-    cpu: ((totalCpu() - cpuBefore) / wall) * 100,
+    cpu: ((cpuOf(pids) - cpuBefore) / wall) * 100,
     fps: (sinks[0]!.frames - framesBefore) / wall,
     kbps: variant.stats().bitrateBps / 1000,
     sessions: await r.camera.sessionCount(),
@@ -176,12 +180,12 @@ async function opusSound(r: Rig): Promise<{ cpu: number; packetsPerSecond: numbe
   while (packets < 50) await sleep(20);
   await sleep(2000);
   const pids = runningFfmpegPids();
-  const cpuBefore = cpuSeconds(pids[0]!);
+  const cpuBefore = cpuOf(pids);
   const packetsBefore = packets;
   const started = performance.now();
   await sleep(10_000);
   const wall = (performance.now() - started) / 1000;
-  const result = { cpu: ((cpuSeconds(pids[0]!) - cpuBefore) / wall) * 100, packetsPerSecond: (packets - packetsBefore) / wall, encoders: pids.length, sessions: await r.camera.sessionCount() };
+  const result = { cpu: ((cpuOf(pids) - cpuBefore) / wall) * 100, packetsPerSecond: (packets - packetsBefore) / wall, encoders: pids.length, sessions: await r.camera.sessionCount() };
   for (const subscription of subscriptions) subscription.unsubscribe();
   while (runningFfmpegPids().length > 0) await sleep(50);
   return result;
