@@ -16,12 +16,14 @@
  *   with what of it is V8's young generation (grown with the allocation rate, nobody's state) and
  *   what the process still holds per viewer after a full GC (the state a viewer keeps).
  *
- * Run: npm run bench:webrtc   (BENCH_QUICK=1 for a shorter run)
+ * Run: npm run bench:webrtc   (BENCH_QUICK=1 for a shorter run; BENCH_ALLOCATIONS=1 adds who allocates
+ *      what per viewer, from V8's sampling heap profiler: see allocation-sampling.ts)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { startAllocationSampling, type AllocationSummary } from './allocation-sampling.js';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { RtpHeader, RtpPacket, type RTCRtpSender } from 'werift';
@@ -37,6 +39,12 @@ import { watchOverSignalling, type SignallingClient } from '../test/webrtc/werif
 
 const SELF = fileURLToPath(import.meta.url);
 const QUICK = process.env.BENCH_QUICK === '1';
+/**
+ * BENCH_ALLOCATIONS=1: sample the server's allocations in every window and print, per case, the
+ * allocation rate per viewer by owner (project, werift, Node, the harness) and its largest sites.
+ * The sampler costs CPU, so the CPU columns of such a run are not comparable with a plain one.
+ */
+const ALLOCATIONS = process.env.BENCH_ALLOCATIONS === '1';
 const VIEWER_COUNTS = (process.env.BENCH_COUNTS ?? '1,10,50').split(',').map(Number);
 type SendPath = 'native' | 'direct' | 'werift';
 const PATHS = (process.env.BENCH_PATHS ?? 'native,direct,werift').split(',').filter((p): p is SendPath => p === 'native' || p === 'direct' || p === 'werift');
@@ -208,11 +216,13 @@ async function runServer(path: SendPath): Promise<void> {
       const started = performance.now();
       latencyCount = 0;
       measuring = true;
-      setTimeout(() => {
+      const stopSampling = ALLOCATIONS ? startAllocationSampling() : undefined;
+      setTimeout(async () => {
         measuring = false;
         const used = process.cpuUsage(cpu);
         const elapsed = performance.now() - started;
         const after = totals();
+        const allocations = stopSampling ? await stopSampling() : undefined;
         gc();
         send({
           type: 'measured',
@@ -230,6 +240,7 @@ async function runServer(path: SendPath): Promise<void> {
           ...keptMemory(),
           viewers: viewers.filter((v) => v.phase === 'connected').length,
           srtpProfiles: [...new Set(viewers.map((v) => v.stats().srtpProfile))].join(','),
+          ...(allocations ? { allocations } : {}),
         });
       }, ms);
     } else if (raw.type === 'count') {
@@ -327,6 +338,8 @@ interface Row {
   /** Heap and Buffers still held after a full GC, per viewer: the state a viewer keeps. */
   keptPerViewerMiB: number;
   notes: string;
+  /** BENCH_ALLOCATIONS: KiB/s allocated per viewer above the no-viewer baseline, by owner and by site. */
+  allocations?: { byOwner: Record<string, number>; topSites: Array<[string, number]> };
 }
 
 /**
@@ -358,6 +371,7 @@ async function runPath(path: SendPath): Promise<Row[]> {
   const baseRss = median(bases.map((b) => Number(b.rss)));
   const baseKept = median(bases.map((b) => Number(b.kept)));
   const baseYoung = median(bases.map((b) => Number(b.youngGeneration)));
+  const baseAllocations = bases.map((b) => b.allocations as AllocationSummary | undefined);
   const rows: Row[] = [];
   for (const n of VIEWER_COUNTS) {
     const receivers: Child[] = [];
@@ -403,6 +417,8 @@ async function runPath(path: SendPath): Promise<Row[]> {
       keptPerViewerMiB: med('keptPerViewerMiB'),
       notes: `kernel ${med('sysPerPacket').toFixed(1)} µs/pkt; srtp=${String(windows[0]!.srtpProfiles)} nack=${sum('nacks')} rtx=${sum('retransmissions')} pli/fir=${sum('keyframeRequests')} congested=${sum('congestion')}`,
     });
+    const allocations = allocationsPerViewer(windows, bases, baseAllocations, n);
+    if (allocations) rows[rows.length - 1]!.allocations = allocations;
     for (const child of receivers) child.proc.send({ type: 'stop' });
     await Promise.all(receivers.map((c) => c.next('stopped', 60_000)));
     for (let i = 0; i < 100; i++) {
@@ -415,6 +431,42 @@ async function runPath(path: SendPath): Promise<Row[]> {
   server.proc.send({ type: 'exit' });
   await new Promise((r) => server.proc.once('exit', r));
   return rows;
+}
+
+/** KiB/s per viewer from the windows' allocation samples: medians by owner above the baseline, sites of the first window. */
+function allocationsPerViewer(windows: Message[], bases: Message[], baseAllocations: Array<AllocationSummary | undefined>, n: number): Row['allocations'] {
+  const rate = (summary: AllocationSummary | undefined, m: Message, pick: (s: AllocationSummary) => number): number =>
+    summary ? pick(summary) / (Number(m.elapsedMs) / 1000) / 1024 : 0;
+  const summaries = windows.map((m) => m.allocations as AllocationSummary | undefined);
+  if (!ALLOCATIONS || n === 0 || summaries.some((s) => !s)) return undefined;
+  const owners = new Set(summaries.flatMap((s) => Object.keys(s!.byOwner)));
+  const byOwner: Record<string, number> = {};
+  for (const owner of owners) {
+    const base = median(bases.map((b, i) => rate(baseAllocations[i], b, (s) => s.byOwner[owner] ?? 0)));
+    byOwner[owner] = (median(windows.map((m, i) => rate(summaries[i], m, (s) => s.byOwner[owner] ?? 0))) - base) / n;
+  }
+  const first = summaries[0]!;
+  const seconds = Number(windows[0]!.elapsedMs) / 1000;
+  return { byOwner, topSites: first.topSites.map(([site, bytes]) => [site, bytes / seconds / 1024 / n]) };
+}
+
+function printAllocations(rows: Row[]): void {
+  const measured = rows.filter((r) => r.allocations);
+  if (measured.length === 0) return;
+  const owners = [...new Set(measured.flatMap((r) => Object.keys(r.allocations!.byOwner)))].sort();
+  console.log('\nAllocated per viewer, KiB/s above the no-viewer baseline, by owner (BENCH_ALLOCATIONS; sampled, so CPU above is inflated)\n');
+  const header = ['path', 'viewers', 'all', ...owners];
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map(() => '---').join('|')}|`);
+  for (const r of measured) {
+    const by = r.allocations!.byOwner;
+    const all = Object.values(by).reduce((a, b) => a + b, 0);
+    console.log(`| ${[r.path, String(r.viewers), all.toFixed(1), ...owners.map((o) => (by[o] ?? 0).toFixed(1))].join(' | ')} |`);
+  }
+  for (const r of measured) {
+    console.log(`\n${r.path}, ${r.viewers} viewers: largest sites, KiB/s per viewer (no baseline taken off)`);
+    for (const [site, kib] of r.allocations!.topSites) console.log(`  ${kib.toFixed(2).padStart(7)}  ${site}`);
+  }
 }
 
 function printTable(rows: Row[]): void {
@@ -455,6 +507,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const path of PATHS) rows.push(...(await runPath(path)));
   printTable(rows);
+  printAllocations(rows);
 }
 
 main().catch((error: unknown) => {
