@@ -134,10 +134,13 @@ export interface ConfigUi {
   saveSettings(page: Page, dialog: Locator): Promise<void>;
   /**
    * Waits until the open settings form has handed its data to the UI with `check` true of it.
-   * A tick in the form reaches the data Save posts only through the form's change event; config-ui-x
-   * then tells the plugin's page (a `configChanged` message, 250 ms later) the same object. A Save
-   * clicked in between posts the form without the tick: a person never clicks that fast, a test
-   * on a busy machine did. Needs the form opened by `openSchemaForm` through the custom page.
+   * A tick in the form reaches the data Save posts only through the form's change event, and a
+   * Save clicked before it posts the form without the tick: a person never clicks that fast, a
+   * test on a busy machine did. This asks the UI itself (the plugin page's
+   * `homebridge.getPluginConfig()`, answered from the very blocks Save posts). Watching the
+   * `configChanged` message instead was not enough: config-ui-x debounces it (250 ms) and drops
+   * its first emission, so a form typed without a 250 ms pause never sent one. Needs the form
+   * opened through the custom page (`openSchemaForm`).
    */
   waitForFormData(page: Page, check: (block: PlatformBlock) => boolean, what: string): Promise<void>;
   /** Stops the UI and Homebridge and removes the temporary folder. */
@@ -353,16 +356,6 @@ export async function startConfigUi(options: ConfigUiOptions = {}): Promise<Conf
         // The plugin's page must have loaded (the iframe starts as about:blank) before the watch goes in.
         const button = dialog.frameLocator('iframe').first().getByRole('button', { name: SCHEMA_FORM_BUTTON }).first();
         await button.waitFor();
-        const frame = await pluginFrame(dialog);
-        await frame.evaluate(() => {
-          const w = window as unknown as { wrcFormData?: unknown; wrcFormDataWatched?: boolean };
-          w.wrcFormData = undefined;
-          if (w.wrcFormDataWatched) return;
-          w.wrcFormDataWatched = true;
-          window.addEventListener('message', (event: MessageEvent<{ action?: string; event?: string; data?: unknown }>) => {
-            if (event.data?.action === 'stream' && event.data.event === 'configChanged') w.wrcFormData = event.data.data;
-          });
-        });
         if ((await form.count()) === 0) await button.click();
       }
       await form.first().waitFor();
@@ -393,7 +386,7 @@ export async function startConfigUi(options: ConfigUiOptions = {}): Promise<Conf
       let last: unknown;
       await waitFor(
         async () => {
-          last = await frame.evaluate(() => (window as unknown as { wrcFormData?: unknown }).wrcFormData);
+          last = await frame.evaluate(() => (window as unknown as { homebridge: { getPluginConfig(): Promise<unknown> } }).homebridge.getPluginConfig());
           const block = Array.isArray(last) ? (last[0] as PlatformBlock | undefined) : undefined;
           return block !== undefined && check(block);
         },
