@@ -19,7 +19,6 @@
  *
  * Run: npm run bench:ingest [-- --rounds 3 --seconds 30 --settle 5]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +29,7 @@ import { AccessState } from '../src/web/auth/access-state.js';
 import { readSchedTimes } from '../test/helpers/proc-stat.js';
 import { getFreePort, getFreeUdpPort } from '../test/helpers/ports.js';
 import { pluginBuildState } from '../test/helpers/plugin-build.js';
+import { spawnTracked, type TrackedProcess } from '../test/helpers/processes.js';
 
 const PROJECT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CAMERA_SCRIPT = resolve(PROJECT, '../shared/tools/fanout-bench/camera.py');
@@ -69,17 +69,9 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-function pinned(cpu: number, command: string, argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  return spawn('taskset', ['-c', String(cpu), command, ...argv], { cwd: PROJECT, env, stdio: ['pipe', 'pipe', 'pipe'] });
-}
-
-async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
+/** A child pinned to one CPU; the registry kills it (SIGTERM, SIGKILL after 5 s) if the bench dies. */
+function pinned(cpu: number, command: string, argv: string[]): TrackedProcess {
+  return spawnTracked('taskset', ['-c', String(cpu), command, ...argv], { name: command.split('/').pop(), cwd: PROJECT, killGraceMs: 5000 });
 }
 
 /** CPU % of one core in consecutive windows of WINDOW_S, from the process's schedstat. */
@@ -125,16 +117,16 @@ async function measureFloor(): Promise<Measured> {
   const port = await getFreeUdpPort();
   const receiver = pinned(0, process.execPath, ['--input-type=module', '-e', FLOOR_RECEIVER, String(port)]);
   await new Promise<void>((ready, fail) => {
-    receiver.stdout!.once('data', () => ready());
-    receiver.once('exit', (code) => fail(new Error(`the floor receiver exited (${String(code)})`)));
+    receiver.child.stdout!.once('data', () => ready());
+    void receiver.exited.then((exit) => fail(new Error(`the floor receiver exited (${String(exit.code)})`)));
   });
   const sender = pinned(1, process.execPath, ['--input-type=module', '-e', FLOOR_SENDER, String(port)]);
   try {
     await sleep(SETTLE_S * 1000);
-    return { windows: await cpuWindows(receiver.pid!, SECONDS / WINDOW_S) };
+    return { windows: await cpuWindows(receiver.pid, SECONDS / WINDOW_S) };
   } finally {
-    await stop(sender);
-    await stop(receiver);
+    await sender.kill();
+    await receiver.kill();
   }
 }
 
@@ -178,10 +170,11 @@ async function writeStorage(cameraPort: number, transport: 'auto' | 'tcp'): Prom
   }
 }
 
-async function waitLive(webPort: number, token: string, homebridge: ChildProcess): Promise<void> {
+async function waitLive(webPort: number, token: string, homebridge: TrackedProcess): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (homebridge.exitCode !== null) throw new Error(`Homebridge exited (${homebridge.exitCode}) before the camera was live`);
+    const exit = homebridge.exitInfo();
+    if (exit) throw new Error(`Homebridge exited (${String(exit.code)}) before the camera was live`);
     try {
       const metrics = await (await fetch(`http://127.0.0.1:${webPort}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text();
       if (metrics.includes('state="live"} 1')) return;
@@ -201,18 +194,16 @@ async function waitLive(webPort: number, token: string, homebridge: ChildProcess
 async function measurePlugin(storage: Storage, windows = SECONDS / WINDOW_S): Promise<Measured> {
   const { path: dir, webPort, token } = storage;
   const homebridge = pinned(0, process.execPath, [join(PROJECT, 'node_modules/homebridge/bin/homebridge.js'), '-U', dir, '-P', PROJECT, '--strict-plugin-resolution', '-Q']);
-  let log = '';
-  for (const stream of [homebridge.stdout!, homebridge.stderr!]) stream.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
   try {
     await waitLive(webPort, token, homebridge).catch((error: unknown) => {
-      throw new Error(`${String(error)}\nHomebridge's last output:\n${log}`);
+      throw new Error(`${String(error)}\nHomebridge's last output:\n${homebridge.stdoutText().slice(-4000)}`);
     });
     if (windows === 0) return { windows: [] };
-    const [firstWindow] = await cpuWindows(homebridge.pid!, 1);
+    const [firstWindow] = await cpuWindows(homebridge.pid, 1);
     await sleep(Math.max(0, SETTLE_S - WINDOW_S) * 1000);
-    return { windows: await cpuWindows(homebridge.pid!, windows), firstWindow: firstWindow! };
+    return { windows: await cpuWindows(homebridge.pid, windows), firstWindow: firstWindow! };
   } finally {
-    await stop(homebridge, 'SIGINT');
+    await homebridge.kill();
   }
 }
 
@@ -225,10 +216,10 @@ async function main(): Promise<void> {
   const cameraPort = await getFreePort();
   const camera = pinned(1, '/usr/bin/python3', [CAMERA_SCRIPT, '--host', '127.0.0.1', '--port', String(cameraPort), '--path', '/cam', '--max-seconds', '7200']);
   await new Promise<void>((ready, fail) => {
-    camera.stdout!.on('data', (chunk: Buffer) => {
+    camera.child.stdout!.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('"ready"')) ready();
     });
-    camera.once('exit', (code) => fail(new Error(`the camera exited (${String(code)}); it needs Debian's /usr/bin/python3 with GStreamer's RTSP server`)));
+    void camera.exited.then(({ code }) => fail(new Error(`the camera exited (${String(code)}); it needs Debian's /usr/bin/python3 with GStreamer's RTSP server`)));
   });
   const results = new Map<CaseName, Measured[]>(CASES.map((c) => [c, []]));
   try {
@@ -244,8 +235,8 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    camera.stdin!.end();
-    await stop(camera);
+    camera.child.stdin!.end();
+    await camera.kill();
   }
   printTable(results);
 }
