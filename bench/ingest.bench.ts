@@ -10,7 +10,10 @@
  *     of 9 x 1400 B and 50 x 172 B a second) by a Node sender on CPU 1: what any Node process
  *     pays to receive this stream, before doing anything with it;
  *   - `plugin, UDP` and `plugin, TCP`: Homebridge with the built plugin and one always-on camera,
- *     RTP over UDP (the default) or interleaved in the RTSP connection.
+ *     RTP over UDP (the default, read by the native receiver, native/udp-receive.c) or interleaved
+ *     in the RTSP connection;
+ *   - `plugin, UDP, dgram`: UDP with the addon turned off (WEBRTC_CAMERAS_NATIVE=0), as on a
+ *     machine where it does not load (32-bit Raspberry Pi OS): Node's dgram, a call per datagram.
  * - CPU is every thread's time on a CPU from /proc/<pid>/task/<tid>/schedstat (nanoseconds), over
  *   `--seconds` in 5 s windows after `--settle` s; the first 5 s window right after the camera is
  *   live (what the harness's ingest figure sees) is reported apart.
@@ -47,8 +50,8 @@ const ROUNDS = Number(args.rounds);
 const SECONDS = Math.max(WINDOW_S, Number(args.seconds));
 const SETTLE_S = Number(args.settle);
 
-type CaseName = 'floor' | 'plugin, UDP' | 'plugin, TCP';
-const CASES: CaseName[] = ['floor', 'plugin, UDP', 'plugin, TCP'];
+type CaseName = 'floor' | 'plugin, UDP' | 'plugin, UDP, dgram' | 'plugin, TCP';
+const CASES: CaseName[] = ['floor', 'plugin, UDP', 'plugin, UDP, dgram', 'plugin, TCP'];
 
 interface Measured {
   /** CPU % of one core, one per window. */
@@ -70,8 +73,8 @@ function median(values: number[]): number {
 }
 
 /** A child pinned to one CPU; the registry kills it (SIGTERM, SIGKILL after 5 s) if the bench dies. */
-function pinned(cpu: number, command: string, argv: string[]): TrackedProcess {
-  return spawnTracked('taskset', ['-c', String(cpu), command, ...argv], { name: command.split('/').pop(), cwd: PROJECT, killGraceMs: 5000 });
+function pinned(cpu: number, command: string, argv: string[], env: NodeJS.ProcessEnv = process.env): TrackedProcess {
+  return spawnTracked('taskset', ['-c', String(cpu), command, ...argv], { name: command.split('/').pop(), cwd: PROJECT, killGraceMs: 5000, env });
 }
 
 /** CPU % of one core in consecutive windows of WINDOW_S, from the process's schedstat. */
@@ -191,9 +194,10 @@ async function waitLive(webPort: number, token: string, homebridge: TrackedProce
  * a fresh storage's first start makes the bridge's identity and advertises it, which a home's
  * Homebridge, restarted with its storage, does not do again).
  */
-async function measurePlugin(storage: Storage, windows = SECONDS / WINDOW_S): Promise<Measured> {
+async function measurePlugin(storage: Storage, windows = SECONDS / WINDOW_S, native = true): Promise<Measured> {
   const { path: dir, webPort, token } = storage;
-  const homebridge = pinned(0, process.execPath, [join(PROJECT, 'node_modules/homebridge/bin/homebridge.js'), '-U', dir, '-P', PROJECT, '--strict-plugin-resolution', '-Q']);
+  const env = native ? process.env : { ...process.env, WEBRTC_CAMERAS_NATIVE: '0' };
+  const homebridge = pinned(0, process.execPath, [join(PROJECT, 'node_modules/homebridge/bin/homebridge.js'), '-U', dir, '-P', PROJECT, '--strict-plugin-resolution', '-Q'], env);
   try {
     await waitLive(webPort, token, homebridge).catch((error: unknown) => {
       throw new Error(`${String(error)}\nHomebridge's last output:\n${homebridge.stdoutText().slice(-4000)}`);
@@ -230,7 +234,8 @@ async function main(): Promise<void> {
       const order = round % 2 === 0 ? CASES : [...CASES].reverse();
       for (const name of order) {
         progress(`round ${round + 1}/${ROUNDS}: ${name}`);
-        const measured = name === 'floor' ? await measureFloor() : await measurePlugin(name === 'plugin, TCP' ? storages.tcp : storages.udp);
+        const measured =
+          name === 'floor' ? await measureFloor() : await measurePlugin(name === 'plugin, TCP' ? storages.tcp : storages.udp, SECONDS / WINDOW_S, name !== 'plugin, UDP, dgram');
         results.get(name)!.push(measured);
       }
     }

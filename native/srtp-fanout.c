@@ -32,6 +32,8 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "addon.h"
+
 #define PROFILE_AES128_CM_SHA1_80 1
 #define PROFILE_AEAD_AES_128_GCM 7
 #define RTP_HEADER_BYTES 12
@@ -587,6 +589,7 @@ NAPI_MODULE_INIT() {
       {"setSegmentationOffload", NULL, set_segmentation_offload, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties) != napi_ok) return NULL;
+  if (!define_udp_receive(env, exports)) return NULL;
   napi_value hash;
   if (napi_create_string_utf8(env, SOURCE_HASH, NAPI_AUTO_LENGTH, &hash) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "sourceHash", hash) != napi_ok) return NULL;

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds the native fan-out addon (native/srtp-fanout.c) into prebuilds/linux-<arch>/, for each
+# Builds the native addon (native/*.c: the fan-out, and the camera's UDP receive) into
+# prebuilds/linux-<arch>/srtp-fanout.node, for each
 # architecture whose compiler is installed: gcc for this machine, aarch64-linux-gnu-gcc for 64-bit
 # Raspberry Pis (apt: gcc-aarch64-linux-gnu). The binaries are committed: users never compile, and
 # the plugin falls back to its JavaScript SRTP writer wherever a binary does not load.
 #
-# The source's SHA-256 is compiled in; test/rtp/native-fanout.test.ts fails when a committed
-# binary was built from another source.
+# The SHA-256 of its sources (NATIVE_SOURCES, in this order, one after another) is compiled in;
+# test/rtp/native-fanout.test.ts fails when a committed binary was built from other sources.
 #
 # usage: scripts/build-native.sh [x64|arm64 ...]   (default: every one with a compiler)
 set -euo pipefail
@@ -13,8 +14,9 @@ cd "$(dirname "$0")/.."
 source scripts/node-env.sh >/dev/null
 node_include="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node"
 [ -f "$node_include/node_api.h" ] || { echo "no Node headers at $node_include" >&2; exit 1; }
-source_file=native/srtp-fanout.c
-hash=$(sha256sum "$source_file" | cut -d' ' -f1)
+# Keep in step with NATIVE_SOURCES in test/rtp/native-fanout.test.ts.
+sources=(native/addon.h native/srtp-fanout.c native/udp-receive.c)
+hash=$(cat "${sources[@]}" | sha256sum | cut -d' ' -f1)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(x64 arm64)
 for arch in "${targets[@]}"; do
@@ -31,7 +33,7 @@ for arch in "${targets[@]}"; do
   # -z now binds them all when Node loads the file, so a Node without one of them refuses the
   # binary at load (and the plugin uses JavaScript) instead of crashing at the first call.
   "$cc" -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -std=c11 -Wl,-z,now \
-    -DSOURCE_HASH="\"$hash\"" -I"$node_include" -o "$out" "$source_file"
+    -DSOURCE_HASH="\"$hash\"" -I"$node_include" -o "$out" native/srtp-fanout.c native/udp-receive.c
   "$strip" --strip-unneeded "$out"
   echo "built $out ($(stat -c %s "$out") bytes, source $hash)"
 done

@@ -19,6 +19,8 @@ declare const nativeStreamBrand: unique symbol;
 declare const nativeDestinationBrand: unique symbol;
 export type NativeStreamHandle = { readonly [nativeStreamBrand]: true };
 export type NativeDestinationHandle = { readonly [nativeDestinationBrand]: true };
+declare const nativeUdpReceiverBrand: unique symbol;
+export type NativeUdpReceiverHandle = { readonly [nativeUdpReceiverBrand]: true };
 
 export interface SendFrameResult {
   /** Packets the socket took. */
@@ -37,7 +39,9 @@ export function isSocketFull(errno: number): boolean {
   return errno === osConstants.errno.EAGAIN || errno === osConstants.errno.ENOBUFS;
 }
 
-/** The addon's exports, as native/srtp-fanout.c defines them. */
+export type UdpBatchHandler = (slab: Buffer, offset: number, lengths: Uint32Array, count: number, foreign: number) => void;
+
+/** The addon's exports, as native/srtp-fanout.c and native/udp-receive.c define them. */
 export interface NativeFanout {
   readonly sourceHash: string;
   createStream(profile: number, key: Buffer, salt: Buffer, authKey: Buffer, ssrc: number): NativeStreamHandle;
@@ -60,6 +64,19 @@ export interface NativeFanout {
    * it): runs of equal-size packets leave as one message the kernel cuts up. Returns the old setting.
    */
   setSegmentationOffload(enabled: boolean): boolean;
+  /**
+   * The camera's RTP over UDP (native/udp-receive.c): binds ip:port (0: any) and calls onBatch for
+   * each burst read by one recvmmsg: its `count` datagrams lie back to back in `slab` from
+   * `offset`, their lengths are the first `count` of `lengths` (one array reused for every call);
+   * `foreign` counts those dropped for coming from an address not set with setUdpReceiverSources.
+   * Throws when the port is taken.
+   */
+  openUdpReceiver(ip: string, port: number, receiveBufferBytes: number, onBatch: UdpBatchHandler): NativeUdpReceiverHandle;
+  udpReceiverPort(receiver: NativeUdpReceiverHandle): number;
+  setUdpReceiverSources(receiver: NativeUdpReceiverHandle, ips: string[]): void;
+  udpReceiverStats(receiver: NativeUdpReceiverHandle): { foreign: number; lastForeign: string; truncated: number; callbackErrors: number };
+  /** No onBatch after this returns; twice is fine. */
+  closeUdpReceiver(receiver: NativeUdpReceiverHandle): void;
 }
 
 export type NativeFanoutStatus = { loaded: true; fanout: NativeFanout; path: string } | { loaded: false; reason: string };
@@ -71,10 +88,24 @@ export function nativeFanoutPath(arch: string = process.arch): string {
   return join(PACKAGE_ROOT, 'prebuilds', `linux-${arch}`, 'srtp-fanout.node');
 }
 
+const NATIVE_FUNCTIONS = [
+  'createStream',
+  'createDestination',
+  'protect',
+  'sendFrame',
+  'sendDatagram',
+  'setSegmentationOffload',
+  'openUdpReceiver',
+  'udpReceiverPort',
+  'setUdpReceiverSources',
+  'udpReceiverStats',
+  'closeUdpReceiver',
+];
+
 function isNativeFanout(value: unknown): value is NativeFanout {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
-  return typeof v['sourceHash'] === 'string' && ['createStream', 'createDestination', 'protect', 'sendFrame', 'sendDatagram', 'setSegmentationOffload'].every((name) => typeof v[name] === 'function');
+  return typeof v['sourceHash'] === 'string' && NATIVE_FUNCTIONS.every((name) => typeof v[name] === 'function');
 }
 
 /** Protects the same packets with the binary and with srtp-writer.ts; says what differs. */

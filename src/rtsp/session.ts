@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { every, realTimers, type TimerSeam } from '../media/timers.js';
 import type { TrackDescription, UpstreamSession } from '../media/types.js';
@@ -310,7 +309,7 @@ export class RtspSession implements UpstreamSession {
       } else if (state.udp) {
         if (answered.serverPort) state.serverRtcpPort = answered.serverPort[1];
         const source = normalizeAddress(answered.source);
-        if (source) this.cameraAddresses.add(source);
+        if (source) this.addCameraAddress(source);
         this.listenUdp(index, state.udp);
       } else if (answered.interleaved) {
         state.channels = answered.interleaved;
@@ -387,22 +386,25 @@ export class RtspSession implements UpstreamSession {
   }
 
   private listenUdp(index: number, pair: UdpPair): void {
-    const accept = (rinfo: dgram.RemoteInfo): boolean => {
-      const from = normalizeAddress(rinfo.address) ?? '';
-      if (this.cameraAddresses.has(from)) return true;
-      // Only the camera may feed this session; anyone else on the LAN could inject video.
+    // Only the camera may feed this session; anyone else on the LAN could inject video.
+    const foreign = (from: string): void => {
       if (this.droppedForeign++ === 0) this.log.warn(`ignoring UDP packets from ${from}, which is not the camera`);
-      return false;
     };
-    pair.rtp.on('message', (msg, rinfo) => {
-      if (accept(rinfo)) this.onRtpPacket(index, msg);
-    });
+    for (const address of this.cameraAddresses) pair.rtp.allow(address);
+    pair.rtp.start({ onPacket: (packet) => this.onRtpPacket(index, packet), onForeign: foreign });
     pair.rtcp.on('message', (msg, rinfo) => {
-      if (accept(rinfo)) this.onRtcp(index, msg);
+      const from = normalizeAddress(rinfo.address) ?? '';
+      if (this.cameraAddresses.has(from)) this.onRtcp(index, msg);
+      else foreign(from);
     });
     // A late ICMP error must not crash the process; the watchdog judges the stream.
-    pair.rtp.on('error', (err) => this.log.debug(`UDP RTP socket: ${err.message}`));
     pair.rtcp.on('error', (err) => this.log.debug(`UDP RTCP socket: ${err.message}`));
+  }
+
+  /** A camera address learnt during SETUP (a track's `source=`) feeds the tracks already set up too. */
+  private addCameraAddress(address: string): void {
+    this.cameraAddresses.add(address);
+    for (const track of this.trackStates) track.udp?.rtp.allow(address);
   }
 
   private onRtpPacket(index: number, packet: Buffer): void {
@@ -416,8 +418,10 @@ export class RtspSession implements UpstreamSession {
     this.lastRtpAt = now;
     this.trackStates[index]?.stats.onRtp(packet, now);
     this.firstPacket?.();
-    this.deliver(() => this.handlers.onRtp(index, packet));
+    this.gate.deliverCall(this.deliverRtp, index, packet);
   }
+
+  private readonly deliverRtp = (index: number, packet: Buffer): void => this.handlers.onRtp(index, packet);
 
   private onRtcp(index: number, packet: Buffer): void {
     if (this.state === 'closed' || this.state === 'closing') return;

@@ -1,12 +1,15 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { nativeFanout, type NativeFanoutStatus } from '../rtp/native-fanout.js';
+import { dgramRtpReceiver, openNativeRtpReceiver, type RtpReceiver } from './rtp-receiver.js';
 
 /**
- * A pair of UDP sockets for one track: RTP on an even port and RTCP on the next one, as RFC 3550
- * asks and as many cameras insist on (they derive the RTCP port from the RTP port).
+ * A pair of UDP ports for one track: RTP on an even port and RTCP on the next one, as RFC 3550
+ * asks and as many cameras insist on (they derive the RTCP port from the RTP port). RTP comes in
+ * through `rtp-receiver.ts` (native where it loads); RTCP, a few packets a second, through dgram.
  */
 export interface UdpPair {
-  rtp: dgram.Socket;
+  rtp: RtpReceiver;
   rtcp: dgram.Socket;
   rtpPort: number;
   rtcpPort: number;
@@ -40,20 +43,41 @@ function bind(socket: dgram.Socket, port: number, address: string): Promise<void
   });
 }
 
+/** The RTP side on `port` (0: any), native unless the addon is absent; throws when it cannot bind. */
+async function openRtp(address: string, port: number, native: NativeFanoutStatus): Promise<RtpReceiver> {
+  if (native.loaded) return openNativeRtpReceiver(native.fanout, address, port, RECEIVE_BUFFER_BYTES);
+  const socket = dgram.createSocket({ type: net.isIPv6(address) ? 'udp6' : 'udp4', reuseAddr: false });
+  try {
+    await bind(socket, port, address);
+  } catch (err) {
+    socket.close();
+    throw err;
+  }
+  setReceiveBuffer(socket);
+  return dgramRtpReceiver(socket);
+}
+
+function setReceiveBuffer(socket: dgram.Socket): void {
+  try {
+    socket.setRecvBufferSize(RECEIVE_BUFFER_BYTES);
+  } catch {
+    // The OS cap (net.core.rmem_max) may be lower; the default still works for small streams.
+  }
+}
+
 /** Binds an even/odd port pair on `address`, trying a few ephemeral ports. */
-export async function bindUdpPair(address: string, attempts = 20): Promise<UdpPair> {
+export async function bindUdpPair(address: string, attempts = 20, native: NativeFanoutStatus = nativeFanout()): Promise<UdpPair> {
   const type = net.isIPv6(address) ? 'udp6' : 'udp4';
   let lastError: unknown;
   for (let i = 0; i < attempts; i++) {
-    const rtp = dgram.createSocket({ type, reuseAddr: false });
+    let rtp: RtpReceiver;
     try {
-      await bind(rtp, 0, address);
+      rtp = await openRtp(address, 0, native);
     } catch (err) {
-      rtp.close();
       lastError = err;
       continue;
     }
-    const port = rtp.address().port;
+    const port = rtp.port;
     if (port % 2 !== 0 || port >= 65535) {
       rtp.close();
       continue;
@@ -67,13 +91,7 @@ export async function bindUdpPair(address: string, attempts = 20): Promise<UdpPa
       lastError = err;
       continue;
     }
-    for (const s of [rtp, rtcp]) {
-      try {
-        s.setRecvBufferSize(RECEIVE_BUFFER_BYTES);
-      } catch {
-        // The OS cap (net.core.rmem_max) may be lower; the default still works for small streams.
-      }
-    }
+    setReceiveBuffer(rtcp);
     let closed = false;
     return {
       rtp,

@@ -1,7 +1,8 @@
 // Run by a Node of another architecture (arm64 under qemu-aarch64, from native-fanout.test.ts):
 // loads that architecture's prebuilt fan-out, protects the given packets, and sends a 70-packet
 // frame over loopback UDP to itself (70 small packets: more than one sendmmsg batch, and few
-// enough bytes for the receiving socket's default buffer while qemu is slow to read it). Plain JavaScript: no loader or compiler runs under qemu.
+// enough bytes for the receiving socket's default buffer while qemu is slow to read it), to a dgram
+// socket and to the addon's own receiver. Plain JavaScript: no loader or compiler runs under qemu.
 // usage: node native-check.mjs <binary> <vectors JSON>; prints one JSON line.
 import { Buffer } from 'node:buffer';
 import { createSocket } from 'node:dgram';
@@ -25,14 +26,24 @@ const tx = createSocket('udp4');
 await Promise.all([bound(rx), bound(tx)]);
 let received = 0;
 rx.on('message', () => received++);
+// The same frame into the addon's own receiver (udp-receive.c): datagrams and bytes it hands over.
+let nativeReceived = 0;
+let nativeBytes = 0;
+const nrx = fanout.openUdpReceiver('127.0.0.1', 0, 1 << 20, (_slab, _offset, lengths, count) => {
+  nativeReceived += count;
+  for (let i = 0; i < count; i++) nativeBytes += lengths[i];
+});
+fanout.setUdpReceiverSources(nrx, ['127.0.0.1']);
 const stateSymbol = Object.getOwnPropertySymbols(tx).find((s) => s.description === 'state symbol');
 const fd = tx[stateSymbol].handle.fd;
 const v = vectors[0];
 const stream = fanout.createStream(v.profile, hex(v.key), hex(v.salt), hex(v.auth), v.ssrc);
 const payloads = Array.from({ length: 70 }, (_, i) => Buffer.alloc(200, i));
 const result = fanout.sendFrame(stream, fd, fanout.createDestination('127.0.0.1', rx.address().port), 96, 1, 1, payloads, new Uint8Array(70));
+const nativeResult = fanout.sendFrame(stream, fd, fanout.createDestination('127.0.0.1', fanout.udpReceiverPort(nrx)), 96, 1, 71, payloads, new Uint8Array(70));
 const deadline = Date.now() + 10_000;
-while (received < 70 && Date.now() < deadline) await sleep(20);
+while ((received < 70 || nativeReceived < nativeResult.sent) && Date.now() < deadline) await sleep(20);
+fanout.closeUdpReceiver(nrx);
 rx.close();
 tx.close();
-process.stdout.write(`${JSON.stringify({ arch: process.arch, sourceHash: fanout.sourceHash, protected: protectedPackets, result, received })}\n`);
+process.stdout.write(`${JSON.stringify({ arch: process.arch, sourceHash: fanout.sourceHash, protected: protectedPackets, result, received, nativeReceived, nativeBytes })}\n`);

@@ -26,7 +26,13 @@ import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStre
 import { waitFor } from '../helpers/wait.js';
 import { srtpSessions } from '../helpers/srtp-sessions.js';
 
-const SOURCE = new URL('../../native/srtp-fanout.c', import.meta.url);
+/** The addon's sources, hashed one after another as scripts/build-native.sh does (keep in step). */
+const NATIVE_SOURCES = ['native/addon.h', 'native/srtp-fanout.c', 'native/udp-receive.c'];
+const sourcesHash = (): string => {
+  const hash = createHash('sha256');
+  for (const file of NATIVE_SOURCES) hash.update(readFileSync(new URL(`../../${file}`, import.meta.url)));
+  return hash.digest('hex');
+};
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** What scripts/setup.sh installs to run the arm64 binary here: qemu-user, the arm64 C library, an arm64 Node. */
 const QEMU = '/usr/bin/qemu-aarch64';
@@ -69,8 +75,7 @@ describe('native fan-out', () => {
   });
 
   test('the committed binary was built from the committed source (scripts/build-native.sh)', () => {
-    const hash = createHash('sha256').update(readFileSync(SOURCE)).digest('hex');
-    assert.equal(fanout.sourceHash, hash, 'rebuild it: scripts/build-native.sh');
+    assert.equal(fanout.sourceHash, sourcesHash(), 'rebuild it: scripts/build-native.sh');
   });
 
   for (const profile of [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM]) {
@@ -237,7 +242,7 @@ describe('native fan-out', () => {
 });
 
 describe('the arm64 binary (64-bit Raspberry Pi OS), run by an arm64 Node under qemu', () => {
-  test('loads, is built from this source, protects the same bytes as the JavaScript writer, and sends a 70-packet frame', async () => {
+  test('loads, is built from this source, protects the same bytes as the JavaScript writer, sends a 70-packet frame, and receives one', async () => {
     for (const needed of [QEMU, ARM64_SYSROOT, ARM64_NODE]) assert.ok(existsSync(needed), `${needed} is missing: scripts/setup.sh installs it`);
     const vectors = [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM].map((profile) => ({
       profile,
@@ -251,9 +256,9 @@ describe('the arm64 binary (64-bit Raspberry Pi OS), run by an arm64 Node under 
       timeout: 180_000,
       maxBuffer: 16 * 1024 * 1024,
     });
-    const report = JSON.parse(stdout.trim().split('\n').pop()!) as { arch: string; sourceHash: string; protected: string[][]; result: { sent: number; bytes: number; errno: number }; received: number };
+    const report = JSON.parse(stdout.trim().split('\n').pop()!) as { arch: string; sourceHash: string; protected: string[][]; result: { sent: number; bytes: number; errno: number }; received: number; nativeReceived: number; nativeBytes: number };
     assert.equal(report.arch, 'arm64');
-    assert.equal(report.sourceHash, createHash('sha256').update(readFileSync(SOURCE)).digest('hex'), 'rebuild it: scripts/build-native.sh arm64');
+    assert.equal(report.sourceHash, sourcesHash(), 'rebuild it: scripts/build-native.sh arm64');
     vectors.forEach((v, i) => {
       const reference = new SrtpStreamWriter({ profile: v.profile, srtpSessionKey: Buffer.from(v.key, 'hex'), srtpSessionSalt: Buffer.from(v.salt, 'hex'), srtpSessionAuthTag: Buffer.from(v.auth, 'hex') }, v.ssrc);
       const expected = v.packets.map((p) => reference.protect(96, p.marker, p.seq, p.ts, Buffer.from(p.payload, 'hex')).toString('hex'));
@@ -261,5 +266,6 @@ describe('the arm64 binary (64-bit Raspberry Pi OS), run by an arm64 Node under 
     });
     assert.deepEqual(report.result, { sent: 70, bytes: 70 * (12 + 200 + 10), errno: 0 });
     assert.equal(report.received, 70);
+    assert.deepEqual([report.nativeReceived, report.nativeBytes], [70, 70 * (12 + 200 + 10)], "the addon's UDP receiver");
   });
 });

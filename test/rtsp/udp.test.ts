@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { describe, it } from 'node:test';
 
+import { nativeFanout } from '../../src/rtp/native-fanout.js';
 import { bindAddressFor, bindUdpPair } from '../../src/rtsp/udp.js';
 
 describe('bindAddressFor', () => {
@@ -17,26 +18,35 @@ describe('bindAddressFor', () => {
   });
 });
 
-describe('bindUdpPair', () => {
-  it('binds an even RTP port and RTCP on the next, both receiving', async () => {
-    const pair = await bindUdpPair('127.0.0.1');
-    try {
-      assert.equal(pair.rtpPort % 2, 0);
-      assert.equal(pair.rtcpPort, pair.rtpPort + 1);
-      assert.equal(pair.rtp.address().port, pair.rtpPort);
-      assert.equal(pair.rtcp.address().port, pair.rtcpPort);
-      const got = new Promise<string>((resolve) => pair.rtcp.once('message', (m) => resolve(m.toString())));
-      const sender = dgram.createSocket('udp4');
-      sender.send('rr', pair.rtcpPort, '127.0.0.1', () => sender.close());
-      assert.equal(await got, 'rr');
-    } finally {
-      pair.close();
-      pair.close(); // idempotent
-    }
-  });
+const NO_NATIVE = { loaded: false, reason: 'this test' } as const;
 
-  it('gives up with a clear error when no pair can be bound', async () => {
-    // 192.0.2.1 (TEST-NET-1) is not an address of this machine, so every bind fails.
-    await assert.rejects(bindUdpPair('192.0.2.1', 3), /could not bind an even\/odd UDP port pair on 192\.0\.2\.1: .*EADDRNOTAVAIL/);
+for (const [path, native] of [['native', nativeFanout()], ['dgram', NO_NATIVE]] as const) {
+  describe(`bindUdpPair (RTP through ${path})`, () => {
+    it('binds an even RTP port and RTCP on the next, both receiving', async () => {
+      assert.equal(native.loaded, path === 'native', 'the native addon loads on this machine');
+      const pair = await bindUdpPair('127.0.0.1', 20, native);
+      try {
+        assert.equal(pair.rtp.path, path);
+        assert.equal(pair.rtpPort % 2, 0);
+        assert.equal(pair.rtcpPort, pair.rtpPort + 1);
+        assert.equal(pair.rtp.port, pair.rtpPort);
+        assert.equal(pair.rtcp.address().port, pair.rtcpPort);
+        const rtcp = new Promise<string>((resolve) => pair.rtcp.once('message', (m) => resolve(m.toString())));
+        pair.rtp.allow('127.0.0.1');
+        const rtp = new Promise<string>((resolve) => pair.rtp.start({ onPacket: (m) => resolve(m.toString()), onForeign: () => undefined }));
+        const sender = dgram.createSocket('udp4');
+        sender.send('rr', pair.rtcpPort, '127.0.0.1');
+        sender.send('rtp', pair.rtpPort, '127.0.0.1', () => sender.close());
+        assert.deepEqual(await Promise.all([rtcp, rtp]), ['rr', 'rtp']);
+      } finally {
+        pair.close();
+        pair.close(); // idempotent
+      }
+    });
+
+    it('gives up with a clear error when no pair can be bound', async () => {
+      // 192.0.2.1 (TEST-NET-1) is not an address of this machine, so every bind fails.
+      await assert.rejects(bindUdpPair('192.0.2.1', 3, native), /could not bind an even\/odd UDP port pair on 192\.0\.2\.1: .*EADDRNOTAVAIL/);
+    });
   });
-});
+}

@@ -1,0 +1,488 @@
+/*
+ * udp-receive: the camera's RTP over UDP, read a burst at a time.
+ *
+ * Why native: with Node's dgram every datagram is one trip from libuv into JavaScript, with a new
+ * Buffer and a new address object for it; for a camera's 250-300 packets a second that trip, not
+ * the plugin's own work, was most of a camera's CPU with nobody watching (bench:ingest, perf). Here
+ * one recvmmsg(2) takes every datagram waiting on the socket (a frame's packets arrive together),
+ * datagrams from anyone but the camera are dropped before JavaScript sees them, and JavaScript gets
+ * one call per burst: the packets back to back in a slab Buffer, and their lengths.
+ *
+ * The socket is this file's own (socket, bind, and a libuv poll handle on Node's loop), because a
+ * dgram socket's descriptor is already watched by libuv and two watchers on one descriptor break
+ * libuv. src/rtsp/rtp-receiver.ts chooses it, and falls back to dgram wherever the addon is absent.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+
+#include "addon.h"
+
+/* Datagrams per recvmmsg(2): a 720p keyframe's burst is a few dozen; more just loops once more. */
+#define RECEIVE_BATCH 32
+/* The largest datagram kept: a jumbo frame. A camera's RTP fits an Ethernet frame; longer is dropped and counted. */
+#define SLOT_BYTES 9216
+/* Reads per readiness event before libuv's other handles get their turn (level-triggered: it comes back). */
+#define MAX_ROUNDS 8
+/* The camera's addresses (its RTSP address and each track's `source=`). */
+#define MAX_SOURCES 8
+/*
+ * Bursts are copied one after another into a slab Buffer, handed to JavaScript as views: a new
+ * Buffer per burst (malloc, ArrayBuffer, typed array) was the biggest cost left on this path. A
+ * full slab is replaced, never reused: a view JavaScript keeps (a frame in the GOP cache) keeps its
+ * slab, as Node's own Buffer pool does.
+ */
+#define SLAB_BYTES (128 * 1024)
+
+typedef struct {
+  uv_poll_t poll;
+  int fd;
+  uint16_t port;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async_context;
+  napi_ref slab;        /* the Buffer bursts are copied into */
+  uint8_t *slab_data;
+  size_t slab_size;
+  size_t slab_used;
+  napi_ref lengths;     /* a Uint32Array(RECEIVE_BATCH), reused for every burst */
+  uint32_t *lengths_data;
+  int open;       /* polling, callback held */
+  int uv_closed;  /* libuv has let go of the poll handle */
+  int finalized;  /* JavaScript has let go of the handle */
+  struct in6_addr sources[MAX_SOURCES]; /* IPv4 as IPv4-mapped IPv6 */
+  int source_count;
+  double foreign;
+  double truncated;
+  double callback_errors;
+  char last_foreign[INET6_ADDRSTRLEN];
+} udp_receiver;
+
+/* One receive scratch per Node environment (main thread or worker): never shared across threads. */
+typedef struct {
+  uint8_t data[RECEIVE_BATCH][SLOT_BYTES];
+  struct mmsghdr messages[RECEIVE_BATCH];
+  struct iovec iov[RECEIVE_BATCH];
+  struct sockaddr_storage from[RECEIVE_BATCH];
+} receive_scratch;
+
+static const napi_type_tag RECEIVER_TAG = {0x3f81c2d7a9e4b065ULL, 0x6d0b95e1c47a2f38ULL};
+
+#define CHECK(call)                                                           \
+  do {                                                                        \
+    if ((call) != napi_ok) {                                                  \
+      napi_throw_error(env, NULL, "udp-receive: N-API call failed: " #call);  \
+      return NULL;                                                            \
+    }                                                                         \
+  } while (0)
+
+static napi_value fail(napi_env env, const char *message) {
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+/* The errno names JavaScript tests for (as Node's own errors carry them); others by number. */
+static const char *errno_name(int error, char *fallback, size_t size) {
+  switch (error) {
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EACCES: return "EACCES";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case EINVAL: return "EINVAL";
+    default: snprintf(fallback, size, "errno %d", error); return fallback;
+  }
+}
+
+static udp_receiver *get_receiver(napi_env env, napi_value value) {
+  napi_valuetype type;
+  bool tagged = false;
+  void *data = NULL;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external) return NULL;
+  if (napi_check_object_type_tag(env, value, &RECEIVER_TAG, &tagged) != napi_ok || !tagged) return NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok) return NULL;
+  return data;
+}
+
+/* A literal IPv4 or IPv6 address as IPv6 (IPv4 mapped), for comparing sources of either family. */
+static int parse_source(const char *text, struct in6_addr *out) {
+  struct in_addr v4;
+  if (inet_pton(AF_INET, text, &v4) == 1) {
+    memset(out, 0, sizeof(*out));
+    out->s6_addr[10] = 0xff;
+    out->s6_addr[11] = 0xff;
+    memcpy(&out->s6_addr[12], &v4, 4);
+    return 1;
+  }
+  return inet_pton(AF_INET6, text, out) == 1;
+}
+
+static void sender_address(const struct sockaddr_storage *from, struct in6_addr *out) {
+  if (from->ss_family == AF_INET) {
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)from;
+    memset(out, 0, sizeof(*out));
+    out->s6_addr[10] = 0xff;
+    out->s6_addr[11] = 0xff;
+    memcpy(&out->s6_addr[12], &v4->sin_addr, 4);
+  } else {
+    *out = ((const struct sockaddr_in6 *)from)->sin6_addr;
+  }
+}
+
+static int is_source(const udp_receiver *r, const struct in6_addr *address) {
+  for (int i = 0; i < r->source_count; i++) {
+    if (memcmp(&r->sources[i], address, sizeof(*address)) == 0) return 1;
+  }
+  return 0;
+}
+
+static void note_foreign(udp_receiver *r, const struct in6_addr *address) {
+  r->foreign++;
+  int mapped = IN6_IS_ADDR_V4MAPPED(address);
+  if (!inet_ntop(mapped ? AF_INET : AF_INET6, mapped ? (const void *)&address->s6_addr[12] : (const void *)address, r->last_foreign,
+                 sizeof(r->last_foreign))) {
+    r->last_foreign[0] = '\0';
+  }
+}
+
+static void release(udp_receiver *r) {
+  if (r->uv_closed && r->finalized) free(r);
+}
+
+static void on_poll_closed(uv_handle_t *handle) {
+  udp_receiver *r = handle->data;
+  close(r->fd);
+  r->fd = -1;
+  r->uv_closed = 1;
+  release(r);
+}
+
+/* Stops polling and drops the callback; the descriptor is closed once libuv lets go of it. */
+static void stop_receiver(udp_receiver *r) {
+  if (!r->open) return;
+  r->open = 0;
+  uv_poll_stop(&r->poll);
+  uv_close((uv_handle_t *)&r->poll, on_poll_closed);
+  if (r->callback) napi_delete_reference(r->env, r->callback);
+  r->callback = NULL;
+  if (r->slab) napi_delete_reference(r->env, r->slab);
+  r->slab = NULL;
+  if (r->lengths) napi_delete_reference(r->env, r->lengths);
+  r->lengths = NULL;
+  if (r->async_context) napi_async_destroy(r->env, r->async_context);
+  r->async_context = NULL;
+}
+
+/* Room for `bytes` more in the slab, replacing it when full; 0 when out of memory. */
+static int reserve_slab(udp_receiver *r, size_t bytes) {
+  if (r->slab && r->slab_size - r->slab_used >= bytes) return 1;
+  napi_value buffer;
+  void *data = NULL;
+  size_t size = bytes > SLAB_BYTES ? bytes : SLAB_BYTES;
+  if (napi_create_buffer(r->env, size, &data, &buffer) != napi_ok) return 0;
+  if (r->slab) napi_delete_reference(r->env, r->slab);
+  r->slab = NULL;
+  if (napi_create_reference(r->env, buffer, 1, &r->slab) != napi_ok) return 0;
+  r->slab_data = data;
+  r->slab_size = size;
+  r->slab_used = 0;
+  return 1;
+}
+
+/* Hands one burst to JavaScript: onBatch(slab, offset, lengths, count, foreignSoFar). */
+static void deliver(udp_receiver *r, receive_scratch *s, int received) {
+  napi_env env = r->env;
+  size_t total = 0;
+  int kept = 0;
+  int first_foreign = r->foreign == 0;
+  for (int i = 0; i < received; i++) {
+    struct in6_addr from;
+    sender_address(&s->from[i], &from);
+    if (!is_source(r, &from)) {
+      note_foreign(r, &from);
+      s->messages[i].msg_len = 0;
+      continue;
+    }
+    if (s->messages[i].msg_hdr.msg_flags & MSG_TRUNC) {
+      r->truncated++;
+      s->messages[i].msg_len = 0;
+      continue;
+    }
+    total += s->messages[i].msg_len;
+    r->lengths_data[kept++] = s->messages[i].msg_len;
+  }
+  /* Nothing to hand over, unless this is the first datagram from a stranger: JavaScript logs that once. */
+  if (kept == 0 && !(first_foreign && r->foreign > 0)) return;
+
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value callback, receiver, argv[5], result;
+  size_t offset = 0;
+  if (reserve_slab(r, total)) {
+    offset = r->slab_used;
+    uint8_t *at = r->slab_data + offset;
+    for (int i = 0; i < received; i++) {
+      if (s->messages[i].msg_len == 0) continue;
+      memcpy(at, s->data[i], s->messages[i].msg_len);
+      at += s->messages[i].msg_len;
+    }
+    r->slab_used += total;
+    if (napi_get_reference_value(env, r->slab, &argv[0]) == napi_ok && napi_create_double(env, (double)offset, &argv[1]) == napi_ok &&
+        napi_get_reference_value(env, r->lengths, &argv[2]) == napi_ok && napi_create_int32(env, kept, &argv[3]) == napi_ok &&
+        napi_create_double(env, r->foreign, &argv[4]) == napi_ok && napi_get_reference_value(env, r->callback, &callback) == napi_ok &&
+        napi_get_global(env, &receiver) == napi_ok) {
+      /* make_callback, not call_function: it runs the microtasks the handler queued, as a dgram event would. */
+      napi_make_callback(env, r->async_context, receiver, callback, 5, argv, &result);
+    }
+  }
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    /* The JavaScript side catches its own errors; one that escapes must not take down Homebridge. */
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    r->callback_errors++;
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_readable(uv_poll_t *poll, int status, int events) {
+  udp_receiver *r = poll->data;
+  if (status < 0 || !(events & UV_READABLE) || !r->open) return;
+  receive_scratch *s = NULL;
+  if (napi_get_instance_data(r->env, (void **)&s) != napi_ok || !s) return;
+  for (int round = 0; round < MAX_ROUNDS && r->open; round++) {
+    for (int i = 0; i < RECEIVE_BATCH; i++) {
+      s->iov[i].iov_base = s->data[i];
+      s->iov[i].iov_len = SLOT_BYTES;
+      memset(&s->messages[i].msg_hdr, 0, sizeof(s->messages[i].msg_hdr));
+      s->messages[i].msg_hdr.msg_iov = &s->iov[i];
+      s->messages[i].msg_hdr.msg_iovlen = 1;
+      s->messages[i].msg_hdr.msg_name = &s->from[i];
+      s->messages[i].msg_hdr.msg_namelen = sizeof(s->from[i]);
+    }
+    int received = recvmmsg(r->fd, s->messages, RECEIVE_BATCH, MSG_DONTWAIT, NULL);
+    if (received <= 0) return; /* EAGAIN: all read; other errors (an ICMP report) are the watchdog's to judge */
+    deliver(r, s, received);
+    if (received < RECEIVE_BATCH) return;
+  }
+}
+
+static void finalize_receiver(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  udp_receiver *r = data;
+  r->finalized = 1;
+  /* Open still only when Node tears the environment down (an open receiver's callback holds it). */
+  if (r->open) stop_receiver(r);
+  release(r); /* or once libuv has closed the poll handle */
+}
+
+static void free_scratch(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+/*
+ * openUdpReceiver(ip, port, receiveBufferBytes, onBatch) -> handle. Binds ip:port (port 0: any),
+ * and calls onBatch(slab: Buffer, offset, lengths: Uint32Array, count, foreign) for each burst
+ * with datagrams from an allowed source, and once (with none) for the first datagram from anyone
+ * else: the burst's `count` datagrams lie back to back in `slab` from `offset`, their lengths are
+ * the first `count` of `lengths` (the same array every call: read it before returning), and
+ * `foreign` counts the datagrams dropped so far. Nothing is allowed until setUdpReceiverSources. Throws "udp-receive: bind <ip>:<port>: EADDRINUSE
+ * (...)" and the like when it cannot bind.
+ */
+static napi_value open_receiver(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char ip[64];
+  size_t ip_len = 0;
+  uint32_t port, receive_buffer;
+  napi_valuetype callback_type;
+  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], ip, sizeof(ip), &ip_len) != napi_ok || ip_len >= sizeof(ip) - 1 ||
+      napi_get_value_uint32(env, argv[1], &port) != napi_ok || port > 65535 || napi_get_value_uint32(env, argv[2], &receive_buffer) != napi_ok ||
+      napi_typeof(env, argv[3], &callback_type) != napi_ok || callback_type != napi_function) {
+    return fail(env, "openUdpReceiver(ip, port, receiveBufferBytes, onBatch): bad arguments");
+  }
+  struct sockaddr_storage address;
+  socklen_t address_len;
+  memset(&address, 0, sizeof(address));
+  struct sockaddr_in *v4 = (struct sockaddr_in *)&address;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&address;
+  if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    address_len = sizeof(*v4);
+  } else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    address_len = sizeof(*v6);
+  } else {
+    return fail(env, "openUdpReceiver: not an IP address");
+  }
+
+  receive_scratch *scratch = NULL;
+  CHECK(napi_get_instance_data(env, (void **)&scratch));
+  if (!scratch) {
+    scratch = calloc(1, sizeof(receive_scratch));
+    if (!scratch) return fail(env, "udp-receive: out of memory");
+    if (napi_set_instance_data(env, scratch, free_scratch, NULL) != napi_ok) {
+      free(scratch);
+      return fail(env, "udp-receive: N-API call failed");
+    }
+  }
+  uv_loop_t *loop = NULL;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+
+  int fd = socket(address.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(env, "udp-receive: socket() failed");
+  if (address.ss_family == AF_INET6) {
+    int only = 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof(only));
+  }
+  if (bind(fd, (struct sockaddr *)&address, address_len) != 0) {
+    int error = errno;
+    char message[160], number[24];
+    snprintf(message, sizeof(message), "udp-receive: bind %s:%u: %s (%s)", ip, port, errno_name(error, number, sizeof(number)), strerror(error));
+    close(fd);
+    return fail(env, message);
+  }
+  /* The OS may cap it lower (net.core.rmem_max); the default still holds a small stream. */
+  int buffer_bytes = (int)receive_buffer;
+  if (buffer_bytes > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof(buffer_bytes));
+  struct sockaddr_storage bound;
+  socklen_t bound_len = sizeof(bound);
+  if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0) {
+    close(fd);
+    return fail(env, "udp-receive: getsockname() failed");
+  }
+
+  udp_receiver *r = calloc(1, sizeof(udp_receiver));
+  if (!r) {
+    close(fd);
+    return fail(env, "udp-receive: out of memory");
+  }
+  r->fd = fd;
+  r->env = env;
+  r->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port : ((struct sockaddr_in6 *)&bound)->sin6_port);
+  napi_value resource_name, handle, lengths_buffer, lengths;
+  void *lengths_data = NULL;
+  if (napi_create_arraybuffer(env, RECEIVE_BATCH * sizeof(uint32_t), &lengths_data, &lengths_buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_uint32_array, RECEIVE_BATCH, lengths_buffer, 0, &lengths) != napi_ok ||
+      napi_create_reference(env, lengths, 1, &r->lengths) != napi_ok || napi_create_reference(env, argv[3], 1, &r->callback) != napi_ok ||
+      napi_create_string_utf8(env, "WebRtcCamerasUdpReceive", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_async_init(env, NULL, resource_name, &r->async_context) != napi_ok || uv_poll_init_socket(loop, &r->poll, fd) != 0) {
+    if (r->lengths) napi_delete_reference(env, r->lengths);
+    if (r->callback) napi_delete_reference(env, r->callback);
+    if (r->async_context) napi_async_destroy(env, r->async_context);
+    close(fd);
+    free(r);
+    return fail(env, "udp-receive: could not set up the receiver");
+  }
+  r->lengths_data = lengths_data;
+  r->poll.data = r;
+  r->open = 1;
+  if (uv_poll_start(&r->poll, UV_READABLE, on_readable) != 0) {
+    stop_receiver(r);
+    r->finalized = 1; /* never handed to JavaScript: freed when libuv closes the poll */
+    return fail(env, "udp-receive: could not poll the socket");
+  }
+  if (napi_create_external(env, r, finalize_receiver, NULL, &handle) != napi_ok || napi_type_tag_object(env, handle, &RECEIVER_TAG) != napi_ok) {
+    stop_receiver(r);
+    r->finalized = 1;
+    return fail(env, "udp-receive: N-API call failed");
+  }
+  return handle;
+}
+
+/* The receiver of a call whose only argument is the handle; NULL, with a thrown error, otherwise. */
+static udp_receiver *only_receiver_argument(napi_env env, napi_callback_info info, const char *usage) {
+  size_t argc = 1;
+  napi_value argv[1];
+  udp_receiver *r = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1) r = get_receiver(env, argv[0]);
+  if (!r) fail(env, usage);
+  return r;
+}
+
+/* udpReceiverPort(handle) -> the bound port */
+static napi_value receiver_port(napi_env env, napi_callback_info info) {
+  napi_value result;
+  udp_receiver *r = only_receiver_argument(env, info, "udpReceiverPort(handle): bad arguments");
+  if (!r) return NULL;
+  CHECK(napi_create_uint32(env, r->port, &result));
+  return result;
+}
+
+/* setUdpReceiverSources(handle, ips: string[]): only datagrams from these addresses are delivered. */
+static napi_value set_sources(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  udp_receiver *r = argc < 2 ? NULL : get_receiver(env, argv[0]);
+  bool is_array = false;
+  uint32_t count = 0;
+  if (!r || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &count) != napi_ok) {
+    return fail(env, "setUdpReceiverSources(handle, ips): bad arguments");
+  }
+  if (count > MAX_SOURCES) return fail(env, "setUdpReceiverSources: too many addresses");
+  struct in6_addr parsed[MAX_SOURCES];
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    char text[64];
+    size_t text_len = 0;
+    CHECK(napi_get_element(env, argv[1], i, &item));
+    if (napi_get_value_string_utf8(env, item, text, sizeof(text), &text_len) != napi_ok || text_len >= sizeof(text) - 1 || !parse_source(text, &parsed[i])) {
+      return fail(env, "setUdpReceiverSources: not an IP address");
+    }
+  }
+  memcpy(r->sources, parsed, count * sizeof(parsed[0]));
+  r->source_count = (int)count;
+  return NULL;
+}
+
+/* udpReceiverStats(handle) -> { foreign, lastForeign, truncated, callbackErrors } */
+static napi_value receiver_stats(napi_env env, napi_callback_info info) {
+  napi_value result, value;
+  udp_receiver *r = only_receiver_argument(env, info, "udpReceiverStats(handle): bad arguments");
+  if (!r) return NULL;
+  CHECK(napi_create_object(env, &result));
+  CHECK(napi_create_double(env, r->foreign, &value));
+  CHECK(napi_set_named_property(env, result, "foreign", value));
+  CHECK(napi_create_string_utf8(env, r->last_foreign, NAPI_AUTO_LENGTH, &value));
+  CHECK(napi_set_named_property(env, result, "lastForeign", value));
+  CHECK(napi_create_double(env, r->truncated, &value));
+  CHECK(napi_set_named_property(env, result, "truncated", value));
+  CHECK(napi_create_double(env, r->callback_errors, &value));
+  CHECK(napi_set_named_property(env, result, "callbackErrors", value));
+  return result;
+}
+
+/* closeUdpReceiver(handle): no callback after this returns; closing twice is fine. */
+static napi_value close_receiver(napi_env env, napi_callback_info info) {
+  udp_receiver *r = only_receiver_argument(env, info, "closeUdpReceiver(handle): bad arguments");
+  if (r) stop_receiver(r);
+  return NULL;
+}
+
+int define_udp_receive(napi_env env, napi_value exports) {
+  napi_property_descriptor properties[] = {
+      {"openUdpReceiver", NULL, open_receiver, NULL, NULL, NULL, napi_default, NULL},
+      {"udpReceiverPort", NULL, receiver_port, NULL, NULL, NULL, napi_default, NULL},
+      {"setUdpReceiverSources", NULL, set_sources, NULL, NULL, NULL, napi_default, NULL},
+      {"udpReceiverStats", NULL, receiver_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"closeUdpReceiver", NULL, close_receiver, NULL, NULL, NULL, napi_default, NULL},
+  };
+  return napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties) == napi_ok;
+}

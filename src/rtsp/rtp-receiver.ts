@@ -1,0 +1,108 @@
+/**
+ * Where a UDP track's RTP comes in. Two ways, the same behaviour:
+ * - native (native/udp-receive.c): one recvmmsg per burst of datagrams and one call into
+ *   JavaScript for all of them, strangers dropped in C. With Node's dgram each datagram costs a
+ *   trip into JavaScript with its own Buffer and address object, which was most of a camera's CPU
+ *   with nobody watching (`npm run bench:ingest`).
+ * - dgram: wherever the addon does not load (see src/rtp/native-fanout.ts) or is turned off.
+ * Only the camera may feed a session: datagrams from any other address are dropped (anyone on the
+ * LAN could otherwise inject video), and the first stranger is reported once.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { NativeFanout, NativeUdpReceiverHandle, UdpBatchHandler } from '../rtp/native-fanout.js';
+import { normalizeAddress } from '../util/address.js';
+
+export interface RtpReceiverEvents {
+  onPacket(packet: Buffer): void;
+  /** The first datagram from an address that is not the camera's, once. */
+  onForeign(address: string): void;
+}
+
+export interface RtpReceiver {
+  readonly port: number;
+  readonly path: 'native' | 'dgram';
+  /** Accepts datagrams from this address (the camera's RTSP address, a track's `source=`). */
+  allow(address: string): void;
+  /** Delivers from now on; nothing is delivered before. */
+  start(events: RtpReceiverEvents): void;
+  close(): void;
+}
+
+/** Binds `address:port` (0: any) natively; throws when the port is taken or the address is bad. */
+export function openNativeRtpReceiver(native: NativeFanout, address: string, port: number, receiveBufferBytes: number): RtpReceiver {
+  const allowed = new Set<string>();
+  let events: RtpReceiverEvents | undefined;
+  let reportedForeign = false;
+  const onBatch: UdpBatchHandler = (slab, offset, lengths, count, foreign) => {
+    // Called from C: an exception here would only be counted there; handlers must not throw
+    // anyway (the session's gate catches theirs).
+    try {
+      if (!events) return;
+      for (let i = 0; i < count; i++) {
+        const length = lengths[i]!;
+        events.onPacket(slab.subarray(offset, offset + length));
+        offset += length;
+      }
+      if (foreign > 0 && !reportedForeign) {
+        reportedForeign = true;
+        events.onForeign(native.udpReceiverStats(opened).lastForeign);
+      }
+    } catch {
+      // Dropped: see above.
+    }
+  };
+  // (onBatch runs only from the poll, never inside this call, so `opened` is set by then.)
+  const opened: NativeUdpReceiverHandle = native.openUdpReceiver(address, port, receiveBufferBytes, onBatch);
+  let closed = false;
+  return {
+    port: native.udpReceiverPort(opened),
+    path: 'native',
+    allow(source: string): void {
+      // The C side compares bare addresses: an IPv6 zone (%eth0) is not part of one.
+      const normalized = normalizeAddress(source)?.split('%')[0];
+      if (!normalized || !net.isIP(normalized) || allowed.has(normalized)) return;
+      allowed.add(normalized);
+      native.setUdpReceiverSources(opened, [...allowed].slice(-8));
+    },
+    start(next: RtpReceiverEvents): void {
+      events = next;
+    },
+    close(): void {
+      if (closed) return;
+      closed = true;
+      events = undefined;
+      native.closeUdpReceiver(opened);
+    },
+  };
+}
+
+/** The same over a bound dgram socket (its 'message' events). */
+export function dgramRtpReceiver(socket: dgram.Socket): RtpReceiver {
+  const allowed = new Set<string>();
+  let reportedForeign = false;
+  let closed = false;
+  return {
+    port: socket.address().port,
+    path: 'dgram',
+    allow(source: string): void {
+      const normalized = normalizeAddress(source);
+      if (normalized) allowed.add(normalized);
+    },
+    start(events: RtpReceiverEvents): void {
+      socket.on('message', (packet, rinfo) => {
+        const from = normalizeAddress(rinfo.address) ?? '';
+        if (allowed.has(from)) events.onPacket(packet);
+        else if (!reportedForeign) {
+          reportedForeign = true;
+          events.onForeign(from);
+        }
+      });
+    },
+    close(): void {
+      if (closed) return;
+      closed = true;
+      socket.close();
+    },
+  };
+}

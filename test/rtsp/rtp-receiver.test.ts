@@ -1,0 +1,202 @@
+// Where a UDP track's RTP comes in (src/rtsp/rtp-receiver.ts), through the native receiver
+// (native/udp-receive.c, one recvmmsg per burst) and through dgram: both deliver every datagram
+// from the camera byte for byte and in order, drop anyone else's, and stop at close.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { readdirSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+
+import { nativeFanout, type NativeFanout } from '../../src/rtp/native-fanout.js';
+import { dgramRtpReceiver, openNativeRtpReceiver, type RtpReceiver } from '../../src/rtsp/rtp-receiver.js';
+import { sleep, waitFor } from '../helpers/wait.js';
+
+const RECEIVE_BUFFER = 4 * 1024 * 1024;
+
+function loadedNative(): NativeFanout {
+  const status = nativeFanout();
+  assert.ok(status.loaded, `the native addon loads on this machine: ${status.loaded ? '' : status.reason}`);
+  return status.fanout;
+}
+
+async function bound(address = '127.0.0.1'): Promise<dgram.Socket> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, address, resolve));
+  return socket;
+}
+
+async function openReceiver(path: 'native' | 'dgram'): Promise<RtpReceiver> {
+  if (path === 'native') return openNativeRtpReceiver(loadedNative(), '127.0.0.1', 0, RECEIVE_BUFFER);
+  const socket = await bound();
+  socket.setRecvBufferSize(RECEIVE_BUFFER);
+  return dgramRtpReceiver(socket);
+}
+
+/** Sends each datagram in order, from `from`, without waiting between them. */
+async function sendAll(from: dgram.Socket, port: number, datagrams: Buffer[]): Promise<void> {
+  await Promise.all(datagrams.map((d) => new Promise<void>((resolve, reject) => from.send(d, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())))));
+}
+
+for (const path of ['native', 'dgram'] as const) {
+  describe(`RTP receiver through ${path}`, () => {
+    let sender: dgram.Socket;
+    let stranger: dgram.Socket;
+    before(async () => {
+      sender = await bound();
+      // Another address of this machine (all of 127/8 is loopback): not the camera.
+      stranger = await bound('127.0.0.2');
+    });
+    after(() => {
+      sender.close();
+      stranger.close();
+    });
+
+    it("delivers a burst of the camera's datagrams byte for byte and in order", async () => {
+      const receiver = await openReceiver(path);
+      try {
+        assert.equal(receiver.path, path);
+        receiver.allow('127.0.0.1');
+        const got: Buffer[] = [];
+        // Kept as delivered, not copied: a later burst must never overwrite an earlier one's bytes.
+        receiver.start({ onPacket: (p) => got.push(p), onForeign: () => assert.fail('no stranger sent') });
+        // Sizes from an RTCP-sized packet to a jumbo frame, 200 of them at once (several recvmmsg batches).
+        const sent = Array.from({ length: 200 }, (_, i) => randomBytes([12, 172, 1400, 1500, 9000][i % 5]!));
+        await sendAll(sender, receiver.port, sent);
+        await waitFor(() => got.length >= sent.length, 5000, 'all 200 datagrams', () => `${got.length} arrived`);
+        assert.equal(got.length, sent.length);
+        got.forEach((packet, i) => assert.ok(packet.equals(sent[i]!), `datagram ${i} (${sent[i]!.length} bytes) arrived as ${packet.length} different bytes`));
+      } finally {
+        receiver.close();
+      }
+    });
+
+    it('drops datagrams from any other address, and reports the first stranger once', async () => {
+      const receiver = await openReceiver(path);
+      try {
+        receiver.allow('::ffff:127.0.0.1'); // as a dual-stack socket reports it
+        const got: string[] = [];
+        const strangers: string[] = [];
+        receiver.start({ onPacket: (p) => got.push(p.toString()), onForeign: (from) => strangers.push(from) });
+        await sendAll(stranger, receiver.port, [Buffer.from('injected 1'), Buffer.from('injected 2')]);
+        await waitFor(() => strangers.length > 0, 5000, 'the stranger reported');
+        await sendAll(sender, receiver.port, [Buffer.from('camera')]);
+        await sendAll(stranger, receiver.port, [Buffer.from('injected 3')]);
+        await sendAll(sender, receiver.port, [Buffer.from('camera again')]);
+        await waitFor(() => got.length >= 2, 5000, "the camera's datagrams");
+        await sleep(50);
+        assert.deepEqual(got, ['camera', 'camera again']);
+        assert.deepEqual(strangers, ['127.0.0.2']);
+      } finally {
+        receiver.close();
+      }
+    });
+
+    it('delivers nothing before start or after close, and frees its port at close', async () => {
+      const receiver = await openReceiver(path);
+      receiver.allow('127.0.0.1');
+      const port = receiver.port;
+      await sendAll(sender, port, [Buffer.from('before start')]);
+      await sleep(50);
+      const got: string[] = [];
+      receiver.start({ onPacket: (p) => got.push(p.toString()), onForeign: () => undefined });
+      await sendAll(sender, port, [Buffer.from('while open')]);
+      await waitFor(() => got.length === 1, 5000, 'the datagram sent while open');
+      receiver.close();
+      receiver.close(); // idempotent
+      await sendAll(sender, port, [Buffer.from('after close')]).catch(() => undefined);
+      await sleep(50);
+      assert.deepEqual(got, ['while open']);
+      // The port is free again (the native socket is closed once libuv lets go of it).
+      let rebound: dgram.Socket | undefined;
+      await waitFor(
+        async () => {
+          const socket = dgram.createSocket('udp4');
+          const ok = await new Promise<boolean>((resolve) => {
+            socket.once('error', () => resolve(false));
+            socket.bind(port, '127.0.0.1', () => resolve(true));
+          });
+          if (ok) rebound = socket;
+          else socket.close();
+          return ok;
+        },
+        2000,
+        `port ${port} free after close`,
+      );
+      rebound?.close();
+    });
+  });
+}
+
+describe('the native receiver itself (native/udp-receive.c)', () => {
+  it('hands a burst to JavaScript in fewer calls than datagrams', async () => {
+    const native = loadedNative();
+    const sender = await bound();
+    let calls = 0;
+    let packets = 0;
+    const handle = native.openUdpReceiver('127.0.0.1', 0, RECEIVE_BUFFER, (_slab, _offset, _lengths, count) => {
+      calls++;
+      packets += count;
+    });
+    try {
+      native.setUdpReceiverSources(handle, ['127.0.0.1']);
+      // Queued on the socket before the loop turns: one readiness event, recvmmsg batches of 32.
+      await sendAll(sender, native.udpReceiverPort(handle), Array.from({ length: 64 }, () => randomBytes(1200)));
+      await waitFor(() => packets >= 64, 5000, '64 datagrams');
+      assert.equal(packets, 64);
+      assert.ok(calls <= 16, `64 datagrams in ${calls} calls`);
+    } finally {
+      native.closeUdpReceiver(handle);
+      sender.close();
+    }
+  });
+
+  it('drops and counts a datagram longer than a jumbo frame, and survives a handler that throws', async () => {
+    const native = loadedNative();
+    const sender = await bound();
+    const got: number[] = [];
+    const handle = native.openUdpReceiver('127.0.0.1', 0, RECEIVE_BUFFER, (_slab, _offset, lengths, count) => {
+      got.push(...lengths.subarray(0, count));
+      throw new Error('a broken handler');
+    });
+    try {
+      native.setUdpReceiverSources(handle, ['127.0.0.1']);
+      const port = native.udpReceiverPort(handle);
+      await sendAll(sender, port, [randomBytes(20_000)]);
+      await waitFor(() => native.udpReceiverStats(handle).truncated === 1, 5000, 'the long datagram counted');
+      await sendAll(sender, port, [randomBytes(100)]);
+      await waitFor(() => got.length === 1, 5000, 'the next datagram');
+      await sendAll(sender, port, [randomBytes(200)]);
+      await waitFor(() => got.length === 2, 5000, 'one more after the handler threw');
+      assert.deepEqual(got, [100, 200]);
+      assert.equal(native.udpReceiverStats(handle).callbackErrors, 2);
+    } finally {
+      native.closeUdpReceiver(handle);
+      sender.close();
+    }
+  });
+
+  it('refuses bad arguments with an error, not a crash', () => {
+    const native = loadedNative();
+    const onBatch = (): void => undefined;
+    assert.throws(() => native.openUdpReceiver('not an address', 0, 0, onBatch), /not an IP address/);
+    assert.throws(() => native.openUdpReceiver('127.0.0.1', 70_000, 0, onBatch), /bad arguments/);
+    const handle = native.openUdpReceiver('127.0.0.1', 0, 0, onBatch);
+    try {
+      assert.throws(() => native.setUdpReceiverSources(handle, ['camera.local']), /not an IP address/);
+      assert.throws(() => native.setUdpReceiverSources(handle, Array.from({ length: 9 }, () => '127.0.0.1')), /too many/);
+      assert.throws(() => native.udpReceiverPort({} as typeof handle), /bad arguments/);
+      const taken = native.udpReceiverPort(handle);
+      assert.throws(() => native.openUdpReceiver('127.0.0.1', taken, 0, onBatch), /bind 127\.0\.0\.1:\d+: EADDRINUSE/);
+    } finally {
+      native.closeUdpReceiver(handle);
+    }
+  });
+
+  it('closes its socket: a hundred opened and closed leave no descriptor behind', async () => {
+    const native = loadedNative();
+    const descriptors = (): number => readdirSync('/proc/self/fd').length;
+    const start = descriptors();
+    for (let i = 0; i < 100; i++) native.closeUdpReceiver(native.openUdpReceiver('127.0.0.1', 0, 0, () => undefined));
+    await waitFor(() => descriptors() <= start, 2000, 'the descriptors closed', () => `${descriptors() - start} left open`);
+  });
+});
