@@ -24,6 +24,7 @@ import { platformConfig, startHomebridge, stopAllHomebridges } from '../test/hel
 import { getFreePort } from '../test/helpers/ports.js';
 import { readProcStat, readSchedTimes } from '../test/helpers/proc-stat.js';
 import { cleanupAll } from '../test/helpers/processes.js';
+import { median } from '../test/helpers/stats.js';
 
 function argument(name: string, fallback: number): number {
   const index = process.argv.indexOf(`--${name}`);
@@ -34,12 +35,6 @@ const STRESS_CPUS = argument('stress', 1);
 const SECONDS = argument('seconds', 30);
 const SETTLE_SECONDS = argument('settle', 20);
 const VIEWER = { username: 'bench', password: 'Bench-Viewer-Pass-4' };
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 interface Sample {
   at: number;

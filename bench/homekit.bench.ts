@@ -41,14 +41,9 @@ import { findBox } from '../test/helpers/mp4.js';
 import { cpuSeconds } from '../test/helpers/proc-stat.js';
 import { SnapshotService } from '../src/snapshots/snapshot-service.js';
 import { silentLogger } from '../src/util/logger.js';
+import { median } from '../test/helpers/stats.js';
 
 const RUNS = 5;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 type Row = [string, number[], string];
 

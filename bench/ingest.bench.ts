@@ -33,6 +33,7 @@ import { readSchedTimes } from '../test/helpers/proc-stat.js';
 import { getFreePort, getFreeUdpPort } from '../test/helpers/ports.js';
 import { pluginBuildState } from '../test/helpers/plugin-build.js';
 import { spawnTracked, type TrackedProcess } from '../test/helpers/processes.js';
+import { median } from '../test/helpers/stats.js';
 
 const PROJECT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CAMERA_SCRIPT = resolve(PROJECT, '../shared/tools/fanout-bench/camera.py');
@@ -64,12 +65,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 function progress(text: string): void {
   process.stderr.write(`[bench:ingest] ${text}\n`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** A child pinned to one CPU; the registry kills it (SIGTERM, SIGKILL after 5 s) if the bench dies. */

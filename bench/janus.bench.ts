@@ -40,6 +40,7 @@ import { PLATFORM_NAME } from '../src/settings.js';
 import { AccessState } from '../src/web/auth/access-state.js';
 import { CONNECTING_LIMIT_CEILING, WEB_DEFAULT_CONNECTING_LIMIT, WEB_DEFAULT_VIEWS_LIMIT } from '../src/config/view-limits.js';
 import { pluginBuildState } from '../test/helpers/plugin-build.js';
+import { median } from '../test/helpers/stats.js';
 
 const PROJECT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const HARNESS_SOURCE = resolve(PROJECT, '../shared/tools/fanout-bench');
@@ -122,11 +123,10 @@ function progress(text: string): void {
   process.stderr.write(`[bench:janus] ${text}\n`);
 }
 
-function median(values: number[]): number | undefined {
-  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (sorted.length === 0) return undefined;
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1]! + sorted[mid]!) / 2;
+/** The median of the finite values; undefined when a measure has none (the table prints "-"). */
+function finiteMedian(values: number[]): number | undefined {
+  const finite = values.filter(Number.isFinite);
+  return finite.length === 0 ? undefined : median(finite);
 }
 
 function freePort(): Promise<number> {
@@ -348,8 +348,8 @@ function rowsFor(records: RunRecord[], caseName: string, n: number, metrics: Met
     records.filter((r) => r.caseName === caseName && r.server === server).flatMap((r) => r.steps.filter((s) => s.viewers === n));
   return metrics.map((m) => {
     const values = (server: Server): number[] => steps(server).map(m.of).filter((v): v is number => typeof v === 'number');
-    const janus = median(values('janus'));
-    const project = median(values('project'));
+    const janus = finiteMedian(values('janus'));
+    const project = finiteMedian(values('project'));
     const row: Row = { label: m.label, sweeps: Math.min(...SERVERS.map((server) => values(server).length)) };
     if (janus !== undefined) row.janus = Number(janus.toFixed(m.digits));
     if (project !== undefined) row.project = Number(project.toFixed(m.digits));

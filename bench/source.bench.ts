@@ -18,18 +18,13 @@ import { QueuedSink } from '../src/media/queued-sink.js';
 import { serializeRtp } from '../src/media/rtp.js';
 import type { FrameSink, MediaFrame, TrackDescription, UpstreamFactory, UpstreamHandlers } from '../src/media/types.js';
 import { encodeStream, groupAccessUnits, splitAnnexB, toRtp } from '../test/media/helpers/streams.js';
+import { median } from '../test/helpers/stats.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 const RUNS = 11;
 const LOOPS_PER_RUN = 20;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 // ---- the stream ----
 

@@ -22,6 +22,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { frameBatch, nativeFanout, NativeStreamWriter, udpSocketFd, type NativeTarget } from '../src/rtp/native-fanout.js';
 import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter, type SrtpKeyMaterial } from '../src/rtp/srtp-writer.js';
+import { median } from '../test/helpers/stats.js';
 
 const VIEWERS = 50;
 const PACKETS_PER_FRAME = 8;
@@ -35,11 +36,6 @@ function keys(profile: number): SrtpKeyMaterial {
     srtpSessionSalt: randomBytes(profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14),
     srtpSessionAuthTag: randomBytes(20),
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 /** Sends frames in a tight loop for one window; returns CPU µs per packet. */

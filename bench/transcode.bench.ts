@@ -26,14 +26,9 @@ import { TranscodedVariants } from '../src/transcode/variants.js';
 import { silentLogger } from '../src/util/logger.js';
 import { FakeCamera } from '../test/helpers/fake-camera.js';
 import { cpuSeconds } from '../test/helpers/proc-stat.js';
+import { median } from '../test/helpers/stats.js';
 
 const RUNS = 5;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 class FirstKeyframe implements FrameSink {
   at = -1;

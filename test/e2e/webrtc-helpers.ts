@@ -167,11 +167,7 @@ export function longestStall(samples: FrameSample[], progress: 'framesDecoded' |
   };
 }
 
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
+export { median } from '../helpers/stats.js';
 
 /** The text of an element, or '' (a function predicate: the watch page's CSP refuses string ones). */
 export async function textOf(page: Page, selector: string): Promise<string> {
