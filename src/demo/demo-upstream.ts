@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { AddressInfo } from 'node:net';
 import { describeTracks, parseSdp } from '../rtsp/sdp.js';
 import { plainTimers, type TimerSeam } from '../media/timers.js';
 import type { UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
-import { bindLoopbackUdp } from '../util/udp.js';
+import { openLoopbackRtpReceiver } from '../rtp/rtp-receiver.js';
 
 export interface DemoUpstreamOptions {
   /** The ffmpeg binary (from findFfmpeg). */
@@ -72,8 +71,8 @@ async function openDemoSession(options: DemoUpstreamOptions, handlers: UpstreamH
     keyframeSeconds: options.keyframeSeconds ?? 2,
     bitrateKbps: options.bitrateKbps ?? 1500,
   };
-  const sockets = [await bindLoopbackUdp(), await bindLoopbackUdp()];
-  const ports = sockets.map((s) => (s.address() as AddressInfo).port);
+  const sockets = [await openLoopbackRtpReceiver(), await openLoopbackRtpReceiver()];
+  const ports = sockets.map((s) => s.port);
   let child: ChildProcess | undefined;
   let closed = false;
   let stderrTail = '';
@@ -115,7 +114,7 @@ async function openDemoSession(options: DemoUpstreamOptions, handlers: UpstreamH
     sockets.forEach((socket, i) => {
       const trackIndex = playable.indexOf(ordered[i]!);
       if (trackIndex < 0) return;
-      socket.on('message', (packet) => handlers.onRtp(trackIndex, packet));
+      socket.start({ onPacket: (packet) => handlers.onRtp(trackIndex, packet), onForeign: () => undefined });
     });
     child.once('exit', (code) => {
       if (release()) handlers.onClose(new Error(`the demo ffmpeg stopped (code ${code}): ${stderrTail.trim() || 'no message'}`));

@@ -1,12 +1,13 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { nativeFanout, type NativeFanoutStatus } from '../rtp/native-fanout.js';
-import { dgramRtpReceiver, openNativeRtpReceiver, type RtpReceiver } from './rtp-receiver.js';
+import { openRtpReceiver, setReceiveBuffer, type RtpReceiver } from '../rtp/rtp-receiver.js';
+import { bindUdpSocket } from '../util/udp.js';
 
 /**
  * A pair of UDP ports for one track: RTP on an even port and RTCP on the next one, as RFC 3550
  * asks and as many cameras insist on (they derive the RTCP port from the RTP port). RTP comes in
- * through `rtp-receiver.ts` (native where it loads); RTCP, a few packets a second, through dgram.
+ * through `src/rtp/rtp-receiver.ts` (native where it loads); RTCP, a few packets a second, through dgram.
  */
 export interface UdpPair {
   rtp: RtpReceiver;
@@ -27,44 +28,6 @@ export function bindAddressFor(cameraAddress: string): string {
   return family === 4 ? '0.0.0.0' : '::';
 }
 
-function bind(socket: dgram.Socket, port: number, address: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => {
-      socket.removeListener('listening', onListening);
-      reject(err);
-    };
-    const onListening = (): void => {
-      socket.removeListener('error', onError);
-      resolve();
-    };
-    socket.once('error', onError);
-    socket.once('listening', onListening);
-    socket.bind(port, address);
-  });
-}
-
-/** The RTP side on `port` (0: any), native unless the addon is absent; throws when it cannot bind. */
-async function openRtp(address: string, port: number, native: NativeFanoutStatus): Promise<RtpReceiver> {
-  if (native.loaded) return openNativeRtpReceiver(native.fanout, address, port, RECEIVE_BUFFER_BYTES);
-  const socket = dgram.createSocket({ type: net.isIPv6(address) ? 'udp6' : 'udp4', reuseAddr: false });
-  try {
-    await bind(socket, port, address);
-  } catch (err) {
-    socket.close();
-    throw err;
-  }
-  setReceiveBuffer(socket);
-  return dgramRtpReceiver(socket);
-}
-
-function setReceiveBuffer(socket: dgram.Socket): void {
-  try {
-    socket.setRecvBufferSize(RECEIVE_BUFFER_BYTES);
-  } catch {
-    // The OS cap (net.core.rmem_max) may be lower; the default still works for small streams.
-  }
-}
-
 /** Binds an even/odd port pair on `address`, trying a few ephemeral ports. */
 export async function bindUdpPair(address: string, attempts = 20, native: NativeFanoutStatus = nativeFanout()): Promise<UdpPair> {
   const type = net.isIPv6(address) ? 'udp6' : 'udp4';
@@ -72,7 +35,7 @@ export async function bindUdpPair(address: string, attempts = 20, native: Native
   for (let i = 0; i < attempts; i++) {
     let rtp: RtpReceiver;
     try {
-      rtp = await openRtp(address, 0, native);
+      rtp = await openRtpReceiver(address, 0, RECEIVE_BUFFER_BYTES, native);
     } catch (err) {
       lastError = err;
       continue;
@@ -84,14 +47,14 @@ export async function bindUdpPair(address: string, attempts = 20, native: Native
     }
     const rtcp = dgram.createSocket({ type, reuseAddr: false });
     try {
-      await bind(rtcp, port + 1, address);
+      await bindUdpSocket(rtcp, address, port + 1);
     } catch (err) {
       rtp.close();
       rtcp.close();
       lastError = err;
       continue;
     }
-    setReceiveBuffer(rtcp);
+    setReceiveBuffer(rtcp, RECEIVE_BUFFER_BYTES);
     let closed = false;
     return {
       rtp,

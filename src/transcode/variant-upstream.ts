@@ -6,17 +6,15 @@
  * pulls on demand like any Source (ffmpeg starts with its first viewer and stops after the last),
  * and every viewer of the variant shares that one encoder, its GOP cache and its fan-out.
  */
-import type { Socket } from 'node:dgram';
-import type { AddressInfo } from 'node:net';
 import { describeDiagnosis, diagnoseFfmpeg } from '../ffmpeg/ffmpeg-diagnosis.js';
 import { RestreamFfmpeg } from '../ffmpeg/ffmpeg-process.js';
 import { H264_VARIANT_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, variantArgs, variantAudioArgs, variantBitrateKbps, VP8_PAYLOAD_TYPE, type VariantCodec } from '../ffmpeg/transcode-args.js';
 import { isRtcpPacket } from '../rtp/rtcp.js';
 import type { FrameSink, SourceStats, Subscribable, TrackDescription, UpstreamFactory, UpstreamHandlers, UpstreamSession } from '../media/types.js';
 import type { Logger } from '../util/logger.js';
-import { bindLoopbackUdp } from '../util/udp.js';
 import type { HardwareEncoder } from '../ffmpeg/hardware-encoders.js';
 import { firstStep, KeepUpWatch, VARIANT_STEPS, type KeepUpSettings, type VariantStep } from './keep-up.js';
+import { openLoopbackRtpReceiver, type RtpReceiver } from '../rtp/rtp-receiver.js';
 
 /** What the variant needs from the camera's own Source. */
 export interface VariantInput extends Subscribable {
@@ -136,7 +134,7 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
     },
   };
   const held = options.input.subscribe(hold, { kinds: ['video'], fromKeyframe: false });
-  const sockets: Socket[] = [];
+  const sockets: RtpReceiver[] = [];
   let ffmpeg: RestreamFfmpeg | undefined;
   /** The sound's own ffmpeg (transcode-args.ts says why): it runs across the picture's step changes. */
   let sound: RestreamFfmpeg | undefined;
@@ -158,20 +156,22 @@ async function openVariantSession(options: VariantOptions, handlers: UpstreamHan
     signal.throwIfAborted();
     const withAudio = options.withAudio && inputTracks.some((t) => t.kind === 'audio');
     if (!inputTracks.some((t) => t.kind === 'video')) throw new Error('the camera sends no video to transcode');
-    sockets.push(await bindLoopbackUdp());
-    if (withAudio) sockets.push(await bindLoopbackUdp());
+    sockets.push(await openLoopbackRtpReceiver());
+    if (withAudio) sockets.push(await openLoopbackRtpReceiver());
     signal.throwIfAborted();
-    const ports = sockets.map((s) => (s.address() as AddressInfo).port);
+    const ports = sockets.map((s) => s.port);
     const picture = options.input.stats?.();
     const first = firstStep(options.maxWidth ?? 1280, options.maxHeight ?? 720, picture);
     sockets.forEach((socket, trackIndex) => {
-      socket.on('message', (packet: Buffer) => {
-        if (isRtcpPacket(packet)) return;
-        // The marker bit ends a video frame (VP8 and H.264 alike).
-        if (trackIndex === 0 && packet.length > 1 && (packet[1]! & 0x80) !== 0) outputFrames++;
-        handlers.onRtp(trackIndex, packet);
+      socket.start({
+        onPacket: (packet) => {
+          if (isRtcpPacket(packet)) return;
+          // The marker bit ends a video frame (VP8 and H.264 alike).
+          if (trackIndex === 0 && packet.length > 1 && (packet[1]! & 0x80) !== 0) outputFrames++;
+          handlers.onRtp(trackIndex, packet);
+        },
+        onForeign: (from) => options.log.debug(`${name} variant: ignoring UDP packets from ${from}, which is not its ffmpeg`),
       });
-      socket.on('error', (error) => options.log.debug(`${name} variant: UDP socket error: ${error.message}`));
     });
 
     let hardware = await options.hardware?.choose();

@@ -1,4 +1,4 @@
-import { createSocket, type Socket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 
 /** Binds `socket` and resolves with its port; a bind error rejects once and leaves no listener behind. */
 export function bindUdpSocket(socket: Socket, host: string, port = 0): Promise<number> {
@@ -10,11 +10,4 @@ export function bindUdpSocket(socket: Socket, host: string, port = 0): Promise<n
       resolve(socket.address().port);
     });
   });
-}
-
-/** A UDP socket on 127.0.0.1 at a free port, for RTP from an ffmpeg the plugin runs. */
-export async function bindLoopbackUdp(): Promise<Socket> {
-  const socket = createSocket('udp4');
-  await bindUdpSocket(socket, '127.0.0.1');
-  return socket;
 }

@@ -1,4 +1,4 @@
-// Where a UDP track's RTP comes in (src/rtsp/rtp-receiver.ts), through the native receiver
+// Where RTP over UDP comes in (src/rtp/rtp-receiver.ts), through the native receiver
 // (native/udp-receive.c, one recvmmsg per burst) and through dgram: both deliver every datagram
 // from the camera byte for byte and in order, drop anyone else's, and stop at close.
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 
 import { nativeFanout, type NativeFanout } from '../../src/rtp/native-fanout.js';
-import { dgramRtpReceiver, openNativeRtpReceiver, type RtpReceiver } from '../../src/rtsp/rtp-receiver.js';
+import { dgramRtpReceiver, openLoopbackRtpReceiver, openNativeRtpReceiver, type RtpReceiver } from '../../src/rtp/rtp-receiver.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const RECEIVE_BUFFER = 4 * 1024 * 1024;
@@ -91,6 +91,28 @@ for (const path of ['native', 'dgram'] as const) {
       }
     });
 
+    it('keeps delivering after a handler throws, and never throws out of the event loop', async () => {
+      const receiver = await openReceiver(path);
+      try {
+        receiver.allow('127.0.0.1');
+        const got: string[] = [];
+        receiver.start({
+          onPacket: (p) => {
+            got.push(p.toString());
+            if (got.length === 1) throw new Error('a broken handler');
+          },
+          onForeign: () => undefined,
+        });
+        await sendAll(sender, receiver.port, [Buffer.from('first')]);
+        await waitFor(() => got.length === 1, 5000, 'the first datagram');
+        await sendAll(sender, receiver.port, [Buffer.from('second')]);
+        await waitFor(() => got.length === 2, 5000, 'the datagram after the throw');
+        assert.deepEqual(got, ['first', 'second']);
+      } finally {
+        receiver.close();
+      }
+    });
+
     it('delivers nothing before start or after close, and frees its port at close', async () => {
       const receiver = await openReceiver(path);
       receiver.allow('127.0.0.1');
@@ -126,6 +148,31 @@ for (const path of ['native', 'dgram'] as const) {
     });
   });
 }
+
+describe('openLoopbackRtpReceiver (for an ffmpeg the plugin runs)', () => {
+  for (const [path, native] of [['native', nativeFanout()], ['dgram', { loaded: false, reason: 'this test' } as const]] as const) {
+    it(`takes RTP from 127.0.0.1 only, through ${path}`, async () => {
+      const receiver = await openLoopbackRtpReceiver(native);
+      const sender = await bound();
+      const stranger = await bound('127.0.0.3');
+      try {
+        assert.equal(receiver.path, path);
+        const got: string[] = [];
+        const strangers: string[] = [];
+        receiver.start({ onPacket: (p) => got.push(p.toString()), onForeign: (from) => strangers.push(from) });
+        await sendAll(stranger, receiver.port, [Buffer.from('not ffmpeg')]);
+        await waitFor(() => strangers.length === 1, 5000, 'the stranger reported');
+        await sendAll(sender, receiver.port, [Buffer.from('ffmpeg')]);
+        await waitFor(() => got.length === 1, 5000, "ffmpeg's datagram");
+        assert.deepEqual([got, strangers], [['ffmpeg'], ['127.0.0.3']]);
+      } finally {
+        receiver.close();
+        sender.close();
+        stranger.close();
+      }
+    });
+  }
+});
 
 describe('the native receiver itself (native/udp-receive.c)', () => {
   it('hands a burst to JavaScript in fewer calls than datagrams', async () => {

@@ -1,17 +1,19 @@
 /**
- * Where a UDP track's RTP comes in. Two ways, the same behaviour:
+ * Where RTP over UDP comes in, from a camera (an RTSP track) or from an ffmpeg the plugin runs (a
+ * transcoded variant, the demo camera). Two ways, the same behaviour:
  * - native (native/udp-receive.c): one recvmmsg per burst of datagrams and one call into
  *   JavaScript for all of them, strangers dropped in C. With Node's dgram each datagram costs a
  *   trip into JavaScript with its own Buffer and address object, which was most of a camera's CPU
  *   with nobody watching (`npm run bench:ingest`).
  * - dgram: wherever the addon does not load (see src/rtp/native-fanout.ts) or is turned off.
- * Only the camera may feed a session: datagrams from any other address are dropped (anyone on the
+ * Only the sender may feed a session: datagrams from any other address are dropped (anyone on the
  * LAN could otherwise inject video), and the first stranger is reported once.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import type { NativeFanout, NativeUdpReceiverHandle, UdpBatchHandler } from '../rtp/native-fanout.js';
 import { normalizeAddress } from '../util/address.js';
+import { bindUdpSocket } from '../util/udp.js';
+import { nativeFanout, type NativeFanout, type NativeFanoutStatus, type NativeUdpReceiverHandle, type UdpBatchHandler } from './native-fanout.js';
 
 export interface RtpReceiverEvents {
   onPacket(packet: Buffer): void;
@@ -79,6 +81,9 @@ export function openNativeRtpReceiver(native: NativeFanout, address: string, por
 
 /** The same over a bound dgram socket (its 'message' events). */
 export function dgramRtpReceiver(socket: dgram.Socket): RtpReceiver {
+  // An unheard 'error' would throw out of Node's event loop and take Homebridge down. A late ICMP
+  // report is the only kind here, and the session's watchdog judges the stream anyway.
+  socket.on('error', () => undefined);
   const allowed = new Set<string>();
   let reportedForeign = false;
   let closed = false;
@@ -91,11 +96,16 @@ export function dgramRtpReceiver(socket: dgram.Socket): RtpReceiver {
     },
     start(events: RtpReceiverEvents): void {
       socket.on('message', (packet, rinfo) => {
-        const from = normalizeAddress(rinfo.address) ?? '';
-        if (allowed.has(from)) events.onPacket(packet);
-        else if (!reportedForeign) {
-          reportedForeign = true;
-          events.onForeign(from);
+        // As on the native path: a handler's exception is dropped here, not thrown out of Node's loop.
+        try {
+          const from = normalizeAddress(rinfo.address) ?? '';
+          if (allowed.has(from)) events.onPacket(packet);
+          else if (!reportedForeign) {
+            reportedForeign = true;
+            events.onForeign(from);
+          }
+        } catch {
+          // Dropped: see above.
         }
       });
     },
@@ -105,4 +115,37 @@ export function dgramRtpReceiver(socket: dgram.Socket): RtpReceiver {
       socket.close();
     },
   };
+}
+
+/**
+ * A receiver on `address:port` (0: any): native unless the addon is absent. `receiveBufferBytes`
+ * 0 keeps the system's default. Throws (rejects) when it cannot bind.
+ */
+export async function openRtpReceiver(address: string, port: number, receiveBufferBytes: number, native: NativeFanoutStatus = nativeFanout()): Promise<RtpReceiver> {
+  if (native.loaded) return openNativeRtpReceiver(native.fanout, address, port, receiveBufferBytes);
+  const socket = dgram.createSocket({ type: net.isIPv6(address) ? 'udp6' : 'udp4', reuseAddr: false });
+  try {
+    await bindUdpSocket(socket, address, port);
+  } catch (err) {
+    socket.close();
+    throw err;
+  }
+  if (receiveBufferBytes > 0) setReceiveBuffer(socket, receiveBufferBytes);
+  return dgramRtpReceiver(socket);
+}
+
+/** Asks for a bigger receive buffer; the OS may cap it (net.core.rmem_max), and the default still works for small streams. */
+export function setReceiveBuffer(socket: dgram.Socket, bytes: number): void {
+  try {
+    socket.setRecvBufferSize(bytes);
+  } catch {
+    // Capped or refused: see above.
+  }
+}
+
+/** A receiver on 127.0.0.1 at a free port, taking RTP only from 127.0.0.1: for an ffmpeg the plugin runs. */
+export async function openLoopbackRtpReceiver(native: NativeFanoutStatus = nativeFanout()): Promise<RtpReceiver> {
+  const receiver = await openRtpReceiver('127.0.0.1', 0, 0, native);
+  receiver.allow('127.0.0.1');
+  return receiver;
 }
