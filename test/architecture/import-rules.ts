@@ -22,7 +22,7 @@ export const ALLOWED: Readonly<Record<string, ReadonlyArray<string>>> = {
   rtp: ['util', 'media'],
   ffmpeg: ['util'],
   rtsp: ['util', 'media', 'rtp'],
-  demo: ['util', 'media', 'rtsp'],
+  demo: ['util', 'media', 'rtp', 'rtsp'],
   // The re-stream server speaks RTSP too: it may share the client's protocol helpers (headers, SDP).
   restream: ['util', 'media', 'rtp', 'rtsp'],
   onvif: ['util', 'media'],
