@@ -2,6 +2,15 @@
 #ifndef WEBRTC_CAMERAS_ADDON_H
 #define WEBRTC_CAMERAS_ADDON_H
 #include <node_api.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* srtp-fanout.c: the N-API helpers both files use. */
+napi_value throw_error(napi_env env, const char *message);
+/* The native object behind `value` when it is an external tagged `tag`; 0 otherwise. */
+int get_external(napi_env env, napi_value value, const napi_type_tag *tag, void **out);
+/* A literal IPv4 or IPv6 address (with a zone or not) and a port as a socket address; 0 when it is none. */
+int parse_socket_address(const char *ip, uint16_t port, struct sockaddr_storage *out, socklen_t *len);
 
 /* udp-receive.c: adds openUdpReceiver and its companions to the exports; 0 on failure. */
 int define_udp_receive(napi_env env, napi_value exports);

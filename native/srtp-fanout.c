@@ -99,7 +99,7 @@ static void xor_u32(uint8_t *p, uint32_t v) {
     }                                                                      \
   } while (0)
 
-static napi_value throw_error(napi_env env, const char *message) {
+napi_value throw_error(napi_env env, const char *message) {
   napi_throw_error(env, NULL, message);
   return NULL;
 }
@@ -118,7 +118,7 @@ static int get_buffer(napi_env env, napi_value value, uint8_t **data, size_t *le
 static const napi_type_tag STREAM_TAG = {0x5a1f6c0e2b9d4c71ULL, 0x8e3b0a4d6f215c97ULL};
 static const napi_type_tag DESTINATION_TAG = {0x0c7d2e9b4f1a6358ULL, 0xa2e5f80b3c6d1947ULL};
 
-static int get_external(napi_env env, napi_value value, const napi_type_tag *tag, void **out) {
+int get_external(napi_env env, napi_value value, const napi_type_tag *tag, void **out) {
   napi_valuetype type;
   bool tagged = false;
   if (napi_typeof(env, value, &type) != napi_ok || type != napi_external) return 0;
@@ -308,6 +308,25 @@ static int parse_ipv6(const char *text, struct sockaddr_in6 *out) {
   return 1;
 }
 
+int parse_socket_address(const char *ip, uint16_t port, struct sockaddr_storage *out, socklen_t *len) {
+  memset(out, 0, sizeof(*out));
+  struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+  if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    *len = sizeof(struct sockaddr_in);
+    return 1;
+  }
+  if (parse_ipv6(ip, v6)) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    *len = sizeof(struct sockaddr_in6);
+    return 1;
+  }
+  return 0;
+}
+
 /* createDestination(ip, port) -> external; ip is a literal IPv4 or IPv6 address (with a zone or not). */
 static napi_value create_destination(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -324,17 +343,7 @@ static napi_value create_destination(napi_env env, napi_callback_info info) {
   if (ip_len >= sizeof(ip) - 1) return throw_error(env, "createDestination: not an IP address");
   destination *d = calloc(1, sizeof(destination));
   if (!d) return throw_error(env, "createDestination: out of memory");
-  struct sockaddr_in *v4 = (struct sockaddr_in *)&d->addr;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&d->addr;
-  if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons((uint16_t)port);
-    d->len = sizeof(struct sockaddr_in);
-  } else if (parse_ipv6(ip, v6)) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons((uint16_t)port);
-    d->len = sizeof(struct sockaddr_in6);
-  } else {
+  if (!parse_socket_address(ip, (uint16_t)port, &d->addr, &d->len)) {
     free(d);
     return throw_error(env, "createDestination: not an IP address");
   }

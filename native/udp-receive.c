@@ -87,11 +87,6 @@ static const napi_type_tag RECEIVER_TAG = {0x3f81c2d7a9e4b065ULL, 0x6d0b95e1c47a
     }                                                                         \
   } while (0)
 
-static napi_value fail(napi_env env, const char *message) {
-  napi_throw_error(env, NULL, message);
-  return NULL;
-}
-
 /* The errno names JavaScript tests for (as Node's own errors carry them); others by number. */
 static const char *errno_name(int error, char *fallback, size_t size) {
   switch (error) {
@@ -105,38 +100,31 @@ static const char *errno_name(int error, char *fallback, size_t size) {
 }
 
 static udp_receiver *get_receiver(napi_env env, napi_value value) {
-  napi_valuetype type;
-  bool tagged = false;
   void *data = NULL;
-  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external) return NULL;
-  if (napi_check_object_type_tag(env, value, &RECEIVER_TAG, &tagged) != napi_ok || !tagged) return NULL;
-  if (napi_get_value_external(env, value, &data) != napi_ok) return NULL;
-  return data;
+  return get_external(env, value, &RECEIVER_TAG, &data) ? data : NULL;
+}
+
+/* An IPv4 address as IPv4-mapped IPv6 (::ffff:a.b.c.d), so sources of either family compare alike. */
+static void map_ipv4(const void *v4, struct in6_addr *out) {
+  memset(out, 0, sizeof(*out));
+  out->s6_addr[10] = 0xff;
+  out->s6_addr[11] = 0xff;
+  memcpy(&out->s6_addr[12], v4, 4);
 }
 
 /* A literal IPv4 or IPv6 address as IPv6 (IPv4 mapped), for comparing sources of either family. */
 static int parse_source(const char *text, struct in6_addr *out) {
   struct in_addr v4;
   if (inet_pton(AF_INET, text, &v4) == 1) {
-    memset(out, 0, sizeof(*out));
-    out->s6_addr[10] = 0xff;
-    out->s6_addr[11] = 0xff;
-    memcpy(&out->s6_addr[12], &v4, 4);
+    map_ipv4(&v4, out);
     return 1;
   }
   return inet_pton(AF_INET6, text, out) == 1;
 }
 
 static void sender_address(const struct sockaddr_storage *from, struct in6_addr *out) {
-  if (from->ss_family == AF_INET) {
-    const struct sockaddr_in *v4 = (const struct sockaddr_in *)from;
-    memset(out, 0, sizeof(*out));
-    out->s6_addr[10] = 0xff;
-    out->s6_addr[11] = 0xff;
-    memcpy(&out->s6_addr[12], &v4->sin_addr, 4);
-  } else {
-    *out = ((const struct sockaddr_in6 *)from)->sin6_addr;
-  }
+  if (from->ss_family == AF_INET) map_ipv4(&((const struct sockaddr_in *)from)->sin_addr, out);
+  else *out = ((const struct sockaddr_in6 *)from)->sin6_addr;
 }
 
 static int is_source(const udp_receiver *r, const struct in6_addr *address) {
@@ -313,40 +301,27 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   if (argc < 4 || napi_get_value_string_utf8(env, argv[0], ip, sizeof(ip), &ip_len) != napi_ok || ip_len >= sizeof(ip) - 1 ||
       napi_get_value_uint32(env, argv[1], &port) != napi_ok || port > 65535 || napi_get_value_uint32(env, argv[2], &receive_buffer) != napi_ok ||
       napi_typeof(env, argv[3], &callback_type) != napi_ok || callback_type != napi_function) {
-    return fail(env, "openUdpReceiver(ip, port, receiveBufferBytes, onBatch): bad arguments");
+    return throw_error(env, "openUdpReceiver(ip, port, receiveBufferBytes, onBatch): bad arguments");
   }
   struct sockaddr_storage address;
   socklen_t address_len;
-  memset(&address, 0, sizeof(address));
-  struct sockaddr_in *v4 = (struct sockaddr_in *)&address;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&address;
-  if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons((uint16_t)port);
-    address_len = sizeof(*v4);
-  } else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons((uint16_t)port);
-    address_len = sizeof(*v6);
-  } else {
-    return fail(env, "openUdpReceiver: not an IP address");
-  }
+  if (!parse_socket_address(ip, (uint16_t)port, &address, &address_len)) return throw_error(env, "openUdpReceiver: not an IP address");
 
   receive_scratch *scratch = NULL;
   CHECK(napi_get_instance_data(env, (void **)&scratch));
   if (!scratch) {
     scratch = calloc(1, sizeof(receive_scratch));
-    if (!scratch) return fail(env, "udp-receive: out of memory");
+    if (!scratch) return throw_error(env, "udp-receive: out of memory");
     if (napi_set_instance_data(env, scratch, free_scratch, NULL) != napi_ok) {
       free(scratch);
-      return fail(env, "udp-receive: N-API call failed");
+      return throw_error(env, "udp-receive: N-API call failed");
     }
   }
   uv_loop_t *loop = NULL;
   CHECK(napi_get_uv_event_loop(env, &loop));
 
   int fd = socket(address.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fail(env, "udp-receive: socket() failed");
+  if (fd < 0) return throw_error(env, "udp-receive: socket() failed");
   if (address.ss_family == AF_INET6) {
     int only = 1;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof(only));
@@ -356,7 +331,7 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
     char message[160], number[24];
     snprintf(message, sizeof(message), "udp-receive: bind %s:%u: %s (%s)", ip, port, errno_name(error, number, sizeof(number)), strerror(error));
     close(fd);
-    return fail(env, message);
+    return throw_error(env, message);
   }
   /* The OS may cap it lower (net.core.rmem_max); the default still holds a small stream. */
   int buffer_bytes = (int)receive_buffer;
@@ -365,13 +340,13 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   socklen_t bound_len = sizeof(bound);
   if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0) {
     close(fd);
-    return fail(env, "udp-receive: getsockname() failed");
+    return throw_error(env, "udp-receive: getsockname() failed");
   }
 
   udp_receiver *r = calloc(1, sizeof(udp_receiver));
   if (!r) {
     close(fd);
-    return fail(env, "udp-receive: out of memory");
+    return throw_error(env, "udp-receive: out of memory");
   }
   r->fd = fd;
   r->env = env;
@@ -388,7 +363,7 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
     if (r->async_context) napi_async_destroy(env, r->async_context);
     close(fd);
     free(r);
-    return fail(env, "udp-receive: could not set up the receiver");
+    return throw_error(env, "udp-receive: could not set up the receiver");
   }
   r->lengths_data = lengths_data;
   r->poll.data = r;
@@ -396,12 +371,12 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   if (uv_poll_start(&r->poll, UV_READABLE, on_readable) != 0) {
     stop_receiver(r);
     r->finalized = 1; /* never handed to JavaScript: freed when libuv closes the poll */
-    return fail(env, "udp-receive: could not poll the socket");
+    return throw_error(env, "udp-receive: could not poll the socket");
   }
   if (napi_create_external(env, r, finalize_receiver, NULL, &handle) != napi_ok || napi_type_tag_object(env, handle, &RECEIVER_TAG) != napi_ok) {
     stop_receiver(r);
     r->finalized = 1;
-    return fail(env, "udp-receive: N-API call failed");
+    return throw_error(env, "udp-receive: N-API call failed");
   }
   return handle;
 }
@@ -412,7 +387,7 @@ static udp_receiver *only_receiver_argument(napi_env env, napi_callback_info inf
   napi_value argv[1];
   udp_receiver *r = NULL;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1) r = get_receiver(env, argv[0]);
-  if (!r) fail(env, usage);
+  if (!r) throw_error(env, usage);
   return r;
 }
 
@@ -434,9 +409,9 @@ static napi_value set_sources(napi_env env, napi_callback_info info) {
   bool is_array = false;
   uint32_t count = 0;
   if (!r || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &count) != napi_ok) {
-    return fail(env, "setUdpReceiverSources(handle, ips): bad arguments");
+    return throw_error(env, "setUdpReceiverSources(handle, ips): bad arguments");
   }
-  if (count > MAX_SOURCES) return fail(env, "setUdpReceiverSources: too many addresses");
+  if (count > MAX_SOURCES) return throw_error(env, "setUdpReceiverSources: too many addresses");
   struct in6_addr parsed[MAX_SOURCES];
   for (uint32_t i = 0; i < count; i++) {
     napi_value item;
@@ -444,7 +419,7 @@ static napi_value set_sources(napi_env env, napi_callback_info info) {
     size_t text_len = 0;
     CHECK(napi_get_element(env, argv[1], i, &item));
     if (napi_get_value_string_utf8(env, item, text, sizeof(text), &text_len) != napi_ok || text_len >= sizeof(text) - 1 || !parse_source(text, &parsed[i])) {
-      return fail(env, "setUdpReceiverSources: not an IP address");
+      return throw_error(env, "setUdpReceiverSources: not an IP address");
     }
   }
   memcpy(r->sources, parsed, count * sizeof(parsed[0]));
