@@ -5,6 +5,18 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+/*
+ * In a function returning napi_value: an N-API call that fails throws, naming the file's part
+ * (ADDON_PART, defined before this header) and the call, and returns.
+ */
+#define CHECK(call)                                                                  \
+  do {                                                                               \
+    if ((call) != napi_ok) {                                                         \
+      napi_throw_error(env, NULL, ADDON_PART ": N-API call failed: " #call);         \
+      return NULL;                                                                   \
+    }                                                                                \
+  } while (0)
+
 /* srtp-fanout.c: the N-API helpers both files use. */
 napi_value throw_error(napi_env env, const char *message);
 /* The native object behind `value` when it is an external tagged `tag`; 0 otherwise. */

@@ -32,6 +32,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#define ADDON_PART "srtp-fanout"
 #include "addon.h"
 
 #define PROFILE_AES128_CM_SHA1_80 1
@@ -90,14 +91,6 @@ static void xor_u32(uint8_t *p, uint32_t v) {
 }
 
 /* ----------------------------------------------------------------------------- N-API helpers */
-
-#define CHECK(call)                                                        \
-  do {                                                                     \
-    if ((call) != napi_ok) {                                               \
-      napi_throw_error(env, NULL, "srtp-fanout: N-API call failed: " #call); \
-      return NULL;                                                         \
-    }                                                                      \
-  } while (0)
 
 napi_value throw_error(napi_env env, const char *message) {
   napi_throw_error(env, NULL, message);

@@ -27,6 +27,7 @@
 #include <node_api.h>
 #include <uv.h>
 
+#define ADDON_PART "udp-receive"
 #include "addon.h"
 
 /* Datagrams per recvmmsg(2): a 720p keyframe's burst is a few dozen; more just loops once more. */
@@ -78,14 +79,6 @@ typedef struct {
 } receive_scratch;
 
 static const napi_type_tag RECEIVER_TAG = {0x3f81c2d7a9e4b065ULL, 0x6d0b95e1c47a2f38ULL};
-
-#define CHECK(call)                                                           \
-  do {                                                                        \
-    if ((call) != napi_ok) {                                                  \
-      napi_throw_error(env, NULL, "udp-receive: N-API call failed: " #call);  \
-      return NULL;                                                            \
-    }                                                                         \
-  } while (0)
 
 /* The errno names JavaScript tests for (as Node's own errors carry them); others by number. */
 static const char *errno_name(int error, char *fallback, size_t size) {
@@ -287,8 +280,8 @@ static void free_scratch(napi_env env, void *data, void *hint) {
  * with datagrams from an allowed source, and once (with none) for the first datagram from anyone
  * else: the burst's `count` datagrams lie back to back in `slab` from `offset`, their lengths are
  * the first `count` of `lengths` (the same array every call: read it before returning), and
- * `foreign` counts the datagrams dropped so far. Nothing is allowed until setUdpReceiverSources. Throws "udp-receive: bind <ip>:<port>: EADDRINUSE
- * (...)" and the like when it cannot bind.
+ * `foreign` counts the datagrams dropped so far. Nothing is allowed until setUdpReceiverSources.
+ * Throws "udp-receive: bind <ip>:<port>: EADDRINUSE (...)" and the like when it cannot bind.
  */
 static napi_value open_receiver(napi_env env, napi_callback_info info) {
   size_t argc = 4;
