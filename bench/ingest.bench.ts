@@ -22,17 +22,16 @@
  *
  * Run: npm run bench:ingest [-- --rounds 3 --seconds 30 --settle 5]
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { randomBytes } from 'node:crypto';
-import { PLATFORM_NAME } from '../src/settings.js';
 import { AccessState } from '../src/web/auth/access-state.js';
 import { readSchedTimes } from '../test/helpers/proc-stat.js';
 import { getFreePort, getFreeUdpPort } from '../test/helpers/ports.js';
 import { pluginBuildState } from '../test/helpers/plugin-build.js';
 import { spawnTracked, type TrackedProcess } from '../test/helpers/processes.js';
+import { platformConfig, writeHomebridgeConfig } from '../test/helpers/homebridge-config.js';
 import { median } from '../test/helpers/stats.js';
 
 const PROJECT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -142,23 +141,8 @@ async function writeStorage(cameraPort: number, transport: 'auto' | 'tcp'): Prom
   const dir = join(STORAGE_ROOT, transport);
   const webPort = await getFreePort();
   rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const mac = [0x0e, ...randomBytes(5)].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
-  const config = {
-    bridge: { name: 'ingest bench', username: mac, port: 0, pin: '031-45-154', bind: ['127.0.0.1'] },
-    accessories: [],
-    platforms: [
-      {
-        platform: PLATFORM_NAME,
-        name: 'WebRTC Cameras',
-        cameras: [{ id: 'cam', name: 'Bench camera', rtspUrl: `rtsp://127.0.0.1:${cameraPort}/cam`, alwaysOn: true, transport }],
-        web: { port: webPort, bind: '127.0.0.1' },
-        restream: { port: 0 },
-      },
-    ],
-    plugins: ['homebridge-webrtc-cameras'],
-  };
-  writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  const cameras = [{ id: 'cam', name: 'Bench camera', rtspUrl: `rtsp://127.0.0.1:${cameraPort}/cam`, alwaysOn: true, transport }];
+  writeHomebridgeConfig(dir, { name: 'ingest bench', platform: platformConfig({ cameras, web: { port: webPort } }) });
   const access = await AccessState.create({ viewers: [], storagePath: dir, cameraIds: () => ['cam'] });
   try {
     const link = await access.createLink({ cameras: 'all', expiresIn: 'never', label: 'bench:ingest', createdBy: 'bench:ingest' });

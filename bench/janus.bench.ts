@@ -35,11 +35,10 @@ import { createServer } from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { randomBytes } from 'node:crypto';
-import { PLATFORM_NAME } from '../src/settings.js';
 import { AccessState } from '../src/web/auth/access-state.js';
 import { CONNECTING_LIMIT_CEILING, WEB_DEFAULT_CONNECTING_LIMIT, WEB_DEFAULT_VIEWS_LIMIT } from '../src/config/view-limits.js';
 import { pluginBuildState } from '../test/helpers/plugin-build.js';
+import { platformConfig, writeHomebridgeConfig } from '../test/helpers/homebridge-config.js';
 import { median } from '../test/helpers/stats.js';
 
 const PROJECT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -204,23 +203,9 @@ function ensureBuilt(): void {
 async function prepareProject(cameraPort: number, webPort: number): Promise<{ storage: string; tokens: string[] }> {
   const storage = join(SCRATCH, 'hb-storage');
   rmSync(storage, { recursive: true, force: true });
-  mkdirSync(storage, { recursive: true });
-  const mac = [0x0e, ...randomBytes(5)].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
-  const config = {
-    bridge: { name: 'fanout bench', username: mac, port: 0, pin: '031-45-154', bind: ['127.0.0.1'] },
-    accessories: [],
-    platforms: [
-      {
-        platform: PLATFORM_NAME,
-        name: 'WebRTC Cameras',
-        cameras: [{ id: CAMERA_ID, name: 'Bench camera', rtspUrl: `rtsp://127.0.0.1:${cameraPort}/cam`, alwaysOn: true, maxViewers: 100 }],
-        web: { port: webPort, bind: '127.0.0.1', maxViewsPerAddress: 1000, maxConnectingViews: CONNECTING_VIEWS },
-        restream: { port: 0 },
-      },
-    ],
-    plugins: ['homebridge-webrtc-cameras'],
-  };
-  writeFileSync(join(storage, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  const cameras = [{ id: CAMERA_ID, name: 'Bench camera', rtspUrl: `rtsp://127.0.0.1:${cameraPort}/cam`, alwaysOn: true, maxViewers: 100 }];
+  const web = { port: webPort, maxViewsPerAddress: 1000, maxConnectingViews: CONNECTING_VIEWS };
+  writeHomebridgeConfig(storage, { name: 'fanout bench', platform: platformConfig({ cameras, web }) });
   const access = await AccessState.create({ viewers: [], storagePath: storage, cameraIds: () => [CAMERA_ID] });
   const tokens: string[] = [];
   try {

@@ -18,41 +18,22 @@
  * symptom.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PLATFORM_NAME } from '../../src/settings.js';
+import { DEFAULT_PIN, randomBridgeUsername, writeHomebridgeConfig, type PlatformBlock } from './homebridge-config.js';
 import { pluginBuildState } from './plugin-build.js';
 import { printLogsOnFailure } from './print-on-failure.js';
 
+export { DEFAULT_PIN, platformConfig, randomBridgeUsername, writeHomebridgeConfig, type PlatformBlock, type PlatformSettings } from './homebridge-config.js';
+
 export const PLUGIN_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const HOMEBRIDGE_BIN = join(PLUGIN_DIR, 'node_modules/homebridge/bin/homebridge.js');
-export const DEFAULT_PIN = '031-45-154';
 
 /** "Homebridge v2.4.0 (HAP v2.2.3) (Name) is running on port 45755." */
 const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 const RUNNING_LINE = /Homebridge v\S+ \(HAP v\S+\) \((.*)\) is running on port (\d+)/;
-
-export type PlatformBlock = Record<string, unknown>;
-
-/** Settings of the plugin's block beyond what `platformConfig` fills in; `web` is merged over its loopback defaults. */
-export interface PlatformSettings {
-  web?: Record<string, unknown>;
-  [setting: string]: unknown;
-}
-
-/**
- * The plugin's platform block as the e2e files start it: the platform and its name, the web page on
- * 127.0.0.1 (port 0 unless `web.port` says which; the machines may only talk to loopback), and the
- * re-stream on any free port. `settings` adds the rest (cameras, viewers, ...) and overrides any of
- * these; its `web` fields join the loopback bind rather than replace it.
- */
-export function platformConfig(settings: PlatformSettings = {}): PlatformBlock {
-  const { web, ...rest } = settings;
-  return { platform: PLATFORM_NAME, name: 'WebRTC Cameras', restream: { port: 0 }, ...rest, web: { port: 0, bind: '127.0.0.1', ...web } };
-}
 
 export interface HomebridgeOptions {
   /** The plugin's platform block, `null` for a config.json without one. Default: a bare block. */
@@ -116,7 +97,7 @@ export class HomebridgeProcess {
     everyInstance.add(this);
     this.ownsStorage = !options.storagePath;
     this.storagePath = options.storagePath ?? mkdtempSync(join(tmpdir(), 'hb-webrtc-'));
-    this.username = randomMac();
+    this.username = randomBridgeUsername();
     this.platform = options.platform === undefined ? { platform: 'WebRTCCameras' } : options.platform;
   }
 
@@ -140,21 +121,7 @@ export class HomebridgeProcess {
   /** Writes config.json: the bridge on 127.0.0.1 with an ephemeral port, only this plugin loaded. */
   writeConfig(platform: PlatformBlock | null = this.platform): void {
     this.platform = platform;
-    const config: Record<string, unknown> = {
-      bridge: {
-        name: 'WebRTC Test Bridge',
-        username: this.username,
-        port: 0,
-        pin: this.pin,
-        bind: ['127.0.0.1'],
-      },
-      accessories: [],
-      platforms: platform ? [platform] : [],
-      plugins: ['homebridge-webrtc-cameras'],
-      ...this.options.extraConfig,
-    };
-    mkdirSync(this.storagePath, { recursive: true });
-    writeFileSync(join(this.storagePath, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    writeHomebridgeConfig(this.storagePath, { name: 'WebRTC Test Bridge', username: this.username, pin: this.pin, platform, extra: this.options.extraConfig });
   }
 
   async start(): Promise<void> {
@@ -347,16 +314,6 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   } catch {
     // Already gone.
   }
-}
-
-function randomMac(): string {
-  // 0x0E: locally administered, unicast; never collides with real hardware.
-  const bytes = [0x0e, ...randomBytes(5)];
-  return bytes.map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
-}
-
-export function randomBridgeUsername(): string {
-  return randomMac();
 }
 
 function escapeRegExp(text: string): string {
