@@ -14,19 +14,10 @@
  * to the next keyframe) leave no gap, so the browser does not NACK packets that were never sent.
  */
 import { randomBytes } from 'node:crypto';
-import { RtcpSenderInfo, RtcpSrPacket } from 'werift';
 import type { MediaFrame, PacketizedPayload } from '../media/types.js';
 import { frameBatch, NativeStreamWriter, type NativeTarget, type SendFrameResult } from '../rtp/native-fanout.js';
 import type { RtpProtector } from '../rtp/srtp-writer.js';
-
-const NTP_EPOCH_OFFSET_S = 2208988800;
-
-/** 64-bit NTP timestamp for a wall-clock time in ms since the Unix epoch. */
-export function ntpFromUnixMs(ms: number): bigint {
-  const seconds = Math.floor(ms / 1000);
-  const fraction = Math.floor(((ms - seconds * 1000) / 1000) * 0x100000000);
-  return (BigInt(seconds + NTP_EPOCH_OFFSET_S) << 32n) | BigInt(Math.min(fraction, 0xffffffff));
-}
+import { buildSenderReport } from '../rtp/rtcp.js';
 
 export interface OutboundStreamOptions {
   kind: 'video' | 'audio';
@@ -187,18 +178,20 @@ export class OutboundStream {
     this.historyPayload.fill(undefined);
   }
 
-  /** An RTCP sender report for now, or undefined before anything was sent live. */
-  senderReport(nowWallMs: number): RtcpSrPacket | undefined {
+  /**
+   * An RTCP sender report (SR + SDES CNAME) for now, or undefined before anything was sent live.
+   * It maps the RTP clock to the wall clock, for the receiver's A/V sync.
+   */
+  senderReport(nowWallMs: number, cname: string): Buffer | undefined {
     if (this.lastLiveTimestamp === undefined) return undefined;
     const elapsedTicks = Math.round(((nowWallMs - this.lastLiveWallMs) * this.clockRate) / 1000);
-    return new RtcpSrPacket({
+    return buildSenderReport({
       ssrc: this.ssrc,
-      senderInfo: new RtcpSenderInfo({
-        ntpTimestamp: ntpFromUnixMs(nowWallMs),
-        rtpTimestamp: (this.lastLiveTimestamp + elapsedTicks) >>> 0,
-        packetCount: this.packetsSent >>> 0,
-        octetCount: this.octetsSent >>> 0,
-      }),
+      ntpMs: nowWallMs,
+      rtpTimestamp: (this.lastLiveTimestamp + elapsedTicks) >>> 0,
+      packetCount: this.packetsSent,
+      octetCount: this.octetsSent,
+      cname,
     });
   }
 }

@@ -15,6 +15,10 @@ import { resolvePacketTransport, type PacketTransport } from './packet-transport
 import { ReplayPacer } from './replay-pacer.js';
 import { createRtpProtector, isSocketFull } from '../rtp/native-fanout.js';
 import type { ViewerSettings, ViewerStats } from './viewer-options.js';
+import { ViewerRtcpChannel, type ViewerRtcpTarget } from './viewer-rtcp.js';
+
+/** What the viewer's RTCP asks of the peer rather than of the media (see viewer-rtcp.ts). */
+export type ViewerFeedback = Pick<ViewerRtcpTarget, 'onKeyframeRequest' | 'onVideoFractionLost'>;
 
 const SENDER_REPORT_INTERVAL_MS = 1_000;
 /**
@@ -67,6 +71,8 @@ export class ViewerMedia {
   private transport: PacketTransport | undefined;
   private pacer: ReplayPacer | undefined;
   private dtls: RTCDtlsTransport | undefined;
+  private rtcp: ViewerRtcpChannel | undefined;
+  private cname = '';
   private stopReports: (() => void) | undefined;
   private lastKeyframeRequestAt = Number.NEGATIVE_INFINITY;
   private pendingKeyframeTimer: TimerHandle | undefined;
@@ -83,11 +89,18 @@ export class ViewerMedia {
   }
 
   /**
-   * DTLS is up: sets up the outgoing streams on the negotiated transceivers. Throws when SRTP
-   * cannot be set up. Returns the SRTP profile when werift tells it.
+   * DTLS is up: sets up the outgoing streams on the negotiated transceivers, and takes the viewer's
+   * RTCP from here on (`cname` goes into our sender reports). Throws when SRTP cannot be set up.
    */
-  start(dtls: RTCDtlsTransport, videoTransceiver: RTCRtpTransceiver | undefined, audioTransceiver: RTCRtpTransceiver | undefined): void {
+  start(
+    dtls: RTCDtlsTransport,
+    videoTransceiver: RTCRtpTransceiver | undefined,
+    audioTransceiver: RTCRtpTransceiver | undefined,
+    cname: string,
+    feedback: ViewerFeedback,
+  ): void {
     this.dtls = dtls;
+    this.cname = cname;
     const makeStream = (transceiver: RTCRtpTransceiver | undefined, kind: 'video' | 'audio'): OutboundStream | undefined => {
       const codec = transceiver?.sender.codec;
       if (!transceiver || !codec) return undefined;
@@ -103,6 +116,13 @@ export class ViewerMedia {
     };
     this.video = makeStream(videoTransceiver, 'video');
     this.audio = makeStream(audioTransceiver, 'audio');
+    this.rtcp = new ViewerRtcpChannel(dtls, {
+      videoSsrc: () => this.videoSsrc,
+      onRtcp: () => this.noteRtcp(),
+      onNack: (lost) => this.onNack(lost),
+      onKeyframeRequest: (kind) => feedback.onKeyframeRequest(kind),
+      onVideoFractionLost: (fraction) => feedback.onVideoFractionLost(fraction),
+    });
   }
 
   /** Starts the pacer and the sender reports once the streams exist. */
@@ -267,6 +287,8 @@ export class ViewerMedia {
     this.audio?.clearHistory();
     this.transport = undefined;
     this.dtls = undefined;
+    this.rtcp?.close();
+    this.rtcp = undefined;
   }
 
   /** Sends one protected packet now (the pacer's output); a vanished socket is not an error here. */
@@ -307,16 +329,25 @@ export class ViewerMedia {
   }
 
   private sendReports(): void {
-    const dtls = this.dtls;
-    if (!dtls || !this.options.connected()) return;
+    const rtcp = this.rtcp;
+    if (!rtcp || !this.options.connected()) return;
     if (this.options.now() - this.lastRtcpAt > this.options.settings.silenceTimeoutMs) {
       this.options.onSilent();
       return;
     }
     this.evaluateLoss();
+    const transport = this.currentTransport();
+    if (!transport) return;
     const now = performance.timeOrigin + performance.now(); // the real wall clock: SRs map RTP time to NTP
-    const reports = [this.video?.senderReport(now), this.audio?.senderReport(now)].filter((r) => r !== undefined);
-    if (reports.length === 0) return;
-    dtls.sendRtcp(reports).catch(() => undefined);
+    for (const out of [this.video, this.audio]) {
+      const report = out?.senderReport(now, this.cname);
+      if (!report) continue;
+      try {
+        transport.send(rtcp.protect(report));
+      } catch {
+        this.transport = undefined;
+        return;
+      }
+    }
   }
 }

@@ -39,7 +39,6 @@ import {
 } from './viewer-options.js';
 import { ViewerNegotiation } from './viewer-negotiation.js';
 import { ViewerMedia, errorText } from './viewer-media.js';
-import { dispatchViewerRtcp } from './viewer-rtcp.js';
 import { ResolutionWatch, streamInfoFor } from './stream-info.js';
 import { TracksWait } from './tracks-wait.js';
 import { guardDefaultStunServer } from './werift-stun.js';
@@ -294,25 +293,17 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     }
     this.statsValue.srtpProfile = profile;
     try {
-      this.media.start(dtls, videoTransceiver, audioTransceiver);
+      this.media.start(dtls, videoTransceiver, audioTransceiver, pc.cname, {
+        onKeyframeRequest: (kind) => this.onKeyframeRequest(kind),
+        onVideoFractionLost: (fraction) => {
+          this.statsValue.videoFractionLost = fraction;
+        },
+      });
     } catch (error) {
       void this.close('error', `cannot set up SRTP: ${errorText(error)}`);
       return;
     }
     this.media.run();
-    const rtcp = dtls.onRtcp.subscribe((packet) => {
-      if (this.closed) return;
-      this.media.noteRtcp();
-      dispatchViewerRtcp(packet, {
-        videoSsrc: this.media.videoSsrc,
-        onKeyframeRequest: (kind) => this.onKeyframeRequest(kind),
-        onNack: (lost) => this.media.onNack(lost),
-        onVideoFractionLost: (fraction) => {
-          this.statsValue.videoFractionLost = fraction;
-        },
-      });
-    });
-    this.disposers.push(rtcp.unSubscribe);
     this.log.debug(`Camera ${this.source.id}: viewer ${this.id} connected (SRTP profile ${String(profile)})`);
     this.emit('connected');
     // The picture starts from the Source's GOP cache, not from the camera's next keyframe. Asked

@@ -1,47 +1,117 @@
 /**
- * What a viewer's RTCP asks for, read from werift's parsed packets: a keyframe (PLI, FIR), a
- * retransmission (NACK), or nothing but a loss figure (receiver reports). Only feedback about the
- * viewer's own video SSRC counts. Acting on it is the media-out's job (viewer-media.ts).
+ * A connected viewer's RTCP, both ways, in project code once DTLS has given the keys.
+ *
+ * In: the viewer's SRTCP is taken off werift's ICE connection before werift's DTLS transport sees
+ * it (`connection.onData`, so every transport: UDP, TCP, TURN), opened with `SrtcpContext` and read
+ * straight from the bytes (`readRtcpFeedback`). werift did the same with a new cipher, buffers and
+ * a bit-by-bit string parser per packet; that garbage, per viewer per second, was most of what a
+ * viewer cost in memory. A compound that carries a sender report (the viewer is talking) is also
+ * handed on to werift, whose receiver keeps it for its own reports.
+ *
+ * What the viewer asks for (keyframe, retransmission, loss figure) is decided here, only about
+ * the video SSRC it is sent; acting on it is the media-out's job (viewer-media.ts).
+ *
+ * Out: sender reports (SR + SDES CNAME) protected with our own SRTCP index. werift sends no RTCP
+ * of its own for these SSRCs (its sender's RTCP loop starts only from its own send path, which
+ * the fan-out does not use), so the index is ours alone.
  */
-import type { RtcpPacket } from 'werift';
+import type { RTCDtlsTransport } from 'werift';
+import { isRtcpPacket } from '../rtp/rtcp.js';
+import { readRtcpFeedback, type RtcpFeedbackVisitor } from '../rtp/rtcp-feedback.js';
+import { SrtcpContext } from '../rtp/srtcp.js';
 
 export interface ViewerRtcpTarget {
-  /** The SSRC of the video this viewer is sent; undefined before it is connected or without video. */
-  readonly videoSsrc: number | undefined;
+  /** The SSRC of the video this viewer is sent; undefined without video. */
+  videoSsrc(): number | undefined;
+  /** Any authentic RTCP arrived: the viewer is still there. */
+  onRtcp(): void;
   onKeyframeRequest(kind: 'PLI' | 'FIR'): void;
   onNack(lost: number[]): void;
   /** The fraction of video the viewer reported lost (0..1). */
   onVideoFractionLost(fraction: number): void;
 }
 
-export function dispatchViewerRtcp(packet: RtcpPacket, target: ViewerRtcpTarget): void {
-  const videoSsrc = target.videoSsrc;
-  switch (packet.type) {
-    case 206: {
-      const fb = packet.feedback;
-      if (videoSsrc === undefined) return;
-      if ('fir' in fb) {
-        // FIR (RFC 5104): media SSRC is 0, the target is in the FCI entries.
-        if (fb.fir.some((entry) => entry.ssrc === videoSsrc)) target.onKeyframeRequest('FIR');
-      } else if (fb.count === 1 && 'mediaSsrc' in fb && fb.mediaSsrc === videoSsrc) {
-        target.onKeyframeRequest('PLI');
-      }
-      return;
+export interface ViewerRtcpCounters {
+  /** Authentic compound packets read here. */
+  received: number;
+  /** Refused: too short, failed authentication or a replay. */
+  refused: number;
+  /** Authentic but broken framing (what came before the break was still read). */
+  malformed: number;
+}
+
+/** werift's inbound data event (rx.mini `Event`): `execute` is an own, writable property. */
+interface InboundData {
+  execute: (...args: never[]) => void;
+}
+
+/** Tells the visitor's findings to the target, for the video SSRC only. */
+export function videoFeedbackVisitor(target: ViewerRtcpTarget): RtcpFeedbackVisitor {
+  return {
+    onReportBlock: (ssrc, fractionLost) => {
+      if (ssrc === target.videoSsrc()) target.onVideoFractionLost(fractionLost);
+    },
+    onNack: (mediaSsrc, lost) => {
+      if (mediaSsrc === target.videoSsrc()) target.onNack(lost);
+    },
+    onKeyframeRequest: (mediaSsrc, kind) => {
+      if (mediaSsrc === target.videoSsrc()) target.onKeyframeRequest(kind);
+    },
+  };
+}
+
+export class ViewerRtcpChannel {
+  readonly counters: ViewerRtcpCounters = { received: 0, refused: 0, malformed: 0 };
+  private readonly inbound: SrtcpContext;
+  private readonly outbound: SrtcpContext;
+  private readonly visitor: RtcpFeedbackVisitor;
+  private detach: (() => void) | undefined;
+
+  /** Throws when the negotiated SRTP profile is not one SRTCP is built for here. */
+  constructor(
+    dtls: RTCDtlsTransport,
+    private readonly target: ViewerRtcpTarget,
+  ) {
+    this.inbound = new SrtcpContext(dtls.srtcp.remoteContext);
+    this.outbound = new SrtcpContext(dtls.srtcp.localContext);
+    this.visitor = videoFeedbackVisitor(target);
+    const event = dtls.iceTransport.connection.onData as unknown as InboundData;
+    const handOn = event.execute as (data: Buffer) => void;
+    const readFirst = (data: Buffer): void => {
+      if (!this.read(data)) handOn(data);
+    };
+    event.execute = readFirst as InboundData['execute'];
+    this.detach = () => {
+      if (event.execute === (readFirst as InboundData['execute'])) event.execute = handOn as InboundData['execute'];
+    };
+  }
+
+  /**
+   * One packet off the ICE connection. True: it was this viewer's RTCP and is dealt with here.
+   * False: werift takes it (DTLS, the talkback's SRTP, and a compound with a sender report).
+   */
+  read(data: Buffer): boolean {
+    if (data.length < 8 || (data[0]! & 0xc0) !== 0x80 || !isRtcpPacket(data)) return false;
+    const plain = this.inbound.unprotect(data);
+    if (!plain) {
+      this.counters.refused++;
+      return true;
     }
-    case 205: {
-      const fb = packet.feedback;
-      if (videoSsrc === undefined || !('lost' in fb) || fb.mediaSourceSsrc !== videoSsrc) return;
-      target.onNack(fb.lost);
-      return;
-    }
-    case 200:
-    case 201: {
-      for (const report of packet.reports) {
-        if (videoSsrc !== undefined && report.ssrc === videoSsrc) target.onVideoFractionLost(report.fractionLost / 256);
-      }
-      return;
-    }
-    default:
-      return;
+    this.counters.received++;
+    this.target.onRtcp();
+    const result = readRtcpFeedback(plain, this.visitor);
+    if (!result.wellFormed) this.counters.malformed++;
+    return !result.hadSenderReport;
+  }
+
+  /** One compound RTCP packet of ours, protected for this viewer. */
+  protect(rtcp: Buffer): Buffer {
+    return this.outbound.protect(rtcp);
+  }
+
+  /** Gives werift its inbound path back (on close; werift's connection ends soon after). */
+  close(): void {
+    this.detach?.();
+    this.detach = undefined;
   }
 }

@@ -15,7 +15,8 @@ import {
   resolveAnnouncedAddresses,
   validateIceSettings,
 } from '../../src/webrtc/ice-config.js';
-import { ntpFromUnixMs, OutboundStream } from '../../src/webrtc/outbound-stream.js';
+import { OutboundStream } from '../../src/webrtc/outbound-stream.js';
+import { parseRtcpSenderReport } from '../../src/rtp/rtcp.js';
 import { answerAcceptsVideo, filterOfferForH264, filterOfferForH265, h264ProfileRank, offeredVideoCodecs } from '../../src/webrtc/sdp-filter.js';
 import { ReplayPacer } from '../../src/webrtc/replay-pacer.js';
 import { parseClientMessage, protocolState } from '../../src/webrtc/signalling.js';
@@ -107,14 +108,18 @@ describe('outbound stream timeline', () => {
     out.nextSequence(160);
     out.nextSequence(160);
     assert.equal(out.sequenceNumber, (first + 2) & 0xffff);
-    assert.equal(out.senderReport(Date.now()), undefined, 'no report before anything went out live');
+    assert.equal(out.senderReport(Date.now(), 'cn'), undefined, 'no report before anything went out live');
     out.noteLive(5000, 1_700_000_000_000);
-    const sr = out.senderReport(1_700_000_000_500)!;
-    assert.equal(sr.senderInfo.rtpTimestamp, 5000 + 4000);
-    assert.equal(sr.senderInfo.packetCount, 2);
-    assert.equal(sr.senderInfo.octetCount, 320);
-    assert.equal(ntpFromUnixMs(0) >> 32n, 2208988800n);
-    assert.equal(ntpFromUnixMs(500) & 0xffffffffn, 0x80000000n);
+    const bytes = out.senderReport(1_700_000_000_500, 'viewer-cname')!;
+    const sr = parseRtcpSenderReport(bytes)!;
+    assert.equal(sr.ssrc, 7);
+    assert.equal(sr.rtpTimestamp, 5000 + 4000);
+    assert.equal(sr.packetCount, 2);
+    assert.equal(sr.octetCount, 320);
+    assert.ok(Math.abs(sr.wallClockMs - 1_700_000_000_500) < 0.001);
+    // RFC 3550 6.1: the compound carries SDES with the CNAME werift put in the SDP.
+    assert.equal(bytes[29], 202);
+    assert.equal(bytes.subarray(38, 38 + bytes[37]!).toString(), 'viewer-cname');
   });
 });
 

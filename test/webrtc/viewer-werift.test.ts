@@ -130,6 +130,32 @@ describe('viewer peer with a werift client', () => {
     }
   });
 
+  test("the viewer's RTCP is read by the project: NACKs are resent, reported loss reaches the stats, sender reports arrive", async () => {
+    const client = await watchOverSignalling(harness.url, 'cam1');
+    try {
+      const receiver = client.receiver;
+      await receiver.waitFor(() => receiver.accessUnits >= 10 && receiver.markers.length >= 5, 10_000, 'frames');
+      receiver.collectRtcp();
+      const viewer = harness.viewers.at(-1)!;
+      // The last few frame-ending packets: still in the server's NACK history.
+      const asked = receiver.markers.slice(-3).map((m) => m.seq);
+      const duplicatesBefore = receiver.duplicates;
+      await receiver.sendNack(asked);
+      await receiver.waitFor(() => receiver.duplicates >= duplicatesBefore + asked.length, 10_000, 'the NACKed packets again');
+      assert.equal(viewer.stats().nacks, 1);
+      assert.equal(viewer.stats().retransmissions, asked.length);
+      await receiver.sendReceiverReport(64);
+      await receiver.waitFor(() => viewer.stats().videoFractionLost === 0.25, 10_000, 'the reported loss in the stats');
+      // Our sender reports, SR + SDES CNAME under our SRTCP index, open in werift.
+      await receiver.waitFor(() => receiver.rtcpReceived.some((p) => p.type === 200), 5_000, 'a sender report');
+      const reports = receiver.rtcpReceived.filter((p) => p.type === 200);
+      assert.ok(reports.some((p) => 'ssrc' in p && p.ssrc === receiver.videoSsrc), 'a report about the video');
+      assert.ok(receiver.rtcpReceived.some((p) => p.type === 202), 'SDES with the CNAME');
+    } finally {
+      await client.close();
+    }
+  });
+
   test('too many viewers: the next one gets a clear error, and a freed slot is reusable', async () => {
     const limited = await startSignallingServer({ sources: [source], limits: new ViewerLimiter({ maxViewersPerCamera: 1 }) });
     const first = await watchOverSignalling(limited.url, 'cam1');

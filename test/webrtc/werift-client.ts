@@ -3,7 +3,7 @@
 // receives with the project's own depacketizer into Annex-B, and counts what arrived. `watchOverSignalling` drives it through
 // the real WebSocket protocol.
 import { once } from 'node:events';
-import { RTCPeerConnection, RTCRtpCodecParameters, type MediaStreamTrack, type RtpPacket } from 'werift';
+import { GenericNack, RTCPeerConnection, RTCRtpCodecParameters, RtcpReceiverInfo, RtcpRrPacket, RtcpTransportLayerFeedback, type MediaStreamTrack, type RtcpPacket, type RtpPacket } from 'werift';
 import { WebSocket } from 'ws';
 import { H264Depacketizer } from '../../src/media/h264-depacketizer.js';
 import { H265Depacketizer, isH265Irap } from '../../src/media/h265-depacketizer.js';
@@ -40,6 +40,10 @@ export class WeriftReceiver {
   auKinds = '';
   damaged = 0;
   videoSsrc: number | undefined;
+  /** Video packets that arrived again (retransmissions of packets already here). */
+  duplicates = 0;
+  /** RTCP the server sent, as werift opened and parsed it (see `collectRtcp`). */
+  readonly rtcpReceived: RtcpPacket[] = [];
   firstVideoAt: number | undefined;
   firstKeyframeAt: number | undefined;
   readonly createdAt = performance.now();
@@ -114,7 +118,10 @@ export class WeriftReceiver {
     }
     const seq = rtp.header.sequenceNumber;
     // A NACKed packet can arrive twice (original late, then the retransmission); count it once.
-    if (this.seen.has(seq)) return;
+    if (this.seen.has(seq)) {
+      this.duplicates++;
+      return;
+    }
     this.seen.add(seq);
     if (this.seen.size > 4096) this.seen.delete(this.seen.values().next().value!);
     this.videoPackets++;
@@ -212,6 +219,29 @@ export class WeriftReceiver {
     const transceiver = this.pc.getTransceivers().find((t) => t.kind === 'video');
     if (!transceiver || this.videoSsrc === undefined) throw new Error('no video yet');
     await transceiver.receiver.sendRtcpPLI(this.videoSsrc);
+  }
+
+  /** Sends a generic NACK for these video sequence numbers. */
+  async sendNack(lost: number[]): Promise<void> {
+    const transceiver = this.pc.getTransceivers().find((t) => t.kind === 'video');
+    if (!transceiver || this.videoSsrc === undefined) throw new Error('no video yet');
+    const nack = new GenericNack({ senderSsrc: transceiver.receiver.rtcpSsrc, mediaSourceSsrc: this.videoSsrc, lost });
+    await transceiver.receiver.dtlsTransport.sendRtcp([new RtcpTransportLayerFeedback({ feedback: nack })]);
+  }
+
+  /** Sends a receiver report about the video claiming this loss fraction (0..255 of 256). */
+  async sendReceiverReport(fractionLost: number): Promise<void> {
+    const transceiver = this.pc.getTransceivers().find((t) => t.kind === 'video');
+    if (!transceiver || this.videoSsrc === undefined) throw new Error('no video yet');
+    const report = new RtcpReceiverInfo({ ssrc: this.videoSsrc, fractionLost, packetsLost: 0, highestSequence: 0, jitter: 0, lsr: 0, dlsr: 0 });
+    await transceiver.receiver.dtlsTransport.sendRtcp([new RtcpRrPacket({ ssrc: transceiver.receiver.rtcpSsrc, reports: [report] })]);
+  }
+
+  /** From now on keeps the RTCP the server sends (werift decrypts and parses it). */
+  collectRtcp(): void {
+    const transceiver = this.pc.getTransceivers().find((t) => t.kind === 'video');
+    if (!transceiver) throw new Error('no video transceiver');
+    transceiver.receiver.dtlsTransport.onRtcp.subscribe((packet) => this.rtcpReceived.push(packet));
   }
 
   async waitFor(predicate: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {

@@ -1,0 +1,216 @@
+/**
+ * SRTCP for a WebRTC viewer's RTCP, both ways, with the session keys werift derived from DTLS.
+ *
+ * werift opens each RTCP packet from a viewer with fresh buffers and ciphers, then parses it bit by
+ * bit through strings: a single receiver report cost tens of kilobytes of garbage, per viewer per
+ * second, and that garbage rate is what grew V8's young generation and so most of the memory a
+ * viewer costs. Here the keys are KeyObjects, the IV and AAD are patched in reused buffers, and
+ * the plaintext is handed on as bytes (see rtcp-feedback.ts for reading it).
+ *
+ * Both profiles werift negotiates:
+ * - AES_CM_128_HMAC_SHA1_80 (RFC 3711 §3.4): `header | ciphertext | E+index | tag(10)`, the tag
+ *   covering everything before it;
+ * - AEAD_AES_128_GCM (RFC 7714 §9, §17): `header | ciphertext+tag(16) | E+index`, the first 8
+ *   bytes and the E+index word as associated data.
+ *
+ * Replays are refused per sending SSRC with a 64-packet window (RFC 3711 §3.3.2), so a captured
+ * keyframe request or NACK cannot be played back at the server.
+ */
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80 } from './srtp-writer.js';
+
+/** The slice of werift's SRTP `Context` (public fields) that SRTCP needs. */
+export interface SrtcpKeyMaterial {
+  profile: number;
+  srtcpSessionKey: Buffer;
+  srtcpSessionSalt: Buffer;
+  srtcpSessionAuthTag: Buffer;
+}
+
+const HEADER_BYTES = 8;
+const INDEX_BYTES = 4;
+const CM_TAG_BYTES = 10;
+const GCM_TAG_BYTES = 16;
+const ENCRYPTED_FLAG = 0x8000_0000;
+const MAX_INDEX = 0x7fff_ffff;
+const REPLAY_WINDOW = 64;
+
+/** Why a packet was not opened: counted by the caller, never thrown at the network. */
+export type SrtcpRefusal = 'short' | 'authentication' | 'replay';
+
+interface ReplayState {
+  /** Highest index accepted so far. */
+  highest: number;
+  /** Bit k set: index `highest - k` was accepted (k < 64), as two 32-bit halves. */
+  seenLow: number;
+  seenHigh: number;
+}
+
+export class SrtcpContext {
+  private readonly profile: number;
+  private readonly key: KeyObject;
+  private readonly authKey: KeyObject | undefined;
+  private readonly salt: Buffer;
+  private readonly iv: Buffer;
+  private readonly aad = Buffer.alloc(HEADER_BYTES + INDEX_BYTES);
+  private readonly tagBytes: number;
+  private readonly sendIndex = new Map<number, number>();
+  private readonly replay = new Map<number, ReplayState>();
+  /** The last refusal, for the caller's counters and debug line. */
+  lastRefusal: SrtcpRefusal | undefined;
+
+  constructor(keys: SrtcpKeyMaterial) {
+    if (keys.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
+      this.authKey = createSecretKey(keys.srtcpSessionAuthTag);
+      this.iv = Buffer.alloc(16);
+      this.tagBytes = CM_TAG_BYTES;
+    } else if (keys.profile === SRTP_PROFILE_AEAD_AES_128_GCM) {
+      this.authKey = undefined;
+      this.iv = Buffer.alloc(12);
+      this.tagBytes = GCM_TAG_BYTES;
+    } else {
+      throw new Error(`unsupported SRTP profile ${keys.profile}`);
+    }
+    this.profile = keys.profile;
+    this.key = createSecretKey(keys.srtcpSessionKey);
+    this.salt = Buffer.from(keys.srtcpSessionSalt);
+  }
+
+  /** Bytes SRTCP adds to a compound packet. */
+  get overhead(): number {
+    return INDEX_BYTES + this.tagBytes;
+  }
+
+  /**
+   * Protects an outgoing compound RTCP packet (its first SSRC names the index counter), encrypted.
+   */
+  protect(rtcp: Buffer): Buffer {
+    if (rtcp.length < HEADER_BYTES) throw new Error('an RTCP packet has at least 8 bytes');
+    const ssrc = rtcp.readUInt32BE(4);
+    const index = this.sendIndex.get(ssrc) ?? 0;
+    this.sendIndex.set(ssrc, index >= MAX_INDEX ? 0 : index + 1);
+    const word = (ENCRYPTED_FLAG | index) >>> 0;
+    const out = Buffer.allocUnsafe(rtcp.length + this.overhead);
+    rtcp.copy(out, 0, 0, HEADER_BYTES);
+    const iv = this.ivFor(ssrc, index);
+    if (this.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
+      const body = createCipheriv('aes-128-ctr', this.key, iv).update(rtcp.subarray(HEADER_BYTES));
+      body.copy(out, HEADER_BYTES);
+      const indexAt = rtcp.length;
+      out.writeUInt32BE(word, indexAt);
+      const tag = createHmac('sha1', this.authKey!).update(out.subarray(0, indexAt + INDEX_BYTES)).digest();
+      tag.copy(out, indexAt + INDEX_BYTES, 0, CM_TAG_BYTES);
+      return out;
+    }
+    const cipher = createCipheriv('aes-128-gcm', this.key, iv);
+    cipher.setAAD(this.aadFor(rtcp, word));
+    const body = cipher.update(rtcp.subarray(HEADER_BYTES));
+    cipher.final();
+    body.copy(out, HEADER_BYTES);
+    cipher.getAuthTag().copy(out, rtcp.length);
+    out.writeUInt32BE(word, rtcp.length + GCM_TAG_BYTES);
+    return out;
+  }
+
+  /**
+   * Opens a compound packet from the peer. Undefined when it is too short, fails authentication or
+   * replays an index already seen (`lastRefusal` says which); nothing is thrown.
+   */
+  unprotect(packet: Buffer): Buffer | undefined {
+    this.lastRefusal = undefined;
+    if (packet.length < HEADER_BYTES + this.overhead) return this.refuse('short');
+    const ssrc = packet.readUInt32BE(4);
+    const cm = this.profile === SRTP_PROFILE_AES128_CM_SHA1_80;
+    const indexAt = cm ? packet.length - CM_TAG_BYTES - INDEX_BYTES : packet.length - INDEX_BYTES;
+    const word = packet.readUInt32BE(indexAt);
+    const encrypted = word >>> 31 === 1;
+    const index = word & MAX_INDEX;
+    const replay = this.replay.get(ssrc);
+    if (replay && this.seenBefore(replay, index)) return this.refuse('replay');
+    let plain: Buffer;
+    if (cm) {
+      const expected = createHmac('sha1', this.authKey!).update(packet.subarray(0, packet.length - CM_TAG_BYTES)).digest();
+      if (!timingSafeEqual(expected.subarray(0, CM_TAG_BYTES), packet.subarray(packet.length - CM_TAG_BYTES))) return this.refuse('authentication');
+      plain = Buffer.allocUnsafe(indexAt);
+      packet.copy(plain, 0, 0, HEADER_BYTES);
+      const body = packet.subarray(HEADER_BYTES, indexAt);
+      if (encrypted) createDecipheriv('aes-128-ctr', this.key, this.ivFor(ssrc, index)).update(body).copy(plain, HEADER_BYTES);
+      else body.copy(plain, HEADER_BYTES);
+    } else {
+      const tagAt = indexAt - GCM_TAG_BYTES;
+      const decipher = createDecipheriv('aes-128-gcm', this.key, this.ivFor(ssrc, index));
+      // RFC 7714 §17: unencrypted SRTCP authenticates the whole packet as associated data.
+      decipher.setAAD(encrypted ? this.aadFor(packet, word) : Buffer.concat([packet.subarray(0, tagAt), packet.subarray(indexAt)]));
+      decipher.setAuthTag(packet.subarray(tagAt, indexAt));
+      plain = Buffer.allocUnsafe(tagAt);
+      packet.copy(plain, 0, 0, HEADER_BYTES);
+      const body = encrypted ? decipher.update(packet.subarray(HEADER_BYTES, tagAt)) : packet.subarray(HEADER_BYTES, tagAt);
+      try {
+        decipher.final();
+      } catch {
+        return this.refuse('authentication');
+      }
+      body.copy(plain, HEADER_BYTES);
+    }
+    this.accept(ssrc, index, replay);
+    return plain;
+  }
+
+  private refuse(reason: SrtcpRefusal): undefined {
+    this.lastRefusal = reason;
+    return undefined;
+  }
+
+  /** RFC 3711 4.1.1 (CM, 16 bytes) or RFC 7714 9.1 (GCM, 12 bytes), in the reused scratch buffer. */
+  private ivFor(ssrc: number, index: number): Buffer {
+    const iv = this.iv;
+    iv.fill(0);
+    if (this.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
+      iv.writeUInt32BE(ssrc, 4);
+      iv.writeUInt32BE(index, 10);
+    } else {
+      iv.writeUInt32BE(ssrc, 2);
+      iv.writeUInt32BE(index, 8);
+    }
+    for (let i = 0; i < iv.length && i < this.salt.length; i++) iv[i]! ^= this.salt[i]!;
+    return iv;
+  }
+
+  private aadFor(packet: Buffer, word: number): Buffer {
+    packet.copy(this.aad, 0, 0, HEADER_BYTES);
+    this.aad.writeUInt32BE(word, HEADER_BYTES);
+    return this.aad;
+  }
+
+  private seenBefore(state: ReplayState, index: number): boolean {
+    if (index > state.highest) return false;
+    const age = state.highest - index;
+    if (age >= REPLAY_WINDOW) return true;
+    return age < 32 ? ((state.seenLow >>> age) & 1) === 1 : ((state.seenHigh >>> (age - 32)) & 1) === 1;
+  }
+
+  private accept(ssrc: number, index: number, state: ReplayState | undefined): void {
+    if (!state) {
+      this.replay.set(ssrc, { highest: index, seenLow: 1, seenHigh: 0 });
+      return;
+    }
+    if (index > state.highest) {
+      const shift = index - state.highest;
+      if (shift >= REPLAY_WINDOW) {
+        state.seenLow = 1;
+        state.seenHigh = 0;
+      } else if (shift >= 32) {
+        state.seenHigh = (state.seenLow << (shift - 32)) >>> 0;
+        state.seenLow = 1;
+      } else {
+        state.seenHigh = ((state.seenHigh << shift) | (state.seenLow >>> (32 - shift))) >>> 0;
+        state.seenLow = ((state.seenLow << shift) | 1) >>> 0;
+      }
+      state.highest = index;
+      return;
+    }
+    const age = state.highest - index;
+    if (age < 32) state.seenLow = (state.seenLow | (1 << age)) >>> 0;
+    else state.seenHigh = (state.seenHigh | (1 << (age - 32))) >>> 0;
+  }
+}
