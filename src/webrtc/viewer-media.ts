@@ -135,6 +135,7 @@ export class ViewerMedia {
 
   /** Adds the send counters to the viewer's stats. */
   fillStats(s: ViewerStats): void {
+    s.rtcpRefused = this.rtcp?.counters.refused ?? s.rtcpRefused;
     s.packetsSent = (this.video?.packetsSent ?? 0) + (this.audio?.packetsSent ?? 0) + s.retransmissions;
     s.framesSent = (this.video?.framesSent ?? 0) + (this.audio?.framesSent ?? 0);
     if (this.transport) {

@@ -114,6 +114,10 @@ export interface ViewerStats {
   keyframeRequestsAnswered: number;
   nacks: number;
   retransmissions: number;
+  /** The viewer's RTCP packets refused: failed SRTCP authentication, a replay, or too short. */
+  rtcpRefused: number;
+  /** STUN consent checks and keepalives answered by the project (the rest went to werift). */
+  consentChecksAnswered: number;
   /** Last fraction lost the viewer reported for video (0..1). */
   videoFractionLost?: number;
 }

@@ -42,6 +42,7 @@ import { ViewerMedia, errorText } from './viewer-media.js';
 import { ResolutionWatch, streamInfoFor } from './stream-info.js';
 import { TracksWait } from './tracks-wait.js';
 import { guardDefaultStunServer } from './werift-stun.js';
+import { ConsentResponder } from './consent-responder.js';
 
 // Moved to viewer-options.ts; re-exported for the modules that import them from here.
 export { CONNECT_TIMEOUT_MS, DEFAULT_TRACKS_TIMEOUT_MS } from './viewer-options.js';
@@ -76,6 +77,8 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   private readonly resolution = new ResolutionWatch();
   private closePromise: Promise<void> | undefined;
   private readonly statsValue: ViewerStats;
+  /** Answers the viewer's STUN consent checks once connected (consent-responder.ts). */
+  private consent: ConsentResponder | undefined;
   private readonly tracksWait: TracksWait;
   /** The sink identity the Source knows this viewer by. */
   readonly sink: FrameSink;
@@ -106,6 +109,8 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       keyframeRequestsAnswered: 0,
       nacks: 0,
       retransmissions: 0,
+      rtcpRefused: 0,
+      consentChecksAnswered: 0,
     };
     this.sink = {
       write: (frame) => this.media.write(frame),
@@ -177,6 +182,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     const s = this.statsValue;
     s.phase = this.phaseValue;
     this.media.fillStats(s);
+    s.consentChecksAnswered = this.consent?.answered ?? 0;
     return { ...s, timeline: { ...s.timeline } };
   }
 
@@ -304,6 +310,9 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       return;
     }
     this.media.run();
+    const consent = new ConsentResponder(dtls.iceTransport.connection);
+    this.consent = consent;
+    this.disposers.push(() => consent.close());
     this.log.debug(`Camera ${this.source.id}: viewer ${this.id} connected (SRTP profile ${String(profile)})`);
     this.emit('connected');
     // The picture starts from the Source's GOP cache, not from the camera's next keyframe. Asked

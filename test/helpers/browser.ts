@@ -134,7 +134,11 @@ const READ_STATS_SCRIPT = `(async () => {
     try {
       const report = await pc.getStats();
       const byId = new Map();
-      report.forEach((s) => byId.set(s.id, s));
+      const selectedPairs = new Set();
+      report.forEach((s) => {
+        byId.set(s.id, s);
+        if (s.type === 'transport' && s.selectedCandidatePairId) selectedPairs.add(s.selectedCandidatePairId);
+      });
       report.forEach((s) => {
         if (s.type === 'inbound-rtp') {
           const codec = s.codecId ? byId.get(s.codecId) : undefined;
@@ -147,11 +151,14 @@ const READ_STATS_SCRIPT = `(async () => {
           const remote = byId.get(s.remoteCandidateId);
           entry.candidatePairs.push({
             nominated: !!s.nominated,
+            selected: selectedPairs.has(s.id),
             localAddress: local ? (local.address || local.ip) : undefined,
             localCandidateType: local ? local.candidateType : undefined,
             remoteAddress: remote ? (remote.address || remote.ip) : undefined,
             remoteCandidateType: remote ? remote.candidateType : undefined,
             currentRoundTripTime: s.currentRoundTripTime,
+            requestsSent: s.requestsSent,
+            responsesReceived: s.responsesReceived,
           });
         }
       });
@@ -213,6 +220,11 @@ export interface CandidatePairStats {
   remoteAddress?: string;
   remoteCandidateType?: string;
   currentRoundTripTime?: number;
+  /** The transport's selected pair (several pairs can be nominated). */
+  selected?: boolean;
+  /** STUN checks (keepalives, consent) this browser sent on the pair, and the answers it accepted. */
+  requestsSent?: number;
+  responsesReceived?: number;
 }
 
 export interface PeerConnectionStats {
@@ -277,6 +289,9 @@ function toPeerConnectionStats(v: unknown): PeerConnectionStats {
       remoteAddress: str(p.remoteAddress),
       remoteCandidateType: str(p.remoteCandidateType),
       currentRoundTripTime: num(p.currentRoundTripTime),
+      selected: p.selected === true,
+      requestsSent: num(p.requestsSent),
+      responsesReceived: num(p.responsesReceived),
     })),
     error: str(v.error),
   };

@@ -151,6 +151,11 @@ describe('viewer peer with a werift client', () => {
       const reports = receiver.rtcpReceived.filter((p) => p.type === 200);
       assert.ok(reports.some((p) => 'ssrc' in p && p.ssrc === receiver.videoSsrc), 'a report about the video');
       assert.ok(receiver.rtcpReceived.some((p) => p.type === 202), 'SDES with the CNAME');
+      assert.equal(viewer.stats().rtcpRefused, 0);
+      // werift's consent checks (every 4-6 s) are answered by the project, and werift accepts them.
+      const pair = receiver.pc.getTransceivers()[0]!.receiver.dtlsTransport.iceTransport.connection.nominated!;
+      const acceptedBefore = pair.responsesReceived;
+      await receiver.waitFor(() => viewer.stats().consentChecksAnswered >= 1 && pair.responsesReceived > acceptedBefore, 15_000, 'a consent check answered and accepted');
     } finally {
       await client.close();
     }

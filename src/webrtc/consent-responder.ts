@@ -1,0 +1,98 @@
+/**
+ * Answers a connected viewer's STUN Binding requests on the selected UDP pair in project code
+ * (stun-binding.ts), before werift's STUN layer parses them.
+ *
+ * The requests are the browser's keepalives and RFC 7675 consent checks: every few seconds, for as
+ * long as the viewer watches, and werift built several objects and three serialisations for each
+ * answer. Only a request that changes nothing is answered here: from the selected pair's remote
+ * address, with the current ICE username and our password's MESSAGE-INTEGRITY, without
+ * USE-CANDIDATE and without a role conflict. Everything else (nomination, a new path, an ICE
+ * restart's new username, TCP and TURN pairs) still goes to werift, as does our own consent
+ * checking of the viewer, which werift keeps doing.
+ */
+import { createSecretKey, type KeyObject } from 'node:crypto';
+import type { Socket as UdpSocket } from 'node:dgram';
+import { hasValidIntegrity, readBindingRequest, writeBindingSuccess } from './stun-binding.js';
+
+/** The parts of werift's ICE `Connection` read here (structural: no private types leak). */
+export interface IceAgentLike {
+  nominated?: { protocol: unknown; remoteAddr: Readonly<[string, number]> } | undefined;
+  localUsername: string;
+  localPassword: string;
+  remoteUsername: string;
+  iceControlling: boolean;
+}
+
+type DataHandler = (data: Buffer, addr: [string, number]) => void;
+
+/** werift's `UdpTransport`: its `onData` is an own, writable property; `socket` a dgram socket. */
+interface UdpTransportLike {
+  onData: DataHandler;
+  socket: UdpSocket;
+}
+
+function udpTransportOf(protocol: unknown): UdpTransportLike | undefined {
+  if (typeof protocol !== 'object' || protocol === null || !('transport' in protocol)) return undefined;
+  const transport: unknown = protocol.transport;
+  if (typeof transport !== 'object' || transport === null || !('onData' in transport) || !('socket' in transport)) return undefined;
+  if (typeof transport.onData !== 'function' || typeof transport.socket !== 'object' || transport.socket === null) return undefined;
+  if (!('send' in transport.socket) || !('address' in transport.socket)) return undefined;
+  return transport as UdpTransportLike;
+}
+
+export class ConsentResponder {
+  /** Requests answered here (the rest went to werift). */
+  answered = 0;
+  private detach: (() => void) | undefined;
+  private key: { password: string; key: KeyObject } | undefined;
+
+  constructor(private readonly agent: IceAgentLike) {
+    const pair = agent.nominated;
+    const transport = pair ? udpTransportOf(pair.protocol) : undefined;
+    if (!pair || !transport) return;
+    const protocol = pair.protocol;
+    const handOn = transport.onData;
+    const readFirst: DataHandler = (data, addr) => {
+      // Byte 0 and 1 of a Binding request are 0x00 0x01; media and DTLS never start that way.
+      if (data[0] === 0 && data[1] === 1 && this.answer(data, addr, protocol, transport.socket)) return;
+      handOn(data, addr);
+    };
+    transport.onData = readFirst;
+    this.detach = () => {
+      if (transport.onData === readFirst) transport.onData = handOn;
+    };
+  }
+
+  /** Gives werift its STUN path back (on close). */
+  close(): void {
+    this.detach?.();
+    this.detach = undefined;
+  }
+
+  private answer(data: Buffer, addr: [string, number], protocol: unknown, socket: UdpSocket): boolean {
+    const agent = this.agent;
+    const pair = agent.nominated;
+    if (!pair || pair.protocol !== protocol || pair.remoteAddr[0] !== addr[0] || pair.remoteAddr[1] !== addr[1]) return false;
+    const request = readBindingRequest(data);
+    if (!request || request.useCandidate) return false;
+    // RFC 8445 7.3.1.1: a role conflict is werift's to resolve.
+    if (request.senderRole === (agent.iceControlling ? 'controlling' : 'controlled')) return false;
+    // An ICE restart changes the username: werift knows the new one and the old one's password.
+    if (request.username.toString('utf8') !== `${agent.localUsername}:${agent.remoteUsername}`) return false;
+    const key = this.passwordKey(agent.localPassword);
+    if (!hasValidIntegrity(data, request, key)) return false;
+    const answer = writeBindingSuccess(request.transactionId, addr[0], addr[1], key);
+    try {
+      socket.send(answer, addr[1], addr[0], () => undefined);
+    } catch {
+      // The socket is closing under us: werift notices that on its own; nothing to answer.
+    }
+    this.answered++;
+    return true;
+  }
+
+  private passwordKey(password: string): KeyObject {
+    if (this.key?.password !== password) this.key = { password, key: createSecretKey(Buffer.from(password, 'utf8')) };
+    return this.key.key;
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The one STUN exchange a connected viewer keeps up: its Binding requests on the selected pair
+ * (ICE keepalives and RFC 7675 consent checks, every 2.5-5 s from a browser), and our success
+ * answers. Read and written straight from the bytes (RFC 8489 framing, RFC 8445 ICE attributes):
+ * werift builds a message object per request and serialises its attributes three times over, which
+ * was a large share of what a viewer still allocated once its RTCP was ours (viewer-rtcp.ts).
+ *
+ * Only plain requests are read here. Anything that can change ICE state (USE-CANDIDATE, a role
+ * attribute that conflicts with ours, an unknown comprehension-required attribute) is left to
+ * werift, which implements the rest of ICE.
+ */
+import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { isIPv4 } from 'node:net';
+import { crc32 } from 'node:zlib';
+
+const HEADER_BYTES = 20;
+const MAGIC_COOKIE = 0x2112a442;
+const BINDING_REQUEST = 0x0001;
+const BINDING_SUCCESS = 0x0101;
+const ATTR_MAPPED_ADDRESS_XOR = 0x0020;
+const ATTR_USERNAME = 0x0006;
+const ATTR_MESSAGE_INTEGRITY = 0x0008;
+const ATTR_FINGERPRINT = 0x8028;
+const ATTR_PRIORITY = 0x0024;
+const ATTR_USE_CANDIDATE = 0x0025;
+const ATTR_ICE_CONTROLLED = 0x8029;
+const ATTR_ICE_CONTROLLING = 0x802a;
+const FINGERPRINT_XOR = 0x5354554e;
+const INTEGRITY_BYTES = 20;
+
+export interface BindingRequest {
+  /** The 12-byte transaction id (a view into the request). */
+  transactionId: Buffer;
+  /** USERNAME as bytes: `ours:theirs` for a check on our side of the pair. */
+  username: Buffer;
+  useCandidate: boolean;
+  /** The role the sender claims: it is controlling, or controlled, or says neither. */
+  senderRole: 'controlling' | 'controlled' | undefined;
+  /** Where MESSAGE-INTEGRITY starts, for `hasValidIntegrity`. */
+  integrityAt: number;
+}
+
+/**
+ * A Binding request with a valid FINGERPRINT, USERNAME and MESSAGE-INTEGRITY in that order at the
+ * end (RFC 8489 14.5-14.7), and only attributes this module knows; undefined for anything else,
+ * which then goes to werift.
+ */
+export function readBindingRequest(data: Buffer): BindingRequest | undefined {
+  if (data.length < HEADER_BYTES + 8 || data.readUInt16BE(0) !== BINDING_REQUEST) return undefined;
+  if (data.readUInt32BE(4) !== MAGIC_COOKIE || data.readUInt16BE(2) + HEADER_BYTES !== data.length) return undefined;
+  let username: Buffer | undefined;
+  let integrityAt = -1;
+  let fingerprintOk = false;
+  let useCandidate = false;
+  let senderRole: BindingRequest['senderRole'];
+  for (let offset = HEADER_BYTES; offset + 4 <= data.length; ) {
+    const type = data.readUInt16BE(offset);
+    const length = data.readUInt16BE(offset + 2);
+    const value = offset + 4;
+    const next = value + ((length + 3) & ~3);
+    if (next > data.length) return undefined;
+    // After MESSAGE-INTEGRITY only FINGERPRINT may follow (RFC 8489 14.5).
+    if (integrityAt >= 0 && type !== ATTR_FINGERPRINT) return undefined;
+    switch (type) {
+      case ATTR_USERNAME:
+        username = data.subarray(value, value + length);
+        break;
+      case ATTR_MESSAGE_INTEGRITY:
+        if (length !== INTEGRITY_BYTES) return undefined;
+        integrityAt = offset;
+        break;
+      case ATTR_FINGERPRINT:
+        if (length !== 4 || next !== data.length) return undefined;
+        fingerprintOk = ((crc32(data.subarray(0, offset)) ^ FINGERPRINT_XOR) >>> 0) === data.readUInt32BE(value);
+        break;
+      case ATTR_USE_CANDIDATE:
+        useCandidate = true;
+        break;
+      case ATTR_ICE_CONTROLLING:
+        senderRole = 'controlling';
+        break;
+      case ATTR_ICE_CONTROLLED:
+        senderRole = 'controlled';
+        break;
+      case ATTR_PRIORITY:
+        break;
+      default:
+        // An unknown comprehension-required attribute (below 0x8000) needs werift's 420 answer;
+        // comprehension-optional ones (browsers' network cost and the like) are ignored.
+        if (type < 0x8000) return undefined;
+        break;
+    }
+    offset = next;
+  }
+  if (!fingerprintOk || integrityAt < 0 || !username) return undefined;
+  return { transactionId: data.subarray(8, 20), username, useCandidate, senderRole, integrityAt };
+}
+
+/** HMAC-SHA1 over the message up to MESSAGE-INTEGRITY, with the length as if it ended there. */
+function integrityOf(message: Buffer, integrityAt: number, key: KeyObject): Buffer {
+  const header = Buffer.from(message.subarray(0, HEADER_BYTES));
+  header.writeUInt16BE(integrityAt + 4 + INTEGRITY_BYTES - HEADER_BYTES, 2);
+  return createHmac('sha1', key).update(header).update(message.subarray(HEADER_BYTES, integrityAt)).digest();
+}
+
+/** The request's MESSAGE-INTEGRITY matches our ICE password (the key). */
+export function hasValidIntegrity(data: Buffer, request: BindingRequest, key: KeyObject): boolean {
+  const at = request.integrityAt;
+  return timingSafeEqual(integrityOf(data, at, key), data.subarray(at + 4, at + 4 + INTEGRITY_BYTES));
+}
+
+/**
+ * A Binding success answer: XOR-MAPPED-ADDRESS (where the request came from), then
+ * MESSAGE-INTEGRITY with our ICE password, then FINGERPRINT.
+ */
+export function writeBindingSuccess(transactionId: Buffer, host: string, port: number, key: KeyObject): Buffer {
+  const v4 = isIPv4(host);
+  const addressBytes = v4 ? 4 : 16;
+  const mappedLength = 4 + addressBytes;
+  const integrityAt = HEADER_BYTES + 4 + mappedLength;
+  const fingerprintAt = integrityAt + 4 + INTEGRITY_BYTES;
+  const out = Buffer.alloc(fingerprintAt + 8);
+  out.writeUInt16BE(BINDING_SUCCESS, 0);
+  out.writeUInt32BE(MAGIC_COOKIE, 4);
+  transactionId.copy(out, 8, 0, 12);
+  out.writeUInt16BE(ATTR_MAPPED_ADDRESS_XOR, HEADER_BYTES);
+  out.writeUInt16BE(mappedLength, HEADER_BYTES + 2);
+  out[HEADER_BYTES + 5] = v4 ? 0x01 : 0x02;
+  out.writeUInt16BE(port ^ (MAGIC_COOKIE >>> 16), HEADER_BYTES + 6);
+  // The address XORed with the cookie (IPv4) or with the cookie and transaction id (IPv6).
+  const address = v4 ? Buffer.from(host.split('.').map(Number)) : ipv6Bytes(host);
+  for (let i = 0; i < addressBytes; i++) out[HEADER_BYTES + 8 + i] = address[i]! ^ out[4 + i]!;
+  out.writeUInt16BE(ATTR_MESSAGE_INTEGRITY, integrityAt);
+  out.writeUInt16BE(INTEGRITY_BYTES, integrityAt + 2);
+  integrityOf(out, integrityAt, key).copy(out, integrityAt + 4);
+  out.writeUInt16BE(fingerprintAt + 8 - HEADER_BYTES, 2);
+  out.writeUInt16BE(ATTR_FINGERPRINT, fingerprintAt);
+  out.writeUInt16BE(4, fingerprintAt + 2);
+  out.writeUInt32BE((crc32(out.subarray(0, fingerprintAt)) ^ FINGERPRINT_XOR) >>> 0, fingerprintAt + 4);
+  return out;
+}
+
+/** An IPv6 literal (zone already removed) as its 16 bytes. */
+function ipv6Bytes(host: string): Buffer {
+  const out = Buffer.alloc(16);
+  let text = host;
+  // An IPv4-mapped tail (::ffff:1.2.3.4) becomes two hex groups.
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? (text.split('::') as [string, string]) : [text, undefined];
+  const headGroups = head ? head.split(':') : [];
+  const tailGroups = tail ? tail.split(':') : [];
+  const groups = [...headGroups, ...Array<string>(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
+  groups.forEach((group, i) => out.writeUInt16BE(parseInt(group, 16) & 0xffff, i * 2));
+  return out;
+}
