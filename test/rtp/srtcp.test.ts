@@ -6,19 +6,16 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { RtcpReceiverInfo, RtcpRrPacket, SrtcpSession } from 'werift';
+import { RtcpReceiverInfo, RtcpRrPacket, type SrtcpSession } from 'werift';
+import { srtcpSessions as keyedSrtcpSessions } from '../helpers/srtp-sessions.js';
 import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80 } from '../../src/rtp/srtp-writer.js';
 import { SrtcpContext } from '../../src/rtp/srtcp.js';
 import { buildSenderReport, parseRtcpSenderReport } from '../../src/rtp/rtcp.js';
 
+/** The viewer's side protects what the server's side opens, and the other way round. */
 function srtcpSessions(profile: number): { viewer: SrtcpSession; server: SrtcpSession } {
-  const saltLength = profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14;
-  const a = { key: randomBytes(16), salt: randomBytes(saltLength) };
-  const b = { key: randomBytes(16), salt: randomBytes(saltLength) };
-  return {
-    viewer: new SrtcpSession({ keys: { localMasterKey: a.key, localMasterSalt: a.salt, remoteMasterKey: b.key, remoteMasterSalt: b.salt }, profile }),
-    server: new SrtcpSession({ keys: { localMasterKey: b.key, localMasterSalt: b.salt, remoteMasterKey: a.key, remoteMasterSalt: a.salt }, profile }),
-  };
+  const { sender, receiver } = keyedSrtcpSessions(profile);
+  return { viewer: sender, server: receiver };
 }
 
 function receiverReport(ssrc: number, about: number, fractionLost: number): Buffer {
