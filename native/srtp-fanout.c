@@ -411,8 +411,12 @@ static napi_value set_segmentation_offload(napi_env env, napi_callback_info info
 }
 
 /*
- * sendFrame(stream, fd, destination, payloadType, timestamp, firstSeq, payloads, markers)
- *   -> { sent, bytes, errno }
+ * sendFrame(stream, fd, destination, payloadType, timestamp, firstSeq, payloads, markers, result)
+ *   -> undefined; result (a Float64Array of 3, reused by the caller) = [sent, bytes, errno]
+ *
+ * The figures go into the caller's array rather than a new object: this runs once per viewer per
+ * frame, and an object with three named properties per call was a measurable share of what a
+ * viewer allocated (bench:webrtc BENCH_ALLOCATIONS), and slow to build through N-API.
  *
  * Protects payloads[i] as sequence number firstSeq + i (mod 2^16), with marker markers[i]
  * (a Uint8Array, one byte per packet), and sends them to the destination in sendmmsg() chunks.
@@ -421,21 +425,28 @@ static napi_value set_segmentation_offload(napi_env env, napi_callback_info info
  * the socket buffer is full, which the caller treats as congestion), 0 when all left.
  */
 static napi_value send_frame(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   srtp_stream *s;
   destination *d;
   int32_t fd;
   uint32_t payload_type, timestamp, first_seq, count;
   bool is_array = false, is_typed = false;
-  if (argc < 8 || !get_external(env, argv[0], &STREAM_TAG, (void **)&s) || napi_get_value_int32(env, argv[1], &fd) != napi_ok ||
+  bool result_is_typed = false;
+  if (argc < 9 || !get_external(env, argv[0], &STREAM_TAG, (void **)&s) || napi_get_value_int32(env, argv[1], &fd) != napi_ok ||
       !get_external(env, argv[2], &DESTINATION_TAG, (void **)&d) || !get_u32(env, argv[3], &payload_type) ||
       !get_u32(env, argv[4], &timestamp) || !get_u32(env, argv[5], &first_seq) ||
       napi_is_array(env, argv[6], &is_array) != napi_ok || !is_array ||
-      napi_is_typedarray(env, argv[7], &is_typed) != napi_ok || !is_typed) {
+      napi_is_typedarray(env, argv[7], &is_typed) != napi_ok || !is_typed ||
+      napi_is_typedarray(env, argv[8], &result_is_typed) != napi_ok || !result_is_typed) {
     return throw_error(env, "sendFrame: bad arguments");
   }
+  napi_typedarray_type result_type;
+  size_t result_count;
+  double *result;
+  CHECK(napi_get_typedarray_info(env, argv[8], &result_type, &result_count, (void **)&result, NULL, NULL));
+  if (result_type != napi_float64_array || result_count < 3) return throw_error(env, "sendFrame: result must be a Float64Array of 3");
   CHECK(napi_get_array_length(env, argv[6], &count));
   napi_typedarray_type marker_type;
   size_t marker_count;
@@ -523,15 +534,10 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
   free(scratch);
   free(payloads);
   free(lengths);
-  napi_value result, value;
-  CHECK(napi_create_object(env, &result));
-  CHECK(napi_create_uint32(env, sent, &value));
-  CHECK(napi_set_named_property(env, result, "sent", value));
-  CHECK(napi_create_double(env, bytes, &value));
-  CHECK(napi_set_named_property(env, result, "bytes", value));
-  CHECK(napi_create_int32(env, error, &value));
-  CHECK(napi_set_named_property(env, result, "errno", value));
-  return result;
+  result[0] = (double)sent;
+  result[1] = bytes;
+  result[2] = (double)error;
+  return NULL;
 }
 
 /*

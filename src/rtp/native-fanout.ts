@@ -56,7 +56,9 @@ export interface NativeFanout {
     firstSequenceNumber: number,
     payloads: Buffer[],
     markers: Uint8Array,
-  ): SendFrameResult;
+    /** Filled in: [sent, bytes, errno] (see SendFrameResult); a Float64Array of 3, reused. */
+    result: Float64Array,
+  ): void;
   /** One datagram of these parts, sent now: its bytes, or minus the errno. */
   sendDatagram(fd: number, destination: NativeDestinationHandle, parts: Buffer[]): number;
   /**
@@ -221,6 +223,8 @@ export function frameBatch(packets: readonly { payload: Buffer; marker: boolean 
 /** One outgoing stream protected by the addon; it owns the stream's rollover counter. */
 export class NativeStreamWriter implements RtpProtector {
   private readonly stream: NativeStreamHandle;
+  private readonly figures = new Float64Array(3);
+  private readonly result: SendFrameResult = { sent: 0, bytes: 0, errno: 0 };
 
   constructor(
     private readonly fanout: NativeFanout,
@@ -239,8 +243,18 @@ export class NativeStreamWriter implements RtpProtector {
   }
 
   /** Protects a frame's packets as `firstSequenceNumber`, +1, ... and sends them in one sendmmsg. */
-  sendFrame(target: NativeTarget, payloadType: number, timestamp: number, firstSequenceNumber: number, batch: FrameBatch): SendFrameResult {
-    return this.fanout.sendFrame(this.stream, target.fd, target.destination, payloadType, timestamp, firstSequenceNumber, batch.payloads, batch.markers);
+  /**
+   * Sends a frame natively. The result is this writer's one object, overwritten by the next call:
+   * read it at once (a result object per viewer per frame was garbage worth avoiding).
+   */
+  sendFrame(target: NativeTarget, payloadType: number, timestamp: number, firstSequenceNumber: number, batch: FrameBatch): Readonly<SendFrameResult> {
+    const figures = this.figures;
+    this.fanout.sendFrame(this.stream, target.fd, target.destination, payloadType, timestamp, firstSequenceNumber, batch.payloads, batch.markers, figures);
+    const result = this.result;
+    result.sent = figures[0]!;
+    result.bytes = figures[1]!;
+    result.errno = figures[2]!;
+    return result;
   }
 }
 

@@ -123,7 +123,7 @@ export class OutboundStream {
    * Every packet takes its sequence number and its place in the NACK history even if the socket
    * refused it, as with a datagram lost on the way.
    */
-  sendFrame(target: NativeTarget, timestamp: number, packets: readonly PacketizedPayload[]): SendFrameResult {
+  sendFrame(target: NativeTarget, timestamp: number, packets: readonly PacketizedPayload[]): Readonly<SendFrameResult> {
     const first = this.sequenceNumber;
     for (let i = 0; i < packets.length; i++) this.take(packets[i]!.marker, timestamp, packets[i]!.payload);
     return (this.writer as NativeStreamWriter).sendFrame(target, this.payloadType, timestamp, first, frameBatch(packets));

@@ -209,9 +209,12 @@ describe('native fan-out', () => {
     assert.throws(() => fanout.createDestination('fe80::1%no-such-interface9', 5000), /not an IP address/);
     assert.throws(() => fanout.createDestination(`127.0.0.1${' '.repeat(80)}`, 5000), /not an IP address/);
     const destination = fanout.createDestination('127.0.0.1', 9);
-    const call = (payloads: unknown, markers: unknown): unknown =>
-      (fanout.sendFrame as (...args: unknown[]) => unknown)(stream, 0, destination, 96, 1, 1, payloads, markers);
+    const call = (payloads: unknown, markers: unknown, result: unknown = new Float64Array(3)): unknown =>
+      (fanout.sendFrame as (...args: unknown[]) => unknown)(stream, 0, destination, 96, 1, 1, payloads, markers, result);
     assert.throws(() => call([Buffer.alloc(1)], [1]), /bad arguments/);
+    assert.throws(() => call([Buffer.alloc(1)], new Uint8Array(1), null), /bad arguments/);
+    assert.throws(() => call([Buffer.alloc(1)], new Uint8Array(1), new Float64Array(2)), /a Float64Array of 3/);
+    assert.throws(() => call([Buffer.alloc(1)], new Uint8Array(1), new Uint32Array(3)), /a Float64Array of 3/);
     assert.throws(() => call([Buffer.alloc(1), Buffer.alloc(1)], new Uint8Array(1)), /one per payload/);
     assert.throws(() => call(['not a buffer'], new Uint8Array(1)), /a Buffer a UDP datagram can carry/);
     assert.throws(() => call([Buffer.alloc(1), Buffer.alloc(65480)], new Uint8Array(2)), /a Buffer a UDP datagram can carry/);
