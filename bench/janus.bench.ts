@@ -25,6 +25,7 @@
  * Run: npm run bench:janus [-- --quick] [-- --sweeps 3 --viewers 10,25,50 --storm 25,50
  *      --servers janus,project --cpu-prof]. `--quick`: one sweep, N=10 and a storm of 25, short windows.
  * `--cpu-prof` starts Homebridge with `node --cpu-prof` and prints the top self-time functions.
+ * `--node-flags "--max-semi-space-size=1"` starts the project's Node with those flags (a tuning to measure).
  * `--dry-run` prepares everything (harness copy, build, storage, tokens) and prints the harness
  * command lines instead of running them.
  * Only one benchmark may run on the machine at a time (both cores are used).
@@ -60,6 +61,8 @@ const { values: args } = parseArgs({
     'low-bitrate': { type: 'string', default: '600' },
     bitrate: { type: 'string', default: '2000' },
     'cpu-prof': { type: 'boolean', default: false },
+    /** Extra flags for the project's Node (e.g. --max-semi-space-size=1), to measure a tuning. */
+    'node-flags': { type: 'string', default: '' },
     'no-build': { type: 'boolean', default: false },
     'dry-run': { type: 'boolean', default: false },
   },
@@ -230,7 +233,8 @@ interface Context {
 function serverOptions(server: Server, ctx: Context, profileDir: string | undefined): string[] {
   if (server === 'janus') return ['eventLoops=1'];
   const quote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
-  const node = [quote(process.execPath), ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${quote(profileDir)}`] : [])];
+  const flags = (args['node-flags'] ?? '').split(' ').filter(Boolean).map(quote);
+  const node = [quote(process.execPath), ...flags, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${quote(profileDir)}`] : [])];
   const homebridge = join(PROJECT, 'node_modules/homebridge/bin/homebridge.js');
   const cmd = [...node, quote(homebridge), '-U', quote(ctx.storage), '-P', quote(PROJECT), '--strict-plugin-resolution', '-Q', ...(process.env.BENCH_HB_DEBUG ? ['-D'] : [])].join(' ');
   const base = `http://127.0.0.1:${ctx.webPort}`;
