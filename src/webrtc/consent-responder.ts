@@ -54,7 +54,7 @@ export class ConsentResponder {
     const handOn = transport.onData;
     const readFirst: DataHandler = (data, addr) => {
       // Byte 0 and 1 of a Binding request are 0x00 0x01; media and DTLS never start that way.
-      if (data[0] === 0 && data[1] === 1 && this.answer(data, addr, protocol, transport.socket)) return;
+      if (data[0] === 0 && data[1] === 1 && this.tryAnswer(data, addr, protocol, transport.socket)) return;
       handOn(data, addr);
     };
     transport.onData = readFirst;
@@ -67,6 +67,15 @@ export class ConsentResponder {
   close(): void {
     this.detach?.();
     this.detach = undefined;
+  }
+
+  /** Anything unexpected while answering leaves the request to werift, as if it were not ours. */
+  private tryAnswer(data: Buffer, addr: [string, number], protocol: unknown, socket: UdpSocket): boolean {
+    try {
+      return this.answer(data, addr, protocol, socket);
+    } catch {
+      return false;
+    }
   }
 
   private answer(data: Buffer, addr: [string, number], protocol: unknown, socket: UdpSocket): boolean {

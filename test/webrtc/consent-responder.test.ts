@@ -1,0 +1,105 @@
+/**
+ * ConsentResponder's choices, over real loopback UDP sockets: a plain check on the selected pair
+ * is answered here and never reaches werift; anything that could change ICE state, or comes from
+ * elsewhere, is handed on untouched. (Real peers answering through it: viewer-werift.test.ts and
+ * viewer-browser.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createSocket, type Socket } from 'node:dgram';
+import { after, before, test } from 'node:test';
+import { classes, Message, methods, parseMessage } from 'werift';
+import { ConsentResponder, type IceAgentLike } from '../../src/webrtc/consent-responder.js';
+
+const LOCAL = { username: 'srv1', password: 'server-password-0123456789' };
+const REMOTE_USERNAME = 'view';
+
+let serverSocket: Socket;
+let viewerSocket: Socket;
+let viewerAddr: [string, number];
+
+before(async () => {
+  serverSocket = createSocket('udp4');
+  viewerSocket = createSocket('udp4');
+  serverSocket.bind(0, '127.0.0.1');
+  viewerSocket.bind(0, '127.0.0.1');
+  await Promise.all([once(serverSocket, 'listening'), once(viewerSocket, 'listening')]);
+  viewerAddr = ['127.0.0.1', viewerSocket.address().port];
+});
+after(() => {
+  serverSocket.close();
+  viewerSocket.close();
+});
+
+function check(options: { username?: string; useCandidate?: boolean; role?: 'ICE-CONTROLLING' | 'ICE-CONTROLLED' } = {}): Buffer {
+  const message = new Message(methods.BINDING, classes.REQUEST);
+  message.setAttribute('USERNAME', options.username ?? `${LOCAL.username}:${REMOTE_USERNAME}`);
+  message.setAttribute('PRIORITY', 1);
+  message.setAttribute(options.role ?? 'ICE-CONTROLLED', 7n);
+  if (options.useCandidate) message.setAttribute('USE-CANDIDATE', null);
+  return message.addMessageIntegrity(Buffer.from(LOCAL.password)).addFingerprint().bytes;
+}
+
+function setUp(): { responder: ConsentResponder; handedOn: Buffer[]; transport: { onData: (data: Buffer, addr: [string, number]) => void; socket: Socket } } {
+  const handedOn: Buffer[] = [];
+  const protocol = { transport: { onData: (data: Buffer) => void handedOn.push(data), socket: serverSocket } };
+  const agent: IceAgentLike = {
+    nominated: { protocol, remoteAddr: viewerAddr },
+    localUsername: LOCAL.username,
+    localPassword: LOCAL.password,
+    remoteUsername: REMOTE_USERNAME,
+    iceControlling: true,
+  };
+  return { responder: new ConsentResponder(agent), handedOn, transport: protocol.transport };
+}
+
+test('a plain check from the selected pair is answered here, and werift verifies the answer', async () => {
+  const { responder, handedOn, transport } = setUp();
+  const request = check();
+  const answered = once(viewerSocket, 'message') as Promise<[Buffer]>;
+  transport.onData(request, viewerAddr);
+  const [answer] = await answered;
+  const parsed = parseMessage(answer, Buffer.from(LOCAL.password));
+  assert.ok(parsed, 'MESSAGE-INTEGRITY with our password, and FINGERPRINT');
+  assert.deepEqual(parsed.transactionId, request.subarray(8, 20));
+  assert.deepEqual(parsed.getAttributeValue('XOR-MAPPED-ADDRESS'), viewerAddr);
+  assert.equal(responder.answered, 1);
+  assert.equal(handedOn.length, 0, 'werift never saw it');
+  responder.close();
+  transport.onData(check(), viewerAddr);
+  assert.equal(handedOn.length, 1, 'after close, werift gets everything again');
+  assert.equal(responder.answered, 1);
+});
+
+test('what could change ICE state, or is not from the selected pair, goes to werift untouched', () => {
+  const { responder, handedOn, transport } = setUp();
+  const cases: Array<[string, Buffer, [string, number]]> = [
+    ['nomination (USE-CANDIDATE)', check({ useCandidate: true }), viewerAddr],
+    ['a role conflict (both controlling)', check({ role: 'ICE-CONTROLLING' }), viewerAddr],
+    ["an ICE restart's new username", check({ username: `other:${REMOTE_USERNAME}` }), viewerAddr],
+    ['another port (a new path)', check(), ['127.0.0.1', viewerAddr[1] + 1]],
+    ['another address', check(), ['127.0.0.2', viewerAddr[1]]],
+    ['media', Buffer.from([0x80, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]), viewerAddr],
+    ['a truncated check', check().subarray(0, 30), viewerAddr],
+  ];
+  for (const [, data, addr] of cases) transport.onData(data, addr);
+  assert.equal(responder.answered, 0);
+  assert.equal(handedOn.length, cases.length);
+  cases.forEach(([what, data], i) => assert.equal(handedOn[i], data, what));
+  // Signed with another password: not ours to answer.
+  const forged = new Message(methods.BINDING, classes.REQUEST);
+  forged.setAttribute('USERNAME', `${LOCAL.username}:${REMOTE_USERNAME}`);
+  transport.onData(forged.addMessageIntegrity(Buffer.from('guessed-password')).addFingerprint().bytes, viewerAddr);
+  assert.equal(responder.answered, 0);
+  assert.equal(handedOn.length, cases.length + 1);
+  responder.close();
+});
+
+test('a pair that is not UDP (TCP, TURN) is left to werift entirely', () => {
+  const tcpProtocol = { transport: { write: () => undefined } };
+  const agent: IceAgentLike = { nominated: { protocol: tcpProtocol, remoteAddr: viewerAddr }, localUsername: 'a', localPassword: 'b', remoteUsername: 'c', iceControlling: false };
+  const responder = new ConsentResponder(agent);
+  assert.equal(responder.answered, 0);
+  assert.deepEqual(Object.keys(tcpProtocol.transport), ['write'], 'nothing hooked');
+  responder.close();
+});
