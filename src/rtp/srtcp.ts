@@ -73,7 +73,10 @@ export class SrtcpContext {
     }
     this.profile = keys.profile;
     this.key = createSecretKey(keys.srtcpSessionKey);
-    this.salt = Buffer.from(keys.srtcpSessionSalt);
+    // Buffer.alloc, not Buffer.from: a small Buffer from Node's pool would keep its whole 8 KiB
+    // slab alive for as long as the viewer watches.
+    this.salt = Buffer.alloc(keys.srtcpSessionSalt.length);
+    keys.srtcpSessionSalt.copy(this.salt);
   }
 
   /** Bytes SRTCP adds to a compound packet. */

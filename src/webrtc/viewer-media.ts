@@ -340,15 +340,16 @@ export class ViewerMedia {
     const transport = this.currentTransport();
     if (!transport) return;
     const now = performance.timeOrigin + performance.now(); // the real wall clock: SRs map RTP time to NTP
-    for (const out of [this.video, this.audio]) {
-      const report = out?.senderReport(now, this.cname);
-      if (!report) continue;
-      try {
-        transport.send(rtcp.protect(report));
-      } catch {
-        this.transport = undefined;
-        return;
-      }
+    const video = this.video?.senderReport(now, this.cname);
+    const audio = this.audio?.senderReport(now, this.cname);
+    // Both streams' reports in one compound packet (RFC 8108 aggregation, as browsers send theirs): one
+    // SRTCP protection and one datagram a second per viewer instead of two.
+    const compound = video && audio ? Buffer.concat([video, audio]) : (video ?? audio);
+    if (!compound) return;
+    try {
+      transport.send(rtcp.protect(compound));
+    } catch {
+      this.transport = undefined;
     }
   }
 }

@@ -150,6 +150,7 @@ describe('viewer peer with a werift client', () => {
       await receiver.waitFor(() => receiver.rtcpReceived.some((p) => p.type === 200), 5_000, 'a sender report');
       const reports = receiver.rtcpReceived.filter((p) => p.type === 200);
       assert.ok(reports.some((p) => 'ssrc' in p && p.ssrc === receiver.videoSsrc), 'a report about the video');
+      assert.ok(new Set(reports.map((p) => ('ssrc' in p ? p.ssrc : 0))).size >= 2, 'and one about the audio, in the same compound');
       assert.ok(receiver.rtcpReceived.some((p) => p.type === 202), 'SDES with the CNAME');
       assert.equal(viewer.stats().rtcpRefused, 0);
       // werift's consent checks (every 4-6 s) are answered by the project, and werift accepts them.
