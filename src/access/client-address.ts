@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { isIPv4, isIPv6 } from 'node:net';
-import { clientKey as sharedClientKey, ipv6Bytes, isLoopback, normalizeAddress } from '../util/address.js';
+import { clientKey as sharedClientKey, isLoopback, normalizeAddress } from '../util/address.js';
 import { parseAddressRanges } from '../util/address-ranges.js';
 
 /** IPv4 as written; an IPv4-mapped IPv6 address as its IPv4. */
@@ -21,8 +21,6 @@ export function clientKey(address: string | undefined): string {
 export function isLoopbackAddress(address: string | undefined): boolean {
   return address !== undefined && isLoopback(address);
 }
-
-export { ipv6Bytes };
 
 /**
  * True when a Host header names this machine's loopback (localhost, 127.x, [::1]). Anonymous

@@ -71,6 +71,11 @@ export function ipv6Bytes(address: string): Buffer | undefined {
   return out;
 }
 
+/** An IP address as its wire bytes: 4 for IPv4, 16 for IPv6 (a zone ignored); `undefined` otherwise. */
+export function ipAddressBytes(address: string): Buffer | undefined {
+  return isIPv4(address) ? Buffer.from(address.split('.').map(Number)) : ipv6Bytes(address);
+}
+
 /** A host for a URL: an IPv6 address in brackets, an IPv4-mapped one as its IPv4, names as written. */
 export function formatHost(host: string): string {
   const plain = normalizeAddress(host);

@@ -10,8 +10,8 @@
  * werift, which implements the rest of ICE.
  */
 import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { isIPv4 } from 'node:net';
 import { crc32 } from 'node:zlib';
+import { ipAddressBytes } from '../util/address.js';
 
 const HEADER_BYTES = 20;
 const MAGIC_COOKIE = 0x2112a442;
@@ -114,8 +114,10 @@ export function hasValidIntegrity(data: Buffer, request: BindingRequest, key: Ke
  * MESSAGE-INTEGRITY with our ICE password, then FINGERPRINT.
  */
 export function writeBindingSuccess(transactionId: Buffer, host: string, port: number, key: KeyObject): Buffer {
-  const v4 = isIPv4(host);
-  const addressBytes = v4 ? 4 : 16;
+  const address = ipAddressBytes(host);
+  if (!address) throw new Error(`not an IP address: ${host}`);
+  const v4 = address.length === 4;
+  const addressBytes = address.length;
   const mappedLength = 4 + addressBytes;
   const integrityAt = HEADER_BYTES + 4 + mappedLength;
   const fingerprintAt = integrityAt + 4 + INTEGRITY_BYTES;
@@ -128,7 +130,6 @@ export function writeBindingSuccess(transactionId: Buffer, host: string, port: n
   out[HEADER_BYTES + 5] = v4 ? 0x01 : 0x02;
   out.writeUInt16BE(port ^ (MAGIC_COOKIE >>> 16), HEADER_BYTES + 6);
   // The address XORed with the cookie (IPv4) or with the cookie and transaction id (IPv6).
-  const address = v4 ? Buffer.from(host.split('.').map(Number)) : ipv6Bytes(host);
   for (let i = 0; i < addressBytes; i++) out[HEADER_BYTES + 8 + i] = address[i]! ^ out[4 + i]!;
   out.writeUInt16BE(ATTR_MESSAGE_INTEGRITY, integrityAt);
   out.writeUInt16BE(INTEGRITY_BYTES, integrityAt + 2);
@@ -137,23 +138,5 @@ export function writeBindingSuccess(transactionId: Buffer, host: string, port: n
   out.writeUInt16BE(ATTR_FINGERPRINT, fingerprintAt);
   out.writeUInt16BE(4, fingerprintAt + 2);
   out.writeUInt32BE((crc32(out.subarray(0, fingerprintAt)) ^ FINGERPRINT_XOR) >>> 0, fingerprintAt + 4);
-  return out;
-}
-
-/** An IPv6 literal (zone already removed) as its 16 bytes. */
-function ipv6Bytes(host: string): Buffer {
-  const out = Buffer.alloc(16);
-  let text = host;
-  // An IPv4-mapped tail (::ffff:1.2.3.4) becomes two hex groups.
-  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (dotted) {
-    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
-    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? (text.split('::') as [string, string]) : [text, undefined];
-  const headGroups = head ? head.split(':') : [];
-  const tailGroups = tail ? tail.split(':') : [];
-  const groups = [...headGroups, ...Array<string>(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
-  groups.forEach((group, i) => out.writeUInt16BE(parseInt(group, 16) & 0xffff, i * 2));
   return out;
 }

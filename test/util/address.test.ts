@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { clientKey, formatHost, ipv6Bytes, isLoopback, normalizeAddress, stripCredentials, withCredentials, withoutCredentials } from '../../src/util/address.js';
+import { clientKey, formatHost, ipAddressBytes, ipv6Bytes, isLoopback, normalizeAddress, stripCredentials, withCredentials, withoutCredentials } from '../../src/util/address.js';
 
 // Moved from test/rtsp/url.test.ts with the function (util/address.ts is its one home now).
 describe('stripCredentials', () => {
@@ -94,5 +94,8 @@ describe('clientKey / ipv6Bytes', () => {
     assert.equal(ipv6Bytes('::1')?.toString('hex'), '00000000000000000000000000000001');
     assert.equal(ipv6Bytes('::ffff:1.2.3.4')?.toString('hex'), '00000000000000000000ffff01020304');
     assert.equal(ipv6Bytes('1.2.3.4'), undefined);
+    assert.equal(ipAddressBytes('192.168.1.20')?.toString('hex'), 'c0a80114');
+    assert.equal(ipAddressBytes('fe80::1%eth0')?.toString('hex'), 'fe800000000000000000000000000001');
+    assert.equal(ipAddressBytes('camera.local'), undefined);
   });
 });

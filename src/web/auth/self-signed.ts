@@ -9,8 +9,7 @@
  * Apple platforms accept for a TLS server certificate).
  */
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { isIPv4 } from 'node:net';
-import { ipv6Bytes } from '../../access/client-address.js';
+import { ipAddressBytes } from '../../util/address.js';
 
 export const MAX_VALIDITY_DAYS = 825;
 
@@ -95,7 +94,7 @@ export function createSelfSignedCertificate(options: SelfSignedOptions): SelfSig
   const altNames: Buffer[] = [];
   for (const dns of options.dnsNames) altNames.push(tlv(0x82, Buffer.from(dns, 'ascii')));
   for (const ip of options.ipAddresses) {
-    const bytes = isIPv4(ip) ? Buffer.from(ip.split('.').map(Number)) : ipv6Bytes(ip);
+    const bytes = ipAddressBytes(ip);
     if (bytes) altNames.push(tlv(0x87, bytes));
   }
   const extensions = explicit(
