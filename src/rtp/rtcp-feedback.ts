@@ -4,13 +4,7 @@
  * (keyframe). Straight from the bytes, into a visitor: no object per packet, so reading a
  * viewer's RTCP costs nothing the garbage collector has to follow up.
  */
-import { RTCP_RR, RTCP_SR } from './rtcp.js';
-
-export const RTCP_RTPFB = 205;
-export const RTCP_PSFB = 206;
-const FMT_GENERIC_NACK = 1;
-const FMT_PLI = 1;
-const FMT_FIR = 4;
+import { RTCP_FMT_FIR, RTCP_FMT_GENERIC_NACK, RTCP_FMT_PLI, RTCP_PSFB, RTCP_RR, RTCP_RTPFB, RTCP_SR } from './rtcp.js';
 
 export interface RtcpFeedbackVisitor {
   /** One report block: the reporter's loss figure about `ssrc` (0..1). */
@@ -49,11 +43,11 @@ export function readRtcpFeedback(packet: Buffer, visitor: RtcpFeedbackVisitor): 
         readReportBlocks(packet, offset + 8, end, count, visitor);
         break;
       case RTCP_RTPFB:
-        if (count === FMT_GENERIC_NACK && length >= 16) visitor.onNack(packet.readUInt32BE(offset + 8), readNackLost(packet, offset + 12, end));
+        if (count === RTCP_FMT_GENERIC_NACK && length >= 16) visitor.onNack(packet.readUInt32BE(offset + 8), readNackLost(packet, offset + 12, end));
         break;
       case RTCP_PSFB:
-        if (count === FMT_PLI && length >= 12) visitor.onKeyframeRequest(packet.readUInt32BE(offset + 8), 'PLI');
-        else if (count === FMT_FIR) {
+        if (count === RTCP_FMT_PLI && length >= 12) visitor.onKeyframeRequest(packet.readUInt32BE(offset + 8), 'PLI');
+        else if (count === RTCP_FMT_FIR) {
           // RFC 5104 4.3.1: the media SSRC field is unused; each 8-byte entry names an SSRC.
           for (let entry = offset + 12; entry + 8 <= end; entry += 8) visitor.onKeyframeRequest(packet.readUInt32BE(entry), 'FIR');
         }

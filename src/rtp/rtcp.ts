@@ -8,6 +8,13 @@ export const RTCP_SR = 200;
 export const RTCP_RR = 201;
 export const RTCP_SDES = 202;
 export const RTCP_BYE = 203;
+/** Transport-layer feedback (RFC 4585): its format 1 is the generic NACK. */
+export const RTCP_RTPFB = 205;
+/** Payload-specific feedback (RFC 4585, 5104): format 1 is PLI, format 4 FIR. */
+export const RTCP_PSFB = 206;
+export const RTCP_FMT_GENERIC_NACK = 1;
+export const RTCP_FMT_PLI = 1;
+export const RTCP_FMT_FIR = 4;
 
 /** Seconds between the NTP epoch (1900) and the Unix epoch (1970). */
 const NTP_UNIX_OFFSET_S = 2_208_988_800;

@@ -18,13 +18,10 @@ import { createSocket, type Socket } from 'node:dgram';
 import { SrtpSession } from 'werift';
 import { writeRtpHeaderAt } from '../media/rtp.js';
 import type { FrameSink, MediaFrame } from '../media/types.js';
-import { buildSenderReport } from '../rtp/rtcp.js';
+import { buildSenderReport, RTCP_FMT_FIR, RTCP_FMT_PLI, RTCP_PSFB } from '../rtp/rtcp.js';
 import { SrtpStreamWriter, SRTP_PROFILE_AES128_CM_SHA1_80 } from '../rtp/srtp-writer.js';
 import { bindUdpSocket } from '../util/udp.js';
 
-const RTCP_PSFB = 206;
-const PLI = 1;
-const FIR = 4;
 const SENDER_REPORT_INTERVAL_MS = 5_000;
 
 export interface ForwardTarget {
@@ -159,7 +156,7 @@ export class RtpForwarder implements FrameSink {
       const packetType = message[offset + 1];
       const words = message.readUInt16BE(offset + 2);
       if (first >> 6 !== 2) return;
-      if (packetType === RTCP_PSFB && ((first & 0x1f) === PLI || (first & 0x1f) === FIR)) this.counters.keyframeRequests++;
+      if (packetType === RTCP_PSFB && ((first & 0x1f) === RTCP_FMT_PLI || (first & 0x1f) === RTCP_FMT_FIR)) this.counters.keyframeRequests++;
       offset += (words + 1) * 4;
     }
   }
