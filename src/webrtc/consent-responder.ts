@@ -12,6 +12,7 @@
  */
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { Socket as UdpSocket } from 'node:dgram';
+import { weriftUdpTransport, type WeriftUdpTransport } from './packet-transport.js';
 import { hasValidIntegrity, readBindingRequest, writeBindingSuccess } from './stun-binding.js';
 
 /** The parts of werift's ICE `Connection` read here (structural: no private types leak). */
@@ -23,22 +24,7 @@ export interface IceAgentLike {
   iceControlling: boolean;
 }
 
-type DataHandler = (data: Buffer, addr: [string, number]) => void;
-
-/** werift's `UdpTransport`: its `onData` is an own, writable property; `socket` a dgram socket. */
-interface UdpTransportLike {
-  onData: DataHandler;
-  socket: UdpSocket;
-}
-
-function udpTransportOf(protocol: unknown): UdpTransportLike | undefined {
-  if (typeof protocol !== 'object' || protocol === null || !('transport' in protocol)) return undefined;
-  const transport: unknown = protocol.transport;
-  if (typeof transport !== 'object' || transport === null || !('onData' in transport) || !('socket' in transport)) return undefined;
-  if (typeof transport.onData !== 'function' || typeof transport.socket !== 'object' || transport.socket === null) return undefined;
-  if (!('send' in transport.socket) || !('address' in transport.socket)) return undefined;
-  return transport as UdpTransportLike;
-}
+type DataHandler = NonNullable<WeriftUdpTransport['onData']>;
 
 export class ConsentResponder {
   /** Requests answered here (the rest went to werift). */
@@ -48,10 +34,10 @@ export class ConsentResponder {
 
   constructor(private readonly agent: IceAgentLike) {
     const pair = agent.nominated;
-    const transport = pair ? udpTransportOf(pair.protocol) : undefined;
-    if (!pair || !transport) return;
+    const transport = pair ? weriftUdpTransport(pair.protocol) : undefined;
+    const handOn = transport?.onData;
+    if (!pair || !transport || typeof handOn !== 'function') return;
     const protocol = pair.protocol;
-    const handOn = transport.onData;
     const readFirst: DataHandler = (data, addr) => {
       // Byte 0 and 1 of a Binding request are 0x00 0x01; media and DTLS never start that way.
       if (data[0] === 0 && data[1] === 1 && this.tryAnswer(data, addr, protocol, transport.socket)) return;

@@ -33,12 +33,21 @@ export interface PacketTransport {
   readonly native?: NativeTarget;
 }
 
-function udpSocketOf(protocol: unknown): UdpSocket | undefined {
+/**
+ * werift's `UdpTransport` under an ICE pair's protocol (structural: werift does not export it): its
+ * dgram socket, and `onData`, the own, writable property werift's STUN layer reads packets through.
+ */
+export interface WeriftUdpTransport {
+  socket: UdpSocket;
+  onData?: (data: Buffer, addr: [string, number]) => void;
+}
+
+/** The pair's UDP transport; undefined for TCP and TURN pairs. */
+export function weriftUdpTransport(protocol: unknown): WeriftUdpTransport | undefined {
   if (typeof protocol !== 'object' || protocol === null || !('transport' in protocol)) return undefined;
   const transport: unknown = protocol.transport;
   if (typeof transport !== 'object' || transport === null || !('socket' in transport)) return undefined;
-  const socket: unknown = transport.socket;
-  return socket instanceof UdpSocket ? socket : undefined;
+  return transport.socket instanceof UdpSocket ? (transport as WeriftUdpTransport) : undefined;
 }
 
 /** The addon's form of the pair's address; undefined (so the socket is used) for one it cannot take. */
@@ -53,7 +62,7 @@ function nativeDestination(fanout: NativeFanout, host: string, port: number): Na
 export function resolvePacketTransport(connection: IceConnectionLike, native: NativeFanoutStatus = nativeFanout()): PacketTransport | undefined {
   const pair = connection.nominated;
   if (!pair) return undefined;
-  const socket = udpSocketOf(pair.protocol);
+  const socket = weriftUdpTransport(pair.protocol)?.socket;
   const [host, port] = pair.remoteAddr;
   if (socket && isIP(host) !== 0) {
     const currentFd = native.loaded ? udpSocketFdReader(socket) : undefined;

@@ -46,7 +46,7 @@ interface InboundData {
 }
 
 /** Tells the visitor's findings to the target, for the video SSRC only. */
-export function videoFeedbackVisitor(target: ViewerRtcpTarget): RtcpFeedbackVisitor {
+function videoFeedbackVisitor(target: ViewerRtcpTarget): RtcpFeedbackVisitor {
   return {
     onReportBlock: (ssrc, fractionLost) => {
       if (ssrc === target.videoSsrc()) target.onVideoFractionLost(fractionLost);

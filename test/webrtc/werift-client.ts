@@ -3,7 +3,7 @@
 // receives with the project's own depacketizer into Annex-B, and counts what arrived. `watchOverSignalling` drives it through
 // the real WebSocket protocol.
 import { once } from 'node:events';
-import { GenericNack, RTCPeerConnection, RTCRtpCodecParameters, RtcpReceiverInfo, RtcpRrPacket, RtcpTransportLayerFeedback, type MediaStreamTrack, type RtcpPacket, type RtpPacket } from 'werift';
+import { GenericNack, RTCPeerConnection, RTCRtpCodecParameters, RtcpReceiverInfo, RtcpRrPacket, RtcpTransportLayerFeedback, type MediaStreamTrack, type RTCRtpTransceiver, type RtcpPacket, type RtpPacket } from 'werift';
 import { WebSocket } from 'ws';
 import { H264Depacketizer } from '../../src/media/h264-depacketizer.js';
 import { H265Depacketizer, isH265Irap } from '../../src/media/h265-depacketizer.js';
@@ -214,34 +214,38 @@ export class WeriftReceiver {
     await this.pc.addIceCandidate(candidate === null ? null : { candidate: candidate.candidate, sdpMid: candidate.sdpMid ?? undefined, sdpMLineIndex: candidate.sdpMLineIndex ?? undefined });
   }
 
+  private videoTransceiver(): RTCRtpTransceiver {
+    const transceiver = this.pc.getTransceivers().find((t) => t.kind === 'video');
+    if (!transceiver) throw new Error('no video transceiver');
+    return transceiver;
+  }
+
   /** Sends a PLI for the video it receives. */
   async sendPli(): Promise<void> {
-    const transceiver = this.pc.getTransceivers().find((t) => t.kind === 'video');
-    if (!transceiver || this.videoSsrc === undefined) throw new Error('no video yet');
+    const transceiver = this.videoTransceiver();
+    if (this.videoSsrc === undefined) throw new Error('no video yet');
     await transceiver.receiver.sendRtcpPLI(this.videoSsrc);
   }
 
   /** Sends a generic NACK for these video sequence numbers. */
   async sendNack(lost: number[]): Promise<void> {
-    const transceiver = this.pc.getTransceivers().find((t) => t.kind === 'video');
-    if (!transceiver || this.videoSsrc === undefined) throw new Error('no video yet');
+    const transceiver = this.videoTransceiver();
+    if (this.videoSsrc === undefined) throw new Error('no video yet');
     const nack = new GenericNack({ senderSsrc: transceiver.receiver.rtcpSsrc, mediaSourceSsrc: this.videoSsrc, lost });
     await transceiver.receiver.dtlsTransport.sendRtcp([new RtcpTransportLayerFeedback({ feedback: nack })]);
   }
 
   /** Sends a receiver report about the video claiming this loss fraction (0..255 of 256). */
   async sendReceiverReport(fractionLost: number): Promise<void> {
-    const transceiver = this.pc.getTransceivers().find((t) => t.kind === 'video');
-    if (!transceiver || this.videoSsrc === undefined) throw new Error('no video yet');
+    const transceiver = this.videoTransceiver();
+    if (this.videoSsrc === undefined) throw new Error('no video yet');
     const report = new RtcpReceiverInfo({ ssrc: this.videoSsrc, fractionLost, packetsLost: 0, highestSequence: 0, jitter: 0, lsr: 0, dlsr: 0 });
     await transceiver.receiver.dtlsTransport.sendRtcp([new RtcpRrPacket({ ssrc: transceiver.receiver.rtcpSsrc, reports: [report] })]);
   }
 
   /** From now on keeps the RTCP the server sends (werift decrypts and parses it). */
   collectRtcp(): void {
-    const transceiver = this.pc.getTransceivers().find((t) => t.kind === 'video');
-    if (!transceiver) throw new Error('no video transceiver');
-    transceiver.receiver.dtlsTransport.onRtcp.subscribe((packet) => this.rtcpReceived.push(packet));
+    this.videoTransceiver().receiver.dtlsTransport.onRtcp.subscribe((packet) => this.rtcpReceived.push(packet));
   }
 
   async waitFor(predicate: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
