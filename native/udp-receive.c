@@ -11,6 +11,14 @@
  * The socket is this file's own (socket, bind, and a libuv poll handle on Node's loop), because a
  * dgram socket's descriptor is already watched by libuv and two watchers on one descriptor break
  * libuv. src/rtsp/rtp-receiver.ts chooses it, and falls back to dgram wherever the addon is absent.
+ *
+ * While nobody watches a camera, JavaScript has nothing urgent to do with its packets: they only
+ * keep the GOP cache current for the next viewer. Then the receiver *holds* them (setUdpReceiverHold):
+ * bursts are still read as they come (the socket buffer never fills), but they pile up in the slab
+ * and JavaScript gets them when it asks (flushUdpReceiver, a few times a second) or when the slab or
+ * the lengths array is full. Each datagram carries its arrival time, so the media timing downstream
+ * is as if it had been delivered at once. That takes the trip into JavaScript, the largest part of
+ * an unwatched camera's CPU after the wakeup itself, off 250-300 packets a second.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,6 +53,10 @@
  * slab, as Node's own Buffer pool does.
  */
 #define SLAB_BYTES (128 * 1024)
+/* While holding, a larger slab, so that a few hundred ms of a high-bitrate camera fit before a flush. */
+#define HOLD_SLAB_BYTES (512 * 1024)
+/* Datagrams held at most before they are delivered anyway: 2 s of a 720p camera's video. */
+#define HOLD_CAPACITY 512
 
 typedef struct {
   uv_poll_t poll;
@@ -57,8 +69,14 @@ typedef struct {
   uint8_t *slab_data;
   size_t slab_size;
   size_t slab_used;
-  napi_ref lengths;     /* a Uint32Array(RECEIVE_BATCH), reused for every burst */
+  napi_ref lengths;     /* a Uint32Array(HOLD_CAPACITY), reused for every delivery */
   uint32_t *lengths_data;
+  napi_ref arrivals;    /* a Float64Array(HOLD_CAPACITY): each datagram's arrival, ms on uv_hrtime's clock */
+  double *arrivals_data;
+  int holding;          /* keep bursts until flushed (nobody watches) */
+  int pending;          /* datagrams in the slab from pending_offset, not yet delivered */
+  size_t pending_offset;
+  int delivering;       /* inside the JavaScript call: a flush from there is a no-op */
   int open;       /* polling, callback held */
   int uv_closed;  /* libuv has let go of the poll handle */
   int finalized;  /* JavaScript has let go of the handle */
@@ -160,16 +178,23 @@ static void stop_receiver(udp_receiver *r) {
   r->slab = NULL;
   if (r->lengths) napi_delete_reference(r->env, r->lengths);
   r->lengths = NULL;
+  if (r->arrivals) napi_delete_reference(r->env, r->arrivals);
+  r->arrivals = NULL;
+  r->pending = 0;
   if (r->async_context) napi_async_destroy(r->env, r->async_context);
   r->async_context = NULL;
 }
 
-/* Room for `bytes` more in the slab, replacing it when full; 0 when out of memory. */
+/*
+ * Room for `bytes` more in the slab, replacing it when full (only with nothing pending in it: the
+ * caller delivers first); 0 when out of memory.
+ */
 static int reserve_slab(udp_receiver *r, size_t bytes) {
   if (r->slab && r->slab_size - r->slab_used >= bytes) return 1;
   napi_value buffer;
   void *data = NULL;
-  size_t size = bytes > SLAB_BYTES ? bytes : SLAB_BYTES;
+  size_t slab_bytes = r->holding ? HOLD_SLAB_BYTES : SLAB_BYTES;
+  size_t size = bytes > slab_bytes ? bytes : slab_bytes;
   if (napi_create_buffer(r->env, size, &data, &buffer) != napi_ok) return 0;
   if (r->slab) napi_delete_reference(r->env, r->slab);
   r->slab = NULL;
@@ -180,9 +205,46 @@ static int reserve_slab(udp_receiver *r, size_t bytes) {
   return 1;
 }
 
-/* Hands one burst to JavaScript: onBatch(slab, offset, lengths, count, foreignSoFar). */
-static void deliver(udp_receiver *r, receive_scratch *s, int received) {
+/*
+ * Hands what is pending to JavaScript: onBatch(slab, offset, lengths, count, foreignSoFar, arrivals,
+ * deliveredAt). Also called with nothing pending for the first stranger, which JavaScript logs once.
+ */
+static void deliver_pending(udp_receiver *r) {
   napi_env env = r->env;
+  if (r->delivering || !r->open) return;
+  int count = r->pending;
+  size_t offset = r->pending_offset;
+  r->pending = 0;
+  r->pending_offset = r->slab_used;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value callback, receiver, argv[7], result;
+  if (!r->slab && !reserve_slab(r, 0)) {
+    napi_close_handle_scope(env, scope);
+    return;
+  }
+  r->delivering = 1;
+  if (napi_get_reference_value(env, r->slab, &argv[0]) == napi_ok && napi_create_double(env, (double)offset, &argv[1]) == napi_ok &&
+      napi_get_reference_value(env, r->lengths, &argv[2]) == napi_ok && napi_create_int32(env, count, &argv[3]) == napi_ok &&
+      napi_create_double(env, r->foreign, &argv[4]) == napi_ok && napi_get_reference_value(env, r->arrivals, &argv[5]) == napi_ok &&
+      napi_create_double(env, (double)uv_hrtime() / 1e6, &argv[6]) == napi_ok && napi_get_reference_value(env, r->callback, &callback) == napi_ok &&
+      napi_get_global(env, &receiver) == napi_ok) {
+    /* make_callback, not call_function: it runs the microtasks the handler queued, as a dgram event would. */
+    napi_make_callback(env, r->async_context, receiver, callback, 7, argv, &result);
+  }
+  r->delivering = 0;
+  bool exception = false;
+  if (napi_is_exception_pending(env, &exception) == napi_ok && exception) {
+    /* The JavaScript side catches its own errors; one that escapes must not take down Homebridge. */
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    r->callback_errors++;
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+/* Takes one recvmmsg's datagrams into the slab; delivers them now unless holding. */
+static void take_burst(udp_receiver *r, receive_scratch *s, int received, double arrived) {
   size_t total = 0;
   int kept = 0;
   int first_foreign = r->foreign == 0;
@@ -200,47 +262,48 @@ static void deliver(udp_receiver *r, receive_scratch *s, int received) {
       continue;
     }
     total += s->messages[i].msg_len;
-    r->lengths_data[kept++] = s->messages[i].msg_len;
+    kept++;
+  }
+  int report_foreign = first_foreign && r->foreign > 0;
+  if (kept > 0) {
+    /* What is pending must stay in one slab and fit the lengths array: deliver it first when it would not. */
+    int slab_full = !r->slab || r->slab_size - r->slab_used < total;
+    if (r->pending > 0 && (slab_full || r->pending + kept > HOLD_CAPACITY)) deliver_pending(r);
+    if (!r->open) return;
+    if (r->pending == 0 && reserve_slab(r, total)) r->pending_offset = r->slab_used;
+    if (r->slab && r->slab_size - r->slab_used >= total) {
+      uint8_t *at = r->slab_data + r->slab_used;
+      for (int i = 0; i < received; i++) {
+        uint32_t length = s->messages[i].msg_len;
+        if (length == 0) continue;
+        memcpy(at, s->data[i], length);
+        at += length;
+        r->lengths_data[r->pending] = length;
+        r->arrivals_data[r->pending] = arrived;
+        r->pending++;
+      }
+      r->slab_used += total;
+    }
   }
   /* Nothing to hand over, unless this is the first datagram from a stranger: JavaScript logs that once. */
-  if (kept == 0 && !(first_foreign && r->foreign > 0)) return;
-
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value callback, receiver, argv[5], result;
-  size_t offset = 0;
-  if (reserve_slab(r, total)) {
-    offset = r->slab_used;
-    uint8_t *at = r->slab_data + offset;
-    for (int i = 0; i < received; i++) {
-      if (s->messages[i].msg_len == 0) continue;
-      memcpy(at, s->data[i], s->messages[i].msg_len);
-      at += s->messages[i].msg_len;
-    }
-    r->slab_used += total;
-    if (napi_get_reference_value(env, r->slab, &argv[0]) == napi_ok && napi_create_double(env, (double)offset, &argv[1]) == napi_ok &&
-        napi_get_reference_value(env, r->lengths, &argv[2]) == napi_ok && napi_create_int32(env, kept, &argv[3]) == napi_ok &&
-        napi_create_double(env, r->foreign, &argv[4]) == napi_ok && napi_get_reference_value(env, r->callback, &callback) == napi_ok &&
-        napi_get_global(env, &receiver) == napi_ok) {
-      /* make_callback, not call_function: it runs the microtasks the handler queued, as a dgram event would. */
-      napi_make_callback(env, r->async_context, receiver, callback, 5, argv, &result);
-    }
-  }
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
-    /* The JavaScript side catches its own errors; one that escapes must not take down Homebridge. */
-    napi_value error;
-    napi_get_and_clear_last_exception(env, &error);
-    r->callback_errors++;
-  }
-  napi_close_handle_scope(env, scope);
+  if ((r->pending > 0 && !r->holding) || report_foreign) deliver_pending(r);
 }
+
+static void read_bursts(udp_receiver *r, receive_scratch *s);
 
 static void on_readable(uv_poll_t *poll, int status, int events) {
   udp_receiver *r = poll->data;
   if (status < 0 || !(events & UV_READABLE) || !r->open) return;
   receive_scratch *s = NULL;
   if (napi_get_instance_data(r->env, (void **)&s) != napi_ok || !s) return;
+  /* A new slab is a JavaScript object, made outside any JavaScript call: it needs a scope of its own. */
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(r->env, &scope) != napi_ok) return;
+  read_bursts(r, s);
+  napi_close_handle_scope(r->env, scope);
+}
+
+static void read_bursts(udp_receiver *r, receive_scratch *s) {
   for (int round = 0; round < MAX_ROUNDS && r->open; round++) {
     for (int i = 0; i < RECEIVE_BATCH; i++) {
       s->iov[i].iov_base = s->data[i];
@@ -253,7 +316,7 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
     }
     int received = recvmmsg(r->fd, s->messages, RECEIVE_BATCH, MSG_DONTWAIT, NULL);
     if (received <= 0) return; /* EAGAIN: all read; other errors (an ICMP report) are the watchdog's to judge */
-    deliver(r, s, received);
+    take_burst(r, s, received, (double)uv_hrtime() / 1e6);
     if (received < RECEIVE_BATCH) return;
   }
 }
@@ -276,11 +339,12 @@ static void free_scratch(napi_env env, void *data, void *hint) {
 
 /*
  * openUdpReceiver(ip, port, receiveBufferBytes, onBatch) -> handle. Binds ip:port (port 0: any),
- * and calls onBatch(slab: Buffer, offset, lengths: Uint32Array, count, foreign) for each burst
- * with datagrams from an allowed source, and once (with none) for the first datagram from anyone
- * else: the burst's `count` datagrams lie back to back in `slab` from `offset`, their lengths are
- * the first `count` of `lengths` (the same array every call: read it before returning), and
- * `foreign` counts the datagrams dropped so far. Nothing is allowed until setUdpReceiverSources.
+ * and calls onBatch(slab: Buffer, offset, lengths: Uint32Array, count, foreign, arrivals:
+ * Float64Array, deliveredAt) for each burst with datagrams from an allowed source (or, while
+ * holding, for what piled up), and once (with none) for the first datagram from anyone else: the
+ * `count` datagrams lie back to back in `slab` from `offset`, their lengths and arrival times (ms,
+ * the clock of `deliveredAt`) are the first `count` of `lengths` and `arrivals` (the same arrays
+ * every call: read them before returning), and `foreign` counts the datagrams dropped so far. Nothing is allowed until setUdpReceiverSources.
  * Throws "udp-receive: bind <ip>:<port>: EADDRINUSE (...)" and the like when it cannot bind.
  */
 static napi_value open_receiver(napi_env env, napi_callback_info info) {
@@ -344,14 +408,18 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   r->fd = fd;
   r->env = env;
   r->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port : ((struct sockaddr_in6 *)&bound)->sin6_port);
-  napi_value resource_name, handle, lengths_buffer, lengths;
-  void *lengths_data = NULL;
-  if (napi_create_arraybuffer(env, RECEIVE_BATCH * sizeof(uint32_t), &lengths_data, &lengths_buffer) != napi_ok ||
-      napi_create_typedarray(env, napi_uint32_array, RECEIVE_BATCH, lengths_buffer, 0, &lengths) != napi_ok ||
-      napi_create_reference(env, lengths, 1, &r->lengths) != napi_ok || napi_create_reference(env, argv[3], 1, &r->callback) != napi_ok ||
+  napi_value resource_name, handle, lengths_buffer, lengths, arrivals_buffer, arrivals;
+  void *lengths_data = NULL, *arrivals_data = NULL;
+  if (napi_create_arraybuffer(env, HOLD_CAPACITY * sizeof(uint32_t), &lengths_data, &lengths_buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_uint32_array, HOLD_CAPACITY, lengths_buffer, 0, &lengths) != napi_ok ||
+      napi_create_reference(env, lengths, 1, &r->lengths) != napi_ok ||
+      napi_create_arraybuffer(env, HOLD_CAPACITY * sizeof(double), &arrivals_data, &arrivals_buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_float64_array, HOLD_CAPACITY, arrivals_buffer, 0, &arrivals) != napi_ok ||
+      napi_create_reference(env, arrivals, 1, &r->arrivals) != napi_ok || napi_create_reference(env, argv[3], 1, &r->callback) != napi_ok ||
       napi_create_string_utf8(env, "WebRtcCamerasUdpReceive", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
       napi_async_init(env, NULL, resource_name, &r->async_context) != napi_ok || uv_poll_init_socket(loop, &r->poll, fd) != 0) {
     if (r->lengths) napi_delete_reference(env, r->lengths);
+    if (r->arrivals) napi_delete_reference(env, r->arrivals);
     if (r->callback) napi_delete_reference(env, r->callback);
     if (r->async_context) napi_async_destroy(env, r->async_context);
     close(fd);
@@ -359,6 +427,7 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
     return throw_error(env, "udp-receive: could not set up the receiver");
   }
   r->lengths_data = lengths_data;
+  r->arrivals_data = arrivals_data;
   r->poll.data = r;
   r->open = 1;
   if (uv_poll_start(&r->poll, UV_READABLE, on_readable) != 0) {
@@ -437,6 +506,34 @@ static napi_value receiver_stats(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * setUdpReceiverHold(handle, hold: boolean): hold bursts until flushed (true), or deliver each as it
+ * comes (false, the default), delivering what was held first.
+ */
+static napi_value set_hold(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  udp_receiver *r = argc < 2 ? NULL : get_receiver(env, argv[0]);
+  bool hold = false;
+  if (!r || napi_get_value_bool(env, argv[1], &hold) != napi_ok) return throw_error(env, "setUdpReceiverHold(handle, hold): bad arguments");
+  r->holding = hold;
+  if (!hold && r->pending > 0) deliver_pending(r);
+  /* Holding starts in a slab of the larger size, so that the first hold does not fill it at once. */
+  if (hold && r->pending == 0 && r->slab && r->slab_size < HOLD_SLAB_BYTES) {
+    napi_delete_reference(env, r->slab);
+    r->slab = NULL;
+  }
+  return NULL;
+}
+
+/* flushUdpReceiver(handle): delivers what is held now, before returning (nothing from inside onBatch). */
+static napi_value flush_receiver(napi_env env, napi_callback_info info) {
+  udp_receiver *r = only_receiver_argument(env, info, "flushUdpReceiver(handle): bad arguments");
+  if (r && r->pending > 0) deliver_pending(r);
+  return NULL;
+}
+
 /* closeUdpReceiver(handle): no callback after this returns; closing twice is fine. */
 static napi_value close_receiver(napi_env env, napi_callback_info info) {
   udp_receiver *r = only_receiver_argument(env, info, "closeUdpReceiver(handle): bad arguments");
@@ -450,6 +547,8 @@ int define_udp_receive(napi_env env, napi_value exports) {
       {"udpReceiverPort", NULL, receiver_port, NULL, NULL, NULL, napi_default, NULL},
       {"setUdpReceiverSources", NULL, set_sources, NULL, NULL, NULL, napi_default, NULL},
       {"udpReceiverStats", NULL, receiver_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"setUdpReceiverHold", NULL, set_hold, NULL, NULL, NULL, napi_default, NULL},
+      {"flushUdpReceiver", NULL, flush_receiver, NULL, NULL, NULL, napi_default, NULL},
       {"closeUdpReceiver", NULL, close_receiver, NULL, NULL, NULL, napi_default, NULL},
   };
   return napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties) == napi_ok;

@@ -30,6 +30,12 @@ export interface SourceOptions {
   stableAfterMs?: number;
   /** At most one GOP replay per sink per this interval, so PLI storms cannot multiply traffic (default 1000 ms). */
   keyframeRequestIntervalMs?: number;
+  /**
+   * While nobody subscribes, the upstream may hold the camera's packets and hand them on this often
+   * (default 250 ms; 0: never hold). They only feed the GOP cache then, and keep their arrival
+   * times; a new subscriber takes what is held before anything else.
+   */
+  unwatchedDeliveryMs?: number;
   /** Monotonic clock in ms (default performance.now). */
   now?: () => number;
   timers?: TimerSeam;

@@ -136,12 +136,12 @@ export class SourceSession {
     return result.length > 0 ? result : undefined;
   }
 
-  /** An RTP packet for the upstream's track `trackIndex`. */
-  onRtp(trackIndex: number, packet: Buffer): void {
+  /** An RTP packet for the upstream's track `trackIndex`, which arrived `ageMs` ago. */
+  onRtp(trackIndex: number, packet: Buffer, ageMs: number): void {
     const track = this.tracks[trackIndex];
     if (!track) return;
-    const now = this.options.now();
-    if (track.kind === 'video' || !this.hasVideo) this.lastPacketAt = now;
+    const now = this.options.now() - ageMs;
+    if ((track.kind === 'video' || !this.hasVideo) && now > this.lastPacketAt) this.lastPacketAt = now;
     track.receiver.push(packet, now);
   }
 

@@ -103,9 +103,10 @@ export interface SourceState {
 export interface UpstreamHandlers {
   /**
    * An RTP packet for track `trackIndex` (index into `UpstreamSession.tracks`). The Source copies
-   * what it keeps, so the upstream may reuse `packet`'s memory once this returns.
+   * what it keeps, so the upstream may reuse `packet`'s memory once this returns. `ageMs`: how long
+   * before this call it arrived, when the upstream held it (see `UpstreamSession.holdDelivery`).
    */
-  onRtp(trackIndex: number, packet: Buffer): void;
+  onRtp(trackIndex: number, packet: Buffer, ageMs?: number): void;
   /** An RTCP sender report: maps an RTP timestamp of the track to wall-clock time (ms since epoch). */
   onSenderReport?(trackIndex: number, rtpTimestamp: number, wallClockMs: number): void;
   /** The session ended, with the reason when it was not asked to. */
@@ -115,6 +116,14 @@ export interface UpstreamHandlers {
 export interface UpstreamSession {
   readonly tracks: ReadonlyArray<TrackDescription>;
   close(): Promise<void>;
+  /**
+   * Optional. Nobody watches (`everyMs` > 0): the upstream may hold packets and deliver them every
+   * `everyMs`, each with its age, which saves a camera's CPU; 0: deliver each at once again, what
+   * was held first, before this returns.
+   */
+  holdDelivery?(everyMs: number): void;
+  /** Optional. Delivers what is held before returning. */
+  flushDelivery?(): void;
 }
 
 /** Opens one session to the camera. Rejects with a clear, credential-free error. */

@@ -39,7 +39,15 @@ export function isSocketFull(errno: number): boolean {
   return errno === osConstants.errno.EAGAIN || errno === osConstants.errno.ENOBUFS;
 }
 
-export type UdpBatchHandler = (slab: Buffer, offset: number, lengths: Uint32Array, count: number, foreign: number) => void;
+export type UdpBatchHandler = (
+  slab: Buffer,
+  offset: number,
+  lengths: Uint32Array,
+  count: number,
+  foreign: number,
+  arrivals: Float64Array,
+  deliveredAt: number,
+) => void;
 
 /** The addon's exports, as native/srtp-fanout.c and native/udp-receive.c define them. */
 export interface NativeFanout {
@@ -68,15 +76,20 @@ export interface NativeFanout {
   setSegmentationOffload(enabled: boolean): boolean;
   /**
    * The camera's RTP over UDP (native/udp-receive.c): binds ip:port (0: any) and calls onBatch for
-   * each burst read by one recvmmsg: its `count` datagrams lie back to back in `slab` from
-   * `offset`, their lengths are the first `count` of `lengths` (one array reused for every call);
-   * `foreign` counts those dropped for coming from an address not set with setUdpReceiverSources.
-   * Throws when the port is taken.
+   * each burst read by one recvmmsg (or, while held, for what piled up): its `count` datagrams lie
+   * back to back in `slab` from `offset`, their lengths and arrival times are the first `count` of
+   * `lengths` and `arrivals` (arrays reused for every call; times in ms on the clock of
+   * `deliveredAt`); `foreign` counts those dropped for coming from an address not set with
+   * setUdpReceiverSources. Throws when the port is taken.
    */
   openUdpReceiver(ip: string, port: number, receiveBufferBytes: number, onBatch: UdpBatchHandler): NativeUdpReceiverHandle;
   udpReceiverPort(receiver: NativeUdpReceiverHandle): number;
   setUdpReceiverSources(receiver: NativeUdpReceiverHandle, ips: string[]): void;
   udpReceiverStats(receiver: NativeUdpReceiverHandle): { foreign: number; lastForeign: string; truncated: number; callbackErrors: number };
+  /** Holds bursts until flushed (true) or delivers each at once (false, the default; what was held goes first). */
+  setUdpReceiverHold(receiver: NativeUdpReceiverHandle, hold: boolean): void;
+  /** Delivers what is held before returning. */
+  flushUdpReceiver(receiver: NativeUdpReceiverHandle): void;
   /** No onBatch after this returns; twice is fine. */
   closeUdpReceiver(receiver: NativeUdpReceiverHandle): void;
 }
@@ -101,6 +114,8 @@ const NATIVE_FUNCTIONS = [
   'udpReceiverPort',
   'setUdpReceiverSources',
   'udpReceiverStats',
+  'setUdpReceiverHold',
+  'flushUdpReceiver',
   'closeUdpReceiver',
 ];
 

@@ -8,6 +8,8 @@
  * - dgram: wherever the addon does not load (see src/rtp/native-fanout.ts) or is turned off.
  * Only the sender may feed a session: datagrams from any other address are dropped (anyone on the
  * LAN could otherwise inject video), and the first stranger is reported once.
+ * While nobody watches, the native receiver can hold what arrives and hand it over a few times a
+ * second (`hold`, `flush`): each packet then comes with how long ago it arrived.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -16,7 +18,8 @@ import { bindUdpSocket } from '../util/udp.js';
 import { nativeFanout, type NativeFanout, type NativeFanoutStatus, type NativeUdpReceiverHandle, type UdpBatchHandler } from './native-fanout.js';
 
 export interface RtpReceiverEvents {
-  onPacket(packet: Buffer): void;
+  /** `ageMs`: how long before this call the packet arrived (0 unless it was held). */
+  onPacket(packet: Buffer, ageMs: number): void;
   /** The first datagram from an address that is not the camera's, once. */
   onForeign(address: string): void;
 }
@@ -28,6 +31,13 @@ export interface RtpReceiver {
   allow(address: string): void;
   /** Delivers from now on; nothing is delivered before. */
   start(events: RtpReceiverEvents): void;
+  /**
+   * Holds packets until `flush` (true), or delivers each as it comes (false, the default; what was
+   * held goes first). A no-op where packets cannot be held (dgram).
+   */
+  hold(holding: boolean): void;
+  /** Delivers what is held, before returning. */
+  flush(): void;
   close(): void;
 }
 
@@ -36,14 +46,14 @@ export function openNativeRtpReceiver(native: NativeFanout, address: string, por
   const allowed = new Set<string>();
   let events: RtpReceiverEvents | undefined;
   let reportedForeign = false;
-  const onBatch: UdpBatchHandler = (slab, offset, lengths, count, foreign) => {
+  const onBatch: UdpBatchHandler = (slab, offset, lengths, count, foreign, arrivals, deliveredAt) => {
     // Called from C: an exception here would only be counted there; handlers must not throw
     // anyway (the session's gate catches theirs).
     try {
       if (!events) return;
       for (let i = 0; i < count; i++) {
         const length = lengths[i]!;
-        events.onPacket(slab.subarray(offset, offset + length));
+        events.onPacket(slab.subarray(offset, offset + length), deliveredAt - arrivals[i]!);
         offset += length;
       }
       if (foreign > 0 && !reportedForeign) {
@@ -69,6 +79,12 @@ export function openNativeRtpReceiver(native: NativeFanout, address: string, por
     },
     start(next: RtpReceiverEvents): void {
       events = next;
+    },
+    hold(holding: boolean): void {
+      if (!closed) native.setUdpReceiverHold(opened, holding);
+    },
+    flush(): void {
+      if (!closed) native.flushUdpReceiver(opened);
     },
     close(): void {
       if (closed) return;
@@ -99,7 +115,7 @@ export function dgramRtpReceiver(socket: dgram.Socket): RtpReceiver {
         // As on the native path: a handler's exception is dropped here, not thrown out of Node's loop.
         try {
           const from = normalizeAddress(rinfo.address) ?? '';
-          if (allowed.has(from)) events.onPacket(packet);
+          if (allowed.has(from)) events.onPacket(packet, 0);
           else if (!reportedForeign) {
             reportedForeign = true;
             events.onForeign(from);
@@ -109,6 +125,10 @@ export function dgramRtpReceiver(socket: dgram.Socket): RtpReceiver {
         }
       });
     },
+    hold(): void {
+      // Each datagram is already its own event here: nothing to gain by holding it.
+    },
+    flush(): void {},
     close(): void {
       if (closed) return;
       closed = true;

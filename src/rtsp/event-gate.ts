@@ -26,13 +26,13 @@ export class EventGate {
    * `handler(a, b)`, as `deliver` would run it, without a closure per call once open: the path of
    * every media packet.
    */
-  deliverCall<A, B>(handler: (a: A, b: B) => void, a: A, b: B): void {
+  deliverCall<A, B, C>(handler: (a: A, b: B, c: C) => void, a: A, b: B, c: C): void {
     if (!this.isOpen) {
-      this.deliver(() => handler(a, b));
+      this.deliver(() => handler(a, b, c));
       return;
     }
     try {
-      handler(a, b);
+      handler(a, b, c);
     } catch (err) {
       this.reportError(err);
     }

@@ -85,7 +85,8 @@ export interface RtspSessionOptions {
 }
 
 export interface RtspSessionHandlers {
-  onRtp(trackIndex: number, packet: Buffer): void;
+  /** `ageMs`: how long before this call the packet arrived (0 unless it was held, see `holdDelivery`). */
+  onRtp(trackIndex: number, packet: Buffer, ageMs: number): void;
   onSenderReport?(trackIndex: number, rtpTimestamp: number, wallClockMs: number): void;
   /** Exactly once, only for a session whose `open` resolved; no error when `close()` ended it. */
   onClose(error?: Error): void;
@@ -132,6 +133,15 @@ export class RtspSession implements UpstreamSession {
   private droppedForeign = 0;
   private firstPacket: (() => void) | undefined;
   private lost: ((err: RtspError) => void) | undefined;
+  /** `holdDelivery`'s flush timer, while UDP packets are held. */
+  private stopHoldFlush: (() => void) | undefined;
+  /**
+   * While holding: what the receivers delivered, all tracks, put in arrival order at the next
+   * flush (a receiver whose slab filled up delivers by itself, and must not overtake the others).
+   */
+  private held: Array<{ index: number; packet: Buffer; arrivedAt: number }> | undefined;
+  /** Inside `flushDelivery` (a nested one, from what a packet set off, would reorder packets). */
+  private flushing = false;
   /** The connection died while opening; kept because no request may be pending to carry the error. */
   private lostWhileOpening: RtspError | undefined;
   private readonly gate: EventGate;
@@ -382,7 +392,54 @@ export class RtspSession implements UpstreamSession {
     const entry = this.channelMap.get(channel);
     if (!entry) return; // a channel we did not set up (some cameras send on extra channels)
     if (entry.rtcp) this.onRtcp(entry.track, data);
-    else this.onRtpPacket(entry.track, data);
+    else this.onRtpPacket(entry.track, data, 0);
+  }
+
+  /**
+   * While nobody watches (the Source says so), UDP packets may wait in the native receivers and go
+   * on every `everyMs` (0: each at once again, what waited first). Nothing downstream is late for
+   * it: every packet keeps its arrival time. Interleaved (TCP) and dgram tracks are delivered at
+   * once regardless.
+   */
+  holdDelivery(everyMs: number): void {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    const holding = everyMs > 0;
+    if (!holding) {
+      for (const track of this.trackStates) track.udp?.rtp.hold(false);
+      this.flushDelivery();
+      this.stopHoldFlush?.();
+      this.stopHoldFlush = undefined;
+      // Normally empty now; not when this came from inside a flush, which is still delivering.
+      const rest = this.held?.splice(0) ?? [];
+      this.held = undefined;
+      this.deliverHeld(rest);
+      return;
+    }
+    if (this.stopHoldFlush) return;
+    this.held = [];
+    this.stopHoldFlush = every(this.clock, everyMs, () => this.flushDelivery());
+    for (const track of this.trackStates) track.udp?.rtp.hold(true);
+  }
+
+  /** Hands on what the receivers hold now, all tracks in the order the packets arrived. */
+  flushDelivery(): void {
+    const held = this.held;
+    if (!held || this.flushing || this.state === 'closed' || this.state === 'closing') return;
+    this.flushing = true;
+    try {
+      for (const track of this.trackStates) track.udp?.rtp.flush();
+      this.deliverHeld(held.splice(0));
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Held packets of all tracks, on in the order they arrived, each with its age. */
+  private deliverHeld(held: Array<{ index: number; packet: Buffer; arrivedAt: number }>): void {
+    // Stable: each track's own packets stay in their order.
+    held.sort((a, b) => a.arrivedAt - b.arrivedAt);
+    const now = this.now();
+    for (const { index, packet, arrivedAt } of held) this.onRtpPacket(index, packet, now - arrivedAt);
   }
 
   private listenUdp(index: number, pair: UdpPair): void {
@@ -391,7 +448,12 @@ export class RtspSession implements UpstreamSession {
       if (this.droppedForeign++ === 0) this.log.warn(`ignoring UDP packets from ${from}, which is not the camera`);
     };
     for (const address of this.cameraAddresses) pair.rtp.allow(address);
-    pair.rtp.start({ onPacket: (packet) => this.onRtpPacket(index, packet), onForeign: foreign });
+    const onPacket = (packet: Buffer, ageMs: number): void => {
+      // Ages count from each receiver's own delivery: an arrival time orders the tracks alike.
+      if (this.held) this.held.push({ index, packet, arrivedAt: this.now() - ageMs });
+      else this.onRtpPacket(index, packet, ageMs);
+    };
+    pair.rtp.start({ onPacket, onForeign: foreign });
     pair.rtcp.on('message', (msg, rinfo) => {
       const from = normalizeAddress(rinfo.address) ?? '';
       if (this.cameraAddresses.has(from)) this.onRtcp(index, msg);
@@ -407,21 +469,22 @@ export class RtspSession implements UpstreamSession {
     for (const track of this.trackStates) track.udp?.rtp.allow(address);
   }
 
-  private onRtpPacket(index: number, packet: Buffer): void {
+  /** `ageMs`: how long ago the packet arrived (held packets, see `holdDelivery`). */
+  private onRtpPacket(index: number, packet: Buffer, ageMs: number): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     if (looksLikeRtcp(packet)) {
       this.onRtcp(index, packet);
       return;
     }
     if (packet.length < 12 || packet[0]! >> 6 !== 2) return;
-    const now = this.now();
-    this.lastRtpAt = now;
+    const now = this.now() - ageMs;
+    if (now > this.lastRtpAt) this.lastRtpAt = now;
     this.trackStates[index]?.stats.onRtp(packet, now);
     this.firstPacket?.();
-    this.gate.deliverCall(this.deliverRtp, index, packet);
+    this.gate.deliverCall(this.deliverRtp, index, packet, ageMs);
   }
 
-  private readonly deliverRtp = (index: number, packet: Buffer): void => this.handlers.onRtp(index, packet);
+  private readonly deliverRtp = (index: number, packet: Buffer, ageMs: number): void => this.handlers.onRtp(index, packet, ageMs);
 
   private onRtcp(index: number, packet: Buffer): void {
     if (this.state === 'closed' || this.state === 'closing') return;
@@ -450,6 +513,7 @@ export class RtspSession implements UpstreamSession {
     const checkEvery = Math.max(50, Math.min(1000, this.timeouts.stallMs / 4));
     this.stopRepeating.push(
       every(this.clock, checkEvery, () => {
+        this.flushDelivery(); // held packets are not silence
         const silent = this.now() - this.lastRtpAt;
         if (silent > this.timeouts.stallMs) {
           void this.fail(this.errors.create('stalled', `no media from the camera for ${seconds(Math.round(silent))}`));
@@ -461,6 +525,9 @@ export class RtspSession implements UpstreamSession {
   private stopTimers(): void {
     for (const stop of this.stopRepeating) stop();
     this.stopRepeating = [];
+    this.stopHoldFlush?.();
+    this.stopHoldFlush = undefined;
+    this.held = undefined;
   }
 
   private async keepalive(): Promise<void> {

@@ -391,6 +391,48 @@ test('refused credentials retry on the slow schedule (camera account lock-outs);
   await source.close();
 });
 
+test('nobody watching: the upstream holds packets; a subscriber gets them first, with their arrival times, and an instant start', async () => {
+  const { time, camera, source } = setup({ alwaysOn: true, stallTimeoutMs: 1000 });
+  camera.supportsHold = true;
+  await flush();
+  assert.equal(source.state.state, 'live');
+  assert.deepEqual(camera.holdCalls, [250], 'live with nobody watching: hold, delivered every 250 ms');
+  camera.seekBeforeKeyframe(3);
+  const startedAt = time.clock();
+  await camera.play(26); // 1.04 s, past the stall timeout: held packets are not silence
+  assert.equal(source.state.state, 'live', 'the stall check took what was held before judging');
+  assert.equal(camera.attempts, 1);
+  const held = camera.held.length;
+  await camera.play(5);
+  assert.ok(camera.held.length > 0 && camera.held.length >= held - 20, `packets wait in the upstream (${camera.held.length})`);
+
+  const sink = new RecordingSink();
+  const subscription = source.subscribe(sink);
+  assert.deepEqual(camera.holdCalls.slice(1), [0], 'a subscriber ends the hold');
+  assert.equal(camera.held.length, 0, 'what was held went on before the replay');
+  const video = sink.video();
+  // 31 frames from 3 before a keyframe, a keyframe every 10: the GOP since the last one is 8 frames.
+  assert.equal(video.length, 8, 'the GOP so far is replayed at once');
+  assert.equal(video[0]!.keyframe, true);
+  assertContinuous(video);
+  // Each frame carries its own arrival time, 40 ms apart, not the moment the hold ended.
+  const arrivals = video.map((f) => f.receivedAt);
+  assert.ok(arrivals.every((at, i) => i === 0 || at - arrivals[i - 1]! === 40), `arrivals ${arrivals.slice(0, 5).join(', ')}...`);
+  assert.ok(arrivals.at(-1)! < time.clock() && arrivals[0]! >= startedAt);
+
+  await camera.play(3);
+  assert.equal(camera.held.length, 0, 'while watched, each packet goes on at once');
+  assert.equal(sink.video().length, video.length + 3);
+  subscription.unsubscribe();
+  assert.deepEqual(camera.holdCalls.slice(2), [250], 'the last subscriber gone: hold again');
+  await camera.play(3);
+  assert.ok(camera.held.length > 0);
+  const framesBefore = source.stats().video?.framesOut ?? 0;
+  assert.equal(camera.held.length, 0, 'stats take what was held first, so the counters are current');
+  assert.ok(framesBefore > video.length + 3);
+  await source.close();
+});
+
 test('a silent camera (stall) and a hanging connect both lead to a retry', async () => {
   const { time, camera, source } = setup({ stallTimeoutMs: 3000, connectTimeoutMs: 5000, backoff: { jitter: 0 } });
   source.subscribe(new RecordingSink());

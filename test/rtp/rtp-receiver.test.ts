@@ -91,6 +91,32 @@ for (const path of ['native', 'dgram'] as const) {
       }
     });
 
+    it(path === 'native' ? 'holds packets until flushed, each with how long ago it arrived' : 'cannot hold: delivers each packet at once, age 0', async () => {
+      const receiver = await openReceiver(path);
+      try {
+        receiver.allow('127.0.0.1');
+        const got: Array<{ text: string; ageMs: number }> = [];
+        receiver.start({ onPacket: (p, ageMs) => got.push({ text: p.toString(), ageMs }), onForeign: () => undefined });
+        receiver.hold(true);
+        await sendAll(sender, receiver.port, [Buffer.from('one'), Buffer.from('two')]);
+        await sleep(120);
+        if (path === 'native') {
+          assert.equal(got.length, 0, 'held');
+          receiver.flush();
+          assert.deepEqual(got.map((g) => g.text), ['one', 'two']);
+          assert.ok(got.every((g) => g.ageMs >= 100), `ages ${got.map((g) => g.ageMs.toFixed(1)).join(', ')}`);
+        } else {
+          assert.deepEqual(got, [{ text: 'one', ageMs: 0 }, { text: 'two', ageMs: 0 }]);
+        }
+        receiver.hold(false);
+        await sendAll(sender, receiver.port, [Buffer.from('three')]);
+        await waitFor(() => got.length === 3, 5000, 'the packet after the hold');
+        assert.ok(got[2]!.ageMs < 20);
+      } finally {
+        receiver.close();
+      }
+    });
+
     it('keeps delivering after a handler throws, and never throws out of the event loop', async () => {
       const receiver = await openReceiver(path);
       try {
@@ -222,6 +248,98 @@ describe('the native receiver itself (native/udp-receive.c)', () => {
     }
   });
 
+  it('holds bursts until flushed, each with its arrival time, and delivers what it held first when let go', async () => {
+    const native = loadedNative();
+    const sender = await bound();
+    const got: Array<{ text: string; ageMs: number }> = [];
+    let calls = 0;
+    const handle = native.openUdpReceiver('127.0.0.1', 0, RECEIVE_BUFFER, (slab, offset, lengths, count, _foreign, arrivals, deliveredAt) => {
+      calls++;
+      for (let i = 0; i < count; i++) {
+        got.push({ text: slab.toString('utf8', offset, offset + lengths[i]!), ageMs: deliveredAt - arrivals[i]! });
+        offset += lengths[i]!;
+      }
+    });
+    try {
+      native.setUdpReceiverSources(handle, ['127.0.0.1']);
+      const port = native.udpReceiverPort(handle);
+      native.setUdpReceiverHold(handle, true);
+      await sendAll(sender, port, [Buffer.from('a1'), Buffer.from('a2')]);
+      await sleep(150);
+      await sendAll(sender, port, [Buffer.from('b1')]);
+      await sleep(60);
+      assert.equal(calls, 0, 'nothing is delivered while held');
+      native.flushUdpReceiver(handle);
+      assert.equal(calls, 1, 'a flush delivers before it returns, in one call');
+      assert.deepEqual(got.map((g) => g.text), ['a1', 'a2', 'b1']);
+      // The first two waited about 210 ms, the last about 60: each keeps its own arrival time.
+      assert.ok(got[0]!.ageMs >= 180 && got[1]!.ageMs >= 180, `ages ${got.map((g) => g.ageMs.toFixed(1)).join(', ')}`);
+      assert.ok(got[2]!.ageMs >= 40 && got[2]!.ageMs < got[1]!.ageMs - 100, `ages ${got.map((g) => g.ageMs.toFixed(1)).join(', ')}`);
+      native.flushUdpReceiver(handle);
+      assert.equal(calls, 1, 'an empty flush calls nothing');
+
+      await sendAll(sender, port, [Buffer.from('c1')]);
+      await sleep(50);
+      assert.equal(got.length, 3);
+      native.setUdpReceiverHold(handle, false); // what was held goes first...
+      assert.deepEqual(got.map((g) => g.text), ['a1', 'a2', 'b1', 'c1']);
+      await sendAll(sender, port, [Buffer.from('d1')]); // ...then each as it comes
+      await waitFor(() => got.length === 5, 5000, 'the datagram after holding ended');
+      assert.equal(got[4]!.text, 'd1');
+      assert.ok(got[4]!.ageMs >= 0 && got[4]!.ageMs < 20, `delivered at once: age ${got[4]!.ageMs}`);
+    } finally {
+      native.closeUdpReceiver(handle);
+      sender.close();
+    }
+  });
+
+  it('delivers held datagrams by itself when they would outgrow what it holds, losing none', async () => {
+    const native = loadedNative();
+    const sender = await bound();
+    const got: number[] = [];
+    let calls = 0;
+    const handle = native.openUdpReceiver('127.0.0.1', 0, RECEIVE_BUFFER, (slab, offset, lengths, count) => {
+      calls++;
+      for (let i = 0; i < count; i++) {
+        got.push(slab.readUInt32BE(offset));
+        offset += lengths[i]!;
+      }
+    });
+    try {
+      native.setUdpReceiverSources(handle, ['127.0.0.1']);
+      native.setUdpReceiverHold(handle, true);
+      // 1200 datagrams of 1200 bytes: more than the 512 held at most, and more than one slab.
+      for (let burst = 0; burst < 12; burst++) {
+        await sendAll(
+          sender,
+          native.udpReceiverPort(handle),
+          Array.from({ length: 100 }, (_, i) => {
+            const datagram = randomBytes(1200);
+            datagram.writeUInt32BE(burst * 100 + i, 0);
+            return datagram;
+          }),
+        );
+        await sleep(5);
+      }
+      // Without a flush, all but what one hold can keep (512 datagrams, a 512 KiB slab) arrives.
+      await waitFor(() => got.length >= 1200 - 512, 5000, 'the full holds delivered without a flush', () => `${got.length} delivered`);
+      assert.ok(got.length < 1200, 'the rest is still held');
+      await waitFor(
+        () => {
+          native.flushUdpReceiver(handle);
+          return got.length === 1200;
+        },
+        5000,
+        'all 1200',
+      );
+      assert.deepEqual(got, Array.from({ length: 1200 }, (_, i) => i), 'every datagram once, in order');
+      assert.ok(calls < 20, `${calls} calls for 1200 datagrams`);
+    } finally {
+      native.closeUdpReceiver(handle);
+      sender.close();
+    }
+  });
+
   it('refuses bad arguments with an error, not a crash', () => {
     const native = loadedNative();
     const onBatch = (): void => undefined;
@@ -232,6 +350,8 @@ describe('the native receiver itself (native/udp-receive.c)', () => {
       assert.throws(() => native.setUdpReceiverSources(handle, ['camera.local']), /not an IP address/);
       assert.throws(() => native.setUdpReceiverSources(handle, Array.from({ length: 9 }, () => '127.0.0.1')), /too many/);
       assert.throws(() => native.udpReceiverPort({} as typeof handle), /bad arguments/);
+      assert.throws(() => native.setUdpReceiverHold(handle, 'yes' as unknown as boolean), /bad arguments/);
+      assert.throws(() => native.flushUdpReceiver({} as typeof handle), /bad arguments/);
       const taken = native.udpReceiverPort(handle);
       assert.throws(() => native.openUdpReceiver('127.0.0.1', taken, 0, onBatch), /bind 127\.0\.0\.1:\d+: EADDRINUSE/);
     } finally {

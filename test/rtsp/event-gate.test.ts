@@ -18,18 +18,18 @@ describe('EventGate', () => {
     const { log } = recordingLogger();
     const gate = new EventGate(3, log);
     const ran: string[] = [];
-    const record = (kind: string, n: number): void => {
-      ran.push(`${kind}${n}`);
+    const record = (kind: string, n: number, ageMs: number): void => {
+      ran.push(`${kind}${n}${ageMs > 0 ? `+${ageMs}` : ''}`);
     };
-    gate.deliverCall(record, 'rtp', 1);
+    gate.deliverCall(record, 'rtp', 1, 0);
     gate.deliver(() => ran.push('sr'));
-    gate.deliverCall(record, 'rtp', 2);
-    gate.deliverCall(record, 'rtp', 3); // beyond the bound of 3: dropped
+    gate.deliverCall(record, 'rtp', 2, 40);
+    gate.deliverCall(record, 'rtp', 3, 0); // beyond the bound of 3: dropped
     gate.deliver(() => ran.push('close'), true); // essential: kept
     assert.deepEqual(ran, []);
     gate.open();
-    assert.deepEqual(ran, ['rtp1', 'sr', 'rtp2', 'close']);
-    gate.deliverCall(record, 'rtp', 4);
+    assert.deepEqual(ran, ['rtp1', 'sr', 'rtp2+40', 'close']);
+    gate.deliverCall(record, 'rtp', 4, 0);
     assert.deepEqual(ran.at(-1), 'rtp4', 'runs at once when open');
   });
 
@@ -42,7 +42,7 @@ describe('EventGate', () => {
       delivered++;
       if (n % 2 === 0) throw new Error(`broken on ${n}`);
     };
-    for (let n = 0; n < 6; n++) gate.deliverCall(handler, n, undefined);
+    for (let n = 0; n < 6; n++) gate.deliverCall(handler, n, undefined, undefined);
     gate.deliver(() => {
       throw new Error('another');
     });

@@ -120,6 +120,42 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
     await digestCam.waitForSessionCount(0, 3000);
   });
 
+  it('holds UDP packets while nobody watches: a few deliveries a second, all tracks in arrival order, each with its age', async () => {
+    const opened = await openUpstream(digestCam.url, { ...digestCam.credentials(), transport: 'udp', timeouts: TIMEOUTS });
+    await withSession(opened, async () => {
+      await waitFor(() => packetsOf(opened, 0).length > 20 && packetsOf(opened, 1).length > 5, 8000, 'video and audio RTP');
+      const { session } = opened;
+      assert.ok(session.holdDelivery && session.flushDelivery, 'an RTSP session can hold');
+      session.holdDelivery(200);
+      const from = opened.rtp.length;
+      await sleep(1500);
+      const held = opened.rtp.slice(from);
+      session.holdDelivery(0); // what is still held goes on now
+      const released = opened.rtp.slice(from + held.length);
+      await waitFor(() => opened.rtp.length > from + held.length + released.length + 10, 5000, 'packets after the hold');
+      const after = opened.rtp.slice(from + held.length + released.length);
+
+      // 1.5 s of 25 fps video and 50 audio packets a second came in a handful of deliveries.
+      assert.ok(held.length > 60, `${held.length} packets held and delivered`);
+      assert.ok(held.some((p) => p.track === 0) && held.some((p) => p.track === 1));
+      const deliveries = held.filter((p, i) => i === 0 || p.at - held[i - 1]!.at > 20).length;
+      assert.ok(deliveries <= 10, `${held.length} packets in ${deliveries} deliveries`);
+      assert.ok(held.filter((p) => p.ageMs > 20).length > held.length / 2, 'most waited');
+      // Arrival times (delivery minus age) only move forward, across both tracks.
+      const arrivals = [...held, ...released].map((p) => p.at - p.ageMs);
+      const backwards = arrivals.filter((t, i) => i > 0 && t < arrivals[i - 1]! - 1).length;
+      assert.equal(backwards, 0, `packets go on in the order they arrived: ${arrivals.map((t, i) => (i > 0 && t < arrivals[i - 1]! - 1 ? `${i}/${arrivals.length}: ${(t - arrivals[i - 1]!).toFixed(2)} ms` : '')).filter(Boolean).join(', ')}`);
+      // Each track's sequence numbers continue through the hold and its end.
+      for (const track of [0, 1]) {
+        const sequence = opened.rtp.slice(from).filter((p) => p.track === track).map((p) => p.packet.readUInt16BE(2));
+        const gaps = sequence.filter((n, i) => i > 0 && n !== ((sequence[i - 1]! + 1) & 0xffff)).length;
+        assert.ok(gaps <= 2, `track ${track}: ${gaps} sequence gaps`);
+      }
+      assert.ok(after.every((p) => p.ageMs < 5), `after the hold, each packet at once (ages up to ${Math.max(...after.map((p) => p.ageMs)).toFixed(2)} ms)`);
+    });
+    await digestCam.waitForSessionCount(0, 3000);
+  });
+
   it('plays with Basic auth, credentials given as options, PCMA audio', async () => {
     const opened = await openUpstream(basicCam.url, { username: 'viewer', password: PASSWORD, timeouts: TIMEOUTS });
     await withSession(opened, async () => {

@@ -38,7 +38,8 @@ export function recordingLogger(echo = false): RecordingLogger {
 
 export interface Opened {
   session: UpstreamSession;
-  rtp: Array<{ track: number; packet: Buffer; at: number }>;
+  /** `ageMs`: how long before its delivery the packet arrived (held while nobody watches). */
+  rtp: Array<{ track: number; packet: Buffer; at: number; ageMs: number }>;
   senderReports: Array<{ track: number; rtpTimestamp: number; wallClockMs: number }>;
   closes: Array<Error | undefined>;
   /** True when onRtp ran before the factory's promise resolved. */
@@ -62,9 +63,9 @@ export async function openUpstream(url: string, options: OpenOptions = {}): Prom
   const factory = rtspUpstream({ cameraName: CAMERA, ...rest, url, logger: log, timeouts: { ...FAST, ...options.timeouts } });
   const session = await factory(
     {
-      onRtp: (track, packet) => {
+      onRtp: (track, packet, ageMs) => {
         if (!resolved) rtpBeforeResolve = true;
-        rtp.push({ track, packet, at: performance.now() });
+        rtp.push({ track, packet, at: performance.now(), ageMs: ageMs ?? 0 });
       },
       onSenderReport: (track, rtpTimestamp, wallClockMs) => senderReports.push({ track, rtpTimestamp, wallClockMs }),
       onClose: (e) => {

@@ -45,6 +45,15 @@ export class ScriptedCamera {
   readonly swapFrames = new Set<number>();
   /** Send every video packet of these frames twice. */
   readonly duplicateFrames = new Set<number>();
+  /**
+   * Whether its sessions can hold packets while nobody watches (`UpstreamSession.holdDelivery`), as
+   * the RTSP session's native UDP receivers do; `holdCalls` records what the Source asked for.
+   */
+  supportsHold = false;
+  readonly holdCalls: number[] = [];
+  /** Packets held (with their arrival time) while `holdDelivery` is on. */
+  readonly held: Array<{ track: number; packet: Buffer; at: number }> = [];
+  private holding = false;
   private lateVideoPacket: Buffer | undefined;
   private packetCount = 0;
 
@@ -74,20 +83,42 @@ export class ScriptedCamera {
           reject(outcome.error);
           return;
         }
-        this.handlers = handlers;
+        const fed: UpstreamHandlers = this.supportsHold ? { ...handlers, onRtp: (track, packet) => this.feed(handlers, track, packet) } : handlers;
+        this.handlers = fed;
         this.signal = signal;
-        resolve({
+        this.holding = false;
+        const session: UpstreamSession = {
           tracks: this.tracks,
           close: async () => {
             this.closes++;
-            if (this.handlers === handlers) this.handlers = undefined;
+            this.held.length = 0;
+            if (this.handlers === fed) this.handlers = undefined;
           },
-        });
+        };
+        if (this.supportsHold) {
+          session.holdDelivery = (everyMs) => {
+            this.holdCalls.push(everyMs);
+            if (everyMs === 0) this.flushHeld(handlers);
+            this.holding = everyMs > 0;
+          };
+          session.flushDelivery = () => this.flushHeld(handlers);
+        }
+        resolve(session);
       };
       if (this.connectDelayMs > 0) this.time.setTimeout(settle, this.connectDelayMs);
       else settle();
     });
   };
+
+  private feed(handlers: UpstreamHandlers, track: number, packet: Buffer): void {
+    if (this.holding) this.held.push({ track, packet, at: this.time.clock() });
+    else handlers.onRtp(track, packet, 0);
+  }
+
+  private flushHeld(handlers: UpstreamHandlers): void {
+    const now = this.time.clock();
+    for (const { track, packet, at } of this.held.splice(0)) handlers.onRtp(track, packet, now - at);
+  }
 
   /** Sends the next access unit's packets (and, with audio, 40 ms of PCMU) without moving time. */
   sendFrame(): void {
