@@ -62,6 +62,8 @@ export class RtspConnection {
   private ended: RtspError | undefined;
   private closedByUs = false;
   private warnedMissingCseq = false;
+  /** Reading in bursts (`readInBursts`): the socket is paused between them, unless an answer is awaited. */
+  private bursts = false;
 
   private constructor(
     private readonly options: RtspConnectionOptions,
@@ -208,6 +210,29 @@ export class RtspConnection {
       this.pending.set(cseq, { cseq, method, resolve, reject, timer });
       this.options.logger.debug(`> ${method} ${url} (CSeq ${cseq})`);
       this.socket.write(text);
+      if (this.bursts) this.socket.resume(); // the answer must not wait for the next burst
+    });
+  }
+
+  /**
+   * While nobody watches, media interleaved in this connection need not wake the process for every
+   * read: `readInBursts(true)` pauses the socket, and each `readBurst()` takes what the kernel holds
+   * then pauses again (the camera's packets wait in the socket buffer, as a UDP camera's wait in
+   * the native receiver). `false` reads as data comes again. An awaited answer is read at once.
+   */
+  readInBursts(on: boolean): void {
+    if (this.ended || this.bursts === on) return;
+    this.bursts = on;
+    if (on) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  /** Reads what the socket holds now, then (after this loop turn's reads) pauses again. */
+  readBurst(): void {
+    if (!this.bursts || this.ended) return;
+    this.socket.resume();
+    setImmediate(() => {
+      if (this.bursts && !this.ended && this.pending.size === 0) this.socket.pause();
     });
   }
 

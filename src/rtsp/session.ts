@@ -92,6 +92,9 @@ export interface RtspSessionHandlers {
   onClose(error?: Error): void;
 }
 
+/** Interleaved media wait in the socket at most this long while held (see `holdDelivery`). */
+const MAX_TCP_HOLD_MS = 100;
+
 /** Events held between PLAY and the moment the caller has the session object. */
 const MAX_GATED_EVENTS = 5000;
 
@@ -396,15 +399,21 @@ export class RtspSession implements UpstreamSession {
   }
 
   /**
-   * While nobody watches (the Source says so), UDP packets may wait in the native receivers and go
-   * on every `everyMs` (0: each at once again, what waited first). Nothing downstream is late for
-   * it: every packet keeps its arrival time. Interleaved (TCP) and dgram tracks are delivered at
-   * once regardless.
+   * While nobody watches (the Source says so), packets may wait and go on every `everyMs` (0: each
+   * at once again, what waited first), which spares the process a wakeup and a trip into
+   * JavaScript per packet:
+   * - UDP: in the native receivers, each with its arrival time, so nothing downstream is late for
+   *   it (dgram receivers cannot hold and deliver at once);
+   * - interleaved (TCP): in the socket's kernel buffer, read in a burst at most every 100 ms (so
+   *   that a high-bitrate camera never fills the TCP window); these packets count as arriving when
+   *   read, and a subscriber gets the last burst's worth as live frames just after its replay.
    */
   holdDelivery(everyMs: number): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     const holding = everyMs > 0;
+    const interleaved = this.trackStates.some((t) => t.channels);
     if (!holding) {
+      if (interleaved) this.connection?.readInBursts(false);
       for (const track of this.trackStates) track.udp?.rtp.hold(false);
       this.flushDelivery();
       this.stopHoldFlush?.();
@@ -417,7 +426,8 @@ export class RtspSession implements UpstreamSession {
     }
     if (this.stopHoldFlush) return;
     this.held = [];
-    this.stopHoldFlush = every(this.clock, everyMs, () => this.flushDelivery());
+    this.stopHoldFlush = every(this.clock, interleaved ? Math.min(everyMs, MAX_TCP_HOLD_MS) : everyMs, () => this.flushDelivery());
+    if (interleaved) this.connection?.readInBursts(true);
     for (const track of this.trackStates) track.udp?.rtp.hold(true);
   }
 
@@ -427,6 +437,7 @@ export class RtspSession implements UpstreamSession {
     if (!held || this.flushing || this.state === 'closed' || this.state === 'closing') return;
     this.flushing = true;
     try {
+      this.connection?.readBurst(); // interleaved: read now, delivered as it is read
       for (const track of this.trackStates) track.udp?.rtp.flush();
       this.deliverHeld(held.splice(0));
     } finally {

@@ -156,6 +156,35 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
     await digestCam.waitForSessionCount(0, 3000);
   });
 
+  it('holds interleaved (TCP) media in the socket while nobody watches: read in bursts, nothing lost', async () => {
+    const opened = await openUpstream(digestCam.url, { ...digestCam.credentials(), transport: 'tcp', timeouts: TIMEOUTS });
+    await withSession(opened, async () => {
+      await waitFor(() => packetsOf(opened, 0).length > 20 && packetsOf(opened, 1).length > 5, 8000, 'video and audio RTP');
+      const { session } = opened;
+      // Reads as data comes: at 25 fps plus 50 audio packets a second, many reads in 1.5 s.
+      const before = opened.rtp.length;
+      await sleep(1500);
+      const live = opened.rtp.slice(before);
+      const readsLive = live.filter((p, i) => i === 0 || p.at - live[i - 1]!.at > 5).length;
+      session.holdDelivery!(250);
+      const from = opened.rtp.length;
+      await sleep(1500);
+      const held = opened.rtp.slice(from);
+      session.holdDelivery!(0);
+      const burstsHeld = held.filter((p, i) => i === 0 || p.at - held[i - 1]!.at > 5).length;
+      assert.ok(held.length > 60, `${held.length} packets while held`);
+      // At most one burst every 100 ms (15 in 1.5 s), against a read per frame or packet before.
+      assert.ok(burstsHeld <= 17 && burstsHeld < readsLive / 2, `${held.length} packets in ${burstsHeld} bursts while held; ${live.length} in ${readsLive} reads before`);
+      await waitFor(() => opened.rtp.length > from + held.length + 40, 5000, 'packets after the hold');
+      for (const track of [0, 1]) {
+        const sequence = opened.rtp.slice(before).filter((p) => p.track === track).map((p) => p.packet.readUInt16BE(2));
+        const gaps = sequence.filter((n, i) => i > 0 && n !== ((sequence[i - 1]! + 1) & 0xffff)).length;
+        assert.equal(gaps, 0, `track ${track}: nothing lost over TCP through the hold`);
+      }
+    });
+    await digestCam.waitForSessionCount(0, 3000);
+  });
+
   it('plays with Basic auth, credentials given as options, PCMA audio', async () => {
     const opened = await openUpstream(basicCam.url, { username: 'viewer', password: PASSWORD, timeouts: TIMEOUTS });
     await withSession(opened, async () => {
