@@ -11,7 +11,8 @@
  *     pays to receive this stream, before doing anything with it;
  *   - `plugin, UDP` and `plugin, TCP`: Homebridge with the built plugin and one always-on camera,
  *     RTP over UDP (the default, read by the native receiver, native/udp-receive.c) or interleaved
- *     in the RTSP connection;
+ *     in the RTSP connection; with nobody watching, both hold the camera's packets (in the native
+ *     receiver, or in the socket) and hand them on a few times a second (`holdDelivery`);
  *   - `plugin, UDP, dgram`: UDP with the addon turned off (WEBRTC_CAMERAS_NATIVE=0), as on a
  *     machine where it does not load (32-bit Raspberry Pi OS): Node's dgram, a call per datagram.
  * - CPU is every thread's time on a CPU from /proc/<pid>/task/<tid>/schedstat (nanoseconds), over

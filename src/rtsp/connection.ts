@@ -87,7 +87,12 @@ export class RtspConnection {
         reject(errors.create('aborted', 'connecting was aborted'));
         return;
       }
-      const socket = net.connect({ host: target.hostname, port: target.port });
+      // A paused socket (`readInBursts`) must stop reading at once and leave the camera's packets
+      // in the kernel; with the default high-water mark Node would go on reading 16 KiB into the
+      // stream first, one read per packet. Flowing, it passes each read on without buffering anyway.
+      // (Node's Socket takes every stream option; @types/node lists only the socket's own.)
+      const socketOptions: net.NetConnectOpts & { readableHighWaterMark: number } = { host: target.hostname, port: target.port, readableHighWaterMark: 1024 };
+      const socket = net.connect(socketOptions);
       let settled = false;
       const finish = (err?: RtspError): void => {
         if (settled) return;

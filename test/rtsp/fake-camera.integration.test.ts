@@ -162,19 +162,28 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
       await waitFor(() => packetsOf(opened, 0).length > 20 && packetsOf(opened, 1).length > 5, 8000, 'video and audio RTP');
       const { session } = opened;
       // Reads as data comes: at 25 fps plus 50 audio packets a second, many reads in 1.5 s.
+      // The process's wakeups (voluntary context switches) count the reads Node does underneath.
+      const wakeups = (): number => process.resourceUsage().voluntaryContextSwitches;
       const before = opened.rtp.length;
+      const wakeupsBefore = wakeups();
       await sleep(1500);
+      const wakeupsLive = wakeups() - wakeupsBefore;
       const live = opened.rtp.slice(before);
       const readsLive = live.filter((p, i) => i === 0 || p.at - live[i - 1]!.at > 5).length;
       session.holdDelivery!(250);
       const from = opened.rtp.length;
+      const wakeupsFrom = wakeups();
       await sleep(1500);
+      const wakeupsHeld = wakeups() - wakeupsFrom;
       const held = opened.rtp.slice(from);
       session.holdDelivery!(0);
       const burstsHeld = held.filter((p, i) => i === 0 || p.at - held[i - 1]!.at > 5).length;
       assert.ok(held.length > 60, `${held.length} packets while held`);
       // At most one burst every 100 ms (15 in 1.5 s), against a read per frame or packet before.
       assert.ok(burstsHeld <= 17 && burstsHeld < readsLive / 2, `${held.length} packets in ${burstsHeld} bursts while held; ${live.length} in ${readsLive} reads before`);
+      // The socket really stops reading between bursts (the packets wait in the kernel), rather
+      // than Node reading on into the stream's buffer.
+      assert.ok(wakeupsHeld < wakeupsLive * 0.6, `${wakeupsHeld} wakeups while held against ${wakeupsLive} before`);
       await waitFor(() => opened.rtp.length > from + held.length + 40, 5000, 'packets after the hold');
       for (const track of [0, 1]) {
         const sequence = opened.rtp.slice(before).filter((p) => p.track === track).map((p) => p.packet.readUInt16BE(2));
