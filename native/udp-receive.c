@@ -462,15 +462,22 @@ static napi_value receiver_port(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* setUdpReceiverSources(handle, ips: string[]): only datagrams from these addresses are delivered. */
-static napi_value set_sources(napi_env env, napi_callback_info info) {
+/* The receiver of a call (handle, argument) and its argument in `argument`; NULL when the handle is not one. */
+static udp_receiver *receiver_and_argument(napi_env env, napi_callback_info info, napi_value *argument) {
   size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_receiver *r = argc < 2 ? NULL : get_receiver(env, argv[0]);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return NULL;
+  *argument = argv[1];
+  return get_receiver(env, argv[0]);
+}
+
+/* setUdpReceiverSources(handle, ips: string[]): only datagrams from these addresses are delivered. */
+static napi_value set_sources(napi_env env, napi_callback_info info) {
+  napi_value list = NULL;
+  udp_receiver *r = receiver_and_argument(env, info, &list);
   bool is_array = false;
   uint32_t count = 0;
-  if (!r || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &count) != napi_ok) {
+  if (!r || napi_is_array(env, list, &is_array) != napi_ok || !is_array || napi_get_array_length(env, list, &count) != napi_ok) {
     return throw_error(env, "setUdpReceiverSources(handle, ips): bad arguments");
   }
   if (count > MAX_SOURCES) return throw_error(env, "setUdpReceiverSources: too many addresses");
@@ -479,7 +486,7 @@ static napi_value set_sources(napi_env env, napi_callback_info info) {
     napi_value item;
     char text[64];
     size_t text_len = 0;
-    CHECK(napi_get_element(env, argv[1], i, &item));
+    CHECK(napi_get_element(env, list, i, &item));
     if (napi_get_value_string_utf8(env, item, text, sizeof(text), &text_len) != napi_ok || text_len >= sizeof(text) - 1 || !parse_source(text, &parsed[i])) {
       return throw_error(env, "setUdpReceiverSources: not an IP address");
     }
@@ -511,12 +518,10 @@ static napi_value receiver_stats(napi_env env, napi_callback_info info) {
  * comes (false, the default), delivering what was held first.
  */
 static napi_value set_hold(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_receiver *r = argc < 2 ? NULL : get_receiver(env, argv[0]);
+  napi_value argument = NULL;
+  udp_receiver *r = receiver_and_argument(env, info, &argument);
   bool hold = false;
-  if (!r || napi_get_value_bool(env, argv[1], &hold) != napi_ok) return throw_error(env, "setUdpReceiverHold(handle, hold): bad arguments");
+  if (!r || napi_get_value_bool(env, argument, &hold) != napi_ok) return throw_error(env, "setUdpReceiverHold(handle, hold): bad arguments");
   r->holding = hold;
   if (!hold && r->pending > 0) deliver_pending(r);
   /* Holding starts in a slab of the larger size, so that the first hold does not fill it at once. */

@@ -58,6 +58,18 @@ async function assertPlays(opened: Opened, audioPayloadType: number, transport: 
   else assert.ok(gaps <= n / 20, `${gaps} sequence gaps in ${n} UDP packets`);
 }
 
+/** A session to `camera` over `transport` once video and audio both flow. */
+async function openPlaying(camera: FakeCamera, transport: 'tcp' | 'udp'): Promise<Opened> {
+  const opened = await openUpstream(camera.url, { ...camera.credentials(), transport, timeouts: TIMEOUTS });
+  try {
+    await waitFor(() => packetsOf(opened, 0).length > 20 && packetsOf(opened, 1).length > 5, 8000, 'video and audio RTP');
+  } catch (error) {
+    await opened.session.close();
+    throw error;
+  }
+  return opened;
+}
+
 /** Runs `body` and closes the session whatever happens, so one failure cannot leak into the next test. */
 async function withSession(opened: Opened, body: () => Promise<void>): Promise<void> {
   try {
@@ -121,9 +133,8 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
   });
 
   it('holds UDP packets while nobody watches: a few deliveries a second, all tracks in arrival order, each with its age', async () => {
-    const opened = await openUpstream(digestCam.url, { ...digestCam.credentials(), transport: 'udp', timeouts: TIMEOUTS });
+    const opened = await openPlaying(digestCam, 'udp');
     await withSession(opened, async () => {
-      await waitFor(() => packetsOf(opened, 0).length > 20 && packetsOf(opened, 1).length > 5, 8000, 'video and audio RTP');
       const { session } = opened;
       assert.ok(session.holdDelivery && session.flushDelivery, 'an RTSP session can hold');
       session.holdDelivery(200);
@@ -157,9 +168,8 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
   });
 
   it('holds interleaved (TCP) media in the socket while nobody watches: read in bursts, nothing lost', async () => {
-    const opened = await openUpstream(digestCam.url, { ...digestCam.credentials(), transport: 'tcp', timeouts: TIMEOUTS });
+    const opened = await openPlaying(digestCam, 'tcp');
     await withSession(opened, async () => {
-      await waitFor(() => packetsOf(opened, 0).length > 20 && packetsOf(opened, 1).length > 5, 8000, 'video and audio RTP');
       const { session } = opened;
       // Reads as data comes: at 25 fps plus 50 audio packets a second, many reads in 1.5 s.
       // The process's wakeups (voluntary context switches) count the reads Node does underneath.
