@@ -27,9 +27,6 @@ import { redactText } from '../util/redact.js';
 import type { BroadcastSource, FrameSink, MediaKind, SourceState, SourceStats, SubscribeOptions, Subscription, TrackDescription } from './types.js';
 import type { UpstreamFactory, UpstreamHandlers, UpstreamSession } from './types.js';
 import { DEFAULT_REORDER_WAIT_MS } from './reorder-buffer.js';
-
-/** See `SourceOptions.unwatchedDeliveryMs`: 4 trips into JavaScript a second instead of ~300. */
-export const DEFAULT_UNWATCHED_DELIVERY_MS = 250;
 import { GopCache, DEFAULT_GOP_CACHE_BYTES } from './gop-cache.js';
 import { ReachabilityWatch } from './reachability-watch.js';
 import { realTimers, type TimerHandle, type TimerSeam } from './timers.js';
@@ -44,6 +41,9 @@ export type { MediaKind, SourceStats, SubscribeOptions, Subscription, Subscripti
 export type { TimerHandle, TimerSeam } from './timers.js';
 export type { BackoffOptions } from './reconnect-policy.js';
 export type { SourceEvents, SourceOptions } from './source-options.js';
+
+/** See `SourceOptions.unwatchedDeliveryMs`: 4 trips into JavaScript a second instead of ~300. */
+export const DEFAULT_UNWATCHED_DELIVERY_MS = 250;
 
 export class Source extends EventEmitter<SourceEvents> implements BroadcastSource {
   readonly id: string;

@@ -92,6 +92,13 @@ export interface RtspSessionHandlers {
   onClose(error?: Error): void;
 }
 
+/** A UDP packet held while nobody watches, until the next flush. */
+interface HeldPacket {
+  index: number;
+  packet: Buffer;
+  arrivedAt: number;
+}
+
 /** Interleaved media wait in the socket at most this long while held (see `holdDelivery`). */
 const MAX_TCP_HOLD_MS = 100;
 
@@ -136,13 +143,12 @@ export class RtspSession implements UpstreamSession {
   private droppedForeign = 0;
   private firstPacket: (() => void) | undefined;
   private lost: ((err: RtspError) => void) | undefined;
-  /** `holdDelivery`'s flush timer, while UDP packets are held. */
-  private stopHoldFlush: (() => void) | undefined;
   /**
-   * While holding: what the receivers delivered, all tracks, put in arrival order at the next
-   * flush (a receiver whose slab filled up delivers by itself, and must not overtake the others).
+   * While holding (`holdDelivery`): its flush timer, and what the receivers delivered, all tracks,
+   * put in arrival order at the next flush (a receiver whose slab filled up delivers by itself,
+   * and must not overtake the others).
    */
-  private held: Array<{ index: number; packet: Buffer; arrivedAt: number }> | undefined;
+  private hold: { stopFlushing: () => void; packets: HeldPacket[] } | undefined;
   /** Inside `flushDelivery` (a nested one, from what a packet set off, would reorder packets). */
   private flushing = false;
   /** The connection died while opening; kept because no request may be pending to carry the error. */
@@ -416,37 +422,36 @@ export class RtspSession implements UpstreamSession {
       if (interleaved) this.connection?.readInBursts(false);
       for (const track of this.trackStates) track.udp?.rtp.hold(false);
       this.flushDelivery();
-      this.stopHoldFlush?.();
-      this.stopHoldFlush = undefined;
+      const hold = this.hold;
+      this.hold = undefined;
+      hold?.stopFlushing();
       // Normally empty now; not when this came from inside a flush, which is still delivering.
-      const rest = this.held?.splice(0) ?? [];
-      this.held = undefined;
-      this.deliverHeld(rest);
+      this.deliverHeld(hold?.packets.splice(0) ?? []);
       return;
     }
-    if (this.stopHoldFlush) return;
-    this.held = [];
-    this.stopHoldFlush = every(this.clock, interleaved ? Math.min(everyMs, MAX_TCP_HOLD_MS) : everyMs, () => this.flushDelivery());
+    if (this.hold) return;
+    const flushEvery = interleaved ? Math.min(everyMs, MAX_TCP_HOLD_MS) : everyMs;
+    this.hold = { stopFlushing: every(this.clock, flushEvery, () => this.flushDelivery()), packets: [] };
     if (interleaved) this.connection?.readInBursts(true);
     for (const track of this.trackStates) track.udp?.rtp.hold(true);
   }
 
   /** Hands on what the receivers hold now, all tracks in the order the packets arrived. */
   flushDelivery(): void {
-    const held = this.held;
-    if (!held || this.flushing || this.state === 'closed' || this.state === 'closing') return;
+    const hold = this.hold;
+    if (!hold || this.flushing || this.state === 'closed' || this.state === 'closing') return;
     this.flushing = true;
     try {
       this.connection?.readBurst(); // interleaved: read now, delivered as it is read
       for (const track of this.trackStates) track.udp?.rtp.flush();
-      this.deliverHeld(held.splice(0));
+      this.deliverHeld(hold.packets.splice(0));
     } finally {
       this.flushing = false;
     }
   }
 
   /** Held packets of all tracks, on in the order they arrived, each with its age. */
-  private deliverHeld(held: Array<{ index: number; packet: Buffer; arrivedAt: number }>): void {
+  private deliverHeld(held: HeldPacket[]): void {
     // Stable: each track's own packets stay in their order.
     held.sort((a, b) => a.arrivedAt - b.arrivedAt);
     const now = this.now();
@@ -461,7 +466,7 @@ export class RtspSession implements UpstreamSession {
     for (const address of this.cameraAddresses) pair.rtp.allow(address);
     const onPacket = (packet: Buffer, ageMs: number): void => {
       // Ages count from each receiver's own delivery: an arrival time orders the tracks alike.
-      if (this.held) this.held.push({ index, packet, arrivedAt: this.now() - ageMs });
+      if (this.hold) this.hold.packets.push({ index, packet, arrivedAt: this.now() - ageMs });
       else this.onRtpPacket(index, packet, ageMs);
     };
     pair.rtp.start({ onPacket, onForeign: foreign });
@@ -536,9 +541,8 @@ export class RtspSession implements UpstreamSession {
   private stopTimers(): void {
     for (const stop of this.stopRepeating) stop();
     this.stopRepeating = [];
-    this.stopHoldFlush?.();
-    this.stopHoldFlush = undefined;
-    this.held = undefined;
+    this.hold?.stopFlushing();
+    this.hold = undefined;
   }
 
   private async keepalive(): Promise<void> {
