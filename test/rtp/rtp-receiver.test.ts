@@ -7,7 +7,7 @@ import dgram from 'node:dgram';
 import { readdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 
-import { nativeFanout, type NativeFanout } from '../../src/rtp/native-fanout.js';
+import { nativeFanout, type NativeFanout, type NativeUdpReceiverHandle, type UdpBatchHandler } from '../../src/rtp/native-fanout.js';
 import { dgramRtpReceiver, openLoopbackRtpReceiver, openNativeRtpReceiver, type RtpReceiver } from '../../src/rtp/rtp-receiver.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
@@ -200,73 +200,73 @@ describe('openLoopbackRtpReceiver (for an ffmpeg the plugin runs)', () => {
   }
 });
 
+/**
+ * A native receiver on 127.0.0.1 taking 127.0.0.1's datagrams, and a sender to it (`send`): `body`
+ * gets them, and both are closed whatever happens.
+ */
+async function withNativeReceiver(
+  onBatch: UdpBatchHandler,
+  body: (receiver: { native: NativeFanout; handle: NativeUdpReceiverHandle; send: (datagrams: Buffer[]) => Promise<void> }) => Promise<void>,
+): Promise<void> {
+  const native = loadedNative();
+  const sender = await bound();
+  const handle = native.openUdpReceiver('127.0.0.1', 0, RECEIVE_BUFFER, onBatch);
+  try {
+    native.setUdpReceiverSources(handle, ['127.0.0.1']);
+    await body({ native, handle, send: (datagrams) => sendAll(sender, native.udpReceiverPort(handle), datagrams) });
+  } finally {
+    native.closeUdpReceiver(handle);
+    sender.close();
+  }
+}
+
 describe('the native receiver itself (native/udp-receive.c)', () => {
   it('hands a burst to JavaScript in fewer calls than datagrams', async () => {
-    const native = loadedNative();
-    const sender = await bound();
     let calls = 0;
     let packets = 0;
-    const handle = native.openUdpReceiver('127.0.0.1', 0, RECEIVE_BUFFER, (_slab, _offset, _lengths, count) => {
+    await withNativeReceiver((_slab, _offset, _lengths, count) => {
       calls++;
       packets += count;
-    });
-    try {
-      native.setUdpReceiverSources(handle, ['127.0.0.1']);
+    }, async ({ send }) => {
       // Queued on the socket before the loop turns: one readiness event, recvmmsg batches of 32.
-      await sendAll(sender, native.udpReceiverPort(handle), Array.from({ length: 64 }, () => randomBytes(1200)));
+      await send(Array.from({ length: 64 }, () => randomBytes(1200)));
       await waitFor(() => packets >= 64, 5000, '64 datagrams');
       assert.equal(packets, 64);
       assert.ok(calls <= 16, `64 datagrams in ${calls} calls`);
-    } finally {
-      native.closeUdpReceiver(handle);
-      sender.close();
-    }
+    });
   });
 
   it('drops and counts a datagram longer than a jumbo frame, and survives a handler that throws', async () => {
-    const native = loadedNative();
-    const sender = await bound();
     const got: number[] = [];
-    const handle = native.openUdpReceiver('127.0.0.1', 0, RECEIVE_BUFFER, (_slab, _offset, lengths, count) => {
+    await withNativeReceiver((_slab, _offset, lengths, count) => {
       got.push(...lengths.subarray(0, count));
       throw new Error('a broken handler');
-    });
-    try {
-      native.setUdpReceiverSources(handle, ['127.0.0.1']);
-      const port = native.udpReceiverPort(handle);
-      await sendAll(sender, port, [randomBytes(20_000)]);
+    }, async ({ native, handle, send }) => {
+      await send([randomBytes(20_000)]);
       await waitFor(() => native.udpReceiverStats(handle).truncated === 1, 5000, 'the long datagram counted');
-      await sendAll(sender, port, [randomBytes(100)]);
+      await send([randomBytes(100)]);
       await waitFor(() => got.length === 1, 5000, 'the next datagram');
-      await sendAll(sender, port, [randomBytes(200)]);
+      await send([randomBytes(200)]);
       await waitFor(() => got.length === 2, 5000, 'one more after the handler threw');
       assert.deepEqual(got, [100, 200]);
       assert.equal(native.udpReceiverStats(handle).callbackErrors, 2);
-    } finally {
-      native.closeUdpReceiver(handle);
-      sender.close();
-    }
+    });
   });
 
   it('holds bursts until flushed, each with its arrival time, and delivers what it held first when let go', async () => {
-    const native = loadedNative();
-    const sender = await bound();
     const got: Array<{ text: string; ageMs: number }> = [];
     let calls = 0;
-    const handle = native.openUdpReceiver('127.0.0.1', 0, RECEIVE_BUFFER, (slab, offset, lengths, count, _foreign, arrivals, deliveredAt) => {
+    await withNativeReceiver((slab, offset, lengths, count, _foreign, arrivals, deliveredAt) => {
       calls++;
       for (let i = 0; i < count; i++) {
         got.push({ text: slab.toString('utf8', offset, offset + lengths[i]!), ageMs: deliveredAt - arrivals[i]! });
         offset += lengths[i]!;
       }
-    });
-    try {
-      native.setUdpReceiverSources(handle, ['127.0.0.1']);
-      const port = native.udpReceiverPort(handle);
+    }, async ({ native, handle, send }) => {
       native.setUdpReceiverHold(handle, true);
-      await sendAll(sender, port, [Buffer.from('a1'), Buffer.from('a2')]);
+      await send([Buffer.from('a1'), Buffer.from('a2')]);
       await sleep(150);
-      await sendAll(sender, port, [Buffer.from('b1')]);
+      await send([Buffer.from('b1')]);
       await sleep(60);
       assert.equal(calls, 0, 'nothing is delivered while held');
       native.flushUdpReceiver(handle);
@@ -278,41 +278,32 @@ describe('the native receiver itself (native/udp-receive.c)', () => {
       native.flushUdpReceiver(handle);
       assert.equal(calls, 1, 'an empty flush calls nothing');
 
-      await sendAll(sender, port, [Buffer.from('c1')]);
+      await send([Buffer.from('c1')]);
       await sleep(50);
       assert.equal(got.length, 3);
       native.setUdpReceiverHold(handle, false); // what was held goes first...
       assert.deepEqual(got.map((g) => g.text), ['a1', 'a2', 'b1', 'c1']);
-      await sendAll(sender, port, [Buffer.from('d1')]); // ...then each as it comes
+      await send([Buffer.from('d1')]); // ...then each as it comes
       await waitFor(() => got.length === 5, 5000, 'the datagram after holding ended');
       assert.equal(got[4]!.text, 'd1');
       assert.ok(got[4]!.ageMs >= 0 && got[4]!.ageMs < 20, `delivered at once: age ${got[4]!.ageMs}`);
-    } finally {
-      native.closeUdpReceiver(handle);
-      sender.close();
-    }
+    });
   });
 
   it('delivers held datagrams by itself when they would outgrow what it holds, losing none', async () => {
-    const native = loadedNative();
-    const sender = await bound();
     const got: number[] = [];
     let calls = 0;
-    const handle = native.openUdpReceiver('127.0.0.1', 0, RECEIVE_BUFFER, (slab, offset, lengths, count) => {
+    await withNativeReceiver((slab, offset, lengths, count) => {
       calls++;
       for (let i = 0; i < count; i++) {
         got.push(slab.readUInt32BE(offset));
         offset += lengths[i]!;
       }
-    });
-    try {
-      native.setUdpReceiverSources(handle, ['127.0.0.1']);
+    }, async ({ native, handle, send }) => {
       native.setUdpReceiverHold(handle, true);
       // 1200 datagrams of 1200 bytes: more than the 512 held at most, and more than one slab.
       for (let burst = 0; burst < 12; burst++) {
-        await sendAll(
-          sender,
-          native.udpReceiverPort(handle),
+        await send(
           Array.from({ length: 100 }, (_, i) => {
             const datagram = randomBytes(1200);
             datagram.writeUInt32BE(burst * 100 + i, 0);
@@ -334,10 +325,7 @@ describe('the native receiver itself (native/udp-receive.c)', () => {
       );
       assert.deepEqual(got, Array.from({ length: 1200 }, (_, i) => i), 'every datagram once, in order');
       assert.ok(calls < 20, `${calls} calls for 1200 datagrams`);
-    } finally {
-      native.closeUdpReceiver(handle);
-      sender.close();
-    }
+    });
   });
 
   it('refuses bad arguments with an error, not a crash', () => {
