@@ -17,11 +17,13 @@
  *   what the process still holds per viewer after a full GC (the state a viewer keeps).
  *
  * Run: npm run bench:webrtc   (BENCH_QUICK=1 for a shorter run; BENCH_ALLOCATIONS=1 adds who allocates
- *      what per viewer, from V8's sampling heap profiler: see allocation-sampling.ts)
+ *      what per viewer, from V8's sampling heap profiler: see allocation-sampling.ts;
+ *      BENCH_HEAP_SNAPSHOT_DIR=<dir> writes the server's heap snapshot after each window, as
+ *      <dir>/server-<viewers>.heapsnapshot, to compare what two viewer counts hold)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startAllocationSampling, type AllocationSummary } from './allocation-sampling.js';
 import type { AddressInfo } from 'node:net';
@@ -164,6 +166,8 @@ async function runServer(path: SendPath): Promise<void> {
       limits,
       // `direct` is the same fan-out with the JavaScript SRTP writer and one send per packet.
       ...(path === 'direct' ? { viewerOptions: { nativeFanout: { loaded: false, reason: 'bench path direct' } } } : {}),
+      // werift's own send path needs werift's peer connection for as long as the viewer watches.
+      ...(path === 'werift' ? { viewerOptions: { releaseWerift: false } } : {}),
       onViewer: (viewer) => {
         viewers.push(viewer);
         viewer.once('closed', () => {
@@ -224,6 +228,7 @@ async function runServer(path: SendPath): Promise<void> {
         const after = totals();
         const allocations = stopSampling ? await stopSampling() : undefined;
         gc();
+        if (process.env.BENCH_HEAP_SNAPSHOT_DIR) writeHeapSnapshot(`${process.env.BENCH_HEAP_SNAPSHOT_DIR}/server-${viewers.length}.heapsnapshot`);
         send({
           type: 'measured',
           cpuUs: used.user + used.system,

@@ -9,6 +9,9 @@
  * USE-CANDIDATE and without a role conflict. Everything else (nomination, a new path, an ICE
  * restart's new username, TCP and TURN pairs) still goes to werift, as does our own consent
  * checking of the viewer, which werift keeps doing.
+ *
+ * Once werift is let go (viewer-settle.ts) the responder is frozen: it keeps a copy of the
+ * credentials and answers on the settled socket alone, nomination of the same pair included.
  */
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { Socket as UdpSocket } from 'node:dgram';
@@ -31,8 +34,10 @@ export class ConsentResponder {
   answered = 0;
   private detach: (() => void) | undefined;
   private key: { password: string; key: KeyObject } | undefined;
+  /** Set by freeze(): the only pair there is from then on. */
+  private frozenProtocol: object | undefined;
 
-  constructor(private readonly agent: IceAgentLike) {
+  constructor(private agent: IceAgentLike) {
     const pair = agent.nominated;
     const transport = pair ? weriftUdpTransport(pair.protocol) : undefined;
     const handOn = transport?.onData;
@@ -55,6 +60,25 @@ export class ConsentResponder {
     this.detach = undefined;
   }
 
+  /**
+   * werift is being let go: stops reading werift's path, and keeps a copy of the credentials (none
+   * of werift's objects) for `answerSettled`. False when there is no UDP pair to freeze.
+   */
+  freeze(): boolean {
+    this.close();
+    const { nominated, localUsername, localPassword, remoteUsername, iceControlling } = this.agent;
+    if (!nominated) return false;
+    const frozenProtocol = {};
+    this.frozenProtocol = frozenProtocol;
+    this.agent = { nominated: { protocol: frozenProtocol, remoteAddr: [nominated.remoteAddr[0], nominated.remoteAddr[1]] }, localUsername, localPassword, remoteUsername, iceControlling };
+    return true;
+  }
+
+  /** A Binding request on the settled socket (after freeze()). True: answered. */
+  answerSettled(data: Buffer, addr: [string, number], socket: UdpSocket): boolean {
+    return this.frozenProtocol !== undefined && this.tryAnswer(data, addr, this.frozenProtocol, socket);
+  }
+
   /** Anything unexpected while answering leaves the request to werift, as if it were not ours. */
   private tryAnswer(data: Buffer, addr: [string, number], protocol: unknown, socket: UdpSocket): boolean {
     try {
@@ -69,7 +93,8 @@ export class ConsentResponder {
     const pair = agent.nominated;
     if (!pair || pair.protocol !== protocol || pair.remoteAddr[0] !== addr[0] || pair.remoteAddr[1] !== addr[1]) return false;
     const request = readBindingRequest(data);
-    if (!request || request.useCandidate) return false;
+    // Nomination is werift's while it runs the pair; once frozen it can only name this same pair.
+    if (!request || (request.useCandidate && this.frozenProtocol === undefined)) return false;
     // RFC 8445 7.3.1.1: a role conflict is werift's to resolve.
     if (request.senderRole === (agent.iceControlling ? 'controlling' : 'controlled')) return false;
     // An ICE restart changes the username: werift knows the new one and the old one's password.

@@ -64,39 +64,51 @@ export function resolvePacketTransport(connection: IceConnectionLike, native: Na
   if (!pair) return undefined;
   const socket = weriftUdpTransport(pair.protocol)?.socket;
   const [host, port] = pair.remoteAddr;
-  if (socket && isIP(host) !== 0) {
-    const currentFd = native.loaded ? udpSocketFdReader(socket) : undefined;
-    const fd = currentFd?.();
-    const destination = native.loaded && fd !== undefined ? nativeDestination(native.fanout, host, port) : undefined;
-    if (native.loaded && currentFd && fd !== undefined && destination) {
-      // Every packet of this viewer then leaves natively and at once: Node's dgram send defers to
-      // the next tick, so a frame sent by sendmmsg meanwhile would overtake paced or resent
-      // packets queued before it, and a receiver drops what arrives behind a later sequence number.
-      // Each send first checks that werift has not closed the socket: the kernel reuses a closed
-      // descriptor's number, and a frame must never be written into another socket or file.
-      const target: NativeTarget = { fd, destination };
-      return {
-        kind: 'udp',
-        pair,
-        get native() {
-          return currentFd() === fd ? target : undefined;
-        },
-        send: (packet) => {
-          if (currentFd() !== fd) throw new Error('the socket is closed');
-          const result = native.fanout.sendDatagram(fd, target.destination, Array.isArray(packet) ? packet : [packet]);
-          // A full socket buffer drops the datagram, as the network would; anything else is the socket gone.
-          if (result < 0 && !isSocketFull(-result)) throw new Error(`send failed (errno ${-result})`);
-        },
-        queuedBytes: () => socket.getSendQueueSize(),
-      };
-    }
+  if (socket && isIP(host) !== 0) return udpPacketTransport(socket, host, port, native, pair);
+  return genericPacketTransport(connection, pair);
+}
+
+/**
+ * A UDP pair's transport: the socket and the remote address, nothing else of werift's (its
+ * closures are made here, apart from `resolvePacketTransport`'s scope, so they hold no ICE
+ * connection). `pair` is only the identity `resolvePacketTransport` compares; the settled path
+ * (viewer-settle.ts) gives none.
+ */
+export function udpPacketTransport(socket: UdpSocket, host: string, port: number, native: NativeFanoutStatus, pair: unknown): PacketTransport {
+  const currentFd = native.loaded ? udpSocketFdReader(socket) : undefined;
+  const fd = currentFd?.();
+  const destination = native.loaded && fd !== undefined ? nativeDestination(native.fanout, host, port) : undefined;
+  if (native.loaded && currentFd && fd !== undefined && destination) {
+    // Every packet of this viewer then leaves natively and at once: Node's dgram send defers to
+    // the next tick, so a frame sent by sendmmsg meanwhile would overtake paced or resent
+    // packets queued before it, and a receiver drops what arrives behind a later sequence number.
+    // Each send first checks that the socket is still open: the kernel reuses a closed
+    // descriptor's number, and a frame must never be written into another socket or file.
+    const target: NativeTarget = { fd, destination };
     return {
       kind: 'udp',
       pair,
-      send: (packet) => socket.send(packet, port, host),
+      get native() {
+        return currentFd() === fd ? target : undefined;
+      },
+      send: (packet) => {
+        if (currentFd() !== fd) throw new Error('the socket is closed');
+        const result = native.fanout.sendDatagram(fd, target.destination, Array.isArray(packet) ? packet : [packet]);
+        // A full socket buffer drops the datagram, as the network would; anything else is the socket gone.
+        if (result < 0 && !isSocketFull(-result)) throw new Error(`send failed (errno ${-result})`);
+      },
       queuedBytes: () => socket.getSendQueueSize(),
     };
   }
+  return {
+    kind: 'udp',
+    pair,
+    send: (packet) => socket.send(packet, port, host),
+    queuedBytes: () => socket.getSendQueueSize(),
+  };
+}
+
+function genericPacketTransport(connection: IceConnectionLike, pair: unknown): PacketTransport {
   let pending = 0;
   return {
     kind: 'generic',

@@ -63,12 +63,17 @@ export interface ViewerMediaOptions {
   onKeyframeSent(frame: MediaFrame): void;
   /** The viewer fell silent: release it. */
   onSilent(): void;
+  /** The viewer's first authentic RTCP arrived: its DTLS is up on its side too. */
+  onFirstRtcp?(): void;
 }
 
 export class ViewerMedia {
   private video: OutboundStream | undefined;
   private audio: OutboundStream | undefined;
   private transport: PacketTransport | undefined;
+  /** Set once werift is let go (settle()): the one path there is from then on. */
+  private settledTransport: PacketTransport | undefined;
+  private rtcpSeen = false;
   private pacer: ReplayPacer | undefined;
   private dtls: RTCDtlsTransport | undefined;
   private rtcp: ViewerRtcpChannel | undefined;
@@ -101,28 +106,38 @@ export class ViewerMedia {
   ): void {
     this.dtls = dtls;
     this.cname = cname;
-    const makeStream = (transceiver: RTCRtpTransceiver | undefined, kind: 'video' | 'audio'): OutboundStream | undefined => {
-      const codec = transceiver?.sender.codec;
-      if (!transceiver || !codec) return undefined;
-      const ssrc = transceiver.sender.ssrc;
-      return new OutboundStream({
-        kind,
-        ssrc,
-        payloadType: codec.payloadType,
-        clockRate: codec.clockRate,
-        writer: createRtpProtector(dtls.srtp.localContext, ssrc, this.options.settings.nativeFanout),
-        historySize: kind === 'video' ? this.options.settings.nackHistoryPackets : 0,
-      });
-    };
-    this.video = makeStream(videoTransceiver, 'video');
-    this.audio = makeStream(audioTransceiver, 'audio');
-    this.rtcp = new ViewerRtcpChannel(dtls, {
+    this.video = this.makeStream(dtls, videoTransceiver, 'video');
+    this.audio = this.makeStream(dtls, audioTransceiver, 'audio');
+    this.rtcp = new ViewerRtcpChannel(dtls, this.rtcpTarget(feedback));
+  }
+
+  private makeStream(dtls: RTCDtlsTransport, transceiver: RTCRtpTransceiver | undefined, kind: 'video' | 'audio'): OutboundStream | undefined {
+    const codec = transceiver?.sender.codec;
+    if (!transceiver || !codec) return undefined;
+    const ssrc = transceiver.sender.ssrc;
+    return new OutboundStream({
+      kind,
+      ssrc,
+      payloadType: codec.payloadType,
+      clockRate: codec.clockRate,
+      writer: createRtpProtector(dtls.srtp.localContext, ssrc, this.options.settings.nativeFanout),
+      historySize: kind === 'video' ? this.options.settings.nackHistoryPackets : 0,
+    });
+  }
+
+  /**
+   * What the viewer's RTCP acts on. Built apart from start(): closures made there would share its
+   * scope, and so keep werift's DTLS transport (and with it the whole peer connection) alive for as
+   * long as the viewer watches, also once werift has been let go (viewer-settle.ts).
+   */
+  private rtcpTarget(feedback: ViewerFeedback): ViewerRtcpTarget {
+    return {
       videoSsrc: () => this.videoSsrc,
       onRtcp: () => this.noteRtcp(),
       onNack: (lost) => this.onNack(lost),
       onKeyframeRequest: (kind) => feedback.onKeyframeRequest(kind),
       onVideoFractionLost: (fraction) => feedback.onVideoFractionLost(fraction),
-    });
+    };
   }
 
   /** Starts the pacer and the sender reports once the streams exist. */
@@ -226,6 +241,29 @@ export class ViewerMedia {
   /** Any RTCP from the viewer: it is still there. */
   noteRtcp(): void {
     this.lastRtcpAt = this.options.now();
+    if (!this.rtcpSeen) {
+      this.rtcpSeen = true;
+      this.options.onFirstRtcp?.();
+    }
+  }
+
+  /**
+   * One datagram from the viewer on the settled path: true when it was the viewer's RTCP (read
+   * here, including one that failed authentication and was counted as refused).
+   */
+  readRtcp(data: Buffer): boolean {
+    return this.rtcp?.read(data) ?? false;
+  }
+
+  /**
+   * werift is let go (viewer-settle.ts): from now on packets leave by `transport` alone, and the
+   * viewer's RTCP comes through `readRtcp` instead of werift's ICE connection.
+   */
+  settle(transport: PacketTransport): void {
+    this.settledTransport = transport;
+    this.transport = transport;
+    this.dtls = undefined;
+    this.rtcp?.stopReadingWerift();
   }
 
   /** A NACK for video packets: resends the ones still in the history. */
@@ -286,9 +324,9 @@ export class ViewerMedia {
     this.pacer = undefined;
     this.video?.clearHistory();
     this.audio?.clearHistory();
-    this.transport = undefined;
+    this.transport = this.settledTransport = undefined;
     this.dtls = undefined;
-    this.rtcp?.close();
+    this.rtcp?.stopReadingWerift();
     this.rtcp = undefined;
   }
 
@@ -303,6 +341,7 @@ export class ViewerMedia {
   }
 
   private currentTransport(): PacketTransport | undefined {
+    if (this.settledTransport) return this.settledTransport;
     const connection = this.dtls?.iceTransport.connection;
     if (!connection) return undefined;
     if (this.transport && this.transport.pair === connection.nominated) return this.transport;

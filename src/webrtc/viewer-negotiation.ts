@@ -70,6 +70,15 @@ export class ViewerNegotiation {
     return this.planValue;
   }
 
+  /**
+   * Forgets werift's peer connection and transceivers (closing it is the caller's): the viewer has
+   * settled (viewer-settle.ts) or closes. The plan stays: it describes the stream.
+   */
+  release(): void {
+    this.pcValue = undefined;
+    this.videoTransceiver = this.audioTransceiver = this.talkTransceiver = undefined;
+  }
+
   /** The Source's tracks changed within the same codecs: the plan follows, its notes stay. */
   replacePlan(plan: MediaPlan): void {
     this.planValue = plan;

@@ -84,6 +84,11 @@ export interface ViewerPeerOptions {
    * benches pass `{ loaded: false, reason }` to run the JavaScript path beside it.
    */
   nativeFanout?: NativeFanoutStatus;
+  /**
+   * Let werift's peer connection go once the viewer has settled (default true; viewer-settle.ts).
+   * bench/webrtc.bench.ts keeps it for its werift send path.
+   */
+  releaseWerift?: boolean;
 }
 
 export interface ViewerStats {
@@ -100,6 +105,8 @@ export interface ViewerStats {
     iceConnected?: number;
     connected?: number;
     firstVideoPacket?: number;
+    /** werift's peer connection was let go (viewer-settle.ts). */
+    weriftReleased?: number;
   };
   transport?: 'udp' | 'generic';
   /** How live packets leave: `native`, a frame per sendmmsg (native-fanout.ts), or `javascript`, a send per packet. */
@@ -118,6 +125,10 @@ export interface ViewerStats {
   rtcpRefused: number;
   /** STUN consent checks and keepalives answered by the project (the rest went to werift). */
   consentChecksAnswered: number;
+  /** werift's peer connection was let go: the viewer runs on the settled UDP path (viewer-settle.ts). */
+  weriftReleased: boolean;
+  /** Datagrams the settled path dropped: from another address, or neither STUN, RTCP nor an authentic alert. */
+  settledDatagramsDropped?: number;
   /** Last fraction lost the viewer reported for video (0..1). */
   videoFractionLost?: number;
 }
@@ -146,7 +157,7 @@ export const DEFAULT_TRACKS_TIMEOUT_MS = 15_000;
 
 
 /** The options with their defaults filled in. */
-export type ViewerSettings = typeof DEFAULTS & { congestionProbe: (() => number) | undefined; nativeFanout: NativeFanoutStatus };
+export type ViewerSettings = typeof DEFAULTS & { congestionProbe: (() => number) | undefined; nativeFanout: NativeFanoutStatus; releaseWerift: boolean };
 
 export function viewerSettings(options: ViewerPeerOptions): ViewerSettings {
   return {
@@ -160,5 +171,6 @@ export function viewerSettings(options: ViewerPeerOptions): ViewerSettings {
     staleFrameMs: options.staleFrameMs ?? DEFAULTS.staleFrameMs,
     congestionProbe: options.congestionProbe,
     nativeFanout: options.nativeFanout ?? nativeFanout(),
+    releaseWerift: options.releaseWerift ?? true,
   };
 }

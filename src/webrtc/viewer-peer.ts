@@ -43,6 +43,7 @@ import { ResolutionWatch, streamInfoFor } from './stream-info.js';
 import { TracksWait } from './tracks-wait.js';
 import { guardDefaultStunServer } from './werift-stun.js';
 import { ConsentResponder } from './consent-responder.js';
+import { settleUdpPath, type SettledPath } from './viewer-settle.js';
 
 // Moved to viewer-options.ts; re-exported for the modules that import them from here.
 export { CONNECT_TIMEOUT_MS, DEFAULT_TRACKS_TIMEOUT_MS } from './viewer-options.js';
@@ -79,6 +80,9 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   private readonly statsValue: ViewerStats;
   /** Answers the viewer's STUN consent checks once connected (consent-responder.ts). */
   private consent: ConsentResponder | undefined;
+  /** The viewer's UDP path once werift is let go (viewer-settle.ts). */
+  private settled: SettledPath | undefined;
+  private readonly talks: boolean;
   private readonly tracksWait: TracksWait;
   /** The sink identity the Source knows this viewer by. */
   readonly sink: FrameSink;
@@ -94,6 +98,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.createdAtPerf = this.now();
     this.tracksWait = new TracksWait(this.source, this.timers, this.now, () => this.closed);
     this.opts = viewerSettings(options);
+    this.talks = options.talk === true;
     this.statsValue = {
       id: this.id,
       cameraId: this.source.id,
@@ -111,6 +116,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       retransmissions: 0,
       rtcpRefused: 0,
       consentChecksAnswered: 0,
+      weriftReleased: false,
     };
     this.sink = {
       write: (frame) => this.media.write(frame),
@@ -156,6 +162,10 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
         this.log.info(`Camera ${this.source.id}: viewer ${this.id} went silent; released`);
         void this.close('disconnected', 'no RTCP from the viewer');
       },
+      // Not inside werift's receive path, which is what is being let go.
+      onFirstRtcp: () => {
+        setImmediate(() => void this.releaseWerift());
+      },
     });
     // Subscribing now starts the camera pull while signalling runs; frames are dropped until DTLS is up.
     this.subscription = this.source.subscribe(this.sink);
@@ -175,6 +185,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
 
   /** The werift peer connection, once negotiation started. */
   get peerConnection(): RTCPeerConnection | undefined {
+    // undefined again once werift is let go (viewer-settle.ts).
     return this.negotiation.pc;
   }
 
@@ -183,6 +194,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     s.phase = this.phaseValue;
     this.media.fillStats(s);
     s.consentChecksAnswered = this.consent?.answered ?? 0;
+    if (this.settled) s.settledDatagramsDropped = this.settled.counters.dropped + this.settled.counters.foreign;
     return { ...s, timeline: { ...s.timeline } };
   }
 
@@ -249,7 +261,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   // ---------------------------------------------------------------- connection state
 
   private onConnectionState(state: string): void {
-    if (this.closed) return;
+    if (this.closed || this.settled) return;
     switch (state) {
       case 'connected':
         if (this.disconnectTimer !== undefined) {
@@ -324,6 +336,47 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     });
   }
 
+  /**
+   * The viewer's first RTCP arrived: its DTLS is complete on both sides. A viewer on a plain UDP
+   * pair that does not talk needs werift for nothing more, so its peer connection is let go
+   * (viewer-settle.ts); the rest keep it.
+   */
+  private async releaseWerift(): Promise<void> {
+    const pc = this.negotiation.pc;
+    const dtls = (this.negotiation.videoTransceiver ?? this.negotiation.audioTransceiver)?.sender.dtlsTransport;
+    const consent = this.consent;
+    if (!this.opts.releaseWerift || this.talks || this.closed || this.settled || this.phaseValue !== 'connected' || !pc || !dtls || !consent) return;
+    let path: SettledPath | undefined;
+    try {
+      path = settleUdpPath(dtls, consent, this.opts.nativeFanout, {
+        readRtcp: (data) => this.media.readRtcp(data),
+        onAlert: () => {
+          this.log.debug(`Camera ${this.source.id}: viewer ${this.id} closed its connection`);
+          void this.close('closed', 'the viewer closed its connection');
+        },
+      });
+    } catch (error) {
+      this.log.debug(`Camera ${this.source.id}: viewer ${this.id} keeps werift: ${errorText(error)}`);
+      return;
+    }
+    if (!path) return;
+    this.settled = path;
+    this.media.settle(path.transport);
+    this.statsValue.weriftReleased = true;
+    this.mark('weriftReleased');
+    // werift's subscriptions go first, so that its closing is not taken for the viewer leaving.
+    for (const dispose of this.disposers.splice(0)) {
+      try {
+        dispose();
+      } catch {
+        // Already disposed.
+      }
+    }
+    this.negotiation.release();
+    await closeWerift(pc, (error) => this.log.debug(`Camera ${this.source.id}: viewer ${this.id} releasing werift: ${errorText(error)}`));
+    this.log.debug(`Camera ${this.source.id}: viewer ${this.id} settled; werift let go`);
+  }
+
   private onKeyframeRequest(kind: 'PLI' | 'FIR'): void {
     this.statsValue.keyframeRequests++;
     this.log.debug(`Camera ${this.source.id}: viewer ${this.id} sent ${kind}`);
@@ -378,23 +431,26 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       }
     }
     this.media.stop();
+    this.settled?.close();
     const pc = this.negotiation.pc;
-    if (pc) {
-      for (const transceiver of pc.getTransceivers()) {
-        // No tracks are attached; stop() also ends werift's RTCP loop.
-        transceiver.sender.track?.stop();
-        transceiver.sender.stop();
-      }
-      try {
-        await pc.close();
-      } catch (error) {
-        this.log.debug(`Camera ${this.source.id}: viewer ${this.id} close: ${errorText(error)}`);
-      }
-    }
-    this.negotiation.videoTransceiver = this.negotiation.audioTransceiver = undefined;
+    this.negotiation.release();
+    if (pc) await closeWerift(pc, (error) => this.log.debug(`Camera ${this.source.id}: viewer ${this.id} close: ${errorText(error)}`));
     this.log.debug(`Camera ${this.source.id}: viewer ${this.id} closed (${reason}${detail ? `: ${detail}` : ''})`);
     this.emit('closed', reason, detail);
     this.removeAllListeners();
+  }
+}
+
+/** Stops werift's senders (no tracks are attached; stop() also ends their RTCP loops) and closes the peer connection. */
+async function closeWerift(pc: RTCPeerConnection, onError: (error: unknown) => void): Promise<void> {
+  try {
+    for (const transceiver of pc.getTransceivers()) {
+      transceiver.sender.track?.stop();
+      transceiver.sender.stop();
+    }
+    await pc.close();
+  } catch (error) {
+    onError(error);
   }
 }
 

@@ -109,8 +109,11 @@ export class ViewerRtcpChannel {
     return this.outbound.protect(rtcp);
   }
 
-  /** Gives werift its inbound path back (on close; werift's connection ends soon after). */
-  close(): void {
+  /**
+   * Gives werift its inbound path back: on close (werift's connection ends soon after), or when
+   * werift is let go and the settled path calls `read` itself. `read` and `protect` go on working.
+   */
+  stopReadingWerift(): void {
     this.detach?.();
     this.detach = undefined;
   }

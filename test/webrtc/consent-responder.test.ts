@@ -103,3 +103,29 @@ test('a pair that is not UDP (TCP, TURN) is left to werift entirely', () => {
   assert.deepEqual(Object.keys(tcpProtocol.transport), ['write'], 'nothing hooked');
   responder.close();
 });
+
+test('frozen (werift let go): werift gets its path back, a copy of the credentials answers on the settled socket, nomination of the same pair included', async () => {
+  const { responder, handedOn, transport } = setUp();
+  assert.equal(responder.freeze(), true);
+  transport.onData(check(), viewerAddr);
+  assert.equal(handedOn.length, 1, 'freeze() hands werift its own path back');
+  for (const request of [check(), check({ useCandidate: true })]) {
+    const answered = once(viewerSocket, 'message') as Promise<[Buffer]>;
+    assert.equal(responder.answerSettled(request, viewerAddr, serverSocket), true);
+    const [answer] = await answered;
+    assert.ok(parseMessage(answer, Buffer.from(LOCAL.password)), 'signed with our password');
+  }
+  // Still not answered: a role conflict, another username, another address, another password.
+  const forged = new Message(methods.BINDING, classes.REQUEST);
+  forged.setAttribute('USERNAME', `${LOCAL.username}:${REMOTE_USERNAME}`);
+  const refused: Array<[Buffer, [string, number]]> = [
+    [check({ role: 'ICE-CONTROLLING' }), viewerAddr],
+    [check({ username: `other:${REMOTE_USERNAME}` }), viewerAddr],
+    [check(), ['127.0.0.1', viewerAddr[1] + 1]],
+    [forged.addMessageIntegrity(Buffer.from('guessed-password')).addFingerprint().bytes, viewerAddr],
+  ];
+  for (const [data, addr] of refused) assert.equal(responder.answerSettled(data, addr, serverSocket), false);
+  assert.equal(responder.answered, 2);
+  // Before freeze() nothing is answered on the settled path.
+  assert.equal(setUp().responder.answerSettled(check(), viewerAddr, serverSocket), false);
+});

@@ -30,6 +30,8 @@ export interface HarnessOptions {
   tracksTimeoutMs?: number;
   /** Scale-out gateways that serve some cameras' viewers. */
   relays?: SignallingContext['relays'];
+  /** Each viewer as it is created (before it negotiates). */
+  onViewer?: (viewer: ViewerPeer) => void;
 }
 
 export interface SignallingHarness {
@@ -60,7 +62,10 @@ export async function startSignallingServer(options: HarnessOptions): Promise<Si
       ...(options.viewerOptions ? { viewerOptions: options.viewerOptions } : {}),
       ...(options.tracksTimeoutMs !== undefined ? { tracksTimeoutMs: options.tracksTimeoutMs } : {}),
       ...(options.relays ? { relays: options.relays } : {}),
-      onViewer: (viewer) => viewers.push(viewer),
+      onViewer: (viewer) => {
+        viewers.push(viewer);
+        options.onViewer?.(viewer);
+      },
     }),
   );
   const port = (wss.address() as AddressInfo).port;

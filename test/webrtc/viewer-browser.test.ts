@@ -68,6 +68,11 @@ describe('viewer peer in browsers', () => {
       assert.ok(server.consentChecksAnswered >= 2, `checks answered by the project: ${server.consentChecksAnswered}`);
       assert.ok((pair?.responsesReceived ?? 0) - answeredBefore >= 2, `answers Chromium counted in 10 s: ${(pair?.responsesReceived ?? 0) - answeredBefore}`);
       assert.equal(server.rtcpRefused, 0, "Chromium's SRTCP all opens");
+      // All of that ran on the settled path: werift's peer connection was let go after Chromium's
+      // first RTCP (viewer-settle.ts), well before these 10 s.
+      assert.equal(server.weriftReleased, true, 'werift was let go');
+      assert.equal(harness.viewers[0]!.peerConnection, undefined);
+      assert.ok(server.timeline.weriftReleased! < server.timeline.connected! + 3_000, `settled at ${server.timeline.weriftReleased} ms, connected at ${server.timeline.connected} ms`);
       const decoded = (later.video!.framesDecoded ?? 0) - decodedBefore;
       assert.ok(decoded >= 230, `decoded ${decoded} frames in 10 s`);
       assert.ok((later.video!.totalFreezesDuration ?? 0) < 1, `freezes: ${later.video!.freezeCount} for ${later.video!.totalFreezesDuration} s`);
@@ -86,6 +91,30 @@ describe('viewer peer in browsers', () => {
       await page.evaluate('window.__stop()');
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(baseline.subscriberCount, 0, 'the viewer left the Source');
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('Chromium closing its peer connection (signalling left open) releases the settled viewer at once, through its DTLS alert', async (t) => {
+    const page = await chromium.openPage(http.url('/cam1'));
+    try {
+      await waitForFramesDecoded(page, 25, 20_000);
+      const viewer = harness.viewers.at(-1)!;
+      const deadline = Date.now() + 5_000;
+      while (!viewer.stats().weriftReleased && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(viewer.stats().weriftReleased, true, 'settled before the close');
+      const closed = new Promise<[string, string | undefined]>((resolve) => viewer.once('closed', (reason, detail) => resolve([reason, detail])));
+      const started = performance.now();
+      // Only the RTCPeerConnection: the WebSocket stays open, so nothing but the DTLS alert tells.
+      await page.evaluate('pc.close()');
+      const [reason, detail] = await Promise.race([closed, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('not released within 3 s')), 3_000))]);
+      const ms = performance.now() - started;
+      t.diagnostic(`released ${ms.toFixed(0)} ms after Chromium closed its peer connection (${reason}: ${detail})`);
+      assert.equal(reason, 'closed');
+      assert.equal(detail, 'the viewer closed its connection');
+      // The silence timeout (10 s) was not what released it.
+      assert.ok(ms < 2_000, `released after ${ms.toFixed(0)} ms`);
     } finally {
       await page.close();
     }

@@ -1,0 +1,130 @@
+/**
+ * Letting werift go once a viewer has settled.
+ *
+ * After DTLS, a viewer on a UDP pair needs werift for nothing: its media leave through our SRTP
+ * writers (packet-transport.ts), its RTCP is read in project code (viewer-rtcp.ts), and its STUN
+ * consent checks are answered in project code (consent-responder.ts). What werift still held was
+ * its whole peer connection: ICE agent, DTLS state with the handshake's buffers, SRTP/SRTCP
+ * sessions, transceivers and about 70 event objects of ten closures each. That was most of what a
+ * watching viewer cost in memory (about 270 KiB of heap, `npm run bench:webrtc`).
+ *
+ * So once the viewer's first authentic RTCP arrives (its DTLS is complete on its side too, and no
+ * handshake retransmission can follow), the pair's UDP socket is taken over here and werift's peer
+ * connection is closed without it:
+ * - werift's STUN protocol gets an inert stand-in for its transport, so werift's close and its
+ *   timers send nothing and close nothing of ours;
+ * - the socket's datagrams come here (werift's `UdpTransport.onData`, the one property its socket
+ *   listener reads), and only from the pair's remote address:
+ *   - STUN Binding requests (first byte 0 or 1, RFC 7983) go to the frozen consent responder,
+ *   - RTP/RTCP (128-191) to the viewer's RTCP reader,
+ *   - DTLS records (20-63): an authentic alert means the viewer closed its connection
+ *     (dtls-alert.ts); anything else is dropped and counted.
+ *
+ * What changes for the viewer: nothing it can see. What is given up, knowingly: a viewer that
+ * wants a new ICE path (network change, ICE restart) is not followed: it fails on its side and the
+ * page reconnects (WHEP already refused ICE restarts). Our own RFC 7675 consent checks of the viewer
+ * end with werift; the viewer's authenticated SRTCP is the proof of consent instead: without it for
+ * `silenceTimeoutMs` (10 s, a third of RFC 7675's 30 s) the viewer is released. Viewers on a TCP or
+ * TURN pair, and viewers that talk (their microphone is werift's SRTP receiver), keep werift.
+ */
+import type { Socket as UdpSocket } from 'node:dgram';
+import { isIP } from 'node:net';
+import type { RTCDtlsTransport } from 'werift';
+import type { NativeFanoutStatus } from '../rtp/native-fanout.js';
+import type { ConsentResponder } from './consent-responder.js';
+import { dtlsAlertReaderFromWerift } from './dtls-alert.js';
+import { udpPacketTransport, weriftUdpTransport, type PacketTransport } from './packet-transport.js';
+
+export interface SettledPathHandlers {
+  /** One datagram that looks like RTP/RTCP; true when it was the viewer's RTCP. */
+  readRtcp(data: Buffer): boolean;
+  /** An authentic DTLS alert: the viewer closed its connection. */
+  onAlert(): void;
+}
+
+export interface SettledPathCounters {
+  /** Datagrams from an address other than the pair's (dropped). */
+  foreign: number;
+  /** Datagrams from the viewer that were none of the above (dropped). */
+  dropped: number;
+}
+
+export interface SettledPath {
+  readonly transport: PacketTransport;
+  readonly counters: SettledPathCounters;
+  /** Whether the viewer's DTLS alerts can be authenticated (the suite is one dtls-alert.ts knows). */
+  readonly readsAlerts: boolean;
+  /** Closes the socket; nothing is read or sent any more. */
+  close(): void;
+}
+
+/** What werift's STUN protocol gets in place of the pair's transport: it sends and closes nothing. */
+function inertTransport(socket: UdpSocket): object {
+  return {
+    type: 'udp',
+    closed: true,
+    send: async (): Promise<void> => undefined,
+    close: async (): Promise<void> => undefined,
+    get address() {
+      return socket.address();
+    },
+  };
+}
+
+/**
+ * Takes the viewer's UDP pair over from werift. Undefined (and nothing changed) when the pair is
+ * not a plain UDP one or its socket is gone: the viewer then stays with werift. The caller closes
+ * werift's peer connection afterwards.
+ */
+export function settleUdpPath(dtls: RTCDtlsTransport, consent: ConsentResponder, native: NativeFanoutStatus, handlers: SettledPathHandlers): SettledPath | undefined {
+  const connection = dtls.iceTransport.connection;
+  const pair = connection.nominated;
+  const protocol: unknown = pair?.protocol;
+  const udp = pair ? weriftUdpTransport(protocol) : undefined;
+  if (!pair || !udp || typeof protocol !== 'object' || protocol === null) return undefined;
+  const socket = udp.socket;
+  const remote: [string, number] = [pair.remoteAddr[0], pair.remoteAddr[1]];
+  if (isIP(remote[0]) === 0) return undefined;
+  try {
+    socket.address(); // throws once the socket is closed
+  } catch {
+    return undefined;
+  }
+  // Nothing of werift's in it: not the pair (its protocol's events lead back to the connection).
+  const transport = udpPacketTransport(socket, remote[0], remote[1], native, undefined);
+  if (!consent.freeze()) return undefined;
+  const alerts = dtlsAlertReaderFromWerift(dtls);
+  const counters: SettledPathCounters = { foreign: 0, dropped: 0 };
+  (protocol as { transport: unknown }).transport = inertTransport(socket);
+  udp.onData = (data, addr) => {
+    if (addr[0] !== remote[0] || addr[1] !== remote[1]) {
+      counters.foreign++;
+      return;
+    }
+    const first = data[0] ?? 255;
+    let taken = false;
+    if (first <= 3) taken = consent.answerSettled(data, addr, socket);
+    else if (first >= 128 && first <= 191) taken = handlers.readRtcp(data);
+    else if (first >= 20 && first <= 63 && alerts?.isAuthenticAlert(data)) {
+      taken = true;
+      handlers.onAlert();
+    }
+    if (!taken) counters.dropped++;
+  };
+  let open = true;
+  return {
+    transport,
+    counters,
+    readsAlerts: alerts !== undefined,
+    close: () => {
+      if (!open) return;
+      open = false;
+      udp.onData = () => undefined;
+      try {
+        socket.close();
+      } catch {
+        // Already closed.
+      }
+    },
+  };
+}
