@@ -164,7 +164,10 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       },
       // Not inside werift's receive path, which is what is being let go.
       onFirstRtcp: () => {
-        setImmediate(() => void this.releaseWerift());
+        setImmediate(() => {
+          // Never a rejection out of here: the viewer keeps werift, as viewers on TCP do.
+          this.releaseWerift().catch((error: unknown) => this.log.debug(`Camera ${this.source.id}: viewer ${this.id} keeps werift: ${errorText(error)}`));
+        });
       },
     });
     // Subscribing now starts the camera pull while signalling runs; frames are dropped until DTLS is up.
