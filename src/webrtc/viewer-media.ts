@@ -63,8 +63,8 @@ export interface ViewerMediaOptions {
   onKeyframeSent(frame: MediaFrame): void;
   /** The viewer fell silent: release it. */
   onSilent(): void;
-  /** The viewer's first authentic RTCP arrived: its DTLS is up on its side too. */
-  onFirstRtcp?(): void;
+  /** An authentic RTCP packet arrived from the viewer: its DTLS is up on its side too. */
+  onRtcp?(): void;
 }
 
 export class ViewerMedia {
@@ -73,7 +73,6 @@ export class ViewerMedia {
   private transport: PacketTransport | undefined;
   /** Set once werift is let go (settle()): the one path there is from then on. */
   private settledTransport: PacketTransport | undefined;
-  private rtcpSeen = false;
   private pacer: ReplayPacer | undefined;
   private dtls: RTCDtlsTransport | undefined;
   private rtcp: ViewerRtcpChannel | undefined;
@@ -241,10 +240,7 @@ export class ViewerMedia {
   /** Any RTCP from the viewer: it is still there. */
   noteRtcp(): void {
     this.lastRtcpAt = this.options.now();
-    if (!this.rtcpSeen) {
-      this.rtcpSeen = true;
-      this.options.onFirstRtcp?.();
-    }
+    this.options.onRtcp?.();
   }
 
   /**

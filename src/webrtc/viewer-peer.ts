@@ -82,6 +82,11 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   private consent: ConsentResponder | undefined;
   /** The viewer's UDP path once werift is let go (viewer-settle.ts). */
   private settled: SettledPath | undefined;
+  /**
+   * `ready`: the next authentic RTCP tries to let werift go; `trying`: a try is on its way;
+   * `done`: let go, or kept for good (a viewer that talks, the option off).
+   */
+  private settling: 'ready' | 'trying' | 'done' = 'ready';
   private readonly talks: boolean;
   private readonly tracksWait: TracksWait;
   /** The sink identity the Source knows this viewer by. */
@@ -162,11 +167,20 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
         this.log.info(`Camera ${this.source.id}: viewer ${this.id} went silent; released`);
         void this.close('disconnected', 'no RTCP from the viewer');
       },
-      // Not inside werift's receive path, which is what is being let go.
-      onFirstRtcp: () => {
+      onRtcp: () => {
+        if (this.settling !== 'ready') return;
+        this.settling = 'trying';
+        // Not inside werift's receive path, which is what is being let go.
         setImmediate(() => {
-          // Never a rejection out of here: the viewer keeps werift, as viewers on TCP do.
-          this.releaseWerift().catch((error: unknown) => this.log.debug(`Camera ${this.source.id}: viewer ${this.id} keeps werift: ${errorText(error)}`));
+          this.releaseWerift()
+            .then((outcome) => {
+              this.settling = outcome;
+            })
+            // Never a rejection out of here: the viewer keeps werift, as viewers on TCP do.
+            .catch((error: unknown) => {
+              this.settling = 'done';
+              this.log.debug(`Camera ${this.source.id}: viewer ${this.id} keeps werift: ${errorText(error)}`);
+            });
         });
       },
     });
@@ -340,15 +354,17 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   }
 
   /**
-   * The viewer's first RTCP arrived: its DTLS is complete on both sides. A viewer on a plain UDP
-   * pair that does not talk needs werift for nothing more, so its peer connection is let go
-   * (viewer-settle.ts); the rest keep it.
+   * The viewer's RTCP arrived: its DTLS is complete on both sides. A viewer on a plain UDP pair
+   * that does not talk needs werift for nothing more, so its peer connection is let go
+   * (viewer-settle.ts); the rest keep it. `ready` when it could not be done now (no UDP pair at
+   * the moment, say): the next RTCP tries again.
    */
-  private async releaseWerift(): Promise<void> {
+  private async releaseWerift(): Promise<'ready' | 'done'> {
+    if (!this.opts.releaseWerift || this.talks || this.closed || this.settled) return 'done';
     const pc = this.negotiation.pc;
     const dtls = (this.negotiation.videoTransceiver ?? this.negotiation.audioTransceiver)?.sender.dtlsTransport;
     const consent = this.consent;
-    if (!this.opts.releaseWerift || this.talks || this.closed || this.settled || this.phaseValue !== 'connected' || !pc || !dtls || !consent) return;
+    if (this.phaseValue !== 'connected' || !pc || !dtls || !consent) return 'ready';
     let path: SettledPath | undefined;
     try {
       path = settleUdpPath(dtls, consent, this.opts.nativeFanout, {
@@ -360,9 +376,9 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       });
     } catch (error) {
       this.log.debug(`Camera ${this.source.id}: viewer ${this.id} keeps werift: ${errorText(error)}`);
-      return;
+      return 'done';
     }
-    if (!path) return;
+    if (!path) return 'ready';
     this.settled = path;
     this.media.settle(path.transport);
     this.statsValue.weriftReleased = true;
@@ -378,6 +394,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.negotiation.release();
     await closeWerift(pc, (error) => this.log.debug(`Camera ${this.source.id}: viewer ${this.id} releasing werift: ${errorText(error)}`));
     this.log.debug(`Camera ${this.source.id}: viewer ${this.id} settled; werift let go`);
+    return 'done';
   }
 
   private onKeyframeRequest(kind: 'PLI' | 'FIR'): void {

@@ -44,7 +44,7 @@ async function bindable([host, port]: [string, number]): Promise<string> {
 async function settled(viewer: ViewerPeer): Promise<void> {
   const deadline = performance.now() + 10_000;
   while (!viewer.stats().weriftReleased) {
-    if (performance.now() > deadline) assert.fail(`not settled in 10 s: ${JSON.stringify(viewer.stats().timeline)}`);
+    if (performance.now() > deadline) assert.fail(`not settled in 10 s: ${JSON.stringify(viewer.stats())}`);
     await sleep(20);
   }
 }
@@ -89,7 +89,8 @@ describe('a settled viewer, werift let go, with a werift client', () => {
       // werift's whole peer connection is unreachable now (its subscriptions, timers, DTLS and ICE state).
       const ref = weriftOf.get(viewer);
       assert.ok(ref, 'the peer connection was seen when the viewer connected');
-      for (let i = 0; i < 20 && ref.deref() !== undefined; i++) {
+      // (werift's close runs on for a moment: its promises, a STUN transaction being cancelled.)
+      for (let i = 0; i < 60 && ref.deref() !== undefined; i++) {
         await sleep(50);
         gc();
       }
