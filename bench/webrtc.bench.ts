@@ -13,8 +13,9 @@
  *   time to first frame (watch -> first keyframe reassembled by the receiver, median), server-added
  *   latency (frame available -> its last packet handed to the viewer's socket, p50/p99 over all
  *   viewer-frames), server CPU per viewer-packet (above a no-viewer baseline) and RSS per viewer,
- *   with what of it is V8's young generation (grown with the allocation rate, nobody's state) and
- *   what the process still holds per viewer after a full GC (the state a viewer keeps).
+ *   with what of it is V8's young generation (grown with the allocation rate, nobody's state), what
+ *   is V8's old generation and code as committed (live or not), and what the process still holds
+ *   per viewer after a full GC (the state a viewer keeps).
  *
  * Run: npm run bench:webrtc   (BENCH_QUICK=1 for a shorter run; BENCH_ALLOCATIONS=1 adds who allocates
  *      what per viewer, from V8's sampling heap profiler: see allocation-sampling.ts;
@@ -342,6 +343,8 @@ interface Row {
   youngPerViewerMiB: number;
   /** Heap and Buffers still held after a full GC, per viewer: the state a viewer keeps. */
   keptPerViewerMiB: number;
+  /** Of the RSS: V8's old generation, code and large objects as committed (not only live), per viewer. */
+  oldPerViewerMiB: number;
   notes: string;
   /** BENCH_ALLOCATIONS: KiB/s allocated per viewer above the no-viewer baseline, by owner and by site. */
   allocations?: { byOwner: Record<string, number>; topSites: Array<[string, number]> };
@@ -353,10 +356,11 @@ interface Row {
  * reserves for new objects, which it grows with the allocation rate and which counts in RSS without
  * being anybody's state.
  */
-function keptMemory(): { kept: number; youngGeneration: number } {
+function keptMemory(): { kept: number; youngGeneration: number; oldGeneration: number } {
   const usage = process.memoryUsage();
   const young = getHeapSpaceStatistics().filter((s) => s.space_name === 'new_space' || s.space_name === 'new_large_object_space');
-  return { kept: usage.heapUsed + usage.external, youngGeneration: young.reduce((total, s) => total + s.space_size, 0) };
+  const youngGeneration = young.reduce((total, s) => total + s.space_size, 0);
+  return { kept: usage.heapUsed + usage.external, youngGeneration, oldGeneration: usage.heapTotal - youngGeneration };
 }
 
 async function measureServer(server: Child, ms: number): Promise<Message> {
@@ -376,6 +380,7 @@ async function runPath(path: SendPath): Promise<Row[]> {
   const baseRss = median(bases.map((b) => Number(b.rss)));
   const baseKept = median(bases.map((b) => Number(b.kept)));
   const baseYoung = median(bases.map((b) => Number(b.youngGeneration)));
+  const baseOld = median(bases.map((b) => Number(b.oldGeneration)));
   const baseAllocations = bases.map((b) => b.allocations as AllocationSummary | undefined);
   const rows: Row[] = [];
   for (const n of VIEWER_COUNTS) {
@@ -404,6 +409,7 @@ async function runPath(path: SendPath): Promise<Row[]> {
         rssPerViewerMiB: (Number(m.rss) - baseRss) / n / 1048576,
         youngPerViewerMiB: (Number(m.youngGeneration) - baseYoung) / n / 1048576,
         keptPerViewerMiB: (Number(m.kept) - baseKept) / n / 1048576,
+        oldPerViewerMiB: (Number(m.oldGeneration) - baseOld) / n / 1048576,
       };
     });
     const med = (key: keyof (typeof per)[number]): number => median(per.map((x) => x[key]));
@@ -420,6 +426,7 @@ async function runPath(path: SendPath): Promise<Row[]> {
       rssPerViewerMiB: med('rssPerViewerMiB'),
       youngPerViewerMiB: med('youngPerViewerMiB'),
       keptPerViewerMiB: med('keptPerViewerMiB'),
+      oldPerViewerMiB: med('oldPerViewerMiB'),
       notes: `kernel ${med('sysPerPacket').toFixed(1)} µs/pkt; srtp=${String(windows[0]!.srtpProfiles)} nack=${sum('nacks')} rtx=${sum('retransmissions')} pli/fir=${sum('keyframeRequests')} congested=${sum('congestion')}`,
     });
     const allocations = allocationsPerViewer(windows, bases, baseAllocations, n);
@@ -475,7 +482,7 @@ function printAllocations(rows: Row[]): void {
 }
 
 function printTable(rows: Row[]): void {
-  const header = ['path', 'viewers', 'first frame ms (p50)', 'latency p50 ms', 'latency p99 ms', 'CPU µs/viewer-pkt', 'viewer-pkts/s', 'server CPU %', 'RSS/viewer MiB', 'of it young gen. MiB', 'kept/viewer MiB', 'notes'];
+  const header = ['path', 'viewers', 'first frame ms (p50)', 'latency p50 ms', 'latency p99 ms', 'CPU µs/viewer-pkt', 'viewer-pkts/s', 'server CPU %', 'RSS/viewer MiB', 'of it young gen. MiB', 'old gen. + code MiB', 'kept/viewer MiB', 'notes'];
   const lines = rows.map((r) => [
     r.path,
     String(r.viewers),
@@ -487,6 +494,7 @@ function printTable(rows: Row[]): void {
     r.cpuPercent.toFixed(1),
     r.rssPerViewerMiB.toFixed(2),
     r.youngPerViewerMiB.toFixed(2),
+    r.oldPerViewerMiB.toFixed(2),
     r.keptPerViewerMiB.toFixed(2),
     r.notes,
   ]);
