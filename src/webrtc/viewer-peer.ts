@@ -384,13 +384,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.statsValue.weriftReleased = true;
     this.mark('weriftReleased');
     // werift's subscriptions go first, so that its closing is not taken for the viewer leaving.
-    for (const dispose of this.disposers.splice(0)) {
-      try {
-        dispose();
-      } catch {
-        // Already disposed.
-      }
-    }
+    this.runDisposers();
     this.negotiation.release();
     await closeWerift(pc, (error) => this.log.debug(`Camera ${this.source.id}: viewer ${this.id} releasing werift: ${errorText(error)}`));
     this.log.debug(`Camera ${this.source.id}: viewer ${this.id} settled; werift let go`);
@@ -427,6 +421,17 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
 
   // ---------------------------------------------------------------- teardown
 
+  /** werift subscriptions and the consent responder's hook, each released once. */
+  private runDisposers(): void {
+    for (const dispose of this.disposers.splice(0)) {
+      try {
+        dispose();
+      } catch {
+        // An already-disposed werift subscription; nothing left to release.
+      }
+    }
+  }
+
   /** Releases everything, once: subscription, timers, werift subscriptions, transceivers, the pc. */
   close(reason: ViewerCloseReason = 'closed', detail?: string): Promise<void> {
     if (this.closePromise) return this.closePromise;
@@ -443,13 +448,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       if (timer !== undefined) this.timers.clearTimeout(timer);
     }
     this.connectTimer = this.disconnectTimer = undefined;
-    for (const dispose of this.disposers.splice(0)) {
-      try {
-        dispose();
-      } catch {
-        // An already-disposed werift subscription; nothing left to release.
-      }
-    }
+    this.runDisposers();
     this.media.stop();
     this.settled?.close();
     const pc = this.negotiation.pc;
