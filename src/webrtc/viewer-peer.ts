@@ -278,7 +278,9 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   // ---------------------------------------------------------------- connection state
 
   private onConnectionState(state: string): void {
-    if (this.closed || this.settled) return;
+    // (A settled viewer hears nothing more from werift: releaseWerift() disposes its subscriptions
+    // before werift closes.)
+    if (this.closed) return;
     switch (state) {
       case 'connected':
         if (this.disconnectTimer !== undefined) {
