@@ -50,6 +50,28 @@ export type UdpBatchHandler = (
 ) => void;
 
 /** The addon's exports, as native/srtp-fanout.c and native/udp-receive.c define them. */
+/** What the native UDP receiver counts (native/udp-receive.c). */
+export interface NativeUdpReceiverStats {
+  /** Datagrams dropped for coming from an address that is not the camera's. */
+  foreign: number;
+  lastForeign: string;
+  /** Datagrams dropped for being longer than a jumbo frame. */
+  truncated: number;
+  /** onBatch calls that threw. */
+  callbackErrors: number;
+  /** Datagrams the kernel dropped because the socket's receive buffer was full (SO_RXQ_OVFL). */
+  kernelDrops: number;
+  /**
+   * How a hold keeps packets: 'drain' leaves them in the socket until a flush reads them all (no
+   * wakeup per datagram), 'poll' reads each burst as it comes. A receiver falls back to 'poll' for
+   * good when draining lost a datagram or would come close to it (`holdModeReason` says which).
+   */
+  holdMode: 'drain' | 'poll';
+  holdModeReason: string;
+  /** The socket's receive buffer as the kernel granted it (bytes; what it charges datagrams against). */
+  receiveBuffer: number;
+}
+
 export interface NativeFanout {
   readonly sourceHash: string;
   createStream(profile: number, key: Buffer, salt: Buffer, authKey: Buffer, ssrc: number): NativeStreamHandle;
@@ -85,9 +107,13 @@ export interface NativeFanout {
   openUdpReceiver(ip: string, port: number, receiveBufferBytes: number, onBatch: UdpBatchHandler): NativeUdpReceiverHandle;
   udpReceiverPort(receiver: NativeUdpReceiverHandle): number;
   setUdpReceiverSources(receiver: NativeUdpReceiverHandle, ips: string[]): void;
-  udpReceiverStats(receiver: NativeUdpReceiverHandle): { foreign: number; lastForeign: string; truncated: number; callbackErrors: number };
-  /** Holds bursts until flushed (true) or delivers each at once (false, the default; what was held goes first). */
-  setUdpReceiverHold(receiver: NativeUdpReceiverHandle, hold: boolean): void;
+  udpReceiverStats(receiver: NativeUdpReceiverHandle): NativeUdpReceiverStats;
+  /**
+   * Holds bursts until flushed (true) or delivers each at once (false, the default; what was held
+   * goes first). A hold drains the socket at each flush instead of polling it, unless `drain` is
+   * false or the receiver gave draining up (see NativeUdpReceiverStats.holdMode).
+   */
+  setUdpReceiverHold(receiver: NativeUdpReceiverHandle, hold: boolean, drain?: boolean): void;
   /** Delivers what is held before returning. */
   flushUdpReceiver(receiver: NativeUdpReceiverHandle): void;
   /** No onBatch after this returns; twice is fine. */

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 
 import { nativeFanout, type NativeFanout, type NativeUdpReceiverHandle, type UdpBatchHandler } from '../../src/rtp/native-fanout.js';
@@ -200,6 +200,16 @@ describe('openLoopbackRtpReceiver (for an ffmpeg the plugin runs)', () => {
   }
 });
 
+/** Bytes waiting in the receive queue of the UDP socket bound to 127.0.0.1:`port` (/proc/net/udp). */
+function socketQueuedBytes(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[1] === local) return Number.parseInt(fields[4]!.split(':')[1]!, 16);
+  }
+  throw new Error(`no UDP socket on 127.0.0.1:${port}`);
+}
+
 /**
  * A native receiver on 127.0.0.1 taking 127.0.0.1's datagrams, and a sender to it (`send`): `body`
  * gets them, and both are closed whatever happens.
@@ -290,7 +300,122 @@ describe('the native receiver itself (native/udp-receive.c)', () => {
     });
   });
 
-  it('delivers held datagrams by itself when they would outgrow what it holds, losing none', async () => {
+  it('drains a hold: the datagrams wait in the socket, unread, until a flush reads them all', async () => {
+    const got: Array<{ seq: number; ageMs: number }> = [];
+    let calls = 0;
+    await withNativeReceiver((slab, offset, lengths, count, _foreign, arrivals, deliveredAt) => {
+      calls++;
+      for (let i = 0; i < count; i++) {
+        got.push({ seq: slab.readUInt32BE(offset), ageMs: deliveredAt - arrivals[i]! });
+        offset += lengths[i]!;
+      }
+    }, async ({ native, handle, send }) => {
+      const port = native.udpReceiverPort(handle);
+      native.setUdpReceiverHold(handle, true);
+      assert.equal(native.udpReceiverStats(handle).holdMode, 'drain');
+      const numbered = (from: number, n: number): Buffer[] =>
+        Array.from({ length: n }, (_, i) => {
+          const datagram = randomBytes(1200);
+          datagram.writeUInt32BE(from + i, 0);
+          return datagram;
+        });
+      await send(numbered(0, 100));
+      await sleep(120);
+      await send(numbered(100, 100));
+      await sleep(30);
+      // Nothing was read: the kernel still holds every byte (a polled hold would have read them).
+      assert.ok(socketQueuedBytes(port) >= 200 * 1200, `receive queue ${socketQueuedBytes(port)} bytes`);
+      assert.equal(calls, 0);
+      native.flushUdpReceiver(handle);
+      assert.equal(socketQueuedBytes(port), 0, 'the flush read the socket empty');
+      assert.deepEqual(got.map((g) => g.seq), Array.from({ length: 200 }, (_, i) => i), 'all, once, in order');
+      // Ages come from the kernel's receive timestamps, not from when the flush read them.
+      assert.ok(got[0]!.ageMs >= 130 && got[99]!.ageMs >= 130, `first burst ages ${got[0]!.ageMs.toFixed(1)} / ${got[99]!.ageMs.toFixed(1)} ms`);
+      assert.ok(got[100]!.ageMs >= 20 && got[100]!.ageMs < got[99]!.ageMs - 80, `second burst age ${got[100]!.ageMs.toFixed(1)} ms`);
+      const stats = native.udpReceiverStats(handle);
+      assert.equal(stats.kernelDrops, 0);
+      assert.equal(stats.holdMode, 'drain', stats.holdModeReason);
+    });
+  });
+
+  it('gives draining up for good when the kernel dropped a datagram, and then reads as they come', async () => {
+    const native = loadedNative();
+    const sender = await bound();
+    const got: number[] = [];
+    // The smallest receive buffer the kernel grants holds a few datagrams of 1200 bytes.
+    const handle = native.openUdpReceiver('127.0.0.1', 0, 1, (slab, offset, lengths, count) => {
+      for (let i = 0; i < count; i++) {
+        got.push(slab.readUInt32BE(offset));
+        offset += lengths[i]!;
+      }
+    });
+    try {
+      native.setUdpReceiverSources(handle, ['127.0.0.1']);
+      const port = native.udpReceiverPort(handle);
+      native.setUdpReceiverHold(handle, true);
+      for (let i = 0; i < 20; i++) {
+        const datagram = randomBytes(1200);
+        datagram.writeUInt32BE(i, 0);
+        await sendAll(sender, port, [datagram]);
+      }
+      await sleep(30);
+      native.flushUdpReceiver(handle);
+      const stats = native.udpReceiverStats(handle);
+      assert.ok(got.length > 0 && got.length < 20, `${got.length} of 20 fit the buffer`);
+      assert.equal(stats.kernelDrops, 20 - got.length, 'the kernel counted what it dropped');
+      assert.equal(stats.holdMode, 'poll');
+      assert.match(stats.holdModeReason, /dropped/);
+      // Still holding, but by polling now: the same 20 one at a time are read as they come, and none is lost.
+      got.length = 0;
+      for (let i = 0; i < 20; i++) {
+        const datagram = randomBytes(1200);
+        datagram.writeUInt32BE(100 + i, 0);
+        await sendAll(sender, port, [datagram]);
+        await sleep(2);
+        assert.equal(socketQueuedBytes(port), 0, `datagram ${i} was read at once`);
+      }
+      native.flushUdpReceiver(handle);
+      assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => 100 + i));
+      assert.equal(native.udpReceiverStats(handle).kernelDrops, stats.kernelDrops, 'no new loss');
+    } finally {
+      native.closeUdpReceiver(handle);
+      sender.close();
+    }
+  });
+
+  it('gives draining up when one flush found half its receive buffer used, before anything is lost', async () => {
+    const native = loadedNative();
+    const sender = await bound();
+    let delivered = 0;
+    const handle = native.openUdpReceiver('127.0.0.1', 0, 96 * 1024, (_slab, _offset, _lengths, count) => {
+      delivered += count;
+    });
+    try {
+      native.setUdpReceiverSources(handle, ['127.0.0.1']);
+      const granted = native.udpReceiverStats(handle).receiveBuffer;
+      assert.ok(granted >= 96 * 1024, `granted ${granted}`);
+      native.setUdpReceiverHold(handle, true);
+      // Datagrams until the kernel counts more than half its buffer used (it charges each its true size).
+      const port = native.udpReceiverPort(handle);
+      let sent = 0;
+      while (socketQueuedBytes(port) <= granted / 2) {
+        await sendAll(sender, port, [randomBytes(1200)]);
+        sent++;
+      }
+      assert.equal(delivered, 0, 'a drained hold read nothing yet');
+      native.flushUdpReceiver(handle);
+      assert.equal(delivered, sent);
+      const stats = native.udpReceiverStats(handle);
+      assert.equal(stats.kernelDrops, 0, 'nothing was lost yet');
+      assert.equal(stats.holdMode, 'poll');
+      assert.match(stats.holdModeReason, /half the receive buffer/);
+    } finally {
+      native.closeUdpReceiver(handle);
+      sender.close();
+    }
+  });
+
+  it('delivers held datagrams by itself when they would outgrow what it holds, losing none (a polled hold)', async () => {
     const got: number[] = [];
     let calls = 0;
     await withNativeReceiver((slab, offset, lengths, count) => {
@@ -300,7 +425,8 @@ describe('the native receiver itself (native/udp-receive.c)', () => {
         offset += lengths[i]!;
       }
     }, async ({ native, handle, send }) => {
-      native.setUdpReceiverHold(handle, true);
+      native.setUdpReceiverHold(handle, true, false);
+      assert.equal(native.udpReceiverStats(handle).holdMode, 'drain', 'polled because asked to, not given up');
       // 1200 datagrams of 1200 bytes: more than the 512 held at most, and more than one slab.
       for (let burst = 0; burst < 12; burst++) {
         await send(
