@@ -11,6 +11,7 @@ import { createCameraRuntime, createPluginServices } from './runtime/camera-runt
 import type { CameraRuntime, CameraRuntimeFactory, PluginServices, PluginServicesFactory, RuntimeContext } from './runtime/types.js';
 import { PLATFORM_NAME, PLUGIN_NAME } from './settings.js';
 import { prefixedLogger, redactingLogger, type Logger } from './util/logger.js';
+import { requestNativeHeapTrim } from './rtp/native-heap-trim.js';
 
 /** What the platform calls out to; tests replace these. */
 export interface PlatformHooks {
@@ -137,6 +138,8 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
       if (!accessory) return;
       await this.startCamera(camera, accessory, context, services, ffmpeg);
     }));
+    // Start-up freed much C heap (module loading, compiles) that glibc would keep resident.
+    if (!this.stopping) requestNativeHeapTrim((message) => this.log.debug(message));
   }
 
   private async startCamera(

@@ -118,6 +118,11 @@ export interface NativeFanout {
   flushUdpReceiver(receiver: NativeUdpReceiverHandle): void;
   /** No onBatch after this returns; twice is fine. */
   closeUdpReceiver(receiver: NativeUdpReceiverHandle): void;
+  /**
+   * Hands the C heap's freed pages back to the system (glibc's malloc_trim): true when some went.
+   * Process-wide and a few milliseconds: see native-heap-trim.ts for when it is called.
+   */
+  trimNativeHeap(): boolean;
 }
 
 export type NativeFanoutStatus = { loaded: true; fanout: NativeFanout; path: string } | { loaded: false; reason: string };
@@ -143,6 +148,7 @@ const NATIVE_FUNCTIONS = [
   'setUdpReceiverHold',
   'flushUdpReceiver',
   'closeUdpReceiver',
+  'trimNativeHeap',
 ];
 
 function isNativeFanout(value: unknown): value is NativeFanout {

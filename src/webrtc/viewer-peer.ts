@@ -44,6 +44,7 @@ import { TracksWait } from './tracks-wait.js';
 import { guardDefaultStunServer } from './werift-stun.js';
 import { ConsentResponder } from './consent-responder.js';
 import { settleUdpPath, type SettledPath } from './viewer-settle.js';
+import { requestNativeHeapTrim } from '../rtp/native-heap-trim.js';
 
 // Moved to viewer-options.ts; re-exported for the modules that import them from here.
 export { CONNECT_TIMEOUT_MS, DEFAULT_TRACKS_TIMEOUT_MS } from './viewer-options.js';
@@ -390,6 +391,9 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.negotiation.release();
     await closeWerift(pc, (error) => this.log.debug(`Camera ${this.source.id}: viewer ${this.id} releasing werift: ${errorText(error)}`));
     this.log.debug(`Camera ${this.source.id}: viewer ${this.id} settled; werift let go`);
+    // Its handshake's OpenSSL state and werift's objects are freed now: C heap glibc would keep.
+    // (No logger passed: a closure here would share this method's context, and keep the viewer.)
+    requestNativeHeapTrim();
     return 'done';
   }
 
@@ -459,6 +463,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     this.log.debug(`Camera ${this.source.id}: viewer ${this.id} closed (${reason}${detail ? `: ${detail}` : ''})`);
     this.emit('closed', reason, detail);
     this.removeAllListeners();
+    requestNativeHeapTrim();
   }
 }
 
