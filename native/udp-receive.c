@@ -24,8 +24,8 @@
  *   unoptimized.
  * - poll: bursts are read as they come and pile up in the slab until flushed, or until the slab or
  *   the lengths array is full. A receiver falls back to this for good when the kernel dropped a
- *   datagram while it drained, or when one flush's datagrams would have filled half the receive
- *   buffer (a high-bitrate camera, or a system whose net.core.rmem_max caps the buffer small):
+ *   datagram while it drained, or when a flush finds half the receive buffer used (a high-bitrate
+ *   camera, or a system whose net.core.rmem_max caps the buffer small):
  *   losing packets of the GOP cache would show as a smeared picture when the next viewer joins.
  */
 #define _GNU_SOURCE
@@ -95,8 +95,8 @@ typedef struct {
   int drain_refused;    /* holds poll for good (see the file comment); why, in hold_mode_reason */
   const char *hold_mode_reason;
   size_t receive_buffer; /* the kernel's receive buffer size for this socket (SO_RCVBUF as read back) */
-  uint32_t kernel_drops; /* the socket's drop counter (SO_MEMINFO), as last read */
-  uint32_t drain_drops;  /* the same when the drained hold started, or at its last drain */
+  uint32_t kernel_drops; /* the socket's drop counter (SO_MEMINFO), as udpReceiverStats last read it */
+  uint32_t drain_drops;  /* the same counter when the drained hold started, or at its last drain */
   int pending;          /* datagrams in the slab from pending_offset, not yet delivered */
   size_t pending_offset;
   int delivering;       /* inside the JavaScript call: a flush from there is a no-op */
@@ -374,13 +374,18 @@ static void read_control(receive_scratch *s, int received, double read_at) {
   }
 }
 
+/* Watches the socket again (each burst read as it comes), unless it already is or is closed. */
+static void start_polling(udp_receiver *r) {
+  if (r->open && !r->polling && uv_poll_start(&r->poll, UV_READABLE, on_readable) == 0) r->polling = 1;
+}
+
 /* A drained hold is given up for good: the socket is polled again, and bursts pile up in the slab. */
 static void refuse_drain(udp_receiver *r, const char *reason) {
   if (!r->drain_refused) {
     r->drain_refused = 1;
     r->hold_mode_reason = reason;
   }
-  if (r->open && !r->polling && uv_poll_start(&r->poll, UV_READABLE, on_readable) == 0) r->polling = 1;
+  start_polling(r);
 }
 
 /*
@@ -423,7 +428,6 @@ static void drain(udp_receiver *r) {
     if (r->holding) refuse_drain(r, "the kernel no longer reports the socket's memory");
   } else {
     int lost = drops != r->drain_drops;
-    r->kernel_drops = drops;
     r->drain_drops = drops;
     if (r->holding && lost) refuse_drain(r, "the kernel dropped datagrams while the hold drained the socket");
     else if (r->holding && queued > buffer / 2) refuse_drain(r, "one drain found half the receive buffer used");
@@ -671,7 +675,7 @@ static napi_value set_hold(napi_env env, napi_callback_info info) {
     if (!r->polling) drain(r);
     r->holding = 0;
     if (r->pending > 0) deliver_pending(r);
-    if (r->open && !r->polling && uv_poll_start(&r->poll, UV_READABLE, on_readable) == 0) r->polling = 1;
+    start_polling(r);
     return NULL;
   }
   /* Holding starts in a slab of the larger size, so that the first hold does not fill it at once. */
@@ -684,13 +688,14 @@ static napi_value set_hold(napi_env env, napi_callback_info info) {
     if (r->polling) {
       /* Losses counted from here are the drained hold's own. */
       uint32_t queued = 0, buffer = 0, drops = 0;
-      if (socket_memory(r->fd, &queued, &buffer, &drops)) r->kernel_drops = r->drain_drops = drops;
+      if (socket_memory(r->fd, &queued, &buffer, &drops)) r->drain_drops = drops;
       uv_poll_stop(&r->poll);
     }
     r->polling = 0;
-  } else if (!r->polling && uv_poll_start(&r->poll, UV_READABLE, on_readable) == 0) {
+  } else if (!r->polling) {
+    /* Asked to poll while draining: what waited goes first, then each burst as it comes. */
     drain(r);
-    r->polling = 1;
+    start_polling(r);
   }
   return NULL;
 }

@@ -49,7 +49,6 @@ export type UdpBatchHandler = (
   deliveredAt: number,
 ) => void;
 
-/** The addon's exports, as native/srtp-fanout.c and native/udp-receive.c define them. */
 /** What the native UDP receiver counts (native/udp-receive.c). */
 export interface NativeUdpReceiverStats {
   /** Datagrams dropped for coming from an address that is not the camera's. */
@@ -59,7 +58,7 @@ export interface NativeUdpReceiverStats {
   truncated: number;
   /** onBatch calls that threw. */
   callbackErrors: number;
-  /** Datagrams the kernel dropped because the socket's receive buffer was full (SO_RXQ_OVFL). */
+  /** Datagrams the kernel dropped because the socket's receive buffer was full (SO_MEMINFO). */
   kernelDrops: number;
   /**
    * How a hold keeps packets: 'drain' leaves them in the socket until a flush reads them all (no
@@ -72,6 +71,7 @@ export interface NativeUdpReceiverStats {
   receiveBuffer: number;
 }
 
+/** The addon's exports, as native/srtp-fanout.c and native/udp-receive.c define them. */
 export interface NativeFanout {
   readonly sourceHash: string;
   createStream(profile: number, key: Buffer, salt: Buffer, authKey: Buffer, ssrc: number): NativeStreamHandle;

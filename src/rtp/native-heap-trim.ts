@@ -85,17 +85,16 @@ export class NativeHeapTrimmer {
     this.pendingSince = undefined;
   }
 
+  /** Only ever scheduled by `request`, which needs `trim`. */
   private run(): void {
     this.timer = undefined;
     this.pendingSince = undefined;
-    const trim = this.options.trim;
-    if (!trim) return;
     const before = this.rss();
     const started = this.now();
     try {
-      trim();
+      this.options.trim?.();
     } catch (error) {
-      // Never expected (the C call only reads no arguments); a trim is an optimisation, not a duty.
+      // Never expected (the C call takes no arguments); a trim is an optimisation, not a duty.
       this.debug?.(`could not return freed native memory: ${String(error)}`);
       return;
     }
