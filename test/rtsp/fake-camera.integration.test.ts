@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { nativeFanout } from '../../src/rtp/native-fanout.js';
 import { RtspError } from '../../src/rtsp/errors.js';
 import { FakeCamera } from '../helpers/fake-camera.js';
-import { assertRtspError, openUpstream, sleep, waitFor, type Opened } from './helpers.js';
+import { assertRtspError, flowReport, mainThreadWakeups, openUpstream, sleep, waitFor, type Opened } from './helpers.js';
 
 const PASSWORD = 's3cr3t!pw';
 /** Generous step timeouts: the camera builds its pipeline on the first DESCRIBE. */
@@ -45,7 +45,9 @@ function packetsOf(opened: Opened, track: number): Buffer[] {
  * machine may drop a little, which is UDP's nature and not the client's fault.
  */
 async function assertPlays(opened: Opened, audioPayloadType: number, transport: 'tcp' | 'udp' = 'tcp'): Promise<void> {
-  await waitFor(() => packetsOf(opened, 0).length > 50 && packetsOf(opened, 1).length > 20, 8000, 'video and audio RTP');
+  await waitFor(() => packetsOf(opened, 0).length > 50 && packetsOf(opened, 1).length > 20, 8000, 'video and audio RTP').catch((error: unknown) => {
+    throw new Error(`${(error as Error).message} (${flowReport(opened)})`);
+  });
   await waitFor(() => h264NalTypes(packetsOf(opened, 0)).has(5), 5000, 'an IDR');
   const video = packetsOf(opened, 0);
   assert.ok(video.every((p) => (p[1]! & 0x7f) === 96));
@@ -65,8 +67,9 @@ async function openPlaying(camera: FakeCamera, transport: 'tcp' | 'udp'): Promis
   try {
     await waitFor(() => packetsOf(opened, 0).length > 20 && packetsOf(opened, 1).length > 5, 8000, 'video and audio RTP');
   } catch (error) {
+    const flow = flowReport(opened);
     await opened.session.close();
-    throw error;
+    throw new Error(`${(error as Error).message} (${flow})`);
   }
   return opened;
 }
@@ -138,8 +141,8 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
     await withSession(opened, async () => {
       const { session } = opened;
       assert.ok(session.holdDelivery && session.flushDelivery, 'an RTSP session can hold');
-      // The process's wakeups (voluntary context switches): one per datagram while live.
-      const wakeups = (): number => process.resourceUsage().voluntaryContextSwitches;
+      // The event loop's wakeups: one per datagram while live.
+      const wakeups = mainThreadWakeups;
       let wakeupsFrom = wakeups();
       await sleep(1500);
       const wakeupsLive = wakeups() - wakeupsFrom;
@@ -183,8 +186,8 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
     await withSession(opened, async () => {
       const { session } = opened;
       // Reads as data comes: at 25 fps plus 50 audio packets a second, many reads in 1.5 s.
-      // The process's wakeups (voluntary context switches) count the reads Node does underneath.
-      const wakeups = (): number => process.resourceUsage().voluntaryContextSwitches;
+      // The event loop's wakeups count the reads Node does underneath.
+      const wakeups = mainThreadWakeups;
       const before = opened.rtp.length;
       const wakeupsBefore = wakeups();
       await sleep(1500);

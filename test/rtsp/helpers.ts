@@ -1,6 +1,7 @@
 // Shared bits of the RTSP client tests: short timeouts, a recording logger, and an opener that
 // captures every handler call.
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { UpstreamSession } from '../../src/media/types.js';
 import { RtspError, type RtspErrorCode } from '../../src/rtsp/errors.js';
 import type { RtspTimeouts } from '../../src/rtsp/session.js';
@@ -108,6 +109,56 @@ export async function expectOpenError(url: string, code: RtspErrorCode, pattern?
     return assertRtspError(err, code, pattern);
   }
   assert.fail(`expected the session to fail with ${code}`);
+}
+
+/**
+ * How often the main thread (the event loop) has blocked and been woken: its voluntary context
+ * switches. Only the main thread's, from /proc, because the process-wide count in
+ * `process.resourceUsage()` also counts V8's GC helpers and libuv's pool, which under a full
+ * suite's load wake far more often than any socket and drown what a test measures.
+ */
+export function mainThreadWakeups(): number {
+  const status = readFileSync(`/proc/self/task/${process.pid}/status`, 'utf8');
+  const match = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status);
+  assert.ok(match, 'voluntary_ctxt_switches in /proc/self/task/<pid>/status');
+  return Number(match[1]);
+}
+
+/**
+ * This process's UDP sockets as the kernel sees them (/proc/net/udp): local port, bytes queued
+ * unread, and datagrams dropped for want of room. For a failure message: media that stop with
+ * bytes queued were not read here; media that stop with nothing queued never came.
+ */
+export function ownUdpSockets(): string {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+      if (match) inodes.add(match[1]!);
+    } catch {
+      // The descriptor closed while we looked.
+    }
+  }
+  const sockets: string[] = [];
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 13 || !inodes.has(fields[9]!)) continue;
+    const port = parseInt(fields[1]!.split(':')[1]!, 16);
+    const queued = parseInt(fields[4]!.split(':')[1]!, 16);
+    sockets.push(`:${port} queued ${queued} B, dropped ${fields[12]}`);
+  }
+  return sockets.length > 0 ? sockets.join('; ') : 'none';
+}
+
+/** What has come in on each track so far, for a failure message. */
+export function flowReport(opened: Opened): string {
+  const now = performance.now();
+  const tracks = [...new Set(opened.rtp.map((p) => p.track))].sort();
+  const perTrack = tracks.map((track) => {
+    const packets = opened.rtp.filter((p) => p.track === track);
+    return `track ${track}: ${packets.length} packets, the last ${(now - packets.at(-1)!.at).toFixed(0)} ms ago`;
+  });
+  return `${perTrack.join(', ') || 'no packets'}; closes ${opened.closes.length}; UDP sockets: ${ownUdpSockets()}`;
 }
 
 export { sleep, waitFor } from '../helpers/wait.js';

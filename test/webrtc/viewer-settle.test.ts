@@ -108,8 +108,7 @@ describe('a settled viewer, werift let go, with a werift client', () => {
       await receiver.waitFor(() => receiver.duplicates >= duplicatesBefore + asked.length, 10_000, 'the NACKed packets again');
       assert.equal(viewer.stats().retransmissions, asked.length);
       // Reported loss reaches the stats, and our sender reports reach the viewer.
-      await receiver.sendReceiverReport(64);
-      await receiver.waitFor(() => viewer.stats().videoFractionLost === 0.25, 10_000, 'the reported loss in the stats');
+      await receiver.reportLossUntil(64, () => viewer.stats().videoFractionLost === 0.25, 10_000, 'the reported loss in the stats');
       await receiver.waitFor(() => receiver.rtcpReceived.some((p) => p.type === 200), 5_000, 'a sender report');
       // werift's consent checks (every 4-6 s) are answered on the settled socket, and accepted.
       const pair = receiver.pc.getTransceivers()[0]!.receiver.dtlsTransport.iceTransport.connection.nominated!;

@@ -144,8 +144,7 @@ describe('viewer peer with a werift client', () => {
       await receiver.waitFor(() => receiver.duplicates >= duplicatesBefore + asked.length, 10_000, 'the NACKed packets again');
       assert.equal(viewer.stats().nacks, 1);
       assert.equal(viewer.stats().retransmissions, asked.length);
-      await receiver.sendReceiverReport(64);
-      await receiver.waitFor(() => viewer.stats().videoFractionLost === 0.25, 10_000, 'the reported loss in the stats');
+      await receiver.reportLossUntil(64, () => viewer.stats().videoFractionLost === 0.25, 10_000, 'the reported loss in the stats');
       // Our sender reports, SR + SDES CNAME under our SRTCP index, open in werift.
       await receiver.waitFor(() => receiver.rtcpReceived.some((p) => p.type === 200), 5_000, 'a sender report');
       const reports = receiver.rtcpReceived.filter((p) => p.type === 200);

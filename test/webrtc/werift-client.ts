@@ -243,6 +243,21 @@ export class WeriftReceiver {
     await transceiver.receiver.dtlsTransport.sendRtcp([new RtcpRrPacket({ ssrc: transceiver.receiver.rtcpSsrc, reports: [report] })]);
   }
 
+  /**
+   * Sends a receiver report of `fractionLost` (of 256) for the video until `seen()` holds. Sent
+   * again every 200 ms, because werift's own receiver reports (every 0.5-1.5 s, saying what this
+   * client really lost: nothing) replace ours at the server, and on a loaded machine one can land
+   * before a poll has looked.
+   */
+  async reportLossUntil(fractionLost: number, seen: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!seen()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} after reporting ${fractionLost}/256 lost`);
+      await this.sendReceiverReport(fractionLost);
+      for (let i = 0; i < 10 && !seen(); i++) await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   /** From now on keeps the RTCP the server sends (werift decrypts and parses it). */
   collectRtcp(): void {
     this.videoTransceiver().receiver.dtlsTransport.onRtcp.subscribe((packet) => this.rtcpReceived.push(packet));
