@@ -22,6 +22,12 @@ export interface RtpReceiverEvents {
   onPacket(packet: Buffer, ageMs: number): void;
   /** The first datagram from an address that is not the camera's, once. */
   onForeign(address: string): void;
+  /**
+   * Optional. Once: a hold can no longer leave datagrams in the socket between flushes (the kernel
+   * dropped one, or came close to it, in a receive buffer of `receiveBufferBytes`), and reads each
+   * burst as it comes from now on. Nothing is lost by that, but an unwatched camera costs more CPU.
+   */
+  onHoldFallback?(reason: string, receiveBufferBytes: number): void;
 }
 
 export interface RtpReceiver {
@@ -67,6 +73,8 @@ export function openNativeRtpReceiver(native: NativeFanout, address: string, por
   // (onBatch runs only from the poll, never inside this call, so `opened` is set by then.)
   const opened: NativeUdpReceiverHandle = native.openUdpReceiver(address, port, receiveBufferBytes, onBatch);
   let closed = false;
+  let holding = false;
+  let reportedFallback = false;
   return {
     port: native.udpReceiverPort(opened),
     path: 'native',
@@ -80,11 +88,20 @@ export function openNativeRtpReceiver(native: NativeFanout, address: string, por
     start(next: RtpReceiverEvents): void {
       events = next;
     },
-    hold(holding: boolean): void {
-      if (!closed) native.setUdpReceiverHold(opened, holding);
+    hold(hold: boolean): void {
+      if (closed) return;
+      holding = hold;
+      native.setUdpReceiverHold(opened, hold);
     },
     flush(): void {
-      if (!closed) native.flushUdpReceiver(opened);
+      if (closed) return;
+      native.flushUdpReceiver(opened);
+      // A drained hold is judged at each flush; once it has fallen back there is nothing more to see.
+      if (!holding || reportedFallback || !events?.onHoldFallback) return;
+      const stats = native.udpReceiverStats(opened);
+      if (stats.holdMode !== 'poll') return;
+      reportedFallback = true;
+      events.onHoldFallback(stats.holdModeReason, stats.receiveBuffer);
     },
     close(): void {
       if (closed) return;

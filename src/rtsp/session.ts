@@ -141,6 +141,8 @@ export class RtspSession implements UpstreamSession {
   private lastRtpAt = 0;
   private cameraAddresses = new Set<string>();
   private droppedForeign = 0;
+  /** The first fallback from a drained hold is logged; later ones (other tracks) say nothing new. */
+  private loggedHoldFallback = false;
   private firstPacket: (() => void) | undefined;
   private lost: ((err: RtspError) => void) | undefined;
   /**
@@ -469,7 +471,16 @@ export class RtspSession implements UpstreamSession {
       if (this.hold) this.hold.packets.push({ index, packet, arrivedAt: this.now() - ageMs });
       else this.onRtpPacket(index, packet, ageMs);
     };
-    pair.rtp.start({ onPacket, onForeign: foreign });
+    const onHoldFallback = (reason: string, receiveBufferBytes: number): void => {
+      if (this.loggedHoldFallback) return;
+      this.loggedHoldFallback = true;
+      this.log.info(
+        `while nobody watches, UDP packets are now read as they arrive rather than left in the socket between deliveries ` +
+          `(${reason}; receive buffer ${Math.round(receiveBufferBytes / 1024)} KiB). Nothing is lost, but an unwatched camera ` +
+          `costs a little more CPU; a larger net.core.rmem_max (sysctl) lets the socket keep them.`,
+      );
+    };
+    pair.rtp.start({ onPacket, onForeign: foreign, onHoldFallback });
     pair.rtcp.on('message', (msg, rinfo) => {
       const from = normalizeAddress(rinfo.address) ?? '';
       if (this.cameraAddresses.has(from)) this.onRtcp(index, msg);

@@ -435,6 +435,9 @@ class Camera:
         if method == "PLAY" and allowed and self.a.keyframe_on_play:
             # Start the new viewer on an IDR, as many cameras do, once PLAY is handled.
             GLib.timeout_add(20, lambda: self.request_keyframe() and False)
+        if method == "PLAY" and allowed:
+            # For a failed test's log: what the UDP senders did for their clients since.
+            GLib.timeout_add(2000, lambda: self._log_udp_senders() and False)
 
     def _on_media_configure(self, _factory, media):
         if media.get_element().get_by_name(BACKCHANNEL_BIN) is not None:
@@ -521,6 +524,32 @@ class Camera:
                 log(f"video flows again after {self.stalled_for} s")
             self.stalled_for = 0
         return True
+
+    def _log_udp_senders(self):
+        """Logs each UDP sender of the shared media: its state, and per client the packets
+        sent. A client that gets nothing while the encoder runs shows here with 0."""
+        if self.media is None or self.media.get_element().get_parent() is None:
+            return False
+        parts = []
+        iterator = self.media.get_element().get_parent().iterate_recurse()
+        while True:
+            res, element = iterator.next()
+            if res != Gst.IteratorResult.OK:
+                break
+            factory = element.get_factory()
+            if factory is None or factory.get_name() != "multiudpsink":
+                continue
+            _r, state, _p = element.get_state(0)
+            clients = [c for c in (element.get_property("clients") or "").split(",") if c]
+            sent = []
+            for client in clients:
+                host, _, port = client.rpartition(":")
+                stats = element.emit("get-stats", host, int(port))
+                packets = stats.get_value("packets-sent") if stats is not None else None
+                sent.append(f"{client} {packets}")
+            parts.append(f"{element.get_name()} {state.value_nick} [{', '.join(sent)}]")
+        log(f"UDP senders 2 s after PLAY: {'; '.join(parts) or 'none'}")
+        return False
 
     def _pipeline_state(self):
         pipeline = self.media.get_element().get_parent()

@@ -383,6 +383,47 @@ describe('the native receiver itself (native/udp-receive.c)', () => {
     }
   });
 
+  it('tells its user once, at the flush that found it, when a hold falls back from draining', async () => {
+    const sender = await bound();
+    const fallbacks: Array<[string, number]> = [];
+    const delivered: number[] = [];
+    // The smallest buffer the kernel grants: 20 datagrams overflow it while the hold drains.
+    const receiver = openNativeRtpReceiver(loadedNative(), '127.0.0.1', 0, 1);
+    try {
+      receiver.allow('127.0.0.1');
+      receiver.start({
+        onPacket: (packet) => delivered.push(packet.readUInt32BE(0)),
+        onForeign: () => undefined,
+        onHoldFallback: (reason, bytes) => fallbacks.push([reason, bytes]),
+      });
+      receiver.hold(true);
+      receiver.flush();
+      assert.deepEqual(fallbacks, [], 'a drained hold that lost nothing says nothing');
+      for (let i = 0; i < 20; i++) {
+        const datagram = randomBytes(1200);
+        datagram.writeUInt32BE(i, 0);
+        await sendAll(sender, receiver.port, [datagram]);
+      }
+      await sleep(30);
+      receiver.flush();
+      assert.ok(delivered.length > 0 && delivered.length < 20, `${delivered.length} of 20 fit the buffer`);
+      assert.equal(fallbacks.length, 1);
+      assert.match(fallbacks[0]![0], /dropped/);
+      assert.ok(fallbacks[0]![1] > 0 && fallbacks[0]![1] < 64 * 1024, `the granted buffer: ${fallbacks[0]![1]} bytes`);
+      // Later flushes, and a hold taken again, say nothing new.
+      await sendAll(sender, receiver.port, [randomBytes(1200)]);
+      await sleep(10);
+      receiver.flush();
+      receiver.hold(false);
+      receiver.hold(true);
+      receiver.flush();
+      assert.equal(fallbacks.length, 1);
+    } finally {
+      receiver.close();
+      sender.close();
+    }
+  });
+
   it('gives draining up when one flush found half its receive buffer used, before anything is lost', async () => {
     const native = loadedNative();
     const sender = await bound();
