@@ -505,9 +505,15 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_error(env, message);
   }
-  /* The OS may cap it lower (net.core.rmem_max); the default still holds a small stream. */
+  /*
+   * SO_RCVBUF is capped at net.core.rmem_max (a Raspberry Pi's default grants 416 KiB), which a
+   * drained hold of a high-bitrate camera outgrows (see refuse_drain). A process allowed to
+   * (CAP_NET_ADMIN: root, as in the usual Homebridge container) gets the asked size past that cap,
+   * for this socket only, as GStreamer's udpsrc does; anyone else gets what the cap allows.
+   */
   int buffer_bytes = (int)receive_buffer;
-  if (buffer_bytes > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof(buffer_bytes));
+  if (buffer_bytes > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buffer_bytes, sizeof(buffer_bytes)) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof(buffer_bytes));
   /* Arrival times from the kernel: a drained hold reads datagrams long after they came. */
   int on = 1;
   int stamped = setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) == 0;

@@ -2,6 +2,7 @@
 // (native/udp-receive.c, one recvmmsg per burst) and through dgram: both deliver every datagram
 // from the camera byte for byte and in order, drop anyone else's, and stop at close.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -230,6 +231,26 @@ async function withNativeReceiver(
   }
 }
 
+/**
+ * The receive buffer the native receiver is granted when it asks for `asked` bytes, in a child Node
+ * started through `wrapper` (a command and its arguments, or none), and whether that child had
+ * CAP_NET_ADMIN (bit 12 of its effective capabilities).
+ */
+function grantedReceiveBuffer(asked: number, wrapper: string[]): { granted: number; mayForce: boolean } {
+  const script = `
+    import { readFileSync } from 'node:fs';
+    import { nativeFanout } from './src/rtp/native-fanout.ts';
+    const status = nativeFanout();
+    if (!status.loaded) throw new Error(status.reason);
+    const handle = status.fanout.openUdpReceiver('127.0.0.1', 0, ${asked}, () => undefined);
+    const granted = status.fanout.udpReceiverStats(handle).receiveBuffer;
+    status.fanout.closeUdpReceiver(handle);
+    const effective = BigInt('0x' + /^CapEff:\\s+([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))[1]);
+    console.log(JSON.stringify({ granted, mayForce: (effective & (1n << 12n)) !== 0n }));`;
+  const [command, ...args] = [...wrapper, process.execPath, '--import', 'tsx', '--input-type=module', '-e', script];
+  return JSON.parse(execFileSync(command!, args, { encoding: 'utf8', timeout: 30_000 })) as { granted: number; mayForce: boolean };
+}
+
 describe('the native receiver itself (native/udp-receive.c)', () => {
   it('hands a burst to JavaScript in fewer calls than datagrams', async () => {
     let calls = 0;
@@ -381,6 +402,18 @@ describe('the native receiver itself (native/udp-receive.c)', () => {
       native.closeUdpReceiver(handle);
       sender.close();
     }
+  });
+
+  it('gets the receive buffer it asks for past net.core.rmem_max where the process may (CAP_NET_ADMIN), and the cap elsewhere', () => {
+    const cap = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+    const asked = cap + 1024 * 1024;
+    // A child with this process's capabilities, and one without CAP_NET_ADMIN (setpriv, util-linux): both ways run here.
+    const self = grantedReceiveBuffer(asked, []);
+    assert.equal(self.granted, 2 * (self.mayForce ? asked : cap), `as this process: rmem_max ${cap}, CAP_NET_ADMIN ${self.mayForce}`);
+    const capped = grantedReceiveBuffer(asked, ['setpriv', '--bounding-set', '-net_admin', '--inh-caps', '-net_admin']);
+    assert.equal(capped.mayForce, false);
+    // The kernel doubles what it is given, for its own bookkeeping, and reports that.
+    assert.equal(capped.granted, 2 * cap, `without CAP_NET_ADMIN: rmem_max ${cap}`);
   });
 
   it('tells its user once, at the flush that found it, when a hold falls back from draining', async () => {
