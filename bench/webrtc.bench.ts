@@ -12,7 +12,8 @@
  *   per-packet path, which only this bench has: see `weriftSendPath`) it prints:
  *   time to first frame (watch -> first keyframe reassembled by the receiver, median), server-added
  *   latency (frame available -> its last packet handed to the viewer's socket, p50/p99 over all
- *   viewer-frames), server CPU per viewer-packet (above a no-viewer baseline) and RSS per viewer,
+ *   viewer-frames, and in the notes the p99 of audio, keyframes and other video apart), server
+ *   CPU per viewer-packet (above a no-viewer baseline) and RSS per viewer,
  *   with what of it is V8's young generation (grown with the allocation rate, nobody's state), what
  *   is V8's old generation and code as committed (live or not), and what the process still holds
  *   per viewer after a full GC (the state a viewer keeps).
@@ -67,6 +68,12 @@ function isMessage(value: unknown): value is Message {
 
 function median(values: number[]): number {
   return percentile(values, 50);
+}
+
+/** The median over windows of one kind's p99 (see LATENCY_KINDS), or a dash where no window had that kind. */
+function kindP99(windows: ReadonlyArray<Record<string, number>>, kind: (typeof LATENCY_KINDS)[number]): string {
+  const values = windows.map((w) => w[`latencyP99_${kind}`]!).filter((v) => Number.isFinite(v));
+  return values.length > 0 ? median(values).toFixed(2) : '–';
 }
 
 function percentile(values: ArrayLike<number>, p: number): number {
@@ -138,6 +145,12 @@ function weriftSendPath(viewer: ViewerPeer): { write(frame: MediaFrame): boolean
   };
 }
 
+/**
+ * The frames a latency belongs to, for its tail: a keyframe is many packets to fan out, and the
+ * largest frames, sent to the last viewers, make the p99.
+ */
+const LATENCY_KINDS = ['audio', 'keyframes', 'other video'] as const;
+
 // ------------------------------------------------------------------ server role
 
 async function runServer(path: SendPath): Promise<void> {
@@ -153,6 +166,8 @@ async function runServer(path: SendPath): Promise<void> {
   const weriftPackets = new Map<ViewerPeer, () => number>();
   let measuring = false;
   const latencies = new Float64Array(2_000_000);
+  /** Each latency's frame: what the tail is made of (see LATENCY_KINDS). */
+  const latencyKinds = new Uint8Array(latencies.length);
   let latencyCount = 0;
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
   await new Promise<void>((resolve) => wss.once('listening', resolve));
@@ -187,7 +202,10 @@ async function runServer(path: SendPath): Promise<void> {
           const accepted = write(frame);
           if (measuring && viewer.phase === 'connected') {
             const latency = performance.now() - frame.receivedAt;
-            if (latency < 250 && latencyCount < latencies.length) latencies[latencyCount++] = latency;
+            if (latency < 250 && latencyCount < latencies.length) {
+              latencyKinds[latencyCount] = frame.kind === 'audio' ? 0 : frame.keyframe ? 1 : 2;
+              latencies[latencyCount++] = latency;
+            }
           }
           return accepted;
         };
@@ -242,6 +260,9 @@ async function runServer(path: SendPath): Promise<void> {
           keyframeRequests: after.keyframes - before.keyframes,
           latencyP50: percentile(latencies.subarray(0, latencyCount), 50),
           latencyP99: percentile(latencies.subarray(0, latencyCount), 99),
+          ...Object.fromEntries(
+            LATENCY_KINDS.map((kind, index) => [`latencyP99_${kind}`, percentile(latencies.subarray(0, latencyCount).filter((_, i) => latencyKinds[i] === index), 99)]),
+          ),
           rss: process.memoryUsage().rss,
           ...keptMemory(),
           viewers: viewers.filter((v) => v.phase === 'connected').length,
@@ -406,6 +427,8 @@ async function runPath(path: SendPath): Promise<Row[]> {
         cpuPercent: (Number(m.cpuUs) / (elapsed * 1000)) * 100,
         latencyP50: Number(m.latencyP50),
         latencyP99: Number(m.latencyP99),
+        // (A window without such a frame sent NaN, which JSON carries as null.)
+        ...Object.fromEntries(LATENCY_KINDS.map((kind) => [`latencyP99_${kind}`, m[`latencyP99_${kind}`] === null ? Number.NaN : Number(m[`latencyP99_${kind}`])])),
         rssPerViewerMiB: (Number(m.rss) - baseRss) / n / 1048576,
         youngPerViewerMiB: (Number(m.youngGeneration) - baseYoung) / n / 1048576,
         keptPerViewerMiB: (Number(m.kept) - baseKept) / n / 1048576,
@@ -427,7 +450,7 @@ async function runPath(path: SendPath): Promise<Row[]> {
       youngPerViewerMiB: med('youngPerViewerMiB'),
       keptPerViewerMiB: med('keptPerViewerMiB'),
       oldPerViewerMiB: med('oldPerViewerMiB'),
-      notes: `kernel ${med('sysPerPacket').toFixed(1)} µs/pkt; srtp=${String(windows[0]!.srtpProfiles)} nack=${sum('nacks')} rtx=${sum('retransmissions')} pli/fir=${sum('keyframeRequests')} congested=${sum('congestion')}`,
+      notes: `p99 ms by frame: ${LATENCY_KINDS.map((kind) => `${kind} ${kindP99(per, kind)}`).join(', ')}; kernel ${med('sysPerPacket').toFixed(1)} µs/pkt; srtp=${String(windows[0]!.srtpProfiles)} nack=${sum('nacks')} rtx=${sum('retransmissions')} pli/fir=${sum('keyframeRequests')} congested=${sum('congestion')}`,
     });
     const allocations = allocationsPerViewer(windows, bases, baseAllocations, n);
     if (allocations) rows[rows.length - 1]!.allocations = allocations;
