@@ -418,15 +418,18 @@ static int read_bursts(udp_receiver *r, receive_scratch *s, int rounds) {
 
 /*
  * Reads everything that waited on the socket while a hold drained it (or while a hold ends), after
- * judging from the kernel's own count whether draining stays safe (see the file comment).
+ * judging from the kernel's own count whether draining stays safe (see the file comment). Returns
+ * how full the receive buffer was (0-1, as the kernel counts it), or -1 when that is unknown.
  */
-static void drain(udp_receiver *r) {
+static double drain(udp_receiver *r) {
   receive_scratch *s = NULL;
-  if (!r->open || napi_get_instance_data(r->env, (void **)&s) != napi_ok || !s) return;
+  if (!r->open || napi_get_instance_data(r->env, (void **)&s) != napi_ok || !s) return -1;
   uint32_t queued = 0, buffer = 0, drops = 0;
+  double fill = -1;
   if (!socket_memory(r->fd, &queued, &buffer, &drops)) {
     if (r->holding) refuse_drain(r, "the kernel no longer reports the socket's memory");
   } else {
+    fill = buffer > 0 ? (double)queued / (double)buffer : -1;
     int lost = drops != r->drain_drops;
     r->drain_drops = drops;
     if (r->holding && lost) refuse_drain(r, "the kernel dropped datagrams while the hold drained the socket");
@@ -434,6 +437,7 @@ static void drain(udp_receiver *r) {
   }
   int datagrams = read_bursts(r, s, MAX_DRAIN_ROUNDS);
   if (r->holding && datagrams >= MAX_DRAIN_ROUNDS * RECEIVE_BATCH) refuse_drain(r, "more datagrams waited than one drain reads");
+  return fill;
 }
 
 static void finalize_receiver(napi_env env, void *data, void *hint) {
@@ -706,13 +710,24 @@ static napi_value set_hold(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* flushUdpReceiver(handle): delivers what is held now, before returning (nothing from inside onBatch). */
+/*
+ * flushUdpReceiver(handle) -> fill: delivers what is held now, before returning (nothing from inside
+ * onBatch). `fill` is how full the socket's receive buffer was when a drained hold read it (0-1, as
+ * the kernel counts it), so the caller can flush more often before draining has to be given up;
+ * -1 where the hold does not drain (it polls, or nothing is held).
+ */
 static napi_value flush_receiver(napi_env env, napi_callback_info info) {
   udp_receiver *r = only_receiver_argument(env, info, "flushUdpReceiver(handle): bad arguments");
-  if (!r || !r->open || r->delivering) return NULL;
-  if (!r->polling) drain(r);
-  if (r->pending > 0) deliver_pending(r);
-  return NULL;
+  double fill = -1;
+  if (r && r->open && !r->delivering) {
+    if (!r->polling) fill = drain(r);
+    /* A drain that just gave draining up says so as -1: flushing faster no longer matters. */
+    if (r->drain_refused) fill = -1;
+    if (r->pending > 0) deliver_pending(r);
+  }
+  napi_value result;
+  if (napi_create_double(env, fill, &result) != napi_ok) return NULL;
+  return result;
 }
 
 /* closeUdpReceiver(handle): no callback after this returns; closing twice is fine. */

@@ -114,8 +114,11 @@ export interface NativeFanout {
    * false or the receiver gave draining up (see NativeUdpReceiverStats.holdMode).
    */
   setUdpReceiverHold(receiver: NativeUdpReceiverHandle, hold: boolean, drain?: boolean): void;
-  /** Delivers what is held before returning. */
-  flushUdpReceiver(receiver: NativeUdpReceiverHandle): void;
+  /**
+   * Delivers what is held before returning. Returns how full the socket's receive buffer was when a
+   * drained hold read it (0-1, as the kernel counts it), or -1 where the hold does not drain.
+   */
+  flushUdpReceiver(receiver: NativeUdpReceiverHandle): number;
   /** No onBatch after this returns; twice is fine. */
   closeUdpReceiver(receiver: NativeUdpReceiverHandle): void;
   /**

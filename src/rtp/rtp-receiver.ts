@@ -42,8 +42,12 @@ export interface RtpReceiver {
    * held goes first). A no-op where packets cannot be held (dgram).
    */
   hold(holding: boolean): void;
-  /** Delivers what is held, before returning. */
-  flush(): void;
+  /**
+   * Delivers what is held, before returning. Returns how full the socket's receive buffer was when
+   * a drained hold read it (0-1), so the caller can flush sooner before draining must be given up;
+   * -1 where nothing drains (a polled hold, dgram, not holding).
+   */
+  flush(): number;
   close(): void;
 }
 
@@ -93,15 +97,16 @@ export function openNativeRtpReceiver(native: NativeFanout, address: string, por
       holding = hold;
       native.setUdpReceiverHold(opened, hold);
     },
-    flush(): void {
-      if (closed) return;
-      native.flushUdpReceiver(opened);
+    flush(): number {
+      if (closed) return -1;
+      const fill = native.flushUdpReceiver(opened);
       // A drained hold is judged at each flush; once it has fallen back there is nothing more to see.
-      if (!holding || reportedFallback || !events?.onHoldFallback) return;
+      if (!holding || fill >= 0 || reportedFallback || !events?.onHoldFallback) return fill;
       const stats = native.udpReceiverStats(opened);
-      if (stats.holdMode !== 'poll') return;
+      if (stats.holdMode !== 'poll') return fill;
       reportedFallback = true;
       events.onHoldFallback(stats.holdModeReason, stats.receiveBuffer);
+      return fill;
     },
     close(): void {
       if (closed) return;
@@ -145,7 +150,9 @@ export function dgramRtpReceiver(socket: dgram.Socket): RtpReceiver {
     hold(): void {
       // Each datagram is already its own event here: nothing to gain by holding it.
     },
-    flush(): void {},
+    flush(): number {
+      return -1;
+    },
     close(): void {
       if (closed) return;
       closed = true;

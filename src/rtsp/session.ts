@@ -82,6 +82,11 @@ export interface RtspSessionOptions {
    */
   now?: () => number;
   timers?: TimerSeam;
+  /**
+   * The receive buffer each UDP media socket asks for (default 2 MiB; the kernel caps it at
+   * net.core.rmem_max unless the process has CAP_NET_ADMIN). Smaller ones are for tests.
+   */
+  udpReceiveBufferBytes?: number;
 }
 
 export interface RtspSessionHandlers {
@@ -101,6 +106,18 @@ interface HeldPacket {
 
 /** Interleaved media wait in the socket at most this long while held (see `holdDelivery`). */
 const MAX_TCP_HOLD_MS = 100;
+
+/**
+ * A drained UDP hold (see `holdDelivery`) starts by flushing this often, and lengthens towards the
+ * Source's interval while the sockets stay nearly empty: the camera's bitrate against the receive
+ * buffer the kernel granted decides how long datagrams can safely wait there. The native receiver
+ * gives draining up for good at half a buffer; flushing sooner from a third keeps a high-bitrate
+ * camera drained where `net.core.rmem_max` is small (a Raspberry Pi's default: 8 Mbit/s drained
+ * at 50 ms, where 250 ms fell back to a wakeup per burst).
+ */
+const MIN_UDP_FLUSH_MS = 50;
+const FLUSH_SOONER_ABOVE_FILL = 1 / 3;
+const FLUSH_LATER_BELOW_FILL = 1 / 8;
 
 /** Events held between PLAY and the moment the caller has the session object. */
 const MAX_GATED_EVENTS = 5000;
@@ -150,7 +167,7 @@ export class RtspSession implements UpstreamSession {
    * put in arrival order at the next flush (a receiver whose slab filled up delivers by itself,
    * and must not overtake the others).
    */
-  private hold: { stopFlushing: () => void; packets: HeldPacket[] } | undefined;
+  private hold: { stopFlushing: () => void; packets: HeldPacket[]; everyMs: number; intervalMs: number } | undefined;
   /** Inside `flushDelivery` (a nested one, from what a packet set off, would reorder packets). */
   private flushing = false;
   /** The connection died while opening; kept because no request may be pending to carry the error. */
@@ -289,7 +306,7 @@ export class RtspSession implements UpstreamSession {
       let transport: string;
       if (this.options.transport === 'udp') {
         try {
-          state.udp = await bindUdpPair(bindAddress);
+          state.udp = await bindUdpPair(bindAddress, undefined, undefined, this.options.udpReceiveBufferBytes);
         } catch (err) {
           throw this.errors.create('transport', err instanceof Error ? err.message : String(err), { cause: err });
         }
@@ -433,7 +450,9 @@ export class RtspSession implements UpstreamSession {
     }
     if (this.hold) return;
     const flushEvery = interleaved ? Math.min(everyMs, MAX_TCP_HOLD_MS) : everyMs;
-    this.hold = { stopFlushing: every(this.clock, flushEvery, () => this.flushDelivery()), packets: [] };
+    const udp = this.trackStates.some((t) => t.udp);
+    const intervalMs = udp ? Math.min(flushEvery, MIN_UDP_FLUSH_MS) : flushEvery;
+    this.hold = { stopFlushing: every(this.clock, intervalMs, () => this.flushDelivery()), packets: [], everyMs: flushEvery, intervalMs };
     if (interleaved) this.connection?.readInBursts(true);
     for (const track of this.trackStates) track.udp?.rtp.hold(true);
   }
@@ -445,11 +464,25 @@ export class RtspSession implements UpstreamSession {
     this.flushing = true;
     try {
       this.connection?.readBurst(); // interleaved: read now, delivered as it is read
-      for (const track of this.trackStates) track.udp?.rtp.flush();
+      let fill = -1;
+      for (const track of this.trackStates) fill = Math.max(fill, track.udp?.rtp.flush() ?? -1);
       this.deliverHeld(hold.packets.splice(0));
+      if (this.hold === hold) this.adaptFlushInterval(hold, fill);
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** Flushes a drained UDP hold sooner or later by how full its fullest socket was (see MIN_UDP_FLUSH_MS). */
+  private adaptFlushInterval(hold: NonNullable<RtspSession['hold']>, fill: number): void {
+    if (fill < 0) return; // nothing drains: the receivers poll, or hold nothing
+    let next = hold.intervalMs;
+    if (fill > FLUSH_SOONER_ABOVE_FILL) next = Math.max(Math.min(MIN_UDP_FLUSH_MS, hold.everyMs), Math.floor(next / 2));
+    else if (fill < FLUSH_LATER_BELOW_FILL) next = Math.min(hold.everyMs, next * 2);
+    if (next === hold.intervalMs) return;
+    hold.stopFlushing();
+    hold.intervalMs = next;
+    hold.stopFlushing = every(this.clock, next, () => this.flushDelivery());
   }
 
   /** Held packets of all tracks, on in the order they arrived, each with its age. */

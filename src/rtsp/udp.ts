@@ -29,13 +29,18 @@ export function bindAddressFor(cameraAddress: string): string {
 }
 
 /** Binds an even/odd port pair on `address`, trying a few ephemeral ports. */
-export async function bindUdpPair(address: string, attempts = 20, native: NativeFanoutStatus = nativeFanout()): Promise<UdpPair> {
+export async function bindUdpPair(
+  address: string,
+  attempts = 20,
+  native: NativeFanoutStatus = nativeFanout(),
+  receiveBufferBytes = RECEIVE_BUFFER_BYTES,
+): Promise<UdpPair> {
   const type = net.isIPv6(address) ? 'udp6' : 'udp4';
   let lastError: unknown;
   for (let i = 0; i < attempts; i++) {
     let rtp: RtpReceiver;
     try {
-      rtp = await openRtpReceiver(address, 0, RECEIVE_BUFFER_BYTES, native);
+      rtp = await openRtpReceiver(address, 0, receiveBufferBytes, native);
     } catch (err) {
       lastError = err;
       continue;

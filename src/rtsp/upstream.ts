@@ -6,7 +6,7 @@ import { RtspSession, type RtspSessionOptions } from './session.js';
 import { displayUrl, rtspEndpoint, type RtspEndpoint } from './url.js';
 
 /** Per-session settings the factory passes through unchanged (see `RtspSessionOptions`). */
-type PassedToSessions = Pick<RtspSessionOptions, 'cameraName' | 'logger' | 'audio' | 'timeouts' | 'maxRedirects' | 'userAgent' | 'now' | 'timers'>;
+type PassedToSessions = Pick<RtspSessionOptions, 'cameraName' | 'logger' | 'audio' | 'timeouts' | 'maxRedirects' | 'userAgent' | 'now' | 'timers' | 'udpReceiveBufferBytes'>;
 
 export interface RtspUpstreamOptions extends PassedToSessions {
   /**

@@ -347,8 +347,14 @@ describe('the native receiver itself (native/udp-receive.c)', () => {
       // Nothing was read: the kernel still holds every byte (a polled hold would have read them).
       assert.ok(socketQueuedBytes(port) >= 200 * 1200, `receive queue ${socketQueuedBytes(port)} bytes`);
       assert.equal(calls, 0);
-      native.flushUdpReceiver(handle);
+      const queued = socketQueuedBytes(port);
+      const fill = native.flushUdpReceiver(handle);
       assert.equal(socketQueuedBytes(port), 0, 'the flush read the socket empty');
+      // It says how full the buffer was, as the kernel counts it (more than the payload: each
+      // datagram's bookkeeping), so its caller can flush sooner before draining must stop.
+      const granted = native.udpReceiverStats(handle).receiveBuffer;
+      assert.ok(fill >= queued / granted && fill < 0.5, `fill ${fill.toFixed(3)} for ${queued} bytes queued of ${granted}`);
+      assert.equal(native.flushUdpReceiver(handle), 0, 'and an empty socket is empty');
       assert.deepEqual(got.map((g) => g.seq), Array.from({ length: 200 }, (_, i) => i), 'all, once, in order');
       // Ages come from the kernel's receive timestamps, not from when the flush read them.
       assert.ok(got[0]!.ageMs >= 130 && got[99]!.ageMs >= 130, `first burst ages ${got[0]!.ageMs.toFixed(1)} / ${got[99]!.ageMs.toFixed(1)} ms`);
@@ -380,7 +386,7 @@ describe('the native receiver itself (native/udp-receive.c)', () => {
         await sendAll(sender, port, [datagram]);
       }
       await sleep(30);
-      native.flushUdpReceiver(handle);
+      assert.equal(native.flushUdpReceiver(handle), -1, 'a flush that gave draining up says nothing drains');
       const stats = native.udpReceiverStats(handle);
       assert.ok(got.length > 0 && got.length < 20, `${got.length} of 20 fit the buffer`);
       assert.equal(stats.kernelDrops, 20 - got.length, 'the kernel counted what it dropped');

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import { after, describe, it } from 'node:test';
+import { nativeFanout } from '../../src/rtp/native-fanout.js';
 import { RtspError } from '../../src/rtsp/errors.js';
 import { rtspUpstream } from '../../src/rtsp/upstream.js';
 import { FakeTime } from '../helpers/fake-time.js';
@@ -495,6 +496,72 @@ describe('UDP', () => {
       await opened.session.close();
     } finally {
       cam.close();
+    }
+  });
+
+  it("a drained hold flushes sooner as the camera's rate fills its socket, later as it empties, and never gives draining up", async () => {
+    assert.ok(nativeFanout().loaded, 'the native receiver loads here (dgram cannot hold)');
+    // 1200-byte datagrams at a rate the test sets, into a 64 KiB buffer asked (the kernel grants
+    // twice that, and charges each datagram about twice its size): 200 a second would fill it past
+    // half in the Source's 250 ms, where the receiver would give draining up; 20 a second never.
+    let perTick = 2;
+    let seq = 0;
+    const sender = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sender.bind(0, '127.0.0.1', () => r()));
+    let timer: NodeJS.Timeout | undefined;
+    let tick = 0;
+    let port = 0;
+    const s = await serve(
+      cameraHandler({
+        override: (req, conn) => {
+          if (req.method !== 'SETUP') return false;
+          const m = /client_port=(\d+)-(\d+)/.exec(req.headers['transport'] ?? '');
+          if (!m) return false;
+          conn.reply(req, 200, 'OK', { Transport: `RTP/AVP;unicast;client_port=${m[1]}-${m[2]};server_port=40000-40001`, Session: '4243' });
+          port = Number(m[1]);
+          return true;
+        },
+        onPlay: () => {
+          timer = setInterval(() => {
+            // perTick < 1: one packet every 1/perTick ticks.
+            tick++;
+            const count = perTick >= 1 ? perTick : tick % Math.round(1 / perTick) === 0 ? 1 : 0;
+            for (let i = 0; i < count; i++, seq++) sender.send(rtpPacket(seq, seq * 300, 96, 0x11223344, 1200), port, '127.0.0.1');
+          }, 10);
+        },
+      }),
+    );
+    try {
+      // (The stall watchdog flushes too, at a quarter of stallMs: once a second here.)
+      const opened = await openUpstream(s.url(), { transport: 'udp', audio: false, udpReceiveBufferBytes: 64 * 1024, timeouts: { stallMs: 4000 } });
+      try {
+        const deliveriesIn = async (ms: number): Promise<{ deliveries: number; packets: number }> => {
+          const from = opened.rtp.length;
+          await sleep(ms);
+          const held = opened.rtp.slice(from);
+          return { deliveries: held.filter((p, i) => i === 0 || p.at - held[i - 1]!.at > 20).length, packets: held.length };
+        };
+        opened.session.holdDelivery!(250);
+        await sleep(500);
+        // 200 datagrams a second: every 50 ms (the shortest), about 20 deliveries a second.
+        const fast = await deliveriesIn(1500);
+        assert.ok(fast.deliveries >= 20 && fast.deliveries <= 36, `${fast.packets} packets in ${fast.deliveries} deliveries in 1.5 s`);
+        // 20 a second: the interval grows back to the Source's 250 ms (4 a second, and the watchdog's one).
+        perTick = 0.2;
+        await sleep(1500);
+        const slow = await deliveriesIn(2000);
+        assert.ok(slow.deliveries >= 6 && slow.deliveries <= 11, `${slow.packets} packets in ${slow.deliveries} deliveries in 2 s`);
+        opened.session.holdDelivery!(0);
+        assert.doesNotMatch(opened.log.text(), /read as they arrive/, 'draining was never given up');
+        const sequence = opened.rtp.map((p) => p.packet.readUInt16BE(2));
+        assert.equal(sequence.filter((n, i) => i > 0 && n !== ((sequence[i - 1]! + 1) & 0xffff)).length, 0, 'nothing lost, nothing out of order');
+      } finally {
+        await opened.session.close();
+      }
+    } finally {
+      clearInterval(timer);
+      sender.close();
+      await s.close();
     }
   });
 
