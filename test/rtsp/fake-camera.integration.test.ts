@@ -157,11 +157,13 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
       await waitFor(() => opened.rtp.length > from + held.length + released.length + 10, 5000, 'packets after the hold');
       const after = opened.rtp.slice(from + held.length + released.length);
 
-      // 1.5 s of 25 fps video and 50 audio packets a second came in a handful of deliveries.
+      // 1.5 s of 25 fps video and 50 audio packets a second came in a handful of deliveries: the
+      // hold starts flushing at 50 ms and lengthens to the 200 ms asked while the socket stays
+      // nearly empty (8 flushes), and the stall watchdog flushes once a second besides.
       assert.ok(held.length > 60, `${held.length} packets held and delivered`);
       assert.ok(held.some((p) => p.track === 0) && held.some((p) => p.track === 1));
       const deliveries = held.filter((p, i) => i === 0 || p.at - held[i - 1]!.at > 20).length;
-      assert.ok(deliveries <= 10, `${held.length} packets in ${deliveries} deliveries`);
+      assert.ok(deliveries <= 12, `${held.length} packets in ${deliveries} deliveries`);
       assert.ok(held.filter((p) => p.ageMs > 20).length > held.length / 2, 'most waited');
       // Where the native receiver drains its hold, the datagrams wait in the kernel unread, and the
       // process wakes for each flush rather than for each datagram.
