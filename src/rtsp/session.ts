@@ -450,8 +450,9 @@ export class RtspSession implements UpstreamSession {
     }
     if (this.hold) return;
     const flushEvery = interleaved ? Math.min(everyMs, MAX_TCP_HOLD_MS) : everyMs;
-    const udp = this.trackStates.some((t) => t.udp);
-    const intervalMs = udp ? Math.min(flushEvery, MIN_UDP_FLUSH_MS) : flushEvery;
+    // Only native receivers drain (and report how full they are); dgram ones deliver as packets come.
+    const draining = this.trackStates.some((t) => t.udp?.rtp.path === 'native');
+    const intervalMs = draining ? Math.min(flushEvery, MIN_UDP_FLUSH_MS) : flushEvery;
     this.hold = { stopFlushing: every(this.clock, intervalMs, () => this.flushDelivery()), packets: [], everyMs: flushEvery, intervalMs };
     if (interleaved) this.connection?.readInBursts(true);
     for (const track of this.trackStates) track.udp?.rtp.hold(true);
