@@ -245,6 +245,7 @@ async function runServer(path: SendPath): Promise<void> {
         const used = process.cpuUsage(cpu);
         const elapsed = performance.now() - started;
         const after = totals();
+        const measured = latencies.subarray(0, latencyCount);
         const allocations = stopSampling ? await stopSampling() : undefined;
         gc();
         if (process.env.BENCH_HEAP_SNAPSHOT_DIR) writeHeapSnapshot(`${process.env.BENCH_HEAP_SNAPSHOT_DIR}/server-${viewers.length}.heapsnapshot`);
@@ -258,11 +259,9 @@ async function runServer(path: SendPath): Promise<void> {
           nacks: after.nacks - before.nacks,
           retransmissions: after.retransmissions - before.retransmissions,
           keyframeRequests: after.keyframes - before.keyframes,
-          latencyP50: percentile(latencies.subarray(0, latencyCount), 50),
-          latencyP99: percentile(latencies.subarray(0, latencyCount), 99),
-          ...Object.fromEntries(
-            LATENCY_KINDS.map((kind, index) => [`latencyP99_${kind}`, percentile(latencies.subarray(0, latencyCount).filter((_, i) => latencyKinds[i] === index), 99)]),
-          ),
+          latencyP50: percentile(measured, 50),
+          latencyP99: percentile(measured, 99),
+          ...Object.fromEntries(LATENCY_KINDS.map((kind, index) => [`latencyP99_${kind}`, percentile(measured.filter((_, i) => latencyKinds[i] === index), 99)])),
           rss: process.memoryUsage().rss,
           ...keptMemory(),
           viewers: viewers.filter((v) => v.phase === 'connected').length,

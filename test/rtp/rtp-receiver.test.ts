@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { nativeFanout, type NativeFanout, type NativeUdpReceiverHandle, type UdpBatchHandler } from '../../src/rtp/native-fanout.js';
 import { dgramRtpReceiver, openLoopbackRtpReceiver, openNativeRtpReceiver, type RtpReceiver } from '../../src/rtp/rtp-receiver.js';
+import { readProcUdpSockets } from '../helpers/proc-net-udp.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const RECEIVE_BUFFER = 4 * 1024 * 1024;
@@ -203,12 +204,9 @@ describe('openLoopbackRtpReceiver (for an ffmpeg the plugin runs)', () => {
 
 /** Bytes waiting in the receive queue of the UDP socket bound to 127.0.0.1:`port` (/proc/net/udp). */
 function socketQueuedBytes(port: number): number {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields[1] === local) return Number.parseInt(fields[4]!.split(':')[1]!, 16);
-  }
-  throw new Error(`no UDP socket on 127.0.0.1:${port}`);
+  const socket = readProcUdpSockets().find((s) => s.localAddressHex === '0100007F' && s.port === port);
+  if (!socket) throw new Error(`no UDP socket on 127.0.0.1:${port}`);
+  return socket.queued;
 }
 
 /**

@@ -7,6 +7,7 @@ import { RtspError, type RtspErrorCode } from '../../src/rtsp/errors.js';
 import type { RtspTimeouts } from '../../src/rtsp/session.js';
 import { rtspUpstream, type RtspUpstreamOptions } from '../../src/rtsp/upstream.js';
 import type { Logger } from '../../src/util/logger.js';
+import { readProcUdpSockets } from '../helpers/proc-net-udp.js';
 
 export const FAST: RtspTimeouts = {
   connectMs: 1000,
@@ -139,14 +140,9 @@ export function ownUdpSockets(): string {
       // The descriptor closed while we looked.
     }
   }
-  const sockets: string[] = [];
-  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields.length < 13 || !inodes.has(fields[9]!)) continue;
-    const port = parseInt(fields[1]!.split(':')[1]!, 16);
-    const queued = parseInt(fields[4]!.split(':')[1]!, 16);
-    sockets.push(`:${port} queued ${queued} B, dropped ${fields[12]}`);
-  }
+  const sockets = readProcUdpSockets()
+    .filter((socket) => inodes.has(socket.inode))
+    .map((socket) => `:${socket.port} queued ${socket.queued} B, dropped ${socket.drops}`);
   return sockets.length > 0 ? sockets.join('; ') : 'none';
 }
 
