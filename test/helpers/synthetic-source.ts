@@ -157,9 +157,15 @@ async function prepare(
 }
 
 interface SinkState {
-  kinds: ReadonlySet<'video' | 'audio'>;
+  readonly sink: FrameSink;
+  readonly video: boolean;
+  readonly audio: boolean;
   /** Skips video until the next keyframe (after write() returned false). */
   waitKeyframe: boolean;
+  /** False once unsubscribed (perhaps by an earlier sink's write during the same frame). */
+  active: boolean;
+  /** The sink's entry in `framesBySink`. */
+  readonly counts: { video: number; replayed: number; keyframes: number };
 }
 
 export class SyntheticSource extends EventEmitter implements BroadcastSource {
@@ -167,6 +173,12 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
   tracksValue: ReadonlyArray<TrackDescription> = [];
   stateValue: SourceState = { state: 'idle' };
   private readonly sinks = new Map<FrameSink, SinkState>();
+  /**
+   * The sinks in subscription order, replaced (never changed in place) on (un)subscribe, so the
+   * fan-out walks it with no copy and no lookup per frame, as the Source's SubscriberSet does:
+   * bench:webrtc measures the viewers' cost behind this source, not this helper's.
+   */
+  private fanout: readonly SinkState[] = [];
   private readonly gopCache: MediaFrame[] = [];
   private stopTicking: (() => void) | undefined;
   private connectTimer: TimerHandle | undefined;
@@ -295,7 +307,14 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
 
   subscribe(sink: FrameSink, options?: { kinds?: Array<'video' | 'audio'> }): { unsubscribe(): void } {
     this.counters.subscribes++;
-    this.sinks.set(sink, { kinds: new Set(options?.kinds ?? ['video', 'audio']), waitKeyframe: false });
+    const kinds = options?.kinds ?? ['video', 'audio'];
+    const counts = { video: 0, replayed: 0, keyframes: 0 };
+    const state: SinkState = { sink, video: kinds.includes('video'), audio: kinds.includes('audio'), waitKeyframe: false, active: true, counts };
+    const previous = this.sinks.get(sink);
+    if (previous) previous.active = false; // subscribing a sink again replaces its subscription
+    this.sinks.set(sink, state);
+    this.framesBySink.set(sink, counts);
+    this.fanout = [...this.fanout.filter((s) => s !== previous), state];
     if (this.stateValue.state === 'idle') this.connect();
     else if (this.options.replayOnSubscribe) this.replay(sink);
     let done = false;
@@ -304,6 +323,9 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
         if (done) return;
         done = true;
         this.counters.unsubscribes++;
+        state.active = false;
+        this.fanout = this.fanout.filter((s) => s !== state);
+        if (this.sinks.get(sink) !== state) return;
         this.sinks.delete(sink);
         this.keyframeRequestsBySink.delete(sink);
         this.framesBySink.delete(sink);
@@ -353,26 +375,26 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
 
   private replay(sink: FrameSink): void {
     const state = this.sinks.get(sink);
-    if (!state || !state.kinds.has('video')) return;
+    if (!state || !state.video) return;
     state.waitKeyframe = false;
     for (const frame of this.gopCache) {
-      if (!this.sinks.has(sink)) return;
-      this.deliver(sink, state, frame, true);
+      if (!state.active) return;
+      this.deliver(state, frame, true);
     }
   }
 
-  private deliver(sink: FrameSink, state: SinkState, frame: MediaFrame, replay: boolean): void {
-    if (!state.kinds.has(frame.kind)) return;
+  private deliver(state: SinkState, frame: MediaFrame, replay: boolean): void {
     if (frame.kind === 'video') {
-      if (state.waitKeyframe && !frame.keyframe) return;
+      if (!state.video || (state.waitKeyframe && !frame.keyframe)) return;
       state.waitKeyframe = false;
-      const counts = this.framesBySink.get(sink) ?? { video: 0, replayed: 0, keyframes: 0 };
+      const counts = state.counts;
       counts.video++;
       if (replay) counts.replayed++;
       if (frame.keyframe) counts.keyframes++;
-      this.framesBySink.set(sink, counts);
+    } else if (!state.audio) {
+      return;
     }
-    const ok = sink.write(frame);
+    const ok = state.sink.write(frame);
     if (!ok && frame.kind === 'video') {
       state.waitKeyframe = true;
       this.counters.cutBacks++;
@@ -388,8 +410,10 @@ export class SyntheticSource extends EventEmitter implements BroadcastSource {
       this.counters.audioFrames++;
     }
     this.onLiveFrame?.(frame);
-    for (const [sink, state] of [...this.sinks]) {
-      if (this.sinks.has(sink)) this.deliver(sink, state, frame, false);
+    const fanout = this.fanout;
+    for (let i = 0; i < fanout.length; i++) {
+      const state = fanout[i]!;
+      if (state.active) this.deliver(state, frame, false);
     }
   }
 
