@@ -111,6 +111,7 @@ static int get_buffer(napi_env env, napi_value value, uint8_t **data, size_t *le
 /* Each handle is tagged with its kind, so a destination passed as a stream is refused, not used. */
 static const napi_type_tag STREAM_TAG = {0x5a1f6c0e2b9d4c71ULL, 0x8e3b0a4d6f215c97ULL};
 static const napi_type_tag DESTINATION_TAG = {0x0c7d2e9b4f1a6358ULL, 0xa2e5f80b3c6d1947ULL};
+static const napi_type_tag FRAME_TAG = {0x7e41b9a03d5c2f18ULL, 0x19c6e2f4a87b0d53ULL};
 
 int get_external(napi_env env, napi_value value, const napi_type_tag *tag, void **out) {
   napi_valuetype type;
@@ -431,76 +432,121 @@ static napi_value set_segmentation_offload(napi_env env, napi_callback_info info
   return result;
 }
 
+/* ------------------------------------------------------------------------------------ frames */
+
 /*
- * sendFrame(stream, fd, destination, payloadType, timestamp, firstSeq, payloads, markers, result)
+ * A frame's packets as every viewer's sendFrame reads them: the payloads' addresses and lengths,
+ * and the markers, gathered once per frame by prepareFrame. Gathering them through N-API in each
+ * viewer's call (an element read and a buffer lookup per packet) cost a keyframe of 80 packets
+ * 160 N-API calls per viewer.
+ *
+ * It holds addresses into the payloads' memory, not the payloads: the JavaScript object that
+ * holds the handle must hold the payloads too (FrameBatch in src/rtp/native-fanout.ts does), so
+ * that they outlive every sendFrame that reads them. Node never moves a Buffer's memory; nothing
+ * here transfers or detaches one.
+ */
+typedef struct {
+  uint32_t count;
+  /* The sealed packets back to back take at most this many bytes. */
+  size_t sealed_bytes;
+  uint8_t **payloads;
+  size_t *lengths;
+  uint8_t *markers;
+} frame_batch;
+
+static void free_frame(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+/*
+ * prepareFrame(payloads, markers) -> external
+ *
+ * payloads: Buffers (each one a UDP datagram can carry once sealed); markers: a Uint8Array, one
+ * byte per payload. Everything is checked here, so that sendFrame has nothing left to refuse.
+ */
+static napi_value prepare_frame(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool is_array = false, is_typed = false;
+  if (argc < 2 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
+      napi_is_typedarray(env, argv[1], &is_typed) != napi_ok || !is_typed) {
+    return throw_error(env, "prepareFrame(payloads, markers): bad arguments");
+  }
+  uint32_t count;
+  CHECK(napi_get_array_length(env, argv[0], &count));
+  napi_typedarray_type marker_type;
+  size_t marker_count;
+  uint8_t *markers;
+  CHECK(napi_get_typedarray_info(env, argv[1], &marker_type, &marker_count, (void **)&markers, NULL, NULL));
+  if (marker_type != napi_uint8_array || marker_count < count) return throw_error(env, "prepareFrame: markers must be a Uint8Array, one per payload");
+  /* One block: the header, then the addresses, the lengths and the markers. */
+  size_t n = count ? count : 1;
+  frame_batch *f = malloc(sizeof(frame_batch) + n * (sizeof(uint8_t *) + sizeof(size_t) + 1));
+  if (!f) return throw_error(env, "prepareFrame: out of memory");
+  f->count = count;
+  f->payloads = (uint8_t **)(f + 1);
+  f->lengths = (size_t *)(f->payloads + n);
+  f->markers = (uint8_t *)(f->lengths + n);
+  f->sealed_bytes = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    if (napi_get_element(env, argv[0], i, &element) != napi_ok || !get_buffer(env, element, &f->payloads[i], &f->lengths[i]) ||
+        f->lengths[i] > MAX_PAYLOAD_BYTES) {
+      free(f);
+      return throw_error(env, "prepareFrame: each payload must be a Buffer a UDP datagram can carry");
+    }
+    f->markers[i] = markers[i] != 0;
+    f->sealed_bytes += RTP_HEADER_BYTES + f->lengths[i] + 16;
+  }
+  return tagged_external(env, f, free_frame, &FRAME_TAG);
+}
+
+/*
+ * sendFrame(stream, fd, destination, payloadType, timestamp, firstSeq, frame, result)
  *   -> undefined; result (a Float64Array of 3, reused by the caller) = [sent, bytes, errno]
  *
  * The figures go into the caller's array rather than a new object: this runs once per viewer per
  * frame, and an object with three named properties per call was a measurable share of what a
  * viewer allocated (bench:webrtc BENCH_ALLOCATIONS), and slow to build through N-API.
  *
- * Protects payloads[i] as sequence number firstSeq + i (mod 2^16), with marker markers[i]
- * (a Uint8Array, one byte per packet), and sends them to the destination in sendmmsg() chunks.
- * Every packet is protected (so the rollover counter sees every sequence number) even when the
- * socket refuses some: `sent` says how many left; `errno` is the reason the rest did not (EAGAIN:
- * the socket buffer is full, which the caller treats as congestion), 0 when all left.
+ * Protects the frame's (prepareFrame) payload i as sequence number firstSeq + i (mod 2^16), with
+ * its marker, and sends them to the destination in sendmmsg() chunks. Every packet is protected
+ * (so the rollover counter sees every sequence number) even when the socket refuses some: `sent`
+ * says how many left; `errno` is the reason the rest did not (EAGAIN: the socket buffer is full,
+ * which the caller treats as congestion), 0 when all left.
  */
 static napi_value send_frame(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+  size_t argc = 8;
+  napi_value argv[8];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   srtp_stream *s;
   destination *d;
+  frame_batch *f;
   int32_t fd;
-  uint32_t payload_type, timestamp, first_seq, count;
-  bool is_array = false, is_typed = false;
+  uint32_t payload_type, timestamp, first_seq;
   bool result_is_typed = false;
-  if (argc < 9 || !get_external(env, argv[0], &STREAM_TAG, (void **)&s) || napi_get_value_int32(env, argv[1], &fd) != napi_ok ||
+  if (argc < 8 || !get_external(env, argv[0], &STREAM_TAG, (void **)&s) || napi_get_value_int32(env, argv[1], &fd) != napi_ok ||
       !get_external(env, argv[2], &DESTINATION_TAG, (void **)&d) || !get_u32(env, argv[3], &payload_type) ||
       !get_u32(env, argv[4], &timestamp) || !get_u32(env, argv[5], &first_seq) ||
-      napi_is_array(env, argv[6], &is_array) != napi_ok || !is_array ||
-      napi_is_typedarray(env, argv[7], &is_typed) != napi_ok || !is_typed ||
-      napi_is_typedarray(env, argv[8], &result_is_typed) != napi_ok || !result_is_typed) {
+      !get_external(env, argv[6], &FRAME_TAG, (void **)&f) ||
+      napi_is_typedarray(env, argv[7], &result_is_typed) != napi_ok || !result_is_typed) {
     return throw_error(env, "sendFrame: bad arguments");
   }
   napi_typedarray_type result_type;
   size_t result_count;
   double *result;
-  CHECK(napi_get_typedarray_info(env, argv[8], &result_type, &result_count, (void **)&result, NULL, NULL));
+  CHECK(napi_get_typedarray_info(env, argv[7], &result_type, &result_count, (void **)&result, NULL, NULL));
   if (result_type != napi_float64_array || result_count < 3) return throw_error(env, "sendFrame: result must be a Float64Array of 3");
-  CHECK(napi_get_array_length(env, argv[6], &count));
-  napi_typedarray_type marker_type;
-  size_t marker_count;
-  uint8_t *markers;
-  CHECK(napi_get_typedarray_info(env, argv[7], &marker_type, &marker_count, (void **)&markers, NULL, NULL));
-  if (marker_type != napi_uint8_array || marker_count < count) return throw_error(env, "sendFrame: markers must be a Uint8Array, one per payload");
-
-  /* Every payload is checked before any is protected, so a bad one changes no stream state. */
-  uint8_t **payloads = malloc((count ? count : 1) * sizeof(uint8_t *));
-  size_t *lengths = malloc((count ? count : 1) * sizeof(size_t));
-  if (!payloads || !lengths) {
-    free(payloads);
-    free(lengths);
-    return throw_error(env, "sendFrame: out of memory");
-  }
-  size_t total = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value element;
-    if (napi_get_element(env, argv[6], i, &element) != napi_ok || !get_buffer(env, element, &payloads[i], &lengths[i]) ||
-        lengths[i] > MAX_PAYLOAD_BYTES) {
-      free(payloads);
-      free(lengths);
-      return throw_error(env, "sendFrame: each payload must be a Buffer a UDP datagram can carry");
-    }
-    total += RTP_HEADER_BYTES + lengths[i] + 16;
-  }
+  uint32_t count = f->count;
+  uint8_t **payloads = f->payloads;
+  size_t *lengths = f->lengths;
+  uint8_t *markers = f->markers;
   /* The protected packets back to back: a P-frame's few kilobytes, a keyframe's few hundred. */
-  uint8_t *scratch = malloc(total ? total : 1);
-  if (!scratch) {
-    free(payloads);
-    free(lengths);
-    return throw_error(env, "sendFrame: out of memory");
-  }
+  uint8_t *scratch = malloc(f->sealed_bytes ? f->sealed_bytes : 1);
+  if (!scratch) return throw_error(env, "sendFrame: out of memory");
   size_t offset = 0;
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
@@ -520,8 +566,6 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
       size_t len = seal(s, payload_type, markers[start + i] != 0, seq, timestamp, payloads[start + i], lengths[start + i], roc, scratch + offset);
       if (len == 0) {
         free(scratch);
-        free(payloads);
-        free(lengths);
         return throw_error(env, "sendFrame: OpenSSL failed");
       }
       iov[i].iov_base = scratch + offset;
@@ -553,8 +597,6 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
     sent += done;
   }
   free(scratch);
-  free(payloads);
-  free(lengths);
   result[0] = (double)sent;
   result[1] = bytes;
   result[2] = (double)error;
@@ -613,6 +655,7 @@ NAPI_MODULE_INIT() {
       {"createStream", NULL, create_stream, NULL, NULL, NULL, napi_default, NULL},
       {"createDestination", NULL, create_destination, NULL, NULL, NULL, napi_default, NULL},
       {"protect", NULL, protect, NULL, NULL, NULL, napi_default, NULL},
+      {"prepareFrame", NULL, prepare_frame, NULL, NULL, NULL, napi_default, NULL},
       {"sendFrame", NULL, send_frame, NULL, NULL, NULL, napi_default, NULL},
       {"sendDatagram", NULL, send_datagram, NULL, NULL, NULL, napi_default, NULL},
       {"setSegmentationOffload", NULL, set_segmentation_offload, NULL, NULL, NULL, napi_default, NULL},

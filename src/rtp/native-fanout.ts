@@ -19,6 +19,8 @@ declare const nativeStreamBrand: unique symbol;
 declare const nativeDestinationBrand: unique symbol;
 export type NativeStreamHandle = { readonly [nativeStreamBrand]: true };
 export type NativeDestinationHandle = { readonly [nativeDestinationBrand]: true };
+declare const nativeFrameBrand: unique symbol;
+export type NativeFrameHandle = { readonly [nativeFrameBrand]: true };
 declare const nativeUdpReceiverBrand: unique symbol;
 export type NativeUdpReceiverHandle = { readonly [nativeUdpReceiverBrand]: true };
 
@@ -77,6 +79,12 @@ export interface NativeFanout {
   createStream(profile: number, key: Buffer, salt: Buffer, authKey: Buffer, ssrc: number): NativeStreamHandle;
   createDestination(ip: string, port: number): NativeDestinationHandle;
   protect(stream: NativeStreamHandle, payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer, retransmission: boolean): Buffer;
+  /**
+   * A frame's packets gathered once for every viewer's sendFrame (markers: one byte per payload).
+   * The handle points into the payloads' memory without holding them: whoever holds the handle
+   * must hold the payloads too (FrameBatch does). Throws for a payload no datagram can carry.
+   */
+  prepareFrame(payloads: Buffer[], markers: Uint8Array): NativeFrameHandle;
   sendFrame(
     stream: NativeStreamHandle,
     fd: number,
@@ -84,8 +92,7 @@ export interface NativeFanout {
     payloadType: number,
     timestamp: number,
     firstSequenceNumber: number,
-    payloads: Buffer[],
-    markers: Uint8Array,
+    frame: NativeFrameHandle,
     /** Filled in: [sent, bytes, errno] (see SendFrameResult); a Float64Array of 3, reused. */
     result: Float64Array,
   ): void;
@@ -141,6 +148,7 @@ const NATIVE_FUNCTIONS = [
   'createStream',
   'createDestination',
   'protect',
+  'prepareFrame',
   'sendFrame',
   'sendDatagram',
   'setSegmentationOffload',
@@ -267,6 +275,11 @@ export interface NativeTarget {
 export interface FrameBatch {
   readonly payloads: Buffer[];
   readonly markers: Uint8Array;
+  /**
+   * The same, gathered by the addon (prepareFrame) at the first native send. It points into
+   * `payloads` without holding them, so it lives here, beside them, and nowhere else.
+   */
+  native?: NativeFrameHandle;
 }
 
 const batches = new WeakMap<readonly { payload: Buffer; marker: boolean }[], FrameBatch>();
@@ -316,7 +329,8 @@ export class NativeStreamWriter implements RtpProtector {
    */
   sendFrame(target: NativeTarget, payloadType: number, timestamp: number, firstSequenceNumber: number, batch: FrameBatch): Readonly<SendFrameResult> {
     const figures = this.figures;
-    this.fanout.sendFrame(this.stream, target.fd, target.destination, payloadType, timestamp, firstSequenceNumber, batch.payloads, batch.markers, figures);
+    const frame = (batch.native ??= this.fanout.prepareFrame(batch.payloads, batch.markers));
+    this.fanout.sendFrame(this.stream, target.fd, target.destination, payloadType, timestamp, firstSequenceNumber, frame, figures);
     const result = this.result;
     result.sent = figures[0]!;
     result.bytes = figures[1]!;

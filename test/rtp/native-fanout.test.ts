@@ -132,8 +132,23 @@ describe('native fan-out', () => {
         assert.equal(rtp.header.marker, i === 149);
         assert.ok(rtp.payload.equals(packets[i]!.payload), `payload ${i}`);
       });
-      // The batch form is built once per frame and shared by every viewer.
-      assert.equal(frameBatch(packets), frameBatch(packets));
+      // The batch form is built once per frame and shared by every viewer, and so is what the
+      // addon gathered from it at the first send: a second viewer's stream reuses both.
+      const batch = frameBatch(packets);
+      assert.equal(frameBatch(packets), batch);
+      const prepared = batch.native;
+      assert.ok(prepared !== undefined);
+      const second = createRtpProtector(sender.localContext, 0x0a0b0c0d, { loaded: true, fanout, path: nativeFanoutPath() }) as NativeStreamWriter;
+      assert.equal(second.sendFrame(target, 96, 777, 10, batch).sent, 150);
+      assert.equal(batch.native, prepared);
+      await waitFor(() => got.length === 300, 5000, '300 datagrams', () => `${got.length}`);
+      got.slice(150).forEach((datagram, i) => {
+        const rtp = RtpPacket.deSerialize(receiver.decrypt(datagram));
+        assert.equal(rtp.header.ssrc, 0x0a0b0c0d);
+        assert.equal(rtp.header.sequenceNumber, 10 + i);
+        assert.equal(rtp.header.marker, i === 149);
+        assert.ok(rtp.payload.equals(packets[i]!.payload), `second viewer's payload ${i}`);
+      });
     } finally {
       close();
     }
@@ -214,17 +229,25 @@ describe('native fan-out', () => {
     assert.throws(() => fanout.createDestination('fe80::1%no-such-interface9', 5000), /not an IP address/);
     assert.throws(() => fanout.createDestination(`127.0.0.1${' '.repeat(80)}`, 5000), /not an IP address/);
     const destination = fanout.createDestination('127.0.0.1', 9);
-    const call = (payloads: unknown, markers: unknown, result: unknown = new Float64Array(3)): unknown =>
-      (fanout.sendFrame as (...args: unknown[]) => unknown)(stream, 0, destination, 96, 1, 1, payloads, markers, result);
-    assert.throws(() => call([Buffer.alloc(1)], [1]), /bad arguments/);
-    assert.throws(() => call([Buffer.alloc(1)], new Uint8Array(1), null), /bad arguments/);
-    assert.throws(() => call([Buffer.alloc(1)], new Uint8Array(1), new Float64Array(2)), /a Float64Array of 3/);
-    assert.throws(() => call([Buffer.alloc(1)], new Uint8Array(1), new Uint32Array(3)), /a Float64Array of 3/);
-    assert.throws(() => call([Buffer.alloc(1), Buffer.alloc(1)], new Uint8Array(1)), /one per payload/);
-    assert.throws(() => call(['not a buffer'], new Uint8Array(1)), /a Buffer a UDP datagram can carry/);
-    assert.throws(() => call([Buffer.alloc(1), Buffer.alloc(65480)], new Uint8Array(2)), /a Buffer a UDP datagram can carry/);
-    // A destination is not a stream.
+    const prepare = (payloads: unknown, markers: unknown): unknown => (fanout.prepareFrame as (...args: unknown[]) => unknown)(payloads, markers);
+    assert.throws(() => prepare([Buffer.alloc(1)], [1]), /bad arguments/);
+    assert.throws(() => prepare('not an array', new Uint8Array(1)), /bad arguments/);
+    assert.throws(() => prepare([Buffer.alloc(1), Buffer.alloc(1)], new Uint8Array(1)), /one per payload/);
+    assert.throws(() => prepare([Buffer.alloc(1)], new Uint16Array(1)), /one per payload/);
+    assert.throws(() => prepare(['not a buffer'], new Uint8Array(1)), /a Buffer a UDP datagram can carry/);
+    assert.throws(() => prepare([Buffer.alloc(1), Buffer.alloc(65480)], new Uint8Array(2)), /a Buffer a UDP datagram can carry/);
+    const frame = fanout.prepareFrame([Buffer.alloc(1)], new Uint8Array(1));
+    const call = (handle: unknown, result: unknown = new Float64Array(3)): unknown =>
+      (fanout.sendFrame as (...args: unknown[]) => unknown)(stream, 0, destination, 96, 1, 1, handle, result);
+    assert.throws(() => call(frame, null), /bad arguments/);
+    assert.throws(() => call(frame, new Float64Array(2)), /a Float64Array of 3/);
+    assert.throws(() => call(frame, new Uint32Array(3)), /a Float64Array of 3/);
+    // The payloads themselves are not a prepared frame, nor is another kind of handle.
+    assert.throws(() => call([Buffer.alloc(1)]), /bad arguments/);
+    assert.throws(() => call(destination), /bad arguments/);
+    // A destination is not a stream, nor a frame.
     assert.throws(() => fanout.protect(destination as never, 96, false, 1, 1, Buffer.alloc(1), false), /bad arguments/);
+    assert.throws(() => (fanout.sendFrame as (...args: unknown[]) => unknown)(stream, 0, frame, 96, 1, 1, frame, new Float64Array(3)), /bad arguments/);
   });
 
   describe('where it does not load, the reason is named and JavaScript does the job', () => {
