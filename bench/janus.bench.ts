@@ -16,16 +16,19 @@
  *   the largest storm. (A per-viewer X-Forwarded-For through a trusted proxy would make each viewer look
  *   remote, and the server rightly refuses a remote viewer's loopback ICE candidates.)
  * - Each sweep runs every case on both servers, the server order alternating from sweep to sweep:
- *   steady N (default 10, 25 at 2000 kbit/s; 50 at 600 kbit/s, where the viewer core does not
- *   saturate) and connect storms (N viewers joining at once, `--connect-concurrency N`).
+ *   the ingest (the camera at 2000 kbit/s and no viewer, 30 s), steady N (default 10, 25 at 2000
+ *   kbit/s; 50 at 600 kbit/s, where the viewer core does not saturate) and connect storms (N
+ *   viewers joining at once, `--connect-concurrency N`).
  * - The table gives, per case, the median over sweeps of server CPU %, µs of server CPU per
- *   delivered viewer-packet, ingest-only CPU %, connect-all seconds, first keyframe p50 (and max
- *   for storms), sequence loss and RSS per viewer, with the ratio project / Janus.
+ *   delivered viewer-packet, CPU in the 5 s before the first viewer, connect-all seconds, first
+ *   keyframe p50 (and max for storms), sequence loss and RSS per viewer, with the ratio project /
+ *   Janus.
  *
  * Run: npm run bench:janus [-- --quick] [-- --sweeps 3 --viewers 10,25,50 --storm 25,50
  *      --servers janus,project --cpu-prof]. `--quick`: one sweep, N=10 and a storm of 25, short windows.
  * `--cpu-prof` starts Homebridge with `node --cpu-prof` and prints the top self-time functions.
  * `--node-flags "--max-semi-space-size=1"` starts the project's Node with those flags (a tuning to measure).
+ * `--idle 30`: the length in seconds of the ingest case's window (no viewer; default 30, see INGEST_WINDOWS).
  * `--dry-run` prepares everything (harness copy, build, storage, tokens) and prints the harness
  * command lines instead of running them.
  * Only one benchmark may run on the machine at a time (both cores are used).
@@ -63,6 +66,10 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     /** Extra flags for the project's Node (e.g. --max-semi-space-size=1), to measure a tuning. */
     'node-flags': { type: 'string', default: '' },
+    /** Seconds of the ingest case's window (no viewer), which starts 1 s after the server is ready. */
+    idle: { type: 'string' },
+    /** Skip the ingest case. */
+    'no-ingest': { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
     'dry-run': { type: 'boolean', default: false },
   },
@@ -77,8 +84,18 @@ const SERVERS = (args.servers ?? '').split(',').filter((s): s is Server => s ===
 const LOW_FROM = Number(args['low-bitrate-from']);
 const bitrateFor = (n: number): number => Number(n >= LOW_FROM ? args['low-bitrate'] : args.bitrate);
 /** bench.mjs windows (s): the harness defaults, shorter for --quick and for storms (their point is the join). */
+const IDLE_SECONDS = args.idle === undefined ? undefined : Number(args.idle);
+if (IDLE_SECONDS !== undefined && !(IDLE_SECONDS > 0)) throw new Error(`--idle ${args.idle}: give seconds`);
 const WINDOWS = QUICK ? { idle: 3, warmup: 2, duration: 5 } : { idle: 5, warmup: 5, duration: 15 };
 const STORM_WINDOWS = { idle: WINDOWS.idle, warmup: 2, duration: 5 };
+/**
+ * The ingest case: a server with its camera and no viewer, read for 30 s. Each steady case reads
+ * its server for 5 s before the first viewer too (its RSS baseline), but that is too short for CPU:
+ * the harness counts CPU in clock ticks (10 ms), so 5 s of a server near 1 % of a core came out
+ * anywhere from 0.4 to 1.2 %, and it starts 1 s after the server is ready, which for the plugin
+ * means V8 still compiling the camera's path and Homebridge announcing itself.
+ */
+const INGEST_WINDOWS = { idle: IDLE_SECONDS ?? (QUICK ? 10 : 30), warmup: 0, duration: 1 };
 /**
  * Share links to make, used round-robin: enough that no link holds more than the default
  * per-principal cap (web.maxViewsPerUser, 32) of viewers.
@@ -254,7 +271,7 @@ async function runHarness(server: Server, sweep: number, c: Case, ctx: Context):
   const name = `${ctx.stamp}-s${sweep + 1}-${c.name}-${server}`;
   const file = join(SCRATCH, 'results', `${name}.json`);
   const profileDir = args['cpu-prof'] && server === 'project' ? join(SCRATCH, 'profiles', name) : undefined;
-  const windows = c.concurrency > 1 ? STORM_WINDOWS : WINDOWS;
+  const windows = c.viewers.every((n) => n === 0) ? INGEST_WINDOWS : c.concurrency > 1 ? STORM_WINDOWS : WINDOWS;
   const argv = [
     'bench.mjs', '--server', server === 'janus' ? 'janus' : 'whep',
     '--viewers', c.viewers.join(','),
@@ -308,11 +325,16 @@ const LOSS: Metric = { label: 'sequence loss %', of: (s) => s.window?.seqLossPct
 const STEADY_METRICS: Metric[] = [
   SERVER_CPU,
   { label: 'µs per delivered viewer-packet', of: (s) => s.window?.serverCpuUsPerDeliveredPkt, digits: 1 },
-  { label: 'ingest only (0 viewers) %', of: (s) => s.idle?.serverCpuPct, digits: 1 },
+  { label: 'no viewer yet, first 5 s: CPU %', of: (s) => s.idle?.serverCpuPct, digits: 1 },
   { label: 'connect-all s (one by one)', of: (s) => s.connectAllSeconds, digits: 2 },
   TTFK_P50,
   LOSS,
   { label: 'RSS per viewer MB', of: rssPerViewer, digits: 2 },
+];
+
+const INGEST_METRICS: Metric[] = [
+  { label: 'server CPU %', of: (s) => s.idle?.serverCpuPct, digits: 2 },
+  { label: 'server RSS MB', of: (s) => s.idle?.serverRssMB, digits: 1 },
 ];
 
 const STORM_METRICS: Metric[] = [
@@ -405,6 +427,7 @@ async function main(): Promise<void> {
   const ctx: Context = { cameraPort, webPort, storage, tokens, stamp: new Date().toISOString().replace(/[:.]/g, '-') };
 
   const cases: Case[] = [];
+  if (!args['no-ingest']) cases.push({ name: `ingest-${args.bitrate}k`, viewers: [0], bitrate: Number(args.bitrate), concurrency: 1 });
   for (const bitrate of [...new Set(STEADY.map(bitrateFor))]) {
     const viewers = STEADY.filter((n) => bitrateFor(n) === bitrate);
     cases.push({ name: `steady-${bitrate}k`, viewers, bitrate, concurrency: 1 });
@@ -423,6 +446,10 @@ async function main(): Promise<void> {
   for (const c of cases) {
     for (const n of c.viewers) {
       const storm = c.concurrency > 1;
+      if (n === 0) {
+        sections.push({ title: `ingest: camera, no viewer, ${c.bitrate} kbit/s, ${INGEST_WINDOWS.idle} s`, rows: rowsFor(records, c.name, n, INGEST_METRICS) });
+        continue;
+      }
       sections.push({
         title: storm ? `connect storm: ${n} viewers at once, ${c.bitrate} kbit/s` : `N=${n}, ${c.bitrate} kbit/s`,
         rows: rowsFor(records, c.name, n, storm ? STORM_METRICS : STEADY_METRICS),

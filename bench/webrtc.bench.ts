@@ -213,21 +213,34 @@ async function runServer(path: SendPath): Promise<void> {
     }),
   );
   const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/signal`;
-  const totals = (): { packets: number; congestion: number; nacks: number; retransmissions: number; keyframes: number } => {
-    let packets = 0;
-    let congestion = 0;
-    let nacks = 0;
-    let retransmissions = 0;
-    let keyframes = 0;
+  type Counts = { packets: number; congestion: number; nacks: number; retransmissions: number; keyframes: number };
+  /** Each viewer's counters now: a window's figures are per-viewer differences (see `sinceThen`). */
+  const totals = (): Map<ViewerPeer, Counts> => {
+    const counts = new Map<ViewerPeer, Counts>();
     for (const v of viewers) {
       const s = v.stats();
-      packets += s.packetsSent + (weriftPackets.get(v)?.() ?? 0);
-      congestion += s.congestionEvents;
-      nacks += s.nacks;
-      retransmissions += s.retransmissions;
-      keyframes += s.keyframeRequests;
+      counts.set(v, {
+        packets: s.packetsSent + (weriftPackets.get(v)?.() ?? 0),
+        congestion: s.congestionEvents,
+        nacks: s.nacks,
+        retransmissions: s.retransmissions,
+        keyframes: s.keyframeRequests,
+      });
     }
-    return { packets, congestion, nacks, retransmissions, keyframes };
+    return counts;
+  };
+  /**
+   * What the viewers did between two readings: each viewer's own difference, so that a viewer of
+   * the previous count released during the window takes nothing away (a difference of sums did,
+   * and a window could report minus 150 retransmissions).
+   */
+  const sinceThen = (before: Map<ViewerPeer, Counts>, after: Map<ViewerPeer, Counts>): Counts => {
+    const sum: Counts = { packets: 0, congestion: 0, nacks: 0, retransmissions: 0, keyframes: 0 };
+    for (const [viewer, now] of after) {
+      const then = before.get(viewer);
+      for (const key of Object.keys(sum) as Array<keyof Counts>) sum[key] += now[key] - (then?.[key] ?? 0);
+    }
+    return sum;
   };
   process.on('message', (raw: unknown) => {
     if (!isMessage(raw)) return;
@@ -244,7 +257,7 @@ async function runServer(path: SendPath): Promise<void> {
         measuring = false;
         const used = process.cpuUsage(cpu);
         const elapsed = performance.now() - started;
-        const after = totals();
+        const counted = sinceThen(before, totals());
         const measured = latencies.subarray(0, latencyCount);
         const allocations = stopSampling ? await stopSampling() : undefined;
         gc();
@@ -254,11 +267,11 @@ async function runServer(path: SendPath): Promise<void> {
           cpuUs: used.user + used.system,
           sysUs: used.system,
           elapsedMs: elapsed,
-          packets: after.packets - before.packets,
-          congestion: after.congestion - before.congestion,
-          nacks: after.nacks - before.nacks,
-          retransmissions: after.retransmissions - before.retransmissions,
-          keyframeRequests: after.keyframes - before.keyframes,
+          packets: counted.packets,
+          congestion: counted.congestion,
+          nacks: counted.nacks,
+          retransmissions: counted.retransmissions,
+          keyframeRequests: counted.keyframes,
           latencyP50: percentile(measured, 50),
           latencyP99: percentile(measured, 99),
           ...Object.fromEntries(LATENCY_KINDS.map((kind, index) => [`latencyP99_${kind}`, percentile(measured.filter((_, i) => latencyKinds[i] === index), 99)])),
