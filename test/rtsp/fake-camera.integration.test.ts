@@ -178,7 +178,13 @@ describe('RTSP client against gst-rtsp-server', { timeout: 120_000 }, () => {
         const gaps = sequence.filter((n, i) => i > 0 && n !== ((sequence[i - 1]! + 1) & 0xffff)).length;
         assert.ok(gaps <= 2, `track ${track}: ${gaps} sequence gaps`);
       }
-      assert.ok(after.every((p) => p.ageMs < 5), `after the hold, each packet at once (ages up to ${Math.max(...after.map((p) => p.ageMs)).toFixed(2)} ms)`);
+      // Live again: each packet as it comes. A busy machine may hold up one turn of the event loop
+      // by some milliseconds (16 ms seen with the whole suite running beside this test), but a hold
+      // would make most packets wait, up to its interval (tens of ms to 200).
+      const ages = after.map((p) => p.ageMs).sort((a, b) => a - b);
+      const medianAge = ages[Math.floor(ages.length / 2)]!;
+      const maxAge = ages[ages.length - 1]!;
+      assert.ok(medianAge < 5 && maxAge < 50, `after the hold, each packet at once (median age ${medianAge.toFixed(2)} ms, max ${maxAge.toFixed(2)} ms)`);
     });
     await digestCam.waitForSessionCount(0, 3000);
   });
