@@ -19,6 +19,8 @@
 
 /* srtp-fanout.c: the N-API helpers both files use. */
 napi_value throw_error(napi_env env, const char *message);
+/* A finalizer for one block from malloc that holds nothing else to release. */
+void free_block(napi_env env, void *data, void *hint);
 /* The native object behind `value` when it is an external tagged `tag`; 0 otherwise. */
 int get_external(napi_env env, napi_value value, const napi_type_tag *tag, void **out);
 /* A literal IPv4 or IPv6 address (with a zone or not) and a port as a socket address; 0 when it is none. */

@@ -113,6 +113,12 @@ static const napi_type_tag STREAM_TAG = {0x5a1f6c0e2b9d4c71ULL, 0x8e3b0a4d6f215c
 static const napi_type_tag DESTINATION_TAG = {0x0c7d2e9b4f1a6358ULL, 0xa2e5f80b3c6d1947ULL};
 static const napi_type_tag FRAME_TAG = {0x7e41b9a03d5c2f18ULL, 0x19c6e2f4a87b0d53ULL};
 
+void free_block(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
 int get_external(napi_env env, napi_value value, const napi_type_tag *tag, void **out) {
   napi_valuetype type;
   bool tagged = false;
@@ -275,11 +281,6 @@ static napi_value protect(napi_env env, napi_callback_info info) {
 
 /* ----------------------------------------------------------------------------- destinations */
 
-static void free_destination(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
 
 /*
  * An IPv6 literal, with the zone Node gives link-local addresses ("fe80::1%eth0", or a number
@@ -342,7 +343,7 @@ static napi_value create_destination(napi_env env, napi_callback_info info) {
     free(d);
     return throw_error(env, "createDestination: not an IP address");
   }
-  return tagged_external(env, d, free_destination, &DESTINATION_TAG);
+  return tagged_external(env, d, free_block, &DESTINATION_TAG);
 }
 
 /* ------------------------------------------------------------------------------ batch sends */
@@ -454,12 +455,6 @@ typedef struct {
   uint8_t *markers;
 } frame_batch;
 
-static void free_frame(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
-
 /*
  * prepareFrame(payloads, markers) -> external
  *
@@ -501,7 +496,7 @@ static napi_value prepare_frame(napi_env env, napi_callback_info info) {
     f->markers[i] = markers[i] != 0;
     f->sealed_bytes += RTP_HEADER_BYTES + f->lengths[i] + 16;
   }
-  return tagged_external(env, f, free_frame, &FRAME_TAG);
+  return tagged_external(env, f, free_block, &FRAME_TAG);
 }
 
 /*

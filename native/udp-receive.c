@@ -450,12 +450,6 @@ static void finalize_receiver(napi_env env, void *data, void *hint) {
   release(r); /* or once libuv has closed the poll handle */
 }
 
-static void free_scratch(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
-
 /*
  * openUdpReceiver(ip, port, receiveBufferBytes, onBatch) -> handle. Binds ip:port (port 0: any),
  * and calls onBatch(slab: Buffer, offset, lengths: Uint32Array, count, foreign, arrivals:
@@ -488,7 +482,7 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   if (!scratch) {
     scratch = calloc(1, sizeof(receive_scratch));
     if (!scratch) return throw_error(env, "udp-receive: out of memory");
-    if (napi_set_instance_data(env, scratch, free_scratch, NULL) != napi_ok) {
+    if (napi_set_instance_data(env, scratch, free_block, NULL) != napi_ok) {
       free(scratch);
       return throw_error(env, "udp-receive: N-API call failed");
     }
