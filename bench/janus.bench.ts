@@ -83,9 +83,9 @@ const STORM = numbers(args.storm ?? (QUICK ? '25' : '25,50'));
 const SERVERS = (args.servers ?? '').split(',').filter((s): s is Server => s === 'janus' || s === 'project');
 const LOW_FROM = Number(args['low-bitrate-from']);
 const bitrateFor = (n: number): number => Number(n >= LOW_FROM ? args['low-bitrate'] : args.bitrate);
-/** bench.mjs windows (s): the harness defaults, shorter for --quick and for storms (their point is the join). */
 const IDLE_SECONDS = args.idle === undefined ? undefined : Number(args.idle);
 if (IDLE_SECONDS !== undefined && !(IDLE_SECONDS > 0)) throw new Error(`--idle ${args.idle}: give seconds`);
+/** bench.mjs windows (s): the harness defaults, shorter for --quick and for storms (their point is the join). */
 const WINDOWS = QUICK ? { idle: 3, warmup: 2, duration: 5 } : { idle: 5, warmup: 5, duration: 15 };
 const STORM_WINDOWS = { idle: WINDOWS.idle, warmup: 2, duration: 5 };
 /**
@@ -112,6 +112,8 @@ const CONNECTING_VIEWS = Math.min(CONNECTING_LIMIT_CEILING, Math.max(WEB_DEFAULT
 
 interface Case {
   name: string;
+  /** ingest: no viewer, a long window; steady: viewers one by one; storm: all at once. */
+  kind: 'ingest' | 'steady' | 'storm';
   viewers: number[];
   bitrate: number;
   /** Connect concurrency; 1 = one after another (the harness default). */
@@ -271,7 +273,7 @@ async function runHarness(server: Server, sweep: number, c: Case, ctx: Context):
   const name = `${ctx.stamp}-s${sweep + 1}-${c.name}-${server}`;
   const file = join(SCRATCH, 'results', `${name}.json`);
   const profileDir = args['cpu-prof'] && server === 'project' ? join(SCRATCH, 'profiles', name) : undefined;
-  const windows = c.viewers.every((n) => n === 0) ? INGEST_WINDOWS : c.concurrency > 1 ? STORM_WINDOWS : WINDOWS;
+  const windows = { ingest: INGEST_WINDOWS, steady: WINDOWS, storm: STORM_WINDOWS }[c.kind];
   const argv = [
     'bench.mjs', '--server', server === 'janus' ? 'janus' : 'whep',
     '--viewers', c.viewers.join(','),
@@ -427,12 +429,12 @@ async function main(): Promise<void> {
   const ctx: Context = { cameraPort, webPort, storage, tokens, stamp: new Date().toISOString().replace(/[:.]/g, '-') };
 
   const cases: Case[] = [];
-  if (!args['no-ingest']) cases.push({ name: `ingest-${args.bitrate}k`, viewers: [0], bitrate: Number(args.bitrate), concurrency: 1 });
+  if (!args['no-ingest']) cases.push({ name: `ingest-${args.bitrate}k`, kind: 'ingest', viewers: [0], bitrate: Number(args.bitrate), concurrency: 1 });
   for (const bitrate of [...new Set(STEADY.map(bitrateFor))]) {
     const viewers = STEADY.filter((n) => bitrateFor(n) === bitrate);
-    cases.push({ name: `steady-${bitrate}k`, viewers, bitrate, concurrency: 1 });
+    cases.push({ name: `steady-${bitrate}k`, kind: 'steady', viewers, bitrate, concurrency: 1 });
   }
-  for (const n of STORM) cases.push({ name: `storm-${n}`, viewers: [n], bitrate: bitrateFor(n), concurrency: n });
+  for (const n of STORM) cases.push({ name: `storm-${n}`, kind: 'storm', viewers: [n], bitrate: bitrateFor(n), concurrency: n });
 
   const records: RunRecord[] = [];
   for (let sweep = 0; sweep < SWEEPS; sweep++) {
@@ -445,15 +447,12 @@ async function main(): Promise<void> {
   const sections: Array<{ title: string; rows: Row[] }> = [];
   for (const c of cases) {
     for (const n of c.viewers) {
-      const storm = c.concurrency > 1;
-      if (n === 0) {
-        sections.push({ title: `ingest: camera, no viewer, ${c.bitrate} kbit/s, ${INGEST_WINDOWS.idle} s`, rows: rowsFor(records, c.name, n, INGEST_METRICS) });
-        continue;
-      }
-      sections.push({
-        title: storm ? `connect storm: ${n} viewers at once, ${c.bitrate} kbit/s` : `N=${n}, ${c.bitrate} kbit/s`,
-        rows: rowsFor(records, c.name, n, storm ? STORM_METRICS : STEADY_METRICS),
-      });
+      const title = {
+        ingest: `ingest: camera, no viewer, ${c.bitrate} kbit/s, ${INGEST_WINDOWS.idle} s`,
+        steady: `N=${n}, ${c.bitrate} kbit/s`,
+        storm: `connect storm: ${n} viewers at once, ${c.bitrate} kbit/s`,
+      }[c.kind];
+      sections.push({ title, rows: rowsFor(records, c.name, n, { ingest: INGEST_METRICS, steady: STEADY_METRICS, storm: STORM_METRICS }[c.kind]) });
     }
   }
   console.log(`\nfan-out, medians over ${SWEEPS} sweep${SWEEPS === 1 ? '' : 's'} (Janus ${SERVERS.includes('janus') ? 'event_loops=1' : 'not run'}):\n`);

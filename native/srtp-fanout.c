@@ -281,7 +281,6 @@ static napi_value protect(napi_env env, napi_callback_info info) {
 
 /* ----------------------------------------------------------------------------- destinations */
 
-
 /*
  * An IPv6 literal, with the zone Node gives link-local addresses ("fe80::1%eth0", or a number
  * after the %) as the scope id. Returns 0 when it is not one, or names no interface here.
