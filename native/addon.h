@@ -17,8 +17,27 @@
     }                                                                                \
   } while (0)
 
-/* srtp-fanout.c: the N-API helpers both files use. */
+/*
+ * What the addon keeps per Node environment (the main thread, or a worker: never shared across
+ * threads), set when the module loads there and freed with it.
+ */
+typedef struct {
+  /* udp-receive.c's receive scratch, made when the first receiver opens. */
+  void *receive;
+  /* srtp-fanout.c's sealed packets of the frame being sent, grown to the largest frame yet. */
+  uint8_t *sealed;
+  size_t sealed_bytes;
+} addon_instance;
+
+/* srtp-fanout.c: this environment's addon_instance; NULL if it is missing. */
+addon_instance *addon_instance_of(napi_env env);
+
+/* srtp-fanout.c: the N-API helpers the other files use. */
 napi_value throw_error(napi_env env, const char *message);
+/* A Buffer's memory and length; 0 when the value is no Buffer. */
+int get_buffer(napi_env env, napi_value value, uint8_t **data, size_t *length);
+/* An external for data, tagged with its kind; on failure finalize(data) has run and an error is thrown. */
+napi_value make_tagged_external(napi_env env, void *data, napi_finalize finalize, const napi_type_tag *tag);
 /* A finalizer for one block from malloc that holds nothing else to release. */
 void free_block(napi_env env, void *data, void *hint);
 /* The native object behind `value` when it is an external tagged `tag`; 0 otherwise. */
@@ -28,5 +47,8 @@ int parse_socket_address(const char *ip, uint16_t port, struct sockaddr_storage 
 
 /* udp-receive.c: adds openUdpReceiver and its companions to the exports; 0 on failure. */
 int define_udp_receive(napi_env env, napi_value exports);
+
+/* srtcp.c: adds createSrtcp, srtcpProtect and srtcpUnprotect to the exports; 0 on failure. */
+int define_srtcp(napi_env env, napi_value exports);
 
 #endif

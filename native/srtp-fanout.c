@@ -102,7 +102,7 @@ static int get_u32(napi_env env, napi_value value, uint32_t *out) {
   return napi_get_value_uint32(env, value, out) == napi_ok;
 }
 
-static int get_buffer(napi_env env, napi_value value, uint8_t **data, size_t *length) {
+int get_buffer(napi_env env, napi_value value, uint8_t **data, size_t *length) {
   bool is_buffer = false;
   if (napi_is_buffer(env, value, &is_buffer) != napi_ok || !is_buffer) return 0;
   return napi_get_buffer_info(env, value, (void **)data, length) == napi_ok;
@@ -127,7 +127,7 @@ int get_external(napi_env env, napi_value value, const napi_type_tag *tag, void 
   return napi_get_value_external(env, value, out) == napi_ok && *out != NULL;
 }
 
-static napi_value tagged_external(napi_env env, void *data, napi_finalize finalize, const napi_type_tag *tag) {
+napi_value make_tagged_external(napi_env env, void *data, napi_finalize finalize, const napi_type_tag *tag) {
   napi_value result;
   if (napi_create_external(env, data, finalize, NULL, &result) != napi_ok) {
     finalize(env, data, NULL);
@@ -197,7 +197,7 @@ static napi_value create_stream(napi_env env, napi_callback_info info) {
     free_stream(env, s, NULL);
     return throw_error(env, "createStream: OpenSSL refused the key");
   }
-  return tagged_external(env, s, free_stream, &STREAM_TAG);
+  return make_tagged_external(env, s, free_stream, &STREAM_TAG);
 }
 
 /* The rollover counter for a new packet (advances on a wrap) or for a retransmission. */
@@ -342,7 +342,7 @@ static napi_value create_destination(napi_env env, napi_callback_info info) {
     free(d);
     return throw_error(env, "createDestination: not an IP address");
   }
-  return tagged_external(env, d, free_block, &DESTINATION_TAG);
+  return make_tagged_external(env, d, free_block, &DESTINATION_TAG);
 }
 
 /* ------------------------------------------------------------------------------ batch sends */
@@ -495,7 +495,27 @@ static napi_value prepare_frame(napi_env env, napi_callback_info info) {
     f->markers[i] = markers[i] != 0;
     f->sealed_bytes += RTP_HEADER_BYTES + f->lengths[i] + 16;
   }
-  return tagged_external(env, f, free_block, &FRAME_TAG);
+  return make_tagged_external(env, f, free_block, &FRAME_TAG);
+}
+
+/*
+ * Room for a frame's protected packets back to back (a P-frame's few kilobytes, a keyframe's few
+ * hundred), kept per environment and grown to the largest frame yet. The kernel has copied the
+ * packets when sendmmsg returns, so every viewer's call can use the same block: a malloc per viewer
+ * per frame put each keyframe's block (mmap-sized) through the allocator, and its pages through
+ * page faults, once per viewer.
+ */
+static uint8_t *sealed_scratch(napi_env env, size_t bytes) {
+  addon_instance *instance = addon_instance_of(env);
+  if (!instance) return NULL;
+  if (bytes <= instance->sealed_bytes) return instance->sealed;
+  size_t grown = bytes < 65536 ? 65536 : bytes + bytes / 4;
+  uint8_t *block = malloc(grown);
+  if (!block) return NULL;
+  free(instance->sealed);
+  instance->sealed = block;
+  instance->sealed_bytes = grown;
+  return block;
 }
 
 /*
@@ -538,8 +558,7 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
   uint8_t **payloads = f->payloads;
   size_t *lengths = f->lengths;
   uint8_t *markers = f->markers;
-  /* The protected packets back to back: a P-frame's few kilobytes, a keyframe's few hundred. */
-  uint8_t *scratch = malloc(f->sealed_bytes ? f->sealed_bytes : 1);
+  uint8_t *scratch = sealed_scratch(env, f->sealed_bytes);
   if (!scratch) return throw_error(env, "sendFrame: out of memory");
   size_t offset = 0;
   struct mmsghdr msgs[BATCH];
@@ -559,7 +578,6 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
       uint32_t roc = roc_for(s, seq, 0);
       size_t len = seal(s, payload_type, markers[start + i] != 0, seq, timestamp, payloads[start + i], lengths[start + i], roc, scratch + offset);
       if (len == 0) {
-        free(scratch);
         return throw_error(env, "sendFrame: OpenSSL failed");
       }
       iov[i].iov_base = scratch + offset;
@@ -590,7 +608,6 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
     }
     sent += done;
   }
-  free(scratch);
   result[0] = (double)sent;
   result[1] = bytes;
   result[2] = (double)error;
@@ -644,7 +661,27 @@ static napi_value send_datagram(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static void free_instance(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  addon_instance *instance = data;
+  free(instance->receive);
+  free(instance->sealed);
+  free(instance);
+}
+
+addon_instance *addon_instance_of(napi_env env) {
+  addon_instance *instance = NULL;
+  return napi_get_instance_data(env, (void **)&instance) == napi_ok ? instance : NULL;
+}
+
 NAPI_MODULE_INIT() {
+  addon_instance *instance = calloc(1, sizeof(addon_instance));
+  if (!instance) return NULL;
+  if (napi_set_instance_data(env, instance, free_instance, NULL) != napi_ok) {
+    free(instance);
+    return NULL;
+  }
   napi_property_descriptor properties[] = {
       {"createStream", NULL, create_stream, NULL, NULL, NULL, napi_default, NULL},
       {"createDestination", NULL, create_destination, NULL, NULL, NULL, napi_default, NULL},
@@ -657,6 +694,7 @@ NAPI_MODULE_INIT() {
   };
   if (napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties) != napi_ok) return NULL;
   if (!define_udp_receive(env, exports)) return NULL;
+  if (!define_srtcp(env, exports)) return NULL;
   napi_value hash;
   if (napi_create_string_utf8(env, SOURCE_HASH, NAPI_AUTO_LENGTH, &hash) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "sourceHash", hash) != napi_ok) return NULL;

@@ -320,8 +320,9 @@ static int read_bursts(udp_receiver *r, receive_scratch *s, int rounds);
 static void on_readable(uv_poll_t *poll, int status, int events) {
   udp_receiver *r = poll->data;
   if (status < 0 || !(events & UV_READABLE) || !r->open) return;
-  receive_scratch *s = NULL;
-  if (napi_get_instance_data(r->env, (void **)&s) != napi_ok || !s) return;
+  addon_instance *instance = addon_instance_of(r->env);
+  receive_scratch *s = instance ? instance->receive : NULL;
+  if (!s) return;
   /* A new slab is a JavaScript object, made outside any JavaScript call: it needs a scope of its own. */
   napi_handle_scope scope;
   if (napi_open_handle_scope(r->env, &scope) != napi_ok) return;
@@ -422,8 +423,9 @@ static int read_bursts(udp_receiver *r, receive_scratch *s, int rounds) {
  * how full the receive buffer was (0-1, as the kernel counts it), or -1 when that is unknown.
  */
 static double drain(udp_receiver *r) {
-  receive_scratch *s = NULL;
-  if (!r->open || napi_get_instance_data(r->env, (void **)&s) != napi_ok || !s) return -1;
+  addon_instance *instance = r->open ? addon_instance_of(r->env) : NULL;
+  receive_scratch *s = instance ? instance->receive : NULL;
+  if (!s) return -1;
   uint32_t queued = 0, buffer = 0, drops = 0;
   double fill = -1;
   if (!socket_memory(r->fd, &queued, &buffer, &drops)) {
@@ -477,15 +479,11 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   socklen_t address_len;
   if (!parse_socket_address(ip, (uint16_t)port, &address, &address_len)) return throw_error(env, "openUdpReceiver: not an IP address");
 
-  receive_scratch *scratch = NULL;
-  CHECK(napi_get_instance_data(env, (void **)&scratch));
-  if (!scratch) {
-    scratch = calloc(1, sizeof(receive_scratch));
-    if (!scratch) return throw_error(env, "udp-receive: out of memory");
-    if (napi_set_instance_data(env, scratch, free_block, NULL) != napi_ok) {
-      free(scratch);
-      return throw_error(env, "udp-receive: N-API call failed");
-    }
+  addon_instance *instance = addon_instance_of(env);
+  if (!instance) return throw_error(env, "udp-receive: the addon's instance data is missing");
+  if (!instance->receive) {
+    instance->receive = calloc(1, sizeof(receive_scratch));
+    if (!instance->receive) return throw_error(env, "udp-receive: out of memory");
   }
   uv_loop_t *loop = NULL;
   CHECK(napi_get_uv_event_loop(env, &loop));

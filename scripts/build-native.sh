@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the native addon (native/*.c: the fan-out, and the camera's UDP receive) into
+# Builds the native addon (native/*.c: the fan-out, the camera's UDP receive, and SRTCP) into
 # prebuilds/linux-<arch>/srtp-fanout.node, for each
 # architecture whose compiler is installed: gcc for this machine, aarch64-linux-gnu-gcc for 64-bit
 # Raspberry Pis (apt: gcc-aarch64-linux-gnu), arm-linux-gnueabihf-gcc for 32-bit ones (apt:
@@ -16,7 +16,7 @@ source scripts/node-env.sh >/dev/null
 node_include="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node"
 [ -f "$node_include/node_api.h" ] || { echo "no Node headers at $node_include" >&2; exit 1; }
 # Keep in step with NATIVE_SOURCES in test/rtp/native-fanout.test.ts.
-sources=(native/addon.h native/srtp-fanout.c native/udp-receive.c)
+sources=(native/addon.h native/srtp-fanout.c native/udp-receive.c native/srtcp.c)
 hash=$(cat "${sources[@]}" | sha256sum | cut -d' ' -f1)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(x64 arm64 arm)
@@ -38,7 +38,7 @@ for arch in "${targets[@]}"; do
   # -z now binds them all when Node loads the file, so a Node without one of them refuses the
   # binary at load (and the plugin uses JavaScript) instead of crashing at the first call.
   "$cc" -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -std=c11 -Wl,-z,now \
-    -DSOURCE_HASH="\"$hash\"" -I"$node_include" -o "$out" native/srtp-fanout.c native/udp-receive.c
+    -DSOURCE_HASH="\"$hash\"" -I"$node_include" -o "$out" native/srtp-fanout.c native/udp-receive.c native/srtcp.c
   "$strip" --strip-unneeded "$out"
   echo "built $out ($(stat -c %s "$out") bytes, source $hash)"
 done

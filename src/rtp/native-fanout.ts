@@ -21,6 +21,8 @@ export type NativeStreamHandle = { readonly [nativeStreamBrand]: true };
 export type NativeDestinationHandle = { readonly [nativeDestinationBrand]: true };
 declare const nativeFrameBrand: unique symbol;
 export type NativeFrameHandle = { readonly [nativeFrameBrand]: true };
+declare const nativeSrtcpBrand: unique symbol;
+export type NativeSrtcpHandle = { readonly [nativeSrtcpBrand]: true };
 declare const nativeUdpReceiverBrand: unique symbol;
 export type NativeUdpReceiverHandle = { readonly [nativeUdpReceiverBrand]: true };
 
@@ -73,7 +75,7 @@ export interface NativeUdpReceiverStats {
   receiveBuffer: number;
 }
 
-/** The addon's exports, as native/srtp-fanout.c and native/udp-receive.c define them. */
+/** The addon's exports, as native/srtp-fanout.c, native/udp-receive.c and native/srtcp.c define them. */
 export interface NativeFanout {
   readonly sourceHash: string;
   createStream(profile: number, key: Buffer, salt: Buffer, authKey: Buffer, ssrc: number): NativeStreamHandle;
@@ -128,6 +130,19 @@ export interface NativeFanout {
   flushUdpReceiver(receiver: NativeUdpReceiverHandle): number;
   /** No onBatch after this returns; twice is fine. */
   closeUdpReceiver(receiver: NativeUdpReceiverHandle): void;
+  /** An SRTCP context (native/srtcp.c): the keys of one direction of a viewer's RTCP. */
+  createSrtcp(profile: number, key: Buffer, salt: Buffer, authKey: Buffer): NativeSrtcpHandle;
+  /**
+   * Protects a compound RTCP packet with this SRTCP index into `out` (room for its length plus the
+   * profile's overhead; not the packet's memory); returns the protected length.
+   */
+  srtcpProtect(context: NativeSrtcpHandle, rtcp: Buffer, index: number, out: Buffer): number;
+  /**
+   * Opens an SRTCP packet into `out` (at least its length; not its memory): the plaintext's length,
+   * -1 when it is not authentic, -2 when it is too short for the profile. The index and replays are
+   * the caller's to check.
+   */
+  srtcpUnprotect(context: NativeSrtcpHandle, packet: Buffer, out: Buffer): number;
   /**
    * Hands the C heap's freed pages back to the system (glibc's malloc_trim): true when some went.
    * Process-wide and a few milliseconds: see native-heap-trim.ts for when it is called.
@@ -160,6 +175,9 @@ const NATIVE_FUNCTIONS = [
   'flushUdpReceiver',
   'closeUdpReceiver',
   'trimNativeHeap',
+  'createSrtcp',
+  'srtcpProtect',
+  'srtcpUnprotect',
 ];
 
 function isNativeFanout(value: unknown): value is NativeFanout {

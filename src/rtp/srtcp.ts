@@ -15,8 +15,15 @@
  *
  * Replays are refused per sending SSRC with a 64-packet window (RFC 3711 §3.3.2), so a captured
  * keyframe request or NACK cannot be played back at the server.
+ *
+ * The cryptography is the native addon's where it loaded (native/srtcp.c: ciphers keyed once, the
+ * output in the caller's buffers): in JavaScript every packet still costs a cipher and an HMAC
+ * object, and at a sender report a second per viewer plus the viewer's own reports, those were
+ * the largest share of what a settled viewer allocated. The JavaScript below stays the fallback
+ * and the reference: before the addon's SRTCP is used, it must give the same bytes.
  */
-import { createCipheriv, createDecipheriv, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { nativeFanout, type NativeFanout, type NativeSrtcpHandle } from './native-fanout.js';
 import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80 } from './srtp-writer.js';
 
 /** The slice of werift's SRTP `Context` (public fields) that SRTCP needs. */
@@ -34,6 +41,8 @@ const GCM_TAG_BYTES = 16;
 const ENCRYPTED_FLAG = 0x8000_0000;
 const MAX_INDEX = 0x7fff_ffff;
 const REPLAY_WINDOW = 64;
+/** What the addon's open buffer starts at: any RTCP a browser sends fits an Ethernet frame. */
+const OPENED_BYTES = 1500;
 
 /** Why a packet was not opened: counted by the caller, never thrown at the network. */
 export type SrtcpRefusal = 'short' | 'authentication' | 'replay';
@@ -46,8 +55,21 @@ interface ReplayState {
   seenHigh: number;
 }
 
+/** The addon's SRTCP answers for a packet that did not open (srtcpUnprotect). */
+const NATIVE_NOT_AUTHENTIC = -1;
+const NATIVE_TOO_SHORT = -2;
+
+/** The addon's side of one context. */
+interface NativeSrtcp {
+  readonly fanout: NativeFanout;
+  readonly context: NativeSrtcpHandle;
+}
+
 export class SrtcpContext {
   private readonly profile: number;
+  private readonly native: NativeSrtcp | undefined;
+  /** Where the addon opens packets (see `unprotect`), grown to the longest packet yet. */
+  private opened: Buffer = Buffer.alloc(0);
   private readonly key: KeyObject;
   private readonly authKey: KeyObject | undefined;
   private readonly salt: Buffer;
@@ -59,7 +81,11 @@ export class SrtcpContext {
   /** The last refusal, for the caller's counters and debug line. */
   lastRefusal: SrtcpRefusal | undefined;
 
-  constructor(keys: SrtcpKeyMaterial) {
+  /**
+   * `fanout`: the addon whose SRTCP to use, or null for the JavaScript cryptography; by default the
+   * process's addon when it loaded and passed the SRTCP check (`nativeSrtcp`).
+   */
+  constructor(keys: SrtcpKeyMaterial, fanout: NativeFanout | null = nativeSrtcp() ?? null) {
     if (keys.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
       this.authKey = createSecretKey(keys.srtcpSessionAuthTag);
       this.iv = Buffer.alloc(16);
@@ -77,6 +103,14 @@ export class SrtcpContext {
     // slab alive for as long as the viewer watches.
     this.salt = Buffer.alloc(keys.srtcpSessionSalt.length);
     keys.srtcpSessionSalt.copy(this.salt);
+    this.native = fanout
+      ? { fanout, context: fanout.createSrtcp(keys.profile, keys.srtcpSessionKey, keys.srtcpSessionSalt, keys.srtcpSessionAuthTag ?? Buffer.alloc(0)) }
+      : undefined;
+  }
+
+  /** Whose cryptography this context uses. */
+  get backend(): 'native' | 'javascript' {
+    return this.native ? 'native' : 'javascript';
   }
 
   /** Bytes SRTCP adds to a compound packet. */
@@ -92,8 +126,12 @@ export class SrtcpContext {
     const ssrc = rtcp.readUInt32BE(4);
     const index = this.sendIndex.get(ssrc) ?? 0;
     this.sendIndex.set(ssrc, index >= MAX_INDEX ? 0 : index + 1);
-    const word = (ENCRYPTED_FLAG | index) >>> 0;
     const out = Buffer.allocUnsafe(rtcp.length + this.overhead);
+    if (this.native) {
+      this.native.fanout.srtcpProtect(this.native.context, rtcp, index, out);
+      return out;
+    }
+    const word = (ENCRYPTED_FLAG | index) >>> 0;
     rtcp.copy(out, 0, 0, HEADER_BYTES);
     const iv = this.ivFor(ssrc, index);
     if (this.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
@@ -117,7 +155,8 @@ export class SrtcpContext {
 
   /**
    * Opens a compound packet from the peer. Undefined when it is too short, fails authentication or
-   * replays an index already seen (`lastRefusal` says which); nothing is thrown.
+   * replays an index already seen (`lastRefusal` says which); nothing is thrown. The bytes returned
+   * are good until the next call: read them, or copy what must be kept.
    */
   unprotect(packet: Buffer): Buffer | undefined {
     this.lastRefusal = undefined;
@@ -131,7 +170,13 @@ export class SrtcpContext {
     const replay = this.replay.get(ssrc);
     if (replay && this.seenBefore(replay, index)) return this.refuse('replay');
     let plain: Buffer;
-    if (cm) {
+    if (this.native) {
+      if (this.opened.length < packet.length) this.opened = Buffer.alloc(Math.max(packet.length, OPENED_BYTES));
+      const length = this.native.fanout.srtcpUnprotect(this.native.context, packet, this.opened);
+      if (length === NATIVE_TOO_SHORT) return this.refuse('short');
+      if (length === NATIVE_NOT_AUTHENTIC || length < 0) return this.refuse('authentication');
+      plain = this.opened.subarray(0, length);
+    } else if (cm) {
       const expected = createHmac('sha1', this.authKey!).update(packet.subarray(0, packet.length - CM_TAG_BYTES)).digest();
       if (!timingSafeEqual(expected.subarray(0, CM_TAG_BYTES), packet.subarray(packet.length - CM_TAG_BYTES))) return this.refuse('authentication');
       plain = Buffer.allocUnsafe(indexAt);
@@ -215,5 +260,63 @@ export class SrtcpContext {
     const age = state.highest - index;
     if (age < 32) state.seenLow = (state.seenLow | (1 << age)) >>> 0;
     else state.seenHigh = (state.seenHigh | (1 << (age - 32))) >>> 0;
+  }
+}
+
+/**
+ * Opens and protects a few packets of each profile with the addon and with the JavaScript above,
+ * across SSRCs and sizes, and refuses a tampered one: says what differs, undefined when nothing.
+ */
+export function nativeSrtcpSelfTestError(fanout: NativeFanout): string | undefined {
+  for (const profile of [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM]) {
+    const keys: SrtcpKeyMaterial = {
+      profile,
+      srtcpSessionKey: randomBytes(16),
+      srtcpSessionSalt: randomBytes(profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14),
+      srtcpSessionAuthTag: randomBytes(20),
+    };
+    const [referenceOut, nativeOut] = [new SrtcpContext(keys, null), new SrtcpContext(keys, fanout)];
+    const [referenceIn, nativeIn] = [new SrtcpContext(keys, null), new SrtcpContext(keys, fanout)];
+    for (let i = 0; i < 6; i++) {
+      const rtcp = randomBytes(8 + i * 60);
+      rtcp.writeUInt32BE(0x1000 + (i % 2), 4);
+      const expected = referenceOut.protect(rtcp);
+      const sealed = nativeOut.protect(rtcp);
+      if (!sealed.equals(expected)) return `SRTCP profile ${profile}, packet ${i}: the binary's bytes differ from the JavaScript's`;
+      if (!nativeIn.unprotect(sealed)?.equals(rtcp)) return `SRTCP profile ${profile}, packet ${i}: the binary did not open its own packet`;
+      if (!referenceIn.unprotect(sealed)?.equals(rtcp)) return `SRTCP profile ${profile}, packet ${i}: the JavaScript did not open the binary's packet`;
+    }
+    const tampered = nativeOut.protect(Buffer.alloc(28, 1));
+    tampered[10]! ^= 1;
+    if (nativeIn.unprotect(tampered) !== undefined) return `SRTCP profile ${profile}: the binary opened a tampered packet`;
+  }
+  return undefined;
+}
+
+let checked: { fanout: NativeFanout | undefined; reason: string } | undefined;
+
+/**
+ * The addon for SRTCP in this process, checked once against the JavaScript; undefined where it did
+ * not load or its SRTCP differs (`srtcpBackendReason` says why).
+ */
+export function nativeSrtcp(): NativeFanout | undefined {
+  checked ??= checkNativeSrtcp();
+  return checked.fanout;
+}
+
+/** Why SRTCP runs in JavaScript here; empty when the addon does it. */
+export function srtcpBackendReason(): string {
+  checked ??= checkNativeSrtcp();
+  return checked.reason;
+}
+
+function checkNativeSrtcp(): { fanout: NativeFanout | undefined; reason: string } {
+  const status = nativeFanout();
+  if (!status.loaded) return { fanout: undefined, reason: status.reason };
+  try {
+    const error = nativeSrtcpSelfTestError(status.fanout);
+    return error ? { fanout: undefined, reason: error } : { fanout: status.fanout, reason: '' };
+  } catch (error) {
+    return { fanout: undefined, reason: `the binary's SRTCP failed its self-test: ${error instanceof Error ? error.message : String(error)}` };
   }
 }

@@ -1,5 +1,5 @@
 // Run by a Node of another architecture (arm64 under qemu-aarch64, from native-fanout.test.ts):
-// loads that architecture's prebuilt fan-out, protects the given packets, and sends a 70-packet
+// loads that architecture's prebuilt fan-out, protects the given packets (SRTP, and SRTCP both ways), and sends a 70-packet
 // frame over loopback UDP to itself (70 small packets: more than one sendmmsg batch, and few
 // enough bytes for the receiving socket's default buffer while qemu is slow to read it), to a dgram
 // socket and to the addon's own receiver. Plain JavaScript: no loader or compiler runs under qemu.
@@ -18,6 +18,19 @@ const hex = (s) => Buffer.from(s, 'hex');
 const protectedPackets = vectors.map((v) => {
   const stream = fanout.createStream(v.profile, hex(v.key), hex(v.salt), hex(v.auth), v.ssrc);
   return v.packets.map((p) => fanout.protect(stream, 96, p.marker, p.seq, p.ts, hex(p.payload), false).toString('hex'));
+});
+
+// SRTCP (srtcp.c): each vector's RTCP packets protected with indexes 0, 1, 2..., then opened again.
+const srtcp = vectors.map((v) => {
+  const context = fanout.createSrtcp(v.profile, hex(v.key), hex(v.salt), hex(v.auth));
+  return v.rtcp.map((r, index) => {
+    const rtcp = hex(r);
+    const out = Buffer.alloc(rtcp.length + 20);
+    const sealed = out.subarray(0, fanout.srtcpProtect(context, rtcp, index, out));
+    const opened = Buffer.alloc(sealed.length);
+    const length = fanout.srtcpUnprotect(context, sealed, opened);
+    return { sealed: sealed.toString('hex'), opened: length < 0 ? length : opened.subarray(0, length).toString('hex') };
+  });
 });
 
 const bound = (socket) => new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
@@ -51,4 +64,4 @@ fanout.closeUdpReceiver(nrx);
 rx.close();
 tx.close();
 const armVersion = process.config.variables.arm_version;
-process.stdout.write(`${JSON.stringify({ arch: process.arch, armVersion: armVersion === undefined ? null : String(armVersion), sourceHash: fanout.sourceHash, protected: protectedPackets, result, received, nativeReceived, nativeBytes })}\n`);
+process.stdout.write(`${JSON.stringify({ arch: process.arch, armVersion: armVersion === undefined ? null : String(armVersion), sourceHash: fanout.sourceHash, protected: protectedPackets, srtcp, result, received, nativeReceived, nativeBytes })}\n`);

@@ -23,11 +23,12 @@ import {
   type NativeFanout,
 } from '../../src/rtp/native-fanout.js';
 import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter } from '../../src/rtp/srtp-writer.js';
+import { SrtcpContext } from '../../src/rtp/srtcp.js';
 import { waitFor } from '../helpers/wait.js';
 import { srtpSessions } from '../helpers/srtp-sessions.js';
 
 /** The addon's sources, hashed one after another as scripts/build-native.sh does (keep in step). */
-const NATIVE_SOURCES = ['native/addon.h', 'native/srtp-fanout.c', 'native/udp-receive.c'];
+const NATIVE_SOURCES = ['native/addon.h', 'native/srtp-fanout.c', 'native/udp-receive.c', 'native/srtcp.c'];
 const sourcesHash = (): string => {
   const hash = createHash('sha256');
   for (const file of NATIVE_SOURCES) hash.update(readFileSync(new URL(`../../${file}`, import.meta.url)));
@@ -280,7 +281,7 @@ describe('native fan-out', () => {
 
 for (const foreign of FOREIGN_BINARIES) {
   describe(`the ${foreign.arch} binary (${foreign.system}), run by an ${foreign.arch} Node under qemu`, () => {
-    test('loads, is built from this source, protects the same bytes as the JavaScript writer, sends a 70-packet frame, and receives one', async () => {
+    test('loads, is built from this source, protects (SRTP and SRTCP) the same bytes as the JavaScript, sends a 70-packet frame, and receives one', async () => {
       for (const needed of [foreign.qemu, foreign.sysroot, foreign.node]) assert.ok(existsSync(needed), `${needed} is missing: scripts/setup.sh installs it`);
       const vectors = [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM].map((profile) => ({
         profile,
@@ -289,12 +290,18 @@ for (const foreign of FOREIGN_BINARIES) {
         auth: randomBytes(20).toString('hex'),
         ssrc: 0x0badcafe,
         packets: [65534, 65535, 0, 1].map((seq, i) => ({ seq, ts: 3000 * i, marker: i === 3, payload: randomBytes(40 + 300 * i).toString('hex') })),
+        // RTCP of one SSRC (so the indexes run 0, 1, 2), 8 bytes and up.
+        rtcp: [8, 52, 400].map((size) => {
+          const rtcp = randomBytes(size);
+          rtcp.writeUInt32BE(0x0badcafe, 4);
+          return rtcp.toString('hex');
+        }),
       }));
       const { stdout } = await promisify(execFile)(foreign.qemu, ['-L', foreign.sysroot, foreign.node, join(ROOT, 'test/rtp/native-check.mjs'), nativeFanoutPath(foreign.arch), JSON.stringify(vectors)], {
         timeout: 180_000,
         maxBuffer: 16 * 1024 * 1024,
       });
-      const report = JSON.parse(stdout.trim().split('\n').pop()!) as { arch: string; armVersion: string | null; sourceHash: string; protected: string[][]; result: { sent: number; bytes: number; errno: number }; received: number; nativeReceived: number; nativeBytes: number };
+      const report = JSON.parse(stdout.trim().split('\n').pop()!) as { arch: string; armVersion: string | null; sourceHash: string; protected: string[][]; srtcp: Array<Array<{ sealed: string; opened: string | number }>>; result: { sent: number; bytes: number; errno: number }; received: number; nativeReceived: number; nativeBytes: number };
       assert.equal(report.arch, foreign.arch);
       // What loadNativeFanout checks before it loads the 32-bit binary (see runningNodeBuild).
       assert.equal(report.armVersion, foreign.arch === 'arm' ? '7' : null);
@@ -303,6 +310,9 @@ for (const foreign of FOREIGN_BINARIES) {
         const reference = new SrtpStreamWriter({ profile: v.profile, srtpSessionKey: Buffer.from(v.key, 'hex'), srtpSessionSalt: Buffer.from(v.salt, 'hex'), srtpSessionAuthTag: Buffer.from(v.auth, 'hex') }, v.ssrc);
         const expected = v.packets.map((p) => reference.protect(96, p.marker, p.seq, p.ts, Buffer.from(p.payload, 'hex')).toString('hex'));
         assert.deepEqual(report.protected[i], expected, `profile ${v.profile}`);
+        const srtcpReference = new SrtcpContext({ profile: v.profile, srtcpSessionKey: Buffer.from(v.key, 'hex'), srtcpSessionSalt: Buffer.from(v.salt, 'hex'), srtcpSessionAuthTag: Buffer.from(v.auth, 'hex') }, null);
+        const expectedSrtcp = v.rtcp.map((r) => ({ sealed: srtcpReference.protect(Buffer.from(r, 'hex')).toString('hex'), opened: r }));
+        assert.deepEqual(report.srtcp[i], expectedSrtcp, `SRTCP, profile ${v.profile}`);
       });
       assert.deepEqual(report.result, { sent: 70, bytes: 70 * (12 + 200 + 10), errno: 0 });
       assert.equal(report.received, 70);
