@@ -148,6 +148,12 @@ export interface NativeFanout {
    * Process-wide and a few milliseconds: see native-heap-trim.ts for when it is called.
    */
   trimNativeHeap(): boolean;
+  /**
+   * Asks V8 for the memory-reducing collection its memory reducer runs when a process goes idle
+   * (incremental; it also frees the pages V8 pooled): true when V8 was asked. Process-wide: see
+   * native-heap-trim.ts for when it is called.
+   */
+  hintMemoryReduction(): boolean;
 }
 
 export type NativeFanoutStatus = { loaded: true; fanout: NativeFanout; path: string } | { loaded: false; reason: string };
@@ -175,6 +181,7 @@ const NATIVE_FUNCTIONS = [
   'flushUdpReceiver',
   'closeUdpReceiver',
   'trimNativeHeap',
+  'hintMemoryReduction',
   'createSrtcp',
   'srtcpProtect',
   'srtcpUnprotect',

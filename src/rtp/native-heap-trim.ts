@@ -1,9 +1,15 @@
 /**
- * Gives the C heap's freed memory back to the system a little while after the events that free a
- * lot of it: Homebridge's start-up, and viewers coming and going (a WebRTC handshake's OpenSSL
- * state, and the V8 compiles a first viewer sets off, are C heap that glibc keeps resident once
- * freed). `bench:webrtc` measured 12.5 MiB handed back after start-up, and 8-16 MiB after 10-50
- * viewers joined, each trim in 1-6 ms (`trimNativeHeap` in native/srtp-fanout.c).
+ * Gives freed memory back to the system a little while after the events that free a lot of it:
+ * Homebridge's start-up, and viewers coming and going. Two kinds stay resident on their own:
+ * - the C heap: a WebRTC handshake's OpenSSL state, and the V8 compiles a first viewer sets off,
+ *   are memory glibc keeps once freed. `bench:webrtc` measured 12.5 MiB handed back after
+ *   start-up, and 8-16 MiB after 10-50 viewers joined, each trim in 1-6 ms (`trimNativeHeap`);
+ * - V8's own pages: a burst of handshakes grows V8's young generation to its maximum, and when it
+ *   shrinks V8 keeps the pages pooled, resident, until its memory reducer runs, which it does only
+ *   once the process allocates little. With 50 viewers watching it never did: about 16 MiB after
+ *   50 joins (`bench:webrtc`, /proc/self/smaps). So a trim first asks V8 for that collection
+ *   (`hintMemoryReduction`: incremental, as V8 runs it by itself when idle), and trims the C heap
+ *   `collectMs` later, once the collection has also freed what its dead objects held there.
  *
  * A trim is process-wide, so requests from every camera and viewer share one schedule: it runs
  * once they have been quiet for `quietMs`, no later than `maxDelayMs` after the first unserved
@@ -17,6 +23,10 @@ import { nativeFanout } from './native-fanout.js';
 export interface NativeHeapTrimOptions {
   /** Returns the C heap's freed pages to the system; undefined: the addon is not loaded. */
   trim: (() => boolean) | undefined;
+  /** Asks V8 for a memory-reducing collection; true when it was asked. Undefined: none. */
+  reduceV8?: (() => boolean) | undefined;
+  /** How long after asking V8 the C heap is trimmed (its collection runs in steps meanwhile). */
+  collectMs?: number;
   timers?: TimerSeam;
   now?: () => number;
   /** Resident memory in bytes, to log what a trim gave back. */
@@ -28,7 +38,9 @@ export interface NativeHeapTrimOptions {
 
 export interface NativeHeapTrimStats {
   trims: number;
-  /** RSS before minus after the latest trim (may be 0 or negative when nothing was free). */
+  /** Trims that asked V8 for a memory-reducing collection first. */
+  v8Reductions: number;
+  /** RSS before minus after the latest trim, V8's collection included (may be 0 or negative). */
   lastReleasedBytes: number;
   /** Milliseconds the latest trim took. */
   lastTrimMs: number;
@@ -38,6 +50,8 @@ const DEFAULT_QUIET_MS = 5_000;
 const DEFAULT_MAX_DELAY_MS = 30_000;
 /** A trim costs 1-6 ms: at most one each 10 s bounds that at 0.06 % of a core, even under churn. */
 const DEFAULT_MIN_INTERVAL_MS = 10_000;
+/** V8's incremental collection finishes within a second or two, in steps on the event loop. */
+const DEFAULT_COLLECT_MS = 3_000;
 
 export class NativeHeapTrimmer {
   private readonly timers: TimerSeam;
@@ -46,12 +60,16 @@ export class NativeHeapTrimmer {
   private readonly quietMs: number;
   private readonly maxDelayMs: number;
   private readonly minIntervalMs: number;
+  private readonly collectMs: number;
   private timer: TimerHandle | undefined;
   /** When the oldest request not yet served by a trim came. */
   private pendingSince: number | undefined;
-  private lastTrimAt = Number.NEGATIVE_INFINITY;
+  /** The C heap's trim due once V8 has collected (see `run`); requests meanwhile leave it be. */
+  private finishing: TimerHandle | undefined;
+  /** When the latest run started (V8 asked, or the C heap trimmed): runs are minIntervalMs apart. */
+  private lastRunAt = Number.NEGATIVE_INFINITY;
   private debug: ((message: string) => void) | undefined;
-  readonly stats: NativeHeapTrimStats = { trims: 0, lastReleasedBytes: 0, lastTrimMs: 0 };
+  readonly stats: NativeHeapTrimStats = { trims: 0, v8Reductions: 0, lastReleasedBytes: 0, lastTrimMs: 0 };
 
   constructor(private readonly options: NativeHeapTrimOptions) {
     this.timers = options.timers ?? realTimers;
@@ -60,6 +78,7 @@ export class NativeHeapTrimmer {
     this.quietMs = options.quietMs ?? DEFAULT_QUIET_MS;
     this.maxDelayMs = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
     this.minIntervalMs = options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS;
+    this.collectMs = options.collectMs ?? DEFAULT_COLLECT_MS;
   }
 
   /**
@@ -73,23 +92,50 @@ export class NativeHeapTrimmer {
     const now = this.now();
     this.pendingSince ??= now;
     const quiet = Math.min(now + this.quietMs, this.pendingSince + this.maxDelayMs);
-    const due = Math.max(quiet, this.lastTrimAt + this.minIntervalMs);
+    const due = Math.max(quiet, this.lastRunAt + this.minIntervalMs);
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     this.timer = this.timers.setTimeout(() => this.run(), Math.max(0, due - now));
   }
 
-  /** Cancels a scheduled trim (tests, shutdown). */
+  /** Whether a trim is scheduled, or waiting for V8's collection (benchmarks measure after it). */
+  get pending(): boolean {
+    return this.timer !== undefined || this.finishing !== undefined;
+  }
+
+  /** Cancels a scheduled trim, and one waiting for V8's collection (tests, shutdown). */
   stop(): void {
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
-    this.timer = undefined;
+    if (this.finishing !== undefined) this.timers.clearTimeout(this.finishing);
+    this.timer = this.finishing = undefined;
     this.pendingSince = undefined;
   }
 
-  /** Only ever scheduled by `request`, which needs `trim`. */
+  /** Only ever scheduled by `request`, which needs `trim`: V8's collection first, when there is one. */
   private run(): void {
     this.timer = undefined;
     this.pendingSince = undefined;
+    this.lastRunAt = this.now();
     const before = this.rss();
+    let reducing = false;
+    try {
+      reducing = this.options.reduceV8?.() === true;
+    } catch (error) {
+      // Never expected (the C call takes no arguments); the C heap is still trimmed.
+      this.debug?.(`could not ask V8 to reduce its memory: ${String(error)}`);
+    }
+    if (!reducing) {
+      this.trimNow(before, false);
+      return;
+    }
+    this.stats.v8Reductions++;
+    // minIntervalMs is longer than collectMs, so no earlier trim can still be waiting here.
+    this.finishing = this.timers.setTimeout(() => {
+      this.finishing = undefined;
+      this.trimNow(before, true);
+    }, this.collectMs);
+  }
+
+  private trimNow(rssBefore: number, afterV8: boolean): void {
     const started = this.now();
     try {
       this.options.trim?.();
@@ -98,12 +144,11 @@ export class NativeHeapTrimmer {
       this.debug?.(`could not return freed native memory: ${String(error)}`);
       return;
     }
-    this.lastTrimAt = this.now();
     this.stats.trims++;
-    this.stats.lastTrimMs = this.lastTrimAt - started;
-    this.stats.lastReleasedBytes = before - this.rss();
+    this.stats.lastTrimMs = this.now() - started;
+    this.stats.lastReleasedBytes = rssBefore - this.rss();
     this.debug?.(
-      `returned ${(this.stats.lastReleasedBytes / 1048576).toFixed(1)} MiB of freed native memory to the system in ${this.stats.lastTrimMs.toFixed(1)} ms`,
+      `returned ${(this.stats.lastReleasedBytes / 1048576).toFixed(1)} MiB of freed ${afterV8 ? 'V8 and native' : 'native'} memory to the system (the C heap's trim took ${this.stats.lastTrimMs.toFixed(1)} ms)`,
     );
   }
 }
@@ -114,7 +159,9 @@ let shared: NativeHeapTrimmer | undefined;
 export function nativeHeapTrimmer(): NativeHeapTrimmer {
   if (!shared) {
     const status = nativeFanout();
-    shared = new NativeHeapTrimmer({ trim: status.loaded ? () => status.fanout.trimNativeHeap() : undefined });
+    shared = new NativeHeapTrimmer(
+      status.loaded ? { trim: () => status.fanout.trimNativeHeap(), reduceV8: () => status.fanout.hintMemoryReduction() } : { trim: undefined },
+    );
   }
   return shared;
 }

@@ -64,4 +64,4 @@ fanout.closeUdpReceiver(nrx);
 rx.close();
 tx.close();
 const armVersion = process.config.variables.arm_version;
-process.stdout.write(`${JSON.stringify({ arch: process.arch, armVersion: armVersion === undefined ? null : String(armVersion), sourceHash: fanout.sourceHash, protected: protectedPackets, srtcp, result, received, nativeReceived, nativeBytes })}\n`);
+process.stdout.write(`${JSON.stringify({ arch: process.arch, armVersion: armVersion === undefined ? null : String(armVersion), sourceHash: fanout.sourceHash, protected: protectedPackets, srtcp, hinted: fanout.hintMemoryReduction(), result, received, nativeReceived, nativeBytes })}\n`);

@@ -301,7 +301,7 @@ for (const foreign of FOREIGN_BINARIES) {
         timeout: 180_000,
         maxBuffer: 16 * 1024 * 1024,
       });
-      const report = JSON.parse(stdout.trim().split('\n').pop()!) as { arch: string; armVersion: string | null; sourceHash: string; protected: string[][]; srtcp: Array<Array<{ sealed: string; opened: string | number }>>; result: { sent: number; bytes: number; errno: number }; received: number; nativeReceived: number; nativeBytes: number };
+      const report = JSON.parse(stdout.trim().split('\n').pop()!) as { arch: string; armVersion: string | null; sourceHash: string; protected: string[][]; srtcp: Array<Array<{ sealed: string; opened: string | number }>>; hinted: boolean; result: { sent: number; bytes: number; errno: number }; received: number; nativeReceived: number; nativeBytes: number };
       assert.equal(report.arch, foreign.arch);
       // What loadNativeFanout checks before it loads the 32-bit binary (see runningNodeBuild).
       assert.equal(report.armVersion, foreign.arch === 'arm' ? '7' : null);
@@ -314,6 +314,7 @@ for (const foreign of FOREIGN_BINARIES) {
         const expectedSrtcp = v.rtcp.map((r) => ({ sealed: srtcpReference.protect(Buffer.from(r, 'hex')).toString('hex'), opened: r }));
         assert.deepEqual(report.srtcp[i], expectedSrtcp, `SRTCP, profile ${v.profile}`);
       });
+      assert.equal(report.hinted, true, "V8's memory-pressure API was found in that Node");
       assert.deepEqual(report.result, { sent: 70, bytes: 70 * (12 + 200 + 10), errno: 0 });
       assert.equal(report.received, 70);
       assert.deepEqual([report.nativeReceived, report.nativeBytes], [70, 70 * (12 + 200 + 10)], "the addon's UDP receiver");

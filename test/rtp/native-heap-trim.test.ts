@@ -1,11 +1,15 @@
-// Handing freed C heap back to the system (src/rtp/native-heap-trim.ts, trimNativeHeap in
-// native/srtp-fanout.c): the real call on this process's own heap, and the schedule on a manual clock.
+// Handing freed memory back to the system (src/rtp/native-heap-trim.ts; trimNativeHeap and
+// hintMemoryReduction in native/srtp-fanout.c): the real calls, on this process's own C heap and on
+// a fresh Node's V8 heap, and the schedule on a manual clock.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, it } from 'node:test';
 
-import { nativeFanout } from '../../src/rtp/native-fanout.js';
+import { nativeFanout, nativeFanoutPath } from '../../src/rtp/native-fanout.js';
 import { NativeHeapTrimmer } from '../../src/rtp/native-heap-trim.js';
 import { FakeTime } from '../helpers/fake-time.js';
 
@@ -42,6 +46,23 @@ describe('trimNativeHeap (the addon)', () => {
     const trimmed = process.memoryUsage.rss();
     assert.ok(freed - trimmed > kept * 0.6, `RSS fell ${((freed - trimmed) / MiB).toFixed(1)} of the ${(kept / MiB).toFixed(1)} MiB kept`);
     assert.ok(live.every((b, i) => b.every((byte) => byte === (i & 0xff))), 'live memory is untouched');
+  });
+});
+
+describe('hintMemoryReduction (the addon)', () => {
+  it("has V8 collect and hand back the pages of a grown heap, which V8 otherwise keeps resident", async () => {
+    const probe = fileURLToPath(new URL('v8-reduction-probe.mjs', import.meta.url));
+    const run = async (hint: boolean): Promise<{ told: boolean; back: number; before: number }> => {
+      const { stdout } = await promisify(execFile)(process.execPath, [probe, nativeFanoutPath(), hint ? '1' : '0'], { timeout: 60_000 });
+      const report = JSON.parse(stdout.trim()) as { told: boolean; before: number; after: number };
+      return { told: report.told, back: report.before - report.after, before: report.before };
+    };
+    const without = await run(false);
+    const hinted = await run(true);
+    assert.equal(hinted.told, true, "V8's API was found in this Node");
+    const line = `${(hinted.back / MiB).toFixed(1)} MiB handed back with the hint, ${(without.back / MiB).toFixed(1)} without (RSS ${(hinted.before / MiB).toFixed(0)} MiB before)`;
+    assert.ok(hinted.back > 32 * MiB, line);
+    assert.ok(hinted.back > without.back + 32 * MiB, line);
   });
 });
 
@@ -111,6 +132,63 @@ describe('NativeHeapTrimmer (when to trim)', () => {
     await time.advance(60_000);
     assert.deepEqual(trims, []);
     assert.equal(time.pending, 0);
+  });
+
+  it("asks V8 for its collection first and trims the C heap once it has run; a request meanwhile waits its turn", async () => {
+    const time = new FakeTime();
+    const calls: string[] = [];
+    let rss = 150 * MiB;
+    const lines: string[] = [];
+    const t = new NativeHeapTrimmer({
+      reduceV8: () => {
+        calls.push(`v8 ${time.now}`);
+        rss -= 20 * MiB;
+        return true;
+      },
+      trim: () => {
+        calls.push(`trim ${time.now}`);
+        rss -= 5 * MiB;
+        return true;
+      },
+      collectMs: 3_000,
+      timers: time,
+      now: () => time.now,
+      rss: () => rss,
+    });
+    t.request((line) => lines.push(line));
+    assert.equal(t.pending, true);
+    await time.advance(5_000);
+    assert.deepEqual(calls, ['v8 5000']);
+    assert.equal(t.pending, true, 'the trim waits for V8');
+    await time.advance(3_000);
+    assert.equal(t.pending, false);
+    assert.deepEqual(calls, ['v8 5000', 'trim 8000']);
+    assert.deepEqual([t.stats.trims, t.stats.v8Reductions, t.stats.lastReleasedBytes], [1, 1, 25 * MiB]);
+    assert.match(lines[0] ?? '', /returned 25\.0 MiB of freed V8 and native memory/);
+    // A viewer comes while V8 collects: that trim still runs, and the new request gets a run of
+    // its own, 10 s after the last one began.
+    calls.length = 0;
+    t.request();
+    await time.advance(7_000);
+    assert.deepEqual(calls, ['v8 15000'], 'quiet for 5 s, and 10 s after the last run began');
+    t.request();
+    await time.advance(3_000);
+    assert.deepEqual(calls, ['v8 15000', 'trim 18000']);
+    await time.advance(7_000 + 3_000);
+    assert.deepEqual(calls, ['v8 15000', 'trim 18000', 'v8 25000', 'trim 28000']);
+    t.request();
+    await time.advance(7_000);
+    t.stop();
+    await time.advance(60_000);
+    assert.equal(calls.at(-1), 'v8 35000', 'stop() drops the trim waiting for V8');
+    assert.equal(time.pending, 0);
+    // Where V8 cannot be asked, the trim runs at once.
+    const plain: string[] = [];
+    const noV8 = new NativeHeapTrimmer({ reduceV8: () => false, trim: () => plain.push(`trim ${time.now}`) > 0, timers: time, now: () => time.now });
+    noV8.request();
+    await time.advance(5_000);
+    assert.deepEqual(plain, [`trim ${time.now}`]);
+    assert.equal(noV8.stats.v8Reductions, 0);
   });
 
   it('logs what a trim gave back through the latest requester', async () => {
