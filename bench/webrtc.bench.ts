@@ -17,8 +17,14 @@
  *   with what of it is V8's young generation (grown with the allocation rate, nobody's state), what
  *   is V8's old generation and code as committed (live or not), and what the process still holds
  *   per viewer after a full GC (the state a viewer keeps).
+ * - The server asks for the process's memory trim at start-up, as the platform does, and viewers
+ *   ask for one as they settle or leave (native-heap-trim.ts); every window starts once no trim is
+ *   pending, so the figures are of the steady state a user's process settles into, and no trim
+ *   falls inside a window.
  *
- * Run: npm run bench:webrtc   (BENCH_QUICK=1 for a shorter run; BENCH_ALLOCATIONS=1 adds who allocates
+ * Run: npm run bench:webrtc   (BENCH_QUICK=1 for a shorter run; BENCH_V8_REDUCTION=0 trims the C heap
+ *      without asking V8 for its memory-reducing collection first, to measure what that does;
+ *      BENCH_ALLOCATIONS=1 adds who allocates
  *      what per viewer, from V8's sampling heap profiler: see allocation-sampling.ts;
  *      BENCH_HEAP_SNAPSHOT_DIR=<dir> writes the server's heap snapshot after each window, as
  *      <dir>/server-<viewers>.heapsnapshot, to compare what two viewer counts hold)
@@ -38,6 +44,8 @@ import { handleSignallingSocket } from '../src/webrtc/signalling.js';
 import { ViewerLimiter } from '../src/webrtc/viewer-limits.js';
 import { OutboundStream } from '../src/webrtc/outbound-stream.js';
 import { warmUpWebRtc, type ViewerPeer } from '../src/webrtc/viewer-peer.js';
+import { nativeFanout } from '../src/rtp/native-fanout.js';
+import { NativeHeapTrimmer, nativeHeapTrimmer, requestNativeHeapTrim, useNativeHeapTrimmer } from '../src/rtp/native-heap-trim.js';
 import { SyntheticSource } from '../test/helpers/synthetic-source.js';
 import { watchOverSignalling, type SignallingClient } from '../test/webrtc/werift-client.js';
 
@@ -156,6 +164,13 @@ const LATENCY_KINDS = ['audio', 'keyframes', 'other video'] as const;
 async function runServer(path: SendPath): Promise<void> {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
+  const native = nativeFanout();
+  if (process.env.BENCH_V8_REDUCTION === '0' && native.loaded) {
+    // The A/B of native-heap-trim.ts's V8 collection: the same trims of the C heap, without it.
+    useNativeHeapTrimmer(new NativeHeapTrimmer({ trim: () => native.fanout.trimNativeHeap() }));
+  }
+  // As the platform does once Homebridge has started.
+  requestNativeHeapTrim();
   const source = await SyntheticSource.create({ id: 'cam', width: 1280, height: 720, gop: 50, seconds: 8, bitrateKbps: 2400 });
   // A no-op subscriber keeps the camera running, so the baseline includes its own cost.
   const idle: FrameSink = { write: () => true };
@@ -242,10 +257,14 @@ async function runServer(path: SendPath): Promise<void> {
     }
     return sum;
   };
-  process.on('message', (raw: unknown) => {
+  process.on('message', async (raw: unknown) => {
     if (!isMessage(raw)) return;
     if (raw.type === 'measure') {
       const ms = Number(raw.ms);
+      // The process's trims (after start-up, after viewers settle) run before a window, not in it.
+      const trimmer = nativeHeapTrimmer();
+      const trimDeadline = performance.now() + 60_000;
+      while (trimmer.pending && performance.now() < trimDeadline) await new Promise((resolve) => setTimeout(resolve, 100));
       gc();
       const before = totals();
       const cpu = process.cpuUsage();

@@ -166,6 +166,15 @@ export function nativeHeapTrimmer(): NativeHeapTrimmer {
   return shared;
 }
 
+/**
+ * Makes `trimmer` the process's trimmer, before anything asked for the shared one (a benchmark
+ * measuring the trim without V8's collection). Throws once the shared one exists.
+ */
+export function useNativeHeapTrimmer(trimmer: NativeHeapTrimmer): void {
+  if (shared) throw new Error('the native heap trimmer is already in use');
+  shared = trimmer;
+}
+
 /** Asks the process's trimmer for a trim once things are quiet; `debug` logs what it gave back. */
 export function requestNativeHeapTrim(debug?: (message: string) => void): void {
   nativeHeapTrimmer().request(debug);
