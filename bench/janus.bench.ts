@@ -21,8 +21,8 @@
  *   viewers joining at once, `--connect-concurrency N`).
  * - The table gives, per case, the median over sweeps of server CPU %, µs of server CPU per
  *   delivered viewer-packet, CPU in the 5 s before the first viewer, connect-all seconds, first
- *   keyframe p50 (and max for storms), sequence loss and RSS per viewer, with the ratio project /
- *   Janus.
+ *   keyframe p50 (and max for storms), sequence loss and RSS per viewer (at the window's peak, the
+ *   harness's figure, and at its end, once the server settled), with the ratio project / Janus.
  *
  * Run: npm run bench:janus [-- --quick] [-- --sweeps 3 --viewers 10,25,50 --storm 25,50
  *      --servers janus,project --cpu-prof]. `--quick`: one sweep, N=10 and a storm of 25, short windows.
@@ -124,7 +124,7 @@ interface Step {
   viewers: number;
   errors: string[];
   idle?: { serverCpuPct: number | null; serverRssMB: number | null };
-  window?: { serverCpuPct: number | null; serverCpuUsPerDeliveredPkt: number | null; seqLossPct: number | null; serverRssMaxMB: number | null };
+  window?: { serverCpuPct: number | null; serverCpuUsPerDeliveredPkt: number | null; seqLossPct: number | null; serverRssMaxMB: number | null; serverRssMB: number | null };
   connectAllSeconds?: number;
   timeToFirstKeyframeMs?: { p50: number | null; max: number | null };
   signalingMs?: { p50: number | null; max: number | null };
@@ -317,8 +317,17 @@ interface Metric {
   digits: number;
 }
 
-const rssPerViewer = (s: Step): number | undefined =>
-  s.window?.serverRssMaxMB != null && s.idle?.serverRssMB != null ? (s.window.serverRssMaxMB - s.idle.serverRssMB) / s.viewers : undefined;
+/**
+ * RSS above the 5 s before the first viewer, per viewer: at the window's peak (the harness's own
+ * figure, which catches what joining left behind before either server gives it back), and at the
+ * window's end (what the server settled to, `window` seconds after the last join).
+ */
+const rssPerViewer =
+  (at: 'serverRssMaxMB' | 'serverRssMB') =>
+  (s: Step): number | undefined => {
+    const rss = s.window?.[at];
+    return rss != null && s.idle?.serverRssMB != null ? (rss - s.idle.serverRssMB) / s.viewers : undefined;
+  };
 
 const SERVER_CPU: Metric = { label: 'server CPU %', of: (s) => s.window?.serverCpuPct, digits: 1 };
 const TTFK_P50: Metric = { label: 'first keyframe p50 ms', of: (s) => s.timeToFirstKeyframeMs?.p50, digits: 0 };
@@ -331,7 +340,8 @@ const STEADY_METRICS: Metric[] = [
   { label: 'connect-all s (one by one)', of: (s) => s.connectAllSeconds, digits: 2 },
   TTFK_P50,
   LOSS,
-  { label: 'RSS per viewer MB', of: rssPerViewer, digits: 2 },
+  { label: 'RSS per viewer MB, window peak', of: rssPerViewer('serverRssMaxMB'), digits: 2 },
+  { label: 'RSS per viewer MB, window end', of: rssPerViewer('serverRssMB'), digits: 2 },
 ];
 
 const INGEST_METRICS: Metric[] = [
