@@ -138,8 +138,9 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
       if (!accessory) return;
       await this.startCamera(camera, accessory, context, services, ffmpeg);
     }));
-    // Start-up freed much C heap (module loading, compiles) that glibc would keep resident.
-    if (!this.stopping) requestNativeHeapTrim((message) => this.log.debug(message));
+    // Start-up freed much C heap (module loading, compiles) that glibc would keep resident. V8's
+    // own memory reducer sees to its heap once Homebridge idles (see TrimRequestOptions).
+    if (!this.stopping) requestNativeHeapTrim((message) => this.log.debug(message), { collectV8: false });
   }
 
   private async startCamera(

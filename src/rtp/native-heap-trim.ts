@@ -7,9 +7,10 @@
  * - V8's own pages: a burst of handshakes grows V8's young generation to its maximum, and when it
  *   shrinks V8 keeps the pages pooled, resident, until its memory reducer runs, which it does only
  *   once the process allocates little. With 50 viewers watching it never did: about 16 MiB after
- *   50 joins (`bench:webrtc`, /proc/self/smaps). So a trim first asks V8 for that collection
- *   (`hintMemoryReduction`: incremental, as V8 runs it by itself when idle), and trims the C heap
- *   `collectMs` later, once the collection has also freed what its dead objects held there.
+ *   50 joins (`bench:webrtc`, /proc/self/smaps). So a trim after viewers first asks V8 for that
+ *   collection (`hintMemoryReduction`: incremental, as V8 runs it by itself when idle), and trims
+ *   the C heap `collectMs` later, once the collection has also freed what its dead objects held
+ *   there. The start-up trim does not ask V8 (see TrimRequestOptions).
  *
  * A trim is process-wide, so requests from every camera and viewer share one schedule: it runs
  * once they have been quiet for `quietMs`, no later than `maxDelayMs` after the first unserved
@@ -34,6 +35,16 @@ export interface NativeHeapTrimOptions {
   quietMs?: number;
   maxDelayMs?: number;
   minIntervalMs?: number;
+}
+
+export interface TrimRequestOptions {
+  /**
+   * Whether the run should ask V8 for its collection too (default true: viewers settled or left,
+   * and their handshakes grew V8's young generation). Homebridge's start-up passes false: V8's own
+   * memory reducer runs once the process idles, and a collection asked for then met the first
+   * viewers' handshakes (bench:janus's connect storms, which begin 5 s after start-up, got slower).
+   */
+  collectV8?: boolean;
 }
 
 export interface NativeHeapTrimStats {
@@ -64,6 +75,8 @@ export class NativeHeapTrimmer {
   private timer: TimerHandle | undefined;
   /** When the oldest request not yet served by a trim came. */
   private pendingSince: number | undefined;
+  /** Whether a request since the last run asked for V8's collection. */
+  private pendingV8 = false;
   /** The C heap's trim due once V8 has collected (see `run`); requests meanwhile leave it be. */
   private finishing: TimerHandle | undefined;
   /** When the latest run started (V8 asked, or the C heap trimmed): runs are minIntervalMs apart. */
@@ -86,9 +99,10 @@ export class NativeHeapTrimmer {
    * given, becomes where trims are logged (the platform's logger; viewers pass none, so that the
    * process-wide trimmer never keeps one of them alive).
    */
-  request(debug?: (message: string) => void): void {
+  request(debug?: (message: string) => void, options: TrimRequestOptions = {}): void {
     if (!this.options.trim) return;
     if (debug) this.debug = debug;
+    if (options.collectV8 !== false) this.pendingV8 = true;
     const now = this.now();
     this.pendingSince ??= now;
     const quiet = Math.min(now + this.quietMs, this.pendingSince + this.maxDelayMs);
@@ -108,6 +122,7 @@ export class NativeHeapTrimmer {
     if (this.finishing !== undefined) this.timers.clearTimeout(this.finishing);
     this.timer = this.finishing = undefined;
     this.pendingSince = undefined;
+    this.pendingV8 = false;
   }
 
   /** Only ever scheduled by `request`, which needs `trim`: V8's collection first, when there is one. */
@@ -116,9 +131,11 @@ export class NativeHeapTrimmer {
     this.pendingSince = undefined;
     this.lastRunAt = this.now();
     const before = this.rss();
+    const askV8 = this.pendingV8;
+    this.pendingV8 = false;
     let reducing = false;
     try {
-      reducing = this.options.reduceV8?.() === true;
+      reducing = askV8 && this.options.reduceV8?.() === true;
     } catch (error) {
       // Never expected (the C call takes no arguments); the C heap is still trimmed.
       this.debug?.(`could not ask V8 to reduce its memory: ${String(error)}`);
@@ -176,6 +193,6 @@ export function useNativeHeapTrimmer(trimmer: NativeHeapTrimmer): void {
 }
 
 /** Asks the process's trimmer for a trim once things are quiet; `debug` logs what it gave back. */
-export function requestNativeHeapTrim(debug?: (message: string) => void): void {
-  nativeHeapTrimmer().request(debug);
+export function requestNativeHeapTrim(debug?: (message: string) => void, options?: TrimRequestOptions): void {
+  nativeHeapTrimmer().request(debug, options);
 }

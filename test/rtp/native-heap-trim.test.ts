@@ -182,6 +182,16 @@ describe('NativeHeapTrimmer (when to trim)', () => {
     await time.advance(60_000);
     assert.equal(calls.at(-1), 'v8 35000', 'stop() drops the trim waiting for V8');
     assert.equal(time.pending, 0);
+    // A request that does not ask for V8 (Homebridge's start-up) trims the C heap alone, unless
+    // another request since the last run asked for V8.
+    calls.length = 0;
+    t.request(undefined, { collectV8: false });
+    await time.advance(20_000);
+    assert.deepEqual(calls, ['trim 100000']);
+    t.request(undefined, { collectV8: false });
+    t.request();
+    await time.advance(20_000);
+    assert.deepEqual(calls, ['trim 100000', 'v8 120000', 'trim 123000']);
     // Where V8 cannot be asked, the trim runs at once.
     const plain: string[] = [];
     const noV8 = new NativeHeapTrimmer({ reduceV8: () => false, trim: () => plain.push(`trim ${time.now}`) > 0, timers: time, now: () => time.now });
