@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter, type RtpProtector, type SrtpKeyMaterial } from './srtp-writer.js';
+import { randomSessionKeys, SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80, SrtpStreamWriter, type RtpProtector, type SrtpKeyMaterial } from './srtp-writer.js';
 
 /** Opaque handles owned by the addon (freed by the garbage collector). */
 declare const nativeStreamBrand: unique symbol;
@@ -196,12 +196,8 @@ function isNativeFanout(value: unknown): value is NativeFanout {
 /** Protects the same packets with the binary and with srtp-writer.ts; says what differs. */
 export function nativeSelfTestError(fanout: NativeFanout): string | undefined {
   for (const profile of [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM]) {
-    const keys: SrtpKeyMaterial = {
-      profile,
-      srtpSessionKey: randomBytes(16),
-      srtpSessionSalt: randomBytes(profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14),
-      srtpSessionAuthTag: randomBytes(20),
-    };
+    const { key, salt, authKey } = randomSessionKeys(profile);
+    const keys: SrtpKeyMaterial = { profile, srtpSessionKey: key, srtpSessionSalt: salt, srtpSessionAuthTag: authKey };
     const ssrc = 0x1234abcd;
     const reference = new SrtpStreamWriter(keys, ssrc);
     const stream = fanout.createStream(profile, keys.srtpSessionKey, keys.srtpSessionSalt, keys.srtpSessionAuthTag, ssrc);

@@ -24,7 +24,7 @@
  */
 import { createCipheriv, createDecipheriv, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { nativeFanout, type NativeFanout, type NativeSrtcpHandle } from './native-fanout.js';
-import { SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80 } from './srtp-writer.js';
+import { randomSessionKeys, SRTP_PROFILE_AEAD_AES_128_GCM, SRTP_PROFILE_AES128_CM_SHA1_80 } from './srtp-writer.js';
 
 /** The slice of werift's SRTP `Context` (public fields) that SRTCP needs. */
 export interface SrtcpKeyMaterial {
@@ -55,26 +55,149 @@ interface ReplayState {
   seenHigh: number;
 }
 
-/** The addon's SRTCP answers for a packet that did not open (srtcpUnprotect). */
+/** The addon's answer for a packet that did not authenticate (srtcpUnprotect). */
 const NATIVE_NOT_AUTHENTIC = -1;
-const NATIVE_TOO_SHORT = -2;
 
-/** The addon's side of one context. */
-interface NativeSrtcp {
-  readonly fanout: NativeFanout;
-  readonly context: NativeSrtcpHandle;
+/** One context's cryptography: the addon's or the JavaScript's, chosen once per context. */
+interface SrtcpCipher {
+  readonly backend: 'native' | 'javascript';
+  /** Writes the protected packet (with index `index`) into `out`, which has room for it. */
+  seal(rtcp: Buffer, ssrc: number, index: number, out: Buffer): void;
+  /**
+   * The opened packet, or undefined when it does not authenticate. `indexAt` is where its E+index
+   * word sits; the caller has checked its length.
+   */
+  open(packet: Buffer, ssrc: number, index: number, word: number, indexAt: number): Buffer | undefined;
 }
 
-export class SrtcpContext {
-  private readonly profile: number;
-  private readonly native: NativeSrtcp | undefined;
-  /** Where the addon opens packets (see `unprotect`), grown to the longest packet yet. */
+/** The addon's SRTCP: ciphers keyed once in C, output in this context's buffers. */
+class NativeSrtcpCipher implements SrtcpCipher {
+  readonly backend = 'native';
+  private readonly context: NativeSrtcpHandle;
+  /** Where packets are opened, grown to the longest packet yet. */
   private opened: Buffer = Buffer.alloc(0);
+
+  constructor(
+    private readonly fanout: NativeFanout,
+    keys: SrtcpKeyMaterial,
+  ) {
+    this.context = fanout.createSrtcp(keys.profile, keys.srtcpSessionKey, keys.srtcpSessionSalt, keys.srtcpSessionAuthTag ?? Buffer.alloc(0));
+  }
+
+  seal(rtcp: Buffer, _ssrc: number, index: number, out: Buffer): void {
+    this.fanout.srtcpProtect(this.context, rtcp, index, out);
+  }
+
+  open(packet: Buffer): Buffer | undefined {
+    if (this.opened.length < packet.length) this.opened = Buffer.alloc(Math.max(packet.length, OPENED_BYTES));
+    const length = this.fanout.srtcpUnprotect(this.context, packet, this.opened);
+    // The addon also answers "too short" (-2), but SrtcpContext refuses short packets first.
+    if (length === NATIVE_NOT_AUTHENTIC || length < 0) return undefined;
+    return this.opened.subarray(0, length);
+  }
+}
+
+/**
+ * SRTCP in Node's crypto: the fallback where the addon did not load, and the reference the addon
+ * must match. `createCipheriv` cannot change its IV, so each packet costs a cipher (and for CM an
+ * HMAC) object; the keys are KeyObjects and the IV and AAD are reused buffers.
+ */
+class JavascriptSrtcpCipher implements SrtcpCipher {
+  readonly backend = 'javascript';
+  private readonly cm: boolean;
   private readonly key: KeyObject;
   private readonly authKey: KeyObject | undefined;
   private readonly salt: Buffer;
   private readonly iv: Buffer;
   private readonly aad = Buffer.alloc(HEADER_BYTES + INDEX_BYTES);
+
+  constructor(keys: SrtcpKeyMaterial) {
+    this.cm = keys.profile === SRTP_PROFILE_AES128_CM_SHA1_80;
+    this.key = createSecretKey(keys.srtcpSessionKey);
+    this.authKey = this.cm ? createSecretKey(keys.srtcpSessionAuthTag) : undefined;
+    this.iv = Buffer.alloc(this.cm ? 16 : 12);
+    // Buffer.alloc, not Buffer.from: a small Buffer from Node's pool would keep its whole 8 KiB
+    // slab alive for as long as the viewer watches.
+    this.salt = Buffer.alloc(keys.srtcpSessionSalt.length);
+    keys.srtcpSessionSalt.copy(this.salt);
+  }
+
+  seal(rtcp: Buffer, ssrc: number, index: number, out: Buffer): void {
+    const word = (ENCRYPTED_FLAG | index) >>> 0;
+    rtcp.copy(out, 0, 0, HEADER_BYTES);
+    const iv = this.ivFor(ssrc, index);
+    if (this.cm) {
+      const body = createCipheriv('aes-128-ctr', this.key, iv).update(rtcp.subarray(HEADER_BYTES));
+      body.copy(out, HEADER_BYTES);
+      const indexAt = rtcp.length;
+      out.writeUInt32BE(word, indexAt);
+      const tag = createHmac('sha1', this.authKey!).update(out.subarray(0, indexAt + INDEX_BYTES)).digest();
+      tag.copy(out, indexAt + INDEX_BYTES, 0, CM_TAG_BYTES);
+      return;
+    }
+    const cipher = createCipheriv('aes-128-gcm', this.key, iv);
+    cipher.setAAD(this.aadFor(rtcp, word));
+    const body = cipher.update(rtcp.subarray(HEADER_BYTES));
+    cipher.final();
+    body.copy(out, HEADER_BYTES);
+    cipher.getAuthTag().copy(out, rtcp.length);
+    out.writeUInt32BE(word, rtcp.length + GCM_TAG_BYTES);
+  }
+
+  open(packet: Buffer, ssrc: number, index: number, word: number, indexAt: number): Buffer | undefined {
+    const encrypted = word >>> 31 === 1;
+    if (this.cm) {
+      const expected = createHmac('sha1', this.authKey!).update(packet.subarray(0, packet.length - CM_TAG_BYTES)).digest();
+      if (!timingSafeEqual(expected.subarray(0, CM_TAG_BYTES), packet.subarray(packet.length - CM_TAG_BYTES))) return undefined;
+      const plain = Buffer.allocUnsafe(indexAt);
+      packet.copy(plain, 0, 0, HEADER_BYTES);
+      const body = packet.subarray(HEADER_BYTES, indexAt);
+      if (encrypted) createDecipheriv('aes-128-ctr', this.key, this.ivFor(ssrc, index)).update(body).copy(plain, HEADER_BYTES);
+      else body.copy(plain, HEADER_BYTES);
+      return plain;
+    }
+    const tagAt = indexAt - GCM_TAG_BYTES;
+    const decipher = createDecipheriv('aes-128-gcm', this.key, this.ivFor(ssrc, index));
+    // RFC 7714 §17: unencrypted SRTCP authenticates the whole packet as associated data.
+    decipher.setAAD(encrypted ? this.aadFor(packet, word) : Buffer.concat([packet.subarray(0, tagAt), packet.subarray(indexAt)]));
+    decipher.setAuthTag(packet.subarray(tagAt, indexAt));
+    const plain = Buffer.allocUnsafe(tagAt);
+    packet.copy(plain, 0, 0, HEADER_BYTES);
+    const body = encrypted ? decipher.update(packet.subarray(HEADER_BYTES, tagAt)) : packet.subarray(HEADER_BYTES, tagAt);
+    try {
+      decipher.final();
+    } catch {
+      return undefined;
+    }
+    body.copy(plain, HEADER_BYTES);
+    return plain;
+  }
+
+  /** RFC 3711 4.1.1 (CM, 16 bytes) or RFC 7714 9.1 (GCM, 12 bytes), in the reused scratch buffer. */
+  private ivFor(ssrc: number, index: number): Buffer {
+    const iv = this.iv;
+    iv.fill(0);
+    if (this.cm) {
+      iv.writeUInt32BE(ssrc, 4);
+      iv.writeUInt32BE(index, 10);
+    } else {
+      iv.writeUInt32BE(ssrc, 2);
+      iv.writeUInt32BE(index, 8);
+    }
+    for (let i = 0; i < iv.length && i < this.salt.length; i++) iv[i]! ^= this.salt[i]!;
+    return iv;
+  }
+
+  private aadFor(packet: Buffer, word: number): Buffer {
+    packet.copy(this.aad, 0, 0, HEADER_BYTES);
+    this.aad.writeUInt32BE(word, HEADER_BYTES);
+    return this.aad;
+  }
+}
+
+export class SrtcpContext {
+  private readonly cm: boolean;
+  private readonly cipher: SrtcpCipher;
   private readonly tagBytes: number;
   private readonly sendIndex = new Map<number, number>();
   private readonly replay = new Map<number, ReplayState>();
@@ -86,31 +209,18 @@ export class SrtcpContext {
    * process's addon when it loaded and passed the SRTCP check (`nativeSrtcp`).
    */
   constructor(keys: SrtcpKeyMaterial, fanout: NativeFanout | null = nativeSrtcp() ?? null) {
-    if (keys.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
-      this.authKey = createSecretKey(keys.srtcpSessionAuthTag);
-      this.iv = Buffer.alloc(16);
-      this.tagBytes = CM_TAG_BYTES;
-    } else if (keys.profile === SRTP_PROFILE_AEAD_AES_128_GCM) {
-      this.authKey = undefined;
-      this.iv = Buffer.alloc(12);
-      this.tagBytes = GCM_TAG_BYTES;
-    } else {
+    if (keys.profile !== SRTP_PROFILE_AES128_CM_SHA1_80 && keys.profile !== SRTP_PROFILE_AEAD_AES_128_GCM) {
       throw new Error(`unsupported SRTP profile ${keys.profile}`);
     }
-    this.profile = keys.profile;
-    this.key = createSecretKey(keys.srtcpSessionKey);
-    // Buffer.alloc, not Buffer.from: a small Buffer from Node's pool would keep its whole 8 KiB
-    // slab alive for as long as the viewer watches.
-    this.salt = Buffer.alloc(keys.srtcpSessionSalt.length);
-    keys.srtcpSessionSalt.copy(this.salt);
-    this.native = fanout
-      ? { fanout, context: fanout.createSrtcp(keys.profile, keys.srtcpSessionKey, keys.srtcpSessionSalt, keys.srtcpSessionAuthTag ?? Buffer.alloc(0)) }
-      : undefined;
+    this.cm = keys.profile === SRTP_PROFILE_AES128_CM_SHA1_80;
+    this.tagBytes = this.cm ? CM_TAG_BYTES : GCM_TAG_BYTES;
+    // Only the chosen backend's state is built: a viewer has two contexts for as long as it watches.
+    this.cipher = fanout ? new NativeSrtcpCipher(fanout, keys) : new JavascriptSrtcpCipher(keys);
   }
 
   /** Whose cryptography this context uses. */
   get backend(): 'native' | 'javascript' {
-    return this.native ? 'native' : 'javascript';
+    return this.cipher.backend;
   }
 
   /** Bytes SRTCP adds to a compound packet. */
@@ -127,29 +237,7 @@ export class SrtcpContext {
     const index = this.sendIndex.get(ssrc) ?? 0;
     this.sendIndex.set(ssrc, index >= MAX_INDEX ? 0 : index + 1);
     const out = Buffer.allocUnsafe(rtcp.length + this.overhead);
-    if (this.native) {
-      this.native.fanout.srtcpProtect(this.native.context, rtcp, index, out);
-      return out;
-    }
-    const word = (ENCRYPTED_FLAG | index) >>> 0;
-    rtcp.copy(out, 0, 0, HEADER_BYTES);
-    const iv = this.ivFor(ssrc, index);
-    if (this.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
-      const body = createCipheriv('aes-128-ctr', this.key, iv).update(rtcp.subarray(HEADER_BYTES));
-      body.copy(out, HEADER_BYTES);
-      const indexAt = rtcp.length;
-      out.writeUInt32BE(word, indexAt);
-      const tag = createHmac('sha1', this.authKey!).update(out.subarray(0, indexAt + INDEX_BYTES)).digest();
-      tag.copy(out, indexAt + INDEX_BYTES, 0, CM_TAG_BYTES);
-      return out;
-    }
-    const cipher = createCipheriv('aes-128-gcm', this.key, iv);
-    cipher.setAAD(this.aadFor(rtcp, word));
-    const body = cipher.update(rtcp.subarray(HEADER_BYTES));
-    cipher.final();
-    body.copy(out, HEADER_BYTES);
-    cipher.getAuthTag().copy(out, rtcp.length);
-    out.writeUInt32BE(word, rtcp.length + GCM_TAG_BYTES);
+    this.cipher.seal(rtcp, ssrc, index, out);
     return out;
   }
 
@@ -162,44 +250,13 @@ export class SrtcpContext {
     this.lastRefusal = undefined;
     if (packet.length < HEADER_BYTES + this.overhead) return this.refuse('short');
     const ssrc = packet.readUInt32BE(4);
-    const cm = this.profile === SRTP_PROFILE_AES128_CM_SHA1_80;
-    const indexAt = cm ? packet.length - CM_TAG_BYTES - INDEX_BYTES : packet.length - INDEX_BYTES;
+    const indexAt = this.cm ? packet.length - CM_TAG_BYTES - INDEX_BYTES : packet.length - INDEX_BYTES;
     const word = packet.readUInt32BE(indexAt);
-    const encrypted = word >>> 31 === 1;
     const index = word & MAX_INDEX;
     const replay = this.replay.get(ssrc);
     if (replay && this.seenBefore(replay, index)) return this.refuse('replay');
-    let plain: Buffer;
-    if (this.native) {
-      if (this.opened.length < packet.length) this.opened = Buffer.alloc(Math.max(packet.length, OPENED_BYTES));
-      const length = this.native.fanout.srtcpUnprotect(this.native.context, packet, this.opened);
-      if (length === NATIVE_TOO_SHORT) return this.refuse('short');
-      if (length === NATIVE_NOT_AUTHENTIC || length < 0) return this.refuse('authentication');
-      plain = this.opened.subarray(0, length);
-    } else if (cm) {
-      const expected = createHmac('sha1', this.authKey!).update(packet.subarray(0, packet.length - CM_TAG_BYTES)).digest();
-      if (!timingSafeEqual(expected.subarray(0, CM_TAG_BYTES), packet.subarray(packet.length - CM_TAG_BYTES))) return this.refuse('authentication');
-      plain = Buffer.allocUnsafe(indexAt);
-      packet.copy(plain, 0, 0, HEADER_BYTES);
-      const body = packet.subarray(HEADER_BYTES, indexAt);
-      if (encrypted) createDecipheriv('aes-128-ctr', this.key, this.ivFor(ssrc, index)).update(body).copy(plain, HEADER_BYTES);
-      else body.copy(plain, HEADER_BYTES);
-    } else {
-      const tagAt = indexAt - GCM_TAG_BYTES;
-      const decipher = createDecipheriv('aes-128-gcm', this.key, this.ivFor(ssrc, index));
-      // RFC 7714 §17: unencrypted SRTCP authenticates the whole packet as associated data.
-      decipher.setAAD(encrypted ? this.aadFor(packet, word) : Buffer.concat([packet.subarray(0, tagAt), packet.subarray(indexAt)]));
-      decipher.setAuthTag(packet.subarray(tagAt, indexAt));
-      plain = Buffer.allocUnsafe(tagAt);
-      packet.copy(plain, 0, 0, HEADER_BYTES);
-      const body = encrypted ? decipher.update(packet.subarray(HEADER_BYTES, tagAt)) : packet.subarray(HEADER_BYTES, tagAt);
-      try {
-        decipher.final();
-      } catch {
-        return this.refuse('authentication');
-      }
-      body.copy(plain, HEADER_BYTES);
-    }
+    const plain = this.cipher.open(packet, ssrc, index, word, indexAt);
+    if (!plain) return this.refuse('authentication');
     this.accept(ssrc, index, replay);
     return plain;
   }
@@ -207,27 +264,6 @@ export class SrtcpContext {
   private refuse(reason: SrtcpRefusal): undefined {
     this.lastRefusal = reason;
     return undefined;
-  }
-
-  /** RFC 3711 4.1.1 (CM, 16 bytes) or RFC 7714 9.1 (GCM, 12 bytes), in the reused scratch buffer. */
-  private ivFor(ssrc: number, index: number): Buffer {
-    const iv = this.iv;
-    iv.fill(0);
-    if (this.profile === SRTP_PROFILE_AES128_CM_SHA1_80) {
-      iv.writeUInt32BE(ssrc, 4);
-      iv.writeUInt32BE(index, 10);
-    } else {
-      iv.writeUInt32BE(ssrc, 2);
-      iv.writeUInt32BE(index, 8);
-    }
-    for (let i = 0; i < iv.length && i < this.salt.length; i++) iv[i]! ^= this.salt[i]!;
-    return iv;
-  }
-
-  private aadFor(packet: Buffer, word: number): Buffer {
-    packet.copy(this.aad, 0, 0, HEADER_BYTES);
-    this.aad.writeUInt32BE(word, HEADER_BYTES);
-    return this.aad;
   }
 
   private seenBefore(state: ReplayState, index: number): boolean {
@@ -269,12 +305,8 @@ export class SrtcpContext {
  */
 export function nativeSrtcpSelfTestError(fanout: NativeFanout): string | undefined {
   for (const profile of [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM]) {
-    const keys: SrtcpKeyMaterial = {
-      profile,
-      srtcpSessionKey: randomBytes(16),
-      srtcpSessionSalt: randomBytes(profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14),
-      srtcpSessionAuthTag: randomBytes(20),
-    };
+    const { key, salt, authKey } = randomSessionKeys(profile);
+    const keys: SrtcpKeyMaterial = { profile, srtcpSessionKey: key, srtcpSessionSalt: salt, srtcpSessionAuthTag: authKey };
     const [referenceOut, nativeOut] = [new SrtcpContext(keys, null), new SrtcpContext(keys, fanout)];
     const [referenceIn, nativeIn] = [new SrtcpContext(keys, null), new SrtcpContext(keys, fanout)];
     for (let i = 0; i < 6; i++) {

@@ -11,7 +11,7 @@
  * Both profiles werift negotiates are covered: AES_CM_128_HMAC_SHA1_80 (RFC 3711) and
  * AEAD_AES_128_GCM (RFC 7714, werift's preference, so what Chromium and werift peers get).
  */
-import { createCipheriv, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { createCipheriv, createHmac, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { RTP_HEADER_LENGTH as RTP_HEADER_BYTES, writeRtpHeaderAt } from '../media/rtp.js';
 
 export const SRTP_PROFILE_AES128_CM_SHA1_80 = 1;
@@ -23,6 +23,11 @@ export interface SrtpKeyMaterial {
   srtpSessionKey: Buffer;
   srtpSessionSalt: Buffer;
   srtpSessionAuthTag: Buffer;
+}
+
+/** Random session keys of a profile's sizes (key, salt, auth key), for the native binary's self-tests. */
+export function randomSessionKeys(profile: number): { key: Buffer; salt: Buffer; authKey: Buffer } {
+  return { key: randomBytes(16), salt: randomBytes(profile === SRTP_PROFILE_AEAD_AES_128_GCM ? 12 : 14), authKey: randomBytes(20) };
 }
 
 /** Protects one outgoing RTP stream's packets: this JavaScript writer, or the native one (native-fanout.ts). */
