@@ -9,8 +9,10 @@
  *   once the process allocates little. With 50 viewers watching it never did: about 16 MiB after
  *   50 joins (`bench:webrtc`, /proc/self/smaps). So a trim after viewers first asks V8 for that
  *   collection (`hintMemoryReduction`: incremental, as V8 runs it by itself when idle), and trims
- *   the C heap `collectMs` later, once the collection has also freed what its dead objects held
- *   there. The start-up trim does not ask V8 (see TrimRequestOptions).
+ *   the C heap once that collection has ended (V8 reports its full collections as `gc` performance
+ *   entries) and its sweeping and finalisers have freed what its dead objects held there, or
+ *   `collectMs` after asking at the latest. The start-up trim does not ask V8 (see
+ *   TrimRequestOptions).
  *
  * A trim is process-wide, so requests from every camera and viewer share one schedule: it runs
  * once they have been quiet for `quietMs`, no later than `maxDelayMs` after the first unserved
@@ -18,6 +20,7 @@
  * Without the native addon (another OS, 32-bit ARM, musl) there is nothing to trim, and requests
  * do nothing.
  */
+import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
 import { realTimers, type TimerHandle, type TimerSeam } from '../media/timers.js';
 import { nativeFanout } from './native-fanout.js';
 
@@ -26,8 +29,15 @@ export interface NativeHeapTrimOptions {
   trim: (() => boolean) | undefined;
   /** Asks V8 for a memory-reducing collection; true when it was asked. Undefined: none. */
   reduceV8?: (() => boolean) | undefined;
-  /** How long after asking V8 the C heap is trimmed (its collection runs in steps meanwhile). */
+  /** How long after asking V8 the C heap is trimmed at the latest (its collection runs in steps meanwhile). */
   collectMs?: number;
+  /**
+   * Calls `listener` after each of V8's full collections, until the returned function is called
+   * (`observeMajorCollections`); undefined: the trim waits `collectMs`.
+   */
+  majorCollections?: ((listener: () => void) => () => void) | undefined;
+  /** How long after V8's full collection the C heap is trimmed: its sweeping and the finalisers it queued free C memory. */
+  afterCollectionMs?: number;
   timers?: TimerSeam;
   now?: () => number;
   /** Resident memory in bytes, to log what a trim gave back. */
@@ -57,12 +67,30 @@ export interface NativeHeapTrimStats {
   lastTrimMs: number;
 }
 
-const DEFAULT_QUIET_MS = 5_000;
+/**
+ * Viewers settle within a second of each other in a storm of joins (each a request), so 1.5 s
+ * without one means the burst is over; the memory it left is handed back a few seconds later,
+ * instead of being what the process weighs while the viewers watch.
+ */
+const DEFAULT_QUIET_MS = 1_500;
 const DEFAULT_MAX_DELAY_MS = 30_000;
 /** A trim costs 1-6 ms: at most one each 10 s bounds that at 0.06 % of a core, even under churn. */
 const DEFAULT_MIN_INTERVAL_MS = 10_000;
 /** V8's incremental collection finishes within a second or two, in steps on the event loop. */
 const DEFAULT_COLLECT_MS = 3_000;
+/** Concurrent sweeping frees backing stores, and finalisers run, within a few event-loop turns. */
+const DEFAULT_AFTER_COLLECTION_MS = 250;
+
+/** Calls `listener` after each of V8's full (mark-compact) collections, until the returned function is called. */
+export function observeMajorCollections(listener: () => void): () => void {
+  const observer = new PerformanceObserver((list) => {
+    // A gc entry's `detail.kind` (Node ≥ 16) says which collection it was.
+    const isMajor = (entry: object): boolean => (Reflect.get(entry, 'detail') as { kind?: number } | null | undefined)?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR;
+    if (list.getEntries().some(isMajor)) listener();
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return () => observer.disconnect();
+}
 
 export class NativeHeapTrimmer {
   private readonly timers: TimerSeam;
@@ -72,6 +100,9 @@ export class NativeHeapTrimmer {
   private readonly maxDelayMs: number;
   private readonly minIntervalMs: number;
   private readonly collectMs: number;
+  private readonly afterCollectionMs: number;
+  /** Stops watching for V8's full collection (set while a trim waits for it). */
+  private stopWatching: (() => void) | undefined;
   private timer: TimerHandle | undefined;
   /** When the oldest request not yet served by a trim came. */
   private pendingSince: number | undefined;
@@ -92,6 +123,7 @@ export class NativeHeapTrimmer {
     this.maxDelayMs = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
     this.minIntervalMs = options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS;
     this.collectMs = options.collectMs ?? DEFAULT_COLLECT_MS;
+    this.afterCollectionMs = options.afterCollectionMs ?? DEFAULT_AFTER_COLLECTION_MS;
   }
 
   /**
@@ -121,6 +153,7 @@ export class NativeHeapTrimmer {
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     if (this.finishing !== undefined) this.timers.clearTimeout(this.finishing);
     this.timer = this.finishing = undefined;
+    this.unwatch();
     this.pendingSince = undefined;
     this.pendingV8 = false;
   }
@@ -146,10 +179,28 @@ export class NativeHeapTrimmer {
     }
     this.stats.v8Reductions++;
     // minIntervalMs is longer than collectMs, so no earlier trim can still be waiting here.
-    this.finishing = this.timers.setTimeout(() => {
+    const finish = (): void => {
       this.finishing = undefined;
+      this.unwatch();
       this.trimNow(before, true);
-    }, this.collectMs);
+    };
+    this.finishing = this.timers.setTimeout(finish, this.collectMs);
+    try {
+      this.stopWatching = this.options.majorCollections?.(() => {
+        this.unwatch();
+        if (this.finishing !== undefined) this.timers.clearTimeout(this.finishing);
+        this.finishing = this.timers.setTimeout(finish, this.afterCollectionMs);
+      });
+    } catch (error) {
+      // Only the timer then: the trim still comes collectMs after asking.
+      this.debug?.(`could not watch for V8's collection: ${String(error)}`);
+    }
+  }
+
+  private unwatch(): void {
+    const stop = this.stopWatching;
+    this.stopWatching = undefined;
+    stop?.();
   }
 
   private trimNow(rssBefore: number, afterV8: boolean): void {
@@ -177,7 +228,9 @@ export function nativeHeapTrimmer(): NativeHeapTrimmer {
   if (!shared) {
     const status = nativeFanout();
     shared = new NativeHeapTrimmer(
-      status.loaded ? { trim: () => status.fanout.trimNativeHeap(), reduceV8: () => status.fanout.hintMemoryReduction() } : { trim: undefined },
+      status.loaded
+        ? { trim: () => status.fanout.trimNativeHeap(), reduceV8: () => status.fanout.hintMemoryReduction(), majorCollections: observeMajorCollections }
+        : { trim: undefined },
     );
   }
   return shared;
