@@ -240,7 +240,7 @@ function printTable(results: Map<CaseName, Measured[]>): void {
       `| ${name} | ${median(perRound).toFixed(2)} | ${perRound.map((v) => v.toFixed(2)).join(' / ')} | ${(median(perRound) / floor).toFixed(2)} | ${first.length ? median(first).toFixed(2) : '-'} |`,
     );
   }
-  console.log("\nfloor = a bare Node UDP receiver of the camera's packet pattern; compare Janus's ingest in bench:janus (0.6 % on this machine).");
+  console.log("\nfloor = a bare Node UDP receiver of the camera's packet pattern; compare Janus's ingest in bench:janus, run on the same machine (its steady reading).");
 }
 
 main().catch((error: unknown) => {
