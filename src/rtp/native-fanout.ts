@@ -262,28 +262,32 @@ export function loadNativeFanout(path: string, setting: string | undefined, node
 }
 
 /**
- * Reads the file descriptor under a dgram socket, for sendmmsg, each time it is called: undefined
- * once the socket is closed (Node drops its handle then), so a descriptor number the kernel has
- * since given to another socket or file is never written to. Node keeps the handle internally
- * (`socket._handle` is deprecated and warns): found by its symbol's description. Undefined when a
- * Node version stores it differently (the caller then sends through the socket).
+ * The descriptor under an open dgram socket, for sendmmsg, and a check that the socket is still
+ * that one, which the sends ask before each write: a closed descriptor's number is given by the
+ * kernel to the next socket or file opened, and a frame must never be written there. Node keeps the
+ * handle internally (`socket._handle` is deprecated and warns): found by its symbol's description.
+ * dgram's close() closes the descriptor and drops the handle in the same synchronous step, so "the
+ * handle is still the one we read the descriptor from" is the check; it is a property read, where
+ * reading `handle.fd` again is a call into C++ (once per viewer per frame, it showed in profiles).
+ * Undefined when the socket is closed, or when a Node version stores the handle differently (the
+ * caller then sends through the socket).
  */
-export function udpSocketFdReader(socket: UdpSocket): (() => number | undefined) | undefined {
+export function udpSocketDescriptor(socket: UdpSocket): { fd: number; isOpen: () => boolean } | undefined {
   const stateSymbol = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === 'state symbol');
   if (!stateSymbol) return undefined;
   const state: unknown = (socket as unknown as Record<symbol, unknown>)[stateSymbol];
   if (typeof state !== 'object' || state === null || !('handle' in state)) return undefined;
-  return () => {
-    const handle: unknown = (state as { handle: unknown }).handle;
-    if (typeof handle !== 'object' || handle === null || !('fd' in handle)) return undefined;
-    const fd: unknown = handle.fd;
-    return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
-  };
+  const handle: unknown = state.handle;
+  if (typeof handle !== 'object' || handle === null || !('fd' in handle)) return undefined;
+  const fd: unknown = handle.fd;
+  if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) return undefined;
+  const holder = state as { handle: unknown };
+  return { fd, isOpen: () => holder.handle === handle };
 }
 
-/** The descriptor under a dgram socket now (see `udpSocketFdReader`). */
+/** The descriptor under a dgram socket now (see `udpSocketDescriptor`). */
 export function udpSocketFd(socket: UdpSocket): number | undefined {
-  return udpSocketFdReader(socket)?.();
+  return udpSocketDescriptor(socket)?.fd;
 }
 
 /** Where one viewer's datagrams go, for the native send: its socket and its ICE pair's address. */
@@ -296,6 +300,8 @@ export interface NativeTarget {
 export interface FrameBatch {
   readonly payloads: Buffer[];
   readonly markers: Uint8Array;
+  /** The payloads' bytes together, as sender reports count them. */
+  readonly payloadBytes: number;
   /**
    * The same, gathered by the addon (prepareFrame) at the first native send. It points into
    * `payloads` without holding them, so it lives here, beside them, and nowhere else.
@@ -311,11 +317,13 @@ export function frameBatch(packets: readonly { payload: Buffer; marker: boolean 
   if (!batch) {
     const markers = new Uint8Array(packets.length);
     const payloads = new Array<Buffer>(packets.length);
+    let payloadBytes = 0;
     for (let i = 0; i < packets.length; i++) {
       payloads[i] = packets[i]!.payload;
+      payloadBytes += packets[i]!.payload.length;
       markers[i] = packets[i]!.marker ? 1 : 0;
     }
-    batch = { payloads, markers };
+    batch = { payloads, markers, payloadBytes };
     batches.set(packets, batch);
   }
   return batch;

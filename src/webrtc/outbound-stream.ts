@@ -18,6 +18,7 @@ import type { MediaFrame, PacketizedPayload } from '../media/types.js';
 import { frameBatch, NativeStreamWriter, type NativeTarget, type SendFrameResult } from '../rtp/native-fanout.js';
 import type { RtpProtector } from '../rtp/srtp-writer.js';
 import { buildSenderReport } from '../rtp/rtcp.js';
+import { NackHistory } from './nack-history.js';
 
 export interface OutboundStreamOptions {
   kind: 'video' | 'audio';
@@ -50,23 +51,8 @@ export class OutboundStream {
   /** Last frame sent in real time (not a replay), for sender reports. */
   private lastLiveTimestamp: number | undefined;
   private lastLiveWallMs = 0;
-  /**
-   * NACK history. It keeps references to the Source's shared payloads, not protected copies:
-   * protecting again with the same (SSRC, ROC, sequence number) gives the same bytes, and a
-   * per-viewer copy of every packet would survive young-generation GC and be promoted, which made
-   * garbage collection as costly as the UDP sends themselves at 50 viewers.
-   */
-  private readonly historySeq: Uint16Array;
-  private readonly historyTimestamp: Uint32Array;
-  private readonly historyMarker: Uint8Array;
-  /** undefined: an empty slot. */
-  private readonly historyPayload: Array<Buffer | undefined>;
-  /**
-   * When a kept packet was last retransmitted (a receiver repeats its NACKs), by slot, for the
-   * packets ever resent only: an array beside the others cost 16 KiB per watching viewer for what
-   * is, on a healthy network, never read.
-   */
-  private readonly historyResentAt = new Map<number, number>();
+  /** The frames kept for NACKs (nack-history.ts); undefined when the stream keeps none (audio). */
+  private readonly history: NackHistory | undefined;
 
   constructor(options: OutboundStreamOptions) {
     this.kind = options.kind;
@@ -78,10 +64,7 @@ export class OutboundStream {
     // counter the receiver guesses (0) holds for the first ~30 000 packets without ambiguity.
     this.sequenceNumber = randomBytes(2).readUInt16BE(0) & 0x7fff;
     this.waitingForKeyframe = options.kind === 'video';
-    this.historySeq = new Uint16Array(options.historySize);
-    this.historyTimestamp = new Uint32Array(options.historySize);
-    this.historyMarker = new Uint8Array(options.historySize);
-    this.historyPayload = new Array<Buffer | undefined>(options.historySize);
+    this.history = options.historySize > 0 ? new NackHistory(options.historySize) : undefined;
   }
 
   /**
@@ -110,11 +93,24 @@ export class OutboundStream {
     this.lastLiveWallMs = wallMs;
   }
 
-  /** Builds and protects the next packet (direct path), as header / encrypted payload / tag. */
-  protect(marker: boolean, timestamp: number, payload: Buffer): Buffer[] {
-    const seq = this.take(marker, timestamp, payload);
+  /**
+   * Takes a frame's sequence numbers (`first`, +1, ... mod 2^16, returned), counts its packets for
+   * the sender reports and keeps it for NACKs. Every packet takes its number and its place in the
+   * history even if the socket then refuses it, as with a datagram lost on the way.
+   */
+  reserve(timestamp: number, packets: readonly PacketizedPayload[], payloadBytes: number): number {
+    const first = this.sequenceNumber;
+    this.sequenceNumber = (first + packets.length) & 0xffff;
+    this.packetsSent += packets.length;
+    this.octetsSent += payloadBytes;
+    this.history?.record(first, timestamp, packets);
+    return first;
+  }
+
+  /** Protects one packet of a reserved frame (direct path), as header / encrypted payload / tag. */
+  protect(sequenceNumber: number, marker: boolean, timestamp: number, payload: Buffer): Buffer[] {
     // Only called when a writer exists (direct path); the caller guarantees it.
-    return (this.writer as RtpProtector).protectParts(this.payloadType, marker, seq, timestamp, payload);
+    return (this.writer as RtpProtector).protectParts(this.payloadType, marker, sequenceNumber, timestamp, payload);
   }
 
   /** True when whole frames can go out in one native call (`sendFrame`). */
@@ -122,33 +118,11 @@ export class OutboundStream {
     return this.writer instanceof NativeStreamWriter;
   }
 
-  /**
-   * Protects a frame's packets and sends them in one sendmmsg (native path; check `sendsFrames`).
-   * Every packet takes its sequence number and its place in the NACK history even if the socket
-   * refused it, as with a datagram lost on the way.
-   */
+  /** Reserves a frame (see `reserve`), then protects and sends it in one sendmmsg (native path; check `sendsFrames`). */
   sendFrame(target: NativeTarget, timestamp: number, packets: readonly PacketizedPayload[]): Readonly<SendFrameResult> {
-    const first = this.sequenceNumber;
-    for (let i = 0; i < packets.length; i++) this.take(packets[i]!.marker, timestamp, packets[i]!.payload);
-    return (this.writer as NativeStreamWriter).sendFrame(target, this.payloadType, timestamp, first, frameBatch(packets));
-  }
-
-  /** The next sequence number, counted and remembered for NACKs. */
-  private take(marker: boolean, timestamp: number, payload: Buffer): number {
-    const seq = this.sequenceNumber;
-    this.sequenceNumber = (seq + 1) & 0xffff;
-    this.packetsSent++;
-    this.octetsSent += payload.length;
-    const size = this.historySeq.length;
-    if (size > 0) {
-      const slot = seq % size;
-      this.historySeq[slot] = seq;
-      this.historyTimestamp[slot] = timestamp;
-      this.historyMarker[slot] = marker ? 1 : 0;
-      this.historyPayload[slot] = payload;
-      if (this.historyResentAt.size !== 0) this.historyResentAt.delete(slot);
-    }
-    return seq;
+    const batch = frameBatch(packets);
+    const first = this.reserve(timestamp, packets, batch.payloadBytes);
+    return (this.writer as NativeStreamWriter).sendFrame(target, this.payloadType, timestamp, first, batch);
   }
 
   /** Takes the next sequence number without protecting (werift path). */
@@ -166,21 +140,16 @@ export class OutboundStream {
    * burst into a retransmission storm that makes the loss worse.
    */
   retransmission(seq: number, now: number, minIntervalMs: number): Buffer[] | undefined {
-    const size = this.historySeq.length;
-    if (size === 0 || !this.writer) return undefined;
-    const slot = seq % size;
-    const payload = this.historyPayload[slot];
-    if (this.historySeq[slot] !== seq || !payload) return undefined;
-    const resentAt = this.historyResentAt.get(slot);
-    if (resentAt !== undefined && now - resentAt < minIntervalMs) return undefined;
-    this.historyResentAt.set(slot, now);
-    return this.writer.reprotectParts(this.payloadType, this.historyMarker[slot] === 1, seq, this.historyTimestamp[slot]!, payload);
+    const history = this.history;
+    if (!history || !this.writer) return undefined;
+    const packet = history.find(seq);
+    if (!packet || !history.mayResend(seq, now, minIntervalMs)) return undefined;
+    return this.writer.reprotectParts(this.payloadType, packet.marker, seq, packet.timestamp, packet.payload);
   }
 
   /** Drops retained references (on close) so they can be collected at once. */
   clearHistory(): void {
-    this.historyPayload.fill(undefined);
-    this.historyResentAt.clear();
+    this.history?.clear();
   }
 
   /**

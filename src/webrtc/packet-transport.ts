@@ -7,11 +7,12 @@
  *
  * Neither path has backpressure in werift, so `queuedBytes()` reports what is really waiting: the
  * libuv send queue of the UDP socket (it only grows when the kernel buffer is full), or the bytes
- * whose send has not completed.
+ * whose send has not completed. The native UDP path queues nothing: a full socket buffer is an
+ * EAGAIN at once, which the caller counts as congestion.
  */
 import { Socket as UdpSocket } from 'node:dgram';
 import { isIP } from 'node:net';
-import { isSocketFull, nativeFanout, udpSocketFdReader, type NativeDestinationHandle, type NativeFanout, type NativeFanoutStatus, type NativeTarget } from '../rtp/native-fanout.js';
+import { isSocketFull, nativeFanout, udpSocketDescriptor, type NativeDestinationHandle, type NativeFanout, type NativeFanoutStatus, type NativeTarget } from '../rtp/native-fanout.js';
 
 /** The part of werift's ICE connection used here (structural, so no private types leak). */
 export interface IceConnectionLike {
@@ -75,29 +76,33 @@ export function resolvePacketTransport(connection: IceConnectionLike, native: Na
  * (viewer-settle.ts) gives none.
  */
 export function udpPacketTransport(socket: UdpSocket, host: string, port: number, native: NativeFanoutStatus, pair: unknown): PacketTransport {
-  const currentFd = native.loaded ? udpSocketFdReader(socket) : undefined;
-  const fd = currentFd?.();
-  const destination = native.loaded && fd !== undefined ? nativeDestination(native.fanout, host, port) : undefined;
-  if (native.loaded && currentFd && fd !== undefined && destination) {
+  const descriptor = native.loaded ? udpSocketDescriptor(socket) : undefined;
+  const destination = native.loaded && descriptor ? nativeDestination(native.fanout, host, port) : undefined;
+  if (native.loaded && descriptor && destination) {
     // Every packet of this viewer then leaves natively and at once: Node's dgram send defers to
     // the next tick, so a frame sent by sendmmsg meanwhile would overtake paced or resent
     // packets queued before it, and a receiver drops what arrives behind a later sequence number.
     // Each send first checks that the socket is still open: the kernel reuses a closed
     // descriptor's number, and a frame must never be written into another socket or file.
+    const { fd, isOpen } = descriptor;
     const target: NativeTarget = { fd, destination };
     return {
       kind: 'udp',
       pair,
       get native() {
-        return currentFd() === fd ? target : undefined;
+        return isOpen() ? target : undefined;
       },
       send: (packet) => {
-        if (currentFd() !== fd) throw new Error('the socket is closed');
+        if (!isOpen()) throw new Error('the socket is closed');
         const result = native.fanout.sendDatagram(fd, target.destination, Array.isArray(packet) ? packet : [packet]);
         // A full socket buffer drops the datagram, as the network would; anything else is the socket gone.
         if (result < 0 && !isSocketFull(-result)) throw new Error(`send failed (errno ${-result})`);
       },
-      queuedBytes: () => socket.getSendQueueSize(),
+      // Nothing of this viewer's waits in libuv's queue (every send above is immediate and a full
+      // socket buffer is EAGAIN, which the caller counts as congestion); only werift's own STUN
+      // and DTLS sends could, and they are no media. Asking libuv is a call into C++ per viewer
+      // per frame for a figure that is always 0.
+      queuedBytes: () => 0,
     };
   }
   return {

@@ -203,9 +203,10 @@ export class ViewerMedia {
     try {
       // Replayed video, and live video behind a replay still draining, goes through the pacer.
       const pacer = frame.kind === 'video' && this.pacer && (age > settings.staleFrameMs || this.pacer.active) ? this.pacer : undefined;
-      if (!pacer && transport.native && out.sendsFrames) {
+      const native = pacer ? undefined : transport.native;
+      if (native && out.sendsFrames) {
         // Native fan-out: the whole frame protected and sent in one call (one sendmmsg).
-        const result = out.sendFrame(transport.native, timestamp, packets);
+        const result = out.sendFrame(native, timestamp, packets);
         bytes = result.bytes;
         if (result.errno !== 0) {
           if (!isSocketFull(result.errno)) throw new Error(`sendmmsg failed (errno ${result.errno})`);
@@ -215,9 +216,12 @@ export class ViewerMedia {
           if (frame.kind === 'video') out.waitingForKeyframe = true;
         }
       } else {
+        let payloadBytes = 0;
+        for (let i = 0; i < packets.length; i++) payloadBytes += packets[i]!.payload.length;
+        const first = out.reserve(timestamp, packets, payloadBytes);
         for (let i = 0; i < packets.length; i++) {
           const p = packets[i]!;
-          const parts = out.protect(p.marker, timestamp, p.payload);
+          const parts = out.protect((first + i) & 0xffff, p.marker, timestamp, p.payload);
           let size = 0;
           for (let j = 0; j < parts.length; j++) size += parts[j]!.length;
           if (pacer) pacer.push(parts, size);

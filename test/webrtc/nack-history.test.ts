@@ -1,0 +1,130 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { PacketizedPayload } from '../../src/media/types.js';
+import { NackHistory } from '../../src/webrtc/nack-history.js';
+import { OutboundStream } from '../../src/webrtc/outbound-stream.js';
+import { randomSessionKeys, SRTP_PROFILE_AEAD_AES_128_GCM, SrtpStreamWriter } from '../../src/rtp/srtp-writer.js';
+
+/** A frame of `count` packets whose payloads say which frame and packet they are. */
+function frame(id: number, count: number): PacketizedPayload[] {
+  return Array.from({ length: count }, (_, i) => ({ payload: Buffer.from(`f${id}p${i}`), marker: i === count - 1 }));
+}
+
+describe('NACK history (per frame)', () => {
+  test('finds each packet of the kept frames by sequence number, with its marker and timestamp', () => {
+    const history = new NackHistory(100);
+    history.record(1000, 90_000, frame(1, 3));
+    history.record(1003, 93_600, frame(2, 1));
+    history.record(1004, 97_200, frame(3, 5));
+    assert.equal(history.size, 9);
+    for (const [seq, text, marker, timestamp] of [
+      [1000, 'f1p0', false, 90_000],
+      [1002, 'f1p2', true, 90_000],
+      [1003, 'f2p0', true, 93_600],
+      [1006, 'f3p2', false, 97_200],
+      [1008, 'f3p4', true, 97_200],
+    ] as const) {
+      const kept = history.find(seq);
+      assert.ok(kept, `seq ${seq}`);
+      assert.equal(kept.payload.toString(), text);
+      assert.equal(kept.marker, marker);
+      assert.equal(kept.timestamp, timestamp);
+    }
+    assert.equal(history.find(999), undefined, 'before the first frame');
+    assert.equal(history.find(1009), undefined, 'not sent yet');
+  });
+
+  test('a frame across the sequence-number wrap is found on both sides of it', () => {
+    const history = new NackHistory(100);
+    history.record(65534, 1, frame(1, 4));
+    assert.equal(history.find(65534)?.payload.toString(), 'f1p0');
+    assert.equal(history.find(65535)?.payload.toString(), 'f1p1');
+    assert.equal(history.find(0)?.payload.toString(), 'f1p2');
+    assert.equal(history.find(1)?.payload.toString(), 'f1p3');
+    assert.equal(history.find(2), undefined);
+  });
+
+  test('keeps the newest whole frames that fit its packet capacity; one larger frame is kept alone', () => {
+    const history = new NackHistory(10);
+    let seq = 0;
+    for (let id = 0; id < 6; id++) {
+      history.record(seq, id, frame(id, 3));
+      seq += 3;
+    }
+    // 18 packets sent; the last three frames (9 packets) fit in 10.
+    assert.equal(history.size, 9);
+    assert.equal(history.find(8), undefined, 'frame 2 went');
+    assert.equal(history.find(9)?.payload.toString(), 'f3p0');
+    assert.equal(history.find(17)?.payload.toString(), 'f5p2');
+    history.record(seq, 6, frame(6, 25));
+    assert.equal(history.size, 25, 'a keyframe larger than the capacity is kept whole, alone');
+    assert.equal(history.find(17), undefined);
+    assert.equal(history.find(seq + 24)?.payload.toString(), 'f6p24');
+    history.record(seq + 25, 7, frame(7, 1));
+    assert.equal(history.size, 1, 'and goes once a later frame is sent');
+  });
+
+  test('more one-packet frames than slots: the ring wraps and keeps the newest', () => {
+    const history = new NackHistory(4);
+    for (let i = 0; i < 11; i++) history.record(i, i, frame(i, 1));
+    assert.equal(history.size, 4);
+    assert.deepEqual([6, 7, 8, 9, 10].map((seq) => history.find(seq)?.payload.toString()), [undefined, 'f7p0', 'f8p0', 'f9p0', 'f10p0']);
+  });
+
+  test('a packet is resent at most once per interval, and its record goes with its frame', () => {
+    const history = new NackHistory(4);
+    history.record(0, 0, frame(0, 2));
+    assert.equal(history.mayResend(1, 1000, 100), true);
+    assert.equal(history.mayResend(1, 1050, 100), false, 'a repeated NACK within 100 ms');
+    assert.equal(history.mayResend(1, 1100, 100), true);
+    history.record(2, 1, frame(1, 3)); // frame 0 goes
+    history.record(5, 2, frame(2, 1));
+    assert.equal(history.find(1), undefined);
+    // After the wrap the same number is a new packet: not held back by the old resend.
+    history.record(65535, 3, frame(3, 4));
+    assert.equal(history.mayResend(1, 1101, 100), true);
+  });
+
+  test('clear() lets go of every payload', () => {
+    const history = new NackHistory(10);
+    history.record(0, 0, frame(0, 3));
+    history.clear();
+    assert.equal(history.size, 0);
+    assert.equal(history.find(0), undefined);
+    history.record(3, 0, frame(1, 2));
+    assert.equal(history.find(4)?.payload.toString(), 'f1p1');
+  });
+});
+
+describe('OutboundStream frames', () => {
+  test('reserve() numbers a frame consecutively, counts it for sender reports and keeps it for NACKs', () => {
+    const out = new OutboundStream({ kind: 'video', ssrc: 5, payloadType: 102, clockRate: 90000, historySize: 64 });
+    const packets = frame(1, 3);
+    const first = out.reserve(3600, packets, 12);
+    assert.equal(out.sequenceNumber, (first + 3) & 0xffff);
+    assert.equal(out.packetsSent, 3);
+    assert.equal(out.octetsSent, 12);
+    const second = out.reserve(7200, frame(2, 2), 8);
+    assert.equal(second, (first + 3) & 0xffff);
+    // No writer (this stream sends through werift): nothing to protect a retransmission with.
+    assert.equal(out.retransmission(first, 0, 100), undefined);
+  });
+
+  test('a retransmission is the very packet sent, protected again, and a repeat within 100 ms is not answered', () => {
+    const { key, salt, authKey } = randomSessionKeys(SRTP_PROFILE_AEAD_AES_128_GCM);
+    const keys = { profile: SRTP_PROFILE_AEAD_AES_128_GCM, srtpSessionKey: key, srtpSessionSalt: salt, srtpSessionAuthTag: authKey };
+    const out = new OutboundStream({ kind: 'video', ssrc: 9, payloadType: 102, clockRate: 90000, historySize: 64, writer: new SrtpStreamWriter(keys, 9) });
+    const packets = frame(1, 4);
+    const first = out.reserve(7200, packets, 16);
+    const sent = packets.map((p, i) => Buffer.concat(out.protect((first + i) & 0xffff, p.marker, 7200, p.payload)));
+    for (let i = 0; i < packets.length; i++) {
+      const again = out.retransmission((first + i) & 0xffff, 1000, 100);
+      assert.ok(again, `packet ${i}`);
+      assert.ok(Buffer.concat(again).equals(sent[i]!), `packet ${i}: the same bytes`);
+    }
+    assert.equal(out.retransmission(first, 1050, 100), undefined);
+    assert.ok(out.retransmission(first, 1100, 100));
+    out.clearHistory();
+    assert.equal(out.retransmission((first + 1) & 0xffff, 5000, 100), undefined);
+  });
+});
