@@ -10,10 +10,17 @@
  * reach the last viewer. A NACK, rare on a healthy network, pays instead: a walk back over the kept
  * frames.
  *
- * The history holds at most `capacityPackets` packets (the newest whole frames that fit; a single
- * frame larger than that is kept whole until the next one).
+ * The history holds at most `capacityPackets` packets in at most `MAX_FRAMES` frames (the newest
+ * whole frames that fit; a single frame larger than that is kept whole until the next one).
  */
 import type { PacketizedPayload } from '../media/types.js';
+
+/**
+ * 256 frames are 8.5 s of video at 30 fps and 4 s at 60, where a receiver stops asking for a lost
+ * packet after about a second. Slots for the whole packet capacity (2048 by default, to hold a
+ * large keyframe's packets) would cost a viewer about 36 KiB of arrays for frames it never needs.
+ */
+export const MAX_FRAMES = 256;
 
 /** A packet found in the history, as the retransmission protects it again. */
 export interface KeptPacket {
@@ -40,7 +47,7 @@ export class NackHistory {
 
   constructor(readonly capacityPackets: number) {
     // Every frame has at least one packet, so there are never more frames than packets to keep.
-    const slots = Math.max(1, capacityPackets);
+    const slots = Math.max(1, Math.min(capacityPackets, MAX_FRAMES));
     this.firstSeq = new Uint16Array(slots);
     this.counts = new Uint32Array(slots);
     this.timestamps = new Uint32Array(slots);

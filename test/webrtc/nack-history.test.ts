@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PacketizedPayload } from '../../src/media/types.js';
-import { NackHistory } from '../../src/webrtc/nack-history.js';
+import { MAX_FRAMES, NackHistory } from '../../src/webrtc/nack-history.js';
 import { OutboundStream } from '../../src/webrtc/outbound-stream.js';
 import { randomSessionKeys, SRTP_PROFILE_AEAD_AES_128_GCM, SrtpStreamWriter } from '../../src/rtp/srtp-writer.js';
 
@@ -69,6 +69,15 @@ describe('NACK history (per frame)', () => {
     for (let i = 0; i < 11; i++) history.record(i, i, frame(i, 1));
     assert.equal(history.size, 4);
     assert.deepEqual([6, 7, 8, 9, 10].map((seq) => history.find(seq)?.payload.toString()), [undefined, 'f7p0', 'f8p0', 'f9p0', 'f10p0']);
+  });
+
+  test(`at most ${MAX_FRAMES} frames are kept, however many packets the capacity allows`, () => {
+    const history = new NackHistory(2048);
+    for (let i = 0; i < MAX_FRAMES + 44; i++) history.record(i * 2, i, frame(i, 2));
+    assert.equal(history.size, MAX_FRAMES * 2);
+    assert.equal(history.find(87), undefined, 'frame 43 went');
+    assert.equal(history.find(88)?.payload.toString(), 'f44p0');
+    assert.equal(history.find((MAX_FRAMES + 43) * 2 + 1)?.payload.toString(), `f${MAX_FRAMES + 43}p1`);
   });
 
   test('a packet is resent at most once per interval, and its record goes with its frame', () => {
