@@ -11,8 +11,8 @@
  *   collection (`hintMemoryReduction`: incremental, as V8 runs it by itself when idle), and trims
  *   the C heap once that collection has ended (V8 reports its full collections as `gc` performance
  *   entries) and its sweeping and finalisers have freed what its dead objects held there, or
- *   `collectMs` after asking at the latest. The start-up trim does not ask V8 (see
- *   TrimRequestOptions).
+ *   `collectMs` after asking at the latest. The trim after Homebridge's start-up asks V8 too:
+ *   with a camera running, V8 had not collected start-up's garbage 75 s later.
  *
  * A trim is process-wide, so requests from every camera and viewer share one schedule: it runs
  * once they have been quiet for `quietMs`, no later than `maxDelayMs` after the first unserved
@@ -49,10 +49,12 @@ export interface NativeHeapTrimOptions {
 
 export interface TrimRequestOptions {
   /**
-   * Whether the run should ask V8 for its collection too (default true: viewers settled or left,
-   * and their handshakes grew V8's young generation). Homebridge's start-up passes false: V8's own
-   * memory reducer runs once the process idles, and a collection asked for then met the first
-   * viewers' handshakes (bench:janus's connect storms, which begin 5 s after start-up, got slower).
+   * Whether the run should ask V8 for its collection too (default true: after start-up, and once
+   * viewers settled or left, whose handshakes grew V8's young generation). An earlier schedule (a
+   * trim 5 s after the last request, V8's collection given 3 s) put the start-up collection in the
+   * middle of bench:janus's connect storms, which begin 5 s after start-up, so start-up once passed
+   * false; with 1.5 s and the trim at the collection's end it is over before them (storm of 50:
+   * slowest first keyframe 1.25-1.55 s, as without).
    */
   collectV8?: boolean;
 }
