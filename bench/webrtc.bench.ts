@@ -170,7 +170,7 @@ async function runServer(path: SendPath): Promise<void> {
     useNativeHeapTrimmer(new NativeHeapTrimmer({ trim: () => native.fanout.trimNativeHeap() }));
   }
   // As the platform does once Homebridge has started.
-  requestNativeHeapTrim(undefined, { collectV8: false });
+  requestNativeHeapTrim();
   const source = await SyntheticSource.create({ id: 'cam', width: 1280, height: 720, gop: 50, seconds: 8, bitrateKbps: 2400 });
   // A no-op subscriber keeps the camera running, so the baseline includes its own cost.
   const idle: FrameSink = { write: () => true };

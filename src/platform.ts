@@ -140,7 +140,7 @@ export class WebRTCCamerasPlatform implements DynamicPlatformPlugin {
     }));
     // Start-up left much garbage: C heap glibc would keep resident (module loading, compiles) and
     // V8 heap that V8 itself did not collect within a minute and more with a camera running
-    // (bench:janus: Homebridge read 126-132 MB 9 s after start, and 106-112 MB asking V8 here).
+    // (bench:janus: Homebridge read 126-132 MB 9 s after start, and 105-112 MB asking V8 here).
     if (!this.stopping) requestNativeHeapTrim((message) => this.log.debug(message));
   }
 

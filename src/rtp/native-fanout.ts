@@ -297,7 +297,10 @@ export interface NativeTarget {
   readonly destination: NativeDestinationHandle;
 }
 
-/** A frame's packets as the native send takes them, built once per frame for every viewer. */
+/**
+ * A frame's packets as the native send takes them, and their bytes as every viewer's sender reports
+ * count them: built once per frame for every viewer.
+ */
 export interface FrameBatch {
   readonly payloads: Buffer[];
   readonly markers: Uint8Array;

@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { MediaFrame, PacketizedPayload } from '../media/types.js';
-import { frameBatch, NativeStreamWriter, type NativeTarget, type SendFrameResult } from '../rtp/native-fanout.js';
+import { frameBatch, NativeStreamWriter, type FrameBatch, type NativeTarget, type SendFrameResult } from '../rtp/native-fanout.js';
 import type { RtpProtector } from '../rtp/srtp-writer.js';
 import { buildSenderReport } from '../rtp/rtcp.js';
 import { NackHistory } from './nack-history.js';
@@ -98,13 +98,8 @@ export class OutboundStream {
    * the sender reports and keeps it for NACKs. Every packet takes its number and its place in the
    * history even if the socket then refuses it, as with a datagram lost on the way.
    */
-  reserve(timestamp: number, packets: readonly PacketizedPayload[], payloadBytes: number): number {
-    const first = this.sequenceNumber;
-    this.sequenceNumber = (first + packets.length) & 0xffff;
-    this.packetsSent += packets.length;
-    this.octetsSent += payloadBytes;
-    this.history?.record(first, timestamp, packets);
-    return first;
+  reserve(timestamp: number, packets: readonly PacketizedPayload[]): number {
+    return this.reserveBatch(timestamp, packets, frameBatch(packets));
   }
 
   /** Protects one packet of a reserved frame (direct path), as header / encrypted payload / tag. */
@@ -121,8 +116,18 @@ export class OutboundStream {
   /** Reserves a frame (see `reserve`), then protects and sends it in one sendmmsg (native path; check `sendsFrames`). */
   sendFrame(target: NativeTarget, timestamp: number, packets: readonly PacketizedPayload[]): Readonly<SendFrameResult> {
     const batch = frameBatch(packets);
-    const first = this.reserve(timestamp, packets, batch.payloadBytes);
+    const first = this.reserveBatch(timestamp, packets, batch);
     return (this.writer as NativeStreamWriter).sendFrame(target, this.payloadType, timestamp, first, batch);
+  }
+
+  /** `reserve`, with the frame's batch (built once per frame for every viewer) already at hand. */
+  private reserveBatch(timestamp: number, packets: readonly PacketizedPayload[], batch: FrameBatch): number {
+    const first = this.sequenceNumber;
+    this.sequenceNumber = (first + packets.length) & 0xffff;
+    this.packetsSent += packets.length;
+    this.octetsSent += batch.payloadBytes;
+    this.history?.record(first, timestamp, packets);
+    return first;
   }
 
   /** Takes the next sequence number without protecting (werift path). */

@@ -216,9 +216,7 @@ export class ViewerMedia {
           if (frame.kind === 'video') out.waitingForKeyframe = true;
         }
       } else {
-        let payloadBytes = 0;
-        for (let i = 0; i < packets.length; i++) payloadBytes += packets[i]!.payload.length;
-        const first = out.reserve(timestamp, packets, payloadBytes);
+        const first = out.reserve(timestamp, packets);
         for (let i = 0; i < packets.length; i++) {
           const p = packets[i]!;
           const parts = out.protect((first + i) & 0xffff, p.marker, timestamp, p.payload);

@@ -192,7 +192,7 @@ describe('NativeHeapTrimmer (when to trim)', () => {
     await time.advance(60_000);
     assert.equal(calls.at(-1), 'v8 35000', 'stop() drops the trim waiting for V8');
     assert.equal(time.pending, 0);
-    // A request that does not ask for V8 (Homebridge's start-up) trims the C heap alone, unless
+    // A request that does not ask for V8 trims the C heap alone, unless
     // another request since the last run asked for V8.
     calls.length = 0;
     t.request(undefined, { collectV8: false });

@@ -109,11 +109,11 @@ describe('OutboundStream frames', () => {
   test('reserve() numbers a frame consecutively, counts it for sender reports and keeps it for NACKs', () => {
     const out = new OutboundStream({ kind: 'video', ssrc: 5, payloadType: 102, clockRate: 90000, historySize: 64 });
     const packets = frame(1, 3);
-    const first = out.reserve(3600, packets, 12);
+    const first = out.reserve(3600, packets);
     assert.equal(out.sequenceNumber, (first + 3) & 0xffff);
     assert.equal(out.packetsSent, 3);
     assert.equal(out.octetsSent, 12);
-    const second = out.reserve(7200, frame(2, 2), 8);
+    const second = out.reserve(7200, frame(2, 2));
     assert.equal(second, (first + 3) & 0xffff);
     // No writer (this stream sends through werift): nothing to protect a retransmission with.
     assert.equal(out.retransmission(first, 0, 100), undefined);
@@ -124,7 +124,7 @@ describe('OutboundStream frames', () => {
     const keys = { profile: SRTP_PROFILE_AEAD_AES_128_GCM, srtpSessionKey: key, srtpSessionSalt: salt, srtpSessionAuthTag: authKey };
     const out = new OutboundStream({ kind: 'video', ssrc: 9, payloadType: 102, clockRate: 90000, historySize: 64, writer: new SrtpStreamWriter(keys, 9) });
     const packets = frame(1, 4);
-    const first = out.reserve(7200, packets, 16);
+    const first = out.reserve(7200, packets);
     const sent = packets.map((p, i) => Buffer.concat(out.protect((first + i) & 0xffff, p.marker, 7200, p.payload)));
     for (let i = 0; i < packets.length; i++) {
       const again = out.retransmission((first + i) & 0xffff, 1000, 100);
