@@ -92,14 +92,17 @@ export class NackHistory {
   }
 
   /**
-   * Whether `seq` may be resent now: not within `minIntervalMs` of its last resend. Answering
-   * every repeat of a NACK turns a loss burst into a retransmission storm that makes it worse.
+   * Whether `seq` was resent within `minIntervalMs` of `now`. Answering every repeat of a NACK
+   * turns a loss burst into a retransmission storm that makes it worse.
    */
-  mayResend(seq: number, now: number, minIntervalMs: number): boolean {
+  resentWithin(seq: number, now: number, minIntervalMs: number): boolean {
     const last = this.resentAt.get(seq);
-    if (last !== undefined && now - last < minIntervalMs) return false;
+    return last !== undefined && now - last < minIntervalMs;
+  }
+
+  /** `seq` was resent at `now`. */
+  noteResent(seq: number, now: number): void {
     this.resentAt.set(seq, now);
-    return true;
   }
 
   /** Drops every reference (the viewer closes), so the payloads can be collected at once. */

@@ -19,6 +19,14 @@ import { frameBatch, NativeStreamWriter, type FrameBatch, type NativeTarget, typ
 import type { RtpProtector } from '../rtp/srtp-writer.js';
 import { buildSenderReport } from '../rtp/rtcp.js';
 import { NackHistory } from './nack-history.js';
+import type { RetransmissionBudget } from './retransmission-budget.js';
+
+/** What a NACK's answer must respect (see `OutboundStream.retransmission`). */
+export interface RetransmissionLimits {
+  readonly minIntervalMs: number;
+  readonly maxAgeMs: number;
+  readonly budget: RetransmissionBudget;
+}
 
 export interface OutboundStreamOptions {
   kind: 'video' | 'audio';
@@ -41,6 +49,8 @@ export class OutboundStream {
   sequenceNumber: number;
   private offset = 0;
   private lastTimestamp = 0;
+  /** The timestamp of the newest frame reserved: a NACKed packet's age is taken from it. */
+  private newestReserved = 0;
   private started = false;
   /** True until a keyframe was sent (and again after a congestion cut-back). */
   waitingForKeyframe: boolean;
@@ -48,6 +58,8 @@ export class OutboundStream {
   /** Payload bytes sent, as RTCP sender reports count them. */
   octetsSent = 0;
   framesSent = 0;
+  /** NACKed packets not resent because they were older than a retransmission's `maxAgeMs`. */
+  retransmissionsTooOld = 0;
   /** Last frame sent in real time (not a replay), for sender reports. */
   private lastLiveTimestamp: number | undefined;
   private lastLiveWallMs = 0;
@@ -126,6 +138,7 @@ export class OutboundStream {
     this.sequenceNumber = (first + packets.length) & 0xffff;
     this.packetsSent += packets.length;
     this.octetsSent += batch.payloadBytes;
+    this.newestReserved = timestamp;
     this.history?.record(first, timestamp, packets);
     return first;
   }
@@ -140,15 +153,23 @@ export class OutboundStream {
   }
 
   /**
-   * An earlier packet protected again (NACK answer), if still in the history and not already
-   * resent within `minIntervalMs`: receivers repeat NACKs, and answering each repeat turns a loss
-   * burst into a retransmission storm that makes the loss worse.
+   * An earlier packet protected again (a NACK's answer), or undefined when it is not to be resent:
+   * no longer kept; older than `limits.maxAgeMs` behind the newest frame, where the receiver has
+   * given up on it (counted in `retransmissionsTooOld`); already resent within
+   * `limits.minIntervalMs` (receivers repeat their NACKs, and answering each repeat turns a loss
+   * burst into a retransmission storm that makes the loss worse); or over the viewer's budget.
    */
-  retransmission(seq: number, now: number, minIntervalMs: number): Buffer[] | undefined {
+  retransmission(seq: number, now: number, limits: RetransmissionLimits): Buffer[] | undefined {
     const history = this.history;
     if (!history || !this.writer) return undefined;
     const packet = history.find(seq);
-    if (!packet || !history.mayResend(seq, now, minIntervalMs)) return undefined;
+    if (!packet) return undefined;
+    if (((this.newestReserved - packet.timestamp) | 0) > (limits.maxAgeMs * this.clockRate) / 1000) {
+      this.retransmissionsTooOld++;
+      return undefined;
+    }
+    if (history.resentWithin(seq, now, limits.minIntervalMs) || !limits.budget.spend(packet.payload.length)) return undefined;
+    history.noteResent(seq, now);
     return this.writer.reprotectParts(this.payloadType, packet.marker, seq, packet.timestamp, packet.payload);
   }
 

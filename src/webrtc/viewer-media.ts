@@ -10,7 +10,8 @@ import type { FrameSink, MediaFrame } from '../media/types.js';
 import { every, type TimerHandle, type TimerSeam } from '../media/timers.js';
 import type { Logger } from '../util/logger.js';
 import type { BroadcastSource } from '../media/types.js';
-import { OutboundStream } from './outbound-stream.js';
+import { OutboundStream, type RetransmissionLimits } from './outbound-stream.js';
+import { RetransmissionBudget } from './retransmission-budget.js';
 import { resolvePacketTransport, type PacketTransport } from './packet-transport.js';
 import { ReplayPacer } from './replay-pacer.js';
 import { createRtpProtector, isSocketFull } from '../rtp/native-fanout.js';
@@ -32,6 +33,12 @@ const SENDER_REPORT_INTERVAL_MS = 1_000;
 const REPLAY_BURST_BYTES = 16 * 1024;
 /** The same packet is resent at most this often, however often it is NACKed. */
 const RETRANSMIT_MIN_INTERVAL_MS = 100;
+/**
+ * Packets further than this behind the newest frame are not resent: a receiver's jitter buffer has
+ * moved on (libwebrtc keeps what it may resend for at least this long, longer only on a slow
+ * round trip), and a late copy would only cost the receiver a decrypt.
+ */
+const RETRANSMIT_MAX_AGE_MS = 1_000;
 /**
  * A viewer that NACKs more than this share of its video packets for two seconds in a row cannot
  * keep up (slow Wi-Fi, a starved phone): it is cut back to the next keyframe like a congested one.
@@ -83,6 +90,12 @@ export class ViewerMedia {
   private lastRtcpAt = 0;
   /** NACKed vs sent video packets in the current one-second window, for the loss cut-back. */
   private readonly lossWindow = { nacked: 0, sentAtStart: 0, heavy: 0, cutBack: false };
+  /** What the viewer's NACKs may still be answered with (retransmission-budget.ts). */
+  private readonly retransmit: RetransmissionLimits = {
+    minIntervalMs: RETRANSMIT_MIN_INTERVAL_MS,
+    maxAgeMs: RETRANSMIT_MAX_AGE_MS,
+    budget: new RetransmissionBudget(),
+  };
   private stopped = false;
 
   constructor(private readonly options: ViewerMediaOptions) {}
@@ -151,6 +164,8 @@ export class ViewerMedia {
   fillStats(s: ViewerStats): void {
     s.rtcpRefused = this.rtcp?.counters.refused ?? s.rtcpRefused;
     s.packetsSent = (this.video?.packetsSent ?? 0) + (this.audio?.packetsSent ?? 0) + s.retransmissions;
+    s.retransmissionsRefused = this.retransmit.budget.refused;
+    s.retransmissionsTooOld = this.video?.retransmissionsTooOld ?? 0;
     s.framesSent = (this.video?.framesSent ?? 0) + (this.audio?.framesSent ?? 0);
     if (this.transport) {
       s.transport = this.transport.kind;
@@ -235,6 +250,7 @@ export class ViewerMedia {
     }
     if (frame.kind === 'video' && stats.timeline.firstVideoPacket === undefined) this.options.onFirstVideoPacket();
     stats.bytesSent += bytes;
+    if (frame.kind === 'video') this.retransmit.budget.earn(bytes);
     out.framesSent++;
     return true;
   }
@@ -275,15 +291,24 @@ export class ViewerMedia {
     if (!transport) return;
     const now = this.options.now();
     for (const seq of lost) {
-      const packet = video.retransmission(seq, now, RETRANSMIT_MIN_INTERVAL_MS);
+      const packet = video.retransmission(seq, now, this.retransmit);
       if (!packet) continue;
-      try {
-        transport.send(packet);
-      } catch {
-        return;
+      let size = 0;
+      for (const part of packet) size += part.length;
+      // Paced like a replay: a NACK after a loss burst asks for a burst again, and sent at once it
+      // overflowed the receiver's socket buffer as the first one did (a quarter of 117 resent
+      // packets lost on loopback, test/webrtc/viewer-werift.test.ts).
+      if (this.pacer) {
+        this.pacer.push(packet, size);
+      } else {
+        try {
+          transport.send(packet);
+        } catch {
+          return;
+        }
       }
       stats.retransmissions++;
-      for (const part of packet) stats.bytesSent += part.length;
+      stats.bytesSent += size;
     }
   }
 

@@ -121,6 +121,10 @@ export interface ViewerStats {
   keyframeRequestsAnswered: number;
   nacks: number;
   retransmissions: number;
+  /** NACKed packets not resent: over the viewer's retransmission budget (retransmission-budget.ts). */
+  retransmissionsRefused: number;
+  /** NACKed packets not resent: too far behind the newest frame to be of use. */
+  retransmissionsTooOld: number;
   /** The viewer's RTCP packets refused: failed SRTCP authentication, a replay, or too short. */
   rtcpRefused: number;
   /** STUN consent checks and keepalives answered by the project (the rest went to werift). */

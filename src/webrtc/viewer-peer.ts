@@ -120,6 +120,8 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
       keyframeRequestsAnswered: 0,
       nacks: 0,
       retransmissions: 0,
+      retransmissionsRefused: 0,
+      retransmissionsTooOld: 0,
       rtcpRefused: 0,
       consentChecksAnswered: 0,
       weriftReleased: false,

@@ -2,8 +2,14 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PacketizedPayload } from '../../src/media/types.js';
 import { MAX_FRAMES, NackHistory } from '../../src/webrtc/nack-history.js';
-import { OutboundStream } from '../../src/webrtc/outbound-stream.js';
+import { OutboundStream, type RetransmissionLimits } from '../../src/webrtc/outbound-stream.js';
+import { RetransmissionBudget } from '../../src/webrtc/retransmission-budget.js';
 import { randomSessionKeys, SRTP_PROFILE_AEAD_AES_128_GCM, SrtpStreamWriter } from '../../src/rtp/srtp-writer.js';
+
+/** A NACK's limits: 100 ms between resends of a packet, 1 s of age, and a budget. */
+function limits(budget = new RetransmissionBudget()): RetransmissionLimits {
+  return { minIntervalMs: 100, maxAgeMs: 1000, budget };
+}
 
 /** A frame of `count` packets whose payloads say which frame and packet they are. */
 function frame(id: number, count: number): PacketizedPayload[] {
@@ -83,15 +89,17 @@ describe('NACK history (per frame)', () => {
   test('a packet is resent at most once per interval, and its record goes with its frame', () => {
     const history = new NackHistory(4);
     history.record(0, 0, frame(0, 2));
-    assert.equal(history.mayResend(1, 1000, 100), true);
-    assert.equal(history.mayResend(1, 1050, 100), false, 'a repeated NACK within 100 ms');
-    assert.equal(history.mayResend(1, 1100, 100), true);
+    assert.equal(history.resentWithin(1, 1000, 100), false);
+    history.noteResent(1, 1000);
+    assert.equal(history.resentWithin(1, 1050, 100), true, 'a repeated NACK within 100 ms');
+    assert.equal(history.resentWithin(1, 1100, 100), false);
+    history.noteResent(1, 1100);
     history.record(2, 1, frame(1, 3)); // frame 0 goes
     history.record(5, 2, frame(2, 1));
     assert.equal(history.find(1), undefined);
     // After the wrap the same number is a new packet: not held back by the old resend.
     history.record(65535, 3, frame(3, 4));
-    assert.equal(history.mayResend(1, 1101, 100), true);
+    assert.equal(history.resentWithin(1, 1101, 100), false);
   });
 
   test('clear() lets go of every payload', () => {
@@ -105,6 +113,13 @@ describe('NACK history (per frame)', () => {
   });
 });
 
+/** A video stream with a JavaScript writer, which can protect retransmissions. */
+function writerStream(): OutboundStream {
+  const { key, salt, authKey } = randomSessionKeys(SRTP_PROFILE_AEAD_AES_128_GCM);
+  const keys = { profile: SRTP_PROFILE_AEAD_AES_128_GCM, srtpSessionKey: key, srtpSessionSalt: salt, srtpSessionAuthTag: authKey };
+  return new OutboundStream({ kind: 'video', ssrc: 9, payloadType: 102, clockRate: 90000, historySize: 64, writer: new SrtpStreamWriter(keys, 9) });
+}
+
 describe('OutboundStream frames', () => {
   test('reserve() numbers a frame consecutively, counts it for sender reports and keeps it for NACKs', () => {
     const out = new OutboundStream({ kind: 'video', ssrc: 5, payloadType: 102, clockRate: 90000, historySize: 64 });
@@ -116,7 +131,7 @@ describe('OutboundStream frames', () => {
     const second = out.reserve(7200, frame(2, 2));
     assert.equal(second, (first + 3) & 0xffff);
     // No writer (this stream sends through werift): nothing to protect a retransmission with.
-    assert.equal(out.retransmission(first, 0, 100), undefined);
+    assert.equal(out.retransmission(first, 0, limits()), undefined);
   });
 
   test('a retransmission is the very packet sent, protected again, and a repeat within 100 ms is not answered', () => {
@@ -126,14 +141,51 @@ describe('OutboundStream frames', () => {
     const packets = frame(1, 4);
     const first = out.reserve(7200, packets);
     const sent = packets.map((p, i) => Buffer.concat(out.protect((first + i) & 0xffff, p.marker, 7200, p.payload)));
+    const nack = limits();
     for (let i = 0; i < packets.length; i++) {
-      const again = out.retransmission((first + i) & 0xffff, 1000, 100);
+      const again = out.retransmission((first + i) & 0xffff, 1000, nack);
       assert.ok(again, `packet ${i}`);
       assert.ok(Buffer.concat(again).equals(sent[i]!), `packet ${i}: the same bytes`);
     }
-    assert.equal(out.retransmission(first, 1050, 100), undefined);
-    assert.ok(out.retransmission(first, 1100, 100));
+    assert.equal(out.retransmission(first, 1050, nack), undefined);
+    assert.ok(out.retransmission(first, 1100, nack));
     out.clearHistory();
-    assert.equal(out.retransmission((first + 1) & 0xffff, 5000, 100), undefined);
+    assert.equal(out.retransmission((first + 1) & 0xffff, 5000, nack), undefined);
+  });
+
+  test('a packet more than a second behind the newest frame is not resent, and is counted', () => {
+    const out = writerStream();
+    const old = out.reserve(90_000, frame(1, 2));
+    out.reserve(90_000 + 90_000, frame(2, 1)); // exactly 1 s later: still answered
+    assert.ok(out.retransmission(old, 0, limits()));
+    const newest = out.reserve(90_000 + 90_001, frame(3, 1)); // 1 s and one tick later
+    assert.equal(out.retransmission((old + 1) & 0xffff, 0, limits()), undefined);
+    assert.equal(out.retransmissionsTooOld, 1);
+    assert.ok(out.retransmission(newest, 0, limits()), 'the newest frame is answered');
+    // Across the 32-bit timestamp wrap, age is still the difference.
+    const wrapped = writerStream();
+    const before = wrapped.reserve(0xffff_fff0, frame(4, 1));
+    wrapped.reserve(0x10, frame(5, 1));
+    assert.ok(wrapped.retransmission(before, 0, limits()));
+    assert.equal(wrapped.retransmissionsTooOld, 0);
+  });
+
+  test('resends stop when the budget is spent, and the budget refills with the video sent', () => {
+    const out = writerStream();
+    const packets = Array.from({ length: 10 }, (_, i) => ({ payload: Buffer.alloc(1000, i), marker: i === 9 }));
+    const first = out.reserve(3600, packets);
+    // Room for three 1000-byte payloads; then each 4000 bytes of video earn one more (a quarter).
+    const budget = new RetransmissionBudget(0.25, 3000);
+    const nack = limits(budget);
+    const answered = (): number => packets.filter((_, i) => out.retransmission((first + i) & 0xffff, 0, nack) !== undefined).length;
+    assert.equal(answered(), 3);
+    assert.equal(budget.refused, 7);
+    budget.earn(3999);
+    assert.equal(budget.available, 999.75);
+    assert.equal(answered(), 0, 'the ones resent at 0 ms are not sent again, and 999.75 bytes pay for none');
+    budget.earn(1);
+    assert.equal(out.retransmission((first + 5) & 0xffff, 0, nack) !== undefined, true);
+    budget.earn(1e9);
+    assert.equal(budget.available, 3000, 'the bucket holds no more than its burst');
   });
 });

@@ -12,6 +12,7 @@ import { runFfmpeg } from '../helpers/ffprobe.js';
 import { cleanupAll } from '../helpers/processes.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
 import { startSignallingServer, type SignallingHarness } from './harness.js';
+import { RETRANSMIT_BURST_BYTES, RETRANSMIT_SHARE } from '../../src/webrtc/retransmission-budget.js';
 import { watchOverSignalling } from './werift-client.js';
 
 after(cleanupAll);
@@ -158,6 +159,59 @@ describe('viewer peer with a werift client', () => {
       await receiver.waitFor(() => viewer.stats().consentChecksAnswered >= 1 && pair.responsesReceived > acceptedBefore, 15_000, 'a consent check answered and accepted');
     } finally {
       await client.close();
+    }
+  });
+
+  test('a NACK for a whole second of video is answered within the budget, and packets over a second old are not resent', async () => {
+    // 720p at 3 Mbit/s: half a second of it is more than the 128 KiB a viewer may be resent at once.
+    const hd = await SyntheticSource.create({ id: 'cam-hd', width: 1280, height: 720, gop: 50, seconds: 4, bitrateKbps: 3000 });
+    const server = await startSignallingServer({ sources: [hd] });
+    const client = await watchOverSignalling(server.url, 'cam-hd');
+    try {
+      const receiver = client.receiver;
+      await receiver.waitFor(() => receiver.accessUnits >= 75, 15_000, '3 s of frames');
+      const viewer = server.viewers.at(-1)!;
+      // werift NACKs on its own what the join's burst lost: the test counts from a quiet second on.
+      for (let nacks = -1; nacks !== viewer.stats().nacks; ) {
+        nacks = viewer.stats().nacks;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      const base = viewer.stats();
+      const duplicatesBefore = receiver.duplicates;
+      const duplicateBytesBefore = receiver.duplicateBytes;
+      const now = performance.now();
+      // Received 1.5-2.5 s ago: still in the history (2048 packets), but too late to be of use.
+      const old = receiver.arrivals.filter((a) => a.at < now - 1500 && a.at > now - 2500).map((a) => a.seq);
+      assert.ok(old.length > 20, `old packets: ${old.length}`);
+      await receiver.sendNack(old);
+      await receiver.waitFor(() => viewer.stats().nacks > base.nacks, 5_000, 'the NACK read');
+      assert.equal(viewer.stats().retransmissionsTooOld - base.retransmissionsTooOld, old.length);
+      assert.equal(viewer.stats().retransmissions, base.retransmissions);
+
+      const fresh = receiver.arrivals.filter((a) => a.at > performance.now() - 600);
+      const asked = fresh.map((a) => a.seq);
+      const askedBytes = fresh.reduce((sum, a) => sum + a.bytes, 0);
+      assert.ok(askedBytes > 1.5 * RETRANSMIT_BURST_BYTES, `bytes asked for: ${askedBytes}`);
+      const videoBytesBefore = receiver.videoBytes;
+      await receiver.sendNack(asked);
+      await receiver.waitFor(() => viewer.stats().nacks > base.nacks + 1, 5_000, 'the second NACK read');
+      const stats = viewer.stats();
+      const resent = stats.retransmissions - base.retransmissions;
+      // Every packet asked for was either resent or refused, and what was resent arrived.
+      assert.equal(resent + stats.retransmissionsRefused - base.retransmissionsRefused, asked.length);
+      assert.ok(stats.retransmissionsRefused > base.retransmissionsRefused, 'some were refused');
+      await receiver.waitFor(() => receiver.duplicates - duplicatesBefore === resent, 5_000, 'the resent packets, all of them');
+      // The bucket (full: the join's answers were long paid back) and what the video sent since
+      // earned; a frame in flight may earn a little more.
+      const resentBytes = receiver.duplicateBytes - duplicateBytesBefore;
+      const earned = RETRANSMIT_SHARE * (receiver.videoBytes - videoBytesBefore + 64 * 1024);
+      assert.ok(resentBytes <= RETRANSMIT_BURST_BYTES + earned, `resent ${resentBytes} bytes`);
+      assert.ok(resentBytes > RETRANSMIT_BURST_BYTES - 1500, `resent ${resentBytes} bytes: the bucket was full`);
+      assert.equal(receiver.damaged, 0);
+    } finally {
+      await client.close();
+      await server.close();
+      hd.close();
     }
   });
 

@@ -49,6 +49,10 @@ export class WeriftReceiver {
   readonly createdAt = performance.now();
   /** (sequence number, timestamp) of each frame's marker packet, in arrival order. */
   readonly markers: Array<{ seq: number; ts: number }> = [];
+  /** Each new video packet's sequence number, arrival time and payload size (the newest 4096). */
+  readonly arrivals: Array<{ seq: number; at: number; bytes: number }> = [];
+  /** Payload bytes of the video packets that arrived again (see `duplicates`). */
+  duplicateBytes = 0;
   private readonly chunks: Buffer[] = [];
   private readonly seen = new Set<number>();
   private readonly depacketizer: H264Depacketizer | H265Depacketizer;
@@ -120,12 +124,15 @@ export class WeriftReceiver {
     // A NACKed packet can arrive twice (original late, then the retransmission); count it once.
     if (this.seen.has(seq)) {
       this.duplicates++;
+      this.duplicateBytes += rtp.payload.length;
       return;
     }
     this.seen.add(seq);
     if (this.seen.size > 4096) this.seen.delete(this.seen.values().next().value!);
     this.videoPackets++;
     this.videoBytes += rtp.payload.length;
+    this.arrivals.push({ seq, at: performance.now(), bytes: rtp.payload.length });
+    if (this.arrivals.length > 4096) this.arrivals.shift();
     this.videoSsrc = rtp.header.ssrc;
     this.firstVideoAt ??= performance.now();
     this.options.onVideoPacket?.(rtp);
