@@ -15,7 +15,8 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { normalizeAddress } from '../util/address.js';
 import { bindUdpSocket } from '../util/udp.js';
-import { nativeFanout, type NativeFanout, type NativeFanoutStatus, type NativeUdpReceiverHandle, type UdpBatchHandler } from './native-fanout.js';
+import type { NativeFanout, NativeFanoutStatus, NativeUdpReceiverHandle, UdpBatchHandler } from './native-fanout.js';
+import { nativeReceive } from './native-receive-check.js';
 
 export interface RtpReceiverEvents {
   /** `ageMs`: how long before this call the packet arrived (0 unless it was held). */
@@ -162,10 +163,12 @@ export function dgramRtpReceiver(socket: dgram.Socket): RtpReceiver {
 }
 
 /**
- * A receiver on `address:port` (0: any): native unless the addon is absent. `receiveBufferBytes`
- * 0 keeps the system's default. Throws (rejects) when it cannot bind.
+ * A receiver on `address:port` (0: any): native unless the addon is absent or its receive failed
+ * the check (`native` defaults to `nativeReceive()`). `receiveBufferBytes` 0 keeps the system's
+ * default. Throws (rejects) when it cannot bind.
  */
-export async function openRtpReceiver(address: string, port: number, receiveBufferBytes: number, native: NativeFanoutStatus = nativeFanout()): Promise<RtpReceiver> {
+export async function openRtpReceiver(address: string, port: number, receiveBufferBytes: number, native?: NativeFanoutStatus): Promise<RtpReceiver> {
+  native ??= await nativeReceive();
   if (native.loaded) return openNativeRtpReceiver(native.fanout, address, port, receiveBufferBytes);
   const socket = dgram.createSocket({ type: net.isIPv6(address) ? 'udp6' : 'udp4', reuseAddr: false });
   try {
@@ -188,7 +191,7 @@ export function setReceiveBuffer(socket: dgram.Socket, bytes: number): void {
 }
 
 /** A receiver on 127.0.0.1 at a free port, taking RTP only from 127.0.0.1: for an ffmpeg the plugin runs. */
-export async function openLoopbackRtpReceiver(native: NativeFanoutStatus = nativeFanout()): Promise<RtpReceiver> {
+export async function openLoopbackRtpReceiver(native?: NativeFanoutStatus): Promise<RtpReceiver> {
   const receiver = await openRtpReceiver('127.0.0.1', 0, 0, native);
   receiver.allow('127.0.0.1');
   return receiver;

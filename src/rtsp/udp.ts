@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { nativeFanout, type NativeFanoutStatus } from '../rtp/native-fanout.js';
+import type { NativeFanoutStatus } from '../rtp/native-fanout.js';
 import { openRtpReceiver, setReceiveBuffer, type RtpReceiver } from '../rtp/rtp-receiver.js';
 import { bindUdpSocket } from '../util/udp.js';
 
@@ -32,7 +32,8 @@ export function bindAddressFor(cameraAddress: string): string {
 export async function bindUdpPair(
   address: string,
   attempts = 20,
-  native: NativeFanoutStatus = nativeFanout(),
+  /** Default: the addon when its receive passed its check (`nativeReceive()`). */
+  native?: NativeFanoutStatus,
   receiveBufferBytes = RECEIVE_BUFFER_BYTES,
 ): Promise<UdpPair> {
   const type = net.isIPv6(address) ? 'udp6' : 'udp4';

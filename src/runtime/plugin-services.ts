@@ -10,6 +10,7 @@ import { canWatch } from '../access/principal.js';
 import type { IceSettings } from '../webrtc/ice-config.js';
 import { createSignallingHandler } from '../webrtc/signalling.js';
 import { nativeFanout } from '../rtp/native-fanout.js';
+import { nativeReceive } from '../rtp/native-receive-check.js';
 import { ViewerLimiter, type ViewerLimitSettings } from '../webrtc/viewer-limits.js';
 import { createWhepHandler } from '../webrtc/whep.js';
 import type { PluginConfig, WebConfig } from '../config/types.js';
@@ -248,6 +249,11 @@ export function createSharedServices(context: RuntimeContext): SharedServices {
       const fanout = nativeFanout();
       if (fanout.loaded) log.debug(`Viewer packets leave through the native fan-out (${fanout.path})`);
       else log.info(`Viewer packets leave through the JavaScript fan-out (the native one: ${fanout.reason}); it works the same at a higher CPU cost per viewer`);
+      if (fanout.loaded) {
+        void nativeReceive().then((receive) => {
+          if (!receive.loaded) log.warn(`Cameras' RTP over UDP is read with Node's dgram, at a higher CPU cost: the native addon loaded, but ${receive.reason}`);
+        });
+      }
       const server = web;
       access.onRevoke((predicate, reason) => {
         eventStream.disconnect(predicate);
