@@ -16,7 +16,9 @@
  *   CPU per viewer-packet (above a no-viewer baseline) and RSS per viewer,
  *   with what of it is V8's young generation (grown with the allocation rate, nobody's state), what
  *   is V8's old generation and code as committed (live or not), and what the process still holds
- *   per viewer after a full GC (the state a viewer keeps).
+ *   per viewer after a full GC (the state a viewer keeps). The notes give the receivers' share of
+ *   their core: at 90 % and more they fall behind and NACK what their sockets dropped, and the
+ *   server's figures then include its answers.
  * - The server asks for the process's memory trim at start-up, as the platform does, and viewers
  *   ask for one as they settle or leave (native-heap-trim.ts); every window starts once no trim is
  *   pending, so the figures are of the steady state a user's process settles into, and no trim
@@ -30,6 +32,7 @@
  *      <dir>/server-<viewers>.heapsnapshot, to compare what two viewer counts hold)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { getHeapSpaceStatistics, setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -415,6 +418,32 @@ function keptMemory(): { kept: number; youngGeneration: number; oldGeneration: n
   return { kept: usage.heapUsed + usage.external, youngGeneration, oldGeneration: usage.heapTotal - youngGeneration };
 }
 
+/**
+ * The receivers share one core: past this share of it they fall behind, lose packets in their
+ * sockets and NACK them, and the server's figures then include the answers (a 2-core VM at 50
+ * viewers of 2.4 Mbit/s, where `bench:janus` uses 600 kbit/s for that reason).
+ */
+const RECEIVERS_SATURATED_PERCENT = 90;
+
+/** CPU seconds the processes have used so far (Linux /proc; 0 where it cannot be read). */
+function processesCpuSeconds(children: Child[]): number {
+  let ticks = 0;
+  for (const child of children) {
+    try {
+      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+      const stat = readFileSync(`/proc/${child.proc.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // Gone or not Linux: counted as nothing.
+    }
+  }
+  return ticks / CLOCK_TICKS_PER_SECOND;
+}
+
+/** USER_HZ, which /proc reports CPU times in: 100 on every Linux this runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
 async function measureServer(server: Child, ms: number): Promise<Message> {
   server.proc.send({ type: 'measure', ms });
   return server.next('measured', ms + 30_000);
@@ -447,7 +476,10 @@ async function runPath(path: SendPath): Promise<Row[]> {
     }
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const windows: Message[] = [];
+    const receiversBefore = processesCpuSeconds(receivers);
+    const windowsStarted = performance.now();
     for (let w = 0; w < WINDOWS; w++) windows.push(await measureServer(server, MEASURE_MS));
+    const receiversPercent = ((processesCpuSeconds(receivers) - receiversBefore) / ((performance.now() - windowsStarted) / 1000)) * 100;
     const per = windows.map((m) => {
       const elapsed = Number(m.elapsedMs);
       const packets = Math.max(1, Number(m.packets));
@@ -481,7 +513,7 @@ async function runPath(path: SendPath): Promise<Row[]> {
       youngPerViewerMiB: med('youngPerViewerMiB'),
       keptPerViewerMiB: med('keptPerViewerMiB'),
       oldPerViewerMiB: med('oldPerViewerMiB'),
-      notes: `p99 ms by frame: ${LATENCY_KINDS.map((kind) => `${kind} ${kindP99(per, kind)}`).join(', ')}; kernel ${med('sysPerPacket').toFixed(1)} µs/pkt; srtp=${String(windows[0]!.srtpProfiles)} nack=${sum('nacks')} rtx=${sum('retransmissions')} pli/fir=${sum('keyframeRequests')} congested=${sum('congestion')}`,
+      notes: `p99 ms by frame: ${LATENCY_KINDS.map((kind) => `${kind} ${kindP99(per, kind)}`).join(', ')}; kernel ${med('sysPerPacket').toFixed(1)} µs/pkt; srtp=${String(windows[0]!.srtpProfiles)} nack=${sum('nacks')} rtx=${sum('retransmissions')} pli/fir=${sum('keyframeRequests')} congested=${sum('congestion')}; receivers ${receiversPercent.toFixed(0)} % of their core${receiversPercent >= RECEIVERS_SATURATED_PERCENT ? ' (saturated: the NACKs are their losses)' : ''}`,
     });
     const allocations = allocationsPerViewer(windows, bases, baseAllocations, n);
     if (allocations) rows[rows.length - 1]!.allocations = allocations;
