@@ -13,7 +13,10 @@ demo_packages=(ffmpeg python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-tools)
 test_packages=(chromium firefox-esr janus python3-aiortc iproute2 zbar-tools
   gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 gcc libc6-dev
-  qemu-user libc6-arm64-cross libstdc++6-arm64-cross libc6-armhf-cross libstdc++6-armhf-cross)
+  qemu-user libc6-arm64-cross libstdc++6-arm64-cross libc6-armhf-cross libstdc++6-armhf-cross
+  libatomic1-armhf-cross)
+# (libatomic1-armhf-cross: npm's armv7l Node links libatomic.so.1; a machine without a 32-bit ARM
+# cross compiler had no copy, and the 32-bit Raspberry Pi test could not start that Node.)
 
 packages=("${demo_packages[@]}")
 [ "${1:-}" = "--demo" ] || packages+=("${test_packages[@]}")
