@@ -59,6 +59,12 @@ export class NackHistory {
     return this.packets;
   }
 
+  /** The RTP timestamp of the newest frame kept (0 while none is): a NACKed packet's age is taken from it. */
+  get newestTimestamp(): number {
+    if (this.entries === 0) return 0;
+    return this.timestamps[this.next === 0 ? this.frames.length - 1 : this.next - 1]!;
+  }
+
   /** A frame was sent as sequence numbers `firstSeq`, +1, ... (mod 2^16), one per packet. */
   record(firstSeq: number, timestamp: number, packets: readonly PacketizedPayload[]): void {
     const count = packets.length;

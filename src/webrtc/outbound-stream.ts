@@ -49,8 +49,6 @@ export class OutboundStream {
   sequenceNumber: number;
   private offset = 0;
   private lastTimestamp = 0;
-  /** The timestamp of the newest frame reserved: a NACKed packet's age is taken from it. */
-  private newestReserved = 0;
   private started = false;
   /** True until a keyframe was sent (and again after a congestion cut-back). */
   waitingForKeyframe: boolean;
@@ -138,7 +136,6 @@ export class OutboundStream {
     this.sequenceNumber = (first + packets.length) & 0xffff;
     this.packetsSent += packets.length;
     this.octetsSent += batch.payloadBytes;
-    this.newestReserved = timestamp;
     this.history?.record(first, timestamp, packets);
     return first;
   }
@@ -164,7 +161,7 @@ export class OutboundStream {
     if (!history || !this.writer) return undefined;
     const packet = history.find(seq);
     if (!packet) return undefined;
-    if (((this.newestReserved - packet.timestamp) | 0) > (limits.maxAgeMs * this.clockRate) / 1000) {
+    if (((history.newestTimestamp - packet.timestamp) | 0) > (limits.maxAgeMs * this.clockRate) / 1000) {
       this.retransmissionsTooOld++;
       return undefined;
     }
