@@ -11,7 +11,10 @@
  * checking of the viewer, which werift keeps doing.
  *
  * Once werift is let go (viewer-settle.ts) the responder is frozen: it keeps a copy of the
- * credentials and answers on the settled socket alone, nomination of the same pair included.
+ * credentials and answers on the settled socket alone, nomination included, from whatever address
+ * the request comes: a viewer whose NAT gave it a new address still checks consent with the same
+ * credentials, and must be answered there (the settled path follows its media once its SRTCP
+ * proves it is the same viewer).
  */
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { Socket as UdpSocket } from 'node:dgram';
@@ -91,9 +94,11 @@ export class ConsentResponder {
   private answer(data: Buffer, addr: [string, number], protocol: unknown, socket: UdpSocket): boolean {
     const agent = this.agent;
     const pair = agent.nominated;
-    if (!pair || pair.protocol !== protocol || pair.remoteAddr[0] !== addr[0] || pair.remoteAddr[1] !== addr[1]) return false;
+    if (!pair || pair.protocol !== protocol) return false;
+    // While werift runs the pair, another address is a new path, which is werift's to check.
+    if (this.frozenProtocol === undefined && (pair.remoteAddr[0] !== addr[0] || pair.remoteAddr[1] !== addr[1])) return false;
     const request = readBindingRequest(data);
-    // Nomination is werift's while it runs the pair; once frozen it can only name this same pair.
+    // Nomination is werift's while it runs the pair; once frozen there is only the settled socket to name.
     if (!request || (request.useCandidate && this.frozenProtocol === undefined)) return false;
     // RFC 8445 7.3.1.1: a role conflict is werift's to resolve.
     if (request.senderRole === (agent.iceControlling ? 'controlling' : 'controlled')) return false;

@@ -32,6 +32,12 @@ export interface PacketTransport {
    * so a frame's packets leave in one sendmmsg instead of one send each.
    */
   readonly native?: NativeTarget;
+  /**
+   * A UDP pair's transport only: sends to this address from now on (the settled path following a
+   * viewer whose address changed, viewer-settle.ts). False, and nothing changed, for an address it
+   * cannot send to.
+   */
+  retarget?(host: string, port: number): boolean;
 }
 
 /**
@@ -85,12 +91,18 @@ export function udpPacketTransport(socket: UdpSocket, host: string, port: number
     // Each send first checks that the socket is still open: the kernel reuses a closed
     // descriptor's number, and a frame must never be written into another socket or file.
     const { fd, isOpen } = descriptor;
-    const target: NativeTarget = { fd, destination };
+    let target: NativeTarget = { fd, destination };
     return {
       kind: 'udp',
       pair,
       get native() {
         return isOpen() ? target : undefined;
+      },
+      retarget: (newHost, newPort) => {
+        const moved = isIP(newHost) !== 0 ? nativeDestination(native.fanout, newHost, newPort) : undefined;
+        if (!moved) return false;
+        target = { fd, destination: moved };
+        return true;
       },
       send: (packet) => {
         if (!isOpen()) throw new Error('the socket is closed');
@@ -105,11 +117,17 @@ export function udpPacketTransport(socket: UdpSocket, host: string, port: number
       queuedBytes: () => 0,
     };
   }
+  let to = { host, port };
   return {
     kind: 'udp',
     pair,
-    send: (packet) => socket.send(packet, port, host),
+    send: (packet) => socket.send(packet, to.port, to.host),
     queuedBytes: () => socket.getSendQueueSize(),
+    retarget: (newHost, newPort) => {
+      if (isIP(newHost) === 0 || !Number.isInteger(newPort) || newPort < 1 || newPort > 65535) return false;
+      to = { host: newHost, port: newPort };
+      return true;
+    },
   };
 }
 

@@ -16,7 +16,7 @@ import { resolvePacketTransport, type PacketTransport } from './packet-transport
 import { ReplayPacer } from './replay-pacer.js';
 import { createRtpProtector, isSocketFull } from '../rtp/native-fanout.js';
 import type { ViewerSettings, ViewerStats } from './viewer-options.js';
-import { ViewerRtcpChannel, type ViewerRtcpTarget } from './viewer-rtcp.js';
+import { ViewerRtcpChannel, type RtcpReading, type ViewerRtcpTarget } from './viewer-rtcp.js';
 
 /** What the viewer's RTCP asks of the peer rather than of the media (see viewer-rtcp.ts). */
 export type ViewerFeedback = Pick<ViewerRtcpTarget, 'onKeyframeRequest' | 'onVideoFractionLost'>;
@@ -262,11 +262,11 @@ export class ViewerMedia {
   }
 
   /**
-   * One datagram from the viewer on the settled path: true when it was the viewer's RTCP (read
-   * here, including one that failed authentication and was counted as refused).
+   * One datagram from the viewer on the settled path: whether it was the viewer's RTCP, authentic
+   * (and read here) or refused (counted), or something else.
    */
-  readRtcp(data: Buffer): boolean {
-    return this.rtcp?.read(data) ?? false;
+  readRtcp(data: Buffer): RtcpReading {
+    return this.rtcp?.readSettled(data) ?? 'other';
   }
 
   /**

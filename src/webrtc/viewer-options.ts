@@ -133,6 +133,8 @@ export interface ViewerStats {
   weriftReleased: boolean;
   /** Datagrams the settled path dropped: from another address, or neither STUN, RTCP nor an authentic alert. */
   settledDatagramsDropped?: number;
+  /** Times the settled path followed the viewer to a new address (its NAT changed it; viewer-settle.ts). */
+  pathChanges?: number;
   /** Last fraction lost the viewer reported for video (0..1). */
   videoFractionLost?: number;
 }

@@ -219,7 +219,10 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     s.phase = this.phaseValue;
     this.media.fillStats(s);
     s.consentChecksAnswered = this.consent?.answered ?? 0;
-    if (this.settled) s.settledDatagramsDropped = this.settled.counters.dropped + this.settled.counters.foreign;
+    if (this.settled) {
+      s.settledDatagramsDropped = this.settled.counters.dropped + this.settled.counters.foreign;
+      s.pathChanges = this.settled.counters.pathChanges;
+    }
     return { ...s, timeline: { ...s.timeline } };
   }
 
@@ -383,6 +386,8 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
           this.log.debug(`Camera ${this.source.id}: viewer ${this.id} closed its connection`);
           void this.close('closed', 'the viewer closed its connection');
         },
+        // No address in the log line: a viewer's address is not the log's business.
+        onPathChange: () => this.log.debug(`Camera ${this.source.id}: viewer ${this.id} moved to a new address; its media follow`),
       });
     } catch (error) {
       this.log.debug(`Camera ${this.source.id}: viewer ${this.id} keeps werift: ${errorText(error)}`);

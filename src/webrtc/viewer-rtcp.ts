@@ -31,6 +31,9 @@ export interface ViewerRtcpTarget {
   onVideoFractionLost(fraction: number): void;
 }
 
+/** One datagram as the RTCP reader saw it: the viewer's authentic RTCP, RTCP that failed, or not RTCP. */
+export type RtcpReading = 'authentic' | 'refused' | 'other';
+
 export interface ViewerRtcpCounters {
   /** Authentic compound packets read here. */
   received: number;
@@ -91,17 +94,32 @@ export class ViewerRtcpChannel {
    * False: werift takes it (DTLS, the talkback's SRTP, and a compound with a sender report).
    */
   read(data: Buffer): boolean {
-    if (data.length < 8 || (data[0]! & 0xc0) !== 0x80 || !isRtcpPacket(data)) return false;
+    const reading = this.readPacket(data);
+    return reading === 'refused' || reading === 'authentic';
+  }
+
+  /**
+   * One datagram on the settled path (werift gone: a sender report has nobody to go to). Says
+   * whether it was this viewer's RTCP and authentic (and new: SRTCP's replay window), which is the
+   * proof the settled path needs before it follows the viewer to a new address.
+   */
+  readSettled(data: Buffer): RtcpReading {
+    const reading = this.readPacket(data);
+    return reading === 'authentic with a sender report' ? 'authentic' : reading;
+  }
+
+  private readPacket(data: Buffer): RtcpReading | 'authentic with a sender report' {
+    if (data.length < 8 || (data[0]! & 0xc0) !== 0x80 || !isRtcpPacket(data)) return 'other';
     const plain = this.inbound.unprotect(data);
     if (!plain) {
       this.counters.refused++;
-      return true;
+      return 'refused';
     }
     this.counters.received++;
     this.target.onRtcp();
     const result = readRtcpFeedback(plain, this.visitor);
     if (!result.wellFormed) this.counters.malformed++;
-    return !result.hadSenderReport;
+    return result.hadSenderReport ? 'authentic with a sender report' : 'authentic';
   }
 
   /** One compound RTCP packet of ours, protected for this viewer. */

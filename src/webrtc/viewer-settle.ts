@@ -14,15 +14,22 @@
  * - werift's STUN protocol gets an inert stand-in for its transport, so werift's close and its
  *   timers send nothing and close nothing of ours;
  * - the socket's datagrams come here (werift's `UdpTransport.onData`, the one property its socket
- *   listener reads), and only from the pair's remote address:
- *   - STUN Binding requests (first byte 0 or 1, RFC 7983) go to the frozen consent responder,
+ *   listener reads):
+ *   - STUN Binding requests (first byte 0 or 1, RFC 7983) go to the frozen consent responder, which
+ *     answers the ones with the viewer's credentials from any address,
  *   - RTP/RTCP (128-191) to the viewer's RTCP reader,
- *   - DTLS records (20-63): an authentic alert means the viewer closed its connection
- *     (dtls-alert.ts); anything else is dropped and counted.
+ *   - DTLS records (20-63) from the pair's address: an authentic alert means the viewer closed its
+ *     connection (dtls-alert.ts); anything else is dropped and counted.
+ * - The viewer's address can change under it: a home router or a mobile network's NAT drops an
+ *   idle or long-lived mapping and gives the next packet a new source port (or address), with
+ *   nothing said to either end. The viewer's authentic SRTCP (its keys are its alone, and SRTCP's
+ *   replay window refuses a copy) from a new address moves the viewer's media there, at once and
+ *   counted (`pathChanges`): its next receiver report, a second or so after the change. Anything
+ *   else from an unknown address is dropped and counted (`foreign`).
  *
- * What changes for the viewer: nothing it can see. What is given up, knowingly: a viewer that
- * wants a new ICE path (network change, ICE restart) is not followed: it fails on its side and the
- * page reconnects (WHEP already refused ICE restarts). Our own RFC 7675 consent checks of the viewer
+ * What changes for the viewer: nothing it can see. What is given up, knowingly: an ICE restart
+ * (new credentials, a new negotiation) is not followed: the viewer fails on its side and the page
+ * reconnects (WHEP already refused ICE restarts). Our own RFC 7675 consent checks of the viewer
  * end with werift; the viewer's authenticated SRTCP is the proof of consent instead: without it for
  * `silenceTimeoutMs` (10 s, a third of RFC 7675's 30 s) the viewer is released. Viewers on a TCP or
  * TURN pair, and viewers that talk (their microphone is werift's SRTP receiver), keep werift.
@@ -34,19 +41,24 @@ import type { NativeFanoutStatus } from '../rtp/native-fanout.js';
 import type { ConsentResponder } from './consent-responder.js';
 import { dtlsAlertReaderFromWerift } from './dtls-alert.js';
 import { udpPacketTransport, weriftUdpTransport, type PacketTransport } from './packet-transport.js';
+import type { RtcpReading } from './viewer-rtcp.js';
 
 export interface SettledPathHandlers {
-  /** One datagram that looks like RTP/RTCP; true when it was the viewer's RTCP. */
-  readRtcp(data: Buffer): boolean;
+  /** One datagram that looks like RTP/RTCP: the viewer's authentic RTCP, refused RTCP, or neither. */
+  readRtcp(data: Buffer): RtcpReading;
   /** An authentic DTLS alert: the viewer closed its connection. */
   onAlert(): void;
+  /** The viewer's media now go to this address (its authentic RTCP came from there). */
+  onPathChange?(address: Readonly<[string, number]>): void;
 }
 
 export interface SettledPathCounters {
-  /** Datagrams from an address other than the pair's (dropped). */
+  /** Datagrams from an address other than the viewer's that were none of the above (dropped). */
   foreign: number;
   /** Datagrams from the viewer that were none of the above (dropped). */
   dropped: number;
+  /** Times the viewer's media followed it to a new address. */
+  pathChanges: number;
 }
 
 export interface SettledPath {
@@ -83,7 +95,7 @@ export function settleUdpPath(dtls: RTCDtlsTransport, consent: ConsentResponder,
   const udp = pair ? weriftUdpTransport(protocol) : undefined;
   if (!pair || !udp || typeof protocol !== 'object' || protocol === null) return undefined;
   const socket = udp.socket;
-  const remote: [string, number] = [pair.remoteAddr[0], pair.remoteAddr[1]];
+  let remote: Readonly<[string, number]> = [pair.remoteAddr[0], pair.remoteAddr[1]];
   if (isIP(remote[0]) === 0) return undefined;
   try {
     socket.address(); // throws once the socket is closed
@@ -94,22 +106,29 @@ export function settleUdpPath(dtls: RTCDtlsTransport, consent: ConsentResponder,
   const transport = udpPacketTransport(socket, remote[0], remote[1], native, undefined);
   if (!consent.freeze()) return undefined;
   const alerts = dtlsAlertReaderFromWerift(dtls);
-  const counters: SettledPathCounters = { foreign: 0, dropped: 0 };
+  const counters: SettledPathCounters = { foreign: 0, dropped: 0, pathChanges: 0 };
   (protocol as { transport: unknown }).transport = inertTransport(socket);
   udp.onData = (data, addr) => {
-    if (addr[0] !== remote[0] || addr[1] !== remote[1]) {
-      counters.foreign++;
-      return;
-    }
+    const fromViewer = addr[0] === remote[0] && addr[1] === remote[1];
     const first = data[0] ?? 255;
     let taken = false;
     if (first <= 3) taken = consent.answerSettled(data, addr, socket);
-    else if (first >= 128 && first <= 191) taken = handlers.readRtcp(data);
-    else if (first >= 20 && first <= 63 && alerts?.isAuthenticAlert(data)) {
+    else if (first >= 128 && first <= 191) {
+      const reading = handlers.readRtcp(data);
+      taken = reading !== 'other';
+      if (reading === 'authentic' && !fromViewer && transport.retarget?.(addr[0], addr[1])) {
+        remote = [addr[0], addr[1]];
+        counters.pathChanges++;
+        handlers.onPathChange?.(remote);
+      }
+    } else if (fromViewer && first >= 20 && first <= 63 && alerts?.isAuthenticAlert(data)) {
       taken = true;
       handlers.onAlert();
     }
-    if (!taken) counters.dropped++;
+    if (!taken) {
+      if (fromViewer) counters.dropped++;
+      else counters.foreign++;
+    }
   };
   let open = true;
   return {

@@ -104,7 +104,7 @@ test('a pair that is not UDP (TCP, TURN) is left to werift entirely', () => {
   responder.close();
 });
 
-test('frozen (werift let go): werift gets its path back, a copy of the credentials answers on the settled socket, nomination of the same pair included', async () => {
+test('frozen (werift let go): werift gets its path back, a copy of the credentials answers on the settled socket, nomination and a new address included', async () => {
   const { responder, handedOn, transport } = setUp();
   assert.equal(responder.freeze(), true);
   transport.onData(check(), viewerAddr);
@@ -115,17 +115,29 @@ test('frozen (werift let go): werift gets its path back, a copy of the credentia
     const [answer] = await answered;
     assert.ok(parseMessage(answer, Buffer.from(LOCAL.password)), 'signed with our password');
   }
-  // Still not answered: a role conflict, another username, another address, another password.
+  // The viewer's NAT gave it a new port: its consent checks, with its credentials, are answered there.
+  const elsewhere = createSocket('udp4');
+  elsewhere.bind(0, '127.0.0.1');
+  await once(elsewhere, 'listening');
+  try {
+    const answered = once(elsewhere, 'message') as Promise<[Buffer]>;
+    assert.equal(responder.answerSettled(check(), ['127.0.0.1', elsewhere.address().port], serverSocket), true);
+    const [answer] = await answered;
+    assert.ok(parseMessage(answer, Buffer.from(LOCAL.password)), 'answered at the new address, signed with our password');
+  } finally {
+    elsewhere.close();
+  }
+  // Still not answered: a role conflict, another username, another password (from any address).
   const forged = new Message(methods.BINDING, classes.REQUEST);
   forged.setAttribute('USERNAME', `${LOCAL.username}:${REMOTE_USERNAME}`);
   const refused: Array<[Buffer, [string, number]]> = [
     [check({ role: 'ICE-CONTROLLING' }), viewerAddr],
     [check({ username: `other:${REMOTE_USERNAME}` }), viewerAddr],
-    [check(), ['127.0.0.1', viewerAddr[1] + 1]],
     [forged.addMessageIntegrity(Buffer.from('guessed-password')).addFingerprint().bytes, viewerAddr],
+    [forged.bytes, ['127.0.0.1', viewerAddr[1] + 1]],
   ];
   for (const [data, addr] of refused) assert.equal(responder.answerSettled(data, addr, serverSocket), false);
-  assert.equal(responder.answered, 2);
+  assert.equal(responder.answered, 3);
   // Before freeze() nothing is answered on the settled path.
   assert.equal(setUp().responder.answerSettled(check(), viewerAddr, serverSocket), false);
 });

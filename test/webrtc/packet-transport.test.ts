@@ -14,6 +14,44 @@ describe('resolvePacketTransport', () => {
   });
 
   for (const path of ['native', 'javascript'] as const) {
+    it(`retarget moves a UDP pair's packets (and a native frame) to a new address, and refuses one it cannot send to (${path})`, async () => {
+      const socket = dgram.createSocket('udp4');
+      const first = dgram.createSocket('udp4');
+      const second = dgram.createSocket('udp4');
+      for (const s of [socket, first, second]) await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+      try {
+        const pair = { protocol: { transport: { socket } }, remoteAddr: ['127.0.0.1', first.address().port] as const };
+        const status = path === 'native' ? nativeFanout() : { loaded: false as const, reason: 'this test' };
+        const transport = resolvePacketTransport({ nominated: pair, send: async () => undefined }, status)!;
+        const atFirst: string[] = [];
+        const atSecond: string[] = [];
+        first.on('message', (m) => atFirst.push(m.toString()));
+        second.on('message', (m) => atSecond.push(m.toString()));
+        transport.send(Buffer.from('before'));
+        await waitFor(() => atFirst.length === 1, 2_000, 'the packet at the first address');
+        assert.equal(transport.retarget?.('not an address', 5000), false);
+        assert.equal(transport.retarget?.('127.0.0.1', second.address().port), true);
+        transport.send(Buffer.from('after'));
+        await waitFor(() => atSecond.length === 1, 2_000, 'the packet at the new address');
+        if (path === 'native' && status.loaded) {
+          // A frame by sendmmsg goes where the transport now points, too.
+          const target = transport.native!;
+          const payload = Buffer.from('frame');
+          const frame = status.fanout.prepareFrame([payload], Uint8Array.of(1));
+          // AEAD_AES_128_GCM (profile 7): a 16-byte key and a 12-byte salt; no separate auth key.
+          const stream = status.fanout.createStream(7, Buffer.alloc(16, 1), Buffer.alloc(12, 2), Buffer.alloc(0), 1);
+          const result = new Float64Array(3);
+          status.fanout.sendFrame(stream, target.fd, target.destination, 96, 0, 1, frame, result);
+          assert.equal(result[0], 1);
+          await waitFor(() => atSecond.length === 2, 2_000, 'the frame at the new address');
+        }
+        await sleep(50);
+        assert.deepEqual(atFirst, ['before'], 'nothing more at the old address');
+      } finally {
+        for (const s of [socket, first, second]) s.close();
+      }
+    });
+
     it(`a UDP pair with an IP address sends straight to the socket, scatter/gather (${path})`, async () => {
       const socket = dgram.createSocket('udp4');
       const receiver = dgram.createSocket('udp4');
