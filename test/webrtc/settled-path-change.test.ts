@@ -1,10 +1,11 @@
 /**
  * A settled viewer whose address changes while it watches (viewer-settle.ts): a home router or a
  * mobile network's NAT drops the viewer's mapping and gives its next packet a new source port, with
- * nothing said to either end. The real peers: a werift WHEP viewer and the server's ViewerPeer,
- * through a NAT on loopback (two UDP sockets that forward both ways; `rebind()` moves the outside
- * port as such a router does). The viewer must keep its picture, the server following its
- * authentic SRTCP to the new port; datagrams for the old port go nowhere.
+ * nothing said to either end. The real peers: Chromium (and a werift viewer) over WHEP and the
+ * server's ViewerPeer, through a NAT on loopback (two UDP sockets that forward both ways; the test's
+ * HTTP front puts the NAT's ports in the SDP both ways; `rebind()` moves the outside port as such a
+ * router does). The viewer must keep its picture, the server following its authentic SRTCP to the
+ * new port; datagrams for the old port go nowhere.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -17,6 +18,7 @@ import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
 import type { ViewerPeer } from '../../src/webrtc/viewer-peer.js';
 import { createWhepHandler, type WhepEndpoint } from '../../src/webrtc/whep.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { launchChromium, summarizeRtcStats, waitForFramesDecoded, waitForRtcStats } from '../helpers/browser.js';
 import { cleanupAll, registerCleanup } from '../helpers/processes.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
 import { EVERYONE, registryOf } from './harness.js';
@@ -94,7 +96,7 @@ class RebindingNat {
   }
 }
 
-/** The ports of the offer's (or answer's) UDP candidates on 127.0.0.1 (each once: bundled sections repeat them). */
+/** The ports of the answer's UDP candidates on 127.0.0.1 (each once: bundled sections repeat them). */
 function loopbackCandidatePorts(sdp: string): number[] {
   return sdp
     .split(/\r?\n/)
@@ -105,23 +107,34 @@ function loopbackCandidatePorts(sdp: string): number[] {
     .filter((port, i, all) => all.indexOf(port) === i);
 }
 
-/** Candidates on 127.0.0.1 UDP moved to `port`; every other candidate removed. */
+/** Every UDP candidate moved to 127.0.0.1:`port` (the NAT's side facing the reader); the rest removed. */
 function candidatesAt(sdp: string, port: number): string {
   return sdp
     .split(/\r?\n/)
-    .filter((l) => {
-      if (!l.startsWith('a=candidate:')) return true;
-      const f = l.split(' ');
-      return f[2]?.toLowerCase() === 'udp' && f[4] === '127.0.0.1';
-    })
+    .filter((l) => !l.startsWith('a=candidate:') || l.split(' ')[2]?.toLowerCase() === 'udp')
     .map((l) => {
       if (!l.startsWith('a=candidate:')) return l;
       const f = l.split(' ');
+      f[4] = '127.0.0.1';
       f[5] = String(port);
       return f.join(' ');
     })
     .join('\r\n');
 }
+
+const WHEP_PAGE = `<!doctype html><html><body><video id="v" autoplay muted playsinline></video><script>
+(async () => {
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  pc.addTransceiver('audio', { direction: 'recvonly' });
+  const stream = new MediaStream();
+  pc.ontrack = (e) => { stream.addTrack(e.track); const v = document.getElementById('v'); v.srcObject = stream; v.play().catch(() => {}); };
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((r) => { if (pc.iceGatheringState === 'complete') r(); pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 2000); });
+  const res = await fetch('/whep/cam1', { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+  await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+})().catch((e) => { window.__error = String(e); });
+</script></body></html>`;
 
 describe('a settled viewer behind a NAT that changes its port', () => {
   let source: SyntheticSource;
@@ -129,6 +142,16 @@ describe('a settled viewer behind a NAT that changes its port', () => {
   let server: Server;
   let base: string;
   const viewers: ViewerPeer[] = [];
+  /** The NAT the next WHEP POST goes through: its ports go into the offer and the answer. */
+  let nat: RebindingNat | undefined;
+
+  async function settled(viewer: ViewerPeer): Promise<void> {
+    const deadline = performance.now() + 10_000;
+    while (!viewer.stats().weriftReleased) {
+      assert.ok(performance.now() < deadline, `not settled: ${JSON.stringify(viewer.stats())}`);
+      await sleep(20);
+    }
+  }
 
   before(async () => {
     source = await SyntheticSource.create({ id: 'cam1', gop: 25 });
@@ -142,10 +165,24 @@ describe('a settled viewer behind a NAT that changes its port', () => {
       void (async () => {
         const chunks: Buffer[] = [];
         for await (const chunk of req) chunks.push(chunk as Buffer);
-        const answer = req.method === 'POST' && req.url === '/whep/cam1'
-          ? await whep.handlePost('cam1', Buffer.concat(chunks).toString('utf8'), { principal: EVERYONE, remoteAddress: '127.0.0.1', request: req, log: silentLogger })
-          : { status: 404 };
-        res.writeHead(answer.status, answer.headers ?? {}).end(answer.body);
+        if (req.method === 'GET' && req.url === '/') {
+          res.writeHead(200, { 'Content-Type': 'text/html' }).end(WHEP_PAGE);
+          return;
+        }
+        if (req.method !== 'POST' || req.url !== '/whep/cam1' || !nat) {
+          res.writeHead(404).end();
+          return;
+        }
+        // The server sees the viewer at the NAT's outside port, the viewer the server at its inside one.
+        const offer = candidatesAt(Buffer.concat(chunks).toString('utf8'), nat.outsidePort);
+        const answer = await whep.handlePost('cam1', offer, { principal: EVERYONE, remoteAddress: '127.0.0.1', request: req, log: silentLogger });
+        let body = answer.body;
+        if (answer.status === 201 && typeof body === 'string') {
+          const [serverPort] = loopbackCandidatePorts(body);
+          if (serverPort) nat.server = ['127.0.0.1', serverPort];
+          body = candidatesAt(body, nat.insidePort);
+        }
+        res.writeHead(answer.status, answer.headers ?? {}).end(body);
       })();
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -158,29 +195,19 @@ describe('a settled viewer behind a NAT that changes its port', () => {
   });
   after(() => source.close());
 
-  test('keeps its picture: the server follows its SRTCP to the new port within a receiver report or two', async () => {
-    const nat = await RebindingNat.open();
+  test('a werift viewer keeps its picture: the server follows its SRTCP to the new port', async () => {
+    const through = (nat = await RebindingNat.open());
     const receiver = new WeriftReceiver({ keepVideo: false });
     try {
-      const offer = await receiver.offer();
-      assert.equal(loopbackCandidatePorts(offer).length, 1, offer);
-      const res = await fetch(`${base}/whep/cam1`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: candidatesAt(offer, nat.outsidePort) });
+      const res = await fetch(`${base}/whep/cam1`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: await receiver.offer() });
       assert.equal(res.status, 201);
-      const answer = await res.text();
-      const [serverPort] = loopbackCandidatePorts(answer);
-      assert.ok(serverPort, answer);
-      nat.server = ['127.0.0.1', serverPort];
-      await receiver.applyAnswer(candidatesAt(answer, nat.insidePort));
+      await receiver.applyAnswer(await res.text());
       await receiver.waitFor(() => receiver.accessUnits >= 10, 10_000, 'video through the NAT');
       const viewer = viewers.at(-1)!;
-      const deadline = performance.now() + 10_000;
-      while (!viewer.stats().weriftReleased) {
-        assert.ok(performance.now() < deadline, `not settled: ${JSON.stringify(viewer.stats())}`);
-        await sleep(20);
-      }
-      const oldPort = nat.outsidePort;
-      await nat.rebind();
-      assert.notEqual(nat.outsidePort, oldPort);
+      await settled(viewer);
+      const oldPort = through.outsidePort;
+      await through.rebind();
+      assert.notEqual(through.outsidePort, oldPort);
       const units = receiver.accessUnits;
       const rebound = performance.now();
       await receiver.waitFor(() => receiver.accessUnits > units, 8_000, 'a frame after the NAT moved the viewer');
@@ -190,12 +217,40 @@ describe('a settled viewer behind a NAT that changes its port', () => {
       assert.equal(stats.pathChanges, 1, JSON.stringify(stats));
       assert.equal(stats.rtcpRefused, 0);
       assert.equal(viewer.phase, 'connected');
-      assert.equal(receiver.damaged <= 1, true, `at most the access unit the move cut (I: IDR, p: other, x: damaged): ${receiver.auKinds}`);
-      // A receiver report or two: werift's come every second or so.
+      assert.ok(receiver.damaged <= 1, `at most the access unit the move cut (I: IDR, p: other, x: damaged): ${receiver.auKinds}`);
+      // werift's receiver reports come every second or so; the first from the new port moves the media.
       assert.ok(outage < 4_000, `the picture stopped for ${outage.toFixed(0)} ms`);
     } finally {
       await receiver.close();
-      nat.close();
+      through.close();
+      nat = undefined;
+    }
+  });
+
+  test('Chromium keeps its picture: its consent checks are answered at the new port and its media follow it', async () => {
+    const through = (nat = await RebindingNat.open());
+    const chromium = await launchChromium();
+    try {
+      const page = await chromium.openPage(`${base}/`);
+      const before = await waitForFramesDecoded(page, 25, 20_000);
+      const viewer = viewers.at(-1)!;
+      await settled(viewer);
+      const decoded = Math.max(...before.map((pc) => pc.video?.framesDecoded ?? 0));
+      await through.rebind();
+      // Two seconds of video (25 fps) after the move, in a connection Chromium still calls connected.
+      const after = await waitForRtcStats(page, (all) => all.some((pc) => (pc.video?.framesDecoded ?? 0) >= decoded + 75), { timeoutMs: 15_000 }).catch(
+        async (error: unknown) => assert.fail(`${String(error)}; server viewer ${JSON.stringify(viewer.stats())}; ${summarizeRtcStats(await waitForRtcStats(page, () => true).catch(() => []))}`),
+      );
+      const pc = after.find((p) => (p.video?.framesDecoded ?? 0) >= decoded + 75)!;
+      assert.equal(pc.connectionState, 'connected', summarizeRtcStats(after));
+      const stats = viewer.stats();
+      assert.equal(stats.pathChanges, 1, JSON.stringify(stats));
+      assert.equal(stats.rtcpRefused, 0);
+      assert.equal(viewer.phase, 'connected');
+    } finally {
+      await chromium.close();
+      through.close();
+      nat = undefined;
     }
   });
 });
