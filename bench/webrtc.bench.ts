@@ -29,7 +29,8 @@
  *      BENCH_ALLOCATIONS=1 adds who allocates
  *      what per viewer, from V8's sampling heap profiler: see allocation-sampling.ts;
  *      BENCH_HEAP_SNAPSHOT_DIR=<dir> writes the server's heap snapshot after each window, as
- *      <dir>/server-<viewers>.heapsnapshot, to compare what two viewer counts hold)
+ *      <dir>/server-<viewers>.heapsnapshot, to compare what two viewer counts hold;
+ *      BENCH_NACK=0 has the receivers negotiate no NACK, see RECEIVER_NACK)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -68,6 +69,12 @@ const MEASURE_MS = QUICK ? 3_000 : 5_000;
 const WINDOWS = QUICK ? 1 : 3;
 const SETTLE_MS = 2_000;
 const PER_RECEIVER_PROCESS = 10;
+/**
+ * BENCH_NACK=0: the receivers do not negotiate NACK (the shared fan-out harness's default). Where
+ * their one core saturates (50 viewers on a slow 2-core machine), their losses then cost the server
+ * no retransmissions, and its latency and CPU are its own; the notes say which was run.
+ */
+const RECEIVER_NACK = process.env.BENCH_NACK !== '0';
 /** stock werift, NOTES.md: 35-40 µs of CPU per SRTP packet sent (track clone per viewer). */
 const STOCK_WERIFT_US = '35-40';
 
@@ -325,7 +332,7 @@ async function runReceivers(url: string, count: number): Promise<void> {
   for (let i = 0; i < count; i++) {
     const started = performance.now();
     const t0 = Date.now();
-    const client = await watchOverSignalling(url, 'cam', { keepVideo: false });
+    const client = await watchOverSignalling(url, 'cam', { keepVideo: false, nack: RECEIVER_NACK });
     await client.receiver.waitFor(() => client.receiver.firstKeyframeAt !== undefined, 20_000, 'first keyframe');
     ttff.push(client.receiver.firstKeyframeAt! - started);
     if (process.env.BENCH_VERBOSE) progress(`receiver ${i} joined in ${Date.now() - t0} ms`);
@@ -513,7 +520,7 @@ async function runPath(path: SendPath): Promise<Row[]> {
       youngPerViewerMiB: med('youngPerViewerMiB'),
       keptPerViewerMiB: med('keptPerViewerMiB'),
       oldPerViewerMiB: med('oldPerViewerMiB'),
-      notes: `p99 ms by frame: ${LATENCY_KINDS.map((kind) => `${kind} ${kindP99(per, kind)}`).join(', ')}; kernel ${med('sysPerPacket').toFixed(1)} µs/pkt; srtp=${String(windows[0]!.srtpProfiles)} nack=${sum('nacks')} rtx=${sum('retransmissions')} pli/fir=${sum('keyframeRequests')} congested=${sum('congestion')}; receivers ${receiversPercent.toFixed(0)} % of their core${receiversPercent >= RECEIVERS_SATURATED_PERCENT ? ' (saturated: the NACKs are their losses)' : ''}`,
+      notes: `p99 ms by frame: ${LATENCY_KINDS.map((kind) => `${kind} ${kindP99(per, kind)}`).join(', ')}; kernel ${med('sysPerPacket').toFixed(1)} µs/pkt; srtp=${String(windows[0]!.srtpProfiles)} nack=${RECEIVER_NACK ? sum('nacks') : 'not negotiated (BENCH_NACK=0)'} rtx=${sum('retransmissions')} pli/fir=${sum('keyframeRequests')} congested=${sum('congestion')}; receivers ${receiversPercent.toFixed(0)} % of their core${receiversPercent >= RECEIVERS_SATURATED_PERCENT ? (RECEIVER_NACK ? ' (saturated: the NACKs are their losses)' : ' (saturated: they lose packets, unasked for again)') : ''}`,
     });
     const allocations = allocationsPerViewer(windows, bases, baseAllocations, n);
     if (allocations) rows[rows.length - 1]!.allocations = allocations;

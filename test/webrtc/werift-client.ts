@@ -25,6 +25,13 @@ export interface ReceiverOptions {
   opus?: boolean;
   /** What `watchOverSignalling` says the browser decodes (the page's `videoCodecs`); default: nothing said. */
   videoCodecs?: string[];
+  /**
+   * Negotiate NACK and PLI (default true, as browsers do). The bench can turn them off: a receiver
+   * whose one core is saturated then loses what it loses without asking for it again, and the
+   * server's figures stay its own. (The shared fan-out harness's cheap mode keeps "nack pli", which
+   * werift takes for generic NACK as well.)
+   */
+  nack?: boolean;
 }
 
 /** The H.265 a Safari 18 offers: Main profile, Main tier, level 3.1, one RTP stream. */
@@ -62,6 +69,7 @@ export class WeriftReceiver {
   onCandidate?: (candidate: IceCandidateJson | null) => void;
 
   constructor(private readonly options: ReceiverOptions = {}) {
+    const feedback = options.nack === false ? [] : [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }];
     // This client is the DTLS client when the server makes the offer, and werift's client fails the
     // handshake on a HelloVerifyRequest answering its own retransmitted ClientHello, which a server
     // slowed by a storm sends (browsers ignore it). The server's guard, process-wide, covers it where
@@ -78,14 +86,14 @@ export class WeriftReceiver {
               clockRate: 90000,
               payloadType: 106,
               parameters: H265_RECEIVE_FMTP,
-              rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+              rtcpFeedback: feedback,
             })
             : new RTCRtpCodecParameters({
               mimeType: 'video/H264',
               clockRate: 90000,
               payloadType: 102,
               parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
-              rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+              rtcpFeedback: feedback,
             }),
         ],
         audio: [
@@ -194,7 +202,10 @@ export class WeriftReceiver {
 
   /** Answers a server offer. */
   async answer(offerSdp: string): Promise<string> {
-    await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    // Without NACK the offer's NACK lines go before werift reads it (werift answers what was offered,
+    // and takes "nack pli" for NACK too: it checks the feedback's type, "nack", alone).
+    const sdp = this.options.nack === false ? offerSdp.split('\r\n').filter((l) => !/^a=rtcp-fb:\S+ nack( pli)?\s*$/.test(l)).join('\r\n') : offerSdp;
+    await this.pc.setRemoteDescription({ type: 'offer', sdp });
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
     return this.pc.localDescription?.sdp ?? answer.sdp;
