@@ -13,13 +13,13 @@
  * Once werift is let go (viewer-settle.ts) the responder is frozen: it keeps a copy of the
  * credentials and answers on the settled socket alone, nomination included, from whatever address
  * the request comes: a viewer whose NAT gave it a new address still checks consent with the same
- * credentials, and must be answered there (the settled path follows its media once its SRTCP
- * proves it is the same viewer).
+ * credentials, and must be answered there. The settled path follows its media there once the
+ * viewer has answered a consent check of ours at that address (`checkConsent`, `readConsent`).
  */
-import { createSecretKey, type KeyObject } from 'node:crypto';
+import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { Socket as UdpSocket } from 'node:dgram';
 import { weriftUdpTransport, type WeriftUdpTransport } from './packet-transport.js';
-import { hasValidIntegrity, readBindingRequest, writeBindingSuccess } from './stun-binding.js';
+import { hasValidIntegrity, readBindingRequest, readBindingSuccess, writeBindingRequest, writeBindingSuccess } from './stun-binding.js';
 
 /** The parts of werift's ICE `Connection` read here (structural: no private types leak). */
 export interface IceAgentLike {
@@ -27,8 +27,25 @@ export interface IceAgentLike {
   localUsername: string;
   localPassword: string;
   remoteUsername: string;
+  /** The viewer's ICE password: it signs the answers to our own consent checks. */
+  remotePassword?: string;
   iceControlling: boolean;
+  tieBreaker?: bigint;
 }
+
+/** A consent check of ours on its way: where it went, and when. */
+interface PendingCheck {
+  address: Readonly<[string, number]>;
+  sentAt: number;
+}
+
+/** How long an answer to one of our consent checks is waited for. */
+const CHECK_TIMEOUT_MS = 2_000;
+/** At most this many of our checks wait at once, and one address is checked at most this often. */
+const MAX_PENDING_CHECKS = 4;
+const CHECK_INTERVAL_MS = 250;
+/** RFC 8445 5.1.2.1: a peer-reflexive candidate's priority, type preference 110, one component. */
+const PEER_REFLEXIVE_PRIORITY = (110 << 24) + (65535 << 8) + 255;
 
 type DataHandler = NonNullable<WeriftUdpTransport['onData']>;
 
@@ -39,6 +56,9 @@ export class ConsentResponder {
   private key: { password: string; key: KeyObject } | undefined;
   /** Set by freeze(): the only pair there is from then on. */
   private frozenProtocol: object | undefined;
+  /** Our consent checks waiting for an answer, by transaction id (hex). */
+  private readonly pending = new Map<string, PendingCheck>();
+  private remoteKey: KeyObject | undefined;
 
   constructor(private agent: IceAgentLike) {
     const pair = agent.nominated;
@@ -69,11 +89,67 @@ export class ConsentResponder {
    */
   freeze(): boolean {
     this.close();
-    const { nominated, localUsername, localPassword, remoteUsername, iceControlling } = this.agent;
+    const { nominated, localUsername, localPassword, remoteUsername, remotePassword, iceControlling, tieBreaker } = this.agent;
     if (!nominated) return false;
     const frozenProtocol = {};
     this.frozenProtocol = frozenProtocol;
-    this.agent = { nominated: { protocol: frozenProtocol, remoteAddr: [nominated.remoteAddr[0], nominated.remoteAddr[1]] }, localUsername, localPassword, remoteUsername, iceControlling };
+    this.agent = {
+      nominated: { protocol: frozenProtocol, remoteAddr: [nominated.remoteAddr[0], nominated.remoteAddr[1]] },
+      localUsername,
+      localPassword,
+      remoteUsername,
+      ...(typeof remotePassword === 'string' && remotePassword.length > 0 ? { remotePassword } : {}),
+      iceControlling,
+      ...(typeof tieBreaker === 'bigint' ? { tieBreaker } : {}),
+    };
+    return true;
+  }
+
+  /**
+   * After freeze(): our own consent check (RFC 7675) of `address`, a Binding request signed with the
+   * viewer's ICE password. Only the viewer, at that address, can answer it (`readConsent`): the
+   * settled path moves a viewer's media to a new address only then, so that nobody can point a
+   * camera's stream at an address that never asked for it. Rate-limited per address and in all;
+   * false when no check was sent.
+   */
+  checkConsent(address: Readonly<[string, number]>, socket: UdpSocket, now = performance.now()): boolean {
+    const agent = this.agent;
+    if (this.frozenProtocol === undefined || !agent.remotePassword) return false;
+    for (const [id, check] of this.pending) if (now - check.sentAt > CHECK_TIMEOUT_MS) this.pending.delete(id);
+    if (this.pending.size >= MAX_PENDING_CHECKS) return false;
+    for (const check of this.pending.values()) {
+      if (check.address[0] === address[0] && check.address[1] === address[1] && now - check.sentAt < CHECK_INTERVAL_MS) return false;
+    }
+    this.remoteKey ??= createSecretKey(Buffer.from(agent.remotePassword, 'utf8'));
+    const transactionId = randomBytes(12);
+    const tieBreaker = agent.tieBreaker ?? randomBytes(8).readBigUInt64BE(0);
+    const request = writeBindingRequest(transactionId, `${agent.remoteUsername}:${agent.localUsername}`, this.remoteKey, agent.iceControlling, tieBreaker, PEER_REFLEXIVE_PRIORITY);
+    try {
+      socket.send(request, address[1], address[0], () => undefined);
+    } catch {
+      return false;
+    }
+    this.pending.set(transactionId.toString('hex'), { address: [address[0], address[1]], sentAt: now });
+    return true;
+  }
+
+  /**
+   * A datagram that may answer one of our consent checks: true when it is an authentic answer to a
+   * check sent to the address it came from (that check is then done).
+   */
+  readConsent(data: Buffer, from: Readonly<[string, number]>, now = performance.now()): boolean {
+    if (!this.remoteKey || this.pending.size === 0) return false;
+    let transactionId: Buffer | undefined;
+    try {
+      transactionId = readBindingSuccess(data, this.remoteKey);
+    } catch {
+      return false;
+    }
+    if (!transactionId) return false;
+    const id = transactionId.toString('hex');
+    const check = this.pending.get(id);
+    if (!check || check.address[0] !== from[0] || check.address[1] !== from[1] || now - check.sentAt > CHECK_TIMEOUT_MS) return false;
+    this.pending.delete(id);
     return true;
   }
 

@@ -140,3 +140,67 @@ export function writeBindingSuccess(transactionId: Buffer, host: string, port: n
   out.writeUInt32BE((crc32(out.subarray(0, fingerprintAt)) ^ FINGERPRINT_XOR) >>> 0, fingerprintAt + 4);
   return out;
 }
+
+/**
+ * Our own Binding request (an RFC 7675 consent check): USERNAME `theirs:ours`, PRIORITY, our role
+ * with a tie-breaker, MESSAGE-INTEGRITY with the viewer's ICE password (the key), FINGERPRINT.
+ */
+export function writeBindingRequest(transactionId: Buffer, username: string, key: KeyObject, controlling: boolean, tieBreaker: bigint, priority: number): Buffer {
+  const name = Buffer.from(username, 'utf8');
+  const usernameLength = (name.length + 3) & ~3;
+  const priorityAt = HEADER_BYTES + 4 + usernameLength;
+  const roleAt = priorityAt + 8;
+  const integrityAt = roleAt + 12;
+  const fingerprintAt = integrityAt + 4 + INTEGRITY_BYTES;
+  const out = Buffer.alloc(fingerprintAt + 8);
+  out.writeUInt16BE(BINDING_REQUEST, 0);
+  out.writeUInt32BE(MAGIC_COOKIE, 4);
+  transactionId.copy(out, 8, 0, 12);
+  out.writeUInt16BE(ATTR_USERNAME, HEADER_BYTES);
+  out.writeUInt16BE(name.length, HEADER_BYTES + 2);
+  name.copy(out, HEADER_BYTES + 4);
+  out.writeUInt16BE(ATTR_PRIORITY, priorityAt);
+  out.writeUInt16BE(4, priorityAt + 2);
+  out.writeUInt32BE(priority >>> 0, priorityAt + 4);
+  out.writeUInt16BE(controlling ? ATTR_ICE_CONTROLLING : ATTR_ICE_CONTROLLED, roleAt);
+  out.writeUInt16BE(8, roleAt + 2);
+  out.writeBigUInt64BE(BigInt.asUintN(64, tieBreaker), roleAt + 4);
+  out.writeUInt16BE(ATTR_MESSAGE_INTEGRITY, integrityAt);
+  out.writeUInt16BE(INTEGRITY_BYTES, integrityAt + 2);
+  integrityOf(out, integrityAt, key).copy(out, integrityAt + 4);
+  out.writeUInt16BE(fingerprintAt + 8 - HEADER_BYTES, 2);
+  out.writeUInt16BE(ATTR_FINGERPRINT, fingerprintAt);
+  out.writeUInt16BE(4, fingerprintAt + 2);
+  out.writeUInt32BE((crc32(out.subarray(0, fingerprintAt)) ^ FINGERPRINT_XOR) >>> 0, fingerprintAt + 4);
+  return out;
+}
+
+/**
+ * The transaction id of a Binding success answer whose FINGERPRINT is right and whose
+ * MESSAGE-INTEGRITY (the last attribute but FINGERPRINT) matches the key: the viewer's ICE password,
+ * which signs the answers to our requests. Undefined for anything else.
+ */
+export function readBindingSuccess(data: Buffer, key: KeyObject): Buffer | undefined {
+  if (data.length < HEADER_BYTES + 8 || data.readUInt16BE(0) !== BINDING_SUCCESS) return undefined;
+  if (data.readUInt32BE(4) !== MAGIC_COOKIE || data.readUInt16BE(2) + HEADER_BYTES !== data.length) return undefined;
+  let integrityAt = -1;
+  let fingerprintOk = false;
+  for (let offset = HEADER_BYTES; offset + 4 <= data.length; ) {
+    const type = data.readUInt16BE(offset);
+    const length = data.readUInt16BE(offset + 2);
+    const next = offset + 4 + ((length + 3) & ~3);
+    if (next > data.length) return undefined;
+    if (integrityAt >= 0 && type !== ATTR_FINGERPRINT) return undefined;
+    if (type === ATTR_MESSAGE_INTEGRITY) {
+      if (length !== INTEGRITY_BYTES) return undefined;
+      integrityAt = offset;
+    } else if (type === ATTR_FINGERPRINT) {
+      if (length !== 4 || next !== data.length) return undefined;
+      fingerprintOk = ((crc32(data.subarray(0, offset)) ^ FINGERPRINT_XOR) >>> 0) === data.readUInt32BE(offset + 4);
+    }
+    offset = next;
+  }
+  if (!fingerprintOk || integrityAt < 0) return undefined;
+  if (!timingSafeEqual(integrityOf(data, integrityAt, key), data.subarray(integrityAt + 4, integrityAt + 4 + INTEGRITY_BYTES))) return undefined;
+  return data.subarray(8, 20);
+}

@@ -23,9 +23,12 @@
  * - The viewer's address can change under it: a home router or a mobile network's NAT drops an
  *   idle or long-lived mapping and gives the next packet a new source port (or address), with
  *   nothing said to either end. The viewer's authentic SRTCP (its keys are its alone, and SRTCP's
- *   replay window refuses a copy) from a new address moves the viewer's media there, at once and
- *   counted (`pathChanges`): its next receiver report, a second or so after the change. Anything
- *   else from an unknown address is dropped and counted (`foreign`).
+ *   replay window refuses a copy) or its credentials in a Binding request from a new address start
+ *   a consent check of ours there (RFC 7675); the viewer's signed answer from that address moves its
+ *   media there, counted (`pathChanges`): within a receiver report and a round trip of the change.
+ *   The check is what keeps a viewer from pointing its stream at an address it can only forge as a
+ *   source (an amplifier for a flood): nobody there answers. Anything else from an unknown address
+ *   is dropped and counted (`foreign`).
  *
  * What changes for the viewer: nothing it can see. What is given up, knowingly: an ICE restart
  * (new credentials, a new negotiation) is not followed: the viewer fails on its side and the page
@@ -112,15 +115,24 @@ export function settleUdpPath(dtls: RTCDtlsTransport, consent: ConsentResponder,
     const fromViewer = addr[0] === remote[0] && addr[1] === remote[1];
     const first = data[0] ?? 255;
     let taken = false;
-    if (first <= 3) taken = consent.answerSettled(data, addr, socket);
-    else if (first >= 128 && first <= 191) {
+    if (first <= 3) {
+      if (consent.answerSettled(data, addr, socket)) {
+        taken = true;
+        // The viewer's credentials from a new address: ask it there whether it wants the media.
+        if (!fromViewer) consent.checkConsent(addr, socket);
+      } else if (consent.readConsent(data, addr)) {
+        taken = true;
+        // It answered at that address: its media go there from now on.
+        if (!fromViewer && transport.retarget?.(addr[0], addr[1])) {
+          remote = [addr[0], addr[1]];
+          counters.pathChanges++;
+          handlers.onPathChange?.(remote);
+        }
+      }
+    } else if (first >= 128 && first <= 191) {
       const reading = handlers.readRtcp(data);
       taken = reading !== 'other';
-      if (reading === 'authentic' && !fromViewer && transport.retarget?.(addr[0], addr[1])) {
-        remote = [addr[0], addr[1]];
-        counters.pathChanges++;
-        handlers.onPathChange?.(remote);
-      }
+      if (reading === 'authentic' && !fromViewer) consent.checkConsent(addr, socket);
     } else if (fromViewer && first >= 20 && first <= 63 && alerts?.isAuthenticAlert(data)) {
       taken = true;
       handlers.onAlert();

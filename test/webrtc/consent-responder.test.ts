@@ -5,6 +5,7 @@
  * viewer-browser.test.ts.)
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, test } from 'node:test';
@@ -40,6 +41,8 @@ function check(options: { username?: string; useCandidate?: boolean; role?: 'ICE
   return message.addMessageIntegrity(Buffer.from(LOCAL.password)).addFingerprint().bytes;
 }
 
+const REMOTE_PASSWORD = 'viewer-password-0123456789';
+
 function setUp(): { responder: ConsentResponder; handedOn: Buffer[]; transport: { onData: (data: Buffer, addr: [string, number]) => void; socket: Socket } } {
   const handedOn: Buffer[] = [];
   const protocol = { transport: { onData: (data: Buffer) => void handedOn.push(data), socket: serverSocket } };
@@ -48,6 +51,7 @@ function setUp(): { responder: ConsentResponder; handedOn: Buffer[]; transport: 
     localUsername: LOCAL.username,
     localPassword: LOCAL.password,
     remoteUsername: REMOTE_USERNAME,
+    remotePassword: REMOTE_PASSWORD,
     iceControlling: true,
   };
   return { responder: new ConsentResponder(agent), handedOn, transport: protocol.transport };
@@ -140,4 +144,44 @@ test('frozen (werift let go): werift gets its path back, a copy of the credentia
   assert.equal(responder.answered, 3);
   // Before freeze() nothing is answered on the settled path.
   assert.equal(setUp().responder.answerSettled(check(), viewerAddr, serverSocket), false);
+});
+
+test('frozen: our own consent check of an address, signed with the viewer\'s password; only its answer from there counts, once', async () => {
+  const { responder } = setUp();
+  assert.equal(responder.checkConsent(viewerAddr, serverSocket), false, 'nothing is checked before freeze()');
+  assert.equal(responder.freeze(), true);
+  const arrived = once(viewerSocket, 'message') as Promise<[Buffer]>;
+  assert.equal(responder.checkConsent(viewerAddr, serverSocket, 1_000), true);
+  const [request] = await arrived;
+  const parsed = parseMessage(request, Buffer.from(REMOTE_PASSWORD));
+  assert.ok(parsed, 'werift verifies it with the viewer\'s password');
+  assert.equal(parsed.getAttributeValue('USERNAME'), `${REMOTE_USERNAME}:${LOCAL.username}`);
+  assert.ok(parsed.getAttributeValue('ICE-CONTROLLING') !== undefined, 'our role');
+  // Again within the interval: not sent.
+  assert.equal(responder.checkConsent(viewerAddr, serverSocket, 1_100), false);
+  const answer = (password: string, transactionId: Buffer = Buffer.from(parsed.transactionId)): Buffer => {
+    const message = new Message(methods.BINDING, classes.RESPONSE, transactionId);
+    message.setAttribute('XOR-MAPPED-ADDRESS', ['127.0.0.1', serverSocket.address().port]);
+    return message.addMessageIntegrity(Buffer.from(password)).addFingerprint().bytes;
+  };
+  assert.equal(responder.readConsent(answer(LOCAL.password), viewerAddr, 1_050), false, 'signed with the wrong password');
+  assert.equal(responder.readConsent(answer(REMOTE_PASSWORD, randomBytes(12)), viewerAddr, 1_050), false, 'for a check never sent');
+  assert.equal(responder.readConsent(answer(REMOTE_PASSWORD), ['127.0.0.1', viewerAddr[1] + 1], 1_050), false, 'from another address');
+  assert.equal(responder.readConsent(answer(REMOTE_PASSWORD), viewerAddr, 1_050), true);
+  assert.equal(responder.readConsent(answer(REMOTE_PASSWORD), viewerAddr, 1_060), false, 'once');
+  // A late answer (after 2 s) counts for nothing.
+  assert.equal(responder.checkConsent(viewerAddr, serverSocket, 5_000), true);
+  const [late] = (await once(viewerSocket, 'message')) as [Buffer];
+  assert.equal(responder.readConsent(answer(REMOTE_PASSWORD, Buffer.from(late.subarray(8, 20))), viewerAddr, 7_500), false);
+  // At most four checks wait at once.
+  const sent = [1, 2, 3, 4, 5, 6].map((n) => responder.checkConsent(['127.0.0.1', 9 + n], serverSocket, 10_000));
+  assert.deepEqual(sent, [true, true, true, true, false, false]);
+});
+
+test('frozen without the viewer\'s password (a werift without it): no check is sent, so nothing follows a new address', () => {
+  const handedOn: Buffer[] = [];
+  const protocol = { transport: { onData: (data: Buffer) => void handedOn.push(data), socket: serverSocket } };
+  const responder = new ConsentResponder({ nominated: { protocol, remoteAddr: viewerAddr }, localUsername: 'a', localPassword: 'b', remoteUsername: 'c', iceControlling: false });
+  assert.equal(responder.freeze(), true);
+  assert.equal(responder.checkConsent(viewerAddr, serverSocket), false);
 });

@@ -4,8 +4,9 @@
  * nothing said to either end. The real peers: Chromium (and a werift viewer) over WHEP and the
  * server's ViewerPeer, through a NAT on loopback (two UDP sockets that forward both ways; the test's
  * HTTP front puts the NAT's ports in the SDP both ways; `rebind()` moves the outside port as such a
- * router does). The viewer must keep its picture, the server following its authentic SRTCP to the
- * new port; datagrams for the old port go nowhere.
+ * router does). The viewer must keep its picture, the server following it to the new port once
+ * the viewer has answered a consent check there; datagrams for the old port go nowhere. An address
+ * that only forges the viewer's source (its authentic SRTCP diverted there) gets a check, no media.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -44,6 +45,8 @@ class RebindingNat {
   server: [string, number] | undefined;
   private viewer: RemoteInfo | undefined;
   forwardedToViewer = 0;
+  /** The viewer's next RTCP leaves from this socket instead (and only that one). */
+  divertRtcp: Socket | undefined;
 
   private constructor(
     readonly inside: Socket,
@@ -51,7 +54,15 @@ class RebindingNat {
   ) {
     inside.on('message', (data, from) => {
       this.viewer = from;
-      if (this.server) this.outside.send(data, this.server[1], this.server[0]);
+      if (!this.server) return;
+      // RTCP: version 2 and a packet type 200-206 in the second byte.
+      if (this.divertRtcp && (data[0]! & 0xc0) === 0x80 && data[1]! >= 200 && data[1]! <= 206) {
+        const via = this.divertRtcp;
+        this.divertRtcp = undefined;
+        via.send(data, this.server[1], this.server[0]);
+        return;
+      }
+      this.outside.send(data, this.server[1], this.server[0]);
     });
     this.wire(outside);
   }
@@ -195,7 +206,7 @@ describe('a settled viewer behind a NAT that changes its port', () => {
   });
   after(() => source.close());
 
-  test('a werift viewer keeps its picture: the server follows its SRTCP to the new port', async () => {
+  test('a werift viewer keeps its picture: the server checks the new port and follows it there', async () => {
     const through = (nat = await RebindingNat.open());
     const receiver = new WeriftReceiver({ keepVideo: false });
     try {
@@ -222,6 +233,43 @@ describe('a settled viewer behind a NAT that changes its port', () => {
       assert.ok(outage < 4_000, `the picture stopped for ${outage.toFixed(0)} ms`);
     } finally {
       await receiver.close();
+      through.close();
+      nat = undefined;
+    }
+  });
+
+  test('an address that never answers our consent check gets nothing, even with the viewer\'s authentic SRTCP as its source', async () => {
+    // What a viewer that forges its source address (to aim a camera's stream at someone) can send:
+    // its own, authentic, fresh SRTCP. The server asks that address first, and nobody there answers.
+    const through = (nat = await RebindingNat.open());
+    const victim = await boundSocket();
+    const received: number[] = [];
+    victim.on('message', (data) => received.push(data[0]!));
+    const receiver = new WeriftReceiver({ keepVideo: false });
+    try {
+      const res = await fetch(`${base}/whep/cam1`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: await receiver.offer() });
+      assert.equal(res.status, 201);
+      await receiver.applyAnswer(await res.text());
+      await receiver.waitFor(() => receiver.accessUnits >= 10, 10_000, 'video through the NAT');
+      const viewer = viewers.at(-1)!;
+      await settled(viewer);
+      through.divertRtcp = victim;
+      const deadline = performance.now() + 5_000;
+      while (through.divertRtcp) {
+        assert.ok(performance.now() < deadline, 'the viewer sent no RTCP to divert');
+        await sleep(20);
+      }
+      const units = receiver.accessUnits;
+      await receiver.waitFor(() => receiver.accessUnits >= units + 50, 8_000, 'two seconds of video after the forged report');
+      const stats = viewer.stats();
+      assert.equal(stats.rtcpRefused, 0, 'the diverted report was authentic');
+      assert.equal(stats.pathChanges, 0, JSON.stringify(stats));
+      // The victim got our consent check (a Binding request: first byte 0), and no media.
+      assert.ok(received.length >= 1 && received.length <= 4, `the address got ${received.length} datagrams`);
+      assert.deepEqual([...new Set(received)], [0]);
+    } finally {
+      await receiver.close();
+      victim.close();
       through.close();
       nat = undefined;
     }

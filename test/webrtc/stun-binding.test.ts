@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createSecretKey, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { classes, Message, methods, parseMessage } from 'werift';
-import { hasValidIntegrity, readBindingRequest, writeBindingSuccess } from '../../src/webrtc/stun-binding.js';
+import { hasValidIntegrity, readBindingRequest, readBindingSuccess, writeBindingRequest, writeBindingSuccess } from '../../src/webrtc/stun-binding.js';
 
 const PASSWORD = 'serverpassword0123456789';
 const key = createSecretKey(Buffer.from(PASSWORD));
@@ -82,3 +82,33 @@ for (const [host, port] of [['192.168.1.20', 51234], ['fe80::1ff:fe23:4567:890a'
     assert.equal(parseMessage(answer, Buffer.from('wrong-password-for-this')), undefined, 'and only with our password');
   });
 }
+
+test('our own consent check reads in werift as a signed Binding request with our role, and werift\'s answer to it reads back here', () => {
+  const viewerKey = createSecretKey(Buffer.from('viewerpassword0123456789'));
+  const transactionId = randomBytes(12);
+  const data = writeBindingRequest(transactionId, 'view:srv1', viewerKey, false, 0x0102030405060708n, 1862270975);
+  const parsed = parseMessage(data, Buffer.from('viewerpassword0123456789'));
+  assert.ok(parsed, 'werift verifies its MESSAGE-INTEGRITY and FINGERPRINT with the viewer\'s password');
+  assert.equal(parsed.messageMethod, methods.BINDING);
+  assert.equal(parsed.messageClass, classes.REQUEST);
+  assert.deepEqual(Buffer.from(parsed.transactionId), transactionId);
+  assert.equal(parsed.getAttributeValue('USERNAME'), 'view:srv1');
+  assert.equal(parsed.getAttributeValue('PRIORITY'), 1862270975);
+  assert.equal(parsed.getAttributeValue('ICE-CONTROLLED'), 0x0102030405060708n);
+  assert.equal(parsed.getAttributeValue('ICE-CONTROLLING'), undefined);
+  assert.equal(parseMessage(data, Buffer.from('another password')), undefined, 'signed with that password alone');
+
+  // The viewer's answer, as werift builds one.
+  const answer = new Message(methods.BINDING, classes.RESPONSE, transactionId);
+  answer.setAttribute('XOR-MAPPED-ADDRESS', ['127.0.0.1', 40000]);
+  const bytes = answer.addMessageIntegrity(Buffer.from('viewerpassword0123456789')).addFingerprint().bytes;
+  assert.deepEqual(readBindingSuccess(bytes, viewerKey), transactionId);
+  assert.equal(readBindingSuccess(bytes, key), undefined, 'an answer signed with another password');
+  const tampered = Buffer.from(bytes);
+  tampered[30] ^= 1;
+  assert.equal(readBindingSuccess(tampered, viewerKey), undefined, 'a changed byte');
+  assert.equal(readBindingSuccess(data, viewerKey), undefined, 'a request is no answer');
+  assert.equal(readBindingSuccess(bytes.subarray(0, 30), viewerKey), undefined, 'a cut answer');
+  const unsigned = new Message(methods.BINDING, classes.RESPONSE, transactionId).addFingerprint().bytes;
+  assert.equal(readBindingSuccess(unsigned, viewerKey), undefined, 'an answer without MESSAGE-INTEGRITY');
+});
