@@ -41,18 +41,15 @@ export interface BindingRequest {
 }
 
 /**
- * A Binding request with a valid FINGERPRINT, USERNAME and MESSAGE-INTEGRITY in that order at the
- * end (RFC 8489 14.5-14.7), and only attributes this module knows; undefined for anything else,
- * which then goes to werift.
+ * Walks a STUN message of this type whose attributes end with MESSAGE-INTEGRITY and a valid
+ * FINGERPRINT (RFC 8489 14.5-14.7): where MESSAGE-INTEGRITY starts, or undefined for anything else
+ * or when `visit` refuses an attribute before it.
  */
-export function readBindingRequest(data: Buffer): BindingRequest | undefined {
-  if (data.length < HEADER_BYTES + 8 || data.readUInt16BE(0) !== BINDING_REQUEST) return undefined;
+function signedMessage(data: Buffer, messageType: number, visit: (type: number, value: number, length: number) => boolean): number | undefined {
+  if (data.length < HEADER_BYTES + 8 || data.readUInt16BE(0) !== messageType) return undefined;
   if (data.readUInt32BE(4) !== MAGIC_COOKIE || data.readUInt16BE(2) + HEADER_BYTES !== data.length) return undefined;
-  let username: Buffer | undefined;
   let integrityAt = -1;
   let fingerprintOk = false;
-  let useCandidate = false;
-  let senderRole: BindingRequest['senderRole'];
   for (let offset = HEADER_BYTES; offset + 4 <= data.length; ) {
     const type = data.readUInt16BE(offset);
     const length = data.readUInt16BE(offset + 2);
@@ -61,38 +58,52 @@ export function readBindingRequest(data: Buffer): BindingRequest | undefined {
     if (next > data.length) return undefined;
     // After MESSAGE-INTEGRITY only FINGERPRINT may follow (RFC 8489 14.5).
     if (integrityAt >= 0 && type !== ATTR_FINGERPRINT) return undefined;
-    switch (type) {
-      case ATTR_USERNAME:
-        username = data.subarray(value, value + length);
-        break;
-      case ATTR_MESSAGE_INTEGRITY:
-        if (length !== INTEGRITY_BYTES) return undefined;
-        integrityAt = offset;
-        break;
-      case ATTR_FINGERPRINT:
-        if (length !== 4 || next !== data.length) return undefined;
-        fingerprintOk = ((crc32(data.subarray(0, offset)) ^ FINGERPRINT_XOR) >>> 0) === data.readUInt32BE(value);
-        break;
-      case ATTR_USE_CANDIDATE:
-        useCandidate = true;
-        break;
-      case ATTR_ICE_CONTROLLING:
-        senderRole = 'controlling';
-        break;
-      case ATTR_ICE_CONTROLLED:
-        senderRole = 'controlled';
-        break;
-      case ATTR_PRIORITY:
-        break;
-      default:
-        // An unknown comprehension-required attribute (below 0x8000) needs werift's 420 answer;
-        // comprehension-optional ones (browsers' network cost and the like) are ignored.
-        if (type < 0x8000) return undefined;
-        break;
+    if (type === ATTR_MESSAGE_INTEGRITY) {
+      if (length !== INTEGRITY_BYTES) return undefined;
+      integrityAt = offset;
+    } else if (type === ATTR_FINGERPRINT) {
+      if (length !== 4 || next !== data.length) return undefined;
+      fingerprintOk = ((crc32(data.subarray(0, offset)) ^ FINGERPRINT_XOR) >>> 0) === data.readUInt32BE(value);
+    } else if (!visit(type, value, length)) {
+      return undefined;
     }
     offset = next;
   }
-  if (!fingerprintOk || integrityAt < 0 || !username) return undefined;
+  return fingerprintOk && integrityAt >= 0 ? integrityAt : undefined;
+}
+
+/**
+ * A Binding request with a valid FINGERPRINT, USERNAME and MESSAGE-INTEGRITY in that order at the
+ * end (RFC 8489 14.5-14.7), and only attributes this module knows; undefined for anything else,
+ * which then goes to werift.
+ */
+export function readBindingRequest(data: Buffer): BindingRequest | undefined {
+  let username: Buffer | undefined;
+  let useCandidate = false;
+  let senderRole: BindingRequest['senderRole'];
+  const integrityAt = signedMessage(data, BINDING_REQUEST, (type, value, length) => {
+    switch (type) {
+      case ATTR_USERNAME:
+        username = data.subarray(value, value + length);
+        return true;
+      case ATTR_USE_CANDIDATE:
+        useCandidate = true;
+        return true;
+      case ATTR_ICE_CONTROLLING:
+        senderRole = 'controlling';
+        return true;
+      case ATTR_ICE_CONTROLLED:
+        senderRole = 'controlled';
+        return true;
+      case ATTR_PRIORITY:
+        return true;
+      default:
+        // An unknown comprehension-required attribute (below 0x8000) needs werift's 420 answer;
+        // comprehension-optional ones (browsers' network cost and the like) are ignored.
+        return type >= 0x8000;
+    }
+  });
+  if (integrityAt === undefined || !username) return undefined;
   return { transactionId: data.subarray(8, 20), username, useCandidate, senderRole, integrityAt };
 }
 
@@ -109,6 +120,31 @@ export function hasValidIntegrity(data: Buffer, request: BindingRequest, key: Ke
   return timingSafeEqual(integrityOf(data, at, key), data.subarray(at + 4, at + 4 + INTEGRITY_BYTES));
 }
 
+/** A message's header, with room for attributes up to `integrityAt` and for `signed` to end it. */
+function unsignedMessage(messageType: number, transactionId: Buffer, integrityAt: number): Buffer {
+  const out = Buffer.alloc(integrityAt + 4 + INTEGRITY_BYTES + 8);
+  out.writeUInt16BE(messageType, 0);
+  out.writeUInt32BE(MAGIC_COOKIE, 4);
+  transactionId.copy(out, 8, 0, 12);
+  return out;
+}
+
+/**
+ * Ends a message whose attributes are written up to `integrityAt`: MESSAGE-INTEGRITY with the key
+ * there, then FINGERPRINT, the header's length counting both (`out` has room for exactly them).
+ */
+function signed(out: Buffer, integrityAt: number, key: KeyObject): Buffer {
+  const fingerprintAt = integrityAt + 4 + INTEGRITY_BYTES;
+  out.writeUInt16BE(ATTR_MESSAGE_INTEGRITY, integrityAt);
+  out.writeUInt16BE(INTEGRITY_BYTES, integrityAt + 2);
+  integrityOf(out, integrityAt, key).copy(out, integrityAt + 4);
+  out.writeUInt16BE(fingerprintAt + 8 - HEADER_BYTES, 2);
+  out.writeUInt16BE(ATTR_FINGERPRINT, fingerprintAt);
+  out.writeUInt16BE(4, fingerprintAt + 2);
+  out.writeUInt32BE((crc32(out.subarray(0, fingerprintAt)) ^ FINGERPRINT_XOR) >>> 0, fingerprintAt + 4);
+  return out;
+}
+
 /**
  * A Binding success answer: XOR-MAPPED-ADDRESS (where the request came from), then
  * MESSAGE-INTEGRITY with our ICE password, then FINGERPRINT.
@@ -120,25 +156,14 @@ export function writeBindingSuccess(transactionId: Buffer, host: string, port: n
   const addressBytes = address.length;
   const mappedLength = 4 + addressBytes;
   const integrityAt = HEADER_BYTES + 4 + mappedLength;
-  const fingerprintAt = integrityAt + 4 + INTEGRITY_BYTES;
-  const out = Buffer.alloc(fingerprintAt + 8);
-  out.writeUInt16BE(BINDING_SUCCESS, 0);
-  out.writeUInt32BE(MAGIC_COOKIE, 4);
-  transactionId.copy(out, 8, 0, 12);
+  const out = unsignedMessage(BINDING_SUCCESS, transactionId, integrityAt);
   out.writeUInt16BE(ATTR_MAPPED_ADDRESS_XOR, HEADER_BYTES);
   out.writeUInt16BE(mappedLength, HEADER_BYTES + 2);
   out[HEADER_BYTES + 5] = v4 ? 0x01 : 0x02;
   out.writeUInt16BE(port ^ (MAGIC_COOKIE >>> 16), HEADER_BYTES + 6);
   // The address XORed with the cookie (IPv4) or with the cookie and transaction id (IPv6).
   for (let i = 0; i < addressBytes; i++) out[HEADER_BYTES + 8 + i] = address[i]! ^ out[4 + i]!;
-  out.writeUInt16BE(ATTR_MESSAGE_INTEGRITY, integrityAt);
-  out.writeUInt16BE(INTEGRITY_BYTES, integrityAt + 2);
-  integrityOf(out, integrityAt, key).copy(out, integrityAt + 4);
-  out.writeUInt16BE(fingerprintAt + 8 - HEADER_BYTES, 2);
-  out.writeUInt16BE(ATTR_FINGERPRINT, fingerprintAt);
-  out.writeUInt16BE(4, fingerprintAt + 2);
-  out.writeUInt32BE((crc32(out.subarray(0, fingerprintAt)) ^ FINGERPRINT_XOR) >>> 0, fingerprintAt + 4);
-  return out;
+  return signed(out, integrityAt, key);
 }
 
 /**
@@ -151,11 +176,7 @@ export function writeBindingRequest(transactionId: Buffer, username: string, key
   const priorityAt = HEADER_BYTES + 4 + usernameLength;
   const roleAt = priorityAt + 8;
   const integrityAt = roleAt + 12;
-  const fingerprintAt = integrityAt + 4 + INTEGRITY_BYTES;
-  const out = Buffer.alloc(fingerprintAt + 8);
-  out.writeUInt16BE(BINDING_REQUEST, 0);
-  out.writeUInt32BE(MAGIC_COOKIE, 4);
-  transactionId.copy(out, 8, 0, 12);
+  const out = unsignedMessage(BINDING_REQUEST, transactionId, integrityAt);
   out.writeUInt16BE(ATTR_USERNAME, HEADER_BYTES);
   out.writeUInt16BE(name.length, HEADER_BYTES + 2);
   name.copy(out, HEADER_BYTES + 4);
@@ -165,14 +186,7 @@ export function writeBindingRequest(transactionId: Buffer, username: string, key
   out.writeUInt16BE(controlling ? ATTR_ICE_CONTROLLING : ATTR_ICE_CONTROLLED, roleAt);
   out.writeUInt16BE(8, roleAt + 2);
   out.writeBigUInt64BE(BigInt.asUintN(64, tieBreaker), roleAt + 4);
-  out.writeUInt16BE(ATTR_MESSAGE_INTEGRITY, integrityAt);
-  out.writeUInt16BE(INTEGRITY_BYTES, integrityAt + 2);
-  integrityOf(out, integrityAt, key).copy(out, integrityAt + 4);
-  out.writeUInt16BE(fingerprintAt + 8 - HEADER_BYTES, 2);
-  out.writeUInt16BE(ATTR_FINGERPRINT, fingerprintAt);
-  out.writeUInt16BE(4, fingerprintAt + 2);
-  out.writeUInt32BE((crc32(out.subarray(0, fingerprintAt)) ^ FINGERPRINT_XOR) >>> 0, fingerprintAt + 4);
-  return out;
+  return signed(out, integrityAt, key);
 }
 
 /**
@@ -181,26 +195,8 @@ export function writeBindingRequest(transactionId: Buffer, username: string, key
  * which signs the answers to our requests. Undefined for anything else.
  */
 export function readBindingSuccess(data: Buffer, key: KeyObject): Buffer | undefined {
-  if (data.length < HEADER_BYTES + 8 || data.readUInt16BE(0) !== BINDING_SUCCESS) return undefined;
-  if (data.readUInt32BE(4) !== MAGIC_COOKIE || data.readUInt16BE(2) + HEADER_BYTES !== data.length) return undefined;
-  let integrityAt = -1;
-  let fingerprintOk = false;
-  for (let offset = HEADER_BYTES; offset + 4 <= data.length; ) {
-    const type = data.readUInt16BE(offset);
-    const length = data.readUInt16BE(offset + 2);
-    const next = offset + 4 + ((length + 3) & ~3);
-    if (next > data.length) return undefined;
-    if (integrityAt >= 0 && type !== ATTR_FINGERPRINT) return undefined;
-    if (type === ATTR_MESSAGE_INTEGRITY) {
-      if (length !== INTEGRITY_BYTES) return undefined;
-      integrityAt = offset;
-    } else if (type === ATTR_FINGERPRINT) {
-      if (length !== 4 || next !== data.length) return undefined;
-      fingerprintOk = ((crc32(data.subarray(0, offset)) ^ FINGERPRINT_XOR) >>> 0) === data.readUInt32BE(offset + 4);
-    }
-    offset = next;
-  }
-  if (!fingerprintOk || integrityAt < 0) return undefined;
+  const integrityAt = signedMessage(data, BINDING_SUCCESS, () => true);
+  if (integrityAt === undefined) return undefined;
   if (!timingSafeEqual(integrityOf(data, integrityAt, key), data.subarray(integrityAt + 4, integrityAt + 4 + INTEGRITY_BYTES))) return undefined;
   return data.subarray(8, 20);
 }

@@ -4,19 +4,13 @@
 // Without the guard werift's client failed the handshake on the second one and the viewer saw
 // nothing; with it the viewer plays. The guard's own cases run against a stand-in socket.
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { guardDtlsSocket, repeatedHelloVerifyCounters, tolerateRepeatedHelloVerifyRequests } from '../../src/webrtc/dtls-repeated-hello-verify.js';
-import { LOOPBACK_ICE_SETTINGS } from '../../src/webrtc/ice-config.js';
-import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
-import { createWhepHandler, type WhepEndpoint } from '../../src/webrtc/whep.js';
-import { silentLogger } from '../../src/util/logger.js';
-import { cleanupAll, registerCleanup, spawnTracked } from '../helpers/processes.js';
+import { cleanupAll, spawnTracked } from '../helpers/processes.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
-import { EVERYONE, registryOf } from './harness.js';
+import { startWhepServer } from './whep-server.js';
 
 after(cleanupAll);
 
@@ -62,31 +56,12 @@ describe('a HelloVerifyRequest the DTLS client is already past', () => {
 
 describe('a WHEP viewer that stalls as the DTLS handshake starts', () => {
   let source: SyntheticSource;
-  let whep: WhepEndpoint;
-  let server: Server;
   let url: string;
 
   before(async () => {
     assert.deepEqual(tolerateRepeatedHelloVerifyRequests(), { installed: true, reason: '' });
     source = await SyntheticSource.create({ id: 'cam1', gop: 25 });
-    whep = createWhepHandler({ registry: registryOf([source]), limits: new ViewerLimiter({ maxViewersPerCamera: 10 }), ice: LOOPBACK_ICE_SETTINGS });
-    server = createServer((req: IncomingMessage, res) => {
-      void (async () => {
-        const chunks: Buffer[] = [];
-        for await (const chunk of req) chunks.push(chunk as Buffer);
-        const answer = req.method === 'POST' && req.url === '/whep/cam1'
-          ? await whep.handlePost('cam1', Buffer.concat(chunks).toString('utf8'), { principal: EVERYONE, remoteAddress: '127.0.0.1', request: req, log: silentLogger })
-          : { status: 404 };
-        res.writeHead(answer.status, answer.headers ?? {}).end(answer.body);
-      })();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/whep/cam1`;
-    registerCleanup(async () => {
-      await whep.closeAll();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    });
+    url = `${(await startWhepServer({ source })).base}/whep/cam1`;
   });
   after(() => source.close());
 

@@ -11,19 +11,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { LOOPBACK_ICE_SETTINGS } from '../../src/webrtc/ice-config.js';
-import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
 import type { ViewerPeer } from '../../src/webrtc/viewer-peer.js';
-import { createWhepHandler, type WhepEndpoint } from '../../src/webrtc/whep.js';
-import { silentLogger } from '../../src/util/logger.js';
 import { launchChromium, summarizeRtcStats, waitForFramesDecoded, waitForRtcStats } from '../helpers/browser.js';
-import { cleanupAll, registerCleanup } from '../helpers/processes.js';
+import { cleanupAll } from '../helpers/processes.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
-import { EVERYONE, registryOf } from './harness.js';
 import { WeriftReceiver } from './werift-client.js';
+import { startWhepServer } from './whep-server.js';
 
 after(cleanupAll);
 
@@ -133,24 +127,8 @@ function candidatesAt(sdp: string, port: number): string {
     .join('\r\n');
 }
 
-const WHEP_PAGE = `<!doctype html><html><body><video id="v" autoplay muted playsinline></video><script>
-(async () => {
-  const pc = new RTCPeerConnection();
-  pc.addTransceiver('video', { direction: 'recvonly' });
-  pc.addTransceiver('audio', { direction: 'recvonly' });
-  const stream = new MediaStream();
-  pc.ontrack = (e) => { stream.addTrack(e.track); const v = document.getElementById('v'); v.srcObject = stream; v.play().catch(() => {}); };
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((r) => { if (pc.iceGatheringState === 'complete') r(); pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 2000); });
-  const res = await fetch('/whep/cam1', { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
-  await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-})().catch((e) => { window.__error = String(e); });
-</script></body></html>`;
-
 describe('a settled viewer behind a NAT that changes its port', () => {
   let source: SyntheticSource;
-  let whep: WhepEndpoint;
-  let server: Server;
   let base: string;
   const viewers: ViewerPeer[] = [];
   /** The NAT the next WHEP POST goes through: its ports go into the offer and the answer. */
@@ -164,45 +142,31 @@ describe('a settled viewer behind a NAT that changes its port', () => {
     }
   }
 
+  /** A werift viewer through the NAT, playing, and the server's viewer for it, settled. */
+  async function weriftThrough(receiver: WeriftReceiver): Promise<ViewerPeer> {
+    const res = await fetch(`${base}/whep/cam1`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: await receiver.offer() });
+    assert.equal(res.status, 201);
+    await receiver.applyAnswer(await res.text());
+    await receiver.waitFor(() => receiver.accessUnits >= 10, 10_000, 'video through the NAT');
+    const viewer = viewers.at(-1)!;
+    await settled(viewer);
+    return viewer;
+  }
+
   before(async () => {
     source = await SyntheticSource.create({ id: 'cam1', gop: 25 });
-    whep = createWhepHandler({
-      registry: registryOf([source]),
-      limits: new ViewerLimiter({ maxViewersPerCamera: 10 }),
-      ice: LOOPBACK_ICE_SETTINGS,
+    ({ base } = await startWhepServer({
+      source,
       onViewer: (viewer) => viewers.push(viewer),
-    });
-    server = createServer((req: IncomingMessage, res) => {
-      void (async () => {
-        const chunks: Buffer[] = [];
-        for await (const chunk of req) chunks.push(chunk as Buffer);
-        if (req.method === 'GET' && req.url === '/') {
-          res.writeHead(200, { 'Content-Type': 'text/html' }).end(WHEP_PAGE);
-          return;
-        }
-        if (req.method !== 'POST' || req.url !== '/whep/cam1' || !nat) {
-          res.writeHead(404).end();
-          return;
-        }
-        // The server sees the viewer at the NAT's outside port, the viewer the server at its inside one.
-        const offer = candidatesAt(Buffer.concat(chunks).toString('utf8'), nat.outsidePort);
-        const answer = await whep.handlePost('cam1', offer, { principal: EVERYONE, remoteAddress: '127.0.0.1', request: req, log: silentLogger });
-        let body = answer.body;
-        if (answer.status === 201 && typeof body === 'string') {
-          const [serverPort] = loopbackCandidatePorts(body);
-          if (serverPort) nat.server = ['127.0.0.1', serverPort];
-          body = candidatesAt(body, nat.insidePort);
-        }
-        res.writeHead(answer.status, answer.headers ?? {}).end(body);
-      })();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    registerCleanup(async () => {
-      await whep.closeAll();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    });
+      // The server sees the viewer at the NAT's outside port, the viewer the server at its inside one.
+      rewriteOffer: (offer) => (nat ? candidatesAt(offer, nat.outsidePort) : offer),
+      rewriteAnswer: (answer) => {
+        if (!nat) return answer;
+        const [serverPort] = loopbackCandidatePorts(answer);
+        if (serverPort) nat.server = ['127.0.0.1', serverPort];
+        return candidatesAt(answer, nat.insidePort);
+      },
+    }));
   });
   after(() => source.close());
 
@@ -210,12 +174,7 @@ describe('a settled viewer behind a NAT that changes its port', () => {
     const through = (nat = await RebindingNat.open());
     const receiver = new WeriftReceiver({ keepVideo: false });
     try {
-      const res = await fetch(`${base}/whep/cam1`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: await receiver.offer() });
-      assert.equal(res.status, 201);
-      await receiver.applyAnswer(await res.text());
-      await receiver.waitFor(() => receiver.accessUnits >= 10, 10_000, 'video through the NAT');
-      const viewer = viewers.at(-1)!;
-      await settled(viewer);
+      const viewer = await weriftThrough(receiver);
       const oldPort = through.outsidePort;
       await through.rebind();
       assert.notEqual(through.outsidePort, oldPort);
@@ -247,12 +206,7 @@ describe('a settled viewer behind a NAT that changes its port', () => {
     victim.on('message', (data) => received.push(data[0]!));
     const receiver = new WeriftReceiver({ keepVideo: false });
     try {
-      const res = await fetch(`${base}/whep/cam1`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: await receiver.offer() });
-      assert.equal(res.status, 201);
-      await receiver.applyAnswer(await res.text());
-      await receiver.waitFor(() => receiver.accessUnits >= 10, 10_000, 'video through the NAT');
-      const viewer = viewers.at(-1)!;
-      await settled(viewer);
+      const viewer = await weriftThrough(receiver);
       through.divertRtcp = victim;
       const deadline = performance.now() + 5_000;
       while (through.divertRtcp) {

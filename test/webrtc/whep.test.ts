@@ -20,6 +20,7 @@ import { cleanupAll, registerCleanup } from '../helpers/processes.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
 import { EVERYONE, registryOf } from './harness.js';
 import { WeriftReceiver } from './werift-client.js';
+import { whepPlayPage } from './whep-server.js';
 
 after(cleanupAll);
 
@@ -35,20 +36,7 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-const WHEP_PAGE = `<!doctype html><html><body><video id="v" autoplay muted playsinline></video><script>
-(async () => {
-  const pc = new RTCPeerConnection();
-  pc.addTransceiver('video', { direction: 'recvonly' });
-  pc.addTransceiver('audio', { direction: 'recvonly' });
-  const stream = new MediaStream();
-  pc.ontrack = (e) => { stream.addTrack(e.track); const v = document.getElementById('v'); v.srcObject = stream; v.play().catch(() => {}); };
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((r) => { if (pc.iceGatheringState === 'complete') r(); pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 2000); });
-  const res = await fetch('/whep/cam1', { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
-  window.__whep = { status: res.status, location: res.headers.get('Location') };
-  await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-})().catch((e) => { window.__error = String(e); });
-</script></body></html>`;
+const WHEP_PAGE = whepPlayPage('cam1');
 
 describe('WHEP', () => {
   let source: SyntheticSource;
