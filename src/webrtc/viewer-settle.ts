@@ -23,9 +23,10 @@
  * - The viewer's address can change under it: a home router or a mobile network's NAT drops an
  *   idle or long-lived mapping and gives the next packet a new source port (or address), with
  *   nothing said to either end. The viewer's authentic SRTCP (its keys are its alone, and SRTCP's
- *   replay window refuses a copy) or its credentials in a Binding request from a new address start
- *   a consent check of ours there (RFC 7675); the viewer's signed answer from that address moves its
- *   media there, counted (`pathChanges`): within a receiver report and a round trip of the change.
+ *   replay window refuses a copy) from a new address starts a consent check of ours there (RFC
+ *   7675); the viewer's signed answer from that address moves its media there, counted
+ *   (`pathChanges`): within a receiver report and a round trip of the change. Its Binding requests
+ *   from another address are answered but move nothing: a browser also checks its backup paths.
  *   The check is what keeps a viewer from pointing its stream at an address it can only forge as a
  *   source (an amplifier for a flood): nobody there answers. Anything else from an unknown address
  *   is dropped and counted (`foreign`).
@@ -116,10 +117,10 @@ export function settleUdpPath(dtls: RTCDtlsTransport, consent: ConsentResponder,
     const first = data[0] ?? 255;
     let taken = false;
     if (first <= 3) {
+      // A Binding request with the viewer's credentials is answered wherever it comes from; it
+      // moves nothing (a browser also checks its backup paths), the viewer's RTCP does (below).
       if (consent.answerSettled(data, addr, socket)) {
         taken = true;
-        // The viewer's credentials from a new address: ask it there whether it wants the media.
-        if (!fromViewer) consent.checkConsent(addr, socket);
       } else if (consent.readConsent(data, addr)) {
         taken = true;
         // It answered at that address: its media go there from now on.
@@ -132,6 +133,8 @@ export function settleUdpPath(dtls: RTCDtlsTransport, consent: ConsentResponder,
     } else if (first >= 128 && first <= 191) {
       const reading = handlers.readRtcp(data);
       taken = reading !== 'other';
+      // The viewer's media path moved here (it sends its reports where it takes its media): ask it
+      // here whether it wants the media.
       if (reading === 'authentic' && !fromViewer) consent.checkConsent(addr, socket);
     } else if (fromViewer && first >= 20 && first <= 63 && alerts?.isAuthenticAlert(data)) {
       taken = true;

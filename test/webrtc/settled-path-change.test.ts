@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
+import { classes, Message, methods } from 'werift';
 import type { ViewerPeer } from '../../src/webrtc/viewer-peer.js';
 import { launchChromium, summarizeRtcStats, waitForFramesDecoded, waitForRtcStats } from '../helpers/browser.js';
 import { cleanupAll } from '../helpers/processes.js';
@@ -142,15 +143,23 @@ describe('a settled viewer behind a NAT that changes its port', () => {
     }
   }
 
-  /** A werift viewer through the NAT, playing, and the server's viewer for it, settled. */
-  async function weriftThrough(receiver: WeriftReceiver): Promise<ViewerPeer> {
-    const res = await fetch(`${base}/whep/cam1`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: await receiver.offer() });
+  /** A werift viewer through the NAT, playing, and the server's viewer for it, settled; the SDPs as the viewer saw them. */
+  async function weriftThrough(receiver: WeriftReceiver): Promise<{ viewer: ViewerPeer; offer: string; answer: string }> {
+    const offer = await receiver.offer();
+    const res = await fetch(`${base}/whep/cam1`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer });
     assert.equal(res.status, 201);
-    await receiver.applyAnswer(await res.text());
+    const answer = await res.text();
+    await receiver.applyAnswer(answer);
     await receiver.waitFor(() => receiver.accessUnits >= 10, 10_000, 'video through the NAT');
     const viewer = viewers.at(-1)!;
     await settled(viewer);
-    return viewer;
+    return { viewer, offer, answer };
+  }
+
+  /** `a=ice-ufrag` / `a=ice-pwd` of an SDP. */
+  function iceCredentials(sdp: string): { ufrag: string; pwd: string } {
+    const value = (name: string): string => /^a=ice-(?:ufrag|pwd):(.*)$/m.exec(sdp.split(/\r?\n/).find((l) => l.startsWith(`a=ice-${name}:`)) ?? '')?.[1]?.trim() ?? '';
+    return { ufrag: value('ufrag'), pwd: value('pwd') };
   }
 
   before(async () => {
@@ -174,7 +183,7 @@ describe('a settled viewer behind a NAT that changes its port', () => {
     const through = (nat = await RebindingNat.open());
     const receiver = new WeriftReceiver({ keepVideo: false });
     try {
-      const viewer = await weriftThrough(receiver);
+      const { viewer } = await weriftThrough(receiver);
       const oldPort = through.outsidePort;
       await through.rebind();
       assert.notEqual(through.outsidePort, oldPort);
@@ -197,7 +206,7 @@ describe('a settled viewer behind a NAT that changes its port', () => {
     }
   });
 
-  test('an address that never answers our consent check gets nothing, even with the viewer\'s authentic SRTCP as its source', async () => {
+  test('another address gets nothing: not for the viewer\'s credentials (a backup path, answered), nor for its authentic SRTCP (asked, never answered)', async () => {
     // What a viewer that forges its source address (to aim a camera's stream at someone) can send:
     // its own, authentic, fresh SRTCP. The server asks that address first, and nobody there answers.
     const through = (nat = await RebindingNat.open());
@@ -206,7 +215,21 @@ describe('a settled viewer behind a NAT that changes its port', () => {
     victim.on('message', (data) => received.push(data[0]!));
     const receiver = new WeriftReceiver({ keepVideo: false });
     try {
-      const viewer = await weriftThrough(receiver);
+      const { viewer, offer, answer } = await weriftThrough(receiver);
+      // A Binding request with the viewer's credentials from that address, as a browser checks a
+      // backup path: answered there, and nothing more.
+      const server = iceCredentials(answer);
+      const ownUfrag = iceCredentials(offer).ufrag;
+      const check = new Message(methods.BINDING, classes.REQUEST);
+      check.setAttribute('USERNAME', `${server.ufrag}:${ownUfrag}`);
+      check.setAttribute('PRIORITY', 1845501695);
+      check.setAttribute('ICE-CONTROLLING', 5n);
+      victim.send(check.addMessageIntegrity(Buffer.from(server.pwd)).addFingerprint().bytes, through.server![1], through.server![0]);
+      const answered = performance.now() + 3_000;
+      while (!received.includes(1)) {
+        assert.ok(performance.now() < answered, 'the check from the new address was not answered');
+        await sleep(20);
+      }
       through.divertRtcp = victim;
       const deadline = performance.now() + 5_000;
       while (through.divertRtcp) {
@@ -218,9 +241,10 @@ describe('a settled viewer behind a NAT that changes its port', () => {
       const stats = viewer.stats();
       assert.equal(stats.rtcpRefused, 0, 'the diverted report was authentic');
       assert.equal(stats.pathChanges, 0, JSON.stringify(stats));
-      // The victim got our consent check (a Binding request: first byte 0), and no media.
-      assert.ok(received.length >= 1 && received.length <= 4, `the address got ${received.length} datagrams`);
-      assert.deepEqual([...new Set(received)], [0]);
+      // The address got the answer to its check (first byte 1) and our consent check (a Binding
+      // request: first byte 0), and no media.
+      assert.ok(received.length >= 2 && received.length <= 5, `the address got ${received.length} datagrams`);
+      assert.deepEqual([...new Set(received)].sort(), [0, 1]);
     } finally {
       await receiver.close();
       victim.close();
