@@ -115,11 +115,11 @@ export class ConsentResponder {
   checkConsent(address: Readonly<[string, number]>, socket: UdpSocket, now = performance.now()): boolean {
     const agent = this.agent;
     if (this.frozenProtocol === undefined || !agent.remotePassword) return false;
-    for (const [id, check] of this.pending) if (now - check.sentAt > CHECK_TIMEOUT_MS) this.pending.delete(id);
-    if (this.pending.size >= MAX_PENDING_CHECKS) return false;
-    for (const check of this.pending.values()) {
-      if (check.address[0] === address[0] && check.address[1] === address[1] && now - check.sentAt < CHECK_INTERVAL_MS) return false;
+    for (const [id, check] of this.pending) {
+      if (now - check.sentAt > CHECK_TIMEOUT_MS) this.pending.delete(id);
+      else if (check.address[0] === address[0] && check.address[1] === address[1] && now - check.sentAt < CHECK_INTERVAL_MS) return false;
     }
+    if (this.pending.size >= MAX_PENDING_CHECKS) return false;
     this.remoteKey ??= createSecretKey(Buffer.from(agent.remotePassword, 'utf8'));
     const transactionId = randomBytes(12);
     const tieBreaker = agent.tieBreaker ?? randomBytes(8).readBigUInt64BE(0);
