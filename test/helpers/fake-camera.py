@@ -547,7 +547,8 @@ class Camera:
                 stats = element.emit("get-stats", host, int(port))
                 packets = stats.get_value("packets-sent") if stats is not None else None
                 sent.append(f"{client} {packets}")
-            parts.append(f"{element.get_name()} {state.value_nick} [{', '.join(sent)}]")
+            # bytes-to-serve: what reached the sink at all; 0 there means the stream stopped upstream of it.
+            parts.append(f"{element.get_name()} {state.value_nick} got {element.get_property('bytes-to-serve')} B [{', '.join(sent)}]")
         # And whether each branch still moves: a sender at 0 beside a branch that flows is the server's
         # doing, beside one that stopped the pipeline's.
         moved = ", ".join(f"{k} {self.flow[k] - self.flow_seen[k]}" for k in self.flow)
