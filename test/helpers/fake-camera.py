@@ -552,7 +552,11 @@ class Camera:
         # And whether each branch still moves: a sender at 0 beside a branch that flows is the server's
         # doing, beside one that stopped the pipeline's.
         moved = ", ".join(f"{k} {self.flow[k] - self.flow_seen[k]}" for k in self.flow)
-        log(f"UDP senders 2 s after PLAY: {'; '.join(parts) or 'none'}; buffers since the last flow check: {moved}")
+        # A stream gst-rtsp-server still holds blocked (as it does a prepared media's until PLAY)
+        # sends nothing to anyone.
+        blocked = [str(i) for i in range(self.media.n_streams()) if self.media.get_stream(i).is_blocking()]
+        log(f"UDP senders 2 s after PLAY: {'; '.join(parts) or 'none'}; buffers since the last flow check: {moved}; "
+            f"streams blocked: {', '.join(blocked) or 'none'}")
         return False
 
     def _pipeline_state(self):
