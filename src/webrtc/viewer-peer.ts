@@ -46,7 +46,7 @@ import { ConsentResponder } from './consent-responder.js';
 import { settleUdpPath, type SettledPath } from './viewer-settle.js';
 import { requestNativeHeapTrim } from '../rtp/native-heap-trim.js';
 import { useOpensslX25519 } from './x25519.js';
-import { tolerateRepeatedHelloVerifyRequests } from './dtls-repeated-hello-verify.js';
+import { ignoreStaleDtlsHellos } from './dtls-stale-hellos.js';
 
 // Moved to viewer-options.ts; re-exported for the modules that import them from here.
 export { CONNECT_TIMEOUT_MS, DEFAULT_TRACKS_TIMEOUT_MS } from './viewer-options.js';
@@ -97,9 +97,9 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
 
   constructor(options: ViewerPeerOptions) {
     super();
-    // Once per process (x25519.ts, dtls-repeated-hello-verify.ts); warmUpWebRtc does them too, before the first viewer.
+    // Once per process (x25519.ts, dtls-stale-hellos.ts); warmUpWebRtc does them too, before the first viewer.
     useOpensslX25519();
-    tolerateRepeatedHelloVerifyRequests();
+    ignoreStaleDtlsHellos();
     this.id = options.id ?? randomUUID();
     this.source = options.source;
     this.log = options.logger ?? silentLogger;
@@ -503,7 +503,7 @@ export function warmUpWebRtc(): Promise<void> {
   warmUpPromise ??= (async () => {
     guardDefaultStunServer();
     useOpensslX25519();
-    tolerateRepeatedHelloVerifyRequests();
+    ignoreStaleDtlsHellos();
     try {
       await RTCDtlsTransport.SetupCertificate();
       const pc = new RTCPeerConnection({ iceServers: [], iceUseIpv6: false, codecs: { video: [h264Codec()], audio: [] } });

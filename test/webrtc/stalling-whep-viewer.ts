@@ -1,7 +1,7 @@
 // A WHEP viewer (werift, the client the fan-out bench uses) in a process of its own that stalls
 // for a while once its ICE is up, as a busy phone or a process hosting fifty viewers does: the
 // server's DTLS ClientHello, and its retransmission 500 ms later, wait in the socket and are then
-// answered together. Run by dtls-repeated-hello-verify.test.ts:
+// answered together. Run by dtls-stale-hellos.test.ts:
 //   node --import tsx stalling-whep-viewer.ts <WHEP URL> <stall ms>
 // Prints one line: RESULT {"accessUnits", "keyframes", "damaged", "stalledMs", "state"} or RESULT {"error", ...}.
 import { WeriftReceiver } from './werift-client.js';

@@ -8,7 +8,7 @@ import { WebSocket } from 'ws';
 import { H264Depacketizer } from '../../src/media/h264-depacketizer.js';
 import { H265Depacketizer, isH265Irap } from '../../src/media/h265-depacketizer.js';
 import type { RtpPacketView } from '../../src/media/types.js';
-import { tolerateRepeatedHelloVerifyRequests } from '../../src/webrtc/dtls-repeated-hello-verify.js';
+import { ignoreStaleDtlsHellos } from '../../src/webrtc/dtls-stale-hellos.js';
 import { icePeerConfig, LOOPBACK_ICE_SETTINGS } from '../../src/webrtc/ice-config.js';
 import type { IceCandidateJson } from '../../src/webrtc/types.js';
 
@@ -74,7 +74,7 @@ export class WeriftReceiver {
     // handshake on a HelloVerifyRequest answering its own retransmitted ClientHello, which a server
     // slowed by a storm sends (browsers ignore it). The server's guard, process-wide, covers it where
     // server and clients share a process; this covers clients in processes of their own (bench).
-    tolerateRepeatedHelloVerifyRequests();
+    ignoreStaleDtlsHellos();
     this.pc = new RTCPeerConnection({
       ...icePeerConfig(LOOPBACK_ICE_SETTINGS),
       bundlePolicy: 'max-bundle',
