@@ -19,7 +19,7 @@ import { DtlsClient, DtlsServer, RTCDtlsTransport } from 'werift';
 import { clientHelloHasCookie, guardDtlsSocket, ignoreStaleDtlsHellos, staleDtlsHelloCounters } from '../../src/webrtc/dtls-stale-hellos.js';
 import { cleanupAll, spawnTracked } from '../helpers/processes.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
-import { waitFor } from '../helpers/wait.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { startWhepServer } from './whep-server.js';
 
 after(cleanupAll);
@@ -135,33 +135,29 @@ async function dtlsSession(moment: Moment, guarded: boolean): Promise<Session> {
   let firstClientHello: Buffer | undefined;
   let staleDelivered = false;
   let closed = false;
-  const clientEnd: WireEnd = {
+  /** One end of the wire; `onSend` sees each datagram it sends before the other end gets it. */
+  const wireEnd = (onSend: (data: Buffer) => void): WireEnd => ({
     type: 'memory',
     address: { address: 'memory', family: 'memory', port: 0 },
     closed: false,
     onData: () => undefined,
-    send: async (data) => {
-      if (firstClientHello === undefined && handshakeType(data) === CLIENT_HELLO) firstClientHello = Buffer.from(data);
-      setImmediate(() => !closed && serverEnd.onData(data, PEER));
-    },
+    send: async (data) => onSend(data),
     close: async () => undefined,
-  };
-  const serverEnd: WireEnd = {
-    type: 'memory',
-    address: { address: 'memory', family: 'memory', port: 0 },
-    closed: false,
-    onData: () => undefined,
-    send: async (data) => {
-      if (moment === 'after-server-hello' && handshakeType(data) === SERVER_HELLO && !staleDelivered) deliverStale();
-      setImmediate(() => !closed && clientEnd.onData(data, PEER));
-    },
-    close: async () => undefined,
-  };
+  });
+  const deliver = (to: WireEnd, data: Buffer): void => void setImmediate(() => !closed && to.onData(data, PEER));
+  const clientEnd: WireEnd = wireEnd((data) => {
+    if (firstClientHello === undefined && handshakeType(data) === CLIENT_HELLO) firstClientHello = Buffer.from(data);
+    deliver(serverEnd, data);
+  });
+  const serverEnd: WireEnd = wireEnd((data) => {
+    if (moment === 'after-server-hello' && handshakeType(data) === SERVER_HELLO && !staleDelivered) deliverStale();
+    deliver(clientEnd, data);
+  });
   function deliverStale(): void {
     const copy = firstClientHello;
     assert.ok(copy, 'the client sent a ClientHello');
     staleDelivered = true;
-    setImmediate(() => !closed && serverEnd.onData(copy, PEER));
+    deliver(serverEnd, copy);
   }
   const common = { cert: certificate.certPem, key: certificate.privateKey, signatureHash: certificate.signatureHash, srtpProfiles: SRTP_PROFILES, extendedMasterSecret: true };
   const server = new DtlsServer({ ...common, transport: serverEnd, certificateRequest: true });
@@ -201,6 +197,21 @@ async function carriesData(session: Session, ms: number): Promise<boolean> {
   }
 }
 
+/** Runs `body` on a new session (see `dtlsSession`) and closes it whatever happens. */
+async function withSession(moment: Moment, guarded: boolean, body: (session: Session) => Promise<void>): Promise<void> {
+  const session = await dtlsSession(moment, guarded);
+  try {
+    await body(session);
+  } finally {
+    session.close();
+  }
+}
+
+/** Both ends finished the handshake. */
+function connected(session: Session): Promise<void> {
+  return waitFor(() => session.server.connected && session.client.connected, 5000, 'the handshake');
+}
+
 describe('the ClientHello check', () => {
   test('reads the cookie behind the session id; a short or empty body has none', () => {
     const body = (sessionId: number, cookie: number): Buffer => Buffer.concat([Buffer.from([0xfe, 0xfd]), Buffer.alloc(32), Buffer.from([sessionId]), Buffer.alloc(sessionId), Buffer.from([cookie]), Buffer.alloc(cookie), Buffer.from([0, 2, 0xc0, 0x2b])]);
@@ -215,49 +226,37 @@ describe('the ClientHello check', () => {
 
 describe("a stale first ClientHello at werift's DTLS server", { timeout: 60_000 }, () => {
   test('after its ServerHello: unguarded the handshake is lost; guarded it completes and carries data', async () => {
-    const unguarded = await dtlsSession('after-server-hello', false);
-    try {
+    await withSession('after-server-hello', false, async (unguarded) => {
       await waitFor(() => unguarded.staleDelivered(), 5000, 'the stale ClientHello delivered');
       // The scenario is real: werift's server starts over on it and the client's Finished no longer fits.
       assert.equal(await carriesData(unguarded, 3000), false, 'an unguarded server kept the session');
-    } finally {
-      unguarded.close();
-    }
+    });
 
     const before = staleDtlsHelloCounters.clientHellos;
-    const guarded = await dtlsSession('after-server-hello', true);
-    try {
-      await waitFor(() => guarded.server.connected && guarded.client.connected, 5000, 'the handshake');
+    await withSession('after-server-hello', true, async (guarded) => {
+      await connected(guarded);
       assert.ok(guarded.staleDelivered());
       assert.equal(await carriesData(guarded, 3000), true, 'application data both ways');
       assert.equal(staleDtlsHelloCounters.clientHellos - before, 1, 'the stale ClientHello was dropped');
-    } finally {
-      guarded.close();
-    }
+    });
   });
 
   test('once connected: unguarded werift renegotiates and loses the session; guarded the session goes on', async () => {
-    const unguarded = await dtlsSession('once-connected', false);
-    try {
-      await waitFor(() => unguarded.server.connected && unguarded.client.connected, 5000, 'the handshake');
+    await withSession('once-connected', false, async (unguarded) => {
+      await connected(unguarded);
       assert.equal(await carriesData(unguarded, 3000), true);
       unguarded.deliverStale();
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
       assert.equal(await carriesData(unguarded, 2000), false, 'an unguarded server kept the session');
-    } finally {
-      unguarded.close();
-    }
+    });
 
     const before = staleDtlsHelloCounters.clientHellos;
-    const guarded = await dtlsSession('once-connected', true);
-    try {
-      await waitFor(() => guarded.server.connected && guarded.client.connected, 5000, 'the handshake');
+    await withSession('once-connected', true, async (guarded) => {
+      await connected(guarded);
       guarded.deliverStale();
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
       assert.equal(await carriesData(guarded, 3000), true, 'application data both ways after the stale ClientHello');
       assert.equal(staleDtlsHelloCounters.clientHellos - before, 1);
-    } finally {
-      guarded.close();
-    }
+    });
   });
 });
