@@ -340,6 +340,9 @@ describe('transcoded variants (real camera, re-stream and ffmpeg)', { timeout: 2
     await until('the variant to retry', () => variant.state.state === 'retrying');
     assert.match(variant.state.lastError ?? '', /VP8 transcoder stopped: this ffmpeg has no VP8 encoder \(libvpx\).*ffmpeg said: "Unknown encoder 'libvpx'"/);
     assert.ok(logs.some((l) => /^warn \[Cam \(VP8\)\] (could not connect|lost the transcoder): the VP8 transcoder stopped/.test(l)), logs.join('\n'));
+    // The variant fails at once, before the camera's session may have delivered its first frame:
+    // only a flow that has started can be seen to go on.
+    await until('the camera\'s own frames', () => direct.video().length > 0);
     const before = direct.video().length;
     await sleep(500);
     assert.ok(direct.video().length > before, 'the camera\'s own viewers still get frames');
