@@ -119,7 +119,12 @@ describe('createPluginClient', () => {
     const pinned = createPluginClient(storage({ port: p.port, tls: true, secret: 's', fingerprint256 }));
     assert.deepEqual(await pinned.json('GET', '/admin/status'), { ok: true });
 
-    const other = createPluginClient(storage({ port: p.port, tls: true, secret: 'must-not-leak', fingerprint256: fingerprint256.replace(/^../, '00') }));
+    // Pinned to another certificate's fingerprint. (Overwriting the first byte with a constant once
+    // left it unchanged: one random certificate in 256 starts with that byte.)
+    const otherCertificate = createSelfSignedCertificate({ dnsNames: ['homebridge.local'], ipAddresses: [] }).certPem;
+    const otherFingerprint = new X509Certificate(otherCertificate).fingerprint256;
+    assert.notEqual(otherFingerprint, fingerprint256);
+    const other = createPluginClient(storage({ port: p.port, tls: true, secret: 'must-not-leak', fingerprint256: otherFingerprint }));
     await assert.rejects(other.request('GET', '/admin/status'), (e: unknown) => e instanceof PluginUnavailableError && /certificate mismatch/.test(e.message));
     const unpinned = createPluginClient(storage({ port: p.port, tls: true, secret: 'must-not-leak' }));
     await assert.rejects(unpinned.request('GET', '/admin/status'), /certificate mismatch/);
