@@ -60,10 +60,21 @@ typedef struct {
   int32_t last_seq;
 } srtp_stream;
 
+/*
+ * Where a viewer's datagrams go. With a TURN channel (RFC 8656 §12), each one goes to the TURN
+ * server instead, behind the 4-byte ChannelData header (channel number, length) that tells the
+ * server which peer to relay it to: a relayed viewer's packets then leave as a direct one's do,
+ * a frame per sendmmsg. Over UDP a ChannelData message needs no padding.
+ */
 typedef struct {
   struct sockaddr_storage addr;
   socklen_t len;
+  uint16_t channel; /* 0: no channel, the datagram goes as it is */
 } destination;
+
+#define CHANNEL_HEADER_BYTES 4
+#define FIRST_CHANNEL 0x4000
+#define LAST_CHANNEL 0x4fff
 
 /* ------------------------------------------------------------------------- big-endian bytes */
 
@@ -322,17 +333,25 @@ int parse_socket_address(const char *ip, uint16_t port, struct sockaddr_storage 
   return 0;
 }
 
-/* createDestination(ip, port) -> external; ip is a literal IPv4 or IPv6 address (with a zone or not). */
+/*
+ * createDestination(ip, port[, channel]) -> external; ip is a literal IPv4 or IPv6 address (with a
+ * zone or not). With a channel (0x4000-0x4fff), ip and port are the TURN server's, and every
+ * datagram sent there is framed as ChannelData for that channel.
+ */
 static napi_value create_destination(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char ip[64];
   size_t ip_len = 0;
   uint32_t port;
+  uint32_t channel = 0;
+  napi_valuetype channel_type = napi_undefined;
+  if (argc >= 3) CHECK(napi_typeof(env, argv[2], &channel_type));
   if (argc < 2 || napi_get_value_string_utf8(env, argv[0], ip, sizeof(ip), &ip_len) != napi_ok ||
-      !get_u32(env, argv[1], &port) || port == 0 || port > 65535) {
-    return throw_error(env, "createDestination(ip, port): bad arguments");
+      !get_u32(env, argv[1], &port) || port == 0 || port > 65535 ||
+      (channel_type != napi_undefined && (!get_u32(env, argv[2], &channel) || channel < FIRST_CHANNEL || channel > LAST_CHANNEL))) {
+    return throw_error(env, "createDestination(ip, port[, channel]): bad arguments");
   }
   /* A longer string was cut to fit: it is no address, whatever its first 63 bytes say. */
   if (ip_len >= sizeof(ip) - 1) return throw_error(env, "createDestination: not an IP address");
@@ -342,6 +361,7 @@ static napi_value create_destination(napi_env env, napi_callback_info info) {
     free(d);
     return throw_error(env, "createDestination: not an IP address");
   }
+  d->channel = (uint16_t)channel;
   return make_tagged_external(env, d, free_block, &DESTINATION_TAG);
 }
 
@@ -530,7 +550,7 @@ static napi_value prepare_frame(napi_env env, napi_callback_info info) {
       return throw_error(env, "prepareFrame: each payload must be a Buffer a UDP datagram can carry");
     }
     f->markers[i] = markers[i] != 0;
-    f->sealed_bytes += RTP_HEADER_BYTES + f->lengths[i] + 16;
+    f->sealed_bytes += CHANNEL_HEADER_BYTES + RTP_HEADER_BYTES + f->lengths[i] + 16;
   }
   return make_tagged_external(env, f, free_block, &FRAME_TAG);
 }
@@ -608,18 +628,24 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
   uint32_t sent = 0;
   double bytes = 0;
   int error = 0;
+  /* A TURN channel's header goes in front of each packet, in the same block. */
+  size_t head = d->channel ? CHANNEL_HEADER_BYTES : 0;
   for (uint32_t start = 0; start < count; start += BATCH) {
     uint32_t n = count - start < BATCH ? count - start : BATCH;
     for (uint32_t i = 0; i < n; i++) {
       uint32_t seq = (first_seq + start + i) & 0xffff;
       uint32_t roc = roc_for(s, seq, 0);
-      size_t len = seal(s, payload_type, markers[start + i] != 0, seq, timestamp, payloads[start + i], lengths[start + i], roc, scratch + offset);
+      size_t len = seal(s, payload_type, markers[start + i] != 0, seq, timestamp, payloads[start + i], lengths[start + i], roc, scratch + offset + head);
       if (len == 0) {
         return throw_error(env, "sendFrame: OpenSSL failed");
       }
+      if (head) {
+        put_u16(scratch + offset, d->channel);
+        put_u16(scratch + offset + 2, (uint32_t)len);
+      }
       iov[i].iov_base = scratch + offset;
-      iov[i].iov_len = len;
-      offset += len;
+      iov[i].iov_len = head + len;
+      offset += head + len;
     }
     /* Once the socket refused, the rest of the frame is only protected (see above). */
     uint32_t done = 0; /* packets of this chunk handled */
@@ -639,7 +665,8 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
         break;
       }
       for (int k = 0; k < r; k++) {
-        for (uint32_t q = 0; q < packets_in[k]; q++) bytes += (double)iov[done + q].iov_len;
+        /* The SRTP bytes: a channel's headers are the relay's framing, not the viewer's media. */
+        for (uint32_t q = 0; q < packets_in[k]; q++) bytes += (double)(iov[done + q].iov_len - head);
         done += packets_in[k];
       }
     }
@@ -657,7 +684,8 @@ static napi_value send_frame(napi_env env, napi_callback_info info) {
  * One datagram made of the given Buffers (scatter/gather), sent now. Everything else a viewer gets
  * (paced GOP replays, retransmissions, RTCP) goes this way once its frames go by sendFrame: Node's
  * dgram send defers to the next tick, and a frame sent natively in the meantime would overtake
- * packets queued before it.
+ * packets queued before it. To a TURN channel's destination it goes as ChannelData; the bytes
+ * returned are then the ChannelData message's, header included.
  */
 static napi_value send_datagram(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -672,7 +700,10 @@ static napi_value send_datagram(napi_env env, napi_callback_info info) {
       count == 0 || count > 8) {
     return throw_error(env, "sendDatagram: bad arguments");
   }
-  struct iovec iov[8];
+  struct iovec iov[9];
+  uint8_t header[CHANNEL_HEADER_BYTES];
+  uint32_t first = d->channel ? 1 : 0;
+  size_t total = 0;
   for (uint32_t i = 0; i < count; i++) {
     napi_value element;
     uint8_t *data;
@@ -680,15 +711,28 @@ static napi_value send_datagram(napi_env env, napi_callback_info info) {
     if (napi_get_element(env, argv[2], i, &element) != napi_ok || !get_buffer(env, element, &data, &length)) {
       return throw_error(env, "sendDatagram: each part must be a Buffer");
     }
-    iov[i].iov_base = data;
-    iov[i].iov_len = length;
+    iov[first + i].iov_base = data;
+    iov[first + i].iov_len = length;
+    total += length;
+  }
+  if (d->channel) {
+    /* The length field has 16 bits; a UDP datagram could not carry more anyway. */
+    if (total > 65535 - CHANNEL_HEADER_BYTES) {
+      napi_value too_long;
+      CHECK(napi_create_double(env, -(double)EMSGSIZE, &too_long));
+      return too_long;
+    }
+    put_u16(header, d->channel);
+    put_u16(header + 2, (uint32_t)total);
+    iov[0].iov_base = header;
+    iov[0].iov_len = CHANNEL_HEADER_BYTES;
   }
   struct msghdr msg;
   memset(&msg, 0, sizeof(msg));
   msg.msg_name = &d->addr;
   msg.msg_namelen = d->len;
   msg.msg_iov = iov;
-  msg.msg_iovlen = count;
+  msg.msg_iovlen = first + count;
   ssize_t r;
   do {
     r = sendmsg(fd, &msg, MSG_DONTWAIT);

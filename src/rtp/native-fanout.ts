@@ -79,7 +79,12 @@ export interface NativeUdpReceiverStats {
 export interface NativeFanout {
   readonly sourceHash: string;
   createStream(profile: number, key: Buffer, salt: Buffer, authKey: Buffer, ssrc: number): NativeStreamHandle;
-  createDestination(ip: string, port: number): NativeDestinationHandle;
+  /**
+   * Where sendFrame and sendDatagram send. With a TURN channel number (0x4000-0x4fff), ip and port
+   * are the TURN server's and each datagram leaves framed as ChannelData for that channel (RFC 8656
+   * §12); sendFrame's byte count stays the SRTP bytes.
+   */
+  createDestination(ip: string, port: number, turnChannel?: number): NativeDestinationHandle;
   protect(stream: NativeStreamHandle, payloadType: number, marker: boolean, sequenceNumber: number, timestamp: number, payload: Buffer, retransmission: boolean): Buffer;
   /**
    * A frame's packets gathered once for every viewer's sendFrame (markers: one byte per payload).

@@ -2,7 +2,7 @@
 // loads that architecture's prebuilt fan-out, protects the given packets (SRTP, and SRTCP both ways), and sends a 70-packet
 // frame over loopback UDP to itself (70 small packets: more than one sendmmsg batch, and few
 // enough bytes for the receiving socket's default buffer while qemu is slow to read it), to a dgram
-// socket and to the addon's own receiver. Plain JavaScript: no loader or compiler runs under qemu.
+// socket, to the addon's own receiver, and once more framed for a TURN channel (ChannelData). Plain JavaScript: no loader or compiler runs under qemu.
 // usage: node native-check.mjs <binary> <vectors JSON>; prints one JSON line.
 import { Buffer } from 'node:buffer';
 import { createSocket } from 'node:dgram';
@@ -36,9 +36,15 @@ const srtcp = vectors.map((v) => {
 const bound = (socket) => new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
 const rx = createSocket('udp4');
 const tx = createSocket('udp4');
-await Promise.all([bound(rx), bound(tx)]);
+const crx = createSocket('udp4');
+await Promise.all([bound(rx), bound(tx), bound(crx)]);
 let received = 0;
 rx.on('message', () => received++);
+// Datagrams on TURN channel 0x4007: the channel number, then the length of the SRTP packet after it.
+let channelFramed = 0;
+crx.on('message', (m) => {
+  if (m.length >= 4 && m.readUInt16BE(0) === 0x4007 && m.readUInt16BE(2) === m.length - 4) channelFramed++;
+});
 // The same frame into the addon's own receiver (udp-receive.c): datagrams and bytes it hands over.
 let nativeReceived = 0;
 let nativeBytes = 0;
@@ -58,10 +64,13 @@ fanout.sendFrame(stream, fd, fanout.createDestination('127.0.0.1', rx.address().
 const result = { sent: figures[0], bytes: figures[1], errno: figures[2] };
 fanout.sendFrame(stream, fd, fanout.createDestination('127.0.0.1', fanout.udpReceiverPort(nrx)), 96, 1, 71, frame, figures);
 const nativeResult = { sent: figures[0] };
+fanout.sendFrame(stream, fd, fanout.createDestination('127.0.0.1', crx.address().port, 0x4007), 96, 1, 141, frame, figures);
+const channel = { sent: figures[0], bytes: figures[1], errno: figures[2] };
 const deadline = Date.now() + 10_000;
-while ((received < 70 || nativeReceived < nativeResult.sent) && Date.now() < deadline) await sleep(20);
+while ((received < 70 || nativeReceived < nativeResult.sent || channelFramed < channel.sent) && Date.now() < deadline) await sleep(20);
 fanout.closeUdpReceiver(nrx);
 rx.close();
 tx.close();
+crx.close();
 const armVersion = process.config.variables.arm_version;
-process.stdout.write(`${JSON.stringify({ arch: process.arch, armVersion: armVersion === undefined ? null : String(armVersion), sourceHash: fanout.sourceHash, protected: protectedPackets, srtcp, hinted: fanout.hintMemoryReduction(), result, received, nativeReceived, nativeBytes })}\n`);
+process.stdout.write(`${JSON.stringify({ arch: process.arch, armVersion: armVersion === undefined ? null : String(armVersion), sourceHash: fanout.sourceHash, protected: protectedPackets, srtcp, hinted: fanout.hintMemoryReduction(), result, received, nativeReceived, nativeBytes, channel, channelFramed })}\n`);

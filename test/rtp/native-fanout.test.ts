@@ -182,6 +182,52 @@ describe('native fan-out', () => {
     });
   }
 
+  for (const offload of [true, false]) {
+    test(`a TURN channel ${offload ? 'with' : 'without'} segmentation offload: each packet leaves as ChannelData (channel, length, then the very bytes a direct send has), and so do single datagrams`, async () => {
+      const { sender, receiver } = srtpSessions(SRTP_PROFILE_AEAD_AES_128_GCM);
+      const relay = await udpPair();
+      const direct = await udpPair();
+      const before = fanout.setSegmentationOffload(offload);
+      try {
+        const sizes = [20, ...Array<number>(70).fill(1200), 700, 3];
+        const packets = sizes.map((size, i) => ({ payload: randomBytes(size), marker: i === sizes.length - 1 }));
+        const throughRelay = new NativeStreamWriter(fanout, sender.localContext, 77);
+        const straight = new NativeStreamWriter(fanout, sender.localContext, 77);
+        const channel = 0x4001;
+        const relayed = throughRelay.sendFrame({ fd: udpSocketFd(relay.tx)!, destination: fanout.createDestination('127.0.0.1', relay.port, channel) }, 96, 5, 400, frameBatch(packets));
+        const plain = straight.sendFrame({ fd: udpSocketFd(direct.tx)!, destination: fanout.createDestination('127.0.0.1', direct.port) }, 96, 5, 400, frameBatch(packets));
+        // The byte count is the viewer's SRTP, not the relay's framing.
+        assert.deepEqual(relayed, plain);
+        await waitFor(() => relay.got.length === packets.length && direct.got.length === packets.length, 5000, `${packets.length} datagrams each`, () => `${relay.got.length}, ${direct.got.length}`);
+        relay.got.forEach((message, i) => {
+          const srtp = direct.got[i]!;
+          assert.equal(message.readUInt16BE(0), channel, `packet ${i}: the channel number`);
+          assert.equal(message.readUInt16BE(2), srtp.length, `packet ${i}: the length of what follows`);
+          assert.equal(message.length, 4 + srtp.length, `packet ${i}: no padding over UDP`);
+          assert.ok(message.subarray(4).equals(srtp), `packet ${i}: the same SRTP bytes`);
+          assert.ok(RtpPacket.deSerialize(receiver.decrypt(message.subarray(4))).payload.equals(packets[i]!.payload));
+        });
+        const parts = [Buffer.from([0x80, 0xc8]), randomBytes(50)];
+        const channelDestination = fanout.createDestination('127.0.0.1', relay.port, 0x4fff);
+        assert.equal(fanout.sendDatagram(udpSocketFd(relay.tx)!, channelDestination, parts), 4 + 52);
+        await waitFor(() => relay.got.length === packets.length + 1, 5000, 'the datagram');
+        assert.ok(relay.got.at(-1)!.equals(Buffer.concat([Buffer.from([0x4f, 0xff, 0, 52]), ...parts])));
+      } finally {
+        fanout.setSegmentationOffload(before);
+        relay.close();
+        direct.close();
+      }
+    });
+  }
+
+  test('a TURN channel number outside 0x4000-0x4fff is refused', () => {
+    for (const channel of [0, 0x3fff, 0x5000, 0xffff, -1, 1.5]) {
+      assert.throws(() => fanout.createDestination('127.0.0.1', 3478, channel), /bad arguments/, `channel ${channel}`);
+    }
+    assert.ok(fanout.createDestination('127.0.0.1', 3478, 0x4000));
+    assert.ok(fanout.createDestination('::1', 3478, 0x4fff));
+  });
+
   test('payloads larger than a network packet (9000 and 1600 bytes) and link-local IPv6 with a zone work too', async () => {
     const { sender, receiver } = srtpSessions(SRTP_PROFILE_AEAD_AES_128_GCM);
     const { tx, port, got, close } = await udpPair();
@@ -281,7 +327,7 @@ describe('native fan-out', () => {
 
 for (const foreign of FOREIGN_BINARIES) {
   describe(`the ${foreign.arch} binary (${foreign.system}), run by an ${foreign.arch} Node under qemu`, () => {
-    test('loads, is built from this source, protects (SRTP and SRTCP) the same bytes as the JavaScript, sends a 70-packet frame, and receives one', async () => {
+    test('loads, is built from this source, protects (SRTP and SRTCP) the same bytes as the JavaScript, sends a 70-packet frame (also on a TURN channel), and receives one', async () => {
       for (const needed of [foreign.qemu, foreign.sysroot, foreign.node]) assert.ok(existsSync(needed), `${needed} is missing: scripts/setup.sh installs it`);
       const vectors = [SRTP_PROFILE_AES128_CM_SHA1_80, SRTP_PROFILE_AEAD_AES_128_GCM].map((profile) => ({
         profile,
@@ -301,7 +347,7 @@ for (const foreign of FOREIGN_BINARIES) {
         timeout: 180_000,
         maxBuffer: 16 * 1024 * 1024,
       });
-      const report = JSON.parse(stdout.trim().split('\n').pop()!) as { arch: string; armVersion: string | null; sourceHash: string; protected: string[][]; srtcp: Array<Array<{ sealed: string; opened: string | number }>>; hinted: boolean; result: { sent: number; bytes: number; errno: number }; received: number; nativeReceived: number; nativeBytes: number };
+      const report = JSON.parse(stdout.trim().split('\n').pop()!) as { arch: string; armVersion: string | null; sourceHash: string; protected: string[][]; srtcp: Array<Array<{ sealed: string; opened: string | number }>>; hinted: boolean; result: { sent: number; bytes: number; errno: number }; received: number; nativeReceived: number; nativeBytes: number; channel: { sent: number; bytes: number; errno: number }; channelFramed: number };
       assert.equal(report.arch, foreign.arch);
       // What loadNativeFanout checks before it loads the 32-bit binary (see runningNodeBuild).
       assert.equal(report.armVersion, foreign.arch === 'arm' ? '7' : null);
@@ -318,6 +364,8 @@ for (const foreign of FOREIGN_BINARIES) {
       assert.deepEqual(report.result, { sent: 70, bytes: 70 * (12 + 200 + 10), errno: 0 });
       assert.equal(report.received, 70);
       assert.deepEqual([report.nativeReceived, report.nativeBytes], [70, 70 * (12 + 200 + 10)], "the addon's UDP receiver");
+      assert.deepEqual(report.channel, { sent: 70, bytes: 70 * (12 + 200 + 10), errno: 0 }, 'on a TURN channel, the SRTP bytes are counted');
+      assert.equal(report.channelFramed, 70, 'each behind its ChannelData header');
     });
   });
 }
