@@ -30,7 +30,9 @@
  *      what per viewer, from V8's sampling heap profiler: see allocation-sampling.ts;
  *      BENCH_HEAP_SNAPSHOT_DIR=<dir> writes the server's heap snapshot after each window, as
  *      <dir>/server-<viewers>.heapsnapshot, to compare what two viewer counts hold;
- *      BENCH_NACK=0 has the receivers negotiate no NACK, see RECEIVER_NACK)
+ *      BENCH_NACK=0 has the receivers negotiate no NACK, see RECEIVER_NACK;
+ *      BENCH_RELAY=1 sends every viewer through a TURN relay: a coturn on the receivers' core, the
+ *      server set to relay only, as a home that forwards no port is; see RELAY)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -43,7 +45,7 @@ import { WebSocketServer } from 'ws';
 import { RtpHeader, RtpPacket, type RTCRtpSender } from 'werift';
 import type { FrameSink, MediaFrame } from '../src/media/types.js';
 import { silentLogger } from '../src/util/logger.js';
-import { LOOPBACK_ICE_SETTINGS } from '../src/webrtc/ice-config.js';
+import { LOOPBACK_ICE_SETTINGS, type IceServerSetting, type IceSettings } from '../src/webrtc/ice-config.js';
 import { handleSignallingSocket } from '../src/webrtc/signalling.js';
 import { ViewerLimiter } from '../src/webrtc/viewer-limits.js';
 import { OutboundStream } from '../src/webrtc/outbound-stream.js';
@@ -51,6 +53,7 @@ import { warmUpWebRtc, type ViewerPeer } from '../src/webrtc/viewer-peer.js';
 import { nativeFanout } from '../src/rtp/native-fanout.js';
 import { NativeHeapTrimmer, nativeHeapTrimmer, requestNativeHeapTrim, useNativeHeapTrimmer } from '../src/rtp/native-heap-trim.js';
 import { SyntheticSource } from '../test/helpers/synthetic-source.js';
+import { startTurnServer } from '../test/helpers/turn-server.js';
 import { watchOverSignalling, type SignallingClient } from '../test/webrtc/werift-client.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -75,6 +78,12 @@ const PER_RECEIVER_PROCESS = 10;
  * no retransmissions, and its latency and CPU are its own; the notes say which was run.
  */
 const RECEIVER_NACK = process.env.BENCH_NACK !== '0';
+/**
+ * BENCH_RELAY=1: the parent starts coturn (pinned to the receivers' core, so its relaying is not
+ * the server's CPU) and hands it to the server in BENCH_TURN_SERVER; the server gathers relay
+ * candidates only, so each viewer's packets go to coturn framed as TURN ChannelData.
+ */
+const RELAY = process.env.BENCH_RELAY === '1';
 /** stock werift, NOTES.md: 35-40 µs of CPU per SRTP packet sent (track clone per viewer). */
 const STOCK_WERIFT_US = '35-40';
 
@@ -171,6 +180,20 @@ const LATENCY_KINDS = ['audio', 'keyframes', 'other video'] as const;
 
 // ------------------------------------------------------------------ server role
 
+/** "native x 49, javascript x 1": how many of each. */
+function countedList(values: string[]): string {
+  const counts = new Map<string, number>();
+  for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1);
+  return [...counts].map(([value, count]) => `${value} x ${count}`).join(', ');
+}
+
+/** Loopback; relay only through the parent's coturn when BENCH_RELAY=1. */
+function serverIceSettings(): IceSettings {
+  const turn = process.env.BENCH_TURN_SERVER;
+  if (!turn) return LOOPBACK_ICE_SETTINGS;
+  return { ...LOOPBACK_ICE_SETTINGS, relayOnly: true, iceServers: [JSON.parse(turn) as IceServerSetting] };
+}
+
 async function runServer(path: SendPath): Promise<void> {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
@@ -202,7 +225,7 @@ async function runServer(path: SendPath): Promise<void> {
       registry: { get: (id) => (id === 'cam' ? source : undefined), list: () => [source] },
       principal: { name: 'bench', cameras: 'all', admin: false },
       remoteAddress: '127.0.0.1',
-      ice: LOOPBACK_ICE_SETTINGS,
+      ice: serverIceSettings(),
       logger: silentLogger,
       limits,
       // `direct` is the same fan-out with the JavaScript SRTP writer and one send per packet.
@@ -308,6 +331,8 @@ async function runServer(path: SendPath): Promise<void> {
           ...keptMemory(),
           viewers: viewers.filter((v) => v.phase === 'connected').length,
           srtpProfiles: [...new Set(viewers.map((v) => v.stats().srtpProfile))].join(','),
+          // How the viewers' packets left: the send path, and whether through a TURN relay.
+          sentBy: countedList(viewers.map((v) => `${v.stats().sendPath ?? 'none'} over ${v.stats().transport ?? 'nothing'}`)),
           ...(allocations ? { allocations } : {}),
         });
       }, ms);
@@ -520,7 +545,7 @@ async function runPath(path: SendPath): Promise<Row[]> {
       youngPerViewerMiB: med('youngPerViewerMiB'),
       keptPerViewerMiB: med('keptPerViewerMiB'),
       oldPerViewerMiB: med('oldPerViewerMiB'),
-      notes: `p99 ms by frame: ${LATENCY_KINDS.map((kind) => `${kind} ${kindP99(per, kind)}`).join(', ')}; kernel ${med('sysPerPacket').toFixed(1)} µs/pkt; srtp=${String(windows[0]!.srtpProfiles)} nack=${RECEIVER_NACK ? sum('nacks') : 'not negotiated (BENCH_NACK=0)'} rtx=${sum('retransmissions')} pli/fir=${sum('keyframeRequests')} congested=${sum('congestion')}; receivers ${receiversPercent.toFixed(0)} % of their core${receiversPercent >= RECEIVERS_SATURATED_PERCENT ? (RECEIVER_NACK ? ' (saturated: the NACKs are their losses)' : ' (saturated: they lose packets, unasked for again)') : ''}`,
+      notes: `p99 ms by frame: ${LATENCY_KINDS.map((kind) => `${kind} ${kindP99(per, kind)}`).join(', ')}; kernel ${med('sysPerPacket').toFixed(1)} µs/pkt; sent by ${String(windows[0]!.sentBy)}; srtp=${String(windows[0]!.srtpProfiles)} nack=${RECEIVER_NACK ? sum('nacks') : 'not negotiated (BENCH_NACK=0)'} rtx=${sum('retransmissions')} pli/fir=${sum('keyframeRequests')} congested=${sum('congestion')}; receivers ${receiversPercent.toFixed(0)} % of their core${receiversPercent >= RECEIVERS_SATURATED_PERCENT ? (RECEIVER_NACK ? ' (saturated: the NACKs are their losses)' : ' (saturated: they lose packets, unasked for again)') : ''}`,
     });
     const allocations = allocationsPerViewer(windows, bases, baseAllocations, n);
     if (allocations) rows[rows.length - 1]!.allocations = allocations;
@@ -609,9 +634,15 @@ async function main(): Promise<void> {
     await runReceivers(args[0]!, Number(args[1]));
     return;
   }
-  console.log(`WebRTC fan-out bench: 720p25 H.264 ~2.4 Mbit/s + PCMU; medians of ${WINDOWS} x ${MEASURE_MS / 1000} s windows; server on CPU 0, receivers on CPU 1\n`);
+  console.log(`WebRTC fan-out bench: 720p25 H.264 ~2.4 Mbit/s + PCMU; medians of ${WINDOWS} x ${MEASURE_MS / 1000} s windows; server on CPU 0, receivers${RELAY ? ' and coturn' : ''} on CPU 1${RELAY ? '; every viewer through the TURN relay' : ''}\n`);
+  const turn = RELAY ? await startTurnServer({ cpu: 1 }) : undefined;
+  if (turn) process.env.BENCH_TURN_SERVER = JSON.stringify({ urls: turn.url, username: turn.username, credential: turn.credential });
   const rows: Row[] = [];
-  for (const path of PATHS) rows.push(...(await runPath(path)));
+  try {
+    for (const path of PATHS) rows.push(...(await runPath(path)));
+  } finally {
+    await turn?.close();
+  }
   printTable(rows);
   printAllocations(rows);
 }

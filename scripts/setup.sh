@@ -14,7 +14,7 @@ demo_packages=(ffmpeg python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0
 test_packages=(chromium firefox-esr janus python3-aiortc iproute2 zbar-tools
   gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 gcc libc6-dev
   qemu-user libc6-arm64-cross libstdc++6-arm64-cross libc6-armhf-cross libstdc++6-armhf-cross
-  libatomic1-armhf-cross)
+  libatomic1-armhf-cross coturn)
 # (libatomic1-armhf-cross: npm's armv7l Node links libatomic.so.1; a machine without a 32-bit ARM
 # cross compiler had no copy, and the 32-bit Raspberry Pi test could not start that Node.)
 

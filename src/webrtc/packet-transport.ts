@@ -2,8 +2,13 @@
  * Where a viewer's protected packets go once ICE has picked a pair.
  *
  * For a UDP pair the packet goes straight to the pair's dgram socket: werift's `Connection.send`
- * would add two async hops per packet and nothing else. For TCP/TURN pairs werift's `send` is kept
- * (framing, relaying), and the bytes still in its promise chain are counted.
+ * would add two async hops per packet and nothing else. A pair relayed by a TURN server over UDP
+ * is nearly the same: once werift has bound a channel to the viewer's address, each packet goes to
+ * the TURN server from werift's TURN socket behind the 4-byte ChannelData header, natively too
+ * (werift's own relayed send was a channel look-up, a copy and three async hops per packet); werift
+ * keeps the allocation, and the channel is refreshed from here. For TCP pairs, and a TURN pair
+ * without a channel, werift's `send` is kept (framing, relaying), and the bytes still in its
+ * promise chain are counted.
  *
  * Neither path has backpressure in werift, so `queuedBytes()` reports what is really waiting: the
  * libuv send queue of the UDP socket (it only grows when the kernel buffer is full), or the bytes
@@ -21,7 +26,8 @@ export interface IceConnectionLike {
 }
 
 export interface PacketTransport {
-  readonly kind: 'udp' | 'generic';
+  /** `turn`: UDP to a TURN server, on a channel bound to the viewer's address. */
+  readonly kind: 'udp' | 'turn' | 'generic';
   /** One datagram; given as parts it is sent scatter/gather (UDP) or joined (other transports). */
   send(packet: Buffer | Buffer[]): void;
   queuedBytes(): number;
@@ -72,7 +78,124 @@ export function resolvePacketTransport(connection: IceConnectionLike, native: Na
   const socket = weriftUdpTransport(pair.protocol)?.socket;
   const [host, port] = pair.remoteAddr;
   if (socket && isIP(host) !== 0) return udpPacketTransport(socket, host, port, native, pair);
-  return genericPacketTransport(connection, pair);
+  const generic = genericPacketTransport(connection, pair);
+  const channel = weriftTurnChannel(pair.protocol, [host, port]);
+  return channel ? turnChannelPacketTransport(channel, native, generic) : generic;
+}
+
+/**
+ * werift's TURN client under a relay pair (structural: werift exports no such type). Its
+ * `channelByAddr` is keyed by the peer's address as JSON, as werift's `getChannel` keys it.
+ */
+interface WeriftTurnClient {
+  transport: unknown;
+  serverEndpoint?: readonly [string, number];
+  channelByAddr: Record<string, { number: number } | undefined>;
+  getChannel(addr: [string, number]): Promise<unknown>;
+}
+
+function isWeriftTurnClient(value: unknown): value is WeriftTurnClient {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Partial<Record<keyof WeriftTurnClient, unknown>>;
+  return typeof candidate.getChannel === 'function' && typeof candidate.channelByAddr === 'object' && candidate.channelByAddr !== null;
+}
+
+/** A relay pair's TURN channel to the viewer, as the native send needs it. */
+export interface TurnChannel {
+  /** werift's socket to the TURN server. */
+  socket: UdpSocket;
+  /** The TURN server's address as werift pinned it for this allocation. */
+  server: readonly [string, number];
+  /** The channel bound to the viewer's address on that server (0x4000-0x4fff). */
+  number: number;
+  /** Asks werift to refresh the binding when it is due (its own check; at once otherwise). */
+  refresh(): Promise<unknown>;
+}
+
+/**
+ * The channel of a TURN pair over UDP, once werift has bound one to the viewer's address (its ICE
+ * checks to the viewer go through it, so a nominated relay pair has one); undefined for anything
+ * else (TURN over TCP or TLS, or werift sending Send indications because the bind failed).
+ */
+export function weriftTurnChannel(protocol: unknown, remote: [string, number]): TurnChannel | undefined {
+  if (typeof protocol !== 'object' || protocol === null || !('turn' in protocol)) return undefined;
+  const turn: unknown = protocol.turn;
+  if (!isWeriftTurnClient(turn)) return undefined;
+  const socket = weriftUdpTransport({ transport: turn.transport })?.socket;
+  const server = turn.serverEndpoint;
+  const number = turn.channelByAddr[JSON.stringify(remote)]?.number;
+  if (!socket || !server || isIP(server[0]) === 0 || typeof number !== 'number' || number < 0x4000 || number > 0x4fff) return undefined;
+  return { socket, server, number, refresh: () => turn.getChannel(remote) };
+}
+
+/**
+ * werift binds a channel for 600 s and re-binds it once 500 s have passed, but only when it sends
+ * to the viewer itself; it no longer does, so the transport asks it this often. An ask before the
+ * binding is due costs werift a look-up.
+ */
+export const TURN_CHANNEL_CHECK_MS = 30_000;
+
+/**
+ * A TURN pair's transport: werift's TURN socket, the server's address and the channel, the packets
+ * framed as ChannelData natively (or by a dgram send where the addon is not loaded). If a refresh
+ * of the channel fails, the channel is not trusted any more, and packets go werift's way again
+ * (`generic`), which binds a new channel or falls back to Send indications.
+ */
+export function turnChannelPacketTransport(channel: TurnChannel, native: NativeFanoutStatus, generic: PacketTransport, now: () => number = Date.now): PacketTransport {
+  const [serverHost, serverPort] = channel.server;
+  const fanout = native.loaded ? native.fanout : undefined;
+  const descriptor = fanout ? udpSocketDescriptor(channel.socket) : undefined;
+  const destination = fanout && descriptor ? nativeChannelDestination(fanout, serverHost, serverPort, channel.number) : undefined;
+  const target: NativeTarget | undefined = descriptor && destination ? { fd: descriptor.fd, destination } : undefined;
+  let failed = false;
+  let nextCheck = now() + TURN_CHANNEL_CHECK_MS;
+  const usable = (): boolean => {
+    if (failed) return false;
+    const at = now();
+    if (at >= nextCheck) {
+      nextCheck = at + TURN_CHANNEL_CHECK_MS;
+      channel.refresh().catch(() => {
+        failed = true;
+      });
+    }
+    return true;
+  };
+  const header = Buffer.alloc(4);
+  header.writeUInt16BE(channel.number, 0);
+  return {
+    kind: 'turn',
+    pair: generic.pair,
+    get native() {
+      return usable() && target && descriptor?.isOpen() ? target : undefined;
+    },
+    send: (packet) => {
+      if (!usable()) {
+        generic.send(packet);
+        return;
+      }
+      const parts = Array.isArray(packet) ? packet : [packet];
+      if (fanout && target) {
+        if (!descriptor?.isOpen()) throw new Error('the socket is closed');
+        const result = fanout.sendDatagram(target.fd, target.destination, parts);
+        if (result < 0 && !isSocketFull(-result)) throw new Error(`send failed (errno ${-result})`);
+        return;
+      }
+      const length = parts.reduce((sum, part) => sum + part.length, 0);
+      const framed = Buffer.from(header);
+      framed.writeUInt16BE(length, 2);
+      channel.socket.send([framed, ...parts], serverPort, serverHost);
+    },
+    queuedBytes: () => (target ? 0 : channel.socket.getSendQueueSize()) + generic.queuedBytes(),
+  };
+}
+
+/** The addon's form of a TURN channel on this server; undefined (so dgram is used) for one it cannot take. */
+function nativeChannelDestination(fanout: NativeFanout, host: string, port: number, channel: number): NativeDestinationHandle | undefined {
+  try {
+    return fanout.createDestination(host, port, channel);
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -108,7 +108,8 @@ export interface ViewerStats {
     /** werift's peer connection was let go (viewer-settle.ts). */
     weriftReleased?: number;
   };
-  transport?: 'udp' | 'generic';
+  /** How packets reach the viewer: `udp` straight, `turn` through a TURN server's channel, `generic` by werift (TCP, or TURN without a channel). */
+  transport?: 'udp' | 'turn' | 'generic';
   /** How live packets leave: `native`, a frame per sendmmsg (native-fanout.ts), or `javascript`, a send per packet. */
   sendPath?: 'native' | 'javascript';
   srtpProfile?: number;

@@ -5,7 +5,7 @@ import dgram from 'node:dgram';
 import { describe, it } from 'node:test';
 
 import { nativeFanout, udpSocketFd } from '../../src/rtp/native-fanout.js';
-import { resolvePacketTransport, type IceConnectionLike } from '../../src/webrtc/packet-transport.js';
+import { resolvePacketTransport, TURN_CHANNEL_CHECK_MS, turnChannelPacketTransport, type IceConnectionLike, type PacketTransport } from '../../src/webrtc/packet-transport.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 describe('resolvePacketTransport', () => {
@@ -144,6 +144,88 @@ describe('resolvePacketTransport', () => {
       assert.equal(transport.kind, 'generic');
     } finally {
       socket.close();
+    }
+  });
+
+  // werift's TURN client as a relay pair holds it: its UDP socket, the pinned server, channels by peer.
+  function turnPair(socket: dgram.Socket, server: number, channels: Record<string, { number: number }>, getChannel: () => Promise<unknown> = async () => undefined) {
+    return { protocol: { turn: { transport: { socket }, serverEndpoint: ['127.0.0.1', server] as const, channelByAddr: channels, getChannel } }, remoteAddr: ['127.0.0.1', 40_001] as const };
+  }
+
+  for (const path of ['native', 'javascript'] as const) {
+    it(`a TURN pair over UDP with a channel to the viewer sends to the TURN server, each datagram behind the ChannelData header (${path})`, async () => {
+      const socket = dgram.createSocket('udp4');
+      const server = dgram.createSocket('udp4');
+      for (const s of [socket, server]) await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+      try {
+        let viaWerift = 0;
+        const pair = turnPair(socket, server.address().port, { '["127.0.0.1",40001]': { number: 0x4003 } });
+        const status = path === 'native' ? nativeFanout() : { loaded: false as const, reason: 'this test' };
+        const transport = resolvePacketTransport({ nominated: pair, send: async () => void viaWerift++ }, status)!;
+        assert.equal(transport.kind, 'turn');
+        assert.equal(transport.pair, pair);
+        assert.equal(transport.native !== undefined, path === 'native');
+        const got = new Promise<Buffer>((resolve) => server.once('message', resolve));
+        transport.send([Buffer.from('he'), Buffer.from('llo')]);
+        assert.deepEqual([...(await got)], [0x40, 0x03, 0, 5, ...Buffer.from('hello')]);
+        assert.equal(viaWerift, 0);
+      } finally {
+        socket.close();
+        server.close();
+      }
+    });
+  }
+
+  it('a TURN pair without a channel to the viewer (werift sends Send indications), or over TCP, goes through werift', () => {
+    const socket = dgram.createSocket('udp4');
+    try {
+      const noChannel = resolvePacketTransport({ nominated: turnPair(socket, 3478, {}), send: async () => undefined }, nativeFanout())!;
+      assert.equal(noChannel.kind, 'generic');
+      const tcp = turnPair(socket, 3478, { '["127.0.0.1",40001]': { number: 0x4000 } });
+      const overTcp = { ...tcp, protocol: { turn: { ...tcp.protocol.turn, transport: { type: 'tcp' } } } };
+      assert.equal(resolvePacketTransport({ nominated: overTcp, send: async () => undefined }, nativeFanout())!.kind, 'generic');
+    } finally {
+      socket.close();
+    }
+  });
+
+  it(`asks werift to refresh the channel every ${TURN_CHANNEL_CHECK_MS / 1000} s while it sends, and goes werift's way once a refresh failed`, async () => {
+    const socket = dgram.createSocket('udp4');
+    const server = dgram.createSocket('udp4');
+    for (const s of [socket, server]) await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+    try {
+      let now = 1_000_000;
+      let refreshes = 0;
+      const werift = { refusal: undefined as Error | undefined };
+      const viaWerift: number[] = [];
+      const channel = { socket, server: ['127.0.0.1', server.address().port] as const, number: 0x4000, refresh: async () => (refreshes++, werift.refusal ? Promise.reject(werift.refusal) : undefined) };
+      const generic: PacketTransport = { kind: 'generic', pair: 'the pair', send: (p) => viaWerift.push(Buffer.concat([p].flat()).length), queuedBytes: () => 0 };
+      const transport = turnChannelPacketTransport(channel, nativeFanout(), generic, () => now);
+      let relayed = 0;
+      server.on('message', () => relayed++);
+      transport.send(Buffer.alloc(10));
+      assert.ok(transport.native);
+      now += TURN_CHANNEL_CHECK_MS - 1;
+      transport.send(Buffer.alloc(10));
+      assert.equal(refreshes, 0, 'not before it is due');
+      now += 1;
+      assert.ok(transport.native);
+      transport.send(Buffer.alloc(10));
+      assert.equal(refreshes, 1, 'once when due, not per packet');
+      await waitFor(() => relayed === 3, 2_000, 'three datagrams at the TURN server');
+      werift.refusal = new Error('438 Stale Nonce, then 403');
+      now += TURN_CHANNEL_CHECK_MS;
+      transport.send(Buffer.alloc(10));
+      await sleep(0);
+      assert.equal(refreshes, 2);
+      assert.equal(transport.native, undefined, 'frames no longer go on the channel');
+      transport.send(Buffer.alloc(7));
+      assert.deepEqual(viaWerift, [7], 'but through werift, which binds anew or sends indications');
+      await sleep(50);
+      assert.equal(relayed, 4);
+    } finally {
+      socket.close();
+      server.close();
     }
   });
 });

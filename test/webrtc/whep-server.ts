@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { BroadcastSource } from '../../src/media/types.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { LOOPBACK_ICE_SETTINGS } from '../../src/webrtc/ice-config.js';
+import { LOOPBACK_ICE_SETTINGS, type IceSettings } from '../../src/webrtc/ice-config.js';
 import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
 import type { ViewerPeer } from '../../src/webrtc/viewer-peer.js';
 import { createWhepHandler, type WhepEndpoint } from '../../src/webrtc/whep.js';
@@ -37,6 +37,8 @@ export interface WhepServerOptions {
   rewriteOffer?: (sdp: string) => string;
   /** The answer as the client gets it. */
   rewriteAnswer?: (sdp: string) => string;
+  /** The server's ICE settings (default: loopback). */
+  ice?: IceSettings;
 }
 
 export interface WhepServer {
@@ -50,7 +52,7 @@ export async function startWhepServer(options: WhepServerOptions): Promise<WhepS
   const whep = createWhepHandler({
     registry: registryOf([options.source]),
     limits: new ViewerLimiter({ maxViewersPerCamera: 10 }),
-    ice: LOOPBACK_ICE_SETTINGS,
+    ice: options.ice ?? LOOPBACK_ICE_SETTINGS,
     ...(options.onViewer ? { onViewer: options.onViewer } : {}),
   });
   const server = createServer((req: IncomingMessage, res) => {

@@ -1,0 +1,95 @@
+// Viewers whose media goes through a real TURN server (Debian's coturn on loopback), the plugin set
+// to relay only, as a home behind a NAT that forwards no port is: a werift viewer over the real
+// WebSocket protocol and Chromium over WHEP. The packets leave on the TURN server's channel to the
+// viewer, framed natively (or by the JavaScript fallback), and the video must arrive whole.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { ViewerPeer } from '../../src/webrtc/viewer-peer.js';
+import { LOOPBACK_ICE_SETTINGS, type IceSettings } from '../../src/webrtc/ice-config.js';
+import { launchChromium, summarizeRtcStats, waitForFramesDecoded } from '../helpers/browser.js';
+import { cleanupAll } from '../helpers/processes.js';
+import { SyntheticSource } from '../helpers/synthetic-source.js';
+import { startTurnServer, type TurnServer } from '../helpers/turn-server.js';
+import { startSignallingServer } from './harness.js';
+import { watchOverSignalling, type SignallingClient } from './werift-client.js';
+import { startWhepServer } from './whep-server.js';
+
+after(cleanupAll);
+
+/** The viewer's side of the pair werift nominated: whose candidates they are. */
+function viewerPair(client: SignallingClient): { local?: string; remote?: string } {
+  const pair = client.receiver.pc.iceTransports[0]?.connection.nominated;
+  return { ...(pair ? { local: pair.localCandidate.type, remote: pair.remoteCandidate.type } : {}) };
+}
+
+async function watchUntil(client: SignallingClient, accessUnits: number): Promise<void> {
+  await client.receiver.waitFor(() => client.receiver.accessUnits >= accessUnits, 20_000, `${accessUnits} access units`);
+}
+
+describe('viewers through a TURN relay (coturn)', () => {
+  let source: SyntheticSource;
+  let turn: TurnServer;
+  let relayOnly: IceSettings;
+
+  before(async () => {
+    turn = await startTurnServer();
+    source = await SyntheticSource.create({ id: 'cam1', gop: 25 });
+    relayOnly = { ...LOOPBACK_ICE_SETTINGS, relayOnly: true, iceServers: [{ urls: turn.url, username: turn.username, credential: turn.credential }] };
+  });
+  after(async () => {
+    source.close();
+    await turn.close();
+  });
+
+  for (const sendPath of ['native', 'javascript'] as const) {
+    test(`a werift viewer gets every frame through the relay, sent ${sendPath === 'native' ? 'natively' : 'by the JavaScript fallback'} on the TURN channel`, async () => {
+      const harness = await startSignallingServer({
+        sources: [source],
+        ice: relayOnly,
+        ...(sendPath === 'javascript' ? { viewerOptions: { nativeFanout: { loaded: false as const, reason: 'this test' } } } : {}),
+      });
+      const client = await watchOverSignalling(harness.url, 'cam1').catch(async (error: unknown) => {
+        await harness.close();
+        throw error;
+      });
+      try {
+        await watchUntil(client, 1);
+        client.receiver.collectRtcp();
+        await watchUntil(client, 75);
+        const viewer = harness.viewers.at(-1)!;
+        const stats = viewer.stats();
+        assert.equal(stats.transport, 'turn', JSON.stringify(stats));
+        assert.equal(stats.sendPath, sendPath);
+        // The viewer's packets came from the relay's address: its nominated pair's remote side is
+        // the server's relay candidate (the server gathered no other).
+        assert.deepEqual(viewerPair(client), { local: 'host', remote: 'relay' });
+        assert.equal(client.receiver.damaged, 0, client.receiver.auKinds);
+        assert.ok(client.receiver.keyframes >= 2, `keyframes ${client.receiver.keyframes}`);
+        assert.ok(client.receiver.audioPackets >= 50, `audio packets ${client.receiver.audioPackets}`);
+        // Sender reports reach it through the relay too (sendDatagram on the channel).
+        await client.receiver.waitFor(() => client.receiver.rtcpReceived.some((p) => p.type === 200), 10_000, 'a sender report');
+        assert.equal(stats.congestionEvents, 0);
+      } finally {
+        await client.close();
+        await harness.close();
+      }
+    });
+  }
+
+  test('Chromium plays it over WHEP through the relay', async () => {
+    const viewers: ViewerPeer[] = [];
+    const whep = await startWhepServer({ source, ice: relayOnly, onViewer: (viewer) => viewers.push(viewer) });
+    const chromium = await launchChromium();
+    try {
+      const page = await chromium.openPage(`${whep.base}/`);
+      const stats = await waitForFramesDecoded(page, 50, 20_000);
+      const pair = stats.flatMap((pc) => pc.candidatePairs).find((p) => p.selected || p.nominated);
+      assert.equal(pair?.remoteCandidateType, 'relay', summarizeRtcStats(stats));
+      const viewer = viewers.at(-1)!.stats();
+      assert.equal(viewer.transport, 'turn', JSON.stringify(viewer));
+      assert.equal(viewer.sendPath, 'native');
+    } finally {
+      await chromium.close();
+    }
+  });
+});
