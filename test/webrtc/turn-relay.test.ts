@@ -76,6 +76,42 @@ describe('viewers through a TURN relay (coturn)', () => {
     });
   }
 
+  test('the TURN server dies mid-stream: the relayed viewer is released, and a direct viewer of the same camera watches on', async (t) => {
+    // Its own coturn, so the other tests keep theirs.
+    const dying = await startTurnServer();
+    const relayed = await startSignallingServer({
+      sources: [source],
+      ice: { ...relayOnly, iceServers: [{ urls: dying.url, username: dying.username, credential: dying.credential }] },
+      // A relayed viewer that hears nothing is let go after this long (10 s by default).
+      viewerOptions: { silenceTimeoutMs: 3_000 },
+    });
+    const direct = await startSignallingServer({ sources: [source] });
+    const viaRelay = await watchOverSignalling(relayed.url, 'cam1');
+    const straight = await watchOverSignalling(direct.url, 'cam1');
+    try {
+      await Promise.all([watchUntil(viaRelay, 25), watchUntil(straight, 25)]);
+      const viewer = relayed.viewers.at(-1)!;
+      assert.equal(viewer.stats().transport, 'turn');
+      const closed = new Promise<string>((resolve) => viewer.once('closed', (reason: string) => resolve(reason)));
+      await dying.close();
+      const diedAt = Date.now();
+      const reason = await Promise.race([closed, new Promise<string>((resolve) => setTimeout(() => resolve('still open after 20 s'), 20_000))]);
+      assert.notEqual(reason, 'still open after 20 s');
+      assert.equal(viewer.phase, 'closed');
+      // Meanwhile the direct viewer never stopped: 2 s of video after the relay's viewer was let go.
+      const before = straight.receiver.accessUnits;
+      await watchUntil(straight, before + 50);
+      assert.equal(straight.receiver.damaged, 0);
+      assert.equal(direct.viewers.at(-1)!.phase, 'connected');
+      t.diagnostic(`relayed viewer released ${Date.now() - diedAt} ms after its TURN server died: ${reason}`);
+    } finally {
+      await viaRelay.close();
+      await straight.close();
+      await relayed.close();
+      await direct.close();
+    }
+  });
+
   test('Chromium plays it over WHEP through the relay', async () => {
     const viewers: ViewerPeer[] = [];
     const whep = await startWhepServer({ source, ice: relayOnly, onViewer: (viewer) => viewers.push(viewer) });
