@@ -49,6 +49,14 @@ const PEER_REFLEXIVE_PRIORITY = (110 << 24) + (65535 << 8) + 255;
 
 type DataHandler = NonNullable<WeriftUdpTransport['onData']>;
 
+/**
+ * Where an answer is sent: the settled UDP socket, or a settled TURN pair's channel (a dgram
+ * socket's `send` has this shape).
+ */
+export interface DatagramSender {
+  send(message: Buffer, port: number, address: string, callback: () => void): void;
+}
+
 export class ConsentResponder {
   /** Requests answered here (the rest went to werift). */
   answered = 0;
@@ -154,12 +162,12 @@ export class ConsentResponder {
   }
 
   /** A Binding request on the settled socket (after freeze()). True: answered. */
-  answerSettled(data: Buffer, addr: [string, number], socket: UdpSocket): boolean {
+  answerSettled(data: Buffer, addr: [string, number], socket: DatagramSender): boolean {
     return this.frozenProtocol !== undefined && this.tryAnswer(data, addr, this.frozenProtocol, socket);
   }
 
   /** Anything unexpected while answering leaves the request to werift, as if it were not ours. */
-  private tryAnswer(data: Buffer, addr: [string, number], protocol: unknown, socket: UdpSocket): boolean {
+  private tryAnswer(data: Buffer, addr: [string, number], protocol: unknown, socket: DatagramSender): boolean {
     try {
       return this.answer(data, addr, protocol, socket);
     } catch {
@@ -167,7 +175,7 @@ export class ConsentResponder {
     }
   }
 
-  private answer(data: Buffer, addr: [string, number], protocol: unknown, socket: UdpSocket): boolean {
+  private answer(data: Buffer, addr: [string, number], protocol: unknown, socket: DatagramSender): boolean {
     const agent = this.agent;
     const pair = agent.nominated;
     if (!pair || pair.protocol !== protocol) return false;

@@ -44,6 +44,7 @@ import { TracksWait } from './tracks-wait.js';
 import { guardDefaultStunServer } from './werift-stun.js';
 import { ConsentResponder } from './consent-responder.js';
 import { settleUdpPath, type SettledPath } from './viewer-settle.js';
+import { settleTurnPath } from './viewer-settle-turn.js';
 import { requestNativeHeapTrim } from '../rtp/native-heap-trim.js';
 import { useOpensslX25519 } from './x25519.js';
 import { ignoreStaleDtlsHellos } from './dtls-stale-hellos.js';
@@ -380,15 +381,17 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     if (this.phaseValue !== 'connected' || !pc || !dtls || !consent) return 'ready';
     let path: SettledPath | undefined;
     try {
-      path = settleUdpPath(dtls, consent, this.opts.nativeFanout, {
-        readRtcp: (data) => this.media.readRtcp(data),
+      const handlers = {
+        readRtcp: (data: Buffer) => this.media.readRtcp(data),
         onAlert: () => {
           this.log.debug(`Camera ${this.source.id}: viewer ${this.id} closed its connection`);
           void this.close('closed', 'the viewer closed its connection');
         },
         // No address in the log line: a viewer's address is not the log's business.
         onPathChange: () => this.log.debug(`Camera ${this.source.id}: viewer ${this.id} moved to a new address; its media follow`),
-      });
+        onChannelLost: () => void this.close('error', 'its TURN channel could not be refreshed'),
+      };
+      path = settleUdpPath(dtls, consent, this.opts.nativeFanout, handlers) ?? settleTurnPath(dtls, consent, this.opts.nativeFanout, handlers);
     } catch (error) {
       this.log.debug(`Camera ${this.source.id}: viewer ${this.id} keeps werift: ${errorText(error)}`);
       return 'done';

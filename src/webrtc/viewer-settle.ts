@@ -35,8 +35,9 @@
  * (new credentials, a new negotiation) is not followed: the viewer fails on its side and the page
  * reconnects (WHEP already refused ICE restarts). Our own RFC 7675 consent checks of the viewer
  * end with werift; the viewer's authenticated SRTCP is the proof of consent instead: without it for
- * `silenceTimeoutMs` (10 s, a third of RFC 7675's 30 s) the viewer is released. Viewers on a TCP or
- * TURN pair, and viewers that talk (their microphone is werift's SRTP receiver), keep werift.
+ * `silenceTimeoutMs` (10 s, a third of RFC 7675's 30 s) the viewer is released. A viewer relayed by
+ * a TURN server over UDP is settled by viewer-settle-turn.ts; viewers on a TCP pair (or TURN over
+ * TCP), and viewers that talk (their microphone is werift's SRTP receiver), keep werift.
  */
 import type { Socket as UdpSocket } from 'node:dgram';
 import { isIP } from 'node:net';
