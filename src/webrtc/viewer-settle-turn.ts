@@ -29,7 +29,7 @@ import type { NativeFanoutStatus } from '../rtp/native-fanout.js';
 import type { ConsentResponder, DatagramSender } from './consent-responder.js';
 import { dtlsAlertReaderFromWerift } from './dtls-alert.js';
 import { turnChannelPacketTransport, weriftTurnChannel, type PacketTransport } from './packet-transport.js';
-import type { SettledPath, SettledPathCounters, SettledPathHandlers } from './viewer-settle.js';
+import { readSettledDatagram, type SettledPath, type SettledPathCounters, type SettledPathHandlers } from './viewer-settle.js';
 
 export interface SettledTurnHandlers extends SettledPathHandlers {
   /** The channel could not be refreshed: the viewer's media have no way left. */
@@ -138,21 +138,18 @@ export function settleTurnPath(dtls: RTCDtlsTransport, consent: ConsentResponder
   forgetIceTransactions(turn, protocol);
   const subscription = turn.onData.subscribe((data, addr) => {
     const fromViewer = addr[0] === remote[0] && addr[1] === remote[1];
-    const first = data[0] ?? 255;
-    let taken = false;
-    if (first <= 3) {
-      const back = fromViewer ? onChannel : onChannelOf(addr);
-      taken = back !== undefined && consent.answerSettled(data, addr, back);
-    } else if (first >= 128 && first <= 191) {
-      taken = handlers.readRtcp(data) !== 'other';
-    } else if (fromViewer && first >= 20 && first <= 63 && alerts?.isAuthenticAlert(data)) {
-      taken = true;
-      handlers.onAlert();
-    }
-    if (!taken) {
-      if (fromViewer) counters.dropped++;
-      else counters.foreign++;
-    }
+    readSettledDatagram(data, fromViewer, counters, {
+      stun: () => {
+        const back = fromViewer ? onChannel : onChannelOf(addr);
+        return back !== undefined && consent.answerSettled(data, addr, back);
+      },
+      rtcp: () => handlers.readRtcp(data) !== 'other',
+      alert: () => {
+        if (!alerts?.isAuthenticAlert(data)) return false;
+        handlers.onAlert();
+        return true;
+      },
+    });
   });
   let open = true;
   return {

@@ -75,6 +75,31 @@ export interface SettledPath {
   close(): void;
 }
 
+/** How a settled path reads one kind of datagram: true when it was the viewer's and taken. */
+export interface SettledReaders {
+  /** STUN (first byte 0-3, RFC 7983): the viewer's Binding requests, and answers to our checks. */
+  stun(): boolean;
+  /** RTP/RTCP (128-191): the viewer's RTCP. */
+  rtcp(): boolean;
+  /** DTLS (20-63), from the viewer's address only: an authentic alert. */
+  alert(): boolean;
+}
+
+/**
+ * One datagram from a settled viewer's path, told apart by its first byte as RFC 7983 does; one
+ * that nothing took is counted, as dropped (from the viewer's address) or foreign (from another).
+ */
+export function readSettledDatagram(data: Buffer, fromViewer: boolean, counters: SettledPathCounters, read: SettledReaders): void {
+  const first = data[0] ?? 255;
+  let taken = false;
+  if (first <= 3) taken = read.stun();
+  else if (first >= 128 && first <= 191) taken = read.rtcp();
+  else if (fromViewer && first >= 20 && first <= 63) taken = read.alert();
+  if (taken) return;
+  if (fromViewer) counters.dropped++;
+  else counters.foreign++;
+}
+
 /** What werift's STUN protocol gets in place of the pair's transport: it sends and closes nothing. */
 function inertTransport(socket: UdpSocket): object {
   return {
@@ -115,36 +140,33 @@ export function settleUdpPath(dtls: RTCDtlsTransport, consent: ConsentResponder,
   (protocol as { transport: unknown }).transport = inertTransport(socket);
   udp.onData = (data, addr) => {
     const fromViewer = addr[0] === remote[0] && addr[1] === remote[1];
-    const first = data[0] ?? 255;
-    let taken = false;
-    if (first <= 3) {
-      // A Binding request with the viewer's credentials is answered wherever it comes from; it
-      // moves nothing (a browser also checks its backup paths), the viewer's RTCP does (below).
-      if (consent.answerSettled(data, addr, socket)) {
-        taken = true;
-      } else if (consent.readConsent(data, addr)) {
-        taken = true;
+    readSettledDatagram(data, fromViewer, counters, {
+      stun: () => {
+        // A Binding request with the viewer's credentials is answered wherever it comes from; it
+        // moves nothing (a browser also checks its backup paths), the viewer's RTCP does (below).
+        if (consent.answerSettled(data, addr, socket)) return true;
+        if (!consent.readConsent(data, addr)) return false;
         // It answered at that address: its media go there from now on.
         if (!fromViewer && transport.retarget?.(addr[0], addr[1])) {
           remote = [addr[0], addr[1]];
           counters.pathChanges++;
           handlers.onPathChange?.(remote);
         }
-      }
-    } else if (first >= 128 && first <= 191) {
-      const reading = handlers.readRtcp(data);
-      taken = reading !== 'other';
-      // The viewer's media path moved here (it sends its reports where it takes its media): ask it
-      // here whether it wants the media.
-      if (reading === 'authentic' && !fromViewer) consent.checkConsent(addr, socket);
-    } else if (fromViewer && first >= 20 && first <= 63 && alerts?.isAuthenticAlert(data)) {
-      taken = true;
-      handlers.onAlert();
-    }
-    if (!taken) {
-      if (fromViewer) counters.dropped++;
-      else counters.foreign++;
-    }
+        return true;
+      },
+      rtcp: () => {
+        const reading = handlers.readRtcp(data);
+        // The viewer's media path moved here (it sends its reports where it takes its media): ask
+        // it here whether it wants the media.
+        if (reading === 'authentic' && !fromViewer) consent.checkConsent(addr, socket);
+        return reading !== 'other';
+      },
+      alert: () => {
+        if (!alerts?.isAuthenticAlert(data)) return false;
+        handlers.onAlert();
+        return true;
+      },
+    });
   };
   let open = true;
   return {
