@@ -332,7 +332,12 @@ async function runServer(path: SendPath): Promise<void> {
           viewers: viewers.filter((v) => v.phase === 'connected').length,
           srtpProfiles: [...new Set(viewers.map((v) => v.stats().srtpProfile))].join(','),
           // How the viewers' packets left: the send path, and whether through a TURN relay.
-          sentBy: countedList(viewers.map((v) => `${v.stats().sendPath ?? 'none'} over ${v.stats().transport ?? 'nothing'}`)),
+          sentBy: countedList(
+            viewers.map((v) => {
+              const { sendPath, transport } = v.stats();
+              return `${sendPath ?? 'none'} over ${transport ?? 'nothing'}`;
+            }),
+          ),
           ...(allocations ? { allocations } : {}),
         });
       }, ms);

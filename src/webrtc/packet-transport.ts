@@ -87,17 +87,37 @@ export function resolvePacketTransport(connection: IceConnectionLike, native: Na
  * werift's TURN client under a relay pair (structural: werift exports no such type). Its
  * `channelByAddr` is keyed by the peer's address as JSON, as werift's `getChannel` keys it.
  */
-interface WeriftTurnClient {
+export interface WeriftTurnClient {
   transport: unknown;
   serverEndpoint?: readonly [string, number];
   channelByAddr: Record<string, { number: number } | undefined>;
   getChannel(addr: [string, number]): Promise<unknown>;
 }
 
-function isWeriftTurnClient(value: unknown): value is WeriftTurnClient {
+export function isWeriftTurnClient(value: unknown): value is WeriftTurnClient {
   if (typeof value !== 'object' || value === null) return false;
   const candidate = value as Partial<Record<keyof WeriftTurnClient, unknown>>;
   return typeof candidate.getChannel === 'function' && typeof candidate.channelByAddr === 'object' && candidate.channelByAddr !== null;
+}
+
+/** The channel werift bound to this peer address, if any (a number RFC 8656 allows: 0x4000-0x4fff). */
+export function boundChannelNumber(turn: WeriftTurnClient, peer: readonly [string, number]): number | undefined {
+  const number = turn.channelByAddr[JSON.stringify(peer)]?.number;
+  return typeof number === 'number' && number >= 0x4000 && number <= 0x4fff ? number : undefined;
+}
+
+/**
+ * Sends datagrams on a TURN channel by dgram: each goes to the server behind its ChannelData
+ * header (channel number, length). Where the native fan-out does not load, and for the odd STUN
+ * answer on another of a viewer's channels.
+ */
+export function channelDataSender(socket: UdpSocket, server: readonly [string, number], channel: number): (parts: Buffer[]) => void {
+  return (parts) => {
+    const header = Buffer.alloc(4);
+    header.writeUInt16BE(channel, 0);
+    header.writeUInt16BE(parts.reduce((sum, part) => sum + part.length, 0), 2);
+    socket.send([header, ...parts], server[1], server[0]);
+  };
 }
 
 /** A relay pair's TURN channel to the viewer, as the native send needs it. */
@@ -123,8 +143,8 @@ export function weriftTurnChannel(protocol: unknown, remote: [string, number]): 
   if (!isWeriftTurnClient(turn)) return undefined;
   const socket = weriftUdpTransport({ transport: turn.transport })?.socket;
   const server = turn.serverEndpoint;
-  const number = turn.channelByAddr[JSON.stringify(remote)]?.number;
-  if (!socket || !server || isIP(server[0]) === 0 || typeof number !== 'number' || number < 0x4000 || number > 0x4fff) return undefined;
+  const number = boundChannelNumber(turn, remote);
+  if (!socket || !server || isIP(server[0]) === 0 || number === undefined) return undefined;
   return { socket, server, number, refresh: () => turn.getChannel(remote) };
 }
 
@@ -160,8 +180,7 @@ export function turnChannelPacketTransport(channel: TurnChannel, native: NativeF
     }
     return true;
   };
-  const header = Buffer.alloc(4);
-  header.writeUInt16BE(channel.number, 0);
+  const sendByDgram = channelDataSender(channel.socket, channel.server, channel.number);
   return {
     kind: 'turn',
     pair: generic.pair,
@@ -180,10 +199,7 @@ export function turnChannelPacketTransport(channel: TurnChannel, native: NativeF
         if (result < 0 && !isSocketFull(-result)) throw new Error(`send failed (errno ${-result})`);
         return;
       }
-      const length = parts.reduce((sum, part) => sum + part.length, 0);
-      const framed = Buffer.from(header);
-      framed.writeUInt16BE(length, 2);
-      channel.socket.send([framed, ...parts], serverPort, serverHost);
+      sendByDgram(parts);
     },
     queuedBytes: () => (target ? 0 : channel.socket.getSendQueueSize()) + generic.queuedBytes(),
   };

@@ -28,7 +28,7 @@ import type { RTCDtlsTransport } from 'werift';
 import type { NativeFanoutStatus } from '../rtp/native-fanout.js';
 import type { ConsentResponder, DatagramSender } from './consent-responder.js';
 import { dtlsAlertReaderFromWerift } from './dtls-alert.js';
-import { turnChannelPacketTransport, weriftTurnChannel, type PacketTransport } from './packet-transport.js';
+import { boundChannelNumber, channelDataSender, isWeriftTurnClient, turnChannelPacketTransport, weriftTurnChannel, type PacketTransport, type WeriftTurnClient } from './packet-transport.js';
 import { readSettledDatagram, type SettledPath, type SettledPathCounters, type SettledPathHandlers } from './viewer-settle.js';
 
 export interface SettledTurnHandlers extends SettledPathHandlers {
@@ -36,29 +36,24 @@ export interface SettledTurnHandlers extends SettledPathHandlers {
   onChannelLost(): void;
 }
 
-/** The parts of werift's TURN client used here (structural: werift does not export the type). */
-interface TurnClientEvents {
+/** What else of werift's TURN client is used here, to keep it alone (structural, as in packet-transport.ts). */
+interface KeptTurnClient extends WeriftTurnClient {
   onData: { subscribe(execute: (data: Buffer, addr: [string, number]) => void): { unSubscribe(): void } };
   close(): Promise<void>;
-  /** werift's channels by peer address (as JSON), one per address its ICE checks went to. */
-  channelByAddr: Record<string, { number: number } | undefined>;
   /** STUN transactions under way, by id: the allocation's own, and the ICE checks sent through it. */
   transactions: Record<string, unknown>;
 }
 
-function isTurnClientEvents(value: unknown): value is TurnClientEvents {
-  if (typeof value !== 'object' || value === null) return false;
-  const onData: unknown = (value as { onData?: unknown }).onData;
-  const channels: unknown = (value as { channelByAddr?: unknown }).channelByAddr;
+function isKeptTurnClient(value: unknown): value is KeptTurnClient {
+  if (!isWeriftTurnClient(value)) return false;
+  const { onData, close, transactions } = value as Partial<Record<keyof KeptTurnClient, unknown>>;
   return (
-    typeof (value as { close?: unknown }).close === 'function' &&
+    typeof close === 'function' &&
     typeof onData === 'object' &&
     onData !== null &&
     typeof (onData as { subscribe?: unknown }).subscribe === 'function' &&
-    typeof channels === 'object' &&
-    channels !== null &&
-    typeof (value as { transactions?: unknown }).transactions === 'object' &&
-    (value as { transactions?: unknown }).transactions !== null
+    typeof transactions === 'object' &&
+    transactions !== null
   );
 }
 
@@ -77,7 +72,7 @@ function inertTurnClient(): object {
  * whole peer connection, for up to 40 s of retransmissions. They are werift's, and werift is going:
  * they are cancelled and forgotten. The allocation's own (refresh, channel binds) stay.
  */
-function forgetIceTransactions(turn: TurnClientEvents, iceProtocol: object): void {
+function forgetIceTransactions(turn: KeptTurnClient, iceProtocol: object): void {
   for (const [id, transaction] of Object.entries(turn.transactions)) {
     if (typeof transaction !== 'object' || transaction === null || (transaction as { protocol?: unknown }).protocol !== iceProtocol) continue;
     const cancel: unknown = (transaction as { cancel?: unknown }).cancel;
@@ -98,7 +93,7 @@ export function settleTurnPath(dtls: RTCDtlsTransport, consent: ConsentResponder
   const turn: unknown = protocol.turn;
   const remote: [string, number] = [pair.remoteAddr[0], pair.remoteAddr[1]];
   const channel = weriftTurnChannel(protocol, remote);
-  if (!channel || !isTurnClientEvents(turn)) return undefined;
+  if (!channel || !isKeptTurnClient(turn)) return undefined;
   try {
     channel.socket.address(); // throws once the socket is closed
   } catch {
@@ -118,19 +113,11 @@ export function settleTurnPath(dtls: RTCDtlsTransport, consent: ConsentResponder
   const transport = turnChannelPacketTransport(channel, native, channelLost);
   if (!consent.freeze()) return undefined;
   // The consent responder's answers go back on the channel they came by.
-  const onChannel: DatagramSender = { send: (message) => transport.send(message) };
-  const [serverHost, serverPort] = channel.server;
   const onChannelOf = (addr: [string, number]): DatagramSender | undefined => {
-    const number = turn.channelByAddr[JSON.stringify(addr)]?.number;
-    if (typeof number !== 'number' || number < 0x4000 || number > 0x4fff) return undefined;
-    return {
-      send: (message) => {
-        const header = Buffer.alloc(4);
-        header.writeUInt16BE(number, 0);
-        header.writeUInt16BE(message.length, 2);
-        channel.socket.send([header, message], serverPort, serverHost);
-      },
-    };
+    const number = boundChannelNumber(turn, addr);
+    if (number === undefined) return undefined;
+    const send = channelDataSender(channel.socket, channel.server, number);
+    return { send: (message) => send([message]) };
   };
   const alerts = dtlsAlertReaderFromWerift(dtls);
   const counters: SettledPathCounters = { foreign: 0, dropped: 0, pathChanges: 0 };
@@ -140,16 +127,11 @@ export function settleTurnPath(dtls: RTCDtlsTransport, consent: ConsentResponder
     const fromViewer = addr[0] === remote[0] && addr[1] === remote[1];
     readSettledDatagram(data, fromViewer, counters, {
       stun: () => {
-        const back = fromViewer ? onChannel : onChannelOf(addr);
+        const back = onChannelOf(addr);
         return back !== undefined && consent.answerSettled(data, addr, back);
       },
       rtcp: () => handlers.readRtcp(data) !== 'other',
-      alert: () => {
-        if (!alerts?.isAuthenticAlert(data)) return false;
-        handlers.onAlert();
-        return true;
-      },
-    });
+    }, alerts, handlers.onAlert);
   });
   let open = true;
   return {

@@ -44,7 +44,7 @@ import { isIP } from 'node:net';
 import type { RTCDtlsTransport } from 'werift';
 import type { NativeFanoutStatus } from '../rtp/native-fanout.js';
 import type { ConsentResponder } from './consent-responder.js';
-import { dtlsAlertReaderFromWerift } from './dtls-alert.js';
+import { dtlsAlertReaderFromWerift, type DtlsAlertReader } from './dtls-alert.js';
 import { udpPacketTransport, weriftUdpTransport, type PacketTransport } from './packet-transport.js';
 import type { RtcpReading } from './viewer-rtcp.js';
 
@@ -81,20 +81,29 @@ export interface SettledReaders {
   stun(): boolean;
   /** RTP/RTCP (128-191): the viewer's RTCP. */
   rtcp(): boolean;
-  /** DTLS (20-63), from the viewer's address only: an authentic alert. */
-  alert(): boolean;
 }
 
 /**
- * One datagram from a settled viewer's path, told apart by its first byte as RFC 7983 does; one
- * that nothing took is counted, as dropped (from the viewer's address) or foreign (from another).
+ * One datagram from a settled viewer's path, told apart by its first byte as RFC 7983 does: STUN
+ * and RTCP to `read`, DTLS (20-63) from the viewer's address to `alerts`, its authentic alert to
+ * `onAlert`. One that nothing took is counted, as dropped (from the viewer's address) or foreign.
  */
-export function readSettledDatagram(data: Buffer, fromViewer: boolean, counters: SettledPathCounters, read: SettledReaders): void {
+export function readSettledDatagram(
+  data: Buffer,
+  fromViewer: boolean,
+  counters: SettledPathCounters,
+  read: SettledReaders,
+  alerts: DtlsAlertReader | undefined,
+  onAlert: () => void,
+): void {
   const first = data[0] ?? 255;
   let taken = false;
   if (first <= 3) taken = read.stun();
   else if (first >= 128 && first <= 191) taken = read.rtcp();
-  else if (fromViewer && first >= 20 && first <= 63) taken = read.alert();
+  else if (fromViewer && first >= 20 && first <= 63 && alerts?.isAuthenticAlert(data)) {
+    taken = true;
+    onAlert();
+  }
   if (taken) return;
   if (fromViewer) counters.dropped++;
   else counters.foreign++;
@@ -161,12 +170,7 @@ export function settleUdpPath(dtls: RTCDtlsTransport, consent: ConsentResponder,
         if (reading === 'authentic' && !fromViewer) consent.checkConsent(addr, socket);
         return reading !== 'other';
       },
-      alert: () => {
-        if (!alerts?.isAuthenticAlert(data)) return false;
-        handlers.onAlert();
-        return true;
-      },
-    });
+    }, alerts, handlers.onAlert);
   };
   let open = true;
   return {

@@ -1,5 +1,6 @@
 // A loopback WebSocket signalling server around handleSignallingSocket, for viewer tests. It is
 // the same handler src/web plugs in; only the HTTP server around it is a stand-in.
+import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { silentLogger, type Logger } from '../../src/util/logger.js';
@@ -79,4 +80,13 @@ export async function startSignallingServer(options: HarnessOptions): Promise<Si
     })());
   const unregister = registerCleanup(close);
   return { url: `ws://127.0.0.1:${port}/signal`, limits, registry, viewers, close };
+}
+
+/** Waits (up to 10 s, else fails with its stats) until the viewer has let werift go (viewer-settle.ts). */
+export async function settled(viewer: ViewerPeer): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (!viewer.stats().weriftReleased) {
+    if (performance.now() > deadline) assert.fail(`not settled in 10 s: ${JSON.stringify(viewer.stats())}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

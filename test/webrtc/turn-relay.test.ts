@@ -12,7 +12,7 @@ import { launchChromium, summarizeRtcStats, waitForFramesDecoded, waitForRtcStat
 import { cleanupAll } from '../helpers/processes.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
 import { startTurnServer, type TurnServer } from '../helpers/turn-server.js';
-import { startSignallingServer } from './harness.js';
+import { settled, startSignallingServer } from './harness.js';
 import { watchOverSignalling, type SignallingClient } from './werift-client.js';
 import { startWhepServer } from './whep-server.js';
 
@@ -25,14 +25,6 @@ const gc = runInNewContext('gc') as () => void;
 function viewerPair(client: SignallingClient): { local?: string; remote?: string } {
   const pair = client.receiver.pc.iceTransports[0]?.connection.nominated;
   return { ...(pair ? { local: pair.localCandidate.type, remote: pair.remoteCandidate.type } : {}) };
-}
-
-async function settled(viewer: ViewerPeer): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  while (!viewer.stats().weriftReleased) {
-    if (performance.now() > deadline) assert.fail(`not settled in 10 s: ${JSON.stringify(viewer.stats())}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 async function watchUntil(client: SignallingClient, accessUnits: number): Promise<void> {

@@ -16,7 +16,7 @@ import { runInNewContext } from 'node:vm';
 import type { ViewerPeer } from '../../src/webrtc/viewer-peer.js';
 import { cleanupAll } from '../helpers/processes.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
-import { startSignallingServer, type SignallingHarness } from './harness.js';
+import { settled, startSignallingServer, type SignallingHarness } from './harness.js';
 import { watchOverSignalling, type SignallingClient } from './werift-client.js';
 
 after(cleanupAll);
@@ -38,14 +38,6 @@ async function bindable([host, port]: [string, number]): Promise<string> {
     return (error as NodeJS.ErrnoException).code ?? String(error);
   } finally {
     probe.close();
-  }
-}
-
-async function settled(viewer: ViewerPeer): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  while (!viewer.stats().weriftReleased) {
-    if (performance.now() > deadline) assert.fail(`not settled in 10 s: ${JSON.stringify(viewer.stats())}`);
-    await sleep(20);
   }
 }
 
