@@ -35,9 +35,13 @@ export interface PacketTransport {
   readonly pair: unknown;
   /**
    * For a UDP pair when the native fan-out loaded: the socket's descriptor and the pair's address,
-   * so a frame's packets leave in one sendmmsg instead of one send each.
+   * so a frame's packets leave in one sendmmsg instead of one send each; undefined otherwise, and
+   * once the socket is closed. A method and not a getter: V8 keeps an object literal that has a
+   * getter in dictionary mode, and every read of the transport's properties, once per viewer per
+   * frame, then went through a generic look-up (a sixth of the fan-out's JavaScript time at 50
+   * viewers in bench:webrtc).
    */
-  readonly native?: NativeTarget;
+  nativeTarget(): NativeTarget | undefined;
   /**
    * A UDP pair's transport only: sends to this address from now on (the settled path following a
    * viewer whose address changed, viewer-settle.ts). False, and nothing changed, for an address it
@@ -184,9 +188,7 @@ export function turnChannelPacketTransport(channel: TurnChannel, native: NativeF
   return {
     kind: 'turn',
     pair: generic.pair,
-    get native() {
-      return usable() && target && descriptor?.isOpen() ? target : undefined;
-    },
+    nativeTarget: () => (usable() && target && descriptor?.isOpen() ? target : undefined),
     send: (packet) => {
       if (!usable()) {
         generic.send(packet);
@@ -234,15 +236,7 @@ export function udpPacketTransport(socket: UdpSocket, host: string, port: number
     return {
       kind: 'udp',
       pair,
-      get native() {
-        return isOpen() ? target : undefined;
-      },
-      retarget: (newHost, newPort) => {
-        const moved = isIP(newHost) !== 0 ? nativeDestination(native.fanout, newHost, newPort) : undefined;
-        if (!moved) return false;
-        target = { fd, destination: moved };
-        return true;
-      },
+      nativeTarget: () => (isOpen() ? target : undefined),
       send: (packet) => {
         if (!isOpen()) throw new Error('the socket is closed');
         const result = native.fanout.sendDatagram(fd, target.destination, Array.isArray(packet) ? packet : [packet]);
@@ -254,12 +248,19 @@ export function udpPacketTransport(socket: UdpSocket, host: string, port: number
       // and DTLS sends could, and they are no media. Asking libuv is a call into C++ per viewer
       // per frame for a figure that is always 0.
       queuedBytes: () => 0,
+      retarget: (newHost, newPort) => {
+        const moved = isIP(newHost) !== 0 ? nativeDestination(native.fanout, newHost, newPort) : undefined;
+        if (!moved) return false;
+        target = { fd, destination: moved };
+        return true;
+      },
     };
   }
   let to = { host, port };
   return {
     kind: 'udp',
     pair,
+    nativeTarget: () => undefined,
     send: (packet) => socket.send(packet, to.port, to.host),
     queuedBytes: () => socket.getSendQueueSize(),
     retarget: (newHost, newPort) => {
@@ -275,6 +276,7 @@ function genericPacketTransport(connection: IceConnectionLike, pair: unknown): P
   return {
     kind: 'generic',
     pair,
+    nativeTarget: () => undefined,
     send: (parts) => {
       const packet = Array.isArray(parts) ? Buffer.concat(parts) : parts;
       const size = packet.length;

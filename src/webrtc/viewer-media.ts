@@ -169,7 +169,7 @@ export class ViewerMedia {
     s.framesSent = (this.video?.framesSent ?? 0) + (this.audio?.framesSent ?? 0);
     if (this.transport) {
       s.transport = this.transport.kind;
-      s.sendPath = this.transport.native && (this.video ?? this.audio)?.sendsFrames ? 'native' : 'javascript';
+      s.sendPath = this.transport.nativeTarget() && (this.video ?? this.audio)?.sendsFrames ? 'native' : 'javascript';
     }
   }
 
@@ -218,7 +218,7 @@ export class ViewerMedia {
     try {
       // Replayed video, and live video behind a replay still draining, goes through the pacer.
       const pacer = frame.kind === 'video' && this.pacer && (age > settings.staleFrameMs || this.pacer.active) ? this.pacer : undefined;
-      const native = pacer ? undefined : transport.native;
+      const native = pacer ? undefined : transport.nativeTarget();
       if (native && out.sendsFrames) {
         // Native fan-out: the whole frame protected and sent in one call (one sendmmsg).
         const result = out.sendFrame(native, timestamp, packets);

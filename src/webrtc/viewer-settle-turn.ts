@@ -103,6 +103,7 @@ export function settleTurnPath(dtls: RTCDtlsTransport, consent: ConsentResponder
   const channelLost: PacketTransport = {
     kind: 'generic',
     pair: undefined,
+    nativeTarget: () => undefined,
     send: () => {
       if (lost) return;
       lost = true;
