@@ -29,7 +29,7 @@ import type { NativeFanoutStatus } from '../rtp/native-fanout.js';
 import type { ConsentResponder, DatagramSender } from './consent-responder.js';
 import { dtlsAlertReaderFromWerift } from './dtls-alert.js';
 import { boundChannelNumber, channelDataSender, isWeriftTurnClient, turnChannelPacketTransport, weriftTurnChannel, type PacketTransport, type WeriftTurnClient } from './packet-transport.js';
-import { readSettledDatagram, type SettledPath, type SettledPathCounters, type SettledPathHandlers } from './viewer-settle.js';
+import { settledDatagramHandler, settledPath, type SettledPath, type SettledPathCounters, type SettledPathHandlers } from './viewer-settle.js';
 
 export interface SettledTurnHandlers extends SettledPathHandlers {
   /** The channel could not be refreshed: the viewer's media have no way left. */
@@ -124,26 +124,24 @@ export function settleTurnPath(dtls: RTCDtlsTransport, consent: ConsentResponder
   const counters: SettledPathCounters = { foreign: 0, dropped: 0, pathChanges: 0 };
   (protocol as { turn: unknown }).turn = inertTurnClient();
   forgetIceTransactions(turn, protocol);
-  const subscription = turn.onData.subscribe((data, addr) => {
-    const fromViewer = addr[0] === remote[0] && addr[1] === remote[1];
-    readSettledDatagram(data, fromViewer, counters, {
-      stun: () => {
-        const back = onChannelOf(addr);
-        return back !== undefined && consent.answerSettled(data, addr, back);
+  const subscription = turn.onData.subscribe(
+    settledDatagramHandler(
+      () => remote,
+      {
+        stun: (data, addr) => {
+          const back = onChannelOf(addr);
+          return back !== undefined && consent.answerSettled(data, addr, back);
+        },
+        rtcp: (data) => handlers.readRtcp(data) !== 'other',
       },
-      rtcp: () => handlers.readRtcp(data) !== 'other',
-    }, alerts, handlers.onAlert);
+      counters,
+      alerts,
+      handlers.onAlert,
+    ),
+  );
+  return settledPath(transport, counters, alerts, () => {
+    subscription.unSubscribe();
+    turn.close().catch(() => undefined);
   });
-  let open = true;
-  return {
-    transport,
-    counters,
-    readsAlerts: alerts !== undefined,
-    close: () => {
-      if (!open) return;
-      open = false;
-      subscription.unSubscribe();
-      turn.close().catch(() => undefined);
-    },
-  };
 }
+

@@ -1,6 +1,5 @@
 // A loopback WebSocket signalling server around handleSignallingSocket, for viewer tests. It is
 // the same handler src/web plugs in; only the HTTP server around it is a stand-in.
-import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { silentLogger, type Logger } from '../../src/util/logger.js';
@@ -11,6 +10,7 @@ import type { CameraRegistry, Principal } from '../../src/webrtc/types.js';
 import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
 import { warmUpWebRtc, type ViewerPeer } from '../../src/webrtc/viewer-peer.js';
 import { registerCleanup } from '../helpers/processes.js';
+import { waitFor } from '../helpers/wait.js';
 
 export const EVERYONE: Principal = { name: 'everyone', cameras: 'all', admin: false };
 
@@ -84,9 +84,5 @@ export async function startSignallingServer(options: HarnessOptions): Promise<Si
 
 /** Waits (up to 10 s, else fails with its stats) until the viewer has let werift go (viewer-settle.ts). */
 export async function settled(viewer: ViewerPeer): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  while (!viewer.stats().weriftReleased) {
-    if (performance.now() > deadline) assert.fail(`not settled in 10 s: ${JSON.stringify(viewer.stats())}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await waitFor(() => viewer.stats().weriftReleased, 10_000, 'the viewer to let werift go (settled)', () => JSON.stringify(viewer.stats()));
 }

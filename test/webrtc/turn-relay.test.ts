@@ -12,6 +12,7 @@ import { launchChromium, summarizeRtcStats, waitForFramesDecoded, waitForRtcStat
 import { cleanupAll } from '../helpers/processes.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
 import { startTurnServer, type TurnServer } from '../helpers/turn-server.js';
+import { sleep } from '../helpers/wait.js';
 import { settled, startSignallingServer } from './harness.js';
 import { watchOverSignalling, type SignallingClient } from './werift-client.js';
 import { startWhepServer } from './whep-server.js';
@@ -88,7 +89,7 @@ describe('viewers through a TURN relay (coturn)', () => {
         const ref = weriftOf.get(viewer);
         assert.ok(ref, 'the peer connection was seen when the viewer connected');
         for (let i = 0; i < 60 && ref.deref() !== undefined; i++) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
+          await sleep(50);
           gc();
         }
         assert.ok(ref.deref() === undefined, "werift's peer connection is still reachable");

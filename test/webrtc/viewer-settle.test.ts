@@ -17,13 +17,13 @@ import type { ViewerPeer } from '../../src/webrtc/viewer-peer.js';
 import { cleanupAll } from '../helpers/processes.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
 import { settled, startSignallingServer, type SignallingHarness } from './harness.js';
+import { sleep } from '../helpers/wait.js';
 import { watchOverSignalling, type SignallingClient } from './werift-client.js';
 
 after(cleanupAll);
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Whether a UDP socket can bind this address now ('bound'), or the error code it gets. */
 async function bindable([host, port]: [string, number]): Promise<string> {
