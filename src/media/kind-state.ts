@@ -11,6 +11,7 @@ import { RateMeter } from './rate-meter.js';
 import type { VideoInfo } from './video-pipeline.js';
 import type { PipelineFrame } from './pipeline.js';
 import { newDepacketizerCounters } from './nal-assembler.js';
+import { SourceFrame } from './frame.js';
 import type { ReceptionCounters } from './track-receiver.js';
 
 /** A bitrate is known once the meter has this much of the camera's stream. */
@@ -55,18 +56,21 @@ export class KindState implements ReceptionCounters {
       this.lastKeyframeAt = now;
     }
     const timeline = this.timeline;
-    const frame: MediaFrame = {
-      kind: this.kind,
-      codec: this.codec,
-      clockRate: timeline.clockRate,
-      timestamp: timeline.map(input.timestamp, now),
-      sequenceNumber: timeline.takeSequence(input.packets.length),
-      keyframe: input.keyframe,
-      units: input.units,
-      packets: input.packets,
-      byteLength: input.byteLength,
-      receivedAt: now,
-    };
+    const packetCount = input.packets ? input.packets.length : input.cut.count(input.units);
+    const frame = new SourceFrame(
+      this.kind,
+      this.codec,
+      timeline.clockRate,
+      timeline.map(input.timestamp, now),
+      timeline.takeSequence(packetCount),
+      input.keyframe,
+      input.units,
+      input.byteLength,
+      now,
+      packetCount,
+      input.packets,
+      input.cut,
+    );
     if (senderReport) {
       frame.captureTime = senderReport.wallClockMs + (timestampDelta(senderReport.rtpTimestamp, input.timestamp) * 1000) / timeline.clockRate;
     }

@@ -30,8 +30,14 @@ export interface NalHeaderLayout {
   fragment: readonly [type: number, name: string];
 }
 
-/** Packetizes one access unit: at most `maxPayload` bytes a payload, `marker` on the last. */
-export type NalPacketizer = (units: ReadonlyArray<Buffer>, maxPayload?: number) => PacketizedPayload[];
+/**
+ * Packetizes one access unit: at most `maxPayload` bytes a payload, `marker` on the last. `count`
+ * tells how many payloads that makes without cutting (a Source numbers a frame's packets when it
+ * makes the frame, and cuts them only once somebody reads them).
+ */
+export type NalPacketizer = ((units: ReadonlyArray<Buffer>, maxPayload?: number) => PacketizedPayload[]) & {
+  count(units: ReadonlyArray<Buffer>, maxPayload?: number): number;
+};
 
 /** A field of the header as shift and mask, and how an aggregate combines it. */
 interface Field {
@@ -110,7 +116,9 @@ function writeAggregateHeader(format: NalFormat, units: ReadonlyArray<Buffer>, f
 /** The packetizer for a codec whose NAL unit header is `layout`. */
 export function nalPacketizer(layout: NalHeaderLayout): NalPacketizer {
   const format = compile(layout);
-  return (units, maxPayload = DEFAULT_MAX_PAYLOAD) => packetizeNal(units, maxPayload, format);
+  const packetize = (units: ReadonlyArray<Buffer>, maxPayload = DEFAULT_MAX_PAYLOAD): PacketizedPayload[] => packetizeNal(units, maxPayload, format);
+  const count = (units: ReadonlyArray<Buffer>, maxPayload = DEFAULT_MAX_PAYLOAD): number => planNal(units, maxPayload, format).packets;
+  return Object.assign(packetize, { count });
 }
 
 /**
@@ -138,12 +146,23 @@ function aggregateCount(units: ReadonlyArray<Buffer>, from: number, maxPayload: 
  * Cuts one access unit into RTP payloads of at most `maxPayload` bytes; `marker` is set on the last
  * one. Units are NAL units without start codes; units shorter than a NAL header are dropped.
  */
-function packetizeNal(units: ReadonlyArray<Buffer>, maxPayload: number, format: NalFormat): PacketizedPayload[] {
+/** What cutting an access unit will make: the payloads, and the bytes of the ones copied. */
+interface NalPlan {
+  packets: number;
+  /** The one buffer all copied payloads (aggregates, fragments) share. */
+  arenaBytes: number;
+}
+
+/**
+ * Walks the units as `packetizeNal` cuts them, without cutting: the one place that decides how many
+ * payloads a unit list makes, so the count a Source numbers packets by and the cut always agree.
+ */
+function planNal(units: ReadonlyArray<Buffer>, maxPayload: number, format: NalFormat): NalPlan {
   const h = format.headerBytes;
   const fuOverhead = h + 1;
   if (maxPayload < fuOverhead + 1) throw new RangeError(format.tooSmall);
-  // Pass 1 sizes the one buffer all copied payloads (aggregates, fragments) will share.
   let arenaBytes = 0;
+  let packets = 0;
   for (let i = 0; i < units.length;) {
     const length = units[i]!.length;
     if (length < h) {
@@ -153,6 +172,7 @@ function packetizeNal(units: ReadonlyArray<Buffer>, maxPayload: number, format: 
     if (length > maxPayload) {
       const fragments = Math.ceil((length - h) / (maxPayload - fuOverhead));
       arenaBytes += length - h + fuOverhead * fragments;
+      packets += fragments;
       i++;
       continue;
     }
@@ -161,9 +181,16 @@ function packetizeNal(units: ReadonlyArray<Buffer>, maxPayload: number, format: 
       arenaBytes += h;
       for (let j = i; j < i + count; j++) if (units[j]!.length >= h) arenaBytes += 2 + units[j]!.length;
     }
+    packets++;
     i += Math.max(count, 1);
   }
+  return { packets, arenaBytes };
+}
 
+function packetizeNal(units: ReadonlyArray<Buffer>, maxPayload: number, format: NalFormat): PacketizedPayload[] {
+  const h = format.headerBytes;
+  const fuOverhead = h + 1;
+  const { arenaBytes } = planNal(units, maxPayload, format);
   const arena = arenaBytes > 0 ? Buffer.allocUnsafe(arenaBytes) : undefined;
   let at = 0;
   const packets: PacketizedPayload[] = [];

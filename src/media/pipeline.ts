@@ -5,18 +5,26 @@
  */
 import type { CodecName, PacketizedPayload, RtpPacketView } from './types.js';
 import type { DepacketizerCounters } from './nal-assembler.js';
+import type { NalPacketizer } from './nal-packetizer.js';
 
-export interface PipelineFrame {
+interface PipelineFrameFields {
   /** RTP timestamp in the camera's timeline. */
   timestamp: number;
   keyframe: boolean;
   units: Buffer[];
-  packets: PacketizedPayload[];
   /** Encoded size: the sum of `units` lengths. */
   byteLength: number;
   /** Part of the frame was lost upstream. */
   damaged: boolean;
 }
+
+/**
+ * A pipeline's frame, with its RTP payloads either cut already (audio and VP8, whose payloads are
+ * the camera's) or left to `cut` (H.264 and H.265, re-cut for WebRTC's MTU): the Source cuts those
+ * only once somebody reads them, so a camera nobody watches is never re-cut.
+ */
+export type PipelineFrame = PipelineFrameFields &
+  ({ packets: PacketizedPayload[]; cut?: undefined } | { packets?: undefined; cut: NalPacketizer });
 
 export interface TrackPipeline {
   readonly kind: 'video' | 'audio';

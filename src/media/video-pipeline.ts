@@ -4,7 +4,8 @@
  * known, puts the parameter sets in front of any keyframe that lacks them (many cameras send them
  * only with some IDRs, or only in the SDP), and cuts the frame once for WebRTC.
  */
-import type { PacketizedPayload, TrackDescription, VideoCodecName } from './types.js';
+import type { TrackDescription, VideoCodecName } from './types.js';
+import type { NalPacketizer } from './nal-packetizer.js';
 import type { AccessUnit, DepacketizerCounters, NalAssembler } from './nal-assembler.js';
 import type { FrameCallback, TrackPipeline } from './pipeline.js';
 import type { RtpPacketView } from './types.js';
@@ -39,7 +40,7 @@ interface CodecTraits {
   isAud(type: number): boolean;
   required: ReadonlyArray<ParamKind>;
   parseSps(nal: Buffer): VideoInfo | undefined;
-  packetize(units: ReadonlyArray<Buffer>): PacketizedPayload[];
+  packetize: NalPacketizer;
   depacketizer(onAccessUnit: (au: AccessUnit) => void, track: TrackDescription): NalAssembler;
 }
 
@@ -62,7 +63,7 @@ const H264_TRAITS: CodecTraits = {
     if (sps.fps !== undefined) info.fps = sps.fps;
     return info;
   },
-  packetize: (units) => packetizeH264(units),
+  packetize: packetizeH264,
   depacketizer: (onAccessUnit) => new H264Depacketizer(onAccessUnit),
 };
 
@@ -77,7 +78,7 @@ const H265_TRAITS: CodecTraits = {
     const sps = parseH265Sps(nal);
     return sps && spsInfo(sps);
   },
-  packetize: (units) => packetizeH265(units),
+  packetize: packetizeH265,
   depacketizer: (onAccessUnit, track) =>
     new H265Depacketizer(onAccessUnit, Number.parseInt(track.fmtp['sprop-max-don-diff'] ?? '0', 10) > 0),
 };
@@ -201,7 +202,7 @@ export class VideoPipeline implements TrackPipeline {
       timestamp: au.timestamp,
       keyframe,
       units,
-      packets: traits.packetize(units),
+      cut: traits.packetize,
       byteLength,
       damaged: au.damaged,
     });

@@ -41,7 +41,7 @@ test('G.711 and Opus pass through, one packet one frame, copied out of the packe
   assert.equal(frames[0]!.timestamp, 8000);
   assert.equal(frames[0]!.units[0]![0], 0x7f);
   assert.equal(frames[0]!.keyframe, true);
-  assert.equal(frames[0]!.packets[0]!.payload, frames[0]!.units[0]);
+  assert.equal(frames[0]!.packets![0]!.payload, frames[0]!.units[0]);
 });
 
 test('AAC config: frame durations for LC, LD/ELD and SBR', () => {
@@ -63,7 +63,7 @@ test('AAC: several AUs in one packet become frames with consecutive timestamps',
   assert.deepEqual(frames.map((f) => f.timestamp), [5000, 6024, 7048]);
   assert.deepEqual(frames.map((f) => f.units[0]!.length), [100, 120, 90]);
   // Output packets are AAC-hbr with one AU header and the whole AU.
-  const out = frames[1]!.packets;
+  const out = frames[1]!.packets!;
   assert.equal(out.length, 1);
   const parsed = parseAacAuHeaders(out[0]!.payload, parseAacFmtp(aacTrack.fmtp));
   assert.deepEqual(parsed, { sizes: [120], dataOffset: 4 });
@@ -81,8 +81,8 @@ test('AAC: a fragmented AU is reassembled; a lost fragment drops it', () => {
   pipeline.push(packet(Buffer.concat([header(3000), au.subarray(2800)]), { ts: 1, marker: true }), false);
   assert.equal(frames.length, 1);
   assert.ok(frames[0]!.units[0]!.equals(au));
-  assert.equal(frames[0]!.packets.length, 3, 'a 3000-byte AU is cut into <= 1200-byte packets');
-  assert.deepEqual(frames[0]!.packets.map((p) => p.marker), [false, false, true]);
+  assert.equal(frames[0]!.packets!.length, 3, 'a 3000-byte AU is cut into <= 1200-byte packets');
+  assert.deepEqual(frames[0]!.packets!.map((p) => p.marker), [false, false, true]);
   pipeline.push(packet(Buffer.concat([header(3000), au.subarray(0, 1400)]), { ts: 2, marker: false }), false);
   pipeline.push(packet(Buffer.concat([header(3000), au.subarray(2800)]), { ts: 2, marker: true }), true);
   assert.equal(frames.length, 1);

@@ -202,7 +202,8 @@ test('pipeline: SPS/PPS from sprop are prepended to an IDR that lacks them, keyf
     const types = keyframe.units.map((u) => u[0]! & 0x1f);
     assert.deepEqual(types.slice(0, 2), [7, 8]);
     assert.ok(types.includes(5));
-    assert.equal(keyframe.packets[0]!.payload[0]! & 0x1f, 24, 'SPS+PPS aggregated in a STAP-A');
+    assert.equal(keyframe.packets, undefined, 'cut only when read (the Source cuts on first use)');
+    assert.equal(keyframe.cut!(keyframe.units)[0]!.payload[0]! & 0x1f, 24, 'SPS+PPS aggregated in a STAP-A');
   }
 });
 

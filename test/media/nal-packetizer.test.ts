@@ -66,4 +66,33 @@ describe('NAL packetizer (H.264 and H.265 through one algorithm)', () => {
     assert.doesNotThrow(() => packetizeH265([h265Idr(10)], 4));
     assert.equal(DEFAULT_MAX_PAYLOAD, 1200);
   });
+
+  it('counts without cutting exactly the payloads it cuts, for random unit lists and payload sizes', () => {
+    // A Source numbers a frame's packets by the count and cuts later: a disagreement would reuse or
+    // skip sequence numbers. Units span empty, too short for a header, tiny (aggregated), exactly
+    // the payload size, and several payloads long; payload sizes span the smallest allowed.
+    let seed = 12345;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const sizes = (max: number): number => [0, 1, 2, 3, 20, max - 1, max, max + 1, 2 * max + 7, 7000][random(10)]!;
+    for (const [packetize, h, name] of [[packetizeH264, 1, 'H.264'], [packetizeH265, 2, 'H.265']] as const) {
+      let cases = 0;
+      for (let round = 0; round < 2000; round++) {
+        const maxPayload = [h + 2, h + 3, 40, 300, DEFAULT_MAX_PAYLOAD][random(5)]!;
+        const units = Array.from({ length: random(12) }, () => {
+          const unit = Buffer.alloc(sizes(maxPayload), 0x11);
+          if (unit.length > 0) unit[0] = h === 1 ? 0x41 : 0x02;
+          return unit;
+        });
+        const cut = packetize(units, maxPayload);
+        assert.equal(packetize.count(units, maxPayload), cut.length, `${name}: units ${units.map((u) => u.length)} at ${maxPayload}`);
+        if (cut.length > 1) cases++;
+      }
+      assert.ok(cases > 500, `${name}: ${cases} lists made several packets`);
+    }
+    assert.equal(packetizeH264.count([h264Idr(5000)]), packetizeH264([h264Idr(5000)]).length, 'the default payload size too');
+    assert.throws(() => packetizeH264.count([h264Idr(10)], 2), /FU-A header/, 'the same refusal as the cut');
+  });
 });

@@ -48,10 +48,10 @@ test('libvpx over RTP: one frame per picture, keyframes where the encoder put th
   assert.deepEqual(frames.flatMap((f, i) => (f.keyframe ? [i] : [])), [0, 10, 20, 30, 40]);
   assert.deepEqual([pipeline.width, pipeline.height], [320, 240]);
   assert.ok(frames.every((f) => !f.damaged));
-  assert.equal(frames.reduce((n, f) => n + f.packets.length, 0), packets.length, 'every payload passes through');
-  assert.ok(frames.every((f) => f.packets.at(-1)!.marker && f.packets.slice(0, -1).every((p) => !p.marker)), 'the marker ends each frame');
-  assert.ok(frames.every((f) => f.packets.every((p) => p.payload.length <= 1188)));
-  assert.deepEqual(frames[3]!.packets.map((p) => p.payload), packets.filter((p) => p.timestamp === frames[3]!.timestamp).map((p) => p.payload), 'payloads unchanged, descriptor included');
+  assert.equal(frames.reduce((n, f) => n + f.packets!.length, 0), packets.length, 'every payload passes through');
+  assert.ok(frames.every((f) => f.packets!.at(-1)!.marker && f.packets!.slice(0, -1).every((p) => !p.marker)), 'the marker ends each frame');
+  assert.ok(frames.every((f) => f.packets!.every((p) => p.payload.length <= 1188)));
+  assert.deepEqual(frames[3]!.packets!.map((p) => p.payload), packets.filter((p) => p.timestamp === frames[3]!.timestamp).map((p) => p.payload), 'payloads unchanged, descriptor included');
   assert.equal(pipeline.counters.accessUnits, 50);
 });
 
