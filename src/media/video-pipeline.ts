@@ -2,7 +2,8 @@
  * Turns depacketised H.264/H.265 access units into frames a fresh decoder can use: tracks the
  * parameter sets (from the SDP and in-band), marks keyframes only when their parameter sets are
  * known, puts the parameter sets in front of any keyframe that lacks them (many cameras send them
- * only with some IDRs, or only in the SDP), and cuts the frame once for WebRTC.
+ * only with some IDRs, or only in the SDP), and gives each frame the packetizer that cuts it for
+ * WebRTC (the Source cuts it once, when somebody first reads its packets).
  */
 import type { TrackDescription, VideoCodecName } from './types.js';
 import type { NalPacketizer } from './nal-packetizer.js';
