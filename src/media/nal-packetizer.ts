@@ -142,10 +142,6 @@ function aggregateCount(units: ReadonlyArray<Buffer>, from: number, maxPayload: 
   return members >= 2 ? span : 1;
 }
 
-/**
- * Cuts one access unit into RTP payloads of at most `maxPayload` bytes; `marker` is set on the last
- * one. Units are NAL units without start codes; units shorter than a NAL header are dropped.
- */
 /** What cutting an access unit will make: the payloads, and the bytes of the ones copied. */
 interface NalPlan {
   packets: number;
@@ -187,6 +183,10 @@ function planNal(units: ReadonlyArray<Buffer>, maxPayload: number, format: NalFo
   return { packets, arenaBytes };
 }
 
+/**
+ * Cuts one access unit into RTP payloads of at most `maxPayload` bytes; `marker` is set on the last
+ * one. Units are NAL units without start codes; units shorter than a NAL header are dropped.
+ */
 function packetizeNal(units: ReadonlyArray<Buffer>, maxPayload: number, format: NalFormat): PacketizedPayload[] {
   const h = format.headerBytes;
   const fuOverhead = h + 1;

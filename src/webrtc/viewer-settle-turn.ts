@@ -144,4 +144,3 @@ export function settleTurnPath(dtls: RTCDtlsTransport, consent: ConsentResponder
     turn.close().catch(() => undefined);
   });
 }
-

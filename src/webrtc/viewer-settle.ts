@@ -207,4 +207,3 @@ export function settleUdpPath(dtls: RTCDtlsTransport, consent: ConsentResponder,
     }
   });
 }
-
