@@ -22,13 +22,16 @@
  * - The table gives, per case, the median over sweeps of server CPU %, µs of server CPU per
  *   delivered viewer-packet, CPU in the 5 s before the first viewer, connect-all seconds, first
  *   keyframe p50 (and max for storms), sequence loss and RSS per viewer (at the window's peak, the
- *   harness's figure, and at its end, once the server settled), with the ratio project / Janus.
+ *   harness's figure, and at its end, once the server settled; both above the no-viewer RSS once
+ *   start-up is over, `--settle`), with the ratio project / Janus.
  *
  * Run: npm run bench:janus [-- --quick] [-- --sweeps 3 --viewers 10,25,50 --storm 25,50
  *      --servers janus,project --cpu-prof]. `--quick`: one sweep, N=10 and a storm of 25, short windows.
  * `--cpu-prof` starts Homebridge with `node --cpu-prof` and prints the top self-time functions.
  * `--node-flags "--max-semi-space-size=1"` starts the project's Node with those flags (a tuning to measure).
  * `--idle 75`: the length in seconds of the ingest case's window (no viewer; default 75, see INGEST_WINDOWS).
+ * `--settle 45`: seconds each steady case's server runs with no viewer before the first joins, the
+ *   last 5 of them its baseline (default 45, see STEADY_IDLE_S; `--settle 5` is the harness's own).
  * `--dry-run` prepares everything (harness copy, build, storage, tokens) and prints the harness
  * command lines instead of running them.
  * Only one benchmark may run on the machine at a time (both cores are used).
@@ -68,6 +71,8 @@ const { values: args } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     /** Seconds of the ingest case's window (no viewer), which starts 1 s after the server is ready. */
     idle: { type: 'string' },
+    /** Seconds a steady case's server runs with no viewer before the first joins (its baseline is the last 5). */
+    settle: { type: 'string' },
     /** Skip the ingest case. */
     'no-ingest': { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
@@ -88,6 +93,18 @@ if (IDLE_SECONDS !== undefined && !(IDLE_SECONDS > 0)) throw new Error(`--idle $
 /** bench.mjs windows (s): the harness defaults, shorter for --quick and for storms (their point is the join). */
 const WINDOWS = QUICK ? { idle: 3, warmup: 2, duration: 5 } : { idle: 5, warmup: 5, duration: 15 };
 const STORM_WINDOWS = { idle: WINDOWS.idle, warmup: 2, duration: 5 };
+/**
+ * How long a steady case's server runs with no viewer before the first joins; its no-viewer
+ * baseline (RSS and CPU) is the last BASELINE_S of that. The plugin's RSS climbs for about 40 s
+ * after Homebridge starts, viewers or not (the ingest case's samples: 106 MB at 1 s, 113 MB from
+ * 40 s on, with V8's first memory-reducing collection in between), where Janus's is flat from its
+ * first second. With the harness's own 5 s, the baseline was read on that climb, and the RSS "per
+ * viewer" carried about 7 MB of start-up, 0.14 MB a viewer at 50.
+ */
+const BASELINE_S = QUICK ? WINDOWS.idle : 5;
+const STEADY_IDLE_S = args.settle === undefined ? (QUICK ? WINDOWS.idle : 45) : Number(args.settle);
+if (!(STEADY_IDLE_S >= BASELINE_S)) throw new Error(`--settle ${args.settle}: give at least ${BASELINE_S} seconds`);
+const STEADY_WINDOWS = { ...WINDOWS, idle: STEADY_IDLE_S };
 /**
  * The ingest case: a server with its camera and no viewer, read for 75 s from 1 s after it is
  * ready, and reported twice from the harness's per-second samples:
@@ -127,10 +144,17 @@ interface Case {
   concurrency: number;
 }
 
+/** One of the harness's per-second readings of the server. */
+interface IdleSample {
+  t: number;
+  cpuPct: number | null;
+  rssMB?: number | null;
+}
+
 interface Step {
   viewers: number;
   errors: string[];
-  idle?: { serverCpuPct: number | null; serverRssMB: number | null; samples?: Array<{ t: number; cpuPct: number | null }> };
+  idle?: { serverCpuPct: number | null; serverRssMB: number | null; samples?: IdleSample[] };
   window?: { serverCpuPct: number | null; serverCpuUsPerDeliveredPkt: number | null; seqLossPct: number | null; serverRssMaxMB: number | null; serverRssMB: number | null };
   connectAllSeconds?: number;
   timeToFirstKeyframeMs?: { p50: number | null; max: number | null };
@@ -280,7 +304,7 @@ async function runHarness(server: Server, sweep: number, c: Case, ctx: Context):
   const name = `${ctx.stamp}-s${sweep + 1}-${c.name}-${server}`;
   const file = join(SCRATCH, 'results', `${name}.json`);
   const profileDir = args['cpu-prof'] && server === 'project' ? join(SCRATCH, 'profiles', name) : undefined;
-  const windows = { ingest: INGEST_WINDOWS, steady: WINDOWS, storm: STORM_WINDOWS }[c.kind];
+  const windows = { ingest: INGEST_WINDOWS, steady: STEADY_WINDOWS, storm: STORM_WINDOWS }[c.kind];
   const argv = [
     'bench.mjs', '--server', server === 'janus' ? 'janus' : 'whep',
     '--viewers', c.viewers.join(','),
@@ -324,17 +348,54 @@ interface Metric {
   digits: number;
 }
 
+/** The idle window's per-second samples from `from` s (exclusive) to `to` s. */
+function idleSamplesBetween(s: Step, from: number, to: number): IdleSample[] {
+  return (s.idle?.samples ?? []).filter((x) => x.t > from && x.t <= to + 0.5);
+}
+
+/** Mean CPU % of the idle window's per-second samples from `from` s (exclusive) to `to` s. */
+const idleCpuBetween =
+  (from: number, to: number) =>
+  (s: Step): number | undefined => {
+    const inRange = idleSamplesBetween(s, from, to).filter((x) => typeof x.cpuPct === 'number');
+    return inRange.length === 0 ? undefined : inRange.reduce((sum, x) => sum + x.cpuPct!, 0) / inRange.length;
+  };
+
 /**
- * RSS above the 5 s before the first viewer, per viewer: at the window's peak (the harness's own
- * figure, which catches what joining left behind before either server gives it back), and at the
- * window's end (what the server settled to, `window` seconds after the last join).
+ * The no-viewer RSS a steady case's viewers are counted above: the median of the idle window's
+ * last BASELINE_S per-second samples (the harness's end-of-window figure where it gave none).
+ */
+function baselineRss(s: Step): number | undefined {
+  const rss = idleSamplesBetween(s, STEADY_IDLE_S - BASELINE_S, STEADY_IDLE_S)
+    .map((x) => x.rssMB)
+    .filter((v): v is number => typeof v === 'number');
+  return rss.length > 0 ? median(rss) : (s.idle?.serverRssMB ?? undefined);
+}
+
+/**
+ * RSS above the baseline, per viewer: at the window's peak (the harness's own figure, which
+ * catches what joining left behind before either server gives it back), and at the window's end
+ * (what the server settled to, `window` seconds after the last join).
  */
 const rssPerViewer =
   (at: 'serverRssMaxMB' | 'serverRssMB') =>
   (s: Step): number | undefined => {
     const rss = s.window?.[at];
-    return rss != null && s.idle?.serverRssMB != null ? (rss - s.idle.serverRssMB) / s.viewers : undefined;
+    const base = baselineRss(s);
+    return rss != null && base !== undefined ? (rss - base) / s.viewers : undefined;
   };
+
+/**
+ * What the RSS per viewer would read against the harness's own baseline, the first BASELINE_S of
+ * the idle window (what this bench reported before `--settle`): the start-up climb it includes.
+ */
+function startUpClimbPerViewer(s: Step): number | undefined {
+  const early = idleSamplesBetween(s, 0, BASELINE_S)
+    .map((x) => x.rssMB)
+    .filter((v): v is number => typeof v === 'number');
+  const base = baselineRss(s);
+  return early.length > 0 && base !== undefined && STEADY_IDLE_S > BASELINE_S ? (base - early[early.length - 1]!) / s.viewers : undefined;
+}
 
 const SERVER_CPU: Metric = { label: 'server CPU %', of: (s) => s.window?.serverCpuPct, digits: 1 };
 const TTFK_P50: Metric = { label: 'first keyframe p50 ms', of: (s) => s.timeToFirstKeyframeMs?.p50, digits: 0 };
@@ -343,21 +404,14 @@ const LOSS: Metric = { label: 'sequence loss %', of: (s) => s.window?.seqLossPct
 const STEADY_METRICS: Metric[] = [
   SERVER_CPU,
   { label: 'µs per delivered viewer-packet', of: (s) => s.window?.serverCpuUsPerDeliveredPkt, digits: 1 },
-  { label: 'no viewer yet, first 5 s: CPU %', of: (s) => s.idle?.serverCpuPct, digits: 1 },
+  { label: `no viewer yet, last ${BASELINE_S} s: CPU %`, of: idleCpuBetween(STEADY_IDLE_S - BASELINE_S, STEADY_IDLE_S), digits: 1 },
   { label: 'connect-all s (one by one)', of: (s) => s.connectAllSeconds, digits: 2 },
   TTFK_P50,
   LOSS,
   { label: 'RSS per viewer MB, window peak', of: rssPerViewer('serverRssMaxMB'), digits: 2 },
   { label: 'RSS per viewer MB, window end', of: rssPerViewer('serverRssMB'), digits: 2 },
+  { label: `  no viewer: RSS climb ${BASELINE_S}-${STEADY_IDLE_S} s, per viewer`, of: startUpClimbPerViewer, digits: 2 },
 ];
-
-/** Mean CPU % of the idle window's per-second samples from `from` s (exclusive) to `to` s. */
-const idleCpuBetween =
-  (from: number, to: number) =>
-  (s: Step): number | undefined => {
-    const inRange = (s.idle?.samples ?? []).filter((x) => x.t > from && x.t <= to + 0.5 && typeof x.cpuPct === 'number');
-    return inRange.length === 0 ? undefined : inRange.reduce((sum, x) => sum + x.cpuPct!, 0) / inRange.length;
-  };
 
 const INGEST_METRICS: Metric[] = [
   { label: `server CPU %, first ${INGEST_EARLY_S} s after start-up`, of: idleCpuBetween(0, INGEST_EARLY_S), digits: 2 },
