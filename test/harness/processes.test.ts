@@ -108,4 +108,19 @@ describe('ports', () => {
     await new Promise((r) => server.close(r));
     await assert.rejects(waitForPort(port, { timeoutMs: 200 }), /nothing listening/);
   });
+
+  // A test that takes a port for its web server and then starts a camera that takes one too must
+  // never get the same port twice: the kernel may hand a port it just handed out again (seen under
+  // load: Homebridge could not listen on the port the camera had been given).
+  test('never hands the same port out twice in one process, one at a time or several at once', async () => {
+    const seen = new Set<number>();
+    for (let i = 0; i < 400; i++) {
+      const port = await getFreePort();
+      assert.ok(!seen.has(port), `port ${port} handed out twice (after ${i} others)`);
+      seen.add(port);
+    }
+    const several = await getFreePorts(50);
+    assert.equal(new Set(several).size, 50);
+    for (const port of several) assert.ok(!seen.has(port), `port ${port} handed out twice`);
+  });
 });

@@ -1,6 +1,9 @@
-// Free-port helpers. Ports come from the kernel's ephemeral range (bind to port 0), which
-// it hands out at random, so parallel test files rarely collide; callers that start a
-// server on the port should still retry once on EADDRINUSE.
+// Free-port helpers. Ports come from the kernel's ephemeral range (bind to port 0). The kernel
+// may hand a port it just handed out again once it is released (here within 60 draws), so a test
+// that takes a port for one server and then starts another that takes one too could get the same
+// port twice; within one process these helpers never hand a port out twice (the last
+// RECENT_PORTS). Parallel test files rarely collide; callers that start a server on the port
+// should still retry once on EADDRINUSE.
 import { createSocket } from 'node:dgram';
 import { createConnection, createServer, type Server } from 'node:net';
 
@@ -27,14 +30,37 @@ export async function getFreePort(host = LOOPBACK): Promise<number> {
   return port!;
 }
 
-/** `count` distinct free TCP ports (all held open together, then released). */
+/** How many of the ports handed out last are never handed out again (a test file uses a few dozen). */
+const RECENT_PORTS = 4096;
+/** Ports handed out by this process, oldest first (a Set iterates in insertion order). */
+const handedOut = new Set<number>();
+
+function remember(port: number): void {
+  handedOut.add(port);
+  if (handedOut.size > RECENT_PORTS) handedOut.delete(handedOut.values().next().value!);
+}
+
+/**
+ * `count` distinct free TCP ports that this process has not handed out lately (all held open
+ * together, then released). A port handed out before stays held while the kernel is asked again,
+ * so it cannot come back in the same call.
+ */
 export async function getFreePorts(count: number, host = LOOPBACK): Promise<number[]> {
-  const servers = Array.from({ length: count }, () => createServer());
+  const servers: Server[] = [];
+  const ports: number[] = [];
   try {
-    return await Promise.all(servers.map((s) => listen(s, host)));
+    for (let attempt = 0; ports.length < count; attempt++) {
+      if (attempt >= count + 256) throw new Error(`no ${count} free ports on ${host} that were not handed out lately`);
+      const server = createServer();
+      servers.push(server);
+      const port = await listen(server, host);
+      if (!handedOut.has(port)) ports.push(port);
+    }
   } finally {
     await Promise.all(servers.map(close));
   }
+  for (const port of ports) remember(port);
+  return ports;
 }
 
 /** A UDP port that was free a moment ago on `host`. */
