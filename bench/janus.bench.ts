@@ -361,14 +361,19 @@ const idleCpuBetween =
     return inRange.length === 0 ? undefined : inRange.reduce((sum, x) => sum + x.cpuPct!, 0) / inRange.length;
   };
 
+/** RSS (MB) of the idle window's per-second samples from `from` s (exclusive) to `to` s, those that have one. */
+function idleRssBetween(s: Step, from: number, to: number): number[] {
+  return idleSamplesBetween(s, from, to)
+    .map((x) => x.rssMB)
+    .filter((v): v is number => typeof v === 'number');
+}
+
 /**
  * The no-viewer RSS a steady case's viewers are counted above: the median of the idle window's
  * last BASELINE_S per-second samples (the harness's end-of-window figure where it gave none).
  */
 function baselineRss(s: Step): number | undefined {
-  const rss = idleSamplesBetween(s, STEADY_IDLE_S - BASELINE_S, STEADY_IDLE_S)
-    .map((x) => x.rssMB)
-    .filter((v): v is number => typeof v === 'number');
+  const rss = idleRssBetween(s, STEADY_IDLE_S - BASELINE_S, STEADY_IDLE_S);
   return rss.length > 0 ? median(rss) : (s.idle?.serverRssMB ?? undefined);
 }
 
@@ -390,11 +395,10 @@ const rssPerViewer =
  * the idle window (what this bench reported before `--settle`): the start-up climb it includes.
  */
 function startUpClimbPerViewer(s: Step): number | undefined {
-  const early = idleSamplesBetween(s, 0, BASELINE_S)
-    .map((x) => x.rssMB)
-    .filter((v): v is number => typeof v === 'number');
+  if (STEADY_IDLE_S <= BASELINE_S) return undefined;
+  const atOldBaseline = idleRssBetween(s, 0, BASELINE_S).at(-1);
   const base = baselineRss(s);
-  return early.length > 0 && base !== undefined && STEADY_IDLE_S > BASELINE_S ? (base - early[early.length - 1]!) / s.viewers : undefined;
+  return atOldBaseline !== undefined && base !== undefined ? (base - atOldBaseline) / s.viewers : undefined;
 }
 
 const SERVER_CPU: Metric = { label: 'server CPU %', of: (s) => s.window?.serverCpuPct, digits: 1 };
