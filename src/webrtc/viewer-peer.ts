@@ -48,6 +48,7 @@ import { settleTurnPath } from './viewer-settle-turn.js';
 import { requestNativeHeapTrim } from '../rtp/native-heap-trim.js';
 import { useOpensslX25519 } from './x25519.js';
 import { ignoreStaleDtlsHellos } from './dtls-stale-hellos.js';
+import { cacheDtlsCertificateParsing } from './dtls-certificate-cache.js';
 
 // Moved to viewer-options.ts; re-exported for the modules that import them from here.
 export { CONNECT_TIMEOUT_MS, DEFAULT_TRACKS_TIMEOUT_MS } from './viewer-options.js';
@@ -98,9 +99,10 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
 
   constructor(options: ViewerPeerOptions) {
     super();
-    // Once per process (x25519.ts, dtls-stale-hellos.ts); warmUpWebRtc does them too, before the first viewer.
+    // Once per process (x25519.ts, dtls-stale-hellos.ts, dtls-certificate-cache.ts); warmUpWebRtc does them too, before the first viewer.
     useOpensslX25519();
     ignoreStaleDtlsHellos();
+    cacheDtlsCertificateParsing();
     this.id = options.id ?? randomUUID();
     this.source = options.source;
     this.log = options.logger ?? silentLogger;
@@ -507,6 +509,7 @@ export function warmUpWebRtc(): Promise<void> {
     guardDefaultStunServer();
     useOpensslX25519();
     ignoreStaleDtlsHellos();
+    cacheDtlsCertificateParsing();
     try {
       await RTCDtlsTransport.SetupCertificate();
       const pc = new RTCPeerConnection({ iceServers: [], iceUseIpv6: false, codecs: { video: [h264Codec()], audio: [] } });
