@@ -32,7 +32,10 @@
  *      <dir>/server-<viewers>.heapsnapshot, to compare what two viewer counts hold;
  *      BENCH_NACK=0 has the receivers negotiate no NACK, see RECEIVER_NACK;
  *      BENCH_RELAY=1 sends every viewer through a TURN relay: a coturn on the receivers' core, the
- *      server set to relay only, as a home that forwards no port is; see RELAY)
+ *      server set to relay only, as a home that forwards no port is; see RELAY;
+ *      BENCH_RPS=1, as root, has loopback's receive processing (the viewers' kernels) run on the
+ *      receivers' core instead of the server's, as on a real network, and puts the setting back at
+ *      the end: see loopback-rps.ts)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -40,6 +43,7 @@ import { fileURLToPath } from 'node:url';
 import { getHeapSpaceStatistics, setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startAllocationSampling, type AllocationSummary } from './allocation-sampling.js';
+import { steerLoopbackReceiveUntilExit } from './loopback-rps.js';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { RtpHeader, RtpPacket, type RTCRtpSender } from 'werift';
@@ -78,6 +82,12 @@ const PER_RECEIVER_PROCESS = 10;
  * no retransmissions, and its latency and CPU are its own; the notes say which was run.
  */
 const RECEIVER_NACK = process.env.BENCH_NACK !== '0';
+/**
+ * BENCH_RPS=1: the receivers' half of each loopback datagram (IP and UDP receive, the socket queue)
+ * runs on their core, not on the sender's, as it would on their own devices; without it the
+ * server's latency and CPU include their kernels' work (loopback-rps.ts).
+ */
+const RECEIVE_ON_RECEIVERS_CORE = process.env.BENCH_RPS === '1';
 /**
  * BENCH_RELAY=1: the parent starts coturn (pinned to the receivers' core, so its relaying is not
  * the server's CPU) and hands it to the server in BENCH_TURN_SERVER; the server gathers relay
@@ -639,7 +649,8 @@ async function main(): Promise<void> {
     await runReceivers(args[0]!, Number(args[1]));
     return;
   }
-  console.log(`WebRTC fan-out bench: 720p25 H.264 ~2.4 Mbit/s + PCMU; medians of ${WINDOWS} x ${MEASURE_MS / 1000} s windows; server on CPU 0, receivers${RELAY ? ' and coturn' : ''} on CPU 1${RELAY ? '; every viewer through the TURN relay' : ''}\n`);
+  const steering = RECEIVE_ON_RECEIVERS_CORE ? steerLoopbackReceiveUntilExit(1) : undefined;
+  console.log(`WebRTC fan-out bench: 720p25 H.264 ~2.4 Mbit/s + PCMU; medians of ${WINDOWS} x ${MEASURE_MS / 1000} s windows; server on CPU 0, receivers${RELAY ? ' and coturn' : ''} on CPU 1${RELAY ? '; every viewer through the TURN relay' : ''}; ${steering ? steering.description : "the viewers' loopback receive on the sender's core (BENCH_RPS=1 moves it)"}\n`);
   const turn = RELAY ? await startTurnServer({ cpu: 1 }) : undefined;
   if (turn) process.env.BENCH_TURN_SERVER = JSON.stringify({ urls: turn.url, username: turn.username, credential: turn.credential });
   const rows: Row[] = [];
@@ -647,6 +658,7 @@ async function main(): Promise<void> {
     for (const path of PATHS) rows.push(...(await runPath(path)));
   } finally {
     await turn?.close();
+    steering?.restore();
   }
   printTable(rows);
   printAllocations(rows);
