@@ -2,12 +2,12 @@
 // handshake (src/webrtc/dtls-certificate-cache.ts): the same fingerprints as werift's own code,
 // lists each caller may keep, and real werift viewers' DTLS on the kept parse.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { CipherContext, RTCCertificate, RTCDtlsTransport } from 'werift';
 
 import { cacheDtlsCertificateParsing, dtlsCertificateParses } from '../../src/webrtc/dtls-certificate-cache.js';
 import { SyntheticSource } from '../helpers/synthetic-source.js';
-import { startSignallingServer, type SignallingHarness } from './harness.js';
+import { startSignallingServer } from './harness.js';
 import { watchOverSignalling } from './werift-client.js';
 
 interface Fingerprint {
@@ -60,36 +60,27 @@ describe("werift's DTLS certificate parsed once", () => {
     assert.deepEqual(contexts[0]!.localCert, der);
   });
 
-  describe('werift viewers over it', () => {
-    let source: SyntheticSource;
-    let harness: SignallingHarness;
-    before(async () => {
-      source = await SyntheticSource.create({ id: 'cam1', gop: 25 });
-      harness = await startSignallingServer({ sources: [source] });
-    });
-    after(async () => {
+  test('three werift viewers complete DTLS and decode frames, the shared certificate parsed at most once', async () => {
+    cacheDtlsCertificateParsing();
+    await RTCDtlsTransport.SetupCertificate();
+    const source = await SyntheticSource.create({ id: 'cam1', gop: 25 });
+    const harness = await startSignallingServer({ sources: [source] });
+    const fingerprintParses = dtlsCertificateParses.fingerprints;
+    const keyParses = dtlsCertificateParses.handshakeKeys;
+    const clients = [];
+    try {
+      for (let i = 0; i < 3; i++) clients.push(await watchOverSignalling(harness.url, 'cam1'));
+      for (const client of clients) {
+        await client.receiver.waitFor(() => client.receiver.accessUnits >= 10 && client.receiver.keyframes >= 1, 15_000, 'frames');
+        assert.equal(client.receiver.damaged, 0);
+      }
+      // Six handshake ends (server and viewer are werift in this process, on the one certificate).
+      assert.ok(dtlsCertificateParses.fingerprints - fingerprintParses <= 1, `fingerprint parses: ${dtlsCertificateParses.fingerprints - fingerprintParses}`);
+      assert.ok(dtlsCertificateParses.handshakeKeys - keyParses <= 1, `handshake key parses: ${dtlsCertificateParses.handshakeKeys - keyParses}`);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
       await harness.close();
       source.close();
-    });
-
-    test('three viewers complete DTLS and decode frames, the shared certificate parsed at most once', async () => {
-      cacheDtlsCertificateParsing();
-      await RTCDtlsTransport.SetupCertificate();
-      const fingerprintParses = dtlsCertificateParses.fingerprints;
-      const keyParses = dtlsCertificateParses.handshakeKeys;
-      const clients = [];
-      try {
-        for (let i = 0; i < 3; i++) clients.push(await watchOverSignalling(harness.url, 'cam1'));
-        for (const client of clients) {
-          await client.receiver.waitFor(() => client.receiver.accessUnits >= 10 && client.receiver.keyframes >= 1, 15_000, 'frames');
-          assert.equal(client.receiver.damaged, 0);
-        }
-        // Six handshake ends (server and viewer are werift in this process, on the one certificate).
-        assert.ok(dtlsCertificateParses.fingerprints - fingerprintParses <= 1, `fingerprint parses: ${dtlsCertificateParses.fingerprints - fingerprintParses}`);
-        assert.ok(dtlsCertificateParses.handshakeKeys - keyParses <= 1, `handshake key parses: ${dtlsCertificateParses.handshakeKeys - keyParses}`);
-      } finally {
-        await Promise.all(clients.map((c) => c.close()));
-      }
-    });
+    }
   });
 });
