@@ -20,11 +20,8 @@ export const LOOPBACK_RPS_PATH = '/sys/class/net/lo/queues/rx-0/rps_cpus';
 export function cpuMask(cpu: number): string {
   if (!Number.isInteger(cpu) || cpu < 0 || cpu > 1023) throw new RangeError(`not a CPU number: ${String(cpu)}`);
   // Groups of 32 CPUs are comma-separated, most significant first, as sysfs prints them.
-  const words: string[] = [];
-  for (let word = Math.floor(cpu / 32); word >= 0; word--) {
-    words.push(word === Math.floor(cpu / 32) ? (2 ** (cpu % 32)).toString(16) : '00000000');
-  }
-  return words.join(',');
+  const lowerGroups = Array<string>(Math.floor(cpu / 32)).fill('00000000');
+  return [(2 ** (cpu % 32)).toString(16), ...lowerGroups].join(',');
 }
 
 export interface LoopbackSteering {
