@@ -5,4 +5,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 source scripts/node-env.sh
-npm test
+# A failed run ends with a digest of what the peers logged during each failed test
+# (scripts/failure-digest.mjs): CI shows only the end of the output.
+rm -f .test-artifacts/failure-logs.txt
+status=0
+npm test || status=$?
+if [ "$status" -ne 0 ]; then node scripts/failure-digest.mjs .test-artifacts/failure-logs.txt || true; fi
+exit "$status"

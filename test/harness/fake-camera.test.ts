@@ -87,6 +87,22 @@ describe('fake camera: default H.264 + PCMU', () => {
     await v.stop(false);
   });
 
+  test('a raw video source that stands still under a playing client is repaired as a reboot: the client is dropped, the next one decodes video', async () => {
+    const watching = startViewer(cam.url, { transport: 'udp' });
+    await cam.waitForSessionCount(1);
+    const stalledAt = Date.now();
+    assert.equal(await cam.stallVideo(), true);
+    const exit = await Promise.race([watching.process.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 12_000))]);
+    await watching.stop(false);
+    assert.notEqual(exit, 'running', `the stalled client was not dropped; camera log:\n${cam.stderr().slice(-3000)}`);
+    const droppedAfterMs = Date.now() - stalledAt;
+    assert.ok(droppedAfterMs >= 3000, `dropped ${droppedAfterMs} ms after the stall, before the watch could have seen 2 s of it`);
+    assert.match(cam.stderr(), /video stalled for 2 s: in the last second 0 raw frames[^\n]*streams blocked: none/);
+    assert.match(cam.stderr(), /dropping the media and its clients/);
+    const next = await decodeVideo(cam.url, { transport: 'udp', videoFrames: 30 });
+    assert.ok(next.videoFrames >= 25, `after the repair decoded ${next.videoFrames}: ${next.stderr}`);
+  });
+
   test('stop() frees the port and restart() serves again on the same port', async () => {
     const port = cam.port;
     await cam.stop();

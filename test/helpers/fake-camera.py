@@ -366,6 +366,9 @@ class Camera:
         self.flow = {"source": 0, "encoder": 0, "audio": 0}
         self.flow_seen = dict(self.flow)
         self.stalled_for = 0
+        # Since when the current media has had a session (GLib monotonic µs, seen by the stall
+        # watch), None while it has none.
+        self.media_played_at = None
 
         factory = GstRtspServer.RTSPOnvifMediaFactory() if onvif else GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch_line(a))
@@ -444,6 +447,7 @@ class Camera:
             self._configure_backchannel_media(media)
             return
         self.media = media
+        self.media_played_at = None
         if not getattr(self, "moving", True):
             vsrc = media.get_element().get_by_name("vsrc")
             if vsrc is not None:
@@ -506,19 +510,30 @@ class Camera:
                 found.get_static_pad(pad).add_probe(Gst.PadProbeType.BUFFER, counter(stage))
 
     def _watch_flow(self):
-        """Logs when the video branch stops while audio goes on: says which stage stopped."""
+        """Logs when the video branch stops while audio goes on: says which stage stopped.
+
+        Watched from a session's PLAY of the media on (plus a second for the encoder to start),
+        not only once it has encoded a frame: a new media whose video never starts is a stall too."""
         if self.media is None:
             return True
         moved = {k: self.flow[k] - self.flow_seen[k] for k in self.flow}
         self.flow_seen = dict(self.flow)
-        if moved["encoder"] == 0 and self.flow["encoder"] > 0:
+        watchers = self._shared_media_sessions()
+        now = GLib.get_monotonic_time()
+        if watchers == 0:
+            self.media_played_at = None
+        elif self.media_played_at is None:
+            self.media_played_at = now
+        playing = self.media_played_at is not None and now - self.media_played_at > 1_000_000
+        if moved["encoder"] == 0 and (self.flow["encoder"] > 0 or playing):
             self.stalled_for += 1
             if self.stalled_for == 2:
                 log(f"video stalled for 2 s: in the last second {moved['source']} raw frames, "
-                    f"0 encoded, {moved['audio']} audio buffers; clients {len(self.clients)}, "
-                    f"sessions {self.pool.get_n_sessions()}; pipeline {self._pipeline_state()}")
+                    f"0 encoded, {moved['audio']} audio buffers ({self.flow['encoder']} encoded in all); "
+                    f"clients {len(self.clients)}, sessions {self.pool.get_n_sessions()}; pipeline {self._pipeline_state()}; "
+                    f"test source {self._element_state('vsrc')}; streams blocked: {', '.join(self._blocking_streams()) or 'none'}")
             # The raw video stopping is enough: it has stopped with the sound still flowing too.
-            if moved["source"] == 0 and self.pool.get_n_sessions() > 0:
+            if moved["source"] == 0 and watchers > 0:
                 self._restart_stopped_media()
         else:
             if self.stalled_for >= 2:
@@ -555,10 +570,33 @@ class Camera:
         moved = ", ".join(f"{k} {self.flow[k] - self.flow_seen[k]}" for k in self.flow)
         # A stream gst-rtsp-server still holds blocked (as it does a prepared media's until PLAY)
         # sends nothing to anyone.
-        blocked = [str(i) for i in range(self.media.n_streams()) if self.media.get_stream(i).is_blocking()]
+        blocked = self._blocking_streams()
         log(f"UDP senders 2 s after PLAY: {'; '.join(parts) or 'none'}; buffers since the last flow check: {moved}; "
             f"streams blocked: {', '.join(blocked) or 'none'}")
         return False
+
+    def _shared_media_sessions(self):
+        """Sessions PLAYing the shared media (a talking client's back-channel media is its own; a
+        session set up but not yet played has not asked for the stream)."""
+        count = 0
+        for session in self.pool.filter(None, None):
+            if any(
+                session_media.get_media() == self.media and session_media.get_rtsp_state() == GstRtsp.RTSPState.PLAYING
+                for session_media in session.filter(None, None)
+            ):
+                count += 1
+        return count
+
+    def _blocking_streams(self):
+        """The media's streams gst-rtsp-server holds blocked (as it does a prepared media's until PLAY)."""
+        return [str(i) for i in range(self.media.n_streams()) if self.media.get_stream(i).is_blocking()]
+
+    def _element_state(self, name):
+        element = self.media.get_element().get_by_name(name)
+        if element is None:
+            return "none"
+        _res, current, pending = element.get_state(0)
+        return f"{current.value_nick} (pending {pending.value_nick})"
 
     def _pipeline_state(self):
         pipeline = self.media.get_element().get_parent()
@@ -580,13 +618,18 @@ class Camera:
         again; if that does not move it, the media is dropped with its clients, and the next
         client gets a new one."""
         if self.stalled_for == 2:
+            # A stream still held blocked under a playing session stops its whole branch back to
+            # the test source: let it go first.
+            for index in self._blocking_streams():
+                log(f"unblocking stream {index}, held blocked with a session playing")
+                self.media.get_stream(int(index)).set_blocked(False)
             pipeline = self.media.get_element().get_parent()
             if pipeline is not None:
                 log("restarting the stopped pipeline")
                 pipeline.set_state(Gst.State.PLAYING)
         elif self.stalled_for == 4:
             log(f"the pipeline is still stopped ({self._pipeline_state()}): dropping the media and its clients")
-            media, self.media, self.media_held = self.media, None, False
+            media, self.media, self.media_held, self.media_played_at = self.media, None, False, None
             self.flow = {"source": 0, "encoder": 0, "audio": 0}
             self.flow_seen = dict(self.flow)
             self.stalled_for = 0
@@ -696,6 +739,19 @@ class Camera:
                 log(f"could not drop a client: {exc.message}")
         return dropped
 
+    def stall_video(self):
+        """Stops the current media's raw video at the test source and keeps it stopped (a blocking
+        probe nothing removes) while the sound flows on: the stall gst-rtsp-server's shared media
+        has shown, for the harness test of its repair."""
+        if self.media is None:
+            return False
+        vsrc = self.media.get_element().get_by_name("vsrc")
+        if vsrc is None:
+            return False
+        vsrc.get_static_pad("src").add_probe(Gst.PadProbeType.BLOCK | Gst.PadProbeType.BUFFER, lambda _pad, _info: Gst.PadProbeReturn.OK)
+        log("video stalled on request")
+        return True
+
     # --- control channel ----------------------------------------------------------------
     def _on_stdin(self, fd, condition):
         try:
@@ -733,6 +789,8 @@ class Camera:
                 reply = {"applied": self.set_moving(bool(msg.get("moving", True)))}
             elif cmd == "drop":
                 reply = {"dropped": self.drop_clients()}
+            elif cmd == "stall-video":
+                reply = {"stalled": self.stall_video()}
             elif cmd == "ping":
                 reply = {}
             elif cmd == "quit":

@@ -226,6 +226,16 @@ export class FakeCamera {
     return typeof r.dropped === 'number' ? r.dropped : 0;
   }
 
+  /**
+   * Stops the shared media's raw video for good while its sound flows on, as gst-rtsp-server's
+   * shared media has done on its own: the camera's stall watch then repairs it as a reboot would
+   * (drops the media and its clients within about 4 s; the next client gets a new media).
+   */
+  async stallVideo(): Promise<boolean> {
+    const r = await this.command('stall-video');
+    return r.stalled === true;
+  }
+
   /** Sessions that use the ONVIF back-channel (a client talking, or set up to). */
   async talkSessionCount(): Promise<number> {
     const r = await this.command('talk-sessions');

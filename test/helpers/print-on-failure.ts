@@ -6,7 +6,28 @@
  * file-wide hooks in every test file importing the helper: before each test they note how much each
  * instance has logged so far, after a failed one they print what each logged since.
  */
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Every report is also appended here, so that `scripts/test.sh` can end a failed run with a
+ * digest of them: CI keeps only the end of a long run's output, where the runner's summary names
+ * a failure and its error but not what the peers logged around it. `WRC_FAILURE_LOG_FILE` moves it
+ * (the fixture test's own failures go elsewhere).
+ */
+export const FAILURE_LOG_FILE =
+  process.env['WRC_FAILURE_LOG_FILE'] ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.test-artifacts', 'failure-logs.txt');
+
+function keepForDigest(report: string): void {
+  try {
+    mkdirSync(dirname(FAILURE_LOG_FILE), { recursive: true });
+    appendFileSync(FAILURE_LOG_FILE, `${report}\n`);
+  } catch {
+    // The report has been printed already; the digest is a convenience.
+  }
+}
 
 export interface FailureLog<T> {
   /** How much `instance` has logged so far (lines, characters): the start of the next test's share. */
@@ -33,7 +54,9 @@ export function printLogsOnFailure<T>(instances: Iterable<T>, log: FailureLog<T>
     for (const instance of instances) {
       // An instance made inside the failed test logged everything during it.
       const report = log.report(instance, loggedAtTestStart.get(instance) ?? 0, context.name);
-      if (report !== undefined) console.log(report);
+      if (report === undefined) continue;
+      console.log(report);
+      keepForDigest(report);
     }
   });
 }
