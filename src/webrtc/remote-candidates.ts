@@ -67,10 +67,22 @@ export function specialAddressKind(address: string): string | undefined {
   return 'not an IP address';
 }
 
-/** The server's own interface addresses (read per call: interfaces come and go). */
-export function ownAddresses(): Set<string> {
+/**
+ * How long one reading of the interfaces serves. Interfaces come and go, so they are read again
+ * after this; but a burst of viewers joining together reads them once, not once a viewer (listing
+ * them is a syscall round per interface: about 0.2 ms a join in a storm of 50).
+ */
+export const OWN_ADDRESSES_MAX_AGE_MS = 1000;
+let ownAddressesRead: { atMs: number; addresses: ReadonlySet<string> } | undefined;
+
+/** The server's own interface addresses, as listed at most `OWN_ADDRESSES_MAX_AGE_MS` ago. */
+export function ownAddresses(nowMs: number = performance.now()): ReadonlySet<string> {
+  if (ownAddressesRead && nowMs - ownAddressesRead.atMs < OWN_ADDRESSES_MAX_AGE_MS && nowMs >= ownAddressesRead.atMs) {
+    return ownAddressesRead.addresses;
+  }
   const own = new Set<string>();
   for (const list of Object.values(networkInterfaces())) for (const info of list ?? []) own.add(normalise(info.address));
+  ownAddressesRead = { atMs: nowMs, addresses: own };
   return own;
 }
 

@@ -8,12 +8,13 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/util/logger.js';
 import { LOOPBACK_ICE_SETTINGS } from '../../src/webrtc/ice-config.js';
-import { MAX_REMOTE_CANDIDATES, RemoteCandidateFilter, judgeCandidate } from '../../src/webrtc/remote-candidates.js';
+import { MAX_REMOTE_CANDIDATES, OWN_ADDRESSES_MAX_AGE_MS, RemoteCandidateFilter, judgeCandidate, ownAddresses } from '../../src/webrtc/remote-candidates.js';
 import { ViewerLimiter } from '../../src/webrtc/viewer-limits.js';
 import { createWhepHandler, type WhepEndpoint } from '../../src/webrtc/whep.js';
 import type { CallerContext } from '../../src/web/types.js';
@@ -117,6 +118,18 @@ describe('remote ICE candidates', () => {
     const verdicts = Array.from({ length: 20 }, (_v, i) => filter.admit(`candidate:${i} 1 udp 1 10.0.0.${i + 1} 5000 typ host`).ok);
     assert.equal(verdicts.filter(Boolean).length, MAX_REMOTE_CANDIDATES);
     assert.equal(filter.admit('candidate:0 1 udp 1 10.0.0.1 5000 typ host').ok, true, 'a repeat of an accepted one is not a new one');
+  });
+
+  it('the server\'s own addresses are listed once for a burst of joins and listed again after a second (interfaces come and go)', () => {
+    const listed = new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((info) => info.address)));
+    const start = 1e9; // far from any reading a test before made
+    const first = ownAddresses(start);
+    assert.ok(first.has('127.0.0.1') && [...listed].every((address) => first.has(address.toLowerCase())), [...first].join(' '));
+    assert.equal(ownAddresses(start + OWN_ADDRESSES_MAX_AGE_MS - 1), first, 'the same reading within the window');
+    const later = ownAddresses(start + OWN_ADDRESSES_MAX_AGE_MS);
+    assert.notEqual(later, first, 'listed again once the window is over');
+    assert.deepEqual([...later].sort(), [...first].sort());
+    assert.notEqual(ownAddresses(start), later, 'a clock that went back reads them again');
   });
 
   it('a WHEP offer and PATCH naming a loopback port send it no STUN; a viewer on this machine gets at most the cap checked', async () => {
