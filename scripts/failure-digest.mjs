@@ -3,14 +3,18 @@
  * Ends a failed test run with a short digest of what the peers (test cameras, Homebridge) logged
  * during each failed test: its notable lines (stalls, losses, errors, reconnects) and its last few.
  * CI keeps only the end of a long run's output, and there the runner's summary names a failed test
- * and its error, not its cause. The whole logs are in the file given (default
- * .test-artifacts/failure-logs.txt, written by test/helpers/print-on-failure.ts).
+ * and its error, not its cause. The whole logs are in the file given (scripts/test.sh names it in
+ * WRC_FAILURE_LOG_FILE, and test/helpers/print-on-failure.ts appends to it).
  *
- * Usage: node scripts/failure-digest.mjs [file]
+ * Usage: node scripts/failure-digest.mjs file
  */
 import { existsSync, readFileSync } from 'node:fs';
 
-const file = process.argv[2] ?? '.test-artifacts/failure-logs.txt';
+const file = process.argv[2];
+if (!file) {
+  console.error('usage: node scripts/failure-digest.mjs file');
+  process.exit(2);
+}
 /** Lines worth seeing from any peer's log: what went wrong, and what was done about it. */
 const NOTABLE = /stall|block|restart|drop|lost|offline|reconnect|no video|timed? ?out|refus|denied|error|fail|warn|closed|exit/i;
 const NOTABLE_PER_BLOCK = 12;

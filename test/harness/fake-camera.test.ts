@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { FakeCamera } from '../helpers/fake-camera.js';
-import { decodeVideo, probe, startViewer } from '../helpers/ffprobe.js';
+import { decodeVideo, probe, startViewer, type RtspViewer } from '../helpers/ffprobe.js';
 import { isPortOpen } from '../helpers/ports.js';
 import {
   captureRtp,
@@ -15,6 +15,11 @@ import {
   type RtpCapture,
   type RtpPacket,
 } from '../helpers/rtsp-client.js';
+
+/** The viewer's exit, or 'running' if it has not exited within `ms`. */
+function exitedWithin(viewer: RtspViewer, ms: number): Promise<unknown> {
+  return Promise.race([viewer.process.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), ms))]);
+}
 
 describe('fake camera: default H.264 + PCMU', () => {
   let cam: FakeCamera;
@@ -82,7 +87,7 @@ describe('fake camera: default H.264 + PCMU', () => {
     await cam.waitForSessionCount(1);
     assert.equal(await cam.dropClients(), 1);
     await cam.waitForSessionCount(0);
-    const exit = await Promise.race([v.process.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 5000))]);
+    const exit = await exitedWithin(v, 5000);
     assert.notEqual(exit, 'running', 'ffmpeg should notice the dropped connection');
     await v.stop(false);
   });
@@ -92,7 +97,7 @@ describe('fake camera: default H.264 + PCMU', () => {
     await cam.waitForSessionCount(1);
     const stalledAt = Date.now();
     assert.equal(await cam.stallVideo(), true);
-    const exit = await Promise.race([watching.process.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 12_000))]);
+    const exit = await exitedWithin(watching, 12_000);
     await watching.stop(false);
     assert.notEqual(exit, 'running', `the stalled client was not dropped; camera log:\n${cam.stderr().slice(-3000)}`);
     const droppedAfterMs = Date.now() - stalledAt;

@@ -486,14 +486,16 @@ class Camera:
     def talk_session_count(self):
         """Sessions with a back-channel media (the client sent the ONVIF Require header)."""
         self.pool.cleanup()
-        count = 0
-        for session in self.pool.filter(None, None):
-            for session_media in session.filter(None, None):
-                element = session_media.get_media().get_element()
-                if element is not None and element.get_by_name(BACKCHANNEL_BIN) is not None:
-                    count += 1
-                    break
-        return count
+
+        def talks(session_media):
+            element = session_media.get_media().get_element()
+            return element is not None and element.get_by_name(BACKCHANNEL_BIN) is not None
+
+        return self._count_sessions(talks)
+
+    def _count_sessions(self, wanted):
+        """Sessions in the pool with at least one session media that `wanted` accepts."""
+        return sum(1 for session in self.pool.filter(None, None) if any(wanted(m) for m in session.filter(None, None)))
 
     def _count_flow(self, media):
         element = media.get_element()
@@ -531,7 +533,7 @@ class Camera:
                 log(f"video stalled for 2 s: in the last second {moved['source']} raw frames, "
                     f"0 encoded, {moved['audio']} audio buffers ({self.flow['encoder']} encoded in all); "
                     f"clients {len(self.clients)}, sessions {self.pool.get_n_sessions()}; pipeline {self._pipeline_state()}; "
-                    f"test source {self._element_state('vsrc')}; streams blocked: {', '.join(self._blocking_streams()) or 'none'}")
+                    f"test source {self._element_state('vsrc')}; streams blocked: {', '.join(map(str, self._blocking_streams())) or 'none'}")
             # The raw video stopping is enough: it has stopped with the sound still flowing too.
             if moved["source"] == 0 and watchers > 0:
                 self._restart_stopped_media()
@@ -572,24 +574,20 @@ class Camera:
         # sends nothing to anyone.
         blocked = self._blocking_streams()
         log(f"UDP senders 2 s after PLAY: {'; '.join(parts) or 'none'}; buffers since the last flow check: {moved}; "
-            f"streams blocked: {', '.join(blocked) or 'none'}")
+            f"streams blocked: {', '.join(map(str, blocked)) or 'none'}")
         return False
 
     def _shared_media_sessions(self):
         """Sessions PLAYing the shared media (a talking client's back-channel media is its own; a
         session set up but not yet played has not asked for the stream)."""
-        count = 0
-        for session in self.pool.filter(None, None):
-            if any(
-                session_media.get_media() == self.media and session_media.get_rtsp_state() == GstRtsp.RTSPState.PLAYING
-                for session_media in session.filter(None, None)
-            ):
-                count += 1
-        return count
+        return self._count_sessions(
+            lambda session_media: session_media.get_media() == self.media
+            and session_media.get_rtsp_state() == GstRtsp.RTSPState.PLAYING
+        )
 
     def _blocking_streams(self):
         """The media's streams gst-rtsp-server holds blocked (as it does a prepared media's until PLAY)."""
-        return [str(i) for i in range(self.media.n_streams()) if self.media.get_stream(i).is_blocking()]
+        return [i for i in range(self.media.n_streams()) if self.media.get_stream(i).is_blocking()]
 
     def _element_state(self, name):
         element = self.media.get_element().get_by_name(name)
@@ -622,14 +620,14 @@ class Camera:
             # the test source: let it go first.
             for index in self._blocking_streams():
                 log(f"unblocking stream {index}, held blocked with a session playing")
-                self.media.get_stream(int(index)).set_blocked(False)
+                self.media.get_stream(index).set_blocked(False)
             pipeline = self.media.get_element().get_parent()
             if pipeline is not None:
                 log("restarting the stopped pipeline")
                 pipeline.set_state(Gst.State.PLAYING)
         elif self.stalled_for == 4:
             log(f"the pipeline is still stopped ({self._pipeline_state()}): dropping the media and its clients")
-            media, self.media, self.media_held, self.media_played_at = self.media, None, False, None
+            media, self.media, self.media_held = self.media, None, False
             self.flow = {"source": 0, "encoder": 0, "audio": 0}
             self.flow_seen = dict(self.flow)
             self.stalled_for = 0
